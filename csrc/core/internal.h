@@ -1,0 +1,117 @@
+/*
+ * internal.h -- what the files of the library share and the public header
+ * does not show: allocation, error helpers, shape helpers, the recording of
+ * tape entries and the strided iteration used by every kernel driver.
+ *
+ * Nothing here is part of the API.  Names start with tg__ (two underscores).
+ */
+#ifndef TG_INTERNAL_H
+#define TG_INTERNAL_H
+
+#include "tapegrad.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+/* ---- allocation (alloc.c): 64-byte aligned, caching by size class ------ */
+/* NULL (and TG_ERR_MEMORY set, naming `who`) on failure. */
+void *tg__alloc(size_t nbytes, const char *who);
+void tg__free(void *p, size_t nbytes);
+
+/* ---- random (random.c): n doubles, uniform [0,1) (kind 0) or N(0,1) (1) */
+void tg__random_fill(double *out, int64_t n, int kind);
+
+/* ---- errors ------------------------------------------------------------- */
+#define TG_FAIL(status, ...) (tg_error_set((status), __VA_ARGS__), (void *)0)
+
+/* ---- shapes ------------------------------------------------------------- */
+/* Validate a shape and return its element count in *numel; checks 0 <= ndim
+ * <= TG_MAX_DIMS, sizes >= 0 and that numel * itemsize fits (TG_ERR_MEMORY). */
+tg_status tg__check_shape(const char *who, int ndim, const int64_t *shape, size_t itemsize,
+                          int64_t *numel);
+/* Normalise axis into [0, ndim); TG_ERR_INDEX naming `who` if out of range. */
+tg_status tg__norm_axis(const char *who, int64_t axis, int ndim, int64_t *out);
+/* Normalise an axes list (NULL = all) into a bitmask; repeats are errors. */
+tg_status tg__axes_mask(const char *who, const int64_t *axes, int naxes, int ndim,
+                        uint32_t *mask);
+/* NumPy broadcast of two shapes; TG_ERR_VALUE naming `who` on mismatch. */
+tg_status tg__broadcast_shapes(const char *who, int na, const int64_t *sa, int nb,
+                               const int64_t *sb, int *nout, int64_t *sout);
+void tg__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
+bool tg__same_shape(int na, const int64_t *sa, int nb, const int64_t *sb);
+/* "(3, 4)" of a tensor into a small rotating static buffer (for messages). */
+const char *tg__shp(const tg_tensor *t);
+const char *tg__shp2(int ndim, const int64_t *shape);
+
+/* ---- tensors ------------------------------------------------------------ */
+/* A view of x's storage with a new shape/strides/offset (no autograd). */
+tg_tensor *tg__view(tg_tensor *x, int ndim, const int64_t *shape, const int64_t *strides,
+                    int64_t offset);
+/* A contiguous copy (no autograd). */
+tg_tensor *tg__copy(tg_tensor *x);
+/* Strided copy of src into dst (same shape, or src broadcastable), converting
+ * dtypes; no checks, no autograd. */
+void tg__copy_into(tg_tensor *dst, const tg_tensor *src);
+/* x converted to dt (new reference to x when it already has dt). No autograd. */
+tg_tensor *tg__as_dtype(tg_tensor *x, tg_dtype dt);
+/* Error unless float dtype. */
+tg_status tg__require_float(const char *who, const tg_tensor *x);
+tg_status tg__check_writable(const char *who, const tg_tensor *t);
+
+/* ---- recording (tape.c) ------------------------------------------------- */
+/* Should an op with these inputs record an entry? (grad mode on and a float
+ * input requires grad) */
+bool tg__should_record(int n, tg_tensor *const *in);
+/* Record an entry for `out` (sets out->grad_fn and out->requires_grad).
+ * Returns the entry (borrowed from out) or NULL on allocation failure (error
+ * set; the caller releases out and fails). */
+tg_entry *tg__record(const tg_opdef *op, int n, tg_tensor *const *in, tg_tensor *out);
+/* Save a tensor for backward (retained, version remembered). */
+tg_status tg__save(tg_entry *e, tg_tensor *t);
+/* Keep the output's data so that tg_entry_output can rebuild it. */
+void tg__save_output(tg_entry *e, tg_tensor *out);
+/* The op's result is finished: record if needed.  Convenience used by most
+ * ops: on failure releases out and returns NULL. `e_out` receives the entry
+ * or NULL when nothing was recorded. */
+tg_tensor *tg__finish(const tg_opdef *op, int n, tg_tensor *const *in, tg_tensor *out,
+                      tg_entry **e_out);
+/* Called by tg_tensor_release when a tensor dies, to clear weak pointers. */
+void tg__entry_output_died(tg_entry *e, tg_tensor *t);
+
+/* ---- strided iteration -------------------------------------------------- */
+/* Iterate over the elements of up to 4 operands sharing one shape (strides in
+ * elements, 0 for broadcast).  The driver collapses contiguous dimensions and
+ * calls fn once per innermost row with the row length and inner strides. */
+#define TG_ITER_MAX 4
+typedef void (*tg_row_fn)(int64_t n, char **ptrs, const int64_t *strides_bytes,
+                          void *ctx);
+void tg__iterate(int nops, int ndim, const int64_t *shape, char **base,
+                 int64_t strides_bytes[][TG_MAX_DIMS], tg_row_fn fn, void *ctx);
+/* Element strides of x broadcast to (ndim, shape) in BYTES. */
+void tg__bcast_strides_bytes(const tg_tensor *x, int ndim, const int64_t *shape,
+                             int64_t *out);
+
+/* ---- op registry -------------------------------------------------------- */
+#define TG_OP(name) TG_OPID_##name,
+enum {
+#include "../ops/oplist.h"
+    TG_OPID_COUNT
+};
+#undef TG_OP
+#define TG_OP(name) extern const tg_opdef tg_opdef_##name;
+#include "../ops/oplist.h"
+#undef TG_OP
+
+/* Define an op in one block: name, then designated initialisers. */
+#define TG_DEFINE_OP(opname, ...)                                                  \
+    const tg_opdef tg_opdef_##opname = {.name = #opname, .id = TG_OPID_##opname,     \
+                                        .file = __FILE__, .line = __LINE__, __VA_ARGS__}
+
+/* The VJP the engine should call for e (override, custom, or built-in). */
+tg_vjp_fn tg__vjp_for(const tg_entry *e, void **ctx);
+
+/* Small helpers for VJPs written with ops (return NULL on failure). */
+tg_tensor *tg__zeros_like(const tg_tensor *x);
+tg_tensor *tg__ones_like(const tg_tensor *x);
+
+#endif /* TG_INTERNAL_H */

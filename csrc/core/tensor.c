@@ -1,0 +1,790 @@
+/*
+ * tensor.c -- storages, tensors, creation, shape helpers, strided iteration
+ * and the few in-place operations (never recorded on the tape).
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ===================================================================== */
+/* Storage                                                                */
+/* ===================================================================== */
+
+tg_storage *tg_storage_new(size_t nbytes) {
+    tg_storage *s = malloc(sizeof *s);
+    if (!s) return TG_FAIL(TG_ERR_MEMORY, "storage: out of memory");
+    s->data = tg__alloc(nbytes, "storage");
+    if (!s->data) {
+        free(s);
+        return NULL;
+    }
+    s->refcount = 1;
+    s->nbytes = nbytes;
+    s->release = NULL;
+    s->release_ctx = NULL;
+    s->version = 0;
+    s->readonly = false;
+    return s;
+}
+
+tg_storage *tg_storage_borrow(void *data, size_t nbytes, tg_release_fn release, void *ctx,
+                              bool readonly) {
+    tg_storage *s = malloc(sizeof *s);
+    if (!s) return TG_FAIL(TG_ERR_MEMORY, "storage: out of memory");
+    s->refcount = 1;
+    s->data = data;
+    s->nbytes = nbytes;
+    s->release = release;
+    s->release_ctx = ctx;
+    s->version = 0;
+    s->readonly = readonly;
+    return s;
+}
+
+void tg_storage_retain(tg_storage *s) {
+    if (s) s->refcount++;
+}
+
+void tg_storage_release(tg_storage *s) {
+    if (!s || --s->refcount > 0) return;
+    if (s->release)
+        s->release(s->data, s->release_ctx);
+    else
+        tg__free(s->data, s->nbytes);
+    free(s);
+}
+
+/* ===================================================================== */
+/* Shapes                                                                 */
+/* ===================================================================== */
+
+tg_status tg__check_shape(const char *who, int ndim, const int64_t *shape, size_t itemsize,
+                          int64_t *numel) {
+    if (ndim < 0 || ndim > TG_MAX_DIMS)
+        return tg_error_set(TG_ERR_VALUE, "%s: %d dimensions requested, at most %d are supported",
+                            who, ndim, TG_MAX_DIMS);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return tg_error_set(TG_ERR_VALUE,
+                                "%s: negative dimension %lld in shape %s (dim %d)", who,
+                                (long long)shape[i], tg__shp2(ndim, shape), i);
+        if (__builtin_mul_overflow(n, shape[i], &n))
+            return tg_error_set(TG_ERR_MEMORY,
+                                "%s: shape %s has too many elements (the count overflows 64 bits)",
+                                who, tg__shp2(ndim, shape));
+    }
+    int64_t bytes;
+    if (__builtin_mul_overflow(n, (int64_t)itemsize, &bytes) || bytes > (INT64_MAX >> 2))
+        return tg_error_set(TG_ERR_MEMORY, "%s: shape %s needs too many bytes", who,
+                            tg__shp2(ndim, shape));
+    *numel = n;
+    return TG_OK;
+}
+
+tg_status tg__norm_axis(const char *who, int64_t axis, int ndim, int64_t *out) {
+    int64_t lim = ndim == 0 ? 1 : ndim; /* a 0-d tensor accepts axis 0 / -1 like NumPy's keepdims paths */
+    if (axis < -lim || axis >= lim)
+        return tg_error_set(TG_ERR_INDEX,
+                            "%s: axis %lld is out of range for a tensor with %d dimension%s "
+                            "(expected %lld <= axis < %lld)",
+                            who, (long long)axis, ndim, ndim == 1 ? "" : "s", (long long)-lim,
+                            (long long)lim);
+    *out = axis < 0 ? axis + lim : axis;
+    return TG_OK;
+}
+
+tg_status tg__axes_mask(const char *who, const int64_t *axes, int naxes, int ndim,
+                        uint32_t *mask) {
+    if (!axes) {
+        *mask = ndim >= 32 ? 0xFFFFFFFFu : ((1u << ndim) - 1u);
+        return TG_OK;
+    }
+    if (naxes < 0 || naxes > TG_MAX_DIMS)
+        return tg_error_set(TG_ERR_VALUE, "%s: %d axes given, at most %d", who, naxes,
+                            TG_MAX_DIMS);
+    uint32_t m = 0;
+    for (int i = 0; i < naxes; i++) {
+        int64_t a;
+        if (ndim == 0) {
+            if (axes[i] != 0 && axes[i] != -1)
+                return tg_error_set(TG_ERR_INDEX,
+                                    "%s: axis %lld is out of range for a 0-d tensor", who,
+                                    (long long)axes[i]);
+            continue;
+        }
+        tg_status st = tg__norm_axis(who, axes[i], ndim, &a);
+        if (st) return st;
+        if (m & (1u << a))
+            return tg_error_set(TG_ERR_VALUE, "%s: axis %lld is repeated in the axes list", who,
+                                (long long)axes[i]);
+        m |= 1u << a;
+    }
+    *mask = m;
+    return TG_OK;
+}
+
+tg_status tg__broadcast_shapes(const char *who, int na, const int64_t *sa, int nb,
+                               const int64_t *sb, int *nout, int64_t *sout) {
+    int n = na > nb ? na : nb;
+    for (int i = 0; i < n; i++) {
+        int ia = na - n + i, ib = nb - n + i;
+        int64_t da = ia >= 0 ? sa[ia] : 1, db = ib >= 0 ? sb[ib] : 1;
+        if (da != db && da != 1 && db != 1) {
+            return tg_error_set(TG_ERR_VALUE,
+                                "%s: shapes %s and %s cannot be broadcast together: %lld (dim %d) "
+                                "!= %lld (dim %d) and neither is 1",
+                                who, tg__shp2(na, sa), tg__shp2(nb, sb), (long long)da, ia,
+                                (long long)db, ib);
+        }
+        sout[i] = da == 1 ? db : da;
+    }
+    *nout = n;
+    return TG_OK;
+}
+
+void tg__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides) {
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        strides[i] = s;
+        s *= shape[i] > 0 ? shape[i] : 1;
+    }
+}
+
+bool tg__same_shape(int na, const int64_t *sa, int nb, const int64_t *sb) {
+    if (na != nb) return false;
+    for (int i = 0; i < na; i++)
+        if (sa[i] != sb[i]) return false;
+    return true;
+}
+
+char *tg_shape_str(int ndim, const int64_t *shape, char *buf, size_t n) {
+    size_t k = 0;
+    k += (size_t)snprintf(buf + k, k < n ? n - k : 0, "(");
+    for (int i = 0; i < ndim; i++)
+        k += (size_t)snprintf(buf + k, k < n ? n - k : 0, "%s%lld", i ? ", " : "",
+                              (long long)shape[i]);
+    if (ndim == 1) k += (size_t)snprintf(buf + k, k < n ? n - k : 0, ",");
+    snprintf(buf + k, k < n ? n - k : 0, ")");
+    return buf;
+}
+
+const char *tg__shp2(int ndim, const int64_t *shape) {
+    static _Thread_local char bufs[6][200];
+    static _Thread_local int next;
+    char *b = bufs[next];
+    next = (next + 1) % 6;
+    return tg_shape_str(ndim, shape, b, sizeof bufs[0]);
+}
+
+const char *tg__shp(const tg_tensor *t) { return tg__shp2(t->ndim, t->shape); }
+
+/* ===================================================================== */
+/* Tensor lifetime.                                                       */
+/*                                                                        */
+/* Releasing the last tensor of a long graph releases its entry, which    */
+/* releases its inputs, and so on: a chain of 100,000 ops would recurse    */
+/* 300,000 frames deep.  Instead, objects whose count drops to zero go on   */
+/* a per-thread list that one loop empties: no recursion.                  */
+/* ===================================================================== */
+
+static uint64_t next_tensor_id = 1;
+
+static _Thread_local struct {
+    uintptr_t *items; /* pointer | 1 for an entry, | 0 for a tensor */
+    int64_t n, cap;
+    bool draining;
+} dead;
+
+static void destroy_tensor(tg_tensor *t);
+void tg__destroy_entry(tg_entry *e);
+
+static void destroy_one(uintptr_t item) {
+    if (item & 1)
+        tg__destroy_entry((tg_entry *)(item & ~(uintptr_t)1));
+    else
+        destroy_tensor((tg_tensor *)item);
+}
+
+void tg__bury(uintptr_t item) {
+    if (dead.n == dead.cap) {
+        int64_t cap = dead.cap ? dead.cap * 2 : 256;
+        uintptr_t *p = realloc(dead.items, (size_t)cap * sizeof *p);
+        if (!p) { /* cannot defer: destroy now (recursion only under OOM) */
+            destroy_one(item);
+            return;
+        }
+        dead.items = p;
+        dead.cap = cap;
+    }
+    dead.items[dead.n++] = item;
+    if (dead.draining) return;
+    dead.draining = true;
+    while (dead.n > 0) destroy_one(dead.items[--dead.n]);
+    dead.draining = false;
+    if (dead.cap > 4096) { /* do not keep a huge list around after a big graph */
+        free(dead.items);
+        dead.items = NULL;
+        dead.cap = 0;
+    }
+}
+
+static tg_tensor *tensor_alloc(void) {
+    tg_tensor *t = calloc(1, sizeof *t);
+    if (!t) return TG_FAIL(TG_ERR_MEMORY, "tensor: out of memory");
+    t->refcount = 1;
+    t->id = __atomic_fetch_add(&next_tensor_id, 1, __ATOMIC_RELAXED);
+    return t;
+}
+
+void tg_tensor_retain(tg_tensor *t) {
+    if (t) t->refcount++;
+}
+
+void tg_tensor_release(tg_tensor *t) {
+    if (!t || --t->refcount > 0) return;
+    tg__bury((uintptr_t)t);
+}
+
+static void destroy_tensor(tg_tensor *t) {
+    if (t->grad_fn) tg__entry_output_died(t->grad_fn, t);
+    if (t->user_release) t->user_release(t->user_data);
+    tg_tensor_release(t->grad);
+    tg_tensor_release(t->bw_pending);
+    if (t->grad_fn) tg_entry_release(t->grad_fn);
+    tg_storage_release(t->storage);
+    free(t->name);
+    free(t);
+}
+
+/* A tensor over `s` (retained) with the given geometry; no checks. */
+static tg_tensor *tensor_over(tg_storage *s, tg_dtype dt, int ndim, const int64_t *shape,
+                              const int64_t *strides, int64_t offset) {
+    tg_tensor *t = tensor_alloc();
+    if (!t) return NULL;
+    t->dtype = dt;
+    t->ndim = ndim;
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        n *= shape[i];
+    }
+    if (strides)
+        memcpy(t->strides, strides, (size_t)ndim * sizeof(int64_t));
+    else
+        tg__contiguous_strides(ndim, shape, t->strides);
+    t->numel = n;
+    t->offset = offset;
+    tg_storage_retain(s);
+    t->storage = s;
+    return t;
+}
+
+tg_tensor *tg_tensor_empty(int ndim, const int64_t *shape, tg_dtype dt) {
+    int64_t n;
+    size_t isz = tg_dtype_size(dt);
+    if (!isz) return TG_FAIL(TG_ERR_TYPE, "empty: invalid dtype %d", (int)dt);
+    if (ndim > 0 && !shape) return TG_FAIL(TG_ERR_VALUE, "empty: shape is NULL");
+    if (tg__check_shape("empty", ndim, shape, isz, &n)) return NULL;
+    tg_storage *s = tg_storage_new((size_t)n * isz);
+    if (!s) return NULL;
+    tg_tensor *t = tensor_over(s, dt, ndim, shape, NULL, 0);
+    tg_storage_release(s);
+    return t;
+}
+
+tg_tensor *tg__view(tg_tensor *x, int ndim, const int64_t *shape, const int64_t *strides,
+                    int64_t offset) {
+    return tensor_over(x->storage, x->dtype, ndim, shape, strides, offset);
+}
+
+tg_tensor *tg_tensor_from_storage(tg_storage *s, tg_dtype dt, int ndim, const int64_t *shape,
+                                  const int64_t *strides, int64_t offset) {
+    int64_t n;
+    size_t isz = tg_dtype_size(dt);
+    if (!s) return TG_FAIL(TG_ERR_VALUE, "from_storage: storage is NULL");
+    if (!isz) return TG_FAIL(TG_ERR_TYPE, "from_storage: invalid dtype %d", (int)dt);
+    if (tg__check_shape("from_storage", ndim, shape, isz, &n)) return NULL;
+    if (n > 0) {
+        /* the lowest and highest element offsets must lie inside the storage */
+        int64_t lo = offset, hi = offset;
+        for (int i = 0; i < ndim; i++) {
+            int64_t span = (shape[i] - 1) * (strides ? strides[i] : 0);
+            if (span < 0) lo += span; else hi += span;
+        }
+        if (!strides) {
+            int64_t cs[TG_MAX_DIMS];
+            tg__contiguous_strides(ndim, shape, cs);
+            hi = offset + n - 1;
+        }
+        if (lo < 0 || (uint64_t)(hi + 1) * isz > s->nbytes)
+            return TG_FAIL(TG_ERR_VALUE,
+                           "from_storage: a view of shape %s reaches elements %lld..%lld, outside "
+                           "the storage of %zu bytes",
+                           tg__shp2(ndim, shape), (long long)lo, (long long)hi, s->nbytes);
+    }
+    return tensor_over(s, dt, ndim, shape, strides, offset);
+}
+
+/* ---- element access -------------------------------------------------- */
+
+void *tg_tensor_data(const tg_tensor *t) {
+    return (char *)t->storage->data + t->offset * (int64_t)tg_dtype_size(t->dtype);
+}
+
+bool tg_tensor_is_contiguous(const tg_tensor *t) {
+    int64_t s = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] == 1) continue;
+        if (t->strides[i] != s) return false;
+        s *= t->shape[i];
+    }
+    return true;
+}
+
+static inline double load_as_double(const char *p, tg_dtype dt) {
+    switch (dt) {
+    case TG_FLOAT32: return *(const float *)p;
+    case TG_FLOAT64: return *(const double *)p;
+    default: return (double)*(const int64_t *)p;
+    }
+}
+
+static inline void store_double(char *p, tg_dtype dt, double v) {
+    switch (dt) {
+    case TG_FLOAT32: *(float *)p = (float)v; break;
+    case TG_FLOAT64: *(double *)p = v; break;
+    default: *(int64_t *)p = (int64_t)v; break;
+    }
+}
+
+static int64_t flat_to_offset(const tg_tensor *t, int64_t i) {
+    int64_t off = 0;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        int64_t n = t->shape[d];
+        off += (i % n) * t->strides[d];
+        i /= n;
+    }
+    return off;
+}
+
+double tg_tensor_get_flat(const tg_tensor *t, int64_t i) {
+    const char *base = tg_tensor_data(t);
+    return load_as_double(base + flat_to_offset(t, i) * (int64_t)tg_dtype_size(t->dtype),
+                          t->dtype);
+}
+
+tg_status tg_tensor_item(const tg_tensor *t, double *out) {
+    if (t->numel != 1)
+        return tg_error_set(TG_ERR_VALUE,
+                            "item: only a tensor with one element can be converted to a number, "
+                            "this one has shape %s (%lld elements)",
+                            tg__shp(t), (long long)t->numel);
+    *out = tg_tensor_get_flat(t, 0);
+    return TG_OK;
+}
+
+/* ===================================================================== */
+/* Strided iteration                                                      */
+/* ===================================================================== */
+
+void tg__bcast_strides_bytes(const tg_tensor *x, int ndim, const int64_t *shape, int64_t *out) {
+    int64_t isz = (int64_t)tg_dtype_size(x->dtype);
+    for (int i = 0; i < ndim; i++) {
+        int j = x->ndim - ndim + i;
+        out[i] = (j < 0 || x->shape[j] == 1) ? 0 : x->strides[j] * isz;
+        (void)shape;
+    }
+}
+
+void tg__iterate(int nops, int ndim, const int64_t *shape, char **base,
+                 int64_t strides[][TG_MAX_DIMS], tg_row_fn fn, void *ctx) {
+    /* 1. drop size-1 dims, 2. merge dims that are contiguous for every operand */
+    int64_t sh[TG_MAX_DIMS], st[TG_ITER_MAX][TG_MAX_DIMS];
+    int nd = 0;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] == 0) return;
+        if (shape[i] == 1) continue;
+        if (nd > 0) {
+            bool merge = true;
+            for (int k = 0; k < nops; k++)
+                if (st[k][nd - 1] != strides[k][i] * shape[i]) merge = false;
+            if (merge) {
+                sh[nd - 1] *= shape[i];
+                for (int k = 0; k < nops; k++) st[k][nd - 1] = strides[k][i];
+                continue;
+            }
+        }
+        sh[nd] = shape[i];
+        for (int k = 0; k < nops; k++) st[k][nd] = strides[k][i];
+        nd++;
+    }
+    char *p[TG_ITER_MAX];
+    int64_t inner[TG_ITER_MAX];
+    for (int k = 0; k < nops; k++) {
+        p[k] = base[k];
+        inner[k] = nd ? st[k][nd - 1] : 0;
+    }
+    if (nd <= 1) {
+        fn(nd ? sh[0] : 1, p, inner, ctx);
+        return;
+    }
+    /* odometer over the outer dims */
+    int64_t idx[TG_MAX_DIMS] = {0};
+    int outer = nd - 1;
+    for (;;) {
+        fn(sh[nd - 1], p, inner, ctx);
+        int d = outer - 1;
+        for (; d >= 0; d--) {
+            idx[d]++;
+            for (int k = 0; k < nops; k++) p[k] += st[k][d];
+            if (idx[d] < sh[d]) break;
+            for (int k = 0; k < nops; k++) p[k] -= st[k][d] * sh[d];
+            idx[d] = 0;
+        }
+        if (d < 0) return;
+    }
+}
+
+/* ---- copy with conversion ------------------------------------------- */
+
+typedef struct { tg_dtype dd, sd; } copy_ctx;
+
+#define COPY_ROW(TD, TS)                                                               \
+    for (int64_t i = 0; i < n; i++)                                                     \
+        *(TD *)(d + i * sdst) = (TD) * (const TS *)(s + i * ssrc);
+
+static void copy_row(int64_t n, char **p, const int64_t *str, void *vctx) {
+    copy_ctx *c = vctx;
+    char *d = p[0];
+    const char *s = p[1];
+    int64_t sdst = str[0], ssrc = str[1];
+    if (c->dd == c->sd && sdst == ssrc && sdst == (int64_t)tg_dtype_size(c->dd)) {
+        memcpy(d, s, (size_t)(n * sdst));
+        return;
+    }
+    switch (c->dd * 3 + c->sd) {
+    case TG_FLOAT32 * 3 + TG_FLOAT32: COPY_ROW(float, float) break;
+    case TG_FLOAT32 * 3 + TG_FLOAT64: COPY_ROW(float, double) break;
+    case TG_FLOAT32 * 3 + TG_INT64: COPY_ROW(float, int64_t) break;
+    case TG_FLOAT64 * 3 + TG_FLOAT32: COPY_ROW(double, float) break;
+    case TG_FLOAT64 * 3 + TG_FLOAT64: COPY_ROW(double, double) break;
+    case TG_FLOAT64 * 3 + TG_INT64: COPY_ROW(double, int64_t) break;
+    case TG_INT64 * 3 + TG_FLOAT32: COPY_ROW(int64_t, float) break;
+    case TG_INT64 * 3 + TG_FLOAT64: COPY_ROW(int64_t, double) break;
+    case TG_INT64 * 3 + TG_INT64: COPY_ROW(int64_t, int64_t) break;
+    }
+}
+
+void tg__copy_into(tg_tensor *dst, const tg_tensor *src) {
+    int64_t st[2][TG_MAX_DIMS];
+    tg__bcast_strides_bytes(dst, dst->ndim, dst->shape, st[0]);
+    tg__bcast_strides_bytes(src, dst->ndim, dst->shape, st[1]);
+    char *base[2] = {tg_tensor_data(dst), tg_tensor_data(src)};
+    copy_ctx c = {dst->dtype, src->dtype};
+    tg__iterate(2, dst->ndim, dst->shape, base, st, copy_row, &c);
+}
+
+tg_tensor *tg__copy(tg_tensor *x) {
+    tg_tensor *y = tg_tensor_empty(x->ndim, x->shape, x->dtype);
+    if (y) tg__copy_into(y, x);
+    return y;
+}
+
+tg_tensor *tg__as_dtype(tg_tensor *x, tg_dtype dt) {
+    if (x->dtype == dt) {
+        tg_tensor_retain(x);
+        return x;
+    }
+    tg_tensor *y = tg_tensor_empty(x->ndim, x->shape, dt);
+    if (y) tg__copy_into(y, x);
+    return y;
+}
+
+void tg_tensor_copy_to_buffer(const tg_tensor *t, void *dst) {
+    tg_storage s = {.refcount = 2, .data = dst, .nbytes = (size_t)t->numel * tg_dtype_size(t->dtype)};
+    tg_tensor d = {.refcount = 2, .dtype = t->dtype, .ndim = t->ndim, .numel = t->numel,
+                   .storage = &s};
+    memcpy(d.shape, t->shape, sizeof d.shape);
+    tg__contiguous_strides(t->ndim, t->shape, d.strides);
+    tg__copy_into(&d, t);
+}
+
+/* ===================================================================== */
+/* Creation                                                               */
+/* ===================================================================== */
+
+tg_tensor *tg_tensor_full(int ndim, const int64_t *shape, double value, tg_dtype dt) {
+    tg_tensor *t = tg_tensor_empty(ndim, shape, dt);
+    if (!t) return NULL;
+    char *p = tg_tensor_data(t);
+    switch (dt) {
+    case TG_FLOAT32: for (int64_t i = 0; i < t->numel; i++) ((float *)p)[i] = (float)value; break;
+    case TG_FLOAT64: for (int64_t i = 0; i < t->numel; i++) ((double *)p)[i] = value; break;
+    default: for (int64_t i = 0; i < t->numel; i++) ((int64_t *)p)[i] = (int64_t)value; break;
+    }
+    return t;
+}
+
+tg_tensor *tg_tensor_zeros(int ndim, const int64_t *shape, tg_dtype dt) {
+    tg_tensor *t = tg_tensor_empty(ndim, shape, dt);
+    if (t) memset(tg_tensor_data(t), 0, (size_t)t->numel * tg_dtype_size(dt));
+    return t;
+}
+
+tg_tensor *tg_tensor_ones(int ndim, const int64_t *shape, tg_dtype dt) {
+    return tg_tensor_full(ndim, shape, 1.0, dt);
+}
+
+tg_tensor *tg_tensor_scalar(double value, tg_dtype dt) { return tg_tensor_full(0, NULL, value, dt); }
+
+tg_tensor *tg_tensor_arange(double start, double stop, double step, tg_dtype dt) {
+    if (step == 0 || isnan(step) || isnan(start) || isnan(stop))
+        return TG_FAIL(TG_ERR_VALUE, "arange: step must be non-zero and the bounds finite "
+                                     "(start=%g, stop=%g, step=%g)", start, stop, step);
+    double len = ceil((stop - start) / step);
+    if (!(len < 9.0e18)) return TG_FAIL(TG_ERR_MEMORY, "arange: %g elements are too many", len);
+    int64_t n = len > 0 ? (int64_t)len : 0;
+    tg_tensor *t = tg_tensor_empty(1, &n, dt);
+    if (!t) return NULL;
+    char *p = tg_tensor_data(t);
+    size_t isz = tg_dtype_size(dt);
+    for (int64_t i = 0; i < n; i++) store_double(p + i * (int64_t)isz, dt, start + (double)i * step);
+    return t;
+}
+
+tg_tensor *tg_tensor_eye(int64_t n, int64_t m, int64_t k, tg_dtype dt) {
+    int64_t shape[2] = {n, m};
+    tg_tensor *t = tg_tensor_zeros(2, shape, dt);
+    if (!t) return NULL;
+    char *p = tg_tensor_data(t);
+    size_t isz = tg_dtype_size(dt);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t j = i + k;
+        if (j >= 0 && j < m) store_double(p + (i * m + j) * (int64_t)isz, dt, 1.0);
+    }
+    return t;
+}
+
+tg_tensor *tg_tensor_from_buffer(int ndim, const int64_t *shape, tg_dtype dt, const void *data) {
+    tg_tensor *t = tg_tensor_empty(ndim, shape, dt);
+    if (t && t->numel) memcpy(tg_tensor_data(t), data, (size_t)t->numel * tg_dtype_size(dt));
+    return t;
+}
+
+static tg_tensor *random_tensor(const char *who, int ndim, const int64_t *shape, int kind,
+                                double a, double b, tg_dtype dt) {
+    if (!tg_dtype_is_float(dt))
+        return TG_FAIL(TG_ERR_TYPE, "%s: dtype must be float32 or float64, got %s", who,
+                       tg_dtype_name(dt));
+    tg_tensor *t = tg_tensor_empty(ndim, shape, dt);
+    if (!t) return NULL;
+    double *tmp = dt == TG_FLOAT64 ? tg_tensor_data(t) : malloc((size_t)(t->numel ? t->numel : 1) * 8);
+    if (!tmp) {
+        tg_tensor_release(t);
+        return TG_FAIL(TG_ERR_MEMORY, "%s: out of memory", who);
+    }
+    tg__random_fill(tmp, t->numel, kind == 2 ? 0 : kind);
+    for (int64_t i = 0; i < t->numel; i++) {
+        double v = tmp[i];
+        if (kind == 0) v = a + (b - a) * v;
+        else if (kind == 1) v = a + b * v;
+        else v = v < a ? 1.0 : 0.0; /* bernoulli(p = a) */
+        if (dt == TG_FLOAT64) tmp[i] = v;
+        else ((float *)tg_tensor_data(t))[i] = (float)v;
+    }
+    if (dt != TG_FLOAT64) free(tmp);
+    return t;
+}
+
+tg_tensor *tg_tensor_rand(int ndim, const int64_t *shape, double low, double high, tg_dtype dt) {
+    return random_tensor("rand", ndim, shape, 0, low, high, dt);
+}
+
+tg_tensor *tg_tensor_randn(int ndim, const int64_t *shape, double mean, double std, tg_dtype dt) {
+    return random_tensor("randn", ndim, shape, 1, mean, std, dt);
+}
+
+tg_tensor *tg_tensor_bernoulli(int ndim, const int64_t *shape, double p, tg_dtype dt) {
+    if (!(p >= 0 && p <= 1)) return TG_FAIL(TG_ERR_VALUE, "bernoulli: p must be in [0, 1], got %g", p);
+    return random_tensor("bernoulli", ndim, shape, 2, p, 0, dt);
+}
+
+/* ===================================================================== */
+/* Autograd flags                                                         */
+/* ===================================================================== */
+
+tg_status tg_tensor_set_requires_grad(tg_tensor *t, bool rg) {
+    if (rg && !tg_dtype_is_float(t->dtype))
+        return tg_error_set(TG_ERR_TYPE,
+                            "requires_grad: only float tensors can require gradients, this one "
+                            "is %s (convert it with .astype(tg.float32) first)",
+                            tg_dtype_name(t->dtype));
+    if (t->grad_fn && !rg)
+        return tg_error_set(TG_ERR_RUNTIME,
+                            "requires_grad: this tensor is the output of '%s' (a non-leaf); use "
+                            ".detach() to get a tensor that does not require grad",
+                            tg_entry_name(t->grad_fn));
+    t->requires_grad = rg;
+    return TG_OK;
+}
+
+tg_status tg_tensor_retain_grad(tg_tensor *t) {
+    if (!t->requires_grad)
+        return tg_error_set(TG_ERR_RUNTIME,
+                            "retain_grad: this tensor does not require grad, so it will never get one");
+    if (t->grad_fn) t->retains_grad = true;
+    return TG_OK;
+}
+
+tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *g) {
+    if (g && (!tg__same_shape(g->ndim, g->shape, t->ndim, t->shape) || g->dtype != t->dtype))
+        return tg_error_set(TG_ERR_VALUE,
+                            "grad: assigned gradient has shape %s and dtype %s, expected shape %s "
+                            "and dtype %s",
+                            tg__shp(g), tg_dtype_name(g->dtype), tg__shp(t), tg_dtype_name(t->dtype));
+    tg_tensor_retain(g);
+    tg_tensor_release(t->grad);
+    t->grad = g;
+    return TG_OK;
+}
+
+tg_tensor *tg_tensor_detach(tg_tensor *t) {
+    return tensor_over(t->storage, t->dtype, t->ndim, t->shape, t->strides, t->offset);
+}
+
+tg_status tg_tensor_set_name(tg_tensor *t, const char *name) {
+    char *c = NULL;
+    if (name) {
+        c = strdup(name);
+        if (!c) return tg_error_set(TG_ERR_MEMORY, "set_name: out of memory");
+    }
+    free(t->name);
+    t->name = c;
+    return TG_OK;
+}
+
+void tg_tensor_set_grad_hook(tg_tensor *t, tg_grad_hook_fn fn, void *ctx) {
+    t->grad_hook = fn;
+    t->grad_hook_ctx = fn ? ctx : NULL;
+}
+
+/* ===================================================================== */
+/* In-place operations                                                    */
+/* ===================================================================== */
+
+tg_status tg__check_writable(const char *who, const tg_tensor *t) {
+    if (t->storage->readonly)
+        return tg_error_set(TG_ERR_RUNTIME, "%s: the tensor's memory is read-only", who);
+    if (t->requires_grad && tg_grad_enabled())
+        return tg_error_set(TG_ERR_RUNTIME,
+                            "%s: an in-place operation on a tensor that requires grad is not "
+                            "recorded on the tape; wrap it in `with tg.no_grad():` (as optimizers "
+                            "do) or use the out-of-place form",
+                            who);
+    for (int i = 0; i < t->ndim; i++)
+        if (t->strides[i] == 0 && t->shape[i] > 1)
+            return tg_error_set(TG_ERR_RUNTIME,
+                                "%s: the tensor is a broadcast view (stride 0 on dim %d); several "
+                                "elements share one memory location",
+                                who, i);
+    return TG_OK;
+}
+
+tg_status tg_tensor_fill_(tg_tensor *t, double value) {
+    if (tg__check_writable("fill_", t)) return tg_error_status();
+    tg_tensor *s = tg_tensor_scalar(value, t->dtype);
+    if (!s) return tg_error_status();
+    tg__copy_into(t, s);
+    tg_tensor_release(s);
+    t->storage->version++;
+    return TG_OK;
+}
+
+tg_status tg_tensor_copy_(tg_tensor *dst, const tg_tensor *src) {
+    int nd;
+    int64_t sh[TG_MAX_DIMS];
+    if (tg__check_writable("copy_", dst)) return tg_error_status();
+    if (tg__broadcast_shapes("copy_", dst->ndim, dst->shape, src->ndim, src->shape, &nd, sh))
+        return tg_error_status();
+    if (!tg__same_shape(nd, sh, dst->ndim, dst->shape))
+        return tg_error_set(TG_ERR_VALUE, "copy_: source of shape %s cannot be broadcast to %s",
+                            tg__shp(src), tg__shp(dst));
+    if (dst->storage == src->storage) { /* possible overlap: go through a copy */
+        tg_tensor *tmp = tg__copy((tg_tensor *)src);
+        if (!tmp) return tg_error_status();
+        tg__copy_into(dst, tmp);
+        tg_tensor_release(tmp);
+    } else {
+        tg__copy_into(dst, src);
+    }
+    dst->storage->version++;
+    return TG_OK;
+}
+
+tg_status tg_tensor_inplace_(tg_tensor *dst, const tg_tensor *src, char op) {
+    const char *who = op == '+' ? "iadd" : op == '-' ? "isub" : op == '*' ? "imul" : "idiv";
+    if (tg__check_writable(who, dst)) return tg_error_status();
+    bool saved = tg_set_grad_enabled(false);
+    tg_tensor *r = NULL;
+    tg_tensor *a = dst, *b = (tg_tensor *)src;
+    switch (op) {
+    case '+': r = tg_add(a, b); break;
+    case '-': r = tg_sub(a, b); break;
+    case '*': r = tg_mul(a, b); break;
+    case '/': r = tg_div(a, b); break;
+    default: tg_error_set(TG_ERR_VALUE, "inplace: unknown operator '%c'", op);
+    }
+    tg_set_grad_enabled(saved);
+    if (!r) return tg_error_status();
+    tg_status st = TG_OK;
+    if (!tg__same_shape(r->ndim, r->shape, dst->ndim, dst->shape))
+        st = tg_error_set(TG_ERR_VALUE, "%s: result of shape %s cannot be written into %s", who,
+                          tg__shp(r), tg__shp(dst));
+    else if (r->dtype != dst->dtype && !(tg_dtype_is_float(dst->dtype) || r->dtype == TG_INT64))
+        st = tg_error_set(TG_ERR_TYPE,
+                          "%s: the result is %s and cannot be stored in a %s tensor in place "
+                          "(NumPy's same_kind rule)",
+                          who, tg_dtype_name(r->dtype), tg_dtype_name(dst->dtype));
+    else {
+        tg__copy_into(dst, r);
+        dst->storage->version++;
+    }
+    tg_tensor_release(r);
+    return st;
+}
+
+tg_status tg_tensor_axpy_(tg_tensor *y, double alpha, const tg_tensor *x) {
+    if (!tg__same_shape(y->ndim, y->shape, x->ndim, x->shape) || y->dtype != x->dtype ||
+        !tg_tensor_is_contiguous(y) || !tg_tensor_is_contiguous(x))
+        return tg_error_set(TG_ERR_VALUE, "axpy_: needs two contiguous tensors of one shape and dtype");
+    void *py = tg_tensor_data(y);
+    const void *px = tg_tensor_data(x);
+    if (y->dtype == TG_FLOAT32) {
+        float a = (float)alpha, *yy = py;
+        const float *xx = px;
+        for (int64_t i = 0; i < y->numel; i++) yy[i] += a * xx[i];
+    } else if (y->dtype == TG_FLOAT64) {
+        double *yy = py;
+        const double *xx = px;
+        for (int64_t i = 0; i < y->numel; i++) yy[i] += alpha * xx[i];
+    } else {
+        int64_t *yy = py;
+        const int64_t *xx = px;
+        for (int64_t i = 0; i < y->numel; i++) yy[i] += (int64_t)alpha * xx[i];
+    }
+    y->storage->version++;
+    return TG_OK;
+}
+
+tg_status tg__require_float(const char *who, const tg_tensor *x) {
+    if (!tg_dtype_is_float(x->dtype))
+        return tg_error_set(TG_ERR_TYPE, "%s: expected a float32 or float64 tensor, got %s", who,
+                            tg_dtype_name(x->dtype));
+    return TG_OK;
+}
+
+tg_tensor *tg__zeros_like(const tg_tensor *x) { return tg_tensor_zeros(x->ndim, x->shape, x->dtype); }
+tg_tensor *tg__ones_like(const tg_tensor *x) { return tg_tensor_ones(x->ndim, x->shape, x->dtype); }

@@ -1,0 +1,623 @@
+/*
+ * tapegrad.h -- the public C API of tapegrad, a small reverse-mode automatic
+ * differentiation library with a tape.
+ *
+ * ------------------------------------------------------------------------
+ * Tutorial: the first gradient
+ * ------------------------------------------------------------------------
+ *
+ *     #include <stdio.h>
+ *     #include "tapegrad.h"
+ *
+ *     int main(void) {
+ *         int64_t shape[1] = {3};
+ *         double xs[3] = {1, 2, 3}, ws[3] = {4, 5, 6};
+ *         tg_tensor *x = tg_tensor_from_buffer(1, shape, TG_FLOAT64, xs);
+ *         tg_tensor *w = tg_tensor_from_buffer(1, shape, TG_FLOAT64, ws);
+ *         tg_tensor_set_requires_grad(w, true);     // w is a leaf we want d/dw of
+ *
+ *         tg_tensor *y = tg_mul(x, w);               // records tape entry #1 (mul)
+ *         tg_tensor *loss = tg_sum(y, NULL, 0, false); // records entry #2 (sum)
+ *         if (!loss || tg_backward(loss, NULL, 0) != TG_OK) {
+ *             fprintf(stderr, "%s\n", tg_error_message());
+ *             return 1;
+ *         }
+ *         const double *g = tg_tensor_data(w->grad);  // dloss/dw = x = {1, 2, 3}
+ *         printf("%g %g %g\n", g[0], g[1], g[2]);
+ *
+ *         tg_tensor_release(loss); tg_tensor_release(y);   // every new reference
+ *         tg_tensor_release(w);    tg_tensor_release(x);   // is released once
+ *         return 0;
+ *     }
+ *
+ * ------------------------------------------------------------------------
+ * The rules
+ * ------------------------------------------------------------------------
+ *
+ * Ownership.  Tensors, storages and tape entries are reference counted.
+ *   - A function whose name ends in _new, _empty, _zeros ... (every creation
+ *     function) and every op (tg_add, tg_matmul, ...) returns a NEW reference:
+ *     the caller owns it and releases it once with tg_tensor_release().
+ *   - Arguments are BORROWED: a function never steals the caller's reference;
+ *     it takes its own reference when it keeps an argument (an op keeps its
+ *     inputs on the tape entry it records).
+ *   - Pointers returned by accessors (t->grad, t->grad_fn, tg_entry_input(),
+ *     tg_error_message()) are borrowed: valid while the owner lives; retain
+ *     them to keep them longer.
+ *   - tg_*_release(NULL) is a no-op.
+ *
+ * Errors.  No function calls exit(), abort() or assert() on user input.
+ *   - Functions returning a pointer return NULL on failure.
+ *   - Functions returning tg_status return TG_OK (0) on success.
+ *   - On failure the library records a status and a message in thread-local
+ *     storage, read with tg_error_status() and tg_error_message(), e.g.
+ *       "matmul: shapes (3, 4) and (5, 6) are not aligned: 4 (dim 1) != 5 (dim 0)".
+ *     The message always starts with the op or function name.
+ *   - Successful calls do not clear the last error; call tg_error_clear().
+ *
+ * Threads.  Grad mode and the error state are per thread.  Reference counts
+ * are not atomic: one tensor graph must be used by one thread at a time (the
+ * Python binding guarantees this with the GIL; kernels that run on worker
+ * threads never touch reference counts).
+ *
+ * Layout.  A tensor is a view: shape, strides (in ELEMENTS, may be 0 for a
+ * broadcast dimension or negative for a reversed slice) and an offset (in
+ * elements) into a storage.  Transpose, slicing, broadcast_to and reshape of
+ * a contiguous tensor share the storage; everything else makes new memory.
+ */
+#ifndef TAPEGRAD_H
+#define TAPEGRAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TG_VERSION "0.1.0"
+#define TG_MAX_DIMS 8
+
+/* ===================================================================== */
+/* Errors                                                                 */
+/* ===================================================================== */
+
+typedef enum tg_status {
+    TG_OK = 0,
+    TG_ERR_VALUE = 1,   /* bad shape, axis, argument value  -> Python ValueError */
+    TG_ERR_TYPE = 2,    /* unsupported dtype                -> TypeError        */
+    TG_ERR_INDEX = 3,   /* index out of range               -> IndexError       */
+    TG_ERR_MEMORY = 4,  /* allocation failed or size overflows -> MemoryError   */
+    TG_ERR_RUNTIME = 5, /* graph state: freed entry, no grad ... -> RuntimeError */
+    TG_ERR_CALLBACK = 6 /* a user callback (Python op, hook) failed; the binding
+                           keeps the callback's own exception                  */
+} tg_status;
+
+/* The status of the last failure on this thread (TG_OK if none since clear). */
+tg_status tg_error_status(void);
+/* The message of the last failure on this thread ("" if none). Borrowed. */
+const char *tg_error_message(void);
+/* Forget the last failure. */
+void tg_error_clear(void);
+/* Record a failure (printf-style message); returns `status` so that callers
+ * can write `return tg_error_set(TG_ERR_VALUE, "...")`.  For callbacks. */
+tg_status tg_error_set(tg_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ===================================================================== */
+/* Dtypes                                                                 */
+/* ===================================================================== */
+
+typedef enum tg_dtype {
+    TG_FLOAT32 = 0, /* the default */
+    TG_FLOAT64 = 1, /* for gradient checks */
+    TG_INT64 = 2,   /* labels and indices; never requires grad */
+    TG_N_DTYPES = 3
+} tg_dtype;
+
+size_t tg_dtype_size(tg_dtype dt);       /* 4, 8, 8; 0 for an invalid dtype */
+const char *tg_dtype_name(tg_dtype dt);  /* "float32", "float64", "int64" */
+bool tg_dtype_is_float(tg_dtype dt);
+/* NumPy's promotion: f32+f64 -> f64, int64+f32 -> f64, int64+f64 -> f64. */
+tg_dtype tg_dtype_promote(tg_dtype a, tg_dtype b);
+
+/* ===================================================================== */
+/* Storage: a reference-counted block of bytes                           */
+/* ===================================================================== */
+
+/* Called once when a borrowed storage dies, with the pointer and context
+ * given to tg_storage_borrow.  The binding uses it to drop a NumPy array. */
+typedef void (*tg_release_fn)(void *data, void *ctx);
+
+typedef struct tg_storage {
+    int64_t refcount;
+    void *data;          /* 64-byte aligned when owned */
+    size_t nbytes;
+    tg_release_fn release; /* NULL: the storage owns `data` */
+    void *release_ctx;
+    uint64_t version;    /* bumped by every in-place write (safe aliasing) */
+    bool readonly;       /* writes through the library are refused */
+} tg_storage;
+
+/* A new storage owning `nbytes` UNINITIALISED bytes, 64-byte aligned.  NULL + TG_ERR_MEMORY on failure. */
+tg_storage *tg_storage_new(size_t nbytes);
+/* A storage that borrows `data` (not copied).  `release(data, ctx)` is called
+ * when the last reference goes (may be NULL).  NULL on failure, in which case
+ * `release` is NOT called: the caller still owns `data`. */
+tg_storage *tg_storage_borrow(void *data, size_t nbytes, tg_release_fn release,
+                              void *ctx, bool readonly);
+void tg_storage_retain(tg_storage *s);
+void tg_storage_release(tg_storage *s);
+
+/* ===================================================================== */
+/* Tensors                                                                */
+/* ===================================================================== */
+
+typedef struct tg_tensor tg_tensor;
+typedef struct tg_entry tg_entry;
+
+/* A hook on a tensor's gradient (see tg_tensor_set_grad_hook).  Called with
+ * the gradient flowing into `t`; may store a NEW reference to a replacement
+ * gradient in *replacement (same shape and dtype) or leave it NULL.
+ * Returns TG_OK, or a failure status (and sets the error) to stop backward. */
+typedef tg_status (*tg_grad_hook_fn)(tg_tensor *t, tg_tensor *grad,
+                                     tg_tensor **replacement, void *ctx);
+
+/* The fields are public for speed and inspection; treat them as read-only
+ * and change them only through the functions below. */
+struct tg_tensor {
+    int64_t refcount;
+    tg_dtype dtype;
+    int ndim;
+    int64_t shape[TG_MAX_DIMS];
+    int64_t strides[TG_MAX_DIMS]; /* in elements */
+    int64_t offset;               /* in elements, into storage */
+    int64_t numel;
+    tg_storage *storage;          /* owned reference */
+    uint64_t id;                  /* unique, for display ("t17") */
+    bool requires_grad;
+    bool retains_grad;
+    tg_tensor *grad;              /* owned reference or NULL */
+    tg_entry *grad_fn;            /* owned reference or NULL (NULL = leaf) */
+    char *name;                   /* owned copy or NULL (e.g. "fc1.weight") */
+    /* extension point: data for the binding, released with the tensor */
+    void *user_data;
+    void (*user_release)(void *user_data);
+    tg_grad_hook_fn grad_hook;    /* see tg_tensor_set_grad_hook */
+    void *grad_hook_ctx;
+    /* backward bookkeeping (engine-private) */
+    tg_tensor *bw_pending;
+    int64_t bw_deps;
+    uint64_t bw_mark;
+};
+
+/* --- creation: each returns a NEW reference, or NULL on failure ---------
+ * shape: `ndim` sizes, 0 <= ndim <= TG_MAX_DIMS, each >= 0.  Fails with
+ * TG_ERR_VALUE for a bad shape and TG_ERR_MEMORY when the byte count
+ * overflows or cannot be allocated. */
+tg_tensor *tg_tensor_empty(int ndim, const int64_t *shape, tg_dtype dt);
+tg_tensor *tg_tensor_zeros(int ndim, const int64_t *shape, tg_dtype dt);
+tg_tensor *tg_tensor_ones(int ndim, const int64_t *shape, tg_dtype dt);
+tg_tensor *tg_tensor_full(int ndim, const int64_t *shape, double value, tg_dtype dt);
+tg_tensor *tg_tensor_scalar(double value, tg_dtype dt); /* 0-d */
+/* [start, stop) by step, like numpy.arange; step != 0. */
+tg_tensor *tg_tensor_arange(double start, double stop, double step, tg_dtype dt);
+/* n x m with ones on diagonal k. */
+tg_tensor *tg_tensor_eye(int64_t n, int64_t m, int64_t k, tg_dtype dt);
+/* Copies numel elements of dtype `dt` from the C-contiguous buffer `data`. */
+tg_tensor *tg_tensor_from_buffer(int ndim, const int64_t *shape, tg_dtype dt,
+                                 const void *data);
+/* A view over `storage` (which it retains): the way to share foreign memory
+ * (tg_storage_borrow) without a copy.  Strides and offset in elements; fails
+ * (TG_ERR_VALUE) if any element would fall outside the storage. */
+tg_tensor *tg_tensor_from_storage(tg_storage *storage, tg_dtype dt, int ndim,
+                                  const int64_t *shape, const int64_t *strides,
+                                  int64_t offset);
+/* Uniform in [low, high) and normal(mean, std) from the library generator. */
+tg_tensor *tg_tensor_rand(int ndim, const int64_t *shape, double low, double high,
+                          tg_dtype dt);
+tg_tensor *tg_tensor_randn(int ndim, const int64_t *shape, double mean, double std,
+                           tg_dtype dt);
+/* Bernoulli(p) mask of 0/1 values. */
+tg_tensor *tg_tensor_bernoulli(int ndim, const int64_t *shape, double p, tg_dtype dt);
+
+/* The generator: xoshiro256** seeded through splitmix64; normals by the
+ * Box-Muller transform in double precision.  The same seed gives the same
+ * numbers on every platform.  One generator per process. */
+void tg_manual_seed(uint64_t seed);
+uint64_t tg_random_u64(void);
+double tg_random_uniform(void); /* [0, 1) with 53 random bits */
+
+/* The caching allocator behind tensor data (see alloc.c). */
+typedef struct tg_memory_stats_t {
+    size_t live_bytes;    /* bytes held by live storages (rounded to size class) */
+    size_t peak_bytes;    /* maximum of live_bytes since start or reset */
+    size_t cached_bytes;  /* freed bytes kept for reuse */
+    uint64_t n_alloc;     /* allocations requested */
+    uint64_t n_cache_hits;/* of which served from the cache */
+} tg_memory_stats_t;
+void tg_memory_stats(tg_memory_stats_t *out);
+void tg_memory_empty_cache(void); /* return cached blocks to the system */
+void tg_memory_reset_peak(void);
+
+/* --- references --------------------------------------------------------- */
+void tg_tensor_retain(tg_tensor *t);
+void tg_tensor_release(tg_tensor *t);
+
+/* --- properties ---------------------------------------------------------- */
+/* Address of element [0, 0, ...] (storage data + offset). Borrowed. */
+void *tg_tensor_data(const tg_tensor *t);
+bool tg_tensor_is_contiguous(const tg_tensor *t); /* C order */
+/* Element at a flat C-order index (0 <= i < numel) as a double. */
+double tg_tensor_get_flat(const tg_tensor *t, int64_t i);
+/* The value of a one-element tensor. TG_ERR_VALUE if numel != 1. */
+tg_status tg_tensor_item(const tg_tensor *t, double *out);
+/* Copy all elements in C order into `dst` (numel * itemsize bytes). */
+void tg_tensor_copy_to_buffer(const tg_tensor *t, void *dst);
+/* Writes "shape (3, 4)" style text: "(3, 4)" into buf; returns buf. */
+char *tg_shape_str(int ndim, const int64_t *shape, char *buf, size_t n);
+
+/* --- autograd flags ------------------------------------------------------ */
+/* Leaves only, float dtypes only (TG_ERR_TYPE for int64, TG_ERR_RUNTIME for
+ * a non-leaf). */
+tg_status tg_tensor_set_requires_grad(tg_tensor *t, bool requires_grad);
+/* Keep the gradient of a non-leaf in t->grad after backward. */
+tg_status tg_tensor_retain_grad(tg_tensor *t);
+/* Replace t->grad (retained; NULL clears).  Shape and dtype must match. */
+tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *grad);
+/* A new tensor sharing t's storage, with no grad_fn and requires_grad false. */
+tg_tensor *tg_tensor_detach(tg_tensor *t);
+/* Copy the name (NULL clears). */
+tg_status tg_tensor_set_name(tg_tensor *t, const char *name);
+/* Install (or with fn == NULL remove) the gradient hook.  The library does not
+ * own ctx; the binding frees it through user_release. */
+void tg_tensor_set_grad_hook(tg_tensor *t, tg_grad_hook_fn fn, void *ctx);
+
+/* In-place, never recorded on the tape; refused (TG_ERR_RUNTIME) on a tensor
+ * that requires grad while grad mode is on, and on read-only storage.  Each
+ * bumps the storage version, so that a tensor saved for backward that is
+ * overwritten afterwards is detected. */
+tg_status tg_tensor_fill_(tg_tensor *t, double value);
+tg_status tg_tensor_copy_(tg_tensor *dst, const tg_tensor *src); /* broadcasts src */
+/* dst = dst (op) src with broadcasting; op is one of '+', '-', '*', '/'. */
+tg_status tg_tensor_inplace_(tg_tensor *dst, const tg_tensor *src, char op);
+/* y += alpha * x, same shape, both contiguous: the gradient accumulator. */
+tg_status tg_tensor_axpy_(tg_tensor *y, double alpha, const tg_tensor *x);
+
+/* Grad mode (per thread; on by default).  Returns the previous mode. */
+bool tg_grad_enabled(void);
+bool tg_set_grad_enabled(bool enabled);
+
+/* ===================================================================== */
+/* The tape                                                               */
+/* ===================================================================== */
+
+typedef struct tg_opdef tg_opdef;
+
+/* A vector-Jacobian product.  Given the gradient of the entry's output
+ * (grad_out, borrowed), store in grad_in[i] a NEW reference to the gradient
+ * of input i, for every i with tg_entry_needs_grad(e, i) (others may stay
+ * NULL; NULL also means "zero").  A gradient may have the shape of the
+ * broadcast output: the engine sums it back to the input's shape.  Written
+ * with tapegrad ops, so that with create_graph the VJP is itself recorded.
+ * Returns TG_OK or a failure status with the error set. */
+typedef tg_status (*tg_vjp_fn)(tg_entry *e, tg_tensor *grad_out, tg_tensor **grad_in,
+                               void *ctx);
+
+/* Op parameters stored on an entry (what the VJP needs besides tensors). */
+typedef struct tg_params {
+    int64_t axes[TG_MAX_DIMS]; /* reduction / permutation axes */
+    int naxes;
+    bool keepdims;
+    int ndim;                  /* a shape (input shape, target shape) */
+    int64_t shape[TG_MAX_DIMS];
+    int64_t ints[4 * TG_MAX_DIMS]; /* op-specific (slice starts/steps, pads, ...) */
+    double f[4];               /* op-specific scalars (alpha, eps, p, ...) */
+    int64_t i[4];              /* op-specific integers (axis, reduction, ...) */
+} tg_params;
+
+#define TG_ENTRY_INLINE_INPUTS 3
+#define TG_ENTRY_MAX_SAVED 4
+
+struct tg_entry {
+    int64_t refcount;
+    const tg_opdef *op;
+    uint64_t seq;                 /* monotonically increasing, process-wide */
+    int n_inputs;
+    tg_tensor **inputs;           /* owned references (the graph's edges) */
+    tg_tensor *inputs_inline[TG_ENTRY_INLINE_INPUTS];
+    int n_saved;
+    tg_tensor *saved[TG_ENTRY_MAX_SAVED]; /* owned; freed after backward */
+    uint64_t saved_version[TG_ENTRY_MAX_SAVED];
+    tg_tensor *out;               /* WEAK: cleared when the output dies */
+    tg_dtype out_dtype;
+    int out_ndim;
+    int64_t out_shape[TG_MAX_DIMS];
+    tg_storage *out_storage;      /* owned when the op saved its output */
+    int64_t out_strides[TG_MAX_DIMS];
+    int64_t out_offset;
+    tg_params params;
+    bool freed;                   /* saved tensors released by a backward */
+    /* a custom entry (tg_custom_record): */
+    const char *custom_name;      /* owned copy */
+    tg_vjp_fn custom_vjp;
+    void *custom_ctx;
+    void (*custom_release)(void *ctx);
+    /* extension point: data for the binding */
+    void *user_data;
+    void (*user_release)(void *user_data);
+    /* engine-private */
+    tg_tensor *bw_pending;
+    int64_t bw_deps;
+    uint64_t bw_mark;
+};
+
+void tg_entry_retain(tg_entry *e);
+void tg_entry_release(tg_entry *e);
+const char *tg_entry_name(const tg_entry *e);   /* op name or custom name */
+tg_tensor *tg_entry_input(const tg_entry *e, int i); /* borrowed */
+/* Does input i need a gradient (float input that requires grad)? */
+bool tg_entry_needs_grad(const tg_entry *e, int i);
+/* Saved tensor i (borrowed), or NULL + TG_ERR_RUNTIME when the entry was
+ * freed by an earlier backward ("... call backward(retain_graph=True) ...")
+ * or the tensor was modified in place after it was saved. */
+tg_tensor *tg_entry_saved(tg_entry *e, int i);
+/* The entry's output as a NEW reference that is connected to the graph
+ * (grad_fn == e), for VJPs that reuse the forward result (exp, tanh, ...).
+ * NULL + TG_ERR_RUNTIME if the op did not save it or the entry was freed. */
+tg_tensor *tg_entry_output(tg_entry *e);
+
+/* --- the op registry ----------------------------------------------------- */
+
+/* Each op is defined once; the registry exports its description. */
+struct tg_opdef {
+    const char *name;        /* "matmul" */
+    int id;                  /* index in the registry */
+    int arity;               /* number of tensor inputs; -1 = variadic */
+    uint32_t diff_mask;      /* bit i: input i is differentiable */
+    const char *dtypes;      /* "float" or "float,int64" ... */
+    const char *forward;     /* plain text formula, "C = A B" */
+    const char *forward_tex; /* LaTeX */
+    const char *vjp;         /* plain text, "dA = dC B^T, dB = A^T dC" */
+    const char *vjp_tex;     /* LaTeX */
+    const char *doc;         /* one line */
+    const char *file;        /* source file and line of the definition */
+    int line;
+    tg_vjp_fn backward;      /* NULL for non-differentiable ops */
+    /* For registry-driven tests and tools: call the op generically on
+     * tensors and parameters, and example inputs to call it with (grammar in
+     * csrc/ops/README.md, e.g. "3x4,4" or "+2x3" or "4x5,i5:4|i0=1"). */
+    tg_tensor *(*apply)(tg_tensor *const *in, int n_in, const tg_params *p);
+    const char *examples;
+};
+
+int tg_op_count(void);
+const tg_opdef *tg_op_get(int i);                /* NULL if out of range */
+const tg_opdef *tg_op_find(const char *name);    /* NULL if unknown */
+/* Make the engine call `fn(e, grad_out, grad_in, ctx)` instead of the op's
+ * built-in VJP (fn == NULL restores it).  The library does not own ctx. */
+tg_status tg_op_set_vjp_override(const tg_opdef *op, tg_vjp_fn fn, void *ctx);
+
+/* Registry-driven testing and tools.  An op's `examples` string lists input
+ * sets separated by ';'.  Each is comma-separated inputs, then optionally
+ * '|' and space-separated parameters.  An input is [kind]shape where shape
+ * is sizes joined by 'x' ("3x4"), or '-' for a 0-d tensor; kind is nothing
+ * (normal(0, 1)), '+' (uniform in [0.5, 2]), '~' (|x| in [0.2, 1], random
+ * sign: away from kinks), 'u' (uniform in (0, 1)), 'b' (0 or 1), 'iN:'
+ * (int64 in [0, N)); a 'T' after the kind makes a non-contiguous view (the
+ * transpose of a tensor of reversed shape).  Parameters: axes=0,1 (absent:
+ * all axes, naxes = -1), keep=1, shape=2,3, ints=..., f0..f3=x, i0..i3=n. */
+int tg_op_example_count(const tg_opdef *op);
+/* Build the inputs of example k (new references in inputs[0..*n_inputs),
+ * at most 8) with float inputs in dtype `dt`, and its parameters. */
+tg_status tg_op_example(const tg_opdef *op, int k, tg_dtype dt, int *n_inputs,
+                        tg_tensor **inputs, tg_params *params);
+/* Parse the parameter part of an example ("axes=0 keep=1"). */
+tg_status tg_params_parse(const char *text, tg_params *params);
+/* Call the op generically (op->apply). */
+tg_tensor *tg_op_apply(const tg_opdef *op, int n_inputs, tg_tensor *const *inputs,
+                       const tg_params *params);
+
+/* --- custom entries (ops defined outside the library, e.g. in Python) --- */
+/* Record a custom op: `out` was computed by the caller (with grad mode off).
+ * If grad mode is on and any input requires grad, returns a NEW reference to
+ * a tensor sharing out's storage whose grad_fn is a new entry named `name`
+ * with `inputs` as its edges; backward calls `vjp(e, grad_out, grad_in, ctx)`
+ * and `release(ctx)` when the entry dies.  Otherwise returns a new reference
+ * to `out` itself (and calls release(ctx) at once).  NULL on failure; then
+ * release(ctx) has been called. */
+tg_tensor *tg_custom_record(const char *name, int n_inputs, tg_tensor *const *inputs,
+                            tg_tensor *out, tg_vjp_fn vjp, void *ctx,
+                            void (*release)(void *ctx));
+/* Save a tensor on a custom entry (for tg_entry_saved in its VJP). */
+tg_status tg_entry_save(tg_entry *e, tg_tensor *t);
+
+/* --- recording everything in a region (tg.Tape) -------------------------- */
+typedef struct tg_recorder tg_recorder;
+/* A new recorder, made active on this thread (nested recorders all record).
+ * NULL on failure. */
+tg_recorder *tg_recorder_begin(void);
+/* Stop recording (the recorder must be the innermost active one; returns
+ * TG_ERR_RUNTIME otherwise).  The entries stay readable until free. */
+tg_status tg_recorder_end(tg_recorder *r);
+int64_t tg_recorder_count(const tg_recorder *r);
+tg_entry *tg_recorder_entry(const tg_recorder *r, int64_t i); /* borrowed */
+void tg_recorder_free(tg_recorder *r); /* ends it if active, releases entries */
+
+/* --- backward ------------------------------------------------------------ */
+enum {
+    TG_RETAIN_GRAPH = 1, /* keep saved tensors for another backward */
+    TG_CREATE_GRAPH = 2, /* record the VJPs: gradients of gradients */
+    TG_NO_ACCUMULATE = 4 /* do not touch .grad: return grads of `inputs` (tg_grad) */
+};
+
+/* loss.backward(): seed must be NULL for a one-element target (seed 1) and
+ * have the target's shape otherwise.  Accumulates into the .grad of leaves
+ * that require grad and of non-leaves that retain it. */
+tg_status tg_backward(tg_tensor *target, tg_tensor *seed, int flags);
+
+/* Gradients of sum_i <outputs[i], seeds[i]> with respect to inputs[j],
+ * stored as NEW references in results[j] (a zero tensor for an input that
+ * the outputs do not depend on).  .grad is not touched. */
+tg_status tg_grad(int n_out, tg_tensor *const *outputs, tg_tensor *const *seeds,
+                  int n_in, tg_tensor *const *inputs, int flags, tg_tensor **results);
+
+/* The stepping engine: plain backward is begin + step until done + end. */
+typedef struct tg_stepper tg_stepper;
+
+/* What one step did (all borrowed, valid until the next step or end). */
+typedef struct tg_step {
+    tg_entry *entry;
+    int64_t index;          /* 0-based position in the order */
+    tg_tensor *grad_out;    /* gradient of the entry's output */
+    int n_inputs;
+    tg_tensor **grad_in;    /* per input, after summing broadcast axes; NULL = none */
+    uint32_t *summed_mask;  /* per input: bit k = axis k of the VJP's result was summed */
+    int *summed_ndim;       /* per input: ndim of the VJP's result before summing */
+} tg_step;
+
+/* Called after each step.  A non-TG_OK return stops backward with that status. */
+typedef tg_status (*tg_step_hook_fn)(tg_stepper *bw, const tg_step *step, void *ctx);
+
+/* Collect the entries reachable from the outputs and order them by
+ * descending sequence number.  `capture` (n_capture tensors, may be NULL)
+ * are the tensors whose gradients tg_backward_result returns (with
+ * TG_NO_ACCUMULATE).  NULL on failure. */
+tg_stepper *tg_backward_begin(int n_out, tg_tensor *const *outputs,
+                               tg_tensor *const *seeds, int flags, int n_capture,
+                               tg_tensor *const *capture);
+/* Run exactly one entry's VJP and accumulate.  Returns 1 if a step ran,
+ * 0 when all steps are done, -1 on failure (error set; call end). */
+int tg_backward_step(tg_stepper *bw);
+int64_t tg_backward_size(const tg_stepper *bw);      /* number of entries */
+int64_t tg_backward_position(const tg_stepper *bw);  /* steps done so far */
+tg_entry *tg_backward_entry(const tg_stepper *bw, int64_t i); /* borrowed */
+const tg_step *tg_backward_last_step(const tg_stepper *bw);  /* NULL before the first */
+/* The gradient accumulated so far for entry i's output (borrowed, may be NULL). */
+tg_tensor *tg_backward_pending(const tg_stepper *bw, int64_t i);
+/* NEW reference to the gradient of capture[j] (TG_NO_ACCUMULATE), or NULL. */
+tg_tensor *tg_backward_result(tg_stepper *bw, int j);
+void tg_backward_set_hook(tg_stepper *bw, tg_step_hook_fn fn, void *ctx);
+/* Finish: frees saved tensors of the entries that ran (unless retain_graph).
+ * Safe to call at any point; remaining steps are not run. */
+void tg_backward_end(tg_stepper *bw);
+
+/* A process-wide hook called after every step of every backward (anomaly
+ * detection, profiling).  NULL removes it. */
+void tg_set_global_step_hook(tg_step_hook_fn fn, void *ctx);
+
+/* ===================================================================== */
+/* Ops.  Each returns a NEW reference or NULL with the error set.         */
+/* Float ops accept float32 and float64 (int64 where stated).             */
+/* ===================================================================== */
+
+/* Binary, NumPy broadcasting, dtype promotion. */
+tg_tensor *tg_add(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_div(tg_tensor *a, tg_tensor *b);      /* int64/int64 -> float64 */
+tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_maximum(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_minimum(tg_tensor *a, tg_tensor *b);
+/* Comparisons: not differentiable; the result has the promoted dtype
+ * holding 0 or 1 (there is no bool dtype). */
+tg_tensor *tg_eq(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_ne(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_lt(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_le(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_gt(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_ge(tg_tensor *a, tg_tensor *b);
+/* where(cond != 0, a, b), broadcasting all three. */
+tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b);
+/* Scalar forms (the scalar takes the tensor's dtype, NumPy 2's rule for
+ * Python scalars; an int64 tensor with a non-integer scalar gives float64). */
+tg_tensor *tg_add_scalar(tg_tensor *a, double s);
+tg_tensor *tg_mul_scalar(tg_tensor *a, double s);
+tg_tensor *tg_pow_scalar(tg_tensor *a, double s);
+tg_tensor *tg_rsub_scalar(tg_tensor *a, double s); /* s - a */
+
+/* Unary. */
+tg_tensor *tg_neg(tg_tensor *x);
+tg_tensor *tg_exp(tg_tensor *x);
+tg_tensor *tg_log(tg_tensor *x);
+tg_tensor *tg_sqrt(tg_tensor *x);
+tg_tensor *tg_abs(tg_tensor *x);
+tg_tensor *tg_sin(tg_tensor *x);
+tg_tensor *tg_cos(tg_tensor *x);
+tg_tensor *tg_tanh(tg_tensor *x);
+tg_tensor *tg_sigmoid(tg_tensor *x);
+tg_tensor *tg_relu(tg_tensor *x);
+tg_tensor *tg_leaky_relu(tg_tensor *x, double negative_slope);
+tg_tensor *tg_gelu(tg_tensor *x);       /* exact: x * Phi(x) */
+tg_tensor *tg_erf(tg_tensor *x);
+tg_tensor *tg_softplus(tg_tensor *x);   /* log(1 + exp(x)), stable */
+tg_tensor *tg_clip(tg_tensor *x, double lo, double hi); /* NaN bound = none */
+tg_tensor *tg_cast(tg_tensor *x, tg_dtype dt); /* differentiable between floats */
+
+/* Reductions.  axes == NULL: over all axes; otherwise naxes axes, each in
+ * [-ndim, ndim), no repeats. */
+tg_tensor *tg_sum(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims);
+tg_tensor *tg_mean(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims);
+tg_tensor *tg_max(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims);
+tg_tensor *tg_min(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims);
+tg_tensor *tg_var(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims,
+                  int64_t ddof);
+tg_tensor *tg_logsumexp(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims);
+/* Index of the max/min along one axis (axis < -ndim means over the
+ * flattened tensor); int64 result, not differentiable. */
+tg_tensor *tg_argmax(tg_tensor *x, int64_t axis, bool keepdims);
+tg_tensor *tg_argmin(tg_tensor *x, int64_t axis, bool keepdims);
+#define TG_AXIS_NONE INT64_MIN
+
+/* Matmul with NumPy semantics (1-D, 2-D, batched N-D with broadcast batch). */
+tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b);
+
+/* Movement.  Views where NumPy would give a view. */
+tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape); /* one -1 allowed */
+tg_tensor *tg_permute(tg_tensor *x, const int64_t *axes);            /* x->ndim axes */
+tg_tensor *tg_transpose(tg_tensor *x, int64_t a, int64_t b);         /* swap two axes */
+tg_tensor *tg_broadcast_to(tg_tensor *x, int ndim, const int64_t *shape);
+tg_tensor *tg_squeeze(tg_tensor *x, const int64_t *axes, int naxes); /* NULL: all size-1 */
+tg_tensor *tg_unsqueeze(tg_tensor *x, int64_t axis);
+tg_tensor *tg_flatten(tg_tensor *x, int64_t start_axis, int64_t end_axis);
+tg_tensor *tg_contiguous(tg_tensor *x);  /* new reference to x if already contiguous */
+/* Basic slicing: for each of x's dims, start, stop, step (step != 0, any
+ * sign, Python's clamping rules already applied by the caller or not: the
+ * values are normalised like slice.indices()).  index_mask bit d set: dim d
+ * is indexed by the integer starts[d] and removed.  A view. */
+tg_tensor *tg_slice(tg_tensor *x, const int64_t *starts, const int64_t *stops,
+                    const int64_t *steps, uint32_t index_mask);
+/* out = x.shape[:axis] + index.shape + x.shape[axis+1:], picking x along axis
+ * (int64 indices, negative counted from the end). */
+tg_tensor *tg_index_select(tg_tensor *x, int64_t axis, tg_tensor *index);
+/* torch.gather / numpy.take_along_axis: index has x's ndim. */
+tg_tensor *tg_gather(tg_tensor *x, int64_t axis, tg_tensor *index);
+tg_tensor *tg_concat(int n, tg_tensor *const *xs, int64_t axis);
+tg_tensor *tg_stack(int n, tg_tensor *const *xs, int64_t axis);
+/* pads[2*d], pads[2*d+1]: before/after dim d; constant value. */
+tg_tensor *tg_pad(tg_tensor *x, const int64_t *pads, double value);
+/* Sum x down to `shape` (the shape it was broadcast from): the one place
+ * where broadcasting is undone in backward. */
+tg_tensor *tg_sum_to_shape(tg_tensor *x, int ndim, const int64_t *shape);
+
+/* Network functions. */
+tg_tensor *tg_softmax(tg_tensor *x, int64_t axis);
+tg_tensor *tg_log_softmax(tg_tensor *x, int64_t axis);
+typedef enum { TG_REDUCTION_NONE = 0, TG_REDUCTION_MEAN = 1, TG_REDUCTION_SUM = 2 } tg_reduction;
+/* logits (N, C) or (C,), labels int64 (N,) / () in [0, C). */
+tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels, tg_reduction red);
+tg_tensor *tg_nll_loss(tg_tensor *logp, tg_tensor *labels, tg_reduction red);
+tg_tensor *tg_mse_loss(tg_tensor *pred, tg_tensor *target, tg_reduction red);
+tg_tensor *tg_bce_with_logits(tg_tensor *logits, tg_tensor *target, tg_reduction red);
+tg_tensor *tg_one_hot(tg_tensor *labels, int64_t num_classes, tg_dtype dt);
+/* Inverted dropout: zero with probability p, scale the rest by 1/(1-p). */
+tg_tensor *tg_dropout(tg_tensor *x, double p, bool training);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TAPEGRAD_H */

@@ -1,0 +1,749 @@
+/*
+ * gemm.c -- how a fast matrix multiply works, in six steps.
+ *
+ *     C[M,N] = alpha * A[M,K] @ B[K,N] + beta * C[M,N]
+ *
+ * The contract is in gemm.h.  This file is written to be read from top to
+ * bottom; every step is a variant you can call and time on its own
+ * (tg_gemm_variant_f32, benchmarks/gemm_bench.c).
+ *
+ * ------------------------------------------------------------------------
+ * Step 1, NAIVE: the definition.  C[i,j] = sum_k A[i,k] * B[k,j], loops
+ * i, j, k.  2*M*N*K floating-point operations ("flops").  The inner loop
+ * walks down a COLUMN of B: with row-major B every step jumps N elements,
+ * so each multiply touches a new cache line, and the loop cannot use SIMD.
+ * About 1 GFLOP/s on a modern core, which can do 30-80.
+ *
+ * Step 2, REORDERED: swap the two inner loops (i, k, j):
+ *     for i, for k:   C[i, :] += A[i,k] * B[k, :]
+ * Now the inner loop reads a row of B and updates a row of C, both with
+ * unit stride: the compiler vectorizes it.  Fast while B fits in the cache;
+ * for large matrices every row i streams all of B (K x N) from memory
+ * again, and memory bandwidth, not arithmetic, becomes the limit.
+ *
+ * Step 3, BLOCKED: cut the loops into blocks so that a block of B stays in
+ * the cache while many rows of A use it.  Data loaded once from memory is
+ * now reused many times.  Better, but the inner loop still loads and stores
+ * C on every multiply-add: the CPU does 2 loads + 1 store per FMA and the
+ * load/store units, not the FMA units, set the speed.
+ *
+ * Step 4, PACKED (the GotoBLAS / BLIS algorithm).  Two ideas.
+ *
+ *   The micro-kernel.  Keep a small MR x NR tile of C in REGISTERS for a
+ *   long run of k.  Each k step loads MR numbers of A and NR numbers of B
+ *   and does MR*NR multiply-adds: with MR x NR = 6 x 16 that is 96 FMAs
+ *   for 22 loads, and C is touched only once at the end.  The tile size is
+ *   set by the register file (see gemm_avx2.c).
+ *
+ *   Packing.  Before the micro-kernel runs, copy the blocks of A and B it
+ *   will read into small contiguous buffers, in exactly the order the
+ *   micro-kernel reads them:
+ *     - Ap: MR rows of A interleaved column by column: Ap[p*MR + i] = A(i,p)
+ *     - Bp: NR columns of B row by row:                 Bp[p*NR + j] = B(p,j)
+ *   The copy costs O(MK + KN), the product O(MNK), and it buys a lot:
+ *     - the micro-kernel reads two sequential streams, the best case for
+ *       the cache, the prefetcher and the TLB, whatever A's and B's layout:
+ *       transposes and general strides are handled here, once, and never
+ *       reach the micro-kernel;
+ *     - edges are padded with zeros to whole MR / NR panels, so the
+ *       micro-kernel always computes a full tile and has no edge branches
+ *       (a partial tile is computed into a scratch tile and the valid
+ *       part copied to C; zeros contribute nothing to the sums).
+ *
+ *   The five loops around the micro-kernel, each choosing which block
+ *   stays in which cache level:
+ *
+ *     loop 5  for jc in [0, N) step NC        a panel of NC columns of B and C
+ *     loop 4    for pc in [0, K) step KC      pack B[pc:+KC, jc:+NC] -> Bp: KC x NC, stays in L3
+ *     loop 3      for ic in [0, M) step MC    pack A[ic:+MC, pc:+KC] -> Ap: MC x KC, stays in L2
+ *     loop 2        for jr in [0, NC) step NR     one KC x NR micro-panel of Bp: stays in L1
+ *     loop 1          for ir in [0, MC) step MR   one MR x KC micro-panel of Ap, streamed from L2
+ *                       micro-kernel: C[ic+ir:+MR, jc+jr:+NR] += Ap_ir @ Bp_jr
+ *
+ *   Choosing the block sizes (the numbers are in the tables at the end of
+ *   this file; here for f32 on the AVX2 machine we tuned on, AMD EPYC
+ *   Zen 3: L1d 32 KiB, L2 512 KiB per core, L3 32 MiB shared):
+ *     - MR x NR = 6 x 16: fills the 16 vector registers (gemm_avx2.c).
+ *     - KC: the micro-kernel reads a KC x NR micro-panel of Bp again and
+ *       again (once per MR rows of Ap), so it must stay in L1 together
+ *       with the MR x KC sliver of Ap being streamed: KC*(NR+MR)*4 bytes =
+ *       256*22*4 = 22 KiB of 32 KiB.  A large KC also spreads the cost of
+ *       loading and storing the C tile over more FMAs.  KC = 256.
+ *     - MC: Ap (MC x KC) is read once per micro-panel of Bp, so it should
+ *       stay in L2; about half of L2, leaving room for the Bp panels
+ *       passing through and for C: 144*256*4 = 144 KiB.  MC is a multiple
+ *       of MR.
+ *     - NC: Bp (KC x NC) is reused by every ic block, so it should stay in
+ *       L3: 256*4080*4 = 4 MiB.  Matrices up to NC columns need a single
+ *       jc step.  NC is a multiple of NR.
+ *     Then measured: within the range the cache sizes allow, the speed is
+ *     flat to a few percent.  K is cut into equal blocks of at most KC
+ *     (K = 300 runs as 150 + 150 rather than 256 + 44).
+ *
+ * Step 5, PACKED_SIMD: the same loops with a micro-kernel written with
+ * AVX2/FMA or AVX-512 intrinsics (gemm_avx2.c, gemm_avx512.c), chosen at
+ * run time: __builtin_cpu_supports() is asked once and the answer picks a
+ * row of a table of kernels and block sizes.  The library itself is built
+ * for the baseline x86-64 (no -march flags), so it runs on any x86-64 and
+ * uses what the CPU has.  The portable C micro-kernel of step 4 is the
+ * fallback on other CPUs and the reference the tests compare against.
+ *
+ * Step 6, PACKED_SIMD_MT: threads.  Loop 5's columns (or, for a tall C,
+ * loop 3's rows) are split between the threads of the pool
+ * (threadpool.h), each thread running the five loops on its own slab of C
+ * with its own packing buffers.  Cores have private L1 and L2, so each
+ * thread's Ap block stays in its own L2.  Splits fall on NR (or MR)
+ * boundaries, so every element of C is computed by exactly the same
+ * operations in the same order whatever the number of threads: results
+ * are bitwise identical with 1 or 8 threads.
+ *
+ * Numbers: see benchmarks/gemm_bench.c and the table in its header.
+ *
+ * ------------------------------------------------------------------------
+ * How this file is compiled.  Most of the code is the same for float and
+ * double, so it is written once, between "#else  /- TG_GEMM_TEMPLATE" and
+ * the final #endif, using the type name `real` and the name macro SFX():
+ * the file includes ITSELF twice, first with real = float and SFX(x) =
+ * x##_f32, then with real = double and SFX(x) = x##_f64.  So
+ * `void SFX(tg_gemm)(...)` below defines tg_gemm_f32 and tg_gemm_f64.
+ *
+ * Rounding.  The build must not use -ffast-math, and must keep floating-
+ * point contraction off (the default with -std=c11): the edge-tile code
+ * computes (alpha * acc) + (beta * C) with the same roundings as the SIMD
+ * kernels' write-back, so that edge and full tiles agree bit for bit.
+ */
+#ifndef TG_GEMM_TEMPLATE
+/* ======================================================================
+ * First pass: what is shared by both element types.
+ * ====================================================================== */
+#define TG_GEMM_INTERNAL
+#include "gemm.h"
+#include "threadpool.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The portable micro-kernel's tile (any small values work; 4 x 8 lets the
+ * compiler use 128-bit SIMD on the rows of B even in a baseline build). */
+#define TG_GENERIC_MR 4
+#define TG_GENERIC_NR 8
+
+/* Largest MR * NR of any kernel (AVX-512 f32: 8 x 32): the scratch tile. */
+#define TG_GEMM_MAX_TILE 256
+
+/* Below this many multiply-adds (M*N*K) tg_gemm_* uses the plain
+ * REORDERED loop: packing and the kernel call overhead are not paid back.
+ * Measured with benchmarks/gemm_bench.c (around 16 x 16 x 16). */
+#define TG_GEMM_SMALL_MNK 4096.0
+
+/* tg_gemm_* gives each thread at least this many flops (2*M*N*K): waking
+ * a sleeping worker costs ~10-50 us, the time of a few million flops. */
+#define TG_GEMM_FLOPS_PER_THREAD 4.0e6
+
+/* One kernel and its blocking, for one element type (see the lesson). */
+typedef struct {
+    int mr, nr;             /* register tile */
+    int64_t mc, kc, nc;     /* cache blocks; mc % mr == 0, nc % nr == 0 */
+    tg_gemm_ukr_f32 ukr;
+} tg_gemm_kernel_f32;
+
+typedef struct {
+    int mr, nr;
+    int64_t mc, kc, nc;
+    tg_gemm_ukr_f64 ukr;
+} tg_gemm_kernel_f64;
+
+/* One row of the dispatch table. */
+typedef struct {
+    const char *name;       /* "generic", "avx2", "avx512" */
+    tg_gemm_kernel_f32 f32;
+    tg_gemm_kernel_f64 f64;
+} tg_gemm_isa_desc;
+
+/* Defined after the templates (they need the generic micro-kernels). */
+static const tg_gemm_isa_desc *active_isa(void);
+static const tg_gemm_isa_desc isa_generic;
+
+static int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t abs_i64(int64_t a) { return a < 0 ? -a : a; }
+static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+
+/* Testing hook state (gemm.h): nonzero makes pack_alloc fail. */
+static atomic_int fail_alloc;
+
+void tg_gemm_testing_fail_alloc(int fail) { atomic_store(&fail_alloc, fail != 0); }
+
+/* A 64-byte aligned buffer (one cache line; the SIMD loads never straddle
+ * lines when the panels are whole lines) of `bytes` bytes, to be released
+ * with free(); NULL when out of memory. */
+static void *pack_alloc(size_t bytes)
+{
+    if (atomic_load_explicit(&fail_alloc, memory_order_relaxed))
+        return NULL;
+    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+}
+
+/* Instantiate the template below for both element types. */
+#define TG_GEMM_TEMPLATE 1
+
+#define real float
+#define SFX(name) name##_f32
+#define TG_TYPE_FIELD f32       /* member of tg_gemm_isa_desc for this type */
+#include "gemm.c"
+#undef real
+#undef SFX
+#undef TG_TYPE_FIELD
+
+#define real double
+#define SFX(name) name##_f64
+#define TG_TYPE_FIELD f64
+#include "gemm.c"
+#undef real
+#undef SFX
+#undef TG_TYPE_FIELD
+
+/* ----------------------------------------------------------------------
+ * Run-time dispatch: the table of kernels and block sizes, and the CPU
+ * check that picks a row once.
+ * ---------------------------------------------------------------------- */
+
+/* Portable C: the reference for the SIMD kernels. */
+static const tg_gemm_isa_desc isa_generic = {
+    "generic",
+    { TG_GENERIC_MR, TG_GENERIC_NR, 128, 256, 4096, ukr_generic_f32 },
+    { TG_GENERIC_MR, TG_GENERIC_NR, 128, 256, 4096, ukr_generic_f64 },
+};
+
+#if defined(__x86_64__) || defined(__i386__)
+#define TG_GEMM_HAVE_X86 1
+/* AVX2 + FMA, tuned on AMD EPYC (Zen 3).  f32: see the lesson above.
+ * f64: the 6 x 8 tile is 6 x 2 registers as for f32, but each element is
+ * 8 bytes, so for the same L1 budget KC is halved: 128*(8+6)*8 = 14 KiB of
+ * L1; Ap = 96 x 128 x 8 = 96 KiB of L2, Bp = 128 x 4096 x 8 = 4 MiB of L3. */
+static const tg_gemm_isa_desc isa_avx2 = {
+    "avx2",
+    { TG_GEMM_AVX2_MR_F32, TG_GEMM_AVX2_NR_F32, 144, 256, 4080, tg_gemm_ukr_avx2_f32 },
+    { TG_GEMM_AVX2_MR_F64, TG_GEMM_AVX2_NR_F64, 96, 128, 4096, tg_gemm_ukr_avx2_f64 },
+};
+
+/* AVX-512F (Intel Skylake-SP and later, AMD Zen 4): L1d 32-48 KiB, L2
+ * 1-2 MiB.  The 8 x 32 f32 micro-panel of B is KC x 32 x 4 bytes: KC = 192
+ * keeps it at 24 KiB of L1; Ap = 192 x 192 x 4 = 144 KiB, a small part of
+ * the larger L2.  f64 (8 x 16 tile): the same byte sizes.  Not tuned on
+ * hardware (the development machine has no AVX-512). */
+static const tg_gemm_isa_desc isa_avx512 = {
+    "avx512",
+    { TG_GEMM_AVX512_MR_F32, TG_GEMM_AVX512_NR_F32, 192, 192, 4096, tg_gemm_ukr_avx512_f32 },
+    { TG_GEMM_AVX512_MR_F64, TG_GEMM_AVX512_NR_F64, 96, 192, 4096, tg_gemm_ukr_avx512_f64 },
+};
+
+_Static_assert(TG_GEMM_AVX2_MR_F32 * TG_GEMM_AVX2_NR_F32 <= TG_GEMM_MAX_TILE, "tile");
+_Static_assert(TG_GEMM_AVX2_MR_F64 * TG_GEMM_AVX2_NR_F64 <= TG_GEMM_MAX_TILE, "tile");
+_Static_assert(TG_GEMM_AVX512_MR_F32 * TG_GEMM_AVX512_NR_F32 <= TG_GEMM_MAX_TILE, "tile");
+_Static_assert(TG_GEMM_AVX512_MR_F64 * TG_GEMM_AVX512_NR_F64 <= TG_GEMM_MAX_TILE, "tile");
+#endif
+_Static_assert(TG_GENERIC_MR * TG_GENERIC_NR <= TG_GEMM_MAX_TILE, "tile");
+
+/* Whether this CPU (and OS: gcc's check includes the XSAVE state bits) can
+ * run the kernels of `d`. */
+static int isa_usable(const tg_gemm_isa_desc *d)
+{
+#ifdef TG_GEMM_HAVE_X86
+    __builtin_cpu_init();
+    if (d == &isa_avx512)
+        return __builtin_cpu_supports("avx512f");
+    if (d == &isa_avx2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return d == &isa_generic;
+}
+
+/* The best row of the table for this CPU. */
+static const tg_gemm_isa_desc *detect_isa(void)
+{
+#ifdef TG_GEMM_HAVE_X86
+    if (isa_usable(&isa_avx512))
+        return &isa_avx512;
+    if (isa_usable(&isa_avx2))
+        return &isa_avx2;
+#endif
+    return &isa_generic;
+}
+
+/* The row in use; NULL until the first GEMM (then set once). */
+static _Atomic(const tg_gemm_isa_desc *) active;
+
+static const tg_gemm_isa_desc *active_isa(void)
+{
+    const tg_gemm_isa_desc *d = atomic_load_explicit(&active, memory_order_acquire);
+    if (d == NULL) {
+        const tg_gemm_isa_desc *expected = NULL;
+        d = detect_isa();
+        /* Keep a choice made meanwhile by tg_gemm_force_isa. */
+        if (!atomic_compare_exchange_strong(&active, &expected, d))
+            d = expected;
+    }
+    return d;
+}
+
+const char *tg_gemm_isa(void) { return active_isa()->name; }
+
+void tg_gemm_force_isa(const char *isa)
+{
+    const tg_gemm_isa_desc *d = NULL;
+    if (isa == NULL)
+        d = detect_isa();
+    else if (strcmp(isa, "generic") == 0)
+        d = &isa_generic;
+#ifdef TG_GEMM_HAVE_X86
+    else if (strcmp(isa, "avx2") == 0)
+        d = &isa_avx2;
+    else if (strcmp(isa, "avx512") == 0)
+        d = &isa_avx512;
+#endif
+    if (d != NULL && isa_usable(d))
+        atomic_store(&active, d);
+}
+
+const char *tg_gemm_variant_name(tg_gemm_variant v)
+{
+    switch (v) {
+    case TG_GEMM_NAIVE: return "naive";
+    case TG_GEMM_REORDERED: return "reordered";
+    case TG_GEMM_BLOCKED: return "blocked";
+    case TG_GEMM_PACKED_SCALAR: return "packed_scalar";
+    case TG_GEMM_PACKED_SIMD: return "packed_simd";
+    case TG_GEMM_PACKED_SIMD_MT: return "packed_simd_mt";
+    default: return "unknown";
+    }
+}
+
+#else /* TG_GEMM_TEMPLATE */
+/* ======================================================================
+ * The template: compiled once with real = float, once with real = double.
+ * ====================================================================== */
+
+/* C[M,N] = beta * C, writing zeros without reading C when beta == 0. */
+static void SFX(scale_c)(int64_t M, int64_t N, real beta, real *C, int64_t rsc, int64_t csc)
+{
+    if (beta == 1)
+        return;
+    for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+            real *c = C + i * rsc + j * csc;
+            *c = beta == 0 ? 0 : beta * *c;
+        }
+}
+
+/* ---------------------------------------------------------------------
+ * Step 1, NAIVE: C[i,j] = alpha * (sum_k A[i,k] B[k,j]) + beta * C[i,j].
+ * The reference kernel: every other variant is tested against it, and it
+ * is the fallback when a packing buffer cannot be allocated.  Any strides;
+ * K >= 1.  Never fails.
+ * --------------------------------------------------------------------- */
+static void SFX(gemm_naive)(int64_t M, int64_t N, int64_t K, real alpha,
+                            const real *A, int64_t rsa, int64_t csa,
+                            const real *B, int64_t rsb, int64_t csb,
+                            real beta, real *C, int64_t rsc, int64_t csc)
+{
+    for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+            real acc = 0;
+            for (int64_t k = 0; k < K; ++k)
+                acc += A[i * rsa + k * csa] * B[k * rsb + j * csb];
+            real *c = C + i * rsc + j * csc;
+            real t = alpha * acc;
+            *c = beta == 0 ? t : t + beta * *c;
+        }
+}
+
+/* y[0:n] += a * x[0:n], both contiguous and not overlapping: the loop the
+ * compiler vectorizes (restrict promises there is no aliasing). */
+static void SFX(axpy_contig)(int64_t n, real a, const real *restrict x, real *restrict y)
+{
+    for (int64_t j = 0; j < n; ++j)
+        y[j] += a * x[j];
+}
+
+/* y[j*incy] += a * x[j*incx], j in [0, n): the strided fallback. */
+static void SFX(axpy_strided)(int64_t n, real a, const real *x, int64_t incx, real *y, int64_t incy)
+{
+    for (int64_t j = 0; j < n; ++j)
+        y[j * incy] += a * x[j * incx];
+}
+
+/* C[i, 0:n] += a * B[k, 0:n], for the rows pointed to; picks the unit-
+ * stride loop when both rows are contiguous. */
+static void SFX(row_update)(int64_t n, real a, const real *brow, int64_t csb, real *crow, int64_t csc)
+{
+    if (csb == 1 && csc == 1)
+        SFX(axpy_contig)(n, a, brow, crow);
+    else
+        SFX(axpy_strided)(n, a, brow, csb, crow, csc);
+}
+
+/* ---------------------------------------------------------------------
+ * Step 2, REORDERED: loops i, k, j.  First C = beta*C, then
+ *     C[i, :] += (alpha * A[i,k]) * B[k, :]
+ * The inner loop runs along rows of B and C: unit stride for row-major B
+ * and C, so it vectorizes.  Any strides; K >= 1.  Never fails.
+ * --------------------------------------------------------------------- */
+static void SFX(gemm_reordered)(int64_t M, int64_t N, int64_t K, real alpha,
+                                const real *A, int64_t rsa, int64_t csa,
+                                const real *B, int64_t rsb, int64_t csb,
+                                real beta, real *C, int64_t rsc, int64_t csc)
+{
+    SFX(scale_c)(M, N, beta, C, rsc, csc);
+    for (int64_t i = 0; i < M; ++i)
+        for (int64_t k = 0; k < K; ++k)
+            SFX(row_update)(N, alpha * A[i * rsa + k * csa], B + k * rsb, csb,
+                            C + i * rsc, csc);
+}
+
+/* ---------------------------------------------------------------------
+ * Step 3, BLOCKED: the i-k-j loops, run block by block.  A KB x NB block of
+ * B (128 x 256 floats = 128 KiB) stays in L2 while the MB rows of the
+ * current block of A use it, and the NB-wide piece of a row of C (1 KiB)
+ * stays in L1 for the KB updates it receives.  No copies: every access
+ * still goes through the original strides.  Any strides; K >= 1.
+ * --------------------------------------------------------------------- */
+#define TG_BLOCK_M 64
+#define TG_BLOCK_K 128
+#define TG_BLOCK_N 256
+
+static void SFX(gemm_blocked)(int64_t M, int64_t N, int64_t K, real alpha,
+                              const real *A, int64_t rsa, int64_t csa,
+                              const real *B, int64_t rsb, int64_t csb,
+                              real beta, real *C, int64_t rsc, int64_t csc)
+{
+    SFX(scale_c)(M, N, beta, C, rsc, csc);
+    for (int64_t jb = 0; jb < N; jb += TG_BLOCK_N) {
+        int64_t nb = min_i64(TG_BLOCK_N, N - jb);
+        for (int64_t kb = 0; kb < K; kb += TG_BLOCK_K) {
+            int64_t kbn = min_i64(TG_BLOCK_K, K - kb);
+            for (int64_t ib = 0; ib < M; ib += TG_BLOCK_M) {
+                int64_t mb = min_i64(TG_BLOCK_M, M - ib);
+                /* One block: C[ib:+mb, jb:+nb] += A[ib:+mb, kb:+kbn] @ B[kb:+kbn, jb:+nb] */
+                for (int64_t i = ib; i < ib + mb; ++i)
+                    for (int64_t k = kb; k < kb + kbn; ++k)
+                        SFX(row_update)(nb, alpha * A[i * rsa + k * csa],
+                                        B + k * rsb + jb * csb, csb,
+                                        C + i * rsc + jb * csc, csc);
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------
+ * Step 4, PACKED: packing, the portable micro-kernel, the five loops.
+ * --------------------------------------------------------------------- */
+
+/* A packing buffer for n elements (see pack_alloc); NULL if out of memory. */
+static real *SFX(pack_alloc_real)(int64_t n)
+{
+    return pack_alloc((size_t)n * sizeof(real));
+}
+
+/* Pack the mc x kc block of A (element (i,p) at A[i*rsa + p*csa]) into Ap
+ * as ceil(mc/mr) micro-panels of mr x kc, each stored column by column:
+ *     Ap[ir*kc + p*mr + i] = A(ir + i, p)
+ * Rows past mc are zero.  Ap holds round_up(mc, mr) * kc elements.
+ * Works for any strides; the loop order only decides which side of the copy
+ * is sequential: read along A's smaller stride. */
+static void SFX(pack_a)(int64_t mc, int64_t kc, const real *A, int64_t rsa, int64_t csa,
+                        int mr, real *Ap)
+{
+    for (int64_t ir = 0; ir < mc; ir += mr) {
+        int64_t m = min_i64(mr, mc - ir);
+        const real *a = A + ir * rsa;
+        real *dst = Ap + ir * kc;
+        if (abs_i64(csa) <= abs_i64(rsa)) {
+            /* Rows of A are contiguous-ish (row-major A): read along rows. */
+            for (int64_t i = 0; i < m; ++i)
+                for (int64_t p = 0; p < kc; ++p)
+                    dst[p * mr + i] = a[i * rsa + p * csa];
+        } else {
+            /* Columns are contiguous-ish (column-major A, i.e. a transpose). */
+            for (int64_t p = 0; p < kc; ++p)
+                for (int64_t i = 0; i < m; ++i)
+                    dst[p * mr + i] = a[i * rsa + p * csa];
+        }
+        /* Edge: pad the missing rows with zeros. */
+        for (int64_t p = 0; m < mr && p < kc; ++p)
+            for (int64_t i = m; i < mr; ++i)
+                dst[p * mr + i] = 0;
+    }
+}
+
+/* Pack the kc x nc block of B (element (p,j) at B[p*rsb + j*csb]) into Bp
+ * as ceil(nc/nr) micro-panels of kc x nr, each stored row by row:
+ *     Bp[jr*kc + p*nr + j] = B(p, jr + j)
+ * Columns past nc are zero.  Bp holds kc * round_up(nc, nr) elements. */
+static void SFX(pack_b)(int64_t kc, int64_t nc, const real *B, int64_t rsb, int64_t csb,
+                        int nr, real *Bp)
+{
+    for (int64_t jr = 0; jr < nc; jr += nr) {
+        int64_t n = min_i64(nr, nc - jr);
+        const real *b = B + jr * csb;
+        real *dst = Bp + jr * kc;
+        if (csb == 1) {
+            /* Row-major B, the common case: each row piece is a memcpy. */
+            for (int64_t p = 0; p < kc; ++p)
+                memcpy(dst + p * nr, b + p * rsb, (size_t)n * sizeof(real));
+        } else if (abs_i64(csb) <= abs_i64(rsb)) {
+            for (int64_t p = 0; p < kc; ++p)
+                for (int64_t j = 0; j < n; ++j)
+                    dst[p * nr + j] = b[p * rsb + j * csb];
+        } else {
+            /* Column-major B (a transpose): read down the columns. */
+            for (int64_t j = 0; j < n; ++j)
+                for (int64_t p = 0; p < kc; ++p)
+                    dst[p * nr + j] = b[p * rsb + j * csb];
+        }
+        for (int64_t p = 0; n < nr && p < kc; ++p)
+            for (int64_t j = n; j < nr; ++j)
+                dst[p * nr + j] = 0;
+    }
+}
+
+/* The portable micro-kernel, TG_GENERIC_MR x TG_GENERIC_NR (contract of a
+ * micro-kernel in gemm.h): C[0:MR, 0:NR] = alpha * Ap @ Bp + beta * C.
+ * Plain C; the compiler may vectorize the j loop with baseline SIMD. */
+static void SFX(ukr_generic)(int64_t kc, real alpha, const real *Ap, const real *Bp,
+                             real beta, real *C, int64_t rsc)
+{
+    real acc[TG_GENERIC_MR][TG_GENERIC_NR] = { { 0 } };
+    for (int64_t p = 0; p < kc; ++p) {
+        for (int i = 0; i < TG_GENERIC_MR; ++i) {
+            real a = Ap[i];
+            for (int j = 0; j < TG_GENERIC_NR; ++j)
+                acc[i][j] += a * Bp[j];
+        }
+        Ap += TG_GENERIC_MR;
+        Bp += TG_GENERIC_NR;
+    }
+    for (int i = 0; i < TG_GENERIC_MR; ++i)
+        for (int j = 0; j < TG_GENERIC_NR; ++j) {
+            real *c = C + i * rsc + j;
+            real t = alpha * acc[i][j];
+            *c = beta == 0 ? t : t + beta * *c;
+        }
+}
+
+/* Loops 2 and 1 (the "macro-kernel"): C[0:mc, 0:nc] = alpha * Ap @ Bp +
+ * beta * C for one packed mc x kc block Ap and kc x nc panel Bp.  Full
+ * tiles of a row-major C go straight to the micro-kernel; edge tiles and
+ * tiles of a C with a non-unit column stride are computed into a scratch
+ * tile, and their valid part is merged into C with the same arithmetic as
+ * the micro-kernel's write-back. */
+static void SFX(macro_kernel)(const SFX(tg_gemm_kernel) *kd, int64_t mc, int64_t nc,
+                              int64_t kc, real alpha, const real *Ap, const real *Bp,
+                              real beta, real *C, int64_t rsc, int64_t csc)
+{
+    const int mr = kd->mr, nr = kd->nr;
+    _Alignas(64) real tile[TG_GEMM_MAX_TILE];
+    for (int64_t jr = 0; jr < nc; jr += nr) {           /* loop 2 */
+        int64_t n = min_i64(nr, nc - jr);
+        for (int64_t ir = 0; ir < mc; ir += mr) {       /* loop 1 */
+            int64_t m = min_i64(mr, mc - ir);
+            const real *a = Ap + ir * kc, *b = Bp + jr * kc;
+            real *c = C + ir * rsc + jr * csc;
+            if (m == mr && n == nr && csc == 1) {
+                kd->ukr(kc, alpha, a, b, beta, c, rsc);
+            } else {
+                kd->ukr(kc, alpha, a, b, 0, tile, nr);  /* tile = alpha * a @ b */
+                for (int64_t i = 0; i < m; ++i)
+                    for (int64_t j = 0; j < n; ++j) {
+                        real *cij = c + i * rsc + j * csc;
+                        real t = tile[i * nr + j];
+                        *cij = beta == 0 ? t : t + beta * *cij;
+                    }
+            }
+        }
+    }
+}
+
+/* Loops 5, 4, 3 around the macro-kernel, with kernel `kd`, on one thread:
+ * the whole product C[M,N] = alpha * A @ B + beta * C, K >= 1.
+ * Allocates its own packing buffers.  Returns 0, or -1 if they cannot be
+ * allocated, in which case C has not been touched. */
+static int SFX(gemm_packed)(const SFX(tg_gemm_kernel) *kd,
+                            int64_t M, int64_t N, int64_t K, real alpha,
+                            const real *A, int64_t rsa, int64_t csa,
+                            const real *B, int64_t rsb, int64_t csb,
+                            real beta, real *C, int64_t rsc, int64_t csc)
+{
+    /* K in equal blocks of at most KC. */
+    int64_t kblocks = (K + kd->kc - 1) / kd->kc;
+    int64_t KC = (K + kblocks - 1) / kblocks;
+    int64_t MC = min_i64(kd->mc, round_up(M, kd->mr));
+    int64_t NC = min_i64(kd->nc, round_up(N, kd->nr));
+
+    real *Ap = SFX(pack_alloc_real)(MC * KC);
+    real *Bp = SFX(pack_alloc_real)(KC * NC);
+    if (Ap == NULL || Bp == NULL) {
+        free(Ap);
+        free(Bp);
+        return -1;
+    }
+
+    for (int64_t jc = 0; jc < N; jc += NC) {                    /* loop 5 */
+        int64_t nc = min_i64(NC, N - jc);
+        for (int64_t pc = 0; pc < K; pc += KC) {                /* loop 4 */
+            int64_t kc = min_i64(KC, K - pc);
+            SFX(pack_b)(kc, nc, B + pc * rsb + jc * csb, rsb, csb, kd->nr, Bp);
+            /* The first K block applies the caller's beta; the later ones
+             * accumulate onto what the earlier ones wrote. */
+            real beta_p = pc == 0 ? beta : 1;
+            for (int64_t ic = 0; ic < M; ic += MC) {            /* loop 3 */
+                int64_t mc = min_i64(MC, M - ic);
+                SFX(pack_a)(mc, kc, A + ic * rsa + pc * csa, rsa, csa, kd->mr, Ap);
+                SFX(macro_kernel)(kd, mc, nc, kc, alpha, Ap, Bp, beta_p,
+                                  C + ic * rsc + jc * csc, rsc, csc);
+            }
+        }
+    }
+    free(Ap);
+    free(Bp);
+    return 0;
+}
+
+/* gemm_packed, or the reference kernel if the buffers cannot be had. */
+static void SFX(gemm_packed_or_naive)(const SFX(tg_gemm_kernel) *kd,
+                                      int64_t M, int64_t N, int64_t K, real alpha,
+                                      const real *A, int64_t rsa, int64_t csa,
+                                      const real *B, int64_t rsb, int64_t csb,
+                                      real beta, real *C, int64_t rsc, int64_t csc)
+{
+    if (SFX(gemm_packed)(kd, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc) != 0)
+        SFX(gemm_naive)(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+
+/* ---------------------------------------------------------------------
+ * Step 6, threads: split C into slabs of whole tiles, one packed GEMM per
+ * slab, run by tg_parallel_for over the slab's tiles.
+ * --------------------------------------------------------------------- */
+typedef struct {
+    const SFX(tg_gemm_kernel) *kd;
+    int split_n;                /* 1: slabs of columns (loop 5), 0: of rows (loop 3) */
+    int64_t M, N, K;
+    real alpha, beta;
+    const real *A; int64_t rsa, csa;
+    const real *B; int64_t rsb, csb;
+    real *C; int64_t rsc, csc;
+} SFX(mt_ctx);
+
+/* tg_range_fn: compute the slab of C made of tiles [t0, t1) of the split
+ * dimension (tiles of NR columns or MR rows). */
+static void SFX(mt_slab)(int64_t t0, int64_t t1, void *vctx)
+{
+    const SFX(mt_ctx) *x = vctx;
+    if (x->split_n) {
+        int64_t j0 = t0 * x->kd->nr, j1 = min_i64(t1 * x->kd->nr, x->N);
+        SFX(gemm_packed_or_naive)(x->kd, x->M, j1 - j0, x->K, x->alpha,
+                                  x->A, x->rsa, x->csa,
+                                  x->B + j0 * x->csb, x->rsb, x->csb,
+                                  x->beta, x->C + j0 * x->csc, x->rsc, x->csc);
+    } else {
+        int64_t i0 = t0 * x->kd->mr, i1 = min_i64(t1 * x->kd->mr, x->M);
+        SFX(gemm_packed_or_naive)(x->kd, i1 - i0, x->N, x->K, x->alpha,
+                                  x->A + i0 * x->rsa, x->rsa, x->csa,
+                                  x->B, x->rsb, x->csb,
+                                  x->beta, x->C + i0 * x->rsc, x->rsc, x->csc);
+    }
+}
+
+/* The packed GEMM with kernel `kd` on at most `max_threads` pool threads
+ * (fewer if C has fewer tiles in the split dimension).  Slabs are whole
+ * tiles, so results do not depend on the thread count.  K >= 1. */
+static void SFX(gemm_packed_mt)(const SFX(tg_gemm_kernel) *kd, int max_threads,
+                                int64_t M, int64_t N, int64_t K, real alpha,
+                                const real *A, int64_t rsa, int64_t csa,
+                                const real *B, int64_t rsb, int64_t csb,
+                                real beta, real *C, int64_t rsc, int64_t csc)
+{
+    SFX(mt_ctx) x = { kd, 1, M, N, K, alpha, beta, A, rsa, csa, B, rsb, csb, C, rsc, csc };
+    /* Split the longer side: N (columns, loop 5) unless C is taller than wide. */
+    int64_t ntiles_n = (N + kd->nr - 1) / kd->nr, ntiles_m = (M + kd->mr - 1) / kd->mr;
+    x.split_n = N >= M;
+    int64_t ntiles = x.split_n ? ntiles_n : ntiles_m;
+    if (max_threads < 1)
+        max_threads = 1;
+    /* grain = tiles per slab, so that at most max_threads slabs are made. */
+    int64_t grain = (ntiles + max_threads - 1) / max_threads;
+    tg_parallel_for(ntiles, grain, SFX(mt_slab), &x);
+}
+
+/* ---------------------------------------------------------------------
+ * The public entry points of this element type.
+ * --------------------------------------------------------------------- */
+
+/* Defines tg_gemm_variant_f32 / _f64 (contract in gemm.h). */
+int SFX(tg_gemm_variant)(tg_gemm_variant v,
+                         int64_t M, int64_t N, int64_t K, real alpha,
+                         const real *A, int64_t rsa, int64_t csa,
+                         const real *B, int64_t rsb, int64_t csb,
+                         real beta, real *C, int64_t rsc, int64_t csc)
+{
+    if ((unsigned)v >= (unsigned)TG_GEMM_N_VARIANTS)
+        return -1;
+    if (M <= 0 || N <= 0)
+        return 0;
+    if (K <= 0 || alpha == 0) {
+        SFX(scale_c)(M, N, beta, C, rsc, csc);
+        return 0;
+    }
+    switch (v) {
+    case TG_GEMM_NAIVE:
+        SFX(gemm_naive)(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+        break;
+    case TG_GEMM_REORDERED:
+        SFX(gemm_reordered)(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+        break;
+    case TG_GEMM_BLOCKED:
+        SFX(gemm_blocked)(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+        break;
+    case TG_GEMM_PACKED_SCALAR:
+        SFX(gemm_packed_or_naive)(&isa_generic.TG_TYPE_FIELD, M, N, K, alpha, A, rsa, csa,
+                                  B, rsb, csb, beta, C, rsc, csc);
+        break;
+    case TG_GEMM_PACKED_SIMD:
+        SFX(gemm_packed_or_naive)(&active_isa()->TG_TYPE_FIELD, M, N, K, alpha, A, rsa, csa,
+                                  B, rsb, csb, beta, C, rsc, csc);
+        break;
+    case TG_GEMM_PACKED_SIMD_MT:
+    default:
+        SFX(gemm_packed_mt)(&active_isa()->TG_TYPE_FIELD, tg_get_num_threads(), M, N, K, alpha,
+                            A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+        break;
+    }
+    return 0;
+}
+
+/* Defines tg_gemm_f32 / tg_gemm_f64 (contract in gemm.h): the variant
+ * that suits the size. */
+void SFX(tg_gemm)(int64_t M, int64_t N, int64_t K, real alpha,
+                  const real *A, int64_t rsa, int64_t csa,
+                  const real *B, int64_t rsb, int64_t csb,
+                  real beta, real *C, int64_t rsc, int64_t csc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0 || alpha == 0) {
+        SFX(scale_c)(M, N, beta, C, rsc, csc);
+        return;
+    }
+    double mnk = (double)M * (double)N * (double)K;
+    if (mnk <= TG_GEMM_SMALL_MNK) {
+        SFX(gemm_reordered)(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+        return;
+    }
+    double threads = 2.0 * mnk / TG_GEMM_FLOPS_PER_THREAD;
+    int max_threads = threads >= TG_MAX_THREADS ? TG_MAX_THREADS : (int)threads;
+    SFX(gemm_packed_mt)(&active_isa()->TG_TYPE_FIELD, max_threads, M, N, K, alpha,
+                        A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+
+#endif /* TG_GEMM_TEMPLATE */

@@ -1,0 +1,151 @@
+/*
+ * gemm.h -- general matrix multiply (GEMM) kernels for float and double.
+ *
+ *     C = alpha * op(A) @ op(B) + beta * C
+ *
+ * with op(A) of shape [M, K], op(B) of shape [K, N] and C of shape [M, N].
+ *
+ * Layout.  Every matrix is given as a base pointer plus a ROW stride and a
+ * COLUMN stride, both counted in ELEMENTS: element (i, j) of A is
+ * A[i * rsa + j * csa].  So one function covers every layout:
+ *
+ *     row-major A (lda = row length)       rsa = lda, csa = 1
+ *     A transposed (A^T of a row-major A)  rsa = 1,   csa = lda
+ *     every other column                   rsa = lda, csa = 2
+ *     a broadcast row repeated M times     rsa = 0,   csa = 1
+ *
+ * Strides may be any value, including 0 and negative (reversed views).
+ * C must not overlap A or B, and distinct (i, j) must address distinct
+ * elements of C (no zero stride in C unless that dimension has size 1).
+ *
+ * Semantics (the same for every variant, as in the reference BLAS):
+ *   - M <= 0 or N <= 0: nothing happens.
+ *   - K <= 0 or alpha == 0: C = beta * C, and A and B are not read.
+ *   - beta == 0: C is written without being read, so NaN or garbage in C
+ *     never leaks into the result.
+ *   - no allocation failure can crash: if the packing buffers cannot be
+ *     allocated the product is computed by the reference kernel.
+ * The functions are thread-safe (they may be called concurrently on
+ * different C), and never fail.
+ *
+ * The lesson: gemm.c builds the fast kernel one step at a time, and each
+ * step stays callable (tg_gemm_variant_f32) so that a notebook can time it.
+ */
+#ifndef TG_GEMM_H
+#define TG_GEMM_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* C[M,N] = alpha * A[M,K] @ B[K,N] + beta * C[M,N], float32.
+ * Picks the fastest path for the size: a simple loop for tiny products, the
+ * packed SIMD kernel otherwise, threaded over the pool (threadpool.h) when
+ * the product is large enough to pay for waking the workers. */
+void tg_gemm_f32(int64_t M, int64_t N, int64_t K, float alpha,
+                 const float *A, int64_t rsa, int64_t csa,
+                 const float *B, int64_t rsb, int64_t csb,
+                 float beta, float *C, int64_t rsc, int64_t csc);
+
+/* The same in float64. */
+void tg_gemm_f64(int64_t M, int64_t N, int64_t K, double alpha,
+                 const double *A, int64_t rsa, int64_t csa,
+                 const double *B, int64_t rsb, int64_t csb,
+                 double beta, double *C, int64_t rsc, int64_t csc);
+
+/* The steps of the lesson, from the textbook loop to the threaded kernel. */
+typedef enum {
+    TG_GEMM_NAIVE = 0,        /* i-j-k triple loop, the textbook definition (the reference kernel) */
+    TG_GEMM_REORDERED,        /* i-k-j loop order: unit-stride inner loop the compiler can vectorize */
+    TG_GEMM_BLOCKED,          /* cache blocking, no packing */
+    TG_GEMM_PACKED_SCALAR,    /* BLIS/GotoBLAS structure: pack panels of A and B, portable C micro-kernel */
+    TG_GEMM_PACKED_SIMD,      /* same with the best SIMD micro-kernel for this CPU, one thread */
+    TG_GEMM_PACKED_SIMD_MT,   /* same, threaded over the pool (what tg_gemm_* uses for large sizes) */
+    TG_GEMM_N_VARIANTS
+} tg_gemm_variant;
+
+/* Short name of a variant ("naive", "reordered", "blocked", "packed_scalar",
+ * "packed_simd", "packed_simd_mt"); "unknown" for an invalid value.
+ * The string is static. */
+const char *tg_gemm_variant_name(tg_gemm_variant v);
+
+/* The SIMD micro-kernel in use: "avx512", "avx2" or "generic" (chosen once
+ * from the CPU, unless overridden by tg_gemm_force_isa).  Static string. */
+const char *tg_gemm_isa(void);
+
+/* Run one variant of the lesson, with the semantics of tg_gemm_f32 (the
+ * threaded variant uses every pool thread it can keep busy, whatever the
+ * size).  Returns 0, or -1 (and does nothing) if v is not a valid variant. */
+int tg_gemm_variant_f32(tg_gemm_variant v,
+                        int64_t M, int64_t N, int64_t K, float alpha,
+                        const float *A, int64_t rsa, int64_t csa,
+                        const float *B, int64_t rsb, int64_t csb,
+                        float beta, float *C, int64_t rsc, int64_t csc);
+
+/* The same in float64. */
+int tg_gemm_variant_f64(tg_gemm_variant v,
+                        int64_t M, int64_t N, int64_t K, double alpha,
+                        const double *A, int64_t rsa, int64_t csa,
+                        const double *B, int64_t rsb, int64_t csb,
+                        double beta, double *C, int64_t rsc, int64_t csc);
+
+/* For tests and benchmarks: use the micro-kernels of `isa` ("generic",
+ * "avx2", "avx512"), or the best for this CPU if isa is NULL.  A name this
+ * CPU cannot run (or an unknown name) is ignored and leaves the choice
+ * unchanged.  Process-wide; do not call while other threads run GEMMs. */
+void tg_gemm_force_isa(const char *isa);
+
+/* ------------------------------------------------------------------------
+ * Internal: the micro-kernels, shared by gemm.c (which dispatches) and
+ * gemm_avx2.c / gemm_avx512.c (which define them).  Not for other callers.
+ *
+ * A micro-kernel computes one MR x NR tile of C from packed panels:
+ *
+ *     C[0:MR, 0:NR] = alpha * Ap @ Bp + beta * C       (beta == 0: C not read)
+ *
+ * where Ap holds kc columns of MR values (Ap[p*MR + i] = A(i, p)) and Bp
+ * holds kc rows of NR values (Bp[p*NR + j] = B(p, j)); kc >= 1.  C is a
+ * full tile with row stride rsc and column stride 1.  The result is
+ * computed as (alpha * acc) + (beta * C) with each product rounded, the same
+ * expression gemm.c uses for edge tiles, so tiles do not depend on the path.
+ * ------------------------------------------------------------------------ */
+#ifdef TG_GEMM_INTERNAL
+typedef void (*tg_gemm_ukr_f32)(int64_t kc, float alpha, const float *Ap,
+                                const float *Bp, float beta, float *C, int64_t rsc);
+typedef void (*tg_gemm_ukr_f64)(int64_t kc, double alpha, const double *Ap,
+                                const double *Bp, double beta, double *C, int64_t rsc);
+
+#if defined(__x86_64__) || defined(__i386__)
+/* gemm_avx2.c: MR x NR = 6 x 16 (f32), 6 x 8 (f64); need AVX2 and FMA. */
+#define TG_GEMM_AVX2_MR_F32 6
+#define TG_GEMM_AVX2_NR_F32 16
+#define TG_GEMM_AVX2_MR_F64 6
+#define TG_GEMM_AVX2_NR_F64 8
+void tg_gemm_ukr_avx2_f32(int64_t kc, float alpha, const float *Ap,
+                          const float *Bp, float beta, float *C, int64_t rsc);
+void tg_gemm_ukr_avx2_f64(int64_t kc, double alpha, const double *Ap,
+                          const double *Bp, double beta, double *C, int64_t rsc);
+
+/* gemm_avx512.c: MR x NR = 12 x 32 (f32), 12 x 16 (f64); need AVX-512F. */
+#define TG_GEMM_AVX512_MR_F32 8
+#define TG_GEMM_AVX512_NR_F32 32
+#define TG_GEMM_AVX512_MR_F64 8
+#define TG_GEMM_AVX512_NR_F64 16
+void tg_gemm_ukr_avx512_f32(int64_t kc, float alpha, const float *Ap,
+                            const float *Bp, float beta, float *C, int64_t rsc);
+void tg_gemm_ukr_avx512_f64(int64_t kc, double alpha, const double *Ap,
+                            const double *Bp, double beta, double *C, int64_t rsc);
+#endif
+
+/* Testing hook: while `fail` is nonzero, every packing-buffer allocation
+ * fails, so the tests can check the fallback to the reference kernel. */
+void tg_gemm_testing_fail_alloc(int fail);
+#endif /* TG_GEMM_INTERNAL */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TG_GEMM_H */

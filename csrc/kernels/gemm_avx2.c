@@ -1,0 +1,133 @@
+/*
+ * gemm_avx2.c -- the AVX2 + FMA micro-kernels (see gemm.c for the lesson,
+ * gemm.h for the contract of a micro-kernel).
+ *
+ * The register tile.  An AVX2 register (ymm) holds 8 floats or 4 doubles,
+ * and x86-64 has 16 of them.  The micro-kernel keeps an MR x NR tile of C in
+ * registers for the whole k loop, so its size is set by the register file:
+ *
+ *     f32: MR x NR = 6 x 16  ->  6 rows x 2 ymm = 12 accumulators
+ *     f64: MR x NR = 6 x 8   ->  6 rows x 2 ymm = 12 accumulators
+ *
+ * plus 2 registers for the current row of B and 1 for a broadcast element of
+ * A: 15 of the 16 registers.  Each k step does 2 loads of B, 6 broadcasts of
+ * A and 12 FMAs.  A core with two FMA units (Haswell and later, AMD Zen)
+ * needs at least 2 x (FMA latency 4-5 cycles) = 8-10 independent FMAs in
+ * flight to stay busy: 12 independent accumulators are enough, and 12 FMAs
+ * per 8 loads keeps the load ports below their limit.  A squarer tile (8 x 8
+ * floats = 8 accumulators) would leave the FMA units waiting.
+ *
+ * The functions carry __attribute__((target("avx2,fma"))) so this file
+ * compiles with no special flags; gemm.c only calls them after checking
+ * __builtin_cpu_supports("avx2") and ("fma").
+ */
+#define TG_GEMM_INTERNAL
+#include "gemm.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+/* Fully unroll the loops over the tile: with constant trip counts the
+ * accumulator arrays then become plain registers (without it gcc keeps the
+ * arrays on the stack and stores every accumulator on every k step). */
+#define TG_UNROLL _Pragma("GCC unroll 16")
+
+#define MR_F32 TG_GEMM_AVX2_MR_F32
+#define NV_F32 (TG_GEMM_AVX2_NR_F32 / 8)/* ymm registers per row */
+#define MR_F64 TG_GEMM_AVX2_MR_F64
+#define NV_F64 (TG_GEMM_AVX2_NR_F64 / 4)
+
+/* C[0:6, 0:16] = alpha * Ap @ Bp + beta * C, float32 (contract in gemm.h). */
+__attribute__((target("avx2,fma")))
+void tg_gemm_ukr_avx2_f32(int64_t kc, float alpha, const float *Ap,
+                          const float *Bp, float beta, float *C, int64_t rsc)
+{
+    /* The tile of C lives in acc[][] (12 registers) for the whole loop. */
+    __m256 acc[MR_F32][NV_F32];
+    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+        TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+            acc[i][v] = _mm256_setzero_ps();
+
+    /* Ask for C's rows now: they are needed only after the loop, and the
+     * loads then hit the cache. */
+    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+        _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
+
+    /* The rank-1 updates: acc += Ap[:, p] (column of A) x Bp[p, :] (row of B). */
+    for (int64_t p = 0; p < kc; ++p) {
+        __m256 b[NV_F32];
+        TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+            b[v] = _mm256_loadu_ps(Bp + 8 * v);
+        TG_UNROLL for (int i = 0; i < MR_F32; ++i) {
+            __m256 a = _mm256_broadcast_ss(Ap + i);     /* A(i, p) in all 8 lanes */
+            TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+                acc[i][v] = _mm256_fmadd_ps(a, b[v], acc[i][v]);
+        }
+        Ap += MR_F32;
+        Bp += 8 * NV_F32;
+    }
+
+    /* Write back: C = (alpha * acc) + (beta * C), never reading C if beta == 0. */
+    __m256 va = _mm256_set1_ps(alpha);
+    if (beta == 0.0f) {
+        TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+                _mm256_storeu_ps(C + i * rsc + 8 * v, _mm256_mul_ps(va, acc[i][v]));
+    } else {
+        __m256 vb = _mm256_set1_ps(beta);
+        TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F32; ++v) {
+                float *c = C + i * rsc + 8 * v;
+                __m256 old = _mm256_mul_ps(vb, _mm256_loadu_ps(c));
+                _mm256_storeu_ps(c, _mm256_add_ps(_mm256_mul_ps(va, acc[i][v]), old));
+            }
+    }
+}
+
+/* C[0:6, 0:8] = alpha * Ap @ Bp + beta * C, float64 (contract in gemm.h). */
+__attribute__((target("avx2,fma")))
+void tg_gemm_ukr_avx2_f64(int64_t kc, double alpha, const double *Ap,
+                          const double *Bp, double beta, double *C, int64_t rsc)
+{
+    __m256d acc[MR_F64][NV_F64];
+    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+        TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+            acc[i][v] = _mm256_setzero_pd();
+
+    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+        _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
+
+    for (int64_t p = 0; p < kc; ++p) {
+        __m256d b[NV_F64];
+        TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+            b[v] = _mm256_loadu_pd(Bp + 4 * v);
+        TG_UNROLL for (int i = 0; i < MR_F64; ++i) {
+            __m256d a = _mm256_broadcast_sd(Ap + i);
+            TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+                acc[i][v] = _mm256_fmadd_pd(a, b[v], acc[i][v]);
+        }
+        Ap += MR_F64;
+        Bp += 4 * NV_F64;
+    }
+
+    __m256d va = _mm256_set1_pd(alpha);
+    if (beta == 0.0) {
+        TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+                _mm256_storeu_pd(C + i * rsc + 4 * v, _mm256_mul_pd(va, acc[i][v]));
+    } else {
+        __m256d vb = _mm256_set1_pd(beta);
+        TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F64; ++v) {
+                double *c = C + i * rsc + 4 * v;
+                __m256d old = _mm256_mul_pd(vb, _mm256_loadu_pd(c));
+                _mm256_storeu_pd(c, _mm256_add_pd(_mm256_mul_pd(va, acc[i][v]), old));
+            }
+    }
+}
+
+#else
+/* Not x86: no AVX2 kernels; gemm.c uses the generic one.  (ISO C forbids an
+ * empty translation unit.) */
+typedef int tg_gemm_avx2_unused;
+#endif

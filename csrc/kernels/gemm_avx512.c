@@ -1,0 +1,131 @@
+/*
+ * gemm_avx512.c -- the AVX-512F micro-kernels (see gemm.c for the lesson,
+ * gemm.h for the contract of a micro-kernel, gemm_avx2.c for the AVX2
+ * version, which has exactly the same shape).
+ *
+ * The register tile.  An AVX-512 register (zmm) holds 16 floats or 8
+ * doubles, and there are 32 of them, so the tile can be larger:
+ *
+ *     f32: MR x NR = 8 x 32  ->  8 rows x 2 zmm = 16 accumulators
+ *     f64: MR x NR = 8 x 16  ->  8 rows x 2 zmm = 16 accumulators
+ *
+ * plus 2 registers for the row of B and 1 for the broadcast of A.  Each k
+ * step: 2 loads of B, 8 broadcasts of A, 16 FMAs.  With two 512-bit FMA
+ * units and a 4-cycle latency at least 8 independent FMAs must be in
+ * flight; 16 leave room to hide the loads.  (A 12 x 32 tile, 24
+ * accumulators, would do fewer loads per FMA, but gcc 12 then runs out of
+ * registers for the loop and spills a row of B to the stack on every step.)
+ *
+ * __attribute__((target("avx512f"))) lets the file compile with no special
+ * flags; gemm.c only calls these after __builtin_cpu_supports("avx512f").
+ */
+#define TG_GEMM_INTERNAL
+#include "gemm.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+/* Fully unroll the loops over the tile: with constant trip counts the
+ * accumulator arrays then become plain registers (without it gcc keeps the
+ * arrays on the stack and stores every accumulator on every k step). */
+#define TG_UNROLL _Pragma("GCC unroll 16")
+
+#define MR_F32 TG_GEMM_AVX512_MR_F32
+#define NV_F32 (TG_GEMM_AVX512_NR_F32 / 16)   /* zmm registers per row */
+#define MR_F64 TG_GEMM_AVX512_MR_F64
+#define NV_F64 (TG_GEMM_AVX512_NR_F64 / 8)
+
+/* C[0:12, 0:32] = alpha * Ap @ Bp + beta * C, float32 (contract in gemm.h). */
+__attribute__((target("avx512f")))
+void tg_gemm_ukr_avx512_f32(int64_t kc, float alpha, const float *Ap,
+                            const float *Bp, float beta, float *C, int64_t rsc)
+{
+    /* The tile of C lives in acc[][] (24 registers) for the whole loop. */
+    __m512 acc[MR_F32][NV_F32];
+    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+        TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+            acc[i][v] = _mm512_setzero_ps();
+
+    /* Ask for C's rows now: they are needed only after the loop, and the
+     * loads then hit the cache. */
+    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+        _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
+
+    /* The rank-1 updates: acc += Ap[:, p] (column of A) x Bp[p, :] (row of B). */
+    for (int64_t p = 0; p < kc; ++p) {
+        __m512 b[NV_F32];
+        TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+            b[v] = _mm512_loadu_ps(Bp + 16 * v);
+        TG_UNROLL for (int i = 0; i < MR_F32; ++i) {
+            __m512 a = _mm512_set1_ps(Ap[i]);     /* A(i, p) in all 16 lanes */
+            TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+                acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
+        }
+        Ap += MR_F32;
+        Bp += 16 * NV_F32;
+    }
+
+    /* Write back: C = (alpha * acc) + (beta * C), never reading C if beta == 0. */
+    __m512 va = _mm512_set1_ps(alpha);
+    if (beta == 0.0f) {
+        TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+                _mm512_storeu_ps(C + i * rsc + 16 * v, _mm512_mul_ps(va, acc[i][v]));
+    } else {
+        __m512 vb = _mm512_set1_ps(beta);
+        TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F32; ++v) {
+                float *c = C + i * rsc + 16 * v;
+                __m512 old = _mm512_mul_ps(vb, _mm512_loadu_ps(c));
+                _mm512_storeu_ps(c, _mm512_add_ps(_mm512_mul_ps(va, acc[i][v]), old));
+            }
+    }
+}
+
+/* C[0:12, 0:16] = alpha * Ap @ Bp + beta * C, float64 (contract in gemm.h). */
+__attribute__((target("avx512f")))
+void tg_gemm_ukr_avx512_f64(int64_t kc, double alpha, const double *Ap,
+                            const double *Bp, double beta, double *C, int64_t rsc)
+{
+    __m512d acc[MR_F64][NV_F64];
+    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+        TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+            acc[i][v] = _mm512_setzero_pd();
+
+    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+        _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
+
+    for (int64_t p = 0; p < kc; ++p) {
+        __m512d b[NV_F64];
+        TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+            b[v] = _mm512_loadu_pd(Bp + 8 * v);
+        TG_UNROLL for (int i = 0; i < MR_F64; ++i) {
+            __m512d a = _mm512_set1_pd(Ap[i]);
+            TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+                acc[i][v] = _mm512_fmadd_pd(a, b[v], acc[i][v]);
+        }
+        Ap += MR_F64;
+        Bp += 8 * NV_F64;
+    }
+
+    __m512d va = _mm512_set1_pd(alpha);
+    if (beta == 0.0) {
+        TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+                _mm512_storeu_pd(C + i * rsc + 8 * v, _mm512_mul_pd(va, acc[i][v]));
+    } else {
+        __m512d vb = _mm512_set1_pd(beta);
+        TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F64; ++v) {
+                double *c = C + i * rsc + 8 * v;
+                __m512d old = _mm512_mul_pd(vb, _mm512_loadu_pd(c));
+                _mm512_storeu_pd(c, _mm512_add_pd(_mm512_mul_pd(va, acc[i][v]), old));
+            }
+    }
+}
+
+#else
+/* Not x86: no AVX-512 kernels; gemm.c uses the generic one.  (ISO C forbids an
+ * empty translation unit.) */
+typedef int tg_gemm_avx512_unused;
+#endif

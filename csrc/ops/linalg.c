@@ -1,0 +1,193 @@
+/*
+ * linalg.c -- matmul with NumPy semantics.
+ *
+ *   (K,) @ (K,)          -> ()          dot product
+ *   (M, K) @ (K,)        -> (M,)        matrix-vector
+ *   (K,) @ (K, N)        -> (N,)        vector-matrix
+ *   (..., M, K) @ (..., K, N) -> (..., M, N), batch dims broadcast
+ *
+ * The arithmetic is done by tg_gemm_f32/f64 (kernels/gemm.c, the packed SIMD
+ * kernel); transposed and strided operands are passed by strides, never
+ * copied.
+ */
+#include "../core/internal.h"
+#include "../kernels/gemm.h"
+
+#define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
+
+tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
+    const char *who = "matmul";
+    if (a->ndim == 0 || b->ndim == 0)
+        return TG_FAIL(TG_ERR_VALUE,
+                       "matmul: input operand %d is a 0-d tensor (a scalar); use * to multiply "
+                       "by a scalar",
+                       a->ndim == 0 ? 0 : 1);
+    if (!tg_dtype_is_float(a->dtype) || !tg_dtype_is_float(b->dtype))
+        return TG_FAIL(TG_ERR_TYPE,
+                       "matmul: expected float32 or float64 operands, got %s and %s",
+                       tg_dtype_name(a->dtype), tg_dtype_name(b->dtype));
+    tg_dtype dt = tg_dtype_promote(a->dtype, b->dtype);
+    /* promote 1-D operands to 2-D views */
+    int na = a->ndim < 2 ? 2 : a->ndim, nb = b->ndim < 2 ? 2 : b->ndim;
+    int64_t ash[TG_MAX_DIMS], ast[TG_MAX_DIMS], bsh[TG_MAX_DIMS], bst[TG_MAX_DIMS];
+    if (a->ndim == 1) {
+        ash[0] = 1; ast[0] = 0;
+        ash[1] = a->shape[0]; ast[1] = a->strides[0];
+    } else {
+        memcpy(ash, a->shape, sizeof ash);
+        memcpy(ast, a->strides, sizeof ast);
+    }
+    if (b->ndim == 1) {
+        bsh[0] = b->shape[0]; bst[0] = b->strides[0];
+        bsh[1] = 1; bst[1] = 0;
+    } else {
+        memcpy(bsh, b->shape, sizeof bsh);
+        memcpy(bst, b->strides, sizeof bst);
+    }
+    int64_t M = ash[na - 2], K = ash[na - 1], K2 = bsh[nb - 2], N = bsh[nb - 1];
+    if (K != K2)
+        return TG_FAIL(TG_ERR_VALUE,
+                       "matmul: shapes %s and %s are not aligned: %lld (dim %d) != %lld (dim %d)",
+                       tg__shp(a), tg__shp(b), (long long)K, a->ndim - 1, (long long)K2,
+                       b->ndim == 1 ? 0 : b->ndim - 2);
+    /* broadcast the batch dims */
+    int nbatch;
+    int64_t batch[TG_MAX_DIMS];
+    if (tg__broadcast_shapes(who, na - 2, ash, nb - 2, bsh, &nbatch, batch)) return NULL;
+    int64_t oshape[TG_MAX_DIMS];
+    int ond = 0;
+    for (int i = 0; i < nbatch; i++) oshape[ond++] = batch[i];
+    if (a->ndim != 1) oshape[ond++] = M;
+    if (b->ndim != 1) oshape[ond++] = N;
+    if (ond > TG_MAX_DIMS) return TG_FAIL(TG_ERR_VALUE, "matmul: too many dimensions");
+    tg_tensor *ac = tg__as_dtype(a, dt), *bc = ac ? tg__as_dtype(b, dt) : NULL;
+    tg_tensor *out = bc ? tg_tensor_empty(ond, oshape, dt) : NULL;
+    if (out && out->numel > 0) {
+        /* batch strides (elements) of a and b, 0 where broadcast */
+        int64_t sa[TG_MAX_DIMS], sb[TG_MAX_DIMS];
+        for (int i = 0; i < nbatch; i++) {
+            int ia = na - 2 - nbatch + i, ib = nb - 2 - nbatch + i;
+            sa[i] = (ia < 0 || ash[ia] == 1) ? 0 : ast[ia];
+            sb[i] = (ib < 0 || bsh[ib] == 1) ? 0 : bst[ib];
+        }
+        int64_t nb_total = 1;
+        for (int i = 0; i < nbatch; i++) nb_total *= batch[i];
+        int64_t isz = (int64_t)tg_dtype_size(dt);
+        char *pa0 = tg_tensor_data(ac), *pb0 = tg_tensor_data(bc), *po = tg_tensor_data(out);
+        int64_t rsa = ast[na - 2], csa = ast[na - 1], rsb = bst[nb - 2], csb = bst[nb - 1];
+        /* a row-major batch of a times a shared b is one tall gemm */
+        bool fold = nbatch > 0 && nb - 2 == 0 && a->ndim > 2 && tg_tensor_is_contiguous(ac);
+        if (fold) {
+            int64_t Mt = M * nb_total;
+            if (dt == TG_FLOAT32)
+                tg_gemm_f32(Mt, N, K, 1.0f, (float *)pa0, K, 1, (float *)pb0, rsb, csb, 0.0f,
+                            (float *)po, N, 1);
+            else
+                tg_gemm_f64(Mt, N, K, 1.0, (double *)pa0, K, 1, (double *)pb0, rsb, csb, 0.0,
+                            (double *)po, N, 1);
+        } else {
+            int64_t idx[TG_MAX_DIMS] = {0};
+            for (int64_t bi = 0; bi < nb_total; bi++) {
+                int64_t oa = 0, ob = 0;
+                for (int i = 0; i < nbatch; i++) {
+                    oa += idx[i] * sa[i];
+                    ob += idx[i] * sb[i];
+                }
+                char *pa = pa0 + oa * isz, *pb = pb0 + ob * isz, *pc = po + bi * M * N * isz;
+                if (dt == TG_FLOAT32)
+                    tg_gemm_f32(M, N, K, 1.0f, (float *)pa, rsa, csa, (float *)pb, rsb, csb, 0.0f,
+                                (float *)pc, N, 1);
+                else
+                    tg_gemm_f64(M, N, K, 1.0, (double *)pa, rsa, csa, (double *)pb, rsb, csb, 0.0,
+                                (double *)pc, N, 1);
+                for (int i = nbatch - 1; i >= 0; i--) {
+                    if (++idx[i] < batch[i]) break;
+                    idx[i] = 0;
+                }
+            }
+        }
+    }
+    tg_tensor_release(ac);
+    tg_tensor_release(bc);
+    tg_tensor *in[2] = {a, b};
+    tg_entry *e;
+    out = tg__finish(&tg_opdef_matmul, 2, in, out, &e);
+    if (e && (tg__save(e, a) || tg__save(e, b))) {
+        tg_tensor_release(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* x with a size-1 axis inserted at `axis` (a view). */
+static tg_tensor *unsq(tg_tensor *x, int64_t axis) { return tg_unsqueeze(x, axis); }
+
+static tg_status matmul_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *a = tg_entry_saved(e, 0), *b = a ? tg_entry_saved(e, 1) : NULL;
+    CHECK(b);
+    /* work on 2-D+ versions: restore the dims that 1-D operands removed */
+    tg_tensor *a2 = a->ndim == 1 ? unsq(a, 0) : (tg_tensor_retain(a), a);
+    tg_tensor *b2 = b->ndim == 1 ? unsq(b, 1) : (tg_tensor_retain(b), b);
+    tg_tensor *g2 = g;
+    tg_tensor_retain(g2);
+    if (a->ndim == 1 && g2) {
+        tg_tensor *t = unsq(g2, g2->ndim - (b->ndim == 1 ? 0 : 1));
+        tg_tensor_release(g2);
+        g2 = t;
+    }
+    if (b->ndim == 1 && g2) {
+        tg_tensor *t = unsq(g2, g2->ndim);
+        tg_tensor_release(g2);
+        g2 = t;
+    }
+    tg_status st = TG_OK;
+    if (!a2 || !b2 || !g2) {
+        st = tg_error_status();
+        goto done;
+    }
+    if (tg_entry_needs_grad(e, 0)) {
+        /* dA = dC B^T */
+        tg_tensor *bt = tg_transpose(b2, -1, -2);
+        tg_tensor *ga = bt ? tg_matmul(g2, bt) : NULL;
+        tg_tensor_release(bt);
+        if (ga && a->ndim == 1) { /* (..., 1, K) -> (..., K) */
+            tg_tensor *t = tg_squeeze(ga, (int64_t[]){-2}, 1);
+            tg_tensor_release(ga);
+            ga = t;
+        }
+        if (!ga) { st = tg_error_status(); goto done; }
+        gi[0] = ga;
+    }
+    if (tg_entry_needs_grad(e, 1)) {
+        /* dB = A^T dC */
+        tg_tensor *at = tg_transpose(a2, -1, -2);
+        tg_tensor *gb = at ? tg_matmul(at, g2) : NULL;
+        tg_tensor_release(at);
+        if (gb && b->ndim == 1) { /* (..., K, 1) -> (..., K) */
+            tg_tensor *t = tg_squeeze(gb, (int64_t[]){-1}, 1);
+            tg_tensor_release(gb);
+            gb = t;
+        }
+        if (!gb) { st = tg_error_status(); goto done; }
+        gi[1] = gb;
+    }
+done:
+    tg_tensor_release(a2);
+    tg_tensor_release(b2);
+    tg_tensor_release(g2);
+    return st;
+}
+
+static tg_tensor *apply_matmul(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)p;
+    if (n != 2) return TG_FAIL(TG_ERR_VALUE, "apply: matmul takes 2 inputs");
+    return tg_matmul(in[0], in[1]);
+}
+TG_DEFINE_OP(matmul, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
+             .forward = "C = A B", .forward_tex = "C = A B",
+             .vjp = "dA = dC B^T, dB = A^T dC (batch dims summed when broadcast)",
+             .vjp_tex = "\\bar A = \\bar C B^{\\top},\\quad \\bar B = A^{\\top} \\bar C",
+             .doc = "Matrix product with NumPy semantics (1-D, 2-D, batched with broadcasting).",
+             .backward = matmul_vjp, .apply = apply_matmul,
+             .examples = "3x4,4x5;4,4x5;3x4,4;4,4;2x3x4,4x5;2x1x3x4,5x4x2;T3x4,T4x2;2x3x4,T4x5");

