@@ -694,6 +694,19 @@ int tg_backward_step(tg_stepper *bw) {
                 continue;
             }
             tg_tensor *x = e->inputs[i];
+            if (g->dtype != x->dtype && tg_dtype_is_float(g->dtype)) {
+                /* a promoted op (f32 * f64 -> f64): the gradient goes back to
+                 * the input's dtype, as in PyTorch (differentiable cast) */
+                bool prev1 = tg_set_grad_enabled(create);
+                tg_tensor *c = tg_cast(g, x->dtype);
+                tg_set_grad_enabled(prev1);
+                if (!c) {
+                    st = tg_error_status();
+                    goto out;
+                }
+                tg_tensor_release(g);
+                bw->step_grad_in[i] = g = c;
+            }
             if (g->dtype != x->dtype) {
                 st = vjp_shape_error(e, i, g, "dtype");
                 goto out;
@@ -750,7 +763,9 @@ int tg_backward_step(tg_stepper *bw) {
         }
     }
 
-    if (!(bw->flags & TG_RETAIN_GRAPH)) {
+    /* create_graph implies retain_graph (PyTorch's default): the recorded
+     * gradient graph goes through these entries again (tg_entry_output). */
+    if (!(bw->flags & (TG_RETAIN_GRAPH | TG_CREATE_GRAPH))) {
         free_saved(e);
         e->freed = true;
     }

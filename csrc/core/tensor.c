@@ -757,6 +757,7 @@ tg_status tg_tensor_inplace_(tg_tensor *dst, const tg_tensor *src, char op) {
 }
 
 tg_status tg_tensor_axpy_(tg_tensor *y, double alpha, const tg_tensor *x) {
+    if (tg__check_writable("axpy_", y)) return tg_error_status();
     if (!tg__same_shape(y->ndim, y->shape, x->ndim, x->shape) || y->dtype != x->dtype ||
         !tg_tensor_is_contiguous(y) || !tg_tensor_is_contiguous(x))
         return tg_error_set(TG_ERR_VALUE, "axpy_: needs two contiguous tensors of one shape and dtype");

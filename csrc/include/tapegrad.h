@@ -451,7 +451,8 @@ void tg_recorder_free(tg_recorder *r); /* ends it if active, releases entries */
 /* --- backward ------------------------------------------------------------ */
 enum {
     TG_RETAIN_GRAPH = 1, /* keep saved tensors for another backward */
-    TG_CREATE_GRAPH = 2, /* record the VJPs: gradients of gradients */
+    TG_CREATE_GRAPH = 2, /* record the VJPs: gradients of gradients (implies
+                            TG_RETAIN_GRAPH: the new graph reuses the old) */
     TG_NO_ACCUMULATE = 4 /* do not touch .grad: return grads of `inputs` (tg_grad) */
 };
 

@@ -255,7 +255,9 @@ tg_tensor *tg_broadcast_to(tg_tensor *x, int nd, const int64_t *shape) {
     if (nd < x->ndim || nd > TG_MAX_DIMS)
         return TG_FAIL(TG_ERR_VALUE, "broadcast_to: cannot broadcast shape %s to %s (fewer dimensions)",
                        tg__shp(x), tg__shp2(nd, shape));
-    int64_t st[TG_MAX_DIMS];
+    int64_t st[TG_MAX_DIMS], numel;
+    /* negative sizes and element counts that overflow (the view's numel) */
+    if (tg__check_shape("broadcast_to", nd, shape, tg_dtype_size(x->dtype), &numel)) return NULL;
     for (int i = 0; i < nd; i++) {
         int j = x->ndim - nd + i;
         if (j < 0) {
@@ -858,7 +860,10 @@ tg_tensor *tg_pad(tg_tensor *x, const int64_t *pads, double value) {
         if (pads[2 * d] < 0 || pads[2 * d + 1] < 0)
             return TG_FAIL(TG_ERR_VALUE, "pad: pad widths must be >= 0, got (%lld, %lld) for dim %d",
                            (long long)pads[2 * d], (long long)pads[2 * d + 1], d);
-        sh[d] = x->shape[d] + pads[2 * d] + pads[2 * d + 1];
+        if (__builtin_add_overflow(x->shape[d], pads[2 * d], &sh[d]) ||
+            __builtin_add_overflow(sh[d], pads[2 * d + 1], &sh[d]))
+            return TG_FAIL(TG_ERR_MEMORY, "pad: padding %s by (%lld, %lld) on dim %d overflows the size",
+                           tg__shp(x), (long long)pads[2 * d], (long long)pads[2 * d + 1], d);
     }
     int64_t numel;
     if (tg__check_shape("pad", x->ndim, sh, tg_dtype_size(x->dtype), &numel)) return NULL;

@@ -1,0 +1,98 @@
+/*
+ * common.h -- what the files of the tapegrad._C extension share.
+ *
+ * The extension is one module (multi-phase init, module state, heap types).
+ * A Python Tensor owns one reference to a tg_tensor; the tg_tensor points
+ * back at its Python wrapper through its binding data (a borrowed pointer,
+ * cleared when the wrapper dies), so the same tg_tensor always comes back as
+ * the same Python object while the wrapper lives (`x.grad is x.grad`).
+ *
+ * Every C failure becomes a Python exception in one place (tgpy_raise).
+ * Reference counts of tg objects are not atomic: every call into the core
+ * holds the GIL; only pure kernels run without it.
+ */
+#ifndef TGPY_COMMON_H
+#define TGPY_COMMON_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#define NPY_NO_DEPRECATED_API NPY_1_23_API_VERSION
+#define PY_ARRAY_UNIQUE_SYMBOL tapegrad_ARRAY_API
+#ifndef TGPY_IMPORT_ARRAY
+#define NO_IMPORT_ARRAY
+#endif
+#include <numpy/arrayobject.h>
+
+#include "tapegrad.h"
+
+typedef struct {
+    PyObject_HEAD
+    tg_tensor *t;        /* owned reference, never NULL after construction */
+    PyObject *weakrefs;
+} TensorObject;
+
+/* What the binding keeps on a tg_tensor (t->user_data). Released with the
+ * tg_tensor (GIL held: tensors die in calls made from Python). */
+typedef struct {
+    TensorObject *wrapper; /* borrowed; NULL when no Python object exists */
+    PyObject *hooks;       /* list of callables or NULL (owned) */
+} TensorData;
+
+/* Per-module state. */
+typedef struct {
+    PyTypeObject *Tensor;
+    PyTypeObject *Tape;
+    PyTypeObject *Entry;
+    PyTypeObject *Stepper;
+    PyObject *dtypes[TG_N_DTYPES]; /* numpy dtype objects */
+} ModState;
+
+extern ModState *tgpy_state; /* the (single) module's state, for C callbacks */
+
+/* Raise the Python exception for the last tapegrad error; returns NULL. */
+PyObject *tgpy_raise(void);
+
+/* Wrap a NEW tg_tensor reference (stolen) into its Python object (new ref).
+ * NULL input -> raise the tapegrad error. */
+PyObject *tgpy_wrap(tg_tensor *t);
+/* Wrap a BORROWED tg_tensor (or None for NULL). */
+PyObject *tgpy_wrap_borrowed(tg_tensor *t);
+int tgpy_is_tensor(PyObject *o);
+#define TENSOR(o) (((TensorObject *)(o))->t)
+TensorData *tgpy_data(tg_tensor *t); /* get or create; NULL + MemoryError */
+
+/* Convert anything tensor-like (Tensor, ndarray, list, scalar) to a NEW
+ * tg_tensor reference.  `like`: dtype to give Python scalars (NumPy 2's weak
+ * scalars), or NULL. */
+tg_tensor *tgpy_as_tensor(PyObject *o, const tg_tensor *like);
+/* tg.tensor(data, dtype): a new tensor copying data (has_dtype: use dt). */
+tg_tensor *tgpy_new_tensor(PyObject *o, int has_dtype, tg_dtype dt);
+/* Parse a dtype argument (None -> deflt). Returns 0 or -1 with TypeError. */
+int tgpy_parse_dtype(PyObject *o, tg_dtype deflt, tg_dtype *out);
+PyObject *tgpy_dtype_object(tg_dtype dt); /* borrowed */
+/* A tensor from numpy array `a` sharing its memory. */
+tg_tensor *tgpy_from_numpy(PyObject *a);
+/* An ndarray viewing t's memory, keeping `owner` (the Tensor) alive. */
+PyObject *tgpy_to_numpy(tg_tensor *t, PyObject *owner);
+
+/* Argument parsing for METH_FASTCALL | METH_KEYWORDS: fills out[i] with the
+ * borrowed argument for names[i] (positional first), NULL if absent.
+ * `npos_max` = how many may be passed positionally.  -1 with TypeError. */
+int tgpy_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+              const char *const *names, int n, int npos_max, PyObject **out);
+/* Axis argument: None -> *naxes = -1 (all). */
+int tgpy_axes(PyObject *o, int64_t *axes, int *naxes);
+/* Shape from varargs (ints) or one sequence. */
+int tgpy_shape(const char *fname, PyObject *const *args, Py_ssize_t nargs, int64_t *shape, int *ndim);
+int tgpy_shape_obj(const char *fname, PyObject *o, int64_t *shape, int *ndim);
+int tgpy_bool(PyObject *o, int deflt);
+
+/* Module parts. */
+int tgpy_tensor_type_init(PyObject *m, ModState *st);
+int tgpy_autograd_init(PyObject *m, ModState *st);
+extern PyMethodDef tgpy_module_methods[];
+extern PyMethodDef tgpy_autograd_methods[];
+
+#endif

@@ -1,0 +1,537 @@
+/*
+ * convert.c -- errors, wrapping, argument parsing, and the NumPy bridge
+ * (zero-copy both ways).
+ */
+#include "common.h"
+
+#include <string.h>
+
+ModState *tgpy_state;
+
+/* ===================================================================== */
+/* Errors                                                                 */
+/* ===================================================================== */
+
+PyObject *tgpy_raise(void) {
+    tg_status st = tg_error_status();
+    if (st == TG_ERR_CALLBACK && PyErr_Occurred()) return NULL; /* keep the callback's exception */
+    if (PyErr_Occurred() && st == TG_OK) return NULL;
+    PyObject *exc;
+    switch (st) {
+    case TG_ERR_VALUE: exc = PyExc_ValueError; break;
+    case TG_ERR_TYPE: exc = PyExc_TypeError; break;
+    case TG_ERR_INDEX: exc = PyExc_IndexError; break;
+    case TG_ERR_MEMORY: exc = PyExc_MemoryError; break;
+    case TG_ERR_CALLBACK:
+    case TG_ERR_RUNTIME: exc = PyExc_RuntimeError; break;
+    default: exc = PyExc_RuntimeError; break;
+    }
+    const char *msg = tg_error_message();
+    if (PyErr_Occurred()) { /* chain a pending Python error as the cause */
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        PyErr_NormalizeException(&t, &v, &tb);
+        PyErr_SetString(exc, msg[0] ? msg : "tapegrad: operation failed");
+        PyObject *t2, *v2, *tb2;
+        PyErr_Fetch(&t2, &v2, &tb2);
+        PyErr_NormalizeException(&t2, &v2, &tb2);
+        PyException_SetCause(v2, v);
+        Py_XDECREF(t);
+        Py_XDECREF(tb);
+        PyErr_Restore(t2, v2, tb2);
+    } else {
+        PyErr_SetString(exc, msg[0] ? msg : "tapegrad: operation failed");
+    }
+    tg_error_clear();
+    return NULL;
+}
+
+/* ===================================================================== */
+/* Wrapping                                                               */
+/* ===================================================================== */
+
+static void data_release(void *p) {
+    TensorData *d = p;
+    Py_XDECREF(d->hooks);
+    PyMem_Free(d);
+}
+
+TensorData *tgpy_data(tg_tensor *t) {
+    if (t->user_data) return t->user_data;
+    TensorData *d = PyMem_Calloc(1, sizeof *d);
+    if (!d) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    t->user_data = d;
+    t->user_release = data_release;
+    return d;
+}
+
+int tgpy_is_tensor(PyObject *o) { return PyObject_TypeCheck(o, tgpy_state->Tensor); }
+
+PyObject *tgpy_wrap(tg_tensor *t) {
+    if (!t) return tgpy_raise();
+    TensorData *d = t->user_data;
+    if (d && d->wrapper) {
+        PyObject *w = (PyObject *)d->wrapper;
+        Py_INCREF(w);
+        tg_tensor_release(t); /* the wrapper already owns one */
+        return w;
+    }
+    d = tgpy_data(t);
+    if (!d) {
+        tg_tensor_release(t);
+        return NULL;
+    }
+    PyTypeObject *tp = tgpy_state->Tensor;
+    TensorObject *o = (TensorObject *)tp->tp_alloc(tp, 0);
+    if (!o) {
+        tg_tensor_release(t);
+        return NULL;
+    }
+    o->t = t;
+    d->wrapper = o;
+    return (PyObject *)o;
+}
+
+PyObject *tgpy_wrap_borrowed(tg_tensor *t) {
+    if (!t) Py_RETURN_NONE;
+    tg_tensor_retain(t);
+    return tgpy_wrap(t);
+}
+
+/* ===================================================================== */
+/* Dtypes                                                                 */
+/* ===================================================================== */
+
+PyObject *tgpy_dtype_object(tg_dtype dt) { return tgpy_state->dtypes[dt]; }
+
+static int npy_to_tg(int npy, tg_dtype *out) {
+    switch (npy) {
+    case NPY_FLOAT32: *out = TG_FLOAT32; return 0;
+    case NPY_FLOAT64: *out = TG_FLOAT64; return 0;
+    case NPY_INT64: *out = TG_INT64; return 0;
+    default: return -1;
+    }
+}
+
+static int tg_to_npy(tg_dtype dt) {
+    return dt == TG_FLOAT32 ? NPY_FLOAT32 : dt == TG_FLOAT64 ? NPY_FLOAT64 : NPY_INT64;
+}
+
+int tgpy_parse_dtype(PyObject *o, tg_dtype deflt, tg_dtype *out) {
+    if (!o || o == Py_None) {
+        *out = deflt;
+        return 0;
+    }
+    if (o == (PyObject *)&PyFloat_Type) { /* Python float is float64, as in NumPy */
+        *out = TG_FLOAT64;
+        return 0;
+    }
+    if (o == (PyObject *)&PyLong_Type) {
+        *out = TG_INT64;
+        return 0;
+    }
+    PyArray_Descr *d = NULL;
+    if (!PyArray_DescrConverter2(o, &d) || !d) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError,
+                     "dtype: %R is not a dtype; use tg.float32, tg.float64 or tg.int64", o);
+        return -1;
+    }
+    int r = npy_to_tg(d->type_num, out);
+    if (r) {
+        PyErr_Format(PyExc_TypeError,
+                     "dtype: %R is not supported; tapegrad tensors are float32 (the default), "
+                     "float64 or int64",
+                     (PyObject *)d);
+    }
+    Py_DECREF(d);
+    return r;
+}
+
+/* ===================================================================== */
+/* NumPy -> tensor (zero copy)                                            */
+/* ===================================================================== */
+
+static void release_array(void *data, void *ctx) {
+    (void)data;
+    PyGILState_STATE g = PyGILState_Ensure();
+    Py_DECREF((PyObject *)ctx);
+    PyGILState_Release(g);
+}
+
+tg_tensor *tgpy_from_numpy(PyObject *o) {
+    if (!PyArray_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "from_numpy: expected a numpy.ndarray, got %s",
+                     Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)o;
+    PyArray_Descr *d = PyArray_DESCR(a);
+    tg_dtype dt;
+    if (npy_to_tg(d->type_num, &dt)) {
+        PyErr_Format(PyExc_TypeError,
+                     "from_numpy: arrays of dtype %R are not supported; tapegrad tensors are "
+                     "float32, float64 or int64 (convert first, e.g. a.astype(np.float32))",
+                     (PyObject *)d);
+        return NULL;
+    }
+    if (!PyArray_ISNBO(d->byteorder)) {
+        PyErr_Format(PyExc_TypeError,
+                     "from_numpy: the array is big-endian (dtype %R); convert it to native byte "
+                     "order first: a.astype(a.dtype.newbyteorder('='))",
+                     (PyObject *)d);
+        return NULL;
+    }
+    int nd = PyArray_NDIM(a);
+    if (nd > TG_MAX_DIMS) {
+        PyErr_Format(PyExc_ValueError, "from_numpy: the array has %d dimensions, at most %d are supported",
+                     nd, TG_MAX_DIMS);
+        return NULL;
+    }
+    if (!PyArray_ISALIGNED(a)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "from_numpy: the array's memory is not aligned for its dtype; make an "
+                        "aligned copy first (np.ascontiguousarray(a) or a.copy())");
+        return NULL;
+    }
+    int64_t isz = (int64_t)PyArray_ITEMSIZE(a);
+    int64_t shape[TG_MAX_DIMS], strides[TG_MAX_DIMS];
+    char *base = PyArray_BYTES(a);
+    char *lo = base, *hi = base;
+    int64_t numel = 1;
+    for (int i = 0; i < nd; i++) {
+        shape[i] = PyArray_DIM(a, i);
+        numel *= shape[i];
+    }
+    for (int i = 0; i < nd; i++) {
+        int64_t sb = PyArray_STRIDE(a, i);
+        if (shape[i] <= 1) sb = 0; /* strides of size-0/1 dims are meaningless */
+        if (sb % isz) {
+            PyErr_SetString(PyExc_ValueError,
+                            "from_numpy: the array's strides are not a multiple of its item size; "
+                            "make a copy first (np.ascontiguousarray(a))");
+            return NULL;
+        }
+        strides[i] = sb / isz;
+        if (numel > 0) {
+            if (sb < 0) lo += (shape[i] - 1) * sb;
+            else hi += (shape[i] - 1) * sb;
+        }
+    }
+    size_t nbytes = numel > 0 ? (size_t)(hi - lo) + (size_t)isz : 0;
+    Py_INCREF(o);
+    bool ro = !PyArray_ISWRITEABLE(a);
+    tg_storage *s = tg_storage_borrow(lo, nbytes, release_array, o, ro);
+    if (!s) {
+        Py_DECREF(o);
+        tgpy_raise();
+        return NULL;
+    }
+    tg_tensor *t = tg_tensor_from_storage(s, dt, nd, shape, strides, (int64_t)((base - lo) / isz));
+    tg_storage_release(s);
+    if (!t) tgpy_raise();
+    return t;
+}
+
+/* ===================================================================== */
+/* tensor -> NumPy (zero copy)                                            */
+/* ===================================================================== */
+
+PyObject *tgpy_to_numpy(tg_tensor *t, PyObject *owner) {
+    npy_intp dims[TG_MAX_DIMS], strides[TG_MAX_DIMS];
+    int64_t isz = (int64_t)tg_dtype_size(t->dtype);
+    for (int i = 0; i < t->ndim; i++) {
+        dims[i] = (npy_intp)t->shape[i];
+        strides[i] = (npy_intp)(t->strides[i] * isz);
+    }
+    PyArray_Descr *d = PyArray_DescrFromType(tg_to_npy(t->dtype));
+    int flags = t->storage->readonly ? 0 : NPY_ARRAY_WRITEABLE;
+    PyObject *arr = PyArray_NewFromDescr(&PyArray_Type, d, t->ndim, dims, strides,
+                                         tg_tensor_data(t), flags, NULL);
+    if (!arr) return NULL;
+    Py_INCREF(owner);
+    if (PyArray_SetBaseObject((PyArrayObject *)arr, owner) < 0) {
+        Py_DECREF(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+/* ===================================================================== */
+/* Anything -> tensor                                                     */
+/* ===================================================================== */
+
+static tg_tensor *scalar_tensor(PyObject *o, const tg_tensor *like) {
+    if (PyBool_Check(o) || PyLong_Check(o)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (overflow) {
+            double dv = PyLong_AsDouble(o);
+            if (dv == -1.0 && PyErr_Occurred()) return NULL;
+            return tg_tensor_scalar(dv, like && tg_dtype_is_float(like->dtype) ? like->dtype : TG_FLOAT64);
+        }
+        if (v == -1 && PyErr_Occurred()) return NULL;
+        tg_dtype dt = like ? like->dtype : TG_INT64;
+        return tg_tensor_scalar((double)v, dt);
+    }
+    double v = PyFloat_AsDouble(o);
+    if (v == -1.0 && PyErr_Occurred()) return NULL;
+    tg_dtype dt = like ? (like->dtype == TG_INT64 ? TG_FLOAT64 : like->dtype) : TG_FLOAT32;
+    return tg_tensor_scalar(v, dt);
+}
+
+/* A NEW tg_tensor copying array `a` (any numeric dtype), keeping supported
+ * dtypes, mapping bool/ints -> int64 and float16 -> float32, unless `want`
+ * is given (>= 0). */
+static tg_tensor *copy_array(PyArrayObject *a, int want) {
+    int tn = PyArray_TYPE(a);
+    int target;
+    if (want >= 0) target = want;
+    else if (tn == NPY_FLOAT32 || tn == NPY_FLOAT64 || tn == NPY_INT64) target = tn;
+    else if (PyTypeNum_ISBOOL(tn) || PyTypeNum_ISINTEGER(tn)) target = NPY_INT64;
+    else if (tn == NPY_FLOAT16) target = NPY_FLOAT32;
+    else if (PyTypeNum_ISFLOAT(tn)) target = NPY_FLOAT64;
+    else {
+        PyErr_Format(PyExc_TypeError,
+                     "tensor: arrays of dtype %R are not supported; tapegrad tensors are float32, "
+                     "float64 or int64",
+                     (PyObject *)PyArray_DESCR(a));
+        return NULL;
+    }
+    PyObject *c = PyArray_FromAny((PyObject *)a, PyArray_DescrFromType(target), 0, 0,
+                                  NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_FORCECAST,
+                                  NULL);
+    if (!c) return NULL;
+    PyArrayObject *ca = (PyArrayObject *)c;
+    int nd = PyArray_NDIM(ca);
+    if (nd > TG_MAX_DIMS) {
+        Py_DECREF(c);
+        PyErr_Format(PyExc_ValueError, "tensor: %d dimensions, at most %d are supported", nd, TG_MAX_DIMS);
+        return NULL;
+    }
+    int64_t shape[TG_MAX_DIMS];
+    for (int i = 0; i < nd; i++) shape[i] = PyArray_DIM(ca, i);
+    tg_dtype dt = TG_FLOAT32;
+    npy_to_tg(target, &dt);
+    tg_tensor *t = tg_tensor_from_buffer(nd, shape, dt, PyArray_DATA(ca));
+    Py_DECREF(c);
+    if (!t) tgpy_raise();
+    return t;
+}
+
+/* tg.tensor(data, dtype): always a new tensor (copy), never requiring grad. */
+tg_tensor *tgpy_new_tensor(PyObject *o, int has_dtype, tg_dtype dt) {
+    if (tgpy_is_tensor(o)) {
+        tg_tensor *src = TENSOR(o);
+        bool prev = tg_set_grad_enabled(false);
+        tg_tensor *r = tg_cast(src, has_dtype ? dt : src->dtype); /* always copies */
+        tg_set_grad_enabled(prev);
+        if (!r) tgpy_raise();
+        return r;
+    }
+    if (PyArray_Check(o)) return copy_array((PyArrayObject *)o, has_dtype ? tg_to_npy(dt) : -1);
+    PyObject *a = PyArray_FROM_O(o);
+    if (!a) return NULL;
+    int tn = PyArray_TYPE((PyArrayObject *)a);
+    if (tn == NPY_OBJECT || tn == NPY_STRING || tn == NPY_UNICODE) {
+        Py_DECREF(a);
+        PyErr_Format(PyExc_TypeError,
+                     "tensor: cannot make a tensor from %s: expected numbers or (nested, "
+                     "rectangular) lists of numbers",
+                     Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    int want = has_dtype ? tg_to_npy(dt) : PyTypeNum_ISFLOAT(tn) ? NPY_FLOAT32 : -1;
+    tg_tensor *t = copy_array((PyArrayObject *)a, want);
+    Py_DECREF(a);
+    return t;
+}
+
+tg_tensor *tgpy_as_tensor(PyObject *o, const tg_tensor *like) {
+    if (tgpy_is_tensor(o)) {
+        tg_tensor_retain(TENSOR(o));
+        return TENSOR(o);
+    }
+    if (PyFloat_Check(o) || PyLong_Check(o) || PyBool_Check(o)) {
+        tg_tensor *t = scalar_tensor(o, like);
+        if (!t && !PyErr_Occurred()) tgpy_raise();
+        return t;
+    }
+    if (PyArray_Check(o)) {
+        PyArrayObject *a = (PyArrayObject *)o;
+        int tn = PyArray_TYPE(a);
+        if ((tn == NPY_FLOAT32 || tn == NPY_FLOAT64 || tn == NPY_INT64) &&
+            PyArray_ISNBO(PyArray_DESCR(a)->byteorder) && PyArray_ISALIGNED(a) &&
+            PyArray_NDIM(a) <= TG_MAX_DIMS)
+            return tgpy_from_numpy(o);
+        return copy_array(a, -1);
+    }
+    if (PyArray_IsScalar(o, Generic)) {
+        PyObject *a = PyArray_FromScalar(o, NULL);
+        if (!a) return NULL;
+        tg_tensor *t = copy_array((PyArrayObject *)a, -1);
+        Py_DECREF(a);
+        return t;
+    }
+    if (PyList_Check(o) || PyTuple_Check(o)) {
+        PyObject *a = PyArray_FROM_O(o);
+        if (!a) return NULL;
+        int tn = PyArray_TYPE((PyArrayObject *)a);
+        /* Python floats become float32 (the default dtype), ints int64 */
+        int want = PyTypeNum_ISFLOAT(tn) ? NPY_FLOAT32 : -1;
+        if (tn == NPY_OBJECT) {
+            Py_DECREF(a);
+            PyErr_SetString(PyExc_TypeError,
+                            "tensor: the data is not a rectangular list of numbers (ragged "
+                            "nested lists or non-numeric items)");
+            return NULL;
+        }
+        tg_tensor *t = copy_array((PyArrayObject *)a, want);
+        Py_DECREF(a);
+        return t;
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "expected a Tensor, a NumPy array, a list or a number, got %s",
+                 Py_TYPE(o)->tp_name);
+    return NULL;
+}
+
+/* ===================================================================== */
+/* Argument parsing                                                       */
+/* ===================================================================== */
+
+int tgpy_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+              const char *const *names, int n, int npos_max, PyObject **out) {
+    for (int i = 0; i < n; i++) out[i] = NULL;
+    if (nargs > npos_max) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most %d positional argument%s (%zd given)",
+                     fname, npos_max, npos_max == 1 ? "" : "s", nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) out[i] = args[i];
+    if (kwnames) {
+        Py_ssize_t nk = PyTuple_GET_SIZE(kwnames);
+        for (Py_ssize_t k = 0; k < nk; k++) {
+            const char *kw = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
+            if (!kw) return -1;
+            int found = -1;
+            for (int i = 0; i < n; i++)
+                if (!strcmp(kw, names[i])) found = i;
+            if (found < 0) {
+                PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%s'", fname, kw);
+                return -1;
+            }
+            if (out[found]) {
+                PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fname, kw);
+                return -1;
+            }
+            out[found] = args[nargs + k];
+        }
+    }
+    return 0;
+}
+
+int tgpy_bool(PyObject *o, int deflt) {
+    if (!o) return deflt;
+    return PyObject_IsTrue(o);
+}
+
+int tgpy_axes(PyObject *o, int64_t *axes, int *naxes) {
+    if (!o || o == Py_None) {
+        *naxes = -1;
+        return 0;
+    }
+    if (PyLong_Check(o)) {
+        axes[0] = PyLong_AsLongLong(o);
+        if (axes[0] == -1 && PyErr_Occurred()) return -1;
+        *naxes = 1;
+        return 0;
+    }
+    if (PyTuple_Check(o) || PyList_Check(o)) {
+        Py_ssize_t n = PySequence_Size(o);
+        if (n > TG_MAX_DIMS) {
+            PyErr_Format(PyExc_ValueError, "axis: %zd axes given, at most %d", n, TG_MAX_DIMS);
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *it = PySequence_GetItem(o, i);
+            if (!it) return -1;
+            axes[i] = PyLong_AsLongLong(it);
+            Py_DECREF(it);
+            if (axes[i] == -1 && PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "axis: expected an int or a tuple of ints");
+                return -1;
+            }
+        }
+        *naxes = (int)n;
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "axis: expected None, an int or a tuple of ints, got %s",
+                 Py_TYPE(o)->tp_name);
+    return -1;
+}
+
+int tgpy_shape_obj(const char *fname, PyObject *o, int64_t *shape, int *ndim) {
+    if (PyLong_Check(o)) {
+        shape[0] = PyLong_AsLongLong(o);
+        if (shape[0] == -1 && PyErr_Occurred()) return -1;
+        *ndim = 1;
+        return 0;
+    }
+    PyObject *seq = PySequence_Fast(o, "shape must be an int or a sequence of ints");
+    if (!seq) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: shape must be an int or a sequence of ints, got %s",
+                     fname, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > TG_MAX_DIMS) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "%s: %zd dimensions requested, at most %d are supported",
+                     fname, n, TG_MAX_DIMS);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyLong_Check(it) && !PyIndex_Check(it)) {
+            Py_DECREF(seq);
+            PyErr_Format(PyExc_TypeError, "%s: shape entries must be ints, got %s", fname,
+                         Py_TYPE(it)->tp_name);
+            return -1;
+        }
+        shape[i] = PyLong_AsLongLong(it);
+        if (shape[i] == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "%s: shape entry %zd is too large", fname, i);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    *ndim = (int)n;
+    return 0;
+}
+
+int tgpy_shape(const char *fname, PyObject *const *args, Py_ssize_t nargs, int64_t *shape, int *ndim) {
+    if (nargs == 1 && !PyLong_Check(args[0])) return tgpy_shape_obj(fname, args[0], shape, ndim);
+    if (nargs > TG_MAX_DIMS) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd dimensions requested, at most %d are supported",
+                     fname, nargs, TG_MAX_DIMS);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        if (!PyLong_Check(args[i]) && !PyIndex_Check(args[i])) {
+            PyErr_Format(PyExc_TypeError, "%s: shape entries must be ints, got %s", fname,
+                         Py_TYPE(args[i])->tp_name);
+            return -1;
+        }
+        shape[i] = PyLong_AsLongLong(args[i]);
+        if (shape[i] == -1 && PyErr_Occurred()) return -1;
+    }
+    *ndim = (int)nargs;
+    return 0;
+}

@@ -1,0 +1,1338 @@
+/*
+ * tensor.c -- the tapegrad.Tensor type: attributes, operators, indexing,
+ * NumPy interop (buffer protocol, __array__) and every op as a method and as
+ * a module function.
+ *
+ * Hot paths (operators, methods) reach C through METH_FASTCALL and the
+ * number protocol with no Python wrapper in between.
+ */
+#include "common.h"
+
+#include <string.h>
+
+#define W(x) tgpy_wrap(x)
+
+/* ===================================================================== */
+/* Lifetime                                                               */
+/* ===================================================================== */
+
+static int tensor_traverse(TensorObject *self, visitproc visit, void *arg) {
+    Py_VISIT(Py_TYPE(self));
+    if (self->t && self->t->user_data) Py_VISIT(((TensorData *)self->t->user_data)->hooks);
+    return 0;
+}
+
+static int tensor_clear(TensorObject *self) {
+    if (self->t && self->t->user_data) Py_CLEAR(((TensorData *)self->t->user_data)->hooks);
+    return 0;
+}
+
+static void tensor_dealloc(TensorObject *self) {
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakrefs) PyObject_ClearWeakRefs((PyObject *)self);
+    if (self->t) {
+        TensorData *d = self->t->user_data;
+        if (d && d->wrapper == self) d->wrapper = NULL;
+        tg_tensor_release(self->t);
+        self->t = NULL;
+    }
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+/* Tensor(data, dtype=None, requires_grad=False): same as tg.tensor. */
+static PyObject *tensor_new(PyTypeObject *tp, PyObject *args, PyObject *kwds) {
+    static char *kw[] = {"data", "dtype", "requires_grad", NULL};
+    PyObject *data, *dtype = Py_None;
+    int rg = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|Op:Tensor", kw, &data, &dtype, &rg)) return NULL;
+    tg_dtype dt;
+    if (tgpy_parse_dtype(dtype, TG_FLOAT32, &dt)) return NULL;
+    tg_tensor *t = tgpy_new_tensor(data, dtype != Py_None, dt);
+    if (!t) return NULL;
+    if (rg && tg_tensor_set_requires_grad(t, true)) {
+        tg_tensor_release(t);
+        return tgpy_raise();
+    }
+    return W(t);
+}
+
+/* ===================================================================== */
+/* Attributes                                                             */
+/* ===================================================================== */
+
+static PyObject *shape_tuple(int nd, const int64_t *s) {
+    PyObject *r = PyTuple_New(nd);
+    if (!r) return NULL;
+    for (int i = 0; i < nd; i++) PyTuple_SET_ITEM(r, i, PyLong_FromLongLong(s[i]));
+    return r;
+}
+
+static PyObject *get_shape(TensorObject *s, void *c) { return shape_tuple(s->t->ndim, s->t->shape); }
+static PyObject *get_ndim(TensorObject *s, void *c) { return PyLong_FromLong(s->t->ndim); }
+static PyObject *get_size(TensorObject *s, void *c) { return PyLong_FromLongLong(s->t->numel); }
+static PyObject *get_itemsize(TensorObject *s, void *c) {
+    return PyLong_FromSize_t(tg_dtype_size(s->t->dtype));
+}
+static PyObject *get_nbytes(TensorObject *s, void *c) {
+    return PyLong_FromLongLong(s->t->numel * (int64_t)tg_dtype_size(s->t->dtype));
+}
+static PyObject *get_dtype(TensorObject *s, void *c) {
+    PyObject *d = tgpy_dtype_object(s->t->dtype);
+    Py_INCREF(d);
+    return d;
+}
+static PyObject *get_strides(TensorObject *s, void *c) {
+    int64_t b[TG_MAX_DIMS];
+    for (int i = 0; i < s->t->ndim; i++) b[i] = s->t->strides[i] * (int64_t)tg_dtype_size(s->t->dtype);
+    return shape_tuple(s->t->ndim, b);
+}
+static PyObject *get_T(TensorObject *s, void *c) {
+    int64_t perm[TG_MAX_DIMS];
+    for (int i = 0; i < s->t->ndim; i++) perm[i] = s->t->ndim - 1 - i;
+    return W(tg_permute(s->t, perm));
+}
+static PyObject *get_mT(TensorObject *s, void *c) { return W(tg_transpose(s->t, -1, -2)); }
+static PyObject *get_requires_grad(TensorObject *s, void *c) { return PyBool_FromLong(s->t->requires_grad); }
+static int set_requires_grad(TensorObject *s, PyObject *v, void *c) {
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "requires_grad cannot be deleted");
+        return -1;
+    }
+    int b = PyObject_IsTrue(v);
+    if (b < 0) return -1;
+    if (tg_tensor_set_requires_grad(s->t, b)) {
+        tgpy_raise();
+        return -1;
+    }
+    return 0;
+}
+static PyObject *get_grad(TensorObject *s, void *c) { return tgpy_wrap_borrowed(s->t->grad); }
+static int set_grad(TensorObject *s, PyObject *v, void *c) {
+    if (!v || v == Py_None) {
+        tg_tensor_set_grad(s->t, NULL);
+        return 0;
+    }
+    tg_tensor *g = tgpy_as_tensor(v, s->t);
+    if (!g) return -1;
+    tg_status st = tg_tensor_set_grad(s->t, g);
+    tg_tensor_release(g);
+    if (st) {
+        tgpy_raise();
+        return -1;
+    }
+    return 0;
+}
+PyObject *tgpy_entry_wrap(tg_entry *e); /* autograd.c */
+static PyObject *get_grad_fn(TensorObject *s, void *c) {
+    if (!s->t->grad_fn) Py_RETURN_NONE;
+    return tgpy_entry_wrap(s->t->grad_fn);
+}
+static PyObject *get_is_leaf(TensorObject *s, void *c) { return PyBool_FromLong(s->t->grad_fn == NULL); }
+static PyObject *get_name(TensorObject *s, void *c) {
+    if (!s->t->name) Py_RETURN_NONE;
+    return PyUnicode_FromString(s->t->name);
+}
+static int set_name(TensorObject *s, PyObject *v, void *c) {
+    if (!v || v == Py_None) {
+        tg_tensor_set_name(s->t, NULL);
+        return 0;
+    }
+    const char *n = PyUnicode_AsUTF8(v);
+    if (!n) return -1;
+    if (tg_tensor_set_name(s->t, n)) {
+        tgpy_raise();
+        return -1;
+    }
+    return 0;
+}
+static PyObject *get_data(TensorObject *s, void *c) { return W(tg_tensor_detach(s->t)); }
+static PyObject *get_version(TensorObject *s, void *c) {
+    return PyLong_FromUnsignedLongLong(s->t->storage->version);
+}
+static PyObject *get_id(TensorObject *s, void *c) { return PyLong_FromUnsignedLongLong(s->t->id); }
+static PyObject *get_retains_grad(TensorObject *s, void *c) { return PyBool_FromLong(s->t->retains_grad); }
+static PyObject *get_is_contiguous(TensorObject *s, void *c) {
+    return PyBool_FromLong(tg_tensor_is_contiguous(s->t));
+}
+static PyObject *get_data_ptr(TensorObject *s, void *c) {
+    return PyLong_FromVoidPtr(tg_tensor_data(s->t));
+}
+static PyObject *get_readonly(TensorObject *s, void *c) { return PyBool_FromLong(s->t->storage->readonly); }
+
+static PyGetSetDef tensor_getset[] = {
+    {"shape", (getter)get_shape, NULL, "The size of each dimension, a tuple.", NULL},
+    {"ndim", (getter)get_ndim, NULL, "Number of dimensions.", NULL},
+    {"size", (getter)get_size, NULL, "Number of elements (NumPy's size).", NULL},
+    {"itemsize", (getter)get_itemsize, NULL, "Bytes per element.", NULL},
+    {"nbytes", (getter)get_nbytes, NULL, "Bytes of the elements.", NULL},
+    {"dtype", (getter)get_dtype, NULL, "The element type: tg.float32, tg.float64 or tg.int64 (NumPy dtypes).", NULL},
+    {"strides", (getter)get_strides, NULL, "Bytes to step in each dimension (as NumPy).", NULL},
+    {"T", (getter)get_T, NULL, "The tensor with its axes reversed (a view).", NULL},
+    {"mT", (getter)get_mT, NULL, "The last two axes swapped (a view).", NULL},
+    {"requires_grad", (getter)get_requires_grad, (setter)set_requires_grad,
+     "Whether operations on this tensor are recorded on the tape so that backward computes its gradient.\n"
+     "Settable on leaves (tensors not produced by an op).", NULL},
+    {"grad", (getter)get_grad, (setter)set_grad,
+     "The gradient accumulated by backward() (None before). Assign None to reset it.", NULL},
+    {"grad_fn", (getter)get_grad_fn, NULL,
+     "The tape entry that produced this tensor (op name and sequence number), None for leaves.", NULL},
+    {"is_leaf", (getter)get_is_leaf, NULL, "True if the tensor was not produced by a recorded op.", NULL},
+    {"name", (getter)get_name, (setter)set_name, "A name shown on the tape and in drawings (e.g. 'fc1.weight').", NULL},
+    {"data", (getter)get_data, NULL, "The same memory as a tensor that does not require grad.", NULL},
+    {"retains_grad", (getter)get_retains_grad, NULL, "True after retain_grad() on a non-leaf.", NULL},
+    {"is_contiguous", (getter)get_is_contiguous, NULL, "True if the elements are laid out in C order.", NULL},
+    {"data_ptr", (getter)get_data_ptr, NULL, "Address of the first element.", NULL},
+    {"readonly", (getter)get_readonly, NULL, "True if the memory is read-only (e.g. a read-only NumPy array).", NULL},
+    {"_version", (getter)get_version, NULL, "Counter of in-place writes to the storage.", NULL},
+    {"_id", (getter)get_id, NULL, "Unique id of the tensor (for display).", NULL},
+    {NULL}};
+
+/* ===================================================================== */
+/* Binary operators                                                       */
+/* ===================================================================== */
+
+typedef tg_tensor *(*binfn)(tg_tensor *, tg_tensor *);
+
+/* Convert both operands (one is a Tensor) and apply f; NotImplemented for
+ * types we do not know, so Python can try the other operand. */
+static PyObject *binop(PyObject *a, PyObject *b, binfn f) {
+    tg_tensor *ta, *tb;
+    if (tgpy_is_tensor(a)) {
+        ta = TENSOR(a);
+        tg_tensor_retain(ta);
+        tb = tgpy_as_tensor(b, ta);
+    } else {
+        tb = TENSOR(b);
+        tg_tensor_retain(tb);
+        ta = tgpy_as_tensor(a, tb);
+    }
+    if (!ta || !tb) {
+        tg_tensor_release(ta);
+        tg_tensor_release(tb);
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            Py_RETURN_NOTIMPLEMENTED;
+        }
+        return NULL;
+    }
+    tg_tensor *r = f(ta, tb);
+    tg_tensor_release(ta);
+    tg_tensor_release(tb);
+    return W(r);
+}
+
+static PyObject *nb_add(PyObject *a, PyObject *b) { return binop(a, b, tg_add); }
+static PyObject *nb_sub(PyObject *a, PyObject *b) { return binop(a, b, tg_sub); }
+static PyObject *nb_mul(PyObject *a, PyObject *b) { return binop(a, b, tg_mul); }
+static PyObject *nb_div(PyObject *a, PyObject *b) { return binop(a, b, tg_div); }
+static PyObject *nb_matmul(PyObject *a, PyObject *b) { return binop(a, b, tg_matmul); }
+static PyObject *nb_pow(PyObject *a, PyObject *b, PyObject *m) {
+    if (m != Py_None) Py_RETURN_NOTIMPLEMENTED;
+    return binop(a, b, tg_pow);
+}
+static PyObject *nb_neg(PyObject *a) { return W(tg_neg(TENSOR(a))); }
+static PyObject *nb_pos(PyObject *a) {
+    Py_INCREF(a);
+    return a;
+}
+static PyObject *nb_abs(PyObject *a) { return W(tg_abs(TENSOR(a))); }
+
+static PyObject *inplace(PyObject *a, PyObject *b, char op) {
+    tg_tensor *tb = tgpy_as_tensor(b, TENSOR(a));
+    if (!tb) return NULL;
+    tg_status st = tg_tensor_inplace_(TENSOR(a), tb, op);
+    tg_tensor_release(tb);
+    if (st) return tgpy_raise();
+    Py_INCREF(a);
+    return a;
+}
+static PyObject *nb_iadd(PyObject *a, PyObject *b) { return inplace(a, b, '+'); }
+static PyObject *nb_isub(PyObject *a, PyObject *b) { return inplace(a, b, '-'); }
+static PyObject *nb_imul(PyObject *a, PyObject *b) { return inplace(a, b, '*'); }
+static PyObject *nb_idiv(PyObject *a, PyObject *b) { return inplace(a, b, '/'); }
+
+static int one_value(PyObject *a, double *v, const char *what) {
+    if (TENSOR(a)->numel != 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: only a tensor with one element can be converted, this one has shape %S "
+                     "(use .any()/.all() style reductions such as (t > 0).sum())",
+                     what, get_shape((TensorObject *)a, NULL));
+        return -1;
+    }
+    *v = tg_tensor_get_flat(TENSOR(a), 0);
+    return 0;
+}
+static int nb_bool(PyObject *a) {
+    double v;
+    if (one_value(a, &v, "bool")) return -1;
+    return v != 0;
+}
+static PyObject *nb_float(PyObject *a) {
+    double v;
+    if (one_value(a, &v, "float")) return NULL;
+    return PyFloat_FromDouble(v);
+}
+static PyObject *nb_int(PyObject *a) {
+    double v;
+    if (one_value(a, &v, "int")) return NULL;
+    if (TENSOR(a)->dtype == TG_INT64) return PyLong_FromLongLong((long long)v);
+    return PyLong_FromDouble(v);
+}
+
+static PyObject *richcompare(PyObject *a, PyObject *b, int op) {
+    binfn f;
+    switch (op) {
+    case Py_EQ: f = tg_eq; break;
+    case Py_NE: f = tg_ne; break;
+    case Py_LT: f = tg_lt; break;
+    case Py_LE: f = tg_le; break;
+    case Py_GT: f = tg_gt; break;
+    default: f = tg_ge; break;
+    }
+    if (b == Py_None) Py_RETURN_NOTIMPLEMENTED;
+    return binop(a, b, f);
+}
+
+static Py_hash_t tensor_hash(PyObject *a) {
+    /* identity, as for any mutable container that defines == elementwise */
+    Py_hash_t h = (Py_hash_t)((uintptr_t)a >> 4);
+    return h == -1 ? -2 : h;
+}
+
+/* ===================================================================== */
+/* Indexing                                                               */
+/* ===================================================================== */
+
+enum { IX_INT, IX_SLICE, IX_NONE, IX_ELLIPSIS, IX_ARRAY };
+
+/* An integer index array (new reference) from a list, ndarray or Tensor. */
+static tg_tensor *index_array(PyObject *o) {
+    if (tgpy_is_tensor(o)) {
+        tg_tensor *t = TENSOR(o);
+        if (t->dtype != TG_INT64) {
+            PyErr_Format(PyExc_IndexError,
+                         "index: tensors used as indices must be int64, got %s (boolean masks are "
+                         "not supported: use tg.where or convert with .nonzero-style int arrays)",
+                         tg_dtype_name(t->dtype));
+            return NULL;
+        }
+        tg_tensor_retain(t);
+        return t;
+    }
+    PyObject *a = PyArray_FROM_O(o);
+    if (!a) return NULL;
+    int tn = PyArray_TYPE((PyArrayObject *)a);
+    if (PyTypeNum_ISBOOL(tn)) {
+        Py_DECREF(a);
+        PyErr_SetString(PyExc_IndexError,
+                        "index: boolean masks are not supported; use np.nonzero(mask)[0] to get "
+                        "integer indices, or tg.where(mask, x, 0)");
+        return NULL;
+    }
+    if (!PyTypeNum_ISINTEGER(tn) && !(PyArray_SIZE((PyArrayObject *)a) == 0)) {
+        Py_DECREF(a);
+        PyErr_SetString(PyExc_IndexError, "index: arrays used as indices must be of integer type");
+        return NULL;
+    }
+    PyObject *c = PyArray_FromAny(a, PyArray_DescrFromType(NPY_INT64), 0, 0,
+                                  NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_FORCECAST, NULL);
+    Py_DECREF(a);
+    if (!c) return NULL;
+    int64_t shape[TG_MAX_DIMS];
+    int nd = PyArray_NDIM((PyArrayObject *)c);
+    if (nd > TG_MAX_DIMS) {
+        Py_DECREF(c);
+        PyErr_SetString(PyExc_IndexError, "index: index array has too many dimensions");
+        return NULL;
+    }
+    for (int i = 0; i < nd; i++) shape[i] = PyArray_DIM((PyArrayObject *)c, i);
+    tg_tensor *t = tg_tensor_from_buffer(nd, shape, TG_INT64, PyArray_DATA((PyArrayObject *)c));
+    Py_DECREF(c);
+    if (!t) tgpy_raise();
+    return t;
+}
+
+typedef struct {
+    int n;
+    int kind[32];
+    PyObject *item[32];
+} index_spec;
+
+static int classify(PyObject *key, index_spec *sp) {
+    PyObject *items[32];
+    int n;
+    if (PyTuple_Check(key)) {
+        n = (int)PyTuple_GET_SIZE(key);
+        if (n > 32) {
+            PyErr_SetString(PyExc_IndexError, "index: too many indices");
+            return -1;
+        }
+        for (int i = 0; i < n; i++) items[i] = PyTuple_GET_ITEM(key, i);
+    } else {
+        n = 1;
+        items[0] = key;
+    }
+    sp->n = n;
+    for (int i = 0; i < n; i++) {
+        PyObject *o = items[i];
+        sp->item[i] = o;
+        if (o == Py_None) sp->kind[i] = IX_NONE;
+        else if (o == Py_Ellipsis) sp->kind[i] = IX_ELLIPSIS;
+        else if (PySlice_Check(o)) sp->kind[i] = IX_SLICE;
+        else if (PyBool_Check(o)) {
+            PyErr_SetString(PyExc_IndexError, "index: boolean indices are not supported");
+            return -1;
+        } else if (tgpy_is_tensor(o) && TENSOR(o)->ndim == 0 && TENSOR(o)->dtype == TG_INT64) {
+            sp->kind[i] = IX_INT;
+        } else if (PyLong_Check(o) || (PyIndex_Check(o) && !tgpy_is_tensor(o) && !PyArray_Check(o)))
+            sp->kind[i] = IX_INT;
+        else if (PyList_Check(o) || PyArray_Check(o) || tgpy_is_tensor(o) || PyTuple_Check(o))
+            sp->kind[i] = IX_ARRAY;
+        else {
+            PyErr_Format(PyExc_IndexError,
+                         "index: only integers, slices (`:`), ellipsis (`...`), None and integer "
+                         "arrays are valid indices, got %s",
+                         Py_TYPE(o)->tp_name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The basic-indexing part: apply ints and slices (arrays -> full slices).
+ * Fills out_pos[i] = dim of the sliced result for item i (arrays), and the
+ * positions where None adds axes. */
+static tg_tensor *apply_index(tg_tensor *x, PyObject *key, bool basic_only) {
+    index_spec sp;
+    if (classify(key, &sp)) return NULL;
+    int consumed = 0, n_ell = 0;
+    for (int i = 0; i < sp.n; i++) {
+        if (sp.kind[i] == IX_INT || sp.kind[i] == IX_SLICE || sp.kind[i] == IX_ARRAY) consumed++;
+        if (sp.kind[i] == IX_ELLIPSIS) n_ell++;
+    }
+    if (n_ell > 1) {
+        PyErr_SetString(PyExc_IndexError, "index: an index can only have a single ellipsis ('...')");
+        return NULL;
+    }
+    if (consumed > x->ndim) {
+        PyErr_Format(PyExc_IndexError,
+                     "index: too many indices for tensor: tensor is %d-dimensional, but %d were indexed",
+                     x->ndim, consumed);
+        return NULL;
+    }
+    int64_t starts[TG_MAX_DIMS], stops[TG_MAX_DIMS], steps[TG_MAX_DIMS];
+    uint32_t imask = 0;
+    int dim = 0;            /* input dim */
+    int out_dim = 0;        /* dim in the sliced result (before None/arrays) */
+    int arr_item[TG_MAX_DIMS], arr_dim[TG_MAX_DIMS], n_arr = 0;
+    int none_after_out[32], n_none = 0; /* sliced-result position before which a None goes */
+    int none_before_arr[32];
+    for (int d = 0; d < x->ndim; d++) {
+        starts[d] = 0;
+        stops[d] = INT64_MAX;
+        steps[d] = 1;
+    }
+    for (int i = 0; i < sp.n; i++) {
+        PyObject *o = sp.item[i];
+        switch (sp.kind[i]) {
+        case IX_NONE:
+            none_after_out[n_none] = out_dim;
+            none_before_arr[n_none++] = n_arr;
+            break;
+        case IX_ELLIPSIS: {
+            int k = x->ndim - consumed;
+            dim += k;
+            out_dim += k;
+            break;
+        }
+        case IX_INT: {
+            int64_t v = PyLong_AsLongLong(tgpy_is_tensor(o) ? PyNumber_Long(o) : o);
+            if (v == -1 && PyErr_Occurred()) return NULL;
+            starts[dim] = v;
+            imask |= 1u << dim;
+            dim++;
+            break;
+        }
+        case IX_SLICE: {
+            Py_ssize_t a, b, c;
+            if (PySlice_Unpack(o, &a, &b, &c) < 0) return NULL;
+            starts[dim] = a == PY_SSIZE_T_MIN ? INT64_MIN : a == PY_SSIZE_T_MAX ? INT64_MAX : a;
+            stops[dim] = b == PY_SSIZE_T_MIN ? INT64_MIN : b == PY_SSIZE_T_MAX ? INT64_MAX : b;
+            steps[dim] = c;
+            dim++;
+            out_dim++;
+            break;
+        }
+        case IX_ARRAY:
+            if (basic_only) {
+                PyErr_SetString(PyExc_IndexError,
+                                "index: assignment through integer-array indices is not "
+                                "supported; use basic slices");
+                return NULL;
+            }
+            arr_item[n_arr] = i;
+            arr_dim[n_arr++] = out_dim;
+            dim++;
+            out_dim++;
+            break;
+        }
+    }
+    bool prev = tg_set_grad_enabled(tg_grad_enabled() && !basic_only);
+    tg_tensor *r = tg_slice(x, starts, stops, steps, imask);
+    tg_set_grad_enabled(prev);
+    if (!r) return (tg_tensor *)tgpy_raise();
+    /* integer arrays */
+    int arr_at = -1, arr_nd = 0;
+    if (n_arr > 0) {
+        for (int k = 1; k < n_arr; k++)
+            if (arr_item[k] != arr_item[k - 1] + 1) {
+                tg_tensor_release(r);
+                PyErr_SetString(PyExc_IndexError,
+                                "index: integer-array indices must be next to each other (as in "
+                                "x[rows, cols]); index one axis at a time or use tg.gather");
+                return NULL;
+            }
+        tg_tensor *idx[TG_MAX_DIMS];
+        for (int k = 0; k < n_arr; k++) {
+            idx[k] = index_array(sp.item[arr_item[k]]);
+            if (!idx[k]) {
+                for (int j = 0; j < k; j++) tg_tensor_release(idx[j]);
+                tg_tensor_release(r);
+                return NULL;
+            }
+        }
+        int a0 = arr_dim[0];
+        tg_tensor *lin = NULL;
+        if (n_arr == 1) {
+            lin = idx[0];
+        } else {
+            /* linear index over the merged dims: broadcast, bound-check, combine */
+            bool pg = tg_set_grad_enabled(false);
+            lin = NULL;
+            for (int k = 0; k < n_arr && !PyErr_Occurred(); k++) {
+                int64_t n = r->shape[a0 + k];
+                for (int64_t q = 0; q < idx[k]->numel; q++) {
+                    int64_t v = (int64_t)tg_tensor_get_flat(idx[k], q);
+                    if (v < -n || v >= n) {
+                        PyErr_Format(PyExc_IndexError,
+                                     "index: index %lld is out of bounds for axis %d with size %lld",
+                                     (long long)v, a0 + k, (long long)n);
+                        break;
+                    }
+                }
+                if (PyErr_Occurred()) break;
+                /* wrap negatives: v + n * (v < 0) */
+                tg_tensor *z = tg_tensor_scalar(0, TG_INT64);
+                tg_tensor *neg = z ? tg_lt(idx[k], z) : NULL;
+                tg_tensor *nn = neg ? tg_mul_scalar(neg, (double)n) : NULL;
+                tg_tensor *w = nn ? tg_add(idx[k], nn) : NULL;
+                tg_tensor_release(z);
+                tg_tensor_release(neg);
+                tg_tensor_release(nn);
+                if (!w) break;
+                if (!lin) {
+                    lin = w;
+                } else {
+                    tg_tensor *m = tg_mul_scalar(lin, (double)n);
+                    tg_tensor_release(lin);
+                    lin = m ? tg_add(m, w) : NULL;
+                    tg_tensor_release(m);
+                    tg_tensor_release(w);
+                    if (!lin) break;
+                }
+            }
+            tg_set_grad_enabled(pg);
+            for (int k = 0; k < n_arr; k++) tg_tensor_release(idx[k]);
+            if (!lin) {
+                tg_tensor_release(r);
+                if (!PyErr_Occurred()) tgpy_raise();
+                return NULL;
+            }
+            /* merge dims a0 .. a0+n_arr-1 of r */
+            int64_t sh[TG_MAX_DIMS];
+            int nd = 0;
+            for (int d = 0; d < r->ndim; d++) {
+                if (d > a0 && d < a0 + n_arr) sh[nd - 1] *= r->shape[d];
+                else sh[nd++] = r->shape[d];
+            }
+            tg_tensor *m = tg_reshape(r, nd, sh);
+            tg_tensor_release(r);
+            if (!m) {
+                tg_tensor_release(lin);
+                return (tg_tensor *)tgpy_raise();
+            }
+            r = m;
+        }
+        tg_tensor *s = tg_index_select(r, a0, lin);
+        arr_nd = lin->ndim;
+        tg_tensor_release(lin);
+        tg_tensor_release(r);
+        if (!s) return (tg_tensor *)tgpy_raise();
+        r = s;
+        arr_at = a0;
+    }
+    /* None: insert new axes, left to right */
+    int inserted = 0;
+    for (int k = 0; k < n_none; k++) {
+        int pos = none_after_out[k] + inserted;
+        if (arr_at >= 0 && none_before_arr[k] > 0) pos += arr_nd - (n_arr > 0 ? n_arr : 0);
+        tg_tensor *u = tg_unsqueeze(r, pos);
+        tg_tensor_release(r);
+        if (!u) return (tg_tensor *)tgpy_raise();
+        r = u;
+        inserted++;
+    }
+    return r;
+}
+
+static PyObject *tensor_getitem(PyObject *self, PyObject *key) {
+    tg_tensor *r = apply_index(TENSOR(self), key, false);
+    if (!r) return NULL;
+    return W(r);
+}
+
+static int tensor_setitem(PyObject *self, PyObject *key, PyObject *value) {
+    if (!value) {
+        PyErr_SetString(PyExc_TypeError, "tensor elements cannot be deleted");
+        return -1;
+    }
+    tg_tensor *x = TENSOR(self);
+    if (x->requires_grad && tg_grad_enabled()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "setitem: writing into a tensor that requires grad is not recorded on the "
+                        "tape; do it inside `with tg.no_grad():` (e.g. to initialise weights)");
+        return -1;
+    }
+    tg_tensor *v = apply_index(x, key, true);
+    if (!v) return -1;
+    tg_tensor *src = tgpy_as_tensor(value, x);
+    if (!src) {
+        tg_tensor_release(v);
+        return -1;
+    }
+    bool prev = tg_set_grad_enabled(false);
+    tg_status st = tg_tensor_copy_(v, src);
+    tg_set_grad_enabled(prev);
+    tg_tensor_release(v);
+    tg_tensor_release(src);
+    if (st) {
+        tgpy_raise();
+        return -1;
+    }
+    return 0;
+}
+
+static Py_ssize_t tensor_len(PyObject *self) {
+    if (TENSOR(self)->ndim == 0) {
+        PyErr_SetString(PyExc_TypeError, "len() of a 0-d tensor");
+        return -1;
+    }
+    return (Py_ssize_t)TENSOR(self)->shape[0];
+}
+
+/* ===================================================================== */
+/* Buffer protocol                                                        */
+/* ===================================================================== */
+
+static int tensor_getbuffer(PyObject *self, Py_buffer *view, int flags) {
+    tg_tensor *t = TENSOR(self);
+    if ((flags & PyBUF_WRITABLE) && t->storage->readonly) {
+        PyErr_SetString(PyExc_BufferError, "the tensor's memory is read-only");
+        return -1;
+    }
+    Py_ssize_t *mem = PyMem_Malloc(2 * TG_MAX_DIMS * sizeof(Py_ssize_t));
+    if (!mem) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t isz = (Py_ssize_t)tg_dtype_size(t->dtype);
+    for (int i = 0; i < t->ndim; i++) {
+        mem[i] = (Py_ssize_t)t->shape[i];
+        mem[TG_MAX_DIMS + i] = (Py_ssize_t)t->strides[i] * isz;
+    }
+    if (!(flags & PyBUF_STRIDES) && !tg_tensor_is_contiguous(t)) {
+        PyMem_Free(mem);
+        PyErr_SetString(PyExc_BufferError, "the tensor is not contiguous; ask for a strided buffer");
+        return -1;
+    }
+    view->buf = tg_tensor_data(t);
+    view->obj = self;
+    Py_INCREF(self);
+    view->len = (Py_ssize_t)t->numel * isz;
+    view->readonly = t->storage->readonly;
+    view->itemsize = isz;
+    view->format = (flags & PyBUF_FORMAT) ? (t->dtype == TG_FLOAT32 ? "f" : t->dtype == TG_FLOAT64 ? "d" : "q") : NULL;
+    view->ndim = t->ndim;
+    view->shape = mem;
+    view->strides = (flags & PyBUF_STRIDES) ? mem + TG_MAX_DIMS : NULL;
+    view->suboffsets = NULL;
+    view->internal = mem;
+    return 0;
+}
+
+static void tensor_releasebuffer(PyObject *self, Py_buffer *view) { PyMem_Free(view->internal); }
+
+/* ===================================================================== */
+/* Methods                                                                */
+/* ===================================================================== */
+
+#define METHOD(name) static PyObject *m_##name(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw)
+#define ARGS(fname, n, npos, ...)                                                     \
+    static const char *const names_[] = {__VA_ARGS__};                                \
+    PyObject *a[n];                                                                   \
+    if (tgpy_args(fname, args, nargs, kw, names_, n, npos, a)) return NULL;
+
+#define UNARY_METHOD(name)                                                            \
+    METHOD(name) {                                                                    \
+        if (nargs || kw) {                                                            \
+            PyErr_SetString(PyExc_TypeError, #name "() takes no arguments");          \
+            return NULL;                                                              \
+        }                                                                             \
+        return W(tg_##name(TENSOR(self)));                                            \
+    }
+UNARY_METHOD(exp)
+UNARY_METHOD(log)
+UNARY_METHOD(sqrt)
+UNARY_METHOD(abs)
+UNARY_METHOD(sin)
+UNARY_METHOD(cos)
+UNARY_METHOD(tanh)
+UNARY_METHOD(sigmoid)
+UNARY_METHOD(relu)
+UNARY_METHOD(gelu)
+UNARY_METHOD(erf)
+UNARY_METHOD(softplus)
+UNARY_METHOD(neg)
+UNARY_METHOD(contiguous)
+
+METHOD(leaky_relu) {
+    ARGS("leaky_relu", 1, 1, "negative_slope")
+    double s = a[0] ? PyFloat_AsDouble(a[0]) : 0.01;
+    if (s == -1.0 && PyErr_Occurred()) return NULL;
+    return W(tg_leaky_relu(TENSOR(self), s));
+}
+
+static int opt_double(PyObject *o, double deflt, double *out) {
+    if (!o || o == Py_None) {
+        *out = deflt;
+        return 0;
+    }
+    *out = PyFloat_AsDouble(o);
+    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+METHOD(clip) {
+    ARGS("clip", 2, 2, "min", "max")
+    double lo, hi;
+    if (opt_double(a[0], -INFINITY, &lo) || opt_double(a[1], INFINITY, &hi)) return NULL;
+    return W(tg_clip(TENSOR(self), lo, hi));
+}
+
+/* Binary methods: t.add(other) etc. */
+#define BINARY_METHOD(name)                                                           \
+    METHOD(name) {                                                                    \
+        ARGS(#name, 1, 1, "other")                                                    \
+        if (!a[0]) {                                                                  \
+            PyErr_SetString(PyExc_TypeError, #name "() missing argument 'other'");    \
+            return NULL;                                                              \
+        }                                                                             \
+        PyObject *r = binop(self, a[0], tg_##name);                                   \
+        if (r == Py_NotImplemented) {                                                 \
+            Py_DECREF(r);                                                             \
+            PyErr_Format(PyExc_TypeError, #name ": unsupported operand type %s",      \
+                         Py_TYPE(a[0])->tp_name);                                     \
+            return NULL;                                                              \
+        }                                                                             \
+        return r;                                                                     \
+    }
+BINARY_METHOD(add)
+BINARY_METHOD(sub)
+BINARY_METHOD(mul)
+BINARY_METHOD(div)
+BINARY_METHOD(pow)
+BINARY_METHOD(maximum)
+BINARY_METHOD(minimum)
+BINARY_METHOD(matmul)
+BINARY_METHOD(eq)
+BINARY_METHOD(ne)
+BINARY_METHOD(lt)
+BINARY_METHOD(le)
+BINARY_METHOD(gt)
+BINARY_METHOD(ge)
+
+/* Reductions: axis=None (alias dim), keepdims=False (alias keepdim). */
+typedef tg_tensor *(*redfn)(tg_tensor *, const int64_t *, int, bool);
+static PyObject *reduction(PyObject *self, const char *fname, redfn f, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *kw) {
+    static const char *const names[] = {"axis", "keepdims", "dim", "keepdim"};
+    PyObject *a[4];
+    if (tgpy_args(fname, args, nargs, kw, names, 4, 2, a)) return NULL;
+    PyObject *ax = a[0] ? a[0] : a[2];
+    int keep = tgpy_bool(a[1] ? a[1] : a[3], 0);
+    if (keep < 0) return NULL;
+    int64_t axes[TG_MAX_DIMS];
+    int na;
+    if (tgpy_axes(ax, axes, &na)) return NULL;
+    return W(f(TENSOR(self), na < 0 ? NULL : axes, na < 0 ? 0 : na, keep));
+}
+#define REDUCTION_METHOD(name) \
+    METHOD(name) { return reduction(self, #name, tg_##name, args, nargs, kw); }
+REDUCTION_METHOD(sum)
+REDUCTION_METHOD(mean)
+REDUCTION_METHOD(max)
+REDUCTION_METHOD(min)
+REDUCTION_METHOD(logsumexp)
+
+METHOD(var) {
+    ARGS("var", 3, 2, "axis", "keepdims", "ddof")
+    int keep = tgpy_bool(a[1], 0);
+    long long ddof = a[2] ? PyLong_AsLongLong(a[2]) : 0;
+    if (keep < 0 || (ddof == -1 && PyErr_Occurred())) return NULL;
+    int64_t axes[TG_MAX_DIMS];
+    int na;
+    if (tgpy_axes(a[0], axes, &na)) return NULL;
+    return W(tg_var(TENSOR(self), na < 0 ? NULL : axes, na < 0 ? 0 : na, keep, ddof));
+}
+
+METHOD(std) {
+    ARGS("std", 3, 2, "axis", "keepdims", "ddof")
+    int keep = tgpy_bool(a[1], 0);
+    long long ddof = a[2] ? PyLong_AsLongLong(a[2]) : 0;
+    if (keep < 0 || (ddof == -1 && PyErr_Occurred())) return NULL;
+    int64_t axes[TG_MAX_DIMS];
+    int na;
+    if (tgpy_axes(a[0], axes, &na)) return NULL;
+    tg_tensor *v = tg_var(TENSOR(self), na < 0 ? NULL : axes, na < 0 ? 0 : na, keep, ddof);
+    if (!v) return tgpy_raise();
+    tg_tensor *r = tg_sqrt(v);
+    tg_tensor_release(v);
+    return W(r);
+}
+
+static PyObject *arg_ext(PyObject *self, const char *fname, tg_tensor *(*f)(tg_tensor *, int64_t, bool),
+                         PyObject *const *args, Py_ssize_t nargs, PyObject *kw) {
+    static const char *const names[] = {"axis", "keepdims", "dim", "keepdim"};
+    PyObject *a[4];
+    if (tgpy_args(fname, args, nargs, kw, names, 4, 2, a)) return NULL;
+    PyObject *ax = a[0] ? a[0] : a[2];
+    int keep = tgpy_bool(a[1] ? a[1] : a[3], 0);
+    if (keep < 0) return NULL;
+    int64_t axis = TG_AXIS_NONE;
+    if (ax && ax != Py_None) {
+        axis = PyLong_AsLongLong(ax);
+        if (axis == -1 && PyErr_Occurred()) return NULL;
+    }
+    return W(f(TENSOR(self), axis, keep));
+}
+METHOD(argmax) { return arg_ext(self, "argmax", tg_argmax, args, nargs, kw); }
+METHOD(argmin) { return arg_ext(self, "argmin", tg_argmin, args, nargs, kw); }
+
+METHOD(reshape) {
+    if (kw) {
+        PyErr_SetString(PyExc_TypeError, "reshape() takes the shape as positional arguments");
+        return NULL;
+    }
+    int64_t shape[TG_MAX_DIMS];
+    int nd;
+    if (tgpy_shape("reshape", args, nargs, shape, &nd)) return NULL;
+    return W(tg_reshape(TENSOR(self), nd, shape));
+}
+
+METHOD(broadcast_to) {
+    if (kw || nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "broadcast_to() takes a shape");
+        return NULL;
+    }
+    int64_t shape[TG_MAX_DIMS];
+    int nd;
+    if (tgpy_shape("broadcast_to", args, nargs, shape, &nd)) return NULL;
+    /* torch's expand: -1 keeps the size */
+    tg_tensor *t = TENSOR(self);
+    for (int i = 0; i < nd; i++) {
+        int j = t->ndim - nd + i;
+        if (shape[i] == -1 && j >= 0) shape[i] = t->shape[j];
+    }
+    return W(tg_broadcast_to(t, nd, shape));
+}
+
+METHOD(permute) {
+    int64_t axes[TG_MAX_DIMS];
+    int nd;
+    if (kw) {
+        PyErr_SetString(PyExc_TypeError, "permute() takes the axes as positional arguments");
+        return NULL;
+    }
+    if (tgpy_shape("permute", args, nargs, axes, &nd)) return NULL;
+    if (nd != TENSOR(self)->ndim) {
+        PyErr_Format(PyExc_ValueError, "permute: %d axes given for a tensor with %d dimensions", nd,
+                     TENSOR(self)->ndim);
+        return NULL;
+    }
+    return W(tg_permute(TENSOR(self), axes));
+}
+
+/* NumPy's transpose: no axes reverses them; otherwise a full permutation. */
+METHOD(transpose) {
+    tg_tensor *t = TENSOR(self);
+    if (kw) {
+        PyErr_SetString(PyExc_TypeError, "transpose() takes the axes as positional arguments");
+        return NULL;
+    }
+    if (nargs == 0 || (nargs == 1 && args[0] == Py_None)) return get_T((TensorObject *)self, NULL);
+    int64_t axes[TG_MAX_DIMS];
+    int nd;
+    if (tgpy_shape("transpose", args, nargs, axes, &nd)) return NULL;
+    if (nd != t->ndim) {
+        PyErr_Format(PyExc_ValueError,
+                     "transpose: axes don't match the tensor: %d axes for %d dimensions (NumPy's "
+                     "rule: give all axes; to swap two axes use swapaxes(a, b))",
+                     nd, t->ndim);
+        return NULL;
+    }
+    return W(tg_permute(t, axes));
+}
+
+METHOD(swapaxes) {
+    ARGS("swapaxes", 2, 2, "axis1", "axis2")
+    if (!a[0] || !a[1]) {
+        PyErr_SetString(PyExc_TypeError, "swapaxes() needs two axes");
+        return NULL;
+    }
+    long long x = PyLong_AsLongLong(a[0]), y = PyLong_AsLongLong(a[1]);
+    if (PyErr_Occurred()) return NULL;
+    return W(tg_transpose(TENSOR(self), x, y));
+}
+
+METHOD(squeeze) {
+    ARGS("squeeze", 2, 1, "axis", "dim")
+    int64_t axes[TG_MAX_DIMS];
+    int na;
+    if (tgpy_axes(a[0] ? a[0] : a[1], axes, &na)) return NULL;
+    return W(tg_squeeze(TENSOR(self), na < 0 ? NULL : axes, na < 0 ? 0 : na));
+}
+
+METHOD(unsqueeze) {
+    ARGS("unsqueeze", 2, 1, "axis", "dim")
+    PyObject *o = a[0] ? a[0] : a[1];
+    if (!o) {
+        PyErr_SetString(PyExc_TypeError, "unsqueeze() missing argument 'axis'");
+        return NULL;
+    }
+    long long ax = PyLong_AsLongLong(o);
+    if (ax == -1 && PyErr_Occurred()) return NULL;
+    return W(tg_unsqueeze(TENSOR(self), ax));
+}
+
+METHOD(flatten) {
+    ARGS("flatten", 2, 2, "start_axis", "end_axis")
+    long long s = a[0] ? PyLong_AsLongLong(a[0]) : 0, e = a[1] ? PyLong_AsLongLong(a[1]) : -1;
+    if (PyErr_Occurred()) return NULL;
+    return W(tg_flatten(TENSOR(self), s, e));
+}
+
+METHOD(astype) {
+    ARGS("astype", 1, 1, "dtype")
+    tg_dtype dt;
+    if (!a[0]) {
+        PyErr_SetString(PyExc_TypeError, "astype() missing argument 'dtype'");
+        return NULL;
+    }
+    if (tgpy_parse_dtype(a[0], TG_FLOAT32, &dt)) return NULL;
+    return W(tg_cast(TENSOR(self), dt));
+}
+METHOD(float) { return W(tg_cast(TENSOR(self), TG_FLOAT32)); }
+METHOD(double) { return W(tg_cast(TENSOR(self), TG_FLOAT64)); }
+METHOD(long) { return W(tg_cast(TENSOR(self), TG_INT64)); }
+METHOD(clone) { return W(tg_cast(TENSOR(self), TENSOR(self)->dtype)); }
+
+METHOD(softmax) {
+    ARGS("softmax", 2, 1, "axis", "dim")
+    PyObject *o = a[0] ? a[0] : a[1];
+    long long ax = o ? PyLong_AsLongLong(o) : -1;
+    if (ax == -1 && PyErr_Occurred()) return NULL;
+    return W(tg_softmax(TENSOR(self), ax));
+}
+METHOD(log_softmax) {
+    ARGS("log_softmax", 2, 1, "axis", "dim")
+    PyObject *o = a[0] ? a[0] : a[1];
+    long long ax = o ? PyLong_AsLongLong(o) : -1;
+    if (ax == -1 && PyErr_Occurred()) return NULL;
+    return W(tg_log_softmax(TENSOR(self), ax));
+}
+
+static PyObject *index_op(PyObject *self, const char *fname,
+                          tg_tensor *(*f)(tg_tensor *, int64_t, tg_tensor *), PyObject *const *args,
+                          Py_ssize_t nargs, PyObject *kw) {
+    static const char *const names[] = {"axis", "index"};
+    PyObject *a[2];
+    if (tgpy_args(fname, args, nargs, kw, names, 2, 2, a)) return NULL;
+    if (!a[0] || !a[1]) {
+        PyErr_Format(PyExc_TypeError, "%s() needs axis and index", fname);
+        return NULL;
+    }
+    long long ax = PyLong_AsLongLong(a[0]);
+    if (ax == -1 && PyErr_Occurred()) return NULL;
+    tg_tensor *idx = index_array(a[1]);
+    if (!idx) return NULL;
+    tg_tensor *r = f(TENSOR(self), ax, idx);
+    tg_tensor_release(idx);
+    return W(r);
+}
+METHOD(gather) { return index_op(self, "gather", tg_gather, args, nargs, kw); }
+METHOD(index_select) { return index_op(self, "index_select", tg_index_select, args, nargs, kw); }
+
+METHOD(detach) { return W(tg_tensor_detach(TENSOR(self))); }
+
+METHOD(numpy) {
+    ARGS("numpy", 1, 0, "force")
+    if (tgpy_bool(a[0], 0) == 1) {
+        PyObject *v = tgpy_to_numpy(TENSOR(self), self);
+        if (!v) return NULL;
+        PyObject *c = PyArray_NewCopy((PyArrayObject *)v, NPY_CORDER);
+        Py_DECREF(v);
+        return c;
+    }
+    return tgpy_to_numpy(TENSOR(self), self);
+}
+
+METHOD(__array__) {
+    ARGS("__array__", 2, 1, "dtype", "copy")
+    PyObject *v = tgpy_to_numpy(TENSOR(self), self);
+    if (!v) return NULL;
+    if (a[0] && a[0] != Py_None) {
+        PyArray_Descr *d = NULL;
+        if (!PyArray_DescrConverter(a[0], &d)) {
+            Py_DECREF(v);
+            return NULL;
+        }
+        PyObject *c = PyArray_CastToType((PyArrayObject *)v, d, 0);
+        Py_DECREF(v);
+        return c;
+    }
+    if (a[1] && a[1] != Py_None && PyObject_IsTrue(a[1])) {
+        PyObject *c = PyArray_NewCopy((PyArrayObject *)v, NPY_CORDER);
+        Py_DECREF(v);
+        return c;
+    }
+    return v;
+}
+
+METHOD(item) {
+    double v;
+    if (tg_tensor_item(TENSOR(self), &v)) return tgpy_raise();
+    if (TENSOR(self)->dtype == TG_INT64) return PyLong_FromLongLong((long long)v);
+    return PyFloat_FromDouble(v);
+}
+
+METHOD(tolist) {
+    PyObject *v = tgpy_to_numpy(TENSOR(self), self);
+    if (!v) return NULL;
+    PyObject *r = PyArray_ToList((PyArrayObject *)v);
+    Py_DECREF(v);
+    return r;
+}
+
+METHOD(backward) {
+    ARGS("backward", 3, 1, "gradient", "retain_graph", "create_graph")
+    int create = tgpy_bool(a[2], 0);
+    int retain = a[1] && a[1] != Py_None ? PyObject_IsTrue(a[1]) : create;
+    if (create < 0 || retain < 0) return NULL;
+    tg_tensor *seed = NULL;
+    if (a[0] && a[0] != Py_None) {
+        seed = tgpy_as_tensor(a[0], TENSOR(self));
+        if (!seed) return NULL;
+    }
+    tg_status st = tg_backward(TENSOR(self), seed,
+                               (retain ? TG_RETAIN_GRAPH : 0) | (create ? TG_CREATE_GRAPH : 0));
+    tg_tensor_release(seed);
+    if (st) return tgpy_raise();
+    Py_RETURN_NONE;
+}
+
+METHOD(retain_grad) {
+    if (tg_tensor_retain_grad(TENSOR(self))) return tgpy_raise();
+    Py_RETURN_NONE;
+}
+
+METHOD(requires_grad_) {
+    ARGS("requires_grad_", 1, 1, "requires_grad")
+    int b = tgpy_bool(a[0], 1);
+    if (b < 0) return NULL;
+    if (tg_tensor_set_requires_grad(TENSOR(self), b)) return tgpy_raise();
+    Py_INCREF(self);
+    return self;
+}
+
+METHOD(fill_) {
+    ARGS("fill_", 1, 1, "value")
+    double v;
+    if (!a[0] || opt_double(a[0], 0, &v)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "fill_() missing argument 'value'");
+        return NULL;
+    }
+    if (tg_tensor_fill_(TENSOR(self), v)) return tgpy_raise();
+    Py_INCREF(self);
+    return self;
+}
+METHOD(zero_) {
+    if (tg_tensor_fill_(TENSOR(self), 0)) return tgpy_raise();
+    Py_INCREF(self);
+    return self;
+}
+METHOD(copy_) {
+    ARGS("copy_", 1, 1, "src")
+    if (!a[0]) {
+        PyErr_SetString(PyExc_TypeError, "copy_() missing argument 'src'");
+        return NULL;
+    }
+    tg_tensor *s = tgpy_as_tensor(a[0], TENSOR(self));
+    if (!s) return NULL;
+    tg_status st = tg_tensor_copy_(TENSOR(self), s);
+    tg_tensor_release(s);
+    if (st) return tgpy_raise();
+    Py_INCREF(self);
+    return self;
+}
+
+METHOD(size) {
+    ARGS("size", 1, 1, "axis")
+    tg_tensor *t = TENSOR(self);
+    if (!a[0] || a[0] == Py_None) return shape_tuple(t->ndim, t->shape);
+    long long ax = PyLong_AsLongLong(a[0]);
+    if (ax == -1 && PyErr_Occurred()) return NULL;
+    if (ax < -t->ndim || ax >= t->ndim) {
+        PyErr_Format(PyExc_IndexError, "size: axis %lld is out of range for %d dimensions", ax, t->ndim);
+        return NULL;
+    }
+    return PyLong_FromLongLong(t->shape[ax < 0 ? ax + t->ndim : ax]);
+}
+METHOD(dim) { return PyLong_FromLong(TENSOR(self)->ndim); }
+METHOD(numel) { return PyLong_FromLongLong(TENSOR(self)->numel); }
+
+#define M(name, doc) {#name, (PyCFunction)(void (*)(void))m_##name, METH_FASTCALL | METH_KEYWORDS, doc}
+static PyMethodDef tensor_methods[] = {
+    M(exp, "exp()\n\nElementwise e**x. Recorded on the tape (op 'exp')."),
+    M(log, "log()\n\nElementwise natural logarithm."),
+    M(sqrt, "sqrt()\n\nElementwise square root."),
+    M(abs, "abs()\n\nElementwise absolute value."),
+    M(sin, "sin()\n\nElementwise sine."),
+    M(cos, "cos()\n\nElementwise cosine."),
+    M(tanh, "tanh()\n\nElementwise hyperbolic tangent."),
+    M(sigmoid, "sigmoid()\n\nElementwise logistic function 1 / (1 + exp(-x))."),
+    M(relu, "relu()\n\nElementwise max(x, 0)."),
+    M(leaky_relu, "leaky_relu(negative_slope=0.01)\n\nx if x > 0 else negative_slope * x."),
+    M(gelu, "gelu()\n\nGaussian error linear unit x * Phi(x)."),
+    M(erf, "erf()\n\nThe error function."),
+    M(softplus, "softplus()\n\nlog(1 + exp(x)), computed stably."),
+    M(clip, "clip(min=None, max=None)\n\nClamp the values into [min, max]."),
+    M(neg, "neg()\n\n-x."),
+    M(add, "add(other)\n\nself + other with broadcasting."),
+    M(sub, "sub(other)\n\nself - other with broadcasting."),
+    M(mul, "mul(other)\n\nself * other with broadcasting."),
+    M(div, "div(other)\n\nself / other (true division) with broadcasting."),
+    M(pow, "pow(other)\n\nself ** other with broadcasting."),
+    M(maximum, "maximum(other)\n\nElementwise maximum with broadcasting."),
+    M(minimum, "minimum(other)\n\nElementwise minimum with broadcasting."),
+    M(matmul, "matmul(other)\n\nMatrix product with NumPy semantics (same as @)."),
+    M(eq, "eq(other)\n\nself == other as 0/1."), M(ne, "ne(other)\n\nself != other as 0/1."),
+    M(lt, "lt(other)\n\nself < other as 0/1."), M(le, "le(other)\n\nself <= other as 0/1."),
+    M(gt, "gt(other)\n\nself > other as 0/1."), M(ge, "ge(other)\n\nself >= other as 0/1."),
+    M(sum, "sum(axis=None, keepdims=False)\n\nSum over the given axes (all by default).\n\n"
+           ">>> tg.tensor([[1., 2.], [3., 4.]]).sum(axis=0).tolist()\n[4.0, 6.0]"),
+    M(mean, "mean(axis=None, keepdims=False)\n\nMean over the given axes (all by default)."),
+    M(max, "max(axis=None, keepdims=False)\n\nMaximum over the given axes; ties share the gradient."),
+    M(min, "min(axis=None, keepdims=False)\n\nMinimum over the given axes; ties share the gradient."),
+    M(var, "var(axis=None, keepdims=False, ddof=0)\n\nVariance (NumPy's default ddof=0)."),
+    M(std, "std(axis=None, keepdims=False, ddof=0)\n\nStandard deviation sqrt(var)."),
+    M(logsumexp, "logsumexp(axis=None, keepdims=False)\n\nlog(sum(exp(x))) computed stably."),
+    M(argmax, "argmax(axis=None, keepdims=False)\n\nIndex of the maximum (int64, not differentiable)."),
+    M(argmin, "argmin(axis=None, keepdims=False)\n\nIndex of the minimum (int64, not differentiable)."),
+    M(reshape, "reshape(*shape)\n\nSame elements, new shape (one -1 is inferred); a view when possible."),
+    M(broadcast_to, "broadcast_to(*shape)\n\nA stride-0 view repeating size-1 dims (like torch's expand)."),
+    M(permute, "permute(*axes)\n\nReorder the axes (a view)."),
+    M(transpose, "transpose(*axes)\n\nNumPy's transpose: reverse the axes, or permute them as given."),
+    M(swapaxes, "swapaxes(axis1, axis2)\n\nSwap two axes (a view)."),
+    M(squeeze, "squeeze(axis=None)\n\nRemove size-1 axes."),
+    M(unsqueeze, "unsqueeze(axis)\n\nInsert a size-1 axis."),
+    M(flatten, "flatten(start_axis=0, end_axis=-1)\n\nMerge a range of axes into one."),
+    M(contiguous, "contiguous()\n\nA C-ordered copy, or the tensor itself if it already is."),
+    M(astype, "astype(dtype)\n\nConvert to another dtype (differentiable between floats)."),
+    M(float, "float()\n\nConvert to float32."), M(double, "double()\n\nConvert to float64."),
+    M(long, "long()\n\nConvert to int64."),
+    M(clone, "clone()\n\nA copy that stays on the tape (differentiable)."),
+    M(softmax, "softmax(axis=-1)\n\nSoftmax along an axis."),
+    M(log_softmax, "log_softmax(axis=-1)\n\nLog-softmax along an axis, computed stably."),
+    M(gather, "gather(axis, index)\n\nPick one element per position along axis (torch.gather)."),
+    M(index_select, "index_select(axis, index)\n\nPick whole slices along axis with an int64 index array."),
+    M(detach, "detach()\n\nThe same memory as a new leaf that does not require grad."),
+    M(numpy, "numpy(force=False)\n\nA NumPy array sharing this tensor's memory (no copy; it keeps the\n"
+             "tensor alive). Works on tensors that require grad too: the array is\nthe values only. "
+             "force=True returns a copy."),
+    M(__array__, "__array__(dtype=None, copy=None)\n\nNumPy interop: np.asarray(t) shares memory."),
+    M(item, "item()\n\nThe value of a one-element tensor as a Python number."),
+    M(tolist, "tolist()\n\nThe values as nested Python lists."),
+    M(backward, "backward(gradient=None, retain_graph=None, create_graph=False)\n\n"
+                "Replay the tape in reverse from this tensor and accumulate gradients into\n"
+                "the .grad of every leaf that requires grad. A non-scalar tensor needs an\n"
+                "explicit gradient of its shape. The graph's saved tensors are freed unless\n"
+                "retain_graph=True; create_graph=True records the backward pass itself so\n"
+                "that gradients of gradients can be taken.\n\n"
+                ">>> x = tg.tensor([3.0], requires_grad=True)\n>>> (x * x).sum().backward()\n"
+                ">>> x.grad.tolist()\n[6.0]"),
+    M(retain_grad, "retain_grad()\n\nKeep this non-leaf tensor's gradient in .grad after backward."),
+    M(requires_grad_, "requires_grad_(requires_grad=True)\n\nSet requires_grad in place; returns self."),
+    M(fill_, "fill_(value)\n\nSet every element (in place, not recorded)."),
+    M(zero_, "zero_()\n\nSet every element to 0 (in place, not recorded)."),
+    M(copy_, "copy_(src)\n\nCopy src (broadcast) into this tensor (in place, not recorded)."),
+    M(size, "size(axis=None)\n\nThe shape, or the size of one axis."),
+    M(dim, "dim()\n\nNumber of dimensions."), M(numel, "numel()\n\nNumber of elements."),
+    {NULL}};
+#undef M
+
+/* ===================================================================== */
+/* The type                                                               */
+/* ===================================================================== */
+
+static PyType_Slot tensor_slots[] = {
+    {Py_tp_doc, "Tensor(data, dtype=None, requires_grad=False)\n\n"
+                "An n-dimensional array that records the operations applied to it on a tape,\n"
+                "so that backward() can compute gradients. Create tensors with tg.tensor,\n"
+                "tg.from_numpy (zero-copy), tg.zeros, tg.randn, ..."},
+    {Py_tp_new, tensor_new},
+    {Py_tp_dealloc, tensor_dealloc},
+    {Py_tp_traverse, tensor_traverse},
+    {Py_tp_clear, tensor_clear},
+    {Py_tp_getset, tensor_getset},
+    {Py_tp_methods, tensor_methods},
+    {Py_tp_richcompare, richcompare},
+    {Py_tp_hash, tensor_hash},
+    {Py_nb_add, nb_add},
+    {Py_nb_subtract, nb_sub},
+    {Py_nb_multiply, nb_mul},
+    {Py_nb_true_divide, nb_div},
+    {Py_nb_power, nb_pow},
+    {Py_nb_matrix_multiply, nb_matmul},
+    {Py_nb_negative, nb_neg},
+    {Py_nb_positive, nb_pos},
+    {Py_nb_absolute, nb_abs},
+    {Py_nb_inplace_add, nb_iadd},
+    {Py_nb_inplace_subtract, nb_isub},
+    {Py_nb_inplace_multiply, nb_imul},
+    {Py_nb_inplace_true_divide, nb_idiv},
+    {Py_nb_bool, nb_bool},
+    {Py_nb_float, nb_float},
+    {Py_nb_int, nb_int},
+    {Py_mp_subscript, tensor_getitem},
+    {Py_mp_ass_subscript, tensor_setitem},
+    {Py_mp_length, tensor_len},
+    {Py_bf_getbuffer, tensor_getbuffer},
+    {Py_bf_releasebuffer, tensor_releasebuffer},
+    {0, NULL}};
+
+static PyMemberDef tensor_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(TensorObject, weakrefs), READONLY},
+    {NULL}};
+
+int tgpy_tensor_type_init(PyObject *m, ModState *st) {
+    PyType_Slot slots[sizeof tensor_slots / sizeof *tensor_slots + 1];
+    size_t n = 0;
+    for (; tensor_slots[n].slot; n++) slots[n] = tensor_slots[n];
+    slots[n++] = (PyType_Slot){Py_tp_members, tensor_members};
+    slots[n] = (PyType_Slot){0, NULL};
+    PyType_Spec spec = {"tapegrad.Tensor", sizeof(TensorObject), 0,
+                        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, slots};
+    st->Tensor = (PyTypeObject *)PyType_FromModuleAndSpec(m, &spec, NULL);
+    if (!st->Tensor) return -1;
+    if (PyModule_AddObjectRef(m, "Tensor", (PyObject *)st->Tensor) < 0) return -1;
+    return 0;
+}
+
+/* ===================================================================== */
+/* Module functions: the same ops with the tensor as first argument       */
+/* ===================================================================== */
+
+/* Call method impl `f` with args[0] converted to a Tensor object. */
+static PyObject *as_function(const char *fname,
+                             PyObject *(*f)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *),
+                             PyObject *const *args, Py_ssize_t nargs, PyObject *kw) {
+    if (nargs < 1) {
+        PyErr_Format(PyExc_TypeError, "%s() missing its tensor argument", fname);
+        return NULL;
+    }
+    PyObject *x = args[0];
+    if (tgpy_is_tensor(x)) return f(x, args + 1, nargs - 1, kw);
+    tg_tensor *t = tgpy_as_tensor(x, NULL);
+    if (!t) return NULL;
+    PyObject *xo = W(t);
+    if (!xo) return NULL;
+    PyObject *r = f(xo, args + 1, nargs - 1, kw);
+    Py_DECREF(xo);
+    return r;
+}
+
+#define FN(name)                                                                      \
+    static PyObject *fn_##name(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, \
+                               PyObject *kw) {                                        \
+        return as_function(#name, m_##name, args, nargs, kw);                         \
+    }
+FN(exp) FN(log) FN(sqrt) FN(abs) FN(sin) FN(cos) FN(tanh) FN(sigmoid) FN(relu) FN(leaky_relu)
+FN(gelu) FN(erf) FN(softplus) FN(clip) FN(neg) FN(sum) FN(mean) FN(max) FN(min) FN(var) FN(std)
+FN(logsumexp) FN(argmax) FN(argmin) FN(reshape) FN(broadcast_to) FN(permute) FN(transpose)
+FN(swapaxes) FN(squeeze) FN(unsqueeze) FN(flatten) FN(contiguous) FN(softmax) FN(log_softmax)
+FN(gather) FN(index_select) FN(detach)
+
+/* Binary functions accept scalars on either side: tg.add(2, t). */
+#define BFN(name)                                                                     \
+    static PyObject *fn_##name(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, \
+                               PyObject *kw) {                                        \
+        if (nargs != 2 || kw) {                                                       \
+            PyErr_SetString(PyExc_TypeError, #name "() takes exactly two arguments"); \
+            return NULL;                                                              \
+        }                                                                             \
+        if (!tgpy_is_tensor(args[0]) && !tgpy_is_tensor(args[1])) {                   \
+            tg_tensor *t = tgpy_as_tensor(args[0], NULL);                             \
+            if (!t) return NULL;                                                      \
+            PyObject *xo = W(t);                                                      \
+            if (!xo) return NULL;                                                     \
+            PyObject *r = binop(xo, args[1], tg_##name);                              \
+            Py_DECREF(xo);                                                            \
+            return r;                                                                 \
+        }                                                                             \
+        return binop(args[0], args[1], tg_##name);                                    \
+    }
+BFN(add) BFN(sub) BFN(mul) BFN(div) BFN(pow) BFN(maximum) BFN(minimum) BFN(matmul) BFN(eq)
+BFN(ne) BFN(lt) BFN(le) BFN(gt) BFN(ge)
+
+#define F(name, doc) {#name, (PyCFunction)(void (*)(void))fn_##name, METH_FASTCALL | METH_KEYWORDS, doc}
+PyMethodDef tgpy_op_functions[] = {
+    F(exp, "exp(x)\n\nElementwise e**x."), F(log, "log(x)\n\nElementwise natural logarithm."),
+    F(sqrt, "sqrt(x)\n\nElementwise square root."), F(abs, "abs(x)\n\nElementwise |x|."),
+    F(sin, "sin(x)\n\nElementwise sine."), F(cos, "cos(x)\n\nElementwise cosine."),
+    F(tanh, "tanh(x)\n\nElementwise hyperbolic tangent."),
+    F(sigmoid, "sigmoid(x)\n\n1 / (1 + exp(-x)), computed stably."),
+    F(relu, "relu(x)\n\nmax(x, 0)."), F(leaky_relu, "leaky_relu(x, negative_slope=0.01)"),
+    F(gelu, "gelu(x)\n\nx * Phi(x)."), F(erf, "erf(x)\n\nThe error function."),
+    F(softplus, "softplus(x)\n\nlog(1 + exp(x))."), F(clip, "clip(x, min=None, max=None)"),
+    F(neg, "neg(x)\n\n-x."), F(sum, "sum(x, axis=None, keepdims=False)"),
+    F(mean, "mean(x, axis=None, keepdims=False)"), F(max, "max(x, axis=None, keepdims=False)"),
+    F(min, "min(x, axis=None, keepdims=False)"), F(var, "var(x, axis=None, keepdims=False, ddof=0)"),
+    F(std, "std(x, axis=None, keepdims=False, ddof=0)"),
+    F(logsumexp, "logsumexp(x, axis=None, keepdims=False)"),
+    F(argmax, "argmax(x, axis=None, keepdims=False)"), F(argmin, "argmin(x, axis=None, keepdims=False)"),
+    F(reshape, "reshape(x, *shape)"), F(broadcast_to, "broadcast_to(x, shape)"),
+    F(permute, "permute(x, *axes)"), F(transpose, "transpose(x, *axes)"),
+    F(swapaxes, "swapaxes(x, axis1, axis2)"), F(squeeze, "squeeze(x, axis=None)"),
+    F(unsqueeze, "unsqueeze(x, axis)"), F(flatten, "flatten(x, start_axis=0, end_axis=-1)"),
+    F(contiguous, "contiguous(x)"), F(softmax, "softmax(x, axis=-1)"),
+    F(log_softmax, "log_softmax(x, axis=-1)"), F(gather, "gather(x, axis, index)"),
+    F(index_select, "index_select(x, axis, index)"), F(detach, "detach(x)"),
+    F(add, "add(a, b)\n\na + b with broadcasting."), F(sub, "sub(a, b)\n\na - b with broadcasting."),
+    F(mul, "mul(a, b)\n\na * b with broadcasting."), F(div, "div(a, b)\n\na / b with broadcasting."),
+    F(pow, "pow(a, b)\n\na ** b with broadcasting."), F(maximum, "maximum(a, b)\n\nElementwise maximum."),
+    F(minimum, "minimum(a, b)\n\nElementwise minimum."), F(matmul, "matmul(a, b)\n\nMatrix product (NumPy semantics)."),
+    F(eq, "eq(a, b)"), F(ne, "ne(a, b)"), F(lt, "lt(a, b)"), F(le, "le(a, b)"), F(gt, "gt(a, b)"),
+    F(ge, "ge(a, b)"),
+    {NULL}};
+#undef F
