@@ -1,3 +1,46 @@
-"""tapegrad: reverse-mode automatic differentiation with a tape you can see."""
-from ._C import *  # noqa
-from ._C import Tensor, TapeEntry, float32, float64, int64, __version__  # noqa
+"""tapegrad: reverse-mode automatic differentiation with a tape you can see.
+
+The core (tensors, the tape, every op and its vector-Jacobian product) is C;
+this package adds the layers a learner uses: ``tg.nn``, ``tg.optim``,
+``tg.data``, ``tg.inspect``, ``tg.testing`` and the Keras-style ``tg.keras``.
+
+>>> import tapegrad as tg
+>>> x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+>>> loss = (x * x).sum()
+>>> loss.backward()
+>>> x.grad.tolist()
+[2.0, 4.0, 6.0]
+"""
+from . import _C
+from ._C import (  # noqa: F401  (the public names of the compiled core)
+    Tensor, TapeEntry, float32, float64, int64, __version__,
+    tensor, from_numpy, zeros, ones, empty, full, rand, randn, arange, eye,
+    zeros_like, ones_like, empty_like, full_like, rand_like, randn_like, manual_seed,
+    add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where,
+    neg, exp, log, sqrt, abs, sin, cos, tanh, sigmoid, relu, leaky_relu, gelu, erf,
+    softplus, clip, sum, mean, max, min, var, std, logsumexp, argmax, argmin, matmul,
+    reshape, permute, transpose, swapaxes, broadcast_to, squeeze, unsqueeze, flatten,
+    contiguous, gather, index_select, concat, stack, pad, sum_to_shape, detach,
+    softmax, log_softmax, cross_entropy, nll_loss, mse_loss,
+    binary_cross_entropy_with_logits, one_hot, dropout, grad,
+    is_grad_enabled, set_grad_enabled, ops, memory_stats, empty_cache, reset_peak_memory,
+    get_num_threads, set_num_threads,
+)
+from . import _tensor  # noqa: F401  (adds the Python-level Tensor methods)
+from .autograd import no_grad, enable_grad, Tape, Function, FunctionCtx, override_vjp  # noqa: F401
+from .interop import from_dlpack  # noqa: F401
+
+cat = concat  # PyTorch's name
+dtype_names = ("float32", "float64", "int64")
+
+
+def __getattr__(name):
+    # the larger layers load on first use, so `import tapegrad` stays fast
+    import importlib
+    if name in ("nn", "optim", "data", "inspect", "testing", "keras", "examples", "coursework"):
+        return importlib.import_module("." + name, __name__)
+    raise AttributeError(f"module 'tapegrad' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + ["nn", "optim", "data", "inspect", "testing", "keras"])

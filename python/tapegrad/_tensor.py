@@ -1,0 +1,120 @@
+"""Python-level parts of tapegrad.Tensor: printing, iteration, hooks, views
+of the tape. They are attached to the C type at import time."""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from ._C import Tensor
+
+
+def _values_text(t: Tensor) -> str:
+    a = t.numpy()
+    return np.array2string(a, separator=", ", prefix="tensor(", threshold=200, edgeitems=3,
+                           precision=4 if a.dtype == np.float32 else 8)
+
+
+def _repr(self: Tensor) -> str:
+    parts = [f"shape={self.shape}", f"dtype={self.dtype}"]
+    if self.grad_fn is not None:
+        parts.append(f"grad_fn=<{self.grad_fn.op} #{self.grad_fn.seq}>")
+    elif self.requires_grad:
+        parts.append("requires_grad=True")
+    if self.name:
+        parts.append(f"name={self.name!r}")
+    return f"tensor({_values_text(self)}, " + ", ".join(parts) + ")"
+
+
+def _html(self: Tensor) -> str:
+    def block(t):
+        return f"<pre style='margin:0'>{html.escape(_values_text(t))}</pre>"
+    rows = [("shape", str(self.shape)), ("dtype", str(self.dtype)),
+            ("requires_grad", str(self.requires_grad))]
+    if self.grad_fn is not None:
+        rows.append(("grad_fn", f"{self.grad_fn.op} (tape entry #{self.grad_fn.seq})"))
+    if self.name:
+        rows.append(("name", self.name))
+    meta = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
+                   f"<td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in rows)
+    out = (f"<div class='tapegrad-tensor'><b>Tensor</b>{block(self)}"
+           f"<table style='font-size:90%'>{meta}</table>")
+    if self.grad is not None:
+        out += f"<div><b>grad</b>{block(self.grad)}</div>"
+    return out + "</div>"
+
+
+def _iter(self: Tensor):
+    if self.ndim == 0:
+        raise TypeError("iteration over a 0-d tensor")
+    for i in range(self.shape[0]):
+        yield self[i]
+
+
+class RemovableHandle:
+    """Returned by ``register_hook``; ``remove()`` takes the hook off."""
+
+    def __init__(self, hooks: list, fn):
+        self._hooks, self._fn = hooks, fn
+
+    def remove(self):
+        if self._fn in self._hooks:
+            self._hooks.remove(self._fn)
+
+
+def _register_hook(self: Tensor, fn):
+    """Call ``fn(grad)`` whenever backward computes this tensor's gradient;
+    ``fn`` may return a replacement gradient of the same shape.
+
+    >>> import tapegrad as tg
+    >>> x = tg.tensor([1.0, 2.0], requires_grad=True)
+    >>> h = x.register_hook(lambda g: g * 10)
+    >>> (x * 3).sum().backward()
+    >>> x.grad.tolist()
+    [30.0, 30.0]
+    """
+    from . import _C
+    if not self.requires_grad:
+        raise RuntimeError("register_hook: the tensor does not require grad, so no gradient "
+                           "will ever reach it")
+    if not callable(fn):
+        raise TypeError("register_hook: fn must be callable(grad)")
+    hooks = _C._get_grad_hooks(self)
+    if hooks is None:
+        hooks = []
+        _C._set_grad_hooks(self, hooks)
+    hooks.append(fn)
+    return RemovableHandle(hooks, fn)
+
+
+def _format(self: Tensor, spec: str) -> str:
+    if self.size == 1 and spec:
+        return format(self.item(), spec)
+    return repr(self) if not spec else format(self.numpy(), spec)
+
+
+def _tape(self: Tensor):
+    """The tape entries that lead to this tensor, oldest first, as a table
+    (``tg.inspect.TapeTable``: HTML in Jupyter, aligned text in a terminal)."""
+    from .inspect import tape_of
+    return tape_of(self)
+
+
+def _backward_steps(self: Tensor, gradient=None, retain_graph=False, create_graph=False):
+    """Iterate over the steps of backward: each item is a step record (see
+    ``tg.inspect.BackwardStepper``). At the end every .grad is what
+    ``backward()`` gives."""
+    from .inspect import BackwardStepper
+    stepper = BackwardStepper(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+    yield from stepper
+
+
+Tensor.__repr__ = _repr
+Tensor.__str__ = _repr
+Tensor._repr_html_ = _html
+Tensor.__iter__ = _iter
+Tensor.__format__ = _format
+Tensor.register_hook = _register_hook
+Tensor.tape = _tape
+Tensor.backward_steps = _backward_steps
+Tensor.__array_priority__ = 1000  # ndarray (op) tensor defers to Tensor's reflected operators

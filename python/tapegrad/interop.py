@@ -1,0 +1,33 @@
+"""Zero-copy exchange with other array libraries through DLPack."""
+import numpy as np
+
+from ._C import Tensor, from_numpy
+
+
+def from_dlpack(x, requires_grad=False):
+    """A tensor sharing the memory of any object that implements ``__dlpack__``
+    (a PyTorch or JAX CPU tensor, a NumPy array), without a copy.
+
+    >>> import numpy as np, tapegrad as tg
+    >>> a = np.arange(3.0)
+    >>> t = tg.from_dlpack(a)
+    >>> np.shares_memory(t.numpy(), a)
+    True
+    """
+    if isinstance(x, Tensor):
+        return x.detach()
+    return from_numpy(np.from_dlpack(x), requires_grad=requires_grad)
+
+
+def _dlpack(self, *args, **kwargs):
+    # NumPy's capsule keeps the array alive, and the array keeps this tensor alive
+    return self.numpy().__dlpack__(*args, **kwargs)
+
+
+def _dlpack_device(self):
+    return (1, 0)  # kDLCPU, device 0
+
+
+Tensor.__dlpack__ = _dlpack
+Tensor.__dlpack__.__doc__ = "DLPack export (CPU, zero-copy); see tg.from_dlpack."
+Tensor.__dlpack_device__ = _dlpack_device

@@ -1,0 +1,37 @@
+"""Functions for networks (the ``torch.nn.functional`` of tapegrad).
+
+All are C ops recorded on the tape, or short compositions of them.
+"""
+from __future__ import annotations
+
+from .. import _C
+from .._C import Tensor
+
+relu = _C.relu
+sigmoid = _C.sigmoid
+tanh = _C.tanh
+gelu = _C.gelu
+softplus = _C.softplus
+leaky_relu = _C.leaky_relu
+softmax = _C.softmax
+log_softmax = _C.log_softmax
+cross_entropy = _C.cross_entropy
+nll_loss = _C.nll_loss
+mse_loss = _C.mse_loss
+binary_cross_entropy_with_logits = _C.binary_cross_entropy_with_logits
+one_hot = _C.one_hot
+dropout = _C.dropout
+pad = _C.pad
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x @ weight.T + bias`` with weight of shape (out_features, in_features),
+    as in PyTorch.
+
+    >>> import tapegrad as tg
+    >>> y = tg.nn.functional.linear(tg.ones(2, 3), tg.ones(4, 3), tg.zeros(4))
+    >>> y.shape
+    (2, 4)
+    """
+    y = x @ weight.T
+    return y + bias if bias is not None else y
