@@ -1,2 +1,11 @@
-"""Neural-network building blocks (filled in by the nn issue)."""
-from . import functional  # noqa: F401
+"""Neural-network building blocks: modules, losses, initialisation.
+
+>>> import tapegrad as tg
+>>> model = tg.nn.Sequential(tg.nn.Flatten(), tg.nn.Linear(784, 128), tg.nn.ReLU(),
+...                          tg.nn.Linear(128, 10))
+>>> [n for n, _ in model.named_parameters()]
+['1.weight', '1.bias', '3.weight', '3.bias']
+"""
+from . import functional, init, utils  # noqa: F401
+from .modules import *  # noqa: F401,F403
+from .modules import __all__  # noqa: F401

@@ -1,0 +1,183 @@
+"""Optimizers whose parameter updates run in C, one call over all parameters.
+
+The update formulas are PyTorch's (see each class). Usage is the same::
+
+    opt = tg.optim.Adam(model.parameters(), lr=1e-3)
+    for x, y in loader:
+        opt.zero_grad()
+        loss = tg.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+from .. import _C
+from .._C import Tensor
+from . import lr_scheduler  # noqa: F401
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]
+
+
+class Optimizer:
+    """Base class: holds ``param_groups`` (lists of parameters with their
+    hyper-parameters) and per-parameter ``state``."""
+
+    def __init__(self, params: Iterable, defaults: dict):
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        if isinstance(params[0], dict):
+            groups = [dict(g) for g in params]
+        else:
+            groups = [{"params": params}]
+        self.defaults = defaults
+        self.param_groups = []
+        for g in groups:
+            g["params"] = list(g["params"])
+            for p in g["params"]:
+                if not isinstance(p, Tensor):
+                    raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got "
+                                    f"{type(p).__name__}")
+                if not p.requires_grad:
+                    raise ValueError(f"{type(self).__name__}: a parameter of shape {p.shape} does "
+                                     f"not require grad")
+            for k, v in defaults.items():
+                g.setdefault(k, v)
+            self.param_groups.append(g)
+        self.state: dict = {}
+
+    def zero_grad(self, set_to_none: bool = True):
+        """Reset the gradients (to None by default, which also saves memory)."""
+        for g in self.param_groups:
+            for p in g["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    prev = _C.set_grad_enabled(False)
+                    try:
+                        p.grad.zero_()
+                    finally:
+                        _C.set_grad_enabled(prev)
+
+    def _with_grads(self, g):
+        ps = [p for p in g["params"] if p.grad is not None]
+        return ps, [p.grad for p in ps]
+
+    def _buf(self, p, key):
+        st = self.state.setdefault(p, {})
+        if key not in st:
+            st[key] = _C.zeros_like(p)
+        return st[key]
+
+    def state_dict(self) -> dict:
+        index = {}
+        for g in self.param_groups:
+            for p in g["params"]:
+                index.setdefault(p, len(index))
+        return {"state": {index[p]: {k: (v.numpy().copy() if isinstance(v, Tensor) else v)
+                                     for k, v in s.items()} for p, s in self.state.items()},
+                "param_groups": [{k: v for k, v in g.items() if k != "params"}
+                                 for g in self.param_groups]}
+
+    def __repr__(self):
+        hp = ", ".join(f"{k}={v}" for k, v in self.defaults.items())
+        return f"{type(self).__name__}({hp})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum (PyTorch's rule):
+
+        g = grad + weight_decay * p
+        b = momentum * b + (1 - dampening) * g   (b = g on the first step)
+        g = g + momentum * b  if nesterov  else  b
+        p = p - lr * g
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError("SGD: lr, momentum and weight_decay must be >= 0")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov needs momentum > 0 and dampening 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def step(self):
+        for g in self.param_groups:
+            ps, gs = self._with_grads(g)
+            if not ps:
+                continue
+            bufs = None
+            first = False
+            if g["momentum"] != 0:
+                first = any("momentum_buffer" not in self.state.get(p, {}) for p in ps)
+                bufs = [self._buf(p, "momentum_buffer") for p in ps]
+            _C._sgd_step(ps, gs, bufs, g["lr"], g["momentum"], g["dampening"], g["weight_decay"],
+                         g["nesterov"], first)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba), PyTorch's formulation:
+
+        g = grad + weight_decay * p          (AdamW: p = p * (1 - lr * wd) instead)
+        m = beta1 m + (1 - beta1) g ;  v = beta2 v + (1 - beta2) g^2
+        p = p - lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+    """
+
+    _decoupled = False
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+            raise ValueError(f"{type(self).__name__}: invalid lr/betas/eps ({lr}, {betas}, {eps})")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def step(self):
+        for g in self.param_groups:
+            ps, gs = self._with_grads(g)
+            if not ps:
+                continue
+            m = [self._buf(p, "exp_avg") for p in ps]
+            v = [self._buf(p, "exp_avg_sq") for p in ps]
+            g["step"] = g.get("step", 0) + 1
+            b1, b2 = g["betas"]
+            _C._adam_step(ps, gs, m, v, g["step"], g["lr"], b1, b2, g["eps"], g["weight_decay"],
+                          self._decoupled)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter):
+    ``p = p * (1 - lr * weight_decay)`` before the Adam update."""
+
+    _decoupled = True
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (PyTorch's rule, non-centered):
+
+        g = grad + weight_decay * p ;  s = alpha s + (1 - alpha) g^2
+        b = momentum b + g / (sqrt(s) + eps) ;  p = p - lr * b   (momentum > 0)
+        p = p - lr * g / (sqrt(s) + eps)                          (otherwise)
+    """
+
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum))
+
+    def step(self):
+        for g in self.param_groups:
+            ps, gs = self._with_grads(g)
+            if not ps:
+                continue
+            sq = [self._buf(p, "square_avg") for p in ps]
+            mb = [self._buf(p, "momentum_buffer") for p in ps] if g["momentum"] > 0 else None
+            _C._rmsprop_step(ps, gs, sq, mb, g["lr"], g["alpha"], g["eps"], g["weight_decay"],
+                             g["momentum"])
