@@ -137,7 +137,10 @@ class Sequential(nn.Module):
         if not self.metrics_names:
             return 0
         pred = out.numpy().argmax(axis=-1)
-        return int((pred == yb.numpy()).sum())
+        y = yb.numpy()
+        if y.ndim == pred.ndim + 1:  # one-hot targets
+            y = y.argmax(axis=-1)
+        return int((pred == y).sum())
 
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
             shuffle: bool = True, verbose: int = 1, seed: int | None = None, steps_per_epoch=None):
