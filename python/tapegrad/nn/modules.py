@@ -62,14 +62,12 @@ class Module:
                                f"attributes")
         for d in (self._parameters, self._modules, self._buffers):
             d.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+        if isinstance(value, (Parameter, Module)):
+            self.__dict__.pop(name, None)  # e.g. a `self.kernel = None` placeholder
+            (self._parameters if isinstance(value, Parameter) else self._modules)[name] = value
+            self._mark_unnamed()
         else:
             object.__setattr__(self, name, value)
-            return
-        self._mark_unnamed()
 
     def __getattr__(self, name: str):
         d = self.__dict__

@@ -1,0 +1,365 @@
+"""tapegrad benchmarks against NumPy (and PyTorch when installed), one run.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py
+    python benchmarks/run.py --quick --json results.json
+
+Each case is timed for every library in the same process (median of
+repeats after a warm-up) and printed as one table with the ratios
+tapegrad/NumPy and tapegrad/PyTorch (time ratios: below 1 means tapegrad
+is faster). Threads are stated in the header; `--threads N` sets them for
+all three libraries (through threadpoolctl for NumPy's BLAS when available).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+import tapegrad as tg  # noqa: E402
+
+try:
+    import torch
+except ImportError:  # PyTorch is optional
+    torch = None
+
+
+def timeit(fn, repeat=7, min_time=0.05):
+    """Median seconds per call: each sample loops until min_time has passed."""
+    fn()
+    n = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        dt = time.perf_counter() - t0
+        if dt >= min_time or n >= 1 << 20:
+            break
+        n *= 2
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        samples.append((time.perf_counter() - t0) / n)
+    return statistics.median(samples)
+
+
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, case, tgt, npt=None, tht=None, unit="s", note=""):
+        self.rows.append(dict(case=case, tapegrad=tgt, numpy=npt, torch=tht, unit=unit, note=note))
+        r = self.rows[-1]
+        print(self.fmt(r), flush=True)
+
+    @staticmethod
+    def _t(v, unit):
+        if v is None:
+            return "-"
+        if unit == "s":
+            if v < 1e-6:
+                return f"{v * 1e9:.0f} ns"
+            if v < 1e-3:
+                return f"{v * 1e6:.1f} us"
+            if v < 1:
+                return f"{v * 1e3:.2f} ms"
+            return f"{v:.2f} s"
+        if unit == "MB":
+            return f"{v:.1f} MB"
+        return f"{v:.3g}"
+
+    def fmt(self, r):
+        def ratio(a, b):
+            return f"{a / b:.2f}" if (a is not None and b) else "-"
+        return (f"{r['case']:<44} {self._t(r['tapegrad'], r['unit']):>11} {self._t(r['numpy'], r['unit']):>11} "
+                f"{self._t(r['torch'], r['unit']):>11} {ratio(r['tapegrad'], r['numpy']):>8} "
+                f"{ratio(r['tapegrad'], r['torch']):>8}  {r['note']}")
+
+    @staticmethod
+    def header():
+        return (f"{'case':<44} {'tapegrad':>11} {'numpy':>11} {'torch':>11} {'tg/np':>8} "
+                f"{'tg/torch':>8}")
+
+
+def set_threads(n):
+    tg.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(n)
+    except ImportError:
+        pass
+
+
+# ---------------------------------------------------------------------------
+# cases
+# ---------------------------------------------------------------------------
+
+def bench_matmul(tab, sizes, dtype):
+    for n in sizes:
+        a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
+        b = np.random.default_rng(1).standard_normal((n, n)).astype(dtype)
+        ta, tb = tg.from_numpy(a), tg.from_numpy(b)
+        t_tg = timeit(lambda: ta @ tb)
+        t_np = timeit(lambda: a @ b)
+        t_th = None
+        if torch is not None:
+            xa, xb = torch.from_numpy(a), torch.from_numpy(b)
+            t_th = timeit(lambda: xa @ xb)
+        gf = 2 * n ** 3 / t_tg / 1e9
+        tab.add(f"matmul {n}x{n} {np.dtype(dtype).name}", t_tg, t_np, t_th, note=f"{gf:.1f} GFLOP/s")
+
+
+def bench_mlp_shapes(tab, dtype):
+    rng = np.random.default_rng(0)
+    shapes = [("32x784 @ 784x128", (32, 784), (784, 128), False, False),
+              ("dW: 784x32 @ 32x128 (x^T dY)", (32, 784), (32, 128), True, False),
+              ("dX: 32x128 @ 128x784 (dY W^T)", (32, 128), (784, 128), False, True)]
+    for name, sa, sb, ta_, tb_ in shapes:
+        a = rng.standard_normal(sa).astype(dtype)
+        b = rng.standard_normal(sb).astype(dtype)
+        A, B = tg.from_numpy(a), tg.from_numpy(b)
+        fa = (lambda: A.T @ B) if ta_ else (lambda: A @ B.T) if tb_ else (lambda: A @ B)
+        na = (lambda: a.T @ b) if ta_ else (lambda: a @ b.T) if tb_ else (lambda: a @ b)
+        t_th = None
+        if torch is not None:
+            xa, xb = torch.from_numpy(a), torch.from_numpy(b)
+            fx = (lambda: xa.T @ xb) if ta_ else (lambda: xa @ xb.T) if tb_ else (lambda: xa @ xb)
+            t_th = timeit(fx)
+        tab.add(f"MLP {name} {np.dtype(dtype).name}", timeit(fa), timeit(na), t_th)
+
+
+def bench_elementwise(tab, sizes):
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        a = rng.standard_normal(n).astype(np.float32)
+        b = rng.standard_normal(n).astype(np.float32)
+        ta, tb = tg.from_numpy(a), tg.from_numpy(b)
+        xa = torch.from_numpy(a) if torch is not None else None
+        xb = torch.from_numpy(b) if torch is not None else None
+        for name, ft, fn, fx in [("add", lambda: ta + tb, lambda: a + b, lambda: xa + xb),
+                                 ("mul", lambda: ta * tb, lambda: a * b, lambda: xa * xb),
+                                 ("exp", lambda: ta.exp(), lambda: np.exp(a), lambda: xa.exp()),
+                                 ("tanh", lambda: ta.tanh(), lambda: np.tanh(a), lambda: xa.tanh())]:
+            t = timeit(ft)
+            tab.add(f"{name} {n:.0e} float32", t, timeit(fn), timeit(fx) if torch is not None else None,
+                    note=f"{n * 4 * (3 if name in ('add', 'mul') else 2) / t / 1e9:.1f} GB/s")
+
+
+def bench_reductions(tab):
+    a = np.random.default_rng(0).standard_normal((1000, 1000)).astype(np.float32)
+    ta = tg.from_numpy(a)
+    xa = torch.from_numpy(a) if torch is not None else None
+    for ax in (0, 1, None):
+        tab.add(f"sum 1000x1000 axis={ax}", timeit(lambda: ta.sum(axis=ax)), timeit(lambda: a.sum(axis=ax)),
+                timeit(lambda: xa.sum(dim=ax) if ax is not None else xa.sum()) if torch is not None else None)
+
+
+def bench_overhead(tab):
+    a, b = np.ones(1, np.float32), np.ones(1, np.float32)
+    ta, tb = tg.from_numpy(a), tg.from_numpy(b)
+    t_th = None
+    if torch is not None:
+        xa, xb = torch.ones(1), torch.ones(1)
+        t_th = timeit(lambda: xa + xb)
+    tab.add("one-element add (no grad)", timeit(lambda: ta + tb), timeit(lambda: a + b), t_th)
+    ra = tg.ones(1, requires_grad=True)
+    rb = tg.ones(1, requires_grad=True)
+    tx = torch.ones(1, requires_grad=True) if torch is not None else None
+    tab.add("one-element add (recording)", timeit(lambda: ra + rb), timeit(lambda: a + b),
+            timeit(lambda: tx + tx) if torch is not None else None, note="numpy column: no recording")
+    for n in (10 ** 3, 10 ** 7):
+        arr = np.ones(n, np.float32)
+        t = tg.from_numpy(arr)
+        tab.add(f"from_numpy n={n:.0e}", timeit(lambda: tg.from_numpy(arr)), None,
+                timeit(lambda: torch.from_numpy(arr)) if torch is not None else None)
+        tab.add(f"t.numpy() n={n:.0e}", timeit(lambda: t.numpy()), None,
+                timeit(lambda x=torch.from_numpy(arr): x.numpy()) if torch is not None else None)
+
+
+def numpy_mlp(batch, seed=0):
+    """A hand-written NumPy MLP 784-128-10 with softmax cross-entropy and Adam."""
+    rng = np.random.default_rng(seed)
+    k1, k2 = 1 / np.sqrt(784), 1 / np.sqrt(128)
+    P = {"W1": rng.uniform(-k1, k1, (784, 128)).astype(np.float32), "b1": np.zeros(128, np.float32),
+         "W2": rng.uniform(-k2, k2, (128, 10)).astype(np.float32), "b2": np.zeros(10, np.float32)}
+    M = {k: np.zeros_like(v) for k, v in P.items()}
+    V = {k: np.zeros_like(v) for k, v in P.items()}
+    state = {"t": 0}
+
+    def step(x, y):
+        h = np.maximum(x @ P["W1"] + P["b1"], 0)
+        z = h @ P["W2"] + P["b2"]
+        z = z - z.max(1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(1, keepdims=True)
+        loss = -np.log(p[np.arange(len(y)), y]).mean()
+        dz = p
+        dz[np.arange(len(y)), y] -= 1
+        dz /= len(y)
+        G = {"W2": h.T @ dz, "b2": dz.sum(0)}
+        dh = dz @ P["W2"].T * (h > 0)
+        G["W1"], G["b1"] = x.T @ dh, dh.sum(0)
+        state["t"] += 1
+        t = state["t"]
+        for k in P:
+            M[k] = 0.9 * M[k] + 0.1 * G[k]
+            V[k] = 0.999 * V[k] + 0.001 * G[k] ** 2
+            P[k] -= 1e-3 * (M[k] / (1 - 0.9 ** t)) / (np.sqrt(V[k] / (1 - 0.999 ** t)) + 1e-8)
+        return loss
+    return step
+
+
+def tg_mlp():
+    tg.manual_seed(0)
+    model = tg.nn.Sequential(tg.nn.Linear(784, 128), tg.nn.ReLU(), tg.nn.Linear(128, 10))
+    opt = tg.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = tg.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def torch_mlp():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(784, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(x, y):
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def bench_training(tab, data, quick):
+    (xtr, ytr), _ = data
+    x = (xtr.reshape(-1, 784) / 255.0).astype(np.float32)
+    y = ytr.astype(np.int64)
+    for batch in (32, 256):
+        xb, yb = x[:batch], y[:batch]
+        s_tg, s_np = tg_mlp(), numpy_mlp(batch)
+        txb, tyb = tg.from_numpy(xb), tg.from_numpy(yb)
+        t_th = None
+        if torch is not None:
+            s_th = torch_mlp()
+            xx, yy = torch.from_numpy(xb), torch.from_numpy(yb)
+            t_th = timeit(lambda: s_th(xx, yy))
+        tab.add(f"MLP 784-128-10 train step, batch {batch}", timeit(lambda: s_tg(txb, tyb)),
+                timeit(lambda: s_np(xb, yb)), t_th)
+    # one epoch, batch 32, data in memory, the same loop style for each library
+    n = 12000 if quick else len(x)
+    order = np.random.default_rng(0).permutation(n)
+    batches = [order[i:i + 32] for i in range(0, n, 32)]
+
+    def epoch(step, conv):
+        t0 = time.perf_counter()
+        for idx in batches:
+            step(*conv(x[idx], y[idx]))
+        return time.perf_counter() - t0
+    s_tg, s_np = tg_mlp(), numpy_mlp(32)
+    t_tg = min(epoch(s_tg, lambda a, b: (tg.from_numpy(a), tg.from_numpy(b))) for _ in range(2))
+    t_np = min(epoch(s_np, lambda a, b: (a, b)) for _ in range(2))
+    t_th = None
+    if torch is not None:
+        s_th = torch_mlp()
+        t_th = min(epoch(s_th, lambda a, b: (torch.from_numpy(a), torch.from_numpy(b))) for _ in range(2))
+    tab.add(f"MNIST epoch MLP Adam batch 32 ({n} images)", t_tg, t_np, t_th)
+
+
+def bench_conv(tab):
+    if not hasattr(tg.nn.functional, "conv2d"):
+        return
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+    w1 = rng.standard_normal((6, 1, 5, 5)).astype(np.float32) * 0.1
+    w2 = rng.standard_normal((16, 6, 5, 5)).astype(np.float32) * 0.1
+    F = tg.nn.functional
+
+    def f_tg():
+        tw1 = tg.from_numpy(w1, requires_grad=True)
+        tw2 = tg.from_numpy(w2, requires_grad=True)
+        h = F.max_pool2d(F.conv2d(tg.from_numpy(x), tw1).relu(), 2)
+        F.conv2d(h, tw2).relu().sum().backward()
+    t_th = None
+    if torch is not None:
+        def f_th():
+            tw1 = torch.from_numpy(w1).requires_grad_()
+            tw2 = torch.from_numpy(w2).requires_grad_()
+            h = torch.nn.functional.max_pool2d(torch.nn.functional.conv2d(torch.from_numpy(x), tw1).relu(), 2)
+            torch.nn.functional.conv2d(h, tw2).relu().sum().backward()
+        t_th = timeit(f_th, repeat=5)
+    tab.add("LeNet conv+pool fwd+bwd, batch 64", timeit(f_tg, repeat=5), None, t_th)
+
+
+def bench_memory(tab, data):
+    (xtr, ytr), _ = data
+    x = (xtr.reshape(-1, 784)[:6400] / 255.0).astype(np.float32)
+    y = ytr[:6400].astype(np.int64)
+    step = tg_mlp()
+    rss = []
+    for ep in range(3):
+        for s in range(0, len(x), 32):
+            step(tg.from_numpy(x[s:s + 32]), tg.from_numpy(y[s:s + 32]))
+        gc.collect()
+        rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    stats = tg.memory_stats()
+    tab.add("training run: peak tensor memory", stats["peak_bytes"] / 2 ** 20, None, None, unit="MB",
+            note=f"max RSS after epochs: {', '.join(f'{r:.0f}' for r in rss)} MB")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer sizes, a partial epoch")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--json", default=None, help="write the results to this file")
+    ap.add_argument("--data", default=None, help="MNIST directory (default: tg.data.mnist lookup)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        set_threads(args.threads)
+    env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    print(f"tapegrad {tg.__version__} ({tg._C.gemm_isa()} matmul kernel), NumPy {np.__version__}"
+          + (f", PyTorch {torch.__version__}" if torch is not None else ", PyTorch not installed"))
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; threads: tapegrad "
+          f"{tg.get_num_threads()}" + (f", torch {torch.get_num_threads()}" if torch is not None else "")
+          + (f"; note: {env} are set and slow NumPy" if any(env.values()) else ""))
+    tab = Table()
+    print(Table.header())
+    print("-" * 100)
+    sizes = [64, 256, 512] if args.quick else [64, 256, 512, 1024, 2048]
+    bench_matmul(tab, sizes, np.float32)
+    bench_matmul(tab, sizes[:4], np.float64)
+    bench_mlp_shapes(tab, np.float32)
+    bench_mlp_shapes(tab, np.float64)
+    bench_elementwise(tab, [10 ** 6] if args.quick else [10 ** 6, 10 ** 7])
+    bench_reductions(tab)
+    bench_overhead(tab)
+    data = tg.data.mnist.load_data(args.data)
+    bench_training(tab, data, args.quick)
+    bench_conv(tab)
+    bench_memory(tab, data)
+    if args.json:
+        Path(args.json).write_text(json.dumps(tab.rows, indent=1))
+    return tab
+
+
+if __name__ == "__main__":
+    main()
