@@ -21,6 +21,10 @@ void tg__free(void *p, size_t nbytes);
 /* ---- random (random.c): n doubles, uniform [0,1) (kind 0) or N(0,1) (1) */
 void tg__random_fill(double *out, int64_t n, int kind);
 
+/* ---- kernel brackets (runtime.c): let other threads run in long kernels */
+void *tg__kernel_begin(int64_t work); /* returns a token for tg__kernel_end */
+void tg__kernel_end(void *token);
+
 /* ---- errors ------------------------------------------------------------- */
 #define TG_FAIL(status, ...) (tg_error_set((status), __VA_ARGS__), (void *)0)
 
@@ -63,8 +67,8 @@ tg_status tg__check_writable(const char *who, const tg_tensor *t);
  * input requires grad) */
 bool tg__should_record(int n, tg_tensor *const *in);
 /* Record an entry for `out` (sets out->grad_fn and out->requires_grad).
- * Returns the entry (borrowed from out) or NULL on allocation failure (error
- * set; the caller releases out and fails). */
+ * Returns the entry (borrowed from out) or NULL on allocation failure or when
+ * the record hook fails (error set; the caller releases out and fails). */
 tg_entry *tg__record(const tg_opdef *op, int n, tg_tensor *const *in, tg_tensor *out);
 /* Save a tensor for backward (retained, version remembered). */
 tg_status tg__save(tg_entry *e, tg_tensor *t);

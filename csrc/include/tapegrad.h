@@ -511,6 +511,27 @@ void tg_backward_end(tg_stepper *bw);
  * detection, profiling).  NULL removes it. */
 void tg_set_global_step_hook(tg_step_hook_fn fn, void *ctx);
 
+/* A process-wide hook called right after every tape entry is recorded (by a
+ * built-in op or tg_custom_record): e is complete except for its saved
+ * tensors, e->out holds the computed output.  A non-TG_OK return (with the
+ * error set) makes the op fail: it returns NULL and the entry dies with its
+ * output.  The binding uses it for anomaly mode (remember the creating
+ * Python line in e->user_data, check the output for NaN/Inf) and profiling.
+ * NULL removes it; when none is set recording costs nothing extra. */
+typedef tg_status (*tg_record_hook_fn)(tg_entry *e, void *ctx);
+void tg_set_record_hook(tg_record_hook_fn fn, void *ctx);
+
+/* Around long kernels (large matmuls and elementwise loops) the library
+ * calls leave() before and enter(token) after, so that an embedding can let
+ * other threads run meanwhile (the Python binding releases the GIL there).
+ * Kernels touch only the memory of their operands, never reference counts.
+ * NULL functions (the default) do nothing. */
+typedef void *(*tg_kernel_leave_fn)(void);
+typedef void (*tg_kernel_enter_fn)(void *token);
+void tg_set_kernel_bracket(tg_kernel_leave_fn leave, tg_kernel_enter_fn enter);
+/* Elements (or multiply-adds) above which a kernel is bracketed. */
+#define TG_BRACKET_MIN_WORK 65536
+
 /* ===================================================================== */
 /* Ops.  Each returns a NEW reference or NULL with the error set.         */
 /* Float ops accept float32 and float64 (int64 where stated).             */
@@ -617,6 +638,91 @@ tg_tensor *tg_bce_with_logits(tg_tensor *logits, tg_tensor *target, tg_reduction
 tg_tensor *tg_one_hot(tg_tensor *labels, int64_t num_classes, tg_dtype dt);
 /* Inverted dropout: zero with probability p, scale the rest by 1/(1-p). */
 tg_tensor *tg_dropout(tg_tensor *x, double p, bool training);
+
+/* Convolution and pooling (csrc/ops/conv.c).  NCHW layout and PyTorch's
+ * semantics: cross-correlation, zero padding, output size
+ *     OH = (H + 2*pad_h - KH) / stride_h + 1   (rounded down; same for OW),
+ * no dilation, no groups.  Each returns a NEW reference or NULL with the
+ * error set; inputs are borrowed and may be any layout (views are copied to
+ * contiguous memory first).  Float dtypes only (int64 -> TG_ERR_TYPE); mixed
+ * float32/float64 operands compute in float64.  TG_ERR_VALUE for: a tensor
+ * that is not 4-D, a channel mismatch, a bias that is not (O,), a stride
+ * <= 0, a padding < 0, a kernel larger than the padded input. */
+
+/* y = conv2d(x, w) + bias: x (N, C, H, W), w (O, C, KH, KW), bias (O,) or
+ * NULL -> y (N, O, OH, OW).  Computed per image as w (O, C*KH*KW) @
+ * im2col(x_n) with the packed GEMM, images in parallel.  Differentiable in
+ * x, w and bias, to any order (the VJPs are the two ops below). */
+tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *w, tg_tensor *bias, int64_t stride_h,
+                     int64_t stride_w, int64_t pad_h, int64_t pad_w);
+/* The gradient of conv2d with respect to its input (a transposed
+ * convolution): dy (N, O, OH, OW), w (O, C, KH, KW), x_shape = the 4 sizes
+ * of the convolution's input (N, C, H, W) -> dx of shape x_shape.  dy must
+ * have the shape conv2d would produce for x_shape (TG_ERR_VALUE otherwise).
+ * Differentiable in dy and w. */
+tg_tensor *tg_conv2d_input_grad(tg_tensor *dy, tg_tensor *w, const int64_t *x_shape,
+                                int64_t stride_h, int64_t stride_w, int64_t pad_h,
+                                int64_t pad_w);
+/* The gradient of conv2d with respect to its weight: x (N, C, H, W), dy
+ * (N, O, OH, OW), w_shape = (O, C, KH, KW) -> dw of shape w_shape (summed
+ * over the images).  Differentiable in x and dy. */
+tg_tensor *tg_conv2d_weight_grad(tg_tensor *x, tg_tensor *dy, const int64_t *w_shape,
+                                 int64_t stride_h, int64_t stride_w, int64_t pad_h,
+                                 int64_t pad_w);
+/* Max pooling: x (N, C, H, W) -> (N, C, OH, OW), the maximum of each
+ * kernel_h x kernel_w window, padding counted as -inf.  The gradient goes to
+ * the first maximum of each window (a NaN counts as the maximum).  Like
+ * PyTorch, the padding must be at most half the kernel size and H, W >= 1
+ * (TG_ERR_VALUE otherwise).  (PyTorch's default stride is the kernel size;
+ * here the caller passes it.) */
+tg_tensor *tg_max_pool2d(tg_tensor *x, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+                         int64_t stride_w, int64_t pad_h, int64_t pad_w);
+/* Average pooling, same shapes and checks: each window's sum divided by
+ * kernel_h * kernel_w, padding counted as zeros (PyTorch's default
+ * count_include_pad=True). */
+tg_tensor *tg_avg_pool2d(tg_tensor *x, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+                         int64_t stride_w, int64_t pad_h, int64_t pad_w);
+
+/* ===================================================================== */
+/* Optimizers (csrc/core/optim.c)                                         */
+/* ===================================================================== */
+/* Fused steps: one call updates n parameters in place with PyTorch's
+ * formulas (torch.optim, maximize=False; the formulas are written out in
+ * optim.c).  Not recorded on the tape, allowed on tensors that require
+ * grad.  All tensors are borrowed.  params[i] and every state tensor must
+ * be float, C-contiguous, writable and of params[i]'s shape and dtype;
+ * grads[i] the same shape and dtype, any layout, or NULL to skip parameter
+ * i (its state is then not touched either).  State tensors start as zeros
+ * (created by the caller).  Each written tensor's storage version is bumped.
+ * Returns TG_OK, or TG_ERR_VALUE (bad shape, layout or hyper-parameter),
+ * TG_ERR_TYPE, TG_ERR_RUNTIME (read-only) or TG_ERR_MEMORY, having checked
+ * everything before writing anything: a failed call changes nothing. */
+
+/* SGD with momentum, dampening, weight decay and Nesterov.  momentum_bufs
+ * may be NULL when momentum == 0; first_step: the buffers are empty and get
+ * the gradient itself (PyTorch's first step). */
+tg_status tg_sgd_step(int n, tg_tensor **params, tg_tensor **grads,
+                      tg_tensor **momentum_bufs, double lr, double momentum,
+                      double dampening, double weight_decay, bool nesterov,
+                      bool first_step);
+/* Adam (decoupled = false: L2 weight decay added to the gradient) or AdamW
+ * (decoupled = true: p *= 1 - lr * weight_decay).  step: the step count
+ * after this update (1 on the first call), shared by the n parameters
+ * (PyTorch counts per parameter, only the steps it had a gradient for: call
+ * once per distinct count); no amsgrad. */
+tg_status tg_adam_step(int n, tg_tensor **params, tg_tensor **grads, tg_tensor **exp_avg,
+                       tg_tensor **exp_avg_sq, int64_t step, double lr, double beta1,
+                       double beta2, double eps, double weight_decay, bool decoupled);
+/* RMSprop (not centered).  momentum_buf may be NULL when momentum == 0. */
+tg_status tg_rmsprop_step(int n, tg_tensor **params, tg_tensor **grads,
+                          tg_tensor **square_avg, tg_tensor **momentum_buf, double lr,
+                          double alpha, double eps, double weight_decay, double momentum);
+/* Scale the gradients in place so that their total norm (norm_type = p > 0
+ * or INFINITY, over all of them as one vector) is at most max_norm:
+ * g *= max_norm / (total + 1e-6) when that factor is < 1.  grads[i] may be
+ * NULL.  *total_norm_out (may be NULL) gets the norm before clipping. */
+tg_status tg_clip_grad_norm(int n, tg_tensor **grads, double max_norm, double norm_type,
+                            double *total_norm_out);
 
 #ifdef __cplusplus
 }

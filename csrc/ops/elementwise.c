@@ -39,6 +39,7 @@ static tg_tensor *binary_kernel(const char *who, tg_tensor *a, tg_tensor *b, tg_
     if (out && out->numel > 0) {
         char *base[3] = {tg_tensor_data(out), tg_tensor_data(ac), tg_tensor_data(bc)};
         int64_t isz = (int64_t)tg_dtype_size(dt);
+        void *kt = tg__kernel_begin(out->numel);
         if (ac->numel == out->numel && bc->numel == out->numel && tg_tensor_is_contiguous(ac) &&
             tg_tensor_is_contiguous(bc)) {
             int64_t s[3] = {isz, isz, isz};
@@ -50,6 +51,7 @@ static tg_tensor *binary_kernel(const char *who, tg_tensor *a, tg_tensor *b, tg_
             tg__bcast_strides_bytes(bc, nd, shape, st[2]);
             tg__iterate(3, nd, shape, base, st, fn, ctx);
         }
+        tg__kernel_end(kt);
     }
     tg_tensor_release(ac);
     tg_tensor_release(bc);
@@ -67,6 +69,7 @@ static tg_tensor *unary_kernel(const char *who, tg_tensor *x, tg_dtype dt, const
     if (out && out->numel > 0) {
         char *base[2] = {tg_tensor_data(out), tg_tensor_data(xc)};
         int64_t isz = (int64_t)tg_dtype_size(dt);
+        void *kt = tg__kernel_begin(out->numel);
         if (tg_tensor_is_contiguous(xc)) {
             int64_t s[2] = {isz, isz};
             fn(out->numel, base, s, ctx);
@@ -76,6 +79,7 @@ static tg_tensor *unary_kernel(const char *who, tg_tensor *x, tg_dtype dt, const
             tg__bcast_strides_bytes(xc, out->ndim, out->shape, st[1]);
             tg__iterate(2, out->ndim, out->shape, base, st, fn, ctx);
         }
+        tg__kernel_end(kt);
     }
     tg_tensor_release(xc);
     return out;

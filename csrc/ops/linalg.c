@@ -53,7 +53,11 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
     /* broadcast the batch dims */
     int nbatch;
     int64_t batch[TG_MAX_DIMS];
-    if (tg__broadcast_shapes(who, na - 2, ash, nb - 2, bsh, &nbatch, batch)) return NULL;
+    if (tg__broadcast_shapes(who, na - 2, ash, nb - 2, bsh, &nbatch, batch))
+        return TG_FAIL(TG_ERR_VALUE,
+                       "matmul: shapes %s and %s have batch dimensions %s and %s that cannot be "
+                       "broadcast together",
+                       tg__shp(a), tg__shp(b), tg__shp2(na - 2, ash), tg__shp2(nb - 2, bsh));
     int64_t oshape[TG_MAX_DIMS];
     int ond = 0;
     for (int i = 0; i < nbatch; i++) oshape[ond++] = batch[i];
@@ -61,6 +65,15 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
     if (b->ndim != 1) oshape[ond++] = N;
     if (ond > TG_MAX_DIMS) return TG_FAIL(TG_ERR_VALUE, "matmul: too many dimensions");
     tg_tensor *ac = tg__as_dtype(a, dt), *bc = ac ? tg__as_dtype(b, dt) : NULL;
+    /* a converted operand (mixed dtypes) is a contiguous copy: use its strides */
+    if (ac && ac != a) {
+        if (a->ndim == 1) ast[1] = ac->strides[0];
+        else memcpy(ast, ac->strides, sizeof ast);
+    }
+    if (bc && bc != b) {
+        if (b->ndim == 1) bst[0] = bc->strides[0];
+        else memcpy(bst, bc->strides, sizeof bst);
+    }
     tg_tensor *out = bc ? tg_tensor_empty(ond, oshape, dt) : NULL;
     if (out && out->numel > 0) {
         /* batch strides (elements) of a and b, 0 where broadcast */
@@ -77,6 +90,7 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
         int64_t rsa = ast[na - 2], csa = ast[na - 1], rsb = bst[nb - 2], csb = bst[nb - 1];
         /* a row-major batch of a times a shared b is one tall gemm */
         bool fold = nbatch > 0 && nb - 2 == 0 && a->ndim > 2 && tg_tensor_is_contiguous(ac);
+        void *kt = tg__kernel_begin(nb_total * M * N * K);
         if (fold) {
             int64_t Mt = M * nb_total;
             if (dt == TG_FLOAT32)
@@ -106,6 +120,7 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
                 }
             }
         }
+        tg__kernel_end(kt);
     }
     tg_tensor_release(ac);
     tg_tensor_release(bc);

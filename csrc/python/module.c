@@ -18,8 +18,20 @@
     PyObject *a[n];                                                                   \
     if (tgpy_args(fname, args, nargs, kw, names_, n, npos, a)) return NULL;
 
-static PyObject *finish_rg(tg_tensor *t, PyObject *rg) {
-    if (!t) return tgpy_raise();
+/* The creation functions of the core share tg_tensor_empty, whose errors
+ * say "empty: ..."; name the function the user called instead. */
+static PyObject *raise_as(const char *fname) {
+    const char *msg = tg_error_message();
+    if (fname && !strncmp(msg, "empty: ", 7)) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s: %s", fname, msg + 7);
+        tg_error_set(tg_error_status(), "%s", buf);
+    }
+    return tgpy_raise();
+}
+
+static PyObject *finish_rg_named(const char *fname, tg_tensor *t, PyObject *rg) {
+    if (!t) return raise_as(fname);
     int b = tgpy_bool(rg, 0);
     if (b < 0) {
         tg_tensor_release(t);
@@ -31,6 +43,7 @@ static PyObject *finish_rg(tg_tensor *t, PyObject *rg) {
     }
     return W(t);
 }
+#define finish_rg(t, rg) finish_rg_named(NULL, (t), (rg))
 
 /* ===================================================================== */
 /* Creation                                                               */
@@ -73,7 +86,7 @@ static PyObject *make_shaped(const char *fname, shapefn f, PyObject *const *args
     if (tgpy_shape(fname, args, nargs, shape, &nd)) return NULL;
     tg_dtype dt;
     if (tgpy_parse_dtype(a[0], TG_FLOAT32, &dt)) return NULL;
-    return finish_rg(f(nd, shape, dt), a[1]);
+    return finish_rg_named(fname, f(nd, shape, dt), a[1]);
 }
 FUNC(zeros) { return make_shaped("zeros", tg_tensor_zeros, args, nargs, kw, 0); }
 FUNC(ones) { return make_shaped("ones", tg_tensor_ones, args, nargs, kw, 0); }
@@ -89,11 +102,14 @@ FUNC(full) {
     int nd;
     if (tgpy_shape_obj("full", a[0], shape, &nd)) return NULL;
     double v = PyFloat_AsDouble(a[1]);
-    if (v == -1.0 && PyErr_Occurred()) return NULL;
+    if (v == -1.0 && PyErr_Occurred()) {
+        PyErr_Format(PyExc_TypeError, "full: fill_value must be a number, got %s", Py_TYPE(a[1])->tp_name);
+        return NULL;
+    }
     tg_dtype dt;
     tg_dtype deflt = (PyLong_Check(a[1]) && !PyBool_Check(a[1])) ? TG_INT64 : TG_FLOAT32;
     if (tgpy_parse_dtype(a[2], deflt, &dt)) return NULL;
-    return finish_rg(tg_tensor_full(nd, shape, v, dt), a[3]);
+    return finish_rg_named("full", tg_tensor_full(nd, shape, v, dt), a[3]);
 }
 
 static PyObject *make_random(const char *fname, int kind, PyObject *const *args, Py_ssize_t nargs,
@@ -107,7 +123,7 @@ static PyObject *make_random(const char *fname, int kind, PyObject *const *args,
     tg_dtype dt;
     if (tgpy_parse_dtype(a[0], TG_FLOAT32, &dt)) return NULL;
     tg_tensor *t = kind ? tg_tensor_randn(nd, shape, 0, 1, dt) : tg_tensor_rand(nd, shape, 0, 1, dt);
-    return finish_rg(t, a[1]);
+    return finish_rg_named(fname, t, a[1]);
 }
 FUNC(rand) { return make_random("rand", 0, args, nargs, kw); }
 FUNC(randn) { return make_random("randn", 1, args, nargs, kw); }
@@ -132,7 +148,7 @@ FUNC(arange) {
     if (PyErr_Occurred()) return NULL;
     tg_dtype dt;
     if (tgpy_parse_dtype(a[3], all_int ? TG_INT64 : TG_FLOAT32, &dt)) return NULL;
-    return finish_rg(tg_tensor_arange(start, stop, step, dt), a[4]);
+    return finish_rg_named("arange", tg_tensor_arange(start, stop, step, dt), a[4]);
 }
 
 FUNC(eye) {
@@ -147,7 +163,7 @@ FUNC(eye) {
     if (PyErr_Occurred()) return NULL;
     tg_dtype dt;
     if (tgpy_parse_dtype(a[3], TG_FLOAT32, &dt)) return NULL;
-    return finish_rg(tg_tensor_eye(n, m, k, dt), a[4]);
+    return finish_rg_named("eye", tg_tensor_eye(n, m, k, dt), a[4]);
 }
 
 /* zeros_like(x, dtype=None, requires_grad=False) and friends; full_like takes
@@ -194,7 +210,7 @@ static PyObject *make_like(const char *fname, int kind, PyObject *const *args, P
     case 5: r = tg_tensor_randn(x->ndim, x->shape, 0, 1, dt); break;
     }
     tg_tensor_release(x);
-    return finish_rg(r, a[2]);
+    return finish_rg_named(fname, r, a[2]);
 }
 FUNC(zeros_like) { return make_like("zeros_like", 0, args, nargs, kw); }
 FUNC(ones_like) { return make_like("ones_like", 1, args, nargs, kw); }
@@ -448,7 +464,9 @@ static PyObject *opdef_dict(const tg_opdef *op) {
     PyObject *diff = PyList_New(0);
     if (!diff) return NULL;
     if (op->backward || op->id == tg_op_find("custom")->id) {
-        int n = op->arity < 0 ? 1 : op->arity;
+        /* variadic ops (concat, conv2d with its optional bias, custom): every
+         * bit of the mask up to 31 (bit 31 stands for all later inputs) */
+        int n = op->arity < 0 ? 32 : op->arity;
         for (int i = 0; i < n; i++)
             if (op->diff_mask & (1u << i)) {
                 PyObject *v = PyLong_FromLong(i);
@@ -630,6 +648,8 @@ PyMethodDef tgpy_module_methods[] = {
 /* ===================================================================== */
 
 extern PyMethodDef tgpy_op_functions[];
+extern PyMethodDef tgpy_nn_methods[];
+extern PyMethodDef tgpy_inspect_methods[]; /* inspect.c */
 
 static int add_functions(PyObject *m, PyMethodDef *defs) {
     for (PyMethodDef *d = defs; d->ml_name; d++) {
@@ -643,6 +663,10 @@ static int add_functions(PyObject *m, PyMethodDef *defs) {
     }
     return 0;
 }
+
+/* Long kernels run without the GIL, so other Python threads can work. */
+static void *leave_gil(void) { return PyEval_SaveThread(); }
+static void enter_gil(void *ts) { PyEval_RestoreThread((PyThreadState *)ts); }
 
 static int exec_module(PyObject *m) {
     if (PyArray_ImportNumPyAPI() < 0) return -1;
@@ -658,6 +682,9 @@ static int exec_module(PyObject *m) {
     if (tgpy_autograd_init(m, st) < 0) return -1;
     if (add_functions(m, tgpy_op_functions) < 0) return -1;
     if (add_functions(m, tgpy_autograd_methods) < 0) return -1;
+    if (add_functions(m, tgpy_nn_methods) < 0) return -1;
+    if (add_functions(m, tgpy_inspect_methods) < 0) return -1;
+    tg_set_kernel_bracket(leave_gil, enter_gil);
     if (PyModule_AddStringConstant(m, "__version__", TG_VERSION) < 0) return -1;
     return 0;
 }
