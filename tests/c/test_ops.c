@@ -4,9 +4,12 @@
  *
  *  - the VJP of every differentiable op against central finite differences
  *    in float64 (L = sum(out * v) for a fixed random v);
- *  - float32 and float64 forward agree (the same kernels in both dtypes);
- *  - the forward against golden values computed by NumPy (golden_values.h,
- *    made by tests/c/make_golden.py from the same seeded inputs).
+ *  - the second derivative (the VJP of the VJP, recorded with
+ *    TG_CREATE_GRAPH) against finite differences of the first derivative:
+ *    VJPs are written with ops, so gradients of gradients must be right;
+ *  - float32 and float64 forward agree (the same kernels in both dtypes).
+ * (No NumPy golden values here yet: forward values are checked against
+ * hand-computed ones in the tape, tensor and error suites.)
  * A new op with examples is covered with no new test code; an op without
  * examples fails test_every_op_has_examples.
  */
@@ -27,6 +30,7 @@ static tg_tensor *run(const tg_opdef *op, int k, tg_dtype dt, int *n, tg_tensor 
     return tg_op_apply(op, *n, in, p);
 }
 
+/* Every registered op (but "custom") has examples, formulas and a consistent registry entry. */
 START_TEST(test_every_op_has_examples) {
     for (int i = 0; i < tg_op_count(); i++) {
         const tg_opdef *op = tg_op_get(i);
@@ -103,6 +107,119 @@ START_TEST(test_vjp_finite_differences) {
 }
 END_TEST
 
+/* S(x) = sum_k <dL/dx_k, u_k> with L = sum(op(x) * v): the first derivative
+ * projected on fixed random directions u.  `create` records the graph of the
+ * first derivative so that S can be differentiated again.  NULL when S does
+ * not depend on x at all (a linear op: the second derivative is 0); *value
+ * is S either way. */
+static tg_tensor *projected_grad(const tg_opdef *op, int n, tg_tensor **in, const tg_params *p,
+                                 tg_tensor *v, tg_tensor **u, int flags, double *value) {
+    tg_tensor *diff[8];
+    int nd = 0;
+    for (int i = 0; i < n; i++)
+        if (in[i]->requires_grad) diff[nd++] = in[i];
+    tg_manual_seed(SEED + 1000);
+    tg_tensor *out = tg_op_apply(op, n, in, p);
+    ck_assert_msg(out != NULL, "%s: %s", op->name, tg_error_message());
+    tg_tensor *g[8];
+    tg_status st = tg_grad(1, &out, &v, nd, diff, flags, g);
+    ck_assert_msg(st == TG_OK, "%s: first grad: %s", op->name, tg_error_message());
+    tg_tensor *S = NULL;
+    *value = 0;
+    for (int k = 0; k < nd; k++) {
+        tg_tensor *gu = tg_mul(g[k], u[k]);
+        tg_tensor *s = gu ? tg_sum(gu, NULL, 0, false) : NULL;
+        ck_assert_msg(s != NULL, "%s: %s", op->name, tg_error_message());
+        *value += tt_item(s);
+        tg_tensor *acc = S ? tg_add(S, s) : (tg_tensor_retain(s), s);
+        ck_tg(acc);
+        tg_tensor_release(S);
+        S = acc;
+        tg_tensor_release(s);
+        tg_tensor_release(gu);
+        tg_tensor_release(g[k]);
+    }
+    tg_tensor_release(out);
+    if (S && !S->requires_grad) {
+        tg_tensor_release(S);
+        S = NULL;
+    }
+    return S;
+}
+
+/* The second derivative of op `_i` (its VJP differentiated, TG_CREATE_GRAPH) against finite differences. */
+START_TEST(test_second_order_finite_differences) {
+    const tg_opdef *op = tg_op_get(_i);
+    if (!op->backward) return;
+    for (int k = 0; k < tg_op_example_count(op); k++) {
+        int n;
+        tg_tensor *in[8], *u[8] = {0};
+        tg_params p;
+        tg_tensor *out = run(op, k, TG_FLOAT64, &n, in, &p, true);
+        ck_assert_msg(out != NULL, "%s example %d: %s", op->name, k, tg_error_message());
+        bool differentiable = out->requires_grad;
+        tg_manual_seed(99);
+        tg_tensor *v = tg_tensor_randn(out->ndim, out->shape, 0, 1, TG_FLOAT64);
+        tg_tensor_release(out);
+        if (!differentiable) {
+            tg_tensor_release(v);
+            for (int i = 0; i < n; i++) tg_tensor_release(in[i]);
+            continue;
+        }
+        int nd = 0;
+        for (int i = 0; i < n; i++)
+            if (in[i]->requires_grad) {
+                u[nd] = tg_tensor_randn(in[i]->ndim, in[i]->shape, 0, 1, TG_FLOAT64);
+                ck_tg(u[nd]);
+                nd++;
+            }
+        double s0;
+        tg_tensor *S = projected_grad(op, n, in, &p, v, u, TG_CREATE_GRAPH, &s0);
+        tg_tensor *diff[8], *h[8] = {0};
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (in[i]->requires_grad) diff[m++] = in[i];
+        if (S) {
+            tg_status st = tg_grad(1, &S, NULL, nd, diff, 0, h);
+            ck_assert_msg(st == TG_OK, "%s example %d: second grad: %s", op->name, k,
+                          tg_error_message());
+        }
+        for (int q = 0; q < nd; q++) {
+            tg_tensor *x = diff[q];
+            const double eps = 1e-5;
+            double worst = 0, wa = 0, wn = 0;
+            int64_t worst_j = -1;
+            for (int64_t j = 0; j < x->numel; j++) {
+                double x0 = tg_tensor_get_flat(x, j), f[2];
+                for (int sgn = 0; sgn < 2; sgn++) {
+                    tt_set_flat(x, j, x0 + (sgn ? -eps : eps));
+                    tg_tensor_release(projected_grad(op, n, in, &p, v, u, 0, &f[sgn]));
+                }
+                tt_set_flat(x, j, x0);
+                double num = (f[0] - f[1]) / (2 * eps), ana = h[q] ? tg_tensor_get_flat(h[q], j) : 0;
+                double err = fabs(num - ana) / (1e-2 + fabs(num));
+                if (err > worst) {
+                    worst = err;
+                    worst_j = j;
+                    wa = ana;
+                    wn = num;
+                }
+            }
+            ck_assert_msg(worst < 1e-4,
+                          "%s example %d (%s): d2 wrt input %d element %lld analytic %.10g numeric %.10g",
+                          op->name, k, op->examples, q, (long long)worst_j, wa, wn);
+        }
+        for (int q = 0; q < nd; q++) {
+            tg_tensor_release(h[q]);
+            tg_tensor_release(u[q]);
+        }
+        tg_tensor_release(S);
+        tg_tensor_release(v);
+        for (int i = 0; i < n; i++) tg_tensor_release(in[i]);
+    }
+}
+END_TEST
+
 /* float32 and float64 give the same forward (to float32 precision). */
 START_TEST(test_forward_f32_matches_f64) {
     const tg_opdef *op = tg_op_get(_i);
@@ -135,6 +252,7 @@ Suite *ops_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_every_op_has_examples);
     tcase_add_loop_test(tc, test_vjp_finite_differences, 0, tg_op_count());
+    tcase_add_loop_test(tc, test_second_order_finite_differences, 0, tg_op_count());
     tcase_add_loop_test(tc, test_forward_f32_matches_f64, 0, tg_op_count());
     suite_add_tcase(s, tc);
     return s;

@@ -152,6 +152,25 @@ START_TEST(test_nonscalar_backward_needs_seed) {
 }
 END_TEST
 
+/* backward of a leaf itself (an empty tape) gives it the seed as gradient. */
+START_TEST(test_backward_of_leaf) {
+    double xv[2] = {4, 5}, sv[2] = {0.5, -2};
+    tg_tensor *x = tt_vec(2, xv, true), *seed = tt_vec(2, sv, false);
+    ck_tg_ok(tg_backward(x, seed, 0));
+    ck_assert_double_eq(tt_diff_to(x->grad, sv), 0);
+    ck_assert_ptr_ne(x->grad, seed); /* a private copy, not an alias of the seed */
+    tg_stepper *bw = tg_backward_begin(1, &x, &seed, 0, 0, NULL);
+    ck_tg(bw);
+    ck_assert_int_eq(tg_backward_size(bw), 0);
+    ck_assert_int_eq(tg_backward_step(bw), 0);
+    tg_backward_end(bw);
+    double twice[2] = {1, -4};
+    ck_assert_double_eq(tt_diff_to(x->grad, twice), 0);
+    tg_tensor_release(seed);
+    tg_tensor_release(x);
+}
+END_TEST
+
 /* A chain of 100,000 ops (20,000 under valgrind) runs backward and is freed without deep recursion. */
 START_TEST(test_long_chain) {
     const int n = tt_light() ? 20000 : 100000;
@@ -241,7 +260,7 @@ START_TEST(test_hessian_vector_product) {
 }
 END_TEST
 
-/* A promoted op (float32 * float64, float32 * int64) gives the float32 input a float32 gradient. */
+/* A promoted op (float32 * float64, float32 * int64, matmul of a float32 view) gives the float32 input a float32 gradient. */
 START_TEST(test_mixed_dtype_gradients) {
     int64_t n = 3;
     tg_tensor *x = tg_tensor_full(1, &n, 1.5, TG_FLOAT32);
@@ -270,8 +289,26 @@ START_TEST(test_mixed_dtype_gradients) {
     ck_assert_int_eq(g->dtype, TG_FLOAT32);
     double want3[3] = {3, 12, 27};
     ck_assert_double_eq_tol(tt_diff_to(g, want3), 0, 1e-5);
-    tg_tensor *all[] = {g, q, xd, l, y, x, d, i};
-    for (int k = 0; k < 8; k++) tg_tensor_release(all[k]);
+    /* matmul of a float32 transposed view with a float64 vector: C = A^T v, dA = v g^T */
+    float av[6] = {1, 2, 3, 4, 5, 6};
+    tg_tensor *A = tg_tensor_from_buffer(2, (int64_t[]){2, 3}, TG_FLOAT32, av);
+    ck_tg_ok(tg_tensor_set_requires_grad(A, true));
+    tg_tensor *At = tg_transpose(A, 0, 1); /* (3, 2), strides (1, 3) */
+    double vv[2] = {10, -1};
+    tg_tensor *v = tt_vec(2, vv, false);
+    tg_tensor *C = tg_matmul(At, v);
+    ck_tg(C);
+    ck_assert_int_eq(C->dtype, TG_FLOAT64);
+    double wc[3] = {10 - 4, 20 - 5, 30 - 6};
+    ck_assert_double_eq(tt_diff_to(C, wc), 0);
+    double gv[3] = {1, 2, 3};
+    tg_tensor *seed = tt_vec(3, gv, false);
+    ck_tg_ok(tg_backward(C, seed, 0));
+    ck_assert_int_eq(A->grad->dtype, TG_FLOAT32);
+    double wa[6] = {10, 20, 30, -1, -2, -3}; /* dA[r][c] = v[r] * seed[c] */
+    ck_assert_double_eq(tt_diff_to(A->grad, wa), 0);
+    tg_tensor *all[] = {seed, C, v, At, A, g, q, xd, l, y, x, d, i};
+    for (int k = 0; k < 13; k++) tg_tensor_release(all[k]);
 }
 END_TEST
 
@@ -408,6 +445,27 @@ START_TEST(test_tg_grad_leaf_and_nonleaf) {
     ck_tg_error(TG_ERR_RUNTIME, "grad", "does not require grad");
     ck_assert_ptr_null(bad);
     tg_tensor *all[] = {res[0], res[1], res[2], c, l, h, x, u};
+    for (int i = 0; i < 8; i++) tg_tensor_release(all[i]);
+}
+END_TEST
+
+/* tg_grad of two outputs with seeds: the gradient of <y1, s1> + <y2, s2>, shared inputs summed. */
+START_TEST(test_tg_grad_two_outputs) {
+    double xv[2] = {1, -2}, wv[2] = {3, 0.5}, s1v[2] = {1, 2}, s2v[2] = {-1, 4};
+    tg_tensor *x = tt_vec(2, xv, true), *w = tt_vec(2, wv, true);
+    tg_tensor *s1 = tt_vec(2, s1v, false), *s2 = tt_vec(2, s2v, false);
+    tg_tensor *y1 = tg_mul(x, w), *y2 = tg_exp(x);
+    tg_tensor *outs[2] = {y1, y2}, *seeds[2] = {s1, s2}, *ins[2] = {x, w}, *res[2];
+    ck_tg_ok(tg_grad(2, outs, seeds, 2, ins, 0, res));
+    double gx[2], gw[2];
+    for (int i = 0; i < 2; i++) {
+        gx[i] = s1v[i] * wv[i] + s2v[i] * exp(xv[i]);
+        gw[i] = s1v[i] * xv[i];
+    }
+    ck_assert_double_eq_tol(tt_diff_to(res[0], gx), 0, TOL);
+    ck_assert_double_eq_tol(tt_diff_to(res[1], gw), 0, TOL);
+    ck_assert_ptr_null(x->grad);
+    tg_tensor *all[] = {res[0], res[1], y1, y2, s1, s2, x, w};
     for (int i = 0; i < 8; i++) tg_tensor_release(all[i]);
 }
 END_TEST
@@ -971,8 +1029,17 @@ START_TEST(test_saved_input_modified_in_place) {
     ck_assert_int_eq(tg_backward(l, NULL, 0), TG_ERR_RUNTIME);
     ck_tg_error(TG_ERR_RUNTIME, "modified in place", "(3,)");
     ck_assert_ptr_null(w->grad);
-    tg_tensor *all[] = {l, y, x, w};
-    for (int i = 0; i < 4; i++) tg_tensor_release(all[i]);
+    /* a write through another view of the same storage is caught too */
+    tg_tensor *x2 = tt_vec(3, xv, false);
+    tg_tensor *y2 = tg_mul(x2, w), *l2 = sum_all(y2);
+    tg_tensor *alias = tg_tensor_detach(x2);
+    int64_t st = 2, sp = 3;
+    tg_tensor *last = tg_slice(alias, &st, &sp, NULL, 0);
+    ck_tg_ok(tg_tensor_fill_(last, -1)); /* alias does not require grad: allowed */
+    ck_assert_int_eq(tg_backward(l2, NULL, 0), TG_ERR_RUNTIME);
+    ck_tg_error(TG_ERR_RUNTIME, "modified in place");
+    tg_tensor *all[] = {last, alias, l2, y2, x2, l, y, x, w};
+    for (int i = 0; i < 9; i++) tg_tensor_release(all[i]);
 }
 END_TEST
 
@@ -1049,6 +1116,7 @@ Suite *tape_suite(void) {
     tcase_add_test(tc, test_retain_graph);
     tcase_add_test(tc, test_freed_graph_error);
     tcase_add_test(tc, test_nonscalar_backward_needs_seed);
+    tcase_add_test(tc, test_backward_of_leaf);
     tcase_add_test(tc, test_long_chain);
     tcase_add_test(tc, test_second_derivative_tanh);
     tcase_add_test(tc, test_hessian_vector_product);
@@ -1062,6 +1130,7 @@ Suite *tape_suite(void) {
     tcase_add_test(tc, test_int64_cannot_require_grad);
     tcase_add_test(tc, test_retain_grad_nonleaf);
     tcase_add_test(tc, test_tg_grad_leaf_and_nonleaf);
+    tcase_add_test(tc, test_tg_grad_two_outputs);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("engine");

@@ -377,6 +377,27 @@ START_TEST(test_borrowed_storage_release_once) {
 }
 END_TEST
 
+/* A storage borrowed with no release callback leaves the caller's memory alone when it dies. */
+START_TEST(test_borrow_without_release) {
+    double buf[16];
+    for (int i = 0; i < 16; i++) buf[i] = 100 + i;
+    tg_memory_stats_t a, b;
+    tg_memory_stats(&a);
+    tg_storage *s = tg_storage_borrow(buf, sizeof buf, NULL, NULL, false);
+    ck_tg(s);
+    int64_t n = 16;
+    tg_tensor *t = tg_tensor_from_storage(s, TG_FLOAT64, 1, &n, NULL, 0);
+    tg_storage_release(s);
+    ck_assert_double_eq(tg_tensor_get_flat(t, 3), 103);
+    tg_tensor_release(t);
+    tg_memory_stats(&b);
+    /* not handed to the allocator: no bytes cached, no bytes written */
+    ck_assert_uint_eq(b.cached_bytes, a.cached_bytes);
+    ck_assert_uint_eq(b.live_bytes, a.live_bytes);
+    for (int i = 0; i < 16; i++) ck_assert_double_eq(buf[i], 100 + i);
+}
+END_TEST
+
 /* from_storage refuses views that reach outside the storage (offsets, strides, negative strides). */
 START_TEST(test_from_storage_bounds) {
     double buf[10] = {0};
@@ -604,6 +625,7 @@ Suite *tensor_suite(void) {
     tcase_add_test(tc, test_views_share_storage);
     tcase_add_test(tc, test_reshape_noncontiguous_copies);
     tcase_add_test(tc, test_borrowed_storage_release_once);
+    tcase_add_test(tc, test_borrow_without_release);
     tcase_add_test(tc, test_from_storage_bounds);
     suite_add_tcase(s, tc);
     tc = tcase_create("inplace");

@@ -1,0 +1,529 @@
+/* test_gemm.c -- Check suite for csrc/kernels/gemm.c: every variant of the
+ * lesson and every micro-kernel this CPU can run, against a reference
+ * computed in extended precision, on every layout.
+ *
+ * Exposes Suite *gemm_suite(void).  Standalone run (from the repo root):
+ *
+ *   gcc -std=c11 -O2 -D_GNU_SOURCE -pthread -Icsrc/kernels csrc/kernels/[a-z]*.c \
+ *       tests/c/test_gemm.c -DTG_GEMM_TEST_MAIN $(pkg-config --cflags --libs check) -lm \
+ *       -o /tmp/tg_gemm_test && /tmp/tg_gemm_test
+ *
+ * TG_TEST_LIGHT=1 (valgrind runs) keeps only the small sizes.
+ *
+ * How a case is checked
+ * ---------------------
+ * The operands are written into buffers through their strided views; every
+ * element of a buffer that the view does not cover is poisoned: NaN in A
+ * and B (a kernel that reads outside the view gets NaN in its result) and a
+ * sentinel in C (a kernel that writes outside the view changes it).  With
+ * beta == 0 the elements of C inside the view are NaN too: they must not
+ * leak into the result.
+ *
+ * Tolerance.  The reference S = A @ B and |A| @ |B| are computed in long
+ * double (64-bit mantissa: its own error is negligible).  Any algorithm that
+ * sums K products in floating point with unit roundoff u = eps/2, in ANY
+ * order (blocked, SIMD lanes, FMA or not), satisfies
+ *     |fl(S) - S| <= gamma_K * (|A| @ |B|),   gamma_K = K u / (1 - K u)
+ * (Higham, Accuracy and Stability of Numerical Algorithms, sec. 3.5).
+ * Scaling by alpha, by beta and the final add cost up to 3 more roundings.
+ * So each element must satisfy
+ *     |C - (alpha S + beta C0)| <= (K + 4) * eps * (|alpha| (|A|@|B|) + |beta| |C0|)
+ * which is the worst-case bound with a factor-2 margin (eps = 2u); it is
+ * proportional to K and to eps of the type tested, so it can not hide a
+ * wrong index (an error of the size of one product) but never flakes. */
+#include <check.h>
+#include <float.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TG_GEMM_INTERNAL
+#include "../../csrc/kernels/gemm.h"
+#include "../../csrc/kernels/threadpool.h"
+
+/* ------------------------------------------------------------ helpers */
+
+static int light(void)
+{
+    const char *s = getenv("TG_TEST_LIGHT");
+    return s != NULL && *s != '\0' && strcmp(s, "0") != 0;
+}
+
+/* Deterministic pseudo-random numbers in [-1, 1). */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static double rnd(void)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(rng_state >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}
+
+/* A strided view of a rows x cols matrix inside a buffer of len elements:
+ * element (i, j) is at buf[off + i*rs + j*cs].  Strides may be 0 or < 0. */
+typedef struct {
+    int64_t rows, cols, rs, cs, off, len;
+} view;
+
+static view make_view(int64_t rows, int64_t cols, int64_t rs, int64_t cs)
+{
+    view v = { rows, cols, rs, cs, 0, 1 };
+    if (rows > 0 && cols > 0) {
+        int64_t r = (rows - 1) * rs, c = (cols - 1) * cs;
+        int64_t lo = (r < 0 ? r : 0) + (c < 0 ? c : 0);
+        int64_t hi = (r > 0 ? r : 0) + (c > 0 ? c : 0);
+        v.off = -lo;
+        v.len = hi - lo + 1;
+    }
+    return v;
+}
+
+static int64_t at(const view *v, int64_t i, int64_t j) { return v->off + i * v->rs + j * v->cs; }
+
+/* The layouts tested.  A is M x K, B is K x N, C is M x N. */
+enum { L_NN, L_TN, L_NT, L_TT, L_STRIDED, L_BCAST_NEG, N_LAYOUTS };
+static const char *layout_name[N_LAYOUTS] = {
+    "A B", "A^T B", "A B^T", "A^T B^T, C col-major", "every other column", "broadcast A, reversed B"
+};
+
+static void layout_views(int layout, int64_t M, int64_t N, int64_t K, view *a, view *b, view *c)
+{
+    switch (layout) {
+    case L_NN:
+        *a = make_view(M, K, K, 1); *b = make_view(K, N, N, 1); *c = make_view(M, N, N, 1);
+        break;
+    case L_TN:       /* A stored as its transpose, K x M row-major */
+        *a = make_view(M, K, 1, M); *b = make_view(K, N, N, 1); *c = make_view(M, N, N, 1);
+        break;
+    case L_NT:
+        *a = make_view(M, K, K, 1); *b = make_view(K, N, 1, K); *c = make_view(M, N, N, 1);
+        break;
+    case L_TT:
+        *a = make_view(M, K, 1, M); *b = make_view(K, N, 1, K); *c = make_view(M, N, 1, M);
+        break;
+    case L_STRIDED:  /* every other (or third) column, padded rows */
+        *a = make_view(M, K, 2 * K + 3, 2); *b = make_view(K, N, 3 * N + 1, 3);
+        *c = make_view(M, N, 2 * N + 5, 2);
+        break;
+    default:         /* one row of A broadcast to M rows; B's rows in reverse order */
+        *a = make_view(M, K, 0, 1); *b = make_view(K, N, -N, 1); *c = make_view(M, N, N, 1);
+        break;
+    }
+}
+
+/* Buffers of one type, f32 or f64, addressed as doubles by the test. */
+typedef struct {
+    int f64;
+    void *p;
+    int64_t len;
+} buf;
+
+static buf buf_new(int f64, int64_t len)
+{
+    buf b = { f64, malloc((size_t)len * (f64 ? sizeof(double) : sizeof(float))), len };
+    ck_assert_ptr_nonnull(b.p);
+    return b;
+}
+static double get(const buf *b, int64_t i) { return b->f64 ? ((double *)b->p)[i] : ((float *)b->p)[i]; }
+static void put(buf *b, int64_t i, double x)
+{
+    if (b->f64) ((double *)b->p)[i] = x; else ((float *)b->p)[i] = (float)x;
+}
+static void buf_fill(buf *b, double x) { for (int64_t i = 0; i < b->len; ++i) put(b, i, x); }
+
+/* Who computes: a variant, or tg_gemm_* itself (VAR_AUTO). */
+#define VAR_AUTO (-1)
+
+static int run_gemm(int var, int f64, int64_t M, int64_t N, int64_t K, double alpha,
+                    const buf *A, const view *va, const buf *B, const view *vb,
+                    double beta, buf *C, const view *vc)
+{
+    if (f64) {
+        const double *a = (const double *)A->p + va->off, *b = (const double *)B->p + vb->off;
+        double *c = (double *)C->p + vc->off;
+        if (var == VAR_AUTO) {
+            tg_gemm_f64(M, N, K, alpha, a, va->rs, va->cs, b, vb->rs, vb->cs, beta, c, vc->rs, vc->cs);
+            return 0;
+        }
+        return tg_gemm_variant_f64((tg_gemm_variant)var, M, N, K, alpha, a, va->rs, va->cs,
+                                   b, vb->rs, vb->cs, beta, c, vc->rs, vc->cs);
+    }
+    const float *a = (const float *)A->p + va->off, *b = (const float *)B->p + vb->off;
+    float *c = (float *)C->p + vc->off;
+    if (var == VAR_AUTO) {
+        tg_gemm_f32(M, N, K, (float)alpha, a, va->rs, va->cs, b, vb->rs, vb->cs, (float)beta, c,
+                    vc->rs, vc->cs);
+        return 0;
+    }
+    return tg_gemm_variant_f32((tg_gemm_variant)var, M, N, K, (float)alpha, a, va->rs, va->cs,
+                               b, vb->rs, vb->cs, (float)beta, c, vc->rs, vc->cs);
+}
+
+typedef struct { int64_t M, N, K; } shape;
+
+/* Check one variant on one shape, in every layout and alpha/beta case.
+ * Returns the number of elements checked (so callers can assert work). */
+static int64_t check_shape(int var, int f64, shape s)
+{
+    static const double ab[][2] = {   /* alpha, beta */
+        { 1.0, 0.0 }, { 1.0, 1.0 }, { -1.5, 0.5 }, { 0.75, 0.0 }, { 0.0, 2.0 }, { 2.0, -1.0 },
+    };
+    const double eps = f64 ? DBL_EPSILON : FLT_EPSILON;
+    const double sentinel = 12345.0;
+    int64_t M = s.M, N = s.N, K = s.K, checked = 0;
+
+    for (int layout = 0; layout < N_LAYOUTS; ++layout) {
+        view va, vb, vc;
+        layout_views(layout, M, N, K, &va, &vb, &vc);
+        buf A = buf_new(f64, va.len), B = buf_new(f64, vb.len), C = buf_new(f64, vc.len);
+        buf_fill(&A, NAN);
+        buf_fill(&B, NAN);
+        for (int64_t i = 0; i < M; ++i)
+            for (int64_t k = 0; k < K; ++k)
+                put(&A, at(&va, i, k), rnd());
+        for (int64_t k = 0; k < K; ++k)
+            for (int64_t j = 0; j < N; ++j)
+                put(&B, at(&vb, k, j), rnd());
+
+        /* Reference, from what the views actually read (a broadcast view
+         * makes rows equal). */
+        long double *S = calloc((size_t)(M * N + 1), sizeof *S);
+        long double *Sabs = calloc((size_t)(M * N + 1), sizeof *Sabs);
+        double *C0 = malloc((size_t)(M * N + 1) * sizeof *C0);
+        ck_assert(S && Sabs && C0);
+        for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+                long double acc = 0, accabs = 0;
+                for (int64_t k = 0; k < K; ++k) {
+                    long double p = (long double)get(&A, at(&va, i, k)) * get(&B, at(&vb, k, j));
+                    acc += p;
+                    accabs += fabsl(p);
+                }
+                S[i * N + j] = acc;
+                Sabs[i * N + j] = accabs;
+            }
+
+        for (size_t c = 0; c < sizeof ab / sizeof ab[0]; ++c) {
+            double alpha = ab[c][0], beta = ab[c][1];
+            buf_fill(&C, sentinel);
+            for (int64_t i = 0; i < M; ++i)
+                for (int64_t j = 0; j < N; ++j) {
+                    double c0 = f64 ? rnd() : (double)(float)rnd();
+                    C0[i * N + j] = c0;
+                    put(&C, at(&vc, i, j), beta == 0 ? NAN : c0);
+                }
+            ck_assert_int_eq(run_gemm(var, f64, M, N, K, alpha, &A, &va, &B, &vb, beta, &C, &vc), 0);
+
+            /* Inside the view: close to the reference. */
+            for (int64_t i = 0; i < M; ++i)
+                for (int64_t j = 0; j < N; ++j) {
+                    long double expect = (long double)alpha * S[i * N + j];
+                    long double bound = fabsl((long double)alpha) * Sabs[i * N + j];
+                    if (beta != 0) {
+                        expect += (long double)beta * C0[i * N + j];
+                        bound += fabsl((long double)beta * C0[i * N + j]);
+                    }
+                    double tol = (double)((K + 4) * eps * bound) + (f64 ? DBL_MIN : FLT_MIN);
+                    double got = get(&C, at(&vc, i, j));
+                    double err = fabs(got - (double)expect);
+                    if (!(err <= tol))
+                        ck_abort_msg("%s %s: %s, M=%lld N=%lld K=%lld alpha=%g beta=%g: "
+                                     "C[%lld,%lld] = %.9g, expected %.9g (error %.3g > tol %.3g)",
+                                     var == VAR_AUTO ? "tg_gemm" : tg_gemm_variant_name(var),
+                                     f64 ? "f64" : "f32", layout_name[layout],
+                                     (long long)M, (long long)N, (long long)K, alpha, beta,
+                                     (long long)i, (long long)j, got, (double)expect, err, tol);
+                    ++checked;
+                }
+            /* Outside the view: untouched.  Mark the view, then scan. */
+            char *in = calloc((size_t)vc.len, 1);
+            ck_assert_ptr_nonnull(in);
+            for (int64_t i = 0; i < M; ++i)
+                for (int64_t j = 0; j < N; ++j)
+                    in[at(&vc, i, j)] = 1;
+            for (int64_t x = 0; x < vc.len; ++x)
+                if (!in[x] && get(&C, x) != sentinel)
+                    ck_abort_msg("%s %s: %s, M=%lld N=%lld K=%lld: wrote outside C at offset %lld",
+                                 var == VAR_AUTO ? "tg_gemm" : tg_gemm_variant_name(var),
+                                 f64 ? "f64" : "f32", layout_name[layout],
+                                 (long long)M, (long long)N, (long long)K, (long long)x);
+            free(in);
+        }
+        free(S); free(Sabs); free(C0);
+        free(A.p); free(B.p); free(C.p);
+    }
+    return checked;
+}
+
+/* Shapes: the squares of the brief, then rectangles that cross every block
+ * boundary (MC, KC, NC of every kernel table, tile edges) and empty ones. */
+static const int64_t square_sizes[] = { 0, 1, 2, 3, 5, 7, 15, 16, 17, 31, 33, 64, 100, 129 };
+static const shape rect_shapes[] = {
+    { 1, 17, 5 }, { 17, 1, 33 }, { 7, 100, 3 }, { 129, 31, 16 }, { 33, 64, 0 }, { 0, 5, 5 },
+    { 5, 0, 5 }, { 6, 16, 1 }, { 13, 47, 9 },
+    { 257, 131, 300 },      /* K split in two equal blocks; many edge tiles */
+    { 200, 20, 1100 },      /* K > 2 * KC */
+    { 150, 40, 20 },        /* M > MC: several ic blocks */
+    { 3, 4200, 5 },         /* N > NC: several jc blocks */
+    { 1, 300, 40 },         /* a row vector times a matrix */
+    { 300, 1, 40 },         /* a matrix times a column vector */
+};
+
+/* ---------------------------------------------------------- the cases */
+
+/* What one loop iteration of the main test runs. */
+typedef struct {
+    int var;                /* a tg_gemm_variant, or VAR_AUTO */
+    const char *isa;        /* micro-kernel to force, NULL = the CPU's best */
+} combo;
+
+static const combo combos[] = {
+    { TG_GEMM_NAIVE, NULL },
+    { TG_GEMM_REORDERED, NULL },
+    { TG_GEMM_BLOCKED, NULL },
+    { TG_GEMM_PACKED_SCALAR, NULL },
+    { TG_GEMM_PACKED_SIMD, "generic" },
+    { TG_GEMM_PACKED_SIMD, "avx2" },
+    { TG_GEMM_PACKED_SIMD, "avx512" },
+    { TG_GEMM_PACKED_SIMD_MT, "generic" },
+    { TG_GEMM_PACKED_SIMD_MT, "avx2" },
+    { TG_GEMM_PACKED_SIMD_MT, "avx512" },
+    { VAR_AUTO, NULL },
+};
+#define N_COMBOS ((int)(sizeof combos / sizeof combos[0]))
+
+/* Every fixture leaves the process as it found it (CK_FORK=no runs all the
+ * tests in one process). */
+static int saved_threads;
+static void setup(void) { saved_threads = tg_get_num_threads(); }
+static void teardown(void)
+{
+    tg_gemm_force_isa(NULL);
+    tg_gemm_testing_fail_alloc(0);
+    tg_set_num_threads(saved_threads);
+}
+
+/* Loop index i: combo i / 2, f32 (even) or f64 (odd). */
+START_TEST(test_variant_vs_reference)
+{
+    const combo *c = &combos[_i / 2];
+    int f64 = _i % 2;
+    if (c->isa != NULL) {
+        tg_gemm_force_isa(c->isa);
+        if (strcmp(tg_gemm_isa(), c->isa) != 0) {
+            /* This CPU cannot run that micro-kernel: nothing to test. */
+            fprintf(stderr, "note: %s on %s skipped (CPU lacks it)\n",
+                    tg_gemm_variant_name(c->var), c->isa);
+            return;
+        }
+    }
+    if (c->var == TG_GEMM_PACKED_SIMD_MT)
+        tg_set_num_threads(3);   /* more slabs than cores: uneven splits */
+    int64_t checked = 0;
+    int64_t max_size = light() ? 33 : 1000000;
+    for (size_t k = 0; k < sizeof square_sizes / sizeof square_sizes[0]; ++k) {
+        int64_t n = square_sizes[k];
+        if (n <= max_size)
+            checked += check_shape(c->var, f64, (shape){ n, n, n });
+    }
+    for (size_t k = 0; k < sizeof rect_shapes / sizeof rect_shapes[0]; ++k) {
+        shape s = rect_shapes[k];
+        if (light() && s.M * s.N * s.K > 40000)
+            continue;
+        /* The naive kernels are slow on the large shapes; fine all the same. */
+        checked += check_shape(c->var, f64, s);
+    }
+    ck_assert_int_gt(checked, 0);
+}
+END_TEST
+
+/* The threaded kernel gives bitwise the same C with 1, 2 or 3 threads
+ * (slabs fall on tile boundaries), for both types, for tg_gemm_* too. */
+static void mt_run(int f64, int threads, int var, int64_t M, int64_t N, int64_t K, buf *A, buf *B, buf *C)
+{
+    tg_set_num_threads(threads);
+    view va = make_view(M, K, K, 1), vb = make_view(K, N, N, 1), vc = make_view(M, N, N, 1);
+    buf_fill(C, NAN);
+    ck_assert_int_eq(run_gemm(var, f64, M, N, K, 1.0, A, &va, B, &vb, 0.0, C, &vc), 0);
+}
+
+START_TEST(test_threads_bitwise_identical)
+{
+    static const shape shapes[] = { { 300, 280, 200 }, { 500, 37, 130 }, { 41, 700, 90 } };
+    int64_t nshapes = light() ? 1 : 3;
+    static const int vars[] = { TG_GEMM_PACKED_SIMD_MT, VAR_AUTO };
+    for (int f64 = 0; f64 < 2; ++f64)
+        for (int64_t s = 0; s < nshapes; ++s)
+            for (int v = 0; v < 2; ++v) {
+                int var = vars[v];
+                int64_t M = shapes[s].M, N = shapes[s].N, K = shapes[s].K;
+                if (light()) { M /= 4; N /= 4; }
+                buf A = buf_new(f64, M * K), B = buf_new(f64, K * N);
+                buf C1 = buf_new(f64, M * N), C2 = buf_new(f64, M * N), C3 = buf_new(f64, M * N);
+                for (int64_t i = 0; i < A.len; ++i) put(&A, i, rnd());
+                for (int64_t i = 0; i < B.len; ++i) put(&B, i, rnd());
+                mt_run(f64, 1, var, M, N, K, &A, &B, &C1);
+                mt_run(f64, 2, var, M, N, K, &A, &B, &C2);
+                mt_run(f64, 3, var, M, N, K, &A, &B, &C3);
+                size_t bytes = (size_t)(M * N) * (f64 ? sizeof(double) : sizeof(float));
+                ck_assert_msg(memcmp(C1.p, C2.p, bytes) == 0, "1 vs 2 threads differ (%s, %lldx%lldx%lld)",
+                              f64 ? "f64" : "f32", (long long)M, (long long)N, (long long)K);
+                ck_assert_msg(memcmp(C1.p, C3.p, bytes) == 0, "1 vs 3 threads differ");
+                free(A.p); free(B.p); free(C1.p); free(C2.p); free(C3.p);
+            }
+}
+END_TEST
+
+/* If the packing buffers cannot be allocated, every packed path falls back
+ * to the reference kernel and still gives the right answer. */
+START_TEST(test_alloc_failure_falls_back)
+{
+    tg_gemm_testing_fail_alloc(1);
+    tg_set_num_threads(2);
+    static const int vars[] = { TG_GEMM_PACKED_SCALAR, TG_GEMM_PACKED_SIMD, TG_GEMM_PACKED_SIMD_MT, VAR_AUTO };
+    shape s = light() ? (shape){ 20, 30, 10 } : (shape){ 100, 90, 80 };
+    for (int f64 = 0; f64 < 2; ++f64)
+        for (size_t v = 0; v < sizeof vars / sizeof vars[0]; ++v)
+            ck_assert_int_gt(check_shape(vars[v], f64, s), 0);
+    tg_gemm_testing_fail_alloc(0);
+}
+END_TEST
+
+START_TEST(test_names_and_bad_variant)
+{
+    static const char *names[] = { "naive", "reordered", "blocked", "packed_scalar",
+                                   "packed_simd", "packed_simd_mt" };
+    for (int v = 0; v < TG_GEMM_N_VARIANTS; ++v)
+        ck_assert_str_eq(tg_gemm_variant_name((tg_gemm_variant)v), names[v]);
+    ck_assert_str_eq(tg_gemm_variant_name(TG_GEMM_N_VARIANTS), "unknown");
+    ck_assert_str_eq(tg_gemm_variant_name((tg_gemm_variant)-1), "unknown");
+
+    float a = 1, b = 2, c = 3;
+    double da = 1, db = 2, dc = 3;
+    ck_assert_int_eq(tg_gemm_variant_f32(TG_GEMM_N_VARIANTS, 1, 1, 1, 1, &a, 1, 1, &b, 1, 1, 0, &c, 1, 1), -1);
+    ck_assert_int_eq(tg_gemm_variant_f64((tg_gemm_variant)-1, 1, 1, 1, 1, &da, 1, 1, &db, 1, 1, 0, &dc, 1, 1), -1);
+    ck_assert(c == 3 && dc == 3);   /* untouched */
+    ck_assert_int_eq(tg_gemm_variant_f32(TG_GEMM_NAIVE, 1, 1, 1, 1, &a, 1, 1, &b, 1, 1, 0, &c, 1, 1), 0);
+    ck_assert(c == 2);
+}
+END_TEST
+
+START_TEST(test_isa_dispatch)
+{
+    const char *best = tg_gemm_isa();
+    ck_assert(strcmp(best, "generic") == 0 || strcmp(best, "avx2") == 0 || strcmp(best, "avx512") == 0);
+    tg_gemm_force_isa("generic");
+    ck_assert_str_eq(tg_gemm_isa(), "generic");
+    tg_gemm_force_isa("no-such-isa");           /* ignored */
+    ck_assert_str_eq(tg_gemm_isa(), "generic");
+    tg_gemm_force_isa(NULL);
+    ck_assert_str_eq(tg_gemm_isa(), best);
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    tg_gemm_force_isa("avx512");
+    if (__builtin_cpu_supports("avx512f"))
+        ck_assert_str_eq(tg_gemm_isa(), "avx512");
+    else
+        ck_assert_str_eq(tg_gemm_isa(), best);  /* not supported: unchanged */
+    tg_gemm_force_isa("avx2");
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        ck_assert_str_eq(tg_gemm_isa(), "avx2");
+#endif
+    tg_gemm_force_isa(NULL);
+}
+END_TEST
+
+/* Special values: K == 0 gives beta * C (zeros when beta == 0, even over
+ * NaN); alpha == 0 does not read A or B (BLAS semantics); NaN and Inf in A
+ * propagate to exactly the rows they belong to. */
+START_TEST(test_special_values)
+{
+    for (int var = VAR_AUTO; var < TG_GEMM_N_VARIANTS; ++var) {
+        float A[4 * 3], B[3 * 5], C[4 * 5];
+        double dA[4 * 3], dB[3 * 5], dC[4 * 5];
+        for (int i = 0; i < 12; ++i) A[i] = dA[i] = (float)(i + 1);
+        for (int i = 0; i < 15; ++i) B[i] = dB[i] = (float)(i % 4);
+        for (int i = 0; i < 20; ++i) C[i] = dC[i] = NAN;
+        /* K == 0, beta == 0: zeros over NaN. */
+        if (var == VAR_AUTO) {
+            tg_gemm_f32(4, 5, 0, 1.0f, A, 3, 1, B, 5, 1, 0.0f, C, 5, 1);
+            tg_gemm_f64(4, 5, 0, 1.0, dA, 3, 1, dB, 5, 1, 0.0, dC, 5, 1);
+        } else {
+            tg_gemm_variant_f32(var, 4, 5, 0, 1.0f, A, 3, 1, B, 5, 1, 0.0f, C, 5, 1);
+            tg_gemm_variant_f64(var, 4, 5, 0, 1.0, dA, 3, 1, dB, 5, 1, 0.0, dC, 5, 1);
+        }
+        for (int i = 0; i < 20; ++i)
+            ck_assert(C[i] == 0.0f && dC[i] == 0.0);
+        /* alpha == 0: C = beta * C, A not read (NaN in A does not matter). */
+        A[0] = dA[0] = NAN;
+        for (int i = 0; i < 20; ++i) C[i] = dC[i] = (float)i;
+        if (var == VAR_AUTO) {
+            tg_gemm_f32(4, 5, 3, 0.0f, A, 3, 1, B, 5, 1, 2.0f, C, 5, 1);
+            tg_gemm_f64(4, 5, 3, 0.0, dA, 3, 1, dB, 5, 1, 2.0, dC, 5, 1);
+        } else {
+            tg_gemm_variant_f32(var, 4, 5, 3, 0.0f, A, 3, 1, B, 5, 1, 2.0f, C, 5, 1);
+            tg_gemm_variant_f64(var, 4, 5, 3, 0.0, dA, 3, 1, dB, 5, 1, 2.0, dC, 5, 1);
+        }
+        for (int i = 0; i < 20; ++i)
+            ck_assert(C[i] == 2.0f * i && dC[i] == 2.0 * i);
+        /* NaN in A(0,0) poisons row 0 of C only; Inf in A(2,1) makes row 2
+         * +-Inf or NaN where B(1, j) is 0 (Inf * 0). */
+        A[0] = dA[0] = NAN;
+        A[2 * 3 + 1] = dA[2 * 3 + 1] = INFINITY;
+        if (var == VAR_AUTO) {
+            tg_gemm_f32(4, 5, 3, 1.0f, A, 3, 1, B, 5, 1, 0.0f, C, 5, 1);
+            tg_gemm_f64(4, 5, 3, 1.0, dA, 3, 1, dB, 5, 1, 0.0, dC, 5, 1);
+        } else {
+            tg_gemm_variant_f32(var, 4, 5, 3, 1.0f, A, 3, 1, B, 5, 1, 0.0f, C, 5, 1);
+            tg_gemm_variant_f64(var, 4, 5, 3, 1.0, dA, 3, 1, dB, 5, 1, 0.0, dC, 5, 1);
+        }
+        for (int j = 0; j < 5; ++j) {
+            ck_assert(isnan(C[j]) && isnan(dC[j]));
+            ck_assert(!isnan(C[5 + j]) && !isnan(C[15 + j]));
+            int b1j = (5 + j) % 4;  /* B(1, j) */
+            if (b1j == 0)
+                ck_assert(isnan(C[10 + j]) && isnan(dC[10 + j]));
+            else
+                ck_assert(isinf(C[10 + j]) && isinf(dC[10 + j]));
+        }
+    }
+}
+END_TEST
+
+Suite *gemm_suite(void)
+{
+    Suite *s = suite_create("gemm");
+
+    TCase *tc = tcase_create("variants");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, test_variant_vs_reference, 0, 2 * N_COMBOS);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("threads");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_threads_bitwise_identical);
+    tcase_add_test(tc, test_alloc_failure_falls_back);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("api");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_names_and_bad_variant);
+    tcase_add_test(tc, test_isa_dispatch);
+    tcase_add_test(tc, test_special_values);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+#ifdef TG_GEMM_TEST_MAIN
+int main(void)
+{
+    SRunner *sr = srunner_create(gemm_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+#endif

@@ -1,0 +1,334 @@
+/* test_threadpool.c -- Check suite for csrc/kernels/threadpool.c.
+ *
+ * Exposes Suite *threadpool_suite(void).  Standalone run (from the repo root):
+ *
+ *   gcc -std=c11 -O2 -D_GNU_SOURCE -pthread -Icsrc/kernels csrc/kernels/threadpool.c \
+ *       tests/c/test_threadpool.c -DTG_THREADPOOL_TEST_MAIN \
+ *       $(pkg-config --cflags --libs check) -lm -o /tmp/tg_tp_test && /tmp/tg_tp_test
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../csrc/kernels/threadpool.h"
+
+static int saved_threads;
+static void setup(void) { saved_threads = tg_get_num_threads(); }
+static void teardown(void) { tg_set_num_threads(saved_threads); }
+
+/* ---- coverage: every index exactly once, chunks of at least `grain` ---- */
+
+typedef struct {
+    atomic_int *count;
+    int64_t n, grain;
+    atomic_int bad_chunks;      /* chunks smaller than the grain (n > grain) */
+    atomic_int calls;
+} cover_ctx;
+
+static void cover_fn(int64_t b, int64_t e, void *vctx)
+{
+    cover_ctx *c = vctx;
+    atomic_fetch_add(&c->calls, 1);
+    if (b < 0 || e > c->n || b >= e || (e - b < c->grain && c->n > c->grain))
+        atomic_fetch_add(&c->bad_chunks, 1);
+    for (int64_t i = b; i < e && i < c->n; ++i)
+        if (i >= 0)
+            atomic_fetch_add(&c->count[i], 1);
+}
+
+START_TEST(test_covers_each_index_once)
+{
+    static const int64_t ns[] = { 1, 2, 3, 7, 100, 1000, 100003 };
+    static const int64_t grains[] = { 1, 3, 64, 1000, 0, -5 };
+    for (int threads = 1; threads <= 4; ++threads) {
+        ck_assert_int_eq(tg_set_num_threads(threads), 0);
+        for (size_t a = 0; a < sizeof ns / sizeof ns[0]; ++a)
+            for (size_t g = 0; g < sizeof grains / sizeof grains[0]; ++g) {
+                cover_ctx c = { .n = ns[a], .grain = grains[g] < 1 ? 1 : grains[g] };
+                c.count = calloc((size_t)c.n, sizeof *c.count);
+                ck_assert_ptr_nonnull(c.count);
+                tg_parallel_for(c.n, grains[g], cover_fn, &c);
+                /* (No ck_assert per index: each one is a message to the runner.) */
+                for (int64_t i = 0; i < c.n; ++i)
+                    if (atomic_load(&c.count[i]) != 1)
+                        ck_abort_msg("threads=%d n=%lld grain=%lld: index %lld ran %d times",
+                                     threads, (long long)c.n, (long long)grains[g], (long long)i,
+                                     atomic_load(&c.count[i]));
+                ck_assert_int_eq(atomic_load(&c.bad_chunks), 0);
+                ck_assert_int_le(atomic_load(&c.calls), threads);
+                free(c.count);
+            }
+    }
+}
+END_TEST
+
+static void never_called(int64_t b, int64_t e, void *ctx)
+{
+    (void)b; (void)e;
+    *(int *)ctx = 1;
+}
+
+START_TEST(test_empty_range)
+{
+    int called = 0;
+    tg_parallel_for(0, 1, never_called, &called);
+    tg_parallel_for(-3, 1, never_called, &called);
+    ck_assert_int_eq(called, 0);
+}
+END_TEST
+
+/* ---- several threads really run chunks at the same time ---- */
+
+typedef struct {
+    atomic_int started;
+    pthread_t ids[8];
+    atomic_int nids;
+} meet_ctx;
+
+/* Each chunk announces itself, then waits (up to 5 s) until all chunks have
+ * started: only possible if they run on different threads at once. */
+static void meet_fn(int64_t b, int64_t e, void *vctx)
+{
+    meet_ctx *m = vctx;
+    (void)e;
+    int k = atomic_fetch_add(&m->nids, 1);
+    if (k < 8)
+        m->ids[k] = pthread_self();
+    atomic_fetch_add(&m->started, 1);
+    (void)b;
+    for (int i = 0; i < 5000 && atomic_load(&m->started) < 2; ++i) {
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+START_TEST(test_runs_in_parallel)
+{
+    ck_assert_int_eq(tg_set_num_threads(2), 0);
+    meet_ctx m;
+    memset(&m, 0, sizeof m);
+    tg_parallel_for(2, 1, meet_fn, &m);
+    ck_assert_int_eq(atomic_load(&m.started), 2);
+    ck_assert_int_eq(atomic_load(&m.nids), 2);
+    ck_assert_msg(!pthread_equal(m.ids[0], m.ids[1]), "both chunks ran on one thread");
+}
+END_TEST
+
+/* ---- a nested call runs inline, on the same thread ---- */
+
+typedef struct {
+    atomic_int inner_wrong_thread;
+    atomic_int inner_calls;
+    atomic_llong inner_items;
+} nest_ctx;
+
+typedef struct {
+    nest_ctx *outer;
+    pthread_t self;
+} inner_arg;
+
+static void inner_fn(int64_t b, int64_t e, void *vctx)
+{
+    inner_arg *a = vctx;
+    if (!pthread_equal(pthread_self(), a->self))
+        atomic_fetch_add(&a->outer->inner_wrong_thread, 1);
+    atomic_fetch_add(&a->outer->inner_calls, 1);
+    atomic_fetch_add(&a->outer->inner_items, e - b);
+}
+
+static void outer_fn(int64_t b, int64_t e, void *vctx)
+{
+    for (int64_t i = b; i < e; ++i) {
+        inner_arg a = { vctx, pthread_self() };
+        tg_parallel_for(1000, 1, inner_fn, &a);    /* would split if not nested */
+    }
+}
+
+START_TEST(test_nested_runs_inline)
+{
+    ck_assert_int_eq(tg_set_num_threads(2), 0);
+    nest_ctx n;
+    memset(&n, 0, sizeof n);
+    tg_parallel_for(10, 1, outer_fn, &n);
+    ck_assert_int_eq(atomic_load(&n.inner_wrong_thread), 0);
+    ck_assert_int_eq(atomic_load(&n.inner_calls), 10);       /* one inline call each */
+    ck_assert_int_eq(atomic_load(&n.inner_items), 10 * 1000);
+}
+END_TEST
+
+/* ---- the thread count ---- */
+
+START_TEST(test_set_num_threads)
+{
+    int before = tg_get_num_threads();
+    ck_assert_int_ge(before, 1);
+    ck_assert_int_le(before, TG_MAX_THREADS);
+    ck_assert_int_eq(tg_set_num_threads(0), -1);
+    ck_assert_int_eq(tg_set_num_threads(-1), -1);
+    ck_assert_int_eq(tg_set_num_threads(TG_MAX_THREADS + 1), -1);
+    ck_assert_int_eq(tg_get_num_threads(), before);             /* unchanged */
+    ck_assert_int_eq(tg_set_num_threads(3), 0);
+    ck_assert_int_eq(tg_get_num_threads(), 3);
+    ck_assert_int_eq(tg_set_num_threads(1), 0);
+    ck_assert_int_eq(tg_get_num_threads(), 1);
+    /* With one thread everything runs inline, in a single call. */
+    cover_ctx c = { .n = 1000, .grain = 1 };
+    c.count = calloc(1000, sizeof *c.count);
+    tg_parallel_for(1000, 1, cover_fn, &c);
+    ck_assert_int_eq(atomic_load(&c.calls), 1);
+    free(c.count);
+}
+END_TEST
+
+/* ---- several application threads share the pool ---- */
+
+static void *client_main(void *arg)
+{
+    int *ok = arg;
+    for (int rep = 0; rep < 200; ++rep) {
+        cover_ctx c = { .n = 777, .grain = 10 };
+        c.count = calloc(777, sizeof *c.count);
+        if (c.count == NULL) { *ok = 0; return NULL; }
+        tg_parallel_for(777, 10, cover_fn, &c);
+        for (int i = 0; i < 777; ++i)
+            if (atomic_load(&c.count[i]) != 1)
+                *ok = 0;
+        free(c.count);
+    }
+    return NULL;
+}
+
+START_TEST(test_concurrent_callers)
+{
+    ck_assert_int_eq(tg_set_num_threads(2), 0);
+    pthread_t t[3];
+    int ok[3] = { 1, 1, 1 };
+    for (int i = 0; i < 3; ++i)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, client_main, &ok[i]), 0);
+    for (int i = 0; i < 3; ++i)
+        pthread_join(t[i], NULL);
+    ck_assert(ok[0] && ok[1] && ok[2]);
+}
+END_TEST
+
+/* ---- fork: the child gets a working pool of its own ---- */
+
+START_TEST(test_fork_child_rebuilds_pool)
+{
+    ck_assert_int_eq(tg_set_num_threads(2), 0);
+    meet_ctx m;
+    memset(&m, 0, sizeof m);
+    tg_parallel_for(2, 1, meet_fn, &m);         /* the parent's pool exists */
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* Child: the parent's workers are gone; a loop must still run in
+         * parallel (meet_fn needs two threads) and cover everything. */
+        meet_ctx mc;
+        memset(&mc, 0, sizeof mc);
+        tg_parallel_for(2, 1, meet_fn, &mc);
+        int ok = atomic_load(&mc.started) == 2 && !pthread_equal(mc.ids[0], mc.ids[1]);
+        cover_ctx c = { .n = 5000, .grain = 7 };
+        c.count = calloc(5000, sizeof *c.count);
+        tg_parallel_for(5000, 7, cover_fn, &c);
+        for (int i = 0; i < 5000; ++i)
+            ok = ok && atomic_load(&c.count[i]) == 1;
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child's parallel loop failed");
+    /* The parent's pool still works too. */
+    memset(&m, 0, sizeof m);
+    tg_parallel_for(2, 1, meet_fn, &m);
+    ck_assert_int_eq(atomic_load(&m.started), 2);
+}
+END_TEST
+
+/* ---- shutdown, then the pool comes back on demand ---- */
+
+START_TEST(test_shutdown_and_restart)
+{
+    ck_assert_int_eq(tg_set_num_threads(2), 0);
+    for (int rep = 0; rep < 3; ++rep) {
+        meet_ctx m;
+        memset(&m, 0, sizeof m);
+        tg_parallel_for(2, 1, meet_fn, &m);
+        ck_assert_int_eq(atomic_load(&m.started), 2);
+        ck_assert(!pthread_equal(m.ids[0], m.ids[1]));
+        tg_threadpool_shutdown();
+    }
+    /* Growing: 4 threads after 2. */
+    ck_assert_int_eq(tg_set_num_threads(4), 0);
+    cover_ctx c = { .n = 4000, .grain = 1 };
+    c.count = calloc(4000, sizeof *c.count);
+    tg_parallel_for(4000, 1, cover_fn, &c);
+    int wrong = 0;
+    for (int i = 0; i < 4000; ++i)
+        wrong += atomic_load(&c.count[i]) != 1;
+    ck_assert_int_eq(wrong, 0);
+    free(c.count);
+    tg_threadpool_shutdown();
+}
+END_TEST
+
+/* Many tiny loops in a row: checks the wake/sleep handshake (a lost wake-up
+ * would hang here, caught by the test timeout). */
+static void add_fn(int64_t b, int64_t e, void *ctx)
+{
+    atomic_fetch_add((atomic_llong *)ctx, e - b);
+}
+
+START_TEST(test_many_small_loops)
+{
+    ck_assert_int_eq(tg_set_num_threads(2), 0);
+    atomic_llong total = 0;
+    int reps = getenv("TG_TEST_LIGHT") ? 2000 : 20000;
+    for (int r = 0; r < reps; ++r) {
+        tg_parallel_for(2, 1, add_fn, &total);
+        if (r % 1000 == 999) {       /* let the workers fall asleep sometimes */
+            struct timespec ts = { 0, 2000000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+    ck_assert_int_eq(atomic_load(&total), 2LL * reps);
+}
+END_TEST
+
+Suite *threadpool_suite(void)
+{
+    Suite *s = suite_create("threadpool");
+    TCase *tc = tcase_create("pool");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_covers_each_index_once);
+    tcase_add_test(tc, test_empty_range);
+    tcase_add_test(tc, test_runs_in_parallel);
+    tcase_add_test(tc, test_nested_runs_inline);
+    tcase_add_test(tc, test_set_num_threads);
+    tcase_add_test(tc, test_concurrent_callers);
+    tcase_add_test(tc, test_fork_child_rebuilds_pool);
+    tcase_add_test(tc, test_shutdown_and_restart);
+    tcase_add_test(tc, test_many_small_loops);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+#ifdef TG_THREADPOOL_TEST_MAIN
+int main(void)
+{
+    SRunner *sr = srunner_create(threadpool_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+#endif
