@@ -178,7 +178,18 @@ static tg_entry *entry_new(const tg_opdef *op, int n, tg_tensor *const *in) {
     return e;
 }
 
-static void attach(tg_entry *e, tg_tensor *out) {
+static tg_record_hook_fn record_hook; /* tg_set_record_hook */
+static void *record_hook_ctx;
+
+void tg_set_record_hook(tg_record_hook_fn fn, void *ctx) {
+    record_hook = fn;
+    record_hook_ctx = ctx;
+}
+
+/* Link e and its output, add e to the active recorders, then call the record
+ * hook; its failure status is returned (out still owns e: the caller
+ * releases out and fails). */
+static tg_status attach(tg_entry *e, tg_tensor *out) {
     e->out = out;
     e->out_dtype = out->dtype;
     e->out_ndim = out->ndim;
@@ -196,13 +207,13 @@ static void attach(tg_entry *e, tg_tensor *out) {
         tg_entry_retain(e);
         r->items[r->n++] = e;
     }
+    return record_hook ? record_hook(e, record_hook_ctx) : TG_OK;
 }
 
 tg_entry *tg__record(const tg_opdef *op, int n, tg_tensor *const *in, tg_tensor *out) {
     tg_entry *e = entry_new(op, n, in);
     if (!e) return NULL;
-    attach(e, out);
-    return e;
+    return attach(e, out) == TG_OK ? e : NULL;
 }
 
 tg_status tg__save(tg_entry *e, tg_tensor *t) {
@@ -269,7 +280,10 @@ tg_tensor *tg_custom_record(const char *name, int n, tg_tensor *const *in, tg_te
     e->custom_vjp = vjp;
     e->custom_ctx = ctx;
     e->custom_release = release;
-    attach(e, res);
+    if (attach(e, res) != TG_OK) {
+        tg_tensor_release(res); /* releases e, which releases ctx */
+        return NULL;
+    }
     return res;
 }
 
@@ -515,7 +529,8 @@ tg_stepper *tg_backward_begin(int n_out, tg_tensor *const *outs, tg_tensor *cons
     }
     free(stack);
     stack = NULL;
-    qsort(bw->order, (size_t)bw->n, sizeof *bw->order, cmp_seq_desc);
+    if (bw->n > 1) /* qsort(NULL, 0, ...) is undefined */
+        qsort(bw->order, (size_t)bw->n, sizeof *bw->order, cmp_seq_desc);
 
     /* 3. seed the outputs */
     for (int k = 0; k < n_out; k++) {
@@ -561,7 +576,9 @@ static tg_status finalize_leaf(tg_stepper *bw, tg_tensor *t) {
         goto done;
     }
     if (bw->flags & TG_NO_ACCUMULATE) goto done;
-    if (bw->flags & TG_CREATE_GRAPH) {
+    /* with create_graph a gradient on the graph is stored as is; a constant
+     * one (no graph) gets a private copy below, never an alias */
+    if ((bw->flags & TG_CREATE_GRAPH) && (t->grad || g->requires_grad)) {
         st = accumulate(&t->grad, g);
     } else if (!t->grad) {
         /* keep a private contiguous copy, never an alias of another gradient */
@@ -900,6 +917,16 @@ tg_status tg_grad(int n_out, tg_tensor *const *outputs, tg_tensor *const *seeds,
         if (!results[j]) st = tg_error_status();
     }
     tg_backward_end(bw);
+    /* a result that is not on a graph is the caller's own contiguous tensor:
+     * never a broadcast view, nor an alias of another result or of a seed */
+    for (int j = 0; j < n_in && !st; j++) {
+        tg_tensor *g = results[j];
+        if (g->requires_grad || g->grad_fn) continue;
+        if (g->refcount == 1 && g->storage->refcount == 1 && tg_tensor_is_contiguous(g)) continue;
+        results[j] = tg__copy(g);
+        tg_tensor_release(g);
+        if (!results[j]) st = tg_error_status();
+    }
     if (st)
         for (int j = 0; j < n_in; j++) {
             tg_tensor_release(results[j]);

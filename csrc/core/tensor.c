@@ -29,6 +29,14 @@ tg_storage *tg_storage_new(size_t nbytes) {
     return s;
 }
 
+/* The release of a borrowed storage without a callback: the memory is the
+ * caller's, so nothing to do (a NULL release would mean "owned" and send the
+ * caller's memory to the allocator's cache). */
+static void borrowed_noop_release(void *data, void *ctx) {
+    (void)data;
+    (void)ctx;
+}
+
 tg_storage *tg_storage_borrow(void *data, size_t nbytes, tg_release_fn release, void *ctx,
                               bool readonly) {
     tg_storage *s = malloc(sizeof *s);
@@ -36,7 +44,7 @@ tg_storage *tg_storage_borrow(void *data, size_t nbytes, tg_release_fn release, 
     s->refcount = 1;
     s->data = data;
     s->nbytes = nbytes;
-    s->release = release;
+    s->release = release ? release : borrowed_noop_release;
     s->release_ctx = ctx;
     s->version = 0;
     s->readonly = readonly;

@@ -39,6 +39,8 @@ def __getattr__(name):
     import importlib
     if name in ("nn", "optim", "data", "inspect", "testing", "keras", "examples", "coursework"):
         return importlib.import_module("." + name, __name__)
+    if name in ("detect_anomaly", "set_detect_anomaly"):  # anomaly mode lives in tg.inspect
+        return getattr(importlib.import_module(".inspect", __name__), name)
     raise AttributeError(f"module 'tapegrad' has no attribute {name!r}")
 
 

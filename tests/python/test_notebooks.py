@@ -21,6 +21,8 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     nb = nbformat.read(work / path.name, as_version=4)
     monkeypatch.setenv("TAPEGRAD_NOTEBOOK_FAST", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    if not os.environ.get("TAPEGRAD_DATA"):  # CI sets it; locally use the sibling data dir
+        monkeypatch.setenv("TAPEGRAD_DATA", str(ROOT.parent / "shared" / "data" / "mnist"))
     pypath = str(ROOT / "python")
     monkeypatch.setenv("PYTHONPATH", pypath + os.pathsep + os.environ.get("PYTHONPATH", ""))
     client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",

@@ -1,0 +1,194 @@
+"""Small helpers shared by the inspector: how a tensor is named, how shapes,
+values and byte counts are printed, and HTML escaping."""
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+
+from .. import _C
+from .._C import Tensor, TapeEntry
+
+#: tensors with at most this many elements show their values in tables,
+#: step records and drawings (larger ones show a summary)
+MAX_VALUES = 12
+
+
+def label(t: Tensor | None) -> str:
+    """The name a learner sees for a tensor: its ``name`` (``"fc1.weight"``)
+    if set, else a short id such as ``"t17"``."""
+    if t is None:
+        return "—"
+    return t.name or f"t{t._id}"
+
+
+def kind(t: Tensor) -> str:
+    """``"leaf"`` (requires grad, no grad_fn), ``"const"`` (does not require
+    grad) or ``"intermediate"`` (made by a tape entry)."""
+    if t.grad_fn is not None:
+        return "intermediate"
+    return "leaf" if t.requires_grad else "const"
+
+
+def describe_input(t: Tensor) -> str:
+    """``"W1 (leaf)"``, ``"x (const)"`` or ``"t17 (#3)"`` (made by entry #3)."""
+    k = kind(t)
+    if k == "intermediate":
+        return f"{label(t)} (#{t.grad_fn.seq})"
+    return f"{label(t)} ({k})"
+
+
+def shape_str(shape) -> str:
+    """``(64, 128)``; ``()`` for a scalar."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 1:
+        return f"({shape[0]},)"
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def shape_tex(shape) -> str:
+    """``\\mathbb{R}^{64 \\times 128}`` (``\\mathbb{R}`` for a scalar)."""
+    shape = tuple(int(s) for s in shape)
+    if not shape:
+        return r"\mathbb{R}"
+    return r"\mathbb{R}^{" + r" \times ".join(str(s) for s in shape) + "}"
+
+
+def fmt_bytes(n: int) -> str:
+    """``"1.5 KB"`` style (powers of 1024)."""
+    n = int(n)
+    if n < 1024:
+        return f"{n} B"
+    for unit in ("KB", "MB", "GB", "TB"):
+        n /= 1024.0
+        if n < 1024 or unit == "TB":
+            return f"{n:.1f} {unit}"
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def fmt_num(x: float) -> str:
+    """A number in 4 significant digits (``nan``/``inf`` kept)."""
+    if x is None:
+        return "—"
+    x = float(x)
+    if math.isnan(x) or math.isinf(x):
+        return str(x)
+    if x == 0:
+        return "0"
+    if 1e-3 <= abs(x) < 1e5:
+        return f"{x:.4g}"
+    return f"{x:.3e}"
+
+
+def to_numpy(t) -> np.ndarray | None:
+    """A copy of a tensor's (or array's) values as a NumPy array, or None."""
+    if t is None:
+        return None
+    if isinstance(t, Tensor):
+        return np.array(t.detach().numpy(), copy=True)
+    return np.array(t, copy=True)
+
+
+def values_text(a, max_values: int = MAX_VALUES) -> str:
+    """The values of a small array, else a summary: shape, min, max, mean."""
+    if a is None:
+        return "—"
+    if isinstance(a, Tensor):
+        a = to_numpy(a)
+    a = np.asarray(a)
+    if a.size <= max_values:
+        return np.array2string(a, precision=4, separator=", ", suppress_small=False,
+                               max_line_width=10**6).replace("\n", "")
+    return summary_text(a)
+
+
+def summary_text(a: np.ndarray) -> str:
+    """``"(64, 128) min -0.31 max 0.42 mean 0.001"``; NaN/Inf counts when present."""
+    a = np.asarray(a)
+    s = shape_str(a.shape)
+    if a.size == 0:
+        return s + " (empty)"
+    if not np.issubdtype(a.dtype, np.floating):
+        return f"{s} min {a.min()} max {a.max()}"
+    fin = a[np.isfinite(a)]
+    parts = [s]
+    if fin.size:
+        parts.append(f"min {fin_fmt(fin.min())} max {fin_fmt(fin.max())} mean {fin_fmt(fin.mean())}")
+    n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+    if n_nan:
+        parts.append(f"{n_nan} NaN")
+    if n_inf:
+        parts.append(f"{n_inf} Inf")
+    return " ".join(parts)
+
+
+def fin_fmt(x) -> str:
+    return fmt_num(float(x))
+
+
+def esc(s) -> str:
+    """HTML-escape any object's text."""
+    return html.escape(str(s), quote=True)
+
+
+def pre(s: str) -> str:
+    """Text in a ``<pre>`` that keeps the page's font size."""
+    return f"<pre style='margin:0;white-space:pre-wrap;font-size:90%'>{esc(s)}</pre>"
+
+
+TABLE_STYLE = ("border-collapse:collapse;font-family:monospace;font-size:12px;"
+               "text-align:left")
+CELL = "border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top"
+
+
+def html_table(header, rows, title: str | None = None, row_styles=None) -> str:
+    """A small HTML table; cells are escaped unless they are ``Raw``."""
+    out = [f"<table style='{TABLE_STYLE}'>"]
+    if title:
+        out.append(f"<caption style='text-align:left;font-weight:bold'>{esc(title)}</caption>")
+    out.append("<tr>" + "".join(f"<th style='{CELL};background:#f0f0f0'>{esc(h)}</th>"
+                                 for h in header) + "</tr>")
+    for i, r in enumerate(rows):
+        st = (row_styles[i] if row_styles else "") or ""
+        out.append(f"<tr style='{st}'>" + "".join(
+            f"<td style='{CELL}'>{c if isinstance(c, Raw) else esc(c)}</td>" for c in r) + "</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+class Raw(str):
+    """A table cell that is already HTML."""
+
+
+def text_table(header, rows) -> str:
+    """Columns aligned with spaces (multi-line cells are not supported)."""
+    cols = [list(map(str, col)) for col in zip(header, *rows)] if rows else [[h] for h in header]
+    widths = [max(len(c) for c in col) for col in cols]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    for r in rows:
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def reachable_entries(t: Tensor) -> list:
+    """The tape entries that lead to ``t``, oldest first (no recursion)."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"expected a Tensor, got {type(t).__name__}")
+    root = t.grad_fn
+    if root is None:
+        return []
+    seen = {root}
+    stack = [root]
+    while stack:
+        e = stack.pop()
+        for n in e.next_entries:
+            if n is not None and n not in seen:
+                seen.add(n)
+                stack.append(n)
+    return sorted(seen, key=lambda e: e.seq)
+
+
+__all__ = ["label", "kind", "describe_input", "shape_str", "fmt_bytes", "values_text",
+           "reachable_entries", "TapeEntry", "_C"]
