@@ -141,6 +141,13 @@ typedef struct tg_storage {
     void *release_ctx;
     uint64_t version;    /* bumped by every in-place write (safe aliasing) */
     bool readonly;       /* writes through the library are refused */
+    /* Safe aliasing (see tg_set_save_hook): how many references tape entries
+     * hold on this storage for backward (saved tensors, saved outputs). */
+    int64_t saved_count;
+    /* extension point: data for the binding, user_release(user_data) is
+     * called when the storage dies (before its bytes are released) */
+    void *user_data;
+    void (*user_release)(void *user_data);
 } tg_storage;
 
 /* A new storage owning `nbytes` UNINITIALISED bytes, 64-byte aligned.  NULL + TG_ERR_MEMORY on failure. */
@@ -267,7 +274,10 @@ char *tg_shape_str(int ndim, const int64_t *shape, char *buf, size_t n);
 tg_status tg_tensor_set_requires_grad(tg_tensor *t, bool requires_grad);
 /* Keep the gradient of a non-leaf in t->grad after backward. */
 tg_status tg_tensor_retain_grad(tg_tensor *t);
-/* Replace t->grad (retained; NULL clears).  Shape and dtype must match. */
+/* Replace t->grad (retained; NULL clears).  Shape and dtype must match;
+ * TG_ERR_VALUE for grad == t (or grad->grad == t).  A gradient that leads
+ * back to t in another way (its graph has t as an input) makes a reference
+ * cycle that is never freed, as in PyTorch: store a detached gradient. */
 tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *grad);
 /* A new tensor sharing t's storage, with no grad_fn and requires_grad false. */
 tg_tensor *tg_tensor_detach(tg_tensor *t);
@@ -510,6 +520,25 @@ void tg_backward_end(tg_stepper *bw);
 /* A process-wide hook called after every step of every backward (anomaly
  * detection, profiling).  NULL removes it. */
 void tg_set_global_step_hook(tg_step_hook_fn fn, void *ctx);
+
+/* Safe aliasing: a process-wide hook told when a storage's contents start and
+ * stop mattering to a backward pass.  Tape entries count the references they
+ * keep for backward (tg__save of an input, a saved output) in
+ * s->saved_count; the hook is called with delta = +1 when the count goes from
+ * 0 to 1 and with delta = -1 when it drops back to 0 (a backward without
+ * retain_graph freed the saved tensors, or the last entry holding them died).
+ * The Python binding uses it to make the NumPy arrays that alias s read-only
+ * meanwhile (and writeable again afterwards), so that a write through NumPy,
+ * which the version counter cannot see, cannot silently change a gradient.
+ * For delta = +1, returning true means "this storage has writable aliases
+ * that cannot be made read-only": for a tensor that an op saves (not an
+ * output) the core then calls the hook with -1 at once and saves a private
+ * copy of the tensor instead (the hook is then called for the copy's
+ * storage).  The return value is ignored otherwise.  Called on the
+ * thread running the op or the backward (GIL held in the binding); it must
+ * not call back into the tape.  NULL (the default) removes it. */
+typedef bool (*tg_save_hook_fn)(tg_storage *s, int delta, void *ctx);
+void tg_set_save_hook(tg_save_hook_fn fn, void *ctx);
 
 /* A process-wide hook called right after every tape entry is recorded (by a
  * built-in op or tg_custom_record): e is complete except for its saved

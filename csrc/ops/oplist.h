@@ -72,5 +72,13 @@ TG_OP(mse_loss)
 TG_OP(bce_with_logits)
 TG_OP(one_hot)
 TG_OP(dropout)
+/* conv.c */
+TG_OP(conv2d)
+TG_OP(conv2d_input_grad)
+TG_OP(conv2d_weight_grad)
+TG_OP(max_pool2d)
+TG_OP(max_pool2d_backward)
+TG_OP(avg_pool2d)
+TG_OP(avg_pool2d_backward)
 /* tape.c: ops defined outside the library (tg_custom_record) */
 TG_OP(custom)

@@ -107,9 +107,19 @@ FUNC(full) {
         return NULL;
     }
     tg_dtype dt;
-    tg_dtype deflt = (PyLong_Check(a[1]) && !PyBool_Check(a[1])) ? TG_INT64 : TG_FLOAT32;
+    bool is_int = !PyBool_Check(a[1]) && !PyFloat_Check(a[1]) && (PyLong_Check(a[1]) || PyIndex_Check(a[1]));
+    tg_dtype deflt = is_int ? TG_INT64 : TG_FLOAT32;
     if (tgpy_parse_dtype(a[2], deflt, &dt)) return NULL;
-    return finish_rg_named("full", tg_tensor_full(nd, shape, v, dt), a[3]);
+    tg_tensor *t = tg_tensor_full(nd, shape, v, dt);
+    if (t && is_int && dt == TG_INT64) { /* exact beyond 2**53 */
+        long long iv = PyLong_AsLongLong(a[1]);
+        if (iv == -1 && PyErr_Occurred()) {
+            tg_tensor_release(t);
+            return NULL;
+        }
+        for (int64_t i = 0; i < t->numel; i++) ((int64_t *)tg_tensor_data(t))[i] = iv;
+    }
+    return finish_rg_named("full", t, a[3]);
 }
 
 static PyObject *make_random(const char *fname, int kind, PyObject *const *args, Py_ssize_t nargs,
@@ -136,8 +146,9 @@ FUNC(arange) {
         return NULL;
     }
     bool all_int = true;
-    for (int i = 0; i < 3; i++)
-        if (a[i] && a[i] != Py_None && !PyLong_Check(a[i])) all_int = false;
+    for (int i = 0; i < 3; i++) /* Python or NumPy integers */
+        if (a[i] && a[i] != Py_None && !PyLong_Check(a[i]) && (PyFloat_Check(a[i]) || !PyIndex_Check(a[i])))
+            all_int = false;
     if (!a[1] || a[1] == Py_None) {
         stop = PyFloat_AsDouble(a[0]);
     } else {
@@ -320,6 +331,10 @@ FUNC(pad) {
     int ok = 1;
     if (PyLong_Check(pw)) {
         long long v = PyLong_AsLongLong(pw);
+        if (v == -1 && PyErr_Occurred()) {
+            tg_tensor_release(x);
+            return NULL;
+        }
         for (int d = 0; d < x->ndim; d++) pads[2 * d] = pads[2 * d + 1] = v;
     } else {
         PyObject *arr = PyArray_FROM_OTF(pw, NPY_INT64, NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_FORCECAST);
@@ -685,6 +700,7 @@ static int exec_module(PyObject *m) {
     if (add_functions(m, tgpy_nn_methods) < 0) return -1;
     if (add_functions(m, tgpy_inspect_methods) < 0) return -1;
     tg_set_kernel_bracket(leave_gil, enter_gil);
+    tgpy_aliasing_init(); /* NumPy aliases of saved tensors are read-only */
     if (PyModule_AddStringConstant(m, "__version__", TG_VERSION) < 0) return -1;
     return 0;
 }

@@ -22,6 +22,9 @@ binary_cross_entropy_with_logits = _C.binary_cross_entropy_with_logits
 one_hot = _C.one_hot
 dropout = _C.dropout
 pad = _C.pad
+conv2d = _C.conv2d
+max_pool2d = _C.max_pool2d
+avg_pool2d = _C.avg_pool2d
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
