@@ -3,7 +3,8 @@
 The core (csrc/core, csrc/ops, csrc/kernels) and the binding (csrc/python)
 are compiled into one extension module. Portable flags only: no -march=native
 and never -ffast-math (it would switch the whole process to flush-to-zero and
-break isnan); SIMD kernels are chosen at run time. Set TAPEGRAD_NATIVE=1 to
+break isnan); -fno-math-errno only drops errno updates from libm calls so
+that loops with sqrt vectorize. SIMD kernels are chosen at run time. Set TAPEGRAD_NATIVE=1 to
 add -march=native for a local build, or TAPEGRAD_SANITIZE=1 to build with
 AddressSanitizer and UndefinedBehaviorSanitizer (see tests/sanitize.sh).
 """
@@ -23,7 +24,7 @@ def sources():
     return files
 
 
-cflags = ["-std=c11", "-O3", "-g0", "-fno-strict-aliasing", "-D_GNU_SOURCE", "-pthread",
+cflags = ["-std=c11", "-O3", "-g0", "-fno-math-errno", "-fno-strict-aliasing", "-D_GNU_SOURCE", "-pthread",
           "-Wall", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 ldflags = ["-pthread"]
 if os.environ.get("TAPEGRAD_NATIVE") == "1":

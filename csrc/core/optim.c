@@ -227,17 +227,39 @@ tg_status tg_adam_step(int n, tg_tensor **params, tg_tensor **grads, tg_tensor *
     for (int i = 0; i < n; i++) {
         tg_tensor *p = params[i], *g = gs[i], *m = exp_avg[i], *v = exp_avg_sq[i];
         if (!g) continue;
-        for (int64_t k = 0; k < p->numel; k++) {
-            double gk = LD(g, k), pk = LD(p, k);
-            if (weight_decay != 0) {
-                if (decoupled) pk = st(p, k, pk * (1 - lr * weight_decay));
-                else gk += weight_decay * pk;
+        if (p->dtype == TG_FLOAT32 && g->dtype == TG_FLOAT32 && m->dtype == TG_FLOAT32 &&
+            v->dtype == TG_FLOAT32) {
+            /* the hot path: float32 throughout (as PyTorch computes it), with
+             * the pointers hoisted so that the loop vectorizes */
+            float *P = tg_tensor_data(p), *M = tg_tensor_data(m), *V = tg_tensor_data(v);
+            const float *G = tg_tensor_data(g);
+            const float b1c = (float)(1 - beta1), b2 = (float)beta2, b2c = (float)(1 - beta2);
+            const float ss = (float)step_size, inv_bc2 = (float)(1 / bc2_sqrt), e = (float)eps;
+            const float wd = (float)weight_decay, shrink = (float)(1 - lr * weight_decay);
+            const int mode = weight_decay == 0 ? 0 : decoupled ? 1 : 2;
+            for (int64_t k = 0; k < p->numel; k++) {
+                float gk = G[k], pk = P[k];
+                if (mode == 1) pk *= shrink;
+                else if (mode == 2) gk += wd * pk;
+                float mk = M[k] + b1c * (gk - M[k]);
+                float vk = b2 * V[k] + b2c * gk * gk;
+                M[k] = mk;
+                V[k] = vk;
+                P[k] = pk - ss * mk / (sqrtf(vk) * inv_bc2 + e);
             }
-            double mk = LD(m, k);
-            mk = st(m, k, mk + (1 - beta1) * (gk - mk));
-            double vk = st(v, k, beta2 * LD(v, k) + (1 - beta2) * gk * gk);
-            double denom = sqrt(vk) / bc2_sqrt + eps;
-            st(p, k, pk - step_size * mk / denom);
+        } else {
+            for (int64_t k = 0; k < p->numel; k++) {
+                double gk = LD(g, k), pk = LD(p, k);
+                if (weight_decay != 0) {
+                    if (decoupled) pk = st(p, k, pk * (1 - lr * weight_decay));
+                    else gk += weight_decay * pk;
+                }
+                double mk = LD(m, k);
+                mk = st(m, k, mk + (1 - beta1) * (gk - mk));
+                double vk = st(v, k, beta2 * LD(v, k) + (1 - beta2) * gk * gk);
+                double denom = sqrt(vk) / bc2_sqrt + eps;
+                st(p, k, pk - step_size * mk / denom);
+            }
         }
         p->storage->version++;
         m->storage->version++;

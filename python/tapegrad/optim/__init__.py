@@ -110,13 +110,20 @@ class SGD(Optimizer):
             ps, gs = self._with_grads(g)
             if not ps:
                 continue
-            bufs = None
-            first = False
-            if g["momentum"] != 0:
-                first = any("momentum_buffer" not in self.state.get(p, {}) for p in ps)
-                bufs = [self._buf(p, "momentum_buffer") for p in ps]
-            _C._sgd_step(ps, gs, bufs, g["lr"], g["momentum"], g["dampening"], g["weight_decay"],
-                         g["nesterov"], first)
+            if g["momentum"] == 0:
+                _C._sgd_step(ps, gs, None, g["lr"], 0.0, g["dampening"], g["weight_decay"],
+                             g["nesterov"], False)
+                continue
+            # parameters seeing their first step start their buffer at g (PyTorch's rule)
+            is_new = [("momentum_buffer" not in self.state.get(p, {})) for p in ps]
+            for first in (True, False):
+                sel = [i for i in range(len(ps)) if is_new[i] == first]
+                if not sel:
+                    continue
+                sp = [ps[i] for i in sel]
+                bufs = [self._buf(p, "momentum_buffer") for p in sp]
+                _C._sgd_step(sp, [gs[i] for i in sel], bufs, g["lr"], g["momentum"],
+                             g["dampening"], g["weight_decay"], g["nesterov"], first)
 
 
 class Adam(Optimizer):
@@ -140,12 +147,19 @@ class Adam(Optimizer):
             ps, gs = self._with_grads(g)
             if not ps:
                 continue
-            m = [self._buf(p, "exp_avg") for p in ps]
-            v = [self._buf(p, "exp_avg_sq") for p in ps]
-            g["step"] = g.get("step", 0) + 1
+            # step counts are per parameter (a parameter without a gradient does
+            # not advance), as in PyTorch; one C call per distinct count
+            by_step: dict = {}
+            for p, gr in zip(ps, gs):
+                st = self.state.setdefault(p, {})
+                st["step"] = st.get("step", 0) + 1
+                by_step.setdefault(st["step"], []).append((p, gr))
             b1, b2 = g["betas"]
-            _C._adam_step(ps, gs, m, v, g["step"], g["lr"], b1, b2, g["eps"], g["weight_decay"],
-                          self._decoupled)
+            for step, pairs in by_step.items():
+                sp = [p for p, _ in pairs]
+                _C._adam_step(sp, [gr for _, gr in pairs], [self._buf(p, "exp_avg") for p in sp],
+                              [self._buf(p, "exp_avg_sq") for p in sp], step, g["lr"], b1, b2,
+                              g["eps"], g["weight_decay"], self._decoupled)
 
 
 class AdamW(Adam):
