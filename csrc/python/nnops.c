@@ -5,8 +5,10 @@
  * _clip_grad_norm), which take Python lists of Tensors.
  */
 #include "common.h"
+#include "../kernels/gemm.h"
 
 #include <math.h>
+#include <string.h>
 
 #define FUNC(name) \
     static PyObject *f_##name(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs, \
@@ -274,7 +276,67 @@ FUNC(_clip_grad_norm) {
 /* ===================================================================== */
 
 #define F(name, doc) {#name, (PyCFunction)(void (*)(void))f_##name, METH_FASTCALL | METH_KEYWORDS, doc}
+/* _gemm_variant(variant, a, b) -> a @ b computed by one step of the matmul
+ * lesson (2-D float tensors of one dtype), for notebook 04 and tests. */
+static PyObject *f__gemm_variant(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kw) {
+    static const char *const names[] = {"variant", "a", "b"};
+    PyObject *a[3];
+    if (tgpy_args("_gemm_variant", args, nargs, kw, names, 3, 3, a)) return NULL;
+    if (!a[0] || !a[1] || !a[2] || !tgpy_is_tensor(a[1]) || !tgpy_is_tensor(a[2])) {
+        PyErr_SetString(PyExc_TypeError, "_gemm_variant(variant: int or name, a: Tensor, b: Tensor)");
+        return NULL;
+    }
+    int v = -1;
+    if (PyUnicode_Check(a[0])) {
+        const char *nm = PyUnicode_AsUTF8(a[0]);
+        for (int i = 0; nm && i < TG_GEMM_N_VARIANTS; i++)
+            if (!strcmp(nm, tg_gemm_variant_name((tg_gemm_variant)i))) v = i;
+    } else {
+        v = (int)PyLong_AsLong(a[0]);
+        if (v == -1 && PyErr_Occurred()) return NULL;
+    }
+    if (v < 0 || v >= TG_GEMM_N_VARIANTS) {
+        PyErr_Format(PyExc_ValueError, "_gemm_variant: unknown variant %R", a[0]);
+        return NULL;
+    }
+    tg_tensor *A = TENSOR(a[1]), *B = TENSOR(a[2]);
+    if (A->ndim != 2 || B->ndim != 2 || A->shape[1] != B->shape[0] || A->dtype != B->dtype ||
+        A->dtype == TG_INT64) {
+        PyErr_Format(PyExc_ValueError,
+                     "_gemm_variant: needs two 2-D float tensors of one dtype with aligned inner "
+                     "dims, got shapes (%lld, %lld) and (%lld, %lld)",
+                     (long long)A->shape[0], (long long)(A->ndim > 1 ? A->shape[1] : 0),
+                     (long long)B->shape[0], (long long)(B->ndim > 1 ? B->shape[1] : 0));
+        return NULL;
+    }
+    int64_t M = A->shape[0], K = A->shape[1], N = B->shape[1], shape[2] = {M, N};
+    tg_tensor *C = tg_tensor_zeros(2, shape, A->dtype);
+    if (!C) return tgpy_raise();
+    Py_BEGIN_ALLOW_THREADS
+    if (A->dtype == TG_FLOAT32)
+        tg_gemm_variant_f32((tg_gemm_variant)v, M, N, K, 1.0f, tg_tensor_data(A), A->strides[0],
+                            A->strides[1], tg_tensor_data(B), B->strides[0], B->strides[1], 0.0f,
+                            tg_tensor_data(C), N, 1);
+    else
+        tg_gemm_variant_f64((tg_gemm_variant)v, M, N, K, 1.0, tg_tensor_data(A), A->strides[0],
+                            A->strides[1], tg_tensor_data(B), B->strides[0], B->strides[1], 0.0,
+                            tg_tensor_data(C), N, 1);
+    Py_END_ALLOW_THREADS
+    return tgpy_wrap(C);
+}
+
+static PyObject *f_gemm_variants(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kw) {
+    PyObject *r = PyList_New(TG_GEMM_N_VARIANTS);
+    for (int i = 0; r && i < TG_GEMM_N_VARIANTS; i++)
+        PyList_SET_ITEM(r, i, PyUnicode_FromString(tg_gemm_variant_name((tg_gemm_variant)i)));
+    return r;
+}
+
 PyMethodDef tgpy_nn_methods[] = {
+    {"_gemm_variant", (PyCFunction)(void (*)(void))f__gemm_variant, METH_FASTCALL | METH_KEYWORDS,
+     "_gemm_variant(variant, a, b)\n\na @ b by one step of the matmul lesson (see gemm_variants())."},
+    {"gemm_variants", (PyCFunction)(void (*)(void))f_gemm_variants, METH_FASTCALL | METH_KEYWORDS,
+     "gemm_variants()\n\nThe steps of the matmul lesson, from the naive loop to the threaded kernel."},
     F(conv2d, "conv2d(input, weight, bias=None, stride=1, padding=0)\n\n"
               "2-D convolution (cross-correlation, as torch.nn.functional.conv2d) of input\n"
               "(N, C, H, W) with weight (O, C, kH, kW) and an optional bias (O,). stride and\n"
