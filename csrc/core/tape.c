@@ -17,6 +17,7 @@
  */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 /* ===================================================================== */
@@ -58,13 +59,42 @@ void tg_entry_release(tg_entry *e) {
     tg__bury((uintptr_t)e | 1);
 }
 
+/* ---- safe aliasing: saved references per storage (tg_set_save_hook) ---- */
+
+static tg_save_hook_fn save_hook;
+static void *save_hook_ctx;
+
+void tg_set_save_hook(tg_save_hook_fn fn, void *ctx) {
+    save_hook = fn;
+    save_hook_ctx = ctx;
+}
+
+static void saved_dec(tg_storage *s) {
+    if (--s->saved_count == 0 && save_hook) save_hook(s, -1, save_hook_ctx);
+}
+
+/* s gains a saved reference.  Returns true (the reference given back at
+ * once) when the hook asks for a private copy and `may_copy`. */
+static bool saved_inc(tg_storage *s, bool may_copy) {
+    if (s->saved_count++ == 0 && save_hook && save_hook(s, +1, save_hook_ctx) && may_copy) {
+        saved_dec(s);
+        return true;
+    }
+    return false;
+}
+
 static void free_saved(tg_entry *e) {
     for (int i = 0; i < e->n_saved; i++) {
+        if (!e->saved[i]) continue;
+        saved_dec(e->saved[i]->storage);
         tg_tensor_release(e->saved[i]);
         e->saved[i] = NULL;
     }
-    tg_storage_release(e->out_storage);
-    e->out_storage = NULL;
+    if (e->out_storage) {
+        saved_dec(e->out_storage);
+        tg_storage_release(e->out_storage);
+        e->out_storage = NULL;
+    }
 }
 
 void tg__destroy_entry(tg_entry *e) {
@@ -108,12 +138,14 @@ static tg_status freed_error(const tg_entry *e) {
 }
 
 static tg_status modified_error(const tg_entry *e, const tg_tensor *t, uint64_t was, uint64_t now) {
+    char who[160] = "";
+    if (t->name) snprintf(who, sizeof who, " '%s'", t->name); /* e.g. 'fc1.weight' */
     return tg_error_set(TG_ERR_RUNTIME,
-                        "backward: a tensor of shape %s saved by tape entry #%llu (%s) was "
+                        "backward: a tensor%s of shape %s saved by tape entry #%llu (%s) was "
                         "modified in place after it was saved (version %llu, now %llu); its "
                         "gradient would be wrong. Use an out-of-place operation, or .clone() "
                         "before modifying",
-                        tg__shp(t), (unsigned long long)e->seq, tg_entry_name(e),
+                        who, tg__shp(t), (unsigned long long)e->seq, tg_entry_name(e),
                         (unsigned long long)was, (unsigned long long)now);
 }
 
@@ -219,16 +251,33 @@ tg_entry *tg__record(const tg_opdef *op, int n, tg_tensor *const *in, tg_tensor 
 tg_status tg__save(tg_entry *e, tg_tensor *t) {
     if (e->n_saved >= TG_ENTRY_MAX_SAVED - 1) /* last slot: the output's version */
         return tg_error_set(TG_ERR_RUNTIME, "%s: too many saved tensors", tg_entry_name(e));
-    tg_tensor_retain(t);
+    if (saved_inc(t->storage, true)) {
+        /* writable aliases the binding cannot protect: keep a snapshot */
+        tg_tensor *c = tg__copy(t);
+        if (!c) return tg_error_status();
+        saved_inc(c->storage, false);
+        t = c;
+    } else {
+        tg_tensor_retain(t);
+    }
     e->saved_version[e->n_saved] = t->storage->version;
     e->saved[e->n_saved++] = t;
     return TG_OK;
 }
 
-tg_status tg_entry_save(tg_entry *e, tg_tensor *t) { return tg__save(e, t); }
+tg_status tg_entry_save(tg_entry *e, tg_tensor *t) {
+    if (t->grad_fn == e) /* e -> t -> e: a reference cycle, never freed */
+        return tg_error_set(TG_ERR_VALUE,
+                            "entry_save: tape entry #%llu (%s) cannot save its own output; its "
+                            "output is rebuilt from the entry (tg_entry_output)",
+                            (unsigned long long)e->seq, tg_entry_name(e));
+    return tg__save(e, t);
+}
 
 void tg__save_output(tg_entry *e, tg_tensor *out) {
+    if (e->out_storage) return; /* saved once */
     tg_storage_retain(out->storage);
+    saved_inc(out->storage, false);
     e->out_storage = out->storage;
     memcpy(e->out_strides, out->strides, sizeof e->out_strides);
     e->out_offset = out->offset;
@@ -430,12 +479,30 @@ static int push(void ***arr, int64_t *n, int64_t *cap, void *p) {
     return 0;
 }
 
+/* Another backward pass that has not ended owns this node's bookkeeping
+ * (bw_mark/bw_pending/bw_deps live on the tensors and entries): running a
+ * second one over it would silently lose gradients, so it is refused. */
+static tg_status busy_error(const tg_tensor *t, const tg_entry *e) {
+    char what[160];
+    if (e)
+        snprintf(what, sizeof what, "tape entry #%llu (%s)", (unsigned long long)e->seq,
+                 tg_entry_name(e));
+    else
+        snprintf(what, sizeof what, "the leaf tensor of shape %s", tg__shp(t));
+    return tg_error_set(TG_ERR_RUNTIME,
+                        "backward: %s is part of another backward pass that has not finished "
+                        "(one running on another thread, a step-through that was not finished, or "
+                        "a backward called from a hook or VJP of that pass); a graph can be used "
+                        "by one backward pass at a time",
+                        what);
+}
+
 tg_stepper *tg_backward_begin(int n_out, tg_tensor *const *outs, tg_tensor *const *seeds,
                                int flags, int n_capture, tg_tensor *const *capture) {
     tg_stepper *bw = calloc(1, sizeof *bw);
     if (!bw) return TG_FAIL(TG_ERR_MEMORY, "backward: out of memory");
     bw->flags = flags;
-    bw->mark = ++backward_mark;
+    bw->mark = __atomic_add_fetch(&backward_mark, 1, __ATOMIC_RELAXED);
     tg_entry **stack = NULL;
     int64_t ns = 0, cs = 0, cap_order = 0, cap_leaves = 0;
 
@@ -479,49 +546,66 @@ tg_stepper *tg_backward_begin(int n_out, tg_tensor *const *outs, tg_tensor *cons
     }
 
     /* 2. collect the reachable entries and leaves with an explicit stack */
+    /* A node gets this pass's mark when it is first reached and goes on the
+     * stack (entries) or the leaf list (leaves, retained); every marked node
+     * is unmarked again by tg_backward_end or on failure below. */
     for (int k = 0; k < n_out; k++) {
         tg_tensor *o = outs[k];
         if (o->grad_fn && o->grad_fn->bw_mark != bw->mark) {
-            o->grad_fn->bw_mark = bw->mark;
+            if (o->grad_fn->bw_mark) {
+                busy_error(o, o->grad_fn);
+                goto fail;
+            }
             if (push((void ***)&stack, &ns, &cs, o->grad_fn)) goto oom;
+            o->grad_fn->bw_mark = bw->mark;
         } else if (!o->grad_fn && o->bw_mark != bw->mark) {
+            if (o->bw_mark) {
+                busy_error(o, NULL);
+                goto fail;
+            }
+            if (push((void ***)&bw->leaves, &bw->n_leaves, &cap_leaves, o)) goto oom;
+            tg_tensor_retain(o);
             o->bw_mark = bw->mark;
             o->bw_deps = 0;
             tg_tensor_release(o->bw_pending);
             o->bw_pending = NULL;
-            tg_tensor_retain(o);
-            if (push((void ***)&bw->leaves, &bw->n_leaves, &cap_leaves, o)) goto oom;
         }
     }
     while (ns > 0) {
-        tg_entry *e = stack[--ns];
+        tg_entry *e = stack[ns - 1];
         if (e->freed) {
             freed_error(e);
             goto fail;
         }
+        if (push((void ***)&bw->order, &bw->n, &cap_order, e)) goto oom;
+        ns--;
         tg_entry_retain(e);
         tg_tensor_release(e->bw_pending);
         e->bw_pending = NULL;
-        if (push((void ***)&bw->order, &bw->n, &cap_order, e)) {
-            tg_entry_release(e);
-            goto oom;
-        }
         for (int i = 0; i < e->n_inputs; i++) {
             if (!tg_entry_needs_grad(e, i)) continue;
             tg_tensor *t = e->inputs[i];
             if (t->grad_fn) {
                 if (t->grad_fn->bw_mark != bw->mark) {
-                    t->grad_fn->bw_mark = bw->mark;
+                    if (t->grad_fn->bw_mark) {
+                        busy_error(t, t->grad_fn);
+                        goto fail;
+                    }
                     if (push((void ***)&stack, &ns, &cs, t->grad_fn)) goto oom;
+                    t->grad_fn->bw_mark = bw->mark;
                 }
             } else {
                 if (t->bw_mark != bw->mark) {
+                    if (t->bw_mark) {
+                        busy_error(t, NULL);
+                        goto fail;
+                    }
+                    if (push((void ***)&bw->leaves, &bw->n_leaves, &cap_leaves, t)) goto oom;
+                    tg_tensor_retain(t);
                     t->bw_mark = bw->mark;
                     t->bw_deps = 0;
                     tg_tensor_release(t->bw_pending);
                     t->bw_pending = NULL;
-                    tg_tensor_retain(t);
-                    if (push((void ***)&bw->leaves, &bw->n_leaves, &cap_leaves, t)) goto oom;
                 }
                 t->bw_deps++;
             }
@@ -547,6 +631,7 @@ tg_stepper *tg_backward_begin(int n_out, tg_tensor *const *outs, tg_tensor *cons
 oom:
     tg_error_set(TG_ERR_MEMORY, "backward: out of memory collecting the graph");
 fail:
+    for (int64_t i = 0; i < ns; i++) stack[i]->bw_mark = 0; /* marked, not yet in order */
     free(stack);
     bw->failed = true;
     tg_backward_end(bw);
@@ -628,7 +713,11 @@ static tg_status vjp_shape_error(const tg_entry *e, int i, const tg_tensor *g, c
 }
 
 int tg_backward_step(tg_stepper *bw) {
-    if (bw->failed) return -1;
+    if (bw->failed) { /* every failing call sets the error, this one too */
+        tg_error_set(TG_ERR_RUNTIME,
+                     "backward: this backward pass already failed; no step can run (end it)");
+        return -1;
+    }
     if (bw->pos >= bw->n) return 0;
     tg_entry *e = bw->order[bw->pos];
     int n_in = e->n_inputs;

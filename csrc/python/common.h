@@ -74,8 +74,14 @@ int tgpy_parse_dtype(PyObject *o, tg_dtype deflt, tg_dtype *out);
 PyObject *tgpy_dtype_object(tg_dtype dt); /* borrowed */
 /* A tensor from numpy array `a` sharing its memory. */
 tg_tensor *tgpy_from_numpy(PyObject *a);
-/* An ndarray viewing t's memory, keeping `owner` (the Tensor) alive. */
+/* An ndarray viewing t's memory, keeping `owner` (the Tensor) alive.  It is
+ * read-only while t's storage is saved for backward (safe aliasing). */
 PyObject *tgpy_to_numpy(tg_tensor *t, PyObject *owner);
+/* Safe aliasing (convert.c): install the core's save hook; count a writable
+ * buffer export of s (0, or -1 with MemoryError) and its release. */
+void tgpy_aliasing_init(void);
+int tgpy_buffer_export(tg_storage *s);
+void tgpy_buffer_release(tg_storage *s);
 
 /* Argument parsing for METH_FASTCALL | METH_KEYWORDS: fills out[i] with the
  * borrowed argument for names[i] (positional first), NULL if absent.

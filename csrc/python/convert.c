@@ -152,6 +152,174 @@ int tgpy_parse_dtype(PyObject *o, tg_dtype deflt, tg_dtype *out) {
 }
 
 /* ===================================================================== */
+/* Safe aliasing: NumPy arrays of saved memory are read-only              */
+/* ===================================================================== */
+/*
+ * A write through NumPy into memory that a tape entry saved for backward
+ * would change a gradient without the version counter seeing it.  So the
+ * binding keeps, per storage (s->user_data), weak references to the ndarrays
+ * that alias it and that it knows of: those made by tgpy_to_numpy
+ * (t.numpy(), __array__, DLPack export) and the array given to from_numpy.
+ * The core calls save_hook(s, +1) when s gains its first saved reference:
+ * each of those arrays that is writeable is made read-only and remembered;
+ * save_hook(s, -1), when the last saved reference goes (a backward without
+ * retain_graph, or the entries died), makes exactly those writeable again.
+ * A write meanwhile fails with NumPy's own "assignment destination is
+ * read-only" (ValueError).  An array made while s is saved starts read-only
+ * and is restored with the others.
+ *
+ * The buffer protocol (memoryview(t); np.asarray(t), which NumPy builds from
+ * a memoryview) cannot be revoked: while s is saved, buffers are exported
+ * read-only (and a writable one is refused); a writable buffer exported
+ * before and still alive makes the entry save a private copy instead (the
+ * hook returns true).  Not covered: views that NumPy derives from these
+ * arrays, other arrays over the same memory (the base of the array given to
+ * from_numpy), DLPack consumers: see tests/fuzz/GUARANTEES.md.
+ */
+typedef struct {
+    PyObject *arrays;            /* list of weakrefs to aliasing ndarrays, or NULL */
+    PyObject *flipped;           /* weakrefs to the arrays made read-only, or NULL */
+    Py_ssize_t writable_buffers; /* live writable buffer exports */
+} AliasData;
+
+static void alias_release(void *p) {
+    AliasData *d = p;
+    PyGILState_STATE g = PyGILState_Ensure();
+    Py_XDECREF(d->arrays);
+    Py_XDECREF(d->flipped);
+    PyGILState_Release(g);
+    PyMem_RawFree(d);
+}
+
+/* s's AliasData, created if needed (NULL + MemoryError on failure). */
+static AliasData *alias_data(tg_storage *s) {
+    if (s->user_data) return s->user_data;
+    AliasData *d = PyMem_RawCalloc(1, sizeof *d);
+    if (!d) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    s->user_data = d;
+    s->user_release = alias_release;
+    return d;
+}
+
+/* The object of weak reference w as a NEW reference, or NULL if it died. */
+static PyObject *weak_get(PyObject *w) {
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *o = NULL;
+    if (PyWeakref_GetRef(w, &o) <= 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return o;
+#else
+    PyObject *o = PyWeakref_GetObject(w);
+    if (!o || o == Py_None) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_INCREF(o);
+    return o;
+#endif
+}
+
+/* Drop the dead weak references of a list. */
+static void prune_dead(PyObject *list) {
+    for (Py_ssize_t i = PyList_GET_SIZE(list) - 1; i >= 0; i--) {
+        PyObject *o = weak_get(PyList_GET_ITEM(list, i));
+        if (o) Py_DECREF(o);
+        else if (PySequence_DelItem(list, i) < 0) PyErr_Clear();
+    }
+}
+
+/* Make arr read-only if it is writeable, remembering it (weakref w) to
+ * restore later.  Never fails: an array that cannot be remembered is left
+ * alone (best effort under MemoryError). */
+static void make_readonly(AliasData *d, PyObject *arr, PyObject *w) {
+    if (!PyArray_ISWRITEABLE((PyArrayObject *)arr)) return;
+    if (!d->flipped && !(d->flipped = PyList_New(0))) {
+        PyErr_Clear();
+        return;
+    }
+    if (PyList_Append(d->flipped, w) < 0) {
+        PyErr_Clear();
+        return;
+    }
+    PyArray_CLEARFLAGS((PyArrayObject *)arr, NPY_ARRAY_WRITEABLE);
+}
+
+/* Remember that ndarray `arr` aliases s (and make it read-only now if s is
+ * saved).  Returns 0, or -1 with a Python exception. */
+static int track_array(tg_storage *s, PyObject *arr) {
+    AliasData *d = alias_data(s);
+    if (!d) return -1;
+    PyObject *w = PyWeakref_NewRef(arr, NULL);
+    if (!w) return -1;
+    if (!d->arrays && !(d->arrays = PyList_New(0))) {
+        Py_DECREF(w);
+        return -1;
+    }
+    if (PyList_GET_SIZE(d->arrays) >= 16) prune_dead(d->arrays); /* temporaries (tolist) */
+    int r = PyList_Append(d->arrays, w);
+    if (r == 0 && s->saved_count > 0) make_readonly(d, arr, w);
+    Py_DECREF(w);
+    return r;
+}
+
+/* The core's save hook (tg_set_save_hook). */
+static bool save_hook(tg_storage *s, int delta, void *ctx) {
+    (void)ctx;
+    AliasData *d = s->user_data;
+    if (!d) return false;
+    bool want_copy = delta > 0 && d->writable_buffers > 0;
+    if (delta > 0 ? !d->arrays : !d->flipped) return want_copy;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb); /* may run while an exception propagates */
+    if (delta > 0) {
+        PyObject *arrays = d->arrays;
+        Py_INCREF(arrays);
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(arrays); i++) {
+            PyObject *w = PyList_GET_ITEM(arrays, i);
+            PyObject *a = weak_get(w);
+            if (!a) continue;
+            make_readonly(d, a, w);
+            Py_DECREF(a);
+        }
+        Py_DECREF(arrays);
+    } else {
+        PyObject *flipped = d->flipped;
+        d->flipped = NULL;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(flipped); i++) {
+            PyObject *a = weak_get(PyList_GET_ITEM(flipped, i));
+            if (!a) continue;
+            PyArray_ENABLEFLAGS((PyArrayObject *)a, NPY_ARRAY_WRITEABLE);
+            Py_DECREF(a);
+        }
+        Py_DECREF(flipped);
+    }
+    PyErr_Clear();
+    PyErr_Restore(et, ev, etb);
+    PyGILState_Release(g);
+    return want_copy;
+}
+
+void tgpy_aliasing_init(void) { tg_set_save_hook(save_hook, NULL); }
+
+int tgpy_buffer_export(tg_storage *s) {
+    AliasData *d = alias_data(s);
+    if (!d) return -1;
+    d->writable_buffers++;
+    return 0;
+}
+
+void tgpy_buffer_release(tg_storage *s) {
+    AliasData *d = s->user_data;
+    if (d && d->writable_buffers > 0) d->writable_buffers--;
+}
+
+/* ===================================================================== */
 /* NumPy -> tensor (zero copy)                                            */
 /* ===================================================================== */
 
@@ -180,8 +348,9 @@ tg_tensor *tgpy_from_numpy(PyObject *o) {
     }
     if (!PyArray_ISNBO(d->byteorder)) {
         PyErr_Format(PyExc_TypeError,
-                     "from_numpy: the array is big-endian (dtype %R); convert it to native byte "
-                     "order first: a.astype(a.dtype.newbyteorder('='))",
+                     "from_numpy: the array is big-endian (dtype %R); tapegrad tensors are "
+                     "float32, float64 or int64 in native byte order: convert it first with "
+                     "a.astype(a.dtype.newbyteorder('=')) (tg.tensor(a) does it for you)",
                      (PyObject *)d);
         return NULL;
     }
@@ -232,7 +401,11 @@ tg_tensor *tgpy_from_numpy(PyObject *o) {
     }
     tg_tensor *t = tg_tensor_from_storage(s, dt, nd, shape, strides, (int64_t)((base - lo) / isz));
     tg_storage_release(s);
-    if (!t) tgpy_raise();
+    if (!t) return (tg_tensor *)tgpy_raise();
+    if (!ro && track_array(t->storage, o) < 0) { /* safe aliasing */
+        tg_tensor_release(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -257,6 +430,10 @@ PyObject *tgpy_to_numpy(tg_tensor *t, PyObject *owner) {
         Py_DECREF(arr);
         return NULL;
     }
+    if (flags && track_array(t->storage, arr) < 0) { /* safe aliasing */
+        Py_DECREF(arr);
+        return NULL;
+    }
     return arr;
 }
 
@@ -275,7 +452,9 @@ static tg_tensor *scalar_tensor(PyObject *o, const tg_tensor *like) {
         }
         if (v == -1 && PyErr_Occurred()) return NULL;
         tg_dtype dt = like ? like->dtype : TG_INT64;
-        return tg_tensor_scalar((double)v, dt);
+        tg_tensor *t = tg_tensor_scalar((double)v, dt);
+        if (t && dt == TG_INT64) *(int64_t *)tg_tensor_data(t) = v; /* exact beyond 2**53 */
+        return t;
     }
     double v = PyFloat_AsDouble(o);
     if (v == -1.0 && PyErr_Occurred()) return NULL;
@@ -333,9 +512,24 @@ tg_tensor *tgpy_new_tensor(PyObject *o, int has_dtype, tg_dtype dt) {
         return r;
     }
     if (PyArray_Check(o)) return copy_array((PyArrayObject *)o, has_dtype ? tg_to_npy(dt) : -1);
+    if (PyArray_IsScalar(o, Generic) && !PyArray_IsScalar(o, Object)) { /* np.float64(1): keeps its dtype */
+        PyObject *a = PyArray_FromScalar(o, NULL);
+        if (!a) return NULL;
+        tg_tensor *t = copy_array((PyArrayObject *)a, has_dtype ? tg_to_npy(dt) : -1);
+        Py_DECREF(a);
+        return t;
+    }
     PyObject *a = PyArray_FROM_O(o);
     if (!a) return NULL;
     int tn = PyArray_TYPE((PyArrayObject *)a);
+    if (tn == NPY_OBJECT && PyLong_Check(o)) { /* NumPy keeps it as an object */
+        Py_DECREF(a);
+        PyErr_Format(PyExc_OverflowError,
+                     "tensor: the Python int %R does not fit in int64 (use a float: "
+                     "tg.tensor(float(n)))",
+                     o);
+        return NULL;
+    }
     if (tn == NPY_OBJECT || tn == NPY_STRING || tn == NPY_UNICODE) {
         Py_DECREF(a);
         PyErr_Format(PyExc_TypeError,
@@ -355,6 +549,15 @@ tg_tensor *tgpy_as_tensor(PyObject *o, const tg_tensor *like) {
         tg_tensor_retain(TENSOR(o));
         return TENSOR(o);
     }
+    /* NumPy scalars (np.float64 is a subclass of float) keep their dtype, as
+     * in NumPy 2; only Python numbers are "weak" and take the tensor's dtype */
+    if (!PyFloat_CheckExact(o) && !PyLong_CheckExact(o) && PyArray_IsScalar(o, Generic)) {
+        PyObject *a = PyArray_FromScalar(o, NULL);
+        if (!a) return NULL;
+        tg_tensor *t = copy_array((PyArrayObject *)a, -1);
+        Py_DECREF(a);
+        return t;
+    }
     if (PyFloat_Check(o) || PyLong_Check(o) || PyBool_Check(o)) {
         tg_tensor *t = scalar_tensor(o, like);
         if (!t && !PyErr_Occurred()) tgpy_raise();
@@ -368,13 +571,6 @@ tg_tensor *tgpy_as_tensor(PyObject *o, const tg_tensor *like) {
             PyArray_NDIM(a) <= TG_MAX_DIMS)
             return tgpy_from_numpy(o);
         return copy_array(a, -1);
-    }
-    if (PyArray_IsScalar(o, Generic)) {
-        PyObject *a = PyArray_FromScalar(o, NULL);
-        if (!a) return NULL;
-        tg_tensor *t = copy_array((PyArrayObject *)a, -1);
-        Py_DECREF(a);
-        return t;
     }
     if (PyList_Check(o) || PyTuple_Check(o)) {
         PyObject *a = PyArray_FROM_O(o);
@@ -444,7 +640,8 @@ int tgpy_axes(PyObject *o, int64_t *axes, int *naxes) {
         *naxes = -1;
         return 0;
     }
-    if (PyLong_Check(o)) {
+    if (PyLong_Check(o) || (PyIndex_Check(o) && !PyTuple_Check(o) && !PyList_Check(o) &&
+                            !tgpy_is_tensor(o) && !PyArray_Check(o))) { /* int, np.int64 */
         axes[0] = PyLong_AsLongLong(o);
         if (axes[0] == -1 && PyErr_Occurred()) return -1;
         *naxes = 1;
@@ -475,7 +672,7 @@ int tgpy_axes(PyObject *o, int64_t *axes, int *naxes) {
 }
 
 int tgpy_shape_obj(const char *fname, PyObject *o, int64_t *shape, int *ndim) {
-    if (PyLong_Check(o)) {
+    if (PyLong_Check(o) || (PyIndex_Check(o) && !tgpy_is_tensor(o) && !PyArray_Check(o))) {
         shape[0] = PyLong_AsLongLong(o);
         if (shape[0] == -1 && PyErr_Occurred()) return -1;
         *ndim = 1;
@@ -517,7 +714,8 @@ int tgpy_shape_obj(const char *fname, PyObject *o, int64_t *shape, int *ndim) {
 }
 
 int tgpy_shape(const char *fname, PyObject *const *args, Py_ssize_t nargs, int64_t *shape, int *ndim) {
-    if (nargs == 1 && !PyLong_Check(args[0])) return tgpy_shape_obj(fname, args[0], shape, ndim);
+    if (nargs == 1 && !PyLong_Check(args[0]) && !PyIndex_Check(args[0]))
+        return tgpy_shape_obj(fname, args[0], shape, ndim);
     if (nargs > TG_MAX_DIMS) {
         PyErr_Format(PyExc_ValueError, "%s: %zd dimensions requested, at most %d are supported",
                      fname, nargs, TG_MAX_DIMS);

@@ -55,7 +55,17 @@ static PyObject *tensor_new(PyTypeObject *tp, PyObject *args, PyObject *kwds) {
         tg_tensor_release(t);
         return tgpy_raise();
     }
-    return W(t);
+    if (tp == tgpy_state->Tensor) return W(t);
+    /* a Python subclass (nn.Parameter): the new object is the wrapper */
+    TensorData *d = tgpy_data(t);
+    TensorObject *o = d ? (TensorObject *)tp->tp_alloc(tp, 0) : NULL;
+    if (!o) {
+        tg_tensor_release(t);
+        return NULL;
+    }
+    o->t = t;
+    d->wrapper = o;
+    return (PyObject *)o;
 }
 
 /* ===================================================================== */
@@ -255,10 +265,12 @@ static PyObject *nb_idiv(PyObject *a, PyObject *b) { return inplace(a, b, '/'); 
 
 static int one_value(PyObject *a, double *v, const char *what) {
     if (TENSOR(a)->numel != 1) {
+        char sh[160];
+        tg_shape_str(TENSOR(a)->ndim, TENSOR(a)->shape, sh, sizeof sh);
         PyErr_Format(PyExc_ValueError,
-                     "%s: only a tensor with one element can be converted, this one has shape %S "
+                     "%s: only a tensor with one element can be converted, this one has shape %s "
                      "(use .any()/.all() style reductions such as (t > 0).sum())",
-                     what, get_shape((TensorObject *)a, NULL));
+                     what, sh);
         return -1;
     }
     *v = tg_tensor_get_flat(TENSOR(a), 0);
@@ -277,7 +289,8 @@ static PyObject *nb_float(PyObject *a) {
 static PyObject *nb_int(PyObject *a) {
     double v;
     if (one_value(a, &v, "int")) return NULL;
-    if (TENSOR(a)->dtype == TG_INT64) return PyLong_FromLongLong((long long)v);
+    /* the element itself, not through a double: int64 values above 2**53 stay exact */
+    if (TENSOR(a)->dtype == TG_INT64) return PyLong_FromLongLong(*(const int64_t *)tg_tensor_data(TENSOR(a)));
     return PyLong_FromDouble(v);
 }
 
@@ -401,16 +414,30 @@ static int classify(PyObject *key, index_spec *sp) {
     return 0;
 }
 
-/* The basic-indexing part: apply ints and slices (arrays -> full slices).
- * Fills out_pos[i] = dim of the sliced result for item i (arrays), and the
- * positions where None adds axes. */
+/* x[key] following NumPy's rules, as tape ops (views where NumPy gives views):
+ *
+ *  1. the Ellipsis (or the end of the key) stands for the dims not indexed;
+ *  2. each None becomes a new size-1 dim (one reshape view), then a full slice;
+ *  3. integers and slices: one slice view (integers remove their dim);
+ *  4. integer arrays ("advanced" indices): broadcast together and picked with
+ *     one index_select over the merged dims.  As in NumPy, their result dims
+ *     stay in place when the advanced indices (arrays and integers) are next
+ *     to each other in the key, and go first otherwise.
+ * `basic_only` (assignment): arrays are refused and nothing is recorded. */
 static tg_tensor *apply_index(tg_tensor *x, PyObject *key, bool basic_only) {
     index_spec sp;
     if (classify(key, &sp)) return NULL;
-    int consumed = 0, n_ell = 0;
+    int consumed = 0, n_ell = 0, n_arr = 0;
+    int first_adv = -1, last_adv = -1, n_adv = 0; /* integers and arrays, in the key as written */
     for (int i = 0; i < sp.n; i++) {
         if (sp.kind[i] == IX_INT || sp.kind[i] == IX_SLICE || sp.kind[i] == IX_ARRAY) consumed++;
         if (sp.kind[i] == IX_ELLIPSIS) n_ell++;
+        if (sp.kind[i] == IX_ARRAY) n_arr++;
+        if (sp.kind[i] == IX_INT || sp.kind[i] == IX_ARRAY) {
+            if (first_adv < 0) first_adv = i;
+            last_adv = i;
+            n_adv++;
+        }
     }
     if (n_ell > 1) {
         PyErr_SetString(PyExc_IndexError, "index: an index can only have a single ellipsis ('...')");
@@ -422,175 +449,281 @@ static tg_tensor *apply_index(tg_tensor *x, PyObject *key, bool basic_only) {
                      x->ndim, consumed);
         return NULL;
     }
-    int64_t starts[TG_MAX_DIMS], stops[TG_MAX_DIMS], steps[TG_MAX_DIMS];
-    uint32_t imask = 0;
-    int dim = 0;            /* input dim */
-    int out_dim = 0;        /* dim in the sliced result (before None/arrays) */
-    int arr_item[TG_MAX_DIMS], arr_dim[TG_MAX_DIMS], n_arr = 0;
-    int none_after_out[32], n_none = 0; /* sliced-result position before which a None goes */
-    int none_before_arr[32];
-    for (int d = 0; d < x->ndim; d++) {
-        starts[d] = 0;
-        stops[d] = INT64_MAX;
-        steps[d] = 1;
+    if (n_arr && basic_only) {
+        PyErr_SetString(PyExc_IndexError,
+                        "index: assignment through integer-array indices is not supported; use "
+                        "basic slices");
+        return NULL;
     }
+    /* 1. expand: one item per dim of the tensor with the new axes */
+    int kind[TG_MAX_DIMS + 32];
+    PyObject *item[TG_MAX_DIMS + 32];
+    int n = 0, n_none = 0;
     for (int i = 0; i < sp.n; i++) {
-        PyObject *o = sp.item[i];
-        switch (sp.kind[i]) {
-        case IX_NONE:
-            none_after_out[n_none] = out_dim;
-            none_before_arr[n_none++] = n_arr;
-            break;
-        case IX_ELLIPSIS: {
-            int k = x->ndim - consumed;
-            dim += k;
-            out_dim += k;
-            break;
-        }
-        case IX_INT: {
-            int64_t v = PyLong_AsLongLong(tgpy_is_tensor(o) ? PyNumber_Long(o) : o);
-            if (v == -1 && PyErr_Occurred()) return NULL;
-            starts[dim] = v;
-            imask |= 1u << dim;
-            dim++;
-            break;
-        }
-        case IX_SLICE: {
-            Py_ssize_t a, b, c;
-            if (PySlice_Unpack(o, &a, &b, &c) < 0) return NULL;
-            starts[dim] = a == PY_SSIZE_T_MIN ? INT64_MIN : a == PY_SSIZE_T_MAX ? INT64_MAX : a;
-            stops[dim] = b == PY_SSIZE_T_MIN ? INT64_MIN : b == PY_SSIZE_T_MAX ? INT64_MAX : b;
-            steps[dim] = c;
-            dim++;
-            out_dim++;
-            break;
-        }
-        case IX_ARRAY:
-            if (basic_only) {
-                PyErr_SetString(PyExc_IndexError,
-                                "index: assignment through integer-array indices is not "
-                                "supported; use basic slices");
-                return NULL;
+        if (sp.kind[i] == IX_ELLIPSIS) {
+            for (int k = 0; k < x->ndim - consumed; k++) {
+                kind[n] = IX_SLICE;
+                item[n++] = NULL; /* a full slice */
             }
-            arr_item[n_arr] = i;
-            arr_dim[n_arr++] = out_dim;
-            dim++;
-            out_dim++;
-            break;
+            continue;
         }
+        if (sp.kind[i] == IX_NONE) n_none++;
+        kind[n] = sp.kind[i];
+        item[n++] = sp.item[i];
+    }
+    if (!n_ell)
+        for (int k = 0; k < x->ndim - consumed; k++) {
+            kind[n] = IX_SLICE;
+            item[n++] = NULL;
+        }
+    if (n > TG_MAX_DIMS) {
+        PyErr_Format(PyExc_IndexError, "index: the result would have more than %d dimensions (%d new axes)",
+                     TG_MAX_DIMS, n_none);
+        return NULL;
     }
     bool prev = tg_set_grad_enabled(tg_grad_enabled() && !basic_only);
-    tg_tensor *r = tg_slice(x, starts, stops, steps, imask);
-    tg_set_grad_enabled(prev);
-    if (!r) return (tg_tensor *)tgpy_raise();
-    /* integer arrays */
-    int arr_at = -1, arr_nd = 0;
-    if (n_arr > 0) {
-        for (int k = 1; k < n_arr; k++)
-            if (arr_item[k] != arr_item[k - 1] + 1) {
-                tg_tensor_release(r);
-                PyErr_SetString(PyExc_IndexError,
-                                "index: integer-array indices must be next to each other (as in "
-                                "x[rows, cols]); index one axis at a time or use tg.gather");
-                return NULL;
-            }
-        tg_tensor *idx[TG_MAX_DIMS];
-        for (int k = 0; k < n_arr; k++) {
-            idx[k] = index_array(sp.item[arr_item[k]]);
-            if (!idx[k]) {
-                for (int j = 0; j < k; j++) tg_tensor_release(idx[j]);
-                tg_tensor_release(r);
-                return NULL;
-            }
-        }
-        int a0 = arr_dim[0];
-        tg_tensor *lin = NULL;
-        if (n_arr == 1) {
-            lin = idx[0];
-        } else {
-            /* linear index over the merged dims: broadcast, bound-check, combine */
-            bool pg = tg_set_grad_enabled(false);
-            lin = NULL;
-            for (int k = 0; k < n_arr && !PyErr_Occurred(); k++) {
-                int64_t n = r->shape[a0 + k];
-                for (int64_t q = 0; q < idx[k]->numel; q++) {
-                    int64_t v = (int64_t)tg_tensor_get_flat(idx[k], q);
-                    if (v < -n || v >= n) {
-                        PyErr_Format(PyExc_IndexError,
-                                     "index: index %lld is out of bounds for axis %d with size %lld",
-                                     (long long)v, a0 + k, (long long)n);
-                        break;
-                    }
-                }
-                if (PyErr_Occurred()) break;
-                /* wrap negatives: v + n * (v < 0) */
-                tg_tensor *z = tg_tensor_scalar(0, TG_INT64);
-                tg_tensor *neg = z ? tg_lt(idx[k], z) : NULL;
-                tg_tensor *nn = neg ? tg_mul_scalar(neg, (double)n) : NULL;
-                tg_tensor *w = nn ? tg_add(idx[k], nn) : NULL;
-                tg_tensor_release(z);
-                tg_tensor_release(neg);
-                tg_tensor_release(nn);
-                if (!w) break;
-                if (!lin) {
-                    lin = w;
-                } else {
-                    tg_tensor *m = tg_mul_scalar(lin, (double)n);
-                    tg_tensor_release(lin);
-                    lin = m ? tg_add(m, w) : NULL;
-                    tg_tensor_release(m);
-                    tg_tensor_release(w);
-                    if (!lin) break;
+    tg_tensor *r;
+    /* 2. new axes: one reshape view */
+    if (n_none) {
+        int64_t shape[TG_MAX_DIMS];
+        for (int i = 0, d = 0; i < n; i++) shape[i] = kind[i] == IX_NONE ? 1 : x->shape[d++];
+        r = tg_reshape(x, n, shape);
+    } else {
+        tg_tensor_retain(x);
+        r = x;
+    }
+    /* 3. integers and slices */
+    int64_t starts[TG_MAX_DIMS], stops[TG_MAX_DIMS], steps[TG_MAX_DIMS];
+    uint32_t imask = 0;
+    int arr_item[TG_MAX_DIMS], arr_dim[TG_MAX_DIMS], arr_xdim[TG_MAX_DIMS], na = 0, rdim = 0, nones = 0;
+    for (int i = 0; r && i < n; i++) {
+        starts[i] = 0;
+        stops[i] = INT64_MAX;
+        steps[i] = 1;
+        PyObject *o = item[i];
+        if (kind[i] == IX_INT) {
+            int64_t v;
+            if (tgpy_is_tensor(o)) {
+                v = *(const int64_t *)tg_tensor_data(TENSOR(o));
+            } else {
+                v = PyLong_AsLongLong(o);
+                if (v == -1 && PyErr_Occurred()) {
+                    tg_tensor_release(r);
+                    r = NULL;
+                    break;
                 }
             }
-            tg_set_grad_enabled(pg);
-            for (int k = 0; k < n_arr; k++) tg_tensor_release(idx[k]);
-            if (!lin) {
+            starts[i] = v;
+            imask |= 1u << i;
+        } else if (kind[i] == IX_SLICE && o) {
+            Py_ssize_t a, b, c;
+            if (PySlice_Unpack(o, &a, &b, &c) < 0) {
                 tg_tensor_release(r);
-                if (!PyErr_Occurred()) tgpy_raise();
-                return NULL;
+                r = NULL;
+                break;
             }
-            /* merge dims a0 .. a0+n_arr-1 of r */
-            int64_t sh[TG_MAX_DIMS];
-            int nd = 0;
-            for (int d = 0; d < r->ndim; d++) {
-                if (d > a0 && d < a0 + n_arr) sh[nd - 1] *= r->shape[d];
-                else sh[nd++] = r->shape[d];
-            }
-            tg_tensor *m = tg_reshape(r, nd, sh);
-            tg_tensor_release(r);
-            if (!m) {
-                tg_tensor_release(lin);
-                return (tg_tensor *)tgpy_raise();
-            }
-            r = m;
+            starts[i] = a == PY_SSIZE_T_MIN ? INT64_MIN : a == PY_SSIZE_T_MAX ? INT64_MAX : a;
+            stops[i] = b == PY_SSIZE_T_MIN ? INT64_MIN : b == PY_SSIZE_T_MAX ? INT64_MAX : b;
+            steps[i] = c;
         }
-        tg_tensor *s = tg_index_select(r, a0, lin);
-        arr_nd = lin->ndim;
-        tg_tensor_release(lin);
+        if (kind[i] == IX_NONE) nones++;
+        if (kind[i] == IX_ARRAY) {
+            arr_item[na] = i;
+            arr_xdim[na] = i - nones; /* the dim of x, for messages */
+            arr_dim[na++] = rdim;
+        }
+        if (kind[i] != IX_INT) rdim++;
+    }
+    if (r) {
+        tg_tensor *s = tg_slice(r, starts, stops, steps, imask);
         tg_tensor_release(r);
-        if (!s) return (tg_tensor *)tgpy_raise();
         r = s;
-        arr_at = a0;
     }
-    /* None: insert new axes, left to right */
-    int inserted = 0;
-    for (int k = 0; k < n_none; k++) {
-        int pos = none_after_out[k] + inserted;
-        if (arr_at >= 0 && none_before_arr[k] > 0) pos += arr_nd - (n_arr > 0 ? n_arr : 0);
-        tg_tensor *u = tg_unsqueeze(r, pos);
+    tg_set_grad_enabled(prev);
+    if (!r) {
+        if (!PyErr_Occurred()) tgpy_raise();
+        return NULL;
+    }
+    if (!na) return r;
+
+    /* 4. integer arrays: bring their dims together at a0 (NumPy: in place when
+     * the integers and arrays are next to each other in the key as written, a
+     * None, slice or Ellipsis between them sends the dims first) */
+    bool together = last_adv - first_adv + 1 == n_adv;
+    int a0 = together ? arr_dim[0] : 0;
+    bool moved = false;
+    for (int k = 0; k < na; k++) moved |= arr_dim[k] != a0 + k;
+    if (moved) {
+        int64_t perm[TG_MAX_DIMS];
+        int q = 0;
+        bool is_arr[TG_MAX_DIMS] = {false};
+        for (int k = 0; k < na; k++) is_arr[arr_dim[k]] = true;
+        for (int d = 0; d < r->ndim && q < a0; d++)
+            if (!is_arr[d]) perm[q++] = d;
+        for (int k = 0; k < na; k++) perm[q++] = arr_dim[k];
+        for (int d = 0; d < r->ndim; d++) {
+            bool used = is_arr[d];
+            for (int j = 0; j < a0 && !used; j++) used = perm[j] == d;
+            if (!used) perm[q++] = d;
+        }
+        tg_tensor *p = tg_permute(r, perm);
         tg_tensor_release(r);
-        if (!u) return (tg_tensor *)tgpy_raise();
-        r = u;
-        inserted++;
+        if (!p) return (tg_tensor *)tgpy_raise();
+        r = p;
     }
-    return r;
+    tg_tensor *idx[TG_MAX_DIMS];
+    for (int k = 0; k < na; k++) {
+        idx[k] = index_array(item[arr_item[k]]);
+        if (!idx[k]) {
+            for (int j = 0; j < k; j++) tg_tensor_release(idx[j]);
+            tg_tensor_release(r);
+            return NULL;
+        }
+    }
+    tg_tensor *lin = NULL;
+    if (na == 1) {
+        lin = idx[0];
+    } else {
+        /* linear index over the merged dims: bound-check, wrap, combine (broadcasting) */
+        bool pg = tg_set_grad_enabled(false);
+        for (int k = 0; k < na && !PyErr_Occurred(); k++) {
+            int64_t len = r->shape[a0 + k];
+            for (int64_t q = 0; q < idx[k]->numel; q++) {
+                int64_t v = (int64_t)tg_tensor_get_flat(idx[k], q);
+                if (v < -len || v >= len) {
+                    PyErr_Format(PyExc_IndexError,
+                                 "index: index %lld is out of bounds for axis %d with size %lld",
+                                 (long long)v, arr_xdim[k], (long long)len);
+                    break;
+                }
+            }
+            if (PyErr_Occurred()) break;
+            /* wrap negatives: v + len * (v < 0) */
+            tg_tensor *z = tg_tensor_scalar(0, TG_INT64);
+            tg_tensor *neg = z ? tg_lt(idx[k], z) : NULL;
+            tg_tensor *nn = neg ? tg_mul_scalar(neg, (double)len) : NULL;
+            tg_tensor *w = nn ? tg_add(idx[k], nn) : NULL;
+            tg_tensor_release(z);
+            tg_tensor_release(neg);
+            tg_tensor_release(nn);
+            if (!w) break;
+            if (!lin) {
+                lin = w;
+            } else {
+                tg_tensor *m = tg_mul_scalar(lin, (double)len);
+                tg_tensor_release(lin);
+                lin = m ? tg_add(m, w) : NULL;
+                tg_tensor_release(m);
+                tg_tensor_release(w);
+                if (!lin) break;
+            }
+        }
+        tg_set_grad_enabled(pg);
+        for (int k = 0; k < na; k++) tg_tensor_release(idx[k]);
+        if (lin && PyErr_Occurred()) { /* an index out of bounds after the first array */
+            tg_tensor_release(lin);
+            lin = NULL;
+        }
+        if (!lin) {
+            tg_tensor_release(r);
+            if (!PyErr_Occurred()) tgpy_raise();
+            return NULL;
+        }
+        /* merge dims a0 .. a0+na-1 of r (a copy if r is not laid out for it) */
+        int64_t sh[TG_MAX_DIMS];
+        int nd = 0;
+        for (int d = 0; d < r->ndim; d++) {
+            if (d > a0 && d < a0 + na) sh[nd - 1] *= r->shape[d];
+            else sh[nd++] = r->shape[d];
+        }
+        tg_tensor *m = tg_reshape(r, nd, sh);
+        tg_tensor_release(r);
+        if (!m) {
+            tg_tensor_release(lin);
+            return (tg_tensor *)tgpy_raise();
+        }
+        r = m;
+    }
+    tg_tensor *s = tg_index_select(r, a0, lin);
+    tg_tensor_release(lin);
+    tg_tensor_release(r);
+    if (!s) return (tg_tensor *)tgpy_raise();
+    return s;
 }
 
 static PyObject *tensor_getitem(PyObject *self, PyObject *key) {
     tg_tensor *r = apply_index(TENSOR(self), key, false);
     if (!r) return NULL;
     return W(r);
+}
+
+/* x[rows, cols] = value: integer-array assignment is done by NumPy on a view
+ * of the tensor's memory (its rules: broadcasting, the last write wins for
+ * repeated indices), with the arrays checked as for x[...] and the storage
+ * version bumped so that a saved tensor changed this way is detected. */
+static int setitem_advanced(PyObject *self, index_spec *sp, PyObject *value) {
+    tg_tensor *x = TENSOR(self);
+    if (x->storage->readonly) {
+        PyErr_SetString(PyExc_RuntimeError, "setitem: the tensor's memory is read-only");
+        return -1;
+    }
+    PyObject *key = PyTuple_New(sp->n), *arr = NULL, *val = NULL;
+    int rc = -1;
+    if (!key) return -1;
+    for (int i = 0; i < sp->n; i++) {
+        PyObject *o = sp->item[i];
+        if (sp->kind[i] == IX_ARRAY) {
+            tg_tensor *idx = index_array(o); /* int64 only, as for getitem */
+            PyObject *io = idx ? W(idx) : NULL;
+            if (!io) goto done;
+            o = tgpy_to_numpy(TENSOR(io), io); /* the array keeps io alive */
+            Py_DECREF(io);
+            if (!o) goto done;
+        } else if (sp->kind[i] == IX_INT && tgpy_is_tensor(o)) {
+            o = PyLong_FromLongLong(*(const int64_t *)tg_tensor_data(TENSOR(o)));
+            if (!o) goto done;
+        } else {
+            Py_INCREF(o);
+        }
+        PyTuple_SET_ITEM(key, i, o);
+    }
+    arr = tgpy_to_numpy(x, self);
+    if (!arr) goto done;
+    /* a private temporary, not an alias: writeable even while the memory is
+     * saved for backward (safe aliasing); the version bump below records it */
+    PyArray_ENABLEFLAGS((PyArrayObject *)arr, NPY_ARRAY_WRITEABLE);
+    if (tgpy_is_tensor(value)) {
+        val = tgpy_to_numpy(TENSOR(value), value);
+        if (!val) goto done;
+    } else {
+        Py_INCREF(value);
+        val = value;
+    }
+    if (PyObject_SetItem(arr, key, val) < 0) {
+        /* NumPy's message, with the op's name in front */
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        PyObject *s = v ? PyObject_Str(v) : NULL;
+        if (s && t && PyUnicode_AsUTF8(s)) {
+            PyErr_Format(PyExc_IndexError == t ? PyExc_IndexError : PyExc_ValueError, "setitem: %s",
+                         PyUnicode_AsUTF8(s));
+            Py_XDECREF(t);
+            Py_XDECREF(v);
+            Py_XDECREF(tb);
+        } else {
+            PyErr_Clear();
+            PyErr_Restore(t, v, tb);
+        }
+        Py_XDECREF(s);
+        goto done;
+    }
+    x->storage->version++; /* an in-place write, like tg_tensor_copy_ */
+    rc = 0;
+done:
+    Py_XDECREF(key);
+    Py_XDECREF(arr);
+    Py_XDECREF(val);
+    return rc;
 }
 
 static int tensor_setitem(PyObject *self, PyObject *key, PyObject *value) {
@@ -605,6 +738,11 @@ static int tensor_setitem(PyObject *self, PyObject *key, PyObject *value) {
                         "tape; do it inside `with tg.no_grad():` (e.g. to initialise weights)");
         return -1;
     }
+    index_spec sp;
+    if (classify(key, &sp)) return -1;
+    bool has_array = false;
+    for (int i = 0; i < sp.n; i++) has_array |= sp.kind[i] == IX_ARRAY;
+    if (has_array) return setitem_advanced(self, &sp, value);
     tg_tensor *v = apply_index(x, key, true);
     if (!v) return -1;
     tg_tensor *src = tgpy_as_tensor(value, x);
@@ -636,13 +774,24 @@ static Py_ssize_t tensor_len(PyObject *self) {
 /* Buffer protocol                                                        */
 /* ===================================================================== */
 
+/* Safe aliasing (see convert.c): while a tape entry keeps the memory for
+ * backward, buffers are exported read-only (a writable one is refused);
+ * otherwise a writable export is counted until released (mem[2 * TG_MAX_DIMS]
+ * says so), and an entry saving the tensor meanwhile keeps a copy. */
 static int tensor_getbuffer(PyObject *self, Py_buffer *view, int flags) {
     tg_tensor *t = TENSOR(self);
     if ((flags & PyBUF_WRITABLE) && t->storage->readonly) {
         PyErr_SetString(PyExc_BufferError, "the tensor's memory is read-only");
         return -1;
     }
-    Py_ssize_t *mem = PyMem_Malloc(2 * TG_MAX_DIMS * sizeof(Py_ssize_t));
+    bool saved = t->storage->saved_count > 0;
+    if ((flags & PyBUF_WRITABLE) && saved) {
+        PyErr_SetString(PyExc_BufferError,
+                        "the tensor's memory is read-only while a tape entry keeps it for "
+                        "backward (safe aliasing): call backward() first, or use a copy");
+        return -1;
+    }
+    Py_ssize_t *mem = PyMem_Malloc((2 * TG_MAX_DIMS + 1) * sizeof(Py_ssize_t));
     if (!mem) {
         PyErr_NoMemory();
         return -1;
@@ -657,11 +806,17 @@ static int tensor_getbuffer(PyObject *self, Py_buffer *view, int flags) {
         PyErr_SetString(PyExc_BufferError, "the tensor is not contiguous; ask for a strided buffer");
         return -1;
     }
+    int readonly = t->storage->readonly || saved;
+    mem[2 * TG_MAX_DIMS] = !readonly;
+    if (!readonly && tgpy_buffer_export(t->storage) < 0) {
+        PyMem_Free(mem);
+        return -1;
+    }
     view->buf = tg_tensor_data(t);
     view->obj = self;
     Py_INCREF(self);
     view->len = (Py_ssize_t)t->numel * isz;
-    view->readonly = t->storage->readonly;
+    view->readonly = readonly;
     view->itemsize = isz;
     view->format = (flags & PyBUF_FORMAT) ? (t->dtype == TG_FLOAT32 ? "f" : t->dtype == TG_FLOAT64 ? "d" : "q") : NULL;
     view->ndim = t->ndim;
@@ -672,7 +827,11 @@ static int tensor_getbuffer(PyObject *self, Py_buffer *view, int flags) {
     return 0;
 }
 
-static void tensor_releasebuffer(PyObject *self, Py_buffer *view) { PyMem_Free(view->internal); }
+static void tensor_releasebuffer(PyObject *self, Py_buffer *view) {
+    Py_ssize_t *mem = view->internal;
+    if (mem[2 * TG_MAX_DIMS]) tgpy_buffer_release(TENSOR(self)->storage);
+    PyMem_Free(mem);
+}
 
 /* ===================================================================== */
 /* Methods                                                                */
@@ -683,6 +842,34 @@ static void tensor_releasebuffer(PyObject *self, Py_buffer *view) { PyMem_Free(v
     static const char *const names_[] = {__VA_ARGS__};                                \
     PyObject *a[n];                                                                   \
     if (tgpy_args(fname, args, nargs, kw, names_, n, npos, a)) return NULL;
+
+/* Re-raise the pending exception (a bad argument) with the op's name in
+ * front, so that every error names the op: "softmax: 'str' object cannot be
+ * interpreted as an integer".  Returns NULL. */
+static PyObject *named(const char *fname) {
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    PyObject *s = v ? PyObject_Str(v) : NULL;
+    const char *m = s ? PyUnicode_AsUTF8(s) : NULL;
+    if (!m || !t) {
+        PyErr_Clear();
+        PyErr_Restore(t, v, tb);
+        Py_XDECREF(s);
+        return NULL;
+    }
+    size_t n = strlen(fname);
+    if (!strncmp(m, fname, n) && m[n] == ':') {
+        PyErr_Restore(t, v, tb);
+    } else {
+        PyErr_Format(t, "%s: %s", fname, m);
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+    }
+    Py_DECREF(s);
+    return NULL;
+}
 
 #define UNARY_METHOD(name)                                                            \
     METHOD(name) {                                                                    \
@@ -710,7 +897,7 @@ UNARY_METHOD(contiguous)
 METHOD(leaky_relu) {
     ARGS("leaky_relu", 1, 1, "negative_slope")
     double s = a[0] ? PyFloat_AsDouble(a[0]) : 0.01;
-    if (s == -1.0 && PyErr_Occurred()) return NULL;
+    if (s == -1.0 && PyErr_Occurred()) return named("leaky_relu");
     return W(tg_leaky_relu(TENSOR(self), s));
 }
 
@@ -726,7 +913,7 @@ static int opt_double(PyObject *o, double deflt, double *out) {
 METHOD(clip) {
     ARGS("clip", 2, 2, "min", "max")
     double lo, hi;
-    if (opt_double(a[0], -INFINITY, &lo) || opt_double(a[1], INFINITY, &hi)) return NULL;
+    if (opt_double(a[0], -INFINITY, &lo) || opt_double(a[1], INFINITY, &hi)) return named("clip");
     return W(tg_clip(TENSOR(self), lo, hi));
 }
 
@@ -774,13 +961,29 @@ static PyObject *reduction(PyObject *self, const char *fname, redfn f, PyObject 
     if (keep < 0) return NULL;
     int64_t axes[TG_MAX_DIMS];
     int na;
-    if (tgpy_axes(ax, axes, &na)) return NULL;
+    if (tgpy_axes(ax, axes, &na)) return named(fname);
     return W(f(TENSOR(self), na < 0 ? NULL : axes, na < 0 ? 0 : na, keep));
 }
 #define REDUCTION_METHOD(name) \
     METHOD(name) { return reduction(self, #name, tg_##name, args, nargs, kw); }
 REDUCTION_METHOD(sum)
-REDUCTION_METHOD(mean)
+/* NumPy's rule: the mean, variance and standard deviation of integers are
+ * float64 ((pred == labels).mean() is an accuracy).  Ints never require grad,
+ * so the conversion is not recorded. */
+static tg_tensor *float_of(tg_tensor *x) {
+    if (x->dtype != TG_INT64) {
+        tg_tensor_retain(x);
+        return x;
+    }
+    return tg_cast(x, TG_FLOAT64);
+}
+static tg_tensor *mean_any(tg_tensor *x, const int64_t *axes, int naxes, bool keep) {
+    tg_tensor *f = float_of(x);
+    tg_tensor *r = f ? tg_mean(f, axes, naxes, keep) : NULL;
+    tg_tensor_release(f);
+    return r;
+}
+METHOD(mean) { return reduction(self, "mean", mean_any, args, nargs, kw); }
 REDUCTION_METHOD(max)
 REDUCTION_METHOD(min)
 REDUCTION_METHOD(logsumexp)
@@ -789,23 +992,36 @@ METHOD(var) {
     ARGS("var", 3, 2, "axis", "keepdims", "ddof")
     int keep = tgpy_bool(a[1], 0);
     long long ddof = a[2] ? PyLong_AsLongLong(a[2]) : 0;
-    if (keep < 0 || (ddof == -1 && PyErr_Occurred())) return NULL;
+    if (keep < 0 || (ddof == -1 && PyErr_Occurred())) return named("var");
     int64_t axes[TG_MAX_DIMS];
     int na;
-    if (tgpy_axes(a[0], axes, &na)) return NULL;
-    return W(tg_var(TENSOR(self), na < 0 ? NULL : axes, na < 0 ? 0 : na, keep, ddof));
+    if (tgpy_axes(a[0], axes, &na)) return named("var");
+    tg_tensor *f = float_of(TENSOR(self));
+    tg_tensor *r = f ? tg_var(f, na < 0 ? NULL : axes, na < 0 ? 0 : na, keep, ddof) : NULL;
+    tg_tensor_release(f);
+    return W(r);
 }
 
 METHOD(std) {
     ARGS("std", 3, 2, "axis", "keepdims", "ddof")
     int keep = tgpy_bool(a[1], 0);
     long long ddof = a[2] ? PyLong_AsLongLong(a[2]) : 0;
-    if (keep < 0 || (ddof == -1 && PyErr_Occurred())) return NULL;
+    if (keep < 0 || (ddof == -1 && PyErr_Occurred())) return named("std");
     int64_t axes[TG_MAX_DIMS];
     int na;
-    if (tgpy_axes(a[0], axes, &na)) return NULL;
-    tg_tensor *v = tg_var(TENSOR(self), na < 0 ? NULL : axes, na < 0 ? 0 : na, keep, ddof);
-    if (!v) return tgpy_raise();
+    if (tgpy_axes(a[0], axes, &na)) return named("std");
+    tg_tensor *f = float_of(TENSOR(self));
+    tg_tensor *v = f ? tg_var(f, na < 0 ? NULL : axes, na < 0 ? 0 : na, keep, ddof) : NULL;
+    tg_tensor_release(f);
+    if (!v) { /* std is sqrt(var): the message names std */
+        const char *m = tg_error_message();
+        if (!strncmp(m, "var: ", 5)) {
+            char buf[512];
+            snprintf(buf, sizeof buf, "std: %s", m + 5);
+            tg_error_set(tg_error_status(), "%s", buf);
+        }
+        return tgpy_raise();
+    }
     tg_tensor *r = tg_sqrt(v);
     tg_tensor_release(v);
     return W(r);
@@ -822,7 +1038,7 @@ static PyObject *arg_ext(PyObject *self, const char *fname, tg_tensor *(*f)(tg_t
     int64_t axis = TG_AXIS_NONE;
     if (ax && ax != Py_None) {
         axis = PyLong_AsLongLong(ax);
-        if (axis == -1 && PyErr_Occurred()) return NULL;
+        if (axis == -1 && PyErr_Occurred()) return named(fname);
     }
     return W(f(TENSOR(self), axis, keep));
 }
@@ -900,8 +1116,9 @@ METHOD(swapaxes) {
         PyErr_SetString(PyExc_TypeError, "swapaxes() needs two axes");
         return NULL;
     }
-    long long x = PyLong_AsLongLong(a[0]), y = PyLong_AsLongLong(a[1]);
-    if (PyErr_Occurred()) return NULL;
+    long long x = PyLong_AsLongLong(a[0]);
+    long long y = PyErr_Occurred() ? 0 : PyLong_AsLongLong(a[1]);
+    if (PyErr_Occurred()) return named("swapaxes");
     return W(tg_transpose(TENSOR(self), x, y));
 }
 
@@ -909,7 +1126,7 @@ METHOD(squeeze) {
     ARGS("squeeze", 2, 1, "axis", "dim")
     int64_t axes[TG_MAX_DIMS];
     int na;
-    if (tgpy_axes(a[0] ? a[0] : a[1], axes, &na)) return NULL;
+    if (tgpy_axes(a[0] ? a[0] : a[1], axes, &na)) return named("squeeze");
     return W(tg_squeeze(TENSOR(self), na < 0 ? NULL : axes, na < 0 ? 0 : na));
 }
 
@@ -921,14 +1138,15 @@ METHOD(unsqueeze) {
         return NULL;
     }
     long long ax = PyLong_AsLongLong(o);
-    if (ax == -1 && PyErr_Occurred()) return NULL;
+    if (ax == -1 && PyErr_Occurred()) return named("unsqueeze");
     return W(tg_unsqueeze(TENSOR(self), ax));
 }
 
 METHOD(flatten) {
     ARGS("flatten", 2, 2, "start_axis", "end_axis")
-    long long s = a[0] ? PyLong_AsLongLong(a[0]) : 0, e = a[1] ? PyLong_AsLongLong(a[1]) : -1;
-    if (PyErr_Occurred()) return NULL;
+    long long s = a[0] ? PyLong_AsLongLong(a[0]) : 0;
+    long long e = (a[1] && !PyErr_Occurred()) ? PyLong_AsLongLong(a[1]) : -1;
+    if (PyErr_Occurred()) return named("flatten");
     return W(tg_flatten(TENSOR(self), s, e));
 }
 
@@ -951,14 +1169,14 @@ METHOD(softmax) {
     ARGS("softmax", 2, 1, "axis", "dim")
     PyObject *o = a[0] ? a[0] : a[1];
     long long ax = o ? PyLong_AsLongLong(o) : -1;
-    if (ax == -1 && PyErr_Occurred()) return NULL;
+    if (ax == -1 && PyErr_Occurred()) return named("softmax");
     return W(tg_softmax(TENSOR(self), ax));
 }
 METHOD(log_softmax) {
     ARGS("log_softmax", 2, 1, "axis", "dim")
     PyObject *o = a[0] ? a[0] : a[1];
     long long ax = o ? PyLong_AsLongLong(o) : -1;
-    if (ax == -1 && PyErr_Occurred()) return NULL;
+    if (ax == -1 && PyErr_Occurred()) return named("log_softmax");
     return W(tg_log_softmax(TENSOR(self), ax));
 }
 
@@ -973,7 +1191,7 @@ static PyObject *index_op(PyObject *self, const char *fname,
         return NULL;
     }
     long long ax = PyLong_AsLongLong(a[0]);
-    if (ax == -1 && PyErr_Occurred()) return NULL;
+    if (ax == -1 && PyErr_Occurred()) return named(fname);
     tg_tensor *idx = index_array(a[1]);
     if (!idx) return NULL;
     tg_tensor *r = f(TENSOR(self), ax, idx);
@@ -998,7 +1216,14 @@ METHOD(numpy) {
 }
 
 METHOD(__array__) {
+    /* NumPy 2's protocol: copy=True always copies, copy=None copies only if
+     * needed (a dtype conversion), copy=False never copies (ValueError). */
     ARGS("__array__", 2, 1, "dtype", "copy")
+    int copy = -1; /* None */
+    if (a[1] && a[1] != Py_None) {
+        copy = PyObject_IsTrue(a[1]);
+        if (copy < 0) return NULL;
+    }
     PyObject *v = tgpy_to_numpy(TENSOR(self), self);
     if (!v) return NULL;
     if (a[0] && a[0] != Py_None) {
@@ -1007,11 +1232,22 @@ METHOD(__array__) {
             Py_DECREF(v);
             return NULL;
         }
-        PyObject *c = PyArray_CastToType((PyArrayObject *)v, d, 0);
-        Py_DECREF(v);
-        return c;
+        if (!PyArray_EquivTypes(d, PyArray_DESCR((PyArrayObject *)v))) {
+            if (copy == 0) {
+                Py_DECREF(d);
+                Py_DECREF(v);
+                PyErr_SetString(PyExc_ValueError,
+                                "__array__: a copy is needed to convert the tensor to the requested "
+                                "dtype, but copy=False was given");
+                return NULL;
+            }
+            PyObject *c = PyArray_CastToType((PyArrayObject *)v, d, 0); /* steals d */
+            Py_DECREF(v);
+            return c;
+        }
+        Py_DECREF(d);
     }
-    if (a[1] && a[1] != Py_None && PyObject_IsTrue(a[1])) {
+    if (copy == 1) {
         PyObject *c = PyArray_NewCopy((PyArrayObject *)v, NPY_CORDER);
         Py_DECREF(v);
         return c;
@@ -1022,7 +1258,8 @@ METHOD(__array__) {
 METHOD(item) {
     double v;
     if (tg_tensor_item(TENSOR(self), &v)) return tgpy_raise();
-    if (TENSOR(self)->dtype == TG_INT64) return PyLong_FromLongLong((long long)v);
+    if (TENSOR(self)->dtype == TG_INT64) /* exact, not through the double */
+        return PyLong_FromLongLong(*(const int64_t *)tg_tensor_data(TENSOR(self)));
     return PyFloat_FromDouble(v);
 }
 
@@ -1096,18 +1333,6 @@ METHOD(copy_) {
     return self;
 }
 
-METHOD(size) {
-    ARGS("size", 1, 1, "axis")
-    tg_tensor *t = TENSOR(self);
-    if (!a[0] || a[0] == Py_None) return shape_tuple(t->ndim, t->shape);
-    long long ax = PyLong_AsLongLong(a[0]);
-    if (ax == -1 && PyErr_Occurred()) return NULL;
-    if (ax < -t->ndim || ax >= t->ndim) {
-        PyErr_Format(PyExc_IndexError, "size: axis %lld is out of range for %d dimensions", ax, t->ndim);
-        return NULL;
-    }
-    return PyLong_FromLongLong(t->shape[ax < 0 ? ax + t->ndim : ax]);
-}
 METHOD(dim) { return PyLong_FromLong(TENSOR(self)->ndim); }
 METHOD(numel) { return PyLong_FromLongLong(TENSOR(self)->numel); }
 
@@ -1186,7 +1411,6 @@ static PyMethodDef tensor_methods[] = {
     M(fill_, "fill_(value)\n\nSet every element (in place, not recorded)."),
     M(zero_, "zero_()\n\nSet every element to 0 (in place, not recorded)."),
     M(copy_, "copy_(src)\n\nCopy src (broadcast) into this tensor (in place, not recorded)."),
-    M(size, "size(axis=None)\n\nThe shape, or the size of one axis."),
     M(dim, "dim()\n\nNumber of dimensions."), M(numel, "numel()\n\nNumber of elements."),
     {NULL}};
 #undef M

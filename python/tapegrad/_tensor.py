@@ -118,3 +118,52 @@ Tensor.register_hook = _register_hook
 Tensor.tape = _tape
 Tensor.backward_steps = _backward_steps
 Tensor.__array_priority__ = 1000  # ndarray (op) tensor defers to Tensor's reflected operators
+
+
+# ---- copy and pickle ---------------------------------------------------------
+
+def _rebuild_tensor(cls, values, requires_grad, name, grad, state):
+    t = Tensor.__new__(cls, values, requires_grad=requires_grad)
+    if name is not None:
+        t.name = name
+    if grad is not None:
+        t.grad = grad
+    if state:
+        t.__dict__.update(state)
+    return t
+
+
+def _reduce_ex(self, protocol):
+    """Pickle the values (a copy), and for a leaf its requires_grad, name and
+    grad; the graph is not saved (a non-leaf comes back as a plain leaf)."""
+    leaf = self.grad_fn is None
+    grad = self.grad.numpy(force=True) if (leaf and self.grad is not None) else None
+    state = getattr(self, "__dict__", None) or None
+    return (_rebuild_tensor, (type(self), self.numpy(force=True), leaf and self.requires_grad,
+                              self.name, grad, state))
+
+
+def _deepcopy(self, memo):
+    """A copy with its own memory; like PyTorch, only leaves can be deep-copied
+    (a copy of a graph's inner tensor would silently lose its history)."""
+    import copy
+    if self.grad_fn is not None:
+        raise RuntimeError("deepcopy: only tensors created by the user (graph leaves) support the "
+                           "deepcopy protocol; this one is the output of "
+                           f"'{self.grad_fn.op}'. Use t.detach() first")
+    if id(self) in memo:
+        return memo[id(self)]
+    t = Tensor.__new__(type(self), self.numpy(force=True), requires_grad=self.requires_grad)
+    memo[id(self)] = t
+    if self.name is not None:
+        t.name = self.name
+    if self.grad is not None:
+        t.grad = copy.deepcopy(self.grad, memo)
+    state = getattr(self, "__dict__", None)
+    if state:
+        t.__dict__.update(copy.deepcopy(state, memo))
+    return t
+
+
+Tensor.__reduce_ex__ = _reduce_ex
+Tensor.__deepcopy__ = _deepcopy

@@ -74,9 +74,13 @@ def gradcheck(fn: Callable, inputs: Sequence[Tensor] | Tensor, eps: float = 1e-6
         grads = _C.grad([outs[k] for k in live], [inputs[i] for i in diff], [vs[k] for k in live])
     else:
         grads = [_C.zeros_like(inputs[i]) for i in diff]
+    anas = [g.numpy().astype(np.float64) for g in grads]
+    # the outputs' graph keeps the inputs saved for backward, which makes their
+    # NumPy views read-only (safe aliasing): drop it before perturbing in place
+    del outs, grads
     for k, i in enumerate(diff):
         x = inputs[i]
-        ana = grads[k].numpy().astype(np.float64)
+        ana = anas[k]
         num = np.zeros(x.shape)
         view = x.numpy()  # shares memory: perturb in place
         for idx in np.ndindex(*x.shape):
@@ -116,6 +120,7 @@ def gradgradcheck(fn: Callable, inputs: Sequence[Tensor] | Tensor, eps: float = 
     diff = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     outs = _as_tuple(fn(*inputs))
     vs = _projection(outs, seed + 1)
+    del outs  # its graph would keep the inputs read-only (see gradcheck)
 
     def first_grad(*xs):
         o = _as_tuple(fn(*xs))
