@@ -32,6 +32,25 @@ def write(name, cells):
     return path
 
 
+def collapse_carriage_returns(nb):
+    """Keep what a terminal shows of progress bars: for each line of a
+    stream output, the text after its last carriage return."""
+    for c in nb.cells:
+        merged = []
+        for o in c.get("outputs", []):  # consecutive chunks of one stream belong together
+            if (merged and o.get("output_type") == "stream" and merged[-1].get("output_type") == "stream"
+                    and merged[-1].get("name") == o.get("name")):
+                merged[-1]["text"] += o["text"]
+            else:
+                merged.append(o)
+        for o in merged:
+            if o.get("output_type") == "stream" and "\r" in o.get("text", ""):
+                o["text"] = "\n".join(line.rsplit("\r", 1)[-1] for line in o["text"].split("\n"))
+        if "outputs" in c:
+            c["outputs"] = merged
+    return nb
+
+
 def run(path, timeout=3600, env=None):
     """Execute a notebook in its own directory and save the outputs."""
     nb = nbformat.read(path, as_version=4)
@@ -43,6 +62,7 @@ def run(path, timeout=3600, env=None):
     finally:
         os.environ.clear()
         os.environ.update(old)
+    collapse_carriage_returns(nb)
     nbformat.write(nb, path)
     return nb
 
