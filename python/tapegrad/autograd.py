@@ -223,17 +223,18 @@ class override_vjp:
     """
 
     def __init__(self, op: str, fn: Callable):
-        self.op, self.fn, self._prev, self._on = op, fn, None, False
+        self.op, self.fn = op, fn
+        self._prevs = []  # what each enable() replaced: the same object may be entered twice
 
     def enable(self):
-        self._prev = _C._set_vjp_override(self.op, self.fn)
-        self._on = True
+        self._prevs.append(_C._set_vjp_override(self.op, self.fn))
         return self
 
     def disable(self):
-        if self._on:
-            _C._set_vjp_override(self.op, self._prev)
-            self._on = False
+        """Restore the VJP that the matching ``enable()`` replaced (enable and
+        disable nest: undo them in reverse order)."""
+        if self._prevs:
+            _C._set_vjp_override(self.op, self._prevs.pop())
 
     def __enter__(self):
         return self.enable()

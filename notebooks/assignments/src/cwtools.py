@@ -1,0 +1,129 @@
+"""Helpers to write the assignment notebooks from Python sources, with
+nbgrader's cell metadata, and to execute them.
+
+    python notebooks/assignments/src/make_02.py          # write notebooks/assignments/02_...ipynb
+    python notebooks/assignments/src/cwtools.py run NB   # execute in place (outputs saved)
+    python notebooks/assignments/src/cwtools.py all      # write + execute all, then release
+                                                         # into python/tapegrad/coursework/assignments
+
+Cell kinds (see docs/coursework.md):
+
+- ``md(text)`` / ``code(text)``: plain cells (no nbgrader metadata);
+- ``given(text, gid)``: read-only code (locked);
+- ``answer(text, gid)``: the student's code, solution between
+  ``### BEGIN SOLUTION`` / ``### END SOLUTION``;
+- ``tests(text, gid, points)``: an autograded test cell (locked), hidden
+  part between ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``;
+- ``written(text, gid, points)``: a markdown answer graded by hand.
+"""
+import os
+import sys
+
+import nbformat
+from nbclient import NotebookClient
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NB_DIR = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(NB_DIR))
+SHIPPED = os.path.join(ROOT, "python", "tapegrad", "coursework", "assignments")
+
+
+def _nbg(cell, gid, grade=False, solution=False, locked=False, points=None):
+    m = {"grade": grade, "grade_id": gid, "locked": locked, "schema_version": 3,
+         "solution": solution}
+    if grade:
+        m["points"] = points
+    cell.metadata["nbgrader"] = m
+    return cell
+
+
+def md(text):
+    return nbformat.v4.new_markdown_cell(text.strip("\n"))
+
+
+def code(text):
+    return nbformat.v4.new_code_cell(text.strip("\n"))
+
+
+def given(text, gid):
+    return _nbg(code(text), gid, locked=True)
+
+
+def answer(text, gid):
+    return _nbg(code(text), gid, solution=True)
+
+
+def tests(text, gid, points):
+    return _nbg(code(text), gid, grade=True, locked=True, points=points)
+
+
+def written(text, gid, points):
+    return _nbg(md(text), gid, grade=True, solution=True, points=points)
+
+
+def write(name, cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = cells
+    for i, c in enumerate(cells):  # stable ids: regenerating gives the same file
+        gid = c.metadata.get("nbgrader", {}).get("grade_id")
+        c.id = gid or f"cell-{i}"
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    path = os.path.join(NB_DIR, name)
+    nbformat.write(nb, path)
+    return path
+
+
+def run(path, timeout=3600, env=None):
+    """Execute a notebook in its own directory and save the outputs (the
+    kernel imports this checkout's tapegrad; MNIST from $TAPEGRAD_DATA, else
+    the shared copy if there is one)."""
+    nb = nbformat.read(path, as_version=4)
+    old = dict(os.environ)
+    py = os.path.join(ROOT, "python")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [py, os.environ.get("PYTHONPATH", "")] if p)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    shared = "/work/shared/data/mnist"
+    if "TAPEGRAD_DATA" not in os.environ and os.path.isdir(shared):
+        os.environ["TAPEGRAD_DATA"] = shared
+    os.environ.update(env or {})
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    for c in nb.cells:  # no timings in the committed file
+        c.metadata.pop("execution", None)
+    nbformat.write(nb, path)
+    return nb
+
+
+def release_all():
+    """Release every source assignment into the package (student versions)."""
+    sys.path.insert(0, os.path.join(ROOT, "python"))
+    from tapegrad.coursework import release
+    return release(NB_DIR, SHIPPED)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "run":
+        for p in sys.argv[2:]:
+            run(p)
+            print("executed", p)
+    elif len(sys.argv) == 2 and sys.argv[1] == "all":
+        import runpy
+        for name in sorted(os.listdir(HERE)):
+            if name.startswith("make_") and name.endswith(".py"):
+                runpy.run_path(os.path.join(HERE, name), run_name="__main__")
+        for name in sorted(os.listdir(NB_DIR)):
+            if name.endswith(".ipynb"):
+                run(os.path.join(NB_DIR, name))
+                print("executed", name)
+        for p in release_all():
+            print("released", p)
+    elif len(sys.argv) == 2 and sys.argv[1] == "release":
+        for p in release_all():
+            print("released", p)
+    else:
+        print(__doc__)

@@ -1,0 +1,90 @@
+"""Command line: ``python -m tapegrad.coursework {release,check,grade,export-tests,fetch}``.
+
+Run ``python -m tapegrad.coursework COMMAND --help`` for each command's options.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+
+def _env(pairs):
+    env = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise SystemExit(f"--env expects NAME=VALUE, got {p!r}")
+        k, v = p.split("=", 1)
+        env[k] = v
+    return env
+
+
+def main(argv=None) -> int:
+    from . import assignments_dir, check, export_tests, grade, release
+    from .notebook import NotebookFormatError
+
+    ap = argparse.ArgumentParser(prog="python -m tapegrad.coursework",
+                                 description="Release, check and grade tapegrad assignments "
+                                             "(nbgrader's notebook format).")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("release", help="write student versions (solutions and hidden tests "
+                                       "removed, outputs cleared)")
+    r.add_argument("src", help="instructor notebook, or a directory of them")
+    r.add_argument("dst", help="output notebook (.ipynb) or directory")
+    c = sub.add_parser("check", help="run a notebook's tests and print pass/fail per test")
+    c.add_argument("notebook")
+    c.add_argument("--timeout", type=float, default=600, help="seconds per cell (default 600)")
+    c.add_argument("--env", action="append", metavar="NAME=VALUE",
+                   help="environment variable for the kernel (repeatable)")
+    c.add_argument("--json", action="store_true", help="print the JSON report instead")
+    g = sub.add_parser("grade", help="grade a student's notebook with hidden tests; JSON report")
+    g.add_argument("notebook")
+    g.add_argument("--tests", required=True, help="directory of hidden tests <grade_id>.py")
+    g.add_argument("--out", help="write the JSON report here (default: print it)")
+    g.add_argument("--timeout", type=float, default=600, help="seconds per cell (default 600)")
+    g.add_argument("--env", action="append", metavar="NAME=VALUE",
+                   help="environment variable for the kernel (repeatable)")
+    e = sub.add_parser("export-tests", help="write an instructor notebook's test cells "
+                                            "(with hidden tests) to DIR/<grade_id>.py")
+    e.add_argument("src")
+    e.add_argument("dir")
+    f = sub.add_parser("fetch", help="copy the student versions shipped with tapegrad to DST")
+    f.add_argument("dst")
+    a = ap.parse_args(argv)
+
+    try:
+        if a.cmd == "release":
+            for p in release(a.src, a.dst):
+                print(f"released {p}")
+            return 0
+        if a.cmd == "export-tests":
+            for p in export_tests(a.src, a.dir):
+                print(f"wrote {p}")
+            return 0
+        if a.cmd == "fetch":
+            dst = Path(a.dst)
+            dst.mkdir(parents=True, exist_ok=True)
+            for p in sorted(assignments_dir().glob("*.ipynb")):
+                shutil.copy(p, dst / p.name)
+                print(f"copied {dst / p.name}")
+            return 0
+        if a.cmd == "check":
+            rep = check(a.notebook, timeout=a.timeout, env=_env(a.env))
+            print(rep.to_json() if a.json else rep, end="" if a.json else "\n")
+            return 0 if rep.ok else 1
+        if a.cmd == "grade":
+            rep = grade(a.notebook, a.tests, out=a.out, timeout=a.timeout, env=_env(a.env))
+            if a.out:
+                print(f"{rep.notebook}: {rep.score}/{rep.max_score} points; report in {a.out}")
+            else:
+                print(rep.to_json(), end="")
+            return 0
+    except (NotebookFormatError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,436 @@
+"""Assertions for coursework tests, with feedback a student can act on.
+
+The notebooks' test cells call these; each raises an ``AssertionError``
+(:class:`CheckError`) whose message names what is wrong and where:
+
+- :func:`assert_vjp_correct` checks a student's VJP rule for one op: it
+  records a small graph, calls the rule on every entry of that op, checks
+  the returned gradients' count, type, shape and dtype, gradchecks each
+  entry with the rule installed (``tg.testing.check_entry``), compares with
+  the built-in VJP, and compares the whole graph's gradients with the
+  built-in ones. A failure names the tape entry (op and sequence number),
+  the input, and the worst element with both values.
+- :func:`assert_grads_close` compares named gradients (or parameters)
+  computed by hand with the expected ones and names the first that differs
+  and its worst element.
+
+An exception raised by the student's own code (``NotImplementedError`` from
+an unwritten exercise, a ``TypeError`` from a typo) is not caught: it
+reaches the test cell unchanged, and the checker reports it as it is.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Mapping
+
+import numpy as np
+
+from .. import _C
+from .._C import Tensor, TapeEntry
+from ..autograd import Tape, no_grad, override_vjp
+
+__all__ = ["CheckError", "assert_vjp_correct", "assert_grads_close", "example_graph",
+           "GRAPH_OPS"]
+
+
+class CheckError(AssertionError):
+    """A coursework check failed. ``str(err)`` is the feedback; the
+    attributes (``op``, ``seq``, ``input``, ``index``, ``yours``,
+    ``expected``) are set when they apply, else None."""
+
+    def __init__(self, message: str, op=None, seq=None, input=None, index=None, yours=None,
+                 expected=None):
+        super().__init__(message)
+        self.op, self.seq, self.input, self.index = op, seq, input, index
+        self.yours, self.expected = yours, expected
+
+
+# ---------------------------------------------------------------------------
+# formatting
+# ---------------------------------------------------------------------------
+
+def _shape(shape) -> str:
+    shape = tuple(int(s) for s in shape)
+    return f"({shape[0]},)" if len(shape) == 1 else "(" + ", ".join(map(str, shape)) + ")"
+
+
+def _num(x) -> str:
+    return f"{float(x):.6g}"
+
+
+def _idx(index) -> str:
+    return "()" if index == () else str(tuple(int(i) for i in index))
+
+
+def _label(t: Tensor) -> str:
+    """``b`` for a named tensor, else ``the output of #3 (matmul)`` or ``a constant``."""
+    if t.name:
+        return t.name
+    if t.grad_fn is not None:
+        return f"the output of #{t.grad_fn.seq} ({t.grad_fn.op})"
+    return "a leaf" if t.requires_grad else "a constant"
+
+
+def _where(fname: str, e: TapeEntry, i: int) -> str:
+    x = e.inputs[i]
+    return (f"{fname} on tape entry #{e.seq} ({e.op}), input {i} ({_label(x)}, shape "
+            f"{_shape(x.shape)})")
+
+
+def _array(x, what: str) -> np.ndarray:
+    if isinstance(x, Tensor):
+        return x.detach().numpy().astype(np.float64)
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CheckError(f"{what} is a {type(x).__name__}, expected a tensor, array or number") \
+            from None
+
+
+def _worst(a: np.ndarray, b: np.ndarray, rtol: float, atol: float):
+    """(index, number of bad elements, max |a - b|) of the worst element of a vs b."""
+    diff = np.abs(a - b)
+    bad = ~np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
+    if not bad.any():
+        return None, 0, float(np.nanmax(diff)) if diff.size else 0.0
+    excess = np.where(bad, np.where(np.isfinite(diff), diff, np.inf), -1.0)
+    index = np.unravel_index(int(np.argmax(excess)), a.shape) if a.ndim else ()
+    return tuple(int(i) for i in index), int(bad.sum()), float(np.nanmax(np.where(bad, diff, 0)))
+
+
+# ---------------------------------------------------------------------------
+# assert_grads_close
+# ---------------------------------------------------------------------------
+
+def _as_named(x, names):
+    if isinstance(x, Mapping):
+        return dict(x)
+    if isinstance(x, (list, tuple)):
+        names = names or [f"#{i}" for i in range(len(x))]
+        if len(names) != len(x):
+            raise CheckError(f"expected {len(names)} values, got {len(x)}")
+        return dict(zip(names, x))
+    return {(names[0] if names else "the value"): x}
+
+
+def assert_grads_close(actual, expected, *, rtol: float = 1e-5, atol: float = 1e-8,
+                       names=None, what: str = "the gradient of") -> None:
+    """Assert that named gradients (or parameters) equal the expected ones.
+
+    ``actual`` and ``expected`` are dicts ``name -> tensor/array/number``
+    (or two sequences, named ``#0, #1, ...`` or by ``names``, or two single
+    values). Every expected name must be in ``actual`` with the same shape
+    and values close in NumPy's sense (``|a - e| <= atol + rtol |e|``). The
+    first mismatch raises :class:`CheckError` naming it (``what`` + name,
+    e.g. "the gradient of W1"), the worst index, both values and how many
+    elements differ; a shape mismatch names both shapes (with a hint when
+    the shapes are transposes of each other or differ only by size-1 axes).
+
+    >>> import numpy as np
+    >>> from tapegrad.coursework import assert_grads_close
+    >>> assert_grads_close({"w": [2.0, 4.0]}, {"w": np.array([2.0, 4.0])})
+    >>> try:
+    ...     assert_grads_close({"w": [2.0, 5.0]}, {"w": np.array([2.0, 4.0])})
+    ... except AssertionError as err:
+    ...     print(err)
+    the gradient of w is wrong at index (1,): yours 5, expected 4 (1 of 2 elements differ, max |difference| 1)
+    """
+    act = _as_named(actual, names)
+    exp = _as_named(expected, names)
+    for name, e in exp.items():
+        label = f"{what} {name}"
+        if name not in act:
+            have = ", ".join(map(str, act)) or "nothing"
+            raise CheckError(f"{label}: your result has no entry {name!r} (it has: {have})",
+                             input=name)
+        a = act[name]
+        if a is None:
+            raise CheckError(f"{label} is None in your result", input=name)
+        a = _array(a, f"{label} (yours)")
+        e = _array(e, f"{label} (expected)")
+        if a.shape != e.shape:
+            hint = ""
+            if a.ndim == 2 and a.T.shape == e.shape:
+                hint = " (transposed?)"
+            elif a.size == e.size:
+                hint = " (same number of elements: a missing or extra axis of size 1?)"
+            raise CheckError(f"{label} has shape {_shape(a.shape)}, expected "
+                             f"{_shape(e.shape)}{hint}", input=name)
+        index, nbad, maxd = _worst(a, e, rtol, atol)
+        if index is not None:
+            where = (f" at index {_idx(index)}" if a.ndim else "")
+            count = (f" ({nbad} of {a.size} elements differ, max |difference| {_num(maxd)})"
+                     if a.ndim else "")
+            raise CheckError(
+                f"{label} is wrong{where}: yours {_num(a[index])}, expected {_num(e[index])}"
+                f"{count}", input=name, index=index, yours=float(a[index]),
+                expected=float(e[index]))
+
+
+# ---------------------------------------------------------------------------
+# example graphs, one per op
+# ---------------------------------------------------------------------------
+
+def _away_from(rng, shape, lo):
+    """Standard normal values with |x| >= lo (no kinks within finite-difference reach)."""
+    x = rng.standard_normal(shape)
+    return np.where(np.abs(x) < lo, np.sign(x + 1e-300) * lo + x, x)
+
+
+def _const(a):
+    return _C.tensor(a, dtype=_C.float64)
+
+
+def example_graph(op: str, seed: int = 0, variant: int = 0):
+    """A small float64 graph that uses ``op``: ``(fn, inputs)``.
+
+    ``fn(**leaves)`` returns a scalar loss; ``inputs`` maps names to NumPy
+    arrays (float arrays become leaves that require grad, int arrays labels)
+    or to tensors used as they are (constants). ``variant`` 1 and 2 give
+    other shapes (broadcasting for add, keepdims, a single row); for sub,
+    mul and div, variants 0-2 have same-shape inputs and 3-4 broadcast. The ops covered are listed in :data:`GRAPH_OPS`.
+
+    >>> from tapegrad.coursework import example_graph
+    >>> fn, inputs = example_graph("add")
+    >>> sorted(inputs), inputs["b"].shape
+    (['a', 'b', 'w'], (4,))
+    """
+    rng = np.random.default_rng(seed * 7919 + variant)
+    r = rng.standard_normal
+    v = variant
+    if op in ("add", "sub", "mul", "div"):
+        if op == "add":            # variant 0 is a bias: the course's broadcasting example
+            shapes = [((3, 4), (4,)), ((3, 4), (3, 4)), ((3, 1), (1, 4))][v % 3]
+        else:                      # same shapes (the course's sub/mul/div come before broadcasting)
+            shapes = [((3, 4), (3, 4)), ((5,), (5,)), ((2, 3, 2), (2, 3, 2))][v % 3]
+            if v >= 3:             # variants 3 and 4 broadcast
+                shapes = [((3, 4), (4,)), ((3, 1), (1, 4))][(v - 3) % 2]
+        a = r(shapes[0])
+        b = (rng.uniform(0.5, 2.0, shapes[1]) * rng.choice([-1.0, 1.0], shapes[1])
+             if op == "div" else r(shapes[1]))
+        out = np.broadcast_shapes(shapes[0], shapes[1])
+        f = {"add": lambda a, b, w: ((a + b) * w).sum(), "sub": lambda a, b, w: ((a - b) * w).sum(),
+             "mul": lambda a, b, w: ((a * b) * w).sum(), "div": lambda a, b, w: ((a / b) * w).sum()}[op]
+        return f, {"a": a, "b": b, "w": _const(r(out))}
+    if op in ("exp", "log", "tanh", "sigmoid", "relu", "sqrt", "neg", "abs"):
+        shape = [(3, 4), (5,), (2, 3, 2)][v % 3]
+        a = r(shape)
+        if op in ("log", "sqrt"):
+            a = rng.uniform(0.5, 2.0, shape)
+        elif op in ("relu", "abs"):
+            a = _away_from(rng, shape, 0.1)
+        return (lambda a, w: (getattr(a, op)() * w).sum()), {"a": a, "w": _const(r(shape))}
+    if op in ("sum", "mean"):
+        axis, keep, shape = [(1, False, (3, 4)), (0, True, (3, 4)), ((0, 2), False, (2, 3, 4))][v % 3]
+        a = r(shape)
+        red = op
+        w_shape = _C.zeros(*shape).sum(axis=axis, keepdims=keep).shape
+        # the final .sum() is a second sum entry (over all axes)
+        return (lambda a, w: (getattr(a, red)(axis=axis, keepdims=keep) * w).sum()), \
+            {"a": a, "w": _const(r(w_shape))}
+    if op == "matmul":
+        n, k, m = [(3, 4, 5), (1, 6, 2), (4, 1, 3)][v % 3]
+        return (lambda x, W, w: ((x @ W) * w).sum()), \
+            {"x": r((n, k)), "W": r((k, m)), "w": _const(r((n, m)))}
+    if op in ("softmax", "log_softmax"):
+        shape = [(3, 5), (1, 4), (4, 2)][v % 3]
+        f = getattr(_C, op)
+        return (lambda z, w: (f(z, axis=1) * w).sum()), {"z": r(shape), "w": _const(r(shape))}
+    if op == "cross_entropy":
+        n, c = [(5, 4), (1, 3), (8, 10)][v % 3]
+        return (lambda z, labels: _C.cross_entropy(z, labels)), \
+            {"z": r((n, c)) * 2, "labels": rng.integers(0, c, n).astype(np.int64)}
+    raise ValueError(f"example_graph: no example graph for op {op!r} (there are graphs for "
+                     f"{', '.join(GRAPH_OPS)}); pass graph= and inputs= to assert_vjp_correct")
+
+
+#: the ops :func:`example_graph` knows
+GRAPH_OPS = ("add", "sub", "mul", "div", "exp", "log", "tanh", "sigmoid", "relu", "sqrt", "neg",
+             "abs", "sum", "mean", "matmul", "softmax", "log_softmax", "cross_entropy")
+
+
+def _leaves(inputs: Mapping) -> dict:
+    out = {}
+    for name, v in inputs.items():
+        if isinstance(v, Tensor):
+            out[name] = v
+            continue
+        a = np.asarray(v)
+        if a.dtype.kind == "f":
+            t = _C.tensor(a, dtype=_C.float64, requires_grad=True)
+        else:
+            t = _C.tensor(a.astype(np.int64))
+        t.name = name
+        out[name] = t
+    return out
+
+
+def _graph_grads(graph, inputs, op=None, fn=None):
+    leaves = _leaves(inputs)
+    ctx = override_vjp(op, fn) if fn is not None else contextlib.nullcontext()
+    with ctx:
+        loss = graph(**leaves)
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
+            raise ValueError("assert_vjp_correct: graph(**inputs) must return a scalar tensor")
+        loss.backward()
+    return {k: t.grad for k, t in leaves.items() if t.requires_grad}
+
+
+# ---------------------------------------------------------------------------
+# assert_vjp_correct
+# ---------------------------------------------------------------------------
+
+def _check_returned(fname: str, e: TapeEntry, grads) -> list:
+    """The student's return value as a list with one item per input, or a
+    CheckError naming what is wrong."""
+    n = len(e.inputs)
+    if isinstance(grads, (Tensor, np.ndarray)) or grads is None:
+        grads = [grads]
+    elif isinstance(grads, (tuple, list)):
+        grads = list(grads)
+    else:
+        raise CheckError(f"{fname} returned a {type(grads).__name__} for tape entry #{e.seq} "
+                         f"({e.op}), expected {'a tensor' if n == 1 else f'a tuple of {n} tensors'}",
+                         op=e.op, seq=e.seq)
+    if len(grads) != n:
+        raise CheckError(f"{fname} returned {len(grads)} gradient{'s' * (len(grads) != 1)} for tape "
+                         f"entry #{e.seq} ({e.op}), expected {n}: one per input "
+                         f"({', '.join(_label(x) for x in e.inputs)}), None for an input that "
+                         f"needs no gradient", op=e.op, seq=e.seq)
+    for i, (g, x) in enumerate(zip(grads, e.inputs)):
+        if not e.needs_grad[i]:
+            continue
+        where = _where(fname, e, i)
+        if g is None:
+            raise CheckError(f"{where}: returned None, but this input needs a gradient",
+                             op=e.op, seq=e.seq, input=i)
+        if isinstance(g, np.ndarray):
+            g = _C.tensor(g)
+            grads[i] = g
+        if not isinstance(g, Tensor):
+            raise CheckError(f"{where}: returned a {type(g).__name__}, expected a tensor "
+                             f"of shape {_shape(x.shape)}", op=e.op, seq=e.seq, input=i)
+        if tuple(g.shape) != tuple(x.shape):
+            hint = ""
+            try:
+                out = np.broadcast_shapes(tuple(g.shape), tuple(x.shape))
+            except ValueError:
+                out = None
+            if out == tuple(g.shape) and g.ndim >= x.ndim:
+                lead = g.ndim - x.ndim
+                axes = tuple(range(lead)) + tuple(
+                    lead + d for d, s in enumerate(x.shape) if s == 1 and g.shape[lead + d] != 1)
+                hint = (f"; the input was broadcast along axes {axes} in the forward pass, so its "
+                        f"gradient is the sum over those axes")
+            elif g.ndim == 2 and tuple(g.shape)[::-1] == tuple(x.shape):
+                hint = " (transposed?)"
+            raise CheckError(f"{where}: the gradient returned has shape {_shape(g.shape)}, "
+                             f"expected {_shape(x.shape)} (the input's shape){hint}",
+                             op=e.op, seq=e.seq, input=i)
+        if g.dtype != x.dtype:
+            raise CheckError(f"{where}: the gradient returned has dtype {g.dtype}, expected "
+                             f"{x.dtype} (the input's dtype)", op=e.op, seq=e.seq, input=i)
+    return grads
+
+
+def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
+                       inputs: Mapping | None = None, *, variants=(0,), atol: float = 1e-5,
+                       rtol: float = 1e-3, seed: int = 0, name: str | None = None) -> list:
+    """Check a VJP rule ``fn(entry, grad_output)`` for the built-in op ``op``.
+
+    On the graph ``graph(**inputs)`` (by default :func:`example_graph` of
+    the op, for each of ``variants``), for every tape entry of ``op``:
+
+    1. ``fn(entry, g)`` is called with a random upstream gradient ``g``; it
+       must return one gradient per input (None for an input that needs
+       none) with exactly the input's shape and dtype (summing over
+       broadcast axes is the VJP's job here, although the engine would do it);
+    2. ``tg.testing.check_entry(entry)`` gradchecks the entry with ``fn``
+       installed by ``tg.override_vjp`` (finite differences);
+    3. the result is compared with the op's built-in VJP;
+
+    then the gradients of the whole graph with ``fn`` installed are compared
+    with the built-in ones. The first failure raises :class:`CheckError`
+    naming the tape entry (op, sequence number), the input and the worst
+    element. Exceptions raised by ``fn`` itself propagate unchanged.
+
+    Returns the ``check_entry`` results (one per entry checked).
+
+    >>> import tapegrad as tg
+    >>> from tapegrad.coursework import assert_vjp_correct
+    >>> def mul_vjp(entry, g):
+    ...     a, b = entry.inputs
+    ...     return g * b, g * a
+    >>> [r.ok for r in assert_vjp_correct("mul", mul_vjp)]
+    [True, True]
+    >>> def wrong_mul_vjp(entry, g):
+    ...     a, b = entry.inputs
+    ...     return g * a, g * b
+    >>> try:
+    ...     assert_vjp_correct("mul", wrong_mul_vjp)
+    ... except AssertionError as err:
+    ...     print(err)
+    wrong_mul_vjp on tape entry #... (mul), input ... wrong at index ...: your VJP gives ..., finite differences give ...
+    """
+    from ..testing import check_entry
+
+    if not callable(fn):
+        raise CheckError(f"the VJP for {op!r} must be a function fn(entry, grad_output), got "
+                         f"{type(fn).__name__}")
+    fname = name or getattr(fn, "__name__", None) or "your VJP"
+    if fname == "<lambda>":
+        fname = "your VJP"
+    if graph is None:
+        cases = [example_graph(op, seed, v) for v in variants]
+    else:
+        if inputs is None:
+            raise TypeError("assert_vjp_correct: pass inputs= (name -> array) with graph=")
+        cases = [(graph, inputs)]
+    results = []
+    rng = np.random.default_rng(seed)
+    for graph_fn, graph_inputs in cases:
+        leaves = _leaves(graph_inputs)
+        with Tape() as tape:
+            loss = graph_fn(**leaves)
+        entries = [e for e in tape if e.op == op and any(e.needs_grad)]
+        if not entries:
+            raise ValueError(f"assert_vjp_correct: the graph records no {op!r} entry that needs a "
+                             f"gradient (it records: {', '.join(e.op for e in tape)})")
+        for e in entries:
+            g = _C.tensor(rng.standard_normal(tuple(e.output_shape)), dtype=e.output_dtype)
+            with no_grad():
+                returned = fn(e, g)  # the student's code: exceptions propagate as they are
+            grads = _check_returned(fname, e, returned)
+            with override_vjp(op, fn):
+                res = check_entry(e, atol=atol, rtol=rtol, seed=seed)
+            if not res.ok:
+                i = res.input
+                raise CheckError(
+                    f"{_where(fname, e, i)}: wrong at index {_idx(res.index)}: your VJP gives "
+                    f"{_num(res.analytic)}, finite differences give {_num(res.numeric)} "
+                    f"(|difference| {res.worst_error:.3g} > {atol} + {rtol} * |numeric|)",
+                    op=e.op, seq=e.seq, input=i, index=res.index, yours=res.analytic,
+                    expected=res.numeric)
+            results.append(res)
+            with no_grad():
+                builtin = _C._builtin_vjp(e, g)
+            for i, (mine, ref) in enumerate(zip(grads, builtin)):
+                if not e.needs_grad[i] or ref is None:
+                    continue
+                a, b = _array(mine, "the gradient"), _array(ref, "the gradient")
+                index, nbad, _ = _worst(a, b, 1e-6, 1e-9)
+                if index is not None:
+                    raise CheckError(
+                        f"{_where(fname, e, i)}: wrong at index {_idx(index)}: your VJP gives "
+                        f"{_num(a[index])}, the built-in VJP gives {_num(b[index])} ({nbad} of "
+                        f"{a.size} elements differ)", op=e.op, seq=e.seq, input=i, index=index,
+                        yours=float(a[index]), expected=float(b[index]))
+        del loss, tape, leaves
+        mine = _graph_grads(graph_fn, graph_inputs, op, fn)
+        ref = _graph_grads(graph_fn, graph_inputs)
+        try:
+            assert_grads_close(mine, ref, rtol=1e-6, atol=1e-9)
+        except CheckError as err:
+            raise CheckError(f"{fname} installed for {op!r}: {err}", op=op, input=err.input,
+                             index=err.index, yours=err.yours, expected=err.expected) from None
+    return results

@@ -1,0 +1,387 @@
+"""Run a notebook's tests and report per test: ``check`` and ``grade``.
+
+Both run the notebook in a fresh Jupyter kernel (driven with jupyter_client,
+the layer nbclient is built on), one cell at a time, so that a cell that
+fails, raises or runs too long is recorded and the following cells still run:
+
+- each autograded test cell (``grade: true``) is one test: it passes if it
+  runs without an exception; its points are all or nothing;
+- a cell that runs longer than ``timeout`` seconds is interrupted and
+  reported "timed out after S s"; if the kernel does not come back (or
+  dies), the remaining cells are reported as not run;
+- a failing cell that is not a test is listed under ``errors``, and each
+  later test that fails mentions it (its NameError is usually a symptom);
+- the feedback of a failed test is the exception's type and message
+  (``assert_vjp_correct`` puts the tape entry, the input and the worst
+  element there), where it was raised, and for a bare ``assert`` its line.
+
+``grade`` additionally takes hidden tests from a directory: ``DIR/<grade_id>.py``
+runs in place of the notebook's cell with that grade_id (in the notebook's
+kernel, after the student's code above it), and its ``# points: N`` line
+gives the points. Hidden tests whose cell the student deleted run at the end.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import notebook as nbmod
+
+__all__ = ["TestResult", "Report", "run_tests", "check", "grade", "load_hidden_tests"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_CELL_LOC = re.compile(r"Cell In\s*\[(\d+)\],\s*line (\d+)")
+_ADDR = re.compile(r"0x[0-9a-fA-F]{6,}")
+_IPYKERNEL = re.compile(r"ipykernel_\d+")
+_POINTS = re.compile(r"^#\s*points\s*:\s*([0-9]+(?:\.[0-9]+)?)\s*$", re.M)
+MAX_FEEDBACK = 2000
+
+
+@dataclass
+class TestResult:
+    """One graded cell: ``grade_id``, ``points`` earned, ``max_points``,
+    ``passed`` (None for a manually graded answer) and ``feedback``.
+
+    >>> from tapegrad.coursework import TestResult
+    >>> TestResult("mul_vjp_test", 2, 2, True, "passed").to_dict()["points"]
+    2
+    """
+
+    grade_id: str
+    points: float
+    max_points: float
+    passed: bool | None
+    feedback: str
+
+    def to_dict(self) -> dict:
+        return {"grade_id": self.grade_id, "points": self.points, "max_points": self.max_points,
+                "passed": self.passed, "feedback": self.feedback}
+
+
+@dataclass
+class Report:
+    """The outcome of running a notebook's tests.
+
+    ``tests`` (TestResult, in notebook order), ``errors`` (failures of cells
+    that are not tests: ``{"cell": index, "error": text}``), ``score`` and
+    ``max_score`` (autograded points), ``manual_points`` (points left to a
+    person). ``to_json()`` is byte-stable: sorted keys, no paths or times.
+
+    >>> from tapegrad.coursework import Report, TestResult
+    >>> rep = Report("hw.ipynb", [TestResult("a", 2, 2, True, "passed"),
+    ...                           TestResult("b", 0, 3, False, "ValueError: no")])
+    >>> rep.score, rep.max_score, rep.ok
+    (2, 5, False)
+    >>> print(rep)
+    hw.ipynb: 1 of 2 tests passed, 2/5 points
+      PASS    2/2   a
+      FAIL    0/3   b
+            ValueError: no
+    """
+
+    notebook: str
+    tests: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+
+    @property
+    def auto(self) -> list:
+        return [t for t in self.tests if t.passed is not None]
+
+    @property
+    def score(self):
+        return _num(sum(t.points for t in self.auto))
+
+    @property
+    def max_score(self):
+        return _num(sum(t.max_points for t in self.auto))
+
+    @property
+    def manual_points(self):
+        return _num(sum(t.max_points for t in self.tests if t.passed is None))
+
+    @property
+    def ok(self) -> bool:
+        """True when every autograded test passed."""
+        return all(t.passed for t in self.auto)
+
+    def to_dict(self) -> dict:
+        return {"notebook": self.notebook, "tests": [t.to_dict() for t in self.tests],
+                "errors": list(self.errors), "score": self.score, "max_score": self.max_score,
+                "manual_points": self.manual_points,
+                "passed": sum(1 for t in self.auto if t.passed), "failed": sum(1 for t in self.auto if not t.passed)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+    def __str__(self) -> str:
+        n_pass = sum(1 for t in self.auto if t.passed)
+        head = (f"{self.notebook}: {n_pass} of {len(self.auto)} tests passed, "
+                f"{_fmt(self.score)}/{_fmt(self.max_score)} points")
+        if self.manual_points:
+            head += f" (+ {_fmt(self.manual_points)} graded by hand)"
+        lines = [head]
+        for t in self.tests:
+            if t.passed is None:
+                lines.append(f"  MANUAL   -/{_fmt(t.max_points):<3} {t.grade_id}: {t.feedback}")
+                continue
+            mark = "PASS" if t.passed else "FAIL"
+            lines.append(f"  {mark}  {_fmt(t.points):>3}/{_fmt(t.max_points):<3} {t.grade_id}")
+            if not t.passed:
+                lines += ["        " + line for line in t.feedback.split("\n")]
+        if self.errors:
+            lines.append("cells that are not tests and failed:")
+            lines += [f"  cell {e['cell']}: {e['error']}" for e in self.errors]
+        return "\n".join(lines)
+
+
+def _num(x):
+    return int(x) if float(x).is_integer() else round(float(x), 6)
+
+
+def _fmt(x) -> str:
+    return str(_num(x))
+
+
+# ---------------------------------------------------------------------------
+# running cells
+# ---------------------------------------------------------------------------
+
+def _clean(text: str) -> str:
+    text = _ANSI.sub("", text)
+    text = _ADDR.sub("0x...", text)
+    return _IPYKERNEL.sub("ipykernel", text)
+
+
+def _error_feedback(out) -> str:
+    """``"ValueError: ... (raised at In [7], line 3)"`` from an error output."""
+    ename, evalue = out.get("ename", "Error"), _clean(str(out.get("evalue", "")))
+    tb = [_clean(t) for t in out.get("traceback", [])]
+    text = f"{ename}: {evalue}" if evalue else ename
+    flat = "\n".join(tb)
+    locs = _CELL_LOC.findall(flat)
+    if ename in ("AssertionError", "CheckError") and not evalue:
+        arrows = [ln.split("---->", 1)[1].strip() for ln in flat.split("\n") if "---->" in ln]
+        if arrows:
+            code = re.sub(r"^\d+\s*", "", arrows[-1])
+            text += f": failed: {code}"
+    if locs and ename not in ("CheckError",):
+        text += f" (raised at In [{locs[-1][0]}], line {locs[-1][1]})"
+    if len(text) > MAX_FEEDBACK:
+        text = text[:MAX_FEEDBACK] + " [...]"
+    return text
+
+
+class _Kernel:
+    """A Jupyter kernel that runs cells one at a time, each with a timeout.
+
+    jupyter_client's blocking client is used directly (nbclient is built on
+    it): a cell's outcome is read from its execute_reply on the shell
+    channel, matched by message id, so a cell interrupted after a timeout
+    can never lend its outputs to the next one.
+    """
+
+    def __init__(self, cwd: str, timeout: float, env: dict, kernel_name: str):
+        self.cwd, self.timeout, self.env, self.kernel_name = cwd, timeout, env, kernel_name
+        self.km = self.kc = None
+        self.dead = None  # why the kernel cannot run more cells
+
+    def __enter__(self):
+        from jupyter_client.manager import start_new_kernel
+        # the kernel's own stderr (start-up warnings) would only clutter the output
+        self.km, self.kc = start_new_kernel(kernel_name=self.kernel_name, cwd=self.cwd,
+                                            env=self.env, stderr=subprocess.DEVNULL,
+                                            startup_timeout=120)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.kc.stop_channels()
+            self.km.shutdown_kernel(now=True)
+        except Exception:  # noqa: BLE001  (a dead kernel may not shut down cleanly)
+            pass
+        return False
+
+    def _reply(self, msg_id: str, timeout: float):
+        """The execute_reply of msg_id, or None after ``timeout`` seconds;
+        raises _Dead if the kernel dies meanwhile."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                msg = self.kc.get_shell_msg(timeout=min(left, 1.0))
+            except queue.Empty:
+                if not self.km.is_alive():
+                    raise _Dead() from None
+                continue
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                return msg
+
+    def _drain(self):
+        try:
+            while True:
+                self.kc.get_iopub_msg(timeout=0)
+        except queue.Empty:
+            pass
+
+    def run(self, source: str) -> tuple:
+        """("ok" | "error" | "timeout" | "dead", feedback)."""
+        if self.dead:
+            return "dead", f"not run: {self.dead}"
+        try:
+            msg_id = self.kc.execute(source, store_history=True, allow_stdin=False,
+                                     stop_on_error=False)
+            reply = self._reply(msg_id, self.timeout)
+            if reply is None:
+                self.km.interrupt_kernel()
+                if self._reply(msg_id, 30) is None:
+                    self.dead = "the kernel did not stop after a timeout"
+                self._drain()
+                return "timeout", f"timed out after {_fmt(self.timeout)} s"
+        except _Dead:
+            self.dead = "the kernel died while running an earlier cell"
+            return "dead", "the kernel died while running this cell (a crash or os._exit)"
+        except Exception as err:  # noqa: BLE001  (zmq trouble: report it, do not crash)
+            self.dead = f"the kernel stopped responding ({type(err).__name__})"
+            return "dead", f"could not run this cell: {type(err).__name__}: {err}"
+        self._drain()
+        content = reply.get("content", {})
+        if content.get("status") == "error":
+            return "error", _error_feedback(content)
+        if content.get("status") == "aborted":
+            return "error", "the kernel aborted this cell"
+        return "ok", ""
+
+
+class _Dead(Exception):
+    pass
+
+
+def kernel_env(extra: dict | None = None) -> dict:
+    """The kernel's environment: ours, with this tapegrad first on
+    PYTHONPATH (the kernel grades with the same library), a non-interactive
+    matplotlib backend, and ``extra``."""
+    env = dict(os.environ)
+    pkg_parent = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [pkg_parent, env.get("PYTHONPATH", "")] if p)
+    env.setdefault("MPLBACKEND", "Agg")
+    env.update(extra or {})
+    return env
+
+
+def load_hidden_tests(tests_dir) -> dict:
+    r"""``{grade_id: (source, points or None)}`` from ``tests_dir/<grade_id>.py``
+    (the points from a ``# points: N`` line among the first five).
+
+    >>> import pathlib, tempfile
+    >>> from tapegrad.coursework.grade import load_hidden_tests
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "mul_test.py").write_text("# points: 3\nassert True\n")
+    >>> load_hidden_tests(d)
+    {'mul_test': ('# points: 3\nassert True\n', 3)}
+    """
+    out = {}
+    for p in sorted(Path(tests_dir).glob("*.py")):
+        src = p.read_text()
+        m = _POINTS.search("\n".join(src.split("\n")[:5]))
+        out[p.stem] = (src, _num(float(m.group(1))) if m else None)
+    return out
+
+
+def run_tests(path, tests_dir=None, timeout: float = 600, env: dict | None = None,
+              kernel_name: str = "python3") -> Report:
+    """Run the notebook at ``path`` cell by cell in a fresh kernel and
+    return a :class:`Report` (see the module docstring). With
+    ``tests_dir``, the hidden tests there replace the cells with the same
+    grade_id. ``env`` adds environment variables for the kernel (e.g.
+    ``{"TAPEGRAD_NOTEBOOK_FAST": "1"}``).
+
+    >>> from tapegrad.coursework import assignments_dir, run_tests
+    >>> rep = run_tests(assignments_dir() / "04_optimizer.ipynb")   # doctest: +SKIP
+    >>> rep.score, rep.max_score, rep.tests[0].feedback[:40]          # doctest: +SKIP
+    (0, 6, 'NotImplementedError: MySGD.step is not ')
+    """
+    path = Path(path).resolve()
+    nb = nbmod.read(path)
+    report = Report(notebook=path.name)
+    try:
+        nbmod.validate(nb)
+    except nbmod.NotebookFormatError as err:
+        report.errors.append({"cell": -1, "error": f"the notebook's nbgrader metadata: {err}"})
+    hidden = load_hidden_tests(tests_dir) if tests_dir is not None else {}
+    used = set()
+    first_failure = None  # feedback of the first failing cell that is not a test
+    with _Kernel(str(path.parent), timeout, kernel_env(env), kernel_name) as k:
+        def test(gid, source, max_points, note=""):
+            status, text = k.run(source)
+            ok = status == "ok"
+            if not ok and first_failure is not None and status != "dead":
+                text += f"\n(an earlier cell failed: {first_failure})"
+            report.tests.append(TestResult(gid, max_points if ok else 0, max_points, ok,
+                                           ("passed" if ok else text) + note))
+
+        for i, cell in enumerate(nb.cells):
+            if nbmod.is_manual(cell):
+                if cell.cell_type == "code":
+                    k.run(cell.source)
+                report.tests.append(TestResult(nbmod.grade_id(cell) or f"cell-{i}", 0,
+                                               nbmod.points(cell), None, "graded by hand"))
+                continue
+            if cell.cell_type != "code":
+                continue
+            if nbmod.is_test(cell):
+                gid = nbmod.grade_id(cell) or f"cell-{i}"
+                src, pts = cell.source, nbmod.points(cell)
+                if gid in hidden:
+                    src, hp = hidden[gid]
+                    pts = pts if hp is None else hp
+                    used.add(gid)
+                test(gid, src, pts)
+                continue
+            status, text = k.run(cell.source)
+            if status != "ok":
+                report.errors.append({"cell": i, "error": text})
+                if first_failure is None:
+                    first_failure = f"cell {i}: {text}"
+        for gid in sorted(set(hidden) - used):
+            src, hp = hidden[gid]
+            test(gid, src, 0 if hp is None else hp,
+                 note=" (the notebook has no cell with this grade_id)")
+    return report
+
+
+def check(path, timeout: float = 600, env: dict | None = None) -> Report:
+    """Run the notebook's own tests (what a student sees): ``run_tests``
+    without hidden tests.
+
+    >>> from tapegrad.coursework import check                  # doctest: +SKIP
+    >>> print(check("02_vjp_rules.ipynb"))                     # doctest: +SKIP
+    02_vjp_rules.ipynb: 1 of 9 tests passed, 2/19 points
+      FAIL    0/2   mul_vjp_test
+            NotImplementedError: mul_vjp is not written yet: replace this line with your code (raised at In [4], line 11)
+    ...
+    """
+    return run_tests(path, None, timeout, env)
+
+
+def grade(path, tests_dir, out=None, timeout: float = 600, env: dict | None = None) -> Report:
+    """Grade a student's notebook with the hidden tests in ``tests_dir``;
+    write the JSON report to ``out`` if given.
+
+    >>> from tapegrad.coursework import grade                   # doctest: +SKIP
+    >>> grade("alice/02_vjp_rules.ipynb", "hidden/02", out="alice-02.json").score  # doctest: +SKIP
+    17
+    """
+    if not Path(tests_dir).is_dir():
+        raise FileNotFoundError(f"grade: the tests directory {tests_dir} does not exist")
+    report = run_tests(path, tests_dir, timeout, env)
+    if out is not None:
+        Path(out).write_text(report.to_json())
+    return report
