@@ -62,7 +62,8 @@ def mnist_available():
 
 def needs_data(path):
     if "mnist" in path.name and not mnist_available():
-        pytest.skip("MNIST files not available (set TAPEGRAD_DATA)")
+        pytest.fail("MNIST files not found: set TAPEGRAD_DATA to the directory holding them "
+                    "(CI sets it to ../shared/data/mnist)")
 
 
 def regions(source, begin, end):

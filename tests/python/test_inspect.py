@@ -484,9 +484,7 @@ def test_anomaly_backward_nan_through_stepper():
 
 
 def test_anomaly_skips_library_frames():
-    F = pytest.importorskip("tapegrad.nn.functional")
-    if not hasattr(F, "linear"):
-        pytest.skip("tg.nn.functional.linear not available")
+    F = tg.nn.functional
     x = tg.tensor([[np.inf, 1.0]])
     W = tg.randn(3, 2, requires_grad=True)
     with tg.detect_anomaly():
@@ -761,46 +759,6 @@ def test_hook_on_intermediate_changes_upstream_grads():
     st = tg.inspect.BackwardStepper((y * y).sum())
     st.finish()
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
-
-
-# ---------------------------------------------------------------------------
-# the notebook
-# ---------------------------------------------------------------------------
-
-def test_notebook_runs(tmp_path):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    src = os.path.join(ROOT, "notebooks", "03_inspecting_gradients.ipynb")
-    if not os.path.exists(src):
-        pytest.skip("notebook not built")
-    data = os.environ.get("TAPEGRAD_DATA", os.path.join(ROOT, "..", "shared", "data", "mnist"))
-    if not os.path.isdir(data):
-        data = "/work/shared/data/mnist"
-    if not os.path.isdir(data):
-        pytest.skip("MNIST data not found (set TAPEGRAD_DATA)")
-    work = tmp_path / "notebooks"
-    work.mkdir()
-    dst = work / "03_inspecting_gradients.ipynb"
-    shutil.copy(src, dst)
-    nb = nbformat.read(str(dst), as_version=4)
-    env_py = os.path.join(ROOT, "python")
-    old = {k: os.environ.get(k) for k in ("PYTHONPATH", "TAPEGRAD_DATA")}
-    os.environ["PYTHONPATH"] = env_py + os.pathsep + (old["PYTHONPATH"] or "")
-    os.environ["TAPEGRAD_DATA"] = os.path.abspath(data)
-    try:
-        client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                         resources={"metadata": {"path": str(work)}})
-        client.execute()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
-    assert not errors, errors[:1]
 
 
 def test_matmul_mixed_dtype_transposed_regression():
