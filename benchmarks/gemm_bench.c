@@ -14,7 +14,9 @@
  * avx512 (force the micro-kernel), -t threads for the MT variant and
  * tg_gemm (default: all CPUs), -r repetitions (best time is kept; default:
  * enough for ~0.3 s, at least 3; the two slow variants run once above 512^3),
- * -V variant name to run only that one, -T also transposed operands.
+ * -V variant name to run only that one ("auto" for tg_gemm), -T transposed
+ * operands (A^T and B^T stored), -c measure CPU time of the calling thread
+ * (single-threaded variants only; for tuning on a busy machine).
  *
  * Measured on the development machine (AMD EPYC Zen 3, 2 cores, AVX2+FMA,
  * gcc 12 -O3, no -march), 1024 x 1024 x 1024, GFLOP/s:  see the report in
@@ -30,10 +32,15 @@
 #include "gemm.h"
 #include "threadpool.h"
 
+/* -c: time with this thread's CPU clock instead of the wall clock (for
+ * tuning single-threaded variants on a busy or virtualised machine, where
+ * the wall clock also counts the time the thread was not running). */
+static clockid_t bench_clock = CLOCK_MONOTONIC;
+
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(bench_clock, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -104,7 +111,7 @@ int main(int argc, char **argv)
     bench_opts o = { 1024, 1024, 1024, 0, 0, NULL };
     const char *dtype = NULL, *isa = NULL;
     int threads = 0, opt;
-    while ((opt = getopt(argc, argv, "s:d:i:t:r:V:T")) != -1) {
+    while ((opt = getopt(argc, argv, "s:d:i:t:r:V:Tc")) != -1) {
         switch (opt) {
         case 's': {
             long long m = 0, n = 0, k = 0;
@@ -124,8 +131,9 @@ int main(int argc, char **argv)
         case 'r': o.reps = atoi(optarg); break;
         case 'V': o.only = optarg; break;
         case 'T': o.transposed = 1; break;
+        case 'c': bench_clock = CLOCK_THREAD_CPUTIME_ID; break;
         default:
-            fprintf(stderr, "usage: %s [-s N|MxNxK] [-d f32|f64] [-i isa] [-t threads] [-r reps] [-V variant] [-T]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-s N|MxNxK] [-d f32|f64] [-i isa] [-t threads] [-r reps] [-V variant] [-T] [-c]\n", argv[0]);
             return 2;
         }
     }

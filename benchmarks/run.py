@@ -22,6 +22,13 @@ import sys
 import time
 from pathlib import Path
 
+# --threads N must reach NumPy's BLAS before NumPy is imported
+for _i, _a in enumerate(sys.argv):
+    if _a == "--threads" and _i + 1 < len(sys.argv) or _a.startswith("--threads="):
+        _n = _a.split("=", 1)[1] if "=" in _a else sys.argv[_i + 1]
+        for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TAPEGRAD_NUM_THREADS"):
+            os.environ[_v] = _n
+
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))

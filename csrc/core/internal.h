@@ -25,6 +25,19 @@ void tg__random_fill(double *out, int64_t n, int kind);
 void *tg__kernel_begin(int64_t work); /* returns a token for tg__kernel_end */
 void tg__kernel_end(void *token);
 
+/* ---- integer arithmetic without undefined behaviour ----------------------
+ * int64 tensors wrap around on overflow like NumPy's (two's complement):
+ * computed in uint64_t, whose overflow is defined, then converted back. */
+static inline int64_t tg__wrap_add(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+static inline int64_t tg__wrap_sub(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
+static inline int64_t tg__wrap_mul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
+/* double -> int64 as NumPy's cast gives on x86: the value truncated toward
+ * zero, and INT64_MIN for NaN, +-inf and anything outside int64 (a plain C
+ * cast of those is undefined behaviour). */
+static inline int64_t tg__f2i(double v) {
+    return (v >= -9223372036854775808.0 && v < 9223372036854775808.0) ? (int64_t)v : INT64_MIN;
+}
+
 /* ---- errors ------------------------------------------------------------- */
 #define TG_FAIL(status, ...) (tg_error_set((status), __VA_ARGS__), (void *)0)
 
@@ -51,6 +64,10 @@ const char *tg__shp2(int ndim, const int64_t *shape);
 /* A view of x's storage with a new shape/strides/offset (no autograd). */
 tg_tensor *tg__view(tg_tensor *x, int ndim, const int64_t *shape, const int64_t *strides,
                     int64_t offset);
+/* Element i (flat C order) as an int64: exact for int64 tensors (indices,
+ * labels: tg_tensor_get_flat's double would round INT64_MAX to 2**63, whose
+ * conversion back is undefined), tg__f2i for float ones. */
+int64_t tg__get_flat_i64(const tg_tensor *t, int64_t i);
 /* A contiguous copy (no autograd). */
 tg_tensor *tg__copy(tg_tensor *x);
 /* Strided copy of src into dst (same shape, or src broadcastable), converting

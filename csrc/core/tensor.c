@@ -26,6 +26,9 @@ tg_storage *tg_storage_new(size_t nbytes) {
     s->release_ctx = NULL;
     s->version = 0;
     s->readonly = false;
+    s->saved_count = 0;
+    s->user_data = NULL;
+    s->user_release = NULL;
     return s;
 }
 
@@ -48,6 +51,9 @@ tg_storage *tg_storage_borrow(void *data, size_t nbytes, tg_release_fn release, 
     s->release_ctx = ctx;
     s->version = 0;
     s->readonly = readonly;
+    s->saved_count = 0;
+    s->user_data = NULL;
+    s->user_release = NULL;
     return s;
 }
 
@@ -57,6 +63,7 @@ void tg_storage_retain(tg_storage *s) {
 
 void tg_storage_release(tg_storage *s) {
     if (!s || --s->refcount > 0) return;
+    if (s->user_release) s->user_release(s->user_data);
     if (s->release)
         s->release(s->data, s->release_ctx);
     else
@@ -73,19 +80,23 @@ tg_status tg__check_shape(const char *who, int ndim, const int64_t *shape, size_
     if (ndim < 0 || ndim > TG_MAX_DIMS)
         return tg_error_set(TG_ERR_VALUE, "%s: %d dimensions requested, at most %d are supported",
                             who, ndim, TG_MAX_DIMS);
-    int64_t n = 1;
+    /* nz: the product of the non-zero sizes, which bounds every contiguous
+     * stride; it must fit even when a zero size makes the tensor empty
+     * (NumPy's rule), or the strides of (0, 2**62, 2**62) would overflow */
+    int64_t n = 1, nz = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
             return tg_error_set(TG_ERR_VALUE,
                                 "%s: negative dimension %lld in shape %s (dim %d)", who,
                                 (long long)shape[i], tg__shp2(ndim, shape), i);
-        if (__builtin_mul_overflow(n, shape[i], &n))
+        if (__builtin_mul_overflow(n, shape[i], &n) ||
+            (shape[i] && __builtin_mul_overflow(nz, shape[i], &nz)))
             return tg_error_set(TG_ERR_MEMORY,
                                 "%s: shape %s has too many elements (the count overflows 64 bits)",
                                 who, tg__shp2(ndim, shape));
     }
     int64_t bytes;
-    if (__builtin_mul_overflow(n, (int64_t)itemsize, &bytes) || bytes > (INT64_MAX >> 2))
+    if (__builtin_mul_overflow(nz, (int64_t)itemsize, &bytes) || bytes > (INT64_MAX >> 2))
         return tg_error_set(TG_ERR_MEMORY, "%s: shape %s needs too many bytes", who,
                             tg__shp2(ndim, shape));
     *numel = n;
@@ -316,22 +327,26 @@ tg_tensor *tg_tensor_from_storage(tg_storage *s, tg_dtype dt, int ndim, const in
     if (!isz) return TG_FAIL(TG_ERR_TYPE, "from_storage: invalid dtype %d", (int)dt);
     if (tg__check_shape("from_storage", ndim, shape, isz, &n)) return NULL;
     if (n > 0) {
-        /* the lowest and highest element offsets must lie inside the storage */
+        /* the lowest and highest element offsets must lie inside the storage
+         * (computed with overflow checks: strides and offset are the caller's) */
         int64_t lo = offset, hi = offset;
-        for (int i = 0; i < ndim; i++) {
-            int64_t span = (shape[i] - 1) * (strides ? strides[i] : 0);
-            if (span < 0) lo += span; else hi += span;
+        bool over = false;
+        for (int i = 0; i < ndim && strides; i++) {
+            int64_t span;
+            over |= __builtin_mul_overflow(shape[i] - 1, strides[i], &span);
+            over |= span < 0 ? __builtin_add_overflow(lo, span, &lo) : __builtin_add_overflow(hi, span, &hi);
         }
-        if (!strides) {
-            int64_t cs[TG_MAX_DIMS];
-            tg__contiguous_strides(ndim, shape, cs);
-            hi = offset + n - 1;
-        }
-        if (lo < 0 || (uint64_t)(hi + 1) * isz > s->nbytes)
+        if (!strides) over |= __builtin_add_overflow(offset, n - 1, &hi);
+        int64_t cap = (int64_t)(s->nbytes / isz); /* whole elements in the storage */
+        if (over || lo < 0 || hi >= cap)
             return TG_FAIL(TG_ERR_VALUE,
                            "from_storage: a view of shape %s reaches elements %lld..%lld, outside "
                            "the storage of %zu bytes",
                            tg__shp2(ndim, shape), (long long)lo, (long long)hi, s->nbytes);
+    } else if (offset < 0 || (uint64_t)offset > s->nbytes / isz) {
+        /* no element, but tg_tensor_data still points at the offset */
+        return TG_FAIL(TG_ERR_VALUE, "from_storage: offset %lld is outside the storage of %zu bytes",
+                       (long long)offset, s->nbytes);
     }
     return tensor_over(s, dt, ndim, shape, strides, offset);
 }
@@ -343,6 +358,7 @@ void *tg_tensor_data(const tg_tensor *t) {
 }
 
 bool tg_tensor_is_contiguous(const tg_tensor *t) {
+    if (t->numel == 0) return true; /* no element: any strides (NumPy agrees) */
     int64_t s = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] == 1) continue;
@@ -364,7 +380,7 @@ static inline void store_double(char *p, tg_dtype dt, double v) {
     switch (dt) {
     case TG_FLOAT32: *(float *)p = (float)v; break;
     case TG_FLOAT64: *(double *)p = v; break;
-    default: *(int64_t *)p = (int64_t)v; break;
+    default: *(int64_t *)p = tg__f2i(v); break;
     }
 }
 
@@ -382,6 +398,11 @@ double tg_tensor_get_flat(const tg_tensor *t, int64_t i) {
     const char *base = tg_tensor_data(t);
     return load_as_double(base + flat_to_offset(t, i) * (int64_t)tg_dtype_size(t->dtype),
                           t->dtype);
+}
+
+int64_t tg__get_flat_i64(const tg_tensor *t, int64_t i) {
+    const char *p = (const char *)tg_tensor_data(t) + flat_to_offset(t, i) * (int64_t)tg_dtype_size(t->dtype);
+    return t->dtype == TG_INT64 ? *(const int64_t *)p : tg__f2i(load_as_double(p, t->dtype));
 }
 
 tg_status tg_tensor_item(const tg_tensor *t, double *out) {
@@ -463,6 +484,10 @@ typedef struct { tg_dtype dd, sd; } copy_ctx;
 #define COPY_ROW(TD, TS)                                                               \
     for (int64_t i = 0; i < n; i++)                                                     \
         *(TD *)(d + i * sdst) = (TD) * (const TS *)(s + i * ssrc);
+/* float -> int64 through tg__f2i: NaN, inf and huge values are defined */
+#define COPY_ROW_F2I(TS)                                                               \
+    for (int64_t i = 0; i < n; i++)                                                     \
+        *(int64_t *)(d + i * sdst) = tg__f2i(*(const TS *)(s + i * ssrc));
 
 static void copy_row(int64_t n, char **p, const int64_t *str, void *vctx) {
     copy_ctx *c = vctx;
@@ -480,8 +505,8 @@ static void copy_row(int64_t n, char **p, const int64_t *str, void *vctx) {
     case TG_FLOAT64 * 3 + TG_FLOAT32: COPY_ROW(double, float) break;
     case TG_FLOAT64 * 3 + TG_FLOAT64: COPY_ROW(double, double) break;
     case TG_FLOAT64 * 3 + TG_INT64: COPY_ROW(double, int64_t) break;
-    case TG_INT64 * 3 + TG_FLOAT32: COPY_ROW(int64_t, float) break;
-    case TG_INT64 * 3 + TG_FLOAT64: COPY_ROW(int64_t, double) break;
+    case TG_INT64 * 3 + TG_FLOAT32: COPY_ROW_F2I(float) break;
+    case TG_INT64 * 3 + TG_FLOAT64: COPY_ROW_F2I(double) break;
     case TG_INT64 * 3 + TG_INT64: COPY_ROW(int64_t, int64_t) break;
     }
 }
@@ -531,7 +556,10 @@ tg_tensor *tg_tensor_full(int ndim, const int64_t *shape, double value, tg_dtype
     switch (dt) {
     case TG_FLOAT32: for (int64_t i = 0; i < t->numel; i++) ((float *)p)[i] = (float)value; break;
     case TG_FLOAT64: for (int64_t i = 0; i < t->numel; i++) ((double *)p)[i] = value; break;
-    default: for (int64_t i = 0; i < t->numel; i++) ((int64_t *)p)[i] = (int64_t)value; break;
+    default: {
+        int64_t v = tg__f2i(value);
+        for (int64_t i = 0; i < t->numel; i++) ((int64_t *)p)[i] = v;
+    }
     }
     return t;
 }
@@ -567,11 +595,13 @@ tg_tensor *tg_tensor_eye(int64_t n, int64_t m, int64_t k, tg_dtype dt) {
     int64_t shape[2] = {n, m};
     tg_tensor *t = tg_tensor_zeros(2, shape, dt);
     if (!t) return NULL;
+    if (t->numel == 0) return t; /* eye(2**62, 0) must not loop 2**62 times */
     char *p = tg_tensor_data(t);
     size_t isz = tg_dtype_size(dt);
     for (int64_t i = 0; i < n; i++) {
-        int64_t j = i + k;
-        if (j >= 0 && j < m) store_double(p + (i * m + j) * (int64_t)isz, dt, 1.0);
+        /* j = i + k in [0, m), compared without computing i + k (k may be
+         * INT64_MAX) */
+        if (k >= -i && k < m - i) store_double(p + (i * m + i + k) * (int64_t)isz, dt, 1.0);
     }
     return t;
 }
@@ -648,6 +678,9 @@ tg_status tg_tensor_retain_grad(tg_tensor *t) {
 }
 
 tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *g) {
+    if (g && (g == t || g->grad == t)) /* a reference cycle, never freed (PyTorch refuses it too) */
+        return tg_error_set(TG_ERR_VALUE, "grad: a tensor cannot be its own gradient (shape %s)",
+                            tg__shp(t));
     if (g && (!tg__same_shape(g->ndim, g->shape, t->ndim, t->shape) || g->dtype != t->dtype))
         return tg_error_set(TG_ERR_VALUE,
                             "grad: assigned gradient has shape %s and dtype %s, expected shape %s "
@@ -782,7 +815,8 @@ tg_status tg_tensor_axpy_(tg_tensor *y, double alpha, const tg_tensor *x) {
     } else {
         int64_t *yy = py;
         const int64_t *xx = px;
-        for (int64_t i = 0; i < y->numel; i++) yy[i] += (int64_t)alpha * xx[i];
+        int64_t a = tg__f2i(alpha); /* defined for any alpha; wraps like NumPy */
+        for (int64_t i = 0; i < y->numel; i++) yy[i] = tg__wrap_add(yy[i], tg__wrap_mul(a, xx[i]));
     }
     y->storage->version++;
     return TG_OK;

@@ -443,7 +443,9 @@ tg_tensor *tg_op_apply(const tg_opdef *op, int n_inputs, tg_tensor *const *input
 tg_tensor *tg_custom_record(const char *name, int n_inputs, tg_tensor *const *inputs,
                             tg_tensor *out, tg_vjp_fn vjp, void *ctx,
                             void (*release)(void *ctx));
-/* Save a tensor on a custom entry (for tg_entry_saved in its VJP). */
+/* Save a tensor on a custom entry (for tg_entry_saved in its VJP), right
+ * after tg_custom_record.  Not the entry's own output (TG_ERR_VALUE) nor
+ * anything computed from it: that would be a reference cycle. */
 tg_status tg_entry_save(tg_entry *e, tg_tensor *t);
 
 /* --- recording everything in a region (tg.Tape) -------------------------- */

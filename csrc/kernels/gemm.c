@@ -46,9 +46,12 @@
  *       transposes and general strides are handled here, once, and never
  *       reach the micro-kernel;
  *     - edges are padded with zeros to whole MR / NR panels, so the
- *       micro-kernel always computes a full tile and has no edge branches
- *       (a partial tile is computed into a scratch tile and the valid
- *       part copied to C; zeros contribute nothing to the sums).
+ *       micro-kernel always computes a full tile and has no edge branches:
+ *       a partial tile is computed into a scratch tile and only its valid
+ *       part is copied to C.  (The padded rows and columns of the scratch
+ *       tile are thrown away; padding them with zeros rather than leaving
+ *       whatever the buffer held avoids reading uninitialised memory and
+ *       the very slow arithmetic on denormal garbage.)
  *
  *   The five loops around the micro-kernel, each choosing which block
  *   stays in which cache level:
@@ -60,25 +63,27 @@
  *     loop 1          for ir in [0, MC) step MR   one MR x KC micro-panel of Ap, streamed from L2
  *                       micro-kernel: C[ic+ir:+MR, jc+jr:+NR] += Ap_ir @ Bp_jr
  *
- *   Choosing the block sizes (the numbers are in the tables at the end of
- *   this file; here for f32 on the AVX2 machine we tuned on, AMD EPYC
- *   Zen 3: L1d 32 KiB, L2 512 KiB per core, L3 32 MiB shared):
- *     - MR x NR = 6 x 16: fills the 16 vector registers (gemm_avx2.c).
- *     - KC: the micro-kernel reads a KC x NR micro-panel of Bp again and
- *       again (once per MR rows of Ap), so it must stay in L1 together
- *       with the MR x KC sliver of Ap being streamed: KC*(NR+MR)*4 bytes =
- *       256*22*4 = 22 KiB of 32 KiB.  A large KC also spreads the cost of
- *       loading and storing the C tile over more FMAs.  KC = 256.
- *     - MC: Ap (MC x KC) is read once per micro-panel of Bp, so it should
- *       stay in L2; about half of L2, leaving room for the Bp panels
- *       passing through and for C: 144*256*4 = 144 KiB.  MC is a multiple
- *       of MR.
+ *   Choosing the block sizes (the numbers are in the table near the end
+ *   of the first part of this file).  For f32 on the machine we tuned on,
+ *   an AMD EPYC (Zen 3) with L1d 32 KiB and L2 512 KiB per core and a
+ *   shared L3 of 32 MiB:
+ *     - MR x NR = 6 x 16: as many accumulators as the 16 vector registers
+ *       allow (gemm_avx2.c explains).
+ *     - KC: the KC x NR micro-panel of Bp is read again for every MR rows
+ *       of Ap, so it should stay in L1: 512 * 16 * 4 bytes = 32 KiB, the
+ *       whole L1d, while the MR x KC sliver of Ap (12 KiB) streams in from
+ *       L2 beside it.  A long KC also spreads the cost of loading and
+ *       storing the C tile (2 * MR * NR numbers) over more FMAs.  KC = 512.
+ *     - MC: Ap (MC x KC) is read once for each micro-panel of Bp, so it
+ *       must stay in L2, with room left for the Bp micro-panels passing
+ *       through: 72 * 512 * 4 = 144 KiB.  MC is a multiple of MR.
  *     - NC: Bp (KC x NC) is reused by every ic block, so it should stay in
- *       L3: 256*4080*4 = 4 MiB.  Matrices up to NC columns need a single
- *       jc step.  NC is a multiple of NR.
- *     Then measured: within the range the cache sizes allow, the speed is
- *     flat to a few percent.  K is cut into equal blocks of at most KC
- *     (K = 300 runs as 150 + 150 rather than 256 + 44).
+ *       L3: 512 * 4080 * 4 = 8 MiB.  NC is a multiple of NR; matrices up to
+ *       NC columns wide need a single jc step.
+ *   The cache sizes give the range, measurement picks the point: at
+ *   1024^3, KC = 256 was 10-15% slower than 384..1024 (flat), and MC from
+ *   48 to 96 was best, 144 and more up to 20% slower.  K is cut into equal
+ *   blocks of at most KC (K = 600 runs as 300 + 300, not 512 + 88).
  *
  * Step 5, PACKED_SIMD: the same loops with a micro-kernel written with
  * AVX2/FMA or AVX-512 intrinsics (gemm_avx2.c, gemm_avx512.c), chosen at
@@ -101,8 +106,9 @@
  *
  * ------------------------------------------------------------------------
  * How this file is compiled.  Most of the code is the same for float and
- * double, so it is written once, between "#else  /- TG_GEMM_TEMPLATE" and
- * the final #endif, using the type name `real` and the name macro SFX():
+ * double, so it is written once, between the "#else" of the outer
+ * "#ifndef TG_GEMM_TEMPLATE" and the final "#endif", using the type name
+ * `real` and the name macro SFX():
  * the file includes ITSELF twice, first with real = float and SFX(x) =
  * x##_f32, then with real = double and SFX(x) = x##_f64.  So
  * `void SFX(tg_gemm)(...)` below defines tg_gemm_f32 and tg_gemm_f64.
@@ -133,10 +139,11 @@
 /* Largest MR * NR of any kernel (AVX-512 f32: 8 x 32): the scratch tile. */
 #define TG_GEMM_MAX_TILE 256
 
-/* Below this many multiply-adds (M*N*K) tg_gemm_* uses the plain
- * REORDERED loop: packing and the kernel call overhead are not paid back.
- * Measured with benchmarks/gemm_bench.c (around 16 x 16 x 16). */
-#define TG_GEMM_SMALL_MNK 4096.0
+/* Up to this many multiply-adds (M*N*K) tg_gemm_* uses the plain
+ * REORDERED loop: packing, allocating the buffers and calling the kernel
+ * are not paid back.  Measured with benchmarks/gemm_bench.c: the packed
+ * kernel is already ahead from about 8 x 8 x 8 on. */
+#define TG_GEMM_SMALL_MNK 512.0
 
 /* tg_gemm_* gives each thread at least this many flops (2*M*N*K): waking
  * a sleeping worker costs ~10-50 us, the time of a few million flops. */
@@ -219,9 +226,10 @@ static const tg_gemm_isa_desc isa_generic = {
 #if defined(__x86_64__) || defined(__i386__)
 #define TG_GEMM_HAVE_X86 1
 /* AVX2 + FMA, tuned on AMD EPYC (Zen 3).  f32: see the lesson above.
- * f64: the 6 x 8 tile is 6 x 2 registers as for f32, but each element is
- * 8 bytes, so for the same L1 budget KC is halved: 128*(8+6)*8 = 14 KiB of
- * L1; Ap = 96 x 128 x 8 = 96 KiB of L2, Bp = 128 x 4096 x 8 = 4 MiB of L3. */
+ * f64: the 6 x 8 tile is 6 x 2 registers as for f32, each element twice
+ * as large: KC = 256 gives a 256 x 8 x 8 = 16 KiB micro-panel of B in L1,
+ * Ap = 72 x 256 x 8 = 144 KiB in L2 as for f32, Bp = 256 x 4096 x 8 =
+ * 8 MiB in L3.  (Measured: MC 24..72 and KC 256..512 within noise.) */
 static const tg_gemm_isa_desc isa_avx2 = {
     "avx2",
     { TG_GEMM_AVX2_MR_F32, TG_GEMM_AVX2_NR_F32, 72, 512, 4080, tg_gemm_ukr_avx2_f32 },
@@ -324,6 +332,10 @@ const char *tg_gemm_variant_name(tg_gemm_variant v)
 /* ======================================================================
  * The template: compiled once with real = float, once with real = double.
  * ====================================================================== */
+#ifdef TG_GEMM_IN_TEMPLATE
+#error "gemm.c: the template includes itself (a misplaced #include \"gemm.c\")"
+#endif
+#define TG_GEMM_IN_TEMPLATE 1
 
 /* C[M,N] = beta * C, writing zeros without reading C when beta == 0. */
 static void SFX(scale_c)(int64_t M, int64_t N, real beta, real *C, int64_t rsc, int64_t csc)
@@ -446,71 +458,100 @@ static real *SFX(pack_alloc_real)(int64_t n)
     return pack_alloc((size_t)n * sizeof(real));
 }
 
+/* d[0:n] = s[k * incs], then d[n:width] = 0: one row piece of a packed
+ * micro-panel with its zero padding.  The common full pieces of contiguous
+ * rows are copied with a constant-size memcpy, which the compiler turns
+ * into a few vector moves (a loop of unknown length would become a call to
+ * memcpy for every 32 to 128 bytes). */
+static inline void SFX(copy_piece)(real *restrict d, const real *restrict s, int64_t incs,
+                                   int64_t n, int width)
+{
+    if (incs == 1 && n == width && width == 4)
+        memcpy(d, s, 4 * sizeof(real));
+    else if (incs == 1 && n == width && width == 6)
+        memcpy(d, s, 6 * sizeof(real));
+    else if (incs == 1 && n == width && width == 8)
+        memcpy(d, s, 8 * sizeof(real));
+    else if (incs == 1 && n == width && width == 16)
+        memcpy(d, s, 16 * sizeof(real));
+    else if (incs == 1 && n == width && width == 32)
+        memcpy(d, s, 32 * sizeof(real));
+    else {
+        for (int64_t k = 0; k < n; ++k)
+            d[k] = s[k * incs];
+        for (int64_t k = n; k < width; ++k)
+            d[k] = 0;
+    }
+}
+
 /* Pack the mc x kc block of A (element (i,p) at A[i*rsa + p*csa]) into Ap
  * as ceil(mc/mr) micro-panels of mr x kc, each stored column by column:
  *     Ap[ir*kc + p*mr + i] = A(ir + i, p)
  * Rows past mc are zero.  Ap holds round_up(mc, mr) * kc elements.
  * Works for any strides; the loop order only decides which side of the copy
- * is sequential: read along A's smaller stride. */
+ * is sequential: we read A along its smaller stride. */
 static void SFX(pack_a)(int64_t mc, int64_t kc, const real *A, int64_t rsa, int64_t csa,
                         int mr, real *Ap)
 {
-    for (int64_t ir = 0; ir < mc; ir += mr) {
-        int64_t m = min_i64(mr, mc - ir);
-        const real *a = A + ir * rsa;
-        real *dst = Ap + ir * kc;
-        if (abs_i64(csa) <= abs_i64(rsa)) {
-            /* Rows of A are contiguous-ish (row-major A): read along rows. */
+    if (abs_i64(rsa) <= abs_i64(csa)) {
+        /* Columns of A are contiguous (A is a transpose, rsa == 1): read
+         * each column of the block once, top to bottom, dealing pieces of mr
+         * elements out to the micro-panels.  (Going panel by panel instead
+         * would read a few bytes from each of kc columns lying far apart in
+         * memory: a cache and TLB miss for almost every piece.) */
+        for (int64_t p = 0; p < kc; ++p)
+            for (int64_t ir = 0; ir < mc; ir += mr)
+                SFX(copy_piece)(Ap + ir * kc + p * mr, A + ir * rsa + p * csa, rsa,
+                                min_i64(mr, mc - ir), mr);
+    } else {
+        /* Rows of A are contiguous (row-major A): each micro-panel reads mr
+         * rows side by side, mr sequential streams. */
+        for (int64_t ir = 0; ir < mc; ir += mr) {
+            int64_t m = min_i64(mr, mc - ir);
+            const real *a = A + ir * rsa;
+            real *dst = Ap + ir * kc;
             for (int64_t i = 0; i < m; ++i)
                 for (int64_t p = 0; p < kc; ++p)
                     dst[p * mr + i] = a[i * rsa + p * csa];
-        } else {
-            /* Columns are contiguous-ish (column-major A, i.e. a transpose). */
-            for (int64_t p = 0; p < kc; ++p)
-                for (int64_t i = 0; i < m; ++i)
-                    dst[p * mr + i] = a[i * rsa + p * csa];
+            /* Edge: pad the missing rows with zeros. */
+            for (int64_t p = 0; m < mr && p < kc; ++p)
+                for (int64_t i = m; i < mr; ++i)
+                    dst[p * mr + i] = 0;
         }
-        /* Edge: pad the missing rows with zeros. */
-        for (int64_t p = 0; m < mr && p < kc; ++p)
-            for (int64_t i = m; i < mr; ++i)
-                dst[p * mr + i] = 0;
     }
 }
 
 /* Pack the kc x nc block of B (element (p,j) at B[p*rsb + j*csb]) into Bp
  * as ceil(nc/nr) micro-panels of kc x nr, each stored row by row:
  *     Bp[jr*kc + p*nr + j] = B(p, jr + j)
- * Columns past nc are zero.  Bp holds kc * round_up(nc, nr) elements. */
+ * Columns past nc are zero.  Bp holds kc * round_up(nc, nr) elements.
+ * The mirror image of pack_a. */
 static void SFX(pack_b)(int64_t kc, int64_t nc, const real *B, int64_t rsb, int64_t csb,
                         int nr, real *Bp)
 {
-    for (int64_t jr = 0; jr < nc; jr += nr) {
-        int64_t n = min_i64(nr, nc - jr);
-        const real *b = B + jr * csb;
-        real *dst = Bp + jr * kc;
-        if (csb == 1) {
-            /* Row-major B, the common case: copy row pieces of n elements
-             * with a loop the compiler vectorizes (a memcpy call per 64
-             * bytes would cost more than the copy). */
-            for (int64_t p = 0; p < kc; ++p) {
-                const real *restrict src = b + p * rsb;
-                real *restrict d = dst + p * nr;
-                for (int64_t j = 0; j < n; ++j)
-                    d[j] = src[j];
-            }
-        } else if (abs_i64(csb) <= abs_i64(rsb)) {
-            for (int64_t p = 0; p < kc; ++p)
-                for (int64_t j = 0; j < n; ++j)
-                    dst[p * nr + j] = b[p * rsb + j * csb];
-        } else {
-            /* Column-major B (a transpose): read down the columns. */
+    if (abs_i64(csb) <= abs_i64(rsb)) {
+        /* Rows of B are contiguous (row-major B, the common case): read each
+         * row of the block once, left to right, dealing pieces of nr
+         * elements out to the micro-panels.  With Bp aligned to 64 bytes
+         * and nr * sizeof(real) = 64, every piece is one whole cache line. */
+        for (int64_t p = 0; p < kc; ++p)
+            for (int64_t jr = 0; jr < nc; jr += nr)
+                SFX(copy_piece)(Bp + jr * kc + p * nr, B + p * rsb + jr * csb, csb,
+                                min_i64(nr, nc - jr), nr);
+    } else {
+        /* Columns of B are contiguous (B is a transpose): each micro-panel
+         * reads nr columns side by side. */
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+            int64_t n = min_i64(nr, nc - jr);
+            const real *b = B + jr * csb;
+            real *dst = Bp + jr * kc;
             for (int64_t j = 0; j < n; ++j)
                 for (int64_t p = 0; p < kc; ++p)
                     dst[p * nr + j] = b[p * rsb + j * csb];
+            for (int64_t p = 0; n < nr && p < kc; ++p)
+                for (int64_t j = n; j < nr; ++j)
+                    dst[p * nr + j] = 0;
         }
-        for (int64_t p = 0; n < nr && p < kc; ++p)
-            for (int64_t j = n; j < nr; ++j)
-                dst[p * nr + j] = 0;
     }
 }
 
@@ -742,14 +783,35 @@ void SFX(tg_gemm)(int64_t M, int64_t N, int64_t K, real alpha,
         return;
     }
     double mnk = (double)M * (double)N * (double)K;
-    if (mnk <= TG_GEMM_SMALL_MNK) {
+    if (mnk <= TG_GEMM_SMALL_MNK || M == 1) {
+        /* Tiny, or a row vector times a matrix: one pass over the rows of
+         * B, which packing would only copy for a single use. */
         SFX(gemm_reordered)(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+        return;
+    }
+    if (N == 1) {
+        /* A matrix times a column vector: one dot product per row of A.
+         * (The packed kernel would compute NR columns to keep one.) */
+        SFX(gemm_naive)(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
         return;
     }
     double threads = 2.0 * mnk / TG_GEMM_FLOPS_PER_THREAD;
     int max_threads = threads >= TG_MAX_THREADS ? TG_MAX_THREADS : (int)threads;
-    SFX(gemm_packed_mt)(&active_isa()->TG_TYPE_FIELD, max_threads, M, N, K, alpha,
-                        A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+    const SFX(tg_gemm_kernel) *kd = &active_isa()->TG_TYPE_FIELD;
+    if (abs_i64(csc) > abs_i64(rsc)) {
+        /* C is column-major (its columns are contiguous): compute
+         *     C^T[N,M] = B^T[N,K] @ A^T[K,M]
+         * instead, the same numbers with rows and columns swapped, so that
+         * the micro-kernel writes whole rows of C^T, i.e. contiguous memory,
+         * and no tile needs the scratch path.  Each element is the same sum
+         * of the same products in the same order: bitwise the same C. */
+        SFX(gemm_packed_mt)(kd, max_threads, N, M, K, alpha, B, csb, rsb, A, csa, rsa,
+                            beta, C, csc, rsc);
+        return;
+    }
+    SFX(gemm_packed_mt)(kd, max_threads, M, N, K, alpha, A, rsa, csa, B, rsb, csb,
+                        beta, C, rsc, csc);
 }
 
+#undef TG_GEMM_IN_TEMPLATE
 #endif /* TG_GEMM_TEMPLATE */

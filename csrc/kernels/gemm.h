@@ -41,9 +41,11 @@ extern "C" {
 #endif
 
 /* C[M,N] = alpha * A[M,K] @ B[K,N] + beta * C[M,N], float32.
- * Picks the fastest path for the size: a simple loop for tiny products, the
- * packed SIMD kernel otherwise, threaded over the pool (threadpool.h) when
- * the product is large enough to pay for waking the workers. */
+ * Picks the fastest path for the size: a simple loop for tiny products
+ * (M*N*K <= 512) and for vector-matrix products (M == 1 or N == 1), else
+ * the packed SIMD kernel, on as many pool threads (threadpool.h) as the
+ * size pays for (about 4 Mflop per thread).  Safe to call from inside a
+ * tg_parallel_for body (it then runs on the calling thread only). */
 void tg_gemm_f32(int64_t M, int64_t N, int64_t K, float alpha,
                  const float *A, int64_t rsa, int64_t csa,
                  const float *B, int64_t rsb, int64_t csb,

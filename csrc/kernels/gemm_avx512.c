@@ -51,7 +51,9 @@ void tg_gemm_ukr_avx512_f32(int64_t kc, float alpha, const float *Ap,
     TG_UNROLL for (int i = 0; i < MR_F32; ++i)
         _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
 
-    /* The rank-1 updates: acc += Ap[:, p] (column of A) x Bp[p, :] (row of B). */
+    /* The rank-1 updates: acc += Ap[:, p] (column of A) x Bp[p, :] (row of B).
+     * (Unrolling by 4 saves a little loop overhead: measured +5-10%.) */
+    _Pragma("GCC unroll 4")
     for (int64_t p = 0; p < kc; ++p) {
         __m512 b[NV_F32];
         TG_UNROLL for (int v = 0; v < NV_F32; ++v)
@@ -95,6 +97,7 @@ void tg_gemm_ukr_avx512_f64(int64_t kc, double alpha, const double *Ap,
     TG_UNROLL for (int i = 0; i < MR_F64; ++i)
         _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
 
+    _Pragma("GCC unroll 4")
     for (int64_t p = 0; p < kc; ++p) {
         __m512d b[NV_F64];
         TG_UNROLL for (int v = 0; v < NV_F64; ++v)

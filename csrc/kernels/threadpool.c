@@ -9,11 +9,15 @@
  *   2. publishes the job (fn, ctx, chunk count, an atomic "next chunk"
  *      counter), bumps the pool's generation number and wakes the workers;
  *   3. takes chunks itself, like a worker, until none are left;
- *   4. waits until every worker that was asked to help has finished.
+ *   4. withdraws the job (so that a worker waking up only now does not
+ *      join it) and waits for the workers that did join to finish.
  *
  * Chunks are handed out with an atomic counter, not assigned by thread
  * number: if a worker wakes up late, the others simply take its chunk, so a
- * slow wake-up never leaves the loop waiting on work nobody has started.
+ * slow wake-up never leaves the loop waiting on work nobody has started,
+ * and a small loop that the caller finished alone returns at once, without
+ * waiting for sleeping workers to wake up (on a virtual machine a wake-up
+ * can take hundreds of microseconds).
  *
  * Sleeping and waking
  * -------------------
@@ -82,8 +86,8 @@ static struct {
     int nworkers;
     unsigned spawn_generation;  /* generation when the current workers were made */
     atomic_uint generation;     /* bumped once per published job */
-    int nparticipants;          /* workers 0..nparticipants-1 help with the job */
-    atomic_int remaining;       /* helpers that have not finished the job yet */
+    int nparticipants;          /* workers 0..nparticipants-1 may help with the job */
+    atomic_int active;          /* workers currently running chunks of the job */
     int shutdown;               /* workers exit when they see this */
     tg_job *job;
 } pool = {
@@ -208,15 +212,16 @@ static void *worker_main(void *arg)
         if (pool.shutdown)
             break;
         seen = atomic_load(&pool.generation);
-        if (id >= pool.nparticipants)
-            continue;               /* not needed for this job */
         tg_job *job = pool.job;
+        if (job == NULL || id >= pool.nparticipants)
+            continue;               /* job already over, or not needed for it */
+        atomic_fetch_add(&pool.active, 1);   /* joined: the caller waits for us */
         pthread_mutex_unlock(&pool.lock);
 
         run_chunks(job);
 
         pthread_mutex_lock(&pool.lock);
-        if (atomic_fetch_sub(&pool.remaining, 1) == 1)
+        if (atomic_fetch_sub(&pool.active, 1) == 1)
             pthread_cond_signal(&pool.done_cv);
     }
     pthread_mutex_unlock(&pool.lock);
@@ -269,9 +274,18 @@ static void atfork_child(void)
     pool.shutdown = 0;
     pool.nparticipants = 0;
     pool.job = NULL;
-    atomic_store(&pool.remaining, 0);
-    pthread_mutex_init(&pool.submit, NULL);
-    pthread_mutex_init(&pool.lock, NULL);
+    atomic_store(&pool.active, 0);
+    if (tls_fork_locked) {
+        /* We locked them in atfork_prepare: the child's copy is ours. */
+        pthread_mutex_unlock(&pool.lock);
+        pthread_mutex_unlock(&pool.submit);
+    } else {
+        /* Forked from inside a loop body (unsupported): the locks may be
+         * held by threads that do not exist here; start over. */
+        pthread_mutex_init(&pool.submit, NULL);
+        pthread_mutex_init(&pool.lock, NULL);
+    }
+    /* No thread waits on the condition variables in the child. */
     pthread_cond_init(&pool.wake_cv, NULL);
     pthread_cond_init(&pool.done_cv, NULL);
 }
@@ -349,7 +363,6 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
     pthread_mutex_lock(&pool.lock);
     pool.job = &job;
     pool.nparticipants = helpers;
-    atomic_store(&pool.remaining, helpers);
     atomic_fetch_add(&pool.generation, 1);
     pthread_cond_broadcast(&pool.wake_cv);
     pthread_mutex_unlock(&pool.lock);
@@ -359,15 +372,18 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
     run_chunks(&job);
     tls_in_parallel = 0;
 
-    /* Wait for the helpers: every one of them must be done with `job` (it
-     * lives on our stack) before we return, even if it found no chunk. */
-    for (int i = 0; i < TG_SPIN_ITERS && atomic_load(&pool.remaining) != 0; ++i)
-        tg_cpu_relax();
+    /* Every chunk is taken.  Withdraw the job, so that no worker joins it
+     * from now on, then wait for the workers that joined: they may still be
+     * running their last chunk, and `job` lives on our stack. */
     pthread_mutex_lock(&pool.lock);
-    while (atomic_load(&pool.remaining) != 0)
-        pthread_cond_wait(&pool.done_cv, &pool.lock);
     pool.job = NULL;
     pool.nparticipants = 0;
+    pthread_mutex_unlock(&pool.lock);
+    for (int i = 0; i < TG_SPIN_ITERS && atomic_load(&pool.active) != 0; ++i)
+        tg_cpu_relax();
+    pthread_mutex_lock(&pool.lock);
+    while (atomic_load(&pool.active) != 0)
+        pthread_cond_wait(&pool.done_cv, &pool.lock);
     pthread_mutex_unlock(&pool.lock);
 
     pthread_mutex_unlock(&pool.submit);

@@ -113,8 +113,9 @@ static tg_status make_geom(const char *who, const int64_t *xs, int64_t O, int64_
 static void valid_range(int64_t k, int64_t p, int64_t s, int64_t n, int64_t on, int64_t *o0,
                         int64_t *o1) {
     int64_t lo = p - k, hi = n + p - k;
-    int64_t a = lo <= 0 ? 0 : (lo + s - 1) / s;
-    int64_t b = hi <= 0 ? 0 : (hi + s - 1) / s;
+    /* ceil(v / s) for v > 0 as (v - 1) / s + 1: no overflow for any stride */
+    int64_t a = lo <= 0 ? 0 : (lo - 1) / s + 1;
+    int64_t b = hi <= 0 ? 0 : (hi - 1) / s + 1;
     if (b > on) b = on;
     if (a > b) a = b;
     *o0 = a;

@@ -232,7 +232,8 @@ static tg_tensor *take2(tg_tensor *(*f)(tg_tensor *, tg_tensor *), tg_tensor *a,
 /* add, sub, mul, div, pow, maximum, minimum                              */
 /* ===================================================================== */
 
-BINARY_ROWS_FI(add, a + b)
+BINARY_ROWS_F(add, a + b, a + b)
+BINARY_ROW(add_i64, int64_t, tg__wrap_add(a, b)) /* wraps like NumPy, no UB */
 static const row_table add_rows = {add_f32, add_f64, add_i64};
 tg_tensor *tg_add(tg_tensor *a, tg_tensor *b) {
     return binary_op(&tg_opdef_add, a, b, tg_dtype_promote(a->dtype, b->dtype), &add_rows, false,
@@ -252,7 +253,8 @@ TG_DEFINE_OP(add, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .doc = "Elementwise sum with broadcasting.", .backward = add_vjp, .apply = apply_add,
              .examples = "3x4,3x4;2x3x4,4;T3x4,3x1;-,2x3");
 
-BINARY_ROWS_FI(sub, a - b)
+BINARY_ROWS_F(sub, a - b, a - b)
+BINARY_ROW(sub_i64, int64_t, tg__wrap_sub(a, b)) /* wraps like NumPy, no UB */
 static const row_table sub_rows = {sub_f32, sub_f64, sub_i64};
 tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b) {
     return binary_op(&tg_opdef_sub, a, b, tg_dtype_promote(a->dtype, b->dtype), &sub_rows, false,
@@ -271,7 +273,8 @@ TG_DEFINE_OP(sub, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .doc = "Elementwise difference with broadcasting.", .backward = sub_vjp,
              .apply = apply_sub, .examples = "3x4,3x4;4,2x3x4;T3x4,1x4");
 
-BINARY_ROWS_FI(mul, a * b)
+BINARY_ROWS_F(mul, a * b, a * b)
+BINARY_ROW(mul_i64, int64_t, tg__wrap_mul(a, b)) /* wraps like NumPy, no UB */
 static const row_table mul_rows = {mul_f32, mul_f64, mul_i64};
 tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b) {
     return binary_op(&tg_opdef_mul, a, b, tg_dtype_promote(a->dtype, b->dtype), &mul_rows, true,
@@ -548,7 +551,7 @@ SCALAR_FORM(rsub, tg_sub(c, a))
 /* ===================================================================== */
 
 UNARY_ROWS_F(neg, -x, -x)
-UNARY_ROW(neg_i64, int64_t, -x)
+UNARY_ROW(neg_i64, int64_t, tg__wrap_sub(0, x)) /* -INT64_MIN wraps, like NumPy */
 static const row_table neg_rows = {neg_f32, neg_f64, neg_i64};
 tg_tensor *tg_neg(tg_tensor *x) { return unary_op(&tg_opdef_neg, x, &neg_rows, NULL, false, false); }
 static tg_status neg_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -616,7 +619,7 @@ TG_DEFINE_OP(sqrt, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .backward = sqrt_vjp, .apply = apply_sqrt, .examples = "+3x4;+T2x3");
 
 UNARY_ROWS_F(abs, fabsf(x), fabs(x))
-UNARY_ROW(abs_i64, int64_t, x < 0 ? -x : x)
+UNARY_ROW(abs_i64, int64_t, x < 0 ? tg__wrap_sub(0, x) : x)
 static const row_table abs_rows = {abs_f32, abs_f64, abs_i64};
 tg_tensor *tg_abs(tg_tensor *x) { return unary_op(&tg_opdef_abs, x, &abs_rows, NULL, true, false); }
 static tg_status abs_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -854,7 +857,7 @@ TG_DEFINE_OP(softplus, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
 
 UNARY_ROWS_F(clip, x < (float)prm[0] ? (float)prm[0] : x > (float)prm[1] ? (float)prm[1] : x,
              x < prm[0] ? prm[0] : x > prm[1] ? prm[1] : x)
-UNARY_ROW(clip_i64, int64_t, (double)x < prm[0] ? (int64_t)prm[0] : (double)x > prm[1] ? (int64_t)prm[1] : x)
+UNARY_ROW(clip_i64, int64_t, (double)x < prm[0] ? tg__f2i(prm[0]) : (double)x > prm[1] ? tg__f2i(prm[1]) : x)
 static const row_table clip_rows = {clip_f32, clip_f64, clip_i64};
 tg_tensor *tg_clip(tg_tensor *x, double lo, double hi) {
     if (isnan(lo)) lo = -INFINITY;

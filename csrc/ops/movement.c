@@ -14,6 +14,19 @@
 
 #define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
 
+/* The index of index_select/gather (and their VJP ops) is read again by the
+ * VJP: save it, so that a write into it before backward is caught (version
+ * counter, safe aliasing) instead of silently moving the gradient.  On
+ * failure releases *out and returns the status. */
+static tg_status save_index(tg_entry *e, tg_tensor **out, tg_tensor *index) {
+    tg_status st = tg__save(e, index);
+    if (st) {
+        tg_tensor_release(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 /* ===================================================================== */
 /* reshape                                                                */
 /* ===================================================================== */
@@ -97,8 +110,11 @@ tg_tensor *tg_reshape(tg_tensor *x, int nd, const int64_t *shape_in) {
                        "reshape: cannot reshape a tensor of shape %s (%lld elements) into shape %s "
                        "(%lld elements)",
                        tg__shp(x), (long long)x->numel, tg__shp2(nd, shape), (long long)known);
-    int64_t st[TG_MAX_DIMS];
+    int64_t st[TG_MAX_DIMS], n;
     tg_tensor *out;
+    /* an empty result may still have huge sizes ((2**62, 3, 0)): its strides
+     * must fit, as for any new tensor */
+    if (tg__check_shape("reshape", nd, shape, tg_dtype_size(x->dtype), &n)) return NULL;
     if (view_strides(x, nd, shape, st)) {
         out = tg__view(x, nd, shape, st, x->offset);
     } else {
@@ -345,6 +361,7 @@ static int64_t adjust_slice(int64_t n, int64_t *start, int64_t *stop, int64_t st
     } else if (*stop >= n) {
         *stop = step < 0 ? n - 1 : n;
     }
+    if (step == INT64_MIN) return *stop < *start ? 1 : 0; /* -step would overflow */
     if (step < 0) return *stop < *start ? (*start - *stop - 1) / (-step) + 1 : 0;
     return *start < *stop ? (*stop - *start - 1) / step + 1 : 0;
 }
@@ -387,7 +404,9 @@ static tg_status slice_params(int ndim, const int64_t *shape, const int64_t *sta
         int64_t s = starts[d], e = stops[d];
         int64_t len = adjust_slice(n, &s, &e, step);
         p->ints[d] = len > 0 ? s : 0;
-        p->ints[8 + d] = step;
+        /* with at most one element the step is irrelevant: 1 keeps the view's
+         * stride (stride * step) from overflowing for a step like INT64_MAX */
+        p->ints[8 + d] = len > 1 ? step : 1;
         p->ints[16 + d] = len;
     }
     p->i[0] = index_mask;
@@ -486,7 +505,7 @@ static tg_status check_index(const char *who, const tg_tensor *idx, int64_t n, i
         return tg_error_set(TG_ERR_TYPE, "%s: indices must be int64, got %s", who,
                             tg_dtype_name(idx->dtype));
     for (int64_t i = 0; i < idx->numel; i++) {
-        int64_t v = (int64_t)tg_tensor_get_flat(idx, i);
+        int64_t v = tg__get_flat_i64(idx, i);
         if (v < -n || v >= n)
             return tg_error_set(TG_ERR_INDEX,
                                 "%s: index %lld is out of bounds for axis %lld with size %lld", who,
@@ -513,7 +532,7 @@ static void move_blocks(char *dst, const char *src, int64_t outer, int64_t nj, i
             } else if (dt == TG_FLOAT64) {
                 for (int64_t t = 0; t < inner; t++) ((double *)d)[t] += ((const double *)s)[t];
             } else {
-                for (int64_t t = 0; t < inner; t++) ((int64_t *)d)[t] += ((const int64_t *)s)[t];
+                for (int64_t t = 0; t < inner; t++) ((int64_t *)d)[t] = tg__wrap_add(((int64_t *)d)[t], ((const int64_t *)s)[t]);
             }
         }
     }
@@ -523,7 +542,7 @@ static int64_t *flat_index(const tg_tensor *idx, int64_t n) {
     int64_t *ix = malloc((size_t)(idx->numel ? idx->numel : 1) * sizeof *ix);
     if (!ix) return TG_FAIL(TG_ERR_MEMORY, "index: out of memory");
     for (int64_t i = 0; i < idx->numel; i++) {
-        int64_t v = (int64_t)tg_tensor_get_flat(idx, i);
+        int64_t v = tg__get_flat_i64(idx, i);
         ix[i] = v < 0 ? v + n : v;
     }
     return ix;
@@ -563,6 +582,7 @@ tg_tensor *tg_index_select(tg_tensor *x, int64_t axis, tg_tensor *index) {
         e->params.i[0] = ax;
         e->params.ndim = x->ndim;
         memcpy(e->params.shape, x->shape, sizeof e->params.shape);
+        if (save_index(e, &out, index)) return NULL;
     }
     return out;
 }
@@ -587,17 +607,24 @@ static tg_tensor *index_add(tg_tensor *src, tg_tensor *index, int64_t ax, int nd
     tg_tensor *in[2] = {src, index};
     tg_entry *e;
     out = tg__finish(&tg_opdef_index_add, 2, in, out, &e);
-    if (e) e->params.i[0] = ax;
+    if (e) {
+        e->params.i[0] = ax;
+        if (save_index(e, &out, index)) return NULL;
+    }
     return out;
 }
 static tg_status index_select_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
-    CHECK(gi[0] = index_add(g, e->inputs[1], e->params.i[0], e->params.ndim, e->params.shape));
+    tg_tensor *index = tg_entry_saved(e, 0);
+    CHECK(index);
+    CHECK(gi[0] = index_add(g, index, e->params.i[0], e->params.ndim, e->params.shape));
     return TG_OK;
 }
 static tg_status index_add_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
-    CHECK(gi[0] = tg_index_select(g, e->params.i[0], e->inputs[1]));
+    tg_tensor *index = tg_entry_saved(e, 0);
+    CHECK(index);
+    CHECK(gi[0] = tg_index_select(g, e->params.i[0], index));
     return TG_OK;
 }
 static tg_tensor *apply_index_select(tg_tensor *const *in, int n, const tg_params *p) {
@@ -606,9 +633,29 @@ static tg_tensor *apply_index_select(tg_tensor *const *in, int n, const tg_param
 }
 static tg_tensor *apply_index_add(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
-    int64_t ax;
-    if (tg__norm_axis("index_add", p->i[0], p->ndim, &ax)) return NULL;
+    int64_t ax, numel;
+    if (p->ndim < 1 || p->ndim > TG_MAX_DIMS)
+        return TG_FAIL(TG_ERR_VALUE, "index_add: the target shape must have 1 to %d dimensions", TG_MAX_DIMS);
+    if (tg__require_float("index_add", in[0]) || tg__norm_axis("index_add", p->i[0], p->ndim, &ax) ||
+        tg__check_shape("index_add", p->ndim, p->shape, tg_dtype_size(in[0]->dtype), &numel))
+        return NULL;
     if (check_index("index_add", in[1], p->shape[ax], ax)) return NULL;
+    /* the source must be shape[:ax] + index.shape + shape[ax+1:] (the kernel
+     * reads it with that geometry) */
+    int64_t want[TG_MAX_DIMS];
+    int nw = 0;
+    bool fits = p->ndim - 1 + in[1]->ndim <= TG_MAX_DIMS;
+    for (int d = 0; fits && d < p->ndim; d++) {
+        if (d != ax) want[nw++] = p->shape[d];
+        else
+            for (int k = 0; k < in[1]->ndim; k++) want[nw++] = in[1]->shape[k];
+    }
+    if (!fits || !tg__same_shape(in[0]->ndim, in[0]->shape, nw, want))
+        return TG_FAIL(TG_ERR_VALUE,
+                       "index_add: the source has shape %s, expected %s (the target shape with "
+                       "axis %lld replaced by the index shape %s)",
+                       tg__shp(in[0]), fits ? tg__shp2(nw, want) : "(too many dimensions)",
+                       (long long)ax, tg__shp(in[1]));
     return index_add(in[0], in[1], ax, p->ndim, p->shape);
 }
 TG_DEFINE_OP(index_select, .arity = 2, .diff_mask = 1, .dtypes = "float32,float64,int64; index int64",
@@ -639,7 +686,7 @@ static void gather_scatter(tg_tensor *big, tg_tensor *small, tg_tensor *idx, int
     size_t isz = tg_dtype_size(big->dtype);
     char *pb = tg_tensor_data(big), *ps = tg_tensor_data(small);
     for (int64_t k = 0; k < idx->numel; k++) {
-        int64_t v = (int64_t)tg_tensor_get_flat(idx, k);
+        int64_t v = tg__get_flat_i64(idx, k);
         if (v < 0) v += big->shape[ax];
         int64_t ob = 0, os = 0;
         for (int d = 0; d < nd; d++) {
@@ -650,7 +697,7 @@ static void gather_scatter(tg_tensor *big, tg_tensor *small, tg_tensor *idx, int
         if (!scatter) memcpy(s, b, isz);
         else if (big->dtype == TG_FLOAT32) *(float *)b += *(float *)s;
         else if (big->dtype == TG_FLOAT64) *(double *)b += *(double *)s;
-        else *(int64_t *)b += *(int64_t *)s;
+        else *(int64_t *)b = tg__wrap_add(*(int64_t *)b, *(int64_t *)s);
         for (int d = nd - 1; d >= 0; d--) {
             if (++pos[d] < idx->shape[d]) break;
             pos[d] = 0;
@@ -688,6 +735,7 @@ tg_tensor *tg_gather(tg_tensor *x, int64_t axis, tg_tensor *index) {
         e->params.i[0] = ax;
         e->params.ndim = x->ndim;
         memcpy(e->params.shape, x->shape, sizeof e->params.shape);
+        if (save_index(e, &out, index)) return NULL;
     }
     return out;
 }
@@ -699,17 +747,24 @@ static tg_tensor *scatter_add(tg_tensor *src, tg_tensor *index, int64_t ax, int 
     tg_tensor *in[2] = {src, index};
     tg_entry *e;
     out = tg__finish(&tg_opdef_scatter_add, 2, in, out, &e);
-    if (e) e->params.i[0] = ax;
+    if (e) {
+        e->params.i[0] = ax;
+        if (save_index(e, &out, index)) return NULL;
+    }
     return out;
 }
 static tg_status gather_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
-    CHECK(gi[0] = scatter_add(g, e->inputs[1], e->params.i[0], e->params.ndim, e->params.shape));
+    tg_tensor *index = tg_entry_saved(e, 0);
+    CHECK(index);
+    CHECK(gi[0] = scatter_add(g, index, e->params.i[0], e->params.ndim, e->params.shape));
     return TG_OK;
 }
 static tg_status scatter_add_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
-    CHECK(gi[0] = tg_gather(g, e->params.i[0], e->inputs[1]));
+    tg_tensor *index = tg_entry_saved(e, 0);
+    CHECK(index);
+    CHECK(gi[0] = tg_gather(g, e->params.i[0], index));
     return TG_OK;
 }
 static tg_tensor *apply_gather(tg_tensor *const *in, int n, const tg_params *p) {

@@ -34,10 +34,15 @@ tg_tensor *tg_softmax(tg_tensor *x, int64_t axis) {
     int64_t ax;
     if (tg__require_float("softmax", x) || tg__norm_axis("softmax", axis, x->ndim, &ax)) return NULL;
     bool prev = tg_set_grad_enabled(false);
-    tg_tensor *lse = x->ndim ? tg_logsumexp(x, &ax, 1, true) : tg_logsumexp(x, NULL, 0, true);
-    tg_tensor *out = lse ? take2(tg_sub, (tg_tensor_retain(x), x), lse) : NULL;
-    tg_tensor *y = out ? tg_exp(out) : NULL;
-    tg_tensor_release(out);
+    tg_tensor *y;
+    if (x->numel == 0) { /* no element to normalise: an empty result, as in PyTorch */
+        y = tg_tensor_empty(x->ndim, x->shape, x->dtype);
+    } else {
+        tg_tensor *lse = x->ndim ? tg_logsumexp(x, &ax, 1, true) : tg_logsumexp(x, NULL, 0, true);
+        tg_tensor *out = lse ? take2(tg_sub, (tg_tensor_retain(x), x), lse) : NULL;
+        y = out ? tg_exp(out) : NULL;
+        tg_tensor_release(out);
+    }
     tg_set_grad_enabled(prev);
     tg_entry *e;
     y = tg__finish(&tg_opdef_softmax, 1, &x, y, &e);
@@ -76,8 +81,13 @@ tg_tensor *tg_log_softmax(tg_tensor *x, int64_t axis) {
     int64_t ax;
     if (tg__require_float("log_softmax", x) || tg__norm_axis("log_softmax", axis, x->ndim, &ax)) return NULL;
     bool prev = tg_set_grad_enabled(false);
-    tg_tensor *lse = x->ndim ? tg_logsumexp(x, &ax, 1, true) : tg_logsumexp(x, NULL, 0, true);
-    tg_tensor *y = lse ? take2(tg_sub, (tg_tensor_retain(x), x), lse) : NULL;
+    tg_tensor *y;
+    if (x->numel == 0) { /* see softmax */
+        y = tg_tensor_empty(x->ndim, x->shape, x->dtype);
+    } else {
+        tg_tensor *lse = x->ndim ? tg_logsumexp(x, &ax, 1, true) : tg_logsumexp(x, NULL, 0, true);
+        y = lse ? take2(tg_sub, (tg_tensor_retain(x), x), lse) : NULL;
+    }
     tg_set_grad_enabled(prev);
     tg_entry *e;
     y = tg__finish(&tg_opdef_log_softmax, 1, &x, y, &e);
@@ -123,7 +133,7 @@ static tg_status check_labels(const char *who, const tg_tensor *labels, int64_t 
                             "%s: class labels must be int64, got %s (convert with .astype(tg.int64))",
                             who, tg_dtype_name(labels->dtype));
     for (int64_t i = 0; i < labels->numel; i++) {
-        int64_t v = (int64_t)tg_tensor_get_flat(labels, i);
+        int64_t v = tg__get_flat_i64(labels, i);
         if (v < 0 || v >= C)
             return tg_error_set(TG_ERR_INDEX,
                                 "%s: label %lld at position %lld is out of range for %lld classes "
@@ -138,7 +148,7 @@ tg_tensor *tg_one_hot(tg_tensor *labels, int64_t C, tg_dtype dt) {
         C = 0;
         if (labels->dtype == TG_INT64)
             for (int64_t i = 0; i < labels->numel; i++) {
-                int64_t v = (int64_t)tg_tensor_get_flat(labels, i);
+                int64_t v = tg__get_flat_i64(labels, i);
                 if (v + 1 > C) C = v + 1;
             }
     }
@@ -152,7 +162,7 @@ tg_tensor *tg_one_hot(tg_tensor *labels, int64_t C, tg_dtype dt) {
     char *p = tg_tensor_data(out);
     size_t isz = tg_dtype_size(dt);
     for (int64_t i = 0; i < labels->numel; i++) {
-        int64_t v = (int64_t)tg_tensor_get_flat(labels, i);
+        int64_t v = tg__get_flat_i64(labels, i);
         char *q = p + (i * C + v) * (int64_t)isz;
         if (dt == TG_FLOAT32) *(float *)q = 1;
         else if (dt == TG_FLOAT64) *(double *)q = 1;
@@ -238,7 +248,7 @@ tg_tensor *tg_cross_entropy(tg_tensor *z, tg_tensor *labels, tg_reduction red) {
         return NULL;
     }
     for (int64_t i = 0; i < N; i++) {
-        int64_t y = (int64_t)tg_tensor_get_flat(labels, i);
+        int64_t y = tg__get_flat_i64(labels, i);
         double m = -INFINITY, s = 0, zy;
         if (z->dtype == TG_FLOAT32) {
             const float *row = (const float *)tg_tensor_data(zc) + i * C;
@@ -266,7 +276,9 @@ tg_tensor *tg_cross_entropy(tg_tensor *z, tg_tensor *labels, tg_reduction red) {
     out = tg__finish(&tg_opdef_cross_entropy, 2, in, out, &e);
     if (e) {
         e->params.i[0] = red;
-        if (tg__save(e, z)) {
+        /* the labels are saved too: the VJP reads them, so a write into them
+         * before backward must be caught (version counter, safe aliasing) */
+        if (tg__save(e, z) || tg__save(e, labels)) {
             tg_tensor_release(out);
             return NULL;
         }
@@ -277,7 +289,8 @@ static tg_status cross_entropy_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, vo
     (void)ctx;
     tg_tensor *z = tg_entry_saved(e, 0);
     CHECK(z);
-    tg_tensor *labels = e->inputs[1];
+    tg_tensor *labels = tg_entry_saved(e, 1);
+    CHECK(labels);
     /* dz = (softmax(z) - onehot(y)) * dL  (/N for mean) */
     tg_tensor *p = tg_softmax(z, 1);
     tg_tensor *oh = p ? tg_one_hot(labels, z->shape[1], z->dtype) : NULL;
@@ -309,7 +322,7 @@ tg_tensor *tg_nll_loss(tg_tensor *lp, tg_tensor *labels, tg_reduction red) {
     tg_tensor *l = tg_tensor_empty(1, &N, lp->dtype);
     if (!l) return NULL;
     for (int64_t i = 0; i < N; i++) {
-        int64_t y = (int64_t)tg_tensor_get_flat(labels, i);
+        int64_t y = tg__get_flat_i64(labels, i);
         double v = -tg_tensor_get_flat(lp, i * lp->shape[1] + y);
         if (lp->dtype == TG_FLOAT32) ((float *)tg_tensor_data(l))[i] = (float)v;
         else ((double *)tg_tensor_data(l))[i] = v;
@@ -326,12 +339,18 @@ tg_tensor *tg_nll_loss(tg_tensor *lp, tg_tensor *labels, tg_reduction red) {
         e->params.ndim = 2;
         e->params.shape[0] = lp->shape[0];
         e->params.shape[1] = lp->shape[1];
+        if (tg__save(e, labels)) { /* read by the VJP: see cross_entropy */
+            tg_tensor_release(out);
+            return NULL;
+        }
     }
     return out;
 }
 static tg_status nll_loss_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
-    tg_tensor *oh = tg_one_hot(e->inputs[1], e->params.shape[1], g->dtype);
+    tg_tensor *labels = tg_entry_saved(e, 0);
+    CHECK(labels);
+    tg_tensor *oh = tg_one_hot(labels, e->params.shape[1], g->dtype);
     tg_tensor *d = oh ? tg_neg(oh) : NULL;
     tg_tensor_release(oh);
     CHECK(d);

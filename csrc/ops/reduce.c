@@ -31,7 +31,7 @@ static void reduced_shape(const tg_tensor *x, uint32_t mask, bool keepdims, int 
 
 typedef struct { rkind kind; tg_dtype dt; } rctx;
 
-#define RED_ROW(NAME, T, ACC)                                                           \
+#define RED_ROW(NAME, T, ACC, ADD)                                                      \
     static void NAME(int64_t n, char **p, const int64_t *s, void *vctx) {               \
         rkind kind = ((rctx *)vctx)->kind;                                              \
         ACC *acc = (ACC *)p[0];                                                          \
@@ -41,9 +41,9 @@ typedef struct { rkind kind; tg_dtype dt; } rctx;
             if (kind == R_SUM) {                                                        \
                 if (s[1] == (int64_t)sizeof(T)) {                                       \
                     const T *X = (const T *)x;                                          \
-                    for (int64_t i = 0; i < n; i++) a += (ACC)X[i];                     \
+                    for (int64_t i = 0; i < n; i++) a = ADD(a, (ACC)X[i]);                     \
                 } else {                                                                \
-                    for (int64_t i = 0; i < n; i++) a += (ACC) * (const T *)(x + i * s[1]); \
+                    for (int64_t i = 0; i < n; i++) a = ADD(a, (ACC) * (const T *)(x + i * s[1])); \
                 }                                                                       \
             } else if (kind == R_MAX) {                                                 \
                 for (int64_t i = 0; i < n; i++) {                                       \
@@ -64,14 +64,15 @@ typedef struct { rkind kind; tg_dtype dt; } rctx;
         for (int64_t i = 0; i < n; i++) {                                               \
             ACC *ap = (ACC *)((char *)acc + i * s[0]);                                  \
             ACC v = (ACC) * (const T *)(x + i * s[1]);                                  \
-            if (kind == R_SUM) *ap += v;                                                \
+            if (kind == R_SUM) *ap = ADD(*ap, v);                                                \
             else if (kind == R_MAX) { if (v > *ap || v != v) *ap = (*ap != *ap) ? *ap : v; } \
             else { if (v < *ap || v != v) *ap = (*ap != *ap) ? *ap : v; }               \
         }                                                                               \
     }
-RED_ROW(red_f32, float, double)
-RED_ROW(red_f64, double, double)
-RED_ROW(red_i64, int64_t, int64_t)
+#define PLAIN_ADD(a, b) ((a) + (b))
+RED_ROW(red_f32, float, double, PLAIN_ADD)
+RED_ROW(red_f64, double, double, PLAIN_ADD)
+RED_ROW(red_i64, int64_t, int64_t, tg__wrap_add) /* int64 sums wrap like NumPy's, no UB */
 
 /* Reduce x over mask (no autograd).  Result dtype = x's. */
 static tg_tensor *reduce_kernel(const char *who, tg_tensor *x, uint32_t mask, bool keepdims,
@@ -331,12 +332,16 @@ tg_tensor *tg_var(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims, i
     int na = 0;
     for (int d = 0; d < x->ndim; d++)
         if (mask & (1u << d)) ax[na++] = d;
+    /* NumPy's divisor: max(n - ddof, 0), in double (ddof may be any int64:
+     * n - ddof in int64 could overflow) */
+    double dof = (double)n - (double)ddof;
+    double scale = 1.0 / (dof > 0 ? dof : 0.0);
     bool prev = tg_set_grad_enabled(false);
     tg_tensor *m = tg_mean(x, ax, na, true);
     tg_tensor *d = m ? tg_sub(x, m) : NULL;
     tg_tensor *d2 = d ? tg_mul(d, d) : NULL;
     tg_tensor *s = d2 ? tg_sum(d2, ax, na, keepdims) : NULL;
-    tg_tensor *out = s ? tg_mul_scalar(s, 1.0 / (double)(n - ddof)) : NULL;
+    tg_tensor *out = s ? tg_mul_scalar(s, scale) : NULL;
     tg_set_grad_enabled(prev);
     tg_tensor_release(m);
     tg_tensor_release(d);
@@ -346,7 +351,7 @@ tg_tensor *tg_var(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims, i
     out = tg__finish(&tg_opdef_var, 1, &x, out, &e);
     if (e) {
         store_axes(e, x, mask, keepdims);
-        e->params.f[0] = 1.0 / (double)(n - ddof);
+        e->params.f[0] = scale;
         e->params.i[1] = ddof;
         if (tg__save(e, x)) {
             tg_tensor_release(out);

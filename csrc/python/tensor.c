@@ -588,8 +588,16 @@ static tg_tensor *apply_index(tg_tensor *x, PyObject *key, bool basic_only) {
         bool pg = tg_set_grad_enabled(false);
         for (int k = 0; k < na && !PyErr_Occurred(); k++) {
             int64_t len = r->shape[a0 + k];
-            for (int64_t q = 0; q < idx[k]->numel; q++) {
-                int64_t v = (int64_t)tg_tensor_get_flat(idx[k], q);
+            /* read the int64 indices exactly: through a double, INT64_MAX
+             * would round to 2**63, whose conversion back is undefined */
+            tg_tensor *ic = tg_contiguous(idx[k]);
+            if (!ic) {
+                tgpy_raise();
+                break;
+            }
+            const int64_t *iv = tg_tensor_data(ic);
+            for (int64_t q = 0; q < ic->numel; q++) {
+                int64_t v = iv[q];
                 if (v < -len || v >= len) {
                     PyErr_Format(PyExc_IndexError,
                                  "index: index %lld is out of bounds for axis %d with size %lld",
@@ -597,6 +605,7 @@ static tg_tensor *apply_index(tg_tensor *x, PyObject *key, bool basic_only) {
                     break;
                 }
             }
+            tg_tensor_release(ic);
             if (PyErr_Occurred()) break;
             /* wrap negatives: v + len * (v < 0) */
             tg_tensor *z = tg_tensor_scalar(0, TG_INT64);

@@ -185,8 +185,18 @@ class Function:
         if not any(t.requires_grad for t in tensors) or not _C.is_grad_enabled():
             return out
         n_args = len(args)
+        # the tensors saved for backward, with their storage versions: an
+        # in-place write before backward is an error, as for built-in ops
+        saved = [(t, t._version) for t in ctx.saved_tensors if isinstance(t, Tensor)]
 
         def vjp(grad):
+            for k, (t, version) in enumerate(saved):
+                if t._version != version:
+                    raise RuntimeError(
+                        f"backward: tensor {k} of shape {t.shape} saved by {cls.__name__} "
+                        f"(ctx.save_for_backward) was modified in place after it was saved "
+                        f"(version {version}, now {t._version}); its gradient would be wrong. "
+                        f"Use an out-of-place operation, or .clone() before modifying")
             grads = cls.backward(ctx, grad)
             if not isinstance(grads, (tuple, list)):
                 grads = (grads,)

@@ -43,5 +43,6 @@ Suite *tensor_suite(void);
 Suite *errors_suite(void);
 Suite *gemm_suite(void);
 Suite *threadpool_suite(void);
+Suite *regressions_suite(void);
 
 #endif

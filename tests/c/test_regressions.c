@@ -1,0 +1,435 @@
+/*
+ * test_regressions.c -- one test per failure that the fuzzers and the
+ * sanitizers found (tests/fuzz/fuzz_ops.c, tests/sanitize.sh), so that each
+ * stays fixed.  Each test names the input in tests/fuzz/corpus/ that found
+ * it (replayed by tests/fuzz/run.sh) and the defect it had.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "test_util.h"
+
+/* corpus/empty-huge-dims-strides-overflow: zeros((0, 2**62, 2**62)) passed
+ * the element-count check (0 elements) and overflowed computing contiguous
+ * strides (undefined behaviour).  Now refused like NumPy ("too big"). */
+START_TEST(empty_tensor_with_huge_dims) {
+    int64_t shape[3] = {0, (int64_t)1 << 62, (int64_t)1 << 62};
+    tg_error_clear();
+    ck_assert_ptr_null(tg_tensor_zeros(3, shape, TG_FLOAT32));
+    ck_tg_error(TG_ERR_MEMORY, "(0, 4611686018427387904, 4611686018427387904)", "too many");
+    int64_t ok[3] = {0, (int64_t)1 << 20, 3}; /* still fine: strides fit */
+    tg_tensor *t = tg_tensor_zeros(3, ok, TG_FLOAT64);
+    ck_tg(t);
+    ck_assert_int_eq(t->numel, 0);
+    ck_assert_int_eq(t->strides[0], ((int64_t)1 << 20) * 3);
+    tg_tensor_release(t);
+}
+END_TEST
+
+/* corpus/eye-empty-huge-n-loop: eye(2**62, 0) looped 2**62 times (a hang),
+ * and i + k overflowed for k near INT64_MAX.  (eye(2**62, 0) is now refused
+ * as too big, like NumPy: its strides would not fit.) */
+START_TEST(eye_empty_and_extreme_diagonal) {
+    tg_error_clear();
+    ck_assert_ptr_null(tg_tensor_eye((int64_t)1 << 62, 0, 0, TG_FLOAT32)); /* too big, like NumPy */
+    ck_tg_error(TG_ERR_MEMORY, "too many bytes");
+    tg_tensor *t = tg_tensor_eye((int64_t)1 << 40, 0, 0, TG_FLOAT32); /* empty: returns at once */
+    ck_tg(t);
+    ck_assert_int_eq(t->numel, 0);
+    tg_tensor_release(t);
+    t = tg_tensor_eye(3, 3, INT64_MAX, TG_FLOAT64);
+    ck_tg(t);
+    for (int64_t i = 0; i < 9; i++) ck_assert(tg_tensor_get_flat(t, i) == 0.0);
+    tg_tensor_release(t);
+    t = tg_tensor_eye(3, 4, INT64_MIN, TG_FLOAT64);
+    ck_tg(t);
+    for (int64_t i = 0; i < 12; i++) ck_assert(tg_tensor_get_flat(t, i) == 0.0);
+    tg_tensor_release(t);
+    t = tg_tensor_eye(2, 3, 1, TG_INT64);
+    ck_tg(t);
+    const double want[6] = {0, 1, 0, 0, 0, 1};
+    ck_assert(tt_diff_to(t, want) == 0.0);
+    tg_tensor_release(t);
+}
+END_TEST
+
+/* corpus/full-int64-with-inf, axpy-int64-inf-alpha: float -> int64 of NaN,
+ * +-inf or a value outside int64 was a plain C cast (undefined behaviour, a
+ * UBSan float-cast-overflow).  Now NumPy's result on x86: INT64_MIN. */
+START_TEST(float_to_int64_out_of_range) {
+    const double bad[4] = {NAN, INFINITY, -INFINITY, 1e300};
+    for (int k = 0; k < 4; k++) {
+        tg_tensor *t = tg_tensor_scalar(bad[k], TG_INT64);
+        ck_tg(t);
+        ck_assert(*(int64_t *)tg_tensor_data(t) == INT64_MIN);
+        tg_tensor_release(t);
+        tg_tensor *f = tg_tensor_scalar(bad[k], TG_FLOAT64);
+        tg_tensor *c = tg_cast(f, TG_INT64);
+        ck_tg(c);
+        ck_assert(*(int64_t *)tg_tensor_data(c) == INT64_MIN);
+        tg_tensor_release(c);
+        tg_tensor *y = tg_tensor_scalar(5, TG_INT64), *x = tg_tensor_scalar(1, TG_INT64);
+        ck_tg_ok(tg_tensor_axpy_(y, bad[k], x));
+        tg_tensor_release(y);
+        tg_tensor_release(x);
+        tg_tensor_release(f);
+    }
+    tg_tensor *t = tg_tensor_scalar(-7.9, TG_FLOAT64), *c = tg_cast(t, TG_INT64);
+    ck_assert(*(int64_t *)tg_tensor_data(c) == -7); /* truncation toward zero */
+    tg_tensor_release(c);
+    tg_tensor_release(t);
+}
+END_TEST
+
+/* int64 add/sub/mul/neg/abs/sum overflowed as C signed arithmetic
+ * (undefined behaviour); now they wrap around like NumPy's. */
+START_TEST(int64_arithmetic_wraps) {
+    tg_tensor *a = tg_tensor_scalar(0, TG_INT64), *b = tg_tensor_scalar(0, TG_INT64);
+    *(int64_t *)tg_tensor_data(a) = INT64_MAX;
+    *(int64_t *)tg_tensor_data(b) = 1;
+    tg_tensor *s = tg_add(a, b), *m = tg_mul(a, a), *d = tg_sub(b, a);
+    ck_tg(s);
+    ck_tg(m);
+    ck_tg(d);
+    ck_assert(*(int64_t *)tg_tensor_data(s) == INT64_MIN);
+    ck_assert(*(int64_t *)tg_tensor_data(m) == 1);
+    ck_assert(*(int64_t *)tg_tensor_data(d) == INT64_MIN + 2);
+    *(int64_t *)tg_tensor_data(b) = INT64_MIN;
+    tg_tensor *n = tg_neg(b), *ab = tg_abs(b);
+    ck_assert(*(int64_t *)tg_tensor_data(n) == INT64_MIN);
+    ck_assert(*(int64_t *)tg_tensor_data(ab) == INT64_MIN);
+    int64_t two = 2;
+    tg_tensor *v = tg_tensor_full(1, &two, 0, TG_INT64);
+    ((int64_t *)tg_tensor_data(v))[0] = INT64_MAX;
+    ((int64_t *)tg_tensor_data(v))[1] = INT64_MAX;
+    tg_tensor *sum = tg_sum(v, NULL, 0, false);
+    ck_tg(sum);
+    ck_assert(*(int64_t *)tg_tensor_data(sum) == -2);
+    tg_tensor *objs[] = {a, b, s, m, d, n, ab, v, sum};
+    for (int i = 0; i < 9; i++) tg_tensor_release(objs[i]);
+}
+END_TEST
+
+/* corpus/slice-huge-step-stride-overflow: a slice with step INT64_MAX (one
+ * element) made a view stride of stride * step (signed overflow); step
+ * INT64_MIN negated it.  The step of a slice of <= 1 element is now 1. */
+START_TEST(slice_extreme_steps) {
+    int64_t shape[2] = {3, 4};
+    tg_tensor *x = tg_tensor_randn(2, shape, 0, 1, TG_FLOAT64);
+    int64_t starts[2] = {0, 3}, stops[2] = {3, -5}, steps[2] = {INT64_MAX, INT64_MIN};
+    tg_tensor *v = tg_slice(x, starts, stops, steps, 0);
+    ck_tg(v);
+    ck_assert_int_eq(v->ndim, 2);
+    ck_assert_int_eq(v->shape[0], 1);
+    ck_assert_int_eq(v->shape[1], 1);
+    ck_assert(tg_tensor_get_flat(v, 0) == tg_tensor_get_flat(x, 3));
+    tg_tensor_release(v);
+    tg_tensor_release(x);
+}
+END_TEST
+
+/* corpus/from-storage-offset-overflow: the bounds check of from_storage
+ * multiplied (offset + span) by the item size in 64 bits: an offset of 2**62
+ * wrapped around and passed, giving a view far outside its storage. */
+START_TEST(from_storage_overflowing_geometry) {
+    double buf[16] = {0};
+    tg_storage *s = tg_storage_borrow(buf, sizeof buf, NULL, NULL, false);
+    int64_t shape[2] = {2, 2}, strides[2] = {INT64_MAX / 2, 1};
+    tg_error_clear();
+    ck_assert_ptr_null(tg_tensor_from_storage(s, TG_FLOAT64, 1, shape, NULL, (int64_t)1 << 62));
+    ck_tg_error(TG_ERR_VALUE, "from_storage", "outside");
+    ck_assert_ptr_null(tg_tensor_from_storage(s, TG_FLOAT64, 2, shape, strides, 0));
+    ck_assert_ptr_null(tg_tensor_from_storage(s, TG_FLOAT64, 1, shape, NULL, -1));
+    int64_t zero = 0;
+    ck_assert_ptr_null(tg_tensor_from_storage(s, TG_FLOAT64, 1, &zero, NULL, (int64_t)1 << 62));
+    ck_tg_error(TG_ERR_VALUE, "from_storage", "offset");
+    tg_tensor *t = tg_tensor_from_storage(s, TG_FLOAT64, 1, &zero, NULL, 16); /* end: fine */
+    ck_tg(t);
+    tg_tensor_release(t);
+    int64_t neg[2] = {-3, 1};
+    t = tg_tensor_from_storage(s, TG_FLOAT64, 2, shape, neg, 3); /* reversed rows: fine */
+    ck_tg(t);
+    tg_tensor_release(t);
+    tg_storage_release(s);
+}
+END_TEST
+
+/* corpus/step-after-failure-no-error: stepping a backward pass that had
+ * failed returned -1 without setting an error (the contract: every failure
+ * sets one). */
+static tg_status failing_hook(tg_tensor *t, tg_tensor *g, tg_tensor **rep, void *ctx) {
+    (void)t;
+    (void)g;
+    (void)rep;
+    (void)ctx;
+    return tg_error_set(TG_ERR_CALLBACK, "hook: failed on purpose");
+}
+
+START_TEST(step_after_failure_sets_error) {
+    double v[2] = {1, 2};
+    tg_tensor *x = tt_vec(2, v, true);
+    tg_tensor *y = tg_mul(x, x), *l = tg_sum(y, NULL, 0, false);
+    tg_tensor_set_grad_hook(y, failing_hook, NULL);
+    tg_stepper *bw = tg_backward_begin(1, &l, NULL, TG_RETAIN_GRAPH, 0, NULL);
+    ck_tg(bw);
+    ck_assert_int_eq(tg_backward_step(bw), 1); /* sum */
+    ck_assert_int_eq(tg_backward_step(bw), -1); /* the hook on y fails */
+    tg_error_clear();
+    ck_assert_int_eq(tg_backward_step(bw), -1);
+    ck_tg_error(TG_ERR_RUNTIME, "backward", "already failed");
+    tg_backward_end(bw);
+    /* the graph is usable again afterwards */
+    tg_tensor_set_grad_hook(y, NULL, NULL);
+    ck_tg_ok(tg_backward(l, NULL, 0));
+    ck_assert(tt_diff_to(x->grad, (double[]){2, 4}) == 0.0);
+    tg_tensor_release(l);
+    tg_tensor_release(y);
+    tg_tensor_release(x);
+}
+END_TEST
+
+/* set_grad(x, x) and tg_entry_save(e, e's own output) made reference cycles
+ * (leaks found by LeakSanitizer in the fuzzer): both refused now. */
+static int released;
+static tg_status pass_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    if (tg_entry_needs_grad(e, 0)) {
+        tg_tensor_retain(g);
+        gi[0] = g;
+    }
+    return TG_OK;
+}
+static void count_release(void *ctx) {
+    (void)ctx;
+    released++;
+}
+
+START_TEST(reference_cycles_refused) {
+    double v[2] = {1, 2};
+    tg_tensor *x = tt_vec(2, v, true);
+    tg_error_clear();
+    ck_assert_int_eq(tg_tensor_set_grad(x, x), TG_ERR_VALUE);
+    ck_tg_error(TG_ERR_VALUE, "grad", "own gradient");
+    released = 0;
+    bool prev = tg_set_grad_enabled(false);
+    tg_tensor *out = tg_mul_scalar(x, 3.0);
+    tg_set_grad_enabled(prev);
+    tg_tensor *y = tg_custom_record("triple", 1, &x, out, pass_vjp, NULL, count_release);
+    ck_tg(y);
+    ck_assert_int_eq(tg_entry_save(y->grad_fn, y), TG_ERR_VALUE);
+    ck_tg_error(TG_ERR_VALUE, "entry_save", "own output");
+    ck_tg_ok(tg_entry_save(y->grad_fn, x)); /* an input: fine */
+    tg_tensor_release(y);
+    ck_assert_int_eq(released, 1); /* the entry died with its output */
+    tg_tensor_release(out);
+    tg_tensor_release(x);
+}
+END_TEST
+
+/* A VJP that reads labels or indices read e->inputs[1] directly: writing
+ * into the labels between forward and backward silently moved the gradient.
+ * They are saved now, so the version counter catches it. */
+START_TEST(labels_modified_before_backward) {
+    int64_t shape[2] = {2, 3}, two = 2;
+    tg_tensor *z = tg_tensor_randn(2, shape, 0, 1, TG_FLOAT64);
+    ck_tg_ok(tg_tensor_set_requires_grad(z, true));
+    tg_tensor *y = tg_tensor_zeros(1, &two, TG_INT64);
+    tg_tensor *l = tg_cross_entropy(z, y, TG_REDUCTION_MEAN);
+    tg_tensor *u = tg_unsqueeze(y, 1); /* (2, 1): a view of y */
+    tg_tensor *g = tg_gather(z, 1, u);
+    ck_tg(l);
+    ck_tg_ok(tg_tensor_fill_(y, 1));
+    tg_error_clear();
+    ck_assert_int_eq(tg_backward(l, NULL, 0), TG_ERR_RUNTIME);
+    ck_tg_error(TG_ERR_RUNTIME, "cross_entropy", "modified in place");
+    tg_tensor *s = tg_sum(g, NULL, 0, false);
+    ck_assert_int_eq(tg_backward(s, NULL, 0), TG_ERR_RUNTIME);
+    ck_tg_error(TG_ERR_RUNTIME, "gather", "modified in place");
+    tg_tensor *objs[] = {s, g, u, l, y, z};
+    for (int i = 0; i < 6; i++) tg_tensor_release(objs[i]);
+}
+END_TEST
+
+/* Two backward passes over one graph at once (a step-through left open, or
+ * another thread) shared the bookkeeping on the nodes and silently lost
+ * gradients; the second is refused now, and works once the first ended. */
+START_TEST(overlapping_backward_refused) {
+    double v[2] = {1, 2};
+    tg_tensor *x = tt_vec(2, v, true);
+    tg_tensor *y = tg_mul(x, x), *l = tg_sum(y, NULL, 0, false);
+    tg_tensor *l2 = tg_mul_scalar(x, 3.0), *s2 = tg_sum(l2, NULL, 0, false);
+    tg_stepper *bw = tg_backward_begin(1, &l, NULL, TG_RETAIN_GRAPH, 0, NULL);
+    ck_tg(bw);
+    ck_assert_int_eq(tg_backward_step(bw), 1);
+    tg_error_clear();
+    ck_assert_int_eq(tg_backward(l, NULL, TG_RETAIN_GRAPH), TG_ERR_RUNTIME);
+    ck_tg_error(TG_ERR_RUNTIME, "backward", "another backward pass");
+    ck_assert_int_eq(tg_backward(s2, NULL, 0), TG_ERR_RUNTIME); /* shares the leaf x */
+    ck_tg_error(TG_ERR_RUNTIME, "leaf tensor", "another backward pass");
+    while (tg_backward_step(bw) == 1) {
+    }
+    tg_backward_end(bw);
+    ck_assert(tt_diff_to(x->grad, (double[]){2, 4}) == 0.0);
+    ck_tg_ok(tg_backward(l, NULL, 0));
+    ck_tg_ok(tg_backward(s2, NULL, 0));
+    ck_assert(tt_diff_to(x->grad, (double[]){7, 11}) == 0.0);
+    tg_tensor *objs[] = {s2, l2, l, y, x};
+    for (int i = 0; i < 5; i++) tg_tensor_release(objs[i]);
+}
+END_TEST
+
+/* The save hook (safe aliasing): +1 when a storage is first saved, -1 when
+ * the last saved reference goes; a hook that asks for a copy gets one. */
+static int hook_calls[2];
+static bool want_copy;
+static bool save_hook(tg_storage *s, int delta, void *ctx) {
+    (void)s;
+    (void)ctx;
+    hook_calls[delta > 0 ? 0 : 1]++;
+    return want_copy;
+}
+
+START_TEST(save_hook_counts) {
+    double v[3] = {1, 2, 3};
+    tg_tensor *x = tt_vec(3, v, true);
+    tg_set_save_hook(save_hook, NULL);
+    hook_calls[0] = hook_calls[1] = 0;
+    want_copy = false;
+    tg_tensor *y = tg_mul(x, x), *l = tg_sum(y, NULL, 0, false); /* mul saves x (twice) */
+    ck_assert_int_eq(x->storage->saved_count, 2);
+    ck_assert_int_eq(hook_calls[0], 1);
+    ck_tg_ok(tg_backward(l, NULL, TG_RETAIN_GRAPH));
+    ck_assert_int_eq(hook_calls[1], 0);   /* retained: still saved */
+    ck_tg_ok(tg_backward(l, NULL, 0));
+    ck_assert_int_eq(x->storage->saved_count, 0);
+    ck_assert_int_eq(hook_calls[1], 1);   /* freed by the backward */
+    tg_tensor_release(l);
+    tg_tensor_release(y);
+    /* the entry dies without a backward: -1 too */
+    y = tg_mul(x, x);
+    ck_assert_int_eq(hook_calls[0], 2);
+    tg_tensor_release(y);
+    ck_assert_int_eq(hook_calls[1], 2);
+    /* a copy when asked: x's memory is no longer what backward reads */
+    want_copy = true;
+    y = tg_mul(x, x);
+    ck_assert_int_eq(x->storage->saved_count, 0);
+    ((double *)tg_tensor_data(x))[0] = 100; /* a write the version counter cannot see */
+    l = tg_sum(y, NULL, 0, false);
+    tg_tensor_set_grad(x, NULL);
+    ck_tg_ok(tg_backward(l, NULL, 0));
+    ck_assert(tt_diff_to(x->grad, (double[]){2, 4, 6}) == 0.0); /* from the values at forward */
+    tg_set_save_hook(NULL, NULL);
+    tg_tensor_release(l);
+    tg_tensor_release(y);
+    tg_tensor_release(x);
+}
+END_TEST
+
+/* corpus/conv2d-huge-stride-overflow: conv2d with a stride near INT64_MAX
+ * overflowed computing the valid output range of a tap (lo + s - 1). */
+START_TEST(conv2d_huge_stride) {
+    int64_t xs[4] = {1, 1, 3, 3}, ws[4] = {1, 1, 2, 2};
+    tg_tensor *x = tg_tensor_ones(4, xs, TG_FLOAT64), *w = tg_tensor_ones(4, ws, TG_FLOAT64);
+    tg_tensor *y = tg_conv2d(x, w, NULL, INT64_MAX, INT64_MAX, 1, 1);
+    ck_tg(y);
+    ck_assert_int_eq(y->shape[2], 1);
+    ck_assert_int_eq(y->shape[3], 1);
+    ck_assert(tg_tensor_get_flat(y, 0) == 1.0); /* the top-left window: one tap inside */
+    tg_tensor *p = tg_max_pool2d(x, 2, 2, INT64_MAX, INT64_MAX, 1, 1);
+    ck_tg(p);
+    ck_assert(tg_tensor_get_flat(p, 0) == 1.0);
+    tg_tensor_release(p);
+    tg_tensor_release(y);
+    tg_tensor_release(w);
+    tg_tensor_release(x);
+}
+END_TEST
+
+/* corpus/index-add-source-shape-overflow: index_add through the registry
+ * (tg_op_apply) trusted that the source had the shape the parameters
+ * describe: a smaller source was read out of bounds (ASan heap overflow). */
+START_TEST(index_add_checks_source_shape) {
+    const tg_opdef *op = tg_op_find("index_add");
+    ck_tg(op);
+    int64_t two = 2, s3[1] = {3};
+    tg_tensor *src = tg_tensor_ones(1, s3, TG_FLOAT64);
+    tg_tensor *idx = tg_tensor_zeros(1, &two, TG_INT64);
+    tg_params p;
+    ck_tg_ok(tg_params_parse("i0=0 shape=4,5", &p));
+    tg_tensor *in[2] = {src, idx};
+    tg_error_clear();
+    ck_assert_ptr_null(tg_op_apply(op, 2, in, &p));
+    ck_tg_error(TG_ERR_VALUE, "index_add", "(3,)", "(2, 5)");
+    int64_t good[2] = {2, 5};
+    tg_tensor *src2 = tg_tensor_ones(2, good, TG_FLOAT64);
+    in[0] = src2;
+    tg_tensor *r = tg_op_apply(op, 2, in, &p);
+    ck_tg(r);
+    ck_assert(tg_tensor_get_flat(r, 0) == 2.0 && tg_tensor_get_flat(r, 5) == 0.0);
+    tg_tensor *objs[] = {r, src2, idx, src};
+    for (int i = 0; i < 4; i++) tg_tensor_release(objs[i]);
+}
+END_TEST
+
+/* corpus/var-extreme-ddof-overflow: var's divisor n - ddof was computed in
+ * int64 (overflow for ddof = INT64_MIN); ddof > n gave a negative variance.
+ * Now NumPy's max(n - ddof, 0) in double: inf, or nan for a zero sum. */
+START_TEST(var_extreme_ddof) {
+    double v[3] = {1, 2, 4};
+    tg_tensor *x = tt_vec(3, v, false);
+    tg_tensor *a = tg_var(x, NULL, 0, false, INT64_MIN), *b = tg_var(x, NULL, 0, false, 5);
+    tg_tensor *c = tg_var(x, NULL, 0, false, 1);
+    ck_tg(a);
+    ck_tg(b);
+    ck_tg(c);
+    ck_assert(tt_item(a) >= 0 && tt_item(a) < 1e-15); /* (14/3) / 9.2e18 */
+    ck_assert(isinf(tt_item(b)) && tt_item(b) > 0);
+    ck_assert(fabs(tt_item(c) - 7.0 / 3.0) < 1e-12);
+    tg_tensor *objs[] = {a, b, c, x};
+    for (int i = 0; i < 4; i++) tg_tensor_release(objs[i]);
+}
+END_TEST
+
+/* corpus/reshape-empty-huge-dims-strides-overflow: reshaping an empty tensor
+ * into (0, 1.5 * 2**62, 3) passed the element count (0) and overflowed the
+ * new strides (UB); now refused like creating that shape. */
+START_TEST(reshape_empty_into_huge_dims) {
+    int64_t s0[1] = {0};
+    tg_tensor *x = tg_tensor_zeros(1, s0, TG_FLOAT32);
+    int64_t huge[3] = {0, (int64_t)3 << 61, 3}, fine[3] = {0, 1 << 20, 3};
+    tg_error_clear();
+    ck_assert_ptr_null(tg_reshape(x, 3, huge));
+    ck_tg_error(TG_ERR_MEMORY, "reshape", "too many");
+    tg_tensor *y = tg_reshape(x, 3, fine);
+    ck_tg(y);
+    ck_assert_int_eq(y->numel, 0);
+    tg_tensor_release(y);
+    tg_tensor_release(x);
+}
+END_TEST
+
+Suite *regressions_suite(void) {
+    Suite *s = suite_create("regressions");
+    TCase *tc = tcase_create("fuzz");
+    tcase_add_test(tc, empty_tensor_with_huge_dims);
+    tcase_add_test(tc, eye_empty_and_extreme_diagonal);
+    tcase_add_test(tc, float_to_int64_out_of_range);
+    tcase_add_test(tc, int64_arithmetic_wraps);
+    tcase_add_test(tc, slice_extreme_steps);
+    tcase_add_test(tc, from_storage_overflowing_geometry);
+    tcase_add_test(tc, step_after_failure_sets_error);
+    tcase_add_test(tc, reference_cycles_refused);
+    tcase_add_test(tc, conv2d_huge_stride);
+    tcase_add_test(tc, index_add_checks_source_shape);
+    tcase_add_test(tc, var_extreme_ddof);
+    tcase_add_test(tc, reshape_empty_into_huge_dims);
+    suite_add_tcase(s, tc);
+    TCase *ta = tcase_create("aliasing");
+    tcase_add_test(ta, labels_modified_before_backward);
+    tcase_add_test(ta, overlapping_backward_refused);
+    tcase_add_test(ta, save_hook_counts);
+    suite_add_tcase(s, ta);
+    return s;
+}

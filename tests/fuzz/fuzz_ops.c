@@ -1,0 +1,655 @@
+/*
+ * fuzz_ops.c -- a libFuzzer harness over the public C API (tapegrad.h).
+ *
+ * The fuzzer's bytes are read as a small program over a pool of 8 tensor
+ * slots: each instruction is one byte (its kind) followed by the bytes its
+ * arguments need (a missing byte reads as 0, so every input is a program).
+ * Instructions create tensors (every dtype, 0-d to 5-d, empty dims, absurd
+ * sizes), call any op of the registry through tg_op_apply with arbitrary
+ * parameters, make views (transpose, slice with any steps, broadcast,
+ * reshape, permute, squeeze, from_storage with arbitrary strides), write in
+ * place, call backward / grad / the stepping engine (kept open across
+ * instructions), record custom entries with C VJPs that fail or misbehave,
+ * install gradient hooks, toggle grad mode, open tapes, run the optimizers.
+ *
+ * The contract checked (a violation calls abort(), which libFuzzer reports):
+ *   - a call that fails returns NULL / a status and sets a status in 1..6 and
+ *     a non-empty message (tg_error_clear() runs before every call);
+ *   - a call that succeeds returns a well-formed tensor: valid dtype and
+ *     ndim, numel equal to the product of the shape, every element inside its
+ *     storage (each element is then read, so ASan sees any stray stride);
+ *   - no crash, no undefined behaviour (UBSan), no leak (LeakSanitizer:
+ *     everything is released at the end of each input).
+ * The harness itself respects the documented preconditions (non-NULL
+ * tensors, arrays of the documented length): breaking those is a caller
+ * bug, not the library's.
+ *
+ * Build and run: tests/fuzz/run.sh (libFuzzer with clang), or the standalone
+ * driver (driver.c, any compiler) that replays files and random inputs.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tapegrad.h"
+
+/* ---- reading the program ----------------------------------------------- */
+
+typedef struct {
+    const uint8_t *p;
+    size_t n, i;
+} rd;
+
+static uint8_t u8(rd *r) { return r->i < r->n ? r->p[r->i++] : 0; }
+static int more(const rd *r) { return r->i < r->n; }
+
+/* Mostly a small integer in [lo, hi]; one time in 32 an extreme value. */
+static int64_t ival(rd *r, int64_t lo, int64_t hi) {
+    static const int64_t wild[] = {-1, -2, INT64_MIN, INT64_MAX, (int64_t)1 << 40,
+                                   (int64_t)1 << 62, -((int64_t)1 << 40), 1 << 30};
+    uint8_t b = u8(r);
+    if (b >= 248) return wild[b - 248];
+    return lo + (int64_t)(b % (uint64_t)(hi - lo + 1));
+}
+
+static double fval(rd *r) {
+    static const double special[] = {0.0, -0.0, 1.0, -1.0, 0.5, 2.0, -3.0, 1e-310,
+                                     1e308, -1e308, 100.0, 1e-3};
+    uint8_t b = u8(r);
+    if (b < 12) return special[b];
+    if (b == 12) return NAN;
+    if (b == 13) return INFINITY;
+    if (b == 14) return -INFINITY;
+    return ((double)b - 128.0) / 16.0;
+}
+
+/* ---- the contract ------------------------------------------------------- */
+
+static void die(const char *what, const char *why) {
+    fprintf(stderr, "fuzz_ops: contract violated in %s: %s (status %d, message '%s')\n", what,
+            why, (int)tg_error_status(), tg_error_message());
+    abort();
+}
+
+/* After a failed call: a status in 1..6 and a message. */
+static void failed_cleanly(const char *what) {
+    tg_status st = tg_error_status();
+    if (st < TG_ERR_VALUE || st > TG_ERR_CALLBACK) die(what, "failed without an error status");
+    if (!tg_error_message()[0]) die(what, "failed without a message");
+}
+
+static volatile double sink;
+static int tracing = -1; /* TG_FUZZ_TRACE=1: print each call and its outcome */
+
+static void trace(const char *what, const void *ok) {
+    if (tracing < 0) tracing = getenv("TG_FUZZ_TRACE") != NULL;
+    if (tracing) fprintf(stderr, "  %-20s %s%s\n", what, ok ? "ok" : "failed: ", ok ? "" : tg_error_message());
+}
+
+/* A successful result must be well formed; every element is read. */
+static void check_tensor(const tg_tensor *t, const char *what) {
+    if (t->refcount < 1) die(what, "refcount < 1");
+    if ((int)t->dtype < 0 || t->dtype >= TG_N_DTYPES) die(what, "bad dtype");
+    if (t->ndim < 0 || t->ndim > TG_MAX_DIMS) die(what, "bad ndim");
+    if (!t->storage) die(what, "no storage");
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) {
+        if (t->shape[i] < 0) die(what, "negative size");
+        n *= t->shape[i];
+    }
+    if (n != t->numel) die(what, "numel != product of the shape");
+    if (n == 0) return;
+    int64_t lo = t->offset, hi = t->offset;
+    for (int i = 0; i < t->ndim; i++) {
+        int64_t span = (t->shape[i] - 1) * t->strides[i];
+        if (span < 0) lo += span;
+        else hi += span;
+    }
+    size_t isz = tg_dtype_size(t->dtype);
+    if (lo < 0 || (uint64_t)(hi + 1) * isz > t->storage->nbytes) die(what, "a view outside its storage");
+    int64_t lim = n < 65536 ? n : 65536;
+    double s = 0;
+    for (int64_t i = 0; i < lim; i++) s += tg_tensor_get_flat(t, i);
+    sink = s;
+    if (t->requires_grad && !tg_dtype_is_float(t->dtype)) die(what, "an int64 tensor requires grad");
+}
+
+/* ---- the pool ----------------------------------------------------------- */
+
+#define NSLOT 8
+static tg_tensor *pool[NSLOT];
+static tg_stepper *open_bw;          /* a step-through kept open across instructions */
+static tg_recorder *open_rec;        /* a tg.Tape kept open */
+static int hook_mode[NSLOT];         /* contexts for the gradient hooks */
+static int custom_released, custom_made;
+
+static void put(int slot, tg_tensor *t) {
+    if (tracing > 0 && t) fprintf(stderr, "    -> slot %d (t%llu)\n", slot, (unsigned long long)t->id);
+    tg_tensor_release(pool[slot]);
+    pool[slot] = t;
+}
+
+static tg_tensor *get(rd *r) { return pool[u8(r) % NSLOT]; }
+
+/* Store a result or check the failure; returns the tensor (borrowed) or NULL. */
+static tg_tensor *result(rd *r, tg_tensor *t, const char *what) {
+    trace(what, t);
+    if (!t) {
+        failed_cleanly(what);
+        return NULL;
+    }
+    check_tensor(t, what);
+    if (t->numel > (1 << 16)) { /* keep the pool small: later ops stay fast */
+        tg_tensor_release(t);
+        return NULL;
+    }
+    put(u8(r) % NSLOT, t);
+    return t;
+}
+
+static void status(tg_status st, const char *what) {
+    trace(what, st == TG_OK ? "" : NULL);
+    if (st != TG_OK) failed_cleanly(what);
+}
+
+static int too_big(tg_tensor *const *in, int n) {
+    for (int i = 0; i < n; i++)
+        if (!in[i] || in[i]->numel > (1 << 14)) return 1;
+    return 0;
+}
+
+/* ---- instructions ------------------------------------------------------- */
+
+static void op_create(rd *r) {
+    tg_dtype dt = (tg_dtype)(u8(r) % 4); /* 3 is not a dtype */
+    int ndim = u8(r) % 6;
+    int64_t shape[TG_MAX_DIMS];
+    for (int i = 0; i < ndim; i++) shape[i] = ival(r, 0, 4);
+    tg_tensor *t = NULL;
+    tg_error_clear();
+    switch (u8(r) % 9) {
+    case 0: t = tg_tensor_zeros(ndim, shape, dt); break;
+    case 1: t = tg_tensor_full(ndim, shape, fval(r), dt); break;
+    case 2: t = tg_tensor_randn(ndim, shape, fval(r), fval(r), dt); break;
+    case 3: t = tg_tensor_rand(ndim, shape, fval(r), fval(r), dt); break;
+    case 4: t = tg_tensor_bernoulli(ndim, shape, fval(r), dt); break;
+    case 5: t = tg_tensor_arange((double)ival(r, -8, 8), (double)ival(r, -8, 8), fval(r), dt); break;
+    case 6: t = tg_tensor_eye(ival(r, 0, 5), ival(r, 0, 5), ival(r, -3, 3), dt); break;
+    case 7: t = tg_tensor_scalar(fval(r), dt); break;
+    default: { /* from_buffer with values from the program */
+        int64_t n = 1;
+        int ok = 1;
+        for (int i = 0; i < ndim; i++) {
+            if (shape[i] < 0 || shape[i] > 64) ok = 0;
+            else n *= shape[i];
+        }
+        if (!ok || (int)dt >= TG_N_DTYPES) { /* bad or absurd: must fail or stay unread */
+            t = tg_tensor_empty(ndim, shape, dt);
+            break;
+        }
+        double *buf = malloc((size_t)(n ? n : 1) * 8);
+        if (!buf) return;
+        for (int64_t i = 0; i < n; i++) {
+            double v = fval(r);
+            if (dt == TG_FLOAT32) ((float *)buf)[i] = (float)v;
+            else if (dt == TG_FLOAT64) buf[i] = v;
+            else ((int64_t *)buf)[i] = (isfinite(v) && fabs(v) < 1e18) ? (int64_t)v : 7;
+        }
+        t = tg_tensor_from_buffer(ndim, shape, dt, buf);
+        free(buf);
+    }
+    }
+    if (!t) {
+        failed_cleanly("create");
+        return;
+    }
+    if (u8(r) & 1) {
+        tg_error_clear();
+        tg_status st = tg_tensor_set_requires_grad(t, true);
+        if (st) failed_cleanly("set_requires_grad");
+        if (st == TG_OK && !tg_dtype_is_float(t->dtype)) die("set_requires_grad", "int64 accepted");
+    }
+    result(r, t, "create");
+}
+
+static void op_registry(rd *r) {
+    const tg_opdef *op = tg_op_get(u8(r) % tg_op_count());
+    int n = op->arity >= 0 ? op->arity : 1 + u8(r) % 4;
+    tg_tensor *in[8] = {0};
+    for (int i = 0; i < n && i < 8; i++) in[i] = get(r);
+    tg_params p;
+    memset(&p, 0, sizeof p);
+    p.naxes = (int)(u8(r) % 5) - 1;
+    for (int i = 0; i < TG_MAX_DIMS; i++) p.axes[i] = ival(r, -4, 4);
+    p.keepdims = u8(r) & 1;
+    p.ndim = u8(r) % 6;
+    for (int i = 0; i < TG_MAX_DIMS; i++) p.shape[i] = ival(r, -1, 5);
+    for (int i = 0; i < 4 * TG_MAX_DIMS; i++) p.ints[i] = ival(r, -3, 6);
+    for (int i = 0; i < 4; i++) p.f[i] = fval(r);
+    for (int i = 0; i < 4; i++) p.i[i] = ival(r, -3, 6);
+    if (too_big(in, n)) return;
+    tg_error_clear();
+    result(r, tg_op_apply(op, n, in, &p), op->name);
+}
+
+static void op_view(rd *r) {
+    tg_tensor *x = get(r);
+    if (!x) return;
+    int64_t a[TG_MAX_DIMS], b[TG_MAX_DIMS], c[TG_MAX_DIMS];
+    int nd = u8(r) % 6;
+    tg_tensor *t = NULL;
+    const char *what = "view";
+    tg_error_clear();
+    switch (u8(r) % 11) {
+    case 0: what = "transpose"; t = tg_transpose(x, ival(r, -4, 4), ival(r, -4, 4)); break;
+    case 1:
+        what = "slice";
+        for (int i = 0; i < x->ndim; i++) {
+            a[i] = ival(r, -6, 6);
+            b[i] = ival(r, -6, 6);
+            c[i] = ival(r, -3, 3);
+        }
+        t = tg_slice(x, a, b, c, u8(r));
+        break;
+    case 2:
+        what = "broadcast_to";
+        for (int i = 0; i < nd; i++) a[i] = ival(r, 0, 5);
+        t = tg_broadcast_to(x, nd, a);
+        break;
+    case 3:
+        what = "reshape";
+        for (int i = 0; i < nd; i++) a[i] = ival(r, -1, 6);
+        t = tg_reshape(x, nd, a);
+        break;
+    case 4:
+        what = "permute";
+        for (int i = 0; i < x->ndim; i++) a[i] = ival(r, -4, 4);
+        t = tg_permute(x, a);
+        break;
+    case 5:
+        what = "squeeze";
+        for (int i = 0; i < nd; i++) a[i] = ival(r, -4, 4);
+        t = tg_squeeze(x, (u8(r) & 1) ? NULL : a, nd);
+        break;
+    case 6: what = "unsqueeze"; t = tg_unsqueeze(x, ival(r, -5, 5)); break;
+    case 7: what = "flatten"; t = tg_flatten(x, ival(r, -4, 4), ival(r, -4, 4)); break;
+    case 8: what = "contiguous"; t = tg_contiguous(x); break;
+    case 9: what = "detach"; t = tg_tensor_detach(x); break;
+    default: { /* an arbitrary view of x's storage */
+        what = "from_storage";
+        for (int i = 0; i < nd; i++) {
+            a[i] = ival(r, 0, 4);
+            b[i] = ival(r, -3, 3);
+        }
+        t = tg_tensor_from_storage(x->storage, (tg_dtype)(u8(r) % 3), nd, a, (u8(r) & 1) ? b : NULL,
+                                   ival(r, -2, 8));
+    }
+    }
+    result(r, t, what);
+}
+
+static tg_tensor *seed_for(rd *r, tg_tensor *t) {
+    switch (u8(r) % 4) {
+    case 0: return NULL;
+    case 1: return tg_tensor_ones(t->ndim, t->shape, t->dtype);
+    case 2: { int64_t s = 3; return tg_tensor_ones(1, &s, TG_FLOAT64); } /* often the wrong shape */
+    default: return tg_tensor_full(t->ndim, t->shape, fval(r), TG_INT64);
+    }
+}
+
+static void op_backward(rd *r) {
+    tg_tensor *t = get(r);
+    if (!t) return;
+    /* not TG_CREATE_GRAPH here: a .grad that is on a graph through its own
+     * tensor is a reference cycle (documented, as in PyTorch) that would be
+     * reported as a leak; tg_grad below covers create_graph */
+    int flags = u8(r) & TG_RETAIN_GRAPH;
+    tg_tensor *seed = seed_for(r, t);
+    tg_error_clear();
+    status(tg_backward(t, seed, flags), "backward");
+    tg_tensor_release(seed);
+}
+
+static void op_grad(rd *r) {
+    tg_tensor *out = get(r);
+    int n = 1 + u8(r) % 3;
+    tg_tensor *in[3], *res[3];
+    for (int i = 0; i < n; i++) in[i] = get(r);
+    if (!out) return;
+    for (int i = 0; i < n; i++)
+        if (!in[i]) return;
+    tg_tensor *seed = seed_for(r, out);
+    int flags = u8(r) & 3;
+    tg_error_clear();
+    tg_status st = tg_grad(1, &out, &seed, n, in, flags, res);
+    tg_tensor_release(seed);
+    if (st) {
+        failed_cleanly("grad");
+        for (int i = 0; i < n; i++)
+            if (res[i]) die("grad", "a result left after a failure");
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        check_tensor(res[i], "grad");
+        if (res[i]->ndim != in[i]->ndim) die("grad", "a gradient without its input's shape");
+        tg_tensor_release(res[i]);
+    }
+}
+
+static void op_inplace(rd *r) {
+    tg_tensor *x = get(r), *y = get(r);
+    if (!x) return;
+    tg_error_clear();
+    switch (u8(r) % 4) {
+    case 0: status(tg_tensor_fill_(x, fval(r)), "fill_"); break;
+    case 1: if (y) status(tg_tensor_copy_(x, y), "copy_"); break;
+    case 2: if (y) status(tg_tensor_inplace_(x, y, "+-*/x%"[u8(r) % 6]), "inplace_"); break;
+    default: if (y) status(tg_tensor_axpy_(x, fval(r), y), "axpy_"); break;
+    }
+}
+
+static void op_misc(rd *r) {
+    tg_tensor *x = get(r), *y = get(r);
+    if (!x) return;
+    double v;
+    tg_error_clear();
+    switch (u8(r) % 9) {
+    case 0: /* a gradient that leads back to x is a documented cycle (a leak): not that */
+        if (!y || y->grad_fn || (y->grad && y->grad != x) || y->bw_pending) break;
+        status(tg_tensor_set_grad(x, y), "set_grad");
+        if (y == x && !tg_error_status()) die("set_grad", "a tensor accepted as its own gradient");
+        break;
+    case 1: status(tg_tensor_retain_grad(x), "retain_grad"); break;
+    case 2: status(tg_tensor_set_requires_grad(x, u8(r) & 1), "set_requires_grad"); break;
+    case 3: status(tg_tensor_set_name(x, (u8(r) & 1) ? "fuzz.name" : NULL), "set_name"); break;
+    case 4: status(tg_tensor_item(x, &v), "item"); break;
+    case 5: {
+        void *buf = malloc((size_t)x->numel * 8 + 8);
+        if (buf) tg_tensor_copy_to_buffer(x, buf);
+        free(buf);
+        break;
+    }
+    case 6: { /* read what the graph kept */
+        tg_entry *e = x->grad_fn;
+        if (!e) break;
+        int i = u8(r) % 5;
+        tg_tensor *s = tg_entry_saved(e, i);
+        if (s) check_tensor(s, "entry_saved");
+        else failed_cleanly("entry_saved");
+        tg_error_clear();
+        tg_tensor *o = tg_entry_output(e);
+        if (o) {
+            check_tensor(o, "entry_output");
+            tg_tensor_release(o);
+        } else {
+            failed_cleanly("entry_output");
+        }
+        (void)tg_entry_input(e, i);
+        (void)tg_entry_needs_grad(e, i);
+        (void)tg_entry_name(e);
+        break;
+    }
+    case 7: if (x->grad) check_tensor(x->grad, "grad"); break;
+    default: if (y) result(r, tg_sum_to_shape(x, y->ndim, y->shape), "sum_to_shape"); break;
+    }
+}
+
+static void op_stepper(rd *r) {
+    tg_error_clear();
+    if (!open_bw) {
+        tg_tensor *t = get(r);
+        if (!t) return;
+        tg_tensor *seed = seed_for(r, t);
+        open_bw = tg_backward_begin(1, &t, seed ? &seed : NULL, u8(r) & TG_RETAIN_GRAPH, 0, NULL);
+        tg_tensor_release(seed);
+        if (!open_bw) failed_cleanly("backward_begin");
+        return;
+    }
+    int k = u8(r) % 5;
+    for (int i = 0; i < k; i++) {
+        tg_error_clear();
+        int s = tg_backward_step(open_bw);
+        if (s < 0) {
+            failed_cleanly("backward_step");
+            break;
+        }
+        if (s == 0) break;
+        const tg_step *st = tg_backward_last_step(open_bw);
+        if (!st) die("backward_step", "no last step after a step");
+        for (int j = 0; j < st->n_inputs; j++)
+            if (st->grad_in[j]) check_tensor(st->grad_in[j], "step grad_in");
+    }
+    (void)tg_backward_pending(open_bw, ival(r, -1, 4));
+    (void)tg_backward_entry(open_bw, ival(r, -1, 4));
+    if (u8(r) & 1) {
+        tg_backward_end(open_bw);
+        open_bw = NULL;
+    }
+}
+
+static void op_recorder(rd *r) {
+    (void)r;
+    tg_error_clear();
+    if (!open_rec) {
+        open_rec = tg_recorder_begin();
+        if (!open_rec) failed_cleanly("recorder_begin");
+    } else {
+        status(tg_recorder_end(open_rec), "recorder_end");
+        for (int64_t i = 0; i < tg_recorder_count(open_rec); i++)
+            if (!tg_recorder_entry(open_rec, i)) die("recorder", "a NULL entry");
+        tg_recorder_free(open_rec);
+        open_rec = NULL;
+    }
+}
+
+/* A custom entry whose VJP behaves per its context: 0 returns the gradient
+ * of each input that needs one (ones), 1 fails, 2 returns nothing, 3 returns
+ * a gradient of the wrong shape. */
+static tg_status custom_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    int mode = *(int *)ctx;
+    if (mode == 1) return tg_error_set(TG_ERR_CALLBACK, "fuzz_custom: the VJP failed on purpose");
+    if (mode == 2) return TG_OK;
+    for (int i = 0; i < e->n_inputs; i++) {
+        if (!tg_entry_needs_grad(e, i)) continue;
+        tg_tensor *x = tg_entry_input(e, i);
+        if (mode == 3) {
+            int64_t s = x->numel + 1;
+            gi[i] = tg_tensor_ones(1, &s, x->dtype);
+        } else {
+            gi[i] = tg_tensor_ones(x->ndim, x->shape, x->dtype);
+        }
+        if (!gi[i]) return tg_error_status();
+    }
+    (void)g;
+    return TG_OK;
+}
+
+static void custom_release(void *ctx) {
+    custom_released++;
+    free(ctx);
+}
+
+static void op_custom(rd *r) {
+    int n = 1 + u8(r) % 3;
+    tg_tensor *in[3];
+    for (int i = 0; i < n; i++) {
+        in[i] = get(r);
+        if (!in[i]) return;
+    }
+    tg_tensor *out = get(r);
+    if (!out) return;
+    int *mode = malloc(sizeof *mode);
+    if (!mode) return;
+    *mode = u8(r) % 4;
+    custom_made++;
+    tg_error_clear();
+    tg_tensor *t = tg_custom_record("fuzz_custom", n, in, out, custom_vjp, mode, custom_release);
+    if (t && t != out && (u8(r) & 1)) { /* a new custom entry: save an input, or its output (refused) */
+        tg_tensor *s = (u8(r) & 3) ? in[0] : t;
+        tg_error_clear();
+        tg_status st = tg_entry_save(t->grad_fn, s);
+        status(st, "entry_save");
+        if (s == t && st == TG_OK) die("entry_save", "an entry saved its own output");
+    }
+    result(r, t, "custom_record");
+}
+
+/* A gradient hook: mode 0 keeps the gradient, 1 doubles it, 2 fails. */
+static tg_status grad_hook(tg_tensor *t, tg_tensor *g, tg_tensor **rep, void *ctx) {
+    int mode = *(int *)ctx;
+    (void)t;
+    if (mode == 2) return tg_error_set(TG_ERR_CALLBACK, "fuzz_hook: failed on purpose");
+    if (mode == 1) {
+        *rep = tg_mul_scalar(g, 2.0);
+        if (!*rep) return tg_error_status();
+    }
+    return TG_OK;
+}
+
+static void op_hook(rd *r) {
+    int slot = u8(r) % NSLOT;
+    tg_tensor *x = pool[slot];
+    if (!x) return;
+    int mode = u8(r) % 4;
+    if (mode == 3) {
+        tg_tensor_set_grad_hook(x, NULL, NULL);
+        return;
+    }
+    hook_mode[slot] = mode;
+    tg_tensor_set_grad_hook(x, grad_hook, &hook_mode[slot]);
+}
+
+static void op_many(rd *r) {
+    int n = 1 + u8(r) % 4;
+    tg_tensor *in[4];
+    for (int i = 0; i < n; i++) {
+        in[i] = get(r);
+        if (!in[i]) return;
+    }
+    if (too_big(in, n)) return;
+    tg_error_clear();
+    if (u8(r) & 1) result(r, tg_concat(n, in, ival(r, -4, 4)), "concat");
+    else result(r, tg_stack(n, in, ival(r, -4, 4)), "stack");
+}
+
+static void op_direct(rd *r) {
+    tg_tensor *x = get(r), *y = get(r), *z = get(r);
+    if (!x || !y || !z) return;
+    tg_tensor *in[3] = {x, y, z};
+    if (too_big(in, 3)) return;
+    int64_t pads[2 * TG_MAX_DIMS];
+    for (int i = 0; i < 2 * x->ndim; i++) pads[i] = ival(r, -1, 4);
+    int64_t xs[4];
+    for (int i = 0; i < 4; i++) xs[i] = ival(r, 0, 5);
+    int64_t s1 = ival(r, 0, 3), s2 = ival(r, 0, 3), p1 = ival(r, -1, 2), p2 = ival(r, -1, 2);
+    tg_tensor *t = NULL;
+    const char *what = "op";
+    tg_error_clear();
+    switch (u8(r) % 14) {
+    case 0: what = "index_select"; t = tg_index_select(x, ival(r, -3, 3), y); break;
+    case 1: what = "gather"; t = tg_gather(x, ival(r, -3, 3), y); break;
+    case 2: what = "where"; t = tg_where(x, y, z); break;
+    case 3: what = "pad"; t = tg_pad(x, pads, fval(r)); break;
+    case 4: what = "one_hot"; t = tg_one_hot(x, ival(r, -1, 6), (tg_dtype)(u8(r) % 4)); break;
+    case 5: what = "cross_entropy"; t = tg_cross_entropy(x, y, (tg_reduction)(u8(r) % 4)); break;
+    case 6: what = "conv2d"; t = tg_conv2d(x, y, (u8(r) & 1) ? z : NULL, s1, s2, p1, p2); break;
+    case 7: what = "max_pool2d"; t = tg_max_pool2d(x, ival(r, 0, 3), ival(r, 0, 3), s1, s2, p1, p2); break;
+    case 8: what = "avg_pool2d"; t = tg_avg_pool2d(x, ival(r, 0, 3), ival(r, 0, 3), s1, s2, p1, p2); break;
+    case 9: what = "conv2d_input_grad"; t = tg_conv2d_input_grad(x, y, xs, s1, s2, p1, p2); break;
+    case 10: what = "conv2d_weight_grad"; t = tg_conv2d_weight_grad(x, y, xs, s1, s2, p1, p2); break;
+    case 11: what = "cast"; t = tg_cast(x, (tg_dtype)(u8(r) % 4)); break;
+    case 12: what = "dropout"; t = tg_dropout(x, fval(r), u8(r) & 1); break;
+    default: {
+        int64_t ax[2] = {ival(r, -3, 3), ival(r, -3, 3)};
+        what = "var";
+        t = tg_var(x, (u8(r) & 1) ? NULL : ax, 1 + (u8(r) & 1), u8(r) & 1, ival(r, -1, 3));
+    }
+    }
+    result(r, t, what);
+}
+
+static void op_optim(rd *r) {
+    int n = 1 + u8(r) % 2;
+    tg_tensor *p[2], *g[2], *s1[2] = {0}, *s2[2] = {0};
+    for (int i = 0; i < n; i++) {
+        p[i] = get(r);
+        g[i] = (u8(r) & 3) ? get(r) : NULL;
+        if (!p[i]) return;
+    }
+    tg_status st = TG_OK;
+    for (int i = 0; i < n && !st; i++) {
+        s1[i] = tg_tensor_zeros(p[i]->ndim, p[i]->shape, p[i]->dtype);
+        s2[i] = tg_tensor_zeros(p[i]->ndim, p[i]->shape, p[i]->dtype);
+        if (!s1[i] || !s2[i]) st = TG_ERR_MEMORY;
+    }
+    if (!st) {
+        tg_error_clear();
+        switch (u8(r) % 4) {
+        case 0:
+            status(tg_sgd_step(n, p, g, s1, fval(r), fval(r), fval(r), fval(r), u8(r) & 1, u8(r) & 1), "sgd");
+            break;
+        case 1:
+            status(tg_adam_step(n, p, g, s1, s2, ival(r, -1, 5), fval(r), fval(r), fval(r), fval(r),
+                                fval(r), u8(r) & 1),
+                   "adam");
+            break;
+        case 2:
+            status(tg_rmsprop_step(n, p, g, s1, s2, fval(r), fval(r), fval(r), fval(r), fval(r)), "rmsprop");
+            break;
+        default: {
+            double norm;
+            status(tg_clip_grad_norm(n, g, fval(r), fval(r), &norm), "clip_grad_norm");
+        }
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        tg_tensor_release(s1[i]);
+        tg_tensor_release(s2[i]);
+    }
+}
+
+/* ---- one input ---------------------------------------------------------- */
+
+static void reset_all(void) {
+    if (open_bw) tg_backward_end(open_bw);
+    open_bw = NULL;
+    if (open_rec) tg_recorder_free(open_rec);
+    open_rec = NULL;
+    for (int i = 0; i < NSLOT; i++) put(i, NULL);
+    tg_set_grad_enabled(true);
+    tg_error_clear();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    rd r = {data, size, 0};
+    tg_manual_seed(1234);
+    custom_made = custom_released = 0;
+    for (int steps = 0; more(&r) && steps < 96; steps++) {
+        switch (u8(&r) % 16) {
+        case 0: case 1: op_create(&r); break;
+        case 2: case 3: op_registry(&r); break;
+        case 4: op_view(&r); break;
+        case 5: op_backward(&r); break;
+        case 6: op_grad(&r); break;
+        case 7: op_inplace(&r); break;
+        case 8: put(u8(&r) % NSLOT, NULL); break;
+        case 9: op_misc(&r); break;
+        case 10: tg_set_grad_enabled(!tg_grad_enabled()); break;
+        case 11: op_stepper(&r); break;
+        case 12: op_custom(&r); break;
+        case 13: (u8(&r) & 1) ? op_hook(&r) : op_recorder(&r); break;
+        case 14: op_many(&r); break;
+        default: (u8(&r) & 1) ? op_direct(&r) : op_optim(&r); break;
+        }
+    }
+    reset_all();
+    /* every custom entry made was released with its graph: nothing leaked */
+    if (custom_released != custom_made) {
+        fprintf(stderr, "fuzz_ops: %d custom entries made, %d released\n", custom_made,
+                custom_released);
+        abort();
+    }
+    return 0;
+}

@@ -1,0 +1,404 @@
+"""Stateful fuzzing of the Python API with Hypothesis (GitHub issue 9).
+
+A RuleBasedStateMachine keeps a pool of tensors of random shapes (0-d to 4-d,
+empty dimensions included), dtypes and layouts (transposes, negative-step
+slices, broadcast views, NumPy arrays shared without a copy) and applies
+random rules to them: elementwise ops, reductions, matmul, indexing, views,
+in-place writes, backward (retained or not, with and without a seed), NumPy
+round trips, grad-mode changes, and deliberately bad calls (wrong shapes,
+axes, dtypes, argument types).  What it checks:
+
+  - nothing crashes (a crash kills the test process);
+  - every failure is one of the documented exception types (ValueError,
+    TypeError, IndexError, MemoryError, RuntimeError) and, when it comes from
+    an op, its message names the op;
+  - results agree with NumPy (values, shapes, dtypes) whenever NumPy accepts
+    the same call;
+  - grad mode is on again after every rule (the context managers restore it).
+
+The budget is small in the normal test run; tests/fuzz/run.sh raises it
+(TAPEGRAD_FUZZ_EXAMPLES=300).  A failure prints the shortest program that
+reproduces it (Hypothesis shrinks it): turn it into a test in
+test_robustness.py.
+"""
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.stateful import (Bundle, RuleBasedStateMachine, invariant, precondition,  # noqa: E402
+                                 rule)
+
+import tapegrad as tg  # noqa: E402
+
+DOCUMENTED = (ValueError, TypeError, IndexError, MemoryError, RuntimeError)
+EXAMPLES = int(os.environ.get("TAPEGRAD_FUZZ_EXAMPLES", "30"))
+DTYPES = [tg.float32, tg.float64, tg.int64]
+
+shapes = st.lists(st.integers(0, 4), min_size=0, max_size=4).map(tuple)
+small_axis = st.integers(-5, 5)
+
+
+def documented(exc, *names):
+    """The exception is a documented type and, for an op, names it."""
+    assert isinstance(exc, DOCUMENTED), f"undocumented exception {type(exc).__name__}: {exc}"
+    msg = str(exc).lower()
+    if names:
+        assert any(n.lower() in msg for n in names), f"{names} not named in {exc!r}"
+
+
+def as_np(t):
+    return np.array(t.numpy(), copy=True)
+
+
+def same(got, want, rtol):
+    """Values agree (NaN where NumPy has NaN)."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    if want.dtype.kind in "iu" and got.dtype.kind in "iu":
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol,
+                                   atol=rtol, equal_nan=True)
+
+
+def tol(*ts):
+    return 1e-4 if any(t.dtype == tg.float32 for t in ts) else 1e-9
+
+
+BINARY = {
+    "add": (lambda a, b: a + b, np.add), "sub": (lambda a, b: a - b, np.subtract),
+    "mul": (lambda a, b: a * b, np.multiply), "div": (lambda a, b: a / b, np.true_divide),
+    "maximum": (tg.maximum, np.maximum), "minimum": (tg.minimum, np.minimum),
+    "lt": (lambda a, b: a < b, np.less), "eq": (lambda a, b: a == b, np.equal),
+}
+UNARY = {
+    "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs, "sin": np.sin,
+    "cos": np.cos, "tanh": np.tanh, "neg": np.negative, "relu": None, "sigmoid": None,
+    "softplus": None, "gelu": None, "erf": None,
+}
+REDUCE = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min}
+
+
+class APIMachine(RuleBasedStateMachine):
+    tensors = Bundle("tensors")
+
+    def __init__(self):
+        super().__init__()
+        self.rng = np.random.default_rng(0)
+
+    # ---- making tensors ---------------------------------------------------
+
+    @rule(target=tensors, shape=shapes, dt=st.sampled_from(DTYPES), rg=st.booleans(),
+          kind=st.sampled_from(["randn", "zeros", "from_numpy", "special", "arange"]))
+    def create(self, shape, dt, rg, kind):
+        n = int(np.prod(shape)) if shape else 1
+        if kind == "randn":
+            a = self.rng.normal(size=shape) * 3
+        elif kind == "zeros":
+            a = np.zeros(shape)
+        elif kind == "special":
+            a = self.rng.choice([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -2.5, 1e300], size=shape)
+        else:
+            a = np.arange(n, dtype=np.float64).reshape(shape) - n / 2
+        np_dt = np.dtype(dt)
+        if np_dt.kind == "i":
+            a = np.nan_to_num(a, nan=0.0, posinf=7.0, neginf=-7.0).clip(-1e6, 1e6)
+        with np.errstate(all="ignore"):  # rng.normal(size=()) is a scalar, not an array
+            a = np.asarray(a).astype(np_dt)
+        try:
+            t = tg.from_numpy(a, requires_grad=rg) if kind == "from_numpy" else \
+                tg.tensor(a, dtype=dt, requires_grad=rg)
+        except DOCUMENTED as e:
+            assert rg and dt == tg.int64, e  # only an int64 tensor asked to require grad
+            documented(e, "int64", "requires_grad", "float")
+            t = tg.tensor(a, dtype=dt)
+        assert t.shape == shape and t.dtype == np_dt
+        same(t.numpy(), a, 0)
+        return t
+
+    @rule(target=tensors, t=tensors, kind=st.sampled_from(["T", "flip", "step", "bcast", "reshape",
+                                                           "unsqueeze", "squeeze", "index", "numpy"]),
+          data=st.data())
+    def view(self, t, kind, data):
+        a = as_np(t)
+        try:
+            if kind == "T":
+                r, w = t.T, a.T
+            elif kind == "flip":
+                key = tuple(slice(None, None, -1) for _ in range(t.ndim))
+                r, w = t[key], a[key]
+            elif kind == "step":
+                key = tuple(slice(data.draw(st.integers(-5, 5)), data.draw(st.integers(-5, 5)),
+                                  data.draw(st.sampled_from([1, 2, -1, -3]))) for _ in range(t.ndim))
+                r, w = t[key], a[key]
+            elif kind == "bcast":
+                shape = data.draw(shapes)
+                try:
+                    w = np.broadcast_to(a, shape)
+                except ValueError:
+                    with pytest.raises(DOCUMENTED) as info:
+                        t.broadcast_to(shape)
+                    documented(info.value, "broadcast")
+                    return t
+                r = t.broadcast_to(shape)
+            elif kind == "reshape":
+                shape = data.draw(shapes)
+                try:
+                    w = a.reshape(shape)
+                except ValueError:
+                    with pytest.raises(DOCUMENTED) as info:
+                        t.reshape(shape)
+                    documented(info.value, "reshape")
+                    return t
+                r = t.reshape(shape)
+            elif kind == "unsqueeze":
+                ax = data.draw(small_axis)
+                try:
+                    w = np.expand_dims(a, ax)
+                except (ValueError, np.exceptions.AxisError):
+                    with pytest.raises(DOCUMENTED) as info:
+                        t.unsqueeze(ax)
+                    documented(info.value, "unsqueeze", "axis")
+                    return t
+                r = t.unsqueeze(ax)
+            elif kind == "squeeze":
+                r, w = t.squeeze(), a.squeeze()
+            elif kind == "index":
+                if t.ndim == 0:
+                    return t
+                i = data.draw(st.integers(-6, 6))
+                if -t.shape[0] <= i < t.shape[0]:
+                    r, w = t[i], a[i]
+                else:
+                    with pytest.raises(IndexError) as info:
+                        t[i]
+                    documented(info.value, "index")
+                    return t
+            else:  # a NumPy view of the tensor back through from_numpy
+                n = t.numpy()
+                r, w = tg.from_numpy(n), a
+        except DOCUMENTED as e:  # a documented refusal is fine; a crash is not
+            documented(e)
+            return t
+        same(r.numpy(), w, 0)
+        return r
+
+    # ---- ops ----------------------------------------------------------------
+
+    @rule(target=tensors, a=tensors, b=tensors, name=st.sampled_from(sorted(BINARY)))
+    def binary(self, a, b, name):
+        f, npf = BINARY[name]
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                want = npf(as_np(a), as_np(b))
+        except Exception:
+            want = None
+        try:
+            with np.errstate(all="ignore"):
+                r = f(a, b)
+        except DOCUMENTED as e:
+            documented(e, name, "broadcast")
+            assert want is None or want.shape != np.broadcast_shapes(a.shape, b.shape) or \
+                "broadcast" not in str(e), e
+            return a
+        assert want is not None, f"{name} accepted shapes NumPy refuses: {a.shape}, {b.shape}"
+        if name == "div" or want.dtype.kind == "f":
+            same(r.numpy(), want, tol(a, b))
+        else:
+            same(r.numpy(), want.astype(np.dtype(r.dtype)), 0)
+        return r
+
+    @rule(target=tensors, t=tensors, name=st.sampled_from(sorted(UNARY)))
+    def unary(self, t, name):
+        try:
+            with np.errstate(all="ignore"):
+                r = getattr(tg, name)(t)
+        except DOCUMENTED as e:
+            documented(e, name)
+            assert t.dtype == tg.int64, e  # float ops refuse int64, nothing else
+            return t
+        npf = UNARY[name]
+        if npf is not None and t.dtype != tg.int64:
+            with np.errstate(all="ignore"):
+                same(r.numpy(), npf(as_np(t)), tol(t))
+        assert r.shape == t.shape
+        return r
+
+    @rule(target=tensors, t=tensors, name=st.sampled_from(sorted(REDUCE)),
+          axis=st.one_of(st.none(), small_axis), keep=st.booleans())
+    def reduce(self, t, name, axis, keep):
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                want = REDUCE[name](as_np(t), axis=axis, keepdims=keep)
+        except Exception:
+            want = None
+        try:
+            r = getattr(t, name)(axis=axis, keepdims=keep)
+        except DOCUMENTED as e:
+            documented(e, name)
+            return t
+        if want is not None:
+            same(r.numpy(), want, tol(t) * 10)
+        return r
+
+    @rule(target=tensors, a=tensors, b=tensors)
+    def matmul(self, a, b):
+        try:
+            with np.errstate(all="ignore"):
+                want = as_np(a) @ as_np(b)
+        except Exception:
+            want = None
+        try:
+            with np.errstate(all="ignore"):
+                r = a @ b
+        except DOCUMENTED as e:
+            documented(e, "matmul")
+            return a
+        assert want is not None, f"matmul accepted {a.shape} @ {b.shape}"
+        same(r.numpy(), want, 1e-3 if (a.dtype == tg.float32 or b.dtype == tg.float32) else 1e-8)
+        return r
+
+    @rule(target=tensors, t=tensors, fn=st.sampled_from(["softmax", "log_softmax"]), axis=small_axis)
+    def softmax(self, t, fn, axis):
+        try:
+            with np.errstate(all="ignore"):
+                return getattr(tg, fn)(t, axis=axis)
+        except DOCUMENTED as e:
+            documented(e, fn)
+            return t
+
+    @rule(t=tensors, data=st.data())
+    def loss(self, t, data):
+        if t.ndim != 2:
+            return
+        n, c = t.shape
+        labels = tg.tensor(data.draw(st.lists(st.integers(-1, c), min_size=n, max_size=n)),
+                           dtype=tg.int64).reshape(n)
+        try:
+            with np.errstate(all="ignore"):
+                l = tg.cross_entropy(t, labels)
+            if l.requires_grad:
+                l.backward()
+        except DOCUMENTED as e:
+            documented(e, "cross_entropy", "backward")
+
+    # ---- autograd -----------------------------------------------------------
+
+    @rule(t=tensors, retain=st.booleans(), seeded=st.booleans())
+    def backward(self, t, retain, seeded):
+        try:
+            with np.errstate(all="ignore"):
+                if seeded:
+                    t.backward(tg.ones_like(t), retain_graph=retain)
+                else:
+                    t.sum().backward(retain_graph=retain) if t.requires_grad else t.backward()
+        except DOCUMENTED as e:
+            documented(e, "backward", "grad", "sum")
+
+    @rule(a=tensors)
+    def grad_of_leaf(self, a):
+        if not a.requires_grad:
+            return
+        try:
+            with np.errstate(all="ignore"):
+                (g,) = tg.grad((a * a).sum(), [a])
+            assert g.shape == a.shape
+        except DOCUMENTED as e:
+            documented(e, "grad", "backward")
+
+    @rule(t=tensors, value=st.floats(allow_nan=True, allow_infinity=True), nograd=st.booleans(),
+          how=st.sampled_from(["iadd", "fill", "setitem", "numpy"]))
+    def write(self, t, value, nograd, how):
+        try:
+            if nograd:
+                with tg.no_grad():
+                    self._write(t, value, how)
+            else:
+                self._write(t, value, how)
+        except DOCUMENTED as e:
+            # read-only memory, a tensor requiring grad, a broadcast view, an
+            # alias locked for backward (NumPy's own read-only ValueError)
+            documented(e, how, "iadd", "fill", "setitem", "read-only", "requires grad",
+                       "broadcast", "grad", "cannot", "integer", "int64", "nan")
+
+    @staticmethod
+    def _write(t, value, how):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if how == "iadd":
+                t += value
+            elif how == "fill":
+                t.fill_(value)
+            elif how == "setitem":
+                t[...] = value
+            else:
+                try:
+                    t.numpy()[...] = value
+                except OverflowError:  # NumPy's own rule for int64 arrays, not ours
+                    pass
+
+    @rule(t=tensors)
+    def roundtrip(self, t):
+        a = t.numpy()
+        assert a.shape == t.shape
+        b = np.asarray(t)
+        np.testing.assert_array_equal(a, b)
+        c = tg.tensor(a)
+        same(c.numpy(), a, 0)
+        assert t.tolist() == a.tolist() or np.isnan(a).any()
+        if a.size and a.flags.writeable:
+            assert np.shares_memory(a, b)
+
+    # ---- bad calls ------------------------------------------------------------
+
+    @rule(t=tensors, bad=st.sampled_from([
+        ("sum", {"axis": "x"}), ("sum", {"axis": (0, 0)}), ("sum", {"axis": 99}),
+        ("reshape", ((-1, -1),)), ("reshape", ((-2,),)), ("transpose", (0, 7)),
+        ("astype", ("complex128",)), ("astype", (None, 3)), ("permute", ((0, 0, 0),)),
+        ("__getitem__", ("key",)), ("__getitem__", ((0.5,),)), ("__getitem__", ((None, 1, 2, 3, 4, 5, 6),)),
+        ("__matmul__", ("text",)), ("__add__", ([[1, 2], [3]],)), ("broadcast_to", ((-1,),)),
+        ("softmax", {"axis": 1.5}), ("var", {"ddof": "one"}), ("clip", ("lo", "hi")),
+        ("gather", (0, "idx")), ("index_select", (9, None)), ("unsqueeze", (2**62,)),
+        ("flatten", (3, 0)), ("max", {"axis": (0, 1, 2, 3, 4, 5, 6, 7, 8)}),
+    ]))
+    def bad_call(self, t, bad):
+        name, args = bad
+        kwargs = args if isinstance(args, dict) else {}
+        args = () if isinstance(args, dict) else args
+        try:
+            getattr(t, name)(*args, **kwargs)
+        except DOCUMENTED as e:
+            documented(e)
+        except NotImplementedError:  # Python's binary-operator fallback: TypeError upstream
+            pass
+
+    @rule(shape=st.lists(st.sampled_from([0, 1, 2**42, 2**62, -1]), min_size=1, max_size=4),
+          fn=st.sampled_from(["zeros", "ones", "empty", "randn"]))
+    def absurd_sizes(self, shape, fn):
+        # only sizes that cannot be allocated (terabytes, or an overflowing
+        # count): they must fail at once with MemoryError/ValueError
+        if -1 not in shape and max(shape) <= 1:
+            return
+        if -1 not in shape and 0 in shape and 2**62 not in shape:
+            return  # an empty tensor of a sane shape: legitimate
+        try:
+            getattr(tg, fn)(*shape)
+        except DOCUMENTED as e:
+            documented(e, fn, "empty", "shape", "dimension", "memory", "allocat", "too")
+
+    @invariant()
+    def grad_mode_restored(self):
+        assert tg.is_grad_enabled()
+
+
+APIMachine.TestCase.settings = settings(
+    max_examples=EXAMPLES, stateful_step_count=40, deadline=None, database=None,
+    suppress_health_check=list(HealthCheck), print_blob=True)
+TestAPIFuzz = APIMachine.TestCase
