@@ -12,20 +12,26 @@
  * i, j, k.  2*M*N*K floating-point operations ("flops").  The inner loop
  * walks down a COLUMN of B: with row-major B every step jumps N elements,
  * so each multiply touches a new cache line, and the loop cannot use SIMD.
- * About 1 GFLOP/s on a modern core, which can do 30-80.
+ * 0.4 GFLOP/s (f32, 1024^3) on the AMD EPYC core we measured on, which can
+ * do about 80.
  *
  * Step 2, REORDERED: swap the two inner loops (i, k, j):
  *     for i, for k:   C[i, :] += A[i,k] * B[k, :]
  * Now the inner loop reads a row of B and updates a row of C, both with
- * unit stride: the compiler vectorizes it.  Fast while B fits in the cache;
- * for large matrices every row i streams all of B (K x N) from memory
- * again, and memory bandwidth, not arithmetic, becomes the limit.
+ * unit stride: the compiler vectorizes it.  Fast while B fits in the cache
+ * (14 GFLOP/s at 1024^3, where B is 4 MiB and the L3 32 MiB); for larger
+ * matrices every row i streams all of B (K x N) from memory again, and
+ * memory bandwidth, not arithmetic, becomes the limit (3.5 GFLOP/s at
+ * 2048^3).
  *
  * Step 3, BLOCKED: cut the loops into blocks so that a block of B stays in
  * the cache while many rows of A use it.  Data loaded once from memory is
- * now reused many times.  Better, but the inner loop still loads and stores
- * C on every multiply-add: the CPU does 2 loads + 1 store per FMA and the
- * load/store units, not the FMA units, set the speed.
+ * now reused many times: 8-9 GFLOP/s at 2048^3 and 3000^3, 2.3 times
+ * step 2 (at 1024^3, where step 2 is fed from L3 already, the shorter
+ * inner loops make it a little slower: 10).  But the inner loop still
+ * loads and stores C on every multiply-add: the CPU does 2 loads + 1
+ * store per FMA and the load/store units, not the FMA units, set the
+ * speed.
  *
  * Step 4, PACKED (the GotoBLAS / BLIS algorithm).  Two ideas.
  *
@@ -33,7 +39,9 @@
  *   long run of k.  Each k step loads MR numbers of A and NR numbers of B
  *   and does MR*NR multiply-adds: with MR x NR = 6 x 16 that is 96 FMAs
  *   for 22 loads, and C is touched only once at the end.  The tile size is
- *   set by the register file (see gemm_avx2.c).
+ *   set by the register file (see gemm_avx2.c).  In portable C (a 4 x 8
+ *   tile that the compiler vectorizes with baseline SSE2 only): 22 GFLOP/s
+ *   at 1024^3.
  *
  *   Packing.  Before the micro-kernel runs, copy the blocks of A and B it
  *   will read into small contiguous buffers, in exactly the order the
@@ -91,7 +99,8 @@
  * row of a table of kernels and block sizes.  The library itself is built
  * for the baseline x86-64 (no -march flags), so it runs on any x86-64 and
  * uses what the CPU has.  The portable C micro-kernel of step 4 is the
- * fallback on other CPUs and the reference the tests compare against.
+ * fallback on other CPUs.  With AVX2 + FMA: 73-76 GFLOP/s at 1024^3, about
+ * 90% of OpenBLAS (NumPy) on the same core.
  *
  * Step 6, PACKED_SIMD_MT: threads.  Loop 5's columns (or, for a tall C,
  * loop 3's rows) are split between the threads of the pool
@@ -100,7 +109,8 @@
  * thread's Ap block stays in its own L2.  Splits fall on NR (or MR)
  * boundaries, so every element of C is computed by exactly the same
  * operations in the same order whatever the number of threads: results
- * are bitwise identical with 1 or 8 threads.
+ * are bitwise identical with 1 or 8 threads.  Two cores: 130-137 GFLOP/s
+ * at 1024^3, 1.8-1.9 times one core.
  *
  * Numbers: see benchmarks/gemm_bench.c and the table in its header.
  *
