@@ -326,6 +326,12 @@ tg_tensor *tg_tensor_from_storage(tg_storage *s, tg_dtype dt, int ndim, const in
     if (!s) return TG_FAIL(TG_ERR_VALUE, "from_storage: storage is NULL");
     if (!isz) return TG_FAIL(TG_ERR_TYPE, "from_storage: invalid dtype %d", (int)dt);
     if (tg__check_shape("from_storage", ndim, shape, isz, &n)) return NULL;
+    for (int i = 0; i < ndim && strides; i++) { /* strides in bytes must fit (kernels use them) */
+        int64_t b;
+        if (__builtin_mul_overflow(strides[i], (int64_t)isz, &b))
+            return TG_FAIL(TG_ERR_VALUE, "from_storage: stride %lld (dim %d) is too large",
+                           (long long)strides[i], i);
+    }
     if (n > 0) {
         /* the lowest and highest element offsets must lie inside the storage
          * (computed with overflow checks: strides and offset are the caller's) */

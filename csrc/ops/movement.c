@@ -476,6 +476,9 @@ static tg_tensor *apply_slice(tg_tensor *const *in, int n, const tg_params *p) {
 static tg_tensor *apply_slice_backward(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
     tg_params q;
+    int64_t numel; /* the target shape is the caller's: check it before slicing it */
+    if (tg__check_shape("slice_backward", p->ndim, p->shape, tg_dtype_size(in[0]->dtype), &numel))
+        return NULL;
     if (slice_params(p->ndim, p->shape, p->ints, p->ints + 8, p->ints + 16, (uint32_t)p->i[0], &q))
         return NULL;
     return slice_backward(in[0], &q);

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "test_util.h"
 
@@ -147,6 +148,12 @@ START_TEST(from_storage_overflowing_geometry) {
     tg_tensor *t = tg_tensor_from_storage(s, TG_FLOAT64, 1, &zero, NULL, 16); /* end: fine */
     ck_tg(t);
     tg_tensor_release(t);
+    /* corpus/from-storage-huge-stride-empty-dim: a stride of INT64_MAX on a
+     * dim of size 0 was accepted (no element to check) and overflowed when a
+     * kernel turned it into bytes */
+    int64_t e2[2] = {0, 2}, bigst[2] = {INT64_MAX, 1};
+    ck_assert_ptr_null(tg_tensor_from_storage(s, TG_FLOAT64, 2, e2, bigst, 0));
+    ck_tg_error(TG_ERR_VALUE, "from_storage", "stride");
     int64_t neg[2] = {-3, 1};
     t = tg_tensor_from_storage(s, TG_FLOAT64, 2, shape, neg, 3); /* reversed rows: fine */
     ck_tg(t);
@@ -410,6 +417,34 @@ START_TEST(reshape_empty_into_huge_dims) {
 }
 END_TEST
 
+/* corpus/slice-backward-negative-shape (found by the gcc driver):
+ * slice_backward through the registry normalised the slice against the
+ * caller's target shape before checking it: a negative size overflowed
+ * start + n. */
+START_TEST(slice_backward_checks_shape) {
+    const tg_opdef *op = tg_op_find("slice_backward");
+    ck_tg(op);
+    int64_t one = 1;
+    tg_tensor *g = tg_tensor_ones(1, &one, TG_FLOAT64);
+    tg_params p;
+    memset(&p, 0, sizeof p);
+    p.ndim = 1;
+    p.shape[0] = -3;
+    p.ints[0] = INT64_MIN; /* start */
+    p.ints[8] = 1;         /* stop */
+    p.ints[16] = 1;        /* step */
+    tg_error_clear();
+    ck_assert_ptr_null(tg_op_apply(op, 1, &g, &p));
+    ck_tg_error(TG_ERR_VALUE, "slice_backward", "negative");
+    p.shape[0] = 3;
+    tg_tensor *r = tg_op_apply(op, 1, &g, &p); /* g into [0:1] of zeros(3) */
+    ck_tg(r);
+    ck_assert(tt_diff_to(r, (double[]){1, 0, 0}) == 0.0);
+    tg_tensor_release(r);
+    tg_tensor_release(g);
+}
+END_TEST
+
 Suite *regressions_suite(void) {
     Suite *s = suite_create("regressions");
     TCase *tc = tcase_create("fuzz");
@@ -425,6 +460,7 @@ Suite *regressions_suite(void) {
     tcase_add_test(tc, index_add_checks_source_shape);
     tcase_add_test(tc, var_extreme_ddof);
     tcase_add_test(tc, reshape_empty_into_huge_dims);
+    tcase_add_test(tc, slice_backward_checks_shape);
     suite_add_tcase(s, tc);
     TCase *ta = tcase_create("aliasing");
     tcase_add_test(ta, labels_modified_before_backward);
