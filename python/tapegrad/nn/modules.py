@@ -387,23 +387,26 @@ class LeakyReLU(Module):
         return x.leaky_relu(self.negative_slope)
 
 
-class Softmax(Module):
-    """Softmax along ``dim``."""
+class _AlongDim(Module):
+    """A function applied along one dimension ``dim``."""
 
     def __init__(self, dim: int = -1):
         super().__init__()
         self.dim = dim
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Softmax(_AlongDim):
+    """Softmax along ``dim``."""
 
     def forward(self, x):
         return x.softmax(self.dim)
 
 
-class LogSoftmax(Module):
+class LogSoftmax(_AlongDim):
     """Log-softmax along ``dim``."""
-
-    def __init__(self, dim: int = -1):
-        super().__init__()
-        self.dim = dim
 
     def forward(self, x):
         return x.log_softmax(self.dim)
@@ -457,27 +460,28 @@ class Conv2d(Module):
                 f"stride={self.stride}, padding={self.padding}")
 
 
-class MaxPool2d(Module):
-    """Max pooling over (N, C, H, W)."""
+class _Pool2d(Module):
+    """Pooling over (N, C, H, W) windows; the stride defaults to the window."""
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling over (N, C, H, W)."""
 
     def forward(self, x):
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
 
 
-class AvgPool2d(Module):
+class AvgPool2d(_Pool2d):
     """Average pooling over (N, C, H, W)."""
-
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
-        self.padding = padding
 
     def forward(self, x):
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
