@@ -997,32 +997,21 @@ REDUCTION_METHOD(max)
 REDUCTION_METHOD(min)
 REDUCTION_METHOD(logsumexp)
 
-METHOD(var) {
-    ARGS("var", 3, 2, "axis", "keepdims", "ddof")
+/* var and std share their arguments; std is sqrt(var), its errors name std. */
+static PyObject *var_or_std(PyObject *self, const char *fname, bool is_std, PyObject *const *args,
+                            Py_ssize_t nargs, PyObject *kw) {
+    ARGS(fname, 3, 2, "axis", "keepdims", "ddof")
     int keep = tgpy_bool(a[1], 0);
     long long ddof = a[2] ? PyLong_AsLongLong(a[2]) : 0;
-    if (keep < 0 || (ddof == -1 && PyErr_Occurred())) return named("var");
+    if (keep < 0 || (ddof == -1 && PyErr_Occurred())) return named(fname);
     int64_t axes[TG_MAX_DIMS];
     int na;
-    if (tgpy_axes(a[0], axes, &na)) return named("var");
-    tg_tensor *f = float_of(TENSOR(self));
-    tg_tensor *r = f ? tg_var(f, na < 0 ? NULL : axes, na < 0 ? 0 : na, keep, ddof) : NULL;
-    tg_tensor_release(f);
-    return W(r);
-}
-
-METHOD(std) {
-    ARGS("std", 3, 2, "axis", "keepdims", "ddof")
-    int keep = tgpy_bool(a[1], 0);
-    long long ddof = a[2] ? PyLong_AsLongLong(a[2]) : 0;
-    if (keep < 0 || (ddof == -1 && PyErr_Occurred())) return named("std");
-    int64_t axes[TG_MAX_DIMS];
-    int na;
-    if (tgpy_axes(a[0], axes, &na)) return named("std");
+    if (tgpy_axes(a[0], axes, &na)) return named(fname);
     tg_tensor *f = float_of(TENSOR(self));
     tg_tensor *v = f ? tg_var(f, na < 0 ? NULL : axes, na < 0 ? 0 : na, keep, ddof) : NULL;
     tg_tensor_release(f);
-    if (!v) { /* std is sqrt(var): the message names std */
+    if (!is_std) return W(v);
+    if (!v) {
         const char *m = tg_error_message();
         if (!strncmp(m, "var: ", 5)) {
             char buf[512];
@@ -1035,6 +1024,8 @@ METHOD(std) {
     tg_tensor_release(v);
     return W(r);
 }
+METHOD(var) { return var_or_std(self, "var", false, args, nargs, kw); }
+METHOD(std) { return var_or_std(self, "std", true, args, nargs, kw); }
 
 static PyObject *arg_ext(PyObject *self, const char *fname, tg_tensor *(*f)(tg_tensor *, int64_t, bool),
                          PyObject *const *args, Py_ssize_t nargs, PyObject *kw) {
