@@ -4,7 +4,11 @@ The core (csrc/core, csrc/ops, csrc/kernels) and the binding (csrc/python)
 are compiled into one extension module. Portable flags only: no -march=native
 and never -ffast-math (it would switch the whole process to flush-to-zero and
 break isnan); -fno-math-errno only drops errno updates from libm calls so
-that loops with sqrt vectorize. SIMD kernels are chosen at run time. Set TAPEGRAD_NATIVE=1 to
+that loops with sqrt vectorize, and -fno-trapping-math only tells the
+compiler that no code reads the floating-point exception flags, so that it
+may evaluate both sides of a ternary and vectorize branch-free kernels such
+as csrc/kernels/vmath_impl.h (results are unchanged: rounding, NaN, inf and
+signed zeros keep their IEEE meaning). SIMD kernels are chosen at run time. Set TAPEGRAD_NATIVE=1 to
 add -march=native for a local build, or TAPEGRAD_SANITIZE=1 to build with
 AddressSanitizer and UndefinedBehaviorSanitizer (see tests/sanitize.sh).
 """
@@ -24,7 +28,7 @@ def sources():
     return files
 
 
-cflags = ["-std=c11", "-O3", "-g0", "-fno-math-errno", "-fno-strict-aliasing", "-D_GNU_SOURCE", "-pthread",
+cflags = ["-std=c11", "-O3", "-g0", "-fno-math-errno", "-fno-trapping-math", "-fno-strict-aliasing", "-D_GNU_SOURCE", "-pthread",
           "-Wall", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 ldflags = ["-pthread"]
 if os.environ.get("TAPEGRAD_NATIVE") == "1":

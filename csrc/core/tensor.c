@@ -3,6 +3,7 @@
  * and the few in-place operations (never recorded on the tape).
  */
 #include "internal.h"
+#include "../kernels/threadpool.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -434,13 +435,13 @@ void tg__bcast_strides_bytes(const tg_tensor *x, int ndim, const int64_t *shape,
     }
 }
 
-void tg__iterate(int nops, int ndim, const int64_t *shape, char **base,
-                 int64_t strides[][TG_MAX_DIMS], tg_row_fn fn, void *ctx) {
-    /* 1. drop size-1 dims, 2. merge dims that are contiguous for every operand */
-    int64_t sh[TG_MAX_DIMS], st[TG_ITER_MAX][TG_MAX_DIMS];
+/* Drop size-1 dims and merge dims that are contiguous for every operand.
+ * Returns the merged rank (0: one element); -1 if some dim is empty. */
+static int merge_dims(int nops, int ndim, const int64_t *shape, int64_t strides[][TG_MAX_DIMS],
+                      int64_t *sh, int64_t st[][TG_MAX_DIMS]) {
     int nd = 0;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] == 0) return;
+        if (shape[i] == 0) return -1;
         if (shape[i] == 1) continue;
         if (nd > 0) {
             bool merge = true;
@@ -456,31 +457,90 @@ void tg__iterate(int nops, int ndim, const int64_t *shape, char **base,
         for (int k = 0; k < nops; k++) st[k][nd] = strides[k][i];
         nd++;
     }
+    return nd;
+}
+
+/* The loop over merged dims, for the flat element range [begin, end):
+ * start at begin's multi-index, call fn on (pieces of) rows, carry like an
+ * odometer.  [0, total) is the whole iteration. */
+typedef struct {
+    int nops, nd;
+    int64_t sh[TG_MAX_DIMS], st[TG_ITER_MAX][TG_MAX_DIMS];
+    char *base[TG_ITER_MAX];
+    tg_row_fn fn;
+    void *ctx;
+} iter_plan;
+
+static void iterate_range(int64_t begin, int64_t end, void *vplan) {
+    const iter_plan *it = vplan;
+    int nd = it->nd, nops = it->nops;
     char *p[TG_ITER_MAX];
     int64_t inner[TG_ITER_MAX];
     for (int k = 0; k < nops; k++) {
-        p[k] = base[k];
-        inner[k] = nd ? st[k][nd - 1] : 0;
+        p[k] = it->base[k];
+        inner[k] = nd ? it->st[k][nd - 1] : 0;
     }
-    if (nd <= 1) {
-        fn(nd ? sh[0] : 1, p, inner, ctx);
+    if (nd == 0) {
+        it->fn(1, p, inner, it->ctx);
         return;
     }
-    /* odometer over the outer dims */
-    int64_t idx[TG_MAX_DIMS] = {0};
-    int outer = nd - 1;
-    for (;;) {
-        fn(sh[nd - 1], p, inner, ctx);
-        int d = outer - 1;
-        for (; d >= 0; d--) {
+    int64_t idx[TG_MAX_DIMS], rem = begin;
+    for (int d = nd - 1; d >= 0; d--) {
+        idx[d] = rem % it->sh[d];
+        rem /= it->sh[d];
+        for (int k = 0; k < nops; k++) p[k] += idx[d] * it->st[k][d];
+    }
+    int64_t rowlen = it->sh[nd - 1];
+    for (int64_t pos = begin; pos < end;) {
+        int64_t len = rowlen - idx[nd - 1];
+        if (len > end - pos) len = end - pos;
+        it->fn(len, p, inner, it->ctx);
+        pos += len;
+        if (pos >= end) break;
+        /* the row is finished (a partial row only happens at the end):
+         * rewind it and carry into the outer dims */
+        for (int k = 0; k < nops; k++) p[k] -= idx[nd - 1] * inner[k];
+        idx[nd - 1] = 0;
+        for (int d = nd - 2; d >= 0; d--) {
             idx[d]++;
-            for (int k = 0; k < nops; k++) p[k] += st[k][d];
-            if (idx[d] < sh[d]) break;
-            for (int k = 0; k < nops; k++) p[k] -= st[k][d] * sh[d];
+            for (int k = 0; k < nops; k++) p[k] += it->st[k][d];
+            if (idx[d] < it->sh[d]) break;
+            for (int k = 0; k < nops; k++) p[k] -= it->st[k][d] * it->sh[d];
             idx[d] = 0;
         }
-        if (d < 0) return;
     }
+}
+
+static int64_t plan_iteration(iter_plan *it, int nops, int ndim, const int64_t *shape, char **base,
+                              int64_t strides[][TG_MAX_DIMS], tg_row_fn fn, void *ctx) {
+    it->nops = nops;
+    it->fn = fn;
+    it->ctx = ctx;
+    for (int k = 0; k < nops; k++) it->base[k] = base[k];
+    it->nd = merge_dims(nops, ndim, shape, strides, it->sh, it->st);
+    if (it->nd < 0) return 0;
+    int64_t total = 1;
+    for (int d = 0; d < it->nd; d++) total *= it->sh[d];
+    return total;
+}
+
+void tg__iterate(int nops, int ndim, const int64_t *shape, char **base,
+                 int64_t strides[][TG_MAX_DIMS], tg_row_fn fn, void *ctx) {
+    iter_plan it;
+    int64_t total = plan_iteration(&it, nops, ndim, shape, base, strides, fn, ctx);
+    if (total > 0) iterate_range(0, total, &it);
+}
+
+void tg__iterate_parallel(int nops, int ndim, const int64_t *shape, char **base,
+                          int64_t strides[][TG_MAX_DIMS], tg_row_fn fn, void *ctx,
+                          int64_t cost) {
+    iter_plan it;
+    int64_t total = plan_iteration(&it, nops, ndim, shape, base, strides, fn, ctx);
+    if (total <= 0) return;
+    if (cost < 1) cost = 1;
+    /* each thread gets at least TG_PARALLEL_MIN_WORK units of work */
+    int64_t grain = TG_PARALLEL_MIN_WORK / cost;
+    tg_parallel_for(total, grain < 1 ? 1 : grain, iterate_range, &it);
 }
 
 /* ---- copy with conversion ------------------------------------------- */

@@ -12,6 +12,8 @@
 
 #include <math.h>
 
+#include "../kernels/vmath.h"
+
 /* ===================================================================== */
 /* Drivers                                                                */
 /* ===================================================================== */
@@ -20,7 +22,12 @@ typedef void (*row3_fn)(int64_t n, char **p, const int64_t *s, void *ctx);
 
 typedef struct {
     row3_fn f32, f64, i64; /* NULL: dtype not supported */
+    int cost;              /* work per element for threading (0 counts as 1) */
 } row_table;
+
+/* Work per element of the transcendental kernels, relative to an add (what
+ * decides when a loop is worth splitting across threads). */
+#define COST_TRANSCENDENTAL 8
 
 /* Apply a binary row kernel to a and b broadcast together.  out_dt: the
  * compute dtype (promoted).  Returns a new contiguous tensor. */
@@ -38,19 +45,12 @@ static tg_tensor *binary_kernel(const char *who, tg_tensor *a, tg_tensor *b, tg_
     tg_tensor *out = bc ? tg_tensor_empty(nd, shape, dt) : NULL;
     if (out && out->numel > 0) {
         char *base[3] = {tg_tensor_data(out), tg_tensor_data(ac), tg_tensor_data(bc)};
-        int64_t isz = (int64_t)tg_dtype_size(dt);
         void *kt = tg__kernel_begin(out->numel);
-        if (ac->numel == out->numel && bc->numel == out->numel && tg_tensor_is_contiguous(ac) &&
-            tg_tensor_is_contiguous(bc)) {
-            int64_t s[3] = {isz, isz, isz};
-            fn(out->numel, base, s, ctx);
-        } else {
-            int64_t st[3][TG_MAX_DIMS];
-            tg__bcast_strides_bytes(out, nd, shape, st[0]);
-            tg__bcast_strides_bytes(ac, nd, shape, st[1]);
-            tg__bcast_strides_bytes(bc, nd, shape, st[2]);
-            tg__iterate(3, nd, shape, base, st, fn, ctx);
-        }
+        int64_t st[3][TG_MAX_DIMS];
+        tg__bcast_strides_bytes(out, nd, shape, st[0]);
+        tg__bcast_strides_bytes(ac, nd, shape, st[1]);
+        tg__bcast_strides_bytes(bc, nd, shape, st[2]);
+        tg__iterate_parallel(3, nd, shape, base, st, fn, ctx, rt->cost);
         tg__kernel_end(kt);
     }
     tg_tensor_release(ac);
@@ -68,17 +68,11 @@ static tg_tensor *unary_kernel(const char *who, tg_tensor *x, tg_dtype dt, const
     tg_tensor *out = xc ? tg_tensor_empty(x->ndim, x->shape, dt) : NULL;
     if (out && out->numel > 0) {
         char *base[2] = {tg_tensor_data(out), tg_tensor_data(xc)};
-        int64_t isz = (int64_t)tg_dtype_size(dt);
         void *kt = tg__kernel_begin(out->numel);
-        if (tg_tensor_is_contiguous(xc)) {
-            int64_t s[2] = {isz, isz};
-            fn(out->numel, base, s, ctx);
-        } else {
-            int64_t st[2][TG_MAX_DIMS];
-            tg__bcast_strides_bytes(out, out->ndim, out->shape, st[0]);
-            tg__bcast_strides_bytes(xc, out->ndim, out->shape, st[1]);
-            tg__iterate(2, out->ndim, out->shape, base, st, fn, ctx);
-        }
+        int64_t st[2][TG_MAX_DIMS];
+        tg__bcast_strides_bytes(out, out->ndim, out->shape, st[0]);
+        tg__bcast_strides_bytes(xc, out->ndim, out->shape, st[1]);
+        tg__iterate_parallel(2, out->ndim, out->shape, base, st, fn, ctx, rt->cost);
         tg__kernel_end(kt);
     }
     tg_tensor_release(xc);
@@ -148,6 +142,28 @@ static tg_tensor *unary_kernel(const char *who, tg_tensor *x, tg_dtype dt, const
 #define UNARY_ROWS_F(NAME, EXPR_F, EXPR_D)                                             \
     UNARY_ROW(NAME##_f32, float, EXPR_F)                                               \
     UNARY_ROW(NAME##_f64, double, EXPR_D)
+
+/* A float32 row through a vector math kernel (kernels/vmath.h).  A strided
+ * row is gathered into a small buffer, computed there and scattered back,
+ * so that every layout goes through the same arithmetic and gives the same
+ * bits as the contiguous path. */
+#define VMATH_ROW(NAME)                                                                \
+    static void NAME##_f32(int64_t n, char **p, const int64_t *s, void *ctx) {         \
+        (void)ctx;                                                                     \
+        tg_vmath_unary_fn f = tg_vmath()->NAME##_f32;                                  \
+        if (s[0] == 4 && s[1] == 4) {                                                  \
+            f(n, (const float *)p[1], (float *)p[0]);                                  \
+            return;                                                                    \
+        }                                                                              \
+        float buf[256];                                                                \
+        for (int64_t i0 = 0; i0 < n; i0 += 256) {                                      \
+            int64_t m = n - i0 < 256 ? n - i0 : 256;                                   \
+            for (int64_t j = 0; j < m; j++)                                            \
+                buf[j] = *(const float *)(p[1] + (i0 + j) * s[1]);                     \
+            f(m, buf, buf);                                                            \
+            for (int64_t j = 0; j < m; j++) *(float *)(p[0] + (i0 + j) * s[0]) = buf[j]; \
+        }                                                                              \
+    }
 
 /* Generic appliers for the registry (tests and tools call ops through them). */
 static tg_tensor *apply_binary(tg_tensor *(*f)(tg_tensor *, tg_tensor *), tg_tensor *const *in,
@@ -334,7 +350,7 @@ TG_DEFINE_OP(div, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64 (int64 
              .apply = apply_div, .examples = "3x4,+3x4;2x3x4,+4;T3x4,+3x1");
 
 BINARY_ROWS_F(pow, powf(a, b), pow(a, b))
-static const row_table pow_rows = {pow_f32, pow_f64, NULL};
+static const row_table pow_rows = {pow_f32, pow_f64, NULL, COST_TRANSCENDENTAL};
 tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b) {
     tg_dtype dt = tg_dtype_promote(a->dtype, b->dtype);
     if (dt == TG_INT64) dt = TG_FLOAT64;
@@ -566,8 +582,9 @@ TG_DEFINE_OP(neg, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
              .vjp_tex = "\\bar x = -\\bar y", .doc = "Negation.", .backward = neg_vjp,
              .apply = apply_neg, .examples = "3x4;T2x3;-");
 
-UNARY_ROWS_F(exp, expf(x), exp(x))
-static const row_table exp_rows = {exp_f32, exp_f64, NULL};
+VMATH_ROW(exp)
+UNARY_ROW(exp_f64, double, exp(x))
+static const row_table exp_rows = {exp_f32, exp_f64, NULL, COST_TRANSCENDENTAL};
 tg_tensor *tg_exp(tg_tensor *x) { return unary_op(&tg_opdef_exp, x, &exp_rows, NULL, false, true); }
 static tg_status exp_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -582,8 +599,9 @@ TG_DEFINE_OP(exp, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .vjp_tex = "\\bar x = \\bar y \\odot y", .doc = "Exponential.", .backward = exp_vjp,
              .apply = apply_exp, .examples = "3x4;T2x3;-");
 
-UNARY_ROWS_F(log, logf(x), log(x))
-static const row_table log_rows = {log_f32, log_f64, NULL};
+VMATH_ROW(log)
+UNARY_ROW(log_f64, double, log(x))
+static const row_table log_rows = {log_f32, log_f64, NULL, COST_TRANSCENDENTAL};
 tg_tensor *tg_log(tg_tensor *x) { return unary_op(&tg_opdef_log, x, &log_rows, NULL, true, false); }
 static tg_status log_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -641,9 +659,9 @@ TG_DEFINE_OP(abs, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
              .examples = "~3x4;~T2x3");
 
 UNARY_ROWS_F(sin, sinf(x), sin(x))
-static const row_table sin_rows = {sin_f32, sin_f64, NULL};
+static const row_table sin_rows = {sin_f32, sin_f64, NULL, COST_TRANSCENDENTAL};
 UNARY_ROWS_F(cos, cosf(x), cos(x))
-static const row_table cos_rows = {cos_f32, cos_f64, NULL};
+static const row_table cos_rows = {cos_f32, cos_f64, NULL, COST_TRANSCENDENTAL};
 tg_tensor *tg_sin(tg_tensor *x) { return unary_op(&tg_opdef_sin, x, &sin_rows, NULL, true, false); }
 tg_tensor *tg_cos(tg_tensor *x) { return unary_op(&tg_opdef_cos, x, &cos_rows, NULL, true, false); }
 static tg_status sin_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -674,8 +692,9 @@ TG_DEFINE_OP(cos, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .vjp_tex = "\\bar x = -\\bar y \\odot \\sin x", .doc = "Cosine.",
              .backward = cos_vjp, .apply = apply_cos, .examples = "3x4;T2x3");
 
-UNARY_ROWS_F(tanh, tanhf(x), tanh(x))
-static const row_table tanh_rows = {tanh_f32, tanh_f64, NULL};
+VMATH_ROW(tanh)
+UNARY_ROW(tanh_f64, double, tanh(x))
+static const row_table tanh_rows = {tanh_f32, tanh_f64, NULL, COST_TRANSCENDENTAL};
 tg_tensor *tg_tanh(tg_tensor *x) { return unary_op(&tg_opdef_tanh, x, &tanh_rows, NULL, false, true); }
 static tg_status tanh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -695,9 +714,9 @@ TG_DEFINE_OP(tanh, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .backward = tanh_vjp, .apply = apply_tanh, .examples = "3x4;T2x3");
 
 /* sigmoid, computed without overflow for large |x| */
-UNARY_ROWS_F(sigmoid, x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)),
-             x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x)))
-static const row_table sigmoid_rows = {sigmoid_f32, sigmoid_f64, NULL};
+VMATH_ROW(sigmoid)
+UNARY_ROW(sigmoid_f64, double, x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x)))
+static const row_table sigmoid_rows = {sigmoid_f32, sigmoid_f64, NULL, COST_TRANSCENDENTAL};
 tg_tensor *tg_sigmoid(tg_tensor *x) {
     return unary_op(&tg_opdef_sigmoid, x, &sigmoid_rows, NULL, false, true);
 }
@@ -774,7 +793,7 @@ TG_DEFINE_OP(leaky_relu, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64"
              .apply = apply_leaky_relu, .examples = "~3x4|f0=0.1;~T2x3|f0=0.2");
 
 UNARY_ROWS_F(erf, erff(x), erf(x))
-static const row_table erf_rows = {erf_f32, erf_f64, NULL};
+static const row_table erf_rows = {erf_f32, erf_f64, NULL, COST_TRANSCENDENTAL};
 tg_tensor *tg_erf(tg_tensor *x) { return unary_op(&tg_opdef_erf, x, &erf_rows, NULL, true, false); }
 static tg_status erf_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -800,7 +819,7 @@ TG_DEFINE_OP(erf, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .examples = "3x4;T2x3");
 
 UNARY_ROWS_F(gelu, 0.5f * x * (1.0f + erff(x * 0.70710678f)), 0.5 * x * (1.0 + erf(x * 0.7071067811865476)))
-static const row_table gelu_rows = {gelu_f32, gelu_f64, NULL};
+static const row_table gelu_rows = {gelu_f32, gelu_f64, NULL, COST_TRANSCENDENTAL};
 tg_tensor *tg_gelu(tg_tensor *x) { return unary_op(&tg_opdef_gelu, x, &gelu_rows, NULL, true, false); }
 static tg_status gelu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -837,7 +856,7 @@ TG_DEFINE_OP(gelu, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
 
 UNARY_ROWS_F(softplus, x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x)),
              x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)))
-static const row_table softplus_rows = {softplus_f32, softplus_f64, NULL};
+static const row_table softplus_rows = {softplus_f32, softplus_f64, NULL, COST_TRANSCENDENTAL};
 tg_tensor *tg_softplus(tg_tensor *x) {
     return unary_op(&tg_opdef_softplus, x, &softplus_rows, NULL, true, false);
 }

@@ -13,6 +13,9 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "../kernels/threadpool.h"
+#include "../kernels/vmath.h"
+
 typedef enum { R_SUM, R_MAX, R_MIN } rkind;
 
 /* Output shape for reducing `mask` axes of x. */
@@ -74,6 +77,123 @@ RED_ROW(red_f32, float, double, PLAIN_ADD)
 RED_ROW(red_f64, double, double, PLAIN_ADD)
 RED_ROW(red_i64, int64_t, int64_t, tg__wrap_add) /* int64 sums wrap like NumPy's, no UB */
 
+/* ---- fast path: contiguous float input, one block of reduced axes -------
+ * After dropping size-1 dims, x is seen as [outer, red, inner] when the
+ * reduced axes are adjacent (the common cases: all axes, the last axes, the
+ * first axes, one middle axis).  Then:
+ *   inner == 1: every output is the reduction of `red` consecutive elements,
+ *               cut into fixed blocks of RBLOCK (vmath sum/max/min);
+ *   inner > 1:  every output row is a sum of `red` rows of `inner` elements
+ *               (vmath acc: acc[j] += x[j], vectorized over j).
+ * Work items (blocks, or column chunks) are split among threads; each
+ * output is always combined in the same order, so the result does not
+ * depend on the thread count. */
+#define RBLOCK ((int64_t)1 << 15)
+#define RCOLS ((int64_t)1 << 10)
+
+typedef struct {
+    rkind kind;
+    tg_dtype dt;
+    const char *x;
+    int64_t outer, red, inner, nblk, ncol;
+    double *out; /* partials (inner == 1) or acc (inner > 1) */
+} rfast;
+
+static double reduce_block(rkind kind, tg_dtype dt, const char *p, int64_t n) {
+    const tg_vmath_table *vm = tg_vmath();
+    if (dt == TG_FLOAT32) {
+        const float *x = (const float *)p;
+        return kind == R_SUM ? vm->sum_f32(n, x) : kind == R_MAX ? vm->max_f32(n, x) : vm->min_f32(n, x);
+    }
+    const double *x = (const double *)p;
+    return kind == R_SUM ? vm->sum_f64(n, x) : kind == R_MAX ? vm->max_f64(n, x) : vm->min_f64(n, x);
+}
+
+/* items [b, e) of outer * nblk blocks -> out[item] */
+static void rfast_rows(int64_t b, int64_t e, void *vc) {
+    const rfast *c = vc;
+    size_t isz = tg_dtype_size(c->dt);
+    for (int64_t it = b; it < e; it++) {
+        int64_t o = it / c->nblk, k = it % c->nblk;
+        int64_t start = k * RBLOCK, n = c->red - start < RBLOCK ? c->red - start : RBLOCK;
+        c->out[it] = reduce_block(c->kind, c->dt, c->x + (size_t)(o * c->red + start) * isz, n);
+    }
+}
+
+/* items [b, e) of outer * ncol column chunks: acc[o, cols] += x[o, r, cols] */
+static void rfast_cols(int64_t b, int64_t e, void *vc) {
+    const rfast *c = vc;
+    const tg_vmath_table *vm = tg_vmath();
+    size_t isz = tg_dtype_size(c->dt);
+    for (int64_t it = b; it < e; it++) {
+        int64_t o = it / c->ncol, j0 = (it % c->ncol) * RCOLS;
+        int64_t w = c->inner - j0 < RCOLS ? c->inner - j0 : RCOLS;
+        double *acc = c->out + o * c->inner + j0;
+        const char *first = c->x + (size_t)(o * c->red * c->inner + j0) * isz;
+        if (c->dt == TG_FLOAT32) vm->acc_f32(c->red, w, (const float *)first, c->inner, acc);
+        else vm->acc_f64(c->red, w, (const double *)first, c->inner, acc);
+    }
+}
+
+/* Returns 1 when done (acc filled), 0 when the case is not covered, -1 on
+ * an allocation failure (error set). acc holds zeros on entry for R_SUM. */
+static int reduce_fast(const tg_tensor *x, uint32_t mask, rkind kind, double *acc) {
+    if ((x->dtype != TG_FLOAT32 && x->dtype != TG_FLOAT64) || !tg_tensor_is_contiguous(x))
+        return 0;
+    int64_t outer = 1, red = 1, inner = 1;
+    int phase = 0; /* 0: outer kept dims, 1: reduced dims, 2: inner kept dims */
+    for (int d = 0; d < x->ndim; d++) {
+        if (x->shape[d] == 1) continue;
+        bool r = (mask >> d) & 1u;
+        if (r) {
+            if (phase == 2) return 0;
+            phase = 1;
+            red *= x->shape[d];
+        } else if (phase == 0) {
+            outer *= x->shape[d];
+        } else {
+            phase = 2;
+            inner *= x->shape[d];
+        }
+    }
+    rfast c = {kind, x->dtype, (const char *)tg_tensor_data((tg_tensor *)x), outer, red, inner,
+               0, 0, acc};
+    if (inner > 1) {
+        if (kind != R_SUM) return 0;
+        c.ncol = (inner + RCOLS - 1) / RCOLS;
+        int64_t per = red * (inner < RCOLS ? inner : RCOLS);
+        tg_parallel_for(outer * c.ncol, TG_PARALLEL_MIN_WORK / per + 1, rfast_cols, &c);
+        return 1;
+    }
+    c.nblk = (red + RBLOCK - 1) / RBLOCK;
+    int64_t per = red < RBLOCK ? red : RBLOCK;
+    int64_t grain = TG_PARALLEL_MIN_WORK / per + 1;
+    if (c.nblk == 1) {
+        tg_parallel_for(outer, grain, rfast_rows, &c);
+        return 1;
+    }
+    c.out = malloc((size_t)(outer * c.nblk) * sizeof(double));
+    if (!c.out) {
+        tg_error_set(TG_ERR_MEMORY, "reduce: out of memory for %lld partial results",
+                     (long long)(outer * c.nblk));
+        return -1;
+    }
+    tg_parallel_for(outer * c.nblk, grain, rfast_rows, &c);
+    for (int64_t o = 0; o < outer; o++) {
+        const double *pp = c.out + o * c.nblk;
+        double a = pp[0];
+        for (int64_t k = 1; k < c.nblk; k++) {
+            double v = pp[k];
+            if (kind == R_SUM) a += v;
+            else if (a != a || v != v) a = a != a ? a : v;
+            else if (kind == R_MAX ? v > a : v < a) a = v;
+        }
+        acc[o] = a;
+    }
+    free(c.out);
+    return 1;
+}
+
 /* Reduce x over mask (no autograd).  Result dtype = x's. */
 static tg_tensor *reduce_kernel(const char *who, tg_tensor *x, uint32_t mask, bool keepdims,
                                 rkind kind) {
@@ -101,7 +221,17 @@ static tg_tensor *reduce_kernel(const char *who, tg_tensor *x, uint32_t mask, bo
     } else {
         for (int64_t i = 0; i < acc->numel; i++) ((double *)tg_tensor_data(acc))[i] = init;
     }
+    int done = 0;
     if (x->numel > 0) {
+        void *kt = tg__kernel_begin(x->numel);
+        done = reduce_fast(x, mask, kind, (double *)tg_tensor_data(acc));
+        tg__kernel_end(kt);
+        if (done < 0) {
+            tg_tensor_release(acc);
+            return NULL;
+        }
+    }
+    if (x->numel > 0 && !done) {
         int64_t st[2][TG_MAX_DIMS];
         tg__bcast_strides_bytes(acc, x->ndim, x->shape, st[0]);
         tg__bcast_strides_bytes(x, x->ndim, x->shape, st[1]);

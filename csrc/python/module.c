@@ -8,6 +8,7 @@
 
 #include "../kernels/gemm.h"
 #include "../kernels/threadpool.h"
+#include "../kernels/vmath.h"
 
 #include <string.h>
 
@@ -603,6 +604,7 @@ FUNC(set_num_threads) {
     Py_RETURN_NONE;
 }
 FUNC(gemm_isa) { return PyUnicode_FromString(tg_gemm_isa()); }
+FUNC(vmath_isa) { return PyUnicode_FromString(tg_vmath()->name); }
 
 #define F(name, doc) {#name, (PyCFunction)(void (*)(void))f_##name, METH_FASTCALL | METH_KEYWORDS, doc}
 PyMethodDef tgpy_module_methods[] = {
@@ -655,6 +657,8 @@ PyMethodDef tgpy_module_methods[] = {
     F(get_num_threads, "get_num_threads()\n\nThreads used by large kernels."),
     F(set_num_threads, "set_num_threads(n)\n\nSet the threads used by large kernels (also TAPEGRAD_NUM_THREADS)."),
     F(gemm_isa, "gemm_isa()\n\nThe matmul micro-kernel chosen for this CPU."),
+    F(vmath_isa, "vmath_isa()\n\nThe build of the vectorized exp/log/tanh/sigmoid and sum kernels in use:\n"
+                 "'avx2' or 'baseline' (TAPEGRAD_VMATH=baseline forces the latter)."),
     {NULL}};
 #undef F
 

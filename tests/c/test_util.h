@@ -44,5 +44,6 @@ Suite *errors_suite(void);
 Suite *gemm_suite(void);
 Suite *threadpool_suite(void);
 Suite *regressions_suite(void);
+Suite *vmath_suite(void);
 
 #endif

@@ -1,0 +1,311 @@
+/* test_vmath.c -- Check suite for csrc/kernels/vmath.c: the vectorized
+ * float32 exp/log/tanh/sigmoid and the contiguous reductions.
+ *
+ * Every available instruction-set version ("baseline" always, "avx2" when
+ * the CPU has it) is checked against float64 libm, with the error bounds
+ * stated in vmath.h, on a sweep of float32 bit patterns, the special values
+ * and the edges of every range; against each other (the sums must agree to
+ * the bit); and the reductions against simple loops. */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../csrc/kernels/vmath.h"
+#include "test_util.h"
+
+/* Error bounds stated in vmath.h, in units in the last place of the
+ * correctly rounded float32 result. */
+#define ULP_EXP 1.5
+#define ULP_LOG 1.0
+#define ULP_TANH 1.5
+#define ULP_SIGMOID 2.5
+
+static const char *isas[] = {"baseline", "avx2"};
+
+static float from_bits(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
+
+/* |got - want| in ulps of the float32 result nearest to want.  Results that
+ * must be NaN or infinite must match exactly (returns 1e9 otherwise). */
+static double ulp_error(float got, double want) {
+    if (isnan(want)) return isnan(got) ? 0 : 1e9;
+    float w = (float)want;
+    if (isinf(w)) return got == w ? 0 : 1e9;
+    if (isnan(got) || isinf(got)) return 1e9;
+    double ulp;
+    if (fabsf(w) < 1.17549435e-38f) {
+        ulp = 1.40129846e-45; /* subnormal spacing */
+    } else {
+        int e;
+        frexp(w, &e);
+        ulp = ldexp(1.0, e - 24);
+    }
+    return fabs((double)got - want) / ulp;
+}
+
+static double ref(int k, float x) {
+    double v = x;
+    switch (k) {
+    case 0: return exp(v);
+    case 1: return log(v);
+    case 2: return tanh(v);
+    default: return v >= 0 ? 1.0 / (1.0 + exp(-v)) : exp(v) / (1.0 + exp(v));
+    }
+}
+
+static tg_vmath_unary_fn fn_of(const tg_vmath_table *t, int k) {
+    return k == 0 ? t->exp_f32 : k == 1 ? t->log_f32 : k == 2 ? t->tanh_f32 : t->sigmoid_f32;
+}
+
+static const double bounds[4] = {ULP_EXP, ULP_LOG, ULP_TANH, ULP_SIGMOID};
+static const char *names[4] = {"exp", "log", "tanh", "sigmoid"};
+
+/* Sweep float32 bit patterns at a stride (both signs, every exponent,
+ * subnormals, inf and NaN patterns included) through the vector loop. */
+START_TEST(test_unary_accuracy_sweep) {
+    const int k = _i;
+    const uint64_t stride = tt_light() ? 1000003 : 4099;
+    enum { B = 4096 };
+    float *x = malloc(B * sizeof *x), *y = malloc(B * sizeof *y);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_ptr_nonnull(y);
+    for (int t = 0; t < 2; t++) {
+        const tg_vmath_table *tab = tg_vmath_by_name(isas[t]);
+        if (!tab) continue;
+        tg_vmath_unary_fn f = fn_of(tab, k);
+        double worst = 0;
+        float worst_x = 0;
+        uint64_t b = 0;
+        while (b < 0x100000000ull) {
+            int m = 0;
+            for (; m < B && b < 0x100000000ull; m++, b += stride) x[m] = from_bits((uint32_t)b);
+            f(m, x, y);
+            for (int i = 0; i < m; i++) {
+                double e = ulp_error(y[i], ref(k, x[i]));
+                if (e > worst) { worst = e; worst_x = x[i]; }
+            }
+        }
+        ck_assert_msg(worst <= bounds[k], "%s %s: %.3f ulp at x = %.9g (bound %.1f)", isas[t],
+                      names[k], worst, (double)worst_x, bounds[k]);
+    }
+    free(x);
+    free(y);
+}
+END_TEST
+
+/* Dense sweeps where the algorithms switch branch or range. */
+START_TEST(test_unary_accuracy_edges) {
+    static const float centers[][2] = {
+        /* function, center */
+        {0, 0.0f}, {0, 88.72f}, {0, -87.33f}, {0, -103.97f}, {0, 0.3466f}, {0, -0.3466f},
+        {1, 1.0f}, {1, 0.70710678f}, {1, 1.41421356f}, {1, 1.17549435e-38f}, {1, 3.0e38f},
+        {2, 0.625f}, {2, -0.625f}, {2, 0.0f}, {2, 9.0f},
+        {3, 0.0f}, {3, -88.0f}, {3, 17.0f},
+    };
+    for (int t = 0; t < 2; t++) {
+        const tg_vmath_table *tab = tg_vmath_by_name(isas[t]);
+        if (!tab) continue;
+        for (size_t c = 0; c < sizeof centers / sizeof centers[0]; c++) {
+            int k = (int)centers[c][0];
+            float x0 = centers[c][1];
+            float x[2001], y[2001];
+            uint32_t u;
+            memcpy(&u, &x0, sizeof u);
+            for (int i = 0; i < 2001; i++) {
+                /* 1000 floats either side of the center, by bit pattern */
+                int64_t d = (int64_t)i - 1000;
+                x[i] = x0 == 0.0f ? (float)d * 1e-3f : from_bits((uint32_t)((int64_t)u + d * 97));
+            }
+            fn_of(tab, k)(2001, x, y);
+            for (int i = 0; i < 2001; i++) {
+                double e = ulp_error(y[i], ref(k, x[i]));
+                ck_assert_msg(e <= bounds[k], "%s %s(%.9g) = %.9g: %.3f ulp", isas[t], names[k],
+                              (double)x[i], (double)y[i], e);
+            }
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_unary_special_values) {
+    const float inf = INFINITY, nan = NAN;
+    for (int t = 0; t < 2; t++) {
+        const tg_vmath_table *tab = tg_vmath_by_name(isas[t]);
+        if (!tab) continue;
+        float x[12] = {inf, -inf, nan, -nan, 0.0f, -0.0f, 200.0f, -200.0f, 88.8f, -104.0f,
+                       1e-45f, -1.0f};
+        float y[12];
+        tab->exp_f32(12, x, y);
+        ck_assert(y[0] == inf && y[1] == 0.0f && isnan(y[2]) && isnan(y[3]));
+        ck_assert(y[4] == 1.0f && y[5] == 1.0f && y[6] == inf && y[7] == 0.0f);
+        ck_assert(y[8] == inf && y[9] == 0.0f && y[10] == 1.0f);
+        tab->log_f32(12, x, y);
+        ck_assert(y[0] == inf && isnan(y[1]) && isnan(y[2]) && isnan(y[3]));
+        ck_assert(y[4] == -inf && y[5] == -inf && isnan(y[7]) && isnan(y[11]));
+        ck_assert_msg(fabs(y[10] - log((double)x[10])) < 1e-5, "log of the smallest subnormal: %g", y[10]);
+        tab->tanh_f32(12, x, y);
+        ck_assert(y[0] == 1.0f && y[1] == -1.0f && isnan(y[2]) && isnan(y[3]));
+        ck_assert(y[4] == 0.0f && !signbit(y[4]) && y[5] == 0.0f && signbit(y[5]));
+        ck_assert(y[6] == 1.0f && y[7] == -1.0f);
+        tab->sigmoid_f32(12, x, y);
+        ck_assert(y[0] == 1.0f && y[1] == 0.0f && isnan(y[2]) && isnan(y[3]));
+        ck_assert(y[4] == 0.5f && y[5] == 0.5f && y[6] == 1.0f && y[7] == 0.0f);
+        /* in place: x and y the same array */
+        float z[3] = {0.0f, 1.0f, -1.0f};
+        tab->exp_f32(3, z, z);
+        ck_assert(z[0] == 1.0f && fabsf(z[1] - 2.7182817f) < 3e-7f && fabsf(z[2] - 0.36787945f) < 3e-8f);
+    }
+}
+END_TEST
+
+/* The two builds compute the same algorithm: results within one ulp of
+ * each other (FMA rounds once where the baseline rounds twice). */
+START_TEST(test_unary_isas_agree) {
+    const tg_vmath_table *a = tg_vmath_by_name("baseline"), *b = tg_vmath_by_name("avx2");
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(tg_vmath());
+    ck_assert_ptr_null(tg_vmath_by_name("sse9"));
+    ck_assert_ptr_null(tg_vmath_by_name(NULL));
+    if (!b) return; /* a CPU without AVX2: only one version exists */
+    enum { N = 20000 };
+    static float x[N], ya[N], yb[N];
+    for (int i = 0; i < N; i++) x[i] = (float)(i - N / 2) * 0.01f;
+    for (int k = 0; k < 4; k++) {
+        fn_of(a, k)(N, x, ya);
+        fn_of(b, k)(N, x, yb);
+        for (int i = 0; i < N; i++) {
+            if (isnan(ya[i]) || isnan(yb[i]) || ya[i] == yb[i]) {
+                ck_assert(ya[i] == yb[i] || (isnan(ya[i]) && isnan(yb[i])));
+                continue;
+            }
+            ck_assert_msg(fabsf(ya[i] - yb[i]) <= 1.01f * fabsf(nextafterf(ya[i], INFINITY) - ya[i]),
+                          "%s(%g): baseline %.9g avx2 %.9g", names[k], (double)x[i],
+                          (double)ya[i], (double)yb[i]);
+        }
+    }
+}
+END_TEST
+
+/* ---- reductions ---------------------------------------------------------- */
+
+START_TEST(test_sums) {
+    enum { N = 3000 };
+    static float xf[N];
+    static double xd[N];
+    uint64_t s = 12345;
+    for (int i = 0; i < N; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        xf[i] = (float)((double)(s >> 11) / 9007199254740992.0 - 0.5) * 100.0f;
+        xd[i] = xf[i] * 1.000000123;
+    }
+    const tg_vmath_table *tabs[2] = {tg_vmath_by_name("baseline"), tg_vmath_by_name("avx2")};
+    for (int n = 0; n <= N; n += (n < 70 ? 1 : 293)) {
+        double ref_f = 0, ref_d = 0;
+        for (int i = 0; i < n; i++) {
+            ref_f += xf[i];
+            ref_d += xd[i];
+        }
+        double got[2][2] = {{0}};
+        for (int t = 0; t < 2; t++) {
+            if (!tabs[t]) continue;
+            got[t][0] = tabs[t]->sum_f32(n, xf);
+            got[t][1] = tabs[t]->sum_f64(n, xd);
+            ck_assert_msg(fabs(got[t][0] - ref_f) <= 1e-12 * (1 + fabs(ref_f)) * n, "sum_f32 n=%d", n);
+            ck_assert_msg(fabs(got[t][1] - ref_d) <= 1e-12 * (1 + fabs(ref_d)) * n, "sum_f64 n=%d", n);
+        }
+        if (tabs[1]) {
+            /* a fixed order: the same bits on both paths */
+            ck_assert(memcmp(&got[0][0], &got[1][0], sizeof(double)) == 0);
+            ck_assert(memcmp(&got[0][1], &got[1][1], sizeof(double)) == 0);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_column_sums) {
+    enum { R = 11, C = 37, LD = 41 };
+    static float xf[R * LD];
+    static double xd[R * LD];
+    for (int i = 0; i < R * LD; i++) {
+        xf[i] = (float)((i * 7919) % 101) - 50.25f;
+        xd[i] = xf[i] / 3.0;
+    }
+    for (int t = 0; t < 2; t++) {
+        const tg_vmath_table *tab = tg_vmath_by_name(isas[t]);
+        if (!tab) continue;
+        for (int rows = 0; rows <= R; rows++) {
+            double af[C], ad[C];
+            for (int j = 0; j < C; j++) af[j] = ad[j] = j; /* accumulates onto what is there */
+            tab->acc_f32(rows, C, xf, LD, af);
+            tab->acc_f64(rows, C, xd, LD, ad);
+            for (int j = 0; j < C; j++) {
+                double rf = j, rd = j;
+                for (int r = 0; r < rows; r++) {
+                    rf += xf[r * LD + j];
+                    rd += xd[r * LD + j];
+                }
+                ck_assert_msg(af[j] == rf, "acc_f32 rows=%d col=%d: %g != %g", rows, j, af[j], rf);
+                ck_assert_msg(fabs(ad[j] - rd) <= 1e-12 * (1 + fabs(rd)), "acc_f64 rows=%d", rows);
+            }
+        }
+    }
+}
+END_TEST
+
+/* max/min agree with a simple loop for every length and every NaN position. */
+START_TEST(test_extrema) {
+    enum { N = 70 };
+    float xf[N];
+    double xd[N];
+    for (int t = 0; t < 2; t++) {
+        const tg_vmath_table *tab = tg_vmath_by_name(isas[t]);
+        if (!tab) continue;
+        for (int n = 1; n <= N; n++) {
+            for (int nanpos = -1; nanpos < n; nanpos++) {
+                for (int i = 0; i < n; i++) {
+                    xf[i] = (float)(((i + n) * 37) % 23) - 11.5f;
+                    xd[i] = xf[i] * 1.5;
+                }
+                if (nanpos >= 0) {
+                    xf[nanpos] = NAN;
+                    xd[nanpos] = NAN;
+                }
+                double mxf = tab->max_f32(n, xf), mnf = tab->min_f32(n, xf);
+                double mxd = tab->max_f64(n, xd), mnd = tab->min_f64(n, xd);
+                if (nanpos >= 0) {
+                    ck_assert_msg(isnan(mxf) && isnan(mnf) && isnan(mxd) && isnan(mnd),
+                                  "%s n=%d NaN at %d not propagated", isas[t], n, nanpos);
+                    continue;
+                }
+                double rmx = -INFINITY, rmn = INFINITY;
+                for (int i = 0; i < n; i++) {
+                    rmx = xf[i] > rmx ? xf[i] : rmx;
+                    rmn = xf[i] < rmn ? xf[i] : rmn;
+                }
+                ck_assert(mxf == rmx && mnf == rmn);
+                ck_assert(mxd == rmx * 1.5 && mnd == rmn * 1.5);
+            }
+        }
+        float inf[3] = {-INFINITY, -INFINITY, -INFINITY};
+        ck_assert(tab->max_f32(3, inf) == -INFINITY);
+    }
+}
+END_TEST
+
+Suite *vmath_suite(void) {
+    Suite *s = suite_create("vmath");
+    TCase *tc = tcase_create("unary");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_unary_accuracy_sweep, 0, 4);
+    tcase_add_test(tc, test_unary_accuracy_edges);
+    tcase_add_test(tc, test_unary_special_values);
+    tcase_add_test(tc, test_unary_isas_agree);
+    suite_add_tcase(s, tc);
+    TCase *tr = tcase_create("reduce");
+    tcase_add_test(tr, test_sums);
+    tcase_add_test(tr, test_column_sums);
+    tcase_add_test(tr, test_extrema);
+    suite_add_tcase(s, tr);
+    return s;
+}

@@ -1,0 +1,276 @@
+"""The fast paths of issue 6 checked against simple references.
+
+* the vectorized float32 exp/log/tanh/sigmoid (csrc/kernels/vmath.h) against
+  float64 NumPy, with the error bounds the header states;
+* layout invariance: a strided or broadcast operand gives the same bits as
+  a contiguous copy (strided rows go through the same vector kernel);
+* thread invariance: elementwise ops and reductions give the same bits on
+  one thread and on several (the pool splits rows at arbitrary points; the
+  reductions combine fixed blocks in a fixed order);
+* the reduction fast paths against float64 NumPy for every axis pattern,
+  NaN propagation included;
+* the baseline (non-AVX2) build of the kernels, forced with
+  TAPEGRAD_VMATH=baseline in a subprocess, against the default one.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+# The bounds of csrc/kernels/vmath.h, in ulps of the correctly rounded result.
+BOUNDS = {"exp": 1.5, "log": 1.0, "tanh": 1.5, "sigmoid": 2.5}
+
+
+def reference(name, x):
+    x64 = x.astype(np.float64)
+    with np.errstate(all="ignore"):
+        if name == "exp":
+            return np.exp(x64)
+        if name == "log":
+            return np.log(x64)
+        if name == "tanh":
+            return np.tanh(x64)
+        return np.where(x64 >= 0, 1 / (1 + np.exp(-x64)), np.exp(x64) / (1 + np.exp(x64)))
+
+
+def ulp_errors(got, want):
+    """|got - want| in ulps of float32(want); inf/NaN must match exactly."""
+    with np.errstate(all="ignore"):
+        w32 = want.astype(np.float32)
+    special = ~np.isfinite(w32)
+    err = np.zeros(got.shape)
+    exact = (got == w32) | (np.isnan(got) & np.isnan(w32))
+    err[special & ~exact] = np.inf
+    fin = ~special
+    ulp = np.spacing(np.abs(w32[fin])).astype(np.float64)
+    ulp = np.maximum(ulp, np.float64(np.finfo(np.float32).smallest_subnormal))
+    err[fin] = np.abs(got[fin].astype(np.float64) - want[fin]) / ulp
+    err[fin & ~np.isfinite(got)] = np.inf
+    return err
+
+
+def sample_inputs(name):
+    rng = np.random.default_rng(7)
+    # every 6007th float32 bit pattern: all exponents, both signs, subnormals
+    bits = np.arange(0, 2**32, 6007, dtype=np.uint64).astype(np.uint32)
+    x = bits.view(np.float32)
+    dense = np.linspace(-110, 110, 200_001, dtype=np.float32)
+    small = rng.standard_normal(50_000).astype(np.float32)
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 88.72, 88.73, -87.33, -103.9, -104.0,
+                         0.625, -0.625, 1e-45, 1.17549435e-38, 3.4e38], np.float32)
+    x = np.concatenate([x, dense, small, specials])
+    if name == "log":
+        with np.errstate(all="ignore"):
+            x = np.concatenate([x, np.abs(x) * np.float32(1.0001)])
+    return x
+
+
+@pytest.mark.parametrize("name", sorted(BOUNDS))
+def test_vectorized_unary_accuracy(name):
+    x = sample_inputs(name)
+    got = getattr(tg, name)(tg.tensor(x)).numpy()
+    err = ulp_errors(got, reference(name, x))
+    worst = int(np.argmax(err))
+    assert err[worst] <= BOUNDS[name], (
+        f"{name}({x[worst]!r}) = {got[worst]!r}, float64 says {reference(name, x[worst:worst + 1])[0]!r}: "
+        f"{err[worst]:.3f} ulp > {BOUNDS[name]}")
+
+
+def test_special_values_follow_c99():
+    x = tg.tensor(np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, -1.0], np.float32))
+    exp, log, tanh, sig = (f(x).numpy() for f in (tg.exp, tg.log, tg.tanh, tg.sigmoid))
+    np.testing.assert_array_equal(exp[[0, 1, 3, 4]], [np.inf, 0, 1, 1])
+    assert np.isnan(exp[2])
+    np.testing.assert_array_equal(log[[0, 3, 4]], [np.inf, -np.inf, -np.inf])
+    assert np.isnan(log[[1, 2, 5]]).all()
+    np.testing.assert_array_equal(tanh[[0, 1]], [1, -1])
+    assert tanh[4] == 0 and np.signbit(tanh[4]) and not np.signbit(tanh[3])
+    np.testing.assert_array_equal(sig[[0, 1, 3]], [1, 0, 0.5])
+
+
+def layouts(rng):
+    base = rng.standard_normal((64, 301)).astype(np.float32) * 4
+    yield "transposed", base.T
+    yield "sliced", base[::3, 5:250:2]
+    yield "reversed", base[::-1, ::-1]
+    yield "column", base[:, 7:8]
+
+
+@pytest.mark.parametrize("name", ["exp", "tanh", "sigmoid", "log"])
+def test_strided_rows_match_contiguous_bits(name):
+    rng = np.random.default_rng(1)
+    f = getattr(tg, name)
+    for label, arr in layouts(rng):
+        if name == "log":
+            arr = np.abs(arr)
+        strided = f(tg.from_numpy(arr)).numpy()
+        contiguous = f(tg.tensor(np.ascontiguousarray(arr))).numpy()
+        np.testing.assert_array_equal(strided, contiguous, err_msg=label)
+
+
+@pytest.fixture
+def threads():
+    before = tg.get_num_threads()
+    yield
+    tg.set_num_threads(before)
+
+
+def run_with_threads(n, fn):
+    tg.set_num_threads(n)
+    return fn()
+
+
+ELEMENTWISE_CASES = {
+    "add contiguous": lambda a, b: a + b,
+    "mul broadcast row": lambda a, b: a * b[:1],
+    "sub broadcast column": lambda a, b: a - b[:, :1],
+    "exp transposed": lambda a, b: tg.exp(a.T),
+    "tanh sliced": lambda a, b: tg.tanh(a[:, 1::3]),
+    "sigmoid": lambda a, b: tg.sigmoid(a),
+    "log abs": lambda a, b: tg.log(tg.abs(b)),
+    "pow": lambda a, b: tg.abs(a) ** 1.5,
+    "div scalar": lambda a, b: a / 3.0,
+    "maximum": lambda a, b: tg.maximum(a, b.T.T),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ELEMENTWISE_CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_elementwise_same_bits_on_one_and_two_threads(case, dtype, threads):
+    # 257 x 2003 = 514,771 elements: enough work to be split, rows cut mid-way
+    rng = np.random.default_rng(2)
+    a = tg.tensor(rng.standard_normal((257, 2003)).astype(dtype))
+    b = tg.tensor(rng.standard_normal((257, 2003)).astype(dtype))
+    fn = ELEMENTWISE_CASES[case]
+    one = run_with_threads(1, lambda: fn(a, b).numpy())
+    two = run_with_threads(2, lambda: fn(a, b).numpy())
+    np.testing.assert_array_equal(one, two)
+    # and the simple path: NumPy in float64
+    ref = {"add contiguous": lambda x, y: x + y, "mul broadcast row": lambda x, y: x * y[:1],
+           "sub broadcast column": lambda x, y: x - y[:, :1], "exp transposed": lambda x, y: np.exp(x.T),
+           "tanh sliced": lambda x, y: np.tanh(x[:, 1::3]), "sigmoid": lambda x, y: 1 / (1 + np.exp(-x)),
+           "log abs": lambda x, y: np.log(np.abs(y)), "pow": lambda x, y: np.abs(x) ** 1.5,
+           "div scalar": lambda x, y: x / 3.0, "maximum": np.maximum}[case]
+    want = ref(a.numpy().astype(np.float64), b.numpy().astype(np.float64))
+    np.testing.assert_allclose(two, want, rtol=2e-6 if dtype == np.float32 else 1e-13, atol=1e-30)
+
+
+REDUCE_SHAPES = [
+    ((1000, 1000), [0, 1, None, (0, 1)]),
+    ((3, 70001), [0, 1, None]),               # rows longer than one block (32768)
+    ((5, 3000, 7), [0, 1, 2, (0, 1), (1, 2), (0, 2), None]),  # (0, 2): not adjacent
+    ((2, 1, 2500, 1), [0, 2, (0, 2), (2, 3), None]),  # size-1 dims between
+    ((4100,), [0, None]),
+    ((6, 0, 3), [0, 2]),                      # empty reduced axis: sum 0
+]
+
+
+def _axes_list():
+    for shape, axes in REDUCE_SHAPES:
+        for axis in axes:
+            yield shape, axis
+
+
+@pytest.mark.parametrize("shape,axis", list(_axes_list()))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reductions_match_numpy_and_threads(shape, axis, dtype, threads):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(dtype)
+    t = tg.tensor(x)
+    tol = dict(rtol=3e-6, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-10)
+    for keepdims in (False, True):
+        one = run_with_threads(1, lambda: t.sum(axis=axis, keepdims=keepdims).numpy())
+        two = run_with_threads(2, lambda: t.sum(axis=axis, keepdims=keepdims).numpy())
+        np.testing.assert_array_equal(one, two)
+        want = x.astype(np.float64).sum(axis=axis, keepdims=keepdims)
+        np.testing.assert_allclose(one, want, **tol)
+        assert one.dtype == dtype and one.shape == want.shape
+        if x.size:
+            np.testing.assert_allclose(t.mean(axis=axis, keepdims=keepdims).numpy(),
+                                       x.astype(np.float64).mean(axis=axis, keepdims=keepdims), **tol)
+            for red in ("max", "min"):
+                got = run_with_threads(2, lambda: getattr(t, red)(axis=axis, keepdims=keepdims).numpy())
+                np.testing.assert_array_equal(got, getattr(x, red)(axis=axis, keepdims=keepdims))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reductions_on_strided_input(dtype):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((300, 400)).astype(dtype)
+    for view in (x.T, x[::2, ::-3], x[:, 100:101]):
+        t = tg.from_numpy(view)
+        for axis in (0, 1, None):
+            np.testing.assert_allclose(t.sum(axis=axis).numpy(), view.astype(np.float64).sum(axis=axis),
+                                       rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+            np.testing.assert_array_equal(t.max(axis=axis).numpy(), view.max(axis=axis))
+
+
+def test_max_min_propagate_nan_from_any_position():
+    for n in (1, 7, 16, 33, 40000, 70001):
+        for pos in sorted({0, n // 2, n - 1}):
+            x = np.arange(n, dtype=np.float32)
+            x[pos] = np.nan
+            t = tg.tensor(x.reshape(1, n))
+            for red in ("max", "min"):
+                assert np.isnan(getattr(t, red)().item()), (red, n, pos)
+                assert np.isnan(getattr(t, red)(axis=1).numpy()).all(), (red, n, pos)
+    x = np.full((3, 50000), -np.inf, np.float32)
+    assert tg.tensor(x).max(axis=1).numpy().tolist() == [-np.inf] * 3
+
+
+def test_float32_sums_accumulate_in_float64():
+    # 2^24 + 1 ones: a float32 running sum would stop at 2^24
+    x = np.ones(2**24 + 8, np.float32)
+    assert tg.tensor(x).sum().numpy().astype(np.float64) == np.float32(2**24 + 8)
+    # cancellation: large values that cancel, then small ones
+    y = np.concatenate([np.full(1000, 1e7, np.float32), np.full(1000, -1e7, np.float32),
+                        np.full(1000, 1e-3, np.float32)])
+    assert abs(tg.tensor(y).sum().item() - 1.0) < 1e-6
+
+
+_BASELINE_SCRIPT = r"""
+import json, sys, numpy as np, tapegrad as tg
+x = np.linspace(-100, 100, 100003, dtype=np.float32)
+out = {"isa": tg._C.vmath_isa()}
+for name in ("exp", "tanh", "sigmoid"):
+    out[name] = getattr(tg, name)(tg.tensor(x)).numpy().view(np.uint32).tolist()
+out["log"] = tg.log(tg.tensor(np.abs(x) + 1e-3)).numpy().view(np.uint32).tolist()
+m = np.random.default_rng(5).standard_normal((123, 4567)).astype(np.float32)
+out["sums"] = [tg.tensor(m).sum(axis=a).numpy().astype(np.float64).tolist() for a in (0, 1, None)]
+json.dump(out, sys.stdout)
+"""
+
+
+def _run_vmath(env_value):
+    env = dict(os.environ)
+    env.pop("TAPEGRAD_VMATH", None)
+    if env_value:
+        env["TAPEGRAD_VMATH"] = env_value
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(tg.__file__)),
+                                         env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", _BASELINE_SCRIPT], env=env, capture_output=True,
+                         text=True, timeout=300, check=True)
+    return json.loads(out.stdout)
+
+
+def test_baseline_build_agrees_with_the_default_build():
+    base = _run_vmath("baseline")
+    default = _run_vmath(None)
+    assert base["isa"] == "baseline"
+    assert default["isa"] in ("avx2", "baseline")
+    for name in ("exp", "tanh", "sigmoid", "log"):
+        a = np.array(base[name], np.uint32).view(np.float32)
+        b = np.array(default[name], np.uint32).view(np.float32)
+        # the same algorithm: within one ulp (FMA rounds once where SSE2 rounds twice)
+        same = (a == b) | (np.isnan(a) & np.isnan(b))
+        with np.errstate(invalid="ignore"):
+            diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+            close = diff <= np.spacing(np.abs(a)).astype(np.float64) * 1.01
+        assert np.all(same | close), (name, a[~(same | close)][:5], b[~(same | close)][:5])
+    # sums: a fixed order of float64 additions on both builds, so the same bits
+    assert base["sums"] == default["sums"]
