@@ -7,7 +7,10 @@ Each case is timed for every library in the same process (median of
 repeats after a warm-up) and printed as one table with the ratios
 tapegrad/NumPy and tapegrad/PyTorch (time ratios: below 1 means tapegrad
 is faster). Threads are stated in the header; `--threads N` sets them for
-all three libraries (through threadpoolctl for NumPy's BLAS when available).
+all three libraries (NumPy's BLAS through threadpoolctl when available, else
+through OpenBLAS's own setter). After a --threads 1 run, a last section
+repeats a few cases on two threads, with tapegrad's matmul timed right after
+NumPy's threaded BLAS has run (oversubscription would show there).
 """
 from __future__ import annotations
 
@@ -100,6 +103,7 @@ class Table:
 
 
 def set_threads(n):
+    """The same thread count for all three libraries (NumPy: its BLAS)."""
     tg.set_num_threads(n)
     if torch is not None:
         torch.set_num_threads(n)
@@ -107,7 +111,13 @@ def set_threads(n):
         from threadpoolctl import threadpool_limits
         threadpool_limits(n)
     except ImportError:
-        pass
+        from tapegrad._config import _set_blas_threads
+        _set_blas_threads(n)
+
+
+def numpy_threads():
+    pools = tg.config()["blas_pools"]
+    return ",".join(str(p["num_threads"]) for p in pools) if pools else "?"
 
 
 # ---------------------------------------------------------------------------
@@ -317,6 +327,43 @@ def bench_conv(tab):
     tab.add("LeNet conv+pool fwd+bwd, batch 64", timeit(f_tg, repeat=5), None, t_th)
 
 
+def bench_two_threads(tab, quick):
+    """A few cases again on two threads for every library, and the test of
+    oversubscription: tapegrad's threaded matmul right after NumPy's threaded
+    BLAS has run (whose workers may still be spinning), and the reverse."""
+    set_threads(2)
+    rng = np.random.default_rng(0)
+    n = 512 if quick else 1024
+    a = rng.standard_normal((n, n)).astype(np.float32)
+    ta = tg.from_numpy(a)
+    xa = torch.from_numpy(a) if torch is not None else None
+    t_tg = timeit(lambda: ta @ ta)
+    tab.add(f"matmul {n}x{n} float32 [2 threads]", t_tg, timeit(lambda: a @ a),
+            timeit(lambda: xa @ xa) if torch is not None else None,
+            note=f"{2 * n ** 3 / t_tg / 1e9:.1f} GFLOP/s")
+    s = rng.standard_normal((256, 256)).astype(np.float32)
+    ts = tg.from_numpy(s)
+    t_mixed = timeit(lambda: (s @ s, ta @ ta)) - timeit(lambda: s @ s)
+    t_np_mixed = timeit(lambda: (ts @ ts, a @ a)) - timeit(lambda: ts @ ts)
+    tab.add(f"matmul {n} after the other's 256 matmul [2 thr]", t_mixed, t_np_mixed, None,
+            note=f"tapegrad {t_mixed / t_tg:.2f}x its time alone")
+    m = 10 ** 6 if quick else 10 ** 7
+    v = rng.standard_normal(m).astype(np.float32)
+    tv = tg.from_numpy(v)
+    xv = torch.from_numpy(v) if torch is not None else None
+    for name in ("exp", "tanh"):
+        tab.add(f"{name} {m:.0e} float32 [2 threads]", timeit(lambda: getattr(tv, name)()),
+                timeit(lambda: getattr(np, name)(v)),
+                timeit(lambda: getattr(xv, name)()) if torch is not None else None)
+    big = rng.standard_normal((4000, 4000)).astype(np.float32)
+    tb = tg.from_numpy(big)
+    xb = torch.from_numpy(big) if torch is not None else None
+    for ax in (0, 1):
+        tab.add(f"sum 4000x4000 axis={ax} [2 threads]", timeit(lambda: tb.sum(axis=ax)),
+                timeit(lambda: big.sum(axis=ax)),
+                timeit(lambda: xb.sum(dim=ax)) if torch is not None else None)
+
+
 def bench_memory(tab, data):
     (xtr, ytr), _ = data
     x = (xtr.reshape(-1, 784)[:6400] / 255.0).astype(np.float32)
@@ -346,7 +393,9 @@ def main(argv=None):
     print(f"tapegrad {tg.__version__} ({tg._C.gemm_isa()} matmul kernel), NumPy {np.__version__}"
           + (f", PyTorch {torch.__version__}" if torch is not None else ", PyTorch not installed"))
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; threads: tapegrad "
-          f"{tg.get_num_threads()}" + (f", torch {torch.get_num_threads()}" if torch is not None else "")
+          f"{tg.get_num_threads()}, numpy BLAS {numpy_threads()}"
+          + (f", torch {torch.get_num_threads()}" if torch is not None else "")
+          + f"; vector math {tg._C.vmath_isa()}"
           + (f"; note: {env} are set and slow NumPy" if any(env.values()) else ""))
     tab = Table()
     print(Table.header())
@@ -363,6 +412,9 @@ def main(argv=None):
     bench_training(tab, data, args.quick)
     bench_conv(tab)
     bench_memory(tab, data)
+    if (os.cpu_count() or 1) >= 2 and tg.get_num_threads() == 1:
+        print("-" * 100)
+        bench_two_threads(tab, args.quick)
     if args.json:
         Path(args.json).write_text(json.dumps(tab.rows, indent=1))
     return tab

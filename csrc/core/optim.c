@@ -15,6 +15,7 @@
  * of memory while clip_grad_norm scales a non-contiguous gradient).
  */
 #include "internal.h"
+#include "../kernels/vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -227,26 +228,20 @@ tg_status tg_adam_step(int n, tg_tensor **params, tg_tensor **grads, tg_tensor *
     for (int i = 0; i < n; i++) {
         tg_tensor *p = params[i], *g = gs[i], *m = exp_avg[i], *v = exp_avg_sq[i];
         if (!g) continue;
+        /* four separate storages: the vector loop may assume no overlap */
+        bool separate = p->storage != g->storage && p->storage != m->storage &&
+                        p->storage != v->storage && g->storage != m->storage &&
+                        g->storage != v->storage && m->storage != v->storage;
         if (p->dtype == TG_FLOAT32 && g->dtype == TG_FLOAT32 && m->dtype == TG_FLOAT32 &&
-            v->dtype == TG_FLOAT32) {
-            /* the hot path: float32 throughout (as PyTorch computes it), with
-             * the pointers hoisted so that the loop vectorizes */
-            float *P = tg_tensor_data(p), *M = tg_tensor_data(m), *V = tg_tensor_data(v);
-            const float *G = tg_tensor_data(g);
-            const float b1c = (float)(1 - beta1), b2 = (float)beta2, b2c = (float)(1 - beta2);
-            const float ss = (float)step_size, inv_bc2 = (float)(1 / bc2_sqrt), e = (float)eps;
-            const float wd = (float)weight_decay, shrink = (float)(1 - lr * weight_decay);
+            v->dtype == TG_FLOAT32 && separate) {
+            /* the hot path: float32 throughout (as PyTorch computes it), in
+             * the vectorized loop of kernels/vmath (AVX2 when available) */
+            const float c[8] = {(float)(1 - beta1), (float)beta2, (float)(1 - beta2),
+                                (float)step_size, (float)(1 / bc2_sqrt), (float)eps,
+                                (float)weight_decay, (float)(1 - lr * weight_decay)};
             const int mode = weight_decay == 0 ? 0 : decoupled ? 1 : 2;
-            for (int64_t k = 0; k < p->numel; k++) {
-                float gk = G[k], pk = P[k];
-                if (mode == 1) pk *= shrink;
-                else if (mode == 2) gk += wd * pk;
-                float mk = M[k] + b1c * (gk - M[k]);
-                float vk = b2 * V[k] + b2c * gk * gk;
-                M[k] = mk;
-                V[k] = vk;
-                P[k] = pk - ss * mk / (sqrtf(vk) * inv_bc2 + e);
-            }
+            tg_vmath()->adam_f32(p->numel, tg_tensor_data(p), tg_tensor_data(g),
+                                 tg_tensor_data(m), tg_tensor_data(v), c, mode);
         } else {
             for (int64_t k = 0; k < p->numel; k++) {
                 double gk = LD(g, k), pk = LD(p, k);

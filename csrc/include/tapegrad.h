@@ -628,6 +628,10 @@ tg_tensor *tg_argmin(tg_tensor *x, int64_t axis, bool keepdims);
 
 /* Matmul with NumPy semantics (1-D, 2-D, batched N-D with broadcast batch). */
 tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b);
+/* nn.Linear's affine map y = x W^T + b: x (..., in), w (out, in), b (out,)
+ * or NULL; y (..., out).  One tape entry; the weight gradient comes out in
+ * w's (out, in) layout. */
+tg_tensor *tg_linear(tg_tensor *x, tg_tensor *w, tg_tensor *b);
 
 /* Movement.  Views where NumPy would give a view. */
 tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape); /* one -1 allowed */

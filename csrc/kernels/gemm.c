@@ -494,6 +494,31 @@ static inline void SFX(copy_piece)(real *restrict d, const real *restrict s, int
     }
 }
 
+/* The transposing copy shared by both packers: m <= w source lines, each
+ * read along p (element p of line i at src[i*ld + p*inc]), dealt out
+ * across the micro-panel:  dst[p*w + i] = line i, element p;  lines m..w-1
+ * of the panel are zero.  Done in tiles of TG_PACK_TILE values of p: one
+ * tile touches w * TG_PACK_TILE destination elements (a few cache lines)
+ * and m short runs of the source, all of it in L1.  Without the tiling,
+ * each of the w passes over a kc-long panel (32 KiB for kc = 512, w = 16
+ * floats) would evict the previous pass's lines before they are reused. */
+#define TG_PACK_TILE 16
+static void SFX(pack_lines)(int64_t kc, int64_t m, int w, const real *src, int64_t ld,
+                            int64_t inc, real *dst)
+{
+    for (int64_t p0 = 0; p0 < kc; p0 += TG_PACK_TILE) {
+        int64_t p1 = min_i64(p0 + TG_PACK_TILE, kc);
+        for (int64_t i = 0; i < m; ++i) {
+            const real *line = src + i * ld;
+            for (int64_t p = p0; p < p1; ++p)
+                dst[p * w + i] = line[p * inc];
+        }
+        for (int64_t p = p0; m < w && p < p1; ++p)
+            for (int64_t i = m; i < w; ++i)
+                dst[p * w + i] = 0;
+    }
+}
+
 /* Pack the mc x kc block of A (element (i,p) at A[i*rsa + p*csa]) into Ap
  * as ceil(mc/mr) micro-panels of mr x kc, each stored column by column:
  *     Ap[ir*kc + p*mr + i] = A(ir + i, p)
@@ -516,18 +541,8 @@ static void SFX(pack_a)(int64_t mc, int64_t kc, const real *A, int64_t rsa, int6
     } else {
         /* Rows of A are contiguous (row-major A): each micro-panel reads mr
          * rows side by side, mr sequential streams. */
-        for (int64_t ir = 0; ir < mc; ir += mr) {
-            int64_t m = min_i64(mr, mc - ir);
-            const real *a = A + ir * rsa;
-            real *dst = Ap + ir * kc;
-            for (int64_t i = 0; i < m; ++i)
-                for (int64_t p = 0; p < kc; ++p)
-                    dst[p * mr + i] = a[i * rsa + p * csa];
-            /* Edge: pad the missing rows with zeros. */
-            for (int64_t p = 0; m < mr && p < kc; ++p)
-                for (int64_t i = m; i < mr; ++i)
-                    dst[p * mr + i] = 0;
-        }
+        for (int64_t ir = 0; ir < mc; ir += mr)
+            SFX(pack_lines)(kc, min_i64(mr, mc - ir), mr, A + ir * rsa, rsa, csa, Ap + ir * kc);
     }
 }
 
@@ -551,17 +566,8 @@ static void SFX(pack_b)(int64_t kc, int64_t nc, const real *B, int64_t rsb, int6
     } else {
         /* Columns of B are contiguous (B is a transpose): each micro-panel
          * reads nr columns side by side. */
-        for (int64_t jr = 0; jr < nc; jr += nr) {
-            int64_t n = min_i64(nr, nc - jr);
-            const real *b = B + jr * csb;
-            real *dst = Bp + jr * kc;
-            for (int64_t j = 0; j < n; ++j)
-                for (int64_t p = 0; p < kc; ++p)
-                    dst[p * nr + j] = b[p * rsb + j * csb];
-            for (int64_t p = 0; n < nr && p < kc; ++p)
-                for (int64_t j = n; j < nr; ++j)
-                    dst[p * nr + j] = 0;
-        }
+        for (int64_t jr = 0; jr < nc; jr += nr)
+            SFX(pack_lines)(kc, min_i64(nr, nc - jr), nr, B + jr * csb, csb, rsb, Bp + jr * kc);
     }
 }
 

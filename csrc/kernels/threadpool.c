@@ -45,6 +45,8 @@
 #include "threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,15 +111,19 @@ static _Thread_local int tls_fork_locked;
 
 /* ---------------------------------------------------------------- threads */
 
-/* Parse TAPEGRAD_NUM_THREADS: returns the value in [1, TG_MAX_THREADS], or 0
- * if the variable is unset, empty, not a whole number or out of range. */
-static int env_num_threads(void)
+/* Parse a thread count from the environment variable `name`: returns the
+ * value in [1, TG_MAX_THREADS], or 0 if the variable is unset, empty, not a
+ * whole number or out of range.  For OMP_NUM_THREADS, whose value may be a
+ * list for nested levels ("4,2"), the first number counts. */
+static int env_threads(const char *name, int allow_list)
 {
-    const char *s = getenv("TAPEGRAD_NUM_THREADS");
+    const char *s = getenv(name);
     if (s == NULL || *s == '\0')
         return 0;
     long v = 0;
     for (const char *p = s; *p; ++p) {
+        if (allow_list && *p == ',' && p != s)
+            break;
         if (*p < '0' || *p > '9')
             return 0;
         v = v * 10 + (*p - '0');
@@ -127,18 +133,68 @@ static int env_num_threads(void)
     return v >= 1 ? (int)v : 0;
 }
 
+/* The CPUs this process may actually use: the affinity mask (taskset,
+ * cpusets, a job scheduler's pinning) and, in a container, the CFS quota of
+ * its cgroup (docker --cpus=1.5 gives 2).  0 when unknown. */
+static int usable_cpus(void)
+{
+    int n = 0;
+#ifdef __linux__
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
+    /* cgroup v2: "max 100000" or "<quota> <period>" */
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f) {
+        long quota = 0, period = 0;
+        char word[32];
+        if (fscanf(f, "%31s %ld", word, &period) == 2 && strcmp(word, "max") != 0) {
+            quota = atol(word);
+            if (quota > 0 && period > 0) {
+                long q = (quota + period - 1) / period;
+                if (q >= 1 && (n == 0 || q < n))
+                    n = (int)q;
+            }
+        }
+        fclose(f);
+    }
+#endif
+    if (n == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus < 1 ? 0 : cpus > TG_MAX_THREADS ? TG_MAX_THREADS : (int)cpus;
+    }
+    return n;
+}
+
+/* How the default was decided (for tg_threads_default_source). */
+static _Atomic(const char *) default_source = "cpus";
+
 /* The default thread count (see tg_get_num_threads); never fails. */
 static int default_num_threads(void)
 {
-    int n = env_num_threads();
-    if (n > 0)
+    int n = env_threads("TAPEGRAD_NUM_THREADS", 0);
+    if (n > 0) {
+        default_source = "TAPEGRAD_NUM_THREADS";
         return n;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cpus < 1)
-        cpus = 1;
-    if (cpus > TG_MAX_THREADS)
-        cpus = TG_MAX_THREADS;
-    return (int)cpus;
+    }
+    n = env_threads("OMP_NUM_THREADS", 1);
+    if (n > 0) {
+        default_source = "OMP_NUM_THREADS";
+        return n;
+    }
+    n = usable_cpus();
+    default_source = "cpus";
+    if (n < 1)
+        n = 1;
+    if (n > TG_MAX_THREADS)
+        n = TG_MAX_THREADS;
+    return n;
+}
+
+const char *tg_threads_default_source(void)
+{
+    tg_get_num_threads();
+    return default_source;
 }
 
 int tg_get_num_threads(void)
@@ -195,6 +251,12 @@ static void *worker_main(void *arg)
 {
     int id = (int)(intptr_t)arg;
     tls_in_parallel = 1;            /* anything called from here runs inline */
+#ifdef __linux__
+    /* "tapegrad-3" in top -H, gdb and /proc/<pid>/task/<tid>/comm */
+    char name[16];
+    snprintf(name, sizeof name, "tapegrad-%d", id);
+    pthread_setname_np(pthread_self(), name);
+#endif
 
     pthread_mutex_lock(&pool.lock);
     unsigned seen = pool.spawn_generation;

@@ -39,11 +39,20 @@ extern "C" {
 #define TG_MAX_THREADS 256
 
 /* The number of threads tg_parallel_for() may use (the caller included).
- * Default, decided on the first call: the environment variable
- * TAPEGRAD_NUM_THREADS if it holds a whole number in [1, TG_MAX_THREADS],
- * else the number of online CPUs (sysconf), clamped to [1, TG_MAX_THREADS].
- * Thread-safe; never fails; always >= 1. */
+ * Default, decided on the first call, the first that applies of:
+ *   1. TAPEGRAD_NUM_THREADS, if it holds a whole number in [1, TG_MAX_THREADS];
+ *   2. OMP_NUM_THREADS, the same (its first number if it is a list), the
+ *      variable job schedulers and other libraries already honour;
+ *   3. the CPUs this process may use: its affinity mask (taskset, cpusets),
+ *      capped by a container's CPU quota (cgroup v2 cpu.max), else the
+ *      number of online CPUs;
+ * clamped to [1, TG_MAX_THREADS].  Thread-safe; never fails; always >= 1. */
 int tg_get_num_threads(void);
+
+/* Which rule of tg_get_num_threads() set the default: "TAPEGRAD_NUM_THREADS",
+ * "OMP_NUM_THREADS" or "cpus" (a static string; never NULL).  Reports the
+ * default even after tg_set_num_threads(). */
+const char *tg_threads_default_source(void);
 
 /* Set the number of threads for later tg_parallel_for() calls.
  * n must be in [1, TG_MAX_THREADS]: returns 0 on success, -1 (and changes

@@ -77,6 +77,10 @@ typedef struct {
     double (*min_f32)(int64_t n, const float *x);
     double (*max_f64)(int64_t n, const double *x);
     double (*min_f64)(int64_t n, const double *x);
+    /* one Adam/AdamW step over n float32 parameters (see vmath_impl.h for
+     * the constants c[8] and the mode); p, g, m, v must not overlap */
+    void (*adam_f32)(int64_t n, float *p, const float *g, float *m, float *v, const float *c,
+                     int mode);
 } tg_vmath_table;
 
 /* The kernels for this CPU (chosen once, thread-safe). Never NULL.

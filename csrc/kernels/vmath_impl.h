@@ -237,3 +237,34 @@ VM_EXTREMUM(f32, vm_vf32, vm_vi32, VM_VBYTES / 4, max, >)
 VM_EXTREMUM(f32, vm_vf32, vm_vi32, VM_VBYTES / 4, min, <)
 VM_EXTREMUM(f64, vm_vf64, vm_vi64, VM_VBYTES / 8, max, >)
 VM_EXTREMUM(f64, vm_vf64, vm_vi64, VM_VBYTES / 8, min, <)
+
+/* ---- Adam / AdamW update, float32 -----------------------------------------
+ * The loop of tg_adam_step (csrc/core/optim.c documents the formulas), here
+ * so that it is vectorized like the rest: one pass over p, g, m, v.
+ * c = {1 - beta1, beta2, 1 - beta2, lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t),
+ * eps, weight_decay, 1 - lr * weight_decay}; mode 0: no weight decay, 1:
+ * decoupled (AdamW), 2: L2 (Adam).  A constant mode per loop lets the
+ * compiler drop the other branches. */
+static inline void VM(adam_f32_loop)(int64_t n, float *restrict P, const float *restrict G,
+                                     float *restrict M, float *restrict V, const float *c,
+                                     const int mode) {
+    const float b1c = c[0], b2 = c[1], b2c = c[2], ss = c[3], inv_bc2 = c[4], e = c[5];
+    const float wd = c[6], shrink = c[7];
+    for (int64_t k = 0; k < n; k++) {
+        float gk = G[k], pk = P[k];
+        if (mode == 1) pk *= shrink;
+        else if (mode == 2) gk += wd * pk;
+        float mk = M[k] + b1c * (gk - M[k]);
+        float vk = b2 * V[k] + b2c * gk * gk;
+        M[k] = mk;
+        V[k] = vk;
+        P[k] = pk - ss * mk / (__builtin_sqrtf(vk) * inv_bc2 + e);
+    }
+}
+
+void VM(adam_f32)(int64_t n, float *p, const float *g, float *m, float *v, const float *c,
+                  int mode) {
+    if (mode == 1) VM(adam_f32_loop)(n, p, g, m, v, c, 1);
+    else if (mode == 2) VM(adam_f32_loop)(n, p, g, m, v, c, 2);
+    else VM(adam_f32_loop)(n, p, g, m, v, c, 0);
+}

@@ -206,3 +206,145 @@ TG_DEFINE_OP(matmul, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
              .doc = "Matrix product with NumPy semantics (1-D, 2-D, batched with broadcasting).",
              .backward = matmul_vjp, .apply = apply_matmul,
              .examples = "3x4,4x5;4,4x5;3x4,4;4,4;2x3x4,4x5;2x1x3x4,5x4x2;T3x4,T4x2;2x3x4,T4x5");
+
+/* ===================================================================== */
+/* linear: y = x W^T + b, one entry on the tape                          */
+/* ===================================================================== */
+
+/* What nn.Linear computes.  As one op (instead of transpose, matmul, add)
+ * it records one tape entry, adds the bias inside the same pass over y, and
+ * its VJP writes dW = dY^T X straight into a contiguous (out, in) tensor:
+ * the transposed gradient that the three-op version hands to the weight
+ * would have to be copied into the weight's layout at every step. */
+tg_tensor *tg_linear(tg_tensor *x, tg_tensor *w, tg_tensor *b) {
+    const char *who = "linear";
+    if (!x || !w) return TG_FAIL(TG_ERR_VALUE, "linear: input or weight is NULL");
+    if (!tg_dtype_is_float(x->dtype) || !tg_dtype_is_float(w->dtype) ||
+        (b && !tg_dtype_is_float(b->dtype)))
+        return TG_FAIL(TG_ERR_TYPE,
+                       "linear: expected float32 or float64 input, weight and bias, got %s, %s "
+                       "and %s",
+                       tg_dtype_name(x->dtype), tg_dtype_name(w->dtype),
+                       b ? tg_dtype_name(b->dtype) : "no bias");
+    if (w->ndim != 2)
+        return TG_FAIL(TG_ERR_VALUE,
+                       "linear: weight must be 2-D (out_features, in_features), got shape %s",
+                       tg__shp(w));
+    if (x->ndim < 1)
+        return TG_FAIL(TG_ERR_VALUE,
+                       "linear: input must have shape (..., in_features), got a 0-d tensor");
+    int64_t K = x->shape[x->ndim - 1], N = w->shape[0];
+    if (K != w->shape[1])
+        return TG_FAIL(TG_ERR_VALUE,
+                       "linear: input shape %s has %lld features (last dim) but weight shape %s "
+                       "expects %lld (dim 1)",
+                       tg__shp(x), (long long)K, tg__shp(w), (long long)w->shape[1]);
+    if (b && (b->ndim != 1 || b->shape[0] != N))
+        return TG_FAIL(TG_ERR_VALUE,
+                       "linear: bias has shape %s but weight shape %s has %lld output features "
+                       "(expected shape (%lld,))",
+                       tg__shp(b), tg__shp(w), (long long)N, (long long)N);
+    tg_dtype dt = tg_dtype_promote(x->dtype, w->dtype);
+    if (b) dt = tg_dtype_promote(dt, b->dtype);
+    int64_t M = 1, oshape[TG_MAX_DIMS];
+    for (int d = 0; d < x->ndim - 1; d++) {
+        M *= x->shape[d];
+        oshape[d] = x->shape[d];
+    }
+    oshape[x->ndim - 1] = N;
+    /* X as an (M, K) matrix: 1-D and 2-D by their strides, more dims must be
+     * contiguous (then the leading dims fold into rows) */
+    tg_tensor *xc = tg__as_dtype(x, dt);
+    if (xc && x->ndim > 2 && !tg_tensor_is_contiguous(xc)) {
+        tg_tensor *t = tg__copy(xc);
+        tg_tensor_release(xc);
+        xc = t;
+    }
+    tg_tensor *wc = xc ? tg__as_dtype(w, dt) : NULL;
+    tg_tensor *bc = (wc && b) ? tg__as_dtype(b, dt) : NULL;
+    tg_tensor *out = (wc && (bc || !b)) ? tg_tensor_empty(x->ndim, oshape, dt) : NULL;
+    if (out && out->numel > 0) {
+        int64_t rsa = x->ndim == 2 ? xc->strides[0] : K, csa = xc->strides[xc->ndim - 1];
+        if (x->ndim > 2) csa = 1;
+        /* B = W^T: element (k, n) of B is W[n, k] */
+        int64_t rsb = wc->strides[1], csb = wc->strides[0];
+        char *px = tg_tensor_data(xc), *pw = tg_tensor_data(wc), *po = tg_tensor_data(out);
+        void *kt = tg__kernel_begin(M * N * (K + 1));
+        if (dt == TG_FLOAT32) {
+            float *o = (float *)po;
+            tg_gemm_f32(M, N, K, 1.0f, (float *)px, rsa, csa, (float *)pw, rsb, csb, 0.0f, o, N, 1);
+            if (bc) {
+                const float *bb = (const float *)tg_tensor_data(bc);
+                int64_t bs = bc->strides[0];
+                for (int64_t i = 0; i < M; i++)
+                    for (int64_t j = 0; j < N; j++) o[i * N + j] += bb[j * bs];
+            }
+        } else {
+            double *o = (double *)po;
+            tg_gemm_f64(M, N, K, 1.0, (double *)px, rsa, csa, (double *)pw, rsb, csb, 0.0, o, N, 1);
+            if (bc) {
+                const double *bb = (const double *)tg_tensor_data(bc);
+                int64_t bs = bc->strides[0];
+                for (int64_t i = 0; i < M; i++)
+                    for (int64_t j = 0; j < N; j++) o[i * N + j] += bb[j * bs];
+            }
+        }
+        tg__kernel_end(kt);
+    }
+    tg_tensor_release(xc);
+    tg_tensor_release(wc);
+    tg_tensor_release(bc);
+    (void)who;
+    tg_tensor *in[3] = {x, w, b};
+    tg_entry *e;
+    out = tg__finish(&tg_opdef_linear, b ? 3 : 2, in, out, &e);
+    if (e && (tg__save(e, x) || tg__save(e, w))) {
+        tg_tensor_release(out);
+        return NULL;
+    }
+    return out;
+}
+
+static tg_status linear_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = tg_entry_saved(e, 0), *w = x ? tg_entry_saved(e, 1) : NULL;
+    CHECK(w);
+    if (tg_entry_needs_grad(e, 0)) /* dX = dY W: (..., out) @ (out, in) */
+        CHECK(gi[0] = tg_matmul(g, w));
+    bool need_w = tg_entry_needs_grad(e, 1), need_b = tg_entry_needs_grad(e, 2);
+    if (!need_w && !need_b) return TG_OK;
+    /* dY and X as matrices of rows: (M, out) and (M, in) */
+    int64_t gshape[2] = {-1, g->shape[g->ndim - 1]}, xshape[2] = {-1, x->shape[x->ndim - 1]};
+    tg_tensor *g2 = tg_reshape(g, 2, gshape);
+    CHECK(g2);
+    tg_status st = TG_OK;
+    if (need_w) { /* dW = dY^T X: (out, M) @ (M, in), contiguous (out, in) */
+        tg_tensor *x2 = tg_reshape(x, 2, xshape);
+        tg_tensor *gt = x2 ? tg_transpose(g2, 0, 1) : NULL;
+        gi[1] = gt ? tg_matmul(gt, x2) : NULL;
+        tg_tensor_release(gt);
+        tg_tensor_release(x2);
+        if (!gi[1]) st = tg_error_status();
+    }
+    if (!st && need_b) { /* db = column sums of dY */
+        gi[2] = tg_sum(g2, (int64_t[]){0}, 1, false);
+        if (!gi[2]) st = tg_error_status();
+    }
+    tg_tensor_release(g2);
+    return st;
+}
+
+static tg_tensor *apply_linear(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)p;
+    if (n != 2 && n != 3) return TG_FAIL(TG_ERR_VALUE, "linear: expected 2 or 3 inputs, got %d", n);
+    return tg_linear(in[0], in[1], n == 3 ? in[2] : NULL);
+}
+TG_DEFINE_OP(linear, .arity = -1, .diff_mask = 7, .dtypes = "float32,float64",
+             .forward = "y = x W^T + b", .forward_tex = "y = x W^{\\top} + b",
+             .vjp = "dx = dy W, dW = dy^T x (rows of x and dy summed), db = sum of dy over rows",
+             .vjp_tex = "\\bar x = \\bar y W,\\quad \\bar W = \\bar y^{\\top} x,\\quad "
+                        "\\bar b = \\textstyle\\sum_{\\text{rows}} \\bar y",
+             .doc = "Affine map of nn.Linear: x (..., in), W (out, in), optional b (out,); one tape "
+                    "entry, dW written in W's layout.",
+             .backward = linear_vjp, .apply = apply_linear,
+             .examples = "3x4,5x4,5;2x3x4,5x4;T4x3,2x3,2;4,5x4,5;3x4,T5x4;2x2x3,4x3,4");

@@ -50,6 +50,7 @@ TG_OP(argmax)
 TG_OP(argmin)
 /* linalg.c */
 TG_OP(matmul)
+TG_OP(linear)
 /* movement.c */
 TG_OP(reshape)
 TG_OP(permute)

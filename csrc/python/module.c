@@ -604,6 +604,7 @@ FUNC(set_num_threads) {
     Py_RETURN_NONE;
 }
 FUNC(gemm_isa) { return PyUnicode_FromString(tg_gemm_isa()); }
+FUNC(threads_default_source) { return PyUnicode_FromString(tg_threads_default_source()); }
 FUNC(vmath_isa) { return PyUnicode_FromString(tg_vmath()->name); }
 
 #define F(name, doc) {#name, (PyCFunction)(void (*)(void))f_##name, METH_FASTCALL | METH_KEYWORDS, doc}
@@ -654,9 +655,18 @@ PyMethodDef tgpy_module_methods[] = {
     F(memory_stats, "memory_stats()\n\nStatistics of the caching allocator behind tensor data."),
     F(empty_cache, "empty_cache()\n\nReturn cached tensor memory to the system."),
     F(reset_peak_memory, "reset_peak_memory()\n\nReset memory_stats()['peak_bytes']."),
-    F(get_num_threads, "get_num_threads()\n\nThreads used by large kernels."),
-    F(set_num_threads, "set_num_threads(n)\n\nSet the threads used by large kernels (also TAPEGRAD_NUM_THREADS)."),
+    F(get_num_threads, "get_num_threads()\n\nThreads the pool may use for large kernels (the calling thread\n"
+                       "included). The default is TAPEGRAD_NUM_THREADS if set, else OMP_NUM_THREADS,\n"
+                       "else the CPUs this process may use (affinity mask, container CPU quota).\n"
+                       "tg.show_config() shows it next to NumPy's BLAS threads.\n\n"
+                       ">>> tg.get_num_threads() >= 1\nTrue"),
+    F(set_num_threads, "set_num_threads(n)\n\nSet the threads large kernels may use, 1 <= n <= 256 (later calls only).\n"
+                       "Results do not depend on it: every kernel gives the same bits on any count.\n\n"
+                       ">>> n = tg.get_num_threads(); tg.set_num_threads(1); tg.get_num_threads()\n1\n"
+                       ">>> tg.set_num_threads(n)"),
     F(gemm_isa, "gemm_isa()\n\nThe matmul micro-kernel chosen for this CPU."),
+    F(threads_default_source, "threads_default_source()\n\nWhich rule set the default thread count: "
+                              "'TAPEGRAD_NUM_THREADS', 'OMP_NUM_THREADS' or 'cpus'."),
     F(vmath_isa, "vmath_isa()\n\nThe build of the vectorized exp/log/tanh/sigmoid and sum kernels in use:\n"
                  "'avx2' or 'baseline' (TAPEGRAD_VMATH=baseline forces the latter)."),
     {NULL}};

@@ -142,6 +142,24 @@ FUNC(conv2d) {
     return tgpy_wrap(r);
 }
 
+FUNC(linear) {
+    ARGS("linear", 3, 3, "input", "weight", "bias")
+    if (!a[0] || !a[1]) {
+        PyErr_SetString(PyExc_TypeError, "linear() needs input and weight");
+        return NULL;
+    }
+    tg_tensor *x = tgpy_as_tensor(a[0], NULL);
+    tg_tensor *w = x ? tgpy_as_tensor(a[1], x) : NULL;
+    tg_tensor *b = (w && a[2] && a[2] != Py_None) ? tgpy_as_tensor(a[2], w) : NULL;
+    tg_tensor *r = NULL;
+    if (w && (b || !a[2] || a[2] == Py_None)) r = tg_linear(x, w, b);
+    tg_tensor_release(x);
+    tg_tensor_release(w);
+    tg_tensor_release(b);
+    if (!r) return PyErr_Occurred() ? NULL : tgpy_raise();
+    return tgpy_wrap(r);
+}
+
 typedef tg_tensor *(*pool_fn)(tg_tensor *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
 
 static PyObject *pool(const char *fname, pool_fn f, PyObject *const *args, Py_ssize_t nargs,
@@ -337,6 +355,13 @@ PyMethodDef tgpy_nn_methods[] = {
      "_gemm_variant(variant, a, b)\n\na @ b by one step of the matmul lesson (see gemm_variants())."},
     {"gemm_variants", (PyCFunction)(void (*)(void))f_gemm_variants, METH_FASTCALL | METH_KEYWORDS,
      "gemm_variants()\n\nThe steps of the matmul lesson, from the naive loop to the threaded kernel."},
+    F(linear, "linear(input, weight, bias=None)\n\n"
+              "input @ weight.T + bias, as torch.nn.functional.linear: input (..., in_features),\n"
+              "weight (out_features, in_features), bias (out_features,) or None. One tape entry\n"
+              "(not three), and the weight's gradient comes out in the weight's own layout.\n\n"
+              ">>> import tapegrad as tg\n"
+              ">>> tg.nn.functional.linear(tg.ones(2, 3), tg.ones(4, 3), tg.zeros(4)).shape\n"
+              "(2, 4)"),
     F(conv2d, "conv2d(input, weight, bias=None, stride=1, padding=0)\n\n"
               "2-D convolution (cross-correlation, as torch.nn.functional.conv2d) of input\n"
               "(N, C, H, W) with weight (O, C, kH, kW) and an optional bias (O,). stride and\n"

@@ -401,6 +401,7 @@ REFERENCES = {
     "argmin": _argext(np.argmin),
     # linear algebra
     "matmul": lambda xs, p: np.asarray(np.matmul(*xs)),
+    "linear": lambda xs, p: np.asarray(np.matmul(xs[0], xs[1].T) + (xs[2] if len(xs) > 2 else 0)),
     # movement
     "reshape": lambda xs, p: xs[0].reshape(tuple(p["shape"])),
     "permute": lambda xs, p: np.transpose(xs[0], tuple(p["axes"])),

@@ -190,6 +190,7 @@ PUBLIC = {
     "bce_with_logits": lambda x, p: tg.binary_cross_entropy_with_logits(x[0], x[1], reduction=_REDS[p["i"][0]]),
     "one_hot": lambda x, p: tg.one_hot(x[0], p["i"][0], dtype=_DTS[p["i"][1]]),
     "dropout": _dropout_public,
+    "linear": lambda x, p: tg.nn.functional.linear(*x),
 }
 # ops that are VJPs of other ops, or live outside the core Python API (the
 # convolution layers belong to tg.nn)
