@@ -112,6 +112,15 @@
  * are bitwise identical with 1 or 8 threads.  Two cores: 130-137 GFLOP/s
  * at 1024^3, 1.8-1.9 times one core.
  *
+ * Step 6 for big C (at least 4 row blocks of MC per thread): slabs would
+ * each pack all of A (or B) again, and a slab is only as fast as the core
+ * it lands on.  So, as BLIS does, the threads first pack each kc x nc panel
+ * of B together into one shared buffer, then take MC-row blocks of C one at
+ * a time (gemm_shared_b).  Nothing is packed twice, and a core that is busy
+ * with something else -- another program, or NumPy's BLAS threads, which
+ * keep spinning for a tenth of a second after each call -- just computes
+ * fewer blocks instead of making the whole product wait for its slab.
+ *
  * Numbers: see benchmarks/gemm_bench.c and the table in its header.
  *
  * ------------------------------------------------------------------------
@@ -718,6 +727,83 @@ static void SFX(mt_slab)(int64_t t0, int64_t t1, void *vctx)
     }
 }
 
+/* Big products (many MC row blocks): the BLIS way of sharing work.  For
+ * each (jc, pc) step the kc x nc panel of B is packed once, by all threads
+ * together, into one shared buffer; then the MC-row blocks of C are handed
+ * out one at a time, each thread packing its own block of A.  Nothing is
+ * packed twice, and because blocks are taken on demand a thread whose core
+ * is busy with something else (another process, or NumPy's BLAS threads
+ * still spinning after a call) just computes fewer blocks.  Each block is
+ * computed exactly as gemm_packed computes it, so the result is the same
+ * bits as on one thread. */
+typedef struct {
+    const SFX(tg_gemm_kernel) *kd;
+    int64_t M, nc, kc, MC;
+    real alpha, beta;
+    const real *A; int64_t rsa, csa;   /* A + pc * csa */
+    const real *B; int64_t rsb, csb;   /* B + pc * rsb + jc * csb */
+    real *Bp;                          /* the shared packed panel */
+    real *C; int64_t rsc, csc;         /* C + jc * csc */
+} SFX(shared_ctx);
+
+/* tg_range_fn: pack micro-panels [t0, t1) of the B panel. */
+static void SFX(shared_pack_b)(int64_t t0, int64_t t1, void *vctx)
+{
+    const SFX(shared_ctx) *x = vctx;
+    int nr = x->kd->nr;
+    int64_t j0 = t0 * nr, j1 = min_i64(t1 * nr, x->nc);
+    SFX(pack_b)(x->kc, j1 - j0, x->B + j0 * x->csb, x->rsb, x->csb, nr, x->Bp + j0 * x->kc);
+}
+
+/* tg_range_fn: row blocks [b0, b1) of C against the shared panel. */
+static void SFX(shared_rows)(int64_t b0, int64_t b1, void *vctx)
+{
+    const SFX(shared_ctx) *x = vctx;
+    real *Ap = SFX(pack_alloc_real)(x->MC * x->kc);
+    for (int64_t blk = b0; blk < b1; ++blk) {
+        int64_t ic = blk * x->MC, mc = min_i64(x->MC, x->M - ic);
+        if (Ap == NULL) {   /* no memory for the packed block: the reference loop */
+            SFX(gemm_naive)(mc, x->nc, x->kc, x->alpha, x->A + ic * x->rsa, x->rsa, x->csa,
+                            x->B, x->rsb, x->csb, x->beta, x->C + ic * x->rsc, x->rsc, x->csc);
+            continue;
+        }
+        SFX(pack_a)(mc, x->kc, x->A + ic * x->rsa, x->rsa, x->csa, x->kd->mr, Ap);
+        SFX(macro_kernel)(x->kd, mc, x->nc, x->kc, x->alpha, Ap, x->Bp, x->beta,
+                          x->C + ic * x->rsc, x->rsc, x->csc);
+    }
+    free(Ap);
+}
+
+/* Returns 0, or -1 (C untouched) if the shared panel cannot be allocated. */
+static int SFX(gemm_shared_b)(const SFX(tg_gemm_kernel) *kd,
+                              int64_t M, int64_t N, int64_t K, real alpha,
+                              const real *A, int64_t rsa, int64_t csa,
+                              const real *B, int64_t rsb, int64_t csb,
+                              real beta, real *C, int64_t rsc, int64_t csc)
+{
+    int64_t kblocks = (K + kd->kc - 1) / kd->kc;
+    int64_t KC = (K + kblocks - 1) / kblocks;
+    int64_t MC = min_i64(kd->mc, round_up(M, kd->mr));
+    int64_t NC = min_i64(kd->nc, round_up(N, kd->nr));
+    real *Bp = SFX(pack_alloc_real)(KC * NC);
+    if (Bp == NULL)
+        return -1;
+    for (int64_t jc = 0; jc < N; jc += NC) {                    /* loop 5 */
+        int64_t nc = min_i64(NC, N - jc);
+        for (int64_t pc = 0; pc < K; pc += KC) {                /* loop 4 */
+            int64_t kc = min_i64(KC, K - pc);
+            SFX(shared_ctx) x = { kd, M, nc, kc, MC, alpha, pc == 0 ? beta : 1,
+                                  A + pc * csa, rsa, csa, B + pc * rsb + jc * csb, rsb, csb,
+                                  Bp, C + jc * csc, rsc, csc };
+            int64_t npanels = (nc + kd->nr - 1) / kd->nr;
+            tg_parallel_for(npanels, 8, SFX(shared_pack_b), &x);
+            tg_parallel_for((M + MC - 1) / MC, 1, SFX(shared_rows), &x);   /* loop 3 */
+        }
+    }
+    free(Bp);
+    return 0;
+}
+
 /* The packed GEMM with kernel `kd` on at most `max_threads` pool threads
  * (fewer if C has fewer tiles in the split dimension).  Slabs are whole
  * tiles, so results do not depend on the thread count.  K >= 1. */
@@ -727,6 +813,12 @@ static void SFX(gemm_packed_mt)(const SFX(tg_gemm_kernel) *kd, int max_threads,
                                 const real *B, int64_t rsb, int64_t csb,
                                 real beta, real *C, int64_t rsc, int64_t csc)
 {
+    int pool_threads = tg_get_num_threads();
+    if (max_threads > pool_threads)
+        max_threads = pool_threads;
+    if (max_threads > 1 && (M + kd->mc - 1) / kd->mc >= 4 * (int64_t)max_threads &&
+        SFX(gemm_shared_b)(kd, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc) == 0)
+        return;
     SFX(mt_ctx) x = { kd, 1, M, N, K, alpha, beta, A, rsa, csa, B, rsb, csb, C, rsc, csc };
     /* Split the longer side: N (columns, loop 5) unless C is taller than wide. */
     int64_t ntiles_n = (N + kd->nr - 1) / kd->nr, ntiles_m = (M + kd->mr - 1) / kd->mr;

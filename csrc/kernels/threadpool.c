@@ -5,7 +5,8 @@
  * ------------------------
  * The pool has W sleeping workers and one "job" slot.  tg_parallel_for():
  *
- *   1. cuts [0, n) into C <= W + 1 balanced contiguous chunks;
+ *   1. cuts [0, n) into C balanced contiguous chunks of at least `grain`
+ *      items, C <= TG_CHUNKS_PER_THREAD per thread;
  *   2. publishes the job (fn, ctx, chunk count, an atomic "next chunk"
  *      counter), bumps the pool's generation number and wakes the workers;
  *   3. takes chunks itself, like a worker, until none are left;
@@ -406,11 +407,18 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
     }
 
     int nworkers = pool_grow(nthreads - 1);
-    int64_t nchunks = n / grain;    /* every chunk gets >= grain items */
-    if (nchunks > (int64_t)nworkers + 1)
-        nchunks = (int64_t)nworkers + 1;
-    if (nchunks > nthreads)
-        nchunks = nthreads;
+    if (nworkers > nthreads - 1)
+        nworkers = nthreads - 1;    /* the pool never shrinks: use only what is asked */
+    /* Every chunk gets >= grain items, and there may be up to
+     * TG_CHUNKS_PER_THREAD chunks per thread: they are handed out one at a
+     * time, so a thread whose core is shared (another process, or another
+     * library's pool still spinning after its last call) simply ends up
+     * taking fewer of them instead of holding everyone up. */
+    int64_t nchunks = n / grain;
+    if (nchunks > (int64_t)nthreads * TG_CHUNKS_PER_THREAD)
+        nchunks = (int64_t)nthreads * TG_CHUNKS_PER_THREAD;
+    if (nworkers < 1)
+        nchunks = 1;
     if (nchunks <= 1) {
         pthread_mutex_unlock(&pool.submit);
         fn(0, n, ctx);
@@ -421,7 +429,7 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
     atomic_init(&job.next, 0);
 
     /* Publish the job and wake the helpers. */
-    int helpers = (int)nchunks - 1;
+    int helpers = (int)(nchunks - 1 < nworkers ? nchunks - 1 : nworkers);
     pthread_mutex_lock(&pool.lock);
     pool.job = &job;
     pool.nparticipants = helpers;

@@ -63,9 +63,15 @@ int tg_set_num_threads(int n);
 /* The body of a parallel loop: process items [begin, end) with ctx. */
 typedef void (*tg_range_fn)(int64_t begin, int64_t end, void *ctx);
 
+/* Chunks per thread that tg_parallel_for() may cut a loop into. */
+#define TG_CHUNKS_PER_THREAD 4
+
 /* Run fn(begin, end, ctx) over [0, n), split into at most
- * tg_get_num_threads() contiguous chunks of at least `grain` items each
- * (grain < 1 counts as 1); the calling thread runs chunks too.
+ * TG_CHUNKS_PER_THREAD * tg_get_num_threads() contiguous chunks of at least
+ * `grain` items each (grain < 1 counts as 1), handed out one at a time to
+ * the calling thread and up to tg_get_num_threads() - 1 workers (so a
+ * thread on a busy core takes fewer).  A caller that wants at most k
+ * chunks passes grain >= ceil(n / k).
  * Returns when every chunk is done.  n <= 0 does nothing.
  * Runs fn(0, n, ctx) inline, on the calling thread, when n <= grain, when
  * the thread count is 1, when called from inside a tg_parallel_for() body

@@ -339,7 +339,8 @@ START_TEST(test_variant_vs_reference)
 END_TEST
 
 /* The threaded kernel gives bitwise the same C with 1, 2 or 3 threads
- * (slabs fall on tile boundaries), for both types, for tg_gemm_* too. */
+ * (slabs fall on tile boundaries; shared-B row blocks are computed as on
+ * one thread), for both types, for tg_gemm_* too. */
 static void mt_run(int f64, int threads, int var, int64_t M, int64_t N, int64_t K, buf *A, buf *B, buf *C)
 {
     tg_set_num_threads(threads);
@@ -350,8 +351,11 @@ static void mt_run(int f64, int threads, int var, int64_t M, int64_t N, int64_t 
 
 START_TEST(test_threads_bitwise_identical)
 {
-    static const shape shapes[] = { { 300, 280, 200 }, { 500, 37, 130 }, { 41, 700, 90 } };
-    int64_t nshapes = light() ? 1 : 3;
+    /* the last shape has enough row blocks for the shared-B path on two
+     * threads (gemm_shared_b) and K over two cache blocks */
+    static const shape shapes[] = { { 300, 280, 200 }, { 500, 37, 130 }, { 41, 700, 90 },
+                                    { 650, 90, 600 } };
+    int64_t nshapes = light() ? 1 : 4;
     static const int vars[] = { TG_GEMM_PACKED_SIMD_MT, VAR_AUTO };
     for (int f64 = 0; f64 < 2; ++f64)
         for (int64_t s = 0; s < nshapes; ++s)
