@@ -211,6 +211,11 @@ static void *pack_alloc(size_t bytes)
     return aligned_alloc(64, (bytes + 63) / 64 * 64);
 }
 
+/* A SIMD version of the transposing pack for full 16-line float panels,
+ * installed when an AVX2 (or AVX-512) kernel is chosen; NULL: plain C. */
+typedef void (*tg_pack16_fn)(int64_t kc, const float *src, int64_t ld, float *dst);
+static _Atomic(tg_pack16_fn) pack16_f32;
+
 /* Instantiate the template below for both element types. */
 #define TG_GEMM_TEMPLATE 1
 
@@ -302,6 +307,17 @@ static const tg_gemm_isa_desc *detect_isa(void)
 /* The row in use; NULL until the first GEMM (then set once). */
 static _Atomic(const tg_gemm_isa_desc *) active;
 
+/* The SIMD packing helpers that go with a row of the table. */
+static void install_packers(const tg_gemm_isa_desc *d)
+{
+    tg_pack16_fn f = NULL;
+#ifdef TG_GEMM_HAVE_X86
+    if (d != &isa_generic && isa_usable(&isa_avx2))
+        f = tg_gemm_pack16_avx2_f32;
+#endif
+    atomic_store_explicit(&pack16_f32, f, memory_order_relaxed);
+}
+
 static const tg_gemm_isa_desc *active_isa(void)
 {
     const tg_gemm_isa_desc *d = atomic_load_explicit(&active, memory_order_acquire);
@@ -311,6 +327,7 @@ static const tg_gemm_isa_desc *active_isa(void)
         /* Keep a choice made meanwhile by tg_gemm_force_isa. */
         if (!atomic_compare_exchange_strong(&active, &expected, d))
             d = expected;
+        install_packers(d);
     }
     return d;
 }
@@ -330,8 +347,10 @@ void tg_gemm_force_isa(const char *isa)
     else if (strcmp(isa, "avx512") == 0)
         d = &isa_avx512;
 #endif
-    if (d != NULL && isa_usable(d))
+    if (d != NULL && isa_usable(d)) {
         atomic_store(&active, d);
+        install_packers(d);
+    }
 }
 
 const char *tg_gemm_variant_name(tg_gemm_variant v)
@@ -515,6 +534,13 @@ static inline void SFX(copy_piece)(real *restrict d, const real *restrict s, int
 static void SFX(pack_lines)(int64_t kc, int64_t m, int w, const real *src, int64_t ld,
                             int64_t inc, real *dst)
 {
+    if (sizeof(real) == sizeof(float) && w == 16 && m == 16 && inc == 1) {
+        tg_pack16_fn fast = atomic_load_explicit(&pack16_f32, memory_order_relaxed);
+        if (fast) {
+            fast(kc, (const float *)src, ld, (float *)dst);
+            return;
+        }
+    }
     for (int64_t p0 = 0; p0 < kc; p0 += TG_PACK_TILE) {
         int64_t p1 = min_i64(p0 + TG_PACK_TILE, kc);
         for (int64_t i = 0; i < m; ++i) {

@@ -129,6 +129,8 @@ void tg_gemm_ukr_avx2_f32(int64_t kc, float alpha, const float *Ap,
                           const float *Bp, float beta, float *C, int64_t rsc);
 void tg_gemm_ukr_avx2_f64(int64_t kc, double alpha, const double *Ap,
                           const double *Bp, double beta, double *C, int64_t rsc);
+/* Transposing pack of 16 float lines: dst[p*16 + i] = src[i*ld + p]. */
+void tg_gemm_pack16_avx2_f32(int64_t kc, const float *src, int64_t ld, float *dst);
 
 /* gemm_avx512.c: MR x NR = 12 x 32 (f32), 12 x 16 (f64); need AVX-512F. */
 #define TG_GEMM_AVX512_MR_F32 8

@@ -129,6 +129,44 @@ void tg_gemm_ukr_avx2_f64(int64_t kc, double alpha, const double *Ap,
     }
 }
 
+/* The transposing copy of packing (gemm.c, pack_lines) for its most common
+ * case: 16 float lines read along p, dealt into a 16-wide f32 micro-panel,
+ *     dst[p*16 + i] = src[i*ld + p],  i < 16, p < kc.
+ * Eight lines x eight values are loaded as eight registers and transposed
+ * in registers (unpack, shuffle, swap 128-bit halves: 24 instructions), so
+ * every store writes eight consecutive floats instead of one. */
+__attribute__((target("avx2")))
+void tg_gemm_pack16_avx2_f32(int64_t kc, const float *src, int64_t ld, float *dst)
+{
+    int64_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        for (int i0 = 0; i0 < 16; i0 += 8) {
+            __m256 r[8], t[8], s[8];
+            TG_UNROLL for (int i = 0; i < 8; ++i)
+                r[i] = _mm256_loadu_ps(src + (i0 + i) * ld + p);
+            TG_UNROLL for (int i = 0; i < 8; i += 2) {
+                t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);      /* a0 b0 a1 b1 | a4 b4 a5 b5 */
+                t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  /* a2 b2 a3 b3 | a6 b6 a7 b7 */
+            }
+            TG_UNROLL for (int i = 0; i < 8; i += 4) {
+                s[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+                s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+                s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+                s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+            }
+            /* s[0..3]: values p..p+3 of lines 0-3 (low half) and p+4..p+7
+             * (high half); s[4..7] the same for lines 4-7 */
+            TG_UNROLL for (int j = 0; j < 4; ++j) {
+                _mm256_storeu_ps(dst + (p + j) * 16 + i0, _mm256_permute2f128_ps(s[j], s[j + 4], 0x20));
+                _mm256_storeu_ps(dst + (p + j + 4) * 16 + i0, _mm256_permute2f128_ps(s[j], s[j + 4], 0x31));
+            }
+        }
+    }
+    for (; p < kc; ++p)
+        for (int i = 0; i < 16; ++i)
+            dst[p * 16 + i] = src[i * ld + p];
+}
+
 #else
 /* Not x86: no AVX2 kernels; gemm.c uses the generic one.  (ISO C forbids an
  * empty translation unit.) */

@@ -1338,14 +1338,14 @@ METHOD(numel) { return PyLong_FromLongLong(TENSOR(self)->numel); }
 
 #define M(name, doc) {#name, (PyCFunction)(void (*)(void))m_##name, METH_FASTCALL | METH_KEYWORDS, doc}
 static PyMethodDef tensor_methods[] = {
-    M(exp, "exp()\n\nElementwise e**x. Recorded on the tape (op 'exp')."),
-    M(log, "log()\n\nElementwise natural logarithm."),
+    M(exp, "exp()\n\nElementwise e**x. Recorded on the tape (op 'exp')." " float32 goes through a\nvectorized kernel accurate to 1.5 ulp (float64: the C library)."),
+    M(log, "log()\n\nElementwise natural logarithm." " float32 goes through a\nvectorized kernel accurate to 1 ulp (float64: the C library)."),
     M(sqrt, "sqrt()\n\nElementwise square root."),
     M(abs, "abs()\n\nElementwise absolute value."),
     M(sin, "sin()\n\nElementwise sine."),
     M(cos, "cos()\n\nElementwise cosine."),
-    M(tanh, "tanh()\n\nElementwise hyperbolic tangent."),
-    M(sigmoid, "sigmoid()\n\nElementwise logistic function 1 / (1 + exp(-x))."),
+    M(tanh, "tanh()\n\nElementwise hyperbolic tangent." " float32 goes through a\nvectorized kernel accurate to 1.5 ulp (float64: the C library)."),
+    M(sigmoid, "sigmoid()\n\nElementwise logistic function 1 / (1 + exp(-x))." " float32 goes through a\nvectorized kernel accurate to 2.5 ulp (float64: the C library)."),
     M(relu, "relu()\n\nElementwise max(x, 0)."),
     M(leaky_relu, "leaky_relu(negative_slope=0.01)\n\nx if x > 0 else negative_slope * x."),
     M(gelu, "gelu()\n\nGaussian error linear unit x * Phi(x)."),
@@ -1531,11 +1531,11 @@ BFN(ne) BFN(lt) BFN(le) BFN(gt) BFN(ge)
 
 #define F(name, doc) {#name, (PyCFunction)(void (*)(void))fn_##name, METH_FASTCALL | METH_KEYWORDS, doc}
 PyMethodDef tgpy_op_functions[] = {
-    F(exp, "exp(x)\n\nElementwise e**x."), F(log, "log(x)\n\nElementwise natural logarithm."),
+    F(exp, "exp(x)\n\nElementwise e**x." " float32 goes through a\nvectorized kernel accurate to 1.5 ulp (float64: the C library)."), F(log, "log(x)\n\nElementwise natural logarithm." " float32 goes through a\nvectorized kernel accurate to 1 ulp (float64: the C library)."),
     F(sqrt, "sqrt(x)\n\nElementwise square root."), F(abs, "abs(x)\n\nElementwise |x|."),
     F(sin, "sin(x)\n\nElementwise sine."), F(cos, "cos(x)\n\nElementwise cosine."),
-    F(tanh, "tanh(x)\n\nElementwise hyperbolic tangent."),
-    F(sigmoid, "sigmoid(x)\n\n1 / (1 + exp(-x)), computed stably."),
+    F(tanh, "tanh(x)\n\nElementwise hyperbolic tangent." " float32 goes through a\nvectorized kernel accurate to 1.5 ulp (float64: the C library)."),
+    F(sigmoid, "sigmoid(x)\n\n1 / (1 + exp(-x)), computed stably." " float32 goes through a\nvectorized kernel accurate to 2.5 ulp (float64: the C library)."),
     F(relu, "relu(x)\n\nmax(x, 0)."), F(leaky_relu, "leaky_relu(x, negative_slope=0.01)"),
     F(gelu, "gelu(x)\n\nx * Phi(x)."), F(erf, "erf(x)\n\nThe error function."),
     F(softplus, "softplus(x)\n\nlog(1 + exp(x))."), F(clip, "clip(x, min=None, max=None)"),
