@@ -62,7 +62,11 @@ md(r"""
    register-blocked micro-kernel computes an MR × NR tile of C.
 5. **packed_simd**: the same with the micro-kernel written in AVX2/AVX-512 FMA intrinsics,
    chosen at run time.
-6. **packed_simd_mt**: the same, split over the threads of the pool.
+6. **packed_simd_mt**: the same, split over the threads of the pool. A small product gives
+   each thread a slab of C; a big one packs each panel of B once, all threads together, then
+   hands out blocks of rows of C one at a time (BLIS's scheme), so nothing is packed twice and
+   a thread on a busy core simply takes fewer blocks. Either way every element of C is the same
+   sum in the same order: the result is bitwise identical on any number of threads.
 """),
 code(r"""
 rng = np.random.default_rng(0)
