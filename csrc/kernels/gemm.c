@@ -663,6 +663,19 @@ static void SFX(macro_kernel)(const SFX(tg_gemm_kernel) *kd, int64_t mc, int64_t
     }
 }
 
+/* The cache blocks for an M x N x K product: K cut into equal blocks of at
+ * most kd->kc (no thin last block), MC and NC no larger than the problem
+ * (rounded up to whole tiles).  Shared by every packed path, so that they
+ * all compute each element of C in the same order. */
+static void SFX(block_sizes)(const SFX(tg_gemm_kernel) *kd, int64_t M, int64_t N, int64_t K,
+                             int64_t *KC, int64_t *MC, int64_t *NC)
+{
+    int64_t kblocks = (K + kd->kc - 1) / kd->kc;
+    *KC = (K + kblocks - 1) / kblocks;
+    *MC = min_i64(kd->mc, round_up(M, kd->mr));
+    *NC = min_i64(kd->nc, round_up(N, kd->nr));
+}
+
 /* Loops 5, 4, 3 around the macro-kernel, with kernel `kd`, on one thread:
  * the whole product C[M,N] = alpha * A @ B + beta * C, K >= 1.
  * Allocates its own packing buffers.  Returns 0, or -1 if they cannot be
@@ -673,11 +686,8 @@ static int SFX(gemm_packed)(const SFX(tg_gemm_kernel) *kd,
                             const real *B, int64_t rsb, int64_t csb,
                             real beta, real *C, int64_t rsc, int64_t csc)
 {
-    /* K in equal blocks of at most KC. */
-    int64_t kblocks = (K + kd->kc - 1) / kd->kc;
-    int64_t KC = (K + kblocks - 1) / kblocks;
-    int64_t MC = min_i64(kd->mc, round_up(M, kd->mr));
-    int64_t NC = min_i64(kd->nc, round_up(N, kd->nr));
+    int64_t KC, MC, NC;
+    SFX(block_sizes)(kd, M, N, K, &KC, &MC, &NC);
 
     real *Ap = SFX(pack_alloc_real)(MC * KC);
     real *Bp = SFX(pack_alloc_real)(KC * NC);
@@ -807,10 +817,8 @@ static int SFX(gemm_shared_b)(const SFX(tg_gemm_kernel) *kd,
                               const real *B, int64_t rsb, int64_t csb,
                               real beta, real *C, int64_t rsc, int64_t csc)
 {
-    int64_t kblocks = (K + kd->kc - 1) / kd->kc;
-    int64_t KC = (K + kblocks - 1) / kblocks;
-    int64_t MC = min_i64(kd->mc, round_up(M, kd->mr));
-    int64_t NC = min_i64(kd->nc, round_up(N, kd->nr));
+    int64_t KC, MC, NC;
+    SFX(block_sizes)(kd, M, N, K, &KC, &MC, &NC);
     real *Bp = SFX(pack_alloc_real)(KC * NC);
     if (Bp == NULL)
         return -1;

@@ -270,25 +270,21 @@ tg_tensor *tg_linear(tg_tensor *x, tg_tensor *w, tg_tensor *b) {
         int64_t rsb = wc->strides[1], csb = wc->strides[0];
         char *px = tg_tensor_data(xc), *pw = tg_tensor_data(wc), *po = tg_tensor_data(out);
         void *kt = tg__kernel_begin(M * N * (K + 1));
-        if (dt == TG_FLOAT32) {
-            float *o = (float *)po;
-            tg_gemm_f32(M, N, K, 1.0f, (float *)px, rsa, csa, (float *)pw, rsb, csb, 0.0f, o, N, 1);
-            if (bc) {
-                const float *bb = (const float *)tg_tensor_data(bc);
-                int64_t bs = bc->strides[0];
-                for (int64_t i = 0; i < M; i++)
-                    for (int64_t j = 0; j < N; j++) o[i * N + j] += bb[j * bs];
-            }
-        } else {
-            double *o = (double *)po;
-            tg_gemm_f64(M, N, K, 1.0, (double *)px, rsa, csa, (double *)pw, rsb, csb, 0.0, o, N, 1);
-            if (bc) {
-                const double *bb = (const double *)tg_tensor_data(bc);
-                int64_t bs = bc->strides[0];
-                for (int64_t i = 0; i < M; i++)
-                    for (int64_t j = 0; j < N; j++) o[i * N + j] += bb[j * bs];
-            }
-        }
+        /* y = X W^T, then + b on each row (in the same pass over y) */
+#define LINEAR_FORWARD(T, GEMM)                                                            \
+    do {                                                                                   \
+        T *o = (T *)po;                                                                    \
+        GEMM(M, N, K, 1, (T *)px, rsa, csa, (T *)pw, rsb, csb, 0, o, N, 1);                \
+        if (bc) {                                                                          \
+            const T *bb = (const T *)tg_tensor_data(bc);                                   \
+            int64_t bs = bc->strides[0];                                                   \
+            for (int64_t i = 0; i < M; i++)                                                \
+                for (int64_t j = 0; j < N; j++) o[i * N + j] += bb[j * bs];                \
+        }                                                                                  \
+    } while (0)
+        if (dt == TG_FLOAT32) LINEAR_FORWARD(float, tg_gemm_f32);
+        else LINEAR_FORWARD(double, tg_gemm_f64);
+#undef LINEAR_FORWARD
         tg__kernel_end(kt);
     }
     tg_tensor_release(xc);
