@@ -567,11 +567,15 @@ tg_tensor *tg_index_select(tg_tensor *x, int64_t axis, tg_tensor *index) {
     tg_tensor *out = xc ? tg_tensor_empty(nd, sh, x->dtype) : NULL;
     int64_t *ix = out ? flat_index(index, x->shape[ax]) : NULL;
     if (ix) {
-        int64_t outer = 1, inner = 1;
-        for (int d = 0; d < ax; d++) outer *= x->shape[d];
-        for (int d = (int)ax + 1; d < x->ndim; d++) inner *= x->shape[d];
-        move_blocks(tg_tensor_data(out), tg_tensor_data(xc), outer, index->numel, index->numel,
-                    x->shape[ax], inner, ix, false, false, x->dtype);
+        /* an empty result has nothing to copy, however large its other
+         * dims (and their product could even overflow) */
+        if (out->numel > 0) {
+            int64_t outer = 1, inner = 1;
+            for (int d = 0; d < ax; d++) outer *= x->shape[d];
+            for (int d = (int)ax + 1; d < x->ndim; d++) inner *= x->shape[d];
+            move_blocks(tg_tensor_data(out), tg_tensor_data(xc), outer, index->numel,
+                        index->numel, x->shape[ax], inner, ix, false, false, x->dtype);
+        }
         free(ix);
     } else {
         tg_tensor_release(out);
@@ -600,11 +604,13 @@ static tg_tensor *index_add(tg_tensor *src, tg_tensor *index, int64_t ax, int nd
         tg_tensor_release(sc);
         return NULL;
     }
-    int64_t outer = 1, inner = 1;
-    for (int d = 0; d < ax; d++) outer *= shape[d];
-    for (int d = (int)ax + 1; d < nd; d++) inner *= shape[d];
-    move_blocks(tg_tensor_data(out), tg_tensor_data(sc), outer, index->numel, shape[ax],
-                index->numel, inner, ix, true, true, src->dtype);
+    if (sc->numel > 0 && out->numel > 0) { /* nothing to add otherwise (see index_select) */
+        int64_t outer = 1, inner = 1;
+        for (int d = 0; d < ax; d++) outer *= shape[d];
+        for (int d = (int)ax + 1; d < nd; d++) inner *= shape[d];
+        move_blocks(tg_tensor_data(out), tg_tensor_data(sc), outer, index->numel, shape[ax],
+                    index->numel, inner, ix, true, true, src->dtype);
+    }
     free(ix);
     tg_tensor_release(sc);
     tg_tensor *in[2] = {src, index};

@@ -417,6 +417,47 @@ START_TEST(reshape_empty_into_huge_dims) {
 }
 END_TEST
 
+/* Found by the gcc fuzz driver's random programs (a clean-CI run, session 2):
+ * index_select of an empty tensor whose other dims multiply to 2^45 looped
+ * 2^45 times copying nothing -- a hang, not a crash.  An empty result (and
+ * an empty source in index_add, its VJP) now returns at once. */
+START_TEST(index_select_empty_with_huge_dims) {
+    int64_t sx[3] = {(int64_t)1 << 45, 0, 3}, si[1] = {2};
+    tg_tensor *x = tg_tensor_zeros(3, sx, TG_FLOAT32);
+    tg_tensor *ix = tg_tensor_zeros(1, si, TG_INT64);
+    ck_tg(x);
+    ck_tg(ix);
+    tg_tensor *y = tg_index_select(x, 2, ix);   /* (2^45, 0, 2) */
+    ck_tg(y);
+    ck_assert_int_eq(y->numel, 0);
+    ck_assert_int_eq(y->shape[0], (int64_t)1 << 45);
+    ck_assert_int_eq(y->shape[2], 2);
+    int64_t s0[1] = {0};
+    tg_tensor *none = tg_tensor_zeros(1, s0, TG_INT64);
+    ck_tg(none);
+    tg_tensor *z = tg_index_select(x, 1, none);
+    ck_tg(z);
+    tg_tensor_release(none);
+    ck_assert_int_eq(z->numel, 0);
+    /* the VJP: index_add of an empty source into an empty (2^45, 0, 3) */
+    const tg_opdef *op = tg_op_find("index_add");
+    ck_tg(op);
+    tg_params p = {0};
+    p.i[0] = 2;
+    p.ndim = 3;
+    memcpy(p.shape, sx, sizeof sx);
+    tg_tensor *in[2] = {y, ix};
+    tg_tensor *g = tg_op_apply(op, 2, in, &p);
+    ck_tg(g);
+    ck_assert_int_eq(g->numel, 0);
+    tg_tensor_release(g);
+    tg_tensor_release(z);
+    tg_tensor_release(y);
+    tg_tensor_release(ix);
+    tg_tensor_release(x);
+}
+END_TEST
+
 /* corpus/slice-backward-negative-shape (found by the gcc driver):
  * slice_backward through the registry normalised the slice against the
  * caller's target shape before checking it: a negative size overflowed
@@ -461,6 +502,7 @@ Suite *regressions_suite(void) {
     tcase_add_test(tc, var_extreme_ddof);
     tcase_add_test(tc, reshape_empty_into_huge_dims);
     tcase_add_test(tc, slice_backward_checks_shape);
+    tcase_add_test(tc, index_select_empty_with_huge_dims);
     suite_add_tcase(s, tc);
     TCase *ta = tcase_create("aliasing");
     tcase_add_test(ta, labels_modified_before_backward);

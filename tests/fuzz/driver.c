@@ -9,6 +9,9 @@
  * Built with -fsanitize=address,undefined, a crash, a sanitizer report or a
  * contract violation (abort) ends the run with a non-zero status; the input
  * that caused it is written to ./crash-driver-<n> first for random inputs.
+ * An input that runs longer than TG_FUZZ_INPUT_SECONDS (a hang, such as a
+ * loop over 2^45 empty rows) ends the run the same way, from SIGALRM, so
+ * that CI fails with the input in ./crash-driver-current instead of hanging.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -17,6 +20,22 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <signal.h>
+#include <unistd.h>
+
+#define TG_FUZZ_INPUT_SECONDS 60
+
+static const char *current_input = "(none)";
+
+static void on_alarm(int sig) {
+    (void)sig;
+    static const char msg[] = "driver: an input ran for more than 60 s (a hang?): ";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    r = write(2, current_input, strlen(current_input));
+    r = write(2, "\n", 1);
+    (void)r;
+    _exit(3);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,7 +62,10 @@ static int run_file(const char *path) {
         buf[n++] = (uint8_t)c;
     }
     fclose(f);
+    current_input = path;
+    alarm(TG_FUZZ_INPUT_SECONDS);
     LLVMFuzzerTestOneInput(buf ? buf : (const uint8_t *)"", n);
+    alarm(0);
     free(buf);
     return 0;
 }
@@ -84,6 +106,7 @@ int main(int argc, char **argv) {
     double seconds = 0;
     uint64_t seed = 1;
     int rc = 0, files = 0;
+    signal(SIGALRM, on_alarm);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-seeds") && i + 1 < argc) seeds = atol(argv[++i]);
         else if (!strcmp(argv[i], "-time") && i + 1 < argc) seconds = atof(argv[++i]);
@@ -110,7 +133,10 @@ int main(int argc, char **argv) {
             fwrite(buf, 1, n, f);
             fclose(f);
         }
+        current_input = "random input, kept in crash-driver-current";
+        alarm(TG_FUZZ_INPUT_SECONDS);
         LLVMFuzzerTestOneInput(buf, n);
+        alarm(0);
         done++;
     }
     remove("crash-driver-current");

@@ -895,3 +895,16 @@ class TestRegressions:
         with raises(ValueError, "own gradient"):
             x.grad = x
         assert x.grad is None
+
+
+def test_empty_tensors_with_huge_dims_index_at_once():
+    """Found by the fuzz driver: index_select of an empty tensor whose other
+    dims multiply to 2^45 looped 2^45 times copying nothing.  An empty
+    result, and its VJP, now return at once (a hang would time the test out)."""
+    x = tg.zeros((2 ** 45, 0, 3), requires_grad=True)
+    idx = tg.tensor(np.array([2, 0], np.int64))
+    y = tg.index_select(x, 2, idx)
+    assert y.shape == (2 ** 45, 0, 2)
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+    assert tg.index_select(x, 1, tg.tensor(np.array([], np.int64))).shape == (2 ** 45, 0, 3)
