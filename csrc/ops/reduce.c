@@ -2,11 +2,12 @@
  * reduce.c -- sum, mean, max, min, var, logsumexp over any set of axes, and
  * argmax/argmin along one axis.
  *
- * One driver (reduce_kernel) handles every float reduction: the output is
- * viewed with stride 0 along the reduced axes and the input is walked once;
- * float32 sums accumulate in float64 for accuracy.  When the reduced axis is
- * innermost the row loop is a scalar accumulation; when it is outer, the row
- * loop adds whole rows, which the compiler vectorizes.
+ * One driver (reduce_kernel) handles every float reduction; float32 sums
+ * accumulate in float64 for accuracy.  Contiguous input whose reduced axes
+ * are adjacent takes the fast path below (vectorized kernels from
+ * kernels/vmath.h, split across threads, the same bits on any thread
+ * count).  Every other layout takes the general path: the output is viewed
+ * with stride 0 along the reduced axes and the input is walked once.
  */
 #include "../core/internal.h"
 
