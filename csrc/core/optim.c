@@ -90,6 +90,19 @@ static void release_grads(int n, tg_tensor **g) {
     free(g);
 }
 
+/* Whether the vectorized float32 loops (kernels/vmath.h) may run: every
+ * tensor given (NULLs skipped) is float32 and has its own storage, so the
+ * arrays cannot overlap. */
+static bool f32_separate(tg_tensor *const *t, int n) {
+    for (int i = 0; i < n; i++) {
+        if (!t[i]) continue;
+        if (t[i]->dtype != TG_FLOAT32) return false;
+        for (int j = 0; j < i; j++)
+            if (t[j] && t[j]->storage == t[i]->storage) return false;
+    }
+    return true;
+}
+
 /* Element k of a contiguous float tensor as a double, and a store. */
 #define LD(t, k) ((t)->dtype == TG_FLOAT32 ? (double)((const float *)tg_tensor_data(t))[k] \
                                            : ((const double *)tg_tensor_data(t))[k])
@@ -155,7 +168,14 @@ tg_status tg_sgd_step(int n, tg_tensor **params, tg_tensor **grads, tg_tensor **
     for (int i = 0; i < n; i++) {
         tg_tensor *p = params[i], *g = gs[i], *b = momentum != 0 ? bufs[i] : NULL;
         if (!g) continue;
-        for (int64_t k = 0; k < p->numel; k++) {
+        tg_tensor *all[3] = {p, g, b};
+        if (f32_separate(all, 3)) {
+            const double c[5] = {lr, momentum, dampening, weight_decay, 0};
+            int flags = (b ? TG_VM_HAS_BUF : 0) | (first_step ? TG_VM_FIRST : 0) |
+                        (nesterov ? TG_VM_NESTEROV : 0) | (weight_decay != 0 ? TG_VM_DECAY : 0);
+            tg_vmath()->sgd_f32(p->numel, tg_tensor_data(p), tg_tensor_data(g),
+                                b ? tg_tensor_data(b) : NULL, c, flags);
+        } else for (int64_t k = 0; k < p->numel; k++) {
             double gk = LD(g, k), pk = LD(p, k);
             if (weight_decay != 0) gk += weight_decay * pk;
             if (b) {
@@ -228,12 +248,8 @@ tg_status tg_adam_step(int n, tg_tensor **params, tg_tensor **grads, tg_tensor *
     for (int i = 0; i < n; i++) {
         tg_tensor *p = params[i], *g = gs[i], *m = exp_avg[i], *v = exp_avg_sq[i];
         if (!g) continue;
-        /* four separate storages: the vector loop may assume no overlap */
-        bool separate = p->storage != g->storage && p->storage != m->storage &&
-                        p->storage != v->storage && g->storage != m->storage &&
-                        g->storage != v->storage && m->storage != v->storage;
-        if (p->dtype == TG_FLOAT32 && g->dtype == TG_FLOAT32 && m->dtype == TG_FLOAT32 &&
-            v->dtype == TG_FLOAT32 && separate) {
+        tg_tensor *all[4] = {p, g, m, v};
+        if (f32_separate(all, 4)) {
             /* the hot path: float32 throughout (as PyTorch computes it), in
              * the vectorized loop of kernels/vmath (AVX2 when available) */
             const float c[8] = {(float)(1 - beta1), (float)beta2, (float)(1 - beta2),
@@ -310,7 +326,13 @@ tg_status tg_rmsprop_step(int n, tg_tensor **params, tg_tensor **grads, tg_tenso
         tg_tensor *p = params[i], *g = gs[i], *s = square_avg[i];
         tg_tensor *b = momentum > 0 ? momentum_buf[i] : NULL;
         if (!g) continue;
-        for (int64_t k = 0; k < p->numel; k++) {
+        tg_tensor *all[4] = {p, g, s, b};
+        if (f32_separate(all, 4)) {
+            const double c[5] = {lr, momentum, alpha, weight_decay, eps};
+            int flags = (b ? TG_VM_HAS_BUF : 0) | (weight_decay != 0 ? TG_VM_DECAY : 0);
+            tg_vmath()->rmsprop_f32(p->numel, tg_tensor_data(p), tg_tensor_data(g),
+                                    tg_tensor_data(s), b ? tg_tensor_data(b) : NULL, c, flags);
+        } else for (int64_t k = 0; k < p->numel; k++) {
             double gk = LD(g, k), pk = LD(p, k);
             if (weight_decay != 0) gk += weight_decay * pk;
             double sk = st(s, k, alpha * LD(s, k) + (1 - alpha) * gk * gk);

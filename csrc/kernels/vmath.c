@@ -18,7 +18,7 @@
      tg_vm_sigmoid_f32_##SUFFIX, tg_vm_sum_f32_##SUFFIX, tg_vm_sum_f64_##SUFFIX,      \
      tg_vm_acc_f32_##SUFFIX, tg_vm_acc_f64_##SUFFIX, tg_vm_max_f32_##SUFFIX,          \
      tg_vm_min_f32_##SUFFIX, tg_vm_max_f64_##SUFFIX, tg_vm_min_f64_##SUFFIX,          \
-     tg_vm_adam_f32_##SUFFIX}
+     tg_vm_adam_f32_##SUFFIX, tg_vm_sgd_f32_##SUFFIX, tg_vm_rmsprop_f32_##SUFFIX}
 
 static const tg_vmath_table table_base = VM_TABLE(base, "baseline");
 
@@ -38,6 +38,8 @@ double tg_vm_min_f32_avx2(int64_t, const float *);
 double tg_vm_max_f64_avx2(int64_t, const double *);
 double tg_vm_min_f64_avx2(int64_t, const double *);
 void tg_vm_adam_f32_avx2(int64_t, float *, const float *, float *, float *, const float *, int);
+void tg_vm_sgd_f32_avx2(int64_t, float *, const float *, float *, const double *, int);
+void tg_vm_rmsprop_f32_avx2(int64_t, float *, const float *, float *, float *, const double *, int);
 static const tg_vmath_table table_avx2 = VM_TABLE(avx2, "avx2");
 
 static int have_avx2(void) {

@@ -81,7 +81,23 @@ typedef struct {
      * the constants c[8] and the mode); p, g, m, v must not overlap */
     void (*adam_f32)(int64_t n, float *p, const float *g, float *m, float *v, const float *c,
                      int mode);
+    /* SGD and RMSprop over n float32 parameters, in float64 arithmetic with
+     * every stored value rounded to float32 (the bits of the general loop in
+     * optim.c); c = {lr, momentum, dampening (SGD) or alpha (RMSprop),
+     * weight_decay, eps}; flags: TG_VM_* below; b (momentum buffer) may be
+     * NULL without TG_VM_HAS_BUF; the arrays must not overlap */
+    void (*sgd_f32)(int64_t n, float *p, const float *g, float *b, const double *c, int flags);
+    void (*rmsprop_f32)(int64_t n, float *p, const float *g, float *square_avg, float *b,
+                        const double *c, int flags);
 } tg_vmath_table;
+
+/* Flags of sgd_f32 / rmsprop_f32. */
+enum {
+    TG_VM_HAS_BUF = 1,   /* a momentum buffer is updated */
+    TG_VM_FIRST = 2,     /* SGD: the first step (the buffer starts as the gradient) */
+    TG_VM_NESTEROV = 4,  /* SGD: Nesterov momentum */
+    TG_VM_DECAY = 8      /* weight_decay != 0 (L2: g += weight_decay * p) */
+};
 
 /* The kernels for this CPU (chosen once, thread-safe). Never NULL.
  * TAPEGRAD_VMATH=baseline in the environment forces the baseline version

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "vmath.h"
+
 static inline uint32_t VM(bits)(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
 static inline float VM(from_bits)(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
 
@@ -267,4 +269,69 @@ void VM(adam_f32)(int64_t n, float *p, const float *g, float *m, float *v, const
     if (mode == 1) VM(adam_f32_loop)(n, p, g, m, v, c, 1);
     else if (mode == 2) VM(adam_f32_loop)(n, p, g, m, v, c, 2);
     else VM(adam_f32_loop)(n, p, g, m, v, c, 0);
+}
+
+/* ---- SGD and RMSprop updates, float32 parameters --------------------------
+ * The loops of tg_sgd_step and tg_rmsprop_step (csrc/core/optim.c has the
+ * formulas) for float32 tensors.  They compute in float64 and round every
+ * stored value to float32, exactly as the general loop does, so both give
+ * the same bits; here the loads, conversions and arithmetic vectorize.
+ * c = {lr, momentum, dampening or alpha, weight_decay, eps}; the flags
+ * (TG_VM_* in vmath.h) are constants in each specialised loop. */
+
+static inline void VM(sgd_f32_loop)(int64_t n, float *restrict P, const float *restrict G,
+                                    float *restrict B, const double *c, const int f) {
+    const double lr = c[0], mom = c[1], keep = 1 - c[2], wd = c[3];
+    for (int64_t k = 0; k < n; k++) {
+        double gk = G[k], pk = P[k];
+        if (f & TG_VM_DECAY) gk += wd * pk;
+        if (f & TG_VM_HAS_BUF) {
+            double bk = (f & TG_VM_FIRST) ? gk : mom * (double)B[k] + keep * gk;
+            float bf = (float)bk;
+            B[k] = bf;
+            gk = (f & TG_VM_NESTEROV) ? gk + mom * (double)bf : (double)bf;
+        }
+        P[k] = (float)(pk - lr * gk);
+    }
+}
+
+#define VM_SGD_CASE(F) case F: VM(sgd_f32_loop)(n, p, g, b, c, F); break;
+void VM(sgd_f32)(int64_t n, float *p, const float *g, float *b, const double *c, int flags) {
+    switch (flags & 15) {
+        VM_SGD_CASE(0) VM_SGD_CASE(1) VM_SGD_CASE(2) VM_SGD_CASE(3)
+        VM_SGD_CASE(4) VM_SGD_CASE(5) VM_SGD_CASE(6) VM_SGD_CASE(7)
+        VM_SGD_CASE(8) VM_SGD_CASE(9) VM_SGD_CASE(10) VM_SGD_CASE(11)
+        VM_SGD_CASE(12) VM_SGD_CASE(13) VM_SGD_CASE(14) VM_SGD_CASE(15)
+    }
+}
+
+static inline void VM(rmsprop_f32_loop)(int64_t n, float *restrict P, const float *restrict G,
+                                        float *restrict S, float *restrict B, const double *c,
+                                        const int f) {
+    const double lr = c[0], mom = c[1], alpha = c[2], wd = c[3], eps = c[4];
+    const double keep = 1 - alpha;
+    for (int64_t k = 0; k < n; k++) {
+        double gk = G[k], pk = P[k];
+        if (f & TG_VM_DECAY) gk += wd * pk;
+        float sf = (float)(alpha * (double)S[k] + keep * gk * gk);
+        S[k] = sf;
+        double avg = __builtin_sqrt((double)sf) + eps;
+        if (f & TG_VM_HAS_BUF) {
+            float bf = (float)(mom * (double)B[k] + gk / avg);
+            B[k] = bf;
+            P[k] = (float)(pk - lr * (double)bf);
+        } else {
+            P[k] = (float)(pk - lr * gk / avg);
+        }
+    }
+}
+
+void VM(rmsprop_f32)(int64_t n, float *p, const float *g, float *s, float *b, const double *c,
+                     int flags) {
+    switch (flags & (TG_VM_HAS_BUF | TG_VM_DECAY)) {
+    case 0: VM(rmsprop_f32_loop)(n, p, g, s, b, c, 0); break;
+    case TG_VM_HAS_BUF: VM(rmsprop_f32_loop)(n, p, g, s, b, c, TG_VM_HAS_BUF); break;
+    case TG_VM_DECAY: VM(rmsprop_f32_loop)(n, p, g, s, b, c, TG_VM_DECAY); break;
+    default: VM(rmsprop_f32_loop)(n, p, g, s, b, c, TG_VM_HAS_BUF | TG_VM_DECAY); break;
+    }
 }

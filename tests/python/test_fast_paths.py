@@ -274,3 +274,99 @@ def test_baseline_build_agrees_with_the_default_build():
         assert np.all(same | close), (name, a[~(same | close)][:5], b[~(same | close)][:5])
     # sums: a fixed order of float64 additions on both builds, so the same bits
     assert base["sums"] == default["sums"]
+
+
+# ---- optimizer loops: the vectorized float32 paths against a NumPy replay --
+
+
+def _params(seed, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    shapes = [(37, 23), (23,), (5, 7, 3)]
+    ps = [tg.tensor(rng.standard_normal(s).astype(dtype), requires_grad=True) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(3)]
+    return ps, grads
+
+
+def _run(opt_factory, ps, grads):
+    opt = opt_factory(ps)
+    for step in grads:
+        for p, g in zip(ps, step):
+            p.grad = tg.tensor(g)
+        opt.step()
+    return [p.numpy().copy() for p in ps]
+
+
+@pytest.mark.parametrize("momentum,dampening,nesterov,wd", [
+    (0.0, 0.0, False, 0.0), (0.0, 0.0, False, 0.01), (0.9, 0.0, False, 0.0),
+    (0.9, 0.1, False, 0.01), (0.9, 0.0, True, 0.0), (0.5, 0.0, True, 0.02)])
+def test_sgd_float32_loop_is_the_float64_formula_rounded_at_each_store(momentum, dampening, nesterov, wd):
+    ps, grads = _params(1)
+    want = [p.numpy().copy() for p in ps]
+    bufs = [None] * len(ps)
+    lr = 0.05
+    for step in grads:
+        for i, g in enumerate(step):
+            gk, pk = g.astype(np.float64), want[i].astype(np.float64)
+            if wd:
+                gk = gk + wd * pk
+            if momentum:
+                bk = gk if bufs[i] is None else momentum * bufs[i].astype(np.float64) + (1 - dampening) * gk
+                bufs[i] = bk.astype(np.float32)
+                gk = gk + momentum * bufs[i].astype(np.float64) if nesterov else bufs[i].astype(np.float64)
+            want[i] = (pk - lr * gk).astype(np.float32)
+    got = _run(lambda ps: tg.optim.SGD(ps, lr=lr, momentum=momentum, dampening=dampening,
+                                       nesterov=nesterov, weight_decay=wd), ps, grads)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("momentum,wd", [(0.0, 0.0), (0.9, 0.0), (0.0, 0.01), (0.5, 0.02)])
+def test_rmsprop_float32_loop_is_the_float64_formula_rounded_at_each_store(momentum, wd):
+    ps, grads = _params(2)
+    want = [p.numpy().copy() for p in ps]
+    sq = [np.zeros_like(w) for w in want]
+    bufs = [np.zeros_like(w) for w in want]
+    lr, alpha, eps = 0.01, 0.99, 1e-8
+    for step in grads:
+        for i, g in enumerate(step):
+            gk, pk = g.astype(np.float64), want[i].astype(np.float64)
+            if wd:
+                gk = gk + wd * pk
+            sq[i] = (alpha * sq[i].astype(np.float64) + (1 - alpha) * gk * gk).astype(np.float32)
+            avg = np.sqrt(sq[i].astype(np.float64)) + eps
+            if momentum:
+                bufs[i] = (momentum * bufs[i].astype(np.float64) + gk / avg).astype(np.float32)
+                want[i] = (pk - lr * bufs[i].astype(np.float64)).astype(np.float32)
+            else:
+                want[i] = (pk - lr * gk / avg).astype(np.float32)
+    got = _run(lambda ps: tg.optim.RMSprop(ps, lr=lr, alpha=alpha, eps=eps, momentum=momentum,
+                                           weight_decay=wd), ps, grads)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("wd,decoupled", [(0.0, False), (0.01, False), (0.01, True)])
+def test_adam_float32_loop_is_the_float32_formula(wd, decoupled):
+    ps, grads = _params(3)
+    want = [p.numpy().copy() for p in ps]
+    m = [np.zeros_like(w) for w in want]
+    v = [np.zeros_like(w) for w in want]
+    lr, b1, b2, eps = 1e-3, 0.9, 0.999, 1e-8
+    f = np.float32
+    for t, step in enumerate(grads, start=1):
+        ss = f(lr / (1 - b1 ** t))
+        inv = f(1 / np.sqrt(1 - b2 ** t))
+        for i, g in enumerate(step):
+            pk, gk = want[i], g
+            if wd and decoupled:
+                pk = pk * f(1 - lr * wd)
+            elif wd:
+                gk = gk + f(wd) * pk
+            m[i] = m[i] + f(1 - b1) * (gk - m[i])
+            v[i] = f(b2) * v[i] + f(1 - b2) * gk * gk
+            want[i] = pk - ss * m[i] / (np.sqrt(v[i]) * inv + f(eps))
+    opt = (lambda ps: tg.optim.AdamW(ps, lr=lr, weight_decay=wd)) if decoupled else \
+        (lambda ps: tg.optim.Adam(ps, lr=lr, weight_decay=wd))
+    got = _run(opt, ps, grads)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
