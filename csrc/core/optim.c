@@ -399,6 +399,11 @@ tg_status tg_clip_grad_norm(int n, tg_tensor **grads, double max_norm, double no
         tg_tensor *g = grads[i];
         if (!g) continue;
         bool c = tg_tensor_is_contiguous(g);
+        if (c && norm_type == 2) { /* the common case, vectorized (kernels/vmath.h) */
+            acc += g->dtype == TG_FLOAT32 ? tg_vmath()->sumsq_f32(g->numel, tg_tensor_data(g))
+                                          : tg_vmath()->sumsq_f64(g->numel, tg_tensor_data(g));
+            continue;
+        }
         for (int64_t k = 0; k < g->numel; k++) {
             double a = fabs(c ? LD(g, k) : tg_tensor_get_flat(g, k));
             if (inf) acc = (a > acc || a != a) ? a : acc;

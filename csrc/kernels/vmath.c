@@ -16,6 +16,7 @@
 #define VM_TABLE(SUFFIX, NAME)                                                         \
     {NAME, tg_vm_exp_f32_##SUFFIX, tg_vm_log_f32_##SUFFIX, tg_vm_tanh_f32_##SUFFIX,   \
      tg_vm_sigmoid_f32_##SUFFIX, tg_vm_sum_f32_##SUFFIX, tg_vm_sum_f64_##SUFFIX,      \
+     tg_vm_sumsq_f32_##SUFFIX, tg_vm_sumsq_f64_##SUFFIX,                              \
      tg_vm_acc_f32_##SUFFIX, tg_vm_acc_f64_##SUFFIX, tg_vm_max_f32_##SUFFIX,          \
      tg_vm_min_f32_##SUFFIX, tg_vm_max_f64_##SUFFIX, tg_vm_min_f64_##SUFFIX,          \
      tg_vm_adam_f32_##SUFFIX, tg_vm_sgd_f32_##SUFFIX, tg_vm_rmsprop_f32_##SUFFIX}
@@ -31,6 +32,8 @@ void tg_vm_tanh_f32_avx2(int64_t, const float *, float *);
 void tg_vm_sigmoid_f32_avx2(int64_t, const float *, float *);
 double tg_vm_sum_f32_avx2(int64_t, const float *);
 double tg_vm_sum_f64_avx2(int64_t, const double *);
+double tg_vm_sumsq_f32_avx2(int64_t, const float *);
+double tg_vm_sumsq_f64_avx2(int64_t, const double *);
 void tg_vm_acc_f32_avx2(int64_t, int64_t, const float *, int64_t, double *);
 void tg_vm_acc_f64_avx2(int64_t, int64_t, const double *, int64_t, double *);
 double tg_vm_max_f32_avx2(int64_t, const float *);

@@ -68,6 +68,9 @@ typedef struct {
      * sums, then a fixed pairwise tree): the same bits on every path */
     double (*sum_f32)(int64_t n, const float *x);
     double (*sum_f64)(int64_t n, const double *x);
+    /* the same order for the sum of squares (2-norms) */
+    double (*sumsq_f32)(int64_t n, const float *x);
+    double (*sumsq_f64)(int64_t n, const double *x);
     /* column sums: acc[j] += x[r*ld + j] for r < rows, j < n, in float64,
      * in a fixed order (four rows at a time) */
     void (*acc_f32)(int64_t rows, int64_t n, const float *x, int64_t ld, double *acc);

@@ -167,15 +167,25 @@ static inline double VM(combine)(double *a) {
     return a[0];
 }
 
-#define VM_SUM(T)                                                              \
-    double VM(sum_##T)(int64_t n, const T##_t_ *x) {                           \
+/* sum of f(x[i]) in the fixed 16-lane order, f applied in float64 */
+#define VM_LANE_SUM(NAME, T, F)                                                \
+    double VM(NAME##_##T)(int64_t n, const T##_t_ *x) {                        \
         double a[VM_LANES] = {0};                                              \
         int64_t i = 0;                                                         \
         for (; i + VM_LANES <= n; i += VM_LANES)                               \
-            for (int k = 0; k < VM_LANES; k++) a[k] += (double)x[i + k];       \
-        for (int k = 0; i < n; i++, k++) a[k] += (double)x[i];                 \
+            for (int k = 0; k < VM_LANES; k++) {                               \
+                double v = (double)x[i + k];                                   \
+                a[k] += F;                                                     \
+            }                                                                  \
+        for (int k = 0; i < n; i++, k++) {                                     \
+            double v = (double)x[i];                                           \
+            a[k] += F;                                                         \
+        }                                                                      \
         return VM(combine)(a);                                                 \
-    }                                                                          \
+    }
+#define VM_SUM(T)                                                              \
+    VM_LANE_SUM(sum, T, v)                                                     \
+    VM_LANE_SUM(sumsq, T, v * v)                                               \
     void VM(acc_##T)(int64_t rows, int64_t n, const T##_t_ *x, int64_t ld,    \
                      double *acc) {                                            \
         int64_t r = 0;                                                         \

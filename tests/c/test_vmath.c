@@ -201,24 +201,28 @@ START_TEST(test_sums) {
     }
     const tg_vmath_table *tabs[2] = {tg_vmath_by_name("baseline"), tg_vmath_by_name("avx2")};
     for (int n = 0; n <= N; n += (n < 70 ? 1 : 293)) {
-        double ref_f = 0, ref_d = 0;
+        double ref_f = 0, ref_d = 0, ref_qf = 0, ref_qd = 0;
         for (int i = 0; i < n; i++) {
             ref_f += xf[i];
             ref_d += xd[i];
+            ref_qf += (double)xf[i] * xf[i];
+            ref_qd += xd[i] * xd[i];
         }
-        double got[2][2] = {{0}};
+        double got[2][4] = {{0}};
         for (int t = 0; t < 2; t++) {
             if (!tabs[t]) continue;
             got[t][0] = tabs[t]->sum_f32(n, xf);
             got[t][1] = tabs[t]->sum_f64(n, xd);
+            got[t][2] = tabs[t]->sumsq_f32(n, xf);
+            got[t][3] = tabs[t]->sumsq_f64(n, xd);
             ck_assert_msg(fabs(got[t][0] - ref_f) <= 1e-12 * (1 + fabs(ref_f)) * n, "sum_f32 n=%d", n);
             ck_assert_msg(fabs(got[t][1] - ref_d) <= 1e-12 * (1 + fabs(ref_d)) * n, "sum_f64 n=%d", n);
+            ck_assert_msg(fabs(got[t][2] - ref_qf) <= 1e-12 * (1 + ref_qf), "sumsq_f32 n=%d", n);
+            ck_assert_msg(fabs(got[t][3] - ref_qd) <= 1e-12 * (1 + ref_qd), "sumsq_f64 n=%d", n);
         }
-        if (tabs[1]) {
-            /* a fixed order: the same bits on both paths */
-            ck_assert(memcmp(&got[0][0], &got[1][0], sizeof(double)) == 0);
-            ck_assert(memcmp(&got[0][1], &got[1][1], sizeof(double)) == 0);
-        }
+        if (tabs[1]) /* a fixed order: the same bits on both paths */
+            for (int k = 0; k < 4; k++)
+                ck_assert_msg(memcmp(&got[0][k], &got[1][k], sizeof(double)) == 0, "sum %d n=%d", k, n);
     }
 }
 END_TEST
