@@ -121,9 +121,14 @@ static tg_tensor *unary_kernel(const char *who, tg_tensor *x, tg_dtype dt, const
     BINARY_ROW(NAME##_f64, double, EXPR)                                               \
     BINARY_ROW(NAME##_i64, int64_t, EXPR)
 
+/* The op's parameters (at most two, see unary_op) are copied to a local
+ * array first: with -fno-strict-aliasing the compiler would otherwise have
+ * to assume that every store to o[] may change them, reload them on each
+ * element and give up vectorizing. */
 #define UNARY_ROW(NAME, T, EXPR)                                                       \
     static void NAME(int64_t n, char **p, const int64_t *s, void *ctx) {               \
-        const double *prm = ctx;                                                       \
+        const double *prm_in = ctx;                                                    \
+        const double prm[2] = {prm_in ? prm_in[0] : 0, prm_in ? prm_in[1] : 0};        \
         (void)prm;                                                                     \
         T *o = (T *)p[0];                                                              \
         const T *X = (const T *)p[1];                                                  \
@@ -468,6 +473,27 @@ COMPARISON(ge, >=, ">=")
 
 /* ---- where(cond, a, b) --------------------------------------------------- */
 
+/* out = cond != 0 ? a : b along one row (cond in float64). */
+#define WHERE_ROW(NAME, T)                                                             \
+    static void NAME(int64_t n, char **p, const int64_t *s, void *ctx) {               \
+        (void)ctx;                                                                     \
+        const int64_t z = (int64_t)sizeof(T);                                         \
+        if (s[0] == z && s[1] == z && s[2] == z && s[3] == 8) {                        \
+            T *o = (T *)p[0];                                                          \
+            const T *A = (const T *)p[1], *B = (const T *)p[2];                        \
+            const double *C = (const double *)p[3];                                    \
+            for (int64_t i = 0; i < n; i++) o[i] = C[i] != 0 ? A[i] : B[i];            \
+            return;                                                                    \
+        }                                                                              \
+        for (int64_t i = 0; i < n; i++)                                                \
+            *(T *)(p[0] + i * s[0]) = *(const double *)(p[3] + i * s[3]) != 0          \
+                                          ? *(const T *)(p[1] + i * s[1])              \
+                                          : *(const T *)(p[2] + i * s[2]);             \
+    }
+WHERE_ROW(where_f32, float)
+WHERE_ROW(where_f64, double)
+WHERE_ROW(where_i64, int64_t)
+
 tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b) {
     const char *who = "where";
     int n1, nd;
@@ -479,9 +505,8 @@ tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b) {
     tg_tensor *ac = tg__as_dtype(a, dt), *bc = ac ? tg__as_dtype(b, dt) : NULL;
     tg_tensor *cc = bc ? tg__as_dtype(cond, TG_FLOAT64) : NULL;
     tg_tensor *out = cc ? tg_tensor_empty(nd, shape, dt) : NULL;
-    if (out) {
-        int64_t isz = (int64_t)tg_dtype_size(dt);
-        /* four operands: iterate out, a, b, cond together */
+    if (out && out->numel > 0) {
+        /* four operands iterated together: out, a, b, cond (as float64) */
         int64_t st[4][TG_MAX_DIMS];
         tg__bcast_strides_bytes(out, nd, shape, st[0]);
         tg__bcast_strides_bytes(ac, nd, shape, st[1]);
@@ -489,22 +514,10 @@ tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b) {
         tg__bcast_strides_bytes(cc, nd, shape, st[3]);
         char *base[4] = {tg_tensor_data(out), tg_tensor_data(ac), tg_tensor_data(bc),
                          tg_tensor_data(cc)};
-        /* a single generic row: copy isz bytes from a or b */
-        int64_t idx[TG_MAX_DIMS] = {0};
-        for (int64_t k = 0; k < out->numel; k++) {
-            char *po = base[0], *pa = base[1], *pb = base[2], *pc = base[3];
-            for (int d = 0; d < nd; d++) {
-                po += idx[d] * st[0][d];
-                pa += idx[d] * st[1][d];
-                pb += idx[d] * st[2][d];
-                pc += idx[d] * st[3][d];
-            }
-            memcpy(po, *(double *)pc != 0 ? pa : pb, (size_t)isz);
-            for (int d = nd - 1; d >= 0; d--) {
-                if (++idx[d] < shape[d]) break;
-                idx[d] = 0;
-            }
-        }
+        row3_fn fn = dt == TG_FLOAT32 ? where_f32 : dt == TG_FLOAT64 ? where_f64 : where_i64;
+        void *kt = tg__kernel_begin(out->numel);
+        tg__iterate_parallel(4, nd, shape, base, st, fn, NULL, 1);
+        tg__kernel_end(kt);
     }
     tg_tensor_release(ac);
     tg_tensor_release(bc);

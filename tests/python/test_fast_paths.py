@@ -136,6 +136,8 @@ ELEMENTWISE_CASES = {
     "pow": lambda a, b: tg.abs(a) ** 1.5,
     "div scalar": lambda a, b: a / 3.0,
     "maximum": lambda a, b: tg.maximum(a, b.T.T),
+    "where broadcast": lambda a, b: tg.where(a[:, :1] > 0, a, b),
+    "clip": lambda a, b: a.clip(-0.5, 0.5),
 }
 
 
@@ -155,7 +157,9 @@ def test_elementwise_same_bits_on_one_and_two_threads(case, dtype, threads):
            "sub broadcast column": lambda x, y: x - y[:, :1], "exp transposed": lambda x, y: np.exp(x.T),
            "tanh sliced": lambda x, y: np.tanh(x[:, 1::3]), "sigmoid": lambda x, y: 1 / (1 + np.exp(-x)),
            "log abs": lambda x, y: np.log(np.abs(y)), "pow": lambda x, y: np.abs(x) ** 1.5,
-           "div scalar": lambda x, y: x / 3.0, "maximum": np.maximum}[case]
+           "div scalar": lambda x, y: x / 3.0, "maximum": np.maximum,
+           "where broadcast": lambda x, y: np.where(x[:, :1] > 0, x, y),
+           "clip": lambda x, y: np.clip(x, -0.5, 0.5)}[case]
     want = ref(a.numpy().astype(np.float64), b.numpy().astype(np.float64))
     np.testing.assert_allclose(two, want, rtol=2e-6 if dtype == np.float32 else 1e-13, atol=1e-30)
 
