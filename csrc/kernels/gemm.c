@@ -585,25 +585,15 @@ static void SFX(pack_a)(int64_t mc, int64_t kc, const real *A, int64_t rsa, int6
  * as ceil(nc/nr) micro-panels of kc x nr, each stored row by row:
  *     Bp[jr*kc + p*nr + j] = B(p, jr + j)
  * Columns past nc are zero.  Bp holds kc * round_up(nc, nr) elements.
- * The mirror image of pack_a. */
+ * This is exactly pack_a applied to B^T (an nc x kc matrix with row stride
+ * csb and column stride rsb): the same layout, the same choice of which
+ * side is read sequentially.  For a row-major B that is the copy_piece
+ * branch, and with Bp aligned to 64 bytes and nr * sizeof(real) = 64 every
+ * piece is one whole cache line. */
 static void SFX(pack_b)(int64_t kc, int64_t nc, const real *B, int64_t rsb, int64_t csb,
                         int nr, real *Bp)
 {
-    if (abs_i64(csb) <= abs_i64(rsb)) {
-        /* Rows of B are contiguous (row-major B, the common case): read each
-         * row of the block once, left to right, dealing pieces of nr
-         * elements out to the micro-panels.  With Bp aligned to 64 bytes
-         * and nr * sizeof(real) = 64, every piece is one whole cache line. */
-        for (int64_t p = 0; p < kc; ++p)
-            for (int64_t jr = 0; jr < nc; jr += nr)
-                SFX(copy_piece)(Bp + jr * kc + p * nr, B + p * rsb + jr * csb, csb,
-                                min_i64(nr, nc - jr), nr);
-    } else {
-        /* Columns of B are contiguous (B is a transpose): each micro-panel
-         * reads nr columns side by side. */
-        for (int64_t jr = 0; jr < nc; jr += nr)
-            SFX(pack_lines)(kc, min_i64(nr, nc - jr), nr, B + jr * csb, csb, rsb, Bp + jr * kc);
-    }
+    SFX(pack_a)(nc, kc, B, csb, rsb, nr, Bp);
 }
 
 /* The portable micro-kernel, TG_GENERIC_MR x TG_GENERIC_NR (contract of a
