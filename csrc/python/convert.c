@@ -180,11 +180,26 @@ typedef struct {
     PyObject *arrays;            /* list of weakrefs to aliasing ndarrays, or NULL */
     PyObject *flipped;           /* weakrefs to the arrays made read-only, or NULL */
     Py_ssize_t writable_buffers; /* live writable buffer exports */
+    PyObject *buffer_key;        /* key in buffer_registry (see from_numpy) or NULL */
+    tg_storage *storage;         /* the storage this belongs to (borrowed) */
 } AliasData;
+
+/* One storage per NumPy buffer (see tgpy_from_numpy): root ndarray's address
+ * -> the tg_storage over its memory (both as ints).  The storage holds a
+ * reference to the root array, so the address cannot be reused while the
+ * entry exists; the entry goes when the storage dies (alias_release). */
+static PyObject *buffer_registry;
 
 static void alias_release(void *p) {
     AliasData *d = p;
     PyGILState_STATE g = PyGILState_Ensure();
+    if (d->buffer_key && buffer_registry) {
+        PyObject *v = PyDict_GetItemWithError(buffer_registry, d->buffer_key); /* borrowed */
+        if (v && PyLong_AsVoidPtr(v) == (void *)d->storage)
+            PyDict_DelItem(buffer_registry, d->buffer_key);
+        PyErr_Clear();
+    }
+    Py_XDECREF(d->buffer_key);
     Py_XDECREF(d->arrays);
     Py_XDECREF(d->flipped);
     PyGILState_Release(g);
@@ -199,6 +214,7 @@ static AliasData *alias_data(tg_storage *s) {
         PyErr_NoMemory();
         return NULL;
     }
+    d->storage = s;
     s->user_data = d;
     s->user_release = alias_release;
     return d;
@@ -330,6 +346,93 @@ static void release_array(void *data, void *ctx) {
     PyGILState_Release(g);
 }
 
+/* Is ndarray `a` (read-only now) one that the safe-aliasing lock of storage
+ * s made read-only, rather than read-only by itself? */
+static bool locked_by(tg_storage *s, PyObject *a) {
+    AliasData *d = s->user_data;
+    if (!d || !d->flipped || s->saved_count <= 0) return false;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(d->flipped); i++) {
+        PyObject *o = weak_get(PyList_GET_ITEM(d->flipped, i));
+        if (!o) continue;
+        Py_DECREF(o);
+        if (o == a) return true;
+    }
+    return false;
+}
+
+/* The memory span [lo, hi) of an ndarray's elements (lo == hi when empty). */
+static void array_span(PyArrayObject *a, char **lo, char **hi) {
+    char *base = PyArray_BYTES(a);
+    *lo = *hi = base;
+    int nd = PyArray_NDIM(a);
+    for (int i = 0; i < nd; i++)
+        if (PyArray_DIM(a, i) == 0) return;
+    for (int i = 0; i < nd; i++) {
+        npy_intp n = PyArray_DIM(a, i), sb = PyArray_STRIDE(a, i);
+        if (n <= 1) continue;
+        if (sb < 0) *lo += (n - 1) * sb;
+        else *hi += (n - 1) * sb;
+    }
+    *hi += PyArray_ITEMSIZE(a);
+}
+
+/* The storage that array `a` (whose elements span [lo, hi)) must share with
+ * the tensors already made over the same memory, as a NEW reference; NULL
+ * when there is none to share (then *root and *register_key say whether to
+ * make one and remember it) or on error (-1 in *err with an exception).
+ *
+ * The version counter and the read-only lock live in the storage, so two
+ * tensors over one buffer must have ONE storage.  The buffer is found by
+ * following a.base through the ndarrays to the root:
+ *   - a root whose base is a tapegrad Tensor (an array made by t.numpy(),
+ *     __array__ or DLPack): that tensor's storage;
+ *   - otherwise the root ndarray, looked up in buffer_registry (the storage
+ *     made by an earlier from_numpy over any array of that root).
+ * Arrays that do not lie inside their root's span, or that are read-only
+ * on their own while the root's storage is writable (np.broadcast_to of a
+ * writable array, a.setflags(write=False) on a view), keep a private
+ * storage: see docs/design.md. */
+static tg_storage *shared_storage(PyArrayObject *a, char *lo, char *hi, PyObject **root,
+                                  int *err) {
+    *err = 0;
+    *root = NULL;
+    if (lo == hi) return NULL; /* no element: nothing to share */
+    PyObject *r = (PyObject *)a;
+    for (PyObject *b; (b = PyArray_BASE((PyArrayObject *)r)) && PyArray_Check(b);) r = b;
+    PyObject *rb = PyArray_BASE((PyArrayObject *)r);
+    bool writable = PyArray_ISWRITEABLE(a);
+    tg_storage *s = NULL;
+    if (rb && tgpy_is_tensor(rb)) {
+        s = TENSOR(rb)->storage;
+    } else {
+        if (!buffer_registry && !(buffer_registry = PyDict_New())) goto fail;
+        PyObject *key = PyLong_FromVoidPtr(r);
+        if (!key) goto fail;
+        PyObject *v = PyDict_GetItemWithError(buffer_registry, key);
+        Py_DECREF(key);
+        if (!v && PyErr_Occurred()) goto fail;
+        if (v) s = PyLong_AsVoidPtr(v);
+    }
+    if (!s) {
+        /* a new storage over the root's whole span, if a's writability is the root's */
+        char *rlo, *rhi;
+        array_span((PyArrayObject *)r, &rlo, &rhi);
+        if (lo >= rlo && hi <= rhi && writable == (bool)PyArray_ISWRITEABLE((PyArrayObject *)r) &&
+            !(rb && tgpy_is_tensor(rb)))
+            *root = r;
+        return NULL;
+    }
+    char *slo = s->data, *shi = (char *)s->data + s->nbytes;
+    if (lo < slo || hi > shi) return NULL;
+    if (!writable && !s->readonly && !locked_by(s, (PyObject *)a) && !locked_by(s, r))
+        return NULL; /* read-only on its own: a private read-only storage */
+    tg_storage_retain(s);
+    return s;
+fail:
+    *err = -1;
+    return NULL;
+}
+
 tg_tensor *tgpy_from_numpy(PyObject *o) {
     if (!PyArray_Check(o)) {
         PyErr_Format(PyExc_TypeError, "from_numpy: expected a numpy.ndarray, got %s",
@@ -390,19 +493,64 @@ tg_tensor *tgpy_from_numpy(PyObject *o) {
             else hi += (shape[i] - 1) * sb;
         }
     }
-    size_t nbytes = numel > 0 ? (size_t)(hi - lo) + (size_t)isz : 0;
-    Py_INCREF(o);
+    if (numel > 0) hi += isz;
     bool ro = !PyArray_ISWRITEABLE(a);
-    tg_storage *s = tg_storage_borrow(lo, nbytes, release_array, o, ro);
-    if (!s) {
-        Py_DECREF(o);
-        tgpy_raise();
-        return NULL;
+    /* one storage per buffer: share the version counter and the lock */
+    PyObject *root = NULL;
+    int err;
+    tg_storage *s = shared_storage(a, lo, hi, &root, &err);
+    if (err) return NULL;
+    if (s && (base - (char *)s->data) % isz) { /* misaligned for this dtype: keep apart */
+        tg_storage_release(s);
+        s = NULL;
+        root = NULL;
     }
-    tg_tensor *t = tg_tensor_from_storage(s, dt, nd, shape, strides, (int64_t)((base - lo) / isz));
+    PyObject *key = NULL;
+    if (!s) {
+        char *slo = lo, *shi = hi;
+        PyObject *keep = o;
+        if (root) {
+            array_span((PyArrayObject *)root, &slo, &shi);
+            if ((base - slo) % isz) { /* a dtype view at an odd byte offset */
+                root = NULL;
+                slo = lo;
+                shi = hi;
+            } else {
+                keep = root;
+                if (!(key = PyLong_FromVoidPtr(root))) return NULL;
+            }
+        }
+        size_t nbytes = (size_t)(shi - slo);
+        Py_INCREF(keep);
+        s = tg_storage_borrow(slo, nbytes, release_array, keep, ro);
+        if (!s) {
+            Py_DECREF(keep);
+            Py_XDECREF(key);
+            tgpy_raise();
+            return NULL;
+        }
+        if (key) { /* remember it for the next array over this buffer */
+            AliasData *ad = alias_data(s);
+            PyObject *v = ad ? PyLong_FromVoidPtr(s) : NULL;
+            if (!v || PyDict_SetItem(buffer_registry, key, v) < 0) {
+                Py_XDECREF(v);
+                Py_DECREF(key);
+                tg_storage_release(s);
+                return NULL;
+            }
+            Py_DECREF(v);
+            ad->buffer_key = key; /* owned */
+            if (!ro && track_array(s, root) < 0) {
+                tg_storage_release(s);
+                return NULL;
+            }
+        }
+    }
+    tg_tensor *t = tg_tensor_from_storage(s, dt, nd, shape, strides,
+                                          (int64_t)((base - (char *)s->data) / isz));
     tg_storage_release(s);
     if (!t) return (tg_tensor *)tgpy_raise();
-    if (!ro && track_array(t->storage, o) < 0) { /* safe aliasing */
+    if (PyArray_ISWRITEABLE(a) && track_array(t->storage, o) < 0) { /* safe aliasing */
         tg_tensor_release(t);
         return NULL;
     }
