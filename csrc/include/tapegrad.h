@@ -670,6 +670,7 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels, tg_reduction r
 tg_tensor *tg_nll_loss(tg_tensor *logp, tg_tensor *labels, tg_reduction red);
 tg_tensor *tg_mse_loss(tg_tensor *pred, tg_tensor *target, tg_reduction red);
 tg_tensor *tg_bce_with_logits(tg_tensor *logits, tg_tensor *target, tg_reduction red);
+/* num_classes -1 infers it from the labels (max + 1); below -1 is refused. */
 tg_tensor *tg_one_hot(tg_tensor *labels, int64_t num_classes, tg_dtype dt);
 /* Inverted dropout: zero with probability p, scale the rest by 1/(1-p). */
 tg_tensor *tg_dropout(tg_tensor *x, double p, bool training);

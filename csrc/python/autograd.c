@@ -163,7 +163,17 @@ static PyGetSetDef entry_getset[] = {
     {"_ptr", (getter)e_ptr, NULL, "Address (identity).", NULL},
     {NULL}};
 
+/* Entries are made only by the library (an op that records): a TapeEntry()
+ * from Python would have no entry behind it. */
+static PyObject *entry_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
+    PyErr_SetString(PyExc_TypeError,
+                    "TapeEntry: cannot be created directly; tape entries are made by the ops "
+                    "that record them (read them from t.grad_fn or a tg.Tape)");
+    return NULL;
+}
+
 static PyType_Slot entry_slots[] = {
+    {Py_tp_new, entry_new},
     {Py_tp_doc, "One entry of the tape: an op that ran, its inputs, what it saved for backward,\n"
                 "its output and its sequence number."},
     {Py_tp_dealloc, entry_dealloc},

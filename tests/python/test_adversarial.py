@@ -109,3 +109,296 @@ def test_the_registry_forgets_dead_buffers():
         assert (a == 2).all()
         del a, t
     gc.collect()
+
+
+# ---- 1: objects only the library makes cannot be made from Python ---------
+
+def test_tape_entry_cannot_be_constructed():
+    for cls in (tg.TapeEntry, tg._C.TapeEntry):
+        with raises(TypeError, "TapeEntry", "cannot be created"):
+            cls()
+        with raises(TypeError, "TapeEntry"):
+            cls.__new__(cls)
+    # real entries still work, and check_entry accepts them
+    x = tg.ones(2, dtype=tg.float64, requires_grad=True)
+    e = (x * 3).grad_fn
+    assert e.op == "mul" and "mul" in repr(e)
+    import copy
+    with raises(TypeError, "TapeEntry"):
+        copy.copy(e)
+
+
+# ---- 5: grad with an input given twice -------------------------------------
+
+@needs_torch
+def test_grad_of_a_repeated_input_matches_torch():
+    x = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    g = tg.grad((x * 2).sum(), [x, x])
+    tx = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    tgr = torch.autograd.grad((tx * 2).sum(), [tx, tx])
+    assert len(g) == 2
+    for a, b in zip(g, tgr):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert g[0] is not g[1]          # two tensors, not one aliased twice
+    g[0].fill_(7.0)
+    np.testing.assert_array_equal(g[1].numpy(), [2, 2])
+    # mixed with another input, and with create_graph
+    y = tg.tensor([3.0, 4.0], dtype=tg.float64, requires_grad=True)
+    gx1, gy, gx2 = tg.grad((x * x * y).sum(), [x, y, x], create_graph=True)
+    np.testing.assert_array_equal(gx1.numpy(), gx2.numpy())
+    np.testing.assert_array_equal(gx1.numpy(), [6, 16])
+    np.testing.assert_array_equal(gy.numpy(), [1, 4])
+    (h1, h2) = tg.grad(gx1.sum(), [y, y])
+    np.testing.assert_array_equal(h1.numpy(), h2.numpy())
+    np.testing.assert_array_equal(h1.numpy(), [2, 4])
+
+
+# ---- 6, 7: optimizers and their parameter lists -----------------------------
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop"])
+def test_duplicate_parameters_are_stepped_once(name):
+    w = tg.tensor([1.0, -2.0], requires_grad=True)
+    ref = tg.tensor([1.0, -2.0], requires_grad=True)
+    with pytest.warns(UserWarning, match=f"{name}: parameter group 0 contains a parameter"):
+        opt = getattr(tg.optim, name)([w, w], lr=0.1)
+    opt_ref = getattr(tg.optim, name)([ref], lr=0.1)
+    for _ in range(3):
+        w.grad = tg.tensor([0.5, 0.25])
+        ref.grad = tg.tensor([0.5, 0.25])
+        opt.step()
+        opt_ref.step()
+    np.testing.assert_array_equal(w.numpy(), ref.numpy())
+    assert len(opt.param_groups[0]["params"]) == 1
+
+
+@needs_torch
+def test_duplicate_parameter_step_matches_torch():
+    # PyTorch 2.x warns too but then steps the tensor once per occurrence;
+    # tapegrad keeps it once, so it matches PyTorch given the list without
+    # the duplicate
+    w = tg.tensor([1.0, -2.0], dtype=tg.float64, requires_grad=True)
+    tw = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    with pytest.warns(UserWarning):
+        opt = tg.optim.SGD([w, w], lr=0.1, momentum=0.9)
+    topt = torch.optim.SGD([tw], lr=0.1, momentum=0.9)
+    for _ in range(3):
+        w.grad = tg.tensor([0.5, 0.25], dtype=tg.float64)
+        tw.grad = torch.tensor([0.5, 0.25], dtype=torch.float64)
+        opt.step()
+        topt.step()
+    np.testing.assert_allclose(w.numpy(), tw.detach().numpy(), rtol=1e-12)
+
+
+def test_a_parameter_in_two_groups_is_an_error():
+    w = tg.ones(2, requires_grad=True)
+    with raises(ValueError, "Adam", "groups 0 and 1"):
+        tg.optim.Adam([{"params": [w]}, {"params": [w], "lr": 1.0}])
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop"])
+def test_a_bare_tensor_is_not_a_parameter_list(name):
+    w = tg.ones(3, 2, requires_grad=True)
+    with raises(TypeError, name, "params must be an iterable of tensors or dicts, got Tensor"):
+        getattr(tg.optim, name)(w, lr=0.1)
+    with raises(TypeError, name, "got dict"):
+        getattr(tg.optim, name)({"params": [w]}, lr=0.1)
+    # a group's params may be a single tensor, as in PyTorch
+    opt = getattr(tg.optim, name)([{"params": w}], lr=0.1)
+    w.grad = tg.ones(3, 2)
+    before = w.numpy().copy()
+    opt.step()
+    assert (w.numpy() != before).all()
+
+
+# ---- 8: int64 writes that do not fit -----------------------------------------
+
+def test_int64_writes_that_do_not_fit_raise():
+    t = tg.zeros(3, dtype=tg.int64)
+    with raises(OverflowError, "setitem", "int64"):
+        t[0] = 2**70
+    with raises(OverflowError, "fill_", "int64"):
+        t.fill_(2**70)
+    with raises(OverflowError, "int64"):
+        t[1:] = -(2**64)
+    np.testing.assert_array_equal(t.numpy(), [0, 0, 0])
+    # the largest values that fit are stored exactly
+    t[0] = 2**63 - 1
+    t[1] = -(2**63)
+    assert t.numpy().tolist()[:2] == [2**63 - 1, -(2**63)]
+    t.fill_(2**62 + 1)
+    assert t.numpy().tolist() == [2**62 + 1] * 3
+    # NumPy refuses the same
+    a = np.zeros(3, np.int64)
+    with pytest.raises(OverflowError):
+        a[0] = 2**70
+
+
+# ---- 9: clip with min above max ----------------------------------------------
+
+@needs_torch
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+def test_clip_with_min_above_max_matches_numpy_and_torch(dtype):
+    data = [0, 5, -5, 1, -1]
+    x = tg.tensor(data, dtype=getattr(tg, dtype))
+    got = tg.clip(x, 1, -1).numpy()
+    np.testing.assert_array_equal(got, np.clip(np.array(data, dtype), 1, -1))
+    np.testing.assert_array_equal(got, torch.clamp(torch.tensor(data), 1, -1).numpy())
+    np.testing.assert_array_equal(got, [-1] * 5)
+
+
+@needs_torch
+def test_clip_gradient_with_min_above_max_matches_torch():
+    x = tg.tensor([0.0, 5.0, -5.0], dtype=tg.float64, requires_grad=True)
+    tg.clip(x, 1, -1).sum().backward()
+    tx = torch.tensor([0.0, 5.0, -5.0], dtype=torch.float64, requires_grad=True)
+    torch.clamp(tx, 1, -1).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+
+
+# ---- 10: inf into the normalising ops ------------------------------------------
+
+INF_ROWS = [[np.inf, 1.0], [-np.inf, 1.0], [np.inf, np.inf], [-np.inf, -np.inf],
+            [np.inf, -np.inf], [np.nan, 1.0], [1.0, 2.0]]
+
+
+@needs_torch
+@pytest.mark.parametrize("row", INF_ROWS, ids=str)
+@pytest.mark.parametrize("op", ["softmax", "log_softmax", "logsumexp"])
+def test_normalising_ops_with_inf_match_torch(op, row):
+    w = [1.0, 2.0]
+    x = tg.tensor(row, dtype=tg.float64, requires_grad=True)
+    tx = torch.tensor(row, dtype=torch.float64, requires_grad=True)
+    if op == "logsumexp":
+        y, ty = tg.logsumexp(x), torch.logsumexp(tx, 0)
+        y.backward()
+        ty.backward()
+    else:
+        y, ty = getattr(tg, op)(x, 0), getattr(torch, op)(tx, 0)
+        (y * tg.tensor(w, dtype=tg.float64)).sum().backward()
+        (ty * torch.tensor(w, dtype=torch.float64)).sum().backward()
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-12)  # NaN == NaN
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_softmax_with_inf_matches_max_shifted_numpy():
+    a = np.array([np.inf, 1.0])
+    with np.errstate(invalid="ignore"):
+        e = np.exp(a - a.max())
+        ref = e / e.sum()
+    np.testing.assert_array_equal(tg.softmax(tg.tensor(a), 0).numpy(), ref)
+    np.testing.assert_array_equal(tg.softmax(tg.tensor(a, dtype=tg.float32), 0).numpy(),
+                                  ref.astype(np.float32))
+
+
+@needs_torch
+@pytest.mark.parametrize("row", INF_ROWS, ids=str)
+@pytest.mark.parametrize("label", [0, 1])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cross_entropy_with_inf_matches_torch(row, label, dtype):
+    x = tg.tensor([row], dtype=getattr(tg, dtype), requires_grad=True)
+    tx = torch.tensor([row], dtype=getattr(torch, dtype), requires_grad=True)
+    y = tg.cross_entropy(x, tg.tensor([label]))
+    ty = torch.nn.functional.cross_entropy(tx, torch.tensor([label]))
+    y.backward()
+    ty.backward()
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-6)
+
+
+# ---- 11: pow at a zero base ------------------------------------------------------
+
+POW_X = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0, 1.5]
+POW_Y = [0.0, 1.0, 2.0, 3.0, 0.5, -1.0, -0.5, -1.0, 2.5]
+
+
+@needs_torch
+def test_pow_gradients_at_zero_base_match_torch():
+    x = tg.tensor(POW_X, dtype=tg.float64, requires_grad=True)
+    y = tg.tensor(POW_Y, dtype=tg.float64, requires_grad=True)
+    gx, gy = tg.grad((x ** y).sum(), [x, y])
+    tx = torch.tensor(POW_X, dtype=torch.float64, requires_grad=True)
+    ty = torch.tensor(POW_Y, dtype=torch.float64, requires_grad=True)
+    tgx, tgy = torch.autograd.grad((tx ** ty).sum(), [tx, ty])
+    np.testing.assert_array_equal(gx.numpy(), tgx.numpy())
+    np.testing.assert_array_equal(gy.numpy(), tgy.numpy())
+    # the cases of the issue
+    z = tg.zeros(1, dtype=tg.float64, requires_grad=True)
+    (z ** 0.0).sum().backward()
+    assert z.grad.numpy().tolist() == [0.0]
+    e = tg.tensor([0.5, 2.0, 0.0], dtype=tg.float64, requires_grad=True)
+    (tg.zeros(3, dtype=tg.float64) ** e).sum().backward()
+    te = torch.tensor([0.5, 2.0, 0.0], dtype=torch.float64, requires_grad=True)
+    (torch.zeros(3, dtype=torch.float64) ** te).sum().backward()
+    np.testing.assert_array_equal(e.grad.numpy(), te.grad.numpy())
+    np.testing.assert_array_equal(e.grad.numpy(), [0, 0, 0])
+
+
+@needs_torch
+def test_pow_second_order_at_zero_base_matches_torch():
+    """d2/dx2 and d2/dxdy (through the base's gradient, where PyTorch's
+    formula is defined) agree with PyTorch, NaN for NaN."""
+    for j in range(2):
+        x = tg.tensor(POW_X, dtype=tg.float64, requires_grad=True)
+        y = tg.tensor(POW_Y, dtype=tg.float64, requires_grad=True)
+        gx = tg.grad((x ** y).sum(), [x], create_graph=True)[0]
+        r = tg.grad(gx.sum(), [x, y])[j]
+        tx = torch.tensor(POW_X, dtype=torch.float64, requires_grad=True)
+        ty = torch.tensor(POW_Y, dtype=torch.float64, requires_grad=True)
+        tgx = torch.autograd.grad((tx ** ty).sum(), [tx], create_graph=True)[0]
+        tr = torch.autograd.grad(tgx.sum(), [tx, ty])[j]
+        np.testing.assert_allclose(r.numpy(), tr.numpy(), rtol=1e-12)
+
+
+def test_pow_at_zero_base_against_finite_differences():
+    # x = 0, exponent >= 1 or 0: one-sided (x >= 0) differences are defined
+    for yv, want in [(0.0, 0.0), (1.0, 1.0), (2.0, 0.0), (3.0, 0.0)]:
+        x = tg.zeros(1, dtype=tg.float64, requires_grad=True)
+        (x ** yv).sum().backward()
+        h = 1e-7
+        fd = ((h ** yv) - (0.0 ** yv)) / h
+        assert abs(x.grad.item() - want) < 1e-6 and abs(fd - want) < 1e-6
+    # d/dy at x = 0 (0 ** y is 0 for every y > 0)
+    for yv in (0.5, 1.0, 2.0):
+        y = tg.tensor([yv], dtype=tg.float64, requires_grad=True)
+        (tg.zeros(1, dtype=tg.float64) ** y).sum().backward()
+        assert y.grad.item() == 0.0
+    gc_ok = tg.testing.gradcheck(lambda a, b: a ** b,
+                                 [tg.tensor([0.5, 1.5], dtype=tg.float64, requires_grad=True),
+                                  tg.tensor([0.0, 2.0], dtype=tg.float64, requires_grad=True)])
+    assert gc_ok
+
+
+# ---- 12: int ** int stays int ----------------------------------------------------
+
+def test_int_pow_int_is_int64_like_numpy():
+    a = np.array([2, 3, -2, 0, 7])
+    b = np.array([2, 0, 3, 5, 22])
+    got = tg.tensor(a) ** tg.tensor(b)
+    assert got.dtype == tg.int64
+    np.testing.assert_array_equal(got.numpy(), a ** b)          # wraps like NumPy
+    assert (tg.tensor([2, 3]) ** 2).dtype == tg.int64
+    np.testing.assert_array_equal((tg.tensor([2, 3]) ** 2).numpy(), [4, 9])
+    assert (2 ** tg.tensor([2, 3])).numpy().tolist() == [4, 8]
+    assert (tg.tensor([2, 3]) ** 2.0).dtype == tg.float64      # a float exponent: float64
+    assert (tg.tensor([2, 3]) ** tg.tensor([0.5])).dtype == tg.float64
+
+
+def test_int_pow_negative_int_raises_like_numpy():
+    with pytest.raises(ValueError, match="Integers to negative integer powers are not allowed"):
+        np.array([2, 3]) ** -1
+    with raises(ValueError, "pow:", "Integers to negative integer powers are not allowed"):
+        tg.tensor([2, 3]) ** -1
+    with raises(ValueError, "pow:", "position 1"):
+        tg.tensor([2, 3]) ** tg.tensor([1, -2])
+    with raises(ValueError, "pow:"):
+        tg.pow(tg.tensor([1]), tg.tensor([[0], [-1]]))
+
+
+# ---- 14: one_hot with a negative class count ------------------------------------
+
+def test_one_hot_negative_num_classes():
+    with raises(ValueError, "one_hot", "num_classes", "-3"):
+        tg.one_hot(tg.tensor([1, 0]), num_classes=-3)
+    np.testing.assert_array_equal(tg.one_hot(tg.tensor([1, 0]), num_classes=-1).numpy(),
+                                  [[0, 1], [1, 0]])
+    assert tg.one_hot(tg.tensor([1, 0]), num_classes=3).shape == (2, 3)

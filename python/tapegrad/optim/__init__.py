@@ -12,6 +12,7 @@ The update formulas are PyTorch's (see each class). Usage is the same::
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterable
 
 from .. import _C
@@ -26,24 +27,53 @@ class Optimizer:
     hyper-parameters) and per-parameter ``state``."""
 
     def __init__(self, params: Iterable, defaults: dict):
+        name = type(self).__name__
+        # a bare tensor is iterable (over its rows): refuse it as PyTorch does,
+        # instead of optimising 0-d views that step() never touches
+        if isinstance(params, (Tensor, dict)) or not hasattr(params, "__iter__"):
+            raise TypeError(f"{name}: params must be an iterable of tensors or dicts, got "
+                            f"{type(params).__name__} (pass [w] or model.parameters())")
         params = list(params)
         if not params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+            raise ValueError(f"{name}: got an empty parameter list")
         if isinstance(params[0], dict):
             groups = [dict(g) for g in params]
         else:
             groups = [{"params": params}]
         self.defaults = defaults
         self.param_groups = []
-        for g in groups:
-            g["params"] = list(g["params"])
-            for p in g["params"]:
+        seen = {}  # id(tensor) -> group index: each tensor is stepped once
+        for gi, g in enumerate(groups):
+            if not isinstance(g, dict) or "params" not in g:
+                raise TypeError(f"{name}: a parameter group must be a dict with a 'params' key, "
+                                f"got {type(g).__name__}")
+            ps = g["params"]
+            if isinstance(ps, Tensor):
+                ps = [ps]
+            elif isinstance(ps, dict) or not hasattr(ps, "__iter__"):
+                raise TypeError(f"{name}: the 'params' of group {gi} must be a tensor or an "
+                                f"iterable of tensors, got {type(ps).__name__}")
+            unique = []
+            for p in ps:
                 if not isinstance(p, Tensor):
-                    raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got "
+                    raise TypeError(f"{name}: parameters must be Tensors, got "
                                     f"{type(p).__name__}")
                 if not p.requires_grad:
-                    raise ValueError(f"{type(self).__name__}: a parameter of shape {p.shape} does "
+                    raise ValueError(f"{name}: a parameter of shape {p.shape} does "
                                      f"not require grad")
+                if id(p) in seen:
+                    if seen[id(p)] != gi:
+                        raise ValueError(f"{name}: a parameter of shape {p.shape} appears in "
+                                         f"parameter groups {seen[id(p)]} and {gi}; each "
+                                         f"parameter must be in one group only")
+                    warnings.warn(f"{name}: parameter group {gi} contains a parameter of shape "
+                                  f"{p.shape} more than once; it is kept once, so each step "
+                                  f"updates it once (PyTorch warns the same and plans to make "
+                                  f"this an error)", UserWarning, stacklevel=3)
+                    continue
+                seen[id(p)] = gi
+                unique.append(p)
+            g["params"] = unique
             for k, v in defaults.items():
                 g.setdefault(k, v)
             self.param_groups.append(g)
