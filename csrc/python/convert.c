@@ -593,6 +593,13 @@ static tg_tensor *scalar_tensor(PyObject *o, const tg_tensor *like) {
     if (PyBool_Check(o) || PyLong_Check(o)) {
         int overflow = 0;
         long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (overflow && like && like->dtype == TG_INT64) { /* NumPy 2 refuses it too */
+            PyErr_Format(PyExc_OverflowError,
+                         "int64: the Python int %R is out of bounds for the int64 tensor it "
+                         "is used with (expected -2**63 <= n < 2**63; use a float)",
+                         o);
+            return NULL;
+        }
         if (overflow) {
             double dv = PyLong_AsDouble(o);
             if (dv == -1.0 && PyErr_Occurred()) return NULL;
