@@ -505,11 +505,17 @@ static tg_status grad_hook_trampoline(tg_tensor *t, tg_tensor *grad, tg_tensor *
         }
         if (r != Py_None) {
             tg_tensor *n = tgpy_as_tensor(r, cur);
-            Py_DECREF(r);
             if (!n) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError,
+                             "hook: a gradient hook must return None or a tensor of the "
+                             "gradient's shape, got %s",
+                             Py_TYPE(r)->tp_name);
+                Py_DECREF(r);
                 st = tg_error_set(TG_ERR_CALLBACK, "hook: bad return value");
                 break;
             }
+            Py_DECREF(r);
             if (n->ndim != cur->ndim || memcmp(n->shape, cur->shape, sizeof(int64_t) * (size_t)n->ndim)) {
                 char a1[128], a2[128];
                 tg_shape_str(n->ndim, n->shape, a1, sizeof a1);

@@ -569,7 +569,7 @@ PyObject *tgpy_to_numpy(tg_tensor *t, PyObject *owner) {
         strides[i] = (npy_intp)(t->strides[i] * isz);
     }
     PyArray_Descr *d = PyArray_DescrFromType(tg_to_npy(t->dtype));
-    int flags = t->storage->readonly ? 0 : NPY_ARRAY_WRITEABLE;
+    int flags = t->storage->readonly || tgpy_is_broadcast_view(t) ? 0 : NPY_ARRAY_WRITEABLE;
     PyObject *arr = PyArray_NewFromDescr(&PyArray_Type, d, t->ndim, dims, strides,
                                          tg_tensor_data(t), flags, NULL);
     if (!arr) return NULL;
@@ -685,6 +685,30 @@ tg_tensor *tgpy_new_tensor(PyObject *o, int has_dtype, tg_dtype dt) {
                      o);
         return NULL;
     }
+    if (tn == NPY_OBJECT) { /* an int past int64 makes NumPy keep objects: say so */
+        PyObject *flat = PyArray_Ravel((PyArrayObject *)a, NPY_CORDER);
+        Py_ssize_t n = flat ? PySequence_Size(flat) : -1;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *it = PySequence_GetItem(flat, i);
+            if (!it) break;
+            int overflow = 0;
+            if (PyLong_Check(it) && !PyBool_Check(it)) PyLong_AsLongLongAndOverflow(it, &overflow);
+            if (overflow) {
+                PyErr_Format(PyExc_OverflowError,
+                             "tensor: the Python int %R (item %zd) does not fit in int64 "
+                             "(expected -2**63 <= n < 2**63; use floats, e.g. float(n), or "
+                             "dtype=tg.float64)",
+                             it, i);
+                Py_DECREF(it);
+                Py_DECREF(flat);
+                Py_DECREF(a);
+                return NULL;
+            }
+            Py_DECREF(it);
+        }
+        Py_XDECREF(flat);
+        PyErr_Clear();
+    }
     if (tn == NPY_OBJECT || tn == NPY_STRING || tn == NPY_UNICODE) {
         Py_DECREF(a);
         PyErr_Format(PyExc_TypeError,
@@ -747,6 +771,35 @@ tg_tensor *tgpy_as_tensor(PyObject *o, const tg_tensor *like) {
     PyErr_Format(PyExc_TypeError,
                  "expected a Tensor, a NumPy array, a list or a number, got %s",
                  Py_TYPE(o)->tp_name);
+    return NULL;
+}
+
+/* Put "who: " in front of the message of the pending exception (same type),
+ * unless it already starts with it.  Returns NULL. */
+PyObject *tgpy_prefix_error(const char *who) {
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (!t) return NULL;
+    PyErr_NormalizeException(&t, &v, &tb);
+    PyObject *s = v ? PyObject_Str(v) : NULL;
+    const char *msg = s ? PyUnicode_AsUTF8(s) : NULL;
+    size_t n = strlen(who);
+    if (!msg || (strncmp(msg, who, n) == 0 && msg[n] == ':')) {
+        PyErr_Clear();
+        Py_XDECREF(s);
+        PyErr_Restore(t, v, tb);
+        return NULL;
+    }
+    PyErr_Format(t, "%s: %s", who, msg);
+    Py_DECREF(s);
+    PyObject *t2, *v2, *tb2;
+    PyErr_Fetch(&t2, &v2, &tb2);
+    PyErr_NormalizeException(&t2, &v2, &tb2);
+    if (v2 && v) PyException_SetCause(v2, v); /* steals v */
+    else Py_XDECREF(v);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    PyErr_Restore(t2, v2, tb2);
     return NULL;
 }
 
@@ -826,10 +879,41 @@ int tgpy_axes(PyObject *o, int64_t *axes, int *naxes) {
     return -1;
 }
 
+/* One shape entry (an int or anything with __index__) into *out. */
+static int shape_entry(const char *fname, PyObject *o, Py_ssize_t i, int64_t *out) {
+    PyObject *n = PyNumber_Index(o);
+    if (!n) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: shape entries must be ints, got %s", fname,
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(n, &overflow);
+    if (overflow) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: shape entry %zd is %R, too large (the number of elements must fit "
+                     "in int64)",
+                     fname, i, n);
+        Py_DECREF(n);
+        return -1;
+    }
+    Py_DECREF(n);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    *out = v;
+    return 0;
+}
+
+/* a 0-d integer ndarray counts as an int (NumPy accepts np.zeros(np.array(3))) */
+static int is_int_scalar_array(PyObject *o) {
+    return PyArray_Check(o) && PyArray_NDIM((PyArrayObject *)o) == 0 &&
+           (PyArray_ISINTEGER((PyArrayObject *)o) || PyArray_ISBOOL((PyArrayObject *)o));
+}
+
 int tgpy_shape_obj(const char *fname, PyObject *o, int64_t *shape, int *ndim) {
-    if (PyLong_Check(o) || (PyIndex_Check(o) && !tgpy_is_tensor(o) && !PyArray_Check(o))) {
-        shape[0] = PyLong_AsLongLong(o);
-        if (shape[0] == -1 && PyErr_Occurred()) return -1;
+    if (PyLong_Check(o) || (PyIndex_Check(o) && !tgpy_is_tensor(o) && !PyArray_Check(o)) ||
+        is_int_scalar_array(o)) {
+        if (shape_entry(fname, o, 0, &shape[0])) return -1;
         *ndim = 1;
         return 0;
     }
@@ -849,17 +933,15 @@ int tgpy_shape_obj(const char *fname, PyObject *o, int64_t *shape, int *ndim) {
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
-        if (!PyLong_Check(it) && !PyIndex_Check(it)) {
+        if ((!PyLong_Check(it) && !PyIndex_Check(it)) ||
+            (PyArray_Check(it) && !is_int_scalar_array(it))) {
             Py_DECREF(seq);
             PyErr_Format(PyExc_TypeError, "%s: shape entries must be ints, got %s", fname,
                          Py_TYPE(it)->tp_name);
             return -1;
         }
-        shape[i] = PyLong_AsLongLong(it);
-        if (shape[i] == -1 && PyErr_Occurred()) {
+        if (shape_entry(fname, it, i, &shape[i])) {
             Py_DECREF(seq);
-            PyErr_Clear();
-            PyErr_Format(PyExc_ValueError, "%s: shape entry %zd is too large", fname, i);
             return -1;
         }
     }
@@ -869,8 +951,8 @@ int tgpy_shape_obj(const char *fname, PyObject *o, int64_t *shape, int *ndim) {
 }
 
 int tgpy_shape(const char *fname, PyObject *const *args, Py_ssize_t nargs, int64_t *shape, int *ndim) {
-    if (nargs == 1 && !PyLong_Check(args[0]) && !PyIndex_Check(args[0]))
-        return tgpy_shape_obj(fname, args[0], shape, ndim);
+    if (nargs == 1 && ((!PyLong_Check(args[0]) && !PyIndex_Check(args[0])) || PyArray_Check(args[0])))
+        return tgpy_shape_obj(fname, args[0], shape, ndim); /* a sequence, or an ndarray */
     if (nargs > TG_MAX_DIMS) {
         PyErr_Format(PyExc_ValueError, "%s: %zd dimensions requested, at most %d are supported",
                      fname, nargs, TG_MAX_DIMS);
@@ -882,8 +964,7 @@ int tgpy_shape(const char *fname, PyObject *const *args, Py_ssize_t nargs, int64
                          Py_TYPE(args[i])->tp_name);
             return -1;
         }
-        shape[i] = PyLong_AsLongLong(args[i]);
-        if (shape[i] == -1 && PyErr_Occurred()) return -1;
+        if (shape_entry(fname, args[i], i, &shape[i])) return -1;
     }
     *ndim = (int)nargs;
     return 0;

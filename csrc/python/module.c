@@ -111,6 +111,21 @@ FUNC(full) {
     bool is_int = !PyBool_Check(a[1]) && !PyFloat_Check(a[1]) && (PyLong_Check(a[1]) || PyIndex_Check(a[1]));
     tg_dtype deflt = is_int ? TG_INT64 : TG_FLOAT32;
     if (tgpy_parse_dtype(a[2], deflt, &dt)) return NULL;
+    if (is_int && dt == TG_INT64) {
+        int overflow = 0;
+        PyObject *n = PyNumber_Index(a[1]);
+        if (!n) return NULL;
+        PyLong_AsLongLongAndOverflow(n, &overflow);
+        if (overflow) {
+            PyErr_Format(PyExc_OverflowError,
+                         "full: fill_value %R does not fit in int64 (expected -2**63 <= value < "
+                         "2**63; pass a float or dtype=tg.float64)",
+                         n);
+            Py_DECREF(n);
+            return NULL;
+        }
+        Py_DECREF(n);
+    }
     tg_tensor *t = tg_tensor_full(nd, shape, v, dt);
     if (t && is_int && dt == TG_INT64) { /* exact beyond 2**53 */
         long long iv = PyLong_AsLongLong(a[1]);
@@ -250,9 +265,9 @@ FUNC(_random_u64) { return PyLong_FromUnsignedLongLong(tg_random_u64()); }
 /* ===================================================================== */
 
 /* A NEW array of n tensors from a sequence (converted), or NULL. */
-static tg_tensor **tensor_list(PyObject *seq, int *n) {
+static tg_tensor **tensor_list(const char *who, PyObject *seq, int *n) {
     PyObject *fast = PySequence_Fast(seq, "expected a sequence of tensors");
-    if (!fast) return NULL;
+    if (!fast) return (tg_tensor **)tgpy_prefix_error(who);
     Py_ssize_t len = PySequence_Fast_GET_SIZE(fast);
     tg_tensor **ts = PyMem_Calloc(len ? (size_t)len : 1, sizeof *ts);
     if (!ts) {
@@ -266,7 +281,7 @@ static tg_tensor **tensor_list(PyObject *seq, int *n) {
             for (Py_ssize_t j = 0; j < i; j++) tg_tensor_release(ts[j]);
             PyMem_Free(ts);
             Py_DECREF(fast);
-            return NULL;
+            return (tg_tensor **)tgpy_prefix_error(who);
         }
     }
     Py_DECREF(fast);
@@ -291,7 +306,7 @@ static PyObject *join(const char *fname, tg_tensor *(*f)(int, tg_tensor *const *
     long long axis = ax ? PyLong_AsLongLong(ax) : 0;
     if (axis == -1 && PyErr_Occurred()) return NULL;
     int n;
-    tg_tensor **ts = tensor_list(a[0], &n);
+    tg_tensor **ts = tensor_list(fname, a[0], &n);
     if (!ts) return NULL;
     tg_tensor *r = f(n, ts, axis);
     free_list(ts, n);
@@ -565,7 +580,7 @@ FUNC(_op_apply) {
     tg_params p;
     if (tg_params_parse(ptext, &p)) return tgpy_raise();
     int n;
-    tg_tensor **ts = tensor_list(a[1], &n);
+    tg_tensor **ts = tensor_list(name, a[1], &n);
     if (!ts) return NULL;
     tg_tensor *r = tg_op_apply(op, n, ts, &p);
     free_list(ts, n);

@@ -506,8 +506,14 @@ static tg_tensor *apply_index(tg_tensor *x, PyObject *key, bool basic_only) {
             if (tgpy_is_tensor(o)) {
                 v = *(const int64_t *)tg_tensor_data(TENSOR(o));
             } else {
-                v = PyLong_AsLongLong(o);
-                if (v == -1 && PyErr_Occurred()) {
+                int overflow = 0;
+                v = PyLong_AsLongLongAndOverflow(o, &overflow);
+                if (overflow)
+                    PyErr_Format(PyExc_IndexError,
+                                 "index: index %R is out of range (an index must lie in "
+                                 "-size <= i < size of its dimension)",
+                                 o);
+                if (overflow || (v == -1 && PyErr_Occurred())) {
                     tg_tensor_release(r);
                     r = NULL;
                     break;
@@ -676,6 +682,12 @@ static int setitem_advanced(PyObject *self, index_spec *sp, PyObject *value) {
         PyErr_SetString(PyExc_RuntimeError, "setitem: the tensor's memory is read-only");
         return -1;
     }
+    if (tgpy_is_broadcast_view(x)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "setitem: the tensor is a broadcast view (stride 0); several elements "
+                        "share one memory location");
+        return -1;
+    }
     PyObject *key = PyTuple_New(sp->n), *arr = NULL, *val = NULL;
     int rc = -1;
     if (!key) return -1;
@@ -768,6 +780,7 @@ static int tensor_setitem(PyObject *self, PyObject *key, PyObject *value) {
     tg_tensor *src = tgpy_as_tensor(value, x);
     if (!src) {
         tg_tensor_release(v);
+        tgpy_prefix_error("setitem");
         return -1;
     }
     bool prev = tg_set_grad_enabled(false);
@@ -804,6 +817,14 @@ static int tensor_getbuffer(PyObject *self, Py_buffer *view, int flags) {
         PyErr_SetString(PyExc_BufferError, "the tensor's memory is read-only");
         return -1;
     }
+    bool bcast = tgpy_is_broadcast_view(t);
+    if ((flags & PyBUF_WRITABLE) && bcast) {
+        PyErr_SetString(PyExc_BufferError,
+                        "the tensor is a broadcast view (several elements share one memory "
+                        "location): its buffer is read-only, as numpy.broadcast_to's is; use a "
+                        "copy (t.contiguous())");
+        return -1;
+    }
     bool saved = t->storage->saved_count > 0;
     if ((flags & PyBUF_WRITABLE) && saved) {
         PyErr_SetString(PyExc_BufferError,
@@ -826,7 +847,7 @@ static int tensor_getbuffer(PyObject *self, Py_buffer *view, int flags) {
         PyErr_SetString(PyExc_BufferError, "the tensor is not contiguous; ask for a strided buffer");
         return -1;
     }
-    int readonly = t->storage->readonly || saved;
+    int readonly = t->storage->readonly || saved || bcast;
     mem[2 * TG_MAX_DIMS] = !readonly;
     if (!readonly && tgpy_buffer_export(t->storage) < 0) {
         PyMem_Free(mem);

@@ -402,3 +402,166 @@ def test_one_hot_negative_num_classes():
     np.testing.assert_array_equal(tg.one_hot(tg.tensor([1, 0]), num_classes=-1).numpy(),
                                   [[0, 1], [1, 0]])
     assert tg.one_hot(tg.tensor([1, 0]), num_classes=3).shape == (2, 3)
+
+
+# ---- 13: broadcast views export read-only memory -----------------------------------
+
+def test_broadcast_view_buffers_are_read_only_like_numpy():
+    ref = np.broadcast_to(np.ones(3, np.float32), (2, 3))
+    assert not ref.flags.writeable
+    b = tg.broadcast_to(tg.ones(3), (2, 3))
+    assert memoryview(b).readonly
+    arr = np.asarray(b)
+    assert not arr.flags.writeable
+    with pytest.raises(ValueError):
+        arr[0, 0] = 5
+    assert not b.numpy().flags.writeable
+    import struct
+    with pytest.raises(TypeError):  # a writable buffer is refused
+        struct.pack_into("f", b, 0, 5.0)
+    with raises(RuntimeError, "broadcast view"):
+        b[tg.tensor([0]), 0] = 5.0
+    np.testing.assert_array_equal(b.numpy(), np.ones((2, 3)))
+    # a plain (non-broadcast) view stays writable
+    v = tg.ones(2, 3)[:, 1]
+    assert not memoryview(v).readonly
+
+
+# ---- errors that name the op and say what was expected -----------------------------
+
+def test_errors_name_the_op():
+    t = tg.zeros(3, dtype=tg.int64)
+    with raises(OverflowError, "tensor:", "does not fit in int64"):
+        tg.tensor([1, 2**70])
+    with raises(OverflowError, "full:", "does not fit in int64"):
+        tg.full((2,), 2**70)
+    np.testing.assert_array_equal(tg.full((2,), 2**70, dtype=tg.float64).numpy(), [2.0**70] * 2)
+    with raises(IndexError, "index:", "out of range"):
+        t[2**63]
+    with raises(IndexError, "index:"):
+        t[-(2**63) - 1]
+    with raises(TypeError, "concat:", "got str"):
+        tg.concat([t, "x"])
+    with raises(TypeError, "setitem:", "got str"):
+        t[0] = "x"
+    with raises(ValueError, "zeros:", "too large"):
+        tg.zeros(2**70)
+    with raises(ValueError, "ones:", "shape entry 1"):
+        tg.ones((2, 2**64))
+
+
+def test_shape_from_a_numpy_integer_array():
+    for make in (tg.zeros, tg.ones, tg.empty):
+        assert make(np.array([2, 3])).shape == np.zeros(np.array([2, 3])).shape == (2, 3)
+        assert make(np.array(4)).shape == (4,)
+        assert make((np.int32(2), np.int64(3))).shape == (2, 3)
+    assert tg.full(np.array([2, 1]), 1.5).shape == (2, 1)
+    with raises(TypeError, "zeros:", "shape entries must be ints"):
+        tg.zeros(np.array([2.0, 3.0]))
+
+
+def test_hook_returning_a_string():
+    x = tg.ones(2, requires_grad=True)
+    x.register_hook(lambda g: "str")
+    with raises(TypeError, "hook:", "must return None or a tensor", "got str"):
+        (x * 2).sum().backward()
+
+
+def test_from_dlpack_errors():
+    with raises(TypeError, "from_dlpack:", "DLPack protocol", "got int"):
+        tg.from_dlpack(5)
+
+    class NotACapsule:
+        def __dlpack__(self, **kw):
+            return 5
+
+        def __dlpack_device__(self):
+            return (1, 0)
+
+    with pytest.raises(Exception) as info:
+        tg.from_dlpack(NotACapsule())
+    assert str(info.value).startswith("from_dlpack:")
+    assert "capsule" in str(info.value)
+    if torch is not None:
+        with raises(TypeError, "from_dlpack:", "float16"):
+            tg.from_dlpack(torch.ones(2, dtype=torch.float16))
+        t = tg.from_dlpack(torch.arange(3.0))
+        np.testing.assert_array_equal(t.numpy(), [0, 1, 2])
+
+
+def test_conv_padding_out_of_range():
+    F = tg.nn.functional
+    x, w = tg.ones(1, 1, 3, 3), tg.ones(1, 1, 2, 2)
+    for p in (2**31, 2**40):
+        with raises(ValueError, "conv2d:", "padding", "out of range"):
+            F.conv2d(x, w, padding=p)
+    with raises(ValueError, "conv2d:", "padding", "out of range"):
+        F.conv2d(x, w, padding=2**70)
+    with raises(ValueError, "conv2d:", "stride", "out of range"):
+        F.conv2d(x, w, stride=(1, 2**70))
+    assert F.conv2d(x, w, padding=1).shape == (1, 1, 4, 4)
+
+
+def test_tensor_dataset_of_a_0d_tensor():
+    with raises(ValueError, "TensorDataset", "0-d"):
+        tg.data.TensorDataset(tg.ones(()))
+    with raises(ValueError, "TensorDataset", "array 1 is 0-d"):
+        tg.data.TensorDataset(tg.ones(3), np.float32(1.0))
+
+
+@pytest.mark.parametrize("eps", [0, -1e-6, float("nan"), float("inf")])
+def test_gradcheck_eps_must_be_positive(eps):
+    x = tg.ones(2, dtype=tg.float64, requires_grad=True)
+    with raises(ValueError, "gradcheck:", "eps"):
+        tg.testing.gradcheck(lambda a: a * 2, [x], eps=eps)
+    with raises(ValueError, "gradcheck:", "eps"):
+        tg.testing.gradgradcheck(lambda a: a * a, [x], eps=eps)
+
+
+def _tiny_model():
+    from tapegrad import keras
+    m = keras.Sequential([keras.layers.Dense(2, input_shape=(3,))])
+    m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return m
+
+
+def test_keras_fit_with_no_samples_or_a_bad_batch_size():
+    m = _tiny_model()
+    x, y = np.zeros((0, 3), np.float32), np.zeros((0,), np.int64)
+    with raises(ValueError, "fit:", "no samples"):
+        m.fit(x, y, verbose=0)
+    with raises(ValueError, "evaluate:", "no samples"):
+        m.evaluate(x, y, verbose=0)
+    x, y = np.zeros((4, 3), np.float32), np.zeros((4,), np.int64)
+    for bs in (0, -1, 1.5, True):
+        with raises(ValueError, "fit:", "batch_size must be a positive int"):
+            m.fit(x, y, batch_size=bs, verbose=0)
+        with raises(ValueError, "evaluate:", "batch_size"):
+            m.evaluate(x, y, batch_size=bs, verbose=0)
+        with raises(ValueError, "predict:", "batch_size"):
+            m.predict(x, batch_size=bs)
+    hist = m.fit(x, y, batch_size=3, epochs=1, verbose=0)
+    assert np.isfinite(hist.history["loss"][0])
+
+
+def test_tape_closed_from_another_thread():
+    import threading
+    tape = tg.Tape()
+    tape.__enter__()
+    errors = []
+
+    def close():
+        try:
+            tape.__exit__(None, None, None)
+        except RuntimeError as e:
+            errors.append(str(e))
+
+    th = threading.Thread(target=close)
+    th.start()
+    th.join()
+    assert len(errors) == 1 and errors[0].startswith("Tape:") and "another thread" in errors[0]
+    tape.__exit__(None, None, None)  # the opening thread can still close it
+    x = tg.ones(2, requires_grad=True)
+    with tg.Tape() as t2:
+        x * 2
+    assert len(t2) == 1

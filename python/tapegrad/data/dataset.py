@@ -27,9 +27,13 @@ class TensorDataset(Dataset):
         if not arrays:
             raise ValueError("TensorDataset: give at least one array")
         self.arrays = [a.numpy() if isinstance(a, Tensor) else np.asarray(a) for a in arrays]
+        for k, a in enumerate(self.arrays):
+            if a.ndim == 0:
+                raise ValueError(f"TensorDataset: array {k} is 0-d (shape ()); expected arrays "
+                                 f"whose first dimension indexes the samples")
         n = len(self.arrays[0])
         for k, a in enumerate(self.arrays):
-            if a.ndim == 0 or len(a) != n:
+            if len(a) != n:
                 raise ValueError(f"TensorDataset: array {k} has {len(a) if a.ndim else 0} rows, "
                                  f"array 0 has {n}: all need the same first dimension")
 

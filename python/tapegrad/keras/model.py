@@ -152,6 +152,7 @@ class Sequential(nn.Module):
         y = np.asarray(y).astype(np.int64) if np.asarray(y).dtype.kind in "iu" else np.asarray(y, np.float32)
         if len(x) != len(y):
             raise ValueError(f"fit: x has {len(x)} samples but y has {len(y)}")
+        _check_batches("fit", len(x), batch_size)
         self._build(_to_tensor(x[:1]))
         self._ensure_optimizer()
         rng = np.random.default_rng(seed)
@@ -198,6 +199,9 @@ class Sequential(nn.Module):
         x = self._prep_x(x)
         y = np.asarray(y)
         y = y.astype(np.int64) if y.dtype.kind in "iu" else y.astype(np.float32)
+        if len(x) != len(y):
+            raise ValueError(f"evaluate: x has {len(x)} samples but y has {len(y)}")
+        _check_batches("evaluate", len(x), batch_size)
         self._build(_to_tensor(x[:1]))
         self.eval()
         tot_loss, correct = 0.0, 0
@@ -220,6 +224,7 @@ class Sequential(nn.Module):
     def predict(self, x, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
         """The model's outputs as a NumPy array (eval mode, no recording)."""
         x = self._prep_x(x)
+        _check_batches("predict", None, batch_size)
         self._build(_to_tensor(x[:1]))
         self.eval()
         outs = []
@@ -254,3 +259,12 @@ class Sequential(nn.Module):
             print_fn(f"{r[0]:<30}{r[1]:<20}{r[2]:>10,}")
         print_fn("=" * 60)
         print_fn(f"Total params: {total:,}")
+
+
+def _check_batches(who, n, batch_size):
+    """batch_size must be a positive int and (n given) there must be samples."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size <= 0:
+        raise ValueError(f"{who}: batch_size must be a positive int, got {batch_size!r}")
+    if n is not None and n == 0:
+        raise ValueError(f"{who}: x and y have no samples (expected at least one)")
