@@ -172,9 +172,10 @@ int tgpy_parse_dtype(PyObject *o, tg_dtype deflt, tg_dtype *out) {
  * a memoryview) cannot be revoked: while s is saved, buffers are exported
  * read-only (and a writable one is refused); a writable buffer exported
  * before and still alive makes the entry save a private copy instead (the
- * hook returns true).  Not covered: views that NumPy derives from these
- * arrays, other arrays over the same memory (the base of the array given to
- * from_numpy), DLPack consumers: see tests/fuzz/GUARANTEES.md.
+ * hook returns true).  Arrays over one buffer share one storage (see
+ * tgpy_from_numpy), so the lock of any of them covers the root array and
+ * every array given to from_numpy.  Not covered: views that NumPy derives
+ * from these arrays, DLPack consumers: see tests/fuzz/GUARANTEES.md.
  */
 typedef struct {
     PyObject *arrays;            /* list of weakrefs to aliasing ndarrays, or NULL */

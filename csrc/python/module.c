@@ -658,7 +658,9 @@ PyMethodDef tgpy_module_methods[] = {
     F(nll_loss, "nll_loss(input, target, reduction='mean')\n\nNegative log-likelihood of log-probabilities."),
     F(mse_loss, "mse_loss(input, target, reduction='mean')\n\nMean squared error."),
     F(binary_cross_entropy_with_logits, "binary_cross_entropy_with_logits(input, target, reduction='mean')"),
-    F(one_hot, "one_hot(labels, num_classes=None, dtype=float32)"),
+    F(one_hot, "one_hot(labels, num_classes=None, dtype=float32)\n\n"
+               "Rows of the identity picked by int64 labels; num_classes None or -1 infers it\n"
+               "(max label + 1), below -1 is a ValueError."),
     F(dropout, "dropout(x, p=0.5, training=True)\n\nInverted dropout."),
     F(sum_to_shape, "sum_to_shape(x, shape)\n\nSum x down to a shape it was broadcast from."),
     F(is_grad_enabled, "is_grad_enabled()\n\nWhether ops are being recorded on the tape (this thread)."),

@@ -565,3 +565,23 @@ def test_tape_closed_from_another_thread():
     with tg.Tape() as t2:
         x * 2
     assert len(t2) == 1
+
+
+def test_pow_zero_base_gradgradcheck_where_defined():
+    # 0 ** y is 0 for every y > 0: first and second derivatives in y are 0,
+    # and the finite differences agree
+    zero = tg.zeros(3, dtype=tg.float64)
+    y = tg.tensor([0.5, 1.0, 2.5], dtype=tg.float64, requires_grad=True)
+    assert tg.testing.gradcheck(lambda e: zero ** e, [y])
+    assert tg.testing.gradgradcheck(lambda e: zero ** e, [y])
+    # x ** 2 and x ** 3 around 0 (both sides defined for integer exponents)
+    x = tg.tensor([0.0, 1e-3, -1e-3], dtype=tg.float64, requires_grad=True)
+    for k in (2.0, 3.0):
+        assert tg.testing.gradcheck(lambda a: a ** k, [x])
+        assert tg.testing.gradgradcheck(lambda a: a ** k, [x])
+    # x ** 0 is the constant 1: its first derivative is 0 everywhere, 0 included
+    assert tg.testing.gradcheck(lambda a: a ** 0.0, [x])
+    # its second derivative goes through 0 * d(x ** -1)/dx, which is NaN at
+    # x = 0 in PyTorch too (checked against it above); elsewhere it is 0
+    xs = tg.tensor([0.5, -0.25, 2.0], dtype=tg.float64, requires_grad=True)
+    assert tg.testing.gradgradcheck(lambda a: a ** 0.0, [xs])

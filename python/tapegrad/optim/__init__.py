@@ -24,7 +24,13 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]
 
 class Optimizer:
     """Base class: holds ``param_groups`` (lists of parameters with their
-    hyper-parameters) and per-parameter ``state``."""
+    hyper-parameters) and per-parameter ``state``.
+
+    ``params`` is an iterable of tensors (``model.parameters()``, ``[w, b]``)
+    or of dicts with a ``"params"`` key (parameter groups); a bare tensor is a
+    ``TypeError``. A tensor listed twice in a group is kept once, with a
+    ``UserWarning``, so each ``step()`` updates it once; a tensor in two
+    groups is a ``ValueError``."""
 
     def __init__(self, params: Iterable, defaults: dict):
         name = type(self).__name__
