@@ -730,6 +730,8 @@ tg_tensor *tg_avg_pool2d(tg_tensor *x, int64_t kernel_h, int64_t kernel_w, int64
  * grads[i] the same shape and dtype, any layout, or NULL to skip parameter
  * i (its state is then not touched either).  State tensors start as zeros
  * (created by the caller).  Each written tensor's storage version is bumped.
+ * A tensor may appear once in params (twice is TG_ERR_VALUE: it would be
+ * stepped twice).
  * Returns TG_OK, or TG_ERR_VALUE (bad shape, layout or hyper-parameter),
  * TG_ERR_TYPE, TG_ERR_RUNTIME (read-only) or TG_ERR_MEMORY, having checked
  * everything before writing anything: a failed call changes nothing. */

@@ -651,6 +651,31 @@ START_TEST(grad_repeated_input) {
 }
 END_TEST
 
+/* The optimizer steps given one tensor twice stepped it twice. */
+START_TEST(optimizer_repeated_parameter) {
+    tg_tensor *w = tt_vec(2, (double[]){1, 2}, false);
+    tg_tensor *g = tt_vec(2, (double[]){1, 1}, false);
+    tg_tensor *b0 = tg_tensor_zeros(1, (int64_t[]){2}, TG_FLOAT64);
+    tg_tensor *b1 = tg_tensor_zeros(1, (int64_t[]){2}, TG_FLOAT64);
+    ck_tg(w && g && b0 && b1);
+    tg_tensor *ps[2] = {w, w}, *gs[2] = {g, g}, *s1[2] = {b0, b1}, *s2[2] = {b1, b0};
+    tg_error_clear();
+    ck_assert_int_eq(tg_sgd_step(2, ps, gs, NULL, 0.1, 0, 0, 0, false, true), TG_ERR_VALUE);
+    ck_tg_error(TG_ERR_VALUE, "sgd", "parameter 1 is the same tensor as parameter 0");
+    ck_assert_int_eq(tg_adam_step(2, ps, gs, s1, s2, 1, 0.1, 0.9, 0.999, 1e-8, 0, false), TG_ERR_VALUE);
+    ck_tg_error(TG_ERR_VALUE, "same tensor");
+    ck_assert_int_eq(tg_rmsprop_step(2, ps, gs, s1, s2, 0.1, 0.99, 1e-8, 0, 0), TG_ERR_VALUE);
+    ck_tg_error(TG_ERR_VALUE, "same tensor");
+    ck_assert(tt_diff_to(w, (double[]){1, 2}) == 0.0); /* nothing written */
+    ck_tg_ok(tg_sgd_step(1, ps, gs, NULL, 0.5, 0, 0, 0, false, true));
+    ck_assert(tt_diff_to(w, (double[]){0.5, 1.5}) == 0.0);
+    tg_tensor_release(w);
+    tg_tensor_release(g);
+    tg_tensor_release(b0);
+    tg_tensor_release(b1);
+}
+END_TEST
+
 Suite *regressions_suite(void) {
     Suite *s = suite_create("regressions");
     TCase *tc = tcase_create("fuzz");
@@ -683,6 +708,7 @@ Suite *regressions_suite(void) {
     tcase_add_test(ti, softmax_with_inf);
     tcase_add_test(ti, pow_grad_zero_base);
     tcase_add_test(ti, grad_repeated_input);
+    tcase_add_test(ti, optimizer_repeated_parameter);
     suite_add_tcase(s, ti);
     return s;
 }
