@@ -588,3 +588,19 @@ def test_pow_zero_base_gradgradcheck_where_defined():
     # x = 0 in PyTorch too (checked against it above); elsewhere it is 0
     xs = tg.tensor([0.5, -0.25, 2.0], dtype=tg.float64, requires_grad=True)
     assert tg.testing.gradgradcheck(lambda a: a ** 0.0, [xs])
+
+
+def test_the_lock_covers_the_base_array():
+    # before issue 15, a write through the base array of a from_numpy view was
+    # not seen: the lock now covers the whole buffer, and is lifted afterwards
+    a = np.arange(6.0)
+    t = tg.from_numpy(a[2:4])
+    x = tg.ones(2, dtype=tg.float64, requires_grad=True)
+    y = (x * t).sum()
+    with pytest.raises(ValueError, match="read-only"):
+        a[2] = 100.0
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 3.0])
+    assert a.flags.writeable
+    a[2] = 100.0
+    assert t.numpy()[0] == 100.0
