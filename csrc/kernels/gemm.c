@@ -99,7 +99,10 @@
  * row of a table of kernels and block sizes.  The library itself is built
  * for the baseline x86-64 (no -march flags), so it runs on any x86-64 and
  * uses what the CPU has.  The portable C micro-kernel of step 4 is the
- * fallback on other CPUs.  With AVX2 + FMA: 73-76 GFLOP/s at 1024^3, about
+ * fallback on other CPUs.  A SIMD row is trusted only after a known-answer
+ * self-test at its first use (selftest below): a kernel that never ran on
+ * the machines it was written on must not give a silently wrong matmul on
+ * the first machine that has the instructions.  With AVX2 + FMA: 73-76 GFLOP/s at 1024^3, about
  * 90% of OpenBLAS (NumPy) on the same core.
  *
  * Step 6, PACKED_SIMD_MT: threads.  Loop 5's columns (or, for a tall C,
