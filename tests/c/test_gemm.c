@@ -44,6 +44,7 @@
 #include "../../csrc/kernels/gemm.h"
 #include "../../csrc/kernels/threadpool.h"
 #include "../../csrc/kernels/dispatch.h"
+#include "tapegrad.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -577,6 +578,7 @@ END_TEST
 START_TEST(test_forced_path_refused)
 {
     setenv("TAPEGRAD_DISABLE_CPU_FEATURES", "avx512", 1);
+    tg_gemm_testing_reset();        /* as in a process started with it */
     ck_assert(!tg_gemm_isa_available("avx512"));
     ck_assert_int_eq(tg_gemm_force_isa("avx512"), -1);
     const char *why = tg_gemm_isa_refusal("avx512");
@@ -600,6 +602,47 @@ START_TEST(test_forced_path_refused)
         setenv("TAPEGRAD_GEMM", "avx2", 1);
         tg_gemm_testing_reset();
         ck_assert_str_eq(tg_gemm_isa(), "avx2");
+    }
+}
+END_TEST
+
+/* The public C API (tapegrad.h, "Kernel paths"): the path in use, the
+ * report of what went wrong, forcing with the library's errors. */
+START_TEST(test_public_kernel_api)
+{
+    ck_assert_str_eq(tg_kernel_path("gemm"), tg_gemm_isa());
+    ck_assert_ptr_nonnull(tg_kernel_path("vmath"));
+    ck_assert_ptr_null(tg_kernel_path("blas"));
+    ck_assert_int_eq(tg_error_status(), TG_ERR_VALUE);
+    ck_assert_ptr_nonnull(strstr(tg_error_message(), "unknown kernel family 'blas'"));
+    ck_assert_int_eq(tg_kernel_force("gemm", "baseline"), TG_OK);
+    ck_assert_str_eq(tg_kernel_path("gemm"), "generic");
+    ck_assert_int_eq(tg_kernel_force("gemm", "avx9000"), TG_ERR_VALUE);
+    ck_assert_ptr_nonnull(strstr(tg_error_message(), "'avx9000' is not a matmul kernel path"));
+    ck_assert_int_eq(tg_kernel_force("vmath", "sse9"), TG_ERR_VALUE);
+    ck_assert_int_eq(tg_kernel_force("fft", NULL), TG_ERR_VALUE);
+    setenv("TAPEGRAD_DISABLE_CPU_FEATURES", "avx512", 1);
+    ck_assert_int_eq(tg_kernel_force("gemm", "avx512"), TG_ERR_RUNTIME);
+    ck_assert_msg(strstr(tg_error_message(), "gemm path 'avx512' refused"), "%s", tg_error_message());
+    ck_assert_str_eq(tg_kernel_path("gemm"), "generic");      /* unchanged */
+    unsetenv("TAPEGRAD_DISABLE_CPU_FEATURES");
+    ck_assert_int_eq(tg_kernel_force("gemm", NULL), TG_OK);
+    ck_assert_str_eq(tg_kernel_path("gemm"), tg_gemm_isa());
+    /* the report: empty while all is well, then the failed self-test */
+    tg_dispatch_log_clear();
+    char buf[2048];
+    ck_assert_uint_eq(tg_kernel_report(buf, sizeof buf), 0);
+    ck_assert_str_eq(buf, "");
+    const char *row;
+    if (best_simd_row(&row)) {
+        ck_assert_int_eq(tg_gemm_testing_set_ukr(row, broken_f32, broken_f64), 0);
+        size_t n = tg_kernel_report(buf, sizeof buf);       /* makes the choice, then reports */
+        ck_assert_uint_eq(n, strlen(buf));
+        ck_assert_msg(strstr(buf, row) && strstr(buf, "failed their self-test"), "%s", buf);
+        ck_assert_str_ne(tg_kernel_path("gemm"), row);
+        char small[8];
+        ck_assert_uint_eq(tg_kernel_report(small, sizeof small), n);   /* snprintf-like */
+        ck_assert_uint_eq(strlen(small), 7);
     }
 }
 END_TEST
@@ -729,6 +772,7 @@ Suite *gemm_suite(void)
         tcase_add_test(tc, test_selftest_all_rows_broken);
     }
     tcase_add_test(tc, test_forced_path_refused);
+    tcase_add_test(tc, test_public_kernel_api);
     tcase_add_test(tc, test_selftest_once_under_threads);
     suite_add_tcase(s, tc);
     return s;
