@@ -563,6 +563,29 @@ void tg_set_kernel_bracket(tg_kernel_leave_fn leave, tg_kernel_enter_fn enter);
 /* Elements (or multiply-adds) above which a kernel is bracketed. */
 #define TG_BRACKET_MIN_WORK 65536
 
+/* Kernel paths.  The matmul kernels ("gemm": "avx512", "avx2", "generic")
+ * and the vector math and reductions ("vmath": "avx2", "baseline") each
+ * have SIMD paths and a portable C one.  The first use of a family picks
+ * the best path the CPU can run (or the one TAPEGRAD_GEMM / TAPEGRAD_VMATH
+ * names) and, before using a SIMD path, runs a known-answer self-test
+ * against the portable one; a path that fails is not used and the next one
+ * is tried.  Thread-safe; once per process.
+ *
+ * tg_kernel_path: the path in use ("avx2", ...; static string), or NULL
+ *   (TG_ERR_VALUE) for an unknown family.  Makes the choice if needed.
+ * tg_kernel_report: what went wrong while choosing -- a self-test that
+ *   failed (and what differed), a forced path that was refused -- one line
+ *   each, "" if nothing; copied into buf[0..size) like snprintf (returns the
+ *   full length).
+ * tg_kernel_force: use `path` for `family` from now on (NULL path: the
+ *   default choice again).  TG_ERR_VALUE for an unknown family or path,
+ *   TG_ERR_RUNTIME if this CPU cannot run it or it failed its self-test
+ *   (the message says which); the choice is then unchanged.  For tests and
+ *   benchmarks: do not call while other threads run kernels. */
+const char *tg_kernel_path(const char *family);
+size_t tg_kernel_report(char *buf, size_t size);
+tg_status tg_kernel_force(const char *family, const char *path);
+
 /* ===================================================================== */
 /* Ops.  Each returns a NEW reference or NULL with the error set.         */
 /* Float ops accept float32 and float64 (int64 where stated).             */

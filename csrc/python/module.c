@@ -6,6 +6,7 @@
 #define TGPY_IMPORT_ARRAY
 #include "common.h"
 
+#define TG_GEMM_INTERNAL
 #include "../kernels/gemm.h"
 #include "../kernels/threadpool.h"
 #include "../kernels/vmath.h"
@@ -622,6 +623,69 @@ FUNC(gemm_isa) { return PyUnicode_FromString(tg_gemm_isa()); }
 FUNC(threads_default_source) { return PyUnicode_FromString(tg_threads_default_source()); }
 FUNC(vmath_isa) { return PyUnicode_FromString(tg_vmath()->name); }
 
+/* {"path": ..., "paths": [{"name", "available", "selftest", "detail",
+ * "selftest_us", "in_use"}, ...]} for one family. */
+static PyObject *family_info(tg_kernel_path_info *p, int n) {
+    PyObject *list = PyList_New(0);
+    if (!list) return NULL;
+    const char *cur = "";
+    for (int i = 0; i < n; i++) {
+        if (p[i].in_use) cur = p[i].name;
+        const char *st = p[i].selftest > 0 ? "passed" : p[i].selftest < 0 ? "failed" : "not run";
+        PyObject *d = Py_BuildValue("{s:s,s:O,s:s,s:s,s:d,s:O}", "name", p[i].name, "available",
+                                    p[i].available ? Py_True : Py_False, "selftest", st, "detail",
+                                    p[i].detail, "selftest_us", p[i].selftest_us, "in_use",
+                                    p[i].in_use ? Py_True : Py_False);
+        if (!d || PyList_Append(list, d) < 0) {
+            Py_XDECREF(d);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(d);
+    }
+    PyObject *r = Py_BuildValue("{s:s,s:N}", "path", cur, "paths", list);
+    return r;
+}
+FUNC(kernel_paths) {
+    tg_kernel_path_info g[8], v[8];
+    int ng = tg_gemm_paths(g, 8), nv = tg_vmath_paths(v, 8);
+    return Py_BuildValue("{s:N,s:N}", "gemm", family_info(g, ng < 8 ? ng : 8), "vmath",
+                         family_info(v, nv < 8 ? nv : 8));
+}
+FUNC(kernel_report) {
+    char buf[4096];
+    tg_kernel_report(buf, sizeof buf);
+    return PyUnicode_FromString(buf);
+}
+FUNC(_force_kernel) {
+    ARGS("_force_kernel", 2, 2, "family", "path")
+    const char *family = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
+    if (!family) return NULL;
+    const char *path = NULL;
+    if (a[1] && a[1] != Py_None) {
+        path = PyUnicode_AsUTF8(a[1]);
+        if (!path) return NULL;
+    }
+    if (tg_kernel_force(family, path) != TG_OK) return tgpy_raise();
+    Py_RETURN_NONE;
+}
+FUNC(_testing_break_gemm) {
+    ARGS("_testing_break_gemm", 1, 1, "path")
+    const char *path = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
+    if (!path) return NULL;
+    if (tg_gemm_testing_break(path) != 0) {
+        PyErr_Format(PyExc_ValueError, "_testing_break_gemm: no SIMD matmul path '%s'", path);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+FUNC(_testing_restore_kernels) {
+    tg_gemm_testing_set_ukr("avx2", NULL, NULL);
+    tg_gemm_testing_set_ukr("avx512", NULL, NULL);
+    tg_vmath_testing_set_table(NULL);
+    Py_RETURN_NONE;
+}
+
 #define F(name, doc) {#name, (PyCFunction)(void (*)(void))f_##name, METH_FASTCALL | METH_KEYWORDS, doc}
 PyMethodDef tgpy_module_methods[] = {
     F(tensor, "tensor(data, dtype=None, requires_grad=False)\n\n"
@@ -684,6 +748,19 @@ PyMethodDef tgpy_module_methods[] = {
     F(gemm_isa, "gemm_isa()\n\nThe matmul micro-kernel chosen for this CPU."),
     F(threads_default_source, "threads_default_source()\n\nWhich rule set the default thread count: "
                               "'TAPEGRAD_NUM_THREADS', 'OMP_NUM_THREADS' or 'cpus'."),
+    F(kernel_paths, "kernel_paths()\n\nFor 'gemm' (matmul) and 'vmath' (exp/log/tanh/sigmoid, reductions, optimizer\n"
+                    "loops): the path in use and, for every compiled path, whether this CPU can run\n"
+                    "it, its self-test result ('passed', 'failed', 'not run'), why (detail) and its\n"
+                    "cost in microseconds. tg.config() reports the same."),
+    F(kernel_report, "kernel_report()\n\nWhat went wrong while choosing the kernel paths (a failed self-test, a\n"
+                     "refused TAPEGRAD_GEMM / TAPEGRAD_VMATH), one line each; '' if nothing."),
+    F(_force_kernel, "_force_kernel(family, path)\n\nFor tests: use path ('avx512', 'avx2', 'baseline', ...) for\n"
+                     "family ('gemm' or 'vmath'); None: the default. Raises RuntimeError if this CPU\n"
+                     "cannot run it or it failed its self-test, ValueError for an unknown name."),
+    F(_testing_break_gemm, "_testing_break_gemm(path)\n\nFor tests: put a deliberately broken micro-kernel (a wrong\n"
+                           "edge-tile store) in a SIMD matmul path and forget the choice, so that the next\n"
+                           "matmul runs the self-test again."),
+    F(_testing_restore_kernels, "_testing_restore_kernels()\n\nFor tests: undo _testing_break_gemm."),
     F(vmath_isa, "vmath_isa()\n\nThe build of the vectorized exp/log/tanh/sigmoid and sum kernels in use:\n"
                  "'avx2' or 'baseline' (TAPEGRAD_VMATH=baseline forces the latter)."),
     {NULL}};
