@@ -4,7 +4,6 @@ package is hidden from a fresh interpreter with sys.modules[name] = None)."""
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ HINT = 'pip install "tapegrad[coursework]"'
 
 
 def extras():
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+")
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
 
 
