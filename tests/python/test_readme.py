@@ -136,7 +136,10 @@ def relative_targets(md_file):
         yield target.split("#", 1)[0]
 
 
-MD_FILES = [README] + sorted(p for p in (ROOT / "docs").rglob("*.md") if "_build" not in p.parts)
+# not the build output nor the pages the docs build generates (docs/conf.py's
+# exclude_patterns: they are included into other pages, relative to those)
+MD_FILES = [README] + sorted(p for p in (ROOT / "docs").rglob("*.md")
+                             if not {"_build", "_generated", "_ext"} & set(p.parts))
 
 
 @pytest.mark.parametrize("md_file", MD_FILES, ids=[str(p.relative_to(ROOT)) for p in MD_FILES])
