@@ -27,9 +27,33 @@ The package ships only the student versions of the course's assignments
 from pathlib import Path
 
 from .checks import GRAPH_OPS, CheckError, assert_grads_close, assert_vjp_correct, example_graph
-from .grade import Report, TestResult, check, grade, run_tests
-from .notebook import NotebookFormatError
-from .release import export_tests, release, release_notebook
+
+#: The packages of the ``coursework`` extra (``pip install "tapegrad[coursework]"``):
+#: notebooks are read with nbformat and run in a Jupyter kernel.
+REQUIRES = ("nbformat", "jupyter_client", "ipykernel", "nbclient")
+
+
+def missing_message(package: str) -> str:
+    """One line saying that ``package`` is missing and which extra installs it."""
+    return (f"tapegrad.coursework needs the optional package {package!r}, which is not "
+            f"installed: pip install \"tapegrad[coursework]\"")
+
+
+try:
+    from .grade import Report, TestResult, check, grade, run_tests
+    from .notebook import NotebookFormatError
+    from .release import export_tests, release, release_notebook
+except ModuleNotFoundError as _exc:
+    if _exc.name not in REQUIRES:
+        raise
+    _MISSING = _exc.name
+    del _exc
+
+    def __getattr__(name):
+        # the checks above work without the extra; release/check/grade need it
+        if name in __all__:
+            raise ModuleNotFoundError(missing_message(_MISSING), name=_MISSING)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["assert_vjp_correct", "assert_grads_close", "CheckError", "example_graph",
            "GRAPH_OPS", "release", "release_notebook", "export_tests", "check", "grade",

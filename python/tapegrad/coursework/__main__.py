@@ -20,10 +20,20 @@ def _env(pairs):
     return env
 
 
-def main(argv=None) -> int:
-    from . import assignments_dir, check, export_tests, grade, release
-    from .notebook import NotebookFormatError
+def _require(packages):
+    """Exit with one line naming the extra if one of ``packages`` is missing."""
+    import importlib
 
+    from . import missing_message
+    for name in packages:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            print(f"error: {missing_message(name)}", file=sys.stderr)
+            raise SystemExit(2)
+
+
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tapegrad.coursework",
                                  description="Release, check and grade tapegrad assignments "
                                              "(nbgrader's notebook format).")
@@ -53,6 +63,19 @@ def main(argv=None) -> int:
     f.add_argument("dst")
     a = ap.parse_args(argv)
 
+    from . import REQUIRES, assignments_dir
+    if a.cmd == "fetch":  # needs nothing of the coursework extra
+        dst = Path(a.dst)
+        dst.mkdir(parents=True, exist_ok=True)
+        for p in sorted(assignments_dir().glob("*.ipynb")):
+            shutil.copy(p, dst / p.name)
+            print(f"copied {dst / p.name}")
+        return 0
+    # check and grade run notebooks in a Jupyter kernel; all commands read them
+    _require(REQUIRES if a.cmd in ("check", "grade") else ["nbformat"])
+    from . import check, export_tests, grade, release
+    from .notebook import NotebookFormatError
+
     try:
         if a.cmd == "release":
             for p in release(a.src, a.dst):
@@ -61,13 +84,6 @@ def main(argv=None) -> int:
         if a.cmd == "export-tests":
             for p in export_tests(a.src, a.dir):
                 print(f"wrote {p}")
-            return 0
-        if a.cmd == "fetch":
-            dst = Path(a.dst)
-            dst.mkdir(parents=True, exist_ok=True)
-            for p in sorted(assignments_dir().glob("*.ipynb")):
-                shutil.copy(p, dst / p.name)
-                print(f"copied {dst / p.name}")
             return 0
         if a.cmd == "check":
             rep = check(a.notebook, timeout=a.timeout, env=_env(a.env))
