@@ -27,8 +27,10 @@ can be read without tapegrad (``np.load(path)`` and ``json.loads``), which
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
+import zlib
 from collections import OrderedDict
 from typing import Any
 
@@ -160,11 +162,36 @@ class _Reader:
     def array(self, key, manifest: bool = False) -> np.ndarray:
         if not isinstance(key, str) or (key == _MANIFEST) != manifest or key not in self.z.files:
             raise self.bad(f"the manifest refers to an array {key!r} that is not in the file")
+        fmt = np.lib.format
         try:
+            # read the .npy header first: refuse object arrays (their data is a
+            # pickle) and shapes larger than the member's data before NumPy
+            # allocates anything
+            info = self.z.zip.getinfo(key + ".npy")
+            with self.z.zip.open(info) as fh:
+                version = fmt.read_magic(fh)
+                if version == (1, 0):
+                    shape, _, dtype = fmt.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, _, dtype = fmt.read_array_header_2_0(fh)
+                else:
+                    raise self.bad(f"array {key!r} uses .npy format version {version}")
+            if dtype.hasobject:
+                raise ValueError(f"tg.load: array {key!r} in {self.source} holds pickled Python "
+                                 f"objects; tapegrad never unpickles (unpickling can run code)")
+            nbytes = math.prod(shape) * dtype.itemsize
+            if nbytes > info.file_size:
+                raise self.bad(f"array {key!r} declares shape {shape} of {dtype} ({nbytes} bytes) "
+                               f"but holds {info.file_size} bytes")
             return self.z[key]
-        except ValueError as e:  # an object array: would need unpickling
-            raise ValueError(f"tg.load: array {key!r} in {self.source} holds pickled Python "
-                             f"objects; tapegrad never unpickles (unpickling can run code)") from e
+        except ValueError as e:
+            if str(e).startswith("tg.load"):
+                raise
+            raise self.bad(f"array {key!r} cannot be read ({e})") from None
+        except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, SyntaxError,
+                UnicodeDecodeError, TypeError, OverflowError,
+                NotImplementedError, RuntimeError) as e:  # zipfile: unknown method, encrypted
+            raise self.bad(f"array {key!r} cannot be read ({type(e).__name__}: {e})") from None
 
     def node(self, n) -> Any:
         if not isinstance(n, dict) or "type" not in n:
@@ -254,7 +281,7 @@ def load(f, map_location=None, weights_only: bool = True) -> Any:
                              f"run arbitrary code: convert it to tensors in the program that "
                              f"made it and tg.save those") from None
         raise ValueError(f"tg.load: {source} is not a tapegrad file ({e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
+    except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as e:
         if isinstance(e, FileNotFoundError):
             raise
         raise ValueError(f"tg.load: {source} is not a tapegrad file ({e})") from None
