@@ -244,3 +244,31 @@ def test_add_module_and_register_parameter_check_names_and_types():
     m.add_module("x", nn.ReLU())
     m.add_module("x", nn.Tanh())  # re-registering the same name is allowed
     assert isinstance(m.x, nn.Tanh)
+
+
+@pytest.mark.parametrize("value, fix", [([nn.Linear(1, 1), nn.ReLU()], "nn.ModuleList"),
+                                        ((nn.ReLU(),), "nn.ModuleList"),
+                                        ({"a": nn.ReLU()}, "nn.ModuleDict"),
+                                        ([nn.Parameter(tg.zeros(1))], "nn.ParameterList"),
+                                        ({"w": nn.Parameter(tg.zeros(1))}, "nn.ParameterDict")])
+def test_a_plain_list_of_modules_warns_that_it_is_not_registered(value, fix):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = value
+
+    with pytest.warns(UserWarning, match=rf"Net.layers: a plain .* not registered.*{fix}"):
+        net = Net()
+    assert list(net.parameters()) == []  # the reason for the warning
+
+
+def test_plain_lists_of_other_things_do_not_warn():
+    import warnings
+    m = nn.Module()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.sizes = [1, 2]
+        m.empty = []
+        m.mixed = [nn.ReLU(), 3]
+        m.tensors = [tg.zeros(1)]
+        m.layers = nn.ModuleList([nn.ReLU()])

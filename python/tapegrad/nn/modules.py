@@ -6,6 +6,7 @@ are also given to the tensors, so the tape and the drawings show them.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import OrderedDict
 from typing import Any, Callable, Iterator
 
@@ -57,6 +58,31 @@ def _check_child_name(owner, name, what: str):
         raise KeyError(f"{cls}: {what} {name!r} is already an attribute of {cls}")
 
 
+def _warn_if_hidden(owner, name: str, value):
+    """A plain list/tuple/dict of modules or parameters is not registered (in
+    PyTorch neither), so parameters(), state_dict(), train() and the optimizer
+    never see them: the most common silent mistake, so say it."""
+    if isinstance(value, dict):
+        items, kind = list(value.values()), "dict"
+    elif isinstance(value, (list, tuple)):
+        items, kind = list(value), type(value).__name__
+    else:
+        return
+    if not items:
+        return
+    if all(isinstance(v, Module) for v in items):
+        fix = "nn.ModuleDict" if kind == "dict" else "nn.ModuleList"
+        what = "Modules"
+    elif all(isinstance(v, Parameter) for v in items):
+        fix = "nn.ParameterDict" if kind == "dict" else "nn.ParameterList"
+        what = "Parameters"
+    else:
+        return
+    warnings.warn(f"{type(owner).__name__}.{name}: a plain {kind} of {len(items)} {what} is not "
+                  f"registered, so parameters(), state_dict(), train()/eval() and the optimizer "
+                  f"will not see them; wrap it: self.{name} = {fix}(...)", UserWarning, stacklevel=3)
+
+
 class Module:
     """Base class of layers and models.
 
@@ -84,6 +110,7 @@ class Module:
             (self._parameters if isinstance(value, Parameter) else self._modules)[name] = value
             self._mark_unnamed()
         else:
+            _warn_if_hidden(self, name, value)
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str):
