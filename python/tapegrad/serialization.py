@@ -55,6 +55,7 @@ class _Writer:
         self.arrays: dict[str, np.ndarray] = {}
         self.memo: dict[int, str] = {}   # id(tensor) -> key: a tensor saved twice is stored once
         self.keep: list = []             # keeps memoised objects alive while saving
+        self.open: set[int] = set()      # containers being written (to catch cycles)
 
     def array(self, a: np.ndarray, obj, where: str) -> str:
         if a.dtype.hasobject:
@@ -93,6 +94,23 @@ class _Writer:
             return {"type": "str", "value": obj}
         if isinstance(obj, np.dtype):  # tg.float32 & co. are NumPy dtypes
             return {"type": "dtype", "value": np.dtype(obj).str}
+        if isinstance(obj, (dict, list, tuple)):
+            if id(obj) in self.open:
+                raise TypeError(f"tg.save: {_describe(where)} contains itself; a structure with "
+                                f"a cycle cannot be saved")
+            self.open.add(id(obj))
+            try:
+                return self.container(obj, where)
+            finally:
+                self.open.discard(id(obj))
+        hint = ""
+        if hasattr(obj, "state_dict"):
+            hint = f"; save its state_dict() instead (tg.save(x.state_dict(), path))"
+        raise TypeError(f"tg.save: cannot save {_describe(where)} of type {type(obj).__name__}: "
+                        f"tapegrad saves tensors, ndarrays, numbers, strings, bools, None and "
+                        f"dicts/lists/tuples of them (never pickled objects){hint}")
+
+    def container(self, obj, where: str) -> dict:
         if isinstance(obj, dict):
             kind = "ordered_dict" if isinstance(obj, OrderedDict) else "dict"
             items = []
@@ -102,15 +120,9 @@ class _Writer:
                                     f"{type(k).__name__} ({k!r}); keys must be str or int")
                 items.append([k, self.node(v, f"{where}[{k!r}]")])
             return {"type": kind, "items": items}
-        if isinstance(obj, (list, tuple)):
-            return {"type": type(obj).__name__ if type(obj) in (list, tuple) else "list",
-                    "items": [self.node(v, f"{where}[{i}]") for i, v in enumerate(obj)]}
-        hint = ""
-        if hasattr(obj, "state_dict"):
-            hint = f"; save its state_dict() instead (tg.save(x.state_dict(), path))"
-        raise TypeError(f"tg.save: cannot save {_describe(where)} of type {type(obj).__name__}: "
-                        f"tapegrad saves tensors, ndarrays, numbers, strings, bools, None and "
-                        f"dicts/lists/tuples of them (never pickled objects){hint}")
+        # a list or tuple subclass (a namedtuple, say) is saved as a plain list or tuple
+        return {"type": "tuple" if isinstance(obj, tuple) else "list",
+                "items": [self.node(v, f"{where}[{i}]") for i, v in enumerate(obj)]}
 
 
 def save(obj: Any, f) -> None:
@@ -136,7 +148,10 @@ def save(obj: Any, f) -> None:
     ((2, 3), 10, 'run-1')
     """
     w = _Writer()
-    root = w.node(obj, "")
+    try:
+        root = w.node(obj, "")
+    except RecursionError:
+        raise ValueError("tg.save: the object is nested too deeply to save") from None
     manifest = json.dumps({"format": _FORMAT, "version": _VERSION, "root": root},
                           separators=(",", ":"), allow_nan=False)
     arrays = dict(w.arrays)
@@ -302,9 +317,14 @@ def load(f, map_location=None, weights_only: bool = True) -> Any:
             manifest = json.loads(raw.astype(np.uint8).tobytes().decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise reader.bad(f"the manifest is not JSON ({e})") from None
+        except RecursionError:
+            raise reader.bad("the manifest is nested too deeply") from None
         if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
             raise reader.bad("the manifest does not name the tapegrad format")
         if manifest.get("version") != _VERSION:
             raise reader.bad(f"format version {manifest.get('version')!r}; this tapegrad reads "
                              f"version {_VERSION}")
-        return reader.node(manifest.get("root"))
+        try:
+            return reader.node(manifest.get("root"))
+        except RecursionError:
+            raise reader.bad("the structure is nested too deeply") from None

@@ -126,6 +126,32 @@ def test_unsupported_objects_raise_naming_where_they_are(obj, where, what):
         tg.save(obj, io.BytesIO())
 
 
+def test_cycles_and_deep_nesting():
+    a = [1]
+    a.append({"again": a})
+    with pytest.raises(TypeError, match=r"tg.save: \[1\]\['again'\] contains itself"):
+        tg.save(a, io.BytesIO())
+    shared = [1, 2]
+    assert roundtrip([shared, shared]) == [[1, 2], [1, 2]]  # shared, not a cycle
+    deep = []
+    for _ in range(100000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nested too deeply"):
+        tg.save(deep, io.BytesIO())
+    # a crafted manifest nested beyond what json (or the reader) can follow
+    node = {"type": "none"}
+    text = '{"type":"list","items":[' * 5000 + json.dumps(node) + "]}" * 5000
+    buf = io.BytesIO()
+    np.savez(buf, __tapegrad__=np.frombuffer(
+        ('{"format":"tapegrad.save","version":1,"root":' + text + "}").encode(), np.uint8))
+    buf.seek(0)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        tg.load(buf)
+    from collections import namedtuple
+    P = namedtuple("P", "x y")
+    assert roundtrip(P(1, 2)) == (1, 2)
+
+
 def test_save_needs_a_path_or_a_file():
     with pytest.raises(TypeError, match="path or a binary file object, got int"):
         tg.save({}, 3)
