@@ -253,3 +253,73 @@ def test_loader_exposes_pytorchs_attributes():
     assert loader.batch_size == 4 and loader.drop_last
     custom = data.DataLoader(_ds(), batch_sampler=[[0, 1]])
     assert custom.batch_size is None and len(custom) == 1
+
+
+# ---------------------------------------------------------------------------
+# Subset and random_split
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 3, 7, 10, 101])
+@pytest.mark.parametrize("fracs", [[0.8, 0.2], [0.5, 0.3, 0.2], [1 / 3] * 3, [0.1, 0.9], [1.0],
+                                   [0.25] * 4])
+def test_random_split_fraction_lengths_match_pytorch(n, fracs):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # empty splits warn, in both libraries
+        ours = data.random_split(range(n), fracs, generator=0)
+        ref = tud.random_split(range(n), fracs)
+    assert [len(s) for s in ours] == [len(s) for s in ref]
+    assert sorted(i for s in ours for i in s.indices) == list(range(n))
+
+
+def test_random_split_is_a_seeded_partition():
+    ds = _ds(20)
+    a = data.random_split(ds, [5, 15], generator=4)
+    b = data.random_split(ds, [5, 15], generator=np.random.default_rng(4))
+    c = data.random_split(ds, [5, 15], generator=5)
+    assert [s.indices for s in a] == [s.indices for s in b] != [s.indices for s in c]
+    assert not set(a[0].indices) & set(a[1].indices)
+    assert sorted(a[0].indices + a[1].indices) == list(range(20))
+    tg.manual_seed(2)
+    d = data.random_split(ds, [10, 10])
+    tg.manual_seed(2)
+    assert [s.indices for s in data.random_split(ds, [10, 10])] == [s.indices for s in d]
+
+
+def test_random_split_errors():
+    with pytest.raises(ValueError):
+        tud.random_split(range(10), [3, 3])
+    with pytest.raises(ValueError, match="the lengths sum to 6, but the dataset has 10 samples"):
+        data.random_split(range(10), [3, 3])
+    with pytest.raises(ValueError, match="not between 0 and 1"):
+        tud.random_split(range(10), [1.5, -0.5])
+    with pytest.raises(ValueError, match="fraction at index 0 is not between 0 and 1"):
+        data.random_split(range(10), [1.5, -0.5])
+    with pytest.raises(ValueError, match="non-negative integers .* got -1 at index 0"):
+        data.random_split(range(10), [-1, 11])
+    with pytest.raises(ValueError, match="got 0.5 at index 0"):
+        data.random_split(range(10), [0.5, 9.5])
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parts = data.random_split(range(2), [0.9, 0.05, 0.05], generator=0)
+    assert [len(p) for p in parts] == [2, 0, 0]
+    assert [str(w.message) for w in caught] == ["random_split: the split at index 1 is empty",
+                                                "random_split: the split at index 2 is empty"]
+
+
+def test_subset_indexing_and_loading():
+    ds = _ds(10)
+    sub = data.Subset(ds, np.array([8, 1, 5]))
+    assert len(sub) == 3 and sub[0][1].item() == 8 and sub[-1][1].item() == 5
+    ys = [y.numpy().tolist() for _, y in data.DataLoader(sub, batch_size=2)]
+    assert ys == [[8, 1], [5]]
+    # the generic path (no TensorDataset underneath) gives the same rows
+    plain = [(np.float32(i), i) for i in range(10)]
+    assert [y.tolist() for _, y in data.DataLoader(data.Subset(plain, [8, 1, 5]), batch_size=2)] == ys
+    assert not hasattr(data.Subset(plain, [0]), "batch")
+    train, val = data.random_split(ds, [0.7, 0.3], generator=0)
+    seen = [y.item() for loader in (data.DataLoader(train, batch_size=4, shuffle=True, generator=1),
+                                    data.DataLoader(val, batch_size=4))
+            for _, yb in loader for y in yb]
+    assert sorted(seen) == list(range(10))

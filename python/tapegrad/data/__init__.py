@@ -6,7 +6,9 @@
 [(4, 3), (4, 3), (2, 3)]
 """
 from . import mnist  # noqa: F401
-from .dataset import DataLoader, Dataset, TensorDataset, default_collate  # noqa: F401
+from .dataset import (  # noqa: F401
+    DataLoader, Dataset, Subset, TensorDataset, default_collate, random_split,
+)
 from .sampler import (  # noqa: F401
     BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
 )

@@ -45,6 +45,85 @@ class TensorDataset(Dataset):
         return tuple(_to_tensor(a[idx]) for a in self.arrays)
 
 
+class Subset(Dataset):
+    """The samples of ``dataset`` at ``indices``, in that order (shared, not
+    copied). A ``DataLoader`` over a Subset of a ``TensorDataset`` still
+    gathers each batch in one step.
+
+    >>> import numpy as np, tapegrad as tg
+    >>> ds = tg.data.TensorDataset(np.arange(10.0))
+    >>> sub = tg.data.Subset(ds, [7, 2, 5])
+    >>> len(sub), sub[0][0].item()
+    (3, 7.0)
+    """
+
+    def __init__(self, dataset, indices: Sequence[int]):
+        self.dataset = dataset
+        self.indices = indices.tolist() if isinstance(indices, np.ndarray) else list(indices)
+
+    def __getitem__(self, i):
+        if isinstance(i, list):
+            return self.dataset[[self.indices[j] for j in i]]
+        return self.dataset[self.indices[i]]
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getattr__(self, name):
+        # the batch fast path exists only when the wrapped dataset has one
+        if name == "batch" and hasattr(self.__dict__.get("dataset"), "batch"):
+            return lambda idx: self.dataset.batch(np.asarray(self.indices, np.int64)[idx])
+        raise AttributeError(f"'Subset' object has no attribute {name!r}")
+
+
+def random_split(dataset, lengths: Sequence, generator=None) -> list:
+    """Split ``dataset`` into non-overlapping random ``Subset`` objects of the given
+    lengths, or of the given fractions of its length (PyTorch's rule: floors,
+    then the remainder handed out one by one from the first split).
+    ``generator`` is an int seed, a ``numpy.random.Generator`` or None (then
+    ``tg.manual_seed`` makes it reproducible).
+
+    >>> import numpy as np, tapegrad as tg
+    >>> ds = tg.data.TensorDataset(np.arange(10.0))
+    >>> train, val = tg.data.random_split(ds, [0.8, 0.2], generator=0)
+    >>> len(train), len(val), sorted(train.indices + val.indices) == list(range(10))
+    (8, 2, True)
+    """
+    import math
+    import warnings
+
+    from .sampler import _as_rng, _pass_rng
+    n = len(dataset)
+    lengths = list(lengths)
+    total = sum(lengths)
+    if lengths and math.isclose(total, 1) and total <= 1:
+        sizes = []
+        for i, frac in enumerate(lengths):
+            if not 0 <= frac <= 1:
+                raise ValueError(f"random_split: fraction at index {i} is not between 0 and 1: {frac}")
+            sizes.append(int(math.floor(n * frac)))
+        for i in range(n - sum(sizes)):
+            sizes[i % len(sizes)] += 1
+        for i, size in enumerate(sizes):
+            if size == 0:
+                warnings.warn(f"random_split: the split at index {i} is empty", UserWarning,
+                              stacklevel=2)
+        lengths = sizes
+    for i, length in enumerate(lengths):
+        if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or length < 0:
+            raise ValueError(f"random_split: lengths must be non-negative integers or fractions "
+                             f"summing to 1, got {lengths[i]!r} at index {i}")
+    if sum(lengths) != n:
+        raise ValueError(f"random_split: the lengths sum to {sum(lengths)}, but the dataset has {n} "
+                         f"samples")
+    perm = _pass_rng(_as_rng(generator, "random_split")).permutation(n).tolist()
+    out, start = [], 0
+    for length in lengths:
+        out.append(Subset(dataset, perm[start:start + int(length)]))
+        start += int(length)
+    return out
+
+
 def _to_tensor(a: np.ndarray) -> Tensor:
     if a.dtype == np.float16:
         a = a.astype(np.float32)
