@@ -323,3 +323,50 @@ def test_subset_indexing_and_loading():
                                     data.DataLoader(val, batch_size=4))
             for _, yb in loader for y in yb]
     assert sorted(seen) == list(range(10))
+
+
+# ---------------------------------------------------------------------------
+# WeightedRandomSampler
+# ---------------------------------------------------------------------------
+
+def test_weighted_sampler_draws_in_proportion_to_the_weights():
+    w = [1.0, 0.0, 2.0, 5.0]
+    s = data.WeightedRandomSampler(w, num_samples=40000, generator=0)
+    counts = np.bincount(list(s), minlength=4)
+    assert len(s) == 40000 and counts[1] == 0
+    expected = 40000 * np.array(w) / 8
+    sd = np.sqrt(40000 * (np.array(w) / 8) * (1 - np.array(w) / 8))
+    assert np.all(np.abs(counts - expected) <= 5 * sd + 1e-9), counts
+    # the same weights as a tensor, and a reproducible order from a seed
+    assert list(data.WeightedRandomSampler(tg.tensor(w), 50, generator=3)) == \
+        list(data.WeightedRandomSampler(w, 50, generator=3))
+
+
+def test_weighted_sampler_without_replacement():
+    s = data.WeightedRandomSampler([1, 1, 0, 5, 2], num_samples=4, replacement=False, generator=1)
+    for _ in range(20):
+        idx = list(s)
+        assert len(set(idx)) == 4 and 2 not in idx
+    ref = tud.WeightedRandomSampler([1.0, 1, 0, 5, 2], num_samples=4, replacement=False)
+    assert len(list(ref)) == len(list(s)) == 4
+
+
+@pytest.mark.parametrize("args, exc, msg", [
+    (([1.0, 2.0], 0), ValueError, "num_samples should be a positive integer"),
+    (([1.0, 2.0], 2, "yes"), ValueError, "replacement should be a boolean"),
+    (([[1.0, 2.0]], 2), ValueError, "weights should be a 1d sequence"),
+    (([1.0, -1.0], 2), ValueError, "non-negative"),
+    (([0.0, 0.0], 2), ValueError, "not all zero"),
+    (([1.0, float("nan")], 2), ValueError, "finite"),
+    (([1.0, 0.0, 1.0], 3, False), ValueError, "cannot draw 3 samples without replacement from 2"),
+    ((["a", "b"], 2), TypeError, "weights must be a 1-d sequence of numbers"),
+])
+def test_weighted_sampler_errors(args, exc, msg):
+    with pytest.raises(exc, match="WeightedRandomSampler: .*" + msg):
+        data.WeightedRandomSampler(*args)
+
+
+def test_weighted_sampler_in_a_data_loader():
+    ds = _ds(6)
+    loader = data.DataLoader(ds, batch_size=4, sampler=data.WeightedRandomSampler([0, 0, 0, 0, 0, 1], 8, generator=0))
+    assert [y.tolist() for _, y in loader] == [[5] * 4, [5] * 4]

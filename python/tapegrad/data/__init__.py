@@ -11,4 +11,5 @@ from .dataset import (  # noqa: F401
 )
 from .sampler import (  # noqa: F401
     BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+    WeightedRandomSampler,
 )

@@ -29,7 +29,8 @@ import numpy as np
 
 from .. import _C
 
-__all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "BatchSampler"]
+__all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
+           "WeightedRandomSampler", "BatchSampler"]
 
 
 def _as_rng(generator, who: str):
@@ -161,6 +162,56 @@ class SubsetRandomSampler(Sampler):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+class WeightedRandomSampler(Sampler):
+    """``num_samples`` indices in ``[0, len(weights))`` drawn with probability
+    proportional to ``weights`` (which need not sum to 1): e.g. to
+    over-sample rare classes. With ``replacement=False`` an index is drawn at
+    most once, so at most as many as there are non-zero weights.
+
+    >>> import tapegrad as tg
+    >>> s = tg.data.WeightedRandomSampler([0.0, 1.0, 3.0], num_samples=6, generator=0)
+    >>> len(s), 0 in list(s)
+    (6, False)
+    """
+
+    def __init__(self, weights, num_samples: int, replacement: bool = True, generator=None):
+        if not isinstance(num_samples, (int, np.integer)) or isinstance(num_samples, bool) \
+                or num_samples <= 0:
+            raise ValueError(f"WeightedRandomSampler: num_samples should be a positive integer "
+                             f"value, but got num_samples={num_samples!r}")
+        if not isinstance(replacement, bool):
+            raise ValueError(f"WeightedRandomSampler: replacement should be a boolean value, but "
+                             f"got replacement={replacement!r}")
+        w = weights.detach().numpy() if hasattr(weights, "detach") else weights
+        try:
+            w = np.asarray(w, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"WeightedRandomSampler: weights must be a 1-d sequence of numbers, "
+                            f"got {type(weights).__name__}") from None
+        if w.ndim != 1:
+            raise ValueError(f"WeightedRandomSampler: weights should be a 1d sequence but given "
+                             f"weights have shape {w.shape}")
+        if w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+            raise ValueError("WeightedRandomSampler: weights must be finite, non-negative and not "
+                             "all zero")
+        nonzero = int(np.count_nonzero(w))
+        if not replacement and num_samples > nonzero:
+            raise ValueError(f"WeightedRandomSampler: cannot draw {num_samples} samples without "
+                             f"replacement from {nonzero} non-zero weights")
+        self.weights, self.num_samples = w, int(num_samples)
+        self.replacement, self.generator = replacement, generator
+        self._rng = _as_rng(generator, "WeightedRandomSampler")
+
+    def __iter__(self) -> Iterator[int]:
+        rng = _pass_rng(self._rng)
+        idx = rng.choice(len(self.weights), size=self.num_samples, replace=self.replacement,
+                         p=self.weights / self.weights.sum())
+        return iter(idx.tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
 
 
 class BatchSampler(Sampler):
