@@ -105,7 +105,7 @@ class _Writer:
                 self.open.discard(id(obj))
         hint = ""
         if hasattr(obj, "state_dict"):
-            hint = f"; save its state_dict() instead (tg.save(x.state_dict(), path))"
+            hint = "; save its state_dict() instead (tg.save(x.state_dict(), path))"
         raise TypeError(f"tg.save: cannot save {_describe(where)} of type {type(obj).__name__}: "
                         f"tapegrad saves tensors, ndarrays, numbers, strings, bools, None and "
                         f"dicts/lists/tuples of them (never pickled objects){hint}")
