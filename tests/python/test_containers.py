@@ -272,3 +272,20 @@ def test_plain_lists_of_other_things_do_not_warn():
         m.mixed = [nn.ReLU(), 3]
         m.tensors = [tg.zeros(1)]
         m.layers = nn.ModuleList([nn.ReLU()])
+
+
+def test_module_save_keeps_the_name_and_loads_old_npz_files(tmp_path):
+    net = nn.Sequential(nn.Linear(3, 4), nn.ModuleList([nn.Linear(4, 2)]))
+    net.save(tmp_path / "net.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt"]  # no ".npz" appended
+    other = nn.Sequential(nn.Linear(3, 4), nn.ModuleList([nn.Linear(4, 2)]))
+    assert other.load(tmp_path / "net.pt") is other
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(other.state_dict()[k].numpy(), v.numpy())
+    # the format Module.save wrote before tg.save: a plain .npz keyed by name
+    np.savez(tmp_path / "old.npz", **{k: np.zeros(v.shape, np.float32) for k, v in net.state_dict().items()})
+    other.load(tmp_path / "old.npz")
+    assert all(not p.numpy().any() for p in other.parameters())
+    tg.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match="holds a list, not a state dict"):
+        other.load(tmp_path / "list.pt")

@@ -257,14 +257,31 @@ class Module:
                 t.copy_(src)
         return self
 
-    def save(self, path: str):
-        """Save the state dict to a ``.npz`` file (NumPy's format)."""
-        np.savez(path, **{k: v.numpy() for k, v in self.state_dict().items()})
+    def save(self, path):
+        """Save the state dict to ``path`` (a path or a binary file object):
+        the same as ``tg.save(self.state_dict(), path)``, so the name is kept
+        as given and nothing is pickled."""
+        from ..serialization import save
+        save(self.state_dict(), path)
 
-    def load(self, path: str, strict: bool = True):
-        """Load a state dict saved with ``save``."""
-        with np.load(path) as z:
-            self.load_state_dict({k: z[k] for k in z.files}, strict=strict)
+    def load(self, path, strict: bool = True):
+        """Load a state dict saved with ``save`` (or ``tg.save``); a plain
+        ``.npz`` of arrays named like the state dict (what ``save`` wrote
+        before ``tg.save`` existed) loads too. Returns the module."""
+        from ..serialization import load
+        try:
+            state = load(path)
+        except ValueError as e:
+            if "an .npz without a manifest" not in str(e):
+                raise
+            if hasattr(path, "seek"):
+                path.seek(0)
+            with np.load(path, allow_pickle=False) as z:
+                state = {k: z[k] for k in z.files}
+        if not isinstance(state, dict):
+            raise ValueError(f"{type(self).__name__}.load: the file holds a "
+                             f"{type(state).__name__}, not a state dict")
+        self.load_state_dict(state, strict=strict)
         return self
 
     # ---- calling ----------------------------------------------------------
