@@ -15,6 +15,8 @@ import math
 import warnings
 from typing import Iterable
 
+import numpy as np
+
 from .. import _C
 from .._C import Tensor
 from . import lr_scheduler  # noqa: F401
@@ -109,14 +111,93 @@ class Optimizer:
         return st[key]
 
     def state_dict(self) -> dict:
-        index = {}
+        """The optimizer's state in PyTorch's structure, ready for ``tg.save``::
+
+            {"state": {0: {"exp_avg": tensor, ...}, 1: {...}},
+             "param_groups": [{"lr": 0.001, ..., "params": [0, 1]}]}
+
+        Parameters are numbered in the order of the groups (the tensors
+        themselves are not included); state tensors are copies. The step
+        counts of Adam are Python ints (PyTorch keeps them in tensors).
+
+        >>> import tapegrad as tg
+        >>> w = tg.nn.Parameter(tg.ones(2))
+        >>> opt = tg.optim.SGD([w], lr=0.1, momentum=0.9)
+        >>> (w * w).sum().backward(); opt.step()
+        >>> sd = opt.state_dict()
+        >>> sd["param_groups"][0]["params"], list(sd["state"][0])
+        ([0], ['momentum_buffer'])
+        """
+        index: dict = {}
+        groups = []
         for g in self.param_groups:
-            for p in g["params"]:
-                index.setdefault(p, len(index))
-        return {"state": {index[p]: {k: (v.numpy().copy() if isinstance(v, Tensor) else v)
-                                     for k, v in s.items()} for p, s in self.state.items()},
-                "param_groups": [{k: v for k, v in g.items() if k != "params"}
-                                 for g in self.param_groups]}
+            ids = [index.setdefault(id(p), len(index)) for p in g["params"]]
+            groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": ids})
+        state = {}
+        for p, s in self.state.items():
+            if id(p) in index:
+                state[index[id(p)]] = {k: (v.detach().clone() if isinstance(v, Tensor) else v)
+                                       for k, v in s.items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict):
+        """Restore a state saved by ``state_dict()`` (possibly through
+        ``tg.save``/``tg.load``) into an optimizer built over the same
+        parameters in the same order: the hyper-parameters of each group
+        (including a changed ``lr``) and the per-parameter buffers, copied.
+        Mismatched groups or buffer shapes raise ``ValueError``.
+
+        >>> import tapegrad as tg
+        >>> w = tg.nn.Parameter(tg.ones(2))
+        >>> opt = tg.optim.Adam([w], lr=0.1)
+        >>> (w * w).sum().backward(); opt.step()
+        >>> opt2 = tg.optim.Adam([w], lr=0.5)
+        >>> opt2.load_state_dict(opt.state_dict())
+        >>> opt2.param_groups[0]["lr"], opt2.state[w]["step"]
+        (0.1, 1)
+        """
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError(f"{name}.load_state_dict: expected a dict with the keys 'state' and "
+                             f"'param_groups' (from optimizer.state_dict()), got "
+                             f"{sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__}")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the state dict has {len(saved_groups)} "
+                             f"parameter groups, the optimizer has {len(self.param_groups)}")
+        by_index = {}
+        for k, (sg, g) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(sg["params"]) != len(g["params"]):
+                raise ValueError(f"{name}.load_state_dict: parameter group {k} has "
+                                 f"{len(sg['params'])} parameters in the state dict but "
+                                 f"{len(g['params'])} in the optimizer")
+            for i, p in zip(sg["params"], g["params"]):
+                by_index[int(i)] = p
+        new_state = {}
+        for i, s in state_dict["state"].items():
+            p = by_index.get(int(i))
+            if p is None:
+                raise ValueError(f"{name}.load_state_dict: state for parameter {i}, which no "
+                                 f"parameter group lists")
+            st = {}
+            for key, v in s.items():
+                if key == "step":  # an int here; a 0-d tensor in PyTorch's dicts
+                    st[key] = int(v.item() if hasattr(v, "item") else v)
+                    continue
+                if isinstance(v, (Tensor, np.ndarray)):
+                    arr = v.detach().numpy() if isinstance(v, Tensor) else v
+                    if tuple(arr.shape) != tuple(p.shape):
+                        raise ValueError(f"{name}.load_state_dict: state '{key}' of parameter {i} "
+                                         f"has shape {tuple(arr.shape)}, the parameter has "
+                                         f"{tuple(p.shape)}")
+                    v = _C.from_numpy(np.array(arr, dtype=p.dtype, copy=True))
+                st[key] = v
+            new_state[p] = st
+        for sg, g in zip(saved_groups, self.param_groups):
+            for k, v in sg.items():
+                if k != "params":
+                    g[k] = tuple(v) if k == "betas" else v
+        self.state = new_state
 
     def __repr__(self):
         hp = ", ".join(f"{k}={v}" for k, v in self.defaults.items())
