@@ -431,7 +431,7 @@ def _student_notebook(path):
 def test_grader_reports_bad_students_and_its_report_is_stable(tmp_path):
     nb = _student_notebook(tmp_path / "student.ipynb")
     tests = tmp_path / "hidden"
-    tests.mkdir()
+    cw.export_tests(nb, tests)  # (the instructor's tests are the notebook's; only they count)
     # hidden tests replace the notebook's cell (points from the file), or run at the end
     (tests / "mul_test.py").write_text("# points: 5\nassert_vjp_correct('mul', mul_vjp, variants=(1, 2))\n")
     (tests / "orphan.py").write_text("# points: 1\nassert mul_vjp is not None\n")

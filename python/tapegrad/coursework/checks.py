@@ -388,7 +388,15 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
         cases = [(graph, inputs)]
     results = []
     rng = np.random.default_rng(seed)
+    record = None
+    if _RECORD is not None:
+        record = {"op": op, "seed": int(seed), "variants": [int(v) for v in variants],
+                  "custom": graph is not None, "cases": []}
+        _RECORD.append(record)
     for graph_fn, graph_inputs in cases:
+        rec_entries = []
+        if record is not None:
+            record["cases"].append({"entries": rec_entries, "graph": None})
         leaves = _leaves(graph_inputs)
         with Tape() as tape:
             loss = graph_fn(**leaves)
@@ -401,6 +409,10 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
             with no_grad():
                 returned = fn(e, g)  # the student's code: exceptions propagate as they are
             grads = _check_returned(fname, e, returned)
+            if _RECORD is not None:   # sealed grading: hand the student's gradients out
+                rec_entries.append({"seq": int(e.seq), "grads": [
+                    None if (not e.needs_grad[i] or gi is None) else _array(gi, "").tolist()
+                    for i, gi in enumerate(grads)]})
             with override_vjp(op, fn):
                 res = check_entry(e, atol=atol, rtol=rtol, seed=seed)
             if not res.ok:
@@ -427,6 +439,9 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
                         yours=float(a[index]), expected=float(b[index]))
         del loss, tape, leaves
         mine = _graph_grads(graph_fn, graph_inputs, op, fn)
+        if record is not None:
+            record["cases"][-1]["graph"] = {
+                k: None if v is None else _array(v, "").tolist() for k, v in mine.items()}
         ref = _graph_grads(graph_fn, graph_inputs)
         try:
             assert_grads_close(mine, ref, rtol=1e-6, atol=1e-9)
@@ -434,3 +449,92 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
             raise CheckError(f"{fname} installed for {op!r}: {err}", op=op, input=err.input,
                              index=err.index, yours=err.yours, expected=err.expected) from None
     return results
+
+
+# ---------------------------------------------------------------------------
+# sealed grading (see tapegrad.coursework.sealed): run in a fresh copy of this
+# module inside the student's kernel
+# ---------------------------------------------------------------------------
+
+#: when a list, assert_vjp_correct appends what the student's rule returned
+#: (as nested lists) so that the grader can judge it in its own process
+_RECORD = None
+
+_BUILTIN_NAMES = ("isinstance", "issubclass", "len", "type", "getattr", "setattr", "hasattr",
+                  "callable", "float", "int", "bool", "str", "repr", "tuple", "list", "dict",
+                  "set", "range", "zip", "enumerate", "any", "all", "sorted", "sum", "max", "min",
+                  "abs", "iter", "next", "map", "super", "object", "print", "exec", "compile",
+                  "__import__", "AssertionError", "Exception", "BaseException", "ValueError",
+                  "TypeError", "NotImplementedError")
+_WATCHED_MODULES = ("tapegrad", "tapegrad._C", "tapegrad.autograd", "tapegrad.testing",
+                    "tapegrad._tensor", "numpy", "numpy.random", "contextlib")
+
+
+def _signature(obj) -> str:
+    """What identifies a function, class or value as the original: its type,
+    name, identity and, for Python code, a hash of its bytecode."""
+    import hashlib
+    code = getattr(obj, "__code__", None) or getattr(getattr(obj, "__func__", None), "__code__",
+                                                      None)
+    h = ""
+    if code is not None:
+        h = hashlib.sha256(code.co_code + repr(code.co_names).encode()).hexdigest()[:12]
+    return f"{type(obj).__qualname__}|{getattr(obj, '__qualname__', '')}|{id(obj):x}|{h}"
+
+
+def _fingerprint(load: bool = False) -> dict:
+    """``{name: short hash}`` of everything the checks rely on, looked up as
+    the notebook's code would find it: the modules in ``sys.modules``
+    (tapegrad, its C core, autograd, testing, NumPy), the attributes of their
+    classes (``Tensor`` and ``TapeEntry`` methods), and a few builtins."""
+    import builtins
+    import hashlib
+    import sys
+    import types
+    if load:  # before the notebook runs: what its code will find
+        import importlib
+        for modname in _WATCHED_MODULES:
+            importlib.import_module(modname)
+    out = {}
+
+    def add(name, obj):
+        out[name] = hashlib.sha256(_signature(obj).encode()).hexdigest()[:10]
+
+    for modname in _WATCHED_MODULES:
+        mod = sys.modules.get(modname)
+        add(f"sys.modules[{modname!r}]", mod)
+        for k, v in sorted(vars(mod).items()) if mod is not None else ():
+            if isinstance(v, types.ModuleType) or k.startswith("__"):
+                continue
+            if callable(v) or isinstance(v, type):
+                add(f"{modname}.{k}", v)
+            if isinstance(v, type) and v.__module__.startswith("tapegrad"):
+                for a, d in sorted(vars(v).items()):
+                    if a not in ("__doc__", "__dict__", "__weakref__", "__module__"):
+                        add(f"{modname}.{k}.{a}", d)
+    for k in _BUILTIN_NAMES:
+        add(f"builtins.{k}", getattr(builtins, k, None))
+    return out
+
+
+def _seal(expected: dict | None):
+    """Check that what the checks rely on is what the grader saw before the
+    notebook ran (``expected``, from :func:`_fingerprint` then), start
+    recording, and return this module's checkers. A difference raises
+    :class:`CheckError` "the checking code was modified"."""
+    global _RECORD
+    if expected is not None:
+        now = _fingerprint()
+        changed = sorted(k for k, v in expected.items() if now.get(k) != v)
+        if changed:
+            more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+            raise CheckError(f"the checking code was modified: {', '.join(changed[:3])}{more} "
+                             f"changed since the notebook started")
+    _RECORD = []
+    return assert_vjp_correct, assert_grads_close
+
+
+def _records_json(nonce: str) -> str:
+    """The records of this test, for the grader."""
+    import json
+    return json.dumps({"nonce": nonce, "records": _RECORD})
