@@ -190,6 +190,8 @@ class _Kernel:
     can never lend its outputs to the next one.
     """
 
+    INTERRUPT_WAIT = 10  # seconds for an interrupted cell to stop
+
     def __init__(self, cwd: str, timeout: float, env: dict, kernel_name: str,
                  time_limit: float | None = None):
         self.cwd, self.timeout, self.env, self.kernel_name = cwd, timeout, env, kernel_name
@@ -267,7 +269,7 @@ class _Kernel:
             reply = self._reply(msg_id, timeout)
             if reply is None:
                 self.km.interrupt_kernel()
-                if self._reply(msg_id, 30) is None:
+                if self._reply(msg_id, self.INTERRUPT_WAIT) is None:
                     self.dead = "the kernel did not stop after a timeout"
                 self._drain()
                 if limit_hit:
