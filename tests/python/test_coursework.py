@@ -498,3 +498,29 @@ def test_check_cli_prints_pass_and_fail(tmp_path):
     assert re.match(r"\s+PASS\s+1/1\s+ok_test$", lines[1])
     assert re.match(r"\s+FAIL\s+0/2\s+bad_test$", lines[2])
     assert lines[3].strip().startswith("AssertionError: f() should be 2 (raised at In [3], line 1)")
+
+
+@pytest.mark.parametrize("factor, hint", [(0.2, "yours is 1/5 of the expected"),
+                                          (-1.0, "yours is minus the expected (a sign error?)"),
+                                          (3.0, "yours is 3 times the expected"),
+                                          (2.5, "yours is 2.5 times the expected")])
+def test_a_constant_multiple_of_the_gradient_is_named(factor, hint):
+    def scaled_mul_vjp(entry, g):
+        a, b = entry.inputs
+        return g * b * factor, g * a * factor
+
+    with pytest.raises(CheckError) as err:
+        assert_vjp_correct("mul", scaled_mul_vjp)
+    assert str(err.value).endswith("; " + hint)
+    w = np.array([1.0, -2.0, 3.0])
+    with pytest.raises(CheckError) as err:
+        assert_grads_close({"w": w * factor}, {"w": w})
+    assert str(err.value).endswith("; " + hint)
+
+
+def test_no_constant_multiple_hint_for_other_mistakes():
+    w = np.array([1.0, -2.0, 3.0])
+    for wrong in (np.zeros(3), w + 1, w[::-1]):
+        with pytest.raises(CheckError) as err:
+            assert_grads_close({"w": wrong}, {"w": w})
+        assert "yours is" not in str(err.value)

@@ -98,6 +98,28 @@ def _worst(a: np.ndarray, b: np.ndarray, rtol: float, atol: float):
     return tuple(int(i) for i in index), int(bad.sum()), float(np.nanmax(np.where(bad, diff, 0)))
 
 
+def _ratio(a: np.ndarray, e: np.ndarray) -> str:
+    """``"; yours is 1/5 of the expected"`` when ``a`` is a constant multiple
+    (not 0 or 1) of ``e``: a mean for a sum, a missing factor n, a sign."""
+    if a.shape != e.shape or a.size < 2 or not (np.isfinite(a).all() and np.isfinite(e).all()):
+        return ""
+    ee = float((e * e).sum())
+    if ee == 0.0:
+        return ""
+    c = float((a * e).sum()) / ee
+    if abs(c) < 1e-12 or abs(c - 1.0) < 1e-6 or not np.allclose(a, c * e, rtol=1e-6, atol=1e-9):
+        return ""
+    sign = "-" if c < 0 else ""
+    n, inv = round(abs(c)), round(1.0 / abs(c))
+    if abs(c) == 1.0 or (n >= 1 and abs(abs(c) - n) < 1e-6 * n):
+        what = "minus the expected (a sign error?)" if c == -1 else f"{sign}{n} times the expected"
+    elif inv >= 2 and abs(1.0 / abs(c) - inv) < 1e-6 * inv:
+        what = f"{sign}1/{inv} of the expected"
+    else:
+        what = f"{c:.4g} times the expected"
+    return f"; yours is {what}"
+
+
 # ---------------------------------------------------------------------------
 # assert_grads_close
 # ---------------------------------------------------------------------------
@@ -163,7 +185,7 @@ def assert_grads_close(actual, expected, *, rtol: float = 1e-5, atol: float = 1e
                      if a.ndim else "")
             raise CheckError(
                 f"{label} is wrong{where}: yours {_num(a[index])}, expected {_num(e[index])}"
-                f"{count}", input=name, index=index, yours=float(a[index]),
+                f"{count}{_ratio(a, e)}", input=name, index=index, yours=float(a[index]),
                 expected=float(e[index]))
 
 
@@ -417,10 +439,16 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
                 res = check_entry(e, atol=atol, rtol=rtol, seed=seed)
             if not res.ok:
                 i = res.input
+                hint = ""
+                if 0 <= i < len(grads) and grads[i] is not None:
+                    with no_grad():
+                        ref = _C._builtin_vjp(e, g)[i]
+                    if ref is not None:
+                        hint = _ratio(_array(grads[i], "the gradient"), _array(ref, "the gradient"))
                 raise CheckError(
                     f"{_where(fname, e, i)}: wrong at index {_idx(res.index)}: your VJP gives "
                     f"{_num(res.analytic)}, finite differences give {_num(res.numeric)} "
-                    f"(|difference| {res.worst_error:.3g} > {atol} + {rtol} * |numeric|)",
+                    f"(|difference| {res.worst_error:.3g} > {atol} + {rtol} * |numeric|){hint}",
                     op=e.op, seq=e.seq, input=i, index=res.index, yours=res.analytic,
                     expected=res.numeric)
             results.append(res)
@@ -435,7 +463,7 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
                     raise CheckError(
                         f"{_where(fname, e, i)}: wrong at index {_idx(index)}: your VJP gives "
                         f"{_num(a[index])}, the built-in VJP gives {_num(b[index])} ({nbad} of "
-                        f"{a.size} elements differ)", op=e.op, seq=e.seq, input=i, index=index,
+                        f"{a.size} elements differ){_ratio(a, b)}", op=e.op, seq=e.seq, input=i, index=index,
                         yours=float(a[index]), expected=float(b[index]))
         del loss, tape, leaves
         mine = _graph_grads(graph_fn, graph_inputs, op, fn)

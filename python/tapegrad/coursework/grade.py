@@ -45,6 +45,7 @@ _ADDR = re.compile(r"0x[0-9a-fA-F]{6,}")
 _IPYKERNEL = re.compile(r"ipykernel_\d+")
 _POINTS = re.compile(r"^#\s*points\s*:\s*([0-9]+(?:\.[0-9]+)?)\s*$", re.M)
 MAX_FEEDBACK = 2000
+GRADER_CODE_TIMEOUT = 120  # seconds for the grader's own cells (set-up, each test's prelude)
 
 
 @dataclass
@@ -250,11 +251,11 @@ class _Kernel:
             pass
 
     def run(self, source: str, user_expressions: dict | None = None,
-            silent: bool = False) -> tuple:
+            silent: bool = False, timeout: float | None = None) -> tuple:
         """("ok" | "error" | "timeout" | "dead", feedback, user_expressions)."""
         if self.dead:
             return "dead", f"not run: {self.dead}", {}
-        timeout, limit_hit = self.timeout, False
+        timeout, limit_hit = timeout or self.timeout, False
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
             if left <= 0:
@@ -276,7 +277,7 @@ class _Kernel:
                     self.dead = (f"the notebook's time limit of {_fmt(self.time_limit)} s "
                                  f"was reached")
                     return "timeout", f"stopped: {self.dead}", {}
-                return "timeout", f"timed out after {_fmt(self.timeout)} s", {}
+                return "timeout", f"timed out after {_fmt(timeout)} s", {}
         except _Dead:
             self.dead = "the kernel died while running an earlier cell"
             return "dead", "the kernel died while running this cell (a crash or os._exit)", {}
@@ -407,7 +408,10 @@ def run_tests(path, tests_dir=None, timeout: float = 600, env: dict | None = Non
         if on_kernel is not None:
             on_kernel(k.pid)
         code, expr = sealed.setup_code(checks_path, checks_src)
-        status, text, ux = k.run(code, user_expressions={"fp": expr}, silent=True)
+        # the grader's own code gets its own time (importing tapegrad on a loaded machine)
+        grader_time = max(timeout, GRADER_CODE_TIMEOUT)
+        status, text, ux = k.run(code, user_expressions={"fp": expr}, silent=True,
+                                 timeout=grader_time)
         fingerprint = None
         try:
             fingerprint = json.loads(ast.literal_eval(ux["fp"]["data"]["text/plain"]))
@@ -421,7 +425,8 @@ def run_tests(path, tests_dir=None, timeout: float = 600, env: dict | None = Non
                 status, text = "error", "not run: the grader could not set up its checks"
             else:
                 status, text, _ = k.run(sealed.prelude(nonce, checks_path, checks_src,
-                                                       fingerprint), silent=True)
+                                                       fingerprint), silent=True,
+                                        timeout=grader_time)
                 if status == "error" and sealed.TAMPERED not in text:
                     text = f"{sealed.TAMPERED} ({text})"
             if status == "ok":
