@@ -360,7 +360,7 @@ def test_assert_grads_close_messages():
         assert_grads_close({"f'": 2.0}, {"f'": 1.0}, what="the derivative")
 
 
-@pytest.mark.parametrize("name", ["checks", "notebook", "release", "grade"])
+@pytest.mark.parametrize("name", ["checks", "notebook", "release", "grade", "sealed", "gradeall"])
 def test_docstring_examples(name):
     importlib.import_module(f"tapegrad.coursework.{name}")
     mod = sys.modules[f"tapegrad.coursework.{name}"]  # (the package exports functions of these names)
