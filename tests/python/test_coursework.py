@@ -524,3 +524,23 @@ def test_no_constant_multiple_hint_for_other_mistakes():
         with pytest.raises(CheckError) as err:
             assert_grads_close({"w": wrong}, {"w": w})
         assert "yours is" not in str(err.value)
+
+
+def test_entry_numbers_count_from_the_test_graph():
+    """check and grade run different numbers of tests before a given one:
+    the entry number in the feedback must not depend on that."""
+    def wrong_mul_vjp(entry, g):
+        a, b = entry.inputs
+        return g * a, g * b
+
+    def message():
+        with pytest.raises(CheckError) as err:
+            assert_vjp_correct("mul", wrong_mul_vjp)
+        return str(err.value), err.value.seq
+
+    first = message()
+    for _ in range(5):  # other tapes in between
+        (tg.ones(3, requires_grad=True) * 2).sum().backward()
+    assert message() == first
+    # example_graph("mul") records mul (#1), mul by the weights (#2), sum (#3)
+    assert first[0].startswith("wrong_mul_vjp on tape entry #1 (mul), input ") and first[1] == 1

@@ -36,7 +36,10 @@ __all__ = ["CheckError", "assert_vjp_correct", "assert_grads_close", "example_gr
 class CheckError(AssertionError):
     """A coursework check failed. ``str(err)`` is the feedback; the
     attributes (``op``, ``seq``, ``input``, ``index``, ``yours``,
-    ``expected``) are set when they apply, else None."""
+    ``expected``) are set when they apply, else None. ``seq`` is the
+    entry's number in the test's graph, counted from 1 (not the process's
+    sequence number), so that the same mistake gets the same message in
+    ``check`` and ``grade``."""
 
     def __init__(self, message: str, op=None, seq=None, input=None, index=None, yours=None,
                  expected=None):
@@ -67,13 +70,22 @@ def _label(t: Tensor) -> str:
     if t.name:
         return t.name
     if t.grad_fn is not None:
-        return f"the output of #{t.grad_fn.seq} ({t.grad_fn.op})"
+        return f"the output of #{_n(t.grad_fn.seq)} ({t.grad_fn.op})"
     return "a leaf" if t.requires_grad else "a constant"
+
+
+#: entries are numbered from 1 in each test graph (the first entry's sequence
+#: number minus one), so that ``check`` and ``grade`` show the same numbers
+_SEQ_BASE = 0
+
+
+def _n(seq) -> int:
+    return int(seq) - _SEQ_BASE
 
 
 def _where(fname: str, e: TapeEntry, i: int) -> str:
     x = e.inputs[i]
-    return (f"{fname} on tape entry #{e.seq} ({e.op}), input {i} ({_label(x)}, shape "
+    return (f"{fname} on tape entry #{_n(e.seq)} ({e.op}), input {i} ({_label(x)}, shape "
             f"{_shape(x.shape)})")
 
 
@@ -311,27 +323,27 @@ def _check_returned(fname: str, e: TapeEntry, grads) -> list:
     elif isinstance(grads, (tuple, list)):
         grads = list(grads)
     else:
-        raise CheckError(f"{fname} returned a {type(grads).__name__} for tape entry #{e.seq} "
+        raise CheckError(f"{fname} returned a {type(grads).__name__} for tape entry #{_n(e.seq)} "
                          f"({e.op}), expected {'a tensor' if n == 1 else f'a tuple of {n} tensors'}",
-                         op=e.op, seq=e.seq)
+                         op=e.op, seq=_n(e.seq))
     if len(grads) != n:
         raise CheckError(f"{fname} returned {len(grads)} gradient{'s' * (len(grads) != 1)} for tape "
-                         f"entry #{e.seq} ({e.op}), expected {n}: one per input "
+                         f"entry #{_n(e.seq)} ({e.op}), expected {n}: one per input "
                          f"({', '.join(_label(x) for x in e.inputs)}), None for an input that "
-                         f"needs no gradient", op=e.op, seq=e.seq)
+                         f"needs no gradient", op=e.op, seq=_n(e.seq))
     for i, (g, x) in enumerate(zip(grads, e.inputs)):
         if not e.needs_grad[i]:
             continue
         where = _where(fname, e, i)
         if g is None:
             raise CheckError(f"{where}: returned None, but this input needs a gradient",
-                             op=e.op, seq=e.seq, input=i)
+                             op=e.op, seq=_n(e.seq), input=i)
         if isinstance(g, np.ndarray):
             g = _C.tensor(g)
             grads[i] = g
         if not isinstance(g, Tensor):
             raise CheckError(f"{where}: returned a {type(g).__name__}, expected a tensor "
-                             f"of shape {_shape(x.shape)}", op=e.op, seq=e.seq, input=i)
+                             f"of shape {_shape(x.shape)}", op=e.op, seq=_n(e.seq), input=i)
         if tuple(g.shape) != tuple(x.shape):
             hint = ""
             try:
@@ -348,10 +360,10 @@ def _check_returned(fname: str, e: TapeEntry, grads) -> list:
                 hint = " (transposed?)"
             raise CheckError(f"{where}: the gradient returned has shape {_shape(g.shape)}, "
                              f"expected {_shape(x.shape)} (the input's shape){hint}",
-                             op=e.op, seq=e.seq, input=i)
+                             op=e.op, seq=_n(e.seq), input=i)
         if g.dtype != x.dtype:
             raise CheckError(f"{where}: the gradient returned has dtype {g.dtype}, expected "
-                             f"{x.dtype} (the input's dtype)", op=e.op, seq=e.seq, input=i)
+                             f"{x.dtype} (the input's dtype)", op=e.op, seq=_n(e.seq), input=i)
     return grads
 
 
@@ -394,6 +406,7 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
     ...     print(err)
     wrong_mul_vjp on tape entry #... (mul), input ... wrong at index ...: your VJP gives ..., finite differences give ...
     """
+    global _SEQ_BASE
     from ..testing import check_entry
 
     if not callable(fn):
@@ -422,6 +435,7 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
         leaves = _leaves(graph_inputs)
         with Tape() as tape:
             loss = graph_fn(**leaves)
+        _SEQ_BASE = min((int(e.seq) for e in tape), default=1) - 1
         entries = [e for e in tape if e.op == op and any(e.needs_grad)]
         if not entries:
             raise ValueError(f"assert_vjp_correct: the graph records no {op!r} entry that needs a "
@@ -449,7 +463,7 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
                     f"{_where(fname, e, i)}: wrong at index {_idx(res.index)}: your VJP gives "
                     f"{_num(res.analytic)}, finite differences give {_num(res.numeric)} "
                     f"(|difference| {res.worst_error:.3g} > {atol} + {rtol} * |numeric|){hint}",
-                    op=e.op, seq=e.seq, input=i, index=res.index, yours=res.analytic,
+                    op=e.op, seq=_n(e.seq), input=i, index=res.index, yours=res.analytic,
                     expected=res.numeric)
             results.append(res)
             with no_grad():
@@ -463,7 +477,7 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
                     raise CheckError(
                         f"{_where(fname, e, i)}: wrong at index {_idx(index)}: your VJP gives "
                         f"{_num(a[index])}, the built-in VJP gives {_num(b[index])} ({nbad} of "
-                        f"{a.size} elements differ){_ratio(a, b)}", op=e.op, seq=e.seq, input=i, index=index,
+                        f"{a.size} elements differ){_ratio(a, b)}", op=e.op, seq=_n(e.seq), input=i, index=index,
                         yours=float(a[index]), expected=float(b[index]))
         del loss, tape, leaves
         mine = _graph_grads(graph_fn, graph_inputs, op, fn)
