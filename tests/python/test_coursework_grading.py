@@ -427,3 +427,30 @@ def test_feedback_html_escapes_and_blank_answers_are_not_answered():
     assert _unanswered(nbformat.v4.new_code_cell(stub))
     assert not _unanswered(nbformat.v4.new_code_cell("def f():\n    return 1"))
     assert "not answered" in str(rep)
+
+
+def _tiny(*cells):
+    nb = nbformat.v4.new_notebook()
+    out = []
+    for src, meta in cells:
+        c = nbformat.v4.new_code_cell(src)
+        if meta:
+            c.metadata["nbgrader"] = dict(meta, schema_version=3)
+        out.append(c)
+    nb.cells = out
+    return nb
+
+
+def test_the_notebook_time_limit_stops_the_rest(tmp_path):
+    test = {"grade": True, "solution": False, "locked": True, "points": 1}
+    nb = _tiny(("x = 1", None),
+               ("assert x == 1", dict(test, grade_id="first")),
+               ("import time\ntime.sleep(600)", None),
+               ("assert x == 1", dict(test, grade_id="second")))
+    path = tmp_path / "slow.ipynb"
+    nbformat.write(nb, str(path))
+    rep = cw.grade(path, source=path, timeout=300, time_limit=30)
+    assert [t.passed for t in rep.tests] == [True, False]
+    limit = "the notebook's time limit of 30 s was reached"
+    assert rep.errors[0]["error"] == f"stopped: {limit}"
+    assert rep.tests[1].feedback == f"not run: {limit}"

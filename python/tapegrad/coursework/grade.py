@@ -19,6 +19,14 @@ fails, raises or runs too long is recorded and the following cells still run:
 runs in place of the notebook's cell with that grade_id (in the notebook's
 kernel, after the student's code above it), and its ``# points: N`` line
 gives the points. Hidden tests whose cell the student deleted run at the end.
+Or it takes the instructor's notebook (``source``): its tests replace the
+student's and its locked cells are restored. Either way only the
+instructor's tests count.
+
+Every test runs *sealed* (:mod:`tapegrad.coursework.sealed`): the checkers
+it calls are fresh objects bound just before it, an integrity check fails it
+if what they rely on was replaced ("the checking code was modified"), and
+the gradient checks are judged in the grader's process.
 """
 from __future__ import annotations
 
