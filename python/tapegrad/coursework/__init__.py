@@ -8,6 +8,8 @@ Instructors write notebooks with solutions and hidden tests (see
     python -m tapegrad.coursework check NOTEBOOK           # run its tests, per test
     python -m tapegrad.coursework export-tests SRC DIR     # hidden tests to DIR/<grade_id>.py
     python -m tapegrad.coursework grade NOTEBOOK --tests DIR --out report.json
+    python -m tapegrad.coursework grade NOTEBOOK --source INSTRUCTOR.ipynb --out report.json
+    python -m tapegrad.coursework grade-all SUBMITTED/ --source SOURCE/ --out GRADES/
     python -m tapegrad.coursework fetch DST                # copy the shipped assignments
 
 The notebooks' tests use the assertions of :mod:`tapegrad.coursework.checks`,
@@ -19,6 +21,10 @@ whose failures name the tape entry, the input and the worst element:
 ...     return g * entry.output          # d exp(x) = exp(x) dx
 >>> len(assert_vjp_correct("exp", exp_vjp))
 1
+
+Grading is sealed against a student's notebook (fresh checkers in every
+test, an integrity check, gradient verdicts computed in the grader's
+process): see :mod:`tapegrad.coursework.sealed`.
 
 The package ships only the student versions of the course's assignments
 (``assignments_dir()``); the instructor sources live in the repository's
@@ -41,6 +47,7 @@ def missing_message(package: str) -> str:
 
 try:
     from .grade import Report, TestResult, check, grade, run_tests
+    from .gradeall import grade_all
     from .notebook import NotebookFormatError
     from .release import export_tests, release, release_notebook
 except ModuleNotFoundError as _exc:
@@ -57,7 +64,8 @@ except ModuleNotFoundError as _exc:
 
 __all__ = ["assert_vjp_correct", "assert_grads_close", "CheckError", "example_graph",
            "GRAPH_OPS", "release", "release_notebook", "export_tests", "check", "grade",
-           "run_tests", "Report", "TestResult", "NotebookFormatError", "assignments_dir"]
+           "run_tests", "grade_all", "Report", "TestResult", "NotebookFormatError",
+           "assignments_dir"]
 
 
 def assignments_dir() -> Path:
