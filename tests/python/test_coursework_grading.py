@@ -454,3 +454,31 @@ def test_the_notebook_time_limit_stops_the_rest(tmp_path):
     limit = "the notebook's time limit of 30 s was reached"
     assert rep.errors[0]["error"] == f"stopped: {limit}"
     assert rep.tests[1].feedback == f"not run: {limit}"
+
+
+def test_grade_all_kills_a_worker_that_overruns(tmp_path, monkeypatch):
+    """The parent's last resort: a worker still running past the time limit
+    plus the grace period is killed with its kernel, and that notebook's
+    tests are reported not graded (the others are graded)."""
+    test = {"grade": True, "solution": False, "locked": True, "points": 2}
+    source = _tiny(("x = 1", {"solution": True, "grade": False, "locked": False,
+                              "grade_id": "answer"}),
+                   ("assert x == 1", dict(test, grade_id="x_test")))
+    (tmp_path / "source").mkdir()
+    nbformat.write(source, str(tmp_path / "source" / "hw.ipynb"))
+    slow = _tiny(("import time\ntime.sleep(600)\nx = 1", {"solution": True, "grade": False,
+                                                          "locked": False, "grade_id": "answer"}),
+                 ("assert x == 1", dict(test, grade_id="x_test")))
+    for st, nb in (("fast", source), ("slow", slow)):
+        (tmp_path / "sub" / st / "hw").mkdir(parents=True)
+        nbformat.write(nb, str(tmp_path / "sub" / st / "hw" / "hw.ipynb"))
+    # the worker's own limit (300 s) never comes: only the parent's (300 - 260 = 40 s) does
+    monkeypatch.setattr(gradeall, "GRACE", -260)
+    reps = gradeall.grade_all(tmp_path / "sub", tmp_path / "source", tmp_path / "out",
+                              jobs=2, time_limit=300)
+    assert reps[("fast", "hw", "hw.ipynb")].score == 2
+    slow_rep = reps[("slow", "hw", "hw.ipynb")]
+    assert slow_rep.score == 0 and slow_rep.max_score == 2
+    assert slow_rep.tests[0].feedback == "not graded: the grader stopped this notebook after 40 s"
+    book = (tmp_path / "out" / "gradebook.csv").read_text().splitlines()
+    assert book == ["student,hw,total", "fast,2,2", "slow,0,0"]

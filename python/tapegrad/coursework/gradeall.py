@@ -189,7 +189,6 @@ def _run_all(subs, sources, jobs, timeout, time_limit, env, kernel_name) -> list
                 if kpid:
                     _kill(kpid)
                 if results[i] is None:
-                    sub = subs[i]
                     why = (f"not graded: the grader stopped this notebook after {_fmt(hard)} s"
                            if over else "not graded: the grading process ended unexpectedly")
                     results[i] = ("failed", why)
