@@ -936,9 +936,9 @@ int tgpy_shape_obj(const char *fname, PyObject *o, int64_t *shape, int *ndim) {
         PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
         if ((!PyLong_Check(it) && !PyIndex_Check(it)) ||
             (PyArray_Check(it) && !is_int_scalar_array(it))) {
-            Py_DECREF(seq);
             PyErr_Format(PyExc_TypeError, "%s: shape entries must be ints, got %s", fname,
                          Py_TYPE(it)->tp_name);
+            Py_DECREF(seq); /* last: `it` may live only in seq (items of an ndarray) */
             return -1;
         }
         if (shape_entry(fname, it, i, &shape[i])) {
