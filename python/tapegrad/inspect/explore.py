@@ -10,6 +10,8 @@ from .stepper import BackwardStepper
 
 HINT = ("Static view: every step is listed below. For Previous/Next buttons and a slider, "
         "install ipywidgets (pip install ipywidgets) and run the cell again.")
+SAVED_HINT = ("Saved view: every step is listed below (click a step to open it). Run the cell "
+              "for Previous/Next buttons and a slider.")
 
 
 class Explorer:
@@ -90,8 +92,9 @@ class Explorer:
         matplotlib is installed, so that viewers which strip SVG (an
         untrusted notebook, GitHub) still show them; inline SVG otherwise."""
         parts = []
-        if hint and self.widget is None:
-            parts.append(f"<p style='color:#555'><i>{esc(HINT)}</i></p>")
+        if hint:
+            text = HINT if self.widget is None else SAVED_HINT
+            parts.append(f"<p style='color:#555'><i>{esc(text)}</i></p>")
         parts.append(f"<div style='overflow-x:auto'>{self._picture(self.drawing(self.n), image)}</div>")
         for k in range(1, self.n + 1):
             rec = self.stepper.history[k - 1]
@@ -108,7 +111,7 @@ class Explorer:
         # none (nbconvert, GitHub: keep text/html when saving, see
         # notebooks/src/nbtools.py), and the finished graph as a PNG for
         # front ends that show only "safe" outputs
-        bundle = {"text/plain": repr(self), "text/html": self.static_html(hint=self.widget is None)}
+        bundle = {"text/plain": repr(self), "text/html": self.static_html()}
         png = self.drawing(self.n).png()
         if png is not None:
             import base64
