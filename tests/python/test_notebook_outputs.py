@@ -270,3 +270,17 @@ def test_factor_hint_names_a_square_only_for_two(factor):
     text = str(tg.inspect.compare_grads({"w": w.grad.numpy() / factor}, {"w": w}))
     assert f"yours is 1/{factor} of the tape's" in text
     assert ("square" in text) == (factor == 2)
+
+
+def test_from_logits_warning_names_the_users_line():
+    """Not a line inside tapegrad: the user's own loss call or fit call."""
+    keras = tg.keras
+    z = tg.tensor(np.array([[1.0, 2.0, 0.5]], dtype=np.float32), requires_grad=True)
+    with pytest.warns(UserWarning, match="Softmax activation") as rec:
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True)(tg.tensor(np.array([1])), tg.softmax(z, -1))
+    assert rec[0].filename == __file__
+    m = keras.Sequential([keras.layers.Dense(3, activation="softmax", input_shape=(2,))])
+    m.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.warns(UserWarning, match="Softmax activation") as rec:
+        m.fit(np.ones((4, 2), np.float32), np.array([0, 1, 2, 0]), epochs=1, batch_size=4, verbose=0)
+    assert rec[0].filename == __file__

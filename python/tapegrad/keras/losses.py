@@ -12,6 +12,8 @@ was produced by a softmax (its tape entry is a ``softmax``; under
 """
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 from .. import _C
@@ -19,12 +21,24 @@ from .. import _C
 _EPS = 1e-7
 
 
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _user_stacklevel():
+    """The stacklevel of the first caller outside tapegrad (the user's
+    ``fit`` or loss call), so the warning names the user's line."""
+    level, f = 1, sys._getframe(1)
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_PKG + os.sep):
+        f, level = f.f_back, level + 1
+    return level
+
+
 def _warn_if_softmax(name, y_pred):
     fn = getattr(y_pred, "grad_fn", None)
     if fn is not None and getattr(fn, "op", None) == "softmax":
         warnings.warn(f'"`{name}` received `from_logits=True`, but the `output` argument was '
                       f'produced by a Softmax activation and thus does not represent logits. '
-                      f'Was this intended?', UserWarning, stacklevel=3)
+                      f'Was this intended?', UserWarning, stacklevel=_user_stacklevel())
 
 
 class SparseCategoricalCrossentropy:
