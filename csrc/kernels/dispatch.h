@@ -50,7 +50,11 @@ const char *tg_cpu_missing(tg_cpu_feature f);
  * dispatch log, unless the same line is already there: each problem is
  * reported once.  The log holds up to 4 KiB; later lines are dropped.
  * Thread-safe. */
+#if defined(__MINGW32__)
+void tg_dispatch_log(const char *fmt, ...) __attribute__((format(gnu_printf, 1, 2)));
+#else
 void tg_dispatch_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif
 
 /* Copy the log (lines ending in '\n'; "" if nothing went wrong) into
  * buf[0..size), NUL-terminated and truncated if needed.  Returns the

@@ -149,7 +149,7 @@
 #include "threadpool.h"
 #include "dispatch.h"
 
-#include <pthread.h>
+#include "platform.h"
 #include <stdatomic.h>
 #include <math.h>
 #include <stdio.h>
@@ -210,12 +210,12 @@ void tg_gemm_testing_fail_alloc(int fail) { atomic_store(&fail_alloc, fail != 0)
 
 /* A 64-byte aligned buffer (one cache line; the SIMD loads never straddle
  * lines when the panels are whole lines) of `bytes` bytes, to be released
- * with free(); NULL when out of memory. */
+ * with tg_aligned_free(); NULL when out of memory. */
 static void *pack_alloc(size_t bytes)
 {
     if (atomic_load_explicit(&fail_alloc, memory_order_relaxed))
         return NULL;
-    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+    return tg_aligned_alloc(64, (bytes + 63) / 64 * 64);
 }
 
 /* A SIMD version of the transposing pack for full 16-line float panels,
@@ -303,7 +303,7 @@ typedef struct {
 } isa_state;
 static isa_state isa_st[N_ISA];
 static int selftest_runs;   /* row self-tests run in this process (tests) */
-static pthread_mutex_t dispatch_lock = PTHREAD_MUTEX_INITIALIZER;
+static tg_mutex dispatch_lock = TG_MUTEX_INIT;
 
 static int row_index(const tg_gemm_isa_desc *d)
 {
@@ -438,14 +438,14 @@ static const tg_gemm_isa_desc *active_isa(void)
     if (d == NULL) {
         /* The first GEMM of the process (maybe on several threads at once):
          * one thread runs the self-tests, the others wait for its answer. */
-        pthread_mutex_lock(&dispatch_lock);
+        tg_mutex_lock(&dispatch_lock);
         d = atomic_load_explicit(&active, memory_order_relaxed);
         if (d == NULL) {
             d = default_choice();
             install_packers(d);
             atomic_store_explicit(&active, d, memory_order_release);
         }
-        pthread_mutex_unlock(&dispatch_lock);
+        tg_mutex_unlock(&dispatch_lock);
     }
     return d;
 }
@@ -455,7 +455,7 @@ const char *tg_gemm_isa(void) { return active_isa()->name; }
 int tg_gemm_force_isa(const char *isa)
 {
     int rc = -1;
-    pthread_mutex_lock(&dispatch_lock);
+    tg_mutex_lock(&dispatch_lock);
     const tg_gemm_isa_desc *d = isa == NULL ? default_choice() : row_named(isa);
     if (d != NULL && isa_usable(d) && row_selftest((tg_gemm_isa_desc *)d)) {
         install_packers(d);
@@ -467,7 +467,7 @@ int tg_gemm_force_isa(const char *isa)
         if (cur != NULL)
             install_packers(cur);
     }
-    pthread_mutex_unlock(&dispatch_lock);
+    tg_mutex_unlock(&dispatch_lock);
     return rc;
 }
 
@@ -478,16 +478,16 @@ const char *tg_gemm_isa_refusal(const char *isa)
         return "not a matmul kernel path (expected avx512, avx2 or baseline)";
     if (!isa_usable(d))
         return isa_missing(d);
-    pthread_mutex_lock(&dispatch_lock);
+    tg_mutex_lock(&dispatch_lock);
     int failed = isa_st[row_index(d)].result < 0;
-    pthread_mutex_unlock(&dispatch_lock);
+    tg_mutex_unlock(&dispatch_lock);
     return failed ? "it failed its self-test" : "";
 }
 
 int tg_gemm_paths(tg_kernel_path_info *out, int max)
 {
     const tg_gemm_isa_desc *cur = active_isa();
-    pthread_mutex_lock(&dispatch_lock);
+    tg_mutex_lock(&dispatch_lock);
     for (int i = 0; i < N_ISA && i < max; ++i) {
         const tg_gemm_isa_desc *d = isa_rows[i];
         int usable = isa_usable(d);
@@ -496,7 +496,7 @@ int tg_gemm_paths(tg_kernel_path_info *out, int max)
                                         : isa_st[i].result < 0 ? isa_st[i].why : "",
                                         isa_st[i].us };
     }
-    pthread_mutex_unlock(&dispatch_lock);
+    tg_mutex_unlock(&dispatch_lock);
     return N_ISA;
 }
 
@@ -510,18 +510,18 @@ int tg_gemm_isa_available(const char *isa)
 
 void tg_gemm_testing_reset(void)
 {
-    pthread_mutex_lock(&dispatch_lock);
+    tg_mutex_lock(&dispatch_lock);
     for (int i = 0; i < N_ISA; ++i)
         isa_st[i] = (isa_state){ 0, "", 0 };
     atomic_store(&active, NULL);
-    pthread_mutex_unlock(&dispatch_lock);
+    tg_mutex_unlock(&dispatch_lock);
 }
 
 int tg_gemm_testing_selftest_runs(void)
 {
-    pthread_mutex_lock(&dispatch_lock);
+    tg_mutex_lock(&dispatch_lock);
     int n = selftest_runs;
-    pthread_mutex_unlock(&dispatch_lock);
+    tg_mutex_unlock(&dispatch_lock);
     return n;
 }
 
@@ -530,12 +530,12 @@ int tg_gemm_testing_set_ukr(const char *isa, tg_gemm_ukr_f32 f32, tg_gemm_ukr_f6
     tg_gemm_isa_desc *d = row_named(isa);
     if (d == NULL || d == &isa_generic)
         return -1;
-    pthread_mutex_lock(&dispatch_lock);
+    tg_mutex_lock(&dispatch_lock);
 #ifdef TG_GEMM_HAVE_X86
     d->f32.ukr = f32 ? f32 : d == &isa_avx2 ? tg_gemm_ukr_avx2_f32 : tg_gemm_ukr_avx512_f32;
     d->f64.ukr = f64 ? f64 : d == &isa_avx2 ? tg_gemm_ukr_avx2_f64 : tg_gemm_ukr_avx512_f64;
 #endif
-    pthread_mutex_unlock(&dispatch_lock);
+    tg_mutex_unlock(&dispatch_lock);
     tg_gemm_testing_reset();
     return 0;
 }
@@ -908,8 +908,8 @@ static int SFX(gemm_packed)(const SFX(tg_gemm_kernel) *kd,
     real *Ap = SFX(pack_alloc_real)(MC * KC);
     real *Bp = SFX(pack_alloc_real)(KC * NC);
     if (Ap == NULL || Bp == NULL) {
-        free(Ap);
-        free(Bp);
+        tg_aligned_free(Ap);
+        tg_aligned_free(Bp);
         return -1;
     }
 
@@ -929,8 +929,8 @@ static int SFX(gemm_packed)(const SFX(tg_gemm_kernel) *kd,
             }
         }
     }
-    free(Ap);
-    free(Bp);
+    tg_aligned_free(Ap);
+    tg_aligned_free(Bp);
     return 0;
 }
 
@@ -1150,7 +1150,7 @@ static void SFX(shared_rows)(int64_t b0, int64_t b1, void *vctx)
         SFX(macro_kernel)(x->kd, mc, x->nc, x->kc, x->alpha, Ap, x->Bp, x->beta,
                           x->C + ic * x->rsc, x->rsc, x->csc);
     }
-    free(Ap);
+    tg_aligned_free(Ap);
 }
 
 /* Returns 0, or -1 (C untouched) if the shared panel cannot be allocated. */
@@ -1177,7 +1177,7 @@ static int SFX(gemm_shared_b)(const SFX(tg_gemm_kernel) *kd,
             tg_parallel_for((M + MC - 1) / MC, 1, SFX(shared_rows), &x);   /* loop 3 */
         }
     }
-    free(Bp);
+    tg_aligned_free(Bp);
     return 0;
 }
 

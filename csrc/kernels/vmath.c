@@ -6,7 +6,7 @@
 #include "dispatch.h"
 
 #include <math.h>
-#include <pthread.h>
+#include "platform.h"
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,7 +222,7 @@ static int selftest_table(const tg_vmath_table *t, char *why, size_t n) {
 
 /* ---- the choice ----------------------------------------------------------- */
 static _Atomic(const tg_vmath_table *) chosen;
-static pthread_mutex_t choose_lock = PTHREAD_MUTEX_INITIALIZER;
+static tg_mutex choose_lock = TG_MUTEX_INIT;
 static int avx2_result;       /* 0 not tested, 1 passed, -1 failed (under choose_lock) */
 static char avx2_why[400];
 static double avx2_us;
@@ -276,20 +276,20 @@ static const tg_vmath_table *default_table(void) {
 const tg_vmath_table *tg_vmath(void) {
     const tg_vmath_table *t = atomic_load_explicit(&chosen, memory_order_acquire);
     if (!t) {
-        pthread_mutex_lock(&choose_lock);
+        tg_mutex_lock(&choose_lock);
         t = atomic_load_explicit(&chosen, memory_order_relaxed);
         if (!t) {
             t = default_table();
             atomic_store_explicit(&chosen, t, memory_order_release);
         }
-        pthread_mutex_unlock(&choose_lock);
+        tg_mutex_unlock(&choose_lock);
     }
     return t;
 }
 
 int tg_vmath_force(const char *name) {
     int rc = -1;
-    pthread_mutex_lock(&choose_lock);
+    tg_mutex_lock(&choose_lock);
     const tg_vmath_table *t = NULL;
     if (name == NULL) t = default_table();
     else if (strcmp(name, "baseline") == 0) t = &table_base;
@@ -300,7 +300,7 @@ int tg_vmath_force(const char *name) {
         atomic_store(&chosen, t);
         rc = 0;
     }
-    pthread_mutex_unlock(&choose_lock);
+    tg_mutex_unlock(&choose_lock);
     return rc;
 }
 
@@ -310,9 +310,9 @@ const char *tg_vmath_refusal(const char *name) {
     if (strcmp(name, "baseline") == 0) return "";
 #ifdef TG_VMATH_HAVE_AVX2
     if (!have_avx2()) return tg_cpu_missing(TG_CPU_AVX2);
-    pthread_mutex_lock(&choose_lock);
+    tg_mutex_lock(&choose_lock);
     int failed = avx2_result < 0;
-    pthread_mutex_unlock(&choose_lock);
+    tg_mutex_unlock(&choose_lock);
     return failed ? "it failed its self-test" : "";
 #else
     return "not an x86-64 build";
@@ -322,7 +322,7 @@ const char *tg_vmath_refusal(const char *name) {
 int tg_vmath_paths(tg_kernel_path_info *out, int max) {
     const tg_vmath_table *cur = tg_vmath();
     int k = 0;
-    pthread_mutex_lock(&choose_lock);
+    tg_mutex_lock(&choose_lock);
 #ifdef TG_VMATH_HAVE_AVX2
     if (k < max) {
         int usable = have_avx2();
@@ -336,18 +336,18 @@ int tg_vmath_paths(tg_kernel_path_info *out, int max) {
     if (k < max)
         out[k] = (tg_kernel_path_info){"baseline", 1, 0, cur == &table_base, "", 0};
     k++;
-    pthread_mutex_unlock(&choose_lock);
+    tg_mutex_unlock(&choose_lock);
     return k;
 }
 
 /* ---- testing hooks -------------------------------------------------------- */
 void tg_vmath_testing_reset(void) {
-    pthread_mutex_lock(&choose_lock);
+    tg_mutex_lock(&choose_lock);
     avx2_result = 0;
     avx2_why[0] = '\0';
     avx2_us = 0;
     atomic_store(&chosen, NULL);
-    pthread_mutex_unlock(&choose_lock);
+    tg_mutex_unlock(&choose_lock);
 }
 
 int tg_vmath_testing_set_table(const tg_vmath_table *t) {
@@ -362,8 +362,8 @@ int tg_vmath_testing_set_table(const tg_vmath_table *t) {
 }
 
 int tg_vmath_testing_selftest_runs(void) {
-    pthread_mutex_lock(&choose_lock);
+    tg_mutex_lock(&choose_lock);
     int n = selftest_runs;
-    pthread_mutex_unlock(&choose_lock);
+    tg_mutex_unlock(&choose_lock);
     return n;
 }
