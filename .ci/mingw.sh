@@ -34,7 +34,10 @@ if [ -z "$WINE" ]; then
   echo "mingw.sh: wine is not installed: built, NOT run"
 else
   if [ -z "${WINEPREFIX:-}" ]; then
-    WINEPREFIX=$(mktemp -d); trap 'rm -rf "$WINEPREFIX"' EXIT
+    # a prefix of our own, removed at the end after its wineserver (started by
+    # the runs below, for this prefix only) has been stopped
+    WINEPREFIX=$(mktemp -d)
+    trap 'WINEPREFIX=$WINEPREFIX wineserver -k 2>/dev/null || WINEPREFIX=$WINEPREFIX /usr/lib/wine/wineserver -k 2>/dev/null || true; sleep 1; rm -rf "$WINEPREFIX"' EXIT
   fi
   export WINEDEBUG=-all WINEPREFIX
   echo "-- $WINE $OUT/mlp.exe, then threads_smoke.exe (4 threads)"

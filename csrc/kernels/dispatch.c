@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const feature_name[TG_CPU_N_FEATURES] = {"avx2", "avx512"};
+static const char *const feature_name[TG_CPU_N_FEATURES] = {"avx2", "avx512", "neon"};
 
 /* strncasecmp for ASCII names (not in ISO C; absent on Windows). */
 static int same_name(const char *a, const char *b, size_t n)
@@ -52,7 +52,10 @@ static int disabled(tg_cpu_feature f)
 
 static int cpu_has_raw(tg_cpu_feature f)
 {
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#if defined(__aarch64__)
+    /* Advanced SIMD is mandatory in AArch64: no run-time test needed */
+    return f == TG_CPU_NEON;
+#elif (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
     /* GCC and clang (also MinGW-w64 on Windows): the compiler's runtime
      * reads CPUID and checks that the OS saves the wide registers (XGETBV). */
     __builtin_cpu_init();
@@ -86,6 +89,13 @@ const char *tg_cpu_missing(tg_cpu_feature f)
 {
     if ((unsigned)f >= TG_CPU_N_FEATURES)
         return "unknown CPU feature";
+    if (f == TG_CPU_NEON) {
+#if defined(__aarch64__)
+        return disabled(f) ? "disabled by TAPEGRAD_DISABLE_CPU_FEATURES" : "";
+#else
+        return "not an arm64 build";
+#endif
+    }
 #if !(defined(__x86_64__) || defined(__i386__))
     return "not an x86-64 build";
 #else

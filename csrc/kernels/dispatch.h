@@ -31,6 +31,7 @@ extern "C" {
 typedef enum {
     TG_CPU_AVX2 = 0,   /* AVX2 and FMA (and the OS saves the ymm state) */
     TG_CPU_AVX512 = 1, /* AVX-512F (and the OS saves the zmm state) */
+    TG_CPU_NEON = 2,   /* AArch64 Advanced SIMD: part of every arm64 CPU */
     TG_CPU_N_FEATURES
 } tg_cpu_feature;
 
@@ -42,7 +43,8 @@ typedef enum {
 int tg_cpu_has(tg_cpu_feature f);
 
 /* Why tg_cpu_has(f) is 0 ("this CPU lacks AVX-512F", "disabled by
- * TAPEGRAD_DISABLE_CPU_FEATURES", "not an x86-64 build"), or "" when it is
+ * TAPEGRAD_DISABLE_CPU_FEATURES", "not an x86-64 build", "not an arm64
+ * build"), or "" when it is
  * 1.  Static string. */
 const char *tg_cpu_missing(tg_cpu_feature f);
 

@@ -288,6 +288,22 @@ _Static_assert(TG_GEMM_AVX512_MR_F64 * TG_GEMM_AVX512_NR_F64 <= TG_GEMM_MAX_TILE
 
 /* Every row, best first: the order in which they are tried. */
 static tg_gemm_isa_desc *const isa_rows[] = { &isa_avx512, &isa_avx2, &isa_generic };
+#elif defined(__aarch64__)
+#define TG_GEMM_HAVE_NEON 1
+/* NEON (gemm_neon.c).  Cache sizes vary more on arm64 than on x86 (Apple M1
+ * performance cores: 128 KiB L1d, 12 MiB shared L2; Cortex-A72: 32 KiB L1d,
+ * 1 MiB L2), so the blocks are sized for the small ones: f32 KC = 256 gives
+ * a 256 x 12 x 4 = 12 KiB micro-panel of B in L1, Ap = 96 x 256 x 4 = 96
+ * KiB in L2; f64 halves KC for the same bytes.  Not tuned on hardware (the
+ * CI runs it under qemu, where timings mean nothing). */
+static tg_gemm_isa_desc isa_neon = {
+    "neon",
+    { TG_GEMM_NEON_MR_F32, TG_GEMM_NEON_NR_F32, 96, 256, 4092, tg_gemm_ukr_neon_f32 },
+    { TG_GEMM_NEON_MR_F64, TG_GEMM_NEON_NR_F64, 96, 128, 4096, tg_gemm_ukr_neon_f64 },
+};
+_Static_assert(TG_GEMM_NEON_MR_F32 * TG_GEMM_NEON_NR_F32 <= TG_GEMM_MAX_TILE, "tile");
+_Static_assert(TG_GEMM_NEON_MR_F64 * TG_GEMM_NEON_NR_F64 <= TG_GEMM_MAX_TILE, "tile");
+static tg_gemm_isa_desc *const isa_rows[] = { &isa_neon, &isa_generic };
 #else
 static tg_gemm_isa_desc *const isa_rows[] = { &isa_generic };
 #endif
@@ -332,7 +348,26 @@ static tg_cpu_feature row_feature(const tg_gemm_isa_desc *d)
 {
     return d == &isa_avx512 ? TG_CPU_AVX512 : TG_CPU_AVX2;
 }
+#elif defined(TG_GEMM_HAVE_NEON)
+static tg_cpu_feature row_feature(const tg_gemm_isa_desc *d)
+{
+    (void)d;
+    return TG_CPU_NEON;
+}
 #endif
+
+/* Paths of the other architectures: known names, refused with a reason
+ * (so TAPEGRAD_GEMM=avx2 on an arm64 laptop says why it is not used). */
+static const char *foreign_path(const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    if (strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0)
+        return "not an x86-64 build";
+    if (strcmp(name, "neon") == 0)
+        return "not an arm64 build";
+    return NULL;
+}
 
 /* Whether this CPU (and OS: gcc's check includes the XSAVE state bits) can
  * run the kernels of `d` and TAPEGRAD_DISABLE_CPU_FEATURES allows them. */
@@ -340,7 +375,7 @@ static int isa_usable(const tg_gemm_isa_desc *d)
 {
     if (d == &isa_generic)
         return 1;
-#ifdef TG_GEMM_HAVE_X86
+#if defined(TG_GEMM_HAVE_X86) || defined(TG_GEMM_HAVE_NEON)
     return tg_cpu_has(row_feature(d));
 #else
     return 0;
@@ -351,7 +386,7 @@ static const char *isa_missing(const tg_gemm_isa_desc *d)
 {
     if (d == &isa_generic)
         return "";
-#ifdef TG_GEMM_HAVE_X86
+#if defined(TG_GEMM_HAVE_X86) || defined(TG_GEMM_HAVE_NEON)
     return tg_cpu_missing(row_feature(d));
 #else
     return "not an x86-64 build";
@@ -417,9 +452,15 @@ static const tg_gemm_isa_desc *default_choice(void)
     if (force == NULL || *force == '\0')
         return choose_from(0);
     tg_gemm_isa_desc *d = row_named(force);
+    if (d == NULL && foreign_path(force) != NULL) {
+        const tg_gemm_isa_desc *c = choose_from(0);
+        tg_dispatch_log("gemm: TAPEGRAD_GEMM=%s refused: %s; using %s", force,
+                        foreign_path(force), c->name);
+        return c;
+    }
     if (d == NULL) {
         const tg_gemm_isa_desc *c = choose_from(0);
-        tg_dispatch_log("gemm: TAPEGRAD_GEMM=%s is not a path (expected avx512, avx2 or "
+        tg_dispatch_log("gemm: TAPEGRAD_GEMM=%s is not a path (expected avx512, avx2, neon or "
                         "baseline); using %s", force, c->name);
         return c;
     }
@@ -474,8 +515,10 @@ int tg_gemm_force_isa(const char *isa)
 const char *tg_gemm_isa_refusal(const char *isa)
 {
     tg_gemm_isa_desc *d = row_named(isa);
+    if (d == NULL && foreign_path(isa) != NULL)
+        return foreign_path(isa);
     if (d == NULL)
-        return "not a matmul kernel path (expected avx512, avx2 or baseline)";
+        return "not a matmul kernel path (expected avx512, avx2, neon or baseline)";
     if (!isa_usable(d))
         return isa_missing(d);
     tg_mutex_lock(&dispatch_lock);
@@ -534,6 +577,9 @@ int tg_gemm_testing_set_ukr(const char *isa, tg_gemm_ukr_f32 f32, tg_gemm_ukr_f6
 #ifdef TG_GEMM_HAVE_X86
     d->f32.ukr = f32 ? f32 : d == &isa_avx2 ? tg_gemm_ukr_avx2_f32 : tg_gemm_ukr_avx512_f32;
     d->f64.ukr = f64 ? f64 : d == &isa_avx2 ? tg_gemm_ukr_avx2_f64 : tg_gemm_ukr_avx512_f64;
+#elif defined(TG_GEMM_HAVE_NEON)
+    d->f32.ukr = f32 ? f32 : tg_gemm_ukr_neon_f32;
+    d->f64.ukr = f64 ? f64 : tg_gemm_ukr_neon_f64;
 #endif
     tg_mutex_unlock(&dispatch_lock);
     tg_gemm_testing_reset();

@@ -81,6 +81,7 @@ const tg_vmath_table *tg_vmath_by_name(const char *name) {
  *   sums, sums of squares, column sums, max, min, and the optimizer steps:
  *     the same bits (one fixed order of operations on every path).
  * Returns 0, or -1 with the first difference described in why[0..n). */
+#ifdef TG_VMATH_HAVE_AVX2 /* (the self-test exists where a SIMD build does) */
 static uint32_t vm_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
 
 static int vm_close(float got, float want) {
@@ -219,6 +220,8 @@ static int selftest_table(const tg_vmath_table *t, char *why, size_t n) {
     }
     return 0;
 }
+
+#endif
 
 /* ---- the choice ----------------------------------------------------------- */
 static _Atomic(const tg_vmath_table *) chosen;

@@ -369,8 +369,9 @@ START_TEST(test_forcing_and_refusal) {
     ck_assert_str_eq(tg_vmath()->name, "baseline");
     setenv("TAPEGRAD_DISABLE_CPU_FEATURES", "avx2", 1);
     ck_assert_int_eq(tg_vmath_force("avx2"), -1);
-    ck_assert_ptr_nonnull(strstr(tg_vmath_refusal("avx2"), "AVX2") ? "x"
-                          : strstr(tg_vmath_refusal("avx2"), "TAPEGRAD_DISABLE_CPU_FEATURES"));
+    const char *why = tg_vmath_refusal("avx2");
+    ck_assert_msg(strstr(why, "AVX2") || strstr(why, "TAPEGRAD_DISABLE_CPU_FEATURES") ||
+                  strstr(why, "not an x86-64 build"), "%s", why);
     setenv("TAPEGRAD_VMATH", "avx2", 1);
     tg_vmath_testing_reset();
     tg_dispatch_log_clear();
