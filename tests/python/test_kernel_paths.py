@@ -162,6 +162,12 @@ def test_path_of_another_architecture_is_refused_with_the_reason():
     assert max(out["errs"]) == 0.0
     with pytest.raises(RuntimeError, match=f"gemm path '{foreign}' refused: {why}"):
         tg._C._force_kernel("gemm", foreign)
+    # the same for the vector math
+    out, _ = _python(_CHECK.replace("SETUP", "pass"), TAPEGRAD_VMATH=foreign)
+    assert out["cfg"]["vector_math"] != foreign
+    assert any(f"TAPEGRAD_VMATH={foreign} refused: {why}" in w for w in out["warns"]), out["warns"]
+    with pytest.raises(RuntimeError, match=f"vmath path '{foreign}' refused: {why}"):
+        tg._C._force_kernel("vmath", foreign)
 
 
 def test_force_kernel_errors_name_the_problem():
