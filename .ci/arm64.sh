@@ -5,7 +5,11 @@
 #
 #   1. the Check runner with the NEON kernels selected (the default on arm64);
 #   2. the same runner with NEON forced off at start-up
-#      (TAPEGRAD_DISABLE_CPU_FEATURES=neon TAPEGRAD_GEMM=baseline);
+#      (TAPEGRAD_DISABLE_CPU_FEATURES=neon TAPEGRAD_GEMM=baseline): the first
+#      choice of every family is then the portable path.  (Run 1 already
+#      tests the portable paths too: the gemm and vmath suites force each
+#      path in turn; and tests that restore the environment in their
+#      teardown use NEON again, so run 2's summary still lists neon.)
 #   3. examples/c/mlp.c, whose printed losses must equal the x86-64 run's.
 #
 # Emulation settings: CK_FORK=no (in Check's fork mode the emulated runner
