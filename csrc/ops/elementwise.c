@@ -255,7 +255,7 @@ static tg_tensor *take2(tg_tensor *(*f)(tg_tensor *, tg_tensor *), tg_tensor *a,
 
 BINARY_ROWS_F(add, a + b, a + b)
 BINARY_ROW(add_i64, int64_t, tg__wrap_add(a, b)) /* wraps like NumPy, no UB */
-static const row_table add_rows = {add_f32, add_f64, add_i64};
+static const row_table add_rows = {add_f32, add_f64, add_i64, 1};
 tg_tensor *tg_add(tg_tensor *a, tg_tensor *b) {
     return binary_op(&tg_opdef_add, a, b, tg_dtype_promote(a->dtype, b->dtype), &add_rows, false,
                      false);
@@ -276,7 +276,7 @@ TG_DEFINE_OP(add, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
 
 BINARY_ROWS_F(sub, a - b, a - b)
 BINARY_ROW(sub_i64, int64_t, tg__wrap_sub(a, b)) /* wraps like NumPy, no UB */
-static const row_table sub_rows = {sub_f32, sub_f64, sub_i64};
+static const row_table sub_rows = {sub_f32, sub_f64, sub_i64, 1};
 tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b) {
     return binary_op(&tg_opdef_sub, a, b, tg_dtype_promote(a->dtype, b->dtype), &sub_rows, false,
                      false);
@@ -296,7 +296,7 @@ TG_DEFINE_OP(sub, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
 
 BINARY_ROWS_F(mul, a * b, a * b)
 BINARY_ROW(mul_i64, int64_t, tg__wrap_mul(a, b)) /* wraps like NumPy, no UB */
-static const row_table mul_rows = {mul_f32, mul_f64, mul_i64};
+static const row_table mul_rows = {mul_f32, mul_f64, mul_i64, 1};
 tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b) {
     return binary_op(&tg_opdef_mul, a, b, tg_dtype_promote(a->dtype, b->dtype), &mul_rows, true,
                      false);
@@ -318,7 +318,7 @@ TG_DEFINE_OP(mul, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .apply = apply_mul, .examples = "3x4,3x4;2x3x4,3x1;T3x4,4;-,3");
 
 BINARY_ROWS_F(div, a / b, a / b)
-static const row_table div_rows = {div_f32, div_f64, NULL};
+static const row_table div_rows = {div_f32, div_f64, NULL, 1};
 tg_tensor *tg_div(tg_tensor *a, tg_tensor *b) {
     tg_dtype dt = tg_dtype_promote(a->dtype, b->dtype);
     if (dt == TG_INT64) dt = TG_FLOAT64; /* true division, as in NumPy */
@@ -428,9 +428,9 @@ TG_DEFINE_OP(pow, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .apply = apply_pow, .examples = "+3x4,3x4;+2x3,+3;+T3x4,-");
 
 BINARY_ROWS_FI(maximum, (a > b || a != a) ? a : b)
-static const row_table maximum_rows = {maximum_f32, maximum_f64, maximum_i64};
+static const row_table maximum_rows = {maximum_f32, maximum_f64, maximum_i64, 1};
 BINARY_ROWS_FI(minimum, (a < b || a != a) ? a : b)
-static const row_table minimum_rows = {minimum_f32, minimum_f64, minimum_i64};
+static const row_table minimum_rows = {minimum_f32, minimum_f64, minimum_i64, 1};
 tg_tensor *tg_maximum(tg_tensor *a, tg_tensor *b) {
     return binary_op(&tg_opdef_maximum, a, b, tg_dtype_promote(a->dtype, b->dtype), &maximum_rows,
                      true, false);
@@ -490,7 +490,7 @@ TG_DEFINE_OP(minimum, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int
 
 #define COMPARISON(NAME, OP, TEXT)                                                     \
     BINARY_ROWS_FI(NAME, (a OP b) ? 1 : 0)                                             \
-    static const row_table NAME##_rows = {NAME##_f32, NAME##_f64, NAME##_i64};         \
+    static const row_table NAME##_rows = {NAME##_f32, NAME##_f64, NAME##_i64, 1};      \
     tg_tensor *tg_##NAME(tg_tensor *a, tg_tensor *b) {                                 \
         return binary_op(&tg_opdef_##NAME, a, b, tg_dtype_promote(a->dtype, b->dtype), \
                          &NAME##_rows, false, false);                                  \
@@ -619,7 +619,7 @@ SCALAR_FORM(rsub, tg_sub(c, a))
 
 UNARY_ROWS_F(neg, -x, -x)
 UNARY_ROW(neg_i64, int64_t, tg__wrap_sub(0, x)) /* -INT64_MIN wraps, like NumPy */
-static const row_table neg_rows = {neg_f32, neg_f64, neg_i64};
+static const row_table neg_rows = {neg_f32, neg_f64, neg_i64, 1};
 tg_tensor *tg_neg(tg_tensor *x) { return unary_op(&tg_opdef_neg, x, &neg_rows, NULL, false, false); }
 static tg_status neg_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -668,7 +668,7 @@ TG_DEFINE_OP(log, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .backward = log_vjp, .apply = apply_log, .examples = "+3x4;+T2x3");
 
 UNARY_ROWS_F(sqrt, sqrtf(x), sqrt(x))
-static const row_table sqrt_rows = {sqrt_f32, sqrt_f64, NULL};
+static const row_table sqrt_rows = {sqrt_f32, sqrt_f64, NULL, 1};
 tg_tensor *tg_sqrt(tg_tensor *x) { return unary_op(&tg_opdef_sqrt, x, &sqrt_rows, NULL, false, true); }
 static tg_status sqrt_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -689,7 +689,7 @@ TG_DEFINE_OP(sqrt, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
 
 UNARY_ROWS_F(abs, fabsf(x), fabs(x))
 UNARY_ROW(abs_i64, int64_t, x < 0 ? tg__wrap_sub(0, x) : x)
-static const row_table abs_rows = {abs_f32, abs_f64, abs_i64};
+static const row_table abs_rows = {abs_f32, abs_f64, abs_i64, 1};
 tg_tensor *tg_abs(tg_tensor *x) { return unary_op(&tg_opdef_abs, x, &abs_rows, NULL, true, false); }
 static tg_status abs_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -788,7 +788,7 @@ TG_DEFINE_OP(sigmoid, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .apply = apply_sigmoid, .examples = "3x4;T2x3");
 
 UNARY_ROWS_F(relu, x > 0 ? x : (x != x ? x : 0.0f), x > 0 ? x : (x != x ? x : 0.0))
-static const row_table relu_rows = {relu_f32, relu_f64, NULL};
+static const row_table relu_rows = {relu_f32, relu_f64, NULL, 1};
 tg_tensor *tg_relu(tg_tensor *x) { return unary_op(&tg_opdef_relu, x, &relu_rows, NULL, true, false); }
 static tg_status relu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -809,7 +809,7 @@ TG_DEFINE_OP(relu, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .apply = apply_relu, .examples = "~3x4;~T2x3");
 
 UNARY_ROWS_F(leaky_relu, x > 0 ? x : x * (float)prm[0], x > 0 ? x : x * prm[0])
-static const row_table leaky_relu_rows = {leaky_relu_f32, leaky_relu_f64, NULL};
+static const row_table leaky_relu_rows = {leaky_relu_f32, leaky_relu_f64, NULL, 1};
 tg_tensor *tg_leaky_relu(tg_tensor *x, double slope) {
     double prm[2] = {slope, 0};
     return unary_op(&tg_opdef_leaky_relu, x, &leaky_relu_rows, prm, true, false);
@@ -941,7 +941,7 @@ static inline int64_t clip1_i(int64_t x, double lo, double hi) {
 }
 UNARY_ROWS_F(clip, clip1_f(x, (float)prm[0], (float)prm[1]), clip1_d(x, prm[0], prm[1]))
 UNARY_ROW(clip_i64, int64_t, clip1_i(x, prm[0], prm[1]))
-static const row_table clip_rows = {clip_f32, clip_f64, clip_i64};
+static const row_table clip_rows = {clip_f32, clip_f64, clip_i64, 1};
 tg_tensor *tg_clip(tg_tensor *x, double lo, double hi) {
     if (isnan(lo)) lo = -INFINITY;
     if (isnan(hi)) hi = INFINITY;
