@@ -288,7 +288,13 @@ class APIMachine(RuleBasedStateMachine):
                 else:
                     lse = np.log(np.sum(np.exp(a - m), axis=ax, keepdims=True)) + m
                     want = a - lse if fn == "log_softmax" else np.exp(a - lse)
-            same(r.numpy(), want, tol(t) * 10)
+            # x - logsumexp(x) is rounded at the magnitude of x (float32: an ulp
+            # of 65536 is 0.008), so the tolerance grows with |x|
+            fin = np.abs(a[np.isfinite(a)])
+            mag = float(fin.max()) if fin.size else 0.0
+            rt = tol(t) * 10 + (4 * float(np.finfo(np.dtype(t.dtype)).eps) * mag
+                                if t.dtype != tg.int64 else 0.0)
+            same(r.numpy(), want, rt)
         return r
 
     @rule(t=tensors, eps=st.sampled_from([1e-5, 0.0]))
@@ -297,10 +303,18 @@ class APIMachine(RuleBasedStateMachine):
             return
         ln = tg.nn.LayerNorm(t.shape[-1], eps=eps, elementwise_affine=False)
         with np.errstate(all="ignore"):
-            r = ln(t)
+            r = as_np(ln(t)).astype(np.float64)
             a = as_np(t).astype(np.float64)
-            want = (a - a.mean(-1, keepdims=True)) / np.sqrt(a.var(-1, keepdims=True) + eps)
-        same(r.numpy(), want, 1e-3 if t.dtype == tg.float32 else 1e-7)
+            var = a.var(-1, keepdims=True)
+            want = (a - a.mean(-1, keepdims=True)) / np.sqrt(var + eps)
+        # rows holding inf or NaN are NaN throughout (as in PyTorch); rows of
+        # finite values agree where the variance is not lost to rounding
+        bad = ~np.isfinite(a).all(-1, keepdims=True)
+        assert np.isnan(r[np.broadcast_to(bad, r.shape)]).all()
+        with np.errstate(all="ignore"):
+            big = 1e-4 * (1 + np.abs(a).max(-1, keepdims=True) ** 2)
+        well = np.broadcast_to(~bad & (var > big), r.shape)
+        same(r[well], want[well], 1e-2 if t.dtype == tg.float32 else 1e-7)
 
     @rule(t=tensors, data=st.data())
     def pow_zero_base(self, t, data):
@@ -330,7 +344,7 @@ class APIMachine(RuleBasedStateMachine):
         # through either one after the other was saved is caught (issue 15)
         if t.dtype == tg.int64 or t.numel() == 0:
             return
-        a = np.array(as_np(t), dtype=np.float64)
+        a = np.ascontiguousarray(as_np(t), dtype=np.float64)  # reshape(-1) is then a view
         if how == "same":
             t1, t2 = tg.from_numpy(a), tg.from_numpy(a)
         elif how == "view":
