@@ -350,6 +350,12 @@ tg_status tg_op_set_vjp_override(const tg_opdef *op, tg_vjp_fn fn, void *ctx) {
     return TG_OK;
 }
 
+tg_vjp_fn tg_op_get_vjp_override(const tg_opdef *op, void **ctx) {
+    tg_vjp_fn fn = (op && op->id >= 0 && op->id < TG_OPID_COUNT) ? overrides[op->id].fn : NULL;
+    if (ctx) *ctx = fn ? overrides[op->id].ctx : NULL;
+    return fn;
+}
+
 tg_vjp_fn tg__vjp_for(const tg_entry *e, void **ctx) {
     if (e->custom_vjp) {
         *ctx = e->custom_ctx;

@@ -411,6 +411,9 @@ const tg_opdef *tg_op_find(const char *name);    /* NULL if unknown */
 /* Make the engine call `fn(e, grad_out, grad_in, ctx)` instead of the op's
  * built-in VJP (fn == NULL restores it).  The library does not own ctx. */
 tg_status tg_op_set_vjp_override(const tg_opdef *op, tg_vjp_fn fn, void *ctx);
+/* The override in force for `op` (NULL: none, the built-in VJP runs); its
+ * context pointer is stored in *ctx when ctx is not NULL.  Reads only. */
+tg_vjp_fn tg_op_get_vjp_override(const tg_opdef *op, void **ctx);
 
 /* Registry-driven testing and tools.  An op's `examples` string lists input
  * sets separated by ';'.  Each is comma-separated inputs, then optionally

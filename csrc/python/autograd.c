@@ -686,6 +686,23 @@ FUNC(_set_vjp_override) {
     return prev; /* the reference held by the table passes to the caller */
 }
 
+/* _vjp_override(op_name) -> the Python function overriding the op's VJP, or
+ * None: read from the core's override slot, nothing is changed. */
+FUNC(_vjp_override) {
+    ARGS("_vjp_override", 1, 1, "op")
+    const char *name = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
+    if (!name) return NULL;
+    const tg_opdef *op = tg_op_find(name);
+    if (!op) {
+        PyErr_Format(PyExc_ValueError, "_vjp_override: there is no op named '%s' (see tg.ops())", name);
+        return NULL;
+    }
+    void *ctx = NULL;
+    tg_vjp_fn fn = tg_op_get_vjp_override(op, &ctx);
+    if (fn != override_vjp || !ctx) Py_RETURN_NONE; /* none, or one set from C */
+    return Py_NewRef((PyObject *)ctx);
+}
+
 FUNC(_builtin_vjp) {
     /* _builtin_vjp(entry, grad_out): run the op's own VJP (for overrides that
      * want to compare with it); returns a tuple of gradients. */
@@ -739,6 +756,7 @@ PyMethodDef tgpy_autograd_methods[] = {
     F(_custom_record, "_custom_record(name, inputs, output, backward)\n\nRecord a Python-defined op on the tape."),
     F(_entry_save, "_entry_save(entry, tensor)\n\nSave a tensor on an entry."),
     F(_set_vjp_override, "_set_vjp_override(op, fn)\n\nReplace an op's VJP by fn(entry, grad_output)."),
+    F(_vjp_override, "_vjp_override(op)\n\nThe function overriding an op's VJP (tg.override_vjp), or None."),
     F(_builtin_vjp, "_builtin_vjp(entry, grad_output)\n\nRun an entry's built-in VJP."),
     {NULL}};
 #undef F

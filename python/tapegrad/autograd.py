@@ -6,6 +6,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from . import _C
 from ._C import Tensor, TapeEntry
+from ._display import TapeTable
 
 
 class _GradMode:
@@ -114,7 +115,6 @@ class Tape:
 
     def table(self):
         """The entries as a table (see ``tg.inspect.TapeTable``)."""
-        from .inspect import TapeTable
         return TapeTable(list(self))
 
     def _repr_html_(self):

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _C
 from .._C import Tensor
-from ._common import Raw, esc, fmt_bytes, html_table, shape_str, text_table
+from .._display import Raw, esc, fmt_bytes, html_table, shape_str, text_table
 
 _FREE = {"reshape", "permute", "broadcast_to", "slice", "squeeze", "unsqueeze", "contiguous",
          "concat", "pad", "gather", "index_select", "scatter_add", "index_add", "slice_backward",

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _C
 from .._C import Tensor, TapeEntry
-from ._common import (Raw, esc, html_table, kind, label, shape_str, shape_tex, summary_text,
+from .._display import (Raw, esc, html_table, kind, label, shape_str, shape_tex, summary_text,
                       values_text)
 
 # ---------------------------------------------------------------------------
@@ -32,13 +32,11 @@ def op_info(name: str) -> dict | None:
 
 
 def current_override(op: str):
-    """The Python function overriding ``op``'s VJP now (``tg.override_vjp``), or None."""
-    if op_info(op) is None or not op_info(op)["differentiable"]:
+    """The Python function overriding ``op``'s VJP now (``tg.override_vjp``), or None
+    (read from the core's override slot: nothing is cleared or put back)."""
+    if op_info(op) is None:
         return None
-    prev = _C._set_vjp_override(op, None)
-    if prev is not None:
-        _C._set_vjp_override(op, prev)
-    return prev
+    return _C._vjp_override(op)
 
 
 def tex_escape(s: str) -> str:
