@@ -81,5 +81,5 @@ TG_OP(max_pool2d)
 TG_OP(max_pool2d_backward)
 TG_OP(avg_pool2d)
 TG_OP(avg_pool2d_backward)
-/* tape.c: ops defined outside the library (tg_custom_record) */
+/* core/record.c: ops defined outside the library (tg_custom_record) */
 TG_OP(custom)
