@@ -40,14 +40,13 @@
  * op max_pool2d_backward (scatter-add to those positions), whose VJP is a
  * gather; avg_pool2d and avg_pool2d_backward are each other's VJP.
  */
-#include "../core/internal.h"
+#include "ops_internal.h"
 #include "../kernels/gemm.h"
 #include "../kernels/threadpool.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-#define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
 
 /* Work (multiply-adds) below which a parallel loop is not worth waking the
  * pool for; a chunk of images gets at least this much. */

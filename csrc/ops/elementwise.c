@@ -8,7 +8,7 @@
  * definition with its formulas.  The drivers (binary_op, unary_op) do the
  * dtype promotion, broadcasting and strided iteration once for all.
  */
-#include "../core/internal.h"
+#include "ops_internal.h"
 
 #include <math.h>
 
@@ -193,6 +193,12 @@ static tg_tensor *apply_unary(tg_tensor *(*f)(tg_tensor *), tg_tensor *const *in
 
 /* The forward of a differentiable binary op: promote, compute, record, save
  * both inputs. */
+/* The promoted dtype of a and b, read only when both exist (a NULL input
+ * then reaches binary_op's own check, which names the op). */
+static tg_dtype promoted(const tg_tensor *a, const tg_tensor *b) {
+    return (a && b) ? tg_dtype_promote(a->dtype, b->dtype) : TG_FLOAT64;
+}
+
 static tg_tensor *binary_op(const tg_opdef *op, tg_tensor *a, tg_tensor *b, tg_dtype dt,
                             const row_table *rt, bool save_inputs, bool save_out) {
     if (!a || !b) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", op->name);
@@ -238,16 +244,6 @@ static tg_tensor *mul_take(tg_tensor *g, tg_tensor *f) {
     tg_tensor_release(f);
     return r;
 }
-/* a (op) b releasing both. */
-static tg_tensor *take2(tg_tensor *(*f)(tg_tensor *, tg_tensor *), tg_tensor *a, tg_tensor *b) {
-    tg_tensor *r = (a && b) ? f(a, b) : NULL;
-    tg_tensor_release(a);
-    tg_tensor_release(b);
-    return r;
-}
-#define NEED(i) tg_entry_needs_grad(e, (i))
-#define SAVED(i) tg_entry_saved(e, (i))
-#define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
 
 /* ===================================================================== */
 /* add, sub, mul, div, pow, maximum, minimum                              */
@@ -257,7 +253,7 @@ BINARY_ROWS_F(add, a + b, a + b)
 BINARY_ROW(add_i64, int64_t, tg__wrap_add(a, b)) /* wraps like NumPy, no UB */
 static const row_table add_rows = {add_f32, add_f64, add_i64};
 tg_tensor *tg_add(tg_tensor *a, tg_tensor *b) {
-    return binary_op(&tg_opdef_add, a, b, tg_dtype_promote(a->dtype, b->dtype), &add_rows, false,
+    return binary_op(&tg_opdef_add, a, b, promoted(a, b), &add_rows, false,
                      false);
 }
 static tg_status add_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -278,7 +274,7 @@ BINARY_ROWS_F(sub, a - b, a - b)
 BINARY_ROW(sub_i64, int64_t, tg__wrap_sub(a, b)) /* wraps like NumPy, no UB */
 static const row_table sub_rows = {sub_f32, sub_f64, sub_i64};
 tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b) {
-    return binary_op(&tg_opdef_sub, a, b, tg_dtype_promote(a->dtype, b->dtype), &sub_rows, false,
+    return binary_op(&tg_opdef_sub, a, b, promoted(a, b), &sub_rows, false,
                      false);
 }
 static tg_status sub_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -298,7 +294,7 @@ BINARY_ROWS_F(mul, a * b, a * b)
 BINARY_ROW(mul_i64, int64_t, tg__wrap_mul(a, b)) /* wraps like NumPy, no UB */
 static const row_table mul_rows = {mul_f32, mul_f64, mul_i64};
 tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b) {
-    return binary_op(&tg_opdef_mul, a, b, tg_dtype_promote(a->dtype, b->dtype), &mul_rows, true,
+    return binary_op(&tg_opdef_mul, a, b, promoted(a, b), &mul_rows, true,
                      false);
 }
 static tg_status mul_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -320,7 +316,7 @@ TG_DEFINE_OP(mul, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
 BINARY_ROWS_F(div, a / b, a / b)
 static const row_table div_rows = {div_f32, div_f64, NULL};
 tg_tensor *tg_div(tg_tensor *a, tg_tensor *b) {
-    tg_dtype dt = tg_dtype_promote(a->dtype, b->dtype);
+    tg_dtype dt = promoted(a, b);
     if (dt == TG_INT64) dt = TG_FLOAT64; /* true division, as in NumPy */
     return binary_op(&tg_opdef_div, a, b, dt, &div_rows, true, false);
 }
@@ -357,7 +353,7 @@ TG_DEFINE_OP(div, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64 (int64 
 BINARY_ROWS_F(pow, powf(a, b), pow(a, b))
 static const row_table pow_rows = {pow_f32, pow_f64, NULL, COST_TRANSCENDENTAL};
 tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b) {
-    tg_dtype dt = tg_dtype_promote(a->dtype, b->dtype);
+    tg_dtype dt = promoted(a, b);
     if (dt == TG_INT64) dt = TG_FLOAT64;
     return binary_op(&tg_opdef_pow, a, b, dt, &pow_rows, true, true);
 }
@@ -394,11 +390,11 @@ static const row_table maximum_rows = {maximum_f32, maximum_f64, maximum_i64};
 BINARY_ROWS_FI(minimum, (a < b || a != a) ? a : b)
 static const row_table minimum_rows = {minimum_f32, minimum_f64, minimum_i64};
 tg_tensor *tg_maximum(tg_tensor *a, tg_tensor *b) {
-    return binary_op(&tg_opdef_maximum, a, b, tg_dtype_promote(a->dtype, b->dtype), &maximum_rows,
+    return binary_op(&tg_opdef_maximum, a, b, promoted(a, b), &maximum_rows,
                      true, false);
 }
 tg_tensor *tg_minimum(tg_tensor *a, tg_tensor *b) {
-    return binary_op(&tg_opdef_minimum, a, b, tg_dtype_promote(a->dtype, b->dtype), &minimum_rows,
+    return binary_op(&tg_opdef_minimum, a, b, promoted(a, b), &minimum_rows,
                      true, false);
 }
 /* The gradient goes to the larger (smaller) input; ties split it in half. */
@@ -454,7 +450,7 @@ TG_DEFINE_OP(minimum, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int
     BINARY_ROWS_FI(NAME, (a OP b) ? 1 : 0)                                             \
     static const row_table NAME##_rows = {NAME##_f32, NAME##_f64, NAME##_i64};         \
     tg_tensor *tg_##NAME(tg_tensor *a, tg_tensor *b) {                                 \
-        return binary_op(&tg_opdef_##NAME, a, b, tg_dtype_promote(a->dtype, b->dtype), \
+        return binary_op(&tg_opdef_##NAME, a, b, promoted(a, b), \
                          &NAME##_rows, false, false);                                  \
     }                                                                                  \
     APPLY2(NAME)                                                                       \
@@ -496,12 +492,13 @@ WHERE_ROW(where_i64, int64_t)
 
 tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b) {
     const char *who = "where";
+    if (!cond || !a || !b) return TG_FAIL(TG_ERR_VALUE, "where: input is NULL");
     int n1, nd;
     int64_t s1[TG_MAX_DIMS], shape[TG_MAX_DIMS];
     if (tg__broadcast_shapes(who, a->ndim, a->shape, b->ndim, b->shape, &n1, s1) ||
         tg__broadcast_shapes(who, cond->ndim, cond->shape, n1, s1, &nd, shape))
         return NULL;
-    tg_dtype dt = tg_dtype_promote(a->dtype, b->dtype);
+    tg_dtype dt = promoted(a, b);
     tg_tensor *ac = tg__as_dtype(a, dt), *bc = ac ? tg__as_dtype(b, dt) : NULL;
     tg_tensor *cc = bc ? tg__as_dtype(cond, TG_FLOAT64) : NULL;
     tg_tensor *out = cc ? tg_tensor_empty(nd, shape, dt) : NULL;

@@ -4,7 +4,7 @@
  * the ops because it calls them; the in-place helpers that call no op
  * (fill_, copy_, axpy_) stay in core/tensor.c.
  */
-#include "../core/internal.h"
+#include "ops_internal.h"
 
 tg_status tg_tensor_inplace_(tg_tensor *dst, const tg_tensor *src, char op) {
     const char *who = op == '+' ? "iadd" : op == '-' ? "isub" : op == '*' ? "imul" : "idiv";

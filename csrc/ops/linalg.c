@@ -10,10 +10,9 @@
  * kernel); transposed and strided operands are passed by strides, never
  * copied.
  */
-#include "../core/internal.h"
+#include "ops_internal.h"
 #include "../kernels/gemm.h"
 
-#define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
 
 tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
     const char *who = "matmul";

@@ -8,11 +8,10 @@
  * slice is scattered back by slice_backward, whose own VJP is a slice, so
  * higher-order gradients work through them.
  */
-#include "../core/internal.h"
+#include "ops_internal.h"
 
 #include <stdlib.h>
 
-#define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
 
 /* The index of index_select/gather (and their VJP ops) is read again by the
  * VJP: save it, so that a write into it before backward is caught (version

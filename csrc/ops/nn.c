@@ -6,19 +6,12 @@
  * one pass, numerically stable), but its VJP is still written with ops:
  * (softmax(z) - onehot(y)) * dL, so second derivatives work.
  */
-#include "../core/internal.h"
+#include "ops_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-#define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
 
-static tg_tensor *take2(tg_tensor *(*f)(tg_tensor *, tg_tensor *), tg_tensor *a, tg_tensor *b) {
-    tg_tensor *r = (a && b) ? f(a, b) : NULL;
-    tg_tensor_release(a);
-    tg_tensor_release(b);
-    return r;
-}
 
 static tg_status check_red(const char *who, tg_reduction r) {
     if (r != TG_REDUCTION_NONE && r != TG_REDUCTION_MEAN && r != TG_REDUCTION_SUM)

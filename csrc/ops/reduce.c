@@ -9,7 +9,7 @@
  * count).  Every other layout takes the general path: the output is viewed
  * with stride 0 along the reduced axes and the input is walked once.
  */
-#include "../core/internal.h"
+#include "ops_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -287,7 +287,6 @@ static tg_tensor *expand_back(tg_entry *e, tg_tensor *g) {
     return b;
 }
 
-#define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
 
 static tg_tensor *apply_red(tg_tensor *(*f)(tg_tensor *, const int64_t *, int, bool),
                             tg_tensor *const *in, int n, const tg_params *p) {

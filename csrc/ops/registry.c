@@ -2,7 +2,7 @@
  * registry.c -- the table of ops, generated from oplist.h, and the parser of
  * the `examples` strings that registry-driven tests use.
  */
-#include "../core/internal.h"
+#include "ops_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -57,6 +57,8 @@ PyObject *tgpy_raise(void);
 /* Wrap a NEW tg_tensor reference (stolen) into its Python object (new ref).
  * NULL input -> raise the tapegrad error. */
 PyObject *tgpy_wrap(tg_tensor *t);
+/* The short form the binding files use: return W(tg_exp(x)); */
+#define W(x) tgpy_wrap(x)
 /* Wrap a BORROWED tg_tensor (or None for NULL). */
 PyObject *tgpy_wrap_borrowed(tg_tensor *t);
 int tgpy_is_tensor(PyObject *o);

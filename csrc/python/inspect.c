@@ -23,7 +23,6 @@
 #include <string.h>
 #include <time.h>
 
-#define W(x) tgpy_wrap(x)
 #define FUNC(name) static PyObject *f_##name(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kw)
 #define ARGS(fname, n, npos, ...)                                                     \
     static const char *const names_[] = {__VA_ARGS__};                                \
