@@ -148,13 +148,13 @@ void tg__bcast_strides_bytes(const tg_tensor *x, int ndim, const int64_t *shape,
                              int64_t *out);
 
 /* ---- op registry -------------------------------------------------------- */
-#define TG_OP(name) TG_OPID_##name,
+#define TG_OP(name, sig) TG_OPID_##name,
 enum {
 #include "../ops/oplist.h"
     TG_OPID_COUNT
 };
 #undef TG_OP
-#define TG_OP(name) extern const tg_opdef tg_opdef_##name;
+#define TG_OP(name, sig) extern const tg_opdef tg_opdef_##name;
 #include "../ops/oplist.h"
 #undef TG_OP
 

@@ -403,7 +403,21 @@ struct tg_opdef {
      * csrc/ops/README.md, e.g. "3x4,4" or "+2x3" or "4x5,i5:4|i0=1"). */
     tg_tensor *(*apply)(tg_tensor *const *in, int n_in, const tg_params *p);
     const char *examples;
+    int cost;                /* work per element relative to an add (0 counts as 1); the
+                              * transcendental kernels (exp, tanh, ...) are 8 */
 };
+
+/* An op's calling signature, from its line in oplist.h: what the Python
+ * binding generates for it (a module function and a Tensor method). */
+typedef enum tg_op_sig {
+    TG_SIG_UNARY,    /* tg_tensor *f(tg_tensor *x): tg.exp(x), x.exp() */
+    TG_SIG_BINARY,   /* tg_tensor *f(tg_tensor *a, tg_tensor *b): tg.add(a, b), a.add(b) */
+    TG_SIG_REDUCE,   /* f(x, axes, naxes, keepdims): tg.sum(x, axis=None, keepdims=False) */
+    TG_SIG_CUSTOM,   /* any other signature: bound by hand in csrc/python/ */
+    TG_SIG_INTERNAL, /* called by VJPs and the engine only; no Python function */
+} tg_op_sig;
+tg_op_sig tg_op_signature(const tg_opdef *op);
+const char *tg_op_sig_name(tg_op_sig sig); /* "unary", "binary", ... */
 
 int tg_op_count(void);
 const tg_opdef *tg_op_get(int i);                /* NULL if out of range */

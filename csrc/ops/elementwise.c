@@ -22,17 +22,17 @@ typedef void (*row3_fn)(int64_t n, char **p, const int64_t *s, void *ctx);
 
 typedef struct {
     row3_fn f32, f64, i64; /* NULL: dtype not supported */
-    int cost;              /* work per element for threading (0 counts as 1) */
 } row_table;
 
-/* Work per element of the transcendental kernels, relative to an add (what
- * decides when a loop is worth splitting across threads). */
+/* Work per element of the transcendental kernels, relative to an add: the
+ * op block's .cost (what decides when a loop is worth splitting across
+ * threads, and the profiler's cost class through tg.ops()). */
 #define COST_TRANSCENDENTAL 8
 
 /* Apply a binary row kernel to a and b broadcast together.  out_dt: the
  * compute dtype (promoted).  Returns a new contiguous tensor. */
 static tg_tensor *binary_kernel(const char *who, tg_tensor *a, tg_tensor *b, tg_dtype dt,
-                                const row_table *rt, void *ctx) {
+                                const row_table *rt, void *ctx, int cost) {
     row3_fn fn = dt == TG_FLOAT32 ? rt->f32 : dt == TG_FLOAT64 ? rt->f64 : rt->i64;
     if (!fn)
         return TG_FAIL(TG_ERR_TYPE, "%s: not supported for dtype %s (expected float32 or float64)",
@@ -50,7 +50,7 @@ static tg_tensor *binary_kernel(const char *who, tg_tensor *a, tg_tensor *b, tg_
         tg__bcast_strides_bytes(out, nd, shape, st[0]);
         tg__bcast_strides_bytes(ac, nd, shape, st[1]);
         tg__bcast_strides_bytes(bc, nd, shape, st[2]);
-        tg__iterate_parallel(3, nd, shape, base, st, fn, ctx, rt->cost);
+        tg__iterate_parallel(3, nd, shape, base, st, fn, ctx, cost);
         tg__kernel_end(kt);
     }
     tg_tensor_release(ac);
@@ -60,7 +60,7 @@ static tg_tensor *binary_kernel(const char *who, tg_tensor *a, tg_tensor *b, tg_
 
 /* Unary: out has x's shape and dtype `dt` (x converted first). */
 static tg_tensor *unary_kernel(const char *who, tg_tensor *x, tg_dtype dt, const row_table *rt,
-                               void *ctx) {
+                               void *ctx, int cost) {
     row3_fn fn = dt == TG_FLOAT32 ? rt->f32 : dt == TG_FLOAT64 ? rt->f64 : rt->i64;
     if (!fn)
         return TG_FAIL(TG_ERR_TYPE, "%s: not supported for dtype %s", who, tg_dtype_name(dt));
@@ -72,7 +72,7 @@ static tg_tensor *unary_kernel(const char *who, tg_tensor *x, tg_dtype dt, const
         int64_t st[2][TG_MAX_DIMS];
         tg__bcast_strides_bytes(out, out->ndim, out->shape, st[0]);
         tg__bcast_strides_bytes(xc, out->ndim, out->shape, st[1]);
-        tg__iterate_parallel(2, out->ndim, out->shape, base, st, fn, ctx, rt->cost);
+        tg__iterate_parallel(2, out->ndim, out->shape, base, st, fn, ctx, cost);
         tg__kernel_end(kt);
     }
     tg_tensor_release(xc);
@@ -204,7 +204,7 @@ static tg_tensor *binary_op(const tg_opdef *op, tg_tensor *a, tg_tensor *b, tg_d
     if (!a || !b) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", op->name);
     tg_tensor *in[2] = {a, b};
     tg_entry *e;
-    tg_tensor *out = tg__finish(op, 2, in, binary_kernel(op->name, a, b, dt, rt, NULL), &e);
+    tg_tensor *out = tg__finish(op, 2, in, binary_kernel(op->name, a, b, dt, rt, NULL, op->cost), &e);
     if (e) {
         if (save_inputs && (tg__save(e, a) || tg__save(e, b))) {
             tg_tensor_release(out);
@@ -221,7 +221,7 @@ static tg_tensor *unary_op(const tg_opdef *op, tg_tensor *x, const row_table *rt
     /* NumPy: float functions of an int64 array compute in float64 */
     tg_dtype dt = x->dtype == TG_INT64 && !rt->i64 ? TG_FLOAT64 : x->dtype;
     tg_entry *e;
-    tg_tensor *out = tg__finish(op, 1, &x, unary_kernel(op->name, x, dt, rt, prm), &e);
+    tg_tensor *out = tg__finish(op, 1, &x, unary_kernel(op->name, x, dt, rt, prm, op->cost), &e);
     if (e) {
         e->params.f[0] = prm ? prm[0] : 0;
         e->params.f[1] = prm ? prm[1] : 0;
@@ -351,7 +351,7 @@ TG_DEFINE_OP(div, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64 (int64 
              .apply = apply_div, .examples = "3x4,+3x4;2x3x4,+4;T3x4,+3x1");
 
 BINARY_ROWS_F(pow, powf(a, b), pow(a, b))
-static const row_table pow_rows = {pow_f32, pow_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table pow_rows = {pow_f32, pow_f64, NULL};
 tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b) {
     tg_dtype dt = promoted(a, b);
     if (dt == TG_INT64) dt = TG_FLOAT64;
@@ -378,7 +378,7 @@ static tg_status pow_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     return TG_OK;
 }
 APPLY2(pow)
-TG_DEFINE_OP(pow, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
+TG_DEFINE_OP(pow, .arity = 2, .cost = COST_TRANSCENDENTAL, .diff_mask = 3, .dtypes = "float32,float64",
              .forward = "c = a ** b", .forward_tex = "c = a^{b}",
              .vjp = "da = dc * b * a^(b-1), db = dc * c * log(a)",
              .vjp_tex = "\\bar a = \\bar c \\odot b\\, a^{b-1},\\quad \\bar b = \\bar c \\odot c \\log a",
@@ -594,7 +594,7 @@ TG_DEFINE_OP(neg, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
 
 VMATH_ROW(exp)
 UNARY_ROW(exp_f64, double, exp(x))
-static const row_table exp_rows = {exp_f32, exp_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table exp_rows = {exp_f32, exp_f64, NULL};
 tg_tensor *tg_exp(tg_tensor *x) { return unary_op(&tg_opdef_exp, x, &exp_rows, NULL, false, true); }
 static tg_status exp_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -604,14 +604,14 @@ static tg_status exp_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     return TG_OK;
 }
 APPLY1(exp)
-TG_DEFINE_OP(exp, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(exp, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = exp(x)", .forward_tex = "y = e^{x}", .vjp = "dx = dy * y",
              .vjp_tex = "\\bar x = \\bar y \\odot y", .doc = "Exponential. float32: vectorized kernel, error <= 1.5 ulp (kernels/vmath.h); float64: libm.", .backward = exp_vjp,
              .apply = apply_exp, .examples = "3x4;T2x3;-");
 
 VMATH_ROW(log)
 UNARY_ROW(log_f64, double, log(x))
-static const row_table log_rows = {log_f32, log_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table log_rows = {log_f32, log_f64, NULL};
 tg_tensor *tg_log(tg_tensor *x) { return unary_op(&tg_opdef_log, x, &log_rows, NULL, true, false); }
 static tg_status log_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -621,7 +621,7 @@ static tg_status log_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     return TG_OK;
 }
 APPLY1(log)
-TG_DEFINE_OP(log, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(log, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = log(x)", .forward_tex = "y = \\log x", .vjp = "dx = dy / x",
              .vjp_tex = "\\bar x = \\bar y \\oslash x", .doc = "Natural logarithm. float32: vectorized kernel, error <= 1 ulp (kernels/vmath.h); float64: libm.",
              .backward = log_vjp, .apply = apply_log, .examples = "+3x4;+T2x3");
@@ -669,9 +669,9 @@ TG_DEFINE_OP(abs, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
              .examples = "~3x4;~T2x3");
 
 UNARY_ROWS_F(sin, sinf(x), sin(x))
-static const row_table sin_rows = {sin_f32, sin_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table sin_rows = {sin_f32, sin_f64, NULL};
 UNARY_ROWS_F(cos, cosf(x), cos(x))
-static const row_table cos_rows = {cos_f32, cos_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table cos_rows = {cos_f32, cos_f64, NULL};
 tg_tensor *tg_sin(tg_tensor *x) { return unary_op(&tg_opdef_sin, x, &sin_rows, NULL, true, false); }
 tg_tensor *tg_cos(tg_tensor *x) { return unary_op(&tg_opdef_cos, x, &cos_rows, NULL, true, false); }
 static tg_status sin_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -693,18 +693,18 @@ static tg_status cos_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
 }
 APPLY1(sin)
 APPLY1(cos)
-TG_DEFINE_OP(sin, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(sin, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = sin(x)", .forward_tex = "y = \\sin x", .vjp = "dx = dy * cos(x)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\cos x", .doc = "Sine.", .backward = sin_vjp,
              .apply = apply_sin, .examples = "3x4;T2x3");
-TG_DEFINE_OP(cos, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(cos, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = cos(x)", .forward_tex = "y = \\cos x", .vjp = "dx = -dy * sin(x)",
              .vjp_tex = "\\bar x = -\\bar y \\odot \\sin x", .doc = "Cosine.",
              .backward = cos_vjp, .apply = apply_cos, .examples = "3x4;T2x3");
 
 VMATH_ROW(tanh)
 UNARY_ROW(tanh_f64, double, tanh(x))
-static const row_table tanh_rows = {tanh_f32, tanh_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table tanh_rows = {tanh_f32, tanh_f64, NULL};
 tg_tensor *tg_tanh(tg_tensor *x) { return unary_op(&tg_opdef_tanh, x, &tanh_rows, NULL, false, true); }
 static tg_status tanh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -718,7 +718,7 @@ static tg_status tanh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) 
     return TG_OK;
 }
 APPLY1(tanh)
-TG_DEFINE_OP(tanh, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(tanh, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = tanh(x)", .forward_tex = "y = \\tanh x", .vjp = "dx = dy * (1 - y^2)",
              .vjp_tex = "\\bar x = \\bar y \\odot (1 - y^{2})", .doc = "Hyperbolic tangent. float32: vectorized kernel, error <= 1.5 ulp (kernels/vmath.h); float64: libm.",
              .backward = tanh_vjp, .apply = apply_tanh, .examples = "3x4;T2x3");
@@ -726,7 +726,7 @@ TG_DEFINE_OP(tanh, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
 /* sigmoid, computed without overflow for large |x| */
 VMATH_ROW(sigmoid)
 UNARY_ROW(sigmoid_f64, double, x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x)))
-static const row_table sigmoid_rows = {sigmoid_f32, sigmoid_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table sigmoid_rows = {sigmoid_f32, sigmoid_f64, NULL};
 tg_tensor *tg_sigmoid(tg_tensor *x) {
     return unary_op(&tg_opdef_sigmoid, x, &sigmoid_rows, NULL, false, true);
 }
@@ -740,7 +740,7 @@ static tg_status sigmoid_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ct
     return TG_OK;
 }
 APPLY1(sigmoid)
-TG_DEFINE_OP(sigmoid, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(sigmoid, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = 1 / (1 + exp(-x))", .forward_tex = "y = \\sigma(x) = \\frac{1}{1 + e^{-x}}",
              .vjp = "dx = dy * y * (1 - y)", .vjp_tex = "\\bar x = \\bar y \\odot y \\odot (1 - y)",
              .doc = "Logistic sigmoid (stable for large |x|). float32: vectorized kernel, error <= 2.5 ulp (kernels/vmath.h); float64: libm.", .backward = sigmoid_vjp,
@@ -803,7 +803,7 @@ TG_DEFINE_OP(leaky_relu, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64"
              .apply = apply_leaky_relu, .examples = "~3x4|f0=0.1;~T2x3|f0=0.2");
 
 UNARY_ROWS_F(erf, erff(x), erf(x))
-static const row_table erf_rows = {erf_f32, erf_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table erf_rows = {erf_f32, erf_f64, NULL};
 tg_tensor *tg_erf(tg_tensor *x) { return unary_op(&tg_opdef_erf, x, &erf_rows, NULL, true, false); }
 static tg_status erf_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -821,7 +821,7 @@ static tg_status erf_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     return TG_OK;
 }
 APPLY1(erf)
-TG_DEFINE_OP(erf, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(erf, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = erf(x)", .forward_tex = "y = \\operatorname{erf}(x)",
              .vjp = "dx = dy * 2/sqrt(pi) * exp(-x^2)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\tfrac{2}{\\sqrt\\pi} e^{-x^2}",
@@ -829,7 +829,7 @@ TG_DEFINE_OP(erf, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .examples = "3x4;T2x3");
 
 UNARY_ROWS_F(gelu, 0.5f * x * (1.0f + erff(x * 0.70710678f)), 0.5 * x * (1.0 + erf(x * 0.7071067811865476)))
-static const row_table gelu_rows = {gelu_f32, gelu_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table gelu_rows = {gelu_f32, gelu_f64, NULL};
 tg_tensor *tg_gelu(tg_tensor *x) { return unary_op(&tg_opdef_gelu, x, &gelu_rows, NULL, true, false); }
 static tg_status gelu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -857,7 +857,7 @@ static tg_status gelu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) 
     return TG_OK;
 }
 APPLY1(gelu)
-TG_DEFINE_OP(gelu, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(gelu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = x * Phi(x)", .forward_tex = "y = x\\,\\Phi(x)",
              .vjp = "dx = dy * (Phi(x) + x * phi(x))",
              .vjp_tex = "\\bar x = \\bar y \\odot (\\Phi(x) + x\\,\\varphi(x))",
@@ -866,7 +866,7 @@ TG_DEFINE_OP(gelu, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
 
 UNARY_ROWS_F(softplus, x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x)),
              x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)))
-static const row_table softplus_rows = {softplus_f32, softplus_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table softplus_rows = {softplus_f32, softplus_f64, NULL};
 tg_tensor *tg_softplus(tg_tensor *x) {
     return unary_op(&tg_opdef_softplus, x, &softplus_rows, NULL, true, false);
 }
@@ -878,7 +878,7 @@ static tg_status softplus_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *c
     return TG_OK;
 }
 APPLY1(softplus)
-TG_DEFINE_OP(softplus, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(softplus, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = log(1 + exp(x))", .forward_tex = "y = \\log(1 + e^{x})",
              .vjp = "dx = dy * sigmoid(x)", .vjp_tex = "\\bar x = \\bar y \\odot \\sigma(x)",
              .doc = "Softplus (stable for large |x|).", .backward = softplus_vjp,

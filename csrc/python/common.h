@@ -98,6 +98,30 @@ int tgpy_shape_obj(const char *fname, PyObject *o, int64_t *shape, int *ndim);
 int tgpy_bool(PyObject *o, int deflt);
 
 /* Module parts. */
+/* ---- calling ops from Python (tensor.c), shared with opbind.c ---------- */
+typedef tg_tensor *(*tgpy_binfn)(tg_tensor *, tg_tensor *);
+typedef tg_tensor *(*tgpy_redfn)(tg_tensor *, const int64_t *, int, bool);
+typedef PyObject *(*tgpy_methodfn)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);
+/* f(a, b) with either operand converted to a tensor (one is a Tensor);
+ * NotImplemented for types it does not know. */
+PyObject *tgpy_binop(PyObject *a, PyObject *b, tgpy_binfn f);
+/* t.add(other): tgpy_binop with a TypeError naming the op for NotImplemented. */
+PyObject *tgpy_binary_method(const char *fname, tgpy_binfn f, PyObject *self, PyObject *const *args,
+                             Py_ssize_t nargs, PyObject *kw);
+/* tg.add(a, b): scalars accepted on either side. */
+PyObject *tgpy_binary_function(const char *fname, tgpy_binfn f, PyObject *const *args,
+                               Py_ssize_t nargs, PyObject *kw);
+/* t.sum(axis=None, keepdims=False) (aliases dim, keepdim). */
+PyObject *tgpy_reduction(PyObject *self, const char *fname, tgpy_redfn f, PyObject *const *args,
+                         Py_ssize_t nargs, PyObject *kw);
+/* tg.f(x, ...): method impl f called with args[0] converted to a Tensor. */
+PyObject *tgpy_as_function(const char *fname, tgpy_methodfn f, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *kw);
+/* opbind.c: the generated methods and functions, and their docstrings. */
+extern PyMethodDef tgpy_op_methods[];
+extern PyMethodDef tgpy_op_generated_functions[];
+int tgpy_opbind_init(void);
+
 int tgpy_tensor_type_init(PyObject *m, ModState *st);
 int tgpy_autograd_init(PyObject *m, ModState *st);
 extern PyMethodDef tgpy_module_methods[];

@@ -13,8 +13,11 @@ from .._display import Raw, esc, fmt_bytes, html_table, shape_str, text_table
 _FREE = {"reshape", "permute", "broadcast_to", "slice", "squeeze", "unsqueeze", "contiguous",
          "concat", "pad", "gather", "index_select", "scatter_add", "index_add", "slice_backward",
          "one_hot"}
-_UNARY_CHEAP = {"neg", "abs", "relu", "leaky_relu", "clip", "cast"}
-_UNARY_TRANSC = {"exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "gelu", "erf", "softplus"}
+_UNARY_CHEAP = {"leaky_relu", "clip", "cast"}  # one-input ops with parameters (bound by hand)
+# The registry's cost class (tg.ops()[i]["cost"]: the kernels' own COST_* mark):
+# a one-input op that costs more than an add per element is transcendental
+# (~3x its forward in backward); a generated unary op that costs 1 is cheap.
+_OPS = {o["name"]: o for o in _C.ops()}
 _BINARY = {"add", "sub", "mul", "div", "maximum", "minimum", "where", "pow", "dropout"}
 _PER_ELEMENT = {  # (forward, backward) flops per input element
     "sum": (1, 1), "mean": (1, 2), "max": (1, 3), "min": (1, 3), "var": (3, 4), "logsumexp": (4, 3),
@@ -61,10 +64,11 @@ def estimate_flops(entry):
         return n, n
     if op in _FREE:
         return 0, 0
-    if op in _UNARY_CHEAP:
-        return out_n, out_n
-    if op in _UNARY_TRANSC:
+    info = _OPS.get(op, {})
+    if info.get("arity") == 1 and info.get("cost", 1) > 1:
         return out_n, 3 * out_n
+    if op in _UNARY_CHEAP or info.get("signature") == "unary":
+        return out_n, out_n
     if op in _BINARY:
         return out_n, 2 * out_n * max(ngrad, 1)
     if op in _PER_ELEMENT:
