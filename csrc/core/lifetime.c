@@ -108,7 +108,7 @@ bool tg__saved_inc(tg_storage *s, bool may_copy) {
     return false;
 }
 
-void tg__free_saved(tg_entry *e) {
+static void free_saved(tg_entry *e) {
     for (int i = 0; i < e->n_saved; i++) {
         if (!e->saved[i]) continue;
         saved_dec(e->saved[i]->storage);
@@ -123,7 +123,7 @@ void tg__free_saved(tg_entry *e) {
 }
 
 static void destroy_entry(tg_entry *e) {
-    tg__free_saved(e);
+    free_saved(e);
     for (int i = 0; i < e->n_inputs; i++) tg_tensor_release(e->inputs[i]);
     if (e->inputs != e->inputs_inline) free(e->inputs);
     tg_tensor_release(e->bw_pending);
@@ -133,3 +133,4 @@ static void destroy_entry(tg_entry *e) {
     free(e);
 }
 
+void tg__free_saved(tg_entry *e) { free_saved(e); }

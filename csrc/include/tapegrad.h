@@ -405,6 +405,12 @@ struct tg_opdef {
     const char *examples;
     int cost;                /* work per element relative to an add (0 counts as 1); the
                               * transcendental kernels (exp, tanh, ...) are 8 */
+    /* The structure of vjp_tex, for tools that annotate it (the stepper):
+     * the symbol of the output's gradient it reads ("\\bar C", NULL if
+     * none), and the symbols of the gradients it writes, one per
+     * differentiable input in input order, ';'-separated ("\\bar A;\\bar B"). */
+    const char *grad_out_tex;
+    const char *grad_in_tex;
 };
 
 /* An op's calling signature, from its line in oplist.h: what the Python

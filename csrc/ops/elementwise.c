@@ -268,7 +268,8 @@ TG_DEFINE_OP(add, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .vjp = "da = dc, db = dc (summed over broadcast axes)",
              .vjp_tex = "\\bar a = \\bar c,\\quad \\bar b = \\bar c",
              .doc = "Elementwise sum with broadcasting.", .backward = add_vjp, .apply = apply_add,
-             .examples = "3x4,3x4;2x3x4,4;T3x4,3x1;-,2x3");
+             .examples = "3x4,3x4;2x3x4,4;T3x4,3x1;-,2x3",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 BINARY_ROWS_F(sub, a - b, a - b)
 BINARY_ROW(sub_i64, int64_t, tg__wrap_sub(a, b)) /* wraps like NumPy, no UB */
@@ -288,7 +289,8 @@ TG_DEFINE_OP(sub, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .forward = "c = a - b", .forward_tex = "c = a - b",
              .vjp = "da = dc, db = -dc", .vjp_tex = "\\bar a = \\bar c,\\quad \\bar b = -\\bar c",
              .doc = "Elementwise difference with broadcasting.", .backward = sub_vjp,
-             .apply = apply_sub, .examples = "3x4,3x4;4,2x3x4;T3x4,1x4");
+             .apply = apply_sub, .examples = "3x4,3x4;4,2x3x4;T3x4,1x4",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 BINARY_ROWS_F(mul, a * b, a * b)
 BINARY_ROW(mul_i64, int64_t, tg__wrap_mul(a, b)) /* wraps like NumPy, no UB */
@@ -311,7 +313,8 @@ TG_DEFINE_OP(mul, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .vjp = "da = dc * b, db = dc * a",
              .vjp_tex = "\\bar a = \\bar c \\odot b,\\quad \\bar b = \\bar c \\odot a",
              .doc = "Elementwise product with broadcasting.", .backward = mul_vjp,
-             .apply = apply_mul, .examples = "3x4,3x4;2x3x4,3x1;T3x4,4;-,3");
+             .apply = apply_mul, .examples = "3x4,3x4;2x3x4,3x1;T3x4,4;-,3",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 BINARY_ROWS_F(div, a / b, a / b)
 static const row_table div_rows = {div_f32, div_f64, NULL};
@@ -348,7 +351,8 @@ TG_DEFINE_OP(div, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64 (int64 
              .vjp = "da = dc / b, db = -dc * a / b^2",
              .vjp_tex = "\\bar a = \\bar c \\oslash b,\\quad \\bar b = -\\bar c \\odot a \\oslash b^{2}",
              .doc = "Elementwise true division with broadcasting.", .backward = div_vjp,
-             .apply = apply_div, .examples = "3x4,+3x4;2x3x4,+4;T3x4,+3x1");
+             .apply = apply_div, .examples = "3x4,+3x4;2x3x4,+4;T3x4,+3x1",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 BINARY_ROWS_F(pow, powf(a, b), pow(a, b))
 static const row_table pow_rows = {pow_f32, pow_f64, NULL};
@@ -383,7 +387,8 @@ TG_DEFINE_OP(pow, .arity = 2, .cost = COST_TRANSCENDENTAL, .diff_mask = 3, .dtyp
              .vjp = "da = dc * b * a^(b-1), db = dc * c * log(a)",
              .vjp_tex = "\\bar a = \\bar c \\odot b\\, a^{b-1},\\quad \\bar b = \\bar c \\odot c \\log a",
              .doc = "Elementwise power with broadcasting.", .backward = pow_vjp,
-             .apply = apply_pow, .examples = "+3x4,3x4;+2x3,+3;+T3x4,-");
+             .apply = apply_pow, .examples = "+3x4,3x4;+2x3,+3;+T3x4,-",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 BINARY_ROWS_FI(maximum, (a > b || a != a) ? a : b)
 static const row_table maximum_rows = {maximum_f32, maximum_f64, maximum_i64};
@@ -434,13 +439,15 @@ TG_DEFINE_OP(maximum, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int
              .vjp = "da = dc * [a > b] (1/2 on ties), db = dc * [b > a] (1/2 on ties)",
              .vjp_tex = "\\bar a = \\bar c \\odot [a > b],\\quad \\bar b = \\bar c \\odot [b > a]",
              .doc = "Elementwise maximum (NaN propagates).", .backward = maximum_vjp,
-             .apply = apply_maximum, .examples = "3x4,3x4;2x3,3");
+             .apply = apply_maximum, .examples = "3x4,3x4;2x3,3",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 TG_DEFINE_OP(minimum, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .forward = "c = min(a, b)", .forward_tex = "c = \\min(a, b)",
              .vjp = "da = dc * [a < b] (1/2 on ties), db = dc * [b < a] (1/2 on ties)",
              .vjp_tex = "\\bar a = \\bar c \\odot [a < b],\\quad \\bar b = \\bar c \\odot [b < a]",
              .doc = "Elementwise minimum (NaN propagates).", .backward = minimum_vjp,
-             .apply = apply_minimum, .examples = "3x4,3x4;2x3,3");
+             .apply = apply_minimum, .examples = "3x4,3x4;2x3,3",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 /* ===================================================================== */
 /* Comparisons: 0/1 in the promoted dtype, never differentiable           */
@@ -551,7 +558,8 @@ TG_DEFINE_OP(where, .arity = 3, .diff_mask = 6, .dtypes = "float32,float64,int64
              .vjp_tex = "\\bar a = [\\mathrm{cond}] \\odot \\bar c,\\quad \\bar b = [\\lnot\\mathrm{cond}] \\odot \\bar c",
              .doc = "Pick from a where cond is non-zero, else from b (broadcasting all three).",
              .backward = where_vjp, .apply = apply_where,
-             .examples = "b3x4,3x4,3x4;b3x1,4,2x3x4");
+             .examples = "b3x4,3x4,3x4;b3x1,4,2x3x4",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 /* ---- scalar forms --------------------------------------------------------- */
 
@@ -590,7 +598,8 @@ APPLY1(neg)
 TG_DEFINE_OP(neg, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
              .forward = "y = -x", .forward_tex = "y = -x", .vjp = "dx = -dy",
              .vjp_tex = "\\bar x = -\\bar y", .doc = "Negation.", .backward = neg_vjp,
-             .apply = apply_neg, .examples = "3x4;T2x3;-");
+             .apply = apply_neg, .examples = "3x4;T2x3;-",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 VMATH_ROW(exp)
 UNARY_ROW(exp_f64, double, exp(x))
@@ -607,7 +616,8 @@ APPLY1(exp)
 TG_DEFINE_OP(exp, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = exp(x)", .forward_tex = "y = e^{x}", .vjp = "dx = dy * y",
              .vjp_tex = "\\bar x = \\bar y \\odot y", .doc = "Exponential. float32: vectorized kernel, error <= 1.5 ulp (kernels/vmath.h); float64: libm.", .backward = exp_vjp,
-             .apply = apply_exp, .examples = "3x4;T2x3;-");
+             .apply = apply_exp, .examples = "3x4;T2x3;-",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 VMATH_ROW(log)
 UNARY_ROW(log_f64, double, log(x))
@@ -624,7 +634,8 @@ APPLY1(log)
 TG_DEFINE_OP(log, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = log(x)", .forward_tex = "y = \\log x", .vjp = "dx = dy / x",
              .vjp_tex = "\\bar x = \\bar y \\oslash x", .doc = "Natural logarithm. float32: vectorized kernel, error <= 1 ulp (kernels/vmath.h); float64: libm.",
-             .backward = log_vjp, .apply = apply_log, .examples = "+3x4;+T2x3");
+             .backward = log_vjp, .apply = apply_log, .examples = "+3x4;+T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(sqrt, sqrtf(x), sqrt(x))
 static const row_table sqrt_rows = {sqrt_f32, sqrt_f64, NULL};
@@ -644,7 +655,8 @@ APPLY1(sqrt)
 TG_DEFINE_OP(sqrt, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = sqrt(x)", .forward_tex = "y = \\sqrt{x}", .vjp = "dx = dy / (2 y)",
              .vjp_tex = "\\bar x = \\bar y \\oslash (2y)", .doc = "Square root.",
-             .backward = sqrt_vjp, .apply = apply_sqrt, .examples = "+3x4;+T2x3");
+             .backward = sqrt_vjp, .apply = apply_sqrt, .examples = "+3x4;+T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(abs, fabsf(x), fabs(x))
 UNARY_ROW(abs_i64, int64_t, x < 0 ? tg__wrap_sub(0, x) : x)
@@ -666,7 +678,8 @@ TG_DEFINE_OP(abs, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
              .forward = "y = |x|", .forward_tex = "y = |x|", .vjp = "dx = dy * sign(x)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\operatorname{sign}(x)",
              .doc = "Absolute value (gradient 0 at 0).", .backward = abs_vjp, .apply = apply_abs,
-             .examples = "~3x4;~T2x3");
+             .examples = "~3x4;~T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(sin, sinf(x), sin(x))
 static const row_table sin_rows = {sin_f32, sin_f64, NULL};
@@ -696,11 +709,13 @@ APPLY1(cos)
 TG_DEFINE_OP(sin, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = sin(x)", .forward_tex = "y = \\sin x", .vjp = "dx = dy * cos(x)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\cos x", .doc = "Sine.", .backward = sin_vjp,
-             .apply = apply_sin, .examples = "3x4;T2x3");
+             .apply = apply_sin, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 TG_DEFINE_OP(cos, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = cos(x)", .forward_tex = "y = \\cos x", .vjp = "dx = -dy * sin(x)",
              .vjp_tex = "\\bar x = -\\bar y \\odot \\sin x", .doc = "Cosine.",
-             .backward = cos_vjp, .apply = apply_cos, .examples = "3x4;T2x3");
+             .backward = cos_vjp, .apply = apply_cos, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 VMATH_ROW(tanh)
 UNARY_ROW(tanh_f64, double, tanh(x))
@@ -721,7 +736,8 @@ APPLY1(tanh)
 TG_DEFINE_OP(tanh, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = tanh(x)", .forward_tex = "y = \\tanh x", .vjp = "dx = dy * (1 - y^2)",
              .vjp_tex = "\\bar x = \\bar y \\odot (1 - y^{2})", .doc = "Hyperbolic tangent. float32: vectorized kernel, error <= 1.5 ulp (kernels/vmath.h); float64: libm.",
-             .backward = tanh_vjp, .apply = apply_tanh, .examples = "3x4;T2x3");
+             .backward = tanh_vjp, .apply = apply_tanh, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* sigmoid, computed without overflow for large |x| */
 VMATH_ROW(sigmoid)
@@ -744,7 +760,8 @@ TG_DEFINE_OP(sigmoid, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .
              .forward = "y = 1 / (1 + exp(-x))", .forward_tex = "y = \\sigma(x) = \\frac{1}{1 + e^{-x}}",
              .vjp = "dx = dy * y * (1 - y)", .vjp_tex = "\\bar x = \\bar y \\odot y \\odot (1 - y)",
              .doc = "Logistic sigmoid (stable for large |x|). float32: vectorized kernel, error <= 2.5 ulp (kernels/vmath.h); float64: libm.", .backward = sigmoid_vjp,
-             .apply = apply_sigmoid, .examples = "3x4;T2x3");
+             .apply = apply_sigmoid, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(relu, x > 0 ? x : (x != x ? x : 0.0f), x > 0 ? x : (x != x ? x : 0.0))
 static const row_table relu_rows = {relu_f32, relu_f64, NULL};
@@ -765,7 +782,8 @@ TG_DEFINE_OP(relu, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = max(x, 0)", .forward_tex = "y = \\max(x, 0)",
              .vjp = "dx = dy * [x > 0]", .vjp_tex = "\\bar x = \\bar y \\odot [x > 0]",
              .doc = "Rectified linear unit (gradient 0 at 0).", .backward = relu_vjp,
-             .apply = apply_relu, .examples = "~3x4;~T2x3");
+             .apply = apply_relu, .examples = "~3x4;~T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(leaky_relu, x > 0 ? x : x * (float)prm[0], x > 0 ? x : x * prm[0])
 static const row_table leaky_relu_rows = {leaky_relu_f32, leaky_relu_f64, NULL};
@@ -800,7 +818,8 @@ TG_DEFINE_OP(leaky_relu, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64"
              .vjp = "dx = dy * (1 if x > 0 else slope)",
              .vjp_tex = "\\bar x = \\bar y \\odot (\\alpha + (1-\\alpha)[x > 0])",
              .doc = "Leaky ReLU with parameter negative_slope (f0).", .backward = leaky_relu_vjp,
-             .apply = apply_leaky_relu, .examples = "~3x4|f0=0.1;~T2x3|f0=0.2");
+             .apply = apply_leaky_relu, .examples = "~3x4|f0=0.1;~T2x3|f0=0.2",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(erf, erff(x), erf(x))
 static const row_table erf_rows = {erf_f32, erf_f64, NULL};
@@ -826,7 +845,8 @@ TG_DEFINE_OP(erf, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtyp
              .vjp = "dx = dy * 2/sqrt(pi) * exp(-x^2)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\tfrac{2}{\\sqrt\\pi} e^{-x^2}",
              .doc = "The error function.", .backward = erf_vjp, .apply = apply_erf,
-             .examples = "3x4;T2x3");
+             .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(gelu, 0.5f * x * (1.0f + erff(x * 0.70710678f)), 0.5 * x * (1.0 + erf(x * 0.7071067811865476)))
 static const row_table gelu_rows = {gelu_f32, gelu_f64, NULL};
@@ -862,7 +882,8 @@ TG_DEFINE_OP(gelu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dty
              .vjp = "dx = dy * (Phi(x) + x * phi(x))",
              .vjp_tex = "\\bar x = \\bar y \\odot (\\Phi(x) + x\\,\\varphi(x))",
              .doc = "Gaussian error linear unit (exact, with erf).", .backward = gelu_vjp,
-             .apply = apply_gelu, .examples = "3x4;T2x3");
+             .apply = apply_gelu, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(softplus, x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x)),
              x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)))
@@ -882,7 +903,8 @@ TG_DEFINE_OP(softplus, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, 
              .forward = "y = log(1 + exp(x))", .forward_tex = "y = \\log(1 + e^{x})",
              .vjp = "dx = dy * sigmoid(x)", .vjp_tex = "\\bar x = \\bar y \\odot \\sigma(x)",
              .doc = "Softplus (stable for large |x|).", .backward = softplus_vjp,
-             .apply = apply_softplus, .examples = "3x4;T2x3");
+             .apply = apply_softplus, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(clip, x < (float)prm[0] ? (float)prm[0] : x > (float)prm[1] ? (float)prm[1] : x,
              x < prm[0] ? prm[0] : x > prm[1] ? prm[1] : x)
@@ -913,7 +935,8 @@ TG_DEFINE_OP(clip, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64"
              .forward = "y = min(max(x, lo), hi)", .forward_tex = "y = \\min(\\max(x, l), h)",
              .vjp = "dx = dy * [lo <= x <= hi]", .vjp_tex = "\\bar x = \\bar y \\odot [l \\le x \\le h]",
              .doc = "Clamp to [lo, hi] (f0, f1).", .backward = clip_vjp, .apply = apply_clip,
-             .examples = "3x4|f0=-0.45 f1=0.55;T2x3|f0=-0.35 f1=0.25");
+             .examples = "3x4|f0=-0.45 f1=0.55;T2x3|f0=-0.35 f1=0.25",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* ---- cast ----------------------------------------------------------------- */
 
@@ -940,4 +963,5 @@ TG_DEFINE_OP(cast, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64"
              .forward = "y = x as dtype", .forward_tex = "y = \\operatorname{cast}(x)",
              .vjp = "dx = dy cast back to x's dtype", .vjp_tex = "\\bar x = \\operatorname{cast}^{-1}(\\bar y)",
              .doc = "Convert to another dtype (i0: 0 float32, 1 float64, 2 int64); differentiable between floats.",
-             .backward = cast_vjp, .apply = apply_cast, .examples = "3x4|i0=1;T2x3|i0=1");
+             .backward = cast_vjp, .apply = apply_cast, .examples = "3x4|i0=1;T2x3|i0=1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");

@@ -102,10 +102,8 @@ int tgpy_bool(PyObject *o, int deflt);
 typedef tg_tensor *(*tgpy_binfn)(tg_tensor *, tg_tensor *);
 typedef tg_tensor *(*tgpy_redfn)(tg_tensor *, const int64_t *, int, bool);
 typedef PyObject *(*tgpy_methodfn)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);
-/* f(a, b) with either operand converted to a tensor (one is a Tensor);
- * NotImplemented for types it does not know. */
-PyObject *tgpy_binop(PyObject *a, PyObject *b, tgpy_binfn f);
-/* t.add(other): tgpy_binop with a TypeError naming the op for NotImplemented. */
+/* t.add(other): `self (op) other`, a TypeError naming the op for an operand
+ * of a type it does not know. */
 PyObject *tgpy_binary_method(const char *fname, tgpy_binfn f, PyObject *self, PyObject *const *args,
                              Py_ssize_t nargs, PyObject *kw);
 /* tg.add(a, b): scalars accepted on either side. */

@@ -489,14 +489,33 @@ static PyObject *opdef_dict(const tg_opdef *op) {
                 Py_DECREF(v);
             }
     }
-    return Py_BuildValue("{s:s,s:i,s:i,s:N,s:O,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:i}",
+    PyObject *writes = PyList_New(0); /* grad_in_tex split at ';' */
+    if (!writes) {
+        Py_DECREF(diff);
+        return NULL;
+    }
+    for (const char *p = op->grad_in_tex; p && *p;) {
+        const char *q = strchr(p, ';');
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        PyObject *v = PyUnicode_FromStringAndSize(p, (Py_ssize_t)n);
+        if (!v || PyList_Append(writes, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(writes);
+            Py_DECREF(diff);
+            return NULL;
+        }
+        Py_DECREF(v);
+        p = q ? q + 1 : p + n;
+    }
+    return Py_BuildValue("{s:s,s:i,s:i,s:N,s:O,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:i,s:z,s:N}",
                          "name", op->name, "id", op->id, "arity", op->arity, "differentiable_inputs",
                          diff, "differentiable", op->backward ? Py_True : Py_False, "dtypes",
                          op->dtypes, "forward", op->forward, "forward_latex", op->forward_tex, "vjp",
                          op->vjp, "vjp_latex", op->vjp_tex, "doc", op->doc, "file", op->file,
                          "line", op->line, "examples", op->examples ? op->examples : "",
                          "signature", tg_op_sig_name(tg_op_signature(op)), "cost",
-                         op->cost > 0 ? op->cost : 1);
+                         op->cost > 0 ? op->cost : 1, "grad_out_latex", op->grad_out_tex,
+                         "grad_in_latex", writes);
 }
 
 FUNC(ops) {
@@ -653,7 +672,9 @@ PyMethodDef tgpy_module_methods[] = {
            "dtypes, its forward and VJP formulas (plain text and LaTeX), its calling\n"
            "'signature' ('unary', 'binary', 'reduce': bindings generated from the registry;\n"
            "'custom': bound by hand; 'internal': no Python function) and 'cost', the\n"
-           "work per element relative to an add (8 for the transcendental kernels).\n\n"
+           "work per element relative to an add (8 for the transcendental kernels);\n"
+           "'grad_out_latex' and 'grad_in_latex': the gradient symbols the VJP formula\n"
+           "reads and writes (one per differentiable input), for the stepper.\n\n"
            ">>> [(o['signature'], o['cost']) for o in tg.ops() if o['name'] == 'exp']\n"
            "[('unary', 8)]"),
     F(_op_example, "_op_example(name, k, dtype)\n\nInputs and params of an op's registry example k."),

@@ -204,7 +204,7 @@ static PyGetSetDef tensor_getset[] = {
 
 /* Convert both operands (one is a Tensor) and apply f; NotImplemented for
  * types we do not know, so Python can try the other operand. */
-PyObject *tgpy_binop(PyObject *a, PyObject *b, tgpy_binfn f) {
+static PyObject *binop(PyObject *a, PyObject *b, tgpy_binfn f) {
     tg_tensor *ta, *tb;
     if (tgpy_is_tensor(a)) {
         ta = TENSOR(a);
@@ -230,14 +230,14 @@ PyObject *tgpy_binop(PyObject *a, PyObject *b, tgpy_binfn f) {
     return W(r);
 }
 
-static PyObject *nb_add(PyObject *a, PyObject *b) { return tgpy_binop(a, b, tg_add); }
-static PyObject *nb_sub(PyObject *a, PyObject *b) { return tgpy_binop(a, b, tg_sub); }
-static PyObject *nb_mul(PyObject *a, PyObject *b) { return tgpy_binop(a, b, tg_mul); }
-static PyObject *nb_div(PyObject *a, PyObject *b) { return tgpy_binop(a, b, tg_div); }
-static PyObject *nb_matmul(PyObject *a, PyObject *b) { return tgpy_binop(a, b, tg_matmul); }
+static PyObject *nb_add(PyObject *a, PyObject *b) { return binop(a, b, tg_add); }
+static PyObject *nb_sub(PyObject *a, PyObject *b) { return binop(a, b, tg_sub); }
+static PyObject *nb_mul(PyObject *a, PyObject *b) { return binop(a, b, tg_mul); }
+static PyObject *nb_div(PyObject *a, PyObject *b) { return binop(a, b, tg_div); }
+static PyObject *nb_matmul(PyObject *a, PyObject *b) { return binop(a, b, tg_matmul); }
 static PyObject *nb_pow(PyObject *a, PyObject *b, PyObject *m) {
     if (m != Py_None) Py_RETURN_NOTIMPLEMENTED;
-    return tgpy_binop(a, b, tg_pow);
+    return binop(a, b, tg_pow);
 }
 static PyObject *nb_neg(PyObject *a) { return W(tg_neg(TENSOR(a))); }
 static PyObject *nb_pos(PyObject *a) {
@@ -302,7 +302,7 @@ static PyObject *richcompare(PyObject *a, PyObject *b, int op) {
     default: f = tg_ge; break;
     }
     if (b == Py_None) Py_RETURN_NOTIMPLEMENTED;
-    return tgpy_binop(a, b, f);
+    return binop(a, b, f);
 }
 
 static Py_hash_t tensor_hash(PyObject *a) {
@@ -908,7 +908,7 @@ PyObject *tgpy_binary_method(const char *fname, tgpy_binfn f, PyObject *self, Py
         PyErr_Format(PyExc_TypeError, "%s() missing argument 'other'", fname);
         return NULL;
     }
-    PyObject *r = tgpy_binop(self, a[0], f);
+    PyObject *r = binop(self, a[0], f);
     if (r == Py_NotImplemented) {
         Py_DECREF(r);
         PyErr_Format(PyExc_TypeError, "%s: unsupported operand type %s", fname, Py_TYPE(a[0])->tp_name);
@@ -1468,11 +1468,11 @@ PyObject *tgpy_binary_function(const char *fname, tgpy_binfn f, PyObject *const 
         if (!t) return NULL;
         PyObject *xo = W(t);
         if (!xo) return NULL;
-        PyObject *r = tgpy_binop(xo, args[1], f);
+        PyObject *r = binop(xo, args[1], f);
         Py_DECREF(xo);
         return r;
     }
-    return tgpy_binop(args[0], args[1], f);
+    return binop(args[0], args[1], f);
 }
 
 #define F(name, doc) {#name, (PyCFunction)(void (*)(void))fn_##name, METH_FASTCALL | METH_KEYWORDS, doc}

@@ -582,3 +582,22 @@ def test_matmul_property(shapes, seed, transpose):
         got_a = np.swapaxes(got_a, -1, -2)
     np.testing.assert_allclose(got_a, ga, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(tb.grad.numpy(), gb, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", [n for n, op in OPS.items() if op["differentiable"]])
+def test_vjp_structure_matches_its_formula(name):
+    """The registry's record of which gradients a VJP writes (one symbol per
+    differentiable input, what the stepper annotates) agrees with the VJP's
+    own LaTeX: each symbol stands on the left of one '=' of the formula, in
+    order, and the output's gradient symbol is read on the right."""
+    op = OPS[name]
+    writes, tex = op["grad_in_latex"], op["vjp_latex"]
+    assert writes, f"{name}: no grad_in_tex"
+    if op["arity"] >= 0:
+        assert len(writes) == len(op["differentiable_inputs"])
+    lhs = [piece.split("=")[0] for piece in tex.split(r"\quad")]
+    assert len(lhs) == len(writes)
+    for sym, left in zip(writes, lhs):
+        assert sym in left, f"{name}: {sym!r} is not what the formula's '{left}=' writes"
+    if op["grad_out_latex"] is not None:
+        assert op["grad_out_latex"] in tex
