@@ -6,7 +6,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 from . import _C
 from ._C import Tensor, TapeEntry
-from ._display import TapeTable
 
 
 class _GradMode:
@@ -115,6 +114,7 @@ class Tape:
 
     def table(self):
         """The entries as a table (see ``tg.inspect.TapeTable``)."""
+        from ._display import TapeTable  # a lower module, loaded on first use (import time)
         return TapeTable(list(self))
 
     def _repr_html_(self):
