@@ -115,6 +115,12 @@ PyObject *tgpy_reduction(PyObject *self, const char *fname, tgpy_redfn f, PyObje
 /* tg.f(x, ...): method impl f called with args[0] converted to a Tensor. */
 PyObject *tgpy_as_function(const char *fname, tgpy_methodfn f, PyObject *const *args,
                            Py_ssize_t nargs, PyObject *kw);
+/* The parts of the Tensor type defined in their own files. */
+extern PyType_Slot tgpy_number_slots[]; /* number.c: operators, comparisons */
+extern PyType_Slot tgpy_index_slots[];  /* index.c: t[key], t[key] = v, len(t) */
+extern PyType_Slot tgpy_buffer_slots[]; /* buffer.c: memoryview(t) */
+/* index.c: an int64 index tensor (new reference) from a list, ndarray or Tensor. */
+tg_tensor *tgpy_index_array(PyObject *o);
 /* opbind.c: the generated methods and functions, and their docstrings. */
 extern PyMethodDef tgpy_op_methods[];
 extern PyMethodDef tgpy_op_generated_functions[];
