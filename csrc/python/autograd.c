@@ -658,16 +658,21 @@ static tg_status override_vjp(tg_entry *e, tg_tensor *grad_out, tg_tensor **gi, 
     return st;
 }
 
+/* The op named by the str o (NULL and ValueError naming `who` if none). */
+static const tg_opdef *op_named(PyObject *o, const char *who) {
+    const char *name = o ? PyUnicode_AsUTF8(o) : NULL;
+    if (!name) return NULL;
+    const tg_opdef *op = tg_op_find(name);
+    if (!op) PyErr_Format(PyExc_ValueError, "%s: there is no op named '%s' (see tg.ops())", who, name);
+    return op;
+}
+
 /* _set_vjp_override(op_name, fn or None) -> the previous override or None */
 FUNC(_set_vjp_override) {
     ARGS("_set_vjp_override", 2, 2, "op", "fn")
-    const char *name = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
-    if (!name) return NULL;
-    const tg_opdef *op = tg_op_find(name);
-    if (!op) {
-        PyErr_Format(PyExc_ValueError, "override_vjp: there is no op named '%s' (see tg.ops())", name);
-        return NULL;
-    }
+    const tg_opdef *op = op_named(a[0], "override_vjp");
+    if (!op) return NULL;
+    const char *name = op->name;
     if (!op->backward) {
         PyErr_Format(PyExc_ValueError, "override_vjp: op '%s' is not differentiable", name);
         return NULL;
@@ -689,13 +694,8 @@ FUNC(_set_vjp_override) {
  * None: read from the core's override slot, nothing is changed. */
 FUNC(_vjp_override) {
     ARGS("_vjp_override", 1, 1, "op")
-    const char *name = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
-    if (!name) return NULL;
-    const tg_opdef *op = tg_op_find(name);
-    if (!op) {
-        PyErr_Format(PyExc_ValueError, "_vjp_override: there is no op named '%s' (see tg.ops())", name);
-        return NULL;
-    }
+    const tg_opdef *op = op_named(a[0], "_vjp_override");
+    if (!op) return NULL;
     void *ctx = NULL;
     tg_vjp_fn fn = tg_op_get_vjp_override(op, &ctx);
     if (fn != override_vjp || !ctx) Py_RETURN_NONE; /* none, or one set from C */
