@@ -601,3 +601,22 @@ def test_vjp_structure_matches_its_formula(name):
         assert sym in left, f"{name}: {sym!r} is not what the formula's '{left}=' writes"
     if op["grad_out_latex"] is not None:
         assert op["grad_out_latex"] in tex
+
+
+def test_an_elementwise_op_lives_in_its_block_its_line_and_the_header():
+    """One op, one place: outside csrc/ops/ (its block and its oplist.h line)
+    and the public header, no file of the C sources or the Python package
+    names erf, a generated unary op: its binding, docstring, docs group,
+    cost class and tests all come from the registry (docs/design.md, "Adding
+    an op")."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("needs a git checkout of the sources")
+    out = subprocess.run(["git", "grep", "-lw", "erf", "--", "csrc", "python/tapegrad"], cwd=root,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert "csrc/ops/oplist.h" in out
+    stray = [f for f in out if not f.startswith("csrc/ops/") and f != "csrc/include/tapegrad.h"]
+    assert not stray, f"erf is named outside its op block, oplist.h and tapegrad.h: {stray}"
