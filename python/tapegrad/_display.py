@@ -302,3 +302,17 @@ class TapeTable:
                 f"(const): no grad; (#n): made by entry n.</div>")
         return html_table(["seq", "op", "inputs", "output", "saved for backward", "bytes",
                            "forward"], rows, title=self.title) + foot
+
+
+def tape_of(t: Tensor) -> TapeTable:
+    """The entries reachable from ``t`` (everything its value depends on
+    through recorded ops), oldest first, as a :class:`TapeTable`.
+
+    >>> import tapegrad as tg
+    >>> x = tg.tensor([1.0, -2.0], requires_grad=True)
+    >>> y = x.relu().sum()
+    >>> [r["op"] for r in tg.inspect.tape_of(y)]
+    ['relu', 'sum']
+    """
+    return TapeTable(reachable_entries(t),
+                     title=f"tape of {label(t)} {shape_str(t.shape)}")

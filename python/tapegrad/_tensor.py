@@ -103,7 +103,7 @@ def _format(self: Tensor, spec: str) -> str:
 def _tape(self: Tensor):
     """The tape entries that lead to this tensor, oldest first, as a table
     (``tg.inspect.TapeTable``: HTML in Jupyter, aligned text in a terminal)."""
-    from .inspect import tape_of
+    from ._display import tape_of  # below the inspector: no arrow up a floor
     return tape_of(self)
 
 
