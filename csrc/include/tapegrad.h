@@ -399,8 +399,8 @@ struct tg_opdef {
     int line;
     tg_vjp_fn backward;      /* NULL for non-differentiable ops */
     /* For registry-driven tests and tools: call the op generically on
-     * tensors and parameters, and example inputs to call it with (grammar in
-     * csrc/ops/README.md, e.g. "3x4,4" or "+2x3" or "4x5,i5:4|i0=1"). */
+     * tensors and parameters, and example inputs to call it with (grammar
+     * above tg_op_example_count below, e.g. "3x4,4" or "+2x3" or "4x5,i5:4|i0=1"). */
     tg_tensor *(*apply)(tg_tensor *const *in, int n_in, const tg_params *p);
     const char *examples;
     int cost;                /* work per element relative to an add (0 counts as 1); the
