@@ -668,6 +668,15 @@ def write_ops(outdir: Path | None) -> list[str]:
                 py.append(f":py:meth:`Tensor.{name} <tapegrad.Tensor.{name}>`")
             if py:
                 fields.append(("Python", ", ".join(py)))
+            sig = op["signature"]
+            fields.append(("Binding", {
+                "custom": "written by hand in ``csrc/python/`` (an unusual signature)",
+                "internal": "none: called by VJPs and the engine"}.get(
+                    sig, f"generated from its line ``TG_OP({name}, {sig.upper()})`` in "
+                         "``csrc/ops/oplist.h`` (``csrc/python/opbind.c``)")))
+            if op["cost"] > 1:
+                fields.append(("Cost", f"{op['cost']} units per element (an add is 1): "
+                                       "threads split it sooner, the profiler counts it as transcendental"))
             fields.append(("Source", _source_link(op["file"], op["line"], page_dir, outdir)))
             lst = [".. list-table::", "   :widths: 18 82", "   :class: tg-op", ""]
             for key, val in fields:
