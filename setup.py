@@ -11,12 +11,19 @@ as csrc/kernels/vmath_impl.h (results are unchanged: rounding, NaN, inf and
 signed zeros keep their IEEE meaning). SIMD kernels are chosen at run time. Set TAPEGRAD_NATIVE=1 to
 add -march=native for a local build, or TAPEGRAD_SANITIZE=1 to build with
 AddressSanitizer and UndefinedBehaviorSanitizer (see tests/sanitize.sh).
+
+The C files of the extension are compiled in parallel (one compiler process
+per file, with exactly the flags below): as many jobs as CPUs this process may
+use, or ``build_ext -j N``, or TAPEGRAD_BUILD_JOBS=N (1 compiles one file after
+another, as setuptools does by itself).
 """
 import glob
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 here = os.path.dirname(os.path.abspath(__file__))
 
@@ -47,4 +54,46 @@ ext = Extension(
     depends=glob.glob("csrc/**/*.h", recursive=True),
 )
 
-setup(ext_modules=[ext])
+def build_jobs(requested=None):
+    """Number of parallel compile jobs: TAPEGRAD_BUILD_JOBS, else ``-j N``,
+    else the CPUs this process may run on."""
+    env = os.environ.get("TAPEGRAD_BUILD_JOBS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise SystemExit(f"TAPEGRAD_BUILD_JOBS must be a whole number, got {env!r}")
+    if requested:
+        return max(1, int(requested))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class ParallelBuildExt(build_ext):
+    """build_ext whose compiler compiles the sources of one extension in
+    parallel: the compiler's own ``compile`` is called once per source file
+    from a thread pool (each call runs one compiler process), so flags,
+    macros, include directories and object names are the ones setuptools
+    would use; only the order of the compiler runs changes."""
+
+    def build_extension(self, ext):
+        jobs = min(build_jobs(self.parallel), len(ext.sources))
+        if jobs > 1:
+            serial = self.compiler.compile
+
+            def compile(sources, *args, **kwargs):
+                with ThreadPoolExecutor(max_workers=jobs) as pool:
+                    parts = list(pool.map(lambda src: serial([src], *args, **kwargs), sources))
+                return [obj for part in parts for obj in part]
+
+            self.compiler.compile = compile
+            try:
+                return super().build_extension(ext)
+            finally:
+                del self.compiler.compile  # back to the class's method
+        return super().build_extension(ext)
+
+
+setup(ext_modules=[ext], cmdclass={"build_ext": ParallelBuildExt})

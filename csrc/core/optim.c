@@ -46,6 +46,19 @@ static tg_status check_state(const char *who, const char *what, int i, const tg_
     return TG_OK;
 }
 
+/* Each parameter once: the same tensor twice would be stepped twice with
+ * one gradient (tapegrad.optim keeps a repeated parameter once). */
+static tg_status check_unique(const char *who, int n, tg_tensor *const *params) {
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++)
+            if (params[i] && params[i] == params[j])
+                return tg_error_set(TG_ERR_VALUE,
+                                    "%s: parameter %d is the same tensor as parameter %d; list "
+                                    "each parameter once (it would be updated twice)",
+                                    who, i, j);
+    return TG_OK;
+}
+
 /* A gradient: same shape and dtype as its parameter, any layout. */
 static tg_status check_grad(const char *who, int i, const tg_tensor *g, const tg_tensor *p) {
     if (g->dtype != p->dtype || !tg__same_shape(g->ndim, g->shape, p->ndim, p->shape))
@@ -155,6 +168,7 @@ tg_status tg_sgd_step(int n, tg_tensor **params, tg_tensor **grads, tg_tensor **
                             who, momentum, dampening);
     if (momentum != 0 && !bufs)
         return tg_error_set(TG_ERR_VALUE, "%s: momentum %g needs momentum buffers", who, momentum);
+    if (check_unique(who, n, params)) return tg_error_status();
     for (int i = 0; i < n; i++) {
         if (check_state(who, "parameter", i, params[i], NULL)) return tg_error_status();
         if (!grads[i]) continue;
@@ -232,6 +246,7 @@ tg_status tg_adam_step(int n, tg_tensor **params, tg_tensor **grads, tg_tensor *
         check_hyper(who, "eps", eps, 0, INFINITY, false) ||
         check_hyper(who, "weight_decay", weight_decay, 0, INFINITY, false))
         return tg_error_status();
+    if (check_unique(who, n, params)) return tg_error_status();
     for (int i = 0; i < n; i++) {
         if (check_state(who, "parameter", i, params[i], NULL)) return tg_error_status();
         if (!grads[i]) continue;
@@ -311,6 +326,7 @@ tg_status tg_rmsprop_step(int n, tg_tensor **params, tg_tensor **grads, tg_tenso
         return tg_error_status();
     if (momentum > 0 && !momentum_buf)
         return tg_error_set(TG_ERR_VALUE, "%s: momentum %g needs momentum buffers", who, momentum);
+    if (check_unique(who, n, params)) return tg_error_status();
     for (int i = 0; i < n; i++) {
         if (check_state(who, "parameter", i, params[i], NULL)) return tg_error_status();
         if (!grads[i]) continue;

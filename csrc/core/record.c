@@ -302,9 +302,19 @@ tg_recorder *tg_recorder_begin(void) {
 
 tg_status tg_recorder_end(tg_recorder *r) {
     if (!r->active) return TG_OK;
-    if (active_recorder != r)
+    if (active_recorder != r) {
+        /* the chain of open recorders is per thread: r not on this thread's
+         * chain was opened by another thread */
+        tg_recorder *q = active_recorder;
+        while (q && q != r) q = q->parent;
+        if (!q)
+            return tg_error_set(TG_ERR_RUNTIME,
+                                "Tape: this tape was opened by another thread; a tape records "
+                                "the ops of the thread that opened it and must be closed (its "
+                                "`with` block left) in that thread");
         return tg_error_set(TG_ERR_RUNTIME,
                             "Tape: tapes must be closed in the reverse order they were opened");
+    }
     active_recorder = r->parent;
     r->active = false;
     r->parent = NULL;

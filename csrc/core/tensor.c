@@ -544,6 +544,12 @@ tg_tensor *tg_tensor_eye(int64_t n, int64_t m, int64_t k, tg_dtype dt) {
 
 tg_tensor *tg_tensor_from_buffer(int ndim, const int64_t *shape, tg_dtype dt, const void *data) {
     tg_tensor *t = tg_tensor_empty(ndim, shape, dt);
+    if (t && t->numel && !data) { /* refused like a NULL shape, never dereferenced */
+        long long n = (long long)t->numel;
+        tg_tensor_release(t);
+        return TG_FAIL(TG_ERR_VALUE, "from_buffer: data is NULL for a tensor of shape %s (%lld elements)",
+                       tg__shp2(ndim, shape), n);
+    }
     if (t && t->numel) memcpy(tg_tensor_data(t), data, (size_t)t->numel * tg_dtype_size(dt));
     return t;
 }

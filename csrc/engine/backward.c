@@ -628,20 +628,38 @@ tg_status tg_grad(int n_out, tg_tensor *const *outputs, tg_tensor *const *seeds,
             return tg_error_set(TG_ERR_RUNTIME,
                                 "grad: input %d (shape %s) does not require grad", j,
                                 tg__shp(inputs[j]));
-    tg_stepper *bw = tg_backward_begin(n_out, outputs, seeds, flags | TG_NO_ACCUMULATE, n_in,
-                                        inputs);
-    if (!bw) return tg_error_status();
+    /* an input given twice gets the same gradient twice (PyTorch): the
+     * engine is asked once per distinct tensor, first[j] = its position */
+    size_t cap = (size_t)(n_in > 0 ? n_in : 1);
+    tg_tensor **uniq = malloc(cap * (sizeof(tg_tensor *) + sizeof(int)));
+    if (!uniq) return tg_error_set(TG_ERR_MEMORY, "grad: out of memory");
+    int *first = (int *)(uniq + cap);
+    int n_uniq = 0;
+    for (int j = 0; j < n_in; j++) {
+        int k = 0;
+        while (k < n_uniq && uniq[k] != inputs[j]) k++;
+        if (k == n_uniq) uniq[n_uniq++] = inputs[j];
+        first[j] = k;
+    }
+    tg_stepper *bw = tg_backward_begin(n_out, outputs, seeds, flags | TG_NO_ACCUMULATE, n_uniq,
+                                        uniq);
+    if (!bw) {
+        free(uniq);
+        return tg_error_status();
+    }
     tg_status st = run_all(bw);
     if (st) {
         tg_backward_end(bw);
+        free(uniq);
         return st;
     }
     for (int j = 0; j < n_in && !st; j++) {
-        results[j] = tg_backward_result(bw, j);
+        results[j] = tg_backward_result(bw, first[j]);
         if (!results[j]) results[j] = tg__zeros_like(inputs[j]);
         if (!results[j]) st = tg_error_status();
     }
     tg_backward_end(bw);
+    free(uniq);
     /* a result that is not on a graph is the caller's own contiguous tensor:
      * never a broadcast view, nor an alias of another result or of a seed */
     for (int j = 0; j < n_in && !st; j++) {

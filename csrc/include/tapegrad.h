@@ -586,6 +586,29 @@ void tg_set_kernel_bracket(tg_kernel_leave_fn leave, tg_kernel_enter_fn enter);
 /* Elements (or multiply-adds) above which a kernel is bracketed. */
 #define TG_BRACKET_MIN_WORK 65536
 
+/* Kernel paths.  The matmul kernels ("gemm": "avx512", "avx2", "generic")
+ * and the vector math and reductions ("vmath": "avx2", "baseline") each
+ * have SIMD paths and a portable C one.  The first use of a family picks
+ * the best path the CPU can run (or the one TAPEGRAD_GEMM / TAPEGRAD_VMATH
+ * names) and, before using a SIMD path, runs a known-answer self-test
+ * against the portable one; a path that fails is not used and the next one
+ * is tried.  Thread-safe; once per process.
+ *
+ * tg_kernel_path: the path in use ("avx2", ...; static string), or NULL
+ *   (TG_ERR_VALUE) for an unknown family.  Makes the choice if needed.
+ * tg_kernel_report: what went wrong while choosing -- a self-test that
+ *   failed (and what differed), a forced path that was refused -- one line
+ *   each, "" if nothing; copied into buf[0..size) like snprintf (returns the
+ *   full length).
+ * tg_kernel_force: use `path` for `family` from now on (NULL path: the
+ *   default choice again).  TG_ERR_VALUE for an unknown family or path,
+ *   TG_ERR_RUNTIME if this CPU cannot run it or it failed its self-test
+ *   (the message says which); the choice is then unchanged.  For tests and
+ *   benchmarks: do not call while other threads run kernels. */
+const char *tg_kernel_path(const char *family);
+size_t tg_kernel_report(char *buf, size_t size);
+tg_status tg_kernel_force(const char *family, const char *path);
+
 /* ===================================================================== */
 /* Ops.  Each returns a NEW reference or NULL with the error set.         */
 /* Float ops accept float32 and float64 (int64 where stated).             */
@@ -693,6 +716,7 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels, tg_reduction r
 tg_tensor *tg_nll_loss(tg_tensor *logp, tg_tensor *labels, tg_reduction red);
 tg_tensor *tg_mse_loss(tg_tensor *pred, tg_tensor *target, tg_reduction red);
 tg_tensor *tg_bce_with_logits(tg_tensor *logits, tg_tensor *target, tg_reduction red);
+/* num_classes -1 infers it from the labels (max + 1); below -1 is refused. */
 tg_tensor *tg_one_hot(tg_tensor *labels, int64_t num_classes, tg_dtype dt);
 /* Inverted dropout: zero with probability p, scale the rest by 1/(1-p). */
 tg_tensor *tg_dropout(tg_tensor *x, double p, bool training);
@@ -752,6 +776,8 @@ tg_tensor *tg_avg_pool2d(tg_tensor *x, int64_t kernel_h, int64_t kernel_w, int64
  * grads[i] the same shape and dtype, any layout, or NULL to skip parameter
  * i (its state is then not touched either).  State tensors start as zeros
  * (created by the caller).  Each written tensor's storage version is bumped.
+ * A tensor may appear once in params (twice is TG_ERR_VALUE: it would be
+ * stepped twice).
  * Returns TG_OK, or TG_ERR_VALUE (bad shape, layout or hyper-parameter),
  * TG_ERR_TYPE, TG_ERR_RUNTIME (read-only) or TG_ERR_MEMORY, having checked
  * everything before writing anything: a failed call changes nothing. */

@@ -99,7 +99,10 @@
  * row of a table of kernels and block sizes.  The library itself is built
  * for the baseline x86-64 (no -march flags), so it runs on any x86-64 and
  * uses what the CPU has.  The portable C micro-kernel of step 4 is the
- * fallback on other CPUs.  With AVX2 + FMA: 73-76 GFLOP/s at 1024^3, about
+ * fallback on other CPUs.  A SIMD row is trusted only after a known-answer
+ * self-test at its first use (selftest below): a kernel that never ran on
+ * the machines it was written on must not give a silently wrong matmul on
+ * the first machine that has the instructions.  With AVX2 + FMA: 73-76 GFLOP/s at 1024^3, about
  * 90% of OpenBLAS (NumPy) on the same core.
  *
  * Step 6, PACKED_SIMD_MT: threads.  Loop 5's columns (or, for a tall C,
@@ -144,8 +147,12 @@
 #define TG_GEMM_INTERNAL
 #include "gemm.h"
 #include "threadpool.h"
+#include "dispatch.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <math.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,7 +197,7 @@ typedef struct {
 
 /* Defined after the templates (they need the generic micro-kernels). */
 static const tg_gemm_isa_desc *active_isa(void);
-static const tg_gemm_isa_desc isa_generic;
+static tg_gemm_isa_desc isa_generic;
 
 static int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t abs_i64(int64_t a) { return a < 0 ? -a : a; }
@@ -236,12 +243,15 @@ static _Atomic(tg_pack16_fn) pack16_f32;
 #undef TG_TYPE_FIELD
 
 /* ----------------------------------------------------------------------
- * Run-time dispatch: the table of kernels and block sizes, and the CPU
- * check that picks a row once.
+ * Run-time dispatch: the table of kernels and block sizes, the CPU check,
+ * and the known-answer self-test that a SIMD row must pass before its
+ * first use (dispatch.h explains the scheme).
  * ---------------------------------------------------------------------- */
 
-/* Portable C: the reference for the SIMD kernels. */
-static const tg_gemm_isa_desc isa_generic = {
+/* Portable C: the reference for the SIMD kernels.  (The rows are not const
+ * only so that a test can put a deliberately broken kernel in one:
+ * tg_gemm_testing_set_ukr.) */
+static tg_gemm_isa_desc isa_generic = {
     "generic",
     { TG_GENERIC_MR, TG_GENERIC_NR, 128, 256, 4096, ukr_generic_f32 },
     { TG_GENERIC_MR, TG_GENERIC_NR, 128, 256, 4096, ukr_generic_f64 },
@@ -254,7 +264,7 @@ static const tg_gemm_isa_desc isa_generic = {
  * as large: KC = 256 gives a 256 x 8 x 8 = 16 KiB micro-panel of B in L1,
  * Ap = 72 x 256 x 8 = 144 KiB in L2 as for f32, Bp = 256 x 4096 x 8 =
  * 8 MiB in L3.  (Measured: MC 24..72 and KC 256..512 within noise.) */
-static const tg_gemm_isa_desc isa_avx2 = {
+static tg_gemm_isa_desc isa_avx2 = {
     "avx2",
     { TG_GEMM_AVX2_MR_F32, TG_GEMM_AVX2_NR_F32, 72, 512, 4080, tg_gemm_ukr_avx2_f32 },
     { TG_GEMM_AVX2_MR_F64, TG_GEMM_AVX2_NR_F64, 72, 256, 4096, tg_gemm_ukr_avx2_f64 },
@@ -264,8 +274,8 @@ static const tg_gemm_isa_desc isa_avx2 = {
  * 1-2 MiB.  The 8 x 32 f32 micro-panel of B is KC x 32 x 4 bytes: KC = 192
  * keeps it at 24 KiB of L1; Ap = 192 x 192 x 4 = 144 KiB, a small part of
  * the larger L2.  f64 (8 x 16 tile): the same byte sizes.  Not tuned on
- * hardware (the development machine has no AVX-512). */
-static const tg_gemm_isa_desc isa_avx512 = {
+ * hardware. */
+static tg_gemm_isa_desc isa_avx512 = {
     "avx512",
     { TG_GEMM_AVX512_MR_F32, TG_GEMM_AVX512_NR_F32, 192, 192, 4096, tg_gemm_ukr_avx512_f32 },
     { TG_GEMM_AVX512_MR_F64, TG_GEMM_AVX512_NR_F64, 96, 192, 4096, tg_gemm_ukr_avx512_f64 },
@@ -275,33 +285,77 @@ _Static_assert(TG_GEMM_AVX2_MR_F32 * TG_GEMM_AVX2_NR_F32 <= TG_GEMM_MAX_TILE, "t
 _Static_assert(TG_GEMM_AVX2_MR_F64 * TG_GEMM_AVX2_NR_F64 <= TG_GEMM_MAX_TILE, "tile");
 _Static_assert(TG_GEMM_AVX512_MR_F32 * TG_GEMM_AVX512_NR_F32 <= TG_GEMM_MAX_TILE, "tile");
 _Static_assert(TG_GEMM_AVX512_MR_F64 * TG_GEMM_AVX512_NR_F64 <= TG_GEMM_MAX_TILE, "tile");
+
+/* Every row, best first: the order in which they are tried. */
+static tg_gemm_isa_desc *const isa_rows[] = { &isa_avx512, &isa_avx2, &isa_generic };
+#else
+static tg_gemm_isa_desc *const isa_rows[] = { &isa_generic };
 #endif
 _Static_assert(TG_GENERIC_MR * TG_GENERIC_NR <= TG_GEMM_MAX_TILE, "tile");
+#define N_ISA ((int)(sizeof isa_rows / sizeof isa_rows[0]))
 
-/* Whether this CPU (and OS: gcc's check includes the XSAVE state bits) can
- * run the kernels of `d`. */
-static int isa_usable(const tg_gemm_isa_desc *d)
+/* The self-test's state of each row (index as in isa_rows), written under
+ * dispatch_lock. */
+typedef struct {
+    int result;             /* 0 not run, 1 passed, -1 failed */
+    char why[400];          /* what differed, if it failed */
+    double us;              /* how long it took */
+} isa_state;
+static isa_state isa_st[N_ISA];
+static int selftest_runs;   /* row self-tests run in this process (tests) */
+static pthread_mutex_t dispatch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int row_index(const tg_gemm_isa_desc *d)
 {
-#ifdef TG_GEMM_HAVE_X86
-    __builtin_cpu_init();
-    if (d == &isa_avx512)
-        return __builtin_cpu_supports("avx512f");
-    if (d == &isa_avx2)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-    return d == &isa_generic;
+    for (int i = 0; i < N_ISA; ++i)
+        if (isa_rows[i] == d)
+            return i;
+    return N_ISA - 1;
 }
 
-/* The best row of the table for this CPU. */
-static const tg_gemm_isa_desc *detect_isa(void)
+/* The row called `name` ("baseline" is another name of "generic", as in
+ * vmath.h), or NULL. */
+static tg_gemm_isa_desc *row_named(const char *name)
 {
+    if (name == NULL)
+        return NULL;
+    if (strcmp(name, "baseline") == 0)
+        name = "generic";
+    for (int i = 0; i < N_ISA; ++i)
+        if (strcmp(isa_rows[i]->name, name) == 0)
+            return isa_rows[i];
+    return NULL;
+}
+
 #ifdef TG_GEMM_HAVE_X86
-    if (isa_usable(&isa_avx512))
-        return &isa_avx512;
-    if (isa_usable(&isa_avx2))
-        return &isa_avx2;
+static tg_cpu_feature row_feature(const tg_gemm_isa_desc *d)
+{
+    return d == &isa_avx512 ? TG_CPU_AVX512 : TG_CPU_AVX2;
+}
 #endif
-    return &isa_generic;
+
+/* Whether this CPU (and OS: gcc's check includes the XSAVE state bits) can
+ * run the kernels of `d` and TAPEGRAD_DISABLE_CPU_FEATURES allows them. */
+static int isa_usable(const tg_gemm_isa_desc *d)
+{
+    if (d == &isa_generic)
+        return 1;
+#ifdef TG_GEMM_HAVE_X86
+    return tg_cpu_has(row_feature(d));
+#else
+    return 0;
+#endif
+}
+
+static const char *isa_missing(const tg_gemm_isa_desc *d)
+{
+    if (d == &isa_generic)
+        return "";
+#ifdef TG_GEMM_HAVE_X86
+    return tg_cpu_missing(row_feature(d));
+#else
+    return "not an x86-64 build";
+#endif
 }
 
 /* The row in use; NULL until the first GEMM (then set once). */
@@ -312,45 +366,217 @@ static void install_packers(const tg_gemm_isa_desc *d)
 {
     tg_pack16_fn f = NULL;
 #ifdef TG_GEMM_HAVE_X86
-    if (d != &isa_generic && isa_usable(&isa_avx2))
+    if (d != &isa_generic && tg_cpu_has(TG_CPU_AVX2))
         f = tg_gemm_pack16_avx2_f32;
 #endif
     atomic_store_explicit(&pack16_f32, f, memory_order_relaxed);
+}
+
+/* Run the self-test of row d (both element types, with its packers), once;
+ * dispatch_lock held.  Returns 1 if it passed. */
+static int row_selftest(tg_gemm_isa_desc *d)
+{
+    isa_state *st = &isa_st[row_index(d)];
+    if (d == &isa_generic)
+        return 1;                       /* the reference itself */
+    if (st->result != 0)
+        return st->result > 0;
+    install_packers(d);
+    int64_t t0 = tg_dispatch_now_ns();
+    char why[sizeof st->why - 64] = "";
+    int ok = selftest_f32(&d->f32, why, sizeof why) == 0 &&
+             selftest_f64(&d->f64, why, sizeof why) == 0;
+    st->us = (double)(tg_dispatch_now_ns() - t0) / 1e3;
+    ++selftest_runs;
+    st->result = ok ? 1 : -1;
+    if (!ok) {
+        snprintf(st->why, sizeof st->why, "%s", why);
+        tg_dispatch_log("gemm: the %s micro-kernels failed their self-test (%s); "
+                        "not using them", d->name, why);
+    }
+    return ok;
+}
+
+/* The first row from isa_rows[start] on that the CPU can run and that
+ * passes its self-test; dispatch_lock held.  Never fails: the portable
+ * row is last and always passes. */
+static const tg_gemm_isa_desc *choose_from(int start)
+{
+    for (int i = start; i < N_ISA; ++i)
+        if (isa_usable(isa_rows[i]) && row_selftest(isa_rows[i]))
+            return isa_rows[i];
+    return &isa_generic;
+}
+
+/* The default choice: the best row, or the one TAPEGRAD_GEMM names (if the
+ * CPU can run it and it passes its self-test; otherwise the next one, and
+ * the log says why).  dispatch_lock held. */
+static const tg_gemm_isa_desc *default_choice(void)
+{
+    const char *force = getenv("TAPEGRAD_GEMM");
+    if (force == NULL || *force == '\0')
+        return choose_from(0);
+    tg_gemm_isa_desc *d = row_named(force);
+    if (d == NULL) {
+        const tg_gemm_isa_desc *c = choose_from(0);
+        tg_dispatch_log("gemm: TAPEGRAD_GEMM=%s is not a path (expected avx512, avx2 or "
+                        "baseline); using %s", force, c->name);
+        return c;
+    }
+    if (!isa_usable(d)) {
+        const tg_gemm_isa_desc *c = choose_from(row_index(d) + 1);
+        tg_dispatch_log("gemm: TAPEGRAD_GEMM=%s refused: %s; using %s", force, isa_missing(d),
+                        c->name);
+        return c;
+    }
+    return choose_from(row_index(d));
 }
 
 static const tg_gemm_isa_desc *active_isa(void)
 {
     const tg_gemm_isa_desc *d = atomic_load_explicit(&active, memory_order_acquire);
     if (d == NULL) {
-        const tg_gemm_isa_desc *expected = NULL;
-        d = detect_isa();
-        /* Keep a choice made meanwhile by tg_gemm_force_isa. */
-        if (!atomic_compare_exchange_strong(&active, &expected, d))
-            d = expected;
-        install_packers(d);
+        /* The first GEMM of the process (maybe on several threads at once):
+         * one thread runs the self-tests, the others wait for its answer. */
+        pthread_mutex_lock(&dispatch_lock);
+        d = atomic_load_explicit(&active, memory_order_relaxed);
+        if (d == NULL) {
+            d = default_choice();
+            install_packers(d);
+            atomic_store_explicit(&active, d, memory_order_release);
+        }
+        pthread_mutex_unlock(&dispatch_lock);
     }
     return d;
 }
 
 const char *tg_gemm_isa(void) { return active_isa()->name; }
 
-void tg_gemm_force_isa(const char *isa)
+int tg_gemm_force_isa(const char *isa)
 {
-    const tg_gemm_isa_desc *d = NULL;
-    if (isa == NULL)
-        d = detect_isa();
-    else if (strcmp(isa, "generic") == 0)
-        d = &isa_generic;
-#ifdef TG_GEMM_HAVE_X86
-    else if (strcmp(isa, "avx2") == 0)
-        d = &isa_avx2;
-    else if (strcmp(isa, "avx512") == 0)
-        d = &isa_avx512;
-#endif
-    if (d != NULL && isa_usable(d)) {
-        atomic_store(&active, d);
+    int rc = -1;
+    pthread_mutex_lock(&dispatch_lock);
+    const tg_gemm_isa_desc *d = isa == NULL ? default_choice() : row_named(isa);
+    if (d != NULL && isa_usable(d) && row_selftest((tg_gemm_isa_desc *)d)) {
         install_packers(d);
+        atomic_store(&active, d);
+        rc = 0;
+    } else {
+        /* refused: put back the packers of the row still in use */
+        const tg_gemm_isa_desc *cur = atomic_load(&active);
+        if (cur != NULL)
+            install_packers(cur);
     }
+    pthread_mutex_unlock(&dispatch_lock);
+    return rc;
+}
+
+const char *tg_gemm_isa_refusal(const char *isa)
+{
+    tg_gemm_isa_desc *d = row_named(isa);
+    if (d == NULL)
+        return "not a matmul kernel path (expected avx512, avx2 or baseline)";
+    if (!isa_usable(d))
+        return isa_missing(d);
+    pthread_mutex_lock(&dispatch_lock);
+    int failed = isa_st[row_index(d)].result < 0;
+    pthread_mutex_unlock(&dispatch_lock);
+    return failed ? "it failed its self-test" : "";
+}
+
+int tg_gemm_paths(tg_kernel_path_info *out, int max)
+{
+    const tg_gemm_isa_desc *cur = active_isa();
+    pthread_mutex_lock(&dispatch_lock);
+    for (int i = 0; i < N_ISA && i < max; ++i) {
+        const tg_gemm_isa_desc *d = isa_rows[i];
+        int usable = isa_usable(d);
+        out[i] = (tg_kernel_path_info){ d->name, usable, isa_st[i].result, d == cur,
+                                        !usable ? isa_missing(d)
+                                        : isa_st[i].result < 0 ? isa_st[i].why : "",
+                                        isa_st[i].us };
+    }
+    pthread_mutex_unlock(&dispatch_lock);
+    return N_ISA;
+}
+
+int tg_gemm_isa_available(const char *isa)
+{
+    const tg_gemm_isa_desc *d = row_named(isa);
+    return d != NULL && isa_usable(d);
+}
+
+/* ---- testing hooks (gemm.h) -------------------------------------------- */
+
+void tg_gemm_testing_reset(void)
+{
+    pthread_mutex_lock(&dispatch_lock);
+    for (int i = 0; i < N_ISA; ++i)
+        isa_st[i] = (isa_state){ 0, "", 0 };
+    atomic_store(&active, NULL);
+    pthread_mutex_unlock(&dispatch_lock);
+}
+
+int tg_gemm_testing_selftest_runs(void)
+{
+    pthread_mutex_lock(&dispatch_lock);
+    int n = selftest_runs;
+    pthread_mutex_unlock(&dispatch_lock);
+    return n;
+}
+
+int tg_gemm_testing_set_ukr(const char *isa, tg_gemm_ukr_f32 f32, tg_gemm_ukr_f64 f64)
+{
+    tg_gemm_isa_desc *d = row_named(isa);
+    if (d == NULL || d == &isa_generic)
+        return -1;
+    pthread_mutex_lock(&dispatch_lock);
+#ifdef TG_GEMM_HAVE_X86
+    d->f32.ukr = f32 ? f32 : d == &isa_avx2 ? tg_gemm_ukr_avx2_f32 : tg_gemm_ukr_avx512_f32;
+    d->f64.ukr = f64 ? f64 : d == &isa_avx2 ? tg_gemm_ukr_avx2_f64 : tg_gemm_ukr_avx512_f64;
+#endif
+    pthread_mutex_unlock(&dispatch_lock);
+    tg_gemm_testing_reset();
+    return 0;
+}
+
+/* The library's own broken micro-kernel, for tests that cannot build one
+ * (the Python suite): the row's real kernel, then a wrong store at the
+ * tile's edge (the last element of the last row gets its left
+ * neighbour's value). */
+static tg_gemm_ukr_f32 broken_base_f32;
+static tg_gemm_ukr_f64 broken_base_f64;
+static int broken_mr_f32, broken_nr_f32, broken_mr_f64, broken_nr_f64;
+
+static void broken_ukr_f32(int64_t kc, float alpha, const float *Ap, const float *Bp,
+                           float beta, float *C, int64_t rsc)
+{
+    broken_base_f32(kc, alpha, Ap, Bp, beta, C, rsc);
+    C[(broken_mr_f32 - 1) * rsc + broken_nr_f32 - 1] = C[(broken_mr_f32 - 1) * rsc + broken_nr_f32 - 2];
+}
+
+static void broken_ukr_f64(int64_t kc, double alpha, const double *Ap, const double *Bp,
+                           double beta, double *C, int64_t rsc)
+{
+    broken_base_f64(kc, alpha, Ap, Bp, beta, C, rsc);
+    C[(broken_mr_f64 - 1) * rsc + broken_nr_f64 - 1] = C[(broken_mr_f64 - 1) * rsc + broken_nr_f64 - 2];
+}
+
+int tg_gemm_testing_break(const char *isa)
+{
+    tg_gemm_isa_desc *d = row_named(isa);
+    if (d == NULL || d == &isa_generic)
+        return -1;
+    for (int i = 0; i < N_ISA; ++i)             /* every row's own kernels first */
+        if (isa_rows[i] != &isa_generic)
+            tg_gemm_testing_set_ukr(isa_rows[i]->name, NULL, NULL);
+    broken_base_f32 = d->f32.ukr;
+    broken_base_f64 = d->f64.ukr;
+    broken_mr_f32 = d->f32.mr;
+    broken_nr_f32 = d->f32.nr;
+    broken_mr_f64 = d->f64.mr;
+    broken_nr_f64 = d->f64.nr;
+    return tg_gemm_testing_set_ukr(isa, broken_ukr_f32, broken_ukr_f64);
 }
 
 const char *tg_gemm_variant_name(tg_gemm_variant v)
@@ -717,6 +943,133 @@ static void SFX(gemm_packed_or_naive)(const SFX(tg_gemm_kernel) *kd,
 {
     if (SFX(gemm_packed)(kd, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc) != 0)
         SFX(gemm_naive)(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+
+/* ---------------------------------------------------------------------
+ * The known-answer self-test of a SIMD kernel (dispatch.h): a few small
+ * fixed products computed through the real packing and macro-kernel code
+ * with kernel `kd`, compared with the reference kernel (gemm_naive).
+ *
+ * The problems are sized from the kernel's tile so that each has full
+ * tiles and edge tiles in both directions (M, N not multiples of MR, NR),
+ * and between them they use every layout the packers distinguish:
+ * row-major, transposed and strided A and B, C with padded rows, row-major
+ * C (full tiles written by the kernel itself, with beta == 0 and != 0),
+ * column-major C (every tile through the scratch tile), K = 1 and K past
+ * the AVX2 packer's 8-column blocks.  Elements of the buffers outside the
+ * views are poisoned: NaN in A and B, a sentinel in C (a store outside C's
+ * view is an error), and with beta == 0 C's own elements start as NaN.
+ *
+ * The bound: both results are sums of the same K products, in different
+ * orders, so each lies within gamma_K (|alpha| |A||B| + |beta C0|) of the
+ * exact value (Higham, sec. 3.5) and they differ by at most
+ *     2 (K + 4) eps (|alpha| |A||B| + |beta C0|)   (+ the smallest normal)
+ * per element.  Most problems use small integers, for which both are exact
+ * and must agree to the bit; one uses non-integer values (a kernel that
+ * computed in the wrong precision would be far outside the bound).
+ *
+ * Buffers are static (the self-test runs under dispatch_lock), so it can
+ * not fail for lack of memory.  Returns 0, or -1 with a description of the
+ * first difference in why[0..n).
+ * --------------------------------------------------------------------- */
+#define TG_ST_A 512         /* M * K elements at most: 18 * 17 */
+#define TG_ST_B 2400        /* K * (2 N + 1): 17 * 135 */
+#define TG_ST_C 1400        /* M * (N + 3): 18 * 70 */
+#define TG_ST_AP 512        /* round_up(M, MR) * K: 24 * 17 */
+#define TG_ST_BP 2048       /* K * round_up(N, NR): 17 * 96 */
+
+static int SFX(selftest)(const SFX(tg_gemm_kernel) *kd, char *why, size_t n)
+{
+    static real A[TG_ST_A], B[TG_ST_B], C[TG_ST_C], R[TG_ST_C], C0[TG_ST_C];
+    static _Alignas(64) real Ap[TG_ST_AP], Bp[TG_ST_BP];
+    const int mr = kd->mr, nr = kd->nr;
+    const double eps = sizeof(real) == sizeof(float) ? 1.1920928955078125e-07 : 2.220446049250313e-16;
+    const double tiny = sizeof(real) == sizeof(float) ? 1.1754943508222875e-38 : 2.2250738585072014e-308;
+    const real sentinel = 777;
+    /* layouts: A 0 row-major, 1 transposed; B 0 row-major, 1 transposed,
+     * 2 every other column of padded rows; C 0 padded rows, 1 row-major,
+     * 2 column-major */
+    static const struct {
+        int dm, dn, K, la, lb, lc, integer;
+        double alpha, beta;
+    } prob[] = {
+        { 1, 3, 9, 0, 1, 0, 1, 1.0, 0.0 },      /* M = 2MR+1, N = 2NR+3 */
+        { 2, -1, 1, 1, 2, 1, 1, -1.5, 0.5 },    /* M = 2MR+2, N = 2NR-1, K = 1 */
+        { 0, 0, 17, 0, 0, 1, 0, 0.75, 1.0 },    /* whole tiles, non-integers */
+        { -100, -100, 4, 1, 1, 2, 1, 2.0, -1.0 }, /* 3 x 5, smaller than a tile */
+    };
+    uint64_t s = 0x2545f4914f6cdd1dull;
+    for (size_t t = 0; t < sizeof prob / sizeof prob[0]; ++t) {
+        int64_t M = prob[t].dm == -100 ? 3 : 2 * mr + prob[t].dm;
+        int64_t N = prob[t].dn == -100 ? 5 : 2 * nr + prob[t].dn;
+        int64_t K = prob[t].K;
+        if (prob[t].dm == 0) { M = mr; N = nr; }
+        int64_t rsa = prob[t].la ? 1 : K, csa = prob[t].la ? M : 1;
+        int64_t rsb = prob[t].lb == 0 ? N : prob[t].lb == 1 ? 1 : 2 * N + 1;
+        int64_t csb = prob[t].lb == 0 ? 1 : prob[t].lb == 1 ? K : 2;
+        int64_t rsc = prob[t].lc == 0 ? N + 3 : prob[t].lc == 1 ? N : 1;
+        int64_t csc = prob[t].lc == 2 ? M : 1;
+        int64_t lenb = prob[t].lb == 2 ? K * (2 * N + 1) : K * N;
+        int64_t lenc = prob[t].lc == 0 ? M * (N + 3) : M * N;
+        if (M * K > TG_ST_A || lenb > TG_ST_B || lenc > TG_ST_C ||
+            round_up(M, mr) * K > TG_ST_AP || K * round_up(N, nr) > TG_ST_BP) {
+            snprintf(why, n, "self-test buffers too small for a %d x %d tile", mr, nr);
+            return -1;
+        }
+        real alpha = (real)prob[t].alpha, beta = (real)prob[t].beta;
+        for (int64_t i = 0; i < TG_ST_B; ++i) B[i] = (real)NAN;
+        for (int64_t i = 0; i < TG_ST_A; ++i) A[i] = (real)NAN;
+        for (int64_t i = 0; i < lenc; ++i) C[i] = sentinel;
+        /* deterministic values: integers in [-4, 4] or multiples of 1/64 in [-1, 1) */
+        for (int64_t k = 0; k < M * K + K * N + M * N; ++k) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            real v = prob[t].integer ? (real)((int)((s >> 33) % 9) - 4)
+                                     : (real)((int)((s >> 33) % 128) - 64) / (real)64.1;
+            if (k < M * K)
+                A[(k / K) * rsa + (k % K) * csa] = v;
+            else if (k < M * K + K * N) {
+                int64_t q = k - M * K;
+                B[(q / N) * rsb + (q % N) * csb] = v;
+            } else {
+                int64_t q = k - M * K - K * N, i = q / N, j = q % N;
+                C0[q] = 2 * v;
+                C[i * rsc + j * csc] = beta == 0 ? (real)NAN : 2 * v;
+            }
+        }
+        memcpy(R, C, (size_t)lenc * sizeof(real));
+        SFX(gemm_naive)(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, R, rsc, csc);
+        SFX(pack_b)(K, N, B, rsb, csb, nr, Bp);
+        SFX(pack_a)(M, K, A, rsa, csa, mr, Ap);
+        SFX(macro_kernel)(kd, M, N, K, alpha, Ap, Bp, beta, C, rsc, csc);
+        for (int64_t x = 0; x < lenc; ++x) {
+            int64_t i, j;
+            if (csc == 1) { i = x / rsc; j = x % rsc; } else { i = x % M; j = x / M; }
+            if (j >= N) {           /* padding of C's rows: untouched */
+                if (C[x] != sentinel) {
+                    snprintf(why, n, "%s problem %d: wrote outside C (M=%lld N=%lld K=%lld)",
+                             sizeof(real) == sizeof(float) ? "f32" : "f64", (int)t + 1,
+                             (long long)M, (long long)N, (long long)K);
+                    return -1;
+                }
+                continue;
+            }
+            double bound = fabs((double)beta * (double)C0[i * N + j]);
+            for (int64_t k = 0; k < K; ++k)
+                bound += fabs((double)alpha * (double)A[i * rsa + k * csa] *
+                              (double)B[k * rsb + j * csb]);
+            double tol = 2.0 * (double)(K + 4) * eps * bound + tiny;
+            double got = (double)C[x], want = (double)R[x];
+            if (!(fabs(got - want) <= tol)) {
+                snprintf(why, n, "%s problem %d (M=%lld N=%lld K=%lld, tile %dx%d): "
+                         "C[%lld,%lld] = %.9g, the portable C path gives %.9g",
+                         sizeof(real) == sizeof(float) ? "f32" : "f64", (int)t + 1,
+                         (long long)M, (long long)N, (long long)K, mr, nr,
+                         (long long)i, (long long)j, got, want);
+                return -1;
+            }
+        }
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------------

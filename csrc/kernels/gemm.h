@@ -36,6 +36,8 @@
 
 #include <stdint.h>
 
+#include "dispatch.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -73,8 +75,8 @@ typedef enum {
  * The string is static. */
 const char *tg_gemm_variant_name(tg_gemm_variant v);
 
-/* The SIMD micro-kernel in use: "avx512", "avx2" or "generic" (chosen once
- * from the CPU, unless overridden by tg_gemm_force_isa).  Static string. */
+/* The SIMD micro-kernel in use: "avx512", "avx2" or "generic" (chosen once,
+ * see below, unless overridden by tg_gemm_force_isa).  Static string. */
 const char *tg_gemm_isa(void);
 
 /* Run one variant of the lesson, with the semantics of tg_gemm_f32 (the
@@ -93,11 +95,35 @@ int tg_gemm_variant_f64(tg_gemm_variant v,
                         const double *B, int64_t rsb, int64_t csb,
                         double beta, double *C, int64_t rsc, int64_t csc);
 
-/* For tests and benchmarks: use the micro-kernels of `isa` ("generic",
- * "avx2", "avx512"), or the best for this CPU if isa is NULL.  A name this
- * CPU cannot run (or an unknown name) is ignored and leaves the choice
- * unchanged.  Process-wide; do not call while other threads run GEMMs. */
-void tg_gemm_force_isa(const char *isa);
+/* Choosing the micro-kernels.  The first GEMM of the process picks the best
+ * row of the table this CPU can run ("avx512", then "avx2", then the
+ * portable "generic"), or the one the environment variable TAPEGRAD_GEMM
+ * names ("avx512", "avx2", "generic" or its alias "baseline").  A SIMD row
+ * is used only after it passes a known-answer self-test against the
+ * reference kernel (gemm.c, selftest; dispatch.h describes the scheme);
+ * if it fails, or the CPU cannot run a forced row, the next row is used and
+ * the dispatch log (tg_dispatch_log_copy) says why, once.  Thread-safe: the
+ * choice is made once, under a lock. */
+
+/* Use the micro-kernels of `isa` (a name as above), or make the default
+ * choice again if isa is NULL.  Returns 0 if `isa` is now in use, or -1 if
+ * it is refused -- an unknown name, a row this CPU cannot run (never
+ * SIGILL), or one that failed its self-test -- and then leaves the choice
+ * unchanged (tg_gemm_isa_refusal says why).  Process-wide; do not call
+ * while other threads run GEMMs.  For tests and benchmarks. */
+int tg_gemm_force_isa(const char *isa);
+
+/* Why tg_gemm_force_isa(isa) would refuse isa ("this CPU lacks AVX-512F",
+ * "it failed its self-test", ...), or "" if it would not.  Static string. */
+const char *tg_gemm_isa_refusal(const char *isa);
+
+/* Whether this CPU can run the micro-kernels of `isa` (self-test aside). */
+int tg_gemm_isa_available(const char *isa);
+
+/* The state of every compiled row, best first, into out[0..max) (see
+ * tg_kernel_path_info in dispatch.h); returns the number of rows (3 on
+ * x86-64, 1 elsewhere).  Makes the default choice if none was made. */
+int tg_gemm_paths(tg_kernel_path_info *out, int max);
 
 /* ------------------------------------------------------------------------
  * Internal: the micro-kernels, shared by gemm.c (which dispatches) and
@@ -146,6 +172,20 @@ void tg_gemm_ukr_avx512_f64(int64_t kc, double alpha, const double *Ap,
 /* Testing hook: while `fail` is nonzero, every packing-buffer allocation
  * fails, so the tests can check the fallback to the reference kernel. */
 void tg_gemm_testing_fail_alloc(int fail);
+
+/* Testing hooks for the self-test.  Not thread-safe with running GEMMs.
+ *   set_ukr: put micro-kernels f32 / f64 in row `isa` ("avx2", "avx512";
+ *            NULL restores the row's own), then forget the choice and the
+ *            self-test results, so that the next GEMM chooses again and
+ *            tests the new kernels.  Returns 0, or -1 for another name.
+ *   break:   set_ukr with the library's deliberately broken kernels: the
+ *            row's own, followed by a wrong store at the tile's edge.
+ *   reset:   forget the choice and the self-test results.
+ *   selftest_runs: how many row self-tests this process has run. */
+int tg_gemm_testing_set_ukr(const char *isa, tg_gemm_ukr_f32 f32, tg_gemm_ukr_f64 f64);
+int tg_gemm_testing_break(const char *isa);
+void tg_gemm_testing_reset(void);
+int tg_gemm_testing_selftest_runs(void);
 #endif /* TG_GEMM_INTERNAL */
 
 #ifdef __cplusplus

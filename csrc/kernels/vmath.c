@@ -3,8 +3,12 @@
  * run-time choice between it and the AVX2 build (see vmath.h).
  */
 #include "vmath.h"
+#include "dispatch.h"
 
+#include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,9 +49,13 @@ void tg_vm_sgd_f32_avx2(int64_t, float *, const float *, float *, const double *
 void tg_vm_rmsprop_f32_avx2(int64_t, float *, const float *, float *, float *, const double *, int);
 static const tg_vmath_table table_avx2 = VM_TABLE(avx2, "avx2");
 
-static int have_avx2(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+static int have_avx2(void) { return tg_cpu_has(TG_CPU_AVX2); }
+
+/* A table a test put in place of the AVX2 one (tg_vmath_testing_set_table). */
+static _Atomic(const tg_vmath_table *) avx2_override;
+static const tg_vmath_table *avx2_table(void) {
+    const tg_vmath_table *t = atomic_load(&avx2_override);
+    return t ? t : &table_avx2;
 }
 #endif
 
@@ -60,17 +68,302 @@ const tg_vmath_table *tg_vmath_by_name(const char *name) {
     return NULL;
 }
 
+/* ---- the known-answer self-test (dispatch.h) ------------------------------
+ * The SIMD build is compared with the baseline build (the portable path) on
+ * fixed inputs that reach every part of the loops: lengths that leave a
+ * tail after the vector body, an odd start address (x + 1), the special
+ * values and the edges of every range (overflow, subnormal results, the
+ * tanh switch at 0.625, log of subnormals and negatives).  The bounds are
+ * the ones vmath.h states between the two builds:
+ *   exp/log/tanh/sigmoid: equal, or both NaN, or within 2 ulp of the
+ *     baseline result (measured: at most 1 ulp; FMA rounds once where
+ *     SSE2 rounds twice);
+ *   sums, sums of squares, column sums, max, min, and the optimizer steps:
+ *     the same bits (one fixed order of operations on every path).
+ * Returns 0, or -1 with the first difference described in why[0..n). */
+static uint32_t vm_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+static int vm_close(float got, float want) {
+    if (got != got || want != want) return got != got && want != want;
+    if (got == want) return vm_bits(got) == vm_bits(want) || got == 0; /* +-0 only where equal */
+    if (isinf(got) || isinf(want)) return 0;
+    double ulp = fabs((double)nextafterf(want, INFINITY) - (double)want);
+    return fabs((double)got - (double)want) <= 2.0 * ulp;
+}
+
+static int same64(double a, double b) { return memcmp(&a, &b, sizeof a) == 0 || (a != a && b != b); }
+
+enum { VM_ST_N = 67 };
+
+static int selftest_table(const tg_vmath_table *t, char *why, size_t n) {
+    const tg_vmath_table *b = &table_base;
+    static const float special[] = {
+        0.0f, -0.0f, 1.0f, -1.0f, INFINITY, -INFINITY, NAN, 88.72f, 88.73f, -87.33f,
+        -103.9f, -104.5f, 1e-45f, 1.17549435e-38f, 3.4e38f, 0.625f, -0.625f, 0.62499f,
+        9.5f, -17.25f, 0.3466f, 0.70710678f, 1.41421356f, 1e-7f, -3e-5f};
+    float x[VM_ST_N + 1], y1[VM_ST_N], y2[VM_ST_N];
+    double xd[VM_ST_N + 1];
+    int ns = (int)(sizeof special / sizeof special[0]);
+    float xs[VM_ST_N + 1]; /* finite values for the sums */
+    for (int i = 0; i <= VM_ST_N; i++) {
+        x[i] = i < ns ? special[i] : (float)((i * 37) % 61 - 30) * 0.37f;
+        xs[i] = (float)((i * 37) % 61 - 30) * 0.37f * (float)(1 + i % 3);
+        xd[i] = (double)xs[i] * 1.0000001;
+    }
+    static const char *names[4] = {"exp", "log", "tanh", "sigmoid"};
+    tg_vmath_unary_fn f1[4] = {t->exp_f32, t->log_f32, t->tanh_f32, t->sigmoid_f32};
+    tg_vmath_unary_fn f2[4] = {b->exp_f32, b->log_f32, b->tanh_f32, b->sigmoid_f32};
+    static const int lens[] = {VM_ST_N, 5, 17};
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < 3; l++) {
+            const float *in = x + (l == 0 ? 0 : 1); /* an odd start address */
+            f1[k](lens[l], in, y1);
+            f2[k](lens[l], in, y2);
+            for (int i = 0; i < lens[l]; i++)
+                if (!vm_close(y1[i], y2[i])) {
+                    snprintf(why, n, "%s(%.9g) = %.9g, the baseline gives %.9g", names[k],
+                             (double)in[i], (double)y1[i], (double)y2[i]);
+                    return -1;
+                }
+        }
+    /* the reductions: every length up to 2 x 16 lanes + 3, then the whole array */
+    for (int len = 0; len <= VM_ST_N; len += len < 35 ? 1 : VM_ST_N - 35) {
+        /* xs + 1: an odd start address; len <= VM_ST_N stays inside xs */
+        double r1[4] = {t->sum_f32(len, xs + 1), t->sum_f64(len, xd), t->sumsq_f32(len, xs + 1),
+                        t->sumsq_f64(len, xd)};
+        double r2[4] = {b->sum_f32(len, xs + 1), b->sum_f64(len, xd), b->sumsq_f32(len, xs + 1),
+                        b->sumsq_f64(len, xd)};
+        for (int k = 0; k < 4; k++)
+            if (!same64(r1[k], r2[k])) {
+                snprintf(why, n, "%s of %d elements = %.17g, the baseline gives %.17g",
+                         (const char *[]){"sum_f32", "sum_f64", "sumsq_f32", "sumsq_f64"}[k], len,
+                         r1[k], r2[k]);
+                return -1;
+            }
+        if (len < 1) continue;
+        /* finite values only from x + 25 on (special[] is first): max/min, then with a
+         * NaN in the vector body or the tail */
+        for (int nanpos = -1; nanpos < len; nanpos += len > 4 ? len / 3 + 1 : 1) {
+            float xf[VM_ST_N];
+            double xg[VM_ST_N];
+            for (int i = 0; i < len; i++) {
+                xf[i] = x[ns + (i % (VM_ST_N - ns))] + (float)i;
+                xg[i] = (double)xf[i] * -1.5;
+            }
+            if (nanpos >= 0) xf[nanpos] = NAN, xg[nanpos] = NAN;
+            double m1[4] = {t->max_f32(len, xf), t->min_f32(len, xf), t->max_f64(len, xg),
+                            t->min_f64(len, xg)};
+            double m2[4] = {b->max_f32(len, xf), b->min_f32(len, xf), b->max_f64(len, xg),
+                            b->min_f64(len, xg)};
+            for (int k = 0; k < 4; k++)
+                if (!same64(m1[k], m2[k])) {
+                    snprintf(why, n, "%s of %d elements (NaN at %d) = %g, the baseline gives %g",
+                             (const char *[]){"max_f32", "min_f32", "max_f64", "min_f64"}[k],
+                             len, nanpos, m1[k], m2[k]);
+                    return -1;
+                }
+        }
+    }
+    /* column sums of a strided block: 0 to 9 rows of 23 columns, row stride 29 */
+    for (int rows = 0; rows <= 9; rows++) {
+        static float cf[9 * 29];
+        static double cd[9 * 29];
+        for (int i = 0; i < 9 * 29; i++) {
+            cf[i] = x[ns + i % (VM_ST_N - ns)] * (float)(1 + i % 5);
+            cd[i] = (double)cf[i] / 3.0;
+        }
+        double a1[23], a2[23], d1[23], d2[23];
+        for (int j = 0; j < 23; j++) a1[j] = a2[j] = d1[j] = d2[j] = j * 0.5;
+        t->acc_f32(rows, 23, cf, 29, a1);
+        b->acc_f32(rows, 23, cf, 29, a2);
+        t->acc_f64(rows, 23, cd, 29, d1);
+        b->acc_f64(rows, 23, cd, 29, d2);
+        for (int j = 0; j < 23; j++)
+            if (!same64(a1[j], a2[j]) || !same64(d1[j], d2[j])) {
+                snprintf(why, n, "column sums of %d rows differ in column %d", rows, j);
+                return -1;
+            }
+    }
+    /* one step of each optimizer loop over 37 parameters */
+    enum { P = 37 };
+    float p1[P], p2[P], m1[P], m2[P], v1[P], v2[P], g[P];
+    for (int i = 0; i < P; i++) g[i] = x[ns + i % (VM_ST_N - ns)] * 0.1f;
+    static const float ac[8] = {0.1f, 0.999f, 0.001f, 0.01f, 31.6f, 1e-8f, 0.01f, 0.9999f};
+    static const double sc[5] = {0.05, 0.9, 0.1, 0.01, 1e-8};
+    for (int step = 0; step < 7; step++) {
+        for (int i = 0; i < P; i++) {
+            p1[i] = p2[i] = (float)i * 0.03f - 0.5f;
+            m1[i] = m2[i] = (float)(i % 7) * 0.01f;
+            v1[i] = v2[i] = (float)(i % 5) * 0.02f;
+        }
+        const char *what;
+        if (step < 3) {
+            what = "adam";
+            t->adam_f32(P, p1, g, m1, v1, ac, step);
+            b->adam_f32(P, p2, g, m2, v2, ac, step);
+        } else if (step < 5) {
+            what = "sgd";
+            int fl = step == 3 ? TG_VM_HAS_BUF | TG_VM_DECAY : TG_VM_HAS_BUF | TG_VM_NESTEROV;
+            t->sgd_f32(P, p1, g, m1, sc, fl);
+            b->sgd_f32(P, p2, g, m2, sc, fl);
+        } else {
+            what = "rmsprop";
+            int fl = step == 5 ? TG_VM_HAS_BUF | TG_VM_DECAY : 0;
+            t->rmsprop_f32(P, p1, g, v1, m1, sc, fl);
+            b->rmsprop_f32(P, p2, g, v2, m2, sc, fl);
+        }
+        if (memcmp(p1, p2, sizeof p1) || memcmp(m1, m2, sizeof m1) || memcmp(v1, v2, sizeof v1)) {
+            snprintf(why, n, "the %s step differs from the baseline", what);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- the choice ----------------------------------------------------------- */
 static _Atomic(const tg_vmath_table *) chosen;
+static pthread_mutex_t choose_lock = PTHREAD_MUTEX_INITIALIZER;
+static int avx2_result;       /* 0 not tested, 1 passed, -1 failed (under choose_lock) */
+static char avx2_why[400];
+static double avx2_us;
+static int selftest_runs;
+
+#ifdef TG_VMATH_HAVE_AVX2
+/* The AVX2 table after its self-test (choose_lock held): NULL if it fails. */
+static const tg_vmath_table *avx2_tested(void) {
+    if (avx2_result == 0) {
+        int64_t t0 = tg_dispatch_now_ns();
+        char why[sizeof avx2_why] = "";
+        avx2_result = selftest_table(avx2_table(), why, sizeof why) == 0 ? 1 : -1;
+        avx2_us = (double)(tg_dispatch_now_ns() - t0) / 1e3;
+        selftest_runs++;
+        if (avx2_result < 0) {
+            snprintf(avx2_why, sizeof avx2_why, "%s", why);
+            tg_dispatch_log("vmath: the avx2 kernels failed their self-test (%s); not using them",
+                            why);
+        }
+    }
+    return avx2_result > 0 ? avx2_table() : NULL;
+}
+#endif
+
+/* The default choice (choose_lock held): AVX2 if the CPU has it, it passes
+ * its self-test and TAPEGRAD_VMATH does not say "baseline". */
+static const tg_vmath_table *default_table(void) {
+    const char *force = getenv("TAPEGRAD_VMATH");
+    int want_simd = 1;
+    if (force && *force) {
+        if (strcmp(force, "baseline") == 0) want_simd = 0;
+        else if (strcmp(force, "avx2") != 0)
+            tg_dispatch_log("vmath: TAPEGRAD_VMATH=%s is not a path (expected avx2 or baseline); "
+                            "using the default", force);
+    }
+#ifdef TG_VMATH_HAVE_AVX2
+    if (want_simd && have_avx2()) {
+        const tg_vmath_table *t = avx2_tested();
+        if (t) return t;
+    } else if (want_simd && force && strcmp(force, "avx2") == 0) {
+        tg_dispatch_log("vmath: TAPEGRAD_VMATH=avx2 refused: %s; using baseline",
+                        tg_cpu_missing(TG_CPU_AVX2));
+    }
+#else
+    if (want_simd && force && strcmp(force, "avx2") == 0)
+        tg_dispatch_log("vmath: TAPEGRAD_VMATH=avx2 refused: not an x86-64 build; using baseline");
+#endif
+    return &table_base;
+}
 
 const tg_vmath_table *tg_vmath(void) {
     const tg_vmath_table *t = atomic_load_explicit(&chosen, memory_order_acquire);
     if (!t) {
-        t = &table_base;
-#ifdef TG_VMATH_HAVE_AVX2
-        const char *force = getenv("TAPEGRAD_VMATH");
-        if (have_avx2() && !(force && strcmp(force, "baseline") == 0)) t = &table_avx2;
-#endif
-        atomic_store_explicit(&chosen, t, memory_order_release);
+        pthread_mutex_lock(&choose_lock);
+        t = atomic_load_explicit(&chosen, memory_order_relaxed);
+        if (!t) {
+            t = default_table();
+            atomic_store_explicit(&chosen, t, memory_order_release);
+        }
+        pthread_mutex_unlock(&choose_lock);
     }
     return t;
+}
+
+int tg_vmath_force(const char *name) {
+    int rc = -1;
+    pthread_mutex_lock(&choose_lock);
+    const tg_vmath_table *t = NULL;
+    if (name == NULL) t = default_table();
+    else if (strcmp(name, "baseline") == 0) t = &table_base;
+#ifdef TG_VMATH_HAVE_AVX2
+    else if (strcmp(name, "avx2") == 0 && have_avx2()) t = avx2_tested();
+#endif
+    if (t) {
+        atomic_store(&chosen, t);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&choose_lock);
+    return rc;
+}
+
+const char *tg_vmath_refusal(const char *name) {
+    if (!name || (strcmp(name, "baseline") != 0 && strcmp(name, "avx2") != 0))
+        return "not a vector-math path (expected avx2 or baseline)";
+    if (strcmp(name, "baseline") == 0) return "";
+#ifdef TG_VMATH_HAVE_AVX2
+    if (!have_avx2()) return tg_cpu_missing(TG_CPU_AVX2);
+    pthread_mutex_lock(&choose_lock);
+    int failed = avx2_result < 0;
+    pthread_mutex_unlock(&choose_lock);
+    return failed ? "it failed its self-test" : "";
+#else
+    return "not an x86-64 build";
+#endif
+}
+
+int tg_vmath_paths(tg_kernel_path_info *out, int max) {
+    const tg_vmath_table *cur = tg_vmath();
+    int k = 0;
+    pthread_mutex_lock(&choose_lock);
+#ifdef TG_VMATH_HAVE_AVX2
+    if (k < max) {
+        int usable = have_avx2();
+        out[k] = (tg_kernel_path_info){"avx2", usable, avx2_result, cur != &table_base,
+                                       !usable ? tg_cpu_missing(TG_CPU_AVX2)
+                                       : avx2_result < 0 ? avx2_why : "",
+                                       avx2_us};
+    }
+    k++;
+#endif
+    if (k < max)
+        out[k] = (tg_kernel_path_info){"baseline", 1, 0, cur == &table_base, "", 0};
+    k++;
+    pthread_mutex_unlock(&choose_lock);
+    return k;
+}
+
+/* ---- testing hooks -------------------------------------------------------- */
+void tg_vmath_testing_reset(void) {
+    pthread_mutex_lock(&choose_lock);
+    avx2_result = 0;
+    avx2_why[0] = '\0';
+    avx2_us = 0;
+    atomic_store(&chosen, NULL);
+    pthread_mutex_unlock(&choose_lock);
+}
+
+int tg_vmath_testing_set_table(const tg_vmath_table *t) {
+#ifdef TG_VMATH_HAVE_AVX2
+    atomic_store(&avx2_override, t);
+    tg_vmath_testing_reset();
+    return 0;
+#else
+    (void)t;
+    return -1;
+#endif
+}
+
+int tg_vmath_testing_selftest_runs(void) {
+    pthread_mutex_lock(&choose_lock);
+    int n = selftest_runs;
+    pthread_mutex_unlock(&choose_lock);
+    return n;
 }

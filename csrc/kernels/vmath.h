@@ -103,14 +103,45 @@ enum {
 };
 
 /* The kernels for this CPU (chosen once, thread-safe). Never NULL.
+ * The AVX2 build is used when the CPU has AVX2 + FMA and it passes a
+ * known-answer self-test against the baseline build before its first use
+ * (vmath.c, selftest_table; dispatch.h describes the scheme); otherwise the
+ * baseline, and the dispatch log says why (once).
  * TAPEGRAD_VMATH=baseline in the environment forces the baseline version
- * (to compare the two paths, or to rule the SIMD path out when debugging). */
+ * (to compare the two paths, or to rule the SIMD path out when debugging);
+ * TAPEGRAD_VMATH=avx2 asks for the AVX2 one (refused, with a log line, on
+ * a CPU without it). */
 const tg_vmath_table *tg_vmath(void);
 
 /* A specific version, for tests and benchmarks: "baseline" always exists,
  * "avx2" exists when the CPU supports it (NULL otherwise, or for any other
- * name). */
+ * name).  No self-test: the tests test it. */
 const tg_vmath_table *tg_vmath_by_name(const char *name);
+
+/* Use version `name` for tg_vmath() from now on ("baseline", "avx2"), or
+ * make the default choice again (NULL).  Returns 0, or -1 if refused (an
+ * unknown name, a CPU without it, a failed self-test: tg_vmath_refusal
+ * says which), leaving the choice unchanged.  Process-wide; do not call
+ * while other threads use the kernels.  For tests and benchmarks. */
+int tg_vmath_force(const char *name);
+
+/* Why tg_vmath_force(name) would refuse, or "" if it would not. Static. */
+const char *tg_vmath_refusal(const char *name);
+
+/* The state of every compiled version (avx2 first, then baseline), as
+ * tg_gemm_paths does for the matmul kernels.  Returns the count. */
+#include "dispatch.h"
+int tg_vmath_paths(tg_kernel_path_info *out, int max);
+
+/* Testing hooks, not thread-safe with running kernels:
+ *   set_table: use t in place of the AVX2 table (NULL: the real one), then
+ *              forget the choice and the self-test, so that the next
+ *              tg_vmath() tests t; -1 where there is no AVX2 build;
+ *   reset:     forget the choice and the self-test result;
+ *   selftest_runs: how many self-tests this process has run. */
+int tg_vmath_testing_set_table(const tg_vmath_table *t);
+void tg_vmath_testing_reset(void);
+int tg_vmath_testing_selftest_runs(void);
 
 #ifdef __cplusplus
 }

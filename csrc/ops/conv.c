@@ -85,8 +85,8 @@ static tg_status make_geom(const char *who, const int64_t *xs, int64_t O, int64_
     int64_t Hp, Wp;
     if (__builtin_mul_overflow(ph, 2, &Hp) || __builtin_add_overflow(Hp, xs[2], &Hp) ||
         __builtin_mul_overflow(pw, 2, &Wp) || __builtin_add_overflow(Wp, xs[3], &Wp))
-        return tg_error_set(TG_ERR_VALUE, "%s: padding (%lld, %lld) is too large", who,
-                            (long long)ph, (long long)pw);
+        return tg_error_set(TG_ERR_VALUE, "%s: padding (%lld, %lld) is out of range (the padded "
+                            "size overflows int64)", who, (long long)ph, (long long)pw);
     if (KH > Hp || KW > Wp)
         return tg_error_set(TG_ERR_VALUE,
                             "%s: kernel size (%lld, %lld) is larger than the padded input size "
@@ -101,9 +101,18 @@ static tg_status make_geom(const char *who, const int64_t *xs, int64_t O, int64_
     if (__builtin_mul_overflow(g->C, KH, &n) || __builtin_mul_overflow(n, KW, &n) ||
         __builtin_mul_overflow(n, g->OH, &n) || __builtin_mul_overflow(n, g->OW, &n) ||
         __builtin_mul_overflow(n, (int64_t)sizeof(double), &n) ||
-        __builtin_mul_overflow(g->OH, g->OW, &n) || __builtin_mul_overflow(n, O, &n))
+        __builtin_mul_overflow(g->OH, g->OW, &n) || __builtin_mul_overflow(n, O, &n)) {
+        if (ph > xs[2] || pw > xs[3]) /* the padding, not the input, makes it huge */
+            return tg_error_set(TG_ERR_VALUE,
+                                "%s: padding (%lld, %lld) is out of range for input %s with a "
+                                "(%lld, %lld) kernel: the output would have (%lld, %lld) positions "
+                                "per channel, too many to compute (expected a padding of at most "
+                                "a few kernel sizes)",
+                                who, (long long)ph, (long long)pw, tg__shp2(4, xs), (long long)KH,
+                                (long long)KW, (long long)g->OH, (long long)g->OW);
         return tg_error_set(TG_ERR_MEMORY, "%s: input %s with a (%lld, %lld) kernel is too large", who,
                             tg__shp2(4, xs), (long long)KH, (long long)KW);
+    }
     return TG_OK;
 }
 

@@ -355,38 +355,77 @@ TG_DEFINE_OP(div, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64 (int64 
              .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 BINARY_ROWS_F(pow, powf(a, b), pow(a, b))
-static const row_table pow_rows = {pow_f32, pow_f64, NULL};
+/* int64 ** int64 stays int64 (NumPy): exponentiation by squaring, wrapping
+ * on overflow like NumPy; negative exponents are refused before the kernel */
+static inline int64_t ipow1(int64_t a, int64_t b) {
+    int64_t r = 1;
+    while (b > 0) {
+        if (b & 1) r = tg__wrap_mul(r, a);
+        a = tg__wrap_mul(a, a);
+        b >>= 1;
+    }
+    return r;
+}
+BINARY_ROW(pow_i64, int64_t, ipow1(a, b))
+static const row_table pow_rows = {pow_f32, pow_f64, pow_i64};
 tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b) {
-    tg_dtype dt = promoted(a, b);
-    if (dt == TG_INT64) dt = TG_FLOAT64;
+    if (!a || !b) return TG_FAIL(TG_ERR_VALUE, "pow: input is NULL");
+    tg_dtype dt = tg_dtype_promote(a->dtype, b->dtype);
+    if (dt == TG_INT64)
+        for (int64_t i = 0; i < b->numel; i++)
+            if (tg__get_flat_i64(b, i) < 0)
+                return TG_FAIL(TG_ERR_VALUE,
+                               "pow: Integers to negative integer powers are not allowed "
+                               "(int64 exponent %lld at position %lld; use a float base, e.g. "
+                               "a.astype(tg.float64) ** b)",
+                               (long long)tg__get_flat_i64(b, i), (long long)i);
     return binary_op(&tg_opdef_pow, a, b, dt, &pow_rows, true, true);
+}
+/* where(mask, 0, v), releasing mask and v */
+static tg_tensor *zero_where(tg_tensor *mask, tg_tensor *v) {
+    tg_tensor *z = (mask && v) ? scal(0.0, v) : NULL;
+    tg_tensor *r = z ? tg_where(mask, z, v) : NULL;
+    tg_tensor_release(z);
+    tg_tensor_release(mask);
+    tg_tensor_release(v);
+    return r;
 }
 static tg_status pow_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *a = SAVED(0), *b = a ? SAVED(1) : NULL;
     CHECK(b);
     if (NEED(0)) {
-        /* da = dc * b * a^(b-1) */
+        /* da = dc * b * a^(b-1), and 0 where b == 0 (PyTorch: the derivative
+         * of the constant a^0 = 1 is 0 even at a = 0, where 0 * 0^-1 is NaN) */
         tg_tensor *bm1 = tg_add_scalar(b, -1.0);
         tg_tensor *p = take2(tg_pow, (tg_tensor_retain(a), a), bm1);
         tg_tensor *f = p ? tg_mul(b, p) : NULL;
         tg_tensor_release(p);
-        CHECK(gi[0] = mul_take(g, f));
+        tg_tensor *z = scal(0.0, b);
+        tg_tensor *mask = z ? tg_eq(b, z) : NULL;
+        tg_tensor_release(z);
+        CHECK(gi[0] = zero_where(mask, mul_take(g, f)));
     }
     if (NEED(1)) {
-        /* db = dc * c * log(a) */
+        /* db = dc * c * log(a), and 0 where a == 0 and b >= 0 (PyTorch: the
+         * log(0) = -inf term is masked, c is 0 or 1 there) */
         tg_tensor *c = tg_entry_output(e);
         tg_tensor *f = c ? take2(tg_mul, c, tg_log(a)) : NULL;
-        CHECK(gi[1] = mul_take(g, f));
+        tg_tensor *za = scal(0.0, a), *zb = scal(0.0, b);
+        tg_tensor *mask = (za && zb) ? take2(tg_mul, tg_eq(a, za), tg_ge(b, zb)) : NULL;
+        tg_tensor_release(za);
+        tg_tensor_release(zb);
+        CHECK(gi[1] = zero_where(mask, mul_take(g, f)));
     }
     return TG_OK;
 }
 APPLY2(pow)
-TG_DEFINE_OP(pow, .arity = 2, .cost = COST_TRANSCENDENTAL, .diff_mask = 3, .dtypes = "float32,float64",
+TG_DEFINE_OP(pow, .arity = 2, .cost = COST_TRANSCENDENTAL, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .forward = "c = a ** b", .forward_tex = "c = a^{b}",
-             .vjp = "da = dc * b * a^(b-1), db = dc * c * log(a)",
-             .vjp_tex = "\\bar a = \\bar c \\odot b\\, a^{b-1},\\quad \\bar b = \\bar c \\odot c \\log a",
-             .doc = "Elementwise power with broadcasting.", .backward = pow_vjp,
+             .vjp = "da = dc * b * a^(b-1) (0 where b == 0), db = dc * c * log(a) (0 where a == 0 and b >= 0)",
+             .vjp_tex = "\\bar a = \\bar c \\odot b\\, a^{b-1}\\ (0 \\text{ where } b = 0),\\quad \\bar b = \\bar c \\odot c \\log a\\ (0 \\text{ where } a = 0, b \\ge 0)",
+             .doc = "Elementwise power with broadcasting; int64 ** int64 stays int64 (NumPy), a negative integer exponent is a ValueError.",
+             .backward = pow_vjp,
              .apply = apply_pow, .examples = "+3x4,3x4;+2x3,+3;+T3x4,-",
              .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
@@ -906,9 +945,22 @@ TG_DEFINE_OP(softplus, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, 
              .apply = apply_softplus, .examples = "3x4;T2x3",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
-UNARY_ROWS_F(clip, x < (float)prm[0] ? (float)prm[0] : x > (float)prm[1] ? (float)prm[1] : x,
-             x < prm[0] ? prm[0] : x > prm[1] ? prm[1] : x)
-UNARY_ROW(clip_i64, int64_t, (double)x < prm[0] ? tg__f2i(prm[0]) : (double)x > prm[1] ? tg__f2i(prm[1]) : x)
+/* min(max(x, lo), hi) in that order, as NumPy and PyTorch: with lo > hi
+ * every element is hi (testing x > hi first gave lo where x < lo) */
+static inline float clip1_f(float x, float lo, float hi) {
+    float m = x < lo ? lo : x;
+    return m > hi ? hi : m;
+}
+static inline double clip1_d(double x, double lo, double hi) {
+    double m = x < lo ? lo : x;
+    return m > hi ? hi : m;
+}
+static inline int64_t clip1_i(int64_t x, double lo, double hi) {
+    int64_t m = (double)x < lo ? tg__f2i(lo) : x;
+    return (double)m > hi ? tg__f2i(hi) : m;
+}
+UNARY_ROWS_F(clip, clip1_f(x, (float)prm[0], (float)prm[1]), clip1_d(x, prm[0], prm[1]))
+UNARY_ROW(clip_i64, int64_t, clip1_i(x, prm[0], prm[1]))
 static const row_table clip_rows = {clip_f32, clip_f64, clip_i64};
 tg_tensor *tg_clip(tg_tensor *x, double lo, double hi) {
     if (isnan(lo)) lo = -INFINITY;

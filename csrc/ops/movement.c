@@ -269,7 +269,12 @@ tg_tensor *tg_transpose(tg_tensor *x, int64_t a, int64_t b) {
 /* ===================================================================== */
 
 tg_tensor *tg_broadcast_to(tg_tensor *x, int nd, const int64_t *shape) {
-    if (nd < x->ndim || nd > TG_MAX_DIMS)
+    if (nd > 0 && !shape) return TG_FAIL(TG_ERR_VALUE, "broadcast_to: shape is NULL");
+    if (nd > TG_MAX_DIMS || nd < 0)
+        return TG_FAIL(TG_ERR_VALUE,
+                       "broadcast_to: %d dimensions requested, at most %d are supported", nd,
+                       TG_MAX_DIMS);
+    if (nd < x->ndim)
         return TG_FAIL(TG_ERR_VALUE, "broadcast_to: cannot broadcast shape %s to %s (fewer dimensions)",
                        tg__shp(x), tg__shp2(nd, shape));
     int64_t st[TG_MAX_DIMS], numel;

@@ -23,6 +23,20 @@ static tg_status check_red(const char *who, tg_reduction r) {
 /* softmax / log_softmax                                                  */
 /* ===================================================================== */
 
+/* logsumexp along ax as softmax and log_softmax need it: PyTorch and a
+ * max-shifted NumPy softmax compute x - max first, so a row whose max is
+ * +-inf gives NaN everywhere (inf - inf); tg_logsumexp gives inf for such a
+ * row (right for logsumexp itself), after which softmax([inf, 1]) would be
+ * [nan, 0].  lse + (m - m) is lse exactly where m is finite and NaN where
+ * it is infinite.  Grad mode is off in the callers. */
+static tg_tensor *shift_lse(tg_tensor *x, int64_t ax) {
+    tg_tensor *lse = x->ndim ? tg_logsumexp(x, &ax, 1, true) : tg_logsumexp(x, NULL, 0, true);
+    tg_tensor *m = lse ? (x->ndim ? tg_max(x, &ax, 1, true) : tg_max(x, NULL, 0, true)) : NULL;
+    tg_tensor *z = m ? tg_sub(m, m) : NULL;
+    tg_tensor_release(m);
+    return take2(tg_add, lse, z);
+}
+
 tg_tensor *tg_softmax(tg_tensor *x, int64_t axis) {
     int64_t ax;
     if (tg__require_float("softmax", x) || tg__norm_axis("softmax", axis, x->ndim, &ax)) return NULL;
@@ -31,7 +45,7 @@ tg_tensor *tg_softmax(tg_tensor *x, int64_t axis) {
     if (x->numel == 0) { /* no element to normalise: an empty result, as in PyTorch */
         y = tg_tensor_empty(x->ndim, x->shape, x->dtype);
     } else {
-        tg_tensor *lse = x->ndim ? tg_logsumexp(x, &ax, 1, true) : tg_logsumexp(x, NULL, 0, true);
+        tg_tensor *lse = shift_lse(x, ax);
         tg_tensor *out = lse ? take2(tg_sub, (tg_tensor_retain(x), x), lse) : NULL;
         y = out ? tg_exp(out) : NULL;
         tg_tensor_release(out);
@@ -79,7 +93,7 @@ tg_tensor *tg_log_softmax(tg_tensor *x, int64_t axis) {
     if (x->numel == 0) { /* see softmax */
         y = tg_tensor_empty(x->ndim, x->shape, x->dtype);
     } else {
-        tg_tensor *lse = x->ndim ? tg_logsumexp(x, &ax, 1, true) : tg_logsumexp(x, NULL, 0, true);
+        tg_tensor *lse = shift_lse(x, ax);
         y = lse ? take2(tg_sub, (tg_tensor_retain(x), x), lse) : NULL;
     }
     tg_set_grad_enabled(prev);
@@ -139,7 +153,12 @@ static tg_status check_labels(const char *who, const tg_tensor *labels, int64_t 
 }
 
 tg_tensor *tg_one_hot(tg_tensor *labels, int64_t C, tg_dtype dt) {
-    if (C < 0) { /* infer from the data, like torch */
+    if (C < -1)
+        return TG_FAIL(TG_ERR_VALUE,
+                       "one_hot: num_classes must be >= 0, or -1 to infer it from the labels; "
+                       "got %lld",
+                       (long long)C);
+    if (C == -1) { /* infer from the data, like torch */
         C = 0;
         if (labels->dtype == TG_INT64)
             for (int64_t i = 0; i < labels->numel; i++) {
@@ -247,15 +266,17 @@ tg_tensor *tg_cross_entropy(tg_tensor *z, tg_tensor *labels, tg_reduction red) {
         double m = -INFINITY, s = 0, zy;
         if (z->dtype == TG_FLOAT32) {
             const float *row = (const float *)tg_tensor_data(zc) + i * C;
-            for (int64_t c = 0; c < C; c++) m = row[c] > m ? row[c] : m;
-            if (isinf(m)) m = 0;
+            for (int64_t c = 0; c < C; c++) m = row[c] > m || row[c] != row[c] ? row[c] : m;
+            if (m == INFINITY) m = NAN; /* log_softmax of the row is NaN (inf - inf), as in PyTorch */
+            else if (isinf(m)) m = 0;
             for (int64_t c = 0; c < C; c++) s += exp((double)row[c] - m);
             zy = row[y];
             ((float *)tg_tensor_data(l))[i] = (float)(m + log(s) - zy);
         } else {
             const double *row = (const double *)tg_tensor_data(zc) + i * C;
             for (int64_t c = 0; c < C; c++) m = row[c] > m || row[c] != row[c] ? row[c] : m;
-            if (isinf(m)) m = 0;
+            if (m == INFINITY) m = NAN; /* see above */
+            else if (isinf(m)) m = 0;
             for (int64_t c = 0; c < C; c++) s += exp(row[c] - m);
             zy = row[y];
             ((double *)tg_tensor_data(l))[i] = m + log(s) - zy;

@@ -162,7 +162,17 @@ static PyGetSetDef entry_getset[] = {
     {"_ptr", (getter)e_ptr, NULL, "Address (identity).", NULL},
     {NULL}};
 
+/* Entries are made only by the library (an op that records): a TapeEntry()
+ * from Python would have no entry behind it. */
+static PyObject *entry_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
+    PyErr_SetString(PyExc_TypeError,
+                    "TapeEntry: cannot be created directly; tape entries are made by the ops "
+                    "that record them (read them from t.grad_fn or a tg.Tape)");
+    return NULL;
+}
+
 static PyType_Slot entry_slots[] = {
+    {Py_tp_new, entry_new},
     {Py_tp_doc, "One entry of the tape: an op that ran, its inputs, what it saved for backward,\n"
                 "its output and its sequence number."},
     {Py_tp_dealloc, entry_dealloc},
@@ -494,11 +504,17 @@ static tg_status grad_hook_trampoline(tg_tensor *t, tg_tensor *grad, tg_tensor *
         }
         if (r != Py_None) {
             tg_tensor *n = tgpy_as_tensor(r, cur);
-            Py_DECREF(r);
             if (!n) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError,
+                             "hook: a gradient hook must return None or a tensor of the "
+                             "gradient's shape, got %s",
+                             Py_TYPE(r)->tp_name);
+                Py_DECREF(r);
                 st = tg_error_set(TG_ERR_CALLBACK, "hook: bad return value");
                 break;
             }
+            Py_DECREF(r);
             if (n->ndim != cur->ndim || memcmp(n->shape, cur->shape, sizeof(int64_t) * (size_t)n->ndim)) {
                 char a1[128], a2[128];
                 tg_shape_str(n->ndim, n->shape, a1, sizeof a1);

@@ -14,6 +14,14 @@ static int tensor_getbuffer(PyObject *self, Py_buffer *view, int flags) {
         PyErr_SetString(PyExc_BufferError, "the tensor's memory is read-only");
         return -1;
     }
+    bool bcast = tgpy_is_broadcast_view(t);
+    if ((flags & PyBUF_WRITABLE) && bcast) {
+        PyErr_SetString(PyExc_BufferError,
+                        "the tensor is a broadcast view (several elements share one memory "
+                        "location): its buffer is read-only, as numpy.broadcast_to's is; use a "
+                        "copy (t.contiguous())");
+        return -1;
+    }
     bool saved = t->storage->saved_count > 0;
     if ((flags & PyBUF_WRITABLE) && saved) {
         PyErr_SetString(PyExc_BufferError,
@@ -36,7 +44,7 @@ static int tensor_getbuffer(PyObject *self, Py_buffer *view, int flags) {
         PyErr_SetString(PyExc_BufferError, "the tensor is not contiguous; ask for a strided buffer");
         return -1;
     }
-    int readonly = t->storage->readonly || saved;
+    int readonly = t->storage->readonly || saved || bcast;
     mem[2 * TG_MAX_DIMS] = !readonly;
     if (!readonly && tgpy_buffer_export(t->storage) < 0) {
         PyMem_Free(mem);

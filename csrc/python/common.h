@@ -53,6 +53,8 @@ extern ModState *tgpy_state; /* the (single) module's state, for C callbacks */
 
 /* Raise the Python exception for the last tapegrad error; returns NULL. */
 PyObject *tgpy_raise(void);
+/* Prefix the pending exception's message with "who: " (same type); NULL. */
+PyObject *tgpy_prefix_error(const char *who);
 
 /* Wrap a NEW tg_tensor reference (stolen) into its Python object (new ref).
  * NULL input -> raise the tapegrad error. */
@@ -62,6 +64,14 @@ PyObject *tgpy_wrap(tg_tensor *t);
 /* Wrap a BORROWED tg_tensor (or None for NULL). */
 PyObject *tgpy_wrap_borrowed(tg_tensor *t);
 int tgpy_is_tensor(PyObject *o);
+/* A broadcast view (stride 0 on a dimension of size > 1): several elements
+ * share one memory location, so its NumPy arrays and buffers are read-only,
+ * like numpy.broadcast_to's result. */
+static inline int tgpy_is_broadcast_view(const tg_tensor *t) {
+    for (int i = 0; i < t->ndim; i++)
+        if (t->strides[i] == 0 && t->shape[i] > 1) return 1;
+    return 0;
+}
 #define TENSOR(o) (((TensorObject *)(o))->t)
 TensorData *tgpy_data(tg_tensor *t); /* get or create; NULL + MemoryError */
 

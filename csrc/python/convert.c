@@ -172,19 +172,35 @@ int tgpy_parse_dtype(PyObject *o, tg_dtype deflt, tg_dtype *out) {
  * a memoryview) cannot be revoked: while s is saved, buffers are exported
  * read-only (and a writable one is refused); a writable buffer exported
  * before and still alive makes the entry save a private copy instead (the
- * hook returns true).  Not covered: views that NumPy derives from these
- * arrays, other arrays over the same memory (the base of the array given to
- * from_numpy), DLPack consumers: see tests/fuzz/GUARANTEES.md.
+ * hook returns true).  Arrays over one buffer share one storage (see
+ * tgpy_from_numpy), so the lock of any of them covers the root array and
+ * every array given to from_numpy.  Not covered: views that NumPy derives
+ * from these arrays, DLPack consumers: see tests/fuzz/GUARANTEES.md.
  */
 typedef struct {
     PyObject *arrays;            /* list of weakrefs to aliasing ndarrays, or NULL */
     PyObject *flipped;           /* weakrefs to the arrays made read-only, or NULL */
     Py_ssize_t writable_buffers; /* live writable buffer exports */
+    PyObject *buffer_key;        /* key in buffer_registry (see from_numpy) or NULL */
+    tg_storage *storage;         /* the storage this belongs to (borrowed) */
 } AliasData;
+
+/* One storage per NumPy buffer (see tgpy_from_numpy): root ndarray's address
+ * -> the tg_storage over its memory (both as ints).  The storage holds a
+ * reference to the root array, so the address cannot be reused while the
+ * entry exists; the entry goes when the storage dies (alias_release). */
+static PyObject *buffer_registry;
 
 static void alias_release(void *p) {
     AliasData *d = p;
     PyGILState_STATE g = PyGILState_Ensure();
+    if (d->buffer_key && buffer_registry) {
+        PyObject *v = PyDict_GetItemWithError(buffer_registry, d->buffer_key); /* borrowed */
+        if (v && PyLong_AsVoidPtr(v) == (void *)d->storage)
+            PyDict_DelItem(buffer_registry, d->buffer_key);
+        PyErr_Clear();
+    }
+    Py_XDECREF(d->buffer_key);
     Py_XDECREF(d->arrays);
     Py_XDECREF(d->flipped);
     PyGILState_Release(g);
@@ -199,6 +215,7 @@ static AliasData *alias_data(tg_storage *s) {
         PyErr_NoMemory();
         return NULL;
     }
+    d->storage = s;
     s->user_data = d;
     s->user_release = alias_release;
     return d;
@@ -330,6 +347,93 @@ static void release_array(void *data, void *ctx) {
     PyGILState_Release(g);
 }
 
+/* Is ndarray `a` (read-only now) one that the safe-aliasing lock of storage
+ * s made read-only, rather than read-only by itself? */
+static bool locked_by(tg_storage *s, PyObject *a) {
+    AliasData *d = s->user_data;
+    if (!d || !d->flipped || s->saved_count <= 0) return false;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(d->flipped); i++) {
+        PyObject *o = weak_get(PyList_GET_ITEM(d->flipped, i));
+        if (!o) continue;
+        Py_DECREF(o);
+        if (o == a) return true;
+    }
+    return false;
+}
+
+/* The memory span [lo, hi) of an ndarray's elements (lo == hi when empty). */
+static void array_span(PyArrayObject *a, char **lo, char **hi) {
+    char *base = PyArray_BYTES(a);
+    *lo = *hi = base;
+    int nd = PyArray_NDIM(a);
+    for (int i = 0; i < nd; i++)
+        if (PyArray_DIM(a, i) == 0) return;
+    for (int i = 0; i < nd; i++) {
+        npy_intp n = PyArray_DIM(a, i), sb = PyArray_STRIDE(a, i);
+        if (n <= 1) continue;
+        if (sb < 0) *lo += (n - 1) * sb;
+        else *hi += (n - 1) * sb;
+    }
+    *hi += PyArray_ITEMSIZE(a);
+}
+
+/* The storage that array `a` (whose elements span [lo, hi)) must share with
+ * the tensors already made over the same memory, as a NEW reference; NULL
+ * when there is none to share (then *root and *register_key say whether to
+ * make one and remember it) or on error (-1 in *err with an exception).
+ *
+ * The version counter and the read-only lock live in the storage, so two
+ * tensors over one buffer must have ONE storage.  The buffer is found by
+ * following a.base through the ndarrays to the root:
+ *   - a root whose base is a tapegrad Tensor (an array made by t.numpy(),
+ *     __array__ or DLPack): that tensor's storage;
+ *   - otherwise the root ndarray, looked up in buffer_registry (the storage
+ *     made by an earlier from_numpy over any array of that root).
+ * Arrays that do not lie inside their root's span, or that are read-only
+ * on their own while the root's storage is writable (np.broadcast_to of a
+ * writable array, a.setflags(write=False) on a view), keep a private
+ * storage: see docs/design.md. */
+static tg_storage *shared_storage(PyArrayObject *a, char *lo, char *hi, PyObject **root,
+                                  int *err) {
+    *err = 0;
+    *root = NULL;
+    if (lo == hi) return NULL; /* no element: nothing to share */
+    PyObject *r = (PyObject *)a;
+    for (PyObject *b; (b = PyArray_BASE((PyArrayObject *)r)) && PyArray_Check(b);) r = b;
+    PyObject *rb = PyArray_BASE((PyArrayObject *)r);
+    bool writable = PyArray_ISWRITEABLE(a);
+    tg_storage *s = NULL;
+    if (rb && tgpy_is_tensor(rb)) {
+        s = TENSOR(rb)->storage;
+    } else {
+        if (!buffer_registry && !(buffer_registry = PyDict_New())) goto fail;
+        PyObject *key = PyLong_FromVoidPtr(r);
+        if (!key) goto fail;
+        PyObject *v = PyDict_GetItemWithError(buffer_registry, key);
+        Py_DECREF(key);
+        if (!v && PyErr_Occurred()) goto fail;
+        if (v) s = PyLong_AsVoidPtr(v);
+    }
+    if (!s) {
+        /* a new storage over the root's whole span, if a's writability is the root's */
+        char *rlo, *rhi;
+        array_span((PyArrayObject *)r, &rlo, &rhi);
+        if (lo >= rlo && hi <= rhi && writable == (bool)PyArray_ISWRITEABLE((PyArrayObject *)r) &&
+            !(rb && tgpy_is_tensor(rb)))
+            *root = r;
+        return NULL;
+    }
+    char *slo = s->data, *shi = (char *)s->data + s->nbytes;
+    if (lo < slo || hi > shi) return NULL;
+    if (!writable && !s->readonly && !locked_by(s, (PyObject *)a) && !locked_by(s, r))
+        return NULL; /* read-only on its own: a private read-only storage */
+    tg_storage_retain(s);
+    return s;
+fail:
+    *err = -1;
+    return NULL;
+}
+
 tg_tensor *tgpy_from_numpy(PyObject *o) {
     if (!PyArray_Check(o)) {
         PyErr_Format(PyExc_TypeError, "from_numpy: expected a numpy.ndarray, got %s",
@@ -390,19 +494,64 @@ tg_tensor *tgpy_from_numpy(PyObject *o) {
             else hi += (shape[i] - 1) * sb;
         }
     }
-    size_t nbytes = numel > 0 ? (size_t)(hi - lo) + (size_t)isz : 0;
-    Py_INCREF(o);
+    if (numel > 0) hi += isz;
     bool ro = !PyArray_ISWRITEABLE(a);
-    tg_storage *s = tg_storage_borrow(lo, nbytes, release_array, o, ro);
-    if (!s) {
-        Py_DECREF(o);
-        tgpy_raise();
-        return NULL;
+    /* one storage per buffer: share the version counter and the lock */
+    PyObject *root = NULL;
+    int err;
+    tg_storage *s = shared_storage(a, lo, hi, &root, &err);
+    if (err) return NULL;
+    if (s && (base - (char *)s->data) % isz) { /* misaligned for this dtype: keep apart */
+        tg_storage_release(s);
+        s = NULL;
+        root = NULL;
     }
-    tg_tensor *t = tg_tensor_from_storage(s, dt, nd, shape, strides, (int64_t)((base - lo) / isz));
+    PyObject *key = NULL;
+    if (!s) {
+        char *slo = lo, *shi = hi;
+        PyObject *keep = o;
+        if (root) {
+            array_span((PyArrayObject *)root, &slo, &shi);
+            if ((base - slo) % isz) { /* a dtype view at an odd byte offset */
+                root = NULL;
+                slo = lo;
+                shi = hi;
+            } else {
+                keep = root;
+                if (!(key = PyLong_FromVoidPtr(root))) return NULL;
+            }
+        }
+        size_t nbytes = (size_t)(shi - slo);
+        Py_INCREF(keep);
+        s = tg_storage_borrow(slo, nbytes, release_array, keep, ro);
+        if (!s) {
+            Py_DECREF(keep);
+            Py_XDECREF(key);
+            tgpy_raise();
+            return NULL;
+        }
+        if (key) { /* remember it for the next array over this buffer */
+            AliasData *ad = alias_data(s);
+            PyObject *v = ad ? PyLong_FromVoidPtr(s) : NULL;
+            if (!v || PyDict_SetItem(buffer_registry, key, v) < 0) {
+                Py_XDECREF(v);
+                Py_DECREF(key);
+                tg_storage_release(s);
+                return NULL;
+            }
+            Py_DECREF(v);
+            ad->buffer_key = key; /* owned */
+            if (!ro && track_array(s, root) < 0) {
+                tg_storage_release(s);
+                return NULL;
+            }
+        }
+    }
+    tg_tensor *t = tg_tensor_from_storage(s, dt, nd, shape, strides,
+                                          (int64_t)((base - (char *)s->data) / isz));
     tg_storage_release(s);
     if (!t) return (tg_tensor *)tgpy_raise();
-    if (!ro && track_array(t->storage, o) < 0) { /* safe aliasing */
+    if (PyArray_ISWRITEABLE(a) && track_array(t->storage, o) < 0) { /* safe aliasing */
         tg_tensor_release(t);
         return NULL;
     }
@@ -421,7 +570,7 @@ PyObject *tgpy_to_numpy(tg_tensor *t, PyObject *owner) {
         strides[i] = (npy_intp)(t->strides[i] * isz);
     }
     PyArray_Descr *d = PyArray_DescrFromType(tg_to_npy(t->dtype));
-    int flags = t->storage->readonly ? 0 : NPY_ARRAY_WRITEABLE;
+    int flags = t->storage->readonly || tgpy_is_broadcast_view(t) ? 0 : NPY_ARRAY_WRITEABLE;
     PyObject *arr = PyArray_NewFromDescr(&PyArray_Type, d, t->ndim, dims, strides,
                                          tg_tensor_data(t), flags, NULL);
     if (!arr) return NULL;
@@ -445,6 +594,13 @@ static tg_tensor *scalar_tensor(PyObject *o, const tg_tensor *like) {
     if (PyBool_Check(o) || PyLong_Check(o)) {
         int overflow = 0;
         long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (overflow && like && like->dtype == TG_INT64) { /* NumPy 2 refuses it too */
+            PyErr_Format(PyExc_OverflowError,
+                         "int64: the Python int %R is out of bounds for the int64 tensor it "
+                         "is used with (expected -2**63 <= n < 2**63; use a float)",
+                         o);
+            return NULL;
+        }
         if (overflow) {
             double dv = PyLong_AsDouble(o);
             if (dv == -1.0 && PyErr_Occurred()) return NULL;
@@ -530,6 +686,30 @@ tg_tensor *tgpy_new_tensor(PyObject *o, int has_dtype, tg_dtype dt) {
                      o);
         return NULL;
     }
+    if (tn == NPY_OBJECT) { /* an int past int64 makes NumPy keep objects: say so */
+        PyObject *flat = PyArray_Ravel((PyArrayObject *)a, NPY_CORDER);
+        Py_ssize_t n = flat ? PySequence_Size(flat) : -1;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *it = PySequence_GetItem(flat, i);
+            if (!it) break;
+            int overflow = 0;
+            if (PyLong_Check(it) && !PyBool_Check(it)) PyLong_AsLongLongAndOverflow(it, &overflow);
+            if (overflow) {
+                PyErr_Format(PyExc_OverflowError,
+                             "tensor: the Python int %R (item %zd) does not fit in int64 "
+                             "(expected -2**63 <= n < 2**63; use floats, e.g. float(n), or "
+                             "dtype=tg.float64)",
+                             it, i);
+                Py_DECREF(it);
+                Py_DECREF(flat);
+                Py_DECREF(a);
+                return NULL;
+            }
+            Py_DECREF(it);
+        }
+        Py_XDECREF(flat);
+        PyErr_Clear();
+    }
     if (tn == NPY_OBJECT || tn == NPY_STRING || tn == NPY_UNICODE) {
         Py_DECREF(a);
         PyErr_Format(PyExc_TypeError,
@@ -592,6 +772,35 @@ tg_tensor *tgpy_as_tensor(PyObject *o, const tg_tensor *like) {
     PyErr_Format(PyExc_TypeError,
                  "expected a Tensor, a NumPy array, a list or a number, got %s",
                  Py_TYPE(o)->tp_name);
+    return NULL;
+}
+
+/* Put "who: " in front of the message of the pending exception (same type),
+ * unless it already starts with it.  Returns NULL. */
+PyObject *tgpy_prefix_error(const char *who) {
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (!t) return NULL;
+    PyErr_NormalizeException(&t, &v, &tb);
+    PyObject *s = v ? PyObject_Str(v) : NULL;
+    const char *msg = s ? PyUnicode_AsUTF8(s) : NULL;
+    size_t n = strlen(who);
+    if (!msg || (strncmp(msg, who, n) == 0 && msg[n] == ':')) {
+        PyErr_Clear();
+        Py_XDECREF(s);
+        PyErr_Restore(t, v, tb);
+        return NULL;
+    }
+    PyErr_Format(t, "%s: %s", who, msg);
+    Py_DECREF(s);
+    PyObject *t2, *v2, *tb2;
+    PyErr_Fetch(&t2, &v2, &tb2);
+    PyErr_NormalizeException(&t2, &v2, &tb2);
+    if (v2 && v) PyException_SetCause(v2, v); /* steals v */
+    else Py_XDECREF(v);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    PyErr_Restore(t2, v2, tb2);
     return NULL;
 }
 
@@ -671,10 +880,41 @@ int tgpy_axes(PyObject *o, int64_t *axes, int *naxes) {
     return -1;
 }
 
+/* One shape entry (an int or anything with __index__) into *out. */
+static int shape_entry(const char *fname, PyObject *o, Py_ssize_t i, int64_t *out) {
+    PyObject *n = PyNumber_Index(o);
+    if (!n) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: shape entries must be ints, got %s", fname,
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(n, &overflow);
+    if (overflow) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: shape entry %zd is %R, too large (the number of elements must fit "
+                     "in int64)",
+                     fname, i, n);
+        Py_DECREF(n);
+        return -1;
+    }
+    Py_DECREF(n);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    *out = v;
+    return 0;
+}
+
+/* a 0-d integer ndarray counts as an int (NumPy accepts np.zeros(np.array(3))) */
+static int is_int_scalar_array(PyObject *o) {
+    return PyArray_Check(o) && PyArray_NDIM((PyArrayObject *)o) == 0 &&
+           (PyArray_ISINTEGER((PyArrayObject *)o) || PyArray_ISBOOL((PyArrayObject *)o));
+}
+
 int tgpy_shape_obj(const char *fname, PyObject *o, int64_t *shape, int *ndim) {
-    if (PyLong_Check(o) || (PyIndex_Check(o) && !tgpy_is_tensor(o) && !PyArray_Check(o))) {
-        shape[0] = PyLong_AsLongLong(o);
-        if (shape[0] == -1 && PyErr_Occurred()) return -1;
+    if (PyLong_Check(o) || (PyIndex_Check(o) && !tgpy_is_tensor(o) && !PyArray_Check(o)) ||
+        is_int_scalar_array(o)) {
+        if (shape_entry(fname, o, 0, &shape[0])) return -1;
         *ndim = 1;
         return 0;
     }
@@ -694,17 +934,15 @@ int tgpy_shape_obj(const char *fname, PyObject *o, int64_t *shape, int *ndim) {
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
-        if (!PyLong_Check(it) && !PyIndex_Check(it)) {
-            Py_DECREF(seq);
+        if ((!PyLong_Check(it) && !PyIndex_Check(it)) ||
+            (PyArray_Check(it) && !is_int_scalar_array(it))) {
             PyErr_Format(PyExc_TypeError, "%s: shape entries must be ints, got %s", fname,
                          Py_TYPE(it)->tp_name);
+            Py_DECREF(seq); /* last: `it` may live only in seq (items of an ndarray) */
             return -1;
         }
-        shape[i] = PyLong_AsLongLong(it);
-        if (shape[i] == -1 && PyErr_Occurred()) {
+        if (shape_entry(fname, it, i, &shape[i])) {
             Py_DECREF(seq);
-            PyErr_Clear();
-            PyErr_Format(PyExc_ValueError, "%s: shape entry %zd is too large", fname, i);
             return -1;
         }
     }
@@ -714,8 +952,8 @@ int tgpy_shape_obj(const char *fname, PyObject *o, int64_t *shape, int *ndim) {
 }
 
 int tgpy_shape(const char *fname, PyObject *const *args, Py_ssize_t nargs, int64_t *shape, int *ndim) {
-    if (nargs == 1 && !PyLong_Check(args[0]) && !PyIndex_Check(args[0]))
-        return tgpy_shape_obj(fname, args[0], shape, ndim);
+    if (nargs == 1 && ((!PyLong_Check(args[0]) && !PyIndex_Check(args[0])) || PyArray_Check(args[0])))
+        return tgpy_shape_obj(fname, args[0], shape, ndim); /* a sequence, or an ndarray */
     if (nargs > TG_MAX_DIMS) {
         PyErr_Format(PyExc_ValueError, "%s: %zd dimensions requested, at most %d are supported",
                      fname, nargs, TG_MAX_DIMS);
@@ -727,8 +965,7 @@ int tgpy_shape(const char *fname, PyObject *const *args, Py_ssize_t nargs, int64
                          Py_TYPE(args[i])->tp_name);
             return -1;
         }
-        shape[i] = PyLong_AsLongLong(args[i]);
-        if (shape[i] == -1 && PyErr_Occurred()) return -1;
+        if (shape_entry(fname, args[i], i, &shape[i])) return -1;
     }
     *ndim = (int)nargs;
     return 0;

@@ -195,8 +195,14 @@ static tg_tensor *apply_index(tg_tensor *x, PyObject *key, bool basic_only) {
             if (tgpy_is_tensor(o)) {
                 v = *(const int64_t *)tg_tensor_data(TENSOR(o));
             } else {
-                v = PyLong_AsLongLong(o);
-                if (v == -1 && PyErr_Occurred()) {
+                int overflow = 0;
+                v = PyLong_AsLongLongAndOverflow(o, &overflow);
+                if (overflow)
+                    PyErr_Format(PyExc_IndexError,
+                                 "index: index %R is out of range (an index must lie in "
+                                 "-size <= i < size of its dimension)",
+                                 o);
+                if (overflow || (v == -1 && PyErr_Occurred())) {
                     tg_tensor_release(r);
                     r = NULL;
                     break;
@@ -365,6 +371,12 @@ static int setitem_advanced(PyObject *self, index_spec *sp, PyObject *value) {
         PyErr_SetString(PyExc_RuntimeError, "setitem: the tensor's memory is read-only");
         return -1;
     }
+    if (tgpy_is_broadcast_view(x)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "setitem: the tensor is a broadcast view (stride 0); several elements "
+                        "share one memory location");
+        return -1;
+    }
     PyObject *key = PyTuple_New(sp->n), *arr = NULL, *val = NULL;
     int rc = -1;
     if (!key) return -1;
@@ -441,11 +453,23 @@ static int tensor_setitem(PyObject *self, PyObject *key, PyObject *value) {
     bool has_array = false;
     for (int i = 0; i < sp.n; i++) has_array |= sp.kind[i] == IX_ARRAY;
     if (has_array) return setitem_advanced(self, &sp, value);
+    if (x->dtype == TG_INT64 && PyLong_Check(value) && !PyBool_Check(value)) {
+        int overflow = 0;
+        PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow) {
+            PyErr_Format(PyExc_OverflowError,
+                         "setitem: the Python int %R does not fit in the tensor's dtype int64 "
+                         "(expected -2**63 <= value < 2**63)",
+                         value);
+            return -1;
+        }
+    }
     tg_tensor *v = apply_index(x, key, true);
     if (!v) return -1;
     tg_tensor *src = tgpy_as_tensor(value, x);
     if (!src) {
         tg_tensor_release(v);
+        tgpy_prefix_error("setitem");
         return -1;
     }
     bool prev = tg_set_grad_enabled(false);

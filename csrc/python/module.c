@@ -6,6 +6,7 @@
 #define TGPY_IMPORT_ARRAY
 #include "common.h"
 
+#define TG_GEMM_INTERNAL
 #include "../kernels/gemm.h"
 #include "../kernels/threadpool.h"
 #include "../kernels/vmath.h"
@@ -110,6 +111,21 @@ FUNC(full) {
     bool is_int = !PyBool_Check(a[1]) && !PyFloat_Check(a[1]) && (PyLong_Check(a[1]) || PyIndex_Check(a[1]));
     tg_dtype deflt = is_int ? TG_INT64 : TG_FLOAT32;
     if (tgpy_parse_dtype(a[2], deflt, &dt)) return NULL;
+    if (is_int && dt == TG_INT64) {
+        int overflow = 0;
+        PyObject *n = PyNumber_Index(a[1]);
+        if (!n) return NULL;
+        PyLong_AsLongLongAndOverflow(n, &overflow);
+        if (overflow) {
+            PyErr_Format(PyExc_OverflowError,
+                         "full: fill_value %R does not fit in int64 (expected -2**63 <= value < "
+                         "2**63; pass a float or dtype=tg.float64)",
+                         n);
+            Py_DECREF(n);
+            return NULL;
+        }
+        Py_DECREF(n);
+    }
     tg_tensor *t = tg_tensor_full(nd, shape, v, dt);
     if (t && is_int && dt == TG_INT64) { /* exact beyond 2**53 */
         long long iv = PyLong_AsLongLong(a[1]);
@@ -249,9 +265,9 @@ FUNC(_random_u64) { return PyLong_FromUnsignedLongLong(tg_random_u64()); }
 /* ===================================================================== */
 
 /* A NEW array of n tensors from a sequence (converted), or NULL. */
-static tg_tensor **tensor_list(PyObject *seq, int *n) {
+static tg_tensor **tensor_list(const char *who, PyObject *seq, int *n) {
     PyObject *fast = PySequence_Fast(seq, "expected a sequence of tensors");
-    if (!fast) return NULL;
+    if (!fast) return (tg_tensor **)tgpy_prefix_error(who);
     Py_ssize_t len = PySequence_Fast_GET_SIZE(fast);
     tg_tensor **ts = PyMem_Calloc(len ? (size_t)len : 1, sizeof *ts);
     if (!ts) {
@@ -265,7 +281,7 @@ static tg_tensor **tensor_list(PyObject *seq, int *n) {
             for (Py_ssize_t j = 0; j < i; j++) tg_tensor_release(ts[j]);
             PyMem_Free(ts);
             Py_DECREF(fast);
-            return NULL;
+            return (tg_tensor **)tgpy_prefix_error(who);
         }
     }
     Py_DECREF(fast);
@@ -290,7 +306,7 @@ static PyObject *join(const char *fname, tg_tensor *(*f)(int, tg_tensor *const *
     long long axis = ax ? PyLong_AsLongLong(ax) : 0;
     if (axis == -1 && PyErr_Occurred()) return NULL;
     int n;
-    tg_tensor **ts = tensor_list(a[0], &n);
+    tg_tensor **ts = tensor_list(fname, a[0], &n);
     if (!ts) return NULL;
     tg_tensor *r = f(n, ts, axis);
     free_list(ts, n);
@@ -585,7 +601,7 @@ FUNC(_op_apply) {
     tg_params p;
     if (tg_params_parse(ptext, &p)) return tgpy_raise();
     int n;
-    tg_tensor **ts = tensor_list(a[1], &n);
+    tg_tensor **ts = tensor_list(name, a[1], &n);
     if (!ts) return NULL;
     tg_tensor *r = tg_op_apply(op, n, ts, &p);
     free_list(ts, n);
@@ -627,6 +643,69 @@ FUNC(gemm_isa) { return PyUnicode_FromString(tg_gemm_isa()); }
 FUNC(threads_default_source) { return PyUnicode_FromString(tg_threads_default_source()); }
 FUNC(vmath_isa) { return PyUnicode_FromString(tg_vmath()->name); }
 
+/* {"path": ..., "paths": [{"name", "available", "selftest", "detail",
+ * "selftest_us", "in_use"}, ...]} for one family. */
+static PyObject *family_info(tg_kernel_path_info *p, int n) {
+    PyObject *list = PyList_New(0);
+    if (!list) return NULL;
+    const char *cur = "";
+    for (int i = 0; i < n; i++) {
+        if (p[i].in_use) cur = p[i].name;
+        const char *st = p[i].selftest > 0 ? "passed" : p[i].selftest < 0 ? "failed" : "not run";
+        PyObject *d = Py_BuildValue("{s:s,s:O,s:s,s:s,s:d,s:O}", "name", p[i].name, "available",
+                                    p[i].available ? Py_True : Py_False, "selftest", st, "detail",
+                                    p[i].detail, "selftest_us", p[i].selftest_us, "in_use",
+                                    p[i].in_use ? Py_True : Py_False);
+        if (!d || PyList_Append(list, d) < 0) {
+            Py_XDECREF(d);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(d);
+    }
+    PyObject *r = Py_BuildValue("{s:s,s:N}", "path", cur, "paths", list);
+    return r;
+}
+FUNC(kernel_paths) {
+    tg_kernel_path_info g[8], v[8];
+    int ng = tg_gemm_paths(g, 8), nv = tg_vmath_paths(v, 8);
+    return Py_BuildValue("{s:N,s:N}", "gemm", family_info(g, ng < 8 ? ng : 8), "vmath",
+                         family_info(v, nv < 8 ? nv : 8));
+}
+FUNC(kernel_report) {
+    char buf[4096];
+    tg_kernel_report(buf, sizeof buf);
+    return PyUnicode_FromString(buf);
+}
+FUNC(_force_kernel) {
+    ARGS("_force_kernel", 2, 2, "family", "path")
+    const char *family = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
+    if (!family) return NULL;
+    const char *path = NULL;
+    if (a[1] && a[1] != Py_None) {
+        path = PyUnicode_AsUTF8(a[1]);
+        if (!path) return NULL;
+    }
+    if (tg_kernel_force(family, path) != TG_OK) return tgpy_raise();
+    Py_RETURN_NONE;
+}
+FUNC(_testing_break_gemm) {
+    ARGS("_testing_break_gemm", 1, 1, "path")
+    const char *path = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
+    if (!path) return NULL;
+    if (tg_gemm_testing_break(path) != 0) {
+        PyErr_Format(PyExc_ValueError, "_testing_break_gemm: no SIMD matmul path '%s'", path);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+FUNC(_testing_restore_kernels) {
+    tg_gemm_testing_set_ukr("avx2", NULL, NULL);
+    tg_gemm_testing_set_ukr("avx512", NULL, NULL);
+    tg_vmath_testing_set_table(NULL);
+    Py_RETURN_NONE;
+}
+
 #define F(name, doc) {#name, (PyCFunction)(void (*)(void))f_##name, METH_FASTCALL | METH_KEYWORDS, doc}
 PyMethodDef tgpy_module_methods[] = {
     F(tensor, "tensor(data, dtype=None, requires_grad=False)\n\n"
@@ -663,7 +742,9 @@ PyMethodDef tgpy_module_methods[] = {
     F(nll_loss, "nll_loss(input, target, reduction='mean')\n\nNegative log-likelihood of log-probabilities."),
     F(mse_loss, "mse_loss(input, target, reduction='mean')\n\nMean squared error."),
     F(binary_cross_entropy_with_logits, "binary_cross_entropy_with_logits(input, target, reduction='mean')"),
-    F(one_hot, "one_hot(labels, num_classes=None, dtype=float32)"),
+    F(one_hot, "one_hot(labels, num_classes=None, dtype=float32)\n\n"
+               "Rows of the identity picked by int64 labels; num_classes None or -1 infers it\n"
+               "(max label + 1), below -1 is a ValueError."),
     F(dropout, "dropout(x, p=0.5, training=True)\n\nInverted dropout."),
     F(sum_to_shape, "sum_to_shape(x, shape)\n\nSum x down to a shape it was broadcast from."),
     F(is_grad_enabled, "is_grad_enabled()\n\nWhether ops are being recorded on the tape (this thread)."),
@@ -694,6 +775,19 @@ PyMethodDef tgpy_module_methods[] = {
     F(gemm_isa, "gemm_isa()\n\nThe matmul micro-kernel chosen for this CPU."),
     F(threads_default_source, "threads_default_source()\n\nWhich rule set the default thread count: "
                               "'TAPEGRAD_NUM_THREADS', 'OMP_NUM_THREADS' or 'cpus'."),
+    F(kernel_paths, "kernel_paths()\n\nFor 'gemm' (matmul) and 'vmath' (exp/log/tanh/sigmoid, reductions, optimizer\n"
+                    "loops): the path in use and, for every compiled path, whether this CPU can run\n"
+                    "it, its self-test result ('passed', 'failed', 'not run'), why (detail) and its\n"
+                    "cost in microseconds. tg.config() reports the same."),
+    F(kernel_report, "kernel_report()\n\nWhat went wrong while choosing the kernel paths (a failed self-test, a\n"
+                     "refused TAPEGRAD_GEMM / TAPEGRAD_VMATH), one line each; '' if nothing."),
+    F(_force_kernel, "_force_kernel(family, path)\n\nFor tests: use path ('avx512', 'avx2', 'baseline', ...) for\n"
+                     "family ('gemm' or 'vmath'); None: the default. Raises RuntimeError if this CPU\n"
+                     "cannot run it or it failed its self-test, ValueError for an unknown name."),
+    F(_testing_break_gemm, "_testing_break_gemm(path)\n\nFor tests: put a deliberately broken micro-kernel (a wrong\n"
+                           "edge-tile store) in a SIMD matmul path and forget the choice, so that the next\n"
+                           "matmul runs the self-test again."),
+    F(_testing_restore_kernels, "_testing_restore_kernels()\n\nFor tests: undo _testing_break_gemm."),
     F(vmath_isa, "vmath_isa()\n\nThe build of the vectorized exp/log/tanh/sigmoid and sum kernels in use:\n"
                  "'avx2' or 'baseline' (TAPEGRAD_VMATH=baseline forces the latter)."),
     {NULL}};

@@ -38,7 +38,14 @@ static int int_pair(const char *fname, const char *arg, PyObject *o, const int64
     }
     if (PyIndex_Check(o)) {
         Py_ssize_t v = PyNumber_AsSsize_t(o, PyExc_OverflowError);
-        if (v == -1 && PyErr_Occurred()) return -1;
+        if (v == -1 && PyErr_Occurred()) {
+            if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_ValueError, "%s: %s %R is out of range (expected a small "
+                             "non-negative int)", fname, arg, o);
+            }
+            return -1;
+        }
         out[0] = out[1] = v;
         return 0;
     }
@@ -51,6 +58,11 @@ static int int_pair(const char *fname, const char *arg, PyObject *o, const int64
             if (!it) return -1;
             ok = PyIndex_Check(it);
             Py_ssize_t v = ok ? PyNumber_AsSsize_t(it, PyExc_OverflowError) : 0;
+            if (v == -1 && PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_ValueError, "%s: %s entry %zd (%R) is out of range (expected "
+                             "a small non-negative int)", fname, arg, i, it);
+            }
             Py_DECREF(it);
             if (v == -1 && PyErr_Occurred()) return -1;
             out[i] = v;

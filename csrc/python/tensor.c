@@ -601,11 +601,36 @@ METHOD(requires_grad_) {
 METHOD(fill_) {
     ARGS("fill_", 1, 1, "value")
     double v;
+    tg_tensor *x = TENSOR(self);
+    long long iv = 0;
+    bool exact_int = false;
+    if (a[0] && x->dtype == TG_INT64 && PyLong_Check(a[0]) && !PyBool_Check(a[0])) {
+        int overflow = 0;
+        iv = PyLong_AsLongLongAndOverflow(a[0], &overflow);
+        if (iv == -1 && PyErr_Occurred()) return NULL;
+        if (overflow) {
+            PyErr_Format(PyExc_OverflowError,
+                         "fill_: the Python int %R does not fit in the tensor's dtype int64 "
+                         "(expected -2**63 <= value < 2**63)",
+                         a[0]);
+            return NULL;
+        }
+        exact_int = true;
+    }
     if (!a[0] || opt_double(a[0], 0, &v)) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "fill_() missing argument 'value'");
         return NULL;
     }
-    if (tg_tensor_fill_(TENSOR(self), v)) return tgpy_raise();
+    if (tg_tensor_fill_(x, v)) return tgpy_raise();
+    if (exact_int && x->numel > 0 && (iv > (1LL << 53) || iv < -(1LL << 53))) {
+        /* beyond 2**53 the double is not the int: store the exact value */
+        tg_tensor *sv = tg_tensor_scalar(0, TG_INT64);
+        if (!sv) return tgpy_raise();
+        *(int64_t *)tg_tensor_data(sv) = iv;
+        tg_status st = tg_tensor_copy_(x, sv);
+        tg_tensor_release(sv);
+        if (st) return tgpy_raise();
+    }
     Py_INCREF(self);
     return self;
 }
@@ -640,7 +665,7 @@ static PyMethodDef tensor_methods[] = {
     
     M(leaky_relu, "leaky_relu(negative_slope=0.01)\n\nx if x > 0 else negative_slope * x."),
     
-    M(clip, "clip(min=None, max=None)\n\nClamp the values into [min, max]."),
+    M(clip, "clip(min=None, max=None)\n\nClamp the values into [min, max]: min(max(x, min), max), so max wins\nwhen min > max (as in NumPy and PyTorch)."),
     
     
     

@@ -64,6 +64,7 @@ TOP_GROUPS = [
     ("Network functions and losses", "binary_cross_entropy_with_logits"),
     ("Autograd", "Tensor TapeEntry grad detach no_grad enable_grad is_grad_enabled "
      "set_grad_enabled Tape Function FunctionCtx override_vjp"),
+    ("Saving and loading", "save load"),
     ("Runtime: the op registry, memory and threads", "ops memory_stats empty_cache "
      "reset_peak_memory get_num_threads set_num_threads"),
 ]

@@ -8,6 +8,12 @@ md(r"""
 The documents' MNIST classifier, written with Keras:
 
 ```python
+import tensorflow as tf
+from tensorflow import keras
+
+(x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+x_train, x_test = x_train / 255.0, x_test / 255.0
+
 model = tf.keras.models.Sequential([
     tf.keras.layers.Flatten(input_shape=(28, 28)),
     tf.keras.layers.Dense(128, activation='relu'),
@@ -20,8 +26,9 @@ model.fit(x_train, y_train, epochs=10, validation_data=(x_test, y_test))
 model.evaluate(x_test, y_test)
 ```
 
-Below is the same code running on tapegrad (`tapegrad.keras`), with the real numbers it
-produces. Set `TAPEGRAD_NOTEBOOK_FAST=1` to run a shortened version (used by the test suite);
+It runs on tapegrad as written once its two import lines say `import tapegrad as tf` and
+`from tapegrad import keras` (`tests/python/test_keras_documents.py` runs it so). Below, the
+same code runs on `tapegrad.keras` step by step, with the real numbers it produces. Set `TAPEGRAD_NOTEBOOK_FAST=1` to run a shortened version (used by the test suite);
 the outputs saved in this notebook come from the full run.
 """),
 code(r"""

@@ -32,6 +32,7 @@ from . import _tensor  # noqa: F401  (adds the Python-level Tensor methods)
 from .autograd import no_grad, enable_grad, Tape, Function, FunctionCtx, override_vjp  # noqa: F401
 from .interop import from_dlpack  # noqa: F401
 from ._config import config, show_config  # noqa: F401
+from .serialization import save, load  # noqa: F401
 
 cat = concat  # PyTorch's name
 dtype_names = ("float32", "float64", "int64")

@@ -16,7 +16,20 @@ def from_dlpack(x, requires_grad=False):
     """
     if isinstance(x, Tensor):
         return x.detach()
-    return from_numpy(np.from_dlpack(x), requires_grad=requires_grad)
+    if not hasattr(x, "__dlpack__") or not hasattr(x, "__dlpack_device__"):
+        raise TypeError(f"from_dlpack: expected an object implementing the DLPack protocol "
+                        f"(__dlpack__ and __dlpack_device__, e.g. a PyTorch tensor or a NumPy "
+                        f"array), got {type(x).__name__}")
+    try:
+        a = np.from_dlpack(x)
+    except (TypeError, ValueError, BufferError, RuntimeError) as e:
+        raise type(e)(f"from_dlpack: could not import {type(x).__name__} through DLPack "
+                      f"(its __dlpack__ must return a DLPack capsule of CPU memory): {e}") from e
+    if a.dtype not in (np.float32, np.float64, np.int64):
+        raise TypeError(f"from_dlpack: tensors of dtype {a.dtype} are not supported; tapegrad "
+                        f"tensors are float32, float64 or int64 (convert first, e.g. "
+                        f"x.float() in PyTorch)")
+    return from_numpy(a, requires_grad=requires_grad)
 
 # Tensor.__dlpack__ and __dlpack_device__ (the export side) are in _tensor.py,
 # the home of the Tensor methods written in Python.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import math
+
 import numpy as np
 
 from . import _C
@@ -53,6 +55,9 @@ def gradcheck(fn: Callable, inputs: Sequence[Tensor] | Tensor, eps: float = 1e-6
     >>> tg.testing.gradcheck(lambda x: (x * x).tanh(), [x])
     True
     """
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+        raise ValueError(f"gradcheck: eps must be a positive finite number (the finite-difference "
+                         f"step), got {eps!r}")
     inputs = _as_tuple(inputs)
     for i, x in enumerate(inputs):
         if isinstance(x, Tensor) and x.requires_grad and x.dtype != _C.float64:

@@ -43,6 +43,8 @@
 #define TG_GEMM_INTERNAL
 #include "../../csrc/kernels/gemm.h"
 #include "../../csrc/kernels/threadpool.h"
+#include "../../csrc/kernels/dispatch.h"
+#include "tapegrad.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -304,19 +306,20 @@ static void teardown(void)
     tg_set_num_threads(saved_threads);
 }
 
-/* Loop index i: combo i / 2, f32 (even) or f64 (odd). */
+/* The combos this CPU can run, found when the suite is made (a combo whose
+ * path the CPU lacks is not a test at all, so it can not pass silently:
+ * main.c lists it as "not run here"). */
+static int runnable[N_COMBOS];
+static int n_runnable;
+
+/* Loop index i: runnable combo i / 2, f32 (even) or f64 (odd). */
 START_TEST(test_variant_vs_reference)
 {
-    const combo *c = &combos[_i / 2];
+    const combo *c = &combos[runnable[_i / 2]];
     int f64 = _i % 2;
     if (c->isa != NULL) {
-        tg_gemm_force_isa(c->isa);
-        if (strcmp(tg_gemm_isa(), c->isa) != 0) {
-            /* This CPU cannot run that micro-kernel: nothing to test. */
-            fprintf(stderr, "note: %s on %s skipped (CPU lacks it)\n",
-                    tg_gemm_variant_name(c->var), c->isa);
-            return;
-        }
+        ck_assert_int_eq(tg_gemm_force_isa(c->isa), 0);
+        ck_assert_str_eq(tg_gemm_isa(), c->isa);
     }
     if (c->var == TG_GEMM_PACKED_SIMD_MT)
         tg_set_num_threads(3);   /* more slabs than cores: uneven splits */
@@ -417,24 +420,260 @@ START_TEST(test_isa_dispatch)
 {
     const char *best = tg_gemm_isa();
     ck_assert(strcmp(best, "generic") == 0 || strcmp(best, "avx2") == 0 || strcmp(best, "avx512") == 0);
-    tg_gemm_force_isa("generic");
+    ck_assert_int_eq(tg_gemm_force_isa("generic"), 0);
     ck_assert_str_eq(tg_gemm_isa(), "generic");
-    tg_gemm_force_isa("no-such-isa");           /* ignored */
+    ck_assert_int_eq(tg_gemm_force_isa("no-such-isa"), -1);   /* refused, choice unchanged */
     ck_assert_str_eq(tg_gemm_isa(), "generic");
-    tg_gemm_force_isa(NULL);
+    ck_assert_str_eq(tg_gemm_isa_refusal("no-such-isa"),
+                     "not a matmul kernel path (expected avx512, avx2 or baseline)");
+    ck_assert_int_eq(tg_gemm_force_isa("baseline"), 0);        /* the other name of generic */
+    ck_assert_str_eq(tg_gemm_isa(), "generic");
+    ck_assert_int_eq(tg_gemm_force_isa(NULL), 0);
     ck_assert_str_eq(tg_gemm_isa(), best);
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    tg_gemm_force_isa("avx512");
-    if (__builtin_cpu_supports("avx512f"))
-        ck_assert_str_eq(tg_gemm_isa(), "avx512");
-    else
-        ck_assert_str_eq(tg_gemm_isa(), best);  /* not supported: unchanged */
-    tg_gemm_force_isa("avx2");
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    int has512 = __builtin_cpu_supports("avx512f");
+    ck_assert_int_eq(tg_gemm_force_isa("avx512"), has512 ? 0 : -1);
+    ck_assert_str_eq(tg_gemm_isa(), has512 ? "avx512" : best);
+    int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    ck_assert_int_eq(tg_gemm_force_isa("avx2"), has2 ? 0 : -1);
+    if (has2)
         ck_assert_str_eq(tg_gemm_isa(), "avx2");
 #endif
     tg_gemm_force_isa(NULL);
+}
+END_TEST
+
+/* ---- the self-test (gemm.c, selftest; dispatch.h) ------------------------ */
+
+/* A deliberately broken micro-kernel: the real one of the best SIMD row,
+ * then a wrong store at the tile's edge -- the last element of the last
+ * row of the tile gets the value of the element to its left, the kind of
+ * off-by-one a hand-written store sequence makes. */
+static tg_gemm_ukr_f32 real_f32;
+static tg_gemm_ukr_f64 real_f64;
+static int tile_mr, tile_nr, tile_nr64;
+
+static void broken_f32(int64_t kc, float alpha, const float *Ap, const float *Bp, float beta,
+                       float *C, int64_t rsc)
+{
+    real_f32(kc, alpha, Ap, Bp, beta, C, rsc);
+    C[(tile_mr - 1) * rsc + tile_nr - 1] = C[(tile_mr - 1) * rsc + tile_nr - 2];
+}
+
+static void broken_f64(int64_t kc, double alpha, const double *Ap, const double *Bp, double beta,
+                       double *C, int64_t rsc)
+{
+    real_f64(kc, alpha, Ap, Bp, beta, C, rsc);
+    C[(tile_mr - 1) * rsc + tile_nr64 - 1] = C[(tile_mr - 1) * rsc + tile_nr64 - 2];
+}
+
+/* The best SIMD row this CPU has, with its real kernels and tiles; 0 if none. */
+static int best_simd_row(const char **name)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (tg_gemm_isa_available("avx512")) {
+        *name = "avx512";
+        real_f32 = tg_gemm_ukr_avx512_f32; real_f64 = tg_gemm_ukr_avx512_f64;
+        tile_mr = TG_GEMM_AVX512_MR_F32; tile_nr = TG_GEMM_AVX512_NR_F32;
+        tile_nr64 = TG_GEMM_AVX512_NR_F64;
+        return 1;
+    }
+    if (tg_gemm_isa_available("avx2")) {
+        *name = "avx2";
+        real_f32 = tg_gemm_ukr_avx2_f32; real_f64 = tg_gemm_ukr_avx2_f64;
+        tile_mr = TG_GEMM_AVX2_MR_F32; tile_nr = TG_GEMM_AVX2_NR_F32;
+        tile_nr64 = TG_GEMM_AVX2_NR_F64;
+        return 1;
+    }
+#endif
+    return 0;
+}
+
+static void selftest_teardown(void)
+{
+    tg_gemm_testing_set_ukr("avx2", NULL, NULL);
+    tg_gemm_testing_set_ukr("avx512", NULL, NULL);
+    unsetenv("TAPEGRAD_DISABLE_CPU_FEATURES");
+    unsetenv("TAPEGRAD_GEMM");
+    tg_dispatch_log_clear();
+    teardown();
+}
+
+/* The broken kernel is caught before it is used: the library falls back to
+ * the next path, says why (once), and every result is still right. */
+START_TEST(test_selftest_catches_broken_kernel)
+{
+    const char *row;
+    ck_assert(best_simd_row(&row));
+    /* the real kernels pass */
+    tg_gemm_testing_reset();
+    tg_dispatch_log_clear();
+    ck_assert_str_eq(tg_gemm_isa(), row);
+    char log[4096];
+    ck_assert_uint_eq(tg_dispatch_log_copy(log, sizeof log), 0);
+
+    ck_assert_int_eq(tg_gemm_testing_set_ukr(row, broken_f32, broken_f64), 0);
+    /* the broken kernel really is wrong: run it directly on one tile */
+    {
+        enum { MAXT = 256 };
+        float Ap[8 * 3], Bp[32 * 3], C[MAXT];
+        for (int i = 0; i < 8 * 3; ++i) Ap[i] = (float)(i % 5) - 2;
+        for (int i = 0; i < 32 * 3; ++i) Bp[i] = (float)(i % 7) - 3;
+        broken_f32(3, 1.0f, Ap, Bp, 0.0f, C, tile_nr);
+        float good[MAXT];
+        real_f32(3, 1.0f, Ap, Bp, 0.0f, good, tile_nr);
+        ck_assert(memcmp(C, good, sizeof(float) * tile_mr * tile_nr) != 0);
+    }
+    const char *next = strcmp(row, "avx512") == 0 && tg_gemm_isa_available("avx2") ? "avx2" : "generic";
+    ck_assert_str_eq(tg_gemm_isa(), next);                   /* fell back */
+    size_t len = tg_dispatch_log_copy(log, sizeof log);
+    ck_assert_uint_gt(len, 0);
+    ck_assert_msg(strstr(log, row) && strstr(log, "failed their self-test") &&
+                  strstr(log, "the portable C path gives"), "log: %s", log);
+    /* said once: asking again adds nothing */
+    ck_assert_int_eq(tg_gemm_force_isa(row), -1);
+    ck_assert_str_eq(tg_gemm_isa_refusal(row), "it failed its self-test");
+    ck_assert_uint_eq(tg_dispatch_log_copy(NULL, 0), len);
+    tg_kernel_path_info info[4];
+    int n = tg_gemm_paths(info, 4);
+    int seen = 0;
+    for (int i = 0; i < n; ++i)
+        if (strcmp(info[i].name, row) == 0) {
+            ck_assert_int_eq(info[i].selftest, -1);
+            ck_assert(!info[i].in_use);
+            ck_assert_ptr_nonnull(strstr(info[i].detail, "C["));
+            seen = 1;
+        }
+    ck_assert(seen);
+    /* results stay right, on edge shapes, every layout, both types */
+    static const shape shapes[] = { { 17, 67, 9 }, { 33, 65, 20 }, { 100, 90, 80 } };
+    for (int f64 = 0; f64 < 2; ++f64)
+        for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; ++k)
+            ck_assert_int_gt(check_shape(VAR_AUTO, f64, shapes[k]), 0);
+    /* and with the real kernels back, the row is tested again and used */
+    ck_assert_int_eq(tg_gemm_testing_set_ukr(row, NULL, NULL), 0);
+    ck_assert_str_eq(tg_gemm_isa(), row);
+}
+END_TEST
+
+/* Break every SIMD row: the portable kernels are left, and still right. */
+START_TEST(test_selftest_all_rows_broken)
+{
+    const char *row;
+    ck_assert(best_simd_row(&row));
+    if (tg_gemm_isa_available("avx2"))
+        ck_assert_int_eq(tg_gemm_testing_break("avx2"), 0);      /* the library's broken kernel */
+    if (strcmp(row, "avx512") == 0)
+        ck_assert_int_eq(tg_gemm_testing_set_ukr("avx512", broken_f32, broken_f64), 0);
+    ck_assert_str_eq(tg_gemm_isa(), "generic");
+    ck_assert_int_gt(check_shape(VAR_AUTO, 0, (shape){ 29, 70, 11 }), 0);
+    ck_assert_int_gt(check_shape(VAR_AUTO, 1, (shape){ 29, 70, 11 }), 0);
+}
+END_TEST
+
+/* A forced path the CPU lacks is refused with a reason, never run (the
+ * "CPU" here is one with its AVX-512 hidden by TAPEGRAD_DISABLE_CPU_FEATURES,
+ * so the test means the same on an AVX-512 machine). */
+START_TEST(test_forced_path_refused)
+{
+    setenv("TAPEGRAD_DISABLE_CPU_FEATURES", "avx512", 1);
+    tg_gemm_testing_reset();        /* as in a process started with it */
+    ck_assert(!tg_gemm_isa_available("avx512"));
+    ck_assert_int_eq(tg_gemm_force_isa("avx512"), -1);
+    const char *why = tg_gemm_isa_refusal("avx512");
+    ck_assert_msg(strstr(why, "AVX-512F") || strstr(why, "TAPEGRAD_DISABLE_CPU_FEATURES"), "%s", why);
+    ck_assert_str_ne(tg_gemm_isa(), "avx512");
+    /* the same through the environment, at the first GEMM */
+    setenv("TAPEGRAD_GEMM", "avx512", 1);
+    tg_gemm_testing_reset();
+    tg_dispatch_log_clear();
+    const char *got = tg_gemm_isa();
+    ck_assert_str_ne(got, "avx512");
+    char log[1024];
+    tg_dispatch_log_copy(log, sizeof log);
+    ck_assert_msg(strstr(log, "TAPEGRAD_GEMM=avx512 refused") != NULL, "log: %s", log);
+    ck_assert_int_gt(check_shape(VAR_AUTO, 0, (shape){ 20, 40, 9 }), 0);
+    /* each path by name */
+    setenv("TAPEGRAD_GEMM", "baseline", 1);
+    tg_gemm_testing_reset();
+    ck_assert_str_eq(tg_gemm_isa(), "generic");
+    if (tg_gemm_isa_available("avx2")) {
+        setenv("TAPEGRAD_GEMM", "avx2", 1);
+        tg_gemm_testing_reset();
+        ck_assert_str_eq(tg_gemm_isa(), "avx2");
+    }
+}
+END_TEST
+
+/* The public C API (tapegrad.h, "Kernel paths"): the path in use, the
+ * report of what went wrong, forcing with the library's errors. */
+START_TEST(test_public_kernel_api)
+{
+    ck_assert_str_eq(tg_kernel_path("gemm"), tg_gemm_isa());
+    ck_assert_ptr_nonnull(tg_kernel_path("vmath"));
+    ck_assert_ptr_null(tg_kernel_path("blas"));
+    ck_assert_int_eq(tg_error_status(), TG_ERR_VALUE);
+    ck_assert_ptr_nonnull(strstr(tg_error_message(), "unknown kernel family 'blas'"));
+    ck_assert_int_eq(tg_kernel_force("gemm", "baseline"), TG_OK);
+    ck_assert_str_eq(tg_kernel_path("gemm"), "generic");
+    ck_assert_int_eq(tg_kernel_force("gemm", "avx9000"), TG_ERR_VALUE);
+    ck_assert_ptr_nonnull(strstr(tg_error_message(), "'avx9000' is not a matmul kernel path"));
+    ck_assert_int_eq(tg_kernel_force("vmath", "sse9"), TG_ERR_VALUE);
+    ck_assert_int_eq(tg_kernel_force("fft", NULL), TG_ERR_VALUE);
+    setenv("TAPEGRAD_DISABLE_CPU_FEATURES", "avx512", 1);
+    ck_assert_int_eq(tg_kernel_force("gemm", "avx512"), TG_ERR_RUNTIME);
+    ck_assert_msg(strstr(tg_error_message(), "gemm path 'avx512' refused"), "%s", tg_error_message());
+    ck_assert_str_eq(tg_kernel_path("gemm"), "generic");      /* unchanged */
+    unsetenv("TAPEGRAD_DISABLE_CPU_FEATURES");
+    ck_assert_int_eq(tg_kernel_force("gemm", NULL), TG_OK);
+    ck_assert_str_eq(tg_kernel_path("gemm"), tg_gemm_isa());
+    /* the report: empty while all is well, then the failed self-test */
+    tg_dispatch_log_clear();
+    char buf[2048];
+    ck_assert_uint_eq(tg_kernel_report(buf, sizeof buf), 0);
+    ck_assert_str_eq(buf, "");
+    const char *row;
+    if (best_simd_row(&row)) {
+        ck_assert_int_eq(tg_gemm_testing_set_ukr(row, broken_f32, broken_f64), 0);
+        size_t n = tg_kernel_report(buf, sizeof buf);       /* makes the choice, then reports */
+        ck_assert_uint_eq(n, strlen(buf));
+        ck_assert_msg(strstr(buf, row) && strstr(buf, "failed their self-test"), "%s", buf);
+        ck_assert_str_ne(tg_kernel_path("gemm"), row);
+        char small[8];
+        ck_assert_uint_eq(tg_kernel_report(small, sizeof small), n);   /* snprintf-like */
+        ck_assert_uint_eq(strlen(small), 7);
+    }
+}
+END_TEST
+
+/* The first GEMMs of a process may come from several threads at once: one
+ * self-test runs, and every thread sees the same answer. */
+static const char *seen_isa[8];
+static void *first_gemm(void *arg)
+{
+    int k = (int)(intptr_t)arg;
+    float A[20 * 9], B[9 * 40], C[20 * 40];
+    for (int i = 0; i < 20 * 9; ++i) A[i] = (float)(i % 3);
+    for (int i = 0; i < 9 * 40; ++i) B[i] = (float)(i % 4);
+    tg_gemm_f32(20, 40, 9, 1.0f, A, 9, 1, B, 40, 1, 0.0f, C, 40, 1);
+    seen_isa[k] = tg_gemm_isa();
+    return NULL;
+}
+
+START_TEST(test_selftest_once_under_threads)
+{
+    tg_gemm_testing_reset();
+    int before = tg_gemm_testing_selftest_runs();
+    pthread_t th[8];
+    for (int k = 0; k < 8; ++k)
+        ck_assert_int_eq(pthread_create(&th[k], NULL, first_gemm, (void *)(intptr_t)k), 0);
+    for (int k = 0; k < 8; ++k)
+        pthread_join(th[k], NULL);
+    for (int k = 1; k < 8; ++k)
+        ck_assert_str_eq(seen_isa[k], seen_isa[0]);
+    int runs = tg_gemm_testing_selftest_runs() - before;
+    ck_assert_int_eq(runs, strcmp(seen_isa[0], "generic") == 0 ? 0 : 1);
 }
 END_TEST
 
@@ -502,7 +741,11 @@ Suite *gemm_suite(void)
     TCase *tc = tcase_create("variants");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, test_variant_vs_reference, 0, 2 * N_COMBOS);
+    n_runnable = 0;
+    for (int i = 0; i < N_COMBOS; ++i)
+        if (combos[i].isa == NULL || tg_gemm_isa_available(combos[i].isa))
+            runnable[n_runnable++] = i;
+    tcase_add_loop_test(tc, test_variant_vs_reference, 0, 2 * n_runnable);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("threads");
@@ -517,6 +760,20 @@ Suite *gemm_suite(void)
     tcase_add_test(tc, test_names_and_bad_variant);
     tcase_add_test(tc, test_isa_dispatch);
     tcase_add_test(tc, test_special_values);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("selftest");
+    tcase_add_checked_fixture(tc, setup, selftest_teardown);
+    tcase_set_timeout(tc, 120);
+    /* the broken-kernel tests need a SIMD row to break: on a CPU without
+     * one they are not tests, and main.c lists the paths not run */
+    if (tg_gemm_isa_available("avx512") || tg_gemm_isa_available("avx2")) {
+        tcase_add_test(tc, test_selftest_catches_broken_kernel);
+        tcase_add_test(tc, test_selftest_all_rows_broken);
+    }
+    tcase_add_test(tc, test_forced_path_refused);
+    tcase_add_test(tc, test_public_kernel_api);
+    tcase_add_test(tc, test_selftest_once_under_threads);
     suite_add_tcase(s, tc);
     return s;
 }

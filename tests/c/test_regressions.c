@@ -486,6 +486,196 @@ START_TEST(slice_backward_checks_shape) {
 }
 END_TEST
 
+
+/* ---- issue 15: found by adversarial testing ------------------------------ */
+
+/* from_buffer(2, shape, dt, NULL) dereferenced NULL; refused like a NULL shape. */
+START_TEST(from_buffer_null_data) {
+    int64_t shape[2] = {2, 3};
+    tg_error_clear();
+    ck_assert_ptr_null(tg_tensor_from_buffer(2, shape, TG_FLOAT32, NULL));
+    ck_tg_error(TG_ERR_VALUE, "from_buffer", "NULL", "(2, 3)");
+    int64_t empty[1] = {0}; /* no element: nothing is read, NULL is fine */
+    tg_tensor *t = tg_tensor_from_buffer(1, empty, TG_FLOAT64, NULL);
+    ck_tg(t);
+    ck_assert_int_eq(t->numel, 0);
+    tg_tensor_release(t);
+    double v[2] = {1, 2};
+    int64_t two[1] = {2};
+    t = tg_tensor_from_buffer(1, two, TG_FLOAT64, v);
+    ck_tg(t);
+    ck_assert(tt_diff_to(t, v) == 0.0);
+    tg_tensor_release(t);
+}
+END_TEST
+
+/* one_hot(num_classes = -3) was accepted (any negative count inferred it). */
+START_TEST(one_hot_negative_classes) {
+    tg_tensor *l = tg_tensor_zeros(1, (int64_t[]){2}, TG_INT64);
+    ck_tg(l);
+    ((int64_t *)tg_tensor_data(l))[0] = 1;
+    tg_error_clear();
+    ck_assert_ptr_null(tg_one_hot(l, -3, TG_FLOAT32));
+    ck_tg_error(TG_ERR_VALUE, "one_hot", "num_classes", "-3");
+    tg_tensor *r = tg_one_hot(l, -1, TG_FLOAT64); /* -1: inferred (2 classes) */
+    ck_tg(r);
+    ck_assert_int_eq(r->shape[1], 2);
+    ck_assert(tt_diff_to(r, (double[]){0, 1, 1, 0}) == 0.0);
+    tg_tensor_release(r);
+    tg_tensor_release(l);
+}
+END_TEST
+
+/* broadcast_to 9 dimensions said "fewer dimensions". */
+START_TEST(broadcast_to_too_many_dims) {
+    tg_tensor *x = tg_tensor_ones(1, (int64_t[]){3}, TG_FLOAT32);
+    ck_tg(x);
+    int64_t sh[9] = {1, 1, 1, 1, 1, 1, 1, 1, 3};
+    tg_error_clear();
+    ck_assert_ptr_null(tg_broadcast_to(x, 9, sh));
+    ck_tg_error(TG_ERR_VALUE, "broadcast_to", "9 dimensions", "at most 8");
+    ck_assert_ptr_null(tg_broadcast_to(x, 2, NULL));
+    ck_tg_error(TG_ERR_VALUE, "broadcast_to", "NULL");
+    tg_tensor_release(x);
+}
+END_TEST
+
+/* clip(x, 1, -1) gave [1, -1, 1]; min(max(x, lo), hi) is hi everywhere. */
+START_TEST(clip_min_above_max) {
+    const double v[3] = {0, 5, -5};
+    for (int d = 0; d < 3; d++) {
+        tg_dtype dt = d == 0 ? TG_FLOAT32 : d == 1 ? TG_FLOAT64 : TG_INT64;
+        tg_tensor *x = tg_tensor_from_buffer(1, (int64_t[]){3}, TG_FLOAT64, v);
+        tg_tensor *xc = x ? tg_cast(x, dt) : NULL;
+        ck_tg(xc);
+        tg_tensor *r = tg_clip(xc, 1, -1);
+        ck_tg(r);
+        ck_assert(tt_diff_to(r, (double[]){-1, -1, -1}) == 0.0);
+        tg_tensor_release(r);
+        tg_tensor_release(xc);
+        tg_tensor_release(x);
+    }
+}
+END_TEST
+
+/* int64 ** int64 stays int64 (NumPy); a negative exponent is refused. */
+START_TEST(pow_int64) {
+    tg_tensor *a = tg_tensor_zeros(1, (int64_t[]){3}, TG_INT64);
+    tg_tensor *b = tg_tensor_zeros(1, (int64_t[]){3}, TG_INT64);
+    ck_tg(a && b);
+    int64_t *pa = tg_tensor_data(a), *pb = tg_tensor_data(b);
+    pa[0] = 3, pa[1] = -2, pa[2] = 2;
+    pb[0] = 4, pb[1] = 3, pb[2] = 64; /* 2**64 wraps to 0, as in NumPy */
+    tg_tensor *r = tg_pow(a, b);
+    ck_tg(r);
+    ck_assert_int_eq(r->dtype, TG_INT64);
+    const int64_t *pr = tg_tensor_data(r);
+    ck_assert(pr[0] == 81 && pr[1] == -8 && pr[2] == 0);
+    tg_tensor_release(r);
+    pb[1] = -1;
+    tg_error_clear();
+    ck_assert_ptr_null(tg_pow(a, b));
+    ck_tg_error(TG_ERR_VALUE, "pow", "Integers to negative integer powers are not allowed");
+    tg_tensor_release(a);
+    tg_tensor_release(b);
+}
+END_TEST
+
+/* softmax([inf, 1]) was [nan, 0]: PyTorch and NumPy's max-shifted softmax
+ * give [nan, nan]; log_softmax the same; logsumexp stays inf. */
+START_TEST(softmax_with_inf) {
+    const double v[2] = {INFINITY, 1};
+    tg_tensor *x = tg_tensor_from_buffer(1, (int64_t[]){2}, TG_FLOAT64, v);
+    ck_tg(x);
+    tg_tensor *s = tg_softmax(x, 0), *ls = tg_log_softmax(x, 0);
+    tg_tensor *lse = tg_logsumexp(x, NULL, 0, false);
+    ck_tg(s && ls && lse);
+    for (int i = 0; i < 2; i++) {
+        ck_assert(isnan(tg_tensor_get_flat(s, i)));
+        ck_assert(isnan(tg_tensor_get_flat(ls, i)));
+    }
+    ck_assert(tt_item(lse) == INFINITY);
+    tg_tensor_release(s);
+    tg_tensor_release(ls);
+    tg_tensor_release(lse);
+    tg_tensor_release(x);
+    const double w[2] = {-INFINITY, 1}; /* a -inf entry is fine: [0, 1] */
+    x = tg_tensor_from_buffer(1, (int64_t[]){2}, TG_FLOAT64, w);
+    s = x ? tg_softmax(x, 0) : NULL;
+    ck_tg(s);
+    ck_assert(tt_diff_to(s, (double[]){0, 1}) == 0.0);
+    tg_tensor_release(s);
+    tg_tensor_release(x);
+}
+END_TEST
+
+/* d(x**0)/dx at x = 0 was NaN (0 * 0**-1); PyTorch: 0. d(0**y)/dy was
+ * -inf * 0 = NaN for y >= 0; PyTorch masks the log(0) term: 0. */
+START_TEST(pow_grad_zero_base) {
+    tg_tensor *x = tt_vec(2, (double[]){0, 0}, true);
+    tg_tensor *y = tt_vec(2, (double[]){0, 2}, true);
+    ck_tg(x && y);
+    tg_tensor *p = tg_pow(x, y);
+    tg_tensor *l = p ? tg_sum(p, NULL, 0, false) : NULL;
+    ck_tg(l);
+    tg_tensor *in[2] = {x, y}, *res[2] = {NULL, NULL};
+    ck_tg_ok(tg_grad(1, &l, NULL, 2, in, 0, res));
+    ck_assert(tt_diff_to(res[0], (double[]){0, 0}) == 0.0);
+    ck_assert(tt_diff_to(res[1], (double[]){0, 0}) == 0.0);
+    tg_tensor_release(res[0]);
+    tg_tensor_release(res[1]);
+    tg_tensor_release(l);
+    tg_tensor_release(p);
+    tg_tensor_release(x);
+    tg_tensor_release(y);
+}
+END_TEST
+
+/* grad(L, [x, x]) gave the gradient to one position and zeros to the other. */
+START_TEST(grad_repeated_input) {
+    tg_tensor *x = tt_vec(2, (double[]){1, 2}, true);
+    ck_tg(x);
+    tg_tensor *m = tg_mul_scalar(x, 2.0);
+    tg_tensor *l = m ? tg_sum(m, NULL, 0, false) : NULL;
+    ck_tg(l);
+    tg_tensor *in[3] = {x, x, x}, *res[3] = {NULL, NULL, NULL};
+    ck_tg_ok(tg_grad(1, &l, NULL, 3, in, 0, res));
+    for (int i = 0; i < 3; i++) {
+        ck_assert(tt_diff_to(res[i], (double[]){2, 2}) == 0.0);
+        for (int j = 0; j < i; j++) ck_assert_ptr_ne(res[i], res[j]);
+    }
+    for (int i = 0; i < 3; i++) tg_tensor_release(res[i]);
+    tg_tensor_release(l);
+    tg_tensor_release(m);
+    tg_tensor_release(x);
+}
+END_TEST
+
+/* The optimizer steps given one tensor twice stepped it twice. */
+START_TEST(optimizer_repeated_parameter) {
+    tg_tensor *w = tt_vec(2, (double[]){1, 2}, false);
+    tg_tensor *g = tt_vec(2, (double[]){1, 1}, false);
+    tg_tensor *b0 = tg_tensor_zeros(1, (int64_t[]){2}, TG_FLOAT64);
+    tg_tensor *b1 = tg_tensor_zeros(1, (int64_t[]){2}, TG_FLOAT64);
+    ck_tg(w && g && b0 && b1);
+    tg_tensor *ps[2] = {w, w}, *gs[2] = {g, g}, *s1[2] = {b0, b1}, *s2[2] = {b1, b0};
+    tg_error_clear();
+    ck_assert_int_eq(tg_sgd_step(2, ps, gs, NULL, 0.1, 0, 0, 0, false, true), TG_ERR_VALUE);
+    ck_tg_error(TG_ERR_VALUE, "sgd", "parameter 1 is the same tensor as parameter 0");
+    ck_assert_int_eq(tg_adam_step(2, ps, gs, s1, s2, 1, 0.1, 0.9, 0.999, 1e-8, 0, false), TG_ERR_VALUE);
+    ck_tg_error(TG_ERR_VALUE, "same tensor");
+    ck_assert_int_eq(tg_rmsprop_step(2, ps, gs, s1, s2, 0.1, 0.99, 1e-8, 0, 0), TG_ERR_VALUE);
+    ck_tg_error(TG_ERR_VALUE, "same tensor");
+    ck_assert(tt_diff_to(w, (double[]){1, 2}) == 0.0); /* nothing written */
+    ck_tg_ok(tg_sgd_step(1, ps, gs, NULL, 0.5, 0, 0, 0, false, true));
+    ck_assert(tt_diff_to(w, (double[]){0.5, 1.5}) == 0.0);
+    tg_tensor_release(w);
+    tg_tensor_release(g);
+    tg_tensor_release(b0);
+    tg_tensor_release(b1);
+}
+END_TEST
+
 Suite *regressions_suite(void) {
     Suite *s = suite_create("regressions");
     TCase *tc = tcase_create("fuzz");
@@ -509,5 +699,16 @@ Suite *regressions_suite(void) {
     tcase_add_test(ta, overlapping_backward_refused);
     tcase_add_test(ta, save_hook_counts);
     suite_add_tcase(s, ta);
+    TCase *ti = tcase_create("issue15");
+    tcase_add_test(ti, from_buffer_null_data);
+    tcase_add_test(ti, one_hot_negative_classes);
+    tcase_add_test(ti, broadcast_to_too_many_dims);
+    tcase_add_test(ti, clip_min_above_max);
+    tcase_add_test(ti, pow_int64);
+    tcase_add_test(ti, softmax_with_inf);
+    tcase_add_test(ti, pow_grad_zero_base);
+    tcase_add_test(ti, grad_repeated_input);
+    tcase_add_test(ti, optimizer_repeated_parameter);
+    suite_add_tcase(s, ti);
     return s;
 }

@@ -8,11 +8,14 @@
  * the bit); and the reductions against simple loops. */
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../csrc/kernels/vmath.h"
+#include "../../csrc/kernels/dispatch.h"
 #include "test_util.h"
 
 /* Error bounds stated in vmath.h, in units in the last place of the
@@ -22,7 +25,11 @@
 #define ULP_TANH 1.5
 #define ULP_SIGMOID 2.5
 
-static const char *isas[] = {"baseline", "avx2"};
+/* The versions this CPU can run ("baseline", and "avx2" when it has it),
+ * found when the suite is made: every test runs on each of them, and a
+ * version the CPU lacks is not tested (main.c lists it as not run here). */
+static const char *isas[2];
+static int n_isas;
 
 static float from_bits(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
 
@@ -70,9 +77,9 @@ START_TEST(test_unary_accuracy_sweep) {
     float *x = malloc(B * sizeof *x), *y = malloc(B * sizeof *y);
     ck_assert_ptr_nonnull(x);
     ck_assert_ptr_nonnull(y);
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < n_isas; t++) {
         const tg_vmath_table *tab = tg_vmath_by_name(isas[t]);
-        if (!tab) continue;
+        ck_assert_ptr_nonnull(tab);
         tg_vmath_unary_fn f = fn_of(tab, k);
         double worst = 0;
         float worst_x = 0;
@@ -103,9 +110,9 @@ START_TEST(test_unary_accuracy_edges) {
         {2, 0.625f}, {2, -0.625f}, {2, 0.0f}, {2, 9.0f},
         {3, 0.0f}, {3, -88.0f}, {3, 17.0f},
     };
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < n_isas; t++) {
         const tg_vmath_table *tab = tg_vmath_by_name(isas[t]);
-        if (!tab) continue;
+        ck_assert_ptr_nonnull(tab);
         for (size_t c = 0; c < sizeof centers / sizeof centers[0]; c++) {
             int k = (int)centers[c][0];
             float x0 = centers[c][1];
@@ -130,9 +137,9 @@ END_TEST
 
 START_TEST(test_unary_special_values) {
     const float inf = INFINITY, nan = NAN;
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < n_isas; t++) {
         const tg_vmath_table *tab = tg_vmath_by_name(isas[t]);
-        if (!tab) continue;
+        ck_assert_ptr_nonnull(tab);
         float x[12] = {inf, -inf, nan, -nan, 0.0f, -0.0f, 200.0f, -200.0f, 88.8f, -104.0f,
                        1e-45f, -1.0f};
         float y[12];
@@ -167,7 +174,7 @@ START_TEST(test_unary_isas_agree) {
     ck_assert_ptr_nonnull(tg_vmath());
     ck_assert_ptr_null(tg_vmath_by_name("sse9"));
     ck_assert_ptr_null(tg_vmath_by_name(NULL));
-    if (!b) return; /* a CPU without AVX2: only one version exists */
+    ck_assert_ptr_nonnull(b); /* registered only where the CPU has AVX2 */
     enum { N = 20000 };
     static float x[N], ya[N], yb[N];
     for (int i = 0; i < N; i++) x[i] = (float)(i - N / 2) * 0.01f;
@@ -200,6 +207,7 @@ START_TEST(test_sums) {
         xd[i] = xf[i] * 1.000000123;
     }
     const tg_vmath_table *tabs[2] = {tg_vmath_by_name("baseline"), tg_vmath_by_name("avx2")};
+    ck_assert_ptr_nonnull(tabs[0]);
     for (int n = 0; n <= N; n += (n < 70 ? 1 : 293)) {
         double ref_f = 0, ref_d = 0, ref_qf = 0, ref_qd = 0;
         for (int i = 0; i < n; i++) {
@@ -235,9 +243,9 @@ START_TEST(test_column_sums) {
         xf[i] = (float)((i * 7919) % 101) - 50.25f;
         xd[i] = xf[i] / 3.0;
     }
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < n_isas; t++) {
         const tg_vmath_table *tab = tg_vmath_by_name(isas[t]);
-        if (!tab) continue;
+        ck_assert_ptr_nonnull(tab);
         for (int rows = 0; rows <= R; rows++) {
             double af[C], ad[C];
             for (int j = 0; j < C; j++) af[j] = ad[j] = j; /* accumulates onto what is there */
@@ -262,9 +270,9 @@ START_TEST(test_extrema) {
     enum { N = 70 };
     float xf[N];
     double xd[N];
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < n_isas; t++) {
         const tg_vmath_table *tab = tg_vmath_by_name(isas[t]);
-        if (!tab) continue;
+        ck_assert_ptr_nonnull(tab);
         for (int n = 1; n <= N; n++) {
             for (int nanpos = -1; nanpos < n; nanpos++) {
                 for (int i = 0; i < n; i++) {
@@ -297,19 +305,129 @@ START_TEST(test_extrema) {
 }
 END_TEST
 
+/* ---- the self-test of the AVX2 build (vmath.c, selftest_table) ------------ */
+
+static tg_vmath_unary_fn real_tanh;
+/* A broken tanh: right in the vector body, wrong in the loop's tail (the
+ * last element when n is not a multiple of 8). */
+static void broken_tanh(int64_t n, const float *x, float *y) {
+    real_tanh(n, x, y);
+    if (n % 8) y[n - 1] = -y[n - 1] + 0.25f;
+}
+static double (*real_max)(int64_t, const float *);
+/* A broken max: ignores the last element. */
+static double broken_max(int64_t n, const float *x) { return real_max(n > 1 ? n - 1 : n, x); }
+
+static void selftest_teardown(void) {
+    tg_vmath_testing_set_table(NULL);
+    unsetenv("TAPEGRAD_VMATH");
+    unsetenv("TAPEGRAD_DISABLE_CPU_FEATURES");
+    tg_dispatch_log_clear();
+    tg_vmath_force(NULL);
+}
+
+START_TEST(test_selftest_catches_broken_table) {
+    const tg_vmath_table *avx2 = tg_vmath_by_name("avx2");
+    ck_assert_ptr_nonnull(avx2);
+    tg_vmath_testing_reset();
+    tg_dispatch_log_clear();
+    ck_assert_str_eq(tg_vmath()->name, "avx2"); /* the real one passes */
+    ck_assert_uint_eq(tg_dispatch_log_copy(NULL, 0), 0);
+    static tg_vmath_table broken[2];
+    const char *expect[2] = {"tanh(", "max_f32"};
+    for (int k = 0; k < 2; k++) {
+        broken[k] = *avx2;
+        real_tanh = avx2->tanh_f32;
+        real_max = avx2->max_f32;
+        if (k == 0) broken[k].tanh_f32 = broken_tanh;
+        else broken[k].max_f32 = broken_max;
+        tg_dispatch_log_clear();
+        ck_assert_int_eq(tg_vmath_testing_set_table(&broken[k]), 0);
+        ck_assert_str_eq(tg_vmath()->name, "baseline"); /* fell back */
+        char log[1024];
+        tg_dispatch_log_copy(log, sizeof log);
+        ck_assert_msg(strstr(log, "avx2 kernels failed their self-test") && strstr(log, expect[k]),
+                      "log: %s", log);
+        ck_assert_int_eq(tg_vmath_force("avx2"), -1);
+        ck_assert_str_eq(tg_vmath_refusal("avx2"), "it failed its self-test");
+        tg_kernel_path_info info[4];
+        int n = tg_vmath_paths(info, 4);
+        ck_assert_int_eq(n, 2);
+        ck_assert_str_eq(info[0].name, "avx2");
+        ck_assert_int_eq(info[0].selftest, -1);
+        ck_assert(!info[0].in_use && info[1].in_use);
+    }
+    ck_assert_int_eq(tg_vmath_testing_set_table(NULL), 0);
+    ck_assert_str_eq(tg_vmath()->name, "avx2");
+}
+END_TEST
+
+START_TEST(test_forcing_and_refusal) {
+    ck_assert_int_eq(tg_vmath_force("baseline"), 0);
+    ck_assert_str_eq(tg_vmath()->name, "baseline");
+    ck_assert_int_eq(tg_vmath_force("sse9"), -1);
+    ck_assert_str_eq(tg_vmath()->name, "baseline");
+    setenv("TAPEGRAD_DISABLE_CPU_FEATURES", "avx2", 1);
+    ck_assert_int_eq(tg_vmath_force("avx2"), -1);
+    ck_assert_ptr_nonnull(strstr(tg_vmath_refusal("avx2"), "AVX2") ? "x"
+                          : strstr(tg_vmath_refusal("avx2"), "TAPEGRAD_DISABLE_CPU_FEATURES"));
+    setenv("TAPEGRAD_VMATH", "avx2", 1);
+    tg_vmath_testing_reset();
+    tg_dispatch_log_clear();
+    ck_assert_str_eq(tg_vmath()->name, "baseline");
+    char log[1024];
+    tg_dispatch_log_copy(log, sizeof log);
+    ck_assert_msg(strstr(log, "TAPEGRAD_VMATH=avx2 refused"), "log: %s", log);
+    unsetenv("TAPEGRAD_DISABLE_CPU_FEATURES");
+    tg_vmath_testing_reset();
+    ck_assert_str_eq(tg_vmath()->name, tg_vmath_by_name("avx2") ? "avx2" : "baseline");
+    setenv("TAPEGRAD_VMATH", "baseline", 1);
+    tg_vmath_testing_reset();
+    ck_assert_str_eq(tg_vmath()->name, "baseline");
+}
+END_TEST
+
+static const tg_vmath_table *first_seen[8];
+static void *first_use(void *arg) {
+    int k = (int)(intptr_t)arg;
+    first_seen[k] = tg_vmath();
+    return NULL;
+}
+
+START_TEST(test_selftest_once_under_threads) {
+    tg_vmath_testing_reset();
+    int before = tg_vmath_testing_selftest_runs();
+    pthread_t th[8];
+    for (int k = 0; k < 8; k++) ck_assert_int_eq(pthread_create(&th[k], NULL, first_use, (void *)(intptr_t)k), 0);
+    for (int k = 0; k < 8; k++) pthread_join(th[k], NULL);
+    for (int k = 1; k < 8; k++) ck_assert_ptr_eq(first_seen[k], first_seen[0]);
+    ck_assert_int_eq(tg_vmath_testing_selftest_runs() - before,
+                     strcmp(first_seen[0]->name, "avx2") == 0 ? 1 : 0);
+}
+END_TEST
+
 Suite *vmath_suite(void) {
+    n_isas = 0;
+    isas[n_isas++] = "baseline";
+    if (tg_vmath_by_name("avx2")) isas[n_isas++] = "avx2";
     Suite *s = suite_create("vmath");
     TCase *tc = tcase_create("unary");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_unary_accuracy_sweep, 0, 4);
     tcase_add_test(tc, test_unary_accuracy_edges);
     tcase_add_test(tc, test_unary_special_values);
-    tcase_add_test(tc, test_unary_isas_agree);
+    if (n_isas > 1) tcase_add_test(tc, test_unary_isas_agree);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("reduce");
     tcase_add_test(tr, test_sums);
     tcase_add_test(tr, test_column_sums);
     tcase_add_test(tr, test_extrema);
     suite_add_tcase(s, tr);
+    TCase *ts = tcase_create("selftest");
+    tcase_add_checked_fixture(ts, NULL, selftest_teardown);
+    if (n_isas > 1) tcase_add_test(ts, test_selftest_catches_broken_table);
+    tcase_add_test(ts, test_forcing_and_refusal);
+    tcase_add_test(ts, test_selftest_once_under_threads);
+    suite_add_tcase(s, ts);
     return s;
 }

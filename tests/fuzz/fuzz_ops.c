@@ -160,6 +160,94 @@ static int too_big(tg_tensor *const *in, int n) {
     return 0;
 }
 
+static int tg__same_shape_fuzz(const tg_tensor *a, const tg_tensor *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+/* ---- answers (issue 15: silent wrong answers, not only crashes) --------- */
+
+static int same_value(double a, double b) { return a == b || (a != a && b != b); }
+
+/* softmax / log_softmax of a 0-d or 1-d x (one row): PyTorch's answers. */
+static void check_softmax_row(const char *what, const tg_tensor *x, const tg_tensor *t, int is_log) {
+    int has_nan_or_posinf = 0, all_neginf = 1;
+    for (int64_t i = 0; i < x->numel; i++) {
+        double v = tg_tensor_get_flat(x, i);
+        if (v != v || v == INFINITY) has_nan_or_posinf = 1;
+        if (v != -INFINITY) all_neginf = 0;
+    }
+    if (x->numel == 0) return;
+    if (has_nan_or_posinf || all_neginf) { /* x - max is NaN somewhere: NaN everywhere */
+        for (int64_t i = 0; i < t->numel; i++)
+            if (tg_tensor_get_flat(t, i) == tg_tensor_get_flat(t, i))
+                die(what, "a row with +inf, NaN or only -inf must be NaN everywhere (PyTorch)");
+        return;
+    }
+    double sum = 0;
+    for (int64_t i = 0; i < t->numel; i++) {
+        double v = tg_tensor_get_flat(t, i);
+        if (is_log) v = exp(v);
+        if (!(v >= 0 && v <= 1.0 + 1e-6)) die(what, "a probability outside [0, 1]");
+        sum += v;
+    }
+    if (fabs(sum - 1) > 1e-3) die(what, "probabilities that do not sum to 1");
+}
+
+/* min(max(x, lo), hi) elementwise, for float clip. */
+static void check_clip(const tg_tensor *x, const tg_params *p, const tg_tensor *t) {
+    if (!tg_dtype_is_float(x->dtype) || t->numel != x->numel) return;
+    double lo = p->f[0] != p->f[0] ? -INFINITY : p->f[0];
+    double hi = p->f[1] != p->f[1] ? INFINITY : p->f[1];
+    if (x->dtype == TG_FLOAT32) {
+        lo = (float)lo;
+        hi = (float)hi;
+    }
+    for (int64_t i = 0; i < x->numel; i++) {
+        double v = tg_tensor_get_flat(x, i), m = v < lo ? lo : v, want = m > hi ? hi : m;
+        if (!same_value(tg_tensor_get_flat(t, i), want)) die("clip", "not min(max(x, lo), hi)");
+    }
+}
+
+/* pow: where the exponent is 0 the base's gradient is 0; where the base is
+ * 0 and the exponent >= 0 the exponent's gradient is 0 (PyTorch's masks). */
+static void check_pow_grad(tg_tensor *const *in, tg_tensor *t) {
+    tg_tensor *a = in[0], *b = in[1];
+    if (!t->requires_grad || !tg_grad_enabled() || !tg_dtype_is_float(t->dtype)) return;
+    if (!tg__same_shape_fuzz(a, b) || !tg__same_shape_fuzz(a, t)) return;
+    tg_tensor *ins[2] = {a, b}, *res[2] = {NULL, NULL};
+    int nin = 0;
+    if (a->requires_grad) ins[nin++] = a;
+    if (b->requires_grad && b != a) ins[nin++] = b;
+    if (!nin) return;
+    tg_tensor *s = tg_sum(t, NULL, 0, false);
+    if (!s) { failed_cleanly("pow grad"); return; }
+    tg_error_clear();
+    tg_status st = tg_grad(1, &s, NULL, nin, ins, TG_RETAIN_GRAPH, res);
+    tg_tensor_release(s);
+    if (st) { failed_cleanly("pow grad"); return; }
+    for (int k = 0; k < nin; k++) {
+        for (int64_t i = 0; i < a->numel; i++) {
+            double av = tg_tensor_get_flat(a, i), bv = tg_tensor_get_flat(b, i);
+            double g = tg_tensor_get_flat(res[k], i);
+            if (ins[k] == a && bv == 0 && g != 0) die("pow", "d(a**0)/da is not 0");
+            if (ins[k] == b && av == 0 && bv >= 0 && g != 0 && a != b)
+                die("pow", "d(0**b)/db is not 0 for b >= 0");
+        }
+        tg_tensor_release(res[k]);
+    }
+}
+
+static void check_answer(const tg_opdef *op, tg_tensor *const *in, const tg_params *p, tg_tensor *t) {
+    if (!strcmp(op->name, "clip")) check_clip(in[0], p, t);
+    else if ((!strcmp(op->name, "softmax") || !strcmp(op->name, "log_softmax")) && in[0]->ndim <= 1 &&
+             tg_dtype_is_float(in[0]->dtype))
+        check_softmax_row(op->name, in[0], t, op->name[0] == 'l');
+    else if (!strcmp(op->name, "pow")) check_pow_grad(in, t);
+}
+
 /* ---- instructions ------------------------------------------------------- */
 
 static void op_create(rd *r) {
@@ -197,8 +285,10 @@ static void op_create(rd *r) {
             else if (dt == TG_FLOAT64) buf[i] = v;
             else ((int64_t *)buf)[i] = (isfinite(v) && fabs(v) < 1e18) ? (int64_t)v : 7;
         }
-        t = tg_tensor_from_buffer(ndim, shape, dt, buf);
+        int null_data = n > 0 && (u8(r) % 8) == 0; /* NULL data must be refused */
+        t = tg_tensor_from_buffer(ndim, shape, dt, null_data ? NULL : buf);
         free(buf);
+        if (t && null_data) die("from_buffer", "NULL data accepted");
     }
     }
     if (!t) {
@@ -231,7 +321,9 @@ static void op_registry(rd *r) {
     for (int i = 0; i < 4; i++) p.i[i] = ival(r, -3, 6);
     if (too_big(in, n)) return;
     tg_error_clear();
-    result(r, tg_op_apply(op, n, in, &p), op->name);
+    tg_tensor *t = tg_op_apply(op, n, in, &p);
+    if (t) check_answer(op, in, &p, t);
+    result(r, t, op->name);
 }
 
 static void op_view(rd *r) {
@@ -334,8 +426,17 @@ static void op_grad(rd *r) {
     for (int i = 0; i < n; i++) {
         check_tensor(res[i], "grad");
         if (res[i]->ndim != in[i]->ndim) die("grad", "a gradient without its input's shape");
-        tg_tensor_release(res[i]);
+        for (int j = 0; j < i; j++) /* an input given twice gets its gradient twice */
+            if (in[j] == in[i]) {
+                /* (a result on a graph, with create_graph, may be one tensor twice) */
+                if (res[j] == res[i] && !res[i]->grad_fn && !res[i]->requires_grad)
+                    die("grad", "one result aliased at two positions");
+                for (int64_t k = 0; k < res[i]->numel && k < 65536; k++)
+                    if (!same_value(tg_tensor_get_flat(res[i], k), tg_tensor_get_flat(res[j], k)))
+                        die("grad", "a repeated input got two different gradients");
+            }
     }
+    for (int i = 0; i < n; i++) tg_tensor_release(res[i]);
 }
 
 static void op_inplace(rd *r) {
@@ -552,7 +653,13 @@ static void op_direct(rd *r) {
     case 1: what = "gather"; t = tg_gather(x, ival(r, -3, 3), y); break;
     case 2: what = "where"; t = tg_where(x, y, z); break;
     case 3: what = "pad"; t = tg_pad(x, pads, fval(r)); break;
-    case 4: what = "one_hot"; t = tg_one_hot(x, ival(r, -1, 6), (tg_dtype)(u8(r) % 4)); break;
+    case 4: {
+        what = "one_hot";
+        int64_t C = ival(r, -1, 6);
+        t = tg_one_hot(x, C, (tg_dtype)(u8(r) % 4));
+        if (t && C < -1) die("one_hot", "a negative num_classes other than -1 accepted");
+        break;
+    }
     case 5: what = "cross_entropy"; t = tg_cross_entropy(x, y, (tg_reduction)(u8(r) % 4)); break;
     case 6: what = "conv2d"; t = tg_conv2d(x, y, (u8(r) & 1) ? z : NULL, s1, s2, p1, p2); break;
     case 7: what = "max_pool2d"; t = tg_max_pool2d(x, ival(r, 0, 3), ival(r, 0, 3), s1, s2, p1, p2); break;

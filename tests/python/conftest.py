@@ -87,3 +87,29 @@ def pytest_collection_finish(session):
 
     gc.collect()
     gc.freeze()
+
+
+# ---- kernel paths (issue 22): run per path, report what ran --------------
+import kernel_paths as _kernel_paths  # noqa: E402
+
+
+@pytest.fixture(params=_kernel_paths.available("gemm"))
+def gemm_path(request):
+    """Runs the test once per matmul path this CPU can run, that path forced."""
+    with _kernel_paths.forced("gemm", request.param):
+        yield request.param
+
+
+@pytest.fixture(params=_kernel_paths.available("vmath"))
+def vmath_path(request):
+    """Runs the test once per vector-math path this CPU can run, forced."""
+    with _kernel_paths.forced("vmath", request.param):
+        yield request.param
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Which kernel paths the tests ran, and which were compiled but could not
+    run on this machine (never counted as passed)."""
+    terminalreporter.section("kernel paths")
+    for line in _kernel_paths.summary_lines():
+        terminalreporter.write_line(line)

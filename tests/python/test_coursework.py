@@ -360,7 +360,7 @@ def test_assert_grads_close_messages():
         assert_grads_close({"f'": 2.0}, {"f'": 1.0}, what="the derivative")
 
 
-@pytest.mark.parametrize("name", ["checks", "notebook", "release", "grade"])
+@pytest.mark.parametrize("name", ["checks", "notebook", "release", "grade", "sealed", "gradeall"])
 def test_docstring_examples(name):
     importlib.import_module(f"tapegrad.coursework.{name}")
     mod = sys.modules[f"tapegrad.coursework.{name}"]  # (the package exports functions of these names)
@@ -431,7 +431,7 @@ def _student_notebook(path):
 def test_grader_reports_bad_students_and_its_report_is_stable(tmp_path):
     nb = _student_notebook(tmp_path / "student.ipynb")
     tests = tmp_path / "hidden"
-    tests.mkdir()
+    cw.export_tests(nb, tests)  # (the instructor's tests are the notebook's; only they count)
     # hidden tests replace the notebook's cell (points from the file), or run at the end
     (tests / "mul_test.py").write_text("# points: 5\nassert_vjp_correct('mul', mul_vjp, variants=(1, 2))\n")
     (tests / "orphan.py").write_text("# points: 1\nassert mul_vjp is not None\n")
@@ -498,3 +498,49 @@ def test_check_cli_prints_pass_and_fail(tmp_path):
     assert re.match(r"\s+PASS\s+1/1\s+ok_test$", lines[1])
     assert re.match(r"\s+FAIL\s+0/2\s+bad_test$", lines[2])
     assert lines[3].strip().startswith("AssertionError: f() should be 2 (raised at In [3], line 1)")
+
+
+@pytest.mark.parametrize("factor, hint", [(0.2, "yours is 1/5 of the expected"),
+                                          (-1.0, "yours is minus the expected (a sign error?)"),
+                                          (3.0, "yours is 3 times the expected"),
+                                          (2.5, "yours is 2.5 times the expected")])
+def test_a_constant_multiple_of_the_gradient_is_named(factor, hint):
+    def scaled_mul_vjp(entry, g):
+        a, b = entry.inputs
+        return g * b * factor, g * a * factor
+
+    with pytest.raises(CheckError) as err:
+        assert_vjp_correct("mul", scaled_mul_vjp)
+    assert str(err.value).endswith("; " + hint)
+    w = np.array([1.0, -2.0, 3.0])
+    with pytest.raises(CheckError) as err:
+        assert_grads_close({"w": w * factor}, {"w": w})
+    assert str(err.value).endswith("; " + hint)
+
+
+def test_no_constant_multiple_hint_for_other_mistakes():
+    w = np.array([1.0, -2.0, 3.0])
+    for wrong in (np.zeros(3), w + 1, w[::-1]):
+        with pytest.raises(CheckError) as err:
+            assert_grads_close({"w": wrong}, {"w": w})
+        assert "yours is" not in str(err.value)
+
+
+def test_entry_numbers_count_from_the_test_graph():
+    """check and grade run different numbers of tests before a given one:
+    the entry number in the feedback must not depend on that."""
+    def wrong_mul_vjp(entry, g):
+        a, b = entry.inputs
+        return g * a, g * b
+
+    def message():
+        with pytest.raises(CheckError) as err:
+            assert_vjp_correct("mul", wrong_mul_vjp)
+        return str(err.value), err.value.seq
+
+    first = message()
+    for _ in range(5):  # other tapes in between
+        (tg.ones(3, requires_grad=True) * 2).sum().backward()
+    assert message() == first
+    # example_graph("mul") records mul (#1), mul by the weights (#2), sum (#3)
+    assert first[0].startswith("wrong_mul_vjp on tape entry #1 (mul), input ") and first[1] == 1

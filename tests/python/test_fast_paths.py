@@ -11,6 +11,10 @@
   NaN propagation included;
 * the baseline (non-AVX2) build of the kernels, forced with
   TAPEGRAD_VMATH=baseline in a subprocess, against the default one.
+
+Every test runs once per vector-math path this CPU can run (the autouse
+``_every_vmath_path`` fixture forces each in turn; conftest.py's terminal
+summary lists what ran and what could not run here).
 """
 import json
 import os
@@ -21,6 +25,11 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
+
+@pytest.fixture(autouse=True)
+def _every_vmath_path(vmath_path):
+    yield vmath_path
+
 
 # The bounds of csrc/kernels/vmath.h, in ulps of the correctly rounded result.
 BOUNDS = {"exp": 1.5, "log": 1.0, "tanh": 1.5, "sigmoid": 2.5}

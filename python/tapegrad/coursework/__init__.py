@@ -8,6 +8,8 @@ Instructors write notebooks with solutions and hidden tests (see
     python -m tapegrad.coursework check NOTEBOOK           # run its tests, per test
     python -m tapegrad.coursework export-tests SRC DIR     # hidden tests to DIR/<grade_id>.py
     python -m tapegrad.coursework grade NOTEBOOK --tests DIR --out report.json
+    python -m tapegrad.coursework grade NOTEBOOK --source INSTRUCTOR.ipynb --out report.json
+    python -m tapegrad.coursework grade-all SUBMITTED/ --source SOURCE/ --out GRADES/
     python -m tapegrad.coursework fetch DST                # copy the shipped assignments
 
 The notebooks' tests use the assertions of :mod:`tapegrad.coursework.checks`,
@@ -20,6 +22,10 @@ whose failures name the tape entry, the input and the worst element:
 >>> len(assert_vjp_correct("exp", exp_vjp))
 1
 
+Grading is sealed against a student's notebook (fresh checkers in every
+test, an integrity check, gradient verdicts computed in the grader's
+process): see :mod:`tapegrad.coursework.sealed`.
+
 The package ships only the student versions of the course's assignments
 (``assignments_dir()``); the instructor sources live in the repository's
 ``notebooks/assignments/``.
@@ -27,13 +33,39 @@ The package ships only the student versions of the course's assignments
 from pathlib import Path
 
 from .checks import GRAPH_OPS, CheckError, assert_grads_close, assert_vjp_correct, example_graph
-from .grade import Report, TestResult, check, grade, run_tests
-from .notebook import NotebookFormatError
-from .release import export_tests, release, release_notebook
+
+#: The packages of the ``coursework`` extra (``pip install "tapegrad[coursework]"``):
+#: notebooks are read with nbformat and run in a Jupyter kernel.
+REQUIRES = ("nbformat", "jupyter_client", "ipykernel", "nbclient")
+
+
+def missing_message(package: str) -> str:
+    """One line saying that ``package`` is missing and which extra installs it."""
+    return (f"tapegrad.coursework needs the optional package {package!r}, which is not "
+            f"installed: pip install \"tapegrad[coursework]\"")
+
+
+try:
+    from .grade import Report, TestResult, check, grade, run_tests
+    from .gradeall import grade_all
+    from .notebook import NotebookFormatError
+    from .release import export_tests, release, release_notebook
+except ModuleNotFoundError as _exc:
+    if _exc.name not in REQUIRES:
+        raise
+    _MISSING = _exc.name
+    del _exc
+
+    def __getattr__(name):
+        # the checks above work without the extra; release/check/grade need it
+        if name in __all__:
+            raise ModuleNotFoundError(missing_message(_MISSING), name=_MISSING)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["assert_vjp_correct", "assert_grads_close", "CheckError", "example_graph",
            "GRAPH_OPS", "release", "release_notebook", "export_tests", "check", "grade",
-           "run_tests", "Report", "TestResult", "NotebookFormatError", "assignments_dir"]
+           "run_tests", "grade_all", "Report", "TestResult", "NotebookFormatError",
+           "assignments_dir"]
 
 
 def assignments_dir() -> Path:

@@ -36,7 +36,10 @@ __all__ = ["CheckError", "assert_vjp_correct", "assert_grads_close", "example_gr
 class CheckError(AssertionError):
     """A coursework check failed. ``str(err)`` is the feedback; the
     attributes (``op``, ``seq``, ``input``, ``index``, ``yours``,
-    ``expected``) are set when they apply, else None."""
+    ``expected``) are set when they apply, else None. ``seq`` is the
+    entry's number in the test's graph, counted from 1 (not the process's
+    sequence number), so that the same mistake gets the same message in
+    ``check`` and ``grade``."""
 
     def __init__(self, message: str, op=None, seq=None, input=None, index=None, yours=None,
                  expected=None):
@@ -67,13 +70,22 @@ def _label(t: Tensor) -> str:
     if t.name:
         return t.name
     if t.grad_fn is not None:
-        return f"the output of #{t.grad_fn.seq} ({t.grad_fn.op})"
+        return f"the output of #{_n(t.grad_fn.seq)} ({t.grad_fn.op})"
     return "a leaf" if t.requires_grad else "a constant"
+
+
+#: entries are numbered from 1 in each test graph (the first entry's sequence
+#: number minus one), so that ``check`` and ``grade`` show the same numbers
+_SEQ_BASE = 0
+
+
+def _n(seq) -> int:
+    return int(seq) - _SEQ_BASE
 
 
 def _where(fname: str, e: TapeEntry, i: int) -> str:
     x = e.inputs[i]
-    return (f"{fname} on tape entry #{e.seq} ({e.op}), input {i} ({_label(x)}, shape "
+    return (f"{fname} on tape entry #{_n(e.seq)} ({e.op}), input {i} ({_label(x)}, shape "
             f"{_shape(x.shape)})")
 
 
@@ -96,6 +108,28 @@ def _worst(a: np.ndarray, b: np.ndarray, rtol: float, atol: float):
     excess = np.where(bad, np.where(np.isfinite(diff), diff, np.inf), -1.0)
     index = np.unravel_index(int(np.argmax(excess)), a.shape) if a.ndim else ()
     return tuple(int(i) for i in index), int(bad.sum()), float(np.nanmax(np.where(bad, diff, 0)))
+
+
+def _ratio(a: np.ndarray, e: np.ndarray) -> str:
+    """``"; yours is 1/5 of the expected"`` when ``a`` is a constant multiple
+    (not 0 or 1) of ``e``: a mean for a sum, a missing factor n, a sign."""
+    if a.shape != e.shape or a.size < 2 or not (np.isfinite(a).all() and np.isfinite(e).all()):
+        return ""
+    ee = float((e * e).sum())
+    if ee == 0.0:
+        return ""
+    c = float((a * e).sum()) / ee
+    if abs(c) < 1e-12 or abs(c - 1.0) < 1e-6 or not np.allclose(a, c * e, rtol=1e-6, atol=1e-9):
+        return ""
+    sign = "-" if c < 0 else ""
+    n, inv = round(abs(c)), round(1.0 / abs(c))
+    if abs(c) == 1.0 or (n >= 1 and abs(abs(c) - n) < 1e-6 * n):
+        what = "minus the expected (a sign error?)" if c == -1 else f"{sign}{n} times the expected"
+    elif inv >= 2 and abs(1.0 / abs(c) - inv) < 1e-6 * inv:
+        what = f"{sign}1/{inv} of the expected"
+    else:
+        what = f"{c:.4g} times the expected"
+    return f"; yours is {what}"
 
 
 # ---------------------------------------------------------------------------
@@ -163,7 +197,7 @@ def assert_grads_close(actual, expected, *, rtol: float = 1e-5, atol: float = 1e
                      if a.ndim else "")
             raise CheckError(
                 f"{label} is wrong{where}: yours {_num(a[index])}, expected {_num(e[index])}"
-                f"{count}", input=name, index=index, yours=float(a[index]),
+                f"{count}{_ratio(a, e)}", input=name, index=index, yours=float(a[index]),
                 expected=float(e[index]))
 
 
@@ -289,27 +323,27 @@ def _check_returned(fname: str, e: TapeEntry, grads) -> list:
     elif isinstance(grads, (tuple, list)):
         grads = list(grads)
     else:
-        raise CheckError(f"{fname} returned a {type(grads).__name__} for tape entry #{e.seq} "
+        raise CheckError(f"{fname} returned a {type(grads).__name__} for tape entry #{_n(e.seq)} "
                          f"({e.op}), expected {'a tensor' if n == 1 else f'a tuple of {n} tensors'}",
-                         op=e.op, seq=e.seq)
+                         op=e.op, seq=_n(e.seq))
     if len(grads) != n:
         raise CheckError(f"{fname} returned {len(grads)} gradient{'s' * (len(grads) != 1)} for tape "
-                         f"entry #{e.seq} ({e.op}), expected {n}: one per input "
+                         f"entry #{_n(e.seq)} ({e.op}), expected {n}: one per input "
                          f"({', '.join(_label(x) for x in e.inputs)}), None for an input that "
-                         f"needs no gradient", op=e.op, seq=e.seq)
+                         f"needs no gradient", op=e.op, seq=_n(e.seq))
     for i, (g, x) in enumerate(zip(grads, e.inputs)):
         if not e.needs_grad[i]:
             continue
         where = _where(fname, e, i)
         if g is None:
             raise CheckError(f"{where}: returned None, but this input needs a gradient",
-                             op=e.op, seq=e.seq, input=i)
+                             op=e.op, seq=_n(e.seq), input=i)
         if isinstance(g, np.ndarray):
             g = _C.tensor(g)
             grads[i] = g
         if not isinstance(g, Tensor):
             raise CheckError(f"{where}: returned a {type(g).__name__}, expected a tensor "
-                             f"of shape {_shape(x.shape)}", op=e.op, seq=e.seq, input=i)
+                             f"of shape {_shape(x.shape)}", op=e.op, seq=_n(e.seq), input=i)
         if tuple(g.shape) != tuple(x.shape):
             hint = ""
             try:
@@ -326,10 +360,10 @@ def _check_returned(fname: str, e: TapeEntry, grads) -> list:
                 hint = " (transposed?)"
             raise CheckError(f"{where}: the gradient returned has shape {_shape(g.shape)}, "
                              f"expected {_shape(x.shape)} (the input's shape){hint}",
-                             op=e.op, seq=e.seq, input=i)
+                             op=e.op, seq=_n(e.seq), input=i)
         if g.dtype != x.dtype:
             raise CheckError(f"{where}: the gradient returned has dtype {g.dtype}, expected "
-                             f"{x.dtype} (the input's dtype)", op=e.op, seq=e.seq, input=i)
+                             f"{x.dtype} (the input's dtype)", op=e.op, seq=_n(e.seq), input=i)
     return grads
 
 
@@ -372,6 +406,7 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
     ...     print(err)
     wrong_mul_vjp on tape entry #... (mul), input ... wrong at index ...: your VJP gives ..., finite differences give ...
     """
+    global _SEQ_BASE
     from ..testing import check_entry
 
     if not callable(fn):
@@ -388,10 +423,19 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
         cases = [(graph, inputs)]
     results = []
     rng = np.random.default_rng(seed)
+    record = None
+    if _RECORD is not None:
+        record = {"op": op, "seed": int(seed), "variants": [int(v) for v in variants],
+                  "custom": graph is not None, "cases": []}
+        _RECORD.append(record)
     for graph_fn, graph_inputs in cases:
+        rec_entries = []
+        if record is not None:
+            record["cases"].append({"entries": rec_entries, "graph": None})
         leaves = _leaves(graph_inputs)
         with Tape() as tape:
             loss = graph_fn(**leaves)
+        _SEQ_BASE = min((int(e.seq) for e in tape), default=1) - 1
         entries = [e for e in tape if e.op == op and any(e.needs_grad)]
         if not entries:
             raise ValueError(f"assert_vjp_correct: the graph records no {op!r} entry that needs a "
@@ -401,15 +445,25 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
             with no_grad():
                 returned = fn(e, g)  # the student's code: exceptions propagate as they are
             grads = _check_returned(fname, e, returned)
+            if _RECORD is not None:   # sealed grading: hand the student's gradients out
+                rec_entries.append({"seq": int(e.seq), "grads": [
+                    None if (not e.needs_grad[i] or gi is None) else _array(gi, "").tolist()
+                    for i, gi in enumerate(grads)]})
             with override_vjp(op, fn):
                 res = check_entry(e, atol=atol, rtol=rtol, seed=seed)
             if not res.ok:
                 i = res.input
+                hint = ""
+                if 0 <= i < len(grads) and grads[i] is not None:
+                    with no_grad():
+                        ref = _C._builtin_vjp(e, g)[i]
+                    if ref is not None:
+                        hint = _ratio(_array(grads[i], "the gradient"), _array(ref, "the gradient"))
                 raise CheckError(
                     f"{_where(fname, e, i)}: wrong at index {_idx(res.index)}: your VJP gives "
                     f"{_num(res.analytic)}, finite differences give {_num(res.numeric)} "
-                    f"(|difference| {res.worst_error:.3g} > {atol} + {rtol} * |numeric|)",
-                    op=e.op, seq=e.seq, input=i, index=res.index, yours=res.analytic,
+                    f"(|difference| {res.worst_error:.3g} > {atol} + {rtol} * |numeric|){hint}",
+                    op=e.op, seq=_n(e.seq), input=i, index=res.index, yours=res.analytic,
                     expected=res.numeric)
             results.append(res)
             with no_grad():
@@ -423,10 +477,13 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
                     raise CheckError(
                         f"{_where(fname, e, i)}: wrong at index {_idx(index)}: your VJP gives "
                         f"{_num(a[index])}, the built-in VJP gives {_num(b[index])} ({nbad} of "
-                        f"{a.size} elements differ)", op=e.op, seq=e.seq, input=i, index=index,
+                        f"{a.size} elements differ){_ratio(a, b)}", op=e.op, seq=_n(e.seq), input=i, index=index,
                         yours=float(a[index]), expected=float(b[index]))
         del loss, tape, leaves
         mine = _graph_grads(graph_fn, graph_inputs, op, fn)
+        if record is not None:
+            record["cases"][-1]["graph"] = {
+                k: None if v is None else _array(v, "").tolist() for k, v in mine.items()}
         ref = _graph_grads(graph_fn, graph_inputs)
         try:
             assert_grads_close(mine, ref, rtol=1e-6, atol=1e-9)
@@ -434,3 +491,92 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
             raise CheckError(f"{fname} installed for {op!r}: {err}", op=op, input=err.input,
                              index=err.index, yours=err.yours, expected=err.expected) from None
     return results
+
+
+# ---------------------------------------------------------------------------
+# sealed grading (see tapegrad.coursework.sealed): run in a fresh copy of this
+# module inside the student's kernel
+# ---------------------------------------------------------------------------
+
+#: when a list, assert_vjp_correct appends what the student's rule returned
+#: (as nested lists) so that the grader can judge it in its own process
+_RECORD = None
+
+_BUILTIN_NAMES = ("isinstance", "issubclass", "len", "type", "getattr", "setattr", "hasattr",
+                  "callable", "float", "int", "bool", "str", "repr", "tuple", "list", "dict",
+                  "set", "range", "zip", "enumerate", "any", "all", "sorted", "sum", "max", "min",
+                  "abs", "iter", "next", "map", "super", "object", "print", "exec", "compile",
+                  "__import__", "AssertionError", "Exception", "BaseException", "ValueError",
+                  "TypeError", "NotImplementedError")
+_WATCHED_MODULES = ("tapegrad", "tapegrad._C", "tapegrad.autograd", "tapegrad.testing",
+                    "tapegrad._tensor", "numpy", "numpy.random", "contextlib")
+
+
+def _signature(obj) -> str:
+    """What identifies a function, class or value as the original: its type,
+    name, identity and, for Python code, a hash of its bytecode."""
+    import hashlib
+    code = getattr(obj, "__code__", None) or getattr(getattr(obj, "__func__", None), "__code__",
+                                                      None)
+    h = ""
+    if code is not None:
+        h = hashlib.sha256(code.co_code + repr(code.co_names).encode()).hexdigest()[:12]
+    return f"{type(obj).__qualname__}|{getattr(obj, '__qualname__', '')}|{id(obj):x}|{h}"
+
+
+def _fingerprint(load: bool = False) -> dict:
+    """``{name: short hash}`` of everything the checks rely on, looked up as
+    the notebook's code would find it: the modules in ``sys.modules``
+    (tapegrad, its C core, autograd, testing, NumPy), the attributes of their
+    classes (``Tensor`` and ``TapeEntry`` methods), and a few builtins."""
+    import builtins
+    import hashlib
+    import sys
+    import types
+    if load:  # before the notebook runs: what its code will find
+        import importlib
+        for modname in _WATCHED_MODULES:
+            importlib.import_module(modname)
+    out = {}
+
+    def add(name, obj):
+        out[name] = hashlib.sha256(_signature(obj).encode()).hexdigest()[:10]
+
+    for modname in _WATCHED_MODULES:
+        mod = sys.modules.get(modname)
+        add(f"sys.modules[{modname!r}]", mod)
+        for k, v in sorted(vars(mod).items()) if mod is not None else ():
+            if isinstance(v, types.ModuleType) or k.startswith("__"):
+                continue
+            if callable(v) or isinstance(v, type):
+                add(f"{modname}.{k}", v)
+            if isinstance(v, type) and v.__module__.startswith("tapegrad"):
+                for a, d in sorted(vars(v).items()):
+                    if a not in ("__doc__", "__dict__", "__weakref__", "__module__"):
+                        add(f"{modname}.{k}.{a}", d)
+    for k in _BUILTIN_NAMES:
+        add(f"builtins.{k}", getattr(builtins, k, None))
+    return out
+
+
+def _seal(expected: dict | None):
+    """Check that what the checks rely on is what the grader saw before the
+    notebook ran (``expected``, from :func:`_fingerprint` then), start
+    recording, and return this module's checkers. A difference raises
+    :class:`CheckError` "the checking code was modified"."""
+    global _RECORD
+    if expected is not None:
+        now = _fingerprint()
+        changed = sorted(k for k, v in expected.items() if now.get(k) != v)
+        if changed:
+            more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+            raise CheckError(f"the checking code was modified: {', '.join(changed[:3])}{more} "
+                             f"changed since the notebook started")
+    _RECORD = []
+    return assert_vjp_correct, assert_grads_close
+
+
+def _records_json(nonce: str) -> str:
+    """The records of this test, for the grader."""
+    import json
+    return json.dumps({"nonce": nonce, "records": _RECORD})

@@ -19,9 +19,18 @@ fails, raises or runs too long is recorded and the following cells still run:
 runs in place of the notebook's cell with that grade_id (in the notebook's
 kernel, after the student's code above it), and its ``# points: N`` line
 gives the points. Hidden tests whose cell the student deleted run at the end.
+Or it takes the instructor's notebook (``source``): its tests replace the
+student's and its locked cells are restored. Either way only the
+instructor's tests count.
+
+Every test runs *sealed* (:mod:`tapegrad.coursework.sealed`): the checkers
+it calls are fresh objects bound just before it, an integrity check fails it
+if what they rely on was replaced ("the checking code was modified"), and
+the gradient checks are judged in the grader's process.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import queue
@@ -31,9 +40,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
+
 from . import notebook as nbmod
 
-__all__ = ["TestResult", "Report", "run_tests", "check", "grade", "load_hidden_tests"]
+__all__ = ["TestResult", "Report", "run_tests", "check", "grade", "load_hidden_tests",
+           "hidden_from_source"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _CELL_LOC = re.compile(r"Cell In\s*\[(\d+)\],\s*line (\d+)")
@@ -41,6 +53,7 @@ _ADDR = re.compile(r"0x[0-9a-fA-F]{6,}")
 _IPYKERNEL = re.compile(r"ipykernel_\d+")
 _POINTS = re.compile(r"^#\s*points\s*:\s*([0-9]+(?:\.[0-9]+)?)\s*$", re.M)
 MAX_FEEDBACK = 2000
+GRADER_CODE_TIMEOUT = 120  # seconds for the grader's own cells (set-up, each test's prelude)
 
 
 @dataclass
@@ -186,8 +199,13 @@ class _Kernel:
     can never lend its outputs to the next one.
     """
 
-    def __init__(self, cwd: str, timeout: float, env: dict, kernel_name: str):
+    INTERRUPT_WAIT = 10  # seconds for an interrupted cell to stop
+
+    def __init__(self, cwd: str, timeout: float, env: dict, kernel_name: str,
+                 time_limit: float | None = None):
         self.cwd, self.timeout, self.env, self.kernel_name = cwd, timeout, env, kernel_name
+        self.time_limit = time_limit
+        self.deadline = None
         self.km = self.kc = None
         self.dead = None  # why the kernel cannot run more cells
 
@@ -197,6 +215,8 @@ class _Kernel:
         self.km, self.kc = start_new_kernel(kernel_name=self.kernel_name, cwd=self.cwd,
                                             env=self.env, stderr=subprocess.DEVNULL,
                                             startup_timeout=120)
+        if self.time_limit is not None:
+            self.deadline = time.monotonic() + self.time_limit
         return self
 
     def __exit__(self, *exc):
@@ -206,6 +226,13 @@ class _Kernel:
         except Exception:  # noqa: BLE001  (a dead kernel may not shut down cleanly)
             pass
         return False
+
+    @property
+    def pid(self):
+        try:
+            return self.km.provisioner.process.pid
+        except AttributeError:
+            return None
 
     def _reply(self, msg_id: str, timeout: float):
         """The execute_reply of msg_id, or None after ``timeout`` seconds;
@@ -231,33 +258,47 @@ class _Kernel:
         except queue.Empty:
             pass
 
-    def run(self, source: str) -> tuple:
-        """("ok" | "error" | "timeout" | "dead", feedback)."""
+    def run(self, source: str, user_expressions: dict | None = None,
+            silent: bool = False, timeout: float | None = None) -> tuple:
+        """("ok" | "error" | "timeout" | "dead", feedback, user_expressions)."""
         if self.dead:
-            return "dead", f"not run: {self.dead}"
+            return "dead", f"not run: {self.dead}", {}
+        timeout, limit_hit = timeout or self.timeout, False
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self.dead = f"the notebook's time limit of {_fmt(self.time_limit)} s was reached"
+                return "dead", f"not run: {self.dead}", {}
+            if left < timeout:
+                timeout, limit_hit = left, True
         try:
-            msg_id = self.kc.execute(source, store_history=True, allow_stdin=False,
-                                     stop_on_error=False)
-            reply = self._reply(msg_id, self.timeout)
+            msg_id = self.kc.execute(source, silent=silent, store_history=not silent,
+                                     user_expressions=user_expressions or {},
+                                     allow_stdin=False, stop_on_error=False)
+            reply = self._reply(msg_id, timeout)
             if reply is None:
                 self.km.interrupt_kernel()
-                if self._reply(msg_id, 30) is None:
+                if self._reply(msg_id, self.INTERRUPT_WAIT) is None:
                     self.dead = "the kernel did not stop after a timeout"
                 self._drain()
-                return "timeout", f"timed out after {_fmt(self.timeout)} s"
+                if limit_hit:
+                    self.dead = (f"the notebook's time limit of {_fmt(self.time_limit)} s "
+                                 f"was reached")
+                    return "timeout", f"stopped: {self.dead}", {}
+                return "timeout", f"timed out after {_fmt(timeout)} s", {}
         except _Dead:
             self.dead = "the kernel died while running an earlier cell"
-            return "dead", "the kernel died while running this cell (a crash or os._exit)"
+            return "dead", "the kernel died while running this cell (a crash or os._exit)", {}
         except Exception as err:  # noqa: BLE001  (zmq trouble: report it, do not crash)
             self.dead = f"the kernel stopped responding ({type(err).__name__})"
-            return "dead", f"could not run this cell: {type(err).__name__}: {err}"
+            return "dead", f"could not run this cell: {type(err).__name__}: {err}", {}
         self._drain()
         content = reply.get("content", {})
         if content.get("status") == "error":
-            return "error", _error_feedback(content)
+            return "error", _error_feedback(content), {}
         if content.get("status") == "aborted":
-            return "error", "the kernel aborted this cell"
-        return "ok", ""
+            return "error", "the kernel aborted this cell", {}
+        return "ok", "", content.get("user_expressions") or {}
 
 
 class _Dead(Exception):
@@ -295,32 +336,115 @@ def load_hidden_tests(tests_dir) -> dict:
     return out
 
 
+def hidden_from_source(nb) -> tuple:
+    """From an instructor notebook (already read): ``(tests, locked,
+    manual)`` where ``tests`` is ``{grade_id: (source, points)}`` of its test
+    cells with the hidden tests (markers dropped), ``locked`` ``{grade_id:
+    source}`` of its other locked code cells (given code, restored in the
+    student's copy as nbgrader's autograde does) and ``manual`` ``{grade_id:
+    points}`` of its answers graded by hand."""
+    tests, locked, manual = {}, {}, {}
+    for cell in nb.cells:
+        gid = nbmod.grade_id(cell)
+        if not gid:
+            continue
+        if nbmod.is_test(cell):
+            body = [ln for ln in cell.source.split("\n")
+                    if nbmod.BEGIN_HIDDEN not in ln and nbmod.END_HIDDEN not in ln]
+            tests[gid] = ("\n".join(body).rstrip() + "\n", nbmod.points(cell))
+        elif nbmod.is_manual(cell):
+            manual[gid] = nbmod.points(cell)
+        elif cell.cell_type == "code" and nbmod.meta(cell).get("locked"):
+            locked[gid] = cell.source
+    return tests, locked, manual
+
+
+def _unanswered(cell) -> bool:
+    src = cell.source.strip()
+    if cell.cell_type == "markdown":
+        return not src or src == nbmod.ANSWER_STUB
+    return not src or (nbmod.CODE_STUB in src and "NotImplementedError" in src)
+
+
 def run_tests(path, tests_dir=None, timeout: float = 600, env: dict | None = None,
-              kernel_name: str = "python3") -> Report:
+              kernel_name: str = "python3", *, source=None, time_limit: float | None = None,
+              notebook=None, on_kernel=None) -> Report:
     """Run the notebook at ``path`` cell by cell in a fresh kernel and
     return a :class:`Report` (see the module docstring). With
     ``tests_dir``, the hidden tests there replace the cells with the same
     grade_id. ``env`` adds environment variables for the kernel (e.g.
     ``{"TAPEGRAD_NOTEBOOK_FAST": "1"}``).
 
+    ``source`` is the instructor's notebook (a path or a notebook already
+    read): its test cells, hidden tests included, replace the student's,
+    its other locked cells are restored, and only its tests and by-hand
+    answers count (a test cell the student added scores nothing).
+    ``time_limit`` caps the seconds for the whole notebook; ``notebook``
+    is the student's notebook already read (then ``path`` only names it and
+    sets the kernel's directory). ``on_kernel(pid)`` is called once the
+    kernel has started.
+
+    Every test runs sealed (:mod:`tapegrad.coursework.sealed`): its checkers
+    are fresh, their integrity is checked, and the gradient checks are
+    judged in this process.
+
     >>> from tapegrad.coursework import assignments_dir, run_tests
     >>> rep = run_tests(assignments_dir() / "04_optimizer.ipynb")   # doctest: +SKIP
     >>> rep.score, rep.max_score, rep.tests[0].feedback[:40]          # doctest: +SKIP
     (0, 6, 'NotImplementedError: MySGD.step is not ')
     """
+    from . import sealed
     path = Path(path).resolve()
-    nb = nbmod.read(path)
+    nb = notebook if notebook is not None else nbmod.read(path)
     report = Report(notebook=path.name)
     try:
         nbmod.validate(nb)
     except nbmod.NotebookFormatError as err:
         report.errors.append({"cell": -1, "error": f"the notebook's nbgrader metadata: {err}"})
-    hidden = load_hidden_tests(tests_dir) if tests_dir is not None else {}
+    hidden, locked, manual = {}, {}, None
+    if tests_dir is not None:
+        hidden = load_hidden_tests(tests_dir)
+    if source is not None:
+        src_nb = source if isinstance(source, nbformat.NotebookNode) else nbmod.read(source)
+        s_tests, locked, manual = hidden_from_source(src_nb)
+        hidden = {**s_tests, **hidden}
+    graded = tests_dir is not None or source is not None
     used = set()
     first_failure = None  # feedback of the first failing cell that is not a test
-    with _Kernel(str(path.parent), timeout, kernel_env(env), kernel_name) as k:
+    checks_path, checks_src = sealed.checks_source()
+    with _Kernel(str(path.parent), timeout, kernel_env(env), kernel_name, time_limit) as k:
+        if on_kernel is not None:
+            on_kernel(k.pid)
+        code, expr = sealed.setup_code(checks_path, checks_src)
+        # the grader's own code gets its own time (importing tapegrad on a loaded machine)
+        grader_time = max(timeout, GRADER_CODE_TIMEOUT)
+        status, text, ux = k.run(code, user_expressions={"fp": expr}, silent=True,
+                                 timeout=grader_time)
+        fingerprint = None
+        try:
+            fingerprint = json.loads(ast.literal_eval(ux["fp"]["data"]["text/plain"]))
+        except (KeyError, TypeError, ValueError, SyntaxError):
+            report.errors.append({"cell": -1, "error": f"the grader could not set up its "
+                                                       f"checks in the kernel: {text}"})
+
         def test(gid, source, max_points, note=""):
-            status, text = k.run(source)
+            nonce = sealed.new_nonce()
+            if fingerprint is None:
+                status, text = "error", "not run: the grader could not set up its checks"
+            else:
+                status, text, _ = k.run(sealed.prelude(nonce, checks_path, checks_src,
+                                                       fingerprint), silent=True,
+                                        timeout=grader_time)
+                if status == "error" and sealed.TAMPERED not in text:
+                    text = f"{sealed.TAMPERED} ({text})"
+            if status == "ok":
+                line, expr = sealed.epilogue(nonce)
+                status, text, ux = k.run(source.rstrip("\n") + line,
+                                         user_expressions={"r": expr})
+                if status == "ok":
+                    verdict = sealed.verify(source, sealed.read_records(ux, "r", nonce))
+                    if verdict is not None:
+                        status, text = "error", verdict
             ok = status == "ok"
             if not ok and first_failure is not None and status != "dead":
                 text += f"\n(an earlier cell failed: {first_failure})"
@@ -328,16 +452,21 @@ def run_tests(path, tests_dir=None, timeout: float = 600, env: dict | None = Non
                                            ("passed" if ok else text) + note))
 
         for i, cell in enumerate(nb.cells):
+            gid = nbmod.grade_id(cell)
             if nbmod.is_manual(cell):
                 if cell.cell_type == "code":
                     k.run(cell.source)
-                report.tests.append(TestResult(nbmod.grade_id(cell) or f"cell-{i}", 0,
-                                               nbmod.points(cell), None, "graded by hand"))
+                if manual is not None and gid not in manual:
+                    continue  # not an answer of the instructor's notebook
+                pts = manual[gid] if manual is not None else nbmod.points(cell)
+                report.tests.append(TestResult(gid or f"cell-{i}", 0, pts, None,
+                                               "not answered" if _unanswered(cell)
+                                               else "graded by hand"))
                 continue
             if cell.cell_type != "code":
                 continue
-            if nbmod.is_test(cell):
-                gid = nbmod.grade_id(cell) or f"cell-{i}"
+            if nbmod.is_test(cell) and (not graded or gid in hidden):
+                gid = gid or f"cell-{i}"
                 src, pts = cell.source, nbmod.points(cell)
                 if gid in hidden:
                     src, hp = hidden[gid]
@@ -345,7 +474,9 @@ def run_tests(path, tests_dir=None, timeout: float = 600, env: dict | None = Non
                     used.add(gid)
                 test(gid, src, pts)
                 continue
-            status, text = k.run(cell.source)
+            src = locked.get(gid, cell.source) if gid and not nbmod.is_solution(cell) \
+                else cell.source
+            status, text, _ = k.run(src)
             if status != "ok":
                 report.errors.append({"cell": i, "error": text})
                 if first_failure is None:
@@ -371,17 +502,27 @@ def check(path, timeout: float = 600, env: dict | None = None) -> Report:
     return run_tests(path, None, timeout, env)
 
 
-def grade(path, tests_dir, out=None, timeout: float = 600, env: dict | None = None) -> Report:
-    """Grade a student's notebook with the hidden tests in ``tests_dir``;
-    write the JSON report to ``out`` if given.
+def grade(path, tests_dir=None, out=None, timeout: float = 600, env: dict | None = None, *,
+          source=None, time_limit: float | None = None) -> Report:
+    """Grade a student's notebook with the hidden tests in ``tests_dir``
+    (from ``export-tests``) or those of the instructor's notebook
+    ``source``; write the JSON report to ``out`` if given (its folder is
+    created).
 
     >>> from tapegrad.coursework import grade                   # doctest: +SKIP
     >>> grade("alice/02_vjp_rules.ipynb", "hidden/02", out="alice-02.json").score  # doctest: +SKIP
     17
     """
-    if not Path(tests_dir).is_dir():
+    if tests_dir is None and source is None:
+        raise ValueError("grade: pass the hidden tests (tests_dir) or the instructor's notebook "
+                         "(source)")
+    if tests_dir is not None and not Path(tests_dir).is_dir():
         raise FileNotFoundError(f"grade: the tests directory {tests_dir} does not exist")
-    report = run_tests(path, tests_dir, timeout, env)
+    if source is not None and not isinstance(source, nbformat.NotebookNode):
+        if not Path(source).is_file():
+            raise FileNotFoundError(f"grade: the instructor's notebook {source} does not exist")
+    report = run_tests(path, tests_dir, timeout, env, source=source, time_limit=time_limit)
     if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(report.to_json())
     return report

@@ -1,4 +1,4 @@
-"""Data: datasets, a batching DataLoader, and the MNIST loader.
+"""Data: datasets, samplers, a batching DataLoader, and the MNIST loader.
 
 >>> import numpy as np, tapegrad as tg
 >>> ds = tg.data.TensorDataset(np.zeros((10, 3), np.float32), np.arange(10))
@@ -6,4 +6,10 @@
 [(4, 3), (4, 3), (2, 3)]
 """
 from . import mnist  # noqa: F401
-from .dataset import DataLoader, Dataset, TensorDataset  # noqa: F401
+from .dataset import (  # noqa: F401
+    DataLoader, Dataset, Subset, TensorDataset, default_collate, random_split,
+)
+from .sampler import (  # noqa: F401
+    BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+    WeightedRandomSampler,
+)

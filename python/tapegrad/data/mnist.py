@@ -526,6 +526,15 @@ def _download(
     ) from (attempts[-1][1] if attempts else None)
 
 
+def _remove_empty(created: Sequence[Path]) -> None:
+    """Remove the directories this call created (deepest first), if empty."""
+    for d in created:
+        try:
+            d.rmdir()
+        except OSError:  # not empty, or already gone
+            return
+
+
 # --------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------
@@ -659,9 +668,11 @@ def load_data(
             to_fetch.append(name)
 
     if to_fetch:
+        created = [d for d in [cache, *cache.parents] if not d.exists()]
         try:
             cache.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            _remove_empty(created)
             raise MNISTDownloadError(
                 f"cannot create the cache directory {cache}: {exc}\n{_looked_text(looked)}\n"
                 f"Pass cache_dir=... (a writable directory). {_fix_hint()}"
@@ -670,18 +681,24 @@ def load_data(
         for entry in looked:
             _log(verbose, f"  looked in {entry}")
         use = list(MIRRORS if mirrors is None else ([mirrors] if isinstance(mirrors, str) else mirrors))
-        for name in to_fetch:
-            final, content = _download(name, cache, use, timeout, verbose, looked)
-            # A bad cached file under the other name (raw vs .gz) must not shadow
-            # the good one next time.
-            old = found.get(name)
-            if old is not None and old != final:
-                try:
-                    old.unlink()
-                except OSError:
-                    pass
-            arrays[name] = _parse_member(content, name, str(final))
-            wheres[name] = str(final)
+        try:
+            for name in to_fetch:
+                final, content = _download(name, cache, use, timeout, verbose, looked)
+                # A bad cached file under the other name (raw vs .gz) must not shadow
+                # the good one next time.
+                old = found.get(name)
+                if old is not None and old != final:
+                    try:
+                        old.unlink()
+                    except OSError:
+                        pass
+                arrays[name] = _parse_member(content, name, str(final))
+                wheres[name] = str(final)
+        except BaseException:
+            # a failed (or interrupted) download leaves no empty directories
+            # behind; verified files already downloaded are kept for next time
+            _remove_empty(created)
+            raise
 
     ordered = {n: arrays[n] for n in FILES.values()}
     return _assemble(ordered, wheres)

@@ -3,6 +3,9 @@
 It mirrors the code of the classic Keras MNIST example line for line, but
 every layer is a ``tg.nn`` module and every step runs on the tape::
 
+    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    x_train, x_test = x_train / 255.0, x_test / 255.0
+
     model = keras.Sequential([
         keras.layers.Flatten(input_shape=(28, 28)),
         keras.layers.Dense(128, activation='relu'),
@@ -13,5 +16,5 @@ every layer is a ``tg.nn`` module and every step runs on the tape::
     model.fit(x_train, y_train, epochs=10, validation_data=(x_test, y_test))
     model.evaluate(x_test, y_test)
 """
-from . import layers, losses, optimizers  # noqa: F401
+from . import datasets, layers, losses, models, optimizers  # noqa: F401
 from .model import History, Sequential  # noqa: F401

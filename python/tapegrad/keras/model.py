@@ -1,13 +1,12 @@
-"""keras.Sequential: compile / fit / evaluate / predict with a Keras-like
-progress bar (a single updating line in terminals and Jupyter)."""
+"""keras.Sequential: compile / fit / evaluate / predict with Keras' progress
+bar (a single updating line in terminals and Jupyter, one line per epoch
+elsewhere; see tapegrad._progress)."""
 from __future__ import annotations
-
-import sys
-import time
 
 import numpy as np
 
 from .. import _C, nn
+from .._progress import Progress
 from ..autograd import no_grad
 from ..data.dataset import _to_tensor
 from . import losses as _losses
@@ -30,46 +29,15 @@ class History:
         return f"History({self.history})"
 
 
-class _Progress:
-    """Keras's progress bar: ``120/1875 [=>....] - ETA: 3s - loss: 0.41``."""
-
-    def __init__(self, total, verbose, stream=None):
-        self.total, self.verbose = total, verbose
-        self.stream = stream or sys.stdout
-        self.start = time.perf_counter()
-        self.last = 0.0
-        self.dynamic = verbose == 1 and (getattr(self.stream, "isatty", lambda: False)()
-                                         or "ipykernel" in sys.modules)
-
-    def _bar(self, n):
-        w = 30
-        done = int(w * n / self.total) if self.total else w
-        bar = "=" * max(done - 1, 0) + (">" if done < w else "=") + "." * (w - done)
-        return f"{n}/{self.total} [{bar}]"
-
-    def update(self, n, logs):
-        if not self.dynamic:
-            return
-        now = time.perf_counter()
-        if n < self.total and now - self.last < 0.1:
-            return
-        self.last = now
-        el = now - self.start
-        eta = el / max(n, 1) * (self.total - n)
-        text = f"{self._bar(n)} - ETA: {eta:.0f}s" + "".join(f" - {k}: {v:.4f}" for k, v in logs.items())
-        self.stream.write("\r" + text)
-        self.stream.flush()
-
-    def finish(self, logs):
-        if self.verbose == 0:
-            return
-        el = time.perf_counter() - self.start
-        per = el / max(self.total, 1)
-        unit = f"{per * 1e3:.0f}ms/step" if per >= 1e-3 else f"{per * 1e6:.0f}us/step"
-        text = (f"{self._bar(self.total)} - {el:.0f}s {unit}"
-                + "".join(f" - {k}: {v:.4f}" for k, v in logs.items()))
-        self.stream.write(("\r" if self.dynamic else "") + text + "\n")
-        self.stream.flush()
+def _verbosity(verbose, where):
+    """Keras' ``verbose``: 0 silent, 1 progress bar, 2 one line per epoch;
+    ``"auto"`` is 1."""
+    if verbose == "auto":
+        return 1
+    if isinstance(verbose, (bool, int, np.integer)) and int(verbose) in (0, 1, 2):
+        return int(verbose)
+    raise ValueError(f"{where}: verbose must be 0 (silent), 1 (progress bar), 2 (one line "
+                     f"per epoch) or 'auto', got {verbose!r}")
 
 
 class Sequential(nn.Module):
@@ -143,15 +111,24 @@ class Sequential(nn.Module):
         return int((pred == y).sum())
 
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
-            shuffle: bool = True, verbose: int = 1, seed: int | None = None, steps_per_epoch=None):
-        """Train for ``epochs`` epochs; prints one progress line per epoch and
-        returns a ``History``."""
+            shuffle: bool = True, verbose="auto", seed: int | None = None, steps_per_epoch=None):
+        """Train for ``epochs`` epochs and return a ``History``.
+
+        ``verbose`` as in Keras: 0 prints nothing; 1 (or ``"auto"``) prints
+        ``Epoch i/n`` and a progress bar within each epoch (steps, ETA, time
+        per step, running loss and accuracy), redrawn in place in a terminal
+        or a notebook, and written once at the end of the epoch (one line per
+        epoch) when the output is a file or a pipe; 2 prints one line per
+        epoch without a bar. The final line of each epoch adds the validation
+        metrics."""
+        verbose = _verbosity(verbose, "fit")
         if self.loss is None:
             raise RuntimeError("fit: call compile(optimizer=..., loss=...) first")
         x = self._prep_x(x)
         y = np.asarray(y).astype(np.int64) if np.asarray(y).dtype.kind in "iu" else np.asarray(y, np.float32)
         if len(x) != len(y):
             raise ValueError(f"fit: x has {len(x)} samples but y has {len(y)}")
+        _check_batches("fit", len(x), batch_size)
         self._build(_to_tensor(x[:1]))
         self._ensure_optimizer()
         rng = np.random.default_rng(seed)
@@ -165,7 +142,7 @@ class Sequential(nn.Module):
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}")
             order = rng.permutation(n) if shuffle else np.arange(n)
-            prog = _Progress(steps, verbose)
+            prog = Progress(steps, verbose)
             tot_loss, tot_correct, seen = 0.0, 0, 0
             for s in range(steps):
                 idx = order[s * batch_size:(s + 1) * batch_size]
@@ -191,18 +168,24 @@ class Sequential(nn.Module):
             hist._add(epoch, logs)
         return hist
 
-    def evaluate(self, x, y, batch_size: int = 32, verbose: int = 1, return_dict: bool = False):
-        """Loss (and accuracy) on (x, y) in eval mode, without recording."""
+    def evaluate(self, x, y, batch_size: int = 32, verbose="auto", return_dict: bool = False):
+        """Loss (and accuracy) on (x, y) in eval mode, without recording
+        (``verbose`` as in :meth:`fit`)."""
+        verbose = _verbosity(verbose, "evaluate")
         if self.loss is None:
             raise RuntimeError("evaluate: call compile(...) first")
         x = self._prep_x(x)
         y = np.asarray(y)
         y = y.astype(np.int64) if y.dtype.kind in "iu" else y.astype(np.float32)
+        if len(x) != len(y):
+            raise ValueError(f"evaluate: x has {len(x)} samples but y has {len(y)}")
+        _check_batches("evaluate", len(x), batch_size)
         self._build(_to_tensor(x[:1]))
         self.eval()
         tot_loss, correct = 0.0, 0
         steps = -(-len(x) // batch_size)
-        prog = _Progress(steps, verbose)
+        prog = Progress(steps, verbose)
+        seen = 0
         with no_grad():
             for s in range(steps):
                 xb = _to_tensor(x[s * batch_size:(s + 1) * batch_size])
@@ -210,6 +193,11 @@ class Sequential(nn.Module):
                 out = self(xb)
                 tot_loss += self.loss(yb, out).item() * len(yb)
                 correct += self._batch_metrics(out, yb)
+                seen += len(yb)
+                logs = {"loss": tot_loss / seen}
+                if self.metrics_names:
+                    logs["accuracy"] = correct / seen
+                prog.update(s + 1, logs)
         self.train()
         res = {"loss": tot_loss / len(x)}
         if self.metrics_names:
@@ -220,6 +208,7 @@ class Sequential(nn.Module):
     def predict(self, x, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
         """The model's outputs as a NumPy array (eval mode, no recording)."""
         x = self._prep_x(x)
+        _check_batches("predict", None, batch_size)
         self._build(_to_tensor(x[:1]))
         self.eval()
         outs = []
@@ -254,3 +243,12 @@ class Sequential(nn.Module):
             print_fn(f"{r[0]:<30}{r[1]:<20}{r[2]:>10,}")
         print_fn("=" * 60)
         print_fn(f"Total params: {total:,}")
+
+
+def _check_batches(who, n, batch_size):
+    """batch_size must be a positive int and (n given) there must be samples."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size <= 0:
+        raise ValueError(f"{who}: batch_size must be a positive int, got {batch_size!r}")
+    if n is not None and n == 0:
+        raise ValueError(f"{who}: x and y have no samples (expected at least one)")

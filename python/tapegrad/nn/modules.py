@@ -6,6 +6,7 @@ are also given to the tensors, so the tape and the drawings show them.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import OrderedDict
 from typing import Any, Callable, Iterator
 
@@ -17,7 +18,8 @@ from ..autograd import no_grad
 from . import functional as F
 from . import init
 
-__all__ = ["Parameter", "Module", "Linear", "Sequential", "ModuleList", "Flatten", "ReLU",
+__all__ = ["Parameter", "Module", "Linear", "Sequential", "ModuleList", "ModuleDict",
+           "ParameterList", "ParameterDict", "Flatten", "ReLU",
            "Sigmoid", "Tanh", "GELU", "LeakyReLU", "Softmax", "LogSoftmax", "Identity", "Dropout",
            "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "LayerNorm", "MSELoss",
            "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss"]
@@ -38,6 +40,47 @@ class Parameter(Tensor):
 
     def __repr__(self):
         return "Parameter containing:\n" + Tensor.__repr__(self)
+
+
+def _check_child_name(owner, name, what: str):
+    """PyTorch's rules for the name of a sub-module or parameter."""
+    cls = type(owner).__name__
+    if not isinstance(name, str):
+        raise TypeError(f"{cls}: {what} should be a string, got {type(name).__name__}")
+    if name == "":
+        raise KeyError(f"{cls}: {what} must not be the empty string")
+    if "." in name:
+        raise KeyError(f"{cls}: {what} must not contain \".\" (dots separate the levels of "
+                       f"state_dict names), got {name!r}")
+    d = owner.__dict__
+    if name not in d["_modules"] and name not in d["_parameters"] and name not in d["_buffers"] \
+            and hasattr(owner, name):
+        raise KeyError(f"{cls}: {what} {name!r} is already an attribute of {cls}")
+
+
+def _warn_if_hidden(owner, name: str, value):
+    """A plain list/tuple/dict of modules or parameters is not registered (in
+    PyTorch neither), so parameters(), state_dict(), train() and the optimizer
+    never see them: the most common silent mistake, so say it."""
+    if isinstance(value, dict):
+        items, kind = list(value.values()), "dict"
+    elif isinstance(value, (list, tuple)):
+        items, kind = list(value), type(value).__name__
+    else:
+        return
+    if not items:
+        return
+    if all(isinstance(v, Module) for v in items):
+        fix = "nn.ModuleDict" if kind == "dict" else "nn.ModuleList"
+        what = "Modules"
+    elif all(isinstance(v, Parameter) for v in items):
+        fix = "nn.ParameterDict" if kind == "dict" else "nn.ParameterList"
+        what = "Parameters"
+    else:
+        return
+    warnings.warn(f"{type(owner).__name__}.{name}: a plain {kind} of {len(items)} {what} is not "
+                  f"registered, so parameters(), state_dict(), train()/eval() and the optimizer "
+                  f"will not see them; wrap it: self.{name} = {fix}(...)", UserWarning, stacklevel=3)
 
 
 class Module:
@@ -67,6 +110,7 @@ class Module:
             (self._parameters if isinstance(value, Parameter) else self._modules)[name] = value
             self._mark_unnamed()
         else:
+            _warn_if_hidden(self, name, value)
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str):
@@ -89,13 +133,27 @@ class Module:
         self._buffers[name] = tensor
 
     def register_parameter(self, name: str, param: Parameter | None):
+        """Register ``param`` under ``name`` (as ``self.name = param``); None
+        removes it. The name must be a non-empty string without ``.``."""
+        _check_child_name(self, name, "parameter name")
         if param is None:
             self._parameters.pop(name, None)
             object.__setattr__(self, name, None)
+        elif not isinstance(param, Parameter):
+            raise TypeError(f"{type(self).__name__}.register_parameter: cannot register a "
+                            f"{type(param).__name__} as parameter {name!r} (a tg.nn.Parameter "
+                            f"or None is required)")
         else:
             setattr(self, name, param)
 
     def add_module(self, name: str, module: "Module"):
+        """Register ``module`` under ``name`` (as ``self.name = module``). The
+        name must be a non-empty string without ``.`` that is not already
+        another attribute."""
+        _check_child_name(self, name, "module name")
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}.add_module: expected a Module for {name!r}, "
+                            f"got {type(module).__name__}")
         setattr(self, name, module)
 
     def _mark_unnamed(self):
@@ -199,14 +257,31 @@ class Module:
                 t.copy_(src)
         return self
 
-    def save(self, path: str):
-        """Save the state dict to a ``.npz`` file (NumPy's format)."""
-        np.savez(path, **{k: v.numpy() for k, v in self.state_dict().items()})
+    def save(self, path):
+        """Save the state dict to ``path`` (a path or a binary file object):
+        the same as ``tg.save(self.state_dict(), path)``, so the name is kept
+        as given and nothing is pickled."""
+        from ..serialization import save
+        save(self.state_dict(), path)
 
-    def load(self, path: str, strict: bool = True):
-        """Load a state dict saved with ``save``."""
-        with np.load(path) as z:
-            self.load_state_dict({k: z[k] for k in z.files}, strict=strict)
+    def load(self, path, strict: bool = True):
+        """Load a state dict saved with ``save`` (or ``tg.save``); a plain
+        ``.npz`` of arrays named like the state dict (what ``save`` wrote
+        before ``tg.save`` existed) loads too. Returns the module."""
+        from ..serialization import load
+        try:
+            state = load(path)
+        except ValueError as e:
+            if "an .npz without a manifest" not in str(e):
+                raise
+            if hasattr(path, "seek"):
+                path.seek(0)
+            with np.load(path, allow_pickle=False) as z:
+                state = {k: z[k] for k in z.files}
+        if not isinstance(state, dict):
+            raise ValueError(f"{type(self).__name__}.load: the file holds a "
+                             f"{type(state).__name__}, not a state dict")
+        self.load_state_dict(state, strict=strict)
         return self
 
     # ---- calling ----------------------------------------------------------
@@ -330,27 +405,328 @@ class Sequential(Module):
         return self
 
 
-class ModuleList(Module):
-    """A list of modules whose parameters are registered."""
+def _typename(v) -> str:
+    return type(v).__name__
 
-    def __init__(self, modules=()):
+
+class _ListContainer(Module):
+    """Shared code of ModuleList and ParameterList: the items live in
+    ``_modules`` or ``_parameters`` under the keys "0", "1", ..., renumbered
+    after an insertion or a deletion (as PyTorch does), so ``state_dict``
+    names stay ``layers.0.weight``, ``layers.1.weight``, ..."""
+
+    _store = "_modules"
+
+    def __init__(self, items=None):
         super().__init__()
-        for m in modules:
-            self.append(m)
+        if items is not None:
+            self.extend(items)
 
-    def append(self, m):
-        setattr(self, str(len(self._modules)), m)
-        return self
+    # subclasses turn an accepted value into what is stored, or raise TypeError
+    def _convert(self, value, where: str):
+        raise NotImplementedError
+
+    def _items(self) -> list:
+        return list(self.__dict__[self._store].values())
+
+    def _rebuild(self, items: list):
+        store = self.__dict__[self._store]
+        store.clear()
+        for i, v in enumerate(items):
+            store[str(i)] = v
+        self._mark_unnamed()
+
+    def _index(self, i, where: str) -> int:
+        if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+            raise TypeError(f"{type(self).__name__}.{where}: indices must be integers or slices, "
+                            f"not {_typename(i)}")
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"{type(self).__name__}: index {int(i)} is out of range for "
+                             f"{n} item{'s' if n != 1 else ''}")
+        return int(i) % n
 
     def __getitem__(self, i):
-        return list(self._modules.values())[i]
+        if isinstance(i, slice):
+            return type(self)(self._items()[i])
+        return self.__dict__[self._store][str(self._index(i, "__getitem__"))]
+
+    def __setitem__(self, i, value):
+        i = self._index(i, "__setitem__")
+        self.__dict__[self._store][str(i)] = self._convert(value, "__setitem__")
+        self._mark_unnamed()
 
     def __len__(self):
-        return len(self._modules)
+        return len(self.__dict__[self._store])
 
     def __iter__(self):
-        return iter(self._modules.values())
+        return iter(self._items())
 
+    def __iadd__(self, items):
+        return self.extend(items)
+
+    def append(self, value):
+        """Add one item at the end; returns the container."""
+        self.__dict__[self._store][str(len(self))] = self._convert(value, "append")
+        self._mark_unnamed()
+        return self
+
+    def extend(self, items):
+        """Add the items of an iterable at the end; returns the container."""
+        try:
+            items = list(items)
+        except TypeError:
+            raise TypeError(f"{type(self).__name__}.extend: expected an iterable, got "
+                            f"{_typename(items)}") from None
+        converted = [self._convert(v, "extend") for v in items]  # all or nothing
+        for v in converted:
+            self.__dict__[self._store][str(len(self))] = v
+        self._mark_unnamed()
+        return self
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"{type(self).__name__} is a container, not a layer: it has no forward(). Use its "
+            f"items in your own forward (e.g. `for layer in self.layers: x = layer(x)`), or use "
+            f"nn.Sequential to chain modules")
+
+
+class ModuleList(_ListContainer):
+    """A list of modules whose parameters are registered with the module that
+    holds the list (a plain Python list would hide them from ``parameters()``,
+    ``state_dict()``, ``train()``/``eval()`` and ``zero_grad()``).
+
+    Indexing (negative indices, slices), ``append``, ``extend``, ``insert``,
+    ``pop``, ``del``, ``+=``, ``len`` and iteration work as on a list; the
+    items are renumbered so that their names stay ``0, 1, 2, ...``. Anything
+    that is not a Module raises ``TypeError``.
+
+    >>> import tapegrad as tg
+    >>> layers = tg.nn.ModuleList([tg.nn.Linear(4, 4) for _ in range(3)])
+    >>> layers.append(tg.nn.Linear(4, 2))
+    ModuleList(...)
+    >>> len(layers), [n for n, _ in layers.named_parameters()][-2:]
+    (4, ['3.weight', '3.bias'])
+    >>> x = tg.zeros(5, 4)
+    >>> for layer in layers:
+    ...     x = layer(x)
+    >>> x.shape
+    (5, 2)
+    """
+
+    _store = "_modules"
+
+    def _convert(self, value, where):
+        if not isinstance(value, Module):
+            hint = (" (a tensor belongs in nn.ParameterList, or register it as a Parameter)"
+                    if isinstance(value, Tensor) else "")
+            raise TypeError(f"ModuleList.{where}: expected a Module, got {_typename(value)}{hint}")
+        return value
+
+    def __delitem__(self, i):
+        items = self._items()
+        if isinstance(i, slice):
+            del items[i]
+        else:
+            del items[self._index(i, "__delitem__")]
+        self._rebuild(items)
+
+    def __add__(self, other):
+        if not isinstance(other, ModuleList):
+            return NotImplemented
+        return ModuleList(self._items() + other._items())
+
+    def insert(self, index: int, module: Module):
+        """Insert ``module`` before ``index`` (as ``list.insert``)."""
+        items = self._items()
+        items.insert(index, self._convert(module, "insert"))
+        self._rebuild(items)
+
+    def pop(self, index: int = -1) -> Module:
+        """Remove and return the module at ``index`` (the last by default)."""
+        m = self[index]
+        del self[index]
+        return m
+
+
+class ParameterList(_ListContainer):
+    """A list of parameters registered with the module that holds it.
+
+    A plain ``Tensor`` is stored as a ``Parameter`` made from it (a copy, with
+    ``requires_grad=True``, as PyTorch wraps it); anything else raises
+    ``TypeError``. The parameters are named ``0, 1, 2, ...``.
+
+    >>> import tapegrad as tg
+    >>> class Poly(tg.nn.Module):
+    ...     def __init__(self, degree):
+    ...         super().__init__()
+    ...         self.coef = tg.nn.ParameterList([tg.nn.Parameter(tg.zeros(())) for _ in range(degree + 1)])
+    ...     def forward(self, x):
+    ...         return sum(c * x ** k for k, c in enumerate(self.coef))
+    >>> [n for n, _ in Poly(2).named_parameters()]
+    ['coef.0', 'coef.1', 'coef.2']
+    """
+
+    _store = "_parameters"
+
+    def _convert(self, value, where):
+        if isinstance(value, Parameter):
+            return value
+        if isinstance(value, Tensor):
+            return Parameter(value)
+        raise TypeError(f"ParameterList.{where}: expected a Parameter or a Tensor, got "
+                        f"{_typename(value)}")
+
+    def __repr__(self):
+        return f"ParameterList({_param_lines(self._parameters.items())})"
+
+
+def _param_lines(items) -> str:
+    lines = [f"  ({k}): Parameter of shape {tuple(p.shape)}, dtype {p.dtype}" for k, p in items]
+    return "\n" + "\n".join(lines) + "\n" if lines else ""
+
+
+class _DictContainer(Module):
+    """Shared code of ModuleDict and ParameterDict: an ordered mapping from
+    string keys to registered items (insertion order is kept)."""
+
+    _store = "_modules"
+
+    def __init__(self, items=None):
+        super().__init__()
+        if items is not None:
+            self.update(items)
+
+    def _convert(self, value, key):
+        raise NotImplementedError
+
+    def __getitem__(self, key: str):
+        return self.__dict__[self._store][key]
+
+    def __setitem__(self, key: str, value):
+        _check_child_name(self, key, "key")
+        value = self._convert(value, key)
+        for d in ("_modules", "_parameters", "_buffers"):
+            if d != self._store:
+                self.__dict__[d].pop(key, None)
+        self.__dict__[self._store][key] = value  # a replaced key keeps its place
+        self._mark_unnamed()
+
+    def __delitem__(self, key: str):
+        del self.__dict__[self._store][key]
+        self._mark_unnamed()
+
+    def __len__(self):
+        return len(self.__dict__[self._store])
+
+    def __iter__(self):
+        return iter(list(self.__dict__[self._store]))
+
+    def __contains__(self, key) -> bool:
+        return key in self.__dict__[self._store]
+
+    def keys(self):
+        """The keys, in insertion order."""
+        return self.__dict__[self._store].keys()
+
+    def values(self):
+        """The items, in insertion order."""
+        return self.__dict__[self._store].values()
+
+    def items(self):
+        """(key, item) pairs, in insertion order."""
+        return self.__dict__[self._store].items()
+
+    def get(self, key: str, default=None):
+        return self.__dict__[self._store].get(key, default)
+
+    def pop(self, key: str):
+        """Remove ``key`` and return its item."""
+        v = self[key]
+        del self[key]
+        return v
+
+    def clear(self):
+        """Remove every item."""
+        self.__dict__[self._store].clear()
+        self._mark_unnamed()
+
+    def update(self, items):
+        """Add or replace items from a mapping or from an iterable of
+        (key, item) pairs."""
+        if isinstance(items, (dict, _DictContainer)):
+            pairs = list(items.items())
+        else:
+            try:
+                pairs = list(items)
+            except TypeError:
+                raise TypeError(f"{type(self).__name__}.update: expected a mapping or an iterable "
+                                f"of (key, value) pairs, got {_typename(items)}") from None
+            for j, pair in enumerate(pairs):
+                if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+                    raise ValueError(f"{type(self).__name__}.update: element #{j} of the sequence "
+                                     f"is not a (key, value) pair: {pair!r}")
+        for k, v in pairs:  # validate everything before changing anything
+            _check_child_name(self, k, "key")
+            self._convert(v, k)
+        for k, v in pairs:
+            self[k] = v
+        return self
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"{type(self).__name__} is a container, not a layer: it has no forward(). Look up "
+            f"its items in your own forward (e.g. `self.heads[name](x)`)")
+
+
+class ModuleDict(_DictContainer):
+    """A dict of modules (string keys, insertion order kept) whose parameters
+    are registered with the module that holds it. Keys follow PyTorch's rules:
+    strings, not empty, without ``.``, and not the name of an existing
+    attribute (``"train"``, ``"keys"`` ...) -- ``KeyError`` otherwise; values
+    that are not Modules raise ``TypeError``.
+
+    >>> import tapegrad as tg
+    >>> acts = tg.nn.ModuleDict({"relu": tg.nn.ReLU(), "tanh": tg.nn.Tanh()})
+    >>> acts["lin"] = tg.nn.Linear(2, 2)
+    >>> list(acts.keys()), [n for n, _ in acts.named_parameters()]
+    (['relu', 'tanh', 'lin'], ['lin.weight', 'lin.bias'])
+    >>> acts["tanh"](tg.zeros(2)).tolist()
+    [0.0, 0.0]
+    """
+
+    _store = "_modules"
+
+    def _convert(self, value, key):
+        if not isinstance(value, Module):
+            raise TypeError(f"ModuleDict[{key!r}]: expected a Module, got {_typename(value)}")
+        return value
+
+
+class ParameterDict(_DictContainer):
+    """A dict of parameters (string keys, insertion order kept) registered
+    with the module that holds it; a plain Tensor is stored as a Parameter
+    made from it (a copy), anything else raises ``TypeError``.
+
+    >>> import tapegrad as tg
+    >>> pd = tg.nn.ParameterDict({"scale": tg.nn.Parameter(tg.ones(3))})
+    >>> pd["shift"] = tg.zeros(3)
+    >>> [(n, p.requires_grad) for n, p in pd.named_parameters()]
+    [('scale', True), ('shift', True)]
+    """
+
+    _store = "_parameters"
+
+    def _convert(self, value, key):
+        if isinstance(value, Parameter):
+            return value
+        if isinstance(value, Tensor):
+            return Parameter(value)
+        raise TypeError(f"ParameterDict[{key!r}]: expected a Parameter or a Tensor, got "
+                        f"{_typename(value)}")
+
+    def __repr__(self):
+        return f"ParameterDict({_param_lines(self._parameters.items())})"
 
 class Flatten(Module):
     """Flatten dims ``start_dim..end_dim`` (by default all but the batch dim)."""

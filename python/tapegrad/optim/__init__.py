@@ -12,7 +12,10 @@ The update formulas are PyTorch's (see each class). Usage is the same::
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterable
+
+import numpy as np
 
 from .. import _C
 from .._C import Tensor
@@ -23,27 +26,62 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]
 
 class Optimizer:
     """Base class: holds ``param_groups`` (lists of parameters with their
-    hyper-parameters) and per-parameter ``state``."""
+    hyper-parameters) and per-parameter ``state``.
+
+    ``params`` is an iterable of tensors (``model.parameters()``, ``[w, b]``)
+    or of dicts with a ``"params"`` key (parameter groups); a bare tensor is a
+    ``TypeError``. A tensor listed twice in a group is kept once, with a
+    ``UserWarning``, so each ``step()`` updates it once; a tensor in two
+    groups is a ``ValueError``."""
 
     def __init__(self, params: Iterable, defaults: dict):
+        name = type(self).__name__
+        # a bare tensor is iterable (over its rows): refuse it as PyTorch does,
+        # instead of optimising 0-d views that step() never touches
+        if isinstance(params, (Tensor, dict)) or not hasattr(params, "__iter__"):
+            raise TypeError(f"{name}: params must be an iterable of tensors or dicts, got "
+                            f"{type(params).__name__} (pass [w] or model.parameters())")
         params = list(params)
         if not params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+            raise ValueError(f"{name}: got an empty parameter list")
         if isinstance(params[0], dict):
             groups = [dict(g) for g in params]
         else:
             groups = [{"params": params}]
         self.defaults = defaults
         self.param_groups = []
-        for g in groups:
-            g["params"] = list(g["params"])
-            for p in g["params"]:
+        seen = {}  # id(tensor) -> group index: each tensor is stepped once
+        for gi, g in enumerate(groups):
+            if not isinstance(g, dict) or "params" not in g:
+                raise TypeError(f"{name}: a parameter group must be a dict with a 'params' key, "
+                                f"got {type(g).__name__}")
+            ps = g["params"]
+            if isinstance(ps, Tensor):
+                ps = [ps]
+            elif isinstance(ps, dict) or not hasattr(ps, "__iter__"):
+                raise TypeError(f"{name}: the 'params' of group {gi} must be a tensor or an "
+                                f"iterable of tensors, got {type(ps).__name__}")
+            unique = []
+            for p in ps:
                 if not isinstance(p, Tensor):
-                    raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got "
+                    raise TypeError(f"{name}: parameters must be Tensors, got "
                                     f"{type(p).__name__}")
                 if not p.requires_grad:
-                    raise ValueError(f"{type(self).__name__}: a parameter of shape {p.shape} does "
+                    raise ValueError(f"{name}: a parameter of shape {p.shape} does "
                                      f"not require grad")
+                if id(p) in seen:
+                    if seen[id(p)] != gi:
+                        raise ValueError(f"{name}: a parameter of shape {p.shape} appears in "
+                                         f"parameter groups {seen[id(p)]} and {gi}; each "
+                                         f"parameter must be in one group only")
+                    warnings.warn(f"{name}: parameter group {gi} contains a parameter of shape "
+                                  f"{p.shape} more than once; it is kept once, so each step "
+                                  f"updates it once (PyTorch warns the same and plans to make "
+                                  f"this an error)", UserWarning, stacklevel=3)
+                    continue
+                seen[id(p)] = gi
+                unique.append(p)
+            g["params"] = unique
             for k, v in defaults.items():
                 g.setdefault(k, v)
             self.param_groups.append(g)
@@ -73,14 +111,93 @@ class Optimizer:
         return st[key]
 
     def state_dict(self) -> dict:
-        index = {}
+        """The optimizer's state in PyTorch's structure, ready for ``tg.save``::
+
+            {"state": {0: {"exp_avg": tensor, ...}, 1: {...}},
+             "param_groups": [{"lr": 0.001, ..., "params": [0, 1]}]}
+
+        Parameters are numbered in the order of the groups (the tensors
+        themselves are not included); state tensors are copies. The step
+        counts of Adam are Python ints (PyTorch keeps them in tensors).
+
+        >>> import tapegrad as tg
+        >>> w = tg.nn.Parameter(tg.ones(2))
+        >>> opt = tg.optim.SGD([w], lr=0.1, momentum=0.9)
+        >>> (w * w).sum().backward(); opt.step()
+        >>> sd = opt.state_dict()
+        >>> sd["param_groups"][0]["params"], list(sd["state"][0])
+        ([0], ['momentum_buffer'])
+        """
+        index: dict = {}
+        groups = []
         for g in self.param_groups:
-            for p in g["params"]:
-                index.setdefault(p, len(index))
-        return {"state": {index[p]: {k: (v.numpy().copy() if isinstance(v, Tensor) else v)
-                                     for k, v in s.items()} for p, s in self.state.items()},
-                "param_groups": [{k: v for k, v in g.items() if k != "params"}
-                                 for g in self.param_groups]}
+            ids = [index.setdefault(id(p), len(index)) for p in g["params"]]
+            groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": ids})
+        state = {}
+        for p, s in self.state.items():
+            if id(p) in index:
+                state[index[id(p)]] = {k: (v.detach().clone() if isinstance(v, Tensor) else v)
+                                       for k, v in s.items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict):
+        """Restore a state saved by ``state_dict()`` (possibly through
+        ``tg.save``/``tg.load``) into an optimizer built over the same
+        parameters in the same order: the hyper-parameters of each group
+        (including a changed ``lr``) and the per-parameter buffers, copied.
+        Mismatched groups or buffer shapes raise ``ValueError``.
+
+        >>> import tapegrad as tg
+        >>> w = tg.nn.Parameter(tg.ones(2))
+        >>> opt = tg.optim.Adam([w], lr=0.1)
+        >>> (w * w).sum().backward(); opt.step()
+        >>> opt2 = tg.optim.Adam([w], lr=0.5)
+        >>> opt2.load_state_dict(opt.state_dict())
+        >>> opt2.param_groups[0]["lr"], opt2.state[w]["step"]
+        (0.1, 1)
+        """
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError(f"{name}.load_state_dict: expected a dict with the keys 'state' and "
+                             f"'param_groups' (from optimizer.state_dict()), got "
+                             f"{sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__}")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the state dict has {len(saved_groups)} "
+                             f"parameter groups, the optimizer has {len(self.param_groups)}")
+        by_index = {}
+        for k, (sg, g) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(sg["params"]) != len(g["params"]):
+                raise ValueError(f"{name}.load_state_dict: parameter group {k} has "
+                                 f"{len(sg['params'])} parameters in the state dict but "
+                                 f"{len(g['params'])} in the optimizer")
+            for i, p in zip(sg["params"], g["params"]):
+                by_index[int(i)] = p
+        new_state = {}
+        for i, s in state_dict["state"].items():
+            p = by_index.get(int(i))
+            if p is None:
+                raise ValueError(f"{name}.load_state_dict: state for parameter {i}, which no "
+                                 f"parameter group lists")
+            st = {}
+            for key, v in s.items():
+                if key == "step":  # an int here; a 0-d tensor in PyTorch's dicts
+                    st[key] = int(v.item() if hasattr(v, "item") else v)
+                    continue
+                if isinstance(v, (Tensor, np.ndarray)):
+                    arr = v.detach().numpy() if isinstance(v, Tensor) else v
+                    if tuple(arr.shape) != tuple(p.shape):
+                        raise ValueError(f"{name}.load_state_dict: state '{key}' of parameter {i} "
+                                         f"has shape {tuple(arr.shape)}, the parameter has "
+                                         f"{tuple(p.shape)}")
+                    v = _C.from_numpy(np.array(arr, dtype=p.dtype, copy=True))
+                st[key] = v
+            new_state[p] = st
+        for sg, g in zip(saved_groups, self.param_groups):
+            for k, v in sg.items():
+                if k != "params":
+                    g[k] = tuple(v) if k == "betas" else v
+        self.state = new_state
 
     def __repr__(self):
         hp = ", ".join(f"{k}={v}" for k, v in self.defaults.items())

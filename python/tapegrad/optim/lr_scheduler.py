@@ -13,6 +13,14 @@ class _Scheduler:
         self.base_lrs = [g["lr"] for g in optimizer.param_groups]
         self.last_epoch = 0
 
+    def state_dict(self) -> dict:
+        """Everything but the optimizer (as PyTorch), for ``tg.save``."""
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict):
+        """Restore a state from ``state_dict()``."""
+        self.__dict__.update({k: v for k, v in state_dict.items() if k != "optimizer"})
+
     def get_last_lr(self):
         return [g["lr"] for g in self.optimizer.param_groups]
 
