@@ -35,7 +35,7 @@ def sources():
     return files
 
 
-cflags = ["-std=c11", "-O3", "-g0", "-fno-math-errno", "-fno-trapping-math", "-fno-strict-aliasing", "-D_GNU_SOURCE", "-pthread",
+cflags = ["-std=c11", "-O3", "-g0", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-fno-strict-aliasing", "-D_GNU_SOURCE", "-pthread",
           "-Wall", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 ldflags = ["-pthread"]
 if os.environ.get("TAPEGRAD_NATIVE") == "1":
@@ -71,6 +71,25 @@ def build_jobs(requested=None):
         return os.cpu_count() or 1
 
 
+# MSVC (cl.exe, the compiler setuptools uses on Windows unless told otherwise)
+# takes none of the GCC flags above.  /std:c11 and /experimental:c11atomics
+# (Visual Studio 2022 17.5 or later) give C11 with <stdatomic.h>; /fp:precise
+# keeps IEEE results (no contraction into FMA); threads are Win32 threads
+# (csrc/kernels/platform.h), so there is no -pthread.  NOTE: not run here:
+# the core also uses GCC vector extensions (csrc/kernels/vmath_impl.h), so
+# building with cl.exe is untested and expected to need clang-cl or MinGW-w64
+# (README, "Platforms").
+msvc_cflags = ["/std:c11", "/experimental:c11atomics", "/O2", "/fp:precise", "/W3",
+               "/D_CRT_SECURE_NO_WARNINGS"]
+
+
+def flags_for(compiler_type):
+    """(compile flags, link flags) for a distutils compiler type."""
+    if compiler_type == "msvc":
+        return list(msvc_cflags), []
+    return list(cflags), list(ldflags)
+
+
 class ParallelBuildExt(build_ext):
     """build_ext whose compiler compiles the sources of one extension in
     parallel: the compiler's own ``compile`` is called once per source file
@@ -79,6 +98,7 @@ class ParallelBuildExt(build_ext):
     would use; only the order of the compiler runs changes."""
 
     def build_extension(self, ext):
+        ext.extra_compile_args, ext.extra_link_args = flags_for(self.compiler.compiler_type)
         jobs = min(build_jobs(self.parallel), len(ext.sources))
         if jobs > 1:
             serial = self.compiler.compile

@@ -10,7 +10,7 @@
  */
 #include "internal.h"
 
-#include <pthread.h>
+#include "../kernels/platform.h"
 #include <stdlib.h>
 
 #define TG_N_CLASSES 23              /* 64 B << 22 = 256 MiB */
@@ -18,7 +18,7 @@
 
 typedef struct block { struct block *next; } block;
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static tg_mutex lock = TG_MUTEX_INIT;
 static block *free_lists[TG_N_CLASSES];
 static size_t cached_bytes, live_bytes, peak_bytes;
 static uint64_t n_alloc, n_hits;
@@ -39,7 +39,7 @@ void *tg__alloc(size_t nbytes, const char *who) {
         return NULL;
     }
     void *p = NULL;
-    pthread_mutex_lock(&lock);
+    tg_mutex_lock(&lock);
     n_alloc++;
     if (c >= 0 && free_lists[c]) {
         block *b = free_lists[c];
@@ -50,13 +50,13 @@ void *tg__alloc(size_t nbytes, const char *who) {
     }
     live_bytes += real;
     if (live_bytes > peak_bytes) peak_bytes = live_bytes;
-    pthread_mutex_unlock(&lock);
+    tg_mutex_unlock(&lock);
     if (!p) {
-        p = aligned_alloc(64, real);
+        p = tg_aligned_alloc(64, real);
         if (!p) {
-            pthread_mutex_lock(&lock);
+            tg_mutex_lock(&lock);
             live_bytes -= real;
-            pthread_mutex_unlock(&lock);
+            tg_mutex_unlock(&lock);
             tg_error_set(TG_ERR_MEMORY, "%s: out of memory allocating %zu bytes", who, nbytes);
         }
     }
@@ -68,7 +68,7 @@ void tg__free(void *p, size_t nbytes) {
     if (nbytes == 0) nbytes = 1;
     int c = size_class(nbytes);
     size_t real = c >= 0 ? (size_t)64 << c : (nbytes + 63) / 64 * 64;
-    pthread_mutex_lock(&lock);
+    tg_mutex_lock(&lock);
     live_bytes -= real;
     if (c >= 0 && cached_bytes + real <= TG_CACHE_LIMIT) {
         block *b = p;
@@ -77,35 +77,35 @@ void tg__free(void *p, size_t nbytes) {
         cached_bytes += real;
         p = NULL;
     }
-    pthread_mutex_unlock(&lock);
-    free(p);
+    tg_mutex_unlock(&lock);
+    tg_aligned_free(p);
 }
 
 void tg_memory_stats(tg_memory_stats_t *out) {
-    pthread_mutex_lock(&lock);
+    tg_mutex_lock(&lock);
     out->live_bytes = live_bytes;
     out->peak_bytes = peak_bytes;
     out->cached_bytes = cached_bytes;
     out->n_alloc = n_alloc;
     out->n_cache_hits = n_hits;
-    pthread_mutex_unlock(&lock);
+    tg_mutex_unlock(&lock);
 }
 
 void tg_memory_empty_cache(void) {
-    pthread_mutex_lock(&lock);
+    tg_mutex_lock(&lock);
     for (int c = 0; c < TG_N_CLASSES; c++) {
         while (free_lists[c]) {
             block *b = free_lists[c];
             free_lists[c] = b->next;
-            free(b);
+            tg_aligned_free(b);
         }
     }
     cached_bytes = 0;
-    pthread_mutex_unlock(&lock);
+    tg_mutex_unlock(&lock);
 }
 
 void tg_memory_reset_peak(void) {
-    pthread_mutex_lock(&lock);
+    tg_mutex_lock(&lock);
     peak_bytes = live_bytes;
-    pthread_mutex_unlock(&lock);
+    tg_mutex_unlock(&lock);
 }

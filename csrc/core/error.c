@@ -4,6 +4,10 @@
  * Every failing function records a status and a message here and returns
  * NULL or the status; the binding turns them into a Python exception.
  */
+/* MinGW-w64: the C99 printf family (with %zu), not the old msvcrt one */
+#if defined(__MINGW32__) && !defined(__USE_MINGW_ANSI_STDIO)
+#define __USE_MINGW_ANSI_STDIO 1
+#endif
 #include "internal.h"
 
 #include <stdio.h>

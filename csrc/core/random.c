@@ -9,9 +9,9 @@
 #include "internal.h"
 
 #include <math.h>
-#include <pthread.h>
+#include "../kernels/platform.h"
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static tg_mutex lock = TG_MUTEX_INIT;
 static uint64_t st[4] = {0x9E3779B97F4A7C15ull, 0xBF58476D1CE4E5B9ull, 0x94D049BB133111EBull,
                          0x2545F4914F6CDD1Dull};
 
@@ -37,16 +37,16 @@ static uint64_t next_locked(void) {
 }
 
 void tg_manual_seed(uint64_t seed) {
-    pthread_mutex_lock(&lock);
+    tg_mutex_lock(&lock);
     uint64_t x = seed;
     for (int i = 0; i < 4; i++) st[i] = splitmix64(&x);
-    pthread_mutex_unlock(&lock);
+    tg_mutex_unlock(&lock);
 }
 
 uint64_t tg_random_u64(void) {
-    pthread_mutex_lock(&lock);
+    tg_mutex_lock(&lock);
     uint64_t r = next_locked();
-    pthread_mutex_unlock(&lock);
+    tg_mutex_unlock(&lock);
     return r;
 }
 
@@ -56,7 +56,7 @@ double tg_random_uniform(void) { return u01(tg_random_u64()); }
 
 /* Fill n doubles: uniform [0,1) (kind 0) or standard normal (kind 1). */
 void tg__random_fill(double *out, int64_t n, int kind) {
-    pthread_mutex_lock(&lock);
+    tg_mutex_lock(&lock);
     if (kind == 0) {
         for (int64_t i = 0; i < n; i++) out[i] = u01(next_locked());
     } else {
@@ -69,5 +69,5 @@ void tg__random_fill(double *out, int64_t n, int kind) {
             if (i + 1 < n) out[i + 1] = r * sin(2.0 * M_PI * u2);
         }
     }
-    pthread_mutex_unlock(&lock);
+    tg_mutex_unlock(&lock);
 }

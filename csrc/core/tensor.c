@@ -65,7 +65,7 @@ tg_status tg__axes_mask(const char *who, const int64_t *axes, int naxes, int ndi
                             TG_MAX_DIMS);
     uint32_t m = 0;
     for (int i = 0; i < naxes; i++) {
-        int64_t a;
+        int64_t a = 0; /* (MinGW-w64 gcc 12 warns "may be used uninitialized") */
         if (ndim == 0) {
             if (axes[i] != 0 && axes[i] != -1)
                 return tg_error_set(TG_ERR_INDEX,
@@ -173,7 +173,7 @@ static tg_tensor *tensor_over(tg_storage *s, tg_dtype dt, int ndim, const int64_
 }
 
 tg_tensor *tg_tensor_empty(int ndim, const int64_t *shape, tg_dtype dt) {
-    int64_t n;
+    int64_t n = 0; /* (MinGW-w64 gcc 12 warns "may be used uninitialized") */
     size_t isz = tg_dtype_size(dt);
     if (!isz) return TG_FAIL(TG_ERR_TYPE, "empty: invalid dtype %d", (int)dt);
     if (ndim > 0 && !shape) return TG_FAIL(TG_ERR_VALUE, "empty: shape is NULL");

@@ -103,7 +103,9 @@ void tg_error_clear(void);
 /* Record a failure (printf-style message); returns `status` so that callers
  * can write `return tg_error_set(TG_ERR_VALUE, "...")`.  For callbacks. */
 tg_status tg_error_set(tg_status status, const char *fmt, ...)
-#if defined(__GNUC__)
+#if defined(__MINGW32__) /* MinGW-w64: checked as C99 printf (the core uses MinGW's own, with %zu) */
+    __attribute__((format(gnu_printf, 2, 3)))
+#elif defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;

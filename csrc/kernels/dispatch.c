@@ -1,17 +1,34 @@
 /*
  * dispatch.c -- CPU features and the dispatch log (see dispatch.h).
  */
+/* MinGW-w64: the C99 printf family (with %zu), not the old msvcrt one */
+#if defined(__MINGW32__) && !defined(__USE_MINGW_ANSI_STDIO)
+#define __USE_MINGW_ANSI_STDIO 1
+#endif
 #include "dispatch.h"
 
-#include <pthread.h>
+#include "platform.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 
-static const char *const feature_name[TG_CPU_N_FEATURES] = {"avx2", "avx512"};
+static const char *const feature_name[TG_CPU_N_FEATURES] = {"avx2", "avx512", "neon"};
+
+/* strncasecmp for ASCII names (not in ISO C; absent on Windows). */
+static int same_name(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; ++i) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (char)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z')
+            y = (char)(y - 'A' + 'a');
+        if (x != y)
+            return 0;
+    }
+    return 1;
+}
 
 /* Whether the comma/space-separated list in TAPEGRAD_DISABLE_CPU_FEATURES
  * names feature f (case-insensitive). */
@@ -26,7 +43,7 @@ static int disabled(tg_cpu_feature f)
         while (*s == ',' || *s == ' ')
             ++s;
         size_t len = strcspn(s, ", ");
-        if (len == n && strncasecmp(s, name, n) == 0)
+        if (len == n && same_name(s, name, n))
             return 1;
         s += len;
     }
@@ -35,12 +52,27 @@ static int disabled(tg_cpu_feature f)
 
 static int cpu_has_raw(tg_cpu_feature f)
 {
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__aarch64__)
+    /* Advanced SIMD is mandatory in AArch64: no run-time test needed */
+    return f == TG_CPU_NEON;
+#elif (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+    /* GCC and clang (also MinGW-w64 on Windows): the compiler's runtime
+     * reads CPUID and checks that the OS saves the wide registers (XGETBV). */
     __builtin_cpu_init();
     if (f == TG_CPU_AVX2)
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (f == TG_CPU_AVX512)
         return __builtin_cpu_supports("avx512f");
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+    /* MSVC: Windows reports the features it has enabled (CPU and OS) */
+#ifdef PF_AVX2_INSTRUCTIONS_AVAILABLE
+    if (f == TG_CPU_AVX2)
+        return IsProcessorFeaturePresent(PF_AVX2_INSTRUCTIONS_AVAILABLE) != 0;
+#endif
+#ifdef PF_AVX512F_INSTRUCTIONS_AVAILABLE
+    if (f == TG_CPU_AVX512)
+        return IsProcessorFeaturePresent(PF_AVX512F_INSTRUCTIONS_AVAILABLE) != 0;
+#endif
 #endif
     (void)f;
     return 0;
@@ -57,6 +89,13 @@ const char *tg_cpu_missing(tg_cpu_feature f)
 {
     if ((unsigned)f >= TG_CPU_N_FEATURES)
         return "unknown CPU feature";
+    if (f == TG_CPU_NEON) {
+#if defined(__aarch64__)
+        return disabled(f) ? "disabled by TAPEGRAD_DISABLE_CPU_FEATURES" : "";
+#else
+        return "not an arm64 build";
+#endif
+    }
 #if !(defined(__x86_64__) || defined(__i386__))
     return "not an x86-64 build";
 #else
@@ -70,7 +109,7 @@ const char *tg_cpu_missing(tg_cpu_feature f)
 
 /* The log: lines appended under a lock, never longer than LOG_CAP - 1. */
 #define LOG_CAP 4096
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static tg_mutex log_lock = TG_MUTEX_INIT;
 static char log_text[LOG_CAP];
 static size_t log_len;
 
@@ -83,7 +122,7 @@ void tg_dispatch_log(const char *fmt, ...)
     va_end(ap);
     strcat(line, "\n");
     size_t n = strlen(line);
-    pthread_mutex_lock(&log_lock);
+    tg_mutex_lock(&log_lock);
     /* once: skip a line that is already there (whole lines only) */
     int seen = 0;
     for (const char *p = log_text; !seen && (p = strstr(p, line)) != NULL; ++p)
@@ -92,33 +131,31 @@ void tg_dispatch_log(const char *fmt, ...)
         memcpy(log_text + log_len, line, n + 1);
         log_len += n;
     }
-    pthread_mutex_unlock(&log_lock);
+    tg_mutex_unlock(&log_lock);
 }
 
 size_t tg_dispatch_log_copy(char *buf, size_t size)
 {
-    pthread_mutex_lock(&log_lock);
+    tg_mutex_lock(&log_lock);
     size_t n = log_len;
     if (buf != NULL && size > 0) {
         size_t k = n < size - 1 ? n : size - 1;
         memcpy(buf, log_text, k);
         buf[k] = '\0';
     }
-    pthread_mutex_unlock(&log_lock);
+    tg_mutex_unlock(&log_lock);
     return n;
 }
 
 void tg_dispatch_log_clear(void)
 {
-    pthread_mutex_lock(&log_lock);
+    tg_mutex_lock(&log_lock);
     log_len = 0;
     log_text[0] = '\0';
-    pthread_mutex_unlock(&log_lock);
+    tg_mutex_unlock(&log_lock);
 }
 
 int64_t tg_dispatch_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return tg_monotonic_ns();
 }

@@ -31,6 +31,7 @@ extern "C" {
 typedef enum {
     TG_CPU_AVX2 = 0,   /* AVX2 and FMA (and the OS saves the ymm state) */
     TG_CPU_AVX512 = 1, /* AVX-512F (and the OS saves the zmm state) */
+    TG_CPU_NEON = 2,   /* AArch64 Advanced SIMD: part of every arm64 CPU */
     TG_CPU_N_FEATURES
 } tg_cpu_feature;
 
@@ -42,7 +43,8 @@ typedef enum {
 int tg_cpu_has(tg_cpu_feature f);
 
 /* Why tg_cpu_has(f) is 0 ("this CPU lacks AVX-512F", "disabled by
- * TAPEGRAD_DISABLE_CPU_FEATURES", "not an x86-64 build"), or "" when it is
+ * TAPEGRAD_DISABLE_CPU_FEATURES", "not an x86-64 build", "not an arm64
+ * build"), or "" when it is
  * 1.  Static string. */
 const char *tg_cpu_missing(tg_cpu_feature f);
 
@@ -50,7 +52,11 @@ const char *tg_cpu_missing(tg_cpu_feature f);
  * dispatch log, unless the same line is already there: each problem is
  * reported once.  The log holds up to 4 KiB; later lines are dropped.
  * Thread-safe. */
+#if defined(__MINGW32__)
+void tg_dispatch_log(const char *fmt, ...) __attribute__((format(gnu_printf, 1, 2)));
+#else
 void tg_dispatch_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif
 
 /* Copy the log (lines ending in '\n'; "" if nothing went wrong) into
  * buf[0..size), NUL-terminated and truncated if needed.  Returns the

@@ -149,7 +149,7 @@
 #include "threadpool.h"
 #include "dispatch.h"
 
-#include <pthread.h>
+#include "platform.h"
 #include <stdatomic.h>
 #include <math.h>
 #include <stdio.h>
@@ -210,12 +210,12 @@ void tg_gemm_testing_fail_alloc(int fail) { atomic_store(&fail_alloc, fail != 0)
 
 /* A 64-byte aligned buffer (one cache line; the SIMD loads never straddle
  * lines when the panels are whole lines) of `bytes` bytes, to be released
- * with free(); NULL when out of memory. */
+ * with tg_aligned_free(); NULL when out of memory. */
 static void *pack_alloc(size_t bytes)
 {
     if (atomic_load_explicit(&fail_alloc, memory_order_relaxed))
         return NULL;
-    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+    return tg_aligned_alloc(64, (bytes + 63) / 64 * 64);
 }
 
 /* A SIMD version of the transposing pack for full 16-line float panels,
@@ -288,6 +288,22 @@ _Static_assert(TG_GEMM_AVX512_MR_F64 * TG_GEMM_AVX512_NR_F64 <= TG_GEMM_MAX_TILE
 
 /* Every row, best first: the order in which they are tried. */
 static tg_gemm_isa_desc *const isa_rows[] = { &isa_avx512, &isa_avx2, &isa_generic };
+#elif defined(__aarch64__)
+#define TG_GEMM_HAVE_NEON 1
+/* NEON (gemm_neon.c).  Cache sizes vary more on arm64 than on x86 (Apple M1
+ * performance cores: 128 KiB L1d, 12 MiB shared L2; Cortex-A72: 32 KiB L1d,
+ * 1 MiB L2), so the blocks are sized for the small ones: f32 KC = 256 gives
+ * a 256 x 12 x 4 = 12 KiB micro-panel of B in L1, Ap = 96 x 256 x 4 = 96
+ * KiB in L2; f64 halves KC for the same bytes.  Not tuned on hardware (the
+ * CI runs it under qemu, where timings mean nothing). */
+static tg_gemm_isa_desc isa_neon = {
+    "neon",
+    { TG_GEMM_NEON_MR_F32, TG_GEMM_NEON_NR_F32, 96, 256, 4092, tg_gemm_ukr_neon_f32 },
+    { TG_GEMM_NEON_MR_F64, TG_GEMM_NEON_NR_F64, 96, 128, 4096, tg_gemm_ukr_neon_f64 },
+};
+_Static_assert(TG_GEMM_NEON_MR_F32 * TG_GEMM_NEON_NR_F32 <= TG_GEMM_MAX_TILE, "tile");
+_Static_assert(TG_GEMM_NEON_MR_F64 * TG_GEMM_NEON_NR_F64 <= TG_GEMM_MAX_TILE, "tile");
+static tg_gemm_isa_desc *const isa_rows[] = { &isa_neon, &isa_generic };
 #else
 static tg_gemm_isa_desc *const isa_rows[] = { &isa_generic };
 #endif
@@ -303,7 +319,7 @@ typedef struct {
 } isa_state;
 static isa_state isa_st[N_ISA];
 static int selftest_runs;   /* row self-tests run in this process (tests) */
-static pthread_mutex_t dispatch_lock = PTHREAD_MUTEX_INITIALIZER;
+static tg_mutex dispatch_lock = TG_MUTEX_INIT;
 
 static int row_index(const tg_gemm_isa_desc *d)
 {
@@ -332,7 +348,26 @@ static tg_cpu_feature row_feature(const tg_gemm_isa_desc *d)
 {
     return d == &isa_avx512 ? TG_CPU_AVX512 : TG_CPU_AVX2;
 }
+#elif defined(TG_GEMM_HAVE_NEON)
+static tg_cpu_feature row_feature(const tg_gemm_isa_desc *d)
+{
+    (void)d;
+    return TG_CPU_NEON;
+}
 #endif
+
+/* Paths of the other architectures: known names, refused with a reason
+ * (so TAPEGRAD_GEMM=avx2 on an arm64 laptop says why it is not used). */
+static const char *foreign_path(const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    if (strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0)
+        return "not an x86-64 build";
+    if (strcmp(name, "neon") == 0)
+        return "not an arm64 build";
+    return NULL;
+}
 
 /* Whether this CPU (and OS: gcc's check includes the XSAVE state bits) can
  * run the kernels of `d` and TAPEGRAD_DISABLE_CPU_FEATURES allows them. */
@@ -340,7 +375,7 @@ static int isa_usable(const tg_gemm_isa_desc *d)
 {
     if (d == &isa_generic)
         return 1;
-#ifdef TG_GEMM_HAVE_X86
+#if defined(TG_GEMM_HAVE_X86) || defined(TG_GEMM_HAVE_NEON)
     return tg_cpu_has(row_feature(d));
 #else
     return 0;
@@ -351,7 +386,7 @@ static const char *isa_missing(const tg_gemm_isa_desc *d)
 {
     if (d == &isa_generic)
         return "";
-#ifdef TG_GEMM_HAVE_X86
+#if defined(TG_GEMM_HAVE_X86) || defined(TG_GEMM_HAVE_NEON)
     return tg_cpu_missing(row_feature(d));
 #else
     return "not an x86-64 build";
@@ -417,9 +452,15 @@ static const tg_gemm_isa_desc *default_choice(void)
     if (force == NULL || *force == '\0')
         return choose_from(0);
     tg_gemm_isa_desc *d = row_named(force);
+    if (d == NULL && foreign_path(force) != NULL) {
+        const tg_gemm_isa_desc *c = choose_from(0);
+        tg_dispatch_log("gemm: TAPEGRAD_GEMM=%s refused: %s; using %s", force,
+                        foreign_path(force), c->name);
+        return c;
+    }
     if (d == NULL) {
         const tg_gemm_isa_desc *c = choose_from(0);
-        tg_dispatch_log("gemm: TAPEGRAD_GEMM=%s is not a path (expected avx512, avx2 or "
+        tg_dispatch_log("gemm: TAPEGRAD_GEMM=%s is not a path (expected avx512, avx2, neon or "
                         "baseline); using %s", force, c->name);
         return c;
     }
@@ -438,14 +479,14 @@ static const tg_gemm_isa_desc *active_isa(void)
     if (d == NULL) {
         /* The first GEMM of the process (maybe on several threads at once):
          * one thread runs the self-tests, the others wait for its answer. */
-        pthread_mutex_lock(&dispatch_lock);
+        tg_mutex_lock(&dispatch_lock);
         d = atomic_load_explicit(&active, memory_order_relaxed);
         if (d == NULL) {
             d = default_choice();
             install_packers(d);
             atomic_store_explicit(&active, d, memory_order_release);
         }
-        pthread_mutex_unlock(&dispatch_lock);
+        tg_mutex_unlock(&dispatch_lock);
     }
     return d;
 }
@@ -455,7 +496,7 @@ const char *tg_gemm_isa(void) { return active_isa()->name; }
 int tg_gemm_force_isa(const char *isa)
 {
     int rc = -1;
-    pthread_mutex_lock(&dispatch_lock);
+    tg_mutex_lock(&dispatch_lock);
     const tg_gemm_isa_desc *d = isa == NULL ? default_choice() : row_named(isa);
     if (d != NULL && isa_usable(d) && row_selftest((tg_gemm_isa_desc *)d)) {
         install_packers(d);
@@ -467,27 +508,29 @@ int tg_gemm_force_isa(const char *isa)
         if (cur != NULL)
             install_packers(cur);
     }
-    pthread_mutex_unlock(&dispatch_lock);
+    tg_mutex_unlock(&dispatch_lock);
     return rc;
 }
 
 const char *tg_gemm_isa_refusal(const char *isa)
 {
     tg_gemm_isa_desc *d = row_named(isa);
+    if (d == NULL && foreign_path(isa) != NULL)
+        return foreign_path(isa);
     if (d == NULL)
-        return "not a matmul kernel path (expected avx512, avx2 or baseline)";
+        return "not a matmul kernel path (expected avx512, avx2, neon or baseline)";
     if (!isa_usable(d))
         return isa_missing(d);
-    pthread_mutex_lock(&dispatch_lock);
+    tg_mutex_lock(&dispatch_lock);
     int failed = isa_st[row_index(d)].result < 0;
-    pthread_mutex_unlock(&dispatch_lock);
+    tg_mutex_unlock(&dispatch_lock);
     return failed ? "it failed its self-test" : "";
 }
 
 int tg_gemm_paths(tg_kernel_path_info *out, int max)
 {
     const tg_gemm_isa_desc *cur = active_isa();
-    pthread_mutex_lock(&dispatch_lock);
+    tg_mutex_lock(&dispatch_lock);
     for (int i = 0; i < N_ISA && i < max; ++i) {
         const tg_gemm_isa_desc *d = isa_rows[i];
         int usable = isa_usable(d);
@@ -496,7 +539,7 @@ int tg_gemm_paths(tg_kernel_path_info *out, int max)
                                         : isa_st[i].result < 0 ? isa_st[i].why : "",
                                         isa_st[i].us };
     }
-    pthread_mutex_unlock(&dispatch_lock);
+    tg_mutex_unlock(&dispatch_lock);
     return N_ISA;
 }
 
@@ -510,18 +553,18 @@ int tg_gemm_isa_available(const char *isa)
 
 void tg_gemm_testing_reset(void)
 {
-    pthread_mutex_lock(&dispatch_lock);
+    tg_mutex_lock(&dispatch_lock);
     for (int i = 0; i < N_ISA; ++i)
         isa_st[i] = (isa_state){ 0, "", 0 };
     atomic_store(&active, NULL);
-    pthread_mutex_unlock(&dispatch_lock);
+    tg_mutex_unlock(&dispatch_lock);
 }
 
 int tg_gemm_testing_selftest_runs(void)
 {
-    pthread_mutex_lock(&dispatch_lock);
+    tg_mutex_lock(&dispatch_lock);
     int n = selftest_runs;
-    pthread_mutex_unlock(&dispatch_lock);
+    tg_mutex_unlock(&dispatch_lock);
     return n;
 }
 
@@ -530,12 +573,15 @@ int tg_gemm_testing_set_ukr(const char *isa, tg_gemm_ukr_f32 f32, tg_gemm_ukr_f6
     tg_gemm_isa_desc *d = row_named(isa);
     if (d == NULL || d == &isa_generic)
         return -1;
-    pthread_mutex_lock(&dispatch_lock);
+    tg_mutex_lock(&dispatch_lock);
 #ifdef TG_GEMM_HAVE_X86
     d->f32.ukr = f32 ? f32 : d == &isa_avx2 ? tg_gemm_ukr_avx2_f32 : tg_gemm_ukr_avx512_f32;
     d->f64.ukr = f64 ? f64 : d == &isa_avx2 ? tg_gemm_ukr_avx2_f64 : tg_gemm_ukr_avx512_f64;
+#elif defined(TG_GEMM_HAVE_NEON)
+    d->f32.ukr = f32 ? f32 : tg_gemm_ukr_neon_f32;
+    d->f64.ukr = f64 ? f64 : tg_gemm_ukr_neon_f64;
 #endif
-    pthread_mutex_unlock(&dispatch_lock);
+    tg_mutex_unlock(&dispatch_lock);
     tg_gemm_testing_reset();
     return 0;
 }
@@ -908,8 +954,8 @@ static int SFX(gemm_packed)(const SFX(tg_gemm_kernel) *kd,
     real *Ap = SFX(pack_alloc_real)(MC * KC);
     real *Bp = SFX(pack_alloc_real)(KC * NC);
     if (Ap == NULL || Bp == NULL) {
-        free(Ap);
-        free(Bp);
+        tg_aligned_free(Ap);
+        tg_aligned_free(Bp);
         return -1;
     }
 
@@ -929,8 +975,8 @@ static int SFX(gemm_packed)(const SFX(tg_gemm_kernel) *kd,
             }
         }
     }
-    free(Ap);
-    free(Bp);
+    tg_aligned_free(Ap);
+    tg_aligned_free(Bp);
     return 0;
 }
 
@@ -1150,7 +1196,7 @@ static void SFX(shared_rows)(int64_t b0, int64_t b1, void *vctx)
         SFX(macro_kernel)(x->kd, mc, x->nc, x->kc, x->alpha, Ap, x->Bp, x->beta,
                           x->C + ic * x->rsc, x->rsc, x->csc);
     }
-    free(Ap);
+    tg_aligned_free(Ap);
 }
 
 /* Returns 0, or -1 (C untouched) if the shared panel cannot be allocated. */
@@ -1177,7 +1223,7 @@ static int SFX(gemm_shared_b)(const SFX(tg_gemm_kernel) *kd,
             tg_parallel_for((M + MC - 1) / MC, 1, SFX(shared_rows), &x);   /* loop 3 */
         }
     }
-    free(Bp);
+    tg_aligned_free(Bp);
     return 0;
 }
 

@@ -169,12 +169,24 @@ void tg_gemm_ukr_avx512_f64(int64_t kc, double alpha, const double *Ap,
                             const double *Bp, double beta, double *C, int64_t rsc);
 #endif
 
+#if defined(__aarch64__)
+/* gemm_neon.c: MR x NR = 8 x 12 (f32), 6 x 8 (f64); NEON (every AArch64 CPU). */
+#define TG_GEMM_NEON_MR_F32 8
+#define TG_GEMM_NEON_NR_F32 12
+#define TG_GEMM_NEON_MR_F64 6
+#define TG_GEMM_NEON_NR_F64 8
+void tg_gemm_ukr_neon_f32(int64_t kc, float alpha, const float *Ap,
+                          const float *Bp, float beta, float *C, int64_t rsc);
+void tg_gemm_ukr_neon_f64(int64_t kc, double alpha, const double *Ap,
+                          const double *Bp, double beta, double *C, int64_t rsc);
+#endif
+
 /* Testing hook: while `fail` is nonzero, every packing-buffer allocation
  * fails, so the tests can check the fallback to the reference kernel. */
 void tg_gemm_testing_fail_alloc(int fail);
 
 /* Testing hooks for the self-test.  Not thread-safe with running GEMMs.
- *   set_ukr: put micro-kernels f32 / f64 in row `isa` ("avx2", "avx512";
+ *   set_ukr: put micro-kernels f32 / f64 in row `isa` ("avx2", "avx512", "neon";
  *            NULL restores the row's own), then forget the choice and the
  *            self-test results, so that the next GEMM chooses again and
  *            tests the new kernels.  Returns 0, or -1 for another name.

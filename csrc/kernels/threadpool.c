@@ -31,7 +31,7 @@
  * -------------
  * The pool runs one job at a time.  A second application thread that calls
  * tg_parallel_for() while the pool is busy does not wait: it runs its loop
- * inline on its own thread (pthread_mutex_trylock).  A call made from inside
+ * inline on its own thread (tg_mutex_trylock).  A call made from inside
  * a loop body (a worker, or the caller while it runs chunks) also runs
  * inline: nested parallelism would only oversubscribe the cores, and waiting
  * for the pool from inside the pool would deadlock.
@@ -45,13 +45,15 @@
  */
 #include "threadpool.h"
 
-#include <pthread.h>
-#include <sched.h>
+#include "platform.h"
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <sched.h>
 #include <unistd.h>
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -81,11 +83,11 @@ typedef struct {
  * (which are also only written with `lock` held, but read without it by
  * spinning workers). */
 static struct {
-    pthread_mutex_t submit;     /* held by the thread whose job owns the pool */
-    pthread_mutex_t lock;
-    pthread_cond_t wake_cv;     /* workers sleep here waiting for a job */
-    pthread_cond_t done_cv;     /* the submitter sleeps here waiting for workers */
-    pthread_t *threads;         /* nworkers worker threads */
+    tg_mutex submit;     /* held by the thread whose job owns the pool */
+    tg_mutex lock;
+    tg_cond wake_cv;     /* workers sleep here waiting for a job */
+    tg_cond done_cv;     /* the submitter sleeps here waiting for workers */
+    tg_thread *threads;         /* nworkers worker threads */
     int nworkers;
     unsigned spawn_generation;  /* generation when the current workers were made */
     atomic_uint generation;     /* bumped once per published job */
@@ -94,10 +96,10 @@ static struct {
     int shutdown;               /* workers exit when they see this */
     tg_job *job;
 } pool = {
-    .submit = PTHREAD_MUTEX_INITIALIZER,
-    .lock = PTHREAD_MUTEX_INITIALIZER,
-    .wake_cv = PTHREAD_COND_INITIALIZER,
-    .done_cv = PTHREAD_COND_INITIALIZER,
+    .submit = TG_MUTEX_INIT,
+    .lock = TG_MUTEX_INIT,
+    .wake_cv = TG_COND_INIT,
+    .done_cv = TG_COND_INIT,
 };
 
 /* Requested thread count; 0 until the default is computed. */
@@ -108,7 +110,9 @@ static atomic_int requested_threads;
 static _Thread_local int tls_in_parallel;
 
 /* Whether this thread's atfork prepare handler took the pool locks. */
+#ifndef _WIN32
 static _Thread_local int tls_fork_locked;
+#endif
 
 /* ---------------------------------------------------------------- threads */
 
@@ -161,7 +165,13 @@ static int usable_cpus(void)
     }
 #endif
     if (n == 0) {
+#ifdef _WIN32
+        /* the logical processors of every processor group (Windows puts
+         * at most 64 in a group) */
+        long cpus = (long)GetActiveProcessorCount(ALL_PROCESSOR_GROUPS);
+#else
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+#endif
         n = cpus < 1 ? 0 : cpus > TG_MAX_THREADS ? TG_MAX_THREADS : (int)cpus;
     }
     return n;
@@ -259,19 +269,19 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
 #endif
 
-    pthread_mutex_lock(&pool.lock);
+    tg_mutex_lock(&pool.lock);
     unsigned seen = pool.spawn_generation;
     for (;;) {
         /* Spin briefly without the lock: cheap when jobs come back-to-back. */
-        pthread_mutex_unlock(&pool.lock);
+        tg_mutex_unlock(&pool.lock);
         for (int i = 0; i < TG_SPIN_ITERS; ++i) {
             if (atomic_load_explicit(&pool.generation, memory_order_relaxed) != seen)
                 break;
             tg_cpu_relax();
         }
-        pthread_mutex_lock(&pool.lock);
+        tg_mutex_lock(&pool.lock);
         while (atomic_load(&pool.generation) == seen && !pool.shutdown)
-            pthread_cond_wait(&pool.wake_cv, &pool.lock);
+            tg_cond_wait(&pool.wake_cv, &pool.lock);
         if (pool.shutdown)
             break;
         seen = atomic_load(&pool.generation);
@@ -279,15 +289,15 @@ static void *worker_main(void *arg)
         if (job == NULL || id >= pool.nparticipants)
             continue;               /* job already over, or not needed for it */
         atomic_fetch_add(&pool.active, 1);   /* joined: the caller waits for us */
-        pthread_mutex_unlock(&pool.lock);
+        tg_mutex_unlock(&pool.lock);
 
         run_chunks(job);
 
-        pthread_mutex_lock(&pool.lock);
+        tg_mutex_lock(&pool.lock);
         if (atomic_fetch_sub(&pool.active, 1) == 1)
-            pthread_cond_signal(&pool.done_cv);
+            tg_cond_signal(&pool.done_cv);
     }
-    pthread_mutex_unlock(&pool.lock);
+    tg_mutex_unlock(&pool.lock);
     return NULL;
 }
 
@@ -296,34 +306,35 @@ static void pool_stop(void)
 {
     if (pool.nworkers == 0)
         return;
-    pthread_mutex_lock(&pool.lock);
+    tg_mutex_lock(&pool.lock);
     pool.shutdown = 1;
-    pthread_cond_broadcast(&pool.wake_cv);
-    pthread_mutex_unlock(&pool.lock);
+    tg_cond_broadcast(&pool.wake_cv);
+    tg_mutex_unlock(&pool.lock);
     for (int i = 0; i < pool.nworkers; ++i)
-        pthread_join(pool.threads[i], NULL);
+        tg_thread_join(pool.threads[i]);
     free(pool.threads);
     pool.threads = NULL;
     pool.nworkers = 0;
     pool.shutdown = 0;
 }
 
+#ifndef _WIN32 /* fork() is POSIX only */
 static void atfork_prepare(void)
 {
     /* A fork from inside a loop body would deadlock on our own locks; it is
      * unsupported, but at least do not hang the parent. */
     tls_fork_locked = !tls_in_parallel;
     if (tls_fork_locked) {
-        pthread_mutex_lock(&pool.submit);
-        pthread_mutex_lock(&pool.lock);
+        tg_mutex_lock(&pool.submit);
+        tg_mutex_lock(&pool.lock);
     }
 }
 
 static void atfork_parent(void)
 {
     if (tls_fork_locked) {
-        pthread_mutex_unlock(&pool.lock);
-        pthread_mutex_unlock(&pool.submit);
+        tg_mutex_unlock(&pool.lock);
+        tg_mutex_unlock(&pool.submit);
     }
 }
 
@@ -340,24 +351,25 @@ static void atfork_child(void)
     atomic_store(&pool.active, 0);
     if (tls_fork_locked) {
         /* We locked them in atfork_prepare: the child's copy is ours. */
-        pthread_mutex_unlock(&pool.lock);
-        pthread_mutex_unlock(&pool.submit);
+        tg_mutex_unlock(&pool.lock);
+        tg_mutex_unlock(&pool.submit);
     } else {
         /* Forked from inside a loop body (unsupported): the locks may be
          * held by threads that do not exist here; start over. */
-        pthread_mutex_init(&pool.submit, NULL);
-        pthread_mutex_init(&pool.lock, NULL);
+        tg_mutex_init(&pool.submit);
+        tg_mutex_init(&pool.lock);
     }
     /* No thread waits on the condition variables in the child. */
-    pthread_cond_init(&pool.wake_cv, NULL);
-    pthread_cond_init(&pool.done_cv, NULL);
+    tg_cond_init(&pool.wake_cv);
+    tg_cond_init(&pool.done_cv);
 }
 
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static tg_once atfork_once = TG_ONCE_INIT;
 static void register_atfork(void)
 {
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
+#endif
 
 /* Make sure at least `want` workers exist (fewer if thread creation fails).
  * Caller holds pool.submit.  Returns the number of workers. */
@@ -365,21 +377,23 @@ static int pool_grow(int want)
 {
     if (pool.nworkers >= want)
         return pool.nworkers;
-    pthread_once(&atfork_once, register_atfork);
+#ifndef _WIN32
+    tg_once_run(&atfork_once, register_atfork);
+#endif
 
     /* Simplest correct way to grow: stop the old workers, start a new set
      * (growing is rare: it happens when the thread count goes up). */
     pool_stop();
-    pthread_t *threads = malloc((size_t)want * sizeof *threads);
+    tg_thread *threads = malloc((size_t)want * sizeof *threads);
     if (threads == NULL)
         return 0;
-    pthread_mutex_lock(&pool.lock);
+    tg_mutex_lock(&pool.lock);
     pool.spawn_generation = atomic_load(&pool.generation);
     pool.nparticipants = 0;
-    pthread_mutex_unlock(&pool.lock);
+    tg_mutex_unlock(&pool.lock);
     int made = 0;
     for (; made < want; ++made)
-        if (pthread_create(&threads[made], NULL, worker_main, (void *)(intptr_t)made) != 0)
+        if (tg_thread_create(&threads[made], worker_main, (void *)(intptr_t)made) != 0)
             break;
     pool.threads = threads;
     pool.nworkers = made;
@@ -401,7 +415,7 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
         fn(0, n, ctx);
         return;
     }
-    if (pthread_mutex_trylock(&pool.submit) != 0) {
+    if (tg_mutex_trylock(&pool.submit) != 0) {
         fn(0, n, ctx);              /* the pool is busy with another thread's loop */
         return;
     }
@@ -420,7 +434,7 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
     if (nworkers < 1)
         nchunks = 1;
     if (nchunks <= 1) {
-        pthread_mutex_unlock(&pool.submit);
+        tg_mutex_unlock(&pool.submit);
         fn(0, n, ctx);
         return;
     }
@@ -430,12 +444,12 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
 
     /* Publish the job and wake the helpers. */
     int helpers = (int)(nchunks - 1 < nworkers ? nchunks - 1 : nworkers);
-    pthread_mutex_lock(&pool.lock);
+    tg_mutex_lock(&pool.lock);
     pool.job = &job;
     pool.nparticipants = helpers;
     atomic_fetch_add(&pool.generation, 1);
-    pthread_cond_broadcast(&pool.wake_cv);
-    pthread_mutex_unlock(&pool.lock);
+    tg_cond_broadcast(&pool.wake_cv);
+    tg_mutex_unlock(&pool.lock);
 
     /* Work like a helper. */
     tls_in_parallel = 1;
@@ -445,25 +459,25 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
     /* Every chunk is taken.  Withdraw the job, so that no worker joins it
      * from now on, then wait for the workers that joined: they may still be
      * running their last chunk, and `job` lives on our stack. */
-    pthread_mutex_lock(&pool.lock);
+    tg_mutex_lock(&pool.lock);
     pool.job = NULL;
     pool.nparticipants = 0;
-    pthread_mutex_unlock(&pool.lock);
+    tg_mutex_unlock(&pool.lock);
     for (int i = 0; i < TG_SPIN_ITERS && atomic_load(&pool.active) != 0; ++i)
         tg_cpu_relax();
-    pthread_mutex_lock(&pool.lock);
+    tg_mutex_lock(&pool.lock);
     while (atomic_load(&pool.active) != 0)
-        pthread_cond_wait(&pool.done_cv, &pool.lock);
-    pthread_mutex_unlock(&pool.lock);
+        tg_cond_wait(&pool.done_cv, &pool.lock);
+    tg_mutex_unlock(&pool.lock);
 
-    pthread_mutex_unlock(&pool.submit);
+    tg_mutex_unlock(&pool.submit);
 }
 
 void tg_threadpool_shutdown(void)
 {
     if (tls_in_parallel)
         return;
-    pthread_mutex_lock(&pool.submit);
+    tg_mutex_lock(&pool.submit);
     pool_stop();
-    pthread_mutex_unlock(&pool.submit);
+    tg_mutex_unlock(&pool.submit);
 }

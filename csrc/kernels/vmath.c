@@ -1,12 +1,13 @@
 /*
  * vmath.c -- the baseline build of the vector math kernels and the
- * run-time choice between it and the AVX2 build (see vmath.h).
+ * run-time choice between it and the SIMD build of the architecture: AVX2
+ * on x86-64 (vmath_avx2.c), NEON on arm64 (vmath_neon.c); see vmath.h.
  */
 #include "vmath.h"
 #include "dispatch.h"
 
 #include <math.h>
-#include <pthread.h>
+#include "platform.h"
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,43 +28,78 @@
 
 static const tg_vmath_table table_base = VM_TABLE(base, "baseline");
 
+/* The SIMD build's functions (defined in vmath_<suffix>.c). */
+#define VM_DECLARE(SUFFIX)                                                              \
+    void tg_vm_exp_f32_##SUFFIX(int64_t, const float *, float *);                       \
+    void tg_vm_log_f32_##SUFFIX(int64_t, const float *, float *);                       \
+    void tg_vm_tanh_f32_##SUFFIX(int64_t, const float *, float *);                      \
+    void tg_vm_sigmoid_f32_##SUFFIX(int64_t, const float *, float *);                   \
+    double tg_vm_sum_f32_##SUFFIX(int64_t, const float *);                              \
+    double tg_vm_sum_f64_##SUFFIX(int64_t, const double *);                             \
+    double tg_vm_sumsq_f32_##SUFFIX(int64_t, const float *);                            \
+    double tg_vm_sumsq_f64_##SUFFIX(int64_t, const double *);                           \
+    void tg_vm_acc_f32_##SUFFIX(int64_t, int64_t, const float *, int64_t, double *);    \
+    void tg_vm_acc_f64_##SUFFIX(int64_t, int64_t, const double *, int64_t, double *);   \
+    double tg_vm_max_f32_##SUFFIX(int64_t, const float *);                              \
+    double tg_vm_min_f32_##SUFFIX(int64_t, const float *);                              \
+    double tg_vm_max_f64_##SUFFIX(int64_t, const double *);                             \
+    double tg_vm_min_f64_##SUFFIX(int64_t, const double *);                             \
+    void tg_vm_adam_f32_##SUFFIX(int64_t, float *, const float *, float *, float *,     \
+                                 const float *, int);                                   \
+    void tg_vm_sgd_f32_##SUFFIX(int64_t, float *, const float *, float *, const double *, \
+                                int);                                                   \
+    void tg_vm_rmsprop_f32_##SUFFIX(int64_t, float *, const float *, float *, float *,  \
+                                    const double *, int);
+
+/* One SIMD build per architecture, under the name of its instruction set;
+ * the other architecture's name is known, and refused with the reason. */
 #if defined(__x86_64__) && defined(__GNUC__)
-#define TG_VMATH_HAVE_AVX2 1
-/* defined in vmath_avx2.c */
-void tg_vm_exp_f32_avx2(int64_t, const float *, float *);
-void tg_vm_log_f32_avx2(int64_t, const float *, float *);
-void tg_vm_tanh_f32_avx2(int64_t, const float *, float *);
-void tg_vm_sigmoid_f32_avx2(int64_t, const float *, float *);
-double tg_vm_sum_f32_avx2(int64_t, const float *);
-double tg_vm_sum_f64_avx2(int64_t, const double *);
-double tg_vm_sumsq_f32_avx2(int64_t, const float *);
-double tg_vm_sumsq_f64_avx2(int64_t, const double *);
-void tg_vm_acc_f32_avx2(int64_t, int64_t, const float *, int64_t, double *);
-void tg_vm_acc_f64_avx2(int64_t, int64_t, const double *, int64_t, double *);
-double tg_vm_max_f32_avx2(int64_t, const float *);
-double tg_vm_min_f32_avx2(int64_t, const float *);
-double tg_vm_max_f64_avx2(int64_t, const double *);
-double tg_vm_min_f64_avx2(int64_t, const double *);
-void tg_vm_adam_f32_avx2(int64_t, float *, const float *, float *, float *, const float *, int);
-void tg_vm_sgd_f32_avx2(int64_t, float *, const float *, float *, const double *, int);
-void tg_vm_rmsprop_f32_avx2(int64_t, float *, const float *, float *, float *, const double *, int);
-static const tg_vmath_table table_avx2 = VM_TABLE(avx2, "avx2");
+#define TG_VMATH_HAVE_SIMD 1
+#define SIMD_NAME "avx2"
+#define SIMD_FEATURE TG_CPU_AVX2
+VM_DECLARE(avx2)
+static const tg_vmath_table table_simd = VM_TABLE(avx2, "avx2");
+#elif defined(__aarch64__) && defined(__GNUC__)
+#define TG_VMATH_HAVE_SIMD 1
+#define SIMD_NAME "neon"
+#define SIMD_FEATURE TG_CPU_NEON
+VM_DECLARE(neon)
+static const tg_vmath_table table_simd = VM_TABLE(neon, "neon");
+#endif
 
-static int have_avx2(void) { return tg_cpu_has(TG_CPU_AVX2); }
+/* A known path name this build does not have: the reason, else NULL. */
+static const char *foreign_path(const char *name) {
+    if (name == NULL) return NULL;
+#ifdef TG_VMATH_HAVE_SIMD
+    if (strcmp(name, SIMD_NAME) == 0) return NULL;
+#endif
+    if (strcmp(name, "avx2") == 0) return "not an x86-64 build";
+    if (strcmp(name, "neon") == 0) return "not an arm64 build";
+    return NULL;
+}
 
-/* A table a test put in place of the AVX2 one (tg_vmath_testing_set_table). */
-static _Atomic(const tg_vmath_table *) avx2_override;
-static const tg_vmath_table *avx2_table(void) {
-    const tg_vmath_table *t = atomic_load(&avx2_override);
-    return t ? t : &table_avx2;
+/* Whether `name` is a vector-math path of any build. */
+static int known_path(const char *name) {
+    return name != NULL && (strcmp(name, "baseline") == 0 || strcmp(name, "avx2") == 0 ||
+                            strcmp(name, "neon") == 0);
+}
+
+#ifdef TG_VMATH_HAVE_SIMD
+static int have_simd(void) { return tg_cpu_has(SIMD_FEATURE); }
+
+/* A table a test put in place of the SIMD one (tg_vmath_testing_set_table). */
+static _Atomic(const tg_vmath_table *) simd_override;
+static const tg_vmath_table *simd_table(void) {
+    const tg_vmath_table *t = atomic_load(&simd_override);
+    return t ? t : &table_simd;
 }
 #endif
 
 const tg_vmath_table *tg_vmath_by_name(const char *name) {
     if (!name) return NULL;
     if (strcmp(name, "baseline") == 0) return &table_base;
-#ifdef TG_VMATH_HAVE_AVX2
-    if (strcmp(name, "avx2") == 0) return have_avx2() ? &table_avx2 : NULL;
+#ifdef TG_VMATH_HAVE_SIMD
+    if (strcmp(name, SIMD_NAME) == 0) return have_simd() ? &table_simd : NULL;
 #endif
     return NULL;
 }
@@ -81,6 +117,7 @@ const tg_vmath_table *tg_vmath_by_name(const char *name) {
  *   sums, sums of squares, column sums, max, min, and the optimizer steps:
  *     the same bits (one fixed order of operations on every path).
  * Returns 0, or -1 with the first difference described in why[0..n). */
+#ifdef TG_VMATH_HAVE_SIMD /* (the self-test exists where a SIMD build does) */
 static uint32_t vm_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
 
 static int vm_close(float got, float want) {
@@ -220,55 +257,59 @@ static int selftest_table(const tg_vmath_table *t, char *why, size_t n) {
     return 0;
 }
 
+#endif
+
 /* ---- the choice ----------------------------------------------------------- */
 static _Atomic(const tg_vmath_table *) chosen;
-static pthread_mutex_t choose_lock = PTHREAD_MUTEX_INITIALIZER;
-static int avx2_result;       /* 0 not tested, 1 passed, -1 failed (under choose_lock) */
-static char avx2_why[400];
-static double avx2_us;
+static tg_mutex choose_lock = TG_MUTEX_INIT;
+static int simd_result;       /* 0 not tested, 1 passed, -1 failed (under choose_lock) */
+static char simd_why[400];
+static double simd_us;
 static int selftest_runs;
 
-#ifdef TG_VMATH_HAVE_AVX2
-/* The AVX2 table after its self-test (choose_lock held): NULL if it fails. */
-static const tg_vmath_table *avx2_tested(void) {
-    if (avx2_result == 0) {
+#ifdef TG_VMATH_HAVE_SIMD
+/* The SIMD table after its self-test (choose_lock held): NULL if it fails. */
+static const tg_vmath_table *simd_tested(void) {
+    if (simd_result == 0) {
         int64_t t0 = tg_dispatch_now_ns();
-        char why[sizeof avx2_why] = "";
-        avx2_result = selftest_table(avx2_table(), why, sizeof why) == 0 ? 1 : -1;
-        avx2_us = (double)(tg_dispatch_now_ns() - t0) / 1e3;
+        char why[sizeof simd_why] = "";
+        simd_result = selftest_table(simd_table(), why, sizeof why) == 0 ? 1 : -1;
+        simd_us = (double)(tg_dispatch_now_ns() - t0) / 1e3;
         selftest_runs++;
-        if (avx2_result < 0) {
-            snprintf(avx2_why, sizeof avx2_why, "%s", why);
-            tg_dispatch_log("vmath: the avx2 kernels failed their self-test (%s); not using them",
-                            why);
+        if (simd_result < 0) {
+            snprintf(simd_why, sizeof simd_why, "%s", why);
+            tg_dispatch_log("vmath: the " SIMD_NAME " kernels failed their self-test (%s); "
+                            "not using them", why);
         }
     }
-    return avx2_result > 0 ? avx2_table() : NULL;
+    return simd_result > 0 ? simd_table() : NULL;
 }
 #endif
 
-/* The default choice (choose_lock held): AVX2 if the CPU has it, it passes
- * its self-test and TAPEGRAD_VMATH does not say "baseline". */
+/* The default choice (choose_lock held): the SIMD build if the CPU has it,
+ * it passes its self-test and TAPEGRAD_VMATH does not say "baseline". */
 static const tg_vmath_table *default_table(void) {
     const char *force = getenv("TAPEGRAD_VMATH");
     int want_simd = 1;
     if (force && *force) {
-        if (strcmp(force, "baseline") == 0) want_simd = 0;
-        else if (strcmp(force, "avx2") != 0)
-            tg_dispatch_log("vmath: TAPEGRAD_VMATH=%s is not a path (expected avx2 or baseline); "
-                            "using the default", force);
+        if (strcmp(force, "baseline") == 0) {
+            want_simd = 0;
+        } else if (foreign_path(force)) {
+            tg_dispatch_log("vmath: TAPEGRAD_VMATH=%s refused: %s; using the default", force,
+                            foreign_path(force));
+        } else if (!known_path(force)) {
+            tg_dispatch_log("vmath: TAPEGRAD_VMATH=%s is not a path (expected avx2, neon or "
+                            "baseline); using the default", force);
+        }
     }
-#ifdef TG_VMATH_HAVE_AVX2
-    if (want_simd && have_avx2()) {
-        const tg_vmath_table *t = avx2_tested();
+#ifdef TG_VMATH_HAVE_SIMD
+    if (want_simd && have_simd()) {
+        const tg_vmath_table *t = simd_tested();
         if (t) return t;
-    } else if (want_simd && force && strcmp(force, "avx2") == 0) {
-        tg_dispatch_log("vmath: TAPEGRAD_VMATH=avx2 refused: %s; using baseline",
-                        tg_cpu_missing(TG_CPU_AVX2));
+    } else if (want_simd && force && strcmp(force, SIMD_NAME) == 0) {
+        tg_dispatch_log("vmath: TAPEGRAD_VMATH=" SIMD_NAME " refused: %s; using baseline",
+                        tg_cpu_missing(SIMD_FEATURE));
     }
-#else
-    if (want_simd && force && strcmp(force, "avx2") == 0)
-        tg_dispatch_log("vmath: TAPEGRAD_VMATH=avx2 refused: not an x86-64 build; using baseline");
 #endif
     return &table_base;
 }
@@ -276,83 +317,84 @@ static const tg_vmath_table *default_table(void) {
 const tg_vmath_table *tg_vmath(void) {
     const tg_vmath_table *t = atomic_load_explicit(&chosen, memory_order_acquire);
     if (!t) {
-        pthread_mutex_lock(&choose_lock);
+        tg_mutex_lock(&choose_lock);
         t = atomic_load_explicit(&chosen, memory_order_relaxed);
         if (!t) {
             t = default_table();
             atomic_store_explicit(&chosen, t, memory_order_release);
         }
-        pthread_mutex_unlock(&choose_lock);
+        tg_mutex_unlock(&choose_lock);
     }
     return t;
 }
 
 int tg_vmath_force(const char *name) {
     int rc = -1;
-    pthread_mutex_lock(&choose_lock);
+    tg_mutex_lock(&choose_lock);
     const tg_vmath_table *t = NULL;
     if (name == NULL) t = default_table();
     else if (strcmp(name, "baseline") == 0) t = &table_base;
-#ifdef TG_VMATH_HAVE_AVX2
-    else if (strcmp(name, "avx2") == 0 && have_avx2()) t = avx2_tested();
+#ifdef TG_VMATH_HAVE_SIMD
+    else if (strcmp(name, SIMD_NAME) == 0 && have_simd()) t = simd_tested();
 #endif
     if (t) {
         atomic_store(&chosen, t);
         rc = 0;
     }
-    pthread_mutex_unlock(&choose_lock);
+    tg_mutex_unlock(&choose_lock);
     return rc;
 }
 
 const char *tg_vmath_refusal(const char *name) {
-    if (!name || (strcmp(name, "baseline") != 0 && strcmp(name, "avx2") != 0))
-        return "not a vector-math path (expected avx2 or baseline)";
+    if (!known_path(name))
+        return "not a vector-math path (expected avx2, neon or baseline)";
     if (strcmp(name, "baseline") == 0) return "";
-#ifdef TG_VMATH_HAVE_AVX2
-    if (!have_avx2()) return tg_cpu_missing(TG_CPU_AVX2);
-    pthread_mutex_lock(&choose_lock);
-    int failed = avx2_result < 0;
-    pthread_mutex_unlock(&choose_lock);
+    if (foreign_path(name)) return foreign_path(name);
+#ifdef TG_VMATH_HAVE_SIMD
+    if (!have_simd()) return tg_cpu_missing(SIMD_FEATURE);
+    tg_mutex_lock(&choose_lock);
+    int failed = simd_result < 0;
+    tg_mutex_unlock(&choose_lock);
     return failed ? "it failed its self-test" : "";
 #else
-    return "not an x86-64 build";
+    return "no SIMD build of the vector math for this compiler or CPU";
 #endif
 }
 
 int tg_vmath_paths(tg_kernel_path_info *out, int max) {
     const tg_vmath_table *cur = tg_vmath();
     int k = 0;
-    pthread_mutex_lock(&choose_lock);
-#ifdef TG_VMATH_HAVE_AVX2
+    tg_mutex_lock(&choose_lock);
+#ifdef TG_VMATH_HAVE_SIMD
     if (k < max) {
-        int usable = have_avx2();
-        out[k] = (tg_kernel_path_info){"avx2", usable, avx2_result, cur != &table_base,
-                                       !usable ? tg_cpu_missing(TG_CPU_AVX2)
-                                       : avx2_result < 0 ? avx2_why : "",
-                                       avx2_us};
+        int usable = have_simd();
+        out[k] = (tg_kernel_path_info){SIMD_NAME, usable, simd_result, cur != &table_base,
+                                       !usable ? tg_cpu_missing(SIMD_FEATURE)
+                                       : simd_result < 0 ? simd_why : "",
+                                       simd_us};
     }
     k++;
 #endif
     if (k < max)
         out[k] = (tg_kernel_path_info){"baseline", 1, 0, cur == &table_base, "", 0};
     k++;
-    pthread_mutex_unlock(&choose_lock);
+    tg_mutex_unlock(&choose_lock);
     return k;
 }
 
 /* ---- testing hooks -------------------------------------------------------- */
 void tg_vmath_testing_reset(void) {
-    pthread_mutex_lock(&choose_lock);
-    avx2_result = 0;
-    avx2_why[0] = '\0';
-    avx2_us = 0;
+    tg_mutex_lock(&choose_lock);
+    simd_result = 0;
+    simd_why[0] = '\0';
+    simd_us = 0;
     atomic_store(&chosen, NULL);
-    pthread_mutex_unlock(&choose_lock);
+    tg_mutex_unlock(&choose_lock);
 }
 
 int tg_vmath_testing_set_table(const tg_vmath_table *t) {
-#ifdef TG_VMATH_HAVE_AVX2
-    atomic_store(&avx2_override, t);
+#ifdef TG_VMATH_HAVE_SIMD
+    atomic_store(&simd_override, t);
     tg_vmath_testing_reset();
     return 0;
 #else
@@ -362,8 +404,8 @@ int tg_vmath_testing_set_table(const tg_vmath_table *t) {
 }
 
 int tg_vmath_testing_selftest_runs(void) {
-    pthread_mutex_lock(&choose_lock);
+    tg_mutex_lock(&choose_lock);
     int n = selftest_runs;
-    pthread_mutex_unlock(&choose_lock);
+    tg_mutex_unlock(&choose_lock);
     return n;
 }

@@ -38,12 +38,14 @@
  * sigmoid(-inf) = 0; NaN in gives NaN out everywhere.
  *
  * Dispatch: every function exists twice, compiled from the same source
- * (vmath_impl.h): once for the baseline x86-64 (SSE2, 4 floats a step), once
- * with AVX2+FMA (vmath_avx2.c, 8 floats a step, fused multiply-adds).  The
- * first call picks the AVX2 version if __builtin_cpu_supports says the CPU
- * has it; the sums give bit-identical results on both paths (fixed
- * accumulation order, no FMA), exp/log/tanh/sigmoid may differ by one ulp
- * (FMA rounds once where the baseline rounds twice).
+ * (vmath_impl.h): once as the baseline (16-byte vectors: SSE2 on x86-64,
+ * NEON on arm64, 4 floats a step, no fused multiply-add), once as the SIMD
+ * build of the architecture: AVX2+FMA on x86-64 (vmath_avx2.c, 8 floats a
+ * step) or NEON with FMA on arm64 (vmath_neon.c, 4 floats a step).  The
+ * first call picks the SIMD version if the CPU has it (dispatch.h) and it
+ * passes its self-test; the sums give bit-identical results on both paths
+ * (fixed accumulation order, no FMA), exp/log/tanh/sigmoid may differ by
+ * one ulp (FMA rounds once where the baseline rounds twice).
  *
  * Memory: no function allocates or keeps a pointer.  x and y may be the
  * same array (in place); other overlaps are not allowed.  None can fail.
@@ -62,7 +64,7 @@ typedef void (*tg_vmath_unary_fn)(int64_t n, const float *x, float *y);
 
 /* One instruction set's version of every kernel. */
 typedef struct {
-    const char *name; /* "avx2" or "baseline" */
+    const char *name; /* "avx2", "neon" or "baseline" */
     tg_vmath_unary_fn exp_f32, log_f32, tanh_f32, sigmoid_f32;
     /* the float64 sum of x[0..n) in a fixed order (16 interleaved partial
      * sums, then a fixed pairwise tree): the same bits on every path */
@@ -103,22 +105,23 @@ enum {
 };
 
 /* The kernels for this CPU (chosen once, thread-safe). Never NULL.
- * The AVX2 build is used when the CPU has AVX2 + FMA and it passes a
+ * The SIMD build (AVX2 + FMA on x86-64, NEON on arm64) is used when the
+ * CPU has it and it passes a
  * known-answer self-test against the baseline build before its first use
  * (vmath.c, selftest_table; dispatch.h describes the scheme); otherwise the
  * baseline, and the dispatch log says why (once).
  * TAPEGRAD_VMATH=baseline in the environment forces the baseline version
  * (to compare the two paths, or to rule the SIMD path out when debugging);
- * TAPEGRAD_VMATH=avx2 asks for the AVX2 one (refused, with a log line, on
- * a CPU without it). */
+ * TAPEGRAD_VMATH=avx2 (or neon) asks for the SIMD one (refused, with a log
+ * line, on a CPU without it or on the other architecture). */
 const tg_vmath_table *tg_vmath(void);
 
 /* A specific version, for tests and benchmarks: "baseline" always exists,
- * "avx2" exists when the CPU supports it (NULL otherwise, or for any other
- * name).  No self-test: the tests test it. */
+ * "avx2" (x86-64) or "neon" (arm64) exists when the CPU supports it (NULL
+ * otherwise, or for any other name).  No self-test: the tests test it. */
 const tg_vmath_table *tg_vmath_by_name(const char *name);
 
-/* Use version `name` for tg_vmath() from now on ("baseline", "avx2"), or
+/* Use version `name` for tg_vmath() from now on ("baseline", "avx2", "neon"), or
  * make the default choice again (NULL).  Returns 0, or -1 if refused (an
  * unknown name, a CPU without it, a failed self-test: tg_vmath_refusal
  * says which), leaving the choice unchanged.  Process-wide; do not call
@@ -128,15 +131,15 @@ int tg_vmath_force(const char *name);
 /* Why tg_vmath_force(name) would refuse, or "" if it would not. Static. */
 const char *tg_vmath_refusal(const char *name);
 
-/* The state of every compiled version (avx2 first, then baseline), as
+/* The state of every compiled version (the SIMD one first, then baseline), as
  * tg_gemm_paths does for the matmul kernels.  Returns the count. */
 #include "dispatch.h"
 int tg_vmath_paths(tg_kernel_path_info *out, int max);
 
 /* Testing hooks, not thread-safe with running kernels:
- *   set_table: use t in place of the AVX2 table (NULL: the real one), then
+ *   set_table: use t in place of the SIMD table (NULL: the real one), then
  *              forget the choice and the self-test, so that the next
- *              tg_vmath() tests t; -1 where there is no AVX2 build;
+ *              tg_vmath() tests t; -1 where there is no SIMD build;
  *   reset:     forget the choice and the self-test result;
  *   selftest_runs: how many self-tests this process has run. */
 int tg_vmath_testing_set_table(const tg_vmath_table *t);

@@ -43,6 +43,7 @@
 #include "ops_internal.h"
 #include "../kernels/gemm.h"
 #include "../kernels/threadpool.h"
+#include "../kernels/platform.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -147,7 +148,7 @@ static tg_tensor *dense(tg_tensor *x, tg_dtype dt) {
 
 /* Scratch memory for worker threads (64-byte aligned; NULL on failure).
  * Not tg__alloc: that one reports errors in the caller's thread state. */
-static void *scratch(size_t nbytes) { return aligned_alloc(64, (nbytes + 63) / 64 * 64 + 64); }
+static void *scratch(size_t nbytes) { return tg_aligned_alloc(64, (nbytes + 63) / 64 * 64 + 64); }
 
 /* ===================================================================== */
 /* Kernels: im2col, col2im, pooling loops (float and double)              */
@@ -427,7 +428,7 @@ static void fwd_range(int64_t n0, int64_t n1, void *vjob) {
         gemm(j->dt, g->O, OHW, CKK, j->w, CKK, 1, direct ? xn : cols, OHW, 1, j->b ? 1.0 : 0.0, yn,
              OHW);
     }
-    free(cols);
+    tg_aligned_free(cols);
 }
 
 /* dx_n = col2im(w^T @ dy_n), images [n0, n1). */
@@ -451,7 +452,7 @@ static void dx_range(int64_t n0, int64_t n1, void *vjob) {
             col2im(j->dt, g, cols, dxn);
         }
     }
-    free(cols);
+    tg_aligned_free(cols);
 }
 
 /* Partial sum k of dw = sum_n dy_n @ im2col(x_n)^T over its share of the
@@ -489,7 +490,7 @@ static void dw_range(int64_t k0, int64_t k1, void *vjob) {
             }
         }
     }
-    free(cols);
+    tg_aligned_free(cols);
 }
 
 /* Run fn over the images: in parallel chunks when there are enough images

@@ -657,6 +657,28 @@ static tg_tensor *copy_array(PyArrayObject *a, int want) {
     return t;
 }
 
+/* NumPy makes uint64 of Python ints in [2**63, 2**64): stored as int64 they
+ * would wrap to negative numbers.  -1 + OverflowError if an element does
+ * not fit (NumPy refuses np.array([2**63], dtype=np.int64) the same way). */
+static int uint64_fits(PyArrayObject *a, const char *who) {
+    if (!PyTypeNum_ISUNSIGNED(PyArray_TYPE(a)) || PyArray_ITEMSIZE(a) < 8) return 0;
+    PyObject *mx = PyArray_Max(a, NPY_RAVEL_AXIS, NULL);
+    if (!mx) {
+        PyErr_Clear(); /* empty: nothing to store */
+        return 0;
+    }
+    PyObject *lim = PyLong_FromLongLong(INT64_MAX);
+    int over = lim ? PyObject_RichCompareBool(mx, lim, Py_GT) : -1;
+    Py_XDECREF(lim);
+    if (over > 0)
+        PyErr_Format(PyExc_OverflowError,
+                     "%s: the Python int %S does not fit in int64 (expected -2**63 <= n < "
+                     "2**63; use floats, e.g. float(n), or dtype=tg.float64)",
+                     who, mx);
+    Py_DECREF(mx);
+    return over ? -1 : 0;
+}
+
 /* tg.tensor(data, dtype): always a new tensor (copy), never requiring grad. */
 tg_tensor *tgpy_new_tensor(PyObject *o, int has_dtype, tg_dtype dt) {
     if (tgpy_is_tensor(o)) {
@@ -718,6 +740,10 @@ tg_tensor *tgpy_new_tensor(PyObject *o, int has_dtype, tg_dtype dt) {
                      Py_TYPE(o)->tp_name);
         return NULL;
     }
+    if ((!has_dtype || dt == TG_INT64) && uint64_fits((PyArrayObject *)a, "tensor")) {
+        Py_DECREF(a);
+        return NULL;
+    }
     int want = has_dtype ? tg_to_npy(dt) : PyTypeNum_ISFLOAT(tn) ? NPY_FLOAT32 : -1;
     tg_tensor *t = copy_array((PyArrayObject *)a, want);
     Py_DECREF(a);
@@ -758,6 +784,10 @@ tg_tensor *tgpy_as_tensor(PyObject *o, const tg_tensor *like) {
         int tn = PyArray_TYPE((PyArrayObject *)a);
         /* Python floats become float32 (the default dtype), ints int64 */
         int want = PyTypeNum_ISFLOAT(tn) ? NPY_FLOAT32 : -1;
+        if (uint64_fits((PyArrayObject *)a, "tensor")) {
+            Py_DECREF(a);
+            return NULL;
+        }
         if (tn == NPY_OBJECT) {
             Py_DECREF(a);
             PyErr_SetString(PyExc_TypeError,

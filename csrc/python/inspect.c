@@ -23,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../kernels/platform.h"
+
 #define FUNC(name) static PyObject *f_##name(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kw)
 #define ARGS(fname, n, npos, ...)                                                     \
     static const char *const names_[] = {__VA_ARGS__};                                \
@@ -85,9 +87,7 @@ static EntryInfo *info_of(tg_entry *e, bool create) {
 }
 
 static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return 1e-9 * (double)tg_monotonic_ns(); /* a monotonic clock on POSIX and Windows */
 }
 
 /* The Python frames that are running now, innermost first, as a tuple of

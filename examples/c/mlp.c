@@ -32,6 +32,10 @@
 
 #include "tapegrad.h"
 
+#ifndef M_PI /* not ISO C: glibc has it with _GNU_SOURCE, Windows does not */
+#define M_PI 3.14159265358979323846
+#endif
+
 #define N_POINTS 200 /* half of them in each moon */
 #define HIDDEN 16
 #define STEPS 1000

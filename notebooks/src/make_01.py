@@ -24,24 +24,26 @@ import tapegrad as tg
 
 tg.manual_seed(0)
 rng = np.random.default_rng(0)
-N, D, H, K = 8, 3, 4, 2          # samples, inputs, hidden units, outputs
+N, D, M, K = 8, 3, 4, 2          # samples, inputs, hidden units, outputs
 X = rng.standard_normal((N, D))
 T = rng.uniform(size=(N, K))      # targets in (0, 1), like the sigmoid's range
-W1, b1 = rng.standard_normal((H, D)) * 0.5, np.zeros(H)
-W2, b2 = rng.standard_normal((K, H)) * 0.5, np.zeros(K)
+W1, b1 = rng.standard_normal((M, D)) * 0.5, np.zeros(M)
+W2, b2 = rng.standard_normal((K, M)) * 0.5, np.zeros(K)
 """),
 md(r"""
 ## The forward pass, one row per sample
 
 With a batch $X$ of shape $(N, D)$ the layers are $H = \sigma(X W_1^\top + b_1)$ and
-$Y = \sigma(H W_2^\top + b_2)$; the bias is added to every row (broadcasting).
+$Y = \sigma(H W_2^\top + b_2)$; the bias is added to every row (broadcasting). $H$ is the
+matrix of hidden activations, shape $(N, M)$ for $M$ hidden units; the code calls it `H`
+too, and $Y$ has shape $(N, K)$.
 """),
 code(r"""
 def sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
-Hid = sigmoid(X @ W1.T + b1)
-Y = sigmoid(Hid @ W2.T + b2)
+H = sigmoid(X @ W1.T + b1)
+Y = sigmoid(H @ W2.T + b2)
 L = np.mean((Y - T) ** 2)
 L
 """),
@@ -73,9 +75,9 @@ forward pass, so its gradient collects a contribution from every row.
 code(r"""
 dY = 2 * (Y - T) / Y.size
 d2 = dY * Y * (1 - Y)
-dW2 = d2.T @ Hid
+dW2 = d2.T @ H
 db2 = d2.sum(axis=0)
-d1 = (d2 @ W2) * Hid * (1 - Hid)
+d1 = (d2 @ W2) * H * (1 - H)
 dW1 = d1.T @ X
 db1 = d1.sum(axis=0)
 by_hand = {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
@@ -159,9 +161,17 @@ gx, gy = np.meshgrid(np.linspace(-1.5, 2.5, 200), np.linspace(-1, 1.5, 200))
 grid = tg.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=tg.float32)
 with tg.no_grad():
     pg = ((grid @ W1.T + b1).sigmoid() @ W2.T + b2).sigmoid().numpy().reshape(gx.shape)
-ax[1].contourf(gx, gy, pg, levels=20, cmap="coolwarm", alpha=0.6)
-ax[1].scatter(Xd[:, 0], Xd[:, 1], c=Td[:, 0], cmap="coolwarm", s=8)
-ax[1].set(title="decision surface after training")
+cs = ax[1].contourf(gx, gy, pg, levels=np.linspace(0, 1, 21), cmap="coolwarm", alpha=0.6)
+ax[1].contour(gx, gy, pg, levels=[0.5], colors="k", linewidths=1)
+for cls, colour, marker in [(0, "tab:blue", "o"), (1, "tab:red", "^")]:
+    sel = Td[:, 0] == cls
+    ax[1].scatter(Xd[sel, 0], Xd[sel, 1], c=colour, marker=marker, s=10, edgecolors="none",
+                  label=f"class {cls} (target {cls})")
+ax[1].plot([], [], "k-", lw=1, label="y = 0.5 (decision boundary)")
+ax[1].set(xlabel="input $x_1$", ylabel="input $x_2$", title="decision surface after training")
+ax[1].legend(loc="lower left", fontsize=7)
+fig.colorbar(cs, ax=ax[1], label="network output y")
+plt.tight_layout()
 plt.show()
 """),
 md(r"""

@@ -23,6 +23,14 @@ opens it up with `tg.inspect`:
 6. the **cost** of each entry (FLOPs, bytes, time);
 7. the same on one **MNIST** batch with a 784-128-10 network made of plain tensors.
 
+**If the drawings look like plain text.** A notebook opened from a fresh clone is
+*untrusted*: JupyterLab then hides its SVG and HTML outputs. Every drawing here is saved
+with a PNG copy as well, so the pictures still show; for the full-resolution SVG, the
+formulas' layout and the step-through pages, trust the notebook once
+(`jupyter trust notebooks/03_inspecting_gradients.ipynb`, or *File → Trust Notebook* in
+Jupyter Notebook) or simply run it. Running the `explore` cell needs `ipywidgets` for its
+buttons; without it you get a static page listing every step.
+
 We use the network of notebook 01, written for a batch whose samples are the **columns**
 of $X$ (so the formulas read exactly as for one vector $x$):
 

@@ -288,9 +288,11 @@ static const combo combos[] = {
     { TG_GEMM_PACKED_SIMD, "generic" },
     { TG_GEMM_PACKED_SIMD, "avx2" },
     { TG_GEMM_PACKED_SIMD, "avx512" },
+    { TG_GEMM_PACKED_SIMD, "neon" },
     { TG_GEMM_PACKED_SIMD_MT, "generic" },
     { TG_GEMM_PACKED_SIMD_MT, "avx2" },
     { TG_GEMM_PACKED_SIMD_MT, "avx512" },
+    { TG_GEMM_PACKED_SIMD_MT, "neon" },
     { VAR_AUTO, NULL },
 };
 #define N_COMBOS ((int)(sizeof combos / sizeof combos[0]))
@@ -419,13 +421,20 @@ END_TEST
 START_TEST(test_isa_dispatch)
 {
     const char *best = tg_gemm_isa();
-    ck_assert(strcmp(best, "generic") == 0 || strcmp(best, "avx2") == 0 || strcmp(best, "avx512") == 0);
+    ck_assert(strcmp(best, "generic") == 0 || strcmp(best, "avx2") == 0 || strcmp(best, "avx512") == 0 ||
+              strcmp(best, "neon") == 0);
     ck_assert_int_eq(tg_gemm_force_isa("generic"), 0);
     ck_assert_str_eq(tg_gemm_isa(), "generic");
     ck_assert_int_eq(tg_gemm_force_isa("no-such-isa"), -1);   /* refused, choice unchanged */
     ck_assert_str_eq(tg_gemm_isa(), "generic");
     ck_assert_str_eq(tg_gemm_isa_refusal("no-such-isa"),
-                     "not a matmul kernel path (expected avx512, avx2 or baseline)");
+                     "not a matmul kernel path (expected avx512, avx2, neon or baseline)");
+    /* a path of another architecture is a known name, refused with the reason */
+#if defined(__aarch64__)
+    ck_assert_str_eq(tg_gemm_isa_refusal("avx2"), "not an x86-64 build");
+#else
+    ck_assert_str_eq(tg_gemm_isa_refusal("neon"), "not an arm64 build");
+#endif
     ck_assert_int_eq(tg_gemm_force_isa("baseline"), 0);        /* the other name of generic */
     ck_assert_str_eq(tg_gemm_isa(), "generic");
     ck_assert_int_eq(tg_gemm_force_isa(NULL), 0);
@@ -486,7 +495,16 @@ static int best_simd_row(const char **name)
         tile_nr64 = TG_GEMM_AVX2_NR_F64;
         return 1;
     }
+#elif defined(__aarch64__)
+    if (tg_gemm_isa_available("neon")) {
+        *name = "neon";
+        real_f32 = tg_gemm_ukr_neon_f32; real_f64 = tg_gemm_ukr_neon_f64;
+        tile_mr = TG_GEMM_NEON_MR_F32; tile_nr = TG_GEMM_NEON_NR_F32;
+        tile_nr64 = TG_GEMM_NEON_NR_F64;
+        return 1;
+    }
 #endif
+    (void)name; /* no SIMD row on this architecture */
     return 0;
 }
 
@@ -494,6 +512,7 @@ static void selftest_teardown(void)
 {
     tg_gemm_testing_set_ukr("avx2", NULL, NULL);
     tg_gemm_testing_set_ukr("avx512", NULL, NULL);
+    tg_gemm_testing_set_ukr("neon", NULL, NULL);
     unsetenv("TAPEGRAD_DISABLE_CPU_FEATURES");
     unsetenv("TAPEGRAD_GEMM");
     tg_dispatch_log_clear();
@@ -566,6 +585,8 @@ START_TEST(test_selftest_all_rows_broken)
         ck_assert_int_eq(tg_gemm_testing_break("avx2"), 0);      /* the library's broken kernel */
     if (strcmp(row, "avx512") == 0)
         ck_assert_int_eq(tg_gemm_testing_set_ukr("avx512", broken_f32, broken_f64), 0);
+    if (tg_gemm_isa_available("neon"))
+        ck_assert_int_eq(tg_gemm_testing_break("neon"), 0);
     ck_assert_str_eq(tg_gemm_isa(), "generic");
     ck_assert_int_gt(check_shape(VAR_AUTO, 0, (shape){ 29, 70, 11 }), 0);
     ck_assert_int_gt(check_shape(VAR_AUTO, 1, (shape){ 29, 70, 11 }), 0);
@@ -582,7 +603,8 @@ START_TEST(test_forced_path_refused)
     ck_assert(!tg_gemm_isa_available("avx512"));
     ck_assert_int_eq(tg_gemm_force_isa("avx512"), -1);
     const char *why = tg_gemm_isa_refusal("avx512");
-    ck_assert_msg(strstr(why, "AVX-512F") || strstr(why, "TAPEGRAD_DISABLE_CPU_FEATURES"), "%s", why);
+    ck_assert_msg(strstr(why, "AVX-512F") || strstr(why, "TAPEGRAD_DISABLE_CPU_FEATURES") ||
+                  strstr(why, "not an x86-64 build"), "%s", why);
     ck_assert_str_ne(tg_gemm_isa(), "avx512");
     /* the same through the environment, at the first GEMM */
     setenv("TAPEGRAD_GEMM", "avx512", 1);
@@ -767,7 +789,8 @@ Suite *gemm_suite(void)
     tcase_set_timeout(tc, 120);
     /* the broken-kernel tests need a SIMD row to break: on a CPU without
      * one they are not tests, and main.c lists the paths not run */
-    if (tg_gemm_isa_available("avx512") || tg_gemm_isa_available("avx2")) {
+    if (tg_gemm_isa_available("avx512") || tg_gemm_isa_available("avx2") ||
+        tg_gemm_isa_available("neon")) {
         tcase_add_test(tc, test_selftest_catches_broken_kernel);
         tcase_add_test(tc, test_selftest_all_rows_broken);
     }

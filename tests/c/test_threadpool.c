@@ -315,7 +315,14 @@ Suite *threadpool_suite(void)
     tcase_add_test(tc, test_nested_runs_inline);
     tcase_add_test(tc, test_set_num_threads);
     tcase_add_test(tc, test_concurrent_callers);
-    tcase_add_test(tc, test_fork_child_rebuilds_pool);
+    /* TG_TEST_NO_FORK=1 (.ci/arm64.sh, under qemu-user): qemu 7.2's user-mode
+     * emulation aborts when a forked child of a threaded process starts
+     * threads (an assertion inside qemu), so this one test cannot run there;
+     * it runs in every native run. */
+    if (getenv("TG_TEST_NO_FORK") == NULL)
+        tcase_add_test(tc, test_fork_child_rebuilds_pool);
+    else
+        printf("threadpool: test_fork_child_rebuilds_pool NOT RUN HERE (TG_TEST_NO_FORK set)\n");
     tcase_add_test(tc, test_shutdown_and_restart);
     tcase_add_test(tc, test_many_small_loops);
     suite_add_tcase(s, tc);

@@ -436,6 +436,20 @@ def test_errors_name_the_op():
     t = tg.zeros(3, dtype=tg.int64)
     with raises(OverflowError, "tensor:", "does not fit in int64"):
         tg.tensor([1, 2**70])
+    # NumPy stores [2**63] as uint64: it must not wrap to INT64_MIN
+    for data in ([2**63], [2**64 - 1], [[2**63], [2**63 + 5]]):
+        assert np.array(data).dtype == np.uint64
+        with raises(OverflowError, "tensor:", "does not fit in int64"):
+            tg.tensor(data)
+        with pytest.raises(OverflowError):
+            np.array(data, dtype=np.int64)
+    with raises(OverflowError, "tensor:", "does not fit in int64"):
+        tg.zeros(1, dtype=tg.int64) + [2**63]
+    # [1, 2**63] is float64 for NumPy (no integer type holds both): a float tensor
+    assert np.array([1, 2**63]).dtype == np.float64
+    assert tg.tensor([1, 2**63]).dtype == tg.float32
+    assert tg.tensor([1, 2**63 - 1]).numpy().tolist() == [1, 2**63 - 1]
+    assert tg.tensor([2**63], dtype=tg.float64).numpy().tolist() == [2.0**63]
     with raises(OverflowError, "full:", "does not fit in int64"):
         tg.full((2,), 2**70)
     np.testing.assert_array_equal(tg.full((2,), 2**70, dtype=tg.float64).numpy(), [2.0**70] * 2)

@@ -69,7 +69,9 @@ def test_the_documents_keras_code_runs_verbatim(mnist_dir, monkeypatch):
     tg.manual_seed(0)
     out = io.StringIO()
     ns = {"__name__": "__documents__"}
-    with contextlib.redirect_stdout(out):
+    # the documents pair a softmax output with from_logits=True: warned, as Keras warns
+    with contextlib.redirect_stdout(out), \
+            pytest.warns(UserWarning, match="produced by a Softmax activation and thus does not represent logits"):
         exec(compile(ours, "<the documents' Keras code>", "exec"), ns)
     assert len(calls) == 1  # the code's own load_data() call went to tapegrad's loader
     printed = out.getvalue()

@@ -150,6 +150,26 @@ def test_forced_path_the_cpu_lacks_is_refused_not_run():
     assert any("TAPEGRAD_GEMM=avx9000 is not a path" in w for w in out["warns"])
 
 
+def test_path_of_another_architecture_is_refused_with_the_reason():
+    # the path names of every architecture are known: TAPEGRAD_GEMM=neon on
+    # x86-64 (or avx2 on arm64) is refused with why, and the best path is used
+    import platform
+    foreign, why = (("avx2", "not an x86-64 build") if platform.machine() in ("aarch64", "arm64")
+                    else ("neon", "not an arm64 build"))
+    out, _ = _python(_CHECK.replace("SETUP", "pass"), TAPEGRAD_GEMM=foreign)
+    assert out["cfg"]["matmul_kernel"] != foreign
+    assert any(f"TAPEGRAD_GEMM={foreign} refused: {why}" in w for w in out["warns"]), out["warns"]
+    assert max(out["errs"]) == 0.0
+    with pytest.raises(RuntimeError, match=f"gemm path '{foreign}' refused: {why}"):
+        tg._C._force_kernel("gemm", foreign)
+    # the same for the vector math
+    out, _ = _python(_CHECK.replace("SETUP", "pass"), TAPEGRAD_VMATH=foreign)
+    assert out["cfg"]["vector_math"] != foreign
+    assert any(f"TAPEGRAD_VMATH={foreign} refused: {why}" in w for w in out["warns"]), out["warns"]
+    with pytest.raises(RuntimeError, match=f"vmath path '{foreign}' refused: {why}"):
+        tg._C._force_kernel("vmath", foreign)
+
+
 def test_force_kernel_errors_name_the_problem():
     with pytest.raises(ValueError, match="unknown kernel family 'blas'"):
         tg._C._force_kernel("blas", "avx2")

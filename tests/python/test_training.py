@@ -1,6 +1,7 @@
 """End-to-end training: the Keras-style front end, the optimizers against
 PyTorch, and a short MNIST run that must learn."""
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +52,13 @@ def test_keras_from_logits_versions_both_train(mnist):
                               keras.layers.Dense(10, activation=out_act)])
         m.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
                   metrics=["accuracy"])
-        h = m.fit(x_train[:2000] / 255.0, y_train[:2000], epochs=1, verbose=0, seed=0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            h = m.fit(x_train[:2000] / 255.0, y_train[:2000], epochs=1, verbose=0, seed=0)
         assert h.history["accuracy"][0] > 0.5, (out_act, from_logits)
+        # Keras's warning, for the softmax + from_logits=True pair only
+        said = any("produced by a Softmax activation" in str(w.message) for w in caught)
+        assert said == (out_act == "softmax" and from_logits), (out_act, from_logits)
 
 
 def test_short_mnist_run_learns(mnist):

@@ -97,9 +97,10 @@ def _hint(exp, act):
                         f"1/N of a mean over {n} items?)")
             if abs(c - round(c)) < 1e-3 and round(c) > 1:
                 n = round(c)
+                why = " (the 2 from differentiating a square)" if n == 2 else ""
                 return (f"yours is 1/{n} of the tape's: did you average over {n} items where the "
                         f"tape sums (a bias gradient is a sum over the batch), or drop a factor "
-                        f"{n} (the 2 of a square)?")
+                        f"{n}{why}?")
             return f"off by a constant factor: tape / yours = {c:.4g}"
     return None
 

@@ -56,8 +56,10 @@ class _Node:
 class GraphDrawing:
     """An SVG drawing of a graph (from :func:`draw`). Shows itself in
     Jupyter (``_repr_svg_``); ``svg()`` and ``dot()`` give the text;
-    ``save(path)`` writes ``.svg`` (or ``.dot``, or ``.png``/``.pdf`` when
-    the graphviz program is installed).
+    ``save(path)`` writes ``.svg`` (or ``.dot``, ``.png`` with matplotlib or
+    graphviz, ``.pdf`` with graphviz). In Jupyter it shows as SVG with a PNG
+    beside it (``png()``, rasterised with matplotlib when it is installed), so
+    an untrusted notebook, which drops SVG, still shows the picture.
 
     >>> import tapegrad as tg
     >>> d = tg.inspect.draw(tg.tensor([1.0], requires_grad=True).exp().sum())
@@ -229,6 +231,115 @@ class GraphDrawing:
     def _repr_svg_(self) -> str:
         return self.svg()
 
+    def png(self, scale: float = 1.5) -> bytes | None:
+        """The drawing as PNG bytes, rasterised with matplotlib (the same
+        layout, boxes, curves and text as :meth:`svg`), or None when
+        matplotlib is not installed. ``scale`` is pixels per SVG unit."""
+        try:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+            from matplotlib.patches import FancyBboxPatch, PathPatch, Polygon, Rectangle
+            from matplotlib.path import Path
+        except ImportError:
+            return None
+        import io
+        W, H = float(self.width), float(self.height)
+        # one SVG unit = one point, so font sizes carry over; dpi sets the pixel density
+        fig = Figure(figsize=(W / 72, H / 72), dpi=72 * scale)
+        FigureCanvasAgg(fig)
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_xlim(0, W)
+        ax.set_ylim(H, 0)
+        ax.axis("off")
+        mono = {"family": "monospace"}
+        if self.title:
+            ax.text(10, 22, self.title, fontsize=13, fontweight="bold", family="sans-serif",
+                    va="baseline")
+        nodes = self.nodes
+        for path, lab in self._paths:
+            pts = []
+            for i, nid in enumerate(path):
+                n = nodes[nid]
+                cx = n.x + n.w / 2
+                if i == 0:
+                    pts.append((cx, n.y + n.h))
+                elif i == len(path) - 1:
+                    pts.append((cx, n.y))
+                else:
+                    pts.append((cx, n.y))
+                    pts.append((cx, n.y + getattr(n, "span", n.h)))
+            verts, codes = [pts[0]], [Path.MOVETO]
+            for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+                if x0 == x1:
+                    verts.append((x1, y1))
+                    codes.append(Path.LINETO)
+                    continue
+                my = (y0 + y1) / 2
+                verts += [(x0, my), (x1, my), (x1, y1)]
+                codes += [Path.CURVE4] * 3
+            ax.add_patch(PathPatch(Path(verts, codes), fill=False, edgecolor="#888", lw=1.2))
+            # arrowhead along the last segment's end direction
+            (x0, y0), (x1, y1) = verts[-2], verts[-1]
+            dx, dy = x1 - x0, y1 - y0
+            norm = (dx * dx + dy * dy) ** 0.5 or 1.0
+            ux, uy = dx / norm, dy / norm
+            ax.add_patch(Polygon([(x1, y1), (x1 - 7 * ux - 3.5 * uy, y1 - 7 * uy + 3.5 * ux),
+                                  (x1 - 7 * ux + 3.5 * uy, y1 - 7 * uy - 3.5 * ux)],
+                                 closed=True, facecolor="#666", edgecolor="none"))
+            if lab:
+                (x0, y0), (x1, y1) = pts[-2], pts[-1]
+                my, t = (y0 + y1) / 2, 0.78
+                bx = (1 - t) ** 3 * x0 + 3 * (1 - t) ** 2 * t * x0 + 3 * (1 - t) * t * t * x1 + t ** 3 * x1
+                by = (1 - t) ** 3 * y0 + 3 * (1 - t) ** 2 * t * my + 3 * (1 - t) * t * t * my + t ** 3 * y1
+                ax.text(bx + 3, by, lab, color="#888", fontsize=9, va="baseline", **mono)
+        colors = {"head": "#000", "shape": "#333", "val": "#555", "grad": "#b71c1c", "partial": "#e65100"}
+        for n in nodes.values():
+            if n.dummy:
+                continue
+            st = n.style
+            rx = st.get("rx", 3)
+            ax.add_patch(FancyBboxPatch((n.x, n.y), n.w, n.h,
+                                        boxstyle=f"round,pad=0,rounding_size={min(rx, n.h / 2)}",
+                                        facecolor=st.get("fill", "#fff"),
+                                        edgecolor=st.get("stroke", "#555"), lw=st.get("sw", 1)))
+            for i, (text, cls) in enumerate(n.lines):
+                ax.text(n.x + PAD_X, n.y + PAD_Y + (i + 1) * LINE_H - 3, text, fontsize=11,
+                        color=colors.get(cls, "#000"), va="baseline",
+                        fontweight="bold" if cls == "head" else "normal",
+                        fontstyle="italic" if cls == "partial" else "normal", **mono)
+        ly = self.height - 14
+        x = 10
+        for fill, stroke, text in LEGEND:
+            ax.add_patch(Rectangle((x, ly - 9), 12, 10, facecolor=fill, edgecolor=stroke, lw=1))
+            ax.text(x + 16, ly, text, color="#555", fontsize=10, family="sans-serif", va="baseline")
+            x += 16 + len(text) * 5.6 + 14
+        ax.text(x, ly, "∂: gradient", color="#b71c1c", fontsize=10, family="sans-serif", va="baseline")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", facecolor="white")
+        try:  # a 64-colour palette: a third of the bytes, no visible change (Pillow comes with matplotlib)
+            from PIL import Image
+            small = io.BytesIO()
+            buf.seek(0)
+            Image.open(buf).convert("RGB").quantize(colors=64).save(small, format="png", optimize=True)
+            return small.getvalue()
+        except Exception:  # noqa: BLE001 - any Pillow trouble: keep matplotlib's PNG
+            return buf.getvalue()
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        # SVG for trusted front ends; a PNG beside it for untrusted ones
+        # (JupyterLab drops SVG from untrusted notebooks) and for viewers
+        # that sanitise SVG away. No PNG without matplotlib: SVG and text only.
+        bundle = {"text/plain": repr(self), "image/svg+xml": self.svg()}
+        png = self.png()
+        if png is not None:
+            import base64
+            bundle["image/png"] = base64.b64encode(png).decode("ascii")
+        return bundle
+
+    def __repr__(self):
+        n = sum(1 for v in self.nodes.values() if not v.dummy)
+        return f"<tg.inspect.GraphDrawing: {n} nodes{', ' + self.title if self.title else ''}>"
+
     def dot(self) -> str:
         """The graph in graphviz's DOT language."""
         def q(s):
@@ -250,8 +361,9 @@ class GraphDrawing:
         return "\n".join(out)
 
     def save(self, path: str) -> str:
-        """Write the drawing: ``.svg`` (default) or ``.dot``; ``.png`` and
-        ``.pdf`` need the graphviz ``dot`` program. Returns the path."""
+        """Write the drawing: ``.svg`` (default) or ``.dot``; ``.png`` needs
+        matplotlib (or else the graphviz ``dot`` program), ``.pdf`` needs
+        ``dot``. Returns the path."""
         ext = os.path.splitext(path)[1].lower()
         if ext in ("", ".svg"):
             path = path if ext else path + ".svg"
@@ -260,12 +372,16 @@ class GraphDrawing:
         elif ext in (".dot", ".gv"):
             with open(path, "w", encoding="utf-8") as f:
                 f.write(self.dot())
+        elif ext == ".png" and self.png() is not None:
+            with open(path, "wb") as f:
+                f.write(self.png())
         elif ext in (".png", ".pdf"):
             import shutil
             import subprocess
             exe = shutil.which("dot")
             if not exe:
-                raise RuntimeError("save: .png/.pdf need the graphviz program 'dot'; save as .svg instead")
+                raise RuntimeError(f"save: {ext} needs matplotlib (.png) or the graphviz program 'dot'; "
+                                   "save as .svg instead")
             subprocess.run([exe, "-T" + ext[1:], "-o", path], input=self.dot().encode(), check=True)
         else:
             raise ValueError(f"save: unknown extension {ext!r} (use .svg or .dot)")

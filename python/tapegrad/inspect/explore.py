@@ -10,6 +10,8 @@ from .stepper import BackwardStepper
 
 HINT = ("Static view: every step is listed below. For Previous/Next buttons and a slider, "
         "install ipywidgets (pip install ipywidgets) and run the cell again.")
+SAVED_HINT = ("Saved view: every step is listed below (click a step to open it). Run the cell "
+              "for Previous/Next buttons and a slider.")
 
 
 class Explorer:
@@ -43,8 +45,23 @@ class Explorer:
                     if self.n else "<p>Nothing to run.</p>")
         return self.stepper.history[k - 1]._repr_html_()
 
-    def page(self, k: int) -> str:
-        return (f"<div style='overflow-x:auto'>{self.drawing(k).svg()}</div>" + self.record_html(k))
+    def page(self, k: int, image: bool = False) -> str:
+        """Drawing and record of step k as HTML; ``image=True`` draws the
+        graph as a PNG ``<img>`` (when matplotlib is installed) instead of
+        inline SVG."""
+        return (f"<div style='overflow-x:auto'>{self._picture(self.drawing(k), image)}</div>"
+                + self.record_html(k))
+
+    @staticmethod
+    def _picture(d, image):
+        # inline SVG is dropped by sanitising viewers (untrusted JupyterLab,
+        # GitHub), leaving its text as "soup"; a PNG <img> survives them
+        png = d.png(scale=1.25) if image else None
+        if png is None:
+            return d.svg()
+        import base64
+        return (f"<img src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}' "
+                f"width='{d.width:.0f}' style='max-width:none' alt='{esc(d.title)}'>")
 
     def _make_widget(self):
         import ipywidgets as w
@@ -69,15 +86,19 @@ class Explorer:
         self._slider = slider
         return w.VBox([w.HBox([prev, nxt, slider]), pic, rec])
 
-    def static_html(self, hint: bool = True) -> str:
-        """Every step as a collapsible section: drawing and record."""
+    def static_html(self, hint: bool = True, image: bool = True) -> str:
+        """Every step as a collapsible section: drawing and record. With
+        ``image=True`` (the default) the drawings are PNG images when
+        matplotlib is installed, so that viewers which strip SVG (an
+        untrusted notebook, GitHub) still show them; inline SVG otherwise."""
         parts = []
-        if hint and self.widget is None:
-            parts.append(f"<p style='color:#555'><i>{esc(HINT)}</i></p>")
-        parts.append(f"<div style='overflow-x:auto'>{self.drawing(self.n).svg()}</div>")
+        if hint:
+            text = HINT if self.widget is None else SAVED_HINT
+            parts.append(f"<p style='color:#555'><i>{esc(text)}</i></p>")
+        parts.append(f"<div style='overflow-x:auto'>{self._picture(self.drawing(self.n), image)}</div>")
         for k in range(1, self.n + 1):
             rec = self.stepper.history[k - 1]
-            body = self.page(k) if self.n <= 40 else self.record_html(k)
+            body = self.page(k, image) if self.n <= 40 else self.record_html(k)
             parts.append(f"<details><summary>step {k}/{self.n}: #{rec.seq} {esc(rec.op)}</summary>"
                          f"{body}</details>")
         return "".join(parts)
@@ -86,8 +107,15 @@ class Explorer:
         return self.static_html()
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        # a widget where a kernel is running, the static page where there is none
-        bundle = {"text/plain": repr(self), "text/html": self.static_html(hint=self.widget is None)}
+        # a widget where a kernel is running, the static page where there is
+        # none (nbconvert, GitHub: keep text/html when saving, see
+        # notebooks/src/nbtools.py), and the finished graph as a PNG for
+        # front ends that show only "safe" outputs
+        bundle = {"text/plain": repr(self), "text/html": self.static_html()}
+        png = self.drawing(self.n).png()
+        if png is not None:
+            import base64
+            bundle["image/png"] = base64.b64encode(png).decode("ascii")
         if self.widget is not None and hasattr(self.widget, "_repr_mimebundle_"):
             wb = self.widget._repr_mimebundle_()
             if isinstance(wb, tuple):

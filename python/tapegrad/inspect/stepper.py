@@ -76,7 +76,10 @@ def _unbar(tok: str) -> str:
 
 def annotate_shapes(tex: str, shapes: dict) -> str:
     """Put each ``\\bar X`` token of ``tex`` over its shape:
-    ``\\underset{64\\times 10}{\\bar C}`` (one pass, longest tokens first)."""
+    ``\\underset{64\\times 10}{\\bar C}`` (one pass, longest tokens first).
+    Scalars are left bare: a "1" under a symbol inside a fraction reads as
+    part of the formula (the record's "where" line says they are scalars)."""
+    shapes = {t: s for t, s in (shapes or {}).items() if len(tuple(s)) > 0}
     if not shapes:
         return tex
     toks = sorted(shapes, key=len, reverse=True)
