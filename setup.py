@@ -1,6 +1,6 @@
 """Build of the tapegrad._C extension from the C core in csrc/.
 
-The core (csrc/core, csrc/ops, csrc/kernels) and the binding (csrc/python)
+The core (csrc/core, csrc/ops, csrc/engine, csrc/kernels) and the binding (csrc/python)
 are compiled into one extension module. Portable flags only: no -march=native
 and never -ffast-math (it would switch the whole process to flush-to-zero and
 break isnan); -fno-math-errno only drops errno updates from libm calls so
@@ -30,7 +30,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 
 def sources():
     files = []
-    for sub in ("core", "ops", "kernels", "python"):
+    for sub in ("core", "ops", "engine", "kernels", "python"):
         files += sorted(glob.glob(os.path.join("csrc", sub, "*.c")))
     return files
 

@@ -2,6 +2,7 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py
     python benchmarks/run.py --quick --json results.json
+    python benchmarks/run.py --only overhead          # the call-overhead rows alone
 
 Each case is timed for every library in the same process (median of
 repeats after a warm-up) and printed as one table with the ratios
@@ -397,7 +398,15 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", default=None, help="write the results to this file")
     ap.add_argument("--data", default=None, help="MNIST directory (default: tg.data.mnist lookup)")
+    ap.add_argument("--only", default=None,
+                    help="run only these sections, comma-separated: matmul, mlp, elementwise, "
+                         "reductions, overhead, training, conv, memory, threads (e.g. --only overhead "
+                         "for the call-overhead rows)")
     args = ap.parse_args(argv)
+    only = set(args.only.split(",")) if args.only else None
+
+    def want(section):
+        return only is None or section in only
     if args.threads:
         set_threads(args.threads)
     env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
@@ -412,18 +421,26 @@ def main(argv=None):
     print(Table.header())
     print("-" * 100)
     sizes = [64, 256, 512] if args.quick else [64, 256, 512, 1024, 2048]
-    bench_matmul(tab, sizes, np.float32)
-    bench_matmul(tab, sizes[:4], np.float64)
-    bench_mlp_shapes(tab, np.float32)
-    bench_mlp_shapes(tab, np.float64)
-    bench_elementwise(tab, [10 ** 6] if args.quick else [10 ** 6, 10 ** 7])
-    bench_reductions(tab)
-    bench_overhead(tab)
-    data = tg.data.mnist.load_data(args.data)
-    bench_training(tab, data, args.quick)
-    bench_conv(tab)
-    bench_memory(tab, data)
-    if (os.cpu_count() or 1) >= 2 and tg.get_num_threads() == 1:
+    if want("matmul"):
+        bench_matmul(tab, sizes, np.float32)
+        bench_matmul(tab, sizes[:4], np.float64)
+    if want("mlp"):
+        bench_mlp_shapes(tab, np.float32)
+        bench_mlp_shapes(tab, np.float64)
+    if want("elementwise"):
+        bench_elementwise(tab, [10 ** 6] if args.quick else [10 ** 6, 10 ** 7])
+    if want("reductions"):
+        bench_reductions(tab)
+    if want("overhead"):
+        bench_overhead(tab)
+    data = tg.data.mnist.load_data(args.data) if want("training") or want("memory") else None
+    if want("training"):
+        bench_training(tab, data, args.quick)
+    if want("conv"):
+        bench_conv(tab)
+    if want("memory"):
+        bench_memory(tab, data)
+    if want("threads") and (os.cpu_count() or 1) >= 2 and tg.get_num_threads() == 1:
         print("-" * 100)
         bench_two_threads(tab, args.quick)
     if args.json:

@@ -1,7 +1,12 @@
 /*
  * internal.h -- what the files of the library share and the public header
- * does not show: allocation, error helpers, shape helpers, the recording of
- * tape entries and the strided iteration used by every kernel driver.
+ * does not show: allocation, error helpers, shape helpers, grad mode,
+ * lifetime, the recording of tape entries and the strided iteration used by
+ * every kernel driver.
+ *
+ * Floors (docs/design.md): core/ (tensor, storage, lifetime, recording)
+ * calls no op; ops/ call core/ and kernels/; engine/ (the backward engine)
+ * calls ops.  A file never calls a function of a floor above its own.
  *
  * Nothing here is part of the API.  Names start with tg__ (two underscores).
  */
@@ -79,7 +84,26 @@ tg_tensor *tg__as_dtype(tg_tensor *x, tg_dtype dt);
 tg_status tg__require_float(const char *who, const tg_tensor *x);
 tg_status tg__check_writable(const char *who, const tg_tensor *t);
 
-/* ---- recording (tape.c) ------------------------------------------------- */
+/* ---- grad mode (runtime.c) ---------------------------------------------- */
+/* The thread's grad mode, read inline on every op (tg_grad_enabled is the
+ * public face of the same flag). */
+extern _Thread_local bool tg__grad_disabled;
+static inline bool tg__grad_on(void) { return !tg__grad_disabled; }
+
+/* ---- lifetime (lifetime.c) ---------------------------------------------- */
+/* Storage s gains a saved reference (an entry saved a tensor over it).
+ * Returns true, with the reference given back at once, when the save hook
+ * asks for a private copy and `may_copy`. */
+bool tg__saved_inc(tg_storage *s, bool may_copy);
+/* Give back everything e saved (tensors and output storage). */
+void tg__free_saved(tg_entry *e);
+
+/* ---- recording (record.c) ----------------------------------------------- */
+/* An entry's op name ("add", or a Python-defined op's own name): the body of
+ * tg_entry_name, inline so that files below recording can name an entry. */
+static inline const char *tg__entry_name(const tg_entry *e) {
+    return e->custom_name ? e->custom_name : e->op->name;
+}
 /* Should an op with these inputs record an entry? (grad mode on and a float
  * input requires grad) */
 bool tg__should_record(int n, tg_tensor *const *in);
@@ -96,8 +120,9 @@ void tg__save_output(tg_entry *e, tg_tensor *out);
  * or NULL when nothing was recorded. */
 tg_tensor *tg__finish(const tg_opdef *op, int n, tg_tensor *const *in, tg_tensor *out,
                       tg_entry **e_out);
-/* Called by tg_tensor_release when a tensor dies, to clear weak pointers. */
-void tg__entry_output_died(tg_entry *e, tg_tensor *t);
+/* Set the error "entry #n (op) was already used by a backward pass" and
+ * return its status. */
+tg_status tg__freed_error(const tg_entry *e);
 
 /* ---- strided iteration -------------------------------------------------- */
 /* Iterate over the elements of up to 4 operands sharing one shape (strides in
@@ -123,13 +148,13 @@ void tg__bcast_strides_bytes(const tg_tensor *x, int ndim, const int64_t *shape,
                              int64_t *out);
 
 /* ---- op registry -------------------------------------------------------- */
-#define TG_OP(name) TG_OPID_##name,
+#define TG_OP(name, sig) TG_OPID_##name,
 enum {
 #include "../ops/oplist.h"
     TG_OPID_COUNT
 };
 #undef TG_OP
-#define TG_OP(name) extern const tg_opdef tg_opdef_##name;
+#define TG_OP(name, sig) extern const tg_opdef tg_opdef_##name;
 #include "../ops/oplist.h"
 #undef TG_OP
 

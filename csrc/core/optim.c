@@ -11,8 +11,7 @@
  * stores its state; so float32 results agree with PyTorch's to a few ulps.
  *
  * Every function checks all its arguments before writing anything: a
- * failed call leaves every tensor unchanged (the one exception: running out
- * of memory while clip_grad_norm scales a non-contiguous gradient).
+ * failed call leaves every tensor unchanged.
  */
 #include "internal.h"
 #include "../kernels/vmath.h"
@@ -387,6 +386,23 @@ tg_status tg_rmsprop_step(int n, tg_tensor **params, tg_tensor **grads, tg_tenso
  * before clipping.  norm_type must be > 0 or INFINITY.  Returns TG_OK, or an
  * error with nothing modified.
  */
+/* One row of a strided gradient times coef, rounded to its dtype as the
+ * contiguous loop above it does (clip_grad_norm's in-place scaling). */
+typedef struct {
+    double coef;
+    tg_dtype dtype;
+} scale_ctx;
+
+static void scale_row(int64_t n, char **p, const int64_t *s, void *vctx) {
+    const scale_ctx *c = vctx;
+    if (c->dtype == TG_FLOAT32) {
+        float cf = (float)c->coef;
+        for (int64_t k = 0; k < n; k++) *(float *)(p[0] + k * s[0]) *= cf;
+    } else {
+        for (int64_t k = 0; k < n; k++) *(double *)(p[0] + k * s[0]) *= c->coef;
+    }
+}
+
 tg_status tg_clip_grad_norm(int n, tg_tensor **grads, double max_norm, double norm_type,
                             double *total_norm_out) {
     const char *who = "clip_grad_norm";
@@ -444,14 +460,13 @@ tg_status tg_clip_grad_norm(int n, tg_tensor **grads, double max_norm, double no
                 for (int64_t k = 0; k < g->numel; k++) d[k] *= coef;
             }
             g->storage->version++;
-        } else {
-            /* a strided view: an elementwise multiply written back through it */
-            bool prev = tg_set_grad_enabled(false);
-            tg_tensor *s = tg_tensor_scalar(coef, g->dtype);
-            tg_status stt = s ? tg_tensor_inplace_(g, s, '*') : tg_error_status();
-            tg_tensor_release(s);
-            tg_set_grad_enabled(prev);
-            if (stt) return stt;
+        } else { /* a strided view: the same multiply, row by row through its strides */
+            char *base[1] = {tg_tensor_data(g)};
+            int64_t strides[1][TG_MAX_DIMS];
+            tg__bcast_strides_bytes(g, g->ndim, g->shape, strides[0]);
+            scale_ctx sc = {coef, g->dtype};
+            tg__iterate(1, g->ndim, g->shape, base, strides, scale_row, &sc);
+            g->storage->version++;
         }
     }
     return TG_OK;

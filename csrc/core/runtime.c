@@ -1,8 +1,23 @@
 /*
- * runtime.c -- the kernel bracket: how an embedding (the Python binding)
- * lets other threads run while a long kernel computes.
+ * runtime.c -- per-thread and per-process switches the whole core reads:
+ * grad mode (is recording on?), and the kernel bracket, how an embedding
+ * (the Python binding) lets other threads run while a long kernel computes.
  */
 #include "internal.h"
+
+/* ===================================================================== */
+/* Grad mode                                                              */
+/* ===================================================================== */
+
+_Thread_local bool tg__grad_disabled; /* zero-initialised: grad mode on (internal.h) */
+
+bool tg_grad_enabled(void) { return !tg__grad_disabled; }
+
+bool tg_set_grad_enabled(bool enabled) {
+    bool prev = !tg__grad_disabled;
+    tg__grad_disabled = !enabled;
+    return prev;
+}
 
 static tg_kernel_leave_fn bracket_leave;
 static tg_kernel_enter_fn bracket_enter;

@@ -1,6 +1,7 @@
 /*
- * tensor.c -- storages, tensors, creation, shape helpers, strided iteration
- * and the few in-place operations (never recorded on the tape).
+ * tensor.c -- tensors, creation, shape helpers, strided iteration and the
+ * in-place operations that call no op (never recorded on the tape).
+ * Storages are in storage.c; how tensors die, in lifetime.c.
  */
 #include "internal.h"
 #include "../kernels/threadpool.h"
@@ -8,69 +9,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-/* ===================================================================== */
-/* Storage                                                                */
-/* ===================================================================== */
-
-tg_storage *tg_storage_new(size_t nbytes) {
-    tg_storage *s = malloc(sizeof *s);
-    if (!s) return TG_FAIL(TG_ERR_MEMORY, "storage: out of memory");
-    s->data = tg__alloc(nbytes, "storage");
-    if (!s->data) {
-        free(s);
-        return NULL;
-    }
-    s->refcount = 1;
-    s->nbytes = nbytes;
-    s->release = NULL;
-    s->release_ctx = NULL;
-    s->version = 0;
-    s->readonly = false;
-    s->saved_count = 0;
-    s->user_data = NULL;
-    s->user_release = NULL;
-    return s;
-}
-
-/* The release of a borrowed storage without a callback: the memory is the
- * caller's, so nothing to do (a NULL release would mean "owned" and send the
- * caller's memory to the allocator's cache). */
-static void borrowed_noop_release(void *data, void *ctx) {
-    (void)data;
-    (void)ctx;
-}
-
-tg_storage *tg_storage_borrow(void *data, size_t nbytes, tg_release_fn release, void *ctx,
-                              bool readonly) {
-    tg_storage *s = malloc(sizeof *s);
-    if (!s) return TG_FAIL(TG_ERR_MEMORY, "storage: out of memory");
-    s->refcount = 1;
-    s->data = data;
-    s->nbytes = nbytes;
-    s->release = release ? release : borrowed_noop_release;
-    s->release_ctx = ctx;
-    s->version = 0;
-    s->readonly = readonly;
-    s->saved_count = 0;
-    s->user_data = NULL;
-    s->user_release = NULL;
-    return s;
-}
-
-void tg_storage_retain(tg_storage *s) {
-    if (s) s->refcount++;
-}
-
-void tg_storage_release(tg_storage *s) {
-    if (!s || --s->refcount > 0) return;
-    if (s->user_release) s->user_release(s->user_data);
-    if (s->release)
-        s->release(s->data, s->release_ctx);
-    else
-        tg__free(s->data, s->nbytes);
-    free(s);
-}
 
 /* ===================================================================== */
 /* Shapes                                                                 */
@@ -201,55 +139,7 @@ const char *tg__shp2(int ndim, const int64_t *shape) {
 
 const char *tg__shp(const tg_tensor *t) { return tg__shp2(t->ndim, t->shape); }
 
-/* ===================================================================== */
-/* Tensor lifetime.                                                       */
-/*                                                                        */
-/* Releasing the last tensor of a long graph releases its entry, which    */
-/* releases its inputs, and so on: a chain of 100,000 ops would recurse    */
-/* 300,000 frames deep.  Instead, objects whose count drops to zero go on   */
-/* a per-thread list that one loop empties: no recursion.                  */
-/* ===================================================================== */
-
 static uint64_t next_tensor_id = 1;
-
-static _Thread_local struct {
-    uintptr_t *items; /* pointer | 1 for an entry, | 0 for a tensor */
-    int64_t n, cap;
-    bool draining;
-} dead;
-
-static void destroy_tensor(tg_tensor *t);
-void tg__destroy_entry(tg_entry *e);
-
-static void destroy_one(uintptr_t item) {
-    if (item & 1)
-        tg__destroy_entry((tg_entry *)(item & ~(uintptr_t)1));
-    else
-        destroy_tensor((tg_tensor *)item);
-}
-
-void tg__bury(uintptr_t item) {
-    if (dead.n == dead.cap) {
-        int64_t cap = dead.cap ? dead.cap * 2 : 256;
-        uintptr_t *p = realloc(dead.items, (size_t)cap * sizeof *p);
-        if (!p) { /* cannot defer: destroy now (recursion only under OOM) */
-            destroy_one(item);
-            return;
-        }
-        dead.items = p;
-        dead.cap = cap;
-    }
-    dead.items[dead.n++] = item;
-    if (dead.draining) return;
-    dead.draining = true;
-    while (dead.n > 0) destroy_one(dead.items[--dead.n]);
-    dead.draining = false;
-    if (dead.cap > 4096) { /* do not keep a huge list around after a big graph */
-        free(dead.items);
-        dead.items = NULL;
-        dead.cap = 0;
-    }
-}
 
 static tg_tensor *tensor_alloc(void) {
     tg_tensor *t = calloc(1, sizeof *t);
@@ -257,26 +147,6 @@ static tg_tensor *tensor_alloc(void) {
     t->refcount = 1;
     t->id = __atomic_fetch_add(&next_tensor_id, 1, __ATOMIC_RELAXED);
     return t;
-}
-
-void tg_tensor_retain(tg_tensor *t) {
-    if (t) t->refcount++;
-}
-
-void tg_tensor_release(tg_tensor *t) {
-    if (!t || --t->refcount > 0) return;
-    tg__bury((uintptr_t)t);
-}
-
-static void destroy_tensor(tg_tensor *t) {
-    if (t->grad_fn) tg__entry_output_died(t->grad_fn, t);
-    if (t->user_release) t->user_release(t->user_data);
-    tg_tensor_release(t->grad);
-    tg_tensor_release(t->bw_pending);
-    if (t->grad_fn) tg_entry_release(t->grad_fn);
-    tg_storage_release(t->storage);
-    free(t->name);
-    free(t);
 }
 
 /* A tensor over `s` (retained) with the given geometry; no checks. */
@@ -736,7 +606,7 @@ tg_status tg_tensor_set_requires_grad(tg_tensor *t, bool rg) {
         return tg_error_set(TG_ERR_RUNTIME,
                             "requires_grad: this tensor is the output of '%s' (a non-leaf); use "
                             ".detach() to get a tensor that does not require grad",
-                            tg_entry_name(t->grad_fn));
+                            tg__entry_name(t->grad_fn));
     t->requires_grad = rg;
     return TG_OK;
 }
@@ -785,13 +655,14 @@ void tg_tensor_set_grad_hook(tg_tensor *t, tg_grad_hook_fn fn, void *ctx) {
 }
 
 /* ===================================================================== */
-/* In-place operations                                                    */
+/* In-place operations that call no op (tg_tensor_inplace_, which calls   */
+/* add/sub/mul/div, is in ops/inplace.c)                                  */
 /* ===================================================================== */
 
 tg_status tg__check_writable(const char *who, const tg_tensor *t) {
     if (t->storage->readonly)
         return tg_error_set(TG_ERR_RUNTIME, "%s: the tensor's memory is read-only", who);
-    if (t->requires_grad && tg_grad_enabled())
+    if (t->requires_grad && tg__grad_on())
         return tg_error_set(TG_ERR_RUNTIME,
                             "%s: an in-place operation on a tensor that requires grad is not "
                             "recorded on the tape; wrap it in `with tg.no_grad():` (as optimizers "
@@ -835,38 +706,6 @@ tg_status tg_tensor_copy_(tg_tensor *dst, const tg_tensor *src) {
     }
     dst->storage->version++;
     return TG_OK;
-}
-
-tg_status tg_tensor_inplace_(tg_tensor *dst, const tg_tensor *src, char op) {
-    const char *who = op == '+' ? "iadd" : op == '-' ? "isub" : op == '*' ? "imul" : "idiv";
-    if (tg__check_writable(who, dst)) return tg_error_status();
-    bool saved = tg_set_grad_enabled(false);
-    tg_tensor *r = NULL;
-    tg_tensor *a = dst, *b = (tg_tensor *)src;
-    switch (op) {
-    case '+': r = tg_add(a, b); break;
-    case '-': r = tg_sub(a, b); break;
-    case '*': r = tg_mul(a, b); break;
-    case '/': r = tg_div(a, b); break;
-    default: tg_error_set(TG_ERR_VALUE, "inplace: unknown operator '%c'", op);
-    }
-    tg_set_grad_enabled(saved);
-    if (!r) return tg_error_status();
-    tg_status st = TG_OK;
-    if (!tg__same_shape(r->ndim, r->shape, dst->ndim, dst->shape))
-        st = tg_error_set(TG_ERR_VALUE, "%s: result of shape %s cannot be written into %s", who,
-                          tg__shp(r), tg__shp(dst));
-    else if (r->dtype != dst->dtype && !(tg_dtype_is_float(dst->dtype) || r->dtype == TG_INT64))
-        st = tg_error_set(TG_ERR_TYPE,
-                          "%s: the result is %s and cannot be stored in a %s tensor in place "
-                          "(NumPy's same_kind rule)",
-                          who, tg_dtype_name(r->dtype), tg_dtype_name(dst->dtype));
-    else {
-        tg__copy_into(dst, r);
-        dst->storage->version++;
-    }
-    tg_tensor_release(r);
-    return st;
 }
 
 tg_status tg_tensor_axpy_(tg_tensor *y, double alpha, const tg_tensor *x) {

@@ -401,11 +401,31 @@ struct tg_opdef {
     int line;
     tg_vjp_fn backward;      /* NULL for non-differentiable ops */
     /* For registry-driven tests and tools: call the op generically on
-     * tensors and parameters, and example inputs to call it with (grammar in
-     * csrc/ops/README.md, e.g. "3x4,4" or "+2x3" or "4x5,i5:4|i0=1"). */
+     * tensors and parameters, and example inputs to call it with (grammar
+     * above tg_op_example_count below, e.g. "3x4,4" or "+2x3" or "4x5,i5:4|i0=1"). */
     tg_tensor *(*apply)(tg_tensor *const *in, int n_in, const tg_params *p);
     const char *examples;
+    int cost;                /* work per element relative to an add (0 counts as 1); the
+                              * transcendental kernels (exp, tanh, ...) are 8 */
+    /* The structure of vjp_tex, for tools that annotate it (the stepper):
+     * the symbol of the output's gradient it reads ("\\bar C", NULL if
+     * none), and the symbols of the gradients it writes, one per
+     * differentiable input in input order, ';'-separated ("\\bar A;\\bar B"). */
+    const char *grad_out_tex;
+    const char *grad_in_tex;
 };
+
+/* An op's calling signature, from its line in oplist.h: what the Python
+ * binding generates for it (a module function and a Tensor method). */
+typedef enum tg_op_sig {
+    TG_SIG_UNARY,    /* tg_tensor *f(tg_tensor *x): tg.exp(x), x.exp() */
+    TG_SIG_BINARY,   /* tg_tensor *f(tg_tensor *a, tg_tensor *b): tg.add(a, b), a.add(b) */
+    TG_SIG_REDUCE,   /* f(x, axes, naxes, keepdims): tg.sum(x, axis=None, keepdims=False) */
+    TG_SIG_CUSTOM,   /* any other signature: bound by hand in csrc/python/ */
+    TG_SIG_INTERNAL, /* called by VJPs and the engine only; no Python function */
+} tg_op_sig;
+tg_op_sig tg_op_signature(const tg_opdef *op);
+const char *tg_op_sig_name(tg_op_sig sig); /* "unary", "binary", ... */
 
 int tg_op_count(void);
 const tg_opdef *tg_op_get(int i);                /* NULL if out of range */
@@ -413,6 +433,9 @@ const tg_opdef *tg_op_find(const char *name);    /* NULL if unknown */
 /* Make the engine call `fn(e, grad_out, grad_in, ctx)` instead of the op's
  * built-in VJP (fn == NULL restores it).  The library does not own ctx. */
 tg_status tg_op_set_vjp_override(const tg_opdef *op, tg_vjp_fn fn, void *ctx);
+/* The override in force for `op` (NULL: none, the built-in VJP runs); its
+ * context pointer is stored in *ctx when ctx is not NULL.  Reads only. */
+tg_vjp_fn tg_op_get_vjp_override(const tg_opdef *op, void **ctx);
 
 /* Registry-driven testing and tools.  An op's `examples` string lists input
  * sets separated by ';'.  Each is comma-separated inputs, then optionally

@@ -40,7 +40,7 @@
  * op max_pool2d_backward (scatter-add to those positions), whose VJP is a
  * gather; avg_pool2d and avg_pool2d_backward are each other's VJP.
  */
-#include "../core/internal.h"
+#include "ops_internal.h"
 #include "../kernels/gemm.h"
 #include "../kernels/threadpool.h"
 #include "../kernels/platform.h"
@@ -48,7 +48,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
 
 /* Work (multiply-adds) below which a parallel loop is not worth waking the
  * pool for; a chunk of images gets at least this much. */
@@ -723,7 +722,8 @@ TG_DEFINE_OP(conv2d, .arity = -1, .diff_mask = 7, .dtypes = "float32,float64",
                          "2x2x7x6,3x2x3x3|i0=2 i1=2 i2=0 i3=1;"
                          "T2x3x5x4,2x3x1x1,2|i0=1 i1=1 i2=0 i3=0;"
                          "1x2x4x5,3x2x2x3,3|i0=3 i1=1 i2=2 i3=2;"
-                         "1x2x5x6,2x2x3x4,2|i0=2 i1=1 i2=1 i3=2");
+                         "1x2x5x6,2x2x3x4,2|i0=2 i1=1 i2=1 i3=2",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x;\\bar w;\\bar b");
 
 /* ===================================================================== */
 /* conv2d_input_grad (dx, a transposed convolution)                       */
@@ -780,7 +780,8 @@ TG_DEFINE_OP(conv2d_input_grad, .arity = 2, .diff_mask = 3, .dtypes = "float32,f
              .backward = conv2d_input_grad_vjp, .apply = apply_conv2d_input_grad,
              .examples = "2x4x6x2,4x3x3x2|shape=2,3,6,5 i0=1 i1=2 i2=1 i3=0;"
                          "2x3x2x3,3x2x3x3|shape=2,2,6,6 i0=2 i1=2 i2=0 i3=1;"
-                         "T2x2x3x4,2x3x1x1|shape=2,3,3,4 i0=1 i1=1 i2=0 i3=0");
+                         "T2x2x3x4,2x3x1x1|shape=2,3,3,4 i0=1 i1=1 i2=0 i3=0",
+             .grad_out_tex = NULL, .grad_in_tex = "\\bar y;\\bar w");
 
 /* ===================================================================== */
 /* conv2d_weight_grad (dw)                                                */
@@ -837,7 +838,8 @@ TG_DEFINE_OP(conv2d_weight_grad, .arity = 2, .diff_mask = 3, .dtypes = "float32,
              .examples = "2x3x6x5,2x4x6x2|shape=4,3,3,2 i0=1 i1=2 i2=1 i3=0;"
                          "3x2x6x6,3x3x2x3|shape=3,2,3,3 i0=2 i1=2 i2=0 i3=1;"
                          "T2x3x3x4,2x2x3x4|shape=2,3,1,1 i0=1 i1=1 i2=0 i3=0;"
-                         "2x2x5x7,2x3x6x3|shape=3,2,2,4 i0=1 i1=2 i2=1 i3=1");
+                         "2x2x5x7,2x3x6x3|shape=3,2,2,4 i0=1 i1=2 i2=1 i3=1",
+             .grad_out_tex = NULL, .grad_in_tex = "\\bar x;\\bar y");
 
 /* ===================================================================== */
 /* Pooling                                                                */
@@ -975,7 +977,8 @@ TG_DEFINE_OP(max_pool2d, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64"
              .doc = "2-D max pooling of x (N, C, H, W); ints = kh, kw, sh, sw, ph, pw (padding at most "
                     "half the kernel, as in PyTorch).",
              .backward = max_pool2d_vjp, .apply = apply_max_pool2d,
-             .examples = "2x3x6x5|ints=2,2,2,2,0,0;2x2x7x6|ints=3,2,2,1,1,1;T2x3x5x4|ints=3,3,1,1,1,0");
+             .examples = "2x3x6x5|ints=2,2,2,2,0,0;2x2x7x6|ints=3,2,2,1,1,1;T2x3x5x4|ints=3,3,1,1,1,0",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* dx (N, C, H, W) = 0; dx[n, c, idx] += dy[n, c, ...].  Records max_pool2d_backward. */
 static tg_tensor *max_pool2d_backward(tg_tensor *dy, tg_tensor *idx, const geom *g) {
@@ -1046,7 +1049,8 @@ TG_DEFINE_OP(max_pool2d_backward, .arity = 2, .diff_mask = 1, .dtypes = "float32
              .doc = "The VJP of max_pool2d: scatter-add dy to the saved flat positions h*W + w of "
                     "the maxima (inputs dy, idx int64); shape = the input's shape.",
              .backward = max_pool2d_backward_vjp, .apply = apply_max_pool2d_backward,
-             .examples = "2x3x3x2,i30:2x3x3x2|shape=2,3,6,5;1x2x2x2,i4:1x2x2x2|shape=1,2,2,2");
+             .examples = "2x3x3x2,i30:2x3x3x2|shape=2,3,6,5;1x2x2x2,i4:1x2x2x2|shape=1,2,2,2",
+             .grad_out_tex = NULL, .grad_in_tex = "\\bar y");
 
 /* ---- avg_pool2d ---------------------------------------------------------- */
 
@@ -1096,7 +1100,8 @@ TG_DEFINE_OP(avg_pool2d, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64"
              .doc = "2-D average pooling of x (N, C, H, W) (count_include_pad, as PyTorch's default); "
                     "ints = kh, kw, sh, sw, ph, pw.",
              .backward = avg_pool2d_vjp, .apply = apply_avg_pool2d,
-             .examples = "2x3x6x5|ints=2,2,2,2,0,0;2x2x7x6|ints=3,2,2,1,1,1;T2x3x5x4|ints=3,3,1,1,1,0");
+             .examples = "2x3x6x5|ints=2,2,2,2,0,0;2x2x7x6|ints=3,2,2,1,1,1;T2x3x5x4|ints=3,3,1,1,1,0",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* dx = the adjoint of avg_pool2d applied to dy.  Records avg_pool2d_backward. */
 static tg_tensor *avg_pool2d_backward(tg_tensor *dy, const geom *g) {
@@ -1144,4 +1149,5 @@ TG_DEFINE_OP(avg_pool2d_backward, .arity = 1, .diff_mask = 1, .dtypes = "float32
              .doc = "The VJP of avg_pool2d (input dy); shape = the input's shape, ints = kh, kw, sh, sw, "
                     "ph, pw.",
              .backward = avg_pool2d_backward_vjp, .apply = apply_avg_pool2d_backward,
-             .examples = "2x3x3x2|shape=2,3,6,5 ints=2,2,2,2,0,0;2x2x4x7|shape=2,2,7,6 ints=3,2,2,1,1,1");
+             .examples = "2x3x3x2|shape=2,3,6,5 ints=2,2,2,2,0,0;2x2x4x7|shape=2,2,7,6 ints=3,2,2,1,1,1",
+             .grad_out_tex = NULL, .grad_in_tex = "\\bar y");

@@ -8,7 +8,7 @@
  * definition with its formulas.  The drivers (binary_op, unary_op) do the
  * dtype promotion, broadcasting and strided iteration once for all.
  */
-#include "../core/internal.h"
+#include "ops_internal.h"
 
 #include <math.h>
 
@@ -22,17 +22,17 @@ typedef void (*row3_fn)(int64_t n, char **p, const int64_t *s, void *ctx);
 
 typedef struct {
     row3_fn f32, f64, i64; /* NULL: dtype not supported */
-    int cost;              /* work per element for threading (0 counts as 1) */
 } row_table;
 
-/* Work per element of the transcendental kernels, relative to an add (what
- * decides when a loop is worth splitting across threads). */
+/* Work per element of the transcendental kernels, relative to an add: the
+ * op block's .cost (what decides when a loop is worth splitting across
+ * threads, and the profiler's cost class through tg.ops()). */
 #define COST_TRANSCENDENTAL 8
 
 /* Apply a binary row kernel to a and b broadcast together.  out_dt: the
  * compute dtype (promoted).  Returns a new contiguous tensor. */
 static tg_tensor *binary_kernel(const char *who, tg_tensor *a, tg_tensor *b, tg_dtype dt,
-                                const row_table *rt, void *ctx) {
+                                const row_table *rt, void *ctx, int cost) {
     row3_fn fn = dt == TG_FLOAT32 ? rt->f32 : dt == TG_FLOAT64 ? rt->f64 : rt->i64;
     if (!fn)
         return TG_FAIL(TG_ERR_TYPE, "%s: not supported for dtype %s (expected float32 or float64)",
@@ -50,7 +50,7 @@ static tg_tensor *binary_kernel(const char *who, tg_tensor *a, tg_tensor *b, tg_
         tg__bcast_strides_bytes(out, nd, shape, st[0]);
         tg__bcast_strides_bytes(ac, nd, shape, st[1]);
         tg__bcast_strides_bytes(bc, nd, shape, st[2]);
-        tg__iterate_parallel(3, nd, shape, base, st, fn, ctx, rt->cost);
+        tg__iterate_parallel(3, nd, shape, base, st, fn, ctx, cost);
         tg__kernel_end(kt);
     }
     tg_tensor_release(ac);
@@ -60,7 +60,7 @@ static tg_tensor *binary_kernel(const char *who, tg_tensor *a, tg_tensor *b, tg_
 
 /* Unary: out has x's shape and dtype `dt` (x converted first). */
 static tg_tensor *unary_kernel(const char *who, tg_tensor *x, tg_dtype dt, const row_table *rt,
-                               void *ctx) {
+                               void *ctx, int cost) {
     row3_fn fn = dt == TG_FLOAT32 ? rt->f32 : dt == TG_FLOAT64 ? rt->f64 : rt->i64;
     if (!fn)
         return TG_FAIL(TG_ERR_TYPE, "%s: not supported for dtype %s", who, tg_dtype_name(dt));
@@ -72,7 +72,7 @@ static tg_tensor *unary_kernel(const char *who, tg_tensor *x, tg_dtype dt, const
         int64_t st[2][TG_MAX_DIMS];
         tg__bcast_strides_bytes(out, out->ndim, out->shape, st[0]);
         tg__bcast_strides_bytes(xc, out->ndim, out->shape, st[1]);
-        tg__iterate_parallel(2, out->ndim, out->shape, base, st, fn, ctx, rt->cost);
+        tg__iterate_parallel(2, out->ndim, out->shape, base, st, fn, ctx, cost);
         tg__kernel_end(kt);
     }
     tg_tensor_release(xc);
@@ -193,12 +193,18 @@ static tg_tensor *apply_unary(tg_tensor *(*f)(tg_tensor *), tg_tensor *const *in
 
 /* The forward of a differentiable binary op: promote, compute, record, save
  * both inputs. */
+/* The promoted dtype of a and b, read only when both exist (a NULL input
+ * then reaches binary_op's own check, which names the op). */
+static tg_dtype promoted(const tg_tensor *a, const tg_tensor *b) {
+    return (a && b) ? tg_dtype_promote(a->dtype, b->dtype) : TG_FLOAT64;
+}
+
 static tg_tensor *binary_op(const tg_opdef *op, tg_tensor *a, tg_tensor *b, tg_dtype dt,
                             const row_table *rt, bool save_inputs, bool save_out) {
     if (!a || !b) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", op->name);
     tg_tensor *in[2] = {a, b};
     tg_entry *e;
-    tg_tensor *out = tg__finish(op, 2, in, binary_kernel(op->name, a, b, dt, rt, NULL), &e);
+    tg_tensor *out = tg__finish(op, 2, in, binary_kernel(op->name, a, b, dt, rt, NULL, op->cost), &e);
     if (e) {
         if (save_inputs && (tg__save(e, a) || tg__save(e, b))) {
             tg_tensor_release(out);
@@ -215,7 +221,7 @@ static tg_tensor *unary_op(const tg_opdef *op, tg_tensor *x, const row_table *rt
     /* NumPy: float functions of an int64 array compute in float64 */
     tg_dtype dt = x->dtype == TG_INT64 && !rt->i64 ? TG_FLOAT64 : x->dtype;
     tg_entry *e;
-    tg_tensor *out = tg__finish(op, 1, &x, unary_kernel(op->name, x, dt, rt, prm), &e);
+    tg_tensor *out = tg__finish(op, 1, &x, unary_kernel(op->name, x, dt, rt, prm, op->cost), &e);
     if (e) {
         e->params.f[0] = prm ? prm[0] : 0;
         e->params.f[1] = prm ? prm[1] : 0;
@@ -238,16 +244,6 @@ static tg_tensor *mul_take(tg_tensor *g, tg_tensor *f) {
     tg_tensor_release(f);
     return r;
 }
-/* a (op) b releasing both. */
-static tg_tensor *take2(tg_tensor *(*f)(tg_tensor *, tg_tensor *), tg_tensor *a, tg_tensor *b) {
-    tg_tensor *r = (a && b) ? f(a, b) : NULL;
-    tg_tensor_release(a);
-    tg_tensor_release(b);
-    return r;
-}
-#define NEED(i) tg_entry_needs_grad(e, (i))
-#define SAVED(i) tg_entry_saved(e, (i))
-#define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
 
 /* ===================================================================== */
 /* add, sub, mul, div, pow, maximum, minimum                              */
@@ -255,9 +251,9 @@ static tg_tensor *take2(tg_tensor *(*f)(tg_tensor *, tg_tensor *), tg_tensor *a,
 
 BINARY_ROWS_F(add, a + b, a + b)
 BINARY_ROW(add_i64, int64_t, tg__wrap_add(a, b)) /* wraps like NumPy, no UB */
-static const row_table add_rows = {add_f32, add_f64, add_i64, 1};
+static const row_table add_rows = {add_f32, add_f64, add_i64};
 tg_tensor *tg_add(tg_tensor *a, tg_tensor *b) {
-    return binary_op(&tg_opdef_add, a, b, tg_dtype_promote(a->dtype, b->dtype), &add_rows, false,
+    return binary_op(&tg_opdef_add, a, b, promoted(a, b), &add_rows, false,
                      false);
 }
 static tg_status add_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -272,13 +268,14 @@ TG_DEFINE_OP(add, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .vjp = "da = dc, db = dc (summed over broadcast axes)",
              .vjp_tex = "\\bar a = \\bar c,\\quad \\bar b = \\bar c",
              .doc = "Elementwise sum with broadcasting.", .backward = add_vjp, .apply = apply_add,
-             .examples = "3x4,3x4;2x3x4,4;T3x4,3x1;-,2x3");
+             .examples = "3x4,3x4;2x3x4,4;T3x4,3x1;-,2x3",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 BINARY_ROWS_F(sub, a - b, a - b)
 BINARY_ROW(sub_i64, int64_t, tg__wrap_sub(a, b)) /* wraps like NumPy, no UB */
-static const row_table sub_rows = {sub_f32, sub_f64, sub_i64, 1};
+static const row_table sub_rows = {sub_f32, sub_f64, sub_i64};
 tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b) {
-    return binary_op(&tg_opdef_sub, a, b, tg_dtype_promote(a->dtype, b->dtype), &sub_rows, false,
+    return binary_op(&tg_opdef_sub, a, b, promoted(a, b), &sub_rows, false,
                      false);
 }
 static tg_status sub_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -292,13 +289,14 @@ TG_DEFINE_OP(sub, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .forward = "c = a - b", .forward_tex = "c = a - b",
              .vjp = "da = dc, db = -dc", .vjp_tex = "\\bar a = \\bar c,\\quad \\bar b = -\\bar c",
              .doc = "Elementwise difference with broadcasting.", .backward = sub_vjp,
-             .apply = apply_sub, .examples = "3x4,3x4;4,2x3x4;T3x4,1x4");
+             .apply = apply_sub, .examples = "3x4,3x4;4,2x3x4;T3x4,1x4",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 BINARY_ROWS_F(mul, a * b, a * b)
 BINARY_ROW(mul_i64, int64_t, tg__wrap_mul(a, b)) /* wraps like NumPy, no UB */
-static const row_table mul_rows = {mul_f32, mul_f64, mul_i64, 1};
+static const row_table mul_rows = {mul_f32, mul_f64, mul_i64};
 tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b) {
-    return binary_op(&tg_opdef_mul, a, b, tg_dtype_promote(a->dtype, b->dtype), &mul_rows, true,
+    return binary_op(&tg_opdef_mul, a, b, promoted(a, b), &mul_rows, true,
                      false);
 }
 static tg_status mul_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -315,12 +313,13 @@ TG_DEFINE_OP(mul, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .vjp = "da = dc * b, db = dc * a",
              .vjp_tex = "\\bar a = \\bar c \\odot b,\\quad \\bar b = \\bar c \\odot a",
              .doc = "Elementwise product with broadcasting.", .backward = mul_vjp,
-             .apply = apply_mul, .examples = "3x4,3x4;2x3x4,3x1;T3x4,4;-,3");
+             .apply = apply_mul, .examples = "3x4,3x4;2x3x4,3x1;T3x4,4;-,3",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 BINARY_ROWS_F(div, a / b, a / b)
-static const row_table div_rows = {div_f32, div_f64, NULL, 1};
+static const row_table div_rows = {div_f32, div_f64, NULL};
 tg_tensor *tg_div(tg_tensor *a, tg_tensor *b) {
-    tg_dtype dt = tg_dtype_promote(a->dtype, b->dtype);
+    tg_dtype dt = promoted(a, b);
     if (dt == TG_INT64) dt = TG_FLOAT64; /* true division, as in NumPy */
     return binary_op(&tg_opdef_div, a, b, dt, &div_rows, true, false);
 }
@@ -352,7 +351,8 @@ TG_DEFINE_OP(div, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64 (int64 
              .vjp = "da = dc / b, db = -dc * a / b^2",
              .vjp_tex = "\\bar a = \\bar c \\oslash b,\\quad \\bar b = -\\bar c \\odot a \\oslash b^{2}",
              .doc = "Elementwise true division with broadcasting.", .backward = div_vjp,
-             .apply = apply_div, .examples = "3x4,+3x4;2x3x4,+4;T3x4,+3x1");
+             .apply = apply_div, .examples = "3x4,+3x4;2x3x4,+4;T3x4,+3x1",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 BINARY_ROWS_F(pow, powf(a, b), pow(a, b))
 /* int64 ** int64 stays int64 (NumPy): exponentiation by squaring, wrapping
@@ -367,7 +367,7 @@ static inline int64_t ipow1(int64_t a, int64_t b) {
     return r;
 }
 BINARY_ROW(pow_i64, int64_t, ipow1(a, b))
-static const row_table pow_rows = {pow_f32, pow_f64, pow_i64, COST_TRANSCENDENTAL};
+static const row_table pow_rows = {pow_f32, pow_f64, pow_i64};
 tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b) {
     if (!a || !b) return TG_FAIL(TG_ERR_VALUE, "pow: input is NULL");
     tg_dtype dt = tg_dtype_promote(a->dtype, b->dtype);
@@ -420,23 +420,25 @@ static tg_status pow_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     return TG_OK;
 }
 APPLY2(pow)
-TG_DEFINE_OP(pow, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
+TG_DEFINE_OP(pow, .arity = 2, .cost = COST_TRANSCENDENTAL, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .forward = "c = a ** b", .forward_tex = "c = a^{b}",
              .vjp = "da = dc * b * a^(b-1) (0 where b == 0), db = dc * c * log(a) (0 where a == 0 and b >= 0)",
              .vjp_tex = "\\bar a = \\bar c \\odot b\\, a^{b-1}\\ (0 \\text{ where } b = 0),\\quad \\bar b = \\bar c \\odot c \\log a\\ (0 \\text{ where } a = 0, b \\ge 0)",
-             .doc = "Elementwise power with broadcasting.", .backward = pow_vjp,
-             .apply = apply_pow, .examples = "+3x4,3x4;+2x3,+3;+T3x4,-");
+             .doc = "Elementwise power with broadcasting; int64 ** int64 stays int64 (NumPy), a negative integer exponent is a ValueError.",
+             .backward = pow_vjp,
+             .apply = apply_pow, .examples = "+3x4,3x4;+2x3,+3;+T3x4,-",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 BINARY_ROWS_FI(maximum, (a > b || a != a) ? a : b)
-static const row_table maximum_rows = {maximum_f32, maximum_f64, maximum_i64, 1};
+static const row_table maximum_rows = {maximum_f32, maximum_f64, maximum_i64};
 BINARY_ROWS_FI(minimum, (a < b || a != a) ? a : b)
-static const row_table minimum_rows = {minimum_f32, minimum_f64, minimum_i64, 1};
+static const row_table minimum_rows = {minimum_f32, minimum_f64, minimum_i64};
 tg_tensor *tg_maximum(tg_tensor *a, tg_tensor *b) {
-    return binary_op(&tg_opdef_maximum, a, b, tg_dtype_promote(a->dtype, b->dtype), &maximum_rows,
+    return binary_op(&tg_opdef_maximum, a, b, promoted(a, b), &maximum_rows,
                      true, false);
 }
 tg_tensor *tg_minimum(tg_tensor *a, tg_tensor *b) {
-    return binary_op(&tg_opdef_minimum, a, b, tg_dtype_promote(a->dtype, b->dtype), &minimum_rows,
+    return binary_op(&tg_opdef_minimum, a, b, promoted(a, b), &minimum_rows,
                      true, false);
 }
 /* The gradient goes to the larger (smaller) input; ties split it in half. */
@@ -476,13 +478,15 @@ TG_DEFINE_OP(maximum, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int
              .vjp = "da = dc * [a > b] (1/2 on ties), db = dc * [b > a] (1/2 on ties)",
              .vjp_tex = "\\bar a = \\bar c \\odot [a > b],\\quad \\bar b = \\bar c \\odot [b > a]",
              .doc = "Elementwise maximum (NaN propagates).", .backward = maximum_vjp,
-             .apply = apply_maximum, .examples = "3x4,3x4;2x3,3");
+             .apply = apply_maximum, .examples = "3x4,3x4;2x3,3",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 TG_DEFINE_OP(minimum, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .forward = "c = min(a, b)", .forward_tex = "c = \\min(a, b)",
              .vjp = "da = dc * [a < b] (1/2 on ties), db = dc * [b < a] (1/2 on ties)",
              .vjp_tex = "\\bar a = \\bar c \\odot [a < b],\\quad \\bar b = \\bar c \\odot [b < a]",
              .doc = "Elementwise minimum (NaN propagates).", .backward = minimum_vjp,
-             .apply = apply_minimum, .examples = "3x4,3x4;2x3,3");
+             .apply = apply_minimum, .examples = "3x4,3x4;2x3,3",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 /* ===================================================================== */
 /* Comparisons: 0/1 in the promoted dtype, never differentiable           */
@@ -490,9 +494,9 @@ TG_DEFINE_OP(minimum, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int
 
 #define COMPARISON(NAME, OP, TEXT)                                                     \
     BINARY_ROWS_FI(NAME, (a OP b) ? 1 : 0)                                             \
-    static const row_table NAME##_rows = {NAME##_f32, NAME##_f64, NAME##_i64, 1};      \
+    static const row_table NAME##_rows = {NAME##_f32, NAME##_f64, NAME##_i64};         \
     tg_tensor *tg_##NAME(tg_tensor *a, tg_tensor *b) {                                 \
-        return binary_op(&tg_opdef_##NAME, a, b, tg_dtype_promote(a->dtype, b->dtype), \
+        return binary_op(&tg_opdef_##NAME, a, b, promoted(a, b), \
                          &NAME##_rows, false, false);                                  \
     }                                                                                  \
     APPLY2(NAME)                                                                       \
@@ -534,12 +538,13 @@ WHERE_ROW(where_i64, int64_t)
 
 tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b) {
     const char *who = "where";
+    if (!cond || !a || !b) return TG_FAIL(TG_ERR_VALUE, "where: input is NULL");
     int n1, nd;
     int64_t s1[TG_MAX_DIMS], shape[TG_MAX_DIMS];
     if (tg__broadcast_shapes(who, a->ndim, a->shape, b->ndim, b->shape, &n1, s1) ||
         tg__broadcast_shapes(who, cond->ndim, cond->shape, n1, s1, &nd, shape))
         return NULL;
-    tg_dtype dt = tg_dtype_promote(a->dtype, b->dtype);
+    tg_dtype dt = promoted(a, b);
     tg_tensor *ac = tg__as_dtype(a, dt), *bc = ac ? tg__as_dtype(b, dt) : NULL;
     tg_tensor *cc = bc ? tg__as_dtype(cond, TG_FLOAT64) : NULL;
     tg_tensor *out = cc ? tg_tensor_empty(nd, shape, dt) : NULL;
@@ -592,7 +597,8 @@ TG_DEFINE_OP(where, .arity = 3, .diff_mask = 6, .dtypes = "float32,float64,int64
              .vjp_tex = "\\bar a = [\\mathrm{cond}] \\odot \\bar c,\\quad \\bar b = [\\lnot\\mathrm{cond}] \\odot \\bar c",
              .doc = "Pick from a where cond is non-zero, else from b (broadcasting all three).",
              .backward = where_vjp, .apply = apply_where,
-             .examples = "b3x4,3x4,3x4;b3x1,4,2x3x4");
+             .examples = "b3x4,3x4,3x4;b3x1,4,2x3x4",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 /* ---- scalar forms --------------------------------------------------------- */
 
@@ -619,7 +625,7 @@ SCALAR_FORM(rsub, tg_sub(c, a))
 
 UNARY_ROWS_F(neg, -x, -x)
 UNARY_ROW(neg_i64, int64_t, tg__wrap_sub(0, x)) /* -INT64_MIN wraps, like NumPy */
-static const row_table neg_rows = {neg_f32, neg_f64, neg_i64, 1};
+static const row_table neg_rows = {neg_f32, neg_f64, neg_i64};
 tg_tensor *tg_neg(tg_tensor *x) { return unary_op(&tg_opdef_neg, x, &neg_rows, NULL, false, false); }
 static tg_status neg_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -631,11 +637,12 @@ APPLY1(neg)
 TG_DEFINE_OP(neg, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
              .forward = "y = -x", .forward_tex = "y = -x", .vjp = "dx = -dy",
              .vjp_tex = "\\bar x = -\\bar y", .doc = "Negation.", .backward = neg_vjp,
-             .apply = apply_neg, .examples = "3x4;T2x3;-");
+             .apply = apply_neg, .examples = "3x4;T2x3;-",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 VMATH_ROW(exp)
 UNARY_ROW(exp_f64, double, exp(x))
-static const row_table exp_rows = {exp_f32, exp_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table exp_rows = {exp_f32, exp_f64, NULL};
 tg_tensor *tg_exp(tg_tensor *x) { return unary_op(&tg_opdef_exp, x, &exp_rows, NULL, false, true); }
 static tg_status exp_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -645,14 +652,15 @@ static tg_status exp_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     return TG_OK;
 }
 APPLY1(exp)
-TG_DEFINE_OP(exp, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(exp, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = exp(x)", .forward_tex = "y = e^{x}", .vjp = "dx = dy * y",
              .vjp_tex = "\\bar x = \\bar y \\odot y", .doc = "Exponential. float32: vectorized kernel, error <= 1.5 ulp (kernels/vmath.h); float64: libm.", .backward = exp_vjp,
-             .apply = apply_exp, .examples = "3x4;T2x3;-");
+             .apply = apply_exp, .examples = "3x4;T2x3;-",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 VMATH_ROW(log)
 UNARY_ROW(log_f64, double, log(x))
-static const row_table log_rows = {log_f32, log_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table log_rows = {log_f32, log_f64, NULL};
 tg_tensor *tg_log(tg_tensor *x) { return unary_op(&tg_opdef_log, x, &log_rows, NULL, true, false); }
 static tg_status log_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -662,13 +670,14 @@ static tg_status log_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     return TG_OK;
 }
 APPLY1(log)
-TG_DEFINE_OP(log, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(log, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = log(x)", .forward_tex = "y = \\log x", .vjp = "dx = dy / x",
              .vjp_tex = "\\bar x = \\bar y \\oslash x", .doc = "Natural logarithm. float32: vectorized kernel, error <= 1 ulp (kernels/vmath.h); float64: libm.",
-             .backward = log_vjp, .apply = apply_log, .examples = "+3x4;+T2x3");
+             .backward = log_vjp, .apply = apply_log, .examples = "+3x4;+T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(sqrt, sqrtf(x), sqrt(x))
-static const row_table sqrt_rows = {sqrt_f32, sqrt_f64, NULL, 1};
+static const row_table sqrt_rows = {sqrt_f32, sqrt_f64, NULL};
 tg_tensor *tg_sqrt(tg_tensor *x) { return unary_op(&tg_opdef_sqrt, x, &sqrt_rows, NULL, false, true); }
 static tg_status sqrt_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -685,11 +694,12 @@ APPLY1(sqrt)
 TG_DEFINE_OP(sqrt, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = sqrt(x)", .forward_tex = "y = \\sqrt{x}", .vjp = "dx = dy / (2 y)",
              .vjp_tex = "\\bar x = \\bar y \\oslash (2y)", .doc = "Square root.",
-             .backward = sqrt_vjp, .apply = apply_sqrt, .examples = "+3x4;+T2x3");
+             .backward = sqrt_vjp, .apply = apply_sqrt, .examples = "+3x4;+T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(abs, fabsf(x), fabs(x))
 UNARY_ROW(abs_i64, int64_t, x < 0 ? tg__wrap_sub(0, x) : x)
-static const row_table abs_rows = {abs_f32, abs_f64, abs_i64, 1};
+static const row_table abs_rows = {abs_f32, abs_f64, abs_i64};
 tg_tensor *tg_abs(tg_tensor *x) { return unary_op(&tg_opdef_abs, x, &abs_rows, NULL, true, false); }
 static tg_status abs_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -707,12 +717,13 @@ TG_DEFINE_OP(abs, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
              .forward = "y = |x|", .forward_tex = "y = |x|", .vjp = "dx = dy * sign(x)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\operatorname{sign}(x)",
              .doc = "Absolute value (gradient 0 at 0).", .backward = abs_vjp, .apply = apply_abs,
-             .examples = "~3x4;~T2x3");
+             .examples = "~3x4;~T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(sin, sinf(x), sin(x))
-static const row_table sin_rows = {sin_f32, sin_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table sin_rows = {sin_f32, sin_f64, NULL};
 UNARY_ROWS_F(cos, cosf(x), cos(x))
-static const row_table cos_rows = {cos_f32, cos_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table cos_rows = {cos_f32, cos_f64, NULL};
 tg_tensor *tg_sin(tg_tensor *x) { return unary_op(&tg_opdef_sin, x, &sin_rows, NULL, true, false); }
 tg_tensor *tg_cos(tg_tensor *x) { return unary_op(&tg_opdef_cos, x, &cos_rows, NULL, true, false); }
 static tg_status sin_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -734,18 +745,20 @@ static tg_status cos_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
 }
 APPLY1(sin)
 APPLY1(cos)
-TG_DEFINE_OP(sin, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(sin, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = sin(x)", .forward_tex = "y = \\sin x", .vjp = "dx = dy * cos(x)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\cos x", .doc = "Sine.", .backward = sin_vjp,
-             .apply = apply_sin, .examples = "3x4;T2x3");
-TG_DEFINE_OP(cos, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .apply = apply_sin, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+TG_DEFINE_OP(cos, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = cos(x)", .forward_tex = "y = \\cos x", .vjp = "dx = -dy * sin(x)",
              .vjp_tex = "\\bar x = -\\bar y \\odot \\sin x", .doc = "Cosine.",
-             .backward = cos_vjp, .apply = apply_cos, .examples = "3x4;T2x3");
+             .backward = cos_vjp, .apply = apply_cos, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 VMATH_ROW(tanh)
 UNARY_ROW(tanh_f64, double, tanh(x))
-static const row_table tanh_rows = {tanh_f32, tanh_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table tanh_rows = {tanh_f32, tanh_f64, NULL};
 tg_tensor *tg_tanh(tg_tensor *x) { return unary_op(&tg_opdef_tanh, x, &tanh_rows, NULL, false, true); }
 static tg_status tanh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -759,15 +772,16 @@ static tg_status tanh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) 
     return TG_OK;
 }
 APPLY1(tanh)
-TG_DEFINE_OP(tanh, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(tanh, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = tanh(x)", .forward_tex = "y = \\tanh x", .vjp = "dx = dy * (1 - y^2)",
              .vjp_tex = "\\bar x = \\bar y \\odot (1 - y^{2})", .doc = "Hyperbolic tangent. float32: vectorized kernel, error <= 1.5 ulp (kernels/vmath.h); float64: libm.",
-             .backward = tanh_vjp, .apply = apply_tanh, .examples = "3x4;T2x3");
+             .backward = tanh_vjp, .apply = apply_tanh, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* sigmoid, computed without overflow for large |x| */
 VMATH_ROW(sigmoid)
 UNARY_ROW(sigmoid_f64, double, x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x)))
-static const row_table sigmoid_rows = {sigmoid_f32, sigmoid_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table sigmoid_rows = {sigmoid_f32, sigmoid_f64, NULL};
 tg_tensor *tg_sigmoid(tg_tensor *x) {
     return unary_op(&tg_opdef_sigmoid, x, &sigmoid_rows, NULL, false, true);
 }
@@ -781,14 +795,15 @@ static tg_status sigmoid_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ct
     return TG_OK;
 }
 APPLY1(sigmoid)
-TG_DEFINE_OP(sigmoid, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(sigmoid, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = 1 / (1 + exp(-x))", .forward_tex = "y = \\sigma(x) = \\frac{1}{1 + e^{-x}}",
              .vjp = "dx = dy * y * (1 - y)", .vjp_tex = "\\bar x = \\bar y \\odot y \\odot (1 - y)",
              .doc = "Logistic sigmoid (stable for large |x|). float32: vectorized kernel, error <= 2.5 ulp (kernels/vmath.h); float64: libm.", .backward = sigmoid_vjp,
-             .apply = apply_sigmoid, .examples = "3x4;T2x3");
+             .apply = apply_sigmoid, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(relu, x > 0 ? x : (x != x ? x : 0.0f), x > 0 ? x : (x != x ? x : 0.0))
-static const row_table relu_rows = {relu_f32, relu_f64, NULL, 1};
+static const row_table relu_rows = {relu_f32, relu_f64, NULL};
 tg_tensor *tg_relu(tg_tensor *x) { return unary_op(&tg_opdef_relu, x, &relu_rows, NULL, true, false); }
 static tg_status relu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -806,10 +821,11 @@ TG_DEFINE_OP(relu, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = max(x, 0)", .forward_tex = "y = \\max(x, 0)",
              .vjp = "dx = dy * [x > 0]", .vjp_tex = "\\bar x = \\bar y \\odot [x > 0]",
              .doc = "Rectified linear unit (gradient 0 at 0).", .backward = relu_vjp,
-             .apply = apply_relu, .examples = "~3x4;~T2x3");
+             .apply = apply_relu, .examples = "~3x4;~T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(leaky_relu, x > 0 ? x : x * (float)prm[0], x > 0 ? x : x * prm[0])
-static const row_table leaky_relu_rows = {leaky_relu_f32, leaky_relu_f64, NULL, 1};
+static const row_table leaky_relu_rows = {leaky_relu_f32, leaky_relu_f64, NULL};
 tg_tensor *tg_leaky_relu(tg_tensor *x, double slope) {
     double prm[2] = {slope, 0};
     return unary_op(&tg_opdef_leaky_relu, x, &leaky_relu_rows, prm, true, false);
@@ -841,10 +857,11 @@ TG_DEFINE_OP(leaky_relu, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64"
              .vjp = "dx = dy * (1 if x > 0 else slope)",
              .vjp_tex = "\\bar x = \\bar y \\odot (\\alpha + (1-\\alpha)[x > 0])",
              .doc = "Leaky ReLU with parameter negative_slope (f0).", .backward = leaky_relu_vjp,
-             .apply = apply_leaky_relu, .examples = "~3x4|f0=0.1;~T2x3|f0=0.2");
+             .apply = apply_leaky_relu, .examples = "~3x4|f0=0.1;~T2x3|f0=0.2",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(erf, erff(x), erf(x))
-static const row_table erf_rows = {erf_f32, erf_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table erf_rows = {erf_f32, erf_f64, NULL};
 tg_tensor *tg_erf(tg_tensor *x) { return unary_op(&tg_opdef_erf, x, &erf_rows, NULL, true, false); }
 static tg_status erf_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -862,15 +879,16 @@ static tg_status erf_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     return TG_OK;
 }
 APPLY1(erf)
-TG_DEFINE_OP(erf, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(erf, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = erf(x)", .forward_tex = "y = \\operatorname{erf}(x)",
              .vjp = "dx = dy * 2/sqrt(pi) * exp(-x^2)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\tfrac{2}{\\sqrt\\pi} e^{-x^2}",
              .doc = "The error function.", .backward = erf_vjp, .apply = apply_erf,
-             .examples = "3x4;T2x3");
+             .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(gelu, 0.5f * x * (1.0f + erff(x * 0.70710678f)), 0.5 * x * (1.0 + erf(x * 0.7071067811865476)))
-static const row_table gelu_rows = {gelu_f32, gelu_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table gelu_rows = {gelu_f32, gelu_f64, NULL};
 tg_tensor *tg_gelu(tg_tensor *x) { return unary_op(&tg_opdef_gelu, x, &gelu_rows, NULL, true, false); }
 static tg_status gelu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -898,16 +916,17 @@ static tg_status gelu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) 
     return TG_OK;
 }
 APPLY1(gelu)
-TG_DEFINE_OP(gelu, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(gelu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = x * Phi(x)", .forward_tex = "y = x\\,\\Phi(x)",
              .vjp = "dx = dy * (Phi(x) + x * phi(x))",
              .vjp_tex = "\\bar x = \\bar y \\odot (\\Phi(x) + x\\,\\varphi(x))",
              .doc = "Gaussian error linear unit (exact, with erf).", .backward = gelu_vjp,
-             .apply = apply_gelu, .examples = "3x4;T2x3");
+             .apply = apply_gelu, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 UNARY_ROWS_F(softplus, x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x)),
              x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)))
-static const row_table softplus_rows = {softplus_f32, softplus_f64, NULL, COST_TRANSCENDENTAL};
+static const row_table softplus_rows = {softplus_f32, softplus_f64, NULL};
 tg_tensor *tg_softplus(tg_tensor *x) {
     return unary_op(&tg_opdef_softplus, x, &softplus_rows, NULL, true, false);
 }
@@ -919,11 +938,12 @@ static tg_status softplus_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *c
     return TG_OK;
 }
 APPLY1(softplus)
-TG_DEFINE_OP(softplus, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(softplus, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = log(1 + exp(x))", .forward_tex = "y = \\log(1 + e^{x})",
              .vjp = "dx = dy * sigmoid(x)", .vjp_tex = "\\bar x = \\bar y \\odot \\sigma(x)",
              .doc = "Softplus (stable for large |x|).", .backward = softplus_vjp,
-             .apply = apply_softplus, .examples = "3x4;T2x3");
+             .apply = apply_softplus, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* min(max(x, lo), hi) in that order, as NumPy and PyTorch: with lo > hi
  * every element is hi (testing x > hi first gave lo where x < lo) */
@@ -941,7 +961,7 @@ static inline int64_t clip1_i(int64_t x, double lo, double hi) {
 }
 UNARY_ROWS_F(clip, clip1_f(x, (float)prm[0], (float)prm[1]), clip1_d(x, prm[0], prm[1]))
 UNARY_ROW(clip_i64, int64_t, clip1_i(x, prm[0], prm[1]))
-static const row_table clip_rows = {clip_f32, clip_f64, clip_i64, 1};
+static const row_table clip_rows = {clip_f32, clip_f64, clip_i64};
 tg_tensor *tg_clip(tg_tensor *x, double lo, double hi) {
     if (isnan(lo)) lo = -INFINITY;
     if (isnan(hi)) hi = INFINITY;
@@ -967,7 +987,8 @@ TG_DEFINE_OP(clip, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64"
              .forward = "y = min(max(x, lo), hi)", .forward_tex = "y = \\min(\\max(x, l), h)",
              .vjp = "dx = dy * [lo <= x <= hi]", .vjp_tex = "\\bar x = \\bar y \\odot [l \\le x \\le h]",
              .doc = "Clamp to [lo, hi] (f0, f1).", .backward = clip_vjp, .apply = apply_clip,
-             .examples = "3x4|f0=-0.45 f1=0.55;T2x3|f0=-0.35 f1=0.25");
+             .examples = "3x4|f0=-0.45 f1=0.55;T2x3|f0=-0.35 f1=0.25",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* ---- cast ----------------------------------------------------------------- */
 
@@ -994,4 +1015,5 @@ TG_DEFINE_OP(cast, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64"
              .forward = "y = x as dtype", .forward_tex = "y = \\operatorname{cast}(x)",
              .vjp = "dx = dy cast back to x's dtype", .vjp_tex = "\\bar x = \\operatorname{cast}^{-1}(\\bar y)",
              .doc = "Convert to another dtype (i0: 0 float32, 1 float64, 2 int64); differentiable between floats.",
-             .backward = cast_vjp, .apply = apply_cast, .examples = "3x4|i0=1;T2x3|i0=1");
+             .backward = cast_vjp, .apply = apply_cast, .examples = "3x4|i0=1;T2x3|i0=1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");

@@ -10,10 +10,9 @@
  * kernel); transposed and strided operands are passed by strides, never
  * copied.
  */
-#include "../core/internal.h"
+#include "ops_internal.h"
 #include "../kernels/gemm.h"
 
-#define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
 
 tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
     const char *who = "matmul";
@@ -205,7 +204,8 @@ TG_DEFINE_OP(matmul, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
              .vjp_tex = "\\bar A = \\bar C B^{\\top},\\quad \\bar B = A^{\\top} \\bar C",
              .doc = "Matrix product with NumPy semantics (1-D, 2-D, batched with broadcasting).",
              .backward = matmul_vjp, .apply = apply_matmul,
-             .examples = "3x4,4x5;4,4x5;3x4,4;4,4;2x3x4,4x5;2x1x3x4,5x4x2;T3x4,T4x2;2x3x4,T4x5");
+             .examples = "3x4,4x5;4,4x5;3x4,4;4,4;2x3x4,4x5;2x1x3x4,5x4x2;T3x4,T4x2;2x3x4,T4x5",
+             .grad_out_tex = "\\bar C", .grad_in_tex = "\\bar A;\\bar B");
 
 /* ===================================================================== */
 /* linear: y = x W^T + b, one entry on the tape                          */
@@ -343,4 +343,5 @@ TG_DEFINE_OP(linear, .arity = -1, .diff_mask = 7, .dtypes = "float32,float64",
              .doc = "Affine map of nn.Linear: x (..., in), W (out, in), optional b (out,); one tape "
                     "entry, dW written in W's layout.",
              .backward = linear_vjp, .apply = apply_linear,
-             .examples = "3x4,5x4,5;2x3x4,5x4;T4x3,2x3,2;4,5x4,5;3x4,T5x4;2x2x3,4x3,4");
+             .examples = "3x4,5x4,5;2x3x4,5x4;T4x3,2x3,2;4,5x4,5;3x4,T5x4;2x2x3,4x3,4",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x;\\bar W;\\bar b");

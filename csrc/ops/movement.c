@@ -8,11 +8,10 @@
  * slice is scattered back by slice_backward, whose own VJP is a slice, so
  * higher-order gradients work through them.
  */
-#include "../core/internal.h"
+#include "ops_internal.h"
 
 #include <stdlib.h>
 
-#define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
 
 /* The index of index_select/gather (and their VJP ops) is read again by the
  * VJP: save it, so that a write into it before backward is caught (version
@@ -144,7 +143,8 @@ TG_DEFINE_OP(reshape, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int
              .vjp = "dx = reshape(dy, x.shape)", .vjp_tex = "\\bar x = \\operatorname{reshape}(\\bar y, \\text{shape}(x))",
              .doc = "New shape, same elements in C order; a view when the layout allows.",
              .backward = reshape_vjp, .apply = apply_reshape,
-             .examples = "3x4|shape=12;3x4|shape=2,-1,3;T3x4|shape=12;2x3x4|shape=6,4");
+             .examples = "3x4|shape=12;3x4|shape=2,-1,3;T3x4|shape=12;2x3x4|shape=6,4",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 tg_tensor *tg_squeeze(tg_tensor *x, const int64_t *axes, int naxes) {
     uint32_t mask = 0;
@@ -243,7 +243,8 @@ TG_DEFINE_OP(permute, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int
              .forward = "y = permute(x, axes)", .forward_tex = "y_{i_{p(0)} \\dots} = x_{i_0 \\dots}",
              .vjp = "dx = permute(dy, inverse(axes))", .vjp_tex = "\\bar x = \\operatorname{permute}(\\bar y, p^{-1})",
              .doc = "Reorder the axes (a view); transpose swaps two.", .backward = permute_vjp,
-             .apply = apply_permute, .examples = "3x4|axes=1,0;2x3x4|axes=2,0,1;T3x4|axes=1,0");
+             .apply = apply_permute, .examples = "3x4|axes=1,0;2x3x4|axes=2,0,1;T3x4|axes=1,0",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 tg_tensor *tg_transpose(tg_tensor *x, int64_t a, int64_t b) {
     int64_t aa, bb, perm[TG_MAX_DIMS];
@@ -315,7 +316,8 @@ TG_DEFINE_OP(broadcast_to, .arity = 1, .diff_mask = 1, .dtypes = "float32,float6
              .vjp = "dx = sum_to_shape(dy, x.shape)", .vjp_tex = "\\bar x = \\sum_{\\text{broadcast axes}} \\bar y",
              .doc = "Repeat size-1 and missing leading dims without copying (stride 0).",
              .backward = broadcast_to_vjp, .apply = apply_broadcast_to,
-             .examples = "3x1|shape=3,4;4|shape=2,3,4;T1x3|shape=2,4,3");
+             .examples = "3x1|shape=3,4;4|shape=2,3,4;T1x3|shape=2,4,3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* ===================================================================== */
 /* contiguous                                                             */
@@ -345,7 +347,8 @@ TG_DEFINE_OP(contiguous, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,
              .forward = "y = copy of x in C order", .forward_tex = "y = x",
              .vjp = "dx = dy", .vjp_tex = "\\bar x = \\bar y",
              .doc = "A C-contiguous copy (the tensor itself if it already is).",
-             .backward = contiguous_vjp, .apply = apply_contiguous, .examples = "T3x4;T2x3x4");
+             .backward = contiguous_vjp, .apply = apply_contiguous, .examples = "T3x4;T2x3x4",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* ===================================================================== */
 /* slicing                                                                */
@@ -496,13 +499,15 @@ TG_DEFINE_OP(slice, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64
              .backward = slice_vjp, .apply = apply_slice,
              .examples = "5x4|ints=1,0,0,0,0,0,0,0,4,4,0,0,0,0,0,0,2,1;"
                          "5x4|ints=4,0,0,0,0,0,0,0,-9223372036854775807,4,0,0,0,0,0,0,-2,1;"
-                         "T5x4|ints=2,1,0,0,0,0,0,0,0,3,0,0,0,0,0,0,1,1 i0=1");
+                         "T5x4|ints=2,1,0,0,0,0,0,0,0,3,0,0,0,0,0,0,1,1 i0=1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 TG_DEFINE_OP(slice_backward, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = zeros(shape); y[slices] = x", .forward_tex = "y = 0,\\ y[\\text{slices}] = x",
              .vjp = "dx = dy[slices]", .vjp_tex = "\\bar x = \\bar y[\\text{slices}]",
              .doc = "Scatter a slice's gradient back into zeros of the sliced tensor's shape.",
              .backward = slice_backward_vjp, .apply = apply_slice_backward,
-             .examples = "2x4|shape=5,4 ints=1,0,0,0,0,0,0,0,4,4,0,0,0,0,0,0,2,1");
+             .examples = "2x4|shape=5,4 ints=1,0,0,0,0,0,0,0,4,4,0,0,0,0,0,0,2,1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* ===================================================================== */
 /* index_select / index_add                                               */
@@ -678,14 +683,16 @@ TG_DEFINE_OP(index_select, .arity = 2, .diff_mask = 1, .dtypes = "float32,float6
              .vjp_tex = "\\bar x[\\ldots, \\mathrm{idx}_j, \\ldots] \\mathrel{+}= \\bar y[\\ldots, j, \\ldots]",
              .doc = "Pick entries along an axis with an int64 index array of any shape (i0 = axis).",
              .backward = index_select_vjp, .apply = apply_index_select,
-             .examples = "5x3,i5:7|i0=0;3x5,i5:2x2|i0=1;T5x3,i3:4|i0=-1");
+             .examples = "5x3,i5:7|i0=0;3x5,i5:2x2|i0=1;T5x3,i3:4|i0=-1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 TG_DEFINE_OP(index_add, .arity = 2, .diff_mask = 1, .dtypes = "float32,float64; index int64",
              .forward = "y = zeros(shape); y[..., index[j], ...] += x[..., j, ...]",
              .forward_tex = "y[\\ldots, \\mathrm{idx}_j, \\ldots] \\mathrel{+}= x[\\ldots, j, \\ldots]",
              .vjp = "dx = index_select(dy, axis, index)", .vjp_tex = "\\bar x = \\bar y[\\ldots, \\mathrm{idx}, \\ldots]",
              .doc = "Accumulate rows into zeros at the given indices (the VJP of index_select).",
              .backward = index_add_vjp, .apply = apply_index_add,
-             .examples = "7x3,i5:7|i0=0 shape=5,3");
+             .examples = "7x3,i5:7|i0=0 shape=5,3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* ===================================================================== */
 /* gather / scatter_add (torch.gather, numpy.take_along_axis)             */
@@ -803,14 +810,16 @@ TG_DEFINE_OP(gather, .arity = 2, .diff_mask = 1, .dtypes = "float32,float64,int6
              .vjp_tex = "\\bar x_{i,\\,\\mathrm{idx}_{ij}} \\mathrel{+}= \\bar y_{ij}",
              .doc = "Pick one entry per position along an axis (torch.gather, np.take_along_axis; i0 = axis).",
              .backward = gather_vjp, .apply = apply_gather,
-             .examples = "4x5,i5:4x1|i0=1;4x5,i5:4x3|i0=1;4x5,i4:2x5|i0=0");
+             .examples = "4x5,i5:4x1|i0=1;4x5,i5:4x3|i0=1;4x5,i4:2x5|i0=0",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 TG_DEFINE_OP(scatter_add, .arity = 2, .diff_mask = 1, .dtypes = "float32,float64; index int64",
              .forward = "y = zeros(shape); y[i][index[i][j]] += x[i][j] (axis 1)",
              .forward_tex = "y_{i,\\,\\mathrm{idx}_{ij}} \\mathrel{+}= x_{ij}",
              .vjp = "dx = gather(dy, axis, index)", .vjp_tex = "\\bar x_{ij} = \\bar y_{i,\\,\\mathrm{idx}_{ij}}",
              .doc = "Accumulate into zeros at the given positions (the VJP of gather).",
              .backward = scatter_add_vjp, .apply = apply_scatter_add,
-             .examples = "4x3,i5:4x3|i0=1 shape=4,5");
+             .examples = "4x3,i5:4x3|i0=1 shape=4,5",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* ===================================================================== */
 /* concat / stack                                                         */
@@ -892,7 +901,8 @@ TG_DEFINE_OP(concat, .arity = -1, .diff_mask = 0xFFFFFFFFu, .dtypes = "float32,f
              .forward = "y = [x1, x2, ...] along axis", .forward_tex = "y = [x_1; x_2; \\ldots]",
              .vjp = "dx_k = the k-th block of dy", .vjp_tex = "\\bar x_k = \\bar y[\\text{block } k]",
              .doc = "Join tensors along an existing axis (i0).", .backward = concat_vjp,
-             .apply = apply_concat, .examples = "2x3,4x3|i0=0;2x3,2x1,T2x2|i0=1;3,2,4|i0=0");
+             .apply = apply_concat, .examples = "2x3,4x3|i0=0;2x3,2x1,T2x2|i0=1;3,2,4|i0=0",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 tg_tensor *tg_stack(int n, tg_tensor *const *xs, int64_t axis) {
     if (n <= 0) return TG_FAIL(TG_ERR_VALUE, "stack: need at least one tensor");
@@ -978,4 +988,5 @@ TG_DEFINE_OP(pad, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
              .vjp = "dx = dy[inner region]", .vjp_tex = "\\bar x = \\bar y[\\text{interior}]",
              .doc = "Constant padding; ints[2d], ints[2d+1] = before/after dim d, f0 = value.",
              .backward = pad_vjp, .apply = apply_pad,
-             .examples = "3x4|ints=1,2,0,1 f0=0.5;T2x3|ints=0,0,2,2");
+             .examples = "3x4|ints=1,2,0,1 f0=0.5;T2x3|ints=0,0,2,2",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");

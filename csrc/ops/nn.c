@@ -6,19 +6,12 @@
  * one pass, numerically stable), but its VJP is still written with ops:
  * (softmax(z) - onehot(y)) * dL, so second derivatives work.
  */
-#include "../core/internal.h"
+#include "ops_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-#define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
 
-static tg_tensor *take2(tg_tensor *(*f)(tg_tensor *, tg_tensor *), tg_tensor *a, tg_tensor *b) {
-    tg_tensor *r = (a && b) ? f(a, b) : NULL;
-    tg_tensor_release(a);
-    tg_tensor_release(b);
-    return r;
-}
 
 static tg_status check_red(const char *who, tg_reduction r) {
     if (r != TG_REDUCTION_NONE && r != TG_REDUCTION_MEAN && r != TG_REDUCTION_SUM)
@@ -89,7 +82,8 @@ TG_DEFINE_OP(softmax, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .vjp = "dx = y * (dy - sum(dy * y, axis))",
              .vjp_tex = "\\bar x = y \\odot (\\bar y - \\textstyle\\sum_j \\bar y_j y_j)",
              .doc = "Softmax along an axis (i0), computed stably.", .backward = softmax_vjp,
-             .apply = apply_softmax, .examples = "3x5|i0=1;3x5|i0=0;T4x3|i0=-1;2x3x4|i0=1");
+             .apply = apply_softmax, .examples = "3x5|i0=1;3x5|i0=0;T4x3|i0=-1;2x3x4|i0=1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 tg_tensor *tg_log_softmax(tg_tensor *x, int64_t axis) {
     int64_t ax;
@@ -135,7 +129,8 @@ TG_DEFINE_OP(log_softmax, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64
              .vjp_tex = "\\bar x = \\bar y - e^{y} \\textstyle\\sum_j \\bar y_j",
              .doc = "Log of the softmax along an axis (i0), computed stably.",
              .backward = log_softmax_vjp, .apply = apply_log_softmax,
-             .examples = "3x5|i0=1;3x5|i0=0;T4x3|i0=-1");
+             .examples = "3x5|i0=1;3x5|i0=0;T4x3|i0=-1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* ===================================================================== */
 /* one_hot                                                                */
@@ -333,7 +328,8 @@ TG_DEFINE_OP(cross_entropy, .arity = 2, .diff_mask = 1, .dtypes = "float32,float
              .vjp_tex = "\\bar z = \\frac{\\bar L}{N}\\,(\\operatorname{softmax}(z) - \\operatorname{onehot}(y))",
              .doc = "Softmax cross-entropy on logits with int64 class labels (i0 reduction: 0 none, 1 mean, 2 sum).",
              .backward = cross_entropy_vjp, .apply = apply_cross_entropy,
-             .examples = "4x5,i5:4|i0=1;4x5,i5:4|i0=0;4x5,i5:4|i0=2;T5x3,i3:5|i0=1;5,i5:-|i0=1");
+             .examples = "4x5,i5:4|i0=1;4x5,i5:4|i0=0;4x5,i5:4|i0=2;T5x3,i3:5|i0=1;5,i5:-|i0=1",
+             .grad_out_tex = "\\bar L", .grad_in_tex = "\\bar z");
 
 tg_tensor *tg_nll_loss(tg_tensor *lp, tg_tensor *labels, tg_reduction red) {
     if (check_red("nll_loss", red)) return NULL;
@@ -389,7 +385,8 @@ TG_DEFINE_OP(nll_loss, .arity = 2, .diff_mask = 1, .dtypes = "float32,float64 lo
              .vjp = "dlogp = -onehot(y) * dL / N", .vjp_tex = "\\bar{\\ell} = -\\frac{\\bar L}{N}\\operatorname{onehot}(y)",
              .doc = "Negative log-likelihood of log-probabilities (i0 reduction).",
              .backward = nll_loss_vjp, .apply = apply_nll_loss,
-             .examples = "4x5,i5:4|i0=1;4x5,i5:4|i0=0;4x5,i5:4|i0=2");
+             .examples = "4x5,i5:4|i0=1;4x5,i5:4|i0=0;4x5,i5:4|i0=2",
+             .grad_out_tex = "\\bar L", .grad_in_tex = "\\bar{\\ell}");
 
 /* ===================================================================== */
 /* mse_loss / bce_with_logits                                             */
@@ -456,7 +453,8 @@ TG_DEFINE_OP(mse_loss, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
              .forward = "L = mean((p - t)^2)", .forward_tex = "L = \\frac{1}{n}\\sum (p - t)^{2}",
              .vjp = "dp = 2 (p - t) dL / n, dt = -dp", .vjp_tex = "\\bar p = \\frac{2\\bar L}{n}(p - t),\\quad \\bar t = -\\bar p",
              .doc = "Mean squared error (i0 reduction).", .backward = mse_loss_vjp,
-             .apply = apply_mse_loss, .examples = "3x4,3x4|i0=1;3x4,3x4|i0=0;5,5|i0=2;T3x4,3x4|i0=1");
+             .apply = apply_mse_loss, .examples = "3x4,3x4|i0=1;3x4,3x4|i0=0;5,5|i0=2;T3x4,3x4|i0=1",
+             .grad_out_tex = "\\bar L", .grad_in_tex = "\\bar p;\\bar t");
 
 tg_tensor *tg_bce_with_logits(tg_tensor *x, tg_tensor *t, tg_reduction red) {
     if (check_red("bce_with_logits", red) || check_pair("bce_with_logits", x, t)) return NULL;
@@ -517,7 +515,8 @@ TG_DEFINE_OP(bce_with_logits, .arity = 2, .diff_mask = 3, .dtypes = "float32,flo
              .vjp_tex = "\\bar x = \\frac{\\bar L}{n}(\\sigma(x) - t),\\quad \\bar t = -\\frac{\\bar L}{n} x",
              .doc = "Binary cross-entropy on logits, numerically stable (i0 reduction).",
              .backward = bce_vjp, .apply = apply_bce,
-             .examples = "3x4,u3x4|i0=1;3x4,u3x4|i0=0;5,u5|i0=2");
+             .examples = "3x4,u3x4|i0=1;3x4,u3x4|i0=0;5,u5|i0=2",
+             .grad_out_tex = "\\bar L", .grad_in_tex = "\\bar x;\\bar t");
 
 /* ===================================================================== */
 /* dropout                                                                */
@@ -566,7 +565,8 @@ TG_DEFINE_OP(dropout, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .forward_tex = "y = \\frac{x \\odot m}{1 - p},\\ m \\sim \\mathrm{Bernoulli}(1 - p)",
              .vjp = "dx = dy * m / (1 - p)", .vjp_tex = "\\bar x = \\frac{\\bar y \\odot m}{1 - p}",
              .doc = "Inverted dropout (f0 = p, i0 = training); the mask comes from the seedable generator.",
-             .backward = dropout_vjp, .apply = apply_dropout, .examples = "6x5|f0=0.3 i0=1;4|f0=0.5 i0=0");
+             .backward = dropout_vjp, .apply = apply_dropout, .examples = "6x5|f0=0.3 i0=1;4|f0=0.5 i0=0",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 static tg_tensor *apply_custom(tg_tensor *const *in, int n, const tg_params *p) {
     (void)in;

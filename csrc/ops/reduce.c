@@ -9,7 +9,7 @@
  * count).  Every other layout takes the general path: the output is viewed
  * with stride 0 along the reduced axes and the input is walked once.
  */
-#include "../core/internal.h"
+#include "ops_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -287,7 +287,6 @@ static tg_tensor *expand_back(tg_entry *e, tg_tensor *g) {
     return b;
 }
 
-#define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
 
 static tg_tensor *apply_red(tg_tensor *(*f)(tg_tensor *, const int64_t *, int, bool),
                             tg_tensor *const *in, int n, const tg_params *p) {
@@ -318,7 +317,8 @@ TG_DEFINE_OP(sum, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
              .vjp = "dx = broadcast(dy, x.shape)", .vjp_tex = "\\bar x = \\operatorname{broadcast}(\\bar y)",
              .doc = "Sum over axes (all by default); float32 accumulates in float64.",
              .backward = sum_vjp, .apply = apply_sum,
-             .examples = "3x4;3x4|axes=0;2x3x4|axes=0,2 keep=1;T3x4|axes=-1");
+             .examples = "3x4;3x4|axes=0;2x3x4|axes=0,2 keep=1;T3x4|axes=-1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 tg_tensor *tg_sum_to_shape(tg_tensor *x, int ndim, const int64_t *shape) {
     if (tg__same_shape(x->ndim, x->shape, ndim, shape)) {
@@ -380,7 +380,8 @@ TG_DEFINE_OP(mean, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = mean(x, axes)", .forward_tex = "y = \\frac{1}{n}\\sum_{\\text{axes}} x",
              .vjp = "dx = broadcast(dy, x.shape) / n", .vjp_tex = "\\bar x = \\tfrac{1}{n}\\operatorname{broadcast}(\\bar y)",
              .doc = "Mean over axes (all by default).", .backward = mean_vjp, .apply = apply_mean,
-             .examples = "3x4;3x4|axes=1;2x3x4|axes=0,1 keep=1;T3x4|axes=0");
+             .examples = "3x4;3x4|axes=1;2x3x4|axes=0,1 keep=1;T3x4|axes=0",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* ---- max / min ------------------------------------------------------------- */
 
@@ -444,13 +445,15 @@ TG_DEFINE_OP(max, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
              .vjp = "dx = dy * [x == y] / count(x == y)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\frac{[x = y]}{\\sum [x = y]}",
              .doc = "Maximum over axes; ties share the gradient.", .backward = maxmin_vjp,
-             .apply = apply_max, .examples = "3x4;3x4|axes=1;2x3x4|axes=0,2 keep=1;T3x4|axes=0");
+             .apply = apply_max, .examples = "3x4;3x4|axes=1;2x3x4|axes=0,2 keep=1;T3x4|axes=0",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 TG_DEFINE_OP(min, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
              .forward = "y = min(x, axes)", .forward_tex = "y = \\min_{\\text{axes}} x",
              .vjp = "dx = dy * [x == y] / count(x == y)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\frac{[x = y]}{\\sum [x = y]}",
              .doc = "Minimum over axes; ties share the gradient.", .backward = maxmin_vjp,
-             .apply = apply_min, .examples = "3x4;3x4|axes=0;2x3x4|axes=1 keep=1;T3x4|axes=1");
+             .apply = apply_min, .examples = "3x4;3x4|axes=0;2x3x4|axes=1 keep=1;T3x4|axes=1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* ---- var -------------------------------------------------------------------- */
 
@@ -520,7 +523,8 @@ TG_DEFINE_OP(var, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .vjp_tex = "\\bar x = \\bar y \\odot \\frac{2 (x - \\bar{x})}{n - \\delta}",
              .doc = "Variance over axes (ddof = i0, 0 by default as in NumPy).",
              .backward = var_vjp, .apply = apply_var,
-             .examples = "3x4;3x4|axes=1;2x3x4|axes=0,2 keep=1 i0=1;T3x4|axes=0");
+             .examples = "3x4;3x4|axes=1;2x3x4|axes=0,2 keep=1 i0=1;T3x4|axes=0",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* ---- logsumexp ---------------------------------------------------------------- */
 
@@ -603,7 +607,8 @@ TG_DEFINE_OP(logsumexp, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "y = log(sum(exp(x), axes))", .forward_tex = "y = \\log \\sum_{\\text{axes}} e^{x}",
              .vjp = "dx = dy * exp(x - y)", .vjp_tex = "\\bar x = \\bar y \\odot e^{x - y}",
              .doc = "Log of the sum of exponentials, computed stably.", .backward = logsumexp_vjp,
-             .apply = apply_logsumexp, .examples = "3x4;3x4|axes=1;2x3x4|axes=0,2 keep=1;T3x4|axes=0");
+             .apply = apply_logsumexp, .examples = "3x4;3x4|axes=1;2x3x4|axes=0,2 keep=1;T3x4|axes=0",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* ---- argmax / argmin ----------------------------------------------------------- */
 

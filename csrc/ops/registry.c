@@ -2,13 +2,19 @@
  * registry.c -- the table of ops, generated from oplist.h, and the parser of
  * the `examples` strings that registry-driven tests use.
  */
-#include "../core/internal.h"
+#include "ops_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#define TG_OP(name) &tg_opdef_##name,
+#define TG_OP(name, sig) &tg_opdef_##name,
 static const tg_opdef *const table[] = {
+#include "oplist.h"
+};
+#undef TG_OP
+
+#define TG_OP(name, sig) TG_SIG_##sig,
+static const tg_op_sig sigs[] = {
 #include "oplist.h"
 };
 #undef TG_OP
@@ -17,6 +23,15 @@ _Static_assert(sizeof table / sizeof *table == TG_OPID_COUNT,
                "the op table and the op-id enum must have one entry per op");
 
 int tg_op_count(void) { return TG_OPID_COUNT; }
+
+tg_op_sig tg_op_signature(const tg_opdef *op) {
+    return (op && op->id >= 0 && op->id < TG_OPID_COUNT) ? sigs[op->id] : TG_SIG_INTERNAL;
+}
+
+const char *tg_op_sig_name(tg_op_sig sig) {
+    static const char *const names[] = {"unary", "binary", "reduce", "custom", "internal"};
+    return (unsigned)sig < sizeof names / sizeof *names ? names[sig] : "internal";
+}
 
 const tg_opdef *tg_op_get(int i) { return (i >= 0 && i < TG_OPID_COUNT) ? table[i] : NULL; }
 

@@ -12,7 +12,6 @@
 
 #include <string.h>
 
-#define W(x) tgpy_wrap(x)
 
 /* ===================================================================== */
 /* TapeEntry                                                              */
@@ -675,16 +674,21 @@ static tg_status override_vjp(tg_entry *e, tg_tensor *grad_out, tg_tensor **gi, 
     return st;
 }
 
+/* The op named by the str o (NULL and ValueError naming `who` if none). */
+static const tg_opdef *op_named(PyObject *o, const char *who) {
+    const char *name = o ? PyUnicode_AsUTF8(o) : NULL;
+    if (!name) return NULL;
+    const tg_opdef *op = tg_op_find(name);
+    if (!op) PyErr_Format(PyExc_ValueError, "%s: there is no op named '%s' (see tg.ops())", who, name);
+    return op;
+}
+
 /* _set_vjp_override(op_name, fn or None) -> the previous override or None */
 FUNC(_set_vjp_override) {
     ARGS("_set_vjp_override", 2, 2, "op", "fn")
-    const char *name = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
-    if (!name) return NULL;
-    const tg_opdef *op = tg_op_find(name);
-    if (!op) {
-        PyErr_Format(PyExc_ValueError, "override_vjp: there is no op named '%s' (see tg.ops())", name);
-        return NULL;
-    }
+    const tg_opdef *op = op_named(a[0], "override_vjp");
+    if (!op) return NULL;
+    const char *name = op->name;
     if (!op->backward) {
         PyErr_Format(PyExc_ValueError, "override_vjp: op '%s' is not differentiable", name);
         return NULL;
@@ -700,6 +704,18 @@ FUNC(_set_vjp_override) {
     tg_op_set_vjp_override(op, fn ? override_vjp : NULL, fn);
     if (!prev) Py_RETURN_NONE;
     return prev; /* the reference held by the table passes to the caller */
+}
+
+/* _vjp_override(op_name) -> the Python function overriding the op's VJP, or
+ * None: read from the core's override slot, nothing is changed. */
+FUNC(_vjp_override) {
+    ARGS("_vjp_override", 1, 1, "op")
+    const tg_opdef *op = op_named(a[0], "_vjp_override");
+    if (!op) return NULL;
+    void *ctx = NULL;
+    tg_vjp_fn fn = tg_op_get_vjp_override(op, &ctx);
+    if (fn != override_vjp || !ctx) Py_RETURN_NONE; /* none, or one set from C */
+    return Py_NewRef((PyObject *)ctx);
 }
 
 FUNC(_builtin_vjp) {
@@ -755,6 +771,7 @@ PyMethodDef tgpy_autograd_methods[] = {
     F(_custom_record, "_custom_record(name, inputs, output, backward)\n\nRecord a Python-defined op on the tape."),
     F(_entry_save, "_entry_save(entry, tensor)\n\nSave a tensor on an entry."),
     F(_set_vjp_override, "_set_vjp_override(op, fn)\n\nReplace an op's VJP by fn(entry, grad_output)."),
+    F(_vjp_override, "_vjp_override(op)\n\nThe function overriding an op's VJP (tg.override_vjp), or None."),
     F(_builtin_vjp, "_builtin_vjp(entry, grad_output)\n\nRun an entry's built-in VJP."),
     {NULL}};
 #undef F

@@ -59,6 +59,8 @@ PyObject *tgpy_prefix_error(const char *who);
 /* Wrap a NEW tg_tensor reference (stolen) into its Python object (new ref).
  * NULL input -> raise the tapegrad error. */
 PyObject *tgpy_wrap(tg_tensor *t);
+/* The short form the binding files use: return W(tg_exp(x)); */
+#define W(x) tgpy_wrap(x)
 /* Wrap a BORROWED tg_tensor (or None for NULL). */
 PyObject *tgpy_wrap_borrowed(tg_tensor *t);
 int tgpy_is_tensor(PyObject *o);
@@ -106,6 +108,34 @@ int tgpy_shape_obj(const char *fname, PyObject *o, int64_t *shape, int *ndim);
 int tgpy_bool(PyObject *o, int deflt);
 
 /* Module parts. */
+/* ---- calling ops from Python (tensor.c), shared with opbind.c ---------- */
+typedef tg_tensor *(*tgpy_binfn)(tg_tensor *, tg_tensor *);
+typedef tg_tensor *(*tgpy_redfn)(tg_tensor *, const int64_t *, int, bool);
+typedef PyObject *(*tgpy_methodfn)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);
+/* t.add(other): `self (op) other`, a TypeError naming the op for an operand
+ * of a type it does not know. */
+PyObject *tgpy_binary_method(const char *fname, tgpy_binfn f, PyObject *self, PyObject *const *args,
+                             Py_ssize_t nargs, PyObject *kw);
+/* tg.add(a, b): scalars accepted on either side. */
+PyObject *tgpy_binary_function(const char *fname, tgpy_binfn f, PyObject *const *args,
+                               Py_ssize_t nargs, PyObject *kw);
+/* t.sum(axis=None, keepdims=False) (aliases dim, keepdim). */
+PyObject *tgpy_reduction(PyObject *self, const char *fname, tgpy_redfn f, PyObject *const *args,
+                         Py_ssize_t nargs, PyObject *kw);
+/* tg.f(x, ...): method impl f called with args[0] converted to a Tensor. */
+PyObject *tgpy_as_function(const char *fname, tgpy_methodfn f, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *kw);
+/* The parts of the Tensor type defined in their own files. */
+extern PyType_Slot tgpy_number_slots[]; /* number.c: operators, comparisons */
+extern PyType_Slot tgpy_index_slots[];  /* index.c: t[key], t[key] = v, len(t) */
+extern PyType_Slot tgpy_buffer_slots[]; /* buffer.c: memoryview(t) */
+/* index.c: an int64 index tensor (new reference) from a list, ndarray or Tensor. */
+tg_tensor *tgpy_index_array(PyObject *o);
+/* opbind.c: the generated methods and functions, and their docstrings. */
+extern PyMethodDef tgpy_op_methods[];
+extern PyMethodDef tgpy_op_generated_functions[];
+int tgpy_opbind_init(void);
+
 int tgpy_tensor_type_init(PyObject *m, ModState *st);
 int tgpy_autograd_init(PyObject *m, ModState *st);
 extern PyMethodDef tgpy_module_methods[];

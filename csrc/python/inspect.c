@@ -25,7 +25,6 @@
 
 #include "../kernels/platform.h"
 
-#define W(x) tgpy_wrap(x)
 #define FUNC(name) static PyObject *f_##name(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kw)
 #define ARGS(fname, n, npos, ...)                                                     \
     static const char *const names_[] = {__VA_ARGS__};                                \

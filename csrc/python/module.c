@@ -13,7 +13,6 @@
 
 #include <string.h>
 
-#define W(x) tgpy_wrap(x)
 #define FUNC(name) static PyObject *f_##name(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kw)
 #define ARGS(fname, n, npos, ...)                                                     \
     static const char *const names_[] = {__VA_ARGS__};                                \
@@ -506,12 +505,33 @@ static PyObject *opdef_dict(const tg_opdef *op) {
                 Py_DECREF(v);
             }
     }
-    return Py_BuildValue("{s:s,s:i,s:i,s:N,s:O,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s}",
+    PyObject *writes = PyList_New(0); /* grad_in_tex split at ';' */
+    if (!writes) {
+        Py_DECREF(diff);
+        return NULL;
+    }
+    for (const char *p = op->grad_in_tex; p && *p;) {
+        const char *q = strchr(p, ';');
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        PyObject *v = PyUnicode_FromStringAndSize(p, (Py_ssize_t)n);
+        if (!v || PyList_Append(writes, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(writes);
+            Py_DECREF(diff);
+            return NULL;
+        }
+        Py_DECREF(v);
+        p = q ? q + 1 : p + n;
+    }
+    return Py_BuildValue("{s:s,s:i,s:i,s:N,s:O,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:i,s:z,s:N}",
                          "name", op->name, "id", op->id, "arity", op->arity, "differentiable_inputs",
                          diff, "differentiable", op->backward ? Py_True : Py_False, "dtypes",
                          op->dtypes, "forward", op->forward, "forward_latex", op->forward_tex, "vjp",
                          op->vjp, "vjp_latex", op->vjp_tex, "doc", op->doc, "file", op->file,
-                         "line", op->line, "examples", op->examples ? op->examples : "");
+                         "line", op->line, "examples", op->examples ? op->examples : "",
+                         "signature", tg_op_sig_name(tg_op_signature(op)), "cost",
+                         op->cost > 0 ? op->cost : 1, "grad_out_latex", op->grad_out_tex,
+                         "grad_in_latex", writes);
 }
 
 FUNC(ops) {
@@ -730,7 +750,14 @@ PyMethodDef tgpy_module_methods[] = {
     F(is_grad_enabled, "is_grad_enabled()\n\nWhether ops are being recorded on the tape (this thread)."),
     F(set_grad_enabled, "set_grad_enabled(mode)\n\nTurn recording on or off; returns the previous mode."),
     F(ops, "ops()\n\nThe op registry: for every op its name, arity, differentiable inputs,\n"
-           "dtypes and its forward and VJP formulas (plain text and LaTeX)."),
+           "dtypes, its forward and VJP formulas (plain text and LaTeX), its calling\n"
+           "'signature' ('unary', 'binary', 'reduce': bindings generated from the registry;\n"
+           "'custom': bound by hand; 'internal': no Python function) and 'cost', the\n"
+           "work per element relative to an add (8 for the transcendental kernels);\n"
+           "'grad_out_latex' and 'grad_in_latex': the gradient symbols the VJP formula\n"
+           "reads and writes (one per differentiable input), for the stepper.\n\n"
+           ">>> [(o['signature'], o['cost']) for o in tg.ops() if o['name'] == 'exp']\n"
+           "[('unary', 8)]"),
     F(_op_example, "_op_example(name, k, dtype)\n\nInputs and params of an op's registry example k."),
     F(_op_apply, "_op_apply(name, inputs, params)\n\nCall an op generically with a params string."),
     F(memory_stats, "memory_stats()\n\nStatistics of the caching allocator behind tensor data."),
@@ -801,9 +828,11 @@ static int exec_module(PyObject *m) {
         st->dtypes[i] = (PyObject *)PyArray_DescrFromType(types[i]);
         if (!st->dtypes[i] || PyModule_AddObjectRef(m, names[i], st->dtypes[i]) < 0) return -1;
     }
+    if (tgpy_opbind_init() < 0) return -1; /* docstrings of the generated bindings */
     if (tgpy_tensor_type_init(m, st) < 0) return -1;
     if (tgpy_autograd_init(m, st) < 0) return -1;
     if (add_functions(m, tgpy_op_functions) < 0) return -1;
+    if (add_functions(m, tgpy_op_generated_functions) < 0) return -1;
     if (add_functions(m, tgpy_autograd_methods) < 0) return -1;
     if (add_functions(m, tgpy_nn_methods) < 0) return -1;
     if (add_functions(m, tgpy_inspect_methods) < 0) return -1;

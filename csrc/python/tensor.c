@@ -1,7 +1,9 @@
 /*
- * tensor.c -- the tapegrad.Tensor type: attributes, operators, indexing,
- * NumPy interop (buffer protocol, __array__) and every op as a method and as
- * a module function.
+ * tensor.c -- the tapegrad.Tensor type and its lifetime, its attributes, the
+ * methods bound by hand (ops with unusual signatures, conversions, autograd)
+ * and the same ops as module functions.  Its operators are in number.c,
+ * indexing in index.c, the buffer protocol in buffer.c, and the methods
+ * generated from the op registry in opbind.c.
  *
  * Hot paths (operators, methods) reach C through METH_FASTCALL and the
  * number protocol with no Python wrapper in between.
@@ -10,7 +12,6 @@
 
 #include <string.h>
 
-#define W(x) tgpy_wrap(x)
 
 /* ===================================================================== */
 /* Lifetime                                                               */
@@ -200,681 +201,6 @@ static PyGetSetDef tensor_getset[] = {
     {NULL}};
 
 /* ===================================================================== */
-/* Binary operators                                                       */
-/* ===================================================================== */
-
-typedef tg_tensor *(*binfn)(tg_tensor *, tg_tensor *);
-
-/* Convert both operands (one is a Tensor) and apply f; NotImplemented for
- * types we do not know, so Python can try the other operand. */
-static PyObject *binop(PyObject *a, PyObject *b, binfn f) {
-    tg_tensor *ta, *tb;
-    if (tgpy_is_tensor(a)) {
-        ta = TENSOR(a);
-        tg_tensor_retain(ta);
-        tb = tgpy_as_tensor(b, ta);
-    } else {
-        tb = TENSOR(b);
-        tg_tensor_retain(tb);
-        ta = tgpy_as_tensor(a, tb);
-    }
-    if (!ta || !tb) {
-        tg_tensor_release(ta);
-        tg_tensor_release(tb);
-        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-            PyErr_Clear();
-            Py_RETURN_NOTIMPLEMENTED;
-        }
-        return NULL;
-    }
-    tg_tensor *r = f(ta, tb);
-    tg_tensor_release(ta);
-    tg_tensor_release(tb);
-    return W(r);
-}
-
-static PyObject *nb_add(PyObject *a, PyObject *b) { return binop(a, b, tg_add); }
-static PyObject *nb_sub(PyObject *a, PyObject *b) { return binop(a, b, tg_sub); }
-static PyObject *nb_mul(PyObject *a, PyObject *b) { return binop(a, b, tg_mul); }
-static PyObject *nb_div(PyObject *a, PyObject *b) { return binop(a, b, tg_div); }
-static PyObject *nb_matmul(PyObject *a, PyObject *b) { return binop(a, b, tg_matmul); }
-static PyObject *nb_pow(PyObject *a, PyObject *b, PyObject *m) {
-    if (m != Py_None) Py_RETURN_NOTIMPLEMENTED;
-    return binop(a, b, tg_pow);
-}
-static PyObject *nb_neg(PyObject *a) { return W(tg_neg(TENSOR(a))); }
-static PyObject *nb_pos(PyObject *a) {
-    Py_INCREF(a);
-    return a;
-}
-static PyObject *nb_abs(PyObject *a) { return W(tg_abs(TENSOR(a))); }
-
-static PyObject *inplace(PyObject *a, PyObject *b, char op) {
-    tg_tensor *tb = tgpy_as_tensor(b, TENSOR(a));
-    if (!tb) return NULL;
-    tg_status st = tg_tensor_inplace_(TENSOR(a), tb, op);
-    tg_tensor_release(tb);
-    if (st) return tgpy_raise();
-    Py_INCREF(a);
-    return a;
-}
-static PyObject *nb_iadd(PyObject *a, PyObject *b) { return inplace(a, b, '+'); }
-static PyObject *nb_isub(PyObject *a, PyObject *b) { return inplace(a, b, '-'); }
-static PyObject *nb_imul(PyObject *a, PyObject *b) { return inplace(a, b, '*'); }
-static PyObject *nb_idiv(PyObject *a, PyObject *b) { return inplace(a, b, '/'); }
-
-static int one_value(PyObject *a, double *v, const char *what) {
-    if (TENSOR(a)->numel != 1) {
-        char sh[160];
-        tg_shape_str(TENSOR(a)->ndim, TENSOR(a)->shape, sh, sizeof sh);
-        PyErr_Format(PyExc_ValueError,
-                     "%s: only a tensor with one element can be converted, this one has shape %s "
-                     "(use .any()/.all() style reductions such as (t > 0).sum())",
-                     what, sh);
-        return -1;
-    }
-    *v = tg_tensor_get_flat(TENSOR(a), 0);
-    return 0;
-}
-static int nb_bool(PyObject *a) {
-    double v;
-    if (one_value(a, &v, "bool")) return -1;
-    return v != 0;
-}
-static PyObject *nb_float(PyObject *a) {
-    double v;
-    if (one_value(a, &v, "float")) return NULL;
-    return PyFloat_FromDouble(v);
-}
-static PyObject *nb_int(PyObject *a) {
-    double v;
-    if (one_value(a, &v, "int")) return NULL;
-    /* the element itself, not through a double: int64 values above 2**53 stay exact */
-    if (TENSOR(a)->dtype == TG_INT64) return PyLong_FromLongLong(*(const int64_t *)tg_tensor_data(TENSOR(a)));
-    return PyLong_FromDouble(v);
-}
-
-static PyObject *richcompare(PyObject *a, PyObject *b, int op) {
-    binfn f;
-    switch (op) {
-    case Py_EQ: f = tg_eq; break;
-    case Py_NE: f = tg_ne; break;
-    case Py_LT: f = tg_lt; break;
-    case Py_LE: f = tg_le; break;
-    case Py_GT: f = tg_gt; break;
-    default: f = tg_ge; break;
-    }
-    if (b == Py_None) Py_RETURN_NOTIMPLEMENTED;
-    return binop(a, b, f);
-}
-
-static Py_hash_t tensor_hash(PyObject *a) {
-    /* identity, as for any mutable container that defines == elementwise */
-    Py_hash_t h = (Py_hash_t)((uintptr_t)a >> 4);
-    return h == -1 ? -2 : h;
-}
-
-/* ===================================================================== */
-/* Indexing                                                               */
-/* ===================================================================== */
-
-enum { IX_INT, IX_SLICE, IX_NONE, IX_ELLIPSIS, IX_ARRAY };
-
-/* An integer index array (new reference) from a list, ndarray or Tensor. */
-static tg_tensor *index_array(PyObject *o) {
-    if (tgpy_is_tensor(o)) {
-        tg_tensor *t = TENSOR(o);
-        if (t->dtype != TG_INT64) {
-            PyErr_Format(PyExc_IndexError,
-                         "index: tensors used as indices must be int64, got %s (boolean masks are "
-                         "not supported: use tg.where or convert with .nonzero-style int arrays)",
-                         tg_dtype_name(t->dtype));
-            return NULL;
-        }
-        tg_tensor_retain(t);
-        return t;
-    }
-    PyObject *a = PyArray_FROM_O(o);
-    if (!a) return NULL;
-    int tn = PyArray_TYPE((PyArrayObject *)a);
-    if (PyTypeNum_ISBOOL(tn)) {
-        Py_DECREF(a);
-        PyErr_SetString(PyExc_IndexError,
-                        "index: boolean masks are not supported; use np.nonzero(mask)[0] to get "
-                        "integer indices, or tg.where(mask, x, 0)");
-        return NULL;
-    }
-    if (!PyTypeNum_ISINTEGER(tn) && !(PyArray_SIZE((PyArrayObject *)a) == 0)) {
-        Py_DECREF(a);
-        PyErr_SetString(PyExc_IndexError, "index: arrays used as indices must be of integer type");
-        return NULL;
-    }
-    PyObject *c = PyArray_FromAny(a, PyArray_DescrFromType(NPY_INT64), 0, 0,
-                                  NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_FORCECAST, NULL);
-    Py_DECREF(a);
-    if (!c) return NULL;
-    int64_t shape[TG_MAX_DIMS];
-    int nd = PyArray_NDIM((PyArrayObject *)c);
-    if (nd > TG_MAX_DIMS) {
-        Py_DECREF(c);
-        PyErr_SetString(PyExc_IndexError, "index: index array has too many dimensions");
-        return NULL;
-    }
-    for (int i = 0; i < nd; i++) shape[i] = PyArray_DIM((PyArrayObject *)c, i);
-    tg_tensor *t = tg_tensor_from_buffer(nd, shape, TG_INT64, PyArray_DATA((PyArrayObject *)c));
-    Py_DECREF(c);
-    if (!t) tgpy_raise();
-    return t;
-}
-
-typedef struct {
-    int n;
-    int kind[32];
-    PyObject *item[32];
-} index_spec;
-
-static int classify(PyObject *key, index_spec *sp) {
-    PyObject *items[32];
-    int n;
-    if (PyTuple_Check(key)) {
-        n = (int)PyTuple_GET_SIZE(key);
-        if (n > 32) {
-            PyErr_SetString(PyExc_IndexError, "index: too many indices");
-            return -1;
-        }
-        for (int i = 0; i < n; i++) items[i] = PyTuple_GET_ITEM(key, i);
-    } else {
-        n = 1;
-        items[0] = key;
-    }
-    sp->n = n;
-    for (int i = 0; i < n; i++) {
-        PyObject *o = items[i];
-        sp->item[i] = o;
-        if (o == Py_None) sp->kind[i] = IX_NONE;
-        else if (o == Py_Ellipsis) sp->kind[i] = IX_ELLIPSIS;
-        else if (PySlice_Check(o)) sp->kind[i] = IX_SLICE;
-        else if (PyBool_Check(o)) {
-            PyErr_SetString(PyExc_IndexError, "index: boolean indices are not supported");
-            return -1;
-        } else if (tgpy_is_tensor(o) && TENSOR(o)->ndim == 0 && TENSOR(o)->dtype == TG_INT64) {
-            sp->kind[i] = IX_INT;
-        } else if (PyLong_Check(o) || (PyIndex_Check(o) && !tgpy_is_tensor(o) && !PyArray_Check(o)))
-            sp->kind[i] = IX_INT;
-        else if (PyList_Check(o) || PyArray_Check(o) || tgpy_is_tensor(o) || PyTuple_Check(o))
-            sp->kind[i] = IX_ARRAY;
-        else {
-            PyErr_Format(PyExc_IndexError,
-                         "index: only integers, slices (`:`), ellipsis (`...`), None and integer "
-                         "arrays are valid indices, got %s",
-                         Py_TYPE(o)->tp_name);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* x[key] following NumPy's rules, as tape ops (views where NumPy gives views):
- *
- *  1. the Ellipsis (or the end of the key) stands for the dims not indexed;
- *  2. each None becomes a new size-1 dim (one reshape view), then a full slice;
- *  3. integers and slices: one slice view (integers remove their dim);
- *  4. integer arrays ("advanced" indices): broadcast together and picked with
- *     one index_select over the merged dims.  As in NumPy, their result dims
- *     stay in place when the advanced indices (arrays and integers) are next
- *     to each other in the key, and go first otherwise.
- * `basic_only` (assignment): arrays are refused and nothing is recorded. */
-static tg_tensor *apply_index(tg_tensor *x, PyObject *key, bool basic_only) {
-    index_spec sp;
-    if (classify(key, &sp)) return NULL;
-    int consumed = 0, n_ell = 0, n_arr = 0;
-    int first_adv = -1, last_adv = -1, n_adv = 0; /* integers and arrays, in the key as written */
-    for (int i = 0; i < sp.n; i++) {
-        if (sp.kind[i] == IX_INT || sp.kind[i] == IX_SLICE || sp.kind[i] == IX_ARRAY) consumed++;
-        if (sp.kind[i] == IX_ELLIPSIS) n_ell++;
-        if (sp.kind[i] == IX_ARRAY) n_arr++;
-        if (sp.kind[i] == IX_INT || sp.kind[i] == IX_ARRAY) {
-            if (first_adv < 0) first_adv = i;
-            last_adv = i;
-            n_adv++;
-        }
-    }
-    if (n_ell > 1) {
-        PyErr_SetString(PyExc_IndexError, "index: an index can only have a single ellipsis ('...')");
-        return NULL;
-    }
-    if (consumed > x->ndim) {
-        PyErr_Format(PyExc_IndexError,
-                     "index: too many indices for tensor: tensor is %d-dimensional, but %d were indexed",
-                     x->ndim, consumed);
-        return NULL;
-    }
-    if (n_arr && basic_only) {
-        PyErr_SetString(PyExc_IndexError,
-                        "index: assignment through integer-array indices is not supported; use "
-                        "basic slices");
-        return NULL;
-    }
-    /* 1. expand: one item per dim of the tensor with the new axes */
-    int kind[TG_MAX_DIMS + 32];
-    PyObject *item[TG_MAX_DIMS + 32];
-    int n = 0, n_none = 0;
-    for (int i = 0; i < sp.n; i++) {
-        if (sp.kind[i] == IX_ELLIPSIS) {
-            for (int k = 0; k < x->ndim - consumed; k++) {
-                kind[n] = IX_SLICE;
-                item[n++] = NULL; /* a full slice */
-            }
-            continue;
-        }
-        if (sp.kind[i] == IX_NONE) n_none++;
-        kind[n] = sp.kind[i];
-        item[n++] = sp.item[i];
-    }
-    if (!n_ell)
-        for (int k = 0; k < x->ndim - consumed; k++) {
-            kind[n] = IX_SLICE;
-            item[n++] = NULL;
-        }
-    if (n > TG_MAX_DIMS) {
-        PyErr_Format(PyExc_IndexError, "index: the result would have more than %d dimensions (%d new axes)",
-                     TG_MAX_DIMS, n_none);
-        return NULL;
-    }
-    bool prev = tg_set_grad_enabled(tg_grad_enabled() && !basic_only);
-    tg_tensor *r;
-    /* 2. new axes: one reshape view */
-    if (n_none) {
-        int64_t shape[TG_MAX_DIMS];
-        for (int i = 0, d = 0; i < n; i++) shape[i] = kind[i] == IX_NONE ? 1 : x->shape[d++];
-        r = tg_reshape(x, n, shape);
-    } else {
-        tg_tensor_retain(x);
-        r = x;
-    }
-    /* 3. integers and slices */
-    int64_t starts[TG_MAX_DIMS], stops[TG_MAX_DIMS], steps[TG_MAX_DIMS];
-    uint32_t imask = 0;
-    int arr_item[TG_MAX_DIMS], arr_dim[TG_MAX_DIMS], arr_xdim[TG_MAX_DIMS], na = 0, rdim = 0, nones = 0;
-    for (int i = 0; r && i < n; i++) {
-        starts[i] = 0;
-        stops[i] = INT64_MAX;
-        steps[i] = 1;
-        PyObject *o = item[i];
-        if (kind[i] == IX_INT) {
-            int64_t v;
-            if (tgpy_is_tensor(o)) {
-                v = *(const int64_t *)tg_tensor_data(TENSOR(o));
-            } else {
-                int overflow = 0;
-                v = PyLong_AsLongLongAndOverflow(o, &overflow);
-                if (overflow)
-                    PyErr_Format(PyExc_IndexError,
-                                 "index: index %R is out of range (an index must lie in "
-                                 "-size <= i < size of its dimension)",
-                                 o);
-                if (overflow || (v == -1 && PyErr_Occurred())) {
-                    tg_tensor_release(r);
-                    r = NULL;
-                    break;
-                }
-            }
-            starts[i] = v;
-            imask |= 1u << i;
-        } else if (kind[i] == IX_SLICE && o) {
-            Py_ssize_t a, b, c;
-            if (PySlice_Unpack(o, &a, &b, &c) < 0) {
-                tg_tensor_release(r);
-                r = NULL;
-                break;
-            }
-            starts[i] = a == PY_SSIZE_T_MIN ? INT64_MIN : a == PY_SSIZE_T_MAX ? INT64_MAX : a;
-            stops[i] = b == PY_SSIZE_T_MIN ? INT64_MIN : b == PY_SSIZE_T_MAX ? INT64_MAX : b;
-            steps[i] = c;
-        }
-        if (kind[i] == IX_NONE) nones++;
-        if (kind[i] == IX_ARRAY) {
-            arr_item[na] = i;
-            arr_xdim[na] = i - nones; /* the dim of x, for messages */
-            arr_dim[na++] = rdim;
-        }
-        if (kind[i] != IX_INT) rdim++;
-    }
-    if (r) {
-        tg_tensor *s = tg_slice(r, starts, stops, steps, imask);
-        tg_tensor_release(r);
-        r = s;
-    }
-    tg_set_grad_enabled(prev);
-    if (!r) {
-        if (!PyErr_Occurred()) tgpy_raise();
-        return NULL;
-    }
-    if (!na) return r;
-
-    /* 4. integer arrays: bring their dims together at a0 (NumPy: in place when
-     * the integers and arrays are next to each other in the key as written, a
-     * None, slice or Ellipsis between them sends the dims first) */
-    bool together = last_adv - first_adv + 1 == n_adv;
-    int a0 = together ? arr_dim[0] : 0;
-    bool moved = false;
-    for (int k = 0; k < na; k++) moved |= arr_dim[k] != a0 + k;
-    if (moved) {
-        int64_t perm[TG_MAX_DIMS];
-        int q = 0;
-        bool is_arr[TG_MAX_DIMS] = {false};
-        for (int k = 0; k < na; k++) is_arr[arr_dim[k]] = true;
-        for (int d = 0; d < r->ndim && q < a0; d++)
-            if (!is_arr[d]) perm[q++] = d;
-        for (int k = 0; k < na; k++) perm[q++] = arr_dim[k];
-        for (int d = 0; d < r->ndim; d++) {
-            bool used = is_arr[d];
-            for (int j = 0; j < a0 && !used; j++) used = perm[j] == d;
-            if (!used) perm[q++] = d;
-        }
-        tg_tensor *p = tg_permute(r, perm);
-        tg_tensor_release(r);
-        if (!p) return (tg_tensor *)tgpy_raise();
-        r = p;
-    }
-    tg_tensor *idx[TG_MAX_DIMS];
-    for (int k = 0; k < na; k++) {
-        idx[k] = index_array(item[arr_item[k]]);
-        if (!idx[k]) {
-            for (int j = 0; j < k; j++) tg_tensor_release(idx[j]);
-            tg_tensor_release(r);
-            return NULL;
-        }
-    }
-    tg_tensor *lin = NULL;
-    if (na == 1) {
-        lin = idx[0];
-    } else {
-        /* linear index over the merged dims: bound-check, wrap, combine (broadcasting) */
-        bool pg = tg_set_grad_enabled(false);
-        for (int k = 0; k < na && !PyErr_Occurred(); k++) {
-            int64_t len = r->shape[a0 + k];
-            /* read the int64 indices exactly: through a double, INT64_MAX
-             * would round to 2**63, whose conversion back is undefined */
-            tg_tensor *ic = tg_contiguous(idx[k]);
-            if (!ic) {
-                tgpy_raise();
-                break;
-            }
-            const int64_t *iv = tg_tensor_data(ic);
-            for (int64_t q = 0; q < ic->numel; q++) {
-                int64_t v = iv[q];
-                if (v < -len || v >= len) {
-                    PyErr_Format(PyExc_IndexError,
-                                 "index: index %lld is out of bounds for axis %d with size %lld",
-                                 (long long)v, arr_xdim[k], (long long)len);
-                    break;
-                }
-            }
-            tg_tensor_release(ic);
-            if (PyErr_Occurred()) break;
-            /* wrap negatives: v + len * (v < 0) */
-            tg_tensor *z = tg_tensor_scalar(0, TG_INT64);
-            tg_tensor *neg = z ? tg_lt(idx[k], z) : NULL;
-            tg_tensor *nn = neg ? tg_mul_scalar(neg, (double)len) : NULL;
-            tg_tensor *w = nn ? tg_add(idx[k], nn) : NULL;
-            tg_tensor_release(z);
-            tg_tensor_release(neg);
-            tg_tensor_release(nn);
-            if (!w) break;
-            if (!lin) {
-                lin = w;
-            } else {
-                tg_tensor *m = tg_mul_scalar(lin, (double)len);
-                tg_tensor_release(lin);
-                lin = m ? tg_add(m, w) : NULL;
-                tg_tensor_release(m);
-                tg_tensor_release(w);
-                if (!lin) break;
-            }
-        }
-        tg_set_grad_enabled(pg);
-        for (int k = 0; k < na; k++) tg_tensor_release(idx[k]);
-        if (lin && PyErr_Occurred()) { /* an index out of bounds after the first array */
-            tg_tensor_release(lin);
-            lin = NULL;
-        }
-        if (!lin) {
-            tg_tensor_release(r);
-            if (!PyErr_Occurred()) tgpy_raise();
-            return NULL;
-        }
-        /* merge dims a0 .. a0+na-1 of r (a copy if r is not laid out for it) */
-        int64_t sh[TG_MAX_DIMS];
-        int nd = 0;
-        for (int d = 0; d < r->ndim; d++) {
-            if (d > a0 && d < a0 + na) sh[nd - 1] *= r->shape[d];
-            else sh[nd++] = r->shape[d];
-        }
-        tg_tensor *m = tg_reshape(r, nd, sh);
-        tg_tensor_release(r);
-        if (!m) {
-            tg_tensor_release(lin);
-            return (tg_tensor *)tgpy_raise();
-        }
-        r = m;
-    }
-    tg_tensor *s = tg_index_select(r, a0, lin);
-    tg_tensor_release(lin);
-    tg_tensor_release(r);
-    if (!s) return (tg_tensor *)tgpy_raise();
-    return s;
-}
-
-static PyObject *tensor_getitem(PyObject *self, PyObject *key) {
-    tg_tensor *r = apply_index(TENSOR(self), key, false);
-    if (!r) return NULL;
-    return W(r);
-}
-
-/* x[rows, cols] = value: integer-array assignment is done by NumPy on a view
- * of the tensor's memory (its rules: broadcasting, the last write wins for
- * repeated indices), with the arrays checked as for x[...] and the storage
- * version bumped so that a saved tensor changed this way is detected. */
-static int setitem_advanced(PyObject *self, index_spec *sp, PyObject *value) {
-    tg_tensor *x = TENSOR(self);
-    if (x->storage->readonly) {
-        PyErr_SetString(PyExc_RuntimeError, "setitem: the tensor's memory is read-only");
-        return -1;
-    }
-    if (tgpy_is_broadcast_view(x)) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "setitem: the tensor is a broadcast view (stride 0); several elements "
-                        "share one memory location");
-        return -1;
-    }
-    PyObject *key = PyTuple_New(sp->n), *arr = NULL, *val = NULL;
-    int rc = -1;
-    if (!key) return -1;
-    for (int i = 0; i < sp->n; i++) {
-        PyObject *o = sp->item[i];
-        if (sp->kind[i] == IX_ARRAY) {
-            tg_tensor *idx = index_array(o); /* int64 only, as for getitem */
-            PyObject *io = idx ? W(idx) : NULL;
-            if (!io) goto done;
-            o = tgpy_to_numpy(TENSOR(io), io); /* the array keeps io alive */
-            Py_DECREF(io);
-            if (!o) goto done;
-        } else if (sp->kind[i] == IX_INT && tgpy_is_tensor(o)) {
-            o = PyLong_FromLongLong(*(const int64_t *)tg_tensor_data(TENSOR(o)));
-            if (!o) goto done;
-        } else {
-            Py_INCREF(o);
-        }
-        PyTuple_SET_ITEM(key, i, o);
-    }
-    arr = tgpy_to_numpy(x, self);
-    if (!arr) goto done;
-    /* a private temporary, not an alias: writeable even while the memory is
-     * saved for backward (safe aliasing); the version bump below records it */
-    PyArray_ENABLEFLAGS((PyArrayObject *)arr, NPY_ARRAY_WRITEABLE);
-    if (tgpy_is_tensor(value)) {
-        val = tgpy_to_numpy(TENSOR(value), value);
-        if (!val) goto done;
-    } else {
-        Py_INCREF(value);
-        val = value;
-    }
-    if (PyObject_SetItem(arr, key, val) < 0) {
-        /* NumPy's message, with the op's name in front */
-        PyObject *t, *v, *tb;
-        PyErr_Fetch(&t, &v, &tb);
-        PyObject *s = v ? PyObject_Str(v) : NULL;
-        if (s && t && PyUnicode_AsUTF8(s)) {
-            PyErr_Format(PyExc_IndexError == t ? PyExc_IndexError : PyExc_ValueError, "setitem: %s",
-                         PyUnicode_AsUTF8(s));
-            Py_XDECREF(t);
-            Py_XDECREF(v);
-            Py_XDECREF(tb);
-        } else {
-            PyErr_Clear();
-            PyErr_Restore(t, v, tb);
-        }
-        Py_XDECREF(s);
-        goto done;
-    }
-    x->storage->version++; /* an in-place write, like tg_tensor_copy_ */
-    rc = 0;
-done:
-    Py_XDECREF(key);
-    Py_XDECREF(arr);
-    Py_XDECREF(val);
-    return rc;
-}
-
-static int tensor_setitem(PyObject *self, PyObject *key, PyObject *value) {
-    if (!value) {
-        PyErr_SetString(PyExc_TypeError, "tensor elements cannot be deleted");
-        return -1;
-    }
-    tg_tensor *x = TENSOR(self);
-    if (x->requires_grad && tg_grad_enabled()) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "setitem: writing into a tensor that requires grad is not recorded on the "
-                        "tape; do it inside `with tg.no_grad():` (e.g. to initialise weights)");
-        return -1;
-    }
-    index_spec sp;
-    if (classify(key, &sp)) return -1;
-    bool has_array = false;
-    for (int i = 0; i < sp.n; i++) has_array |= sp.kind[i] == IX_ARRAY;
-    if (has_array) return setitem_advanced(self, &sp, value);
-    if (x->dtype == TG_INT64 && PyLong_Check(value) && !PyBool_Check(value)) {
-        int overflow = 0;
-        PyLong_AsLongLongAndOverflow(value, &overflow);
-        if (overflow) {
-            PyErr_Format(PyExc_OverflowError,
-                         "setitem: the Python int %R does not fit in the tensor's dtype int64 "
-                         "(expected -2**63 <= value < 2**63)",
-                         value);
-            return -1;
-        }
-    }
-    tg_tensor *v = apply_index(x, key, true);
-    if (!v) return -1;
-    tg_tensor *src = tgpy_as_tensor(value, x);
-    if (!src) {
-        tg_tensor_release(v);
-        tgpy_prefix_error("setitem");
-        return -1;
-    }
-    bool prev = tg_set_grad_enabled(false);
-    tg_status st = tg_tensor_copy_(v, src);
-    tg_set_grad_enabled(prev);
-    tg_tensor_release(v);
-    tg_tensor_release(src);
-    if (st) {
-        tgpy_raise();
-        return -1;
-    }
-    return 0;
-}
-
-static Py_ssize_t tensor_len(PyObject *self) {
-    if (TENSOR(self)->ndim == 0) {
-        PyErr_SetString(PyExc_TypeError, "len() of a 0-d tensor");
-        return -1;
-    }
-    return (Py_ssize_t)TENSOR(self)->shape[0];
-}
-
-/* ===================================================================== */
-/* Buffer protocol                                                        */
-/* ===================================================================== */
-
-/* Safe aliasing (see convert.c): while a tape entry keeps the memory for
- * backward, buffers are exported read-only (a writable one is refused);
- * otherwise a writable export is counted until released (mem[2 * TG_MAX_DIMS]
- * says so), and an entry saving the tensor meanwhile keeps a copy. */
-static int tensor_getbuffer(PyObject *self, Py_buffer *view, int flags) {
-    tg_tensor *t = TENSOR(self);
-    if ((flags & PyBUF_WRITABLE) && t->storage->readonly) {
-        PyErr_SetString(PyExc_BufferError, "the tensor's memory is read-only");
-        return -1;
-    }
-    bool bcast = tgpy_is_broadcast_view(t);
-    if ((flags & PyBUF_WRITABLE) && bcast) {
-        PyErr_SetString(PyExc_BufferError,
-                        "the tensor is a broadcast view (several elements share one memory "
-                        "location): its buffer is read-only, as numpy.broadcast_to's is; use a "
-                        "copy (t.contiguous())");
-        return -1;
-    }
-    bool saved = t->storage->saved_count > 0;
-    if ((flags & PyBUF_WRITABLE) && saved) {
-        PyErr_SetString(PyExc_BufferError,
-                        "the tensor's memory is read-only while a tape entry keeps it for "
-                        "backward (safe aliasing): call backward() first, or use a copy");
-        return -1;
-    }
-    Py_ssize_t *mem = PyMem_Malloc((2 * TG_MAX_DIMS + 1) * sizeof(Py_ssize_t));
-    if (!mem) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    Py_ssize_t isz = (Py_ssize_t)tg_dtype_size(t->dtype);
-    for (int i = 0; i < t->ndim; i++) {
-        mem[i] = (Py_ssize_t)t->shape[i];
-        mem[TG_MAX_DIMS + i] = (Py_ssize_t)t->strides[i] * isz;
-    }
-    if (!(flags & PyBUF_STRIDES) && !tg_tensor_is_contiguous(t)) {
-        PyMem_Free(mem);
-        PyErr_SetString(PyExc_BufferError, "the tensor is not contiguous; ask for a strided buffer");
-        return -1;
-    }
-    int readonly = t->storage->readonly || saved || bcast;
-    mem[2 * TG_MAX_DIMS] = !readonly;
-    if (!readonly && tgpy_buffer_export(t->storage) < 0) {
-        PyMem_Free(mem);
-        return -1;
-    }
-    view->buf = tg_tensor_data(t);
-    view->obj = self;
-    Py_INCREF(self);
-    view->len = (Py_ssize_t)t->numel * isz;
-    view->readonly = readonly;
-    view->itemsize = isz;
-    view->format = (flags & PyBUF_FORMAT) ? (t->dtype == TG_FLOAT32 ? "f" : t->dtype == TG_FLOAT64 ? "d" : "q") : NULL;
-    view->ndim = t->ndim;
-    view->shape = mem;
-    view->strides = (flags & PyBUF_STRIDES) ? mem + TG_MAX_DIMS : NULL;
-    view->suboffsets = NULL;
-    view->internal = mem;
-    return 0;
-}
-
-static void tensor_releasebuffer(PyObject *self, Py_buffer *view) {
-    Py_ssize_t *mem = view->internal;
-    if (mem[2 * TG_MAX_DIMS]) tgpy_buffer_release(TENSOR(self)->storage);
-    PyMem_Free(mem);
-}
-
-/* ===================================================================== */
 /* Methods                                                                */
 /* ===================================================================== */
 
@@ -912,29 +238,6 @@ static PyObject *named(const char *fname) {
     return NULL;
 }
 
-#define UNARY_METHOD(name)                                                            \
-    METHOD(name) {                                                                    \
-        if (nargs || kw) {                                                            \
-            PyErr_SetString(PyExc_TypeError, #name "() takes no arguments");          \
-            return NULL;                                                              \
-        }                                                                             \
-        return W(tg_##name(TENSOR(self)));                                            \
-    }
-UNARY_METHOD(exp)
-UNARY_METHOD(log)
-UNARY_METHOD(sqrt)
-UNARY_METHOD(abs)
-UNARY_METHOD(sin)
-UNARY_METHOD(cos)
-UNARY_METHOD(tanh)
-UNARY_METHOD(sigmoid)
-UNARY_METHOD(relu)
-UNARY_METHOD(gelu)
-UNARY_METHOD(erf)
-UNARY_METHOD(softplus)
-UNARY_METHOD(neg)
-UNARY_METHOD(contiguous)
-
 METHOD(leaky_relu) {
     ARGS("leaky_relu", 1, 1, "negative_slope")
     double s = a[0] ? PyFloat_AsDouble(a[0]) : 0.01;
@@ -958,42 +261,9 @@ METHOD(clip) {
     return W(tg_clip(TENSOR(self), lo, hi));
 }
 
-/* Binary methods: t.add(other) etc. */
-#define BINARY_METHOD(name)                                                           \
-    METHOD(name) {                                                                    \
-        ARGS(#name, 1, 1, "other")                                                    \
-        if (!a[0]) {                                                                  \
-            PyErr_SetString(PyExc_TypeError, #name "() missing argument 'other'");    \
-            return NULL;                                                              \
-        }                                                                             \
-        PyObject *r = binop(self, a[0], tg_##name);                                   \
-        if (r == Py_NotImplemented) {                                                 \
-            Py_DECREF(r);                                                             \
-            PyErr_Format(PyExc_TypeError, #name ": unsupported operand type %s",      \
-                         Py_TYPE(a[0])->tp_name);                                     \
-            return NULL;                                                              \
-        }                                                                             \
-        return r;                                                                     \
-    }
-BINARY_METHOD(add)
-BINARY_METHOD(sub)
-BINARY_METHOD(mul)
-BINARY_METHOD(div)
-BINARY_METHOD(pow)
-BINARY_METHOD(maximum)
-BINARY_METHOD(minimum)
-BINARY_METHOD(matmul)
-BINARY_METHOD(eq)
-BINARY_METHOD(ne)
-BINARY_METHOD(lt)
-BINARY_METHOD(le)
-BINARY_METHOD(gt)
-BINARY_METHOD(ge)
-
 /* Reductions: axis=None (alias dim), keepdims=False (alias keepdim). */
-typedef tg_tensor *(*redfn)(tg_tensor *, const int64_t *, int, bool);
-static PyObject *reduction(PyObject *self, const char *fname, redfn f, PyObject *const *args,
-                           Py_ssize_t nargs, PyObject *kw) {
+PyObject *tgpy_reduction(PyObject *self, const char *fname, tgpy_redfn f, PyObject *const *args,
+                         Py_ssize_t nargs, PyObject *kw) {
     static const char *const names[] = {"axis", "keepdims", "dim", "keepdim"};
     PyObject *a[4];
     if (tgpy_args(fname, args, nargs, kw, names, 4, 2, a)) return NULL;
@@ -1005,9 +275,6 @@ static PyObject *reduction(PyObject *self, const char *fname, redfn f, PyObject 
     if (tgpy_axes(ax, axes, &na)) return named(fname);
     return W(f(TENSOR(self), na < 0 ? NULL : axes, na < 0 ? 0 : na, keep));
 }
-#define REDUCTION_METHOD(name) \
-    METHOD(name) { return reduction(self, #name, tg_##name, args, nargs, kw); }
-REDUCTION_METHOD(sum)
 /* NumPy's rule: the mean, variance and standard deviation of integers are
  * float64 ((pred == labels).mean() is an accuracy).  Ints never require grad,
  * so the conversion is not recorded. */
@@ -1024,10 +291,7 @@ static tg_tensor *mean_any(tg_tensor *x, const int64_t *axes, int naxes, bool ke
     tg_tensor_release(f);
     return r;
 }
-METHOD(mean) { return reduction(self, "mean", mean_any, args, nargs, kw); }
-REDUCTION_METHOD(max)
-REDUCTION_METHOD(min)
-REDUCTION_METHOD(logsumexp)
+METHOD(mean) { return tgpy_reduction(self, "mean", mean_any, args, nargs, kw); }
 
 /* var and std share their arguments; std is sqrt(var), its errors name std. */
 static PyObject *var_or_std(PyObject *self, const char *fname, bool is_std, PyObject *const *args,
@@ -1224,7 +488,7 @@ static PyObject *index_op(PyObject *self, const char *fname,
     }
     long long ax = PyLong_AsLongLong(a[0]);
     if (ax == -1 && PyErr_Occurred()) return named(fname);
-    tg_tensor *idx = index_array(a[1]);
+    tg_tensor *idx = tgpy_index_array(a[1]);
     if (!idx) return NULL;
     tg_tensor *r = f(TENSOR(self), ax, idx);
     tg_tensor_release(idx);
@@ -1395,40 +659,23 @@ METHOD(numel) { return PyLong_FromLongLong(TENSOR(self)->numel); }
 
 #define M(name, doc) {#name, (PyCFunction)(void (*)(void))m_##name, METH_FASTCALL | METH_KEYWORDS, doc}
 static PyMethodDef tensor_methods[] = {
-    M(exp, "exp()\n\nElementwise e**x. Recorded on the tape (op 'exp')." " float32 goes through a\nvectorized kernel accurate to 1.5 ulp (float64: the C library)."),
-    M(log, "log()\n\nElementwise natural logarithm." " float32 goes through a\nvectorized kernel accurate to 1 ulp (float64: the C library)."),
-    M(sqrt, "sqrt()\n\nElementwise square root."),
-    M(abs, "abs()\n\nElementwise absolute value."),
-    M(sin, "sin()\n\nElementwise sine."),
-    M(cos, "cos()\n\nElementwise cosine."),
-    M(tanh, "tanh()\n\nElementwise hyperbolic tangent." " float32 goes through a\nvectorized kernel accurate to 1.5 ulp (float64: the C library)."),
-    M(sigmoid, "sigmoid()\n\nElementwise logistic function 1 / (1 + exp(-x))." " float32 goes through a\nvectorized kernel accurate to 2.5 ulp (float64: the C library)."),
-    M(relu, "relu()\n\nElementwise max(x, 0)."),
+    
+    
+    
+    
     M(leaky_relu, "leaky_relu(negative_slope=0.01)\n\nx if x > 0 else negative_slope * x."),
-    M(gelu, "gelu()\n\nGaussian error linear unit x * Phi(x)."),
-    M(erf, "erf()\n\nThe error function."),
-    M(softplus, "softplus()\n\nlog(1 + exp(x)), computed stably."),
+    
     M(clip, "clip(min=None, max=None)\n\nClamp the values into [min, max]: min(max(x, min), max), so max wins\nwhen min > max (as in NumPy and PyTorch)."),
-    M(neg, "neg()\n\n-x."),
-    M(add, "add(other)\n\nself + other with broadcasting."),
-    M(sub, "sub(other)\n\nself - other with broadcasting."),
-    M(mul, "mul(other)\n\nself * other with broadcasting."),
-    M(div, "div(other)\n\nself / other (true division) with broadcasting."),
-    M(pow, "pow(other)\n\nself ** other with broadcasting."),
-    M(maximum, "maximum(other)\n\nElementwise maximum with broadcasting."),
-    M(minimum, "minimum(other)\n\nElementwise minimum with broadcasting."),
-    M(matmul, "matmul(other)\n\nMatrix product with NumPy semantics (same as @)."),
-    M(eq, "eq(other)\n\nself == other as 0/1."), M(ne, "ne(other)\n\nself != other as 0/1."),
-    M(lt, "lt(other)\n\nself < other as 0/1."), M(le, "le(other)\n\nself <= other as 0/1."),
-    M(gt, "gt(other)\n\nself > other as 0/1."), M(ge, "ge(other)\n\nself >= other as 0/1."),
-    M(sum, "sum(axis=None, keepdims=False)\n\nSum over the given axes (all by default).\n\n"
-           ">>> tg.tensor([[1., 2.], [3., 4.]]).sum(axis=0).tolist()\n[4.0, 6.0]"),
+    
+    
+    
+    
+    
+    
     M(mean, "mean(axis=None, keepdims=False)\n\nMean over the given axes (all by default)."),
-    M(max, "max(axis=None, keepdims=False)\n\nMaximum over the given axes; ties share the gradient."),
-    M(min, "min(axis=None, keepdims=False)\n\nMinimum over the given axes; ties share the gradient."),
+    
     M(var, "var(axis=None, keepdims=False, ddof=0)\n\nVariance (NumPy's default ddof=0)."),
     M(std, "std(axis=None, keepdims=False, ddof=0)\n\nStandard deviation sqrt(var)."),
-    M(logsumexp, "logsumexp(axis=None, keepdims=False)\n\nlog(sum(exp(x))) computed stably."),
     M(argmax, "argmax(axis=None, keepdims=False)\n\nIndex of the maximum (int64, not differentiable)."),
     M(argmin, "argmin(axis=None, keepdims=False)\n\nIndex of the minimum (int64, not differentiable)."),
     M(reshape, "reshape(*shape)\n\nSame elements, new shape (one -1 is inferred); a view when possible."),
@@ -1439,7 +686,6 @@ static PyMethodDef tensor_methods[] = {
     M(squeeze, "squeeze(axis=None)\n\nRemove size-1 axes."),
     M(unsqueeze, "unsqueeze(axis)\n\nInsert a size-1 axis."),
     M(flatten, "flatten(start_axis=0, end_axis=-1)\n\nMerge a range of axes into one."),
-    M(contiguous, "contiguous()\n\nA C-ordered copy, or the tensor itself if it already is."),
     M(astype, "astype(dtype)\n\nConvert to another dtype (differentiable between floats)."),
     M(float, "float()\n\nConvert to float32."), M(double, "double()\n\nConvert to float64."),
     M(long, "long()\n\nConvert to int64."),
@@ -1486,40 +732,43 @@ static PyType_Slot tensor_slots[] = {
     {Py_tp_traverse, tensor_traverse},
     {Py_tp_clear, tensor_clear},
     {Py_tp_getset, tensor_getset},
-    {Py_tp_methods, tensor_methods},
-    {Py_tp_richcompare, richcompare},
-    {Py_tp_hash, tensor_hash},
-    {Py_nb_add, nb_add},
-    {Py_nb_subtract, nb_sub},
-    {Py_nb_multiply, nb_mul},
-    {Py_nb_true_divide, nb_div},
-    {Py_nb_power, nb_pow},
-    {Py_nb_matrix_multiply, nb_matmul},
-    {Py_nb_negative, nb_neg},
-    {Py_nb_positive, nb_pos},
-    {Py_nb_absolute, nb_abs},
-    {Py_nb_inplace_add, nb_iadd},
-    {Py_nb_inplace_subtract, nb_isub},
-    {Py_nb_inplace_multiply, nb_imul},
-    {Py_nb_inplace_true_divide, nb_idiv},
-    {Py_nb_bool, nb_bool},
-    {Py_nb_float, nb_float},
-    {Py_nb_int, nb_int},
-    {Py_mp_subscript, tensor_getitem},
-    {Py_mp_ass_subscript, tensor_setitem},
-    {Py_mp_length, tensor_len},
-    {Py_bf_getbuffer, tensor_getbuffer},
-    {Py_bf_releasebuffer, tensor_releasebuffer},
     {0, NULL}};
 
 static PyMemberDef tensor_members[] = {
     {"__weaklistoffset__", T_PYSSIZET, offsetof(TensorObject, weakrefs), READONLY},
     {NULL}};
 
+/* The methods of Tensor: the ones bound by hand above, then the ones
+ * generated from the op registry (opbind.c); one table, built once. */
+static PyMethodDef *all_methods(void) {
+    static PyMethodDef *all;
+    if (all) return all;
+    size_t n1 = 0, n2 = 0;
+    while (tensor_methods[n1].ml_name) n1++;
+    while (tgpy_op_methods[n2].ml_name) n2++;
+    all = PyMem_RawCalloc(n1 + n2 + 1, sizeof *all); /* lives as long as the process */
+    if (!all) return (PyMethodDef *)PyErr_NoMemory();
+    memcpy(all, tensor_methods, n1 * sizeof *all);
+    memcpy(all + n1, tgpy_op_methods, n2 * sizeof *all);
+    return all;
+}
+
 int tgpy_tensor_type_init(PyObject *m, ModState *st) {
-    PyType_Slot slots[sizeof tensor_slots / sizeof *tensor_slots + 1];
+    PyMethodDef *methods = all_methods();
+    if (!methods) return -1;
+    /* the type's own slots, then the protocols of number.c, index.c, buffer.c */
+    const PyType_Slot *parts[] = {tensor_slots, tgpy_number_slots, tgpy_index_slots, tgpy_buffer_slots};
+    PyType_Slot slots[64]; /* 32 today; the check below keeps it honest */
     size_t n = 0;
-    for (; tensor_slots[n].slot; n++) slots[n] = tensor_slots[n];
+    for (size_t k = 0; k < sizeof parts / sizeof *parts; k++)
+        for (const PyType_Slot *sl = parts[k]; sl->slot; sl++) {
+            if (n + 3 > sizeof slots / sizeof *slots) {
+                PyErr_SetString(PyExc_SystemError, "Tensor: too many type slots");
+                return -1;
+            }
+            slots[n++] = *sl;
+        }
+    slots[n++] = (PyType_Slot){Py_tp_methods, methods};
     slots[n++] = (PyType_Slot){Py_tp_members, tensor_members};
     slots[n] = (PyType_Slot){0, NULL};
     PyType_Spec spec = {"tapegrad.Tensor", sizeof(TensorObject), 0,
@@ -1535,9 +784,8 @@ int tgpy_tensor_type_init(PyObject *m, ModState *st) {
 /* ===================================================================== */
 
 /* Call method impl `f` with args[0] converted to a Tensor object. */
-static PyObject *as_function(const char *fname,
-                             PyObject *(*f)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *),
-                             PyObject *const *args, Py_ssize_t nargs, PyObject *kw) {
+PyObject *tgpy_as_function(const char *fname, tgpy_methodfn f, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *kw) {
     if (nargs < 1) {
         PyErr_Format(PyExc_TypeError, "%s() missing its tensor argument", fname);
         return NULL;
@@ -1556,64 +804,31 @@ static PyObject *as_function(const char *fname,
 #define FN(name)                                                                      \
     static PyObject *fn_##name(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, \
                                PyObject *kw) {                                        \
-        return as_function(#name, m_##name, args, nargs, kw);                         \
+        return tgpy_as_function(#name, m_##name, args, nargs, kw);                         \
     }
-FN(exp) FN(log) FN(sqrt) FN(abs) FN(sin) FN(cos) FN(tanh) FN(sigmoid) FN(relu) FN(leaky_relu)
-FN(gelu) FN(erf) FN(softplus) FN(clip) FN(neg) FN(sum) FN(mean) FN(max) FN(min) FN(var) FN(std)
-FN(logsumexp) FN(argmax) FN(argmin) FN(reshape) FN(broadcast_to) FN(permute) FN(transpose)
-FN(swapaxes) FN(squeeze) FN(unsqueeze) FN(flatten) FN(contiguous) FN(softmax) FN(log_softmax)
-FN(gather) FN(index_select) FN(detach)
-
-/* Binary functions accept scalars on either side: tg.add(2, t). */
-#define BFN(name)                                                                     \
-    static PyObject *fn_##name(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, \
-                               PyObject *kw) {                                        \
-        if (nargs != 2 || kw) {                                                       \
-            PyErr_SetString(PyExc_TypeError, #name "() takes exactly two arguments"); \
-            return NULL;                                                              \
-        }                                                                             \
-        if (!tgpy_is_tensor(args[0]) && !tgpy_is_tensor(args[1])) {                   \
-            tg_tensor *t = tgpy_as_tensor(args[0], NULL);                             \
-            if (!t) return NULL;                                                      \
-            PyObject *xo = W(t);                                                      \
-            if (!xo) return NULL;                                                     \
-            PyObject *r = binop(xo, args[1], tg_##name);                              \
-            Py_DECREF(xo);                                                            \
-            return r;                                                                 \
-        }                                                                             \
-        return binop(args[0], args[1], tg_##name);                                    \
-    }
-BFN(add) BFN(sub) BFN(mul) BFN(div) BFN(pow) BFN(maximum) BFN(minimum) BFN(matmul) BFN(eq)
-BFN(ne) BFN(lt) BFN(le) BFN(gt) BFN(ge)
+FN(leaky_relu) FN(clip) FN(mean) FN(var) FN(std) FN(argmax) FN(argmin) FN(reshape)
+FN(broadcast_to) FN(permute) FN(transpose) FN(swapaxes) FN(squeeze) FN(unsqueeze) FN(flatten)
+FN(softmax) FN(log_softmax) FN(gather) FN(index_select) FN(detach)
 
 #define F(name, doc) {#name, (PyCFunction)(void (*)(void))fn_##name, METH_FASTCALL | METH_KEYWORDS, doc}
 PyMethodDef tgpy_op_functions[] = {
-    F(exp, "exp(x)\n\nElementwise e**x." " float32 goes through a\nvectorized kernel accurate to 1.5 ulp (float64: the C library)."), F(log, "log(x)\n\nElementwise natural logarithm." " float32 goes through a\nvectorized kernel accurate to 1 ulp (float64: the C library)."),
-    F(sqrt, "sqrt(x)\n\nElementwise square root."), F(abs, "abs(x)\n\nElementwise |x|."),
-    F(sin, "sin(x)\n\nElementwise sine."), F(cos, "cos(x)\n\nElementwise cosine."),
-    F(tanh, "tanh(x)\n\nElementwise hyperbolic tangent." " float32 goes through a\nvectorized kernel accurate to 1.5 ulp (float64: the C library)."),
-    F(sigmoid, "sigmoid(x)\n\n1 / (1 + exp(-x)), computed stably." " float32 goes through a\nvectorized kernel accurate to 2.5 ulp (float64: the C library)."),
-    F(relu, "relu(x)\n\nmax(x, 0)."), F(leaky_relu, "leaky_relu(x, negative_slope=0.01)"),
-    F(gelu, "gelu(x)\n\nx * Phi(x)."), F(erf, "erf(x)\n\nThe error function."),
-    F(softplus, "softplus(x)\n\nlog(1 + exp(x))."), F(clip, "clip(x, min=None, max=None)"),
-    F(neg, "neg(x)\n\n-x."), F(sum, "sum(x, axis=None, keepdims=False)"),
-    F(mean, "mean(x, axis=None, keepdims=False)"), F(max, "max(x, axis=None, keepdims=False)"),
-    F(min, "min(x, axis=None, keepdims=False)"), F(var, "var(x, axis=None, keepdims=False, ddof=0)"),
+    
+    
+    F(leaky_relu, "leaky_relu(x, negative_slope=0.01)"),
+    F(clip, "clip(x, min=None, max=None)"),
+    F(mean, "mean(x, axis=None, keepdims=False)"), 
+    F(var, "var(x, axis=None, keepdims=False, ddof=0)"),
     F(std, "std(x, axis=None, keepdims=False, ddof=0)"),
-    F(logsumexp, "logsumexp(x, axis=None, keepdims=False)"),
     F(argmax, "argmax(x, axis=None, keepdims=False)"), F(argmin, "argmin(x, axis=None, keepdims=False)"),
     F(reshape, "reshape(x, *shape)"), F(broadcast_to, "broadcast_to(x, shape)"),
     F(permute, "permute(x, *axes)"), F(transpose, "transpose(x, *axes)"),
     F(swapaxes, "swapaxes(x, axis1, axis2)"), F(squeeze, "squeeze(x, axis=None)"),
     F(unsqueeze, "unsqueeze(x, axis)"), F(flatten, "flatten(x, start_axis=0, end_axis=-1)"),
-    F(contiguous, "contiguous(x)"), F(softmax, "softmax(x, axis=-1)"),
+    F(softmax, "softmax(x, axis=-1)"),
     F(log_softmax, "log_softmax(x, axis=-1)"), F(gather, "gather(x, axis, index)"),
     F(index_select, "index_select(x, axis, index)"), F(detach, "detach(x)"),
-    F(add, "add(a, b)\n\na + b with broadcasting."), F(sub, "sub(a, b)\n\na - b with broadcasting."),
-    F(mul, "mul(a, b)\n\na * b with broadcasting."), F(div, "div(a, b)\n\na / b with broadcasting."),
-    F(pow, "pow(a, b)\n\na ** b with broadcasting; int64 ** int64 stays int64 (NumPy), a negative\ninteger exponent is a ValueError."), F(maximum, "maximum(a, b)\n\nElementwise maximum."),
-    F(minimum, "minimum(a, b)\n\nElementwise minimum."), F(matmul, "matmul(a, b)\n\nMatrix product (NumPy semantics)."),
-    F(eq, "eq(a, b)"), F(ne, "ne(a, b)"), F(lt, "lt(a, b)"), F(le, "le(a, b)"), F(gt, "gt(a, b)"),
-    F(ge, "ge(a, b)"),
+    
+    
+    
     {NULL}};
 #undef F

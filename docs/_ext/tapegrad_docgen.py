@@ -46,28 +46,54 @@ API_MODULES = [
     "tapegrad.autograd", "tapegrad.interop",
 ]
 
-#: Top-level functions grouped for the reader; a name in no group is listed
+#: Top-level functions grouped for the reader.  The ops come from the op
+#: registry (``tg.ops()``), grouped by the file of ``csrc/ops/`` that defines
+#: them (``OP_GROUPS``), so a new op is listed without an edit here; only the
+#: names that are not ops are written below.  A name in no group is listed
 #: under "Other functions" (so nothing is ever left out).
 TOP_GROUPS = [
     ("Creating tensors", "tensor from_numpy from_dlpack zeros ones empty full rand randn "
      "arange eye zeros_like ones_like empty_like full_like rand_like randn_like "
      "manual_seed"),
-    ("Elementwise: arithmetic and comparisons", "add sub mul div pow maximum minimum eq ne "
-     "lt le gt ge where"),
-    ("Elementwise: functions", "neg exp log sqrt abs sin cos tanh sigmoid relu leaky_relu "
-     "gelu erf softplus clip"),
-    ("Reductions", "sum mean max min var std logsumexp argmax argmin"),
-    ("Linear algebra", "matmul"),
-    ("Shapes, views and indexing", "reshape permute transpose swapaxes broadcast_to squeeze "
-     "unsqueeze flatten contiguous gather index_select concat cat stack pad sum_to_shape"),
-    ("Network functions and losses", "softmax log_softmax cross_entropy nll_loss mse_loss "
-     "binary_cross_entropy_with_logits one_hot dropout"),
+    ("Elementwise: arithmetic and comparisons", ""),
+    ("Elementwise: functions", ""),
+    ("Reductions", "std"),
+    ("Linear algebra", ""),
+    ("Shapes, views and indexing", "transpose swapaxes squeeze unsqueeze flatten cat stack "
+     "sum_to_shape"),
+    ("Network functions and losses", "binary_cross_entropy_with_logits"),
     ("Autograd", "Tensor TapeEntry grad detach no_grad enable_grad is_grad_enabled "
      "set_grad_enabled Tape Function FunctionCtx override_vjp"),
     ("Saving and loading", "save load"),
     ("Runtime: the op registry, memory and threads", "ops memory_stats empty_cache "
      "reset_peak_memory get_num_threads set_num_threads"),
 ]
+
+#: Which group of TOP_GROUPS an op joins: by its file (and, in elementwise.c,
+#: by its number of inputs).
+OP_GROUPS = {
+    ("elementwise.c", 2): "Elementwise: arithmetic and comparisons",
+    ("elementwise.c", 1): "Elementwise: functions",
+    "reduce.c": "Reductions",
+    "linalg.c": "Linear algebra",
+    "movement.c": "Shapes, views and indexing",
+    "nn.c": "Network functions and losses",
+    "conv.c": "Network functions and losses",
+}
+
+
+def _top_groups() -> list[tuple[str, list[str]]]:
+    """TOP_GROUPS with every op of the registry added to its group."""
+    import tapegrad as tg
+    groups: dict[str, list[str]] = {head: [] for head, _ in TOP_GROUPS}
+    for op in tg.ops():  # registry order: the order of oplist.h
+        f = Path(op["file"]).name
+        head = OP_GROUPS.get((f, 1 if op["arity"] == 1 else 2)) or OP_GROUPS.get(f)
+        if head:
+            groups[head].append(op["name"])
+    for head, words in TOP_GROUPS:
+        groups[head] += [w for w in words.split() if w not in groups[head]]
+    return [(head, groups[head]) for head, _ in TOP_GROUPS]
 
 DATA_DOCS = {
     "float32": "The default dtype (NumPy's ``float32``).",
@@ -429,8 +455,8 @@ def write_api() -> list[str]:
                 ":doc:`op reference <../ops>`.\n\n")
             groups = []
             seen = set()
-            for head, words in TOP_GROUPS:
-                g = [n for n in words.split() if n in names]
+            for head, words in _top_groups():
+                g = [n for n in words if n in names]
                 seen.update(g)
                 groups.append((head, g))
             rest = [n for n in names if n not in seen]
@@ -643,6 +669,15 @@ def write_ops(outdir: Path | None) -> list[str]:
                 py.append(f":py:meth:`Tensor.{name} <tapegrad.Tensor.{name}>`")
             if py:
                 fields.append(("Python", ", ".join(py)))
+            sig = op["signature"]
+            fields.append(("Binding", {
+                "custom": "written by hand in ``csrc/python/`` (an unusual signature)",
+                "internal": "none: called by VJPs and the engine"}.get(
+                    sig, f"generated from its line ``TG_OP({name}, {sig.upper()})`` in "
+                         "``csrc/ops/oplist.h`` (``csrc/python/opbind.c``)")))
+            if op["cost"] > 1:
+                fields.append(("Cost", f"{op['cost']} units per element (an add is 1): "
+                                       "threads split it sooner, the profiler counts it as transcendental"))
             fields.append(("Source", _source_link(op["file"], op["line"], page_dir, outdir)))
             lst = [".. list-table::", "   :widths: 18 82", "   :class: tg-op", ""]
             for key, val in fields:

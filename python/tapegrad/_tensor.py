@@ -1,5 +1,12 @@
 """Python-level parts of tapegrad.Tensor: printing, iteration, hooks, views
-of the tape. They are attached to the C type at import time."""
+of the tape, pickling and copying.
+
+This module is the one documented home of the Tensor methods written in
+Python (docs/design.md, "One op, one place"): the type and every other method
+are defined in C (csrc/python/tensor.c, and csrc/python/opbind.c for the
+methods generated from the op registry), and these are attached to the C type
+here, once, when tapegrad is imported.  No other module adds methods to
+Tensor."""
 from __future__ import annotations
 
 import html
@@ -96,7 +103,7 @@ def _format(self: Tensor, spec: str) -> str:
 def _tape(self: Tensor):
     """The tape entries that lead to this tensor, oldest first, as a table
     (``tg.inspect.TapeTable``: HTML in Jupyter, aligned text in a terminal)."""
-    from .inspect import tape_of
+    from ._display import tape_of  # below the inspector: no arrow up a floor
     return tape_of(self)
 
 
@@ -167,3 +174,18 @@ def _deepcopy(self, memo):
 
 Tensor.__reduce_ex__ = _reduce_ex
 Tensor.__deepcopy__ = _deepcopy
+
+
+# DLPack export (tg.from_dlpack in interop.py is the import side)
+def _dlpack(self, *args, **kwargs):
+    # NumPy's capsule keeps the array alive, and the array keeps this tensor alive
+    return self.numpy().__dlpack__(*args, **kwargs)
+
+
+def _dlpack_device(self):
+    return (1, 0)  # kDLCPU, device 0
+
+
+Tensor.__dlpack__ = _dlpack
+Tensor.__dlpack__.__doc__ = "DLPack export (CPU, zero-copy); see tg.from_dlpack."
+Tensor.__dlpack_device__ = _dlpack_device

@@ -114,7 +114,7 @@ class Tape:
 
     def table(self):
         """The entries as a table (see ``tg.inspect.TapeTable``)."""
-        from .inspect import TapeTable
+        from ._display import TapeTable  # a lower module, loaded on first use (import time)
         return TapeTable(list(self))
 
     def _repr_html_(self):

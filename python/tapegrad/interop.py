@@ -31,16 +31,5 @@ def from_dlpack(x, requires_grad=False):
                         f"x.float() in PyTorch)")
     return from_numpy(a, requires_grad=requires_grad)
 
-
-def _dlpack(self, *args, **kwargs):
-    # NumPy's capsule keeps the array alive, and the array keeps this tensor alive
-    return self.numpy().__dlpack__(*args, **kwargs)
-
-
-def _dlpack_device(self):
-    return (1, 0)  # kDLCPU, device 0
-
-
-Tensor.__dlpack__ = _dlpack
-Tensor.__dlpack__.__doc__ = "DLPack export (CPU, zero-copy); see tg.from_dlpack."
-Tensor.__dlpack_device__ = _dlpack_device
+# Tensor.__dlpack__ and __dlpack_device__ (the export side) are in _tensor.py,
+# the home of the Tensor methods written in Python.

@@ -14,12 +14,9 @@ import numpy as np
 
 from . import _C
 from ._C import Tensor
+from ._gradcheck import EntryCheck, GradcheckError, check_entry  # noqa: F401  (per-entry gradcheck)
 
 __all__ = ["gradcheck", "gradgradcheck", "GradcheckError", "assert_close", "check_entry"]
-
-
-class GradcheckError(AssertionError):
-    """A gradient differs from its finite-difference estimate."""
 
 
 def _as_tuple(x):
@@ -148,5 +145,3 @@ def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-8, msg: 
         raise AssertionError(f"{msg}{int(bad.sum())} of {a.size} elements differ; worst at "
                              f"{idx}: {a[idx]!r} vs {b[idx]!r}")
 
-
-from .inspect.checks import check_entry  # noqa: E402,F401  (per-entry gradcheck)

@@ -70,6 +70,30 @@ START_TEST(test_broadcast_mismatch) {
 }
 END_TEST
 
+/* A NULL input to any binary op (and where) is an error naming the op, not a
+ * crash: the dtype promotion must not read a NULL tensor first. */
+START_TEST(test_null_inputs) {
+    tg_tensor *a = ones1(3);
+    tg_tensor *(*ops[])(tg_tensor *, tg_tensor *) = {tg_add, tg_sub, tg_mul, tg_div, tg_pow,
+                                                     tg_maximum, tg_minimum, tg_eq, tg_lt};
+    const char *names[] = {"add:", "sub:", "mul:", "div:", "pow:", "maximum:", "minimum:", "eq:", "lt:"};
+    for (int i = 0; i < 9; i++) {
+        for (int side = 0; side < 2; side++) {
+            FRESH();
+            ck_assert_ptr_null(side ? ops[i](a, NULL) : ops[i](NULL, a));
+            ck_tg_error(TG_ERR_VALUE, names[i], "NULL");
+        }
+    }
+    FRESH();
+    ck_assert_ptr_null(tg_where(NULL, a, a));
+    ck_tg_error(TG_ERR_VALUE, "where", "NULL");
+    FRESH();
+    ck_assert_ptr_null(tg_where(a, a, NULL));
+    ck_tg_error(TG_ERR_VALUE, "where", "NULL");
+    tg_tensor_release(a);
+}
+END_TEST
+
 /* matmul names both shapes and the mismatched dims; 0-d operands and bad batch dims are refused. */
 START_TEST(test_matmul_errors) {
     tg_tensor *a = ones2(3, 4), *b = ones2(5, 6);
@@ -499,6 +523,7 @@ Suite *errors_suite(void) {
     tcase_add_test(tc, test_concat_errors);
     tcase_add_test(tc, test_argument_errors);
     tcase_add_test(tc, test_error_clear);
+    tcase_add_test(tc, test_null_inputs);
     tcase_add_test(tc, test_autograd_errors);
     suite_add_tcase(s, tc);
     return s;

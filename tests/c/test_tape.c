@@ -1,5 +1,6 @@
 /*
- * test_tape.c -- the tape and the backward engine: graph shapes (diamonds,
+ * test_tape.c -- the tape (core/record.c) and the backward engine
+ * (engine/backward.c): graph shapes (diamonds,
  * long chains), accumulation, retain_graph, higher-order gradients, grad
  * mode, the stepping engine and its hooks, gradient hooks, custom entries,
  * VJP overrides, recorders, saved-tensor checks and user-data callbacks.

@@ -776,7 +776,8 @@ def test_matmul_mixed_dtype_transposed_regression():
 @pytest.mark.parametrize("module", ["tapegrad.inspect", "tapegrad.inspect.table", "tapegrad.inspect.stepper",
                                     "tapegrad.inspect.anomaly", "tapegrad.inspect.checks",
                                     "tapegrad.inspect.compare", "tapegrad.inspect.draw",
-                                    "tapegrad.inspect.explore", "tapegrad.inspect.profile"])
+                                    "tapegrad.inspect.explore", "tapegrad.inspect.profile",
+                                    "tapegrad._display", "tapegrad._gradcheck"])
 def test_docstring_examples(module):
     import doctest
     import importlib

@@ -706,8 +706,9 @@ class TestMethods:
 
     def test_elementwise_methods_match_functions(self):
         t = tg.tensor([0.5, 1.5, 2.5], dtype=tg.float64)
-        for name in ["exp", "log", "sqrt", "abs", "sin", "cos", "tanh", "sigmoid", "relu", "gelu",
-                     "erf", "softplus", "neg"]:
+        unary = [o["name"] for o in tg.ops() if o["signature"] == "unary"]  # generated bindings
+        assert {"exp", "log", "tanh", "erf", "neg"} <= set(unary)
+        for name in unary:
             np.testing.assert_array_equal(getattr(t, name)().numpy(), getattr(tg, name)(t).numpy())
         np.testing.assert_allclose(t.clip(1.0, 2.0).numpy(), [1.0, 1.5, 2.0])
         np.testing.assert_allclose(t.clip(max=1.0).numpy(), [0.5, 1.0, 1.0])

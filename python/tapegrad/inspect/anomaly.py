@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _C
 from .._C import Tensor, TapeEntry
-from ._common import fmt_num, label, shape_str
+from .._display import fmt_num, label, shape_str
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

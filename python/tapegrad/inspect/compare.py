@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._C import Tensor
-from ._common import Raw, esc, fmt_num, html_table, shape_str
+from .._display import Raw, esc, fmt_num, html_table, shape_str
 
 
 def _arr(x):

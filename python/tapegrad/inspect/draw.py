@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from .._C import Tensor
-from ._common import kind, label, reachable_entries, shape_str, summary_text
+from .._display import kind, label, reachable_entries, shape_str, summary_text
 
 CHAR_W = 7.0      # monospace 11px (DejaVu Sans Mono is 6.6; leave room)
 LINE_H = 14

@@ -4,7 +4,7 @@ every step when ipywidgets is not installed."""
 from __future__ import annotations
 
 from .._C import Tensor
-from ._common import esc, label, reachable_entries
+from .._display import esc, label, reachable_entries
 from .draw import draw
 from .stepper import BackwardStepper
 

@@ -2,20 +2,38 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
 
 from .. import _C
 from .._C import Tensor
-from ._common import Raw, esc, fmt_bytes, html_table, shape_str, text_table
+from .._display import Raw, esc, fmt_bytes, html_table, shape_str, text_table
 
-_FREE = {"reshape", "permute", "broadcast_to", "slice", "squeeze", "unsqueeze", "contiguous",
-         "concat", "pad", "gather", "index_select", "scatter_add", "index_add", "slice_backward",
-         "one_hot"}
-_UNARY_CHEAP = {"neg", "abs", "relu", "leaky_relu", "clip", "cast"}
-_UNARY_TRANSC = {"exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "gelu", "erf", "softplus"}
-_BINARY = {"add", "sub", "mul", "div", "maximum", "minimum", "where", "pow", "dropout"}
+# What kind of work an op does comes from the registry (tg.ops()): the file of
+# csrc/ops/ that defines it and its cost mark (the kernels' own COST_*), so a
+# new op gets its class without an edit here.  movement.c moves data (no
+# arithmetic); elementwise.c ops of two or more inputs cost ~1 flop per
+# element forward and ~2 per differentiable input backward; one-input ones
+# cost 1 (3 backward) when transcendental (cost > 1), else 1 (1).
+_OPS = {o["name"]: o for o in _C.ops()}
+
+
+def _kind(op: str) -> str:
+    info = _OPS.get(op)
+    if info is None:
+        return ""
+    where = os.path.basename(info["file"])
+    if where == "movement.c":
+        return "free"
+    if where == "elementwise.c":
+        if info["arity"] != 1:
+            return "binary"
+        return "transcendental" if info["cost"] > 1 else "cheap"
+    return ""
+
+
 _PER_ELEMENT = {  # (forward, backward) flops per input element
     "sum": (1, 1), "mean": (1, 2), "max": (1, 3), "min": (1, 3), "var": (3, 4), "logsumexp": (4, 3),
     "softmax": (5, 4), "log_softmax": (5, 3), "cross_entropy": (6, 3), "nll_loss": (0, 1),
@@ -59,13 +77,14 @@ def estimate_flops(entry):
     if op in ("max_pool2d", "avg_pool2d", "max_pool2d_backward", "avg_pool2d_backward"):
         n = _numel(ins[0].shape)
         return n, n
-    if op in _FREE:
+    kind = _kind(op)
+    if kind == "free":
         return 0, 0
-    if op in _UNARY_CHEAP:
+    if kind == "cheap":
         return out_n, out_n
-    if op in _UNARY_TRANSC:
+    if kind == "transcendental":
         return out_n, 3 * out_n
-    if op in _BINARY:
+    if kind == "binary" or op == "dropout":  # dropout: one multiply by its mask
         return out_n, 2 * out_n * max(ngrad, 1)
     if op in _PER_ELEMENT:
         n = _numel(ins[0].shape)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _C
 from .._C import Tensor, TapeEntry
-from ._common import (Raw, esc, html_table, kind, label, shape_str, shape_tex, summary_text,
+from .._display import (Raw, esc, html_table, kind, label, shape_str, shape_tex, summary_text,
                       values_text)
 
 # ---------------------------------------------------------------------------
@@ -32,13 +32,11 @@ def op_info(name: str) -> dict | None:
 
 
 def current_override(op: str):
-    """The Python function overriding ``op``'s VJP now (``tg.override_vjp``), or None."""
-    if op_info(op) is None or not op_info(op)["differentiable"]:
+    """The Python function overriding ``op``'s VJP now (``tg.override_vjp``), or None
+    (read from the core's override slot: nothing is cleared or put back)."""
+    if op_info(op) is None:
         return None
-    prev = _C._set_vjp_override(op, None)
-    if prev is not None:
-        _C._set_vjp_override(op, prev)
-    return prev
+    return _C._vjp_override(op)
 
 
 def tex_escape(s: str) -> str:
@@ -53,36 +51,20 @@ def _dims(shape) -> str:
     return r"\times ".join(str(s) for s in shape) if shape else "1"
 
 
-_BAR = re.compile(r"\\bar\s*(?:\{\\?[A-Za-z]+\}|\\[A-Za-z]+|[A-Za-z])")
-
-
 def vjp_symbols(entry: TapeEntry):
-    """(output bar token, {input position: bar token}) read from the op's
-    LaTeX formulas, e.g. matmul: ``("\\bar C", {0: "\\bar A", 1: "\\bar B"})``.
-    Heuristic: the bars on the left of each ``=`` of the VJP, in order, are
-    the differentiable inputs."""
+    """(output bar token, {input position: bar token}) of an entry's VJP
+    formula, e.g. matmul: ``("\\bar C", {0: "\\bar A", 1: "\\bar B"})``.
+    Read from the registry (``grad_out_latex``; ``grad_in_latex``, one symbol
+    per differentiable input, the ones the VJP writes), not from the text."""
     info = op_info(entry.op) if not entry.is_custom else None
     if not info or not entry.vjp_latex:
         return None, {}
-    pieces = re.split(r",?\s*\\quad\s*", entry.vjp_latex)
-    lhs_bars = []
-    for p in pieces:
-        lhs = p.split("=")[0]
-        m = _BAR.search(lhs)
-        lhs_bars.append(m.group(0) if m else None)
     diff = info["differentiable_inputs"]
     if info["arity"] < 0:
         diff = [i for i in diff if i < len(entry.inputs)]
-    inputs = {}
-    if len(lhs_bars) == len(diff) and all(lhs_bars):
-        inputs = dict(zip(diff, lhs_bars))
-    out_bar = None
-    m = re.match(r"\s*([A-Za-z])(?![A-Za-z])", entry.forward_latex or "")
-    if m:
-        tok = "\\bar " + m.group(1)
-        if re.search(re.escape(tok) + r"(?![A-Za-z])", entry.vjp_latex):
-            out_bar = tok
-    return out_bar, inputs
+    writes = info["grad_in_latex"]
+    inputs = dict(zip(diff, writes)) if len(writes) == len(diff) else {}
+    return info["grad_out_latex"], inputs
 
 
 def _unbar(tok: str) -> str:

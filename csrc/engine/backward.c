@@ -1,0 +1,679 @@
+/*
+ * backward.c -- the stepping backward engine: begin (collect and order the
+ * entries reachable from the outputs), step (run one entry's VJP, undo
+ * broadcasting, accumulate), end.  Plain backward and tg_grad are the loop
+ * over steps, so the inspector and backward can never disagree.
+ *
+ * Backward replays the entries in descending sequence number.  Inputs of an
+ * op always exist before the op runs, so their entries have smaller numbers:
+ * descending order is a topological order, and no recursion is needed.
+ *
+ * The engine stands ABOVE the ops: a VJP is written with ops, and
+ * accumulating (add), casting a promoted gradient back (cast) and undoing
+ * broadcasting (sum_to_shape) are ops too -- that is what makes
+ * create_graph=True give gradients of gradients.  Nothing in core/ or ops/
+ * calls the engine.
+ */
+#include "../core/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ===================================================================== */
+/* The backward engine                                                    */
+/* ===================================================================== */
+
+struct tg_stepper {
+    tg_entry **order;  /* reachable entries, descending seq (each retained) */
+    int64_t n, pos;
+    int flags;
+    uint64_t mark;
+    tg_tensor **leaves; /* leaves reached (retained) */
+    int64_t n_leaves;
+    int n_capture;
+    tg_tensor **capture; /* retained */
+    tg_tensor **results; /* owned */
+    tg_step_hook_fn hook;
+    void *hook_ctx;
+    /* the last step, kept alive until the next one */
+    tg_step step;
+    tg_tensor *step_grad_out;
+    tg_tensor **step_grad_in;
+    uint32_t *step_mask;
+    int *step_ndim;
+    int step_cap;
+    bool failed;
+};
+
+static uint64_t backward_mark;
+static tg_step_hook_fn global_hook;
+static void *global_hook_ctx;
+
+void tg_set_global_step_hook(tg_step_hook_fn fn, void *ctx) {
+    global_hook = fn;
+    global_hook_ctx = ctx;
+}
+
+/* *slot += g, out of place (so that a gradient tensor shared by two inputs is
+ * never modified); recorded when create_graph is on. */
+static tg_status accumulate(tg_tensor **slot, tg_tensor *g) {
+    if (!*slot) {
+        tg_tensor_retain(g);
+        *slot = g;
+        return TG_OK;
+    }
+    tg_tensor *s = tg_add(*slot, g);
+    if (!s) return tg_error_status();
+    tg_tensor_release(*slot);
+    *slot = s;
+    return TG_OK;
+}
+
+static int cmp_seq_desc(const void *a, const void *b) {
+    uint64_t x = (*(tg_entry *const *)a)->seq, y = (*(tg_entry *const *)b)->seq;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int capture_index(const tg_stepper *bw, const tg_tensor *t) {
+    for (int j = 0; j < bw->n_capture; j++)
+        if (bw->capture[j] == t) return j;
+    return -1;
+}
+
+static int push(void ***arr, int64_t *n, int64_t *cap, void *p) {
+    if (*n == *cap) {
+        int64_t c = *cap ? 2 * *cap : 64;
+        void **q = realloc(*arr, (size_t)c * sizeof *q);
+        if (!q) return -1;
+        *arr = q;
+        *cap = c;
+    }
+    (*arr)[(*n)++] = p;
+    return 0;
+}
+
+/* Another backward pass that has not ended owns this node's bookkeeping
+ * (bw_mark/bw_pending/bw_deps live on the tensors and entries): running a
+ * second one over it would silently lose gradients, so it is refused. */
+static tg_status busy_error(const tg_tensor *t, const tg_entry *e) {
+    char what[160];
+    if (e)
+        snprintf(what, sizeof what, "tape entry #%llu (%s)", (unsigned long long)e->seq,
+                 tg_entry_name(e));
+    else
+        snprintf(what, sizeof what, "the leaf tensor of shape %s", tg__shp(t));
+    return tg_error_set(TG_ERR_RUNTIME,
+                        "backward: %s is part of another backward pass that has not finished "
+                        "(one running on another thread, a step-through that was not finished, or "
+                        "a backward called from a hook or VJP of that pass); a graph can be used "
+                        "by one backward pass at a time",
+                        what);
+}
+
+tg_stepper *tg_backward_begin(int n_out, tg_tensor *const *outs, tg_tensor *const *seeds,
+                               int flags, int n_capture, tg_tensor *const *capture) {
+    tg_stepper *bw = calloc(1, sizeof *bw);
+    if (!bw) return TG_FAIL(TG_ERR_MEMORY, "backward: out of memory");
+    bw->flags = flags;
+    bw->mark = __atomic_add_fetch(&backward_mark, 1, __ATOMIC_RELAXED);
+    tg_entry **stack = NULL;
+    int64_t ns = 0, cs = 0, cap_order = 0, cap_leaves = 0;
+
+    if (n_capture > 0) {
+        bw->capture = calloc((size_t)n_capture, sizeof *bw->capture);
+        bw->results = calloc((size_t)n_capture, sizeof *bw->results);
+        if (!bw->capture || !bw->results) goto oom;
+        bw->n_capture = n_capture;
+        for (int j = 0; j < n_capture; j++) {
+            tg_tensor_retain(capture[j]);
+            bw->capture[j] = capture[j];
+        }
+    }
+
+    /* 1. check the outputs and seeds */
+    for (int k = 0; k < n_out; k++) {
+        tg_tensor *o = outs[k];
+        if (!o->requires_grad) {
+            tg_error_set(TG_ERR_RUNTIME,
+                         "backward: the tensor of shape %s does not require grad and has no "
+                         "grad_fn: nothing on the tape leads to it (was it computed under "
+                         "no_grad, or from tensors without requires_grad=True?)",
+                         tg__shp(o));
+            goto fail;
+        }
+        tg_tensor *s = seeds ? seeds[k] : NULL;
+        if (!s && o->numel != 1) {
+            tg_error_set(TG_ERR_RUNTIME,
+                         "backward: grad can be implicitly created only for a one-element "
+                         "output; this output has shape %s, so pass a gradient of that shape "
+                         "(e.g. t.backward(tg.ones_like(t)))",
+                         tg__shp(o));
+            goto fail;
+        }
+        if (s && !tg__same_shape(s->ndim, s->shape, o->ndim, o->shape)) {
+            tg_error_set(TG_ERR_VALUE,
+                         "backward: the gradient has shape %s but the output has shape %s",
+                         tg__shp(s), tg__shp(o));
+            goto fail;
+        }
+    }
+
+    /* 2. collect the reachable entries and leaves with an explicit stack */
+    /* A node gets this pass's mark when it is first reached and goes on the
+     * stack (entries) or the leaf list (leaves, retained); every marked node
+     * is unmarked again by tg_backward_end or on failure below. */
+    for (int k = 0; k < n_out; k++) {
+        tg_tensor *o = outs[k];
+        if (o->grad_fn && o->grad_fn->bw_mark != bw->mark) {
+            if (o->grad_fn->bw_mark) {
+                busy_error(o, o->grad_fn);
+                goto fail;
+            }
+            if (push((void ***)&stack, &ns, &cs, o->grad_fn)) goto oom;
+            o->grad_fn->bw_mark = bw->mark;
+        } else if (!o->grad_fn && o->bw_mark != bw->mark) {
+            if (o->bw_mark) {
+                busy_error(o, NULL);
+                goto fail;
+            }
+            if (push((void ***)&bw->leaves, &bw->n_leaves, &cap_leaves, o)) goto oom;
+            tg_tensor_retain(o);
+            o->bw_mark = bw->mark;
+            o->bw_deps = 0;
+            tg_tensor_release(o->bw_pending);
+            o->bw_pending = NULL;
+        }
+    }
+    while (ns > 0) {
+        tg_entry *e = stack[ns - 1];
+        if (e->freed) {
+            tg__freed_error(e);
+            goto fail;
+        }
+        if (push((void ***)&bw->order, &bw->n, &cap_order, e)) goto oom;
+        ns--;
+        tg_entry_retain(e);
+        tg_tensor_release(e->bw_pending);
+        e->bw_pending = NULL;
+        for (int i = 0; i < e->n_inputs; i++) {
+            if (!tg_entry_needs_grad(e, i)) continue;
+            tg_tensor *t = e->inputs[i];
+            if (t->grad_fn) {
+                if (t->grad_fn->bw_mark != bw->mark) {
+                    if (t->grad_fn->bw_mark) {
+                        busy_error(t, t->grad_fn);
+                        goto fail;
+                    }
+                    if (push((void ***)&stack, &ns, &cs, t->grad_fn)) goto oom;
+                    t->grad_fn->bw_mark = bw->mark;
+                }
+            } else {
+                if (t->bw_mark != bw->mark) {
+                    if (t->bw_mark) {
+                        busy_error(t, NULL);
+                        goto fail;
+                    }
+                    if (push((void ***)&bw->leaves, &bw->n_leaves, &cap_leaves, t)) goto oom;
+                    tg_tensor_retain(t);
+                    t->bw_mark = bw->mark;
+                    t->bw_deps = 0;
+                    tg_tensor_release(t->bw_pending);
+                    t->bw_pending = NULL;
+                }
+                t->bw_deps++;
+            }
+        }
+    }
+    free(stack);
+    stack = NULL;
+    if (bw->n > 1) /* qsort(NULL, 0, ...) is undefined */
+        qsort(bw->order, (size_t)bw->n, sizeof *bw->order, cmp_seq_desc);
+
+    /* 3. seed the outputs */
+    for (int k = 0; k < n_out; k++) {
+        tg_tensor *o = outs[k];
+        tg_tensor *s = seeds ? seeds[k] : NULL;
+        tg_tensor *seed = s ? tg__as_dtype(s, o->dtype) : tg_tensor_ones(o->ndim, o->shape, o->dtype);
+        if (!seed) goto fail;
+        tg_status st = accumulate(o->grad_fn ? &o->grad_fn->bw_pending : &o->bw_pending, seed);
+        tg_tensor_release(seed);
+        if (st) goto fail;
+    }
+    return bw;
+
+oom:
+    tg_error_set(TG_ERR_MEMORY, "backward: out of memory collecting the graph");
+fail:
+    for (int64_t i = 0; i < ns; i++) stack[i]->bw_mark = 0; /* marked, not yet in order */
+    free(stack);
+    bw->failed = true;
+    tg_backward_end(bw);
+    return NULL;
+}
+
+/* Leaf t got its last contribution: run its hook, then store the gradient. */
+static tg_status finalize_leaf(tg_stepper *bw, tg_tensor *t) {
+    tg_tensor *g = t->bw_pending;
+    t->bw_pending = NULL;
+    if (!g) return TG_OK;
+    tg_status st = TG_OK;
+    if (t->grad_hook) {
+        tg_tensor *rep = NULL;
+        st = t->grad_hook(t, g, &rep, t->grad_hook_ctx);
+        if (st == TG_OK && rep) {
+            tg_tensor_release(g);
+            g = rep;
+        } else if (rep) {
+            tg_tensor_release(rep);
+        }
+        if (st) goto done;
+    }
+    int j = capture_index(bw, t);
+    if (j >= 0) {
+        st = accumulate(&bw->results[j], g);
+        goto done;
+    }
+    if (bw->flags & TG_NO_ACCUMULATE) goto done;
+    /* with create_graph a gradient on the graph is stored as is; a constant
+     * one (no graph) gets a private copy below, never an alias */
+    if ((bw->flags & TG_CREATE_GRAPH) && (t->grad || g->requires_grad)) {
+        st = accumulate(&t->grad, g);
+    } else if (!t->grad) {
+        /* keep a private contiguous copy, never an alias of another gradient */
+        bool own = g->refcount == 1 && g->storage->refcount == 1 && tg_tensor_is_contiguous(g) &&
+                   !g->grad_fn && g->dtype == t->dtype;
+        if (own) {
+            tg_tensor_retain(g);
+            t->grad = g;
+        } else {
+            t->grad = tg__as_dtype(g, t->dtype);
+            if (t->grad == g) { /* as_dtype returned g itself: copy */
+                tg_tensor_release(t->grad);
+                t->grad = tg__copy(g);
+            }
+            if (!t->grad) st = tg_error_status();
+        }
+    } else if (tg_tensor_is_contiguous(t->grad) && !t->grad->grad_fn &&
+               t->grad->dtype == g->dtype && !t->grad->storage->readonly &&
+               tg_tensor_is_contiguous(g)) {
+        tg_tensor_axpy_(t->grad, 1.0, g); /* in place, like PyTorch */
+    } else {
+        st = accumulate(&t->grad, g);
+    }
+done:
+    tg_tensor_release(g);
+    return st;
+}
+
+static void clear_step(tg_stepper *bw) {
+    tg_tensor_release(bw->step_grad_out);
+    bw->step_grad_out = NULL;
+    for (int i = 0; i < bw->step_cap; i++) {
+        tg_tensor_release(bw->step_grad_in[i]);
+        bw->step_grad_in[i] = NULL;
+    }
+}
+
+static tg_status vjp_shape_error(const tg_entry *e, int i, const tg_tensor *g, const char *why) {
+    const tg_tensor *x = e->inputs[i];
+    return tg_error_set(TG_ERR_VALUE,
+                        "backward: the VJP of '%s' (tape entry #%llu) returned a gradient of %s %s "
+                        "%s for input %d, expected %s %s (the input's)",
+                        tg_entry_name(e), (unsigned long long)e->seq, why,
+                        why[0] == 's' ? tg__shp(g) : tg_dtype_name(g->dtype),
+                        why[0] == 's' ? tg_dtype_name(g->dtype) : tg__shp(g), i, why,
+                        why[0] == 's' ? tg__shp(x) : tg_dtype_name(x->dtype));
+}
+
+/* ---- the helpers of one step, in the order the step calls them ---------- */
+
+/* Room for n_in input gradients in the step record, all cleared. */
+static tg_status prepare_step(tg_stepper *bw, int n_in) {
+    clear_step(bw);
+    if (n_in > bw->step_cap) {
+        int c = n_in;
+        tg_tensor **gi = realloc(bw->step_grad_in, (size_t)c * sizeof *gi);
+        if (gi) bw->step_grad_in = gi;
+        uint32_t *m = gi ? realloc(bw->step_mask, (size_t)c * sizeof *m) : NULL;
+        if (m) bw->step_mask = m;
+        int *nd = m ? realloc(bw->step_ndim, (size_t)c * sizeof *nd) : NULL;
+        if (!nd) return tg_error_set(TG_ERR_MEMORY, "backward: out of memory");
+        bw->step_ndim = nd;
+        for (int i = bw->step_cap; i < c; i++) bw->step_grad_in[i] = NULL;
+        bw->step_cap = c;
+    }
+    for (int i = 0; i < n_in; i++) {
+        bw->step_mask[i] = 0;
+        bw->step_ndim[i] = 0;
+    }
+    return TG_OK;
+}
+
+/* The output's gradient hook (register_hook on a non-leaf) may replace the
+ * gradient that reached the entry. */
+static tg_status run_output_hook(tg_entry *e, tg_tensor **gout) {
+    if (!e->out || !e->out->grad_hook) return TG_OK;
+    tg_tensor *rep = NULL;
+    tg_status st = e->out->grad_hook(e->out, *gout, &rep, e->out->grad_hook_ctx);
+    if (rep && st == TG_OK) {
+        tg_tensor_release(*gout);
+        *gout = rep;
+    } else if (rep) {
+        tg_tensor_release(rep);
+    }
+    return st;
+}
+
+/* Where the gradient of the entry's OUTPUT is wanted as a result: tg_grad
+ * asked for it (capture), or the output called retain_grad(). */
+static tg_status capture_output_grad(tg_stepper *bw, tg_entry *e, tg_tensor *gout) {
+    bool create = (bw->flags & TG_CREATE_GRAPH) != 0;
+    tg_status st;
+    int j = -1;
+    for (int k = 0; k < bw->n_capture; k++)
+        if (bw->capture[k]->grad_fn == e) j = k;
+    if (j >= 0 && (st = accumulate(&bw->results[j], gout))) return st;
+    if (!e->out || !e->out->retains_grad || (bw->flags & TG_NO_ACCUMULATE)) return TG_OK;
+    if (!create && e->out->grad) return accumulate(&e->out->grad, gout);
+    tg_tensor *g = create ? gout : tg__copy(gout); /* a constant grad: a private copy */
+    if (!g) return tg_error_status();
+    st = accumulate(&e->out->grad, g);
+    if (!create) tg_tensor_release(g);
+    return st;
+}
+
+/* The VJP (an override, a Python-defined op's, or the op's own) fills
+ * bw->step_grad_in; recorded on the tape when create_graph is on. */
+static tg_status call_vjp(tg_stepper *bw, tg_entry *e, tg_tensor *gout) {
+    void *ctx;
+    tg_vjp_fn vjp = tg__vjp_for(e, &ctx);
+    bool prev = tg_set_grad_enabled((bw->flags & TG_CREATE_GRAPH) != 0);
+    tg_status st = vjp ? vjp(e, gout, bw->step_grad_in, ctx)
+                       : tg_error_set(TG_ERR_RUNTIME, "backward: op '%s' has no VJP", tg_entry_name(e));
+    tg_set_grad_enabled(prev);
+    if (st && !tg_error_message()[0]) tg_error_set(st, "backward: the VJP of '%s' failed", tg_entry_name(e));
+    return st;
+}
+
+/* Input i's gradient made to fit input i: dropped if the input needs none,
+ * cast back to its dtype (a promoted op, f32 * f64 -> f64, as in PyTorch),
+ * and summed over the broadcast dimensions (one shared place that undoes
+ * broadcasting; the summed dimensions are kept in the step record). */
+static tg_status fit_to_input(tg_stepper *bw, tg_entry *e, int i) {
+    tg_tensor *g = bw->step_grad_in[i];
+    if (!g) return TG_OK;
+    if (!tg_entry_needs_grad(e, i)) {
+        tg_tensor_release(g);
+        bw->step_grad_in[i] = NULL;
+        return TG_OK;
+    }
+    bool create = (bw->flags & TG_CREATE_GRAPH) != 0;
+    tg_tensor *x = e->inputs[i];
+    if (g->dtype != x->dtype && tg_dtype_is_float(g->dtype)) {
+        bool prev = tg_set_grad_enabled(create); /* a differentiable cast */
+        tg_tensor *c = tg_cast(g, x->dtype);
+        tg_set_grad_enabled(prev);
+        if (!c) return tg_error_status();
+        tg_tensor_release(g);
+        bw->step_grad_in[i] = g = c;
+    }
+    if (g->dtype != x->dtype) return vjp_shape_error(e, i, g, "dtype");
+    bw->step_ndim[i] = g->ndim;
+    if (tg__same_shape(g->ndim, g->shape, x->ndim, x->shape)) return TG_OK;
+    /* g must be x broadcast to g's shape */
+    bool ok = g->ndim >= x->ndim;
+    uint32_t mask = 0;
+    for (int d = 0; ok && d < g->ndim; d++) {
+        int dx = x->ndim - g->ndim + d;
+        if (dx < 0) mask |= 1u << d;
+        else if (x->shape[dx] == 1 && g->shape[d] != 1) mask |= 1u << d;
+        else if (x->shape[dx] != g->shape[d]) ok = false;
+    }
+    if (!ok) return vjp_shape_error(e, i, g, "shape");
+    bool prev = tg_set_grad_enabled(create);
+    tg_tensor *r = tg_sum_to_shape(g, x->ndim, x->shape);
+    tg_set_grad_enabled(prev);
+    if (!r) return tg_error_status();
+    tg_tensor_release(g);
+    bw->step_grad_in[i] = r;
+    bw->step_mask[i] = mask;
+    return TG_OK;
+}
+
+/* Input i's gradient added to what its own entry (or leaf) has pending; a
+ * leaf whose last contribution this was gets its .grad now. */
+static tg_status send_to_input(tg_stepper *bw, tg_entry *e, int i) {
+    tg_tensor *g = bw->step_grad_in[i];
+    if (!g) return TG_OK;
+    tg_tensor *x = e->inputs[i];
+    tg_status st = TG_OK;
+    bool prev = tg_set_grad_enabled((bw->flags & TG_CREATE_GRAPH) != 0);
+    if (x->grad_fn) {
+        if (x->grad_fn->bw_mark == bw->mark) st = accumulate(&x->grad_fn->bw_pending, g);
+    } else if (x->bw_mark == bw->mark) {
+        st = accumulate(&x->bw_pending, g);
+        if (!st && --x->bw_deps == 0) st = finalize_leaf(bw, x);
+    }
+    tg_set_grad_enabled(prev);
+    return st;
+}
+
+/* No gradient reached this entry: its leaves lose a dependency. */
+static tg_status skip_entry(tg_stepper *bw, tg_entry *e) {
+    for (int i = 0; i < e->n_inputs; i++) {
+        tg_tensor *x = e->inputs[i];
+        if (tg_entry_needs_grad(e, i) && !x->grad_fn && x->bw_mark == bw->mark && --x->bw_deps == 0) {
+            tg_status st = finalize_leaf(bw, x);
+            if (st) return st;
+        }
+    }
+    return TG_OK;
+}
+
+/* The step is done: free what the entry saved (unless the graph is kept;
+ * create_graph implies retain_graph, PyTorch's default, since the recorded
+ * gradient graph goes through these entries again), fill the step record
+ * (it owns gout now) and call the step hooks. */
+static tg_status end_step(tg_stepper *bw, tg_entry *e, tg_tensor *gout) {
+    if (!(bw->flags & (TG_RETAIN_GRAPH | TG_CREATE_GRAPH))) {
+        tg__free_saved(e);
+        e->freed = true;
+    }
+    bw->step_grad_out = gout;
+    bw->step.entry = e;
+    bw->step.index = bw->pos;
+    bw->step.grad_out = bw->step_grad_out;
+    bw->step.n_inputs = e->n_inputs;
+    bw->step.grad_in = bw->step_grad_in;
+    bw->step.summed_mask = bw->step_mask;
+    bw->step.summed_ndim = bw->step_ndim;
+    bw->pos++;
+    tg_status st = global_hook ? global_hook(bw, &bw->step, global_hook_ctx) : TG_OK;
+    if (!st && bw->hook) st = bw->hook(bw, &bw->step, bw->hook_ctx);
+    return st;
+}
+
+/* ---- one step: the algorithm -------------------------------------------- */
+
+int tg_backward_step(tg_stepper *bw) {
+    if (bw->failed) { /* every failing call sets the error, this one too */
+        tg_error_set(TG_ERR_RUNTIME,
+                     "backward: this backward pass already failed; no step can run (end it)");
+        return -1;
+    }
+    if (bw->pos >= bw->n) return 0;
+    tg_entry *e = bw->order[bw->pos]; /* 1. the next entry (descending seq) */
+    tg_status st = prepare_step(bw, e->n_inputs);
+    if (st) {
+        bw->failed = true;
+        return -1;
+    }
+    tg_tensor *gout = e->bw_pending; /* the gradient of its output, summed */
+    e->bw_pending = NULL;
+    if (gout) {
+        st = run_output_hook(e, &gout);
+        if (!st) st = capture_output_grad(bw, e, gout);
+        if (!st) st = call_vjp(bw, e, gout);                                /* 2. its VJP */
+        for (int i = 0; i < e->n_inputs && !st; i++) st = fit_to_input(bw, e, i);  /* 3. unbroadcast */
+        for (int i = 0; i < e->n_inputs && !st; i++) st = send_to_input(bw, e, i); /* 4. accumulate */
+    } else {
+        st = skip_entry(bw, e);
+    }
+    if (st) {
+        tg_tensor_release(gout);
+        bw->failed = true;
+        return -1;
+    }
+    if (end_step(bw, e, gout)) { /* the step record owns gout now */
+        bw->failed = true;
+        return -1;
+    }
+    return 1;
+}
+
+int64_t tg_backward_size(const tg_stepper *bw) { return bw->n; }
+int64_t tg_backward_position(const tg_stepper *bw) { return bw->pos; }
+
+tg_entry *tg_backward_entry(const tg_stepper *bw, int64_t i) {
+    return (i >= 0 && i < bw->n) ? bw->order[i] : NULL;
+}
+
+const tg_step *tg_backward_last_step(const tg_stepper *bw) {
+    return bw->pos > 0 && bw->step.entry ? &bw->step : NULL;
+}
+
+tg_tensor *tg_backward_pending(const tg_stepper *bw, int64_t i) {
+    return (i >= 0 && i < bw->n) ? bw->order[i]->bw_pending : NULL;
+}
+
+tg_tensor *tg_backward_result(tg_stepper *bw, int j) {
+    if (j < 0 || j >= bw->n_capture || !bw->results[j]) return NULL;
+    tg_tensor_retain(bw->results[j]);
+    return bw->results[j];
+}
+
+void tg_backward_set_hook(tg_stepper *bw, tg_step_hook_fn fn, void *ctx) {
+    bw->hook = fn;
+    bw->hook_ctx = ctx;
+}
+
+/* Leaves whose gradient is still pending when every step has run (a leaf
+ * that is itself an output) get it now. */
+static tg_status flush_leaves(tg_stepper *bw) {
+    bool prev = tg_set_grad_enabled((bw->flags & TG_CREATE_GRAPH) != 0);
+    tg_status st = TG_OK;
+    for (int64_t i = 0; i < bw->n_leaves && !st; i++)
+        if (bw->leaves[i]->bw_pending) st = finalize_leaf(bw, bw->leaves[i]);
+    tg_set_grad_enabled(prev);
+    return st;
+}
+
+void tg_backward_end(tg_stepper *bw) {
+    if (!bw) return;
+    if (!bw->failed && bw->pos == bw->n && flush_leaves(bw)) bw->failed = true;
+    for (int64_t i = 0; i < bw->n_leaves; i++) {
+        tg_tensor *t = bw->leaves[i];
+        tg_tensor_release(t->bw_pending);
+        t->bw_pending = NULL;
+        t->bw_mark = 0;
+        tg_tensor_release(t);
+    }
+    for (int64_t i = 0; i < bw->n; i++) {
+        tg_entry *e = bw->order[i];
+        tg_tensor_release(e->bw_pending);
+        e->bw_pending = NULL;
+        e->bw_mark = 0;
+        tg_entry_release(e);
+    }
+    clear_step(bw);
+    for (int j = 0; j < bw->n_capture; j++) {
+        tg_tensor_release(bw->capture[j]);
+        tg_tensor_release(bw->results[j]);
+    }
+    free(bw->capture);
+    free(bw->results);
+    free(bw->order);
+    free(bw->leaves);
+    free(bw->step_grad_in);
+    free(bw->step_mask);
+    free(bw->step_ndim);
+    free(bw);
+}
+
+/* Run every step, then flush; returns the status. */
+static tg_status run_all(tg_stepper *bw) {
+    int r;
+    while ((r = tg_backward_step(bw)) == 1) {
+    }
+    if (r < 0) return tg_error_status() ? tg_error_status() : TG_ERR_RUNTIME;
+    tg_status st = flush_leaves(bw);
+    if (st) bw->failed = true;
+    return st;
+}
+
+tg_status tg_backward(tg_tensor *target, tg_tensor *seed, int flags) {
+    tg_stepper *bw = tg_backward_begin(1, &target, seed ? &seed : NULL,
+                                        flags & ~TG_NO_ACCUMULATE, 0, NULL);
+    if (!bw) return tg_error_status();
+    tg_status st = run_all(bw);
+    tg_backward_end(bw);
+    return st;
+}
+
+tg_status tg_grad(int n_out, tg_tensor *const *outputs, tg_tensor *const *seeds, int n_in,
+                  tg_tensor *const *inputs, int flags, tg_tensor **results) {
+    for (int j = 0; j < n_in; j++) results[j] = NULL;
+    for (int j = 0; j < n_in; j++)
+        if (!inputs[j]->requires_grad)
+            return tg_error_set(TG_ERR_RUNTIME,
+                                "grad: input %d (shape %s) does not require grad", j,
+                                tg__shp(inputs[j]));
+    /* an input given twice gets the same gradient twice (PyTorch): the
+     * engine is asked once per distinct tensor, first[j] = its position */
+    size_t cap = (size_t)(n_in > 0 ? n_in : 1);
+    tg_tensor **uniq = malloc(cap * (sizeof(tg_tensor *) + sizeof(int)));
+    if (!uniq) return tg_error_set(TG_ERR_MEMORY, "grad: out of memory");
+    int *first = (int *)(uniq + cap);
+    int n_uniq = 0;
+    for (int j = 0; j < n_in; j++) {
+        int k = 0;
+        while (k < n_uniq && uniq[k] != inputs[j]) k++;
+        if (k == n_uniq) uniq[n_uniq++] = inputs[j];
+        first[j] = k;
+    }
+    tg_stepper *bw = tg_backward_begin(n_out, outputs, seeds, flags | TG_NO_ACCUMULATE, n_uniq,
+                                        uniq);
+    if (!bw) {
+        free(uniq);
+        return tg_error_status();
+    }
+    tg_status st = run_all(bw);
+    if (st) {
+        tg_backward_end(bw);
+        free(uniq);
+        return st;
+    }
+    for (int j = 0; j < n_in && !st; j++) {
+        results[j] = tg_backward_result(bw, first[j]);
+        if (!results[j]) results[j] = tg__zeros_like(inputs[j]);
+        if (!results[j]) st = tg_error_status();
+    }
+    tg_backward_end(bw);
+    free(uniq);
+    /* a result that is not on a graph is the caller's own contiguous tensor:
+     * never a broadcast view, nor an alias of another result or of a seed */
+    for (int j = 0; j < n_in && !st; j++) {
+        tg_tensor *g = results[j];
+        if (g->requires_grad || g->grad_fn) continue;
+        if (g->refcount == 1 && g->storage->refcount == 1 && tg_tensor_is_contiguous(g)) continue;
+        results[j] = tg__copy(g);
+        tg_tensor_release(g);
+        if (!results[j]) st = tg_error_status();
+    }
+    if (st)
+        for (int j = 0; j < n_in; j++) {
+            tg_tensor_release(results[j]);
+            results[j] = NULL;
+        }
+    return st;
+}

@@ -1,0 +1,30 @@
+/*
+ * ops_internal.h -- what the op files of csrc/ops/ share: the core's
+ * internal header, and the few helpers every VJP written with ops uses.
+ * Included by the .c files of csrc/ops/ only (the engine and the core never
+ * need it).
+ */
+#ifndef TG_OPS_INTERNAL_H
+#define TG_OPS_INTERNAL_H
+
+#include "../core/internal.h"
+
+/* In a VJP: return the error status when a step (an op, a saved tensor)
+ * gave NULL. */
+#define CHECK(x) do { if (!(x)) return tg_error_status(); } while (0)
+
+/* In a VJP `(tg_entry *e, ...)`: does input i need a gradient?  The saved
+ * tensor i (NULL, error set, when it was freed or modified in place). */
+#define NEED(i) tg_entry_needs_grad(e, (i))
+#define SAVED(i) tg_entry_saved(e, (i))
+
+/* f(a, b), releasing a and b: chains of ops without temporaries
+ * (take2(tg_mul, tg_neg(x), y)).  NULL if a or b is NULL (error set). */
+static inline tg_tensor *take2(tg_tensor *(*f)(tg_tensor *, tg_tensor *), tg_tensor *a, tg_tensor *b) {
+    tg_tensor *r = (a && b) ? f(a, b) : NULL;
+    tg_tensor_release(a);
+    tg_tensor_release(b);
+    return r;
+}
+
+#endif /* TG_OPS_INTERNAL_H */
