@@ -38,6 +38,7 @@ import numpy as np
 
 from . import _C
 from ._C import Tensor
+from ._parameter import Parameter
 
 __all__ = ["save", "load"]
 
@@ -77,7 +78,6 @@ class _Writer:
         if isinstance(obj, bool):
             return {"type": "bool", "value": bool(obj)}
         if isinstance(obj, Tensor):
-            from .nn import Parameter
             key = self.array(obj.detach().numpy(), obj, where)
             return {"type": "tensor", "key": key, "requires_grad": bool(obj.requires_grad),
                     "parameter": isinstance(obj, Parameter)}
@@ -253,7 +253,6 @@ class _Reader:
             raise self.bad(f"tensor {key!r} has dtype {a.dtype}; tensors are float32, float64 or int64")
         t = _C.from_numpy(np.array(a, copy=True))  # owns its memory, independent of the file
         if n.get("parameter"):
-            from .nn import Parameter
             t = Parameter(t, requires_grad=bool(n.get("requires_grad", True)))
         elif n.get("requires_grad"):
             t.requires_grad = True

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import _C
 from .._C import Tensor
+from .._parameter import Parameter
 from ..autograd import no_grad
 from . import functional as F
 from . import init
@@ -23,23 +24,6 @@ __all__ = ["Parameter", "Module", "Linear", "Sequential", "ModuleList", "ModuleD
            "Sigmoid", "Tanh", "GELU", "LeakyReLU", "Softmax", "LogSoftmax", "Identity", "Dropout",
            "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "LayerNorm", "MSELoss",
            "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss"]
-
-
-class Parameter(Tensor):
-    """A tensor that is a module's learnable parameter: ``requires_grad`` is
-    on, and assigning it to a module attribute registers it.
-
-    >>> import tapegrad as tg
-    >>> p = tg.nn.Parameter(tg.zeros(3))
-    >>> p.requires_grad, p.is_leaf
-    (True, True)
-    """
-
-    def __new__(cls, data, requires_grad: bool = True):
-        return super().__new__(cls, data, requires_grad=requires_grad)
-
-    def __repr__(self):
-        return "Parameter containing:\n" + Tensor.__repr__(self)
 
 
 def _check_child_name(owner, name, what: str):
