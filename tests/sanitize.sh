@@ -73,6 +73,10 @@ part_python() {
   local t0=$SECONDS st=0
   local asan
   asan=$(gcc -print-file-name=libasan.so)
+  # libstdc++ preloaded too: without it ASan's __cxa_throw interceptor has no real function to
+  # call, and the first C++ exception of another extension (matplotlib's ft2font, used by the
+  # drawings' PNG output) stops the process with "CHECK failed: real___cxa_throw"
+  cxx=$(gcc -print-file-name=libstdc++.so.6)
   if [ ! -e "$asan" ]; then
     echo "sanitize: libasan.so not found (gcc -print-file-name=libasan.so)"; return 1
   fi
@@ -94,7 +98,7 @@ part_python() {
   for f in "${tests[@]}"; do [ -e "tests/python/$f" ] && args+=("tests/python/$f"); done
   local log="$OUT/pytest.log"
   # which .so is loaded is checked first: a run against the normal build would prove nothing
-  env LD_PRELOAD="$asan" PYTHONMALLOC=malloc PYTHONPATH="$OUT/pkg" \
+  env LD_PRELOAD="$asan $cxx" PYTHONMALLOC=malloc PYTHONPATH="$OUT/pkg" \
       ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:handle_abort=1 \
       UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       TAPEGRAD_FUZZ_EXAMPLES=${TAPEGRAD_FUZZ_EXAMPLES:-25} TAPEGRAD_SANITIZED=1 \
