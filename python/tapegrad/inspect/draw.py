@@ -159,6 +159,23 @@ class GraphDrawing:
         self.width = max([n.x + n.w for n in nodes.values()] + [len(self.title) * 7.5 + 20, LEGEND_W]) + 10
 
     # -- output ----------------------------------------------------------------
+    def _edge_points(self, path):
+        """The corner points of one edge: out of the bottom of its source box,
+        down through each dummy node of a long edge, into the top of its
+        target box (shared by the SVG and the PNG drawing)."""
+        pts = []
+        for i, nid in enumerate(path):
+            n = self.nodes[nid]
+            cx = n.x + n.w / 2
+            if i == 0:
+                pts.append((cx, n.y + n.h))
+            elif i == len(path) - 1:
+                pts.append((cx, n.y))
+            else:
+                pts.append((cx, n.y))
+                pts.append((cx, n.y + getattr(n, "span", n.h)))
+        return pts
+
     def svg(self) -> str:
         """The drawing as an SVG document (a string)."""
         out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.width:.0f}" '
@@ -173,17 +190,7 @@ class GraphDrawing:
                        f'font-family="sans-serif">{escape(self.title)}</text>')
         nodes = self.nodes
         for path, lab in self._paths:
-            pts = []
-            for i, nid in enumerate(path):
-                n = nodes[nid]
-                cx = n.x + n.w / 2
-                if i == 0:
-                    pts.append((cx, n.y + n.h))
-                elif i == len(path) - 1:
-                    pts.append((cx, n.y))
-                else:
-                    pts.append((cx, n.y))
-                    pts.append((cx, n.y + getattr(n, "span", n.h)))
+            pts = self._edge_points(path)
             d = f"M {pts[0][0]:.1f} {pts[0][1]:.1f}"
             for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
                 if x0 == x1:
@@ -257,17 +264,7 @@ class GraphDrawing:
                     va="baseline")
         nodes = self.nodes
         for path, lab in self._paths:
-            pts = []
-            for i, nid in enumerate(path):
-                n = nodes[nid]
-                cx = n.x + n.w / 2
-                if i == 0:
-                    pts.append((cx, n.y + n.h))
-                elif i == len(path) - 1:
-                    pts.append((cx, n.y))
-                else:
-                    pts.append((cx, n.y))
-                    pts.append((cx, n.y + getattr(n, "span", n.h)))
+            pts = self._edge_points(path)
             verts, codes = [pts[0]], [Path.MOVETO]
             for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
                 if x0 == x1:
