@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
+from assertions import raises
 
 try:
     if os.environ.get("TAPEGRAD_SANITIZED"):  # tests/sanitize.sh: PyTorch under ASan is huge
@@ -19,22 +20,6 @@ except ImportError:  # PyTorch is an optional oracle
 needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch (the oracle) is not installed")
 
 
-def raises(exc, *words):
-    """pytest.raises that also checks every word appears in the message."""
-    class _Ctx:
-        def __enter__(self):
-            self.cm = pytest.raises(exc)
-            self.info = self.cm.__enter__()
-            return self.info
-
-        def __exit__(self, *a):
-            suppressed = self.cm.__exit__(*a)
-            if suppressed:
-                msg = str(self.info.value)
-                for w in words:
-                    assert w in msg, f"{w!r} not in the message {msg!r}"
-            return suppressed
-    return _Ctx()
 
 
 # ---- 3, 4: one version counter and one lock per NumPy buffer -------------

@@ -20,26 +20,11 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
+from assertions import raises
 
 SANITIZED = os.environ.get("TAPEGRAD_SANITIZED") == "1"
 
 
-def raises(exc, *words):
-    """pytest.raises that also checks every word appears in the message."""
-    class _Ctx:
-        def __enter__(self):
-            self.cm = pytest.raises(exc)
-            self.info = self.cm.__enter__()
-            return self.info
-
-        def __exit__(self, *a):
-            suppressed = self.cm.__exit__(*a)
-            if suppressed:
-                msg = str(self.info.value)
-                for w in words:
-                    assert w in msg, f"{w!r} not in the message {msg!r}"
-            return suppressed
-    return _Ctx()
 
 
 # ---------------------------------------------------------------------------
