@@ -413,6 +413,12 @@ struct tg_opdef {
      * differentiable input in input order, ';'-separated ("\\bar A;\\bar B"). */
     const char *grad_out_tex;
     const char *grad_in_tex;
+    /* A composite op: its forward is made of other ops, which record their
+     * own entries, so it has no VJP of its own (backward stays NULL) and its
+     * gradient is theirs -- the tape shows the constituents, not this op.
+     * It is still differentiable (diff_mask), and vjp/vjp_tex state the
+     * gradient the constituents compute, for the docs and the stepper. */
+    bool composite;
 };
 
 /* An op's calling signature, from its line in oplist.h: what the Python
@@ -651,6 +657,7 @@ tg_tensor *tg_sin(tg_tensor *x);
 tg_tensor *tg_cos(tg_tensor *x);
 tg_tensor *tg_tanh(tg_tensor *x);
 tg_tensor *tg_sigmoid(tg_tensor *x);
+tg_tensor *tg_silu(tg_tensor *x); /* composite: x * sigmoid(x) */
 tg_tensor *tg_relu(tg_tensor *x);
 tg_tensor *tg_leaky_relu(tg_tensor *x, double negative_slope);
 tg_tensor *tg_gelu(tg_tensor *x);       /* exact: x * Phi(x) */
@@ -766,6 +773,27 @@ tg_tensor *tg_max_pool2d(tg_tensor *x, int64_t kernel_h, int64_t kernel_w, int64
  * count_include_pad=True). */
 tg_tensor *tg_avg_pool2d(tg_tensor *x, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
                          int64_t stride_w, int64_t pad_h, int64_t pad_w);
+
+/* ===================================================================== */
+/* Ops added by issue 14 and 19, one section per family                   */
+/* ===================================================================== */
+/* -- logic.c: bool/bitwise/logical ops and predicates (issue 14, dtypes) -- */
+
+/* -- math.c: elementwise math (issue 14) -- */
+
+/* -- activation.c: activations (issue 14) -- */
+
+/* -- scan.c: reductions, scans, sorting (issue 14) -- */
+
+/* -- shape.c: shape and indexing (issue 14) -- */
+
+/* -- conv.c: more convolutions, pooling, interpolation (issue 14) -- */
+
+/* -- nn.c: normalization, attention, embedding, losses (issue 14) -- */
+
+/* -- inplace.c: in-place ops on the tape (issue 14) -- */
+
+/* -- linalg.c: tg.linalg and more products (issue 19) -- */
 
 /* ===================================================================== */
 /* Optimizers (csrc/core/optim.c)                                         */

@@ -802,6 +802,29 @@ TG_DEFINE_OP(sigmoid, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .
              .apply = apply_sigmoid, .examples = "3x4;T2x3",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
+/* silu (swish), a composite op: x * sigmoid(x) made of two ops that record
+ * their own entries, so it needs no VJP of its own (.composite; see
+ * tapegrad.h) -- the tape shows sigmoid and mul, and second order follows. */
+tg_tensor *tg_silu(tg_tensor *x) {
+    if (!x) return TG_FAIL(TG_ERR_VALUE, "silu: x is NULL");
+    if (!tg_dtype_is_float(x->dtype))
+        return TG_FAIL(TG_ERR_TYPE, "silu: not supported for dtype %s (expected float32 or float64)",
+                       tg_dtype_name(x->dtype));
+    tg_tensor *s = tg_sigmoid(x);
+    if (!s) return NULL;
+    tg_tensor *y = tg_mul(x, s);
+    tg_tensor_release(s);
+    return y;
+}
+APPLY1(silu)
+TG_DEFINE_OP(silu, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64",
+             .forward = "y = x * sigmoid(x)", .forward_tex = "y = x \\odot \\sigma(x)",
+             .vjp = "dx = dy * (s + x * s * (1 - s)), s = sigmoid(x)",
+             .vjp_tex = "\\bar x = \\bar y \\odot (s + x \\odot s \\odot (1 - s))",
+             .doc = "SiLU (swish), x * sigmoid(x); a composite op: the tape records its sigmoid and mul.",
+             .apply = apply_silu, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
 UNARY_ROWS_F(relu, x > 0 ? x : (x != x ? x : 0.0f), x > 0 ? x : (x != x ? x : 0.0))
 static const row_table relu_rows = {relu_f32, relu_f64, NULL};
 tg_tensor *tg_relu(tg_tensor *x) { return unary_op(&tg_opdef_relu, x, &relu_rows, NULL, true, false); }

@@ -9,6 +9,9 @@
  * prototype in tapegrad.h); the Python function and method, their
  * docstrings, the docs and the tests read the registry and follow.
  *
+ * A composite op (made of other ops; .composite = true in its block, no VJP
+ * of its own) is listed here like any other.
+ *
  * TG_OP(name, SIG): SIG is the op's calling signature (tg_op_sig):
  *   UNARY    tg_tensor *tg_name(tg_tensor *x)
  *   BINARY   tg_tensor *tg_name(tg_tensor *a, tg_tensor *b)
@@ -41,6 +44,7 @@ TG_OP(sin, UNARY)
 TG_OP(cos, UNARY)
 TG_OP(tanh, UNARY)
 TG_OP(sigmoid, UNARY)
+TG_OP(silu, UNARY)
 TG_OP(relu, UNARY)
 TG_OP(leaky_relu, CUSTOM)
 TG_OP(gelu, UNARY)
@@ -90,5 +94,23 @@ TG_OP(max_pool2d, CUSTOM)
 TG_OP(max_pool2d_backward, INTERNAL)
 TG_OP(avg_pool2d, CUSTOM)
 TG_OP(avg_pool2d_backward, INTERNAL)
+/* logic.c: bool/bitwise/logical ops and predicates (issue 14, dtypes) */
+
+/* math.c: elementwise math (issue 14) */
+
+/* activation.c: activations (issue 14) */
+
+/* scan.c: reductions, scans, sorting (issue 14) */
+
+/* shape.c: shape and indexing (issue 14) */
+
+/* conv.c: more convolutions, pooling, interpolation (issue 14) */
+
+/* nn.c: normalization, attention, embedding, losses (issue 14) */
+
+/* inplace.c: in-place ops on the tape (issue 14) */
+
+/* linalg.c: tg.linalg and more products (issue 19) */
+
 /* core/record.c: ops defined outside the library (tg_custom_record) */
 TG_OP(custom, INTERNAL)

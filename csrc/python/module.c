@@ -494,7 +494,7 @@ FUNC(set_grad_enabled) {
 static PyObject *opdef_dict(const tg_opdef *op) {
     PyObject *diff = PyList_New(0);
     if (!diff) return NULL;
-    if (op->backward || op->id == tg_op_find("custom")->id) {
+    if (op->backward || op->composite || op->id == tg_op_find("custom")->id) {
         /* variadic ops (concat, conv2d with its optional bias, custom): every
          * bit of the mask up to 31 (bit 31 stands for all later inputs) */
         int n = op->arity < 0 ? 32 : op->arity;
@@ -523,9 +523,10 @@ static PyObject *opdef_dict(const tg_opdef *op) {
         Py_DECREF(v);
         p = q ? q + 1 : p + n;
     }
-    return Py_BuildValue("{s:s,s:i,s:i,s:N,s:O,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:i,s:z,s:N}",
+    return Py_BuildValue("{s:s,s:i,s:i,s:N,s:O,s:O,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:i,s:z,s:N}",
                          "name", op->name, "id", op->id, "arity", op->arity, "differentiable_inputs",
-                         diff, "differentiable", op->backward ? Py_True : Py_False, "dtypes",
+                         diff, "differentiable", op->backward || op->composite ? Py_True : Py_False,
+                         "composite", op->composite ? Py_True : Py_False, "dtypes",
                          op->dtypes, "forward", op->forward, "forward_latex", op->forward_tex, "vjp",
                          op->vjp, "vjp_latex", op->vjp_tex, "doc", op->doc, "file", op->file,
                          "line", op->line, "examples", op->examples ? op->examples : "",

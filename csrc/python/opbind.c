@@ -90,8 +90,10 @@ static char *make_doc(const tg_opdef *op, bool method) {
         n += snprintf(buf + n, sizeof buf - (size_t)n, "\n\nforward: %s", op->forward);
     if (n < (int)sizeof buf)
         n += snprintf(buf + n, sizeof buf - (size_t)n,
-                      op->backward && op->vjp && op->vjp[0] ? "\nVJP: %s" : "\nnot differentiable%s",
-                      op->backward && op->vjp ? op->vjp : "");
+                      (op->backward || op->composite) && op->vjp && op->vjp[0]
+                          ? (op->composite ? "\nVJP (through its constituent ops): %s" : "\nVJP: %s")
+                          : "\nnot differentiable%s",
+                      (op->backward || op->composite) && op->vjp ? op->vjp : "");
     char *s = PyMem_RawMalloc(strlen(buf) + 1); /* lives as long as the process */
     if (s) strcpy(s, buf);
     return s;

@@ -79,6 +79,10 @@ OP_GROUPS = {
     "movement.c": "Shapes, views and indexing",
     "nn.c": "Network functions and losses",
     "conv.c": "Network functions and losses",
+    "logic.c": "Elementwise: arithmetic and comparisons",
+    "scan.c": "Reductions",
+    "shape.c": "Shapes, views and indexing",
+    "nnlayers.c": "Network functions and losses",
 }
 
 

@@ -383,6 +383,7 @@ REFERENCES = {
     "cos": _unary(np.cos),
     "tanh": _unary(np.tanh),
     "sigmoid": _sigmoid,
+    "silu": lambda xs, p: xs[0] * _sigmoid(xs, p),
     "relu": lambda xs, p: np.maximum(xs[0], xs[0].dtype.type(0)),
     "leaky_relu": _leaky_relu,
     "gelu": _gelu,
@@ -432,6 +433,24 @@ REFERENCES = {
     "max_pool2d_backward": _max_pool_backward,
     "avg_pool2d": _avg_pool,
     "avg_pool2d_backward": _avg_pool_backward,
+    # logic.c: bool/bitwise/logical ops and predicates (issue 14, dtypes)
+
+    # math.c: elementwise math (issue 14)
+
+    # activation.c: activations (issue 14)
+
+    # scan.c: reductions, scans, sorting (issue 14)
+
+    # shape.c: shape and indexing (issue 14)
+
+    # conv.c: more convolutions, pooling, interpolation (issue 14)
+
+    # nn.c: normalization, attention, embedding, losses (issue 14)
+
+    # inplace.c: in-place ops on the tape (issue 14)
+
+    # linalg.c: tg.linalg and more products (issue 19)
+
     # ops defined outside the registry's generic path
     "custom": NOT_APPLICABLE,
 }

@@ -198,6 +198,24 @@ HAND = {
     "bce_with_logits": lambda x, p: tg.binary_cross_entropy_with_logits(x[0], x[1], reduction=_REDS[p["i"][0]]),
     "one_hot": lambda x, p: tg.one_hot(x[0], p["i"][0], dtype=_DTS[p["i"][1]]),
     "dropout": _dropout_public,
+    # logic.c: bool/bitwise/logical ops and predicates (issue 14, dtypes)
+
+    # math.c: elementwise math (issue 14)
+
+    # activation.c: activations (issue 14)
+
+    # scan.c: reductions, scans, sorting (issue 14)
+
+    # shape.c: shape and indexing (issue 14)
+
+    # conv.c: more convolutions, pooling, interpolation (issue 14)
+
+    # nn.c: normalization, attention, embedding, losses (issue 14)
+
+    # inplace.c: in-place ops on the tape (issue 14)
+
+    # linalg.c: tg.linalg and more products (issue 19)
+
     "linear": lambda x, p: tg.nn.functional.linear(*x),
 }
 # every public spelling of each op: {op: {spelling: f(inputs, params)}}
