@@ -39,7 +39,7 @@ API_MODULES = [
     "tapegrad",
     "tapegrad.nn", "tapegrad.nn.functional", "tapegrad.nn.init", "tapegrad.nn.utils",
     "tapegrad.optim", "tapegrad.optim.lr_scheduler",
-    "tapegrad.data", "tapegrad.data.mnist",
+    "tapegrad.data", "tapegrad.data.mnist", "tapegrad.data.text",
     "tapegrad.keras", "tapegrad.keras.layers", "tapegrad.keras.losses",
     "tapegrad.keras.optimizers",
     "tapegrad.inspect", "tapegrad.testing", "tapegrad.coursework",
