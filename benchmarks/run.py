@@ -328,6 +328,32 @@ def bench_conv(tab):
     tab.add("LeNet conv+pool fwd+bwd, batch 64", timeit(f_tg, repeat=5), None, t_th)
 
 
+def bench_gpt(tab, quick, data_dir=None):
+    """One training step of the small GPT of benchmarks/gpt.py (2 blocks, 4
+    heads, width 128, context 64, batch 16, AdamW) on tinyshakespeare, the
+    same model and weights in tapegrad and PyTorch."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import gpt
+    cfg = gpt.Config()
+    weights = gpt.init_weights(cfg)
+    try:
+        corpus = tg.data.text.tinyshakespeare(data_dir)
+    except tg.data.text.TextDataError as exc:
+        print(f"(transformer step skipped: {str(exc).splitlines()[0]})")
+        return
+    tokens = tg.data.text.Vocabulary(corpus).encode(corpus)
+    x, y = gpt.batch(tokens, cfg, np.random.default_rng(0))
+    step, _ = gpt.tapegrad_step(weights, cfg)
+    tx, ty = tg.from_numpy(x), tg.from_numpy(y)
+    t_th = None
+    if torch is not None:
+        tstep, _ = gpt.torch_step(weights, cfg)
+        xx, yy = torch.tensor(x), torch.tensor(y)  # x, y are locked by tg.from_numpy
+        t_th = timeit(lambda: tstep(xx, yy), repeat=3 if quick else 7)
+    tab.add(f"GPT step ({cfg.n_layer}x{cfg.n_head}h, C{cfg.width}, T{cfg.context}, B{cfg.batch}), AdamW",
+            timeit(lambda: step(tx, ty), repeat=3 if quick else 7), None, t_th)
+
+
 def bench_two_threads(tab, quick):
     """A few cases again on two threads for every library, and the test of
     oversubscription: tapegrad's threaded matmul right after NumPy's threaded
@@ -400,7 +426,7 @@ def main(argv=None):
     ap.add_argument("--data", default=None, help="MNIST directory (default: tg.data.mnist lookup)")
     ap.add_argument("--only", default=None,
                     help="run only these sections, comma-separated: matmul, mlp, elementwise, "
-                         "reductions, overhead, training, conv, memory, threads (e.g. --only overhead "
+                         "reductions, overhead, training, conv, gpt, memory, threads (e.g. --only overhead "
                          "for the call-overhead rows)")
     args = ap.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
@@ -438,6 +464,8 @@ def main(argv=None):
         bench_training(tab, data, args.quick)
     if want("conv"):
         bench_conv(tab)
+    if want("gpt"):
+        bench_gpt(tab, args.quick, os.path.dirname(args.data) if args.data else None)
     if want("memory"):
         bench_memory(tab, data)
     if want("threads") and (os.cpu_count() or 1) >= 2 and tg.get_num_threads() == 1:
