@@ -166,6 +166,10 @@ NOTEBOOK_BLURBS = {
           "at a time, the bias gradient summed over the batch, reused weights, a hand "
           "derivation checked against the tape, anomaly mode and per-entry profiles.",
     "04": "",
+    "05": "Character-level language models on the makemore names: bigram counts, an "
+          "embedding MLP, one causal attention head stepped through backward (the masked "
+          "softmax's VJP checked by hand and by finite differences), a tiny GPT trained with "
+          "AdamW, sampled names and attention maps.",
 }
 
 
@@ -869,6 +873,18 @@ def write_benchmarks() -> bool:
 
 # --------------------------------------------------------------------------
 
+def write_numpy_dispatch() -> None:
+    """``_generated/numpy-dispatch.md``: which NumPy names dispatch to which
+    tapegrad op (read from the dispatcher itself, so it cannot drift)."""
+    from tapegrad import _numpy_protocol
+
+    rows = _numpy_protocol.dispatch_table()
+    lines = ["| NumPy | tapegrad |", "|---|---|"]
+    lines += [f"| `{np_name}` | " + (f"`tg.{tg_name}`" if tg_name else "— (refused when an input "
+                                      "requires grad)") + " |" for np_name, tg_name in rows]
+    write_if_changed(DOCS / "_generated" / "numpy-dispatch.md", "\n".join(lines) + "\n")
+
+
 def generate(outdir: str | os.PathLike | None = None) -> dict:
     """Write every generated page; ``outdir`` is the HTML output directory
     (for the relative links from the op reference to the sources)."""
@@ -877,5 +893,6 @@ def generate(outdir: str | os.PathLike | None = None) -> dict:
     mods = write_api()
     ops = write_ops(Path(outdir) if outdir else None)
     write_capi()
+    write_numpy_dispatch()
     bench = write_benchmarks()
     return {"notebooks": nbs, "modules": mods, "ops": ops, "benchmarks": bench}

@@ -126,6 +126,10 @@ Tensor.tape = _tape
 Tensor.backward_steps = _backward_steps
 Tensor.__array_priority__ = 1000  # ndarray (op) tensor defers to Tensor's reflected operators
 
+# NumPy's functions on tensors dispatch to the ops or refuse (never drop a gradient)
+from . import _numpy_protocol  # noqa: E402
+_numpy_protocol.attach()
+
 
 # ---- copy and pickle ---------------------------------------------------------
 
