@@ -66,6 +66,11 @@ def gradcheck(fn: Callable, inputs: Sequence[Tensor] | Tensor, eps: float = 1e-6
     diff = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not diff:
         raise ValueError("gradcheck: no input requires grad")
+    # work on private copies of the inputs it perturbs: the caller's tensors may
+    # be saved by a graph the caller still holds (which makes their memory
+    # read-only), and must not be touched anyway
+    inputs = tuple(_C.tensor(x.numpy(force=True).copy(), requires_grad=True) if i in diff else x
+                   for i, x in enumerate(inputs))
     outs = _as_tuple(fn(*inputs))
     vs = _projection(outs, seed)
     # an output that does not require grad is constant in the inputs (e.g.
