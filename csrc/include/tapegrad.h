@@ -794,6 +794,15 @@ tg_tensor *tg_avg_pool2d(tg_tensor *x, int64_t kernel_h, int64_t kernel_w, int64
 /* -- inplace.c: in-place ops on the tape (issue 14) -- */
 
 /* -- linalg.c: tg.linalg and more products (issue 19) -- */
+/* decomp.c: batched over leading dims (..., n, n), float32/float64 computed
+ * in double; bound in Python as tg.linalg.* (see decomp.c for the packed
+ * two-result ops).  Singular / not positive definite: TG_ERR_VALUE. */
+tg_tensor *tg_linalg_inv(tg_tensor *a);
+tg_tensor *tg_linalg_solve(tg_tensor *a, tg_tensor *b); /* b (..., n, k), same batch dims */
+tg_tensor *tg_linalg_det(tg_tensor *a);
+tg_tensor *tg_linalg_slogdet(tg_tensor *a);  /* (..., 2): sign, log|det| */
+tg_tensor *tg_linalg_cholesky(tg_tensor *a); /* lower L, A = L L^T */
+tg_tensor *tg_linalg_eigh(tg_tensor *a);     /* (..., n, n+1): [V | w], w ascending */
 
 /* ===================================================================== */
 /* Optimizers (csrc/core/optim.c)                                         */

@@ -111,6 +111,12 @@ TG_OP(avg_pool2d_backward, INTERNAL)
 /* inplace.c: in-place ops on the tape (issue 14) */
 
 /* linalg.c: tg.linalg and more products (issue 19) */
+TG_OP(linalg_inv, CUSTOM)
+TG_OP(linalg_solve, CUSTOM)
+TG_OP(linalg_det, CUSTOM)
+TG_OP(linalg_slogdet, CUSTOM)
+TG_OP(linalg_cholesky, CUSTOM)
+TG_OP(linalg_eigh, CUSTOM)
 
 /* core/record.c: ops defined outside the library (tg_custom_record) */
 TG_OP(custom, INTERNAL)

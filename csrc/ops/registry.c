@@ -104,7 +104,7 @@ static tg_tensor *make_input(const char *spec, size_t len, tg_dtype dt) {
     const char *s = buf;
     char kind = 'n';
     int64_t hi = 0;
-    if (*s == '+' || *s == '~' || *s == 'u' || *s == 'b') kind = *s++;
+    if (*s == '+' || *s == '~' || *s == 'u' || *s == 'b' || *s == 'd' || *s == 's') kind = *s++;
     else if (*s == 'i') {
         kind = 'i';
         hi = strtoll(s + 1, (char **)&s, 10);
@@ -152,6 +152,29 @@ static tg_tensor *make_input(const char *spec, size_t len, tg_dtype dt) {
                     if (dt == TG_FLOAT32) ((float *)tg_tensor_data(t))[i] *= -1;
                     else ((double *)tg_tensor_data(t))[i] *= -1;
                 }
+    } else if ((kind == 'd' || kind == 's') && nd >= 2 && rs[nd - 1] == rs[nd - 2]) {
+        /* square matrices far from singular: I + uniform(-1/2, 1/2)/n off the
+         * diagonal (strictly diagonally dominant); 's': symmetric, M + M^T,
+         * positive definite by Gershgorin (for inv, solve, cholesky, eigh) */
+        int64_t n = rs[nd - 1];
+        t = tg_tensor_rand(nd, rs, -0.5 / (double)n, 0.5 / (double)n, TG_FLOAT64);
+        if (t) {
+            double *v = (double *)tg_tensor_data(t);
+            for (int64_t m = 0; m < t->numel / (n * n); m++) {
+                double *a = v + m * n * n;
+                for (int64_t i = 0; i < n; i++) a[i * n + i] = 1.0;
+                if (kind == 's')
+                    for (int64_t i = 0; i < n; i++)
+                        for (int64_t j = 0; j < i; j++) a[i * n + j] = a[j * n + i] = a[i * n + j] + a[j * n + i];
+            }
+            if (dt != TG_FLOAT64) {
+                tg_tensor *c = tg__as_dtype(t, dt);
+                tg_tensor_release(t);
+                t = c;
+            }
+        }
+    } else if (kind == 'd' || kind == 's') {
+        return TG_FAIL(TG_ERR_VALUE, "example: '%c' needs a square matrix shape, got '%s'", kind, buf);
     } else {
         t = tg_tensor_randn(nd, rs, 0, 1, dt);
     }

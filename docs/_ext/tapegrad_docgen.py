@@ -43,7 +43,7 @@ API_MODULES = [
     "tapegrad.keras", "tapegrad.keras.layers", "tapegrad.keras.losses",
     "tapegrad.keras.optimizers",
     "tapegrad.inspect", "tapegrad.testing", "tapegrad.coursework",
-    "tapegrad.autograd", "tapegrad.interop",
+    "tapegrad.autograd", "tapegrad.interop", "tapegrad.linalg",
 ]
 
 #: Top-level functions grouped for the reader.  The ops come from the op
@@ -83,6 +83,7 @@ OP_GROUPS = {
     "scan.c": "Reductions",
     "shape.c": "Shapes, views and indexing",
     "nnlayers.c": "Network functions and losses",
+    "decomp.c": "Linear algebra",
 }
 
 

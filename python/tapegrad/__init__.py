@@ -41,7 +41,8 @@ dtype_names = ("float32", "float64", "int64")
 def __getattr__(name):
     # the larger layers load on first use, so `import tapegrad` stays fast
     import importlib
-    if name in ("nn", "optim", "data", "inspect", "testing", "keras", "examples", "coursework"):
+    if name in ("nn", "optim", "data", "inspect", "testing", "keras", "examples", "coursework",
+                "linalg"):
         return importlib.import_module("." + name, __name__)
     if name in ("detect_anomaly", "set_detect_anomaly"):  # anomaly mode lives in tg.inspect
         return getattr(importlib.import_module(".inspect", __name__), name)
@@ -49,4 +50,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(list(globals()) + ["nn", "optim", "data", "inspect", "testing", "keras"])
+    return sorted(list(globals()) + ["nn", "optim", "data", "inspect", "testing", "keras", "linalg"])

@@ -357,6 +357,14 @@ def _unary(f):
     return ref
 
 
+def _eigh_packed(xs, p):
+    """[V | w] with each eigenvector's largest component positive."""
+    w, v = np.linalg.eigh(xs[0])
+    big = np.take_along_axis(v, np.abs(v).argmax(axis=-2)[..., None, :], axis=-2)
+    v = v * np.where(big < 0, -1, 1).astype(v.dtype)
+    return np.concatenate([v, w[..., :, None]], axis=-1)
+
+
 REFERENCES = {
     # binary with broadcasting
     "add": lambda xs, p: np.add(*xs),
@@ -450,6 +458,12 @@ REFERENCES = {
     # inplace.c: in-place ops on the tape (issue 14)
 
     # linalg.c: tg.linalg and more products (issue 19)
+    "linalg_inv": lambda xs, p: np.linalg.inv(xs[0]),
+    "linalg_solve": lambda xs, p: np.linalg.solve(xs[0], xs[1]),
+    "linalg_det": lambda xs, p: np.linalg.det(xs[0]),
+    "linalg_slogdet": lambda xs, p: np.stack(np.linalg.slogdet(xs[0]), axis=-1),
+    "linalg_cholesky": lambda xs, p: np.linalg.cholesky(xs[0]),
+    "linalg_eigh": _eigh_packed,
 
     # ops defined outside the registry's generic path
     "custom": NOT_APPLICABLE,

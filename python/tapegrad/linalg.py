@@ -1,0 +1,225 @@
+"""Linear algebra with gradients (NumPy's ``np.linalg`` names, PyTorch's
+``torch.linalg`` semantics): every function is batched over leading dims,
+recorded on the tape, and its VJP is written with ops, so second derivatives
+work too.
+
+>>> A = tg.tensor([[2.0, 0.0], [1.0, 5.0]], dtype=tg.float64, requires_grad=True)
+>>> tg.linalg.det(A).item()
+10.0
+>>> tg.linalg.det(A).backward()          # d det / dA = det * A^-T
+>>> A.grad.tolist()
+[[5.0, -1.0], [0.0, 2.0]]
+
+The kernels are plain textbook algorithms in ``csrc/ops/decomp.c`` (LU with
+partial pivoting, Cholesky-Banachiewicz, cyclic Jacobi for ``eigh``), written
+to be read; for matrices of a few hundred rows and more, NumPy's LAPACK is
+much faster. A singular matrix (``inv``, ``solve``) or one that is not
+positive definite (``cholesky``) raises ``ValueError``.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _C
+from ._C import Tensor
+
+__all__ = ["inv", "solve", "det", "slogdet", "cholesky", "eigh", "eigvalsh", "matrix_power",
+           "norm", "SlogdetResult", "EighResult"]
+
+
+def _t(x) -> Tensor:
+    return x if isinstance(x, Tensor) else _C.tensor(np.asarray(x))
+
+
+def _op(name, *xs):
+    return _C._op_apply(name, [_t(x) for x in xs], "")
+
+
+def inv(A) -> Tensor:
+    """The inverse of a square matrix, or of each matrix of a batch (..., n, n).
+
+    >>> tg.linalg.inv(tg.tensor([[2.0, 0.0], [0.0, 4.0]])).tolist()
+    [[0.5, 0.0], [0.0, 0.25]]
+    """
+    return _op("linalg_inv", A)
+
+
+def solve(A, B) -> Tensor:
+    """X with ``A @ X = B``: ``A`` (..., n, n); ``B`` (..., n, k), or a vector
+    (..., n) when ``A`` is a single matrix or has B's batch dims (NumPy's
+    rule); batch dims broadcast.
+
+    >>> A = tg.tensor([[3.0, 1.0], [1.0, 2.0]])
+    >>> tg.linalg.solve(A, tg.tensor([9.0, 8.0])).tolist()
+    [2.0, 3.0]
+    """
+    A, B = _t(A), _t(B)
+    if A.ndim < 2:
+        raise ValueError(f"linalg.solve: A must be (..., n, n), got shape {A.shape}")
+    vector = B.ndim == 1 or (B.ndim == A.ndim - 1 and tuple(B.shape) == tuple(A.shape[:-1]))
+    if vector:
+        B = B.reshape(*B.shape, 1)
+    batch = np.broadcast_shapes(tuple(A.shape[:-2]), tuple(B.shape[:-2]))
+    if tuple(A.shape[:-2]) != batch:
+        A = A.broadcast_to(batch + tuple(A.shape[-2:]))
+    if tuple(B.shape[:-2]) != batch:
+        B = B.broadcast_to(batch + tuple(B.shape[-2:]))
+    X = _op("linalg_solve", A, B)
+    return X.reshape(*X.shape[:-1]) if vector else X
+
+
+def det(A) -> Tensor:
+    """The determinant (batched).
+
+    >>> tg.linalg.det(tg.tensor([[1.0, 2.0], [3.0, 4.0]])).item()
+    -2.0
+    """
+    return _op("linalg_det", A)
+
+
+class SlogdetResult(NamedTuple):
+    sign: Tensor
+    logabsdet: Tensor
+
+
+def slogdet(A) -> SlogdetResult:
+    """(sign, log|det A|), as NumPy's and PyTorch's ``slogdet``: exact where
+    the determinant itself would overflow or underflow. Only ``logabsdet``
+    carries a gradient (the sign is piecewise constant).
+
+    >>> s, l = tg.linalg.slogdet(tg.tensor([[-2.0, 0.0], [0.0, 3.0]], dtype=tg.float64))
+    >>> s.item(), round(l.item(), 12) == round(float(np.log(6.0)), 12)
+    (-1.0, True)
+    """
+    packed = _op("linalg_slogdet", A)
+    return SlogdetResult(packed[..., 0].detach(), packed[..., 1])
+
+
+def cholesky(A, upper: bool = False) -> Tensor:
+    """The Cholesky factor L (lower triangular, ``A = L @ L.T``) of a symmetric
+    positive-definite matrix (batched); only A's lower triangle is read.
+    ``upper=True`` returns ``L.T`` as PyTorch does.
+
+    >>> tg.linalg.cholesky(tg.tensor([[4.0, 2.0], [2.0, 5.0]])).tolist()
+    [[2.0, 0.0], [1.0, 2.0]]
+    """
+    L = _op("linalg_cholesky", A)
+    return L.swapaxes(-1, -2) if upper else L
+
+
+class EighResult(NamedTuple):
+    eigenvalues: Tensor
+    eigenvectors: Tensor
+
+
+def eigh(A, UPLO: str = "L") -> EighResult:
+    """Eigenvalues (ascending) and eigenvectors (the columns) of a symmetric
+    matrix, batched, reading its lower triangle (``UPLO='L'``, NumPy's
+    default). Each eigenvector's largest component is made positive, so the
+    result is a function of A. Gradients are infinite where eigenvalues repeat
+    (as in PyTorch).
+
+    >>> w, V = tg.linalg.eigh(tg.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=tg.float64))
+    >>> [round(v, 12) for v in w.tolist()]
+    [1.0, 3.0]
+    """
+    if UPLO != "L":
+        raise ValueError(f"linalg.eigh: only UPLO='L' (the lower triangle) is supported, got {UPLO!r}")
+    A = _t(A)
+    packed = _op("linalg_eigh", A)
+    n = A.shape[-1]
+    return EighResult(packed[..., :, n], packed[..., :, :n])
+
+
+def eigvalsh(A, UPLO: str = "L") -> Tensor:
+    """The eigenvalues of a symmetric matrix, ascending (see :func:`eigh`)."""
+    return eigh(A, UPLO).eigenvalues
+
+
+def matrix_power(A, n: int) -> Tensor:
+    """A raised to the integer power n (batched): repeated squaring with
+    matmul; n = 0 gives the identity, n < 0 a power of the inverse.
+
+    >>> tg.linalg.matrix_power(tg.tensor([[1.0, 1.0], [0.0, 1.0]]), 3).tolist()
+    [[1.0, 3.0], [0.0, 1.0]]
+    """
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+        raise TypeError(f"linalg.matrix_power: n must be an integer, got {type(n).__name__}")
+    A = _t(A)
+    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+        raise ValueError(f"linalg.matrix_power: expected (..., n, n), got shape {A.shape}")
+    if n == 0:
+        eye = _C.eye(A.shape[-1], dtype=A.dtype)
+        return eye.broadcast_to(A.shape) if A.ndim > 2 else eye
+    if n < 0:
+        A, n = inv(A), -n
+    result, base = None, A
+    while n:
+        if n & 1:
+            result = base if result is None else result @ base
+        n >>= 1
+        if n:
+            base = base @ base
+    return result
+
+
+def norm(x, ord=None, axis=None, keepdims: bool = False, dim=None) -> Tensor:
+    """Vector and matrix norms (NumPy's ``np.linalg.norm`` rules), made of ops.
+
+    Vector norms (``axis`` an int, or x 1-D): ``ord`` None/2 (Euclidean), 1,
+    inf, -inf, 0 (number of non-zeros, no gradient) or any other p.
+    Matrix norms (``axis`` a pair, or x 2-D with ``ord`` given): 'fro', 1, -1,
+    inf, -inf ('nuc' and 2 need singular values, not available yet).
+    With ``ord=None`` and no axis, the 2-norm of all elements.
+
+    >>> tg.linalg.norm(tg.tensor([3.0, 4.0])).item()
+    5.0
+    """
+    if dim is not None:
+        if axis is not None:
+            raise TypeError("linalg.norm: pass axis= or dim=, not both")
+        axis = dim
+    x = _t(x)
+    if axis is None and ord is None:
+        return (x * x).sum().sqrt() if not keepdims else (x * x).sum(keepdims=True).sqrt()
+    if axis is None:
+        axis = tuple(range(x.ndim)) if x.ndim <= 2 else None
+        if axis is None:
+            raise ValueError(f"linalg.norm: ord={ord!r} needs axis= for a {x.ndim}-D tensor")
+        if len(axis) == 1:
+            axis = axis[0]
+    if isinstance(axis, (tuple, list)) and len(axis) == 1:
+        axis = axis[0]
+    if isinstance(axis, (int, np.integer)):
+        a = abs(x)
+        if ord is None or ord == 2:
+            return (x * x).sum(axis=axis, keepdims=keepdims).sqrt()
+        if ord == np.inf:
+            return a.max(axis=axis, keepdims=keepdims)
+        if ord == -np.inf:
+            return a.min(axis=axis, keepdims=keepdims)
+        if ord == 0:
+            return (x != 0).astype(x.dtype).sum(axis=axis, keepdims=keepdims).detach()
+        if ord == 1:
+            return a.sum(axis=axis, keepdims=keepdims)
+        if isinstance(ord, str):
+            raise ValueError(f"linalg.norm: ord={ord!r} is a matrix norm; give axis=(i, j)")
+        return (a ** float(ord)).sum(axis=axis, keepdims=keepdims) ** (1.0 / float(ord))
+    r, c = (int(v) % x.ndim for v in axis)
+    if r == c:
+        raise ValueError(f"linalg.norm: the two axes must differ, got {tuple(axis)}")
+    a = abs(x)
+    if ord in (None, "fro"):
+        return (x * x).sum(axis=(r, c), keepdims=keepdims).sqrt()
+    if ord in (1, -1):       # max (min) over columns of the column sums
+        s = a.sum(axis=r, keepdims=True)
+        out = s.max(axis=c, keepdims=True) if ord == 1 else s.min(axis=c, keepdims=True)
+    elif ord in (np.inf, -np.inf):
+        s = a.sum(axis=c, keepdims=True)
+        out = s.max(axis=r, keepdims=True) if ord == np.inf else s.min(axis=r, keepdims=True)
+    else:
+        raise ValueError(f"linalg.norm: matrix ord={ord!r} is not supported (use 'fro', 1, -1, "
+                         f"inf or -inf; 'nuc' and 2 need the SVD, which tapegrad lacks yet)")
+    return out if keepdims else out.squeeze(axis=(r, c))
