@@ -25,6 +25,10 @@ void tg__free(void *p, size_t nbytes);
 
 /* ---- random (random.c): n doubles, uniform [0,1) (kind 0) or N(0,1) (1) */
 void tg__random_fill(double *out, int64_t n, int kind);
+/* The same from generator g (NULL: the default generator). */
+void tg__random_fill_gen(tg_generator *g, double *out, int64_t n, int kind);
+/* n integers uniform in [0, bound), bound >= 1, without modulo bias. */
+void tg__random_below(tg_generator *g, uint64_t bound, int64_t n, uint64_t *out);
 
 /* ---- kernel brackets (runtime.c): let other threads run in long kernels */
 void *tg__kernel_begin(int64_t work); /* returns a token for tg__kernel_end */

@@ -555,7 +555,7 @@ tg_tensor *tg_tensor_from_buffer(int ndim, const int64_t *shape, tg_dtype dt, co
 }
 
 static tg_tensor *random_tensor(const char *who, int ndim, const int64_t *shape, int kind,
-                                double a, double b, tg_dtype dt) {
+                                double a, double b, tg_dtype dt, tg_generator *g) {
     if (!tg_dtype_is_float(dt))
         return TG_FAIL(TG_ERR_TYPE, "%s: dtype must be float32 or float64, got %s", who,
                        tg_dtype_name(dt));
@@ -566,7 +566,7 @@ static tg_tensor *random_tensor(const char *who, int ndim, const int64_t *shape,
         tg_tensor_release(t);
         return TG_FAIL(TG_ERR_MEMORY, "%s: out of memory", who);
     }
-    tg__random_fill(tmp, t->numel, kind == 2 ? 0 : kind);
+    tg__random_fill_gen(g, tmp, t->numel, kind == 2 ? 0 : kind);
     for (int64_t i = 0; i < t->numel; i++) {
         double v = tmp[i];
         if (kind == 0) v = a + (b - a) * v;
@@ -579,17 +579,145 @@ static tg_tensor *random_tensor(const char *who, int ndim, const int64_t *shape,
     return t;
 }
 
+tg_tensor *tg_tensor_rand_gen(int ndim, const int64_t *shape, double low, double high, tg_dtype dt,
+                              tg_generator *g) {
+    return random_tensor("rand", ndim, shape, 0, low, high, dt, g);
+}
+
+tg_tensor *tg_tensor_randn_gen(int ndim, const int64_t *shape, double mean, double std, tg_dtype dt,
+                               tg_generator *g) {
+    return random_tensor("randn", ndim, shape, 1, mean, std, dt, g);
+}
+
+tg_tensor *tg_tensor_bernoulli_gen(int ndim, const int64_t *shape, double p, tg_dtype dt,
+                                   tg_generator *g) {
+    if (!(p >= 0 && p <= 1)) return TG_FAIL(TG_ERR_VALUE, "bernoulli: p must be in [0, 1], got %g", p);
+    return random_tensor("bernoulli", ndim, shape, 2, p, 0, dt, g);
+}
+
 tg_tensor *tg_tensor_rand(int ndim, const int64_t *shape, double low, double high, tg_dtype dt) {
-    return random_tensor("rand", ndim, shape, 0, low, high, dt);
+    return tg_tensor_rand_gen(ndim, shape, low, high, dt, NULL);
 }
 
 tg_tensor *tg_tensor_randn(int ndim, const int64_t *shape, double mean, double std, tg_dtype dt) {
-    return random_tensor("randn", ndim, shape, 1, mean, std, dt);
+    return tg_tensor_randn_gen(ndim, shape, mean, std, dt, NULL);
 }
 
 tg_tensor *tg_tensor_bernoulli(int ndim, const int64_t *shape, double p, tg_dtype dt) {
-    if (!(p >= 0 && p <= 1)) return TG_FAIL(TG_ERR_VALUE, "bernoulli: p must be in [0, 1], got %g", p);
-    return random_tensor("bernoulli", ndim, shape, 2, p, 0, dt);
+    return tg_tensor_bernoulli_gen(ndim, shape, p, dt, NULL);
+}
+
+tg_tensor *tg_randint(int64_t low, int64_t high, int ndim, const int64_t *shape, tg_generator *g) {
+    if (!(high > low))
+        return TG_FAIL(TG_ERR_VALUE, "randint: high must be greater than low, got low=%lld, high=%lld",
+                       (long long)low, (long long)high);
+    tg_tensor *t = tg_tensor_empty(ndim, shape, TG_INT64);
+    if (!t || !t->numel) return t;
+    uint64_t *u = (uint64_t *)tg_tensor_data(t);
+    tg__random_below(g, (uint64_t)high - (uint64_t)low, t->numel, u);
+    for (int64_t i = 0; i < t->numel; i++) ((int64_t *)u)[i] = (int64_t)((uint64_t)low + u[i]);
+    return t;
+}
+
+tg_tensor *tg_randperm(int64_t n, tg_generator *g) {
+    if (n < 0) return TG_FAIL(TG_ERR_VALUE, "randperm: n must be >= 0, got %lld", (long long)n);
+    tg_tensor *t = tg_tensor_empty(1, &n, TG_INT64);
+    if (!t || n == 0) return t;
+    int64_t *p = (int64_t *)tg_tensor_data(t);
+    for (int64_t i = 0; i < n; i++) p[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates: swap i with a uniform j <= i */
+        uint64_t j;
+        tg__random_below(g, (uint64_t)i + 1, 1, &j);
+        int64_t tmp = p[i];
+        p[i] = p[j];
+        p[j] = tmp;
+    }
+    return t;
+}
+
+tg_tensor *tg_multinomial(tg_tensor *probs, int64_t num_samples, bool replacement, tg_generator *g) {
+    const char *who = "multinomial";
+    if (!probs) return TG_FAIL(TG_ERR_VALUE, "%s: probs is NULL", who);
+    if (!tg_dtype_is_float(probs->dtype))
+        return TG_FAIL(TG_ERR_TYPE, "%s: probs must be float32 or float64, got %s", who,
+                       tg_dtype_name(probs->dtype));
+    if (probs->ndim != 1 && probs->ndim != 2)
+        return TG_FAIL(TG_ERR_VALUE, "%s: probs must be 1-D or 2-D, got shape %s", who,
+                       tg__shp(probs));
+    int64_t rows = probs->ndim == 2 ? probs->shape[0] : 1, k = probs->shape[probs->ndim - 1];
+    if (k == 0) return TG_FAIL(TG_ERR_VALUE, "%s: probs has no categories (shape %s)", who, tg__shp(probs));
+    if (num_samples <= 0)
+        return TG_FAIL(TG_ERR_VALUE, "%s: num_samples must be positive, got %lld", who,
+                       (long long)num_samples);
+    tg_tensor *p = tg__as_dtype(probs, TG_FLOAT64);
+    if (p && !tg_tensor_is_contiguous(p)) {
+        tg_tensor *c = tg__copy(p);
+        tg_tensor_release(p);
+        p = c;
+    }
+    if (!p) return NULL;
+    const double *w = (const double *)tg_tensor_data(p);
+    int64_t shape[2] = {rows, num_samples};
+    tg_tensor *out = tg_tensor_empty(probs->ndim, probs->ndim == 2 ? shape : shape + 1, TG_INT64);
+    double *work = out ? malloc(sizeof(double) * (size_t)k) : NULL;
+    tg_status st = work ? TG_OK : (out ? tg_error_set(TG_ERR_MEMORY, "%s: out of memory", who)
+                                       : tg_error_status());
+    for (int64_t r = 0; !st && r < rows; r++) {
+        const double *row = w + r * k;
+        double total = 0;
+        int64_t positive = 0;
+        for (int64_t j = 0; j < k; j++) {
+            if (!(row[j] >= 0) || !isfinite(row[j])) {
+                st = tg_error_set(TG_ERR_VALUE, "%s: probs must be finite and non-negative; row %lld "
+                                  "has %g at index %lld", who, (long long)r, row[j], (long long)j);
+                break;
+            }
+            total += row[j];
+            positive += row[j] > 0;
+            work[j] = row[j];
+        }
+        if (st) break;
+        if (!(total > 0)) {
+            st = tg_error_set(TG_ERR_VALUE, "%s: row %lld of probs sums to 0 (no category can be drawn)",
+                              who, (long long)r);
+            break;
+        }
+        if (!replacement && num_samples > positive) {
+            st = tg_error_set(TG_ERR_VALUE, "%s: cannot draw %lld samples without replacement from "
+                              "row %lld, which has %lld categories of positive probability",
+                              who, (long long)num_samples, (long long)r, (long long)positive);
+            break;
+        }
+        int64_t *o = (int64_t *)tg_tensor_data(out) + r * num_samples;
+        for (int64_t s = 0; s < num_samples; s++) {
+            double u;
+            tg__random_fill_gen(g, &u, 1, 0);
+            double target = u * total, acc = 0;
+            int64_t pick = -1;
+            for (int64_t j = 0; j < k; j++) {
+                if (work[j] <= 0) continue;
+                pick = j; /* the last positive one, should rounding leave acc < target */
+                acc += work[j];
+                if (target < acc) break;
+            }
+            o[s] = pick;
+            if (!replacement) { /* remove the drawn category */
+                total -= work[pick];
+                work[pick] = 0;
+                if (!(total > 0)) { /* rounding: recompute from what is left */
+                    total = 0;
+                    for (int64_t j = 0; j < k; j++) total += work[j];
+                }
+            }
+        }
+    }
+    free(work);
+    tg_tensor_release(p);
+    if (st) {
+        tg_tensor_release(out);
+        return NULL;
+    }
+    return out;
 }
 
 /* ===================================================================== */

@@ -236,10 +236,39 @@ tg_tensor *tg_tensor_bernoulli(int ndim, const int64_t *shape, double p, tg_dtyp
 
 /* The generator: xoshiro256** seeded through splitmix64; normals by the
  * Box-Muller transform in double precision.  The same seed gives the same
- * numbers on every platform.  One generator per process. */
+ * numbers on every platform.  The process has one default generator (the
+ * functions without a generator argument use it); tg_generator objects are
+ * independent streams.  Every function taking a tg_generator * takes NULL
+ * for the default one.  Each generator has its own lock. */
+typedef struct tg_generator tg_generator;
 void tg_manual_seed(uint64_t seed);
 uint64_t tg_random_u64(void);
 double tg_random_uniform(void); /* [0, 1) with 53 random bits */
+tg_generator *tg_default_generator(void);
+tg_generator *tg_generator_new(uint64_t seed); /* NULL on allocation failure */
+void tg_generator_free(tg_generator *g);       /* not the default one */
+void tg_generator_manual_seed(tg_generator *g, uint64_t seed);
+uint64_t tg_generator_initial_seed(tg_generator *g); /* the last seed given */
+uint64_t tg_generator_u64(tg_generator *g);
+void tg_generator_get_state(tg_generator *g, uint64_t state[4]);
+tg_status tg_generator_set_state(tg_generator *g, const uint64_t state[4]); /* not all zero */
+/* rand / randn / bernoulli from generator g. */
+tg_tensor *tg_tensor_rand_gen(int ndim, const int64_t *shape, double low, double high, tg_dtype dt,
+                              tg_generator *g);
+tg_tensor *tg_tensor_randn_gen(int ndim, const int64_t *shape, double mean, double std, tg_dtype dt,
+                               tg_generator *g);
+tg_tensor *tg_tensor_bernoulli_gen(int ndim, const int64_t *shape, double p, tg_dtype dt,
+                                   tg_generator *g);
+/* Integers uniform in [low, high) (int64); high > low. */
+tg_tensor *tg_randint(int64_t low, int64_t high, int ndim, const int64_t *shape, tg_generator *g);
+/* A random permutation of 0..n-1 (int64, Fisher-Yates). */
+tg_tensor *tg_randperm(int64_t n, tg_generator *g);
+/* num_samples category indices (int64) from each row of probs (1-D: one
+ * distribution, 2-D: one per row; non-negative, finite weights that need
+ * not sum to 1, at least one positive), with or without replacement (then
+ * num_samples <= the number of positive weights of each row). */
+tg_tensor *tg_multinomial(tg_tensor *probs, int64_t num_samples, bool replacement,
+                          tg_generator *g);
 
 /* The caching allocator behind tensor data (see alloc.c). */
 typedef struct tg_memory_stats_t {

@@ -83,6 +83,9 @@ tg_tensor *tgpy_as_tensor(PyObject *o, const tg_tensor *like);
 tg_tensor *tgpy_new_tensor(PyObject *o, int has_dtype, tg_dtype dt);
 /* Parse a dtype argument (None -> deflt). Returns 0 or -1 with TypeError. */
 int tgpy_parse_dtype(PyObject *o, tg_dtype deflt, tg_dtype *out);
+/* generator= argument: a tg.Generator or None (NULL: the default one). */
+int tgpy_generator(const char *fname, PyObject *o, tg_generator **out);
+int tgpy_generator_init(PyObject *m); /* generator.c: the type and randint/randperm/multinomial */
 PyObject *tgpy_dtype_object(tg_dtype dt); /* borrowed */
 /* A tensor from numpy array `a` sharing its memory. */
 tg_tensor *tgpy_from_numpy(PyObject *a);

@@ -140,15 +140,18 @@ FUNC(full) {
 
 static PyObject *make_random(const char *fname, int kind, PyObject *const *args, Py_ssize_t nargs,
                              PyObject *kw) {
-    static const char *const names[] = {"dtype", "requires_grad"};
-    PyObject *a[2];
-    if (tgpy_args(fname, args + nargs, 0, kw, names, 2, 0, a)) return NULL;
+    static const char *const names[] = {"dtype", "requires_grad", "generator"};
+    PyObject *a[3];
+    if (tgpy_args(fname, args + nargs, 0, kw, names, 3, 0, a)) return NULL;
     int64_t shape[TG_MAX_DIMS];
     int nd;
     if (tgpy_shape(fname, args, nargs, shape, &nd)) return NULL;
     tg_dtype dt;
     if (tgpy_parse_dtype(a[0], TG_FLOAT32, &dt)) return NULL;
-    tg_tensor *t = kind ? tg_tensor_randn(nd, shape, 0, 1, dt) : tg_tensor_rand(nd, shape, 0, 1, dt);
+    tg_generator *g;
+    if (tgpy_generator(fname, a[2], &g)) return NULL;
+    tg_tensor *t = kind ? tg_tensor_randn_gen(nd, shape, 0, 1, dt, g)
+                        : tg_tensor_rand_gen(nd, shape, 0, 1, dt, g);
     return finish_rg_named(fname, t, a[1]);
 }
 FUNC(rand) { return make_random("rand", 0, args, nargs, kw); }
@@ -722,8 +725,8 @@ PyMethodDef tgpy_module_methods[] = {
     F(ones, "ones(*shape, dtype=float32, requires_grad=False)"),
     F(empty, "empty(*shape, dtype=float32, requires_grad=False)\n\nUninitialised memory."),
     F(full, "full(shape, fill_value, dtype=None, requires_grad=False)"),
-    F(rand, "rand(*shape, dtype=float32, requires_grad=False)\n\nUniform in [0, 1) from the seedable generator."),
-    F(randn, "randn(*shape, dtype=float32, requires_grad=False)\n\nStandard normal from the seedable generator."),
+    F(rand, "rand(*shape, dtype=float32, requires_grad=False, generator=None)\n\nUniform in [0, 1) from the seedable generator (or from generator, a tg.Generator)."),
+    F(randn, "randn(*shape, dtype=float32, requires_grad=False, generator=None)\n\nStandard normal from the seedable generator (or from generator, a tg.Generator)."),
     F(arange, "arange(start, stop=None, step=1, dtype=None, requires_grad=False)\n\nLike numpy.arange."),
     F(eye, "eye(N, M=None, k=0, dtype=float32, requires_grad=False)\n\nOnes on a diagonal."),
     F(zeros_like, "zeros_like(x, dtype=None, requires_grad=False)"),
@@ -832,6 +835,7 @@ static int exec_module(PyObject *m) {
     if (tgpy_opbind_init() < 0) return -1; /* docstrings of the generated bindings */
     if (tgpy_tensor_type_init(m, st) < 0) return -1;
     if (tgpy_autograd_init(m, st) < 0) return -1;
+    if (tgpy_generator_init(m) < 0) return -1;
     if (add_functions(m, tgpy_op_functions) < 0) return -1;
     if (add_functions(m, tgpy_op_generated_functions) < 0) return -1;
     if (add_functions(m, tgpy_autograd_methods) < 0) return -1;

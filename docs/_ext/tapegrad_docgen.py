@@ -54,7 +54,7 @@ API_MODULES = [
 TOP_GROUPS = [
     ("Creating tensors", "tensor from_numpy from_dlpack zeros ones empty full rand randn "
      "arange eye zeros_like ones_like empty_like full_like rand_like randn_like "
-     "manual_seed"),
+     "manual_seed Generator default_generator randint randperm multinomial"),
     ("Elementwise: arithmetic and comparisons", ""),
     ("Elementwise: functions", ""),
     ("Reductions", "std"),

@@ -20,6 +20,7 @@ from ._C import (  # noqa: F401  (the public names of the compiled core that are
     binary_cross_entropy_with_logits, grad,
     is_grad_enabled, set_grad_enabled, ops, memory_stats, empty_cache, reset_peak_memory,
     get_num_threads, set_num_threads,
+    Generator, default_generator, randint, randperm, multinomial,
 )
 
 # Every op of the registry (csrc/ops/oplist.h) that has a Python function of

@@ -610,6 +610,58 @@ START_TEST(test_memory_stats) {
 }
 END_TEST
 
+/* tg_generator: independent streams, state round trip, integer draws in
+ * range, permutations, multinomial and its refusals (no leaks on the error
+ * paths: valgrind runs this suite). */
+START_TEST(test_generators) {
+    tg_generator *a = tg_generator_new(9), *b = tg_generator_new(9);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_uint_eq(tg_generator_initial_seed(a), 9);
+    uint64_t st[4];
+    tg_generator_get_state(a, st);
+    uint64_t x = tg_generator_u64(a);
+    ck_assert_uint_eq(x, tg_generator_u64(b));
+    ck_assert_int_eq(tg_generator_set_state(a, st), TG_OK);
+    ck_assert_uint_eq(tg_generator_u64(a), x);
+    uint64_t zero[4] = {0, 0, 0, 0};
+    ck_assert_int_eq(tg_generator_set_state(a, zero), TG_ERR_VALUE);
+
+    int64_t shape[1] = {1000};
+    tg_tensor *r = tg_randint(-3, 4, 1, shape, a);
+    ck_assert_ptr_nonnull(r);
+    for (int64_t i = 0; i < 1000; i++) {
+        int64_t v = ((int64_t *)tg_tensor_data(r))[i];
+        ck_assert(v >= -3 && v < 4);
+    }
+    tg_tensor_release(r);
+    ck_assert_ptr_null(tg_randint(2, 2, 1, shape, a));
+
+    tg_tensor *p = tg_randperm(50, b);
+    int seen[50] = {0};
+    for (int64_t i = 0; i < 50; i++) seen[((int64_t *)tg_tensor_data(p))[i]]++;
+    for (int i = 0; i < 50; i++) ck_assert_int_eq(seen[i], 1);
+    tg_tensor_release(p);
+
+    double w[3] = {0.0, 2.0, 1.0};
+    int64_t three = 3;
+    tg_tensor *probs = tg_tensor_from_buffer(1, &three, TG_FLOAT64, w);
+    tg_tensor *m = tg_multinomial(probs, 2, false, a);
+    ck_assert_ptr_nonnull(m);
+    int64_t m0 = ((int64_t *)tg_tensor_data(m))[0], m1 = ((int64_t *)tg_tensor_data(m))[1];
+    ck_assert(m0 != m1 && m0 > 0 && m1 > 0); /* never the zero-weight category */
+    tg_tensor_release(m);
+    ck_assert_ptr_null(tg_multinomial(probs, 3, false, a)); /* only 2 positive weights */
+    ck_assert_int_eq(tg_error_status(), TG_ERR_VALUE);
+    w[0] = -1.0;
+    tg_tensor *bad = tg_tensor_from_buffer(1, &three, TG_FLOAT64, w);
+    ck_assert_ptr_null(tg_multinomial(bad, 1, true, NULL));
+    tg_tensor_release(bad);
+    tg_tensor_release(probs);
+    tg_generator_free(a);
+    tg_generator_free(b);
+}
+END_TEST
+
 Suite *tensor_suite(void) {
     Suite *s = suite_create("tensor");
     TCase *tc = tcase_create("creation");
@@ -620,6 +672,7 @@ Suite *tensor_suite(void) {
     tcase_add_test(tc, test_random_distributions);
     tcase_add_test(tc, test_random_u64_seed_42);
     tcase_add_test(tc, test_same_seed_same_numbers);
+    tcase_add_test(tc, test_generators);
     suite_add_tcase(s, tc);
     tc = tcase_create("views");
     tcase_add_test(tc, test_views_share_storage);

@@ -6,7 +6,7 @@ iterable of lists of indices. ``DataLoader`` builds them from ``shuffle=``,
 ``batch_size=`` and ``drop_last=``, or takes them as ``sampler=`` and
 ``batch_sampler=``.
 
-Random samplers take ``generator=``: an integer seed, a
+Random samplers take ``generator=``: a ``tg.Generator``, an integer seed, a
 ``numpy.random.Generator``, or None. With None, each pass draws its seed from
 tapegrad's global generator, so ``tg.manual_seed(s)`` makes the order
 reproducible (as ``torch.manual_seed`` does for PyTorch's samplers). A seed
@@ -34,23 +34,26 @@ __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler
 
 
 def _as_rng(generator, who: str):
-    """None (the global generator, read at each pass), or a NumPy Generator
-    (made once from an int seed) that successive passes draw from in turn."""
-    if generator is None or isinstance(generator, np.random.Generator):
+    """None (the global generator, read at each pass), a tg.Generator (each
+    pass draws its seed from it), or a NumPy Generator (made once from an int
+    seed) that successive passes draw from in turn."""
+    if generator is None or isinstance(generator, (np.random.Generator, _C.Generator)):
         return generator
     if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
         if generator < 0:
             raise ValueError(f"{who}: generator seed must be >= 0, got {generator}")
         return np.random.default_rng(int(generator))
-    raise TypeError(f"{who}: generator must be None, an int seed or a numpy.random.Generator, got "
+    raise TypeError(f"{who}: generator must be None, a tg.Generator, an int seed or a "
+                    f"numpy.random.Generator, got "
                     f"{type(generator).__name__}")
 
 
 def _pass_rng(rng) -> np.random.Generator:
-    if rng is not None:
+    if rng is not None and not isinstance(rng, _C.Generator):
         return rng
-    # a fresh seed from tapegrad's global generator (seeded by tg.manual_seed)
-    u = _C.rand(2, dtype=_C.float64).numpy()
+    # a fresh seed from tapegrad's global generator (seeded by tg.manual_seed),
+    # or from the tg.Generator given
+    u = _C.rand(2, dtype=_C.float64, generator=rng).numpy()
     return np.random.default_rng([int(v * 2.0 ** 32) for v in u])
 
 
