@@ -732,8 +732,9 @@ tg_tensor *tg_dropout(tg_tensor *x, double p, bool training);
 
 /* Convolution and pooling (csrc/ops/conv.c).  NCHW layout and PyTorch's
  * semantics: cross-correlation, zero padding, output size
- *     OH = (H + 2*pad_h - KH) / stride_h + 1   (rounded down; same for OW),
- * no dilation, no groups.  Each returns a NEW reference or NULL with the
+ *     OH = (H + 2*pad_h - KH) / stride_h + 1   (rounded down; same for OW)
+ * for these four-number entry points; the _ex versions (further down, with
+ * the issue-14 ops) add dilation, groups and per-side padding.  Each returns a NEW reference or NULL with the
  * error set; inputs are borrowed and may be any layout (views are copied to
  * contiguous memory first).  Float dtypes only (int64 -> TG_ERR_TYPE); mixed
  * float32/float64 operands compute in float64.  TG_ERR_VALUE for: a tensor

@@ -1,10 +1,10 @@
 /*
  * conv.c -- 2-D convolution and pooling of NCHW tensors, with PyTorch's
  * semantics (cross-correlation, zero padding, floor rounding of the output
- * size, no dilation, no groups).
+ * size, dilation, groups, padding that may differ before and after).
  *
- *   x (N, C, H, W)  *  w (O, C, KH, KW)  (+ b (O,))  ->  y (N, O, OH, OW)
- *   OH = (H + 2 ph - KH) / sh + 1,  OW = (W + 2 pw - KW) / sw + 1
+ *   x (N, C, H, W)  *  w (O, C/G, KH, KW)  (+ b (O,))  ->  y (N, O, OH, OW)
+ *   OH = (H + ph + ph1 - dh (KH - 1) - 1) / sh + 1   (same for OW)
  *
  * How the convolution is computed: im2col + GEMM.  For one image, every
  * window of x that the kernel visits is copied into one column of a matrix
@@ -39,6 +39,19 @@
  * max_pool2d saves the position of each window's maximum and its VJP is the
  * op max_pool2d_backward (scatter-add to those positions), whose VJP is a
  * gather; avg_pool2d and avg_pool2d_backward are each other's VJP.
+ *
+ * Dilation moves the taps of a window apart (tap k reads input k*d), which
+ * changes only the offsets im2col/col2im copy from.  Groups cut the channels
+ * into G blocks: the GEMMs run once per group on contiguous blocks of w,
+ * cols, y and dy (one call with the whole matrices when G == 1, the path
+ * without groups).  All geometry lives in one 9-number parameter list (see
+ * CV_*), stored in each entry, so that the three ops stay adjoint for every
+ * combination.
+ *
+ * Composites at the end of the file: conv1d (conv2d on H = 1),
+ * conv_transpose2d (conv2d_input_grad with PyTorch's interface),
+ * max_unpool2d (max_pool2d_backward), interpolate (index_select, mul, add)
+ * and adaptive_avg_pool2d (two matmuls with averaging matrices).
  */
 #include "ops_internal.h"
 #include "../kernels/gemm.h"
@@ -978,14 +991,19 @@ TG_DEFINE_OP(conv2d_weight_grad, .arity = 2, .diff_mask = 3, .dtypes = "float32,
 enum { PL_KH, PL_KW, PL_SH, PL_SW, PL_PH, PL_PW, PL_DH, PL_DW, PL_CEIL, PL_COUNT_PAD, PL_DIVISOR,
        PL_NPARAMS };
 
-/* The output size of pooling along one axis (PyTorch's rule): floor or
- * ceil of (n + 2p - d(k-1) - 1) / s, plus 1; in ceil mode the last window
- * must start inside the input or its left padding.  -1 when no window fits. */
+/* The output size of pooling along one axis (PyTorch's rule): floor (or
+ * ceil, in ceil mode) of (n + 2p - d(k-1) - 1) / s, plus 1; in ceil mode
+ * the last window must start inside the input or its left padding.  The
+ * numerator may be negative (a window larger than the padded input still
+ * gives one output in ceil mode when the stride covers the gap, as in
+ * PyTorch); <= 0 when no window fits.  No overflow for any stride. */
 static int64_t pool_out_size(int64_t n, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
-    int64_t span = d * (k - 1) + 1, num = n + 2 * p - span;
-    if (num < 0) return -1;
-    int64_t o = num / s + 1 + (ceil_mode && num % s != 0); /* no overflow for any stride */
-    if (ceil_mode && (o - 1) * s >= n + p) o--;
+    int64_t num = n + 2 * p - d * (k - 1) - 1;
+    int64_t q = num / s, r = num % s; /* C truncates toward zero */
+    if (r != 0 && num < 0) q--;       /* floor */
+    if (ceil_mode && r != 0) q++;     /* ceil */
+    int64_t o = q + 1;
+    if (ceil_mode && o > 1 && (o - 1) >= (n + p) / s + ((n + p) % s != 0)) o--; /* (o-1)*s >= n+p */
     return o;
 }
 
@@ -1017,18 +1035,11 @@ static tg_status pool_geom(const char *who, const int64_t *xs, const int64_t *pp
                             who, (long long)kh, (long long)kw, (long long)ph, (long long)pw,
                             (long long)dh, (long long)dw);
     int64_t ekh = dh * (kh - 1) + 1, ekw = dw * (kw - 1) + 1; /* the dilated window */
-    if (ph > ekh / 2 || pw > ekw / 2) {
-        if (dh == 1 && dw == 1)
-            return tg_error_set(TG_ERR_VALUE,
-                                "%s: padding (%lld, %lld) must be at most half of the kernel size "
-                                "(%lld, %lld)",
-                                who, (long long)ph, (long long)pw, (long long)kh, (long long)kw);
+    if (ph > kh / 2 || pw > kw / 2) /* PyTorch's rule: half the kernel, dilation or not */
         return tg_error_set(TG_ERR_VALUE,
-                            "%s: padding (%lld, %lld) must be at most half of the dilated kernel "
-                            "size (%lld, %lld) (kernel (%lld, %lld), dilation (%lld, %lld))",
-                            who, (long long)ph, (long long)pw, (long long)ekh, (long long)ekw,
-                            (long long)kh, (long long)kw, (long long)dh, (long long)dw);
-    }
+                            "%s: padding (%lld, %lld) must be at most half of the kernel size "
+                            "(%lld, %lld)",
+                            who, (long long)ph, (long long)pw, (long long)kh, (long long)kw);
     if (xs[2] <= 0 || xs[3] <= 0)
         return tg_error_set(TG_ERR_VALUE, "%s: the input's height and width must be positive, got "
                                           "shape %s", who, tg__shp2(4, xs));
@@ -1213,7 +1224,7 @@ TG_DEFINE_OP(max_pool2d, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64"
              .backward = max_pool2d_vjp, .apply = apply_max_pool2d,
              .examples = "2x3x6x5|ints=2,2,2,2,0,0,1,1,0,1,0;2x2x7x6|ints=3,2,2,1,1,1,1,1,0,1,0;"
                          "T2x3x5x4|ints=3,3,1,1,1,0,1,1,0,1,0;2x2x7x8|ints=3,2,2,2,1,1,1,1,1,1,0;"
-                         "1x2x9x8|ints=2,3,2,1,1,2,3,2,0,1,0;1x2x8x7|ints=3,2,3,2,1,0,2,1,1,1,0",
+                         "1x2x9x8|ints=2,3,2,1,1,1,3,2,0,1,0;1x2x8x7|ints=3,2,3,2,1,0,2,1,1,1,0",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* dx (N, C, H, W) = 0; dx[n, c, idx] += dy[n, c, ...].  Records max_pool2d_backward. */

@@ -440,3 +440,66 @@ def test_pool_and_resample_errors_name_the_op_and_shapes():
         F.adaptive_avg_pool2d(x, 0)
     with raises(TypeError, "max_pool2d", "int64"):
         F.max_pool2d(tg.zeros(1, 1, 4, 4, dtype=tg.int64), 2)
+
+
+# ---- random geometries (Hypothesis) ---------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(N=st.integers(0, 2), G=st.integers(1, 3), cg=st.integers(1, 2), og=st.integers(1, 2),
+       H=st.integers(1, 7), W=st.integers(1, 7), kh=st.integers(1, 4), kw=st.integers(1, 4),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 3), pw=st.integers(0, 3),
+       dh=st.integers(1, 3), dw=st.integers(1, 3), bias=st.booleans())
+def test_conv2d_random_geometry_matches_torch_or_raises(N, G, cg, og, H, W, kh, kw, sh, sw, ph, pw, dh, dw, bias):
+    """Any geometry either gives PyTorch's output and gradients or, where
+    PyTorch refuses it too (the dilated kernel larger than the padded input),
+    a ValueError naming conv2d — never a crash or a silently wrong answer."""
+    r = _rng(N * 1000 + H * 100 + W)
+    x = r.standard_normal((N, G * cg, H, W))
+    w = r.standard_normal((G * og, cg, kh, kw))
+    b = r.standard_normal(G * og) if bias else None
+    kw_ = dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=G)
+    fits = dh * (kh - 1) + 1 <= H + 2 * ph and dw * (kw - 1) + 1 <= W + 2 * pw
+    ts, ps = _pair(x, w, b)
+    if not fits:
+        with raises(ValueError, "conv2d:", "larger than the padded input"):
+            F.conv2d(*ts, **kw_)
+        with pytest.raises(RuntimeError):
+            TF.conv2d(*ps, **kw_)
+        return
+    y, py = F.conv2d(*ts, **kw_), TF.conv2d(*ps, **kw_)
+    assert y.shape == tuple(py.shape)
+    if y.size == 0:
+        return
+    _check_values_and_grads(y, py, ts, ps, np.float64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(H=st.integers(1, 9), W=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 2), pw=st.integers(0, 2),
+       dh=st.integers(1, 3), dw=st.integers(1, 3), cm=st.booleans(), cip=st.booleans())
+def test_pooling_random_geometry_matches_torch_or_raises(H, W, kh, kw, sh, sw, ph, pw, dh, dw, cm, cip):
+    x = _rng(H * 10 + W).permutation(2 * H * W).reshape(1, 2, H, W).astype(np.float64)
+    for kind in ("max", "avg"):
+        ts, ps = _pair(x)
+        if kind == "max":
+            kw_ = dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), ceil_mode=cm)
+            f, tf = F.max_pool2d, TF.max_pool2d
+        else:
+            kw_ = dict(stride=(sh, sw), padding=(ph, pw), ceil_mode=cm, count_include_pad=cip)
+            f, tf = F.avg_pool2d, TF.avg_pool2d
+        try:
+            want = tf(ps[0], (kh, kw), **kw_)
+        except RuntimeError:
+            with pytest.raises(ValueError, match=f"{kind}_pool2d:"):
+                f(ts[0], (kh, kw), **kw_)
+            continue
+        if not np.isfinite(want.detach().numpy()).all():
+            # a dilated window that covers only padding: PyTorch returns -inf there, tapegrad refuses
+            with pytest.raises(ValueError, match=f"{kind}_pool2d: output position .* covers only padding"):
+                f(ts[0], (kh, kw), **kw_)
+            continue
+        _check_values_and_grads(f(ts[0], (kh, kw), **kw_), want, ts, ps, np.float64)
