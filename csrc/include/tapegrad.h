@@ -819,7 +819,7 @@ tg_tensor *tg_max_unpool2d(tg_tensor *x, tg_tensor *indices, const int64_t *kp,
  * w (Cin, Cout/groups, KH, KW); ct = stride (h, w), padding (h, w),
  * output_padding (h, w) (each below the stride), groups, dilation (h, w).
  * interpolate: x (N, C, L) or (N, C, H, W) to size (ndim - 2 sizes); mode 0
- * nearest, 1 linear (3-D), 2 bilinear (4-D); scales NULL or ndim - 2 scale
+ * nearest, 1 linear (3-D), 2 bilinear (4-D), 3 nearest-exact; scales NULL or ndim - 2 scale
  * factors for the source indices (0: in/out), PyTorch's index rules.
  * adaptive_avg_pool2d: PyTorch's adaptive windows, (N, C, oh, ow). */
 tg_tensor *tg_conv1d(tg_tensor *x, tg_tensor *w, tg_tensor *bias, const int64_t *c1);

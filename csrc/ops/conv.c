@@ -1638,18 +1638,17 @@ TG_DEFINE_OP(conv_transpose2d, .arity = -1, .composite = true, .diff_mask = 7, .
  * (align_corners: dst * (in-1)/(out-1); else (dst + 0.5) * scale - 0.5,
  * at least 0); scale = 1/scale_factor when given (sf > 0), else in/out.
  * Linear weights are computed in double or float as the dtype. */
-static void resample_axis(int64_t in, int64_t out, double sf, bool linear, bool align, bool f32,
+static void resample_axis(int64_t in, int64_t out, double sf, int mode, bool align, bool f32,
                           int64_t *i0, int64_t *i1, double *l1) {
     for (int64_t o = 0; o < out; o++) {
-        if (!linear) {
+        if (mode == 0 || mode == 3) { /* nearest, nearest-exact */
             int64_t src;
-            if (out == in) src = o;
+            float sc = sf > 0 ? (float)(1.0 / sf) : (float)in / (float)out;
+            if (mode == 3) src = (int64_t)floorf(((float)o + 0.5f) * sc);
+            else if (out == in) src = o;
             else if (out == 2 * in) src = o >> 1;
-            else {
-                float sc = sf > 0 ? (float)(1.0 / sf) : (float)in / (float)out;
-                src = (int64_t)floorf((float)o * sc);
-                if (src > in - 1) src = in - 1;
-            }
+            else src = (int64_t)floorf((float)o * sc);
+            if (src > in - 1) src = in - 1;
             i0[o] = i1[o] = src;
             l1[o] = 0;
             continue;
@@ -1678,7 +1677,8 @@ static void resample_axis(int64_t in, int64_t out, double sf, bool linear, bool 
 
 /* x resampled along axis ax (2 or 3) to `out` positions: index_select at
  * i0 (nearest), or l0 * x[i0] + l1 * x[i1] (linear).  New reference. */
-static tg_tensor *resample(tg_tensor *x, int ax, int64_t out, double sf, bool linear, bool align) {
+static tg_tensor *resample(tg_tensor *x, int ax, int64_t out, double sf, int mode, bool align) {
+    bool linear = mode == 1 || mode == 2;
     int64_t in = x->shape[ax];
     bool f32 = x->dtype == TG_FLOAT32;
     tg_tensor *t0 = tg_tensor_empty(1, &out, TG_INT64), *t1 = tg_tensor_empty(1, &out, TG_INT64);
@@ -1688,7 +1688,7 @@ static tg_tensor *resample(tg_tensor *x, int ax, int64_t out, double sf, bool li
         if (!l1) tg_error_set(TG_ERR_MEMORY, "interpolate: out of memory");
         goto done;
     }
-    resample_axis(in, out, sf, linear, align, f32, tg_tensor_data(t0), tg_tensor_data(t1), l1);
+    resample_axis(in, out, sf, mode, align, f32, tg_tensor_data(t0), tg_tensor_data(t1), l1);
     tg_tensor *a = tg_index_select(x, ax, t0);
     if (!linear || !a) {
         r = a;
@@ -1727,24 +1727,24 @@ done:
 }
 
 /* y = x (N, C, H, W) or (N, C, L) resampled to size (ndim - 2 sizes) by
- * mode (0 nearest, 1 linear (3-D), 2 bilinear (4-D)); scales: the scale
+ * mode (0 nearest, 1 linear (3-D), 2 bilinear (4-D), 3 nearest-exact); scales: the scale
  * factors used for the source indices (0: in/out), ndim - 2 of them or
  * NULL.  A composite of index_select, mul and add. */
 tg_tensor *tg_interpolate(tg_tensor *x, const int64_t *size, const double *scales, int mode,
                           bool align_corners) {
     const char *who = "interpolate";
-    static const char *const names[] = {"nearest", "linear", "bilinear"};
+    static const char *const names[] = {"nearest", "linear", "bilinear", "nearest-exact"};
     if (need_float(who, "input", x)) return NULL;
-    if (mode < 0 || mode > 2) return TG_FAIL(TG_ERR_VALUE, "%s: unknown mode %d", who, mode);
+    if (mode < 0 || mode > 3) return TG_FAIL(TG_ERR_VALUE, "%s: unknown mode %d", who, mode);
     if (x->ndim != 3 && x->ndim != 4)
         return TG_FAIL(TG_ERR_VALUE, "%s: expected a 3-D (N, C, L) or 4-D (N, C, H, W) input, got "
                        "shape %s", who, tg__shp(x));
     if ((mode == 1 && x->ndim != 3) || (mode == 2 && x->ndim != 4))
         return TG_FAIL(TG_ERR_VALUE, "%s: mode '%s' needs a %d-D input, got shape %s", who,
                        names[mode], mode == 1 ? 3 : 4, tg__shp(x));
-    if (mode == 0 && align_corners)
+    if ((mode == 0 || mode == 3) && align_corners)
         return TG_FAIL(TG_ERR_VALUE, "%s: align_corners only applies to the linear modes, not "
-                       "'nearest'", who);
+                       "'%s'", who, names[mode]);
     int nsp = x->ndim - 2;
     for (int d = 0; d < nsp; d++) {
         if (size[d] <= 0 || size[d] > ((int64_t)1 << 40))
@@ -1756,11 +1756,10 @@ tg_tensor *tg_interpolate(tg_tensor *x, const int64_t *size, const double *scale
         if (scales && !(scales[d] >= 0 && isfinite(scales[d])))
             return TG_FAIL(TG_ERR_VALUE, "%s: scale_factor must be positive, got %g", who, scales[d]);
     }
-    bool lin = mode != 0;
     tg_tensor *cur = x;
     tg_tensor_retain(cur);
     for (int d = nsp - 1; d >= 0 && cur; d--) { /* the width first, as PyTorch */
-        tg_tensor *nx = resample(cur, 2 + d, size[d], scales ? scales[d] : 0, lin, align_corners);
+        tg_tensor *nx = resample(cur, 2 + d, size[d], scales ? scales[d] : 0, mode, align_corners);
         tg_tensor_release(cur);
         cur = nx;
     }
@@ -1777,12 +1776,12 @@ TG_DEFINE_OP(interpolate, .arity = 1, .composite = true, .diff_mask = 1, .dtypes
              .vjp = "dx = index_add of dy weighted by the same lambdas (the VJPs of index_select and mul)",
              .vjp_tex = "\\bar x_{h_a(i),\\,w_b(j)} \\mathrel{+}= \\lambda^h_{ia} \\lambda^w_{jb}\\, \\bar y_{ij}",
              .doc = "Resampling of x (N, C, L) or (N, C, H, W) (PyTorch's index rules); ints = mode (0 "
-                    "nearest, 1 linear, 2 bilinear), align_corners, output size; f0, f1 = scale factors "
+                    "nearest, 1 linear, 2 bilinear, 3 nearest-exact), align_corners, output size; f0, f1 = scale factors "
                     "(0: in/out); a composite of index_select, mul and add.",
              .apply = apply_interpolate,
              .examples = "2x3x5x4|ints=0,0,7,9;T2x3x4x5|ints=0,0,3,2;2x3x5x4|ints=2,0,7,9;"
                          "1x2x5x4|ints=2,1,7,3;1x2x6x4|ints=2,0,3,10 f0=0.5 f1=2.5;2x3x5|ints=1,0,9;"
-                         "2x3x6|ints=1,1,4;2x3x5|ints=0,0,11",
+                         "2x3x6|ints=1,1,4;2x3x5|ints=0,0,11;1x2x5x3|ints=3,0,7,8;2x3x7|ints=3,0,3",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* ---- adaptive_avg_pool2d -------------------------------------------------- */

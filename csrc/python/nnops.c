@@ -448,10 +448,10 @@ FUNC(interpolate) {
         if (!mode) return NULL;
     }
     int m = !strcmp(mode, "nearest") ? 0 : !strcmp(mode, "linear") ? 1 : !strcmp(mode, "bilinear") ? 2
-          : !strcmp(mode, "area") ? 3 : -1;
+          : !strcmp(mode, "nearest-exact") ? 3 : !strcmp(mode, "area") ? 4 : -1;
     if (m < 0) {
-        PyErr_Format(PyExc_ValueError, "interpolate: mode must be 'nearest', 'linear', 'bilinear' or "
-                     "'area', got '%s'", mode);
+        PyErr_Format(PyExc_ValueError, "interpolate: mode must be 'nearest', 'nearest-exact', 'linear', "
+                     "'bilinear' or 'area', got '%s'", mode);
         return NULL;
     }
     int align = flag(a[4], 0), recompute = flag(a[5], 0), aa = flag(a[6], 0);
@@ -460,7 +460,7 @@ FUNC(interpolate) {
         PyErr_SetString(PyExc_ValueError, "interpolate: antialias=True is not supported");
         return NULL;
     }
-    if (a[4] && a[4] != Py_None && (m == 0 || m == 3)) {
+    if (a[4] && a[4] != Py_None && (m == 0 || m >= 3)) {
         PyErr_Format(PyExc_ValueError, "interpolate: align_corners can only be set with the linear "
                      "modes ('linear', 'bilinear'), not '%s'", mode);
         return NULL;
@@ -497,7 +497,7 @@ FUNC(interpolate) {
             if (recompute) sf[d] = 0;
         }
     }
-    if (m == 3) {
+    if (m == 4) {
         if (nsp != 2) {
             PyErr_SetString(PyExc_ValueError, "interpolate: mode 'area' needs a 4-D input");
             goto out;
@@ -779,8 +779,9 @@ PyMethodDef tgpy_nn_methods[] = {
                     "[0.0, 5.0, 0.0, 7.0]"),
     F(interpolate, "interpolate(input, size=None, scale_factor=None, mode='nearest', align_corners=None, recompute_scale_factor=None, antialias=False)\n\n"
                    "Resample (N, C, L) or (N, C, H, W) to size (or floor(size * scale_factor)), as\n"
-                   "torch.nn.functional.interpolate with its index rules: mode 'nearest', 'linear'\n"
-                   "(3-D), 'bilinear' (4-D) with align_corners, or 'area' (adaptive average pooling).\n"
+                   "torch.nn.functional.interpolate with its index rules: mode 'nearest',\n"
+                   "'nearest-exact', 'linear' (3-D), 'bilinear' (4-D) with align_corners, or 'area'\n"
+                   "(adaptive average pooling).\n"
                    "Made of index_select, mul and add, so every order of gradient works.\n\n"
                    ">>> import tapegrad as tg\n"
                    ">>> tg.nn.functional.interpolate(tg.tensor([[[1.0, 2.0]]]), scale_factor=2, mode='linear').tolist()\n"

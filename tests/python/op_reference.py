@@ -384,6 +384,9 @@ def _conv_transpose_ref(xs, p):
 
 def _src_index(o, n_in, n_out, sf, mode, align):
     """PyTorch's source position of output o along one axis (nearest: an int)."""
+    if mode == 3:  # nearest-exact: the pixel whose centre is nearest
+        sc = np.float32(1.0 / sf) if sf > 0 else np.float32(n_in) / np.float32(n_out)
+        return min(int(np.floor((np.float32(o) + np.float32(0.5)) * sc)), n_in - 1)
     if mode == 0:
         if n_out == n_in:
             return o
@@ -402,7 +405,7 @@ def _interp_matrix(n_in, n_out, sf, mode, align):
     m = np.zeros((n_out, n_in))
     for o in range(n_out):
         s = _src_index(o, n_in, n_out, sf, mode, align)
-        if mode == 0:
+        if mode in (0, 3):
             m[o, s] = 1
             continue
         a = min(int(s), n_in - 1)

@@ -335,6 +335,9 @@ INTERP_GRID = [
     ((2, 3, 5), None, 2.5, "linear", False),
     ((2, 3, 6), (4,), None, "linear", True),
     ((1, 2, 6, 6), (4, 3), None, "area", None),
+    ((2, 3, 5, 4), (7, 9), None, "nearest-exact", None),
+    ((1, 2, 7, 5), None, (1.5, 0.7), "nearest-exact", None),
+    ((2, 3, 5), (3,), None, "nearest-exact", None),
 ]
 
 
@@ -362,14 +365,15 @@ def test_interpolate_gradgradcheck(mode, align):
     assert gradcheck(f, [x]) and gradgradcheck(f, [x])
 
 
-def test_interpolate_nearest_odd_sizes_exhaustive_vs_torch():
+def test_interpolate_nearest_modes_odd_sizes_exhaustive_vs_torch():
     """Every output size from 1 to 3x for a few odd input sizes: PyTorch's float index rule."""
     for n in (3, 5, 7, 13):
         x = np.arange(n, dtype=np.float32).reshape(1, 1, n)
         for m in range(1, 3 * n + 1):
-            got = F.interpolate(tg.tensor(x), size=m).numpy()
-            want = TF.interpolate(torch.tensor(x), size=m).numpy()
-            np.testing.assert_array_equal(got, want, err_msg=f"{n} -> {m}")
+            for mode in ("nearest", "nearest-exact"):
+                got = F.interpolate(tg.tensor(x), size=m, mode=mode).numpy()
+                want = TF.interpolate(torch.tensor(x), size=m, mode=mode).numpy()
+                np.testing.assert_array_equal(got, want, err_msg=f"{mode} {n} -> {m}")
 
 
 # ---- errors ---------------------------------------------------------------

@@ -220,8 +220,8 @@ HAND = {
         *x, stride=p["ints"][0:2], padding=p["ints"][2:4], output_padding=p["ints"][4:6],
         groups=p["ints"][6], dilation=p["ints"][7:9]),
     "interpolate": lambda x, p: tg.nn.functional.interpolate(
-        x[0], mode=["nearest", "linear", "bilinear"][p["ints"][0]],
-        align_corners=bool(p["ints"][1]) if p["ints"][0] else None,
+        x[0], mode=["nearest", "linear", "bilinear", "nearest-exact"][p["ints"][0]],
+        align_corners=bool(p["ints"][1]) if p["ints"][0] in (1, 2) else None,
         **({"scale_factor": p["f"][:x[0].ndim - 2]} if p["f"][0] else {"size": p["ints"][2:x[0].ndim]})),
     "adaptive_avg_pool2d": lambda x, p: tg.nn.functional.adaptive_avg_pool2d(x[0], p["ints"][:2]),
 
