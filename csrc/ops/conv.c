@@ -1326,29 +1326,27 @@ tg_tensor *tg_max_unpool2d(tg_tensor *x, tg_tensor *indices, const int64_t *kp,
     const char *who = "max_unpool2d";
     if (need_float(who, "input", x) || need_4d(who, "input", "(N, C, H, W)", x)) return NULL;
     if (!indices) return TG_FAIL(TG_ERR_VALUE, "%s: indices is NULL", who);
-    int64_t s[4] = {x->shape[0], x->shape[1], 0, 0};
+    int64_t s[4] = {x->shape[0], x->shape[1], 0, 0}, def[2], st[2] = {kp[PL_SH], kp[PL_SW]};
     for (int ax = 0; ax < 2; ax++) {
-        int64_t k = kp[PL_KH + ax], st = kp[PL_SH + ax], p = kp[PL_PH + ax];
-        if (k <= 0 || st <= 0 || p < 0 || k > ((int64_t)1 << 40) || st > ((int64_t)1 << 40) ||
-            p > ((int64_t)1 << 40))
+        int64_t k = kp[PL_KH + ax], p = kp[PL_PH + ax];
+        const int64_t big = (int64_t)1 << 40;
+        if (k <= 0 || st[ax] <= 0 || p < 0 || k > big || st[ax] > big || p > big ||
+            __builtin_mul_overflow(x->shape[2 + ax] - 1, st[ax], &def[ax]) || def[ax] > big * 4)
             return TG_FAIL(TG_ERR_VALUE, "%s: expected a positive kernel size and stride and a "
-                           "non-negative padding, got kernel (%lld, %lld), stride (%lld, %lld), "
-                           "padding (%lld, %lld)", who, (long long)kp[PL_KH], (long long)kp[PL_KW],
-                           (long long)kp[PL_SH], (long long)kp[PL_SW], (long long)kp[PL_PH],
-                           (long long)kp[PL_PW]);
-        int64_t def = (x->shape[2 + ax] - 1) * st - 2 * p + k;
-        s[2 + ax] = def;
-        if (out_hw) {
-            if (out_hw[ax] <= def - st || out_hw[ax] >= def + st)
-                return TG_FAIL(TG_ERR_VALUE, "%s: output_size (%lld, %lld) is not valid for input "
-                               "%s: expected sizes between (%lld, %lld) and (%lld, %lld)", who,
-                               (long long)out_hw[0], (long long)out_hw[1], tg__shp(x),
-                               (long long)(x->shape[2] > 0 ? (x->shape[2] - 1) * kp[PL_SH] - 2 * kp[PL_PH] + kp[PL_KH] - kp[PL_SH] + 1 : 0),
-                               (long long)(x->shape[3] > 0 ? (x->shape[3] - 1) * kp[PL_SW] - 2 * kp[PL_PW] + kp[PL_KW] - kp[PL_SW] + 1 : 0),
-                               (long long)((x->shape[2] - 1) * kp[PL_SH] - 2 * kp[PL_PH] + kp[PL_KH] + kp[PL_SH] - 1),
-                               (long long)((x->shape[3] - 1) * kp[PL_SW] - 2 * kp[PL_PW] + kp[PL_KW] + kp[PL_SW] - 1));
-            s[2 + ax] = out_hw[ax];
-        }
+                           "non-negative padding of reasonable size for input %s, got kernel (%lld, "
+                           "%lld), stride (%lld, %lld), padding (%lld, %lld)", who, tg__shp(x),
+                           (long long)kp[PL_KH], (long long)kp[PL_KW], (long long)kp[PL_SH],
+                           (long long)kp[PL_SW], (long long)kp[PL_PH], (long long)kp[PL_PW]);
+        def[ax] += k - 2 * p; /* (h - 1) * stride - 2 * padding + kernel */
+    }
+    for (int ax = 0; ax < 2; ax++) {
+        s[2 + ax] = out_hw ? out_hw[ax] : def[ax];
+        if (out_hw && (out_hw[ax] <= def[ax] - st[ax] || out_hw[ax] >= def[ax] + st[ax]))
+            return TG_FAIL(TG_ERR_VALUE, "%s: output_size (%lld, %lld) is not valid for input %s: "
+                           "expected sizes between (%lld, %lld) and (%lld, %lld)", who,
+                           (long long)out_hw[0], (long long)out_hw[1], tg__shp(x),
+                           (long long)(def[0] - st[0] + 1), (long long)(def[1] - st[1] + 1),
+                           (long long)(def[0] + st[0] - 1), (long long)(def[1] + st[1] - 1));
         if (s[2 + ax] <= 0)
             return TG_FAIL(TG_ERR_VALUE, "%s: the output would have size %lld along the %s (input "
                            "%s, kernel (%lld, %lld), stride (%lld, %lld), padding (%lld, %lld))", who,

@@ -414,8 +414,8 @@ def test_conv_errors_name_the_op_and_shapes():
 
 def test_pool_and_resample_errors_name_the_op_and_shapes():
     x = tg.randn(1, 2, 5, 5)
-    with raises(ValueError, "max_pool2d:", "dilated kernel size (5, 5)"):
-        F.max_pool2d(x, 3, padding=3, dilation=2)
+    with raises(ValueError, "max_pool2d:", "padding (2, 2)", "half of the kernel size (3, 3)"):
+        F.max_pool2d(x, 3, padding=2, dilation=2)  # PyTorch's bound ignores the dilation
     with raises(ValueError, "max_pool2d:", "dilation (3, 3)", "(1, 2, 5, 5)"):
         F.max_pool2d(x, 3, dilation=3)
     with raises(ValueError, "avg_pool2d:", "divisor_override", "positive"):
@@ -424,6 +424,9 @@ def test_pool_and_resample_errors_name_the_op_and_shapes():
         F.max_unpool2d(tg.randn(1, 2, 2, 2), tg.zeros(1, 2, 2, 2, dtype=tg.int64), 2, output_size=(9, 9))
     with raises(IndexError, "max_unpool2d:", "index 16", "4 x 4"):
         F.max_unpool2d(tg.randn(1, 1, 2, 2), tg.full((1, 1, 2, 2), 16, dtype=tg.int64), 2)
+    for stride, words in ((2**40, ("output shape", "too large")), (2**62, ("stride", "(1, 1, 2, 2)"))):
+        with raises(ValueError, "max_unpool2d:", *words):  # sizes that would overflow int64
+            F.max_unpool2d(tg.randn(1, 1, 2, 2), tg.zeros(1, 1, 2, 2, dtype=tg.int64), 2, stride=stride)
     with raises(ValueError, "max_unpool2d:", "indices must be int64", "(1, 1, 2, 2)"):
         F.max_unpool2d(tg.randn(1, 1, 2, 2), tg.zeros(1, 1, 2, 3, dtype=tg.int64), 2)
     with raises(ValueError, "interpolate:", "mode", "'bicubic'"):
