@@ -761,8 +761,9 @@ tg_tensor *tg_dropout(tg_tensor *x, double p, bool training);
 
 /* Convolution and pooling (csrc/ops/conv.c).  NCHW layout and PyTorch's
  * semantics: cross-correlation, zero padding, output size
- *     OH = (H + 2*pad_h - KH) / stride_h + 1   (rounded down; same for OW),
- * no dilation, no groups.  Each returns a NEW reference or NULL with the
+ *     OH = (H + 2*pad_h - KH) / stride_h + 1   (rounded down; same for OW)
+ * for these four-number entry points; the _ex versions (further down, with
+ * the issue-14 ops) add dilation, groups and per-side padding.  Each returns a NEW reference or NULL with the
  * error set; inputs are borrowed and may be any layout (views are copied to
  * contiguous memory first).  Float dtypes only (int64 -> TG_ERR_TYPE); mixed
  * float32/float64 operands compute in float64.  TG_ERR_VALUE for: a tensor
@@ -817,6 +818,44 @@ tg_tensor *tg_avg_pool2d(tg_tensor *x, int64_t kernel_h, int64_t kernel_w, int64
 /* -- shape.c: shape and indexing (issue 14) -- */
 
 /* -- conv.c: more convolutions, pooling, interpolation (issue 14) -- */
+/* The general convolution.  cv holds 9 parameters, in this order: stride
+ * (h, w), padding top, left, dilation (h, w), groups, padding bottom,
+ * right.  Weights are (O, C/groups, KH, KW) and
+ *     OH = (H + pad_top + pad_bottom - dilation_h*(KH-1) - 1) / stride_h + 1.
+ * tg_conv2d and its two gradients above are these with dilation 1, groups 1
+ * and the same padding on both sides. */
+tg_tensor *tg_conv2d_ex(tg_tensor *x, tg_tensor *w, tg_tensor *bias, const int64_t *cv);
+tg_tensor *tg_conv2d_input_grad_ex(tg_tensor *dy, tg_tensor *w, const int64_t *x_shape,
+                                   const int64_t *cv);
+tg_tensor *tg_conv2d_weight_grad_ex(tg_tensor *x, tg_tensor *dy, const int64_t *w_shape,
+                                    const int64_t *cv);
+/* Pooling with all of PyTorch's options.  pp holds 11 parameters: kernel
+ * (h, w), stride (h, w), padding (h, w), dilation (h, w) (1 for average
+ * pooling), ceil_mode, count_include_pad, divisor_override (0: none; the
+ * last two matter to average pooling only).  indices non-NULL: *indices =
+ * a new int64 tensor of the flat positions h*W + w of the maxima (PyTorch's
+ * return_indices). */
+tg_tensor *tg_max_pool2d_ex(tg_tensor *x, const int64_t *pp, tg_tensor **indices);
+tg_tensor *tg_avg_pool2d_ex(tg_tensor *x, const int64_t *pp);
+/* max_unpool2d: x (N, C, h, w) scattered to the flat positions indices of
+ * zero (N, C, OH, OW) planes; kp: kernel, stride, padding as pp's first six;
+ * out_hw: the output (OH, OW) or NULL for (h-1)*stride - 2*padding + kernel.
+ * A composite (its entry is max_pool2d_backward); repeated indices add. */
+tg_tensor *tg_max_unpool2d(tg_tensor *x, tg_tensor *indices, const int64_t *kp,
+                           const int64_t *out_hw);
+/* Composites.  conv1d: x (N, C, L), w (O, C/groups, K); c1 = stride, padding
+ * left, dilation, groups, padding right.  conv_transpose2d: x (N, Cin, H, W),
+ * w (Cin, Cout/groups, KH, KW); ct = stride (h, w), padding (h, w),
+ * output_padding (h, w) (each below the stride), groups, dilation (h, w).
+ * interpolate: x (N, C, L) or (N, C, H, W) to size (ndim - 2 sizes); mode 0
+ * nearest, 1 linear (3-D), 2 bilinear (4-D), 3 nearest-exact; scales NULL or ndim - 2 scale
+ * factors for the source indices (0: in/out), PyTorch's index rules.
+ * adaptive_avg_pool2d: PyTorch's adaptive windows, (N, C, oh, ow). */
+tg_tensor *tg_conv1d(tg_tensor *x, tg_tensor *w, tg_tensor *bias, const int64_t *c1);
+tg_tensor *tg_conv_transpose2d(tg_tensor *x, tg_tensor *w, tg_tensor *bias, const int64_t *ct);
+tg_tensor *tg_interpolate(tg_tensor *x, const int64_t *size, const double *scales, int mode,
+                          bool align_corners);
+tg_tensor *tg_adaptive_avg_pool2d(tg_tensor *x, int64_t oh, int64_t ow);
 
 /* -- nn.c: normalization, attention, embedding, losses (issue 14) -- */
 

@@ -1,10 +1,10 @@
 /*
  * conv.c -- 2-D convolution and pooling of NCHW tensors, with PyTorch's
  * semantics (cross-correlation, zero padding, floor rounding of the output
- * size, no dilation, no groups).
+ * size, dilation, groups, padding that may differ before and after).
  *
- *   x (N, C, H, W)  *  w (O, C, KH, KW)  (+ b (O,))  ->  y (N, O, OH, OW)
- *   OH = (H + 2 ph - KH) / sh + 1,  OW = (W + 2 pw - KW) / sw + 1
+ *   x (N, C, H, W)  *  w (O, C/G, KH, KW)  (+ b (O,))  ->  y (N, O, OH, OW)
+ *   OH = (H + ph + ph1 - dh (KH - 1) - 1) / sh + 1   (same for OW)
  *
  * How the convolution is computed: im2col + GEMM.  For one image, every
  * window of x that the kernel visits is copied into one column of a matrix
@@ -39,6 +39,19 @@
  * max_pool2d saves the position of each window's maximum and its VJP is the
  * op max_pool2d_backward (scatter-add to those positions), whose VJP is a
  * gather; avg_pool2d and avg_pool2d_backward are each other's VJP.
+ *
+ * Dilation moves the taps of a window apart (tap k reads input k*d), which
+ * changes only the offsets im2col/col2im copy from.  Groups cut the channels
+ * into G blocks: the GEMMs run once per group on contiguous blocks of w,
+ * cols, y and dy (one call with the whole matrices when G == 1, the path
+ * without groups).  All geometry lives in one 9-number parameter list (see
+ * CV_*), stored in each entry, so that the three ops stay adjoint for every
+ * combination.
+ *
+ * Composites at the end of the file: conv1d (conv2d on H = 1),
+ * conv_transpose2d (conv2d_input_grad with PyTorch's interface),
+ * max_unpool2d (max_pool2d_backward), interpolate (index_select, mul, add)
+ * and adaptive_avg_pool2d (two matmuls with averaging matrices).
  */
 #include "ops_internal.h"
 #include "../kernels/gemm.h"
@@ -60,50 +73,86 @@
 /* ===================================================================== */
 
 /* The shape of one convolution or pooling: input (N, C, H, W), window
- * (KH, KW), stride, padding, output (OH, OW).  O: output channels of a
- * convolution (= C for pooling). */
+ * (KH, KW), stride, padding before (ph, pw: top, left) and after (ph1, pw1:
+ * bottom, right), dilation (dh, dw: the distance between two taps of the
+ * window), groups G (input channels C = G*Cg, output channels O = G*Og, each
+ * group of Og outputs sees its own Cg inputs), output (OH, OW).  O: output
+ * channels of a convolution (= C for pooling). */
 typedef struct {
     int64_t N, C, H, W;
     int64_t O, KH, KW;
     int64_t sh, sw, ph, pw;
     int64_t OH, OW;
+    int64_t ph1, pw1, dh, dw, G;
+    int64_t count_pad, divisor; /* average pooling: count_include_pad, divisor_override (0: none) */
 } geom;
 
-/* Fill g from the input shape xs (4 sizes), the window and the stride and
- * padding; checks the values and that the window fits in the padded input.
- * TG_ERR_VALUE naming `who` otherwise. */
+/* The geometry parameters of the three convolution ops, in the order of
+ * their params.ints: stride (h, w), padding top, left, dilation (h, w),
+ * groups, padding bottom, right. */
+enum { CV_SH, CV_SW, CV_PH, CV_PW, CV_DH, CV_DW, CV_G, CV_PH1, CV_PW1, CV_NPARAMS };
+
+/* Fill g from the input shape xs (4 sizes), the window and the convolution
+ * parameters cv (CV_NPARAMS values); checks the values and that the
+ * (dilated) window fits in the padded input.  TG_ERR_VALUE naming `who`
+ * otherwise. */
 static tg_status make_geom(const char *who, const int64_t *xs, int64_t O, int64_t KH, int64_t KW,
-                           int64_t sh, int64_t sw, int64_t ph, int64_t pw, geom *g) {
+                           const int64_t *cv, geom *g) {
+    int64_t sh = cv[CV_SH], sw = cv[CV_SW], ph = cv[CV_PH], pw = cv[CV_PW];
+    int64_t ph1 = cv[CV_PH1], pw1 = cv[CV_PW1], dh = cv[CV_DH], dw = cv[CV_DW];
     if (sh <= 0 || sw <= 0)
         return tg_error_set(TG_ERR_VALUE, "%s: stride must be positive, got (%lld, %lld)", who,
                             (long long)sh, (long long)sw);
-    if (ph < 0 || pw < 0)
-        return tg_error_set(TG_ERR_VALUE, "%s: padding must be non-negative, got (%lld, %lld)", who,
-                            (long long)ph, (long long)pw);
+    if (ph < 0 || pw < 0 || ph1 < 0 || pw1 < 0) {
+        if (ph == ph1 && pw == pw1)
+            return tg_error_set(TG_ERR_VALUE, "%s: padding must be non-negative, got (%lld, %lld)",
+                                who, (long long)ph, (long long)pw);
+        return tg_error_set(TG_ERR_VALUE, "%s: padding must be non-negative, got (top %lld, bottom "
+                            "%lld, left %lld, right %lld)", who, (long long)ph, (long long)ph1,
+                            (long long)pw, (long long)pw1);
+    }
+    if (dh <= 0 || dw <= 0)
+        return tg_error_set(TG_ERR_VALUE, "%s: dilation must be positive, got (%lld, %lld)", who,
+                            (long long)dh, (long long)dw);
     if (KH <= 0 || KW <= 0)
         return tg_error_set(TG_ERR_VALUE, "%s: kernel size must be positive, got (%lld, %lld)", who,
                             (long long)KH, (long long)KW);
-    int64_t Hp, Wp;
-    if (__builtin_mul_overflow(ph, 2, &Hp) || __builtin_add_overflow(Hp, xs[2], &Hp) ||
-        __builtin_mul_overflow(pw, 2, &Wp) || __builtin_add_overflow(Wp, xs[3], &Wp))
+    int64_t Hp, Wp, EKH, EKW; /* padded input, dilated kernel */
+    if (__builtin_add_overflow(ph, ph1, &Hp) || __builtin_add_overflow(Hp, xs[2], &Hp) ||
+        __builtin_add_overflow(pw, pw1, &Wp) || __builtin_add_overflow(Wp, xs[3], &Wp))
         return tg_error_set(TG_ERR_VALUE, "%s: padding (%lld, %lld) is out of range (the padded "
                             "size overflows int64)", who, (long long)ph, (long long)pw);
-    if (KH > Hp || KW > Wp)
+    if (__builtin_mul_overflow(KH - 1, dh, &EKH) || __builtin_add_overflow(EKH, 1, &EKH) ||
+        __builtin_mul_overflow(KW - 1, dw, &EKW) || __builtin_add_overflow(EKW, 1, &EKW))
+        return tg_error_set(TG_ERR_VALUE, "%s: dilation (%lld, %lld) is out of range for a (%lld, "
+                            "%lld) kernel", who, (long long)dh, (long long)dw, (long long)KH,
+                            (long long)KW);
+    if (EKH > Hp || EKW > Wp) {
+        if (dh == 1 && dw == 1)
+            return tg_error_set(TG_ERR_VALUE,
+                                "%s: kernel size (%lld, %lld) is larger than the padded input size "
+                                "(%lld, %lld) (input shape %s, padding (%lld, %lld))",
+                                who, (long long)KH, (long long)KW, (long long)Hp, (long long)Wp,
+                                tg__shp2(4, xs), (long long)ph, (long long)pw);
         return tg_error_set(TG_ERR_VALUE,
-                            "%s: kernel size (%lld, %lld) is larger than the padded input size "
-                            "(%lld, %lld) (input shape %s, padding (%lld, %lld))",
-                            who, (long long)KH, (long long)KW, (long long)Hp, (long long)Wp,
+                            "%s: kernel size (%lld, %lld) with dilation (%lld, %lld) spans (%lld, "
+                            "%lld), larger than the padded input size (%lld, %lld) (input shape %s, "
+                            "padding (%lld, %lld))",
+                            who, (long long)KH, (long long)KW, (long long)dh, (long long)dw,
+                            (long long)EKH, (long long)EKW, (long long)Hp, (long long)Wp,
                             tg__shp2(4, xs), (long long)ph, (long long)pw);
+    }
     *g = (geom){.N = xs[0], .C = xs[1], .H = xs[2], .W = xs[3], .O = O, .KH = KH, .KW = KW,
                 .sh = sh, .sw = sw, .ph = ph, .pw = pw,
-                .OH = (Hp - KH) / sh + 1, .OW = (Wp - KW) / sw + 1};
+                .OH = (Hp - EKH) / sh + 1, .OW = (Wp - EKW) / sw + 1,
+                .ph1 = ph1, .pw1 = pw1, .dh = dh, .dw = dw, .G = cv[CV_G]};
     /* the per-image im2col buffer (C*KH*KW, OH*OW) in float64 must be addressable */
     int64_t n;
     if (__builtin_mul_overflow(g->C, KH, &n) || __builtin_mul_overflow(n, KW, &n) ||
         __builtin_mul_overflow(n, g->OH, &n) || __builtin_mul_overflow(n, g->OW, &n) ||
         __builtin_mul_overflow(n, (int64_t)sizeof(double), &n) ||
         __builtin_mul_overflow(g->OH, g->OW, &n) || __builtin_mul_overflow(n, O, &n)) {
-        if (ph > xs[2] || pw > xs[3]) /* the padding, not the input, makes it huge */
+        if (ph > xs[2] || pw > xs[3] || ph1 > xs[2] || pw1 > xs[3]) /* the padding makes it huge */
             return tg_error_set(TG_ERR_VALUE,
                                 "%s: padding (%lld, %lld) is out of range for input %s with a "
                                 "(%lld, %lld) kernel: the output would have (%lld, %lld) positions "
@@ -133,7 +182,8 @@ static void valid_range(int64_t k, int64_t p, int64_t s, int64_t n, int64_t on, 
 
 /* A 1x1 window with stride 1 and no padding: the image itself is cols. */
 static bool is_pointwise(const geom *g) {
-    return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+    return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 &&
+           g->ph1 == 0 && g->pw1 == 0;
 }
 
 /* x converted to dt and made C-contiguous (a new reference; x itself when
@@ -162,18 +212,18 @@ static void *scratch(size_t nbytes) { return tg_aligned_alloc(64, (nbytes + 63) 
         for (int64_t c = 0; c < g->C; c++)                                                \
             for (int64_t kh = 0; kh < g->KH; kh++) {                                      \
                 int64_t oh0, oh1;                                                         \
-                valid_range(kh, g->ph, g->sh, g->H, g->OH, &oh0, &oh1);                   \
+                valid_range(kh * g->dh, g->ph, g->sh, g->H, g->OH, &oh0, &oh1);                   \
                 for (int64_t kw = 0; kw < g->KW; kw++) {                                  \
                     T *row = cols + ((c * g->KH + kh) * g->KW + kw) * OHW;                \
                     int64_t ow0, ow1;                                                     \
-                    valid_range(kw, g->pw, g->sw, g->W, g->OW, &ow0, &ow1);               \
+                    valid_range(kw * g->dw, g->pw, g->sw, g->W, g->OW, &ow0, &ow1);               \
                     for (int64_t oh = 0; oh < g->OH; oh++) {                              \
                         T *r = row + oh * g->OW;                                          \
                         if (oh < oh0 || oh >= oh1) {                                      \
                             memset(r, 0, (size_t)g->OW * sizeof(T));                      \
                             continue;                                                     \
                         }                                                                 \
-                        int64_t base = (c * g->H + oh * g->sh - g->ph + kh) * g->W + kw - g->pw; \
+                        int64_t base = (c * g->H + oh * g->sh - g->ph + kh * g->dh) * g->W + kw * g->dw - g->pw; \
                         for (int64_t ow = 0; ow < ow0; ow++) r[ow] = 0;                   \
                         if (g->sw == 1)                                                   \
                             memcpy(r + ow0, x + base + ow0, (size_t)(ow1 - ow0) * sizeof(T)); \
@@ -189,14 +239,14 @@ static void *scratch(size_t nbytes) { return tg_aligned_alloc(64, (nbytes + 63) 
         for (int64_t c = 0; c < g->C; c++)                                                \
             for (int64_t kh = 0; kh < g->KH; kh++) {                                      \
                 int64_t oh0, oh1;                                                         \
-                valid_range(kh, g->ph, g->sh, g->H, g->OH, &oh0, &oh1);                   \
+                valid_range(kh * g->dh, g->ph, g->sh, g->H, g->OH, &oh0, &oh1);                   \
                 for (int64_t kw = 0; kw < g->KW; kw++) {                                  \
                     const T *row = cols + ((c * g->KH + kh) * g->KW + kw) * OHW;          \
                     int64_t ow0, ow1;                                                     \
-                    valid_range(kw, g->pw, g->sw, g->W, g->OW, &ow0, &ow1);               \
+                    valid_range(kw * g->dw, g->pw, g->sw, g->W, g->OW, &ow0, &ow1);               \
                     for (int64_t oh = oh0; oh < oh1; oh++) {                              \
                         const T *r = row + oh * g->OW;                                    \
-                        int64_t base = (c * g->H + oh * g->sh - g->ph + kh) * g->W + kw - g->pw; \
+                        int64_t base = (c * g->H + oh * g->sh - g->ph + kh * g->dh) * g->W + kw * g->dw - g->pw; \
                         if (g->sw == 1) {                                                 \
                             /* by 4, all loads before the stores: the compiler makes  \
                              * vector instructions of it even at -O2 */               \
@@ -233,11 +283,11 @@ IM2COL(f64, double)
             for (int64_t ow = 0; ow < g->OW; ow++) {                                      \
                 T *prow = patches + (oh * g->OW + ow) * CKK;                              \
                 int64_t iw0 = ow * g->sw - g->pw;                                         \
-                bool inside = iw0 >= 0 && iw0 + g->KW <= g->W;                            \
+                bool inside = g->dw == 1 && iw0 >= 0 && iw0 + g->KW <= g->W;             \
                 for (int64_t c = 0; c < g->C; c++)                                        \
                     for (int64_t kh = 0; kh < g->KH; kh++) {                              \
                         T *d = prow + (c * g->KH + kh) * g->KW;                           \
-                        int64_t ih = oh * g->sh - g->ph + kh;                             \
+                        int64_t ih = oh * g->sh - g->ph + kh * g->dh;                     \
                         if (ih < 0 || ih >= g->H) {                                       \
                             for (int64_t kw = 0; kw < g->KW; kw++) d[kw] = 0;             \
                             continue;                                                     \
@@ -256,7 +306,7 @@ IM2COL(f64, double)
                             for (; kw < g->KW; kw++) d[kw] = src[kw];                     \
                         } else {                                                          \
                             for (int64_t kw = 0; kw < g->KW; kw++) {                      \
-                                int64_t iw = iw0 + kw;                                    \
+                                int64_t iw = iw0 + kw * g->dw;                            \
                                 d[kw] = (iw >= 0 && iw < g->W) ? xr[iw] : 0;              \
                             }                                                             \
                         }                                                                 \
@@ -289,12 +339,38 @@ static void gemm(tg_dtype dt, int64_t M, int64_t N, int64_t K, const void *A, in
         tg_gemm_f64(M, N, K, 1.0, A, rsa, csa, B, rsb, csb, beta, C, rsc, 1);
 }
 
-/* Pooling over planes [p0, p1) of (N*C) planes (H, W) -> (OH, OW).
+/* Pooling over planes [p0, p1) of (N*C) planes (H, W) -> (OH, OW).  The
+ * window of output (oh, ow) starts at (hs, ws) = (oh*sh - ph, ow*sw - pw);
+ * its taps are dh (dw) apart; those outside the input are padding.
  * max: out = window max (padding is -inf), idx = flat position h*W + w of
  *      the first maximum (a NaN counts as the maximum), idx may be NULL.
- * avg: out = window sum / (KH*KW) (count_include_pad).
+ * avg: out = window sum / divisor (dilation 1): divisor_override if set,
+ *      else the window's size clipped to the padded input
+ *      (count_include_pad) or the number of its inputs (not).
  * max_bw: dx plane = 0, then dx[idx[o]] += dy[o].
- * avg_bw: dx plane = 0, then dy[o] / (KH*KW) added to each input of window o. */
+ * avg_bw: dx plane = 0, then dy[o] / divisor added to each input of window o. */
+
+/* The taps [*i0, *i1) (tap i at s + i*d) of a window of k taps starting at s
+ * that land in [0, n). */
+static void taps(int64_t s, int64_t k, int64_t d, int64_t n, int64_t *i0, int64_t *i1) {
+    int64_t a = s >= 0 ? 0 : (-s + d - 1) / d;
+    int64_t b = s >= n ? 0 : (n - 1 - s) / d + 1;
+    if (b > k) b = k;
+    if (a > b) a = b;
+    *i0 = a;
+    *i1 = b;
+}
+
+/* The divisor of average-pooling window (hs, ws), inputs [h0, h1) x [w0, w1). */
+static double avg_divisor(const geom *g, int64_t hs, int64_t ws, int64_t h0, int64_t h1, int64_t w0,
+                          int64_t w1) {
+    if (g->divisor > 0) return (double)g->divisor;
+    if (!g->count_pad) return (double)((h1 - h0) * (w1 - w0));
+    int64_t he = hs + g->KH < g->H + g->ph ? hs + g->KH : g->H + g->ph;
+    int64_t we = ws + g->KW < g->W + g->pw ? ws + g->KW : g->W + g->pw;
+    return (double)((he - hs) * (we - ws));
+}
+
 #define POOL(SFX, T)                                                                      \
     static void maxpool_##SFX(const geom *g, int64_t p0, int64_t p1, const T *x, T *out,   \
                               int64_t *idx) {                                             \
@@ -302,19 +378,20 @@ static void gemm(tg_dtype dt, int64_t M, int64_t N, int64_t K, const void *A, in
         for (int64_t p = p0; p < p1; p++) {                                               \
             const T *xp = x + p * HW;                                                     \
             for (int64_t oh = 0; oh < g->OH; oh++) {                                      \
-                int64_t hs = oh * g->sh - g->ph, h0 = hs < 0 ? 0 : hs;                    \
-                int64_t h1 = hs + g->KH < g->H ? hs + g->KH : g->H;                       \
+                int64_t hs = oh * g->sh - g->ph, i0, i1;                                  \
+                taps(hs, g->KH, g->dh, g->H, &i0, &i1);                                   \
                 for (int64_t ow = 0; ow < g->OW; ow++) {                                  \
-                    int64_t ws = ow * g->sw - g->pw, w0 = ws < 0 ? 0 : ws;                \
-                    int64_t w1 = ws + g->KW < g->W ? ws + g->KW : g->W;                   \
-                    int64_t bi = h0 * g->W + w0;                                          \
+                    int64_t ws = ow * g->sw - g->pw, j0, j1;                              \
+                    taps(ws, g->KW, g->dw, g->W, &j0, &j1);                               \
+                    int64_t bi = (hs + i0 * g->dh) * g->W + ws + j0 * g->dw;              \
                     T best = xp[bi];                                                      \
-                    for (int64_t h = h0; h < h1; h++)                                     \
-                        for (int64_t w = w0; w < w1; w++) {                               \
-                            T v = xp[h * g->W + w];                                       \
+                    for (int64_t i = i0; i < i1; i++)                                     \
+                        for (int64_t j = j0; j < j1; j++) {                               \
+                            int64_t at = (hs + i * g->dh) * g->W + ws + j * g->dw;        \
+                            T v = xp[at];                                                 \
                             if (v > best || (v != v && best == best)) {                   \
                                 best = v;                                                 \
-                                bi = h * g->W + w;                                        \
+                                bi = at;                                                  \
                             }                                                             \
                         }                                                                 \
                     out[p * OHW + oh * g->OW + ow] = best;                                \
@@ -325,7 +402,6 @@ static void gemm(tg_dtype dt, int64_t M, int64_t N, int64_t K, const void *A, in
     }                                                                                     \
     static void avgpool_##SFX(const geom *g, int64_t p0, int64_t p1, const T *x, T *out) { \
         const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;                              \
-        const double inv = 1.0 / (double)(g->KH * g->KW);                                 \
         for (int64_t p = p0; p < p1; p++) {                                               \
             const T *xp = x + p * HW;                                                     \
             for (int64_t oh = 0; oh < g->OH; oh++) {                                      \
@@ -337,6 +413,7 @@ static void gemm(tg_dtype dt, int64_t M, int64_t N, int64_t K, const void *A, in
                     double s = 0;                                                         \
                     for (int64_t h = h0; h < h1; h++)                                     \
                         for (int64_t w = w0; w < w1; w++) s += xp[h * g->W + w];          \
+                    double inv = 1.0 / avg_divisor(g, hs, ws, h0, h1, w0, w1);            \
                     out[p * OHW + oh * g->OW + ow] = (T)(s * inv);                        \
                 }                                                                         \
             }                                                                             \
@@ -353,7 +430,6 @@ static void gemm(tg_dtype dt, int64_t M, int64_t N, int64_t K, const void *A, in
     }                                                                                     \
     static void avgpool_bw_##SFX(const geom *g, int64_t p0, int64_t p1, const T *dy, T *dx) { \
         const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;                              \
-        const T inv = (T)(1.0 / (double)(g->KH * g->KW));                                 \
         for (int64_t p = p0; p < p1; p++) {                                               \
             T *d = dx + p * HW;                                                           \
             memset(d, 0, (size_t)HW * sizeof(T));                                         \
@@ -363,6 +439,7 @@ static void gemm(tg_dtype dt, int64_t M, int64_t N, int64_t K, const void *A, in
                 for (int64_t ow = 0; ow < g->OW; ow++) {                                  \
                     int64_t ws = ow * g->sw - g->pw, w0 = ws < 0 ? 0 : ws;                \
                     int64_t w1 = ws + g->KW < g->W ? ws + g->KW : g->W;                   \
+                    T inv = (T)(1.0 / avg_divisor(g, hs, ws, h0, h1, w0, w1));            \
                     T v = dy[p * OHW + oh * g->OW + ow] * inv;                            \
                     for (int64_t h = h0; h < h1; h++)                                     \
                         for (int64_t w = w0; w < w1; w++) d[h * g->W + w] += v;           \
@@ -392,11 +469,16 @@ typedef struct {
 
 /* Images per chunk so that a chunk is worth a thread. */
 static int64_t image_grain(const geom *g) {
-    double work = (double)g->O * (double)(g->C * g->KH * g->KW) * (double)(g->OH * g->OW);
+    double work = (double)g->O * (double)(g->C / g->G * g->KH * g->KW) * (double)(g->OH * g->OW);
     if (work <= 0) return g->N > 0 ? g->N : 1;
     double grain = ceil(CONV_MIN_WORK_PER_CHUNK / work);
     return grain < 1 ? 1 : grain > (double)INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)grain;
 }
+
+/* With groups, each GEMM below is one per group: group k's Og = O/G output
+ * channels are its weight rows (Og, Cg*KH*KW) times its Cg input channels'
+ * rows of cols (Cg*KH*KW, OH*OW), which are contiguous blocks of cols, w,
+ * y and dy.  G == 1 is one call with the whole matrices. */
 
 /* y_n = w @ im2col(x_n) (+ b), images [n0, n1). */
 static void fwd_range(int64_t n0, int64_t n1, void *vjob) {
@@ -404,6 +486,7 @@ static void fwd_range(int64_t n0, int64_t n1, void *vjob) {
     const geom *g = j->g;
     size_t isz = tg_dtype_size(j->dt);
     int64_t CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
+    int64_t Og = g->O / g->G, CgKK = CKK / g->G, CgHW = g->C / g->G * g->H * g->W;
     bool direct = is_pointwise(g);
     void *cols = direct ? NULL : scratch((size_t)(CKK * OHW) * isz);
     if (!direct && !cols) {
@@ -425,8 +508,12 @@ static void fwd_range(int64_t n0, int64_t n1, void *vjob) {
                 }
             }
         }
-        gemm(j->dt, g->O, OHW, CKK, j->w, CKK, 1, direct ? xn : cols, OHW, 1, j->b ? 1.0 : 0.0, yn,
-             OHW);
+        for (int64_t k = 0; k < g->G; k++) {
+            const char *B = direct ? xn + (size_t)(k * CgHW) * isz
+                                   : (const char *)cols + (size_t)(k * CgKK * OHW) * isz;
+            gemm(j->dt, Og, OHW, CgKK, j->w + (size_t)(k * Og * CgKK) * isz, CgKK, 1, B, OHW, 1,
+                 j->b ? 1.0 : 0.0, yn + (size_t)(k * Og * OHW) * isz, OHW);
+        }
     }
     tg_aligned_free(cols);
 }
@@ -437,6 +524,7 @@ static void dx_range(int64_t n0, int64_t n1, void *vjob) {
     const geom *g = j->g;
     size_t isz = tg_dtype_size(j->dt);
     int64_t CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW, CHW = g->C * g->H * g->W;
+    int64_t Og = g->O / g->G, CgKK = CKK / g->G, CgHW = CHW / g->G;
     bool direct = is_pointwise(g);
     void *cols = direct ? NULL : scratch((size_t)(CKK * OHW) * isz);
     if (!direct && !cols) {
@@ -446,7 +534,12 @@ static void dx_range(int64_t n0, int64_t n1, void *vjob) {
     for (int64_t n = n0; n < n1; n++) {
         char *dxn = j->out + (size_t)(n * CHW) * isz;
         const char *dyn = j->dy + (size_t)(n * g->O * OHW) * isz;
-        gemm(j->dt, CKK, OHW, g->O, j->w, 1, CKK, dyn, OHW, 1, 0.0, direct ? (void *)dxn : cols, OHW);
+        for (int64_t k = 0; k < g->G; k++) {
+            char *C = direct ? dxn + (size_t)(k * CgHW) * isz
+                             : (char *)cols + (size_t)(k * CgKK * OHW) * isz;
+            gemm(j->dt, CgKK, OHW, Og, j->w + (size_t)(k * Og * CgKK) * isz, 1, CgKK,
+                 dyn + (size_t)(k * Og * OHW) * isz, OHW, 1, 0.0, C, OHW);
+        }
         if (!direct) {
             memset(dxn, 0, (size_t)CHW * isz);
             col2im(j->dt, g, cols, dxn);
@@ -462,6 +555,7 @@ static void dw_range(int64_t k0, int64_t k1, void *vjob) {
     const geom *g = j->g;
     size_t isz = tg_dtype_size(j->dt);
     int64_t CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
+    int64_t Og = g->O / g->G, CgKK = CKK / g->G, CgHW = g->C / g->G * g->H * g->W;
     bool direct = is_pointwise(g);
     void *cols = direct ? NULL : scratch((size_t)(CKK * OHW) * isz);
     if (!direct && !cols) {
@@ -475,18 +569,25 @@ static void dw_range(int64_t k0, int64_t k1, void *vjob) {
     bool rows = g->KW >= 4;
     for (int64_t k = k0; k < k1; k++) {
         int64_t n0 = g->N * k / j->nparts, n1 = g->N * (k + 1) / j->nparts;
-        char *part = j->out + (size_t)(k * g->O * CKK) * isz;
-        if (n0 == n1) memset(part, 0, (size_t)(g->O * CKK) * isz);
+        char *part = j->out + (size_t)(k * g->O * CgKK) * isz;
+        if (n0 == n1) memset(part, 0, (size_t)(g->O * CgKK) * isz);
         for (int64_t n = n0; n < n1; n++) {
             const char *xn = j->x + (size_t)(n * g->C * g->H * g->W) * isz;
             const char *dyn = j->dy + (size_t)(n * g->O * OHW) * isz;
             if (direct || !rows) { /* B = cols^T: x_n itself in the pointwise case */
                 if (!direct) im2col(j->dt, g, xn, cols);
-                gemm(j->dt, g->O, CKK, OHW, dyn, OHW, 1, direct ? xn : cols, 1, OHW,
-                     n == n0 ? 0.0 : 1.0, part, CKK);
-            } else { /* B = the patches, row-major */
+                for (int64_t q = 0; q < g->G; q++) {
+                    const char *B = direct ? xn + (size_t)(q * CgHW) * isz
+                                           : (const char *)cols + (size_t)(q * CgKK * OHW) * isz;
+                    gemm(j->dt, Og, CgKK, OHW, dyn + (size_t)(q * Og * OHW) * isz, OHW, 1, B, 1, OHW,
+                         n == n0 ? 0.0 : 1.0, part + (size_t)(q * Og * CgKK) * isz, CgKK);
+                }
+            } else { /* B = the patches, row-major: group q's columns of each row */
                 im2row(j->dt, g, xn, cols);
-                gemm(j->dt, g->O, CKK, OHW, dyn, OHW, 1, cols, CKK, 1, n == n0 ? 0.0 : 1.0, part, CKK);
+                for (int64_t q = 0; q < g->G; q++)
+                    gemm(j->dt, Og, CgKK, OHW, dyn + (size_t)(q * Og * OHW) * isz, OHW, 1,
+                         (const char *)cols + (size_t)(q * CgKK) * isz, CKK, 1, n == n0 ? 0.0 : 1.0,
+                         part + (size_t)(q * Og * CgKK) * isz, CgKK);
             }
         }
     }
@@ -531,7 +632,7 @@ static tg_tensor *conv_input_grad(const geom *g, tg_dtype dt, tg_tensor *dy, tg_
 
 /* dw = sum_n dy_n @ im2col(x_n)^T.  New reference. */
 static tg_tensor *conv_weight_grad(const geom *g, tg_dtype dt, tg_tensor *x, tg_tensor *dy) {
-    int64_t sh[4] = {g->O, g->C, g->KH, g->KW};
+    int64_t sh[4] = {g->O, g->C / g->G, g->KH, g->KW};
     if (g->N == 0) return tg_tensor_zeros(4, sh, dt);
     tg_tensor *dw = tg_tensor_empty(4, sh, dt);
     if (!dw || dw->numel == 0) return dw;
@@ -602,15 +703,33 @@ static tg_status need_4d(const char *who, const char *what, const char *layout, 
     return TG_OK;
 }
 
-/* The geometry of conv(x of shape xs, w of shape ws); checks the channels. */
-static tg_status conv_geom(const char *who, const int64_t *xs, const int64_t *ws, int64_t sh,
-                           int64_t sw, int64_t ph, int64_t pw, geom *g) {
-    if (xs[1] != ws[1])
+/* The geometry of conv(x of shape xs, w of shape ws) with parameters cv;
+ * checks the groups and the channels. */
+static tg_status conv_geom(const char *who, const int64_t *xs, const int64_t *ws, const int64_t *cv,
+                           geom *g) {
+    int64_t G = cv[CV_G];
+    if (G <= 0)
+        return tg_error_set(TG_ERR_VALUE, "%s: groups must be positive, got %lld", who, (long long)G);
+    if (xs[1] % G || ws[0] % G)
         return tg_error_set(TG_ERR_VALUE,
-                            "%s: input has %lld channels but weight expects %lld (weight shape %s); "
-                            "input shape %s",
-                            who, (long long)xs[1], (long long)ws[1], tg__shp2(4, ws), tg__shp2(4, xs));
-    return make_geom(who, xs, ws[0], ws[2], ws[3], sh, sw, ph, pw, g);
+                            "%s: groups=%lld must divide both the input channels (%lld, input shape "
+                            "%s) and the output channels (%lld, weight shape %s)",
+                            who, (long long)G, (long long)xs[1], tg__shp2(4, xs), (long long)ws[0],
+                            tg__shp2(4, ws));
+    if (xs[1] != ws[1] * G) {
+        if (G == 1)
+            return tg_error_set(TG_ERR_VALUE,
+                                "%s: input has %lld channels but weight expects %lld (weight shape "
+                                "%s); input shape %s",
+                                who, (long long)xs[1], (long long)ws[1], tg__shp2(4, ws),
+                                tg__shp2(4, xs));
+        return tg_error_set(TG_ERR_VALUE,
+                            "%s: input has %lld channels but weight expects %lld = groups (%lld) x "
+                            "%lld (weight shape %s); input shape %s",
+                            who, (long long)xs[1], (long long)(ws[1] * G), (long long)G,
+                            (long long)ws[1], tg__shp2(4, ws), tg__shp2(4, xs));
+    }
+    return make_geom(who, xs, ws[0], ws[2], ws[3], cv, g);
 }
 
 /* dy must have the shape of conv's output for geometry g. */
@@ -620,31 +739,25 @@ static tg_status check_dy(const char *who, const tg_tensor *dy, const geom *g) {
         return tg_error_set(TG_ERR_VALUE,
                             "%s: grad_output has shape %s but the convolution's output has shape %s "
                             "(input %s, weight (%lld, %lld, %lld, %lld), stride (%lld, %lld), "
-                            "padding (%lld, %lld))",
+                            "padding (%lld, %lld), dilation (%lld, %lld), groups %lld)",
                             who, tg__shp(dy), tg__shp2(4, want),
                             tg__shp2(4, (int64_t[]){g->N, g->C, g->H, g->W}), (long long)g->O,
-                            (long long)g->C, (long long)g->KH, (long long)g->KW, (long long)g->sh,
-                            (long long)g->sw, (long long)g->ph, (long long)g->pw);
+                            (long long)(g->C / g->G), (long long)g->KH, (long long)g->KW,
+                            (long long)g->sh, (long long)g->sw, (long long)g->ph, (long long)g->pw,
+                            (long long)g->dh, (long long)g->dw, (long long)g->G);
     return TG_OK;
 }
 
-static void store_conv_params(tg_entry *e, const int64_t *shape, int64_t sh, int64_t sw, int64_t ph,
-                              int64_t pw) {
-    e->params.i[0] = sh;
-    e->params.i[1] = sw;
-    e->params.i[2] = ph;
-    e->params.i[3] = pw;
-    e->params.ndim = 4;
-    memcpy(e->params.shape, shape, 4 * sizeof *shape);
-}
-
-/* Record `out` for op with inputs in[0..n), saving in[0] and in[1]. */
+/* Record `out` for op with inputs in[0..n), saving in[0] and in[1]; the
+ * entry keeps the shape pshape (4 sizes) and the parameters cv. */
 static tg_tensor *finish_conv(const tg_opdef *op, int n, tg_tensor **in, tg_tensor *out,
-                              const int64_t *pshape, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
+                              const int64_t *pshape, const int64_t *cv) {
     tg_entry *e;
     out = tg__finish(op, n, in, out, &e);
     if (e) {
-        store_conv_params(e, pshape, sh, sw, ph, pw);
+        memcpy(e->params.ints, cv, CV_NPARAMS * sizeof *cv);
+        e->params.ndim = 4;
+        memcpy(e->params.shape, pshape, 4 * sizeof *pshape);
         if (tg__save(e, in[0]) || tg__save(e, in[1])) {
             tg_tensor_release(out);
             return NULL;
@@ -653,30 +766,36 @@ static tg_tensor *finish_conv(const tg_opdef *op, int n, tg_tensor **in, tg_tens
     return out;
 }
 
+/* The parameters of a convolution with no dilation, no groups and the same
+ * padding on both sides (the classic four-number API). */
+static void classic_params(int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t *cv) {
+    int64_t v[CV_NPARAMS] = {sh, sw, ph, pw, 1, 1, 1, ph, pw};
+    memcpy(cv, v, sizeof v);
+}
+
 /* ===================================================================== */
 /* conv2d                                                                 */
 /* ===================================================================== */
 
-/* y (N, O, OH, OW) = conv2d(x (N, C, H, W), w (O, C, KH, KW)) + b (O,) or no
- * bias (b NULL).  Returns a NEW reference (recorded on the tape when an
- * input requires grad; x and w are saved for backward); NULL with
- * TG_ERR_TYPE (int64) or TG_ERR_VALUE (shapes, stride, padding) or
- * TG_ERR_MEMORY set.  Arguments borrowed. */
-tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *w, tg_tensor *b, int64_t sh, int64_t sw, int64_t ph,
-                     int64_t pw) {
+/* y (N, O, OH, OW) = conv2d(x (N, C, H, W), w (O, C/G, KH, KW)) + b (O,) or
+ * no bias (b NULL), parameters cv (CV_NPARAMS).  Returns a NEW reference
+ * (recorded on the tape when an input requires grad; x and w are saved for
+ * backward); NULL with TG_ERR_TYPE (int64) or TG_ERR_VALUE (shapes, stride,
+ * padding, dilation, groups) or TG_ERR_MEMORY set.  Arguments borrowed. */
+tg_tensor *tg_conv2d_ex(tg_tensor *x, tg_tensor *w, tg_tensor *b, const int64_t *cv) {
     const char *who = "conv2d";
     if (need_float(who, "input", x) || need_float(who, "weight", w) ||
         (b && need_float(who, "bias", b)))
         return NULL;
     if (need_4d(who, "input", "(N, C, H, W)", x) ||
-        need_4d(who, "weight", "(out_channels, in_channels, kH, kW)", w))
+        need_4d(who, "weight", "(out_channels, in_channels / groups, kH, kW)", w))
         return NULL;
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
         return TG_FAIL(TG_ERR_VALUE, "conv2d: bias has shape %s but the weight %s has %lld output "
                                      "channels (expected shape (%lld,))",
                        tg__shp(b), tg__shp(w), (long long)w->shape[0], (long long)w->shape[0]);
     geom g;
-    if (conv_geom(who, x->shape, w->shape, sh, sw, ph, pw, &g)) return NULL;
+    if (conv_geom(who, x->shape, w->shape, cv, &g)) return NULL;
     tg_dtype dt = tg_dtype_promote(x->dtype, w->dtype);
     if (b) dt = tg_dtype_promote(dt, b->dtype);
     tg_tensor *xc = dense(x, dt), *wc = xc ? dense(w, dt) : NULL;
@@ -686,18 +805,23 @@ tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *w, tg_tensor *b, int64_t sh, int64
     tg_tensor_release(wc);
     tg_tensor_release(bc);
     tg_tensor *in[3] = {x, w, b};
-    return finish_conv(&tg_opdef_conv2d, b ? 3 : 2, in, y, x->shape, sh, sw, ph, pw);
+    return finish_conv(&tg_opdef_conv2d, b ? 3 : 2, in, y, x->shape, cv);
+}
+
+tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *w, tg_tensor *b, int64_t sh, int64_t sw, int64_t ph,
+                     int64_t pw) {
+    int64_t cv[CV_NPARAMS];
+    classic_params(sh, sw, ph, pw, cv);
+    return tg_conv2d_ex(x, w, b, cv);
 }
 
 static tg_status conv2d_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *x = tg_entry_saved(e, 0), *w = x ? tg_entry_saved(e, 1) : NULL;
     CHECK(w);
-    const int64_t *p = e->params.i;
-    if (tg_entry_needs_grad(e, 0))
-        CHECK(gi[0] = tg_conv2d_input_grad(g, w, x->shape, p[0], p[1], p[2], p[3]));
-    if (tg_entry_needs_grad(e, 1))
-        CHECK(gi[1] = tg_conv2d_weight_grad(x, g, w->shape, p[0], p[1], p[2], p[3]));
+    const int64_t *p = e->params.ints;
+    if (tg_entry_needs_grad(e, 0)) CHECK(gi[0] = tg_conv2d_input_grad_ex(g, w, x->shape, p));
+    if (tg_entry_needs_grad(e, 1)) CHECK(gi[1] = tg_conv2d_weight_grad_ex(x, g, w->shape, p));
     if (e->n_inputs == 3 && tg_entry_needs_grad(e, 2)) {
         int64_t axes[3] = {0, 2, 3};
         CHECK(gi[2] = tg_sum(g, axes, 3, false));
@@ -706,23 +830,26 @@ static tg_status conv2d_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx
 }
 static tg_tensor *apply_conv2d(tg_tensor *const *in, int n, const tg_params *p) {
     if (n != 2 && n != 3) return TG_FAIL(TG_ERR_VALUE, "conv2d: expected 2 or 3 inputs, got %d", n);
-    return tg_conv2d(in[0], in[1], n == 3 ? in[2] : NULL, p->i[0], p->i[1], p->i[2], p->i[3]);
+    return tg_conv2d_ex(in[0], in[1], n == 3 ? in[2] : NULL, p->ints);
 }
 TG_DEFINE_OP(conv2d, .arity = -1, .diff_mask = 7, .dtypes = "float32,float64",
-             .forward = "y[n,o,i,j] = b[o] + sum_{c,p,q} w[o,c,p,q] x[n,c,i*sh+p-ph,j*sw+q-pw]",
-             .forward_tex = "y_{noij} = b_o + \\sum_{c,p,q} w_{ocpq}\\, x_{n,c,\\,i s_h + p - p_h,\\,j s_w + q - p_w}",
+             .forward = "y[n,o,i,j] = b[o] + sum_{c,p,q} w[o,c,p,q] x[n, (o div Og) Cg + c, i*sh + p*dh - ph, j*sw + q*dw - pw]",
+             .forward_tex = "y_{noij} = b_o + \\sum_{c,p,q} w_{ocpq}\\, x_{n,\\,\\lfloor o/O_g \\rfloor C_g + c,\\,i s_h + p d_h - p_h,\\,j s_w + q d_w - p_w}",
              .vjp = "dx = conv2d_input_grad(dy, w), dw = conv2d_weight_grad(x, dy), db = sum(dy, (0, 2, 3))",
              .vjp_tex = "\\bar x = \\bar y \\star^{\\top} w,\\quad \\bar w = \\sum_n \\bar y_n \\star x_n,"
                         "\\quad \\bar b_o = \\sum_{n,i,j} \\bar y_{noij}",
-             .doc = "2-D convolution (cross-correlation) of x (N, C, H, W) with w (O, C, kH, kW) and an "
-                    "optional bias (O,), by im2col + GEMM; params i0, i1 = stride (h, w), i2, i3 = "
-                    "padding (h, w).",
+             .doc = "2-D convolution (cross-correlation) of x (N, C, H, W) with w (O, C/groups, kH, kW) "
+                    "and an optional bias (O,), by im2col + GEMM; ints = stride (h, w), padding (top, "
+                    "left), dilation (h, w), groups, padding (bottom, right).",
              .backward = conv2d_vjp, .apply = apply_conv2d,
-             .examples = "2x3x6x5,4x3x3x2,4|i0=1 i1=2 i2=1 i3=0;"
-                         "2x2x7x6,3x2x3x3|i0=2 i1=2 i2=0 i3=1;"
-                         "T2x3x5x4,2x3x1x1,2|i0=1 i1=1 i2=0 i3=0;"
-                         "1x2x4x5,3x2x2x3,3|i0=3 i1=1 i2=2 i3=2;"
-                         "1x2x5x6,2x2x3x4,2|i0=2 i1=1 i2=1 i3=2",
+             .examples = "2x3x6x5,4x3x3x2,4|ints=1,2,1,0,1,1,1,1,0;"
+                         "2x2x7x6,3x2x3x3|ints=2,2,0,1,1,1,1,0,1;"
+                         "T2x3x5x4,2x3x1x1,2|ints=1,1,0,0,1,1,1,0,0;"
+                         "1x2x4x5,3x2x2x3,3|ints=3,1,2,2,1,1,1,2,2;"
+                         "1x2x5x6,2x2x3x4,2|ints=2,1,1,2,1,1,1,1,2;"
+                         "2x4x7x6,6x2x3x2,6|ints=1,2,1,0,2,1,2,2,1;"
+                         "1x6x6x7,3x2x2x3|ints=2,1,1,0,2,2,3,0,1;"
+                         "1x2x5x4,3x2x2x3|ints=1,1,0,1,1,1,1,1,1",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x;\\bar w;\\bar b");
 
 /* ===================================================================== */
@@ -730,69 +857,77 @@ TG_DEFINE_OP(conv2d, .arity = -1, .diff_mask = 7, .dtypes = "float32,float64",
 /* ===================================================================== */
 
 /* dx (x_shape) = the transposed convolution of dy (N, O, OH, OW) with w
- * (O, C, KH, KW); dy must have conv2d's output shape for x_shape.  A NEW
+ * (O, C/G, KH, KW); dy must have conv2d's output shape for x_shape.  A NEW
  * reference (recorded, differentiable in dy and w) or NULL with the error
  * set.  Arguments borrowed; x_shape: 4 sizes, read only. */
-tg_tensor *tg_conv2d_input_grad(tg_tensor *dy, tg_tensor *w, const int64_t *x_shape, int64_t sh,
-                                int64_t sw, int64_t ph, int64_t pw) {
+tg_tensor *tg_conv2d_input_grad_ex(tg_tensor *dy, tg_tensor *w, const int64_t *x_shape,
+                                   const int64_t *cv) {
     const char *who = "conv2d_input_grad";
     if (need_float(who, "grad_output", dy) || need_float(who, "weight", w)) return NULL;
     if (need_4d(who, "grad_output", "(N, O, OH, OW)", dy) ||
-        need_4d(who, "weight", "(out_channels, in_channels, kH, kW)", w))
+        need_4d(who, "weight", "(out_channels, in_channels / groups, kH, kW)", w))
         return NULL;
     if (!x_shape) return TG_FAIL(TG_ERR_VALUE, "%s: the input shape is NULL", who);
     for (int d = 0; d < 4; d++)
         if (x_shape[d] < 0)
             return TG_FAIL(TG_ERR_VALUE, "%s: invalid input shape %s", who, tg__shp2(4, x_shape));
     geom g;
-    if (conv_geom(who, x_shape, w->shape, sh, sw, ph, pw, &g) || check_dy(who, dy, &g)) return NULL;
+    if (conv_geom(who, x_shape, w->shape, cv, &g) || check_dy(who, dy, &g)) return NULL;
     tg_dtype dt = tg_dtype_promote(dy->dtype, w->dtype);
     tg_tensor *dc = dense(dy, dt), *wc = dc ? dense(w, dt) : NULL;
     tg_tensor *dx = wc ? conv_input_grad(&g, dt, dc, wc) : NULL;
     tg_tensor_release(dc);
     tg_tensor_release(wc);
     tg_tensor *in[2] = {dy, w};
-    return finish_conv(&tg_opdef_conv2d_input_grad, 2, in, dx, x_shape, sh, sw, ph, pw);
+    return finish_conv(&tg_opdef_conv2d_input_grad, 2, in, dx, x_shape, cv);
+}
+
+tg_tensor *tg_conv2d_input_grad(tg_tensor *dy, tg_tensor *w, const int64_t *x_shape, int64_t sh,
+                                int64_t sw, int64_t ph, int64_t pw) {
+    int64_t cv[CV_NPARAMS];
+    classic_params(sh, sw, ph, pw, cv);
+    return tg_conv2d_input_grad_ex(dy, w, x_shape, cv);
 }
 
 static tg_status conv2d_input_grad_vjp(tg_entry *e, tg_tensor *u, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *dy = tg_entry_saved(e, 0), *w = dy ? tg_entry_saved(e, 1) : NULL;
     CHECK(w);
-    const int64_t *p = e->params.i;
-    if (tg_entry_needs_grad(e, 0)) CHECK(gi[0] = tg_conv2d(u, w, NULL, p[0], p[1], p[2], p[3]));
-    if (tg_entry_needs_grad(e, 1))
-        CHECK(gi[1] = tg_conv2d_weight_grad(u, dy, w->shape, p[0], p[1], p[2], p[3]));
+    const int64_t *p = e->params.ints;
+    if (tg_entry_needs_grad(e, 0)) CHECK(gi[0] = tg_conv2d_ex(u, w, NULL, p));
+    if (tg_entry_needs_grad(e, 1)) CHECK(gi[1] = tg_conv2d_weight_grad_ex(u, dy, w->shape, p));
     return TG_OK;
 }
 static tg_tensor *apply_conv2d_input_grad(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
     if (p->ndim != 4) return TG_FAIL(TG_ERR_VALUE, "conv2d_input_grad: shape= must give the 4-D input shape");
-    return tg_conv2d_input_grad(in[0], in[1], p->shape, p->i[0], p->i[1], p->i[2], p->i[3]);
+    return tg_conv2d_input_grad_ex(in[0], in[1], p->shape, p->ints);
 }
 TG_DEFINE_OP(conv2d_input_grad, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
-             .forward = "dx = col2im(w^T dy): the gradient of conv2d with respect to its input",
-             .forward_tex = "\\bar x_{nc,\\,i s_h + p - p_h,\\,j s_w + q - p_w} \\mathrel{+}= \\sum_o w_{ocpq}\\, \\bar y_{noij}",
+             .forward = "dx = col2im(w^T dy) per group: the gradient of conv2d with respect to its input",
+             .forward_tex = "\\bar x_{n,\\,\\lfloor o/O_g \\rfloor C_g + c,\\,i s_h + p d_h - p_h,\\,j s_w + q d_w - p_w} \\mathrel{+}= \\sum_o w_{ocpq}\\, \\bar y_{noij}",
              .vjp = "d(dy) = conv2d(u, w), dw = conv2d_weight_grad(u, dy)",
              .vjp_tex = "\\bar{\\bar y} = u \\star w,\\quad \\bar w = \\sum_n \\bar y_n \\star u_n",
              .doc = "Transposed convolution: the VJP of conv2d for its input (inputs dy, w); shape = "
-                    "the input's shape, i0..i3 = stride (h, w), padding (h, w).",
+                    "the input's shape, ints = conv2d's.",
              .backward = conv2d_input_grad_vjp, .apply = apply_conv2d_input_grad,
-             .examples = "2x4x6x2,4x3x3x2|shape=2,3,6,5 i0=1 i1=2 i2=1 i3=0;"
-                         "2x3x2x3,3x2x3x3|shape=2,2,6,6 i0=2 i1=2 i2=0 i3=1;"
-                         "T2x2x3x4,2x3x1x1|shape=2,3,3,4 i0=1 i1=1 i2=0 i3=0",
+             .examples = "2x4x6x2,4x3x3x2|shape=2,3,6,5 ints=1,2,1,0,1,1,1,1,0;"
+                         "2x3x2x3,3x2x3x3|shape=2,2,6,6 ints=2,2,0,1,1,1,1,0,1;"
+                         "T2x2x3x4,2x3x1x1|shape=2,3,3,4 ints=1,1,0,0,1,1,1,0,0;"
+                         "2x6x6x3,6x2x3x2|shape=2,4,7,6 ints=1,2,1,0,2,1,2,2,1;"
+                         "1x3x3x4,3x2x2x3|shape=1,6,6,7 ints=2,1,1,0,2,2,3,0,1",
              .grad_out_tex = NULL, .grad_in_tex = "\\bar y;\\bar w");
 
 /* ===================================================================== */
 /* conv2d_weight_grad (dw)                                                */
 /* ===================================================================== */
 
-/* dw (w_shape = (O, C, KH, KW)) = sum over the images of dy_n correlated
+/* dw (w_shape = (O, C/G, KH, KW)) = sum over the images of dy_n correlated
  * with x_n; x (N, C, H, W), dy (N, O, OH, OW) the output shape of that
  * convolution.  A NEW reference (recorded, differentiable in x and dy) or
  * NULL with the error set.  Arguments borrowed; w_shape read only. */
-tg_tensor *tg_conv2d_weight_grad(tg_tensor *x, tg_tensor *dy, const int64_t *w_shape, int64_t sh,
-                                 int64_t sw, int64_t ph, int64_t pw) {
+tg_tensor *tg_conv2d_weight_grad_ex(tg_tensor *x, tg_tensor *dy, const int64_t *w_shape,
+                                    const int64_t *cv) {
     const char *who = "conv2d_weight_grad";
     if (need_float(who, "input", x) || need_float(who, "grad_output", dy)) return NULL;
     if (need_4d(who, "input", "(N, C, H, W)", x) || need_4d(who, "grad_output", "(N, O, OH, OW)", dy))
@@ -802,56 +937,105 @@ tg_tensor *tg_conv2d_weight_grad(tg_tensor *x, tg_tensor *dy, const int64_t *w_s
         if (w_shape[d] < 0)
             return TG_FAIL(TG_ERR_VALUE, "%s: invalid weight shape %s", who, tg__shp2(4, w_shape));
     geom g;
-    if (conv_geom(who, x->shape, w_shape, sh, sw, ph, pw, &g) || check_dy(who, dy, &g)) return NULL;
+    if (conv_geom(who, x->shape, w_shape, cv, &g) || check_dy(who, dy, &g)) return NULL;
     tg_dtype dt = tg_dtype_promote(x->dtype, dy->dtype);
     tg_tensor *xc = dense(x, dt), *dc = xc ? dense(dy, dt) : NULL;
     tg_tensor *dw = dc ? conv_weight_grad(&g, dt, xc, dc) : NULL;
     tg_tensor_release(xc);
     tg_tensor_release(dc);
     tg_tensor *in[2] = {x, dy};
-    return finish_conv(&tg_opdef_conv2d_weight_grad, 2, in, dw, w_shape, sh, sw, ph, pw);
+    return finish_conv(&tg_opdef_conv2d_weight_grad, 2, in, dw, w_shape, cv);
+}
+
+tg_tensor *tg_conv2d_weight_grad(tg_tensor *x, tg_tensor *dy, const int64_t *w_shape, int64_t sh,
+                                 int64_t sw, int64_t ph, int64_t pw) {
+    int64_t cv[CV_NPARAMS];
+    classic_params(sh, sw, ph, pw, cv);
+    return tg_conv2d_weight_grad_ex(x, dy, w_shape, cv);
 }
 
 static tg_status conv2d_weight_grad_vjp(tg_entry *e, tg_tensor *v, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *x = tg_entry_saved(e, 0), *dy = x ? tg_entry_saved(e, 1) : NULL;
     CHECK(dy);
-    const int64_t *p = e->params.i;
-    if (tg_entry_needs_grad(e, 0))
-        CHECK(gi[0] = tg_conv2d_input_grad(dy, v, x->shape, p[0], p[1], p[2], p[3]));
-    if (tg_entry_needs_grad(e, 1)) CHECK(gi[1] = tg_conv2d(x, v, NULL, p[0], p[1], p[2], p[3]));
+    const int64_t *p = e->params.ints;
+    if (tg_entry_needs_grad(e, 0)) CHECK(gi[0] = tg_conv2d_input_grad_ex(dy, v, x->shape, p));
+    if (tg_entry_needs_grad(e, 1)) CHECK(gi[1] = tg_conv2d_ex(x, v, NULL, p));
     return TG_OK;
 }
 static tg_tensor *apply_conv2d_weight_grad(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
     if (p->ndim != 4) return TG_FAIL(TG_ERR_VALUE, "conv2d_weight_grad: shape= must give the 4-D weight shape");
-    return tg_conv2d_weight_grad(in[0], in[1], p->shape, p->i[0], p->i[1], p->i[2], p->i[3]);
+    return tg_conv2d_weight_grad_ex(in[0], in[1], p->shape, p->ints);
 }
 TG_DEFINE_OP(conv2d_weight_grad, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
-             .forward = "dw = sum_n dy_n im2col(x_n)^T: the gradient of conv2d with respect to its weight",
-             .forward_tex = "\\bar w_{ocpq} = \\sum_{n,i,j} \\bar y_{noij}\\, x_{n,c,\\,i s_h + p - p_h,\\,j s_w + q - p_w}",
+             .forward = "dw = sum_n dy_n im2col(x_n)^T per group: the gradient of conv2d with respect to its weight",
+             .forward_tex = "\\bar w_{ocpq} = \\sum_{n,i,j} \\bar y_{noij}\\, x_{n,\\,\\lfloor o/O_g \\rfloor C_g + c,\\,i s_h + p d_h - p_h,\\,j s_w + q d_w - p_w}",
              .vjp = "dx = conv2d_input_grad(dy, v), d(dy) = conv2d(x, v)",
              .vjp_tex = "\\bar x = \\bar y \\star^{\\top} v,\\quad \\bar{\\bar y} = x \\star v",
              .doc = "The VJP of conv2d for its weight (inputs x, dy); shape = the weight's shape, "
-                    "i0..i3 = stride (h, w), padding (h, w).",
+                    "ints = conv2d's.",
              .backward = conv2d_weight_grad_vjp, .apply = apply_conv2d_weight_grad,
-             .examples = "2x3x6x5,2x4x6x2|shape=4,3,3,2 i0=1 i1=2 i2=1 i3=0;"
-                         "3x2x6x6,3x3x2x3|shape=3,2,3,3 i0=2 i1=2 i2=0 i3=1;"
-                         "T2x3x3x4,2x2x3x4|shape=2,3,1,1 i0=1 i1=1 i2=0 i3=0;"
-                         "2x2x5x7,2x3x6x3|shape=3,2,2,4 i0=1 i1=2 i2=1 i3=1",
+             .examples = "2x3x6x5,2x4x6x2|shape=4,3,3,2 ints=1,2,1,0,1,1,1,1,0;"
+                         "3x2x6x6,3x3x2x3|shape=3,2,3,3 ints=2,2,0,1,1,1,1,0,1;"
+                         "T2x3x3x4,2x2x3x4|shape=2,3,1,1 ints=1,1,0,0,1,1,1,0,0;"
+                         "2x2x5x7,2x3x6x3|shape=3,2,2,4 ints=1,2,1,1,1,1,1,1,1;"
+                         "2x4x7x6,2x6x6x3|shape=6,2,3,2 ints=1,2,1,0,2,1,2,2,1",
              .grad_out_tex = NULL, .grad_in_tex = "\\bar x;\\bar y");
 
 /* ===================================================================== */
 /* Pooling                                                                */
 /* ===================================================================== */
 
-/* Checks shared by the pooling ops; fills g (O = C). */
-static tg_status pool_geom(const char *who, const int64_t *xs, int64_t kh, int64_t kw, int64_t sh,
-                           int64_t sw, int64_t ph, int64_t pw, geom *g) {
+/* The parameters of the pooling ops, in the order of their params.ints. */
+enum { PL_KH, PL_KW, PL_SH, PL_SW, PL_PH, PL_PW, PL_DH, PL_DW, PL_CEIL, PL_COUNT_PAD, PL_DIVISOR,
+       PL_NPARAMS };
+
+/* The output size of pooling along one axis (PyTorch's rule): floor (or
+ * ceil, in ceil mode) of (n + 2p - d(k-1) - 1) / s, plus 1; in ceil mode
+ * the last window must start inside the input or its left padding.  The
+ * numerator may be negative (a window larger than the padded input still
+ * gives one output in ceil mode when the stride covers the gap, as in
+ * PyTorch); <= 0 when no window fits.  No overflow for any stride. */
+static int64_t pool_out_size(int64_t n, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
+    int64_t num = n + 2 * p - d * (k - 1) - 1;
+    int64_t q = num / s, r = num % s; /* C truncates toward zero */
+    if (r != 0 && num < 0) q--;       /* floor */
+    if (ceil_mode && r != 0) q++;     /* ceil */
+    int64_t o = q + 1;
+    if (ceil_mode && o > 1 && (o - 1) >= (n + p) / s + ((n + p) % s != 0)) o--; /* (o-1)*s >= n+p */
+    return o;
+}
+
+/* Checks shared by the pooling ops; fills g (O = C) from the input shape xs
+ * and the parameters pp (PL_NPARAMS). */
+static tg_status pool_geom(const char *who, const int64_t *xs, const int64_t *pp, geom *g) {
+    int64_t kh = pp[PL_KH], kw = pp[PL_KW], sh = pp[PL_SH], sw = pp[PL_SW], ph = pp[PL_PH],
+            pw = pp[PL_PW], dh = pp[PL_DH], dw = pp[PL_DW];
     if (kh <= 0 || kw <= 0)
         return tg_error_set(TG_ERR_VALUE, "%s: kernel size must be positive, got (%lld, %lld)", who,
                             (long long)kh, (long long)kw);
-    if (ph >= 0 && pw >= 0 && (ph > kh / 2 || pw > kw / 2))
+    if (sh <= 0 || sw <= 0)
+        return tg_error_set(TG_ERR_VALUE, "%s: stride must be positive, got (%lld, %lld)", who,
+                            (long long)sh, (long long)sw);
+    if (dh <= 0 || dw <= 0)
+        return tg_error_set(TG_ERR_VALUE, "%s: dilation must be positive, got (%lld, %lld)", who,
+                            (long long)dh, (long long)dw);
+    if (pp[PL_DIVISOR] < 0)
+        return tg_error_set(TG_ERR_VALUE, "%s: divisor_override must be positive, got %lld", who,
+                            (long long)pp[PL_DIVISOR]);
+    if (ph < 0 || pw < 0)
+        return tg_error_set(TG_ERR_VALUE, "%s: padding must be non-negative, got (%lld, %lld)", who,
+                            (long long)ph, (long long)pw);
+    /* bounded so that the sizes below cannot overflow (any stride is fine) */
+    const int64_t big = (int64_t)1 << 40;
+    if (kh > big || kw > big || dh > big || dw > big || ph > big || pw > big)
+        return tg_error_set(TG_ERR_VALUE, "%s: kernel size, padding or dilation out of range "
+                            "(kernel (%lld, %lld), padding (%lld, %lld), dilation (%lld, %lld))",
+                            who, (long long)kh, (long long)kw, (long long)ph, (long long)pw,
+                            (long long)dh, (long long)dw);
+    int64_t ekh = dh * (kh - 1) + 1, ekw = dw * (kw - 1) + 1; /* the dilated window */
+    if (ph > kh / 2 || pw > kw / 2) /* PyTorch's rule: half the kernel, dilation or not */
         return tg_error_set(TG_ERR_VALUE,
                             "%s: padding (%lld, %lld) must be at most half of the kernel size "
                             "(%lld, %lld)",
@@ -859,15 +1043,62 @@ static tg_status pool_geom(const char *who, const int64_t *xs, int64_t kh, int64
     if (xs[2] <= 0 || xs[3] <= 0)
         return tg_error_set(TG_ERR_VALUE, "%s: the input's height and width must be positive, got "
                                           "shape %s", who, tg__shp2(4, xs));
-    return make_geom(who, xs, xs[1], kh, kw, sh, sw, ph, pw, g);
+    if (xs[2] > big || xs[3] > big)
+        return tg_error_set(TG_ERR_VALUE, "%s: input %s is too large", who, tg__shp2(4, xs));
+    bool cm = pp[PL_CEIL] != 0;
+    int64_t OH = pool_out_size(xs[2], kh, sh, ph, dh, cm), OW = pool_out_size(xs[3], kw, sw, pw, dw, cm);
+    if (OH <= 0 || OW <= 0) {
+        if (dh == 1 && dw == 1)
+            return tg_error_set(TG_ERR_VALUE,
+                                "%s: kernel size (%lld, %lld) is larger than the padded input size "
+                                "(%lld, %lld) (input shape %s, padding (%lld, %lld))",
+                                who, (long long)kh, (long long)kw, (long long)(xs[2] + 2 * ph),
+                                (long long)(xs[3] + 2 * pw), tg__shp2(4, xs), (long long)ph,
+                                (long long)pw);
+        return tg_error_set(TG_ERR_VALUE,
+                            "%s: kernel size (%lld, %lld) with dilation (%lld, %lld) spans (%lld, "
+                            "%lld), larger than the padded input size (%lld, %lld) (input shape %s)",
+                            who, (long long)kh, (long long)kw, (long long)dh, (long long)dw,
+                            (long long)ekh, (long long)ekw, (long long)(xs[2] + 2 * ph),
+                            (long long)(xs[3] + 2 * pw), tg__shp2(4, xs));
+    }
+    /* every window must see at least one input (a dilated window can step
+     * over a small input entirely) */
+    for (int ax = 0; ax < 2; ax++) {
+        int64_t n = xs[2 + ax], on = ax ? OW : OH, s = ax ? sw : sh, p = ax ? pw : ph;
+        int64_t k = ax ? kw : kh, d = ax ? dw : dh;
+        for (int64_t o = 0; o < on; o++) {
+            int64_t i0, i1;
+            taps(o * s - p, k, d, n, &i0, &i1);
+            if (i0 >= i1)
+                return tg_error_set(TG_ERR_VALUE,
+                                    "%s: output position %lld along the %s covers only padding "
+                                    "(input shape %s, kernel (%lld, %lld), stride (%lld, %lld), "
+                                    "padding (%lld, %lld), dilation (%lld, %lld))",
+                                    who, (long long)o, ax ? "width" : "height", tg__shp2(4, xs),
+                                    (long long)kh, (long long)kw, (long long)sh, (long long)sw,
+                                    (long long)ph, (long long)pw, (long long)dh, (long long)dw);
+        }
+    }
+    *g = (geom){.N = xs[0], .C = xs[1], .H = xs[2], .W = xs[3], .O = xs[1], .KH = kh, .KW = kw,
+                .sh = sh, .sw = sw, .ph = ph, .pw = pw, .OH = OH, .OW = OW, .dh = dh, .dw = dw,
+                .G = 1, .count_pad = pp[PL_COUNT_PAD] != 0, .divisor = pp[PL_DIVISOR]};
+    return TG_OK;
 }
 
-static void store_pool_params(tg_entry *e, const geom *g) {
-    int64_t v[6] = {g->KH, g->KW, g->sh, g->sw, g->ph, g->pw};
-    memcpy(e->params.ints, v, sizeof v);
+static void store_pool_params(tg_entry *e, const int64_t *pp, const geom *g) {
+    memcpy(e->params.ints, pp, PL_NPARAMS * sizeof *pp);
     e->params.ndim = 4;
     int64_t xs[4] = {g->N, g->C, g->H, g->W};
     memcpy(e->params.shape, xs, sizeof xs);
+}
+
+/* The parameters of the classic pooling calls (no dilation, floor mode,
+ * count_include_pad, no divisor override). */
+static void classic_pool(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                         int64_t *pp) {
+    int64_t v[PL_NPARAMS] = {kh, kw, sh, sw, ph, pw, 1, 1, 0, 1, 0};
+    memcpy(pp, v, sizeof v);
 }
 
 /* Pooling job: planes [p0, p1) of N*C. */
@@ -916,21 +1147,28 @@ static void run_pool(pool_job *j) {
 
 static tg_tensor *max_pool2d_backward(tg_tensor *dy, tg_tensor *idx, const geom *g);
 
-/* y (N, C, OH, OW) = the max of each (kh, kw) window of x (N, C, H, W),
- * padding -inf.  A NEW reference (recorded with the int64 positions of the
- * maxima saved) or NULL with the error set.  x borrowed. */
-tg_tensor *tg_max_pool2d(tg_tensor *x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
-                         int64_t pw) {
+/* y (N, C, OH, OW) = the max of each window of x (N, C, H, W), padding
+ * -inf, parameters pp (PL_NPARAMS; the average-pooling ones are ignored).
+ * A NEW reference (recorded with the int64 positions of the maxima saved)
+ * or NULL with the error set.  indices non-NULL: *indices = a NEW
+ * reference to those positions (int64, y's shape, flat h*W + w within each
+ * plane, as PyTorch's return_indices), not differentiable.  x borrowed. */
+tg_tensor *tg_max_pool2d_ex(tg_tensor *x, const int64_t *pp, tg_tensor **indices) {
     const char *who = "max_pool2d";
+    if (indices) *indices = NULL;
     if (need_float(who, "input", x) || need_4d(who, "input", "(N, C, H, W)", x)) return NULL;
+    int64_t mp[PL_NPARAMS];
+    memcpy(mp, pp, sizeof mp);
+    mp[PL_COUNT_PAD] = 1;
+    mp[PL_DIVISOR] = 0;
     geom g;
-    if (pool_geom(who, x->shape, kh, kw, sh, sw, ph, pw, &g)) return NULL;
+    if (pool_geom(who, x->shape, mp, &g)) return NULL;
     int64_t os[4] = {g.N, g.C, g.OH, g.OW};
     bool rec = tg__should_record(1, &x);
     tg_tensor *xc = dense(x, x->dtype);
     tg_tensor *out = xc ? tg_tensor_empty(4, os, x->dtype) : NULL;
-    tg_tensor *idx = (out && rec) ? tg_tensor_empty(4, os, TG_INT64) : NULL;
-    if (!out || (rec && !idx)) {
+    tg_tensor *idx = (out && (rec || indices)) ? tg_tensor_empty(4, os, TG_INT64) : NULL;
+    if (!out || ((rec || indices) && !idx)) {
         tg_tensor_release(xc);
         tg_tensor_release(out);
         return NULL;
@@ -944,40 +1182,49 @@ tg_tensor *tg_max_pool2d(tg_tensor *x, int64_t kh, int64_t kw, int64_t sh, int64
     tg_entry *e;
     out = tg__finish(&tg_opdef_max_pool2d, 1, &x, out, &e);
     if (e) {
-        store_pool_params(e, &g);
+        store_pool_params(e, mp, &g);
         if (tg__save(e, idx)) {
             tg_tensor_release(out);
             out = NULL;
         }
     }
-    tg_tensor_release(idx);
+    if (out && indices) *indices = idx;
+    else tg_tensor_release(idx);
     return out;
+}
+
+tg_tensor *tg_max_pool2d(tg_tensor *x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
+                         int64_t pw) {
+    int64_t pp[PL_NPARAMS];
+    classic_pool(kh, kw, sh, sw, ph, pw, pp);
+    return tg_max_pool2d_ex(x, pp, NULL);
 }
 
 static tg_status max_pool2d_vjp(tg_entry *e, tg_tensor *dy, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *idx = tg_entry_saved(e, 0);
     CHECK(idx);
-    const int64_t *k = e->params.ints;
     geom g;
-    CHECK(pool_geom("max_pool2d", e->params.shape, k[0], k[1], k[2], k[3], k[4], k[5], &g) == TG_OK);
+    CHECK(pool_geom("max_pool2d", e->params.shape, e->params.ints, &g) == TG_OK);
     CHECK(gi[0] = max_pool2d_backward(dy, idx, &g));
     return TG_OK;
 }
 static tg_tensor *apply_max_pool2d(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
-    const int64_t *k = p->ints;
-    return tg_max_pool2d(in[0], k[0], k[1], k[2], k[3], k[4], k[5]);
+    return tg_max_pool2d_ex(in[0], p->ints, NULL);
 }
 TG_DEFINE_OP(max_pool2d, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
-             .forward = "y[n,c,i,j] = max over the window (i*sh-ph .. +kh, j*sw-pw .. +kw) of x, padding -inf",
-             .forward_tex = "y_{ncij} = \\max_{p<k_h,\\,q<k_w} x_{n,c,\\,i s_h + p - p_h,\\,j s_w + q - p_w}",
+             .forward = "y[n,c,i,j] = max over the taps (i*sh - ph + p*dh, j*sw - pw + q*dw), p < kh, q < kw, of x, padding -inf",
+             .forward_tex = "y_{ncij} = \\max_{p<k_h,\\,q<k_w} x_{n,c,\\,i s_h + p d_h - p_h,\\,j s_w + q d_w - p_w}",
              .vjp = "dx = max_pool2d_backward(dy, argmax): dy goes to the (first) maximum of each window",
              .vjp_tex = "\\bar x_{nc,\\,\\arg\\max(i,j)} \\mathrel{+}= \\bar y_{ncij}",
-             .doc = "2-D max pooling of x (N, C, H, W); ints = kh, kw, sh, sw, ph, pw (padding at most "
-                    "half the kernel, as in PyTorch).",
+             .doc = "2-D max pooling of x (N, C, H, W); ints = kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode "
+                    "(then two ignored: count_include_pad, divisor_override); padding at most half the "
+                    "dilated kernel, as in PyTorch.",
              .backward = max_pool2d_vjp, .apply = apply_max_pool2d,
-             .examples = "2x3x6x5|ints=2,2,2,2,0,0;2x2x7x6|ints=3,2,2,1,1,1;T2x3x5x4|ints=3,3,1,1,1,0",
+             .examples = "2x3x6x5|ints=2,2,2,2,0,0,1,1,0,1,0;2x2x7x6|ints=3,2,2,1,1,1,1,1,0,1,0;"
+                         "T2x3x5x4|ints=3,3,1,1,1,0,1,1,0,1,0;2x2x7x8|ints=3,2,2,2,1,1,1,1,1,1,0;"
+                         "1x2x9x8|ints=2,3,2,1,1,1,3,2,0,1,0;1x2x8x7|ints=3,2,3,2,1,0,2,1,1,1,0",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* dx (N, C, H, W) = 0; dx[n, c, idx] += dy[n, c, ...].  Records max_pool2d_backward. */
@@ -996,7 +1243,11 @@ static tg_tensor *max_pool2d_backward(tg_tensor *dy, tg_tensor *idx, const geom 
     tg_tensor *in[2] = {dy, idx};
     tg_entry *e;
     dx = tg__finish(&tg_opdef_max_pool2d_backward, 2, in, dx, &e);
-    if (e) store_pool_params(e, g);
+    if (e) {
+        int64_t pp[PL_NPARAMS];
+        classic_pool(g->KH, g->KW, g->sh, g->sw, g->ph, g->pw, pp);
+        store_pool_params(e, pp, g);
+    }
     return dx;
 }
 static tg_status max_pool2d_backward_vjp(tg_entry *e, tg_tensor *u, tg_tensor **gi, void *ctx) {
@@ -1017,29 +1268,40 @@ static tg_status max_pool2d_backward_vjp(tg_entry *e, tg_tensor *u, tg_tensor **
     CHECK(gi[0]);
     return TG_OK;
 }
-static tg_tensor *apply_max_pool2d_backward(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)n;
-    const char *who = "max_pool2d_backward";
-    tg_tensor *dy = in[0], *idx = in[1];
-    if (p->ndim != 4) return TG_FAIL(TG_ERR_VALUE, "%s: shape= must give the 4-D input shape", who);
-    if (need_float(who, "grad_output", dy) || need_4d(who, "grad_output", "(N, C, OH, OW)", dy)) return NULL;
+
+/* The scatter-add of dy (N, C, h, w) to the flat positions idx (int64, dy's
+ * shape) of planes of shape s (N, C, H, W), after checking them all; names
+ * `who` in errors.  Records max_pool2d_backward. */
+static tg_tensor *checked_scatter(const char *who, tg_tensor *dy, tg_tensor *idx, const int64_t *s) {
+    if (need_float(who, who[4] == 'u' ? "input" : "grad_output", dy) ||
+        need_4d(who, who[4] == 'u' ? "input" : "grad_output", "(N, C, H, W)", dy))
+        return NULL;
     if (idx->dtype != TG_INT64 || !tg__same_shape(idx->ndim, idx->shape, 4, dy->shape))
         return TG_FAIL(TG_ERR_VALUE, "%s: indices must be int64 of shape %s, got %s %s", who,
                        tg__shp(dy), tg_dtype_name(idx->dtype), tg__shp(idx));
-    const int64_t *s = p->shape;
     if (s[0] != dy->shape[0] || s[1] != dy->shape[1] || s[2] < 0 || s[3] < 0)
-        return TG_FAIL(TG_ERR_VALUE, "%s: input shape %s does not match grad_output %s", who,
+        return TG_FAIL(TG_ERR_VALUE, "%s: output shape %s does not match input %s", who,
                        tg__shp2(4, s), tg__shp(dy));
+    int64_t plane;
+    if (__builtin_mul_overflow(s[2], s[3], &plane))
+        return TG_FAIL(TG_ERR_VALUE, "%s: output shape %s is too large", who, tg__shp2(4, s));
     for (int64_t i = 0; i < idx->numel; i++) {
         int64_t v = tg__get_flat_i64(idx, i);
-        if (v < 0 || v >= s[2] * s[3])
+        if (v < 0 || v >= plane)
             return TG_FAIL(TG_ERR_INDEX, "%s: index %lld is outside a %lld x %lld plane", who,
                            (long long)v, (long long)s[2], (long long)s[3]);
     }
     /* only the plane sizes matter to the scatter: a geometry whose output is dy's */
     geom g = {.N = s[0], .C = s[1], .H = s[2], .W = s[3], .O = s[1], .KH = 1, .KW = 1, .sh = 1,
-              .sw = 1, .OH = dy->shape[2], .OW = dy->shape[3]};
+              .sw = 1, .OH = dy->shape[2], .OW = dy->shape[3], .dh = 1, .dw = 1, .G = 1};
     return max_pool2d_backward(dy, idx, &g);
+}
+
+static tg_tensor *apply_max_pool2d_backward(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    const char *who = "max_pool2d_backward";
+    if (p->ndim != 4) return TG_FAIL(TG_ERR_VALUE, "%s: shape= must give the 4-D input shape", who);
+    return checked_scatter(who, in[0], in[1], p->shape);
 }
 TG_DEFINE_OP(max_pool2d_backward, .arity = 2, .diff_mask = 1, .dtypes = "float32,float64; indices int64",
              .forward = "dx = zeros(x.shape); dx[n, c, idx[n,c,i,j]] += dy[n,c,i,j]",
@@ -1052,19 +1314,80 @@ TG_DEFINE_OP(max_pool2d_backward, .arity = 2, .diff_mask = 1, .dtypes = "float32
              .examples = "2x3x3x2,i30:2x3x3x2|shape=2,3,6,5;1x2x2x2,i4:1x2x2x2|shape=1,2,2,2",
              .grad_out_tex = NULL, .grad_in_tex = "\\bar y");
 
+/* ---- max_unpool2d (composite) --------------------------------------------- */
+
+/* y (N, C, OH, OW) = zeros with y[n, c, indices[n, c, i, j]] = x[n, c, i, j]:
+ * the partial inverse of max_pool2d (x, indices (N, C, h, w) as
+ * max_pool2d(..., return_indices=True) gives them).  The output size is
+ * (h - 1) * stride - 2 * padding + kernel unless out_hw (2 sizes) is given,
+ * which must lie within a stride of it.  Indices that repeat add up. */
+tg_tensor *tg_max_unpool2d(tg_tensor *x, tg_tensor *indices, const int64_t *kp,
+                           const int64_t *out_hw) {
+    const char *who = "max_unpool2d";
+    if (need_float(who, "input", x) || need_4d(who, "input", "(N, C, H, W)", x)) return NULL;
+    if (!indices) return TG_FAIL(TG_ERR_VALUE, "%s: indices is NULL", who);
+    int64_t s[4] = {x->shape[0], x->shape[1], 0, 0}, def[2], st[2] = {kp[PL_SH], kp[PL_SW]};
+    for (int ax = 0; ax < 2; ax++) {
+        int64_t k = kp[PL_KH + ax], p = kp[PL_PH + ax];
+        const int64_t big = (int64_t)1 << 40;
+        if (k <= 0 || st[ax] <= 0 || p < 0 || k > big || st[ax] > big || p > big ||
+            __builtin_mul_overflow(x->shape[2 + ax] - 1, st[ax], &def[ax]) || def[ax] > big * 4)
+            return TG_FAIL(TG_ERR_VALUE, "%s: expected a positive kernel size and stride and a "
+                           "non-negative padding of reasonable size for input %s, got kernel (%lld, "
+                           "%lld), stride (%lld, %lld), padding (%lld, %lld)", who, tg__shp(x),
+                           (long long)kp[PL_KH], (long long)kp[PL_KW], (long long)kp[PL_SH],
+                           (long long)kp[PL_SW], (long long)kp[PL_PH], (long long)kp[PL_PW]);
+        def[ax] += k - 2 * p; /* (h - 1) * stride - 2 * padding + kernel */
+    }
+    for (int ax = 0; ax < 2; ax++) {
+        s[2 + ax] = out_hw ? out_hw[ax] : def[ax];
+        if (out_hw && (out_hw[ax] <= def[ax] - st[ax] || out_hw[ax] >= def[ax] + st[ax]))
+            return TG_FAIL(TG_ERR_VALUE, "%s: output_size (%lld, %lld) is not valid for input %s: "
+                           "expected sizes between (%lld, %lld) and (%lld, %lld)", who,
+                           (long long)out_hw[0], (long long)out_hw[1], tg__shp(x),
+                           (long long)(def[0] - st[0] + 1), (long long)(def[1] - st[1] + 1),
+                           (long long)(def[0] + st[0] - 1), (long long)(def[1] + st[1] - 1));
+        if (s[2 + ax] <= 0)
+            return TG_FAIL(TG_ERR_VALUE, "%s: the output would have size %lld along the %s (input "
+                           "%s, kernel (%lld, %lld), stride (%lld, %lld), padding (%lld, %lld))", who,
+                           (long long)s[2 + ax], ax ? "width" : "height", tg__shp(x),
+                           (long long)kp[PL_KH], (long long)kp[PL_KW], (long long)kp[PL_SH],
+                           (long long)kp[PL_SW], (long long)kp[PL_PH], (long long)kp[PL_PW]);
+    }
+    return checked_scatter(who, x, indices, s);
+}
+static tg_tensor *apply_max_unpool2d(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_max_unpool2d(in[0], in[1], p->ints, p->ndim == 2 ? p->shape : NULL);
+}
+TG_DEFINE_OP(max_unpool2d, .arity = 2, .composite = true, .diff_mask = 1,
+             .dtypes = "float32,float64; indices int64",
+             .forward = "y = zeros(N, C, OH, OW); y[n, c, idx[n,c,i,j]] += x[n,c,i,j]",
+             .forward_tex = "y_{nc,\\,\\mathrm{idx}_{ncij}} \\mathrel{+}= x_{ncij}",
+             .vjp = "dx[n,c,i,j] = dy[n, c, idx[n,c,i,j]] (a gather)",
+             .vjp_tex = "\\bar x_{ncij} = \\bar y_{nc,\\,\\mathrm{idx}_{ncij}}",
+             .doc = "The partial inverse of max_pool2d: x (N, C, h, w) put at the flat positions "
+                    "indices of zero planes; ints = kh, kw, sh, sw, ph, pw; shape = the output (OH, OW) "
+                    "or none; a composite (its entry is max_pool2d_backward).",
+             .apply = apply_max_unpool2d,
+             .examples = "2x3x3x2,i12:2x3x3x2|ints=2,2,2,2,0,0;1x2x2x3,i40:1x2x2x3|ints=3,3,3,3,1,1 shape=5,8",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
 /* ---- avg_pool2d ---------------------------------------------------------- */
 
-static tg_tensor *avg_pool2d_backward(tg_tensor *dy, const geom *g);
+static tg_tensor *avg_pool2d_backward(tg_tensor *dy, const int64_t *pp, const geom *g);
 
-/* y (N, C, OH, OW) = the mean of each (kh, kw) window of x (N, C, H, W),
- * padding counted as zeros.  A NEW reference (recorded) or NULL with the
+/* y (N, C, OH, OW) = the mean of each window of x (N, C, H, W), parameters
+ * pp (PL_NPARAMS, dilation 1).  A NEW reference (recorded) or NULL with the
  * error set.  x borrowed. */
-tg_tensor *tg_avg_pool2d(tg_tensor *x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
-                         int64_t pw) {
+tg_tensor *tg_avg_pool2d_ex(tg_tensor *x, const int64_t *pp) {
     const char *who = "avg_pool2d";
     if (need_float(who, "input", x) || need_4d(who, "input", "(N, C, H, W)", x)) return NULL;
+    if (pp[PL_DH] != 1 || pp[PL_DW] != 1)
+        return TG_FAIL(TG_ERR_VALUE, "%s: dilation must be (1, 1) (average pooling has none), got "
+                       "(%lld, %lld)", who, (long long)pp[PL_DH], (long long)pp[PL_DW]);
     geom g;
-    if (pool_geom(who, x->shape, kh, kw, sh, sw, ph, pw, &g)) return NULL;
+    if (pool_geom(who, x->shape, pp, &g)) return NULL;
     int64_t os[4] = {g.N, g.C, g.OH, g.OW};
     tg_tensor *xc = dense(x, x->dtype);
     tg_tensor *out = xc ? tg_tensor_empty(4, os, x->dtype) : NULL;
@@ -1076,35 +1399,43 @@ tg_tensor *tg_avg_pool2d(tg_tensor *x, int64_t kh, int64_t kw, int64_t sh, int64
     tg_tensor_release(xc);
     tg_entry *e;
     out = tg__finish(&tg_opdef_avg_pool2d, 1, &x, out, &e);
-    if (e) store_pool_params(e, &g);
+    if (e) store_pool_params(e, pp, &g);
     return out;
 }
+
+tg_tensor *tg_avg_pool2d(tg_tensor *x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
+                         int64_t pw) {
+    int64_t pp[PL_NPARAMS];
+    classic_pool(kh, kw, sh, sw, ph, pw, pp);
+    return tg_avg_pool2d_ex(x, pp);
+}
+
 static tg_status avg_pool2d_vjp(tg_entry *e, tg_tensor *dy, tg_tensor **gi, void *ctx) {
     (void)ctx;
-    const int64_t *k = e->params.ints;
     geom g;
-    CHECK(pool_geom("avg_pool2d", e->params.shape, k[0], k[1], k[2], k[3], k[4], k[5], &g) == TG_OK);
-    CHECK(gi[0] = avg_pool2d_backward(dy, &g));
+    CHECK(pool_geom("avg_pool2d", e->params.shape, e->params.ints, &g) == TG_OK);
+    CHECK(gi[0] = avg_pool2d_backward(dy, e->params.ints, &g));
     return TG_OK;
 }
 static tg_tensor *apply_avg_pool2d(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
-    const int64_t *k = p->ints;
-    return tg_avg_pool2d(in[0], k[0], k[1], k[2], k[3], k[4], k[5]);
+    return tg_avg_pool2d_ex(in[0], p->ints);
 }
 TG_DEFINE_OP(avg_pool2d, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
-             .forward = "y[n,c,i,j] = sum over the window of x / (kh*kw), padding counted as zeros",
-             .forward_tex = "y_{ncij} = \\frac{1}{k_h k_w} \\sum_{p<k_h,\\,q<k_w} x_{n,c,\\,i s_h + p - p_h,\\,j s_w + q - p_w}",
-             .vjp = "dx = avg_pool2d_backward(dy): dy / (kh*kw) spread over each window",
-             .vjp_tex = "\\bar x_{nc,\\,i s_h + p - p_h,\\,j s_w + q - p_w} \\mathrel{+}= \\bar y_{ncij} / (k_h k_w)",
-             .doc = "2-D average pooling of x (N, C, H, W) (count_include_pad, as PyTorch's default); "
-                    "ints = kh, kw, sh, sw, ph, pw.",
+             .forward = "y[n,c,i,j] = sum over the window of x / divisor (kh*kw with count_include_pad, clipped to the padded input; the inputs counted otherwise; or divisor_override)",
+             .forward_tex = "y_{ncij} = \\frac{1}{D_{ij}} \\sum_{p<k_h,\\,q<k_w} x_{n,c,\\,i s_h + p - p_h,\\,j s_w + q - p_w}",
+             .vjp = "dx = avg_pool2d_backward(dy): dy / divisor spread over each window",
+             .vjp_tex = "\\bar x_{nc,\\,i s_h + p - p_h,\\,j s_w + q - p_w} \\mathrel{+}= \\bar y_{ncij} / D_{ij}",
+             .doc = "2-D average pooling of x (N, C, H, W); ints = kh, kw, sh, sw, ph, pw, 1, 1 (no "
+                    "dilation), ceil_mode, count_include_pad, divisor_override (0: none).",
              .backward = avg_pool2d_vjp, .apply = apply_avg_pool2d,
-             .examples = "2x3x6x5|ints=2,2,2,2,0,0;2x2x7x6|ints=3,2,2,1,1,1;T2x3x5x4|ints=3,3,1,1,1,0",
+             .examples = "2x3x6x5|ints=2,2,2,2,0,0,1,1,0,1,0;2x2x7x6|ints=3,2,2,1,1,1,1,1,0,1,0;"
+                         "T2x3x5x4|ints=3,3,1,1,1,0,1,1,0,1,0;2x2x7x8|ints=3,2,2,2,1,1,1,1,1,1,0;"
+                         "1x2x7x8|ints=3,3,2,3,1,1,1,1,1,0,0;1x2x6x5|ints=2,3,2,2,1,1,1,1,0,0,5",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* dx = the adjoint of avg_pool2d applied to dy.  Records avg_pool2d_backward. */
-static tg_tensor *avg_pool2d_backward(tg_tensor *dy, const geom *g) {
+static tg_tensor *avg_pool2d_backward(tg_tensor *dy, const int64_t *pp, const geom *g) {
     int64_t xs[4] = {g->N, g->C, g->H, g->W};
     tg_tensor *dc = dense(dy, dy->dtype);
     tg_tensor *dx = dc ? tg_tensor_empty(4, xs, dy->dtype) : NULL;
@@ -1116,38 +1447,393 @@ static tg_tensor *avg_pool2d_backward(tg_tensor *dy, const geom *g) {
     tg_tensor_release(dc);
     tg_entry *e;
     dx = tg__finish(&tg_opdef_avg_pool2d_backward, 1, &dy, dx, &e);
-    if (e) store_pool_params(e, g);
+    if (e) store_pool_params(e, pp, g);
     return dx;
 }
 static tg_status avg_pool2d_backward_vjp(tg_entry *e, tg_tensor *u, tg_tensor **gi, void *ctx) {
     (void)ctx;
-    const int64_t *k = e->params.ints;
-    CHECK(gi[0] = tg_avg_pool2d(u, k[0], k[1], k[2], k[3], k[4], k[5]));
+    CHECK(gi[0] = tg_avg_pool2d_ex(u, e->params.ints));
     return TG_OK;
 }
 static tg_tensor *apply_avg_pool2d_backward(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
     const char *who = "avg_pool2d_backward";
     tg_tensor *dy = in[0];
-    const int64_t *k = p->ints;
     if (p->ndim != 4) return TG_FAIL(TG_ERR_VALUE, "%s: shape= must give the 4-D input shape", who);
     if (need_float(who, "grad_output", dy) || need_4d(who, "grad_output", "(N, C, OH, OW)", dy)) return NULL;
     for (int d = 0; d < 4; d++)
         if (p->shape[d] < 0) return TG_FAIL(TG_ERR_VALUE, "%s: invalid input shape %s", who, tg__shp2(4, p->shape));
+    if (p->ints[PL_DH] != 1 || p->ints[PL_DW] != 1)
+        return TG_FAIL(TG_ERR_VALUE, "%s: dilation must be (1, 1)", who);
     geom g;
-    if (pool_geom(who, p->shape, k[0], k[1], k[2], k[3], k[4], k[5], &g)) return NULL;
+    if (pool_geom(who, p->shape, p->ints, &g)) return NULL;
     int64_t want[4] = {g.N, g.C, g.OH, g.OW};
     if (!tg__same_shape(4, dy->shape, 4, want))
         return TG_FAIL(TG_ERR_VALUE, "%s: grad_output has shape %s, expected %s for input %s", who,
                        tg__shp(dy), tg__shp2(4, want), tg__shp2(4, p->shape));
-    return avg_pool2d_backward(dy, &g);
+    return avg_pool2d_backward(dy, p->ints, &g);
 }
 TG_DEFINE_OP(avg_pool2d_backward, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
-             .forward = "dx = zeros(x.shape); each window of dx += dy[n,c,i,j] / (kh*kw)",
-             .forward_tex = "\\bar x_{nc,\\,i s_h + p - p_h,\\,j s_w + q - p_w} \\mathrel{+}= \\bar y_{ncij} / (k_h k_w)",
+             .forward = "dx = zeros(x.shape); each window of dx += dy[n,c,i,j] / divisor",
+             .forward_tex = "\\bar x_{nc,\\,i s_h + p - p_h,\\,j s_w + q - p_w} \\mathrel{+}= \\bar y_{ncij} / D_{ij}",
              .vjp = "d(dy) = avg_pool2d(u)", .vjp_tex = "\\bar{\\bar y} = \\operatorname{avgpool}(u)",
-             .doc = "The VJP of avg_pool2d (input dy); shape = the input's shape, ints = kh, kw, sh, sw, "
-                    "ph, pw.",
+             .doc = "The VJP of avg_pool2d (input dy); shape = the input's shape, ints = avg_pool2d's.",
              .backward = avg_pool2d_backward_vjp, .apply = apply_avg_pool2d_backward,
-             .examples = "2x3x3x2|shape=2,3,6,5 ints=2,2,2,2,0,0;2x2x4x7|shape=2,2,7,6 ints=3,2,2,1,1,1",
+             .examples = "2x3x3x2|shape=2,3,6,5 ints=2,2,2,2,0,0,1,1,0,1,0;"
+                         "2x2x4x7|shape=2,2,7,6 ints=3,2,2,1,1,1,1,1,0,1,0;"
+                         "1x2x4x3|shape=1,2,7,8 ints=3,3,2,3,1,1,1,1,1,0,0;"
+                         "1x2x4x3|shape=1,2,6,5 ints=2,3,2,2,1,1,1,1,0,0,5",
              .grad_out_tex = NULL, .grad_in_tex = "\\bar y");
+
+/* ===================================================================== */
+/* Composites: conv1d, conv_transpose2d, interpolate, adaptive_avg_pool2d */
+/* ===================================================================== */
+
+/* y + bias viewed as (1, O, 1, ...) over y's ndim (a new reference; y
+ * released).  bias NULL: y itself. */
+static tg_tensor *add_channel_bias(tg_tensor *y, tg_tensor *bias) {
+    if (!y || !bias) return y;
+    int64_t s[4] = {1, bias->numel, 1, 1};
+    tg_tensor *b = tg_reshape(bias, y->ndim, s);
+    tg_tensor *r = b ? tg_add(y, b) : NULL;
+    tg_tensor_release(b);
+    tg_tensor_release(y);
+    return r;
+}
+
+static tg_status need_bias(const char *who, tg_tensor *b, int64_t n) {
+    if (!b) return TG_OK;
+    if (need_float(who, "bias", b)) return TG_ERR_TYPE;
+    if (b->ndim != 1 || b->shape[0] != n)
+        return tg_error_set(TG_ERR_VALUE, "%s: bias has shape %s, expected (%lld,) (one per output "
+                            "channel)", who, tg__shp(b), (long long)n);
+    return TG_OK;
+}
+
+/* ---- conv1d ---------------------------------------------------------------- */
+
+/* y (N, O, OL) = conv1d(x (N, C, L), w (O, C/groups, K)) + bias (O,) or
+ * none; c1 = stride, padding left, dilation, groups, padding right.  conv2d
+ * on (N, C, 1, L): a composite. */
+tg_tensor *tg_conv1d(tg_tensor *x, tg_tensor *w, tg_tensor *b, const int64_t *c1) {
+    const char *who = "conv1d";
+    if (need_float(who, "input", x) || need_float(who, "weight", w) || need_bias(who, b, w ? w->shape[0] : 0))
+        return NULL;
+    if (x->ndim != 3)
+        return TG_FAIL(TG_ERR_VALUE, "%s: expected a 3-D input (N, C, L), got shape %s%s", who,
+                       tg__shp(x), x->ndim == 2 ? " (add a batch axis of size 1 for a single sequence)" : "");
+    if (w->ndim != 3)
+        return TG_FAIL(TG_ERR_VALUE, "%s: expected a 3-D weight (out_channels, in_channels / groups, "
+                       "kL), got shape %s", who, tg__shp(w));
+    int64_t cv[CV_NPARAMS] = {1, c1[0], 0, c1[1], 1, c1[2], c1[3], 0, c1[4]};
+    int64_t xs[4] = {x->shape[0], x->shape[1], 1, x->shape[2]};
+    int64_t ws[4] = {w->shape[0], w->shape[1], 1, w->shape[2]};
+    geom g; /* the checks, with conv1d's name */
+    if (conv_geom(who, xs, ws, cv, &g)) return NULL;
+    tg_tensor *x4 = tg_reshape(x, 4, xs), *w4 = x4 ? tg_reshape(w, 4, ws) : NULL;
+    tg_tensor *y4 = w4 ? tg_conv2d_ex(x4, w4, b, cv) : NULL;
+    tg_tensor_release(x4);
+    tg_tensor_release(w4);
+    if (!y4) return NULL;
+    int64_t ys[3] = {y4->shape[0], y4->shape[1], y4->shape[3]};
+    tg_tensor *y = tg_reshape(y4, 3, ys);
+    tg_tensor_release(y4);
+    return y;
+}
+static tg_tensor *apply_conv1d(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 2 && n != 3) return TG_FAIL(TG_ERR_VALUE, "conv1d: expected 2 or 3 inputs, got %d", n);
+    return tg_conv1d(in[0], in[1], n == 3 ? in[2] : NULL, p->ints);
+}
+TG_DEFINE_OP(conv1d, .arity = -1, .composite = true, .diff_mask = 7, .dtypes = "float32,float64",
+             .forward = "y[n,o,i] = b[o] + sum_{c,p} w[o,c,p] x[n, (o div Og) Cg + c, i*s + p*d - pl]",
+             .forward_tex = "y_{noi} = b_o + \\sum_{c,p} w_{ocp}\\, x_{n,\\,\\lfloor o/O_g \\rfloor C_g + c,\\,i s + p d - p_l}",
+             .vjp = "dx, dw, db: those of conv2d on (N, C, 1, L) (conv2d_input_grad, conv2d_weight_grad, sum)",
+             .vjp_tex = "\\bar x = \\bar y \\star^{\\top} w,\\quad \\bar w = \\sum_n \\bar y_n \\star x_n,"
+                        "\\quad \\bar b_o = \\sum_{n,i} \\bar y_{noi}",
+             .doc = "1-D convolution of x (N, C, L) with w (O, C/groups, kL) and an optional bias; ints = "
+                    "stride, padding left, dilation, groups, padding right; a composite (conv2d on H = 1).",
+             .apply = apply_conv1d,
+             .examples = "2x3x9,4x3x3,4|ints=1,1,1,1,1;T2x4x7,6x2x2|ints=2,1,3,2,1;1x4x8,4x1x3,4|ints=1,2,2,4,2;"
+                         "2x2x6,3x2x4|ints=1,1,1,1,2",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x;\\bar w;\\bar b");
+
+/* ---- conv_transpose2d ----------------------------------------------------- */
+
+/* y (N, Cout, OH, OW) = the transposed convolution of x (N, Cin, H, W) with w
+ * (Cin, Cout/groups, KH, KW) (PyTorch's layout) + bias (Cout,) or none;
+ * ct = stride (h, w), padding (h, w), output_padding (h, w), groups,
+ * dilation (h, w);  OH = (H-1)*sh - 2*ph + dh*(KH-1) + oph + 1.
+ * conv2d_input_grad with a public face: a composite. */
+tg_tensor *tg_conv_transpose2d(tg_tensor *x, tg_tensor *w, tg_tensor *b, const int64_t *ct) {
+    const char *who = "conv_transpose2d";
+    if (need_float(who, "input", x) || need_float(who, "weight", w)) return NULL;
+    if (need_4d(who, "input", "(N, C_in, H, W)", x) ||
+        need_4d(who, "weight", "(in_channels, out_channels / groups, kH, kW)", w))
+        return NULL;
+    int64_t G = ct[6];
+    if (G <= 0) return TG_FAIL(TG_ERR_VALUE, "%s: groups must be positive, got %lld", who, (long long)G);
+    if (x->shape[1] != w->shape[0])
+        return TG_FAIL(TG_ERR_VALUE, "%s: input has %lld channels but the weight %s expects %lld "
+                       "(weight layout (in_channels, out_channels / groups, kH, kW)); input shape %s",
+                       who, (long long)x->shape[1], tg__shp(w), (long long)w->shape[0], tg__shp(x));
+    if (w->shape[0] % G)
+        return TG_FAIL(TG_ERR_VALUE, "%s: groups=%lld must divide the input channels (%lld)", who,
+                       (long long)G, (long long)w->shape[0]);
+    int64_t cout;
+    if (__builtin_mul_overflow(w->shape[1], G, &cout))
+        return TG_FAIL(TG_ERR_VALUE, "%s: weight %s is too large", who, tg__shp(w));
+    if (need_bias(who, b, cout)) return NULL;
+    int64_t out[2];
+    for (int ax = 0; ax < 2; ax++) {
+        int64_t s = ct[ax], p = ct[2 + ax], op = ct[4 + ax], d = ct[7 + ax], k = w->shape[2 + ax];
+        const int64_t big = (int64_t)1 << 40;
+        if (s <= 0 || d <= 0 || p < 0 || op < 0 || s > big || d > big || p > big)
+            return TG_FAIL(TG_ERR_VALUE, "%s: expected positive stride and dilation and non-negative "
+                           "padding and output_padding, got stride (%lld, %lld), padding (%lld, %lld), "
+                           "output_padding (%lld, %lld), dilation (%lld, %lld)", who,
+                           (long long)ct[0], (long long)ct[1], (long long)ct[2], (long long)ct[3],
+                           (long long)ct[4], (long long)ct[5], (long long)ct[7], (long long)ct[8]);
+        if (op >= s)
+            return TG_FAIL(TG_ERR_VALUE, "%s: output_padding (%lld, %lld) must be smaller than the "
+                           "stride (%lld, %lld)", who, (long long)ct[4], (long long)ct[5],
+                           (long long)ct[0], (long long)ct[1]);
+        out[ax] = (x->shape[2 + ax] - 1) * s - 2 * p + d * (k - 1) + op + 1;
+        if (out[ax] <= 0)
+            return TG_FAIL(TG_ERR_VALUE, "%s: the output would have size %lld along the %s (input "
+                           "%s, weight %s, stride (%lld, %lld), padding (%lld, %lld), dilation (%lld, "
+                           "%lld))", who, (long long)out[ax], ax ? "width" : "height", tg__shp(x),
+                           tg__shp(w), (long long)ct[0], (long long)ct[1], (long long)ct[2],
+                           (long long)ct[3], (long long)ct[7], (long long)ct[8]);
+    }
+    int64_t ys[4] = {x->shape[0], cout, out[0], out[1]};
+    int64_t cv[CV_NPARAMS] = {ct[0], ct[1], ct[2], ct[3], ct[7], ct[8], G, ct[2], ct[3]};
+    tg_tensor *y = tg_conv2d_input_grad_ex(x, w, ys, cv);
+    return add_channel_bias(y, b);
+}
+static tg_tensor *apply_conv_transpose2d(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 2 && n != 3) return TG_FAIL(TG_ERR_VALUE, "conv_transpose2d: expected 2 or 3 inputs, got %d", n);
+    return tg_conv_transpose2d(in[0], in[1], n == 3 ? in[2] : NULL, p->ints);
+}
+TG_DEFINE_OP(conv_transpose2d, .arity = -1, .composite = true, .diff_mask = 7, .dtypes = "float32,float64",
+             .forward = "y = conv2d_input_grad(x, w) + b: y[n, (c div Cg) Og + o, i*sh + p*dh - ph, j*sw + q*dw - pw] += w[c,o,p,q] x[n,c,i,j]",
+             .forward_tex = "y_{n,\\,\\lfloor c/C_g \\rfloor O_g + o,\\,i s_h + p d_h - p_h,\\,j s_w + q d_w - p_w} \\mathrel{+}= w_{copq}\\, x_{ncij}",
+             .vjp = "dx = conv2d(dy, w), dw = conv2d_weight_grad(dy, x), db = sum(dy, (0, 2, 3))",
+             .vjp_tex = "\\bar x = \\bar y \\star w,\\quad \\bar w = \\sum_n x_n \\star \\bar y_n,"
+                        "\\quad \\bar b_o = \\sum_{n,i,j} \\bar y_{noij}",
+             .doc = "Transposed convolution of x (N, Cin, H, W) with w (Cin, Cout/groups, kH, kW); ints = "
+                    "stride (h, w), padding (h, w), output_padding (h, w), groups, dilation (h, w); a "
+                    "composite (conv2d_input_grad plus the bias).",
+             .apply = apply_conv_transpose2d,
+             .examples = "2x3x4x3,3x2x3x2,2|ints=2,1,1,0,1,0,1,1,1;T2x4x3x3,4x2x2x3,4|ints=1,2,0,1,0,1,2,2,1;"
+                         "1x4x3x4,4x3x3x3|ints=2,2,1,1,1,0,2,1,1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x;\\bar w;\\bar b");
+
+/* ---- interpolate -------------------------------------------------------- */
+
+/* The source indices (i0, i1) and weights (l0, l1) of output positions
+ * [0, out) along an axis of size in, by PyTorch's rules: nearest
+ * (floor(dst * scale) in float arithmetic, clamped) or linear
+ * (align_corners: dst * (in-1)/(out-1); else (dst + 0.5) * scale - 0.5,
+ * at least 0); scale = 1/scale_factor when given (sf > 0), else in/out.
+ * Linear weights are computed in double or float as the dtype. */
+static void resample_axis(int64_t in, int64_t out, double sf, int mode, bool align, bool f32,
+                          int64_t *i0, int64_t *i1, double *l1) {
+    for (int64_t o = 0; o < out; o++) {
+        if (mode == 0 || mode == 3) { /* nearest, nearest-exact */
+            int64_t src;
+            float sc = sf > 0 ? (float)(1.0 / sf) : (float)in / (float)out;
+            if (mode == 3) src = (int64_t)floorf(((float)o + 0.5f) * sc);
+            else if (out == in) src = o;
+            else if (out == 2 * in) src = o >> 1;
+            else src = (int64_t)floorf((float)o * sc);
+            if (src > in - 1) src = in - 1;
+            i0[o] = i1[o] = src;
+            l1[o] = 0;
+            continue;
+        }
+        double src;
+        if (f32) {
+            float sc = align ? (out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.0f)
+                             : (sf > 0 ? (float)(1.0 / sf) : (float)in / (float)out);
+            float s = align ? sc * (float)o : sc * ((float)o + 0.5f) - 0.5f;
+            src = s < 0 ? 0 : s;
+        } else {
+            double sc = align ? (out > 1 ? (double)(in - 1) / (double)(out - 1) : 0.0)
+                              : (sf > 0 ? 1.0 / sf : (double)in / (double)out);
+            double s = align ? sc * (double)o : sc * ((double)o + 0.5) - 0.5;
+            src = s < 0 ? 0 : s;
+        }
+        int64_t a = (int64_t)src;
+        if (a > in - 1) a = in - 1;
+        double l = src - (double)a;
+        if (f32) l = (double)((float)src - (float)a);
+        i0[o] = a;
+        i1[o] = a < in - 1 ? a + 1 : a;
+        l1[o] = l < 0 ? 0 : l > 1 ? 1 : l;
+    }
+}
+
+/* x resampled along axis ax (2 or 3) to `out` positions: index_select at
+ * i0 (nearest), or l0 * x[i0] + l1 * x[i1] (linear).  New reference. */
+static tg_tensor *resample(tg_tensor *x, int ax, int64_t out, double sf, int mode, bool align) {
+    bool linear = mode == 1 || mode == 2;
+    int64_t in = x->shape[ax];
+    bool f32 = x->dtype == TG_FLOAT32;
+    tg_tensor *t0 = tg_tensor_empty(1, &out, TG_INT64), *t1 = tg_tensor_empty(1, &out, TG_INT64);
+    double *l1 = malloc((size_t)(out > 0 ? out : 1) * sizeof *l1);
+    tg_tensor *r = NULL;
+    if (!t0 || !t1 || !l1) {
+        if (!l1) tg_error_set(TG_ERR_MEMORY, "interpolate: out of memory");
+        goto done;
+    }
+    resample_axis(in, out, sf, mode, align, f32, tg_tensor_data(t0), tg_tensor_data(t1), l1);
+    tg_tensor *a = tg_index_select(x, ax, t0);
+    if (!linear || !a) {
+        r = a;
+        goto done;
+    }
+    tg_tensor *b = tg_index_select(x, ax, t1);
+    /* weights of shape (out, 1) for the height axis, (out,) for the width */
+    int64_t ws[2] = {out, 1};
+    int wnd = ax == x->ndim - 1 ? 1 : 2;
+    tg_tensor *w0 = b ? tg_tensor_empty(wnd, ws, x->dtype) : NULL;
+    tg_tensor *w1 = w0 ? tg_tensor_empty(wnd, ws, x->dtype) : NULL;
+    if (w1) {
+        for (int64_t o = 0; o < out; o++) {
+            if (f32) {
+                ((float *)tg_tensor_data(w1))[o] = (float)l1[o];
+                ((float *)tg_tensor_data(w0))[o] = 1.0f - (float)l1[o];
+            } else {
+                ((double *)tg_tensor_data(w1))[o] = l1[o];
+                ((double *)tg_tensor_data(w0))[o] = 1.0 - l1[o];
+            }
+        }
+        tg_tensor *p0 = tg_mul(a, w0), *p1 = p0 ? tg_mul(b, w1) : NULL;
+        r = p1 ? tg_add(p0, p1) : NULL;
+        tg_tensor_release(p0);
+        tg_tensor_release(p1);
+    }
+    tg_tensor_release(a);
+    tg_tensor_release(b);
+    tg_tensor_release(w0);
+    tg_tensor_release(w1);
+done:
+    tg_tensor_release(t0);
+    tg_tensor_release(t1);
+    free(l1);
+    return r;
+}
+
+/* y = x (N, C, H, W) or (N, C, L) resampled to size (ndim - 2 sizes) by
+ * mode (0 nearest, 1 linear (3-D), 2 bilinear (4-D), 3 nearest-exact); scales: the scale
+ * factors used for the source indices (0: in/out), ndim - 2 of them or
+ * NULL.  A composite of index_select, mul and add. */
+tg_tensor *tg_interpolate(tg_tensor *x, const int64_t *size, const double *scales, int mode,
+                          bool align_corners) {
+    const char *who = "interpolate";
+    static const char *const names[] = {"nearest", "linear", "bilinear", "nearest-exact"};
+    if (need_float(who, "input", x)) return NULL;
+    if (mode < 0 || mode > 3) return TG_FAIL(TG_ERR_VALUE, "%s: unknown mode %d", who, mode);
+    if (x->ndim != 3 && x->ndim != 4)
+        return TG_FAIL(TG_ERR_VALUE, "%s: expected a 3-D (N, C, L) or 4-D (N, C, H, W) input, got "
+                       "shape %s", who, tg__shp(x));
+    if ((mode == 1 && x->ndim != 3) || (mode == 2 && x->ndim != 4))
+        return TG_FAIL(TG_ERR_VALUE, "%s: mode '%s' needs a %d-D input, got shape %s", who,
+                       names[mode], mode == 1 ? 3 : 4, tg__shp(x));
+    if ((mode == 0 || mode == 3) && align_corners)
+        return TG_FAIL(TG_ERR_VALUE, "%s: align_corners only applies to the linear modes, not "
+                       "'%s'", who, names[mode]);
+    int nsp = x->ndim - 2;
+    for (int d = 0; d < nsp; d++) {
+        if (size[d] <= 0 || size[d] > ((int64_t)1 << 40))
+            return TG_FAIL(TG_ERR_VALUE, "%s: output size must be positive, got %lld (input shape %s)",
+                           who, (long long)size[d], tg__shp(x));
+        if (x->shape[2 + d] <= 0)
+            return TG_FAIL(TG_ERR_VALUE, "%s: the input's spatial sizes must be positive, got shape %s",
+                           who, tg__shp(x));
+        if (scales && !(scales[d] >= 0 && isfinite(scales[d])))
+            return TG_FAIL(TG_ERR_VALUE, "%s: scale_factor must be positive, got %g", who, scales[d]);
+    }
+    tg_tensor *cur = x;
+    tg_tensor_retain(cur);
+    for (int d = nsp - 1; d >= 0 && cur; d--) { /* the width first, as PyTorch */
+        tg_tensor *nx = resample(cur, 2 + d, size[d], scales ? scales[d] : 0, mode, align_corners);
+        tg_tensor_release(cur);
+        cur = nx;
+    }
+    return cur;
+}
+static tg_tensor *apply_interpolate(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    double sc[2] = {p->f[0], p->f[1]};
+    return tg_interpolate(in[0], p->ints + 2, sc, (int)p->ints[0], p->ints[1] != 0);
+}
+TG_DEFINE_OP(interpolate, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64",
+             .forward = "nearest: y[..., i, j] = x[..., h(i), w(j)]; bilinear: y = sum of the 4 neighbours of the source point weighted by (1 - a)(1 - b), ...",
+             .forward_tex = "y_{ij} = \\sum_{a,b \\in \\{0,1\\}} \\lambda^h_{ia} \\lambda^w_{jb}\\, x_{h_a(i),\\,w_b(j)}",
+             .vjp = "dx = index_add of dy weighted by the same lambdas (the VJPs of index_select and mul)",
+             .vjp_tex = "\\bar x_{h_a(i),\\,w_b(j)} \\mathrel{+}= \\lambda^h_{ia} \\lambda^w_{jb}\\, \\bar y_{ij}",
+             .doc = "Resampling of x (N, C, L) or (N, C, H, W) (PyTorch's index rules); ints = mode (0 "
+                    "nearest, 1 linear, 2 bilinear, 3 nearest-exact), align_corners, output size; f0, f1 = scale factors "
+                    "(0: in/out); a composite of index_select, mul and add.",
+             .apply = apply_interpolate,
+             .examples = "2x3x5x4|ints=0,0,7,9;T2x3x4x5|ints=0,0,3,2;2x3x5x4|ints=2,0,7,9;"
+                         "1x2x5x4|ints=2,1,7,3;1x2x6x4|ints=2,0,3,10 f0=0.5 f1=2.5;2x3x5|ints=1,0,9;"
+                         "2x3x6|ints=1,1,4;2x3x5|ints=0,0,11;1x2x5x3|ints=3,0,7,8;2x3x7|ints=3,0,3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ---- adaptive_avg_pool2d -------------------------------------------------- */
+
+/* The (out, in) matrix of adaptive average pooling along one axis: row i
+ * averages [floor(i*in/out), ceil((i+1)*in/out)). */
+static tg_tensor *adaptive_matrix(int64_t in, int64_t out, tg_dtype dt) {
+    int64_t s[2] = {out, in};
+    tg_tensor *m = tg_tensor_zeros(2, s, dt);
+    if (!m) return NULL;
+    for (int64_t i = 0; i < out; i++) {
+        int64_t a = i * in / out, b = ((i + 1) * in + out - 1) / out;
+        for (int64_t k = a; k < b; k++) {
+            if (dt == TG_FLOAT32) ((float *)tg_tensor_data(m))[i * in + k] = 1.0f / (float)(b - a);
+            else ((double *)tg_tensor_data(m))[i * in + k] = 1.0 / (double)(b - a);
+        }
+    }
+    return m;
+}
+
+/* y (N, C, OH, OW) = the average of each of PyTorch's adaptive windows of
+ * x (N, C, H, W): Ph @ x @ Pw^T with the averaging matrices (a composite of
+ * two matmuls). */
+tg_tensor *tg_adaptive_avg_pool2d(tg_tensor *x, int64_t oh, int64_t ow) {
+    const char *who = "adaptive_avg_pool2d";
+    if (need_float(who, "input", x) || need_4d(who, "input", "(N, C, H, W)", x)) return NULL;
+    if (oh <= 0 || ow <= 0 || oh > ((int64_t)1 << 31) || ow > ((int64_t)1 << 31))
+        return TG_FAIL(TG_ERR_VALUE, "%s: output size must be positive, got (%lld, %lld)", who,
+                       (long long)oh, (long long)ow);
+    if (x->shape[2] <= 0 || x->shape[3] <= 0 || x->shape[2] > ((int64_t)1 << 31) || x->shape[3] > ((int64_t)1 << 31))
+        return TG_FAIL(TG_ERR_VALUE, "%s: the input's height and width must be positive, got shape %s",
+                       who, tg__shp(x));
+    tg_tensor *ph = adaptive_matrix(x->shape[2], oh, x->dtype);
+    tg_tensor *pw = ph ? adaptive_matrix(x->shape[3], ow, x->dtype) : NULL;
+    tg_tensor *pwt = pw ? tg_transpose(pw, 0, 1) : NULL;
+    tg_tensor *a = pwt ? tg_matmul(ph, x) : NULL;
+    tg_tensor *y = a ? tg_matmul(a, pwt) : NULL;
+    tg_tensor_release(ph);
+    tg_tensor_release(pw);
+    tg_tensor_release(pwt);
+    tg_tensor_release(a);
+    return y;
+}
+static tg_tensor *apply_adaptive_avg_pool2d(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_adaptive_avg_pool2d(in[0], p->ints[0], p->ints[1]);
+}
+TG_DEFINE_OP(adaptive_avg_pool2d, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64",
+             .forward = "y[n,c,i,j] = mean of x[n, c, floor(i H/OH) .. ceil((i+1) H/OH), floor(j W/OW) .. ceil((j+1) W/OW)] = (Ph @ x @ Pw^T)",
+             .forward_tex = "y = P_h\\, x\\, P_w^{\\top}",
+             .vjp = "dx = Ph^T @ dy @ Pw (the VJPs of the two matmuls)",
+             .vjp_tex = "\\bar x = P_h^{\\top}\\, \\bar y\\, P_w",
+             .doc = "Adaptive average pooling of x (N, C, H, W) to (OH, OW) = ints[0], ints[1] (PyTorch's "
+                    "windows); a composite of two matmuls with averaging matrices.",
+             .apply = apply_adaptive_avg_pool2d,
+             .examples = "2x3x7x5|ints=3,2;T2x3x4x6|ints=4,4;1x2x5x5|ints=7,1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");

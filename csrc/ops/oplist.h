@@ -105,6 +105,11 @@ TG_OP(avg_pool2d_backward, INTERNAL)
 /* shape.c: shape and indexing (issue 14) */
 
 /* conv.c: more convolutions, pooling, interpolation (issue 14) */
+TG_OP(max_unpool2d, CUSTOM)
+TG_OP(conv1d, CUSTOM)
+TG_OP(conv_transpose2d, CUSTOM)
+TG_OP(interpolate, CUSTOM)
+TG_OP(adaptive_avg_pool2d, CUSTOM)
 
 /* nn.c: normalization, attention, embedding, losses (issue 14) */
 

@@ -635,6 +635,61 @@ static void op_many(rd *r) {
     else result(r, tg_stack(n, in, ival(r, -4, 4)), "stack");
 }
 
+/* The convolution family with the classic arguments (a 0 byte, what an
+ * exhausted input reads: the calls the corpus was made with) or with random
+ * dilation, groups and per-side padding (issue 14): conv2d and its two
+ * gradients, conv1d, conv_transpose2d.  *what names the op called. */
+static tg_tensor *conv_family(rd *r, tg_tensor *x, tg_tensor *w, tg_tensor *b, const int64_t *xs,
+                              int64_t s1, int64_t s2, int64_t p1, int64_t p2, const char **what) {
+    uint8_t k = u8(r) % 6;
+    if (k == 0) return tg_conv2d(x, w, b, s1, s2, p1, p2);
+    int64_t cv[9] = {s1, s2, p1, p2, ival(r, 0, 3), ival(r, 0, 3), ival(r, 0, 3), ival(r, -1, 2), ival(r, -1, 2)};
+    switch (k) {
+    case 1: return tg_conv2d_ex(x, w, b, cv);
+    case 2: *what = "conv2d_input_grad"; return tg_conv2d_input_grad_ex(x, w, xs, cv);
+    case 3: *what = "conv2d_weight_grad"; return tg_conv2d_weight_grad_ex(x, w, xs, cv);
+    case 4: {
+        int64_t c1[5] = {s1, p1, cv[4], cv[6], cv[7]};
+        *what = "conv1d";
+        return tg_conv1d(x, w, b, c1);
+    }
+    default: {
+        int64_t ct[9] = {s1, s2, p1, p2, ival(r, -1, 2), ival(r, -1, 2), cv[6], cv[4], cv[5]};
+        *what = "conv_transpose2d";
+        return tg_conv_transpose2d(x, w, b, ct);
+    }
+    }
+}
+
+/* Pooling with the classic arguments (a 0 byte) or with random dilation,
+ * ceil_mode, count_include_pad and divisor_override (issue 14); also
+ * max_unpool2d (indices from `idx`), adaptive_avg_pool2d and interpolate. */
+static tg_tensor *pool_family(rd *r, tg_tensor *x, tg_tensor *idx, int64_t kh, int64_t kw, int64_t s1,
+                              int64_t s2, int64_t p1, int64_t p2, int max, const char **what) {
+    uint8_t k = u8(r) % 6;
+    if (k == 0) return max ? tg_max_pool2d(x, kh, kw, s1, s2, p1, p2) : tg_avg_pool2d(x, kh, kw, s1, s2, p1, p2);
+    int64_t pp[11] = {kh, kw, s1, s2, p1, p2, max ? ival(r, 0, 3) : 1, max ? ival(r, 0, 3) : 1,
+                      u8(r) & 1, u8(r) & 1, ival(r, -1, 3)};
+    int64_t hw[2] = {ival(r, 0, 6), ival(r, 0, 6)};
+    switch (k) {
+    case 1: {
+        if (!max) return tg_avg_pool2d_ex(x, pp);
+        tg_tensor *ind = NULL, *y = tg_max_pool2d_ex(x, pp, (u8(r) & 1) ? &ind : NULL);
+        if (y && ind && !tg__same_shape_fuzz(ind, y))
+            die("max_pool2d", "indices do not have the output's shape");
+        tg_tensor_release(ind);
+        return y;
+    }
+    case 2: *what = "max_unpool2d"; return tg_max_unpool2d(x, idx, pp, (u8(r) & 1) ? hw : NULL);
+    case 3: *what = "adaptive_avg_pool2d"; return tg_adaptive_avg_pool2d(x, hw[0], hw[1]);
+    default: {
+        double sc[2] = {fval(r), fval(r)};
+        *what = "interpolate";
+        return tg_interpolate(x, hw, (u8(r) & 1) ? sc : NULL, (int)ival(r, -1, 3), u8(r) & 1);
+    }
+    }
+}
+
 static void op_direct(rd *r) {
     tg_tensor *x = get(r), *y = get(r), *z = get(r);
     if (!x || !y || !z) return;
@@ -661,9 +716,9 @@ static void op_direct(rd *r) {
         break;
     }
     case 5: what = "cross_entropy"; t = tg_cross_entropy(x, y, (tg_reduction)(u8(r) % 4)); break;
-    case 6: what = "conv2d"; t = tg_conv2d(x, y, (u8(r) & 1) ? z : NULL, s1, s2, p1, p2); break;
-    case 7: what = "max_pool2d"; t = tg_max_pool2d(x, ival(r, 0, 3), ival(r, 0, 3), s1, s2, p1, p2); break;
-    case 8: what = "avg_pool2d"; t = tg_avg_pool2d(x, ival(r, 0, 3), ival(r, 0, 3), s1, s2, p1, p2); break;
+    case 6: what = "conv2d"; t = conv_family(r, x, y, (u8(r) & 1) ? z : NULL, xs, s1, s2, p1, p2, &what); break;
+    case 7: what = "max_pool2d"; t = pool_family(r, x, y, ival(r, 0, 3), ival(r, 0, 3), s1, s2, p1, p2, 1, &what); break;
+    case 8: what = "avg_pool2d"; t = pool_family(r, x, y, ival(r, 0, 3), ival(r, 0, 3), s1, s2, p1, p2, 0, &what); break;
     case 9: what = "conv2d_input_grad"; t = tg_conv2d_input_grad(x, y, xs, s1, s2, p1, p2); break;
     case 10: what = "conv2d_weight_grad"; t = tg_conv2d_weight_grad(x, y, xs, s1, s2, p1, p2); break;
     case 11: what = "cast"; t = tg_cast(x, (tg_dtype)(u8(r) % 4)); break;

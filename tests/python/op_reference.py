@@ -194,91 +194,128 @@ def _dropout(xs, p):
 
 
 # ---- convolution and pooling (NCHW) ---------------------------------------
+# conv params (ints): stride h, w, padding top, left, dilation h, w, groups,
+# padding bottom, right.  pool params (ints): kernel h, w, stride h, w,
+# padding h, w, dilation h, w, ceil_mode, count_include_pad, divisor_override.
 
-def _out_size(n, k, s, pad):
-    return (n + 2 * pad - k) // s + 1
+def _cv(p):
+    sh, sw, pt, pl, dh, dw, g, pb, pr = (int(v) for v in p["ints"][:9])
+    return sh, sw, (pt, pb), (pl, pr), dh, dw, g
 
 
-def _conv2d(x, w, b, sh, sw, ph, pw):
+def _conv_taps(H, W, kh, kw, sh, sw, ph, pw, dh, dw):
+    """(OH, OW) and, per tap (p, q), the slices of the padded input it reads."""
+    OH = (H + ph[0] + ph[1] - dh * (kh - 1) - 1) // sh + 1
+    OW = (W + pw[0] + pw[1] - dw * (kw - 1) - 1) // sw + 1
+    sl = {(a, b): (slice(a * dh, a * dh + sh * (OH - 1) + 1, sh), slice(b * dw, b * dw + sw * (OW - 1) + 1, sw))
+          for a in range(kh) for b in range(kw)}
+    return OH, OW, sl
+
+
+def _conv2d(x, w, b, sh, sw, ph, pw, dh=1, dw=1, groups=1):
+    ph = ph if isinstance(ph, tuple) else (ph, ph)
+    pw = pw if isinstance(pw, tuple) else (pw, pw)
     N, C, H, W = x.shape
-    O, C2, kh, kw = w.shape
-    assert C == C2
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    OH, OW = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
+    O, Cg, kh, kw = w.shape
+    assert C == Cg * groups
+    Og = O // groups
+    xp = np.pad(x, ((0, 0), (0, 0), ph, pw))
+    OH, OW, sl = _conv_taps(H, W, kh, kw, sh, sw, ph, pw, dh, dw)
     out = np.zeros((N, O, OH, OW), dtype=np.result_type(x, w))
-    for p_ in range(kh):
-        for q in range(kw):
-            patch = xp[:, :, p_:p_ + sh * (OH - 1) + 1:sh, q:q + sw * (OW - 1) + 1:sw]  # N C OH OW
-            out += np.einsum("ncij,oc->noij", patch, w[:, :, p_, q])
+    for k in range(groups):
+        for (p_, q), (si, sj) in sl.items():
+            patch = xp[:, k * Cg:(k + 1) * Cg, si, sj]
+            out[:, k * Og:(k + 1) * Og] += np.einsum("ncij,oc->noij", patch, w[k * Og:(k + 1) * Og, :, p_, q])
     if b is not None:
         out += b[None, :, None, None]
     return out
 
 
-def _conv2d_input_grad(dy, w, xshape, sh, sw, ph, pw):
+def _conv2d_input_grad(dy, w, xshape, sh, sw, ph, pw, dh=1, dw=1, groups=1):
+    ph = ph if isinstance(ph, tuple) else (ph, ph)
+    pw = pw if isinstance(pw, tuple) else (pw, pw)
     N, C, H, W = xshape
-    O, _, kh, kw = w.shape
-    OH, OW = dy.shape[2], dy.shape[3]
-    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=np.result_type(dy, w))
-    for p_ in range(kh):
-        for q in range(kw):
-            dxp[:, :, p_:p_ + sh * (OH - 1) + 1:sh, q:q + sw * (OW - 1) + 1:sw] += np.einsum(
-                "noij,oc->ncij", dy, w[:, :, p_, q])
-    return dxp[:, :, ph:ph + H, pw:pw + W]
+    O, Cg, kh, kw = w.shape
+    Og = O // groups
+    _, _, sl = _conv_taps(H, W, kh, kw, sh, sw, ph, pw, dh, dw)
+    dxp = np.zeros((N, C, H + ph[0] + ph[1], W + pw[0] + pw[1]), dtype=np.result_type(dy, w))
+    for k in range(groups):
+        for (p_, q), (si, sj) in sl.items():
+            dxp[:, k * Cg:(k + 1) * Cg, si, sj] += np.einsum(
+                "noij,oc->ncij", dy[:, k * Og:(k + 1) * Og], w[k * Og:(k + 1) * Og, :, p_, q])
+    return dxp[:, :, ph[0]:ph[0] + H, pw[0]:pw[0] + W]
 
 
-def _conv2d_weight_grad(x, dy, wshape, sh, sw, ph, pw):
-    O, C, kh, kw = wshape
-    OH, OW = dy.shape[2], dy.shape[3]
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    dw = np.zeros(wshape, dtype=np.result_type(x, dy))
-    for p_ in range(kh):
-        for q in range(kw):
-            patch = xp[:, :, p_:p_ + sh * (OH - 1) + 1:sh, q:q + sw * (OW - 1) + 1:sw]
-            dw[:, :, p_, q] = np.einsum("ncij,noij->oc", patch, dy)
-    return dw
+def _conv2d_weight_grad(x, dy, wshape, sh, sw, ph, pw, dh=1, dw=1, groups=1):
+    ph = ph if isinstance(ph, tuple) else (ph, ph)
+    pw = pw if isinstance(pw, tuple) else (pw, pw)
+    O, Cg, kh, kw = wshape
+    Og = O // groups
+    xp = np.pad(x, ((0, 0), (0, 0), ph, pw))
+    _, _, sl = _conv_taps(x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw, dh, dw)
+    dw_ = np.zeros(wshape, dtype=np.result_type(x, dy))
+    for k in range(groups):
+        for (p_, q), (si, sj) in sl.items():
+            patch = xp[:, k * Cg:(k + 1) * Cg, si, sj]
+            dw_[k * Og:(k + 1) * Og, :, p_, q] = np.einsum("ncij,noij->oc", patch, dy[:, k * Og:(k + 1) * Og])
+    return dw_
 
 
 def _conv_ref(xs, p):
     x, w = xs[0], xs[1]
     b = xs[2] if len(xs) > 2 else None
-    i = p["i"]
-    return _conv2d(x, w, b, i[0], i[1], i[2], i[3]).astype(np.result_type(*xs))
+    return _conv2d(x, w, b, *_cv(p)).astype(np.result_type(*xs))
 
 
 def _conv_input_grad_ref(xs, p):
     dy, w = xs
-    i = p["i"]
-    return _conv2d_input_grad(dy, w, tuple(p["shape"]), i[0], i[1], i[2], i[3]).astype(np.result_type(dy, w))
+    return _conv2d_input_grad(dy, w, tuple(p["shape"]), *_cv(p)).astype(np.result_type(dy, w))
 
 
 def _conv_weight_grad_ref(xs, p):
     x, dy = xs
-    i = p["i"]
-    return _conv2d_weight_grad(x, dy, tuple(p["shape"]), i[0], i[1], i[2], i[3]).astype(np.result_type(x, dy))
+    return _conv2d_weight_grad(x, dy, tuple(p["shape"]), *_cv(p)).astype(np.result_type(x, dy))
 
 
-def _pool_windows(x, kh, kw, sh, sw, ph, pw, fill):
+def _pool_size(n, k, s, pad, d, ceil_mode):
+    num = n + 2 * pad - d * (k - 1) - 1
+    o = (-(-num // s) if ceil_mode else num // s) + 1
+    if ceil_mode and (o - 1) * s >= n + pad:
+        o -= 1
+    return o
+
+
+def _pool_loop(x, p, kind):
+    """Max or average pooling by plain loops over the windows (the independent answer)."""
+    kh, kw, sh, sw, ph, pw, dh, dw, cm, cip, div = (int(v) for v in p["ints"][:11])
     N, C, H, W = x.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
-    OH, OW = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
-    win = np.empty((N, C, OH, OW, kh, kw), dtype=x.dtype)
-    for p_ in range(kh):
-        for q in range(kw):
-            win[..., p_, q] = xp[:, :, p_:p_ + sh * (OH - 1) + 1:sh, q:q + sw * (OW - 1) + 1:sw]
-    return win
+    OH, OW = _pool_size(H, kh, sh, ph, dh, cm), _pool_size(W, kw, sw, pw, dw, cm)
+    out = np.zeros((N, C, OH, OW), dtype=x.dtype)
+    for i in range(OH):
+        for j in range(OW):
+            hs, ws = i * sh - ph, j * sw - pw
+            rows = [hs + a * dh for a in range(kh) if 0 <= hs + a * dh < H]
+            cols = [ws + b * dw for b in range(kw) if 0 <= ws + b * dw < W]
+            win = x[:, :, rows][:, :, :, cols]
+            if kind == "max":
+                out[:, :, i, j] = win.max(axis=(2, 3))
+            else:
+                if div:
+                    d = div
+                elif cip:
+                    d = (min(hs + kh, H + ph) - hs) * (min(ws + kw, W + pw) - ws)
+                else:
+                    d = len(rows) * len(cols)
+                out[:, :, i, j] = win.sum(axis=(2, 3)) / d
+    return out
 
 
 def _max_pool(xs, p):
-    (x,) = xs
-    kh, kw, sh, sw, ph, pw = (int(v) for v in p["ints"][:6])
-    return _pool_windows(x, kh, kw, sh, sw, ph, pw, -np.inf).max(axis=(4, 5))
+    return _pool_loop(xs[0], p, "max")
 
 
 def _avg_pool(xs, p):
-    (x,) = xs
-    kh, kw, sh, sw, ph, pw = (int(v) for v in p["ints"][:6])
-    return (_pool_windows(x, kh, kw, sh, sw, ph, pw, 0).sum(axis=(4, 5)) / (kh * kw)).astype(x.dtype)
+    return _pool_loop(xs[0], p, "avg").astype(xs[0].dtype)
 
 
 def _max_pool_backward(xs, p):
@@ -290,16 +327,118 @@ def _max_pool_backward(xs, p):
     return out.reshape(N, C, H, W)
 
 
-def _avg_pool_backward(xs, p):
-    (dy,) = xs
+def _max_unpool(xs, p):
+    x, idx = xs
     kh, kw, sh, sw, ph, pw = (int(v) for v in p["ints"][:6])
+    if p["shape"] and len(p["shape"]) == 2:
+        H, W = p["shape"][:2]
+    else:
+        H, W = (x.shape[2] - 1) * sh - 2 * ph + kh, (x.shape[3] - 1) * sw - 2 * pw + kw
+    return _max_pool_backward([x, idx], {"shape": [x.shape[0], x.shape[1], H, W]})
+
+
+def _avg_pool_backward(xs, p):
+    """The adjoint of _avg_pool, column by column: dx[k] = <dy, avg_pool(e_k)>."""
+    (dy,) = xs
     N, C, H, W = p["shape"]
-    OH, OW = dy.shape[2], dy.shape[3]
-    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dy.dtype)
-    for p_ in range(kh):
-        for q in range(kw):
-            dxp[:, :, p_:p_ + sh * (OH - 1) + 1:sh, q:q + sw * (OW - 1) + 1:sw] += dy / (kh * kw)
-    return dxp[:, :, ph:ph + H, pw:pw + W]
+    dx = np.zeros((N, C, H, W), dtype=dy.dtype)
+    for h in range(H):
+        for w in range(W):
+            e = np.zeros((1, 1, H, W), dtype=np.float64)
+            e[0, 0, h, w] = 1
+            col = _pool_loop(e, p, "avg")[0, 0]
+            dx[:, :, h, w] = np.einsum("ncij,ij->nc", dy, col)
+    return dx
+
+def _conv1d_ref(xs, p):
+    x, w = xs[0], xs[1]
+    b = xs[2] if len(xs) > 2 else None
+    s, pl, d, g, pr = (int(v) for v in p["ints"][:5])
+    y = _conv2d(x[:, :, None, :], w[:, :, None, :], b, 1, s, (0, 0), (pl, pr), 1, d, g)
+    return y[:, :, 0, :].astype(np.result_type(*xs))
+
+
+def _conv_transpose_ref(xs, p):
+    """Each input pixel adds its weighted kernel to the output (the textbook definition)."""
+    x, w = xs[0], xs[1]
+    b = xs[2] if len(xs) > 2 else None
+    sh, sw, ph, pw, oph, opw, g, dh, dw = (int(v) for v in p["ints"][:9])
+    N, Cin, H, W = x.shape
+    _, Og, kh, kw = w.shape
+    Cg = Cin // g
+    OH = (H - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    OW = (W - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    full = np.zeros((N, Og * g, (H - 1) * sh + dh * (kh - 1) + 1 + oph + ph, (W - 1) * sw + dw * (kw - 1) + 1 + opw + pw),
+                    dtype=np.result_type(x, w))
+    for c in range(Cin):
+        k = c // Cg
+        for a in range(kh):
+            for q in range(kw):
+                full[:, k * Og:(k + 1) * Og, a * dh:a * dh + (H - 1) * sh + 1:sh, q * dw:q * dw + (W - 1) * sw + 1:sw] += \
+                    np.einsum("nij,o->noij", x[:, c], w[c, :, a, q])
+    y = full[:, :, ph:ph + OH, pw:pw + OW]
+    if b is not None:
+        y = y + b[None, :, None, None]
+    return y.astype(np.result_type(*xs))
+
+
+def _src_index(o, n_in, n_out, sf, mode, align):
+    """PyTorch's source position of output o along one axis (nearest: an int)."""
+    if mode == 3:  # nearest-exact: the pixel whose centre is nearest
+        sc = np.float32(1.0 / sf) if sf > 0 else np.float32(n_in) / np.float32(n_out)
+        return min(int(np.floor((np.float32(o) + np.float32(0.5)) * sc)), n_in - 1)
+    if mode == 0:
+        if n_out == n_in:
+            return o
+        if n_out == 2 * n_in:
+            return o // 2
+        sc = np.float32(1.0 / sf) if sf > 0 else np.float32(n_in) / np.float32(n_out)
+        return min(int(np.floor(np.float32(o) * sc)), n_in - 1)
+    if align:
+        sc = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+        return sc * o
+    sc = 1.0 / sf if sf > 0 else n_in / n_out
+    return max(sc * (o + 0.5) - 0.5, 0.0)
+
+
+def _interp_matrix(n_in, n_out, sf, mode, align):
+    m = np.zeros((n_out, n_in))
+    for o in range(n_out):
+        s = _src_index(o, n_in, n_out, sf, mode, align)
+        if mode in (0, 3):
+            m[o, s] = 1
+            continue
+        a = min(int(s), n_in - 1)
+        b = min(a + 1, n_in - 1)
+        lam = min(max(s - a, 0.0), 1.0)
+        m[o, a] += 1 - lam
+        m[o, b] += lam
+    return m
+
+
+def _interpolate_ref(xs, p):
+    (x,) = xs
+    mode, align = int(p["ints"][0]), bool(p["ints"][1])
+    if x.ndim == 3:
+        m = _interp_matrix(x.shape[2], int(p["ints"][2]), p["f"][0], mode, align)
+        return np.einsum("ncl,ol->nco", x, m).astype(x.dtype)
+    mh = _interp_matrix(x.shape[2], int(p["ints"][2]), p["f"][0], mode, align)
+    mw = _interp_matrix(x.shape[3], int(p["ints"][3]), p["f"][1], mode, align)
+    return np.einsum("nchw,ih,jw->ncij", x, mh, mw).astype(x.dtype)
+
+
+def _adaptive_avg_ref(xs, p):
+    (x,) = xs
+    OH, OW = int(p["ints"][0]), int(p["ints"][1])
+    N, C, H, W = x.shape
+    y = np.zeros((N, C, OH, OW), dtype=x.dtype)
+    for i in range(OH):
+        h0, h1 = (i * H) // OH, -(-((i + 1) * H) // OH)
+        for j in range(OW):
+            w0, w1 = (j * W) // OW, -(-((j + 1) * W) // OW)
+            y[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return y
+
 
 
 def _argext(f):
@@ -452,6 +591,11 @@ REFERENCES = {
     # shape.c: shape and indexing (issue 14)
 
     # conv.c: more convolutions, pooling, interpolation (issue 14)
+    "max_unpool2d": _max_unpool,
+    "conv1d": _conv1d_ref,
+    "conv_transpose2d": _conv_transpose_ref,
+    "interpolate": _interpolate_ref,
+    "adaptive_avg_pool2d": _adaptive_avg_ref,
 
     # nn.c: normalization, attention, embedding, losses (issue 14)
 

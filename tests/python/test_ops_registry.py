@@ -209,6 +209,21 @@ HAND = {
     # shape.c: shape and indexing (issue 14)
 
     # conv.c: more convolutions, pooling, interpolation (issue 14)
+    "max_unpool2d": lambda x, p: tg.nn.functional.max_unpool2d(
+        x[0], x[1], p["ints"][:2], p["ints"][2:4], p["ints"][4:6],
+        output_size=p["shape"] or None),
+    "conv1d": lambda x, p: tg.nn.functional.conv1d(
+        *x, stride=p["ints"][0], padding=p["ints"][1], dilation=p["ints"][2], groups=p["ints"][3])
+    if p["ints"][1] == p["ints"][4] else tg.nn.functional.conv1d(
+        *x, padding="same", dilation=p["ints"][2], groups=p["ints"][3]),
+    "conv_transpose2d": lambda x, p: tg.nn.functional.conv_transpose2d(
+        *x, stride=p["ints"][0:2], padding=p["ints"][2:4], output_padding=p["ints"][4:6],
+        groups=p["ints"][6], dilation=p["ints"][7:9]),
+    "interpolate": lambda x, p: tg.nn.functional.interpolate(
+        x[0], mode=["nearest", "linear", "bilinear", "nearest-exact"][p["ints"][0]],
+        align_corners=bool(p["ints"][1]) if p["ints"][0] in (1, 2) else None,
+        **({"scale_factor": p["f"][:x[0].ndim - 2]} if p["f"][0] else {"size": p["ints"][2:x[0].ndim]})),
+    "adaptive_avg_pool2d": lambda x, p: tg.nn.functional.adaptive_avg_pool2d(x[0], p["ints"][:2]),
 
     # nn.c: normalization, attention, embedding, losses (issue 14)
 

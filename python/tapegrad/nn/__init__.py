@@ -9,3 +9,7 @@
 from . import functional, init, utils  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from .modules import __all__  # noqa: F401
+from .conv import *  # noqa: F401,F403
+from .conv import __all__ as _conv_all
+
+__all__ = __all__ + _conv_all

@@ -25,6 +25,11 @@ pad = _C.pad
 conv2d = _C.conv2d
 max_pool2d = _C.max_pool2d
 avg_pool2d = _C.avg_pool2d
+conv1d = _C.conv1d
+conv_transpose2d = _C.conv_transpose2d
+max_unpool2d = _C.max_unpool2d
+adaptive_avg_pool2d = _C.adaptive_avg_pool2d
+interpolate = _C.interpolate
 
 
 linear = _C.linear

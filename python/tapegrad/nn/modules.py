@@ -794,57 +794,132 @@ def _pair(v):
 
 
 class Conv2d(Module):
-    """2-D convolution over (N, C, H, W) inputs; weight (out, in, kh, kw).
+    """2-D convolution over (N, C, H, W) inputs; weight (out, in/groups, kh, kw).
 
-    Initialisation as PyTorch: uniform in (-k, k), k = 1/sqrt(in * kh * kw).
+    PyTorch's arguments: ``stride``, ``padding`` (an int, a pair, ``'same'``,
+    ``'valid'``), ``dilation``, ``groups``, ``bias`` (only ``padding_mode='zeros'``).
+    Initialisation as PyTorch (kaiming-uniform with a = sqrt(5)): weight and
+    bias uniform in (-k, k), k = 1/sqrt(in/groups * kh * kw).
+
+    >>> import tapegrad as tg
+    >>> conv = tg.nn.Conv2d(4, 8, 3, padding=2, dilation=2, groups=2)
+    >>> conv
+    Conv2d(4, 8, kernel_size=(3, 3), stride=(1, 1), padding=(2, 2), dilation=(2, 2), groups=2)
+    >>> conv(tg.ones(1, 4, 9, 9)).shape
+    (1, 8, 9, 9)
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 dtype=None):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
+        Conv2d._check_args(type(self).__name__, in_channels, out_channels, groups, padding, padding_mode)
         kh, kw = _pair(kernel_size)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = (kh, kw), _pair(stride), _pair(padding)
-        k = 1.0 / math.sqrt(in_channels * kh * kw)
+        self.kernel_size, self.stride, self.dilation = (kh, kw), _pair(stride), _pair(dilation)
+        self.padding = padding if isinstance(padding, str) else _pair(padding)
+        if self.padding == "same" and self.stride != (1, 1):
+            raise ValueError("Conv2d: padding='same' is not supported for strided convolutions")
+        self.groups, self.padding_mode = groups, padding_mode
+        k = 1.0 / math.sqrt(in_channels // groups * kh * kw)
         dt = dtype or _C.float32
-        self.weight = Parameter(init._uniform((out_channels, in_channels, kh, kw), -k, k, dt))
+        self.weight = Parameter(init._uniform((out_channels, in_channels // groups, kh, kw), -k, k, dt))
         self.bias = Parameter(init._uniform((out_channels,), -k, k, dt)) if bias else None
         if not bias:
             object.__setattr__(self, "bias", None)
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}")
+        return Conv2d._repr(self)
+
+    @staticmethod
+    def _check_args(cls, in_channels, out_channels, groups, padding, padding_mode):
+        """PyTorch's constructor checks of the convolution modules."""
+        if groups <= 0:
+            raise ValueError(f"{cls}: groups must be a positive integer, got {groups}")
+        if in_channels % groups:
+            raise ValueError(f"{cls}: in_channels ({in_channels}) must be divisible by groups ({groups})")
+        if out_channels % groups:
+            raise ValueError(f"{cls}: out_channels ({out_channels}) must be divisible by groups ({groups})")
+        if isinstance(padding, str) and padding not in ("same", "valid"):
+            raise ValueError(f"{cls}: padding must be 'same', 'valid' or ints, got {padding!r}")
+        if padding_mode != "zeros":
+            raise ValueError(f"{cls}: padding_mode {padding_mode!r} is not supported (only 'zeros'; "
+                             f"pad the input with tg.pad first)")
+
+    @staticmethod
+    def _repr(m):
+        """PyTorch's extra_repr of the convolution modules: the non-default settings only."""
+        n = len(m.kernel_size)
+        s = f"{m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size}, stride={m.stride}"
+        if m.padding != (0,) * n:
+            s += f", padding={m.padding}"
+        if m.dilation != (1,) * n:
+            s += f", dilation={m.dilation}"
+        if getattr(m, "output_padding", (0,) * n) != (0,) * n:
+            s += f", output_padding={m.output_padding}"
+        if m.groups != 1:
+            s += f", groups={m.groups}"
+        if m.bias is None:
+            s += ", bias=False"
+        return s
 
 
 class _Pool2d(Module):
     """Pooling over (N, C, H, W) windows; the stride defaults to the window."""
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
-
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        self.ceil_mode = ceil_mode
 
 
 class MaxPool2d(_Pool2d):
-    """Max pooling over (N, C, H, W)."""
+    """Max pooling over (N, C, H, W), with PyTorch's arguments.
+
+    >>> import tapegrad as tg
+    >>> pool = tg.nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True, return_indices=True)
+    >>> y, idx = pool(tg.randn(1, 2, 6, 6))
+    >>> y.shape, idx.dtype == tg.int64
+    ((1, 2, 4, 4), True)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.dilation, self.return_indices = dilation, return_indices
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                            self.ceil_mode, self.return_indices)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 class AvgPool2d(_Pool2d):
-    """Average pooling over (N, C, H, W)."""
+    """Average pooling over (N, C, H, W), with PyTorch's arguments.
+
+    >>> import tapegrad as tg
+    >>> tg.nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)(tg.ones(1, 1, 5, 5)).tolist()
+    [[[[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]]]
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class BatchNorm1d(Module):
