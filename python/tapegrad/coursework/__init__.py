@@ -5,6 +5,7 @@ Instructors write notebooks with solutions and hidden tests (see
 ``docs/coursework.md``); the command line does the rest::
 
     python -m tapegrad.coursework release SRC DST          # student versions
+    python -m tapegrad.coursework release --lang zh SRC DST   # ... with Chinese instructions
     python -m tapegrad.coursework check NOTEBOOK           # run its tests, per test
     python -m tapegrad.coursework export-tests SRC DIR     # hidden tests to DIR/<grade_id>.py
     python -m tapegrad.coursework grade NOTEBOOK --tests DIR --out report.json

@@ -42,6 +42,9 @@ def main(argv=None) -> int:
                                        "removed, outputs cleared)")
     r.add_argument("src", help="instructor notebook, or a directory of them")
     r.add_argument("dst", help="output notebook (.ipynb) or directory")
+    r.add_argument("--lang", default="en",
+                   help="language of the instructions: en (as written, the default) or one the "
+                        "notebooks carry, such as zh (Chinese); grade ids and tests are the same")
     c = sub.add_parser("check", help="run a notebook's tests and print pass/fail per test")
     c.add_argument("notebook")
     c.add_argument("--timeout", type=float, default=600, help="seconds per cell (default 600)")
@@ -94,7 +97,7 @@ def main(argv=None) -> int:
 
     try:
         if a.cmd == "release":
-            for p in release(a.src, a.dst):
+            for p in release(a.src, a.dst, lang=a.lang):
                 print(f"released {p}")
             return 0
         if a.cmd == "export-tests":
