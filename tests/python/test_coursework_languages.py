@@ -150,3 +150,25 @@ def test_a_chinese_submission_lands_in_the_same_gradebook(released, tmp_path):
                for st in students}
     ids = [t["grade_id"] for t in reports["bob"]["tests"]]
     assert ids and all([t["grade_id"] for t in rep["tests"]] == ids for rep in reports.values())
+
+
+def test_shipped_chinese_versions_are_the_zh_release_of_the_sources(released):
+    out, _, zh = released
+    shipped = cw.assignments_dir("zh")
+    assert sorted(p.name for p in shipped.glob("*.ipynb")) == sorted(p.name for p in zh)
+    for p in zh:
+        assert p.read_bytes() == (shipped / p.name).read_bytes(), (
+            f"{p.name}: run `python notebooks/assignments/src/cwtools.py release`")
+    with pytest.raises(ValueError, match="no assignments in 'fr'"):
+        cw.assignments_dir("fr")
+
+
+def test_fetch_lang_zh_copies_the_chinese_versions(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "tapegrad.coursework", "fetch", "--lang", "zh",
+                        str(tmp_path)], capture_output=True, text=True, env=ENV)
+    assert r.returncode == 0, r.stderr
+    got = sorted(p.name for p in tmp_path.iterdir())
+    assert got == sorted(p.name for p in cw.assignments_dir().glob("*.ipynb"))
+    for name in got:
+        assert (tmp_path / name).read_bytes() == (cw.assignments_dir("zh") / name).read_bytes()
+        assert CJK.search(nbformat.read(str(tmp_path / name), as_version=4).cells[0].source)

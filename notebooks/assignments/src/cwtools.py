@@ -5,6 +5,7 @@ nbgrader's cell metadata, and to execute them.
     python notebooks/assignments/src/cwtools.py run NB   # execute in place (outputs saved)
     python notebooks/assignments/src/cwtools.py all      # write + execute all, then release
                                                          # into python/tapegrad/coursework/assignments
+                                                         # (and assignments/zh: Chinese instructions)
 
 Cell kinds (see docs/coursework.md):
 
@@ -111,10 +112,11 @@ def run(path, timeout=3600, env=None):
 
 
 def release_all():
-    """Release every source assignment into the package (student versions)."""
+    """Release every source assignment into the package (student versions):
+    English into assignments/, Chinese into assignments/zh/."""
     sys.path.insert(0, os.path.join(ROOT, "python"))
     from tapegrad.coursework import release
-    return release(NB_DIR, SHIPPED)
+    return release(NB_DIR, SHIPPED) + release(NB_DIR, os.path.join(SHIPPED, "zh"), lang="zh")
 
 
 if __name__ == "__main__":

@@ -80,13 +80,15 @@ def main(argv=None) -> int:
     e.add_argument("dir")
     f = sub.add_parser("fetch", help="copy the student versions shipped with tapegrad to DST")
     f.add_argument("dst")
+    f.add_argument("--lang", default="en", choices=("en", "zh"),
+                   help="language of the instructions: en (default) or zh (Chinese)")
     a = ap.parse_args(argv)
 
     from . import REQUIRES, assignments_dir
     if a.cmd == "fetch":  # needs nothing of the coursework extra
         dst = Path(a.dst)
         dst.mkdir(parents=True, exist_ok=True)
-        for p in sorted(assignments_dir().glob("*.ipynb")):
+        for p in sorted(assignments_dir(a.lang).glob("*.ipynb")):
             shutil.copy(p, dst / p.name)
             print(f"copied {dst / p.name}")
         return 0
