@@ -78,6 +78,7 @@ EDITION_ZH = """
 # 图中的标题、坐标轴和图例用中文；这需要一种能显示汉字的字体 (CJK font)。
 # 找到就用它；找不到就保留英文标签，只打印一行说明（不会出现方框或一串警告）。
 import logging
+import matplotlib
 import matplotlib.pyplot as plt
 from matplotlib import font_manager
 
@@ -101,8 +102,13 @@ def find_cjk_font():
 
 
 CJK_FONT = find_cjk_font()
-if CJK_FONT:   # Latin letters and math from DejaVu Sans, Chinese from the CJK font
-    plt.rcParams["font.family"] = ["DejaVu Sans", CJK_FONT]   # per-glyph fallback, in order
+if CJK_FONT and tuple(map(int, matplotlib.__version__.split(".")[:2])) >= (3, 6):
+    # per-glyph fallback, in order: Latin letters and math from DejaVu Sans, Chinese from CJK_FONT
+    plt.rcParams["font.family"] = ["DejaVu Sans", CJK_FONT]
+elif CJK_FONT:  # matplotlib < 3.6 has no fallback: all text in the CJK font, an ASCII minus
+    plt.rcParams["font.family"] = [CJK_FONT]
+    plt.rcParams["axes.unicode_minus"] = False
+if CJK_FONT:
     # some CJK fonts come in one weight only (WenQuanYi Zen Hei: 500); matplotlib
     # would log that once per text style, harmlessly: keep that one message out
     logging.getLogger("matplotlib.font_manager").addFilter(

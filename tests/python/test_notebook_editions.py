@@ -173,23 +173,31 @@ def test_without_a_cjk_font_labels_stay_english_with_one_note(num, monkeypatch):
     assert len(out.splitlines()) == 1 and "没有找到中文字体" in out and "fonts-noto-cjk" in out
 
 
+@pytest.mark.parametrize("old_matplotlib", [False, True], ids=["fallback", "mpl<3.6"])
 @pytest.mark.parametrize("num", PLOTTING)
-def test_with_a_cjk_font_every_label_renders_without_a_missing_glyph(num, tmp_path, caplog):
+def test_with_a_cjk_font_every_label_renders_without_a_missing_glyph(num, old_matplotlib, tmp_path,
+                                                                     caplog, monkeypatch):
     mpl = pytest.importorskip("matplotlib")
     names, fm = _cjk_font_names()
     if not any(f.name in names for f in fm.fontManager.ttflist) and not any(
             k in p.lower() for p in fm.findSystemFonts() for k in ("cjk", "wqy", "sourcehan")):
         pytest.skip("no CJK font installed (apt-get install fonts-wqy-zenhei or fonts-noto-cjk)")
     import matplotlib.pyplot as plt
+    if old_matplotlib:   # no per-glyph font fallback before 3.6: the cell uses the CJK font alone
+        monkeypatch.setattr(mpl, "__version__", "3.5.3")
     with mpl.rc_context():
         ns, out = _run_edition_cell(num)
         assert ns["CJK_FONT"] in names and ns["CJK_FONT"] in out
+        want = [ns["CJK_FONT"]] if old_matplotlib else ["DejaVu Sans", ns["CJK_FONT"]]
+        assert list(mpl.rcParams["font.family"]) == want
+        assert mpl.rcParams["axes.unicode_minus"] is (not old_matplotlib)
         labels = {k: ns["tr"](k) for k in maker(num)["ZH_LABELS"]}
         assert all(CJK.search(v) for v in labels.values())
         fig, ax = plt.subplots()
         for i, (key, zh) in enumerate(labels.items()):
             ax.plot([0, 1], [i, i], label=zh.format(c=1, label="x", v=1.5, p=3, t=8))
-        ax.set(title=labels[next(iter(labels))], xlabel="−1 σ η x₁")
+        ax.set(title=labels[next(iter(labels))], xlabel="σ η x₁")
+        ax.plot([-2, 3], [-1, 2])         # negative tick labels: the minus sign
         ax.legend()
         with warnings.catch_warnings(), caplog.at_level(logging.INFO, logger="matplotlib"):
             warnings.simplefilter("error")      # "Glyph ... missing from font(s)" would raise
