@@ -187,6 +187,8 @@ def write_tutorial_list(names: list[str]) -> None:
         except (OSError, ValueError, KeyError):
             head = name
         blurb = NOTEBOOK_BLURBS.get(name[:2], "")
+        if name.endswith(".zh.ipynb"):  # a Chinese edition, listed after its English original
+            blurb = f"the Chinese (zh-CN) edition of notebook {name[:2]}, same code, prose in Chinese."
         stem = name[:-len(".ipynb")]
         lines.append(f"- [{head}]({stem}.ipynb)" + (f": {blurb}" if blurb else ""))
     write_if_changed(DOCS / "_generated" / "tutorials.md", "\n".join(lines) + "\n")

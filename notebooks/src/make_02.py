@@ -1,13 +1,10 @@
-"""Source of notebooks/02_mnist.ipynb."""
-from nbtools import code, md, write
+"""Source of notebooks/02_mnist.ipynb and its Chinese edition 02_mnist.zh.ipynb
+(same code cells; prose in both languages)."""
+from nbtools import code, edition, md, write_editions
 
-cells = [
-md(r"""
-# 02 · MNIST with the Keras-style API
-
-The documents' MNIST classifier, written with Keras:
-
-```python
+# the documents' Keras code, quoted in both editions
+# (tests/python/test_keras_documents.py runs it)
+DOCUMENTS_KERAS = r"""```python
 import tensorflow as tf
 from tensorflow import keras
 
@@ -24,12 +21,51 @@ model.compile(optimizer='adam',
               metrics=['accuracy'])
 model.fit(x_train, y_train, epochs=10, validation_data=(x_test, y_test))
 model.evaluate(x_test, y_test)
-```
+```"""
+
+# the plots' labels in the zh edition (code cells call tr("..."))
+ZH_LABELS = {
+    "softmax + from_logits=True (the documents)": "softmax + from_logits=True（文档的写法）",
+    "logits + from_logits=True (corrected)": "logits + from_logits=True（改正后）",
+    "train, {label}": "训练集，{label}",
+    "test, {label}": "测试集，{label}",
+    "floor log(1 + 9/e) = {v:.3f}": "下界 log(1 + 9/e) = {v:.3f}",
+    "epoch": "轮数 (epoch)",
+    "loss (log scale)": "损失（对数坐标）",
+    "learning curves: loss": "学习曲线：损失",
+    "accuracy": "准确率",
+    "learning curves: accuracy": "学习曲线：准确率",
+    "pred {p} / true {t}": "预测 {p} / 真实 {t}",
+    "σ output, MSE (the documents)": "σ 输出，均方误差（文档的写法）",
+    "logits, cross-entropy": "logits，交叉熵",
+    "test accuracy": "测试准确率",
+    "784-256-128-10, σ hidden layers, gradient descent (η = 0.5)": "784-256-128-10，σ 隐藏层，梯度下降（η = 0.5）",
+}
+
+cells = [
+md(r"""
+# 02 · MNIST with the Keras-style API
+
+The documents' MNIST classifier, written with Keras:
+
+""" + DOCUMENTS_KERAS + r"""
 
 It runs on tapegrad as written once its two import lines say `import tapegrad as tf` and
 `from tapegrad import keras` (`tests/python/test_keras_documents.py` runs it so). Below, the
 same code runs on `tapegrad.keras` step by step, with the real numbers it produces. Set `TAPEGRAD_NOTEBOOK_FAST=1` to run a shortened version (used by the test suite);
 the outputs saved in this notebook come from the full run.
+""", zh=r"""
+# 02 · 用 Keras 风格的 API 训练 MNIST
+
+文档中的 MNIST 分类器是用 Keras 写的（Keras MNIST 示例，the Keras MNIST example）：
+
+""" + DOCUMENTS_KERAS + r"""
+
+只要把两行 import 改成 `import tapegrad as tf` 和 `from tapegrad import keras`，它就能
+原样在 tapegrad 上运行（`tests/python/test_keras_documents.py` 就是这样运行它的）。下面
+在 `tapegrad.keras` 上一步步运行同样的代码，并给出它算出的真实数字。设置
+`TAPEGRAD_NOTEBOOK_FAST=1` 会运行缩短的版本（测试套件用它）；本笔记本中保存的输出来自
+完整运行。
 """),
 code(r"""
 import os, time
@@ -49,6 +85,7 @@ if FAST:
 x_train, x_test = x_train / 255.0, x_test / 255.0
 print(x_train.shape, y_train.shape, x_test.shape, y_test.shape)
 """),
+edition(ZH_LABELS),
 md(r"""
 ## The documents' model, as written
 
@@ -71,6 +108,26 @@ however well the model is trained (the corrected model's loss goes to 0). Keras 
 mistake and warns (`... was produced by a Softmax activation and thus does not represent
 logits. Was this intended?`); `tapegrad.keras` warns the same way, as the output below shows.
 Let us measure it.
+""", zh=r"""
+## 文档中的模型，原样照搬
+
+注意输出层：`Dense(10, activation='softmax')` 输出的是**概率**，但损失函数写的是
+`from_logits=True`，意思是“我的输入是未经 softmax 的原始分数（logits），请你自己做
+softmax”。于是损失函数对已经落在 (0, 1) 之间的数又做了一次 softmax。第二次 softmax 把
+差异压扁了（所有输入都在宽度为 1 的区间里），所以损失永远无法接近 0，梯度也很小：
+模型仍然能学，但学得更差、更慢。
+
+离 0 有多远？第一次 softmax 最好的情况是把概率 1 给正确类别、0 给其余九类。第二次
+softmax 把它变成正确类别的 $e^1 / (e^1 + 9 e^0)$，所以无论模型训练得多好，损失都不会
+低于
+
+$$
+-\log \frac{e}{e + 9} = \log\left(1 + \frac{9}{e}\right) \approx 1.461
+$$
+
+（改正后的模型，损失可以趋于 0）。Keras 会发现这个错误并发出警告（`... was produced by
+a Softmax activation and thus does not represent logits. Was this intended?`）；
+`tapegrad.keras` 也同样警告，见下面的输出。我们来量一量。
 """),
 code(r"""
 LOSS_FLOOR = np.log(1 + 9 / np.e)
@@ -98,6 +155,11 @@ md(r"""
 Either keep the softmax and say `from_logits=False`, or (better: numerically more stable)
 drop the softmax from the last layer and keep `from_logits=True`. We do the latter; to get
 probabilities at prediction time, apply softmax to the outputs.
+""", zh=r"""
+## 改正后的模型
+
+要么保留 softmax 并写 `from_logits=False`，要么（更好：数值上更稳定）去掉最后一层的
+softmax，保留 `from_logits=True`。这里采用后者；预测时要得到概率，就对输出再做 softmax。
 """),
 code(r"""
 tg.manual_seed(0)
@@ -116,15 +178,16 @@ print(f"test accuracy: {test_acc:.4f}")
 code(r"""
 fig, ax = plt.subplots(1, 2, figsize=(12, 4))
 ep = np.arange(1, EPOCHS + 1)
-for h, label, colour in [(hist_mistake, "softmax + from_logits=True (the documents)", "tab:red"),
-                         (hist, "logits + from_logits=True (corrected)", "tab:blue")]:
-    ax[0].plot(ep, h.history["loss"], "o-", color=colour, label=f"train, {label}")
-    ax[0].plot(ep, h.history["val_loss"], "s--", color=colour, label=f"test, {label}")
-    ax[1].plot(ep, h.history["accuracy"], "o-", color=colour, label=f"train, {label}")
-    ax[1].plot(ep, h.history["val_accuracy"], "s--", color=colour, label=f"test, {label}")
-ax[0].axhline(LOSS_FLOOR, color="gray", lw=1, ls=":", label=f"floor log(1 + 9/e) = {LOSS_FLOOR:.3f}")
-ax[0].set(xlabel="epoch", ylabel="loss (log scale)", yscale="log", title="learning curves: loss")
-ax[1].set(xlabel="epoch", ylabel="accuracy", title="learning curves: accuracy")
+for h, label, colour in [(hist_mistake, tr("softmax + from_logits=True (the documents)"), "tab:red"),
+                         (hist, tr("logits + from_logits=True (corrected)"), "tab:blue")]:
+    train, test = tr("train, {label}").format(label=label), tr("test, {label}").format(label=label)
+    ax[0].plot(ep, h.history["loss"], "o-", color=colour, label=train)
+    ax[0].plot(ep, h.history["val_loss"], "s--", color=colour, label=test)
+    ax[1].plot(ep, h.history["accuracy"], "o-", color=colour, label=train)
+    ax[1].plot(ep, h.history["val_accuracy"], "s--", color=colour, label=test)
+ax[0].axhline(LOSS_FLOOR, color="gray", lw=1, ls=":", label=tr("floor log(1 + 9/e) = {v:.3f}").format(v=LOSS_FLOOR))
+ax[0].set(xlabel=tr("epoch"), ylabel=tr("loss (log scale)"), yscale="log", title=tr("learning curves: loss"))
+ax[1].set(xlabel=tr("epoch"), ylabel=tr("accuracy"), title=tr("learning curves: accuracy"))
 ax[0].legend(fontsize=7)
 ax[1].legend(fontsize=7)
 plt.tight_layout()
@@ -136,6 +199,10 @@ md(r"""
 ## What the model gets wrong
 
 A grid of misclassified test digits, with the predicted and the true label.
+""", zh=r"""
+## 模型错在哪里
+
+一组被分错的测试数字，标出了预测的标签（pred）和真实的标签（true）。
 """),
 code(r"""
 probs = tg.softmax(tg.tensor(model.predict(x_test)), -1).numpy()
@@ -145,7 +212,7 @@ print(f"{len(wrong)} of {len(y_test)} test digits misclassified")
 fig, axes = plt.subplots(3, 8, figsize=(10, 4.2))
 for a, i in zip(axes.ravel(), wrong[:24]):
     a.imshow(x_test[i], cmap="gray_r")
-    a.set_title(f"pred {pred[i]} / true {y_test[i]}", fontsize=8)
+    a.set_title(tr("pred {p} / true {t}").format(p=pred[i], t=y_test[i]), fontsize=8)
     a.axis("off")
 plt.tight_layout()
 plt.show()
@@ -164,6 +231,20 @@ Why might it matter? With a sigmoid output and MSE, the gradient at the output's
 pre-activation is $\frac{2}{10}(y - t)\,\sigma'(z)$, and $\sigma'(z) \le 1/4$ vanishes when
 a unit is confidently wrong ($y \approx 1$, $t = 0$, or the reverse). Cross-entropy on logits
 gives $p - t$, which stays large exactly then. The numbers below say how much that costs here.
+""", zh=r"""
+## 784-256-128-10：文档的数学，均方误差与交叉熵的对比
+
+文档还描述了一个更深的网络 784-256-128-10，用的是第 01 课的数学：σ 激活函数、对独热
+编码（one-hot）目标的均方误差（MSE）以及朴素的梯度下降
+$W \leftarrow W - \eta \, \partial L / \partial W$（这里和 `fit` 一样用大小为 32 的小批量；
+没有动量，也没有 Adam）。我们就这样训练它，并在旁边训练只改了一处的同一个网络：最后一层
+输出 logits，损失用交叉熵（cross-entropy）。随机种子相同，$\eta = 0.5$ 相同，轮数（epoch）
+相同。
+
+为什么这可能有影响？输出层用 sigmoid 加均方误差时，输出的激活前输入处的梯度是
+$\frac{2}{10}(y - t)\,\sigma'(z)$，而 $\sigma'(z) \le 1/4$，在某个单元“自信地错了”时
+（$y \approx 1$ 而 $t = 0$，或反过来）趋于 0。对 logits 的交叉熵给出的是 $p - t$，恰好在
+这种时候仍然很大。下面的数字说明这在这里会带来多大差别。
 """),
 code(r"""
 def deep(out_activation):
@@ -192,8 +273,9 @@ for name, loss, targets, act in [
 code(r"""
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
 for (name, acc), marker in zip(results.items(), "os"):
-    ax.plot(np.arange(1, DEEP_EPOCHS + 1), acc, marker + "-", label=name)
-ax.set(xlabel="epoch", ylabel="test accuracy", title="784-256-128-10, σ hidden layers, gradient descent (η = 0.5)")
+    ax.plot(np.arange(1, DEEP_EPOCHS + 1), acc, marker + "-", label=tr(name))
+ax.set(xlabel=tr("epoch"), ylabel=tr("test accuracy"),
+       title=tr("784-256-128-10, σ hidden layers, gradient descent (η = 0.5)"))
 ax.legend()
 plt.tight_layout()
 plt.show()
@@ -213,12 +295,24 @@ at the end. MSE still learns (its gradient does not vanish for every sample), so
 difference is one of speed, which is the reason to prefer cross-entropy for classification;
 the documents' MSE model is a correct first network, not a wrong one. (Adam and ReLU, as in the
 Keras model above, would train both faster; they are left out here to match the math.)
+""", zh=r"""
+上面的数字说明了什么：看上面最后一行。网络相同、步长相同、步数相同，打印出的差距为正时，
+交叉熵的准确率领先于均方误差；第二行说明交叉熵用了几轮就达到了均方误差最后的准确率。
+均方误差仍然能学（它的梯度并不是对每个样本都消失），所以区别在于速度，这正是分类问题
+更常用交叉熵的原因；文档中用均方误差的模型是一个正确的入门网络，并不是错的。（像上面
+Keras 模型那样用 Adam 和 ReLU，两者都会训练得更快；这里为了与文档的数学一致而没有用。）
 """),
 md(r"""
 ## A small convolutional network
 
 The same training loop with `tg.nn` modules directly: two 5×5 convolutions with max
 pooling, then two dense layers (the `--model cnn` option of `python -m tapegrad.examples.mnist`).
+""", zh=r"""
+## 一个小型卷积网络
+
+同样的训练循环，直接用 `tg.nn` 的模块：两个 5×5 卷积（convolution）加最大池化
+（max pooling），再接两个全连接层（即 `python -m tapegrad.examples.mnist` 的
+`--model cnn` 选项）。
 """),
 code(r"""
 from tapegrad.examples.mnist import build_model, evaluate
@@ -248,8 +342,14 @@ log(1 + 9/e) ≈ 1.461). With the documents' σ/MSE/gradient-descent math, cross
 logits learns faster than MSE on one-hot targets (the numbers above), and a small CNN does
 better than the MLP. `python -m tapegrad.examples.mnist` runs the corrected model from
 the command line.
+""", zh=r"""
+**小结。** 用真实的数字来看：文档中的模型能训练，但两次 softmax 损失了准确率、拖慢了
+学习；去掉最后一层的 softmax（或设置 `from_logits=False`）就能解决（文档的版本无法把
+损失降到 log(1 + 9/e) ≈ 1.461 以下）。在文档的 σ / 均方误差 / 梯度下降的数学下，对
+logits 的交叉熵比对独热目标的均方误差学得更快（见上面的数字），小型卷积网络又比多层感知机
+（MLP）更好。`python -m tapegrad.examples.mnist` 在命令行上运行改正后的模型。
 """),
 ]
 
 if __name__ == "__main__":
-    print(write("02_mnist.ipynb", cells))
+    print("\n".join(write_editions("02_mnist.ipynb", cells)))

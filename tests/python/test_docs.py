@@ -165,3 +165,14 @@ def test_docs_build_lists_every_op(built_site):
 def test_docs_build_renders_the_notebooks(built_site):
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         assert (built_site / "tutorials" / (nb.stem + ".html")).exists(), f"{nb.name} is not in the docs"
+
+
+def test_docs_build_has_the_chinese_landing_page(built_site):
+    """docs/zh/index.md (issue 21): in the toctree, its CJK text intact, linking
+    to the Chinese editions of the notebooks."""
+    page = (built_site / "zh" / "index.html").read_text(encoding="utf-8")
+    assert "tapegrad 中文入门" in page and "均方误差" in page
+    for nb in ("01_three_layer_network", "02_mnist", "03_inspecting_gradients"):
+        assert f'href="../tutorials/{nb}.zh.html"' in page, nb
+        assert (built_site / "tutorials" / f"{nb}.zh.html").exists()
+    assert 'href="zh/index.html"' in (built_site / "index.html").read_text(encoding="utf-8")

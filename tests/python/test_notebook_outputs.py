@@ -100,8 +100,9 @@ def test_the_checker_catches_errors_warnings_and_honours_the_tag():
     assert len(problems(nb([err], tags=["expected-warning"]))) == 1  # errors never allowed
 
 
-def test_notebook_02_shows_the_softmax_warning_in_its_tagged_cell():
-    nb = json.loads((ROOT / "notebooks" / "02_mnist.ipynb").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("name", ["02_mnist.ipynb", "02_mnist.zh.ipynb"])
+def test_notebook_02_shows_the_softmax_warning_in_its_tagged_cell(name):
+    nb = json.loads((ROOT / "notebooks" / name).read_text(encoding="utf-8"))
     tagged = [c for c in nb["cells"] if "expected-warning" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1
     text = "".join(t for o in tagged[0]["outputs"] for t in output_texts(o))

@@ -5,6 +5,7 @@ nbgrader's cell metadata, and to execute them.
     python notebooks/assignments/src/cwtools.py run NB   # execute in place (outputs saved)
     python notebooks/assignments/src/cwtools.py all      # write + execute all, then release
                                                          # into python/tapegrad/coursework/assignments
+                                                         # (and assignments/zh: Chinese instructions)
 
 Cell kinds (see docs/coursework.md):
 
@@ -15,6 +16,11 @@ Cell kinds (see docs/coursework.md):
 - ``tests(text, gid, points)``: an autograded test cell (locked), hidden
   part between ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``;
 - ``written(text, gid, points)``: a markdown answer graded by hand.
+
+Markdown cells take their Chinese text as ``zh=`` (stored in the cell's
+metadata, ``tapegrad.translations``): ``python -m tapegrad.coursework
+release --lang zh SRC DST`` releases the student versions with Chinese
+instructions, the same code cells and the same grade ids.
 """
 import os
 import sys
@@ -37,8 +43,14 @@ def _nbg(cell, gid, grade=False, solution=False, locked=False, points=None):
     return cell
 
 
-def md(text):
-    return nbformat.v4.new_markdown_cell(text.strip("\n"))
+def _translated(cell, zh):
+    if zh is not None:
+        cell.metadata["tapegrad"] = {"translations": {"zh": zh.strip("\n")}}
+    return cell
+
+
+def md(text, zh=None):
+    return _translated(nbformat.v4.new_markdown_cell(text.strip("\n")), zh)
 
 
 def code(text):
@@ -57,8 +69,8 @@ def tests(text, gid, points):
     return _nbg(code(text), gid, grade=True, locked=True, points=points)
 
 
-def written(text, gid, points):
-    return _nbg(md(text), gid, grade=True, solution=True, points=points)
+def written(text, gid, points, zh=None):
+    return _nbg(md(text, zh), gid, grade=True, solution=True, points=points)
 
 
 def write(name, cells):
@@ -100,10 +112,11 @@ def run(path, timeout=3600, env=None):
 
 
 def release_all():
-    """Release every source assignment into the package (student versions)."""
+    """Release every source assignment into the package (student versions):
+    English into assignments/, Chinese into assignments/zh/."""
     sys.path.insert(0, os.path.join(ROOT, "python"))
     from tapegrad.coursework import release
-    return release(NB_DIR, SHIPPED)
+    return release(NB_DIR, SHIPPED) + release(NB_DIR, os.path.join(SHIPPED, "zh"), lang="zh")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,22 @@ by your Python function `fn(entry, grad_output)`.
 names the tape entry (op and sequence number), the input, and the worst element with your
 value and the expected one. `python -m tapegrad.coursework check 02_vjp_rules.ipynb` runs
 the whole notebook from a terminal.
+""", zh=r"""
+# 作业 2 · 编写 VJP 规则
+
+tapegrad 记录带（tape）上的每个运算都有一个**向量-雅可比积**（vector-Jacobian product,
+VJP）：已知损失对该运算输出的梯度 $\bar y = \partial L / \partial y$，它返回损失对每个输入的
+梯度 $\bar x_i = \bar y\, \partial y / \partial x_i$。反向传播（backpropagation）不过是
+从最新的条目开始，逐条目调用这些规则。
+
+这里你要为一个小网络所需的运算编写 VJP 规则，tapegrad 会用*你的*规则代替它自己的：
+`tg.override_vjp(op, fn)` 把内置运算 `op` 的 VJP 换成你的 Python 函数
+`fn(entry, grad_output)`。
+
+**怎么做。** 在写着 `raise NotImplementedError(...)` 的单元里写你的代码。标为 *tests* 的
+单元用 `assert_vjp_correct` 检查每条规则；规则出错时，消息会指出记录带条目（运算名和序号）、
+哪个输入，以及误差最大的元素，并给出你的值和期望的值。在终端里，
+`python -m tapegrad.coursework check 02_vjp_rules.ipynb` 会运行整个笔记本。
 """),
 given(r"""
 import numpy as np
@@ -40,6 +56,21 @@ It returns **one gradient per input**, each with **exactly the shape and dtype o
 input** (`None` for an input that needs no gradient), written with tapegrad ops.
 
 A worked example: $c = a - b$ gives $\bar a = \bar c$ and $\bar b = -\bar c$.
+""", zh=r"""
+## VJP 规则收到什么
+
+反向传播时 `fn(entry, g)` 被调用，参数为
+
+- `entry`：记录带条目。`entry.inputs` 是该运算输入张量组成的元组，`entry.output` 是它的
+  输出（当运算保留了输出时，例如 `exp`、`sigmoid`），`entry.params` 是运算的参数
+  （对 `sum` 来说是 `entry.params["axes"]`、`entry.params["keepdims"]`），
+  `entry.needs_grad` 表示哪些输入需要梯度；
+- `g`：损失对该条目输出的梯度（形状与输出相同）。
+
+它返回**每个输入一个梯度**，每个梯度的**形状和 dtype 必须与对应输入完全相同**（不需要
+梯度的输入返回 `None`），并用 tapegrad 的运算写成。
+
+一个完整的例子：$c = a - b$ 给出 $\bar a = \bar c$ 和 $\bar b = -\bar c$。
 """),
 given(r"""
 def sub_vjp(entry, g):
@@ -58,12 +89,18 @@ each entry of that op, checks the count, shapes and dtypes of what it returns, c
 against finite differences (`tg.testing.check_entry`) and against the built-in rule, and
 finally compares the whole graph's gradients with the built-in ones. It returns the
 per-entry checks:
+""", zh=r"""
+`assert_vjp_correct(op, fn)` 记录一个用到该运算的小计算图，在该运算的每个条目上调用你的
+规则，检查返回值的个数、形状和 dtype，把它与有限差分（`tg.testing.check_entry`）和内置
+规则相比较，最后把整个计算图的梯度与内置规则得到的梯度相比较。它返回每个条目的检查结果：
 """),
 given(r"""
 assert_vjp_correct("sub", sub_vjp)
 """, "sub_check"),
 md(r"""
 A wrong rule fails with a message that says where. Here is one that forgot the minus sign:
+""", zh=r"""
+错误的规则会失败，并告诉你错在哪里。下面这条规则忘了负号：
 """),
 given(r"""
 def wrong_sub_vjp(entry, g):
@@ -77,6 +114,9 @@ except AssertionError as err:
 md(r"""
 You can also check one entry of your own graph with `tg.testing.check_entry(entry)`: it
 gradchecks the VJP that the tape would use for that entry (yours, while an override is on):
+""", zh=r"""
+你也可以用 `tg.testing.check_entry(entry)` 检查你自己计算图中的某一个条目：它对记录带
+在该条目上会用的 VJP（覆盖生效时就是你的）做梯度检验（gradcheck）：
 """),
 given(r"""
 x = tg.randn(2, 3, dtype=tg.float64, requires_grad=True)
@@ -93,6 +133,10 @@ md(r"""
 ## Part 1 · Elementwise ops
 
 **Exercise 1** (2 points). `mul`: $c = a \odot b$. (Here both inputs have the same shape.)
+""", zh=r"""
+## 第 1 部分 · 逐元素运算
+
+**练习 1**（2 分）。`mul`：$c = a \odot b$。（这里两个输入形状相同。）
 """),
 answer(r"""
 def mul_vjp(entry, g):
@@ -109,6 +153,8 @@ assert_vjp_correct("mul", mul_vjp, variants=(1, 2), seed=3)
 """, "mul_vjp_test", 2),
 md(r"""
 **Exercise 2** (2 points). `div`: $c = a / b$.
+""", zh=r"""
+**练习 2**（2 分）。`div`：$c = a / b$。
 """),
 answer(r"""
 def div_vjp(entry, g):
@@ -126,6 +172,9 @@ assert_vjp_correct("div", div_vjp, variants=(1, 2), seed=3)
 md(r"""
 **Exercise 3** (1 point). `exp`: $y = e^x$. The entry keeps its output: use `entry.output`
 rather than computing $e^x$ again.
+""", zh=r"""
+**练习 3**（1 分）。`exp`：$y = e^x$。该条目保留了它的输出：请使用 `entry.output`，
+而不要重新计算 $e^x$。
 """),
 answer(r"""
 def exp_vjp(entry, g):
@@ -141,6 +190,8 @@ assert_vjp_correct("exp", exp_vjp, variants=(1, 2), seed=3)
 """, "exp_vjp_test", 1),
 md(r"""
 **Exercise 4** (1 point). `sigmoid`: $y = \sigma(x)$, with $\sigma' = \sigma (1 - \sigma)$.
+""", zh=r"""
+**练习 4**（1 分）。`sigmoid`：$y = \sigma(x)$，其中 $\sigma' = \sigma (1 - \sigma)$。
 """),
 answer(r"""
 def sigmoid_vjp(entry, g):
@@ -163,6 +214,14 @@ $x$ contributes once to one element of $y$, so $\bar x$ is $\bar y$ copied along
 axes. `entry.params["axes"]` is the tuple of summed axes (all of them for `x.sum()`) and
 `entry.params["keepdims"]` says whether they were kept with size 1. Hint: `t.unsqueeze(axis)`
 inserts a size-1 axis, `t.broadcast_to(*shape)` repeats size-1 axes.
+""", zh=r"""
+## 第 2 部分 · 归约与广播
+
+**练习 5**（2 分）。对某些轴求和的 `sum`：$y = \sum_{\text{axes}} x$。$x$ 的每个元素恰好对
+$y$ 的一个元素贡献一次，所以 $\bar x$ 就是把 $\bar y$ 沿被求和的轴复制。
+`entry.params["axes"]` 是被求和的轴组成的元组（对 `x.sum()` 是全部轴），
+`entry.params["keepdims"]` 表示这些轴是否以大小 1 保留。提示：`t.unsqueeze(axis)` 插入
+一个大小为 1 的轴，`t.broadcast_to(*shape)` 重复大小为 1 的轴。
 """),
 answer(r"""
 def sum_vjp(entry, g):
@@ -191,6 +250,14 @@ had size 1 (kept, with size 1).
 
 Write `unbroadcast(g, shape)` that sums `g` back to `shape`, then `add_vjp` for $c = a + b$
 with broadcasting.
+""", zh=r"""
+**练习 6**（3 分）。广播（broadcasting）。在 `X @ W + b` 中，形状为 $(K,)$ 的偏置 `b` 被
+加到 $(N, K)$ 矩阵的每一行上：NumPy 的规则把形状右对齐，并重复缺失的或大小为 1 的轴。
+被广播的输入，其梯度是**上游梯度在被广播的轴上的和**：即它原本没有的前导轴，以及它原本
+大小为 1 的轴（求和后以大小 1 保留）。
+
+写出 `unbroadcast(g, shape)`，把 `g` 求和回 `shape`，然后写出带广播的 $c = a + b$ 的
+`add_vjp`。
 """),
 answer(r"""
 def unbroadcast(g, shape):
@@ -232,6 +299,11 @@ md(r"""
 
 **Exercise 7** (2 points). `matmul` of two matrices: $C = A B$ with $A$ $(n, k)$ and $B$
 $(k, m)$. Check your answer's shapes: $\bar A$ must be $(n, k)$, $\bar B$ $(k, m)$.
+""", zh=r"""
+## 第 3 部分 · 矩阵乘积与损失
+
+**练习 7**（2 分）。两个矩阵的 `matmul`：$C = A B$，其中 $A$ 为 $(n, k)$，$B$ 为
+$(k, m)$。检查你答案的形状：$\bar A$ 必须是 $(n, k)$，$\bar B$ 必须是 $(k, m)$。
 """),
 answer(r"""
 def matmul_vjp(entry, g):
@@ -259,6 +331,18 @@ $$
 The upstream gradient `g` is a scalar (the loss is a scalar). The labels need no gradient:
 return `None` for them. Use `tg.softmax(z, axis=1)` and
 `tg.one_hot(labels, num_classes, dtype=z.dtype)`.
+""", zh=r"""
+**练习 8**（3 分）。softmax 与交叉熵（cross-entropy）合并成的一个运算：
+`tg.cross_entropy(z, labels)`，其中 logits $z$ 为 $(N, C)$，整数标签为 $(N,)$，定义为
+
+$$
+L = \frac{1}{N} \sum_i \Big(\log \sum_c e^{z_{ic}} - z_{i,y_i}\Big),
+\qquad
+\frac{\partial L}{\partial z} = \frac{1}{N}\big(\operatorname{softmax}(z) - \operatorname{onehot}(y)\big).
+$$
+
+上游梯度 `g` 是一个标量（损失是标量）。标签不需要梯度：对它返回 `None`。使用
+`tg.softmax(z, axis=1)` 和 `tg.one_hot(labels, num_classes, dtype=z.dtype)`。
 """),
 answer(r"""
 def cross_entropy_vjp(entry, g):
@@ -280,6 +364,11 @@ md(r"""
 
 With all your rules installed at once, backward through a two-layer classifier with a
 weight penalty must give the built-in gradients, and every one of your rules must be used.
+""", zh=r"""
+## 第 4 部分 · 合在一起
+
+同时装上你的所有规则后，对一个带权重惩罚项的两层分类器做反向传播，必须得到与内置规则
+相同的梯度，而且你的每条规则都必须被用到。
 """),
 given(r"""
 import contextlib
@@ -332,6 +421,10 @@ the upstream gradient. Broadcasting in the forward pass becomes a sum in the bac
 The fused softmax + cross-entropy has the simplest gradient of all,
 $\operatorname{softmax}(z) - \operatorname{onehot}(y)$; assignment 3 trains MNIST with your
 rules.
+""", zh=r"""
+**要点。** 每条规则都是局部的：它只需要本条目的输入（或输出）和上游梯度。前向传播中的
+广播在反向传播中变成求和。合并的 softmax + 交叉熵的梯度是所有规则中最简单的，
+$\operatorname{softmax}(z) - \operatorname{onehot}(y)$；作业 3 会用你的规则训练 MNIST。
 """),
 ]
 

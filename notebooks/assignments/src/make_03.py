@@ -26,6 +26,24 @@ You wrote three of them in assignment 2 (copy them here); `relu` is new.
 `python -m tapegrad.coursework check 03_mnist_with_your_vjps.ipynb` runs the notebook from a
 terminal (the full training takes a few minutes; set `TAPEGRAD_NOTEBOOK_FAST=1` for a short
 run on a subset, with a lower threshold).
+""", zh=r"""
+# 作业 3 · 用你自己的 VJP 训练 MNIST
+
+经典的 784-128-10 网络
+
+$$
+\text{logits} = \operatorname{relu}(X W_1 + b_1)\, W_2 + b_2, \qquad
+L = \operatorname{cross\_entropy}(\text{logits}, y),
+$$
+
+用 Adam 训练，在 MNIST 上能达到约 98% 的测试准确率。这里反向传播（backpropagation）运行
+在**你的** VJP 规则上，它们对应这个网络的四个运算：`matmul`、`add`（偏置，在整批样本上
+广播）、`relu` 和 `cross_entropy`，用 `tg.override_vjp` 装上。如果它们是对的，网络的学习
+过程与使用内置规则时完全一样，测试准确率会超过 **97%**。
+
+其中三条你已在作业 2 中写过（复制到这里）；`relu` 是新的。在终端里，
+`python -m tapegrad.coursework check 03_mnist_with_your_vjps.ipynb` 会运行整个笔记本（完整
+训练需要几分钟；设置 `TAPEGRAD_NOTEBOOK_FAST=1` 会在一个子集上做简短的运行，门槛也更低）。
 """),
 given(r"""
 import os, time, contextlib
@@ -51,6 +69,11 @@ md(r"""
 
 Each takes `(entry, g)` and returns one gradient per input of exactly that input's shape
 (see assignment 2). The network's `add` adds a bias of shape $(K,)$ to an $(N, K)$ matrix.
+""", zh=r"""
+## 你的四条规则
+
+每条规则接收 `(entry, g)`，为每个输入返回一个梯度，形状与该输入完全相同（见作业 2）。
+网络中的 `add` 把形状为 $(K,)$ 的偏置加到 $(N, K)$ 的矩阵上。
 """),
 answer(r"""
 def matmul_vjp(entry, g):
@@ -91,6 +114,9 @@ def cross_entropy_vjp(entry, g):
 md(r"""
 `relu(x) = max(x, 0)`: its derivative is 1 where $x > 0$ and 0 elsewhere (we take 0 at
 $x = 0$). Hint: comparisons such as `x > 0` give a tensor of 0s and 1s (in `x`'s dtype).
+""", zh=r"""
+`relu(x) = max(x, 0)`：它的导数在 $x > 0$ 处为 1，其他地方为 0（在 $x = 0$ 处取 0）。
+提示：像 `x > 0` 这样的比较会得到一个由 0 和 1 组成的张量（dtype 与 `x` 相同）。
 """),
 answer(r"""
 def relu_vjp(entry, g):
@@ -129,6 +155,11 @@ md(r"""
 The network, Adam (learning rate $10^{-3}$, batches of 128), and the training loop are given.
 Your four rules are installed for the whole training; a counter records how often the tape
 called each one. Every epoch prints the loss and the test accuracy.
+""", zh=r"""
+## 用你的规则训练
+
+网络、Adam（学习率 $10^{-3}$，每批 128 个样本）和训练循环都已给出。整个训练过程中都装着
+你的四条规则；一个计数器记录记录带调用每条规则的次数。每一轮（epoch）打印损失和测试准确率。
 """),
 given(r"""
 MY_RULES = {"matmul": matmul_vjp, "add": add_vjp, "relu": relu_vjp,
@@ -187,6 +218,10 @@ md(r"""
 applies them entry by entry, and the optimizer turns the gradients into steps. Training with
 your rules gives the same numbers as with the built-in ones (up to rounding), because they
 compute the same products.
+""", zh=r"""
+**要点。** 这个网络所需的全部微积分就是四个短小的函数：记录带逐条目应用它们，优化器再把
+梯度变成参数的更新步。用你的规则训练得到的数字与用内置规则时相同（只差舍入误差），因为
+它们计算的是同样的乘积。
 """),
 ]
 

@@ -15,6 +15,18 @@ be recorded on the tape: run them inside `with tg.no_grad():`. Rebinding a name
 
 `python -m tapegrad.coursework check 04_optimizer.ipynb` runs the notebook's tests from a
 terminal.
+""", zh=r"""
+# 作业 4 · 优化器
+
+`loss.backward()` 在每个参数的 `.grad` 中留下梯度；**优化器**（optimizer）把梯度变成参数的
+更新。你将实现带动量（momentum）的 SGD 和 Adam，并逐步与 `tg.optim.SGD` 和 `tg.optim.Adam`
+（即 PyTorch 的公式）相比较。
+
+更新要**就地**修改参数（`p -= ...`、`m *= ...`、`m += ...`），而且不能被记录到记录带上：
+请在 `with tg.no_grad():` 里执行它们。重新绑定一个名字（`p = p - lr * g`）会创建一个新张量，
+参数本身并不会改变。
+
+在终端里，`python -m tapegrad.coursework check 04_optimizer.ipynb` 会运行笔记本中的测试。
 """),
 given(r"""
 import numpy as np
@@ -28,6 +40,13 @@ md(r"""
 network (float64), gives each copy to one optimizer, and runs the same training steps on
 both: after every step the parameters must agree. One parameter (`unused`) is not part of
 the loss, so its `.grad` stays `None`: an optimizer skips such parameters.
+""", zh=r"""
+## 测试台
+
+`compare(make_mine, make_reference)` 构造一个小型回归网络（float64）的两个完全相同的副本，
+把两个副本分别交给两个优化器，并在两者上执行同样的训练步：每一步之后，参数都必须一致。
+其中有一个参数（`unused`）不参与损失的计算，所以它的 `.grad` 始终是 `None`：优化器要
+跳过这样的参数。
 """),
 given(r"""
 def make_params(seed=0):
@@ -72,6 +91,20 @@ $$
 and with $\mu = 0$ simply $p \leftarrow p - \eta\, g$.
 
 **Exercise 1** (3 points: 1 for plain SGD, 2 for momentum). Complete `MySGD.step`.
+""", zh=r"""
+## 第 1 部分 · 带动量的 SGD
+
+PyTorch 的规则：对每个梯度为 $g$ 的参数 $p$（学习率 $\eta$，动量 $\mu$），
+
+$$
+b \leftarrow \begin{cases} g & \text{at the first step} \\ \mu\, b + g & \text{after}\end{cases},
+\qquad p \leftarrow p - \eta\, b ,
+$$
+
+（第一步时 $b = g$，之后 $b \leftarrow \mu b + g$）；当 $\mu = 0$ 时就是简单的
+$p \leftarrow p - \eta\, g$，即梯度下降（gradient descent）。
+
+**练习 1**（3 分：普通 SGD 1 分，动量 2 分）。完成 `MySGD.step`。
 """),
 answer(r"""
 class MySGD:
@@ -131,6 +164,20 @@ $$
 
 **Exercise 2** (3 points). Complete `MyAdam.step` (the step counter `self.t` is already
 incremented).
+""", zh=r"""
+## 第 2 部分 · Adam
+
+Adam 为每个参数维护两个滑动平均：梯度的和梯度平方的；并在开始阶段校正它们偏向 0 的偏差
+（$t$ 是步数，从 1 开始计）：
+
+$$
+m \leftarrow \beta_1 m + (1 - \beta_1)\, g, \qquad
+v \leftarrow \beta_2 v + (1 - \beta_2)\, g^2, \qquad
+\hat m = \frac{m}{1 - \beta_1^t}, \qquad \hat v = \frac{v}{1 - \beta_2^t}, \qquad
+p \leftarrow p - \eta\,\frac{\hat m}{\sqrt{\hat v} + \epsilon}.
+$$
+
+**练习 2**（3 分）。完成 `MyAdam.step`（步数计数器 `self.t` 已经加过 1 了）。
 """),
 answer(r"""
 class MyAdam:
@@ -175,6 +222,11 @@ md(r"""
 
 The same network trained for 300 steps with each optimizer (yours, so this runs once your
 classes work). Adam adapts the step size of every parameter; momentum smooths the path.
+""", zh=r"""
+## 第 3 部分 · 比一比
+
+用每个优化器把同一个网络训练 300 步（用的是你的类，所以要等你的类能工作后才能运行）。
+Adam 为每个参数调整步长；动量让路径更平滑。
 """),
 code(r"""
 def train(make_opt, steps=300):

@@ -5,12 +5,14 @@ Instructors write notebooks with solutions and hidden tests (see
 ``docs/coursework.md``); the command line does the rest::
 
     python -m tapegrad.coursework release SRC DST          # student versions
+    python -m tapegrad.coursework release --lang zh SRC DST   # ... with Chinese instructions
     python -m tapegrad.coursework check NOTEBOOK           # run its tests, per test
     python -m tapegrad.coursework export-tests SRC DIR     # hidden tests to DIR/<grade_id>.py
     python -m tapegrad.coursework grade NOTEBOOK --tests DIR --out report.json
     python -m tapegrad.coursework grade NOTEBOOK --source INSTRUCTOR.ipynb --out report.json
     python -m tapegrad.coursework grade-all SUBMITTED/ --source SOURCE/ --out GRADES/
     python -m tapegrad.coursework fetch DST                # copy the shipped assignments
+    python -m tapegrad.coursework fetch --lang zh DST      # ... with Chinese instructions
 
 The notebooks' tests use the assertions of :mod:`tapegrad.coursework.checks`,
 whose failures name the tape entry, the input and the worst element:
@@ -68,11 +70,22 @@ __all__ = ["assert_vjp_correct", "assert_grads_close", "CheckError", "example_gr
            "assignments_dir"]
 
 
-def assignments_dir() -> Path:
-    """The directory of the shipped student versions of the assignments.
+#: The languages the shipped assignments are released in (``assignments_dir(lang)``).
+LANGS = ("en", "zh")
+
+
+def assignments_dir(lang: str = "en") -> Path:
+    """The directory of the shipped student versions of the assignments,
+    with their instructions in ``lang``: ``"en"`` (English) or ``"zh"``
+    (Chinese; the same notebooks, names, code and grade ids).
 
     >>> from tapegrad.coursework import assignments_dir
     >>> sorted(p.name for p in assignments_dir().glob("*.ipynb"))[0]
     '01_backprop_by_hand.ipynb'
+    >>> sorted(p.name for p in assignments_dir("zh").glob("*.ipynb"))[0]
+    '01_backprop_by_hand.ipynb'
     """
-    return Path(__file__).resolve().parent / "assignments"
+    if lang not in LANGS:
+        raise ValueError(f"assignments_dir: no assignments in {lang!r}; expected one of {LANGS}")
+    base = Path(__file__).resolve().parent / "assignments"
+    return base if lang == "en" else base / lang

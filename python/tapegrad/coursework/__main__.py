@@ -42,6 +42,9 @@ def main(argv=None) -> int:
                                        "removed, outputs cleared)")
     r.add_argument("src", help="instructor notebook, or a directory of them")
     r.add_argument("dst", help="output notebook (.ipynb) or directory")
+    r.add_argument("--lang", default="en",
+                   help="language of the instructions: en (as written, the default) or one the "
+                        "notebooks carry, such as zh (Chinese); grade ids and tests are the same")
     c = sub.add_parser("check", help="run a notebook's tests and print pass/fail per test")
     c.add_argument("notebook")
     c.add_argument("--timeout", type=float, default=600, help="seconds per cell (default 600)")
@@ -77,13 +80,15 @@ def main(argv=None) -> int:
     e.add_argument("dir")
     f = sub.add_parser("fetch", help="copy the student versions shipped with tapegrad to DST")
     f.add_argument("dst")
+    f.add_argument("--lang", default="en", choices=("en", "zh"),
+                   help="language of the instructions: en (default) or zh (Chinese)")
     a = ap.parse_args(argv)
 
     from . import REQUIRES, assignments_dir
     if a.cmd == "fetch":  # needs nothing of the coursework extra
         dst = Path(a.dst)
         dst.mkdir(parents=True, exist_ok=True)
-        for p in sorted(assignments_dir().glob("*.ipynb")):
+        for p in sorted(assignments_dir(a.lang).glob("*.ipynb")):
             shutil.copy(p, dst / p.name)
             print(f"copied {dst / p.name}")
         return 0
@@ -94,7 +99,7 @@ def main(argv=None) -> int:
 
     try:
         if a.cmd == "release":
-            for p in release(a.src, a.dst):
+            for p in release(a.src, a.dst, lang=a.lang):
                 print(f"released {p}")
             return 0
         if a.cmd == "export-tests":

@@ -19,6 +19,15 @@
   not editable), as nbgrader does.
 
 Releasing a released notebook changes nothing.
+
+**Languages.** A markdown cell of an instructor notebook may carry its text
+in other languages in its metadata, ``{"tapegrad": {"translations": {"zh":
+"..."}}}`` (the course's assignments carry Chinese). ``release(src, dst,
+lang="zh")`` writes the student versions with those texts in place of the
+English ones; code cells, grade ids and tests are the same in every
+language, so one grader and one gradebook serve all of them. Every markdown
+cell must have a text in ``lang`` (an error names the first that has none);
+the translations are not copied into the released notebooks.
 """
 from __future__ import annotations
 
@@ -33,7 +42,8 @@ from . import notebook as nbmod
 from .notebook import (ANSWER_STUB, BEGIN_HIDDEN, BEGIN_SOLUTION, CODE_STUB, END_HIDDEN,
                        END_SOLUTION, NotebookFormatError)
 
-__all__ = ["release_notebook", "release", "export_tests", "stub_message"]
+__all__ = ["release_notebook", "release", "export_tests", "stub_message", "translate_notebook",
+           "translations"]
 
 _DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(")
 _CLASS = re.compile(r"^(\s*)class\s+([A-Za-z_]\w*)\s*[(:]")
@@ -130,10 +140,57 @@ def _remove_hidden(cell) -> None:
     cell.source = "\n".join(keep)
 
 
-def release_notebook(nb) -> nbformat.NotebookNode:
+def translations(cell) -> dict:
+    """``{lang: text}``: the other languages a markdown cell is written in."""
+    return dict(cell.get("metadata", {}).get("tapegrad", {}).get("translations", {}))
+
+
+def _drop_translations(cell) -> None:
+    tg_meta = cell.metadata.get("tapegrad")
+    if isinstance(tg_meta, dict) and "translations" in tg_meta:
+        del tg_meta["translations"]
+        if not tg_meta:
+            del cell.metadata["tapegrad"]
+
+
+def translate_notebook(nb, lang: str) -> nbformat.NotebookNode:
+    """A copy of ``nb`` whose markdown cells are in ``lang`` (``"en"``: as
+    written), without the translations' metadata. Code cells are unchanged.
+    Raises :class:`NotebookFormatError` naming the first markdown cell that
+    has no text in ``lang``.
+
+    >>> import nbformat
+    >>> from tapegrad.coursework.release import translate_notebook
+    >>> nb = nbformat.v4.new_notebook()
+    >>> nb.cells = [nbformat.v4.new_markdown_cell("# Assignment"), nbformat.v4.new_code_cell("x = 1")]
+    >>> nb.cells[0].metadata["tapegrad"] = {"translations": {"zh": "# 作业"}}
+    >>> [c.source for c in translate_notebook(nb, "zh").cells]
+    ['# 作业', 'x = 1']
+    >>> translate_notebook(nb, "fr")
+    Traceback (most recent call last):
+        ...
+    tapegrad.coursework.notebook.NotebookFormatError: cell 0 (markdown, '# Assignment'): no 'fr' text to release in 'fr' (add it to the cell's metadata tapegrad.translations)
+    """
+    out = copy.deepcopy(nb)
+    for i, cell in enumerate(out.cells):
+        if cell.cell_type == "markdown" and lang != "en":
+            texts = translations(cell)
+            if lang not in texts:
+                head = cell.source.strip().split("\n")[0][:40]
+                raise NotebookFormatError(
+                    f"cell {i} (markdown, {head!r}): no {lang!r} text to release in {lang!r} "
+                    f"(add it to the cell's metadata tapegrad.translations)")
+            cell.source = texts[lang]
+        _drop_translations(cell)
+    return out
+
+
+def release_notebook(nb, lang: str = "en") -> nbformat.NotebookNode:
     """The student version of notebook ``nb`` (a new notebook; ``nb`` is
-    not modified). Raises :class:`NotebookFormatError` if ``nb`` breaks
-    nbgrader's conventions (see ``notebook.validate``).
+    not modified), its instructions in ``lang`` (see the module's
+    docstring). Raises :class:`NotebookFormatError` if ``nb`` breaks
+    nbgrader's conventions (see ``notebook.validate``) or a markdown cell
+    has no text in ``lang``.
 
     >>> import nbformat
     >>> from tapegrad.coursework import release_notebook
@@ -149,7 +206,7 @@ def release_notebook(nb) -> nbformat.NotebookNode:
         raise NotImplementedError('double is not written yet: replace this line with your code')
     """
     nbmod.validate(nb)
-    out = copy.deepcopy(nb)
+    out = translate_notebook(nb, lang)
     for cell in out.cells:
         m = nbmod.meta(cell)
         _remove_hidden(cell)
@@ -180,8 +237,10 @@ def _notebooks(src: Path) -> list:
     return sorted(p for p in src.glob("*.ipynb") if not p.name.startswith("."))
 
 
-def release(src, dst) -> list:
-    """Write the student versions of ``src`` to ``dst``.
+def release(src, dst, lang: str = "en") -> list:
+    """Write the student versions of ``src`` to ``dst``, with their
+    instructions in ``lang`` (file names are the same in every language:
+    release each language to its own folder).
 
     ``src`` is a notebook or a directory (its ``*.ipynb`` files, not
     sub-directories and no other files: solutions' generators and data stay
@@ -209,7 +268,7 @@ def release(src, dst) -> list:
     for s, d in items:
         nb = nbmod.read(s)
         try:
-            student = release_notebook(nb)
+            student = release_notebook(nb, lang)
         except NotebookFormatError as err:
             raise NotebookFormatError(f"{s.name}: {err}") from None
         d.parent.mkdir(parents=True, exist_ok=True)
