@@ -118,14 +118,25 @@ typedef enum tg_dtype {
     TG_FLOAT32 = 0, /* the default */
     TG_FLOAT64 = 1, /* for gradient checks */
     TG_INT64 = 2,   /* labels and indices; never requires grad */
-    TG_N_DTYPES = 3
+    TG_BOOL = 3,    /* comparisons, masks, all/any: one byte, 0 or 1 */
+    TG_INT32 = 4,
+    TG_UINT8 = 5,   /* raw image bytes (MNIST) */
+    TG_N_DTYPES = 6
 } tg_dtype;
+/* Only float tensors require grad; integer and bool tensors never do. */
 
-size_t tg_dtype_size(tg_dtype dt);       /* 4, 8, 8; 0 for an invalid dtype */
-const char *tg_dtype_name(tg_dtype dt);  /* "float32", "float64", "int64" */
+size_t tg_dtype_size(tg_dtype dt);       /* 4, 8, 8, 1, 4, 1; 0 for an invalid dtype */
+const char *tg_dtype_name(tg_dtype dt);  /* "float32", "float64", "int64", "bool", "int32", "uint8" */
 bool tg_dtype_is_float(tg_dtype dt);
-/* NumPy's promotion: f32+f64 -> f64, int64+f32 -> f64, int64+f64 -> f64. */
+bool tg_dtype_is_integer(tg_dtype dt);   /* int64, int32, uint8 (not bool) */
+/* NumPy's promotion (np.result_type) for every pair: bool < uint8 < int32 <
+ * int64 and the floats; uint8 + int32 -> int32; bool/uint8 + float32 ->
+ * float32; int32/int64 + float32 -> float64; anything + float64 -> float64. */
 tg_dtype tg_dtype_promote(tg_dtype a, tg_dtype b);
+/* The float dtype a float function (exp, sqrt, true division) computes in
+ * for an input of dtype dt: dt itself for floats, float64 for int64/int32,
+ * float32 for uint8/bool (NumPy says float16, which tapegrad does not have). */
+tg_dtype tg_dtype_float_of(tg_dtype dt);
 
 /* ===================================================================== */
 /* Storage: a reference-counted block of bytes                           */

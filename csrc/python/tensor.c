@@ -279,7 +279,7 @@ PyObject *tgpy_reduction(PyObject *self, const char *fname, tgpy_redfn f, PyObje
  * float64 ((pred == labels).mean() is an accuracy).  Ints never require grad,
  * so the conversion is not recorded. */
 static tg_tensor *float_of(tg_tensor *x) {
-    if (x->dtype != TG_INT64) {
+    if (tg_dtype_is_float(x->dtype)) {
         tg_tensor_retain(x);
         return x;
     }

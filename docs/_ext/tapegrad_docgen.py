@@ -103,7 +103,11 @@ DATA_DOCS = {
     "float32": "The default dtype (NumPy's ``float32``).",
     "float64": "Double precision, for gradient checks (NumPy's ``float64``).",
     "int64": "Integers, for labels and indices; never requires grad (NumPy's ``int64``).",
-    "dtype_names": "The names of the three dtypes.",
+    "bool": "Booleans (NumPy's ``bool``): what comparisons, masks and ``all``/``any`` return; also ``tg.bool_``.",
+    "bool_": "The same dtype as ``tg.bool`` (NumPy's spelling ``np.bool_``).",
+    "int32": "32-bit integers (NumPy's ``int32``); arithmetic wraps around as in NumPy.",
+    "uint8": "Bytes 0..255 (NumPy's ``uint8``, raw image pixels such as MNIST's); arithmetic wraps around.",
+    "dtype_names": "The names of the six dtypes.",
 }
 
 
