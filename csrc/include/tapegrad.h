@@ -789,6 +789,25 @@ tg_tensor *tg_avg_pool2d(tg_tensor *x, int64_t kernel_h, int64_t kernel_w, int64
 /* Ops added by issue 14 and 19, one section per family                   */
 /* ===================================================================== */
 /* -- logic.c: bool/bitwise/logical ops and predicates (issue 14, dtypes) -- */
+/* None is differentiable; the outputs are bool (or the integer dtype of the
+ * inputs for the bitwise ops) and never require grad. */
+tg_tensor *tg_logical_and(tg_tensor *a, tg_tensor *b); /* any dtypes: nonzero is true */
+tg_tensor *tg_logical_or(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_logical_xor(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_logical_not(tg_tensor *x);
+tg_tensor *tg_bitwise_and(tg_tensor *a, tg_tensor *b); /* int64/int32/uint8/bool */
+tg_tensor *tg_bitwise_or(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_bitwise_xor(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_bitwise_not(tg_tensor *x);
+tg_tensor *tg_left_shift(tg_tensor *a, tg_tensor *b);  /* int64/int32/uint8 */
+tg_tensor *tg_right_shift(tg_tensor *a, tg_tensor *b); /* arithmetic for signed */
+tg_tensor *tg_isnan(tg_tensor *x);
+tg_tensor *tg_isinf(tg_tensor *x);
+tg_tensor *tg_isfinite(tg_tensor *x);
+/* |a - b| <= atol + rtol * |b| (NumPy's isclose); rtol, atol >= 0. */
+tg_tensor *tg_isclose(tg_tensor *a, tg_tensor *b, double rtol, double atol, bool equal_nan);
+tg_tensor *tg_all(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims);
+tg_tensor *tg_any(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims);
 
 /* -- math.c: elementwise math (issue 14) -- */
 

@@ -838,6 +838,7 @@ static int exec_module(PyObject *m) {
     if (add_functions(m, tgpy_autograd_methods) < 0) return -1;
     if (add_functions(m, tgpy_nn_methods) < 0) return -1;
     if (add_functions(m, tgpy_inspect_methods) < 0) return -1;
+    if (add_functions(m, tgpy_logic_functions) < 0) return -1; /* logicbind.c */
     tg_set_kernel_bracket(leave_gil, enter_gil);
     tgpy_aliasing_init(); /* NumPy aliases of saved tensors are read-only */
     if (PyModule_AddStringConstant(m, "__version__", TG_VERSION) < 0) return -1;

@@ -55,7 +55,7 @@ TOP_GROUPS = [
     ("Creating tensors", "tensor from_numpy from_dlpack zeros ones empty full rand randn "
      "arange eye zeros_like ones_like empty_like full_like rand_like randn_like "
      "manual_seed"),
-    ("Elementwise: arithmetic and comparisons", ""),
+    ("Elementwise: arithmetic and comparisons", "allclose"),
     ("Elementwise: functions", ""),
     ("Reductions", "std"),
     ("Linear algebra", ""),

@@ -35,6 +35,7 @@ from ._config import config, show_config  # noqa: F401
 from .serialization import save, load  # noqa: F401
 
 cat = concat  # PyTorch's name
+from ._C import allclose  # noqa: E402,F401  (isclose reduced to a Python bool; csrc/python/logicbind.c)
 dtype_names = ("float32", "float64", "int64", "bool", "int32", "uint8")
 
 

@@ -449,6 +449,22 @@ REFERENCES = {
     "avg_pool2d": _avg_pool,
     "avg_pool2d_backward": _avg_pool_backward,
     # logic.c: bool/bitwise/logical ops and predicates (issue 14, dtypes)
+    "logical_and": lambda xs, p: np.logical_and(*xs),
+    "logical_or": lambda xs, p: np.logical_or(*xs),
+    "logical_xor": lambda xs, p: np.logical_xor(*xs),
+    "logical_not": lambda xs, p: np.logical_not(xs[0]),
+    "bitwise_and": lambda xs, p: np.bitwise_and(*xs),
+    "bitwise_or": lambda xs, p: np.bitwise_or(*xs),
+    "bitwise_xor": lambda xs, p: np.bitwise_xor(*xs),
+    "bitwise_not": lambda xs, p: np.invert(xs[0]),
+    "left_shift": lambda xs, p: np.left_shift(*xs),
+    "right_shift": lambda xs, p: np.right_shift(*xs),
+    "isnan": lambda xs, p: np.isnan(xs[0]),
+    "isinf": lambda xs, p: np.isinf(xs[0]),
+    "isfinite": lambda xs, p: np.isfinite(xs[0]),
+    "isclose": lambda xs, p: np.isclose(xs[0], xs[1], rtol=p["f"][0], atol=p["f"][1], equal_nan=bool(p["i"][0])),
+    "all": lambda xs, p: np.asarray(np.all(xs[0], axis=_axes(p), keepdims=p["keepdims"])),
+    "any": lambda xs, p: np.asarray(np.any(xs[0], axis=_axes(p), keepdims=p["keepdims"])),
 
     # math.c: elementwise math (issue 14)
 

@@ -134,7 +134,7 @@ def _red_kw(p):
 
 
 _REDS = ["none", "mean", "sum"]
-_DTS = [tg.float32, tg.float64, tg.int64]
+_DTS = [tg.float32, tg.float64, tg.int64, tg.bool, tg.int32, tg.uint8]
 
 
 def _slice_key(x, p):
@@ -199,6 +199,10 @@ HAND = {
     "one_hot": lambda x, p: tg.one_hot(x[0], p["i"][0], dtype=_DTS[p["i"][1]]),
     "dropout": _dropout_public,
     # logic.c: bool/bitwise/logical ops and predicates (issue 14, dtypes)
+    "bitwise_and": lambda x, p: x[0] & x[1], "bitwise_or": lambda x, p: x[0] | x[1],
+    "bitwise_xor": lambda x, p: x[0] ^ x[1], "bitwise_not": lambda x, p: ~x[0],
+    "left_shift": lambda x, p: x[0] << x[1], "right_shift": lambda x, p: x[0] >> x[1],
+    "isclose": lambda x, p: tg.isclose(x[0], x[1], rtol=p["f"][0], atol=p["f"][1], equal_nan=bool(p["i"][0])),
 
     # math.c: elementwise math (issue 14)
 
