@@ -335,3 +335,21 @@ def test_every_op_with_every_dtype(name, k, ptext, dt):
                                        atol=1e-5, equal_nan=True)
         else:
             np.testing.assert_array_equal(got, w)
+
+
+def test_the_docs_promotion_table_is_numpys_and_tapegrads():
+    """docs/concepts/dtypes.md's table, read back: NumPy's np.result_type and
+    the C core's tg_dtype_promote agree with every cell."""
+    import re
+    from pathlib import Path
+    page = Path(__file__).resolve().parents[2] / "docs" / "concepts" / "dtypes.md"
+    rows = [line for line in page.read_text(encoding="utf-8").splitlines() if line.startswith("| **`")]
+    names = ["float32", "float64", "int64", "bool", "int32", "uint8"]
+    assert len(rows) == 6
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        a = re.sub(r"[*`]", "", cells[0])
+        for b, cell in zip(names, cells[1:]):
+            assert cell == np.result_type(np.dtype(a), np.dtype(b)).name, (a, b)
+            got = tg.maximum(tg.zeros(1, dtype=np.dtype(a)), tg.zeros(1, dtype=np.dtype(b))).dtype
+            assert got.name == cell, (a, b)
