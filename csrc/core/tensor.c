@@ -249,6 +249,9 @@ static inline double load_as_double(const char *p, tg_dtype dt) {
     switch (dt) {
     case TG_FLOAT32: return *(const float *)p;
     case TG_FLOAT64: return *(const double *)p;
+    case TG_INT32: return *(const int32_t *)p;
+    case TG_UINT8: return *(const uint8_t *)p;
+    case TG_BOOL: return *(const uint8_t *)p ? 1.0 : 0.0;
     default: return (double)*(const int64_t *)p;
     }
 }
@@ -257,6 +260,9 @@ static inline void store_double(char *p, tg_dtype dt, double v) {
     switch (dt) {
     case TG_FLOAT32: *(float *)p = (float)v; break;
     case TG_FLOAT64: *(double *)p = v; break;
+    case TG_INT32: *(int32_t *)p = (int32_t)(uint32_t)(uint64_t)tg__f2i(v); break;
+    case TG_UINT8: *(uint8_t *)p = (uint8_t)(uint64_t)tg__f2i(v); break;
+    case TG_BOOL: *(uint8_t *)p = v != 0; break; /* NaN is true, as in NumPy */
     default: *(int64_t *)p = tg__f2i(v); break;
     }
 }
@@ -280,6 +286,7 @@ double tg_tensor_get_flat(const tg_tensor *t, int64_t i) {
 int64_t tg__get_flat_i64(const tg_tensor *t, int64_t i) {
     const char *p = (const char *)tg_tensor_data(t) + flat_to_offset(t, i) * (int64_t)tg_dtype_size(t->dtype);
     return t->dtype == TG_INT64 ? *(const int64_t *)p : tg__f2i(load_as_double(p, t->dtype));
+    /* int32/uint8/bool are exact through the double */
 }
 
 tg_status tg_tensor_item(const tg_tensor *t, double *out) {
@@ -417,13 +424,34 @@ void tg__iterate_parallel(int nops, int ndim, const int64_t *shape, char **base,
 
 typedef struct { tg_dtype dd, sd; } copy_ctx;
 
+/* Every element goes through one of these: to a float, a plain C conversion;
+ * float -> integer through tg__f2i (NaN, inf and huge values are defined:
+ * INT64_MIN, then wrapped); integer -> narrower integer wraps (two's
+ * complement, like NumPy's astype); anything -> bool is `!= 0` (NaN is true). */
+static inline int64_t ld_i64_f32(const char *p) { return tg__f2i(*(const float *)p); }
+static inline int64_t ld_i64_f64(const char *p) { return tg__f2i(*(const double *)p); }
+static inline int64_t ld_i64_i64(const char *p) { return *(const int64_t *)p; }
+static inline int64_t ld_i64_b(const char *p) { return *(const uint8_t *)p != 0; }
+static inline int64_t ld_i64_i32(const char *p) { return *(const int32_t *)p; }
+static inline int64_t ld_i64_u8(const char *p) { return *(const uint8_t *)p; }
+
+typedef int64_t (*ld_i64_fn)(const char *);
+static const ld_i64_fn ld_i64[TG_N_DTYPES] = {ld_i64_f32, ld_i64_f64, ld_i64_i64,
+                                              ld_i64_b,   ld_i64_i32, ld_i64_u8};
+
+static inline bool ld_bool(const char *p, tg_dtype dt) {
+    switch (dt) {
+    case TG_FLOAT32: return *(const float *)p != 0;
+    case TG_FLOAT64: return *(const double *)p != 0;
+    case TG_INT64: return *(const int64_t *)p != 0;
+    case TG_INT32: return *(const int32_t *)p != 0;
+    default: return *(const uint8_t *)p != 0;
+    }
+}
+
 #define COPY_ROW(TD, TS)                                                               \
     for (int64_t i = 0; i < n; i++)                                                     \
         *(TD *)(d + i * sdst) = (TD) * (const TS *)(s + i * ssrc);
-/* float -> int64 through tg__f2i: NaN, inf and huge values are defined */
-#define COPY_ROW_F2I(TS)                                                               \
-    for (int64_t i = 0; i < n; i++)                                                     \
-        *(int64_t *)(d + i * sdst) = tg__f2i(*(const TS *)(s + i * ssrc));
 
 static void copy_row(int64_t n, char **p, const int64_t *str, void *vctx) {
     copy_ctx *c = vctx;
@@ -434,16 +462,55 @@ static void copy_row(int64_t n, char **p, const int64_t *str, void *vctx) {
         memcpy(d, s, (size_t)(n * sdst));
         return;
     }
-    switch (c->dd * 3 + c->sd) {
-    case TG_FLOAT32 * 3 + TG_FLOAT32: COPY_ROW(float, float) break;
-    case TG_FLOAT32 * 3 + TG_FLOAT64: COPY_ROW(float, double) break;
-    case TG_FLOAT32 * 3 + TG_INT64: COPY_ROW(float, int64_t) break;
-    case TG_FLOAT64 * 3 + TG_FLOAT32: COPY_ROW(double, float) break;
-    case TG_FLOAT64 * 3 + TG_FLOAT64: COPY_ROW(double, double) break;
-    case TG_FLOAT64 * 3 + TG_INT64: COPY_ROW(double, int64_t) break;
-    case TG_INT64 * 3 + TG_FLOAT32: COPY_ROW_F2I(float) break;
-    case TG_INT64 * 3 + TG_FLOAT64: COPY_ROW_F2I(double) break;
-    case TG_INT64 * 3 + TG_INT64: COPY_ROW(int64_t, int64_t) break;
+    if (c->dd == c->sd && c->dd != TG_BOOL) { /* strided, same dtype: copy the bytes */
+        size_t z = tg_dtype_size(c->dd);
+        for (int64_t i = 0; i < n; i++) memcpy(d + i * sdst, s + i * ssrc, z);
+        return;
+    }
+    switch (c->dd) {
+    case TG_FLOAT32:
+        switch (c->sd) {
+        case TG_FLOAT64: COPY_ROW(float, double) return;
+        case TG_INT64: COPY_ROW(float, int64_t) return;
+        case TG_INT32: COPY_ROW(float, int32_t) return;
+        case TG_UINT8: COPY_ROW(float, uint8_t) return;
+        default: break;
+        }
+        break;
+    case TG_FLOAT64:
+        switch (c->sd) {
+        case TG_FLOAT32: COPY_ROW(double, float) return;
+        case TG_INT64: COPY_ROW(double, int64_t) return;
+        case TG_INT32: COPY_ROW(double, int32_t) return;
+        case TG_UINT8: COPY_ROW(double, uint8_t) return;
+        default: break;
+        }
+        break;
+    case TG_BOOL:
+        for (int64_t i = 0; i < n; i++) *(uint8_t *)(d + i * sdst) = ld_bool(s + i * ssrc, c->sd);
+        return;
+    default: break;
+    }
+    /* bool source to a float, or any source to an integer: through int64 */
+    ld_i64_fn ld = ld_i64[c->sd];
+    switch (c->dd) {
+    case TG_FLOAT32:
+        for (int64_t i = 0; i < n; i++) *(float *)(d + i * sdst) = (float)ld(s + i * ssrc);
+        break;
+    case TG_FLOAT64:
+        for (int64_t i = 0; i < n; i++) *(double *)(d + i * sdst) = (double)ld(s + i * ssrc);
+        break;
+    case TG_INT64:
+        for (int64_t i = 0; i < n; i++) *(int64_t *)(d + i * sdst) = ld(s + i * ssrc);
+        break;
+    case TG_INT32:
+        for (int64_t i = 0; i < n; i++)
+            *(int32_t *)(d + i * sdst) = (int32_t)(uint32_t)(uint64_t)ld(s + i * ssrc);
+        break;
+    case TG_UINT8:
+        for (int64_t i = 0; i < n; i++) *(uint8_t *)(d + i * sdst) = (uint8_t)(uint64_t)ld(s + i * ssrc);
+        break;
+    default: break;
     }
 }
 
@@ -492,9 +559,16 @@ tg_tensor *tg_tensor_full(int ndim, const int64_t *shape, double value, tg_dtype
     switch (dt) {
     case TG_FLOAT32: for (int64_t i = 0; i < t->numel; i++) ((float *)p)[i] = (float)value; break;
     case TG_FLOAT64: for (int64_t i = 0; i < t->numel; i++) ((double *)p)[i] = value; break;
-    default: {
+    case TG_INT64: {
         int64_t v = tg__f2i(value);
         for (int64_t i = 0; i < t->numel; i++) ((int64_t *)p)[i] = v;
+        break;
+    }
+    default: {
+        size_t z = tg_dtype_size(dt);
+        char one[8];
+        store_double(one, dt, value);
+        for (int64_t i = 0; i < t->numel; i++) memcpy(p + (size_t)i * z, one, z);
     }
     }
     return t;
@@ -851,6 +925,9 @@ tg_status tg_tensor_axpy_(tg_tensor *y, double alpha, const tg_tensor *x) {
         double *yy = py;
         const double *xx = px;
         for (int64_t i = 0; i < y->numel; i++) yy[i] += alpha * xx[i];
+    } else if (y->dtype != TG_INT64) {
+        return tg_error_set(TG_ERR_TYPE, "axpy_: not supported for dtype %s (expected float32, float64 or int64)",
+                            tg_dtype_name(y->dtype));
     } else {
         int64_t *yy = py;
         const int64_t *xx = px;

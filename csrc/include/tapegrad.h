@@ -118,14 +118,25 @@ typedef enum tg_dtype {
     TG_FLOAT32 = 0, /* the default */
     TG_FLOAT64 = 1, /* for gradient checks */
     TG_INT64 = 2,   /* labels and indices; never requires grad */
-    TG_N_DTYPES = 3
+    TG_BOOL = 3,    /* comparisons, masks, all/any: one byte, 0 or 1 */
+    TG_INT32 = 4,
+    TG_UINT8 = 5,   /* raw image bytes (MNIST) */
+    TG_N_DTYPES = 6
 } tg_dtype;
+/* Only float tensors require grad; integer and bool tensors never do. */
 
-size_t tg_dtype_size(tg_dtype dt);       /* 4, 8, 8; 0 for an invalid dtype */
-const char *tg_dtype_name(tg_dtype dt);  /* "float32", "float64", "int64" */
+size_t tg_dtype_size(tg_dtype dt);       /* 4, 8, 8, 1, 4, 1; 0 for an invalid dtype */
+const char *tg_dtype_name(tg_dtype dt);  /* "float32", "float64", "int64", "bool", "int32", "uint8" */
 bool tg_dtype_is_float(tg_dtype dt);
-/* NumPy's promotion: f32+f64 -> f64, int64+f32 -> f64, int64+f64 -> f64. */
+bool tg_dtype_is_integer(tg_dtype dt);   /* int64, int32, uint8 (not bool) */
+/* NumPy's promotion (np.result_type) for every pair: bool < uint8 < int32 <
+ * int64 and the floats; uint8 + int32 -> int32; bool/uint8 + float32 ->
+ * float32; int32/int64 + float32 -> float64; anything + float64 -> float64. */
 tg_dtype tg_dtype_promote(tg_dtype a, tg_dtype b);
+/* The float dtype a float function (exp, sqrt, true division) computes in
+ * for an input of dtype dt: dt itself for floats, float64 for int64/int32,
+ * float32 for uint8/bool (NumPy says float16, which tapegrad does not have). */
+tg_dtype tg_dtype_float_of(tg_dtype dt);
 
 /* ===================================================================== */
 /* Storage: a reference-counted block of bytes                           */
@@ -808,6 +819,25 @@ tg_tensor *tg_avg_pool2d(tg_tensor *x, int64_t kernel_h, int64_t kernel_w, int64
 /* Ops added by issue 14 and 19, one section per family                   */
 /* ===================================================================== */
 /* -- logic.c: bool/bitwise/logical ops and predicates (issue 14, dtypes) -- */
+/* None is differentiable; the outputs are bool (or the integer dtype of the
+ * inputs for the bitwise ops) and never require grad. */
+tg_tensor *tg_logical_and(tg_tensor *a, tg_tensor *b); /* any dtypes: nonzero is true */
+tg_tensor *tg_logical_or(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_logical_xor(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_logical_not(tg_tensor *x);
+tg_tensor *tg_bitwise_and(tg_tensor *a, tg_tensor *b); /* int64/int32/uint8/bool */
+tg_tensor *tg_bitwise_or(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_bitwise_xor(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_bitwise_not(tg_tensor *x);
+tg_tensor *tg_left_shift(tg_tensor *a, tg_tensor *b);  /* int64/int32/uint8 */
+tg_tensor *tg_right_shift(tg_tensor *a, tg_tensor *b); /* arithmetic for signed */
+tg_tensor *tg_isnan(tg_tensor *x);
+tg_tensor *tg_isinf(tg_tensor *x);
+tg_tensor *tg_isfinite(tg_tensor *x);
+/* |a - b| <= atol + rtol * |b| (NumPy's isclose); rtol, atol >= 0. */
+tg_tensor *tg_isclose(tg_tensor *a, tg_tensor *b, double rtol, double atol, bool equal_nan);
+tg_tensor *tg_all(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims);
+tg_tensor *tg_any(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims);
 
 /* -- math.c: elementwise math (issue 14) -- */
 

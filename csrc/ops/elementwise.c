@@ -11,6 +11,7 @@
 #include "ops_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 
 #include "../kernels/vmath.h"
 
@@ -20,9 +21,37 @@
 
 typedef void (*row3_fn)(int64_t n, char **p, const int64_t *s, void *ctx);
 
+/* One row kernel per dtype; NULL: dtype not supported (the drivers raise a
+ * TypeError naming the op and the dtype).  Fields are only ever appended,
+ * so positional initialisers {f32, f64, i64} stay valid: the later ones
+ * are NULL then. */
 typedef struct {
-    row3_fn f32, f64, i64; /* NULL: dtype not supported */
+    row3_fn f32, f64, i64;
+    row3_fn i32, u8, b; /* int32, uint8, bool (after the three first dtypes) */
 } row_table;
+
+static row3_fn pick_row(const row_table *rt, tg_dtype dt) {
+    switch (dt) {
+    case TG_FLOAT32: return rt->f32;
+    case TG_FLOAT64: return rt->f64;
+    case TG_INT64: return rt->i64;
+    case TG_INT32: return rt->i32;
+    case TG_UINT8: return rt->u8;
+    case TG_BOOL: return rt->b;
+    default: return NULL;
+    }
+}
+
+/* The dtypes a row table supports, for error messages ("float32, float64"). */
+static const char *supported_names(const row_table *rt, char *buf, size_t n) {
+    buf[0] = 0;
+    for (int d = 0; d < TG_N_DTYPES; d++)
+        if (pick_row(rt, (tg_dtype)d)) {
+            size_t k = strlen(buf);
+            snprintf(buf + k, n - k, "%s%s", k ? ", " : "", tg_dtype_name((tg_dtype)d));
+        }
+    return buf;
+}
 
 /* Work per element of the transcendental kernels, relative to an add: the
  * op block's .cost (what decides when a loop is worth splitting across
@@ -32,17 +61,19 @@ typedef struct {
 /* Apply a binary row kernel to a and b broadcast together.  out_dt: the
  * compute dtype (promoted).  Returns a new contiguous tensor. */
 static tg_tensor *binary_kernel(const char *who, tg_tensor *a, tg_tensor *b, tg_dtype dt,
-                                const row_table *rt, void *ctx, int cost) {
-    row3_fn fn = dt == TG_FLOAT32 ? rt->f32 : dt == TG_FLOAT64 ? rt->f64 : rt->i64;
+                                tg_dtype out_dt, const row_table *rt, void *ctx, int cost) {
+    row3_fn fn = pick_row(rt, dt);
+    char names[80];
     if (!fn)
-        return TG_FAIL(TG_ERR_TYPE, "%s: not supported for dtype %s (expected float32 or float64)",
-                       who, tg_dtype_name(dt));
+        return TG_FAIL(TG_ERR_TYPE, "%s: not supported for dtype %s (inputs %s and %s; expected %s)",
+                       who, tg_dtype_name(dt), tg_dtype_name(a->dtype), tg_dtype_name(b->dtype),
+                       supported_names(rt, names, sizeof names));
     int nd;
     int64_t shape[TG_MAX_DIMS];
     if (tg__broadcast_shapes(who, a->ndim, a->shape, b->ndim, b->shape, &nd, shape)) return NULL;
     tg_tensor *ac = tg__as_dtype(a, dt);
     tg_tensor *bc = ac ? tg__as_dtype(b, dt) : NULL;
-    tg_tensor *out = bc ? tg_tensor_empty(nd, shape, dt) : NULL;
+    tg_tensor *out = bc ? tg_tensor_empty(nd, shape, out_dt) : NULL;
     if (out && out->numel > 0) {
         char *base[3] = {tg_tensor_data(out), tg_tensor_data(ac), tg_tensor_data(bc)};
         void *kt = tg__kernel_begin(out->numel);
@@ -61,9 +92,11 @@ static tg_tensor *binary_kernel(const char *who, tg_tensor *a, tg_tensor *b, tg_
 /* Unary: out has x's shape and dtype `dt` (x converted first). */
 static tg_tensor *unary_kernel(const char *who, tg_tensor *x, tg_dtype dt, const row_table *rt,
                                void *ctx, int cost) {
-    row3_fn fn = dt == TG_FLOAT32 ? rt->f32 : dt == TG_FLOAT64 ? rt->f64 : rt->i64;
+    row3_fn fn = pick_row(rt, dt);
+    char names[80];
     if (!fn)
-        return TG_FAIL(TG_ERR_TYPE, "%s: not supported for dtype %s", who, tg_dtype_name(dt));
+        return TG_FAIL(TG_ERR_TYPE, "%s: not supported for dtype %s (expected %s)", who,
+                       tg_dtype_name(dt), supported_names(rt, names, sizeof names));
     tg_tensor *xc = tg__as_dtype(x, dt);
     tg_tensor *out = xc ? tg_tensor_empty(x->ndim, x->shape, dt) : NULL;
     if (out && out->numel > 0) {
@@ -120,6 +153,17 @@ static tg_tensor *unary_kernel(const char *who, tg_tensor *x, tg_dtype dt, const
     BINARY_ROW(NAME##_f32, float, EXPR)                                                \
     BINARY_ROW(NAME##_f64, double, EXPR)                                               \
     BINARY_ROW(NAME##_i64, int64_t, EXPR)
+/* The same expression for all six dtypes (bool is uint8_t holding 0/1). */
+#define BINARY_ROWS_ALL(NAME, EXPR)                                                    \
+    BINARY_ROWS_FI(NAME, EXPR)                                                         \
+    BINARY_ROW(NAME##_i32, int32_t, EXPR)                                              \
+    BINARY_ROW(NAME##_u8, uint8_t, EXPR)                                               \
+    BINARY_ROW(NAME##_b, uint8_t, EXPR)
+/* Wrapping int32/uint8 arithmetic (NumPy's), computed in unsigned so there
+ * is no undefined behaviour; the conversion back is modulo 2^32 (GCC, Clang
+ * and MSVC define it so). */
+#define WRAP32(EXPR) ((int32_t)(uint32_t)(EXPR))
+#define WRAP8(EXPR) ((uint8_t)(EXPR))
 
 /* The op's parameters (at most two, see unary_op) are copied to a local
  * array first: with -fno-strict-aliasing the compiler would otherwise have
@@ -199,12 +243,12 @@ static tg_dtype promoted(const tg_tensor *a, const tg_tensor *b) {
     return (a && b) ? tg_dtype_promote(a->dtype, b->dtype) : TG_FLOAT64;
 }
 
-static tg_tensor *binary_op(const tg_opdef *op, tg_tensor *a, tg_tensor *b, tg_dtype dt,
-                            const row_table *rt, bool save_inputs, bool save_out) {
+static tg_tensor *binary_op_to(const tg_opdef *op, tg_tensor *a, tg_tensor *b, tg_dtype dt,
+                               tg_dtype out_dt, const row_table *rt, bool save_inputs, bool save_out) {
     if (!a || !b) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", op->name);
     tg_tensor *in[2] = {a, b};
     tg_entry *e;
-    tg_tensor *out = tg__finish(op, 2, in, binary_kernel(op->name, a, b, dt, rt, NULL, op->cost), &e);
+    tg_tensor *out = tg__finish(op, 2, in, binary_kernel(op->name, a, b, dt, out_dt, rt, NULL, op->cost), &e);
     if (e) {
         if (save_inputs && (tg__save(e, a) || tg__save(e, b))) {
             tg_tensor_release(out);
@@ -214,12 +258,19 @@ static tg_tensor *binary_op(const tg_opdef *op, tg_tensor *a, tg_tensor *b, tg_d
     }
     return out;
 }
+static tg_tensor *binary_op(const tg_opdef *op, tg_tensor *a, tg_tensor *b, tg_dtype dt,
+                            const row_table *rt, bool save_inputs, bool save_out) {
+    return binary_op_to(op, a, b, dt, dt, rt, save_inputs, save_out);
+}
 
 static tg_tensor *unary_op(const tg_opdef *op, tg_tensor *x, const row_table *rt, double *prm,
                            bool save_in, bool save_out) {
     if (!x) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", op->name);
-    /* NumPy: float functions of an int64 array compute in float64 */
-    tg_dtype dt = x->dtype == TG_INT64 && !rt->i64 ? TG_FLOAT64 : x->dtype;
+    /* NumPy: float functions of an integer or bool array compute in a float
+     * (float64 for int64/int32, float32 for uint8/bool: tg_dtype_float_of) */
+    tg_dtype dt = !tg_dtype_is_float(x->dtype) && !pick_row(rt, x->dtype) && rt->f64
+                      ? tg_dtype_float_of(x->dtype)
+                      : x->dtype;
     tg_entry *e;
     tg_tensor *out = tg__finish(op, 1, &x, unary_kernel(op->name, x, dt, rt, prm, op->cost), &e);
     if (e) {
@@ -235,6 +286,13 @@ static tg_tensor *unary_op(const tg_opdef *op, tg_tensor *x, const row_table *rt
 }
 
 /* Helpers for VJPs: every one returns a new reference or NULL. */
+/* m (a bool mask, released) converted to dt: 0/1 to multiply a gradient by. */
+static tg_tensor *as_dtype_take(tg_tensor *m, tg_dtype dt) {
+    if (!m) return NULL;
+    tg_tensor *r = tg_cast(m, dt);
+    tg_tensor_release(m);
+    return r;
+}
 static tg_tensor *scal(double v, const tg_tensor *like) { return tg_tensor_scalar(v, like->dtype); }
 
 /* g * f, releasing f (the common last step of a VJP). */
@@ -251,7 +309,10 @@ static tg_tensor *mul_take(tg_tensor *g, tg_tensor *f) {
 
 BINARY_ROWS_F(add, a + b, a + b)
 BINARY_ROW(add_i64, int64_t, tg__wrap_add(a, b)) /* wraps like NumPy, no UB */
-static const row_table add_rows = {add_f32, add_f64, add_i64};
+BINARY_ROW(add_i32, int32_t, WRAP32((uint32_t)a + (uint32_t)b))
+BINARY_ROW(add_u8, uint8_t, WRAP8(a + b))
+BINARY_ROW(add_b, uint8_t, a || b) /* bool + bool is logical or (NumPy) */
+static const row_table add_rows = {add_f32, add_f64, add_i64, add_i32, add_u8, add_b};
 tg_tensor *tg_add(tg_tensor *a, tg_tensor *b) {
     return binary_op(&tg_opdef_add, a, b, promoted(a, b), &add_rows, false,
                      false);
@@ -263,7 +324,7 @@ static tg_status add_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     return TG_OK;
 }
 APPLY2(add)
-TG_DEFINE_OP(add, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
+TG_DEFINE_OP(add, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64,int32,uint8,bool",
              .forward = "c = a + b", .forward_tex = "c = a + b",
              .vjp = "da = dc, db = dc (summed over broadcast axes)",
              .vjp_tex = "\\bar a = \\bar c,\\quad \\bar b = \\bar c",
@@ -273,7 +334,10 @@ TG_DEFINE_OP(add, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
 
 BINARY_ROWS_F(sub, a - b, a - b)
 BINARY_ROW(sub_i64, int64_t, tg__wrap_sub(a, b)) /* wraps like NumPy, no UB */
-static const row_table sub_rows = {sub_f32, sub_f64, sub_i64};
+BINARY_ROW(sub_i32, int32_t, WRAP32((uint32_t)a - (uint32_t)b))
+BINARY_ROW(sub_u8, uint8_t, WRAP8(a - b))
+/* no bool row: NumPy refuses bool - bool (use ^ or logical_xor) */
+static const row_table sub_rows = {sub_f32, sub_f64, sub_i64, sub_i32, sub_u8, NULL};
 tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b) {
     return binary_op(&tg_opdef_sub, a, b, promoted(a, b), &sub_rows, false,
                      false);
@@ -285,7 +349,7 @@ static tg_status sub_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     return TG_OK;
 }
 APPLY2(sub)
-TG_DEFINE_OP(sub, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
+TG_DEFINE_OP(sub, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64,int32,uint8",
              .forward = "c = a - b", .forward_tex = "c = a - b",
              .vjp = "da = dc, db = -dc", .vjp_tex = "\\bar a = \\bar c,\\quad \\bar b = -\\bar c",
              .doc = "Elementwise difference with broadcasting.", .backward = sub_vjp,
@@ -294,7 +358,10 @@ TG_DEFINE_OP(sub, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
 
 BINARY_ROWS_F(mul, a * b, a * b)
 BINARY_ROW(mul_i64, int64_t, tg__wrap_mul(a, b)) /* wraps like NumPy, no UB */
-static const row_table mul_rows = {mul_f32, mul_f64, mul_i64};
+BINARY_ROW(mul_i32, int32_t, WRAP32((uint32_t)a * (uint32_t)b))
+BINARY_ROW(mul_u8, uint8_t, WRAP8((unsigned)a * (unsigned)b))
+BINARY_ROW(mul_b, uint8_t, a && b) /* bool * bool is logical and (NumPy) */
+static const row_table mul_rows = {mul_f32, mul_f64, mul_i64, mul_i32, mul_u8, mul_b};
 tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b) {
     return binary_op(&tg_opdef_mul, a, b, promoted(a, b), &mul_rows, true,
                      false);
@@ -308,7 +375,7 @@ static tg_status mul_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     return TG_OK;
 }
 APPLY2(mul)
-TG_DEFINE_OP(mul, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
+TG_DEFINE_OP(mul, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64,int32,uint8,bool",
              .forward = "c = a * b", .forward_tex = "c = a \\odot b",
              .vjp = "da = dc * b, db = dc * a",
              .vjp_tex = "\\bar a = \\bar c \\odot b,\\quad \\bar b = \\bar c \\odot a",
@@ -320,7 +387,7 @@ BINARY_ROWS_F(div, a / b, a / b)
 static const row_table div_rows = {div_f32, div_f64, NULL};
 tg_tensor *tg_div(tg_tensor *a, tg_tensor *b) {
     tg_dtype dt = promoted(a, b);
-    if (dt == TG_INT64) dt = TG_FLOAT64; /* true division, as in NumPy */
+    if (!tg_dtype_is_float(dt)) dt = TG_FLOAT64; /* true division of ints or bools, as in NumPy */
     return binary_op(&tg_opdef_div, a, b, dt, &div_rows, true, false);
 }
 static tg_status div_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -346,7 +413,7 @@ static tg_status div_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     return TG_OK;
 }
 APPLY2(div)
-TG_DEFINE_OP(div, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64 (int64 -> float64)",
+TG_DEFINE_OP(div, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64 (integers and bool -> float64)",
              .forward = "c = a / b", .forward_tex = "c = a \\oslash b",
              .vjp = "da = dc / b, db = -dc * a / b^2",
              .vjp_tex = "\\bar a = \\bar c \\oslash b,\\quad \\bar b = -\\bar c \\odot a \\oslash b^{2}",
@@ -367,18 +434,21 @@ static inline int64_t ipow1(int64_t a, int64_t b) {
     return r;
 }
 BINARY_ROW(pow_i64, int64_t, ipow1(a, b))
-static const row_table pow_rows = {pow_f32, pow_f64, pow_i64};
+BINARY_ROW(pow_i32, int32_t, WRAP32((uint64_t)ipow1(a, b)))
+BINARY_ROW(pow_u8, uint8_t, WRAP8((uint64_t)ipow1(a, b)))
+/* bool ** bool: NumPy gives int8, which tapegrad does not have; refused */
+static const row_table pow_rows = {pow_f32, pow_f64, pow_i64, pow_i32, pow_u8, NULL};
 tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b) {
     if (!a || !b) return TG_FAIL(TG_ERR_VALUE, "pow: input is NULL");
     tg_dtype dt = tg_dtype_promote(a->dtype, b->dtype);
-    if (dt == TG_INT64)
+    if (dt == TG_INT64 || dt == TG_INT32)
         for (int64_t i = 0; i < b->numel; i++)
             if (tg__get_flat_i64(b, i) < 0)
                 return TG_FAIL(TG_ERR_VALUE,
                                "pow: Integers to negative integer powers are not allowed "
-                               "(int64 exponent %lld at position %lld; use a float base, e.g. "
+                               "(%s exponent %lld at position %lld; use a float base, e.g. "
                                "a.astype(tg.float64) ** b)",
-                               (long long)tg__get_flat_i64(b, i), (long long)i);
+                               tg_dtype_name(b->dtype), (long long)tg__get_flat_i64(b, i), (long long)i);
     return binary_op(&tg_opdef_pow, a, b, dt, &pow_rows, true, true);
 }
 /* where(mask, 0, v), releasing mask and v */
@@ -420,19 +490,21 @@ static tg_status pow_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     return TG_OK;
 }
 APPLY2(pow)
-TG_DEFINE_OP(pow, .arity = 2, .cost = COST_TRANSCENDENTAL, .diff_mask = 3, .dtypes = "float32,float64,int64",
+TG_DEFINE_OP(pow, .arity = 2, .cost = COST_TRANSCENDENTAL, .diff_mask = 3, .dtypes = "float32,float64,int64,int32,uint8",
              .forward = "c = a ** b", .forward_tex = "c = a^{b}",
              .vjp = "da = dc * b * a^(b-1) (0 where b == 0), db = dc * c * log(a) (0 where a == 0 and b >= 0)",
              .vjp_tex = "\\bar a = \\bar c \\odot b\\, a^{b-1}\\ (0 \\text{ where } b = 0),\\quad \\bar b = \\bar c \\odot c \\log a\\ (0 \\text{ where } a = 0, b \\ge 0)",
-             .doc = "Elementwise power with broadcasting; int64 ** int64 stays int64 (NumPy), a negative integer exponent is a ValueError.",
+             .doc = "Elementwise power with broadcasting; int ** int stays integer, wrapping on overflow (NumPy), a negative integer exponent is a ValueError.",
              .backward = pow_vjp,
              .apply = apply_pow, .examples = "+3x4,3x4;+2x3,+3;+T3x4,-",
              .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
-BINARY_ROWS_FI(maximum, (a > b || a != a) ? a : b)
-static const row_table maximum_rows = {maximum_f32, maximum_f64, maximum_i64};
-BINARY_ROWS_FI(minimum, (a < b || a != a) ? a : b)
-static const row_table minimum_rows = {minimum_f32, minimum_f64, minimum_i64};
+BINARY_ROWS_ALL(maximum, (a > b || a != a) ? a : b)
+static const row_table maximum_rows = {maximum_f32, maximum_f64, maximum_i64,
+                                       maximum_i32, maximum_u8,  maximum_b};
+BINARY_ROWS_ALL(minimum, (a < b || a != a) ? a : b)
+static const row_table minimum_rows = {minimum_f32, minimum_f64, minimum_i64,
+                                       minimum_i32, minimum_u8,  minimum_b};
 tg_tensor *tg_maximum(tg_tensor *a, tg_tensor *b) {
     return binary_op(&tg_opdef_maximum, a, b, promoted(a, b), &maximum_rows,
                      true, false);
@@ -473,14 +545,14 @@ static tg_status minimum_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ct
 }
 APPLY2(maximum)
 APPLY2(minimum)
-TG_DEFINE_OP(maximum, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
+TG_DEFINE_OP(maximum, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64,int32,uint8,bool",
              .forward = "c = max(a, b)", .forward_tex = "c = \\max(a, b)",
              .vjp = "da = dc * [a > b] (1/2 on ties), db = dc * [b > a] (1/2 on ties)",
              .vjp_tex = "\\bar a = \\bar c \\odot [a > b],\\quad \\bar b = \\bar c \\odot [b > a]",
              .doc = "Elementwise maximum (NaN propagates).", .backward = maximum_vjp,
              .apply = apply_maximum, .examples = "3x4,3x4;2x3,3",
              .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
-TG_DEFINE_OP(minimum, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
+TG_DEFINE_OP(minimum, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64,int32,uint8,bool",
              .forward = "c = min(a, b)", .forward_tex = "c = \\min(a, b)",
              .vjp = "da = dc * [a < b] (1/2 on ties), db = dc * [b < a] (1/2 on ties)",
              .vjp_tex = "\\bar a = \\bar c \\odot [a < b],\\quad \\bar b = \\bar c \\odot [b < a]",
@@ -489,22 +561,47 @@ TG_DEFINE_OP(minimum, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int
              .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 /* ===================================================================== */
-/* Comparisons: 0/1 in the promoted dtype, never differentiable           */
+/* Comparisons: bool out (NumPy, PyTorch), never differentiable           */
 /* ===================================================================== */
 
+/* A comparison row: inputs in the promoted dtype T, output bool (uint8_t). */
+#define CMP_ROW(NAME, T, OP)                                                           \
+    static void NAME(int64_t n, char **p, const int64_t *s, void *ctx) {               \
+        (void)ctx;                                                                     \
+        uint8_t *o = (uint8_t *)p[0];                                                  \
+        const T *A = (const T *)p[1], *B = (const T *)p[2];                            \
+        const int64_t z = (int64_t)sizeof(T);                                         \
+        if (s[0] == 1 && s[1] == z && s[2] == z) {                                     \
+            for (int64_t i = 0; i < n; i++) o[i] = A[i] OP B[i];                       \
+        } else if (s[0] == 1 && s[1] == z && s[2] == 0) {                              \
+            const T b = B[0];                                                          \
+            for (int64_t i = 0; i < n; i++) o[i] = A[i] OP b;                          \
+        } else {                                                                       \
+            for (int64_t i = 0; i < n; i++)                                            \
+                o[i * s[0]] = *(const T *)((const char *)A + i * s[1])                 \
+                    OP * (const T *)((const char *)B + i * s[2]);                      \
+        }                                                                              \
+    }
+
 #define COMPARISON(NAME, OP, TEXT)                                                     \
-    BINARY_ROWS_FI(NAME, (a OP b) ? 1 : 0)                                             \
-    static const row_table NAME##_rows = {NAME##_f32, NAME##_f64, NAME##_i64};         \
+    CMP_ROW(NAME##_f32, float, OP)                                                     \
+    CMP_ROW(NAME##_f64, double, OP)                                                    \
+    CMP_ROW(NAME##_i64, int64_t, OP)                                                   \
+    CMP_ROW(NAME##_i32, int32_t, OP)                                                   \
+    CMP_ROW(NAME##_u8, uint8_t, OP)                                                    \
+    static const row_table NAME##_rows = {NAME##_f32, NAME##_f64, NAME##_i64,          \
+                                          NAME##_i32, NAME##_u8,  NAME##_u8};          \
     tg_tensor *tg_##NAME(tg_tensor *a, tg_tensor *b) {                                 \
-        return binary_op(&tg_opdef_##NAME, a, b, promoted(a, b), \
-                         &NAME##_rows, false, false);                                  \
+        return binary_op_to(&tg_opdef_##NAME, a, b, promoted(a, b), TG_BOOL,            \
+                            &NAME##_rows, false, false);                               \
     }                                                                                  \
     APPLY2(NAME)                                                                       \
-    TG_DEFINE_OP(NAME, .arity = 2, .diff_mask = 0, .dtypes = "float32,float64,int64",  \
+    TG_DEFINE_OP(NAME, .arity = 2, .diff_mask = 0,                                     \
+                 .dtypes = "float32,float64,int64,int32,uint8,bool -> bool",           \
                  .forward = "c = [a " TEXT " b]", .forward_tex = "c = [a " TEXT " b]", \
                  .vjp = "not differentiable", .vjp_tex = "",                          \
-                 .doc = "Elementwise comparison giving 1 or 0 (in the promoted dtype).", \
-                 .backward = NULL, .apply = apply_##NAME, .examples = "3x4,3x4;2x3,3");
+                 .doc = "Elementwise comparison in the promoted dtype, giving a bool tensor.", \
+                 .backward = NULL, .apply = apply_##NAME, .examples = "3x4,3x4;2x3,3;T3x4,4");
 
 COMPARISON(eq, ==, "==")
 COMPARISON(ne, !=, "!=")
@@ -515,26 +612,30 @@ COMPARISON(ge, >=, ">=")
 
 /* ---- where(cond, a, b) --------------------------------------------------- */
 
-/* out = cond != 0 ? a : b along one row (cond in float64). */
+/* out = cond ? a : b along one row (cond converted to bool: nonzero is true,
+ * whatever its dtype). */
 #define WHERE_ROW(NAME, T)                                                             \
     static void NAME(int64_t n, char **p, const int64_t *s, void *ctx) {               \
         (void)ctx;                                                                     \
         const int64_t z = (int64_t)sizeof(T);                                         \
-        if (s[0] == z && s[1] == z && s[2] == z && s[3] == 8) {                        \
+        if (s[0] == z && s[1] == z && s[2] == z && s[3] == 1) {                        \
             T *o = (T *)p[0];                                                          \
             const T *A = (const T *)p[1], *B = (const T *)p[2];                        \
-            const double *C = (const double *)p[3];                                    \
-            for (int64_t i = 0; i < n; i++) o[i] = C[i] != 0 ? A[i] : B[i];            \
+            const uint8_t *C = (const uint8_t *)p[3];                                  \
+            for (int64_t i = 0; i < n; i++) o[i] = C[i] ? A[i] : B[i];                 \
             return;                                                                    \
         }                                                                              \
         for (int64_t i = 0; i < n; i++)                                                \
-            *(T *)(p[0] + i * s[0]) = *(const double *)(p[3] + i * s[3]) != 0          \
+            *(T *)(p[0] + i * s[0]) = *(const uint8_t *)(p[3] + i * s[3]) != 0         \
                                           ? *(const T *)(p[1] + i * s[1])              \
                                           : *(const T *)(p[2] + i * s[2]);             \
     }
 WHERE_ROW(where_f32, float)
 WHERE_ROW(where_f64, double)
 WHERE_ROW(where_i64, int64_t)
+WHERE_ROW(where_i32, int32_t)
+WHERE_ROW(where_u8, uint8_t)
+static const row_table where_rows = {where_f32, where_f64, where_i64, where_i32, where_u8, where_u8};
 
 tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b) {
     const char *who = "where";
@@ -546,10 +647,10 @@ tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b) {
         return NULL;
     tg_dtype dt = promoted(a, b);
     tg_tensor *ac = tg__as_dtype(a, dt), *bc = ac ? tg__as_dtype(b, dt) : NULL;
-    tg_tensor *cc = bc ? tg__as_dtype(cond, TG_FLOAT64) : NULL;
+    tg_tensor *cc = bc ? tg__as_dtype(cond, TG_BOOL) : NULL;
     tg_tensor *out = cc ? tg_tensor_empty(nd, shape, dt) : NULL;
     if (out && out->numel > 0) {
-        /* four operands iterated together: out, a, b, cond (as float64) */
+        /* four operands iterated together: out, a, b, cond (as bool) */
         int64_t st[4][TG_MAX_DIMS];
         tg__bcast_strides_bytes(out, nd, shape, st[0]);
         tg__bcast_strides_bytes(ac, nd, shape, st[1]);
@@ -557,7 +658,7 @@ tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b) {
         tg__bcast_strides_bytes(cc, nd, shape, st[3]);
         char *base[4] = {tg_tensor_data(out), tg_tensor_data(ac), tg_tensor_data(bc),
                          tg_tensor_data(cc)};
-        row3_fn fn = dt == TG_FLOAT32 ? where_f32 : dt == TG_FLOAT64 ? where_f64 : where_i64;
+        row3_fn fn = pick_row(&where_rows, dt);
         void *kt = tg__kernel_begin(out->numel);
         tg__iterate_parallel(4, nd, shape, base, st, fn, NULL, 1);
         tg__kernel_end(kt);
@@ -591,20 +692,25 @@ static tg_tensor *apply_where(tg_tensor *const *in, int n, const tg_params *p) {
     if (n != 3) return TG_FAIL(TG_ERR_VALUE, "apply: where takes 3 inputs");
     return tg_where(in[0], in[1], in[2]);
 }
-TG_DEFINE_OP(where, .arity = 3, .diff_mask = 6, .dtypes = "float32,float64,int64",
+TG_DEFINE_OP(where, .arity = 3, .diff_mask = 6, .dtypes = "float32,float64,int64,int32,uint8,bool (cond: any, nonzero is true)",
              .forward = "c = cond ? a : b", .forward_tex = "c = \\mathrm{cond}\\ ?\\ a : b",
              .vjp = "da = cond ? dc : 0, db = cond ? 0 : dc",
              .vjp_tex = "\\bar a = [\\mathrm{cond}] \\odot \\bar c,\\quad \\bar b = [\\lnot\\mathrm{cond}] \\odot \\bar c",
-             .doc = "Pick from a where cond is non-zero, else from b (broadcasting all three).",
+             .doc = "Pick from a where cond is true (a bool mask; any dtype's non-zero counts as true), else from b (broadcasting all three).",
              .backward = where_vjp, .apply = apply_where,
              .examples = "b3x4,3x4,3x4;b3x1,4,2x3x4",
              .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
 
 /* ---- scalar forms --------------------------------------------------------- */
 
+/* The dtype of a Python-like scalar s next to a (NumPy 2's weak scalars):
+ * a float tensor keeps its dtype; an integer tensor keeps it for a whole s
+ * and goes to float64 otherwise; a bool tensor goes to int64 for a whole s
+ * (s is not a bool here) and float64 otherwise. */
 static tg_dtype scalar_dtype(const tg_tensor *a, double s) {
-    if (a->dtype == TG_INT64 && s != floor(s)) return TG_FLOAT64;
-    return a->dtype;
+    if (tg_dtype_is_float(a->dtype)) return a->dtype;
+    if (s != floor(s)) return TG_FLOAT64;
+    return a->dtype == TG_BOOL ? TG_INT64 : a->dtype;
 }
 #define SCALAR_FORM(NAME, CALL)                                                        \
     tg_tensor *tg_##NAME##_scalar(tg_tensor *a, double s) {                            \
@@ -625,8 +731,14 @@ SCALAR_FORM(rsub, tg_sub(c, a))
 
 UNARY_ROWS_F(neg, -x, -x)
 UNARY_ROW(neg_i64, int64_t, tg__wrap_sub(0, x)) /* -INT64_MIN wraps, like NumPy */
-static const row_table neg_rows = {neg_f32, neg_f64, neg_i64};
-tg_tensor *tg_neg(tg_tensor *x) { return unary_op(&tg_opdef_neg, x, &neg_rows, NULL, false, false); }
+UNARY_ROW(neg_i32, int32_t, WRAP32(0u - (uint32_t)x))
+UNARY_ROW(neg_u8, uint8_t, WRAP8(0u - x)) /* -1 is 255, like NumPy */
+static const row_table neg_rows = {neg_f32, neg_f64, neg_i64, neg_i32, neg_u8, NULL};
+tg_tensor *tg_neg(tg_tensor *x) {
+    if (x && x->dtype == TG_BOOL) /* NumPy refuses it too */
+        return TG_FAIL(TG_ERR_TYPE, "neg: not supported for dtype bool (use ~ or logical_not)");
+    return unary_op(&tg_opdef_neg, x, &neg_rows, NULL, false, false);
+}
 static tg_status neg_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
     (void)e;
@@ -634,7 +746,7 @@ static tg_status neg_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     return TG_OK;
 }
 APPLY1(neg)
-TG_DEFINE_OP(neg, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+TG_DEFINE_OP(neg, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64,int32,uint8",
              .forward = "y = -x", .forward_tex = "y = -x", .vjp = "dx = -dy",
              .vjp_tex = "\\bar x = -\\bar y", .doc = "Negation.", .backward = neg_vjp,
              .apply = apply_neg, .examples = "3x4;T2x3;-",
@@ -699,7 +811,9 @@ TG_DEFINE_OP(sqrt, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
 
 UNARY_ROWS_F(abs, fabsf(x), fabs(x))
 UNARY_ROW(abs_i64, int64_t, x < 0 ? tg__wrap_sub(0, x) : x)
-static const row_table abs_rows = {abs_f32, abs_f64, abs_i64};
+UNARY_ROW(abs_i32, int32_t, x < 0 ? WRAP32(0u - (uint32_t)x) : x)
+UNARY_ROW(abs_u8, uint8_t, x)
+static const row_table abs_rows = {abs_f32, abs_f64, abs_i64, abs_i32, abs_u8, abs_u8};
 tg_tensor *tg_abs(tg_tensor *x) { return unary_op(&tg_opdef_abs, x, &abs_rows, NULL, true, false); }
 static tg_status abs_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -707,13 +821,14 @@ static tg_status abs_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     CHECK(x);
     tg_tensor *z = scal(0.0, x);
     CHECK(z);
-    tg_tensor *sign = take2(tg_sub, tg_gt(x, z), tg_lt(x, z)); /* sign(x), 0 at 0 */
+    tg_tensor *sign = take2(tg_sub, as_dtype_take(tg_gt(x, z), x->dtype),
+                            as_dtype_take(tg_lt(x, z), x->dtype)); /* sign(x), 0 at 0 */
     tg_tensor_release(z);
     CHECK(gi[0] = mul_take(g, sign));
     return TG_OK;
 }
 APPLY1(abs)
-TG_DEFINE_OP(abs, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+TG_DEFINE_OP(abs, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64,int32,uint8,bool",
              .forward = "y = |x|", .forward_tex = "y = |x|", .vjp = "dx = dy * sign(x)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\operatorname{sign}(x)",
              .doc = "Absolute value (gradient 0 at 0).", .backward = abs_vjp, .apply = apply_abs,
@@ -860,7 +975,7 @@ static tg_status leaky_relu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void 
     double s = e->params.f[0];
     tg_tensor *z = scal(0.0, x);
     CHECK(z);
-    tg_tensor *m = tg_gt(x, z);
+    tg_tensor *m = as_dtype_take(tg_gt(x, z), x->dtype);
     tg_tensor_release(z);
     /* slope + (1 - slope) * [x > 0] */
     tg_tensor *f = m ? tg_mul_scalar(m, 1.0 - s) : NULL;
@@ -984,8 +1099,12 @@ static inline int64_t clip1_i(int64_t x, double lo, double hi) {
 }
 UNARY_ROWS_F(clip, clip1_f(x, (float)prm[0], (float)prm[1]), clip1_d(x, prm[0], prm[1]))
 UNARY_ROW(clip_i64, int64_t, clip1_i(x, prm[0], prm[1]))
-static const row_table clip_rows = {clip_f32, clip_f64, clip_i64};
+UNARY_ROW(clip_i32, int32_t, WRAP32((uint64_t)clip1_i(x, prm[0], prm[1])))
+UNARY_ROW(clip_u8, uint8_t, WRAP8((uint64_t)clip1_i(x, prm[0], prm[1])))
+static const row_table clip_rows = {clip_f32, clip_f64, clip_i64, clip_i32, clip_u8, NULL};
 tg_tensor *tg_clip(tg_tensor *x, double lo, double hi) {
+    if (x && x->dtype == TG_BOOL)
+        return TG_FAIL(TG_ERR_TYPE, "clip: not supported for dtype bool (expected float32, float64, int64, int32 or uint8)");
     if (isnan(lo)) lo = -INFINITY;
     if (isnan(hi)) hi = INFINITY;
     double prm[2] = {lo, hi};
@@ -1006,7 +1125,7 @@ static tg_tensor *apply_clip(tg_tensor *const *in, int n, const tg_params *p) {
     if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
     return tg_clip(in[0], p->f[0], p->f[1]);
 }
-TG_DEFINE_OP(clip, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+TG_DEFINE_OP(clip, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64,int32,uint8",
              .forward = "y = min(max(x, lo), hi)", .forward_tex = "y = \\min(\\max(x, l), h)",
              .vjp = "dx = dy * [lo <= x <= hi]", .vjp_tex = "\\bar x = \\bar y \\odot [l \\le x \\le h]",
              .doc = "Clamp to [lo, hi] (f0, f1).", .backward = clip_vjp, .apply = apply_clip,
@@ -1034,9 +1153,9 @@ static tg_tensor *apply_cast(tg_tensor *const *in, int n, const tg_params *p) {
     if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
     return tg_cast(in[0], (tg_dtype)p->i[0]);
 }
-TG_DEFINE_OP(cast, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+TG_DEFINE_OP(cast, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64,int32,uint8,bool",
              .forward = "y = x as dtype", .forward_tex = "y = \\operatorname{cast}(x)",
              .vjp = "dx = dy cast back to x's dtype", .vjp_tex = "\\bar x = \\operatorname{cast}^{-1}(\\bar y)",
-             .doc = "Convert to another dtype (i0: 0 float32, 1 float64, 2 int64); differentiable between floats.",
+             .doc = "Convert to another dtype (i0: 0 float32, 1 float64, 2 int64, 3 bool, 4 int32, 5 uint8); floats to ints truncate toward zero, ints wrap to narrower ints, anything non-zero is true; differentiable between floats.",
              .backward = cast_vjp, .apply = apply_cast, .examples = "3x4|i0=1;T2x3|i0=1",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");

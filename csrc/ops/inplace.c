@@ -25,7 +25,8 @@ tg_status tg_tensor_inplace_(tg_tensor *dst, const tg_tensor *src, char op) {
     if (!tg__same_shape(r->ndim, r->shape, dst->ndim, dst->shape))
         st = tg_error_set(TG_ERR_VALUE, "%s: result of shape %s cannot be written into %s", who,
                           tg__shp(r), tg__shp(dst));
-    else if (r->dtype != dst->dtype && !(tg_dtype_is_float(dst->dtype) || r->dtype == TG_INT64))
+    else if (r->dtype != dst->dtype && !tg_dtype_is_float(dst->dtype) &&
+             !(tg_dtype_is_integer(dst->dtype) && !tg_dtype_is_float(r->dtype)))
         st = tg_error_set(TG_ERR_TYPE,
                           "%s: the result is %s and cannot be stored in a %s tensor in place "
                           "(NumPy's same_kind rule)",

@@ -527,6 +527,25 @@ static tg_status check_index(const char *who, const tg_tensor *idx, int64_t n, i
     return TG_OK;
 }
 
+/* d[t] += s[t] for n elements of dtype dt (integers wrap like NumPy's, bool
+ * is logical or). */
+static void add_elems(char *d, const char *s, int64_t n, tg_dtype dt) {
+    switch (dt) {
+    case TG_FLOAT32: for (int64_t t = 0; t < n; t++) ((float *)d)[t] += ((const float *)s)[t]; break;
+    case TG_FLOAT64: for (int64_t t = 0; t < n; t++) ((double *)d)[t] += ((const double *)s)[t]; break;
+    case TG_INT64:
+        for (int64_t t = 0; t < n; t++) ((int64_t *)d)[t] = tg__wrap_add(((int64_t *)d)[t], ((const int64_t *)s)[t]);
+        break;
+    case TG_INT32:
+        for (int64_t t = 0; t < n; t++)
+            ((int32_t *)d)[t] = (int32_t)((uint32_t)((int32_t *)d)[t] + (uint32_t)((const int32_t *)s)[t]);
+        break;
+    case TG_UINT8: for (int64_t t = 0; t < n; t++) ((uint8_t *)d)[t] = (uint8_t)(((uint8_t *)d)[t] + ((const uint8_t *)s)[t]); break;
+    case TG_BOOL: for (int64_t t = 0; t < n; t++) ((uint8_t *)d)[t] |= ((const uint8_t *)s)[t]; break;
+    default: break;
+    }
+}
+
 /* Copy (or add, if add) blocks: dst[o, j, :] (+)= src[o, k(j), :]. */
 static void move_blocks(char *dst, const char *src, int64_t outer, int64_t nj, int64_t dst_axis,
                         int64_t src_axis, int64_t inner, const int64_t *index, bool scatter,
@@ -538,15 +557,8 @@ static void move_blocks(char *dst, const char *src, int64_t outer, int64_t nj, i
             int64_t di = scatter ? k : j, si = scatter ? j : k;
             char *d = dst + ((o * dst_axis + di) * inner) * (int64_t)isz;
             const char *s = src + ((o * src_axis + si) * inner) * (int64_t)isz;
-            if (!add) {
-                memcpy(d, s, (size_t)inner * isz);
-            } else if (dt == TG_FLOAT32) {
-                for (int64_t t = 0; t < inner; t++) ((float *)d)[t] += ((const float *)s)[t];
-            } else if (dt == TG_FLOAT64) {
-                for (int64_t t = 0; t < inner; t++) ((double *)d)[t] += ((const double *)s)[t];
-            } else {
-                for (int64_t t = 0; t < inner; t++) ((int64_t *)d)[t] = tg__wrap_add(((int64_t *)d)[t], ((const int64_t *)s)[t]);
-            }
+            if (!add) memcpy(d, s, (size_t)inner * isz);
+            else add_elems(d, s, inner, dt);
         }
     }
 }
@@ -716,9 +728,7 @@ static void gather_scatter(tg_tensor *big, tg_tensor *small, tg_tensor *idx, int
         }
         char *b = pb + ob * (int64_t)isz, *s = ps + os * (int64_t)isz;
         if (!scatter) memcpy(s, b, isz);
-        else if (big->dtype == TG_FLOAT32) *(float *)b += *(float *)s;
-        else if (big->dtype == TG_FLOAT64) *(double *)b += *(double *)s;
-        else *(int64_t *)b = tg__wrap_add(*(int64_t *)b, *(int64_t *)s);
+        else add_elems(b, s, 1, big->dtype);
         for (int d = nd - 1; d >= 0; d--) {
             if (++pos[d] < idx->shape[d]) break;
             pos[d] = 0;

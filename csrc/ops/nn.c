@@ -178,9 +178,13 @@ tg_tensor *tg_one_hot(tg_tensor *labels, int64_t C, tg_dtype dt) {
     for (int64_t i = 0; i < labels->numel; i++) {
         int64_t v = tg__get_flat_i64(labels, i);
         char *q = p + (i * C + v) * (int64_t)isz;
-        if (dt == TG_FLOAT32) *(float *)q = 1;
-        else if (dt == TG_FLOAT64) *(double *)q = 1;
-        else *(int64_t *)q = 1;
+        switch (dt) {
+        case TG_FLOAT32: *(float *)q = 1; break;
+        case TG_FLOAT64: *(double *)q = 1; break;
+        case TG_INT64: *(int64_t *)q = 1; break;
+        case TG_INT32: *(int32_t *)q = 1; break;
+        default: *(uint8_t *)q = 1; break; /* uint8, bool */
+        }
     }
     return out;
 }
@@ -188,7 +192,7 @@ static tg_tensor *apply_one_hot(tg_tensor *const *in, int n, const tg_params *p)
     (void)n;
     return tg_one_hot(in[0], p->i[0], (tg_dtype)p->i[1]);
 }
-TG_DEFINE_OP(one_hot, .arity = 1, .diff_mask = 0, .dtypes = "int64 -> float32,float64,int64",
+TG_DEFINE_OP(one_hot, .arity = 1, .diff_mask = 0, .dtypes = "int64 -> float32,float64,int64,int32,uint8,bool",
              .forward = "y[..., c] = [labels == c]", .forward_tex = "y_{ic} = [\\,y_i = c\\,]",
              .vjp = "not differentiable", .vjp_tex = "",
              .doc = "One-hot encoding of int64 labels (i0 classes, i1 dtype).", .backward = NULL,

@@ -95,6 +95,22 @@ TG_OP(max_pool2d_backward, INTERNAL)
 TG_OP(avg_pool2d, CUSTOM)
 TG_OP(avg_pool2d_backward, INTERNAL)
 /* logic.c: bool/bitwise/logical ops and predicates (issue 14, dtypes) */
+TG_OP(logical_and, BINARY)
+TG_OP(logical_or, BINARY)
+TG_OP(logical_xor, BINARY)
+TG_OP(logical_not, UNARY)
+TG_OP(bitwise_and, BINARY)
+TG_OP(bitwise_or, BINARY)
+TG_OP(bitwise_xor, BINARY)
+TG_OP(bitwise_not, UNARY)
+TG_OP(left_shift, BINARY)
+TG_OP(right_shift, BINARY)
+TG_OP(isnan, UNARY)
+TG_OP(isinf, UNARY)
+TG_OP(isfinite, UNARY)
+TG_OP(isclose, CUSTOM)
+TG_OP(all, REDUCE)
+TG_OP(any, REDUCE)
 
 /* math.c: elementwise math (issue 14) */
 

@@ -195,9 +195,23 @@ static int reduce_fast(const tg_tensor *x, uint32_t mask, rkind kind, double *ac
     return 1;
 }
 
-/* Reduce x over mask (no autograd).  Result dtype = x's. */
+/* Reduce x over mask (no autograd).  Result dtype: x's, except that a sum
+ * of bool, int32 or uint8 is int64 (NumPy), computed through an int64 copy
+ * (max/min of those are computed in int64 too, then converted back). */
+static tg_tensor *reduce_kernel_in(const char *who, tg_tensor *x, uint32_t mask, bool keepdims,
+                                   rkind kind, tg_dtype out_dt);
 static tg_tensor *reduce_kernel(const char *who, tg_tensor *x, uint32_t mask, bool keepdims,
                                 rkind kind) {
+    if (tg_dtype_is_float(x->dtype) || x->dtype == TG_INT64)
+        return reduce_kernel_in(who, x, mask, keepdims, kind, x->dtype);
+    tg_tensor *xi = tg__as_dtype(x, TG_INT64);
+    if (!xi) return NULL;
+    tg_tensor *r = reduce_kernel_in(who, xi, mask, keepdims, kind, kind == R_SUM ? TG_INT64 : x->dtype);
+    tg_tensor_release(xi);
+    return r;
+}
+static tg_tensor *reduce_kernel_in(const char *who, tg_tensor *x, uint32_t mask, bool keepdims,
+                                   rkind kind, tg_dtype out_dt) {
     int nd;
     int64_t shape[TG_MAX_DIMS], kshape[TG_MAX_DIMS];
     reduced_shape(x, mask, keepdims, &nd, shape);
@@ -241,7 +255,7 @@ static tg_tensor *reduce_kernel(const char *who, tg_tensor *x, uint32_t mask, bo
         tg_row_fn fn = x->dtype == TG_FLOAT32 ? red_f32 : x->dtype == TG_FLOAT64 ? red_f64 : red_i64;
         tg__iterate(2, x->ndim, x->shape, base, st, fn, &c);
     }
-    tg_tensor *out = tg_tensor_empty(nd, shape, x->dtype);
+    tg_tensor *out = tg_tensor_empty(nd, shape, out_dt);
     if (out) {
         /* same element order: copy with conversion through a reshaped header */
         tg_tensor *av = tg__view(acc, nd, shape, NULL, 0);
@@ -312,7 +326,7 @@ static tg_status sum_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
 static tg_tensor *apply_sum(tg_tensor *const *in, int n, const tg_params *p) {
     return apply_red(tg_sum, in, n, p);
 }
-TG_DEFINE_OP(sum, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+TG_DEFINE_OP(sum, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64 (int32,uint8,bool -> int64)",
              .forward = "y = sum(x, axes)", .forward_tex = "y = \\sum_{\\text{axes}} x",
              .vjp = "dx = broadcast(dy, x.shape)", .vjp_tex = "\\bar x = \\operatorname{broadcast}(\\bar y)",
              .doc = "Sum over axes (all by default); float32 accumulates in float64.",
@@ -347,7 +361,15 @@ tg_tensor *tg_sum_to_shape(tg_tensor *x, int ndim, const int64_t *shape) {
 tg_tensor *tg_mean(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims) {
     uint32_t mask;
     if (tg__axes_mask("mean", axes, naxes, x->ndim, &mask)) return NULL;
-    if (tg__require_float("mean", x)) return NULL;
+    if (!tg_dtype_is_float(x->dtype)) {
+        /* NumPy: the mean of integers or bools is float64 (a fraction of
+         * true elements for a bool mask); no gradient flows to them */
+        tg_tensor *xf = tg__as_dtype(x, TG_FLOAT64);
+        if (!xf) return NULL;
+        tg_tensor *r = tg_mean(xf, axes, naxes, keepdims);
+        tg_tensor_release(xf);
+        return r;
+    }
     tg_tensor *s = reduce_kernel("mean", x, mask, keepdims, R_SUM);
     if (!s) return NULL;
     int64_t n = count_of(x, mask);
@@ -376,7 +398,7 @@ static tg_status mean_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) 
 static tg_tensor *apply_mean(tg_tensor *const *in, int n, const tg_params *p) {
     return apply_red(tg_mean, in, n, p);
 }
-TG_DEFINE_OP(mean, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+TG_DEFINE_OP(mean, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64 (integers and bool -> float64)",
              .forward = "y = mean(x, axes)", .forward_tex = "y = \\frac{1}{n}\\sum_{\\text{axes}} x",
              .vjp = "dx = broadcast(dy, x.shape) / n", .vjp_tex = "\\bar x = \\tfrac{1}{n}\\operatorname{broadcast}(\\bar y)",
              .doc = "Mean over axes (all by default).", .backward = mean_vjp, .apply = apply_mean,
@@ -418,8 +440,11 @@ static tg_status maxmin_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx
     tg_tensor *yb = expand_back(e, y);
     tg_tensor_release(y);
     CHECK(yb);
-    tg_tensor *m = tg_eq(x, yb);
+    tg_tensor *mb = tg_eq(x, yb);
     tg_tensor_release(yb);
+    CHECK(mb);
+    tg_tensor *m = tg_cast(mb, x->dtype); /* 0/1 in x's float dtype */
+    tg_tensor_release(mb);
     CHECK(m);
     int64_t ax[TG_MAX_DIMS];
     for (int i = 0; i < e->params.naxes; i++) ax[i] = e->params.axes[i];
@@ -440,14 +465,14 @@ static tg_tensor *apply_max(tg_tensor *const *in, int n, const tg_params *p) {
 static tg_tensor *apply_min(tg_tensor *const *in, int n, const tg_params *p) {
     return apply_red(tg_min, in, n, p);
 }
-TG_DEFINE_OP(max, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+TG_DEFINE_OP(max, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64,int32,uint8,bool",
              .forward = "y = max(x, axes)", .forward_tex = "y = \\max_{\\text{axes}} x",
              .vjp = "dx = dy * [x == y] / count(x == y)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\frac{[x = y]}{\\sum [x = y]}",
              .doc = "Maximum over axes; ties share the gradient.", .backward = maxmin_vjp,
              .apply = apply_max, .examples = "3x4;3x4|axes=1;2x3x4|axes=0,2 keep=1;T3x4|axes=0",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
-TG_DEFINE_OP(min, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+TG_DEFINE_OP(min, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64,int32,uint8,bool",
              .forward = "y = min(x, axes)", .forward_tex = "y = \\min_{\\text{axes}} x",
              .vjp = "dx = dy * [x == y] / count(x == y)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\frac{[x = y]}{\\sum [x = y]}",
@@ -699,12 +724,12 @@ static tg_tensor *apply_argmin(tg_tensor *const *in, int n, const tg_params *p) 
     (void)n;
     return tg_argmin(in[0], p->naxes > 0 ? p->axes[0] : TG_AXIS_NONE, p->keepdims);
 }
-TG_DEFINE_OP(argmax, .arity = 1, .diff_mask = 0, .dtypes = "float32,float64,int64 -> int64",
+TG_DEFINE_OP(argmax, .arity = 1, .diff_mask = 0, .dtypes = "float32,float64,int64,int32,uint8,bool -> int64",
              .forward = "i = argmax(x, axis)", .forward_tex = "i = \\arg\\max_{\\text{axis}} x",
              .vjp = "not differentiable", .vjp_tex = "",
              .doc = "Index of the first maximum along an axis (or of the flattened tensor).",
              .backward = NULL, .apply = apply_argmax, .examples = "3x4|axes=1;3x4;T3x4|axes=0 keep=1");
-TG_DEFINE_OP(argmin, .arity = 1, .diff_mask = 0, .dtypes = "float32,float64,int64 -> int64",
+TG_DEFINE_OP(argmin, .arity = 1, .diff_mask = 0, .dtypes = "float32,float64,int64,int32,uint8,bool -> int64",
              .forward = "i = argmin(x, axis)", .forward_tex = "i = \\arg\\min_{\\text{axis}} x",
              .vjp = "not differentiable", .vjp_tex = "",
              .doc = "Index of the first minimum along an axis (or of the flattened tensor).",

@@ -8,6 +8,18 @@
  * backward, buffers are exported read-only (a writable one is refused);
  * otherwise a writable export is counted until released (mem[2 * TG_MAX_DIMS]
  * says so), and an entry saving the tensor meanwhile keeps a copy. */
+/* The struct-module format of each dtype ("?" is C's _Bool: one byte). */
+static char *buffer_format(tg_dtype dt) {
+    switch (dt) {
+    case TG_FLOAT32: return "f";
+    case TG_FLOAT64: return "d";
+    case TG_BOOL: return "?";
+    case TG_INT32: return "i";
+    case TG_UINT8: return "B";
+    default: return "q";
+    }
+}
+
 static int tensor_getbuffer(PyObject *self, Py_buffer *view, int flags) {
     tg_tensor *t = TENSOR(self);
     if ((flags & PyBUF_WRITABLE) && t->storage->readonly) {
@@ -56,7 +68,7 @@ static int tensor_getbuffer(PyObject *self, Py_buffer *view, int flags) {
     view->len = (Py_ssize_t)t->numel * isz;
     view->readonly = readonly;
     view->itemsize = isz;
-    view->format = (flags & PyBUF_FORMAT) ? (t->dtype == TG_FLOAT32 ? "f" : t->dtype == TG_FLOAT64 ? "d" : "q") : NULL;
+    view->format = (flags & PyBUF_FORMAT) ? buffer_format(t->dtype) : NULL;
     view->ndim = t->ndim;
     view->shape = mem;
     view->strides = (flags & PyBUF_STRIDES) ? mem + TG_MAX_DIMS : NULL;

@@ -134,6 +134,13 @@ extern PyType_Slot tgpy_index_slots[];  /* index.c: t[key], t[key] = v, len(t) *
 extern PyType_Slot tgpy_buffer_slots[]; /* buffer.c: memoryview(t) */
 /* index.c: an int64 index tensor (new reference) from a list, ndarray or Tensor. */
 tg_tensor *tgpy_index_array(PyObject *o);
+/* masks.c: key with every boolean mask replaced by the integer arrays of its
+ * true positions (NumPy's rule, shapes checked against x); new reference. */
+PyObject *tgpy_expand_bool_masks(PyObject *key, const tg_tensor *x);
+/* logicbind.c: x.isclose / x.allclose (Tensor methods) and tg.isclose / tg.allclose. */
+PyObject *tgpy_m_isclose(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw);
+PyObject *tgpy_m_allclose(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw);
+extern PyMethodDef tgpy_logic_functions[];
 /* opbind.c: the generated methods and functions, and their docstrings. */
 extern PyMethodDef tgpy_op_methods[];
 extern PyMethodDef tgpy_op_generated_functions[];

@@ -107,17 +107,35 @@ PyObject *tgpy_wrap_borrowed(tg_tensor *t) {
 
 PyObject *tgpy_dtype_object(tg_dtype dt) { return tgpy_state->dtypes[dt]; }
 
+/* NumPy type number -> tapegrad dtype (-1: not one of the six).  The C
+ * integer type numbers are matched by size, so that np.longlong on Linux
+ * and np.int_ (a 32-bit long) on Windows land where their width says. */
 static int npy_to_tg(int npy, tg_dtype *out) {
     switch (npy) {
     case NPY_FLOAT32: *out = TG_FLOAT32; return 0;
     case NPY_FLOAT64: *out = TG_FLOAT64; return 0;
-    case NPY_INT64: *out = TG_INT64; return 0;
+    case NPY_BOOL: *out = TG_BOOL; return 0;
+    case NPY_UBYTE: *out = TG_UINT8; return 0;
+    case NPY_INT: case NPY_LONG: case NPY_LONGLONG: {
+        int size = npy == NPY_INT ? NPY_SIZEOF_INT : npy == NPY_LONG ? NPY_SIZEOF_LONG : NPY_SIZEOF_LONGLONG;
+        if (size == 8) *out = TG_INT64;
+        else if (size == 4) *out = TG_INT32;
+        else return -1;
+        return 0;
+    }
     default: return -1;
     }
 }
 
 static int tg_to_npy(tg_dtype dt) {
-    return dt == TG_FLOAT32 ? NPY_FLOAT32 : dt == TG_FLOAT64 ? NPY_FLOAT64 : NPY_INT64;
+    switch (dt) {
+    case TG_FLOAT32: return NPY_FLOAT32;
+    case TG_FLOAT64: return NPY_FLOAT64;
+    case TG_BOOL: return NPY_BOOL;
+    case TG_INT32: return NPY_INT32;
+    case TG_UINT8: return NPY_UINT8;
+    default: return NPY_INT64;
+    }
 }
 
 int tgpy_parse_dtype(PyObject *o, tg_dtype deflt, tg_dtype *out) {
@@ -137,14 +155,15 @@ int tgpy_parse_dtype(PyObject *o, tg_dtype deflt, tg_dtype *out) {
     if (!PyArray_DescrConverter2(o, &d) || !d) {
         PyErr_Clear();
         PyErr_Format(PyExc_TypeError,
-                     "dtype: %R is not a dtype; use tg.float32, tg.float64 or tg.int64", o);
+                     "dtype: %R is not a dtype; use tg.float32, tg.float64, tg.int64, tg.int32, "
+                     "tg.uint8 or tg.bool", o);
         return -1;
     }
     int r = npy_to_tg(d->type_num, out);
     if (r) {
         PyErr_Format(PyExc_TypeError,
                      "dtype: %R is not supported; tapegrad tensors are float32 (the default), "
-                     "float64 or int64",
+                     "float64, int64, int32, uint8 or bool",
                      (PyObject *)d);
     }
     Py_DECREF(d);
@@ -446,7 +465,7 @@ tg_tensor *tgpy_from_numpy(PyObject *o) {
     if (npy_to_tg(d->type_num, &dt)) {
         PyErr_Format(PyExc_TypeError,
                      "from_numpy: arrays of dtype %R are not supported; tapegrad tensors are "
-                     "float32, float64 or int64 (convert first, e.g. a.astype(np.float32))",
+                     "float32, float64, int64, int32, uint8 or bool (convert first, e.g. a.astype(np.float32))",
                      (PyObject *)d);
         return NULL;
     }
@@ -590,8 +609,30 @@ PyObject *tgpy_to_numpy(tg_tensor *t, PyObject *owner) {
 /* Anything -> tensor                                                     */
 /* ===================================================================== */
 
+/* A Python number next to tensor `like` (NULL: on its own).  Python numbers
+ * are "weak" (NumPy 2, NEP 50): a bool takes like's dtype; an int takes
+ * like's dtype (bool tensors: int64; out of range for int32/uint8: an
+ * OverflowError as in NumPy 2); a float takes like's float dtype, float64
+ * next to integers and bools. */
 static tg_tensor *scalar_tensor(PyObject *o, const tg_tensor *like) {
-    if (PyBool_Check(o) || PyLong_Check(o)) {
+    if (PyBool_Check(o)) return tg_tensor_scalar(o == Py_True ? 1.0 : 0.0, like ? like->dtype : TG_BOOL);
+    if (PyLong_Check(o) && like && (like->dtype == TG_INT32 || like->dtype == TG_UINT8)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (v == -1 && PyErr_Occurred()) return NULL;
+        bool fits = !overflow && (like->dtype == TG_INT32 ? (v >= INT32_MIN && v <= INT32_MAX)
+                                                          : (v >= 0 && v <= 255));
+        if (!fits) {
+            PyErr_Format(PyExc_OverflowError,
+                         "%s: the Python int %R is out of bounds for the %s tensor it is used with "
+                         "(expected %s; convert the tensor first, e.g. x.astype(tg.int64))",
+                         tg_dtype_name(like->dtype), o, tg_dtype_name(like->dtype),
+                         like->dtype == TG_INT32 ? "-2**31 <= n < 2**31" : "0 <= n <= 255");
+            return NULL;
+        }
+        return tg_tensor_scalar((double)v, like->dtype);
+    }
+    if (PyLong_Check(o)) {
         int overflow = 0;
         long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
         if (overflow && like && like->dtype == TG_INT64) { /* NumPy 2 refuses it too */
@@ -607,32 +648,32 @@ static tg_tensor *scalar_tensor(PyObject *o, const tg_tensor *like) {
             return tg_tensor_scalar(dv, like && tg_dtype_is_float(like->dtype) ? like->dtype : TG_FLOAT64);
         }
         if (v == -1 && PyErr_Occurred()) return NULL;
-        tg_dtype dt = like ? like->dtype : TG_INT64;
+        tg_dtype dt = like && like->dtype != TG_BOOL ? like->dtype : TG_INT64;
         tg_tensor *t = tg_tensor_scalar((double)v, dt);
         if (t && dt == TG_INT64) *(int64_t *)tg_tensor_data(t) = v; /* exact beyond 2**53 */
         return t;
     }
     double v = PyFloat_AsDouble(o);
     if (v == -1.0 && PyErr_Occurred()) return NULL;
-    tg_dtype dt = like ? (like->dtype == TG_INT64 ? TG_FLOAT64 : like->dtype) : TG_FLOAT32;
+    tg_dtype dt = like ? (tg_dtype_is_float(like->dtype) ? like->dtype : TG_FLOAT64) : TG_FLOAT32;
     return tg_tensor_scalar(v, dt);
 }
 
-/* A NEW tg_tensor copying array `a` (any numeric dtype), keeping supported
- * dtypes, mapping bool/ints -> int64 and float16 -> float32, unless `want`
- * is given (>= 0). */
+/* A NEW tg_tensor copying array `a` (any numeric dtype), keeping the six
+ * supported dtypes, mapping other ints (int8, int16, uint16, uint32, uint64)
+ * -> int64 and float16 -> float32, unless `want` is given (>= 0). */
 static tg_tensor *copy_array(PyArrayObject *a, int want) {
     int tn = PyArray_TYPE(a);
     int target;
     if (want >= 0) target = want;
-    else if (tn == NPY_FLOAT32 || tn == NPY_FLOAT64 || tn == NPY_INT64) target = tn;
-    else if (PyTypeNum_ISBOOL(tn) || PyTypeNum_ISINTEGER(tn)) target = NPY_INT64;
+    else if (npy_to_tg(tn, &(tg_dtype){TG_FLOAT32}) == 0) target = tn;
+    else if (PyTypeNum_ISINTEGER(tn)) target = NPY_INT64;
     else if (tn == NPY_FLOAT16) target = NPY_FLOAT32;
     else if (PyTypeNum_ISFLOAT(tn)) target = NPY_FLOAT64;
     else {
         PyErr_Format(PyExc_TypeError,
                      "tensor: arrays of dtype %R are not supported; tapegrad tensors are float32, "
-                     "float64 or int64",
+                     "float64, int64, int32, uint8 or bool",
                      (PyObject *)PyArray_DESCR(a));
         return NULL;
     }
@@ -772,7 +813,7 @@ tg_tensor *tgpy_as_tensor(PyObject *o, const tg_tensor *like) {
     if (PyArray_Check(o)) {
         PyArrayObject *a = (PyArrayObject *)o;
         int tn = PyArray_TYPE(a);
-        if ((tn == NPY_FLOAT32 || tn == NPY_FLOAT64 || tn == NPY_INT64) &&
+        if (npy_to_tg(tn, &(tg_dtype){TG_FLOAT32}) == 0 &&
             PyArray_ISNBO(PyArray_DESCR(a)->byteorder) && PyArray_ISALIGNED(a) &&
             PyArray_NDIM(a) <= TG_MAX_DIMS)
             return tgpy_from_numpy(o);

@@ -15,8 +15,7 @@ tg_tensor *tgpy_index_array(PyObject *o) {
         tg_tensor *t = TENSOR(o);
         if (t->dtype != TG_INT64) {
             PyErr_Format(PyExc_IndexError,
-                         "index: tensors used as indices must be int64, got %s (boolean masks are "
-                         "not supported: use tg.where or convert with .nonzero-style int arrays)",
+                         "index: tensors used as indices must be int64 (or bool masks), got %s",
                          tg_dtype_name(t->dtype));
             return NULL;
         }
@@ -29,8 +28,8 @@ tg_tensor *tgpy_index_array(PyObject *o) {
     if (PyTypeNum_ISBOOL(tn)) {
         Py_DECREF(a);
         PyErr_SetString(PyExc_IndexError,
-                        "index: boolean masks are not supported; use np.nonzero(mask)[0] to get "
-                        "integer indices, or tg.where(mask, x, 0)");
+                        "index: a boolean mask is only valid as an index of its own (x[mask], "
+                        "x[:, mask]), not nested in a list or used by take/index_select");
         return NULL;
     }
     if (!PyTypeNum_ISINTEGER(tn) && !(PyArray_SIZE((PyArrayObject *)a) == 0)) {
@@ -356,7 +355,10 @@ static tg_tensor *apply_index(tg_tensor *x, PyObject *key, bool basic_only) {
 }
 
 static PyObject *tensor_getitem(PyObject *self, PyObject *key) {
-    tg_tensor *r = apply_index(TENSOR(self), key, false);
+    PyObject *k = tgpy_expand_bool_masks(key, TENSOR(self)); /* x[mask]: masks.c */
+    if (!k) return NULL;
+    tg_tensor *r = apply_index(TENSOR(self), k, false);
+    Py_DECREF(k);
     if (!r) return NULL;
     return W(r);
 }
@@ -436,7 +438,16 @@ done:
     return rc;
 }
 
+static int tensor_setitem_key(PyObject *self, PyObject *key, PyObject *value);
 static int tensor_setitem(PyObject *self, PyObject *key, PyObject *value) {
+    if (!value) return tensor_setitem_key(self, key, value);
+    PyObject *k = tgpy_expand_bool_masks(key, TENSOR(self)); /* x[mask] = v: masks.c */
+    if (!k) return -1;
+    int rc = tensor_setitem_key(self, k, value);
+    Py_DECREF(k);
+    return rc;
+}
+static int tensor_setitem_key(PyObject *self, PyObject *key, PyObject *value) {
     if (!value) {
         PyErr_SetString(PyExc_TypeError, "tensor elements cannot be deleted");
         return -1;

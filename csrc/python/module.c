@@ -109,7 +109,7 @@ FUNC(full) {
     }
     tg_dtype dt;
     bool is_int = !PyBool_Check(a[1]) && !PyFloat_Check(a[1]) && (PyLong_Check(a[1]) || PyIndex_Check(a[1]));
-    tg_dtype deflt = is_int ? TG_INT64 : TG_FLOAT32;
+    tg_dtype deflt = is_int ? TG_INT64 : PyBool_Check(a[1]) ? TG_BOOL : TG_FLOAT32; /* NumPy's */
     if (tgpy_parse_dtype(a[2], deflt, &dt)) return NULL;
     if (is_int && dt == TG_INT64) {
         int overflow = 0;
@@ -826,8 +826,9 @@ static int exec_module(PyObject *m) {
     if (PyArray_ImportNumPyAPI() < 0) return -1;
     ModState *st = PyModule_GetState(m);
     tgpy_state = st;
-    const char *names[TG_N_DTYPES] = {"float32", "float64", "int64"};
-    int types[TG_N_DTYPES] = {NPY_FLOAT32, NPY_FLOAT64, NPY_INT64};
+    /* in tg_dtype order; "bool" is also exported as tg.bool_ (python/tapegrad/__init__.py) */
+    const char *names[TG_N_DTYPES] = {"float32", "float64", "int64", "bool", "int32", "uint8"};
+    int types[TG_N_DTYPES] = {NPY_FLOAT32, NPY_FLOAT64, NPY_INT64, NPY_BOOL, NPY_INT32, NPY_UINT8};
     for (int i = 0; i < TG_N_DTYPES; i++) {
         st->dtypes[i] = (PyObject *)PyArray_DescrFromType(types[i]);
         if (!st->dtypes[i] || PyModule_AddObjectRef(m, names[i], st->dtypes[i]) < 0) return -1;
@@ -841,6 +842,7 @@ static int exec_module(PyObject *m) {
     if (add_functions(m, tgpy_autograd_methods) < 0) return -1;
     if (add_functions(m, tgpy_nn_methods) < 0) return -1;
     if (add_functions(m, tgpy_inspect_methods) < 0) return -1;
+    if (add_functions(m, tgpy_logic_functions) < 0) return -1; /* logicbind.c */
     tg_set_kernel_bracket(leave_gil, enter_gil);
     tgpy_aliasing_init(); /* NumPy aliases of saved tensors are read-only */
     if (PyModule_AddStringConstant(m, "__version__", TG_VERSION) < 0) return -1;

@@ -44,6 +44,13 @@ static PyObject *nb_pow(PyObject *a, PyObject *b, PyObject *m) {
     if (m != Py_None) Py_RETURN_NOTIMPLEMENTED;
     return binop(a, b, tg_pow);
 }
+/* logic.c's operators: & | ^ << >> (either side may be the tensor) and ~ */
+static PyObject *nb_and(PyObject *a, PyObject *b) { return binop(a, b, tg_bitwise_and); }
+static PyObject *nb_or(PyObject *a, PyObject *b) { return binop(a, b, tg_bitwise_or); }
+static PyObject *nb_xor(PyObject *a, PyObject *b) { return binop(a, b, tg_bitwise_xor); }
+static PyObject *nb_lshift(PyObject *a, PyObject *b) { return binop(a, b, tg_left_shift); }
+static PyObject *nb_rshift(PyObject *a, PyObject *b) { return binop(a, b, tg_right_shift); }
+static PyObject *nb_invert(PyObject *a) { return W(tg_bitwise_not(TENSOR(a))); }
 static PyObject *nb_neg(PyObject *a) { return W(tg_neg(TENSOR(a))); }
 static PyObject *nb_pos(PyObject *a) {
     Py_INCREF(a);
@@ -172,6 +179,12 @@ PyType_Slot tgpy_number_slots[] = {
     {Py_nb_inplace_subtract, nb_isub},
     {Py_nb_inplace_multiply, nb_imul},
     {Py_nb_inplace_true_divide, nb_idiv},
+    {Py_nb_and, nb_and},
+    {Py_nb_or, nb_or},
+    {Py_nb_xor, nb_xor},
+    {Py_nb_lshift, nb_lshift},
+    {Py_nb_rshift, nb_rshift},
+    {Py_nb_invert, nb_invert},
     {Py_nb_bool, nb_bool},
     {Py_nb_float, nb_float},
     {Py_nb_int, nb_int},

@@ -279,7 +279,7 @@ PyObject *tgpy_reduction(PyObject *self, const char *fname, tgpy_redfn f, PyObje
  * float64 ((pred == labels).mean() is an accuracy).  Ints never require grad,
  * so the conversion is not recorded. */
 static tg_tensor *float_of(tg_tensor *x) {
-    if (x->dtype != TG_INT64) {
+    if (tg_dtype_is_float(x->dtype)) {
         tg_tensor_retain(x);
         return x;
     }
@@ -556,6 +556,8 @@ METHOD(item) {
     if (tg_tensor_item(TENSOR(self), &v)) return tgpy_raise();
     if (TENSOR(self)->dtype == TG_INT64) /* exact, not through the double */
         return PyLong_FromLongLong(*(const int64_t *)tg_tensor_data(TENSOR(self)));
+    if (TENSOR(self)->dtype == TG_BOOL) return PyBool_FromLong(v != 0);
+    if (!tg_dtype_is_float(TENSOR(self)->dtype)) return PyLong_FromDouble(v); /* int32, uint8: exact */
     return PyFloat_FromDouble(v);
 }
 
@@ -659,6 +661,10 @@ METHOD(numel) { return PyLong_FromLongLong(TENSOR(self)->numel); }
 
 #define M(name, doc) {#name, (PyCFunction)(void (*)(void))m_##name, METH_FASTCALL | METH_KEYWORDS, doc}
 static PyMethodDef tensor_methods[] = {
+    {"isclose", (PyCFunction)(void (*)(void))tgpy_m_isclose, METH_FASTCALL | METH_KEYWORDS, /* logicbind.c */
+     "isclose(other, rtol=1e-05, atol=1e-08, equal_nan=False)\n\nElementwise |x - other| <= atol + rtol * |other|, as a bool tensor."},
+    {"allclose", (PyCFunction)(void (*)(void))tgpy_m_allclose, METH_FASTCALL | METH_KEYWORDS,
+     "allclose(other, rtol=1e-05, atol=1e-08, equal_nan=False)\n\nTrue if every element is close (a Python bool)."},
     
     
     

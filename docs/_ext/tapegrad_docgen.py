@@ -55,7 +55,7 @@ TOP_GROUPS = [
     ("Creating tensors", "tensor from_numpy from_dlpack zeros ones empty full rand randn "
      "arange eye zeros_like ones_like empty_like full_like rand_like randn_like "
      "manual_seed Generator default_generator randint randperm multinomial"),
-    ("Elementwise: arithmetic and comparisons", ""),
+    ("Elementwise: arithmetic and comparisons", "allclose"),
     ("Elementwise: functions", ""),
     ("Reductions", "std"),
     ("Linear algebra", ""),
@@ -104,7 +104,11 @@ DATA_DOCS = {
     "float32": "The default dtype (NumPy's ``float32``).",
     "float64": "Double precision, for gradient checks (NumPy's ``float64``).",
     "int64": "Integers, for labels and indices; never requires grad (NumPy's ``int64``).",
-    "dtype_names": "The names of the three dtypes.",
+    "bool": "Booleans (NumPy's ``bool``): what comparisons, masks and ``all``/``any`` return; also ``tg.bool_``.",
+    "bool_": "The same dtype as ``tg.bool`` (NumPy's spelling ``np.bool_``).",
+    "int32": "32-bit integers (NumPy's ``int32``); arithmetic wraps around as in NumPy.",
+    "uint8": "Bytes 0..255 (NumPy's ``uint8``, raw image pixels such as MNIST's); arithmetic wraps around.",
+    "dtype_names": "The names of the six dtypes.",
 }
 
 

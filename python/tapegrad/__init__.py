@@ -13,7 +13,7 @@ this package adds the layers a learner uses: ``tg.nn``, ``tg.optim``,
 """
 from . import _C
 from ._C import (  # noqa: F401  (the public names of the compiled core that are not ops)
-    Tensor, TapeEntry, float32, float64, int64, __version__,
+    Tensor, TapeEntry, float32, float64, int64, int32, uint8, __version__,
     tensor, from_numpy, zeros, ones, empty, full, rand, randn, arange, eye,
     zeros_like, ones_like, empty_like, full_like, rand_like, randn_like, manual_seed,
     std, transpose, swapaxes, squeeze, unsqueeze, flatten, stack, sum_to_shape, detach,
@@ -36,7 +36,8 @@ from ._config import config, show_config  # noqa: F401
 from .serialization import save, load  # noqa: F401
 
 cat = concat  # PyTorch's name
-dtype_names = ("float32", "float64", "int64")
+from ._C import allclose  # noqa: E402,F401  (isclose reduced to a Python bool; csrc/python/logicbind.c)
+dtype_names = ("float32", "float64", "int64", "bool", "int32", "uint8")
 
 
 def __getattr__(name):
@@ -52,3 +53,9 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(list(globals()) + ["nn", "optim", "data", "inspect", "testing", "keras", "linalg"])
+
+
+# tg.bool and tg.bool_ (NumPy's np.bool_, PyTorch's torch.bool): bound last,
+# as `bool` would hide the builtin for any code of this module below it.
+bool_ = _C.bool
+bool = _C.bool  # noqa: A001

@@ -25,9 +25,9 @@ def from_dlpack(x, requires_grad=False):
     except (TypeError, ValueError, BufferError, RuntimeError) as e:
         raise type(e)(f"from_dlpack: could not import {type(x).__name__} through DLPack "
                       f"(its __dlpack__ must return a DLPack capsule of CPU memory): {e}") from e
-    if a.dtype not in (np.float32, np.float64, np.int64):
+    if a.dtype not in (np.float32, np.float64, np.int64, np.bool_, np.int32, np.uint8):
         raise TypeError(f"from_dlpack: tensors of dtype {a.dtype} are not supported; tapegrad "
-                        f"tensors are float32, float64 or int64 (convert first, e.g. "
+                        f"tensors are float32, float64, int64, int32, uint8 or bool (convert first, e.g. "
                         f"x.float() in PyTorch)")
     return from_numpy(a, requires_grad=requires_grad)
 

@@ -249,8 +249,9 @@ class _Reader:
         raise self.bad(f"unknown entry type {t!r}")
 
     def tensor(self, key, a: np.ndarray, n: dict) -> Tensor:
-        if a.dtype not in (np.float32, np.float64, np.int64):
-            raise self.bad(f"tensor {key!r} has dtype {a.dtype}; tensors are float32, float64 or int64")
+        if a.dtype not in (np.float32, np.float64, np.int64, np.bool_, np.int32, np.uint8):
+            raise self.bad(f"tensor {key!r} has dtype {a.dtype}; tensors are float32, float64, "
+                           f"int64, int32, uint8 or bool")
         t = _C.from_numpy(np.array(a, copy=True))  # owns its memory, independent of the file
         if n.get("parameter"):
             t = Parameter(t, requires_grad=bool(n.get("requires_grad", True)))

@@ -251,7 +251,7 @@ static void check_answer(const tg_opdef *op, tg_tensor *const *in, const tg_para
 /* ---- instructions ------------------------------------------------------- */
 
 static void op_create(rd *r) {
-    tg_dtype dt = (tg_dtype)(u8(r) % 4); /* 3 is not a dtype */
+    tg_dtype dt = (tg_dtype)(u8(r) % (TG_N_DTYPES + 1)); /* TG_N_DTYPES is not a dtype */
     int ndim = u8(r) % 6;
     int64_t shape[TG_MAX_DIMS];
     for (int i = 0; i < ndim; i++) shape[i] = ival(r, 0, 4);
@@ -281,9 +281,15 @@ static void op_create(rd *r) {
         if (!buf) return;
         for (int64_t i = 0; i < n; i++) {
             double v = fval(r);
-            if (dt == TG_FLOAT32) ((float *)buf)[i] = (float)v;
-            else if (dt == TG_FLOAT64) buf[i] = v;
-            else ((int64_t *)buf)[i] = (isfinite(v) && fabs(v) < 1e18) ? (int64_t)v : 7;
+            int64_t iv = (isfinite(v) && fabs(v) < 1e18) ? (int64_t)v : 7;
+            switch (dt) {
+            case TG_FLOAT32: ((float *)buf)[i] = (float)v; break;
+            case TG_FLOAT64: buf[i] = v; break;
+            case TG_INT32: ((int32_t *)buf)[i] = (int32_t)(iv % 100000); break;
+            case TG_UINT8: ((uint8_t *)buf)[i] = (uint8_t)(iv & 0xff); break;
+            case TG_BOOL: ((uint8_t *)buf)[i] = iv != 0; break; /* bool bytes are 0 or 1 */
+            default: ((int64_t *)buf)[i] = iv; break;
+            }
         }
         int null_data = n > 0 && (u8(r) % 8) == 0; /* NULL data must be refused */
         t = tg_tensor_from_buffer(ndim, shape, dt, null_data ? NULL : buf);
@@ -375,7 +381,7 @@ static void op_view(rd *r) {
             a[i] = ival(r, 0, 4);
             b[i] = ival(r, -3, 3);
         }
-        t = tg_tensor_from_storage(x->storage, (tg_dtype)(u8(r) % 3), nd, a, (u8(r) & 1) ? b : NULL,
+        t = tg_tensor_from_storage(x->storage, (tg_dtype)(u8(r) % TG_N_DTYPES), nd, a, (u8(r) & 1) ? b : NULL,
                                    ival(r, -2, 8));
     }
     }
@@ -711,7 +717,7 @@ static void op_direct(rd *r) {
     case 4: {
         what = "one_hot";
         int64_t C = ival(r, -1, 6);
-        t = tg_one_hot(x, C, (tg_dtype)(u8(r) % 4));
+        t = tg_one_hot(x, C, (tg_dtype)(u8(r) % (TG_N_DTYPES + 1)));
         if (t && C < -1) die("one_hot", "a negative num_classes other than -1 accepted");
         break;
     }
@@ -721,7 +727,7 @@ static void op_direct(rd *r) {
     case 8: what = "avg_pool2d"; t = pool_family(r, x, y, ival(r, 0, 3), ival(r, 0, 3), s1, s2, p1, p2, 0, &what); break;
     case 9: what = "conv2d_input_grad"; t = tg_conv2d_input_grad(x, y, xs, s1, s2, p1, p2); break;
     case 10: what = "conv2d_weight_grad"; t = tg_conv2d_weight_grad(x, y, xs, s1, s2, p1, p2); break;
-    case 11: what = "cast"; t = tg_cast(x, (tg_dtype)(u8(r) % 4)); break;
+    case 11: what = "cast"; t = tg_cast(x, (tg_dtype)(u8(r) % (TG_N_DTYPES + 1))); break;
     case 12: what = "dropout"; t = tg_dropout(x, fval(r), u8(r) & 1); break;
     default: {
         int64_t ax[2] = {ival(r, -3, 3), ival(r, -3, 3)};

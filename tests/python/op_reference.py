@@ -23,7 +23,7 @@ import numpy as np
 
 NOT_APPLICABLE = object()
 
-_DTYPES = {0: np.float32, 1: np.float64, 2: np.int64}
+_DTYPES = {0: np.float32, 1: np.float64, 2: np.int64, 3: np.bool_, 4: np.int32, 5: np.uint8}
 _REDUCTIONS = {0: "none", 1: "mean", 2: "sum"}
 
 
@@ -32,22 +32,32 @@ def _axes(p):
 
 
 def _erf(x):
-    x = np.asarray(x)
+    x = _float_of(x)
     out = np.vectorize(math.erf, otypes=[np.float64])(x.astype(np.float64))
-    return out.astype(x.dtype) if x.dtype.kind == "f" else out
+    return out.astype(x.dtype)
 
 
 def _float_of(x):
-    """NumPy's rule for float functions of ints: compute in float64."""
+    """NumPy's rule for float functions of ints and bools: compute in the
+    smallest float that holds them (float64 for int32/int64; NumPy's float16
+    for uint8/bool is float32 in tapegrad, which has no float16)."""
     x = np.asarray(x)
-    return x if x.dtype.kind == "f" else x.astype(np.float64)
+    if x.dtype.kind == "f":
+        return x
+    return x.astype(np.float32 if x.dtype.itemsize == 1 else np.float64)
+
+
+def _pow(xs, p):
+    a, b = xs
+    if a.dtype.kind in "iub" and b.dtype.kind in "iub" and (np.asarray(b) < 0).any():
+        raise ValueError("Integers to negative integer powers are not allowed.")  # NumPy's words
+    return np.power(a, b)
 
 
 def _cmp(f):
     def ref(xs, p):
         a, b = xs
-        dt = np.result_type(a, b)
-        return f(a, b).astype(dt)
+        return np.asarray(f(a, b))  # bool, as NumPy (and PyTorch)
     return ref
 
 
@@ -468,24 +478,29 @@ def _clip(xs, p):
 
 
 def _leaky_relu(xs, p):
-    (x,) = xs
+    x = _float_of(xs[0])
     return np.where(x > 0, x, x * x.dtype.type(p["f"][0])).astype(x.dtype)
 
 
 def _gelu(xs, p):
-    (x,) = xs
+    x = _float_of(xs[0])
     return (0.5 * x * (1 + _erf(x / np.sqrt(2).astype(x.dtype)))).astype(x.dtype)
 
 
 def _sigmoid(xs, p):
-    (x,) = xs
+    x = _float_of(xs[0])
     return (0.5 * (1 + np.tanh(0.5 * x))).astype(x.dtype)
 
 
 def _red(f):
     def ref(xs, p):
         (x,) = xs
-        return np.asarray(f(x, axis=_axes(p), keepdims=p["keepdims"]), dtype=x.dtype)
+        out = np.asarray(f(x, axis=_axes(p), keepdims=p["keepdims"]))
+        if x.dtype.kind != "f" and f is np.sum:  # NumPy: int64 (uint64 for uint8: tapegrad has int64)
+            return out.astype(np.int64)
+        if x.dtype.kind != "f" and f is np.mean:  # the mean of ints or bools is float64
+            return out.astype(np.float64)
+        return out.astype(x.dtype)
     return ref
 
 
@@ -510,7 +525,7 @@ REFERENCES = {
     "sub": lambda xs, p: np.subtract(*xs),
     "mul": lambda xs, p: np.multiply(*xs),
     "div": lambda xs, p: np.true_divide(*xs),
-    "pow": lambda xs, p: np.power(_float_of(xs[0]), xs[1]) if xs[0].dtype.kind == "i" and xs[1].dtype.kind == "i" else np.power(*xs),
+    "pow": _pow,
     "maximum": lambda xs, p: np.maximum(*xs),
     "minimum": lambda xs, p: np.minimum(*xs),
     "eq": _cmp(np.equal),
@@ -531,11 +546,11 @@ REFERENCES = {
     "tanh": _unary(np.tanh),
     "sigmoid": _sigmoid,
     "silu": lambda xs, p: xs[0] * _sigmoid(xs, p),
-    "relu": lambda xs, p: np.maximum(xs[0], xs[0].dtype.type(0)),
+    "relu": lambda xs, p: np.maximum(_float_of(xs[0]), _float_of(xs[0]).dtype.type(0)),
     "leaky_relu": _leaky_relu,
     "gelu": _gelu,
     "erf": lambda xs, p: _erf(xs[0]),
-    "softplus": lambda xs, p: np.logaddexp(xs[0].dtype.type(0), xs[0]).astype(xs[0].dtype),
+    "softplus": lambda xs, p: np.logaddexp(_float_of(xs[0]).dtype.type(0), _float_of(xs[0])).astype(_float_of(xs[0]).dtype),
     "clip": _clip,
     "cast": _cast,
     # reductions
@@ -581,6 +596,22 @@ REFERENCES = {
     "avg_pool2d": _avg_pool,
     "avg_pool2d_backward": _avg_pool_backward,
     # logic.c: bool/bitwise/logical ops and predicates (issue 14, dtypes)
+    "logical_and": lambda xs, p: np.logical_and(*xs),
+    "logical_or": lambda xs, p: np.logical_or(*xs),
+    "logical_xor": lambda xs, p: np.logical_xor(*xs),
+    "logical_not": lambda xs, p: np.logical_not(xs[0]),
+    "bitwise_and": lambda xs, p: np.bitwise_and(*xs),
+    "bitwise_or": lambda xs, p: np.bitwise_or(*xs),
+    "bitwise_xor": lambda xs, p: np.bitwise_xor(*xs),
+    "bitwise_not": lambda xs, p: np.invert(xs[0]),
+    "left_shift": lambda xs, p: np.left_shift(*xs),
+    "right_shift": lambda xs, p: np.right_shift(*xs),
+    "isnan": lambda xs, p: np.isnan(xs[0]),
+    "isinf": lambda xs, p: np.isinf(xs[0]),
+    "isfinite": lambda xs, p: np.isfinite(xs[0]),
+    "isclose": lambda xs, p: np.isclose(xs[0], xs[1], rtol=p["f"][0], atol=p["f"][1], equal_nan=bool(p["i"][0])),
+    "all": lambda xs, p: np.asarray(np.all(xs[0], axis=_axes(p), keepdims=p["keepdims"])),
+    "any": lambda xs, p: np.asarray(np.any(xs[0], axis=_axes(p), keepdims=p["keepdims"])),
 
     # math.c: elementwise math (issue 14)
 

@@ -194,8 +194,8 @@ class TestCreation:
             A34.reshape("a", 3)
 
     def test_bad_dtypes(self):
-        with raises(TypeError, "dtype", "int32", "float32", "float64", "int64"):
-            tg.ones(3, dtype="int32")
+        with raises(TypeError, "dtype", "int16", "float32", "float64", "int64", "int32", "uint8", "bool"):
+            tg.ones(3, dtype="int16")
         with raises(TypeError, "dtype", "5"):
             tg.zeros(3, dtype=5)
         with raises(TypeError, "complex"):
@@ -255,8 +255,8 @@ class TestIndexErrors:
                 A34[key]
         with raises(IndexError, "boolean"):
             A34[True]
-        with raises(IndexError, "boolean"):
-            A34[np.array([True, False, True])]
+        with raises(IndexError, "boolean", "axis 0", "size 3", "size 2"):
+            A34[np.array([True, False])]
         with raises(IndexError, "int64", "float32"):
             A34[tg.tensor([0.0])]
 

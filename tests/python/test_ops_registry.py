@@ -134,7 +134,7 @@ def _red_kw(p):
 
 
 _REDS = ["none", "mean", "sum"]
-_DTS = [tg.float32, tg.float64, tg.int64]
+_DTS = [tg.float32, tg.float64, tg.int64, tg.bool, tg.int32, tg.uint8]
 
 
 def _slice_key(x, p):
@@ -199,6 +199,10 @@ HAND = {
     "one_hot": lambda x, p: tg.one_hot(x[0], p["i"][0], dtype=_DTS[p["i"][1]]),
     "dropout": _dropout_public,
     # logic.c: bool/bitwise/logical ops and predicates (issue 14, dtypes)
+    "bitwise_and": lambda x, p: x[0] & x[1], "bitwise_or": lambda x, p: x[0] | x[1],
+    "bitwise_xor": lambda x, p: x[0] ^ x[1], "bitwise_not": lambda x, p: ~x[0],
+    "left_shift": lambda x, p: x[0] << x[1], "right_shift": lambda x, p: x[0] >> x[1],
+    "isclose": lambda x, p: tg.isclose(x[0], x[1], rtol=p["f"][0], atol=p["f"][1], equal_nan=bool(p["i"][0])),
 
     # math.c: elementwise math (issue 14)
 
@@ -397,7 +401,8 @@ def test_binary_broadcasting_property(shapes, name, seed):
 @HSETTINGS
 @given(shapes=shape_pairs, name=st.sampled_from(sorted(COMPARE)), seed=st.integers(0, 2**31 - 1),
        dtypes=st.sampled_from([(np.float32, np.float32), (np.float64, np.float32), (np.int64, np.int64),
-                               (np.int64, np.float64)]))
+                               (np.int64, np.float64), (np.int32, np.uint8), (np.bool_, np.int32),
+                               (np.uint8, np.float32), (np.bool_, np.bool_)]))
 def test_comparison_broadcasting_property(shapes, name, seed, dtypes):
     fn, npf = COMPARE[name]
     (sa, sb), _ = shapes
@@ -407,26 +412,48 @@ def test_comparison_broadcasting_property(shapes, name, seed, dtypes):
     out = fn(tg.tensor(a), tg.tensor(b))
     want = npf(a, b)
     assert out.shape == want.shape
-    assert out.dtype == np.result_type(a, b)
-    np.testing.assert_array_equal(out.numpy(), want.astype(out.dtype))
+    assert out.dtype == want.dtype == np.bool_  # comparisons give bool, as NumPy and PyTorch
+    np.testing.assert_array_equal(out.numpy(), want)
+
+
+ALL_DTYPES = (np.float32, np.float64, np.int64, np.bool_, np.int32, np.uint8)
 
 
 @HSETTINGS
 @given(shapes=shape_pairs, seed=st.integers(0, 2**31 - 1),
-       dtypes=st.sampled_from([(np.float32, np.float64), (np.int64, np.float32), (np.int64, np.int64),
-                               (np.float32, np.float32)]))
+       dtypes=st.tuples(st.sampled_from(ALL_DTYPES), st.sampled_from(ALL_DTYPES)))
 def test_binary_dtype_promotion_property(shapes, seed, dtypes):
+    """Every pair of the six dtypes promotes as NumPy's np.result_type (which
+    keeps int64 + float32 -> float64, where PyTorch would say float32), and
+    the values agree, integer wrap-around included (uint8 3 - 1 - 3 = 255)."""
     (sa, sb), _ = shapes
     rng = np.random.default_rng(seed)
     a = rng.integers(1, 4, sa).astype(dtypes[0])
     b = rng.integers(1, 4, sb).astype(dtypes[1])
+    if dtypes[0] == np.bool_:
+        a = rng.integers(0, 2, sa).astype(np.bool_)
     ta, tb = tg.tensor(a), tg.tensor(b)
     for fn, npf in ((lambda x, y: x + y, np.add), (lambda x, y: x * y, np.multiply),
                     (lambda x, y: x - y, np.subtract), (lambda x, y: x / y, np.divide),
-                    (tg.maximum, np.maximum)):
-        out, want = fn(ta, tb), npf(a, b)
+                    (tg.maximum, np.maximum), (tg.minimum, np.minimum)):
+        try:
+            want = npf(a, b)
+        except TypeError:  # NumPy refuses bool - bool: so does tapegrad
+            with pytest.raises(TypeError, match="sub: not supported for dtype bool"):
+                fn(ta, tb)
+            continue
+        out = fn(ta, tb)
         assert out.dtype == want.dtype, (fn, a.dtype, b.dtype)
         np.testing.assert_allclose(out.numpy(), want, rtol=1e-6)
+    assert tg.tensor(a).astype(np.result_type(a, b)).dtype == np.result_type(a, b)
+
+
+def test_promotion_table_is_numpys():
+    """The whole 6 x 6 table of the C core (through zero-size tensors)."""
+    for da in ALL_DTYPES:
+        for db in ALL_DTYPES:
+            out = tg.maximum(tg.zeros(0, dtype=da), tg.zeros(0, dtype=db))
+            assert out.dtype == np.result_type(da, db), (da, db)
 
 
 # ---------------------------------------------------------------------------
