@@ -35,6 +35,10 @@ from ._config import config, show_config  # noqa: F401
 from .serialization import save, load  # noqa: F401
 
 cat = concat  # PyTorch's name
+# elementwise math (issue 14): NumPy's spellings of PyTorch's names
+arcsin, arccos, arctan, arctan2 = asin, acos, atan, atan2  # noqa: F821
+arcsinh, arccosh, arctanh = asinh, acosh, atanh  # noqa: F821
+mod, true_divide = remainder, div  # noqa: F821
 dtype_names = ("float32", "float64", "int64")
 
 

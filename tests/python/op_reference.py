@@ -51,6 +51,13 @@ def _cmp(f):
     return ref
 
 
+def _int_div0(f, a, b):
+    """f(a, b) with NumPy's integer division by zero (0, and a warning that
+    the reference silences)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return f(a, b)
+
+
 def _reduce_loss(l, p):
     red = _REDUCTIONS[p["i"][0]]
     if red == "none":
@@ -436,6 +443,43 @@ REFERENCES = {
     # logic.c: bool/bitwise/logical ops and predicates (issue 14, dtypes)
 
     # math.c: elementwise math (issue 14)
+    "tan": lambda xs, p: np.tan(_float_of(xs[0])),
+    "asin": lambda xs, p: np.arcsin(_float_of(xs[0])),
+    "acos": lambda xs, p: np.arccos(_float_of(xs[0])),
+    "atan": lambda xs, p: np.arctan(_float_of(xs[0])),
+    "sinh": lambda xs, p: np.sinh(_float_of(xs[0])),
+    "cosh": lambda xs, p: np.cosh(_float_of(xs[0])),
+    "asinh": lambda xs, p: np.arcsinh(_float_of(xs[0])),
+    "acosh": lambda xs, p: np.arccosh(_float_of(xs[0])),
+    "atanh": lambda xs, p: np.arctanh(_float_of(xs[0])),
+    "log2": lambda xs, p: np.log2(_float_of(xs[0])),
+    "log10": lambda xs, p: np.log10(_float_of(xs[0])),
+    "log1p": lambda xs, p: np.log1p(_float_of(xs[0])),
+    "expm1": lambda xs, p: np.expm1(_float_of(xs[0])),
+    "exp2": lambda xs, p: np.exp2(_float_of(xs[0])),
+    "rsqrt": lambda xs, p: 1 / np.sqrt(_float_of(xs[0])),
+    "reciprocal": lambda xs, p: np.reciprocal(_float_of(xs[0])),
+    "square": lambda xs, p: np.square(xs[0]),
+    "floor": lambda xs, p: np.floor(xs[0]),
+    "ceil": lambda xs, p: np.ceil(xs[0]),
+    "trunc": lambda xs, p: np.trunc(xs[0]),
+    "round": lambda xs, p: np.round(xs[0], p["i"][0]),
+    "sign": lambda xs, p: np.sign(xs[0]),
+    "atan2": lambda xs, p: np.arctan2(_float_of(xs[0]), _float_of(xs[1])),
+    "copysign": lambda xs, p: np.copysign(_float_of(xs[0]), _float_of(xs[1])),
+    "logaddexp": lambda xs, p: np.logaddexp(_float_of(xs[0]), _float_of(xs[1])),
+    "hypot": lambda xs, p: np.hypot(_float_of(xs[0]), _float_of(xs[1])),
+    "fmod": lambda xs, p: _int_div0(np.fmod, *xs),
+    "remainder": lambda xs, p: _int_div0(np.remainder, *xs),
+    "floor_divide": lambda xs, p: _int_div0(np.floor_divide, *xs),
+    "trunc_divide": lambda xs, p: _int_div0(lambda a, b: np.trunc(a / b).astype(np.result_type(a, b))
+                                            if np.result_type(a, b).kind == "f"
+                                            else np.fix(a / np.where(b == 0, 1, b)).astype(np.int64) * (b != 0),
+                                            *xs),
+    "lerp": lambda xs, p: xs[0] + xs[2] * (xs[1] - xs[0]),
+    "nan_to_num": lambda xs, p: np.nan_to_num(xs[0], nan=p["f"][0],
+                                              posinf=p["f"][1] if p["i"][0] else None,
+                                              neginf=p["f"][2] if p["i"][1] else None),
 
     # activation.c: activations (issue 14)
 

@@ -201,6 +201,12 @@ HAND = {
     # logic.c: bool/bitwise/logical ops and predicates (issue 14, dtypes)
 
     # math.c: elementwise math (issue 14)
+    "round": lambda x, p: x[0].round(p["i"][0]),
+    "trunc_divide": lambda x, p: tg.div(x[0], x[1], rounding_mode="trunc"),
+    "lerp": lambda x, p: tg.lerp(*x),
+    "nan_to_num": lambda x, p: tg.nan_to_num(x[0], nan=p["f"][0], posinf=p["f"][1] if p["i"][0] else None,
+                                             neginf=p["f"][2] if p["i"][1] else None),
+    "remainder": lambda x, p: x[0] % x[1], "floor_divide": lambda x, p: x[0] // x[1],
 
     # activation.c: activations (issue 14)
 
