@@ -821,6 +821,23 @@ tg_tensor *tg_lerp(tg_tensor *a, tg_tensor *b, tg_tensor *w);
 tg_tensor *tg_nan_to_num(tg_tensor *x, double nan, double posinf, double neginf);
 
 /* -- activation.c: activations (issue 14) -- */
+/* float32/float64; csrc/ops/elementwise.c (PyTorch's definitions and gradients) */
+tg_tensor *tg_elu(tg_tensor *x, double alpha);
+tg_tensor *tg_selu(tg_tensor *x);
+tg_tensor *tg_celu(tg_tensor *x, double alpha); /* alpha != 0 */
+tg_tensor *tg_hardtanh(tg_tensor *x, double min_val, double max_val); /* min_val <= max_val */
+tg_tensor *tg_relu6(tg_tensor *x);
+tg_tensor *tg_hardsigmoid(tg_tensor *x);
+tg_tensor *tg_hardswish(tg_tensor *x);
+tg_tensor *tg_logsigmoid(tg_tensor *x);
+tg_tensor *tg_softsign(tg_tensor *x);
+tg_tensor *tg_mish(tg_tensor *x);
+tg_tensor *tg_gelu_tanh(tg_tensor *x); /* gelu's tanh approximation */
+/* x where beta x > threshold, else log(1 + exp(beta x)) / beta; beta != 0 */
+tg_tensor *tg_softplus_beta(tg_tensor *x, double beta, double threshold);
+tg_tensor *tg_softmin(tg_tensor *x, int64_t axis);
+/* first half of x along axis times the sigmoid of the second half */
+tg_tensor *tg_glu(tg_tensor *x, int64_t axis);
 
 /* -- scan.c: reductions, scans, sorting (issue 14) -- */
 

@@ -1048,6 +1048,7 @@ TG_DEFINE_OP(cast, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64"
 /* ===================================================================== */
 
 #include <float.h> /* FLT_MAX, DBL_MAX: nan_to_num's defaults */
+#include <stdio.h> /* snprintf: softmin's errors */
 
 /* exp(x), releasing x */
 static tg_tensor *exp_take(tg_tensor *x) {
@@ -1800,4 +1801,466 @@ TG_DEFINE_OP(nan_to_num, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,
              .doc = "Replace NaN by nan (f0), +inf by posinf (f1 if i0, else the largest finite value) and -inf by neginf (f2 if i1, else the lowest).",
              .backward = nan_to_num_vjp, .apply = apply_nan_to_num,
              .examples = "3x4|f0=0.5;T2x3|f0=1 f1=7 i0=1 f2=-7 i1=1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ===================================================================== */
+/* Activations (issue 14): the ELU family, hard (piecewise linear)        */
+/* functions, logsigmoid, the tanh form of gelu, softplus with beta and   */
+/* threshold, and the composites mish, softsign, relu6, softmin, glu      */
+/* ===================================================================== */
+
+/* [x > v] (cmp = tg_gt), [x < v] ... as a 0/1 mask */
+static tg_tensor *cmp_s(tg_tensor *(*cmp)(tg_tensor *, tg_tensor *), tg_tensor *x, double v) {
+    tg_tensor *s = scal(v, x);
+    tg_tensor *r = s ? cmp(x, s) : NULL;
+    tg_tensor_release(s);
+    return r;
+}
+/* where(mask, v, other), releasing mask and other */
+static tg_tensor *where_s(tg_tensor *mask, double v, tg_tensor *other) {
+    tg_tensor *s = (mask && other) ? scal(v, other) : NULL;
+    tg_tensor *r = s ? tg_where(mask, s, other) : NULL;
+    tg_tensor_release(s);
+    tg_tensor_release(mask);
+    tg_tensor_release(other);
+    return r;
+}
+/* ELU-like derivative (PyTorch's elu_backward): pos where x > 0, else
+ * negcoef * negipt * exp(negipt * x), exp taken of min(x, 0) only so that
+ * the branch not taken cannot overflow into a 0 * inf in second order. */
+static tg_tensor *elu_like_grad(tg_tensor *x, double pos, double negcoef, double negipt) {
+    tg_tensor *xm = tg_clip(x, -INFINITY, 0.0);
+    tg_tensor *xs = xm && negipt != 1.0 ? tg_mul_scalar(xm, negipt) : (xm ? (tg_tensor_retain(xm), xm) : NULL);
+    tg_tensor_release(xm);
+    tg_tensor *ex = exp_take(xs);
+    tg_tensor *neg = ex ? tg_mul_scalar(ex, negcoef * negipt) : NULL;
+    tg_tensor_release(ex);
+    return where_s(neg ? cmp_s(tg_gt, x, 0.0) : NULL, pos, neg);
+}
+
+/* ---- elu, selu, celu --------------------------------------------------------- */
+
+UNARY_ROWS_F(elu, x > 0 ? x : (float)prm[0] * expm1f(x), x > 0 ? x : prm[0] * expm1(x))
+static const row_table elu_rows = {elu_f32, elu_f64, NULL};
+tg_tensor *tg_elu(tg_tensor *x, double alpha) {
+    double prm[2] = {alpha, 0};
+    return unary_op(&tg_opdef_elu, x, &elu_rows, prm, true, false);
+}
+static tg_status elu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    CHECK(gi[0] = mul_take(g, elu_like_grad(x, 1.0, e->params.f[0], 1.0)));
+    return TG_OK;
+}
+static tg_tensor *apply_elu(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_elu(in[0], p->f[0]);
+}
+TG_DEFINE_OP(elu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = x if x > 0 else alpha * (exp(x) - 1)",
+             .forward_tex = "y = \\begin{cases} x & x > 0 \\\\ \\alpha (e^{x} - 1) & x \\le 0\\end{cases}",
+             .vjp = "dx = dy * (1 if x > 0 else alpha * exp(x))",
+             .vjp_tex = "\\bar x = \\bar y \\odot ([x > 0] + [x \\le 0]\\,\\alpha e^{x})",
+             .doc = "Exponential linear unit with parameter alpha (f0).", .backward = elu_vjp,
+             .apply = apply_elu, .examples = "~3x4|f0=1;~T2x3|f0=0.5",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+#define SELU_SCALE 1.0507009873554804934193349852946
+#define SELU_ALPHA 1.6732632423543772848170429916717
+UNARY_ROWS_F(selu, x > 0 ? (float)SELU_SCALE * x : (float)(SELU_SCALE * SELU_ALPHA) * expm1f(x),
+             x > 0 ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * expm1(x))
+static const row_table selu_rows = {selu_f32, selu_f64, NULL};
+tg_tensor *tg_selu(tg_tensor *x) { return unary_op(&tg_opdef_selu, x, &selu_rows, NULL, true, false); }
+static tg_status selu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    CHECK(gi[0] = mul_take(g, elu_like_grad(x, SELU_SCALE, SELU_SCALE * SELU_ALPHA, 1.0)));
+    return TG_OK;
+}
+APPLY1(selu)
+TG_DEFINE_OP(selu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = scale * (x if x > 0 else alpha * (exp(x) - 1))",
+             .forward_tex = "y = \\lambda \\begin{cases} x & x > 0 \\\\ \\alpha (e^{x} - 1) & x \\le 0\\end{cases}",
+             .vjp = "dx = dy * scale * (1 if x > 0 else alpha * exp(x))",
+             .vjp_tex = "\\bar x = \\bar y \\odot \\lambda ([x > 0] + [x \\le 0]\\,\\alpha e^{x})",
+             .doc = "Scaled ELU (self-normalising), scale = 1.0507..., alpha = 1.6733... (PyTorch's constants).",
+             .backward = selu_vjp, .apply = apply_selu, .examples = "~3x4;~T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+UNARY_ROWS_F(celu, x > 0 ? x : (float)prm[0] * expm1f(x / (float)prm[0]),
+             x > 0 ? x : prm[0] * expm1(x / prm[0]))
+static const row_table celu_rows = {celu_f32, celu_f64, NULL};
+tg_tensor *tg_celu(tg_tensor *x, double alpha) {
+    if (alpha == 0) return TG_FAIL(TG_ERR_VALUE, "celu: alpha must not be 0 (it divides x)");
+    double prm[2] = {alpha, 0};
+    return unary_op(&tg_opdef_celu, x, &celu_rows, prm, true, false);
+}
+static tg_status celu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    double a = e->params.f[0];
+    CHECK(gi[0] = mul_take(g, elu_like_grad(x, 1.0, a, 1.0 / a)));
+    return TG_OK;
+}
+static tg_tensor *apply_celu(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_celu(in[0], p->f[0]);
+}
+TG_DEFINE_OP(celu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = x if x > 0 else alpha * (exp(x / alpha) - 1)",
+             .forward_tex = "y = \\begin{cases} x & x > 0 \\\\ \\alpha (e^{x/\\alpha} - 1) & x \\le 0\\end{cases}",
+             .vjp = "dx = dy * (1 if x > 0 else exp(x / alpha))",
+             .vjp_tex = "\\bar x = \\bar y \\odot ([x > 0] + [x \\le 0]\\,e^{x/\\alpha})",
+             .doc = "Continuously differentiable ELU with parameter alpha (f0, not 0).", .backward = celu_vjp,
+             .apply = apply_celu, .examples = "~3x4|f0=1;~T2x3|f0=0.7",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ---- hardtanh, relu6 (composite), hardsigmoid, hardswish ------------------- */
+
+UNARY_ROWS_F(hardtanh, clip1_f(x, (float)prm[0], (float)prm[1]), clip1_d(x, prm[0], prm[1]))
+static const row_table hardtanh_rows = {hardtanh_f32, hardtanh_f64, NULL};
+tg_tensor *tg_hardtanh(tg_tensor *x, double min_val, double max_val) {
+    if (!(min_val <= max_val))
+        return TG_FAIL(TG_ERR_VALUE, "hardtanh: min_val (%g) must be <= max_val (%g)", min_val, max_val);
+    double prm[2] = {min_val, max_val};
+    return unary_op(&tg_opdef_hardtanh, x, &hardtanh_rows, prm, true, false);
+}
+static tg_status hardtanh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    /* strictly inside (PyTorch: 0 at the corners, unlike clip) */
+    tg_tensor *m = take2(tg_mul, cmp_s(tg_gt, x, e->params.f[0]), cmp_s(tg_lt, x, e->params.f[1]));
+    CHECK(gi[0] = mul_take(g, m));
+    return TG_OK;
+}
+static tg_tensor *apply_hardtanh(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_hardtanh(in[0], p->f[0], p->f[1]);
+}
+TG_DEFINE_OP(hardtanh, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = min(max(x, lo), hi)", .forward_tex = "y = \\min(\\max(x, l), h)",
+             .vjp = "dx = dy * [lo < x < hi]", .vjp_tex = "\\bar x = \\bar y \\odot [l < x < h]",
+             .doc = "Clamp to [min_val, max_val] (f0, f1) with PyTorch's gradient: 0 at and beyond the corners.",
+             .backward = hardtanh_vjp, .apply = apply_hardtanh,
+             .examples = "~3x4|f0=-1 f1=1;~T2x3|f0=-0.5 f1=0.6",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+tg_tensor *tg_relu6(tg_tensor *x) {
+    if (!x) return TG_FAIL(TG_ERR_VALUE, "relu6: input is NULL");
+    return tg_hardtanh(x, 0.0, 6.0);
+}
+APPLY1(relu6)
+TG_DEFINE_OP(relu6, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = min(max(x, 0), 6)", .forward_tex = "y = \\min(\\max(x, 0), 6)",
+             .vjp = "dx = dy * [0 < x < 6]", .vjp_tex = "\\bar x = \\bar y \\odot [0 < x < 6]",
+             .doc = "ReLU capped at 6; a composite op: hardtanh(x, 0, 6) on the tape.",
+             .apply = apply_relu6, .examples = "~3x4;~T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* PyTorch's formulas: min(max(x + 3, 0), 6) / 6 and x times that */
+UNARY_ROWS_F(hardsigmoid, clip1_f(x + 3.0f, 0.0f, 6.0f) / 6.0f, clip1_d(x + 3.0, 0.0, 6.0) / 6.0)
+static const row_table hardsigmoid_rows = {hardsigmoid_f32, hardsigmoid_f64, NULL};
+tg_tensor *tg_hardsigmoid(tg_tensor *x) {
+    return unary_op(&tg_opdef_hardsigmoid, x, &hardsigmoid_rows, NULL, true, false);
+}
+static tg_status hardsigmoid_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    tg_tensor *m = take2(tg_mul, cmp_s(tg_gt, x, -3.0), cmp_s(tg_lt, x, 3.0));
+    tg_tensor *d = m ? tg_mul_scalar(m, 1.0 / 6.0) : NULL;
+    tg_tensor_release(m);
+    CHECK(gi[0] = mul_take(g, d));
+    return TG_OK;
+}
+APPLY1(hardsigmoid)
+TG_DEFINE_OP(hardsigmoid, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = min(max(x + 3, 0), 6) / 6", .forward_tex = "y = \\min(\\max(x + 3, 0), 6) / 6",
+             .vjp = "dx = dy * [-3 < x < 3] / 6", .vjp_tex = "\\bar x = \\bar y \\odot [-3 < x < 3] / 6",
+             .doc = "Piecewise linear sigmoid: 0 below -3, 1 above 3.", .backward = hardsigmoid_vjp,
+             .apply = apply_hardsigmoid, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+UNARY_ROWS_F(hardswish, x * clip1_f(x + 3.0f, 0.0f, 6.0f) / 6.0f, x * clip1_d(x + 3.0, 0.0, 6.0) / 6.0)
+static const row_table hardswish_rows = {hardswish_f32, hardswish_f64, NULL};
+tg_tensor *tg_hardswish(tg_tensor *x) {
+    return unary_op(&tg_opdef_hardswish, x, &hardswish_rows, NULL, true, false);
+}
+static tg_status hardswish_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    /* PyTorch: 0 up to -3, x / 3 + 1/2 strictly between, 1 from 3 on (a where, not a
+     * product, so that +-inf gives 1 and 0 rather than 0 * inf) */
+    tg_tensor *mid = take2(tg_mul, cmp_s(tg_gt, x, -3.0), cmp_s(tg_lt, x, 3.0));
+    tg_tensor *x3 = mid ? tg_mul_scalar(x, 1.0 / 3.0) : NULL;
+    tg_tensor *lin = x3 ? tg_add_scalar(x3, 0.5) : NULL;
+    tg_tensor_release(x3);
+    tg_tensor *hi = lin ? cmp_s(tg_ge, x, 3.0) : NULL;
+    tg_tensor *d = hi ? tg_where(mid, lin, hi) : NULL;
+    tg_tensor_release(mid);
+    tg_tensor_release(lin);
+    tg_tensor_release(hi);
+    CHECK(gi[0] = mul_take(g, d));
+    return TG_OK;
+}
+APPLY1(hardswish)
+TG_DEFINE_OP(hardswish, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = x * min(max(x + 3, 0), 6) / 6", .forward_tex = "y = x \\min(\\max(x + 3, 0), 6) / 6",
+             .vjp = "dx = dy * (0 if x <= -3 else x / 3 + 1/2 if x < 3 else 1)",
+             .vjp_tex = "\\bar x = \\bar y \\odot ([-3 < x < 3](x/3 + 1/2) + [x \\ge 3])",
+             .doc = "Hard swish (MobileNetV3): x * hardsigmoid(x).", .backward = hardswish_vjp,
+             .apply = apply_hardswish, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ---- logsigmoid, softsign, mish ------------------------------------------------- */
+
+/* min(x, 0) - log1p(exp(-|x|)): no overflow either way */
+UNARY_ROWS_F(logsigmoid, fminf(x, 0.0f) - log1pf(expf(-fabsf(x))), fmin(x, 0.0) - log1p(exp(-fabs(x))))
+static const row_table logsigmoid_rows = {logsigmoid_f32, logsigmoid_f64, NULL};
+tg_tensor *tg_logsigmoid(tg_tensor *x) {
+    return unary_op(&tg_opdef_logsigmoid, x, &logsigmoid_rows, NULL, true, false);
+}
+static tg_status logsigmoid_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    tg_tensor *nx = tg_neg(x);
+    tg_tensor *s = nx ? tg_sigmoid(nx) : NULL;
+    tg_tensor_release(nx);
+    CHECK(gi[0] = mul_take(g, s));
+    return TG_OK;
+}
+APPLY1(logsigmoid)
+TG_DEFINE_OP(logsigmoid, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = log(sigmoid(x))", .forward_tex = "y = \\log \\sigma(x)",
+             .vjp = "dx = dy * sigmoid(-x)", .vjp_tex = "\\bar x = \\bar y \\odot \\sigma(-x)",
+             .doc = "log(sigmoid(x)), computed without overflow for large |x|.", .backward = logsigmoid_vjp,
+             .apply = apply_logsigmoid, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* The input of a composite activation as a float tensor (NEW reference):
+ * int64 computes in float64, as the activations with kernels do (NumPy's
+ * rule for float functions); the conversion needs no tape entry (ints never
+ * require grad). */
+static tg_tensor *float_in(const char *who, tg_tensor *x) {
+    if (!x) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", who);
+    if (tg_dtype_is_float(x->dtype)) {
+        tg_tensor_retain(x);
+        return x;
+    }
+    if (x->dtype != TG_INT64)
+        return TG_FAIL(TG_ERR_TYPE, "%s: not supported for dtype %s (expected float32, float64 or int64)",
+                       who, tg_dtype_name(x->dtype));
+    return tg_cast(x, TG_FLOAT64);
+}
+
+tg_tensor *tg_softsign(tg_tensor *x0) {
+    tg_tensor *x = float_in("softsign", x0);
+    tg_tensor *ax = x ? tg_abs(x) : NULL;
+    tg_tensor *d = ax ? tg_add_scalar(ax, 1.0) : NULL;
+    tg_tensor_release(ax);
+    tg_tensor *y = d ? tg_div(x, d) : NULL;
+    tg_tensor_release(d);
+    tg_tensor_release(x);
+    return y;
+}
+APPLY1(softsign)
+TG_DEFINE_OP(softsign, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = x / (1 + |x|)", .forward_tex = "y = x \\oslash (1 + |x|)",
+             .vjp = "dx = dy / (1 + |x|)^2", .vjp_tex = "\\bar x = \\bar y \\oslash (1 + |x|)^{2}",
+             .doc = "x / (1 + |x|); a composite op (abs, add, div).", .apply = apply_softsign,
+             .examples = "~3x4;~T2x3", .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+tg_tensor *tg_mish(tg_tensor *x0) {
+    tg_tensor *x = float_in("mish", x0);
+    tg_tensor *sp = x ? tg_softplus(x) : NULL;
+    tg_tensor *t = sp ? tg_tanh(sp) : NULL;
+    tg_tensor_release(sp);
+    tg_tensor *y = t ? tg_mul(x, t) : NULL;
+    tg_tensor_release(t);
+    tg_tensor_release(x);
+    return y;
+}
+APPLY1(mish)
+TG_DEFINE_OP(mish, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = x * tanh(softplus(x))", .forward_tex = "y = x \\odot \\tanh(\\log(1 + e^{x}))",
+             .vjp = "dx = dy * (t + x * sigmoid(x) * (1 - t^2)), t = tanh(softplus(x))",
+             .vjp_tex = "\\bar x = \\bar y \\odot (t + x \\odot \\sigma(x) \\odot (1 - t^{2}))",
+             .doc = "Mish, x * tanh(softplus(x)); a composite op (softplus, tanh, mul).", .apply = apply_mish,
+             .examples = "3x4;T2x3", .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ---- gelu(approximate='tanh'), softplus(beta, threshold) ------------------- */
+
+#define GELU_K0 0.7978845608028654 /* sqrt(2 / pi) */
+#define GELU_K1 0.044715
+UNARY_ROWS_F(gelu_tanh, 0.5f * x * (1.0f + tanhf((float)GELU_K0 * (x + (float)GELU_K1 * (x * x * x)))),
+             0.5 * x * (1.0 + tanh(GELU_K0 * (x + GELU_K1 * (x * x * x)))))
+static const row_table gelu_tanh_rows = {gelu_tanh_f32, gelu_tanh_f64, NULL};
+tg_tensor *tg_gelu_tanh(tg_tensor *x) {
+    return unary_op(&tg_opdef_gelu_tanh, x, &gelu_tanh_rows, NULL, true, false);
+}
+static tg_status gelu_tanh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    /* u = k0 (x + k1 x^3), t = tanh(u):
+     * dy/dx = (1 + t) / 2 + x / 2 (1 - t^2) k0 (1 + 3 k1 x^2) */
+    tg_tensor *x2 = tg_mul(x, x);
+    tg_tensor *x3 = x2 ? tg_mul(x2, x) : NULL;
+    tg_tensor *k1x3 = x3 ? tg_mul_scalar(x3, GELU_K1) : NULL;
+    tg_tensor_release(x3);
+    tg_tensor *inner = k1x3 ? tg_add(x, k1x3) : NULL;
+    tg_tensor_release(k1x3);
+    tg_tensor *u = inner ? tg_mul_scalar(inner, GELU_K0) : NULL;
+    tg_tensor_release(inner);
+    tg_tensor *t = u ? tg_tanh(u) : NULL;
+    tg_tensor_release(u);
+    tg_tensor *t1 = t ? tg_add_scalar(t, 1.0) : NULL;
+    tg_tensor *left = t1 ? tg_mul_scalar(t1, 0.5) : NULL;
+    tg_tensor_release(t1);
+    tg_tensor *sech2 = left ? sq_shift(t, -1) : NULL; /* 1 - t^2 */
+    tg_tensor_release(t);
+    tg_tensor *p = sech2 ? tg_mul_scalar(x2, 3.0 * GELU_K1) : NULL;
+    tg_tensor_release(x2);
+    tg_tensor *p1 = p ? tg_add_scalar(p, 1.0) : NULL;
+    tg_tensor_release(p);
+    tg_tensor *hx = p1 ? tg_mul_scalar(x, 0.5 * GELU_K0) : NULL;
+    tg_tensor *right = take2(tg_mul, take2(tg_mul, hx, sech2), p1);
+    tg_tensor *d = take2(tg_add, left, right);
+    CHECK(gi[0] = mul_take(g, d));
+    return TG_OK;
+}
+APPLY1(gelu_tanh)
+TG_DEFINE_OP(gelu_tanh, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = x / 2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))",
+             .forward_tex = "y = \\tfrac{x}{2}\\,(1 + \\tanh(\\sqrt{2/\\pi}\\,(x + 0.044715\\,x^{3})))",
+             .vjp = "dx = dy * ((1 + t) / 2 + x / 2 * (1 - t^2) * sqrt(2/pi) * (1 + 3 * 0.044715 x^2))",
+             .vjp_tex = "\\bar x = \\bar y \\odot (\\tfrac{1 + t}{2} + \\tfrac{x}{2} (1 - t^{2}) \\sqrt{2/\\pi}\\,(1 + 0.134145\\,x^{2}))",
+             .doc = "GELU's tanh approximation: gelu(x, approximate='tanh').", .backward = gelu_tanh_vjp,
+             .apply = apply_gelu_tanh, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* PyTorch's softplus: x where beta x > threshold, else log(1 + exp(beta x)) /
+ * beta (computed without overflow) */
+static inline double softplus_b_d(double x, double beta, double th) {
+    double bx = x * beta;
+    if (bx > th) return x;
+    return (bx > 0 ? bx + log1p(exp(-bx)) : log1p(exp(bx))) / beta;
+}
+static inline float softplus_b_f(float x, double beta, double th) {
+    float b = (float)beta, bx = x * b;
+    if (bx > th) return x;
+    return (bx > 0 ? bx + log1pf(expf(-bx)) : log1pf(expf(bx))) / b;
+}
+UNARY_ROWS_F(softplus_beta, softplus_b_f(x, prm[0], prm[1]), softplus_b_d(x, prm[0], prm[1]))
+static const row_table softplus_beta_rows = {softplus_beta_f32, softplus_beta_f64, NULL};
+tg_tensor *tg_softplus_beta(tg_tensor *x, double beta, double threshold) {
+    if (beta == 0 || isnan(beta))
+        return TG_FAIL(TG_ERR_VALUE, "softplus: beta must be a non-zero number, got %g", beta);
+    if (isnan(threshold)) return TG_FAIL(TG_ERR_VALUE, "softplus: threshold is NaN");
+    double prm[2] = {beta, threshold};
+    return unary_op(&tg_opdef_softplus_beta, x, &softplus_beta_rows, prm, true, false);
+}
+static tg_status softplus_beta_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    tg_tensor *bx = tg_mul_scalar(x, e->params.f[0]);
+    CHECK(bx);
+    tg_tensor *d = where_s(cmp_s(tg_gt, bx, e->params.f[1]), 1.0, tg_sigmoid(bx));
+    tg_tensor_release(bx);
+    CHECK(gi[0] = mul_take(g, d));
+    return TG_OK;
+}
+static tg_tensor *apply_softplus_beta(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_softplus_beta(in[0], p->f[0], p->f[1]);
+}
+TG_DEFINE_OP(softplus_beta, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = x if beta x > threshold else log(1 + exp(beta x)) / beta",
+             .forward_tex = "y = \\begin{cases} x & \\beta x > \\tau \\\\ \\tfrac{1}{\\beta} \\log(1 + e^{\\beta x}) & \\text{else}\\end{cases}",
+             .vjp = "dx = dy * (1 if beta x > threshold else sigmoid(beta x))",
+             .vjp_tex = "\\bar x = \\bar y \\odot ([\\beta x > \\tau] + [\\beta x \\le \\tau]\\,\\sigma(\\beta x))",
+             .doc = "PyTorch's softplus(x, beta, threshold) (f0, f1): linear where beta x > threshold.",
+             .backward = softplus_beta_vjp, .apply = apply_softplus_beta,
+             .examples = "3x4|f0=1 f1=20;T2x3|f0=2 f1=1;3x4|f0=0.5 f1=0.3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ---- softmin, glu (composites along an axis) --------------------------------- */
+
+tg_tensor *tg_softmin(tg_tensor *x0, int64_t axis) {
+    tg_tensor *x = float_in("softmin", x0);
+    tg_tensor *nx = x ? tg_neg(x) : NULL;
+    tg_tensor_release(x);
+    tg_tensor *y = nx ? tg_softmax(nx, axis) : NULL;
+    tg_tensor_release(nx);
+    if (!y && !strncmp(tg_error_message(), "softmax:", 8)) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "softmin:%s", tg_error_message() + 8);
+        tg_error_set(tg_error_status(), "%s", buf);
+    }
+    return y;
+}
+static tg_tensor *apply_softmin(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_softmin(in[0], p->i[0]);
+}
+TG_DEFINE_OP(softmin, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = softmax(-x) along axis", .forward_tex = "y = \\operatorname{softmax}(-x)",
+             .vjp = "dx = -y * (dy - sum(dy * y)) along axis",
+             .vjp_tex = "\\bar x = -y \\odot (\\bar y - \\textstyle\\sum \\bar y \\odot y)",
+             .doc = "Softmax of -x along axis (i0); a composite op (neg, softmax).", .apply = apply_softmin,
+             .examples = "3x4|i0=1;T2x3|i0=0;2x3x4|i0=-1", .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+static tg_tensor *glu_float(tg_tensor *x, int64_t axis);
+tg_tensor *tg_glu(tg_tensor *x0, int64_t axis) {
+    tg_tensor *x = float_in("glu", x0);
+    tg_tensor *y = x ? glu_float(x, axis) : NULL;
+    tg_tensor_release(x);
+    return y;
+}
+static tg_tensor *glu_float(tg_tensor *x, int64_t axis) {
+    if (x->ndim == 0) return TG_FAIL(TG_ERR_VALUE, "glu: expected at least 1 dimension, got a 0-d tensor");
+    if (axis < -x->ndim || axis >= x->ndim)
+        return TG_FAIL(TG_ERR_INDEX, "glu: axis %lld is out of range for a tensor of shape %s",
+                       (long long)axis, tg__shp(x));
+    int ax = (int)(axis < 0 ? axis + x->ndim : axis);
+    int64_t n = x->shape[ax];
+    if (n % 2)
+        return TG_FAIL(TG_ERR_VALUE, "glu: the size of axis %d must be even to halve it, got shape %s",
+                       ax, tg__shp(x));
+    int64_t st[TG_MAX_DIMS], sp[TG_MAX_DIMS], step[TG_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) {
+        st[d] = 0;
+        sp[d] = x->shape[d];
+        step[d] = 1;
+    }
+    sp[ax] = n / 2;
+    tg_tensor *a = tg_slice(x, st, sp, step, 0);
+    st[ax] = n / 2;
+    sp[ax] = n;
+    tg_tensor *b = a ? tg_slice(x, st, sp, step, 0) : NULL;
+    tg_tensor *s = b ? tg_sigmoid(b) : NULL;
+    tg_tensor_release(b);
+    tg_tensor *y = s ? tg_mul(a, s) : NULL;
+    tg_tensor_release(a);
+    tg_tensor_release(s);
+    return y;
+}
+static tg_tensor *apply_glu(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_glu(in[0], p->i[0]);
+}
+TG_DEFINE_OP(glu, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = a * sigmoid(b), (a, b) = x halved along axis",
+             .forward_tex = "y = a \\odot \\sigma(b)",
+             .vjp = "da = dy * sigmoid(b), db = dy * a * sigmoid(b) * (1 - sigmoid(b))",
+             .vjp_tex = "\\bar x = [\\bar y \\odot \\sigma(b),\\ \\bar y \\odot a \\odot \\sigma(b) (1 - \\sigma(b))]",
+             .doc = "Gated linear unit: the first half of x along axis (i0) times the sigmoid of the second; a composite op (slice, sigmoid, mul).",
+             .apply = apply_glu, .examples = "3x4|i0=1;T4x3|i0=0;2x3x4|i0=-1",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");

@@ -47,9 +47,9 @@ TG_OP(sigmoid, UNARY)
 TG_OP(silu, UNARY)
 TG_OP(relu, UNARY)
 TG_OP(leaky_relu, CUSTOM)
-TG_OP(gelu, UNARY)
+TG_OP(gelu, CUSTOM) /* gelu(x, approximate=): csrc/python/mathops.c */
 TG_OP(erf, UNARY)
-TG_OP(softplus, UNARY)
+TG_OP(softplus, CUSTOM) /* softplus(x, beta=1, threshold=20): csrc/python/mathops.c */
 TG_OP(clip, CUSTOM)
 TG_OP(cast, INTERNAL)
 /* reduce.c */
@@ -131,6 +131,20 @@ TG_OP(lerp, CUSTOM)
 TG_OP(nan_to_num, CUSTOM)
 
 /* activation.c: activations (issue 14) */
+TG_OP(elu, CUSTOM)
+TG_OP(selu, UNARY)
+TG_OP(celu, CUSTOM)
+TG_OP(hardtanh, CUSTOM)
+TG_OP(relu6, UNARY)
+TG_OP(hardsigmoid, UNARY)
+TG_OP(hardswish, UNARY)
+TG_OP(logsigmoid, UNARY)
+TG_OP(softsign, UNARY)
+TG_OP(mish, UNARY)
+TG_OP(gelu_tanh, CUSTOM) /* gelu(x, approximate='tanh') */
+TG_OP(softplus_beta, CUSTOM) /* softplus(x, beta, threshold) */
+TG_OP(softmin, CUSTOM)
+TG_OP(glu, CUSTOM)
 
 /* scan.c: reductions, scans, sorting (issue 14) */
 

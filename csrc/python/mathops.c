@@ -154,6 +154,74 @@ METHOD(nan_to_num) {
 FN(round) FN(lerp) FN(nan_to_num)
 
 /* ===================================================================== */
+/* Activations                                                            */
+/* ===================================================================== */
+
+METHOD(gelu) {
+    ARGS("gelu", 1, 1, "approximate")
+    static const char *const modes[] = {"none", "tanh", NULL};
+    int k = get_choice("gelu", "approximate", a[0], modes, 0, "'none' or 'tanh'");
+    if (k < 0) return NULL;
+    return W(k == 0 ? tg_gelu(TENSOR(self)) : tg_gelu_tanh(TENSOR(self)));
+}
+
+/* softplus(beta=1, threshold=20): PyTorch's; threshold=None or inf with
+ * beta=1 is the plain (stable) softplus op */
+METHOD(softplus) {
+    ARGS("softplus", 2, 2, "beta", "threshold")
+    double beta, th;
+    if (get_float("softplus", "beta", a[0], 1.0, &beta)) return NULL;
+    if (a[1] == Py_None) th = INFINITY;
+    else if (get_float("softplus", "threshold", a[1], 20.0, &th)) return NULL;
+    if (beta == 1.0 && th == INFINITY) return W(tg_softplus(TENSOR(self)));
+    return W(tg_softplus_beta(TENSOR(self), beta, th));
+}
+
+METHOD(elu) {
+    ARGS("elu", 1, 1, "alpha")
+    double alpha;
+    if (get_float("elu", "alpha", a[0], 1.0, &alpha)) return NULL;
+    return W(tg_elu(TENSOR(self), alpha));
+}
+METHOD(celu) {
+    ARGS("celu", 1, 1, "alpha")
+    double alpha;
+    if (get_float("celu", "alpha", a[0], 1.0, &alpha)) return NULL;
+    return W(tg_celu(TENSOR(self), alpha));
+}
+METHOD(hardtanh) {
+    ARGS("hardtanh", 2, 2, "min_val", "max_val")
+    double lo, hi;
+    if (get_float("hardtanh", "min_val", a[0], -1.0, &lo) || get_float("hardtanh", "max_val", a[1], 1.0, &hi))
+        return NULL;
+    return W(tg_hardtanh(TENSOR(self), lo, hi));
+}
+
+/* axis=-1 (alias dim; None: -1) */
+static int get_axis(const char *fname, PyObject *axis, PyObject *dim, long long *out) {
+    if (axis && dim) {
+        PyErr_Format(PyExc_TypeError, "%s() got both axis and dim (they are the same argument)", fname);
+        return -1;
+    }
+    PyObject *o = axis ? axis : dim;
+    return get_int(fname, "axis", o == Py_None ? NULL : o, -1, out);
+}
+METHOD(softmin) {
+    ARGS("softmin", 2, 1, "axis", "dim")
+    long long ax;
+    if (get_axis("softmin", a[0], a[1], &ax)) return NULL;
+    return W(tg_softmin(TENSOR(self), ax));
+}
+METHOD(glu) {
+    ARGS("glu", 2, 1, "axis", "dim")
+    long long ax;
+    if (get_axis("glu", a[0], a[1], &ax)) return NULL;
+    return W(tg_glu(TENSOR(self), ax));
+}
+
+FN(gelu) FN(softplus) FN(elu) FN(celu) FN(hardtanh) FN(softmin) FN(glu)
+
+/* ===================================================================== */
 /* The tables (tensor.c and module.c add them to Tensor and the module)   */
 /* ===================================================================== */
 
@@ -170,6 +238,23 @@ PyMethodDef tgpy_math_methods[] = {
     M(nan_to_num, "nan_to_num(nan=0.0, posinf=None, neginf=None)\n\nReplace NaN, +inf and -inf (None: the "
                   "dtype's largest and lowest\nfinite values). Gradient 1 where x is finite, else 0.\n\n"
                   ">>> tg.tensor([float('nan'), 1.0]).nan_to_num(nan=-1.0).tolist()\n[-1.0, 1.0]"),
+    M(gelu, "gelu(approximate='none')\n\nGaussian error linear unit x * Phi(x); approximate='tanh' uses\n"
+            "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as PyTorch.\n\n"
+            ">>> round(tg.tensor([1.0]).gelu(approximate='tanh').item(), 4)\n0.8412"),
+    M(softplus, "softplus(beta=1, threshold=20)\n\nlog(1 + exp(beta x)) / beta, and x where beta x > threshold\n"
+                "(PyTorch's). threshold=None: never linear.\n\n"
+                ">>> round(tg.tensor([0.0]).softplus().item(), 4)\n0.6931"),
+    M(elu, "elu(alpha=1.0)\n\nx if x > 0 else alpha * (exp(x) - 1).\n\n"
+           ">>> tg.tensor([2.0, 0.0]).elu().tolist()\n[2.0, 0.0]"),
+    M(celu, "celu(alpha=1.0)\n\nx if x > 0 else alpha * (exp(x / alpha) - 1); alpha must not be 0.\n\n"
+            ">>> tg.tensor([2.0, 0.0]).celu(0.5).tolist()\n[2.0, 0.0]"),
+    M(hardtanh, "hardtanh(min_val=-1.0, max_val=1.0)\n\nClamp to [min_val, max_val]; gradient 0 at and beyond "
+                "the corners.\n\n>>> tg.tensor([-3.0, 0.5, 3.0]).hardtanh().tolist()\n[-1.0, 0.5, 1.0]"),
+    M(softmin, "softmin(axis=-1)\n\nsoftmax(-x) along axis (alias dim).\n\n"
+               ">>> tg.tensor([0.0, 0.0]).softmin().tolist()\n[0.5, 0.5]"),
+    M(glu, "glu(axis=-1)\n\nGated linear unit: a * sigmoid(b), a and b the two halves of x along\n"
+           "axis (alias dim; its size must be even).\n\n"
+           ">>> tg.tensor([2.0, 0.0]).glu().tolist()\n[1.0]"),
     {NULL}};
 #undef M
 #define F(name, doc) {#name, (PyCFunction)(void (*)(void))fn_##name, METH_FASTCALL | METH_KEYWORDS, doc}
@@ -187,5 +272,22 @@ PyMethodDef tgpy_math_functions[] = {
     F(nan_to_num, "nan_to_num(x, nan=0.0, posinf=None, neginf=None)\n\nReplace NaN, +inf and -inf (None: the "
                   "dtype's largest and lowest\nfinite values), as NumPy. Gradient 1 where x is finite, else 0.\n\n"
                   ">>> tg.nan_to_num(tg.tensor([float('inf'), 2.0]), posinf=9.0).tolist()\n[9.0, 2.0]"),
+    F(gelu, "gelu(x, approximate='none')\n\nGaussian error linear unit x * Phi(x); approximate='tanh' uses\n"
+            "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as PyTorch.\n\n"
+            ">>> round(tg.gelu(tg.tensor([1.0])).item(), 4)\n0.8413"),
+    F(softplus, "softplus(x, beta=1, threshold=20)\n\nlog(1 + exp(beta x)) / beta, and x where beta x > threshold\n"
+                "(PyTorch's). threshold=None: never linear.\n\n"
+                ">>> tg.softplus(tg.tensor([30.0])).tolist()\n[30.0]"),
+    F(elu, "elu(x, alpha=1.0)\n\nx if x > 0 else alpha * (exp(x) - 1).\n\n"
+           ">>> round(tg.elu(tg.tensor([-1.0])).item(), 4)\n-0.6321"),
+    F(celu, "celu(x, alpha=1.0)\n\nx if x > 0 else alpha * (exp(x / alpha) - 1); alpha must not be 0.\n\n"
+            ">>> round(tg.celu(tg.tensor([-1.0]), 2.0).item(), 4)\n-0.7869"),
+    F(hardtanh, "hardtanh(x, min_val=-1.0, max_val=1.0)\n\nClamp to [min_val, max_val]; gradient 0 at and beyond "
+                "the corners.\n\n>>> tg.hardtanh(tg.tensor([-3.0, 3.0]), 0.0, 2.0).tolist()\n[0.0, 2.0]"),
+    F(softmin, "softmin(x, axis=-1)\n\nsoftmax(-x) along axis (alias dim).\n\n"
+               ">>> tg.softmin(tg.tensor([[1.0, 1.0]]), dim=1).tolist()\n[[0.5, 0.5]]"),
+    F(glu, "glu(x, axis=-1)\n\nGated linear unit: a * sigmoid(b), a and b the two halves of x along\n"
+           "axis (alias dim; its size must be even).\n\n"
+           ">>> tg.glu(tg.tensor([[3.0], [0.0]]), axis=0).tolist()\n[[1.5]]"),
     {NULL}};
 #undef F

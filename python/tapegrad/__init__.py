@@ -39,6 +39,7 @@ cat = concat  # PyTorch's name
 arcsin, arccos, arctan, arctan2 = asin, acos, atan, atan2  # noqa: F821
 arcsinh, arccosh, arctanh = asinh, acosh, atanh  # noqa: F821
 mod, true_divide = remainder, div  # noqa: F821
+swish = silu  # noqa: F821  (activations, issue 14: silu's other common name)
 dtype_names = ("float32", "float64", "int64")
 
 

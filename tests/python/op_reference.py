@@ -58,6 +58,11 @@ def _int_div0(f, a, b):
         return f(a, b)
 
 
+def _glu_np(x, axis):
+    a, b = np.split(x, 2, axis=axis)
+    return a / (1 + np.exp(-b))
+
+
 def _reduce_loss(l, p):
     red = _REDUCTIONS[p["i"][0]]
     if red == "none":
@@ -482,6 +487,22 @@ REFERENCES = {
                                               neginf=p["f"][2] if p["i"][1] else None),
 
     # activation.c: activations (issue 14)
+    "elu": lambda xs, p: np.where(xs[0] > 0, xs[0], p["f"][0] * np.expm1(xs[0])),
+    "selu": lambda xs, p: 1.0507009873554804934193349852946 * np.where(
+        xs[0] > 0, xs[0], 1.6732632423543772848170429916717 * np.expm1(xs[0])),
+    "celu": lambda xs, p: np.where(xs[0] > 0, xs[0], p["f"][0] * np.expm1(xs[0] / p["f"][0])),
+    "hardtanh": lambda xs, p: np.minimum(np.maximum(xs[0], p["f"][0]), p["f"][1]),
+    "relu6": lambda xs, p: np.minimum(np.maximum(xs[0], 0.0), 6.0),
+    "hardsigmoid": lambda xs, p: np.clip(xs[0] + 3, 0, 6) / 6,
+    "hardswish": lambda xs, p: xs[0] * np.clip(xs[0] + 3, 0, 6) / 6,
+    "logsigmoid": lambda xs, p: -np.logaddexp(0, -xs[0]),
+    "softsign": lambda xs, p: xs[0] / (1 + np.abs(xs[0])),
+    "mish": lambda xs, p: xs[0] * np.tanh(np.logaddexp(0, xs[0])),
+    "gelu_tanh": lambda xs, p: 0.5 * xs[0] * (1 + np.tanh(math.sqrt(2 / math.pi) * (xs[0] + 0.044715 * xs[0] ** 3))),
+    "softplus_beta": lambda xs, p: np.where(p["f"][0] * xs[0] > p["f"][1], xs[0],
+                                            np.logaddexp(0, p["f"][0] * xs[0]) / p["f"][0]),
+    "softmin": lambda xs, p: _softmax(-xs[0], p["i"][0]),
+    "glu": lambda xs, p: _glu_np(xs[0], p["i"][0]),
 
     # scan.c: reductions, scans, sorting (issue 14)
 

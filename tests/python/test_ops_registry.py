@@ -209,6 +209,12 @@ HAND = {
     "remainder": lambda x, p: x[0] % x[1], "floor_divide": lambda x, p: x[0] // x[1],
 
     # activation.c: activations (issue 14)
+    "gelu": lambda x, p: tg.gelu(x[0]), "gelu_tanh": lambda x, p: tg.gelu(x[0], approximate="tanh"),
+    "softplus": lambda x, p: x[0].softplus(threshold=math.inf),
+    "softplus_beta": lambda x, p: tg.softplus(x[0], beta=p["f"][0], threshold=p["f"][1]),
+    "elu": lambda x, p: tg.elu(x[0], p["f"][0]), "celu": lambda x, p: x[0].celu(alpha=p["f"][0]),
+    "hardtanh": lambda x, p: x[0].hardtanh(p["f"][0], p["f"][1]),
+    "softmin": lambda x, p: tg.softmin(x[0], axis=p["i"][0]), "glu": lambda x, p: x[0].glu(dim=p["i"][0]),
 
     # scan.c: reductions, scans, sorting (issue 14)
 
