@@ -261,7 +261,7 @@ PyMethodDef tgpy_math_methods[] = {
 PyMethodDef tgpy_math_functions[] = {
     F(round, "round(x, decimals=0)\n\nRound half to even (as NumPy and PyTorch) to `decimals` places\n"
              "(negative: tens, hundreds...); integers stay integers. Gradient zero.\n\n"
-             ">>> tg.round(tg.tensor([1.234, 5.678]), 1).tolist()\n[1.2, 5.7]"),
+             ">>> tg.round(tg.tensor([1.234, 5.678], dtype=tg.float64), 1).tolist()\n[1.2, 5.7]"),
     F(div, "div(input, other, rounding_mode=None)\n\nTrue division (None), or rounded towards zero "
            "('trunc') or down\n('floor', the same as floor_divide and //). The rounded forms have\n"
            "gradient zero. Integers: rounded division by zero gives 0 (NumPy's convention).\n\n"
