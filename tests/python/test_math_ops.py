@@ -8,9 +8,13 @@ their NumPy references and first derivatives; this file adds PyTorch as a
 second oracle and the cases those examples do not reach.
 """
 import math
+import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import tapegrad as tg
 from tapegrad.testing import gradcheck, gradgradcheck
@@ -362,3 +366,38 @@ def test_numpy_spellings_are_aliases():
         assert getattr(tg, np_name) is getattr(tg, name)
     assert tg.arccosh(tg.tensor([2.0])).tolist() == pytest.approx([math.acosh(2.0)])
     assert tg.arcsin(x).grad_fn is None
+
+
+# ---------------------------------------------------------------------------
+# Hypothesis: the division identities with broadcasting, floats and ints
+# ---------------------------------------------------------------------------
+
+_PAIRS = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=1, max_side=4)
+
+
+@settings(max_examples=int(os.environ.get("TAPEGRAD_HYPOTHESIS_EXAMPLES", 40)), deadline=None)
+@given(shapes=_PAIRS, seed=st.integers(0, 2**31 - 1), kind=st.sampled_from(["int", "f32", "f64"]))
+def test_division_family_matches_numpy_property(shapes, seed, kind):
+    (sa, sb), _ = shapes
+    rng = np.random.default_rng(seed)
+    if kind == "int":
+        a = rng.integers(-50, 51, sa)
+        b = rng.integers(-6, 7, sb)  # zeros included: NumPy's 0
+    else:
+        dt = np.float32 if kind == "f32" else np.float64
+        a = (rng.standard_normal(sa) * 10).astype(dt)
+        b = (rng.standard_normal(sb) * 3).astype(dt)
+        b = np.where(rng.random(sb) < 0.1, 0, b).astype(dt)  # some zeros: inf and nan
+    ta, tb = tg.tensor(a), tg.tensor(b)
+    with np.errstate(all="ignore"):
+        for got, want in ((ta // tb, np.floor_divide(a, b)), (ta % tb, np.remainder(a, b)),
+                          (tg.fmod(ta, tb), np.fmod(a, b))):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got.numpy(), want)
+        if kind == "int":
+            # a == b * (a // b) + a % b wherever b != 0
+            q, r = (ta // tb).numpy(), (ta % tb).numpy()
+            ok = np.broadcast_to(b != 0, q.shape)
+            np.testing.assert_array_equal((b * q + r)[ok], np.broadcast_to(a, q.shape)[ok])
+            t = tg.div(ta, tb, rounding_mode="trunc").numpy()
+            np.testing.assert_array_equal((b * t + tg.fmod(ta, tb).numpy())[ok], np.broadcast_to(a, q.shape)[ok])
