@@ -7,6 +7,7 @@ The registry-driven tests (test_ops_registry.py) check the same ops against
 their NumPy references and first derivatives; this file adds PyTorch as a
 second oracle and the cases those examples do not reach.
 """
+import gc
 import math
 import os
 
@@ -20,6 +21,7 @@ import tapegrad as tg
 from tapegrad.testing import gradcheck, gradgradcheck
 
 from assertions import raises
+from op_reference import examples as _examples
 
 torch = pytest.importorskip("torch")
 
@@ -401,3 +403,48 @@ def test_division_family_matches_numpy_property(shapes, seed, kind):
             np.testing.assert_array_equal((b * q + r)[ok], np.broadcast_to(a, q.shape)[ok])
             t = tg.div(ta, tb, rounding_mode="trunc").numpy()
             np.testing.assert_array_equal((b * t + tg.fmod(ta, tb).numpy())[ok], np.broadcast_to(a, q.shape)[ok])
+
+
+# ---------------------------------------------------------------------------
+# no tensor outlives a first- and second-order backward of these ops
+# ---------------------------------------------------------------------------
+
+_OPS = {op["name"]: op for op in tg.ops()}
+ISSUE14_OPS = [
+    # math
+    "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log2", "log10", "log1p",
+    "expm1", "exp2", "rsqrt", "reciprocal", "square", "floor", "ceil", "trunc", "round", "sign", "atan2",
+    "copysign", "logaddexp", "hypot", "fmod", "remainder", "floor_divide", "trunc_divide", "lerp",
+    "nan_to_num",
+    # activations
+    "elu", "selu", "celu", "hardtanh", "relu6", "hardsigmoid", "hardswish", "logsigmoid", "softsign", "mish",
+    "gelu_tanh", "softplus_beta", "softmin", "glu",
+]
+
+
+def _second_order_cycle(name):
+    op = _OPS[name]
+    for k, _text, ptext in _examples(op):
+        ins, _ = tg._C._op_example(name, k, tg.float64)
+        xs = []
+        for i, t in enumerate(ins):
+            if t.dtype == tg.float64 and i in op["differentiable_inputs"]:
+                t.requires_grad = True
+                xs.append(t)
+        out = tg._C._op_apply(name, ins, ptext)
+        gs = tg.grad([out.sum()], xs, create_graph=True)
+        live = [g for g in gs if g is not None and g.requires_grad]
+        if live:
+            tg.grad([sum(g.sum() for g in live)], xs)
+
+
+@pytest.mark.parametrize("name", ISSUE14_OPS)
+def test_second_order_backward_frees_every_tensor(name):
+    assert name in _OPS
+    _second_order_cycle(name)  # warm up the allocator's cache
+    gc.collect()
+    before = tg.memory_stats()["live_bytes"]
+    for _ in range(5):
+        _second_order_cycle(name)
+    gc.collect()
+    assert tg.memory_stats()["live_bytes"] <= before, f"{name}: tensor memory still alive after backward"
