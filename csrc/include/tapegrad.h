@@ -335,7 +335,8 @@ void tg_tensor_set_grad_hook(tg_tensor *t, tg_grad_hook_fn fn, void *ctx);
  * overwritten afterwards is detected. */
 tg_status tg_tensor_fill_(tg_tensor *t, double value);
 tg_status tg_tensor_copy_(tg_tensor *dst, const tg_tensor *src); /* broadcasts src */
-/* dst = dst (op) src with broadcasting; op is one of '+', '-', '*', '/'. */
+/* dst = dst (op) src with broadcasting; op is one of '+', '-', '*', '/', '%' (remainder)
+ * and 'f' (floor_divide). */
 tg_status tg_tensor_inplace_(tg_tensor *dst, const tg_tensor *src, char op);
 /* y += alpha * x, same shape, both contiguous: the gradient accumulator. */
 tg_status tg_tensor_axpy_(tg_tensor *y, double alpha, const tg_tensor *x);
@@ -488,7 +489,7 @@ tg_vjp_fn tg_op_get_vjp_override(const tg_opdef *op, void **ctx);
  * '|' and space-separated parameters.  An input is [kind]shape where shape
  * is sizes joined by 'x' ("3x4"), or '-' for a 0-d tensor; kind is nothing
  * (normal(0, 1)), '+' (uniform in [0.5, 2]), '~' (|x| in [0.2, 1], random
- * sign: away from kinks), 'u' (uniform in (0, 1)), 'b' (0 or 1), 'iN:'
+ * sign: away from kinks), 'u' (uniform in (0, 1)), 'g' (uniform in [1.2, 3]), 'b' (0 or 1), 'iN:'
  * (int64 in [0, N)); a 'T' after the kind makes a non-contiguous view (the
  * transpose of a tensor of reversed shape).  Parameters: axes=0,1 (absent:
  * all axes, naxes = -1), keep=1, shape=2,3, ints=..., f0..f3=x, i0..i3=n. */
@@ -840,8 +841,63 @@ tg_tensor *tg_all(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims);
 tg_tensor *tg_any(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims);
 
 /* -- math.c: elementwise math (issue 14) -- */
+/* elementwise, float32/float64 (int64 -> float64) unless noted; csrc/ops/elementwise.c */
+tg_tensor *tg_tan(tg_tensor *x);
+tg_tensor *tg_asin(tg_tensor *x);
+tg_tensor *tg_acos(tg_tensor *x);
+tg_tensor *tg_atan(tg_tensor *x);
+tg_tensor *tg_sinh(tg_tensor *x);
+tg_tensor *tg_cosh(tg_tensor *x);
+tg_tensor *tg_asinh(tg_tensor *x);
+tg_tensor *tg_acosh(tg_tensor *x);
+tg_tensor *tg_atanh(tg_tensor *x);
+tg_tensor *tg_log2(tg_tensor *x);
+tg_tensor *tg_log10(tg_tensor *x);
+tg_tensor *tg_log1p(tg_tensor *x);
+tg_tensor *tg_expm1(tg_tensor *x);
+tg_tensor *tg_exp2(tg_tensor *x);
+tg_tensor *tg_rsqrt(tg_tensor *x);
+tg_tensor *tg_reciprocal(tg_tensor *x);
+tg_tensor *tg_square(tg_tensor *x);
+tg_tensor *tg_floor(tg_tensor *x);
+tg_tensor *tg_ceil(tg_tensor *x);
+tg_tensor *tg_trunc(tg_tensor *x);
+tg_tensor *tg_sign(tg_tensor *x);
+/* round half to even at `decimals` places (negative: tens, hundreds, ...) */
+tg_tensor *tg_round(tg_tensor *x, int decimals);
+tg_tensor *tg_atan2(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_copysign(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_logaddexp(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_hypot(tg_tensor *a, tg_tensor *b);
+/* remainders and divisions: fmod/trunc_divide truncate (the sign of a), remainder/
+ * floor_divide floor (the sign of b, Python's % and //); integer x / 0 gives 0 (NumPy) */
+tg_tensor *tg_fmod(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_remainder(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_floor_divide(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_trunc_divide(tg_tensor *a, tg_tensor *b);
+/* a + w * (b - a), w broadcast (a composite op) */
+tg_tensor *tg_lerp(tg_tensor *a, tg_tensor *b, tg_tensor *w);
+/* NaN -> nan, +inf -> posinf, -inf -> neginf; posinf/neginf NaN: the dtype's largest/lowest */
+tg_tensor *tg_nan_to_num(tg_tensor *x, double nan, double posinf, double neginf);
 
 /* -- activation.c: activations (issue 14) -- */
+/* float32/float64; csrc/ops/elementwise.c (PyTorch's definitions and gradients) */
+tg_tensor *tg_elu(tg_tensor *x, double alpha);
+tg_tensor *tg_selu(tg_tensor *x);
+tg_tensor *tg_celu(tg_tensor *x, double alpha); /* alpha != 0 */
+tg_tensor *tg_hardtanh(tg_tensor *x, double min_val, double max_val); /* min_val <= max_val */
+tg_tensor *tg_relu6(tg_tensor *x);
+tg_tensor *tg_hardsigmoid(tg_tensor *x);
+tg_tensor *tg_hardswish(tg_tensor *x);
+tg_tensor *tg_logsigmoid(tg_tensor *x);
+tg_tensor *tg_softsign(tg_tensor *x);
+tg_tensor *tg_mish(tg_tensor *x);
+tg_tensor *tg_gelu_tanh(tg_tensor *x); /* gelu's tanh approximation */
+/* x where beta x > threshold, else log(1 + exp(beta x)) / beta; beta != 0 */
+tg_tensor *tg_softplus_beta(tg_tensor *x, double beta, double threshold);
+tg_tensor *tg_softmin(tg_tensor *x, int64_t axis);
+/* first half of x along axis times the sigmoid of the second half */
+tg_tensor *tg_glu(tg_tensor *x, int64_t axis);
 
 /* -- scan.c: reductions, scans, sorting (issue 14) -- */
 

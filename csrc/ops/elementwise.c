@@ -1159,3 +1159,1227 @@ TG_DEFINE_OP(cast, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64,
              .doc = "Convert to another dtype (i0: 0 float32, 1 float64, 2 int64, 3 bool, 4 int32, 5 uint8); floats to ints truncate toward zero, ints wrap to narrower ints, anything non-zero is true; differentiable between floats.",
              .backward = cast_vjp, .apply = apply_cast, .examples = "3x4|i0=1;T2x3|i0=1",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ===================================================================== */
+/* Elementwise math (issue 14): inverse trigonometric and hyperbolic      */
+/* functions, logs and exponentials, rounding, sign conventions of the   */
+/* remainders and divisions, lerp, nan_to_num                              */
+/* ===================================================================== */
+
+#include <float.h> /* FLT_MAX, DBL_MAX: nan_to_num's defaults */
+#include <stdio.h> /* snprintf: softmin's errors */
+
+/* exp(x), releasing x */
+static tg_tensor *exp_take(tg_tensor *x) {
+    tg_tensor *r = x ? tg_exp(x) : NULL;
+    tg_tensor_release(x);
+    return r;
+}
+
+/* A float unary op through libm: its row kernels, its row table and its
+ * public function (int64 inputs compute in float64, as NumPy). */
+#define MATH_UNARY(NAME, EXPR_F, EXPR_D, SAVE_IN, SAVE_OUT)                            \
+    UNARY_ROWS_F(NAME, EXPR_F, EXPR_D)                                                 \
+    static const row_table NAME##_rows = {NAME##_f32, NAME##_f64, NULL};               \
+    tg_tensor *tg_##NAME(tg_tensor *x) {                                               \
+        return unary_op(&tg_opdef_##NAME, x, &NAME##_rows, NULL, SAVE_IN, SAVE_OUT);   \
+    }                                                                                  \
+    APPLY1(NAME)
+
+/* 1 - x^2 (s = -1) or x^2 - 1 (s = 1) or x^2 + 1 (s = 2, meaning +1) */
+static tg_tensor *sq_shift(tg_tensor *x, int s) {
+    tg_tensor *x2 = tg_mul(x, x);
+    if (!x2) return NULL;
+    tg_tensor *r = s == -1 ? tg_rsub_scalar(x2, 1.0) : tg_add_scalar(x2, s == 1 ? -1.0 : 1.0);
+    tg_tensor_release(x2);
+    return r;
+}
+/* rsqrt(x), releasing x */
+static tg_tensor *rsqrt_take(tg_tensor *x) {
+    tg_tensor *r = x ? tg_rsqrt(x) : NULL;
+    tg_tensor_release(x);
+    return r;
+}
+/* g / d, releasing d */
+static tg_tensor *div_take(tg_tensor *g, tg_tensor *d) {
+    if (!d) return NULL;
+    tg_tensor *r = tg_div(g, d);
+    tg_tensor_release(d);
+    return r;
+}
+/* The output of the entry times a constant, plus a constant: c * y + k. */
+static tg_tensor *out_affine(tg_entry *e, double c, double k) {
+    tg_tensor *y = tg_entry_output(e);
+    if (!y) return NULL;
+    tg_tensor *cy = c == 1.0 ? (tg_tensor_retain(y), y) : tg_mul_scalar(y, c);
+    tg_tensor_release(y);
+    if (!cy || k == 0.0) return cy;
+    tg_tensor *r = tg_add_scalar(cy, k);
+    tg_tensor_release(cy);
+    return r;
+}
+
+/* ---- tan, asin, acos, atan ----------------------------------------------- */
+
+MATH_UNARY(tan, tanf(x), tan(x), false, true)
+static tg_status tan_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *y = tg_entry_output(e);
+    CHECK(y);
+    tg_tensor *d = sq_shift(y, 2); /* 1 + y^2 */
+    tg_tensor_release(y);
+    CHECK(gi[0] = mul_take(g, d));
+    return TG_OK;
+}
+TG_DEFINE_OP(tan, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = tan(x)", .forward_tex = "y = \\tan x", .vjp = "dx = dy * (1 + y^2)",
+             .vjp_tex = "\\bar x = \\bar y \\odot (1 + y^{2})", .doc = "Tangent.",
+             .backward = tan_vjp, .apply = apply_tan, .examples = "u3x4;uT2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+MATH_UNARY(asin, asinf(x), asin(x), true, false)
+MATH_UNARY(acos, acosf(x), acos(x), true, false)
+/* dy / sqrt(1 - x^2), negated for acos (PyTorch's formula: inf at |x| = 1) */
+static tg_status asin_acos_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, bool neg) {
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    tg_tensor *r = take2(tg_mul, neg ? tg_neg(g) : (tg_tensor_retain(g), g), rsqrt_take(sq_shift(x, -1)));
+    CHECK(gi[0] = r);
+    return TG_OK;
+}
+static tg_status asin_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    return asin_acos_vjp(e, g, gi, false);
+}
+static tg_status acos_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    return asin_acos_vjp(e, g, gi, true);
+}
+TG_DEFINE_OP(asin, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = asin(x)", .forward_tex = "y = \\arcsin x",
+             .vjp = "dx = dy / sqrt(1 - x^2)", .vjp_tex = "\\bar x = \\bar y \\oslash \\sqrt{1 - x^{2}}",
+             .doc = "Inverse sine (NumPy: arcsin); NaN outside [-1, 1].", .backward = asin_vjp,
+             .apply = apply_asin, .examples = "u3x4;uT2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+TG_DEFINE_OP(acos, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = acos(x)", .forward_tex = "y = \\arccos x",
+             .vjp = "dx = -dy / sqrt(1 - x^2)", .vjp_tex = "\\bar x = -\\bar y \\oslash \\sqrt{1 - x^{2}}",
+             .doc = "Inverse cosine (NumPy: arccos); NaN outside [-1, 1].", .backward = acos_vjp,
+             .apply = apply_acos, .examples = "u3x4;uT2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+MATH_UNARY(atan, atanf(x), atan(x), true, false)
+static tg_status atan_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    CHECK(gi[0] = div_take(g, sq_shift(x, 2)));
+    return TG_OK;
+}
+TG_DEFINE_OP(atan, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = atan(x)", .forward_tex = "y = \\arctan x",
+             .vjp = "dx = dy / (1 + x^2)", .vjp_tex = "\\bar x = \\bar y \\oslash (1 + x^{2})",
+             .doc = "Inverse tangent (NumPy: arctan).", .backward = atan_vjp, .apply = apply_atan,
+             .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ---- sinh, cosh, asinh, acosh, atanh ------------------------------------- */
+
+MATH_UNARY(sinh, sinhf(x), sinh(x), true, false)
+MATH_UNARY(cosh, coshf(x), cosh(x), true, false)
+static tg_status sinh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    CHECK(gi[0] = mul_take(g, tg_cosh(x)));
+    return TG_OK;
+}
+static tg_status cosh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    CHECK(gi[0] = mul_take(g, tg_sinh(x)));
+    return TG_OK;
+}
+TG_DEFINE_OP(sinh, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = sinh(x)", .forward_tex = "y = \\sinh x", .vjp = "dx = dy * cosh(x)",
+             .vjp_tex = "\\bar x = \\bar y \\odot \\cosh x", .doc = "Hyperbolic sine.",
+             .backward = sinh_vjp, .apply = apply_sinh, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+TG_DEFINE_OP(cosh, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = cosh(x)", .forward_tex = "y = \\cosh x", .vjp = "dx = dy * sinh(x)",
+             .vjp_tex = "\\bar x = \\bar y \\odot \\sinh x", .doc = "Hyperbolic cosine.",
+             .backward = cosh_vjp, .apply = apply_cosh, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+MATH_UNARY(asinh, asinhf(x), asinh(x), true, false)
+MATH_UNARY(acosh, acoshf(x), acosh(x), true, false)
+MATH_UNARY(atanh, atanhf(x), atanh(x), true, false)
+static tg_status asinh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    CHECK(gi[0] = mul_take(g, rsqrt_take(sq_shift(x, 2))));
+    return TG_OK;
+}
+static tg_status acosh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    CHECK(gi[0] = mul_take(g, rsqrt_take(sq_shift(x, 1))));
+    return TG_OK;
+}
+static tg_status atanh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    CHECK(gi[0] = div_take(g, sq_shift(x, -1)));
+    return TG_OK;
+}
+TG_DEFINE_OP(asinh, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = asinh(x)", .forward_tex = "y = \\operatorname{arsinh} x",
+             .vjp = "dx = dy / sqrt(x^2 + 1)", .vjp_tex = "\\bar x = \\bar y \\oslash \\sqrt{x^{2} + 1}",
+             .doc = "Inverse hyperbolic sine (NumPy: arcsinh).", .backward = asinh_vjp,
+             .apply = apply_asinh, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+TG_DEFINE_OP(acosh, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = acosh(x)", .forward_tex = "y = \\operatorname{arcosh} x",
+             .vjp = "dx = dy / sqrt(x^2 - 1)", .vjp_tex = "\\bar x = \\bar y \\oslash \\sqrt{x^{2} - 1}",
+             .doc = "Inverse hyperbolic cosine (NumPy: arccosh); NaN below 1, gradient inf at 1.",
+             .backward = acosh_vjp, .apply = apply_acosh, .examples = "g3x4;gT2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+TG_DEFINE_OP(atanh, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = atanh(x)", .forward_tex = "y = \\operatorname{artanh} x",
+             .vjp = "dx = dy / (1 - x^2)", .vjp_tex = "\\bar x = \\bar y \\oslash (1 - x^{2})",
+             .doc = "Inverse hyperbolic tangent (NumPy: arctanh); +-inf at +-1, gradient inf there.",
+             .backward = atanh_vjp, .apply = apply_atanh, .examples = "u3x4;uT2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ---- log2, log10, log1p, expm1, exp2 ------------------------------------- */
+
+#define LN2 0.6931471805599453
+#define LN10 2.302585092994046
+MATH_UNARY(log2, log2f(x), log2(x), true, false)
+MATH_UNARY(log10, log10f(x), log10(x), true, false)
+MATH_UNARY(log1p, log1pf(x), log1p(x), true, false)
+/* dy / (c x + k) */
+static tg_status log_like_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, double c, double k) {
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    tg_tensor *d = c == 1.0 ? (tg_tensor_retain(x), x) : tg_mul_scalar(x, c);
+    if (d && k != 0.0) {
+        tg_tensor *d2 = tg_add_scalar(d, k);
+        tg_tensor_release(d);
+        d = d2;
+    }
+    CHECK(gi[0] = div_take(g, d));
+    return TG_OK;
+}
+static tg_status log2_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    return log_like_vjp(e, g, gi, LN2, 0.0);
+}
+static tg_status log10_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    return log_like_vjp(e, g, gi, LN10, 0.0);
+}
+static tg_status log1p_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    return log_like_vjp(e, g, gi, 1.0, 1.0);
+}
+TG_DEFINE_OP(log2, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = log2(x)", .forward_tex = "y = \\log_2 x", .vjp = "dx = dy / (x ln 2)",
+             .vjp_tex = "\\bar x = \\bar y \\oslash (x \\ln 2)", .doc = "Base-2 logarithm.",
+             .backward = log2_vjp, .apply = apply_log2, .examples = "+3x4;+T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+TG_DEFINE_OP(log10, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = log10(x)", .forward_tex = "y = \\log_{10} x", .vjp = "dx = dy / (x ln 10)",
+             .vjp_tex = "\\bar x = \\bar y \\oslash (x \\ln 10)", .doc = "Base-10 logarithm.",
+             .backward = log10_vjp, .apply = apply_log10, .examples = "+3x4;+T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+TG_DEFINE_OP(log1p, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = log(1 + x)", .forward_tex = "y = \\log(1 + x)", .vjp = "dx = dy / (1 + x)",
+             .vjp_tex = "\\bar x = \\bar y \\oslash (1 + x)",
+             .doc = "log(1 + x), accurate for small x; -inf at -1 (gradient inf).", .backward = log1p_vjp,
+             .apply = apply_log1p, .examples = "u3x4;+T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+MATH_UNARY(expm1, expm1f(x), expm1(x), false, true)
+MATH_UNARY(exp2, exp2f(x), exp2(x), false, true)
+static tg_status expm1_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    CHECK(gi[0] = mul_take(g, out_affine(e, 1.0, 1.0)));
+    return TG_OK;
+}
+static tg_status exp2_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    CHECK(gi[0] = mul_take(g, out_affine(e, LN2, 0.0)));
+    return TG_OK;
+}
+TG_DEFINE_OP(expm1, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = exp(x) - 1", .forward_tex = "y = e^{x} - 1", .vjp = "dx = dy * (y + 1)",
+             .vjp_tex = "\\bar x = \\bar y \\odot (y + 1)", .doc = "exp(x) - 1, accurate for small x.",
+             .backward = expm1_vjp, .apply = apply_expm1, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+TG_DEFINE_OP(exp2, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = 2^x", .forward_tex = "y = 2^{x}", .vjp = "dx = dy * y * ln 2",
+             .vjp_tex = "\\bar x = \\bar y \\odot y \\ln 2", .doc = "Base-2 exponential.",
+             .backward = exp2_vjp, .apply = apply_exp2, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ---- rsqrt, reciprocal, square --------------------------------------------- */
+
+MATH_UNARY(rsqrt, 1.0f / sqrtf(x), 1.0 / sqrt(x), false, true)
+static tg_status rsqrt_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *y = tg_entry_output(e);
+    CHECK(y);
+    /* -0.5 y^3 */
+    tg_tensor *y3 = take2(tg_mul, tg_mul(y, y), (tg_tensor_retain(y), y));
+    tg_tensor_release(y);
+    tg_tensor *d = y3 ? tg_mul_scalar(y3, -0.5) : NULL;
+    tg_tensor_release(y3);
+    CHECK(gi[0] = mul_take(g, d));
+    return TG_OK;
+}
+TG_DEFINE_OP(rsqrt, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = 1 / sqrt(x)", .forward_tex = "y = 1 / \\sqrt{x}", .vjp = "dx = -dy * y^3 / 2",
+             .vjp_tex = "\\bar x = -\\tfrac12 \\bar y \\odot y^{3}",
+             .doc = "Reciprocal square root; inf at 0 (gradient -inf).", .backward = rsqrt_vjp,
+             .apply = apply_rsqrt, .examples = "+3x4;+T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+MATH_UNARY(reciprocal, 1.0f / x, 1.0 / x, false, true)
+static tg_status reciprocal_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *y = tg_entry_output(e);
+    CHECK(y);
+    tg_tensor *y2 = tg_mul(y, y);
+    tg_tensor_release(y);
+    tg_tensor *d = y2 ? tg_neg(y2) : NULL;
+    tg_tensor_release(y2);
+    CHECK(gi[0] = mul_take(g, d));
+    return TG_OK;
+}
+TG_DEFINE_OP(reciprocal, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64, as PyTorch)",
+             .forward = "y = 1 / x", .forward_tex = "y = 1 / x", .vjp = "dx = -dy * y^2",
+             .vjp_tex = "\\bar x = -\\bar y \\odot y^{2}", .doc = "Elementwise 1 / x.",
+             .backward = reciprocal_vjp, .apply = apply_reciprocal, .examples = "~3x4;~T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+UNARY_ROWS_F(square, x * x, x * x)
+UNARY_ROW(square_i64, int64_t, tg__wrap_mul(x, x)) /* wraps like NumPy */
+static const row_table square_rows = {square_f32, square_f64, square_i64};
+tg_tensor *tg_square(tg_tensor *x) { return unary_op(&tg_opdef_square, x, &square_rows, NULL, true, false); }
+static tg_status square_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    CHECK(gi[0] = mul_take(g, tg_mul_scalar(x, 2.0)));
+    return TG_OK;
+}
+APPLY1(square)
+TG_DEFINE_OP(square, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y = x^2", .forward_tex = "y = x^{2}", .vjp = "dx = dy * 2x",
+             .vjp_tex = "\\bar x = \\bar y \\odot 2x", .doc = "Elementwise x * x (int64 stays int64 and wraps, as NumPy).",
+             .backward = square_vjp, .apply = apply_square, .examples = "3x4;T2x3;-",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ---- floor, ceil, trunc, round, sign: piecewise constant ------------------ */
+
+/* Their gradient is zero wherever it exists (PyTorch's convention: zero
+ * everywhere, also at the jumps). */
+static tg_status zero_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    for (int i = 0; i < e->n_inputs && i < 2; i++)
+        if (NEED(i)) CHECK(gi[i] = tg__zeros_like(g));
+    return TG_OK;
+}
+#define ROUNDING(NAME, EXPR_F, EXPR_D, DOC, FTEX)                                       \
+    UNARY_ROWS_F(NAME, EXPR_F, EXPR_D)                                                 \
+    UNARY_ROW(NAME##_i64, int64_t, x) /* integers are already whole, as NumPy */      \
+    static const row_table NAME##_rows = {NAME##_f32, NAME##_f64, NAME##_i64};         \
+    tg_tensor *tg_##NAME(tg_tensor *x) {                                               \
+        return unary_op(&tg_opdef_##NAME, x, &NAME##_rows, NULL, false, false);        \
+    }                                                                                  \
+    APPLY1(NAME)                                                                       \
+    TG_DEFINE_OP(NAME, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",  \
+                 .forward = "y = " #NAME "(x)", .forward_tex = "y = " FTEX,            \
+                 .vjp = "dx = 0", .vjp_tex = "\\bar x = 0", .doc = DOC,                \
+                 .backward = zero_vjp, .apply = apply_##NAME, .examples = "3x4;T2x3",  \
+                 .grad_out_tex = NULL, .grad_in_tex = "\\bar x");
+ROUNDING(floor, floorf(x), floor(x),
+         "Round down to a whole number (int64 stays int64); gradient zero, as PyTorch.",
+         "\\lfloor x \\rfloor")
+ROUNDING(ceil, ceilf(x), ceil(x),
+         "Round up to a whole number (int64 stays int64); gradient zero, as PyTorch.",
+         "\\lceil x \\rceil")
+ROUNDING(trunc, truncf(x), trunc(x),
+         "Round towards zero (int64 stays int64); gradient zero, as PyTorch.",
+         "\\operatorname{trunc}(x)")
+
+/* round(x, decimals): NumPy's and PyTorch's rule, half to even, scaling by
+ * 10^decimals first (x * 10^d for d >= 0, x / 10^-d for d < 0) in the
+ * dtype of x.  prm[0] = decimals. */
+static inline float round_f(float x, double d) {
+    if (d == 0) return rintf(x);
+    if (d > 0) {
+        float p = (float)pow(10.0, d);
+        return rintf(x * p) / p;
+    }
+    float p = (float)pow(10.0, -d);
+    return rintf(x / p) * p;
+}
+static inline double round_d(double x, double d) {
+    if (d == 0) return rint(x);
+    if (d > 0) {
+        double p = pow(10.0, d);
+        return rint(x * p) / p;
+    }
+    double p = pow(10.0, -d);
+    return rint(x / p) * p;
+}
+static inline int64_t round_i(int64_t x, double d) {
+    if (d >= 0) return x;
+    double p = pow(10.0, -d);
+    return tg__f2i(rint((double)x / p) * p);
+}
+UNARY_ROWS_F(round, round_f(x, prm[0]), round_d(x, prm[0]))
+UNARY_ROW(round_i64, int64_t, round_i(x, prm[0]))
+static const row_table round_rows = {round_f32, round_f64, round_i64};
+tg_tensor *tg_round(tg_tensor *x, int decimals) {
+    if (decimals > 300 || decimals < -300)
+        return TG_FAIL(TG_ERR_VALUE, "round: decimals=%d is out of range (expected -300..300)", decimals);
+    double prm[2] = {(double)decimals, 0};
+    return unary_op(&tg_opdef_round, x, &round_rows, prm, false, false);
+}
+static tg_tensor *apply_round(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_round(in[0], (int)p->i[0]);
+}
+TG_DEFINE_OP(round, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y = round(x * 10^d) / 10^d, halves to even",
+             .forward_tex = "y = \\operatorname{round}(x\\,10^{d})\\,10^{-d}",
+             .vjp = "dx = 0", .vjp_tex = "\\bar x = 0",
+             .doc = "Round half to even (as NumPy and PyTorch) to decimals (i0) places; gradient zero.",
+             .backward = zero_vjp, .apply = apply_round, .examples = "3x4;T2x3|i0=2;3x4|i0=-1",
+             .grad_out_tex = NULL, .grad_in_tex = "\\bar x");
+
+/* sign: -1, 0 or 1; NaN stays NaN and the sign of a zero is kept (NumPy) */
+UNARY_ROWS_F(sign, x > 0 ? 1.0f : x < 0 ? -1.0f : x, x > 0 ? 1.0 : x < 0 ? -1.0 : x)
+UNARY_ROW(sign_i64, int64_t, (int64_t)(x > 0) - (int64_t)(x < 0))
+static const row_table sign_rows = {sign_f32, sign_f64, sign_i64};
+tg_tensor *tg_sign(tg_tensor *x) { return unary_op(&tg_opdef_sign, x, &sign_rows, NULL, false, false); }
+APPLY1(sign)
+TG_DEFINE_OP(sign, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y = sign(x)", .forward_tex = "y = \\operatorname{sign}(x)",
+             .vjp = "dx = 0", .vjp_tex = "\\bar x = 0",
+             .doc = "-1, 0 or 1 by the sign of x (NaN stays NaN, as NumPy; PyTorch gives 0); gradient zero.",
+             .backward = zero_vjp, .apply = apply_sign, .examples = "3x4;T2x3",
+             .grad_out_tex = NULL, .grad_in_tex = "\\bar x");
+
+/* ---- binary math: atan2, copysign, logaddexp, hypot ---------------------- */
+
+/* The promoted dtype of a float function of two inputs: integers compute in
+ * float64 (NumPy). */
+static tg_dtype promoted_float(const tg_tensor *a, const tg_tensor *b) {
+    tg_dtype dt = promoted(a, b);
+    return tg_dtype_is_float(dt) ? dt : TG_FLOAT64;
+}
+
+BINARY_ROWS_F(atan2, atan2f(a, b), atan2(a, b))
+static const row_table atan2_rows = {atan2_f32, atan2_f64, NULL};
+tg_tensor *tg_atan2(tg_tensor *a, tg_tensor *b) {
+    return binary_op(&tg_opdef_atan2, a, b, promoted_float(a, b), &atan2_rows, true, false);
+}
+static tg_status atan2_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *a = SAVED(0), *b = a ? SAVED(1) : NULL;
+    CHECK(b);
+    tg_tensor *den = take2(tg_add, tg_mul(a, a), tg_mul(b, b));
+    tg_tensor *gd = den ? tg_div(g, den) : NULL; /* dc / (a^2 + b^2) */
+    tg_tensor_release(den);
+    CHECK(gd);
+    if (NEED(0)) gi[0] = tg_mul(gd, b);
+    if (NEED(1)) gi[1] = take2(tg_mul, tg_neg(gd), (tg_tensor_retain(a), a));
+    tg_tensor_release(gd);
+    if ((NEED(0) && !gi[0]) || (NEED(1) && !gi[1])) return tg_error_status();
+    return TG_OK;
+}
+APPLY2(atan2)
+TG_DEFINE_OP(atan2, .arity = 2, .cost = COST_TRANSCENDENTAL, .diff_mask = 3, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "c = atan2(a, b)", .forward_tex = "c = \\operatorname{atan2}(a, b)",
+             .vjp = "da = dc * b / (a^2 + b^2), db = -dc * a / (a^2 + b^2)",
+             .vjp_tex = "\\bar a = \\bar c \\odot b \\oslash (a^{2} + b^{2}),\\quad \\bar b = -\\bar c \\odot a \\oslash (a^{2} + b^{2})",
+             .doc = "The angle of the point (b, a), in (-pi, pi] (NumPy: arctan2), with broadcasting.",
+             .backward = atan2_vjp, .apply = apply_atan2, .examples = "3x4,3x4;2x3x4,4;T3x4,3x1",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
+
+BINARY_ROWS_F(copysign, copysignf(a, b), copysign(a, b))
+static const row_table copysign_rows = {copysign_f32, copysign_f64, NULL};
+tg_tensor *tg_copysign(tg_tensor *a, tg_tensor *b) {
+    return binary_op(&tg_opdef_copysign, a, b, promoted_float(a, b), &copysign_rows, true, true);
+}
+static tg_status copysign_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *a = SAVED(0);
+    CHECK(a);
+    if (NEED(0)) {
+        /* dc * c / a: +-1, and 0 where a == 0 (PyTorch) */
+        tg_tensor *c = tg_entry_output(e);
+        tg_tensor *r = c ? take2(tg_div, c, (tg_tensor_retain(a), a)) : NULL;
+        tg_tensor *z = scal(0.0, a);
+        tg_tensor *mask = z ? tg_eq(a, z) : NULL;
+        tg_tensor_release(z);
+        CHECK(gi[0] = zero_where(mask, mul_take(g, r)));
+    }
+    if (NEED(1)) CHECK(gi[1] = tg__zeros_like(g));
+    return TG_OK;
+}
+APPLY2(copysign)
+TG_DEFINE_OP(copysign, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "c = |a| with the sign of b", .forward_tex = "c = |a| \\operatorname{sgn}(b)",
+             .vjp = "da = dc * c / a (0 where a == 0), db = 0",
+             .vjp_tex = "\\bar a = \\bar c \\odot c \\oslash a,\\quad \\bar b = 0",
+             .doc = "The magnitude of a with the sign of b (also of -0.0), with broadcasting.",
+             .backward = copysign_vjp, .apply = apply_copysign, .examples = "~3x4,3x4;~2x3x4,4;~T3x4,3x1",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
+
+/* log(exp(a) + exp(b)) = max + log1p(exp(-|a - b|)), with equal infinities
+ * giving themselves (NumPy) */
+static inline double logaddexp_d(double a, double b) {
+    if (a == b) return a + LN2;
+    double d = a - b;
+    if (d > 0) return a + log1p(exp(-d));
+    if (d <= 0) return b + log1p(exp(d));
+    return d; /* NaN */
+}
+static inline float logaddexp_f(float a, float b) {
+    if (a == b) return a + (float)LN2;
+    float d = a - b;
+    if (d > 0) return a + log1pf(expf(-d));
+    if (d <= 0) return b + log1pf(expf(d));
+    return d;
+}
+BINARY_ROWS_F(logaddexp, logaddexp_f(a, b), logaddexp_d(a, b))
+static const row_table logaddexp_rows = {logaddexp_f32, logaddexp_f64, NULL};
+tg_tensor *tg_logaddexp(tg_tensor *a, tg_tensor *b) {
+    return binary_op(&tg_opdef_logaddexp, a, b, promoted_float(a, b), &logaddexp_rows, true, true);
+}
+static tg_status logaddexp_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *a = SAVED(0), *b = a ? SAVED(1) : NULL;
+    CHECK(b);
+    tg_tensor *c = tg_entry_output(e);
+    CHECK(c);
+    /* da = dc * exp(a - c), db = dc * exp(b - c) */
+    if (NEED(0)) gi[0] = mul_take(g, exp_take(tg_sub(a, c)));
+    if (NEED(1)) gi[1] = mul_take(g, exp_take(tg_sub(b, c)));
+    tg_tensor_release(c);
+    if ((NEED(0) && !gi[0]) || (NEED(1) && !gi[1])) return tg_error_status();
+    return TG_OK;
+}
+APPLY2(logaddexp)
+TG_DEFINE_OP(logaddexp, .arity = 2, .cost = COST_TRANSCENDENTAL, .diff_mask = 3, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "c = log(exp(a) + exp(b))", .forward_tex = "c = \\log(e^{a} + e^{b})",
+             .vjp = "da = dc * exp(a - c), db = dc * exp(b - c)",
+             .vjp_tex = "\\bar a = \\bar c \\odot e^{a - c},\\quad \\bar b = \\bar c \\odot e^{b - c}",
+             .doc = "log(exp(a) + exp(b)) without overflow, with broadcasting.",
+             .backward = logaddexp_vjp, .apply = apply_logaddexp, .examples = "3x4,3x4;2x3x4,4;T3x4,3x1",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
+
+BINARY_ROWS_F(hypot, hypotf(a, b), hypot(a, b))
+static const row_table hypot_rows = {hypot_f32, hypot_f64, NULL};
+tg_tensor *tg_hypot(tg_tensor *a, tg_tensor *b) {
+    return binary_op(&tg_opdef_hypot, a, b, promoted_float(a, b), &hypot_rows, true, true);
+}
+static tg_status hypot_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *a = SAVED(0), *b = a ? SAVED(1) : NULL;
+    CHECK(b);
+    tg_tensor *c = tg_entry_output(e);
+    tg_tensor *gc = c ? tg_div(g, c) : NULL; /* dc / c */
+    tg_tensor_release(c);
+    CHECK(gc);
+    if (NEED(0)) gi[0] = tg_mul(gc, a);
+    if (NEED(1)) gi[1] = tg_mul(gc, b);
+    tg_tensor_release(gc);
+    if ((NEED(0) && !gi[0]) || (NEED(1) && !gi[1])) return tg_error_status();
+    return TG_OK;
+}
+APPLY2(hypot)
+TG_DEFINE_OP(hypot, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "c = sqrt(a^2 + b^2)", .forward_tex = "c = \\sqrt{a^{2} + b^{2}}",
+             .vjp = "da = dc * a / c, db = dc * b / c",
+             .vjp_tex = "\\bar a = \\bar c \\odot a \\oslash c,\\quad \\bar b = \\bar c \\odot b \\oslash c",
+             .doc = "sqrt(a^2 + b^2) without overflow, with broadcasting.",
+             .backward = hypot_vjp, .apply = apply_hypot, .examples = "3x4,3x4;2x3x4,4;T3x4,3x1",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
+
+/* ---- fmod, remainder, floor_divide, trunc_divide ------------------------- */
+
+/* Sign conventions: fmod and trunc_divide truncate (C; the remainder has the
+ * sign of a), remainder and floor_divide floor (Python; the remainder has
+ * the sign of b).  Floats follow NumPy's divmod (the quotient is rounded so
+ * that a = b * q + r holds best); integers divided by zero give 0, as NumPy
+ * (which also warns), and INT64_MIN // -1 wraps. */
+#define DIVMOD_FLOAT(SUF, T, FMOD, FLOOR, COPYSIGN)                                    \
+    static inline T rem_##SUF(T a, T b) {                                              \
+        T m = FMOD(a, b);                                                              \
+        if (!b) return m;                                                              \
+        if (m) {                                                                       \
+            if ((b < 0) != (m < 0)) m += b;                                            \
+        } else {                                                                       \
+            m = COPYSIGN((T)0, b);                                                     \
+        }                                                                              \
+        return m;                                                                      \
+    }                                                                                  \
+    static inline T fdiv_##SUF(T a, T b) {                                             \
+        if (!b) return a / b;                                                          \
+        T m = FMOD(a, b);                                                              \
+        T d = (a - m) / b;                                                             \
+        if (m && ((b < 0) != (m < 0))) d -= (T)1;                                      \
+        if (!d) return COPYSIGN((T)0, a / b);                                          \
+        T f = FLOOR(d);                                                                \
+        if (d - f > (T)0.5) f += (T)1;                                                 \
+        return f;                                                                      \
+    }
+DIVMOD_FLOAT(f, float, fmodf, floorf, copysignf)
+DIVMOD_FLOAT(d, double, fmod, floor, copysign)
+static inline int64_t fmod_i(int64_t a, int64_t b) { return (b == 0 || b == -1) ? 0 : a % b; }
+static inline int64_t rem_i(int64_t a, int64_t b) {
+    if (b == 0 || b == -1) return 0;
+    int64_t r = a % b;
+    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+static inline int64_t fdiv_i(int64_t a, int64_t b) {
+    if (b == 0) return 0;
+    if (b == -1) return tg__wrap_sub(0, a);
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+static inline int64_t tdiv_i(int64_t a, int64_t b) {
+    if (b == 0) return 0;
+    if (b == -1) return tg__wrap_sub(0, a);
+    return a / b;
+}
+
+BINARY_ROWS_F(fmod, fmodf(a, b), fmod(a, b))
+BINARY_ROW(fmod_i64, int64_t, fmod_i(a, b))
+static const row_table fmod_rows = {fmod_f32, fmod_f64, fmod_i64};
+BINARY_ROWS_F(remainder, rem_f(a, b), rem_d(a, b))
+BINARY_ROW(remainder_i64, int64_t, rem_i(a, b))
+static const row_table remainder_rows = {remainder_f32, remainder_f64, remainder_i64};
+BINARY_ROWS_F(floor_divide, fdiv_f(a, b), fdiv_d(a, b))
+BINARY_ROW(floor_divide_i64, int64_t, fdiv_i(a, b))
+static const row_table floor_divide_rows = {floor_divide_f32, floor_divide_f64, floor_divide_i64};
+BINARY_ROWS_F(trunc_divide, truncf(a / b), trunc(a / b))
+BINARY_ROW(trunc_divide_i64, int64_t, tdiv_i(a, b))
+static const row_table trunc_divide_rows = {trunc_divide_f32, trunc_divide_f64, trunc_divide_i64};
+
+tg_tensor *tg_fmod(tg_tensor *a, tg_tensor *b) {
+    return binary_op(&tg_opdef_fmod, a, b, promoted(a, b), &fmod_rows, true, false);
+}
+tg_tensor *tg_remainder(tg_tensor *a, tg_tensor *b) {
+    return binary_op(&tg_opdef_remainder, a, b, promoted(a, b), &remainder_rows, true, false);
+}
+tg_tensor *tg_floor_divide(tg_tensor *a, tg_tensor *b) {
+    return binary_op(&tg_opdef_floor_divide, a, b, promoted(a, b), &floor_divide_rows, false, false);
+}
+tg_tensor *tg_trunc_divide(tg_tensor *a, tg_tensor *b) {
+    return binary_op(&tg_opdef_trunc_divide, a, b, promoted(a, b), &trunc_divide_rows, false, false);
+}
+/* da = dc, db = -dc * q with q = a divided by b and rounded as the remainder
+ * rounds (PyTorch) */
+static tg_status mod_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi,
+                         tg_tensor *(*quot)(tg_tensor *, tg_tensor *)) {
+    tg_tensor *a = SAVED(0), *b = a ? SAVED(1) : NULL;
+    CHECK(b);
+    if (NEED(0)) {
+        tg_tensor_retain(g);
+        gi[0] = g;
+    }
+    if (NEED(1)) CHECK(gi[1] = take2(tg_mul, tg_neg(g), quot(a, b)));
+    return TG_OK;
+}
+static tg_status fmod_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    return mod_vjp(e, g, gi, tg_trunc_divide);
+}
+static tg_status remainder_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    return mod_vjp(e, g, gi, tg_floor_divide);
+}
+APPLY2(fmod)
+APPLY2(remainder)
+APPLY2(floor_divide)
+APPLY2(trunc_divide)
+TG_DEFINE_OP(fmod, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
+             .forward = "c = a - b * trunc(a / b)", .forward_tex = "c = a - b \\operatorname{trunc}(a / b)",
+             .vjp = "da = dc, db = -dc * trunc(a / b)",
+             .vjp_tex = "\\bar a = \\bar c,\\quad \\bar b = -\\bar c \\odot \\operatorname{trunc}(a / b)",
+             .doc = "C's remainder: the sign of a (NumPy fmod); integers: x fmod 0 is 0, as NumPy.",
+             .backward = fmod_vjp, .apply = apply_fmod, .examples = "3x4,~3x4;2x3x4,~4;T3x4,~3x1",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
+TG_DEFINE_OP(remainder, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
+             .forward = "c = a - b * floor(a / b)", .forward_tex = "c = a - b \\lfloor a / b \\rfloor",
+             .vjp = "da = dc, db = -dc * floor(a / b)",
+             .vjp_tex = "\\bar a = \\bar c,\\quad \\bar b = -\\bar c \\odot \\lfloor a / b \\rfloor",
+             .doc = "Python's remainder a % b: the sign of b (NumPy mod); integers: x % 0 is 0, as NumPy.",
+             .backward = remainder_vjp, .apply = apply_remainder, .examples = "3x4,~3x4;2x3x4,~4;T3x4,~3x1",
+             .grad_out_tex = "\\bar c", .grad_in_tex = "\\bar a;\\bar b");
+TG_DEFINE_OP(floor_divide, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
+             .forward = "c = floor(a / b)", .forward_tex = "c = \\lfloor a / b \\rfloor",
+             .vjp = "da = 0, db = 0", .vjp_tex = "\\bar a = 0,\\quad \\bar b = 0",
+             .doc = "Python's a // b, rounding down (int64 stays int64; x // 0 is 0 for integers, as NumPy); gradient zero.",
+             .backward = zero_vjp, .apply = apply_floor_divide, .examples = "3x4,~3x4;2x3x4,~4;T3x4,~3x1",
+             .grad_out_tex = NULL, .grad_in_tex = "\\bar a;\\bar b");
+TG_DEFINE_OP(trunc_divide, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64,int64",
+             .forward = "c = trunc(a / b)", .forward_tex = "c = \\operatorname{trunc}(a / b)",
+             .vjp = "da = 0, db = 0", .vjp_tex = "\\bar a = 0,\\quad \\bar b = 0",
+             .doc = "a / b rounded towards zero: div(a, b, rounding_mode='trunc') (x / 0 is 0 for integers); gradient zero.",
+             .backward = zero_vjp, .apply = apply_trunc_divide, .examples = "3x4,~3x4;2x3x4,~4;T3x4,~3x1",
+             .grad_out_tex = NULL, .grad_in_tex = "\\bar a;\\bar b");
+
+/* ---- lerp (composite), nan_to_num ------------------------------------------ */
+
+/* a + w * (b - a), made of sub, mul and add (their entries are the tape's) */
+tg_tensor *tg_lerp(tg_tensor *a, tg_tensor *b, tg_tensor *w) {
+    if (!a || !b || !w) return TG_FAIL(TG_ERR_VALUE, "lerp: input is NULL");
+    tg_tensor *in[3] = {a, b, w};
+    for (int i = 0; i < 3; i++)
+        if (!tg_dtype_is_float(in[i]->dtype))
+            return TG_FAIL(TG_ERR_TYPE, "lerp: not supported for dtype %s (input %d; expected float32 or float64)",
+                           tg_dtype_name(in[i]->dtype), i);
+    int n1, n2;
+    int64_t s1[TG_MAX_DIMS], s2[TG_MAX_DIMS];
+    if (tg__broadcast_shapes("lerp", a->ndim, a->shape, b->ndim, b->shape, &n1, s1) ||
+        tg__broadcast_shapes("lerp", n1, s1, w->ndim, w->shape, &n2, s2))
+        return NULL;
+    tg_tensor *d = tg_sub(b, a);
+    tg_tensor *wd = d ? tg_mul(w, d) : NULL;
+    tg_tensor_release(d);
+    tg_tensor *r = wd ? tg_add(a, wd) : NULL;
+    tg_tensor_release(wd);
+    return r;
+}
+static tg_tensor *apply_lerp(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)p;
+    if (n != 3) return TG_FAIL(TG_ERR_VALUE, "apply: lerp takes 3 inputs");
+    return tg_lerp(in[0], in[1], in[2]);
+}
+TG_DEFINE_OP(lerp, .arity = 3, .composite = true, .diff_mask = 7, .dtypes = "float32,float64",
+             .forward = "y = a + w * (b - a)", .forward_tex = "y = a + w \\odot (b - a)",
+             .vjp = "da = dy * (1 - w), db = dy * w, dw = dy * (b - a)",
+             .vjp_tex = "\\bar a = \\bar y \\odot (1 - w),\\quad \\bar b = \\bar y \\odot w,\\quad \\bar w = \\bar y \\odot (b - a)",
+             .doc = "Linear interpolation from a to b by the weight w (a tensor or a number), with broadcasting; a composite op (sub, mul, add).",
+             .apply = apply_lerp, .examples = "3x4,3x4,3x4;2x3x4,4,3x1;T3x4,3x4,-",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar a;\\bar b;\\bar w");
+
+/* prm: nan, posinf, neginf replacements (already resolved to the dtype's
+ * defaults) */
+#define NAN_TO_NUM_ROW(NAME, T)                                                        \
+    static void NAME(int64_t n, char **p, const int64_t *s, void *ctx) {               \
+        const double *r = ctx;                                                         \
+        const T rn = (T)r[0], rp = (T)r[1], rm = (T)r[2];                              \
+        for (int64_t i = 0; i < n; i++) {                                              \
+            T x = *(const T *)(p[1] + i * s[1]);                                       \
+            *(T *)(p[0] + i * s[0]) = x != x ? rn : x == (T)INFINITY ? rp              \
+                                                : x == -(T)INFINITY ? rm : x;          \
+        }                                                                              \
+    }
+NAN_TO_NUM_ROW(nan_to_num_f32, float)
+NAN_TO_NUM_ROW(nan_to_num_f64, double)
+UNARY_ROW(nan_to_num_i64, int64_t, x)
+static const row_table nan_to_num_rows = {nan_to_num_f32, nan_to_num_f64, nan_to_num_i64};
+tg_tensor *tg_nan_to_num(tg_tensor *x, double nan, double posinf, double neginf) {
+    if (!x) return TG_FAIL(TG_ERR_VALUE, "nan_to_num: input is NULL");
+    double big = x->dtype == TG_FLOAT32 ? (double)FLT_MAX : DBL_MAX;
+    double prm[3] = {nan, isnan(posinf) ? big : posinf, isnan(neginf) ? -big : neginf};
+    tg_tensor *out = unary_op(&tg_opdef_nan_to_num, x, &nan_to_num_rows, prm, true, false);
+    if (out && out->grad_fn) out->grad_fn->params.f[2] = prm[2];
+    return out;
+}
+static tg_status nan_to_num_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    /* [|x| < inf] is 0 at NaN and +-inf */
+    tg_tensor *inf = scal(INFINITY, x);
+    tg_tensor *m = inf ? take2(tg_lt, tg_abs(x), inf) : NULL;
+    CHECK(gi[0] = mul_take(g, m));
+    return TG_OK;
+}
+static tg_tensor *apply_nan_to_num(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_nan_to_num(in[0], p->f[0], p->i[0] ? p->f[1] : NAN, p->i[1] ? p->f[2] : NAN);
+}
+TG_DEFINE_OP(nan_to_num, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y = x with NaN, +inf, -inf replaced", .forward_tex = "y = \\operatorname{nan\\_to\\_num}(x)",
+             .vjp = "dx = dy * [x is finite]", .vjp_tex = "\\bar x = \\bar y \\odot [|x| < \\infty]",
+             .doc = "Replace NaN by nan (f0), +inf by posinf (f1 if i0, else the largest finite value) and -inf by neginf (f2 if i1, else the lowest).",
+             .backward = nan_to_num_vjp, .apply = apply_nan_to_num,
+             .examples = "3x4|f0=0.5;T2x3|f0=1 f1=7 i0=1 f2=-7 i1=1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ===================================================================== */
+/* Activations (issue 14): the ELU family, hard (piecewise linear)        */
+/* functions, logsigmoid, the tanh form of gelu, softplus with beta and   */
+/* threshold, and the composites mish, softsign, relu6, softmin, glu      */
+/* ===================================================================== */
+
+/* [x > v] (cmp = tg_gt), [x < v] ... as a 0/1 mask */
+static tg_tensor *cmp_s(tg_tensor *(*cmp)(tg_tensor *, tg_tensor *), tg_tensor *x, double v) {
+    tg_tensor *s = scal(v, x);
+    tg_tensor *r = s ? cmp(x, s) : NULL;
+    tg_tensor_release(s);
+    return r;
+}
+/* where(mask, v, other), releasing mask and other */
+static tg_tensor *where_s(tg_tensor *mask, double v, tg_tensor *other) {
+    tg_tensor *s = (mask && other) ? scal(v, other) : NULL;
+    tg_tensor *r = s ? tg_where(mask, s, other) : NULL;
+    tg_tensor_release(s);
+    tg_tensor_release(mask);
+    tg_tensor_release(other);
+    return r;
+}
+/* ELU-like derivative (PyTorch's elu_backward): pos where x > 0, else
+ * negcoef * negipt * exp(negipt * x), exp taken of min(x, 0) only so that
+ * the branch not taken cannot overflow into a 0 * inf in second order. */
+static tg_tensor *elu_like_grad(tg_tensor *x, double pos, double negcoef, double negipt) {
+    tg_tensor *xm = tg_clip(x, -INFINITY, 0.0);
+    tg_tensor *xs = xm && negipt != 1.0 ? tg_mul_scalar(xm, negipt) : (xm ? (tg_tensor_retain(xm), xm) : NULL);
+    tg_tensor_release(xm);
+    tg_tensor *ex = exp_take(xs);
+    tg_tensor *neg = ex ? tg_mul_scalar(ex, negcoef * negipt) : NULL;
+    tg_tensor_release(ex);
+    return where_s(neg ? cmp_s(tg_gt, x, 0.0) : NULL, pos, neg);
+}
+
+/* ---- elu, selu, celu --------------------------------------------------------- */
+
+UNARY_ROWS_F(elu, x > 0 ? x : (float)prm[0] * expm1f(x), x > 0 ? x : prm[0] * expm1(x))
+static const row_table elu_rows = {elu_f32, elu_f64, NULL};
+tg_tensor *tg_elu(tg_tensor *x, double alpha) {
+    double prm[2] = {alpha, 0};
+    return unary_op(&tg_opdef_elu, x, &elu_rows, prm, true, false);
+}
+static tg_status elu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    CHECK(gi[0] = mul_take(g, elu_like_grad(x, 1.0, e->params.f[0], 1.0)));
+    return TG_OK;
+}
+static tg_tensor *apply_elu(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_elu(in[0], p->f[0]);
+}
+TG_DEFINE_OP(elu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = x if x > 0 else alpha * (exp(x) - 1)",
+             .forward_tex = "y = \\begin{cases} x & x > 0 \\\\ \\alpha (e^{x} - 1) & x \\le 0\\end{cases}",
+             .vjp = "dx = dy * (1 if x > 0 else alpha * exp(x))",
+             .vjp_tex = "\\bar x = \\bar y \\odot ([x > 0] + [x \\le 0]\\,\\alpha e^{x})",
+             .doc = "Exponential linear unit with parameter alpha (f0).", .backward = elu_vjp,
+             .apply = apply_elu, .examples = "~3x4|f0=1;~T2x3|f0=0.5",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+#define SELU_SCALE 1.0507009873554804934193349852946
+#define SELU_ALPHA 1.6732632423543772848170429916717
+UNARY_ROWS_F(selu, x > 0 ? (float)SELU_SCALE * x : (float)(SELU_SCALE * SELU_ALPHA) * expm1f(x),
+             x > 0 ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * expm1(x))
+static const row_table selu_rows = {selu_f32, selu_f64, NULL};
+tg_tensor *tg_selu(tg_tensor *x) { return unary_op(&tg_opdef_selu, x, &selu_rows, NULL, true, false); }
+static tg_status selu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    CHECK(gi[0] = mul_take(g, elu_like_grad(x, SELU_SCALE, SELU_SCALE * SELU_ALPHA, 1.0)));
+    return TG_OK;
+}
+APPLY1(selu)
+TG_DEFINE_OP(selu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = scale * (x if x > 0 else alpha * (exp(x) - 1))",
+             .forward_tex = "y = \\lambda \\begin{cases} x & x > 0 \\\\ \\alpha (e^{x} - 1) & x \\le 0\\end{cases}",
+             .vjp = "dx = dy * scale * (1 if x > 0 else alpha * exp(x))",
+             .vjp_tex = "\\bar x = \\bar y \\odot \\lambda ([x > 0] + [x \\le 0]\\,\\alpha e^{x})",
+             .doc = "Scaled ELU (self-normalising), scale = 1.0507..., alpha = 1.6733... (PyTorch's constants).",
+             .backward = selu_vjp, .apply = apply_selu, .examples = "~3x4;~T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+UNARY_ROWS_F(celu, x > 0 ? x : (float)prm[0] * expm1f(x / (float)prm[0]),
+             x > 0 ? x : prm[0] * expm1(x / prm[0]))
+static const row_table celu_rows = {celu_f32, celu_f64, NULL};
+tg_tensor *tg_celu(tg_tensor *x, double alpha) {
+    if (alpha == 0) return TG_FAIL(TG_ERR_VALUE, "celu: alpha must not be 0 (it divides x)");
+    double prm[2] = {alpha, 0};
+    return unary_op(&tg_opdef_celu, x, &celu_rows, prm, true, false);
+}
+static tg_status celu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    double a = e->params.f[0];
+    CHECK(gi[0] = mul_take(g, elu_like_grad(x, 1.0, a, 1.0 / a)));
+    return TG_OK;
+}
+static tg_tensor *apply_celu(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_celu(in[0], p->f[0]);
+}
+TG_DEFINE_OP(celu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = x if x > 0 else alpha * (exp(x / alpha) - 1)",
+             .forward_tex = "y = \\begin{cases} x & x > 0 \\\\ \\alpha (e^{x/\\alpha} - 1) & x \\le 0\\end{cases}",
+             .vjp = "dx = dy * (1 if x > 0 else exp(x / alpha))",
+             .vjp_tex = "\\bar x = \\bar y \\odot ([x > 0] + [x \\le 0]\\,e^{x/\\alpha})",
+             .doc = "Continuously differentiable ELU with parameter alpha (f0, not 0).", .backward = celu_vjp,
+             .apply = apply_celu, .examples = "~3x4|f0=1;~T2x3|f0=0.7",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ---- hardtanh, relu6 (composite), hardsigmoid, hardswish ------------------- */
+
+UNARY_ROWS_F(hardtanh, clip1_f(x, (float)prm[0], (float)prm[1]), clip1_d(x, prm[0], prm[1]))
+static const row_table hardtanh_rows = {hardtanh_f32, hardtanh_f64, NULL};
+tg_tensor *tg_hardtanh(tg_tensor *x, double min_val, double max_val) {
+    if (!(min_val <= max_val))
+        return TG_FAIL(TG_ERR_VALUE, "hardtanh: min_val (%g) must be <= max_val (%g)", min_val, max_val);
+    double prm[2] = {min_val, max_val};
+    return unary_op(&tg_opdef_hardtanh, x, &hardtanh_rows, prm, true, false);
+}
+static tg_status hardtanh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    /* strictly inside (PyTorch: 0 at the corners, unlike clip) */
+    tg_tensor *m = take2(tg_mul, cmp_s(tg_gt, x, e->params.f[0]), cmp_s(tg_lt, x, e->params.f[1]));
+    CHECK(gi[0] = mul_take(g, m));
+    return TG_OK;
+}
+static tg_tensor *apply_hardtanh(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_hardtanh(in[0], p->f[0], p->f[1]);
+}
+TG_DEFINE_OP(hardtanh, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = min(max(x, lo), hi)", .forward_tex = "y = \\min(\\max(x, l), h)",
+             .vjp = "dx = dy * [lo < x < hi]", .vjp_tex = "\\bar x = \\bar y \\odot [l < x < h]",
+             .doc = "Clamp to [min_val, max_val] (f0, f1) with PyTorch's gradient: 0 at and beyond the corners.",
+             .backward = hardtanh_vjp, .apply = apply_hardtanh,
+             .examples = "~3x4|f0=-1 f1=1;~T2x3|f0=-0.5 f1=0.6",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+tg_tensor *tg_relu6(tg_tensor *x) {
+    if (!x) return TG_FAIL(TG_ERR_VALUE, "relu6: input is NULL");
+    return tg_hardtanh(x, 0.0, 6.0);
+}
+APPLY1(relu6)
+TG_DEFINE_OP(relu6, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = min(max(x, 0), 6)", .forward_tex = "y = \\min(\\max(x, 0), 6)",
+             .vjp = "dx = dy * [0 < x < 6]", .vjp_tex = "\\bar x = \\bar y \\odot [0 < x < 6]",
+             .doc = "ReLU capped at 6; a composite op: hardtanh(x, 0, 6) on the tape.",
+             .apply = apply_relu6, .examples = "~3x4;~T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* PyTorch's formulas: min(max(x + 3, 0), 6) / 6 and x times that */
+UNARY_ROWS_F(hardsigmoid, clip1_f(x + 3.0f, 0.0f, 6.0f) / 6.0f, clip1_d(x + 3.0, 0.0, 6.0) / 6.0)
+static const row_table hardsigmoid_rows = {hardsigmoid_f32, hardsigmoid_f64, NULL};
+tg_tensor *tg_hardsigmoid(tg_tensor *x) {
+    return unary_op(&tg_opdef_hardsigmoid, x, &hardsigmoid_rows, NULL, true, false);
+}
+static tg_status hardsigmoid_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    tg_tensor *m = take2(tg_mul, cmp_s(tg_gt, x, -3.0), cmp_s(tg_lt, x, 3.0));
+    tg_tensor *d = m ? tg_mul_scalar(m, 1.0 / 6.0) : NULL;
+    tg_tensor_release(m);
+    CHECK(gi[0] = mul_take(g, d));
+    return TG_OK;
+}
+APPLY1(hardsigmoid)
+TG_DEFINE_OP(hardsigmoid, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = min(max(x + 3, 0), 6) / 6", .forward_tex = "y = \\min(\\max(x + 3, 0), 6) / 6",
+             .vjp = "dx = dy * [-3 < x < 3] / 6", .vjp_tex = "\\bar x = \\bar y \\odot [-3 < x < 3] / 6",
+             .doc = "Piecewise linear sigmoid: 0 below -3, 1 above 3.", .backward = hardsigmoid_vjp,
+             .apply = apply_hardsigmoid, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+UNARY_ROWS_F(hardswish, x * clip1_f(x + 3.0f, 0.0f, 6.0f) / 6.0f, x * clip1_d(x + 3.0, 0.0, 6.0) / 6.0)
+static const row_table hardswish_rows = {hardswish_f32, hardswish_f64, NULL};
+tg_tensor *tg_hardswish(tg_tensor *x) {
+    return unary_op(&tg_opdef_hardswish, x, &hardswish_rows, NULL, true, false);
+}
+static tg_status hardswish_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    /* PyTorch: 0 up to -3, x / 3 + 1/2 strictly between, 1 from 3 on (a where, not a
+     * product, so that +-inf gives 1 and 0 rather than 0 * inf) */
+    tg_tensor *mid = take2(tg_mul, cmp_s(tg_gt, x, -3.0), cmp_s(tg_lt, x, 3.0));
+    tg_tensor *x3 = mid ? tg_mul_scalar(x, 1.0 / 3.0) : NULL;
+    tg_tensor *lin = x3 ? tg_add_scalar(x3, 0.5) : NULL;
+    tg_tensor_release(x3);
+    tg_tensor *hi = lin ? cmp_s(tg_ge, x, 3.0) : NULL;
+    tg_tensor *d = hi ? tg_where(mid, lin, hi) : NULL;
+    tg_tensor_release(mid);
+    tg_tensor_release(lin);
+    tg_tensor_release(hi);
+    CHECK(gi[0] = mul_take(g, d));
+    return TG_OK;
+}
+APPLY1(hardswish)
+TG_DEFINE_OP(hardswish, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = x * min(max(x + 3, 0), 6) / 6", .forward_tex = "y = x \\min(\\max(x + 3, 0), 6) / 6",
+             .vjp = "dx = dy * (0 if x <= -3 else x / 3 + 1/2 if x < 3 else 1)",
+             .vjp_tex = "\\bar x = \\bar y \\odot ([-3 < x < 3](x/3 + 1/2) + [x \\ge 3])",
+             .doc = "Hard swish (MobileNetV3): x * hardsigmoid(x).", .backward = hardswish_vjp,
+             .apply = apply_hardswish, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ---- logsigmoid, softsign, mish ------------------------------------------------- */
+
+/* min(x, 0) - log1p(exp(-|x|)): no overflow either way */
+UNARY_ROWS_F(logsigmoid, fminf(x, 0.0f) - log1pf(expf(-fabsf(x))), fmin(x, 0.0) - log1p(exp(-fabs(x))))
+static const row_table logsigmoid_rows = {logsigmoid_f32, logsigmoid_f64, NULL};
+tg_tensor *tg_logsigmoid(tg_tensor *x) {
+    return unary_op(&tg_opdef_logsigmoid, x, &logsigmoid_rows, NULL, true, false);
+}
+static tg_status logsigmoid_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    tg_tensor *nx = tg_neg(x);
+    tg_tensor *s = nx ? tg_sigmoid(nx) : NULL;
+    tg_tensor_release(nx);
+    CHECK(gi[0] = mul_take(g, s));
+    return TG_OK;
+}
+APPLY1(logsigmoid)
+TG_DEFINE_OP(logsigmoid, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = log(sigmoid(x))", .forward_tex = "y = \\log \\sigma(x)",
+             .vjp = "dx = dy * sigmoid(-x)", .vjp_tex = "\\bar x = \\bar y \\odot \\sigma(-x)",
+             .doc = "log(sigmoid(x)), computed without overflow for large |x|.", .backward = logsigmoid_vjp,
+             .apply = apply_logsigmoid, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* The input of a composite activation as a float tensor (NEW reference):
+ * int64 computes in float64, as the activations with kernels do (NumPy's
+ * rule for float functions); the conversion needs no tape entry (ints never
+ * require grad). */
+static tg_tensor *float_in(const char *who, tg_tensor *x) {
+    if (!x) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", who);
+    if (tg_dtype_is_float(x->dtype)) {
+        tg_tensor_retain(x);
+        return x;
+    }
+    if (x->dtype != TG_INT64)
+        return TG_FAIL(TG_ERR_TYPE, "%s: not supported for dtype %s (expected float32, float64 or int64)",
+                       who, tg_dtype_name(x->dtype));
+    return tg_cast(x, TG_FLOAT64);
+}
+
+tg_tensor *tg_softsign(tg_tensor *x0) {
+    tg_tensor *x = float_in("softsign", x0);
+    tg_tensor *ax = x ? tg_abs(x) : NULL;
+    tg_tensor *d = ax ? tg_add_scalar(ax, 1.0) : NULL;
+    tg_tensor_release(ax);
+    tg_tensor *y = d ? tg_div(x, d) : NULL;
+    tg_tensor_release(d);
+    tg_tensor_release(x);
+    return y;
+}
+APPLY1(softsign)
+TG_DEFINE_OP(softsign, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = x / (1 + |x|)", .forward_tex = "y = x \\oslash (1 + |x|)",
+             .vjp = "dx = dy / (1 + |x|)^2", .vjp_tex = "\\bar x = \\bar y \\oslash (1 + |x|)^{2}",
+             .doc = "x / (1 + |x|); a composite op (abs, add, div).", .apply = apply_softsign,
+             .examples = "~3x4;~T2x3", .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+tg_tensor *tg_mish(tg_tensor *x0) {
+    tg_tensor *x = float_in("mish", x0);
+    tg_tensor *sp = x ? tg_softplus(x) : NULL;
+    tg_tensor *t = sp ? tg_tanh(sp) : NULL;
+    tg_tensor_release(sp);
+    tg_tensor *y = t ? tg_mul(x, t) : NULL;
+    tg_tensor_release(t);
+    tg_tensor_release(x);
+    return y;
+}
+APPLY1(mish)
+TG_DEFINE_OP(mish, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = x * tanh(softplus(x))", .forward_tex = "y = x \\odot \\tanh(\\log(1 + e^{x}))",
+             .vjp = "dx = dy * (t + x * sigmoid(x) * (1 - t^2)), t = tanh(softplus(x))",
+             .vjp_tex = "\\bar x = \\bar y \\odot (t + x \\odot \\sigma(x) \\odot (1 - t^{2}))",
+             .doc = "Mish, x * tanh(softplus(x)); a composite op (softplus, tanh, mul).", .apply = apply_mish,
+             .examples = "3x4;T2x3", .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ---- gelu(approximate='tanh'), softplus(beta, threshold) ------------------- */
+
+#define GELU_K0 0.7978845608028654 /* sqrt(2 / pi) */
+#define GELU_K1 0.044715
+UNARY_ROWS_F(gelu_tanh, 0.5f * x * (1.0f + tanhf((float)GELU_K0 * (x + (float)GELU_K1 * (x * x * x)))),
+             0.5 * x * (1.0 + tanh(GELU_K0 * (x + GELU_K1 * (x * x * x)))))
+static const row_table gelu_tanh_rows = {gelu_tanh_f32, gelu_tanh_f64, NULL};
+tg_tensor *tg_gelu_tanh(tg_tensor *x) {
+    return unary_op(&tg_opdef_gelu_tanh, x, &gelu_tanh_rows, NULL, true, false);
+}
+static tg_status gelu_tanh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    /* u = k0 (x + k1 x^3), t = tanh(u):
+     * dy/dx = (1 + t) / 2 + x / 2 (1 - t^2) k0 (1 + 3 k1 x^2) */
+    tg_tensor *x2 = tg_mul(x, x);
+    tg_tensor *x3 = x2 ? tg_mul(x2, x) : NULL;
+    tg_tensor *k1x3 = x3 ? tg_mul_scalar(x3, GELU_K1) : NULL;
+    tg_tensor_release(x3);
+    tg_tensor *inner = k1x3 ? tg_add(x, k1x3) : NULL;
+    tg_tensor_release(k1x3);
+    tg_tensor *u = inner ? tg_mul_scalar(inner, GELU_K0) : NULL;
+    tg_tensor_release(inner);
+    tg_tensor *t = u ? tg_tanh(u) : NULL;
+    tg_tensor_release(u);
+    tg_tensor *t1 = t ? tg_add_scalar(t, 1.0) : NULL;
+    tg_tensor *left = t1 ? tg_mul_scalar(t1, 0.5) : NULL;
+    tg_tensor_release(t1);
+    tg_tensor *sech2 = left ? sq_shift(t, -1) : NULL; /* 1 - t^2 */
+    tg_tensor_release(t);
+    tg_tensor *p = sech2 ? tg_mul_scalar(x2, 3.0 * GELU_K1) : NULL;
+    tg_tensor_release(x2);
+    tg_tensor *p1 = p ? tg_add_scalar(p, 1.0) : NULL;
+    tg_tensor_release(p);
+    tg_tensor *hx = p1 ? tg_mul_scalar(x, 0.5 * GELU_K0) : NULL;
+    tg_tensor *right = take2(tg_mul, take2(tg_mul, hx, sech2), p1);
+    tg_tensor *d = take2(tg_add, left, right);
+    CHECK(gi[0] = mul_take(g, d));
+    return TG_OK;
+}
+APPLY1(gelu_tanh)
+TG_DEFINE_OP(gelu_tanh, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = x / 2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))",
+             .forward_tex = "y = \\tfrac{x}{2}\\,(1 + \\tanh(\\sqrt{2/\\pi}\\,(x + 0.044715\\,x^{3})))",
+             .vjp = "dx = dy * ((1 + t) / 2 + x / 2 * (1 - t^2) * sqrt(2/pi) * (1 + 3 * 0.044715 x^2))",
+             .vjp_tex = "\\bar x = \\bar y \\odot (\\tfrac{1 + t}{2} + \\tfrac{x}{2} (1 - t^{2}) \\sqrt{2/\\pi}\\,(1 + 0.134145\\,x^{2}))",
+             .doc = "GELU's tanh approximation: gelu(x, approximate='tanh').", .backward = gelu_tanh_vjp,
+             .apply = apply_gelu_tanh, .examples = "3x4;T2x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* PyTorch's softplus: x where beta x > threshold, else log(1 + exp(beta x)) /
+ * beta (computed without overflow) */
+static inline double softplus_b_d(double x, double beta, double th) {
+    double bx = x * beta;
+    if (bx > th) return x;
+    return (bx > 0 ? bx + log1p(exp(-bx)) : log1p(exp(bx))) / beta;
+}
+static inline float softplus_b_f(float x, double beta, double th) {
+    float b = (float)beta, bx = x * b;
+    if (bx > th) return x;
+    return (bx > 0 ? bx + log1pf(expf(-bx)) : log1pf(expf(bx))) / b;
+}
+UNARY_ROWS_F(softplus_beta, softplus_b_f(x, prm[0], prm[1]), softplus_b_d(x, prm[0], prm[1]))
+static const row_table softplus_beta_rows = {softplus_beta_f32, softplus_beta_f64, NULL};
+tg_tensor *tg_softplus_beta(tg_tensor *x, double beta, double threshold) {
+    if (beta == 0 || isnan(beta))
+        return TG_FAIL(TG_ERR_VALUE, "softplus: beta must be a non-zero number, got %g", beta);
+    if (isnan(threshold)) return TG_FAIL(TG_ERR_VALUE, "softplus: threshold is NaN");
+    double prm[2] = {beta, threshold};
+    return unary_op(&tg_opdef_softplus_beta, x, &softplus_beta_rows, prm, true, false);
+}
+static tg_status softplus_beta_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *x = SAVED(0);
+    CHECK(x);
+    tg_tensor *bx = tg_mul_scalar(x, e->params.f[0]);
+    CHECK(bx);
+    tg_tensor *d = where_s(cmp_s(tg_gt, bx, e->params.f[1]), 1.0, tg_sigmoid(bx));
+    tg_tensor_release(bx);
+    CHECK(gi[0] = mul_take(g, d));
+    return TG_OK;
+}
+static tg_tensor *apply_softplus_beta(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_softplus_beta(in[0], p->f[0], p->f[1]);
+}
+TG_DEFINE_OP(softplus_beta, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = x if beta x > threshold else log(1 + exp(beta x)) / beta",
+             .forward_tex = "y = \\begin{cases} x & \\beta x > \\tau \\\\ \\tfrac{1}{\\beta} \\log(1 + e^{\\beta x}) & \\text{else}\\end{cases}",
+             .vjp = "dx = dy * (1 if beta x > threshold else sigmoid(beta x))",
+             .vjp_tex = "\\bar x = \\bar y \\odot ([\\beta x > \\tau] + [\\beta x \\le \\tau]\\,\\sigma(\\beta x))",
+             .doc = "PyTorch's softplus(x, beta, threshold) (f0, f1): linear where beta x > threshold.",
+             .backward = softplus_beta_vjp, .apply = apply_softplus_beta,
+             .examples = "3x4|f0=1 f1=20;T2x3|f0=2 f1=1;3x4|f0=0.5 f1=0.3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ---- softmin, glu (composites along an axis) --------------------------------- */
+
+tg_tensor *tg_softmin(tg_tensor *x0, int64_t axis) {
+    tg_tensor *x = float_in("softmin", x0);
+    tg_tensor *nx = x ? tg_neg(x) : NULL;
+    tg_tensor_release(x);
+    tg_tensor *y = nx ? tg_softmax(nx, axis) : NULL;
+    tg_tensor_release(nx);
+    if (!y && !strncmp(tg_error_message(), "softmax:", 8)) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "softmin:%s", tg_error_message() + 8);
+        tg_error_set(tg_error_status(), "%s", buf);
+    }
+    return y;
+}
+static tg_tensor *apply_softmin(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_softmin(in[0], p->i[0]);
+}
+TG_DEFINE_OP(softmin, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = softmax(-x) along axis", .forward_tex = "y = \\operatorname{softmax}(-x)",
+             .vjp = "dx = -y * (dy - sum(dy * y)) along axis",
+             .vjp_tex = "\\bar x = -y \\odot (\\bar y - \\textstyle\\sum \\bar y \\odot y)",
+             .doc = "Softmax of -x along axis (i0); a composite op (neg, softmax).", .apply = apply_softmin,
+             .examples = "3x4|i0=1;T2x3|i0=0;2x3x4|i0=-1", .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+static tg_tensor *glu_float(tg_tensor *x, int64_t axis);
+tg_tensor *tg_glu(tg_tensor *x0, int64_t axis) {
+    tg_tensor *x = float_in("glu", x0);
+    tg_tensor *y = x ? glu_float(x, axis) : NULL;
+    tg_tensor_release(x);
+    return y;
+}
+static tg_tensor *glu_float(tg_tensor *x, int64_t axis) {
+    if (x->ndim == 0) return TG_FAIL(TG_ERR_VALUE, "glu: expected at least 1 dimension, got a 0-d tensor");
+    if (axis < -x->ndim || axis >= x->ndim)
+        return TG_FAIL(TG_ERR_INDEX, "glu: axis %lld is out of range for a tensor of shape %s",
+                       (long long)axis, tg__shp(x));
+    int ax = (int)(axis < 0 ? axis + x->ndim : axis);
+    int64_t n = x->shape[ax];
+    if (n % 2)
+        return TG_FAIL(TG_ERR_VALUE, "glu: the size of axis %d must be even to halve it, got shape %s",
+                       ax, tg__shp(x));
+    int64_t st[TG_MAX_DIMS], sp[TG_MAX_DIMS], step[TG_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) {
+        st[d] = 0;
+        sp[d] = x->shape[d];
+        step[d] = 1;
+    }
+    sp[ax] = n / 2;
+    tg_tensor *a = tg_slice(x, st, sp, step, 0);
+    st[ax] = n / 2;
+    sp[ax] = n;
+    tg_tensor *b = a ? tg_slice(x, st, sp, step, 0) : NULL;
+    tg_tensor *s = b ? tg_sigmoid(b) : NULL;
+    tg_tensor_release(b);
+    tg_tensor *y = s ? tg_mul(a, s) : NULL;
+    tg_tensor_release(a);
+    tg_tensor_release(s);
+    return y;
+}
+static tg_tensor *apply_glu(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_glu(in[0], p->i[0]);
+}
+TG_DEFINE_OP(glu, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = a * sigmoid(b), (a, b) = x halved along axis",
+             .forward_tex = "y = a \\odot \\sigma(b)",
+             .vjp = "da = dy * sigmoid(b), db = dy * a * sigmoid(b) * (1 - sigmoid(b))",
+             .vjp_tex = "\\bar x = [\\bar y \\odot \\sigma(b),\\ \\bar y \\odot a \\odot \\sigma(b) (1 - \\sigma(b))]",
+             .doc = "Gated linear unit: the first half of x along axis (i0) times the sigmoid of the second; a composite op (slice, sigmoid, mul).",
+             .apply = apply_glu, .examples = "3x4|i0=1;T4x3|i0=0;2x3x4|i0=-1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");

@@ -1,5 +1,5 @@
 /*
- * inplace.c -- x += y, x -= y, x *= y, x /= y: the out-of-place op, then its
+ * inplace.c -- x += y, x -= y, x *= y, x /= y, x %= y, x //= y: the out-of-place op, then its
  * result written back into x (never recorded on the tape).  It lives with
  * the ops because it calls them; the in-place helpers that call no op
  * (fill_, copy_, axpy_) stay in core/tensor.c.
@@ -7,7 +7,8 @@
 #include "ops_internal.h"
 
 tg_status tg_tensor_inplace_(tg_tensor *dst, const tg_tensor *src, char op) {
-    const char *who = op == '+' ? "iadd" : op == '-' ? "isub" : op == '*' ? "imul" : "idiv";
+    const char *who = op == '+' ? "iadd" : op == '-' ? "isub" : op == '*' ? "imul"
+                      : op == '%' ? "imod" : op == 'f' ? "ifloordiv" : "idiv";
     if (tg__check_writable(who, dst)) return tg_error_status();
     bool saved = tg_set_grad_enabled(false);
     tg_tensor *r = NULL;
@@ -17,6 +18,8 @@ tg_status tg_tensor_inplace_(tg_tensor *dst, const tg_tensor *src, char op) {
     case '-': r = tg_sub(a, b); break;
     case '*': r = tg_mul(a, b); break;
     case '/': r = tg_div(a, b); break;
+    case '%': r = tg_remainder(a, b); break;     /* x %= y */
+    case 'f': r = tg_floor_divide(a, b); break;  /* x //= y */
     default: tg_error_set(TG_ERR_VALUE, "inplace: unknown operator '%c'", op);
     }
     tg_set_grad_enabled(saved);

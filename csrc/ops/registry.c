@@ -104,7 +104,7 @@ static tg_tensor *make_input(const char *spec, size_t len, tg_dtype dt) {
     const char *s = buf;
     char kind = 'n';
     int64_t hi = 0;
-    if (*s == '+' || *s == '~' || *s == 'u' || *s == 'b' || *s == 'd' || *s == 's') kind = *s++;
+    if (*s == '+' || *s == '~' || *s == 'u' || *s == 'b' || *s == 'g' || *s == 'd' || *s == 's') kind = *s++;
     else if (*s == 'i') {
         kind = 'i';
         hi = strtoll(s + 1, (char **)&s, 10);
@@ -140,6 +140,8 @@ static tg_tensor *make_input(const char *spec, size_t len, tg_dtype dt) {
         }
     } else if (kind == '+') {
         t = tg_tensor_rand(nd, rs, 0.5, 2.0, dt);
+    } else if (kind == 'g') {
+        t = tg_tensor_rand(nd, rs, 1.2, 3.0, dt); /* above 1: acosh's domain */
     } else if (kind == 'u') {
         t = tg_tensor_rand(nd, rs, 0.05, 0.95, dt);
     } else if (kind == 'b') {

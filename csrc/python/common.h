@@ -145,6 +145,9 @@ extern PyMethodDef tgpy_logic_functions[];
 extern PyMethodDef tgpy_op_methods[];
 extern PyMethodDef tgpy_op_generated_functions[];
 int tgpy_opbind_init(void);
+/* mathops.c: hand-bound math and activation ops (issue 14). */
+extern PyMethodDef tgpy_math_methods[];
+extern PyMethodDef tgpy_math_functions[];
 
 int tgpy_tensor_type_init(PyObject *m, ModState *st);
 int tgpy_autograd_init(PyObject *m, ModState *st);

@@ -40,6 +40,9 @@ static PyObject *nb_sub(PyObject *a, PyObject *b) { return binop(a, b, tg_sub); 
 static PyObject *nb_mul(PyObject *a, PyObject *b) { return binop(a, b, tg_mul); }
 static PyObject *nb_div(PyObject *a, PyObject *b) { return binop(a, b, tg_div); }
 static PyObject *nb_matmul(PyObject *a, PyObject *b) { return binop(a, b, tg_matmul); }
+/* Python's sign convention (the sign of b), as NumPy's % and //; fmod is C's */
+static PyObject *nb_mod(PyObject *a, PyObject *b) { return binop(a, b, tg_remainder); }
+static PyObject *nb_floordiv(PyObject *a, PyObject *b) { return binop(a, b, tg_floor_divide); }
 static PyObject *nb_pow(PyObject *a, PyObject *b, PyObject *m) {
     if (m != Py_None) Py_RETURN_NOTIMPLEMENTED;
     return binop(a, b, tg_pow);
@@ -71,6 +74,8 @@ static PyObject *nb_iadd(PyObject *a, PyObject *b) { return inplace(a, b, '+'); 
 static PyObject *nb_isub(PyObject *a, PyObject *b) { return inplace(a, b, '-'); }
 static PyObject *nb_imul(PyObject *a, PyObject *b) { return inplace(a, b, '*'); }
 static PyObject *nb_idiv(PyObject *a, PyObject *b) { return inplace(a, b, '/'); }
+static PyObject *nb_imod(PyObject *a, PyObject *b) { return inplace(a, b, '%'); }
+static PyObject *nb_ifloordiv(PyObject *a, PyObject *b) { return inplace(a, b, 'f'); }
 
 static int one_value(PyObject *a, double *v, const char *what) {
     if (TENSOR(a)->numel != 1) {
@@ -172,6 +177,8 @@ PyType_Slot tgpy_number_slots[] = {
     {Py_nb_true_divide, nb_div},
     {Py_nb_power, nb_pow},
     {Py_nb_matrix_multiply, nb_matmul},
+    {Py_nb_remainder, nb_mod},
+    {Py_nb_floor_divide, nb_floordiv},
     {Py_nb_negative, nb_neg},
     {Py_nb_positive, nb_pos},
     {Py_nb_absolute, nb_abs},
@@ -185,6 +192,8 @@ PyType_Slot tgpy_number_slots[] = {
     {Py_nb_lshift, nb_lshift},
     {Py_nb_rshift, nb_rshift},
     {Py_nb_invert, nb_invert},
+    {Py_nb_inplace_remainder, nb_imod},
+    {Py_nb_inplace_floor_divide, nb_ifloordiv},
     {Py_nb_bool, nb_bool},
     {Py_nb_float, nb_float},
     {Py_nb_int, nb_int},

@@ -37,6 +37,11 @@ from .serialization import save, load  # noqa: F401
 
 cat = concat  # PyTorch's name
 from ._C import allclose  # noqa: E402,F401  (isclose reduced to a Python bool; csrc/python/logicbind.c)
+# elementwise math (issue 14): NumPy's spellings of PyTorch's names
+arcsin, arccos, arctan, arctan2 = asin, acos, atan, atan2  # noqa: F821
+arcsinh, arccosh, arctanh = asinh, acosh, atanh  # noqa: F821
+mod, true_divide = remainder, div  # noqa: F821
+swish = silu  # noqa: F821  (activations, issue 14: silu's other common name)
 dtype_names = ("float32", "float64", "int64", "bool", "int32", "uint8")
 
 

@@ -473,8 +473,23 @@ START_TEST(test_inplace_bumps_version) {
     ck_tg_ok(tg_tensor_inplace_(x, c, '*'));
     ck_assert_uint_eq(x->storage->version, v0 + 3);
     ck_assert_double_eq(tg_tensor_get_flat(x, 9), 4);
-    ck_assert_int_eq(tg_tensor_inplace_(x, c, '%'), TG_ERR_VALUE);
+    ck_assert_int_eq(tg_tensor_inplace_(x, c, '?'), TG_ERR_VALUE); /* not an operator */
     ck_assert_uint_eq(x->storage->version, v0 + 3);
+    {
+        /* m %= d and m //= d ('f'): Python's floor convention (the sign of d) */
+        tg_tensor *m = tt_vec(2, (double[]){-7, 7}, false);
+        tg_tensor *d = tt_vec(2, (double[]){2, -2}, false);
+        uint64_t vm = m->storage->version;
+        ck_tg_ok(tg_tensor_inplace_(m, d, '%'));
+        ck_assert_double_eq(tg_tensor_get_flat(m, 0), 1);
+        ck_assert_double_eq(tg_tensor_get_flat(m, 1), -1);
+        ck_tg_ok(tg_tensor_inplace_(m, d, 'f'));
+        ck_assert_double_eq(tg_tensor_get_flat(m, 0), 0);
+        ck_assert_double_eq(tg_tensor_get_flat(m, 1), 0);
+        ck_assert_uint_eq(m->storage->version, vm + 2);
+        tg_tensor_release(m);
+        tg_tensor_release(d);
+    }
     /* axpy_: y += alpha x */
     tg_tensor *ones = tg_tensor_ones(2, x->shape, TG_FLOAT64);
     ck_tg_ok(tg_tensor_axpy_(x, -0.5, ones));

@@ -61,6 +61,18 @@ def _cmp(f):
     return ref
 
 
+def _int_div0(f, a, b):
+    """f(a, b) with NumPy's integer division by zero (0, and a warning that
+    the reference silences)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return f(a, b)
+
+
+def _glu_np(x, axis):
+    a, b = np.split(x, 2, axis=axis)
+    return a / (1 + np.exp(-b))
+
+
 def _reduce_loss(l, p):
     red = _REDUCTIONS[p["i"][0]]
     if red == "none":
@@ -614,8 +626,61 @@ REFERENCES = {
     "any": lambda xs, p: np.asarray(np.any(xs[0], axis=_axes(p), keepdims=p["keepdims"])),
 
     # math.c: elementwise math (issue 14)
+    "tan": lambda xs, p: np.tan(_float_of(xs[0])),
+    "asin": lambda xs, p: np.arcsin(_float_of(xs[0])),
+    "acos": lambda xs, p: np.arccos(_float_of(xs[0])),
+    "atan": lambda xs, p: np.arctan(_float_of(xs[0])),
+    "sinh": lambda xs, p: np.sinh(_float_of(xs[0])),
+    "cosh": lambda xs, p: np.cosh(_float_of(xs[0])),
+    "asinh": lambda xs, p: np.arcsinh(_float_of(xs[0])),
+    "acosh": lambda xs, p: np.arccosh(_float_of(xs[0])),
+    "atanh": lambda xs, p: np.arctanh(_float_of(xs[0])),
+    "log2": lambda xs, p: np.log2(_float_of(xs[0])),
+    "log10": lambda xs, p: np.log10(_float_of(xs[0])),
+    "log1p": lambda xs, p: np.log1p(_float_of(xs[0])),
+    "expm1": lambda xs, p: np.expm1(_float_of(xs[0])),
+    "exp2": lambda xs, p: np.exp2(_float_of(xs[0])),
+    "rsqrt": lambda xs, p: 1 / np.sqrt(_float_of(xs[0])),
+    "reciprocal": lambda xs, p: np.reciprocal(_float_of(xs[0])),
+    "square": lambda xs, p: np.square(xs[0]),
+    "floor": lambda xs, p: np.floor(xs[0]),
+    "ceil": lambda xs, p: np.ceil(xs[0]),
+    "trunc": lambda xs, p: np.trunc(xs[0]),
+    "round": lambda xs, p: np.round(xs[0], p["i"][0]),
+    "sign": lambda xs, p: np.sign(xs[0]),
+    "atan2": lambda xs, p: np.arctan2(_float_of(xs[0]), _float_of(xs[1])),
+    "copysign": lambda xs, p: np.copysign(_float_of(xs[0]), _float_of(xs[1])),
+    "logaddexp": lambda xs, p: np.logaddexp(_float_of(xs[0]), _float_of(xs[1])),
+    "hypot": lambda xs, p: np.hypot(_float_of(xs[0]), _float_of(xs[1])),
+    "fmod": lambda xs, p: _int_div0(np.fmod, *xs),
+    "remainder": lambda xs, p: _int_div0(np.remainder, *xs),
+    "floor_divide": lambda xs, p: _int_div0(np.floor_divide, *xs),
+    "trunc_divide": lambda xs, p: _int_div0(lambda a, b: np.trunc(a / b).astype(np.result_type(a, b))
+                                            if np.result_type(a, b).kind == "f"
+                                            else np.fix(a / np.where(b == 0, 1, b)).astype(np.int64) * (b != 0),
+                                            *xs),
+    "lerp": lambda xs, p: xs[0] + xs[2] * (xs[1] - xs[0]),
+    "nan_to_num": lambda xs, p: np.nan_to_num(xs[0], nan=p["f"][0],
+                                              posinf=p["f"][1] if p["i"][0] else None,
+                                              neginf=p["f"][2] if p["i"][1] else None),
 
     # activation.c: activations (issue 14)
+    "elu": lambda xs, p: np.where(xs[0] > 0, xs[0], p["f"][0] * np.expm1(xs[0])),
+    "selu": lambda xs, p: 1.0507009873554804934193349852946 * np.where(
+        xs[0] > 0, xs[0], 1.6732632423543772848170429916717 * np.expm1(xs[0])),
+    "celu": lambda xs, p: np.where(xs[0] > 0, xs[0], p["f"][0] * np.expm1(xs[0] / p["f"][0])),
+    "hardtanh": lambda xs, p: np.minimum(np.maximum(xs[0], p["f"][0]), p["f"][1]),
+    "relu6": lambda xs, p: np.minimum(np.maximum(xs[0], 0.0), 6.0),
+    "hardsigmoid": lambda xs, p: np.clip(xs[0] + 3, 0, 6) / 6,
+    "hardswish": lambda xs, p: xs[0] * np.clip(xs[0] + 3, 0, 6) / 6,
+    "logsigmoid": lambda xs, p: -np.logaddexp(0, -xs[0]),
+    "softsign": lambda xs, p: xs[0] / (1 + np.abs(xs[0])),
+    "mish": lambda xs, p: xs[0] * np.tanh(np.logaddexp(0, xs[0])),
+    "gelu_tanh": lambda xs, p: 0.5 * xs[0] * (1 + np.tanh(math.sqrt(2 / math.pi) * (xs[0] + 0.044715 * xs[0] ** 3))),
+    "softplus_beta": lambda xs, p: np.where(p["f"][0] * xs[0] > p["f"][1], xs[0],
+                                            np.logaddexp(0, p["f"][0] * xs[0]) / p["f"][0]),
+    "softmin": lambda xs, p: _softmax(-xs[0], p["i"][0]),
+    "glu": lambda xs, p: _glu_np(xs[0], p["i"][0]),
 
     # scan.c: reductions, scans, sorting (issue 14)
 

@@ -205,8 +205,20 @@ HAND = {
     "isclose": lambda x, p: tg.isclose(x[0], x[1], rtol=p["f"][0], atol=p["f"][1], equal_nan=bool(p["i"][0])),
 
     # math.c: elementwise math (issue 14)
+    "round": lambda x, p: x[0].round(p["i"][0]),
+    "trunc_divide": lambda x, p: tg.div(x[0], x[1], rounding_mode="trunc"),
+    "lerp": lambda x, p: tg.lerp(*x),
+    "nan_to_num": lambda x, p: tg.nan_to_num(x[0], nan=p["f"][0], posinf=p["f"][1] if p["i"][0] else None,
+                                             neginf=p["f"][2] if p["i"][1] else None),
+    "remainder": lambda x, p: x[0] % x[1], "floor_divide": lambda x, p: x[0] // x[1],
 
     # activation.c: activations (issue 14)
+    "gelu": lambda x, p: tg.gelu(x[0]), "gelu_tanh": lambda x, p: tg.gelu(x[0], approximate="tanh"),
+    "softplus": lambda x, p: x[0].softplus(threshold=math.inf),
+    "softplus_beta": lambda x, p: tg.softplus(x[0], beta=p["f"][0], threshold=p["f"][1]),
+    "elu": lambda x, p: tg.elu(x[0], p["f"][0]), "celu": lambda x, p: x[0].celu(alpha=p["f"][0]),
+    "hardtanh": lambda x, p: x[0].hardtanh(p["f"][0], p["f"][1]),
+    "softmin": lambda x, p: tg.softmin(x[0], axis=p["i"][0]), "glu": lambda x, p: x[0].glu(dim=p["i"][0]),
 
     # scan.c: reductions, scans, sorting (issue 14)
 

@@ -8,8 +8,10 @@
 """
 from . import functional, init, utils  # noqa: F401
 from .modules import *  # noqa: F401,F403
-from .modules import __all__  # noqa: F401
+from .modules import __all__ as _modules_all
 from .conv import *  # noqa: F401,F403
 from .conv import __all__ as _conv_all
+from .activation import *  # noqa: F401,F403  (issue 14: ELU, GELU(approximate=), Softplus(beta, ...), ...)
+from .activation import __all__ as _activation_all
 
-__all__ = __all__ + _conv_all
+__all__ = _modules_all + _conv_all + _activation_all

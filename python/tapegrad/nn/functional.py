@@ -33,3 +33,18 @@ interpolate = _C.interpolate
 
 
 linear = _C.linear
+
+# activations (issue 14); gelu(approximate=) and softplus(beta, threshold) are above
+elu = _C.elu
+selu = _C.selu
+celu = _C.celu
+silu = swish = _C.silu
+mish = _C.mish
+hardtanh = _C.hardtanh
+relu6 = _C.relu6
+hardsigmoid = _C.hardsigmoid
+hardswish = _C.hardswish
+softsign = _C.softsign
+logsigmoid = _C.logsigmoid
+softmin = _C.softmin
+glu = _C.glu

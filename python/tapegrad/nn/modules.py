@@ -21,7 +21,7 @@ from . import init
 
 __all__ = ["Parameter", "Module", "Linear", "Sequential", "ModuleList", "ModuleDict",
            "ParameterList", "ParameterDict", "Flatten", "ReLU",
-           "Sigmoid", "Tanh", "GELU", "LeakyReLU", "Softmax", "LogSoftmax", "Identity", "Dropout",
+           "Sigmoid", "Tanh", "LeakyReLU", "Softmax", "LogSoftmax", "Identity", "Dropout",
            "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "LayerNorm", "MSELoss",
            "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss"]
 
@@ -723,16 +723,45 @@ class Flatten(Module):
         return x.flatten(self.start_dim, self.end_dim)
 
 
-def _activation(name, fn, doc):
+def _activation(name, fn, doc, **params):
+    """A Module class applying ``fn`` elementwise.  ``params`` are its
+    constructor arguments with their defaults, in PyTorch's order: stored as
+    attributes, passed to ``fn`` as keywords and shown by ``extra_repr`` as
+    PyTorch shows them.  ``inplace`` (PyTorch's flag) is accepted and shown
+    but not passed: the result is computed out of place (the same values;
+    the input is left unchanged)."""
+    names = list(params)
+
     def forward(self, x):
-        return fn(x)
-    return type(name, (Module,), {"forward": forward, "__doc__": doc})
+        return fn(x, **{k: getattr(self, k) for k in names if k != "inplace"})
+    attrs = {"forward": forward, "__doc__": doc}
+    if names:
+        def __init__(self, *args, **kwargs):
+            Module.__init__(self)
+            if len(args) > len(names):
+                raise TypeError(f"{name}() takes at most {len(names)} arguments ({len(args)} given)")
+            values = dict(params, **dict(zip(names, args)))
+            for k, v in kwargs.items():
+                if k not in params:
+                    raise TypeError(f"{name}() got an unexpected keyword argument {k!r}")
+                if k in names[:len(args)]:
+                    raise TypeError(f"{name}() got multiple values for argument {k!r}")
+                values[k] = v
+            for k in names:
+                setattr(self, k, values[k])
+
+        def extra_repr(self):
+            shown = [f"{k}={getattr(self, k)!r}" for k in names if k != "inplace"]
+            if getattr(self, "inplace", False):
+                shown.append("inplace=True")
+            return ", ".join(shown)
+        attrs.update(__init__=__init__, extra_repr=extra_repr)
+    return type(name, (Module,), attrs)
 
 
 ReLU = _activation("ReLU", _C.relu, "max(x, 0), elementwise.")
 Sigmoid = _activation("Sigmoid", _C.sigmoid, "1 / (1 + exp(-x)), elementwise.")
 Tanh = _activation("Tanh", _C.tanh, "tanh(x), elementwise.")
-GELU = _activation("GELU", _C.gelu, "x * Phi(x), elementwise.")
 Identity = _activation("Identity", lambda x: x, "Returns its input.")
 
 
