@@ -135,6 +135,9 @@ tg_tensor *tgpy_index_array(PyObject *o);
 extern PyMethodDef tgpy_op_methods[];
 extern PyMethodDef tgpy_op_generated_functions[];
 int tgpy_opbind_init(void);
+/* scanops.c: the hand-bound ops of csrc/ops/scan.c (methods, functions). */
+extern PyMethodDef tgpy_scan_methods[];
+extern PyMethodDef tgpy_scan_functions[];
 
 int tgpy_tensor_type_init(PyObject *m, ModState *st);
 int tgpy_autograd_init(PyObject *m, ModState *st);

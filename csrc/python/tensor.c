@@ -293,36 +293,6 @@ static tg_tensor *mean_any(tg_tensor *x, const int64_t *axes, int naxes, bool ke
 }
 METHOD(mean) { return tgpy_reduction(self, "mean", mean_any, args, nargs, kw); }
 
-/* var and std share their arguments; std is sqrt(var), its errors name std. */
-static PyObject *var_or_std(PyObject *self, const char *fname, bool is_std, PyObject *const *args,
-                            Py_ssize_t nargs, PyObject *kw) {
-    ARGS(fname, 3, 2, "axis", "keepdims", "ddof")
-    int keep = tgpy_bool(a[1], 0);
-    long long ddof = a[2] ? PyLong_AsLongLong(a[2]) : 0;
-    if (keep < 0 || (ddof == -1 && PyErr_Occurred())) return named(fname);
-    int64_t axes[TG_MAX_DIMS];
-    int na;
-    if (tgpy_axes(a[0], axes, &na)) return named(fname);
-    tg_tensor *f = float_of(TENSOR(self));
-    tg_tensor *v = f ? tg_var(f, na < 0 ? NULL : axes, na < 0 ? 0 : na, keep, ddof) : NULL;
-    tg_tensor_release(f);
-    if (!is_std) return W(v);
-    if (!v) {
-        const char *m = tg_error_message();
-        if (!strncmp(m, "var: ", 5)) {
-            char buf[512];
-            snprintf(buf, sizeof buf, "std: %s", m + 5);
-            tg_error_set(tg_error_status(), "%s", buf);
-        }
-        return tgpy_raise();
-    }
-    tg_tensor *r = tg_sqrt(v);
-    tg_tensor_release(v);
-    return W(r);
-}
-METHOD(var) { return var_or_std(self, "var", false, args, nargs, kw); }
-METHOD(std) { return var_or_std(self, "std", true, args, nargs, kw); }
-
 static PyObject *arg_ext(PyObject *self, const char *fname, tg_tensor *(*f)(tg_tensor *, int64_t, bool),
                          PyObject *const *args, Py_ssize_t nargs, PyObject *kw) {
     static const char *const names[] = {"axis", "keepdims", "dim", "keepdim"};
@@ -674,8 +644,6 @@ static PyMethodDef tensor_methods[] = {
     
     M(mean, "mean(axis=None, keepdims=False)\n\nMean over the given axes (all by default)."),
     
-    M(var, "var(axis=None, keepdims=False, ddof=0)\n\nVariance (NumPy's default ddof=0)."),
-    M(std, "std(axis=None, keepdims=False, ddof=0)\n\nStandard deviation sqrt(var)."),
     M(argmax, "argmax(axis=None, keepdims=False)\n\nIndex of the maximum (int64, not differentiable)."),
     M(argmin, "argmin(axis=None, keepdims=False)\n\nIndex of the minimum (int64, not differentiable)."),
     M(reshape, "reshape(*shape)\n\nSame elements, new shape (one -1 is inferred); a view when possible."),
@@ -743,13 +711,15 @@ static PyMemberDef tensor_members[] = {
 static PyMethodDef *all_methods(void) {
     static PyMethodDef *all;
     if (all) return all;
-    size_t n1 = 0, n2 = 0;
+    size_t n1 = 0, n2 = 0, n3 = 0;
     while (tensor_methods[n1].ml_name) n1++;
     while (tgpy_op_methods[n2].ml_name) n2++;
-    all = PyMem_RawCalloc(n1 + n2 + 1, sizeof *all); /* lives as long as the process */
+    while (tgpy_scan_methods[n3].ml_name) n3++; /* scanops.c */
+    all = PyMem_RawCalloc(n1 + n2 + n3 + 1, sizeof *all); /* lives as long as the process */
     if (!all) return (PyMethodDef *)PyErr_NoMemory();
     memcpy(all, tensor_methods, n1 * sizeof *all);
     memcpy(all + n1, tgpy_op_methods, n2 * sizeof *all);
+    memcpy(all + n1 + n2, tgpy_scan_methods, n3 * sizeof *all);
     return all;
 }
 
@@ -806,7 +776,7 @@ PyObject *tgpy_as_function(const char *fname, tgpy_methodfn f, PyObject *const *
                                PyObject *kw) {                                        \
         return tgpy_as_function(#name, m_##name, args, nargs, kw);                         \
     }
-FN(leaky_relu) FN(clip) FN(mean) FN(var) FN(std) FN(argmax) FN(argmin) FN(reshape)
+FN(leaky_relu) FN(clip) FN(mean) FN(argmax) FN(argmin) FN(reshape)
 FN(broadcast_to) FN(permute) FN(transpose) FN(swapaxes) FN(squeeze) FN(unsqueeze) FN(flatten)
 FN(softmax) FN(log_softmax) FN(gather) FN(index_select) FN(detach)
 
@@ -817,8 +787,6 @@ PyMethodDef tgpy_op_functions[] = {
     F(leaky_relu, "leaky_relu(x, negative_slope=0.01)"),
     F(clip, "clip(x, min=None, max=None)"),
     F(mean, "mean(x, axis=None, keepdims=False)"), 
-    F(var, "var(x, axis=None, keepdims=False, ddof=0)"),
-    F(std, "std(x, axis=None, keepdims=False, ddof=0)"),
     F(argmax, "argmax(x, axis=None, keepdims=False)"), F(argmin, "argmin(x, axis=None, keepdims=False)"),
     F(reshape, "reshape(x, *shape)"), F(broadcast_to, "broadcast_to(x, shape)"),
     F(permute, "permute(x, *axes)"), F(transpose, "transpose(x, *axes)"),

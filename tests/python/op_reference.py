@@ -440,6 +440,8 @@ REFERENCES = {
     # activation.c: activations (issue 14)
 
     # scan.c: reductions, scans, sorting (issue 14)
+    # (written in scan_reference.py, next to this file)
+    **__import__("scan_reference").SCAN_REFERENCES,
 
     # shape.c: shape and indexing (issue 14)
 
