@@ -520,7 +520,7 @@ TG_DEFINE_OP(prod, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64"
              .forward = "y = prod(x, axes)", .forward_tex = "y = \\prod_{\\text{axes}} x",
              .vjp = "dx_k = dy * prod_{j != k} x_j (= dy * y / x without zeros)",
              .vjp_tex = "\\bar x_k = \\bar y \\prod_{j \\ne k} x_j",
-             .doc = "Product over axes (all by default; 1 for none); the gradient is right with zeros.",
+             .doc = "Product over axes (all by default; 1 for none); the gradient is right with zeros; dtype= converts the input first.",
              .backward = prod_vjp, .apply = apply_prod,
              .examples = "3x4;3x4|axes=1;2x3x4|axes=0,2 keep=1;T3x4|axes=0;b3x4|axes=1;b2x3x2|axes=0,2",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");

@@ -261,19 +261,32 @@ METHOD(clip) {
     return W(tg_clip(TENSOR(self), lo, hi));
 }
 
-/* Reductions: axis=None (alias dim), keepdims=False (alias keepdim). */
+/* Reductions: axis=None (alias dim), keepdims=False (alias keepdim); sum,
+ * prod and mean also take dtype= (NumPy and PyTorch): the input is converted
+ * to it first (differentiable between floats). */
 PyObject *tgpy_reduction(PyObject *self, const char *fname, tgpy_redfn f, PyObject *const *args,
                          Py_ssize_t nargs, PyObject *kw) {
-    static const char *const names[] = {"axis", "keepdims", "dim", "keepdim"};
-    PyObject *a[4];
-    if (tgpy_args(fname, args, nargs, kw, names, 4, 2, a)) return NULL;
+    static const char *const names[] = {"axis", "keepdims", "dim", "keepdim", "dtype"};
+    PyObject *a[5];
+    if (tgpy_args(fname, args, nargs, kw, names, 5, 2, a)) return NULL;
     PyObject *ax = a[0] ? a[0] : a[2];
     int keep = tgpy_bool(a[1] ? a[1] : a[3], 0);
     if (keep < 0) return NULL;
     int64_t axes[TG_MAX_DIMS];
     int na;
     if (tgpy_axes(ax, axes, &na)) return named(fname);
-    return W(f(TENSOR(self), na < 0 ? NULL : axes, na < 0 ? 0 : na, keep));
+    if (!a[4] || a[4] == Py_None)
+        return W(f(TENSOR(self), na < 0 ? NULL : axes, na < 0 ? 0 : na, keep));
+    if (strcmp(fname, "sum") && strcmp(fname, "prod") && strcmp(fname, "mean")) {
+        PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument 'dtype'", fname);
+        return NULL;
+    }
+    tg_dtype dt;
+    if (tgpy_parse_dtype(a[4], TENSOR(self)->dtype, &dt)) return named(fname);
+    tg_tensor *c = tg_cast(TENSOR(self), dt);
+    tg_tensor *r = c ? f(c, na < 0 ? NULL : axes, na < 0 ? 0 : na, keep) : NULL;
+    tg_tensor_release(c);
+    return W(r);
 }
 /* NumPy's rule: the mean, variance and standard deviation of integers are
  * float64 ((pred == labels).mean() is an accuracy).  Ints never require grad,
@@ -642,7 +655,7 @@ static PyMethodDef tensor_methods[] = {
     
     
     
-    M(mean, "mean(axis=None, keepdims=False)\n\nMean over the given axes (all by default)."),
+    M(mean, "mean(axis=None, keepdims=False, dtype=None)\n\nMean over the given axes (all by default); dtype= converts the input first."),
     
     M(argmax, "argmax(axis=None, keepdims=False)\n\nIndex of the maximum (int64, not differentiable)."),
     M(argmin, "argmin(axis=None, keepdims=False)\n\nIndex of the minimum (int64, not differentiable)."),
@@ -786,7 +799,7 @@ PyMethodDef tgpy_op_functions[] = {
     
     F(leaky_relu, "leaky_relu(x, negative_slope=0.01)"),
     F(clip, "clip(x, min=None, max=None)"),
-    F(mean, "mean(x, axis=None, keepdims=False)"), 
+    F(mean, "mean(x, axis=None, keepdims=False, dtype=None)"), 
     F(argmax, "argmax(x, axis=None, keepdims=False)"), F(argmin, "argmin(x, axis=None, keepdims=False)"),
     F(reshape, "reshape(x, *shape)"), F(broadcast_to, "broadcast_to(x, shape)"),
     F(permute, "permute(x, *axes)"), F(transpose, "transpose(x, *axes)"),

@@ -543,3 +543,66 @@ def test_bad_arguments_raise_naming_the_op():
         tg.median(tg.zeros(0))
     with raises(TypeError, "cumsum"):
         x.cumsum(0, dtype="not a dtype")
+
+
+# ---------------------------------------------------------------------------
+# special values, sum(dtype=) and mean(dtype=)
+# ---------------------------------------------------------------------------
+
+SPECIAL = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1e308, -1e308, 5e-324]
+
+
+SPECIAL_CALLS = {
+    "cumsum": (lambda x: tg.cumsum(x, 0), lambda x: torch.cumsum(x, 0)),
+    "cumprod": (lambda x: tg.cumprod(x, 0), lambda x: torch.cumprod(x, 0)),
+    "prod": (lambda x: tg.prod(x), lambda x: torch.prod(x)),
+    "logcumsumexp": (lambda x: tg.logcumsumexp(x, 0), lambda x: torch.logcumsumexp(x, 0)),
+    "cummax": (lambda x: tg.cummax(x, 0).values, lambda x: torch.cummax(x, 0).values),
+    "cummin": (lambda x: tg.cummin(x, 0).values, lambda x: torch.cummin(x, 0).values),
+    "sort": (lambda x: tg.sort(x).values, lambda x: torch.sort(x).values),
+    "sort-desc": (lambda x: tg.sort(x, descending=True).values,
+                  lambda x: torch.sort(x, descending=True).values),
+    "topk": (lambda x: tg.topk(x, 3).values, lambda x: torch.topk(x, 3).values),
+    "median": (lambda x: tg.median(x), lambda x: torch.median(x)),
+    "std": (lambda x: tg.std(x), lambda x: torch.std(x, correction=0)),
+    "norm2": (lambda x: tg.norm(x), lambda x: torch.linalg.vector_norm(x)),
+    "norminf": (lambda x: tg.norm(x, math.inf), lambda x: torch.linalg.vector_norm(x, math.inf)),
+    "norm1": (lambda x: tg.norm(x, 1), lambda x: torch.linalg.vector_norm(x, 1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPECIAL_CALLS))
+def test_special_values_match_torch_and_backward_survives(name):
+    """inf, nan, -0.0, huge and subnormal values: the values are PyTorch's
+    (NaN where it gives NaN) and backward runs."""
+    ft, fh = SPECIAL_CALLS[name]
+    with np.errstate(all="ignore"):
+        xt, xh = both(np.array(SPECIAL))
+        yt, yh = ft(xt), fh(xh)
+        np.testing.assert_array_equal(yt.numpy(), yh.detach().numpy())
+        yt.sum().backward()
+        assert xt.grad.shape == xt.shape
+
+
+def test_sum_prod_mean_dtype():
+    x = tg.tensor([[1, 2], [3, 4]])
+    y = x.sum(dtype=tg.float32)
+    assert y.dtype == tg.float32 and y.item() == 10.0
+    y = tg.sum(x, 0, dtype="float64")
+    assert y.dtype == tg.float64 and y.tolist() == [4.0, 6.0]
+    assert x.mean(dtype=tg.float32).dtype == tg.float32 and x.mean(dtype=tg.float32).item() == 2.5
+    assert tg.prod(x, dtype=tg.float64).dtype == tg.float64
+    a = rand((3, 4), np.float32)
+    xt, xh = both(a)
+    yt, yh = xt.sum(dim=1, dtype=tg.float64), xh.sum(dim=1, dtype=torch.float64)
+    assert yt.dtype == tg.float64
+    close(yt, yh, np.float32)
+    grads_match(yt, yh, xt, xh, np.float32)
+    assert xt.grad.dtype == tg.float32
+    xt, xh = both(a)
+    yt, yh = tg.mean(xt, 0, dtype=tg.float64), torch.mean(xh, 0, dtype=torch.float64)
+    close(yt, yh, np.float32)
+    with raises(TypeError, "max", "dtype"):
+        x.max(dtype=tg.float32)
+    with raises(TypeError, "sum"):
+        x.sum(dtype="no such dtype")
