@@ -853,7 +853,7 @@ TG_DEFINE_OP(topk, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64;
 /* median (PyTorch's: the lower of the two middle values)                 */
 /* ===================================================================== */
 
-tg_tensor *tg_median(tg_tensor *x, int64_t axis, bool keepdims, tg_tensor **indices) {
+static tg_tensor *median_pick(tg_tensor *x, int64_t axis, bool keepdims, tg_tensor **indices) {
     if (indices) *indices = NULL;
     tg_tensor *src;
     int64_t ax;
@@ -954,6 +954,50 @@ tg_tensor *tg_median(tg_tensor *x, int64_t axis, bool keepdims, tg_tensor **indi
     else tg_tensor_release(idx);
     return v;
 }
+/* The median of all elements gives its gradient to the elements equal to
+ * it, shared evenly, as PyTorch's median() does: it is taken as the max of
+ * where(x == m, x, -inf) (exact: all picked values equal m), whose VJP
+ * shares the gradient between ties (the min of where(x == m, x, inf) for
+ * m = -inf).  A NaN median keeps the gradient of the one NaN picked. */
+tg_tensor *tg_median(tg_tensor *x, int64_t axis, bool keepdims, tg_tensor **indices) {
+    if (axis != TG_AXIS_NONE || !tg_dtype_is_float(x->dtype) || !tg__should_record(1, &x))
+        return median_pick(x, axis, keepdims, indices);
+    if (indices) *indices = NULL;
+    tg_tensor *idx = NULL;
+    bool prev = tg_set_grad_enabled(false);
+    tg_tensor *v = median_pick(x, axis, false, &idx);
+    tg_set_grad_enabled(prev);
+    if (!v) return NULL;
+    double m = tg_tensor_get_flat(v, 0);
+    tg_tensor_release(v);
+    tg_tensor_release(idx);
+    if (m != m) return median_pick(x, axis, keepdims, indices);
+    tg_tensor *mask = tg_tensor_empty(x->ndim, x->shape, x->dtype);
+    if (mask)
+        for (int64_t i = 0; i < x->numel; i++) {
+            double on = tg_tensor_get_flat(x, i) == m;
+            if (x->dtype == TG_FLOAT32) ((float *)tg_tensor_data(mask))[i] = (float)on;
+            else ((double *)tg_tensor_data(mask))[i] = on;
+        }
+    bool low = m == -INFINITY; /* then min of where(x == m, x, +inf) */
+    tg_tensor *ninf = mask ? scalar_like(low ? INFINITY : -INFINITY, x) : NULL;
+    tg_tensor *w = ninf ? tg_where(mask, x, ninf) : NULL;
+    tg_tensor *out = w ? (low ? tg_min : tg_max)(w, NULL, 0, keepdims) : NULL;
+    tg_tensor_release(mask);
+    tg_tensor_release(ninf);
+    tg_tensor_release(w);
+    if (out && indices) { /* the index of the (first) picked element, recomputed */
+        prev = tg_set_grad_enabled(false);
+        tg_tensor *v2 = median_pick(x, axis, keepdims, indices);
+        tg_set_grad_enabled(prev);
+        tg_tensor_release(v2);
+        if (!*indices) {
+            tg_tensor_release(out);
+            return NULL;
+        }
+    }
+    return out;
+}
 static tg_tensor *apply_median(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
     tg_tensor *idx;
@@ -963,7 +1007,7 @@ static tg_tensor *apply_median(tg_tensor *const *in, int n, const tg_params *p) 
 TG_DEFINE_OP(median, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64; indices int64",
              .forward = "y = the lower median x_idx (sorted[(n - 1) // 2]; NaN if the row has one) along axis, or of all",
              .forward_tex = "y = x_{\\mathrm{idx}},\\ \\mathrm{idx} = \\operatorname{argsort}(x)_{\\lfloor (n-1)/2 \\rfloor}",
-             .vjp = "dx = scatter_add(zeros(x.shape), axis, idx, dy)",
+             .vjp = "dx = scatter_add(zeros(x.shape), axis, idx, dy) (without an axis: shared by the elements equal to y)",
              .vjp_tex = "\\bar x_{\\mathrm{idx}} = \\bar y",
              .doc = "PyTorch's median: the lower of the two middle values (not NumPy's mean of them), with its index.",
              .composite = true, .apply = apply_median,

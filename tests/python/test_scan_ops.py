@@ -606,3 +606,17 @@ def test_sum_prod_mean_dtype():
         x.max(dtype=tg.float32)
     with raises(TypeError, "sum"):
         x.sum(dtype="no such dtype")
+
+
+@pytest.mark.parametrize("a", [[1.0, 2.0, 2.0, 3.0], [2.0, 2.0, 2.0, 1.0, 5.0], [[1.0, 3.0], [3.0, 0.0]],
+                               [1.0, np.inf, np.inf], [-np.inf, -np.inf, 3.0], [np.nan, 1.0]])
+def test_median_of_all_shares_the_gradient_between_ties_as_torch(a):
+    xt, xh = both(np.array(a))
+    yt, yh = tg.median(xt), torch.median(xh)
+    assert yt.shape == () and (yt.item() == yh.item() or (np.isnan(yt.item()) and np.isnan(yh.item())))
+    yt.backward()
+    yh.backward()
+    assert xt.grad.tolist() == xh.grad.tolist()
+    # second order away from ties (at a tie the median is not differentiable)
+    x = tg.tensor(np.array([1.0, 4.0, 2.0, 3.5, 0.5]), requires_grad=True)
+    assert gradgradcheck(lambda t: tg.median(t) * tg.median(t), [x])
