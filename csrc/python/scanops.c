@@ -393,7 +393,7 @@ PyMethodDef tgpy_scan_methods[] = {
                "with zeros in the input.\n\n"
                ">>> tg.tensor([1.0, 2.0, 3.0]).cumprod(0).tolist()\n[1.0, 2.0, 6.0]"),
     M(logcumsumexp, "logcumsumexp(axis)\n\nlog(cumsum(exp(x))) along an axis, computed stably.\n\n"
-                    ">>> tg.tensor([0.0, 0.0]).logcumsumexp(0).tolist()[1] == math.log(2)\nTrue"),
+                    ">>> [round(v, 4) for v in tg.tensor([0.0, 0.0]).logcumsumexp(0).tolist()]\n[0.0, 0.6931]"),
     M(cummax, "cummax(axis)\n\nRunning maximum along an axis: a named tuple (values, indices); ties\n"
               "take the later index and a NaN propagates (PyTorch's rules).\n\n"
               ">>> tg.tensor([1.0, 3.0, 2.0]).cummax(0).indices.tolist()\n[0, 1, 1]"),
@@ -416,7 +416,7 @@ PyMethodDef tgpy_scan_methods[] = {
     M(var, "var(axis=None, keepdims=False, ddof=None, *, correction=None, unbiased=None)\n\nVariance. "
            "ddof (NumPy), correction (PyTorch) or unbiased=True (ddof 1):\nthe divisor is n - ddof; "
            "the default is NumPy's ddof=0.\n\n"
-           ">>> tg.tensor([1.0, 2.0, 3.0, 4.0]).var(correction=1).item()\n1.6666666269302368"),
+           ">>> tg.tensor([1.0, 3.0, 5.0]).var(correction=1).item()\n4.0"),
     M(std, "std(axis=None, keepdims=False, ddof=None, *, correction=None, unbiased=None)\n\nStandard "
            "deviation sqrt(var) (same options as var; NumPy's ddof=0\nby default).\n\n"
            ">>> tg.tensor([1.0, 3.0]).std().item()\n1.0"),
@@ -470,7 +470,7 @@ PyMethodDef tgpy_scan_functions[] = {
            ">>> tg.var(tg.tensor([1.0, 3.0])).item()\n1.0"),
     F(std, "std(x, axis=None, keepdims=False, ddof=None, *, correction=None, unbiased=None)\n\n"
            "Standard deviation (NumPy's ddof=0 by default; correction/unbiased as PyTorch).\n\n"
-           ">>> tg.std(tg.tensor([1.0, 3.0]), correction=1).item() == 2 ** 0.5\nTrue"),
+           ">>> tg.std(tg.tensor([1.0, 3.0, 5.0]), correction=1).item()\n2.0"),
     F(var_mean, "var_mean(x, axis=None, keepdims=False, ddof=None, *, correction=None, unbiased=None)\n\n"
                 "The tuple (variance, mean).\n\n>>> v, m = tg.var_mean(tg.tensor([1.0, 3.0]))\n"
                 ">>> (v.item(), m.item())\n(1.0, 2.0)"),
