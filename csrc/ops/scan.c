@@ -111,9 +111,31 @@ static void write_row(tg_tensor *c, int64_t r, int64_t n, const double *buf) {
 }
 
 static bool has_zero(const tg_tensor *x) {
+    if (tg_tensor_is_contiguous(x) && x->dtype == TG_FLOAT32) {
+        const float *p = tg_tensor_data(x);
+        for (int64_t i = 0; i < x->numel; i++)
+            if (p[i] == 0) return true;
+        return false;
+    }
+    if (tg_tensor_is_contiguous(x) && x->dtype == TG_FLOAT64) {
+        const double *p = tg_tensor_data(x);
+        for (int64_t i = 0; i < x->numel; i++)
+            if (p[i] == 0) return true;
+        return false;
+    }
     for (int64_t i = 0; i < x->numel; i++)
         if (tg_tensor_get_flat(x, i) == 0.0) return true;
     return false;
+}
+
+/* the dtypes the row kernels read: float32, float64 and (allow_int) int64;
+ * anything else (a dtype added later) is a TypeError naming the op */
+static tg_status check_dtype(const char *who, const tg_tensor *x, bool allow_int) {
+    if (x->dtype == TG_FLOAT32 || x->dtype == TG_FLOAT64 || (allow_int && x->dtype == TG_INT64))
+        return TG_OK;
+    return tg_error_set(TG_ERR_TYPE, "%s: dtype %s is not supported (input of shape %s; expected "
+                                     "float32, float64%s)",
+                        who, tg_dtype_name(x->dtype), tg__shp(x), allow_int ? " or int64" : "");
 }
 
 static tg_tensor *scalar_like(double v, const tg_tensor *x) { return tg_tensor_scalar(v, x->dtype); }
@@ -235,6 +257,7 @@ static tg_tensor *scan_kernel(tg_tensor *x, int64_t ax, skind kind, bool rev, tg
         tg_tensor_release(c);
         return NULL;
     }
+    void *kt = tg__kernel_begin(c->numel); /* the loop touches no reference count */
     for (int64_t r = 0; r < rows; r++) {
         if (c->dtype == TG_INT64) {
             const int64_t *p = (const int64_t *)tg_tensor_data(c) + r * n;
@@ -273,6 +296,7 @@ static tg_tensor *scan_kernel(tg_tensor *x, int64_t ax, skind kind, bool rev, tg
         }
         write_row(o, r, n, buf);
     }
+    tg__kernel_end(kt);
     free(buf);
     tg_tensor_release(c);
     tg_tensor *out = rows_back(o, ax);
@@ -302,7 +326,7 @@ static tg_tensor *on_0d(axis_fn f, tg_tensor *x, bool flag) {
 
 tg_tensor *tg_cumsum(tg_tensor *x, int64_t axis, bool reverse) {
     int64_t ax;
-    if (scan_axis("cumsum", x, axis, &ax)) return NULL;
+    if (check_dtype("cumsum", x, true) || scan_axis("cumsum", x, axis, &ax)) return NULL;
     if (x->ndim == 0) return on_0d(tg_cumsum, x, reverse);
     tg_entry *e;
     tg_tensor *out = tg__finish(&tg_opdef_cumsum, 1, &x, scan_kernel(x, ax, S_SUM, reverse, NULL), &e);
@@ -336,7 +360,7 @@ TG_DEFINE_OP(cumsum, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int6
 
 tg_tensor *tg_cumprod(tg_tensor *x, int64_t axis, bool reverse) {
     int64_t ax;
-    if (scan_axis("cumprod", x, axis, &ax)) return NULL;
+    if (check_dtype("cumprod", x, true) || scan_axis("cumprod", x, axis, &ax)) return NULL;
     if (x->ndim == 0) return on_0d(tg_cumprod, x, reverse);
     tg_entry *e;
     tg_tensor *out = tg__finish(&tg_opdef_cumprod, 1, &x, scan_kernel(x, ax, S_PROD, reverse, NULL), &e);
@@ -422,7 +446,7 @@ TG_DEFINE_OP(cumprod, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int
 
 tg_tensor *tg_prod(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims) {
     uint32_t mask;
-    if (tg__axes_mask("prod", axes, naxes, x->ndim, &mask)) return NULL;
+    if (check_dtype("prod", x, true) || tg__axes_mask("prod", axes, naxes, x->ndim, &mask)) return NULL;
     int64_t perm[TG_MAX_DIMS], inv[TG_MAX_DIMS], psh[TG_MAX_DIMS], red;
     int64_t osh[TG_MAX_DIMS];
     int ond = 0;
@@ -448,11 +472,16 @@ tg_tensor *tg_prod(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims) 
                 int64_t a = 1;
                 for (int64_t i = 0; i < red; i++) a = tg__wrap_mul(a, p[i]);
                 ((int64_t *)tg_tensor_data(out))[r] = a;
-            } else {
+            } else if (x->dtype == TG_FLOAT32) { /* accumulated in double */
+                const float *p = (const float *)tg_tensor_data(c) + r * red;
                 double a = 1;
-                for (int64_t i = 0; i < red; i++) a *= tg_tensor_get_flat(c, r * red + i);
-                if (x->dtype == TG_FLOAT32) ((float *)tg_tensor_data(out))[r] = (float)a;
-                else ((double *)tg_tensor_data(out))[r] = a;
+                for (int64_t i = 0; i < red; i++) a *= p[i];
+                ((float *)tg_tensor_data(out))[r] = (float)a;
+            } else {
+                const double *p = (const double *)tg_tensor_data(c) + r * red;
+                double a = 1;
+                for (int64_t i = 0; i < red; i++) a *= p[i];
+                ((double *)tg_tensor_data(out))[r] = a;
             }
         }
     }
@@ -531,8 +560,7 @@ TG_DEFINE_OP(prod, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64"
 
 tg_tensor *tg_logcumsumexp(tg_tensor *x, int64_t axis, bool reverse) {
     int64_t ax;
-    if (scan_axis("logcumsumexp", x, axis, &ax)) return NULL;
-    if (tg__require_float("logcumsumexp", x)) return NULL;
+    if (check_dtype("logcumsumexp", x, false) || scan_axis("logcumsumexp", x, axis, &ax)) return NULL;
     if (x->ndim == 0) return on_0d(tg_logcumsumexp, x, reverse);
     tg_entry *e;
     tg_tensor *out =
@@ -601,7 +629,7 @@ TG_DEFINE_OP(logcumsumexp, .arity = 1, .diff_mask = 1, .dtypes = "float32,float6
 tg_tensor *tg_cummax(tg_tensor *x, int64_t axis, tg_tensor **indices) {
     int64_t ax;
     *indices = NULL;
-    if (scan_axis("cummax", x, axis, &ax)) return NULL;
+    if (check_dtype("cummax", x, true) || scan_axis("cummax", x, axis, &ax)) return NULL;
     tg_tensor *idx = NULL;
     if (!scan_kernel(x, ax, S_MAX, false, &idx)) return NULL;
     tg_tensor *v = tg_gather(x, ax, idx);
@@ -615,7 +643,7 @@ tg_tensor *tg_cummax(tg_tensor *x, int64_t axis, tg_tensor **indices) {
 tg_tensor *tg_cummin(tg_tensor *x, int64_t axis, tg_tensor **indices) {
     int64_t ax;
     *indices = NULL;
-    if (scan_axis("cummin", x, axis, &ax)) return NULL;
+    if (check_dtype("cummin", x, true) || scan_axis("cummin", x, axis, &ax)) return NULL;
     tg_tensor *idx = NULL;
     if (!scan_kernel(x, ax, S_MIN, false, &idx)) return NULL;
     tg_tensor *v = tg_gather(x, ax, idx);
@@ -716,6 +744,7 @@ static tg_tensor *sort_indices(const char *who, tg_tensor *x, int64_t ax, bool d
         tg_tensor_release(o);
         o = NULL;
     }
+    void *kt = o ? tg__kernel_begin(c->numel * 8) : NULL;
     for (int64_t r = 0; o && r < rows; r++) {
         int64_t *q = (int64_t *)tg_tensor_data(o) + r * n;
         for (int64_t i = 0; i < n; i++) q[i] = i;
@@ -728,6 +757,7 @@ static tg_tensor *sort_indices(const char *who, tg_tensor *x, int64_t ax, bool d
         }
         msort(q, tmp, n, &s);
     }
+    if (o) tg__kernel_end(kt);
     free(tmp);
     free(buf);
     tg_tensor_release(c);
@@ -744,14 +774,14 @@ static tg_status sort_axis(const char *who, tg_tensor *x, int64_t axis, int64_t 
 
 tg_tensor *tg_argsort(tg_tensor *x, int64_t axis, bool descending) {
     int64_t ax;
-    if (sort_axis("argsort", x, axis, &ax)) return NULL;
+    if (check_dtype("argsort", x, true) || sort_axis("argsort", x, axis, &ax)) return NULL;
     if (x->ndim == 0) return tg_tensor_zeros(0, NULL, TG_INT64);
     return sort_indices("argsort", x, ax, descending);
 }
 tg_tensor *tg_sort(tg_tensor *x, int64_t axis, bool descending, tg_tensor **indices) {
     int64_t ax;
     *indices = NULL;
-    if (sort_axis("sort", x, axis, &ax)) return NULL;
+    if (check_dtype("sort", x, true) || sort_axis("sort", x, axis, &ax)) return NULL;
     if (x->ndim == 0) /* one element: the top 1 */
         return tg_topk(x, 1, axis, descending, indices);
     tg_tensor *idx = sort_indices("sort", x, ax, descending);
@@ -793,7 +823,7 @@ TG_DEFINE_OP(argsort, .arity = 1, .diff_mask = 0, .dtypes = "float32,float64,int
 tg_tensor *tg_topk(tg_tensor *x, int64_t k, int64_t axis, bool largest, tg_tensor **indices) {
     int64_t ax;
     *indices = NULL;
-    if (sort_axis("topk", x, axis, &ax)) return NULL;
+    if (check_dtype("topk", x, true) || sort_axis("topk", x, axis, &ax)) return NULL;
     int64_t n = x->ndim ? x->shape[ax] : 1;
     if (k < 0 || k > n)
         return TG_FAIL(TG_ERR_VALUE, "topk: k = %lld is out of range for axis %lld of length %lld "
@@ -855,6 +885,7 @@ TG_DEFINE_OP(topk, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64;
 
 static tg_tensor *median_pick(tg_tensor *x, int64_t axis, bool keepdims, tg_tensor **indices) {
     if (indices) *indices = NULL;
+    if (check_dtype("median", x, true)) return NULL;
     tg_tensor *src;
     int64_t ax;
     if (axis == TG_AXIS_NONE) {
@@ -1114,8 +1145,7 @@ TG_DEFINE_OP(std_mean, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
 
 tg_tensor *tg_norm(tg_tensor *x, double p, const int64_t *axes, int naxes, bool keepdims) {
     uint32_t mask;
-    if (tg__axes_mask("norm", axes, naxes, x->ndim, &mask)) return NULL;
-    if (tg__require_float("norm", x)) return NULL;
+    if (tg__axes_mask("norm", axes, naxes, x->ndim, &mask) || check_dtype("norm", x, false)) return NULL;
     if (p != p || (p < 0 && p != -INFINITY))
         return TG_FAIL(TG_ERR_VALUE, "norm: p = %g is not supported for the input of shape %s "
                                      "(expected p > 0, 0, inf or -inf)",
@@ -1142,7 +1172,28 @@ tg_tensor *tg_norm(tg_tensor *x, double p, const int64_t *axes, int naxes, bool 
             tg_tensor_release(z);
             tg_tensor_release(nz);
         } else if (p == 1) out = tg_sum(a, ax, na, keepdims);
-        else {
+        if (p == 2) {
+            /* sqrt(sum(x * x)) in float64 (a float32 square can neither
+             * overflow nor underflow there), unless a float64 sum overflows
+             * or is so small that squares may have underflowed: then the
+             * scaled formula below */
+            tg_tensor *xd = tg__as_dtype(x, TG_FLOAT64);
+            tg_tensor *sq = xd ? tg_mul(xd, xd) : NULL;
+            tg_tensor *ss = sq ? tg_sum(sq, ax, na, keepdims) : NULL;
+            tg_tensor *rd = ss ? tg_sqrt(ss) : NULL;
+            bool ok = rd != NULL;
+            for (int64_t i = 0; ok && x->dtype == TG_FLOAT64 && i < rd->numel; i++) {
+                double v = ((const double *)tg_tensor_data(rd))[i];
+                ok = isfinite(v) && v > 1e-140;
+            }
+            if (ok) out = tg__as_dtype(rd, x->dtype);
+            tg_tensor_release(xd);
+            tg_tensor_release(sq);
+            tg_tensor_release(ss);
+            tg_tensor_release(rd);
+            if (!out) tg_error_clear();
+        }
+        if (!out && p != 1 && p != 0 && !isinf(p)) {
             /* scaled by the largest |x| against overflow and underflow */
             tg_tensor *m = tg_max(a, ax, na, true);
             if (m) {

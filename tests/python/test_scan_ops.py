@@ -620,3 +620,21 @@ def test_median_of_all_shares_the_gradient_between_ties_as_torch(a):
     # second order away from ties (at a tie the median is not differentiable)
     x = tg.tensor(np.array([1.0, 4.0, 2.0, 3.5, 0.5]), requires_grad=True)
     assert gradgradcheck(lambda t: tg.median(t) * tg.median(t), [x])
+
+
+def test_norm_extreme_magnitudes_do_not_overflow_or_underflow():
+    for scale in (1e200, 1e-200, 1e-300):
+        got = tg.norm(tg.tensor([3.0 * scale, 4.0 * scale], dtype=tg.float64)).item()
+        assert got == pytest.approx(5.0 * scale, rel=1e-14)
+    assert tg.norm(tg.tensor([3e-30, 4e-30], dtype=tg.float32)).item() == pytest.approx(5e-30, rel=1e-6)
+    assert tg.norm(tg.tensor([3e30, 4e30], dtype=tg.float32)).item() == pytest.approx(5e30, rel=1e-6)
+
+
+def test_float_only_ops_refuse_int64_and_std_converts_it():
+    ints = tg.tensor([[3, 1], [2, 4]])
+    with raises(TypeError, "logcumsumexp", "int64"):
+        tg.logcumsumexp(ints, 0)
+    with raises(TypeError, "norm", "int64"):
+        tg.norm(ints)
+    # NumPy's rule: the std of integers is float64
+    assert tg.std(ints).dtype == tg.float64 and tg.std(ints).item() == pytest.approx(np.std([3, 1, 2, 4]))
