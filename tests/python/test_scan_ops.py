@@ -638,3 +638,67 @@ def test_float_only_ops_refuse_int64_and_std_converts_it():
         tg.norm(ints)
     # NumPy's rule: the std of integers is float64
     assert tg.std(ints).dtype == tg.float64 and tg.std(ints).item() == pytest.approx(np.std([3, 1, 2, 4]))
+
+
+# ---------------------------------------------------------------------------
+# Hypothesis: every op on strided views (transposes, slices with any step
+# sign) made on the tape, values and gradients against PyTorch on a copy
+# ---------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+HSET = settings(max_examples=int(__import__("os").environ.get("TAPEGRAD_HYPOTHESIS_EXAMPLES", 25)),
+                deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+VIEW_OPS = {
+    # name: (tapegrad f(x, axis), torch f(x, axis))
+    "cumsum": (lambda x, a: tg.cumsum(x, a), lambda x, a: torch.cumsum(x, a)),
+    "cumprod": (lambda x, a: tg.cumprod(x, a), lambda x, a: torch.cumprod(x, a)),
+    "logcumsumexp": (lambda x, a: tg.logcumsumexp(x, a), lambda x, a: torch.logcumsumexp(x, a)),
+    "cummax": (lambda x, a: tg.cummax(x, a).values, lambda x, a: torch.cummax(x, a).values),
+    "cummin": (lambda x, a: x.cummin(dim=a).values, lambda x, a: torch.cummin(x, a).values),
+    "sort": (lambda x, a: tg.sort(x, a).values, lambda x, a: torch.sort(x, dim=a, stable=True).values),
+    "sort-desc": (lambda x, a: tg.sort(x, a, descending=True).values,
+                  lambda x, a: torch.sort(x, dim=a, descending=True, stable=True).values),
+    "topk": (lambda x, a: tg.topk(x, 1, a).values, lambda x, a: torch.topk(x, 1, a).values),
+    "median": (lambda x, a: tg.median(x, a).values, lambda x, a: torch.median(x, a).values),
+    "prod": (lambda x, a: tg.prod(x, a), lambda x, a: torch.prod(x, a)),
+    "std": (lambda x, a: tg.std(x, a, correction=1), lambda x, a: torch.std(x, a, correction=1)),
+    "norm": (lambda x, a: tg.norm(x, 3, a), lambda x, a: torch.linalg.vector_norm(x, 3, a)),
+}
+
+
+@st.composite
+def views(draw):
+    nd = draw(st.integers(1, 4))
+    shape = tuple(draw(st.lists(st.integers(1, 5), min_size=nd, max_size=nd)))
+    perm = tuple(draw(st.permutations(range(nd))))
+    key = tuple(slice(None, None, draw(st.sampled_from([1, 2, -1, -2]))) for _ in range(nd))
+    return shape, perm, key
+
+
+@HSET
+@given(view=views(), name=st.sampled_from(sorted(VIEW_OPS)), seed=st.integers(0, 2 ** 31 - 1),
+       data=st.data())
+def test_ops_on_strided_views_property(view, name, seed, data):
+    shape, perm, key = view
+    base = np.random.default_rng(seed).standard_normal(shape)
+    leaf = tg.tensor(base, requires_grad=True)
+    v = leaf.permute(*perm)[key]
+    x = np.transpose(base, perm)[key].copy()  # C order, positive strides (torch needs them)
+    assert v.shape == x.shape
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    if name == "std" and x.shape[axis] < 2:
+        return
+    ft, fh = VIEW_OPS[name]
+    y = ft(v, axis)
+    xh = torch.tensor(x, requires_grad=True)
+    yh = fh(xh, axis)
+    np.testing.assert_allclose(y.numpy(), yh.detach().numpy(), rtol=1e-10, atol=1e-12)
+    w = np.random.default_rng(seed + 1).standard_normal(tuple(yh.shape))
+    y.backward(tg.tensor(w))
+    yh.backward(torch.tensor(w))
+    want = np.zeros_like(base)
+    np.transpose(want, perm)[key] += xh.grad.numpy()
+    np.testing.assert_allclose(leaf.grad.numpy(), want, rtol=1e-9, atol=1e-12)
