@@ -626,13 +626,25 @@ TG_DEFINE_OP(logcumsumexp, .arity = 1, .diff_mask = 1, .dtypes = "float32,float6
 /* cummax / cummin                                                        */
 /* ===================================================================== */
 
-tg_tensor *tg_cummax(tg_tensor *x, int64_t axis, tg_tensor **indices) {
-    int64_t ax;
+/* cummax / cummin: the indices from the scan kernel, the values gathered
+ * (a 0-d tensor runs as its (1,) reshape) */
+static tg_tensor *cumext(tg_tensor *x, int64_t axis, skind kind, const char *who, tg_tensor **indices) {
+    int64_t ax, one = 1;
     *indices = NULL;
-    if (check_dtype("cummax", x, true) || scan_axis("cummax", x, axis, &ax)) return NULL;
+    if (check_dtype(who, x, true) || scan_axis(who, x, axis, &ax)) return NULL;
+    tg_tensor *src = x->ndim ? (tg_tensor_retain(x), x) : tg_reshape(x, 1, &one);
     tg_tensor *idx = NULL;
-    if (!scan_kernel(x, ax, S_MAX, false, &idx)) return NULL;
-    tg_tensor *v = tg_gather(x, ax, idx);
+    tg_tensor *v = src && scan_kernel(src, ax, kind, false, &idx) ? tg_gather(src, ax, idx) : NULL;
+    tg_tensor_release(src);
+    if (v && x->ndim == 0) {
+        tg_tensor *v0 = tg_reshape(v, 0, NULL);
+        tg_tensor *i0 = v0 ? tg_reshape(idx, 0, NULL) : NULL;
+        tg_tensor_release(v);
+        tg_tensor_release(idx);
+        if (!i0) tg_tensor_release(v0);
+        v = i0 ? v0 : NULL;
+        idx = i0;
+    }
     if (!v) {
         tg_tensor_release(idx);
         return NULL;
@@ -640,19 +652,11 @@ tg_tensor *tg_cummax(tg_tensor *x, int64_t axis, tg_tensor **indices) {
     *indices = idx;
     return v;
 }
+tg_tensor *tg_cummax(tg_tensor *x, int64_t axis, tg_tensor **indices) {
+    return cumext(x, axis, S_MAX, "cummax", indices);
+}
 tg_tensor *tg_cummin(tg_tensor *x, int64_t axis, tg_tensor **indices) {
-    int64_t ax;
-    *indices = NULL;
-    if (check_dtype("cummin", x, true) || scan_axis("cummin", x, axis, &ax)) return NULL;
-    tg_tensor *idx = NULL;
-    if (!scan_kernel(x, ax, S_MIN, false, &idx)) return NULL;
-    tg_tensor *v = tg_gather(x, ax, idx);
-    if (!v) {
-        tg_tensor_release(idx);
-        return NULL;
-    }
-    *indices = idx;
-    return v;
+    return cumext(x, axis, S_MIN, "cummin", indices);
 }
 /* the registry's generic call of an op returning (values, indices): the
  * values, or the indices when i3 = 1 */

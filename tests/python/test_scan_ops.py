@@ -207,6 +207,17 @@ def test_zero_dim_scans():
     assert tg.cumprod(x, 0).item() == 3.0
     v, i = tg.sort(x)
     assert v.shape == () and i.shape == () and i.item() == 0
+    for f in (tg.cummax, tg.cummin):
+        v, i = f(x, 0)
+        th = getattr(torch, f.__name__)(torch.tensor(3.0), 0)
+        assert v.shape == i.shape == () and v.item() == th.values.item() and i.item() == th.indices.item()
+        v.backward()
+    assert x.grad.item() == 2.0
+    v, i = tg.topk(x, 1)
+    assert v.shape == () and v.item() == 3.0 and i.item() == 0
+    v, i = tg.median(x, 0)
+    assert v.shape == () and v.item() == 3.0 and tg.median(x).item() == 3.0
+    assert tg.prod(x).item() == 3.0 and tg.norm(x).item() == 3.0 and tg.argsort(x).item() == 0
     with raises(IndexError, "cumsum", "0-d"):
         tg.cumsum(x, 1)
 
