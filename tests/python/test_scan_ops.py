@@ -713,3 +713,29 @@ def test_ops_on_strided_views_property(view, name, seed, data):
     want = np.zeros_like(base)
     np.transpose(want, perm)[key] += xh.grad.numpy()
     np.testing.assert_allclose(leaf.grad.numpy(), want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("zeros", [[], [1], [0, 4], [5], [2, 3]])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_reversed_scans_used_by_the_vjps_match_torch(zeros, create_graph):
+    """The reversed cumsum/cumprod/logcumsumexp (internal: the VJPs use them;
+    i1 = 1 in the registry's generic call), first order through the O(n)
+    kernel and, with create_graph, through the differentiable formula."""
+    a = rand((3, 6), seed=len(zeros))
+    a[:, zeros] = 0
+    for name in ("cumsum", "cumprod", "logcumsumexp"):
+        xt, xh = both(a)
+        yt = tg._C._op_apply(name, [xt], "i0=1 i1=1")
+        yh = getattr(torch, name)(xh.flip(1), 1).flip(1)
+        close(yt, yh)
+        w = rand(a.shape, seed=7)
+        (gt,) = tg.grad(yt, xt, tg.tensor(w), create_graph=create_graph)
+        (gh,) = torch.autograd.grad(yh, xh, torch.tensor(w), create_graph=create_graph)
+        close(gt, gh)
+        if create_graph and name == "cumsum":  # linear: its gradient does not depend on x
+            assert not gt.requires_grad
+        elif create_graph:
+            v = rand(a.shape, seed=8)
+            (ht,) = tg.grad(gt, xt, tg.tensor(v))
+            (hh,) = torch.autograd.grad(gh, xh, torch.tensor(v), allow_unused=True)
+            close(ht, hh if hh is not None else torch.zeros_like(xh))
