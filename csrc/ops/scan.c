@@ -14,8 +14,10 @@
  *     logcumsumexp of the log of the gradient's positive and negative parts;
  *   - cumprod and prod divide by x when x has no zero; otherwise they use
  *     the products of the other elements directly (exclusive cumprods for
- *     prod, an n x n masked cumprod for cumprod), which is right with one
- *     zero, two zeros or more, as in PyTorch;
+ *     prod; for cumprod an O(n) C loop around the first zero when the
+ *     gradient is not to be differentiated again, else an n x n masked
+ *     cumprod), which is right with one zero, two zeros or more, as in
+ *     PyTorch;
  *   - the ops that pick elements (sort, topk, cummax, cummin, median) compute
  *     their int64 indices here and take the values with gather, whose VJP
  *     (scatter_add, itself differentiable) routes the gradient through the
