@@ -170,14 +170,16 @@ METHOD(cummin) { return cumext(self, "cummin", 3, tg_cummin, args, nargs, kw); }
 /* ---- sorting ---------------------------------------------------------------- */
 
 /* sort and argsort: (axis=-1, descending=False, stable=False); sorting is
- * always stable here, so stable= only documents the caller's wish */
+ * always stable here, so stable= only documents the caller's wish.
+ * axis=None (given explicitly) sorts the flattened tensor, as NumPy's. */
 static int sort_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kw,
-                     int64_t *axis, int *desc) {
+                     int64_t *axis, int *desc, int *flatten) {
     static const char *const names[] = {"axis", "descending", "stable", "dim", "kind"};
     PyObject *a[5];
     if (tgpy_args(fname, args, nargs, kw, names, 5, 2, a)) return -1;
     PyObject *ax;
     if (alias(fname, "axis", a[0], "dim", a[3], &ax)) return -1;
+    *flatten = ax == Py_None;
     if (int_axis(fname, ax, -1, axis)) {
         tgpy_prefix_error(fname);
         return -1;
@@ -196,19 +198,35 @@ static int sort_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
     }
     return 0;
 }
+/* x, or x flattened (a new reference) */
+static tg_tensor *maybe_flat(tg_tensor *x, int flatten) {
+    if (!flatten) {
+        tg_tensor_retain(x);
+        return x;
+    }
+    int64_t n = -1;
+    return tg_reshape(x, 1, &n);
+}
 METHOD(sort) {
     int64_t axis;
-    int desc;
-    if (sort_args("sort", args, nargs, kw, &axis, &desc)) return NULL;
+    int desc, flat;
+    if (sort_args("sort", args, nargs, kw, &axis, &desc, &flat)) return NULL;
+    tg_tensor *x = maybe_flat(TENSOR(self), flat);
+    if (!x) return tgpy_raise();
     tg_tensor *idx = NULL;
-    tg_tensor *v = tg_sort(TENSOR(self), axis, desc, &idx);
+    tg_tensor *v = tg_sort(x, axis, desc, &idx);
+    tg_tensor_release(x);
     return vi_result(0, v, idx);
 }
 METHOD(argsort) {
     int64_t axis;
-    int desc;
-    if (sort_args("argsort", args, nargs, kw, &axis, &desc)) return NULL;
-    return W(tg_argsort(TENSOR(self), axis, desc));
+    int desc, flat;
+    if (sort_args("argsort", args, nargs, kw, &axis, &desc, &flat)) return NULL;
+    tg_tensor *x = maybe_flat(TENSOR(self), flat);
+    if (!x) return tgpy_raise();
+    tg_tensor *r = tg_argsort(x, axis, desc);
+    tg_tensor_release(x);
+    return W(r);
 }
 
 METHOD(topk) {
@@ -401,10 +419,11 @@ PyMethodDef tgpy_scan_methods[] = {
               ">>> tg.tensor([3.0, 1.0, 2.0]).cummin(0).values.tolist()\n[3.0, 1.0, 1.0]"),
     M(sort, "sort(axis=-1, descending=False, stable=False)\n\nSorted values and their int64 indices, a "
             "named tuple (values, indices)\n(PyTorch's sort). Always stable; NaN sorts last (first when\n"
-            "descending). The gradient flows through the indices.\n\n"
+            "descending). axis=None sorts the flattened tensor (NumPy). The gradient\n"
+            "flows through the indices.\n\n"
             ">>> tg.tensor([3.0, 1.0, 2.0]).sort().indices.tolist()\n[1, 2, 0]"),
     M(argsort, "argsort(axis=-1, descending=False, stable=False)\n\nThe int64 indices that sort the "
-               "tensor along an axis (stable).\n\n"
+               "tensor along an axis (stable; axis=None:\nof the flattened tensor, as NumPy).\n\n"
                ">>> tg.tensor([3.0, 1.0, 2.0]).argsort(descending=True).tolist()\n[0, 2, 1]"),
     M(topk, "topk(k, axis=-1, largest=True, sorted=True)\n\nThe k largest (or smallest) values along an "
             "axis and their indices, a\nnamed tuple (values, indices), in sorted order; ties are broken by "

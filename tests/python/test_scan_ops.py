@@ -739,3 +739,14 @@ def test_reversed_scans_used_by_the_vjps_match_torch(zeros, create_graph):
             (ht,) = tg.grad(gt, xt, tg.tensor(v))
             (hh,) = torch.autograd.grad(gh, xh, torch.tensor(v), allow_unused=True)
             close(ht, hh if hh is not None else torch.zeros_like(xh))
+
+
+def test_sort_and_argsort_axis_none_flatten_as_numpy():
+    a = rand((3, 4), seed=21)
+    xt = tg.tensor(a, requires_grad=True)
+    np.testing.assert_array_equal(tg.argsort(xt, axis=None).numpy(), np.argsort(a, axis=None, kind="stable"))
+    vals, idx = xt.sort(axis=None)
+    np.testing.assert_array_equal(vals.numpy(), np.sort(a, axis=None))
+    vals.sum().backward()
+    assert xt.grad.tolist() == np.ones((3, 4)).tolist()
+    assert xt.sort().values.shape == (3, 4)  # no axis given: the last one (PyTorch)
