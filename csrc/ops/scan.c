@@ -231,7 +231,7 @@ typedef enum { S_SUM, S_PROD, S_LSE, S_MAX, S_MIN } skind;
 
 static double lse2(double r, double v) {
     if (r == -INFINITY) return v;
-    if (r == v) return v + M_LN2; /* also +inf, +inf */
+    if (r == v) return v + 0.69314718055994530942; /* log 2; also +inf, +inf */
     double m = r > v ? r : v;     /* NaN in v: m is NaN */
     if (r != r) return r;
     return m + log1p(exp(-fabs(r - v)));
