@@ -900,6 +900,38 @@ tg_tensor *tg_softmin(tg_tensor *x, int64_t axis);
 tg_tensor *tg_glu(tg_tensor *x, int64_t axis);
 
 /* -- scan.c: reductions, scans, sorting (issue 14) -- */
+/* Scans along one axis (0 or -1 for a 0-d tensor); `reverse` scans from the
+ * end (the VJP of a scan is the reversed scan).  cumsum and cumprod take
+ * int64 too (wrapping like NumPy); logcumsumexp is computed stably. */
+tg_tensor *tg_cumsum(tg_tensor *x, int64_t axis, bool reverse);
+tg_tensor *tg_cumprod(tg_tensor *x, int64_t axis, bool reverse);
+tg_tensor *tg_logcumsumexp(tg_tensor *x, int64_t axis, bool reverse);
+/* Product over axes (like tg_sum); the gradient is right with zeros. */
+tg_tensor *tg_prod(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims);
+/* Ops returning values and int64 indices: the values are a NEW reference
+ * (taken from x with tg_gather, so the gradient flows through the indices)
+ * and *indices receives a NEW reference (NULL on failure).
+ * cummax/cummin: PyTorch's rule (ties take the later index; a NaN takes
+ * over and propagates).  sort: stable; NaN sorts last (first when
+ * descending).  topk: the k largest (or smallest) in sorted order, ties
+ * broken by the lower index.  median: the lower median (PyTorch's), NaN if
+ * the row has a NaN; axis == TG_AXIS_NONE takes the median of all elements
+ * (indices may be NULL). */
+tg_tensor *tg_cummax(tg_tensor *x, int64_t axis, tg_tensor **indices);
+tg_tensor *tg_cummin(tg_tensor *x, int64_t axis, tg_tensor **indices);
+tg_tensor *tg_sort(tg_tensor *x, int64_t axis, bool descending, tg_tensor **indices);
+tg_tensor *tg_argsort(tg_tensor *x, int64_t axis, bool descending);
+tg_tensor *tg_topk(tg_tensor *x, int64_t k, int64_t axis, bool largest, tg_tensor **indices);
+tg_tensor *tg_median(tg_tensor *x, int64_t axis, bool keepdims, tg_tensor **indices);
+/* sqrt(var); var or std together with the mean (*mean: a NEW reference). */
+tg_tensor *tg_std(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims, int64_t ddof);
+tg_tensor *tg_var_mean(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims, int64_t ddof,
+                       tg_tensor **mean);
+tg_tensor *tg_std_mean(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims, int64_t ddof,
+                       tg_tensor **mean);
+/* Vector p-norm over axes: p > 0, INFINITY, -INFINITY or 0 (the count of
+ * non-zeros); float dtypes only. */
+tg_tensor *tg_norm(tg_tensor *x, double p, const int64_t *axes, int naxes, bool keepdims);
 
 /* -- shape.c: shape and indexing (issue 14) -- */
 

@@ -163,6 +163,20 @@ TG_OP(softmin, CUSTOM)
 TG_OP(glu, CUSTOM)
 
 /* scan.c: reductions, scans, sorting (issue 14) */
+TG_OP(cumsum, CUSTOM)
+TG_OP(cumprod, CUSTOM)
+TG_OP(prod, REDUCE)
+TG_OP(logcumsumexp, CUSTOM)
+TG_OP(cummax, CUSTOM)
+TG_OP(cummin, CUSTOM)
+TG_OP(sort, CUSTOM)
+TG_OP(argsort, CUSTOM)
+TG_OP(topk, CUSTOM)
+TG_OP(median, CUSTOM)
+TG_OP(std, CUSTOM)
+TG_OP(var_mean, CUSTOM)
+TG_OP(std_mean, CUSTOM)
+TG_OP(norm, CUSTOM)
 
 /* shape.c: shape and indexing (issue 14) */
 

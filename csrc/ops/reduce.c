@@ -329,7 +329,7 @@ static tg_tensor *apply_sum(tg_tensor *const *in, int n, const tg_params *p) {
 TG_DEFINE_OP(sum, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64 (int32,uint8,bool -> int64)",
              .forward = "y = sum(x, axes)", .forward_tex = "y = \\sum_{\\text{axes}} x",
              .vjp = "dx = broadcast(dy, x.shape)", .vjp_tex = "\\bar x = \\operatorname{broadcast}(\\bar y)",
-             .doc = "Sum over axes (all by default); float32 accumulates in float64.",
+             .doc = "Sum over axes (all by default); float32 accumulates in float64; dtype= converts the input first.",
              .backward = sum_vjp, .apply = apply_sum,
              .examples = "3x4;3x4|axes=0;2x3x4|axes=0,2 keep=1;T3x4|axes=-1",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");

@@ -148,6 +148,9 @@ int tgpy_opbind_init(void);
 /* mathops.c: hand-bound math and activation ops (issue 14). */
 extern PyMethodDef tgpy_math_methods[];
 extern PyMethodDef tgpy_math_functions[];
+/* scanops.c: the hand-bound ops of csrc/ops/scan.c (methods, functions). */
+extern PyMethodDef tgpy_scan_methods[];
+extern PyMethodDef tgpy_scan_functions[];
 
 int tgpy_tensor_type_init(PyObject *m, ModState *st);
 int tgpy_autograd_init(PyObject *m, ModState *st);

@@ -840,6 +840,7 @@ static int exec_module(PyObject *m) {
     if (add_functions(m, tgpy_op_functions) < 0) return -1;
     if (add_functions(m, tgpy_op_generated_functions) < 0) return -1;
     if (add_functions(m, tgpy_math_functions) < 0) return -1;
+    if (add_functions(m, tgpy_scan_functions) < 0) return -1;
     if (add_functions(m, tgpy_autograd_methods) < 0) return -1;
     if (add_functions(m, tgpy_nn_methods) < 0) return -1;
     if (add_functions(m, tgpy_inspect_methods) < 0) return -1;

@@ -261,19 +261,32 @@ METHOD(clip) {
     return W(tg_clip(TENSOR(self), lo, hi));
 }
 
-/* Reductions: axis=None (alias dim), keepdims=False (alias keepdim). */
+/* Reductions: axis=None (alias dim), keepdims=False (alias keepdim); sum,
+ * prod and mean also take dtype= (NumPy and PyTorch): the input is converted
+ * to it first (differentiable between floats). */
 PyObject *tgpy_reduction(PyObject *self, const char *fname, tgpy_redfn f, PyObject *const *args,
                          Py_ssize_t nargs, PyObject *kw) {
-    static const char *const names[] = {"axis", "keepdims", "dim", "keepdim"};
-    PyObject *a[4];
-    if (tgpy_args(fname, args, nargs, kw, names, 4, 2, a)) return NULL;
+    static const char *const names[] = {"axis", "keepdims", "dim", "keepdim", "dtype"};
+    PyObject *a[5];
+    if (tgpy_args(fname, args, nargs, kw, names, 5, 2, a)) return NULL;
     PyObject *ax = a[0] ? a[0] : a[2];
     int keep = tgpy_bool(a[1] ? a[1] : a[3], 0);
     if (keep < 0) return NULL;
     int64_t axes[TG_MAX_DIMS];
     int na;
     if (tgpy_axes(ax, axes, &na)) return named(fname);
-    return W(f(TENSOR(self), na < 0 ? NULL : axes, na < 0 ? 0 : na, keep));
+    if (!a[4] || a[4] == Py_None)
+        return W(f(TENSOR(self), na < 0 ? NULL : axes, na < 0 ? 0 : na, keep));
+    if (strcmp(fname, "sum") && strcmp(fname, "prod") && strcmp(fname, "mean")) {
+        PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument 'dtype'", fname);
+        return NULL;
+    }
+    tg_dtype dt;
+    if (tgpy_parse_dtype(a[4], TENSOR(self)->dtype, &dt)) return named(fname);
+    tg_tensor *c = tg_cast(TENSOR(self), dt);
+    tg_tensor *r = c ? f(c, na < 0 ? NULL : axes, na < 0 ? 0 : na, keep) : NULL;
+    tg_tensor_release(c);
+    return W(r);
 }
 /* NumPy's rule: the mean, variance and standard deviation of integers are
  * float64 ((pred == labels).mean() is an accuracy).  Ints never require grad,
@@ -292,36 +305,6 @@ static tg_tensor *mean_any(tg_tensor *x, const int64_t *axes, int naxes, bool ke
     return r;
 }
 METHOD(mean) { return tgpy_reduction(self, "mean", mean_any, args, nargs, kw); }
-
-/* var and std share their arguments; std is sqrt(var), its errors name std. */
-static PyObject *var_or_std(PyObject *self, const char *fname, bool is_std, PyObject *const *args,
-                            Py_ssize_t nargs, PyObject *kw) {
-    ARGS(fname, 3, 2, "axis", "keepdims", "ddof")
-    int keep = tgpy_bool(a[1], 0);
-    long long ddof = a[2] ? PyLong_AsLongLong(a[2]) : 0;
-    if (keep < 0 || (ddof == -1 && PyErr_Occurred())) return named(fname);
-    int64_t axes[TG_MAX_DIMS];
-    int na;
-    if (tgpy_axes(a[0], axes, &na)) return named(fname);
-    tg_tensor *f = float_of(TENSOR(self));
-    tg_tensor *v = f ? tg_var(f, na < 0 ? NULL : axes, na < 0 ? 0 : na, keep, ddof) : NULL;
-    tg_tensor_release(f);
-    if (!is_std) return W(v);
-    if (!v) {
-        const char *m = tg_error_message();
-        if (!strncmp(m, "var: ", 5)) {
-            char buf[512];
-            snprintf(buf, sizeof buf, "std: %s", m + 5);
-            tg_error_set(tg_error_status(), "%s", buf);
-        }
-        return tgpy_raise();
-    }
-    tg_tensor *r = tg_sqrt(v);
-    tg_tensor_release(v);
-    return W(r);
-}
-METHOD(var) { return var_or_std(self, "var", false, args, nargs, kw); }
-METHOD(std) { return var_or_std(self, "std", true, args, nargs, kw); }
 
 static PyObject *arg_ext(PyObject *self, const char *fname, tg_tensor *(*f)(tg_tensor *, int64_t, bool),
                          PyObject *const *args, Py_ssize_t nargs, PyObject *kw) {
@@ -678,10 +661,8 @@ static PyMethodDef tensor_methods[] = {
     
     
     
-    M(mean, "mean(axis=None, keepdims=False)\n\nMean over the given axes (all by default)."),
+    M(mean, "mean(axis=None, keepdims=False, dtype=None)\n\nMean over the given axes (all by default); dtype= converts the input first."),
     
-    M(var, "var(axis=None, keepdims=False, ddof=0)\n\nVariance (NumPy's default ddof=0)."),
-    M(std, "std(axis=None, keepdims=False, ddof=0)\n\nStandard deviation sqrt(var)."),
     M(argmax, "argmax(axis=None, keepdims=False)\n\nIndex of the maximum (int64, not differentiable)."),
     M(argmin, "argmin(axis=None, keepdims=False)\n\nIndex of the minimum (int64, not differentiable)."),
     M(reshape, "reshape(*shape)\n\nSame elements, new shape (one -1 is inferred); a view when possible."),
@@ -749,15 +730,20 @@ static PyMemberDef tensor_members[] = {
 static PyMethodDef *all_methods(void) {
     static PyMethodDef *all;
     if (all) return all;
-    size_t n1 = 0, n2 = 0, n3 = 0;
-    while (tensor_methods[n1].ml_name) n1++;
-    while (tgpy_op_methods[n2].ml_name) n2++;
-    while (tgpy_math_methods[n3].ml_name) n3++;
-    all = PyMem_RawCalloc(n1 + n2 + n3 + 1, sizeof *all); /* lives as long as the process */
+    /* the hand-bound tables of each op family's binding file, one line each */
+    PyMethodDef *const tables[] = {
+        tensor_methods, tgpy_op_methods,
+        tgpy_math_methods, /* mathops.c */
+        tgpy_scan_methods, /* scanops.c */
+    };
+    size_t total = 0;
+    for (size_t k = 0; k < sizeof tables / sizeof *tables; k++)
+        for (size_t i = 0; tables[k][i].ml_name; i++) total++;
+    all = PyMem_RawCalloc(total + 1, sizeof *all); /* lives as long as the process */
     if (!all) return (PyMethodDef *)PyErr_NoMemory();
-    memcpy(all, tensor_methods, n1 * sizeof *all);
-    memcpy(all + n1, tgpy_op_methods, n2 * sizeof *all);
-    memcpy(all + n1 + n2, tgpy_math_methods, n3 * sizeof *all); /* mathops.c */
+    size_t n = 0;
+    for (size_t k = 0; k < sizeof tables / sizeof *tables; k++)
+        for (size_t i = 0; tables[k][i].ml_name; i++) all[n++] = tables[k][i];
     return all;
 }
 
@@ -814,7 +800,7 @@ PyObject *tgpy_as_function(const char *fname, tgpy_methodfn f, PyObject *const *
                                PyObject *kw) {                                        \
         return tgpy_as_function(#name, m_##name, args, nargs, kw);                         \
     }
-FN(leaky_relu) FN(clip) FN(mean) FN(var) FN(std) FN(argmax) FN(argmin) FN(reshape)
+FN(leaky_relu) FN(clip) FN(mean) FN(argmax) FN(argmin) FN(reshape)
 FN(broadcast_to) FN(permute) FN(transpose) FN(swapaxes) FN(squeeze) FN(unsqueeze) FN(flatten)
 FN(softmax) FN(log_softmax) FN(gather) FN(index_select) FN(detach)
 
@@ -824,9 +810,7 @@ PyMethodDef tgpy_op_functions[] = {
     
     F(leaky_relu, "leaky_relu(x, negative_slope=0.01)"),
     F(clip, "clip(x, min=None, max=None)"),
-    F(mean, "mean(x, axis=None, keepdims=False)"), 
-    F(var, "var(x, axis=None, keepdims=False, ddof=0)"),
-    F(std, "std(x, axis=None, keepdims=False, ddof=0)"),
+    F(mean, "mean(x, axis=None, keepdims=False, dtype=None)"), 
     F(argmax, "argmax(x, axis=None, keepdims=False)"), F(argmin, "argmin(x, axis=None, keepdims=False)"),
     F(reshape, "reshape(x, *shape)"), F(broadcast_to, "broadcast_to(x, shape)"),
     F(permute, "permute(x, *axes)"), F(transpose, "transpose(x, *axes)"),

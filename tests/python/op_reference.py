@@ -683,6 +683,8 @@ REFERENCES = {
     "glu": lambda xs, p: _glu_np(xs[0], p["i"][0]),
 
     # scan.c: reductions, scans, sorting (issue 14)
+    # (written in scan_reference.py, next to this file)
+    **__import__("scan_reference").SCAN_REFERENCES,
 
     # shape.c: shape and indexing (issue 14)
 

@@ -221,6 +221,20 @@ HAND = {
     "softmin": lambda x, p: tg.softmin(x[0], axis=p["i"][0]), "glu": lambda x, p: x[0].glu(dim=p["i"][0]),
 
     # scan.c: reductions, scans, sorting (issue 14)
+    "cumsum": lambda x, p: tg.cumsum(x[0], p["i"][0]),
+    "cumprod": lambda x, p: x[0].cumprod(dim=p["i"][0]),
+    "logcumsumexp": lambda x, p: tg.logcumsumexp(x[0], p["i"][0]),
+    "cummax": lambda x, p: tg.cummax(x[0], p["i"][0])[p["i"][3]],
+    "cummin": lambda x, p: x[0].cummin(dim=p["i"][0]).values,
+    "sort": lambda x, p: tg.sort(x[0], p["i"][0], descending=bool(p["i"][1]))[p["i"][3]],
+    "argsort": lambda x, p: x[0].argsort(axis=p["i"][0], descending=bool(p["i"][1])),
+    "topk": lambda x, p: tg.topk(x[0], p["i"][0], p["i"][1], largest=bool(p["i"][2]))[p["i"][3]],
+    "median": lambda x, p: (tg.median(x[0]) if p["naxes"] <= 0 else
+                            x[0].median(p["axes"][0], keepdim=p["keepdims"]).values),
+    "std": lambda x, p: x[0].std(correction=p["i"][0], **_red_kw(p)),
+    "var_mean": lambda x, p: tg.var_mean(x[0], ddof=p["i"][0], **_red_kw(p))[p["i"][3]],
+    "std_mean": lambda x, p: tg.std_mean(x[0], correction=p["i"][0], **_red_kw(p))[p["i"][3]],
+    "norm": lambda x, p: tg.norm(x[0], p["f"][0], **_red_kw(p)),
 
     # shape.c: shape and indexing (issue 14)
 
