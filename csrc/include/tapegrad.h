@@ -786,6 +786,37 @@ tg_tensor *tg_avg_pool2d(tg_tensor *x, int64_t kernel_h, int64_t kernel_w, int64
 /* -- scan.c: reductions, scans, sorting (issue 14) -- */
 
 /* -- shape.c: shape and indexing (issue 14) -- */
+/* Reverse along axes (naxes < 0: all); a view. */
+tg_tensor *tg_flip(tg_tensor *x, const int64_t *axes, int naxes);
+/* Rotate by shifts[i] along axes[i]; naxes < 0: the flattened tensor by shifts[0]. */
+tg_tensor *tg_roll(tg_tensor *x, const int64_t *shifts, const int64_t *axes, int naxes);
+/* Lower / upper triangle of the last two dims from diagonal k (zeros elsewhere). */
+tg_tensor *tg_tril(tg_tensor *x, int64_t k);
+tg_tensor *tg_triu(tg_tensor *x, int64_t k);
+/* The diagonal (offset) of axes axis1, axis2, as the last axis (a view). */
+tg_tensor *tg_diagonal(tg_tensor *x, int64_t offset, int64_t axis1, int64_t axis2);
+/* NumPy's diag: 1-D -> matrix with x on diagonal k; 2-D -> its diagonal k. */
+tg_tensor *tg_diag(tg_tensor *x, int64_t k);
+/* Sum of the diagonal (offset) of axes axis1, axis2. */
+tg_tensor *tg_trace(tg_tensor *x, int64_t offset, int64_t axis1, int64_t axis2);
+/* PyTorch's Tensor.repeat (nreps >= x->ndim) and NumPy's tile. */
+tg_tensor *tg_repeat(tg_tensor *x, const int64_t *reps, int nreps);
+tg_tensor *tg_tile(tg_tensor *x, const int64_t *reps, int nreps);
+/* Repeat each element (slice along axis if has_axis, else of the flattened
+ * tensor) repeats[j] times; nrep == 1: the same count for all. */
+tg_tensor *tg_repeat_interleave(tg_tensor *x, const int64_t *repeats, int64_t nrep, int64_t axis,
+                                bool has_axis);
+/* Split axis into sizes (one may be -1): a reshape. */
+tg_tensor *tg_unflatten(tg_tensor *x, int64_t axis, int nsizes, const int64_t *sizes);
+/* int64 (count, ndim): indices of the non-zero elements (any dtype). */
+tg_tensor *tg_nonzero(tg_tensor *x);
+/* x[mask] (broadcast together) as 1-D; mask: non-zero = true, any dtype. */
+tg_tensor *tg_masked_select(tg_tensor *x, tg_tensor *mask);
+/* x with value where mask (broadcast to x) is non-zero; out of place. */
+tg_tensor *tg_masked_fill(tg_tensor *x, tg_tensor *mask, double value);
+/* A copy of x with src (or value) written at index along axis (PyTorch's scatter). */
+tg_tensor *tg_scatter(tg_tensor *x, int64_t axis, tg_tensor *index, tg_tensor *src);
+tg_tensor *tg_scatter_value(tg_tensor *x, int64_t axis, tg_tensor *index, double value);
 
 /* -- conv.c: more convolutions, pooling, interpolation (issue 14) -- */
 

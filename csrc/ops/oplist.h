@@ -103,6 +103,21 @@ TG_OP(avg_pool2d_backward, INTERNAL)
 /* scan.c: reductions, scans, sorting (issue 14) */
 
 /* shape.c: shape and indexing (issue 14) */
+TG_OP(flip, CUSTOM)
+TG_OP(roll, CUSTOM)
+TG_OP(tril, CUSTOM)
+TG_OP(triu, CUSTOM)
+TG_OP(diagonal, CUSTOM)
+TG_OP(diag, CUSTOM)
+TG_OP(trace, CUSTOM)
+TG_OP(repeat, CUSTOM)
+TG_OP(tile, CUSTOM)
+TG_OP(repeat_interleave, CUSTOM)
+TG_OP(unflatten, CUSTOM)
+TG_OP(nonzero, CUSTOM)
+TG_OP(masked_select, CUSTOM)
+TG_OP(masked_fill, CUSTOM)
+TG_OP(scatter, CUSTOM)
 
 /* conv.c: more convolutions, pooling, interpolation (issue 14) */
 

@@ -317,8 +317,10 @@ FUNC(stack) { return join("stack", tg_stack, args, nargs, kw); }
 
 FUNC(where) {
     ARGS("where", 3, 3, "condition", "x", "y")
+    extern PyObject *tgpy_where1(PyObject *cond); /* shapeops.c: NumPy's one-argument where */
+    if (a[0] && !a[1] && !a[2]) return tgpy_where1(a[0]);
     if (!a[0] || !a[1] || !a[2]) {
-        PyErr_SetString(PyExc_TypeError, "where() needs condition, x and y");
+        PyErr_SetString(PyExc_TypeError, "where() needs condition, x and y (or only condition)");
         return NULL;
     }
     tg_tensor *c = tgpy_as_tensor(a[0], NULL);
@@ -737,7 +739,8 @@ PyMethodDef tgpy_module_methods[] = {
     F(_random_u64, "_random_u64()\n\nThe next raw 64-bit number of the generator (for tests)."),
     F(concat, "concat(tensors, axis=0)\n\nJoin tensors along an existing axis."),
     F(stack, "stack(tensors, axis=0)\n\nJoin tensors along a new axis."),
-    F(where, "where(condition, x, y)\n\nx where condition is non-zero, else y (broadcasting)."),
+    F(where, "where(condition, x, y)\n\nx where condition is non-zero, else y (broadcasting). With only the\n"
+              "condition: NumPy's where, a tuple of int64 index tensors (nonzero(as_tuple=True))."),
     F(pad, "pad(x, pad_width, constant_values=0)\n\nConstant padding with NumPy's pad_width."),
     F(cross_entropy, "cross_entropy(input, target, reduction='mean')\n\nSoftmax cross-entropy of logits (N, C) with int64 labels (N,)."),
     F(nll_loss, "nll_loss(input, target, reduction='mean')\n\nNegative log-likelihood of log-probabilities."),
@@ -801,6 +804,7 @@ PyMethodDef tgpy_module_methods[] = {
 extern PyMethodDef tgpy_op_functions[];
 extern PyMethodDef tgpy_nn_methods[];
 extern PyMethodDef tgpy_inspect_methods[]; /* inspect.c */
+extern PyMethodDef tgpy_shape_functions[];  /* shapeops.c (issue 14, shape) */
 
 static int add_functions(PyObject *m, PyMethodDef *defs) {
     for (PyMethodDef *d = defs; d->ml_name; d++) {
@@ -837,6 +841,7 @@ static int exec_module(PyObject *m) {
     if (add_functions(m, tgpy_autograd_methods) < 0) return -1;
     if (add_functions(m, tgpy_nn_methods) < 0) return -1;
     if (add_functions(m, tgpy_inspect_methods) < 0) return -1;
+    if (add_functions(m, tgpy_shape_functions) < 0) return -1;
     tg_set_kernel_bracket(leave_gil, enter_gil);
     tgpy_aliasing_init(); /* NumPy aliases of saved tensors are read-only */
     if (PyModule_AddStringConstant(m, "__version__", TG_VERSION) < 0) return -1;

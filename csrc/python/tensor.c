@@ -743,13 +743,16 @@ static PyMemberDef tensor_members[] = {
 static PyMethodDef *all_methods(void) {
     static PyMethodDef *all;
     if (all) return all;
-    size_t n1 = 0, n2 = 0;
+    extern PyMethodDef tgpy_shape_methods[]; /* shapeops.c (issue 14, shape) */
+    size_t n1 = 0, n2 = 0, n3 = 0;
     while (tensor_methods[n1].ml_name) n1++;
     while (tgpy_op_methods[n2].ml_name) n2++;
-    all = PyMem_RawCalloc(n1 + n2 + 1, sizeof *all); /* lives as long as the process */
+    while (tgpy_shape_methods[n3].ml_name) n3++;
+    all = PyMem_RawCalloc(n1 + n2 + n3 + 1, sizeof *all); /* lives as long as the process */
     if (!all) return (PyMethodDef *)PyErr_NoMemory();
     memcpy(all, tensor_methods, n1 * sizeof *all);
     memcpy(all + n1, tgpy_op_methods, n2 * sizeof *all);
+    memcpy(all + n1 + n2, tgpy_shape_methods, n3 * sizeof *all);
     return all;
 }
 

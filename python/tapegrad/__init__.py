@@ -35,6 +35,11 @@ from ._config import config, show_config  # noqa: F401
 from .serialization import save, load  # noqa: F401
 
 cat = concat  # PyTorch's name
+# shape and indexing (issue 14): the functions with several results, NumPy's stacking helpers
+from ._C import split, chunk, array_split, unbind  # noqa: F401,E402
+from ._shape import (  # noqa: F401,E402
+    concatenate, hstack, vstack, dstack, column_stack, atleast_1d, atleast_2d, atleast_3d,
+)
 dtype_names = ("float32", "float64", "int64")
 
 

@@ -357,6 +357,28 @@ def _unary(f):
     return ref
 
 
+def _torch_repeat(xs, p):
+    reps = tuple(p["ints"][:p["i"][0]])
+    x = xs[0].reshape((1,) * (len(reps) - xs[0].ndim) + xs[0].shape)
+    return np.tile(x, reps)
+
+
+def _unflatten(xs, p):
+    x, ax = xs[0], p["i"][0] % xs[0].ndim
+    return x.reshape(x.shape[:ax] + tuple(p["shape"]) + x.shape[ax + 1:])
+
+
+def _scatter(xs, p):
+    x, idx, src = xs
+    y = x.copy()
+    ax = p["i"][0] % x.ndim
+    for pos in np.ndindex(*idx.shape):
+        t = list(pos)
+        t[ax] = idx[pos]
+        y[tuple(t)] = src[pos]
+    return y
+
+
 REFERENCES = {
     # binary with broadcasting
     "add": lambda xs, p: np.add(*xs),
@@ -442,6 +464,23 @@ REFERENCES = {
     # scan.c: reductions, scans, sorting (issue 14)
 
     # shape.c: shape and indexing (issue 14)
+    "flip": lambda xs, p: np.flip(xs[0], axis=_axes(p)),
+    "roll": lambda xs, p: np.roll(xs[0], p["ints"][:max(p["naxes"], 1)] if p["naxes"] >= 0 else p["ints"][0],
+                                  axis=_axes(p)),
+    "tril": lambda xs, p: np.tril(xs[0], p["i"][0]),
+    "triu": lambda xs, p: np.triu(xs[0], p["i"][0]),
+    "diagonal": lambda xs, p: np.diagonal(xs[0], p["i"][0], p["i"][1], p["i"][2]),
+    "diag": lambda xs, p: np.diag(xs[0], p["i"][0]),
+    "trace": lambda xs, p: np.asarray(np.trace(xs[0], p["i"][0], p["i"][1], p["i"][2])),
+    "repeat": _torch_repeat,
+    "tile": lambda xs, p: np.tile(xs[0], p["ints"][:p["i"][0]]),
+    "repeat_interleave": lambda xs, p: np.repeat(xs[0], p["ints"][:p["i"][0]] if p["i"][0] > 1 else p["ints"][0],
+                                                 axis=p["i"][1] if p["i"][2] else None),
+    "unflatten": _unflatten,
+    "nonzero": lambda xs, p: np.argwhere(xs[0] != 0).astype(np.int64).reshape(-1, xs[0].ndim),
+    "masked_select": lambda xs, p: np.broadcast_arrays(*xs)[0][np.broadcast_arrays(*xs)[1] != 0],
+    "masked_fill": lambda xs, p: np.where(xs[1] != 0, xs[0].dtype.type(p["f"][0]), xs[0]),
+    "scatter": _scatter,
 
     # conv.c: more convolutions, pooling, interpolation (issue 14)
 

@@ -207,6 +207,23 @@ HAND = {
     # scan.c: reductions, scans, sorting (issue 14)
 
     # shape.c: shape and indexing (issue 14)
+    "flip": lambda x, p: tg.flip(x[0], p["axes"] if p["naxes"] >= 0 else None),
+    "roll": lambda x, p: x[0].roll(p["ints"][:max(p["naxes"], 1)] if p["naxes"] >= 0 else p["ints"][0],
+                                   dims=p["axes"] if p["naxes"] >= 0 else None),
+    "tril": lambda x, p: tg.tril(x[0], k=p["i"][0]),
+    "triu": lambda x, p: x[0].triu(diagonal=p["i"][0]),
+    "diagonal": lambda x, p: x[0].diagonal(p["i"][0], dim1=p["i"][1], dim2=p["i"][2]),
+    "diag": lambda x, p: tg.diag(x[0], p["i"][0]),
+    "trace": lambda x, p: tg.trace(x[0], p["i"][0], p["i"][1], p["i"][2]),
+    "repeat": lambda x, p: x[0].repeat(*p["ints"][:p["i"][0]]),
+    "tile": lambda x, p: tg.tile(x[0], p["ints"][:p["i"][0]]),
+    "repeat_interleave": lambda x, p: tg.repeat_interleave(
+        x[0], p["ints"][:p["i"][0]] if p["i"][0] > 1 else p["ints"][0], axis=p["i"][1] if p["i"][2] else None),
+    "unflatten": lambda x, p: x[0].unflatten(p["i"][0], p["shape"]),
+    "nonzero": lambda x, p: tg.nonzero(x[0]),
+    "masked_select": lambda x, p: x[0].masked_select(x[1]),
+    "masked_fill": lambda x, p: tg.masked_fill(x[0], x[1], p["f"][0]),
+    "scatter": lambda x, p: x[0].scatter(p["i"][0], x[1], x[2]),
 
     # conv.c: more convolutions, pooling, interpolation (issue 14)
 

@@ -1,0 +1,745 @@
+/*
+ * shape.c -- shape and indexing ops of issue 14: flip, roll, tril/triu,
+ * diagonal/diag/trace, repeat/tile, repeat_interleave, unflatten,
+ * nonzero, masked_fill, masked_select, scatter.
+ *
+ * Most of them are composites (.composite = true): made of the movement ops
+ * of movement.c (slice, reshape, permute, broadcast_to, concat, pad,
+ * index_select) and where, whose entries carry the gradient, so second order
+ * follows without a VJP of their own.  scatter has its own kernel and a VJP
+ * written with ops (scatter and gather); nonzero is not differentiable.
+ *
+ * Masks and conditions are read "nonzero means true" through
+ * tg_tensor_get_flat, which works for any dtype (bool masks included).
+ */
+#include "ops_internal.h"
+
+#include <stdlib.h>
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* x[start:stop:step] along axis ax (already normalised), other dims whole:
+ * a recorded slice (a view). */
+static tg_tensor *slice_axis(tg_tensor *x, int64_t ax, int64_t start, int64_t stop, int64_t step) {
+    int64_t starts[TG_MAX_DIMS] = {0}, stops[TG_MAX_DIMS], steps[TG_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) {
+        stops[d] = x->shape[d];
+        steps[d] = 1;
+    }
+    starts[ax] = start;
+    stops[ax] = stop;
+    steps[ax] = step;
+    return tg_slice(x, starts, stops, steps, 0);
+}
+
+/* f(x) releasing x (chains of composite steps); NULL if x is NULL. */
+#define TAKE(var, expr)                \
+    do {                               \
+        tg_tensor *old_ = (var);       \
+        (var) = old_ ? (expr) : NULL;  \
+        tg_tensor_release(old_);       \
+    } while (0)
+
+static tg_tensor *retained(tg_tensor *x) {
+    tg_tensor_retain(x);
+    return x;
+}
+
+static tg_status require_dtype(const char *who, const tg_tensor *x, bool allow_int) {
+    if (tg_dtype_is_float(x->dtype) || (allow_int && x->dtype == TG_INT64)) return TG_OK;
+    return tg_error_set(TG_ERR_TYPE, "%s: not supported for dtype %s (expected float32, float64%s)",
+                        who, tg_dtype_name(x->dtype), allow_int ? " or int64" : "");
+}
+
+/* ===================================================================== */
+/* flip                                                                   */
+/* ===================================================================== */
+
+tg_tensor *tg_flip(tg_tensor *x, const int64_t *axes, int naxes) {
+    uint32_t mask = 0;
+    if (tg__axes_mask("flip", naxes < 0 ? NULL : axes, naxes < 0 ? 0 : naxes, x->ndim, &mask)) return NULL;
+    if (naxes < 0) mask = x->ndim ? (uint32_t)((1ull << x->ndim) - 1) : 0;
+    int64_t starts[TG_MAX_DIMS], stops[TG_MAX_DIMS], steps[TG_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) {
+        bool f = mask & (1u << d);
+        starts[d] = f ? x->shape[d] - 1 : 0;
+        stops[d] = f ? -x->shape[d] - 1 : x->shape[d]; /* down through index 0 */
+        steps[d] = f ? -1 : 1;
+    }
+    return tg_slice(x, starts, stops, steps, 0);
+}
+static tg_tensor *apply_flip(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_flip(in[0], p->axes, p->naxes);
+}
+TG_DEFINE_OP(flip, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y = x[::-1] along the given axes (all if none)",
+             .forward_tex = "y_{i} = x_{n-1-i} \\text{ along the axes}",
+             .vjp = "dx = flip(dy, axes)", .vjp_tex = "\\bar x = \\operatorname{flip}(\\bar y)",
+             .doc = "Reverse the order of elements along axes (a view, a slice of step -1).",
+             .apply = apply_flip, .examples = "3x4|axes=1;T3x4|axes=0,1;2x3x4|axes=-1,0;3x4",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ===================================================================== */
+/* roll                                                                   */
+/* ===================================================================== */
+
+/* y = concat(x[n-s:], x[:n-s]) along ax, s = shift mod n */
+static tg_tensor *roll1(tg_tensor *x, int64_t ax, int64_t shift) {
+    int64_t n = x->shape[ax];
+    if (n == 0) return retained(x);
+    int64_t s = shift % n;
+    if (s < 0) s += n;
+    if (s == 0) return slice_axis(x, ax, 0, n, 1); /* a recorded copy-free step */
+    tg_tensor *parts[2] = {slice_axis(x, ax, n - s, n, 1), NULL};
+    parts[1] = parts[0] ? slice_axis(x, ax, 0, n - s, 1) : NULL;
+    tg_tensor *y = parts[1] ? tg_concat(2, parts, ax) : NULL;
+    tg_tensor_release(parts[0]);
+    tg_tensor_release(parts[1]);
+    return y;
+}
+
+tg_tensor *tg_roll(tg_tensor *x, const int64_t *shifts, const int64_t *axes, int naxes) {
+    if (naxes < 0) { /* no axes: roll the flattened tensor, keep the shape */
+        if (x->ndim == 0) return tg_reshape(x, 0, NULL);
+        int64_t all = x->numel;
+        tg_tensor *f = tg_reshape(x, 1, &all);
+        TAKE(f, roll1(f, 0, shifts[0]));
+        TAKE(f, tg_reshape(f, x->ndim, x->shape));
+        return f;
+    }
+    if (naxes == 0) return TG_FAIL(TG_ERR_VALUE, "roll: `shifts` and `axis` are empty");
+    tg_tensor *y = retained(x);
+    for (int i = 0; i < naxes && y; i++) {
+        int64_t ax;
+        if (tg__norm_axis("roll", axes[i], x->ndim, &ax)) {
+            tg_tensor_release(y);
+            return NULL;
+        }
+        TAKE(y, roll1(y, ax, shifts[i]));
+    }
+    return y;
+}
+static tg_tensor *apply_roll(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_roll(in[0], p->ints, p->axes, p->naxes);
+}
+TG_DEFINE_OP(roll, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y[(i + shift) mod n] = x[i] along each axis (flattened if none)",
+             .forward_tex = "y_{(i + s) \\bmod n} = x_i",
+             .vjp = "dx = roll(dy, -shifts)", .vjp_tex = "\\bar x_i = \\bar y_{(i + s) \\bmod n}",
+             .doc = "Rotate elements along axes (ints = shifts, one per axis; the flat tensor if no axes).",
+             .apply = apply_roll,
+             .examples = "3x4|ints=1 axes=1;T3x4|ints=-5,2 axes=0,1;2x3x4|ints=7;3x4|ints=4 axes=-1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ===================================================================== */
+/* tril / triu                                                            */
+/* ===================================================================== */
+
+static tg_tensor *tri(const char *who, tg_tensor *x, int64_t k, bool lower) {
+    if (x->ndim < 2)
+        return TG_FAIL(TG_ERR_VALUE, "%s: input must have at least 2 dimensions, got shape %s", who, tg__shp(x));
+    if (require_dtype(who, x, true)) return NULL;
+    int64_t n = x->shape[x->ndim - 2], m = x->shape[x->ndim - 1], sh[2] = {n, m};
+    tg_tensor *mask = tg_tensor_zeros(2, sh, TG_FLOAT64);
+    if (!mask) return NULL;
+    double *md = tg_tensor_data(mask);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < m; j++) {
+            int64_t dj = j - i; /* j - i <= k (lower), >= k (upper); no overflow for sizes that exist */
+            md[i * m + j] = lower ? (dj <= k) : (dj >= k);
+        }
+    tg_tensor *zero = tg_tensor_scalar(0, x->dtype);
+    tg_tensor *y = zero ? tg_where(mask, x, zero) : NULL;
+    tg_tensor_release(zero);
+    tg_tensor_release(mask);
+    return y;
+}
+tg_tensor *tg_tril(tg_tensor *x, int64_t k) { return tri("tril", x, k, true); }
+tg_tensor *tg_triu(tg_tensor *x, int64_t k) { return tri("triu", x, k, false); }
+static tg_tensor *apply_tril(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_tril(in[0], p->i[0]);
+}
+static tg_tensor *apply_triu(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_triu(in[0], p->i[0]);
+}
+TG_DEFINE_OP(tril, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y[..., i, j] = x[..., i, j] if j - i <= k else 0",
+             .forward_tex = "y_{ij} = x_{ij}\\,[j - i \\le k]",
+             .vjp = "dx = tril(dy, k)", .vjp_tex = "\\bar x = \\operatorname{tril}(\\bar y, k)",
+             .doc = "Lower triangle of the last two dims (i0 = diagonal k), zeros elsewhere; made with where.",
+             .apply = apply_tril, .examples = "4x5;T4x3|i0=1;2x3x4|i0=-1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+TG_DEFINE_OP(triu, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y[..., i, j] = x[..., i, j] if j - i >= k else 0",
+             .forward_tex = "y_{ij} = x_{ij}\\,[j - i \\ge k]",
+             .vjp = "dx = triu(dy, k)", .vjp_tex = "\\bar x = \\operatorname{triu}(\\bar y, k)",
+             .doc = "Upper triangle of the last two dims (i0 = diagonal k), zeros elsewhere; made with where.",
+             .apply = apply_triu, .examples = "4x5;T4x3|i0=-1;2x3x4|i0=2",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ===================================================================== */
+/* diagonal / diag / trace                                                */
+/* ===================================================================== */
+
+/* axis1 and axis2 moved to the end, flattened together, sliced with step
+ * m + 1 from the offset's first element: the diagonal as the last axis. */
+tg_tensor *tg_diagonal(tg_tensor *x, int64_t offset, int64_t axis1, int64_t axis2) {
+    if (x->ndim < 2)
+        return TG_FAIL(TG_ERR_VALUE, "diagonal: input must have at least 2 dimensions, got shape %s", tg__shp(x));
+    int64_t a1, a2;
+    if (tg__norm_axis("diagonal", axis1, x->ndim, &a1) || tg__norm_axis("diagonal", axis2, x->ndim, &a2))
+        return NULL;
+    if (a1 == a2)
+        return TG_FAIL(TG_ERR_VALUE, "diagonal: axis1 and axis2 cannot be the same (both are %lld, shape %s)",
+                       (long long)a1, tg__shp(x));
+    int64_t perm[TG_MAX_DIMS], sh[TG_MAX_DIMS];
+    int k = 0;
+    for (int d = 0; d < x->ndim; d++)
+        if (d != a1 && d != a2) sh[k] = x->shape[d], perm[k++] = d;
+    perm[k] = a1;
+    perm[k + 1] = a2;
+    int64_t n = x->shape[a1], m = x->shape[a2], len, start;
+    if (offset >= 0) {
+        len = offset >= m ? 0 : (n < m - offset ? n : m - offset);
+        start = offset;
+    } else {
+        len = -offset >= n ? 0 : (n + offset < m ? n + offset : m);
+        start = -offset * m;
+    }
+    sh[k] = n * m;
+    tg_tensor *y = tg_permute(x, perm);
+    TAKE(y, tg_reshape(y, k + 1, sh));
+    if (len == 0) TAKE(y, slice_axis(y, k, 0, 0, 1));
+    else TAKE(y, slice_axis(y, k, start, start + (len - 1) * (m + 1) + 1, m + 1));
+    return y;
+}
+static tg_tensor *apply_diagonal(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_diagonal(in[0], p->i[0], p->i[1], p->i[2]);
+}
+TG_DEFINE_OP(diagonal, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y[..., i] = x[..., i, i + offset] (axis1, axis2 -> last axis)",
+             .forward_tex = "y_i = x_{i,\\,i+k}",
+             .vjp = "dx = zeros(x.shape) with dy written on the diagonal",
+             .vjp_tex = "\\bar x_{i,\\,i+k} = \\bar y_i",
+             .doc = "A diagonal of each matrix of axes (i1, i2) with offset i0, as the last axis (a view).",
+             .apply = apply_diagonal,
+             .examples = "4x5|i1=0 i2=1;T4x5|i0=1 i1=0 i2=1;2x3x4|i0=-1 i1=-1 i2=1;3x4|i0=9 i1=0 i2=1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+tg_tensor *tg_diag(tg_tensor *x, int64_t k) {
+    if (x->ndim == 2) return tg_diagonal(x, k, 0, 1);
+    if (x->ndim != 1)
+        return TG_FAIL(TG_ERR_VALUE, "diag: input must be 1-D (build a matrix) or 2-D (take a diagonal), got shape %s",
+                       tg__shp(x));
+    int64_t n = x->shape[0], sh[2] = {n, 1}, flat = n * (n + 1), nn = n * n, a = k < 0 ? -k : k;
+    if (n > 3037000499LL || a > INT64_MAX / 4 - n)
+        return TG_FAIL(TG_ERR_VALUE, "diag: a %lld x %lld result (offset %lld) is too large",
+                       (long long)(n + a), (long long)(n + a), (long long)k);
+    /* (n, 1) padded to (n, n + 1), flattened, cut to n * n: x[i] lands at i * (n + 1) */
+    int64_t pads[4] = {0, 0, 0, n};
+    tg_tensor *y = tg_reshape(x, 2, sh);
+    TAKE(y, tg_pad(y, pads, 0));
+    TAKE(y, tg_reshape(y, 1, &flat));
+    TAKE(y, slice_axis(y, 0, 0, nn, 1));
+    sh[0] = sh[1] = n;
+    TAKE(y, tg_reshape(y, 2, sh));
+    if (k != 0) {
+        int64_t p2[4] = {k < 0 ? a : 0, k > 0 ? a : 0, k > 0 ? a : 0, k < 0 ? a : 0};
+        TAKE(y, tg_pad(y, p2, 0));
+    }
+    return y;
+}
+static tg_tensor *apply_diag(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_diag(in[0], p->i[0]);
+}
+TG_DEFINE_OP(diag, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "1-D x: y = matrix with x on diagonal k; 2-D x: y = diagonal(x, k)",
+             .forward_tex = "y_{i,\\,i+k} = x_i \\ \\text{or}\\ y_i = x_{i,\\,i+k}",
+             .vjp = "dx = diagonal(dy, k) (1-D x), or dy on the diagonal of zeros (2-D x)",
+             .vjp_tex = "\\bar x = \\operatorname{diag}(\\bar y, k)",
+             .doc = "NumPy's diag: a 1-D tensor becomes a diagonal matrix (offset i0), a matrix gives its diagonal.",
+             .apply = apply_diag, .examples = "4;5|i0=2;3|i0=-1;T4x5|i0=1;4x3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+tg_tensor *tg_trace(tg_tensor *x, int64_t offset, int64_t axis1, int64_t axis2) {
+    tg_tensor *d = tg_diagonal(x, offset, axis1, axis2);
+    int64_t last = -1;
+    TAKE(d, tg_sum(d, &last, 1, false));
+    return d;
+}
+static tg_tensor *apply_trace(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_trace(in[0], p->i[0], p->i[1], p->i[2]);
+}
+TG_DEFINE_OP(trace, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y = sum_i x[..., i, i + offset]", .forward_tex = "y = \\sum_i x_{i,\\,i+k}",
+             .vjp = "dx = zeros(x.shape) with dy on the diagonal", .vjp_tex = "\\bar x_{i,\\,i+k} = \\bar y",
+             .doc = "Sum of a diagonal (offset i0, axes i1, i2), NumPy's trace.",
+             .apply = apply_trace, .examples = "4x4|i1=0 i2=1;T3x5|i0=1 i1=0 i2=1;2x3x3|i1=1 i2=2",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ===================================================================== */
+/* repeat (PyTorch) / tile (NumPy)                                        */
+/* ===================================================================== */
+
+/* x already has len(reps) dims: every axis d with reps[d] > 1 becomes
+ * reps[d] copies of itself (a broadcast of a new axis in front of it, then
+ * merged: the copies follow each other). */
+static tg_tensor *tile_same_ndim(const char *who, tg_tensor *x, const int64_t *reps) {
+    tg_tensor *y = retained(x);
+    int nd = x->ndim;
+    for (int d = 0; d < nd && y; d++) {
+        if (reps[d] == 1) continue;
+        int64_t sh[TG_MAX_DIMS], bs[TG_MAX_DIMS], out[TG_MAX_DIMS];
+        memcpy(out, y->shape, sizeof out);
+        if (__builtin_mul_overflow(y->shape[d], reps[d], &out[d])) {
+            tg_tensor_release(y);
+            return TG_FAIL(TG_ERR_VALUE, "%s: repeating shape %s by %lld on dim %d overflows", who,
+                           tg__shp(x), (long long)reps[d], d);
+        }
+        if (nd == TG_MAX_DIMS) { /* no room for a new axis: reps[d] copies joined */
+            if (reps[d] > 1 << 16) {
+                tg_tensor_release(y);
+                return TG_FAIL(TG_ERR_VALUE, "%s: %lld repeats of an %d-dim tensor are too many", who,
+                               (long long)reps[d], nd);
+            }
+            tg_tensor **cs = malloc((size_t)(reps[d] ? reps[d] : 1) * sizeof *cs);
+            if (!cs) {
+                tg_tensor_release(y);
+                return TG_FAIL(TG_ERR_MEMORY, "%s: out of memory", who);
+            }
+            for (int64_t r = 0; r < reps[d]; r++) cs[r] = y;
+            if (reps[d] == 0) TAKE(y, slice_axis(y, d, 0, 0, 1));
+            else TAKE(y, tg_concat((int)reps[d], cs, d));
+            free(cs);
+            continue;
+        }
+        int k = 0;
+        for (int i = 0; i < nd; i++) {
+            if (i == d) {
+                sh[k] = 1;
+                bs[k++] = reps[d];
+            }
+            sh[k] = y->shape[i];
+            bs[k++] = y->shape[i];
+        }
+        TAKE(y, tg_reshape(y, nd + 1, sh));
+        TAKE(y, tg_broadcast_to(y, nd + 1, bs));
+        TAKE(y, tg_reshape(y, nd, out));
+    }
+    return y;
+}
+
+/* x with leading size-1 dims up to nd */
+static tg_tensor *lead_ones(tg_tensor *x, int nd) {
+    int64_t sh[TG_MAX_DIMS];
+    int lead = nd - x->ndim;
+    for (int i = 0; i < lead; i++) sh[i] = 1;
+    for (int i = 0; i < x->ndim; i++) sh[lead + i] = x->shape[i];
+    return tg_reshape(x, nd, sh);
+}
+
+static tg_status check_reps(const char *who, const int64_t *reps, int nreps) {
+    if (nreps > TG_MAX_DIMS)
+        return tg_error_set(TG_ERR_VALUE, "%s: %d repeats give more than %d dimensions", who, nreps, TG_MAX_DIMS);
+    for (int i = 0; i < nreps; i++)
+        if (reps[i] < 0)
+            return tg_error_set(TG_ERR_VALUE, "%s: repeats must be >= 0, got %lld for dim %d", who,
+                                (long long)reps[i], i);
+    return TG_OK;
+}
+
+tg_tensor *tg_repeat(tg_tensor *x, const int64_t *reps, int nreps) {
+    if (check_reps("repeat", reps, nreps)) return NULL;
+    if (nreps < x->ndim)
+        return TG_FAIL(TG_ERR_VALUE,
+                       "repeat: the number of repeats (%d) cannot be smaller than the number of "
+                       "dimensions of the tensor (shape %s)", nreps, tg__shp(x));
+    tg_tensor *y = lead_ones(x, nreps);
+    TAKE(y, tile_same_ndim("repeat", y, reps));
+    return y;
+}
+tg_tensor *tg_tile(tg_tensor *x, const int64_t *reps, int nreps) {
+    if (check_reps("tile", reps, nreps)) return NULL;
+    int64_t r[TG_MAX_DIMS];
+    int nd = nreps > x->ndim ? nreps : x->ndim;
+    for (int i = 0; i < nd; i++) r[i] = i < nd - nreps ? 1 : reps[i - (nd - nreps)];
+    tg_tensor *y = lead_ones(x, nd);
+    TAKE(y, tile_same_ndim("tile", y, r));
+    return y;
+}
+static tg_tensor *apply_repeat(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_repeat(in[0], p->ints, (int)p->i[0]);
+}
+static tg_tensor *apply_tile(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_tile(in[0], p->ints, (int)p->i[0]);
+}
+TG_DEFINE_OP(repeat, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y = x copied reps[d] times along each dim d (PyTorch's Tensor.repeat)",
+             .forward_tex = "y_{i} = x_{i \\bmod \\text{shape}(x)}",
+             .vjp = "dx = sum of dy over the copies", .vjp_tex = "\\bar x = \\sum_{\\text{copies}} \\bar y",
+             .doc = "PyTorch's Tensor.repeat (ints = repeats, i0 = how many; at least x.ndim).",
+             .apply = apply_repeat,
+             .examples = "3x4|ints=2,3 i0=2;T2x3|ints=2,1,2 i0=3;4|ints=1,0 i0=2;2x3|ints=1,1 i0=2",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+TG_DEFINE_OP(tile, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y = x copied reps times (NumPy's tile: shorter reps get leading 1s)",
+             .forward_tex = "y_{i} = x_{i \\bmod \\text{shape}(x)}",
+             .vjp = "dx = sum of dy over the copies", .vjp_tex = "\\bar x = \\sum_{\\text{copies}} \\bar y",
+             .doc = "NumPy's tile (ints = reps, i0 = how many).", .apply = apply_tile,
+             .examples = "3x4|ints=2 i0=1;T2x3|ints=2,1,2 i0=3;4|ints=3,2 i0=2",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ===================================================================== */
+/* repeat_interleave                                                      */
+/* ===================================================================== */
+
+/* Each slice j along axis repeated repeats[j] times (one count for all when
+ * nrep == 1); axis < 0 with !has_axis: the flattened tensor.  An
+ * index_select with the index [0]*r0 + [1]*r1 + ... */
+tg_tensor *tg_repeat_interleave(tg_tensor *x, const int64_t *repeats, int64_t nrep, int64_t axis, bool has_axis) {
+    tg_tensor *y;
+    int64_t ax = 0;
+    if (!has_axis) {
+        int64_t all = x->numel;
+        y = tg_reshape(x, 1, &all);
+    } else {
+        if (x->ndim == 0) return TG_FAIL(TG_ERR_INDEX, "repeat_interleave: a 0-d tensor has no axis %lld", (long long)axis);
+        if (tg__norm_axis("repeat_interleave", axis, x->ndim, &ax)) return NULL;
+        y = retained(x);
+    }
+    if (!y) return NULL;
+    int64_t n = y->shape[ax], total = 0;
+    if (nrep != 1 && nrep != n) {
+        tg_tensor_release(y);
+        return TG_FAIL(TG_ERR_VALUE,
+                       "repeat_interleave: repeats must have one count or one per element along the "
+                       "axis (%lld of shape %s), got %lld", (long long)n, tg__shp(x), (long long)nrep);
+    }
+    for (int64_t j = 0; j < nrep; j++) {
+        if (repeats[j] < 0 || __builtin_add_overflow(total, repeats[j] * (nrep == 1 ? n : 1), &total) ||
+            (nrep == 1 && n && repeats[0] > INT64_MAX / n)) {
+            tg_tensor_release(y);
+            return TG_FAIL(TG_ERR_VALUE, "repeat_interleave: repeats must be >= 0 and not overflow, got %lld",
+                           (long long)repeats[j]);
+        }
+    }
+    tg_tensor *idx = tg_tensor_empty(1, &total, TG_INT64);
+    if (!idx) {
+        tg_tensor_release(y);
+        return NULL;
+    }
+    int64_t *ix = tg_tensor_data(idx), k = 0;
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t r = 0; r < repeats[nrep == 1 ? 0 : j]; r++) ix[k++] = j;
+    TAKE(y, tg_index_select(y, ax, idx));
+    tg_tensor_release(idx);
+    return y;
+}
+static tg_tensor *apply_repeat_interleave(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_repeat_interleave(in[0], p->ints, p->i[0], p->i[1], p->i[2] != 0);
+}
+TG_DEFINE_OP(repeat_interleave, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y = x[[0]*r0 + [1]*r1 + ...] along axis (flattened if none)",
+             .forward_tex = "y = x[\\ldots, [0]^{r_0}[1]^{r_1}\\cdots, \\ldots]",
+             .vjp = "dx = index_add of dy (each slice summed over its repeats)",
+             .vjp_tex = "\\bar x_j = \\sum_{r < r_j} \\bar y_{(j, r)}",
+             .doc = "Repeat each element (or slice along i1 when i2=1) ints[j] times (i0 = number of counts).",
+             .apply = apply_repeat_interleave,
+             .examples = "3x4|ints=2 i0=1 i1=1 i2=1;T3x4|ints=1,0,3 i0=3 i1=0 i2=1;2x3|ints=2 i0=1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ===================================================================== */
+/* unflatten                                                              */
+/* ===================================================================== */
+
+tg_tensor *tg_unflatten(tg_tensor *x, int64_t axis, int nsizes, const int64_t *sizes) {
+    int64_t ax;
+    if (x->ndim == 0) return TG_FAIL(TG_ERR_INDEX, "unflatten: a 0-d tensor has no axis %lld", (long long)axis);
+    if (tg__norm_axis("unflatten", axis, x->ndim, &ax)) return NULL;
+    if (nsizes < 1 || x->ndim - 1 + nsizes > TG_MAX_DIMS)
+        return TG_FAIL(TG_ERR_VALUE, "unflatten: %d sizes for a %d-dim tensor (need 1 to %d)", nsizes, x->ndim,
+                       TG_MAX_DIMS - x->ndim + 1);
+    int64_t sh[TG_MAX_DIMS], prod = 1;
+    int k = 0, infer = -1;
+    for (int d = 0; d < ax; d++) sh[k++] = x->shape[d];
+    for (int i = 0; i < nsizes; i++) {
+        if (sizes[i] == -1 && infer < 0) infer = k;
+        else if (sizes[i] < 0)
+            return TG_FAIL(TG_ERR_VALUE, "unflatten: invalid size %lld in %s", (long long)sizes[i],
+                           tg__shp2(nsizes, sizes));
+        else if (__builtin_mul_overflow(prod, sizes[i], &prod))
+            return TG_FAIL(TG_ERR_VALUE, "unflatten: sizes %s overflow", tg__shp2(nsizes, sizes));
+        sh[k++] = sizes[i];
+    }
+    int64_t n = x->shape[ax];
+    if (infer >= 0) {
+        if (prod == 0 || n % prod)
+            return TG_FAIL(TG_ERR_VALUE, "unflatten: cannot split axis %lld of size %lld into %s",
+                           (long long)ax, (long long)n, tg__shp2(nsizes, sizes));
+        sh[infer] = n / prod;
+    } else if (prod != n) {
+        return TG_FAIL(TG_ERR_VALUE,
+                       "unflatten: sizes %s multiply to %lld, but axis %lld of shape %s has size %lld",
+                       tg__shp2(nsizes, sizes), (long long)prod, (long long)ax, tg__shp(x), (long long)n);
+    }
+    for (int d = (int)ax + 1; d < x->ndim; d++) sh[k++] = x->shape[d];
+    return tg_reshape(x, k, sh);
+}
+static tg_tensor *apply_unflatten(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_unflatten(in[0], p->i[0], p->ndim, p->shape);
+}
+TG_DEFINE_OP(unflatten, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y = x with axis split into sizes (a reshape)",
+             .forward_tex = "y = \\operatorname{reshape}(x)",
+             .vjp = "dx = reshape(dy, x.shape)", .vjp_tex = "\\bar x = \\operatorname{reshape}(\\bar y, \\text{shape}(x))",
+             .doc = "Split one axis (i0) into several (shape = sizes, one may be -1): a reshape.",
+             .apply = apply_unflatten, .examples = "6x4|i0=0 shape=2,3;T4x6|i0=-1 shape=3,-1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ===================================================================== */
+/* nonzero / masked_select / masked_fill                                  */
+/* ===================================================================== */
+
+tg_tensor *tg_nonzero(tg_tensor *x) {
+    int64_t count = 0;
+    for (int64_t i = 0; i < x->numel; i++) count += tg_tensor_get_flat(x, i) != 0;
+    int64_t sh[2] = {count, x->ndim};
+    tg_tensor *out = tg_tensor_empty(2, sh, TG_INT64);
+    if (!out) return NULL;
+    int64_t *o = tg_tensor_data(out), pos[TG_MAX_DIMS] = {0};
+    for (int64_t i = 0; i < x->numel; i++) {
+        if (tg_tensor_get_flat(x, i) != 0) {
+            memcpy(o, pos, (size_t)x->ndim * sizeof *o);
+            o += x->ndim;
+        }
+        for (int d = x->ndim - 1; d >= 0; d--) {
+            if (++pos[d] < x->shape[d]) break;
+            pos[d] = 0;
+        }
+    }
+    tg_entry *e;
+    return tg__finish(&tg_opdef_nonzero, 1, &x, out, &e);
+}
+static tg_tensor *apply_nonzero(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    (void)p;
+    return tg_nonzero(in[0]);
+}
+TG_DEFINE_OP(nonzero, .arity = 1, .dtypes = "float32,float64,int64 -> int64",
+             .forward = "y = the indices (one row each) of the non-zero elements of x, in C order",
+             .forward_tex = "y = \\{\\, i : x_i \\ne 0 \\,\\}", .vjp = "not differentiable", .vjp_tex = "",
+             .doc = "Indices of the non-zero elements as an int64 (count, ndim) tensor (PyTorch's nonzero).",
+             .apply = apply_nonzero, .examples = "b3x4;bT3x4;b5;b2x3x2");
+
+/* the flat indices of mask's non-zero elements, as an int64 tensor */
+static tg_tensor *flat_true(const tg_tensor *mask) {
+    int64_t count = 0;
+    for (int64_t i = 0; i < mask->numel; i++) count += tg_tensor_get_flat(mask, i) != 0;
+    tg_tensor *idx = tg_tensor_empty(1, &count, TG_INT64);
+    if (!idx) return NULL;
+    int64_t *ix = tg_tensor_data(idx), k = 0;
+    for (int64_t i = 0; i < mask->numel; i++)
+        if (tg_tensor_get_flat(mask, i) != 0) ix[k++] = i;
+    return idx;
+}
+
+tg_tensor *tg_masked_select(tg_tensor *x, tg_tensor *mask) {
+    int nd;
+    int64_t sh[TG_MAX_DIMS];
+    if (tg__broadcast_shapes("masked_select", x->ndim, x->shape, mask->ndim, mask->shape, &nd, sh)) return NULL;
+    tg_tensor *m = tg_broadcast_to(mask, nd, sh);
+    tg_tensor *mc = m ? tg__copy(m) : NULL; /* no graph: the mask is a constant */
+    tg_tensor_release(m);
+    tg_tensor *idx = mc ? flat_true(mc) : NULL;
+    tg_tensor_release(mc);
+    if (!idx) return NULL;
+    int64_t all = 1;
+    for (int d = 0; d < nd; d++) all *= sh[d];
+    tg_tensor *y = tg_broadcast_to(x, nd, sh);
+    TAKE(y, tg_reshape(y, 1, &all));
+    TAKE(y, tg_index_select(y, 0, idx));
+    tg_tensor_release(idx);
+    return y;
+}
+static tg_tensor *apply_masked_select(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    (void)p;
+    return tg_masked_select(in[0], in[1]);
+}
+TG_DEFINE_OP(masked_select, .arity = 2, .composite = true, .diff_mask = 1,
+             .dtypes = "float32,float64,int64; mask any dtype",
+             .forward = "y = x[mask != 0] (broadcast together, flattened, 1-D)",
+             .forward_tex = "y = (x_i)_{m_i \\ne 0}",
+             .vjp = "dx = dy scattered back to the selected positions, zeros elsewhere",
+             .vjp_tex = "\\bar x_{i_k} = \\bar y_k",
+             .doc = "The elements of x where the mask is non-zero, as a 1-D tensor (x and mask broadcast).",
+             .apply = apply_masked_select, .examples = "3x4,b3x4;T3x4,b4;4,b3x4",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+tg_tensor *tg_masked_fill(tg_tensor *x, tg_tensor *mask, double value) {
+    int nd;
+    int64_t sh[TG_MAX_DIMS];
+    if (tg__broadcast_shapes("masked_fill", x->ndim, x->shape, mask->ndim, mask->shape, &nd, sh)) return NULL;
+    if (!tg__same_shape(nd, sh, x->ndim, x->shape))
+        return TG_FAIL(TG_ERR_VALUE, "masked_fill: the mask's shape %s must broadcast to the tensor's shape %s",
+                       tg__shp(mask), tg__shp(x));
+    tg_tensor *v = tg_tensor_scalar(value, x->dtype);
+    tg_tensor *y = v ? tg_where(mask, v, x) : NULL;
+    tg_tensor_release(v);
+    return y;
+}
+static tg_tensor *apply_masked_fill(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_masked_fill(in[0], in[1], p->f[0]);
+}
+TG_DEFINE_OP(masked_fill, .arity = 2, .composite = true, .diff_mask = 1,
+             .dtypes = "float32,float64,int64; mask any dtype",
+             .forward = "y = where(mask != 0, value, x)", .forward_tex = "y_i = m_i \\ne 0 \\,?\\, v : x_i",
+             .vjp = "dx = dy * (mask == 0)", .vjp_tex = "\\bar x = \\bar y \\odot [m = 0]",
+             .doc = "x with value (f0) where the mask (broadcast to x) is non-zero (out of place).",
+             .apply = apply_masked_fill, .examples = "3x4,b3x4|f0=-1.5;T3x4,b4|f0=2;2x3x4,b3x1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ===================================================================== */
+/* scatter                                                                */
+/* ===================================================================== */
+
+/* PyTorch's rules: index has x's number of dims, index.size(d) <= x.size(d)
+ * for d != axis, int64 values in [-n, n) along axis. */
+static tg_status check_scatter(const char *who, const tg_tensor *x, const tg_tensor *idx, int64_t axis,
+                               int64_t *ax) {
+    if (x->ndim == 0) return tg_error_set(TG_ERR_INDEX, "%s: cannot scatter into a 0-d tensor", who);
+    if (tg__norm_axis(who, axis, x->ndim, ax)) return tg_error_status();
+    if (idx->dtype != TG_INT64)
+        return tg_error_set(TG_ERR_TYPE, "%s: index must be int64, got %s", who, tg_dtype_name(idx->dtype));
+    if (idx->ndim != x->ndim)
+        return tg_error_set(TG_ERR_VALUE, "%s: index has shape %s but the tensor has shape %s; their "
+                            "numbers of dimensions must match", who, tg__shp(idx), tg__shp(x));
+    for (int d = 0; d < x->ndim; d++)
+        if (d != *ax && idx->shape[d] > x->shape[d])
+            return tg_error_set(TG_ERR_VALUE, "%s: index shape %s is larger than the tensor's %s in dim %d",
+                                who, tg__shp(idx), tg__shp(x), d);
+    int64_t n = x->shape[*ax];
+    for (int64_t i = 0; i < idx->numel; i++) {
+        int64_t v = tg__get_flat_i64(idx, i);
+        if (v < -n || v >= n)
+            return tg_error_set(TG_ERR_INDEX, "%s: index %lld is out of bounds for axis %lld with size %lld",
+                                who, (long long)v, (long long)*ax, (long long)n);
+    }
+    return TG_OK;
+}
+
+/* out (contiguous, a copy of x) [..., idx, ...] = src (same shape as idx) */
+static void scatter_kernel(tg_tensor *out, const tg_tensor *idx, const tg_tensor *src, int64_t ax) {
+    int nd = idx->ndim;
+    int64_t pos[TG_MAX_DIMS] = {0};
+    size_t isz = tg_dtype_size(out->dtype);
+    char *po = tg_tensor_data(out);
+    const char *ps = tg_tensor_data(src);
+    for (int64_t k = 0; k < idx->numel; k++) {
+        int64_t v = tg__get_flat_i64(idx, k);
+        if (v < 0) v += out->shape[ax];
+        int64_t oo = 0, os = 0;
+        for (int d = 0; d < nd; d++) {
+            oo += (d == ax ? v : pos[d]) * out->strides[d];
+            os += pos[d] * src->strides[d];
+        }
+        memcpy(po + oo * (int64_t)isz, ps + os * (int64_t)isz, isz);
+        for (int d = nd - 1; d >= 0; d--) {
+            if (++pos[d] < idx->shape[d]) break;
+            pos[d] = 0;
+        }
+    }
+}
+
+/* the op itself: src has index's shape and x's dtype (checked by the callers) */
+static tg_tensor *scatter_op(tg_tensor *x, int64_t ax, tg_tensor *index, tg_tensor *src) {
+    tg_tensor *out = tg__copy(x);
+    if (!out) return NULL;
+    if (out->numel > 0) scatter_kernel(out, index, src, ax);
+    tg_tensor *in[3] = {x, index, src};
+    tg_entry *e;
+    out = tg__finish(&tg_opdef_scatter, 3, in, out, &e);
+    if (e) {
+        e->params.i[0] = ax;
+        if (tg__save(e, index)) {
+            tg_tensor_release(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+tg_tensor *tg_scatter(tg_tensor *x, int64_t axis, tg_tensor *index, tg_tensor *src) {
+    int64_t ax;
+    if (require_dtype("scatter", x, true) || check_scatter("scatter", x, index, axis, &ax)) return NULL;
+    if (src->dtype != x->dtype)
+        return TG_FAIL(TG_ERR_TYPE, "scatter: src has dtype %s, expected the tensor's dtype %s",
+                       tg_dtype_name(src->dtype), tg_dtype_name(x->dtype));
+    if (src->ndim != index->ndim)
+        return TG_FAIL(TG_ERR_VALUE, "scatter: src has shape %s and index %s; src must have as many dims "
+                       "and be at least as large as index in each", tg__shp(src), tg__shp(index));
+    for (int d = 0; d < src->ndim; d++)
+        if (src->shape[d] < index->shape[d])
+            return TG_FAIL(TG_ERR_VALUE, "scatter: src shape %s is smaller than the index shape %s in dim %d",
+                           tg__shp(src), tg__shp(index), d);
+    /* PyTorch reads src[:index.shape]: a recorded slice when it is larger */
+    tg_tensor *s;
+    if (tg__same_shape(src->ndim, src->shape, index->ndim, index->shape)) {
+        s = retained(src);
+    } else {
+        int64_t starts[TG_MAX_DIMS] = {0}, steps[TG_MAX_DIMS];
+        for (int d = 0; d < src->ndim; d++) steps[d] = 1;
+        s = tg_slice(src, starts, index->shape, steps, 0);
+    }
+    tg_tensor *y = s ? scatter_op(x, ax, index, s) : NULL;
+    tg_tensor_release(s);
+    return y;
+}
+tg_tensor *tg_scatter_value(tg_tensor *x, int64_t axis, tg_tensor *index, double value) {
+    int64_t ax;
+    if (require_dtype("scatter", x, true) || check_scatter("scatter", x, index, axis, &ax)) return NULL;
+    tg_tensor *s = tg_tensor_full(index->ndim, index->shape, value, x->dtype);
+    tg_tensor *y = s ? scatter_op(x, ax, index, s) : NULL;
+    tg_tensor_release(s);
+    return y;
+}
+static tg_status scatter_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *index = SAVED(0);
+    CHECK(index);
+    int64_t ax = e->params.i[0];
+    if (NEED(0)) { /* dy with the overwritten positions zeroed: scatter zeros into it */
+        tg_tensor *z = tg_tensor_zeros(index->ndim, index->shape, g->dtype);
+        CHECK(z);
+        gi[0] = scatter_op(g, ax, index, z);
+        tg_tensor_release(z);
+        CHECK(gi[0]);
+    }
+    if (NEED(2)) CHECK(gi[2] = tg_gather(g, ax, index));
+    return TG_OK;
+}
+static tg_tensor *apply_scatter(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_scatter(in[0], p->i[0], in[1], in[2]);
+}
+TG_DEFINE_OP(scatter, .arity = 3, .diff_mask = 5, .dtypes = "float32,float64,int64; index int64",
+             .forward = "y = copy of x; y[i][index[i][j]] = src[i][j] (axis 1)",
+             .forward_tex = "y = x,\\ y_{i,\\,\\mathrm{idx}_{ij}} = s_{ij}",
+             .vjp = "dx = scatter(dy, axis, index, 0); dsrc = gather(dy, axis, index)",
+             .vjp_tex = "\\bar x = \\bar y,\\ \\bar x_{i,\\,\\mathrm{idx}_{ij}} = 0 \\quad \\bar s_{ij} = \\bar y_{i,\\,\\mathrm{idx}_{ij}}",
+             .doc = "Write src into a copy of x at index along an axis (i0), PyTorch's scatter.",
+             .backward = scatter_vjp, .apply = apply_scatter,
+             .examples = "4x5,i5:4x1,4x1|i0=1;T5x4,i5:1x4,3x4|i0=0;3x4x2,i4:3x1x2,3x3x2|i0=-2",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x;\\bar s");
