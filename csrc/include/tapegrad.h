@@ -817,6 +817,11 @@ tg_tensor *tg_masked_fill(tg_tensor *x, tg_tensor *mask, double value);
 /* A copy of x with src (or value) written at index along axis (PyTorch's scatter). */
 tg_tensor *tg_scatter(tg_tensor *x, int64_t axis, tg_tensor *index, tg_tensor *src);
 tg_tensor *tg_scatter_value(tg_tensor *x, int64_t axis, tg_tensor *index, double value);
+/* PyTorch's scatter_reduce, out of place: reduce = tg_scatter_reduce_code("sum" | "prod" |
+ * "mean" | "amax" | "amin") (-1 for another name). */
+int tg_scatter_reduce_code(const char *name);
+tg_tensor *tg_scatter_reduce(tg_tensor *x, int64_t axis, tg_tensor *index, tg_tensor *src, int reduce,
+                             bool include_self);
 
 /* -- conv.c: more convolutions, pooling, interpolation (issue 14) -- */
 

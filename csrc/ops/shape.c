@@ -743,3 +743,173 @@ TG_DEFINE_OP(scatter, .arity = 3, .diff_mask = 5, .dtypes = "float32,float64,int
              .backward = scatter_vjp, .apply = apply_scatter,
              .examples = "4x5,i5:4x1,4x1|i0=1;T5x4,i5:1x4,3x4|i0=0;3x4x2,i4:3x1x2,3x3x2|i0=-2",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x;\\bar s");
+
+/* ===================================================================== */
+/* scatter_reduce                                                         */
+/* ===================================================================== */
+
+/* A composite: the values landing on each touched position (x's own value
+ * first when include_self) are gathered into the rows of an (H, K) matrix
+ * (H touched positions, K the most values one receives; short rows padded
+ * with the reduction's identity), the rows are reduced with sum, max, min or
+ * a product of columns, and the results are added into x with its touched
+ * positions zeroed.  The gradient is that of index_select, sum/max/min/mul
+ * and scatter_add: PyTorch's (amax/amin share it between ties, prod is the
+ * product of the others, exact with zeros), and second order follows. */
+static const char *const reduce_names[] = {"sum", "prod", "mean", "amax", "amin"};
+
+int tg_scatter_reduce_code(const char *name) {
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(name, reduce_names[i])) return i;
+    return -1;
+}
+
+tg_tensor *tg_scatter_reduce(tg_tensor *x, int64_t axis, tg_tensor *index, tg_tensor *src, int reduce,
+                             bool include_self) {
+    const char *who = "scatter_reduce";
+    int64_t ax;
+    if (reduce < 0 || reduce > 4)
+        return TG_FAIL(TG_ERR_VALUE, "scatter_reduce: reduce must be 'sum', 'prod', 'mean', 'amax' or 'amin'");
+    if (require_dtype(who, x, false) || check_scatter(who, x, index, axis, &ax)) return NULL;
+    if (src->dtype != x->dtype)
+        return TG_FAIL(TG_ERR_TYPE, "scatter_reduce: src has dtype %s, expected the tensor's dtype %s",
+                       tg_dtype_name(src->dtype), tg_dtype_name(x->dtype));
+    if (src->ndim != index->ndim)
+        return TG_FAIL(TG_ERR_VALUE, "scatter_reduce: src has shape %s and index %s; src must have as many "
+                       "dims and be at least as large as index in each", tg__shp(src), tg__shp(index));
+    for (int d = 0; d < src->ndim; d++)
+        if (src->shape[d] < index->shape[d])
+            return TG_FAIL(TG_ERR_VALUE, "scatter_reduce: src shape %s is smaller than the index shape %s in dim %d",
+                           tg__shp(src), tg__shp(index), d);
+    int64_t P = x->numel, N = index->numel;
+    if (N == 0 || P == 0) return tg_reshape(x, x->ndim, x->shape);
+    int64_t cstr[TG_MAX_DIMS];
+    tg__contiguous_strides(x->ndim, x->shape, cstr);
+    int64_t *tpos = malloc((size_t)N * sizeof *tpos), *row = malloc((size_t)P * sizeof *row);
+    int64_t *cnt = calloc((size_t)P, sizeof *cnt);
+    tg_tensor *y = NULL, *gidx = NULL, *hitpos = NULL, *hit = NULL, *cntrow = NULL;
+    if (!tpos || !row || !cnt) {
+        tg_error_set(TG_ERR_MEMORY, "scatter_reduce: out of memory");
+        goto done;
+    }
+    /* the flat (C order) target of every src element */
+    int64_t pos[TG_MAX_DIMS] = {0}, H = 0, K = 0;
+    for (int64_t k = 0; k < N; k++) {
+        int64_t v = tg__get_flat_i64(index, k), t = 0;
+        if (v < 0) v += x->shape[ax];
+        for (int d = 0; d < x->ndim; d++) t += (d == ax ? v : pos[d]) * cstr[d];
+        tpos[k] = t;
+        if (cnt[t]++ == 0) H++;
+        if (cnt[t] > K) K = cnt[t];
+        for (int d = index->ndim - 1; d >= 0; d--) {
+            if (++pos[d] < index->shape[d]) break;
+            pos[d] = 0;
+        }
+    }
+    K += include_self;
+    if (K > 0 && H > ((int64_t)1 << 26) / K) {
+        tg_error_set(TG_ERR_VALUE,
+                     "scatter_reduce: %lld positions receive up to %lld values each; the (positions, values) "
+                     "gather behind this composite would be too large", (long long)H, (long long)K);
+        goto done;
+    }
+    int64_t gsh[2] = {H, K};
+    gidx = tg_tensor_empty(2, gsh, TG_INT64);
+    hitpos = tg_tensor_empty(1, &H, TG_INT64);
+    hit = tg_tensor_zeros(1, &P, TG_FLOAT64);
+    cntrow = tg_tensor_empty(1, &H, x->dtype);
+    if (!gidx || !hitpos || !hit || !cntrow) goto done;
+    int64_t *gi = tg_tensor_data(gidx), *hp = tg_tensor_data(hitpos), r = 0;
+    double *hm = tg_tensor_data(hit);
+    for (int64_t p = 0; p < P; p++) {
+        row[p] = -1;
+        if (!cnt[p]) continue;
+        hm[p] = 1;
+        hp[r] = p;
+        if (x->dtype == TG_FLOAT32) ((float *)tg_tensor_data(cntrow))[r] = (float)(cnt[p] + include_self);
+        else ((double *)tg_tensor_data(cntrow))[r] = (double)(cnt[p] + include_self);
+        for (int64_t c = 0; c < K; c++) gi[r * K + c] = N + P; /* the padding element */
+        if (include_self) gi[r * K] = N + p;
+        cnt[p] = include_self; /* from here on: the next free column of the row */
+        row[p] = r++;
+    }
+    for (int64_t k = 0; k < N; k++) {
+        int64_t p = tpos[k];
+        gi[row[p] * K + cnt[p]++] = k;
+    }
+    /* ext = [src (cut to index's shape) flat, x flat, identity] */
+    static const double pad_of[5] = {0, 1, 0, -__builtin_inf(), __builtin_inf()};
+    tg_tensor *parts[3] = {NULL, NULL, tg_tensor_full(1, (int64_t[]){1}, pad_of[reduce], x->dtype)};
+    {
+        int64_t starts[TG_MAX_DIMS] = {0}, steps[TG_MAX_DIMS];
+        for (int d = 0; d < src->ndim; d++) steps[d] = 1;
+        tg_tensor *s = tg_slice(src, starts, index->shape, steps, 0);
+        parts[0] = s ? tg_reshape(s, 1, &N) : NULL;
+        tg_tensor_release(s);
+        parts[1] = tg_reshape(x, 1, &P);
+    }
+    tg_tensor *ext = parts[0] && parts[1] && parts[2] ? tg_concat(3, parts, 0) : NULL;
+    for (int i = 0; i < 3; i++) tg_tensor_release(parts[i]);
+    tg_tensor *C = ext ? tg_index_select(ext, 0, gidx) : NULL;
+    tg_tensor_release(ext);
+    int64_t one = 1;
+    tg_tensor *red = NULL;
+    if (C && (reduce == 0 || reduce == 2)) red = tg_sum(C, &one, 1, false);
+    else if (C && reduce == 3) red = tg_max(C, &one, 1, false);
+    else if (C && reduce == 4) red = tg_min(C, &one, 1, false);
+    else if (C) { /* prod: the product of the columns, exact with zeros */
+        red = slice_axis(C, 1, 0, 1, 1);
+        for (int64_t c = 1; c < K && red; c++) {
+            tg_tensor *col = slice_axis(C, 1, c, c + 1, 1);
+            TAKE(red, col ? tg_mul(red, col) : NULL);
+            tg_tensor_release(col);
+        }
+        TAKE(red, tg_reshape(red, 1, &H));
+    }
+    tg_tensor_release(C);
+    if (reduce == 2) TAKE(red, tg_div(red, cntrow));
+    /* y = where(touched, 0, x) + scatter_add(red at hitpos) */
+    tg_tensor *zero = red ? tg_tensor_scalar(0, x->dtype) : NULL;
+    tg_tensor *xf = zero ? tg_reshape(x, 1, &P) : NULL;
+    tg_tensor *base = xf ? tg_where(hit, zero, xf) : NULL;
+    tg_tensor_release(zero);
+    tg_tensor_release(xf);
+    tg_tensor *added = NULL;
+    if (base) {
+        tg_params sp;
+        memset(&sp, 0, sizeof sp);
+        sp.i[0] = 0;
+        sp.ndim = 1;
+        sp.shape[0] = P;
+        tg_tensor *ins[2] = {red, hitpos};
+        added = tg_op_apply(&tg_opdef_scatter_add, 2, ins, &sp);
+    }
+    tg_tensor_release(red);
+    y = added ? tg_add(base, added) : NULL;
+    tg_tensor_release(base);
+    tg_tensor_release(added);
+    TAKE(y, tg_reshape(y, x->ndim, x->shape));
+done:
+    free(tpos);
+    free(row);
+    free(cnt);
+    tg_tensor_release(gidx);
+    tg_tensor_release(hitpos);
+    tg_tensor_release(hit);
+    tg_tensor_release(cntrow);
+    return y;
+}
+static tg_tensor *apply_scatter_reduce(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_scatter_reduce(in[0], p->i[0], in[1], in[2], (int)p->i[1], p->i[2] != 0);
+}
+TG_DEFINE_OP(scatter_reduce, .arity = 3, .composite = true, .diff_mask = 5, .dtypes = "float32,float64; index int64",
+             .forward = "y = x; y[i][index[i][j]] = reduce(x[i][index[i][j]] (if include_self), src[i][j], ...) (axis 1)",
+             .forward_tex = "y_{p} = \\operatorname{reduce}(\\{x_p\\} \\cup \\{ s_{ij} : (i, \\mathrm{idx}_{ij}) = p \\})",
+             .vjp = "through index_select, the row reduction (sum, max, min, products, mean's division) and scatter_add",
+             .vjp_tex = "\\bar x_p = \\bar y_p \\frac{\\partial y_p}{\\partial x_p} \\quad \\bar s_{ij} = \\bar y_p \\frac{\\partial y_p}{\\partial s_{ij}}",
+             .doc = "PyTorch's scatter_reduce (i0 = axis; i1 = sum, prod, mean, amax, amin; i2 = include_self).",
+             .apply = apply_scatter_reduce,
+             .examples = "4x5,i5:4x3,4x3|i0=1 i1=0 i2=1;T4x5,i4:6x5,6x5|i0=0 i1=1 i2=1;4x5,i5:4x6,4x6|i0=1 i1=2 i2=0;"
+                         "T5x4,i4:5x6,5x7|i0=-1 i1=3 i2=1;4x5,i4:6x5,6x5|i0=0 i1=4 i2=0;4x5,i5:4x6,4x6|i0=1 i1=1 i2=0",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x;\\bar s");

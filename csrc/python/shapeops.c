@@ -416,6 +416,39 @@ METHOD(scatter) {
     return W(y);
 }
 
+METHOD(scatter_reduce) {
+    ARGS("scatter_reduce", 6, 5, "axis", "index", "src", "reduce", "include_self", "dim")
+    PyObject *ax;
+    if (alias("scatter_reduce", a[0], a[5], "axis", "dim", &ax)) return NULL;
+    if (!ax || !a[1] || !a[2] || !a[3]) {
+        PyErr_SetString(PyExc_TypeError, "scatter_reduce() needs axis, index, src and reduce");
+        return NULL;
+    }
+    long long axis;
+    if (int_arg("scatter_reduce", "axis", ax, 0, &axis)) return NULL;
+    const char *r = PyUnicode_Check(a[3]) ? PyUnicode_AsUTF8(a[3]) : NULL;
+    int code = r ? tg_scatter_reduce_code(r) : -1;
+    if (code < 0) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "scatter_reduce: reduce must be 'sum', 'prod', 'mean', 'amax' or "
+                         "'amin', got %R", a[3]);
+        return NULL;
+    }
+    int inc = tgpy_bool(a[4], 1);
+    if (inc < 0) return NULL;
+    tg_tensor *idx = tgpy_index_array(a[1]);
+    if (!idx) return tgpy_prefix_error("scatter_reduce");
+    tg_tensor *src = tgpy_as_tensor(a[2], TENSOR(self));
+    if (!src) {
+        tg_tensor_release(idx);
+        return tgpy_prefix_error("scatter_reduce");
+    }
+    tg_tensor *y = tg_scatter_reduce(TENSOR(self), axis, idx, src, code, inc);
+    tg_tensor_release(idx);
+    tg_tensor_release(src);
+    return W(y);
+}
+
 /* ===================================================================== */
 /* several results: split, chunk, unbind, array_split                     */
 /* ===================================================================== */
@@ -621,7 +654,7 @@ METHOD(unbind) {
     }
 FN(flip) FN(roll) FN(tril) FN(triu) FN(diagonal) FN(trace) FN(diag) FN(tile) FN(repeat_interleave)
 FN(unflatten) FN(nonzero) FN(masked_select) FN(masked_fill) FN(scatter) FN(split) FN(chunk)
-FN(array_split) FN(unbind)
+FN(array_split) FN(unbind) FN(scatter_reduce)
 
 #define DOC_FLIP "flip(x, axis=None)\n\nReverse the order of elements along axis (an int or a tuple; all axes if\nNone; PyTorch's dims= accepted). A view, like NumPy's.\n\n>>> tg.flip(tg.arange(4), 0).tolist()\n[3, 2, 1, 0]"
 #define DOC_ROLL "roll(x, shift, axis=None)\n\nRotate elements along axis (NumPy's roll; PyTorch's shifts=/dims= accepted);\nwithout axis, the flattened tensor is rolled and the shape kept.\n\n>>> tg.roll(tg.arange(5), 2).tolist()\n[3, 4, 0, 1, 2]"
@@ -638,6 +671,7 @@ FN(array_split) FN(unbind)
 #define DOC_MSELECT "masked_select(x, mask)\n\nThe elements of x where mask is non-zero (any dtype; broadcast together) as a\n1-D tensor.\n\n>>> tg.masked_select(tg.tensor([1., 2., 3.]), tg.tensor([1, 0, 1])).tolist()\n[1.0, 3.0]"
 #define DOC_MFILL "masked_fill(x, mask, value)\n\nA copy of x with value where mask (broadcast to x) is non-zero.\n\n>>> tg.masked_fill(tg.tensor([1., 2.]), tg.tensor([0, 1]), -1.0).tolist()\n[1.0, -1.0]"
 #define DOC_SCATTER "scatter(x, axis, index, src=None, value=None)\n\nPyTorch's scatter, out of place: a copy of x with src[i][j] (or value)\nwritten at [i][index[i][j]] (axis 1). With repeated indices only one write\nsurvives and the gradient of src is defined for unique indices only.\n\n>>> tg.scatter(tg.zeros(3), 0, tg.tensor([2]), tg.tensor([5.])).tolist()\n[0.0, 0.0, 5.0]"
+#define DOC_SREDUCE "scatter_reduce(x, axis, index, src, reduce, include_self=True)\n\nPyTorch's scatter_reduce, out of place: the src values landing on each\nposition (and x's own value if include_self) reduced with 'sum', 'prod',\n'mean', 'amax' or 'amin'; untouched positions keep x. Gradients as PyTorch\ndefines them (amax/amin share it between ties).\n\n>>> tg.scatter_reduce(tg.zeros(2), 0, tg.tensor([0, 0, 1]), tg.tensor([1., 2., 5.]), 'sum').tolist()\n[3.0, 5.0]"
 #define DOC_SPLIT "split(x, split_size_or_sections, axis=0)\n\nPyTorch's split: pieces of split_size along axis (the last may be shorter),\nor pieces of the given sizes. A tuple of views. NumPy's split by number of\nsections or by indices is array_split.\n\n>>> [p.tolist() for p in tg.split(tg.arange(5), 2)]\n[[0, 1], [2, 3], [4]]"
 #define DOC_CHUNK "chunk(x, chunks, axis=0)\n\nPyTorch's chunk: pieces of ceil(n / chunks) along axis (so possibly fewer).\n\n>>> [p.tolist() for p in tg.chunk(tg.arange(5), 2)]\n[[0, 1, 2], [3, 4]]"
 #define DOC_ASPLIT "array_split(x, indices_or_sections, axis=0)\n\nNumPy's array_split: an int gives that many pieces (the first ones one\nlonger), a sequence the indices where the pieces start.\n\n>>> [p.tolist() for p in tg.array_split(tg.arange(5), [1, 3])]\n[[0], [1, 2], [3, 4]]"
@@ -649,7 +683,7 @@ PyMethodDef tgpy_shape_functions[] = {
     F(diagonal, DOC_DIAGONAL), F(trace, DOC_TRACE), F(diag, DOC_DIAG), F(tile, DOC_TILE),
     F(repeat_interleave, DOC_RI), F(unflatten, DOC_UNFLATTEN), F(nonzero, DOC_NONZERO),
     F(masked_select, DOC_MSELECT), F(masked_fill, DOC_MFILL), F(scatter, DOC_SCATTER),
-    F(split, DOC_SPLIT), F(chunk, DOC_CHUNK), F(array_split, DOC_ASPLIT), F(unbind, DOC_UNBIND),
+    F(scatter_reduce, DOC_SREDUCE), F(split, DOC_SPLIT), F(chunk, DOC_CHUNK), F(array_split, DOC_ASPLIT), F(unbind, DOC_UNBIND),
     {NULL}};
 #undef F
 #define M(name, doc) {#name, (PyCFunction)(void (*)(void))m_##name, METH_FASTCALL | METH_KEYWORDS, doc}
@@ -658,6 +692,6 @@ PyMethodDef tgpy_shape_methods[] = {
     M(diagonal, DOC_DIAGONAL), M(trace, DOC_TRACE), M(diag, DOC_DIAG), M(repeat, DOC_REPEAT),
     M(tile, DOC_TILE), M(repeat_interleave, DOC_RI), M(unflatten, DOC_UNFLATTEN),
     M(nonzero, DOC_NONZERO), M(masked_select, DOC_MSELECT), M(masked_fill, DOC_MFILL),
-    M(scatter, DOC_SCATTER), M(split, DOC_SPLIT), M(chunk, DOC_CHUNK), M(unbind, DOC_UNBIND),
+    M(scatter, DOC_SCATTER), M(scatter_reduce, DOC_SREDUCE), M(split, DOC_SPLIT), M(chunk, DOC_CHUNK), M(unbind, DOC_UNBIND),
     {NULL}};
 #undef M

@@ -379,6 +379,22 @@ def _scatter(xs, p):
     return y
 
 
+def _scatter_reduce(xs, p):
+    x, idx, src = xs
+    ax, how, include_self = p["i"][0] % x.ndim, ["sum", "prod", "mean", "amax", "amin"][p["i"][1]], p["i"][2]
+    got = {}
+    for pos in np.ndindex(*idx.shape):
+        t = list(pos)
+        t[ax] = idx[pos]
+        got.setdefault(tuple(t), []).append(src[pos])
+    y = x.copy()
+    for t, vals in got.items():
+        vals = ([x[t]] if include_self else []) + vals
+        f = {"sum": np.sum, "prod": np.prod, "mean": np.mean, "amax": np.max, "amin": np.min}[how]
+        y[t] = f(np.array(vals, dtype=x.dtype))
+    return y
+
+
 REFERENCES = {
     # binary with broadcasting
     "add": lambda xs, p: np.add(*xs),
@@ -481,6 +497,7 @@ REFERENCES = {
     "masked_select": lambda xs, p: np.broadcast_arrays(*xs)[0][np.broadcast_arrays(*xs)[1] != 0],
     "masked_fill": lambda xs, p: np.where(xs[1] != 0, xs[0].dtype.type(p["f"][0]), xs[0]),
     "scatter": _scatter,
+    "scatter_reduce": _scatter_reduce,
 
     # conv.c: more convolutions, pooling, interpolation (issue 14)
 

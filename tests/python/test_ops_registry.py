@@ -224,6 +224,9 @@ HAND = {
     "masked_select": lambda x, p: x[0].masked_select(x[1]),
     "masked_fill": lambda x, p: tg.masked_fill(x[0], x[1], p["f"][0]),
     "scatter": lambda x, p: x[0].scatter(p["i"][0], x[1], x[2]),
+    "scatter_reduce": lambda x, p: tg.scatter_reduce(x[0], p["i"][0], x[1], x[2],
+                                                     ["sum", "prod", "mean", "amax", "amin"][p["i"][1]],
+                                                     include_self=bool(p["i"][2])),
 
     # conv.c: more convolutions, pooling, interpolation (issue 14)
 

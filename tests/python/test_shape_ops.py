@@ -329,3 +329,66 @@ def test_errors_name_the_op():
     with raises(ValueError, "array_split", "positive"):
         tg.array_split(x, 0)
 
+
+
+# --- scatter_reduce against PyTorch, values and gradients ----------------------
+
+@pytest.mark.parametrize("include_self", [True, False], ids=["self", "noself"])
+@pytest.mark.parametrize("reduce", ["sum", "prod", "mean", "amax", "amin"])
+@pytest.mark.parametrize("dts", DTYPES, ids=DT_IDS)
+def test_scatter_reduce_against_torch(reduce, include_self, dts):
+    tgdt, tdt, npdt = dts
+    rng = np.random.default_rng(7)
+    xa = rng.standard_normal((4, 5)).astype(npdt)
+    sa = rng.standard_normal((4, 6)).astype(npdt)
+    if reduce == "prod":  # a zero among the factors: the gradient is the product of the others
+        sa[1, 2] = 0
+    if reduce in ("amax", "amin"):  # ties share the gradient, with x's own value too
+        sa[0, 3] = sa[0, 1]
+        if include_self:
+            # (without include_self, PyTorch 2.x still counts a tie with x's value and gives
+            # src half the gradient, x none; here x does not take part, src gets all of it)
+            xa[2, 4] = sa[2, 0]
+    idx = np.array([[0, 2, 2, 4, 0, 0], [1, 1, 1, 3, 3, 0], [4, 0, 2, 2, 1, 1], [3, 3, 3, 3, 3, 3]])
+    x, s = tg.tensor(xa, requires_grad=True), tg.tensor(sa, requires_grad=True)
+    tx, ts = torch.tensor(xa, requires_grad=True), torch.tensor(sa, requires_grad=True)
+    # a transposed (non-contiguous) view of x
+    xv = tg.tensor(np.ascontiguousarray(xa.T), requires_grad=True)
+    for inp in (x, xv.T):
+        y = tg.scatter_reduce(inp, 1, tg.tensor(idx), s, reduce, include_self=include_self)
+        ty = torch.scatter_reduce(tx, 1, torch.tensor(idx), ts, reduce, include_self=include_self)
+        tol = dict(rtol=1e-5, atol=1e-6) if tgdt == tg.float32 else dict(rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), **tol)
+    seed = rng.standard_normal((4, 5)).astype(npdt)
+    y = x.scatter_reduce(-1, tg.tensor(idx), s, reduce=reduce, include_self=include_self)
+    y.backward(tg.tensor(seed))
+    torch.scatter_reduce(tx, -1, torch.tensor(idx), ts, reduce, include_self=include_self).backward(torch.tensor(seed))
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), **tol)
+    np.testing.assert_allclose(s.grad.numpy(), ts.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("reduce", ["sum", "prod", "mean", "amax", "amin"])
+def test_scatter_reduce_second_order(reduce):
+    rng = np.random.default_rng(8)
+    x = tg.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    s = tg.tensor(rng.standard_normal((5, 4)), requires_grad=True)
+    idx = tg.tensor([[0, 1, 2, 0], [2, 1, 0, 0], [0, 0, 0, 1], [1, 2, 2, 2], [0, 1, 1, 1]])
+    for inc in (True, False):
+        f = lambda x, s: tg.scatter_reduce(x, 0, idx, s, reduce, include_self=inc)  # noqa: E731
+        assert gradcheck(f, [x, s])
+        assert gradgradcheck(f, [x, s])
+
+
+def test_scatter_reduce_errors():
+    x = tg.zeros(3, 4)
+    with raises(ValueError, "scatter_reduce", "'sum', 'prod'"):
+        tg.scatter_reduce(x, 0, tg.tensor([[0]]), tg.ones(1, 1), "max")
+    with raises(TypeError, "scatter_reduce", "int64"):
+        tg.scatter_reduce(tg.zeros(3, dtype=tg.int64), 0, tg.tensor([0]), tg.tensor([1]), "sum")
+    with raises(IndexError, "scatter_reduce", "out of bounds"):
+        tg.scatter_reduce(x, 0, tg.tensor([[3]]), tg.ones(1, 1), "sum")
+    with raises(ValueError, "scatter_reduce", "smaller"):
+        tg.scatter_reduce(x, 0, tg.tensor([[0, 1]]), tg.ones(1, 1), "sum")
+    # nothing scattered: x itself (a new tensor), like PyTorch
+    y = tg.scatter_reduce(x, 0, tg.zeros(0, 4, dtype=tg.int64), tg.ones(0, 4), "amax")
+    np.testing.assert_array_equal(y.numpy(), x.numpy())
