@@ -822,6 +822,9 @@ tg_tensor *tg_scatter_value(tg_tensor *x, int64_t axis, tg_tensor *index, double
 int tg_scatter_reduce_code(const char *name);
 tg_tensor *tg_scatter_reduce(tg_tensor *x, int64_t axis, tg_tensor *index, tg_tensor *src, int reduce,
                              bool include_self);
+/* Einstein summation over n operands ("ij,jk->ik", implicit output, "...",
+ * repeated labels as diagonals); contractions run as matmul. */
+tg_tensor *tg_einsum(const char *subscripts, int n, tg_tensor *const *xs);
 
 /* -- conv.c: more convolutions, pooling, interpolation (issue 14) -- */
 

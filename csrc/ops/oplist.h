@@ -119,6 +119,7 @@ TG_OP(masked_select, CUSTOM)
 TG_OP(masked_fill, CUSTOM)
 TG_OP(scatter, CUSTOM)
 TG_OP(scatter_reduce, CUSTOM)
+TG_OP(einsum, CUSTOM)
 
 /* conv.c: more convolutions, pooling, interpolation (issue 14) */
 

@@ -913,3 +913,319 @@ TG_DEFINE_OP(scatter_reduce, .arity = 3, .composite = true, .diff_mask = 5, .dty
              .examples = "4x5,i5:4x3,4x3|i0=1 i1=0 i2=1;T4x5,i4:6x5,6x5|i0=0 i1=1 i2=1;4x5,i5:4x6,4x6|i0=1 i1=2 i2=0;"
                          "T5x4,i4:5x6,5x7|i0=-1 i1=3 i2=1;4x5,i4:6x5,6x5|i0=0 i1=4 i2=0;4x5,i5:4x6,4x6|i0=1 i1=1 i2=0",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x;\\bar s");
+
+/* ===================================================================== */
+/* einsum                                                                 */
+/* ===================================================================== */
+
+/* A composite: each operand's repeated labels become diagonals, labels no
+ * other operand nor the output needs are summed out, operands are
+ * contracted left to right with matmul (batch labels, the first operand's
+ * own, the contracted ones, the second's own: permute, reshape, matmul,
+ * reshape), and the result is permuted to the output.  Labels are a-z and
+ * A-Z; "..." stands for the broadcast dims (ids 52 + k, right-aligned). */
+#define EIN_LABELS 60
+typedef struct {
+    tg_tensor *t;
+    int n;
+    int lab[TG_MAX_DIMS];
+} ein_op;
+
+static int ein_id(char c) {
+    if (c >= 'a' && c <= 'z') return c - 'a';
+    if (c >= 'A' && c <= 'Z') return 26 + c - 'A';
+    return -1;
+}
+
+/* parse one term ("ij", "...ij", "i...j") for a tensor of ndim dims (ndim <
+ * 0: the output, ell = the number of ellipsis dims).  *n labels into lab. */
+static tg_status ein_term(const char *subs, const char *s, const char *end, int ndim, int *ell, int *lab, int *n) {
+    int k = 0, before = 0, has_ell = 0;
+    int tmp[64];
+    for (const char *c = s; c < end; c++) {
+        if (*c == ' ') continue;
+        if (*c == '.') {
+            if (has_ell || end - c < 3 || c[1] != '.' || c[2] != '.')
+                return tg_error_set(TG_ERR_VALUE, "einsum: subscripts '%s': '.' only as one '...' per operand", subs);
+            has_ell = 1;
+            before = k;
+            c += 2;
+            continue;
+        }
+        int id = ein_id(*c);
+        if (id < 0)
+            return tg_error_set(TG_ERR_VALUE, "einsum: subscripts '%s': '%c' is not a label (a-z, A-Z, '...')", subs, *c);
+        if (k >= 64) return tg_error_set(TG_ERR_VALUE, "einsum: subscripts '%s': too many labels", subs);
+        tmp[k++] = id;
+    }
+    int ne;
+    if (ndim >= 0) {
+        if (!has_ell && k != ndim)
+            return tg_error_set(TG_ERR_VALUE, "einsum: subscripts '%s': %d labels for an operand with %d dims",
+                                subs, k, ndim);
+        if (has_ell && k > ndim)
+            return tg_error_set(TG_ERR_VALUE, "einsum: subscripts '%s': %d labels for an operand with %d dims",
+                                subs, k, ndim);
+        ne = has_ell ? ndim - k : 0;
+        if (ne > *ell) *ell = ne;
+    } else {
+        ne = has_ell ? *ell : 0;
+    }
+    if (k + ne > TG_MAX_DIMS)
+        return tg_error_set(TG_ERR_VALUE, "einsum: subscripts '%s': a term with more than %d dims", subs, TG_MAX_DIMS);
+    int m = 0;
+    for (int i = 0; i < before + (has_ell ? 0 : k); i++) lab[m++] = tmp[i];
+    if (has_ell) {
+        /* ellipsis dims right-aligned: with ell total, this operand's ne are the last ne */
+        for (int i = 0; i < ne; i++) lab[m++] = 52 + (ndim >= 0 ? *ell - ne + i : i);
+        for (int i = before; i < k; i++) lab[m++] = tmp[i];
+    }
+    *n = m;
+    return TG_OK;
+}
+
+/* sum out the dims of o whose label is not wanted (want[id] == 0) */
+static tg_status ein_reduce(ein_op *o, const int *want) {
+    int64_t axes[TG_MAX_DIMS];
+    int na = 0, nl = 0, lab[TG_MAX_DIMS];
+    for (int d = 0; d < o->n; d++) {
+        if (!want[o->lab[d]]) axes[na++] = d;
+        else lab[nl++] = o->lab[d];
+    }
+    if (!na) return TG_OK;
+    TAKE(o->t, tg_sum(o->t, axes, na, false));
+    if (!o->t) return tg_error_status();
+    memcpy(o->lab, lab, sizeof lab);
+    o->n = nl;
+    return TG_OK;
+}
+
+/* repeated labels of one operand: take their diagonal (moved to the end) */
+static tg_status ein_diagonals(const char *subs, ein_op *o) {
+    for (;;) {
+        int a = -1, b = -1;
+        for (int i = 0; i < o->n && a < 0; i++)
+            for (int j = i + 1; j < o->n; j++)
+                if (o->lab[i] == o->lab[j]) {
+                    a = i;
+                    b = j;
+                    break;
+                }
+        if (a < 0) return TG_OK;
+        if (o->t->shape[a] != o->t->shape[b])
+            return tg_error_set(TG_ERR_VALUE, "einsum: subscripts '%s': a repeated label spans dims of sizes "
+                                "%lld and %lld (operand shape %s)", subs, (long long)o->t->shape[a],
+                                (long long)o->t->shape[b], tg__shp(o->t));
+        int id = o->lab[a], k = 0;
+        TAKE(o->t, tg_diagonal(o->t, 0, a, b));
+        if (!o->t) return tg_error_status();
+        for (int d = 0; d < o->n; d++)
+            if (d != a && d != b) o->lab[k++] = o->lab[d];
+        o->lab[k++] = id;
+        o->n = k;
+    }
+}
+
+static tg_tensor *ein_permute(ein_op *o, const int *order, int n) {
+    int64_t perm[TG_MAX_DIMS];
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < o->n; d++)
+            if (o->lab[d] == order[i]) perm[i] = d;
+    return tg_permute(o->t, perm);
+}
+
+/* A (x) B over the labels; keep[id]: needed after this step */
+static tg_status ein_contract(const char *subs, ein_op *A, ein_op *B, const int *keep, int64_t *size) {
+    int inA[EIN_LABELS] = {0}, inB[EIN_LABELS] = {0};
+    for (int d = 0; d < A->n; d++) inA[A->lab[d]] = 1;
+    for (int d = 0; d < B->n; d++) inB[B->lab[d]] = 1;
+    int bat[TG_MAX_DIMS], ao[TG_MAX_DIMS], bo[TG_MAX_DIMS], con[TG_MAX_DIMS];
+    int nb = 0, na = 0, nbo = 0, nc = 0;
+    for (int d = 0; d < A->n; d++) {
+        int id = A->lab[d];
+        if (inB[id]) {
+            if (keep[id]) bat[nb++] = id;
+            else con[nc++] = id;
+        } else {
+            ao[na++] = id;
+        }
+    }
+    for (int d = 0; d < B->n; d++)
+        if (!inA[B->lab[d]]) bo[nbo++] = B->lab[d];
+    if (nb + na + nbo > TG_MAX_DIMS)
+        return tg_error_set(TG_ERR_VALUE, "einsum: subscripts '%s': an intermediate result would have more "
+                            "than %d dims", subs, TG_MAX_DIMS);
+    /* A -> (bat, ao, con), B -> (bat, con, bo), both broadcast to the label sizes */
+    int oa[TG_MAX_DIMS], ob[TG_MAX_DIMS], k = 0;
+    for (int i = 0; i < nb; i++) oa[k++] = bat[i];
+    for (int i = 0; i < na; i++) oa[k++] = ao[i];
+    for (int i = 0; i < nc; i++) oa[k++] = con[i];
+    k = 0;
+    for (int i = 0; i < nb; i++) ob[k++] = bat[i];
+    for (int i = 0; i < nc; i++) ob[k++] = con[i];
+    for (int i = 0; i < nbo; i++) ob[k++] = bo[i];
+    tg_tensor *pa = ein_permute(A, oa, A->n), *pb = pa ? ein_permute(B, ob, B->n) : NULL;
+    int64_t sa[TG_MAX_DIMS], sb[TG_MAX_DIMS], Bn = 1, M = 1, K = 1, N = 1;
+    for (int i = 0; i < A->n; i++) sa[i] = size[oa[i]];
+    for (int i = 0; i < B->n; i++) sb[i] = size[ob[i]];
+    for (int i = 0; i < nb; i++) Bn *= size[bat[i]];
+    for (int i = 0; i < na; i++) M *= size[ao[i]];
+    for (int i = 0; i < nc; i++) K *= size[con[i]];
+    for (int i = 0; i < nbo; i++) N *= size[bo[i]];
+    TAKE(pa, tg_broadcast_to(pa, A->n, sa));
+    TAKE(pb, tg_broadcast_to(pb, B->n, sb));
+    int64_t s3a[3] = {Bn, M, K}, s3b[3] = {Bn, K, N};
+    TAKE(pa, tg_reshape(pa, 3, s3a));
+    TAKE(pb, tg_reshape(pb, 3, s3b));
+    tg_tensor *r = pa && pb ? tg_matmul(pa, pb) : NULL;
+    tg_tensor_release(pa);
+    tg_tensor_release(pb);
+    int64_t so[TG_MAX_DIMS];
+    int lab[TG_MAX_DIMS], n = 0;
+    for (int i = 0; i < nb; i++) lab[n] = bat[i], so[n++] = size[bat[i]];
+    for (int i = 0; i < na; i++) lab[n] = ao[i], so[n++] = size[ao[i]];
+    for (int i = 0; i < nbo; i++) lab[n] = bo[i], so[n++] = size[bo[i]];
+    TAKE(r, tg_reshape(r, n, so));
+    if (!r) return tg_error_status();
+    tg_tensor_release(A->t);
+    A->t = r;
+    A->n = n;
+    memcpy(A->lab, lab, sizeof lab);
+    return TG_OK;
+}
+
+tg_tensor *tg_einsum(const char *subs, int n, tg_tensor *const *xs) {
+    if (!subs) return TG_FAIL(TG_ERR_VALUE, "einsum: subscripts is NULL");
+    if (n < 1) return TG_FAIL(TG_ERR_VALUE, "einsum: subscripts '%s': need at least one operand", subs);
+    const char *arrow = strstr(subs, "->"), *lhs_end = arrow ? arrow : subs + strlen(subs);
+    int nterms = 1;
+    for (const char *c = subs; c < lhs_end; c++) nterms += *c == ',';
+    if (nterms != n)
+        return TG_FAIL(TG_ERR_VALUE, "einsum: subscripts '%s' name %d operands, %d given", subs, nterms, n);
+    for (int i = 0; i < n; i++)
+        if (!tg_dtype_is_float(xs[i]->dtype))
+            return TG_FAIL(TG_ERR_TYPE, "einsum: operand %d has dtype %s (expected float32 or float64)", i,
+                           tg_dtype_name(xs[i]->dtype));
+    ein_op *ops = calloc((size_t)n, sizeof *ops);
+    if (!ops) return TG_FAIL(TG_ERR_MEMORY, "einsum: out of memory");
+    int ell = 0, out[TG_MAX_DIMS], nout = 0, count[EIN_LABELS] = {0};
+    int64_t size[EIN_LABELS];
+    for (int i = 0; i < EIN_LABELS; i++) size[i] = -1;
+    tg_tensor *result = NULL;
+    const char *s = subs;
+    for (int i = 0; i < n; i++) {
+        const char *e = s;
+        while (e < lhs_end && *e != ',') e++;
+        if (ein_term(subs, s, e, xs[i]->ndim, &ell, ops[i].lab, &ops[i].n)) goto done;
+        s = e + 1;
+    }
+    /* ellipsis ids were numbered right-aligned against the final count: renumber */
+    s = subs;
+    for (int i = 0; i < n; i++) {
+        const char *e = s;
+        while (e < lhs_end && *e != ',') e++;
+        int e2 = ell;
+        if (ein_term(subs, s, e, xs[i]->ndim, &e2, ops[i].lab, &ops[i].n)) goto done;
+        s = e + 1;
+    }
+    for (int i = 0; i < n; i++) {
+        for (int d = 0; d < ops[i].n; d++) {
+            int id = ops[i].lab[d];
+            int64_t sz = xs[i]->shape[d];
+            count[id]++;
+            if (size[id] < 0 || size[id] == 1) size[id] = sz;
+            else if (sz != size[id] && sz != 1) { /* size-1 dims broadcast, as in PyTorch */
+                tg_error_set(TG_ERR_VALUE, "einsum: subscripts '%s': label '%c' has size %lld in operand %d "
+                             "(shape %s) but %lld elsewhere", subs, id < 26 ? 'a' + id : id < 52 ? 'A' + id - 26 : '.',
+                             (long long)sz, i, tg__shp(xs[i]), (long long)size[id]);
+                goto done;
+            }
+        }
+    }
+    if (arrow) {
+        if (ein_term(subs, arrow + 2, arrow + 2 + strlen(arrow + 2), -1, &ell, out, &nout)) goto done;
+        for (int i = 0; i < nout; i++) {
+            for (int j = 0; j < i; j++)
+                if (out[j] == out[i]) {
+                    tg_error_set(TG_ERR_VALUE, "einsum: subscripts '%s': the output repeats a label", subs);
+                    goto done;
+                }
+            if (!count[out[i]]) {
+                tg_error_set(TG_ERR_VALUE, "einsum: subscripts '%s': an output label appears in no operand", subs);
+                goto done;
+            }
+        }
+    } else { /* implicit: the ellipsis dims, then labels seen once, in alphabetical order */
+        for (int i = 0; i < ell; i++) out[nout++] = 52 + i;
+        for (int id = 0; id < 52; id++)
+            if (count[id] == 1) {
+                if (nout >= TG_MAX_DIMS) {
+                    tg_error_set(TG_ERR_VALUE, "einsum: subscripts '%s': the output has more than %d dims", subs,
+                                 TG_MAX_DIMS);
+                    goto done;
+                }
+                out[nout++] = id;
+            }
+    }
+    int inout[EIN_LABELS] = {0};
+    for (int i = 0; i < nout; i++) inout[out[i]] = 1;
+    for (int i = 0; i < n; i++) {
+        ops[i].t = xs[i];
+        tg_tensor_retain(xs[i]);
+        if (ein_diagonals(subs, &ops[i])) goto done;
+    }
+    /* left to right: before each step, sum out what neither the output nor
+     * another operand still to come needs; ops[0] accumulates the result */
+    for (int i = 0; i < n; i++) {
+        int want[EIN_LABELS], keep[EIN_LABELS];
+        for (int id = 0; id < EIN_LABELS; id++) keep[id] = inout[id];
+        for (int j = i + 1; j < n; j++)
+            for (int d = 0; d < ops[j].n; d++) keep[ops[j].lab[d]] = 1;
+        memcpy(want, keep, sizeof want);
+        if (i > 0)
+            for (int d = 0; d < ops[0].n; d++) want[ops[0].lab[d]] = 1;
+        if (ein_reduce(&ops[i], want)) goto done;
+        if (i == 0) continue;
+        memcpy(want, keep, sizeof want);
+        for (int d = 0; d < ops[i].n; d++) want[ops[i].lab[d]] = 1;
+        if (ein_reduce(&ops[0], want)) goto done;
+        if (ein_contract(subs, &ops[0], &ops[i], keep, size)) goto done;
+    }
+    /* labels of the output that were broadcast away (size 1 dims), then the order */
+    result = ein_permute(&ops[0], out, nout);
+    if (result) {
+        int64_t osz[TG_MAX_DIMS];
+        for (int i = 0; i < nout; i++) osz[i] = size[out[i]];
+        if (!tg__same_shape(result->ndim, result->shape, nout, osz)) TAKE(result, tg_broadcast_to(result, nout, osz));
+    }
+done:
+    for (int i = 0; i < n; i++) tg_tensor_release(ops[i].t);
+    free(ops);
+    return result;
+}
+static tg_tensor *apply_einsum(tg_tensor *const *in, int n, const tg_params *p) {
+    char buf[4 * TG_MAX_DIMS + 1];
+    int k = 0;
+    while (k < 4 * TG_MAX_DIMS && p->ints[k]) {
+        buf[k] = (char)p->ints[k];
+        k++;
+    }
+    buf[k] = 0;
+    return tg_einsum(buf, n, in);
+}
+TG_DEFINE_OP(einsum, .arity = -1, .composite = true, .diff_mask = 0xFFFFFFFFu, .dtypes = "float32,float64",
+             .forward = "y = sum over the labels not in the output of the product of the operands",
+             .forward_tex = "y_{\\text{out}} = \\sum_{\\text{other labels}} \\prod_k x^{(k)}",
+             .vjp = "through the diagonals, sums, permutes, reshapes and matmuls it is made of",
+             .vjp_tex = "\\bar x^{(k)} = \\operatorname{einsum}(\\bar y, x^{(j \\ne k)})",
+             .doc = "Einstein summation (ints = the subscripts' character codes); contractions run as matmul.",
+             .apply = apply_einsum,
+             /* "ij,jk->ik", "bij,bjk", "ii->i", "...ij->...ji", "i,j->ij", "ijk->" */
+             .examples = "3x4,4x5|ints=105,106,44,106,107,45,62,105,107;"
+                         "2x3x4,T2x4x5|ints=98,105,106,44,98,106,107;"
+                         "4x4|ints=105,105,45,62,105;"
+                         "2x3x4|ints=46,46,46,105,106,45,62,46,46,46,106,105;"
+                         "3,4|ints=105,44,106,45,62,105,106;"
+                         "2x3x4|ints=105,106,107,45,62;"
+                         "3x4,4x5,5x2|ints=105,106,44,106,107,44,107,108",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x^{(k)}");

@@ -449,6 +449,50 @@ METHOD(scatter_reduce) {
     return W(y);
 }
 
+/* einsum(subscripts, *operands) or einsum(subscripts, [operands]) */
+static PyObject *fn_einsum(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kw) {
+    if (kw && PyTuple_GET_SIZE(kw)) {
+        PyErr_SetString(PyExc_TypeError, "einsum() takes no keyword arguments");
+        return NULL;
+    }
+    if (nargs < 2 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "einsum() needs the subscripts (a str) and at least one operand");
+        return NULL;
+    }
+    const char *subs = PyUnicode_AsUTF8(args[0]);
+    if (!subs) return NULL;
+    PyObject *seq = NULL;
+    PyObject *const *items = args + 1;
+    Py_ssize_t n = nargs - 1;
+    if (n == 1 && !tgpy_is_tensor(args[1]) && PyList_Check(args[1])) { /* PyTorch's list form */
+        seq = PySequence_Fast(args[1], "einsum: operands");
+        if (!seq) return NULL;
+        items = PySequence_Fast_ITEMS(seq);
+        n = PySequence_Fast_GET_SIZE(seq);
+    }
+    tg_tensor **ts = PyMem_Calloc(n ? (size_t)n : 1, sizeof *ts);
+    PyObject *r = NULL;
+    if (!ts) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    const tg_tensor *like = NULL;
+    for (Py_ssize_t i = 0; i < n && !like; i++)
+        if (tgpy_is_tensor(items[i])) like = TENSOR(items[i]);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!(ts[i] = tgpy_as_tensor(items[i], like))) {
+            tgpy_prefix_error("einsum");
+            goto out;
+        }
+    r = W(tg_einsum(subs, (int)n, ts));
+out:
+    if (ts)
+        for (Py_ssize_t i = 0; i < n; i++) tg_tensor_release(ts[i]);
+    PyMem_Free(ts);
+    Py_XDECREF(seq);
+    return r;
+}
+
 /* ===================================================================== */
 /* several results: split, chunk, unbind, array_split                     */
 /* ===================================================================== */
@@ -672,6 +716,7 @@ FN(array_split) FN(unbind) FN(scatter_reduce)
 #define DOC_MFILL "masked_fill(x, mask, value)\n\nA copy of x with value where mask (broadcast to x) is non-zero.\n\n>>> tg.masked_fill(tg.tensor([1., 2.]), tg.tensor([0, 1]), -1.0).tolist()\n[1.0, -1.0]"
 #define DOC_SCATTER "scatter(x, axis, index, src=None, value=None)\n\nPyTorch's scatter, out of place: a copy of x with src[i][j] (or value)\nwritten at [i][index[i][j]] (axis 1). With repeated indices only one write\nsurvives and the gradient of src is defined for unique indices only.\n\n>>> tg.scatter(tg.zeros(3), 0, tg.tensor([2]), tg.tensor([5.])).tolist()\n[0.0, 0.0, 5.0]"
 #define DOC_SREDUCE "scatter_reduce(x, axis, index, src, reduce, include_self=True)\n\nPyTorch's scatter_reduce, out of place: the src values landing on each\nposition (and x's own value if include_self) reduced with 'sum', 'prod',\n'mean', 'amax' or 'amin'; untouched positions keep x. Gradients as PyTorch\ndefines them (amax/amin share it between ties).\n\n>>> tg.scatter_reduce(tg.zeros(2), 0, tg.tensor([0, 0, 1]), tg.tensor([1., 2., 5.]), 'sum').tolist()\n[3.0, 5.0]"
+#define DOC_EINSUM "einsum(subscripts, *operands)\n\nEinstein summation, NumPy's and PyTorch's: explicit ('ij,jk->ik') or implicit\n('ij,jk': the labels seen once, in alphabetical order) output, '...' for\nbroadcast dims, repeated labels for diagonals ('ii->i', 'ii' = trace), sums,\nouter products and batch products. Labels are a-z and A-Z. Contractions run\nas matmul, so it is fast and differentiable through the tape.\n\n>>> tg.einsum('ij,jk->ik', tg.ones(2, 3), tg.ones(3, 4)).shape\n(2, 4)"
 #define DOC_SPLIT "split(x, split_size_or_sections, axis=0)\n\nPyTorch's split: pieces of split_size along axis (the last may be shorter),\nor pieces of the given sizes. A tuple of views. NumPy's split by number of\nsections or by indices is array_split.\n\n>>> [p.tolist() for p in tg.split(tg.arange(5), 2)]\n[[0, 1], [2, 3], [4]]"
 #define DOC_CHUNK "chunk(x, chunks, axis=0)\n\nPyTorch's chunk: pieces of ceil(n / chunks) along axis (so possibly fewer).\n\n>>> [p.tolist() for p in tg.chunk(tg.arange(5), 2)]\n[[0, 1, 2], [3, 4]]"
 #define DOC_ASPLIT "array_split(x, indices_or_sections, axis=0)\n\nNumPy's array_split: an int gives that many pieces (the first ones one\nlonger), a sequence the indices where the pieces start.\n\n>>> [p.tolist() for p in tg.array_split(tg.arange(5), [1, 3])]\n[[0], [1, 2], [3, 4]]"
@@ -683,7 +728,7 @@ PyMethodDef tgpy_shape_functions[] = {
     F(diagonal, DOC_DIAGONAL), F(trace, DOC_TRACE), F(diag, DOC_DIAG), F(tile, DOC_TILE),
     F(repeat_interleave, DOC_RI), F(unflatten, DOC_UNFLATTEN), F(nonzero, DOC_NONZERO),
     F(masked_select, DOC_MSELECT), F(masked_fill, DOC_MFILL), F(scatter, DOC_SCATTER),
-    F(scatter_reduce, DOC_SREDUCE), F(split, DOC_SPLIT), F(chunk, DOC_CHUNK), F(array_split, DOC_ASPLIT), F(unbind, DOC_UNBIND),
+    F(scatter_reduce, DOC_SREDUCE), F(einsum, DOC_EINSUM), F(split, DOC_SPLIT), F(chunk, DOC_CHUNK), F(array_split, DOC_ASPLIT), F(unbind, DOC_UNBIND),
     {NULL}};
 #undef F
 #define M(name, doc) {#name, (PyCFunction)(void (*)(void))m_##name, METH_FASTCALL | METH_KEYWORDS, doc}

@@ -498,6 +498,7 @@ REFERENCES = {
     "masked_fill": lambda xs, p: np.where(xs[1] != 0, xs[0].dtype.type(p["f"][0]), xs[0]),
     "scatter": _scatter,
     "scatter_reduce": _scatter_reduce,
+    "einsum": lambda xs, p: np.asarray(np.einsum("".join(chr(c) for c in p["ints"] if c), *xs)),
 
     # conv.c: more convolutions, pooling, interpolation (issue 14)
 

@@ -392,3 +392,94 @@ def test_scatter_reduce_errors():
     # nothing scattered: x itself (a new tensor), like PyTorch
     y = tg.scatter_reduce(x, 0, tg.zeros(0, 4, dtype=tg.int64), tg.ones(0, 4), "amax")
     np.testing.assert_array_equal(y.numpy(), x.numpy())
+
+
+# --- einsum --------------------------------------------------------------------
+
+EINSUM = [
+    ("ij,jk->ik", [(3, 4), (4, 5)]),
+    ("ij,jk", [(3, 4), (4, 5)]),                    # implicit output
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),       # batch matmul
+    ("bij,jk->bik", [(2, 3, 4), (4, 5)]),
+    ("ii->i", [(4, 4)]),                            # diagonal
+    ("ii", [(4, 4)]),                               # trace
+    ("iij->j", [(3, 3, 2)]),
+    ("ij->ji", [(3, 4)]),
+    ("ij->", [(3, 4)]),                             # sum
+    ("ij->j", [(3, 4)]),
+    ("i,j->ij", [(3,), (4,)]),                      # outer product
+    ("i,i->", [(5,), (5,)]),                        # dot
+    ("i,i", [(5,), (5,)]),
+    ("...ij,...jk->...ik", [(2, 3, 4), (4, 5)]),    # ellipsis with broadcasting
+    ("...ij->...ji", [(2, 2, 3, 4)]),
+    ("i...->...", [(3, 2, 4)]),
+    ("ij,jk,kl->il", [(3, 4), (4, 5), (5, 2)]),     # a chain of three
+    ("ijk,ikl,j->il", [(2, 3, 4), (2, 4, 5), (3,)]),
+    ("bhqd,bhkd->bhqk", [(2, 3, 4, 5), (2, 3, 6, 5)]),  # attention scores
+    ("ab,ab->a", [(3, 4), (3, 4)]),
+    ("ij,ij,ij->ij", [(2, 3), (2, 3), (2, 3)]),
+    ("ii,i->i", [(3, 3), (3,)]),
+    ("iJ,Jk->ik", [(2, 3), (3, 2)]),                # upper-case labels
+    ("ij,kl->ijkl", [(2, 3), (2, 2)]),
+    ("ij,jk->ik", [(1, 4), (4, 5)]),
+    ("ij,j->ij", [(3, 4), (1,)]),                   # a size-1 dim broadcasts (PyTorch)
+]
+
+
+@pytest.mark.parametrize("dts", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("subs,shapes", EINSUM, ids=[e[0] for e in EINSUM])
+def test_einsum_against_torch(subs, shapes, dts):
+    tgdt, tdt, npdt = dts
+    arrs = [_data(s, npdt, seed=i, transposed=len(s) >= 2 and i % 2 == 1) for i, s in enumerate(shapes)]
+    xs = [tg.tensor(a, requires_grad=True) for a in arrs]
+    ts = [torch.tensor(a, requires_grad=True) for a in arrs]
+    y = tg.einsum(subs, *xs)
+    ty = torch.einsum(subs, *ts)
+    tol = dict(rtol=2e-5, atol=2e-5) if tgdt == tg.float32 else dict(rtol=1e-12, atol=1e-12)
+    assert y.shape == tuple(ty.shape) and y.dtype == tgdt
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), **tol)
+    seed = np.random.default_rng(2).standard_normal(y.shape).astype(npdt)
+    y.backward(tg.tensor(seed))
+    ty.backward(torch.tensor(seed))
+    for x, t in zip(xs, ts):
+        np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("subs,shapes", EINSUM[::3], ids=[e[0] for e in EINSUM[::3]])
+def test_einsum_second_order(subs, shapes):
+    xs = [tg.tensor(_data(s, np.float64, seed=i + 5), requires_grad=True) for i, s in enumerate(shapes)]
+    f = lambda *xs: tg.einsum(subs, *xs)  # noqa: E731
+    assert gradcheck(f, xs)
+    assert gradgradcheck(f, xs)
+
+
+def test_einsum_runs_contractions_as_matmul_and_takes_a_list():
+    a, b = tg.randn(2, 3, 4, requires_grad=True), tg.randn(2, 4, 5, requires_grad=True)
+    y = tg.einsum("bij,bjk->bik", [a, b])
+    np.testing.assert_allclose(y.numpy(), np.einsum("bij,bjk->bik", a.numpy(), b.numpy()), rtol=1e-5, atol=1e-6)
+    ops = {e["op"] for e in y.tape()}
+    assert "matmul" in ops, ops
+
+
+def test_einsum_errors_name_the_subscripts():
+    a = tg.zeros(3, 4)
+    with raises(ValueError, "einsum", "'ij,jk->ik'", "size"):
+        tg.einsum("ij,jk->ik", a, tg.zeros(5, 2))
+    with raises(ValueError, "einsum", "'ijk'", "3 labels"):
+        tg.einsum("ijk", a)
+    with raises(ValueError, "einsum", "'ij,jk'", "2 operands, 1 given"):
+        tg.einsum("ij,jk", a)
+    with raises(ValueError, "einsum", "'i2->i'", "not a label"):
+        tg.einsum("i2->i", tg.zeros(3, 3))
+    with raises(ValueError, "einsum", "'ij->k'", "no operand"):
+        tg.einsum("ij->k", a)
+    with raises(ValueError, "einsum", "'ij->ii'", "repeats"):
+        tg.einsum("ij->ii", a)
+    with raises(ValueError, "einsum", "'ii->i'", "(3, 4)"):
+        tg.einsum("ii->i", a)
+    with raises(ValueError, "einsum", "'....ij'"):
+        tg.einsum("....ij", a)
+    with raises(TypeError, "einsum", "int64"):
+        tg.einsum("ij->", tg.zeros(2, 2, dtype=tg.int64))
+    with raises(TypeError, "einsum"):
+        tg.einsum(a, a)
