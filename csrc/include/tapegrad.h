@@ -825,6 +825,9 @@ tg_tensor *tg_scatter_reduce(tg_tensor *x, int64_t axis, tg_tensor *index, tg_te
 /* Einstein summation over n operands ("ij,jk->ik", implicit output, "...",
  * repeated labels as diagonals); contractions run as matmul. */
 tg_tensor *tg_einsum(const char *subscripts, int n, tg_tensor *const *xs);
+/* Sliding windows (PyTorch's Tensor.unfold): axis -> (n - size) / step + 1
+ * windows, a new last axis of size. */
+tg_tensor *tg_unfold(tg_tensor *x, int64_t axis, int64_t size, int64_t step);
 
 /* -- conv.c: more convolutions, pooling, interpolation (issue 14) -- */
 

@@ -120,6 +120,7 @@ TG_OP(masked_fill, CUSTOM)
 TG_OP(scatter, CUSTOM)
 TG_OP(scatter_reduce, CUSTOM)
 TG_OP(einsum, CUSTOM)
+TG_OP(unfold, CUSTOM)
 
 /* conv.c: more convolutions, pooling, interpolation (issue 14) */
 

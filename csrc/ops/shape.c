@@ -1229,3 +1229,52 @@ TG_DEFINE_OP(einsum, .arity = -1, .composite = true, .diff_mask = 0xFFFFFFFFu, .
                          "2x3x4|ints=105,106,107,45,62;"
                          "3x4,4x5,5x2|ints=105,106,44,106,107,44,107,108",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x^{(k)}");
+
+/* ===================================================================== */
+/* unfold (sliding windows)                                               */
+/* ===================================================================== */
+
+/* PyTorch's Tensor.unfold: axis becomes the number of windows, and a new
+ * last axis of `size` holds each window.  An index_select with the (nwin,
+ * size) index w * step + j, its window axis moved to the end. */
+tg_tensor *tg_unfold(tg_tensor *x, int64_t axis, int64_t size, int64_t step) {
+    int64_t ax;
+    if (x->ndim == 0) return TG_FAIL(TG_ERR_INDEX, "unfold: a 0-d tensor has no axis %lld", (long long)axis);
+    if (tg__norm_axis("unfold", axis, x->ndim, &ax)) return NULL;
+    if (x->ndim >= TG_MAX_DIMS)
+        return TG_FAIL(TG_ERR_VALUE, "unfold: the result would have more than %d dimensions", TG_MAX_DIMS);
+    int64_t n = x->shape[ax];
+    if (size < 0 || size > n)
+        return TG_FAIL(TG_ERR_VALUE, "unfold: size %lld must be between 0 and %lld, the size of axis %lld of shape %s",
+                       (long long)size, (long long)n, (long long)ax, tg__shp(x));
+    if (step <= 0) return TG_FAIL(TG_ERR_VALUE, "unfold: step must be positive, got %lld", (long long)step);
+    int64_t nwin = (n - size) / step + 1, ish[2] = {nwin, size};
+    tg_tensor *idx = tg_tensor_empty(2, ish, TG_INT64);
+    if (!idx) return NULL;
+    int64_t *ix = tg_tensor_data(idx);
+    for (int64_t w = 0; w < nwin; w++)
+        for (int64_t j = 0; j < size; j++) ix[w * size + j] = w * step + j;
+    tg_tensor *y = tg_index_select(x, ax, idx);
+    tg_tensor_release(idx);
+    if (!y) return NULL;
+    int64_t perm[TG_MAX_DIMS];
+    int k = 0;
+    for (int d = 0; d <= x->ndim; d++)
+        if (d != ax + 1) perm[k++] = d;
+    perm[k] = ax + 1;
+    TAKE(y, tg_permute(y, perm));
+    return y;
+}
+static tg_tensor *apply_unfold(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_unfold(in[0], p->i[0], p->i[1], p->i[2]);
+}
+TG_DEFINE_OP(unfold, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y[..., w, ..., j] = x[..., w * step + j, ...] (axis i0, size i1, step i2)",
+             .forward_tex = "y_{\\ldots w \\ldots j} = x_{\\ldots,\\, w s + j,\\, \\ldots}",
+             .vjp = "dx = the windows' gradients added back at their positions (index_add)",
+             .vjp_tex = "\\bar x_{i} = \\sum_{w s + j = i} \\bar y_{w j}",
+             .doc = "Sliding windows along an axis (PyTorch's Tensor.unfold): i0 = axis, i1 = size, i2 = step.",
+             .apply = apply_unfold,
+             .examples = "8|i0=0 i1=3 i2=2;T3x7|i0=1 i1=2 i2=1;2x6x3|i0=-2 i1=4 i2=3;4x5|i0=0 i1=0 i2=1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");

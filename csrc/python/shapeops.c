@@ -449,6 +449,23 @@ METHOD(scatter_reduce) {
     return W(y);
 }
 
+/* x.unfold(axis, size, step) (PyTorch's dimension= accepted) */
+METHOD(unfold) {
+    ARGS("unfold", 5, 3, "axis", "size", "step", "dim", "dimension")
+    PyObject *ax;
+    long long axis, size, step;
+    if (alias("unfold", a[0], a[3], "axis", "dim", &ax) || alias("unfold", ax, a[4], "axis", "dimension", &ax))
+        return NULL;
+    if (!ax || !a[1] || !a[2]) {
+        PyErr_SetString(PyExc_TypeError, "unfold() needs axis, size and step");
+        return NULL;
+    }
+    if (int_arg("unfold", "axis", ax, 0, &axis) || int_arg("unfold", "size", a[1], 0, &size) ||
+        int_arg("unfold", "step", a[2], 0, &step))
+        return NULL;
+    return W(tg_unfold(TENSOR(self), axis, size, step));
+}
+
 /* einsum(subscripts, *operands) or einsum(subscripts, [operands]) */
 static PyObject *fn_einsum(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kw) {
     if (kw && PyTuple_GET_SIZE(kw)) {
@@ -698,7 +715,7 @@ METHOD(unbind) {
     }
 FN(flip) FN(roll) FN(tril) FN(triu) FN(diagonal) FN(trace) FN(diag) FN(tile) FN(repeat_interleave)
 FN(unflatten) FN(nonzero) FN(masked_select) FN(masked_fill) FN(scatter) FN(split) FN(chunk)
-FN(array_split) FN(unbind) FN(scatter_reduce)
+FN(array_split) FN(unbind) FN(scatter_reduce) FN(unfold)
 
 #define DOC_FLIP "flip(x, axis=None)\n\nReverse the order of elements along axis (an int or a tuple; all axes if\nNone; PyTorch's dims= accepted). A view, like NumPy's.\n\n>>> tg.flip(tg.arange(4), 0).tolist()\n[3, 2, 1, 0]"
 #define DOC_ROLL "roll(x, shift, axis=None)\n\nRotate elements along axis (NumPy's roll; PyTorch's shifts=/dims= accepted);\nwithout axis, the flattened tensor is rolled and the shape kept.\n\n>>> tg.roll(tg.arange(5), 2).tolist()\n[3, 4, 0, 1, 2]"
@@ -717,6 +734,7 @@ FN(array_split) FN(unbind) FN(scatter_reduce)
 #define DOC_SCATTER "scatter(x, axis, index, src=None, value=None)\n\nPyTorch's scatter, out of place: a copy of x with src[i][j] (or value)\nwritten at [i][index[i][j]] (axis 1). With repeated indices only one write\nsurvives and the gradient of src is defined for unique indices only.\n\n>>> tg.scatter(tg.zeros(3), 0, tg.tensor([2]), tg.tensor([5.])).tolist()\n[0.0, 0.0, 5.0]"
 #define DOC_SREDUCE "scatter_reduce(x, axis, index, src, reduce, include_self=True)\n\nPyTorch's scatter_reduce, out of place: the src values landing on each\nposition (and x's own value if include_self) reduced with 'sum', 'prod',\n'mean', 'amax' or 'amin'; untouched positions keep x. Gradients as PyTorch\ndefines them (amax/amin share it between ties).\n\n>>> tg.scatter_reduce(tg.zeros(2), 0, tg.tensor([0, 0, 1]), tg.tensor([1., 2., 5.]), 'sum').tolist()\n[3.0, 5.0]"
 #define DOC_EINSUM "einsum(subscripts, *operands)\n\nEinstein summation, NumPy's and PyTorch's: explicit ('ij,jk->ik') or implicit\n('ij,jk': the labels seen once, in alphabetical order) output, '...' for\nbroadcast dims, repeated labels for diagonals ('ii->i', 'ii' = trace), sums,\nouter products and batch products. Labels are a-z and A-Z. Contractions run\nas matmul, so it is fast and differentiable through the tape.\n\n>>> tg.einsum('ij,jk->ik', tg.ones(2, 3), tg.ones(3, 4)).shape\n(2, 4)"
+#define DOC_UNFOLD "unfold(x, axis, size, step)\n\nPyTorch's Tensor.unfold: sliding windows of size along axis, step apart; axis\nbecomes the window count and a new last axis holds each window.\n\n>>> tg.arange(5).unfold(0, 2, 2).tolist()\n[[0, 1], [2, 3]]"
 #define DOC_SPLIT "split(x, split_size_or_sections, axis=0)\n\nPyTorch's split: pieces of split_size along axis (the last may be shorter),\nor pieces of the given sizes. A tuple of views. NumPy's split by number of\nsections or by indices is array_split.\n\n>>> [p.tolist() for p in tg.split(tg.arange(5), 2)]\n[[0, 1], [2, 3], [4]]"
 #define DOC_CHUNK "chunk(x, chunks, axis=0)\n\nPyTorch's chunk: pieces of ceil(n / chunks) along axis (so possibly fewer).\n\n>>> [p.tolist() for p in tg.chunk(tg.arange(5), 2)]\n[[0, 1, 2], [3, 4]]"
 #define DOC_ASPLIT "array_split(x, indices_or_sections, axis=0)\n\nNumPy's array_split: an int gives that many pieces (the first ones one\nlonger), a sequence the indices where the pieces start.\n\n>>> [p.tolist() for p in tg.array_split(tg.arange(5), [1, 3])]\n[[0], [1, 2], [3, 4]]"
@@ -728,7 +746,7 @@ PyMethodDef tgpy_shape_functions[] = {
     F(diagonal, DOC_DIAGONAL), F(trace, DOC_TRACE), F(diag, DOC_DIAG), F(tile, DOC_TILE),
     F(repeat_interleave, DOC_RI), F(unflatten, DOC_UNFLATTEN), F(nonzero, DOC_NONZERO),
     F(masked_select, DOC_MSELECT), F(masked_fill, DOC_MFILL), F(scatter, DOC_SCATTER),
-    F(scatter_reduce, DOC_SREDUCE), F(einsum, DOC_EINSUM), F(split, DOC_SPLIT), F(chunk, DOC_CHUNK), F(array_split, DOC_ASPLIT), F(unbind, DOC_UNBIND),
+    F(scatter_reduce, DOC_SREDUCE), F(einsum, DOC_EINSUM), F(unfold, DOC_UNFOLD), F(split, DOC_SPLIT), F(chunk, DOC_CHUNK), F(array_split, DOC_ASPLIT), F(unbind, DOC_UNBIND),
     {NULL}};
 #undef F
 #define M(name, doc) {#name, (PyCFunction)(void (*)(void))m_##name, METH_FASTCALL | METH_KEYWORDS, doc}
@@ -737,6 +755,6 @@ PyMethodDef tgpy_shape_methods[] = {
     M(diagonal, DOC_DIAGONAL), M(trace, DOC_TRACE), M(diag, DOC_DIAG), M(repeat, DOC_REPEAT),
     M(tile, DOC_TILE), M(repeat_interleave, DOC_RI), M(unflatten, DOC_UNFLATTEN),
     M(nonzero, DOC_NONZERO), M(masked_select, DOC_MSELECT), M(masked_fill, DOC_MFILL),
-    M(scatter, DOC_SCATTER), M(scatter_reduce, DOC_SREDUCE), M(split, DOC_SPLIT), M(chunk, DOC_CHUNK), M(unbind, DOC_UNBIND),
+    M(scatter, DOC_SCATTER), M(scatter_reduce, DOC_SREDUCE), M(unfold, DOC_UNFOLD), M(split, DOC_SPLIT), M(chunk, DOC_CHUNK), M(unbind, DOC_UNBIND),
     {NULL}};
 #undef M

@@ -39,6 +39,7 @@ cat = concat  # PyTorch's name
 from ._C import split, chunk, array_split, unbind  # noqa: F401,E402
 from ._shape import (  # noqa: F401,E402
     concatenate, hstack, vstack, dstack, column_stack, atleast_1d, atleast_2d, atleast_3d,
+    meshgrid, linspace, logspace,
 )
 dtype_names = ("float32", "float64", "int64")
 

@@ -4,10 +4,14 @@ they call (``concat``, ``reshape``), so nothing here needs a VJP.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from . import _C
 
 __all__ = ["concatenate", "hstack", "vstack", "dstack", "column_stack", "atleast_1d", "atleast_2d",
-           "atleast_3d"]
+           "atleast_3d", "meshgrid", "linspace", "logspace"]
 
 
 def concatenate(tensors, axis=0, *, dim=None):
@@ -108,3 +112,84 @@ def column_stack(tensors):
     ts = [t.reshape(t.shape[0], 1) if t.ndim == 1 else atleast_2d(t)
           for t in _tensors("column_stack", tensors)]
     return _C.concat(ts, 1)
+
+
+def meshgrid(*tensors, indexing="xy"):
+    """Coordinate grids from 1-D tensors (NumPy's meshgrid; PyTorch's with
+    ``indexing='xy'``).  ``indexing='xy'`` (NumPy's default) gives shape
+    (len(y), len(x), ...) for two inputs, ``'ij'`` (PyTorch's default) gives
+    (len(x), len(y), ...).  The grids are broadcast views (read-only, no copy);
+    their gradients are summed back to the inputs.
+
+    >>> import tapegrad as tg
+    >>> xx, yy = tg.meshgrid(tg.arange(3), tg.arange(2))
+    >>> xx.shape, yy.tolist()
+    ((2, 3), [[0, 0, 0], [1, 1, 1]])
+    """
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+    ts = [t if isinstance(t, _C.Tensor) else _C.tensor(t) for t in tensors]
+    for i, t in enumerate(ts):
+        if t.ndim > 1:
+            raise ValueError(f"meshgrid: input {i} has shape {t.shape}; every input must be 0-D or 1-D")
+    ts = [t.reshape(-1) for t in ts]
+    n = len(ts)
+    shape = [t.shape[0] for t in ts]
+    if indexing == "xy" and n >= 2:
+        shape[0], shape[1] = shape[1], shape[0]
+    out = []
+    for i, t in enumerate(ts):
+        pos = i
+        if indexing == "xy" and n >= 2 and i < 2:
+            pos = 1 - i
+        view = [1] * n
+        view[pos] = t.shape[0]
+        out.append(_C.broadcast_to(t.reshape(*view), tuple(shape)))
+    return tuple(out)
+
+
+def _creation_dtype(dtype, requires_grad, values):
+    dt = _C.float32 if dtype is None else dtype
+    t = _C.tensor(np.asarray(values), dtype=dt)
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def linspace(start, stop, num=50, endpoint=True, *, steps=None, dtype=None, requires_grad=False):
+    """``num`` evenly spaced numbers from start to stop (NumPy's linspace;
+    PyTorch's ``steps=`` accepted).  float32 unless ``dtype`` says otherwise.
+
+    >>> import tapegrad as tg
+    >>> tg.linspace(0, 1, 5).tolist()
+    [0.0, 0.25, 0.5, 0.75, 1.0]
+    """
+    if steps is not None:
+        num = steps
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
+        raise ValueError(f"linspace: num must be a non-negative integer, got {num!r}")
+    for name, v in (("start", start), ("stop", stop)):
+        if not isinstance(v, (int, float, np.number)) or not math.isfinite(float(v)):
+            raise ValueError(f"linspace: {name} must be a finite number, got {v!r}")
+    return _creation_dtype(dtype, requires_grad, np.linspace(float(start), float(stop), int(num), endpoint=endpoint))
+
+
+def logspace(start, stop, num=50, endpoint=True, base=10.0, *, steps=None, dtype=None, requires_grad=False):
+    """``base ** linspace(start, stop, num)`` (NumPy's logspace; PyTorch's
+    ``steps=`` accepted).
+
+    >>> import tapegrad as tg
+    >>> tg.logspace(0, 2, 3).tolist()
+    [1.0, 10.0, 100.0]
+    """
+    if steps is not None:
+        num = steps
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
+        raise ValueError(f"logspace: num must be a non-negative integer, got {num!r}")
+    for name, v in (("start", start), ("stop", stop), ("base", base)):
+        if not isinstance(v, (int, float, np.number)) or not math.isfinite(float(v)):
+            raise ValueError(f"logspace: {name} must be a finite number, got {v!r}")
+    return _creation_dtype(dtype, requires_grad,
+                           np.logspace(float(start), float(stop), int(num), endpoint=endpoint, base=float(base)))

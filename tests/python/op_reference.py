@@ -395,6 +395,13 @@ def _scatter_reduce(xs, p):
     return y
 
 
+def _unfold(xs, p):
+    x, ax, size, step = xs[0], p["i"][0] % xs[0].ndim, p["i"][1], p["i"][2]
+    n = (x.shape[ax] - size) // step + 1
+    wins = [np.take(x, np.arange(w * step, w * step + size, dtype=np.int64), axis=ax) for w in range(n)]
+    return np.moveaxis(np.stack(wins, axis=ax), ax + 1, -1)
+
+
 REFERENCES = {
     # binary with broadcasting
     "add": lambda xs, p: np.add(*xs),
@@ -498,6 +505,7 @@ REFERENCES = {
     "masked_fill": lambda xs, p: np.where(xs[1] != 0, xs[0].dtype.type(p["f"][0]), xs[0]),
     "scatter": _scatter,
     "scatter_reduce": _scatter_reduce,
+    "unfold": _unfold,
     "einsum": lambda xs, p: np.asarray(np.einsum("".join(chr(c) for c in p["ints"] if c), *xs)),
 
     # conv.c: more convolutions, pooling, interpolation (issue 14)

@@ -483,3 +483,90 @@ def test_einsum_errors_name_the_subscripts():
         tg.einsum("ij->", tg.zeros(2, 2, dtype=tg.int64))
     with raises(TypeError, "einsum"):
         tg.einsum(a, a)
+
+
+# --- unfold, meshgrid, linspace, logspace, eye, arange --------------------------
+
+UNFOLD = [((8,), 0, 3, 2), ((3, 7), 1, 2, 1), ((3, 7), -1, 7, 3), ((2, 6, 3), -2, 4, 3), ((4, 5), 0, 0, 1),
+          ((5, 4), 0, 2, 5)]
+
+
+@pytest.mark.parametrize("dts", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("shape,axis,size,step", UNFOLD)
+def test_unfold_against_torch(shape, axis, size, step, dts):
+    for transposed in ([False, True] if len(shape) >= 2 else [False]):
+        x, xv, t = _pair(shape, dts, seed=4, transposed=transposed)
+        y = xv.unfold(axis, size, step)
+        ty = t.unfold(axis, size, step)
+        assert y.shape == tuple(ty.shape)
+        np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+        seed = np.random.default_rng(3).standard_normal(y.shape).astype(dts[2])
+        y.backward(tg.tensor(seed))
+        ty.backward(torch.tensor(seed))
+        g = x.grad.numpy()
+        g = g.T if transposed and g.ndim == 2 else (np.transpose(g, tuple(reversed(range(g.ndim)))) if transposed else g)
+        np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_unfold_second_order_and_errors():
+    x = tg.tensor(_data((3, 7), np.float64, 9), requires_grad=True)
+    assert gradgradcheck(lambda x: tg.unfold(x, 1, 3, 2) ** 2, [x])
+    with raises(ValueError, "unfold", "size 8", "(3, 7)"):
+        x.unfold(1, 8, 1)
+    with raises(ValueError, "unfold", "step"):
+        x.unfold(1, 2, 0)
+    with raises(IndexError, "unfold"):
+        x.unfold(2, 2, 1)
+
+
+@pytest.mark.parametrize("indexing", ["xy", "ij"])
+def test_meshgrid_against_numpy_and_torch(indexing):
+    a, b, c = np.arange(3.0), np.arange(4.0) * 2, np.arange(2.0) - 1
+    got = tg.meshgrid(tg.tensor(a), tg.tensor(b), tg.tensor(c), indexing=indexing)
+    for g, w in zip(got, np.meshgrid(a, b, c, indexing=indexing)):
+        np.testing.assert_array_equal(g.numpy(), w)
+    for g, w in zip(tg.meshgrid([tg.tensor(a), tg.tensor(b)], indexing=indexing),
+                    torch.meshgrid(torch.tensor(a), torch.tensor(b), indexing=indexing)):
+        np.testing.assert_array_equal(g.numpy(), w.numpy())
+    x = tg.tensor(a, requires_grad=True)
+    y = tg.tensor(b, requires_grad=True)
+    xx, yy = tg.meshgrid(x, y, indexing=indexing)
+    (xx * yy).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full(3, b.sum()))
+    np.testing.assert_allclose(y.grad.numpy(), np.full(4, a.sum()))
+    with raises(ValueError, "meshgrid", "indexing"):
+        tg.meshgrid(x, y, indexing="yx")
+    with raises(ValueError, "meshgrid", "(2, 2)"):
+        tg.meshgrid(tg.zeros(2, 2))
+
+
+@pytest.mark.parametrize("args", [(0, 1, 5), (0, 1, 5, False), (-3.5, 2.25, 7), (2, -1, 1), (1, 1, 0), (0, 10, 50)])
+def test_linspace_logspace_against_numpy(args):
+    np.testing.assert_array_equal(tg.linspace(*args, dtype=tg.float64).numpy(), np.linspace(*args))
+    np.testing.assert_allclose(tg.linspace(*args).numpy(), np.linspace(*args).astype(np.float32))
+    assert tg.linspace(*args).dtype == tg.float32
+    np.testing.assert_array_equal(tg.logspace(*args, dtype=tg.float64).numpy(), np.logspace(*args))
+    np.testing.assert_array_equal(tg.logspace(*args[:3], base=2.0, dtype=tg.float64).numpy(),
+                                  np.logspace(*args[:3], base=2.0))
+    np.testing.assert_allclose(tg.linspace(args[0], args[1], steps=args[2]).numpy(),
+                               torch.linspace(args[0], args[1], steps=args[2]).numpy(), rtol=1e-6, atol=1e-6)
+    with raises(ValueError, "linspace", "num"):
+        tg.linspace(0, 1, -1)
+    with raises(ValueError, "logspace", "stop"):
+        tg.logspace(0, float("nan"), 3)
+
+
+@pytest.mark.parametrize("args", [(0, 1, 0.1), (1, 2.5, 0.5), (0, -1, -0.3), (0.1, 0.7, 0.2), (-3, 3, 1.5),
+                                  (0, 1, 1 / 3), (2.5,), (10, 0, -0.7), (0, 1e-3, 1e-4), (1, 1, 0.5), (0, 5, 7.5)])
+def test_arange_float_steps_follow_numpys_length_rule(args):
+    got = tg.arange(*args, dtype=tg.float64)
+    want = np.arange(*args)
+    assert got.shape == want.shape
+    # values: start + i * step (NumPy fills with its rounded (start + step) - start, a few ulps apart)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-13, atol=1e-15)
+    assert tg.arange(*args).dtype == tg.float32
+
+
+def test_eye_with_m_and_k():
+    for n, m, k in [(3, None, 0), (3, 4, 1), (4, 3, -2), (2, 5, 7), (0, 3, 0)]:
+        np.testing.assert_array_equal(tg.eye(n, m, k).numpy(), np.eye(n, m, k, dtype=np.float32))
