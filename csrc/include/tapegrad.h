@@ -828,6 +828,11 @@ tg_tensor *tg_einsum(const char *subscripts, int n, tg_tensor *const *xs);
 /* Sliding windows (PyTorch's Tensor.unfold): axis -> (n - size) / step + 1
  * windows, a new last axis of size. */
 tg_tensor *tg_unfold(tg_tensor *x, int64_t axis, int64_t size, int64_t step);
+/* pad with (before, after) widths per dim that may be negative (cropping) and a
+ * mode = tg_pad_mode_code("constant" | "reflect" | "replicate" | "circular" |
+ * "symmetric", or NumPy's "edge" | "wrap"); value for constant. */
+int tg_pad_mode_code(const char *name);
+tg_tensor *tg_pad_mode(tg_tensor *x, const int64_t *pads, int mode, double value);
 
 /* -- conv.c: more convolutions, pooling, interpolation (issue 14) -- */
 

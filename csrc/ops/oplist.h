@@ -121,6 +121,7 @@ TG_OP(scatter, CUSTOM)
 TG_OP(scatter_reduce, CUSTOM)
 TG_OP(einsum, CUSTOM)
 TG_OP(unfold, CUSTOM)
+TG_OP(pad_mode, CUSTOM)
 
 /* conv.c: more convolutions, pooling, interpolation (issue 14) */
 

@@ -1278,3 +1278,109 @@ TG_DEFINE_OP(unfold, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "f
              .apply = apply_unfold,
              .examples = "8|i0=0 i1=3 i2=2;T3x7|i0=1 i1=2 i2=1;2x6x3|i0=-2 i1=4 i2=3;4x5|i0=0 i1=0 i2=1",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* ===================================================================== */
+/* pad with negative widths and modes                                     */
+/* ===================================================================== */
+
+/* Where element i (in [-before, n + after)) of a padded dim of size n
+ * reads from. */
+static int64_t pad_source(int mode, int64_t i, int64_t n) {
+    int64_t p, j;
+    switch (mode) {
+    case 1: /* reflect: ... 2 1 | 0 1 2 | 1 0 ... */
+        if (n == 1) return 0;
+        p = 2 * (n - 1);
+        j = ((i % p) + p) % p;
+        return j >= n ? p - j : j;
+    case 2: /* replicate (NumPy's edge) */
+        return i < 0 ? 0 : i >= n ? n - 1 : i;
+    case 3: /* circular (NumPy's wrap) */
+        return ((i % n) + n) % n;
+    default: /* symmetric: ... 1 0 | 0 1 2 | 2 1 ... */
+        p = 2 * n;
+        j = ((i % p) + p) % p;
+        return j >= n ? p - 1 - j : j;
+    }
+}
+
+static const char *const pad_mode_names[] = {"constant", "reflect", "replicate", "circular", "symmetric"};
+
+int tg_pad_mode_code(const char *name) {
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(name, pad_mode_names[i])) return i;
+    if (!strcmp(name, "edge")) return 2; /* NumPy's names */
+    if (!strcmp(name, "wrap")) return 3;
+    return -1;
+}
+
+/* A negative width crops (a slice); the positive ones pad: constant through
+ * pad, the other modes through an index_select per dim. */
+tg_tensor *tg_pad_mode(tg_tensor *x, const int64_t *pads, int mode, double value) {
+    if (mode < 0 || mode > 4)
+        return TG_FAIL(TG_ERR_VALUE, "pad: mode must be 'constant', 'reflect', 'replicate' ('edge'), "
+                       "'circular' ('wrap') or 'symmetric'");
+    int64_t starts[TG_MAX_DIMS], stops[TG_MAX_DIMS], steps[TG_MAX_DIMS], pp[2 * TG_MAX_DIMS], fin[TG_MAX_DIMS];
+    bool crop = false, any = false;
+    for (int d = 0; d < x->ndim; d++) {
+        int64_t b = pads[2 * d], a = pads[2 * d + 1], n = x->shape[d];
+        int64_t cb = b < 0 ? (b == INT64_MIN ? INT64_MAX : -b) : 0, ca = a < 0 ? (a == INT64_MIN ? INT64_MAX : -a) : 0;
+        if (cb > n || ca > n - cb)
+            return TG_FAIL(TG_ERR_VALUE, "pad: cropping (%lld, %lld) from dim %d of shape %s leaves a negative size",
+                           (long long)b, (long long)a, d, tg__shp(x));
+        starts[d] = cb;
+        stops[d] = n - ca;
+        steps[d] = 1;
+        crop |= cb || ca;
+        pp[2 * d] = b > 0 ? b : 0;
+        pp[2 * d + 1] = a > 0 ? a : 0;
+        any |= pp[2 * d] || pp[2 * d + 1];
+        if (__builtin_add_overflow(stops[d] - starts[d], pp[2 * d], &fin[d]) ||
+            __builtin_add_overflow(fin[d], pp[2 * d + 1], &fin[d]))
+            return TG_FAIL(TG_ERR_MEMORY, "pad: padding %s by (%lld, %lld) on dim %d overflows the size",
+                           tg__shp(x), (long long)b, (long long)a, d);
+        if (mode != 0 && (pp[2 * d] || pp[2 * d + 1]) && stops[d] == starts[d])
+            return TG_FAIL(TG_ERR_VALUE, "pad: cannot pad dim %d of size 0 (shape %s) in mode '%s'", d, tg__shp(x),
+                           pad_mode_names[mode]);
+    }
+    int64_t numel;
+    if (tg__check_shape("pad", x->ndim, fin, tg_dtype_size(x->dtype), &numel)) return NULL;
+    tg_tensor *y = crop ? tg_slice(x, starts, stops, steps, 0) : retained(x);
+    if (!any || !y) {
+        if (y && !crop) TAKE(y, tg_reshape(y, y->ndim, y->shape)); /* a new tensor, like every op */
+        return y;
+    }
+    if (mode == 0) {
+        TAKE(y, tg_pad(y, pp, value));
+        return y;
+    }
+    for (int d = 0; d < x->ndim && y; d++) {
+        int64_t b = pp[2 * d], a = pp[2 * d + 1], n = y->shape[d];
+        if (!b && !a) continue;
+        tg_tensor *idx = tg_tensor_empty(1, &fin[d], TG_INT64);
+        if (!idx) {
+            tg_tensor_release(y);
+            return NULL;
+        }
+        int64_t *ix = tg_tensor_data(idx);
+        for (int64_t i = 0; i < fin[d]; i++) ix[i] = pad_source(mode, i - b, n);
+        TAKE(y, tg_index_select(y, d, idx));
+        tg_tensor_release(idx);
+    }
+    return y;
+}
+static tg_tensor *apply_pad_mode(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_pad_mode(in[0], p->ints, (int)p->i[0], p->f[0]);
+}
+TG_DEFINE_OP(pad_mode, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .forward = "y = x cropped by the negative widths, padded by the positive ones (constant f0, or "
+                        "reflect, replicate, circular, symmetric: i0 = 0..4)",
+             .forward_tex = "y = \\operatorname{pad}(x[\\text{crop}], \\text{mode})",
+             .vjp = "dx = the gradients of the read positions added back (index_add), zeros where cropped",
+             .vjp_tex = "\\bar x_j = \\sum_{i : \\mathrm{src}(i) = j} \\bar y_i",
+             .doc = "tg.pad with negative widths (cropping) or a mode other than constant: ints = widths per dim.",
+             .apply = apply_pad_mode,
+             .examples = "3x4|ints=-1,1,2,-2 f0=0.5;T3x5|ints=2,1,3,4 i0=1;3x4|ints=1,2,0,3 i0=2;"
+                         "T4x3|ints=5,2,-1,4 i0=3;2x3x4|ints=0,0,1,-2,2,3 i0=4;4x5|ints=2,2,7,9 i0=1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");

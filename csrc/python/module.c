@@ -336,7 +336,7 @@ FUNC(where) {
 }
 
 FUNC(pad) {
-    ARGS("pad", 3, 2, "x", "pad_width", "constant_values")
+    ARGS("pad", 4, 2, "x", "pad_width", "constant_values", "mode")
     if (!a[0] || !a[1]) {
         PyErr_SetString(PyExc_TypeError, "pad() needs x and pad_width");
         return NULL;
@@ -379,7 +379,21 @@ FUNC(pad) {
         v = PyFloat_AsDouble(a[2]);
         if (PyErr_Occurred()) ok = 0;
     }
-    tg_tensor *r = ok ? tg_pad(x, pads, v) : NULL;
+    /* mode= and negative widths (cropping): shape.c's pad_mode (issue 14) */
+    int mode = 0;
+    if (ok && a[3] && a[3] != Py_None) {
+        const char *ms = PyUnicode_Check(a[3]) ? PyUnicode_AsUTF8(a[3]) : NULL;
+        mode = ms ? tg_pad_mode_code(ms) : -1;
+        if (mode < 0) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_ValueError, "pad: mode must be 'constant', 'reflect', 'replicate' ('edge'), "
+                             "'circular' ('wrap') or 'symmetric', got %R", a[3]);
+            ok = 0;
+        }
+    }
+    bool negative = false;
+    for (int d = 0; ok && d < 2 * x->ndim; d++) negative |= pads[d] < 0;
+    tg_tensor *r = !ok ? NULL : (mode || negative) ? tg_pad_mode(x, pads, mode, v) : tg_pad(x, pads, v);
     tg_tensor_release(x);
     if (!ok) return NULL;
     return W(r);
@@ -741,7 +755,10 @@ PyMethodDef tgpy_module_methods[] = {
     F(stack, "stack(tensors, axis=0)\n\nJoin tensors along a new axis."),
     F(where, "where(condition, x, y)\n\nx where condition is non-zero, else y (broadcasting). With only the\n"
               "condition: NumPy's where, a tuple of int64 index tensors (nonzero(as_tuple=True))."),
-    F(pad, "pad(x, pad_width, constant_values=0)\n\nConstant padding with NumPy's pad_width."),
+    F(pad, "pad(x, pad_width, constant_values=0, mode='constant')\n\nPadding with NumPy's pad_width (an int, (before, after), or one pair per\n"
+           "dim); negative widths crop. mode: 'constant', 'reflect', 'replicate' ('edge'),\n"
+           "'circular' ('wrap') or 'symmetric'. tg.nn.functional.pad takes PyTorch's\n"
+           "flat, last-dim-first widths.\n\n>>> tg.pad(tg.tensor([1, 2, 3]), (2, -1), mode='reflect').tolist()\n[3, 2, 1, 2]"),
     F(cross_entropy, "cross_entropy(input, target, reduction='mean')\n\nSoftmax cross-entropy of logits (N, C) with int64 labels (N,)."),
     F(nll_loss, "nll_loss(input, target, reduction='mean')\n\nNegative log-likelihood of log-probabilities."),
     F(mse_loss, "mse_loss(input, target, reduction='mean')\n\nMean squared error."),

@@ -402,6 +402,16 @@ def _unfold(xs, p):
     return np.moveaxis(np.stack(wins, axis=ax), ax + 1, -1)
 
 
+def _pad_mode(xs, p):
+    x = xs[0]
+    widths = [(p["ints"][2 * d], p["ints"][2 * d + 1]) for d in range(x.ndim)]
+    crop = tuple(slice(max(0, -b), x.shape[d] - max(0, -a)) for d, (b, a) in enumerate(widths))
+    mode = ["constant", "reflect", "edge", "wrap", "symmetric"][p["i"][0]]
+    pos = [(max(0, b), max(0, a)) for b, a in widths]
+    kw = {"constant_values": p["f"][0]} if mode == "constant" else {}
+    return np.pad(x[crop], pos, mode=mode, **kw).astype(x.dtype)
+
+
 REFERENCES = {
     # binary with broadcasting
     "add": lambda xs, p: np.add(*xs),
@@ -506,6 +516,7 @@ REFERENCES = {
     "scatter": _scatter,
     "scatter_reduce": _scatter_reduce,
     "unfold": _unfold,
+    "pad_mode": _pad_mode,
     "einsum": lambda xs, p: np.asarray(np.einsum("".join(chr(c) for c in p["ints"] if c), *xs)),
 
     # conv.c: more convolutions, pooling, interpolation (issue 14)

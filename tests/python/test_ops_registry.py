@@ -227,6 +227,9 @@ HAND = {
     "scatter_reduce": lambda x, p: tg.scatter_reduce(x[0], p["i"][0], x[1], x[2],
                                                      ["sum", "prod", "mean", "amax", "amin"][p["i"][1]],
                                                      include_self=bool(p["i"][2])),
+    "pad_mode": lambda x, p: tg.pad(x[0], [(p["ints"][2 * d], p["ints"][2 * d + 1]) for d in range(x[0].ndim)],
+                                    constant_values=p["f"][0],
+                                    mode=["constant", "reflect", "replicate", "circular", "symmetric"][p["i"][0]]),
     "unfold": lambda x, p: x[0].unfold(p["i"][0], p["i"][1], p["i"][2]),
     "einsum": lambda x, p: tg.einsum("".join(chr(c) for c in p["ints"] if c), *x),
 

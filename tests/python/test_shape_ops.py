@@ -570,3 +570,63 @@ def test_arange_float_steps_follow_numpys_length_rule(args):
 def test_eye_with_m_and_k():
     for n, m, k in [(3, None, 0), (3, 4, 1), (4, 3, -2), (2, 5, 7), (0, 3, 0)]:
         np.testing.assert_array_equal(tg.eye(n, m, k).numpy(), np.eye(n, m, k, dtype=np.float32))
+
+
+# --- pad: negative widths, modes, PyTorch's F.pad ------------------------------
+
+# (shape, PyTorch's flat widths (last dim first), mode): combinations PyTorch itself accepts
+PADS = [
+    ((3, 4), (1, -1, 2, 0), "constant"), ((3, 4), (-1, 2), "constant"), ((2, 3, 4), (-1, 2, 1, 1), "reflect"),
+    ((2, 3, 4), (2, 1, 0, 3), "replicate"), ((2, 3, 4), (1, 2, -1, 2), "circular"), ((3, 5), (3, 2), "reflect"),
+    ((2, 3, 5), (4, 4), "replicate"), ((1, 2, 4, 5), (2, 3, 1, 2), "circular"),
+    ((1, 2, 3, 4, 5), (1, 2, 1, 1, 2, 0), "reflect"),
+]
+
+
+@pytest.mark.parametrize("dts", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("shape,flat,mode", PADS)
+def test_functional_pad_against_torch(shape, flat, mode, dts):
+    """tg.nn.functional.pad with PyTorch's flat, last-dim-first widths."""
+    F = tg.nn.functional
+    for transposed in (False, True):
+        x, xv, t = _pair(shape, dts, seed=6, transposed=transposed)
+        kw = {"value": 0.5} if mode == "constant" else {}
+        y = F.pad(xv, flat, mode=mode, **kw)
+        ty = torch.nn.functional.pad(t, flat, mode=mode, **kw)
+        np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+        seed = np.random.default_rng(2).standard_normal(y.shape).astype(dts[2])
+        y.backward(tg.tensor(seed))
+        ty.backward(torch.tensor(seed))
+        g = x.grad.numpy()
+        if transposed:
+            g = np.transpose(g, tuple(reversed(range(g.ndim))))
+        np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap", "symmetric"])
+@pytest.mark.parametrize("widths", [((1, 2), (0, 3)), ((-1, 2), (3, -2)), ((4, 6), (7, 1)), 2, (3, 1)])
+def test_pad_numpy_pad_width_against_numpy(widths, mode):
+    a = np.arange(12.0).reshape(3, 4)
+    x = tg.tensor(a)
+    ws = widths if isinstance(widths, int) or isinstance(widths[0], int) else widths
+    got = tg.pad(x, ws, mode=mode)
+    norm = np.broadcast_to(np.asarray(ws), (2, 2))
+    crop = tuple(slice(max(0, -b), a.shape[d] - max(0, -e)) for d, (b, e) in enumerate(norm))
+    want = np.pad(a[crop], np.maximum(norm, 0), mode=mode)
+    np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_pad_second_order_and_errors():
+    x = tg.tensor(_data((3, 4), np.float64, 11), requires_grad=True)
+    for mode in ("reflect", "replicate", "circular", "symmetric", "constant"):
+        assert gradgradcheck(lambda x: tg.pad(x, ((2, -1), (3, 5)), mode=mode) ** 2, [x])
+    with raises(ValueError, "pad", "mode", "'mirror'"):
+        tg.pad(x, 1, mode="mirror")
+    with raises(ValueError, "pad", "cropping", "(3, 4)"):
+        tg.pad(x, ((-2, -2), (0, 0)))
+    with raises(ValueError, "pad", "size 0", "reflect"):
+        tg.pad(tg.zeros(0, 3), 1, mode="reflect")
+    with raises(ValueError, "pad", "pairs", "(3, 4)"):
+        tg.nn.functional.pad(x, (1, 1, 1, 1, 1, 1))
+    with raises(MemoryError, "pad"):
+        tg.pad(tg.ones(2), (2**62, 2**62), mode="circular")
