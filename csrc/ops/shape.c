@@ -118,6 +118,7 @@ tg_tensor *tg_roll(tg_tensor *x, const int64_t *shifts, const int64_t *axes, int
         }
         TAKE(y, roll1(y, ax, shifts[i]));
     }
+    if (y == x) TAKE(y, tg_reshape(y, x->ndim, x->shape)); /* (empty axes) a new tensor all the same */
     return y;
 }
 static tg_tensor *apply_roll(tg_tensor *const *in, int n, const tg_params *p) {
@@ -425,8 +426,9 @@ tg_tensor *tg_repeat_interleave(tg_tensor *x, const int64_t *repeats, int64_t nr
                        "axis (%lld of shape %s), got %lld", (long long)n, tg__shp(x), (long long)nrep);
     }
     for (int64_t j = 0; j < nrep; j++) {
-        if (repeats[j] < 0 || __builtin_add_overflow(total, repeats[j] * (nrep == 1 ? n : 1), &total) ||
-            (nrep == 1 && n && repeats[0] > INT64_MAX / n)) {
+        int64_t add;
+        if (repeats[j] < 0 || __builtin_mul_overflow(repeats[j], nrep == 1 ? n : 1, &add) ||
+            __builtin_add_overflow(total, add, &total)) {
             tg_tensor_release(y);
             return TG_FAIL(TG_ERR_VALUE, "repeat_interleave: repeats must be >= 0 and not overflow, got %lld",
                            (long long)repeats[j]);

@@ -758,7 +758,7 @@ PyMethodDef tgpy_module_methods[] = {
     F(pad, "pad(x, pad_width, constant_values=0, mode='constant')\n\nPadding with NumPy's pad_width (an int, (before, after), or one pair per\n"
            "dim); negative widths crop. mode: 'constant', 'reflect', 'replicate' ('edge'),\n"
            "'circular' ('wrap') or 'symmetric'. tg.nn.functional.pad takes PyTorch's\n"
-           "flat, last-dim-first widths.\n\n>>> tg.pad(tg.tensor([1, 2, 3]), (2, -1), mode='reflect').tolist()\n[3, 2, 1, 2]"),
+           "flat, last-dim-first widths.\n\n>>> tg.pad(tg.tensor([1, 2, 3, 4]), (2, -1), mode='reflect').tolist()\n[3, 2, 1, 2, 3]"),
     F(cross_entropy, "cross_entropy(input, target, reduction='mean')\n\nSoftmax cross-entropy of logits (N, C) with int64 labels (N,)."),
     F(nll_loss, "nll_loss(input, target, reduction='mean')\n\nNegative log-likelihood of log-probabilities."),
     F(mse_loss, "mse_loss(input, target, reduction='mean')\n\nMean squared error."),
