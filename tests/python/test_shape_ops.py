@@ -630,3 +630,16 @@ def test_pad_second_order_and_errors():
         tg.nn.functional.pad(x, (1, 1, 1, 1, 1, 1))
     with raises(MemoryError, "pad"):
         tg.pad(tg.ones(2), (2**62, 2**62), mode="circular")
+
+
+def test_repeat_and_tile_of_an_8_dim_tensor():
+    """No room for a broadcast axis at 8 dims: the copies are joined instead."""
+    a = np.random.default_rng(0).standard_normal((1, 2, 1, 2, 1, 2, 1, 2))
+    x, t = tg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    y, ty = x.repeat(2, 1, 3, 1, 1, 2, 1, 1), t.repeat(2, 1, 3, 1, 1, 2, 1, 1)
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    w = np.random.default_rng(1).standard_normal(y.shape)
+    y.backward(tg.tensor(w))
+    ty.backward(torch.tensor(w))
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(tg.tile(tg.tensor(a), (0, 1)).numpy(), np.tile(a, (0, 1)))
