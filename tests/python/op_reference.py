@@ -357,61 +357,6 @@ def _unary(f):
     return ref
 
 
-def _torch_repeat(xs, p):
-    reps = tuple(p["ints"][:p["i"][0]])
-    x = xs[0].reshape((1,) * (len(reps) - xs[0].ndim) + xs[0].shape)
-    return np.tile(x, reps)
-
-
-def _unflatten(xs, p):
-    x, ax = xs[0], p["i"][0] % xs[0].ndim
-    return x.reshape(x.shape[:ax] + tuple(p["shape"]) + x.shape[ax + 1:])
-
-
-def _scatter(xs, p):
-    x, idx, src = xs
-    y = x.copy()
-    ax = p["i"][0] % x.ndim
-    for pos in np.ndindex(*idx.shape):
-        t = list(pos)
-        t[ax] = idx[pos]
-        y[tuple(t)] = src[pos]
-    return y
-
-
-def _scatter_reduce(xs, p):
-    x, idx, src = xs
-    ax, how, include_self = p["i"][0] % x.ndim, ["sum", "prod", "mean", "amax", "amin"][p["i"][1]], p["i"][2]
-    got = {}
-    for pos in np.ndindex(*idx.shape):
-        t = list(pos)
-        t[ax] = idx[pos]
-        got.setdefault(tuple(t), []).append(src[pos])
-    y = x.copy()
-    for t, vals in got.items():
-        vals = ([x[t]] if include_self else []) + vals
-        f = {"sum": np.sum, "prod": np.prod, "mean": np.mean, "amax": np.max, "amin": np.min}[how]
-        y[t] = f(np.array(vals, dtype=x.dtype))
-    return y
-
-
-def _unfold(xs, p):
-    x, ax, size, step = xs[0], p["i"][0] % xs[0].ndim, p["i"][1], p["i"][2]
-    n = (x.shape[ax] - size) // step + 1
-    wins = [np.take(x, np.arange(w * step, w * step + size, dtype=np.int64), axis=ax) for w in range(n)]
-    return np.moveaxis(np.stack(wins, axis=ax), ax + 1, -1)
-
-
-def _pad_mode(xs, p):
-    x = xs[0]
-    widths = [(p["ints"][2 * d], p["ints"][2 * d + 1]) for d in range(x.ndim)]
-    crop = tuple(slice(max(0, -b), x.shape[d] - max(0, -a)) for d, (b, a) in enumerate(widths))
-    mode = ["constant", "reflect", "edge", "wrap", "symmetric"][p["i"][0]]
-    pos = [(max(0, b), max(0, a)) for b, a in widths]
-    kw = {"constant_values": p["f"][0]} if mode == "constant" else {}
-    return np.pad(x[crop], pos, mode=mode, **kw).astype(x.dtype)
-
-
 REFERENCES = {
     # binary with broadcasting
     "add": lambda xs, p: np.add(*xs),
@@ -505,18 +450,18 @@ REFERENCES = {
     "diagonal": lambda xs, p: np.diagonal(xs[0], p["i"][0], p["i"][1], p["i"][2]),
     "diag": lambda xs, p: np.diag(xs[0], p["i"][0]),
     "trace": lambda xs, p: np.asarray(np.trace(xs[0], p["i"][0], p["i"][1], p["i"][2])),
-    "repeat": _torch_repeat,
+    "repeat": lambda xs, p: __import__("shape_reference").torch_repeat(xs, p),
     "tile": lambda xs, p: np.tile(xs[0], p["ints"][:p["i"][0]]),
     "repeat_interleave": lambda xs, p: np.repeat(xs[0], p["ints"][:p["i"][0]] if p["i"][0] > 1 else p["ints"][0],
                                                  axis=p["i"][1] if p["i"][2] else None),
-    "unflatten": _unflatten,
+    "unflatten": lambda xs, p: __import__("shape_reference").unflatten(xs, p),
     "nonzero": lambda xs, p: np.argwhere(xs[0] != 0).astype(np.int64).reshape(-1, xs[0].ndim),
     "masked_select": lambda xs, p: np.broadcast_arrays(*xs)[0][np.broadcast_arrays(*xs)[1] != 0],
     "masked_fill": lambda xs, p: np.where(xs[1] != 0, xs[0].dtype.type(p["f"][0]), xs[0]),
-    "scatter": _scatter,
-    "scatter_reduce": _scatter_reduce,
-    "unfold": _unfold,
-    "pad_mode": _pad_mode,
+    "scatter": lambda xs, p: __import__("shape_reference").scatter(xs, p),
+    "scatter_reduce": lambda xs, p: __import__("shape_reference").scatter_reduce(xs, p),
+    "unfold": lambda xs, p: __import__("shape_reference").unfold(xs, p),
+    "pad_mode": lambda xs, p: __import__("shape_reference").pad_mode(xs, p),
     "einsum": lambda xs, p: np.asarray(np.einsum("".join(chr(c) for c in p["ints"] if c), *xs)),
 
     # conv.c: more convolutions, pooling, interpolation (issue 14)
