@@ -934,6 +934,53 @@ tg_tensor *tg_std_mean(tg_tensor *x, const int64_t *axes, int naxes, bool keepdi
 tg_tensor *tg_norm(tg_tensor *x, double p, const int64_t *axes, int naxes, bool keepdims);
 
 /* -- shape.c: shape and indexing (issue 14) -- */
+/* Reverse along axes (naxes < 0: all); a view. */
+tg_tensor *tg_flip(tg_tensor *x, const int64_t *axes, int naxes);
+/* Rotate by shifts[i] along axes[i]; naxes < 0: the flattened tensor by shifts[0]. */
+tg_tensor *tg_roll(tg_tensor *x, const int64_t *shifts, const int64_t *axes, int naxes);
+/* Lower / upper triangle of the last two dims from diagonal k (zeros elsewhere). */
+tg_tensor *tg_tril(tg_tensor *x, int64_t k);
+tg_tensor *tg_triu(tg_tensor *x, int64_t k);
+/* The diagonal (offset) of axes axis1, axis2, as the last axis (a view). */
+tg_tensor *tg_diagonal(tg_tensor *x, int64_t offset, int64_t axis1, int64_t axis2);
+/* NumPy's diag: 1-D -> matrix with x on diagonal k; 2-D -> its diagonal k. */
+tg_tensor *tg_diag(tg_tensor *x, int64_t k);
+/* Sum of the diagonal (offset) of axes axis1, axis2. */
+tg_tensor *tg_trace(tg_tensor *x, int64_t offset, int64_t axis1, int64_t axis2);
+/* PyTorch's Tensor.repeat (nreps >= x->ndim) and NumPy's tile. */
+tg_tensor *tg_repeat(tg_tensor *x, const int64_t *reps, int nreps);
+tg_tensor *tg_tile(tg_tensor *x, const int64_t *reps, int nreps);
+/* Repeat each element (slice along axis if has_axis, else of the flattened
+ * tensor) repeats[j] times; nrep == 1: the same count for all. */
+tg_tensor *tg_repeat_interleave(tg_tensor *x, const int64_t *repeats, int64_t nrep, int64_t axis,
+                                bool has_axis);
+/* Split axis into sizes (one may be -1): a reshape. */
+tg_tensor *tg_unflatten(tg_tensor *x, int64_t axis, int nsizes, const int64_t *sizes);
+/* int64 (count, ndim): indices of the non-zero elements (any dtype). */
+tg_tensor *tg_nonzero(tg_tensor *x);
+/* x[mask] (broadcast together) as 1-D; mask: non-zero = true, any dtype. */
+tg_tensor *tg_masked_select(tg_tensor *x, tg_tensor *mask);
+/* x with value where mask (broadcast to x) is non-zero; out of place. */
+tg_tensor *tg_masked_fill(tg_tensor *x, tg_tensor *mask, double value);
+/* A copy of x with src (or value) written at index along axis (PyTorch's scatter). */
+tg_tensor *tg_scatter(tg_tensor *x, int64_t axis, tg_tensor *index, tg_tensor *src);
+tg_tensor *tg_scatter_value(tg_tensor *x, int64_t axis, tg_tensor *index, double value);
+/* PyTorch's scatter_reduce, out of place: reduce = tg_scatter_reduce_code("sum" | "prod" |
+ * "mean" | "amax" | "amin") (-1 for another name). */
+int tg_scatter_reduce_code(const char *name);
+tg_tensor *tg_scatter_reduce(tg_tensor *x, int64_t axis, tg_tensor *index, tg_tensor *src, int reduce,
+                             bool include_self);
+/* Einstein summation over n operands ("ij,jk->ik", implicit output, "...",
+ * repeated labels as diagonals); contractions run as matmul. */
+tg_tensor *tg_einsum(const char *subscripts, int n, tg_tensor *const *xs);
+/* Sliding windows (PyTorch's Tensor.unfold): axis -> (n - size) / step + 1
+ * windows, a new last axis of size. */
+tg_tensor *tg_unfold(tg_tensor *x, int64_t axis, int64_t size, int64_t step);
+/* pad with (before, after) widths per dim that may be negative (cropping) and a
+ * mode = tg_pad_mode_code("constant" | "reflect" | "replicate" | "circular" |
+ * "symmetric", or NumPy's "edge" | "wrap"); value for constant. */
+int tg_pad_mode_code(const char *name);
+tg_tensor *tg_pad_mode(tg_tensor *x, const int64_t *pads, int mode, double value);
 
 /* -- conv.c: more convolutions, pooling, interpolation (issue 14) -- */
 /* The general convolution.  cv holds 9 parameters, in this order: stride

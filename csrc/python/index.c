@@ -102,10 +102,49 @@ static int classify(PyObject *key, index_spec *sp) {
     return 0;
 }
 
+/* The size-1 dims of the key's None items, put into r (the result of the
+ * key without them): as NumPy lays the result out, one dim per None and per
+ * slice in key order, with the dims of the advanced indices (arrays) where
+ * the first one stands when they are `together`, first otherwise.  kfull:
+ * the kinds of the expanded key (n items), nslices of them slices.  Steals
+ * r; NULL with the exception set. */
+static tg_tensor *add_new_axes(tg_tensor *r, const int *kfull, int n, int n_none, bool together, int nslices) {
+    if (!n_none) return r;
+    int nblock = r->ndim - nslices; /* the dims the arrays gave */
+    if (r->ndim + n_none > TG_MAX_DIMS) {
+        PyErr_Format(PyExc_IndexError, "index: the result would have more than %d dimensions (%d new axes)",
+                     TG_MAX_DIMS, n_none);
+        tg_tensor_release(r);
+        return NULL;
+    }
+    int64_t shape[TG_MAX_DIMS];
+    int k = 0, d = 0;
+    bool block_done = false;
+    if (!together && nblock > 0) {
+        for (; d < nblock; d++) shape[k++] = r->shape[d];
+        block_done = true;
+    }
+    for (int i = 0; i < n; i++) {
+        if (kfull[i] == IX_NONE) {
+            shape[k++] = 1;
+        } else if (kfull[i] == IX_SLICE) {
+            shape[k++] = r->shape[d++];
+        } else if (kfull[i] == IX_ARRAY && !block_done) {
+            for (int j = 0; j < nblock; j++) shape[k++] = r->shape[d++];
+            block_done = true;
+        }
+    }
+    tg_tensor *v = tg_reshape(r, k, shape);
+    tg_tensor_release(r);
+    if (!v) tgpy_raise();
+    return v;
+}
+
 /* x[key] following NumPy's rules, as tape ops (views where NumPy gives views):
  *
  *  1. the Ellipsis (or the end of the key) stands for the dims not indexed;
- *  2. each None becomes a new size-1 dim (one reshape view), then a full slice;
+ *  2. each None becomes a new size-1 dim, added last (one reshape view) so
+ *     that no intermediate has more dims than the result;
  *  3. integers and slices: one slice view (integers remove their dim);
  *  4. integer arrays ("advanced" indices): broadcast together and picked with
  *     one index_select over the merged dims.  As in NumPy, their result dims
@@ -164,22 +203,26 @@ static tg_tensor *apply_index(tg_tensor *x, PyObject *key, bool basic_only) {
             kind[n] = IX_SLICE;
             item[n++] = NULL;
         }
-    if (n > TG_MAX_DIMS) {
-        PyErr_Format(PyExc_IndexError, "index: the result would have more than %d dimensions (%d new axes)",
-                     TG_MAX_DIMS, n_none);
-        return NULL;
+    /* 2. new axes: inserted at the end (add_new_axes), so that the integers
+     * and the merged arrays have removed their dims first: x[None, 0] of an
+     * 8-dim x, whose result fits, never makes a 9-dim intermediate.  The
+     * steps below see the key without them. */
+    int kfull[TG_MAX_DIMS + 32], nfull = n, nslices = 0;
+    memcpy(kfull, kind, sizeof kfull);
+    {
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (kind[i] != IX_NONE) {
+                nslices += kind[i] == IX_SLICE;
+                kind[k] = kind[i];
+                item[k++] = item[i];
+            }
+        n = k;
     }
     bool prev = tg_set_grad_enabled(tg_grad_enabled() && !basic_only);
     tg_tensor *r;
-    /* 2. new axes: one reshape view */
-    if (n_none) {
-        int64_t shape[TG_MAX_DIMS];
-        for (int i = 0, d = 0; i < n; i++) shape[i] = kind[i] == IX_NONE ? 1 : x->shape[d++];
-        r = tg_reshape(x, n, shape);
-    } else {
-        tg_tensor_retain(x);
-        r = x;
-    }
+    tg_tensor_retain(x);
+    r = x;
     /* 3. integers and slices */
     int64_t starts[TG_MAX_DIMS], stops[TG_MAX_DIMS], steps[TG_MAX_DIMS];
     uint32_t imask = 0;
@@ -238,12 +281,17 @@ static tg_tensor *apply_index(tg_tensor *x, PyObject *key, bool basic_only) {
         if (!PyErr_Occurred()) tgpy_raise();
         return NULL;
     }
-    if (!na) return r;
+    bool together = last_adv - first_adv + 1 == n_adv;
+    if (!na) { /* (assignment records nothing, as above) */
+        bool p2 = tg_set_grad_enabled(tg_grad_enabled() && !basic_only);
+        r = add_new_axes(r, kfull, nfull, n_none, together, nslices);
+        tg_set_grad_enabled(p2);
+        return r;
+    }
 
     /* 4. integer arrays: bring their dims together at a0 (NumPy: in place when
      * the integers and arrays are next to each other in the key as written, a
      * None, slice or Ellipsis between them sends the dims first) */
-    bool together = last_adv - first_adv + 1 == n_adv;
     int a0 = together ? arr_dim[0] : 0;
     bool moved = false;
     for (int k = 0; k < na; k++) moved |= arr_dim[k] != a0 + k;
@@ -351,7 +399,7 @@ static tg_tensor *apply_index(tg_tensor *x, PyObject *key, bool basic_only) {
     tg_tensor_release(lin);
     tg_tensor_release(r);
     if (!s) return (tg_tensor *)tgpy_raise();
-    return s;
+    return add_new_axes(s, kfull, nfull, n_none, together, nslices);
 }
 
 static PyObject *tensor_getitem(PyObject *self, PyObject *key) {

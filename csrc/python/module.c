@@ -320,8 +320,10 @@ FUNC(stack) { return join("stack", tg_stack, args, nargs, kw); }
 
 FUNC(where) {
     ARGS("where", 3, 3, "condition", "x", "y")
+    extern PyObject *tgpy_where1(PyObject *cond); /* shapeops.c: NumPy's one-argument where */
+    if (a[0] && !a[1] && !a[2]) return tgpy_where1(a[0]);
     if (!a[0] || !a[1] || !a[2]) {
-        PyErr_SetString(PyExc_TypeError, "where() needs condition, x and y");
+        PyErr_SetString(PyExc_TypeError, "where() needs condition, x and y (or only condition)");
         return NULL;
     }
     tg_tensor *c = tgpy_as_tensor(a[0], NULL);
@@ -337,7 +339,7 @@ FUNC(where) {
 }
 
 FUNC(pad) {
-    ARGS("pad", 3, 2, "x", "pad_width", "constant_values")
+    ARGS("pad", 4, 2, "x", "pad_width", "constant_values", "mode")
     if (!a[0] || !a[1]) {
         PyErr_SetString(PyExc_TypeError, "pad() needs x and pad_width");
         return NULL;
@@ -380,7 +382,21 @@ FUNC(pad) {
         v = PyFloat_AsDouble(a[2]);
         if (PyErr_Occurred()) ok = 0;
     }
-    tg_tensor *r = ok ? tg_pad(x, pads, v) : NULL;
+    /* mode= and negative widths (cropping): shape.c's pad_mode (issue 14) */
+    int mode = 0;
+    if (ok && a[3] && a[3] != Py_None) {
+        const char *ms = PyUnicode_Check(a[3]) ? PyUnicode_AsUTF8(a[3]) : NULL;
+        mode = ms ? tg_pad_mode_code(ms) : -1;
+        if (mode < 0) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_ValueError, "pad: mode must be 'constant', 'reflect', 'replicate' ('edge'), "
+                             "'circular' ('wrap') or 'symmetric', got %R", a[3]);
+            ok = 0;
+        }
+    }
+    bool negative = false;
+    for (int d = 0; ok && d < 2 * x->ndim; d++) negative |= pads[d] < 0;
+    tg_tensor *r = !ok ? NULL : (mode || negative) ? tg_pad_mode(x, pads, mode, v) : tg_pad(x, pads, v);
     tg_tensor_release(x);
     if (!ok) return NULL;
     return W(r);
@@ -740,8 +756,12 @@ PyMethodDef tgpy_module_methods[] = {
     F(_random_u64, "_random_u64()\n\nThe next raw 64-bit number of the generator (for tests)."),
     F(concat, "concat(tensors, axis=0)\n\nJoin tensors along an existing axis."),
     F(stack, "stack(tensors, axis=0)\n\nJoin tensors along a new axis."),
-    F(where, "where(condition, x, y)\n\nx where condition is non-zero, else y (broadcasting)."),
-    F(pad, "pad(x, pad_width, constant_values=0)\n\nConstant padding with NumPy's pad_width."),
+    F(where, "where(condition, x, y)\n\nx where condition is non-zero, else y (broadcasting). With only the\n"
+              "condition: NumPy's where, a tuple of int64 index tensors (nonzero(as_tuple=True))."),
+    F(pad, "pad(x, pad_width, constant_values=0, mode='constant')\n\nPadding with NumPy's pad_width (an int, (before, after), or one pair per\n"
+           "dim); negative widths crop. mode: 'constant', 'reflect', 'replicate' ('edge'),\n"
+           "'circular' ('wrap') or 'symmetric'. tg.nn.functional.pad takes PyTorch's\n"
+           "flat, last-dim-first widths.\n\n>>> tg.pad(tg.tensor([1, 2, 3, 4]), (2, -1), mode='reflect').tolist()\n[3, 2, 1, 2, 3]"),
     F(cross_entropy, "cross_entropy(input, target, reduction='mean')\n\nSoftmax cross-entropy of logits (N, C) with int64 labels (N,)."),
     F(nll_loss, "nll_loss(input, target, reduction='mean')\n\nNegative log-likelihood of log-probabilities."),
     F(mse_loss, "mse_loss(input, target, reduction='mean')\n\nMean squared error."),
@@ -804,6 +824,7 @@ PyMethodDef tgpy_module_methods[] = {
 extern PyMethodDef tgpy_op_functions[];
 extern PyMethodDef tgpy_nn_methods[];
 extern PyMethodDef tgpy_inspect_methods[]; /* inspect.c */
+extern PyMethodDef tgpy_shape_functions[];  /* shapeops.c (issue 14, shape) */
 
 static int add_functions(PyObject *m, PyMethodDef *defs) {
     for (PyMethodDef *d = defs; d->ml_name; d++) {
@@ -845,6 +866,7 @@ static int exec_module(PyObject *m) {
     if (add_functions(m, tgpy_nn_methods) < 0) return -1;
     if (add_functions(m, tgpy_inspect_methods) < 0) return -1;
     if (add_functions(m, tgpy_logic_functions) < 0) return -1; /* logicbind.c */
+    if (add_functions(m, tgpy_shape_functions) < 0) return -1;
     tg_set_kernel_bracket(leave_gil, enter_gil);
     tgpy_aliasing_init(); /* NumPy aliases of saved tensors are read-only */
     if (PyModule_AddStringConstant(m, "__version__", TG_VERSION) < 0) return -1;

@@ -730,11 +730,13 @@ static PyMemberDef tensor_members[] = {
 static PyMethodDef *all_methods(void) {
     static PyMethodDef *all;
     if (all) return all;
+    extern PyMethodDef tgpy_shape_methods[]; /* shapeops.c (issue 14, shape) */
     /* the hand-bound tables of each op family's binding file, one line each */
     PyMethodDef *const tables[] = {
         tensor_methods, tgpy_op_methods,
         tgpy_math_methods, /* mathops.c */
         tgpy_scan_methods, /* scanops.c */
+        tgpy_shape_methods, /* shapeops.c */
     };
     size_t total = 0;
     for (size_t k = 0; k < sizeof tables / sizeof *tables; k++)

@@ -43,6 +43,12 @@ arcsinh, arccosh, arctanh = asinh, acosh, atanh  # noqa: F821
 mod, true_divide = remainder, div  # noqa: F821
 swish = silu  # noqa: F821  (activations, issue 14: silu's other common name)
 dtype_names = ("float32", "float64", "int64", "bool", "int32", "uint8")
+# shape and indexing (issue 14): the functions with several results, NumPy's stacking helpers
+from ._C import split, chunk, array_split, unbind  # noqa: F401,E402
+from ._shape import (  # noqa: F401,E402
+    concatenate, hstack, vstack, dstack, column_stack, atleast_1d, atleast_2d, atleast_3d,
+    meshgrid, linspace, logspace,
+)
 
 
 def __getattr__(name):

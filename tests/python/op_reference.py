@@ -687,6 +687,27 @@ REFERENCES = {
     **__import__("scan_reference").SCAN_REFERENCES,
 
     # shape.c: shape and indexing (issue 14)
+    "flip": lambda xs, p: np.flip(xs[0], axis=_axes(p)),
+    "roll": lambda xs, p: np.roll(xs[0], p["ints"][:max(p["naxes"], 1)] if p["naxes"] >= 0 else p["ints"][0],
+                                  axis=_axes(p)),
+    "tril": lambda xs, p: np.tril(xs[0], p["i"][0]),
+    "triu": lambda xs, p: np.triu(xs[0], p["i"][0]),
+    "diagonal": lambda xs, p: np.diagonal(xs[0], p["i"][0], p["i"][1], p["i"][2]),
+    "diag": lambda xs, p: np.diag(xs[0], p["i"][0]),
+    "trace": lambda xs, p: np.asarray(np.trace(xs[0], p["i"][0], p["i"][1], p["i"][2])),
+    "repeat": lambda xs, p: __import__("shape_reference").torch_repeat(xs, p),
+    "tile": lambda xs, p: np.tile(xs[0], p["ints"][:p["i"][0]]),
+    "repeat_interleave": lambda xs, p: np.repeat(xs[0], p["ints"][:p["i"][0]] if p["i"][0] > 1 else p["ints"][0],
+                                                 axis=p["i"][1] if p["i"][2] else None),
+    "unflatten": lambda xs, p: __import__("shape_reference").unflatten(xs, p),
+    "nonzero": lambda xs, p: np.argwhere(xs[0] != 0).astype(np.int64).reshape(-1, xs[0].ndim),
+    "masked_select": lambda xs, p: np.broadcast_arrays(*xs)[0][np.broadcast_arrays(*xs)[1] != 0],
+    "masked_fill": lambda xs, p: np.where(xs[1] != 0, xs[0].dtype.type(p["f"][0]), xs[0]),
+    "scatter": lambda xs, p: __import__("shape_reference").scatter(xs, p),
+    "scatter_reduce": lambda xs, p: __import__("shape_reference").scatter_reduce(xs, p),
+    "unfold": lambda xs, p: __import__("shape_reference").unfold(xs, p),
+    "pad_mode": lambda xs, p: __import__("shape_reference").pad_mode(xs, p),
+    "einsum": lambda xs, p: np.asarray(np.einsum("".join(chr(c) for c in p["ints"] if c), *xs)),
 
     # conv.c: more convolutions, pooling, interpolation (issue 14)
     "max_unpool2d": _max_unpool,

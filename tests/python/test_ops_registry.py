@@ -237,6 +237,31 @@ HAND = {
     "norm": lambda x, p: tg.norm(x[0], p["f"][0], **_red_kw(p)),
 
     # shape.c: shape and indexing (issue 14)
+    "flip": lambda x, p: tg.flip(x[0], p["axes"] if p["naxes"] >= 0 else None),
+    "roll": lambda x, p: x[0].roll(p["ints"][:max(p["naxes"], 1)] if p["naxes"] >= 0 else p["ints"][0],
+                                   dims=p["axes"] if p["naxes"] >= 0 else None),
+    "tril": lambda x, p: tg.tril(x[0], k=p["i"][0]),
+    "triu": lambda x, p: x[0].triu(diagonal=p["i"][0]),
+    "diagonal": lambda x, p: x[0].diagonal(p["i"][0], dim1=p["i"][1], dim2=p["i"][2]),
+    "diag": lambda x, p: tg.diag(x[0], p["i"][0]),
+    "trace": lambda x, p: tg.trace(x[0], p["i"][0], p["i"][1], p["i"][2]),
+    "repeat": lambda x, p: x[0].repeat(*p["ints"][:p["i"][0]]),
+    "tile": lambda x, p: tg.tile(x[0], p["ints"][:p["i"][0]]),
+    "repeat_interleave": lambda x, p: tg.repeat_interleave(
+        x[0], p["ints"][:p["i"][0]] if p["i"][0] > 1 else p["ints"][0], axis=p["i"][1] if p["i"][2] else None),
+    "unflatten": lambda x, p: x[0].unflatten(p["i"][0], p["shape"]),
+    "nonzero": lambda x, p: tg.nonzero(x[0]),
+    "masked_select": lambda x, p: x[0].masked_select(x[1]),
+    "masked_fill": lambda x, p: tg.masked_fill(x[0], x[1], p["f"][0]),
+    "scatter": lambda x, p: x[0].scatter(p["i"][0], x[1], x[2]),
+    "scatter_reduce": lambda x, p: tg.scatter_reduce(x[0], p["i"][0], x[1], x[2],
+                                                     ["sum", "prod", "mean", "amax", "amin"][p["i"][1]],
+                                                     include_self=bool(p["i"][2])),
+    "pad_mode": lambda x, p: tg.pad(x[0], [(p["ints"][2 * d], p["ints"][2 * d + 1]) for d in range(x[0].ndim)],
+                                    constant_values=p["f"][0],
+                                    mode=["constant", "reflect", "replicate", "circular", "symmetric"][p["i"][0]]),
+    "unfold": lambda x, p: x[0].unfold(p["i"][0], p["i"][1], p["i"][2]),
+    "einsum": lambda x, p: tg.einsum("".join(chr(c) for c in p["ints"] if c), *x),
 
     # conv.c: more convolutions, pooling, interpolation (issue 14)
     "max_unpool2d": lambda x, p: tg.nn.functional.max_unpool2d(

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tapegrad as tg
@@ -558,7 +558,42 @@ def hnp_arrays(shape, n):
         lambda v: np.array(v, dtype=np.int64).reshape(shape))
 
 
+@st.composite
+def wide_index_keys(draw):
+    """Keys on 5- to 8-dim tensors with new axes (None) and integers, whose
+    result fits in 8 dims although the tensor with the new axes added would
+    not (x[None, 0] of an 8-dim x; issue 14)."""
+    nd = draw(st.integers(5, 8))
+    shape = tuple(draw(st.lists(st.integers(1, 3), min_size=nd, max_size=nd)))
+    items = []
+    for d in range(nd):
+        n = shape[d]
+        kind = draw(st.sampled_from(["int", "int", "slice", "array"]))
+        if kind == "int":
+            items.append(draw(st.integers(-n, n - 1)))
+        elif kind == "slice":
+            items.append(slice(None, None, draw(st.sampled_from([None, 1, -1, 2]))))
+        else:
+            sub = tuple(draw(st.lists(st.integers(1, 2), min_size=0, max_size=2)))
+            items.append(np.asarray(draw(hnp_arrays(sub, n))))
+    for _ in range(draw(st.integers(1, 4))):
+        items.insert(draw(st.integers(0, len(items))), None)
+    key = tuple(items)
+    try:
+        fits = np.empty(shape)[key].ndim <= 8
+    except (IndexError, ValueError):
+        fits = False
+    assume(fits)
+    return shape, key
+
+
 class TestIndexingProperty:
+    @settings(max_examples=int(os.environ.get("TAPEGRAD_HYPOTHESIS_EXAMPLES", 150)), deadline=None)
+    @given(case=wide_index_keys(), seed=st.integers(0, 2**31 - 1))
+    def test_keys_past_8_dims_whose_result_fits(self, case, seed):
+        """Same checks as below (value, view, gradient against NumPy)."""
+        self.test_getitem_and_its_gradient_match_numpy.hypothesis.inner_test(self, case, seed)
+
     @settings(max_examples=int(os.environ.get("TAPEGRAD_HYPOTHESIS_EXAMPLES", 150)), deadline=None)
     @given(case=index_keys(), seed=st.integers(0, 2**31 - 1))
     def test_getitem_and_its_gradient_match_numpy(self, case, seed):

@@ -21,7 +21,6 @@ mse_loss = _C.mse_loss
 binary_cross_entropy_with_logits = _C.binary_cross_entropy_with_logits
 one_hot = _C.one_hot
 dropout = _C.dropout
-pad = _C.pad
 conv2d = _C.conv2d
 max_pool2d = _C.max_pool2d
 avg_pool2d = _C.avg_pool2d
@@ -48,3 +47,25 @@ softsign = _C.softsign
 logsigmoid = _C.logsigmoid
 softmin = _C.softmin
 glu = _C.glu
+
+# shape and indexing (issue 14): PyTorch's F.pad
+def pad(input, pad, mode="constant", value=None):
+    """PyTorch's ``F.pad``: ``pad`` is a flat tuple of widths, last dim first
+    (``(left, right)``, ``(left, right, top, bottom)``, ...), covering as many
+    trailing dims as it has pairs; negative widths crop.  ``mode``:
+    ``'constant'`` (with ``value``, default 0), ``'reflect'``, ``'replicate'``,
+    ``'circular'``.  ``tg.pad`` takes NumPy's ``pad_width`` instead.
+
+    >>> import tapegrad as tg
+    >>> tg.nn.functional.pad(tg.ones(1, 2), (1, 0)).tolist()
+    [[0.0, 1.0, 1.0]]
+    """
+    x = input if isinstance(input, Tensor) else _C.tensor(input)
+    widths = [int(w) for w in pad]
+    if len(widths) % 2 or len(widths) // 2 > x.ndim:
+        raise ValueError(f"pad: the widths {tuple(widths)} must be pairs, at most one per dim of the input "
+                         f"of shape {x.shape} (last dim first)")
+    pairs = [(0, 0)] * x.ndim
+    for i in range(len(widths) // 2):
+        pairs[x.ndim - 1 - i] = (widths[2 * i], widths[2 * i + 1])
+    return _C.pad(x, pairs, constant_values=0.0 if value is None else value, mode=mode)
