@@ -403,7 +403,7 @@ class TestNaNInf:
             for n in names:
                 try:
                     y = getattr(tg, n)(x)
-                except (TypeError, ValueError) as e:  # needs more arguments
+                except (TypeError, ValueError, IndexError) as e:  # needs more arguments or dims
                     assert n in str(e) or "argument" in str(e)
                     continue
                 y.sum().backward()

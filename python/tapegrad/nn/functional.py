@@ -28,3 +28,16 @@ avg_pool2d = _C.avg_pool2d
 
 
 linear = _C.linear
+
+# nn.c / nnlayers.c: losses with PyTorch's options, layers as ops (issue 14)
+binary_cross_entropy = _C.binary_cross_entropy
+huber_loss = _C.huber_loss
+smooth_l1_loss = _C.smooth_l1_loss
+l1_loss = _C.l1_loss
+kl_div = _C.kl_div
+embedding = _C.embedding
+layer_norm = _C.layer_norm
+group_norm = _C.group_norm
+normalize = _C.normalize
+cosine_similarity = _C.cosine_similarity
+scaled_dot_product_attention = _C.scaled_dot_product_attention
