@@ -10,7 +10,9 @@ from . import functional, init, utils  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from .modules import __all__  # noqa: F401
 # issue 14: losses, layers, attention and recurrent layers (one block)
-from . import layers, loss  # noqa: F401,E402
+from . import attention, layers, loss, rnn  # noqa: F401,E402
+from .attention import *  # noqa: F401,F403,E402
 from .layers import *  # noqa: F401,F403,E402
 from .loss import *  # noqa: F401,F403,E402
-__all__ = __all__ + layers.__all__ + loss.__all__  # noqa: F405
+from .rnn import *  # noqa: F401,F403,E402
+__all__ = __all__ + attention.__all__ + layers.__all__ + loss.__all__ + rnn.__all__  # noqa: F405
