@@ -6,9 +6,10 @@
  * layer_norm, group_norm, normalize, cosine_similarity,
  * scaled_dot_product_attention).
  *
- * Every op here is a COMPOSITE (.composite = true): it is written with
- * other ops that record their own tape entries, so its gradient and its
- * second derivatives are theirs.  The plain cases of cross_entropy,
+ * Every op here but layer_norm is a COMPOSITE (.composite = true): it is
+ * written with other ops that record their own tape entries, so its
+ * gradient and its second derivatives are theirs.  layer_norm has a fused
+ * forward kernel and a VJP written with ops (see there).  The plain cases of cross_entropy,
  * nll_loss and bce_with_logits keep their fused ops (nn.c); the entry points
  * tg_cross_entropy_ex, tg_nll_loss_ex and tg_bce_with_logits_ex choose.
  *
@@ -477,13 +478,39 @@ tg_tensor *tg_embedding(tg_tensor *w, tg_tensor *idx, bool has_padding, int64_t 
     return scope_return(sc, rows ? K(tg_reshape(rows, idx->ndim + 1, sh)) : NULL);
 }
 
-/* (x - mean) / sqrt(var + eps) over the given axes (keepdims) */
-static tg_tensor *standardize(scope *sc, tg_tensor *x, const int64_t *axes, int n, double eps) {
-    tg_tensor *mu = K(tg_mean(x, axes, n, true));
-    tg_tensor *xc = SUB(x, mu);
-    tg_tensor *var = U(tg_mean, MUL(xc, xc), axes, n, true);
-    tg_tensor *rstd = U(tg_pow_scalar, ADDS(var, eps), -0.5);
-    return MUL(xc, rstd);
+/* layer_norm is a fused op: one pass per row computes the mean and 1/std
+ * (in double) and writes y; the entry saves x, the weight, mean and rstd.
+ * Its VJP is written with ops; for a first-order backward it uses the saved
+ * mean and rstd, and with create_graph it recomputes them with ops from x,
+ * so that second derivatives see how they depend on x. */
+static void layer_norm_rows(const void *xp, const void *wp, const void *bp, void *yp, void *mp,
+                            void *rp, int64_t M, int64_t K, double eps, bool f32) {
+    for (int64_t i = 0; i < M; i++) {
+        double mu = 0, var = 0;
+        for (int64_t k = 0; k < K; k++)
+            mu += f32 ? ((const float *)xp)[i * K + k] : ((const double *)xp)[i * K + k];
+        mu /= (double)K;
+        for (int64_t k = 0; k < K; k++) {
+            double d = (f32 ? ((const float *)xp)[i * K + k] : ((const double *)xp)[i * K + k]) - mu;
+            var += d * d;
+        }
+        var /= (double)K;
+        double r = 1.0 / sqrt(var + eps);
+        for (int64_t k = 0; k < K; k++) {
+            double v = ((f32 ? ((const float *)xp)[i * K + k] : ((const double *)xp)[i * K + k]) - mu) * r;
+            if (wp) v *= f32 ? ((const float *)wp)[k] : ((const double *)wp)[k];
+            if (bp) v += f32 ? ((const float *)bp)[k] : ((const double *)bp)[k];
+            if (f32) ((float *)yp)[i * K + k] = (float)v;
+            else ((double *)yp)[i * K + k] = v;
+        }
+        if (f32) {
+            ((float *)mp)[i] = (float)mu;
+            ((float *)rp)[i] = (float)r;
+        } else {
+            ((double *)mp)[i] = mu;
+            ((double *)rp)[i] = r;
+        }
+    }
 }
 
 tg_tensor *tg_layer_norm(tg_tensor *x, int nd, const int64_t *nshape, tg_tensor *w, tg_tensor *b,
@@ -502,14 +529,106 @@ tg_tensor *tg_layer_norm(tg_tensor *x, int nd, const int64_t *nshape, tg_tensor 
                       !tg_dtype_is_float(ab[i]->dtype)))
             return TG_FAIL(TG_ERR_VALUE, "%s: %s must be a float tensor of normalized_shape %s, got %s",
                            who, i ? "bias" : "weight", tg__shp2(nd, nshape), tg__shp(ab[i]));
+        else if (ab[i] && ab[i]->dtype != x->dtype)
+            return TG_FAIL(TG_ERR_TYPE, "%s: %s is %s but the input is %s (expected one dtype)", who,
+                           i ? "bias" : "weight", tg_dtype_name(ab[i]->dtype), tg_dtype_name(x->dtype));
     if (!(eps >= 0)) return TG_FAIL(TG_ERR_VALUE, "%s: eps must be >= 0, got %g", who, eps);
+    int64_t K = 1, M = 1, sh[TG_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) {
+        if (d < x->ndim - nd) M *= x->shape[d];
+        else K *= x->shape[d];
+        sh[d] = d < x->ndim - nd ? x->shape[d] : 1; /* mean/rstd: keepdims over the normalized dims */
+    }
     scope s0 = {0}, *sc = &s0;
-    int64_t axes[TG_MAX_DIMS];
-    for (int d = 0; d < nd; d++) axes[d] = x->ndim - nd + d;
-    tg_tensor *y = standardize(sc, x, axes, nd, eps);
-    if (w) y = MUL(y, w);
-    if (b) y = ADD(y, b);
-    return scope_return(sc, y);
+    tg_tensor *xc = K(tg__copy(x));
+    tg_tensor *wc = w ? K(tg__copy(w)) : NULL, *bc = b ? K(tg__copy(b)) : NULL;
+    tg_tensor *y = K(tg_tensor_empty(x->ndim, x->shape, x->dtype));
+    /* mean and rstd in one tensor (an entry saves at most three): its two
+     * halves are views of shape sh */
+    int64_t two_m = 2 * M, st[TG_MAX_DIMS];
+    tg_tensor *stats = K(tg_tensor_empty(1, &two_m, x->dtype));
+    tg__contiguous_strides(x->ndim, sh, st);
+    tg_tensor *mean = stats ? K(tg__view(stats, x->ndim, sh, st, stats->offset)) : NULL;
+    tg_tensor *rstd = stats ? K(tg__view(stats, x->ndim, sh, st, stats->offset + M)) : NULL;
+    if (!xc || (w && !wc) || (b && !bc) || !y || !mean || !rstd) {
+        scope_end(sc);
+        return NULL;
+    }
+    if (K > 0) {
+        void *kt = tg__kernel_begin(x->numel * 3);
+        layer_norm_rows(tg_tensor_data(xc), wc ? tg_tensor_data(wc) : NULL, bc ? tg_tensor_data(bc) : NULL,
+                        tg_tensor_data(y), tg_tensor_data(mean), tg_tensor_data(rstd), M, K, eps,
+                        x->dtype == TG_FLOAT32);
+        tg__kernel_end(kt);
+    }
+    tg_tensor_retain(y);
+    tg_tensor *in[3] = {x, NULL, NULL};
+    int n = 1;
+    if (w) in[n++] = w;
+    if (b) in[n++] = b;
+    tg_entry *e;
+    y = tg__finish(&tg_opdef_layer_norm, n, in, y, &e);
+    if (e) {
+        e->params.i[0] = nd;
+        e->params.i[1] = (w ? 1 : 0) | (b ? 2 : 0);
+        e->params.f[0] = eps;
+        if (tg__save(e, x) || (w && tg__save(e, w)) || tg__save(e, stats)) {
+            tg_tensor_release(y);
+            y = NULL;
+        }
+    }
+    scope_end(sc);
+    return y;
+}
+
+static tg_status layer_norm_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    int nd = (int)e->params.i[0], bits = (int)e->params.i[1], k = 0;
+    tg_tensor *x = SAVED(k++); /* saved tensors are borrowed: not in the scope */
+    CHECK(x);
+    tg_tensor *w = NULL;
+    if (bits & 1) CHECK(w = SAVED(k++));
+    scope s0 = {0}, *sc = &s0;
+    int64_t axes[TG_MAX_DIMS], lead[TG_MAX_DIMS];
+    int nlead = x->ndim - nd;
+    for (int d = 0; d < nd; d++) axes[d] = nlead + d;
+    for (int d = 0; d < nlead; d++) lead[d] = d;
+    tg_tensor *mu, *rstd;
+    if (tg_grad_enabled()) { /* create_graph: mean and rstd as functions of x */
+        mu = K(tg_mean(x, axes, nd, true));
+        tg_tensor *xc = SUB(x, mu);
+        rstd = U(tg_pow_scalar, ADDS(U(tg_mean, MUL(xc, xc), axes, nd, true), e->params.f[0]), -0.5);
+    } else {
+        tg_tensor *stats = SAVED(k);
+        int64_t sh[TG_MAX_DIMS], st[TG_MAX_DIMS], M = stats ? stats->shape[0] / 2 : 0;
+        for (int d = 0; d < x->ndim; d++) sh[d] = d < nlead ? x->shape[d] : 1;
+        tg__contiguous_strides(x->ndim, sh, st);
+        mu = stats ? K(tg__view(stats, x->ndim, sh, st, stats->offset)) : NULL;
+        rstd = mu ? K(tg__view(stats, x->ndim, sh, st, stats->offset + M)) : NULL;
+    }
+    tg_tensor *xhat = MUL(SUB(x, mu), rstd);
+    int iw = 1, ib = (bits & 1) ? 2 : 1;
+    if (xhat && NEED(0)) {
+        /* dx = rstd (gx - mean(gx) - xhat mean(gx xhat)), gx = g w */
+        tg_tensor *gx = w ? MUL(g, w) : g;
+        tg_tensor *m1 = U(tg_mean, gx, axes, nd, true);
+        tg_tensor *m2 = U(tg_mean, MUL(gx, xhat), axes, nd, true);
+        tg_tensor *dx = MUL(rstd, SUB(SUB(gx, m1), MUL(xhat, m2)));
+        if (dx) gi[0] = (tg_tensor_retain(dx), dx);
+    }
+    if (xhat && (bits & 1) && NEED(iw)) {
+        tg_tensor *gw = MUL(g, xhat);
+        tg_tensor *dw = nlead ? U(tg_sum, gw, lead, nlead, false) : gw;
+        if (dw) gi[iw] = (tg_tensor_retain(dw), dw);
+    }
+    if (xhat && (bits & 2) && NEED(ib)) {
+        tg_tensor *db = nlead ? K(tg_sum(g, lead, nlead, false)) : g;
+        if (db) gi[ib] = (tg_tensor_retain(db), db);
+    }
+    bool failed = !xhat || (NEED(0) && !gi[0]) || ((bits & 1) && NEED(iw) && !gi[iw]) ||
+                  ((bits & 2) && NEED(ib) && !gi[ib]);
+    scope_end(sc);
+    return failed ? tg_error_status() : TG_OK;
 }
 
 tg_tensor *tg_group_norm(tg_tensor *x, int64_t G, tg_tensor *w, tg_tensor *b, double eps) {
@@ -529,10 +648,11 @@ tg_tensor *tg_group_norm(tg_tensor *x, int64_t G, tg_tensor *w, tg_tensor *b, do
                            i ? "bias" : "weight", (long long)C, tg__shp(ab[i]));
     if (!(eps >= 0)) return TG_FAIL(TG_ERR_VALUE, "%s: eps must be >= 0, got %g", who, eps);
     scope s0 = {0}, *sc = &s0;
-    int64_t sh3[3] = {N, G, -1}, ax = 2;
+    int64_t sh3[3] = {N, G, -1};
     if (N == 0 || x->numel == 0) sh3[2] = 0;
     tg_tensor *xr = K(tg_reshape(x, 3, sh3));
-    tg_tensor *y = xr ? standardize(sc, xr, &ax, 1, eps) : NULL;
+    /* the fused layer_norm over each (sample, group), without its affine map */
+    tg_tensor *y = xr ? K(tg_layer_norm(xr, 1, &xr->shape[2], NULL, NULL, eps)) : NULL;
     y = y ? K(tg_reshape(y, x->ndim, x->shape)) : NULL;
     int64_t csh[TG_MAX_DIMS];
     for (int d = 0; d < x->ndim - 1; d++) csh[d] = d == 0 ? C : 1;
@@ -754,15 +874,16 @@ static tg_tensor *apply_layer_norm(tg_tensor *const *in, int n, const tg_params 
         return TG_FAIL(TG_ERR_VALUE, "layer_norm: %d normalized dims for input %s", nd, tg__shp(in[0]));
     return tg_layer_norm(in[0], nd, in[0]->shape + in[0]->ndim - nd, wb[0], wb[1], p->f[0]);
 }
-TG_DEFINE_OP(layer_norm, .arity = -1, .composite = true, .diff_mask = 7, .dtypes = "float32,float64",
+TG_DEFINE_OP(layer_norm, .arity = -1, .diff_mask = 7, .dtypes = "float32,float64",
              .forward = "y = (x - mean(x)) / sqrt(var(x) + eps) * w + b over the last dims",
              .forward_tex = "y = \\frac{x - \\mu}{\\sqrt{\\sigma^2 + \\epsilon}} \\odot w + b",
              .vjp = "dx = rstd (dxh - mean(dxh) - xh mean(dxh xh)), dxh = dy w; dw = sum(dy xh); db = sum(dy)",
              .vjp_tex = "\\bar x = r\\big(\\bar{\\hat x} - \\overline{\\bar{\\hat x}} - \\hat x\\,"
                         "\\overline{\\bar{\\hat x}\\hat x}\\big),\\quad \\bar w = \\textstyle\\sum \\bar y \\odot \\hat x,"
                         "\\quad \\bar b = \\textstyle\\sum \\bar y",
-             .doc = "Layer normalisation over the last i0 dims (i1 bits: 1 weight, 2 bias inputs; f0 eps).",
-             .apply = apply_layer_norm,
+             .doc = "Layer normalisation over the last i0 dims (i1 bits: 1 weight, 2 bias inputs; f0 eps); "
+                    "a fused kernel, its VJP written with ops.",
+             .backward = layer_norm_vjp, .apply = apply_layer_norm,
              .examples = "3x4|i0=1 f0=1e-5;3x4,4,4|i0=1 i1=3 f0=1e-5;2x3x4,3x4,3x4|i0=2 i1=3 f0=1e-5;"
                          "T4x3,3|i0=1 i1=1 f0=0.1;2x5,5|i0=1 i1=2 f0=1e-5",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x;\\bar w;\\bar b");

@@ -195,9 +195,36 @@ def test_norm_modules_load_torch_state_and_match():
         else:
             want, got = tm(torch.from_numpy(x)), gm(tg.from_numpy(x.astype(np.float32)))
         np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=1e-4, atol=1e-4)
-    # LayerNorm records one layer_norm composite (its constituents), not the old chain of 8 ops
+    # LayerNorm is one fused layer_norm entry on the tape (not a chain of eight ops)
     ln = tg.nn.LayerNorm(3)
-    assert ln(tg.randn(2, 3)).grad_fn is not None
+    y = ln(tg.randn(2, 3))
+    assert y.grad_fn.op == "layer_norm"
+
+
+def test_layer_norm_second_order_through_ops_and_first_order_from_saved_stats():
+    """create_graph recomputes mean and rstd with ops (so second derivatives
+    are right); a plain backward uses the saved ones: both give one answer."""
+    rng = np.random.default_rng(8)
+    xn, wn = rng.normal(size=(3, 4)), rng.normal(size=4)
+    grads = []
+    for create in (False, True):
+        x = tg.from_numpy(xn.copy())
+        w = tg.from_numpy(wn.copy())
+        x.requires_grad = w.requires_grad = True
+        y = tg.layer_norm(x, 4, w)
+        gx, gw = tg.grad((y * y * y).sum(), [x, w], create_graph=create)
+        grads.append((gx.numpy(), gw.numpy()))
+        if create:  # d/dx of sum(gx**2) against torch
+            (gx * gx).sum().backward()
+            xt = torch.from_numpy(xn.copy()).requires_grad_(True)
+            wt = torch.from_numpy(wn.copy()).requires_grad_(True)
+            yt = TF.layer_norm(xt, (4,), wt)
+            gxt, = torch.autograd.grad((yt ** 3).sum(), [xt], create_graph=True)
+            (gxt * gxt).sum().backward()
+            np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-10)
+            np.testing.assert_allclose(w.grad.numpy(), wt.grad.numpy(), rtol=1e-9, atol=1e-10)
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
 
 # ---------------------------------------------------------------------------
