@@ -418,3 +418,32 @@ def test_errors_name_the_op_the_shapes_and_what_was_expected():
         tg.l1_loss(y, y)
     with raises(ValueError, "KLDivLoss", "reduction"):
         tg.nn.KLDivLoss(reduction="avg")
+
+
+# ---------------------------------------------------------------------------
+# Hypothesis: random shapes, ignored targets, weights and smoothing
+# ---------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(0, 4), c=st.integers(1, 5), extra=st.lists(st.integers(1, 3), max_size=2),
+       seed=st.integers(0, 2**31 - 1), weighted=st.booleans(), smoothing=st.sampled_from([0.0, 0.1, 1.0]),
+       ignore_frac=st.sampled_from([0.0, 0.3, 1.0]), red=st.sampled_from(REDUCTIONS))
+def test_cross_entropy_and_nll_random_cases_match_torch(n, c, extra, seed, weighted, smoothing, ignore_frac, red):
+    rng = np.random.default_rng(seed)
+    shape = (n, c, *extra)
+    z = rng.normal(size=shape) * 3
+    y = rng.integers(0, c, size=(n, *extra))
+    y[rng.uniform(size=y.shape) < ignore_frac] = -100
+    w = rng.uniform(0.1, 3, size=c) if weighted else None
+    kw_g = {"weight": tg.from_numpy(w) if weighted else None, "reduction": red}
+    kw_t = {"weight": torch.from_numpy(w) if weighted else None, "reduction": red}
+    got = tg.cross_entropy(tg.from_numpy(z), tg.from_numpy(y), label_smoothing=smoothing, **kw_g).numpy()
+    want = TF.cross_entropy(torch.from_numpy(z), torch.from_numpy(y), label_smoothing=smoothing, **kw_t).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    got = tg.nll_loss(tg.from_numpy(z), tg.from_numpy(y), **kw_g).numpy()
+    want = TF.nll_loss(torch.from_numpy(z), torch.from_numpy(y), **kw_t).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

@@ -31,8 +31,9 @@ def _additive(mask, dtype):
     NOT allowed to attend, which becomes -inf."""
     if mask is None:
         return None
-    if not isinstance(mask, _C.Tensor):
-        mask = _C.tensor(mask)
+    if not isinstance(mask, _C.Tensor):  # a list or a NumPy array (bool ones as 0/1)
+        a = np.asarray(mask)
+        mask = _C.from_numpy(np.ascontiguousarray(a.astype(np.int64) if a.dtype == bool else a))
     if mask.dtype in (_C.float32, _C.float64):
         return mask.astype(dtype)
     return _C.where(mask != 0, float("-inf"), 0.0).astype(dtype)
