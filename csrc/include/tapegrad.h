@@ -1023,6 +1023,35 @@ tg_tensor *tg_interpolate(tg_tensor *x, const int64_t *size, const double *scale
 tg_tensor *tg_adaptive_avg_pool2d(tg_tensor *x, int64_t oh, int64_t ow);
 
 /* -- nn.c: normalization, attention, embedding, losses (issue 14) -- */
+/* csrc/ops/nnlayers.c: composites of other ops (layer_norm: fused).  The _ex losses take
+ * PyTorch's options (weight and pos_weight may be NULL; ignore_index -100
+ * is PyTorch's default) and run the fused op of nn.c for the plain case. */
+tg_tensor *tg_cross_entropy_ex(tg_tensor *logits, tg_tensor *target, tg_tensor *weight,
+                               int64_t ignore_index, double label_smoothing, tg_reduction red);
+tg_tensor *tg_nll_loss_ex(tg_tensor *logp, tg_tensor *labels, tg_tensor *weight,
+                          int64_t ignore_index, tg_reduction red);
+tg_tensor *tg_bce_with_logits_ex(tg_tensor *logits, tg_tensor *target, tg_tensor *weight,
+                                 tg_tensor *pos_weight, tg_reduction red);
+tg_tensor *tg_binary_cross_entropy(tg_tensor *p, tg_tensor *target, tg_tensor *weight,
+                                   tg_reduction red);
+tg_tensor *tg_huber_loss(tg_tensor *x, tg_tensor *target, double delta, tg_reduction red);
+tg_tensor *tg_smooth_l1_loss(tg_tensor *x, tg_tensor *target, double beta, tg_reduction red);
+tg_tensor *tg_l1_loss(tg_tensor *x, tg_tensor *target, tg_reduction red);
+/* reduction: the tg_reduction values, or 3 for 'batchmean' */
+tg_tensor *tg_kl_div(tg_tensor *x, tg_tensor *target, int reduction, bool log_target);
+tg_tensor *tg_embedding(tg_tensor *weight, tg_tensor *indices, bool has_padding_idx,
+                        int64_t padding_idx);
+tg_tensor *tg_layer_norm(tg_tensor *x, int nd, const int64_t *normalized_shape, tg_tensor *weight,
+                         tg_tensor *bias, double eps);
+tg_tensor *tg_group_norm(tg_tensor *x, int64_t num_groups, tg_tensor *weight, tg_tensor *bias,
+                         double eps);
+tg_tensor *tg_normalize(tg_tensor *x, double p, int64_t axis, double eps);
+tg_tensor *tg_cosine_similarity(tg_tensor *a, tg_tensor *b, int64_t axis, double eps);
+/* mask NULL, float (added) or any other dtype (keep where nonzero); scale
+ * NaN for 1/sqrt(E) */
+tg_tensor *tg_scaled_dot_product_attention(tg_tensor *q, tg_tensor *k, tg_tensor *v,
+                                           tg_tensor *mask, double dropout_p, bool is_causal,
+                                           double scale);
 
 /* -- inplace.c: in-place ops on the tape (issue 14) -- */
 

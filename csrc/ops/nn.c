@@ -321,18 +321,27 @@ static tg_status cross_entropy_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, vo
     CHECK(gi[0]);
     return TG_OK;
 }
+/* the options (nnlayers.c): an optional class-weight input, i1 ignore_index
+ * when i2 is 1 (else -100), f0 label_smoothing; float targets are class
+ * probabilities.  The plain case runs this op, the others a composite. */
 static tg_tensor *apply_cross_entropy(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)n;
-    return tg_cross_entropy(in[0], in[1], (tg_reduction)p->i[0]);
+    return tg_cross_entropy_ex(in[0], in[1], n > 2 ? in[2] : NULL, p->i[2] ? p->i[1] : -100,
+                               p->f[0], (tg_reduction)p->i[0]);
 }
-TG_DEFINE_OP(cross_entropy, .arity = 2, .diff_mask = 1, .dtypes = "float32,float64 logits; int64 labels",
+TG_DEFINE_OP(cross_entropy, .arity = -1, .diff_mask = 1, .dtypes = "float32,float64 logits; int64 labels",
              .forward = "L = mean_i(logsumexp(z_i) - z_i[y_i])",
              .forward_tex = "L = \\frac{1}{N}\\sum_i \\Big(\\log\\sum_c e^{z_{ic}} - z_{i y_i}\\Big)",
              .vjp = "dz = (softmax(z) - onehot(y)) * dL / N",
              .vjp_tex = "\\bar z = \\frac{\\bar L}{N}\\,(\\operatorname{softmax}(z) - \\operatorname{onehot}(y))",
-             .doc = "Softmax cross-entropy on logits with int64 class labels (i0 reduction: 0 none, 1 mean, 2 sum).",
+             .doc = "Softmax cross-entropy on logits with int64 class labels or class probabilities "
+                    "(i0 reduction: 0 none, 1 mean, 2 sum; optional class-weight input; i1 "
+                    "ignore_index if i2 = 1; f0 label_smoothing; (N, C, d1, ...) inputs).",
              .backward = cross_entropy_vjp, .apply = apply_cross_entropy,
-             .examples = "4x5,i5:4|i0=1;4x5,i5:4|i0=0;4x5,i5:4|i0=2;T5x3,i3:5|i0=1;5,i5:-|i0=1",
+             .examples = "4x5,i5:4|i0=1;4x5,i5:4|i0=0;4x5,i5:4|i0=2;T5x3,i3:5|i0=1;5,i5:-|i0=1;"
+                         "4x5,i5:4,+5|i0=1;6x3,i3:6|i0=1 i1=1 i2=1;6x3,i3:6,+3|i0=1 i1=0 i2=1;"
+                         "4x5,i5:4|i0=1 f0=0.2;4x5,i5:4,+5|i0=2 f0=0.1;2x3x4,i3:2x4|i0=0;"
+                         "2x3x2x2,i3:2x2x2,+3|i0=1 f0=0.1;4x5,u4x5|i0=1;4x5,u4x5,+5|i0=0 f0=0.3;"
+                         "2x3x4,u2x3x4|i0=2",
              .grad_out_tex = "\\bar L", .grad_in_tex = "\\bar z");
 
 tg_tensor *tg_nll_loss(tg_tensor *lp, tg_tensor *labels, tg_reduction red) {
@@ -380,16 +389,20 @@ static tg_status nll_loss_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *c
     CHECK(gi[0]);
     return TG_OK;
 }
+/* options as cross_entropy's (no label smoothing, no probabilities) */
 static tg_tensor *apply_nll_loss(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)n;
-    return tg_nll_loss(in[0], in[1], (tg_reduction)p->i[0]);
+    return tg_nll_loss_ex(in[0], in[1], n > 2 ? in[2] : NULL, p->i[2] ? p->i[1] : -100,
+                          (tg_reduction)p->i[0]);
 }
-TG_DEFINE_OP(nll_loss, .arity = 2, .diff_mask = 1, .dtypes = "float32,float64 log-probs; int64 labels",
+TG_DEFINE_OP(nll_loss, .arity = -1, .diff_mask = 1, .dtypes = "float32,float64 log-probs; int64 labels",
              .forward = "L = -mean_i(logp_i[y_i])", .forward_tex = "L = -\\frac{1}{N}\\sum_i \\log p_{i y_i}",
              .vjp = "dlogp = -onehot(y) * dL / N", .vjp_tex = "\\bar{\\ell} = -\\frac{\\bar L}{N}\\operatorname{onehot}(y)",
-             .doc = "Negative log-likelihood of log-probabilities (i0 reduction).",
+             .doc = "Negative log-likelihood of log-probabilities (i0 reduction; optional "
+                    "class-weight input; i1 ignore_index if i2 = 1; (N, C, d1, ...) inputs).",
              .backward = nll_loss_vjp, .apply = apply_nll_loss,
-             .examples = "4x5,i5:4|i0=1;4x5,i5:4|i0=0;4x5,i5:4|i0=2",
+             .examples = "4x5,i5:4|i0=1;4x5,i5:4|i0=0;4x5,i5:4|i0=2;4x5,i5:4,+5|i0=1;"
+                         "6x3,i3:6|i0=1 i1=1 i2=1;6x3,i3:6,+3|i0=0 i1=2 i2=1;2x3x4,i3:2x4,+3|i0=1;"
+                         "5,i5:-,+5|i0=1",
              .grad_out_tex = "\\bar L", .grad_in_tex = "\\bar{\\ell}");
 
 /* ===================================================================== */
@@ -508,18 +521,24 @@ static tg_status bce_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     }
     return TG_OK;
 }
+/* options (nnlayers.c): i1 bits 1 weight, 2 pos_weight inputs after the
+ * first two; with either the loss is a composite */
 static tg_tensor *apply_bce(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)n;
-    return tg_bce_with_logits(in[0], in[1], (tg_reduction)p->i[0]);
+    tg_tensor *opt[2] = {NULL, NULL};
+    for (int i = 0, k = 2; i < 2; i++)
+        if (((p->i[1] >> i) & 1) && k < n) opt[i] = in[k++];
+    return tg_bce_with_logits_ex(in[0], in[1], opt[0], opt[1], (tg_reduction)p->i[0]);
 }
-TG_DEFINE_OP(bce_with_logits, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
+TG_DEFINE_OP(bce_with_logits, .arity = -1, .diff_mask = 3, .dtypes = "float32,float64",
              .forward = "L = mean(max(x,0) - x t + log(1 + exp(-|x|)))",
              .forward_tex = "L = \\frac{1}{n}\\sum \\big(\\max(x, 0) - x t + \\log(1 + e^{-|x|})\\big)",
              .vjp = "dx = (sigmoid(x) - t) dL / n, dt = -x dL / n",
              .vjp_tex = "\\bar x = \\frac{\\bar L}{n}(\\sigma(x) - t),\\quad \\bar t = -\\frac{\\bar L}{n} x",
-             .doc = "Binary cross-entropy on logits, numerically stable (i0 reduction).",
+             .doc = "Binary cross-entropy on logits, numerically stable (i0 reduction; i1 bits: "
+                    "1 weight, 2 pos_weight inputs).",
              .backward = bce_vjp, .apply = apply_bce,
-             .examples = "3x4,u3x4|i0=1;3x4,u3x4|i0=0;5,u5|i0=2",
+             .examples = "3x4,u3x4|i0=1;3x4,u3x4|i0=0;5,u5|i0=2;3x4,u3x4,+4|i0=1 i1=2;"
+                         "3x4,u3x4,+3x4|i0=0 i1=1;3x4,u3x4,+1x4,+4|i0=2 i1=3;T3x4,u3x4,+4,+4|i0=1 i1=3",
              .grad_out_tex = "\\bar L", .grad_in_tex = "\\bar x;\\bar t");
 
 /* ===================================================================== */

@@ -207,6 +207,17 @@ TG_OP(interpolate, CUSTOM)
 TG_OP(adaptive_avg_pool2d, CUSTOM)
 
 /* nn.c: normalization, attention, embedding, losses (issue 14) */
+TG_OP(binary_cross_entropy, CUSTOM)
+TG_OP(huber_loss, CUSTOM)
+TG_OP(smooth_l1_loss, CUSTOM)
+TG_OP(l1_loss, CUSTOM)
+TG_OP(kl_div, CUSTOM)
+TG_OP(embedding, CUSTOM)
+TG_OP(layer_norm, CUSTOM)
+TG_OP(group_norm, CUSTOM)
+TG_OP(normalize, CUSTOM)
+TG_OP(cosine_similarity, CUSTOM)
+TG_OP(scaled_dot_product_attention, CUSTOM)
 
 /* inplace.c: in-place ops on the tape (issue 14) */
 

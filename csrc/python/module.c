@@ -438,12 +438,7 @@ static PyObject *loss2(const char *fname, tg_tensor *(*f)(tg_tensor *, tg_tensor
     tg_tensor_release(t);
     return r ? W(r) : NULL;
 }
-FUNC(cross_entropy) { return loss2("cross_entropy", tg_cross_entropy, true, args, nargs, kw); }
-FUNC(nll_loss) { return loss2("nll_loss", tg_nll_loss, true, args, nargs, kw); }
 FUNC(mse_loss) { return loss2("mse_loss", tg_mse_loss, false, args, nargs, kw); }
-FUNC(binary_cross_entropy_with_logits) {
-    return loss2("binary_cross_entropy_with_logits", tg_bce_with_logits, false, args, nargs, kw);
-}
 
 FUNC(one_hot) {
     ARGS("one_hot", 3, 2, "labels", "num_classes", "dtype")
@@ -762,10 +757,7 @@ PyMethodDef tgpy_module_methods[] = {
            "dim); negative widths crop. mode: 'constant', 'reflect', 'replicate' ('edge'),\n"
            "'circular' ('wrap') or 'symmetric'. tg.nn.functional.pad takes PyTorch's\n"
            "flat, last-dim-first widths.\n\n>>> tg.pad(tg.tensor([1, 2, 3, 4]), (2, -1), mode='reflect').tolist()\n[3, 2, 1, 2, 3]"),
-    F(cross_entropy, "cross_entropy(input, target, reduction='mean')\n\nSoftmax cross-entropy of logits (N, C) with int64 labels (N,)."),
-    F(nll_loss, "nll_loss(input, target, reduction='mean')\n\nNegative log-likelihood of log-probabilities."),
     F(mse_loss, "mse_loss(input, target, reduction='mean')\n\nMean squared error."),
-    F(binary_cross_entropy_with_logits, "binary_cross_entropy_with_logits(input, target, reduction='mean')"),
     F(one_hot, "one_hot(labels, num_classes=None, dtype=float32)\n\n"
                "Rows of the identity picked by int64 labels; num_classes None or -1 infers it\n"
                "(max label + 1), below -1 is a ValueError."),
@@ -825,6 +817,7 @@ extern PyMethodDef tgpy_op_functions[];
 extern PyMethodDef tgpy_nn_methods[];
 extern PyMethodDef tgpy_inspect_methods[]; /* inspect.c */
 extern PyMethodDef tgpy_shape_functions[];  /* shapeops.c (issue 14, shape) */
+extern PyMethodDef tgpy_nnfuncs_methods[]; /* nnfuncs.c: losses with options, layers as ops */
 
 static int add_functions(PyObject *m, PyMethodDef *defs) {
     for (PyMethodDef *d = defs; d->ml_name; d++) {
@@ -867,6 +860,7 @@ static int exec_module(PyObject *m) {
     if (add_functions(m, tgpy_inspect_methods) < 0) return -1;
     if (add_functions(m, tgpy_logic_functions) < 0) return -1; /* logicbind.c */
     if (add_functions(m, tgpy_shape_functions) < 0) return -1;
+    if (add_functions(m, tgpy_nnfuncs_methods) < 0) return -1;
     tg_set_kernel_bracket(leave_gil, enter_gil);
     tgpy_aliasing_init(); /* NumPy aliases of saved tensors are read-only */
     if (PyModule_AddStringConstant(m, "__version__", TG_VERSION) < 0) return -1;

@@ -101,32 +101,169 @@ def _log_softmax(x, axis):
     return (x - _logsumexp(x, axis=axis, keepdims=True)).astype(x.dtype)
 
 
+def _class_loss(z, y, w, p, smoothing, log_probs):
+    """cross_entropy / nll_loss with PyTorch's options, written out: classes on
+    axis 1 (axis 0 for one sample), weighted mean over the counted targets."""
+    ignore = p["i"][1] if p["i"][2] else -100
+    cax = 0 if z.ndim == 1 else 1
+    C = z.shape[cax]
+    lp = z if log_probs else z - _logsumexp(z, axis=cax, keepdims=True)
+    lp = np.moveaxis(lp, cax, -1).reshape(-1, C)
+    w = np.ones(C, z.dtype) if w is None else w
+    if y.dtype.kind == "f":  # class probabilities
+        t = np.moveaxis(y, cax, -1).reshape(-1, C) * (1 - smoothing) + smoothing / C
+        l = -(lp * t * w).sum(axis=1)
+        red = _REDUCTIONS[p["i"][0]]
+        if red == "none":
+            return l.reshape(np.moveaxis(y, cax, -1).shape[:-1]).astype(z.dtype)
+        return np.asarray(l.sum() if red == "sum" else l.mean(), dtype=z.dtype)
+    yf = y.reshape(-1)
+    keep = yf != ignore
+    ys = np.where(keep, yf, 0)
+    wy = np.where(keep, w[ys], 0)
+    picked = lp[np.arange(len(ys)), ys]
+    l = np.where(keep, -wy * picked, 0) * (1 - smoothing)
+    if smoothing:
+        l = l + np.where(keep, -(lp * w).sum(axis=1), 0) * smoothing / C
+    red = _REDUCTIONS[p["i"][0]]
+    if red == "none":
+        return l.reshape(y.shape).astype(z.dtype)
+    if red == "sum":
+        return np.asarray(l.sum(), dtype=z.dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(l.sum() / wy.sum(), dtype=z.dtype)
+
+
 def _cross_entropy(xs, p):
-    z, y = xs
-    if z.ndim == 1:
-        l = _logsumexp(z) - z[y]
-        return np.asarray(l, dtype=z.dtype)  # one sample: every reduction gives it
-    l = _logsumexp(z, axis=1) - z[np.arange(z.shape[0]), y]
-    return np.asarray(_reduce_loss(l, p), dtype=z.dtype)
+    return _class_loss(xs[0], xs[1], xs[2] if len(xs) > 2 else None, p, p["f"][0], False)
 
 
 def _nll_loss(xs, p):
-    lp, y = xs
-    if lp.ndim == 1:
-        return np.asarray(-lp[y], dtype=lp.dtype)
-    l = -lp[np.arange(lp.shape[0]), y]
-    return np.asarray(_reduce_loss(l, p), dtype=lp.dtype)
+    return _class_loss(xs[0], xs[1], xs[2] if len(xs) > 2 else None, p, 0.0, True)
 
 
 def _bce(xs, p):
-    x, t = xs
-    l = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+    x, t = xs[0], xs[1]
+    opt, k = [None, None], 2
+    for i in range(2):
+        if (p["i"][1] >> i) & 1:
+            opt[i] = xs[k]
+            k += 1
+    w = 1 if opt[0] is None else opt[0]
+    pw = 1 if opt[1] is None else opt[1]
+    sp = lambda v: np.logaddexp(0, v)  # noqa: E731  softplus
+    l = w * (pw * t * sp(-x) + (1 - t) * sp(x))
     return np.asarray(_reduce_loss(l, p), dtype=x.dtype)
 
 
 def _mse(xs, p):
     a, t = xs
     return np.asarray(_reduce_loss((a - t) ** 2, p), dtype=a.dtype)
+
+
+# ---- nn.c: normalization, attention, embedding, losses (issue 14) ----
+
+def _binary_cross_entropy(xs, p):
+    q, t = xs[0], xs[1]
+    w = xs[2] if len(xs) > 2 else 1
+    with np.errstate(divide="ignore"):
+        l = -w * (t * np.maximum(np.log(q), -100) + (1 - t) * np.maximum(np.log(1 - q), -100))
+    return np.asarray(_reduce_loss(l, p), dtype=q.dtype)
+
+
+def _huber(xs, p):
+    d = xs[0] - xs[1]
+    delta = p["f"][0]
+    l = np.where(np.abs(d) < delta, 0.5 * d * d, delta * (np.abs(d) - 0.5 * delta))
+    return np.asarray(_reduce_loss(l, p), dtype=d.dtype)
+
+
+def _smooth_l1(xs, p):
+    d = xs[0] - xs[1]
+    beta = p["f"][0]
+    if beta == 0:
+        l = np.abs(d)
+    else:
+        l = np.where(np.abs(d) < beta, 0.5 * d * d / beta, np.abs(d) - 0.5 * beta)
+    return np.asarray(_reduce_loss(l, p), dtype=d.dtype)
+
+
+def _kl_div(xs, p):
+    x, t = xs
+    if p["i"][1]:
+        l = np.exp(t) * (t - x)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            l = np.where(t == 0, 0, t * np.log(np.where(t == 0, 1, t))) - t * x
+    if p["i"][0] == 3:
+        return np.asarray(l.sum() / (x.shape[0] if x.ndim else 1), dtype=x.dtype)
+    return np.asarray(_reduce_loss(l, p), dtype=x.dtype)
+
+
+def _embedding(xs, p):
+    idx, w = xs
+    return w[idx]
+
+
+def _layer_norm(xs, p):
+    x = xs[0]
+    nd = p["i"][0]
+    axes = tuple(range(x.ndim - nd, x.ndim))
+    mu = x.mean(axis=axes, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)
+    y = (x - mu) / np.sqrt(var + p["f"][0])
+    k = 1
+    if p["i"][1] & 1:
+        y = y * xs[k]
+        k += 1
+    if p["i"][1] & 2:
+        y = y + xs[k]
+    return y.astype(x.dtype)
+
+
+def _group_norm(xs, p):
+    x = xs[0]
+    n, c, g = x.shape[0], x.shape[1], p["i"][0]
+    xr = x.reshape(n, g, -1)
+    mu = xr.mean(axis=2, keepdims=True)
+    var = ((xr - mu) ** 2).mean(axis=2, keepdims=True)
+    y = ((xr - mu) / np.sqrt(var + p["f"][0])).reshape(x.shape)
+    cs = (c,) + (1,) * (x.ndim - 2)
+    k = 1
+    if p["i"][1] & 1:
+        y = y * xs[k].reshape(cs)
+        k += 1
+    if p["i"][1] & 2:
+        y = y + xs[k].reshape(cs)
+    return y.astype(x.dtype)
+
+
+def _normalize(xs, p):
+    x = xs[0]
+    pp, ax, eps = p["f"][0], p["i"][0], p["f"][1]
+    n = (np.abs(x) ** pp).sum(axis=ax, keepdims=True) ** (1 / pp)
+    return (x / np.maximum(n, eps)).astype(x.dtype)
+
+
+def _cosine_similarity(xs, p):
+    a, b = np.broadcast_arrays(*xs)
+    ax, eps = p["i"][0], p["f"][0]
+    na = np.maximum(np.sqrt((a * a).sum(axis=ax, keepdims=True)), eps)
+    nb = np.maximum(np.sqrt((b * b).sum(axis=ax, keepdims=True)), eps)
+    return ((a / na) * (b / nb)).sum(axis=ax).astype(a.dtype)
+
+
+def _sdpa(xs, p):
+    q, k, v = xs[:3]
+    scale = p["f"][1] or 1 / math.sqrt(q.shape[-1])
+    s = q @ np.swapaxes(k, -1, -2) * scale
+    L, S = s.shape[-2:]
+    if p["i"][0]:
+        s = np.where(np.tril(np.ones((L, S), bool)), s, -np.inf)
+    if len(xs) > 3:
+        m = xs[3]
+        s = s + m if m.dtype.kind == "f" else np.where(m != 0, s, -np.inf)
+    return (_softmax(s, -1) @ v).astype(q.dtype)
 
 
 def _slices(ndim, p):
@@ -717,6 +854,17 @@ REFERENCES = {
     "adaptive_avg_pool2d": _adaptive_avg_ref,
 
     # nn.c: normalization, attention, embedding, losses (issue 14)
+    "binary_cross_entropy": _binary_cross_entropy,
+    "huber_loss": _huber,
+    "smooth_l1_loss": _smooth_l1,
+    "l1_loss": lambda xs, p: np.asarray(_reduce_loss(np.abs(xs[0] - xs[1]), p), dtype=xs[0].dtype),
+    "kl_div": _kl_div,
+    "embedding": _embedding,
+    "layer_norm": _layer_norm,
+    "group_norm": _group_norm,
+    "normalize": _normalize,
+    "cosine_similarity": _cosine_similarity,
+    "scaled_dot_product_attention": _sdpa,
 
     # inplace.c: in-place ops on the tape (issue 14)
 

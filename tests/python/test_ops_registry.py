@@ -38,6 +38,9 @@ SMOOTH = {
     "conv2d", "conv2d_input_grad", "conv2d_weight_grad", "avg_pool2d", "avg_pool2d_backward",
     "max_pool2d", "max_pool2d_backward",
 }
+# nn.c: normalization, attention, embedding, losses (issue 14)
+SMOOTH |= {"binary_cross_entropy", "huber_loss", "smooth_l1_loss", "l1_loss", "kl_div", "embedding",
+           "layer_norm", "group_norm", "normalize", "cosine_similarity", "scaled_dot_product_attention"}
 GG_CASES = [c for c in DIFF_CASES if c[0] in SMOOTH]
 GG_IDS = [f"{n}-{k}" for n, k, _ in GG_CASES]
 
@@ -165,6 +168,21 @@ def _generated_spellings(name, sig):
 # the Python spellings bound by hand (custom signatures) and the operators:
 # f(inputs, params) -> Tensor.  The generated function and method of every
 # unary, binary and reduce op come from the registry (_generated_spellings).
+def _ignore(p):
+    """ignore_index from an example's params (i1 when i2 is set)."""
+    return {"ignore_index": p["i"][1]} if p["i"][2] else {}
+
+
+def _optional(x, first, bits, *names):
+    """Optional tensor inputs after the required ones, present by bits."""
+    out, k = {}, first
+    for i, n in enumerate(names):
+        if (bits >> i) & 1:
+            out[n] = x[k]
+            k += 1
+    return out
+
+
 HAND = {
     "add": lambda x, p: x[0] + x[1], "sub": lambda x, p: x[0] - x[1],
     "mul": lambda x, p: x[0] * x[1], "div": lambda x, p: x[0] / x[1],
@@ -192,10 +210,12 @@ HAND = {
                                constant_values=p["f"][0]),
     "softmax": lambda x, p: x[0].softmax(axis=p["i"][0]),
     "log_softmax": lambda x, p: tg.log_softmax(x[0], axis=p["i"][0]),
-    "cross_entropy": lambda x, p: tg.cross_entropy(x[0], x[1], reduction=_REDS[p["i"][0]]),
-    "nll_loss": lambda x, p: tg.nll_loss(x[0], x[1], reduction=_REDS[p["i"][0]]),
+    "cross_entropy": lambda x, p: tg.cross_entropy(x[0], x[1], *x[2:], reduction=_REDS[p["i"][0]],
+                                                   label_smoothing=p["f"][0], **_ignore(p)),
+    "nll_loss": lambda x, p: tg.nll_loss(x[0], x[1], *x[2:], reduction=_REDS[p["i"][0]], **_ignore(p)),
     "mse_loss": lambda x, p: tg.mse_loss(x[0], x[1], reduction=_REDS[p["i"][0]]),
-    "bce_with_logits": lambda x, p: tg.binary_cross_entropy_with_logits(x[0], x[1], reduction=_REDS[p["i"][0]]),
+    "bce_with_logits": lambda x, p: tg.binary_cross_entropy_with_logits(x[0], x[1], reduction=_REDS[p["i"][0]],
+                                                                        **_optional(x, 2, p["i"][1], "weight", "pos_weight")),
     "one_hot": lambda x, p: tg.one_hot(x[0], p["i"][0], dtype=_DTS[p["i"][1]]),
     "dropout": _dropout_public,
     # logic.c: bool/bitwise/logical ops and predicates (issue 14, dtypes)
@@ -281,6 +301,19 @@ HAND = {
     "adaptive_avg_pool2d": lambda x, p: tg.nn.functional.adaptive_avg_pool2d(x[0], p["ints"][:2]),
 
     # nn.c: normalization, attention, embedding, losses (issue 14)
+    "binary_cross_entropy": lambda x, p: tg.binary_cross_entropy(*x, reduction=_REDS[p["i"][0]]),
+    "huber_loss": lambda x, p: tg.huber_loss(x[0], x[1], reduction=_REDS[p["i"][0]], delta=p["f"][0]),
+    "smooth_l1_loss": lambda x, p: tg.nn.functional.smooth_l1_loss(x[0], x[1], _REDS[p["i"][0]], beta=p["f"][0]),
+    "l1_loss": lambda x, p: tg.l1_loss(x[0], x[1], reduction=_REDS[p["i"][0]]),
+    "kl_div": lambda x, p: tg.kl_div(x[0], x[1], reduction=(_REDS + ["batchmean"])[p["i"][0]], log_target=bool(p["i"][1])),
+    "embedding": lambda x, p: tg.nn.functional.embedding(x[0], x[1], padding_idx=p["i"][1] if p["i"][0] else None),
+    "layer_norm": lambda x, p: tg.layer_norm(x[0], x[0].shape[x[0].ndim - p["i"][0]:], eps=p["f"][0],
+                                             **_optional(x, 1, p["i"][1], "weight", "bias")),
+    "group_norm": lambda x, p: tg.group_norm(x[0], p["i"][0], eps=p["f"][0], **_optional(x, 1, p["i"][1], "weight", "bias")),
+    "normalize": lambda x, p: tg.normalize(x[0], p["f"][0], dim=p["i"][0], eps=p["f"][1]),
+    "cosine_similarity": lambda x, p: tg.cosine_similarity(x[0], x[1], axis=p["i"][0], eps=p["f"][0]),
+    "scaled_dot_product_attention": lambda x, p: tg.nn.functional.scaled_dot_product_attention(
+        *x[:3], attn_mask=x[3] if len(x) > 3 else None, is_causal=bool(p["i"][0]), scale=p["f"][1] or None),
 
     # inplace.c: in-place ops on the tape (issue 14)
 

@@ -13,5 +13,12 @@ from .conv import *  # noqa: F401,F403
 from .conv import __all__ as _conv_all
 from .activation import *  # noqa: F401,F403  (issue 14: ELU, GELU(approximate=), Softplus(beta, ...), ...)
 from .activation import __all__ as _activation_all
+# issue 14: losses, layers, attention and recurrent layers (one block)
+from . import attention, layers, loss, rnn  # noqa: F401,E402
+from .attention import *  # noqa: F401,F403,E402
+from .layers import *  # noqa: F401,F403,E402
+from .loss import *  # noqa: F401,F403,E402
+from .rnn import *  # noqa: F401,F403,E402
 
-__all__ = _modules_all + _conv_all + _activation_all
+__all__ = (_modules_all + _conv_all + _activation_all + attention.__all__ + layers.__all__
+           + loss.__all__ + rnn.__all__)

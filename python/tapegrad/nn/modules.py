@@ -996,15 +996,27 @@ class BatchNorm1d(Module):
 
 
 class LayerNorm(Module):
-    """Layer normalisation over the last dims (``normalized_shape``)."""
+    """Layer normalisation over the last dims (``normalized_shape``), one
+    ``layer_norm`` op (``tg.nn.functional.layer_norm``); weight 1 and bias 0
+    at the start, as PyTorch.
 
-    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True):
+    >>> import tapegrad as tg
+    >>> tg.nn.LayerNorm(4)(tg.randn(2, 4)).shape
+    (2, 4)
+    """
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True):
         super().__init__()
         self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.eps = eps
+        self.elementwise_affine = elementwise_affine
         if elementwise_affine:
             self.weight = Parameter(_C.ones(*self.normalized_shape))
-            self.bias = Parameter(_C.zeros(*self.normalized_shape))
+            if bias:
+                self.bias = Parameter(_C.zeros(*self.normalized_shape))
+            else:
+                object.__setattr__(self, "bias", None)
         else:
             object.__setattr__(self, "weight", None)
             object.__setattr__(self, "bias", None)
@@ -1014,13 +1026,10 @@ class LayerNorm(Module):
         if tuple(x.shape[-k:]) != self.normalized_shape:
             raise ValueError(f"LayerNorm: expected the last dims to be {self.normalized_shape}, "
                              f"got input shape {x.shape}")
-        axes = tuple(range(x.ndim - k, x.ndim))
-        mean = x.mean(axis=axes, keepdims=True)
-        var = x.var(axis=axes, keepdims=True)
-        y = (x - mean) / (var + self.eps).sqrt()
-        if self.weight is not None:
-            y = y * self.weight + self.bias
-        return y
+        return _C.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
 # ---------------------------------------------------------------------------
@@ -1043,23 +1052,64 @@ class MSELoss(_Loss):
 
 
 class CrossEntropyLoss(_Loss):
-    """Softmax cross-entropy of logits (N, C) and int64 class labels (N,).
+    """Softmax cross-entropy of logits (N, C) (or (C,), or (N, C, d1, ...)) and
+    int64 class labels (N,) or class probabilities of the input's shape, with
+    PyTorch's ``weight``, ``ignore_index`` and ``label_smoothing`` (see
+    ``tg.cross_entropy``).
 
-    Takes LOGITS, not probabilities: do not put a Softmax before it."""
+    Takes LOGITS, not probabilities: do not put a Softmax before it.
+
+    >>> import tapegrad as tg
+    >>> loss = tg.nn.CrossEntropyLoss(label_smoothing=0.1, ignore_index=0)
+    >>> loss(tg.zeros(3, 4), tg.tensor([0, 1, 2])).item() > 0
+    True
+    """
+
+    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0):
+        super().__init__(reduction)
+        self.register_buffer("weight", weight)
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def forward(self, input, target):
-        return _C.cross_entropy(input, target, self.reduction)
+        return _C.cross_entropy(input, target, self.weight, ignore_index=self.ignore_index,
+                                reduction=self.reduction, label_smoothing=self.label_smoothing)
 
 
 class NLLLoss(_Loss):
-    """Negative log-likelihood of log-probabilities (N, C) and labels (N,)."""
+    """Negative log-likelihood of log-probabilities (N, C) (or (C,), or (N, C,
+    d1, ...)) and int64 labels, with ``weight`` and ``ignore_index`` (see
+    ``tg.nll_loss``).
+
+    >>> import tapegrad as tg
+    >>> tg.nn.NLLLoss()(tg.tensor([[-1.0, -2.0]]), tg.tensor([1])).item()
+    2.0
+    """
+
+    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.register_buffer("weight", weight)
+        self.ignore_index = ignore_index
 
     def forward(self, input, target):
-        return _C.nll_loss(input, target, self.reduction)
+        return _C.nll_loss(input, target, self.weight, ignore_index=self.ignore_index,
+                           reduction=self.reduction)
 
 
 class BCEWithLogitsLoss(_Loss):
-    """Binary cross-entropy on logits, numerically stable."""
+    """Binary cross-entropy on logits, numerically stable, with PyTorch's
+    ``weight`` and ``pos_weight`` (both broadcast to the input).
+
+    >>> import tapegrad as tg
+    >>> round(tg.nn.BCEWithLogitsLoss(pos_weight=tg.tensor([3.0]))(tg.zeros(2), tg.ones(2)).item(), 4)
+    2.0794
+    """
+
+    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None):
+        super().__init__(reduction)
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
 
     def forward(self, input, target):
-        return _C.binary_cross_entropy_with_logits(input, target, self.reduction)
+        return _C.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction,
+                                                   pos_weight=self.pos_weight)
