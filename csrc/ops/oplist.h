@@ -109,6 +109,8 @@ TG_OP(avg_pool2d_backward, INTERNAL)
 /* nn.c: normalization, attention, embedding, losses (issue 14) */
 
 /* inplace.c: in-place ops on the tape (issue 14) */
+TG_OP(copy_slices, INTERNAL)
+TG_OP(as_strided, INTERNAL)
 
 /* linalg.c: tg.linalg and more products (issue 19) */
 

@@ -133,6 +133,8 @@ extern PyType_Slot tgpy_buffer_slots[]; /* buffer.c: memoryview(t) */
 tg_tensor *tgpy_index_array(PyObject *o);
 /* opbind.c: the generated methods and functions, and their docstrings. */
 extern PyMethodDef tgpy_op_methods[];
+extern PyMethodDef tgpy_inplace_methods[]; /* inplacebind.c: add_, mul_, relu_ ... */
+void tgpy_inplace_init(void); /* inplacebind.c: the rebase hook */
 extern PyMethodDef tgpy_op_generated_functions[];
 int tgpy_opbind_init(void);
 

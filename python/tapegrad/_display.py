@@ -204,7 +204,7 @@ def _saved_text(e: TapeEntry) -> str:
     if e.freed:
         return "freed by backward"
     saved = e.saved or ()
-    parts = [f"{label(t)}{shape_str(t.shape)}" for t in saved]
+    parts = [f"{label(t)}{shape_str(t.shape)}" for t in saved if t is not None]
     if e.saves_output:
         parts.append("output")
     return ", ".join(parts) if parts else "—"
