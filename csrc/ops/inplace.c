@@ -320,6 +320,17 @@ static tg_tensor *fit(const char *who, tg_tensor *dst, tg_tensor *r) {
     return c;
 }
 
+/* f failed: its error, with the in-place op's name in front ("add_: add:
+ * shapes (3, 4) and (3, 5) cannot be broadcast ..."). */
+static tg_status named_error(const char *who) {
+    tg_status st = tg_error_status();
+    char msg[768];
+    snprintf(msg, sizeof msg, "%s", tg_error_message());
+    size_t n = strlen(who);
+    if (strncmp(msg, who, n) == 0 && msg[n] == ':') return st;
+    return tg_error_set(st ? st : TG_ERR_RUNTIME, "%s: %s", who, msg);
+}
+
 static void store(tg_tensor *dst, tg_tensor *r) {
     tg__copy_into(dst, r);
     dst->storage->version++;
@@ -384,7 +395,8 @@ static tg_status write_impl(const char *who, tg_tensor *B, tg_tensor *V, tg_tens
         bool prev = tg_set_grad_enabled(false);
         tg_tensor *r = f(V, ctx);
         tg_set_grad_enabled(prev);
-        if (!r || !(r = fit(who, V, r))) return tg_error_status();
+        if (!r) return named_error(who);
+        if (!(r = fit(who, V, r))) return tg_error_status();
         store(V, r);
         tg_tensor_release(r);
         return TG_OK;
@@ -407,7 +419,8 @@ static tg_status write_impl(const char *who, tg_tensor *B, tg_tensor *V, tg_tens
     /* 2. the new value, out of place */
     tg_tensor *r = f(old, ctx);
     tg_tensor_release(old);
-    if (!r || !(r = fit(who, V, r))) return tg_error_status();
+    if (!r) return named_error(who);
+    if (!(r = fit(who, V, r))) return tg_error_status();
     if (!r->requires_grad) { /* nothing in the graph after all */
         store(V, r);
         tg_tensor_release(r);
