@@ -122,6 +122,9 @@ static tg_tensor *scratch_views(const char *who, const int64_t *base_shape, int 
     if (lo <= hi && __builtin_sub_overflow(hi, lo, &n))
         return TG_FAIL(TG_ERR_VALUE, "%s: the view's strides overflow", who);
     if (lo <= hi) n += 1;
+    if (n > INT64_MAX / 16)
+        return TG_FAIL(TG_ERR_VALUE, "%s: the view's strides overflow (they span %lld elements)",
+                       who, (long long)n);
     tg_tensor *s = tg_tensor_zeros(1, &n, dt);
     if (!s) return NULL;
     int64_t bst[TG_MAX_DIMS];
