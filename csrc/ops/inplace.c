@@ -295,8 +295,8 @@ static tg_status leaf_error(const char *who, const tg_tensor *leaf, bool view) {
                         "%s: %sa leaf tensor%s of shape %s that requires grad is being used in an "
                         "in-place operation; its gradient would no longer match its value. Wrap "
                         "the update in `with tg.no_grad():` (as optimizers do), or write into a "
-                        "clone (x = x.clone(); x.%s...)",
-                        who, view ? "a view of " : "", nm, tg__shp(leaf), who);
+                        "clone (x = x.clone() first)",
+                        who, view ? "a view of " : "", nm, tg__shp(leaf));
 }
 
 /* r made to fit dst: same shape; same dtype (a recorded cast between floats,
@@ -386,9 +386,12 @@ static tg_tensor *alias_of(tg_tensor *t) {
 
 /* Write f(old value of V) into V, the region of base B (V == B: the whole
  * tensor); rebase B and, when it is a view of B, Vobj.  `may_record`: false
- * when the caller knows that nothing f reads besides V requires grad. */
+ * when the caller knows that nothing f reads besides V requires grad.
+ * `history`: false when the new value does not depend on the old one and
+ * gets its gradient from elsewhere (x[k] = y with y in the graph): the old
+ * value is then passed as a constant (no as_strided entry to read it). */
 static tg_status write_impl(const char *who, tg_tensor *B, tg_tensor *V, tg_tensor *Vobj,
-                            tg_inplace_fn f, void *ctx, bool may_record) {
+                            tg_inplace_fn f, void *ctx, bool may_record, bool history) {
     if (check_target(who, V)) return tg_error_status();
     if (B->storage != V->storage)
         return tg_error_set(TG_ERR_VALUE, "%s: the view does not share the base's memory", who);
@@ -408,9 +411,9 @@ static tg_status write_impl(const char *who, tg_tensor *B, tg_tensor *V, tg_tens
     geometry(B, V, &gv);
     /* 1. the old value, with its history */
     tg_tensor *old;
-    if (V == B || !B->requires_grad) {
+    if (V == B || !B->requires_grad || !history) {
         old = tg__copy(V);
-        if (old && V == B) {
+        if (old && V == B && history) {
             old->requires_grad = B->requires_grad;
             old->grad_fn = B->grad_fn;
             tg_entry_retain(old->grad_fn);
@@ -470,14 +473,14 @@ static tg_status write_impl(const char *who, tg_tensor *B, tg_tensor *V, tg_tens
 
 tg_status tg_inplace_apply(tg_tensor *dst, const char *name, tg_inplace_fn f, void *ctx) {
     if (!dst || !f) return tg_error_set(TG_ERR_VALUE, "inplace: tensor or function is NULL");
-    return write_impl(name ? name : "inplace", graph_base(dst), dst, dst, f, ctx, true);
+    return write_impl(name ? name : "inplace", graph_base(dst), dst, dst, f, ctx, true, true);
 }
 
 tg_status tg_inplace_write(tg_tensor *base, tg_tensor *view, const char *name, tg_inplace_fn f,
                            void *ctx) {
     if (!base || !view || !f) return tg_error_set(TG_ERR_VALUE, "inplace: tensor or function is NULL");
     const char *who = name ? name : "inplace";
-    return write_impl(who, graph_base(base), view, base, f, ctx, true);
+    return write_impl(who, graph_base(base), view, base, f, ctx, true, true);
 }
 
 /* ===================================================================== */
@@ -561,7 +564,9 @@ static bool grad_src(const tg_tensor *t) { return t && t->requires_grad; }
 
 static tg_status run(const char *who, tg_tensor *dst, tg_inplace_fn f, op_ctx *c) {
     if (!dst) return tg_error_set(TG_ERR_VALUE, "%s: tensor is NULL", who);
-    return write_impl(who, graph_base(dst), dst, dst, f, c, grad_src(c->src));
+    /* an assignment of a tensor in the graph (copy_) does not read the old value */
+    bool history = !(f == where_f && !c->mask && grad_src(c->src));
+    return write_impl(who, graph_base(dst), dst, dst, f, c, grad_src(c->src), history);
 }
 
 tg_status tg_tensor_inplace_(tg_tensor *dst, const tg_tensor *src, char op) {
@@ -634,7 +639,7 @@ tg_status tg_fill_value_(tg_tensor *dst, double value) {
 tg_status tg_setitem_(tg_tensor *x, tg_tensor *view, tg_tensor *src) {
     if (!x || !view || !src) return tg_error_set(TG_ERR_VALUE, "setitem: tensor is NULL");
     op_ctx c = {.src = src};
-    return write_impl("setitem", graph_base(x), view, x, where_f, &c, grad_src(src));
+    return write_impl("setitem", graph_base(x), view, x, where_f, &c, grad_src(src), !grad_src(src));
 }
 
 tg_status tg_setitem_mask_(tg_tensor *x, tg_tensor *mask, tg_tensor *src) {
@@ -649,5 +654,5 @@ tg_status tg_setitem_mask_(tg_tensor *x, tg_tensor *mask, tg_tensor *src) {
                             "tensor's shape %s",
                             tg__shp(mask), tg__shp(x));
     op_ctx c = {.src = src, .mask = mask};
-    return write_impl("setitem", graph_base(x), x, x, where_f, &c, grad_src(src));
+    return write_impl("setitem", graph_base(x), x, x, where_f, &c, grad_src(src), true);
 }

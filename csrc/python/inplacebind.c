@@ -112,7 +112,7 @@ IMETHOD(masked_fill_) {
 PyMethodDef tgpy_inplace_methods[] = {
     IM(add_, "add_(other, alpha=1)\n\nself += alpha * other, in place (recorded on the tape; see "
              "docs/concepts/inplace.md).\n\n>>> x = tg.ones(2); x.add_(tg.tensor([1., 2.]), alpha=2)\n"
-             "tensor([3., 5.])"),
+             "tensor([3., 5.], shape=(2,), dtype=float32)"),
     IM(sub_, "sub_(other, alpha=1)\n\nself -= alpha * other, in place (recorded on the tape)."),
     IM(mul_, "mul_(other)\n\nself *= other, in place (recorded on the tape)."),
     IM(div_, "div_(other)\n\nself /= other, in place (recorded on the tape)."),
