@@ -336,7 +336,8 @@ void tg_tensor_set_grad_hook(tg_tensor *t, tg_grad_hook_fn fn, void *ctx);
 tg_status tg_tensor_fill_(tg_tensor *t, double value);
 tg_status tg_tensor_copy_(tg_tensor *dst, const tg_tensor *src); /* broadcasts src */
 /* dst = dst (op) src with broadcasting; op is one of '+', '-', '*', '/', '%' (remainder)
- * and 'f' (floor_divide). */
+ * and 'f' (floor_divide).  Recorded on the tape like the in-place ops of inplace.c
+ * (x += y on a tensor in the graph rebases its grad_fn); see tg_inplace_apply below. */
 tg_status tg_tensor_inplace_(tg_tensor *dst, const tg_tensor *src, char op);
 /* y += alpha * x, same shape, both contiguous: the gradient accumulator. */
 tg_status tg_tensor_axpy_(tg_tensor *y, double alpha, const tg_tensor *x);
@@ -403,6 +404,9 @@ struct tg_entry {
     /* extension point: data for the binding */
     void *user_data;
     void (*user_release)(void *user_data);
+    /* the in-place write that recorded this entry ("add_", "setitem", ...;
+     * a static string), NULL for an ordinary op (see inplace.c) */
+    const char *inplace;
     /* engine-private */
     tg_tensor *bw_pending;
     int64_t bw_deps;
@@ -1054,6 +1058,55 @@ tg_tensor *tg_scaled_dot_product_attention(tg_tensor *q, tg_tensor *k, tg_tensor
                                            double scale);
 
 /* -- inplace.c: in-place ops on the tape (issue 14) -- */
+/* In-place writes recorded on the tape, with PyTorch's rules.  With grad mode
+ * on, the new value is computed out of place from a snapshot of the old one
+ * (so that what the op saves is never overwritten), written into the
+ * tensor's memory, and the tensor's grad_fn is rebased onto the new entry
+ * (marked with entry->inplace = name).  A write into a view of a tensor in
+ * the graph (made by slicing, reshape or permute) rebases the base too: its
+ * new grad_fn is a copy_slices entry (base with the view's region replaced)
+ * and the view's an as_strided entry reading that region back.  Refused
+ * (TG_ERR_RUNTIME) on a leaf that requires grad (or a view of one) while
+ * grad mode is on; under no_grad nothing is recorded (optimizers).  Every
+ * write bumps the storage version, so that an entry that saved the old
+ * memory raises at backward.  `f` computes the new value from the old one
+ * (a borrowed tensor) and returns a NEW reference of the same shape. */
+typedef tg_tensor *(*tg_inplace_fn)(tg_tensor *old, void *ctx);
+/* Rebasing makes a NEW tensor object for the new version (the old object
+ * keeps its history: entries recorded earlier took it as an input).  The
+ * name, hooks, retain_grad and user_data move to the new object, and the
+ * rebase hook is called with (old, new) so that the owner of the handle
+ * can switch to the new object (the Python binding does this: `x` stays the
+ * same Python object).  C code without a hook keeps the old object: read the
+ * new version as new->... from the hook. */
+typedef void (*tg_rebase_hook_fn)(tg_tensor *old_version, tg_tensor *new_version);
+void tg_set_rebase_hook(tg_rebase_hook_fn fn);
+tg_status tg_inplace_apply(tg_tensor *dst, const char *name, tg_inplace_fn f, void *ctx);
+/* The same for the region `view` of `base` (a view over base's storage, as
+ * base[key] makes it): base is rebased even when it was not in the graph
+ * (buf[0:3] = x makes buf part of the graph). */
+tg_status tg_inplace_write(tg_tensor *base, tg_tensor *view, const char *name, tg_inplace_fn f,
+                           void *ctx);
+/* The in-place ops (each returns TG_OK or a failure status with the error set):
+ * dst += alpha * src, dst -= alpha * src, dst *= src, dst /= src,
+ * dst = relu(dst), dst = clip(dst, lo, hi) (NaN bound = none),
+ * dst = where(mask != 0, value, dst) (mask of any dtype, broadcast),
+ * dst = src (broadcast; copy_), dst = value (fill_/zero_). */
+tg_status tg_add_(tg_tensor *dst, tg_tensor *src, double alpha);
+tg_status tg_sub_(tg_tensor *dst, tg_tensor *src, double alpha);
+tg_status tg_mul_(tg_tensor *dst, tg_tensor *src);
+tg_status tg_div_(tg_tensor *dst, tg_tensor *src);
+tg_status tg_relu_(tg_tensor *dst);
+tg_status tg_clip_(tg_tensor *dst, double lo, double hi);
+tg_status tg_masked_fill_(tg_tensor *dst, tg_tensor *mask, tg_tensor *value);
+tg_status tg_assign_(tg_tensor *dst, tg_tensor *src);
+tg_status tg_fill_value_(tg_tensor *dst, double value);
+/* x[view] = src for a view of x's storage (setitem with a basic index), and
+ * x[mask] = src (mask broadcast to x, nonzero = true). */
+tg_status tg_setitem_(tg_tensor *x, tg_tensor *view, tg_tensor *src);
+tg_status tg_setitem_mask_(tg_tensor *x, tg_tensor *mask, tg_tensor *src);
+/* The name of the in-place write that recorded e, or NULL. */
+const char *tg_entry_inplace(const tg_entry *e);
 
 /* -- linalg.c: tg.linalg and more products (issue 19) -- */
 /* decomp.c: batched over leading dims (..., n, n), float32/float64 computed

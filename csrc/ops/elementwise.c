@@ -263,6 +263,33 @@ static tg_tensor *binary_op(const tg_opdef *op, tg_tensor *a, tg_tensor *b, tg_d
     return binary_op_to(op, a, b, dt, dt, rt, save_inputs, save_out);
 }
 
+/* mul and div: binary_op, but an input is saved only when the VJP will
+ * read it (PyTorch's rule): a only when b needs a gradient, b only when a
+ * does (mul) or always (div).  So `d += d * 2` does not trip the version
+ * check on d, as in PyTorch.  A slot not saved holds NULL. */
+static tg_tensor *binary_op_lazy(const tg_opdef *op, tg_tensor *a, tg_tensor *b, tg_dtype dt,
+                                 const row_table *rt, bool b_always) {
+    if (!a || !b) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", op->name);
+    tg_tensor *in[2] = {a, b};
+    tg_entry *e;
+    tg_tensor *out = tg__finish(op, 2, in, binary_kernel(op->name, a, b, dt, dt, rt, NULL, op->cost), &e);
+    if (e) {
+        bool keep[2] = {tg_entry_needs_grad(e, 1), b_always || tg_entry_needs_grad(e, 0)};
+        for (int i = 0; i < 2; i++) {
+            if (keep[i]) {
+                if (tg__save(e, in[i])) {
+                    tg_tensor_release(out);
+                    return NULL;
+                }
+            } else {
+                e->saved_version[e->n_saved] = 0;
+                e->saved[e->n_saved++] = NULL;
+            }
+        }
+    }
+    return out;
+}
+
 static tg_tensor *unary_op(const tg_opdef *op, tg_tensor *x, const row_table *rt, double *prm,
                            bool save_in, bool save_out) {
     if (!x) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", op->name);
@@ -363,15 +390,20 @@ BINARY_ROW(mul_u8, uint8_t, WRAP8((unsigned)a * (unsigned)b))
 BINARY_ROW(mul_b, uint8_t, a && b) /* bool * bool is logical and (NumPy) */
 static const row_table mul_rows = {mul_f32, mul_f64, mul_i64, mul_i32, mul_u8, mul_b};
 tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b) {
-    return binary_op(&tg_opdef_mul, a, b, promoted(a, b), &mul_rows, true,
-                     false);
+    return binary_op_lazy(&tg_opdef_mul, a, b, promoted(a, b), &mul_rows, false);
 }
 static tg_status mul_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
-    tg_tensor *a = SAVED(0), *b = a ? SAVED(1) : NULL;
-    CHECK(b);
-    if (NEED(0)) CHECK(gi[0] = tg_mul(g, b));
-    if (NEED(1)) CHECK(gi[1] = tg_mul(g, a));
+    if (NEED(0)) {
+        tg_tensor *b = SAVED(1);
+        CHECK(b);
+        CHECK(gi[0] = tg_mul(g, b));
+    }
+    if (NEED(1)) {
+        tg_tensor *a = SAVED(0);
+        CHECK(a);
+        CHECK(gi[1] = tg_mul(g, a));
+    }
     return TG_OK;
 }
 APPLY2(mul)
@@ -388,12 +420,13 @@ static const row_table div_rows = {div_f32, div_f64, NULL};
 tg_tensor *tg_div(tg_tensor *a, tg_tensor *b) {
     tg_dtype dt = promoted(a, b);
     if (!tg_dtype_is_float(dt)) dt = TG_FLOAT64; /* true division of ints or bools, as in NumPy */
-    return binary_op(&tg_opdef_div, a, b, dt, &div_rows, true, false);
+    return binary_op_lazy(&tg_opdef_div, a, b, dt, &div_rows, true);
 }
 static tg_status div_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
-    tg_tensor *a = SAVED(0), *b = a ? SAVED(1) : NULL;
+    tg_tensor *b = SAVED(1), *a = b && NEED(1) ? SAVED(0) : NULL;
     CHECK(b);
+    if (NEED(1)) CHECK(a);
     tg_tensor *ga = tg_div(g, b);
     CHECK(ga);
     if (NEED(1)) {

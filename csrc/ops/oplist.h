@@ -220,6 +220,8 @@ TG_OP(cosine_similarity, CUSTOM)
 TG_OP(scaled_dot_product_attention, CUSTOM)
 
 /* inplace.c: in-place ops on the tape (issue 14) */
+TG_OP(copy_slices, INTERNAL)
+TG_OP(as_strided, INTERNAL)
 
 /* linalg.c: tg.linalg and more products (issue 19) */
 TG_OP(linalg_inv, CUSTOM)

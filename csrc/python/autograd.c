@@ -78,14 +78,14 @@ static PyObject *e_needs_grad(EntryObject *s, void *c) {
 static PyObject *e_saved(EntryObject *s, void *c) {
     if (s->e->freed) Py_RETURN_NONE;
     PyObject *t = PyTuple_New(s->e->n_saved);
-    for (int i = 0; t && i < s->e->n_saved; i++) PyTuple_SET_ITEM(t, i, tgpy_wrap_borrowed(s->e->saved[i]));
+    for (int i = 0; t && i < s->e->n_saved; i++) PyTuple_SET_ITEM(t, i, s->e->saved[i] ? tgpy_wrap_borrowed(s->e->saved[i]) : Py_NewRef(Py_None)); /* NULL: not needed (mul, div) */
     return t;
 }
 static PyObject *e_saved_bytes(EntryObject *s, void *c) {
     long long b = 0;
     if (!s->e->freed) {
         for (int i = 0; i < s->e->n_saved; i++)
-            b += s->e->saved[i]->numel * (long long)tg_dtype_size(s->e->saved[i]->dtype);
+            if (s->e->saved[i]) b += s->e->saved[i]->numel * (long long)tg_dtype_size(s->e->saved[i]->dtype);
         if (s->e->out_storage) {
             long long n = 1;
             for (int d = 0; d < s->e->out_ndim; d++) n *= s->e->out_shape[d];
@@ -138,10 +138,17 @@ static PyObject *e_next(EntryObject *s, void *c) {
     return t;
 }
 static PyObject *e_ptr(EntryObject *s, void *c) { return PyLong_FromVoidPtr(s->e); }
+static PyObject *e_inplace(EntryObject *s, void *c) {
+    const char *w = tg_entry_inplace(s->e);
+    if (!w) Py_RETURN_NONE;
+    return PyUnicode_FromString(w);
+}
 
 static PyGetSetDef entry_getset[] = {
     {"op", (getter)e_op, NULL, "The op's name (or a Function's name).", NULL},
     {"name", (getter)e_op, NULL, "Same as op.", NULL},
+    {"inplace", (getter)e_inplace, NULL,
+     "The in-place write that recorded this entry ('add_', 'setitem', ...), or None.", NULL},
     {"seq", (getter)e_seq, NULL, "The sequence number: the entry's place on the tape.", NULL},
     {"inputs", (getter)e_inputs, NULL, "The input tensors (the graph's edges).", NULL},
     {"needs_grad", (getter)e_needs_grad, NULL, "Per input: does backward compute its gradient?", NULL},

@@ -143,6 +143,8 @@ PyObject *tgpy_m_allclose(PyObject *self, PyObject *const *args, Py_ssize_t narg
 extern PyMethodDef tgpy_logic_functions[];
 /* opbind.c: the generated methods and functions, and their docstrings. */
 extern PyMethodDef tgpy_op_methods[];
+extern PyMethodDef tgpy_inplace_methods[]; /* inplacebind.c: add_, mul_, relu_ ... */
+void tgpy_inplace_init(void); /* inplacebind.c: the rebase hook */
 extern PyMethodDef tgpy_op_generated_functions[];
 int tgpy_opbind_init(void);
 /* mathops.c: hand-bound math and activation ops (issue 14). */

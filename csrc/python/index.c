@@ -487,9 +487,93 @@ done:
 }
 
 static int tensor_setitem_key(PyObject *self, PyObject *key, PyObject *value);
+/* Is key a boolean mask (a NumPy bool array, a list of bools, or a tapegrad
+ * tensor of dtype bool)?  1 yes, 0 no, -1 error. */
+static int setitem_is_mask(PyObject *key) {
+    if (tgpy_is_tensor(key)) return strcmp(tg_dtype_name(TENSOR(key)->dtype), "bool") == 0;
+    if (PyArray_Check(key)) return PyArray_ISBOOL((PyArrayObject *)key) ? 1 : 0;
+    if (PyList_Check(key) && PyList_GET_SIZE(key) > 0) {
+        PyObject *a = PyArray_FROM_O(key);
+        if (!a) {
+            PyErr_Clear();
+            return 0;
+        }
+        int r = PyArray_ISBOOL((PyArrayObject *)a) ? 1 : 0;
+        Py_DECREF(a);
+        return r;
+    }
+    return 0;
+}
+
+/* x[mask] = value: where(mask, value, x), the mask's dims matching x's
+ * leading dims (as in NumPy); recorded like masked_fill_. */
+static int setitem_mask(PyObject *self, PyObject *key, PyObject *value) {
+    tg_tensor *x = TENSOR(self);
+    tg_tensor *m = NULL;
+    if (tgpy_is_tensor(key)) {
+        m = TENSOR(key);
+        tg_tensor_retain(m);
+    } else {
+        PyObject *a = PyArray_FROM_O(key);
+        if (!a) return -1;
+        PyObject *f = PyArray_Cast((PyArrayObject *)a, NPY_FLOAT64);
+        Py_DECREF(a);
+        if (!f) return -1;
+        m = tgpy_as_tensor(f, NULL);
+        Py_DECREF(f);
+        if (!m) return -1;
+    }
+    if (m->ndim > x->ndim) goto bad;
+    for (int d = 0; d < m->ndim; d++)
+        if (m->shape[d] != x->shape[d]) goto bad;
+    if (m->ndim < x->ndim) { /* a mask over the leading dims: broadcast over the rest */
+        int64_t sh[TG_MAX_DIMS];
+        for (int d = 0; d < x->ndim; d++) sh[d] = d < m->ndim ? m->shape[d] : 1;
+        bool prev = tg_set_grad_enabled(false);
+        tg_tensor *r = tg_reshape(m, x->ndim, sh);
+        tg_set_grad_enabled(prev);
+        tg_tensor_release(m);
+        if (!r) {
+            tgpy_raise();
+            return -1;
+        }
+        m = r;
+    }
+    tg_tensor *src = tgpy_as_tensor(value, x);
+    if (!src) {
+        tg_tensor_release(m);
+        tgpy_prefix_error("setitem");
+        return -1;
+    }
+    tg_status st = tg_setitem_mask_(x, m, src);
+    tg_tensor_release(m);
+    tg_tensor_release(src);
+    if (st) {
+        tgpy_raise();
+        return -1;
+    }
+    return 0;
+bad: {
+    char ms[160], xs[160];
+    tg_shape_str(m->ndim, m->shape, ms, sizeof ms);
+    tg_shape_str(x->ndim, x->shape, xs, sizeof xs);
+    tg_tensor_release(m); /* first: releasing memory borrowed from NumPy may clear errors */
+    PyErr_Format(PyExc_IndexError,
+                 "setitem: a boolean mask of shape %s does not match the tensor's shape %s (its "
+                 "dims must equal the tensor's leading dims)",
+                 ms, xs);
+    return -1;
+}
+}
+
 static int tensor_setitem(PyObject *self, PyObject *key, PyObject *value) {
     if (!value) return tensor_setitem_key(self, key, value);
-    PyObject *k = tgpy_expand_bool_masks(key, TENSOR(self)); /* x[mask] = v: masks.c */
+    /* a whole-key bool mask over the leading dims: recorded like masked_fill_ */
+    int mk = setitem_is_mask(key);
+    if (mk < 0) return -1;
+    if (mk) return setitem_mask(self, key, value);
+    /* masks inside a longer key (x[:, mask] = v): integer arrays, masks.c */
+    PyObject *k = tgpy_expand_bool_masks(key, TENSOR(self));
     if (!k) return -1;
     int rc = tensor_setitem_key(self, k, value);
     Py_DECREF(k);
@@ -501,17 +585,24 @@ static int tensor_setitem_key(PyObject *self, PyObject *key, PyObject *value) {
         return -1;
     }
     tg_tensor *x = TENSOR(self);
-    if (x->requires_grad && tg_grad_enabled()) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "setitem: writing into a tensor that requires grad is not recorded on the "
-                        "tape; do it inside `with tg.no_grad():` (e.g. to initialise weights)");
-        return -1;
-    }
+    int mk = setitem_is_mask(key);
+    if (mk < 0) return -1;
+    if (mk) return setitem_mask(self, key, value);
     index_spec sp;
     if (classify(key, &sp)) return -1;
     bool has_array = false;
     for (int i = 0; i < sp.n; i++) has_array |= sp.kind[i] == IX_ARRAY;
-    if (has_array) return setitem_advanced(self, &sp, value);
+    if (has_array) {
+        if (tg_grad_enabled() && (x->requires_grad ||
+                                  (tgpy_is_tensor(value) && TENSOR(value)->requires_grad))) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "setitem: assignment with integer-array indices is not recorded on "
+                            "the tape; use a boolean mask (x[mask] = v), slices, or "
+                            "tg.where, or do it inside `with tg.no_grad():`");
+            return -1;
+        }
+        return setitem_advanced(self, &sp, value);
+    }
     if (x->dtype == TG_INT64 && PyLong_Check(value) && !PyBool_Check(value)) {
         int overflow = 0;
         PyLong_AsLongLongAndOverflow(value, &overflow);
@@ -531,9 +622,8 @@ static int tensor_setitem_key(PyObject *self, PyObject *key, PyObject *value) {
         tgpy_prefix_error("setitem");
         return -1;
     }
-    bool prev = tg_set_grad_enabled(false);
-    tg_status st = tg_tensor_copy_(v, src);
-    tg_set_grad_enabled(prev);
+    /* recorded when x or the value is in the graph (csrc/ops/inplace.c) */
+    tg_status st = tg_setitem_(x, v, src);
     tg_tensor_release(v);
     tg_tensor_release(src);
     if (st) {

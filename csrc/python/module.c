@@ -863,6 +863,7 @@ static int exec_module(PyObject *m) {
     if (add_functions(m, tgpy_nnfuncs_methods) < 0) return -1;
     tg_set_kernel_bracket(leave_gil, enter_gil);
     tgpy_aliasing_init(); /* NumPy aliases of saved tensors are read-only */
+    tgpy_inplace_init();  /* x += y on the tape: x's Python object follows the new version */
     if (PyModule_AddStringConstant(m, "__version__", TG_VERSION) < 0) return -1;
     return 0;
 }

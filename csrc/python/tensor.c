@@ -606,7 +606,7 @@ METHOD(fill_) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "fill_() missing argument 'value'");
         return NULL;
     }
-    if (tg_tensor_fill_(x, v)) return tgpy_raise();
+    if (tg_fill_value_(x, v)) return tgpy_raise();
     if (exact_int && x->numel > 0 && (iv > (1LL << 53) || iv < -(1LL << 53))) {
         /* beyond 2**53 the double is not the int: store the exact value */
         tg_tensor *sv = tg_tensor_scalar(0, TG_INT64);
@@ -620,7 +620,7 @@ METHOD(fill_) {
     return self;
 }
 METHOD(zero_) {
-    if (tg_tensor_fill_(TENSOR(self), 0)) return tgpy_raise();
+    if (tg_fill_value_(TENSOR(self), 0)) return tgpy_raise();
     Py_INCREF(self);
     return self;
 }
@@ -632,7 +632,7 @@ METHOD(copy_) {
     }
     tg_tensor *s = tgpy_as_tensor(a[0], TENSOR(self));
     if (!s) return NULL;
-    tg_status st = tg_tensor_copy_(TENSOR(self), s);
+    tg_status st = tg_assign_(TENSOR(self), s);
     tg_tensor_release(s);
     if (st) return tgpy_raise();
     Py_INCREF(self);
@@ -698,9 +698,9 @@ static PyMethodDef tensor_methods[] = {
                 ">>> x.grad.tolist()\n[6.0]"),
     M(retain_grad, "retain_grad()\n\nKeep this non-leaf tensor's gradient in .grad after backward."),
     M(requires_grad_, "requires_grad_(requires_grad=True)\n\nSet requires_grad in place; returns self."),
-    M(fill_, "fill_(value)\n\nSet every element (in place, not recorded)."),
-    M(zero_, "zero_()\n\nSet every element to 0 (in place, not recorded)."),
-    M(copy_, "copy_(src)\n\nCopy src (broadcast) into this tensor (in place, not recorded)."),
+    M(fill_, "fill_(value)\n\nSet every element (in place; recorded on the tape when the tensor is in the graph)."),
+    M(zero_, "zero_()\n\nSet every element to 0 (in place; recorded on the tape when the tensor is in the graph)."),
+    M(copy_, "copy_(src)\n\nCopy src (broadcast) into this tensor (in place; recorded on the tape when\nsrc or the tensor is in the graph)."),
     M(dim, "dim()\n\nNumber of dimensions."), M(numel, "numel()\n\nNumber of elements."),
     {NULL}};
 #undef M
@@ -737,6 +737,7 @@ static PyMethodDef *all_methods(void) {
         tgpy_math_methods, /* mathops.c */
         tgpy_scan_methods, /* scanops.c */
         tgpy_shape_methods, /* shapeops.c */
+        tgpy_inplace_methods, /* inplacebind.c: add_, mul_, relu_ ... */
     };
     size_t total = 0;
     for (size_t k = 0; k < sizeof tables / sizeof *tables; k++)

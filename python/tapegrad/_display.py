@@ -45,6 +45,14 @@ def describe_input(t: Tensor) -> str:
     return f"{label(t)} ({k})"
 
 
+def op_label(e) -> str:
+    """An entry's op as a learner reads it: ``"mul"``, or for an entry
+    recorded by an in-place write ``"mul (mul_, in-place)"`` (see
+    docs/concepts/inplace.md)."""
+    w = getattr(e, "inplace", None)
+    return f"{e.op} ({w}, in-place)" if w else e.op
+
+
 def shape_str(shape) -> str:
     """``(64, 128)``; ``()`` for a scalar."""
     shape = tuple(int(s) for s in shape)
@@ -196,7 +204,7 @@ def reachable_entries(t: Tensor) -> list:
     return sorted(seen, key=lambda e: e.seq)
 
 
-__all__ = ["label", "kind", "describe_input", "shape_str", "fmt_bytes", "values_text",
+__all__ = ["label", "kind", "describe_input", "op_label", "shape_str", "fmt_bytes", "values_text",
            "reachable_entries", "TapeEntry", "_C"]
 
 
@@ -204,7 +212,7 @@ def _saved_text(e: TapeEntry) -> str:
     if e.freed:
         return "freed by backward"
     saved = e.saved or ()
-    parts = [f"{label(t)}{shape_str(t.shape)}" for t in saved]
+    parts = [f"{label(t)}{shape_str(t.shape)}" for t in saved if t is not None]
     if e.saves_output:
         parts.append("output")
     return ", ".join(parts) if parts else "—"
@@ -244,7 +252,7 @@ class TapeTable:
     def _row(e: TapeEntry) -> dict:
         return {
             "seq": e.seq,
-            "op": e.op,
+            "op": op_label(e),
             "inputs": ", ".join(describe_input(t) for t in e.inputs),
             "output": f"{shape_str(e.output_shape)} {e.output_dtype}",
             "saved": _saved_text(e),

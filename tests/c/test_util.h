@@ -45,5 +45,6 @@ Suite *gemm_suite(void);
 Suite *threadpool_suite(void);
 Suite *regressions_suite(void);
 Suite *vmath_suite(void);
+Suite *inplace_suite(void); /* test_inplace.c (issue 14) */
 
 #endif

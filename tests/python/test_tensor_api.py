@@ -490,7 +490,12 @@ class TestIndexing:
             np.testing.assert_array_equal(t.numpy(), a)
         with pytest.raises(IndexError, match="out of bounds"):
             t[[0, 5]] = 1.0
-        with pytest.raises(IndexError, match="boolean index did not match"):
+        # a boolean mask over the leading dims works as in NumPy (issue 14) ...
+        t[np.array([True, False, True])] = 1.0
+        a[np.array([True, False, True])] = 1.0
+        np.testing.assert_array_equal(t.numpy(), a)
+        # ... and one of another shape is refused, naming both shapes
+        with pytest.raises(IndexError, match=r"boolean mask of shape \(2,\).*\(3, 4\)"):
             t[np.array([True, False])] = 1.0
         with pytest.raises(ValueError, match="setitem"):
             t[[0, 1]] = tg.ones(5)

@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from .._C import Tensor
-from .._display import kind, label, reachable_entries, shape_str, summary_text
+from .._display import kind, label, op_label, reachable_entries, shape_str, summary_text
 
 CHAR_W = 7.0      # monospace 11px (DejaVu Sans Mono is 6.6; leave room)
 LINE_H = 14
@@ -489,7 +489,7 @@ def draw(t: Tensor, stepper=None, step: int | None = None, max_values: int = MAX
     root = t.grad_fn
     for e in entries:
         out = e.output
-        lines = [(f"#{e.seq} {e.op}", "head"),
+        lines = [(f"#{e.seq} {op_label(e)}", "head"),
                  (f"→ {label(out) if out is not None else 'out'} {shape_str(e.output_shape)}", "shape")]
         if out is not None:
             g, comp = grad_for(out, producer=e)
@@ -499,9 +499,12 @@ def draw(t: Tensor, stepper=None, step: int | None = None, max_values: int = MAX
             style = {"fill": "#e6f5e6", "stroke": "#2e7d32", "rx": 10}
         if state is not None and e == state["current"]:
             style = {"fill": "#ffd699", "stroke": "#e65100", "rx": 10, "sw": 3}
+        if e.inplace:  # recorded by an in-place write (x += y, x[0] = v): a purple frame
+            style["stroke"] = "#7b1fa2"
+            style["sw"] = max(style.get("sw", 1), 2)
         if e == root:
             style["sw"] = max(style.get("sw", 1), 2)
-        style["tooltip"] = f"#{e.seq} {e.op}: {e.forward or 'Python-defined'}"
+        style["tooltip"] = f"#{e.seq} {op_label(e)}: {e.forward or 'Python-defined'}"
         nodes[f"e{e.seq}"] = _Node(f"e{e.seq}", lines, style, rank=rank[e])
         for i, x in enumerate(e.inputs):
             src = f"e{x.grad_fn.seq}" if x.grad_fn is not None and x.grad_fn in rank else f"t{x._id}"
@@ -517,5 +520,5 @@ def draw(t: Tensor, stepper=None, step: int | None = None, max_values: int = MAX
         if state is not None and state["current"] is not None:
             cur = state["current"]
             idx = stepper.history.index(next(r for r in stepper.history if r.entry == cur))
-            title += f" · backward step {idx + 1}/{stepper.size}: #{cur.seq} {cur.op}"
+            title += f" · backward step {idx + 1}/{stepper.size}: #{cur.seq} {op_label(cur)}"
     return GraphDrawing(nodes, edges, title)

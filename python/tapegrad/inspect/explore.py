@@ -4,7 +4,7 @@ every step when ipywidgets is not installed."""
 from __future__ import annotations
 
 from .._C import Tensor
-from .._display import esc, label, reachable_entries
+from .._display import esc, label, op_label, reachable_entries
 from .draw import draw
 from .stepper import BackwardStepper
 
@@ -41,7 +41,7 @@ class Explorer:
         if k == 0:
             return (f"<p>Before backward: the gradient of {esc(label(self.loss))} with respect to "
                     f"itself is 1. Press <b>Next</b> to run the first VJP "
-                    f"(#{self.stepper.order[0].seq} {esc(self.stepper.order[0].op)}).</p>"
+                    f"(#{self.stepper.order[0].seq} {esc(op_label(self.stepper.order[0]))}).</p>"
                     if self.n else "<p>Nothing to run.</p>")
         return self.stepper.history[k - 1]._repr_html_()
 
@@ -99,7 +99,7 @@ class Explorer:
         for k in range(1, self.n + 1):
             rec = self.stepper.history[k - 1]
             body = self.page(k, image) if self.n <= 40 else self.record_html(k)
-            parts.append(f"<details><summary>step {k}/{self.n}: #{rec.seq} {esc(rec.op)}</summary>"
+            parts.append(f"<details><summary>step {k}/{self.n}: #{rec.seq} {esc(rec.label)}</summary>"
                          f"{body}</details>")
         return "".join(parts)
 

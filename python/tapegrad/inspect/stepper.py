@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _C
 from .._C import Tensor, TapeEntry
-from .._display import (Raw, esc, html_table, kind, label, shape_str, shape_tex, summary_text,
+from .._display import (Raw, esc, html_table, kind, label, op_label, shape_str, shape_tex, summary_text,
                       values_text)
 
 # ---------------------------------------------------------------------------
@@ -188,6 +188,10 @@ class StepRecord:
         self.entry = e
         self.seq = e.seq
         self.op = e.op
+        #: the in-place write that recorded the entry ("add_", "setitem") or None
+        self.inplace = e.inplace
+        #: the op as shown: "add", or "add (add_, in-place)"
+        self.label = op_label(e)
         self.output_shape = tuple(e.output_shape)
         self.grad_out_tensor = raw["grad_out"]
         self.grad_out = _np(raw["grad_out"])
@@ -211,7 +215,7 @@ class StepRecord:
         to undo broadcasting."""
         e = self.entry
         head = (r"\textbf{step } %d/%d:\ \text{entry \#%d}\ \texttt{%s}"
-                % (self.index + 1, self.total, self.seq, tex_escape(self.op)))
+                % (self.index + 1, self.total, self.seq, tex_escape(self.label)))
         if e.is_custom:
             lines = [head + r"\qquad \text{Python-defined op (tg.Function): its VJP is Python code}"]
         else:
@@ -255,7 +259,7 @@ class StepRecord:
 
     def __str__(self) -> str:
         e = self.entry
-        out = [f"step {self.index + 1}/{self.total}: tape entry #{self.seq} {self.op}"
+        out = [f"step {self.index + 1}/{self.total}: tape entry #{self.seq} {self.label}"
                + (f"    {self.forward}" if self.forward else "    (Python-defined op)")]
         if self.vjp:
             out.append(f"  VJP: {self.vjp}" + ("   [overridden by tg.override_vjp]" if self.overridden else ""))
@@ -281,13 +285,13 @@ class StepRecord:
         return "\n".join(out)
 
     def __repr__(self) -> str:
-        return f"<StepRecord {self.index + 1}/{self.total}: #{self.seq} {self.op}>"
+        return f"<StepRecord {self.index + 1}/{self.total}: #{self.seq} {self.label}>"
 
     def _repr_html_(self) -> str:
         e = self.entry
         head = (f"<div style='font-family:sans-serif;font-size:13px'>"
                 f"<b>Step {self.index + 1} of {self.total}</b> · tape entry <b>#{self.seq} "
-                f"{esc(self.op)}</b>")
+                f"{esc(self.label)}</b>")
         if self.overridden:
             head += " <span style='color:#b00'>(VJP overridden by tg.override_vjp)</span>"
         parts = [head, "<div>$$" + esc(self.latex()) + "$$</div>"]
@@ -603,7 +607,7 @@ class BackwardStepper:
             status = "ran" if i < self.position else ("next" if i == self.position else "")
             if i == self.position - 1:
                 status = "current"
-            rows.append([i + 1, f"#{e.seq}", e.op, status])
+            rows.append([i + 1, f"#{e.seq}", op_label(e), status])
             styles.append({"current": "background:#ffd699", "ran": "background:#e6f5e6",
                            "next": "font-weight:bold"}.get(status, ""))
         return html_table(["step", "entry", "op", "status"], rows, row_styles=styles,
