@@ -1214,6 +1214,15 @@ TG_DEFINE_OP(std_mean, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
 /* norm (vector p-norms over any axes; 'fro' is p = 2)                    */
 /* ===================================================================== */
 
+/* t (released) converted to dtype dt, not recorded: a comparison's bool
+ * mask as 0/1 numbers. */
+static tg_tensor *as_dtype_take(tg_tensor *t, tg_dtype dt) {
+    if (!t) return NULL;
+    tg_tensor *r = tg__as_dtype(t, dt);
+    tg_tensor_release(t);
+    return r;
+}
+
 tg_tensor *tg_norm(tg_tensor *x, double p, const int64_t *axes, int naxes, bool keepdims) {
     uint32_t mask;
     if (tg__axes_mask("norm", axes, naxes, x->ndim, &mask) || check_dtype("norm", x, false)) return NULL;
@@ -1238,7 +1247,8 @@ tg_tensor *tg_norm(tg_tensor *x, double p, const int64_t *axes, int naxes, bool 
         else if (p == -INFINITY) out = tg_min(a, ax, na, keepdims);
         else if (p == 0) {
             tg_tensor *z = scalar_like(0.0, x);
-            tg_tensor *nz = z ? tg_ne(x, z) : NULL;
+            /* comparisons give bool: count in x's dtype, as torch.linalg.vector_norm(ord=0) */
+            tg_tensor *nz = z ? as_dtype_take(tg_ne(x, z), x->dtype) : NULL;
             out = nz ? tg_sum(nz, ax, na, keepdims) : NULL;
             tg_tensor_release(z);
             tg_tensor_release(nz);
@@ -1326,7 +1336,9 @@ static tg_status norm_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) 
     }
     tg_tensor *z = scalar_like(0.0, x);
     CHECK(z);
-    tg_tensor *sign = take2(tg_sub, tg_gt(x, z), tg_lt(x, z));
+    /* (x > 0) - (x < 0) in x's dtype (comparisons give bool, which has no minus) */
+    tg_tensor *sign = take2(tg_sub, as_dtype_take(tg_gt(x, z), x->dtype),
+                            as_dtype_take(tg_lt(x, z), x->dtype));
     tg_tensor *gb = sign ? expand_back(&e->params, g) : NULL;
     tg_tensor *f = NULL; /* the factor multiplying dy sign(x) */
     tg_tensor *y = gb ? tg_entry_output(e) : NULL;
@@ -1336,7 +1348,7 @@ static tg_status norm_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) 
         f = NULL;
     } else if (isinf(p)) {
         tg_tensor *a = tg_abs(x);
-        tg_tensor *eq = a ? tg_eq(a, yb) : NULL;
+        tg_tensor *eq = a ? as_dtype_take(tg_eq(a, yb), x->dtype) : NULL;
         tg_tensor *cnt = eq ? tg_sum(eq, e->params.axes, e->params.naxes, true) : NULL;
         f = cnt ? tg_div(eq, cnt) : NULL;
         tg_tensor_release(a);
