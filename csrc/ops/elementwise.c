@@ -294,12 +294,32 @@ static tg_tensor *unary_op(const tg_opdef *op, tg_tensor *x, const row_table *rt
                            bool save_in, bool save_out) {
     if (!x) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", op->name);
     /* NumPy: float functions of an integer or bool array compute in a float
-     * (float64 for int64/int32, float32 for uint8/bool: tg_dtype_float_of) */
-    tg_dtype dt = !tg_dtype_is_float(x->dtype) && !pick_row(rt, x->dtype) && rt->f64
-                      ? tg_dtype_float_of(x->dtype)
-                      : x->dtype;
+     * (float64 for int64/int32, float32 for uint8/bool: tg_dtype_float_of);
+     * functions with an integer kernel (square, floor, sign, ...) keep the
+     * integer dtype: int32 and uint8 compute in int64 and come back
+     * (wrap-around included, as NumPy's own loops); bool is refused, as
+     * NumPy refuses or changes it per function */
+    tg_dtype dt = x->dtype;
+    bool via_i64 = false;
+    if (!tg_dtype_is_float(x->dtype) && !pick_row(rt, x->dtype)) {
+        if (rt->i64 && x->dtype != TG_BOOL) {
+            dt = TG_INT64;
+            via_i64 = true;
+        } else if (rt->i64) {
+            return TG_FAIL(TG_ERR_TYPE, "%s: not supported for dtype bool (an integer function; "
+                           "convert with .astype(tg.int64) or a float dtype first)", op->name);
+        } else if (rt->f64) {
+            dt = tg_dtype_float_of(x->dtype);
+        }
+    }
+    tg_tensor *res = unary_kernel(op->name, x, dt, rt, prm, op->cost);
+    if (res && via_i64) {
+        tg_tensor *back = tg__as_dtype(res, x->dtype);
+        tg_tensor_release(res);
+        res = back;
+    }
     tg_entry *e;
-    tg_tensor *out = tg__finish(op, 1, &x, unary_kernel(op->name, x, dt, rt, prm, op->cost), &e);
+    tg_tensor *out = tg__finish(op, 1, &x, res, &e);
     if (e) {
         e->params.f[0] = prm ? prm[0] : 0;
         e->params.f[1] = prm ? prm[1] : 0;
@@ -1614,10 +1634,11 @@ TG_DEFINE_OP(sign, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64"
 /* ---- binary math: atan2, copysign, logaddexp, hypot ---------------------- */
 
 /* The promoted dtype of a float function of two inputs: integers compute in
- * float64 (NumPy). */
+ * float64, uint8 and bool in float32 (NumPy's float16, which tapegrad
+ * lacks: tg_dtype_float_of). */
 static tg_dtype promoted_float(const tg_tensor *a, const tg_tensor *b) {
     tg_dtype dt = promoted(a, b);
-    return tg_dtype_is_float(dt) ? dt : TG_FLOAT64;
+    return tg_dtype_is_float(dt) ? dt : tg_dtype_float_of(dt); /* uint8, bool: float32 */
 }
 
 BINARY_ROWS_F(atan2, atan2f(a, b), atan2(a, b))
@@ -1990,11 +2011,23 @@ static tg_tensor *elu_like_grad(tg_tensor *x, double pos, double negcoef, double
     return where_s(neg ? cmp_s(tg_gt, x, 0.0) : NULL, pos, neg);
 }
 
+/* Activations take float tensors, and int64 (computed in float64); other
+ * integer and bool dtypes are refused, as PyTorch refuses integer
+ * activations (NumPy has none to follow). */
+static bool activation_dtype_bad(const char *who, const tg_tensor *x) {
+    if (!x || tg_dtype_is_float(x->dtype) || x->dtype == TG_INT64) return false;
+    tg_error_set(TG_ERR_TYPE, "%s: not supported for dtype %s (expected float32, float64 or int64)",
+                 who, tg_dtype_name(x->dtype));
+    return true;
+}
+#define ACTIVATION_DTYPE(who, x) do { if (activation_dtype_bad(who, x)) return NULL; } while (0)
+
 /* ---- elu, selu, celu --------------------------------------------------------- */
 
 UNARY_ROWS_F(elu, x > 0 ? x : (float)prm[0] * expm1f(x), x > 0 ? x : prm[0] * expm1(x))
 static const row_table elu_rows = {elu_f32, elu_f64, NULL};
 tg_tensor *tg_elu(tg_tensor *x, double alpha) {
+    ACTIVATION_DTYPE("elu", x);
     double prm[2] = {alpha, 0};
     return unary_op(&tg_opdef_elu, x, &elu_rows, prm, true, false);
 }
@@ -2023,7 +2056,10 @@ TG_DEFINE_OP(elu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtyp
 UNARY_ROWS_F(selu, x > 0 ? (float)SELU_SCALE * x : (float)(SELU_SCALE * SELU_ALPHA) * expm1f(x),
              x > 0 ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * expm1(x))
 static const row_table selu_rows = {selu_f32, selu_f64, NULL};
-tg_tensor *tg_selu(tg_tensor *x) { return unary_op(&tg_opdef_selu, x, &selu_rows, NULL, true, false); }
+tg_tensor *tg_selu(tg_tensor *x) {
+    ACTIVATION_DTYPE("selu", x);
+    return unary_op(&tg_opdef_selu, x, &selu_rows, NULL, true, false);
+}
 static tg_status selu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *x = SAVED(0);
@@ -2045,6 +2081,7 @@ UNARY_ROWS_F(celu, x > 0 ? x : (float)prm[0] * expm1f(x / (float)prm[0]),
              x > 0 ? x : prm[0] * expm1(x / prm[0]))
 static const row_table celu_rows = {celu_f32, celu_f64, NULL};
 tg_tensor *tg_celu(tg_tensor *x, double alpha) {
+    ACTIVATION_DTYPE("celu", x);
     if (alpha == 0) return TG_FAIL(TG_ERR_VALUE, "celu: alpha must not be 0 (it divides x)");
     double prm[2] = {alpha, 0};
     return unary_op(&tg_opdef_celu, x, &celu_rows, prm, true, false);
@@ -2075,6 +2112,7 @@ TG_DEFINE_OP(celu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dty
 UNARY_ROWS_F(hardtanh, clip1_f(x, (float)prm[0], (float)prm[1]), clip1_d(x, prm[0], prm[1]))
 static const row_table hardtanh_rows = {hardtanh_f32, hardtanh_f64, NULL};
 tg_tensor *tg_hardtanh(tg_tensor *x, double min_val, double max_val) {
+    ACTIVATION_DTYPE("hardtanh", x);
     if (!(min_val <= max_val))
         return TG_FAIL(TG_ERR_VALUE, "hardtanh: min_val (%g) must be <= max_val (%g)", min_val, max_val);
     double prm[2] = {min_val, max_val};
@@ -2103,6 +2141,7 @@ TG_DEFINE_OP(hardtanh, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64 (i
 
 tg_tensor *tg_relu6(tg_tensor *x) {
     if (!x) return TG_FAIL(TG_ERR_VALUE, "relu6: input is NULL");
+    ACTIVATION_DTYPE("relu6", x);
     return tg_hardtanh(x, 0.0, 6.0);
 }
 APPLY1(relu6)
@@ -2117,6 +2156,7 @@ TG_DEFINE_OP(relu6, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "fl
 UNARY_ROWS_F(hardsigmoid, clip1_f(x + 3.0f, 0.0f, 6.0f) / 6.0f, clip1_d(x + 3.0, 0.0, 6.0) / 6.0)
 static const row_table hardsigmoid_rows = {hardsigmoid_f32, hardsigmoid_f64, NULL};
 tg_tensor *tg_hardsigmoid(tg_tensor *x) {
+    ACTIVATION_DTYPE("hardsigmoid", x);
     return unary_op(&tg_opdef_hardsigmoid, x, &hardsigmoid_rows, NULL, true, false);
 }
 static tg_status hardsigmoid_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -2140,6 +2180,7 @@ TG_DEFINE_OP(hardsigmoid, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64
 UNARY_ROWS_F(hardswish, x * clip1_f(x + 3.0f, 0.0f, 6.0f) / 6.0f, x * clip1_d(x + 3.0, 0.0, 6.0) / 6.0)
 static const row_table hardswish_rows = {hardswish_f32, hardswish_f64, NULL};
 tg_tensor *tg_hardswish(tg_tensor *x) {
+    ACTIVATION_DTYPE("hardswish", x);
     return unary_op(&tg_opdef_hardswish, x, &hardswish_rows, NULL, true, false);
 }
 static tg_status hardswish_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -2175,6 +2216,7 @@ TG_DEFINE_OP(hardswish, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64 (
 UNARY_ROWS_F(logsigmoid, fminf(x, 0.0f) - log1pf(expf(-fabsf(x))), fmin(x, 0.0) - log1p(exp(-fabs(x))))
 static const row_table logsigmoid_rows = {logsigmoid_f32, logsigmoid_f64, NULL};
 tg_tensor *tg_logsigmoid(tg_tensor *x) {
+    ACTIVATION_DTYPE("logsigmoid", x);
     return unary_op(&tg_opdef_logsigmoid, x, &logsigmoid_rows, NULL, true, false);
 }
 static tg_status logsigmoid_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -2254,6 +2296,7 @@ UNARY_ROWS_F(gelu_tanh, 0.5f * x * (1.0f + tanhf((float)GELU_K0 * (x + (float)GE
              0.5 * x * (1.0 + tanh(GELU_K0 * (x + GELU_K1 * (x * x * x)))))
 static const row_table gelu_tanh_rows = {gelu_tanh_f32, gelu_tanh_f64, NULL};
 tg_tensor *tg_gelu_tanh(tg_tensor *x) {
+    ACTIVATION_DTYPE("gelu_tanh", x);
     return unary_op(&tg_opdef_gelu_tanh, x, &gelu_tanh_rows, NULL, true, false);
 }
 static tg_status gelu_tanh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -2312,6 +2355,7 @@ static inline float softplus_b_f(float x, double beta, double th) {
 UNARY_ROWS_F(softplus_beta, softplus_b_f(x, prm[0], prm[1]), softplus_b_d(x, prm[0], prm[1]))
 static const row_table softplus_beta_rows = {softplus_beta_f32, softplus_beta_f64, NULL};
 tg_tensor *tg_softplus_beta(tg_tensor *x, double beta, double threshold) {
+    ACTIVATION_DTYPE("softplus_beta", x);
     if (beta == 0 || isnan(beta))
         return TG_FAIL(TG_ERR_VALUE, "softplus: beta must be a non-zero number, got %g", beta);
     if (isnan(threshold)) return TG_FAIL(TG_ERR_VALUE, "softplus: threshold is NaN");

@@ -1120,10 +1120,11 @@ TG_DEFINE_OP(median, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int6
 /* std, var_mean, std_mean (composites of var, mean and sqrt)             */
 /* ===================================================================== */
 
-/* an error of var renamed for `who` ("var: ..." -> "std: ...") */
+/* an error of var (or of std, itself renamed) renamed for `who`
+ * ("var: ..." -> "std: ...", "std: ..." -> "std_mean: ...") */
 static void rename_error(const char *who) {
     const char *m = tg_error_message();
-    if (!strncmp(m, "var: ", 5)) {
+    if (!strncmp(m, "var: ", 5) || !strncmp(m, "std: ", 5)) {
         char buf[512];
         snprintf(buf, sizeof buf, "%s: %s", who, m + 5);
         tg_error_set(tg_error_status(), "%s", buf);

@@ -14,6 +14,8 @@
  */
 #include "ops_internal.h"
 
+#include <math.h>
+
 #include <stdlib.h>
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -596,6 +598,16 @@ tg_tensor *tg_masked_fill(tg_tensor *x, tg_tensor *mask, double value) {
     if (!tg__same_shape(nd, sh, x->ndim, x->shape))
         return TG_FAIL(TG_ERR_VALUE, "masked_fill: the mask's shape %s must broadcast to the tensor's shape %s",
                        tg__shp(mask), tg__shp(x));
+    if (!tg_dtype_is_float(x->dtype)) { /* the value must be one the dtype holds (PyTorch) */
+        double lo = x->dtype == TG_UINT8 ? 0 : x->dtype == TG_BOOL ? 0 : x->dtype == TG_INT32 ? -2147483648.0
+                                                                                         : -9223372036854775808.0;
+        double hi = x->dtype == TG_UINT8 ? 255 : x->dtype == TG_BOOL ? 1 : x->dtype == TG_INT32 ? 2147483647.0
+                                                                                          : 9223372036854775807.0;
+        if (value != floor(value) || value < lo || value > hi)
+            return TG_FAIL(TG_ERR_VALUE, "masked_fill: the value %g cannot be stored in a %s tensor "
+                           "(expected a whole number in [%.0f, %.0f])",
+                           value, tg_dtype_name(x->dtype), lo, hi);
+    }
     tg_tensor *v = tg_tensor_scalar(value, x->dtype);
     tg_tensor *y = v ? tg_where(mask, v, x) : NULL;
     tg_tensor_release(v);

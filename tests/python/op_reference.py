@@ -816,7 +816,7 @@ REFERENCES = {
     "gelu_tanh": lambda xs, p: 0.5 * xs[0] * (1 + np.tanh(math.sqrt(2 / math.pi) * (xs[0] + 0.044715 * xs[0] ** 3))),
     "softplus_beta": lambda xs, p: np.where(p["f"][0] * xs[0] > p["f"][1], xs[0],
                                             np.logaddexp(0, p["f"][0] * xs[0]) / p["f"][0]),
-    "softmin": lambda xs, p: _softmax(-xs[0], p["i"][0]),
+    "softmin": lambda xs, p: _softmax(-_float_of(xs[0]), p["i"][0]),
     "glu": lambda xs, p: _glu_np(xs[0], p["i"][0]),
 
     # scan.c: reductions, scans, sorting (issue 14)
@@ -831,7 +831,10 @@ REFERENCES = {
     "triu": lambda xs, p: np.triu(xs[0], p["i"][0]),
     "diagonal": lambda xs, p: np.diagonal(xs[0], p["i"][0], p["i"][1], p["i"][2]),
     "diag": lambda xs, p: np.diag(xs[0], p["i"][0]),
-    "trace": lambda xs, p: np.asarray(np.trace(xs[0], p["i"][0], p["i"][1], p["i"][2])),
+    # (a sum of uint8 or bool is int64 in tapegrad, which has no uint64: NumPy's sum rule
+    # for signed types, the same as tg.sum)
+    "trace": lambda xs, p: np.asarray(np.trace(xs[0], p["i"][0], p["i"][1], p["i"][2],
+                                               dtype=np.int64 if xs[0].dtype.kind in "bu" else None)),
     "repeat": lambda xs, p: __import__("shape_reference").torch_repeat(xs, p),
     "tile": lambda xs, p: np.tile(xs[0], p["ints"][:p["i"][0]]),
     "repeat_interleave": lambda xs, p: np.repeat(xs[0], p["ints"][:p["i"][0]] if p["i"][0] > 1 else p["ints"][0],
