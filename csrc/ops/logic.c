@@ -219,7 +219,7 @@ TG_DEFINE_OP(bitwise_not, .arity = 1, .diff_mask = 0, .dtypes = "int64,int32,uin
                               : (T)((a) < 0 ? ~(~(a) >> (b)) : (a) >> (b)))
 LROW2(shl_i64, int64_t, int64_t, SHL(int64_t, uint64_t, 64, a, b))
 LROW2(shl_i32, int32_t, int32_t, SHL(int32_t, uint32_t, 32, a, b))
-LROW2(shl_u8, uint8_t, uint8_t, SHL(uint8_t, unsigned, 8, a, b))
+LROW2(shl_u8, uint8_t, uint8_t, (b >= 8 ? 0 : (uint8_t)((unsigned)a << b))) /* b is never negative */
 LROW2(shr_i64, int64_t, int64_t, SHR(int64_t, 64, a, b))
 LROW2(shr_i32, int32_t, int32_t, SHR(int32_t, 32, a, b))
 LROW2(shr_u8, uint8_t, uint8_t, (b >= 8 ? 0 : a >> b))
