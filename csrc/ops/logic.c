@@ -181,7 +181,7 @@ static int int_dtype(const char *who, const tg_tensor *a, const tg_tensor *b, bo
     TG_DEFINE_OP(NAME, .arity = 2, .diff_mask = 0, .dtypes = "int64,int32,uint8,bool", \
                  .forward = "c = a " TEXT " b", .forward_tex = "c = a " TEX " b",     \
                  .vjp = "not differentiable", .vjp_tex = "",                          \
-                 .doc = "Elementwise bitwise " #NAME " (operator " TEXT ") of integer or bool tensors, with broadcasting (float inputs are a TypeError).", \
+                 .doc = "Elementwise " #NAME " (operator ``" TEXT "``) of integer or bool tensors, with broadcasting (float inputs are a TypeError).", \
                  .backward = NULL, .apply = apply_##NAME,                              \
                  .examples = "i100:3x4,i100:3x4;i100:2x3x4,i100:4;i100:T3x4,i100:3x1");
 
@@ -208,7 +208,7 @@ static tg_tensor *apply_bitwise_not(tg_tensor *const *in, int n, const tg_params
 TG_DEFINE_OP(bitwise_not, .arity = 1, .diff_mask = 0, .dtypes = "int64,int32,uint8,bool",
              .forward = "y = ~x", .forward_tex = "y = \\lnot x",
              .vjp = "not differentiable", .vjp_tex = "",
-             .doc = "Elementwise bitwise not (operator ~) of an integer tensor (two's complement: ~x = -x - 1); logical not of a bool tensor.",
+             .doc = "Elementwise bitwise not (operator ``~``) of an integer tensor (two's complement: ~x = -x - 1); logical not of a bool tensor.",
              .backward = NULL, .apply = apply_bitwise_not, .examples = "i100:3x4;i100:T2x3");
 
 /* NumPy's shifts: a count outside [0, bits) shifts everything out: 0 for
@@ -219,7 +219,7 @@ TG_DEFINE_OP(bitwise_not, .arity = 1, .diff_mask = 0, .dtypes = "int64,int32,uin
                               : (T)((a) < 0 ? ~(~(a) >> (b)) : (a) >> (b)))
 LROW2(shl_i64, int64_t, int64_t, SHL(int64_t, uint64_t, 64, a, b))
 LROW2(shl_i32, int32_t, int32_t, SHL(int32_t, uint32_t, 32, a, b))
-LROW2(shl_u8, uint8_t, uint8_t, SHL(uint8_t, unsigned, 8, a, b))
+LROW2(shl_u8, uint8_t, uint8_t, (b >= 8 ? 0 : (uint8_t)((unsigned)a << b))) /* b is never negative */
 LROW2(shr_i64, int64_t, int64_t, SHR(int64_t, 64, a, b))
 LROW2(shr_i32, int32_t, int32_t, SHR(int32_t, 32, a, b))
 LROW2(shr_u8, uint8_t, uint8_t, (b >= 8 ? 0 : a >> b))
@@ -246,9 +246,9 @@ static const lrow_table shr_rows = {{NULL, NULL, shr_i64, NULL, shr_i32, shr_u8}
                  .examples = "i100:3x4,i9:3x4;i100:2x3x4,i9:4;i100:T3x4,i9:3x1");
 
 SHIFT(left_shift, shl_rows, "<<", "\\ll",
-      "Elementwise left shift (operator <<) of integer tensors, wrapping like NumPy; a count outside [0, bits) gives 0.")
+      "Elementwise left shift (operator ``<<``) of integer tensors, wrapping like NumPy; a count outside [0, bits) gives 0.")
 SHIFT(right_shift, shr_rows, ">>", "\\gg",
-      "Elementwise arithmetic right shift (operator >>) of integer tensors; a count outside [0, bits) gives 0, or -1 for negative numbers (NumPy).")
+      "Elementwise arithmetic right shift (operator ``>>``) of integer tensors; a count outside [0, bits) gives 0, or -1 for negative numbers (NumPy).")
 
 /* ===================================================================== */
 /* isnan / isinf / isfinite                                               */
