@@ -661,12 +661,15 @@ tg_tensor *tg_group_norm(tg_tensor *x, int64_t G, tg_tensor *w, tg_tensor *b, do
     return scope_return(sc, y);
 }
 
-/* the p-norm along ax (keepdims) */
+/* the p-norm along ax (keepdims).  The sum under the root is clamped at a
+ * tiny value first: a zero vector's norm is then 1e-15 (below any sensible
+ * eps, which the callers clamp it to), and its gradient is finite instead of
+ * inf * 0 = NaN (PyTorch's norm backward gives 0 there too). */
 static tg_tensor *pnorm(scope *sc, tg_tensor *x, int64_t ax, double p) {
-    if (p == 2) return U1(tg_sqrt, SUM1(MUL(x, x), ax, true));
     if (p == 1) return SUM1(U1(tg_abs, x), ax, true);
-    tg_tensor *s = SUM1(U(tg_pow_scalar, U1(tg_abs, x), p), ax, true);
-    return U(tg_pow_scalar, s, 1.0 / p);
+    tg_tensor *s = p == 2 ? SUM1(MUL(x, x), ax, true) : SUM1(U(tg_pow_scalar, U1(tg_abs, x), p), ax, true);
+    s = U(tg_clip, s, pow(1e-15, p), NAN);
+    return p == 2 ? U1(tg_sqrt, s) : U(tg_pow_scalar, s, 1.0 / p);
 }
 
 tg_tensor *tg_normalize(tg_tensor *x, double p, int64_t axis, double eps) {
