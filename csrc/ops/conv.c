@@ -716,7 +716,8 @@ static tg_status conv_geom(const char *who, const int64_t *xs, const int64_t *ws
                             "%s) and the output channels (%lld, weight shape %s)",
                             who, (long long)G, (long long)xs[1], tg__shp2(4, xs), (long long)ws[0],
                             tg__shp2(4, ws));
-    if (xs[1] != ws[1] * G) {
+    int64_t cin;
+    if (__builtin_mul_overflow(ws[1], G, &cin) || xs[1] != cin) {
         if (G == 1)
             return tg_error_set(TG_ERR_VALUE,
                                 "%s: input has %lld channels but weight expects %lld (weight shape "
@@ -724,10 +725,10 @@ static tg_status conv_geom(const char *who, const int64_t *xs, const int64_t *ws
                                 who, (long long)xs[1], (long long)ws[1], tg__shp2(4, ws),
                                 tg__shp2(4, xs));
         return tg_error_set(TG_ERR_VALUE,
-                            "%s: input has %lld channels but weight expects %lld = groups (%lld) x "
-                            "%lld (weight shape %s); input shape %s",
-                            who, (long long)xs[1], (long long)(ws[1] * G), (long long)G,
-                            (long long)ws[1], tg__shp2(4, ws), tg__shp2(4, xs));
+                            "%s: input has %lld channels but weight expects groups (%lld) x %lld "
+                            "(weight shape %s); input shape %s",
+                            who, (long long)xs[1], (long long)G, (long long)ws[1], tg__shp2(4, ws),
+                            tg__shp2(4, xs));
     }
     return make_geom(who, xs, ws[0], ws[2], ws[3], cv, g);
 }

@@ -388,6 +388,8 @@ def test_conv_errors_name_the_op_and_shapes():
         F.conv2d(x, tg.randn(2, 6, 3, 3), dilation=4)
     with raises(ValueError, "conv2d:", "kernel size (9, 3)", "(8, 8)"):
         F.conv2d(x, tg.randn(2, 6, 9, 3))
+    with raises(ValueError, "conv2d:", "groups (4611686018427387904) x 4"):  # no overflow in the check
+        F.conv2d(tg.ones(1, 0, 3, 3), tg.ones(0, 4, 2, 2), groups=2**62)
     with raises(ValueError, "conv2d:", "dilation must be positive"):
         F.conv2d(x, tg.randn(2, 6, 3, 3), dilation=0)
     with raises(ValueError, "conv2d:", "groups must be positive"):
