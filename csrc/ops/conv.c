@@ -716,7 +716,8 @@ static tg_status conv_geom(const char *who, const int64_t *xs, const int64_t *ws
                             "%s) and the output channels (%lld, weight shape %s)",
                             who, (long long)G, (long long)xs[1], tg__shp2(4, xs), (long long)ws[0],
                             tg__shp2(4, ws));
-    if (xs[1] != ws[1] * G) {
+    int64_t cin;
+    if (__builtin_mul_overflow(ws[1], G, &cin) || xs[1] != cin) {
         if (G == 1)
             return tg_error_set(TG_ERR_VALUE,
                                 "%s: input has %lld channels but weight expects %lld (weight shape "
@@ -724,10 +725,10 @@ static tg_status conv_geom(const char *who, const int64_t *xs, const int64_t *ws
                                 who, (long long)xs[1], (long long)ws[1], tg__shp2(4, ws),
                                 tg__shp2(4, xs));
         return tg_error_set(TG_ERR_VALUE,
-                            "%s: input has %lld channels but weight expects %lld = groups (%lld) x "
-                            "%lld (weight shape %s); input shape %s",
-                            who, (long long)xs[1], (long long)(ws[1] * G), (long long)G,
-                            (long long)ws[1], tg__shp2(4, ws), tg__shp2(4, xs));
+                            "%s: input has %lld channels but weight expects groups (%lld) x %lld "
+                            "(weight shape %s); input shape %s",
+                            who, (long long)xs[1], (long long)G, (long long)ws[1], tg__shp2(4, ws),
+                            tg__shp2(4, xs));
     }
     return make_geom(who, xs, ws[0], ws[2], ws[3], cv, g);
 }
@@ -1034,7 +1035,13 @@ static tg_status pool_geom(const char *who, const int64_t *xs, const int64_t *pp
                             "(kernel (%lld, %lld), padding (%lld, %lld), dilation (%lld, %lld))",
                             who, (long long)kh, (long long)kw, (long long)ph, (long long)pw,
                             (long long)dh, (long long)dw);
-    int64_t ekh = dh * (kh - 1) + 1, ekw = dw * (kw - 1) + 1; /* the dilated window */
+    int64_t ekh, ekw; /* the dilated window */
+    if (__builtin_mul_overflow(dh, kh - 1, &ekh) || __builtin_mul_overflow(dw, kw - 1, &ekw) ||
+        ekh > big || ekw > big)
+        return tg_error_set(TG_ERR_VALUE, "%s: kernel size (%lld, %lld) with dilation (%lld, %lld) "
+                            "is out of range", who, (long long)kh, (long long)kw, (long long)dh,
+                            (long long)dw);
+    ekh++, ekw++;
     if (ph > kh / 2 || pw > kw / 2) /* PyTorch's rule: half the kernel, dilation or not */
         return tg_error_set(TG_ERR_VALUE,
                             "%s: padding (%lld, %lld) must be at most half of the kernel size "
@@ -1597,7 +1604,14 @@ tg_tensor *tg_conv_transpose2d(tg_tensor *x, tg_tensor *w, tg_tensor *b, const i
             return TG_FAIL(TG_ERR_VALUE, "%s: output_padding (%lld, %lld) must be smaller than the "
                            "stride (%lld, %lld)", who, (long long)ct[4], (long long)ct[5],
                            (long long)ct[0], (long long)ct[1]);
-        out[ax] = (x->shape[2 + ax] - 1) * s - 2 * p + d * (k - 1) + op + 1;
+        int64_t span; /* (H - 1) * s + d * (k - 1), checked: empty tensors may have huge sizes */
+        if (__builtin_mul_overflow(x->shape[2 + ax] - 1, s, &out[ax]) ||
+            __builtin_mul_overflow(d, k - 1, &span) || __builtin_add_overflow(out[ax], span, &out[ax]) ||
+            out[ax] > big * 4)
+            return TG_FAIL(TG_ERR_VALUE, "%s: the output size overflows (input %s, weight %s, stride "
+                           "(%lld, %lld), dilation (%lld, %lld))", who, tg__shp(x), tg__shp(w),
+                           (long long)ct[0], (long long)ct[1], (long long)ct[7], (long long)ct[8]);
+        out[ax] += op + 1 - 2 * p;
         if (out[ax] <= 0)
             return TG_FAIL(TG_ERR_VALUE, "%s: the output would have size %lld along the %s (input "
                            "%s, weight %s, stride (%lld, %lld), padding (%lld, %lld), dilation (%lld, "
@@ -1606,6 +1620,11 @@ tg_tensor *tg_conv_transpose2d(tg_tensor *x, tg_tensor *w, tg_tensor *b, const i
                            (long long)ct[3], (long long)ct[7], (long long)ct[8]);
     }
     int64_t ys[4] = {x->shape[0], cout, out[0], out[1]};
+    int64_t numel;
+    if (__builtin_mul_overflow(ys[0], ys[1], &numel) || __builtin_mul_overflow(numel, ys[2], &numel) ||
+        __builtin_mul_overflow(numel, ys[3], &numel))
+        return TG_FAIL(TG_ERR_MEMORY, "%s: the output %s is too large (input %s, weight %s)", who,
+                       tg__shp2(4, ys), tg__shp(x), tg__shp(w));
     int64_t cv[CV_NPARAMS] = {ct[0], ct[1], ct[2], ct[3], ct[7], ct[8], G, ct[2], ct[3]};
     tg_tensor *y = tg_conv2d_input_grad_ex(x, w, ys, cv);
     return add_channel_bias(y, b);

@@ -388,6 +388,8 @@ def test_conv_errors_name_the_op_and_shapes():
         F.conv2d(x, tg.randn(2, 6, 3, 3), dilation=4)
     with raises(ValueError, "conv2d:", "kernel size (9, 3)", "(8, 8)"):
         F.conv2d(x, tg.randn(2, 6, 9, 3))
+    with raises(ValueError, "conv2d:", "groups (4611686018427387904) x 4"):  # no overflow in the check
+        F.conv2d(tg.ones(1, 0, 3, 3), tg.ones(0, 4, 2, 2), groups=2**62)
     with raises(ValueError, "conv2d:", "dilation must be positive"):
         F.conv2d(x, tg.randn(2, 6, 3, 3), dilation=0)
     with raises(ValueError, "conv2d:", "groups must be positive"):
@@ -408,6 +410,13 @@ def test_conv_errors_name_the_op_and_shapes():
         F.conv_transpose2d(tg.randn(1, 2, 3, 3), tg.randn(2, 3, 3, 3), stride=2, output_padding=2)
     with raises(ValueError, "conv_transpose2d:", "3 channels", "(2, 3, 3, 3)"):
         F.conv_transpose2d(tg.randn(1, 3, 3, 3), tg.randn(2, 3, 3, 3))
+    # sizes that overflow int64 (an empty input may have huge sizes) are refused, not wrapped
+    with raises(ValueError, "conv_transpose2d:", "overflows", "(0, 2, 1099511627776, 1)"):
+        F.conv_transpose2d(tg.ones(0, 2, 2**40, 1), tg.ones(2, 3, 2, 2), stride=2**40)
+    with raises(MemoryError, "conv_transpose2d:", "too large", "(1, 2, 3, 3)"):
+        F.conv_transpose2d(tg.ones(1, 2, 3, 3), tg.ones(2, 3, 2, 2), stride=2, dilation=2**40)
+    with raises(ValueError, "max_pool2d:", "out of range"):
+        F.max_pool2d(tg.ones(1, 1, 4, 4), 2**40, dilation=2**40)
     with raises(ValueError, "conv_transpose2d:", "bias", "(3,)"):
         F.conv_transpose2d(tg.randn(1, 2, 3, 3), tg.randn(2, 3, 3, 3), tg.randn(4))
 
