@@ -405,7 +405,7 @@ static tg_status write_impl(const char *who, tg_tensor *B, tg_tensor *V, tg_tens
         tg_set_grad_enabled(prev);
         if (!r) return named_error(who);
         if (!(r = fit(who, V, r))) return tg_error_status();
-        store(V, r);
+        if (r != V) store(V, r); /* (a function may return its argument: nothing to write) */
         tg_tensor_release(r);
         return TG_OK;
     }
@@ -433,6 +433,17 @@ static tg_status write_impl(const char *who, tg_tensor *B, tg_tensor *V, tg_tens
         store(V, r);
         tg_tensor_release(r);
         return TG_OK;
+    }
+    if (!r->grad_fn || (V == B && r->grad_fn == B->grad_fn)) {
+        /* tg_inplace_apply with a function that returned a leaf, or the old
+         * value itself: no entry of its own to rebase onto */
+        bool same = r->grad_fn && r->grad_fn == B->grad_fn;
+        tg_tensor_release(r);
+        if (same) return TG_OK;
+        return tg_error_set(TG_ERR_VALUE,
+                            "%s: the in-place function returned a leaf tensor; it must return a "
+                            "value computed with ops (a new tensor on the tape)",
+                            who);
     }
     /* 3. write and rebase (t, B and Vobj are kept alive: the rebase hook
      * drops the handle's reference to the old objects) */
