@@ -1077,8 +1077,12 @@ typedef tg_tensor *(*tg_inplace_fn)(tg_tensor *old, void *ctx);
  * name, hooks, retain_grad and user_data move to the new object, and the
  * rebase hook is called with (old, new) so that the owner of the handle
  * can switch to the new object (the Python binding does this: `x` stays the
- * same Python object).  C code without a hook keeps the old object: read the
- * new version as new->... from the hook. */
+ * same Python object).  Without a hook, a C caller's pointer goes on naming
+ * the OLD version (its values are the new ones, its history the old one):
+ * C code that writes tensors in the graph installs a hook that moves its
+ * handles (tests/c/test_inplace.c has one).  The hook receives borrowed
+ * pointers; the new object is kept alive by the write until the hook
+ * returns, so a handle must retain it. */
 typedef void (*tg_rebase_hook_fn)(tg_tensor *old_version, tg_tensor *new_version);
 void tg_set_rebase_hook(tg_rebase_hook_fn fn);
 tg_status tg_inplace_apply(tg_tensor *dst, const char *name, tg_inplace_fn f, void *ctx);

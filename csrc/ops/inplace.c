@@ -346,8 +346,8 @@ void tg_set_rebase_hook(tg_rebase_hook_fn fn) { rebase_hook = fn; }
 /* The new version of t: a new tensor object over t's memory whose grad_fn is
  * e.  The old object keeps its history, because entries recorded earlier
  * took it as an input and must go on seeing the value they read; what
- * belongs to the user's handle (name, hooks, retain_grad, the binding's
- * data) moves to the new object, and the rebase hook moves the handle
+ * belongs to the user's handle (name, hooks, retain_grad and .grad, the
+ * binding's data) moves to the new object, and the rebase hook moves the handle
  * itself (the Python object).  NULL on allocation failure. */
 static tg_tensor *rebase(tg_tensor *t, tg_entry *e, const char *name) {
     tg_tensor *n = tg__view(t, t->ndim, t->shape, t->strides, t->offset);
@@ -361,6 +361,8 @@ static tg_tensor *rebase(tg_tensor *t, tg_entry *e, const char *name) {
     t->name = NULL;
     n->retains_grad = t->retains_grad;
     t->retains_grad = false;
+    n->grad = t->grad; /* a retained .grad from an earlier backward */
+    t->grad = NULL;
     n->grad_hook = t->grad_hook;
     n->grad_hook_ctx = t->grad_hook_ctx;
     t->grad_hook = NULL;
@@ -403,7 +405,7 @@ static tg_status write_impl(const char *who, tg_tensor *B, tg_tensor *V, tg_tens
         tg_set_grad_enabled(prev);
         if (!r) return named_error(who);
         if (!(r = fit(who, V, r))) return tg_error_status();
-        store(V, r);
+        if (r != V) store(V, r); /* (a function may return its argument: nothing to write) */
         tg_tensor_release(r);
         return TG_OK;
     }
@@ -431,6 +433,17 @@ static tg_status write_impl(const char *who, tg_tensor *B, tg_tensor *V, tg_tens
         store(V, r);
         tg_tensor_release(r);
         return TG_OK;
+    }
+    if (!r->grad_fn || (V == B && r->grad_fn == B->grad_fn)) {
+        /* tg_inplace_apply with a function that returned a leaf, or the old
+         * value itself: no entry of its own to rebase onto */
+        bool same = r->grad_fn && r->grad_fn == B->grad_fn;
+        tg_tensor_release(r);
+        if (same) return TG_OK;
+        return tg_error_set(TG_ERR_VALUE,
+                            "%s: the in-place function returned a leaf tensor; it must return a "
+                            "value computed with ops (a new tensor on the tape)",
+                            who);
     }
     /* 3. write and rebase (t, B and Vobj are kept alive: the rebase hook
      * drops the handle's reference to the old objects) */
@@ -624,13 +637,31 @@ tg_status tg_masked_fill_(tg_tensor *dst, tg_tensor *mask, tg_tensor *value) {
     op_ctx c = {.src = value, .mask = mask};
     return run("masked_fill_", dst, where_f, &c);
 }
+/* Nothing to record (grad mode off, or neither the tensor's base nor the
+ * value in the graph): the plain writes of core/tensor.c, as before. */
+static bool plain_write(tg_tensor *dst, tg_tensor *src) {
+    return !tg__grad_on() || (!grad_src(src) && !graph_base(dst)->requires_grad);
+}
+
 tg_status tg_assign_(tg_tensor *dst, tg_tensor *src) {
-    if (!src) return tg_error_set(TG_ERR_VALUE, "copy_: source is NULL");
+    if (!src || !dst) return tg_error_set(TG_ERR_VALUE, "copy_: tensor or source is NULL");
+    if (plain_write(dst, src)) {
+        bool prev = tg_set_grad_enabled(false);
+        tg_status st = tg_tensor_copy_(dst, src);
+        tg_set_grad_enabled(prev);
+        return st;
+    }
     op_ctx c = {.src = src};
     return run("copy_", dst, where_f, &c);
 }
 tg_status tg_fill_value_(tg_tensor *dst, double value) {
     if (!dst) return tg_error_set(TG_ERR_VALUE, "fill_: tensor is NULL");
+    if (plain_write(dst, NULL)) {
+        bool prev = tg_set_grad_enabled(false);
+        tg_status st = tg_tensor_fill_(dst, value);
+        tg_set_grad_enabled(prev);
+        return st;
+    }
     tg_tensor *v = tg_tensor_scalar(value, dst->dtype);
     if (!v) return tg_error_status();
     op_ctx c = {.src = v};

@@ -148,7 +148,7 @@ static PyGetSetDef entry_getset[] = {
     {"op", (getter)e_op, NULL, "The op's name (or a Function's name).", NULL},
     {"name", (getter)e_op, NULL, "Same as op.", NULL},
     {"inplace", (getter)e_inplace, NULL,
-     "The in-place write that recorded this entry ('add_', 'setitem', ...), or None.", NULL},
+     "The in-place write that recorded this entry (``'add_'``, ``'setitem'``, ...), or None.", NULL},
     {"seq", (getter)e_seq, NULL, "The sequence number: the entry's place on the tape.", NULL},
     {"inputs", (getter)e_inputs, NULL, "The input tensors (the graph's edges).", NULL},
     {"needs_grad", (getter)e_needs_grad, NULL, "Per input: does backward compute its gradient?", NULL},

@@ -110,17 +110,17 @@ IMETHOD(masked_fill_) {
 
 #define IM(name, doc) {#name, (PyCFunction)(void (*)(void))mi_##name, METH_FASTCALL | METH_KEYWORDS, doc}
 PyMethodDef tgpy_inplace_methods[] = {
-    IM(add_, "add_(other, alpha=1)\n\nself += alpha * other, in place (recorded on the tape; see "
+    IM(add_, "add_(other, alpha=1)\n\n``self += alpha * other``, in place (recorded on the tape; see "
              "docs/concepts/inplace.md).\n\n>>> x = tg.ones(2); x.add_(tg.tensor([1., 2.]), alpha=2)\n"
              "tensor([3., 5.], shape=(2,), dtype=float32)"),
-    IM(sub_, "sub_(other, alpha=1)\n\nself -= alpha * other, in place (recorded on the tape)."),
-    IM(mul_, "mul_(other)\n\nself *= other, in place (recorded on the tape)."),
-    IM(div_, "div_(other)\n\nself /= other, in place (recorded on the tape)."),
-    IM(relu_, "relu_()\n\nself = relu(self), in place (recorded on the tape)."),
-    IM(clamp_, "clamp_(min=None, max=None)\n\nself = clip(self, min, max), in place (recorded on "
-               "the tape)."),
-    IM(clip_, "clip_(min=None, max=None)\n\nThe same as clamp_."),
-    IM(masked_fill_, "masked_fill_(mask, value)\n\nself = where(mask, value, self), in place "
+    IM(sub_, "sub_(other, alpha=1)\n\n``self -= alpha * other``, in place (recorded on the tape)."),
+    IM(mul_, "mul_(other)\n\n``self *= other``, in place (recorded on the tape)."),
+    IM(div_, "div_(other)\n\n``self /= other``, in place (recorded on the tape)."),
+    IM(relu_, "relu_()\n\n``self = relu(self)``, in place (recorded on the tape)."),
+    IM(clamp_, "clamp_(min=None, max=None)\n\n``self = clip(self, min, max)``, in place (recorded "
+               "on the tape)."),
+    IM(clip_, "clip_(min=None, max=None)\n\nThe same as ``clamp_``."),
+    IM(masked_fill_, "masked_fill_(mask, value)\n\n``self = where(mask, value, self)``, in place "
                      "(recorded on the tape); mask of any dtype, nonzero is true, broadcast to "
                      "self's shape."),
     {NULL, NULL, 0, NULL}};

@@ -276,6 +276,42 @@ START_TEST(test_bad_input) {
 }
 END_TEST
 
+/* tg_inplace_apply with a function of the caller's: y = x * 1; y <- y * y
+ * gives dy/dx = 2x; a function that returns a leaf is refused. */
+static tg_tensor *square(tg_tensor *old, void *ctx) {
+    (void)ctx;
+    return tg_mul(old, old);
+}
+static tg_tensor *leaf_of(tg_tensor *old, void *ctx) {
+    (void)old;
+    tg_tensor *t = ctx;
+    tg_tensor_retain(t);
+    return t;
+}
+
+START_TEST(test_inplace_apply) {
+    double xv[2] = {3, -1};
+    tg_tensor *x = tt_vec(2, xv, true);
+    tg_tensor *one = scalar(1);
+    tg_tensor *y = tg_mul(x, one);
+    ck_tg(y);
+    handles[0] = &y;
+    ck_tg_ok(tg_inplace_apply(y, "square_", square, NULL));
+    ck_assert_str_eq(tg_entry_inplace(y->grad_fn), "square_");
+    double yv[2] = {9, 1};
+    ck_assert_double_le(tt_diff_to(y, yv), TOL);
+    tg_tensor *g = grad_of_sum(y, x);
+    double gv[2] = {6, -2};
+    ck_assert_double_le(tt_diff_to(g, gv), TOL);
+    ck_assert_int_eq(tg_inplace_apply(y, "leaf_", leaf_of, x), TG_ERR_VALUE);
+    ck_tg_error(TG_ERR_VALUE, "leaf_", "returned a leaf");
+    ck_assert_double_le(tt_diff_to(y, yv), TOL); /* unchanged */
+    tg_tensor_release(y);
+    tg_tensor_release(one);
+    tg_tensor_release(x);
+}
+END_TEST
+
 Suite *inplace_suite(void) {
     Suite *s = suite_create("inplace");
     TCase *tc = tcase_create("inplace");
@@ -288,6 +324,7 @@ Suite *inplace_suite(void) {
     tcase_add_test(tc, test_version_check);
     tcase_add_test(tc, test_masked_fill_and_assign);
     tcase_add_test(tc, test_bad_input);
+    tcase_add_test(tc, test_inplace_apply);
     suite_add_tcase(s, tc);
     return s;
 }

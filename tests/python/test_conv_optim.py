@@ -432,7 +432,7 @@ def test_adam_first_step_moves_by_lr():
 def test_step_bumps_version_and_invalidates_saved_tensors():
     p = tg.randn(3, requires_grad=True)
     x = tg.randn(3)
-    y = (p * x).sum()  # mul saves p
+    y = (p * p * x).sum()  # mul saves p (each factor needs the other; p * x alone saves only x)
     v0 = p._version
     with tg.no_grad():
         _C._sgd_step([p], [tg.ones(3)], None, 0.1, 0.0, 0.0, 0.0, False, True)

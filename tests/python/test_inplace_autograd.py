@@ -180,6 +180,8 @@ def test_retain_grad_and_hooks_follow_the_new_version():
     np.testing.assert_allclose(y.grad.numpy(), expected)
     np.testing.assert_allclose(seen[0], expected)
     np.testing.assert_allclose(x.grad.numpy(), 2 * expected)
+    y.add_(1.0)  # a later write keeps the retained .grad on the same Python object
+    np.testing.assert_allclose(y.grad.numpy(), expected)
 
 
 # ---------------------------------------------------------------------------

@@ -188,9 +188,9 @@ class StepRecord:
         self.entry = e
         self.seq = e.seq
         self.op = e.op
-        #: the in-place write that recorded the entry ("add_", "setitem") or None
+        #: the in-place write that recorded the entry (``"add_"``, ``"setitem"``) or None
         self.inplace = e.inplace
-        #: the op as shown: "add", or "add (add_, in-place)"
+        #: the op as shown: ``"add"``, or ``"add (add_, in-place)"``
         self.label = op_label(e)
         self.output_shape = tuple(e.output_shape)
         self.grad_out_tensor = raw["grad_out"]
