@@ -1027,7 +1027,7 @@ tg_tensor *tg_interpolate(tg_tensor *x, const int64_t *size, const double *scale
 tg_tensor *tg_adaptive_avg_pool2d(tg_tensor *x, int64_t oh, int64_t ow);
 
 /* -- nn.c: normalization, attention, embedding, losses (issue 14) -- */
-/* csrc/ops/nnlayers.c: composites of other ops (layer_norm: fused).  The _ex losses take
+/* csrc/ops/nn.c (its second part): composites of other ops (layer_norm: fused).  The _ex losses take
  * PyTorch's options (weight and pos_weight may be NULL; ignore_index -100
  * is PyTorch's default) and run the fused op of nn.c for the plain case. */
 tg_tensor *tg_cross_entropy_ex(tg_tensor *logits, tg_tensor *target, tg_tensor *weight,

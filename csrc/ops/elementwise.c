@@ -2387,31 +2387,7 @@ TG_DEFINE_OP(softplus_beta, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask 
              .examples = "3x4|f0=1 f1=20;T2x3|f0=2 f1=1;3x4|f0=0.5 f1=0.3",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
-/* ---- softmin, glu (composites along an axis) --------------------------------- */
-
-tg_tensor *tg_softmin(tg_tensor *x0, int64_t axis) {
-    tg_tensor *x = float_in("softmin", x0);
-    tg_tensor *nx = x ? tg_neg(x) : NULL;
-    tg_tensor_release(x);
-    tg_tensor *y = nx ? tg_softmax(nx, axis) : NULL;
-    tg_tensor_release(nx);
-    if (!y && !strncmp(tg_error_message(), "softmax:", 8)) {
-        char buf[512];
-        snprintf(buf, sizeof buf, "softmin:%s", tg_error_message() + 8);
-        tg_error_set(tg_error_status(), "%s", buf);
-    }
-    return y;
-}
-static tg_tensor *apply_softmin(tg_tensor *const *in, int n, const tg_params *p) {
-    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
-    return tg_softmin(in[0], p->i[0]);
-}
-TG_DEFINE_OP(softmin, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
-             .forward = "y = softmax(-x) along axis", .forward_tex = "y = \\operatorname{softmax}(-x)",
-             .vjp = "dx = -y * (dy - sum(dy * y)) along axis",
-             .vjp_tex = "\\bar x = -y \\odot (\\bar y - \\textstyle\\sum \\bar y \\odot y)",
-             .doc = "Softmax of -x along axis (i0); a composite op (neg, softmax).", .apply = apply_softmin,
-             .examples = "3x4|i0=1;T2x3|i0=0;2x3x4|i0=-1", .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+/* ---- glu (a composite along an axis; softmin, softmax's mirror, is in nn.c) ---- */
 
 static tg_tensor *glu_float(tg_tensor *x, int64_t axis);
 tg_tensor *tg_glu(tg_tensor *x0, int64_t axis) {

@@ -7,6 +7,7 @@
  * (softmax(z) - onehot(y)) * dL, so second derivatives work.
  */
 #include "ops_internal.h"
+#include <stdio.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -321,7 +322,7 @@ static tg_status cross_entropy_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, vo
     CHECK(gi[0]);
     return TG_OK;
 }
-/* the options (nnlayers.c): an optional class-weight input, i1 ignore_index
+/* the options (the second part of this file): an optional class-weight input, i1 ignore_index
  * when i2 is 1 (else -100), f0 label_smoothing; float targets are class
  * probabilities.  The plain case runs this op, the others a composite. */
 static tg_tensor *apply_cross_entropy(tg_tensor *const *in, int n, const tg_params *p) {
@@ -521,7 +522,7 @@ static tg_status bce_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     }
     return TG_OK;
 }
-/* options (nnlayers.c): i1 bits 1 weight, 2 pos_weight inputs after the
+/* options (the second part of this file): i1 bits 1 weight, 2 pos_weight inputs after the
  * first two; with either the loss is a composite */
 static tg_tensor *apply_bce(tg_tensor *const *in, int n, const tg_params *p) {
     tg_tensor *opt[2] = {NULL, NULL};
@@ -601,4 +602,990 @@ TG_DEFINE_OP(custom, .arity = -1, .diff_mask = 0xFFFFFFFFu, .dtypes = "any",
              .forward = "defined by the user", .forward_tex = "", .vjp = "defined by the user",
              .vjp_tex = "", .doc = "An op defined outside the library (tg.Function in Python).",
              .backward = NULL, .apply = apply_custom, .examples = "");
+
+/* =====================================================================
+ * The second part of nn.c (it was nnlayers.c): the losses with PyTorch's options (class weights,
+ * ignore_index, label smoothing, probability targets, (N, C, d1, ...)
+ * inputs), the other losses (binary_cross_entropy, huber_loss,
+ * smooth_l1_loss, l1_loss, kl_div) and the layers as ops (embedding,
+ * layer_norm, group_norm, normalize, cosine_similarity,
+ * scaled_dot_product_attention).
+ *
+ * Every op here but layer_norm is a COMPOSITE (.composite = true): it is
+ * written with other ops that record their own tape entries, so its
+ * gradient and its second derivatives are theirs.  layer_norm has a fused
+ * forward kernel and a VJP written with ops (see there).  The plain cases of cross_entropy,
+ * nll_loss and bce_with_logits keep their fused ops (nn.c); the entry points
+ * tg_cross_entropy_ex, tg_nll_loss_ex and tg_bce_with_logits_ex choose.  They share this file with the fused ops because
+ * each calls the other: the registry's generic call of the fused ops goes
+ * through the option-aware entry points, which fall back to the fused ops.
+ *
+ * The code uses a small scope: every intermediate is kept in it and
+ * released at the end, and every step is NULL-safe (a failed step makes the
+ * following ones NULL, the error stays the first one's).
+ */
+
+/* ===================================================================== */
+/* Scope of intermediates                                                 */
+/* ===================================================================== */
+
+#define SCOPE_MAX 96
+typedef struct {
+    tg_tensor *t[SCOPE_MAX];
+    int n;
+} scope;
+
+static tg_tensor *keep(scope *s, tg_tensor *t) {
+    if (!t) return NULL;
+    if (s->n == SCOPE_MAX) { /* a bug of this file, not of the input */
+        tg_tensor_release(t);
+        return TG_FAIL(TG_ERR_RUNTIME, "nn: too many intermediates");
+    }
+    s->t[s->n++] = t;
+    return t;
+}
+static void scope_end(scope *s) {
+    for (int i = 0; i < s->n; i++) tg_tensor_release(s->t[i]);
+    s->n = 0;
+}
+/* r (borrowed from the scope) as a new reference, and the scope released */
+static tg_tensor *scope_return(scope *s, tg_tensor *r) {
+    if (r) tg_tensor_retain(r);
+    scope_end(s);
+    return r;
+}
+
+#define K(expr) keep(sc, (expr))
+#define B2(f, a, b) K(((a) && (b)) ? f((a), (b)) : NULL)
+#define U1(f, a) K((a) ? f(a) : NULL)
+#define U(f, a, ...) K((a) ? f((a), __VA_ARGS__) : NULL)
+#define ADD(a, b) B2(tg_add, a, b)
+#define SUB(a, b) B2(tg_sub, a, b)
+#define MUL(a, b) B2(tg_mul, a, b)
+#define DIV(a, b) B2(tg_div, a, b)
+#define MULS(a, s) K((a) ? tg_mul_scalar((a), (s)) : NULL)
+#define ADDS(a, s) K((a) ? tg_add_scalar((a), (s)) : NULL)
+#define SUM1(a, ax, kd) K((a) ? tg_sum((a), (const int64_t[]){(ax)}, 1, (kd)) : NULL)
+#define SUMALL(a) K((a) ? tg_sum((a), NULL, 0, false) : NULL)
+#define WHERE(c, a, b) K(((c) && (a) && (b)) ? tg_where((c), (a), (b)) : NULL)
+
+static tg_tensor *scalar_like(scope *sc, double v, const tg_tensor *like) {
+    return K(tg_tensor_scalar(v, like->dtype));
+}
+
+static tg_status check_red3(const char *who, tg_reduction r) {
+    if (r != TG_REDUCTION_NONE && r != TG_REDUCTION_MEAN && r != TG_REDUCTION_SUM)
+        return tg_error_set(TG_ERR_VALUE, "%s: reduction must be 'mean', 'sum' or 'none', got %d",
+                            who, (int)r);
+    return TG_OK;
+}
+
+static tg_tensor *reduce(scope *sc, tg_tensor *l, tg_reduction red) {
+    if (!l) return NULL;
+    if (red == TG_REDUCTION_NONE) return l;
+    return K(red == TG_REDUCTION_SUM ? tg_sum(l, NULL, 0, false) : tg_mean(l, NULL, 0, false));
+}
+
+/* A float tensor whose entries are 1 where `pred` holds for x's int64 values */
+static tg_tensor *int_mask(scope *sc, const tg_tensor *y, int64_t ignore, tg_dtype dt, bool ne) {
+    tg_tensor *m = K(tg_tensor_empty(y->ndim, y->shape, dt));
+    if (!m) return NULL;
+    for (int64_t i = 0; i < y->numel; i++) {
+        bool v = (tg__get_flat_i64(y, i) == ignore) != ne;
+        if (dt == TG_FLOAT32) ((float *)tg_tensor_data(m))[i] = v ? 1.0f : 0.0f;
+        else ((double *)tg_tensor_data(m))[i] = v ? 1.0 : 0.0;
+    }
+    return m;
+}
+
+/* The same shape, float, for the pair losses */
+static tg_status check_pair2(const char *who, const tg_tensor *a, const tg_tensor *b) {
+    if (!a || !b) return tg_error_set(TG_ERR_VALUE, "%s: input is NULL", who);
+    if (tg__require_float(who, a) || tg__require_float(who, b)) return tg_error_status();
+    if (!tg__same_shape(a->ndim, a->shape, b->ndim, b->shape))
+        return tg_error_set(TG_ERR_VALUE,
+                            "%s: input and target must have the same shape, got %s and %s (a "
+                            "silent broadcast here is a classic bug; reshape one of them)",
+                            who, tg__shp(a), tg__shp(b));
+    return TG_OK;
+}
+
+/* An optional per-element weight: float, broadcastable to shape */
+static tg_status check_bcast_weight(const char *who, const char *arg, const tg_tensor *w,
+                                    const tg_tensor *x) {
+    if (!w) return TG_OK;
+    if (!tg_dtype_is_float(w->dtype))
+        return tg_error_set(TG_ERR_TYPE, "%s: %s must be a float tensor, got %s", who, arg,
+                            tg_dtype_name(w->dtype));
+    int nd;
+    int64_t sh[TG_MAX_DIMS];
+    if (tg__broadcast_shapes(who, w->ndim, w->shape, x->ndim, x->shape, &nd, sh) ||
+        !tg__same_shape(nd, sh, x->ndim, x->shape))
+        return tg_error_set(TG_ERR_VALUE, "%s: %s of shape %s does not broadcast to the input's shape %s",
+                            who, arg, tg__shp(w), tg__shp(x));
+    return TG_OK;
+}
+
+/* ===================================================================== */
+/* nll_loss / cross_entropy with weight, ignore_index, label smoothing    */
+/* ===================================================================== */
+
+/* The class-index inputs: lp (C,) with y (), or lp (N, C, d1, ...) with y
+ * (N, d1, ...); weight None or (C,).  Labels in [0, C) or == ignore. */
+static tg_status check_class_nd(const char *who, const tg_tensor *lp, const tg_tensor *y,
+                                const tg_tensor *w, int64_t ignore) {
+    if (!lp || !y) return tg_error_set(TG_ERR_VALUE, "%s: input is NULL", who);
+    if (tg__require_float(who, lp)) return tg_error_status();
+    if (y->dtype != TG_INT64)
+        return tg_error_set(TG_ERR_TYPE,
+                            "%s: class labels must be int64, got %s (convert with .astype(tg.int64), "
+                            "or pass float class probabilities of the input's shape)",
+                            who, tg_dtype_name(y->dtype));
+    bool ok = lp->ndim >= 1 && y->ndim == (lp->ndim == 1 ? 0 : lp->ndim - 1);
+    if (ok && lp->ndim >= 2) {
+        ok = y->shape[0] == lp->shape[0];
+        for (int d = 2; ok && d < lp->ndim; d++) ok = y->shape[d - 1] == lp->shape[d];
+    }
+    if (!ok)
+        return tg_error_set(TG_ERR_VALUE,
+                            "%s: expected input (C,) with target (), or input (N, C, d1, ...) with "
+                            "target (N, d1, ...); got input %s and target %s",
+                            who, tg__shp(lp), tg__shp(y));
+    int64_t C = lp->shape[lp->ndim == 1 ? 0 : 1];
+    if (w && (w->ndim != 1 || w->shape[0] != C || !tg_dtype_is_float(w->dtype)))
+        return tg_error_set(TG_ERR_VALUE,
+                            "%s: weight must be a float tensor of shape (%lld,) (one per class), "
+                            "got %s %s",
+                            who, (long long)C, tg_dtype_name(w->dtype), tg__shp(w));
+    for (int64_t i = 0; i < y->numel; i++) {
+        int64_t v = tg__get_flat_i64(y, i);
+        if (v != ignore && (v < 0 || v >= C))
+            return tg_error_set(TG_ERR_INDEX,
+                                "%s: label %lld at position %lld is out of range for %lld classes "
+                                "(expected 0 <= label < %lld, or ignore_index %lld)",
+                                who, (long long)v, (long long)i, (long long)C, (long long)C,
+                                (long long)ignore);
+    }
+    return TG_OK;
+}
+
+static bool any_equal(const tg_tensor *y, int64_t v) {
+    for (int64_t i = 0; i < y->numel; i++)
+        if (tg__get_flat_i64(y, i) == v) return true;
+    return false;
+}
+
+/* lp (N, C, d...) or (C,) as (M, C) with the classes last */
+static tg_tensor *classes_last(scope *sc, tg_tensor *lp) {
+    int64_t C = lp->shape[lp->ndim == 1 ? 0 : 1];
+    tg_tensor *t = lp;
+    if (lp->ndim > 2) {
+        int64_t perm[TG_MAX_DIMS];
+        int k = 0;
+        perm[k++] = 0;
+        for (int d = 2; d < lp->ndim; d++) perm[k++] = d;
+        perm[k++] = 1;
+        t = K(tg_permute(lp, perm));
+    }
+    int64_t sh[2] = {-1, C};
+    return t ? K(tg_reshape(t, 2, sh)) : NULL;
+}
+
+/* The per-element parts of the class-index losses, all (M,) with M the
+ * number of targets: nll = -w[y] lp[y] (0 where ignored), wy = w[y] (0
+ * where ignored), and lp2 (M, C), keep (M,) 1/0. */
+typedef struct {
+    tg_tensor *lp2, *nll, *wy, *keep;
+} nll_parts;
+
+static tg_status make_nll_parts(scope *sc, tg_tensor *lp, tg_tensor *y, tg_tensor *w,
+                                int64_t ignore, nll_parts *o) {
+    memset(o, 0, sizeof *o);
+    o->lp2 = classes_last(sc, lp);
+    int64_t M = o->lp2 ? o->lp2->shape[0] : 0, one[2] = {-1, 1};
+    tg_tensor *keepm = o->lp2 ? int_mask(sc, y, ignore, lp->dtype, true) : NULL;
+    o->keep = keepm ? K(tg_reshape(keepm, 1, &M)) : NULL;
+    /* the labels with the ignored ones set to 0 (any valid row) */
+    tg_tensor *ys = o->keep ? K(tg_tensor_empty(1, &M, TG_INT64)) : NULL;
+    if (!ys) return tg_error_status();
+    for (int64_t i = 0; i < M; i++) {
+        int64_t v = tg__get_flat_i64(y, i);
+        ((int64_t *)tg_tensor_data(ys))[i] = v == ignore ? 0 : v;
+    }
+    tg_tensor *ys2 = K(tg_reshape(ys, 2, one));
+    tg_tensor *picked = ys2 ? K(tg_gather(o->lp2, 1, ys2)) : NULL;
+    tg_tensor *p1 = picked ? K(tg_reshape(picked, 1, &M)) : NULL;
+    tg_tensor *wsel = w ? K(tg_index_select(w, 0, ys)) : NULL;
+    if (wsel && wsel->dtype != lp->dtype) wsel = K(tg_cast(wsel, lp->dtype));
+    o->wy = w ? MUL(wsel, o->keep) : o->keep;
+    tg_tensor *zero = scalar_like(sc, 0.0, lp);
+    tg_tensor *nw = o->wy ? MULS(o->wy, -1.0) : NULL;
+    /* where, not a product with the mask: an ignored row's -inf or NaN
+     * log-probability must give 0, as in PyTorch */
+    o->nll = WHERE(o->keep, MUL(p1, nw), zero);
+    return o->nll ? TG_OK : tg_error_status();
+}
+
+/* loss (M,) reduced; mean divides by sum(wy) (PyTorch's weighted mean: NaN
+ * for zero total weight); none gives the target's shape */
+static tg_tensor *reduce_weighted(scope *sc, tg_tensor *loss, tg_tensor *wy, const tg_tensor *y,
+                                  tg_reduction red) {
+    if (!loss) return NULL;
+    if (red == TG_REDUCTION_NONE) return K(tg_reshape(loss, y->ndim, y->shape));
+    tg_tensor *s = SUMALL(loss);
+    if (red == TG_REDUCTION_SUM) return s;
+    return DIV(s, SUMALL(wy));
+}
+
+tg_tensor *tg_nll_loss_ex(tg_tensor *lp, tg_tensor *y, tg_tensor *w, int64_t ignore,
+                          tg_reduction red) {
+    const char *who = "nll_loss";
+    if (check_red3(who, red) || check_class_nd(who, lp, y, w, ignore)) return NULL;
+    if (!w && lp->ndim <= 2 && !any_equal(y, ignore)) return tg_nll_loss(lp, y, red);
+    scope s0 = {0}, *sc = &s0;
+    nll_parts p;
+    if (make_nll_parts(sc, lp, y, w, ignore, &p)) {
+        scope_end(sc);
+        return NULL;
+    }
+    return scope_return(sc, reduce_weighted(sc, p.nll, p.wy, y, red));
+}
+
+/* soft targets: t the class probabilities, input's shape */
+static tg_tensor *ce_probs(tg_tensor *z, tg_tensor *t, tg_tensor *w, double ls, tg_reduction red) {
+    const char *who = "cross_entropy";
+    if (check_pair2(who, z, t)) return NULL;
+    int64_t cax = z->ndim == 1 ? 0 : 1, C = z->shape[cax];
+    if (w && (w->ndim != 1 || w->shape[0] != C || !tg_dtype_is_float(w->dtype)))
+        return TG_FAIL(TG_ERR_VALUE, "%s: weight must be a float tensor of shape (%lld,), got %s",
+                       who, (long long)C, tg__shp(w));
+    scope s0 = {0}, *sc = &s0;
+    tg_tensor *lp = K(tg_log_softmax(z, cax));
+    tg_tensor *tt = t;
+    if (ls > 0) tt = ADDS(MULS(t, 1.0 - ls), ls / (double)C);
+    tg_tensor *prod = MUL(lp, tt);
+    if (w) {
+        int64_t sh[TG_MAX_DIMS];
+        for (int d = 0; d < z->ndim - (int)cax; d++) sh[d] = d == 0 ? C : 1;
+        tg_tensor *wr = K(tg_reshape(w, z->ndim - (int)cax, sh));
+        if (wr && wr->dtype != z->dtype) wr = K(tg_cast(wr, z->dtype));
+        prod = MUL(prod, wr);
+    }
+    tg_tensor *l = prod ? MULS(SUM1(prod, cax, false), -1.0) : NULL;
+    return scope_return(sc, reduce(sc, l, red));
+}
+
+tg_tensor *tg_cross_entropy_ex(tg_tensor *z, tg_tensor *target, tg_tensor *w, int64_t ignore,
+                               double ls, tg_reduction red) {
+    const char *who = "cross_entropy";
+    if (check_red3(who, red)) return NULL;
+    if (!z || !target) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", who);
+    if (!(ls >= 0 && ls <= 1))
+        return TG_FAIL(TG_ERR_VALUE, "%s: label_smoothing must be in [0, 1], got %g", who, ls);
+    if (z->ndim == 0)
+        return TG_FAIL(TG_ERR_VALUE, "%s: input must have at least 1 dim (C,) or (N, C, ...), got %s",
+                       who, tg__shp(z));
+    if (tg_dtype_is_float(target->dtype) && target->ndim == (z->ndim == 1 ? 0 : z->ndim - 1))
+        return TG_FAIL(TG_ERR_TYPE,
+                       "%s: class labels must be int64, got %s labels of shape %s (convert with "
+                       ".astype(tg.int64); class probabilities have the input's shape %s)",
+                       who, tg_dtype_name(target->dtype), tg__shp(target), tg__shp2(z->ndim, z->shape));
+    if (tg_dtype_is_float(target->dtype)) return ce_probs(z, target, w, ls, red);
+    if (check_class_nd(who, z, target, w, ignore)) return NULL;
+    if (!w && ls == 0 && z->ndim <= 2 && !any_equal(target, ignore))
+        return tg_cross_entropy(z, target, red);
+    int64_t cax = z->ndim == 1 ? 0 : 1, C = z->shape[cax];
+    scope s0 = {0}, *sc = &s0;
+    tg_tensor *lp = K(tg_log_softmax(z, cax));
+    nll_parts p;
+    if (!lp || make_nll_parts(sc, lp, target, w, ignore, &p)) {
+        scope_end(sc);
+        return NULL;
+    }
+    tg_tensor *loss = p.nll;
+    if (ls > 0) {
+        /* smooth_n = -sum_c w_c lp[n, c] (0 where ignored); PyTorch adds
+         * ls / C of it to (1 - ls) of the nll */
+        tg_tensor *wl = p.lp2;
+        if (w) wl = MUL(wl, w->dtype == z->dtype ? w : K(tg_cast(w, z->dtype)));
+        tg_tensor *sm = SUM1(wl, 1, false);
+        tg_tensor *smooth = WHERE(p.keep, MULS(sm, -ls / (double)C), scalar_like(sc, 0.0, z));
+        loss = ADD(MULS(p.nll, 1.0 - ls), smooth);
+    }
+    return scope_return(sc, reduce_weighted(sc, loss, p.wy, target, red));
+}
+
+/* ===================================================================== */
+/* binary cross-entropy                                                   */
+/* ===================================================================== */
+
+tg_tensor *tg_binary_cross_entropy(tg_tensor *p, tg_tensor *t, tg_tensor *w, tg_reduction red) {
+    const char *who = "binary_cross_entropy";
+    if (check_red3(who, red) || check_pair2(who, p, t) || check_bcast_weight(who, "weight", w, p))
+        return NULL;
+    for (int64_t i = 0; i < p->numel; i++) {
+        double v = tg_tensor_get_flat(p, i);
+        if (!(v >= 0 && v <= 1))
+            return TG_FAIL(TG_ERR_VALUE,
+                           "%s: the input holds probabilities, every element must be in [0, 1]; "
+                           "element %lld is %g (for logits use binary_cross_entropy_with_logits)",
+                           who, (long long)i, v);
+    }
+    scope s0 = {0}, *sc = &s0;
+    /* PyTorch clamps the logs at -100, so p = 0 or 1 gives a finite loss */
+    tg_tensor *lp = U(tg_clip, U1(tg_log, p), -100.0, NAN);
+    tg_tensor *q = K(tg_rsub_scalar(p, 1.0));
+    tg_tensor *lq = U(tg_clip, U1(tg_log, q), -100.0, NAN);
+    tg_tensor *u = K(tg_rsub_scalar(t, 1.0));
+    tg_tensor *l = MULS(ADD(MUL(t, lp), MUL(u, lq)), -1.0);
+    if (w) l = MUL(l, w);
+    return scope_return(sc, reduce(sc, l, red));
+}
+
+tg_tensor *tg_bce_with_logits_ex(tg_tensor *x, tg_tensor *t, tg_tensor *w, tg_tensor *pw,
+                                 tg_reduction red) {
+    const char *who = "bce_with_logits";
+    if (!w && !pw) return tg_bce_with_logits(x, t, red);
+    if (check_red3(who, red) || check_pair2(who, x, t) || check_bcast_weight(who, "weight", w, x) ||
+        check_bcast_weight(who, "pos_weight", pw, x))
+        return NULL;
+    scope s0 = {0}, *sc = &s0;
+    /* w * (pw t softplus(-x) + (1 - t) softplus(x)) */
+    tg_tensor *spn = U1(tg_softplus, U1(tg_neg, x));
+    tg_tensor *spp = K(tg_softplus(x));
+    tg_tensor *a = MUL(t, spn);
+    if (pw) a = MUL(a, pw);
+    tg_tensor *l = ADD(a, MUL(K(tg_rsub_scalar(t, 1.0)), spp));
+    if (w) l = MUL(l, w);
+    return scope_return(sc, reduce(sc, l, red));
+}
+
+/* ===================================================================== */
+/* huber, smooth L1, L1, KL divergence                                    */
+/* ===================================================================== */
+
+tg_tensor *tg_huber_loss(tg_tensor *a, tg_tensor *t, double delta, tg_reduction red) {
+    const char *who = "huber_loss";
+    if (check_red3(who, red) || check_pair2(who, a, t)) return NULL;
+    if (!(delta > 0)) return TG_FAIL(TG_ERR_VALUE, "%s: delta must be > 0, got %g", who, delta);
+    scope s0 = {0}, *sc = &s0;
+    tg_tensor *d = SUB(a, t), *ad = U1(tg_abs, d);
+    tg_tensor *quad = MULS(MUL(d, d), 0.5);
+    tg_tensor *lin = MULS(ADDS(ad, -0.5 * delta), delta);
+    tg_tensor *l = WHERE(B2(tg_lt, ad, scalar_like(sc, delta, a)), quad, lin);
+    return scope_return(sc, reduce(sc, l, red));
+}
+
+tg_tensor *tg_smooth_l1_loss(tg_tensor *a, tg_tensor *t, double beta, tg_reduction red) {
+    const char *who = "smooth_l1_loss";
+    if (check_red3(who, red) || check_pair2(who, a, t)) return NULL;
+    if (!(beta >= 0)) return TG_FAIL(TG_ERR_VALUE, "%s: beta must be >= 0, got %g", who, beta);
+    scope s0 = {0}, *sc = &s0;
+    tg_tensor *d = SUB(a, t), *ad = U1(tg_abs, d), *l;
+    if (beta == 0) {
+        l = ad; /* PyTorch: beta 0 is the L1 loss */
+    } else {
+        tg_tensor *quad = MULS(MUL(d, d), 0.5 / beta);
+        tg_tensor *lin = ADDS(ad, -0.5 * beta);
+        l = WHERE(B2(tg_lt, ad, scalar_like(sc, beta, a)), quad, lin);
+    }
+    return scope_return(sc, reduce(sc, l, red));
+}
+
+tg_tensor *tg_l1_loss(tg_tensor *a, tg_tensor *t, tg_reduction red) {
+    const char *who = "l1_loss";
+    if (check_red3(who, red) || check_pair2(who, a, t)) return NULL;
+    scope s0 = {0}, *sc = &s0;
+    return scope_return(sc, reduce(sc, U1(tg_abs, SUB(a, t)), red));
+}
+
+tg_tensor *tg_kl_div(tg_tensor *x, tg_tensor *t, int red, bool log_target) {
+    const char *who = "kl_div";
+    if (red < 0 || red > 3)
+        return TG_FAIL(TG_ERR_VALUE, "%s: reduction must be 'mean', 'sum', 'none' or 'batchmean', got %d",
+                       who, red);
+    if (check_pair2(who, x, t)) return NULL;
+    scope s0 = {0}, *sc = &s0;
+    tg_tensor *l;
+    if (log_target) {
+        l = MUL(U1(tg_exp, t), SUB(t, x));
+    } else {
+        /* xlogy(t, t) - t x, with 0 log 0 = 0 (and no NaN gradient there) */
+        tg_tensor *z = B2(tg_eq, t, scalar_like(sc, 0.0, t));
+        tg_tensor *ts = WHERE(z, scalar_like(sc, 1.0, t), t);
+        l = SUB(MUL(t, U1(tg_log, ts)), MUL(t, x));
+    }
+    tg_tensor *r;
+    if (red == 3) { /* batchmean: the sum over the batch size (dim 0) */
+        double n = x->ndim ? (double)x->shape[0] : 1.0;
+        r = MULS(SUMALL(l), 1.0 / n);
+    } else {
+        r = reduce(sc, l, (tg_reduction)red);
+    }
+    return scope_return(sc, r);
+}
+
+/* ===================================================================== */
+/* embedding, layer_norm, group_norm, normalize, cosine_similarity        */
+/* ===================================================================== */
+
+tg_tensor *tg_embedding(tg_tensor *w, tg_tensor *idx, bool has_padding, int64_t padding_idx) {
+    const char *who = "embedding";
+    if (!w || !idx) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", who);
+    if (tg__require_float(who, w)) return NULL;
+    if (w->ndim != 2)
+        return TG_FAIL(TG_ERR_VALUE, "%s: weight must be 2-D (num_embeddings, embedding_dim), got %s",
+                       who, tg__shp(w));
+    if (idx->dtype != TG_INT64)
+        return TG_FAIL(TG_ERR_TYPE, "%s: indices must be int64, got %s", who, tg_dtype_name(idx->dtype));
+    if (idx->ndim + 1 > TG_MAX_DIMS)
+        return TG_FAIL(TG_ERR_VALUE, "%s: indices %s have too many dims", who, tg__shp(idx));
+    int64_t V = w->shape[0];
+    if (has_padding) {
+        if (padding_idx < -V || padding_idx >= V)
+            return TG_FAIL(TG_ERR_INDEX, "%s: padding_idx %lld is out of range for %lld embeddings",
+                           who, (long long)padding_idx, (long long)V);
+        if (padding_idx < 0) padding_idx += V;
+    }
+    for (int64_t i = 0; i < idx->numel; i++) {
+        int64_t v = tg__get_flat_i64(idx, i);
+        if (v < 0 || v >= V)
+            return TG_FAIL(TG_ERR_INDEX,
+                           "%s: index %lld at position %lld is out of range for %lld embeddings "
+                           "(expected 0 <= index < %lld)",
+                           who, (long long)v, (long long)i, (long long)V, (long long)V);
+    }
+    scope s0 = {0}, *sc = &s0;
+    int64_t M = idx->numel, D = w->shape[1];
+    tg_tensor *flat = K(tg_reshape(idx, 1, &M));
+    tg_tensor *rows = flat ? K(tg_index_select(w, 0, flat)) : NULL;
+    if (has_padding && rows) {
+        /* the padding row's lookups read a detached copy: no gradient */
+        int64_t sh[2] = {M, 1};
+        tg_tensor *m = K(tg_tensor_empty(2, sh, w->dtype));
+        tg_tensor *wd = m ? K(tg_tensor_detach(w)) : NULL;
+        if (wd) {
+            for (int64_t i = 0; i < M; i++) {
+                bool keep_ = tg__get_flat_i64(flat, i) != padding_idx;
+                if (w->dtype == TG_FLOAT32) ((float *)tg_tensor_data(m))[i] = keep_;
+                else ((double *)tg_tensor_data(m))[i] = keep_;
+            }
+        }
+        tg_tensor *rd = wd ? K(tg_index_select(wd, 0, flat)) : NULL;
+        rows = WHERE(m, rows, rd);
+    }
+    int64_t sh[TG_MAX_DIMS];
+    memcpy(sh, idx->shape, sizeof(int64_t) * (size_t)idx->ndim);
+    sh[idx->ndim] = D;
+    return scope_return(sc, rows ? K(tg_reshape(rows, idx->ndim + 1, sh)) : NULL);
+}
+
+/* layer_norm is a fused op: one pass per row computes the mean and 1/std
+ * (in double) and writes y; the entry saves x, the weight, mean and rstd.
+ * Its VJP is written with ops; for a first-order backward it uses the saved
+ * mean and rstd, and with create_graph it recomputes them with ops from x,
+ * so that second derivatives see how they depend on x. */
+static void layer_norm_rows(const void *xp, const void *wp, const void *bp, void *yp, void *mp,
+                            void *rp, int64_t M, int64_t K, double eps, bool f32) {
+    for (int64_t i = 0; i < M; i++) {
+        double mu = 0, var = 0;
+        for (int64_t k = 0; k < K; k++)
+            mu += f32 ? ((const float *)xp)[i * K + k] : ((const double *)xp)[i * K + k];
+        mu /= (double)K;
+        for (int64_t k = 0; k < K; k++) {
+            double d = (f32 ? ((const float *)xp)[i * K + k] : ((const double *)xp)[i * K + k]) - mu;
+            var += d * d;
+        }
+        var /= (double)K;
+        double r = 1.0 / sqrt(var + eps);
+        for (int64_t k = 0; k < K; k++) {
+            double v = ((f32 ? ((const float *)xp)[i * K + k] : ((const double *)xp)[i * K + k]) - mu) * r;
+            if (wp) v *= f32 ? ((const float *)wp)[k] : ((const double *)wp)[k];
+            if (bp) v += f32 ? ((const float *)bp)[k] : ((const double *)bp)[k];
+            if (f32) ((float *)yp)[i * K + k] = (float)v;
+            else ((double *)yp)[i * K + k] = v;
+        }
+        if (f32) {
+            ((float *)mp)[i] = (float)mu;
+            ((float *)rp)[i] = (float)r;
+        } else {
+            ((double *)mp)[i] = mu;
+            ((double *)rp)[i] = r;
+        }
+    }
+}
+
+tg_tensor *tg_layer_norm(tg_tensor *x, int nd, const int64_t *nshape, tg_tensor *w, tg_tensor *b,
+                         double eps) {
+    const char *who = "layer_norm";
+    if (!x) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", who);
+    if (tg__require_float(who, x)) return NULL;
+    bool ok = nd >= 1 && nd <= x->ndim;
+    for (int d = 0; ok && d < nd; d++) ok = x->shape[x->ndim - nd + d] == nshape[d];
+    if (!ok)
+        return TG_FAIL(TG_ERR_VALUE, "%s: normalized_shape %s must be the last dims of the input, got input %s",
+                       who, tg__shp2(nd, nshape), tg__shp(x));
+    const tg_tensor *ab[2] = {w, b};
+    for (int i = 0; i < 2; i++)
+        if (ab[i] && (!tg__same_shape(ab[i]->ndim, ab[i]->shape, nd, nshape) ||
+                      !tg_dtype_is_float(ab[i]->dtype)))
+            return TG_FAIL(TG_ERR_VALUE, "%s: %s must be a float tensor of normalized_shape %s, got %s",
+                           who, i ? "bias" : "weight", tg__shp2(nd, nshape), tg__shp(ab[i]));
+        else if (ab[i] && ab[i]->dtype != x->dtype)
+            return TG_FAIL(TG_ERR_TYPE, "%s: %s is %s but the input is %s (expected one dtype)", who,
+                           i ? "bias" : "weight", tg_dtype_name(ab[i]->dtype), tg_dtype_name(x->dtype));
+    if (!(eps >= 0)) return TG_FAIL(TG_ERR_VALUE, "%s: eps must be >= 0, got %g", who, eps);
+    int64_t K = 1, M = 1, sh[TG_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) {
+        if (d < x->ndim - nd) M *= x->shape[d];
+        else K *= x->shape[d];
+        sh[d] = d < x->ndim - nd ? x->shape[d] : 1; /* mean/rstd: keepdims over the normalized dims */
+    }
+    scope s0 = {0}, *sc = &s0;
+    tg_tensor *xc = K(tg__copy(x));
+    tg_tensor *wc = w ? K(tg__copy(w)) : NULL, *bc = b ? K(tg__copy(b)) : NULL;
+    tg_tensor *y = K(tg_tensor_empty(x->ndim, x->shape, x->dtype));
+    /* mean and rstd in one tensor (an entry saves at most three): its two
+     * halves are views of shape sh */
+    int64_t two_m = 2 * M, st[TG_MAX_DIMS];
+    tg_tensor *stats = K(tg_tensor_empty(1, &two_m, x->dtype));
+    tg__contiguous_strides(x->ndim, sh, st);
+    tg_tensor *mean = stats ? K(tg__view(stats, x->ndim, sh, st, stats->offset)) : NULL;
+    tg_tensor *rstd = stats ? K(tg__view(stats, x->ndim, sh, st, stats->offset + M)) : NULL;
+    if (!xc || (w && !wc) || (b && !bc) || !y || !mean || !rstd) {
+        scope_end(sc);
+        return NULL;
+    }
+    if (K > 0) {
+        void *kt = tg__kernel_begin(x->numel * 3);
+        layer_norm_rows(tg_tensor_data(xc), wc ? tg_tensor_data(wc) : NULL, bc ? tg_tensor_data(bc) : NULL,
+                        tg_tensor_data(y), tg_tensor_data(mean), tg_tensor_data(rstd), M, K, eps,
+                        x->dtype == TG_FLOAT32);
+        tg__kernel_end(kt);
+    }
+    tg_tensor_retain(y);
+    tg_tensor *in[3] = {x, NULL, NULL};
+    int n = 1;
+    if (w) in[n++] = w;
+    if (b) in[n++] = b;
+    tg_entry *e;
+    y = tg__finish(&tg_opdef_layer_norm, n, in, y, &e);
+    if (e) {
+        e->params.i[0] = nd;
+        e->params.i[1] = (w ? 1 : 0) | (b ? 2 : 0);
+        e->params.f[0] = eps;
+        if (tg__save(e, x) || (w && tg__save(e, w)) || tg__save(e, stats)) {
+            tg_tensor_release(y);
+            y = NULL;
+        }
+    }
+    scope_end(sc);
+    return y;
+}
+
+static tg_status layer_norm_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    int nd = (int)e->params.i[0], bits = (int)e->params.i[1], k = 0;
+    tg_tensor *x = SAVED(k++); /* saved tensors are borrowed: not in the scope */
+    CHECK(x);
+    tg_tensor *w = NULL;
+    if (bits & 1) CHECK(w = SAVED(k++));
+    scope s0 = {0}, *sc = &s0;
+    int64_t axes[TG_MAX_DIMS], lead[TG_MAX_DIMS];
+    int nlead = x->ndim - nd;
+    for (int d = 0; d < nd; d++) axes[d] = nlead + d;
+    for (int d = 0; d < nlead; d++) lead[d] = d;
+    tg_tensor *mu, *rstd;
+    if (tg_grad_enabled()) { /* create_graph: mean and rstd as functions of x */
+        mu = K(tg_mean(x, axes, nd, true));
+        tg_tensor *xc = SUB(x, mu);
+        rstd = U(tg_pow_scalar, ADDS(U(tg_mean, MUL(xc, xc), axes, nd, true), e->params.f[0]), -0.5);
+    } else {
+        tg_tensor *stats = SAVED(k);
+        int64_t sh[TG_MAX_DIMS], st[TG_MAX_DIMS], M = stats ? stats->shape[0] / 2 : 0;
+        for (int d = 0; d < x->ndim; d++) sh[d] = d < nlead ? x->shape[d] : 1;
+        tg__contiguous_strides(x->ndim, sh, st);
+        mu = stats ? K(tg__view(stats, x->ndim, sh, st, stats->offset)) : NULL;
+        rstd = mu ? K(tg__view(stats, x->ndim, sh, st, stats->offset + M)) : NULL;
+    }
+    tg_tensor *xhat = MUL(SUB(x, mu), rstd);
+    int iw = 1, ib = (bits & 1) ? 2 : 1;
+    if (xhat && NEED(0)) {
+        /* dx = rstd (gx - mean(gx) - xhat mean(gx xhat)), gx = g w */
+        tg_tensor *gx = w ? MUL(g, w) : g;
+        tg_tensor *m1 = U(tg_mean, gx, axes, nd, true);
+        tg_tensor *m2 = U(tg_mean, MUL(gx, xhat), axes, nd, true);
+        tg_tensor *dx = MUL(rstd, SUB(SUB(gx, m1), MUL(xhat, m2)));
+        if (dx) gi[0] = (tg_tensor_retain(dx), dx);
+    }
+    if (xhat && (bits & 1) && NEED(iw)) {
+        tg_tensor *gw = MUL(g, xhat);
+        tg_tensor *dw = nlead ? U(tg_sum, gw, lead, nlead, false) : gw;
+        if (dw) gi[iw] = (tg_tensor_retain(dw), dw);
+    }
+    if (xhat && (bits & 2) && NEED(ib)) {
+        tg_tensor *db = nlead ? K(tg_sum(g, lead, nlead, false)) : g;
+        if (db) gi[ib] = (tg_tensor_retain(db), db);
+    }
+    bool failed = !xhat || (NEED(0) && !gi[0]) || ((bits & 1) && NEED(iw) && !gi[iw]) ||
+                  ((bits & 2) && NEED(ib) && !gi[ib]);
+    scope_end(sc);
+    return failed ? tg_error_status() : TG_OK;
+}
+
+tg_tensor *tg_group_norm(tg_tensor *x, int64_t G, tg_tensor *w, tg_tensor *b, double eps) {
+    const char *who = "group_norm";
+    if (!x) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", who);
+    if (tg__require_float(who, x)) return NULL;
+    if (x->ndim < 2)
+        return TG_FAIL(TG_ERR_VALUE, "%s: expected input (N, C, ...), got %s", who, tg__shp(x));
+    int64_t N = x->shape[0], C = x->shape[1];
+    if (G <= 0 || C % G)
+        return TG_FAIL(TG_ERR_VALUE, "%s: num_groups %lld must be > 0 and divide the %lld channels of input %s",
+                       who, (long long)G, (long long)C, tg__shp(x));
+    const tg_tensor *ab[2] = {w, b};
+    for (int i = 0; i < 2; i++)
+        if (ab[i] && (ab[i]->ndim != 1 || ab[i]->shape[0] != C || !tg_dtype_is_float(ab[i]->dtype)))
+            return TG_FAIL(TG_ERR_VALUE, "%s: %s must be a float tensor of shape (%lld,), got %s", who,
+                           i ? "bias" : "weight", (long long)C, tg__shp(ab[i]));
+    if (!(eps >= 0)) return TG_FAIL(TG_ERR_VALUE, "%s: eps must be >= 0, got %g", who, eps);
+    scope s0 = {0}, *sc = &s0;
+    int64_t sh3[3] = {N, G, -1};
+    if (N == 0 || x->numel == 0) sh3[2] = 0;
+    tg_tensor *xr = K(tg_reshape(x, 3, sh3));
+    /* the fused layer_norm over each (sample, group), without its affine map */
+    tg_tensor *y = xr ? K(tg_layer_norm(xr, 1, &xr->shape[2], NULL, NULL, eps)) : NULL;
+    y = y ? K(tg_reshape(y, x->ndim, x->shape)) : NULL;
+    int64_t csh[TG_MAX_DIMS];
+    for (int d = 0; d < x->ndim - 1; d++) csh[d] = d == 0 ? C : 1;
+    if (w) y = MUL(y, U(tg_reshape, w, x->ndim - 1, csh));
+    if (b) y = ADD(y, U(tg_reshape, b, x->ndim - 1, csh));
+    return scope_return(sc, y);
+}
+
+/* the p-norm along ax (keepdims).  The sum under the root is clamped at a
+ * tiny value first: a zero vector's norm is then 1e-15 (below any sensible
+ * eps, which the callers clamp it to), and its gradient is finite instead of
+ * inf * 0 = NaN (PyTorch's norm backward gives 0 there too). */
+static tg_tensor *pnorm(scope *sc, tg_tensor *x, int64_t ax, double p) {
+    if (p == 1) return SUM1(U1(tg_abs, x), ax, true);
+    tg_tensor *s = p == 2 ? SUM1(MUL(x, x), ax, true) : SUM1(U(tg_pow_scalar, U1(tg_abs, x), p), ax, true);
+    s = U(tg_clip, s, pow(1e-15, p), NAN);
+    return p == 2 ? U1(tg_sqrt, s) : U(tg_pow_scalar, s, 1.0 / p);
+}
+
+tg_tensor *tg_normalize(tg_tensor *x, double p, int64_t axis, double eps) {
+    const char *who = "normalize";
+    int64_t ax;
+    if (!x) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", who);
+    if (tg__require_float(who, x)) return NULL;
+    if (x->ndim == 0) return TG_FAIL(TG_ERR_VALUE, "%s: input must have at least 1 dim, got a 0-d tensor", who);
+    if (tg__norm_axis(who, axis, x->ndim, &ax)) return NULL;
+    if (!(p > 0) || isinf(p)) return TG_FAIL(TG_ERR_VALUE, "%s: p must be a finite number > 0, got %g", who, p);
+    if (!(eps >= 0)) return TG_FAIL(TG_ERR_VALUE, "%s: eps must be >= 0, got %g", who, eps);
+    scope s0 = {0}, *sc = &s0;
+    tg_tensor *n = pnorm(sc, x, ax, p);
+    tg_tensor *nc = U(tg_clip, n, eps, NAN); /* PyTorch: norm.clamp_min(eps) */
+    return scope_return(sc, DIV(x, nc));
+}
+
+tg_tensor *tg_cosine_similarity(tg_tensor *a, tg_tensor *b, int64_t axis, double eps) {
+    const char *who = "cosine_similarity";
+    if (!a || !b) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", who);
+    if (tg__require_float(who, a) || tg__require_float(who, b)) return NULL;
+    int nd;
+    int64_t sh[TG_MAX_DIMS], ax;
+    if (tg__broadcast_shapes(who, a->ndim, a->shape, b->ndim, b->shape, &nd, sh)) return NULL;
+    if (nd == 0) return TG_FAIL(TG_ERR_VALUE, "%s: inputs must have at least 1 dim, got %s and %s",
+                                who, tg__shp(a), tg__shp(b));
+    if (tg__norm_axis(who, axis, nd, &ax)) return NULL;
+    if (!(eps >= 0)) return TG_FAIL(TG_ERR_VALUE, "%s: eps must be >= 0, got %g", who, eps);
+    scope s0 = {0}, *sc = &s0;
+    tg_tensor *ab = K(tg_broadcast_to(a, nd, sh));
+    tg_tensor *bb = K(tg_broadcast_to(b, nd, sh));
+    tg_tensor *u[2] = {ab, bb};
+    for (int i = 0; i < 2; i++) {
+        /* PyTorch divides each by its norm clamped at eps, the clamp outside
+         * autograd: value max(n, eps), gradient that of n */
+        tg_tensor *n = u[i] ? pnorm(sc, u[i], ax, 2.0) : NULL;
+        tg_tensor *nd_ = n ? K(tg_tensor_detach(n)) : NULL;
+        tg_tensor *shift = SUB(U(tg_clip, nd_, eps, NAN), nd_);
+        u[i] = DIV(u[i], ADD(n, shift));
+    }
+    return scope_return(sc, SUM1(MUL(u[0], u[1]), ax, false));
+}
+
+/* ===================================================================== */
+/* scaled_dot_product_attention                                           */
+/* ===================================================================== */
+
+tg_tensor *tg_scaled_dot_product_attention(tg_tensor *q, tg_tensor *k, tg_tensor *v,
+                                           tg_tensor *mask, double dropout_p, bool is_causal,
+                                           double scale) {
+    const char *who = "scaled_dot_product_attention";
+    if (!q || !k || !v) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", who);
+    if (tg__require_float(who, q) || tg__require_float(who, k) || tg__require_float(who, v)) return NULL;
+    if (q->ndim < 2 || k->ndim < 2 || v->ndim < 2 || q->shape[q->ndim - 1] != k->shape[k->ndim - 1] ||
+        k->shape[k->ndim - 2] != v->shape[v->ndim - 2])
+        return TG_FAIL(TG_ERR_VALUE,
+                       "%s: expected query (..., L, E), key (..., S, E) and value (..., S, Ev); got "
+                       "%s, %s and %s",
+                       who, tg__shp(q), tg__shp(k), tg__shp(v));
+    if (!(dropout_p >= 0 && dropout_p <= 1))
+        return TG_FAIL(TG_ERR_VALUE, "%s: dropout_p must be in [0, 1], got %g", who, dropout_p);
+    if (is_causal && mask)
+        return TG_FAIL(TG_ERR_VALUE, "%s: pass either attn_mask or is_causal=True, not both", who);
+    int64_t L = q->shape[q->ndim - 2], S = k->shape[k->ndim - 2], E = q->shape[q->ndim - 1];
+    if (mask) {
+        int nd;
+        int64_t sh[TG_MAX_DIMS];
+        if (mask->ndim < 1 || mask->shape[mask->ndim - 1] != S ||
+            tg__broadcast_shapes(who, mask->ndim, mask->shape, 2, (const int64_t[]){L, S}, &nd, sh) ||
+            sh[nd - 2] != L || sh[nd - 1] != S) {
+            tg_error_clear();
+            return TG_FAIL(TG_ERR_VALUE, "%s: attn_mask of shape %s does not broadcast to the scores (..., %lld, %lld)",
+                           who, tg__shp(mask), (long long)L, (long long)S);
+        }
+    }
+    if (scale != scale) scale = 1.0 / sqrt((double)(E > 0 ? E : 1)); /* NaN: the default */
+    scope s0 = {0}, *sc = &s0;
+    tg_tensor *kt = K(tg_transpose(k, -2, -1));
+    tg_tensor *s = MULS(B2(tg_matmul, q, kt), scale);
+    tg_dtype dt = s ? s->dtype : TG_FLOAT32;
+    if (s && is_causal) {
+        int64_t sh[2] = {L, S};
+        mask = K(tg_tensor_empty(2, sh, dt));
+        if (mask)
+            for (int64_t i = 0; i < L; i++)
+                for (int64_t j = 0; j < S; j++) {
+                    /* keep j <= i (PyTorch's tril of ones (L, S)) */
+                    if (dt == TG_FLOAT32) ((float *)tg_tensor_data(mask))[i * S + j] = j <= i;
+                    else ((double *)tg_tensor_data(mask))[i * S + j] = j <= i;
+                }
+    }
+    if (s && mask) {
+        if (tg_dtype_is_float(mask->dtype) && !is_causal) /* a float mask is added */
+            s = ADD(s, mask);
+        else /* any other dtype: keep where nonzero, -inf elsewhere */
+            s = WHERE(mask, s, K(tg_tensor_scalar(-INFINITY, dt)));
+    }
+    tg_tensor *a = s ? K(tg_softmax(s, -1)) : NULL;
+    if (a && dropout_p > 0) a = K(tg_dropout(a, dropout_p, true));
+    return scope_return(sc, B2(tg_matmul, a, v));
+}
+
+/* ===================================================================== */
+/* The registry blocks                                                    */
+/* ===================================================================== */
+
+/* optional inputs after the required ones, present by the bits of `mask` */
+static void optional_inputs(tg_tensor *const *in, int n, int first, int64_t mask, int count,
+                            tg_tensor **out) {
+    int k = first;
+    for (int i = 0; i < count; i++) out[i] = ((mask >> i) & 1) && k < n ? in[k++] : NULL;
+}
+
+static tg_tensor *apply_binary_cross_entropy(tg_tensor *const *in, int n, const tg_params *p) {
+    return tg_binary_cross_entropy(in[0], in[1], n > 2 ? in[2] : NULL, (tg_reduction)p->i[0]);
+}
+TG_DEFINE_OP(binary_cross_entropy, .arity = -1, .composite = true, .diff_mask = 3,
+             .dtypes = "float32,float64",
+             .forward = "L = mean(-w (t max(log p, -100) + (1 - t) max(log(1 - p), -100)))",
+             .forward_tex = "L = \\frac{1}{n}\\sum -w\\big(t \\log p + (1 - t)\\log(1 - p)\\big)",
+             .vjp = "dp = w (p - t) / (p (1 - p)) dL / n, dt = w (log(1 - p) - log p) dL / n",
+             .vjp_tex = "\\bar p = \\frac{\\bar L}{n}\\,\\frac{w (p - t)}{p (1 - p)},\\quad "
+                        "\\bar t = \\frac{\\bar L}{n}\\, w \\log\\frac{1 - p}{p}",
+             .doc = "Binary cross-entropy of probabilities p in [0, 1] (optional weight input; i0 "
+                    "reduction); logs clamped at -100 as in PyTorch.",
+             .apply = apply_binary_cross_entropy,
+             .examples = "u3x4,u3x4|i0=1;u3x4,u3x4|i0=0;u5,u5|i0=2;u3x4,u3x4,+4|i0=1;uT3x4,u3x4|i0=1",
+             .grad_out_tex = "\\bar L", .grad_in_tex = "\\bar p;\\bar t");
+
+static tg_tensor *apply_huber_loss(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_huber_loss(in[0], in[1], p->f[0], (tg_reduction)p->i[0]);
+}
+TG_DEFINE_OP(huber_loss, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64",
+             .forward = "L = mean(0.5 d^2 if |d| < delta else delta (|d| - delta / 2)), d = x - t",
+             .forward_tex = "L = \\frac{1}{n}\\sum \\begin{cases}\\tfrac12 d^2 & |d| < \\delta\\\\ "
+                            "\\delta(|d| - \\tfrac12\\delta) & \\text{else}\\end{cases}",
+             .vjp = "dx = clip(d, -delta, delta) dL / n, dt = -dx",
+             .vjp_tex = "\\bar x = \\frac{\\bar L}{n}\\operatorname{clip}(d, -\\delta, \\delta),\\quad \\bar t = -\\bar x",
+             .doc = "Huber loss (f0 delta > 0, i0 reduction).", .apply = apply_huber_loss,
+             .examples = "3x4,3x4|i0=1 f0=1;3x4,3x4|i0=0 f0=0.5;5,5|i0=2 f0=2;T3x4,3x4|i0=1 f0=0.7",
+             .grad_out_tex = "\\bar L", .grad_in_tex = "\\bar x;\\bar t");
+
+static tg_tensor *apply_smooth_l1_loss(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_smooth_l1_loss(in[0], in[1], p->f[0], (tg_reduction)p->i[0]);
+}
+TG_DEFINE_OP(smooth_l1_loss, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64",
+             .forward = "L = mean(0.5 d^2 / beta if |d| < beta else |d| - beta / 2), d = x - t",
+             .forward_tex = "L = \\frac{1}{n}\\sum \\begin{cases}\\tfrac{d^2}{2\\beta} & |d| < \\beta\\\\ "
+                            "|d| - \\tfrac12\\beta & \\text{else}\\end{cases}",
+             .vjp = "dx = clip(d / beta, -1, 1) dL / n, dt = -dx",
+             .vjp_tex = "\\bar x = \\frac{\\bar L}{n}\\operatorname{clip}(d / \\beta, -1, 1),\\quad \\bar t = -\\bar x",
+             .doc = "Smooth L1 loss (f0 beta >= 0, beta 0 is the L1 loss; i0 reduction).",
+             .apply = apply_smooth_l1_loss,
+             .examples = "3x4,3x4|i0=1 f0=1;3x4,3x4|i0=0 f0=0.5;5,5|i0=2 f0=2;T3x4,3x4|i0=1 f0=0.7",
+             .grad_out_tex = "\\bar L", .grad_in_tex = "\\bar x;\\bar t");
+
+static tg_tensor *apply_l1_loss(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_l1_loss(in[0], in[1], (tg_reduction)p->i[0]);
+}
+TG_DEFINE_OP(l1_loss, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64",
+             .forward = "L = mean(|x - t|)", .forward_tex = "L = \\frac{1}{n}\\sum |x - t|",
+             .vjp = "dx = sign(x - t) dL / n, dt = -dx",
+             .vjp_tex = "\\bar x = \\frac{\\bar L}{n}\\operatorname{sign}(x - t),\\quad \\bar t = -\\bar x",
+             .doc = "Mean absolute error (i0 reduction).", .apply = apply_l1_loss,
+             .examples = "3x4,3x4|i0=1;3x4,3x4|i0=0;5,5|i0=2;T3x4,3x4|i0=1",
+             .grad_out_tex = "\\bar L", .grad_in_tex = "\\bar x;\\bar t");
+
+static tg_tensor *apply_kl_div(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_kl_div(in[0], in[1], (int)p->i[0], p->i[1] != 0);
+}
+TG_DEFINE_OP(kl_div, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64",
+             .forward = "L = mean(t (log t - x)), or mean(exp(t) (t - x)) with log_target",
+             .forward_tex = "L = \\frac{1}{n}\\sum t\\,(\\log t - x)",
+             .vjp = "dx = -t dL / n, dt = (log t + 1 - x) dL / n",
+             .vjp_tex = "\\bar x = -\\frac{\\bar L}{n} t,\\quad \\bar t = \\frac{\\bar L}{n}(\\log t + 1 - x)",
+             .doc = "Kullback-Leibler divergence of log-probabilities x from targets t (i0 reduction, "
+                    "3 batchmean; i1 log_target).",
+             .apply = apply_kl_div,
+             .examples = "3x4,+3x4|i0=1;3x4,+3x4|i0=0;3x4,+3x4|i0=3;3x4,3x4|i0=2 i1=1;T3x4,+3x4|i0=3",
+             .grad_out_tex = "\\bar L", .grad_in_tex = "\\bar x;\\bar t");
+
+static tg_tensor *apply_embedding(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_embedding(in[1], in[0], p->i[0] != 0, p->i[1]);
+}
+TG_DEFINE_OP(embedding, .arity = 2, .composite = true, .diff_mask = 2,
+             .dtypes = "int64 indices; float32,float64 weight",
+             .forward = "y[..., :] = W[idx[...], :]", .forward_tex = "y_{i} = W_{\\mathrm{idx}_i}",
+             .vjp = "dW = index_add(zeros, idx, dy) (padding_idx's row gets none)",
+             .vjp_tex = "\\bar W_r = \\textstyle\\sum_{i: \\mathrm{idx}_i = r} \\bar y_i",
+             .doc = "Rows of a weight table (input 1) at int64 indices (input 0); i0 has padding_idx, "
+                    "i1 padding_idx (its row gets no gradient).",
+             .apply = apply_embedding, .examples = "i6:3x4,6x5;i6:7,6x3;i3:2x3,T3x4",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar W");
+
+static tg_tensor *apply_layer_norm(tg_tensor *const *in, int n, const tg_params *p) {
+    tg_tensor *wb[2];
+    optional_inputs(in, n, 1, p->i[1], 2, wb);
+    int nd = (int)p->i[0];
+    if (nd < 1 || nd > in[0]->ndim)
+        return TG_FAIL(TG_ERR_VALUE, "layer_norm: %d normalized dims for input %s", nd, tg__shp(in[0]));
+    return tg_layer_norm(in[0], nd, in[0]->shape + in[0]->ndim - nd, wb[0], wb[1], p->f[0]);
+}
+TG_DEFINE_OP(layer_norm, .arity = -1, .diff_mask = 7, .dtypes = "float32,float64",
+             .forward = "y = (x - mean(x)) / sqrt(var(x) + eps) * w + b over the last dims",
+             .forward_tex = "y = \\frac{x - \\mu}{\\sqrt{\\sigma^2 + \\epsilon}} \\odot w + b",
+             .vjp = "dx = rstd (dxh - mean(dxh) - xh mean(dxh xh)), dxh = dy w; dw = sum(dy xh); db = sum(dy)",
+             .vjp_tex = "\\bar x = r\\big(\\bar{\\hat x} - \\overline{\\bar{\\hat x}} - \\hat x\\,"
+                        "\\overline{\\bar{\\hat x}\\hat x}\\big),\\quad \\bar w = \\textstyle\\sum \\bar y \\odot \\hat x,"
+                        "\\quad \\bar b = \\textstyle\\sum \\bar y",
+             .doc = "Layer normalisation over the last i0 dims (i1 bits: 1 weight, 2 bias inputs; f0 eps); "
+                    "a fused kernel, its VJP written with ops.",
+             .backward = layer_norm_vjp, .apply = apply_layer_norm,
+             .examples = "3x4|i0=1 f0=1e-5;3x4,4,4|i0=1 i1=3 f0=1e-5;2x3x4,3x4,3x4|i0=2 i1=3 f0=1e-5;"
+                         "T4x3,3|i0=1 i1=1 f0=0.1;2x5,5|i0=1 i1=2 f0=1e-5",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x;\\bar w;\\bar b");
+
+static tg_tensor *apply_group_norm(tg_tensor *const *in, int n, const tg_params *p) {
+    tg_tensor *wb[2];
+    optional_inputs(in, n, 1, p->i[1], 2, wb);
+    return tg_group_norm(in[0], p->i[0], wb[0], wb[1], p->f[0]);
+}
+TG_DEFINE_OP(group_norm, .arity = -1, .composite = true, .diff_mask = 7, .dtypes = "float32,float64",
+             .forward = "y = (x - mean_g(x)) / sqrt(var_g(x) + eps) * w[c] + b[c], per sample and group of channels",
+             .forward_tex = "y = \\frac{x - \\mu_g}{\\sqrt{\\sigma_g^2 + \\epsilon}}\\, w_c + b_c",
+             .vjp = "dx = rstd (dxh - mean_g(dxh) - xh mean_g(dxh xh)), dxh = dy w; dw = sum(dy xh); db = sum(dy)",
+             .vjp_tex = "\\bar x = r\\big(\\bar{\\hat x} - \\overline{\\bar{\\hat x}} - \\hat x\\,"
+                        "\\overline{\\bar{\\hat x}\\hat x}\\big),\\quad \\bar w = \\textstyle\\sum \\bar y \\odot \\hat x,"
+                        "\\quad \\bar b = \\textstyle\\sum \\bar y",
+             .doc = "Group normalisation of (N, C, ...) in i0 groups of channels (i1 bits: 1 weight, "
+                    "2 bias inputs; f0 eps).",
+             .apply = apply_group_norm,
+             .examples = "2x4x3|i0=2 f0=1e-5;2x6x2x2,6,6|i0=3 i1=3 f0=1e-5;3x4|i0=4 i1=0 f0=0.1;"
+                         "2x4x3,4|i0=1 i1=1 f0=1e-5",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x;\\bar w;\\bar b");
+
+static tg_tensor *apply_normalize(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_normalize(in[0], p->f[0], p->i[0], p->f[1]);
+}
+TG_DEFINE_OP(normalize, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64",
+             .forward = "y = x / max(norm_p(x, axis), eps)",
+             .forward_tex = "y = \\frac{x}{\\max(\\lVert x\\rVert_p, \\epsilon)}",
+             .vjp = "dx = (dy - y sum(dy y)) / n for p = 2 (n the norm, where it exceeds eps)",
+             .vjp_tex = "\\bar x = \\frac{\\bar y - y \\sum \\bar y \\odot y}{\\lVert x\\rVert}",
+             .doc = "x divided by its p-norm (f0 p, f1 eps) along axis i0.", .apply = apply_normalize,
+             .examples = "3x4|f0=2 i0=1 f1=1e-12;3x4|f0=1 i0=0 f1=1e-12;T3x4|f0=3 i0=-1 f1=1e-12;5|f0=2 i0=0 f1=1e-12",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+static tg_tensor *apply_cosine_similarity(tg_tensor *const *in, int n, const tg_params *p) {
+    (void)n;
+    return tg_cosine_similarity(in[0], in[1], p->i[0], p->f[0]);
+}
+TG_DEFINE_OP(cosine_similarity, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64",
+             .forward = "y = sum(a / max(|a|, eps) * b / max(|b|, eps), axis)",
+             .forward_tex = "y = \\frac{a}{\\max(\\lVert a\\rVert, \\epsilon)} \\cdot \\frac{b}{\\max(\\lVert b\\rVert, \\epsilon)}",
+             .vjp = "da = dy (b / (|a| |b|) - y a / |a|^2), db symmetric",
+             .vjp_tex = "\\bar a = \\bar y\\Big(\\frac{b}{\\lVert a\\rVert\\lVert b\\rVert} - y \\frac{a}{\\lVert a\\rVert^2}\\Big),"
+                        "\\quad \\bar b = \\bar y\\Big(\\frac{a}{\\lVert a\\rVert\\lVert b\\rVert} - y \\frac{b}{\\lVert b\\rVert^2}\\Big)",
+             .doc = "Cosine similarity of a and b (broadcast) along axis i0 (f0 eps).",
+             .apply = apply_cosine_similarity,
+             .examples = "3x4,3x4|i0=1 f0=1e-8;3x4,4|i0=-1 f0=1e-8;T3x4,3x4|i0=0 f0=1e-8;2x3x4,1x3x4|i0=2 f0=1e-8",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar a;\\bar b");
+
+static tg_tensor *apply_sdpa(tg_tensor *const *in, int n, const tg_params *p) {
+    return tg_scaled_dot_product_attention(in[0], in[1], in[2], n > 3 ? in[3] : NULL, p->f[0],
+                                           p->i[0] != 0, p->f[1] == 0 ? NAN : p->f[1]);
+}
+TG_DEFINE_OP(scaled_dot_product_attention, .arity = -1, .composite = true, .diff_mask = 7,
+             .dtypes = "float32,float64 (any dtype mask: nonzero keeps)",
+             .forward = "y = softmax(q k^T * scale + mask) v",
+             .forward_tex = "y = \\operatorname{softmax}\\Big(\\frac{q k^\\top}{\\sqrt{E}} + M\\Big)\\, v",
+             .vjp = "dv = A^T dy; dS = A * (dy v^T - sum(A * dy v^T)); dq = dS k scale; dk = dS^T q scale",
+             .vjp_tex = "\\bar q = s\\,\\bar S k,\\quad \\bar k = s\\,\\bar S^\\top q,\\quad \\bar v = A^\\top \\bar y",
+             .doc = "Attention softmax(q k^T scale + mask) v (optional mask input: float added, other "
+                    "dtypes keep where nonzero; i0 is_causal, f0 dropout_p, f1 scale or 0 for 1/sqrt(E)).",
+             .apply = apply_sdpa,
+             .examples = "3x4,5x4,5x2;2x3x4,2x5x4,2x5x2|i0=1;2x3x4,2x5x4,2x5x2,3x5;"
+                         "2x3x4,2x5x4,2x5x2,i4:3x5;3x4,T5x4,5x2|i0=1 f1=0.3",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar q;\\bar k;\\bar v");
+
+/* ===================================================================== */
+/* softmin: softmax of -x (a composite), beside softmax                   */
+/* ===================================================================== */
+
+tg_tensor *tg_softmin(tg_tensor *x0, int64_t axis) {
+    if (!x0) return TG_FAIL(TG_ERR_VALUE, "softmin: input is NULL");
+    if (!tg_dtype_is_float(x0->dtype) && x0->dtype != TG_INT64)
+        return TG_FAIL(TG_ERR_TYPE, "softmin: not supported for dtype %s (expected float32, float64 or "
+                       "int64)", tg_dtype_name(x0->dtype));
+    tg_tensor *x = tg_dtype_is_float(x0->dtype) ? (tg_tensor_retain(x0), x0) : tg_cast(x0, TG_FLOAT64);
+    tg_tensor *nx = x ? tg_neg(x) : NULL;
+    tg_tensor_release(x);
+    tg_tensor *y = nx ? tg_softmax(nx, axis) : NULL;
+    tg_tensor_release(nx);
+    if (!y && !strncmp(tg_error_message(), "softmax:", 8)) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "softmin:%s", tg_error_message() + 8);
+        tg_error_set(tg_error_status(), "%s", buf);
+    }
+    return y;
+}
+static tg_tensor *apply_softmin(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
+    return tg_softmin(in[0], p->i[0]);
+}
+TG_DEFINE_OP(softmin, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .forward = "y = softmax(-x) along axis", .forward_tex = "y = \\operatorname{softmax}(-x)",
+             .vjp = "dx = -y * (dy - sum(dy * y)) along axis",
+             .vjp_tex = "\\bar x = -y \\odot (\\bar y - \\textstyle\\sum \\bar y \\odot y)",
+             .doc = "Softmax of -x along axis (i0); a composite op (neg, softmax).", .apply = apply_softmin,
+             .examples = "3x4|i0=1;T2x3|i0=0;2x3x4|i0=-1", .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 

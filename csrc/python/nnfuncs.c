@@ -1,6 +1,6 @@
 /*
  * nnfuncs.c -- the binding of the losses with PyTorch's options and of the
- * layers as ops (csrc/ops/nnlayers.c): cross_entropy, nll_loss,
+ * layers as ops (csrc/ops/nn.c): cross_entropy, nll_loss,
  * binary_cross_entropy(_with_logits), huber_loss, smooth_l1_loss, l1_loss,
  * kl_div, embedding, layer_norm, group_norm, normalize, cosine_similarity,
  * scaled_dot_product_attention.  Spelled as torch.nn.functional; `axis=`

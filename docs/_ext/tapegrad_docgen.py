@@ -82,7 +82,6 @@ OP_GROUPS = {
     "logic.c": "Elementwise: arithmetic and comparisons",
     "scan.c": "Reductions",
     "shape.c": "Shapes, views and indexing",
-    "nnlayers.c": "Network functions and losses",
     "decomp.c": "Linear algebra",
 }
 

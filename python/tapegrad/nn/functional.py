@@ -69,7 +69,7 @@ def pad(input, pad, mode="constant", value=None):
     for i in range(len(widths) // 2):
         pairs[x.ndim - 1 - i] = (widths[2 * i], widths[2 * i + 1])
     return _C.pad(x, pairs, constant_values=0.0 if value is None else value, mode=mode)
-# nn.c / nnlayers.c: losses with PyTorch's options, layers as ops (issue 14)
+# nn.c: losses with PyTorch's options, layers as ops (issue 14)
 binary_cross_entropy = _C.binary_cross_entropy
 huber_loss = _C.huber_loss
 smooth_l1_loss = _C.smooth_l1_loss

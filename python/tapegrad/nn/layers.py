@@ -1,4 +1,4 @@
-"""Layers built on the ops of ``csrc/ops/nnlayers.c``: ``Embedding`` and
+"""Layers built on the ops of ``csrc/ops/nn.c``: ``Embedding`` and
 ``GroupNorm`` (``LayerNorm`` is in ``tg.nn.modules`` and uses the same
 ``layer_norm`` op).
 
