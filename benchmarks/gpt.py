@@ -8,8 +8,10 @@ transformer row of benchmarks/run.py (and the test that keeps the two equal).
 Both models start from one set of NumPy weights (:func:`init_weights`), so a
 training step can be compared number for number. The tapegrad model is
 written with the library's public ops (embedding lookups are indexing,
-attention is matmul + an additive causal mask + softmax), so every backward
-step is on the tape.
+layer norm is the fused ``layer_norm`` op, attention is
+``scaled_dot_product_attention(is_causal=True)``), so every backward step is
+on the tape. Notebook 05 builds the same attention from matmul, a mask and
+softmax, to show the pieces.
 """
 from __future__ import annotations
 
@@ -77,20 +79,18 @@ def tapegrad_model(weights: dict, cfg: Config):
     P = {k: tg.nn.Parameter(tg.from_numpy(v.copy())) for k, v in weights.items()}
     C, H = cfg.width, cfg.n_head
     hs = C // H
-    mask = tg.from_numpy(causal_mask(cfg.context, weights["wte"].dtype))
 
-    def ln(x, p):
-        mean = x.mean(axis=-1, keepdims=True)
-        var = x.var(axis=-1, keepdims=True)
-        return (x - mean) / (var + 1e-5).sqrt() * P[p + ".w"] + P[p + ".b"]
+    F = tg.nn.functional
+
+    def ln(x, p):  # the fused layer_norm op (one tape entry)
+        return F.layer_norm(x, (C,), P[p + ".w"], P[p + ".b"], 1e-5)
 
     def attention(x, p):
         B, T, _ = x.shape
         qkv = x @ P[p + "attn.w"] + P[p + "attn.b"]                      # (B, T, 3C)
         q, k, v = (qkv[:, :, i * C:(i + 1) * C].reshape(B, T, H, hs).permute(0, 2, 1, 3)
                    for i in range(3))                                     # (B, H, T, hs)
-        att = (q @ k.swapaxes(-1, -2)) * (1.0 / np.sqrt(hs)) + mask[:T, :T]
-        y = att.softmax(axis=-1) @ v                                      # (B, H, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)        # (B, H, T, hs)
         y = y.permute(0, 2, 1, 3).reshape(B, T, C)
         return y @ P[p + "proj.w"] + P[p + "proj.b"]
 
