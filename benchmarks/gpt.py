@@ -63,11 +63,6 @@ def batch(tokens: np.ndarray, cfg: Config, rng: np.random.Generator):
     return x.astype(np.int64), y.astype(np.int64)
 
 
-def causal_mask(T: int, dtype=np.float32) -> np.ndarray:
-    """(T, T): 0 where a position may attend (itself and the past), -inf after."""
-    return np.triu(np.full((T, T), -np.inf, dtype), k=1)
-
-
 # ---------------------------------------------------------------------------
 # tapegrad
 # ---------------------------------------------------------------------------
