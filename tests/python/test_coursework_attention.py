@@ -236,6 +236,9 @@ def test_scores_match_nbgraders_autograde(tmp_path):
             theirs[st] = {g.name: g.score for g in nb.grades if g.auto_score is not None}
     mine = gradeall.grade_all(course / "submitted", course / "source" / "a5", tmp_path / "grades",
                               jobs=2, time_limit=300)
+    # nbgrader gives an unchanged by-hand answer an automatic 0: tapegrad says "not answered"
+    assert theirs["blank"].pop("mask_answer") == 0
+    assert mine[("blank", "a5", NAME)].tests[-1].feedback == "not answered"
     for st in ("honest", "blank", "wrong_dk"):
         rep = mine[(st, "a5", NAME)]
         assert {t.grade_id: t.points for t in rep.auto} == theirs[st], st
