@@ -78,10 +78,10 @@ def regions(source, begin, end):
     return out
 
 
-def test_there_are_four_assignments():
+def test_there_are_five_assignments():
     assert [p.name for p in SOURCES] == [
         "01_backprop_by_hand.ipynb", "02_vjp_rules.ipynb", "03_mnist_with_your_vjps.ipynb",
-        "04_optimizer.ipynb"]
+        "04_optimizer.ipynb", "05_attention_vjp.ipynb"]
 
 
 # ---------------------------------------------------------------------------
@@ -159,7 +159,7 @@ def test_shipped_student_versions_are_the_release_of_the_sources(tmp_path):
 def test_release_directory_takes_only_notebooks(tmp_path):
     written = cw.release(SRC_DIR, tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [p.name for p in SOURCES]
-    assert len(written) == 4
+    assert len(written) == 5
 
 
 def _nb(*cells):

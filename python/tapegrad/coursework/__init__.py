@@ -34,7 +34,8 @@ The package ships only the student versions of the course's assignments
 """
 from pathlib import Path
 
-from .checks import GRAPH_OPS, CheckError, assert_grads_close, assert_vjp_correct, example_graph
+from .checks import (GRAPH_OPS, CheckError, assert_grads_close, assert_vjp_correct,
+                     attention_case, example_graph)
 
 #: The packages of the ``coursework`` extra (``pip install "tapegrad[coursework]"``):
 #: notebooks are read with nbformat and run in a Jupyter kernel.
@@ -65,6 +66,7 @@ except ModuleNotFoundError as _exc:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["assert_vjp_correct", "assert_grads_close", "CheckError", "example_graph",
+           "attention_case",
            "GRAPH_OPS", "release", "release_notebook", "export_tests", "check", "grade",
            "run_tests", "grade_all", "Report", "TestResult", "NotebookFormatError",
            "assignments_dir"]

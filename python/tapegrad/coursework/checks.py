@@ -30,7 +30,7 @@ from .._C import Tensor, TapeEntry
 from ..autograd import Tape, no_grad, override_vjp
 
 __all__ = ["CheckError", "assert_vjp_correct", "assert_grads_close", "example_graph",
-           "GRAPH_OPS"]
+           "GRAPH_OPS", "attention_case", "AttentionCase"]
 
 
 class CheckError(AssertionError):
@@ -58,7 +58,7 @@ def _shape(shape) -> str:
 
 
 def _num(x) -> str:
-    return f"{float(x):.6g}"
+    return f"{float(x) + 0.0:.6g}"   # + 0.0: no "-0"
 
 
 def _idx(index) -> str:
@@ -147,8 +147,41 @@ def _as_named(x, names):
     return {(names[0] if names else "the value"): x}
 
 
+def _diagnosis(a: np.ndarray, e: np.ndarray, mistakes: Mapping, rtol: float,
+               atol: float) -> str:
+    """What a wrong ``a`` looks like next to the expected ``e``, in a few
+    words (or ""): one of the caller's named ``mistakes`` (description ->
+    the value that mistake gives), a constant multiple, the transpose, or
+    non-zero entries where the expected value is exactly 0 (a mask)."""
+    if a.ndim == 0:
+        return ""
+    for desc, m in (mistakes or {}).items():
+        try:
+            m = np.asarray(m, dtype=np.float64)
+        except (TypeError, ValueError):
+            continue
+        if (m.shape == a.shape and np.allclose(a, m, rtol=rtol, atol=atol)
+                and not np.allclose(m, e, rtol=rtol, atol=atol)):
+            return f"yours is {desc}"
+    ratio = _ratio(a, e)
+    if ratio:
+        return ratio[2:]
+    if (a.ndim == 2 and a.shape[0] == a.shape[1]
+            and np.allclose(a, e.T, rtol=rtol, atol=atol)):
+        return "yours is its transpose"
+    # masked entries: the only errors are at exact zeros of e, or most of them leak
+    zero = e == 0
+    leak = zero & ~np.isclose(a, 0.0, rtol=0.0, atol=atol)
+    rest_ok = np.allclose(a[~zero], e[~zero], rtol=rtol, atol=atol)
+    if leak.any() and (~zero).any() and (rest_ok or 2 * leak.sum() >= max(zero.sum(), 2)):
+        index = tuple(int(i) for i in np.argwhere(leak)[0])
+        n = int(leak.sum())
+        return f"{n} entr{'ies' if n > 1 else 'y'} should be 0, e.g. {_idx(index)} (masked?)"
+    return ""
+
+
 def assert_grads_close(actual, expected, *, rtol: float = 1e-5, atol: float = 1e-8,
-                       names=None, what: str = "the gradient of") -> None:
+                       names=None, what: str = "the gradient of", mistakes=None) -> None:
     """Assert that named gradients (or parameters) equal the expected ones.
 
     ``actual`` and ``expected`` are dicts ``name -> tensor/array/number``
@@ -159,6 +192,15 @@ def assert_grads_close(actual, expected, *, rtol: float = 1e-5, atol: float = 1e
     e.g. "the gradient of W1"), the worst index, both values and how many
     elements differ; a shape mismatch names both shapes (with a hint when
     the shapes are transposes of each other or differ only by size-1 axes).
+
+    When the wrong values have a recognisable pattern, the message's first
+    line says so in a few words (short enough for nbgrader's feedback) and
+    the second gives the worst element: a constant multiple of the expected
+    ("yours is 1/5 of the expected"), the transpose of a square expected
+    value, non-zero entries where the expected value is exactly 0 (a causal
+    mask's entries), or one of ``mistakes``: ``{name: {description: value}}``,
+    the values that known mistakes give, e.g. ``{"dK": {"dS @ Q (use dS.T)":
+    dS @ Q}}`` gives "the gradient of dK is wrong: yours is dS @ Q (use dS.T)".
 
     >>> import numpy as np
     >>> from tapegrad.coursework import assert_grads_close
@@ -195,10 +237,12 @@ def assert_grads_close(actual, expected, *, rtol: float = 1e-5, atol: float = 1e
             where = (f" at index {_idx(index)}" if a.ndim else "")
             count = (f" ({nbad} of {a.size} elements differ, max |difference| {_num(maxd)})"
                      if a.ndim else "")
+            why = _diagnosis(a, e, (mistakes or {}).get(name) or {}, rtol, atol)
+            first = f"{label} is wrong: {why}\n" if why else ""
             raise CheckError(
-                f"{label} is wrong{where}: yours {_num(a[index])}, expected {_num(e[index])}"
-                f"{count}{_ratio(a, e)}", input=name, index=index, yours=float(a[index]),
-                expected=float(e[index]))
+                f"{first}{label} is wrong{where}: yours {_num(a[index])}, expected "
+                f"{_num(e[index])}{count}{_ratio(a, e)}", input=name, index=index,
+                yours=float(a[index]), expected=float(e[index]))
 
 
 # ---------------------------------------------------------------------------
@@ -281,6 +325,103 @@ def example_graph(op: str, seed: int = 0, variant: int = 0):
 #: the ops :func:`example_graph` knows
 GRAPH_OPS = ("add", "sub", "mul", "div", "exp", "log", "tanh", "sigmoid", "relu", "sqrt", "neg",
              "abs", "sum", "mean", "matmul", "softmax", "log_softmax", "cross_entropy")
+
+
+class AttentionCase:
+    """One causal attention head on small float64 inputs, with the
+    gradients of ``L = sum(Y * dY)`` from the tape and from finite
+    differences: see :func:`attention_case`."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def __repr__(self):
+        return (f"AttentionCase(T={self.X.shape[0]}, d_model={self.X.shape[1]}, "
+                f"d_k={self.Wq.shape[1]})")
+
+
+def _attention_forward(X, Wq, Wk, Wv, M):
+    Q, K, V = X @ Wq, X @ Wk, X @ Wv
+    S = Q @ K.T / np.sqrt(Q.shape[1]) + M
+    E = np.exp(S - S.max(axis=1, keepdims=True))
+    P = E / E.sum(axis=1, keepdims=True)
+    return Q, K, V, S, P, P @ V
+
+
+def attention_case(seed: int = 0, T: int = 4, d_model: int = 3, d_k: int = 3) -> AttentionCase:
+    """A causal attention head on float64 inputs, for coursework tests.
+
+    With ``X`` of shape ``(T, d_model)``, ``Wq``, ``Wk``, ``Wv`` of shape
+    ``(d_model, d_k)`` and the upstream gradient ``dY`` ``(T, d_k)`` drawn
+    from ``seed``, the head
+    ``Q = X Wq``, ``K = X Wk``, ``V = X Wv``, ``S = Q K^T / sqrt(d_k) + M``
+    (``M`` is 0 on and below the diagonal, -inf above), ``P =
+    softmax(S)`` by rows, ``Y = P V`` is recorded on the tape and
+    ``L = sum(Y * dY)`` differentiated. The case holds the NumPy arrays
+    (``X, Wq, Wk, Wv, dY, M, Q, K, V, S, P, Y``), ``grads`` (the tape's
+    gradients of L: ``dP, dS, dQ, dK, dV, dWq, dWk, dWv``), ``fd`` (central
+    finite differences of L for ``dWq, dWk, dWv``) and ``mistakes``: for
+    each gradient, what the usual mistakes give (for
+    ``assert_grads_close(..., mistakes=case.mistakes)``).
+
+    >>> from tapegrad.coursework import attention_case
+    >>> case = attention_case(seed=1, T=5)
+    >>> case, case.grads["dS"].shape
+    (AttentionCase(T=5, d_model=3, d_k=3), (5, 5))
+    >>> float(abs(np.triu(case.grads["dS"], k=1)).max())   # nothing flows into the future
+    0.0
+    """
+    rng = np.random.default_rng(10007 * seed + 31 * T + d_model * 7 + d_k)
+    X = rng.standard_normal((T, d_model))
+    # scaled so that the scores are of order 1: no row of P is one-hot
+    Wq, Wk, Wv = (rng.standard_normal((d_model, d_k)) / np.sqrt(d_model) for _ in range(3))
+    dY = rng.standard_normal((T, d_k))
+    M = np.triu(np.full((T, T), -np.inf), k=1)
+    t = {k: _C.tensor(v, dtype=_C.float64, requires_grad=True)
+         for k, v in (("Wq", Wq), ("Wk", Wk), ("Wv", Wv))}
+    Xt, Mt, dYt = _const(X), _const(M), _const(dY)
+    Q, K, V = Xt @ t["Wq"], Xt @ t["Wk"], Xt @ t["Wv"]
+    S = Q @ K.T * (1.0 / np.sqrt(d_k)) + Mt
+    P = _C.softmax(S, axis=-1)
+    Y = P @ V
+    L = (Y * dYt).sum()
+    names = ("dP", "dS", "dQ", "dK", "dV", "dWq", "dWk", "dWv")
+    got = _C.grad(L, [P, S, Q, K, V, t["Wq"], t["Wk"], t["Wv"]])
+    grads = {n: g.numpy().astype(np.float64) for n, g in zip(names, got)}
+
+    def loss(Wq, Wk, Wv):
+        return float((_attention_forward(X, Wq, Wk, Wv, M)[-1] * dY).sum())
+
+    fd, eps = {}, 1e-6
+    w = {"Wq": Wq, "Wk": Wk, "Wv": Wv}
+    for name in w:
+        out = np.zeros_like(w[name])
+        for i in np.ndindex(out.shape):
+            plus = {k: v.copy() for k, v in w.items()}
+            minus = {k: v.copy() for k, v in w.items()}
+            plus[name][i] += eps
+            minus[name][i] -= eps
+            out[i] = (loss(**plus) - loss(**minus)) / (2 * eps)
+        fd["d" + name] = out
+    q, k, v, s, p, y = _attention_forward(X, Wq, Wk, Wv, M)
+    g = grads
+    r = np.sqrt(d_k)
+    mistakes = {   # the first line of the feedback must stay under ~90 characters
+        "dS": {"missing the factor P: masked ones leak":
+               g["dP"] - (p * g["dP"]).sum(axis=1, keepdims=True),
+               "P * dP: rowsum(P * dP) term missing": p * g["dP"],
+               "summed over axis 0: rowsum is axis 1":
+               p * (g["dP"] - (p * g["dP"]).sum(axis=0, keepdims=True))},
+        "dV": {"P @ dY, use P.T @ dY (transpose)": p @ dY},
+        "dQ": {"dS.T @ K, use dS @ K (no transpose)": g["dS"].T @ k / r,
+               "missing the 1/sqrt(d_k) scale": g["dS"] @ k},
+        "dK": {"dS @ Q: transposed, use dS.T @ Q": g["dS"] @ q / r,
+               "missing the 1/sqrt(d_k) scale": g["dS"].T @ q},
+        "dWq": {"X.T @ dK: that is dWk": X.T @ g["dK"]},
+        "dWk": {"X.T @ dQ: that is dWq": X.T @ g["dQ"]},
+    }
+    return AttentionCase(X=X, Wq=Wq, Wk=Wk, Wv=Wv, dY=dY, M=M, Q=q, K=k, V=v, S=s, P=p, Y=y,
+                         grads=grads, fd=fd, mistakes=mistakes)
 
 
 def _leaves(inputs: Mapping) -> dict:

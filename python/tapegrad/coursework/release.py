@@ -252,7 +252,7 @@ def release(src, dst, lang: str = "en") -> list:
     >>> out = tempfile.mkdtemp()
     >>> [p.name for p in release(assignments_dir(), out)]   # doctest: +NORMALIZE_WHITESPACE
     ['01_backprop_by_hand.ipynb', '02_vjp_rules.ipynb', '03_mnist_with_your_vjps.ipynb',
-     '04_optimizer.ipynb']
+     '04_optimizer.ipynb', '05_attention_vjp.ipynb']
     """
     src, dst = Path(src), Path(dst)
     if src.is_dir():

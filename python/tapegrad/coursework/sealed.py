@@ -14,7 +14,8 @@ does not take the checkers from the notebook's namespace:
    module object from that source (not the one in ``sys.modules``), checks
    the fingerprint against the one taken before the notebook ran (a
    difference fails the test with "the checking code was modified"), and
-   binds ``assert_vjp_correct`` and ``assert_grads_close`` in the test's
+   binds ``assert_vjp_correct`` and ``assert_grads_close`` (and
+   ``attention_case``, the reference of assignment 5) in the test's
    namespace, right before the test's lines run.
 3. **The verdict of the gradient checks is the grader's**: the fresh
    ``assert_vjp_correct`` records the gradients the student's rule returns
@@ -73,7 +74,8 @@ def prelude(nonce: str, path: str, source: str, fingerprint: dict | None) -> str
     """Code run just before a test cell: a fresh checks module, sealed."""
     var = _VAR + nonce
     return (_module_code(var, path, source) +
-            f"assert_vjp_correct, assert_grads_close = {var}._seal({fingerprint!r})\n")
+            f"assert_vjp_correct, assert_grads_close = {var}._seal({fingerprint!r})\n"
+            f"attention_case = {var}.attention_case\n")
 
 
 def epilogue(nonce: str) -> tuple:
