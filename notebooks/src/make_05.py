@@ -269,7 +269,7 @@ class Block(tg.nn.Module):
         qkv = self.qkv(x)                                         # (B, T, 3C)
         q, k, v = (qkv[:, :, i * Cw:(i + 1) * Cw].reshape(B, T, H, hs).permute(0, 2, 1, 3)
                    for i in range(3))                             # (B, H, T, hs)
-        att = (q @ k.swapaxes(-1, -2)) * (1.0 / np.sqrt(hs)) + mask[:T, :T]
+        att = (q @ k.swapaxes(-1, -2)) * hs ** -0.5 + mask[:T, :T]   # a Python float keeps float32
         self.last_attention = att.softmax(axis=-1)                # kept for the pictures
         y = self.last_attention @ v                               # (B, H, T, hs)
         return self.proj(y.permute(0, 2, 1, 3).reshape(B, T, Cw))
