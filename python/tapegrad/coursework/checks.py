@@ -336,6 +336,8 @@ class AttentionCase:
         self.__dict__.update(kw)
 
     def __repr__(self):
+        if not all(hasattr(self, k) for k in ("X", "Wq")):  # built by hand, not attention_case
+            return f"AttentionCase({', '.join(sorted(self.__dict__))})"
         return (f"AttentionCase(T={self.X.shape[0]}, d_model={self.X.shape[1]}, "
                 f"d_k={self.Wq.shape[1]})")
 
