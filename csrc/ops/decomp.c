@@ -175,7 +175,7 @@ tg_tensor *tg_linalg_inv(tg_tensor *a) {
         return NULL;
     }
     out = to_dtype(out, a->dtype);
-    tg_entry *e;
+    tg_entry *e = NULL;
     out = out ? tg__finish(&tg_opdef_linalg_inv, 1, &a, out, &e) : NULL;
     if (e) tg__save_output(e, out);
     return out;
@@ -251,7 +251,7 @@ tg_tensor *tg_linalg_solve(tg_tensor *a, tg_tensor *b) {
     }
     out = to_dtype(out, tg_dtype_promote(a->dtype, b->dtype));
     tg_tensor *in[2] = {a, b};
-    tg_entry *e;
+    tg_entry *e = NULL;
     out = out ? tg__finish(&tg_opdef_linalg_solve, 2, in, out, &e) : NULL;
     if (e) {
         tg__save_output(e, out);
@@ -371,7 +371,7 @@ tg_tensor *tg_linalg_det(tg_tensor *a) {
     }
     tg__free(sl, sizeof(double) * (size_t)(3 * batch + 2));
     out = to_dtype(out, a->dtype);
-    tg_entry *e;
+    tg_entry *e = NULL;
     out = out ? tg__finish(&tg_opdef_linalg_det, 1, &a, out, &e) : NULL;
     if (e) {
         tg__save_output(e, out);
@@ -419,7 +419,7 @@ tg_tensor *tg_linalg_slogdet(tg_tensor *a) {
         out = NULL;
     }
     out = to_dtype(out, a->dtype);
-    tg_entry *e;
+    tg_entry *e = NULL;
     out = out ? tg__finish(&tg_opdef_linalg_slogdet, 1, &a, out, &e) : NULL;
     if (e && tg__save(e, a)) {
         tg_tensor_release(out);
@@ -534,7 +534,7 @@ tg_tensor *tg_linalg_cholesky(tg_tensor *a) {
         return NULL;
     }
     out = to_dtype(out, a->dtype);
-    tg_entry *e;
+    tg_entry *e = NULL;
     out = out ? tg__finish(&tg_opdef_linalg_cholesky, 1, &a, out, &e) : NULL;
     if (e) tg__save_output(e, out);
     return out;
@@ -669,7 +669,7 @@ tg_tensor *tg_linalg_eigh(tg_tensor *a) {
     }
     tg__free(work, nb);
     out = to_dtype(out, a->dtype);
-    tg_entry *e;
+    tg_entry *e = NULL;
     out = out ? tg__finish(&tg_opdef_linalg_eigh, 1, &a, out, &e) : NULL;
     if (e) tg__save_output(e, out);
     return out;
