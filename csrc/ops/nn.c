@@ -325,7 +325,15 @@ static tg_status cross_entropy_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, vo
 /* the options (the second part of this file): an optional class-weight input, i1 ignore_index
  * when i2 is 1 (else -100), f0 label_smoothing; float targets are class
  * probabilities.  The plain case runs this op, the others a composite. */
+/* cross_entropy, nll_loss and bce_with_logits are variadic (optional weight
+ * inputs after the two required ones): fewer than two is refused here,
+ * before anything reads in[1]. */
+static tg_tensor *need_two(const char *who, int n) {
+    return TG_FAIL(TG_ERR_VALUE, "%s: expected at least 2 inputs (input, target), got %d", who, n);
+}
+
 static tg_tensor *apply_cross_entropy(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n < 2) return need_two("cross_entropy", n);
     return tg_cross_entropy_ex(in[0], in[1], n > 2 ? in[2] : NULL, p->i[2] ? p->i[1] : -100,
                                p->f[0], (tg_reduction)p->i[0]);
 }
@@ -392,6 +400,7 @@ static tg_status nll_loss_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *c
 }
 /* options as cross_entropy's (no label smoothing, no probabilities) */
 static tg_tensor *apply_nll_loss(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n < 2) return need_two("nll_loss", n);
     return tg_nll_loss_ex(in[0], in[1], n > 2 ? in[2] : NULL, p->i[2] ? p->i[1] : -100,
                           (tg_reduction)p->i[0]);
 }
@@ -525,6 +534,7 @@ static tg_status bce_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
 /* options (the second part of this file): i1 bits 1 weight, 2 pos_weight inputs after the
  * first two; with either the loss is a composite */
 static tg_tensor *apply_bce(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n < 2) return need_two("bce_with_logits", n);
     tg_tensor *opt[2] = {NULL, NULL};
     for (int i = 0, k = 2; i < 2; i++)
         if (((p->i[1] >> i) & 1) && k < n) opt[i] = in[k++];
