@@ -209,8 +209,11 @@ tg_tensor *tg_diagonal(tg_tensor *x, int64_t offset, int64_t axis1, int64_t axis
     if (offset >= 0) {
         len = offset >= m ? 0 : (n < m - offset ? n : m - offset);
         start = offset;
+    } else if (offset <= -n) { /* (compared, not negated: -offset overflows for -2**63) */
+        len = 0;
+        start = 0;
     } else {
-        len = -offset >= n ? 0 : (n + offset < m ? n + offset : m);
+        len = n + offset < m ? n + offset : m;
         start = -offset * m;
     }
     sh[k] = n * m;
@@ -239,6 +242,8 @@ tg_tensor *tg_diag(tg_tensor *x, int64_t k) {
     if (x->ndim != 1)
         return TG_FAIL(TG_ERR_VALUE, "diag: input must be 1-D (build a matrix) or 2-D (take a diagonal), got shape %s",
                        tg__shp(x));
+    if (k == INT64_MIN) /* |k| is not an int64 */
+        return TG_FAIL(TG_ERR_VALUE, "diag: the offset %lld is too large", (long long)k);
     int64_t n = x->shape[0], sh[2] = {n, 1}, flat = n * (n + 1), nn = n * n, a = k < 0 ? -k : k;
     if (n > 3037000499LL || a > INT64_MAX / 4 - n)
         return TG_FAIL(TG_ERR_VALUE, "diag: a %lld x %lld result (offset %lld) is too large",

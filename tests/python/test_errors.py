@@ -405,3 +405,9 @@ def test_variadic_losses_called_with_one_input_refuse(name):
     x = tg.randn(3, 4)
     with pytest.raises(ValueError, match=rf"{name}: expected at least 2 inputs \(input, target\), got 1"):
         tg._C._op_apply(name, [x], "")
+
+
+def test_diag_with_the_most_negative_offset_refuses():
+    """|k| of k = -2**63 is not an int64 (found by the fuzz driver)."""
+    with pytest.raises(ValueError, match="diag: the offset -9223372036854775808 is too large"):
+        tg._C._op_apply("diag", [tg.ones(3)], "i0=-9223372036854775808")
