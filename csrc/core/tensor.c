@@ -322,8 +322,11 @@ static int merge_dims(int nops, int ndim, const int64_t *shape, int64_t strides[
         if (shape[i] == 1) continue;
         if (nd > 0) {
             bool merge = true;
-            for (int k = 0; k < nops; k++)
-                if (st[k][nd - 1] != strides[k][i] * shape[i]) merge = false;
+            for (int k = 0; k < nops; k++) { /* an overflowing product cannot be contiguous */
+                int64_t span;
+                if (__builtin_mul_overflow(strides[k][i], shape[i], &span) || st[k][nd - 1] != span)
+                    merge = false;
+            }
             if (merge) {
                 sh[nd - 1] *= shape[i];
                 for (int k = 0; k < nops; k++) st[k][nd - 1] = strides[k][i];
