@@ -264,7 +264,9 @@ def test_float_functions_of_small_ints(dt):
 def test_mnist_uint8_images_are_zero_copy():
     import os
     from tapegrad.data import mnist
-    path = os.environ.get("TAPEGRAD_DATA", "/work/shared/data/mnist")
+    from pathlib import Path
+    # CI sets TAPEGRAD_DATA; locally the sibling data folder, as test_notebooks.py does
+    path = os.environ.get("TAPEGRAD_DATA") or str(Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist")
     if not os.path.isdir(path):
         pytest.skip(f"MNIST files not found at {path} (set TAPEGRAD_DATA)")
     (x_train, y_train), (x_test, _) = mnist.load_data(path=path)
