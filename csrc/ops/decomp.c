@@ -123,6 +123,28 @@ static void lu_solve(const double *lu_, const int64_t *piv, int64_t n, double *b
     }
 }
 
+/* The scratch of one LU factorisation: an n x n copy and its pivots.
+ * lu_scratch_init returns false (error set) when allocation fails. */
+typedef struct {
+    double *a;
+    int64_t *piv;
+    int64_t n;
+} lu_scratch;
+
+static bool lu_scratch_init(lu_scratch *w, const char *who, int64_t n) {
+    w->n = n;
+    w->a = tg__alloc(sizeof(double) * (size_t)(n * n + 1), who);
+    w->piv = w->a ? tg__alloc(sizeof(int64_t) * (size_t)(n + 1), who) : NULL;
+    if (w->a && !w->piv) tg__free(w->a, sizeof(double) * (size_t)(n * n + 1));
+    return w->piv != NULL;
+}
+
+static void lu_scratch_free(lu_scratch *w) {
+    if (!w->piv) return;
+    tg__free(w->a, sizeof(double) * (size_t)(w->n * w->n + 1));
+    tg__free(w->piv, sizeof(int64_t) * (size_t)(w->n + 1));
+}
+
 static tg_status singular(const char *who, int64_t which, int64_t batch) {
     if (batch > 1)
         return tg_error_set(TG_ERR_VALUE, "%s: matrix %lld of the batch is singular (a zero pivot "
@@ -153,9 +175,10 @@ tg_tensor *tg_linalg_inv(tg_tensor *a) {
     if (square_batch(who, a, &n, &batch)) return NULL;
     tg_tensor *src = as_f64(a);
     tg_tensor *out = src ? tg_tensor_empty(a->ndim, a->shape, TG_FLOAT64) : NULL;
-    double *work = out ? tg__alloc(sizeof(double) * (size_t)(n * n + 1), who) : NULL;
-    int64_t *piv = work ? tg__alloc(sizeof(int64_t) * (size_t)(n + 1), who) : NULL;
-    tg_status st = piv ? TG_OK : tg_error_status();
+    lu_scratch w = {NULL, NULL, n};
+    tg_status st = out && lu_scratch_init(&w, who, n) ? TG_OK : tg_error_status();
+    double *work = w.a;
+    int64_t *piv = w.piv;
     for (int64_t m = 0; !st && m < batch; m++) {
         memcpy(work, (double *)tg_tensor_data(src) + m * n * n, sizeof(double) * (size_t)(n * n));
         double *y = (double *)tg_tensor_data(out) + m * n * n;
@@ -167,8 +190,7 @@ tg_tensor *tg_linalg_inv(tg_tensor *a) {
         for (int64_t i = 0; i < n; i++) y[i * n + i] = 1.0;
         lu_solve(work, piv, n, y, n);
     }
-    if (work) tg__free(work, sizeof(double) * (size_t)(n * n + 1));
-    if (piv) tg__free(piv, sizeof(int64_t) * (size_t)(n + 1));
+    lu_scratch_free(&w);
     tg_tensor_release(src);
     if (st) {
         tg_tensor_release(out);
@@ -230,9 +252,10 @@ tg_tensor *tg_linalg_solve(tg_tensor *a, tg_tensor *b) {
     int64_t k = b->shape[b->ndim - 1];
     tg_tensor *sa = as_f64(a), *sb = sa ? as_f64(b) : NULL;
     tg_tensor *out = sb ? tg__copy(sb) : NULL; /* solved in place */
-    double *work = out ? tg__alloc(sizeof(double) * (size_t)(n * n + 1), who) : NULL;
-    int64_t *piv = work ? tg__alloc(sizeof(int64_t) * (size_t)(n + 1), who) : NULL;
-    tg_status st = piv ? TG_OK : tg_error_status();
+    lu_scratch w = {NULL, NULL, n};
+    tg_status st = out && lu_scratch_init(&w, who, n) ? TG_OK : tg_error_status();
+    double *work = w.a;
+    int64_t *piv = w.piv;
     for (int64_t m = 0; !st && m < batch; m++) {
         memcpy(work, (double *)tg_tensor_data(sa) + m * n * n, sizeof(double) * (size_t)(n * n));
         if (lu(work, n, piv) < 0) {
@@ -241,8 +264,7 @@ tg_tensor *tg_linalg_solve(tg_tensor *a, tg_tensor *b) {
         }
         lu_solve(work, piv, n, (double *)tg_tensor_data(out) + m * n * k, k);
     }
-    if (work) tg__free(work, sizeof(double) * (size_t)(n * n + 1));
-    if (piv) tg__free(piv, sizeof(int64_t) * (size_t)(n + 1));
+    lu_scratch_free(&w);
     tg_tensor_release(sa);
     tg_tensor_release(sb);
     if (st) {
@@ -317,9 +339,10 @@ TG_DEFINE_OP(linalg_solve, .arity = 2, .diff_mask = 3, .dtypes = "float32,float6
 static tg_status logdets(const char *who, tg_tensor *a, int64_t n, int64_t batch, double *sign_log,
                          double *dets) {
     tg_tensor *src = as_f64(a);
-    double *work = src ? tg__alloc(sizeof(double) * (size_t)(n * n + 1), who) : NULL;
-    int64_t *piv = work ? tg__alloc(sizeof(int64_t) * (size_t)(n + 1), who) : NULL;
-    tg_status st = piv ? TG_OK : tg_error_status();
+    lu_scratch w = {NULL, NULL, n};
+    tg_status st = src && lu_scratch_init(&w, who, n) ? TG_OK : tg_error_status();
+    double *work = w.a;
+    int64_t *piv = w.piv;
     for (int64_t m = 0; !st && m < batch; m++) {
         memcpy(work, (double *)tg_tensor_data(src) + m * n * n, sizeof(double) * (size_t)(n * n));
         int swaps = lu(work, n, piv);
@@ -336,8 +359,7 @@ static tg_status logdets(const char *who, tg_tensor *a, int64_t n, int64_t batch
         sign_log[2 * m + 1] = logabs;
         if (dets) dets[m] = prod;
     }
-    if (work) tg__free(work, sizeof(double) * (size_t)(n * n + 1));
-    if (piv) tg__free(piv, sizeof(int64_t) * (size_t)(n + 1));
+    lu_scratch_free(&w);
     tg_tensor_release(src);
     return st;
 }
