@@ -1122,6 +1122,13 @@ tg_tensor *tg_linalg_det(tg_tensor *a);
 tg_tensor *tg_linalg_slogdet(tg_tensor *a);  /* (..., 2): sign, log|det| */
 tg_tensor *tg_linalg_cholesky(tg_tensor *a); /* lower L, A = L L^T */
 tg_tensor *tg_linalg_eigh(tg_tensor *a);     /* (..., n, n+1): [V | w], w ascending */
+/* (..., m, n) matrices, any m and n, k = min(m, n).  qr: packed [Q | R],
+ * (..., m, qc + n) with qc = k (complete 0) or m (complete 1), R's missing
+ * rows zero.  svd: packed [[U, s], [V, 0]], (..., m + n, c + 1) with U in
+ * rows :m, V (not V^T) in rows m:, s in the last column; c = k (full 0) or
+ * max(m, n) (full 1, U m x m and V n x n).  Non-finite input: all NaN. */
+tg_tensor *tg_linalg_qr(tg_tensor *a, int complete);
+tg_tensor *tg_linalg_svd(tg_tensor *a, int full);
 
 /* ===================================================================== */
 /* Optimizers (csrc/core/optim.c)                                         */

@@ -31,6 +31,7 @@
  */
 #include "ops_internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -758,3 +759,528 @@ TG_DEFINE_OP(linalg_eigh, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64
              .doc = "Eigenvalues (ascending) and eigenvectors of a symmetric matrix (batched, cyclic Jacobi), packed as [V | w]; tg.linalg.eigh unpacks them. Repeated eigenvalues make the vectors' gradient infinite.",
              .backward = linalg_eigh_vjp, .apply = apply_linalg_eigh,
              .examples = "s3x3;s2x4x4", .grad_out_tex = NULL, .grad_in_tex = "\\bar A");
+
+/* ===================================================================== */
+/* shared by qr and svd                                                   */
+/* ===================================================================== */
+
+/* A must be (..., m, n), float.  Sets *m, *n and *batch. */
+static tg_status matrix_batch(const char *who, const tg_tensor *a, int64_t *m, int64_t *n,
+                              int64_t *batch) {
+    if (!a) return tg_error_set(TG_ERR_VALUE, "%s: the input is NULL", who);
+    if (!tg_dtype_is_float(a->dtype))
+        return tg_error_set(TG_ERR_TYPE, "%s: expected a float32 or float64 matrix, got %s", who,
+                            tg_dtype_name(a->dtype));
+    if (a->ndim < 2)
+        return tg_error_set(TG_ERR_VALUE,
+                            "%s: expected a matrix or a batch of them, shape (..., m, n); got "
+                            "shape %s", who, tg__shp(a));
+    *m = a->shape[a->ndim - 2];
+    *n = a->shape[a->ndim - 1];
+    int64_t b = 1;
+    for (int i = 0; i < a->ndim - 2; i++) b *= a->shape[i];
+    *batch = b;
+    return TG_OK;
+}
+
+/* x, retained (for take2 chains that consume their arguments). */
+static tg_tensor *ref(tg_tensor *x) {
+    if (x) tg_tensor_retain(x);
+    return x;
+}
+
+/* Rows [r0, r1) and columns [c0, c1) of the last two dims (a view). */
+static tg_tensor *blk(tg_tensor *x, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+    if (!x) return NULL;
+    int64_t starts[TG_MAX_DIMS] = {0}, stops[TG_MAX_DIMS], steps[TG_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++) stops[i] = x->shape[i], steps[i] = 1;
+    starts[x->ndim - 2] = r0;
+    stops[x->ndim - 2] = r1;
+    starts[x->ndim - 1] = c0;
+    stops[x->ndim - 1] = c1;
+    return tg_slice(x, starts, stops, steps, 0);
+}
+
+/* The output of a packed op with m x c at the top left of a zero (..., R, C)
+ * tensor of float64: allocated zero, filled by the kernels. */
+static tg_tensor *packed_zeros(const tg_tensor *a, int64_t rows, int64_t ncols) {
+    int64_t shape[TG_MAX_DIMS];
+    memcpy(shape, a->shape, sizeof(int64_t) * (size_t)a->ndim);
+    shape[a->ndim - 2] = rows;
+    shape[a->ndim - 1] = ncols;
+    return tg_tensor_zeros(a->ndim, shape, TG_FLOAT64);
+}
+
+/* ===================================================================== */
+/* qr                                                                     */
+/* ===================================================================== */
+
+/* Householder QR of a (m x n, row-major, destroyed) with LAPACK's choices
+ * (dgeqrf + dorgqr), so that Q and R are NumPy's and PyTorch's to rounding:
+ * step j reflects column j's part from the diagonal down, x = a[j:, j], onto
+ * beta e_1 with beta = -sign(x_0) |x| (the sign that avoids cancellation;
+ * R's diagonal may be negative), H_j = I - tau v v^T, v = (1, x_1.. /
+ * (x_0 - beta)), tau = (beta - x_0) / beta; a column already zero below the
+ * diagonal is left alone (tau = 0).  Writes R (the first rr rows of the
+ * triangle, rr x n) and Q = H_0 H_1 ... (m x qc, qc = k or m) into q.
+ * tau: k doubles of scratch. */
+static void householder_qr(double *a, int64_t m, int64_t n, double *tau, double *q, int64_t qc,
+                           double *r, int64_t rr) {
+    int64_t k = m < n ? m : n;
+    for (int64_t j = 0; j < k; j++) {
+        double alpha = a[j * n + j], xnorm = 0.0;
+        for (int64_t i = j + 1; i < m; i++) xnorm = hypot(xnorm, a[i * n + j]);
+        tau[j] = 0.0;
+        if (xnorm == 0.0) continue; /* H = I (also for a NaN column: the sums below carry it) */
+        double beta = -copysign(hypot(alpha, xnorm), alpha >= 0 ? 1.0 : -1.0);
+        tau[j] = (beta - alpha) / beta;
+        double scale = 1.0 / (alpha - beta);
+        for (int64_t i = j + 1; i < m; i++) a[i * n + j] *= scale; /* v below the diagonal */
+        a[j * n + j] = beta;
+        for (int64_t c = j + 1; c < n; c++) { /* a[j:, c] -= tau v (v^T a[j:, c]) */
+            double w = a[j * n + c];
+            for (int64_t i = j + 1; i < m; i++) w += a[i * n + j] * a[i * n + c];
+            w *= tau[j];
+            a[j * n + c] -= w;
+            for (int64_t i = j + 1; i < m; i++) a[i * n + c] -= w * a[i * n + j];
+        }
+    }
+    for (int64_t i = 0; i < rr; i++)
+        for (int64_t c = 0; c < n; c++) r[i * n + c] = c >= i && i < m ? a[i * n + c] : 0.0;
+    for (int64_t i = 0; i < m; i++) /* Q = H_0 ... H_{k-1} I[:, :qc], applied right to left */
+        for (int64_t c = 0; c < qc; c++) q[i * qc + c] = i == c;
+    for (int64_t j = k - 1; j >= 0; j--) {
+        if (tau[j] == 0.0) continue;
+        for (int64_t c = 0; c < qc; c++) {
+            double w = q[j * qc + c];
+            for (int64_t i = j + 1; i < m; i++) w += a[i * n + j] * q[i * qc + c];
+            w *= tau[j];
+            q[j * qc + c] -= w;
+            for (int64_t i = j + 1; i < m; i++) q[i * qc + c] -= w * a[i * n + j];
+        }
+    }
+}
+
+/* mode: 0 reduced (Q m x k, R k x n), 1 complete (Q m x m, R m x n).
+ * Packed output (..., m, qc + n) = [Q | R], R's rows below its own padded
+ * with zeros (reduced with m > n). */
+tg_tensor *tg_linalg_qr(tg_tensor *a, int complete) {
+    const char *who = "linalg_qr";
+    int64_t m, n, batch;
+    if (matrix_batch(who, a, &m, &n, &batch)) return NULL;
+    if (complete != 0 && complete != 1)
+        return TG_FAIL(TG_ERR_VALUE, "%s: mode must be 0 (reduced) or 1 (complete), got %d", who,
+                       complete);
+    int64_t k = m < n ? m : n, qc = complete ? m : k;
+    tg_tensor *src = as_f64(a);
+    tg_tensor *out = src ? packed_zeros(a, m, qc + n) : NULL;
+    size_t nb = sizeof(double) * (size_t)(m * n + k + m * qc + qc * n + 1);
+    double *work = out ? tg__alloc(nb, who) : NULL;
+    for (int64_t b = 0; work && b < batch; b++) {
+        double *w = work, *tau = w + m * n, *q = tau + k, *r = q + m * qc;
+        memcpy(w, (const double *)tg_tensor_data(src) + b * m * n, sizeof(double) * (size_t)(m * n));
+        householder_qr(w, m, n, tau, q, qc, r, qc);
+        double *o = (double *)tg_tensor_data(out) + b * m * (qc + n);
+        for (int64_t i = 0; i < m; i++) {
+            memcpy(o + i * (qc + n), q + i * qc, sizeof(double) * (size_t)qc);
+            if (i < qc) memcpy(o + i * (qc + n) + qc, r + i * n, sizeof(double) * (size_t)n);
+        }
+    }
+    tg_tensor_release(src);
+    if (!work) {
+        tg_tensor_release(out);
+        return NULL;
+    }
+    tg__free(work, nb);
+    out = to_dtype(out, a->dtype);
+    tg_entry *e = NULL;
+    out = out ? tg__finish(&tg_opdef_linalg_qr, 1, &a, out, &e) : NULL;
+    if (e) {
+        tg__save_output(e, out);
+        e->params.i[0] = complete;
+        e->params.i[1] = n;
+    }
+    return out;
+}
+
+/* Is every diagonal entry of the triangles r (..., n, n) larger than
+ * n eps max|r_ij| of its matrix?  Otherwise A was rank-deficient (to
+ * rounding) and R^-1 would give a gradient of noise times 1e16: an error
+ * instead.  r borrowed. */
+static bool full_rank_triangle(tg_tensor *r) {
+    tg_tensor *c = as_f64(r);
+    if (!c) return false;
+    int64_t n = r->shape[r->ndim - 1], batch = n ? c->numel / (n * n) : 0;
+    const double *d = (const double *)tg_tensor_data(c);
+    bool ok = true;
+    for (int64_t b = 0; ok && b < batch; b++) {
+        double big = 0.0;
+        for (int64_t i = 0; i < n * n; i++) big = fmax(big, fabs(d[b * n * n + i]));
+        for (int64_t i = 0; ok && i < n; i++)
+            ok = fabs(d[b * n * n + i * n + i]) > (double)n * DBL_EPSILON * big;
+    }
+    tg_tensor_release(c);
+    if (!ok)
+        tg_error_set(TG_ERR_VALUE, "linalg_qr: the gradient needs R invertible, i.e. A of full "
+                     "rank min(m, n); this A is rank-deficient (a diagonal entry of R, %s, is zero to "
+                     "rounding)", tg__shp(r));
+    return ok;
+}
+
+/* The reduced QR's VJP for a square or tall R (m >= n, Q m x n, R n x n),
+ * all borrowed:
+ *   M  = R dR^T - dQ^T Q
+ *   dA = (dQ + Q copyltu(M)) R^-T,   copyltu(M) = tril(M) + tril(M, -1)^T
+ * Derivation: from dA = dQ R + Q dR, Q^T dQ is antisymmetric and dR upper
+ * triangular, so Q^T dA R^-1 = Q^T dQ + dR R^-1 splits into its strictly
+ * lower part (Q^T dQ's) and the rest; the pullback of that split is the
+ * copyltu of M (Walter & Lehmann 2018; Liao et al. 2019).  R^-T is a
+ * solve with R, so A must have full column rank. */
+static tg_tensor *qr_vjp_tall(tg_tensor *q, tg_tensor *r, tg_tensor *gq, tg_tensor *gr) {
+    int64_t n = r->shape[r->ndim - 1];
+    tg_tensor *mm = take2(tg_sub, take2(tg_matmul, ref(r), mT(gr)), take2(tg_matmul, mT(gq), ref(q)));
+    tg_tensor *low = mm ? pattern(n, mm->dtype, 'L') : NULL, *strict = low ? pattern(n, mm->dtype, 'S') : NULL;
+    tg_tensor *cl = strict ? take2(tg_add, take2(tg_mul, ref(mm), low), mT(take2(tg_mul, ref(mm), strict)))
+                           : (tg_tensor_release(low), NULL);
+    tg_tensor_release(mm);
+    tg_tensor *b = cl ? take2(tg_add, ref(gq), take2(tg_matmul, ref(q), cl)) : NULL;
+    tg_tensor *bt = mT(b);
+    tg_tensor_release(b);
+    tg_tensor *x = bt && full_rank_triangle(r) ? tg_linalg_solve(r, bt) : NULL; /* R^-1 b^T */
+    tg_tensor_release(bt);
+    tg_tensor *ga = mT(x);
+    tg_tensor_release(x);
+    return ga;
+}
+
+static tg_status linalg_qr_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *p = tg_entry_output(e);
+    CHECK(p);
+    int64_t m = p->shape[p->ndim - 2], n = e->params.i[1], qc = p->shape[p->ndim - 1] - n;
+    int64_t k = m < n ? m : n;
+    if (qc != k) {
+        tg_tensor_release(p);
+        return tg_error_set(TG_ERR_VALUE, "linalg_qr: mode='complete' with more rows than columns "
+                            "(here %lld > %lld) is not differentiable (the last m - n columns of Q "
+                            "are not determined by A); use mode='reduced'",
+                            (long long)m, (long long)n);
+    }
+    /* Q (m x k), R (k x n) and their gradients, read from the packed output */
+    tg_tensor *q = blk(p, 0, m, 0, k), *r = blk(p, 0, k, k, k + n);
+    tg_tensor *gq = blk(g, 0, m, 0, k), *gr = blk(g, 0, k, k, k + n);
+    tg_tensor_release(p);
+    tg_tensor *ga = NULL;
+    if (q && r && gq && gr) {
+        if (m >= n) {
+            ga = qr_vjp_tall(q, r, gq, gr);
+        } else {
+            /* wide: A = [X | Y] with X m x m, R = [U | V]; X = Q U is a square
+             * QR and Y = Q V, so dY = Q dV and X's VJP sees dQ + Y dV^T */
+            tg_tensor *u = blk(r, 0, m, 0, m), *v = blk(r, 0, m, m, n);
+            tg_tensor *gu = blk(gr, 0, m, 0, m), *gv = blk(gr, 0, m, m, n);
+            tg_tensor *y = u && v && gu && gv ? tg_matmul(q, v) : NULL;
+            tg_tensor *gq2 = y ? take2(tg_add, ref(gq), take2(tg_matmul, y, mT(gv))) : NULL;
+            tg_tensor *gx = gq2 ? qr_vjp_tall(q, u, gq2, gu) : NULL;
+            tg_tensor *gy = gx ? tg_matmul(q, gv) : NULL;
+            if (gy) ga = tg_concat(2, (tg_tensor *[]){gx, gy}, -1);
+            tg_tensor_release(u);
+            tg_tensor_release(v);
+            tg_tensor_release(gu);
+            tg_tensor_release(gv);
+            tg_tensor_release(gq2);
+            tg_tensor_release(gx);
+            tg_tensor_release(gy);
+        }
+    }
+    tg_tensor_release(q);
+    tg_tensor_release(r);
+    tg_tensor_release(gq);
+    tg_tensor_release(gr);
+    CHECK(ga);
+    gi[0] = ga;
+    return TG_OK;
+}
+
+static tg_tensor *apply_linalg_qr(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: linalg_qr takes 1 input");
+    if (p->i[0] != 0 && p->i[0] != 1)
+        return TG_FAIL(TG_ERR_VALUE, "linalg_qr: i0 (the mode) must be 0 (reduced) or 1 "
+                       "(complete), got %lld", (long long)p->i[0]);
+    return tg_linalg_qr(in[0], (int)p->i[0]);
+}
+TG_DEFINE_OP(linalg_qr, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .forward = "[Q | R] with A = Q R, Q orthonormal columns, R upper triangular (packed (..., m, k + n), Householder, LAPACK's signs)",
+             .forward_tex = "A = Q R",
+             .vjp = "M = R dR^T - dQ^T Q; dA = (dQ + Q copyltu(M)) R^-T (m >= n; wide: split A = [X | Y])",
+             .vjp_tex = "\\bar A = \\left(\\bar Q + Q \\operatorname{copyltu}(R \\bar R^{\\top} - \\bar Q^{\\top} Q)\\right) R^{-\\top}",
+             .doc = "QR decomposition (batched, Householder reflections), packed as [Q | R]; i0=1 for mode='complete'. tg.linalg.qr unpacks it. Differentiable in reduced mode for A of full rank.",
+             .backward = linalg_qr_vjp, .apply = apply_linalg_qr,
+             .examples = "4x3;2x3x3;3x5;T4x2;2x4|i0=1", .grad_out_tex = NULL,
+             .grad_in_tex = "\\bar A");
+
+/* ===================================================================== */
+/* svd                                                                    */
+/* ===================================================================== */
+
+/* One-sided Jacobi (Hestenes): rotate pairs of columns of w (p x q,
+ * row-major, p >= q) until every pair is orthogonal, accumulating the
+ * rotations in v (q x q), so that w_in = w_out v^T with w_out's columns
+ * orthogonal: their norms are the singular values, the normalised columns
+ * U, and v is V.  The rotation of columns j, l with a = |w_j|^2,
+ * b = |w_l|^2, c = w_j . w_l zeroes their dot product: t = tan(theta) the
+ * smaller root of t^2 + 2 zeta t - 1 = 0, zeta = (b - a) / 2c.  A pair
+ * counts as orthogonal when |c| <= 1e-15 sqrt(a b).  At most 60 sweeps
+ * (convergence is quadratic: ~6-10 suffice in double); then it stops. */
+static void jacobi_columns(double *w, int64_t p, int64_t q, double *v) {
+    for (int64_t i = 0; i < q * q; i++) v[i] = 0.0;
+    for (int64_t i = 0; i < q; i++) v[i * q + i] = 1.0;
+    for (int sweep = 0; sweep < 60; sweep++) {
+        int rotated = 0;
+        for (int64_t j = 0; j < q - 1; j++)
+            for (int64_t l = j + 1; l < q; l++) {
+                double a = 0.0, b = 0.0, c = 0.0;
+                for (int64_t i = 0; i < p; i++) {
+                    double x = w[i * q + j], y = w[i * q + l];
+                    a += x * x;
+                    b += y * y;
+                    c += x * y;
+                }
+                if (!(fabs(c) > 1e-15 * sqrt(a) * sqrt(b))) continue;
+                double zeta = (b - a) / (2.0 * c);
+                double t = (zeta >= 0 ? 1.0 : -1.0) / (fabs(zeta) + hypot(1.0, zeta));
+                double cs = 1.0 / sqrt(1.0 + t * t), sn = cs * t;
+                for (int64_t i = 0; i < p; i++) {
+                    double x = w[i * q + j], y = w[i * q + l];
+                    w[i * q + j] = cs * x - sn * y;
+                    w[i * q + l] = sn * x + cs * y;
+                }
+                for (int64_t i = 0; i < q; i++) {
+                    double x = v[i * q + j], y = v[i * q + l];
+                    v[i * q + j] = cs * x - sn * y;
+                    v[i * q + l] = sn * x + cs * y;
+                }
+                rotated++;
+            }
+        if (!rotated) break;
+    }
+}
+
+/* Columns [r, cols) of u (p x cols, row-major; columns < r orthonormal)
+ * completed to an orthonormal set: each new column starts from the unit
+ * vector e_i least covered by the columns so far (the i with the smallest
+ * sum of squares of row i), orthogonalised twice (Gram-Schmidt). */
+static void complete_columns(double *u, int64_t p, int64_t cols, int64_t r, double *x) {
+    for (int64_t t = r; t < cols; t++) {
+        int64_t best = 0;
+        double least = INFINITY;
+        for (int64_t i = 0; i < p; i++) {
+            double cover = 0.0;
+            for (int64_t c = 0; c < t; c++) cover += u[i * cols + c] * u[i * cols + c];
+            if (cover < least) least = cover, best = i;
+        }
+        for (int64_t i = 0; i < p; i++) x[i] = i == best;
+        for (int pass = 0; pass < 2; pass++)
+            for (int64_t c = 0; c < t; c++) {
+                double d = 0.0;
+                for (int64_t i = 0; i < p; i++) d += u[i * cols + c] * x[i];
+                for (int64_t i = 0; i < p; i++) x[i] -= d * u[i * cols + c];
+            }
+        double nrm = 0.0;
+        for (int64_t i = 0; i < p; i++) nrm = hypot(nrm, x[i]);
+        for (int64_t i = 0; i < p; i++) u[i * cols + t] = x[i] / nrm;
+    }
+}
+
+/* Flip column j of x (rows x cols) so that its largest-magnitude entry is
+ * positive; returns -1 when it flipped, else 1. */
+static double fix_sign(double *x, int64_t rows, int64_t cols, int64_t j) {
+    int64_t big = 0;
+    for (int64_t i = 1; i < rows; i++)
+        if (fabs(x[i * cols + j]) > fabs(x[big * cols + j])) big = i;
+    if (!(x[big * cols + j] < 0)) return 1.0;
+    for (int64_t i = 0; i < rows; i++) x[i * cols + j] = -x[i * cols + j];
+    return -1.0;
+}
+
+/* The SVD of one m x n matrix a: U (m x cu), s (k), V (n x cv), where
+ * cu = m, cv = n when full, else both k.  Computed on W = A (m >= n) or
+ * W = A^T (m < n), p x q with p >= q: Jacobi gives W = Uw S Vw^T, and for
+ * the transposed case A = Vw S Uw^T.  Singular values sorted descending; a
+ * column of Uw whose singular value is below p eps s_max (a zero singular
+ * value), and the extra columns of the full case, are completed to an
+ * orthonormal basis.  Each column j < k of U is signed so that its
+ * largest-magnitude entry is positive (V's column with it): the result is a
+ * function of A where the singular values are distinct and non-zero.
+ * work: p q + q q + p * max(p, q) + p doubles. */
+static void svd_one(const double *a, int64_t m, int64_t n, int full, double *u, double *s,
+                    double *v, double *work) {
+    int64_t k = m < n ? m : n, cu = full ? m : k, cv = full ? n : k;
+    int tall = m >= n;
+    int64_t p = tall ? m : n, q = tall ? n : m, cp = full ? p : q;
+    bool finite = true;
+    for (int64_t i = 0; i < m * n; i++) finite = finite && isfinite(a[i]);
+    if (!finite) { /* no iteration at all: NaN everywhere (NumPy raises "did not converge") */
+        for (int64_t i = 0; i < m * cu; i++) u[i] = NAN;
+        for (int64_t i = 0; i < n * cv; i++) v[i] = NAN;
+        for (int64_t i = 0; i < k; i++) s[i] = NAN;
+        return;
+    }
+    double *w = work, *vw = w + p * q, *uw = vw + q * q, *x = uw + p * cp;
+    for (int64_t i = 0; i < p; i++)
+        for (int64_t j = 0; j < q; j++) w[i * q + j] = tall ? a[i * n + j] : a[j * n + i];
+    jacobi_columns(w, p, q, vw);
+    for (int64_t j = 0; j < q; j++) {
+        double nrm = 0.0;
+        for (int64_t i = 0; i < p; i++) nrm = hypot(nrm, w[i * q + j]);
+        s[j] = nrm;
+    }
+    for (int64_t i = 1; i < q; i++) /* sort descending, moving the columns of w and vw along */
+        for (int64_t j = i; j > 0 && s[j - 1] < s[j]; j--) {
+            double t = s[j];
+            s[j] = s[j - 1];
+            s[j - 1] = t;
+            for (int64_t r = 0; r < p; r++) t = w[r * q + j], w[r * q + j] = w[r * q + j - 1], w[r * q + j - 1] = t;
+            for (int64_t r = 0; r < q; r++) t = vw[r * q + j], vw[r * q + j] = vw[r * q + j - 1], vw[r * q + j - 1] = t;
+        }
+    double tol = (double)p * DBL_EPSILON * (q ? s[0] : 0.0);
+    int64_t rank = 0;
+    while (rank < q && s[rank] > tol) rank++;
+    for (int64_t i = 0; i < p; i++)
+        for (int64_t j = 0; j < cp; j++) uw[i * cp + j] = j < rank ? w[i * q + j] / s[j] : 0.0;
+    complete_columns(uw, p, cp, rank, x);
+    /* U and V of A */
+    double *ua = tall ? uw : vw, *va = tall ? vw : uw;
+    int64_t uac = tall ? cp : q, vac = tall ? q : cp;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < cu; j++) u[i * cu + j] = ua[i * uac + j];
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < cv; j++) v[i * cv + j] = va[i * vac + j];
+    for (int64_t j = 0; j < cu; j++) {
+        double f = fix_sign(u, m, cu, j);
+        if (j < k && f < 0)
+            for (int64_t i = 0; i < n; i++) v[i * cv + j] = -v[i * cv + j];
+    }
+    for (int64_t j = k; j < cv; j++) fix_sign(v, n, cv, j);
+}
+
+tg_tensor *tg_linalg_svd(tg_tensor *a, int full) {
+    const char *who = "linalg_svd";
+    int64_t m, n, batch;
+    if (matrix_batch(who, a, &m, &n, &batch)) return NULL;
+    if (full != 0 && full != 1)
+        return TG_FAIL(TG_ERR_VALUE, "%s: full_matrices must be 0 or 1, got %d", who, full);
+    int64_t k = m < n ? m : n, big = m > n ? m : n;
+    int64_t cu = full ? m : k, cv = full ? n : k, c = full ? big : k;
+    tg_tensor *src = as_f64(a);
+    tg_tensor *out = src ? packed_zeros(a, m + n, c + 1) : NULL;
+    size_t nb = sizeof(double) * (size_t)(m * cu + n * cv + k + 2 * big * big + big * big + big + 1);
+    double *mem = out ? tg__alloc(nb, who) : NULL;
+    for (int64_t b = 0; mem && b < batch; b++) {
+        double *u = mem, *v = u + m * cu, *s = v + n * cv, *work = s + k;
+        svd_one((const double *)tg_tensor_data(src) + b * m * n, m, n, full, u, s, v, work);
+        double *o = (double *)tg_tensor_data(out) + b * (m + n) * (c + 1);
+        for (int64_t i = 0; i < m; i++) memcpy(o + i * (c + 1), u + i * cu, sizeof(double) * (size_t)cu);
+        for (int64_t i = 0; i < n; i++) memcpy(o + (m + i) * (c + 1), v + i * cv, sizeof(double) * (size_t)cv);
+        for (int64_t i = 0; i < k; i++) o[i * (c + 1) + c] = s[i];
+    }
+    tg_tensor_release(src);
+    if (!mem) {
+        tg_tensor_release(out);
+        return NULL;
+    }
+    tg__free(mem, nb);
+    out = to_dtype(out, a->dtype);
+    tg_entry *e = NULL;
+    out = out ? tg__finish(&tg_opdef_linalg_svd, 1, &a, out, &e) : NULL;
+    if (e) {
+        tg__save_output(e, out);
+        e->params.i[0] = full;
+        e->params.i[1] = m;
+        e->params.i[2] = n;
+    }
+    return out;
+}
+
+/* The VJP of A = U diag(s) V^T (the reduced factors; in the full case the
+ * gradients of U's and V's extra columns are ignored, as in PyTorch), all
+ * with ops.  With J = U^T dU, K = V^T dV, skew(X) = X - X^T and
+ * E_jk = s_k^2 - s_j^2 (1 on the diagonal):
+ *   dA = U [ (skew(J) / E) S + S (skew(K) / E) + diag(ds) ] V^T
+ *        + (I - U U^T) dU S^-1 V^T        (only when m > k)
+ *        + U S^-1 dV^T (I - V V^T)        (only when n > k)
+ * Derivation: differentiate A = U S V^T; U^T dU and V^T dV are
+ * antisymmetric, and the off-diagonal part of U^T dA V = (U^T dU) S + dS
+ * - S (V^T dV) is solved for them entry by entry, which divides by
+ * s_k^2 - s_j^2; the last two terms are the parts of dU, dV outside the
+ * spans of U, V (Townsend 2016).  So the gradient is infinite where two
+ * singular values are equal, and where one is zero for a non-square A,
+ * unless the loss does not depend on the ambiguous vectors. */
+static tg_status linalg_svd_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *p = tg_entry_output(e);
+    CHECK(p);
+    int64_t m = e->params.i[1], n = e->params.i[2], c = p->shape[p->ndim - 1] - 1;
+    int64_t k = m < n ? m : n;
+    tg_tensor *u = blk(p, 0, m, 0, k), *v = blk(p, m, m + n, 0, k), *s = blk(p, 0, k, c, c + 1);
+    tg_tensor *gu = blk(g, 0, m, 0, k), *gv = blk(g, m, m + n, 0, k), *gs = blk(g, 0, k, c, c + 1);
+    tg_tensor_release(p);
+    tg_tensor *eye = s ? pattern(k, s->dtype, 'I') : NULL, *ga = NULL;
+    if (u && v && s && gu && gv && gs && eye) {
+        tg_tensor *s2 = tg_mul(s, s); /* (k, 1) */
+        tg_tensor *ee = s2 ? take2(tg_add, take2(tg_sub, mT(s2), ref(s2)), ref(eye)) : NULL;
+        tg_tensor_release(s2);
+        tg_tensor *jj = ee ? take2(tg_matmul, mT(u), ref(gu)) : NULL;
+        tg_tensor *kk = jj ? take2(tg_matmul, mT(v), ref(gv)) : NULL;
+        tg_tensor *t1 = kk ? take2(tg_mul, take2(tg_div, take2(tg_sub, ref(jj), mT(jj)), ref(ee)), mT(s)) : NULL;
+        tg_tensor *t2 = t1 ? take2(tg_mul, ref(s), take2(tg_div, take2(tg_sub, ref(kk), mT(kk)), ref(ee))) : NULL;
+        tg_tensor *t3 = t2 ? tg_mul(gs, eye) : NULL;
+        tg_tensor *inner = t3 ? take2(tg_add, take2(tg_add, t1, t2), t3) : (tg_tensor_release(t1), tg_tensor_release(t2), NULL);
+        ga = inner ? take2(tg_matmul, take2(tg_matmul, ref(u), inner), mT(v)) : NULL;
+        tg_tensor *inv_s = ga ? take2(tg_div, tg_tensor_scalar(1.0, s->dtype), ref(s)) : NULL; /* (k, 1) */
+        if (inv_s && m > k) { /* (dU - U J) S^-1 V^T */
+            tg_tensor *x = take2(tg_sub, ref(gu), take2(tg_matmul, ref(u), ref(jj)));
+            x = take2(tg_matmul, take2(tg_mul, x, mT(inv_s)), mT(v));
+            ga = take2(tg_add, ga, x);
+        }
+        if (inv_s && ga && n > k) { /* U S^-1 (dV^T - K^T V^T) */
+            tg_tensor *x = take2(tg_sub, mT(gv), take2(tg_matmul, mT(kk), mT(v)));
+            x = take2(tg_matmul, ref(u), take2(tg_mul, ref(inv_s), x));
+            ga = take2(tg_add, ga, x);
+        }
+        if (!inv_s) {
+            tg_tensor_release(ga);
+            ga = NULL;
+        }
+        tg_tensor_release(inv_s);
+        tg_tensor_release(jj);
+        tg_tensor_release(kk);
+        tg_tensor_release(ee);
+    }
+    tg_tensor_release(u);
+    tg_tensor_release(v);
+    tg_tensor_release(s);
+    tg_tensor_release(gu);
+    tg_tensor_release(gv);
+    tg_tensor_release(gs);
+    tg_tensor_release(eye);
+    CHECK(ga);
+    gi[0] = ga;
+    return TG_OK;
+}
+
+static tg_tensor *apply_linalg_svd(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: linalg_svd takes 1 input");
+    if (p->i[0] != 0 && p->i[0] != 1)
+        return TG_FAIL(TG_ERR_VALUE, "linalg_svd: i0 (full_matrices) must be 0 or 1, got %lld",
+                       (long long)p->i[0]);
+    return tg_linalg_svd(in[0], (int)p->i[0]);
+}
+TG_DEFINE_OP(linalg_svd, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .forward = "[[U, s], [V, 0]] with A = U diag(s) V^T, s descending (packed (..., m + n, c + 1), one-sided Jacobi)",
+             .forward_tex = "A = U \\operatorname{diag}(s) V^{\\top}",
+             .vjp = "dA = U[(skew(U^T dU)/E) S + S (skew(V^T dV)/E) + diag(ds)]V^T + (I - UU^T) dU S^-1 V^T + U S^-1 dV^T (I - VV^T), E_jk = s_k^2 - s_j^2",
+             .vjp_tex = "\\bar A = U\\left[\\tfrac{\\operatorname{skew}(U^{\\top}\\bar U)}{E} S + S \\tfrac{\\operatorname{skew}(V^{\\top}\\bar V)}{E} + \\operatorname{diag}(\\bar s)\\right]V^{\\top} + (I - UU^{\\top})\\bar U S^{-1} V^{\\top} + U S^{-1} \\bar V^{\\top}(I - VV^{\\top})",
+             .doc = "Singular value decomposition (batched, one-sided Jacobi), packed as [[U, s], [V, 0]]; i0=1 for full_matrices. tg.linalg.svd unpacks it. Gradients are infinite where singular values repeat (or vanish, for non-square A).",
+             .backward = linalg_svd_vjp, .apply = apply_linalg_svd,
+             .examples = "4x3;2x3x3;3x5;T4x2", .grad_out_tex = NULL, .grad_in_tex = "\\bar A");

@@ -230,6 +230,8 @@ TG_OP(linalg_det, CUSTOM)
 TG_OP(linalg_slogdet, CUSTOM)
 TG_OP(linalg_cholesky, CUSTOM)
 TG_OP(linalg_eigh, CUSTOM)
+TG_OP(linalg_qr, CUSTOM)
+TG_OP(linalg_svd, CUSTOM)
 
 /* core/record.c: ops defined outside the library (tg_custom_record) */
 TG_OP(custom, INTERNAL)

@@ -11,10 +11,12 @@ work too.
 [[5.0, -1.0], [0.0, 2.0]]
 
 The kernels are plain textbook algorithms in ``csrc/ops/decomp.c`` (LU with
-partial pivoting, Cholesky-Banachiewicz, cyclic Jacobi for ``eigh``), written
+partial pivoting, Cholesky-Banachiewicz, cyclic Jacobi for ``eigh``,
+Householder reflections for ``qr``, one-sided Jacobi for ``svd``), written
 to be read; for matrices of a few hundred rows and more, NumPy's LAPACK is
 much faster. A singular matrix (``inv``, ``solve``) or one that is not
-positive definite (``cholesky``) raises ``ValueError``.
+positive definite (``cholesky``) raises ``ValueError``. The derivation of
+every VJP is in docs/concepts/linear-algebra.md and in the op's block.
 """
 from __future__ import annotations
 
@@ -26,15 +28,27 @@ from . import _C
 from ._C import Tensor
 
 __all__ = ["inv", "solve", "det", "slogdet", "cholesky", "eigh", "eigvalsh", "matrix_power",
-           "norm", "SlogdetResult", "EighResult"]
+           "norm", "qr", "svd", "svdvals", "SlogdetResult", "EighResult", "QRResult", "SVDResult"]
 
 
 def _t(x) -> Tensor:
     return x if isinstance(x, Tensor) else _C.tensor(np.asarray(x))
 
 
-def _op(name, *xs):
-    return _C._op_apply(name, [_t(x) for x in xs], "")
+def _op(name, *xs, params=""):
+    return _C._op_apply(name, [_t(x) for x in xs], params)
+
+
+def _matrix(who, A) -> Tensor:
+    """A as a float (..., m, n) tensor, or the error a learner should see."""
+    A = _t(A)
+    if A.ndim < 2:
+        raise ValueError(f"linalg.{who}: expected a matrix or a batch of matrices, shape "
+                         f"(..., m, n); got shape {tuple(A.shape)}")
+    if A.dtype not in (_C.float32, _C.float64):
+        raise TypeError(f"linalg.{who}: expected a float32 or float64 matrix, got {A.dtype} "
+                        f"(convert with .astype(tg.float64))")
+    return A
 
 
 def inv(A) -> Tensor:
@@ -136,6 +150,99 @@ def eigh(A, UPLO: str = "L") -> EighResult:
 def eigvalsh(A, UPLO: str = "L") -> Tensor:
     """The eigenvalues of a symmetric matrix, ascending (see :func:`eigh`)."""
     return eigh(A, UPLO).eigenvalues
+
+
+class QRResult(NamedTuple):
+    Q: Tensor
+    R: Tensor
+
+
+def qr(A, mode: str = "reduced"):
+    """The QR decomposition ``A = Q @ R`` of a matrix (..., m, n), batched, by
+    Householder reflections with LAPACK's sign choices, so Q and R are the
+    ones NumPy and PyTorch give (R's diagonal may be negative).
+
+    ``mode='reduced'`` (default): Q (..., m, k), R (..., k, n), k = min(m, n).
+    ``mode='complete'``: Q (..., m, m), R (..., m, n).
+    ``mode='r'``: R alone, as NumPy returns it (PyTorch returns an empty Q too).
+
+    Differentiable in the reduced mode (and the others where they coincide
+    with it: ``'complete'`` with m <= n, ``'r'``) for A of full rank;
+    ``'complete'`` with m > n raises in backward, as in PyTorch, since Q's
+    extra columns are not determined by A.
+
+    >>> Q, R = tg.linalg.qr(tg.tensor([[3.0, 1.0], [4.0, 2.0]], dtype=tg.float64))
+    >>> [round(v, 12) for v in R.tolist()[0]]
+    [-5.0, -2.2]
+    """
+    A = _matrix("qr", A)
+    if mode not in ("reduced", "complete", "r"):
+        raise ValueError(f"linalg.qr: mode must be 'reduced', 'complete' or 'r', got {mode!r}")
+    m, n = A.shape[-2], A.shape[-1]
+    complete = mode == "complete" and m > n
+    packed = _op("linalg_qr", A, params="i0=1" if complete else "")
+    qc = m if complete else min(m, n)
+    R = packed[..., :qc, qc:]
+    if mode == "r":
+        return R
+    return QRResult(packed[..., :, :qc], R)
+
+
+class SVDResult(NamedTuple):
+    U: Tensor
+    S: Tensor
+    Vh: Tensor
+
+
+def svd(A, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False):
+    """The singular value decomposition ``A = U @ diag(S) @ Vh`` of a matrix
+    (..., m, n), batched, by one-sided Jacobi rotations; ``S`` descending.
+    With ``full_matrices=True`` (the default, as in NumPy and PyTorch) U is
+    (..., m, m) and Vh (..., n, n); with False, (..., m, k) and (..., k, n),
+    k = min(m, n).
+
+    Singular vectors are defined up to sign (and up to a rotation where
+    singular values repeat): tapegrad makes the largest-magnitude entry of
+    each column of U positive, which is not LAPACK's choice, so compare
+    ``U @ diag(S) @ Vh``, ``S`` or ``abs(U)`` with other libraries, not U
+    itself. Gradients (the reduced factors; the extra columns of the full
+    ones get none, as in PyTorch) divide by ``S[j]**2 - S[i]**2``: infinite
+    where singular values repeat, and for a non-square A where one is zero,
+    unless the loss does not depend on the ambiguous vectors (``svdvals``
+    and ``U @ diag(S) @ Vh`` do not). A NaN or inf in A gives NaN results.
+    NumPy's ``compute_uv=False`` returns S alone; ``hermitian=True`` is
+    accepted and changes nothing (the general algorithm is used).
+
+    >>> U, S, Vh = tg.linalg.svd(tg.tensor([[3.0, 0.0], [0.0, -4.0]], dtype=tg.float64))
+    >>> S.tolist()
+    [4.0, 3.0]
+    """
+    if not compute_uv:
+        return _svd("svd", A, False).S
+    return _svd("svd", A, full_matrices)
+
+
+def _svd(who, A, full_matrices) -> SVDResult:
+    A = _matrix(who, A)
+    m, n = A.shape[-2], A.shape[-1]
+    k = min(m, n)
+    full = bool(full_matrices) and m != n
+    packed = _op("linalg_svd", A, params="i0=1" if full else "")
+    c = max(m, n) if full else k
+    cu, cv = (m, n) if full else (k, k)
+    return SVDResult(packed[..., :m, :cu], packed[..., :k, c],
+                     packed[..., m:, :cv].swapaxes(-1, -2))
+
+
+def svdvals(A) -> Tensor:
+    """The singular values of a matrix (..., m, n), descending (see :func:`svd`);
+    their gradient ``U diag(dS) V^T`` is well defined wherever they are
+    distinct.
+
+    >>> tg.linalg.svdvals(tg.tensor([[0.0, 2.0], [1.0, 0.0]])).tolist()
+    [2.0, 1.0]
+    """
+    return _svd("svdvals", A, False).S
 
 
 def matrix_power(A, n: int) -> Tensor:

@@ -668,6 +668,32 @@ def _eigh_packed(xs, p):
     return np.concatenate([v, w[..., :, None]], axis=-1)
 
 
+def _qr_packed(xs, p):
+    """[Q | R], R's rows padded with zeros to Q's (LAPACK's signs, as ours)."""
+    a = xs[0]
+    m, n = a.shape[-2:]
+    mode = "complete" if p["i"][0] else "reduced"
+    q, r = np.linalg.qr(a, mode=mode)
+    r = np.concatenate([r, np.zeros(r.shape[:-2] + (m - r.shape[-2], n), r.dtype)], axis=-2)
+    return np.concatenate([q, r], axis=-1)
+
+
+def _svd_packed(xs, p):
+    """[[U, s], [V, 0]] (reduced), each column of U with its largest-magnitude
+    entry positive (V's column flipped with it)."""
+    a = xs[0]
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    v = np.swapaxes(vh, -1, -2)
+    big = np.take_along_axis(u, np.abs(u).argmax(axis=-2)[..., None, :], axis=-2)
+    sign = np.where(big < 0, -1, 1).astype(a.dtype)
+    top = np.concatenate([u * sign, np.zeros(a.shape[:-2] + (m, 1), a.dtype)], axis=-1)
+    top[..., :k, k] = s
+    bottom = np.concatenate([v * sign, np.zeros(a.shape[:-2] + (n, 1), a.dtype)], axis=-1)
+    return np.concatenate([top, bottom], axis=-2)
+
+
 REFERENCES = {
     # binary with broadcasting
     "add": lambda xs, p: np.add(*xs),
@@ -880,6 +906,8 @@ REFERENCES = {
     "linalg_slogdet": lambda xs, p: np.stack(np.linalg.slogdet(xs[0]), axis=-1),
     "linalg_cholesky": lambda xs, p: np.linalg.cholesky(xs[0]),
     "linalg_eigh": _eigh_packed,
+    "linalg_qr": _qr_packed,
+    "linalg_svd": _svd_packed,
 
     # ops defined outside the registry's generic path
     "custom": NOT_APPLICABLE,

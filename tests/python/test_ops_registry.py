@@ -183,6 +183,26 @@ def _optional(x, first, bits, *names):
     return out
 
 
+def _qr_repacked(a, p):
+    """tg.linalg.qr's Q and R packed again as the op's [Q | R] (R padded)."""
+    m, n = a.shape[-2:]
+    q, r = tg.linalg.qr(a, mode="complete" if p["i"][0] else "reduced")
+    if r.shape[-2] < m:
+        r = tg.concat([r, tg.zeros(*r.shape[:-2], m - r.shape[-2], n, dtype=r.dtype)], axis=-2)
+    return tg.concat([q, r], axis=-1)
+
+
+def _svd_repacked(a):
+    """tg.linalg.svd(full_matrices=False) packed again as [[U, s], [V, 0]]."""
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    u, s, vh = tg.linalg.svd(a, full_matrices=False)
+    scol = tg.concat([s[..., None], tg.zeros(*s.shape[:-1], m - k, 1, dtype=s.dtype)], axis=-2)
+    top = tg.concat([u, scol], axis=-1)
+    bottom = tg.concat([vh.swapaxes(-1, -2), tg.zeros(*a.shape[:-2], n, 1, dtype=a.dtype)], axis=-1)
+    return tg.concat([top, bottom], axis=-2)
+
+
 HAND = {
     "add": lambda x, p: x[0] + x[1], "sub": lambda x, p: x[0] - x[1],
     "mul": lambda x, p: x[0] * x[1], "div": lambda x, p: x[0] / x[1],
@@ -325,6 +345,8 @@ HAND = {
     "linalg_cholesky": lambda x, p: tg.linalg.cholesky(x[0]),
     "linalg_eigh": lambda x, p: tg.concat([tg.linalg.eigh(x[0]).eigenvectors,
                                            tg.linalg.eigh(x[0]).eigenvalues[..., None]], axis=-1),
+    "linalg_qr": lambda x, p: _qr_repacked(x[0], p),
+    "linalg_svd": lambda x, p: _svd_repacked(x[0]),
 
     "linear": lambda x, p: tg.nn.functional.linear(*x),
 }
@@ -373,7 +395,8 @@ def test_public_function_agrees_with_registry(name, k, ptext, spelling):
         assert got.grad_fn is not None
         # (the packed two-result ops are unpacked and re-packed by their spellings)
         assert got.grad_fn.op == want.grad_fn.op or name in ("gather", "index_select", "slice",
-                                                              "linalg_slogdet", "linalg_eigh")
+                                                              "linalg_slogdet", "linalg_eigh",
+                                                              "linalg_qr", "linalg_svd")
 
 
 # ---------------------------------------------------------------------------

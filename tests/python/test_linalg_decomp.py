@@ -1,0 +1,273 @@
+"""tg.linalg's decompositions and what is built on them: qr, svd, svdvals,
+pinv, lstsq and the matrix norms.  Forward against NumPy and PyTorch
+(float32 and float64, batched, tall / square / wide, rank-deficient where it
+matters), gradients against finite differences (gradcheck, gradgradcheck in
+float64) and against PyTorch for losses that do not depend on the sign (or
+rotation) ambiguity of the factors, and the errors a learner meets."""
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad.testing import gradcheck, gradgradcheck
+
+torch = pytest.importorskip("torch")
+
+RNG = np.random.default_rng(19)
+
+SHAPES = [(4, 3), (3, 3), (3, 5), (2, 4, 2), (2, 3, 2, 4), (1, 1), (5, 1), (1, 4)]
+TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-5)}
+
+
+def mT(a):
+    return np.swapaxes(a, -1, -2)
+
+
+def eye_like(k, batch):
+    return np.broadcast_to(np.eye(k), batch + (k, k))
+
+
+def torch_grad(f, a):
+    """The gradient of the scalar f(A) at a, by PyTorch."""
+    t = torch.tensor(a, requires_grad=True)
+    f(t).backward()
+    return t.grad.numpy()
+
+
+def tg_grad(f, a):
+    t = tg.tensor(a, requires_grad=True)
+    f(t).backward()
+    return t.grad.numpy()
+
+
+# ---------------------------------------------------------------------------
+# qr
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("mode", ["reduced", "complete"])
+def test_qr_matches_torch_exactly(shape, mode, dtype):
+    """Householder with LAPACK's signs: the same Q and R as torch.linalg.qr
+    (and NumPy), not only the same product."""
+    a = RNG.standard_normal(shape).astype(dtype)
+    Q, R = tg.linalg.qr(tg.tensor(a), mode=mode)
+    q, r = torch.linalg.qr(torch.tensor(a), mode=mode)
+    assert Q.dtype == R.dtype == tg.tensor(a).dtype
+    assert Q.shape == tuple(q.shape) and R.shape == tuple(r.shape)
+    np.testing.assert_allclose(Q.numpy(), q.numpy(), **TOL[dtype])
+    np.testing.assert_allclose(R.numpy(), r.numpy(), **TOL[dtype])
+    if a.ndim == 2:
+        q2, r2 = np.linalg.qr(a, mode=mode)
+        np.testing.assert_allclose(R.numpy(), r2, **TOL[dtype])
+    np.testing.assert_allclose(Q.numpy() @ R.numpy(), a, **TOL[dtype])
+    np.testing.assert_allclose(mT(Q.numpy()) @ Q.numpy(), eye_like(Q.shape[-1], Q.shape[:-2]),
+                               **TOL[dtype])
+    assert np.all(np.tril(R.numpy(), -1) == 0)
+
+
+def test_qr_mode_r_and_rank_deficient_forward():
+    a = RNG.standard_normal((5, 3))
+    R = tg.linalg.qr(tg.tensor(a), mode="r")
+    np.testing.assert_allclose(R.numpy(), np.linalg.qr(a, mode="r"), rtol=1e-12, atol=1e-14)
+    # a rank-deficient A: Q R still reproduces it and Q is orthonormal
+    b = a.copy()
+    b[:, 2] = b[:, 0] + 2 * b[:, 1]
+    Q, R = tg.linalg.qr(tg.tensor(b))
+    np.testing.assert_allclose(Q.numpy() @ R.numpy(), b, atol=1e-13)
+    np.testing.assert_allclose(Q.numpy().T @ Q.numpy(), np.eye(3), atol=1e-13)
+    assert abs(R.numpy()[2, 2]) < 1e-12
+    # a column that is already zero below the diagonal: no reflection (LAPACK's tau = 0)
+    c = np.array([[2.0, 1.0], [0.0, 3.0], [0.0, 4.0]])
+    Q, R = tg.linalg.qr(tg.tensor(c))
+    q, r = np.linalg.qr(c)
+    np.testing.assert_allclose(Q.numpy(), q, atol=1e-15)
+    np.testing.assert_allclose(R.numpy(), r, atol=1e-15)
+
+
+QR_LOSSES = {
+    "Q and R": lambda lib: lambda a: (lambda q, r: (q * 1.3).sum() + (r ** 2).sum() * 0.5
+                                      + (q ** 3).sum())(*lib.linalg.qr(a)),
+    "R only": lambda lib: lambda a: (lib.linalg.qr(a)[1].sin()).sum(),
+    "Q only": lambda lib: lambda a: (lib.linalg.qr(a)[0] ** 2 * lib.linalg.qr(a)[0]).sum(),
+}
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (3, 3), (3, 5), (2, 4, 2), (2, 2, 3)])
+@pytest.mark.parametrize("loss", list(QR_LOSSES))
+def test_qr_gradients_match_torch(shape, loss):
+    a = RNG.standard_normal(shape)
+    g_tg = tg_grad(QR_LOSSES[loss](tg), a)
+    g_th = torch_grad(QR_LOSSES[loss](torch), a)
+    np.testing.assert_allclose(g_tg, g_th, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (3, 3), (2, 3, 5)])
+def test_qr_gradcheck_and_gradgradcheck(shape):
+    A = tg.tensor(RNG.standard_normal(shape), requires_grad=True)
+    w = tg.tensor(RNG.standard_normal(shape[:-2] + (shape[-2], min(shape[-2:]))))
+
+    def f(a):
+        q, r = tg.linalg.qr(a)
+        return (q * w).sum() + (r * r).sum()
+    assert gradcheck(f, [A])
+    assert gradgradcheck(f, [A])
+    assert gradcheck(lambda a: tg.linalg.qr(a, mode="r"), [A])
+
+
+def test_qr_complete_tall_is_not_differentiable_and_says_so():
+    A = tg.tensor(RNG.standard_normal((4, 2)), requires_grad=True)
+    q, r = tg.linalg.qr(A, mode="complete")
+    assert q.shape == (4, 4) and r.shape == (4, 2)
+    with pytest.raises(ValueError, match=r"linalg_qr: mode='complete' with more rows than columns"):
+        (q.sum() + r.sum()).backward()
+    # wide or square: 'complete' is the reduced factorisation and differentiates
+    B = tg.tensor(RNG.standard_normal((2, 4)), requires_grad=True)
+    assert gradcheck(lambda b: tg.linalg.qr(b, mode="complete").Q.sum() * 0 +
+                     (tg.linalg.qr(b, mode="complete").R ** 2).sum(), [B])
+
+
+def test_qr_gradient_of_rank_deficient_raises():
+    a = np.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]])
+    A = tg.tensor(a, requires_grad=True)
+    with pytest.raises(ValueError, match=r"linalg_qr: the gradient needs R invertible"):
+        tg.linalg.qr(A).R.sum().backward()
+
+
+# ---------------------------------------------------------------------------
+# svd, svdvals
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("full", [True, False])
+def test_svd_forward(shape, full, dtype):
+    a = RNG.standard_normal(shape).astype(dtype)
+    U, S, Vh = tg.linalg.svd(tg.tensor(a), full_matrices=full)
+    u, s, vh = torch.linalg.svd(torch.tensor(a), full_matrices=full)
+    assert (U.shape, S.shape, Vh.shape) == (tuple(u.shape), tuple(s.shape), tuple(vh.shape))
+    assert U.dtype == S.dtype == Vh.dtype == tg.tensor(a).dtype
+    tol = TOL[dtype]
+    np.testing.assert_allclose(S.numpy(), s.numpy(), **tol)
+    np.testing.assert_allclose(S.numpy(), np.linalg.svd(a, compute_uv=False), **tol)
+    k = S.shape[-1]
+    U_, Vh_ = U.numpy(), Vh.numpy()
+    np.testing.assert_allclose((U_[..., :k] * S.numpy()[..., None, :]) @ Vh_[..., :k, :], a,
+                               **tol)
+    np.testing.assert_allclose(mT(U_) @ U_, eye_like(U_.shape[-1], U_.shape[:-2]), **tol)
+    np.testing.assert_allclose(Vh_ @ mT(Vh_), eye_like(Vh_.shape[-2], Vh_.shape[:-2]), **tol)
+    # the vectors agree with LAPACK's up to the sign of each pair
+    np.testing.assert_allclose(np.abs(U_[..., :k]), np.abs(u.numpy()[..., :k]), **tol)
+    # the sign convention: each column's largest-magnitude entry is positive
+    big = np.take_along_axis(U_, np.abs(U_).argmax(axis=-2)[..., None, :], axis=-2)
+    assert np.all(big > 0)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3, 6), (4, 4), (2, 5, 3)])
+def test_svd_rank_deficient_forward(shape):
+    """Zero singular values: U (and V) are still orthonormal (completed by
+    Gram-Schmidt), the product still reproduces A."""
+    m, n = shape[-2:]
+    a = RNG.standard_normal(shape[:-1] + (2,)) @ RNG.standard_normal(shape[:-2] + (2, n))
+    for full in (True, False):
+        U, S, Vh = (t.numpy() for t in tg.linalg.svd(tg.tensor(a), full_matrices=full))
+        k = S.shape[-1]
+        np.testing.assert_allclose(S, np.linalg.svd(a, compute_uv=False), atol=1e-12)
+        assert np.all(S[..., 2:] < 1e-12)
+        np.testing.assert_allclose(mT(U) @ U, eye_like(U.shape[-1], U.shape[:-2]), atol=1e-12)
+        np.testing.assert_allclose(Vh @ mT(Vh), eye_like(Vh.shape[-2], Vh.shape[:-2]), atol=1e-12)
+        np.testing.assert_allclose((U[..., :k] * S[..., None, :]) @ Vh[..., :k, :], a, atol=1e-12)
+    zero = tg.linalg.svd(tg.zeros(3, 2, dtype=tg.float64))
+    np.testing.assert_allclose(zero.U.numpy(), np.eye(3), atol=0)
+    np.testing.assert_allclose(zero.S.numpy(), [0.0, 0.0], atol=0)
+
+
+def test_svd_repeated_singular_values_forward():
+    q, _ = np.linalg.qr(RNG.standard_normal((4, 4)))
+    a = q * np.array([3.0, 3.0, 1.0, 1.0])
+    U, S, Vh = (t.numpy() for t in tg.linalg.svd(tg.tensor(a)))
+    np.testing.assert_allclose(S, [3.0, 3.0, 1.0, 1.0], rtol=1e-13)
+    np.testing.assert_allclose(U * S @ Vh, a, atol=1e-13)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_svd_of_non_finite_input_is_nan_and_terminates(bad):
+    a = RNG.standard_normal((2, 4, 3))
+    a[1, 2, 0] = bad
+    U, S, Vh = tg.linalg.svd(tg.tensor(a))
+    assert np.all(np.isnan(S.numpy()[1])) and np.all(np.isnan(U.numpy()[1]))
+    np.testing.assert_allclose(S.numpy()[0], np.linalg.svd(a[0], compute_uv=False), rtol=1e-12)
+    # QR carries the NaN through its arithmetic
+    assert np.isnan(tg.linalg.qr(tg.tensor(a)).R.numpy()[1]).any()
+
+
+def _svd_loss(lib, full=False):
+    """A loss that does not depend on the signs of the singular vectors."""
+    def f(a):
+        U, S, Vh = lib.linalg.svd(a, full_matrices=full)
+        k = S.shape[-1]
+        rec = (U[..., :, :k] * S[..., None, :]) @ Vh[..., :k, :]
+        return (S ** 2).sum() + (abs(U[..., :, :k]) * 1.7).sum() + rec.sin().sum() \
+            + (Vh[..., :k, :] ** 2 * abs(Vh[..., :k, :])).sum()
+    return f
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (3, 3), (3, 5), (2, 4, 2), (2, 2, 3)])
+@pytest.mark.parametrize("full", [False, True])
+def test_svd_gradients_match_torch(shape, full):
+    a = RNG.standard_normal(shape)
+    np.testing.assert_allclose(tg_grad(_svd_loss(tg, full), a), torch_grad(_svd_loss(torch, full), a),
+                               rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(tg_grad(lambda t: tg.linalg.svdvals(t).sum(), a),
+                               torch_grad(lambda t: torch.linalg.svdvals(t).sum(), a),
+                               rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (3, 3), (3, 5), (2, 3, 2)])
+def test_svd_gradcheck_and_gradgradcheck(shape):
+    A = tg.tensor(RNG.standard_normal(shape), requires_grad=True)
+    assert gradcheck(_svd_loss(tg), [A])
+    assert gradgradcheck(_svd_loss(tg), [A])
+    assert gradcheck(tg.linalg.svdvals, [A])
+    assert gradgradcheck(tg.linalg.svdvals, [A])
+
+
+def test_svdvals_gradient_at_a_rank_deficient_square_matrix_is_finite():
+    """svdvals' gradient U diag(ds) V^T never divides: defined wherever the
+    singular values are distinct, zero ones included (square A)."""
+    a = np.diag([3.0, 1.0, 0.0])
+    g = tg_grad(lambda t: tg.linalg.svdvals(t).sum(), a)
+    np.testing.assert_allclose(g, torch_grad(lambda t: torch.linalg.svdvals(t).sum(), a), atol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# errors
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fn", ["qr", "svd", "svdvals"])
+def test_errors_name_the_function_and_shape(fn):
+    f = getattr(tg.linalg, fn)
+    with pytest.raises(ValueError, match=rf"linalg\.{fn}: expected a matrix .* got shape \(3,\)"):
+        f(tg.tensor([1.0, 2.0, 3.0]))
+    with pytest.raises(TypeError, match=rf"linalg\.{fn}: expected a float32 or float64 matrix, got int64"):
+        f(tg.tensor([[1, 2], [3, 4]]))
+    # the op itself (the C library's callers) says the same
+    op = {"qr": "linalg_qr", "svd": "linalg_svd", "svdvals": "linalg_svd"}[fn]
+    with pytest.raises(ValueError, match=rf"{op}: expected a matrix .* got shape \(3,\)"):
+        tg._C._op_apply(op, [tg.ones(3)], "")
+    with pytest.raises(ValueError, match=rf"{op}: i0"):
+        tg._C._op_apply(op, [tg.ones(3, 3)], "i0=7")
+
+
+def test_qr_bad_mode():
+    with pytest.raises(ValueError, match=r"linalg\.qr: mode must be 'reduced', 'complete' or 'r', got 'full'"):
+        tg.linalg.qr(tg.eye(3), mode="full")
+
+
+def test_empty_matrices():
+    for shape in [(0, 3), (3, 0), (2, 0, 0)]:
+        U, S, Vh = tg.linalg.svd(tg.zeros(*shape, dtype=tg.float64))
+        u, s, vh = np.linalg.svd(np.zeros(shape))
+        assert (U.shape, S.shape, Vh.shape) == (u.shape, s.shape, vh.shape)
+        Q, R = tg.linalg.qr(tg.zeros(*shape, dtype=tg.float64))
+        q, r = torch.linalg.qr(torch.zeros(shape, dtype=torch.float64))
+        assert (Q.shape, R.shape) == (tuple(q.shape), tuple(r.shape))
