@@ -28,7 +28,8 @@ from . import _C
 from ._C import Tensor
 
 __all__ = ["inv", "solve", "det", "slogdet", "cholesky", "eigh", "eigvalsh", "matrix_power",
-           "norm", "qr", "svd", "svdvals", "SlogdetResult", "EighResult", "QRResult", "SVDResult"]
+           "norm", "qr", "svd", "svdvals", "pinv", "lstsq", "SlogdetResult", "EighResult", "QRResult",
+           "SVDResult", "LstsqResult"]
 
 
 def _t(x) -> Tensor:
@@ -243,6 +244,155 @@ def svdvals(A) -> Tensor:
     [2.0, 1.0]
     """
     return _svd("svdvals", A, False).S
+
+
+def _cutoff_rtol(who, m, n, dtype, rcond, atol, rtol):
+    """(atol, rtol) as floats, with PyTorch's defaults: with neither given,
+    rtol = eps * max(m, n); with atol > 0 alone, rtol = 0. NumPy's rcond is
+    rtol."""
+    if rcond is not None:
+        if rtol is not None:
+            raise TypeError(f"linalg.{who}: pass rcond= (NumPy) or rtol= (PyTorch), not both")
+        rtol = rcond
+    for name, v in (("atol", atol), ("rtol", rtol)):
+        if v is not None and not isinstance(v, (int, float, np.integer, np.floating)):
+            raise TypeError(f"linalg.{who}: {name} must be a number, got {type(v).__name__}")
+        if v is not None and not v >= 0:
+            raise ValueError(f"linalg.{who}: {name} must be >= 0, got {v}")
+    eps = float(np.finfo(np.float32 if dtype == _C.float32 else np.float64).eps)
+    if rtol is None:
+        rtol = eps * max(m, n) if not atol else 0.0
+    return float(atol or 0.0), float(rtol)
+
+
+def _pinv_value(A, atol, rtol):
+    """V diag(1/s) U^T with singular values at or below max(atol, rtol s_max)
+    taken as zero (computed without recording)."""
+    from .autograd import no_grad
+    with no_grad():
+        U, S, Vh = _svd("pinv", A, False)
+        k = S.shape[-1]
+        if k == 0:
+            return _C.zeros(*A.shape[:-2], A.shape[-1], A.shape[-2], dtype=A.dtype)
+        cutoff = (S[..., :1] * rtol).maximum(_C.tensor(atol, dtype=A.dtype))
+        keep = S > cutoff
+        s_inv = _C.where(keep, 1.0 / _C.where(keep, S, _C.ones_like(S)), _C.zeros_like(S))
+        return (Vh.swapaxes(-1, -2) * s_inv[..., None, :]) @ U.swapaxes(-1, -2)
+
+
+def _make_pinv_function():
+    from .autograd import Function
+
+    class Pinv(Function):
+        """pinv with the Golub-Pereyra VJP (written with ops; for second order
+        the backward calls Pinv again, so P's own dependence on A is recorded)."""
+
+        @staticmethod
+        def forward(ctx, A, atol, rtol):
+            ctx.save_for_backward(A)
+            ctx.P, ctx.atol, ctx.rtol = _pinv_value(A, atol, rtol), atol, rtol
+            return ctx.P
+
+        @staticmethod
+        def backward(ctx, gP):
+            (A,) = ctx.saved_tensors
+            P = Pinv.apply(A, ctx.atol, ctx.rtol) if _C.is_grad_enabled() and A.requires_grad \
+                else ctx.P
+            Pt, gPt = P.swapaxes(-1, -2), gP.swapaxes(-1, -2)
+            # dA = -P^T dP P^T + (I - A P) dP^T P P^T + P^T P dP^T (I - P A)
+            ga = -(Pt @ gP @ Pt)
+            ga = ga + (gPt @ (P @ Pt) - A @ (P @ (gPt @ (P @ Pt))))   # (I - A P) dP^T P P^T
+            ga = ga + ((Pt @ P) @ gPt - ((Pt @ P) @ gPt @ P) @ A)    # P^T P dP^T (I - P A)
+            return ga, None, None
+
+    return Pinv
+
+
+_PINV = None
+
+
+def pinv(A, rcond=None, hermitian: bool = False, *, atol=None, rtol=None) -> Tensor:
+    """The Moore-Penrose pseudo-inverse of a matrix (..., m, n), batched:
+    ``V @ diag(1/S) @ U.T`` from :func:`svd`, with singular values at or
+    below ``max(atol, rtol * S.max())`` taken as zero. The defaults are
+    PyTorch's (``rtol = eps * max(m, n)`` unless ``atol`` alone is given);
+    NumPy's ``rcond`` is accepted as ``rtol``. ``hermitian`` is accepted and
+    ignored (the general SVD is used).
+
+    The gradient is Golub and Pereyra's formula for a pseudo-inverse of
+    constant rank, ``dA = -P^T dP P^T + (I - A P) dP^T P P^T + P^T P dP^T
+    (I - P A)`` (P = pinv(A)), with no division by differences of singular
+    values: defined at repeated ones too (an orthogonal A). Where A's rank
+    would change under a small perturbation (a singular value at the cutoff)
+    pinv is not continuous and no gradient is meaningful.
+
+    >>> tg.linalg.pinv(tg.tensor([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]], dtype=tg.float64)).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 0.5, 0.0]]
+    """
+    global _PINV
+    A = _matrix("pinv", A)
+    atol, rtol = _cutoff_rtol("pinv", A.shape[-2], A.shape[-1], A.dtype, rcond, atol, rtol)
+    if _PINV is None:
+        _PINV = _make_pinv_function()
+    return _PINV.apply(A, atol, rtol)
+
+
+class LstsqResult(NamedTuple):
+    solution: Tensor
+    residuals: Tensor
+    rank: Tensor
+    singular_values: Tensor
+
+
+def lstsq(A, B, rcond=None) -> LstsqResult:
+    """The least-squares solution X of ``A @ X = B`` (the X of smallest norm
+    among those that minimise ``|A @ X - B|``): ``pinv(A, rtol=rcond) @ B``,
+    batched (batch dims broadcast), B (..., m, k) or a vector (m,) with a
+    single A (NumPy's rule). ``rcond`` defaults to ``eps * max(m, n)``.
+
+    The result is a named tuple like PyTorch's and NumPy's: ``solution``;
+    ``residuals``, the squared residual norms per column of B (NumPy's
+    rule: only when m > n and A has full rank, else empty); ``rank``, the
+    number of singular values above the cutoff (int64); and
+    ``singular_values``. ``solution`` and ``residuals`` carry gradients (those
+    of :func:`pinv`).
+
+    >>> A = tg.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]], dtype=tg.float64)
+    >>> x, res, rank, s = tg.linalg.lstsq(A, tg.tensor([1.0, 2.0, 4.0], dtype=tg.float64))
+    >>> [round(v, 10) for v in x.tolist()], round(res.item(), 10), rank.item()
+    ([0.8333333333, 1.5], 0.1666666667, 2)
+    """
+    A = _matrix("lstsq", A)
+    B = _t(B)
+    if B.dtype not in (_C.float32, _C.float64):
+        raise TypeError(f"linalg.lstsq: expected a float32 or float64 B, got {B.dtype}")
+    m, n = A.shape[-2], A.shape[-1]
+    vector = B.ndim == 1
+    if vector:
+        if A.ndim != 2:
+            raise ValueError(f"linalg.lstsq: a vector b of shape {tuple(B.shape)} needs a single "
+                             f"matrix A, got shape {tuple(A.shape)}; give B the shape (..., m, 1)")
+        B = B.reshape(-1, 1)
+    if B.ndim < 2 or B.shape[-2] != m:
+        raise ValueError(f"linalg.lstsq: A of shape {tuple(A.shape)} needs B of shape (..., {m}, k) "
+                         f"or ({m},); got {tuple(B.shape)}")
+    atol, rtol = _cutoff_rtol("lstsq", m, n, A.dtype, rcond, None, None)
+    P = pinv(A, rtol=rtol)
+    X = P @ B
+    S = svdvals(A)
+    from .autograd import no_grad
+    with no_grad():
+        cut = S[..., :1] * rtol if S.shape[-1] else S
+        rank = (S > cut).astype(_C.int64).sum(axis=-1) if S.shape[-1] else \
+            _C.zeros(*A.shape[:-2], dtype=_C.int64)
+    full = bool((rank.numpy() == n).all()) and m > n
+    if full:
+        residuals = ((A @ X - B) ** 2).sum(axis=-2)
+    else:
+        residuals = _C.zeros(0, dtype=X.dtype)
+    if vector:
+        X = X.reshape(-1)
+    return LstsqResult(X, residuals, rank, S)
 
 
 def matrix_power(A, n: int) -> Tensor:

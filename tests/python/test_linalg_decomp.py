@@ -271,3 +271,128 @@ def test_empty_matrices():
         Q, R = tg.linalg.qr(tg.zeros(*shape, dtype=tg.float64))
         q, r = torch.linalg.qr(torch.zeros(shape, dtype=torch.float64))
         assert (Q.shape, R.shape) == (tuple(q.shape), tuple(r.shape))
+
+
+# ---------------------------------------------------------------------------
+# pinv, lstsq
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_pinv_matches_numpy_and_torch(shape, dtype):
+    a = RNG.standard_normal(shape).astype(dtype)
+    P = tg.linalg.pinv(tg.tensor(a))
+    assert P.dtype == tg.tensor(a).dtype and P.shape == shape[:-2] + shape[::-1][:2]
+    np.testing.assert_allclose(P.numpy(), torch.linalg.pinv(torch.tensor(a)).numpy(),
+                               rtol=1e-9 if dtype == np.float64 else 2e-4,
+                               atol=1e-10 if dtype == np.float64 else 2e-4)
+    np.testing.assert_allclose(P.numpy(), np.linalg.pinv(a), rtol=1e-9 if dtype == np.float64 else 2e-4,
+                               atol=1e-10 if dtype == np.float64 else 2e-4)
+
+
+def test_pinv_rank_deficient_and_tolerances():
+    a = RNG.standard_normal((5, 2)) @ RNG.standard_normal((2, 4))   # rank 2
+    np.testing.assert_allclose(tg.linalg.pinv(tg.tensor(a)).numpy(), np.linalg.pinv(a), atol=1e-12)
+    d = np.diag([1.0, 1e-3, 1e-9])
+    for kw, th_kw in [({"rtol": 1e-6}, {"rtol": 1e-6}), ({"atol": 1e-2}, {"atol": 1e-2}),
+                      ({"rcond": 1e-2}, {"rtol": 1e-2}), ({}, {})]:
+        np.testing.assert_allclose(tg.linalg.pinv(tg.tensor(d), **kw).numpy(),
+                                   torch.linalg.pinv(torch.tensor(d), **th_kw).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(tg.linalg.pinv(tg.tensor(d), rcond=1e-6).numpy(),
+                               np.linalg.pinv(d, rcond=1e-6), rtol=1e-12)
+    z = tg.linalg.pinv(tg.zeros(3, 2, dtype=tg.float64))
+    assert z.shape == (2, 3) and not z.numpy().any()
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (3, 3), (3, 5), (2, 4, 2)])
+def test_pinv_gradients(shape):
+    a = RNG.standard_normal(shape)
+    w = RNG.standard_normal(shape[:-2] + shape[::-1][:2])
+    A = tg.tensor(a, requires_grad=True)
+    f = lambda x: (tg.linalg.pinv(x) * tg.tensor(w)).sum()   # noqa: E731
+    assert gradcheck(f, [A])
+    assert gradgradcheck(f, [A])
+    np.testing.assert_allclose(tg_grad(f, a),
+                               torch_grad(lambda t: (torch.linalg.pinv(t) * torch.tensor(w)).sum(), a),
+                               rtol=1e-8, atol=1e-9)
+
+
+def test_pinv_gradient_at_repeated_singular_values_is_finite():
+    """An orthogonal matrix has all singular values equal: the SVD's VJP
+    would divide by zero, pinv's own (Golub-Pereyra) does not."""
+    q, _ = np.linalg.qr(RNG.standard_normal((3, 3)))
+    A = tg.tensor(q, requires_grad=True)
+    f = lambda x: tg.linalg.pinv(x).sin().sum()   # noqa: E731
+    assert gradcheck(f, [A])
+    np.testing.assert_allclose(tg_grad(f, q), torch_grad(lambda t: torch.linalg.pinv(t).sin().sum(), q),
+                               rtol=1e-9, atol=1e-10)
+
+
+def test_pinv_gradient_of_a_rank_deficient_matrix_matches_torch():
+    a = RNG.standard_normal((4, 2)) @ RNG.standard_normal((2, 3))
+    w = RNG.standard_normal((3, 4))
+    np.testing.assert_allclose(tg_grad(lambda t: (tg.linalg.pinv(t) * tg.tensor(w)).sum(), a),
+                               torch_grad(lambda t: (torch.linalg.pinv(t) * torch.tensor(w)).sum(), a),
+                               rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("m,n,k", [(5, 3, 2), (3, 3, 1), (3, 5, 2)])
+def test_lstsq_matches_numpy(m, n, k):
+    a, b = RNG.standard_normal((m, n)), RNG.standard_normal((m, k))
+    got = tg.linalg.lstsq(tg.tensor(a), tg.tensor(b))
+    x, res, rank, s = np.linalg.lstsq(a, b, rcond=None)
+    np.testing.assert_allclose(got.solution.numpy(), x, rtol=1e-10, atol=1e-12)
+    assert got.residuals.shape == res.shape
+    np.testing.assert_allclose(got.residuals.numpy(), res, rtol=1e-10)
+    assert got.rank.item() == rank and got.rank.dtype == tg.int64
+    np.testing.assert_allclose(got.singular_values.numpy(), s, rtol=1e-12)
+    # a vector b
+    x1, res1, _, _ = np.linalg.lstsq(a, b[:, 0], rcond=None)
+    g1 = tg.linalg.lstsq(tg.tensor(a), tg.tensor(b[:, 0]))
+    assert g1.solution.shape == x1.shape and g1.residuals.shape == res1.shape
+    np.testing.assert_allclose(g1.solution.numpy(), x1, rtol=1e-10, atol=1e-12)
+
+
+def test_lstsq_rank_deficient_and_batched():
+    a = np.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]])
+    b = np.array([[1.0], [2.0], [2.0]])
+    got = tg.linalg.lstsq(tg.tensor(a), tg.tensor(b))
+    x, res, rank, _ = np.linalg.lstsq(a, b, rcond=None)
+    assert got.rank.item() == rank == 1 and got.residuals.shape == res.shape == (0,)
+    np.testing.assert_allclose(got.solution.numpy(), x, atol=1e-12)
+    A, B = RNG.standard_normal((3, 6, 4)), RNG.standard_normal((6, 2))
+    sol = tg.linalg.lstsq(tg.tensor(A), tg.tensor(B)).solution.numpy()
+    np.testing.assert_allclose(sol, torch.linalg.lstsq(torch.tensor(A), torch.tensor(B)
+                                                       .expand(3, 6, 2)).solution.numpy(), rtol=1e-9)
+
+
+def test_lstsq_gradients():
+    a, b = RNG.standard_normal((5, 3)), RNG.standard_normal((5, 2))
+    A, B = tg.tensor(a, requires_grad=True), tg.tensor(b, requires_grad=True)
+    f = lambda x, y: tg.linalg.lstsq(x, y).solution   # noqa: E731
+    assert gradcheck(f, [A, B])
+    assert gradgradcheck(f, [A, B])
+    assert gradcheck(lambda x, y: tg.linalg.lstsq(x, y).residuals, [A, B])
+    w = RNG.standard_normal((3, 2))
+    (tg.linalg.lstsq(A, B).solution * tg.tensor(w)).sum().backward()
+    ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    (torch.linalg.lstsq(ta, tb).solution * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(A.grad.numpy(), ta.grad.numpy(), rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(B.grad.numpy(), tb.grad.numpy(), rtol=1e-9, atol=1e-10)
+
+
+def test_pinv_lstsq_errors():
+    with pytest.raises(ValueError, match=r"linalg\.pinv: expected a matrix .* got shape \(2,\)"):
+        tg.linalg.pinv(tg.ones(2))
+    with pytest.raises(TypeError, match=r"linalg\.pinv: expected a float32 or float64 matrix, got int64"):
+        tg.linalg.pinv(tg.tensor([[1, 2]]))
+    with pytest.raises(ValueError, match=r"linalg\.pinv: rtol must be >= 0, got -1"):
+        tg.linalg.pinv(tg.eye(2), rtol=-1)
+    with pytest.raises(TypeError, match=r"linalg\.pinv: pass rcond= .* not both"):
+        tg.linalg.pinv(tg.eye(2), rcond=0.1, rtol=0.1)
+    with pytest.raises(ValueError, match=r"linalg\.lstsq: A of shape \(3, 2\) needs B of shape \(\.\.\., 3, k\)"):
+        tg.linalg.lstsq(tg.ones(3, 2), tg.ones(2, 1))
+    with pytest.raises(ValueError, match=r"linalg\.lstsq: a vector b"):
+        tg.linalg.lstsq(tg.ones(2, 3, 2), tg.ones(3))
+    with pytest.raises(TypeError, match=r"linalg\.lstsq: expected a float32 or float64 B, got int64"):
+        tg.linalg.lstsq(tg.ones(3, 2), tg.tensor([1, 2, 3]))
