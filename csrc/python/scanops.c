@@ -383,9 +383,10 @@ METHOD(norm) {
                 }
             } else if (!strcmp(s, "nuc")) {
                 PyErr_SetString(PyExc_ValueError,
-                                "norm: the nuclear norm ('nuc') is not supported: it needs a singular "
-                                "value decomposition, which tapegrad does not have (use p=2, 'fro', "
-                                "1, inf, -inf, 0 or any p > 0)");
+                                "norm: the nuclear norm ('nuc') is a matrix norm, the sum of the "
+                                "singular values: use tg.linalg.matrix_norm(x, 'nuc') or "
+                                "tg.linalg.norm(x, 'nuc') (this vector norm takes p=2, 'fro', 1, "
+                                "inf, -inf, 0 or any p > 0)");
                 return NULL;
             } else {
                 PyErr_Format(PyExc_ValueError,

@@ -229,7 +229,7 @@ def dispatch_table():
                      (found.__name__ if found is not None else None)))
     linalg = getattr(_tg(), "linalg", None)
     for name in ("norm", "inv", "solve", "det", "slogdet", "cholesky", "qr", "svd", "eigh",
-                 "pinv", "lstsq", "matrix_power"):
+                 "pinv", "lstsq", "matrix_power", "cond"):
         rows.append((f"np.linalg.{name}", f"linalg.{name}" if linalg is not None
                      and hasattr(linalg, name) else None))
     return rows

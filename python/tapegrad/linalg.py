@@ -28,7 +28,7 @@ from . import _C
 from ._C import Tensor
 
 __all__ = ["inv", "solve", "det", "slogdet", "cholesky", "eigh", "eigvalsh", "matrix_power",
-           "norm", "qr", "svd", "svdvals", "pinv", "lstsq", "SlogdetResult", "EighResult", "QRResult",
+           "norm", "vector_norm", "matrix_norm", "cond", "qr", "svd", "svdvals", "pinv", "lstsq", "SlogdetResult", "EighResult", "QRResult",
            "SVDResult", "LstsqResult"]
 
 
@@ -422,61 +422,189 @@ def matrix_power(A, n: int) -> Tensor:
     return result
 
 
-def norm(x, ord=None, axis=None, keepdims: bool = False, dim=None) -> Tensor:
-    """Vector and matrix norms (NumPy's ``np.linalg.norm`` rules), made of ops.
+# ---------------------------------------------------------------------------
+# norms: the `norm` op (csrc/ops/scan.c, tg.norm) is the engine of every
+# vector norm and of 'fro', 1, -1, inf, -inf; the singular values give 'nuc',
+# 2 and -2.  norm parses NumPy's ord/axis/keepdims (and PyTorch's dim/keepdim)
+# and calls vector_norm or matrix_norm.
+# ---------------------------------------------------------------------------
 
-    Vector norms (``axis`` an int, or x 1-D): ``ord`` None/2 (Euclidean), 1,
-    inf, -inf, 0 (number of non-zeros, no gradient) or any other p.
-    Matrix norms (``axis`` a pair, or x 2-D with ``ord`` given): 'fro', 1, -1,
-    inf, -inf ('nuc' and 2 need singular values, not available yet).
-    With ``ord=None`` and no axis, the 2-norm of all elements.
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _float_input(who, x) -> Tensor:
+    x = _t(x)
+    if x.dtype not in (_C.float32, _C.float64):
+        raise TypeError(f"linalg.{who}: expected a float32 or float64 tensor, got {x.dtype} "
+                        f"(convert with .astype(tg.float64), or pass dtype=)")
+    return x
+
+
+def _axes(who, axes, ndim) -> tuple:
+    """axes (an int, a sequence of ints or None for all) normalised to
+    non-negative ints, distinct and in range."""
+    if axes is None:
+        return tuple(range(ndim))
+    seq = (axes,) if _is_number(axes) else tuple(axes)
+    out = []
+    for a in seq:
+        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+            raise TypeError(f"linalg.{who}: axes must be integers, got {axes!r}")
+        if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+            raise IndexError(f"linalg.{who}: axis {a} is out of range for a {ndim}-D tensor")
+        out.append(int(a) % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"linalg.{who}: repeated axis in {tuple(seq)}")
+    return tuple(out)
+
+
+def _pick(new, old, who, new_name, old_name, default):
+    if new is not None and old is not None:
+        raise TypeError(f"linalg.{who}: pass {new_name}= or {old_name}=, not both")
+    return new if new is not None else (old if old is not None else default)
+
+
+def vector_norm(x, ord=2, dim=None, keepdim: bool = False, *, dtype=None, axis=None,
+                keepdims=None) -> Tensor:
+    """The vector ``ord``-norm of x over ``dim`` (all elements when None), as
+    ``torch.linalg.vector_norm`` (``axis``/``keepdims`` are accepted as
+    NumPy's spellings): ``ord`` any p > 0 (``(sum |x|^p)^(1/p)``), inf (max
+    |x|), -inf (min |x|), 0 (the number of non-zeros, no gradient) or p < 0
+    (``(sum |x|^p)^(1/p)``, 0 when an element is 0). ``dtype`` converts x
+    first. The ``norm`` op computes it (scaled against overflow; the gradient
+    at the zero vector is 0, as in PyTorch).
+
+    >>> tg.linalg.vector_norm(tg.tensor([[3.0, 4.0], [6.0, 8.0]]), dim=1).tolist()
+    [5.0, 10.0]
+    """
+    dim = _pick(dim, axis, "vector_norm", "dim", "axis", None)
+    keepdim = bool(_pick(keepdims, keepdim if keepdim else None, "vector_norm", "keepdims",
+                         "keepdim", False))
+    x = _t(x)
+    if dtype is not None:
+        x = x.astype(dtype)
+    x = _float_input("vector_norm", x)
+    if isinstance(ord, str) or not _is_number(ord) or ord != ord:
+        raise ValueError(f"linalg.vector_norm: ord must be a number (p, inf, -inf or 0), got "
+                         f"{ord!r}; 'fro' and 'nuc' are matrix norms (tg.linalg.matrix_norm)")
+    axes = _axes("vector_norm", dim, x.ndim)
+    ord = float(ord)
+    if ord < 0 and ord != -np.inf:     # the op takes p >= 0 and -inf: a composite of ops
+        return (abs(x) ** ord).sum(axis=axes, keepdims=keepdim) ** (1.0 / ord)
+    return x.norm(ord, axis=axes, keepdims=keepdim)
+
+
+def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None, axis=None,
+                keepdims=None) -> Tensor:
+    """The matrix norm of A over the two axes ``dim`` (the last two by
+    default), batched over the others, as ``torch.linalg.matrix_norm``:
+    ``'fro'`` (sqrt of the sum of squares), ``'nuc'`` (the sum of the
+    singular values), 2 / -2 (the largest / smallest singular value), 1 / -1
+    (max / min column sum of |A|), inf / -inf (max / min row sum of |A|).
+    The singular-value norms differentiate through :func:`svdvals`: their
+    gradient is ``U diag(dS) V^T``, defined where the singular values that
+    matter are distinct.
+
+    >>> tg.linalg.matrix_norm(tg.tensor([[1.0, -2.0], [3.0, 4.0]]), ord=1).item()
+    6.0
+    """
+    dim = _pick(axis, dim if dim != (-2, -1) else None, "matrix_norm", "axis", "dim", (-2, -1))
+    keepdim = bool(_pick(keepdims, keepdim if keepdim else None, "matrix_norm", "keepdims",
+                         "keepdim", False))
+    A = _t(A)
+    if dtype is not None:
+        A = A.astype(dtype)
+    A = _float_input("matrix_norm", A)
+    if A.ndim < 2:
+        raise ValueError(f"linalg.matrix_norm: expected a matrix or a batch of them, got shape "
+                         f"{tuple(A.shape)}")
+    if _is_number(dim) or len(tuple(dim)) != 2:
+        raise ValueError(f"linalg.matrix_norm: dim must be a pair of axes, got {dim!r}")
+    r, c = _axes("matrix_norm", dim, A.ndim)
+    if ord == "fro":
+        return A.norm(2.0, axis=(r, c), keepdims=keepdim)
+    if ord == "nuc" or (_is_number(ord) and ord in (2, -2)):
+        rest = [d for d in range(A.ndim) if d not in (r, c)]
+        s = svdvals(A.permute(*rest, r, c))
+        if ord == "nuc":
+            out = s.sum(axis=-1)
+        elif s.shape[-1] == 0:
+            raise ValueError(f"linalg.matrix_norm: ord={ord} of an empty matrix (shape "
+                             f"{tuple(A.shape)}) is undefined")
+        else:
+            out = s[..., 0] if ord == 2 else s[..., -1]
+        if keepdim:
+            for d in sorted((r, c)):
+                out = out.unsqueeze(d)
+        return out
+    if _is_number(ord) and ord in (1, -1, np.inf, -np.inf):
+        sum_axis, pick_axis = (r, c) if ord in (1, -1) else (c, r)
+        sums = A.norm(1.0, axis=(sum_axis,), keepdims=True)     # column (row) sums of |A|
+        out = sums.max(axis=pick_axis, keepdims=True) if ord > 0 else \
+            sums.min(axis=pick_axis, keepdims=True)
+        return out if keepdim else out.squeeze(axis=(r, c))
+    raise ValueError(f"linalg.matrix_norm: ord={ord!r} is not a matrix norm (expected 'fro', "
+                     f"'nuc', 2, -2, 1, -1, inf or -inf)")
+
+
+def norm(x, ord=None, axis=None, keepdims: bool = False, dim=None, keepdim=None) -> Tensor:
+    """Vector and matrix norms with NumPy's ``np.linalg.norm`` rules
+    (PyTorch's ``dim``/``keepdim`` are accepted too).
+
+    ``axis`` an int (or x 1-D with ``axis=None``): the vector norm
+    :func:`vector_norm` of order ``ord`` (None is 2). ``axis`` a pair (or x
+    2-D with ``axis=None``): the matrix norm :func:`matrix_norm` (None is
+    'fro'; also 'nuc', 2, -2, 1, -1, inf, -inf). ``ord=None`` with
+    ``axis=None``: the 2-norm of all elements, whatever x's shape.
 
     >>> tg.linalg.norm(tg.tensor([3.0, 4.0])).item()
     5.0
+    >>> round(tg.linalg.norm(tg.tensor([[3.0, 0.0], [0.0, 4.0]]), ord="nuc").item(), 6)
+    7.0
     """
-    if dim is not None:
-        if axis is not None:
-            raise TypeError("linalg.norm: pass axis= or dim=, not both")
-        axis = dim
-    x = _t(x)
-    if axis is None and ord is None:
-        return (x * x).sum().sqrt() if not keepdims else (x * x).sum(keepdims=True).sqrt()
+    axis = _pick(dim, axis, "norm", "dim", "axis", None)
+    keepdims = bool(_pick(keepdim, keepdims if keepdims else None, "norm", "keepdim", "keepdims",
+                          False))
+    x = _float_input("norm", x)
     if axis is None:
-        axis = tuple(range(x.ndim)) if x.ndim <= 2 else None
-        if axis is None:
-            raise ValueError(f"linalg.norm: ord={ord!r} needs axis= for a {x.ndim}-D tensor")
-        if len(axis) == 1:
-            axis = axis[0]
-    if isinstance(axis, (tuple, list)) and len(axis) == 1:
-        axis = axis[0]
-    if isinstance(axis, (int, np.integer)):
-        a = abs(x)
-        if ord is None or ord == 2:
-            return (x * x).sum(axis=axis, keepdims=keepdims).sqrt()
-        if ord == np.inf:
-            return a.max(axis=axis, keepdims=keepdims)
-        if ord == -np.inf:
-            return a.min(axis=axis, keepdims=keepdims)
-        if ord == 0:
-            return (x != 0).astype(x.dtype).sum(axis=axis, keepdims=keepdims).detach()
-        if ord == 1:
-            return a.sum(axis=axis, keepdims=keepdims)
+        if ord is None:
+            return vector_norm(x, 2, None, keepdims)
+        if x.ndim not in (1, 2):
+            raise ValueError(f"linalg.norm: ord={ord!r} needs axis= for a {x.ndim}-D tensor "
+                             f"(shape {tuple(x.shape)}): an int for a vector norm, a pair for a "
+                             f"matrix norm")
+        axis = tuple(range(x.ndim))
+    axes = (axis,) if _is_number(axis) else tuple(axis)
+    if len(axes) == 1:
         if isinstance(ord, str):
-            raise ValueError(f"linalg.norm: ord={ord!r} is a matrix norm; give axis=(i, j)")
-        return (a ** float(ord)).sum(axis=axis, keepdims=keepdims) ** (1.0 / float(ord))
-    r, c = (int(v) % x.ndim for v in axis)
-    if r == c:
-        raise ValueError(f"linalg.norm: the two axes must differ, got {tuple(axis)}")
-    a = abs(x)
-    if ord in (None, "fro"):
-        return (x * x).sum(axis=(r, c), keepdims=keepdims).sqrt()
-    if ord in (1, -1):       # max (min) over columns of the column sums
-        s = a.sum(axis=r, keepdims=True)
-        out = s.max(axis=c, keepdims=True) if ord == 1 else s.min(axis=c, keepdims=True)
-    elif ord in (np.inf, -np.inf):
-        s = a.sum(axis=c, keepdims=True)
-        out = s.max(axis=r, keepdims=True) if ord == np.inf else s.min(axis=r, keepdims=True)
-    else:
-        raise ValueError(f"linalg.norm: matrix ord={ord!r} is not supported (use 'fro', 1, -1, "
-                         f"inf or -inf; 'nuc' and 2 need the SVD, which tapegrad lacks yet)")
-    return out if keepdims else out.squeeze(axis=(r, c))
+            raise ValueError(f"linalg.norm: ord={ord!r} is a matrix norm; give axis=(i, j) "
+                             f"(here the norm is over the single axis {axes[0]})")
+        return vector_norm(x, 2 if ord is None else ord, axes, keepdims)
+    if len(axes) == 2:
+        return matrix_norm(x, "fro" if ord is None else ord, axes, keepdims)
+    raise ValueError(f"linalg.norm: axis must be an int or a pair of ints, got {axis!r}")
+
+
+def cond(A, p=None) -> Tensor:
+    """The condition number of a matrix (batched), as ``np.linalg.cond`` and
+    ``torch.linalg.cond``: for ``p`` None or 2 the ratio of the largest to
+    the smallest singular value (inf for a singular matrix), for -2 its
+    inverse; for 'fro', 'nuc', 1, -1, inf, -inf (square A only)
+    ``matrix_norm(A, p) * matrix_norm(inv(A), p)``, where a singular A raises
+    ValueError (NumPy and PyTorch return inf there).
+
+    >>> tg.linalg.cond(tg.tensor([[2.0, 0.0], [0.0, 0.5]])).item()
+    4.0
+    """
+    A = _matrix("cond", A)
+    if p is None or (_is_number(p) and p in (2, -2)):
+        s = svdvals(A)
+        if s.shape[-1] == 0:
+            raise ValueError(f"linalg.cond: the condition number of an empty matrix (shape "
+                             f"{tuple(A.shape)}) is undefined")
+        return s[..., 0] / s[..., -1] if p != -2 else s[..., -1] / s[..., 0]
+    if A.shape[-1] != A.shape[-2]:
+        raise ValueError(f"linalg.cond: p={p!r} needs a square matrix, got shape {tuple(A.shape)} "
+                         f"(p=None or 2 works for any shape)")
+    return matrix_norm(A, p) * matrix_norm(inv(A), p)

@@ -396,3 +396,206 @@ def test_pinv_lstsq_errors():
         tg.linalg.lstsq(tg.ones(2, 3, 2), tg.ones(3))
     with pytest.raises(TypeError, match=r"linalg\.lstsq: expected a float32 or float64 B, got int64"):
         tg.linalg.lstsq(tg.ones(3, 2), tg.tensor([1, 2, 3]))
+
+
+# ---------------------------------------------------------------------------
+# norms: vector_norm, matrix_norm, norm (NumPy's rules), cond
+# ---------------------------------------------------------------------------
+
+MATRIX_ORDS = ["fro", "nuc", 2, -2, 1, -1, np.inf, -np.inf]
+VECTOR_ORDS = [2, 1, 3, 0.5, np.inf, -np.inf, 0, -1, -2.5]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("ord", MATRIX_ORDS, ids=str)
+@pytest.mark.parametrize("axis", [(0, 1), (1, 0), (-1, 0)])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_norm_matrix_matches_numpy(ord, axis, keepdims, dtype):
+    a = RNG.standard_normal((3, 4)).astype(dtype)
+    got = tg.linalg.norm(tg.tensor(a), ord=ord, axis=axis, keepdims=keepdims)
+    want = np.linalg.norm(a, ord=ord, axis=axis, keepdims=keepdims)
+    assert got.shape == want.shape and got.dtype == tg.tensor(a).dtype
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-10 if dtype == np.float64 else 1e-5)
+
+
+@pytest.mark.parametrize("ord", MATRIX_ORDS, ids=str)
+def test_matrix_norm_batched_matches_torch(ord):
+    a = RNG.standard_normal((2, 3, 4, 5))
+    for dim in [(-2, -1), (1, 3), (3, 0)]:
+        got = tg.linalg.matrix_norm(tg.tensor(a), ord=ord, dim=dim)
+        want = torch.linalg.matrix_norm(torch.tensor(a), ord=ord, dim=dim)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10)
+        got = tg.linalg.matrix_norm(tg.tensor(a), ord=ord, dim=dim, keepdim=True)
+        want = torch.linalg.matrix_norm(torch.tensor(a), ord=ord, dim=dim, keepdim=True)
+        assert got.shape == tuple(want.shape)
+
+
+@pytest.mark.parametrize("ord", VECTOR_ORDS, ids=str)
+def test_vector_norm_matches_numpy_and_torch(ord):
+    a = RNG.standard_normal((3, 4, 2))
+    for axis in [None, 0, (0, 2), -1]:
+        got = tg.linalg.vector_norm(tg.tensor(a), ord=ord, dim=axis)
+        want = torch.linalg.vector_norm(torch.tensor(a), ord=ord, dim=axis)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10)
+    for axis in [0, 1, -1]:   # NumPy's spelling, through norm
+        np.testing.assert_allclose(tg.linalg.norm(tg.tensor(a), ord=ord, axis=axis).numpy(),
+                                   np.linalg.norm(a, ord=ord, axis=axis), rtol=1e-10)
+    np.testing.assert_allclose(tg.linalg.vector_norm(tg.tensor(a), ord=ord, axis=1, keepdims=True)
+                               .numpy(), np.linalg.norm(a, ord=ord, axis=1, keepdims=True), rtol=1e-10)
+
+
+def test_norm_default_and_dimension_rules():
+    a = RNG.standard_normal((2, 3, 4))
+    np.testing.assert_allclose(tg.linalg.norm(tg.tensor(a)).numpy(), np.linalg.norm(a), rtol=1e-12)
+    assert tg.linalg.norm(tg.tensor(a), keepdims=True).shape == (1, 1, 1)
+    v = RNG.standard_normal(5)
+    for ord in (None, 1, np.inf, 3):
+        np.testing.assert_allclose(tg.linalg.norm(tg.tensor(v), ord).numpy(),
+                                   np.linalg.norm(v, ord), rtol=1e-12)
+    m = a[0]
+    for ord in MATRIX_ORDS:   # a 2-D x with ord and no axis: a matrix norm
+        np.testing.assert_allclose(tg.linalg.norm(tg.tensor(m), ord).numpy(),
+                                   np.linalg.norm(m, ord), rtol=1e-10)
+    # PyTorch's spellings
+    np.testing.assert_allclose(tg.linalg.norm(tg.tensor(a), 2, dim=(1, 2), keepdim=True).numpy(),
+                               torch.linalg.norm(torch.tensor(a), 2, dim=(1, 2), keepdim=True).numpy(),
+                               rtol=1e-10)
+    # huge and tiny values: the op's scaled 2-norm neither overflows nor underflows
+    assert tg.linalg.norm(tg.tensor([3e200, 4e200], dtype=tg.float64)).item() == pytest.approx(5e200)
+    assert tg.linalg.norm(tg.tensor([3e-200, 4e-200], dtype=tg.float64)).item() == pytest.approx(5e-200)
+
+
+@pytest.mark.parametrize("ord", MATRIX_ORDS, ids=str)
+def test_matrix_norm_gradients(ord):
+    a = RNG.standard_normal((2, 3, 4))
+    A = tg.tensor(a, requires_grad=True)
+    f = lambda x: tg.linalg.matrix_norm(x, ord=ord)   # noqa: E731
+    assert gradcheck(f, [A])
+    if ord not in (1, -1, np.inf, -np.inf):   # piecewise linear: second derivative 0 (checked too)
+        assert gradgradcheck(f, [A])
+    np.testing.assert_allclose(tg_grad(lambda t: f(t).sum(), a),
+                               torch_grad(lambda t: torch.linalg.matrix_norm(t, ord=ord).sum(), a),
+                               rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("ord", [2, 1, 3, 0.5, np.inf, -np.inf, -1.5], ids=str)
+def test_vector_norm_gradients(ord):
+    a = RNG.standard_normal((3, 4)) + 0.1
+    A = tg.tensor(a, requires_grad=True)
+    f = lambda x: tg.linalg.vector_norm(x, ord=ord, dim=1)   # noqa: E731
+    assert gradcheck(f, [A])
+    assert gradgradcheck(f, [A])
+    np.testing.assert_allclose(tg_grad(lambda t: f(t).sum(), a),
+                               torch_grad(lambda t: torch.linalg.vector_norm(t, ord=ord, dim=1).sum(), a),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_norm_is_the_op():
+    """One implementation: tg.linalg's vector norms and 'fro' record the
+    `norm` op, the singular-value norms record the SVD."""
+    def ops_of(y):
+        ops, stack = set(), [y.grad_fn]
+        while stack:
+            e = stack.pop()
+            ops.add(e.op)
+            stack += [t.grad_fn for t in e.inputs if t.grad_fn is not None]
+        return ops
+    A = tg.tensor(RNG.standard_normal((3, 3)), requires_grad=True)
+    assert tg.linalg.norm(A).grad_fn.op == "norm"
+    assert tg.linalg.norm(A, "fro").grad_fn.op == "norm"
+    assert tg.linalg.vector_norm(A, 3, dim=0).grad_fn.op == "norm"
+    assert "norm" in ops_of(tg.linalg.norm(A, 1)) and "sum" not in ops_of(tg.linalg.norm(A, 1))
+    assert "linalg_svd" in ops_of(tg.linalg.norm(A, "nuc"))
+    # the norm gradient at zero is 0 (the op's rule), not NaN
+    z = tg.zeros(3, dtype=tg.float64, requires_grad=True)
+    tg.linalg.norm(z).backward()
+    assert z.grad.tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("p", [None, 2, -2, "fro", "nuc", 1, -1, np.inf, -np.inf], ids=str)
+def test_cond(p):
+    a = RNG.standard_normal((2, 3, 3))
+    np.testing.assert_allclose(tg.linalg.cond(tg.tensor(a), p).numpy(), np.linalg.cond(a, p),
+                               rtol=1e-9)
+    # (torch.linalg.cond's own backward fails for these p: its formula, spelled with torch)
+    th_cond = (lambda t: torch.linalg.cond(t, p)) if p in (None, 2, -2) else \
+        (lambda t: torch.linalg.matrix_norm(t, p) * torch.linalg.matrix_norm(torch.linalg.inv(t), p))
+    np.testing.assert_allclose(tg_grad(lambda t: tg.linalg.cond(t, p).sum(), a),
+                               torch_grad(lambda t: th_cond(t).sum(), a), rtol=1e-7, atol=1e-9)
+    A = tg.tensor(a[0], requires_grad=True)
+    assert gradcheck(lambda t: tg.linalg.cond(t, p), [A])
+
+
+def test_cond_of_non_square_and_singular():
+    a = RNG.standard_normal((4, 2))
+    np.testing.assert_allclose(tg.linalg.cond(tg.tensor(a)).numpy(), np.linalg.cond(a), rtol=1e-10)
+    assert tg.linalg.cond(tg.tensor(np.diag([1.0, 0.0]))).item() == np.inf
+    with pytest.raises(ValueError, match=r"linalg\.cond: p='fro' needs a square matrix, got shape \(4, 2\)"):
+        tg.linalg.cond(tg.tensor(a), "fro")
+    with pytest.raises(ValueError, match="singular"):
+        tg.linalg.cond(tg.tensor(np.diag([1.0, 0.0])), 1)
+
+
+def test_norm_errors():
+    x = tg.tensor(RNG.standard_normal((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"linalg\.norm: ord=2 needs axis= for a 3-D tensor \(shape \(2, 3, 4\)\)"):
+        tg.linalg.norm(x, 2)
+    with pytest.raises(ValueError, match=r"linalg\.norm: ord='fro' is a matrix norm"):
+        tg.linalg.norm(x, "fro", axis=1)
+    with pytest.raises(ValueError, match=r"linalg\.matrix_norm: ord='bad' is not a matrix norm"):
+        tg.linalg.norm(x, "bad", axis=(0, 1))
+    with pytest.raises(ValueError, match=r"linalg\.matrix_norm: ord=3 is not a matrix norm"):
+        tg.linalg.norm(x, 3, axis=(0, 1))
+    with pytest.raises(ValueError, match=r"linalg\.vector_norm: ord must be a number .* got 'nuc'"):
+        tg.linalg.vector_norm(x, "nuc")
+    with pytest.raises(ValueError, match=r"linalg\.matrix_norm: repeated axis"):
+        tg.linalg.norm(x, axis=(1, 1))
+    with pytest.raises(IndexError, match=r"linalg\.vector_norm: axis 3 is out of range for a 3-D tensor"):
+        tg.linalg.norm(x, axis=3)
+    with pytest.raises(ValueError, match=r"linalg\.norm: axis must be an int or a pair"):
+        tg.linalg.norm(x, axis=(0, 1, 2))
+    with pytest.raises(TypeError, match=r"linalg\.norm: expected a float32 or float64 tensor, got int64"):
+        tg.linalg.norm(tg.tensor([1, 2]))
+    with pytest.raises(ValueError, match=r"linalg\.matrix_norm: expected a matrix .* got shape \(3,\)"):
+        tg.linalg.matrix_norm(tg.ones(3))
+    with pytest.raises(TypeError, match=r"linalg\.norm: pass dim= or axis=, not both"):
+        tg.linalg.norm(x, axis=0, dim=0)
+    with pytest.raises(ValueError, match=r"ord=2 of an empty matrix"):
+        tg.linalg.matrix_norm(tg.zeros(0, 3), 2)
+    # the op's own spelling points at tg.linalg for the nuclear norm
+    with pytest.raises(ValueError, match=r"tg\.linalg\.matrix_norm"):
+        x.norm("nuc")
+
+
+# ---------------------------------------------------------------------------
+# NumPy's functions on tensors dispatch here (the NEP 18 protocol)
+# ---------------------------------------------------------------------------
+
+def test_numpy_linalg_functions_dispatch_and_differentiate():
+    a = RNG.standard_normal((4, 3))
+    A = tg.tensor(a, requires_grad=True)
+    U, S, Vh = np.linalg.svd(A, full_matrices=False)
+    assert isinstance(S, tg.Tensor) and S.requires_grad
+    np.testing.assert_allclose(np.linalg.svd(A, compute_uv=False).numpy(), np.linalg.svd(a, compute_uv=False),
+                               rtol=1e-12)
+    Q, R = np.linalg.qr(A)
+    assert isinstance(R, tg.Tensor) and R.requires_grad
+    np.testing.assert_allclose(np.linalg.pinv(A).numpy(), np.linalg.pinv(a), rtol=1e-10)
+    x = np.linalg.lstsq(A, np.ones(4), rcond=None)[0]
+    assert isinstance(x, tg.Tensor) and x.requires_grad
+    for ord in (None, "fro", "nuc", 2, 1):
+        y = np.linalg.norm(A, ord)
+        assert isinstance(y, tg.Tensor) and y.requires_grad
+        np.testing.assert_allclose(y.numpy(), np.linalg.norm(a, ord), rtol=1e-10)
+    c = np.linalg.cond(A)
+    assert isinstance(c, tg.Tensor) and c.requires_grad
+    np.testing.assert_allclose(c.numpy(), np.linalg.cond(a), rtol=1e-10)
+    # the same gradient as the tapegrad spelling
+    np.linalg.norm(A, "nuc").backward()
+    g = A.grad.numpy().copy()
+    A.grad = None
+    tg.linalg.svdvals(A).sum().backward()
+    np.testing.assert_allclose(A.grad.numpy(), g, rtol=1e-12)
+    table = dict(tg._numpy_protocol.dispatch_table())
+    for name in ("svd", "qr", "pinv", "lstsq", "norm", "cond"):
+        assert table[f"np.linalg.{name}"] == f"linalg.{name}"
