@@ -777,6 +777,11 @@ static tg_status matrix_batch(const char *who, const tg_tensor *a, int64_t *m, i
                             "shape %s", who, tg__shp(a));
     *m = a->shape[a->ndim - 2];
     *n = a->shape[a->ndim - 1];
+    /* (an empty batch may hold matrices of any size: keep the products of
+     * m and n, the sizes of the factors, far from overflowing) */
+    if (*m > ((int64_t)1 << 28) || *n > ((int64_t)1 << 28))
+        return tg_error_set(TG_ERR_VALUE, "%s: a matrix of shape %s is too large (at most 2**28 "
+                            "rows and columns)", who, tg__shp(a));
     int64_t b = 1;
     for (int i = 0; i < a->ndim - 2; i++) b *= a->shape[i];
     *batch = b;
@@ -1112,7 +1117,12 @@ static double fix_sign(double *x, int64_t rows, int64_t cols, int64_t j) {
  * orthonormal basis.  Each column j < k of U is signed so that its
  * largest-magnitude entry is positive (V's column with it): the result is a
  * function of A where the singular values are distinct and non-zero.
- * work: p q + q q + p * max(p, q) + p doubles. */
+ * work: svd_work(m, n, full) doubles. */
+static int64_t svd_work(int64_t m, int64_t n, int full) {
+    int64_t p = m >= n ? m : n, q = m >= n ? n : m, cp = full ? p : q;
+    return p * q + q * q + p * cp + p;
+}
+
 static void svd_one(const double *a, int64_t m, int64_t n, int full, double *u, double *s,
                     double *v, double *work) {
     int64_t k = m < n ? m : n, cu = full ? m : k, cv = full ? n : k;
@@ -1174,7 +1184,7 @@ tg_tensor *tg_linalg_svd(tg_tensor *a, int full) {
     int64_t cu = full ? m : k, cv = full ? n : k, c = full ? big : k;
     tg_tensor *src = as_f64(a);
     tg_tensor *out = src ? packed_zeros(a, m + n, c + 1) : NULL;
-    size_t nb = sizeof(double) * (size_t)(m * cu + n * cv + k + 2 * big * big + big * big + big + 1);
+    size_t nb = sizeof(double) * (size_t)(m * cu + n * cv + k + svd_work(m, n, full) + 1);
     double *mem = out ? tg__alloc(nb, who) : NULL;
     for (int64_t b = 0; mem && b < batch; b++) {
         double *u = mem, *v = u + m * cu, *s = v + n * cv, *work = s + k;

@@ -469,8 +469,8 @@ def vector_norm(x, ord=2, dim=None, keepdim: bool = False, *, dtype=None, axis=N
                 keepdims=None) -> Tensor:
     """The vector ``ord``-norm of x over ``dim`` (all elements when None), as
     ``torch.linalg.vector_norm`` (``axis``/``keepdims`` are accepted as
-    NumPy's spellings): ``ord`` any p > 0 (``(sum |x|^p)^(1/p)``), inf (max
-    |x|), -inf (min |x|), 0 (the number of non-zeros, no gradient) or p < 0
+    NumPy's spellings): ``ord`` any p > 0 (``(sum |x|^p)^(1/p)``), inf (``max |x|``),
+    -inf (``min |x|``), 0 (the number of non-zeros, no gradient) or p < 0
     (``(sum |x|^p)^(1/p)``, 0 when an element is 0). ``dtype`` converts x
     first. The ``norm`` op computes it (scaled against overflow; the gradient
     at the zero vector is 0, as in PyTorch).
@@ -501,7 +501,7 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None
     default), batched over the others, as ``torch.linalg.matrix_norm``:
     ``'fro'`` (sqrt of the sum of squares), ``'nuc'`` (the sum of the
     singular values), 2 / -2 (the largest / smallest singular value), 1 / -1
-    (max / min column sum of |A|), inf / -inf (max / min row sum of |A|).
+    (max / min column sum of ``|A|``), inf / -inf (max / min row sum of ``|A|``).
     The singular-value norms differentiate through :func:`svdvals`: their
     gradient is ``U diag(dS) V^T``, defined where the singular values that
     matter are distinct.

@@ -599,3 +599,33 @@ def test_numpy_linalg_functions_dispatch_and_differentiate():
     table = dict(tg._numpy_protocol.dispatch_table())
     for name in ("svd", "qr", "pinv", "lstsq", "norm", "cond"):
         assert table[f"np.linalg.{name}"] == f"linalg.{name}"
+
+
+# ---------------------------------------------------------------------------
+# sizes: empty, tall and skinny, absurd
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (2, 0, 0), (0, 2, 3)])
+def test_empty_matrices_differentiate(shape):
+    A = tg.zeros(*shape, dtype=tg.float64, requires_grad=True)
+    Q, R = tg.linalg.qr(A)
+    U, S, Vh = tg.linalg.svd(A, full_matrices=False)
+    (Q.sum() + R.sum() + U.sum() + S.sum() + Vh.sum() + tg.linalg.pinv(A).sum()).backward()
+    assert A.grad.shape == shape and not A.grad.numpy().any()
+
+
+def test_tall_and_skinny_least_squares():
+    """A (20000, 2) regression: the work space is p q + q q + ..., not
+    max(m, n)^2."""
+    x = RNG.standard_normal(20000)
+    a = np.stack([np.ones_like(x), x], axis=1)
+    b = 3.0 + 2.0 * x + 0.01 * RNG.standard_normal(20000)
+    got = tg.linalg.lstsq(tg.tensor(a), tg.tensor(b)).solution.numpy()
+    np.testing.assert_allclose(got, np.linalg.lstsq(a, b, rcond=None)[0], rtol=1e-10)
+
+
+def test_absurd_matrix_sizes_are_refused():
+    with pytest.raises(ValueError, match=r"linalg_svd: a matrix of shape \(536870912, 0\) is too large"):
+        tg.linalg.svd(tg.zeros(2 ** 29, 0))
+    with pytest.raises(ValueError, match=r"linalg_qr: a matrix of shape \(0, 536870912\) is too large"):
+        tg.linalg.qr(tg.zeros(0, 2 ** 29))
