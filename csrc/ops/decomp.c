@@ -1137,8 +1137,13 @@ static void svd_one(const double *a, int64_t m, int64_t n, int full, double *u, 
         return;
     }
     double *w = work, *vw = w + p * q, *uw = vw + q * q, *x = uw + p * cp;
+    /* Jacobi sums squares: work on A / max|a_ij| so that they neither
+     * overflow (entries near 1e200) nor underflow (near 1e-200) */
+    double scale = 0.0;
+    for (int64_t i = 0; i < m * n; i++) scale = fmax(scale, fabs(a[i]));
+    if (!(scale > 0)) scale = 1.0;
     for (int64_t i = 0; i < p; i++)
-        for (int64_t j = 0; j < q; j++) w[i * q + j] = tall ? a[i * n + j] : a[j * n + i];
+        for (int64_t j = 0; j < q; j++) w[i * q + j] = (tall ? a[i * n + j] : a[j * n + i]) / scale;
     jacobi_columns(w, p, q, vw);
     for (int64_t j = 0; j < q; j++) {
         double nrm = 0.0;
@@ -1159,6 +1164,7 @@ static void svd_one(const double *a, int64_t m, int64_t n, int full, double *u, 
     for (int64_t i = 0; i < p; i++)
         for (int64_t j = 0; j < cp; j++) uw[i * cp + j] = j < rank ? w[i * q + j] / s[j] : 0.0;
     complete_columns(uw, p, cp, rank, x);
+    for (int64_t j = 0; j < q; j++) s[j] *= scale;
     /* U and V of A */
     double *ua = tall ? uw : vw, *va = tall ? vw : uw;
     int64_t uac = tall ? cp : q, vac = tall ? q : cp;

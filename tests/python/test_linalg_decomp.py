@@ -629,3 +629,69 @@ def test_absurd_matrix_sizes_are_refused():
         tg.linalg.svd(tg.zeros(2 ** 29, 0))
     with pytest.raises(ValueError, match=r"linalg_qr: a matrix of shape \(0, 536870912\) is too large"):
         tg.linalg.qr(tg.zeros(0, 2 ** 29))
+
+
+# ---------------------------------------------------------------------------
+# Hypothesis: any shape, rank, scale (the classes of input that broke the
+# kernels while they were written: squares that overflow or underflow,
+# empty and rank-deficient matrices, NaN)
+# ---------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def matrices(draw):
+    batch = draw(st.sampled_from([(), (2,)]))
+    m, n = draw(st.integers(0, 6)), draw(st.integers(0, 6))
+    rank = draw(st.integers(0, min(m, n)))
+    scale = 10.0 ** draw(st.sampled_from([-250, -100, -3, 0, 3, 100, 250]))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    a = rng.standard_normal(batch + (m, rank)) @ rng.standard_normal(batch + (rank, n))
+    if draw(st.booleans()):
+        a = rng.standard_normal(batch + (m, n))
+    return a * scale
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(a=matrices(), full=st.booleans())
+def test_svd_property(a, full):
+    U, S, Vh = (t.numpy() for t in tg.linalg.svd(tg.tensor(a), full_matrices=full))
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    s_ref = np.linalg.svd(a, compute_uv=False) if a.size else np.zeros(a.shape[:-2] + (k,))
+    big = np.abs(a).max() if a.size else 1.0
+    np.testing.assert_allclose(S, s_ref, rtol=1e-12, atol=1e-13 * big)
+    assert np.all(np.diff(S, axis=-1) <= 0) and np.all(S >= 0)
+    np.testing.assert_allclose(mT(U) @ U, eye_like(U.shape[-1], U.shape[:-2]), atol=1e-12)
+    np.testing.assert_allclose(Vh @ mT(Vh), eye_like(Vh.shape[-2], Vh.shape[:-2]), atol=1e-12)
+    np.testing.assert_allclose((U[..., :k] * S[..., None, :]) @ Vh[..., :k, :], a, rtol=0,
+                               atol=1e-12 * big)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(a=matrices(), complete=st.booleans())
+def test_qr_property(a, complete):
+    mode = "complete" if complete else "reduced"
+    Q, R = (t.numpy() for t in tg.linalg.qr(tg.tensor(a), mode=mode))
+    q, r = (t.numpy() for t in torch.linalg.qr(torch.tensor(a), mode=mode))
+    assert Q.shape == q.shape and R.shape == r.shape
+    big = np.abs(a).max() if a.size else 1.0
+    np.testing.assert_allclose(Q @ R, a, rtol=0, atol=1e-12 * big)
+    np.testing.assert_allclose(mT(Q) @ Q, eye_like(Q.shape[-1], Q.shape[:-2]), atol=1e-12)
+    assert np.all(np.tril(R, -1) == 0)
+    # LAPACK's |R| (the signs of R's rows may differ where a pivot is zero to rounding)
+    np.testing.assert_allclose(np.abs(R), np.abs(r), rtol=0, atol=1e-11 * big)
+
+
+@settings(max_examples=30, deadline=None)
+@given(a=matrices(), where=st.integers(0, 10 ** 6), bad=st.sampled_from([np.nan, np.inf, -np.inf]))
+def test_non_finite_input_property(a, where, bad):
+    if a.size == 0:
+        return
+    a = a.copy()
+    a.reshape(-1)[where % a.size] = bad
+    S = tg.linalg.svd(tg.tensor(a)).S.numpy()
+    hit = np.isnan(a).any(axis=(-2, -1)) | np.isinf(a).any(axis=(-2, -1))
+    assert np.all(np.isnan(S[hit])) and np.all(np.isfinite(S[~hit]))
