@@ -193,3 +193,14 @@ def _dlpack_device(self):
 Tensor.__dlpack__ = _dlpack
 Tensor.__dlpack__.__doc__ = "DLPack export (CPU, zero-copy); see tg.from_dlpack."
 Tensor.__dlpack_device__ = _dlpack_device
+
+
+# NumPy's products and splits as methods (issue 19; the functions are in _npfuncs.py)
+from . import _npfuncs  # noqa: E402
+
+Tensor.dot = _npfuncs.dot
+Tensor.cross = _npfuncs.cross
+Tensor.diff = _npfuncs.diff
+Tensor.hsplit = _npfuncs.hsplit
+Tensor.vsplit = _npfuncs.vsplit
+Tensor.dsplit = _npfuncs.dsplit
