@@ -195,7 +195,26 @@ def build(T):
             return None
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1), ignore_index=-1)
 
-    return {"bigram": Bigram, "rnn": lambda cfg: RNN(cfg, "rnn"), "gru": lambda cfg: RNN(cfg, "gru"),
+    @T.no_grad()
+    def generate(model, idx, max_new_tokens, temperature=1.0, do_sample=False, top_k=None, generator=None):
+        """makemore's sampler: feed the sequence (cropped to block_size), take
+        the last logits, keep the top_k, then sample or take the most likely."""
+        for _ in range(max_new_tokens):
+            idx_cond = idx if idx.shape[1] <= model.block_size else idx[:, -model.block_size:]
+            logits, _ = model(idx_cond)
+            logits = logits[:, -1, :] / temperature
+            if top_k is not None:
+                v, _ = T.topk(logits, top_k)
+                logits[logits < v[:, [-1]]] = -float("Inf")
+            probs = F.softmax(logits, dim=-1)
+            if do_sample:
+                idx_next = T.multinomial(probs, num_samples=1, generator=generator)
+            else:
+                _, idx_next = T.topk(probs, k=1, dim=-1)
+            idx = T.cat((idx, idx_next), dim=1)
+        return idx
+
+    return {"generate": generate, "bigram": Bigram, "rnn": lambda cfg: RNN(cfg, "rnn"), "gru": lambda cfg: RNN(cfg, "gru"),
             "bow": BoW, "transformer": Transformer}
 
 
@@ -217,9 +236,11 @@ def course_data():
     return X, Y, len(vocab), block
 
 
-@pytest.mark.parametrize("variant", ["bigram", "rnn", "gru", "bow", "transformer"])
-def test_course_script_variant_matches_pytorch(variant):
-    torch = pytest.importorskip("torch")
+VARIANTS = ["bigram", "rnn", "gru", "bow", "transformer"]
+
+
+def trained(variant, torch):
+    """Both models after STEPS steps of AdamW on the same batches, and their losses."""
     X, Y, V, block = course_data()
     cfg = dict(vocab_size=V, block_size=block, n_layer=2, n_head=2, n_embd=16, n_embd2=24)
     torch.manual_seed(3407)
@@ -250,8 +271,36 @@ def test_course_script_variant_matches_pytorch(variant):
         assert logits.shape == tuple(rlogits.shape)
         losses.append(loss.item())
         ref_losses.append(rloss.item())
+    return model, ref, losses, ref_losses, cfg
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_course_script_variant_matches_pytorch(variant, torch):
+    model, ref, losses, ref_losses, cfg = trained(variant, torch)
     np.testing.assert_allclose(losses, ref_losses, rtol=2e-5, atol=2e-6)
     assert losses[-1] < losses[0]  # it learns
+
+
+@pytest.mark.parametrize("variant", ["rnn", "transformer"])
+def test_course_script_samples_and_checkpoints(variant, torch, tmp_path):
+    """The script's sampler (top-k masking by boolean assignment, softmax,
+    topk or multinomial with a seeded Generator) and a state-dict checkpoint
+    through T.save/T.load: greedy names are PyTorch's; sampled ones are valid
+    and repeat under the same seed."""
+    model, ref, *_, cfg = trained(variant, torch)
+    start = np.zeros((3, 1), np.int64)
+    got = build(tg)["generate"](model, tg.tensor(start), cfg["block_size"] + 2, top_k=5).numpy()
+    want = build(torch)["generate"](ref, torch.from_numpy(start), cfg["block_size"] + 2, top_k=5).numpy()
+    np.testing.assert_array_equal(got, want)
+    tg.save(model.state_dict(), tmp_path / "model.pt")
+    fresh = build(tg)[variant](cfg)
+    fresh.load_state_dict(tg.load(tmp_path / "model.pt"))
+    gen = build(tg)["generate"]
+    a = gen(fresh, tg.tensor(start), 6, do_sample=True, top_k=5, generator=tg.Generator().manual_seed(7))
+    b = gen(model, tg.tensor(start), 6, do_sample=True, top_k=5, generator=tg.Generator().manual_seed(7))
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert a.shape == (3, 7) and a.dtype == tg.int64
+    assert ((a.numpy() >= 0) & (a.numpy() < cfg["vocab_size"])).all()
 
 
 # ---- what the script found missing in tapegrad: Tensor.view and Tensor.expand
