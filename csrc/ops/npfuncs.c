@@ -362,6 +362,18 @@ tg_tensor *tg_diff(tg_tensor *x, int64_t n, int64_t axis, tg_tensor *prepend, tg
     if (x->ndim == 0) return TG_FAIL(TG_ERR_VALUE, "diff: requires input that is at least one dimensional");
     int64_t ax;
     if (tg__norm_axis("diff", axis, x->ndim, &ax)) return NULL;
+    if (n == 0) return slice_axis(x, ax, 0, x->shape[ax]); /* NumPy: x itself, prepend/append unused */
+    tg_tensor *edges[2] = {prepend, append};
+    for (int k = 0; k < 2; k++) {
+        tg_tensor *v = edges[k];
+        bool fits = !v || v->ndim == 0 || v->ndim == x->ndim;
+        for (int d = 0; fits && v && v->ndim && d < x->ndim; d++) fits = d == ax || v->shape[d] == x->shape[d];
+        if (!fits)
+            return TG_FAIL(TG_ERR_VALUE,
+                           "diff: %s of shape %s does not fit x of shape %s along axis %lld (expected a 0-d "
+                           "value or x's dims but the axis)",
+                           k ? "append" : "prepend", tg__shp(v), tg__shp(x), (long long)ax);
+    }
     tg_tensor *parts[3];
     int np_ = 0;
     tg_tensor *pre = prepend ? edge(prepend, x, ax) : NULL;
@@ -375,11 +387,8 @@ tg_tensor *tg_diff(tg_tensor *x, int64_t n, int64_t axis, tg_tensor *prepend, tg
     parts[np_++] = x;
     if (app) parts[np_++] = app;
     tg_tensor *y;
-    if (np_ > 1) {
-        y = tg_concat(np_, parts, ax);
-    } else {
-        y = slice_axis(x, ax, 0, x->shape[ax]); /* a recorded view: n = 0 gives a new tensor */
-    }
+    if (np_ > 1) y = tg_concat(np_, parts, ax);
+    else y = slice_axis(x, ax, 0, x->shape[ax]);
     tg_tensor_release(pre);
     tg_tensor_release(app);
     for (int64_t k = 0; k < n && y; k++) {
@@ -404,7 +413,7 @@ TG_DEFINE_OP(diff, .arity = -1, .composite = true, .diff_mask = 7, .dtypes = "fl
              .vjp = "dx[i] = dy[i-1] - dy[i] (zero outside), applied n times",
              .vjp_tex = "\\bar x_i = \\bar y_{i-1} - \\bar y_i",
              .doc = "n-th discrete difference along an axis (NumPy's diff; i0 = n, i1 = axis, i2/i3: a prepend/"
-                    "append input follows); a composite of concat, slice and sub.",
+                    "append input follows; n = 0 gives x, as NumPy); a composite of concat, slice and sub.",
              .apply = apply_diff,
              .examples = "5|i0=1 i1=-1;3x4|i0=2 i1=1;T3x4|i0=1 i1=0;3x4,3x1|i0=1 i1=-1 i2=1;"
                          "3x4,-,2x4|i0=2 i1=0 i2=1 i3=1;3x4,3x2|i0=3 i1=1 i3=1;4|i0=0 i1=0",

@@ -292,8 +292,10 @@ def test_errors():
         tg.diff(tg.tensor(1.0))
     with raises(IndexError, "diff"):
         tg.diff(tg.ones(3), axis=2)
-    with raises(ValueError, "concat"):
+    with raises(ValueError, "diff", "prepend of shape (2, 1)", "(3, 4)", "axis 1"):
         tg.diff(tg.ones(3, 4), prepend=tg.ones(2, 1))
+    with raises(ValueError, "diff", "append of shape (4,)", "(3, 4)"):
+        tg.diff(tg.ones(3, 4), axis=0, append=tg.ones(4))
     with raises(ValueError, "hsplit", "equal division", "(2, 5)", "3"):
         tg.hsplit(tg.ones(2, 5), 3)
     with raises(ValueError, "vsplit", "2 or more"):
@@ -346,3 +348,47 @@ def _numeric_grad(f, a, h=1e-6):
         dn[i] -= h
         g[i] = (f(up) - f(dn)) / (2 * h)
     return g
+
+
+@settings(max_examples=40)
+@given(st.data())
+def test_diff_and_kron_property(data):
+    """diff with random n, axis and prepend/append (0-d or full), and kron of
+    random shapes of different ranks, against NumPy: values and the gradient
+    of a weighted sum (by central differences)."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 16)))
+    shape = data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    n = data.draw(st.integers(0, 5))
+    x = rng.standard_normal(shape)
+    kw = {}
+    for name in ("prepend", "append"):
+        kind = data.draw(st.sampled_from(["none", "scalar", "full"]))
+        if kind == "scalar":
+            kw[name] = float(rng.standard_normal())
+        elif kind == "full":
+            s = list(shape)
+            s[axis] = data.draw(st.integers(1, 3))
+            kw[name] = rng.standard_normal(s)
+    tx = tg.tensor(x, requires_grad=True)
+    y = tg.diff(tx, n, axis, **{k: (v if isinstance(v, float) else tg.tensor(v)) for k, v in kw.items()})
+    want = np.diff(x, n, axis, **kw)
+    assert y.shape == want.shape
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-12, atol=1e-12)
+    if want.size:
+        w = rng.standard_normal(want.shape)
+        (y * tg.tensor(w)).sum().backward()
+        np.testing.assert_allclose(tx.grad.numpy(), _numeric_grad(lambda a: np.sum(w * np.diff(a, n, axis, **kw)), x),
+                                   rtol=1e-5, atol=1e-6)
+    sa = data.draw(st.lists(st.integers(1, 3), max_size=3))
+    sb = data.draw(st.lists(st.integers(1, 3), max_size=3))
+    a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+    np.testing.assert_allclose(tg.kron(tg.tensor(a), tg.tensor(b)).numpy(), np.kron(a, b), rtol=1e-12, atol=1e-12)
+
+
+def test_diff_of_order_zero_is_x_and_ignores_prepend_append():
+    """NumPy returns x itself for n=0 (prepend/append are not joined)."""
+    x = np.arange(3.0)
+    y = tg.diff(tg.tensor(x), 0, prepend=9.0, append=tg.tensor([1.0, 2.0]))
+    np.testing.assert_array_equal(y.numpy(), np.diff(x, 0, prepend=9.0, append=[1.0, 2.0]))
+    assert y.shape == (3,)
