@@ -1112,6 +1112,29 @@ tg_status tg_setitem_mask_(tg_tensor *x, tg_tensor *mask, tg_tensor *src);
 /* The name of the in-place write that recorded e, or NULL. */
 const char *tg_entry_inplace(const tg_entry *e);
 
+/* -- npfn: products and NumPy functions (issue 19) -- */
+/* npfuncs.c: composites (made of permute, reshape, matmul, slice, mul, sub,
+ * where, ...).  tensordot sums over the n axis pairs (axes_a[i], axes_b[i]);
+ * dot is NumPy's (the last axis of a with the second-to-last of b; a 0-d
+ * operand multiplies); inner sums over the last axes; outer flattens both;
+ * kron pads the shorter shape with leading 1s (at most 4 dims); cross works
+ * along `axis` (size 3) after broadcasting; diff takes prepend/append (or
+ * NULL), a 0-d one broadcast to x's shape with size 1 along the axis.
+ * fmax/fmin ignore NaN (ties: a); sinc is NumPy's normalised one. */
+tg_tensor *tg_tensordot(tg_tensor *a, tg_tensor *b, const int64_t *axes_a, const int64_t *axes_b, int n);
+tg_tensor *tg_dot(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_inner(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_outer(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_kron(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_cross(tg_tensor *a, tg_tensor *b, int64_t axis);
+tg_tensor *tg_diff(tg_tensor *x, int64_t n, int64_t axis, tg_tensor *prepend, tg_tensor *append);
+tg_tensor *tg_fmax(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_fmin(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_logaddexp2(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_sinc(tg_tensor *x);
+tg_tensor *tg_deg2rad(tg_tensor *x);
+tg_tensor *tg_rad2deg(tg_tensor *x);
+
 /* -- linalg.c: tg.linalg and more products (issue 19) -- */
 /* decomp.c: batched over leading dims (..., n, n), float32/float64 computed
  * in double; bound in Python as tg.linalg.* (see decomp.c for the packed

@@ -223,6 +223,21 @@ TG_OP(scaled_dot_product_attention, CUSTOM)
 TG_OP(copy_slices, INTERNAL)
 TG_OP(as_strided, INTERNAL)
 
+/* npfn: products and NumPy functions (issue 19) */
+TG_OP(tensordot, CUSTOM)
+TG_OP(dot, CUSTOM)
+TG_OP(inner, BINARY)
+TG_OP(outer, BINARY)
+TG_OP(kron, BINARY)
+TG_OP(cross, CUSTOM)
+TG_OP(diff, CUSTOM)
+TG_OP(fmax, BINARY)
+TG_OP(fmin, BINARY)
+TG_OP(logaddexp2, BINARY)
+TG_OP(sinc, UNARY)
+TG_OP(deg2rad, UNARY)
+TG_OP(rad2deg, UNARY)
+
 /* linalg.c: tg.linalg and more products (issue 19) */
 TG_OP(linalg_inv, CUSTOM)
 TG_OP(linalg_solve, CUSTOM)

@@ -56,11 +56,11 @@ TOP_GROUPS = [
      "arange eye zeros_like ones_like empty_like full_like rand_like randn_like "
      "manual_seed Generator default_generator randint randperm multinomial"),
     ("Elementwise: arithmetic and comparisons", "allclose"),
-    ("Elementwise: functions", ""),
+    ("Elementwise: functions", "radians degrees"),
     ("Reductions", "std"),
     ("Linear algebra", ""),
     ("Shapes, views and indexing", "transpose swapaxes squeeze unsqueeze flatten cat stack "
-     "sum_to_shape"),
+     "sum_to_shape hsplit vsplit dsplit"),
     ("Network functions and losses", "binary_cross_entropy_with_logits"),
     ("Autograd", "Tensor TapeEntry grad detach no_grad enable_grad is_grad_enabled "
      "set_grad_enabled Tape Function FunctionCtx override_vjp"),
@@ -83,7 +83,14 @@ OP_GROUPS = {
     "scan.c": "Reductions",
     "shape.c": "Shapes, views and indexing",
     "decomp.c": "Linear algebra",
+    ("npfuncs.c", 2): "Linear algebra",
+    ("npfuncs.c", 1): "Elementwise: functions",
 }
+#: Ops whose file holds several families (npfuncs.c: products and NumPy's
+#: elementwise functions): their group by name, before OP_GROUPS.
+OP_NAME_GROUPS = {"fmax": "Elementwise: arithmetic and comparisons",
+                  "fmin": "Elementwise: arithmetic and comparisons",
+                  "logaddexp2": "Elementwise: arithmetic and comparisons"}
 
 
 def _top_groups() -> list[tuple[str, list[str]]]:
@@ -92,7 +99,8 @@ def _top_groups() -> list[tuple[str, list[str]]]:
     groups: dict[str, list[str]] = {head: [] for head, _ in TOP_GROUPS}
     for op in tg.ops():  # registry order: the order of oplist.h
         f = Path(op["file"]).name
-        head = OP_GROUPS.get((f, 1 if op["arity"] == 1 else 2)) or OP_GROUPS.get(f)
+        head = (OP_NAME_GROUPS.get(op["name"]) or OP_GROUPS.get((f, 1 if op["arity"] == 1 else 2))
+                or OP_GROUPS.get(f))
         if head:
             groups[head].append(op["name"])
     for head, words in TOP_GROUPS:

@@ -50,6 +50,11 @@ from ._shape import (  # noqa: F401,E402
     meshgrid, linspace, logspace,
 )
 
+# products and NumPy functions (issue 19): the composites of csrc/ops/npfuncs.c with
+# unusual signatures, the splits, NumPy's other names of deg2rad/rad2deg
+from ._npfuncs import tensordot, dot, cross, diff, hsplit, vsplit, dsplit  # noqa: F401,E402
+radians, degrees = deg2rad, rad2deg  # noqa: F821
+
 
 def __getattr__(name):
     # the larger layers load on first use, so `import tapegrad` stays fast

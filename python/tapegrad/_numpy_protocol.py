@@ -74,18 +74,6 @@ def _lookup(name: str):
     return None
 
 
-def _dot(a, b):
-    """np.dot for tensors: matmul for 1-D and 2-D operands (where the two
-    agree), a scalar product for 0-D; NumPy's N-d rule otherwise is refused."""
-    a, b = _as_tensor(a), _as_tensor(b)
-    if not isinstance(a, Tensor) or not isinstance(b, Tensor) or a.ndim == 0 or b.ndim == 0:
-        return a * b
-    if a.ndim <= 2 and b.ndim <= 2:
-        return a @ b
-    raise TypeError(f"np.dot: operands of {a.ndim} and {b.ndim} dims: NumPy's N-d dot rule is not "
-                    f"supported on tensors; use tg.matmul (batched) or tg.einsum")
-
-
 def _walk(obj, fn):
     """Apply fn to every Tensor inside (nested lists/tuples of) obj."""
     if isinstance(obj, Tensor):
@@ -195,8 +183,6 @@ def array_function(self, func, types, args, kwargs):
         linalg = getattr(_tg(), "linalg", None)
         fn = getattr(linalg, name, None) if linalg is not None else None
         what = f"np.linalg.{name}"
-    elif name == "dot":
-        fn = _dot
     elif name not in _NOT_THE_SAME:
         fn = _lookup(_FUNCTION_NAMES.get(name, name))
     tensors = _tensors(args) + _tensors(kwargs.values())
@@ -222,11 +208,13 @@ def dispatch_table():
                  "concatenate", "stack", "hstack", "vstack", "where", "clip", "dot", "tensordot",
                  "outer", "einsum", "sort", "flip", "roll", "tile", "repeat", "tril", "triu",
                  "diag", "diagonal", "trace", "pad", "broadcast_to", "split", "array_split",
-                 "diff", "kron", "cross", "inner", "linspace", "take_along_axis"):
+                 "diff", "kron", "cross", "inner", "linspace", "take_along_axis",
+                 # npfn: products and NumPy functions (issue 19); np.dot is tg.dot (NumPy's N-d
+                 # rule), np.fmax/fmin/logaddexp2/deg2rad/rad2deg/radians/degrees are ufuncs (above)
+                 "sinc", "hsplit", "vsplit", "dsplit", "dstack", "column_stack"):
         target = _FUNCTION_NAMES.get(name, name)
         found = _lookup(target)
-        rows.append((f"np.{name}", "matmul" if name == "dot" else
-                     (found.__name__ if found is not None else None)))
+        rows.append((f"np.{name}", found.__name__ if found is not None else None))
     linalg = getattr(_tg(), "linalg", None)
     for name in ("norm", "inv", "solve", "det", "slogdet", "cholesky", "qr", "svd", "eigh",
                  "pinv", "lstsq", "matrix_power", "cond"):

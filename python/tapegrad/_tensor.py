@@ -193,3 +193,67 @@ def _dlpack_device(self):
 Tensor.__dlpack__ = _dlpack
 Tensor.__dlpack__.__doc__ = "DLPack export (CPU, zero-copy); see tg.from_dlpack."
 Tensor.__dlpack_device__ = _dlpack_device
+
+
+# NumPy's products and splits as methods (issue 19; the functions are in _npfuncs.py)
+from . import _npfuncs  # noqa: E402
+
+Tensor.dot = _npfuncs.dot
+Tensor.cross = _npfuncs.cross
+Tensor.diff = _npfuncs.diff
+Tensor.hsplit = _npfuncs.hsplit
+Tensor.vsplit = _npfuncs.vsplit
+Tensor.dsplit = _npfuncs.dsplit
+
+
+# PyTorch's view and expand (issue 19: the course scripts use them): reshape and
+# broadcast_to under PyTorch's names, with PyTorch's promises (never a copy; -1 keeps a dim)
+def _shape_args(who, shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for s in shape:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+            raise TypeError(f"{who}: sizes must be integers, got {s!r} (a dtype view is not supported)")
+    return tuple(int(s) for s in shape)
+
+
+def _view(self: Tensor, *shape):
+    """PyTorch's ``view``: ``reshape`` that never copies.  A shape the
+    strides cannot give without a copy (a transposed tensor flattened, say)
+    raises ``RuntimeError``; ``reshape`` copies in that case.
+
+    >>> tg.arange(6).view(2, -1).shape
+    (2, 3)
+    """
+    shape = _shape_args("view", shape)
+    y = self.reshape(*shape)
+    if self.size and y.data_ptr != self.data_ptr:
+        raise RuntimeError(f"view: shape {shape} is not compatible with the strides {self.strides} of a "
+                           f"tensor of shape {self.shape} (it would need a copy); use .reshape(...) instead")
+    return y
+
+
+def _expand(self: Tensor, *sizes):
+    """PyTorch's ``expand``: a broadcast view (``broadcast_to``) where ``-1``
+    keeps the size of that dim, and new dims may be added in front.
+
+    >>> tg.zeros(1, 3).expand(4, -1).shape
+    (4, 3)
+    """
+    sizes = _shape_args("expand", sizes)
+    lead = len(sizes) - self.ndim
+    if lead < 0:
+        raise ValueError(f"expand: {len(sizes)} sizes {sizes} for a tensor of shape {self.shape}: the number "
+                         f"of sizes must be at least its number of dims ({self.ndim})")
+    out = []
+    for i, s in enumerate(sizes):
+        if s == -1:
+            if i < lead:
+                raise ValueError(f"expand: -1 is not allowed for the new leading dim {i} in {sizes}")
+            s = self.shape[i - lead]
+        out.append(s)
+    return self.broadcast_to(tuple(out))
+
+
+Tensor.view = _view
+Tensor.expand = _expand

@@ -123,6 +123,63 @@ START_TEST(test_matmul_errors) {
 }
 END_TEST
 
+/* NumPy's products and functions (npfuncs.c): mismatched summed axes, a cross
+ * axis not of size 3, bad diff orders and integer inputs are refused by name. */
+START_TEST(test_npfuncs_errors) {
+    tg_tensor *a = ones2(3, 4), *b = ones2(5, 2), *v3 = ones1(3), *v4 = ones1(4);
+    FRESH();
+    ck_assert_ptr_null(tg_tensordot(a, b, (int64_t[]){1}, (int64_t[]){0}, 1));
+    ck_tg_error(TG_ERR_VALUE, "tensordot", "(3, 4)", "(5, 2)", "size 4 on axis 1", "size 5 on axis 0");
+    FRESH();
+    ck_assert_ptr_null(tg_tensordot(a, a, (int64_t[]){0, 0}, (int64_t[]){0, 1}, 2));
+    ck_tg_error(TG_ERR_VALUE, "tensordot", "repeated");
+    FRESH();
+    ck_assert_ptr_null(tg_tensordot(a, v3, (int64_t[]){0, 1}, (int64_t[]){0, 0}, 2));
+    ck_tg_error(TG_ERR_VALUE, "tensordot", "2 summed axes", "(3,)");
+    FRESH();
+    ck_assert_ptr_null(tg_tensordot(a, b, (int64_t[]){7}, (int64_t[]){0}, 1));
+    ck_tg_error(TG_ERR_INDEX, "tensordot", "axis 7");
+    FRESH();
+    ck_assert_ptr_null(tg_dot(a, b));
+    ck_tg_error(TG_ERR_VALUE, "dot: shapes (3, 4) and (5, 2) not aligned");
+    FRESH();
+    ck_assert_ptr_null(tg_inner(a, v3));
+    ck_tg_error(TG_ERR_VALUE, "inner", "(3, 4)", "(3,)", "4 != 3");
+    FRESH();
+    ck_assert_ptr_null(tg_cross(v4, v4, -1));
+    ck_tg_error(TG_ERR_VALUE, "cross", "(4,)", "expected 3");
+    FRESH();
+    ck_assert_ptr_null(tg_cross(a, v3, -1));
+    ck_tg_error(TG_ERR_VALUE, "cross", "(3, 4)", "(3,)", "broadcast");
+    FRESH();
+    ck_assert_ptr_null(tg_diff(v3, -1, 0, NULL, NULL));
+    ck_tg_error(TG_ERR_VALUE, "diff", "non-negative");
+    tg_tensor *s = tg_tensor_scalar(1, TG_FLOAT64);
+    FRESH();
+    ck_assert_ptr_null(tg_diff(s, 1, 0, NULL, NULL));
+    ck_tg_error(TG_ERR_VALUE, "diff", "one dimensional");
+    tg_tensor *big = ones(5, (int64_t[]){1, 1, 1, 1, 1});
+    FRESH();
+    ck_assert_ptr_null(tg_kron(big, v3));
+    ck_tg_error(TG_ERR_VALUE, "kron", "4 dims");
+    tg_tensor *i = tg_tensor_ones(1, (int64_t[]){3}, TG_INT64), *bl = tg_tensor_ones(1, (int64_t[]){3}, TG_BOOL);
+    FRESH();
+    ck_assert_ptr_null(tg_tensordot(i, i, (int64_t[]){0}, (int64_t[]){0}, 1));
+    ck_tg_error(TG_ERR_TYPE, "tensordot", "int64");
+    FRESH();
+    ck_assert_ptr_null(tg_sinc(i));
+    ck_tg_error(TG_ERR_TYPE, "sinc", "int64");
+    FRESH();
+    ck_assert_ptr_null(tg_fmax(bl, bl));
+    ck_tg_error(TG_ERR_TYPE, "fmax", "bool");
+    FRESH();
+    ck_assert_ptr_null(tg_outer(NULL, v3));
+    ck_tg_error(TG_ERR_VALUE, "outer");
+    tg_tensor *all[] = {a, b, v3, v4, s, big, i, bl};
+    for (int k = 0; k < 8; k++) tg_tensor_release(all[k]);
+}
+END_TEST
+
 /* Axes out of range and repeated axes are refused by reductions and movement ops. */
 START_TEST(test_axis_errors) {
     tg_tensor *x = ones2(3, 4);
@@ -514,6 +571,7 @@ Suite *errors_suite(void) {
     TCase *tc = tcase_create("shapes");
     tcase_add_test(tc, test_broadcast_mismatch);
     tcase_add_test(tc, test_matmul_errors);
+    tcase_add_test(tc, test_npfuncs_errors);
     tcase_add_test(tc, test_axis_errors);
     tcase_add_test(tc, test_shape_errors);
     tcase_add_test(tc, test_shape_overflow);

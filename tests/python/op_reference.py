@@ -899,6 +899,24 @@ REFERENCES = {
     "copy_slices": lambda xs, p: __import__("inplace_reference").copy_slices(xs, p),
     "as_strided": lambda xs, p: __import__("inplace_reference").as_strided(xs, p),
 
+    # npfn: products and NumPy functions (issue 19)
+    "tensordot": lambda xs, p: np.tensordot(xs[0], xs[1], axes=(list(p["ints"][:p["i"][0]]),
+                                                                list(p["ints"][p["i"][0]:2 * p["i"][0]]))),
+    "dot": lambda xs, p: np.dot(xs[0], xs[1]),
+    "inner": lambda xs, p: np.inner(xs[0], xs[1]),
+    "outer": lambda xs, p: np.outer(xs[0], xs[1]),
+    "kron": lambda xs, p: np.kron(xs[0], xs[1]),
+    "cross": lambda xs, p: np.cross(*np.broadcast_arrays(xs[0], xs[1]), axis=p["i"][0]),
+    "diff": lambda xs, p: np.diff(xs[0], n=p["i"][0], axis=p["i"][1],
+                                  **({"prepend": xs[1]} if p["i"][2] else {}),
+                                  **({"append": xs[-1]} if p["i"][3] else {})),
+    "fmax": lambda xs, p: np.fmax(xs[0], xs[1]),
+    "fmin": lambda xs, p: np.fmin(xs[0], xs[1]),
+    "logaddexp2": lambda xs, p: np.logaddexp2(xs[0], xs[1]),
+    "sinc": lambda xs, p: np.sinc(xs[0]),
+    "deg2rad": lambda xs, p: np.deg2rad(xs[0]),
+    "rad2deg": lambda xs, p: np.rad2deg(xs[0]),
+
     # linalg.c: tg.linalg and more products (issue 19)
     "linalg_inv": lambda xs, p: np.linalg.inv(xs[0]),
     "linalg_solve": lambda xs, p: np.linalg.solve(xs[0], xs[1]),

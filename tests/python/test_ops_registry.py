@@ -337,6 +337,14 @@ HAND = {
 
     # inplace.c: in-place ops on the tape (issue 14)
 
+    # npfn: products and NumPy functions (issue 19)
+    "tensordot": lambda x, p: tg.tensordot(x[0], x[1], axes=(list(p["ints"][:p["i"][0]]),
+                                                             list(p["ints"][p["i"][0]:2 * p["i"][0]]))),
+    "dot": lambda x, p: x[0].dot(x[1]),
+    "cross": lambda x, p: tg.cross(x[0], x[1], dim=p["i"][0]),
+    "diff": lambda x, p: x[0].diff(p["i"][0], axis=p["i"][1], prepend=x[1] if p["i"][2] else None,
+                                   append=x[-1] if p["i"][3] else None),
+
     # linalg.c: tg.linalg and more products (issue 19)
     "linalg_inv": lambda x, p: tg.linalg.inv(x[0]),
     "linalg_solve": lambda x, p: tg.linalg.solve(x[0], x[1]),
