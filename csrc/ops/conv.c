@@ -371,9 +371,61 @@ static double avg_divisor(const geom *g, int64_t hs, int64_t ws, int64_t h0, int
     return (double)((he - hs) * (we - ws));
 }
 
-#define POOL(SFX, T)                                                                      \
+/* The 2x2 window with stride 2 inside the input (no padding, no dilation,
+ * floor mode or a ceil mode that adds no window): the pooling of every CNN
+ * tutorial.  Its own loop, without the general loop's per-window tap
+ * ranges; the same taps in the same order, so the same maxima and indices. */
+static bool is_pool2x2(const geom *g) {
+    return g->KH == 2 && g->KW == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 &&
+           g->dh == 1 && g->dw == 1 && 2 * g->OH <= g->H && 2 * g->OW <= g->W;
+}
+
+/* One tap of the max: v replaces best when larger, or NaN over a number.
+ * Bit masks, not a branch: on real data the comparison is a coin toss, and
+ * a mispredicted branch per tap cost more than the rest of the loop (the
+ * compiler turns a ?: of floats back into branches).  U: the unsigned
+ * integer type of T's size. */
+#define MAXTAP(T, U, v, at)                                                               \
+    {                                                                                     \
+        T v_ = (v);                                                                       \
+        int take_ = (v_ > best) | ((v_ != v_) & (best == best));                          \
+        U m_ = (U)0 - (U)take_;                                                           \
+        int64_t mi_ = -(int64_t)take_;                                                    \
+        U bb_, vb_;                                                                       \
+        memcpy(&bb_, &best, sizeof bb_);                                                  \
+        memcpy(&vb_, &v_, sizeof vb_);                                                    \
+        bb_ = (bb_ & ~m_) | (vb_ & m_);                                                   \
+        memcpy(&best, &bb_, sizeof bb_);                                                  \
+        bi = (bi & ~mi_) | ((at) & mi_);                                                  \
+    }
+
+#define POOL(SFX, T, U)                                                                   \
+    static void maxpool2x2_##SFX(const geom *g, int64_t p0, int64_t p1, const T *x, T *out, \
+                                 int64_t *idx) {                                          \
+        const int64_t W = g->W, HW = g->H * g->W, OW = g->OW, OHW = g->OH * g->OW;        \
+        for (int64_t p = p0; p < p1; p++)                                                 \
+            for (int64_t oh = 0; oh < g->OH; oh++) {                                      \
+                const int64_t r0 = 2 * oh * W;                                            \
+                const T *a = x + p * HW + r0, *c = a + W;                                 \
+                T *o = out + p * OHW + oh * OW;                                           \
+                int64_t *ix = idx ? idx + p * OHW + oh * OW : NULL;                       \
+                for (int64_t ow = 0; ow < OW; ow++) {                                     \
+                    T best = a[2 * ow];                                                   \
+                    int64_t bi = r0 + 2 * ow;                                             \
+                    MAXTAP(T, U, a[2 * ow + 1], r0 + 2 * ow + 1)                                \
+                    MAXTAP(T, U, c[2 * ow], r0 + W + 2 * ow)                                    \
+                    MAXTAP(T, U, c[2 * ow + 1], r0 + W + 2 * ow + 1)                            \
+                    o[ow] = best;                                                         \
+                    if (ix) ix[ow] = bi;                                                  \
+                }                                                                         \
+            }                                                                             \
+    }                                                                                     \
     static void maxpool_##SFX(const geom *g, int64_t p0, int64_t p1, const T *x, T *out,   \
                               int64_t *idx) {                                             \
+        if (is_pool2x2(g)) {                                                              \
+            maxpool2x2_##SFX(g, p0, p1, x, out, idx);                                     \
+            return;                                                                       \
+        }                                                                                 \
         const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;                              \
         for (int64_t p = p0; p < p1; p++) {                                               \
             const T *xp = x + p * HW;                                                     \
@@ -447,8 +499,8 @@ static double avg_divisor(const geom *g, int64_t hs, int64_t ws, int64_t h0, int
             }                                                                             \
         }                                                                                 \
     }
-POOL(f32, float)
-POOL(f64, double)
+POOL(f32, float, uint32_t)
+POOL(f64, double, uint64_t)
 
 /* ===================================================================== */
 /* The three convolution drivers (no autograd): contiguous buffers of     */
