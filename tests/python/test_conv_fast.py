@@ -33,7 +33,8 @@ def _maxpool_reference(x, k=2, s=2):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (1, 2, 7, 5), (3, 1, 2, 2)], ids=["even", "odd", "one"])
+@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (1, 2, 7, 5), (3, 1, 2, 2), (2, 2, 5, 19)],
+                         ids=["even", "odd", "one", "vector+tail"])
 def test_max_pool2d_2x2_ties_and_nan(shape, dtype):
     rng = np.random.default_rng(sum(shape))
     x = rng.integers(-2, 3, size=shape).astype(dtype)  # many ties
@@ -93,3 +94,57 @@ def test_relu_backward_of_a_broadcast_gradient():
     x = tg.tensor(np.array([[-1.0, 2.0], [3.0, -4.0]], np.float32), requires_grad=True)
     x.relu().sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [[0, 1], [1, 0]])
+
+
+def _with_threads(n, fn):
+    old = tg.get_num_threads()
+    tg.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        tg.set_num_threads(old)
+
+
+@pytest.mark.parametrize("opt", ["Adam", "AdamW"])
+def test_adam_step_is_the_same_on_one_and_two_threads(opt):
+    """The float32 Adam update is split across threads for large tensors
+    (sizes that do not divide into the chunks included)."""
+    rng = np.random.default_rng(7)
+    shapes = [(1568, 129), (100003,), (7,)]
+    init = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
+
+    def run():
+        ps = [tg.nn.Parameter(tg.tensor(a.copy())) for a in init]
+        o = getattr(tg.optim, opt)(ps, lr=1e-2, weight_decay=0.1)
+        for gs in grads:
+            for p, g in zip(ps, gs):
+                p.grad = tg.tensor(g)
+            o.step()
+        return [p.numpy().copy() for p in ps]
+    one, two = _with_threads(1, run), _with_threads(2, run)
+    for a, b in zip(one, two):
+        assert a.tobytes() == b.tobytes()
+    assert not np.array_equal(one[0], init[0])
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 33])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_cnn_layers_are_the_same_on_one_and_two_threads(n, dtype):
+    """conv2d (forward, input and weight gradient), ReLU and 2x2 max pooling
+    as in the MNIST CNN, for batch sizes that do not divide the chunking:
+    the same bits with one and two threads."""
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, 16, 14, 14)).astype(dtype)
+    w = (rng.standard_normal((32, 16, 5, 5)) * 0.05).astype(dtype)
+    b = rng.standard_normal(32).astype(dtype)
+    g = rng.standard_normal((n, 32, 7, 7)).astype(dtype)
+
+    def run():
+        tx, tw, tb = (tg.tensor(a, requires_grad=True) for a in (x, w, b))
+        y = F.max_pool2d(F.conv2d(tx, tw, tb, padding=2).relu(), 2)
+        (y * tg.tensor(g)).sum().backward()
+        return [y.numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()]
+    one, two = _with_threads(1, run), _with_threads(2, run)
+    for a, c in zip(one, two):
+        assert a.tobytes() == c.tobytes()
