@@ -328,6 +328,60 @@ def bench_conv(tab):
     tab.add("LeNet conv+pool fwd+bwd, batch 64", timeit(f_tg, repeat=5), None, t_th)
 
 
+# The measured float32 FMA peak of one core of this machine (GFLOP/s), the
+# reference of the "fraction of peak" notes (issue 16).
+PEAK_GFLOPS_PER_CORE = 88.0
+
+
+def bench_cnn(tab, quick, data=None):
+    """One training step of the MNIST example's CNN (benchmarks/cnn.py:
+    conv 5x5 1->16, pool, conv 5x5 16->32, pool, fc 128, fc 10, Adam), batch
+    32 and 128, tapegrad and PyTorch from the same weights, on one and on
+    two threads for both libraries. The four configurations are timed
+    interleaved, round after round, and each keeps its best round, so that a
+    change in the machine's load affects them alike; tapegrad's 2-thread
+    speed-up over its own 1 thread comes from the same rounds."""
+    if not hasattr(tg.nn.functional, "conv2d"):
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import cnn
+    threads = tg.get_num_threads()
+    th_threads = torch.get_num_threads() if torch is not None else None
+    weights = cnn.init_weights(0)
+    rounds = 3 if quick else 5
+    for n in (32, 128):
+        x, y = cnn.batch(n, data=data)
+        s_tg, _ = cnn.tapegrad_step(weights)
+        tx, ty = tg.from_numpy(x), tg.from_numpy(y)
+        cases = {}
+        for k in (1, 2):
+            cases[("tg", k)] = (lambda k=k: tg.set_num_threads(k), lambda: s_tg(tx, ty))
+        if torch is not None:
+            s_th, _ = cnn.torch_step(weights)
+            xx, yy = torch.tensor(x), torch.tensor(y)
+            for k in (1, 2):
+                cases[("torch", k)] = (lambda k=k: torch.set_num_threads(k), lambda: s_th(xx, yy))
+        best = {c: float("inf") for c in cases}
+        for _ in range(rounds):
+            for c, (setup, fn) in cases.items():
+                setup()
+                best[c] = min(best[c], timeit(fn, repeat=3))
+        flop = cnn.FLOPS_PER_IMAGE * n
+        for k in (1, 2):
+            t = best[("tg", k)]
+            gf = flop / t / 1e9
+            note = f"{gf:.1f} GFLOP/s, {gf / (PEAK_GFLOPS_PER_CORE * k):.0%} of {k}x{PEAK_GFLOPS_PER_CORE:.0f}"
+            if k == 2:
+                note += f"; {best[('tg', 1)] / t:.2f}x tapegrad on 1 thread"
+                if torch is not None:
+                    note += f", torch {best[('torch', 1)] / best[('torch', 2)]:.2f}x"
+            tab.add(f"CNN train step, batch {n}, Adam [{k} thread{'s' if k > 1 else ''}]", t, None,
+                    best.get(("torch", k)), note=note)
+    tg.set_num_threads(threads)
+    if torch is not None:
+        torch.set_num_threads(th_threads)
+
+
 def bench_gpt(tab, quick, data_dir=None):
     """One training step of the small GPT of benchmarks/gpt.py (2 blocks, 4
     heads, width 128, context 64, batch 16, AdamW) on tinyshakespeare, the
@@ -426,7 +480,7 @@ def main(argv=None):
     ap.add_argument("--data", default=None, help="MNIST directory (default: tg.data.mnist lookup)")
     ap.add_argument("--only", default=None,
                     help="run only these sections, comma-separated: matmul, mlp, elementwise, "
-                         "reductions, overhead, training, conv, gpt, memory, threads (e.g. --only overhead "
+                         "reductions, overhead, training, conv, cnn, gpt, memory, threads (e.g. --only overhead "
                          "for the call-overhead rows)")
     args = ap.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
@@ -464,6 +518,8 @@ def main(argv=None):
         bench_training(tab, data, args.quick)
     if want("conv"):
         bench_conv(tab)
+    if want("cnn"):
+        bench_cnn(tab, args.quick, data)
     if want("gpt"):
         bench_gpt(tab, args.quick, os.path.dirname(args.data) if args.data else None)
     if want("memory"):

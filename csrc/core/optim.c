@@ -15,6 +15,7 @@
  */
 #include "internal.h"
 #include "../kernels/vmath.h"
+#include "../kernels/threadpool.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -232,6 +233,25 @@ tg_status tg_sgd_step(int n, tg_tensor **params, tg_tensor **grads, tg_tensor **
  * 0 <= beta < 1, step >= 1).  Returns TG_OK or an error with nothing
  * modified.
  */
+/* The float32 Adam update of one tensor, cut into ranges of elements run
+ * on the pool's threads.  Each element's update reads and writes only its
+ * own p, g, m, v (the vector loop and its scalar tail do the same IEEE
+ * operations), so any cut gives the same bits.  A range gets at least
+ * ADAM_MIN_PER_CHUNK elements: below that, waking a worker costs more than
+ * the update (about 1 ns an element on one core). */
+#define ADAM_MIN_PER_CHUNK 32768
+typedef struct {
+    float *p, *m, *v;
+    const float *g;
+    const float *c;
+    int mode;
+} adam_job;
+
+static void adam_range(int64_t b, int64_t e, void *ctx) {
+    const adam_job *j = ctx;
+    tg_vmath()->adam_f32(e - b, j->p + b, j->g + b, j->m + b, j->v + b, j->c, j->mode);
+}
+
 tg_status tg_adam_step(int n, tg_tensor **params, tg_tensor **grads, tg_tensor **exp_avg,
                        tg_tensor **exp_avg_sq, int64_t step, double lr, double beta1, double beta2,
                        double eps, double weight_decay, bool decoupled) {
@@ -270,8 +290,9 @@ tg_status tg_adam_step(int n, tg_tensor **params, tg_tensor **grads, tg_tensor *
                                 (float)step_size, (float)(1 / bc2_sqrt), (float)eps,
                                 (float)weight_decay, (float)(1 - lr * weight_decay)};
             const int mode = weight_decay == 0 ? 0 : decoupled ? 1 : 2;
-            tg_vmath()->adam_f32(p->numel, tg_tensor_data(p), tg_tensor_data(g),
-                                 tg_tensor_data(m), tg_tensor_data(v), c, mode);
+            adam_job j = {tg_tensor_data(p), tg_tensor_data(m), tg_tensor_data(v),
+                          tg_tensor_data(g), c, mode};
+            tg_parallel_for(p->numel, ADAM_MIN_PER_CHUNK, adam_range, &j);
         } else {
             for (int64_t k = 0; k < p->numel; k++) {
                 double gk = LD(g, k), pk = LD(p, k);

@@ -60,6 +60,9 @@
 
 #include <math.h>
 #include <stdlib.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 
 /* Work (multiply-adds) below which a parallel loop is not worth waking the
@@ -371,9 +374,105 @@ static double avg_divisor(const geom *g, int64_t hs, int64_t ws, int64_t h0, int
     return (double)((he - hs) * (we - ws));
 }
 
-#define POOL(SFX, T)                                                                      \
+/* The 2x2 window with stride 2 inside the input (no padding, no dilation,
+ * floor mode or a ceil mode that adds no window): the pooling of every CNN
+ * tutorial.  Its own loop, without the general loop's per-window tap
+ * ranges; the same taps in the same order, so the same maxima and indices. */
+static bool is_pool2x2(const geom *g) {
+    return g->KH == 2 && g->KW == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 &&
+           g->dh == 1 && g->dw == 1 && 2 * g->OH <= g->H && 2 * g->OW <= g->W;
+}
+
+/* One tap of the max: v replaces best when larger, or NaN over a number.
+ * Bit masks, not a branch: on real data the comparison is a coin toss, and
+ * a mispredicted branch per tap cost more than the rest of the loop (the
+ * compiler turns a ?: of floats back into branches).  U: the unsigned
+ * integer type of T's size. */
+#define MAXTAP(T, U, v, at)                                                               \
+    {                                                                                     \
+        T v_ = (v);                                                                       \
+        int take_ = (v_ > best) | ((v_ != v_) & (best == best));                          \
+        U m_ = (U)0 - (U)take_;                                                           \
+        int64_t mi_ = -(int64_t)take_;                                                    \
+        U bb_, vb_;                                                                       \
+        memcpy(&bb_, &best, sizeof bb_);                                                  \
+        memcpy(&vb_, &v_, sizeof vb_);                                                    \
+        bb_ = (bb_ & ~m_) | (vb_ & m_);                                                   \
+        memcpy(&best, &bb_, sizeof bb_);                                                  \
+        bi = (bi & ~mi_) | ((at) & mi_);                                                  \
+    }
+
+/* Four windows at a time with SSE2 (every x86-64 has it): the even and odd
+ * columns of the two rows are the four taps, compared in the same order
+ * with the same rule; the tap number k (0..3) that won gives the index.
+ * Returns the number of windows done (a multiple of 4; 0 without SSE2 and
+ * for float64). */
+static int64_t maxpool2x2_simd_f32(const float *a, const float *c, int64_t OW, int64_t r0,
+                                   int64_t W, float *o, int64_t *ix) {
+    int64_t ow = 0;
+#if defined(__SSE2__)
+    for (; ow + 4 <= OW; ow += 4) {
+        __m128 a0 = _mm_loadu_ps(a + 2 * ow), a1 = _mm_loadu_ps(a + 2 * ow + 4);
+        __m128 c0 = _mm_loadu_ps(c + 2 * ow), c1 = _mm_loadu_ps(c + 2 * ow + 4);
+        __m128 tap[3] = {_mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)),
+                         _mm_shuffle_ps(c0, c1, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm_shuffle_ps(c0, c1, _MM_SHUFFLE(3, 1, 3, 1))};
+        __m128 best = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+        __m128i k = _mm_setzero_si128();
+        for (int t = 0; t < 3; t++) {
+            __m128 v = tap[t];
+            __m128 take = _mm_or_ps(_mm_cmpgt_ps(v, best),
+                                    _mm_and_ps(_mm_cmpunord_ps(v, v), _mm_cmpord_ps(best, best)));
+            best = _mm_or_ps(_mm_and_ps(take, v), _mm_andnot_ps(take, best));
+            __m128i tk = _mm_castps_si128(take);
+            k = _mm_or_si128(_mm_and_si128(tk, _mm_set1_epi32(t + 1)), _mm_andnot_si128(tk, k));
+        }
+        _mm_storeu_ps(o + ow, best);
+        if (ix) {
+            int32_t kk[4];
+            _mm_storeu_si128((__m128i *)kk, k);
+            for (int i = 0; i < 4; i++)
+                ix[ow + i] = r0 + 2 * (ow + i) + (kk[i] & 1) + (kk[i] >> 1) * W;
+        }
+    }
+#else
+    (void)a, (void)c, (void)OW, (void)r0, (void)W, (void)o, (void)ix;
+#endif
+    return ow;
+}
+static int64_t maxpool2x2_simd_f64(const double *a, const double *c, int64_t OW, int64_t r0,
+                                   int64_t W, double *o, int64_t *ix) {
+    (void)a, (void)c, (void)OW, (void)r0, (void)W, (void)o, (void)ix;
+    return 0;
+}
+
+#define POOL(SFX, T, U)                                                                   \
+    static void maxpool2x2_##SFX(const geom *g, int64_t p0, int64_t p1, const T *x, T *out, \
+                                 int64_t *idx) {                                          \
+        const int64_t W = g->W, HW = g->H * g->W, OW = g->OW, OHW = g->OH * g->OW;        \
+        for (int64_t p = p0; p < p1; p++)                                                 \
+            for (int64_t oh = 0; oh < g->OH; oh++) {                                      \
+                const int64_t r0 = 2 * oh * W;                                            \
+                const T *a = x + p * HW + r0, *c = a + W;                                 \
+                T *o = out + p * OHW + oh * OW;                                           \
+                int64_t *ix = idx ? idx + p * OHW + oh * OW : NULL;                       \
+                for (int64_t ow = maxpool2x2_simd_##SFX(a, c, OW, r0, W, o, ix); ow < OW; ow++) { \
+                    T best = a[2 * ow];                                                   \
+                    int64_t bi = r0 + 2 * ow;                                             \
+                    MAXTAP(T, U, a[2 * ow + 1], r0 + 2 * ow + 1)                                \
+                    MAXTAP(T, U, c[2 * ow], r0 + W + 2 * ow)                                    \
+                    MAXTAP(T, U, c[2 * ow + 1], r0 + W + 2 * ow + 1)                            \
+                    o[ow] = best;                                                         \
+                    if (ix) ix[ow] = bi;                                                  \
+                }                                                                         \
+            }                                                                             \
+    }                                                                                     \
     static void maxpool_##SFX(const geom *g, int64_t p0, int64_t p1, const T *x, T *out,   \
                               int64_t *idx) {                                             \
+        if (is_pool2x2(g)) {                                                              \
+            maxpool2x2_##SFX(g, p0, p1, x, out, idx);                                     \
+            return;                                                                       \
+        }                                                                                 \
         const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;                              \
         for (int64_t p = p0; p < p1; p++) {                                               \
             const T *xp = x + p * HW;                                                     \
@@ -447,8 +546,8 @@ static double avg_divisor(const geom *g, int64_t hs, int64_t ws, int64_t h0, int
             }                                                                             \
         }                                                                                 \
     }
-POOL(f32, float)
-POOL(f64, double)
+POOL(f32, float, uint32_t)
+POOL(f64, double, uint64_t)
 
 /* ===================================================================== */
 /* The three convolution drivers (no autograd): contiguous buffers of     */

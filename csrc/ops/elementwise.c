@@ -996,10 +996,18 @@ TG_DEFINE_OP(silu, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "flo
 UNARY_ROWS_F(relu, x > 0 ? x : (x != x ? x : 0.0f), x > 0 ? x : (x != x ? x : 0.0))
 static const row_table relu_rows = {relu_f32, relu_f64, NULL};
 tg_tensor *tg_relu(tg_tensor *x) { return unary_op(&tg_opdef_relu, x, &relu_rows, NULL, true, false); }
+/* The VJP g * (x > 0) in one pass: g where x > 0, else g * 0 (0, or NaN
+ * where g is infinite or NaN: the same bits as the product with the mask). */
+BINARY_ROWS_F(relu_grad, b > 0 ? a : a * 0.0f, b > 0 ? a : a * 0.0)
+static const row_table relu_grad_rows = {relu_grad_f32, relu_grad_f64, NULL};
 static tg_status relu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *x = SAVED(0);
     CHECK(x);
+    if (!tg_grad_enabled() && g->dtype == x->dtype) { /* no create_graph: one fused, threaded pass */
+        CHECK(gi[0] = binary_kernel("relu backward", g, x, x->dtype, x->dtype, &relu_grad_rows, NULL, 1));
+        return TG_OK;
+    }
     tg_tensor *z = scal(0.0, x);
     CHECK(z);
     tg_tensor *mask = tg_gt(x, z);

@@ -1,0 +1,102 @@
+"""The MNIST example's CNN, the same in tapegrad and in PyTorch, for the CNN
+training-step rows of benchmarks/run.py (and the test that keeps the two
+equal).
+
+    conv 5x5 1->16 (padding 2), ReLU, max-pool 2 -> 16 x 14 x 14
+    conv 5x5 16->32 (padding 2), ReLU, max-pool 2 -> 32 x 7 x 7
+    flatten, linear 1568->128, ReLU, linear 128->10, cross-entropy, Adam
+
+The tapegrad model is ``tapegrad.examples.mnist.build_model("cnn")``, the
+model a student trains with ``--model cnn``; the PyTorch model is the same
+layers, loaded with the tapegrad model's initial weights, so a step can be
+compared number for number. One training step is zero_grad, forward, loss,
+backward and optimizer step; ``FLOPS_PER_IMAGE`` is its multiply-add count
+times two (the convolutions' and linear layers' forward, input-gradient and
+weight-gradient products; the first convolution's input gradient is not
+computed, the image needs none).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _flops_per_image():
+    conv1 = 16 * 1 * 25 * 28 * 28      # multiply-adds of conv1's forward product
+    conv2 = 32 * 16 * 25 * 14 * 14
+    fc = 1568 * 128 + 128 * 10
+    # forward + weight gradient for all; input gradient for all but conv1
+    return 2 * (2 * conv1 + 3 * conv2 + 3 * fc)
+
+
+FLOPS_PER_IMAGE = _flops_per_image()
+
+
+def init_weights(seed: int = 0, dtype=np.float32) -> dict:
+    """The initial weights of the tapegrad model (PyTorch's default
+    initialisation, drawn by tapegrad from ``seed``), as NumPy arrays keyed
+    by the names of ``state_dict``."""
+    import tapegrad as tg
+    from tapegrad.examples.mnist import build_model
+    tg.manual_seed(seed)
+    model = build_model("cnn", 128)
+    return {k: np.asarray(v.numpy(), dtype=dtype).copy() for k, v in model.state_dict().items()}
+
+
+def tapegrad_step(weights: dict, lr: float = 1e-3):
+    """(step(x, y) -> loss tensor, model): one Adam training step of the
+    tapegrad CNN started from ``weights``."""
+    import tapegrad as tg
+    from tapegrad.examples.mnist import build_model
+    model = build_model("cnn", 128)
+    model.load_state_dict({k: tg.from_numpy(v.copy()) for k, v in weights.items()})
+    opt = tg.optim.Adam(model.parameters(), lr=lr)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = tg.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step, model
+
+
+def torch_model(weights: dict):
+    """The same layers in PyTorch, loaded with ``weights`` (tapegrad's
+    Linear keeps its weight (out, in) as PyTorch does: no transposes)."""
+    import torch
+    nn = torch.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+    dtype = next(iter(weights.values())).dtype
+    model = model.to(torch.float64 if dtype == np.float64 else torch.float32)
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
+    return model
+
+
+def torch_step(weights: dict, lr: float = 1e-3):
+    """(step(x, y) -> loss tensor, model), PyTorch's Adam."""
+    import torch
+    model = torch_model(weights)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def step(x, y):
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step, model
+
+
+def batch(n: int, seed: int = 0, data=None):
+    """(x (n, 1, 28, 28) float32 in [0, 1], y (n,) int64): the first n MNIST
+    training images when ``data`` (tg.data.mnist.load_data's result) is
+    given, else random images and labels of the same shape."""
+    if data is not None:
+        (xtr, ytr), _ = data
+        x = (xtr[:n].reshape(n, 1, 28, 28) / 255.0).astype(np.float32)
+        return x, ytr[:n].astype(np.int64)
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n).astype(np.int64)

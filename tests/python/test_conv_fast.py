@@ -1,0 +1,150 @@
+"""The fast paths of the CNN training step (issue 16) give the reference
+paths' results: the 2x2 max pooling loop (values and indices, ties and NaN
+included) against a NumPy transcription of the rule, the fused ReLU
+backward bit for bit against the op-by-op one (create_graph), and the
+convolutions bit for bit across thread counts, for batch sizes that do not
+divide the chunking."""
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+F = tg.nn.functional
+
+
+def _maxpool_reference(x, k=2, s=2):
+    """max_pool2d's rule, written out: the taps of a window in row-major
+    order; a tap replaces the best so far when larger, or when it is NaN and
+    the best is not (so the first maximum, or the first NaN, wins)."""
+    N, C, H, W = x.shape
+    OH, OW = (H - k) // s + 1, (W - k) // s + 1
+    y = np.empty((N, C, OH, OW), x.dtype)
+    idx = np.empty((N, C, OH, OW), np.int64)
+    for n, c, i, j in np.ndindex(N, C, OH, OW):
+        best, bi = None, None
+        for a in range(k):
+            for b in range(k):
+                h, w = i * s + a, j * s + b
+                v = x[n, c, h, w]
+                if best is None or v > best or (np.isnan(v) and not np.isnan(best)):
+                    best, bi = v, h * W + w
+        y[n, c, i, j], idx[n, c, i, j] = best, bi
+    return y, idx
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (1, 2, 7, 5), (3, 1, 2, 2), (2, 2, 5, 19)],
+                         ids=["even", "odd", "one", "vector+tail"])
+def test_max_pool2d_2x2_ties_and_nan(shape, dtype):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.integers(-2, 3, size=shape).astype(dtype)  # many ties
+    x[rng.random(shape) < 0.1] = np.nan
+    x[rng.random(shape) < 0.05] = -np.inf
+    want, want_idx = _maxpool_reference(x)
+    y, idx = F.max_pool2d(tg.tensor(x), 2, return_indices=True)
+    np.testing.assert_array_equal(y.numpy(), want)  # NaN == NaN for assert_array_equal
+    np.testing.assert_array_equal(idx.numpy(), want_idx)
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_max_pool2d_2x2_gradient_goes_to_the_first_maximum(ceil_mode):
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 2, size=(2, 2, 5, 6)).astype(np.float64)
+    t = tg.tensor(x, requires_grad=True)
+    y = F.max_pool2d(t, 2, ceil_mode=ceil_mode)
+    g = rng.standard_normal(y.shape)
+    (y * tg.tensor(g)).sum().backward()
+    want = np.zeros_like(x)
+    _, idx = _maxpool_reference(x)
+    if ceil_mode:  # the last column of windows holds one column of x (W = 6: none; H = 5: a row)
+        pytest.importorskip("torch")
+        import torch
+        p = torch.tensor(x, requires_grad=True)
+        (torch.nn.functional.max_pool2d(p, 2, ceil_mode=True) * torch.tensor(g)).sum().backward()
+        want = p.grad.numpy()
+    else:
+        for n, c in np.ndindex(2, 2):
+            np.add.at(want[n, c].reshape(-1), idx[n, c].reshape(-1), g[n, c].reshape(-1))
+    np.testing.assert_array_equal(t.grad.numpy(), want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_relu_backward_fused_equals_the_op_path(dtype):
+    """Without create_graph ReLU's VJP is one fused pass; with it, the
+    recorded ops g * (x > 0). Same bits, specials included (g * 0 is NaN
+    where g is infinite)."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 5, 7)).astype(dtype)
+    x.flat[:6] = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-30]
+    g = rng.standard_normal(x.shape).astype(dtype)
+    g.flat[6:12] = [np.inf, -np.inf, np.nan, np.inf, np.nan, -np.inf]
+    x[0, 1, 1:5] = [-1.0, 2.0, -3.0, 0.0]  # the specials of g at active and inactive inputs
+    grads = []
+    for create_graph in (False, True):
+        t = tg.tensor(x, requires_grad=True)
+        (gx,) = tg.grad(t.relu(), [t], grad_outputs=tg.tensor(g), create_graph=create_graph)
+        grads.append(gx.numpy())
+    assert grads[0].tobytes() == grads[1].tobytes()
+    with np.errstate(invalid="ignore"):
+        want = g * (x > 0)
+    np.testing.assert_array_equal(grads[0], want)
+
+
+def test_relu_backward_of_a_broadcast_gradient():
+    x = tg.tensor(np.array([[-1.0, 2.0], [3.0, -4.0]], np.float32), requires_grad=True)
+    x.relu().sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 1], [1, 0]])
+
+
+def _with_threads(n, fn):
+    old = tg.get_num_threads()
+    tg.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        tg.set_num_threads(old)
+
+
+@pytest.mark.parametrize("opt", ["Adam", "AdamW"])
+def test_adam_step_is_the_same_on_one_and_two_threads(opt):
+    """The float32 Adam update is split across threads for large tensors
+    (sizes that do not divide into the chunks included)."""
+    rng = np.random.default_rng(7)
+    shapes = [(1568, 129), (100003,), (7,)]
+    init = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
+
+    def run():
+        ps = [tg.nn.Parameter(tg.tensor(a.copy())) for a in init]
+        o = getattr(tg.optim, opt)(ps, lr=1e-2, weight_decay=0.1)
+        for gs in grads:
+            for p, g in zip(ps, gs):
+                p.grad = tg.tensor(g)
+            o.step()
+        return [p.numpy().copy() for p in ps]
+    one, two = _with_threads(1, run), _with_threads(2, run)
+    for a, b in zip(one, two):
+        assert a.tobytes() == b.tobytes()
+    assert not np.array_equal(one[0], init[0])
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 33])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_cnn_layers_are_the_same_on_one_and_two_threads(n, dtype):
+    """conv2d (forward, input and weight gradient), ReLU and 2x2 max pooling
+    as in the MNIST CNN, for batch sizes that do not divide the chunking:
+    the same bits with one and two threads."""
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, 16, 14, 14)).astype(dtype)
+    w = (rng.standard_normal((32, 16, 5, 5)) * 0.05).astype(dtype)
+    b = rng.standard_normal(32).astype(dtype)
+    g = rng.standard_normal((n, 32, 7, 7)).astype(dtype)
+
+    def run():
+        tx, tw, tb = (tg.tensor(a, requires_grad=True) for a in (x, w, b))
+        y = F.max_pool2d(F.conv2d(tx, tw, tb, padding=2).relu(), 2)
+        (y * tg.tensor(g)).sum().backward()
+        return [y.numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()]
+    one, two = _with_threads(1, run), _with_threads(2, run)
+    for a, c in zip(one, two):
+        assert a.tobytes() == c.tobytes()
