@@ -430,6 +430,33 @@ tg_tensor *tg_entry_output(tg_entry *e);
 
 /* --- the op registry ----------------------------------------------------- */
 
+/* What an op's floating-point work is counted in, for the profiler
+ * (tg.ops()'s 'flops', tapegrad.inspect.estimate_flops): an entry's forward
+ * count is `forward` times the number of units, its backward count
+ * `backward` times the units (times the inputs that need a gradient when
+ * per_grad_input).  An op block that sets nothing gets TG_FLOPS_AUTO. */
+typedef enum tg_flops_kind {
+    TG_FLOPS_AUTO = 0,  /* from the other marks: one unit per output element;
+                         * forward 1; backward 3 for one input and cost > 1
+                         * (transcendental), 1 for one input otherwise, 2 per
+                         * input needing a gradient for two or more inputs */
+    TG_FLOPS_NONE,      /* moves or indexes data: no arithmetic (0) */
+    TG_FLOPS_OUTPUT,    /* a unit per output element */
+    TG_FLOPS_INPUT,     /* a unit per element of the first input */
+    TG_FLOPS_MATMUL,    /* a unit per output element and term of the inner
+                         * dimension (K = the first input's last size): M N K */
+    TG_FLOPS_CONV,      /* output elements times the weight's elements per
+                         * output channel (input 1 without its first axis) */
+    TG_FLOPS_CONV_GRAD, /* first input's elements times input 1's elements
+                         * without its first axis (conv2d's VJP kernels) */
+} tg_flops_kind;
+typedef struct tg_flops {
+    tg_flops_kind per;  /* the unit */
+    int forward;        /* flops per unit, forward */
+    int backward;       /* flops per unit, backward */
+    bool per_grad_input; /* the backward count is per input needing a gradient */
+} tg_flops;
+
 /* Each op is defined once; the registry exports its description. */
 struct tg_opdef {
     const char *name;        /* "matmul" */
@@ -464,6 +491,13 @@ struct tg_opdef {
      * It is still differentiable (diff_mask), and vjp/vjp_tex state the
      * gradient the constituents compute, for the docs and the stepper. */
     bool composite;
+    /* How the profiler counts its flops (see tg_flops above); e.g.
+     * .flops = {TG_FLOPS_INPUT, 5, 4}; unset = TG_FLOPS_AUTO. */
+    tg_flops flops;
+    /* Also a function of tg.nn.functional (PyTorch's F.): set for the ops of
+     * other families that networks call there (the activations, linear);
+     * every public op of nn.c and conv.c is one anyway (tg_op_functional). */
+    bool functional;
 };
 
 /* An op's calling signature, from its line in oplist.h: what the Python
@@ -477,6 +511,12 @@ typedef enum tg_op_sig {
 } tg_op_sig;
 tg_op_sig tg_op_signature(const tg_opdef *op);
 const char *tg_op_sig_name(tg_op_sig sig); /* "unary", "binary", ... */
+/* The op's flop count rule with TG_FLOPS_AUTO resolved (never AUTO). */
+tg_flops tg_op_flops(const tg_opdef *op);
+const char *tg_flops_kind_name(tg_flops_kind k); /* "none", "output", ... */
+/* Whether the op is a function of tg.nn.functional: marked .functional, or a
+ * public (not INTERNAL) op of the network families, csrc/ops/nn.c and conv.c. */
+bool tg_op_functional(const tg_opdef *op);
 
 int tg_op_count(void);
 const tg_opdef *tg_op_get(int i);                /* NULL if out of range */

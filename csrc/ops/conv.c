@@ -933,6 +933,7 @@ static tg_tensor *apply_conv2d(tg_tensor *const *in, int n, const tg_params *p) 
     return tg_conv2d_ex(in[0], in[1], n == 3 ? in[2] : NULL, p->ints);
 }
 TG_DEFINE_OP(conv2d, .arity = -1, .diff_mask = 7, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_CONV, 2, 2, true},
              .forward = "y[n,o,i,j] = b[o] + sum_{c,p,q} w[o,c,p,q] x[n, (o div Og) Cg + c, i*sh + p*dh - ph, j*sw + q*dw - pw]",
              .forward_tex = "y_{noij} = b_o + \\sum_{c,p,q} w_{ocpq}\\, x_{n,\\,\\lfloor o/O_g \\rfloor C_g + c,\\,i s_h + p d_h - p_h,\\,j s_w + q d_w - p_w}",
              .vjp = "dx = conv2d_input_grad(dy, w), dw = conv2d_weight_grad(x, dy), db = sum(dy, (0, 2, 3))",
@@ -1004,6 +1005,7 @@ static tg_tensor *apply_conv2d_input_grad(tg_tensor *const *in, int n, const tg_
     return tg_conv2d_input_grad_ex(in[0], in[1], p->shape, p->ints);
 }
 TG_DEFINE_OP(conv2d_input_grad, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_CONV_GRAD, 2, 2, true},
              .forward = "dx = col2im(w^T dy) per group: the gradient of conv2d with respect to its input",
              .forward_tex = "\\bar x_{n,\\,\\lfloor o/O_g \\rfloor C_g + c,\\,i s_h + p d_h - p_h,\\,j s_w + q d_w - p_w} \\mathrel{+}= \\sum_o w_{ocpq}\\, \\bar y_{noij}",
              .vjp = "d(dy) = conv2d(u, w), dw = conv2d_weight_grad(u, dy)",
@@ -1069,6 +1071,7 @@ static tg_tensor *apply_conv2d_weight_grad(tg_tensor *const *in, int n, const tg
     return tg_conv2d_weight_grad_ex(in[0], in[1], p->shape, p->ints);
 }
 TG_DEFINE_OP(conv2d_weight_grad, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_CONV_GRAD, 2, 2, true},
              .forward = "dw = sum_n dy_n im2col(x_n)^T per group: the gradient of conv2d with respect to its weight",
              .forward_tex = "\\bar w_{ocpq} = \\sum_{n,i,j} \\bar y_{noij}\\, x_{n,\\,\\lfloor o/O_g \\rfloor C_g + c,\\,i s_h + p d_h - p_h,\\,j s_w + q d_w - p_w}",
              .vjp = "dx = conv2d_input_grad(dy, v), d(dy) = conv2d(x, v)",
@@ -1320,6 +1323,7 @@ static tg_tensor *apply_max_pool2d(tg_tensor *const *in, int n, const tg_params 
     return tg_max_pool2d_ex(in[0], p->ints, NULL);
 }
 TG_DEFINE_OP(max_pool2d, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_INPUT, 1, 1},
              .forward = "y[n,c,i,j] = max over the taps (i*sh - ph + p*dh, j*sw - pw + q*dw), p < kh, q < kw, of x, padding -inf",
              .forward_tex = "y_{ncij} = \\max_{p<k_h,\\,q<k_w} x_{n,c,\\,i s_h + p d_h - p_h,\\,j s_w + q d_w - p_w}",
              .vjp = "dx = max_pool2d_backward(dy, argmax): dy goes to the (first) maximum of each window",
@@ -1410,6 +1414,7 @@ static tg_tensor *apply_max_pool2d_backward(tg_tensor *const *in, int n, const t
     return checked_scatter(who, in[0], in[1], p->shape);
 }
 TG_DEFINE_OP(max_pool2d_backward, .arity = 2, .diff_mask = 1, .dtypes = "float32,float64; indices int64",
+             .flops = {TG_FLOPS_INPUT, 1, 1},
              .forward = "dx = zeros(x.shape); dx[n, c, idx[n,c,i,j]] += dy[n,c,i,j]",
              .forward_tex = "\\bar x_{nc,\\,\\mathrm{idx}_{ncij}} \\mathrel{+}= \\bar y_{ncij}",
              .vjp = "d(dy)[n,c,i,j] = u[n, c, idx[n,c,i,j]] (a gather)",
@@ -1528,6 +1533,7 @@ static tg_tensor *apply_avg_pool2d(tg_tensor *const *in, int n, const tg_params 
     return tg_avg_pool2d_ex(in[0], p->ints);
 }
 TG_DEFINE_OP(avg_pool2d, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_INPUT, 1, 1},
              .forward = "y[n,c,i,j] = sum over the window of x / divisor (kh*kw with count_include_pad, clipped to the padded input; the inputs counted otherwise; or divisor_override)",
              .forward_tex = "y_{ncij} = \\frac{1}{D_{ij}} \\sum_{p<k_h,\\,q<k_w} x_{n,c,\\,i s_h + p - p_h,\\,j s_w + q - p_w}",
              .vjp = "dx = avg_pool2d_backward(dy): dy / divisor spread over each window",
@@ -1580,6 +1586,7 @@ static tg_tensor *apply_avg_pool2d_backward(tg_tensor *const *in, int n, const t
     return avg_pool2d_backward(dy, p->ints, &g);
 }
 TG_DEFINE_OP(avg_pool2d_backward, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_INPUT, 1, 1},
              .forward = "dx = zeros(x.shape); each window of dx += dy[n,c,i,j] / divisor",
              .forward_tex = "\\bar x_{nc,\\,i s_h + p - p_h,\\,j s_w + q - p_w} \\mathrel{+}= \\bar y_{ncij} / D_{ij}",
              .vjp = "d(dy) = avg_pool2d(u)", .vjp_tex = "\\bar{\\bar y} = \\operatorname{avgpool}(u)",

@@ -941,6 +941,7 @@ static tg_status tanh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) 
 }
 APPLY1(tanh)
 TG_DEFINE_OP(tanh, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
+             .functional = true,
              .forward = "y = tanh(x)", .forward_tex = "y = \\tanh x", .vjp = "dx = dy * (1 - y^2)",
              .vjp_tex = "\\bar x = \\bar y \\odot (1 - y^{2})", .doc = "Hyperbolic tangent. float32: vectorized kernel, error <= 1.5 ulp (kernels/vmath.h); float64: libm.",
              .backward = tanh_vjp, .apply = apply_tanh, .examples = "3x4;T2x3",
@@ -964,6 +965,7 @@ static tg_status sigmoid_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ct
 }
 APPLY1(sigmoid)
 TG_DEFINE_OP(sigmoid, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
+             .functional = true,
              .forward = "y = 1 / (1 + exp(-x))", .forward_tex = "y = \\sigma(x) = \\frac{1}{1 + e^{-x}}",
              .vjp = "dx = dy * y * (1 - y)", .vjp_tex = "\\bar x = \\bar y \\odot y \\odot (1 - y)",
              .doc = "Logistic sigmoid (stable for large |x|). float32: vectorized kernel, error <= 2.5 ulp (kernels/vmath.h); float64: libm.", .backward = sigmoid_vjp,
@@ -986,6 +988,7 @@ tg_tensor *tg_silu(tg_tensor *x) {
 }
 APPLY1(silu)
 TG_DEFINE_OP(silu, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64",
+             .functional = true,
              .forward = "y = x * sigmoid(x)", .forward_tex = "y = x \\odot \\sigma(x)",
              .vjp = "dx = dy * (s + x * s * (1 - s)), s = sigmoid(x)",
              .vjp_tex = "\\bar x = \\bar y \\odot (s + x \\odot s \\odot (1 - s))",
@@ -1017,6 +1020,7 @@ static tg_status relu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) 
 }
 APPLY1(relu)
 TG_DEFINE_OP(relu, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .functional = true,
              .forward = "y = max(x, 0)", .forward_tex = "y = \\max(x, 0)",
              .vjp = "dx = dy * [x > 0]", .vjp_tex = "\\bar x = \\bar y \\odot [x > 0]",
              .doc = "Rectified linear unit (gradient 0 at 0).", .backward = relu_vjp,
@@ -1051,6 +1055,7 @@ static tg_tensor *apply_leaky_relu(tg_tensor *const *in, int n, const tg_params 
     return tg_leaky_relu(in[0], p->f[0]);
 }
 TG_DEFINE_OP(leaky_relu, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .functional = true,
              .forward = "y = x if x > 0 else slope * x",
              .forward_tex = "y = \\begin{cases} x & x > 0 \\\\ \\alpha x & x \\le 0\\end{cases}",
              .vjp = "dx = dy * (1 if x > 0 else slope)",
@@ -1116,6 +1121,7 @@ static tg_status gelu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) 
 }
 APPLY1(gelu)
 TG_DEFINE_OP(gelu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
+             .functional = true,
              .forward = "y = x * Phi(x)", .forward_tex = "y = x\\,\\Phi(x)",
              .vjp = "dx = dy * (Phi(x) + x * phi(x))",
              .vjp_tex = "\\bar x = \\bar y \\odot (\\Phi(x) + x\\,\\varphi(x))",
@@ -1138,6 +1144,7 @@ static tg_status softplus_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *c
 }
 APPLY1(softplus)
 TG_DEFINE_OP(softplus, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64",
+             .functional = true,
              .forward = "y = log(1 + exp(x))", .forward_tex = "y = \\log(1 + e^{x})",
              .vjp = "dx = dy * sigmoid(x)", .vjp_tex = "\\bar x = \\bar y \\odot \\sigma(x)",
              .doc = "Softplus (stable for large |x|).", .backward = softplus_vjp,
@@ -2051,6 +2058,7 @@ static tg_tensor *apply_elu(tg_tensor *const *in, int n, const tg_params *p) {
     return tg_elu(in[0], p->f[0]);
 }
 TG_DEFINE_OP(elu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .functional = true,
              .forward = "y = x if x > 0 else alpha * (exp(x) - 1)",
              .forward_tex = "y = \\begin{cases} x & x > 0 \\\\ \\alpha (e^{x} - 1) & x \\le 0\\end{cases}",
              .vjp = "dx = dy * (1 if x > 0 else alpha * exp(x))",
@@ -2077,6 +2085,7 @@ static tg_status selu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) 
 }
 APPLY1(selu)
 TG_DEFINE_OP(selu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .functional = true,
              .forward = "y = scale * (x if x > 0 else alpha * (exp(x) - 1))",
              .forward_tex = "y = \\lambda \\begin{cases} x & x > 0 \\\\ \\alpha (e^{x} - 1) & x \\le 0\\end{cases}",
              .vjp = "dx = dy * scale * (1 if x > 0 else alpha * exp(x))",
@@ -2107,6 +2116,7 @@ static tg_tensor *apply_celu(tg_tensor *const *in, int n, const tg_params *p) {
     return tg_celu(in[0], p->f[0]);
 }
 TG_DEFINE_OP(celu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .functional = true,
              .forward = "y = x if x > 0 else alpha * (exp(x / alpha) - 1)",
              .forward_tex = "y = \\begin{cases} x & x > 0 \\\\ \\alpha (e^{x/\\alpha} - 1) & x \\le 0\\end{cases}",
              .vjp = "dx = dy * (1 if x > 0 else exp(x / alpha))",
@@ -2140,6 +2150,7 @@ static tg_tensor *apply_hardtanh(tg_tensor *const *in, int n, const tg_params *p
     return tg_hardtanh(in[0], p->f[0], p->f[1]);
 }
 TG_DEFINE_OP(hardtanh, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .functional = true,
              .forward = "y = min(max(x, lo), hi)", .forward_tex = "y = \\min(\\max(x, l), h)",
              .vjp = "dx = dy * [lo < x < hi]", .vjp_tex = "\\bar x = \\bar y \\odot [l < x < h]",
              .doc = "Clamp to [min_val, max_val] (f0, f1) with PyTorch's gradient: 0 at and beyond the corners.",
@@ -2154,6 +2165,7 @@ tg_tensor *tg_relu6(tg_tensor *x) {
 }
 APPLY1(relu6)
 TG_DEFINE_OP(relu6, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .functional = true,
              .forward = "y = min(max(x, 0), 6)", .forward_tex = "y = \\min(\\max(x, 0), 6)",
              .vjp = "dx = dy * [0 < x < 6]", .vjp_tex = "\\bar x = \\bar y \\odot [0 < x < 6]",
              .doc = "ReLU capped at 6; a composite op: hardtanh(x, 0, 6) on the tape.",
@@ -2179,6 +2191,7 @@ static tg_status hardsigmoid_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void
 }
 APPLY1(hardsigmoid)
 TG_DEFINE_OP(hardsigmoid, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .functional = true,
              .forward = "y = min(max(x + 3, 0), 6) / 6", .forward_tex = "y = \\min(\\max(x + 3, 0), 6) / 6",
              .vjp = "dx = dy * [-3 < x < 3] / 6", .vjp_tex = "\\bar x = \\bar y \\odot [-3 < x < 3] / 6",
              .doc = "Piecewise linear sigmoid: 0 below -3, 1 above 3.", .backward = hardsigmoid_vjp,
@@ -2211,6 +2224,7 @@ static tg_status hardswish_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *
 }
 APPLY1(hardswish)
 TG_DEFINE_OP(hardswish, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .functional = true,
              .forward = "y = x * min(max(x + 3, 0), 6) / 6", .forward_tex = "y = x \\min(\\max(x + 3, 0), 6) / 6",
              .vjp = "dx = dy * (0 if x <= -3 else x / 3 + 1/2 if x < 3 else 1)",
              .vjp_tex = "\\bar x = \\bar y \\odot ([-3 < x < 3](x/3 + 1/2) + [x \\ge 3])",
@@ -2239,6 +2253,7 @@ static tg_status logsigmoid_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void 
 }
 APPLY1(logsigmoid)
 TG_DEFINE_OP(logsigmoid, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .functional = true,
              .forward = "y = log(sigmoid(x))", .forward_tex = "y = \\log \\sigma(x)",
              .vjp = "dx = dy * sigmoid(-x)", .vjp_tex = "\\bar x = \\bar y \\odot \\sigma(-x)",
              .doc = "log(sigmoid(x)), computed without overflow for large |x|.", .backward = logsigmoid_vjp,
@@ -2273,6 +2288,7 @@ tg_tensor *tg_softsign(tg_tensor *x0) {
 }
 APPLY1(softsign)
 TG_DEFINE_OP(softsign, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .functional = true,
              .forward = "y = x / (1 + |x|)", .forward_tex = "y = x \\oslash (1 + |x|)",
              .vjp = "dx = dy / (1 + |x|)^2", .vjp_tex = "\\bar x = \\bar y \\oslash (1 + |x|)^{2}",
              .doc = "x / (1 + |x|); a composite op (abs, add, div).", .apply = apply_softsign,
@@ -2290,6 +2306,7 @@ tg_tensor *tg_mish(tg_tensor *x0) {
 }
 APPLY1(mish)
 TG_DEFINE_OP(mish, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .functional = true,
              .forward = "y = x * tanh(softplus(x))", .forward_tex = "y = x \\odot \\tanh(\\log(1 + e^{x}))",
              .vjp = "dx = dy * (t + x * sigmoid(x) * (1 - t^2)), t = tanh(softplus(x))",
              .vjp_tex = "\\bar x = \\bar y \\odot (t + x \\odot \\sigma(x) \\odot (1 - t^{2}))",
@@ -2437,6 +2454,7 @@ static tg_tensor *apply_glu(tg_tensor *const *in, int n, const tg_params *p) {
     return tg_glu(in[0], p->i[0]);
 }
 TG_DEFINE_OP(glu, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
+             .functional = true,
              .forward = "y = a * sigmoid(b), (a, b) = x halved along axis",
              .forward_tex = "y = a \\odot \\sigma(b)",
              .vjp = "da = dy * sigmoid(b), db = dy * a * sigmoid(b) * (1 - sigmoid(b))",

@@ -232,6 +232,7 @@ static tg_tensor *apply_as_strided(tg_tensor *const *in, int n, const tg_params 
 
 /* Examples: base 5x4 (strides 4, 1); rows 1..2; rows 1..2 transposed; column 0. */
 TG_DEFINE_OP(copy_slices, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_NONE},
              .forward = "y = x; y[view] = v (view: shape, strides, offset into x's memory)",
              .forward_tex = "y = x,\\ y[\\text{view}] = v",
              .vjp = "dx = copy_slices(dy, 0), dv = as_strided(dy)",
@@ -244,6 +245,7 @@ TG_DEFINE_OP(copy_slices, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x;\\bar v");
 
 TG_DEFINE_OP(as_strided, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_NONE},
              .forward = "y = x[view] (view: shape, strides, offset into x's memory)",
              .forward_tex = "y = x[\\text{view}]",
              .vjp = "dx = copy_slices(0, dy)",

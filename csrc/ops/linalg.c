@@ -199,6 +199,7 @@ static tg_tensor *apply_matmul(tg_tensor *const *in, int n, const tg_params *p) 
     return tg_matmul(in[0], in[1]);
 }
 TG_DEFINE_OP(matmul, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_MATMUL, 2, 2, true},
              .forward = "C = A B", .forward_tex = "C = A B",
              .vjp = "dA = dC B^T, dB = A^T dC (batch dims summed when broadcast)",
              .vjp_tex = "\\bar A = \\bar C B^{\\top},\\quad \\bar B = A^{\\top} \\bar C",
@@ -336,6 +337,8 @@ static tg_tensor *apply_linear(tg_tensor *const *in, int n, const tg_params *p) 
     return tg_linear(in[0], in[1], n == 3 ? in[2] : NULL);
 }
 TG_DEFINE_OP(linear, .arity = -1, .diff_mask = 7, .dtypes = "float32,float64",
+             .functional = true,
+             .flops = {TG_FLOPS_MATMUL, 2, 2, true},
              .forward = "y = x W^T + b", .forward_tex = "y = x W^{\\top} + b",
              .vjp = "dx = dy W, dW = dy^T x (rows of x and dy summed), db = sum of dy over rows",
              .vjp_tex = "\\bar x = \\bar y W,\\quad \\bar W = \\bar y^{\\top} x,\\quad "

@@ -139,6 +139,7 @@ static tg_tensor *apply_reshape(tg_tensor *const *in, int n, const tg_params *p)
     return tg_reshape(in[0], p->ndim, p->shape);
 }
 TG_DEFINE_OP(reshape, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .flops = {TG_FLOPS_NONE},
              .forward = "y = reshape(x, shape)", .forward_tex = "y = \\operatorname{reshape}(x)",
              .vjp = "dx = reshape(dy, x.shape)", .vjp_tex = "\\bar x = \\operatorname{reshape}(\\bar y, \\text{shape}(x))",
              .doc = "New shape, same elements in C order; a view when the layout allows.",
@@ -240,6 +241,7 @@ static tg_tensor *apply_permute(tg_tensor *const *in, int n, const tg_params *p)
     return tg_permute(in[0], p->axes);
 }
 TG_DEFINE_OP(permute, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .flops = {TG_FLOPS_NONE},
              .forward = "y = permute(x, axes)", .forward_tex = "y_{i_{p(0)} \\dots} = x_{i_0 \\dots}",
              .vjp = "dx = permute(dy, inverse(axes))", .vjp_tex = "\\bar x = \\operatorname{permute}(\\bar y, p^{-1})",
              .doc = "Reorder the axes (a view); transpose swaps two.", .backward = permute_vjp,
@@ -312,6 +314,7 @@ static tg_tensor *apply_broadcast_to(tg_tensor *const *in, int n, const tg_param
     return tg_broadcast_to(in[0], p->ndim, p->shape);
 }
 TG_DEFINE_OP(broadcast_to, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .flops = {TG_FLOPS_NONE},
              .forward = "y = broadcast_to(x, shape)", .forward_tex = "y = \\operatorname{broadcast}(x)",
              .vjp = "dx = sum_to_shape(dy, x.shape)", .vjp_tex = "\\bar x = \\sum_{\\text{broadcast axes}} \\bar y",
              .doc = "Repeat size-1 and missing leading dims without copying (stride 0).",
@@ -344,6 +347,7 @@ static tg_tensor *apply_contiguous(tg_tensor *const *in, int n, const tg_params 
     return tg_contiguous(in[0]);
 }
 TG_DEFINE_OP(contiguous, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .flops = {TG_FLOPS_NONE},
              .forward = "y = copy of x in C order", .forward_tex = "y = x",
              .vjp = "dx = dy", .vjp_tex = "\\bar x = \\bar y",
              .doc = "A C-contiguous copy (the tensor itself if it already is).",
@@ -492,6 +496,7 @@ static tg_tensor *apply_slice_backward(tg_tensor *const *in, int n, const tg_par
     return slice_backward(in[0], &q);
 }
 TG_DEFINE_OP(slice, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .flops = {TG_FLOPS_NONE},
              .forward = "y = x[start:stop:step, i, ...]", .forward_tex = "y = x[\\text{slices}]",
              .vjp = "dx = slice_backward(dy): zeros with dy written into the slice",
              .vjp_tex = "\\bar x = 0,\\ \\bar x[\\text{slices}] = \\bar y",
@@ -502,6 +507,7 @@ TG_DEFINE_OP(slice, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64
                          "T5x4|ints=2,1,0,0,0,0,0,0,0,3,0,0,0,0,0,0,1,1 i0=1",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 TG_DEFINE_OP(slice_backward, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_NONE},
              .forward = "y = zeros(shape); y[slices] = x", .forward_tex = "y = 0,\\ y[\\text{slices}] = x",
              .vjp = "dx = dy[slices]", .vjp_tex = "\\bar x = \\bar y[\\text{slices}]",
              .doc = "Scatter a slice's gradient back into zeros of the sliced tensor's shape.",
@@ -690,6 +696,7 @@ static tg_tensor *apply_index_add(tg_tensor *const *in, int n, const tg_params *
     return index_add(in[0], in[1], ax, p->ndim, p->shape);
 }
 TG_DEFINE_OP(index_select, .arity = 2, .diff_mask = 1, .dtypes = "float32,float64,int64; index int64",
+             .flops = {TG_FLOPS_NONE},
              .forward = "y = x[..., index, ...] along axis", .forward_tex = "y = x[\\ldots, \\mathrm{idx}, \\ldots]",
              .vjp = "dx = index_add(zeros(x.shape), axis, index, dy)",
              .vjp_tex = "\\bar x[\\ldots, \\mathrm{idx}_j, \\ldots] \\mathrel{+}= \\bar y[\\ldots, j, \\ldots]",
@@ -698,6 +705,7 @@ TG_DEFINE_OP(index_select, .arity = 2, .diff_mask = 1, .dtypes = "float32,float6
              .examples = "5x3,i5:7|i0=0;3x5,i5:2x2|i0=1;T5x3,i3:4|i0=-1",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 TG_DEFINE_OP(index_add, .arity = 2, .diff_mask = 1, .dtypes = "float32,float64; index int64",
+             .flops = {TG_FLOPS_NONE},
              .forward = "y = zeros(shape); y[..., index[j], ...] += x[..., j, ...]",
              .forward_tex = "y[\\ldots, \\mathrm{idx}_j, \\ldots] \\mathrel{+}= x[\\ldots, j, \\ldots]",
              .vjp = "dx = index_select(dy, axis, index)", .vjp_tex = "\\bar x = \\bar y[\\ldots, \\mathrm{idx}, \\ldots]",
@@ -814,6 +822,7 @@ static tg_tensor *apply_scatter_add(tg_tensor *const *in, int n, const tg_params
     return scatter_add(in[0], in[1], ax, p->ndim, p->shape);
 }
 TG_DEFINE_OP(gather, .arity = 2, .diff_mask = 1, .dtypes = "float32,float64,int64; index int64",
+             .flops = {TG_FLOPS_NONE},
              .forward = "y[i][j] = x[i][index[i][j]] (axis 1)",
              .forward_tex = "y_{ij} = x_{i,\\,\\mathrm{idx}_{ij}}",
              .vjp = "dx = scatter_add(zeros(x.shape), axis, index, dy)",
@@ -823,6 +832,7 @@ TG_DEFINE_OP(gather, .arity = 2, .diff_mask = 1, .dtypes = "float32,float64,int6
              .examples = "4x5,i5:4x1|i0=1;4x5,i5:4x3|i0=1;4x5,i4:2x5|i0=0",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 TG_DEFINE_OP(scatter_add, .arity = 2, .diff_mask = 1, .dtypes = "float32,float64; index int64",
+             .flops = {TG_FLOPS_NONE},
              .forward = "y = zeros(shape); y[i][index[i][j]] += x[i][j] (axis 1)",
              .forward_tex = "y_{i,\\,\\mathrm{idx}_{ij}} \\mathrel{+}= x_{ij}",
              .vjp = "dx = gather(dy, axis, index)", .vjp_tex = "\\bar x_{ij} = \\bar y_{i,\\,\\mathrm{idx}_{ij}}",
@@ -908,6 +918,7 @@ static tg_tensor *apply_concat(tg_tensor *const *in, int n, const tg_params *p) 
     return tg_concat(n, in, p->i[0]);
 }
 TG_DEFINE_OP(concat, .arity = -1, .diff_mask = 0xFFFFFFFFu, .dtypes = "float32,float64,int64",
+             .flops = {TG_FLOPS_NONE},
              .forward = "y = [x1, x2, ...] along axis", .forward_tex = "y = [x_1; x_2; \\ldots]",
              .vjp = "dx_k = the k-th block of dy", .vjp_tex = "\\bar x_k = \\bar y[\\text{block } k]",
              .doc = "Join tensors along an existing axis (i0).", .backward = concat_vjp,
@@ -994,6 +1005,7 @@ static tg_tensor *apply_pad(tg_tensor *const *in, int n, const tg_params *p) {
     return tg_pad(in[0], p->ints, p->f[0]);
 }
 TG_DEFINE_OP(pad, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
+             .flops = {TG_FLOPS_NONE},
              .forward = "y = x surrounded by a constant", .forward_tex = "y = \\operatorname{pad}(x, c)",
              .vjp = "dx = dy[inner region]", .vjp_tex = "\\bar x = \\bar y[\\text{interior}]",
              .doc = "Constant padding; ints[2d], ints[2d+1] = before/after dim d, f0 = value.",

@@ -79,6 +79,7 @@ static tg_tensor *apply_softmax(tg_tensor *const *in, int n, const tg_params *p)
     return tg_softmax(in[0], p->i[0]);
 }
 TG_DEFINE_OP(softmax, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_INPUT, 5, 4},
              .forward = "y = exp(x) / sum(exp(x), axis)", .forward_tex = "y_i = \\frac{e^{x_i}}{\\sum_j e^{x_j}}",
              .vjp = "dx = y * (dy - sum(dy * y, axis))",
              .vjp_tex = "\\bar x = y \\odot (\\bar y - \\textstyle\\sum_j \\bar y_j y_j)",
@@ -125,6 +126,7 @@ static tg_tensor *apply_log_softmax(tg_tensor *const *in, int n, const tg_params
     return tg_log_softmax(in[0], p->i[0]);
 }
 TG_DEFINE_OP(log_softmax, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_INPUT, 5, 3},
              .forward = "y = x - logsumexp(x, axis)", .forward_tex = "y_i = x_i - \\log\\sum_j e^{x_j}",
              .vjp = "dx = dy - exp(y) * sum(dy, axis)",
              .vjp_tex = "\\bar x = \\bar y - e^{y} \\textstyle\\sum_j \\bar y_j",
@@ -338,6 +340,7 @@ static tg_tensor *apply_cross_entropy(tg_tensor *const *in, int n, const tg_para
                                p->f[0], (tg_reduction)p->i[0]);
 }
 TG_DEFINE_OP(cross_entropy, .arity = -1, .diff_mask = 1, .dtypes = "float32,float64 logits; int64 labels",
+             .flops = {TG_FLOPS_INPUT, 6, 3},
              .forward = "L = mean_i(logsumexp(z_i) - z_i[y_i])",
              .forward_tex = "L = \\frac{1}{N}\\sum_i \\Big(\\log\\sum_c e^{z_{ic}} - z_{i y_i}\\Big)",
              .vjp = "dz = (softmax(z) - onehot(y)) * dL / N",
@@ -405,6 +408,7 @@ static tg_tensor *apply_nll_loss(tg_tensor *const *in, int n, const tg_params *p
                           (tg_reduction)p->i[0]);
 }
 TG_DEFINE_OP(nll_loss, .arity = -1, .diff_mask = 1, .dtypes = "float32,float64 log-probs; int64 labels",
+             .flops = {TG_FLOPS_INPUT, 0, 1},
              .forward = "L = -mean_i(logp_i[y_i])", .forward_tex = "L = -\\frac{1}{N}\\sum_i \\log p_{i y_i}",
              .vjp = "dlogp = -onehot(y) * dL / N", .vjp_tex = "\\bar{\\ell} = -\\frac{\\bar L}{N}\\operatorname{onehot}(y)",
              .doc = "Negative log-likelihood of log-probabilities (i0 reduction; optional "
@@ -477,6 +481,7 @@ static tg_tensor *apply_mse_loss(tg_tensor *const *in, int n, const tg_params *p
     return tg_mse_loss(in[0], in[1], (tg_reduction)p->i[0]);
 }
 TG_DEFINE_OP(mse_loss, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_INPUT, 3, 3},
              .forward = "L = mean((p - t)^2)", .forward_tex = "L = \\frac{1}{n}\\sum (p - t)^{2}",
              .vjp = "dp = 2 (p - t) dL / n, dt = -dp", .vjp_tex = "\\bar p = \\frac{2\\bar L}{n}(p - t),\\quad \\bar t = -\\bar p",
              .doc = "Mean squared error (i0 reduction).", .backward = mse_loss_vjp,
@@ -541,6 +546,7 @@ static tg_tensor *apply_bce(tg_tensor *const *in, int n, const tg_params *p) {
     return tg_bce_with_logits_ex(in[0], in[1], opt[0], opt[1], (tg_reduction)p->i[0]);
 }
 TG_DEFINE_OP(bce_with_logits, .arity = -1, .diff_mask = 3, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_INPUT, 6, 4},
              .forward = "L = mean(max(x,0) - x t + log(1 + exp(-|x|)))",
              .forward_tex = "L = \\frac{1}{n}\\sum \\big(\\max(x, 0) - x t + \\log(1 + e^{-|x|})\\big)",
              .vjp = "dx = (sigmoid(x) - t) dL / n, dt = -x dL / n",
@@ -595,6 +601,7 @@ static tg_tensor *apply_dropout(tg_tensor *const *in, int n, const tg_params *p)
     return tg_dropout(in[0], p->f[0], p->i[0] != 0);
 }
 TG_DEFINE_OP(dropout, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_OUTPUT, 1, 2, true},
              .forward = "y = x * m / (1 - p), m ~ Bernoulli(1 - p)",
              .forward_tex = "y = \\frac{x \\odot m}{1 - p},\\ m \\sim \\mathrm{Bernoulli}(1 - p)",
              .vjp = "dx = dy * m / (1 - p)", .vjp_tex = "\\bar x = \\frac{\\bar y \\odot m}{1 - p}",

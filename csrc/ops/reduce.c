@@ -327,6 +327,7 @@ static tg_tensor *apply_sum(tg_tensor *const *in, int n, const tg_params *p) {
     return apply_red(tg_sum, in, n, p);
 }
 TG_DEFINE_OP(sum, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64 (int32,uint8,bool -> int64)",
+             .flops = {TG_FLOPS_INPUT, 1, 1},
              .forward = "y = sum(x, axes)", .forward_tex = "y = \\sum_{\\text{axes}} x",
              .vjp = "dx = broadcast(dy, x.shape)", .vjp_tex = "\\bar x = \\operatorname{broadcast}(\\bar y)",
              .doc = "Sum over axes (all by default); float32 accumulates in float64; dtype= converts the input first.",
@@ -399,6 +400,7 @@ static tg_tensor *apply_mean(tg_tensor *const *in, int n, const tg_params *p) {
     return apply_red(tg_mean, in, n, p);
 }
 TG_DEFINE_OP(mean, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64 (integers and bool -> float64)",
+             .flops = {TG_FLOPS_INPUT, 1, 2},
              .forward = "y = mean(x, axes)", .forward_tex = "y = \\frac{1}{n}\\sum_{\\text{axes}} x",
              .vjp = "dx = broadcast(dy, x.shape) / n", .vjp_tex = "\\bar x = \\tfrac{1}{n}\\operatorname{broadcast}(\\bar y)",
              .doc = "Mean over axes (all by default).", .backward = mean_vjp, .apply = apply_mean,
@@ -466,6 +468,7 @@ static tg_tensor *apply_min(tg_tensor *const *in, int n, const tg_params *p) {
     return apply_red(tg_min, in, n, p);
 }
 TG_DEFINE_OP(max, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64,int32,uint8,bool",
+             .flops = {TG_FLOPS_INPUT, 1, 3},
              .forward = "y = max(x, axes)", .forward_tex = "y = \\max_{\\text{axes}} x",
              .vjp = "dx = dy * [x == y] / count(x == y)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\frac{[x = y]}{\\sum [x = y]}",
@@ -473,6 +476,7 @@ TG_DEFINE_OP(max, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64,i
              .apply = apply_max, .examples = "3x4;3x4|axes=1;2x3x4|axes=0,2 keep=1;T3x4|axes=0",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 TG_DEFINE_OP(min, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64,int32,uint8,bool",
+             .flops = {TG_FLOPS_INPUT, 1, 3},
              .forward = "y = min(x, axes)", .forward_tex = "y = \\min_{\\text{axes}} x",
              .vjp = "dx = dy * [x == y] / count(x == y)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\frac{[x = y]}{\\sum [x = y]}",
@@ -542,6 +546,7 @@ static tg_tensor *apply_var(tg_tensor *const *in, int n, const tg_params *p) {
                   p->i[0]);
 }
 TG_DEFINE_OP(var, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_INPUT, 3, 4},
              .forward = "y = sum((x - mean(x))^2) / (n - ddof)",
              .forward_tex = "y = \\frac{1}{n - \\delta}\\sum (x - \\bar{x})^{2}",
              .vjp = "dx = dy * 2 (x - mean(x)) / (n - ddof)",
@@ -629,6 +634,7 @@ static tg_tensor *apply_logsumexp(tg_tensor *const *in, int n, const tg_params *
     return apply_red(tg_logsumexp, in, n, p);
 }
 TG_DEFINE_OP(logsumexp, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_INPUT, 4, 3},
              .forward = "y = log(sum(exp(x), axes))", .forward_tex = "y = \\log \\sum_{\\text{axes}} e^{x}",
              .vjp = "dx = dy * exp(x - y)", .vjp_tex = "\\bar x = \\bar y \\odot e^{x - y}",
              .doc = "Log of the sum of exponentials, computed stably.", .backward = logsumexp_vjp,

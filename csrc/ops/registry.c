@@ -33,6 +33,28 @@ const char *tg_op_sig_name(tg_op_sig sig) {
     return (unsigned)sig < sizeof names / sizeof *names ? names[sig] : "internal";
 }
 
+tg_flops tg_op_flops(const tg_opdef *op) {
+    if (!op) return (tg_flops){TG_FLOPS_NONE, 0, 0, false};
+    if (op->flops.per != TG_FLOPS_AUTO) return op->flops;
+    if (op->arity >= 2 || op->arity < 0) return (tg_flops){TG_FLOPS_OUTPUT, 1, 2, true};
+    return (tg_flops){TG_FLOPS_OUTPUT, 1, op->cost > 1 ? 3 : 1, false};
+}
+
+const char *tg_flops_kind_name(tg_flops_kind k) {
+    static const char *const names[] = {"auto",   "none",   "output",   "input",
+                                        "matmul", "conv",   "conv_grad"};
+    return (unsigned)k < sizeof names / sizeof *names ? names[k] : "none";
+}
+
+bool tg_op_functional(const tg_opdef *op) {
+    if (!op || tg_op_signature(op) == TG_SIG_INTERNAL) return false;
+    if (op->functional) return true;
+    const char *base = op->file ? op->file : "";
+    for (const char *c = base; *c; c++)
+        if (*c == '/' || *c == '\\') base = c + 1;
+    return !strcmp(base, "nn.c") || !strcmp(base, "conv.c");
+}
+
 const tg_opdef *tg_op_get(int i) { return (i >= 0 && i < TG_OPID_COUNT) ? table[i] : NULL; }
 
 const tg_opdef *tg_op_find(const char *name) {

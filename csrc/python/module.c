@@ -537,7 +537,9 @@ static PyObject *opdef_dict(const tg_opdef *op) {
         Py_DECREF(v);
         p = q ? q + 1 : p + n;
     }
-    return Py_BuildValue("{s:s,s:i,s:i,s:N,s:O,s:O,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:i,s:z,s:N}",
+    tg_flops fl = tg_op_flops(op);
+    return Py_BuildValue("{s:s,s:i,s:i,s:N,s:O,s:O,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:i,s:z,s:N,"
+                         "s:{s:s,s:i,s:i,s:O},s:O}",
                          "name", op->name, "id", op->id, "arity", op->arity, "differentiable_inputs",
                          diff, "differentiable", op->backward || op->composite ? Py_True : Py_False,
                          "composite", op->composite ? Py_True : Py_False, "dtypes",
@@ -546,7 +548,10 @@ static PyObject *opdef_dict(const tg_opdef *op) {
                          "line", op->line, "examples", op->examples ? op->examples : "",
                          "signature", tg_op_sig_name(tg_op_signature(op)), "cost",
                          op->cost > 0 ? op->cost : 1, "grad_out_latex", op->grad_out_tex,
-                         "grad_in_latex", writes);
+                         "grad_in_latex", writes, "flops", "per", tg_flops_kind_name(fl.per),
+                         "forward", fl.forward, "backward", fl.backward, "per_grad_input",
+                         fl.per_grad_input ? Py_True : Py_False, "functional",
+                         tg_op_functional(op) ? Py_True : Py_False);
 }
 
 FUNC(ops) {
@@ -771,9 +776,16 @@ PyMethodDef tgpy_module_methods[] = {
            "'custom': bound by hand; 'internal': no Python function) and 'cost', the\n"
            "work per element relative to an add (8 for the transcendental kernels);\n"
            "'grad_out_latex' and 'grad_in_latex': the gradient symbols the VJP formula\n"
-           "reads and writes (one per differentiable input), for the stepper.\n\n"
+           "reads and writes (one per differentiable input), for the stepper;\n"
+           "'flops': how the profiler counts its floating-point work, {'per': the unit\n"
+           "('output' element, 'input' element, 'matmul' M*N*K, 'conv', 'conv_grad' or\n"
+           "'none'), 'forward' and 'backward' flops per unit, 'per_grad_input': the\n"
+           "backward count is per input needing a gradient}; 'functional': also a\n"
+           "function of tg.nn.functional.\n\n"
            ">>> [(o['signature'], o['cost']) for o in tg.ops() if o['name'] == 'exp']\n"
-           "[('unary', 8)]"),
+           "[('unary', 8)]\n"
+           ">>> [o['flops'] for o in tg.ops() if o['name'] == 'matmul']\n"
+           "[{'per': 'matmul', 'forward': 2, 'backward': 2, 'per_grad_input': True}]"),
     F(_op_example, "_op_example(name, k, dtype)\n\nInputs and params of an op's registry example k."),
     F(_op_apply, "_op_apply(name, inputs, params)\n\nCall an op generically with a params string."),
     F(memory_stats, "memory_stats()\n\nStatistics of the caching allocator behind tensor data."),

@@ -46,27 +46,25 @@ API_MODULES = [
     "tapegrad.autograd", "tapegrad.interop", "tapegrad.linalg",
 ]
 
-#: Top-level functions grouped for the reader.  The ops come from the op
-#: registry (``tg.ops()``), grouped by the file of ``csrc/ops/`` that defines
-#: them (``OP_GROUPS``), so a new op is listed without an edit here; only the
-#: names that are not ops are written below.  A name in no group is listed
-#: under "Other functions" (so nothing is ever left out).
+#: The headings of the top-level API page, in order.  What goes under each
+#: is derived, so that a new function is grouped without an edit here: a
+#: registry op by the file of ``csrc/ops/`` that defines it (``OP_GROUPS``),
+#: a name of the compiled core that is not an op by ``tapegrad._CORE_NAMES``
+#: (the table beside the names' export in ``tapegrad/__init__.py``), a Python
+#: function by the module that defines it (``MODULE_GROUPS``), an alias (``cat``,
+#: ``arcsin``) with the function it is.  A name in no group is listed under
+#: "Other functions" (so nothing is ever left out).
 TOP_GROUPS = [
-    ("Creating tensors", "tensor from_numpy from_dlpack zeros ones empty full rand randn "
-     "arange eye zeros_like ones_like empty_like full_like rand_like randn_like "
-     "manual_seed Generator default_generator randint randperm multinomial"),
-    ("Elementwise: arithmetic and comparisons", "allclose"),
-    ("Elementwise: functions", "radians degrees"),
-    ("Reductions", "std"),
-    ("Linear algebra", ""),
-    ("Shapes, views and indexing", "transpose swapaxes squeeze unsqueeze flatten cat stack "
-     "sum_to_shape hsplit vsplit dsplit"),
-    ("Network functions and losses", "binary_cross_entropy_with_logits"),
-    ("Autograd", "Tensor TapeEntry grad detach no_grad enable_grad is_grad_enabled "
-     "set_grad_enabled Tape Function FunctionCtx override_vjp"),
-    ("Saving and loading", "save load"),
-    ("Runtime: the op registry, memory and threads", "ops memory_stats empty_cache "
-     "reset_peak_memory get_num_threads set_num_threads"),
+    "Creating tensors",
+    "Elementwise: arithmetic and comparisons",
+    "Elementwise: functions",
+    "Reductions",
+    "Linear algebra",
+    "Shapes, views and indexing",
+    "Network functions and losses",
+    "Autograd",
+    "Saving and loading",
+    "Runtime: the op registry, memory and threads",
 ]
 
 #: Which group of TOP_GROUPS an op joins: by its file (and, in elementwise.c,
@@ -92,20 +90,40 @@ OP_NAME_GROUPS = {"fmax": "Elementwise: arithmetic and comparisons",
                   "fmin": "Elementwise: arithmetic and comparisons",
                   "logaddexp2": "Elementwise: arithmetic and comparisons"}
 
+#: Which group a top-level name defined in Python joins: by its module.
+MODULE_GROUPS = {
+    "tapegrad.interop": "Creating tensors",
+    "tapegrad._shape": "Shapes, views and indexing",
+    "tapegrad.autograd": "Autograd",
+    "tapegrad.serialization": "Saving and loading",
+    "tapegrad._config": "Runtime: the op registry, memory and threads",
+}
+
 
 def _top_groups() -> list[tuple[str, list[str]]]:
-    """TOP_GROUPS with every op of the registry added to its group."""
+    """The headings of TOP_GROUPS with the top-level names that go under each."""
     import tapegrad as tg
-    groups: dict[str, list[str]] = {head: [] for head, _ in TOP_GROUPS}
+    groups: dict[str, list[str]] = {head: [] for head in TOP_GROUPS}
     for op in tg.ops():  # registry order: the order of oplist.h
         f = Path(op["file"]).name
         head = (OP_NAME_GROUPS.get(op["name"]) or OP_GROUPS.get((f, 1 if op["arity"] == 1 else 2))
                 or OP_GROUPS.get(f))
-        if head:
+        if head and hasattr(tg, op["name"]):
             groups[head].append(op["name"])
-    for head, words in TOP_GROUPS:
+    for head, words in tg._CORE_NAMES.items():
         groups[head] += [w for w in words.split() if w not in groups[head]]
-    return [(head, groups[head]) for head, _ in TOP_GROUPS]
+    placed = {n for names in groups.values() for n in names}
+    of_object = {id(getattr(tg, n)): head for head, names in groups.items() for n in names}
+    for name in public_names(tg):
+        if name in placed:
+            continue
+        obj = getattr(tg, name)
+        if isinstance(obj, types.ModuleType):
+            continue
+        head = of_object.get(id(obj)) or MODULE_GROUPS.get(getattr(obj, "__module__", None) or "")
+        if head:
+            groups[head].append(name)
+    return [(head, groups[head]) for head in TOP_GROUPS]
 
 DATA_DOCS = {
     "float32": "The default dtype (NumPy's ``float32``).",

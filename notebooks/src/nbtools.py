@@ -18,6 +18,9 @@ Saved outputs are made to read without a kernel: an output that carries both
 a widget view and a static fallback (``tg.inspect.explore``) keeps only the
 fallback, since a saved widget view shows nothing in nbconvert's HTML or on
 GitHub (and would win over the fallback there).
+
+Plain cells, writing and executing come from ``nbcore.py`` (beside this file),
+which the assignments' ``cwtools.py`` shares.
 """
 import copy
 import glob
@@ -27,7 +30,8 @@ import subprocess
 import sys
 
 import nbformat
-from nbclient import NotebookClient
+
+from nbcore import code_cell, execute, markdown_cell, new_notebook, write_notebook
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NB_DIR = os.path.dirname(HERE)
@@ -46,13 +50,13 @@ class Prose:
         if lang not in self.texts:
             first = self.texts["en"].strip().splitlines()[0]
             raise ValueError(f"markdown cell {first[:60]!r} has no {lang!r} text")
-        return nbformat.v4.new_markdown_cell(self.texts[lang].strip("\n"))
+        return markdown_cell(self.texts[lang])
 
 
 def md(text, zh=None):
     """A markdown cell; with ``zh=`` the same cell in Chinese for the zh edition."""
     if zh is None:
-        return nbformat.v4.new_markdown_cell(text.strip("\n"))
+        return markdown_cell(text)
     return Prose({"en": text, "zh": zh})
 
 
@@ -60,7 +64,7 @@ def code(text, tags=()):
     """A code cell. ``tags=("expected-warning",)`` marks a cell whose saved
     output shows a warning on purpose (tests/python/test_notebook_outputs.py
     allows it there and nowhere else)."""
-    c = nbformat.v4.new_code_cell(text.strip("\n"))
+    c = code_cell(text)
     if tags:
         c.metadata["tags"] = list(tags)
     return c
@@ -153,11 +157,7 @@ def notebook(cells, lang="en"):
             raise ValueError(f"markdown cell {first[:60]!r} has no {lang!r} text")
         else:
             out.append(copy.deepcopy(c))
-    nb = nbformat.v4.new_notebook()
-    nb.cells = out
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
+    return new_notebook(out)
 
 
 def edition_name(name, lang):
@@ -169,22 +169,12 @@ def write_editions(name, cells, langs=LANGS):
     """Write every edition of ``cells`` (a ValueError names a prose cell that
     lacks a language, before anything is written). Returns the paths."""
     nbs = [(edition_name(name, lang), notebook(cells, lang)) for lang in langs]
-    paths = []
-    for n, nb in nbs:
-        path = os.path.join(NB_DIR, n)
-        nbformat.write(nb, path)
-        paths.append(path)
-    return paths
+    return [write_notebook(nb, NB_DIR, n) for n, nb in nbs]
 
 
 def write(name, cells):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = cells
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    path = os.path.join(NB_DIR, name)
-    nbformat.write(nb, path)
-    return path
+    """Write a notebook of ``cells`` (one edition) as ``notebooks/name``."""
+    return write_notebook(new_notebook(cells), NB_DIR, name)
 
 
 def collapse_carriage_returns(nb):
@@ -224,15 +214,7 @@ def keep_static_views(nb):
 
 def run(path, timeout=3600, env=None):
     """Execute a notebook in its own directory and save the outputs."""
-    nb = nbformat.read(path, as_version=4)
-    old = dict(os.environ)
-    os.environ.update(env or {})
-    try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}}).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    nb = execute(path, timeout, env)
     collapse_carriage_returns(nb)
     keep_static_views(nb)
     nbformat.write(nb, path)

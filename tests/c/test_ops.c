@@ -43,6 +43,37 @@ START_TEST(test_every_op_has_examples) {
 }
 END_TEST
 
+/* Every op has a flop rule the profiler can apply: an op block that sets
+ * none gets one derived from its arity and cost (never AUTO, never negative). */
+START_TEST(test_every_op_has_a_flop_rule) {
+    for (int i = 0; i < tg_op_count(); i++) {
+        const tg_opdef *op = tg_op_get(i);
+        tg_flops f = tg_op_flops(op);
+        ck_assert_msg(f.per > TG_FLOPS_AUTO && f.per <= TG_FLOPS_CONV_GRAD, "op %s: flop unit %d",
+                      op->name, (int)f.per);
+        ck_assert_msg(f.forward >= 0 && f.backward >= 0, "op %s: negative flops", op->name);
+        ck_assert_msg(strcmp(tg_flops_kind_name(f.per), "auto") != 0, "op %s", op->name);
+    }
+    tg_flops exp = tg_op_flops(tg_op_find("exp")), add = tg_op_flops(tg_op_find("add"));
+    ck_assert(exp.per == TG_FLOPS_OUTPUT && exp.forward == 1 && exp.backward == 3 && !exp.per_grad_input);
+    ck_assert(add.per == TG_FLOPS_OUTPUT && add.backward == 2 && add.per_grad_input);
+    ck_assert_int_eq(tg_op_flops(tg_op_find("reshape")).per, TG_FLOPS_NONE);
+    ck_assert_int_eq(tg_op_flops(tg_op_find("matmul")).per, TG_FLOPS_MATMUL);
+    ck_assert_int_eq(tg_op_flops(NULL).per, TG_FLOPS_NONE);
+}
+END_TEST
+
+/* tg.nn.functional's ops: marked in their block, or public ops of nn.c/conv.c. */
+START_TEST(test_functional_ops) {
+    ck_assert(tg_op_functional(tg_op_find("relu")));          /* marked (elementwise.c) */
+    ck_assert(tg_op_functional(tg_op_find("cross_entropy"))); /* nn.c */
+    ck_assert(tg_op_functional(tg_op_find("conv2d")));        /* conv.c */
+    ck_assert(!tg_op_functional(tg_op_find("conv2d_input_grad"))); /* internal */
+    ck_assert(!tg_op_functional(tg_op_find("exp")));
+    ck_assert(!tg_op_functional(NULL));
+}
+END_TEST
+
 /* The VJP of op `_i` against finite differences, on each example. */
 START_TEST(test_vjp_finite_differences) {
     const tg_opdef *op = tg_op_get(_i);
@@ -251,6 +282,8 @@ Suite *ops_suite(void) {
     TCase *tc = tcase_create("registry");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_every_op_has_examples);
+    tcase_add_test(tc, test_every_op_has_a_flop_rule);
+    tcase_add_test(tc, test_functional_ops);
     tcase_add_loop_test(tc, test_vjp_finite_differences, 0, tg_op_count());
     tcase_add_loop_test(tc, test_second_order_finite_differences, 0, tg_op_count());
     tcase_add_loop_test(tc, test_forward_f32_matches_f64, 0, tg_op_count());

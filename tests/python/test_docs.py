@@ -162,6 +162,31 @@ def test_docs_build_lists_every_op(built_site):
     assert not missing, f"ops missing from the op reference: {missing}"
 
 
+def test_every_top_level_function_has_a_group():
+    """The API page's groups are derived (ops by their file, the core's other
+    names by tapegrad._CORE_NAMES, Python functions by their module, aliases
+    with what they alias): every public function and class of tapegrad is in
+    one of them, none falls through to "Other functions", and no group names
+    a name tapegrad does not have."""
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        import tapegrad_docgen as docgen
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+    groups = docgen._top_groups()
+    assert [h for h, _ in groups] == docgen.TOP_GROUPS
+    placed = [n for _, names in groups for n in names]
+    assert len(placed) == len(set(placed)), "a name is in two groups"
+    assert [n for n in placed if not hasattr(tg, n)] == []
+    ungrouped = [n for n in docgen.public_names(tg) if n not in placed
+                 and docgen._kind(getattr(tg, n)) in ("function", "class", "exception")]
+    assert ungrouped == [], f"public names the API page lists under 'Other': {ungrouped}"
+    by_name = {n: h for h, names in groups for n in names}
+    assert by_name["exp"] == "Elementwise: functions" and by_name["arcsin"] == "Elementwise: functions"
+    assert by_name["no_grad"] == "Autograd" and by_name["save"] == "Saving and loading"
+    assert by_name["concatenate"] == by_name["split"] == "Shapes, views and indexing"
+
+
 def test_docs_build_renders_the_notebooks(built_site):
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         assert (built_site / "tutorials" / (nb.stem + ".html")).exists(), f"{nb.name} is not in the docs"

@@ -694,6 +694,69 @@ def test_profile_function_entry_uses_timestamps():
     assert row["fwd_ms"] is not None and row["fwd_ms"] >= 0
 
 
+def _example_on_tape(name):
+    """Run the registry example 0 of op `name` in float64 with its float inputs
+    requiring grad, on a Tape; returns (inputs, outputs, tape entries)."""
+    example = next(o["examples"] for o in tg.ops() if o["name"] == name).split(";")[0]
+    ptext = example.split("|", 1)[1] if "|" in example else ""
+    ins, _ = _C._op_example(name, 0, "float64")
+    ins = [x.detach().requires_grad_() if x.dtype == tg.float64 else x for x in ins]
+    tg.manual_seed(7)
+    with tg.Tape() as tape:
+        out = _C._op_apply(name, list(ins), ptext)
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    return ins, outs, list(tape)
+
+
+@pytest.mark.parametrize("name", [o["name"] for o in tg.ops()])
+def test_every_registry_op_has_a_flop_count(name):
+    """For every op of the registry the profiler states a count: its rule
+    comes from the op's block (tg.ops()'s 'flops'), and on its registry
+    example the op itself and every entry it records (a composite's
+    constituents) get non-negative integer forward and backward counts."""
+    op = next(o for o in tg.ops() if o["name"] == name)
+    rule = op["flops"]
+    assert rule["per"] in ("none", "output", "input", "matmul", "conv", "conv_grad"), rule
+    assert rule["forward"] >= 0 and rule["backward"] >= 0
+    if name == "custom":  # the op of Python-defined Functions: no example, no count (None)
+        assert not op["examples"]
+        return
+    ins, outs, entries = _example_on_tape(name)
+    f, b = tg.inspect.op_flops(name, [x.shape for x in ins], outs[0].shape,
+                               grad_inputs=len(op["differentiable_inputs"]))
+    assert isinstance(f, int) and isinstance(b, int) and f >= 0 and b >= 0, (f, b)
+    for e in entries:
+        f, b = tg.inspect.estimate_flops(e)
+        assert isinstance(f, int) and isinstance(b, int) and f >= 0 and b >= 0, (e.op, f, b)
+
+
+def test_flop_counts_of_known_ops():
+    """The exact counts of a few rules (2MNK for matmul and linear, n and 3n for
+    a transcendental op, 2n per gradient for a binary op, ~5n for softmax,
+    0 for a view, 2 * out * C kH kW for conv2d)."""
+    x = tg.randn(6, 4, requires_grad=True)
+    W = tg.randn(4, 3, requires_grad=True)
+    with tg.Tape() as tape:
+        y = x @ W
+        z = y.exp()
+        s = z + y
+        r = s.reshape(18)
+        p = tg.softmax(s, axis=1)
+    by = {e.op: e for e in tape}
+    assert tg.inspect.estimate_flops(by["matmul"]) == (2 * 6 * 3 * 4, 2 * 2 * 6 * 3 * 4)
+    assert tg.inspect.estimate_flops(by["exp"]) == (18, 3 * 18)
+    assert tg.inspect.estimate_flops(by["add"]) == (18, 2 * 18 * 2)
+    assert tg.inspect.estimate_flops(by["reshape"]) == (0, 0)
+    assert tg.inspect.estimate_flops(by["softmax"]) == (5 * 18, 4 * 18)
+    assert r.shape == (18,) and p.shape == (6, 3)
+    assert tg.inspect.op_flops("linear", [(6, 4), (3, 4), (3,)], (6, 3), grad_inputs=1) == (144, 144)
+    assert tg.inspect.op_flops("conv2d", [(2, 3, 8, 8), (5, 3, 3, 3)], (2, 5, 6, 6), grad_inputs=2) \
+        == (2 * 2 * 5 * 6 * 6 * 27, 2 * 2 * 2 * 5 * 6 * 6 * 27)
+    assert tg.inspect.op_flops("sum", [(7, 2)], ()) == (14, 14)
+    with pytest.raises(ValueError, match="not a registry op"):
+        tg.inspect.op_flops("no_such_op", [(2,)], (2,))
+
+
 # ---------------------------------------------------------------------------
 # compare_grads
 # ---------------------------------------------------------------------------

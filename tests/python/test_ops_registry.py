@@ -369,6 +369,35 @@ INTERNAL = {name for name, op in OPS.items() if op["signature"] == "internal"} -
 PUBLIC_CASES = [(n, k, ptext, sp) for n, k, ptext in CASES if n in PUBLIC for sp in PUBLIC[n]]
 
 
+def test_nn_functional_follows_the_registry():
+    """tg.nn.functional holds every op that tg.ops() marks 'functional' (the
+    public ops of nn.c and conv.c, and the activations and linear, whose
+    blocks set .functional) under its own name, read from the registry: the
+    same object as the op's function; PyTorch's F. names are all there."""
+    import os
+    F = tg.nn.functional
+    marked = {n for n, op in OPS.items() if op["functional"]}
+    network = {n for n, op in OPS.items() if os.path.basename(op["file"]) in ("nn.c", "conv.c")
+               and op["signature"] != "internal"}
+    assert network <= marked and not any(OPS[n]["signature"] == "internal" for n in marked)
+    for n in marked:
+        if hasattr(tg._C, n):
+            assert getattr(F, n) is getattr(tg._C, n), n
+            assert n in F.__all__
+    assert {"relu", "sigmoid", "tanh", "gelu", "softplus", "leaky_relu", "elu", "selu", "celu",
+            "silu", "mish", "hardtanh", "relu6", "hardsigmoid", "hardswish", "softsign",
+            "logsigmoid", "glu", "linear"} <= marked
+    assert not marked & {"exp", "add", "sum", "reshape", "erf", "conv2d_input_grad"}
+    pytorch_names = ["relu", "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss",
+                     "binary_cross_entropy_with_logits", "binary_cross_entropy", "one_hot", "dropout",
+                     "conv2d", "conv1d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "max_unpool2d",
+                     "adaptive_avg_pool2d", "interpolate", "linear", "pad", "embedding", "layer_norm",
+                     "group_norm", "normalize", "cosine_similarity", "scaled_dot_product_attention",
+                     "huber_loss", "smooth_l1_loss", "l1_loss", "kl_div", "softmin", "swish"]
+    assert [n for n in pytorch_names if not callable(getattr(F, n, None))] == []
+    assert set(F.__all__) == {n for n in dir(F) if not n.startswith("_") and n not in ("Tensor", "annotations")}
+
+
 def test_every_op_is_public_or_internal():
     unknown = [n for n in OPS if n not in PUBLIC and n not in INTERNAL and n not in NN_LAYERS]
     assert not unknown, f"ops with no public spelling in PUBLIC and not marked internal: {unknown}"

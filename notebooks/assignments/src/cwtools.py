@@ -21,17 +21,22 @@ Markdown cells take their Chinese text as ``zh=`` (stored in the cell's
 metadata, ``tapegrad.translations``): ``python -m tapegrad.coursework
 release --lang zh SRC DST`` releases the student versions with Chinese
 instructions, the same code cells and the same grade ids.
+
+Plain cells, writing and executing come from ``notebooks/src/nbcore.py``,
+which the tutorials' ``nbtools.py`` shares.
 """
 import os
 import sys
 
 import nbformat
-from nbclient import NotebookClient
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NB_DIR = os.path.dirname(HERE)
 ROOT = os.path.dirname(os.path.dirname(NB_DIR))
 SHIPPED = os.path.join(ROOT, "python", "tapegrad", "coursework", "assignments")
+sys.path.insert(0, os.path.join(os.path.dirname(NB_DIR), "src"))  # notebooks/src: nbcore
+
+from nbcore import code_cell, execute, markdown_cell, new_notebook, write_notebook  # noqa: E402
 
 
 def _nbg(cell, gid, grade=False, solution=False, locked=False, points=None):
@@ -50,11 +55,11 @@ def _translated(cell, zh):
 
 
 def md(text, zh=None):
-    return _translated(nbformat.v4.new_markdown_cell(text.strip("\n")), zh)
+    return _translated(markdown_cell(text), zh)
 
 
 def code(text):
-    return nbformat.v4.new_code_cell(text.strip("\n"))
+    return code_cell(text)
 
 
 def given(text, gid):
@@ -74,37 +79,23 @@ def written(text, gid, points, zh=None):
 
 
 def write(name, cells):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = cells
     for i, c in enumerate(cells):  # stable ids: regenerating gives the same file
         gid = c.metadata.get("nbgrader", {}).get("grade_id")
         c.id = gid or f"cell-{i}"
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    path = os.path.join(NB_DIR, name)
-    nbformat.write(nb, path)
-    return path
+    return write_notebook(new_notebook(cells), NB_DIR, name)
 
 
 def run(path, timeout=3600, env=None):
     """Execute a notebook in its own directory and save the outputs (the
     kernel imports this checkout's tapegrad; MNIST from $TAPEGRAD_DATA, else
     the shared copy if there is one)."""
-    nb = nbformat.read(path, as_version=4)
-    old = dict(os.environ)
     py = os.path.join(ROOT, "python")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [py, os.environ.get("PYTHONPATH", "")] if p)
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    kernel_env = {"PYTHONPATH": os.pathsep.join(p for p in [py, os.environ.get("PYTHONPATH", "")] if p),
+                  "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")}
     shared = "/work/shared/data/mnist"
     if "TAPEGRAD_DATA" not in os.environ and os.path.isdir(shared):
-        os.environ["TAPEGRAD_DATA"] = shared
-    os.environ.update(env or {})
-    try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}}).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+        kernel_env["TAPEGRAD_DATA"] = shared
+    nb = execute(path, timeout, {**kernel_env, **(env or {})})
     for c in nb.cells:  # no timings in the committed file
         c.metadata.pop("execution", None)
     nbformat.write(nb, path)

@@ -26,7 +26,7 @@ from .checks import EntryCheck, check_entry
 from .compare import GradComparison, compare_grads
 from .draw import GraphDrawing, draw
 from .explore import Explorer, explore
-from .profile import ProfileReport, estimate_flops, profile
+from .profile import ProfileReport, estimate_flops, op_flops, profile
 from .stepper import BackwardStepper, Contributions, InputGrad, StepRecord
 from .table import TapeTable, tape_of
 
@@ -34,5 +34,5 @@ __all__ = [
     "TapeTable", "tape_of", "BackwardStepper", "StepRecord", "InputGrad", "Contributions",
     "draw", "GraphDrawing", "explore", "Explorer", "detect_anomaly", "set_detect_anomaly",
     "is_anomaly_enabled", "AnomalyError", "check_entry", "EntryCheck", "profile",
-    "ProfileReport", "estimate_flops", "compare_grads", "GradComparison",
+    "ProfileReport", "estimate_flops", "op_flops", "compare_grads", "GradComparison",
 ]

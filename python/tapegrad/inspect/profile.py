@@ -1,8 +1,6 @@
 """Cost per tape entry: FLOPs, bytes moved, forward and backward time."""
 from __future__ import annotations
 
-import math
-import os
 import time
 
 import numpy as np
@@ -11,45 +9,66 @@ from .. import _C
 from .._C import Tensor
 from .._display import Raw, esc, fmt_bytes, html_table, shape_str, text_table
 
-# What kind of work an op does comes from the registry (tg.ops()): the file of
-# csrc/ops/ that defines it and its cost mark (the kernels' own COST_*), so a
-# new op gets its class without an edit here.  movement.c moves data (no
-# arithmetic); elementwise.c ops of two or more inputs cost ~1 flop per
-# element forward and ~2 per differentiable input backward; one-input ones
-# cost 1 (3 backward) when transcendental (cost > 1), else 1 (1).
-_OPS = {o["name"]: o for o in _C.ops()}
-
-
-def _kind(op: str) -> str:
-    info = _OPS.get(op)
-    if info is None:
-        return ""
-    where = os.path.basename(info["file"])
-    if where == "movement.c":
-        return "free"
-    if where == "elementwise.c":
-        if info["arity"] != 1:
-            return "binary"
-        return "transcendental" if info["cost"] > 1 else "cheap"
-    return ""
-
-
-_PER_ELEMENT = {  # (forward, backward) flops per input element
-    "sum": (1, 1), "mean": (1, 2), "max": (1, 3), "min": (1, 3), "var": (3, 4), "logsumexp": (4, 3),
-    "softmax": (5, 4), "log_softmax": (5, 3), "cross_entropy": (6, 3), "nll_loss": (0, 1),
-    "mse_loss": (3, 3), "bce_with_logits": (6, 4),
-}
+# How an op's floating-point work is counted comes from the registry: each op
+# block's .flops (tg.ops()'s 'flops': the unit, flops per unit forward and
+# backward, and whether the backward count is per input needing a gradient;
+# an op that sets none gets one derived from its arity and cost mark), so a
+# new op is counted without an edit here.
+_FLOPS = {o["name"]: o["flops"] for o in _C.ops()}
 
 
 def _numel(shape):
     return int(np.prod(shape)) if len(shape) else 1
 
 
+def _units(per, input_shapes, output_shape):
+    """How many units of an op's work its shapes make (see tg.ops()'s 'flops')."""
+    if per == "none":
+        return 0
+    if per == "input":
+        return _numel(input_shapes[0]) if input_shapes else 0
+    out_n = _numel(output_shape)
+    if per == "output":
+        return out_n
+    if per == "matmul":  # M N K: the output's elements times the inner size
+        a = input_shapes[0]
+        return out_n * (a[-1] if len(a) else 1)
+    if per == "conv":  # the output's elements times a filter's (C/groups kH kW)
+        return out_n * _numel(input_shapes[1][1:])
+    if per == "conv_grad":  # conv2d's VJP kernels: first input times a filter of input 1
+        return _numel(input_shapes[0]) * _numel(input_shapes[1][1:])
+    raise ValueError(f"estimate_flops: unknown flop unit {per!r}")
+
+
+def op_flops(op: str, input_shapes, output_shape, grad_inputs: int = 1):
+    """(forward, backward) floating-point operations of one call of the
+    registry op ``op`` on inputs of ``input_shapes`` giving ``output_shape``,
+    with ``grad_inputs`` of its inputs needing a gradient: the op's own rule
+    from ``tg.ops()`` ('flops'). A ValueError for a name the registry does
+    not know.
+
+    >>> import tapegrad as tg
+    >>> tg.inspect.op_flops("matmul", [(8, 4), (4, 3)], (8, 3), grad_inputs=2)
+    (192, 384)
+    >>> tg.inspect.op_flops("exp", [(10,)], (10,))
+    (10, 30)
+    """
+    rule = _FLOPS.get(op)
+    if rule is None:
+        raise ValueError(f"op_flops: {op!r} is not a registry op (tg.ops() lists them)")
+    shapes = [tuple(s) for s in input_shapes]
+    u = _units(rule["per"], shapes, tuple(output_shape))
+    back = rule["backward"] * u * (grad_inputs if rule["per_grad_input"] else 1)
+    return rule["forward"] * u, back
+
+
 def estimate_flops(entry):
     """(forward, backward) floating-point operations of an entry, estimated
-    from its shapes: matmul 2MNK (backward 2MNK per input needing a
-    gradient), elementwise ops n, reductions n, softmax-like ~5n, movement
-    ops 0. None for Python-defined ops.
+    from its shapes by its op's rule in the registry (``tg.ops()``'s
+    'flops', see :func:`op_flops`): matmul 2MNK (backward 2MNK per input
+    needing a gradient), elementwise ops n (transcendental ones 3n
+    backward), reductions n, softmax-like ~5n, movement ops 0. None for
+    Python-defined ops.
 
     >>> import tapegrad as tg
     >>> a = tg.randn(8, 4, requires_grad=True); b = tg.randn(4, 3)
@@ -58,39 +77,8 @@ def estimate_flops(entry):
     """
     if entry.is_custom:
         return None, None
-    op = entry.op
-    out_n = _numel(entry.output_shape)
-    ins = entry.inputs
     ngrad = sum(1 for g in entry.needs_grad if g)
-    if op == "matmul":
-        k = ins[0].shape[-1] if ins[0].ndim else 1
-        f = 2 * out_n * k
-        return f, f * ngrad
-    if op in ("conv2d", "conv2d_input_grad", "conv2d_weight_grad"):
-        w = ins[1] if op == "conv2d" else (ins[1] if op == "conv2d_input_grad" else None)
-        if op == "conv2d":
-            c_k = _numel(w.shape[1:])
-            f = 2 * out_n * c_k
-        else:
-            f = 2 * _numel(ins[0].shape) * _numel(ins[1].shape[1:]) if ins[1].ndim else out_n
-        return f, f * ngrad
-    if op in ("max_pool2d", "avg_pool2d", "max_pool2d_backward", "avg_pool2d_backward"):
-        n = _numel(ins[0].shape)
-        return n, n
-    kind = _kind(op)
-    if kind == "free":
-        return 0, 0
-    if kind == "cheap":
-        return out_n, out_n
-    if kind == "transcendental":
-        return out_n, 3 * out_n
-    if kind == "binary" or op == "dropout":  # dropout: one multiply by its mask
-        return out_n, 2 * out_n * max(ngrad, 1)
-    if op in _PER_ELEMENT:
-        n = _numel(ins[0].shape)
-        a, b = _PER_ELEMENT[op]
-        return a * n, b * n
-    return out_n, out_n
+    return op_flops(entry.op, [x.shape for x in entry.inputs], entry.output_shape, ngrad)
 
 
 def _nbytes(shape, dtype):

@@ -7,46 +7,16 @@ from __future__ import annotations
 from .. import _C
 from .._C import Tensor
 
-relu = _C.relu
-sigmoid = _C.sigmoid
-tanh = _C.tanh
-gelu = _C.gelu
-softplus = _C.softplus
-leaky_relu = _C.leaky_relu
-softmax = _C.softmax
-log_softmax = _C.log_softmax
-cross_entropy = _C.cross_entropy
-nll_loss = _C.nll_loss
-mse_loss = _C.mse_loss
-binary_cross_entropy_with_logits = _C.binary_cross_entropy_with_logits
-one_hot = _C.one_hot
-dropout = _C.dropout
-conv2d = _C.conv2d
-max_pool2d = _C.max_pool2d
-avg_pool2d = _C.avg_pool2d
-conv1d = _C.conv1d
-conv_transpose2d = _C.conv_transpose2d
-max_unpool2d = _C.max_unpool2d
-adaptive_avg_pool2d = _C.adaptive_avg_pool2d
-interpolate = _C.interpolate
+# Every op of the registry that tg.ops() marks 'functional' (the public ops of
+# csrc/ops/nn.c and conv.c, and the ops of other families whose block sets
+# .functional = true: the activations, linear), under its own name: F.relu,
+# F.cross_entropy, F.conv2d, ...  A new one appears here without an edit.
+_NAMES = [_op["name"] for _op in _C.ops() if _op["functional"] and hasattr(_C, _op["name"])]
+globals().update({_name: getattr(_C, _name) for _name in _NAMES})
 
-
-linear = _C.linear
-
-# activations (issue 14); gelu(approximate=) and softplus(beta, threshold) are above
-elu = _C.elu
-selu = _C.selu
-celu = _C.celu
-silu = swish = _C.silu
-mish = _C.mish
-hardtanh = _C.hardtanh
-relu6 = _C.relu6
-hardsigmoid = _C.hardsigmoid
-hardswish = _C.hardswish
-softsign = _C.softsign
-logsigmoid = _C.logsigmoid
-softmin = _C.softmin
-glu = _C.glu
+# PyTorch's names for ops bound under another name, and their other spellings
+binary_cross_entropy_with_logits = _C.binary_cross_entropy_with_logits  # the op bce_with_logits
+swish = _C.silu
 
 # shape and indexing (issue 14): PyTorch's F.pad
 def pad(input, pad, mode="constant", value=None):
@@ -69,15 +39,6 @@ def pad(input, pad, mode="constant", value=None):
     for i in range(len(widths) // 2):
         pairs[x.ndim - 1 - i] = (widths[2 * i], widths[2 * i + 1])
     return _C.pad(x, pairs, constant_values=0.0 if value is None else value, mode=mode)
-# nn.c: losses with PyTorch's options, layers as ops (issue 14)
-binary_cross_entropy = _C.binary_cross_entropy
-huber_loss = _C.huber_loss
-smooth_l1_loss = _C.smooth_l1_loss
-l1_loss = _C.l1_loss
-kl_div = _C.kl_div
-embedding = _C.embedding
-layer_norm = _C.layer_norm
-group_norm = _C.group_norm
-normalize = _C.normalize
-cosine_similarity = _C.cosine_similarity
-scaled_dot_product_attention = _C.scaled_dot_product_attention
+
+
+__all__ = sorted(_NAMES + ["binary_cross_entropy_with_logits", "swish", "pad"])
