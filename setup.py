@@ -75,10 +75,13 @@ def build_jobs(requested=None):
 # takes none of the GCC flags above.  /std:c11 and /experimental:c11atomics
 # (Visual Studio 2022 17.5 or later) give C11 with <stdatomic.h>; /fp:precise
 # keeps IEEE results (no contraction into FMA); threads are Win32 threads
-# (csrc/kernels/platform.h), so there is no -pthread.  NOTE: not run here:
-# the core also uses GCC vector extensions (csrc/kernels/vmath_impl.h), so
-# building with cl.exe is untested and expected to need clang-cl or MinGW-w64
-# (README, "Platforms").
+# (csrc/kernels/platform.h), so there is no -pthread, and the Win32 functions
+# are in kernel32, which cl.exe links by default (no extra libraries).
+# /std:c11 also turns on the conforming preprocessor (/Zc:preprocessor) that
+# _Pragma needs.  The GCC extensions of the core have cl.exe branches
+# (csrc/kernels/compiler.h); .ci/msvc.sh compiles every core file with clang
+# in MSVC mode against MSVC-style headers.  NOTE: cl.exe itself has not been
+# run on this code (README, "Platforms").
 msvc_cflags = ["/std:c11", "/experimental:c11atomics", "/O2", "/fp:precise", "/W3",
                "/D_CRT_SECURE_NO_WARNINGS"]
 

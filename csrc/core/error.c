@@ -12,8 +12,8 @@
 
 #include <stdio.h>
 
-static _Thread_local tg_status err_status = TG_OK;
-static _Thread_local char err_msg[1024];
+static TG_THREAD_LOCAL tg_status err_status = TG_OK;
+static TG_THREAD_LOCAL char err_msg[1024];
 
 tg_status tg_error_status(void) { return err_status; }
 

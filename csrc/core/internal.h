@@ -14,6 +14,7 @@
 #define TG_INTERNAL_H
 
 #include "tapegrad.h"
+#include "../kernels/compiler.h" /* GCC builtins where cl.exe lacks them */
 
 #include <stdarg.h>
 #include <string.h>
@@ -91,7 +92,7 @@ tg_status tg__check_writable(const char *who, const tg_tensor *t);
 /* ---- grad mode (runtime.c) ---------------------------------------------- */
 /* The thread's grad mode, read inline on every op (tg_grad_enabled is the
  * public face of the same flag). */
-extern _Thread_local bool tg__grad_disabled;
+extern TG_THREAD_LOCAL bool tg__grad_disabled;
 static inline bool tg__grad_on(void) { return !tg__grad_disabled; }
 
 /* ---- lifetime (lifetime.c) ---------------------------------------------- */

@@ -15,7 +15,7 @@
 
 #include <stdlib.h>
 
-static _Thread_local struct {
+static TG_THREAD_LOCAL struct {
     uintptr_t *items; /* pointer | 1 for an entry, | 0 for a tensor */
     int64_t n, cap;
     bool draining;

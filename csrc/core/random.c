@@ -133,8 +133,8 @@ void tg__random_fill_gen(tg_generator *g, double *out, int64_t n, int kind) {
             double u1 = 1.0 - u01(next_locked(g->s));
             double u2 = u01(next_locked(g->s));
             double r = sqrt(-2.0 * log(u1));
-            out[i] = r * cos(2.0 * M_PI * u2);
-            if (i + 1 < n) out[i + 1] = r * sin(2.0 * M_PI * u2);
+            out[i] = r * cos(2.0 * TG_PI * u2);
+            if (i + 1 < n) out[i + 1] = r * sin(2.0 * TG_PI * u2);
         }
     }
     tg_mutex_unlock(&g->lock);

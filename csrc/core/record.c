@@ -32,7 +32,7 @@ struct tg_recorder {
     bool active;
     tg_recorder *parent;
 };
-static _Thread_local tg_recorder *active_recorder;
+static TG_THREAD_LOCAL tg_recorder *active_recorder;
 
 const char *tg_entry_name(const tg_entry *e) { return tg__entry_name(e); }
 

@@ -9,7 +9,7 @@
 /* Grad mode                                                              */
 /* ===================================================================== */
 
-_Thread_local bool tg__grad_disabled; /* zero-initialised: grad mode on (internal.h) */
+TG_THREAD_LOCAL bool tg__grad_disabled; /* zero-initialised: grad mode on (internal.h) */
 
 bool tg_grad_enabled(void) { return !tg__grad_disabled; }
 

@@ -130,8 +130,8 @@ char *tg_shape_str(int ndim, const int64_t *shape, char *buf, size_t n) {
 }
 
 const char *tg__shp2(int ndim, const int64_t *shape) {
-    static _Thread_local char bufs[6][200];
-    static _Thread_local int next;
+    static TG_THREAD_LOCAL char bufs[6][200];
+    static TG_THREAD_LOCAL int next;
     char *b = bufs[next];
     next = (next + 1) % 6;
     return tg_shape_str(ndim, shape, b, sizeof bufs[0]);

@@ -50,12 +50,51 @@ static int disabled(tg_cpu_feature f)
     return 0;
 }
 
+/* CPUID leaf 1 ECX: FMA (bit 12), OSXSAVE (27: the OS uses XSAVE, so XGETBV
+ * may be read), AVX (28); leaf 7 EBX: AVX2 (5), AVX-512F (16).  XCR0 says
+ * which register state the OS saves on a context switch: SSE and AVX
+ * (bits 1, 2) for ymm; also opmask, upper zmm and zmm16-31 (5, 6, 7) for
+ * AVX-512.  A CPU feature the OS does not save is not usable. */
+int tg_cpu_decode_x86(tg_cpu_feature f, uint32_t leaf1_ecx, uint32_t leaf7_ebx, uint64_t xcr0)
+{
+    if (!(leaf1_ecx >> 27 & 1))
+        return 0;
+    int ymm = (xcr0 & 0x6) == 0x6;
+    if (f == TG_CPU_AVX2)
+        return ymm && (leaf1_ecx >> 28 & 1) && (leaf1_ecx >> 12 & 1) && (leaf7_ebx >> 5 & 1);
+    if (f == TG_CPU_AVX512)
+        return ymm && (xcr0 & 0xe0) == 0xe0 && (leaf7_ebx >> 16 & 1);
+    return 0;
+}
+
+#if defined(_MSC_VER) && !defined(__GNUC__) && defined(TG_ARCH_X86)
+#include <immintrin.h> /* _xgetbv */
+#include <intrin.h>    /* __cpuid, __cpuidex */
+/* cl.exe has no __builtin_cpu_supports: read CPUID and XCR0 ourselves
+ * (clang in MSVC mode wants the xsave target for _xgetbv; cl.exe does not) */
+TG_TARGET("xsave")
+static int cpu_has_x86_cpuid(tg_cpu_feature f)
+{
+    int r[4];
+    __cpuid(r, 0);
+    int max_leaf = r[0];
+    __cpuid(r, 1);
+    uint32_t ecx1 = (uint32_t)r[2], ebx7 = 0;
+    if (max_leaf >= 7) {
+        __cpuidex(r, 7, 0);
+        ebx7 = (uint32_t)r[1];
+    }
+    uint64_t xcr0 = (ecx1 >> 27 & 1) ? (uint64_t)_xgetbv(0) : 0;
+    return tg_cpu_decode_x86(f, ecx1, ebx7, xcr0);
+}
+#endif
+
 static int cpu_has_raw(tg_cpu_feature f)
 {
 #if defined(__aarch64__)
     /* Advanced SIMD is mandatory in AArch64: no run-time test needed */
     return f == TG_CPU_NEON;
-#elif (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#elif defined(TG_ARCH_X86) && defined(__GNUC__)
     /* GCC and clang (also MinGW-w64 on Windows): the compiler's runtime
      * reads CPUID and checks that the OS saves the wide registers (XGETBV). */
     __builtin_cpu_init();
@@ -63,19 +102,14 @@ static int cpu_has_raw(tg_cpu_feature f)
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (f == TG_CPU_AVX512)
         return __builtin_cpu_supports("avx512f");
-#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
-    /* MSVC: Windows reports the features it has enabled (CPU and OS) */
-#ifdef PF_AVX2_INSTRUCTIONS_AVAILABLE
-    if (f == TG_CPU_AVX2)
-        return IsProcessorFeaturePresent(PF_AVX2_INSTRUCTIONS_AVAILABLE) != 0;
-#endif
-#ifdef PF_AVX512F_INSTRUCTIONS_AVAILABLE
-    if (f == TG_CPU_AVX512)
-        return IsProcessorFeaturePresent(PF_AVX512F_INSTRUCTIONS_AVAILABLE) != 0;
-#endif
-#endif
+    return 0;
+#elif defined(_MSC_VER) && defined(TG_ARCH_X86)
+    /* MSVC: the same test from CPUID and XGETBV (tg_cpu_decode_x86) */
+    return f != TG_CPU_NEON && cpu_has_x86_cpuid(f);
+#else
     (void)f;
     return 0;
+#endif
 }
 
 int tg_cpu_has(tg_cpu_feature f)
@@ -96,7 +130,7 @@ const char *tg_cpu_missing(tg_cpu_feature f)
         return "not an arm64 build";
 #endif
     }
-#if !(defined(__x86_64__) || defined(__i386__))
+#ifndef TG_ARCH_X86
     return "not an x86-64 build";
 #else
     if (!cpu_has_raw(f))

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compiler.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -42,6 +44,12 @@ typedef enum {
  * on every call, so call it when choosing, not in a loop.  Thread-safe. */
 int tg_cpu_has(tg_cpu_feature f);
 
+/* What cl.exe builds use instead of __builtin_cpu_supports (dispatch.c):
+ * whether x86 feature f (TG_CPU_AVX2 or TG_CPU_AVX512) is usable given CPUID
+ * leaf 1's ECX, leaf 7's EBX (subleaf 0) and XCR0 (read only when ECX says
+ * OSXSAVE).  Every build has it: the tests compare it with GCC's answer. */
+int tg_cpu_decode_x86(tg_cpu_feature f, uint32_t leaf1_ecx, uint32_t leaf7_ebx, uint64_t xcr0);
+
 /* Why tg_cpu_has(f) is 0 ("this CPU lacks AVX-512F", "disabled by
  * TAPEGRAD_DISABLE_CPU_FEATURES", "not an x86-64 build", "not an arm64
  * build"), or "" when it is
@@ -52,11 +60,7 @@ const char *tg_cpu_missing(tg_cpu_feature f);
  * dispatch log, unless the same line is already there: each problem is
  * reported once.  The log holds up to 4 KiB; later lines are dropped.
  * Thread-safe. */
-#if defined(__MINGW32__)
-void tg_dispatch_log(const char *fmt, ...) __attribute__((format(gnu_printf, 1, 2)));
-#else
-void tg_dispatch_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-#endif
+void tg_dispatch_log(const char *fmt, ...) TG_PRINTF_FORMAT(1, 2);
 
 /* Copy the log (lines ending in '\n'; "" if nothing went wrong) into
  * buf[0..size), NUL-terminated and truncated if needed.  Returns the

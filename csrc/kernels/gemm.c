@@ -257,7 +257,7 @@ static tg_gemm_isa_desc isa_generic = {
     { TG_GENERIC_MR, TG_GENERIC_NR, 128, 256, 4096, ukr_generic_f64 },
 };
 
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef TG_ARCH_X86
 #define TG_GEMM_HAVE_X86 1
 /* AVX2 + FMA, tuned on AMD EPYC (Zen 3).  f32: see the lesson above.
  * f64: the 6 x 8 tile is 6 x 2 registers as for f32, each element twice

@@ -145,7 +145,7 @@ typedef void (*tg_gemm_ukr_f32)(int64_t kc, float alpha, const float *Ap,
 typedef void (*tg_gemm_ukr_f64)(int64_t kc, double alpha, const double *Ap,
                                 const double *Bp, double beta, double *C, int64_t rsc);
 
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef TG_ARCH_X86
 /* gemm_avx2.c: MR x NR = 6 x 16 (f32), 6 x 8 (f64); need AVX2 and FMA. */
 #define TG_GEMM_AVX2_MR_F32 6
 #define TG_GEMM_AVX2_NR_F32 16

@@ -17,20 +17,21 @@
  * per 8 loads keeps the load ports below their limit.  A squarer tile (8 x 8
  * floats = 8 accumulators) would leave the FMA units waiting.
  *
- * The functions carry __attribute__((target("avx2,fma"))) so this file
- * compiles with no special flags; gemm.c only calls them after checking
- * __builtin_cpu_supports("avx2") and ("fma").
+ * The functions carry TG_TARGET("avx2,fma") (compiler.h: GCC's and clang's
+ * __attribute__((target(...))); cl.exe needs nothing) so this file compiles
+ * with no special flags; gemm.c only calls them after the CPU has said it
+ * has AVX2 and FMA (dispatch.c).
  */
 #define TG_GEMM_INTERNAL
 #include "gemm.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef TG_ARCH_X86
 #include <immintrin.h>
 
 /* Fully unroll the loops over the tile: with constant trip counts the
  * accumulator arrays then become plain registers (without it gcc keeps the
  * arrays on the stack and stores every accumulator on every k step). */
-#define TG_UNROLL _Pragma("GCC unroll 16")
+#define TG_UNROLL TG_PRAGMA_UNROLL(16)
 
 #define MR_F32 TG_GEMM_AVX2_MR_F32
 #define NV_F32 (TG_GEMM_AVX2_NR_F32 / 8)/* ymm registers per row */
@@ -38,7 +39,7 @@
 #define NV_F64 (TG_GEMM_AVX2_NR_F64 / 4)
 
 /* C[0:6, 0:16] = alpha * Ap @ Bp + beta * C, float32 (contract in gemm.h). */
-__attribute__((target("avx2,fma")))
+TG_TARGET("avx2,fma")
 void tg_gemm_ukr_avx2_f32(int64_t kc, float alpha, const float *Ap,
                           const float *Bp, float beta, float *C, int64_t rsc)
 {
@@ -55,7 +56,7 @@ void tg_gemm_ukr_avx2_f32(int64_t kc, float alpha, const float *Ap,
 
     /* The rank-1 updates: acc += Ap[:, p] (column of A) x Bp[p, :] (row of B).
      * (Unrolling by 4 saves a little loop overhead: measured +5-10%.) */
-    _Pragma("GCC unroll 4")
+    TG_PRAGMA_UNROLL(4)
     for (int64_t p = 0; p < kc; ++p) {
         __m256 b[NV_F32];
         TG_UNROLL for (int v = 0; v < NV_F32; ++v)
@@ -87,7 +88,7 @@ void tg_gemm_ukr_avx2_f32(int64_t kc, float alpha, const float *Ap,
 }
 
 /* C[0:6, 0:8] = alpha * Ap @ Bp + beta * C, float64 (contract in gemm.h). */
-__attribute__((target("avx2,fma")))
+TG_TARGET("avx2,fma")
 void tg_gemm_ukr_avx2_f64(int64_t kc, double alpha, const double *Ap,
                           const double *Bp, double beta, double *C, int64_t rsc)
 {
@@ -99,7 +100,7 @@ void tg_gemm_ukr_avx2_f64(int64_t kc, double alpha, const double *Ap,
     TG_UNROLL for (int i = 0; i < MR_F64; ++i)
         _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
 
-    _Pragma("GCC unroll 4")
+    TG_PRAGMA_UNROLL(4)
     for (int64_t p = 0; p < kc; ++p) {
         __m256d b[NV_F64];
         TG_UNROLL for (int v = 0; v < NV_F64; ++v)
@@ -135,7 +136,7 @@ void tg_gemm_ukr_avx2_f64(int64_t kc, double alpha, const double *Ap,
  * Eight lines x eight values are loaded as eight registers and transposed
  * in registers (unpack, shuffle, swap 128-bit halves: 24 instructions), so
  * every store writes eight consecutive floats instead of one. */
-__attribute__((target("avx2")))
+TG_TARGET("avx2")
 void tg_gemm_pack16_avx2_f32(int64_t kc, const float *src, int64_t ld, float *dst)
 {
     int64_t p = 0;

@@ -16,19 +16,19 @@
  * accumulators, would do fewer loads per FMA, but gcc 12 then runs out of
  * registers for the loop and spills a row of B to the stack on every step.)
  *
- * __attribute__((target("avx512f"))) lets the file compile with no special
- * flags; gemm.c only calls these after __builtin_cpu_supports("avx512f").
+ * TG_TARGET("avx512f") (compiler.h) lets the file compile with no special
+ * flags; gemm.c only calls these after the CPU has said it has AVX-512F.
  */
 #define TG_GEMM_INTERNAL
 #include "gemm.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef TG_ARCH_X86
 #include <immintrin.h>
 
 /* Fully unroll the loops over the tile: with constant trip counts the
  * accumulator arrays then become plain registers (without it gcc keeps the
  * arrays on the stack and stores every accumulator on every k step). */
-#define TG_UNROLL _Pragma("GCC unroll 16")
+#define TG_UNROLL TG_PRAGMA_UNROLL(16)
 
 #define MR_F32 TG_GEMM_AVX512_MR_F32
 #define NV_F32 (TG_GEMM_AVX512_NR_F32 / 16)   /* zmm registers per row */
@@ -36,7 +36,7 @@
 #define NV_F64 (TG_GEMM_AVX512_NR_F64 / 8)
 
 /* C[0:12, 0:32] = alpha * Ap @ Bp + beta * C, float32 (contract in gemm.h). */
-__attribute__((target("avx512f")))
+TG_TARGET("avx512f")
 void tg_gemm_ukr_avx512_f32(int64_t kc, float alpha, const float *Ap,
                             const float *Bp, float beta, float *C, int64_t rsc)
 {
@@ -53,7 +53,7 @@ void tg_gemm_ukr_avx512_f32(int64_t kc, float alpha, const float *Ap,
 
     /* The rank-1 updates: acc += Ap[:, p] (column of A) x Bp[p, :] (row of B).
      * (Unrolling by 4 saves a little loop overhead: measured +5-10%.) */
-    _Pragma("GCC unroll 4")
+    TG_PRAGMA_UNROLL(4)
     for (int64_t p = 0; p < kc; ++p) {
         __m512 b[NV_F32];
         TG_UNROLL for (int v = 0; v < NV_F32; ++v)
@@ -85,7 +85,7 @@ void tg_gemm_ukr_avx512_f32(int64_t kc, float alpha, const float *Ap,
 }
 
 /* C[0:12, 0:16] = alpha * Ap @ Bp + beta * C, float64 (contract in gemm.h). */
-__attribute__((target("avx512f")))
+TG_TARGET("avx512f")
 void tg_gemm_ukr_avx512_f64(int64_t kc, double alpha, const double *Ap,
                             const double *Bp, double beta, double *C, int64_t rsc)
 {
@@ -97,7 +97,7 @@ void tg_gemm_ukr_avx512_f64(int64_t kc, double alpha, const double *Ap,
     TG_UNROLL for (int i = 0; i < MR_F64; ++i)
         _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
 
-    _Pragma("GCC unroll 4")
+    TG_PRAGMA_UNROLL(4)
     for (int64_t p = 0; p < kc; ++p) {
         __m512d b[NV_F64];
         TG_UNROLL for (int v = 0; v < NV_F64; ++v)

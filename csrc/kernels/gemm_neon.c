@@ -34,7 +34,7 @@
 
 /* Fully unroll the loops over the tile, so the accumulator arrays become
  * registers (as in gemm_avx2.c). */
-#define TG_UNROLL _Pragma("GCC unroll 16")
+#define TG_UNROLL TG_PRAGMA_UNROLL(16)
 
 #define MR_F32 TG_GEMM_NEON_MR_F32
 #define NV_F32 (TG_GEMM_NEON_NR_F32 / 4) /* registers per row of the tile */

@@ -45,6 +45,7 @@
  */
 #include "threadpool.h"
 
+#include "compiler.h"
 #include "platform.h"
 #include <stdio.h>
 #include <stdatomic.h>
@@ -55,7 +56,7 @@
 #include <unistd.h>
 #endif
 
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef TG_ARCH_X86
 #include <immintrin.h>
 #define tg_cpu_relax() _mm_pause()
 #else
@@ -107,11 +108,11 @@ static atomic_int requested_threads;
 
 /* Nonzero while this thread runs a chunk of some loop (or is a worker):
  * tg_parallel_for() then runs inline. */
-static _Thread_local int tls_in_parallel;
+static TG_THREAD_LOCAL int tls_in_parallel;
 
 /* Whether this thread's atfork prepare handler took the pool locks. */
 #ifndef _WIN32
-static _Thread_local int tls_fork_locked;
+static TG_THREAD_LOCAL int tls_fork_locked;
 #endif
 
 /* ---------------------------------------------------------------- threads */

@@ -311,6 +311,7 @@ static const tg_vmath_table *default_table(void) {
                         tg_cpu_missing(SIMD_FEATURE));
     }
 #endif
+    (void)want_simd; /* a build without a SIMD path (cl.exe) only parses it */
     return &table_base;
 }
 

@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "compiler.h"
 #include "vmath.h"
 
 static inline uint32_t VM(bits)(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
@@ -101,9 +102,9 @@ static inline float VM(log1)(float x) {
     y = VM_FMA(-0.5f, f2, y);
     y = f + y;
     y = VM_FMA(kf, VM_LN2_HI, y);
-    y = x == __builtin_inff() ? x : y;
-    y = x == 0.0f ? -__builtin_inff() : y;
-    y = x < 0.0f ? __builtin_nanf("") : y;
+    y = x == TG_INFF ? x : y;
+    y = x == 0.0f ? -TG_INFF : y;
+    y = x < 0.0f ? TG_NANF : y;
     y = x != x ? x : y;
     return y;
 }
@@ -206,7 +207,12 @@ static inline double VM(combine)(double *a) {
  * vectorize a scalar max loop that must keep NaN semantics.  Two running
  * maxima hide the latency; `v > m` is a lane mask and the select is a blend.
  * Max instructions do not propagate NaN, so a separate mask records whether
- * any lane ever saw one. */
+ * any lane ever saw one.
+ *
+ * Compilers without the vector extensions (cl.exe) get the same algorithm
+ * on arrays of W lanes: lane k sees the same elements in the same order,
+ * so the result is the same value (even which of -0 and +0 a max returns).
+ * cl.exe decides by itself whether to vectorize those loops. */
 #define VM_EXTREMUM(T, VT, VI, W, NAME, OP)                                    \
     double VM(NAME##_##T)(int64_t n, const T##_t_ *x) {                        \
         VT m0, m1, v0, v1;                                                     \
@@ -233,22 +239,54 @@ static inline double VM(combine)(double *a) {
             bad |= x[i] != x[i];                                               \
             r = x[i] OP r ? x[i] : r;                                          \
         }                                                                      \
-        return bad || r != r ? (double)__builtin_nan("") : (double)r;          \
+        return bad || r != r ? TG_NAN : (double)r;                             \
     }
 
+#define VM_EXTREMUM_LANES(T, W, NAME, OP)                                      \
+    double VM(NAME##_##T)(int64_t n, const T##_t_ *x) {                        \
+        T##_t_ m0[W], m1[W];                                                   \
+        int nan[W] = {0};                                                      \
+        for (int k = 0; k < W; k++) m0[k] = m1[k] = x[0];                      \
+        int64_t i = 0;                                                         \
+        for (; i + 2 * W <= n; i += 2 * W)                                     \
+            for (int k = 0; k < W; k++) {                                      \
+                T##_t_ v0 = x[i + k], v1 = x[i + W + k];                       \
+                m0[k] = v0 OP m0[k] ? v0 : m0[k];                              \
+                m1[k] = v1 OP m1[k] ? v1 : m1[k];                              \
+                nan[k] |= (v0 != v0) | (v1 != v1);                             \
+            }                                                                  \
+        T##_t_ r = x[0];                                                       \
+        int bad = 0;                                                           \
+        for (int k = 0; k < W; k++) {                                          \
+            bad |= nan[k] != 0;                                                \
+            r = m0[k] OP r ? m0[k] : r;                                        \
+            r = m1[k] OP r ? m1[k] : r;                                        \
+        }                                                                      \
+        for (; i < n; i++) {                                                   \
+            bad |= x[i] != x[i];                                               \
+            r = x[i] OP r ? x[i] : r;                                          \
+        }                                                                      \
+        return bad || r != r ? TG_NAN : (double)r;                             \
+    }
+
+#if defined(__GNUC__) && !defined(VM_NO_VECTOR_EXT) /* the tests define it to run the other */
 typedef float vm_vf32 __attribute__((vector_size(VM_VBYTES)));
 typedef int32_t vm_vi32 __attribute__((vector_size(VM_VBYTES)));
 typedef double vm_vf64 __attribute__((vector_size(VM_VBYTES)));
 typedef int64_t vm_vi64 __attribute__((vector_size(VM_VBYTES)));
+#define VM_MAXMIN(T, VT, VI, W, NAME, OP) VM_EXTREMUM(T, VT, VI, W, NAME, OP)
+#else
+#define VM_MAXMIN(T, VT, VI, W, NAME, OP) VM_EXTREMUM_LANES(T, W, NAME, OP)
+#endif
 
 typedef float f32_t_;
 typedef double f64_t_;
 VM_SUM(f32)
 VM_SUM(f64)
-VM_EXTREMUM(f32, vm_vf32, vm_vi32, VM_VBYTES / 4, max, >)
-VM_EXTREMUM(f32, vm_vf32, vm_vi32, VM_VBYTES / 4, min, <)
-VM_EXTREMUM(f64, vm_vf64, vm_vi64, VM_VBYTES / 8, max, >)
-VM_EXTREMUM(f64, vm_vf64, vm_vi64, VM_VBYTES / 8, min, <)
+VM_MAXMIN(f32, vm_vf32, vm_vi32, VM_VBYTES / 4, max, >)
+VM_MAXMIN(f32, vm_vf32, vm_vi32, VM_VBYTES / 4, min, <)
+VM_MAXMIN(f64, vm_vf64, vm_vi64, VM_VBYTES / 8, max, >)
+VM_MAXMIN(f64, vm_vf64, vm_vi64, VM_VBYTES / 8, min, <)
 
 /* ---- Adam / AdamW update, float32 -----------------------------------------
  * The loop of tg_adam_step (csrc/core/optim.c documents the formulas), here
@@ -270,7 +308,7 @@ static inline void VM(adam_f32_loop)(int64_t n, float *restrict P, const float *
         float vk = b2 * V[k] + b2c * gk * gk;
         M[k] = mk;
         V[k] = vk;
-        P[k] = pk - ss * mk / (__builtin_sqrtf(vk) * inv_bc2 + e);
+        P[k] = pk - ss * mk / (TG_SQRTF(vk) * inv_bc2 + e);
     }
 }
 
@@ -325,7 +363,7 @@ static inline void VM(rmsprop_f32_loop)(int64_t n, float *restrict P, const floa
         if (f & TG_VM_DECAY) gk += wd * pk;
         float sf = (float)(alpha * (double)S[k] + keep * gk * gk);
         S[k] = sf;
-        double avg = __builtin_sqrt((double)sf) + eps;
+        double avg = TG_SQRT((double)sf) + eps;
         if (f & TG_VM_HAS_BUF) {
             float bf = (float)(mom * (double)B[k] + gk / avg);
             B[k] = bf;

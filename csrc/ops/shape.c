@@ -857,7 +857,7 @@ tg_tensor *tg_scatter_reduce(tg_tensor *x, int64_t axis, tg_tensor *index, tg_te
         gi[row[p] * K + cnt[p]++] = k;
     }
     /* ext = [src (cut to index's shape) flat, x flat, identity] */
-    static const double pad_of[5] = {0, 1, 0, -__builtin_inf(), __builtin_inf()};
+    static const double pad_of[5] = {0, 1, 0, -(double)INFINITY, (double)INFINITY};
     tg_tensor *parts[3] = {NULL, NULL, tg_tensor_full(1, (int64_t[]){1}, pad_of[reduce], x->dtype)};
     {
         int64_t starts[TG_MAX_DIMS] = {0}, steps[TG_MAX_DIMS];

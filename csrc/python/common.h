@@ -26,6 +26,7 @@
 #include <numpy/arrayobject.h>
 
 #include "tapegrad.h"
+#include "../kernels/compiler.h" /* GCC builtins where cl.exe lacks them */
 
 typedef struct {
     PyObject_HEAD

@@ -38,6 +38,7 @@ int main(void) {
     srunner_add_suite(sr, regressions_suite());
     srunner_add_suite(sr, vmath_suite());
     srunner_add_suite(sr, inplace_suite());
+    srunner_add_suite(sr, portable_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -38,6 +38,7 @@ bool tt_light(void);
 void tt_count_release(void *ctx);
 
 Suite *ops_suite(void);
+Suite *portable_suite(void);
 Suite *tape_suite(void);
 Suite *tensor_suite(void);
 Suite *errors_suite(void);

@@ -1,0 +1,54 @@
+/*
+ * .ci/msvc/force.h -- included before every file that .ci/msvc.sh compiles
+ * in MSVC mode (clang --target=x86_64-pc-windows-msvc: no __GNUC__, so the
+ * core takes its cl.exe branches).
+ *
+ * clang itself accepts GCC's extensions in that mode; cl.exe does not.  So
+ * this header first includes every system header the core uses (and
+ * csrc/kernels/compiler.h, the one place allowed to name the extensions),
+ * then poisons the extensions: any later use of one in the core is an
+ * error.  (Macros defined before the poison, such as the C library's, may
+ * still expand to them.)
+ */
+#include <float.h>
+#if defined(_M_X64) || defined(_M_IX86)
+#include <immintrin.h>
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h> /* clang defines __aarch64__ for arm64 Windows too; cl.exe does not */
+#endif
+#include <intrin.h>
+#include <malloc.h>
+#include <math.h>
+#include <process.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+
+#include "../../csrc/kernels/compiler.h"
+
+#pragma GCC poison __attribute__ __typeof__ __typeof typeof __thread __int128 __asm__ __asm asm
+#pragma GCC poison __extension__ __label__ __auto_type __alignof__ _Thread_local
+#pragma GCC poison __builtin_cpu_supports __builtin_cpu_init __builtin_expect __builtin_unreachable
+#pragma GCC poison __builtin_inf __builtin_inff __builtin_nan __builtin_nanf __builtin_huge_val
+#pragma GCC poison __builtin_huge_valf __builtin_sqrt __builtin_sqrtf __builtin_fabs __builtin_fma
+#pragma GCC poison __builtin_clz __builtin_clzll __builtin_ctz __builtin_ctzll __builtin_popcount
+#pragma GCC poison __builtin_popcountll __builtin_prefetch __builtin_assume_aligned __builtin_trap
+#pragma GCC poison __builtin_memcpy __builtin_memset __builtin_bswap32 __builtin_bswap64
+#pragma GCC poison __builtin_constant_p __builtin_types_compatible_p __builtin_choose_expr
+#pragma GCC poison __builtin_ia32_pause __builtin_ia32_xgetbv
+/* cl.exe's math.h has these only under _USE_MATH_DEFINES; Wine's always */
+#undef M_PI
+#undef M_PI_2
+#undef M_E
+#undef M_LN2
+#undef M_SQRT2
+#pragma GCC poison M_PI M_PI_2 M_E M_LN2 M_SQRT2

@@ -1,0 +1,132 @@
+/*
+ * compiler.h -- the few places where the core needs more than ISO C11, with
+ * one branch for GCC-compatible compilers (gcc, clang, MinGW-w64: they
+ * define __GNUC__) and one for the rest, which in practice means Microsoft's
+ * cl.exe.  platform.h does the same for the operating system.
+ *
+ * Lesson: "portable C" is a promise about the language, and compilers keep
+ * their own extensions.  GCC and clang give checked arithmetic
+ * (__builtin_mul_overflow), per-function instruction sets
+ * (__attribute__((target("avx2")))), unrolling pragmas and printf-format
+ * checking; cl.exe has none of these, but lets any function use any
+ * intrinsic of <immintrin.h> without a target option.  The GCC code below
+ * is what gcc and clang compiled before this header existed; the other
+ * branch gives the same results with plain C.
+ *
+ *   TG_ARCH_X86, TG_ARCH_ARM64   the architecture, as either compiler spells
+ *       it (__x86_64__ / _M_X64, __aarch64__ / _M_ARM64).
+ *   TG_TARGET("avx2,fma")   put before a function that uses those
+ *       instructions' intrinsics (GCC/clang); nothing for cl.exe.
+ *   TG_PRAGMA_UNROLL(n)     unroll the next loop n times (GCC/clang); a
+ *       hint only, so nothing for cl.exe.
+ *   TG_PRINTF_FORMAT(f, a)  check a printf-style call (GCC/clang only).
+ *   TG_THREAD_LOCAL         C11's _Thread_local; cl.exe's C compiler does
+ *       not take that keyword and spells it __declspec(thread).
+ *   TG_PI                   pi (M_PI is POSIX, not ISO C: cl.exe's math.h
+ *       defines it only under _USE_MATH_DEFINES).
+ *   __builtin_{add,sub,mul}_overflow(a, b, &r)   on a compiler without
+ *       them: the same contract for int64_t results, in portable C (the
+ *       tg_*_overflow_i64 functions below; tests/c/test_portable.c
+ *       compares them with GCC's builtins).
+ *   TG_INFF, TG_NANF, TG_NAN, TG_SQRTF, TG_SQRT   constants and square
+ *       roots usable in branch-free kernel loops.
+ *
+ * .ci/msvc.sh compiles the core with clang in MSVC mode (no __GNUC__, so
+ * the second branch) against MSVC-style C library headers, with every GCC
+ * extension outside this header made an error.
+ */
+#ifndef TG_COMPILER_H
+#define TG_COMPILER_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
+#define TG_ARCH_X86 1
+#endif
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define TG_ARCH_ARM64 1
+#endif
+
+/* _Pragma takes a string literal: TG_PRAGMA(GCC unroll 4) */
+#define TG_PRAGMA(x) _Pragma(#x)
+
+#if defined(__GNUC__) || defined(__clang__)
+/* clang in MSVC mode (clang-cl) also needs the target attribute: unlike
+ * cl.exe it refuses an AVX2 intrinsic in a function compiled for SSE2 */
+#define TG_TARGET(isa) __attribute__((target(isa)))
+#define TG_PRAGMA_UNROLL(n) TG_PRAGMA(GCC unroll n)
+#else
+#define TG_TARGET(isa)
+#define TG_PRAGMA_UNROLL(n)
+#endif
+
+#if defined(__GNUC__)
+#define TG_THREAD_LOCAL _Thread_local
+#else
+#define TG_THREAD_LOCAL __declspec(thread)
+#endif
+
+#define TG_PI 3.14159265358979323846
+
+#if defined(__MINGW32__) /* MinGW-w64 formats with its own C99 printf (%zu) */
+#define TG_PRINTF_FORMAT(f, a) __attribute__((format(gnu_printf, f, a)))
+#elif defined(__GNUC__)
+#define TG_PRINTF_FORMAT(f, a) __attribute__((format(printf, f, a)))
+#else
+#define TG_PRINTF_FORMAT(f, a)
+#endif
+
+/* ---- checked int64_t arithmetic ------------------------------------------
+ * Each stores the wrapped (two's complement) result in *r, as the GCC
+ * builtins do, and returns true when the exact result does not fit.  The
+ * tests run them on every compiler; the core calls them only where the GCC
+ * builtins are missing. */
+static inline bool tg_add_overflow_i64(int64_t a, int64_t b, int64_t *r)
+{
+    *r = (int64_t)((uint64_t)a + (uint64_t)b);
+    return b > 0 ? a > INT64_MAX - b : a < INT64_MIN - b;
+}
+
+static inline bool tg_sub_overflow_i64(int64_t a, int64_t b, int64_t *r)
+{
+    *r = (int64_t)((uint64_t)a - (uint64_t)b);
+    return b < 0 ? a > INT64_MAX + b : a < INT64_MIN + b;
+}
+
+static inline bool tg_mul_overflow_i64(int64_t a, int64_t b, int64_t *r)
+{
+    *r = (int64_t)((uint64_t)a * (uint64_t)b);
+    if (a == 0 || b == 0)
+        return false;
+    if (a > 0)
+        return b > 0 ? a > INT64_MAX / b : b < INT64_MIN / a;
+    return b > 0 ? a < INT64_MIN / b : a < INT64_MAX / b;
+}
+
+#if !defined(__GNUC__)
+/* Only int64_t results are supported: any other type of r does not compile
+ * (add a case here when the core needs one). */
+#define __builtin_add_overflow(a, b, r) _Generic((r), int64_t *: tg_add_overflow_i64)((a), (b), (r))
+#define __builtin_sub_overflow(a, b, r) _Generic((r), int64_t *: tg_sub_overflow_i64)((a), (b), (r))
+#define __builtin_mul_overflow(a, b, r) _Generic((r), int64_t *: tg_mul_overflow_i64)((a), (b), (r))
+#endif
+
+/* ---- constants and square roots for kernel loops ------------------------ */
+#if defined(__GNUC__)
+#define TG_INFF __builtin_inff()
+#define TG_NANF __builtin_nanf("")
+#define TG_NAN __builtin_nan("")
+/* the instruction, never a library call that could set errno */
+#define TG_SQRTF __builtin_sqrtf
+#define TG_SQRT __builtin_sqrt
+#else
+#define TG_INFF INFINITY
+#define TG_NANF NAN
+#define TG_NAN ((double)NAN)
+#define TG_SQRTF sqrtf
+#define TG_SQRT sqrt
+#endif
+
+#endif /* TG_COMPILER_H */
