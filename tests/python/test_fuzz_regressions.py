@@ -45,3 +45,33 @@ def test_prod_over_no_axes_int64_and_keepdims_at_8_dims():
         np.testing.assert_array_equal(y.numpy(), a)
     # and every axis of the same tensor still reduces to one product
     assert tg.prod(tg.tensor(a)).item() == np.prod(a)
+
+
+# -- regress-diag-int64-max-offset --------------------------------------------
+# diag of a vector with an offset near INT64_MAX was refused, but its message
+# computed the side n + |offset| in int64 (signed overflow: UBSan).
+
+@pytest.mark.parametrize("k", [2**63 - 1, 2**62, -(2**63) + 1, 2**61 + 5])
+def test_diag_offset_too_large_is_refused_with_the_side(k):
+    side = 3 + abs(k)
+    with raises(ValueError, "diag", f"a {side} x {side} result", f"offset {k}", "too large"):
+        tg.diag(tg.ones(3), k)
+    with raises(ValueError, "diag", f"{side} x {side}"):
+        tg._C._op_apply("diag", [tg.ones(3)], f"i0={k}")
+
+
+def test_diag_large_but_fitting_offset_still_works():
+    y = tg.diag(tg.tensor([1.0, 2.0]), 3)
+    np.testing.assert_array_equal(y.numpy(), np.diag([1.0, 2.0], 3))
+
+
+# -- regress-variadic-ops-too-few-inputs --------------------------------------
+# the generic call of a variadic op read inputs that were not given.
+
+@pytest.mark.parametrize("name, n, need", [("layer_norm", 0, 1), ("group_norm", 0, 1),
+                                           ("binary_cross_entropy", 1, 2),
+                                           ("scaled_dot_product_attention", 2, 3),
+                                           ("scaled_dot_product_attention", 0, 1)])
+def test_variadic_op_with_too_few_inputs_is_refused(name, n, need):
+    with raises(ValueError, name, f"at least {need} input", f"got {n}"):
+        tg._C._op_apply(name, [tg.ones((2, 3)) for _ in range(n)], "")
