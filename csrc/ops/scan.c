@@ -906,11 +906,11 @@ tg_tensor *tg_topk(tg_tensor *x, int64_t k, int64_t axis, bool largest, tg_tenso
     int64_t ax;
     *indices = NULL;
     if (check_dtype("topk", x, true) || sort_axis("topk", x, axis, &ax)) return NULL;
-    int64_t n = x->ndim ? x->shape[ax] : 1;
-    if (k < 0 || k > n)
+    int64_t n = x->ndim ? x->shape[ax] : 1, lo = x->ndim ? 0 : 1; /* k = 0 of a 0-d x: no 0-d result */
+    if (k < lo || k > n)
         return TG_FAIL(TG_ERR_VALUE, "topk: k = %lld is out of range for axis %lld of length %lld "
-                                     "(shape %s; expected 0 <= k <= %lld)",
-                       (long long)k, (long long)ax, (long long)n, tg__shp(x), (long long)n);
+                                     "(shape %s; expected %lld <= k <= %lld)",
+                       (long long)k, (long long)ax, (long long)n, tg__shp(x), (long long)lo, (long long)n);
     tg_tensor *src = x;
     int64_t one = 1;
     if (x->ndim == 0) src = tg_reshape(x, 1, &one);

@@ -75,3 +75,16 @@ def test_diag_large_but_fitting_offset_still_works():
 def test_variadic_op_with_too_few_inputs_is_refused(name, n, need):
     with raises(ValueError, name, f"at least {need} input", f"got {n}"):
         tg._C._op_apply(name, [tg.ones((2, 3)) for _ in range(n)], "")
+
+
+# -- found by the Hypothesis machine's any_op rule ------------------------------
+# topk(k=0) of a 0-d tensor has no 0-d result: it failed inside with
+# "reshape: cannot reshape ... (0,) into shape ()", not naming topk.
+
+def test_topk_k0_of_a_0d_tensor_is_refused_naming_topk():
+    with raises(ValueError, "topk: k = 0 is out of range", "shape ()", "expected 1 <= k <= 1"):
+        tg.topk(tg.tensor(2.0), 0)
+    v, i = tg.topk(tg.tensor(2.0), 1)
+    assert v.shape == () and v.item() == 2.0 and i.item() == 0
+    v, i = tg.topk(tg.zeros((0,)), 0)  # an empty axis: k = 0 is fine
+    assert v.shape == (0,) and i.shape == (0,)
