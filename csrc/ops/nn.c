@@ -1403,6 +1403,7 @@ static void optional_inputs(tg_tensor *const *in, int n, int first, int64_t mask
 }
 
 static tg_tensor *apply_binary_cross_entropy(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n < 2) return need_two("binary_cross_entropy", n);
     return tg_binary_cross_entropy(in[0], in[1], n > 2 ? in[2] : NULL, (tg_reduction)p->i[0]);
 }
 TG_DEFINE_OP(binary_cross_entropy, .arity = -1, .composite = true, .diff_mask = 3,
@@ -1558,6 +1559,9 @@ TG_DEFINE_OP(cosine_similarity, .arity = 2, .composite = true, .diff_mask = 3, .
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar a;\\bar b");
 
 static tg_tensor *apply_sdpa(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n < 3)
+        return TG_FAIL(TG_ERR_VALUE, "scaled_dot_product_attention: expected at least 3 inputs "
+                                     "(query, key, value), got %d", n);
     return tg_scaled_dot_product_attention(in[0], in[1], in[2], n > 3 ? in[3] : NULL, p->f[0],
                                            p->i[0] != 0, p->f[1] == 0 ? NAN : p->f[1]);
 }

@@ -67,6 +67,8 @@ tg_tensor *tg_op_apply(const tg_opdef *op, int n, tg_tensor *const *in, const tg
     if (!op || !op->apply) return TG_FAIL(TG_ERR_VALUE, "apply: no such op");
     if (op->arity >= 0 && n != op->arity)
         return TG_FAIL(TG_ERR_VALUE, "%s: expected %d inputs, got %d", op->name, op->arity, n);
+    if (op->arity < 0 && n < 1) /* every variadic op reads in[0]; those that read more check */
+        return TG_FAIL(TG_ERR_VALUE, "%s: expected at least 1 input, got %d", op->name, n);
     return op->apply(in, n, p);
 }
 

@@ -209,6 +209,10 @@ static tg_tensor *merge_last(tg_tensor *x, uint32_t mask, int64_t *perm, int64_t
     for (int d = 0; d < x->ndim; d++)
         if (!(mask & (1u << d))) msh[k] = x->shape[d], perm[k++] = d;
     int nk = k;
+    if (nk == TG_MAX_DIMS) { /* no axis to merge at 8 dims: the callers take mask 0 apart */
+        tg_error_set(TG_ERR_VALUE, "merge_last: no axes to merge");
+        return NULL;
+    }
     for (int d = 0; d < x->ndim; d++)
         if (mask & (1u << d)) perm[k++] = d, r *= x->shape[d];
     for (int d = 0; d < x->ndim; d++) {
@@ -526,7 +530,10 @@ tg_tensor *tg_prod(tg_tensor *x, const int64_t *axes, int naxes, bool keepdims) 
     }
     /* the product of each row of the merged reduced axes (no autograd) */
     bool prev = tg_set_grad_enabled(false);
-    tg_tensor *m = merge_last(x, mask, perm, inv, psh, &red);
+    tg_tensor *m = x; /* over no axes, each element is its own row (merging would add a dim) */
+    red = 1;
+    if (mask) m = merge_last(x, mask, perm, inv, psh, &red);
+    else tg_tensor_retain(x);
     tg_tensor *c = m ? tg__copy(m) : NULL;
     tg_set_grad_enabled(prev);
     tg_tensor_release(m);
@@ -585,6 +592,10 @@ static tg_status prod_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) 
         return TG_OK;
     }
     uint32_t mask = (uint32_t)e->params.i[3];
+    if (!mask) { /* the product over no axes is the identity */
+        CHECK(gi[0] = tg_reshape(g, x->ndim, x->shape));
+        return TG_OK;
+    }
     int64_t perm[TG_MAX_DIMS], inv[TG_MAX_DIMS], psh[TG_MAX_DIMS], red;
     tg_tensor *m = merge_last(x, mask, perm, inv, psh, &red); /* (kept..., red) */
     CHECK(m);
@@ -895,11 +906,11 @@ tg_tensor *tg_topk(tg_tensor *x, int64_t k, int64_t axis, bool largest, tg_tenso
     int64_t ax;
     *indices = NULL;
     if (check_dtype("topk", x, true) || sort_axis("topk", x, axis, &ax)) return NULL;
-    int64_t n = x->ndim ? x->shape[ax] : 1;
-    if (k < 0 || k > n)
+    int64_t n = x->ndim ? x->shape[ax] : 1, lo = x->ndim ? 0 : 1; /* k = 0 of a 0-d x: no 0-d result */
+    if (k < lo || k > n)
         return TG_FAIL(TG_ERR_VALUE, "topk: k = %lld is out of range for axis %lld of length %lld "
-                                     "(shape %s; expected 0 <= k <= %lld)",
-                       (long long)k, (long long)ax, (long long)n, tg__shp(x), (long long)n);
+                                     "(shape %s; expected %lld <= k <= %lld)",
+                       (long long)k, (long long)ax, (long long)n, tg__shp(x), (long long)lo, (long long)n);
     tg_tensor *src = x;
     int64_t one = 1;
     if (x->ndim == 0) src = tg_reshape(x, 1, &one);

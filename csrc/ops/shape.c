@@ -246,8 +246,9 @@ tg_tensor *tg_diag(tg_tensor *x, int64_t k) {
         return TG_FAIL(TG_ERR_VALUE, "diag: the offset %lld is too large", (long long)k);
     int64_t n = x->shape[0], sh[2] = {n, 1}, flat = n * (n + 1), nn = n * n, a = k < 0 ? -k : k;
     if (n > 3037000499LL || a > INT64_MAX / 4 - n)
-        return TG_FAIL(TG_ERR_VALUE, "diag: a %lld x %lld result (offset %lld) is too large",
-                       (long long)(n + a), (long long)(n + a), (long long)k);
+        return TG_FAIL(TG_ERR_VALUE, "diag: a %llu x %llu result (offset %lld) is too large",
+                       (unsigned long long)n + (unsigned long long)a, /* n + a overflows int64 */
+                       (unsigned long long)n + (unsigned long long)a, (long long)k);
     /* (n, 1) padded to (n, n + 1), flattened, cut to n * n: x[i] lands at i * (n + 1) */
     int64_t pads[4] = {0, 0, 0, n};
     tg_tensor *y = tg_reshape(x, 2, sh);

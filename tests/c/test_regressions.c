@@ -676,6 +676,97 @@ START_TEST(optimizer_repeated_parameter) {
 }
 END_TEST
 
+/* corpus/regress-variadic-ops-too-few-inputs (and regress-variadic-loss-one-input):
+ * the generic call of a variadic op (tg_op_apply) with fewer inputs than it
+ * reads -- layer_norm and group_norm with none, binary_cross_entropy with
+ * one, scaled_dot_product_attention with two -- read past the input array
+ * (a NULL dereference in the fuzzer).  The class: every variadic op of the
+ * registry, with 0..3 inputs in an array of exactly that length (ASan and
+ * valgrind see a read past it), fails cleanly naming the op or succeeds. */
+START_TEST(variadic_ops_with_too_few_inputs) {
+    int variadic = 0;
+    for (int k = 0; k < tg_op_count(); k++) {
+        const tg_opdef *op = tg_op_get(k);
+        if (op->arity >= 0) continue;
+        variadic++;
+        for (int n = 0; n <= 3; n++) {
+            tg_tensor **in = malloc(sizeof *in * (size_t)(n ? n : 1));
+            ck_assert_ptr_nonnull(in);
+            for (int i = 0; i < n; i++) {
+                in[i] = tg_tensor_ones(2, (int64_t[]){2, 3}, TG_FLOAT64);
+                ck_tg(in[i]);
+            }
+            tg_params p;
+            memset(&p, 0, sizeof p);
+            tg_error_clear();
+            tg_tensor *t = tg_op_apply(op, n, in, &p);
+            if (t) {
+                tg_tensor_release(t);
+            } else {
+                ck_assert_msg(tg_error_status() != TG_OK, "%s with %d inputs: no error", op->name, n);
+                ck_assert_msg(strstr(tg_error_message(), op->name), "%s with %d inputs: '%s'", op->name, n,
+                              tg_error_message());
+            }
+            ck_assert_msg(n > 0 || !t, "%s accepted no inputs", op->name);
+            for (int i = 0; i < n; i++) tg_tensor_release(in[i]);
+            free(in);
+        }
+    }
+    ck_assert_int_ge(variadic, 10);
+    tg_error_clear();
+    tg_tensor *one = tg_tensor_ones(1, (int64_t[]){4}, TG_FLOAT64);
+    tg_params p;
+    memset(&p, 0, sizeof p);
+    ck_assert_ptr_null(tg_op_apply(tg_op_find("binary_cross_entropy"), 1, &one, &p));
+    ck_tg_error(TG_ERR_VALUE, "binary_cross_entropy", "at least 2 inputs", "got 1");
+    tg_tensor *two[2] = {one, one};
+    ck_assert_ptr_null(tg_op_apply(tg_op_find("scaled_dot_product_attention"), 2, two, &p));
+    ck_tg_error(TG_ERR_VALUE, "scaled_dot_product_attention", "at least 3 inputs", "got 2");
+    ck_assert_ptr_null(tg_op_apply(tg_op_find("layer_norm"), 0, two, &p));
+    ck_tg_error(TG_ERR_VALUE, "layer_norm", "at least 1 input", "got 0");
+    tg_tensor_release(one);
+}
+END_TEST
+
+/* corpus/regress-pool-backward-huge-shape-loop: avg_pool2d_backward (and
+ * max_pool2d_backward) through the registry take the input's shape from
+ * shape=, up to 2**40 per side; the check that every pooling window sees the
+ * input looped over all 2**39 output rows before the gradient's shape was
+ * compared (a hang).  Only the edge windows can miss the input when it is at
+ * least one dilation wide, so two are checked; a dilated window that steps
+ * over a narrow input is still refused. */
+START_TEST(pool_backward_huge_input_shape) {
+    tg_tensor *dy = tg_tensor_ones(4, (int64_t[]){1, 2, 4, 3}, TG_FLOAT64);
+    ck_tg(dy);
+    tg_params p;
+    memset(&p, 0, sizeof p);
+    int64_t pp[11] = {2, 2, 2, 2, 0, 0, 1, 1, 0, 1, 0}; /* kernel 2, stride 2 */
+    memcpy(p.ints, pp, sizeof pp);
+    p.ndim = 4;
+    memcpy(p.shape, (int64_t[]){1, 2, (int64_t)1 << 40, 8}, 4 * sizeof(int64_t));
+    tg_error_clear();
+    ck_assert_ptr_null(tg_op_apply(tg_op_find("avg_pool2d_backward"), 1, &dy, &p));
+    ck_tg_error(TG_ERR_VALUE, "avg_pool2d_backward", "grad_output has shape (1, 2, 4, 3)",
+                "expected (1, 2, 549755813888, 4)");
+    memcpy(p.shape, (int64_t[]){1, 2, 8, 6}, 4 * sizeof(int64_t)); /* the right shape still works */
+    tg_tensor *dx = tg_op_apply(tg_op_find("avg_pool2d_backward"), 1, &dy, &p);
+    ck_tg(dx);
+    ck_assert_int_eq(dx->shape[2], 8);
+    ck_assert(fabs(tg_tensor_get_flat(dx, 0) - 0.25) < 1e-15);
+    tg_tensor_release(dx);
+    tg_tensor_release(dy);
+    /* kernel 2, dilation 3, input width 2 with padding 1: the window at 0 taps
+     * -1 and 2, both outside */
+    tg_tensor *x = tg_tensor_ones(4, (int64_t[]){1, 1, 4, 2}, TG_FLOAT64);
+    ck_tg(x);
+    int64_t mp[11] = {1, 2, 1, 1, 0, 1, 1, 3, 0, 1, 0};
+    tg_error_clear();
+    ck_assert_ptr_null(tg_max_pool2d_ex(x, mp, NULL));
+    ck_tg_error(TG_ERR_VALUE, "max_pool2d", "covers only padding");
+    tg_tensor_release(x);
+}
+END_TEST
+
 Suite *regressions_suite(void) {
     Suite *s = suite_create("regressions");
     TCase *tc = tcase_create("fuzz");
@@ -693,6 +784,8 @@ Suite *regressions_suite(void) {
     tcase_add_test(tc, reshape_empty_into_huge_dims);
     tcase_add_test(tc, slice_backward_checks_shape);
     tcase_add_test(tc, index_select_empty_with_huge_dims);
+    tcase_add_test(tc, variadic_ops_with_too_few_inputs);
+    tcase_add_test(tc, pool_backward_huge_input_shape);
     suite_add_tcase(s, tc);
     TCase *ta = tcase_create("aliasing");
     tcase_add_test(ta, labels_modified_before_backward);

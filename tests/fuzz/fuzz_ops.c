@@ -263,7 +263,12 @@ static void op_create(rd *r) {
     case 2: t = tg_tensor_randn(ndim, shape, fval(r), fval(r), dt); break;
     case 3: t = tg_tensor_rand(ndim, shape, fval(r), fval(r), dt); break;
     case 4: t = tg_tensor_bernoulli(ndim, shape, fval(r), dt); break;
-    case 5: t = tg_tensor_arange((double)ival(r, -8, 8), (double)ival(r, -8, 8), fval(r), dt); break;
+    case 5: { /* not 10**8 elements (a legitimate size, but minutes under the sanitizers) */
+        double a = (double)ival(r, -8, 8), b = (double)ival(r, -8, 8), s = fval(r);
+        if (fabs((b - a) / s) > 1e6) s = b - a;
+        t = tg_tensor_arange(a, b, s, dt);
+        break;
+    }
     case 6: t = tg_tensor_eye(ival(r, 0, 5), ival(r, 0, 5), ival(r, -3, 3), dt); break;
     case 7: t = tg_tensor_scalar(fval(r), dt); break;
     default: { /* from_buffer with values from the program */
@@ -778,6 +783,348 @@ static void op_optim(rd *r) {
     }
 }
 
+/* ---- the registry, adversarially (issue 14) ---------------------------- */
+
+/* Extreme integers for op parameters (axes, offsets, sizes, kernel, stride,
+ * padding, dilation, groups, counts): the boundaries of int64, of int32 and
+ * of uint8, the overflow points of products, and the small edge values. */
+static int64_t xval(rd *r) {
+    static const int64_t x[] = {0, -1, -2, 1, INT64_MIN, INT64_MAX, INT64_MIN + 1, (int64_t)1 << 62,
+                                -((int64_t)1 << 62), (int64_t)1 << 40, (int64_t)1 << 31,
+                                -((int64_t)1 << 31) - 1, (int64_t)1 << 32, 255, 256, 9};
+    return x[u8(r) % 16];
+}
+
+/* Which registry op: two bytes, so that every op is reached evenly however
+ * long the registry grows. */
+static const tg_opdef *pick_op(rd *r) {
+    int hi = u8(r), lo = u8(r);
+    return tg_op_get((hi << 8 | lo) % tg_op_count());
+}
+
+/* x with the same shape (and values, except case 4's) in another layout:
+ * reversed strides, negative strides, a step of 2, a broadcast (stride 0),
+ * huge strides on its size-1 dims, a storage offset.  NULL when the layout
+ * cannot be made (then the caller keeps x); the error is checked. */
+static tg_tensor *relayout(rd *r, tg_tensor *x) {
+    int nd = x->ndim;
+    int64_t a[TG_MAX_DIMS], b[TG_MAX_DIMS], c[TG_MAX_DIMS], shp[TG_MAX_DIMS];
+    tg_tensor *t = NULL, *u = NULL;
+    tg_error_clear();
+    switch (u8(r) % 6) {
+    case 0: /* reversed strides: the transpose of a contiguous transpose */
+        for (int i = 0; i < nd; i++) a[i] = nd - 1 - i;
+        u = tg_permute(x, a);
+        t = u ? tg_contiguous(u) : NULL;
+        tg_tensor_release(u);
+        u = t;
+        t = u ? tg_permute(u, a) : NULL;
+        break;
+    case 1: /* every dim reversed: negative strides */
+        for (int i = 0; i < nd; i++) {
+            a[i] = -1;
+            b[i] = -x->shape[i] - 1;
+            c[i] = -1;
+        }
+        t = tg_slice(x, a, b, c, 0);
+        break;
+    case 2: /* x copied into [..., 0] of a (..., 2) buffer: the last stride is 2 */
+        if (nd >= TG_MAX_DIMS) return NULL;
+        for (int i = 0; i < nd; i++) {
+            shp[i] = x->shape[i];
+            a[i] = 0;
+            b[i] = x->shape[i];
+            c[i] = 1;
+        }
+        shp[nd] = 2, a[nd] = 0, b[nd] = 1, c[nd] = 1;
+        u = tg_tensor_zeros(nd + 1, shp, x->dtype);
+        t = u ? tg_slice(u, a, b, c, 1u << nd) : NULL;
+        if (t && tg_tensor_copy_(t, x)) {
+            tg_tensor_release(t);
+            t = NULL;
+        }
+        break;
+    case 3: /* x's first element broadcast to x's shape (stride 0) */
+        if (x->numel == 0) return NULL;
+        for (int i = 0; i < nd; i++) {
+            a[i] = 0;
+            b[i] = 1;
+            c[i] = 1;
+        }
+        u = tg_slice(x, a, b, c, 0);
+        t = u ? tg_broadcast_to(u, nd, x->shape) : NULL;
+        break;
+    case 4: { /* a fresh storage viewed with an extreme stride on each size-1 dim */
+        u = tg_contiguous(x);
+        if (!u) break;
+        for (int i = 0; i < nd; i++) a[i] = x->shape[i] == 1 ? xval(r) : u->strides[i];
+        t = tg_tensor_from_storage(u->storage, u->dtype, nd, u->shape, a, u->offset);
+        break;
+    }
+    default: { /* a storage offset: x copied into a flat buffer from element 1 */
+        int64_t n = x->numel + 1, one = 1, stop = n, step = 1;
+        u = tg_tensor_zeros(1, &n, x->dtype);
+        tg_tensor *v = u ? tg_slice(u, &one, &stop, &step, 0) : NULL;
+        t = v ? tg_reshape(v, nd, x->shape) : NULL;
+        tg_tensor_release(v);
+        if (t && tg_tensor_copy_(t, x)) {
+            tg_tensor_release(t);
+            t = NULL;
+        }
+    }
+    }
+    tg_tensor_release(u);
+    if (!t) failed_cleanly("relayout");
+    else check_tensor(t, "relayout");
+    return t;
+}
+
+/* Write v into one element of x (a view of x's element, then fill_). */
+static void poke(rd *r, tg_tensor *x, double v) {
+    if (x->numel == 0) return;
+    int64_t a[TG_MAX_DIMS], b[TG_MAX_DIMS], c[TG_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++) {
+        a[i] = u8(r) % x->shape[i];
+        b[i] = a[i] + 1;
+        c[i] = 1;
+    }
+    tg_error_clear();
+    tg_tensor *e = tg_slice(x, a, b, c, 0);
+    if (!e) {
+        failed_cleanly("poke");
+        return;
+    }
+    tg_error_clear();
+    status(tg_tensor_fill_(e, v), "poke fill_");
+    tg_tensor_release(e);
+}
+
+/* One extreme or off-by-a-little value in one parameter field. */
+static int64_t nudge(int64_t v, int64_t d) { return (int64_t)((uint64_t)v + (uint64_t)d); } /* wraps */
+
+static void mutate_params(rd *r, tg_params *p) {
+    int k = u8(r), small = k & 1;
+    int64_t d = ival(r, -2, 2);
+    switch ((k >> 1) % 6) {
+    case 0: { int j = u8(r) % TG_MAX_DIMS; p->axes[j] = small ? nudge(p->axes[j], d) : xval(r); break; }
+    case 1: { int j = u8(r) % (4 * TG_MAX_DIMS); p->ints[j] = small ? nudge(p->ints[j], d) : xval(r); break; }
+    case 2: { int j = u8(r) % 4; p->i[j] = small ? nudge(p->i[j], d) : xval(r); break; }
+    case 3: { int j = u8(r) % TG_MAX_DIMS; p->shape[j] = small ? nudge(p->shape[j], d) : xval(r); break; }
+    case 4: p->f[u8(r) % 4] = fval(r); break;
+    default:
+        if (small) p->ndim = (int)ival(r, -1, TG_MAX_DIMS + 1);
+        else p->naxes = (int)ival(r, -2, TG_MAX_DIMS + 1);
+        p->keepdims = u8(r) & 1;
+    }
+}
+
+/* d sum(t) / d inputs, maybe with create_graph and then once more (second
+ * order): every gradient has its input's shape. */
+static void grad_through(rd *r, tg_tensor *t, tg_tensor *const *in, int n) {
+    tg_tensor *xs[8];
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (in[i]->requires_grad) {
+            int dup = 0;
+            for (int j = 0; j < m; j++) dup |= xs[j] == in[i];
+            if (!dup) xs[m++] = in[i];
+        }
+    if (!m || !t->requires_grad || !tg_grad_enabled()) return;
+    int create = u8(r) & 1;
+    for (int order = 0; order < 1 + create && t; order++) {
+        tg_tensor *seed = NULL, *res[8] = {0};
+        if (order == 0 && (u8(r) & 3) == 0) seed = tg_tensor_full(t->ndim, t->shape, fval(r), t->dtype);
+        tg_error_clear();
+        tg_status st = tg_grad(1, &t, seed ? &seed : NULL, m, xs,
+                               (order == 0 && create) ? TG_CREATE_GRAPH : TG_RETAIN_GRAPH, res);
+        tg_tensor_release(seed);
+        if (order > 0) tg_tensor_release(t);
+        t = NULL;
+        if (st) {
+            failed_cleanly(order ? "grad (2nd order)" : "grad (registry op)");
+            for (int i = 0; i < m; i++)
+                if (res[i]) die("grad", "a result left after a failure");
+            return;
+        }
+        for (int i = 0; i < m; i++) {
+            check_tensor(res[i], "grad (registry op)");
+            if (!tg__same_shape_fuzz(res[i], xs[i])) die("grad", "a gradient without its input's shape");
+        }
+        if (order == 0 && create) { /* the next order: d sum(grads) / d inputs */
+            for (int i = 0; i < m && !t; i++)
+                if (res[i]->requires_grad) {
+                    tg_error_clear();
+                    t = tg_sum(res[i], NULL, 0, false);
+                    if (!t) failed_cleanly("sum of a gradient");
+                }
+        }
+        for (int i = 0; i < m; i++) tg_tensor_release(res[i]);
+    }
+}
+
+/* A registry op called with one of its own examples (inputs the op accepts,
+ * so that the call reaches its kernel), then made adversarial: extreme or
+ * off-by-one parameters, inputs cast to another dtype, in another layout,
+ * with NaN/Inf/huge elements, with unit dims up to 8 (and one too many), with
+ * an empty dim, replaced by a pool tensor, one input fewer or more; then its
+ * gradient (second order too) through every input that requires grad.  The
+ * result and an input join the pool (later instructions write in place
+ * through them, view them, backpropagate). */
+static void op_example(rd *r) {
+    const tg_opdef *op = pick_op(r);
+    int nex = tg_op_example_count(op);
+    if (nex <= 0) return;
+    tg_dtype dt = (u8(r) & 1) ? TG_FLOAT32 : TG_FLOAT64;
+    tg_tensor *in[9] = {0};
+    int n = 0;
+    tg_params p;
+    memset(&p, 0, sizeof p);
+    tg_error_clear();
+    if (tg_op_example(op, u8(r) % nex, dt, &n, in, &p)) die(op->name, "its own example cannot be built");
+    int muts = u8(r) % 5;
+    for (int k = 0; k < muts; k++) {
+        int kind = u8(r) % 9, j = n ? u8(r) % n : 0;
+        tg_tensor *x = n ? in[j] : NULL, *y = NULL;
+        int64_t a[TG_MAX_DIMS], b[TG_MAX_DIMS], c[TG_MAX_DIMS];
+        if (kind == 0 || !x) {
+            mutate_params(r, &p);
+            continue;
+        }
+        tg_error_clear();
+        switch (kind) {
+        case 1: y = tg_cast(x, (tg_dtype)(u8(r) % TG_N_DTYPES)); if (!y) failed_cleanly("cast"); break;
+        case 2: y = relayout(r, x); break;
+        case 3: if (x->requires_grad) break; poke(r, x, fval(r)); break;
+        case 4: { /* unit dims in front up to 8, or 9 (refused) */
+            int want = (u8(r) & 1) ? TG_MAX_DIMS : TG_MAX_DIMS + 1;
+            y = x;
+            tg_tensor_retain(y);
+            while (y && y->ndim < want) {
+                tg_tensor *z = tg_unsqueeze(y, 0);
+                if (!z) failed_cleanly("unsqueeze");
+                tg_tensor_release(y);
+                y = z;
+                tg_error_clear();
+            }
+            break;
+        }
+        case 5: { /* one dim emptied */
+            if (!x->ndim) break;
+            int d = u8(r) % x->ndim;
+            for (int i = 0; i < x->ndim; i++) {
+                a[i] = 0;
+                b[i] = i == d ? 0 : x->shape[i];
+                c[i] = 1;
+            }
+            y = tg_slice(x, a, b, c, 0);
+            if (!y) failed_cleanly("slice");
+            break;
+        }
+        case 6: y = get(r); if (y) tg_tensor_retain(y); break;
+        case 7: /* one input fewer (or, variadic, one more) */
+            if (op->arity < 0 && (u8(r) & 1) && n < 8) {
+                in[n++] = x;
+                tg_tensor_retain(x);
+            } else {
+                tg_tensor_release(in[--n]);
+                in[n] = NULL;
+            }
+            break;
+        default: mutate_params(r, &p); break;
+        }
+        if (y) {
+            if (y->numel > (1 << 14)) {
+                tg_tensor_release(y);
+                continue;
+            }
+            check_tensor(y, "mutated input");
+            tg_tensor_release(in[j]);
+            in[j] = y;
+        }
+    }
+    uint8_t rg = u8(r); /* bit i clear: input i requires grad (an exhausted input: all do) */
+    for (int i = 0; i < n; i++)
+        if (!(rg >> (i & 7) & 1) && (op->diff_mask >> i & 1) && tg_dtype_is_float(in[i]->dtype) &&
+            !in[i]->grad_fn && !in[i]->requires_grad) {
+            tg_error_clear();
+            status(tg_tensor_set_requires_grad(in[i], true), "set_requires_grad");
+        }
+    tg_error_clear();
+    tg_tensor *t = tg_op_apply(op, n, in, &p);
+    trace(op->name, t);
+    if (!t) {
+        failed_cleanly(op->name);
+    } else {
+        check_tensor(t, op->name);
+        check_answer(op, in, &p, t);
+        if (t->numel <= (1 << 14)) grad_through(r, t, in, n);
+        tg_tensor_retain(t);
+        result(r, t, op->name);
+        tg_tensor_release(t);
+    }
+    if (n && in[0]->numel <= (1 << 16)) {
+        tg_tensor_retain(in[0]);
+        put(u8(r) % NSLOT, in[0]);
+    }
+    for (int i = 0; i < n; i++) tg_tensor_release(in[i]);
+}
+
+/* The tape's in-place ops (issue 14: autograd through in-place writes) on
+ * pool tensors, on views of them and with views of them as the target of a
+ * setitem; the rebase hook below moves the pool's handles to each new
+ * version, as the Python binding moves its objects. */
+static void follow_rebase(tg_tensor *old, tg_tensor *nw) {
+    for (int i = 0; i < NSLOT; i++)
+        if (pool[i] == old) {
+            tg_tensor_retain(nw);
+            pool[i] = nw;
+            tg_tensor_release(old);
+        }
+}
+
+static void op_inplace_tape(rd *r) {
+    tg_tensor *x = get(r), *y = get(r), *z = get(r);
+    if (!x || !y || !z) return;
+    tg_tensor *view = NULL, *dst = x;
+    int kind = u8(r) % 12;
+    if (kind >= 9 && kind != 11) { /* a view of x: a slice with any steps, or a transpose */
+        int64_t a[TG_MAX_DIMS], b[TG_MAX_DIMS], c[TG_MAX_DIMS];
+        for (int i = 0; i < x->ndim; i++) {
+            a[i] = ival(r, -4, 4);
+            b[i] = ival(r, -4, 4);
+            c[i] = ival(r, -2, 2);
+        }
+        tg_error_clear();
+        view = (u8(r) & 3) ? tg_slice(x, a, b, c, u8(r) & 1) : tg_transpose(x, 0, -1);
+        if (!view) {
+            failed_cleanly("view for an in-place write");
+            return;
+        }
+        check_tensor(view, "view for an in-place write");
+        dst = view;
+    }
+    tg_error_clear();
+    switch (kind) {
+    case 0: status(tg_add_(dst, y, fval(r)), "add_"); break;
+    case 1: status(tg_sub_(dst, y, fval(r)), "sub_"); break;
+    case 2: status(tg_mul_(dst, y), "mul_"); break;
+    case 3: status(tg_div_(dst, y), "div_"); break;
+    case 4: status(tg_relu_(dst), "relu_"); break;
+    case 5: status(tg_clip_(dst, fval(r), fval(r)), "clip_"); break;
+    case 6: status(tg_masked_fill_(dst, y, z), "masked_fill_"); break;
+    case 7: status(tg_assign_(dst, y), "assign_"); break;
+    case 8: status(tg_fill_value_(dst, fval(r)), "fill_value_"); break;
+    case 9: status(tg_setitem_(x, view, y), "setitem_"); break;
+    case 10: status(tg_add_(dst, y, 1.0), "add_ (through a view)"); break;
+    default: status(tg_setitem_mask_(x, y, z), "setitem_mask_"); break;
+    }
+    if (view) {
+        tg_tensor_retain(view);
+        result(r, view, "view written in place");
+        tg_tensor_release(view);
+    }
+}
+
 /* ---- one input ---------------------------------------------------------- */
 
 static void reset_all(void) {
@@ -794,8 +1141,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rd r = {data, size, 0};
     tg_manual_seed(1234);
     custom_made = custom_released = 0;
+    tg_set_rebase_hook(follow_rebase);
     for (int steps = 0; more(&r) && steps < 96; steps++) {
-        switch (u8(&r) % 16) {
+        uint8_t kind = u8(&r);
+        /* 224..255: the issue 14 instructions; below, kind % 16 as before
+         * (the meaning of most older corpus files is kept) */
+        if (kind >= 224) {
+            if (kind < 248) op_example(&r);
+            else op_inplace_tape(&r);
+            continue;
+        }
+        switch (kind % 16) {
         case 0: case 1: op_create(&r); break;
         case 2: case 3: op_registry(&r); break;
         case 4: op_view(&r); break;

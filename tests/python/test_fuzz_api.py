@@ -6,7 +6,12 @@ slices, broadcast views, NumPy arrays shared without a copy) and applies
 random rules to them: elementwise ops, reductions, matmul, indexing, views,
 in-place writes, backward (retained or not, with and without a seed), NumPy
 round trips, grad-mode changes, and deliberately bad calls (wrong shapes,
-axes, dtypes, argument types).  What it checks:
+axes, dtypes, argument types).  The rule ``any_op`` calls every op of the
+registry (issue 14) through its public function or Tensor method, with
+arguments drawn by parameter name from the docstring's signature line:
+axes as ints, NumPy ints, tuples and past int64, PyTorch's keyword aliases
+(``dim=``, ``keepdim=``), NaN/Inf and NumPy float scalars, bad strings, then
+backward through the result.  What it checks:
 
   - nothing crashes (a crash kills the test process);
   - every failure is one of the documented exception types (ValueError,
@@ -84,12 +89,136 @@ UNARY = {
 REDUCE = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min}
 
 
+
+# ---- every registry op from Python (issue 14) --------------------------------
+# The op's public function (tg.NAME, tg.nn.functional.NAME, tg.linalg.NAME)
+# and its parameters, read from the first line of its docstring
+# ("cumsum(x, axis=None, dtype=None)"), so that a new op joins the fuzzer
+# without a line here.
+
+def _public(name):
+    import ast
+    import inspect
+    import tapegrad.nn.functional as F
+    alias = {"bce_with_logits": (F, "binary_cross_entropy_with_logits")}
+    mod, fname = alias.get(name, (None, name))
+    fn = getattr(mod, fname, None) if mod else None
+    for m in (tg, F, tg.linalg):
+        fn = fn or getattr(m, fname, None) or (getattr(m, fname[7:], None) if fname.startswith("linalg_")
+                                               else None)
+    if fn is None:
+        return None
+    try:
+        sig = inspect.signature(fn)
+        names = [(q.name, q.kind == q.VAR_POSITIONAL, q.default is q.empty and q.kind <= q.POSITIONAL_OR_KEYWORD,
+                  q.kind == q.KEYWORD_ONLY) for q in sig.parameters.values() if q.kind != q.VAR_KEYWORD]
+    except (TypeError, ValueError):  # a C function: its docstring's first line
+        line = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        try:
+            args = ast.parse(f"def f({line.split('(', 1)[1].rsplit(')', 1)[0]}): pass").body[0].args
+        except (SyntaxError, IndexError):
+            return None
+        pos = args.posonlyargs + args.args
+        ndef = len(pos) - len(args.defaults)
+        names = [(a.arg, False, i < ndef, False) for i, a in enumerate(pos)]
+        if args.vararg:
+            names.append((args.vararg.arg, True, False, False))
+        names += [(a.arg, False, False, True) for a in args.kwonlyargs]
+    return fn, names
+
+
+PUBLIC_OPS = sorted(n for n in (o["name"] for o in tg.ops() if o["signature"] != "internal")
+                    if _public(n) is not None)
+
+_TENSORISH = {"a", "b", "x", "y", "input", "bias", "target", "index", "indices", "src", "mask",
+              "condition", "other", "query", "key", "attn_mask", "labels", "x1", "x2", "end",
+              "operands", "tensors"}
+_AXES = {"axis", "axis1", "axis2", "axes"}
+_BOOLS = {"align_corners", "antialias", "as_tuple", "ceil_mode", "count_include_pad", "descending",
+          "equal_nan", "include_self", "is_causal", "keepdims", "largest", "log_target",
+          "return_indices", "sorted", "stable", "training", "unbiased", "recompute_scale_factor"}
+_FLOATS = {"alpha", "beta", "atol", "rtol", "eps", "delta", "dropout_p", "label_smoothing", "max",
+           "min", "max_val", "min_val", "nan", "posinf", "neginf", "negative_slope", "p", "scale",
+           "threshold", "constant_values", "value", "weight", "scale_factor", "ord"}
+_STRINGS = {"approximate": ["tanh", "none"], "mode": ["nearest", "bilinear", "reflect", "replicate",
+                                                     "circular", "constant", "fro", "nuc"],
+            "reduce": ["sum", "prod", "mean", "amax", "amin"], "reduction": ["mean", "sum", "none"],
+            "rounding_mode": ["trunc", "floor", None], "subscripts": ["ij,jk->ik", "ii", "i,i", "...i->i",
+                                                                    "ij->ji", "bij,bjk->bik"]}
+# extreme integers: int64's bounds and past them, int32's, the overflow points of products
+_BIG_INTS = [2**62, -(2**63), 2**63 - 1, 2**63, -(2**63) - 1, 2**31, -(2**31) - 1, 2**40]
+
+
+def _an_int(draw):
+    v = draw(st.one_of(st.integers(-3, 6), st.sampled_from(_BIG_INTS)))
+    wrap = draw(st.sampled_from(["int", "int", "int", "np.int64", "np.int32", "np.uint8", "bool"]))
+    if wrap == "np.int64" and -(2**63) <= v < 2**63:
+        return np.int64(v)
+    if wrap == "np.int32" and -(2**31) <= v < 2**31:
+        return np.int32(v)
+    if wrap == "np.uint8" and 0 <= v < 256:
+        return np.uint8(v)
+    if wrap == "bool":
+        return bool(v % 2)
+    return v
+
+
+def _an_arg(draw, name, pool):
+    """A value for the parameter `name`: mostly of the right kind (so that the
+    call gets past the first checks), sometimes of another."""
+    kind = draw(st.sampled_from(["right"] * 6 + ["int", "float", "tuple", "none", "str", "tensor"]))
+    if kind == "right":
+        if name in _TENSORISH:
+            kind = "tensor"
+        elif name in _AXES:
+            kind = draw(st.sampled_from(["int", "int", "tuple", "none"]))
+        elif name in _BOOLS:
+            return draw(st.sampled_from([True, False, np.bool_(True), None]))
+        elif name in _FLOATS:
+            return draw(st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                                  st.sampled_from([0.0, 0.5, 1.0, -1.0, 1e-5, 2.0])).map(
+                draw(st.sampled_from([float, np.float64, lambda v: v,
+                                      lambda v: np.float32(v) if abs(v) < 1e38 else v]))))
+        elif name in _STRINGS:
+            return draw(st.sampled_from(_STRINGS[name] + ["bogus"]))
+        elif name == "dtype":
+            return draw(st.sampled_from(DTYPES + [None, np.float32, "float64", "bogus"]))
+        else:  # sizes, counts, kernel/stride/padding/dilation/groups, offsets, shapes
+            kind = draw(st.sampled_from(["int", "int", "tuple"]))
+    if kind == "tensor":
+        return draw(st.sampled_from(pool)) if pool else 1.0
+    if kind == "int":
+        return _an_int(draw)
+    if kind == "float":
+        return draw(st.sampled_from([0.5, float("nan"), float("inf"), np.float64(2.0), -0.0]))
+    if kind == "tuple":
+        return tuple(_an_int(draw) for _ in range(draw(st.integers(0, 4))))
+    if kind == "str":
+        return "bogus"
+    return None
+
+
+def _check_result(r, name):
+    """A tensor (or a tuple/list of them, or a Python value) that is well
+    formed: its shape, its dtype and its values can be read."""
+    if isinstance(r, (tuple, list)):
+        for x in r:
+            _check_result(x, name)
+        return
+    if isinstance(r, tg.Tensor):
+        assert all(isinstance(n, int) and n >= 0 for n in r.shape), (name, r.shape)
+        assert r.dtype in DTYPES, (name, r.dtype)
+        a = r.numpy()
+        assert a.shape == r.shape and a.size == int(np.prod(r.shape)), name
+
+
 class APIMachine(RuleBasedStateMachine):
     tensors = Bundle("tensors")
 
     def __init__(self):
         super().__init__()
         self.rng = np.random.default_rng(0)
+        self.op_cursor = None
 
     # ---- making tensors ---------------------------------------------------
 
@@ -532,6 +661,64 @@ class APIMachine(RuleBasedStateMachine):
             getattr(tg, fn)(*shape)
         except DOCUMENTED as e:
             documented(e, fn, "empty", "shape", "dimension", "memory", "allocat", "too")
+
+    # ---- every public op, with adversarial arguments (issue 14) -------------
+
+    @rule(t=tensors, data=st.data())
+    def any_op(self, t, data):
+        """Ops of the registry through their public function (or the Tensor
+        method of the same name), their arguments drawn by parameter name:
+        tensors of the pool, axes as ints, NumPy ints, tuples, None and
+        past int64, PyTorch's keyword aliases (dim=, keepdim=), NaN/Inf
+        floats, bad strings.  Any answer is well formed, any failure a
+        documented exception; then backward through the result.  Up to 8
+        ops per step, taken in turn from a drawn starting point, so that a
+        run reaches every op rather than a few."""
+        draw = data.draw
+        if self.op_cursor is None:  # (hashed: Hypothesis draws small integers more often)
+            self.op_cursor = draw(st.integers(0, 2**32)) * 2654435761 % len(PUBLIC_OPS)
+        pool = [t] + [draw(self.tensors) for _ in range(2)]
+        for _ in range(draw(st.integers(1, 8))):
+            name = PUBLIC_OPS[self.op_cursor % len(PUBLIC_OPS)]
+            self.op_cursor += 1
+            self._call_op(name, pool, draw)
+
+    def _call_op(self, name, pool, draw):
+        t = pool[0]
+        fn, params = _public(name)
+        args, kwargs, first = [], {}, True
+        for pname, var, required, kwonly in params:
+            if var:
+                one = {"axes": "axis", "shape": "size"}.get(pname, pname)  # (x.permute(*axes))
+                args += [_an_arg(draw, one, pool) for _ in range(draw(st.integers(0, 3)))]
+                continue
+            if not required and draw(st.integers(0, 2)) == 0:
+                continue  # left at its default
+            v = t if first and pname in _TENSORISH else _an_arg(draw, pname, pool)
+            first = False
+            if required and not kwonly and not kwargs:
+                args.append(v)
+            else:
+                alias = {"axis": "dim", "keepdims": "keepdim"}.get(pname)
+                kwargs[alias if alias and draw(st.booleans()) else pname] = v
+        method = args and isinstance(args[0], tg.Tensor) and hasattr(tg.Tensor, name) and draw(st.booleans())
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                r = getattr(args[0], name)(*args[1:], **kwargs) if method else fn(*args, **kwargs)
+        except DOCUMENTED + (OverflowError,) as e:
+            assert str(e), (name, args, kwargs)
+            assert not isinstance(e, OverflowError) or "int" in str(e), (name, e)
+            return
+        _check_result(r, name)
+        outs = [x for x in (r if isinstance(r, (tuple, list)) else [r])
+                if isinstance(x, tg.Tensor) and x.requires_grad]
+        if outs:
+            try:
+                with np.errstate(all="ignore"):
+                    sum(o.sum() for o in outs).backward(retain_graph=draw(st.booleans()))
+            except DOCUMENTED as e:
+                assert str(e), name
 
     @invariant()
     def grad_mode_restored(self):

@@ -1,0 +1,90 @@
+"""Regression tests for what the fuzzers found in the issue 14 op set.
+
+Each test names the input kept in ``tests/fuzz/corpus`` (``regress-NAME``)
+that found the defect, and checks the right answer from Python: values
+against NumPy or PyTorch, gradients against central finite differences in
+float64 (``tapegrad.testing.gradcheck``), bad input as a documented
+exception naming the op.
+"""
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from assertions import raises
+from tapegrad.testing import gradcheck, gradgradcheck
+
+
+def rand(shape, seed=0, zeros=0):
+    a = np.random.default_rng(seed).uniform(0.5, 1.5, size=shape)
+    a.ravel()[:zeros] = 0.0
+    return a
+
+
+# -- regress-prod-no-axes-8-dims ---------------------------------------------
+# prod over no axes (axis=()) of an 8-d tensor merged "the reduced axes" into
+# a ninth dim (index 8 of an int64[8]: UBSan); its VJP with a zero did too.
+
+@pytest.mark.parametrize("zeros", [0, 1, 2])
+def test_prod_over_no_axes_of_8_dims_is_the_identity(zeros):
+    a = rand((1, 2, 1, 1, 1, 1, 2, 2), zeros=zeros)
+    x = tg.tensor(a, requires_grad=True)
+    y = tg.prod(x, axis=())
+    assert y.shape == a.shape
+    np.testing.assert_array_equal(y.numpy(), np.prod(a, axis=()))
+    (y * tg.tensor(a + 1.0)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), a + 1.0, rtol=1e-15)
+    assert gradcheck(lambda t: tg.prod(t, axis=()), [tg.tensor(a, requires_grad=True)])
+    assert gradgradcheck(lambda t: tg.prod(t, axis=()) ** 2, [tg.tensor(a, requires_grad=True)])
+
+
+def test_prod_over_no_axes_int64_and_keepdims_at_8_dims():
+    a = np.arange(1, 9, dtype=np.int64).reshape(1, 1, 1, 1, 1, 2, 2, 2)
+    for keep in (False, True):
+        y = tg.prod(tg.tensor(a), axis=(), keepdims=keep)
+        assert y.dtype == tg.int64
+        np.testing.assert_array_equal(y.numpy(), a)
+    # and every axis of the same tensor still reduces to one product
+    assert tg.prod(tg.tensor(a)).item() == np.prod(a)
+
+
+# -- regress-diag-int64-max-offset --------------------------------------------
+# diag of a vector with an offset near INT64_MAX was refused, but its message
+# computed the side n + |offset| in int64 (signed overflow: UBSan).
+
+@pytest.mark.parametrize("k", [2**63 - 1, 2**62, -(2**63) + 1, 2**61 + 5])
+def test_diag_offset_too_large_is_refused_with_the_side(k):
+    side = 3 + abs(k)
+    with raises(ValueError, "diag", f"a {side} x {side} result", f"offset {k}", "too large"):
+        tg.diag(tg.ones(3), k)
+    with raises(ValueError, "diag", f"{side} x {side}"):
+        tg._C._op_apply("diag", [tg.ones(3)], f"i0={k}")
+
+
+def test_diag_large_but_fitting_offset_still_works():
+    y = tg.diag(tg.tensor([1.0, 2.0]), 3)
+    np.testing.assert_array_equal(y.numpy(), np.diag([1.0, 2.0], 3))
+
+
+# -- regress-variadic-ops-too-few-inputs --------------------------------------
+# the generic call of a variadic op read inputs that were not given.
+
+@pytest.mark.parametrize("name, n, need", [("layer_norm", 0, 1), ("group_norm", 0, 1),
+                                           ("binary_cross_entropy", 1, 2),
+                                           ("scaled_dot_product_attention", 2, 3),
+                                           ("scaled_dot_product_attention", 0, 1)])
+def test_variadic_op_with_too_few_inputs_is_refused(name, n, need):
+    with raises(ValueError, name, f"at least {need} input", f"got {n}"):
+        tg._C._op_apply(name, [tg.ones((2, 3)) for _ in range(n)], "")
+
+
+# -- found by the Hypothesis machine's any_op rule ------------------------------
+# topk(k=0) of a 0-d tensor has no 0-d result: it failed inside with
+# "reshape: cannot reshape ... (0,) into shape ()", not naming topk.
+
+def test_topk_k0_of_a_0d_tensor_is_refused_naming_topk():
+    with raises(ValueError, "topk: k = 0 is out of range", "shape ()", "expected 1 <= k <= 1"):
+        tg.topk(tg.tensor(2.0), 0)
+    v, i = tg.topk(tg.tensor(2.0), 1)
+    assert v.shape == () and v.item() == 2.0 and i.item() == 0
+    v, i = tg.topk(tg.zeros((0,)), 0)  # an empty axis: k = 0 is fine
+    assert v.shape == (0,) and i.shape == (0,)
