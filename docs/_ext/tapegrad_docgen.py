@@ -94,6 +94,7 @@ OP_NAME_GROUPS = {"fmax": "Elementwise: arithmetic and comparisons",
 MODULE_GROUPS = {
     "tapegrad.interop": "Creating tensors",
     "tapegrad._shape": "Shapes, views and indexing",
+    "tapegrad._npfuncs": "Shapes, views and indexing",
     "tapegrad.autograd": "Autograd",
     "tapegrad.serialization": "Saving and loading",
     "tapegrad._config": "Runtime: the op registry, memory and threads",
