@@ -74,7 +74,9 @@ def build_jobs(requested=None):
 # MSVC (cl.exe, the compiler setuptools uses on Windows unless told otherwise)
 # takes none of the GCC flags above.  /std:c11 and /experimental:c11atomics
 # (Visual Studio 2022 17.5 or later) give C11 with <stdatomic.h>; /fp:precise
-# keeps IEEE results (no contraction into FMA); threads are Win32 threads
+# keeps IEEE results, and since Visual Studio 2022 17.0 it no longer contracts
+# a*b + c into an FMA (the fp_contract default became off: the same rule as
+# -ffp-contract=off above, so results agree bitwise); threads are Win32 threads
 # (csrc/kernels/platform.h), so there is no -pthread, and the Win32 functions
 # are in kernel32, which cl.exe links by default (no extra libraries).
 # /std:c11 also turns on the conforming preprocessor (/Zc:preprocessor) that

@@ -24,6 +24,7 @@
  *       not take that keyword and spells it __declspec(thread).
  *   TG_PI                   pi (M_PI is POSIX, not ISO C: cl.exe's math.h
  *       defines it only under _USE_MATH_DEFINES).
+ *   restrict                under cl.exe, its __restrict.
  *   __builtin_{add,sub,mul}_overflow(a, b, &r)   on a compiler without
  *       them: the same contract for int64_t results, in portable C (the
  *       tg_*_overflow_i64 functions below; tests/c/test_portable.c
@@ -69,6 +70,12 @@
 #endif
 
 #define TG_PI 3.14159265358979323846
+
+/* C99's restrict: cl.exe documents only its own spelling, __restrict, for C
+ * (clang in MSVC mode has the keyword, so this is not seen by .ci/msvc.sh) */
+#if defined(_MSC_VER) && !defined(__clang__) && !defined(__GNUC__)
+#define restrict __restrict
+#endif
 
 #if defined(__MINGW32__) /* MinGW-w64 formats with its own C99 printf (%zu) */
 #define TG_PRINTF_FORMAT(f, a) __attribute__((format(gnu_printf, f, a)))

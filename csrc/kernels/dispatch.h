@@ -37,8 +37,9 @@ typedef enum {
     TG_CPU_N_FEATURES
 } tg_cpu_feature;
 
-/* Whether the kernels of feature f may run here: the CPU has it (gcc's
- * __builtin_cpu_supports, which includes the OS's XSAVE state) and the
+/* Whether the kernels of feature f may run here: the CPU has it (gcc's and
+ * clang's __builtin_cpu_supports, which includes the OS's XSAVE state; under
+ * cl.exe CPUID and XGETBV read by dispatch.c, tg_cpu_decode_x86) and the
  * comma-separated list TAPEGRAD_DISABLE_CPU_FEATURES (e.g. "avx512", as
  * NumPy's NPY_DISABLE_CPU_FEATURES) does not name it.  The variable is read
  * on every call, so call it when choosing, not in a loop.  Thread-safe. */

@@ -73,6 +73,12 @@ static const char *foreign_path(const char *name) {
 #ifdef TG_VMATH_HAVE_SIMD
     if (strcmp(name, SIMD_NAME) == 0) return NULL;
 #endif
+#ifdef TG_ARCH_X86 /* and no SIMD build: a compiler without GCC's vector types (cl.exe) */
+    if (strcmp(name, "avx2") == 0) return "not in a build without GCC vector extensions";
+#endif
+#ifdef TG_ARCH_ARM64
+    if (strcmp(name, "neon") == 0) return "not in a build without GCC vector extensions";
+#endif
     if (strcmp(name, "avx2") == 0) return "not an x86-64 build";
     if (strcmp(name, "neon") == 0) return "not an arm64 build";
     return NULL;

@@ -1,5 +1,65 @@
 """Source of notebooks/04_fast_matmul.ipynb."""
+import inspect
+import re
+
 from nbtools import code, md, write
+
+def cpu_mhz():
+    """The clock in MHz: the largest "cpu MHz" of /proc/cpuinfo (x86 Linux), else the
+    maximum frequency of cpu0 (arm64 Linux); None where neither exists (macOS, Windows)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            found = re.findall(r"cpu MHz\s*:\s*([\d.]+)", f.read())
+        if found:
+            return max(float(m) for m in found)
+        with open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") as f:
+            return int(f.read()) / 1e3  # kHz
+    except (OSError, ValueError):
+        return None
+
+
+def peak_table(machine, isa, mhz, cores):
+    """The matmul micro-kernels of architecture `machine` (platform.machine()), the one in
+    use (`isa`, tg._C.gemm_isa()) marked, each with its register tile and float32 peak.
+    Returns (markdown table, float32 flops per cycle per core of `isa`, peak GFLOP/s of one
+    core or None when the clock `mhz` is unknown)."""
+    arm = machine.lower() in ("aarch64", "arm64")
+    # name: (register, f32 lanes, FMA units per core, f32 tile MR x NR, f64 tile)
+    kernels = {"neon": ("128-bit v0-v31", 4, 2, (8, 12), (6, 8))} if arm else {
+        "avx512": ("512-bit zmm0-31", 16, 2, (8, 32), (8, 16)),
+        "avx2": ("256-bit ymm0-15", 8, 2, (6, 16), (6, 8))}
+    # the portable C kernel: plain C that the compiler vectorizes for 128-bit registers
+    # (SSE2, NEON), a multiply and an add per lane (no FMA: counted as one "unit")
+    kernels["generic"] = ("128-bit, by the compiler", 4, 1, (4, 8), (4, 8))
+    rows = ["| kernel | registers | f32 tile MR × NR | accumulators | flops/cycle/core | peak/core |",
+            "|---|---|---|---|---|---|"]
+    mine = None
+    for name, (reg, lanes, units, (mr, nr), (mr64, nr64)) in kernels.items():
+        per_cycle = 2 * lanes * units
+        formula = f"2 × {lanes} × {units} = {per_cycle}"
+        peak = per_cycle * mhz / 1e3 if mhz else None
+        acc = f"{mr * nr // lanes} of {mr} × {nr // lanes}" if name != "generic" else "-"
+        shown = f"{peak:.0f} GFLOP/s" if peak else "clock unknown"
+        mark = " ← in use" if name == isa else ""
+        rows.append(f"| **{name}**{mark} | {reg} | {mr} × {nr} (f64 {mr64} × {nr64}) | {acc} "
+                    f"| {formula} | {shown} |")
+        if name == isa:
+            mine = (per_cycle, peak)
+    if mine is None:
+        raise ValueError(f"no micro-kernel {isa!r} on {machine}")
+    return "\n".join(rows), mine[0], mine[1]
+
+PEAK_CELL = (r"""
+from IPython.display import Markdown, display
+""" + inspect.getsource(cpu_mhz) + "\n\n" + inspect.getsource(peak_table) + r"""
+mhz, cores, isa = cpu_mhz(), os.cpu_count(), tg._C.gemm_isa()
+table, per_cycle, peak1 = peak_table(platform.machine(), isa, mhz, cores)
+display(Markdown(table))
+print(f"{platform.machine()}: clock {mhz} MHz, {cores} cores, micro-kernel {isa}: "
+      f"{per_cycle} float32 flops/cycle/core -> peak "
+      + (f"{peak1:.0f} GFLOP/s per core, {peak1 * cores:.0f} GFLOP/s in all" if peak1
+         else "unknown (no clock)"))
+""").strip("\n")
 
 cells = [
 md(r"""
@@ -32,23 +92,18 @@ def _time(fn):
 md(r"""
 ## The machine's peak
 
-An AVX2 core with two FMA units does 2 × 8 float32 multiply-adds per cycle, i.e. 32 flops
-per cycle (16 in float64). The peak is that times the clock times the cores.
+The micro-kernel at the heart of the fast matmul keeps an MR × NR tile of C in SIMD
+registers and updates it with fused multiply-adds (FMA: a·b + c in one instruction, counted
+as 2 flops). A core's peak is therefore 2 × (lanes per register) × (FMA units) flops per
+cycle, times the clock, times the cores. The table lists the micro-kernels this build has for
+this machine's architecture, with the one in use marked: on x86-64 AVX-512 (16 float32 lanes)
+and AVX2 (8 lanes), on arm64 NEON (4 lanes, 32 registers, `vfmaq_laneq_f32` multiplies a
+whole row of B by one lane of A), and everywhere the portable C kernel. Two FMA units is an
+assumption that fits most cores (Intel and AMD since Haswell and Zen 2, Arm Cortex-A76 and
+Neoverse); Apple's M1 and M2 performance cores have four 128-bit units, which doubles the
+NEON peak.
 """),
-code(r"""
-mhz = None
-try:
-    with open("/proc/cpuinfo") as f:
-        mhz = max(float(m) for m in re.findall(r"cpu MHz\s*:\s*([\d.]+)", f.read()))
-except (OSError, ValueError):
-    pass
-cores = os.cpu_count()
-isa = tg._C.gemm_isa()
-per_cycle = {"avx512": 64, "avx2": 32}.get(isa, 8)
-peak1 = per_cycle * (mhz or 0) / 1e3
-print(f"clock {mhz} MHz, {cores} cores, {per_cycle} float32 flops/cycle/core -> peak "
-      f"{peak1:.0f} GFLOP/s per core, {peak1 * cores:.0f} GFLOP/s in all")
-"""),
+code(PEAK_CELL),
 md(r"""
 ## Step by step
 
@@ -60,8 +115,8 @@ md(r"""
 4. **packed_scalar**: the BLIS/GotoBLAS structure: copy ("pack") panels of A and B into
    contiguous buffers in exactly the order the inner kernel reads them, then a small
    register-blocked micro-kernel computes an MR × NR tile of C.
-5. **packed_simd**: the same with the micro-kernel written in AVX2/AVX-512 FMA intrinsics,
-   chosen at run time.
+5. **packed_simd**: the same with the micro-kernel written in SIMD FMA intrinsics, AVX2 or
+   AVX-512 on x86-64 and NEON on arm64 (the table above), chosen at run time.
 6. **packed_simd_mt**: the same, split over the threads of the pool. A small product gives
    each thread a slab of C; a big one packs each panel of B once, all threads together, then
    hands out blocks of rows of C one at a time (BLIS's scheme), so nothing is packed twice and
