@@ -945,8 +945,10 @@ static tg_tensor *qr_vjp_tall(tg_tensor *q, tg_tensor *r, tg_tensor *gq, tg_tens
     int64_t n = r->shape[r->ndim - 1];
     tg_tensor *mm = take2(tg_sub, take2(tg_matmul, ref(r), mT(gr)), take2(tg_matmul, mT(gq), ref(q)));
     tg_tensor *low = mm ? pattern(n, mm->dtype, 'L') : NULL, *strict = low ? pattern(n, mm->dtype, 'S') : NULL;
-    tg_tensor *cl = strict ? take2(tg_add, take2(tg_mul, ref(mm), low), mT(take2(tg_mul, ref(mm), strict)))
-                           : (tg_tensor_release(low), NULL);
+    tg_tensor *sl = strict ? take2(tg_mul, ref(mm), strict) : NULL;
+    tg_tensor *cl = sl ? take2(tg_add, take2(tg_mul, ref(mm), low), mT(sl)) /* copyltu(M) */
+                       : (tg_tensor_release(low), NULL);
+    tg_tensor_release(sl);
     tg_tensor_release(mm);
     tg_tensor *b = cl ? take2(tg_add, ref(gq), take2(tg_matmul, ref(q), cl)) : NULL;
     tg_tensor *bt = mT(b);
