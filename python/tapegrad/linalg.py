@@ -275,8 +275,8 @@ def _pinv_value(A, atol, rtol):
         if k == 0:
             return _C.zeros(*A.shape[:-2], A.shape[-1], A.shape[-2], dtype=A.dtype)
         cutoff = (S[..., :1] * rtol).maximum(_C.tensor(atol, dtype=A.dtype))
-        keep = S > cutoff
-        s_inv = _C.where(keep, 1.0 / _C.where(keep, S, _C.ones_like(S)), _C.zeros_like(S))
+        drop = S <= cutoff          # (False for NaN, which then propagates)
+        s_inv = _C.where(drop, _C.zeros_like(S), 1.0 / _C.where(drop, _C.ones_like(S), S))
         return (Vh.swapaxes(-1, -2) * s_inv[..., None, :]) @ U.swapaxes(-1, -2)
 
 

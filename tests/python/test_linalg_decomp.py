@@ -196,6 +196,11 @@ def test_svd_of_non_finite_input_is_nan_and_terminates(bad):
     U, S, Vh = tg.linalg.svd(tg.tensor(a))
     assert np.all(np.isnan(S.numpy()[1])) and np.all(np.isnan(U.numpy()[1]))
     np.testing.assert_allclose(S.numpy()[0], np.linalg.svd(a[0], compute_uv=False), rtol=1e-12)
+    # pinv, lstsq and cond carry the NaN too (never a silent zero)
+    P = tg.linalg.pinv(tg.tensor(a)).numpy()
+    assert np.all(np.isnan(P[1])) and np.all(np.isfinite(P[0]))
+    assert np.isnan(tg.linalg.lstsq(tg.tensor(a[1]), tg.ones(4, dtype=tg.float64)).solution.numpy()).all()
+    assert np.isnan(tg.linalg.cond(tg.tensor(a)).numpy()[1])
     # QR carries the NaN through its arithmetic
     assert np.isnan(tg.linalg.qr(tg.tensor(a)).R.numpy()[1]).any()
 
