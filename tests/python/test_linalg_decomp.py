@@ -6,6 +6,8 @@ float64) and against PyTorch for losses that do not depend on the sign (or
 rotation) ambiguity of the factors, and the errors a learner meets."""
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tapegrad as tg
 from tapegrad.testing import gradcheck, gradgradcheck
@@ -641,10 +643,6 @@ def test_absurd_matrix_sizes_are_refused():
 # kernels while they were written: squares that overflow or underflow,
 # empty and rank-deficient matrices, NaN)
 # ---------------------------------------------------------------------------
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
 
 @st.composite
 def matrices(draw):
