@@ -246,6 +246,23 @@ def test_svdvals_gradient_at_a_rank_deficient_square_matrix_is_finite():
     np.testing.assert_allclose(g, torch_grad(lambda t: torch.linalg.svdvals(t).sum(), a), atol=1e-12)
 
 
+@pytest.mark.parametrize("a", [np.diag([1.0, 1.0, 2.0]), np.eye(3), np.zeros((3, 2)),
+                               2 * np.eye(4)[:, :2], np.ones((2, 3))],
+                         ids=["repeated", "identity", "zero-tall", "repeated-tall", "rank1-wide"])
+def test_singular_value_losses_are_finite_at_repeated_and_zero_values(a):
+    """A loss of S alone leaves the U and V terms out of the VJP (they
+    would be 0 / 0): svdvals, 'nuc' and 2-norms have PyTorch's gradient."""
+    w = np.ones(min(a.shape))   # (weights that tell equal values apart have no gradient there)
+    for f_tg, f_th in [(lambda t: (tg.linalg.svdvals(t) * tg.tensor(w)).sum(),
+                        lambda t: (torch.linalg.svdvals(t) * torch.tensor(w)).sum()),
+                       (lambda t: tg.linalg.matrix_norm(t, "nuc"),
+                        lambda t: torch.linalg.matrix_norm(t, "nuc"))]:
+        g = tg_grad(f_tg, a)
+        assert np.all(np.isfinite(g))
+        if a.any() and np.linalg.matrix_rank(a) == min(a.shape):  # else a subgradient: any choice
+            np.testing.assert_allclose(g, torch_grad(f_th, a), atol=1e-12)
+
+
 # ---------------------------------------------------------------------------
 # errors
 # ---------------------------------------------------------------------------
