@@ -1,13 +1,15 @@
 /*
  * decomp.c -- tg.linalg's matrix functions: inverse, solve, determinant,
- * log-determinant, Cholesky and the symmetric eigendecomposition, batched
- * over leading dims, float32 and float64 (computed in double).
+ * log-determinant, Cholesky, the symmetric eigendecomposition, QR and the
+ * SVD, batched over leading dims, float32 and float64 (computed in double).
  *
  * The kernels are the textbook ones, written to be read (a course wants to
  * see them; LAPACK is faster for large n and is what NumPy calls):
  *   LU with partial pivoting   inv (Gauss-Jordan), solve, det, slogdet
  *   Cholesky-Banachiewicz      cholesky
  *   cyclic Jacobi rotations    eigh (symmetric), eigenvalues ascending
+ *   Householder reflections    qr (LAPACK's signs: NumPy's and PyTorch's Q, R)
+ *   one-sided Jacobi           svd (Hestenes), singular values descending
  *
  * Every VJP is written with ops (inv, solve, matmul, transpose, ...), so the
  * gradients are themselves on the tape and second order works:
@@ -21,12 +23,17 @@
  *                         F_ij = 1/(w_j - w_i) off the diagonal, 0 on it
  *                         and both read A's lower triangle only (NumPy's
  *                         default), so dA = tril(S + S^T, -1) + diag(S)
+ *   A = Q R (reduced)     dA = (dQ + Q copyltu(R dR^T - dQ^T Q)) R^-T
+ *   A = U diag(s) V^T     dA = U [(skew(U^T dU)/E) S + S (skew(V^T dV)/E)
+ *                         + diag(ds)] V^T + the parts outside U's, V's span,
+ *                         E_jk = s_k^2 - s_j^2 (derivations in the blocks)
  *
- * Two ops have two results, which the tape (one output per entry) holds
+ * Four ops have several results, which the tape (one output per entry) holds
  * packed in one tensor: slogdet gives (..., 2) = [sign, log|det|] (the sign
  * is piecewise constant: its gradient is zero) and eigh gives (..., n, n+1)
- * = [V | w] (the eigenvectors as columns, then the eigenvalues).  tg.linalg
- * unpacks them with slices, which are ops, so the gradients of both halves
+ * = [V | w] (the eigenvectors as columns, then the eigenvalues), qr gives
+ * [Q | R] and svd [[U, s], [V, 0]] (see their blocks).  tg.linalg
+ * unpacks them with slices, which are ops, so the gradients of all parts
  * meet in the packed op's VJP.
  */
 #include "ops_internal.h"
