@@ -1,13 +1,15 @@
 /*
  * decomp.c -- tg.linalg's matrix functions: inverse, solve, determinant,
- * log-determinant, Cholesky and the symmetric eigendecomposition, batched
- * over leading dims, float32 and float64 (computed in double).
+ * log-determinant, Cholesky, the symmetric eigendecomposition, QR and the
+ * SVD, batched over leading dims, float32 and float64 (computed in double).
  *
  * The kernels are the textbook ones, written to be read (a course wants to
  * see them; LAPACK is faster for large n and is what NumPy calls):
  *   LU with partial pivoting   inv (Gauss-Jordan), solve, det, slogdet
  *   Cholesky-Banachiewicz      cholesky
  *   cyclic Jacobi rotations    eigh (symmetric), eigenvalues ascending
+ *   Householder reflections    qr (LAPACK's signs: NumPy's and PyTorch's Q, R)
+ *   one-sided Jacobi           svd (Hestenes), singular values descending
  *
  * Every VJP is written with ops (inv, solve, matmul, transpose, ...), so the
  * gradients are themselves on the tape and second order works:
@@ -21,12 +23,17 @@
  *                         F_ij = 1/(w_j - w_i) off the diagonal, 0 on it
  *                         and both read A's lower triangle only (NumPy's
  *                         default), so dA = tril(S + S^T, -1) + diag(S)
+ *   A = Q R (reduced)     dA = (dQ + Q copyltu(R dR^T - dQ^T Q)) R^-T
+ *   A = U diag(s) V^T     dA = U [(skew(U^T dU)/E) S + S (skew(V^T dV)/E)
+ *                         + diag(ds)] V^T + the parts outside U's, V's span,
+ *                         E_jk = s_k^2 - s_j^2 (derivations in the blocks)
  *
- * Two ops have two results, which the tape (one output per entry) holds
+ * Four ops have several results, which the tape (one output per entry) holds
  * packed in one tensor: slogdet gives (..., 2) = [sign, log|det|] (the sign
  * is piecewise constant: its gradient is zero) and eigh gives (..., n, n+1)
- * = [V | w] (the eigenvectors as columns, then the eigenvalues).  tg.linalg
- * unpacks them with slices, which are ops, so the gradients of both halves
+ * = [V | w] (the eigenvectors as columns, then the eigenvalues), qr gives
+ * [Q | R] and svd [[U, s], [V, 0]] (see their blocks).  tg.linalg
+ * unpacks them with slices, which are ops, so the gradients of all parts
  * meet in the packed op's VJP.
  */
 #include "ops_internal.h"
@@ -945,8 +952,10 @@ static tg_tensor *qr_vjp_tall(tg_tensor *q, tg_tensor *r, tg_tensor *gq, tg_tens
     int64_t n = r->shape[r->ndim - 1];
     tg_tensor *mm = take2(tg_sub, take2(tg_matmul, ref(r), mT(gr)), take2(tg_matmul, mT(gq), ref(q)));
     tg_tensor *low = mm ? pattern(n, mm->dtype, 'L') : NULL, *strict = low ? pattern(n, mm->dtype, 'S') : NULL;
-    tg_tensor *cl = strict ? take2(tg_add, take2(tg_mul, ref(mm), low), mT(take2(tg_mul, ref(mm), strict)))
-                           : (tg_tensor_release(low), NULL);
+    tg_tensor *sl = strict ? take2(tg_mul, ref(mm), strict) : NULL;
+    tg_tensor *cl = sl ? take2(tg_add, take2(tg_mul, ref(mm), low), mT(sl)) /* copyltu(M) */
+                       : (tg_tensor_release(low), NULL);
+    tg_tensor_release(sl);
     tg_tensor_release(mm);
     tg_tensor *b = cl ? take2(tg_add, ref(gq), take2(tg_matmul, ref(q), cl)) : NULL;
     tg_tensor *bt = mT(b);
@@ -1231,7 +1240,27 @@ tg_tensor *tg_linalg_svd(tg_tensor *a, int full) {
  * s_k^2 - s_j^2; the last two terms are the parts of dU, dV outside the
  * spans of U, V (Townsend 2016).  So the gradient is infinite where two
  * singular values are equal, and where one is zero for a non-square A,
- * unless the loss does not depend on the ambiguous vectors. */
+ * unless the loss does not depend on the ambiguous vectors.  When dU (dV)
+ * is a constant zero (a loss of S alone) its terms are left out, so that
+ * svdvals' gradient U diag(dS) V^T is finite at repeated values too. */
+/* Is t a constant zero: all its values 0 and not on the tape?  (The part
+ * of the packed gradient for U or V when the loss reads only S: svdvals,
+ * the nuclear and 2-norms, cond.)  Its terms are then left out rather than
+ * computed as 0 / 0 where singular values repeat.  *err on failure. */
+static bool zero_constant(tg_tensor *t, bool *err) {
+    if (t->requires_grad) return false;
+    tg_tensor *c = as_f64(t);
+    if (!c) {
+        *err = true;
+        return false;
+    }
+    bool zero = true;
+    const double *d = (const double *)tg_tensor_data(c);
+    for (int64_t i = 0; zero && i < c->numel; i++) zero = d[i] == 0.0;
+    tg_tensor_release(c);
+    return zero;
+}
+
 static tg_status linalg_svd_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *p = tg_entry_output(e);
@@ -1242,31 +1271,40 @@ static tg_status linalg_svd_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void 
     tg_tensor *gu = blk(g, 0, m, 0, k), *gv = blk(g, m, m + n, 0, k), *gs = blk(g, 0, k, c, c + 1);
     tg_tensor_release(p);
     tg_tensor *eye = s ? pattern(k, s->dtype, 'I') : NULL, *ga = NULL;
+    bool err = false;
     if (u && v && s && gu && gv && gs && eye) {
-        tg_tensor *s2 = tg_mul(s, s); /* (k, 1) */
-        tg_tensor *ee = s2 ? take2(tg_add, take2(tg_sub, mT(s2), ref(s2)), ref(eye)) : NULL;
-        tg_tensor_release(s2);
-        tg_tensor *jj = ee ? take2(tg_matmul, mT(u), ref(gu)) : NULL;
-        tg_tensor *kk = jj ? take2(tg_matmul, mT(v), ref(gv)) : NULL;
-        tg_tensor *t1 = kk ? take2(tg_mul, take2(tg_div, take2(tg_sub, ref(jj), mT(jj)), ref(ee)), mT(s)) : NULL;
-        tg_tensor *t2 = t1 ? take2(tg_mul, ref(s), take2(tg_div, take2(tg_sub, ref(kk), mT(kk)), ref(ee))) : NULL;
-        tg_tensor *t3 = t2 ? tg_mul(gs, eye) : NULL;
-        tg_tensor *inner = t3 ? take2(tg_add, take2(tg_add, t1, t2), t3) : (tg_tensor_release(t1), tg_tensor_release(t2), NULL);
+        /* the loss may read only S (svdvals): then dU = dV = 0 and only
+         * U diag(dS) V^T remains, with no division at all */
+        bool use_u = !zero_constant(gu, &err), use_v = !err && !zero_constant(gv, &err);
+        tg_tensor *inner = err ? NULL : tg_mul(gs, eye); /* diag(dS): (k, 1) * I */
+        tg_tensor *ee = NULL, *jj = NULL, *kk = NULL, *inv_s = NULL;
+        if (inner && (use_u || use_v)) {
+            tg_tensor *s2 = tg_mul(s, s); /* (k, 1) */
+            ee = s2 ? take2(tg_add, take2(tg_sub, mT(s2), ref(s2)), ref(eye)) : NULL; /* E */
+            tg_tensor_release(s2);
+            inv_s = ee ? take2(tg_div, tg_tensor_scalar(1.0, s->dtype), ref(s)) : NULL; /* (k, 1) */
+            if (!inv_s) inner = (tg_tensor_release(inner), NULL);
+        }
+        if (inner && use_u) { /* + (skew(J) / E) S, J = U^T dU */
+            jj = take2(tg_matmul, mT(u), ref(gu));
+            tg_tensor *t1 = jj ? take2(tg_mul, take2(tg_div, take2(tg_sub, ref(jj), mT(jj)), ref(ee)), mT(s)) : NULL;
+            inner = take2(tg_add, inner, t1);
+        }
+        if (inner && use_v) { /* + S (skew(K) / E), K = V^T dV */
+            kk = take2(tg_matmul, mT(v), ref(gv));
+            tg_tensor *t2 = kk ? take2(tg_mul, ref(s), take2(tg_div, take2(tg_sub, ref(kk), mT(kk)), ref(ee))) : NULL;
+            inner = take2(tg_add, inner, t2);
+        }
         ga = inner ? take2(tg_matmul, take2(tg_matmul, ref(u), inner), mT(v)) : NULL;
-        tg_tensor *inv_s = ga ? take2(tg_div, tg_tensor_scalar(1.0, s->dtype), ref(s)) : NULL; /* (k, 1) */
-        if (inv_s && m > k) { /* (dU - U J) S^-1 V^T */
+        if (ga && use_u && m > k) { /* + (dU - U J) S^-1 V^T */
             tg_tensor *x = take2(tg_sub, ref(gu), take2(tg_matmul, ref(u), ref(jj)));
             x = take2(tg_matmul, take2(tg_mul, x, mT(inv_s)), mT(v));
             ga = take2(tg_add, ga, x);
         }
-        if (inv_s && ga && n > k) { /* U S^-1 (dV^T - K^T V^T) */
+        if (ga && use_v && n > k) { /* + U S^-1 (dV^T - K^T V^T) */
             tg_tensor *x = take2(tg_sub, mT(gv), take2(tg_matmul, mT(kk), mT(v)));
             x = take2(tg_matmul, ref(u), take2(tg_mul, ref(inv_s), x));
             ga = take2(tg_add, ga, x);
-        }
-        if (!inv_s) {
-            tg_tensor_release(ga);
-            ga = NULL;
         }
         tg_tensor_release(inv_s);
         tg_tensor_release(jj);

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import _C
 from ._C import Tensor
+from .autograd import Function, no_grad
 
 __all__ = ["inv", "solve", "det", "slogdet", "cholesky", "eigh", "eigvalsh", "matrix_power",
            "norm", "vector_norm", "matrix_norm", "cond", "qr", "svd", "svdvals", "pinv", "lstsq", "SlogdetResult", "EighResult", "QRResult",
@@ -268,47 +269,42 @@ def _cutoff_rtol(who, m, n, dtype, rcond, atol, rtol):
 def _pinv_value(A, atol, rtol):
     """V diag(1/s) U^T with singular values at or below max(atol, rtol s_max)
     taken as zero (computed without recording)."""
-    from .autograd import no_grad
     with no_grad():
         U, S, Vh = _svd("pinv", A, False)
         k = S.shape[-1]
         if k == 0:
             return _C.zeros(*A.shape[:-2], A.shape[-1], A.shape[-2], dtype=A.dtype)
         cutoff = (S[..., :1] * rtol).maximum(_C.tensor(atol, dtype=A.dtype))
-        keep = S > cutoff
-        s_inv = _C.where(keep, 1.0 / _C.where(keep, S, _C.ones_like(S)), _C.zeros_like(S))
+        drop = S <= cutoff          # (False for NaN, which then propagates)
+        s_inv = _C.where(drop, _C.zeros_like(S), 1.0 / _C.where(drop, _C.ones_like(S), S))
         return (Vh.swapaxes(-1, -2) * s_inv[..., None, :]) @ U.swapaxes(-1, -2)
 
 
-def _make_pinv_function():
-    from .autograd import Function
+class _Pinv(Function):
+    """pinv with the Golub-Pereyra VJP, written with ops; when a second
+    derivative is being recorded the backward calls _Pinv again, so that P's
+    own dependence on A is on the tape."""
 
-    class Pinv(Function):
-        """pinv with the Golub-Pereyra VJP (written with ops; for second order
-        the backward calls Pinv again, so P's own dependence on A is recorded)."""
+    @staticmethod
+    def forward(ctx, A, atol, rtol):
+        ctx.save_for_backward(A)
+        ctx.P, ctx.atol, ctx.rtol = _pinv_value(A, atol, rtol), atol, rtol
+        return ctx.P
 
-        @staticmethod
-        def forward(ctx, A, atol, rtol):
-            ctx.save_for_backward(A)
-            ctx.P, ctx.atol, ctx.rtol = _pinv_value(A, atol, rtol), atol, rtol
-            return ctx.P
-
-        @staticmethod
-        def backward(ctx, gP):
-            (A,) = ctx.saved_tensors
-            P = Pinv.apply(A, ctx.atol, ctx.rtol) if _C.is_grad_enabled() and A.requires_grad \
-                else ctx.P
-            Pt, gPt = P.swapaxes(-1, -2), gP.swapaxes(-1, -2)
-            # dA = -P^T dP P^T + (I - A P) dP^T P P^T + P^T P dP^T (I - P A)
-            ga = -(Pt @ gP @ Pt)
-            ga = ga + (gPt @ (P @ Pt) - A @ (P @ (gPt @ (P @ Pt))))   # (I - A P) dP^T P P^T
-            ga = ga + ((Pt @ P) @ gPt - ((Pt @ P) @ gPt @ P) @ A)    # P^T P dP^T (I - P A)
-            return ga, None, None
-
-    return Pinv
+    @staticmethod
+    def backward(ctx, gP):
+        (A,) = ctx.saved_tensors
+        P = _Pinv.apply(A, ctx.atol, ctx.rtol) if _C.is_grad_enabled() and A.requires_grad \
+            else ctx.P
+        Pt, gPt = P.swapaxes(-1, -2), gP.swapaxes(-1, -2)
+        # dA = -P^T dP P^T + (I - A P) dP^T P P^T + P^T P dP^T (I - P A)
+        ga = -(Pt @ gP @ Pt)
+        ga = ga + (gPt @ (P @ Pt) - A @ (P @ (gPt @ (P @ Pt))))   # (I - A P) dP^T P P^T
+        ga = ga + ((Pt @ P) @ gPt - ((Pt @ P) @ gPt @ P) @ A)    # P^T P dP^T (I - P A)
+        return ga, None, None
 
 
-_PINV = None
+_Pinv.__name__ = "linalg_pinv"   # its name on the tape, like the built-in linalg ops
 
 
 def pinv(A, rcond=None, hermitian: bool = False, *, atol=None, rtol=None) -> Tensor:
@@ -329,12 +325,9 @@ def pinv(A, rcond=None, hermitian: bool = False, *, atol=None, rtol=None) -> Ten
     >>> tg.linalg.pinv(tg.tensor([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]], dtype=tg.float64)).tolist()
     [[1.0, 0.0, 0.0], [0.0, 0.5, 0.0]]
     """
-    global _PINV
     A = _matrix("pinv", A)
     atol, rtol = _cutoff_rtol("pinv", A.shape[-2], A.shape[-1], A.dtype, rcond, atol, rtol)
-    if _PINV is None:
-        _PINV = _make_pinv_function()
-    return _PINV.apply(A, atol, rtol)
+    return _Pinv.apply(A, atol, rtol)
 
 
 class LstsqResult(NamedTuple):
@@ -380,7 +373,6 @@ def lstsq(A, B, rcond=None) -> LstsqResult:
     P = pinv(A, rtol=rtol)
     X = P @ B
     S = svdvals(A)
-    from .autograd import no_grad
     with no_grad():
         cut = S[..., :1] * rtol if S.shape[-1] else S
         rank = (S > cut).astype(_C.int64).sum(axis=-1) if S.shape[-1] else \

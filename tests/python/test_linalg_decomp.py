@@ -6,6 +6,8 @@ float64) and against PyTorch for losses that do not depend on the sign (or
 rotation) ambiguity of the factors, and the errors a learner meets."""
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tapegrad as tg
 from tapegrad.testing import gradcheck, gradgradcheck
@@ -196,6 +198,11 @@ def test_svd_of_non_finite_input_is_nan_and_terminates(bad):
     U, S, Vh = tg.linalg.svd(tg.tensor(a))
     assert np.all(np.isnan(S.numpy()[1])) and np.all(np.isnan(U.numpy()[1]))
     np.testing.assert_allclose(S.numpy()[0], np.linalg.svd(a[0], compute_uv=False), rtol=1e-12)
+    # pinv, lstsq and cond carry the NaN too (never a silent zero)
+    P = tg.linalg.pinv(tg.tensor(a)).numpy()
+    assert np.all(np.isnan(P[1])) and np.all(np.isfinite(P[0]))
+    assert np.isnan(tg.linalg.lstsq(tg.tensor(a[1]), tg.ones(4, dtype=tg.float64)).solution.numpy()).all()
+    assert np.isnan(tg.linalg.cond(tg.tensor(a)).numpy()[1])
     # QR carries the NaN through its arithmetic
     assert np.isnan(tg.linalg.qr(tg.tensor(a)).R.numpy()[1]).any()
 
@@ -237,6 +244,23 @@ def test_svdvals_gradient_at_a_rank_deficient_square_matrix_is_finite():
     a = np.diag([3.0, 1.0, 0.0])
     g = tg_grad(lambda t: tg.linalg.svdvals(t).sum(), a)
     np.testing.assert_allclose(g, torch_grad(lambda t: torch.linalg.svdvals(t).sum(), a), atol=1e-12)
+
+
+@pytest.mark.parametrize("a", [np.diag([1.0, 1.0, 2.0]), np.eye(3), np.zeros((3, 2)),
+                               2 * np.eye(4)[:, :2], np.ones((2, 3))],
+                         ids=["repeated", "identity", "zero-tall", "repeated-tall", "rank1-wide"])
+def test_singular_value_losses_are_finite_at_repeated_and_zero_values(a):
+    """A loss of S alone leaves the U and V terms out of the VJP (they
+    would be 0 / 0): svdvals, 'nuc' and 2-norms have PyTorch's gradient."""
+    w = np.ones(min(a.shape))   # (weights that tell equal values apart have no gradient there)
+    for f_tg, f_th in [(lambda t: (tg.linalg.svdvals(t) * tg.tensor(w)).sum(),
+                        lambda t: (torch.linalg.svdvals(t) * torch.tensor(w)).sum()),
+                       (lambda t: tg.linalg.matrix_norm(t, "nuc"),
+                        lambda t: torch.linalg.matrix_norm(t, "nuc"))]:
+        g = tg_grad(f_tg, a)
+        assert np.all(np.isfinite(g))
+        if a.any() and np.linalg.matrix_rank(a) == min(a.shape):  # else a subgradient: any choice
+            np.testing.assert_allclose(g, torch_grad(f_th, a), atol=1e-12)
 
 
 # ---------------------------------------------------------------------------
@@ -636,10 +660,6 @@ def test_absurd_matrix_sizes_are_refused():
 # kernels while they were written: squares that overflow or underflow,
 # empty and rank-deficient matrices, NaN)
 # ---------------------------------------------------------------------------
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
 
 @st.composite
 def matrices(draw):
