@@ -31,11 +31,13 @@
  * A, 12 % building the weight gradient's patches (im2row), 5 % col2im; the
  * second convolution (16 -> 32 channels, 14 x 14) is three quarters of it.  Its
  * products are skinny (M = 32 output channels, or K = 32 for dx), so the
- * copies around them weigh as much as a third of the arithmetic.  Batching
- * several images into one wide GEMM or an implicit-GEMM micro-kernel that
- * reads x directly would remove them; neither is done yet (using im2col's
- * matrix as A of dw = (cols @ dy^T)^T instead of the patches measured within
- * the noise of the patches).
+ * copies around them weigh as much as a third of the arithmetic.  Tried and
+ * not kept, measured in thread CPU time on that step: dw with im2col's
+ * matrix as A (dw^T = cols @ dy^T) instead of the patches, and dw with the
+ * patches and dy of several images side by side in one GEMM (K = m*OH*OW,
+ * 1-4 MiB of patches): both within the noise (+-3 %) of one GEMM per image.
+ * What would remove the copies is an implicit-GEMM micro-kernel that reads
+ * x directly (packing its panels from the image); not written yet.
  *
  * Pooling splits its N*C planes between the threads.  The 2x2 window with
  * stride 2 has its own loop (maxpool2x2_*): four windows at a time with
