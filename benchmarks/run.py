@@ -3,6 +3,7 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py
     python benchmarks/run.py --quick --json results.json
     python benchmarks/run.py --only overhead          # the call-overhead rows alone
+    python benchmarks/run.py --only cnn               # the MNIST CNN's training step, 1 and 2 threads
 
 Each case is timed for every library in the same process (median of
 repeats after a warm-up) and printed as one table with the ratios

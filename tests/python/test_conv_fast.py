@@ -148,3 +148,24 @@ def test_cnn_layers_are_the_same_on_one_and_two_threads(n, dtype):
     one, two = _with_threads(1, run), _with_threads(2, run)
     for a, c in zip(one, two):
         assert a.tobytes() == c.tobytes()
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_conv1d_and_conv_transpose2d_are_the_same_on_one_and_two_threads(n):
+    """The composites run on conv2d's drivers (conv1d on images of height 1,
+    conv_transpose2d as conv2d's input gradient): the same bits too."""
+    rng = np.random.default_rng(10 + n)
+    x1 = rng.standard_normal((n, 8, 301)).astype(np.float32)
+    w1 = rng.standard_normal((12, 8, 7)).astype(np.float32)
+    x2 = rng.standard_normal((n, 12, 9, 11)).astype(np.float32)
+    w2 = rng.standard_normal((12, 6, 3, 3)).astype(np.float32)
+
+    def run():
+        a, wa, c, wc = (tg.tensor(v, requires_grad=True) for v in (x1, w1, x2, w2))
+        y1 = F.conv1d(a, wa, padding=3)
+        y2 = F.conv_transpose2d(c, wc, stride=2, padding=1)
+        (y1.sum() + (y2 * y2).sum()).backward()
+        return [y1.numpy(), y2.numpy(), a.grad.numpy(), wa.grad.numpy(), c.grad.numpy(), wc.grad.numpy()]
+    one, two = _with_threads(1, run), _with_threads(2, run)
+    for u, v in zip(one, two):
+        assert u.tobytes() == v.tobytes()
