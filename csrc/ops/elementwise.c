@@ -214,27 +214,6 @@ static tg_tensor *unary_kernel(const char *who, tg_tensor *x, tg_dtype dt, const
         }                                                                              \
     }
 
-/* Generic appliers for the registry (tests and tools call ops through them). */
-static tg_tensor *apply_binary(tg_tensor *(*f)(tg_tensor *, tg_tensor *), tg_tensor *const *in,
-                               int n) {
-    if (n != 2) return TG_FAIL(TG_ERR_VALUE, "apply: expected 2 inputs, got %d", n);
-    return f(in[0], in[1]);
-}
-static tg_tensor *apply_unary(tg_tensor *(*f)(tg_tensor *), tg_tensor *const *in, int n) {
-    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input, got %d", n);
-    return f(in[0]);
-}
-#define APPLY2(NAME)                                                                   \
-    static tg_tensor *apply_##NAME(tg_tensor *const *in, int n, const tg_params *p) {  \
-        (void)p;                                                                       \
-        return apply_binary(tg_##NAME, in, n);                                         \
-    }
-#define APPLY1(NAME)                                                                   \
-    static tg_tensor *apply_##NAME(tg_tensor *const *in, int n, const tg_params *p) {  \
-        (void)p;                                                                       \
-        return apply_unary(tg_##NAME, in, n);                                          \
-    }
-
 /* The forward of a differentiable binary op: promote, compute, record, save
  * both inputs. */
 /* The promoted dtype of a and b, read only when both exist (a NULL input

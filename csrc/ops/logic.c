@@ -31,49 +31,46 @@ static tg_status refuse(const char *who, tg_dtype dt, const char *expected) {
                         tg_dtype_name(dt), expected);
 }
 
-/* out[broadcast shape] (out_dt) = row(a, b), both converted to in_dt first. */
-static tg_tensor *logic_binary(const tg_opdef *op, tg_tensor *a, tg_tensor *b, tg_dtype in_dt,
-                               tg_dtype out_dt, lrow_fn fn, void *ctx) {
-    int nd;
+/* out (out_dt) = row(the inputs converted to in_dt), over their broadcast
+ * shape: the one driver of this file's elementwise ops (one or two inputs). */
+static tg_tensor *logic_op(const tg_opdef *op, int n, tg_tensor *const *in, tg_dtype in_dt,
+                           tg_dtype out_dt, lrow_fn fn, void *ctx) {
+    int nd = in[0]->ndim;
     int64_t shape[TG_MAX_DIMS];
-    if (tg__broadcast_shapes(op->name, a->ndim, a->shape, b->ndim, b->shape, &nd, shape)) return NULL;
-    tg_tensor *ac = tg__as_dtype(a, in_dt);
-    tg_tensor *bc = ac ? tg__as_dtype(b, in_dt) : NULL;
-    tg_tensor *out = bc ? tg_tensor_empty(nd, shape, out_dt) : NULL;
+    memcpy(shape, in[0]->shape, sizeof(int64_t) * (size_t)nd);
+    if (n == 2 && tg__broadcast_shapes(op->name, in[0]->ndim, in[0]->shape, in[1]->ndim,
+                                       in[1]->shape, &nd, shape))
+        return NULL;
+    tg_tensor *conv[2] = {NULL, NULL};
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) ok = (conv[i] = tg__as_dtype(in[i], in_dt)) != NULL;
+    tg_tensor *out = ok ? tg_tensor_empty(nd, shape, out_dt) : NULL;
     if (out && out->numel > 0) {
-        char *base[3] = {tg_tensor_data(out), tg_tensor_data(ac), tg_tensor_data(bc)};
+        char *base[3] = {tg_tensor_data(out), NULL, NULL};
         int64_t st[3][TG_MAX_DIMS];
         tg__bcast_strides_bytes(out, nd, shape, st[0]);
-        tg__bcast_strides_bytes(ac, nd, shape, st[1]);
-        tg__bcast_strides_bytes(bc, nd, shape, st[2]);
+        for (int i = 0; i < n; i++) {
+            base[i + 1] = tg_tensor_data(conv[i]);
+            tg__bcast_strides_bytes(conv[i], nd, shape, st[i + 1]);
+        }
         void *kt = tg__kernel_begin(out->numel);
-        tg__iterate_parallel(3, nd, shape, base, st, fn, ctx, 1);
+        tg__iterate_parallel(n + 1, nd, shape, base, st, fn, ctx, 1);
         tg__kernel_end(kt);
     }
-    tg_tensor_release(ac);
-    tg_tensor_release(bc);
-    tg_tensor *in[2] = {a, b};
+    for (int i = 0; i < n; i++) tg_tensor_release(conv[i]);
     tg_entry *e;
-    return tg__finish(op, 2, in, out, &e);
+    return tg__finish(op, n, in, out, &e);
 }
 
-/* out[x's shape] (out_dt) = row(x converted to in_dt). */
+static tg_tensor *logic_binary(const tg_opdef *op, tg_tensor *a, tg_tensor *b, tg_dtype in_dt,
+                               tg_dtype out_dt, lrow_fn fn, void *ctx) {
+    tg_tensor *in[2] = {a, b};
+    return logic_op(op, 2, in, in_dt, out_dt, fn, ctx);
+}
+
 static tg_tensor *logic_unary(const tg_opdef *op, tg_tensor *x, tg_dtype in_dt, tg_dtype out_dt,
                               lrow_fn fn) {
-    tg_tensor *xc = tg__as_dtype(x, in_dt);
-    tg_tensor *out = xc ? tg_tensor_empty(x->ndim, x->shape, out_dt) : NULL;
-    if (out && out->numel > 0) {
-        char *base[2] = {tg_tensor_data(out), tg_tensor_data(xc)};
-        int64_t st[2][TG_MAX_DIMS];
-        tg__bcast_strides_bytes(out, out->ndim, out->shape, st[0]);
-        tg__bcast_strides_bytes(xc, out->ndim, out->shape, st[1]);
-        void *kt = tg__kernel_begin(out->numel);
-        tg__iterate_parallel(2, out->ndim, out->shape, base, st, fn, NULL, 1);
-        tg__kernel_end(kt);
-    }
-    tg_tensor_release(xc);
-    tg_entry *e;
-    return tg__finish(op, 1, &x, out, &e);
+    return logic_op(op, 1, &x, in_dt, out_dt, fn, NULL);
 }
 
 #define LROW2(NAME, TI, TO, EXPR)                                                      \
@@ -112,11 +109,7 @@ LROW1(lnot_row, uint8_t, uint8_t, !x)
         if (!a || !b) return null_input(#NAME);                                        \
         return logic_binary(&tg_opdef_##NAME, a, b, TG_BOOL, TG_BOOL, ROW, NULL);      \
     }                                                                                  \
-    static tg_tensor *apply_##NAME(tg_tensor *const *in, int n, const tg_params *p) {  \
-        (void)p;                                                                       \
-        if (n != 2) return TG_FAIL(TG_ERR_VALUE, "apply: " #NAME " takes 2 inputs");   \
-        return tg_##NAME(in[0], in[1]);                                                \
-    }                                                                                  \
+    APPLY2(NAME)                                                                       \
     TG_DEFINE_OP(NAME, .arity = 2, .diff_mask = 0, .dtypes = "any -> bool",            \
                  .forward = "c = bool(a) " TEXT " bool(b)", .forward_tex = "c = [a \\ne 0] " TEX " [b \\ne 0]", \
                  .vjp = "not differentiable", .vjp_tex = "",                          \
@@ -132,11 +125,7 @@ tg_tensor *tg_logical_not(tg_tensor *x) {
     if (!x) return null_input("logical_not");
     return logic_unary(&tg_opdef_logical_not, x, TG_BOOL, TG_BOOL, lnot_row);
 }
-static tg_tensor *apply_logical_not(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)p;
-    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: logical_not takes 1 input");
-    return tg_logical_not(in[0]);
-}
+APPLY1(logical_not)
 TG_DEFINE_OP(logical_not, .arity = 1, .diff_mask = 0, .dtypes = "any -> bool",
              .forward = "y = not bool(x)", .forward_tex = "y = [x = 0]",
              .vjp = "not differentiable", .vjp_tex = "",
@@ -173,11 +162,7 @@ static int int_dtype(const char *who, const tg_tensor *a, const tg_tensor *b, bo
         return logic_binary(&tg_opdef_##NAME, a, b, (tg_dtype)dt, (tg_dtype)dt,        \
                             NAME##_rows.by_dtype[dt], NULL);                           \
     }                                                                                  \
-    static tg_tensor *apply_##NAME(tg_tensor *const *in, int n, const tg_params *p) {  \
-        (void)p;                                                                       \
-        if (n != 2) return TG_FAIL(TG_ERR_VALUE, "apply: " #NAME " takes 2 inputs");   \
-        return tg_##NAME(in[0], in[1]);                                                \
-    }                                                                                  \
+    APPLY2(NAME)                                                                       \
     TG_DEFINE_OP(NAME, .arity = 2, .diff_mask = 0, .dtypes = "int64,int32,uint8,bool", \
                  .forward = "c = a " TEXT " b", .forward_tex = "c = a " TEX " b",     \
                  .vjp = "not differentiable", .vjp_tex = "",                          \
@@ -200,11 +185,7 @@ tg_tensor *tg_bitwise_not(tg_tensor *x) {
     if (!fn) return (refuse("bitwise_not", x->dtype, INT_OR_BOOL), NULL);
     return logic_unary(&tg_opdef_bitwise_not, x, x->dtype, x->dtype, fn);
 }
-static tg_tensor *apply_bitwise_not(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)p;
-    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: bitwise_not takes 1 input");
-    return tg_bitwise_not(in[0]);
-}
+APPLY1(bitwise_not)
 TG_DEFINE_OP(bitwise_not, .arity = 1, .diff_mask = 0, .dtypes = "int64,int32,uint8,bool",
              .forward = "y = ~x", .forward_tex = "y = \\lnot x",
              .vjp = "not differentiable", .vjp_tex = "",
@@ -234,11 +215,7 @@ static const lrow_table shr_rows = {{NULL, NULL, shr_i64, NULL, shr_i32, shr_u8}
         return logic_binary(&tg_opdef_##NAME, a, b, (tg_dtype)dt, (tg_dtype)dt,        \
                             ROWS.by_dtype[dt], NULL);                                  \
     }                                                                                  \
-    static tg_tensor *apply_##NAME(tg_tensor *const *in, int n, const tg_params *p) {  \
-        (void)p;                                                                       \
-        if (n != 2) return TG_FAIL(TG_ERR_VALUE, "apply: " #NAME " takes 2 inputs");   \
-        return tg_##NAME(in[0], in[1]);                                                \
-    }                                                                                  \
+    APPLY2(NAME)                                                                       \
     TG_DEFINE_OP(NAME, .arity = 2, .diff_mask = 0, .dtypes = "int64,int32,uint8",      \
                  .forward = "c = a " TEXT " b", .forward_tex = "c = a " TEX " b",     \
                  .vjp = "not differentiable", .vjp_tex = "",                          \
@@ -275,11 +252,7 @@ static tg_tensor *predicate(const tg_opdef *op, tg_tensor *x, lrow_fn f32, lrow_
     tg_tensor *tg_##NAME(tg_tensor *x) {                                               \
         return predicate(&tg_opdef_##NAME, x, NAME##_f32, NAME##_f64, INTS);           \
     }                                                                                  \
-    static tg_tensor *apply_##NAME(tg_tensor *const *in, int n, const tg_params *p) {  \
-        (void)p;                                                                       \
-        if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: " #NAME " takes 1 input");    \
-        return tg_##NAME(in[0]);                                                       \
-    }                                                                                  \
+    APPLY1(NAME)                                                                       \
     TG_DEFINE_OP(NAME, .arity = 1, .diff_mask = 0, .dtypes = "any -> bool",            \
                  .forward = "y = " TEXT, .forward_tex = "y = " TEX,                   \
                  .vjp = "not differentiable", .vjp_tex = "", .doc = DOC,               \

@@ -27,4 +27,28 @@ static inline tg_tensor *take2(tg_tensor *(*f)(tg_tensor *, tg_tensor *), tg_ten
     return r;
 }
 
+/* The generic call of an op of one or two tensors and no parameters, for its
+ * block's .apply (registry-driven tests and tools call ops through it):
+ * APPLY1(exp) defines apply_exp(in, n, p) = tg_exp(in[0]).  tg_op_apply has
+ * checked n against the op's arity; the check here keeps a direct call safe. */
+static inline tg_tensor *tg__apply_unary(tg_tensor *(*f)(tg_tensor *), tg_tensor *const *in, int n) {
+    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input, got %d", n);
+    return f(in[0]);
+}
+static inline tg_tensor *tg__apply_binary(tg_tensor *(*f)(tg_tensor *, tg_tensor *),
+                                          tg_tensor *const *in, int n) {
+    if (n != 2) return TG_FAIL(TG_ERR_VALUE, "apply: expected 2 inputs, got %d", n);
+    return f(in[0], in[1]);
+}
+#define APPLY1(NAME)                                                                   \
+    static tg_tensor *apply_##NAME(tg_tensor *const *in, int n, const tg_params *p) {  \
+        (void)p;                                                                       \
+        return tg__apply_unary(tg_##NAME, in, n);                                      \
+    }
+#define APPLY2(NAME)                                                                   \
+    static tg_tensor *apply_##NAME(tg_tensor *const *in, int n, const tg_params *p) {  \
+        (void)p;                                                                       \
+        return tg__apply_binary(tg_##NAME, in, n);                                     \
+    }
+
 #endif /* TG_OPS_INTERNAL_H */
