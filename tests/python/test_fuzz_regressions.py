@@ -88,3 +88,23 @@ def test_topk_k0_of_a_0d_tensor_is_refused_naming_topk():
     assert v.shape == () and v.item() == 2.0 and i.item() == 0
     v, i = tg.topk(tg.zeros((0,)), 0)  # an empty axis: k = 0 is fine
     assert v.shape == (0,) and i.shape == (0,)
+
+
+# -- regress-copy-slices-int64-min-offset ----------------------------------------
+# copy_slices / as_strided (the ops of an in-place write through a view) with
+# a view offset of -2**63 over an empty base negated it (signed overflow:
+# UBSan); an empty view with a far offset computed offset - lo the same way.
+
+@pytest.mark.parametrize("name", ["copy_slices", "as_strided"])
+def test_view_write_ops_refuse_an_int64_min_offset(name):
+    ins = [tg.zeros((0,), dtype=tg.float64)] + ([tg.ones((1,), dtype=tg.float64)] if name == "copy_slices" else [])
+    with raises(ValueError, name, "overflow"):
+        tg._C._op_apply(name, ins, f"shape=1 ints=1,0,0,0,0,0,0,0,1 i0={-2**63} i1=1")
+
+
+def test_copy_slices_of_an_empty_view_anywhere_leaves_the_base():
+    base = tg.tensor([1.0, 2.0], dtype=tg.float64)
+    for off in (2**62, -(2**63), 5):
+        y = tg._C._op_apply("copy_slices", [base, tg.zeros((0,), dtype=tg.float64)],
+                            f"shape=0 ints=1,0,0,0,0,0,0,0,1 i0={off} i1=1")
+        np.testing.assert_array_equal(y.numpy(), [1.0, 2.0])
