@@ -108,3 +108,24 @@ def test_copy_slices_of_an_empty_view_anywhere_leaves_the_base():
         y = tg._C._op_apply("copy_slices", [base, tg.zeros((0,), dtype=tg.float64)],
                             f"shape=0 ints=1,0,0,0,0,0,0,0,1 i0={off} i1=1")
         np.testing.assert_array_equal(y.numpy(), [1.0, 2.0])
+
+
+# -- found by the issue 14 audit: dim= wherever PyTorch takes it -----------------
+
+def test_gather_index_select_flatten_take_pytorch_keywords():
+    torch = pytest.importorskip("torch")
+    a = np.arange(24.0).reshape(2, 3, 4)
+    x, xt = tg.tensor(a), torch.tensor(a)
+    i = np.array([[[3], [0], [1]], [[2], [2], [0]]])
+    for got, want in [
+            (tg.gather(x, dim=2, index=tg.tensor(i)), torch.gather(xt, dim=2, index=torch.tensor(i))),
+            (x.gather(dim=2, index=tg.tensor(i)), xt.gather(dim=2, index=torch.tensor(i))),
+            (x.index_select(dim=1, index=tg.tensor([2, 0])), xt.index_select(dim=1, index=torch.tensor([2, 0]))),
+            (tg.index_select(x, dim=-1, index=tg.tensor([1])), torch.index_select(xt, -1, torch.tensor([1]))),
+            (x.flatten(start_dim=1), xt.flatten(start_dim=1)),
+            (tg.flatten(x, end_dim=1), torch.flatten(xt, end_dim=1))]:
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    with raises(TypeError, "gather", "both 'axis' and its alias 'dim'"):
+        x.gather(2, tg.tensor(i), dim=2)
+    with raises(TypeError, "flatten", "both 'end_axis' and its alias 'end_dim'"):
+        x.flatten(end_axis=1, end_dim=1)
