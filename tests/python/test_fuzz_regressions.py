@@ -129,3 +129,29 @@ def test_gather_index_select_flatten_take_pytorch_keywords():
         x.gather(2, tg.tensor(i), dim=2)
     with raises(TypeError, "flatten", "both 'end_axis' and its alias 'end_dim'"):
         x.flatten(end_axis=1, end_dim=1)
+
+
+# -- regress-tile-repeat-count-int32-overflow ------------------------------------
+# The generic call's int64 i0 (the number of repeats of tile/repeat, the mode
+# of pad_mode/interpolate/scatter_reduce) was cast to int: 2**31 became
+# -2**31 (then 8 - nreps overflowed: UBSan) and 2**32 became 0, a valid
+# count or mode taken silently.  Saturated, it is refused.
+
+@pytest.mark.parametrize("count", [2**31, 2**32, -(2**63), -1, 2**32 + 2])
+@pytest.mark.parametrize("name", ["tile", "repeat"])
+def test_tile_repeat_count_out_of_int_range_is_refused(name, count):
+    with raises(ValueError, name, "repeats"):
+        tg._C._op_apply(name, [tg.ones((2, 3))], f"ints=2,2 i0={count}")
+    y = tg._C._op_apply(name, [tg.ones((2, 3))], "ints=2,2 i0=2")  # the count in range still works
+    assert y.shape == (4, 6)
+
+
+@pytest.mark.parametrize("name, inputs, text, who", [
+    ("pad_mode", lambda: [tg.ones((1, 2, 3))], "ints=1,1 i0={}", "pad"),
+    ("interpolate", lambda: [tg.ones((1, 1, 2, 2))], "ints={},0,4,4", "interpolate"),
+    ("scatter_reduce", lambda: [tg.ones(3), tg.tensor([0, 1]), tg.ones(2)], "i0=0 i1={}", "scatter_reduce")])
+def test_a_mode_out_of_int_range_is_not_taken_for_mode_0(name, inputs, text, who):
+    ok = tg._C._op_apply(name, inputs(), text.format(0))  # mode 0 is valid
+    assert ok.ndim >= 1
+    with raises(ValueError, who):
+        tg._C._op_apply(name, inputs(), text.format(2**32))
