@@ -1914,7 +1914,7 @@ tg_tensor *tg_interpolate(tg_tensor *x, const int64_t *size, const double *scale
 static tg_tensor *apply_interpolate(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
     double sc[2] = {p->f[0], p->f[1]};
-    return tg_interpolate(in[0], p->ints + 2, sc, (int)p->ints[0], p->ints[1] != 0);
+    return tg_interpolate(in[0], p->ints + 2, sc, tg__int_param(p->ints[0]), p->ints[1] != 0);
 }
 TG_DEFINE_OP(interpolate, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64",
              .forward = "nearest: y[..., i, j] = x[..., h(i), w(j)]; bilinear: y = sum of the 4 neighbours of the source point weighted by (1 - a)(1 - b), ...",

@@ -119,7 +119,7 @@ static tg_tensor *scratch_views(const char *who, const int64_t *base_shape, int 
         }
     }
     int64_t n = 0;
-    if (lo <= hi && __builtin_sub_overflow(hi, lo, &n))
+    if (lo <= hi && (lo == INT64_MIN || __builtin_sub_overflow(hi, lo, &n))) /* -lo below */
         return TG_FAIL(TG_ERR_VALUE, "%s: the view's strides overflow", who);
     if (lo <= hi) n += 1;
     if (n > INT64_MAX / 16)
@@ -131,7 +131,7 @@ static tg_tensor *scratch_views(const char *who, const int64_t *base_shape, int 
     memcpy(bst, p->ints + 8, sizeof bst);
     *bv = tg_tensor_from_storage(s->storage, dt, base_ndim, base_shape, bst, lo <= hi ? -lo : 0);
     *vv = *bv ? tg_tensor_from_storage(s->storage, dt, p->ndim, p->shape, p->ints,
-                                        lo <= hi ? p->i[0] - lo : 0)
+                                        vlo <= vhi ? p->i[0] - lo : 0) /* (an empty view: anywhere) */
               : NULL;
     if (!*vv) {
         tg_tensor_release(*bv);

@@ -50,5 +50,11 @@ static inline tg_tensor *tg__apply_binary(tg_tensor *(*f)(tg_tensor *, tg_tensor
         (void)p;                                                                       \
         return tg__apply_binary(tg_##NAME, in, n);                                     \
     }
+/* An int64 parameter (tg_params) for an int argument, saturated rather than
+ * truncated: (int)2**32 is 0, which an op would take for a valid count or
+ * mode; INT_MAX / INT_MIN is out of every range, so the op refuses it. */
+static inline int tg__int_param(int64_t v) {
+    return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int)v;
+}
 
 #endif /* TG_OPS_INTERNAL_H */

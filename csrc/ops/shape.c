@@ -357,6 +357,8 @@ static tg_tensor *lead_ones(tg_tensor *x, int nd) {
 static tg_status check_reps(const char *who, const int64_t *reps, int nreps) {
     if (nreps > TG_MAX_DIMS)
         return tg_error_set(TG_ERR_VALUE, "%s: %d repeats give more than %d dimensions", who, nreps, TG_MAX_DIMS);
+    if (nreps < 0) /* (from the generic call's i0) */
+        return tg_error_set(TG_ERR_VALUE, "%s: the number of repeats must be >= 0, got %d", who, nreps);
     for (int i = 0; i < nreps; i++)
         if (reps[i] < 0)
             return tg_error_set(TG_ERR_VALUE, "%s: repeats must be >= 0, got %lld for dim %d", who,
@@ -385,11 +387,11 @@ tg_tensor *tg_tile(tg_tensor *x, const int64_t *reps, int nreps) {
 }
 static tg_tensor *apply_repeat(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
-    return tg_repeat(in[0], p->ints, (int)p->i[0]);
+    return tg_repeat(in[0], p->ints, tg__int_param(p->i[0]));
 }
 static tg_tensor *apply_tile(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
-    return tg_tile(in[0], p->ints, (int)p->i[0]);
+    return tg_tile(in[0], p->ints, tg__int_param(p->i[0]));
 }
 TG_DEFINE_OP(repeat, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64,int64",
              .forward = "y = x copied reps[d] times along each dim d (PyTorch's Tensor.repeat)",
@@ -921,7 +923,7 @@ done:
 }
 static tg_tensor *apply_scatter_reduce(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
-    return tg_scatter_reduce(in[0], p->i[0], in[1], in[2], (int)p->i[1], p->i[2] != 0);
+    return tg_scatter_reduce(in[0], p->i[0], in[1], in[2], tg__int_param(p->i[1]), p->i[2] != 0);
 }
 TG_DEFINE_OP(scatter_reduce, .arity = 3, .composite = true, .diff_mask = 5, .dtypes = "float32,float64; index int64",
              .forward = "y = x; y[i][index[i][j]] = reduce(x[i][index[i][j]] (if include_self), src[i][j], ...) (axis 1)",
@@ -1391,7 +1393,7 @@ tg_tensor *tg_pad_mode(tg_tensor *x, const int64_t *pads, int mode, double value
 }
 static tg_tensor *apply_pad_mode(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
-    return tg_pad_mode(in[0], p->ints, (int)p->i[0], p->f[0]);
+    return tg_pad_mode(in[0], p->ints, tg__int_param(p->i[0]), p->f[0]);
 }
 TG_DEFINE_OP(pad_mode, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64,int64",
              .forward = "y = x cropped by the negative widths, padded by the positive ones (constant f0, or "

@@ -422,7 +422,15 @@ METHOD(unsqueeze) {
 }
 
 METHOD(flatten) {
-    ARGS("flatten", 2, 2, "start_axis", "end_axis")
+    ARGS("flatten", 4, 2, "start_axis", "end_axis", "start_dim", "end_dim") /* PyTorch's names too */
+    for (int i = 0; i < 2; i++) {
+        if (a[i] && a[i + 2]) {
+            PyErr_Format(PyExc_TypeError, "flatten() got both '%s' and its alias '%s'", i ? "end_axis" : "start_axis",
+                         i ? "end_dim" : "start_dim");
+            return NULL;
+        }
+        if (!a[i]) a[i] = a[i + 2];
+    }
     long long s = a[0] ? PyLong_AsLongLong(a[0]) : 0;
     long long e = (a[1] && !PyErr_Occurred()) ? PyLong_AsLongLong(a[1]) : -1;
     if (PyErr_Occurred()) return named("flatten");
@@ -462,9 +470,14 @@ METHOD(log_softmax) {
 static PyObject *index_op(PyObject *self, const char *fname,
                           tg_tensor *(*f)(tg_tensor *, int64_t, tg_tensor *), PyObject *const *args,
                           Py_ssize_t nargs, PyObject *kw) {
-    static const char *const names[] = {"axis", "index"};
-    PyObject *a[2];
-    if (tgpy_args(fname, args, nargs, kw, names, 2, 2, a)) return NULL;
+    static const char *const names[] = {"axis", "index", "dim"}; /* dim: PyTorch's name */
+    PyObject *a[3];
+    if (tgpy_args(fname, args, nargs, kw, names, 3, 2, a)) return NULL;
+    if (a[0] && a[2]) {
+        PyErr_Format(PyExc_TypeError, "%s() got both 'axis' and its alias 'dim'", fname);
+        return NULL;
+    }
+    if (!a[0]) a[0] = a[2];
     if (!a[0] || !a[1]) {
         PyErr_Format(PyExc_TypeError, "%s() needs axis and index", fname);
         return NULL;
@@ -672,15 +685,15 @@ static PyMethodDef tensor_methods[] = {
     M(swapaxes, "swapaxes(axis1, axis2)\n\nSwap two axes (a view)."),
     M(squeeze, "squeeze(axis=None)\n\nRemove size-1 axes."),
     M(unsqueeze, "unsqueeze(axis)\n\nInsert a size-1 axis."),
-    M(flatten, "flatten(start_axis=0, end_axis=-1)\n\nMerge a range of axes into one."),
+    M(flatten, "flatten(start_axis=0, end_axis=-1)\n\nMerge a range of axes into one (aliases start_dim, end_dim)."),
     M(astype, "astype(dtype)\n\nConvert to another dtype (differentiable between floats)."),
     M(float, "float()\n\nConvert to float32."), M(double, "double()\n\nConvert to float64."),
     M(long, "long()\n\nConvert to int64."),
     M(clone, "clone()\n\nA copy that stays on the tape (differentiable)."),
     M(softmax, "softmax(axis=-1)\n\nSoftmax along an axis."),
     M(log_softmax, "log_softmax(axis=-1)\n\nLog-softmax along an axis, computed stably."),
-    M(gather, "gather(axis, index)\n\nPick one element per position along axis (torch.gather)."),
-    M(index_select, "index_select(axis, index)\n\nPick whole slices along axis with an int64 index array."),
+    M(gather, "gather(axis, index)\n\nPick one element per position along axis (torch.gather; alias dim)."),
+    M(index_select, "index_select(axis, index)\n\nPick whole slices along axis with an int64 index array (alias dim)."),
     M(detach, "detach()\n\nThe same memory as a new leaf that does not require grad."),
     M(numpy, "numpy(force=False)\n\nA NumPy array sharing this tensor's memory (no copy; it keeps the\n"
              "tensor alive). Works on tensors that require grad too: the array is\nthe values only. "

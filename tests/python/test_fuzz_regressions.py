@@ -88,3 +88,70 @@ def test_topk_k0_of_a_0d_tensor_is_refused_naming_topk():
     assert v.shape == () and v.item() == 2.0 and i.item() == 0
     v, i = tg.topk(tg.zeros((0,)), 0)  # an empty axis: k = 0 is fine
     assert v.shape == (0,) and i.shape == (0,)
+
+
+# -- regress-copy-slices-int64-min-offset ----------------------------------------
+# copy_slices / as_strided (the ops of an in-place write through a view) with
+# a view offset of -2**63 over an empty base negated it (signed overflow:
+# UBSan); an empty view with a far offset computed offset - lo the same way.
+
+@pytest.mark.parametrize("name", ["copy_slices", "as_strided"])
+def test_view_write_ops_refuse_an_int64_min_offset(name):
+    ins = [tg.zeros((0,), dtype=tg.float64)] + ([tg.ones((1,), dtype=tg.float64)] if name == "copy_slices" else [])
+    with raises(ValueError, name, "overflow"):
+        tg._C._op_apply(name, ins, f"shape=1 ints=1,0,0,0,0,0,0,0,1 i0={-2**63} i1=1")
+
+
+def test_copy_slices_of_an_empty_view_anywhere_leaves_the_base():
+    base = tg.tensor([1.0, 2.0], dtype=tg.float64)
+    for off in (2**62, -(2**63), 5):
+        y = tg._C._op_apply("copy_slices", [base, tg.zeros((0,), dtype=tg.float64)],
+                            f"shape=0 ints=1,0,0,0,0,0,0,0,1 i0={off} i1=1")
+        np.testing.assert_array_equal(y.numpy(), [1.0, 2.0])
+
+
+# -- found by the issue 14 audit: dim= wherever PyTorch takes it -----------------
+
+def test_gather_index_select_flatten_take_pytorch_keywords():
+    torch = pytest.importorskip("torch")
+    a = np.arange(24.0).reshape(2, 3, 4)
+    x, xt = tg.tensor(a), torch.tensor(a)
+    i = np.array([[[3], [0], [1]], [[2], [2], [0]]])
+    for got, want in [
+            (tg.gather(x, dim=2, index=tg.tensor(i)), torch.gather(xt, dim=2, index=torch.tensor(i))),
+            (x.gather(dim=2, index=tg.tensor(i)), xt.gather(dim=2, index=torch.tensor(i))),
+            (x.index_select(dim=1, index=tg.tensor([2, 0])), xt.index_select(dim=1, index=torch.tensor([2, 0]))),
+            (tg.index_select(x, dim=-1, index=tg.tensor([1])), torch.index_select(xt, -1, torch.tensor([1]))),
+            (x.flatten(start_dim=1), xt.flatten(start_dim=1)),
+            (tg.flatten(x, end_dim=1), torch.flatten(xt, end_dim=1))]:
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    with raises(TypeError, "gather", "both 'axis' and its alias 'dim'"):
+        x.gather(2, tg.tensor(i), dim=2)
+    with raises(TypeError, "flatten", "both 'end_axis' and its alias 'end_dim'"):
+        x.flatten(end_axis=1, end_dim=1)
+
+
+# -- regress-tile-repeat-count-int32-overflow ------------------------------------
+# The generic call's int64 i0 (the number of repeats of tile/repeat, the mode
+# of pad_mode/interpolate/scatter_reduce) was cast to int: 2**31 became
+# -2**31 (then 8 - nreps overflowed: UBSan) and 2**32 became 0, a valid
+# count or mode taken silently.  Saturated, it is refused.
+
+@pytest.mark.parametrize("count", [2**31, 2**32, -(2**63), -1, 2**32 + 2])
+@pytest.mark.parametrize("name", ["tile", "repeat"])
+def test_tile_repeat_count_out_of_int_range_is_refused(name, count):
+    with raises(ValueError, name, "repeats"):
+        tg._C._op_apply(name, [tg.ones((2, 3))], f"ints=2,2 i0={count}")
+    y = tg._C._op_apply(name, [tg.ones((2, 3))], "ints=2,2 i0=2")  # the count in range still works
+    assert y.shape == (4, 6)
+
+
+@pytest.mark.parametrize("name, inputs, text, who", [
+    ("pad_mode", lambda: [tg.ones((1, 2, 3))], "ints=1,1 i0={}", "pad"),
+    ("interpolate", lambda: [tg.ones((1, 1, 2, 2))], "ints={},0,4,4", "interpolate"),
+    ("scatter_reduce", lambda: [tg.ones(3), tg.tensor([0, 1]), tg.ones(2)], "i0=0 i1={}", "scatter_reduce")])
+def test_a_mode_out_of_int_range_is_not_taken_for_mode_0(name, inputs, text, who):
+    ok = tg._C._op_apply(name, inputs(), text.format(0))  # mode 0 is valid
+    assert ok.ndim >= 1
+    with raises(ValueError, who):
+        tg._C._op_apply(name, inputs(), text.format(2**32))
