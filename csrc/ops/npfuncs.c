@@ -18,10 +18,6 @@
 
 #include <math.h>
 
-#ifndef M_PI
-#define M_PI 3.14159265358979323846
-#endif
-
 /* ---- helpers ------------------------------------------------------------ */
 
 /* f(x) releasing x (chains of composite steps); NULL if x is NULL. */
@@ -507,11 +503,11 @@ tg_tensor *tg_sinc(tg_tensor *x) {
     tg_tensor *one = small ? tg__ones_like(x) : NULL;
     tg_tensor *xs = one ? tg_where(small, one, x) : NULL; /* x, or 1 where it is small */
     tg_tensor_release(one);
-    tg_tensor *px = xs ? tg_mul_scalar(xs, M_PI) : NULL;
+    tg_tensor *px = xs ? tg_mul_scalar(xs, TG_PI) : NULL;
     tg_tensor_release(xs);
     tg_tensor *q = px ? take2(tg_div, tg_sin(px), (tg_tensor_retain(px), px)) : NULL;
     tg_tensor_release(px);
-    tg_tensor *u = q ? tg_mul_scalar(x, M_PI) : NULL;
+    tg_tensor *u = q ? tg_mul_scalar(x, TG_PI) : NULL;
     tg_tensor *t = u ? tg_mul(u, u) : NULL;
     tg_tensor_release(u);
     /* 1 + t (-1/6 + t/120) */
@@ -553,8 +549,8 @@ static tg_tensor *scale_angle(const char *who, tg_tensor *x, double k) {
     }
     return tg_mul_scalar(x, k);
 }
-tg_tensor *tg_deg2rad(tg_tensor *x) { return scale_angle("deg2rad", x, M_PI / 180.0); }
-tg_tensor *tg_rad2deg(tg_tensor *x) { return scale_angle("rad2deg", x, 180.0 / M_PI); }
+tg_tensor *tg_deg2rad(tg_tensor *x) { return scale_angle("deg2rad", x, TG_PI / 180.0); }
+tg_tensor *tg_rad2deg(tg_tensor *x) { return scale_angle("rad2deg", x, 180.0 / TG_PI); }
 static tg_tensor *apply_deg2rad(tg_tensor *const *in, int n, const tg_params *p) {
     (void)p;
     if (n != 1) return TG_FAIL(TG_ERR_VALUE, "deg2rad: expected 1 input, got %d", n);
