@@ -330,17 +330,33 @@ static tg_tensor *on_0d(axis_fn f, tg_tensor *x, bool flag) {
 /* cumsum                                                                 */
 /* ===================================================================== */
 
+/* Record a scan of x along ax (reversed or not) whose kernel made out: the
+ * entry keeps the axis and the direction, and, when the VJP reads them
+ * (save), the output and the input. */
+static tg_tensor *record_scan(const tg_opdef *op, tg_tensor *x, tg_tensor *out, int64_t ax,
+                              bool reverse, bool save) {
+    tg_entry *e;
+    out = tg__finish(op, 1, &x, out, &e);
+    if (e) {
+        e->params.i[0] = ax;
+        e->params.i[1] = reverse;
+        if (save) {
+            tg__save_output(e, out);
+            if (tg__save(e, x)) {
+                tg_tensor_release(out);
+                return NULL;
+            }
+        }
+    }
+    return out;
+}
+
 tg_tensor *tg_cumsum(tg_tensor *x, int64_t axis, bool reverse) {
     int64_t ax;
     if (check_dtype("cumsum", x, true) || scan_axis("cumsum", x, axis, &ax)) return NULL;
     if (x->ndim == 0) return on_0d(tg_cumsum, x, reverse);
-    tg_entry *e;
-    tg_tensor *out = tg__finish(&tg_opdef_cumsum, 1, &x, scan_kernel(x, ax, S_SUM, reverse, NULL), &e);
-    if (e) {
-        e->params.i[0] = ax;
-        e->params.i[1] = reverse;
-    }
-    return out;
+    return record_scan(&tg_opdef_cumsum, x, scan_kernel(x, ax, S_SUM, reverse, NULL), ax, reverse,
+                       false);
 }
 static tg_status cumsum_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -368,18 +384,8 @@ tg_tensor *tg_cumprod(tg_tensor *x, int64_t axis, bool reverse) {
     int64_t ax;
     if (check_dtype("cumprod", x, true) || scan_axis("cumprod", x, axis, &ax)) return NULL;
     if (x->ndim == 0) return on_0d(tg_cumprod, x, reverse);
-    tg_entry *e;
-    tg_tensor *out = tg__finish(&tg_opdef_cumprod, 1, &x, scan_kernel(x, ax, S_PROD, reverse, NULL), &e);
-    if (e) {
-        e->params.i[0] = ax;
-        e->params.i[1] = reverse;
-        tg__save_output(e, out);
-        if (tg__save(e, x)) {
-            tg_tensor_release(out);
-            return NULL;
-        }
-    }
-    return out;
+    return record_scan(&tg_opdef_cumprod, x, scan_kernel(x, ax, S_PROD, reverse, NULL), ax, reverse,
+                       true);
 }
 /* The gradient of cumprod when x has zeros and no graph is wanted (no
  * autograd): per row, with z the first zero in scan order,
@@ -640,19 +646,8 @@ tg_tensor *tg_logcumsumexp(tg_tensor *x, int64_t axis, bool reverse) {
     int64_t ax;
     if (check_dtype("logcumsumexp", x, false) || scan_axis("logcumsumexp", x, axis, &ax)) return NULL;
     if (x->ndim == 0) return on_0d(tg_logcumsumexp, x, reverse);
-    tg_entry *e;
-    tg_tensor *out =
-        tg__finish(&tg_opdef_logcumsumexp, 1, &x, scan_kernel(x, ax, S_LSE, reverse, NULL), &e);
-    if (e) {
-        e->params.i[0] = ax;
-        e->params.i[1] = reverse;
-        tg__save_output(e, out);
-        if (tg__save(e, x)) {
-            tg_tensor_release(out);
-            return NULL;
-        }
-    }
-    return out;
+    return record_scan(&tg_opdef_logcumsumexp, x, scan_kernel(x, ax, S_LSE, reverse, NULL), ax,
+                       reverse, true);
 }
 /* dx_k = sum_{i >= k} dy_i exp(x_k - y_i), in log space (PyTorch's formula):
  * exp(rev_lcse(log dy+ - y) + x) - exp(rev_lcse(log dy- - y) + x). */

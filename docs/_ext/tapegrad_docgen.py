@@ -26,6 +26,7 @@ import inspect
 import os
 import re
 import shutil
+import sys
 import types
 from pathlib import Path
 
@@ -90,7 +91,9 @@ OP_NAME_GROUPS = {"fmax": "Elementwise: arithmetic and comparisons",
                   "fmin": "Elementwise: arithmetic and comparisons",
                   "logaddexp2": "Elementwise: arithmetic and comparisons"}
 
-#: Which group a top-level name defined in Python joins: by its module.
+#: Which group a top-level name defined in Python joins: by its module, unless
+#: the module's own ``_API_GROUPS`` (heading -> names, beside the definitions)
+#: names it, for a module that holds several families.
 MODULE_GROUPS = {
     "tapegrad.interop": "Creating tensors",
     "tapegrad._shape": "Shapes, views and indexing",
@@ -121,7 +124,10 @@ def _top_groups() -> list[tuple[str, list[str]]]:
         obj = getattr(tg, name)
         if isinstance(obj, types.ModuleType):
             continue
-        head = of_object.get(id(obj)) or MODULE_GROUPS.get(getattr(obj, "__module__", None) or "")
+        modname = getattr(obj, "__module__", None) or ""
+        own = getattr(sys.modules.get(modname), "_API_GROUPS", {})
+        head = (of_object.get(id(obj)) or next((h for h, ns in own.items() if name in ns.split()), None)
+                or MODULE_GROUPS.get(modname))
         if head:
             groups[head].append(name)
     return [(head, groups[head]) for head in TOP_GROUPS]

@@ -12,6 +12,9 @@ from . import _C
 
 __all__ = ["concatenate", "hstack", "vstack", "dstack", "column_stack", "atleast_1d", "atleast_2d",
            "atleast_3d", "meshgrid", "linspace", "logspace"]
+#: The API page's group of the names that are not shape functions (the docs
+#: put the rest of a module under its MODULE_GROUPS heading).
+_API_GROUPS = {"Creating tensors": "meshgrid linspace logspace"}
 
 
 def concatenate(tensors, axis=0, *, dim=None):

@@ -185,6 +185,7 @@ def test_every_top_level_function_has_a_group():
     assert by_name["exp"] == "Elementwise: functions" and by_name["arcsin"] == "Elementwise: functions"
     assert by_name["no_grad"] == "Autograd" and by_name["save"] == "Saving and loading"
     assert by_name["concatenate"] == by_name["split"] == "Shapes, views and indexing"
+    assert by_name["linspace"] == "Creating tensors"  # by _shape.py's own _API_GROUPS
 
 
 def test_docs_build_renders_the_notebooks(built_site):

@@ -755,6 +755,9 @@ def test_flop_counts_of_known_ops():
     assert tg.inspect.op_flops("sum", [(7, 2)], ()) == (14, 14)
     with pytest.raises(ValueError, match="not a registry op"):
         tg.inspect.op_flops("no_such_op", [(2,)], (2,))
+    for bad in ([(2, 3)], 5, [None]):  # conv2d needs a weight shape; shapes must be shapes
+        with pytest.raises(ValueError, match=r"op_flops: conv2d counts 'conv' units.*expected"):
+            tg.inspect.op_flops("conv2d", bad, (2, 5, 6, 6))
 
 
 # ---------------------------------------------------------------------------

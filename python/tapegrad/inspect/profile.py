@@ -56,8 +56,13 @@ def op_flops(op: str, input_shapes, output_shape, grad_inputs: int = 1):
     rule = _FLOPS.get(op)
     if rule is None:
         raise ValueError(f"op_flops: {op!r} is not a registry op (tg.ops() lists them)")
-    shapes = [tuple(s) for s in input_shapes]
-    u = _units(rule["per"], shapes, tuple(output_shape))
+    try:
+        shapes = [tuple(int(n) for n in s) for s in input_shapes]
+        u = _units(rule["per"], shapes, tuple(int(n) for n in output_shape))
+    except (TypeError, ValueError, IndexError):
+        raise ValueError(f"op_flops: {op} counts {rule['per']!r} units, which the input shapes "
+                         f"{input_shapes!r} and output shape {output_shape!r} do not give (expected "
+                         f"a list of shapes, one per input, and a shape)") from None
     back = rule["backward"] * u * (grad_inputs if rule["per_grad_input"] else 1)
     return rule["forward"] * u, back
 
