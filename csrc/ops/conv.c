@@ -20,7 +20,7 @@
  *   dx:  cols = w^T @ dy_n, then col2im adds each column back into its window
  *   dw:  dw  += dy_n @ cols_n^T        (summed over the images; for wide
  *        kernels cols_n^T is built directly (im2row), which packs faster)
- *   db:  sum of dy over N, OH, OW
+ *   db:  sum of dy over N, OH, OW (bias_grad: channels split between threads)
  *
  * The images are processed in parallel (threadpool.h), each worker with its
  * own cols buffer; dw is summed from a fixed number of partial sums, in a
@@ -87,6 +87,13 @@
 /* Work (multiply-adds) below which a parallel loop is not worth waking the
  * pool for; a chunk of images gets at least this much. */
 #define CONV_MIN_WORK_PER_CHUNK 262144.0
+/* The same for pooling, whose work (window taps and input elements) costs
+ * a few times less than a convolution's multiply-adds would suggest only in
+ * GEMM terms: a tap is a compare, a plane's backward a memset and a
+ * scatter.  At 262144 the MNIST CNN's second pool (1024 planes of 14 x 14)
+ * was one chunk, its forward and backward serial on two threads; 16384 taps
+ * is about 15 us of work, several times the cost of waking a worker. */
+#define POOL_MIN_WORK_PER_CHUNK 16384.0
 /* dw is accumulated in at most this many partial sums (see weight_grad). */
 #define CONV_MAX_DW_PARTS 8
 
@@ -934,6 +941,60 @@ tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *w, tg_tensor *b, int64_t sh, int64
     return tg_conv2d_ex(x, w, b, cv);
 }
 
+/* db[o] = the sum of dy[n, o, :, :] over n, for channels [o0, o1): float64
+ * accumulators, eight per channel (element p of a row goes to p mod 8, so
+ * the loop vectorizes and the order is fixed), added pairwise at the end.
+ * Channels are independent: the same bits on any number of threads. */
+typedef struct {
+    const void *dy;
+    void *db;
+    int64_t N, O, OHW;
+    tg_dtype dt;
+} bias_job;
+
+static void bias_range(int64_t o0, int64_t o1, void *vjob) {
+    const bias_job *j = vjob;
+    for (int64_t o = o0; o < o1; o++) {
+        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t n = 0; n < j->N; n++) {
+            int64_t base = (n * j->O + o) * j->OHW, p = 0;
+            if (j->dt == TG_FLOAT32) {
+                const float *r = (const float *)j->dy + base;
+                for (; p + 8 <= j->OHW; p += 8)
+                    for (int q = 0; q < 8; q++) acc[q] += (double)r[p + q];
+                for (; p < j->OHW; p++) acc[p & 7] += (double)r[p];
+            } else {
+                const double *r = (const double *)j->dy + base;
+                for (; p + 8 <= j->OHW; p += 8)
+                    for (int q = 0; q < 8; q++) acc[q] += r[p + q];
+                for (; p < j->OHW; p++) acc[p & 7] += r[p];
+            }
+        }
+        double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        if (j->dt == TG_FLOAT32) ((float *)j->db)[o] = (float)s;
+        else ((double *)j->db)[o] = s;
+    }
+}
+
+/* conv2d's bias gradient sum(dy, (0, 2, 3)) without building a graph: the
+ * general reduction over those non-adjacent axes is a serial strided loop
+ * (3 % of the MNIST CNN's step, all of it on one thread).  For a contiguous
+ * float dy (bias_grad_applies); a new reference, NULL on out of memory. */
+static bool bias_grad_applies(const tg_tensor *dy) {
+    return dy->ndim == 4 && tg_tensor_is_contiguous(dy) && tg_dtype_is_float(dy->dtype);
+}
+static tg_tensor *bias_grad(tg_tensor *dy) {
+    int64_t O = dy->shape[1];
+    tg_tensor *db = tg_tensor_empty(1, &O, dy->dtype);
+    if (!db || O == 0) return db;
+    bias_job j = {tg_tensor_data(dy), tg_tensor_data(db), dy->shape[0], O,
+                  dy->shape[2] * dy->shape[3], dy->dtype};
+    double per = (double)j.N * (double)j.OHW; /* elements per channel */
+    double gr = ceil(POOL_MIN_WORK_PER_CHUNK / (per > 0 ? per : 1));
+    tg_parallel_for(O, gr > (double)O ? O : (int64_t)gr, bias_range, &j);
+    return db;
+}
+
 static tg_status conv2d_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *x = tg_entry_saved(e, 0), *w = x ? tg_entry_saved(e, 1) : NULL;
@@ -943,6 +1004,10 @@ static tg_status conv2d_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx
     if (tg_entry_needs_grad(e, 1)) CHECK(gi[1] = tg_conv2d_weight_grad_ex(x, g, w->shape, p));
     if (e->n_inputs == 3 && tg_entry_needs_grad(e, 2)) {
         int64_t axes[3] = {0, 2, 3};
+        if (!tg_grad_enabled() && bias_grad_applies(g)) {
+            CHECK(gi[2] = bias_grad(g));
+            return TG_OK;
+        }
         CHECK(gi[2] = tg_sum(g, axes, 3, false));
     }
     return TG_OK;
@@ -1271,7 +1336,7 @@ static void run_pool(pool_job *j) {
     const geom *g = j->g;
     int64_t planes = g->N * g->C;
     double work = (double)(g->OH * g->OW) * (double)(g->KH * g->KW) + (double)(g->H * g->W);
-    double gr = ceil(CONV_MIN_WORK_PER_CHUNK / (work > 0 ? work : 1));
+    double gr = ceil(POOL_MIN_WORK_PER_CHUNK / (work > 0 ? work : 1));
     tg_parallel_for(planes, gr > (double)planes ? planes : (int64_t)gr, pool_range, j);
 }
 

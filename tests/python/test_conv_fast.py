@@ -169,3 +169,30 @@ def test_conv1d_and_conv_transpose2d_are_the_same_on_one_and_two_threads(n):
     one, two = _with_threads(1, run), _with_threads(2, run)
     for u, v in zip(one, two):
         assert u.tobytes() == v.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("n,hw", [(3, 5), (2, 13)])
+def test_conv2d_bias_gradient(n, hw, dtype):
+    """The bias gradient's own loop (no graph) against the float64 sum, and
+    against the recorded sum of create_graph; with an expanded dy (a sum's
+    backward) the general reduction runs."""
+    rng = np.random.default_rng(hw)
+    x = rng.standard_normal((n, 3, hw, hw)).astype(dtype)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype)
+    g = rng.standard_normal((n, 5, hw, hw)).astype(dtype)
+    want = g.astype(np.float64).sum(axis=(0, 2, 3))
+    got = []
+    for create_graph in (False, True):
+        tb = tg.tensor(b, requires_grad=True)
+        y = F.conv2d(tg.tensor(x), tg.tensor(w), tb, padding=1)
+        (db,) = tg.grad(y, [tb], grad_outputs=tg.tensor(g), create_graph=create_graph)
+        got.append(db.numpy())
+    rtol = 1e-6 if dtype == np.float32 else 1e-13
+    for a in got:
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, want, rtol=rtol, atol=rtol)
+    tb = tg.tensor(b, requires_grad=True)
+    F.conv2d(tg.tensor(x), tg.tensor(w), tb, padding=1).sum().backward()
+    np.testing.assert_array_equal(tb.grad.numpy(), np.full(5, n * hw * hw, dtype))
