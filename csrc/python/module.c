@@ -307,7 +307,13 @@ static PyObject *join(const char *fname, tg_tensor *(*f)(int, tg_tensor *const *
     }
     PyObject *ax = a[1] ? a[1] : a[2];
     long long axis = ax ? PyLong_AsLongLong(ax) : 0;
-    if (axis == -1 && PyErr_Occurred()) return NULL;
+    if (axis == -1 && PyErr_Occurred()) { /* Python's own message does not name the op */
+        int ovf = PyErr_ExceptionMatches(PyExc_OverflowError);
+        PyErr_Clear();
+        PyErr_Format(ovf ? PyExc_OverflowError : PyExc_TypeError, "%s: axis must be an integer%s, got %s",
+                     fname, ovf ? " that fits in int64" : "", ovf ? "a larger one" : Py_TYPE(ax)->tp_name);
+        return NULL;
+    }
     int n;
     tg_tensor **ts = tensor_list(fname, a[0], &n);
     if (!ts) return NULL;

@@ -155,3 +155,19 @@ def test_a_mode_out_of_int_range_is_not_taken_for_mode_0(name, inputs, text, who
     assert ok.ndim >= 1
     with raises(ValueError, who):
         tg._C._op_apply(name, inputs(), text.format(2**32))
+
+
+# -- found by the any_op rule: concat/stack's axis parsing -----------------------
+# a tuple or a too-large int as axis raised Python's own message, naming no op.
+
+@pytest.mark.parametrize("fn, who", [(tg.concat, "concat"), (tg.stack, "stack"),
+                                     (tg.concatenate, "concat")])
+def test_concat_stack_bad_axis_names_the_op(fn, who):
+    x = tg.ones((2, 3))
+    with raises(TypeError, who, "axis must be an integer", "tuple"):
+        fn([x, x], (1,))
+    with raises(OverflowError, who, "axis must be an integer that fits in int64"):
+        fn([x, x], 2**63)
+    with raises(TypeError, who, "float"):
+        fn([x, x], dim=1.0)
+    assert fn([x, x], np.int64(1)).shape[-1] in (3, 6)
