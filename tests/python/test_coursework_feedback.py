@@ -197,3 +197,44 @@ def test_chinese_submissions_get_the_english_feedback(graded):
             en = graded[(st[:-3] + "_en", a)]
             assert [(t["grade_id"], t["points"], t["feedback"]) for t in rep["tests"]] == \
                    [(t["grade_id"], t["points"], t["feedback"]) for t in en["tests"]], (st, a)
+
+
+def test_a_test_cell_shows_no_result_that_nbgrader_takes_for_a_score():
+    """nbgrader's autograde reads a test cell's result (execute_result) as
+    its partial-credit score and writes a warning when it is not a number;
+    a cell ending with assert_vjp_correct(...) prints the checks instead."""
+    from nbclient import NotebookClient
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import sys\nsys.path.insert(0, %r)\n"
+        "from tapegrad.coursework import assert_vjp_correct\n"
+        "def mul_vjp(entry, g):\n    a, b = entry.inputs\n    return g * b, g * a\n"
+        "assert_vjp_correct('mul', mul_vjp)" % str(ROOT / "python"))]
+    NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    outs = nb.cells[0].outputs
+    assert [o.output_type for o in outs] == ["stream"], outs
+    assert outs[0].name == "stdout" and outs[0].text.count("check_entry #") == 2
+    assert "OK" in outs[0].text
+    try:
+        from nbgrader.utils import determine_grade
+    except ImportError:
+        return
+    nb.cells[0].metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "t",
+                                        "points": 2, "locked": True, "schema_version": 3}
+    assert determine_grade(nb.cells[0]) == (2, 2)
+
+
+@pytest.mark.parametrize("src", sorted(SRC_DIR.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_committed_test_cells_show_nothing_nbgrader_scores(src):
+    """In the executed instructor notebooks, no test cell has a result
+    (nbgrader: partial credit) or writes to stderr (nbgrader: 0 points)."""
+    nb = nbformat.read(str(src), as_version=4)
+    tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")
+             and c.cell_type == "code"]
+    assert tests
+    for c in tests:
+        kinds = [(o.output_type, o.get("name")) for o in c.outputs]
+        assert ("execute_result", None) not in kinds and ("stream", "stderr") not in kinds, \
+            (c.metadata["nbgrader"]["grade_id"], kinds)

@@ -543,6 +543,18 @@ def _check_returned(fname: str, e: TapeEntry, grads) -> list:
     return grads
 
 
+class CheckResults(list):
+    """What :func:`assert_vjp_correct` returns: a list of ``check_entry``
+    results. As the value of a notebook cell it prints them, one a line,
+    instead of being the cell's result: nbgrader's autograde reads the result
+    of a test cell as its partial-credit score (and warns when it is not a
+    number), so a test cell that ends with a check shows no result."""
+
+    def _ipython_display_(self):
+        for r in self:
+            print(r)
+
+
 def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
                        inputs: Mapping | None = None, *, variants=(0,), atol: float = 1e-5,
                        rtol: float = 1e-3, seed: int = 0, name: str | None = None) -> list:
@@ -564,7 +576,8 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
     naming the tape entry (op, sequence number), the input and the worst
     element. Exceptions raised by ``fn`` itself propagate unchanged.
 
-    Returns the ``check_entry`` results (one per entry checked).
+    Returns the ``check_entry`` results (one per entry checked), as a
+    ``CheckResults`` list (printed, not shown as a value, in a notebook).
 
     >>> import tapegrad as tg
     >>> from tapegrad.coursework import assert_vjp_correct
@@ -597,7 +610,7 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
         if inputs is None:
             raise TypeError("assert_vjp_correct: pass inputs= (name -> array) with graph=")
         cases = [(graph, inputs)]
-    results = []
+    results = CheckResults()
     rng = np.random.default_rng(seed)
     record = None
     if _RECORD is not None:
