@@ -80,7 +80,8 @@ nll_counts = -np.log(P_counts[Xb_val, Yb_val]).mean()
 print(f"bigram table: validation NLL {nll_counts:.3f}  (uniform guess: {np.log(V):.3f})")
 
 fig, ax = plt.subplots(figsize=(5.5, 5))
-ax.imshow(np.log(P_counts), cmap="Blues")
+im = ax.imshow(np.log(P_counts), cmap="Blues")
+fig.colorbar(im, ax=ax, shrink=0.8, label="log P (darker: more likely)")
 ax.set_xticks(range(V), list(vocab.chars)); ax.set_yticks(range(V), list(vocab.chars))
 ax.set_xlabel("next letter"); ax.set_ylabel("letter"); ax.set_title("log P(next | letter)")
 plt.show()
@@ -387,12 +388,14 @@ with tg.no_grad():
     gpt(tg.tensor(np.array([vocab.encode("." + name)])))
 att = gpt.blocks[0].last_attention.numpy()[0]                     # (heads, T, T)
 labels = list("." + name)
-fig, axes = plt.subplots(1, att.shape[0], figsize=(3 * att.shape[0], 3))
+fig, axes = plt.subplots(1, att.shape[0], figsize=(3 * att.shape[0] + 1, 3.3), layout="constrained")
 for h, ax in enumerate(axes):
-    ax.imshow(att[h], cmap="viridis", vmin=0, vmax=1)
+    im = ax.imshow(att[h], cmap="viridis", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels); ax.set_yticks(range(len(labels)), labels)
-    ax.set_title(f"block 0, head {h}")
-plt.tight_layout(); plt.show()
+    ax.set_title(f"block 0, head {h}"); ax.set_xlabel("letter read")
+axes[0].set_ylabel("position t")
+fig.colorbar(im, ax=list(axes), shrink=0.8, label="attention weight")
+plt.show()
 print("largest weight above the diagonal:", float(np.triu(att, k=1).max()))
 """),
 md(r"""

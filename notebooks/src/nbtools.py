@@ -5,6 +5,7 @@ reviewable in diffs) and to execute them top to bottom.
     python notebooks/src/nbtools.py run NB     # execute in place (outputs saved)
     python notebooks/src/nbtools.py run-all    # both, for every notebooks/src/make_NN.py
     python notebooks/src/nbtools.py run-all 02 04   # only these
+    python notebooks/src/check_render.py       # open them in an untrusted JupyterLab: do they read?
 
 Notebooks 01-03 have a Chinese (zh-CN) edition written from the same source:
 their prose cells are ``md(en, zh=...)``, their code cells are shared, and

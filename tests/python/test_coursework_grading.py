@@ -369,8 +369,11 @@ def test_manual_scores_are_merged(tmp_path):
 
 def test_scores_match_nbgraders_autograde(tmp_path):
     """Optional (nbgrader is not a dependency): for notebooks that do not
-    tamper (honest, blank, one rule wrong), grade-all gives each test the
-    points that nbgrader's generate_assignment + autograde give."""
+    tamper (honest, blank, one rule wrong, an answer that loops forever, one
+    that kills the kernel), grade-all gives each test the points that
+    nbgrader's generate_assignment + autograde give, with the same per-cell
+    time limit. (nbgrader gives the killed kernel's student no grades at all
+    and exits 1; grade-all gives that student 0 on every test.)"""
     nbgrader = pytest.importorskip("nbgrader")
     course = tmp_path / "course"
     (course / "source" / "a2").mkdir(parents=True)
@@ -379,13 +382,16 @@ def test_scores_match_nbgraders_autograde(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "python"), str(site)]),
                PATH=os.pathsep.join([str(site / "bin"), os.environ.get("PATH", "")]))
 
-    def nbg(*args):
-        r = subprocess.run([sys.executable, "-m", "nbgrader", *args, "--CourseDirectory.root=."],
+    def nbg(*args, ok=True):
+        r = subprocess.run([sys.executable, "-m", "nbgrader", *args, "--CourseDirectory.root=.",
+                            "--ExecutePreprocessor.timeout=25"],
                            cwd=course, capture_output=True, text=True, env=env, timeout=900)
-        assert r.returncode == 0, r.stdout + r.stderr
+        assert (r.returncode == 0) == ok, r.stdout + r.stderr
+        return r
 
+    students = ("honest", "blank", "partial", "loop", "crash")
     nbg("db", "assignment", "add", "a2")
-    for st in ("honest", "blank", "partial"):
+    for st in students:
         nbg("db", "student", "add", st)
     nbg("generate_assignment", "a2", "--force")
     released = nbformat.read(str(course / "release" / "a2" / NB2), as_version=4)
@@ -393,24 +399,34 @@ def test_scores_match_nbgraders_autograde(tmp_path):
     for c in partial.cells:
         if c.metadata.get("nbgrader", {}).get("grade_id") == "exp_vjp":
             c.source = "def exp_vjp(entry, g):\n    return g"
-    for st, nb in (("honest", nbformat.read(str(SRC_DIR / NB2), as_version=4)),
-                   ("blank", released), ("partial", partial)):
+    honest = nbformat.read(str(SRC_DIR / NB2), as_version=4)
+    for st, nb in (("honest", honest), ("blank", released), ("partial", partial),
+                   ("loop", _first_answer(nbformat.read(str(SRC_DIR / NB2), as_version=4), LOOP)),
+                   ("crash", _first_answer(nbformat.read(str(SRC_DIR / NB2), as_version=4),
+                                           "import os\nos._exit(1)"))):
         (course / "submitted" / st / "a2").mkdir(parents=True)
         nbformat.write(nb, str(course / "submitted" / st / "a2" / NB2))
-    nbg("autograde", "a2", "--force")
+    r = nbg("autograde", "a2", "--force", ok=False)    # the crash fails nbgrader's run
+    assert "error processing assignment 'a2' for student 'crash'" in r.stdout + r.stderr
     from nbgrader.api import Gradebook
     theirs = {}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        for st in ("honest", "blank", "partial"):
+        for st in students:
             nb = gb.find_submission_notebook(NB2[:-6], "a2", st)
             theirs[st] = {g.name: g.score for g in nb.grades if g.auto_score is not None}
     mine = gradeall.grade_all(course / "submitted", course / "source" / "a2", tmp_path / "grades",
-                              jobs=2, time_limit=300)
-    for st in ("honest", "blank", "partial"):
+                              jobs=2, time_limit=300, timeout=25)
+    for st in ("honest", "blank", "partial", "loop"):
         rep = mine[(st, "a2", NB2)]
         assert {t.grade_id: t.points for t in rep.auto} == theirs[st], st
     assert sum(theirs["honest"].values()) == 18 and sum(theirs["blank"].values()) == 0
     assert sum(theirs["partial"].values()) == 15   # exp_vjp_test (1) and all_together_test (2)
+    # the loop costs the tests of its cell's rule (mul) and the one that uses them all
+    assert sum(theirs["loop"].values()) == 14 and theirs["loop"]["mul_vjp_test"] == 0
+    assert theirs["crash"] == {}
+    crash = mine[("crash", "a2", NB2)]
+    assert crash.score == 0 and crash.max_score == 18
+    assert all("kernel died" in t.feedback for t in crash.auto), [t.feedback for t in crash.auto]
 
 
 def test_feedback_html_escapes_and_blank_answers_are_not_answered():

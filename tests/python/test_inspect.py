@@ -182,6 +182,48 @@ def test_broadcast_axes_are_reported():
     assert r"\xrightarrow" in add.latex() and r"\underset{3}{\bar b}" in add.latex()
 
 
+def _scripted_underset(tex: str):
+    """The first ``\\underset{..}{..}`` followed directly by ``_`` or ``^``
+    (MathJax: "Double subscripts"), or None; braces are matched."""
+    def group_end(i):  # tex[i] == "{": index after its matching "}"
+        depth = 0
+        for j in range(i, len(tex)):
+            depth += {"{": 1, "}": -1}.get(tex[j], 0) if tex[j - 1:j] != "\\" else 0
+            if depth == 0:
+                return j + 1
+        raise AssertionError(f"unbalanced braces in {tex!r}")
+    for k in range(len(tex)):
+        if tex.startswith("\\underset{", k):
+            end = group_end(group_end(k + len("\\underset")))
+            if tex[end:end + 1] in ("_", "^"):
+                return tex[k:end + 1]
+    return None
+
+
+def test_every_formula_annotated_with_shapes_stays_valid_tex():
+    """Found in a browser (notebook 05's softmax step): an annotated symbol
+    that the formula subscripts (``\\bar y_j``) became ``\\underset{..}{..}_j``,
+    which MathJax refuses. Every registered op's formula, with every gradient
+    symbol given a shape, must keep one script per atom."""
+    from tapegrad.inspect.stepper import annotate_shapes
+    assert _scripted_underset(r"\underset{2}{\bar y}_j") == r"\underset{2}{\bar y}_"
+    checked = 0
+    for op in _C.ops():
+        if not op.get("vjp_latex"):
+            continue
+        toks = [t for t in (op["grad_out_latex"], *op["grad_in_latex"]) if t]
+        tex = annotate_shapes(op["vjp_latex"], {t: (2, 3) for t in toks})
+        assert _scripted_underset(tex) is None, (op["name"], tex)
+        checked += 1
+    assert checked > 100
+    # and the step record of softmax itself, as notebook 05 shows it
+    x = tg.randn(3, 4, requires_grad=True)
+    st = tg.inspect.BackwardStepper((tg.softmax(x, axis=-1) * tg.randn(3, 4)).sum())
+    rec = st.run_to("softmax")
+    assert r"{\underset{3\times 4}{\bar y}}_j" in rec.latex()
+    assert _scripted_underset(rec.latex()) is None
+
+
 def test_bias_summed_over_batch_in_mlp():
     loss_fn, params = mlp(n=7)
     st = tg.inspect.BackwardStepper(loss_fn())

@@ -285,3 +285,30 @@ def test_from_logits_warning_names_the_users_line():
     with pytest.warns(UserWarning, match="Softmax activation") as rec:
         m.fit(np.ones((4, 2), np.float32), np.array([0, 1, 2, 0]), epochs=1, batch_size=4, verbose=0)
     assert rec[0].filename == __file__
+
+
+def test_notebook_05_committed_run_samples_names_that_look_like_names(monkeypatch):
+    """Issue 17's 'done when': the committed full run of notebook 05 trains a
+    GPT that beats the bigram table and the MLP, and samples names that look
+    like names: lowercase letters, of a name's length, every letter pair
+    (with the start and end) one that occurs in the data, most of them new."""
+    import os
+    if not os.environ.get("TAPEGRAD_DATA"):  # CI sets it; locally the sibling data folder
+        monkeypatch.setenv("TAPEGRAD_DATA", str(ROOT.parent / "shared" / "data" / "mnist"))
+    nb = json.loads((ROOT / "notebooks" / "05_attention.ipynb").read_text(encoding="utf-8"))
+    text = "".join("".join(o["text"]) for c in nb["cells"] if c["cell_type"] == "code"
+                   for o in c["outputs"] if o["output_type"] == "stream")
+    nll = {k: float(v) for k, v in re.findall(r"(bigram table|MLP|GPT): [^\n]*?validation NLL "
+                                              r"(\d\.\d+)", text)}
+    assert nll["GPT"] < nll["MLP"] < nll["bigram table"], nll
+    (line,) = [ln for ln in text.split("\n") if re.fullmatch(r"[a-z]+(, [a-z]+){9,}", ln)]
+    sampled = line.split(", ")
+    new = int(re.search(r"new \(not in the data\): (\d+) of (\d+)", text).group(1))
+    assert len(sampled) == 15 and new >= 8
+    words = tg.data.text.names()
+    pairs = {(a, b) for w in words for a, b in zip("." + w, w + ".")}
+    for name in sampled:
+        assert re.fullmatch(r"[a-z]{2,15}", name), name
+    odd = [n for n in sampled if not all(p in pairs for p in zip("." + n, n + "."))]
+    assert len(odd) <= 1, odd
+    assert sum(n in set(words) for n in sampled) == len(sampled) - new

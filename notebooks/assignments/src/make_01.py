@@ -128,7 +128,7 @@ assert_grads_close(neuron_grads(0.5, -1.2, 0.3, 1.0), neuron_grads_tape(0.5, -1.
 ### BEGIN HIDDEN TESTS
 for x, w, b, t in rng.standard_normal((10, 4)):
     assert_grads_close(neuron_grads(x, w, b, t), neuron_grads_tape(x, w, b, t),
-                       what=f"at x={x:.3g}, w={w:.3g}, b={b:.3g}, t={t:.3g}, the derivative of L with respect to")
+                       what=f"at x={x:.3g}, w={w:.3g}, b={b:.3g}, t={t:.3g}, dL/d")
 ### END HIDDEN TESTS
 """, "neuron_test", 2),
 md(r"""
@@ -295,7 +295,7 @@ for step in range(300):
 print(f"loss {losses[0]:.4f} -> {losses[-1]:.4f}")
 """),
 tests(r"""
-assert losses[-1] < losses[0] / 2, (losses[0], losses[-1])
+assert losses[-1] < losses[0] / 2, f"the loss did not halve: {losses[0]:.4g} -> {losses[-1]:.4g}"
 """, "training_test", 1),
 ]
 

@@ -83,6 +83,26 @@ def _n(seq) -> int:
     return int(seq) - _SEQ_BASE
 
 
+#: the longest first line of a message: with "CheckError: " in front it stays under
+#: the ~90 characters that ``nbgrader validate`` and one-line views keep
+HEAD = 76
+
+
+def _lines(head: str, full: str) -> str:
+    """``full`` when its first line is short (``HEAD``), else the short
+    ``head`` (what is wrong, in a few words) on a line of its own above it."""
+    return full if len(full.split("\n")[0]) <= HEAD else f"{head}\n{full}"
+
+
+def _head(fname: str, e: TapeEntry, i: int, rest: str) -> str:
+    """The short form of :func:`_where` followed by ``rest``:
+    ``mul_vjp on tape entry #1 (mul), input b: ...``, without ``(mul)`` when
+    that is too long."""
+    x = _label(e.inputs[i])
+    line = f"{fname} on tape entry #{_n(e.seq)} ({e.op}), input {x}: {rest}"
+    return line if len(line) <= HEAD else f"{fname} on tape entry #{_n(e.seq)}, input {x}: {rest}"
+
+
 def _where(fname: str, e: TapeEntry, i: int) -> str:
     x = e.inputs[i]
     return (f"{fname} on tape entry #{_n(e.seq)} ({e.op}), input {i} ({_label(x)}, shape "
@@ -195,7 +215,9 @@ def assert_grads_close(actual, expected, *, rtol: float = 1e-5, atol: float = 1e
 
     When the wrong values have a recognisable pattern, the message's first
     line says so in a few words (short enough for nbgrader's feedback) and
-    the second gives the worst element: a constant multiple of the expected
+    the second gives the worst element (otherwise a message whose line is
+    longer than ``HEAD`` characters starts with a short line of its own: what
+    is wrong and where): a constant multiple of the expected
     ("yours is 1/5 of the expected"), the transpose of a square expected
     value, non-zero entries where the expected value is exactly 0 (a causal
     mask's entries), or one of ``mistakes``: ``{name: {description: value}}``,
@@ -209,6 +231,7 @@ def assert_grads_close(actual, expected, *, rtol: float = 1e-5, atol: float = 1e
     ...     assert_grads_close({"w": [2.0, 5.0]}, {"w": np.array([2.0, 4.0])})
     ... except AssertionError as err:
     ...     print(err)
+    the gradient of w is wrong at index (1,)
     the gradient of w is wrong at index (1,): yours 5, expected 4 (1 of 2 elements differ, max |difference| 1)
     """
     act = _as_named(actual, names)
@@ -217,7 +240,8 @@ def assert_grads_close(actual, expected, *, rtol: float = 1e-5, atol: float = 1e
         label = f"{what} {name}"
         if name not in act:
             have = ", ".join(map(str, act)) or "nothing"
-            raise CheckError(f"{label}: your result has no entry {name!r} (it has: {have})",
+            raise CheckError(_lines(f"{label}: your result has no entry {name!r}",
+                                    f"{label}: your result has no entry {name!r} (it has: {have})"),
                              input=name)
         a = act[name]
         if a is None:
@@ -230,19 +254,21 @@ def assert_grads_close(actual, expected, *, rtol: float = 1e-5, atol: float = 1e
                 hint = " (transposed?)"
             elif a.size == e.size:
                 hint = " (same number of elements: a missing or extra axis of size 1?)"
-            raise CheckError(f"{label} has shape {_shape(a.shape)}, expected "
-                             f"{_shape(e.shape)}{hint}", input=name)
+            raise CheckError(_lines(f"{label} has the wrong shape",
+                                    f"{label} has shape {_shape(a.shape)}, expected "
+                                    f"{_shape(e.shape)}{hint}"), input=name)
         index, nbad, maxd = _worst(a, e, rtol, atol)
         if index is not None:
             where = (f" at index {_idx(index)}" if a.ndim else "")
             count = (f" ({nbad} of {a.size} elements differ, max |difference| {_num(maxd)})"
                      if a.ndim else "")
             why = _diagnosis(a, e, (mistakes or {}).get(name) or {}, rtol, atol)
-            first = f"{label} is wrong: {why}\n" if why else ""
-            raise CheckError(
-                f"{first}{label} is wrong{where}: yours {_num(a[index])}, expected "
-                f"{_num(e[index])}{count}{_ratio(a, e)}", input=name, index=index,
-                yours=float(a[index]), expected=float(e[index]))
+            full = (f"{label} is wrong{where}: yours {_num(a[index])}, expected "
+                    f"{_num(e[index])}{count}{_ratio(a, e)}")
+            # the first line: the pattern when there is one, else what and where
+            msg = f"{label} is wrong: {why}\n{full}" if why else _lines(f"{label} is wrong{where}", full)
+            raise CheckError(msg, input=name, index=index, yours=float(a[index]),
+                             expected=float(e[index]))
 
 
 # ---------------------------------------------------------------------------
@@ -466,27 +492,32 @@ def _check_returned(fname: str, e: TapeEntry, grads) -> list:
     elif isinstance(grads, (tuple, list)):
         grads = list(grads)
     else:
-        raise CheckError(f"{fname} returned a {type(grads).__name__} for tape entry #{_n(e.seq)} "
-                         f"({e.op}), expected {'a tensor' if n == 1 else f'a tuple of {n} tensors'}",
-                         op=e.op, seq=_n(e.seq))
+        full = (f"{fname} returned a {type(grads).__name__} for tape entry #{_n(e.seq)} "
+                f"({e.op}), expected {'a tensor' if n == 1 else f'a tuple of {n} tensors'}")
+        raise CheckError(_lines(f"{fname} returned a {type(grads).__name__} for tape entry "
+                                f"#{_n(e.seq)}, expected {'a tensor' if n == 1 else 'a tuple'}",
+                                full), op=e.op, seq=_n(e.seq))
     if len(grads) != n:
-        raise CheckError(f"{fname} returned {len(grads)} gradient{'s' * (len(grads) != 1)} for tape "
-                         f"entry #{_n(e.seq)} ({e.op}), expected {n}: one per input "
-                         f"({', '.join(_label(x) for x in e.inputs)}), None for an input that "
-                         f"needs no gradient", op=e.op, seq=_n(e.seq))
+        head = (f"{fname} returned {len(grads)} gradient{'s' * (len(grads) != 1)} for tape "
+                f"entry #{_n(e.seq)} ({e.op}), expected {n}")
+        raise CheckError(_lines(head, f"{head}: one per input "
+                                f"({', '.join(_label(x) for x in e.inputs)}), None for an input "
+                                f"that needs no gradient"), op=e.op, seq=_n(e.seq))
     for i, (g, x) in enumerate(zip(grads, e.inputs)):
         if not e.needs_grad[i]:
             continue
         where = _where(fname, e, i)
         if g is None:
-            raise CheckError(f"{where}: returned None, but this input needs a gradient",
+            raise CheckError(_lines(_head(fname, e, i, "returned None, but it needs a gradient"),
+                                    f"{where}: returned None, but this input needs a gradient"),
                              op=e.op, seq=_n(e.seq), input=i)
         if isinstance(g, np.ndarray):
             g = _C.tensor(g)
             grads[i] = g
         if not isinstance(g, Tensor):
-            raise CheckError(f"{where}: returned a {type(g).__name__}, expected a tensor "
-                             f"of shape {_shape(x.shape)}", op=e.op, seq=_n(e.seq), input=i)
+            raise CheckError(_lines(_head(fname, e, i, f"returned a {type(g).__name__}, expected a tensor"),
+                                    f"{where}: returned a {type(g).__name__}, expected a tensor "
+                                    f"of shape {_shape(x.shape)}"), op=e.op, seq=_n(e.seq), input=i)
         if tuple(g.shape) != tuple(x.shape):
             hint = ""
             try:
@@ -501,13 +532,27 @@ def _check_returned(fname: str, e: TapeEntry, grads) -> list:
                         f"gradient is the sum over those axes")
             elif g.ndim == 2 and tuple(g.shape)[::-1] == tuple(x.shape):
                 hint = " (transposed?)"
-            raise CheckError(f"{where}: the gradient returned has shape {_shape(g.shape)}, "
-                             f"expected {_shape(x.shape)} (the input's shape){hint}",
+            raise CheckError(_lines(_head(fname, e, i, f"shape {_shape(g.shape)}, expected {_shape(x.shape)}"),
+                                    f"{where}: the gradient returned has shape {_shape(g.shape)}, "
+                                    f"expected {_shape(x.shape)} (the input's shape){hint}"),
                              op=e.op, seq=_n(e.seq), input=i)
         if g.dtype != x.dtype:
-            raise CheckError(f"{where}: the gradient returned has dtype {g.dtype}, expected "
-                             f"{x.dtype} (the input's dtype)", op=e.op, seq=_n(e.seq), input=i)
+            raise CheckError(_lines(_head(fname, e, i, f"dtype {g.dtype}, expected {x.dtype}"),
+                                    f"{where}: the gradient returned has dtype {g.dtype}, expected "
+                                    f"{x.dtype} (the input's dtype)"), op=e.op, seq=_n(e.seq), input=i)
     return grads
+
+
+class CheckResults(list):
+    """What :func:`assert_vjp_correct` returns: a list of ``check_entry``
+    results. As the value of a notebook cell it prints them, one a line,
+    instead of being the cell's result: nbgrader's autograde reads the result
+    of a test cell as its partial-credit score (and warns when it is not a
+    number), so a test cell that ends with a check shows no result."""
+
+    def _ipython_display_(self):
+        for r in self:
+            print(r)
 
 
 def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
@@ -531,7 +576,8 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
     naming the tape entry (op, sequence number), the input and the worst
     element. Exceptions raised by ``fn`` itself propagate unchanged.
 
-    Returns the ``check_entry`` results (one per entry checked).
+    Returns the ``check_entry`` results (one per entry checked), as a
+    ``CheckResults`` list (printed, not shown as a value, in a notebook).
 
     >>> import tapegrad as tg
     >>> from tapegrad.coursework import assert_vjp_correct
@@ -564,7 +610,7 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
         if inputs is None:
             raise TypeError("assert_vjp_correct: pass inputs= (name -> array) with graph=")
         cases = [(graph, inputs)]
-    results = []
+    results = CheckResults()
     rng = np.random.default_rng(seed)
     record = None
     if _RECORD is not None:
@@ -602,10 +648,11 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
                         ref = _C._builtin_vjp(e, g)[i]
                     if ref is not None:
                         hint = _ratio(_array(grads[i], "the gradient"), _array(ref, "the gradient"))
-                raise CheckError(
-                    f"{_where(fname, e, i)}: wrong at index {_idx(res.index)}: your VJP gives "
+                head = _head(fname, e, i, hint[2:] or f"wrong at index {_idx(res.index)}")
+                raise CheckError(_lines(
+                    head, f"{_where(fname, e, i)}: wrong at index {_idx(res.index)}: your VJP gives "
                     f"{_num(res.analytic)}, finite differences give {_num(res.numeric)} "
-                    f"(|difference| {res.worst_error:.3g} > {atol} + {rtol} * |numeric|){hint}",
+                    f"(|difference| {res.worst_error:.3g} > {atol} + {rtol} * |numeric|){hint}"),
                     op=e.op, seq=_n(e.seq), input=i, index=res.index, yours=res.analytic,
                     expected=res.numeric)
             results.append(res)
@@ -617,10 +664,12 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
                 a, b = _array(mine, "the gradient"), _array(ref, "the gradient")
                 index, nbad, _ = _worst(a, b, 1e-6, 1e-9)
                 if index is not None:
-                    raise CheckError(
-                        f"{_where(fname, e, i)}: wrong at index {_idx(index)}: your VJP gives "
+                    ratio = _ratio(a, b)
+                    head = _head(fname, e, i, ratio[2:] or f"wrong at index {_idx(index)}")
+                    raise CheckError(_lines(
+                        head, f"{_where(fname, e, i)}: wrong at index {_idx(index)}: your VJP gives "
                         f"{_num(a[index])}, the built-in VJP gives {_num(b[index])} ({nbad} of "
-                        f"{a.size} elements differ){_ratio(a, b)}", op=e.op, seq=_n(e.seq), input=i, index=index,
+                        f"{a.size} elements differ){ratio}"), op=e.op, seq=_n(e.seq), input=i, index=index,
                         yours=float(a[index]), expected=float(b[index]))
         del loss, tape, leaves
         mine = _graph_grads(graph_fn, graph_inputs, op, fn)
@@ -631,7 +680,10 @@ def assert_vjp_correct(op: str, fn: Callable, graph: Callable | None = None,
         try:
             assert_grads_close(mine, ref, rtol=1e-6, atol=1e-9)
         except CheckError as err:
-            raise CheckError(f"{fname} installed for {op!r}: {err}", op=op, input=err.input,
+            first = str(err).split("\n")[0]
+            raise CheckError(_lines(f"{fname} installed for {op!r}: {err.input} is wrong",
+                                    f"{fname} installed for {op!r}: {first}")
+                             + str(err)[len(first):], op=op, input=err.input,
                              index=err.index, yours=err.yours, expected=err.expected) from None
     return results
 

@@ -171,6 +171,37 @@ def _clean(text: str) -> str:
     return _IPYKERNEL.sub("ipykernel", text)
 
 
+#: the longest first line of feedback: ``nbgrader validate`` keeps about 90 characters
+FIRST_LINE = 89
+
+
+def _fold(text: str, limit: int = FIRST_LINE) -> str:
+    """Break a first line longer than ``limit`` before its last ``" ("``
+    (a detail in parentheses, the ``(raised at ...)`` place) or after its
+    last ``"; "`` that leaves the start short (the library's and the
+    student's own messages: the grader's checks write a short first line
+    themselves), so that what nbgrader keeps is the useful part. Only the
+    space at the break becomes a newline.
+
+    >>> from tapegrad.coursework.grade import _fold
+    >>> print(_fold("ValueError: matmul: shapes (3, 5) and (4, 5) are not aligned: 5 (dim 1) "
+    ...             "!= 4 (dim 0) (raised at In [18], line 4)"))
+    ValueError: matmul: shapes (3, 5) and (4, 5) are not aligned: 5 (dim 1) != 4 (dim 0)
+    (raised at In [18], line 4)
+    """
+    first, sep, rest = text.partition("\n")
+    out = []
+    while len(first) > limit:
+        cut = max(first.rfind(m, 0, limit) for m in (" (", "; "))
+        if cut < 24:  # no break that keeps a useful start: leave the line whole
+            break
+        head, tail = first[:cut + (1 if first[cut] == ";" else 0)], first[cut:].lstrip("; ")
+        out.append(head)
+        first = tail
+    out.append(first)
+    return "\n".join(out) + sep + rest
+
+
 def _error_feedback(out) -> str:
     """``"ValueError: ... (raised at In [7], line 3)"`` from an error output."""
     ename, evalue = out.get("ename", "Error"), _clean(str(out.get("evalue", "")))
@@ -185,6 +216,7 @@ def _error_feedback(out) -> str:
             text += f": failed: {code}"
     if locs and ename not in ("CheckError",):
         text += f" (raised at In [{locs[-1][0]}], line {locs[-1][1]})"
+    text = _fold(text)
     if len(text) > MAX_FEEDBACK:
         text = text[:MAX_FEEDBACK] + " [...]"
     return text

@@ -76,7 +76,7 @@ def _unbar(tok: str) -> str:
 
 def annotate_shapes(tex: str, shapes: dict) -> str:
     """Put each ``\\bar X`` token of ``tex`` over its shape:
-    ``\\underset{64\\times 10}{\\bar C}`` (one pass, longest tokens first).
+    ``{\\underset{64\\times 10}{\\bar C}}`` (one pass, longest tokens first).
     Scalars are left bare: a "1" under a symbol inside a fraction reads as
     part of the formula (the record's "where" line says they are scalars)."""
     shapes = {t: s for t, s in (shapes or {}).items() if len(tuple(s)) > 0}
@@ -84,7 +84,10 @@ def annotate_shapes(tex: str, shapes: dict) -> str:
         return tex
     toks = sorted(shapes, key=len, reverse=True)
     rx = re.compile("(" + "|".join(re.escape(t) for t in toks) + r")(?![A-Za-z])")
-    return rx.sub(lambda m: r"\underset{" + _dims(shapes[m.group(1)]) + "}{" + m.group(1) + "}", tex)
+    # the braces make the annotated symbol one atom, so that a subscript the
+    # formula gives it (softmax's ``\bar y_j``) is not a second one under
+    # ``\underset``: MathJax refuses that ("Double subscripts")
+    return rx.sub(lambda m: r"{\underset{" + _dims(shapes[m.group(1)]) + "}{" + m.group(1) + "}}", tex)
 
 
 # ---------------------------------------------------------------------------
