@@ -121,7 +121,8 @@ static tg_tensor *scratch_views(const char *who, const int64_t *base_shape, int 
     int64_t n = 0;
     if (lo <= hi && (lo == INT64_MIN || __builtin_sub_overflow(hi, lo, &n))) /* -lo below */
         return TG_FAIL(TG_ERR_VALUE, "%s: the view's strides overflow", who);
-    if (lo <= hi) n += 1;
+    if (lo <= hi && __builtin_add_overflow(n, 1, &n)) /* hi - lo == INT64_MAX */
+        return TG_FAIL(TG_ERR_VALUE, "%s: the view's strides overflow", who);
     if (n > INT64_MAX / 16)
         return TG_FAIL(TG_ERR_VALUE, "%s: the view's strides overflow (they span %lld elements)",
                        who, (long long)n);

@@ -188,3 +188,14 @@ def test_linalg_of_a_huge_batch_of_empty_matrices():
     small = np.zeros((3, 0, 0))  # and a small batch agrees with NumPy (det of 0 x 0 is 1)
     np.testing.assert_array_equal(tg.linalg.det(tg.tensor(small)).numpy(), np.linalg.det(small))
     assert tg.linalg.inv(tg.tensor(small)).shape == np.linalg.inv(small).shape
+
+
+# -- regress-as-strided-span-int64-max --------------------------------------------
+# a view at offset INT64_MAX over a base at 0 spans INT64_MAX + 1 elements:
+# the count overflowed (UBSan) before the size check.
+
+@pytest.mark.parametrize("name", ["as_strided", "copy_slices"])
+def test_view_write_ops_refuse_a_span_past_int64(name):
+    ins = [tg.zeros((1,), dtype=tg.float64)] + ([tg.ones((1,), dtype=tg.float64)] if name == "copy_slices" else [])
+    with raises(ValueError, name, "overflow"):
+        tg._C._op_apply(name, ins, f"shape=1 ints=1,0,0,0,0,0,0,0,1 i0={2**63 - 1} i1=1")
