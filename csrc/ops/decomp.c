@@ -57,6 +57,8 @@ static tg_status square_batch(const char *who, const tg_tensor *a, int64_t *n, i
                             "got shape %s",
                             who, tg__shp(a));
     *n = a->shape[a->ndim - 1];
+    /* (n == 0: the per-matrix loops of inv, solve, cholesky and eigh are
+     * skipped, never run over a batch of up to 2**62 empty matrices) */
     int64_t b = 1;
     for (int i = 0; i < a->ndim - 2; i++) b *= a->shape[i];
     *batch = b;
@@ -187,7 +189,7 @@ tg_tensor *tg_linalg_inv(tg_tensor *a) {
     tg_status st = out && lu_scratch_init(&w, who, n) ? TG_OK : tg_error_status();
     double *work = w.a;
     int64_t *piv = w.piv;
-    for (int64_t m = 0; !st && m < batch; m++) {
+    for (int64_t m = 0; !st && n > 0 && m < batch; m++) {
         memcpy(work, (double *)tg_tensor_data(src) + m * n * n, sizeof(double) * (size_t)(n * n));
         double *y = (double *)tg_tensor_data(out) + m * n * n;
         if (lu(work, n, piv) < 0) {
@@ -264,7 +266,7 @@ tg_tensor *tg_linalg_solve(tg_tensor *a, tg_tensor *b) {
     tg_status st = out && lu_scratch_init(&w, who, n) ? TG_OK : tg_error_status();
     double *work = w.a;
     int64_t *piv = w.piv;
-    for (int64_t m = 0; !st && m < batch; m++) {
+    for (int64_t m = 0; !st && n > 0 && m < batch; m++) {
         memcpy(work, (double *)tg_tensor_data(sa) + m * n * n, sizeof(double) * (size_t)(n * n));
         if (lu(work, n, piv) < 0) {
             st = singular(who, m, batch);
@@ -537,7 +539,7 @@ tg_tensor *tg_linalg_cholesky(tg_tensor *a) {
     tg_tensor *src = as_f64(a);
     tg_tensor *out = src ? tg_tensor_zeros(a->ndim, a->shape, TG_FLOAT64) : NULL;
     tg_status st = out ? TG_OK : tg_error_status();
-    for (int64_t m = 0; !st && m < batch; m++) {
+    for (int64_t m = 0; !st && n > 0 && m < batch; m++) {
         const double *x = (const double *)tg_tensor_data(src) + m * n * n;
         double *l = (double *)tg_tensor_data(out) + m * n * n;
         for (int64_t i = 0; i < n && !st; i++)
@@ -680,7 +682,7 @@ tg_tensor *tg_linalg_eigh(tg_tensor *a) {
     tg_tensor *out = src ? tg_tensor_empty(a->ndim, shape, TG_FLOAT64) : NULL;
     size_t nb = sizeof(double) * (size_t)(2 * n * n + n + 1);
     double *work = out ? tg__alloc(nb, who) : NULL;
-    for (int64_t m = 0; work && m < batch; m++) {
+    for (int64_t m = 0; work && n > 0 && m < batch; m++) {
         const double *x = (const double *)tg_tensor_data(src) + m * n * n;
         double *s = work, *v = work + n * n, *w = work + 2 * n * n;
         for (int64_t i = 0; i < n; i++) /* symmetric from the lower triangle (NumPy's UPLO='L') */

@@ -121,7 +121,8 @@ static tg_tensor *scratch_views(const char *who, const int64_t *base_shape, int 
     int64_t n = 0;
     if (lo <= hi && (lo == INT64_MIN || __builtin_sub_overflow(hi, lo, &n))) /* -lo below */
         return TG_FAIL(TG_ERR_VALUE, "%s: the view's strides overflow", who);
-    if (lo <= hi) n += 1;
+    if (lo <= hi && __builtin_add_overflow(n, 1, &n)) /* hi - lo == INT64_MAX */
+        return TG_FAIL(TG_ERR_VALUE, "%s: the view's strides overflow", who);
     if (n > INT64_MAX / 16)
         return TG_FAIL(TG_ERR_VALUE, "%s: the view's strides overflow (they span %lld elements)",
                        who, (long long)n);
@@ -161,6 +162,8 @@ static tg_tensor *copy_slices_p(tg_tensor *base, tg_tensor *value, const tg_para
     if (base->dtype != value->dtype)
         return TG_FAIL(TG_ERR_TYPE, "%s: base is %s but value is %s (expected the same dtype)", who,
                        tg_dtype_name(base->dtype), tg_dtype_name(value->dtype));
+    if (p->ndim < 0 || p->ndim > TG_MAX_DIMS) /* before the message below reads p->ndim sizes */
+        return TG_FAIL(TG_ERR_VALUE, "%s: a view of %d dims (expected 0 to %d)", who, p->ndim, TG_MAX_DIMS);
     if (!tg__same_shape(value->ndim, value->shape, p->ndim, p->shape))
         return TG_FAIL(TG_ERR_VALUE, "%s: value of shape %s for a view of shape %s", who,
                        tg__shp(value), tg__shp2(p->ndim, p->shape));

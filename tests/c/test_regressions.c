@@ -767,6 +767,33 @@ START_TEST(pool_backward_huge_input_shape) {
 }
 END_TEST
 
+/* corpus/regress-copy-slices-view-ndim-out-of-range: copy_slices through the
+ * registry printed the view's shape with its ndim (params.ndim) before
+ * checking it, so ndim 9 read past shape[8] (ASan: stack-buffer-overflow). */
+START_TEST(copy_slices_view_ndim_out_of_range) {
+    tg_tensor *base = tg_tensor_ones(1, (int64_t[]){4}, TG_FLOAT64);
+    tg_tensor *value = tg_tensor_ones(1, (int64_t[]){2}, TG_FLOAT64);
+    ck_tg(base && value);
+    tg_tensor *in[2] = {base, value};
+    const tg_opdef *op = tg_op_find("copy_slices");
+    tg_params p;
+    memset(&p, 0, sizeof p);
+    p.ndim = 1, p.shape[0] = 2, p.ints[0] = 1, p.ints[8] = 1, p.i[1] = 1;
+    tg_tensor *y = tg_op_apply(op, 2, in, &p); /* the right view: fine */
+    ck_tg(y);
+    tg_tensor_release(y);
+    int bad[3] = {TG_MAX_DIMS + 1, 1 << 20, -1};
+    for (int k = 0; k < 3; k++) {
+        p.ndim = bad[k];
+        tg_error_clear();
+        ck_assert_ptr_null(tg_op_apply(op, 2, in, &p));
+        ck_tg_error(TG_ERR_VALUE, "copy_slices", "dims (expected 0 to 8)");
+    }
+    tg_tensor_release(base);
+    tg_tensor_release(value);
+}
+END_TEST
+
 Suite *regressions_suite(void) {
     Suite *s = suite_create("regressions");
     TCase *tc = tcase_create("fuzz");
@@ -786,6 +813,7 @@ Suite *regressions_suite(void) {
     tcase_add_test(tc, index_select_empty_with_huge_dims);
     tcase_add_test(tc, variadic_ops_with_too_few_inputs);
     tcase_add_test(tc, pool_backward_huge_input_shape);
+    tcase_add_test(tc, copy_slices_view_ndim_out_of_range);
     suite_add_tcase(s, tc);
     TCase *ta = tcase_create("aliasing");
     tcase_add_test(ta, labels_modified_before_backward);

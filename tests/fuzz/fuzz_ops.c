@@ -217,6 +217,10 @@ static void check_pow_grad(tg_tensor *const *in, tg_tensor *t) {
     tg_tensor *a = in[0], *b = in[1];
     if (!t->requires_grad || !tg_grad_enabled() || !tg_dtype_is_float(t->dtype)) return;
     if (!tg__same_shape_fuzz(a, b) || !tg__same_shape_fuzz(a, t)) return;
+    /* leaves only: with b computed from a (b = cumsum(f(a))), d/da also
+     * flows through b, and is not pow's own 0 (a false alarm the registry
+     * instruction found) */
+    if (a->grad_fn || b->grad_fn) return;
     tg_tensor *ins[2] = {a, b}, *res[2] = {NULL, NULL};
     int nin = 0;
     if (a->requires_grad) ins[nin++] = a;

@@ -171,3 +171,31 @@ def test_concat_stack_bad_axis_names_the_op(fn, who):
     with raises(TypeError, who, "float"):
         fn([x, x], dim=1.0)
     assert fn([x, x], np.int64(1)).shape[-1] in (3, 6)
+
+
+# -- regress-linalg-empty-matrices-huge-batch-loop -------------------------------
+# inv, solve, cholesky and eigh of a batch of 2**40 empty (0 x 0) matrices
+# (no elements, so the tensor exists) looped 2**40 times doing nothing: a
+# hang.  Empty matrices have nothing to compute; NumPy's shapes.
+
+def test_linalg_of_a_huge_batch_of_empty_matrices():
+    a = tg.zeros((2**40, 0, 0), dtype=tg.float64)
+    assert tg.linalg.inv(a).shape == (2**40, 0, 0)
+    assert tg.linalg.cholesky(a).shape == (2**40, 0, 0)
+    w, v = tg.linalg.eigh(a)
+    assert w.shape == (2**40, 0) and v.shape == (2**40, 0, 0)
+    assert tg.linalg.solve(a, tg.zeros((2**40, 0, 3), dtype=tg.float64)).shape == (2**40, 0, 3)
+    small = np.zeros((3, 0, 0))  # and a small batch agrees with NumPy (det of 0 x 0 is 1)
+    np.testing.assert_array_equal(tg.linalg.det(tg.tensor(small)).numpy(), np.linalg.det(small))
+    assert tg.linalg.inv(tg.tensor(small)).shape == np.linalg.inv(small).shape
+
+
+# -- regress-as-strided-span-int64-max --------------------------------------------
+# a view at offset INT64_MAX over a base at 0 spans INT64_MAX + 1 elements:
+# the count overflowed (UBSan) before the size check.
+
+@pytest.mark.parametrize("name", ["as_strided", "copy_slices"])
+def test_view_write_ops_refuse_a_span_past_int64(name):
+    ins = [tg.zeros((1,), dtype=tg.float64)] + ([tg.ones((1,), dtype=tg.float64)] if name == "copy_slices" else [])
+    with raises(ValueError, name, "overflow"):
+        tg._C._op_apply(name, ins, f"shape=1 ints=1,0,0,0,0,0,0,0,1 i0={2**63 - 1} i1=1")
