@@ -369,8 +369,9 @@ def test_manual_scores_are_merged(tmp_path):
 
 def test_scores_match_nbgraders_autograde(tmp_path):
     """Optional (nbgrader is not a dependency): for notebooks that do not
-    tamper (honest, blank, one rule wrong, an answer that loops forever, one
-    that kills the kernel), grade-all gives each test the points that
+    tamper (honest, blank, one rule wrong, right rules whose test cells write a
+    warning to stderr, an answer that loops forever, one that kills the
+    kernel), grade-all gives each test the points that
     nbgrader's generate_assignment + autograde give, with the same per-cell
     time limit. (nbgrader gives the killed kernel's student no grades at all
     and exits 1; grade-all gives that student 0 on every test.)"""
@@ -389,7 +390,7 @@ def test_scores_match_nbgraders_autograde(tmp_path):
         assert (r.returncode == 0) == ok, r.stdout + r.stderr
         return r
 
-    students = ("honest", "blank", "partial", "loop", "crash")
+    students = ("honest", "blank", "partial", "warns", "loop", "crash")
     nbg("db", "assignment", "add", "a2")
     for st in students:
         nbg("db", "student", "add", st)
@@ -400,7 +401,15 @@ def test_scores_match_nbgraders_autograde(tmp_path):
         if c.metadata.get("nbgrader", {}).get("grade_id") == "exp_vjp":
             c.source = "def exp_vjp(entry, g):\n    return g"
     honest = nbformat.read(str(SRC_DIR / NB2), as_version=4)
-    for st, nb in (("honest", honest), ("blank", released), ("partial", partial),
+    # right answers, but exp_vjp warns: every test cell that calls it writes to stderr
+    warns = nbformat.read(str(SRC_DIR / NB2), as_version=4)
+    for c in warns.cells:
+        if c.metadata.get("nbgrader", {}).get("grade_id") == "exp_vjp":
+            head, _, body = c.source.partition("def exp_vjp(")
+            sig, _, rest = body.partition("\n")
+            c.source = (head + "def exp_vjp(" + sig + "\n    import warnings\n"
+                        "    warnings.warn('exp_vjp: checking my shapes')\n" + rest)
+    for st, nb in (("honest", honest), ("blank", released), ("partial", partial), ("warns", warns),
                    ("loop", _first_answer(nbformat.read(str(SRC_DIR / NB2), as_version=4), LOOP)),
                    ("crash", _first_answer(nbformat.read(str(SRC_DIR / NB2), as_version=4),
                                            "import os\nos._exit(1)"))):
@@ -416,9 +425,13 @@ def test_scores_match_nbgraders_autograde(tmp_path):
             theirs[st] = {g.name: g.score for g in nb.grades if g.auto_score is not None}
     mine = gradeall.grade_all(course / "submitted", course / "source" / "a2", tmp_path / "grades",
                               jobs=2, time_limit=300, timeout=25)
-    for st in ("honest", "blank", "partial", "loop"):
+    for st in ("honest", "blank", "partial", "warns", "loop"):
         rep = mine[(st, "a2", NB2)]
         assert {t.grade_id: t.points for t in rep.auto} == theirs[st], st
+    # the warning costs what the wrong exp_vjp costs, and says why
+    assert theirs["warns"] == theirs["partial"]
+    assert any("wrote to stderr" in t.feedback and "checking my shapes" in t.feedback
+               for t in mine[("warns", "a2", NB2)].auto)
     assert sum(theirs["honest"].values()) == 18 and sum(theirs["blank"].values()) == 0
     assert sum(theirs["partial"].values()) == 15   # exp_vjp_test (1) and all_together_test (2)
     # the loop costs the tests of its cell's rule (mul) and the one that uses them all
@@ -498,3 +511,21 @@ def test_grade_all_kills_a_worker_that_overruns(tmp_path, monkeypatch):
     assert slow_rep.tests[0].feedback == "not graded: the grader stopped this notebook after 40 s"
     book = (tmp_path / "out" / "gradebook.csv").read_text().splitlines()
     assert book == ["student,hw,total", "fast,2,2", "slow,0,0"]
+
+
+def test_a_test_cell_that_writes_to_stderr_scores_zero_as_in_nbgrader(tmp_path):
+    """nbgrader's autograde gives a test cell with stderr output no points
+    (utils.determine_grade); this grader does the same and says why, while
+    stdout output and stderr of ordinary cells cost nothing."""
+    test = {"grade": True, "solution": False, "locked": True, "points": 1}
+    nb = _tiny(("import sys\nsys.stderr.write('setup noise\\n')\nx = 1", None),
+               ("print('checking x')\nassert x == 1", dict(test, grade_id="quiet")),
+               ("import warnings\nwarnings.warn('x is suspicious')\nassert x == 1",
+                dict(test, grade_id="warns")),
+               ("assert x == 1", dict(test, grade_id="after")))
+    path = tmp_path / "stderr.ipynb"
+    nbformat.write(nb, str(path))
+    rep = cw.grade(path, source=path, timeout=60)
+    assert [(t.grade_id, t.points) for t in rep.tests] == [("quiet", 1), ("warns", 0), ("after", 1)]
+    fb = rep.tests[1].feedback
+    assert fb.startswith("the test cell wrote to stderr") and "x is suspicious" in fb, fb

@@ -240,6 +240,7 @@ class _Kernel:
         self.deadline = None
         self.km = self.kc = None
         self.dead = None  # why the kernel cannot run more cells
+        self.stderr = ""  # what the last cell run wrote to stderr
 
     def __enter__(self):
         from jupyter_client.manager import start_new_kernel
@@ -283,6 +284,27 @@ class _Kernel:
             if msg.get("parent_header", {}).get("msg_id") == msg_id:
                 return msg
 
+    def _collect_stderr(self, msg_id: str, wait: float = 5.0) -> str:
+        """What the cell msg_id wrote to stderr: its iopub stream messages,
+        read until the kernel reports that cell idle (the outputs come before
+        that) or ``wait`` seconds pass; other messages are dropped."""
+        parts, deadline = [], time.monotonic() + wait
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "".join(parts)
+            try:
+                msg = self.kc.get_iopub_msg(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            c = msg.get("content", {})
+            if msg.get("msg_type") == "stream" and c.get("name") == "stderr":
+                parts.append(c.get("text", ""))
+            elif msg.get("msg_type") == "status" and c.get("execution_state") == "idle":
+                return "".join(parts)
+
     def _drain(self):
         try:
             while True:
@@ -324,7 +346,7 @@ class _Kernel:
         except Exception as err:  # noqa: BLE001  (zmq trouble: report it, do not crash)
             self.dead = f"the kernel stopped responding ({type(err).__name__})"
             return "dead", f"could not run this cell: {type(err).__name__}: {err}", {}
-        self._drain()
+        self.stderr = self._collect_stderr(msg_id)
         content = reply.get("content", {})
         if content.get("status") == "error":
             return "error", _error_feedback(content), {}
@@ -477,6 +499,12 @@ def run_tests(path, tests_dir=None, timeout: float = 600, env: dict | None = Non
                     verdict = sealed.verify(source, sealed.read_records(ux, "r", nonce))
                     if verdict is not None:
                         status, text = "error", verdict
+                    elif k.stderr.strip():
+                        # nbgrader's autograde gives a test cell that wrote to
+                        # stderr no points (a warning counts), so this grader does too
+                        first = k.stderr.strip().splitlines()[-1][:200]
+                        status, text = "error", ("the test cell wrote to stderr, which "
+                                                 f"nbgrader scores 0: {first}")
             ok = status == "ok"
             if not ok and first_failure is not None and status != "dead":
                 text += f"\n(an earlier cell failed: {first_failure})"
