@@ -525,7 +525,7 @@ static tg_status check_index(const char *who, const tg_tensor *idx, int64_t n, i
                             tg_dtype_name(idx->dtype));
     for (int64_t i = 0; i < idx->numel; i++) {
         int64_t v = tg__get_flat_i64(idx, i);
-        if (v < -n || v >= n)
+        if (n < 0 || v >= n || (v < 0 && v < -n)) /* (n from a generic call's shape=: -n may overflow) */
             return tg_error_set(TG_ERR_INDEX,
                                 "%s: index %lld is out of bounds for axis %lld with size %lld", who,
                                 (long long)v, (long long)axis, (long long)n);
