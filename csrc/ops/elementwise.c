@@ -1198,7 +1198,7 @@ static tg_status cast_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) 
 }
 static tg_tensor *apply_cast(tg_tensor *const *in, int n, const tg_params *p) {
     if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
-    return tg_cast(in[0], (tg_dtype)p->i[0]);
+    return tg_cast(in[0], (tg_dtype)tg__int_param(p->i[0]));
 }
 TG_DEFINE_OP(cast, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64,int32,uint8,bool",
              .forward = "y = x as dtype", .forward_tex = "y = \\operatorname{cast}(x)",
@@ -1602,7 +1602,7 @@ tg_tensor *tg_round(tg_tensor *x, int decimals) {
 }
 static tg_tensor *apply_round(tg_tensor *const *in, int n, const tg_params *p) {
     if (n != 1) return TG_FAIL(TG_ERR_VALUE, "apply: expected 1 input");
-    return tg_round(in[0], (int)p->i[0]);
+    return tg_round(in[0], tg__int_param(p->i[0]));
 }
 TG_DEFINE_OP(round, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64",
              .forward = "y = round(x * 10^d) / 10^d, halves to even",

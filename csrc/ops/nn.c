@@ -156,6 +156,7 @@ static tg_status check_labels(const char *who, const tg_tensor *labels, int64_t 
 }
 
 tg_tensor *tg_one_hot(tg_tensor *labels, int64_t C, tg_dtype dt) {
+    if (!tg_dtype_size(dt)) return TG_FAIL(TG_ERR_TYPE, "one_hot: invalid dtype %d", (int)dt);
     if (C < -1)
         return TG_FAIL(TG_ERR_VALUE,
                        "one_hot: num_classes must be >= 0, or -1 to infer it from the labels; "
@@ -193,7 +194,7 @@ tg_tensor *tg_one_hot(tg_tensor *labels, int64_t C, tg_dtype dt) {
 }
 static tg_tensor *apply_one_hot(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
-    return tg_one_hot(in[0], p->i[0], (tg_dtype)p->i[1]);
+    return tg_one_hot(in[0], p->i[0], (tg_dtype)tg__int_param(p->i[1]));
 }
 TG_DEFINE_OP(one_hot, .arity = 1, .diff_mask = 0, .dtypes = "int64 -> float32,float64,int64,int32,uint8,bool",
              .forward = "y[..., c] = [labels == c]", .forward_tex = "y_{ic} = [\\,y_i = c\\,]",
@@ -343,7 +344,7 @@ static tg_tensor *need_two(const char *who, int n) {
 static tg_tensor *apply_cross_entropy(tg_tensor *const *in, int n, const tg_params *p) {
     if (n < 2) return need_two("cross_entropy", n);
     return tg_cross_entropy_ex(in[0], in[1], n > 2 ? in[2] : NULL, p->i[2] ? p->i[1] : -100,
-                               p->f[0], (tg_reduction)p->i[0]);
+                               p->f[0], (tg_reduction)tg__int_param(p->i[0]));
 }
 TG_DEFINE_OP(cross_entropy, .arity = -1, .diff_mask = 1, .dtypes = "float32,float64 logits; int64 labels",
              .flops = {TG_FLOPS_INPUT, 6, 3},
@@ -411,7 +412,7 @@ static tg_status nll_loss_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *c
 static tg_tensor *apply_nll_loss(tg_tensor *const *in, int n, const tg_params *p) {
     if (n < 2) return need_two("nll_loss", n);
     return tg_nll_loss_ex(in[0], in[1], n > 2 ? in[2] : NULL, p->i[2] ? p->i[1] : -100,
-                          (tg_reduction)p->i[0]);
+                          (tg_reduction)tg__int_param(p->i[0]));
 }
 TG_DEFINE_OP(nll_loss, .arity = -1, .diff_mask = 1, .dtypes = "float32,float64 log-probs; int64 labels",
              .flops = {TG_FLOPS_INPUT, 0, 1},
@@ -474,7 +475,7 @@ static tg_status mse_loss_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *c
 }
 static tg_tensor *apply_mse_loss(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
-    return tg_mse_loss(in[0], in[1], (tg_reduction)p->i[0]);
+    return tg_mse_loss(in[0], in[1], (tg_reduction)tg__int_param(p->i[0]));
 }
 TG_DEFINE_OP(mse_loss, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
              .flops = {TG_FLOPS_INPUT, 3, 3},
@@ -529,7 +530,7 @@ static tg_tensor *apply_bce(tg_tensor *const *in, int n, const tg_params *p) {
     tg_tensor *opt[2] = {NULL, NULL};
     for (int i = 0, k = 2; i < 2; i++)
         if (((p->i[1] >> i) & 1) && k < n) opt[i] = in[k++];
-    return tg_bce_with_logits_ex(in[0], in[1], opt[0], opt[1], (tg_reduction)p->i[0]);
+    return tg_bce_with_logits_ex(in[0], in[1], opt[0], opt[1], (tg_reduction)tg__int_param(p->i[0]));
 }
 TG_DEFINE_OP(bce_with_logits, .arity = -1, .diff_mask = 3, .dtypes = "float32,float64",
              .flops = {TG_FLOPS_INPUT, 6, 4},
@@ -1390,7 +1391,7 @@ static void optional_inputs(tg_tensor *const *in, int n, int first, int64_t mask
 
 static tg_tensor *apply_binary_cross_entropy(tg_tensor *const *in, int n, const tg_params *p) {
     if (n < 2) return need_two("binary_cross_entropy", n);
-    return tg_binary_cross_entropy(in[0], in[1], n > 2 ? in[2] : NULL, (tg_reduction)p->i[0]);
+    return tg_binary_cross_entropy(in[0], in[1], n > 2 ? in[2] : NULL, (tg_reduction)tg__int_param(p->i[0]));
 }
 TG_DEFINE_OP(binary_cross_entropy, .arity = -1, .composite = true, .diff_mask = 3,
              .dtypes = "float32,float64",
@@ -1407,7 +1408,7 @@ TG_DEFINE_OP(binary_cross_entropy, .arity = -1, .composite = true, .diff_mask = 
 
 static tg_tensor *apply_huber_loss(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
-    return tg_huber_loss(in[0], in[1], p->f[0], (tg_reduction)p->i[0]);
+    return tg_huber_loss(in[0], in[1], p->f[0], (tg_reduction)tg__int_param(p->i[0]));
 }
 TG_DEFINE_OP(huber_loss, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64",
              .forward = "L = mean(0.5 d^2 if |d| < delta else delta (|d| - delta / 2)), d = x - t",
@@ -1421,7 +1422,7 @@ TG_DEFINE_OP(huber_loss, .arity = 2, .composite = true, .diff_mask = 3, .dtypes 
 
 static tg_tensor *apply_smooth_l1_loss(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
-    return tg_smooth_l1_loss(in[0], in[1], p->f[0], (tg_reduction)p->i[0]);
+    return tg_smooth_l1_loss(in[0], in[1], p->f[0], (tg_reduction)tg__int_param(p->i[0]));
 }
 TG_DEFINE_OP(smooth_l1_loss, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64",
              .forward = "L = mean(0.5 d^2 / beta if |d| < beta else |d| - beta / 2), d = x - t",
@@ -1436,7 +1437,7 @@ TG_DEFINE_OP(smooth_l1_loss, .arity = 2, .composite = true, .diff_mask = 3, .dty
 
 static tg_tensor *apply_l1_loss(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
-    return tg_l1_loss(in[0], in[1], (tg_reduction)p->i[0]);
+    return tg_l1_loss(in[0], in[1], (tg_reduction)tg__int_param(p->i[0]));
 }
 TG_DEFINE_OP(l1_loss, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64",
              .forward = "L = mean(|x - t|)", .forward_tex = "L = \\frac{1}{n}\\sum |x - t|",
@@ -1448,7 +1449,7 @@ TG_DEFINE_OP(l1_loss, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "
 
 static tg_tensor *apply_kl_div(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
-    return tg_kl_div(in[0], in[1], (int)p->i[0], p->i[1] != 0);
+    return tg_kl_div(in[0], in[1], tg__int_param(p->i[0]), p->i[1] != 0);
 }
 TG_DEFINE_OP(kl_div, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64",
              .forward = "L = mean(t (log t - x)), or mean(exp(t) (t - x)) with log_target",
@@ -1478,7 +1479,7 @@ TG_DEFINE_OP(embedding, .arity = 2, .composite = true, .diff_mask = 2,
 static tg_tensor *apply_layer_norm(tg_tensor *const *in, int n, const tg_params *p) {
     tg_tensor *wb[2];
     optional_inputs(in, n, 1, p->i[1], 2, wb);
-    int nd = (int)p->i[0];
+    int nd = tg__int_param(p->i[0]);
     if (nd < 1 || nd > in[0]->ndim)
         return TG_FAIL(TG_ERR_VALUE, "layer_norm: %d normalized dims for input %s", nd, tg__shp(in[0]));
     return tg_layer_norm(in[0], nd, in[0]->shape + in[0]->ndim - nd, wb[0], wb[1], p->f[0]);

@@ -199,3 +199,22 @@ def test_view_write_ops_refuse_a_span_past_int64(name):
     ins = [tg.zeros((1,), dtype=tg.float64)] + ([tg.ones((1,), dtype=tg.float64)] if name == "copy_slices" else [])
     with raises(ValueError, name, "overflow"):
         tg._C._op_apply(name, ins, f"shape=1 ints=1,0,0,0,0,0,0,0,1 i0={2**63 - 1} i1=1")
+
+
+# -- the same int-cast class in the losses, kl_div, one_hot, cast, round, layer_norm --
+# Their generic calls cast an int64 reduction/dtype/decimals/dim count to an enum
+# or int: 2**32 became 0 ("none", float32, ...), a valid choice taken silently.
+
+@pytest.mark.parametrize("name, inputs, text, who", [
+    ("mse_loss", lambda: [tg.ones(3), tg.zeros(3)], "i0={}", "mse_loss"),
+    ("l1_loss", lambda: [tg.ones(3), tg.zeros(3)], "i0={}", "l1_loss"),
+    ("kl_div", lambda: [tg.zeros(3), tg.ones(3)], "i0={} i1=0", "kl_div"),
+    ("one_hot", lambda: [tg.tensor([0, 1])], "i0=2 i1={}", "one_hot"),
+    ("cast", lambda: [tg.ones(3)], "i0={}", "cast"),
+    ("round", lambda: [tg.ones(3)], "i0={}", "round")])
+def test_an_int_param_out_of_int_range_is_not_taken_for_0(name, inputs, text, who):
+    ok = tg._C._op_apply(name, inputs(), text.format(0))  # 0 is a valid choice
+    assert ok is not None
+    with pytest.raises((ValueError, TypeError)) as e:
+        tg._C._op_apply(name, inputs(), text.format(2**32))
+    assert who in str(e.value)
