@@ -58,8 +58,21 @@
  * matrix as A (dw^T = cols @ dy^T) instead of the patches, and dw with the
  * patches and dy of several images side by side in one GEMM (K = m*OH*OW,
  * 1-4 MiB of patches): both within the noise (+-3 %) of one GEMM per image.
- * What would remove the copies is an implicit-GEMM micro-kernel that reads
- * x directly (packing its panels from the image); not written yet.
+ * The second measured again after the forward and dx took several images
+ * per GEMM, this time with the number of images switched at run time and
+ * interleaved step by step in one process (60 of each): the CNN's second
+ * convolution's forward + dw took 6.05, 6.04, 6.06, 6.03 ms for 1, 2, 4, 8
+ * images per dw GEMM (and the step 11.55-11.70 ms for all four): no gain,
+ * so dw keeps one GEMM per image (its K = OH*OW is already long enough for
+ * the kernel, and the M = 32 x N = 400 result is written in the same tiles).
+ * Also not kept: im2col copying its short rows (14 elements) with a loop
+ * instead of memcpy (forward 2.82 -> 3.11 ms).  After the batching, perf
+ * on the one-thread step (batch 32): 41 % micro-kernel, 15 % dw_range
+ * (mostly im2row, inlined), 9 % packing, 5 % memmove (im2col rows and the
+ * y/dy copies), 5 % pooling, 3 % im2col.  What would remove the copies is
+ * an implicit-GEMM packer that writes the image's windows straight into
+ * gemm.c's B panels (kc x 32, row by row) instead of im2col then pack_b;
+ * it needs gemm.c to take a packing callback; not written yet.
  *
  * Pooling splits its N*C planes between the threads.  The 2x2 window with
  * stride 2 has its own loop (maxpool2x2_*): four windows at a time with
