@@ -827,8 +827,8 @@ tg_tensor *tg_dropout(tg_tensor *x, double p, bool training);
  * <= 0, a padding < 0, a kernel larger than the padded input. */
 
 /* y = conv2d(x, w) + bias: x (N, C, H, W), w (O, C, KH, KW), bias (O,) or
- * NULL -> y (N, O, OH, OW).  Computed per image as w (O, C*KH*KW) @
- * im2col(x_n) with the packed GEMM, images in parallel.  Differentiable in
+ * NULL -> y (N, O, OH, OW).  Computed as w (O, C*KH*KW) @ im2col(x_n)
+ * with the packed GEMM, several images per product, images in parallel.  Differentiable in
  * x, w and bias, to any order (the VJPs are the two ops below). */
 tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *w, tg_tensor *bias, int64_t stride_h,
                      int64_t stride_w, int64_t pad_h, int64_t pad_w);

@@ -26,6 +26,28 @@
  * own cols buffer; dw is summed from a fixed number of partial sums, in a
  * fixed order, so the result does not depend on the number of threads.
  *
+ * The forward and dx products take several images per GEMM (img_batch: up
+ * to 8 images and about 4 MiB of columns, from the shapes only): cols of m
+ * images side by side, (C*KH*KW, m*OH*OW), so that w is packed once per m
+ * images instead of once per image and the product is m times wider (fewer
+ * part-empty 32-column tiles: 196 columns are 7 tiles of which the last is
+ * 1/8 full).  y goes through a (O, m*OH*OW) buffer and dy is gathered into
+ * one, each copy O/(C*KH*KW) of the columns' size (8 % here).  Every element of y and of
+ * cols is the same sum in the same order for any m (gemm.c cuts K from K
+ * alone, and edge tiles use the full tiles' arithmetic), so the bits are
+ * those of one image per GEMM.  Measured on the CNN's second convolution
+ * (batch 32, one thread's CPU time, best of 15, interleaved with PyTorch in
+ * the same process, three runs): forward 2.83 -> 2.61 ms, dx 2.79 -> 2.47
+ * ms (PyTorch 1.31 and 1.30 ms: ratios 2.14 -> 2.01 and 2.15 -> 1.87).  On
+ * the whole training step (batch 32, one thread) the gain is below the
+ * noise between processes on the loaded machine; with the cap switched at
+ * run time (a temporary knob, not kept) and the caps interleaved step by
+ * step in one process, 60 steps each, two runs: best 12.21 / 12.11 ms with
+ * one image per GEMM, 11.69 / 11.58 with up to 8 (medians 12.77 / 12.24 ->
+ * 12.44 / 11.78), 3 and 6 images in between.  The byte cap matters: 16 MiB
+ * (32 images, 10 MiB of columns, out of the 2 MiB L2) gave 2.96 / 2.56 ms.
+ * On two threads the pool cuts a batch of 32 into 8 chunks, so 4 per GEMM.
+ *
  * Where the time goes (the MNIST CNN's training step, batch 32, one core,
  * profiled with perf): about 40 % in the GEMM micro-kernel, 10 % packing
  * A, 12 % building the weight gradient's patches (im2row), 5 % col2im; the
@@ -36,8 +58,21 @@
  * matrix as A (dw^T = cols @ dy^T) instead of the patches, and dw with the
  * patches and dy of several images side by side in one GEMM (K = m*OH*OW,
  * 1-4 MiB of patches): both within the noise (+-3 %) of one GEMM per image.
- * What would remove the copies is an implicit-GEMM micro-kernel that reads
- * x directly (packing its panels from the image); not written yet.
+ * The second measured again after the forward and dx took several images
+ * per GEMM, this time with the number of images switched at run time and
+ * interleaved step by step in one process (60 of each): the CNN's second
+ * convolution's forward + dw took 6.05, 6.04, 6.06, 6.03 ms for 1, 2, 4, 8
+ * images per dw GEMM (and the step 11.55-11.70 ms for all four): no gain,
+ * so dw keeps one GEMM per image (its K = OH*OW is already long enough for
+ * the kernel, and the M = 32 x N = 400 result is written in the same tiles).
+ * Also not kept: im2col copying its short rows (14 elements) with a loop
+ * instead of memcpy (forward 2.82 -> 3.11 ms).  After the batching, perf
+ * on the one-thread step (batch 32): 41 % micro-kernel, 15 % dw_range
+ * (mostly im2row, inlined), 9 % packing, 5 % memmove (im2col rows and the
+ * y/dy copies), 5 % pooling, 3 % im2col.  What would remove the copies is
+ * an implicit-GEMM packer that writes the image's windows straight into
+ * gemm.c's B panels (kc x 32, row by row) instead of im2col then pack_b;
+ * it needs gemm.c to take a packing callback; not written yet.
  *
  * Pooling splits its N*C planes between the threads.  The 2x2 window with
  * stride 2 has its own loop (maxpool2x2_*): four windows at a time with
@@ -236,8 +271,8 @@ static void *scratch(size_t nbytes) { return tg_aligned_alloc(64, (nbytes + 63) 
 /* im2col: x one image (C, H, W) contiguous -> cols (C*KH*KW, OH*OW).
  * col2im: the adjoint, dx (C, H, W) += cols scattered back to the windows. */
 #define IM2COL(SFX, T)                                                                    \
-    static void im2col_##SFX(const geom *g, const T *x, T *cols) {                        \
-        const int64_t OHW = g->OH * g->OW;                                                \
+    static void im2col_##SFX(const geom *g, const T *x, T *cols, int64_t ld) {            \
+        const int64_t OHW = ld;                                                           \
         for (int64_t c = 0; c < g->C; c++)                                                \
             for (int64_t kh = 0; kh < g->KH; kh++) {                                      \
                 int64_t oh0, oh1;                                                         \
@@ -263,8 +298,8 @@ static void *scratch(size_t nbytes) { return tg_aligned_alloc(64, (nbytes + 63) 
                 }                                                                         \
             }                                                                             \
     }                                                                                     \
-    static void col2im_##SFX(const geom *g, const T *cols, T *x) {                        \
-        const int64_t OHW = g->OH * g->OW;                                                \
+    static void col2im_##SFX(const geom *g, const T *cols, int64_t ld, T *x) {            \
+        const int64_t OHW = ld;                                                           \
         for (int64_t c = 0; c < g->C; c++)                                                \
             for (int64_t kh = 0; kh < g->KH; kh++) {                                      \
                 int64_t oh0, oh1;                                                         \
@@ -345,13 +380,17 @@ IM2COL(f64, double)
 IM2ROW(f32, float)
 IM2ROW(f64, double)
 
-static void im2col(tg_dtype dt, const geom *g, const void *x, void *cols) {
-    if (dt == TG_FLOAT32) im2col_f32(g, x, cols);
-    else im2col_f64(g, x, cols);
+/* cols: row r of the image's matrix at cols + r * ld (ld >= OH*OW: the
+ * image's columns inside a matrix of several images' columns). */
+static void im2col(tg_dtype dt, const geom *g, const void *x, void *cols, int64_t ld) {
+    if (dt == TG_FLOAT32) im2col_f32(g, x, cols, ld);
+    else im2col_f64(g, x, cols, ld);
 }
-static void col2im(tg_dtype dt, const geom *g, const void *cols, void *x) {
-    if (dt == TG_FLOAT32) col2im_f32(g, cols, x);
-    else col2im_f64(g, cols, x);
+/* cols: row r of the image's matrix at cols + r * ld (ld >= OH*OW: the
+ * image's columns inside a matrix of several images' columns). */
+static void col2im(tg_dtype dt, const geom *g, const void *cols, int64_t ld, void *x) {
+    if (dt == TG_FLOAT32) col2im_f32(g, cols, ld, x);
+    else col2im_f64(g, cols, ld, x);
 }
 static void im2row(tg_dtype dt, const geom *g, const void *x, void *patches) {
     if (dt == TG_FLOAT32) im2row_f32(g, x, patches);
@@ -605,7 +644,23 @@ static int64_t image_grain(const geom *g) {
  * rows of cols (Cg*KH*KW, OH*OW), which are contiguous blocks of cols, w,
  * y and dy.  G == 1 is one call with the whole matrices. */
 
-/* y_n = w @ im2col(x_n) (+ b), images [n0, n1). */
+/* Images per GEMM of the forward and input-gradient products: cols of
+ * several images side by side, (C*KH*KW, m*OH*OW), so that w is packed once
+ * per m images and the product is wide (see the header).  At most
+ * CONV_BATCH images and about CONV_BATCH_BYTES of cols; depends on
+ * the shapes only.  Each element of cols is the same sum in the same order
+ * whatever m is (the K blocking depends on K only), so the batching does
+ * not change a bit of y or dx. */
+#define CONV_BATCH 8
+#define CONV_BATCH_BYTES (4.0 * 1024 * 1024)
+static int64_t img_batch(const geom *g, size_t isz) {
+    double per = (double)(g->C * g->KH * g->KW) * (double)(g->OH * g->OW) * (double)isz;
+    int64_t m = per > 0 ? (int64_t)(CONV_BATCH_BYTES / per) : 1;
+    return m < 1 ? 1 : m > CONV_BATCH ? CONV_BATCH : m;
+}
+
+/* y_n = w @ im2col(x_n) (+ b), images [n0, n1), m images per GEMM (into
+ * yb (O, m*OH*OW), then copied to the images' planes of y). */
 static void fwd_range(int64_t n0, int64_t n1, void *vjob) {
     conv_job *j = vjob;
     const geom *g = j->g;
@@ -613,37 +668,52 @@ static void fwd_range(int64_t n0, int64_t n1, void *vjob) {
     int64_t CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
     int64_t Og = g->O / g->G, CgKK = CKK / g->G, CgHW = g->C / g->G * g->H * g->W;
     bool direct = is_pointwise(g);
-    void *cols = direct ? NULL : scratch((size_t)(CKK * OHW) * isz);
-    if (!direct && !cols) {
+    int64_t m = direct ? 1 : img_batch(g, isz);
+    if (m > n1 - n0) m = n1 - n0;
+    void *cols = direct ? NULL : scratch((size_t)(CKK * OHW * m) * isz);
+    void *yb = m > 1 ? scratch((size_t)(g->O * OHW * m) * isz) : NULL;
+    if ((!direct && !cols) || (m > 1 && !yb)) {
         __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+        tg_aligned_free(cols);
+        tg_aligned_free(yb);
         return;
     }
-    for (int64_t n = n0; n < n1; n++) {
+    for (int64_t n = n0; n < n1; n += m) {
+        int64_t mb = n1 - n < m ? n1 - n : m, ld = mb * OHW;
         const char *xn = j->x + (size_t)(n * g->C * g->H * g->W) * isz;
-        char *yn = j->out + (size_t)(n * g->O * OHW) * isz;
-        if (!direct) im2col(j->dt, g, xn, cols);
+        char *yn = mb > 1 ? yb : j->out + (size_t)(n * g->O * OHW) * isz;
+        if (!direct)
+            for (int64_t i = 0; i < mb; i++)
+                im2col(j->dt, g, xn + (size_t)(i * g->C * g->H * g->W) * isz,
+                       (char *)cols + (size_t)(i * OHW) * isz, ld);
         if (j->b) { /* start from the bias, then C = W cols + C */
             for (int64_t o = 0; o < g->O; o++) {
                 if (j->dt == TG_FLOAT32) {
-                    float v = ((const float *)j->b)[o], *r = (float *)yn + o * OHW;
-                    for (int64_t k = 0; k < OHW; k++) r[k] = v;
+                    float v = ((const float *)j->b)[o], *r = (float *)yn + o * ld;
+                    for (int64_t k = 0; k < ld; k++) r[k] = v;
                 } else {
-                    double v = ((const double *)j->b)[o], *r = (double *)yn + o * OHW;
-                    for (int64_t k = 0; k < OHW; k++) r[k] = v;
+                    double v = ((const double *)j->b)[o], *r = (double *)yn + o * ld;
+                    for (int64_t k = 0; k < ld; k++) r[k] = v;
                 }
             }
         }
         for (int64_t k = 0; k < g->G; k++) {
             const char *B = direct ? xn + (size_t)(k * CgHW) * isz
-                                   : (const char *)cols + (size_t)(k * CgKK * OHW) * isz;
-            gemm(j->dt, Og, OHW, CgKK, j->w + (size_t)(k * Og * CgKK) * isz, CgKK, 1, B, OHW, 1,
-                 j->b ? 1.0 : 0.0, yn + (size_t)(k * Og * OHW) * isz, OHW);
+                                   : (const char *)cols + (size_t)(k * CgKK * ld) * isz;
+            gemm(j->dt, Og, ld, CgKK, j->w + (size_t)(k * Og * CgKK) * isz, CgKK, 1, B, ld, 1,
+                 j->b ? 1.0 : 0.0, yn + (size_t)(k * Og * ld) * isz, ld);
         }
+        if (mb > 1) /* yb (O, mb*OHW) -> y[n + i] (O, OHW) */
+            for (int64_t i = 0; i < mb; i++)
+                for (int64_t o = 0; o < g->O; o++)
+                    memcpy(j->out + (size_t)(((n + i) * g->O + o) * OHW) * isz,
+                           (const char *)yb + (size_t)(o * ld + i * OHW) * isz, (size_t)OHW * isz);
     }
     tg_aligned_free(cols);
+    tg_aligned_free(yb);
 }
 
-/* dx_n = col2im(w^T @ dy_n), images [n0, n1). */
+/* dx_n = col2im(w^T @ dy_n), images [n0, n1), m images per GEMM. */
 static void dx_range(int64_t n0, int64_t n1, void *vjob) {
     conv_job *j = vjob;
     const geom *g = j->g;
@@ -651,26 +721,43 @@ static void dx_range(int64_t n0, int64_t n1, void *vjob) {
     int64_t CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW, CHW = g->C * g->H * g->W;
     int64_t Og = g->O / g->G, CgKK = CKK / g->G, CgHW = CHW / g->G;
     bool direct = is_pointwise(g);
-    void *cols = direct ? NULL : scratch((size_t)(CKK * OHW) * isz);
-    if (!direct && !cols) {
+    int64_t m = direct ? 1 : img_batch(g, isz);
+    if (m > n1 - n0) m = n1 - n0;
+    void *cols = direct ? NULL : scratch((size_t)(CKK * OHW * m) * isz);
+    /* dy of m images as one (O, m*OH*OW) matrix */
+    void *dyb = m > 1 ? scratch((size_t)(g->O * OHW * m) * isz) : NULL;
+    if ((!direct && !cols) || (m > 1 && !dyb)) {
         __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+        tg_aligned_free(cols);
+        tg_aligned_free(dyb);
         return;
     }
-    for (int64_t n = n0; n < n1; n++) {
+    for (int64_t n = n0; n < n1; n += m) {
+        int64_t mb = n1 - n < m ? n1 - n : m, ld = mb * OHW;
         char *dxn = j->out + (size_t)(n * CHW) * isz;
         const char *dyn = j->dy + (size_t)(n * g->O * OHW) * isz;
+        if (mb > 1) {
+            for (int64_t i = 0; i < mb; i++)
+                for (int64_t o = 0; o < g->O; o++)
+                    memcpy((char *)dyb + (size_t)(o * ld + i * OHW) * isz,
+                           dyn + (size_t)((i * g->O + o) * OHW) * isz, (size_t)OHW * isz);
+            dyn = dyb;
+        }
         for (int64_t k = 0; k < g->G; k++) {
             char *C = direct ? dxn + (size_t)(k * CgHW) * isz
-                             : (char *)cols + (size_t)(k * CgKK * OHW) * isz;
-            gemm(j->dt, CgKK, OHW, Og, j->w + (size_t)(k * Og * CgKK) * isz, 1, CgKK,
-                 dyn + (size_t)(k * Og * OHW) * isz, OHW, 1, 0.0, C, OHW);
+                             : (char *)cols + (size_t)(k * CgKK * ld) * isz;
+            gemm(j->dt, CgKK, ld, Og, j->w + (size_t)(k * Og * CgKK) * isz, 1, CgKK,
+                 dyn + (size_t)(k * Og * ld) * isz, ld, 1, 0.0, C, ld);
         }
         if (!direct) {
-            memset(dxn, 0, (size_t)CHW * isz);
-            col2im(j->dt, g, cols, dxn);
+            memset(dxn, 0, (size_t)(CHW * mb) * isz);
+            for (int64_t i = 0; i < mb; i++)
+                col2im(j->dt, g, (const char *)cols + (size_t)(i * OHW) * isz, ld,
+                       dxn + (size_t)(i * CHW) * isz);
         }
     }
     tg_aligned_free(cols);
+    tg_aligned_free(dyb);
 }
 
 /* Partial sum k of dw = sum_n dy_n @ im2col(x_n)^T over its share of the
@@ -700,7 +787,7 @@ static void dw_range(int64_t k0, int64_t k1, void *vjob) {
             const char *xn = j->x + (size_t)(n * g->C * g->H * g->W) * isz;
             const char *dyn = j->dy + (size_t)(n * g->O * OHW) * isz;
             if (direct || !rows) { /* B = cols^T: x_n itself in the pointwise case */
-                if (!direct) im2col(j->dt, g, xn, cols);
+                if (!direct) im2col(j->dt, g, xn, cols, OHW);
                 for (int64_t q = 0; q < g->G; q++) {
                     const char *B = direct ? xn + (size_t)(q * CgHW) * isz
                                            : (const char *)cols + (size_t)(q * CgKK * OHW) * isz;

@@ -196,3 +196,60 @@ def test_conv2d_bias_gradient(n, hw, dtype):
     tb = tg.tensor(b, requires_grad=True)
     F.conv2d(tg.tensor(x), tg.tensor(w), tb, padding=1).sum().backward()
     np.testing.assert_array_equal(tb.grad.numpy(), np.full(5, n * hw * hw, dtype))
+
+
+# conv2d's forward and input-gradient products take several images per GEMM
+# (up to 8, and about 4 MiB of im2col columns: fewer images when one image's
+# columns are large).  Each output element is the same sum in the same order
+# as with one image per GEMM, so a batch gives the bits of its images
+# computed one at a time.  Cases: batch sizes that do not divide the 8 (or
+# the 3 of the large case), groups, dilation, asymmetric stride 2, no bias,
+# float64, 1x1 (no im2col), and an image too large for 8 per GEMM.
+_BATCHED = {
+    "cnn":       dict(n=11, c=16, o=32, hw=(14, 14), k=5, kw=dict(padding=2)),
+    "groups":    dict(n=9, c=6, o=4, hw=(9, 7), k=3, kw=dict(padding=1, groups=2)),
+    "dilation":  dict(n=10, c=3, o=5, hw=(11, 12), k=3, kw=dict(padding=(2, 1), dilation=2)),
+    "stride2":   dict(n=13, c=4, o=6, hw=(12, 9), k=3, kw=dict(stride=(2, 1), padding=1), bias=False),
+    "pointwise": dict(n=9, c=8, o=3, hw=(6, 6), k=1, kw={}),
+    "large":     dict(n=7, c=16, o=8, hw=(32, 32), k=5, kw={}),  # 1.2 MiB of columns: 3 per GEMM
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", list(_BATCHED))
+def test_conv2d_batched_gemm_equals_one_image_at_a_time(case, dtype):
+    p = _BATCHED[case]
+    rng = np.random.default_rng(len(case))
+    groups = p["kw"].get("groups", 1)
+    x = rng.standard_normal((p["n"], p["c"]) + p["hw"]).astype(dtype)
+    w = (rng.standard_normal((p["o"], p["c"] // groups, p["k"], p["k"])) * 0.1).astype(dtype)
+    b = rng.standard_normal(p["o"]).astype(dtype) if p.get("bias", True) else None
+    bias = None if b is None else tg.tensor(b)
+
+    def conv(xa, ga):
+        tx = tg.tensor(xa, requires_grad=True)
+        y = F.conv2d(tx, tg.tensor(w), bias, **p["kw"])
+        y.backward(tg.tensor(ga))
+        return y.numpy(), tx.grad.numpy()
+
+    oh, ow = F.conv2d(tg.tensor(x[:1]), tg.tensor(w), bias, **p["kw"]).shape[2:]
+    g = rng.standard_normal((p["n"], p["o"], oh, ow)).astype(dtype)
+
+    def run():
+        return conv(x, g), [conv(x[i:i + 1], g[i:i + 1]) for i in range(p["n"])]
+    for threads in (1, 2):
+        (y, dx), single = _with_threads(threads, run)
+        for i, (yi, dxi) in enumerate(single):
+            assert y[i].tobytes() == yi[0].tobytes(), f"{threads} threads, image {i}: forward"
+            assert dx[i].tobytes() == dxi[0].tobytes(), f"{threads} threads, image {i}: input gradient"
+        if threads == 1:
+            y1, dx1 = y, dx
+    assert y.tobytes() == y1.tobytes() and dx.tobytes() == dx1.tobytes()  # 1 and 2 threads
+    if dtype == np.float64:  # the batch is the convolution (the copies' layout), against PyTorch
+        torch = pytest.importorskip("torch")
+        tw = torch.from_numpy(w)
+        ty = torch.nn.functional.conv2d(torch.from_numpy(x), tw, None if b is None else torch.from_numpy(b),
+                                        **p["kw"])
+        np.testing.assert_allclose(y, ty.numpy(), rtol=1e-12, atol=1e-12)
+        tdx = torch.nn.grad.conv2d_input(x.shape, tw, torch.from_numpy(g), **p["kw"])
+        np.testing.assert_allclose(dx, tdx.numpy(), rtol=1e-12, atol=1e-12)
