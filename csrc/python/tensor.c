@@ -386,6 +386,15 @@ METHOD(transpose) {
                      nd, t->ndim);
         return NULL;
     }
+    /* t.transpose(0, 1) on a matrix: NumPy's identity permutation, but PyTorch's
+     * swap -- the one call a ported script gets silently wrong, so say so */
+    if (nargs == 2 && nd == 2 && (axes[0] == 0 || axes[0] == -2) && (axes[1] == 1 || axes[1] == -1) &&
+        PyErr_WarnEx(PyExc_UserWarning,
+                     "transpose(0, 1) of a 2-D tensor is NumPy's transpose: it permutes the "
+                     "axes into the order given, which changes nothing here (PyTorch's "
+                     "transpose(0, 1) swaps them: use swapaxes(0, 1) or .T)",
+                     1) < 0)
+        return NULL;
     return W(tg_permute(t, axes));
 }
 

@@ -992,3 +992,24 @@ class TestCopyPickle:
         for c in (copy.deepcopy(m), pickle.loads(pickle.dumps(m)), copy.copy(m)):
             assert type(c) is MyTensor and c.tag == "extra" and c.requires_grad
             assert c.tolist() == [1.0, 2.0]
+
+
+def test_transpose_0_1_of_a_matrix_warns_that_it_is_numpys_transpose():
+    """t.transpose(0, 1) permutes (NumPy): on a matrix it changes nothing,
+    where PyTorch's swaps -- the silent trap of a ported script, so it warns;
+    the tuple form, a real permutation and swapaxes do not."""
+    import warnings
+    x = tg.arange(6.0).reshape(2, 3)
+    for axes in ((0, 1), (-2, -1), (0, -1), (-2, 1)):
+        with pytest.warns(UserWarning, match=r"swapaxes\(0, 1\)"):
+            assert x.transpose(*axes).shape == (2, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert x.transpose((0, 1)).shape == (2, 3)
+        assert x.transpose(1, 0).shape == (3, 2)
+        assert x.swapaxes(0, 1).shape == (3, 2)
+        assert tg.ones((2, 3, 4)).transpose(0, 2, 1).shape == (2, 4, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning):
+            x.transpose(0, 1)
