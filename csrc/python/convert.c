@@ -200,6 +200,7 @@ typedef struct {
     PyObject *arrays;            /* list of weakrefs to aliasing ndarrays, or NULL */
     PyObject *flipped;           /* weakrefs to the arrays made read-only, or NULL */
     Py_ssize_t writable_buffers; /* live writable buffer exports */
+    Py_ssize_t prune_at;         /* prune dead weakrefs of arrays when it grows this long */
     PyObject *buffer_key;        /* key in buffer_registry (see from_numpy) or NULL */
     tg_storage *storage;         /* the storage this belongs to (borrowed) */
 } AliasData;
@@ -296,7 +297,20 @@ static int track_array(tg_storage *s, PyObject *arr) {
         Py_DECREF(w);
         return -1;
     }
-    if (PyList_GET_SIZE(d->arrays) >= 16) prune_dead(d->arrays); /* temporaries (tolist) */
+    /* the same array again (from_numpy(a) in a loop): CPython hands out one
+     * weakref per object, so it is already listed -- appending it again made
+     * the list, and every later call, grow without bound */
+    for (Py_ssize_t i = PyList_GET_SIZE(d->arrays) - 1; i >= 0; i--)
+        if (PyList_GET_ITEM(d->arrays, i) == w) {
+            if (s->saved_count > 0) make_readonly(d, arr, w);
+            Py_DECREF(w);
+            return 0;
+        }
+    if (PyList_GET_SIZE(d->arrays) >= d->prune_at) { /* temporaries (tolist, t.numpy()) */
+        prune_dead(d->arrays);
+        /* amortised: prune again only when the live ones have doubled */
+        d->prune_at = PyList_GET_SIZE(d->arrays) < 8 ? 16 : 2 * PyList_GET_SIZE(d->arrays);
+    }
     int r = PyList_Append(d->arrays, w);
     if (r == 0 && s->saved_count > 0) make_readonly(d, arr, w);
     Py_DECREF(w);

@@ -350,3 +350,26 @@ class TestDLPack:
         del tt
         gc.collect()
         assert t.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_from_numpy_of_one_array_in_a_loop_keeps_one_alias_record():
+    """from_numpy(a) called again and again on one writable array (a training
+    loop over a fixed batch) listed the array once per call among the storage's
+    aliases, so the list and the time of each call grew without bound (50 us a
+    call after a million); it is listed once."""
+    import gc
+    import weakref
+    a = np.ones(1000, np.float32)
+    keep = tg.from_numpy(a)
+    for _ in range(500):
+        tg.from_numpy(a)
+    t = tg.from_numpy(a)
+    for _ in range(500):
+        t.numpy()           # temporaries: listed, then pruned once dead
+    w = weakref.ref(a)      # CPython's one basic weakref of a: the object listed
+    held = sum(r.count(w) for r in gc.get_referrers(w) if isinstance(r, list))
+    assert held == 1, held
+    lists = [r for r in gc.get_referrers(w) if isinstance(r, list)]
+    assert len(lists) == 1 and len(lists[0]) < 40, [len(r) for r in lists]
+    a[0] = 5.0              # still zero-copy, still writable
+    assert keep[0].item() == 5.0 and t[0].item() == 5.0
