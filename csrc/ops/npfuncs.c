@@ -49,17 +49,6 @@ static tg_status need_num(const char *who, const tg_tensor *a, const tg_tensor *
                         tg_dtype_name(a->dtype));
 }
 
-/* x[start:stop] along axis ax (normalised), other dims whole: a recorded view. */
-static tg_tensor *slice_axis(tg_tensor *x, int64_t ax, int64_t start, int64_t stop) {
-    int64_t starts[TG_MAX_DIMS] = {0}, stops[TG_MAX_DIMS], steps[TG_MAX_DIMS];
-    for (int d = 0; d < x->ndim; d++) {
-        stops[d] = x->shape[d];
-        steps[d] = 1;
-    }
-    starts[ax] = start;
-    stops[ax] = stop;
-    return tg_slice(x, starts, stops, steps, 0);
-}
 
 /* ===================================================================== */
 /* tensordot                                                              */
@@ -300,8 +289,8 @@ tg_tensor *tg_cross(tg_tensor *a, tg_tensor *b, int64_t axis) {
     tg_tensor *ca[3] = {NULL}, *cb[3] = {NULL}, *c[3] = {NULL}, *out = NULL;
     if (!B) goto done;
     for (int i = 0; i < 3; i++) {
-        ca[i] = slice_axis(A, ax, i, i + 1);
-        cb[i] = slice_axis(B, ax, i, i + 1);
+        ca[i] = tg__slice_axis(A, ax, i, i + 1, 1);
+        cb[i] = tg__slice_axis(B, ax, i, i + 1, 1);
         if (!ca[i] || !cb[i]) goto done;
     }
     /* c_i = a_{i+1} b_{i+2} - a_{i+2} b_{i+1} */
@@ -358,7 +347,7 @@ tg_tensor *tg_diff(tg_tensor *x, int64_t n, int64_t axis, tg_tensor *prepend, tg
     if (x->ndim == 0) return TG_FAIL(TG_ERR_VALUE, "diff: requires input that is at least one dimensional");
     int64_t ax;
     if (tg__norm_axis("diff", axis, x->ndim, &ax)) return NULL;
-    if (n == 0) return slice_axis(x, ax, 0, x->shape[ax]); /* NumPy: x itself, prepend/append unused */
+    if (n == 0) return tg__slice_axis(x, ax, 0, x->shape[ax], 1); /* NumPy: x itself, prepend/append unused */
     tg_tensor *edges[2] = {prepend, append};
     for (int k = 0; k < 2; k++) {
         tg_tensor *v = edges[k];
@@ -384,13 +373,13 @@ tg_tensor *tg_diff(tg_tensor *x, int64_t n, int64_t axis, tg_tensor *prepend, tg
     if (app) parts[np_++] = app;
     tg_tensor *y;
     if (np_ > 1) y = tg_concat(np_, parts, ax);
-    else y = slice_axis(x, ax, 0, x->shape[ax]);
+    else y = tg__slice_axis(x, ax, 0, x->shape[ax], 1);
     tg_tensor_release(pre);
     tg_tensor_release(app);
     for (int64_t k = 0; k < n && y; k++) {
         int64_t len = y->shape[ax];
         if (len == 0) break;
-        tg_tensor *hi = slice_axis(y, ax, 1, len), *lo = hi ? slice_axis(y, ax, 0, len - 1) : NULL;
+        tg_tensor *hi = tg__slice_axis(y, ax, 1, len, 1), *lo = hi ? tg__slice_axis(y, ax, 0, len - 1, 1) : NULL;
         tg_tensor_release(y);
         y = take2(tg_sub, hi, lo);
     }

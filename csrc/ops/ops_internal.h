@@ -57,4 +57,19 @@ static inline int tg__int_param(int64_t v) {
     return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int)v;
 }
 
+/* x[start:stop:step] along axis ax (already normalised), other dims whole:
+ * a recorded slice (a view).  Shared by the shape ops and the NumPy functions. */
+static inline tg_tensor *tg__slice_axis(tg_tensor *x, int64_t ax, int64_t start, int64_t stop,
+                                        int64_t step) {
+    int64_t starts[TG_MAX_DIMS] = {0}, stops[TG_MAX_DIMS], steps[TG_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) {
+        stops[d] = x->shape[d];
+        steps[d] = 1;
+    }
+    starts[ax] = start;
+    stops[ax] = stop;
+    steps[ax] = step;
+    return tg_slice(x, starts, stops, steps, 0);
+}
+
 #endif /* TG_OPS_INTERNAL_H */

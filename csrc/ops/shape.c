@@ -20,19 +20,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* x[start:stop:step] along axis ax (already normalised), other dims whole:
- * a recorded slice (a view). */
-static tg_tensor *slice_axis(tg_tensor *x, int64_t ax, int64_t start, int64_t stop, int64_t step) {
-    int64_t starts[TG_MAX_DIMS] = {0}, stops[TG_MAX_DIMS], steps[TG_MAX_DIMS];
-    for (int d = 0; d < x->ndim; d++) {
-        stops[d] = x->shape[d];
-        steps[d] = 1;
-    }
-    starts[ax] = start;
-    stops[ax] = stop;
-    steps[ax] = step;
-    return tg_slice(x, starts, stops, steps, 0);
-}
 
 /* f(x) releasing x (chains of composite steps); NULL if x is NULL. */
 #define TAKE(var, expr)                \
@@ -92,9 +79,9 @@ static tg_tensor *roll1(tg_tensor *x, int64_t ax, int64_t shift) {
     if (n == 0) return retained(x);
     int64_t s = shift % n;
     if (s < 0) s += n;
-    if (s == 0) return slice_axis(x, ax, 0, n, 1); /* a recorded copy-free step */
-    tg_tensor *parts[2] = {slice_axis(x, ax, n - s, n, 1), NULL};
-    parts[1] = parts[0] ? slice_axis(x, ax, 0, n - s, 1) : NULL;
+    if (s == 0) return tg__slice_axis(x, ax, 0, n, 1); /* a recorded copy-free step */
+    tg_tensor *parts[2] = {tg__slice_axis(x, ax, n - s, n, 1), NULL};
+    parts[1] = parts[0] ? tg__slice_axis(x, ax, 0, n - s, 1) : NULL;
     tg_tensor *y = parts[1] ? tg_concat(2, parts, ax) : NULL;
     tg_tensor_release(parts[0]);
     tg_tensor_release(parts[1]);
@@ -219,8 +206,8 @@ tg_tensor *tg_diagonal(tg_tensor *x, int64_t offset, int64_t axis1, int64_t axis
     sh[k] = n * m;
     tg_tensor *y = tg_permute(x, perm);
     TAKE(y, tg_reshape(y, k + 1, sh));
-    if (len == 0) TAKE(y, slice_axis(y, k, 0, 0, 1));
-    else TAKE(y, slice_axis(y, k, start, start + (len - 1) * (m + 1) + 1, m + 1));
+    if (len == 0) TAKE(y, tg__slice_axis(y, k, 0, 0, 1));
+    else TAKE(y, tg__slice_axis(y, k, start, start + (len - 1) * (m + 1) + 1, m + 1));
     return y;
 }
 static tg_tensor *apply_diagonal(tg_tensor *const *in, int n, const tg_params *p) {
@@ -254,7 +241,7 @@ tg_tensor *tg_diag(tg_tensor *x, int64_t k) {
     tg_tensor *y = tg_reshape(x, 2, sh);
     TAKE(y, tg_pad(y, pads, 0));
     TAKE(y, tg_reshape(y, 1, &flat));
-    TAKE(y, slice_axis(y, 0, 0, nn, 1));
+    TAKE(y, tg__slice_axis(y, 0, 0, nn, 1));
     sh[0] = sh[1] = n;
     TAKE(y, tg_reshape(y, 2, sh));
     if (k != 0) {
@@ -324,7 +311,7 @@ static tg_tensor *tile_same_ndim(const char *who, tg_tensor *x, const int64_t *r
                 return TG_FAIL(TG_ERR_MEMORY, "%s: out of memory", who);
             }
             for (int64_t r = 0; r < reps[d]; r++) cs[r] = y;
-            if (reps[d] == 0) TAKE(y, slice_axis(y, d, 0, 0, 1));
+            if (reps[d] == 0) TAKE(y, tg__slice_axis(y, d, 0, 0, 1));
             else TAKE(y, tg_concat((int)reps[d], cs, d));
             free(cs);
             continue;
@@ -880,9 +867,9 @@ tg_tensor *tg_scatter_reduce(tg_tensor *x, int64_t axis, tg_tensor *index, tg_te
     else if (C && reduce == 3) red = tg_max(C, &one, 1, false);
     else if (C && reduce == 4) red = tg_min(C, &one, 1, false);
     else if (C) { /* prod: the product of the columns, exact with zeros */
-        red = slice_axis(C, 1, 0, 1, 1);
+        red = tg__slice_axis(C, 1, 0, 1, 1);
         for (int64_t c = 1; c < K && red; c++) {
-            tg_tensor *col = slice_axis(C, 1, c, c + 1, 1);
+            tg_tensor *col = tg__slice_axis(C, 1, c, c + 1, 1);
             TAKE(red, col ? tg_mul(red, col) : NULL);
             tg_tensor_release(col);
         }
