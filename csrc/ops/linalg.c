@@ -175,9 +175,30 @@ static tg_status matmul_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx
     }
     if (tg_entry_needs_grad(e, 1)) {
         /* dB = A^T dC */
-        tg_tensor *at = tg_transpose(a2, -1, -2);
-        tg_tensor *gb = at ? tg_matmul(at, g2) : NULL;
-        tg_tensor_release(at);
+        tg_tensor *gb;
+        if (b2->ndim == 2 && a2->ndim > 2) {
+            /* B shared by every batch item (x @ W with x (..., M, K)): dB is
+             * the sum over the batch of A_i^T dC_i, which is ONE product of
+             * the batch folded into the rows: (K, R) @ (R, N) with R = the
+             * batch size times M.  Summing per-item products instead would
+             * run one small GEMM per item into a (batch, K, N) temporary
+             * and then reduce it (issue 16).  Reshape is a view for the
+             * usual contiguous A and dC, a copy otherwise; all three ops are
+             * recorded under create_graph, so double backward still works. */
+            int64_t ashape[2] = {-1, a2->shape[a2->ndim - 1]};
+            int64_t gshape[2] = {-1, g2->shape[g2->ndim - 1]};
+            tg_tensor *af = tg_reshape(a2, 2, ashape);
+            tg_tensor *gf = af ? tg_reshape(g2, 2, gshape) : NULL;
+            tg_tensor *at = gf ? tg_transpose(af, 0, 1) : NULL;
+            gb = at ? tg_matmul(at, gf) : NULL;
+            tg_tensor_release(at);
+            tg_tensor_release(gf);
+            tg_tensor_release(af);
+        } else {
+            tg_tensor *at = tg_transpose(a2, -1, -2);
+            gb = at ? tg_matmul(at, g2) : NULL;
+            tg_tensor_release(at);
+        }
         if (gb && b->ndim == 1) { /* (..., K, 1) -> (..., K) */
             tg_tensor *t = tg_squeeze(gb, (int64_t[]){-1}, 1);
             tg_tensor_release(gb);
