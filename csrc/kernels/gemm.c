@@ -218,10 +218,11 @@ static void *pack_alloc(size_t bytes)
     return tg_aligned_alloc(64, (bytes + 63) / 64 * 64);
 }
 
-/* A SIMD version of the transposing pack for full 16-line float panels,
- * installed when an AVX2 (or AVX-512) kernel is chosen; NULL: plain C. */
-typedef void (*tg_pack16_fn)(int64_t kc, const float *src, int64_t ld, float *dst);
-static _Atomic(tg_pack16_fn) pack16_f32;
+/* A SIMD version of the transposing pack for full float panels of a
+ * multiple of 8 lines, installed when an AVX2 (or AVX-512) kernel is
+ * chosen; NULL: plain C. */
+typedef void (*tg_pack_lines_fn)(int64_t kc, const float *src, int64_t ld, int w, float *dst);
+static _Atomic(tg_pack_lines_fn) simd_pack_lines_f32;
 
 /* Instantiate the template below for both element types. */
 #define TG_GEMM_TEMPLATE 1
@@ -399,12 +400,12 @@ static _Atomic(const tg_gemm_isa_desc *) active;
 /* The SIMD packing helpers that go with a row of the table. */
 static void install_packers(const tg_gemm_isa_desc *d)
 {
-    tg_pack16_fn f = NULL;
+    tg_pack_lines_fn f = NULL;
 #ifdef TG_GEMM_HAVE_X86
     if (d != &isa_generic && tg_cpu_has(TG_CPU_AVX2))
-        f = tg_gemm_pack16_avx2_f32;
+        f = tg_gemm_pack_lines_avx2_f32;
 #endif
-    atomic_store_explicit(&pack16_f32, f, memory_order_relaxed);
+    atomic_store_explicit(&simd_pack_lines_f32, f, memory_order_relaxed);
 }
 
 /* Run the self-test of row d (both element types, with its packers), once;
@@ -806,10 +807,10 @@ static inline void SFX(copy_piece)(real *restrict d, const real *restrict s, int
 static void SFX(pack_lines)(int64_t kc, int64_t m, int w, const real *src, int64_t ld,
                             int64_t inc, real *dst)
 {
-    if (sizeof(real) == sizeof(float) && w == 16 && m == 16 && inc == 1) {
-        tg_pack16_fn fast = atomic_load_explicit(&pack16_f32, memory_order_relaxed);
+    if (sizeof(real) == sizeof(float) && w % 8 == 0 && m == w && inc == 1) {
+        tg_pack_lines_fn fast = atomic_load_explicit(&simd_pack_lines_f32, memory_order_relaxed);
         if (fast) {
-            fast(kc, (const float *)src, ld, (float *)dst);
+            fast(kc, (const float *)src, ld, w, (float *)dst);
             return;
         }
     }
@@ -938,6 +939,13 @@ static void SFX(block_sizes)(const SFX(tg_gemm_kernel) *kd, int64_t M, int64_t N
     *NC = min_i64(kd->nc, round_up(N, kd->nr));
 }
 
+static void SFX(gemm_packed_buf)(const SFX(tg_gemm_kernel) *kd,
+                                 int64_t M, int64_t N, int64_t K, real alpha,
+                                 const real *A, int64_t rsa, int64_t csa,
+                                 const real *B, int64_t rsb, int64_t csb,
+                                 real beta, real *C, int64_t rsc, int64_t csc,
+                                 real *Ap, real *Bp);
+
 /* Loops 5, 4, 3 around the macro-kernel, with kernel `kd`, on one thread:
  * the whole product C[M,N] = alpha * A @ B + beta * C, K >= 1.
  * Allocates its own packing buffers.  Returns 0, or -1 if they cannot be
@@ -958,7 +966,26 @@ static int SFX(gemm_packed)(const SFX(tg_gemm_kernel) *kd,
         tg_aligned_free(Bp);
         return -1;
     }
+    SFX(gemm_packed_buf)(kd, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, Ap, Bp);
+    tg_aligned_free(Ap);
+    tg_aligned_free(Bp);
+    return 0;
+}
 
+/* The five loops of gemm_packed with packing buffers the caller owns: Ap
+ * of at least MC * KC and Bp of at least KC * NC elements, the blocks that
+ * block_sizes gives for this M, N, K.  A batch of small products packs into
+ * the same two buffers item after item (gemm_batched), instead of
+ * allocating and freeing them for every item. */
+static void SFX(gemm_packed_buf)(const SFX(tg_gemm_kernel) *kd,
+                                 int64_t M, int64_t N, int64_t K, real alpha,
+                                 const real *A, int64_t rsa, int64_t csa,
+                                 const real *B, int64_t rsb, int64_t csb,
+                                 real beta, real *C, int64_t rsc, int64_t csc,
+                                 real *Ap, real *Bp)
+{
+    int64_t KC, MC, NC;
+    SFX(block_sizes)(kd, M, N, K, &KC, &MC, &NC);
     for (int64_t jc = 0; jc < N; jc += NC) {                    /* loop 5 */
         int64_t nc = min_i64(NC, N - jc);
         for (int64_t pc = 0; pc < K; pc += KC) {                /* loop 4 */
@@ -975,9 +1002,6 @@ static int SFX(gemm_packed)(const SFX(tg_gemm_kernel) *kd,
             }
         }
     }
-    tg_aligned_free(Ap);
-    tg_aligned_free(Bp);
-    return 0;
 }
 
 /* gemm_packed, or the reference kernel if the buffers cannot be had. */
@@ -1300,6 +1324,29 @@ int SFX(tg_gemm_variant)(tg_gemm_variant v,
     return 0;
 }
 
+/* Whether to compute C^T[N,M] = B^T[N,K] @ A^T[K,M] instead of C = A B:
+ * the same numbers with rows and columns swapped.  Each element is the same
+ * sum of the same products in the same order (the micro-kernels multiply
+ * and add element by element, and the K blocks depend on K alone), so the
+ * result is bitwise the same C either way; only the speed differs.
+ *   - C is column-major (its columns are contiguous): swapped, the micro-
+ *     kernel writes whole rows of C^T, i.e. contiguous memory, and no tile
+ *     needs the scratch path.
+ *   - Otherwise, when the padding of the edge tiles wastes much less work
+ *     swapped: the GPT benchmark's output layer is 1024 x 65 x 128; with
+ *     the 8 x 32 AVX-512 tile, 65 columns are computed as 96 (3 tiles),
+ *     while swapped the 65 become rows, 72 (9 tiles of 8): a quarter less
+ *     arithmetic for a strided write-back of C. */
+static int SFX(swap_pays)(const SFX(tg_gemm_kernel) *kd, int64_t M, int64_t N, int64_t rsc,
+                          int64_t csc)
+{
+    if (abs_i64(csc) > abs_i64(rsc))
+        return 1;
+    double keep = (double)round_up(M, kd->mr) * (double)round_up(N, kd->nr);
+    double swap = (double)round_up(N, kd->mr) * (double)round_up(M, kd->nr);
+    return swap < 0.8 * keep;
+}
+
 /* Defines tg_gemm_f32 / tg_gemm_f64 (contract in gemm.h): the variant
  * that suits the size. */
 void SFX(tg_gemm)(int64_t M, int64_t N, int64_t K, real alpha,
@@ -1329,19 +1376,116 @@ void SFX(tg_gemm)(int64_t M, int64_t N, int64_t K, real alpha,
     double threads = 2.0 * mnk / TG_GEMM_FLOPS_PER_THREAD;
     int max_threads = threads >= TG_MAX_THREADS ? TG_MAX_THREADS : (int)threads;
     const SFX(tg_gemm_kernel) *kd = &active_isa()->TG_TYPE_FIELD;
-    if (abs_i64(csc) > abs_i64(rsc)) {
-        /* C is column-major (its columns are contiguous): compute
-         *     C^T[N,M] = B^T[N,K] @ A^T[K,M]
-         * instead, the same numbers with rows and columns swapped, so that
-         * the micro-kernel writes whole rows of C^T, i.e. contiguous memory,
-         * and no tile needs the scratch path.  Each element is the same sum
-         * of the same products in the same order: bitwise the same C. */
+    if (SFX(swap_pays)(kd, M, N, rsc, csc)) {
         SFX(gemm_packed_mt)(kd, max_threads, N, M, K, alpha, B, csb, rsb, A, csa, rsa,
                             beta, C, csc, rsc);
         return;
     }
     SFX(gemm_packed_mt)(kd, max_threads, M, N, K, alpha, A, rsa, csa, B, rsb, csb,
                         beta, C, rsc, csc);
+}
+
+/* ---------------------------------------------------------------------
+ * Batches: C_i = alpha * A_i @ B_i + beta * C_i for every index i of a
+ * batch (gemm.h, tg_gemm_batched_*).  What a batched matmul with two
+ * batched operands needs (attention's scores q @ k^T and its a @ v: 64
+ * products of 64 x 64 x 32 in the GPT benchmark).  Calling tg_gemm per item
+ * paid, for each item, two allocations of packing buffers and their frees,
+ * and ran the whole batch on one thread because no single item is worth
+ * waking a second one.  Here the items are dealt out to the pool threads in
+ * chunks (each chunk worth about TG_GEMM_FLOPS_PER_THREAD), and each chunk
+ * packs all of its items into one pair of buffers.  Every item is computed
+ * by the same packed loops as on one thread, so the result does not depend
+ * on the thread count; items big enough to use every thread on their own
+ * go through tg_gemm one after another instead.
+ * --------------------------------------------------------------------- */
+typedef struct {
+    const SFX(tg_gemm_kernel) *kd;
+    int nbd;                                    /* batch dims */
+    const int64_t *bshape, *bsa, *bsb, *bsc;    /* their sizes and strides */
+    int64_t M, N, K;
+    real alpha, beta;
+    const real *A; int64_t rsa, csa;
+    const real *B; int64_t rsb, csb;
+    real *C; int64_t rsc, csc;
+} SFX(batch_ctx);
+
+/* tg_range_fn: items [i0, i1) of the batch, on the calling thread. */
+static void SFX(batch_items)(int64_t i0, int64_t i1, void *vctx)
+{
+    const SFX(batch_ctx) *x = vctx;
+    int64_t KC, MC, NC;
+    SFX(block_sizes)(x->kd, x->M, x->N, x->K, &KC, &MC, &NC);
+    real *Ap = SFX(pack_alloc_real)(MC * KC);
+    real *Bp = Ap ? SFX(pack_alloc_real)(KC * NC) : NULL;
+    for (int64_t it = i0; it < i1; ++it) {
+        /* the item's offsets from its flat index (last batch dim fastest) */
+        int64_t oa = 0, ob = 0, oc = 0, r = it;
+        for (int d = x->nbd - 1; d >= 0; --d) {
+            int64_t id = r % x->bshape[d];
+            r /= x->bshape[d];
+            oa += id * x->bsa[d];
+            ob += id * x->bsb[d];
+            oc += id * x->bsc[d];
+        }
+        if (Bp != NULL)
+            SFX(gemm_packed_buf)(x->kd, x->M, x->N, x->K, x->alpha, x->A + oa, x->rsa, x->csa,
+                                 x->B + ob, x->rsb, x->csb, x->beta, x->C + oc, x->rsc, x->csc,
+                                 Ap, Bp);
+        else
+            SFX(gemm_naive)(x->M, x->N, x->K, x->alpha, x->A + oa, x->rsa, x->csa, x->B + ob,
+                            x->rsb, x->csb, x->beta, x->C + oc, x->rsc, x->csc);
+    }
+    tg_aligned_free(Ap);
+    tg_aligned_free(Bp);
+}
+
+/* Defines tg_gemm_batched_f32 / _f64 (contract in gemm.h). */
+void SFX(tg_gemm_batched)(int nbd, const int64_t *bshape, const int64_t *bsa,
+                          const int64_t *bsb, const int64_t *bsc,
+                          int64_t M, int64_t N, int64_t K, real alpha,
+                          const real *A, int64_t rsa, int64_t csa,
+                          const real *B, int64_t rsb, int64_t csb,
+                          real beta, real *C, int64_t rsc, int64_t csc)
+{
+    int64_t nitems = 1;
+    for (int d = 0; d < nbd; ++d)
+        nitems *= bshape[d];
+    if (nitems <= 0 || M <= 0 || N <= 0)
+        return;
+    double mnk = (double)M * (double)N * (double)K;
+    int threads = tg_get_num_threads();
+    if (nitems == 1 || K <= 0 || alpha == 0 || mnk <= TG_GEMM_SMALL_MNK || M == 1 || N == 1 ||
+        2.0 * mnk >= TG_GEMM_FLOPS_PER_THREAD * threads) {
+        /* trivial, tiny or vector items (tg_gemm's unpacked loops), or
+         * items that each fill every thread: one tg_gemm per item */
+        int64_t idx[TG_GEMM_MAX_BATCH_DIMS] = { 0 };
+        for (int64_t it = 0; it < nitems; ++it) {
+            int64_t oa = 0, ob = 0, oc = 0;
+            for (int d = 0; d < nbd; ++d) {
+                oa += idx[d] * bsa[d];
+                ob += idx[d] * bsb[d];
+                oc += idx[d] * bsc[d];
+            }
+            SFX(tg_gemm)(M, N, K, alpha, A + oa, rsa, csa, B + ob, rsb, csb, beta, C + oc, rsc, csc);
+            for (int d = nbd - 1; d >= 0; --d) {
+                if (++idx[d] < bshape[d])
+                    break;
+                idx[d] = 0;
+            }
+        }
+        return;
+    }
+    SFX(batch_ctx) x = { &active_isa()->TG_TYPE_FIELD, nbd, bshape, bsa, bsb, bsc, M, N, K,
+                         alpha, beta, A, rsa, csa, B, rsb, csb, C, rsc, csc };
+    if (SFX(swap_pays)(x.kd, M, N, rsc, csc)) {
+        /* compute C^T = B^T A^T, as tg_gemm does */
+        x = (SFX(batch_ctx)){ x.kd, nbd, bshape, bsb, bsa, bsc, N, M, K, alpha, beta,
+                              B, csb, rsb, A, csa, rsa, C, csc, rsc };
+    }
+    /* chunks of whole items, each worth about one thread's share */
+    int64_t grain = (int64_t)(TG_GEMM_FLOPS_PER_THREAD / (2.0 * mnk)) + 1;
+    tg_parallel_for(nitems, grain, SFX(batch_items), &x);
 }
 
 #undef TG_GEMM_IN_TEMPLATE

@@ -59,6 +59,33 @@ void tg_gemm_f64(int64_t M, int64_t N, int64_t K, double alpha,
                  const double *B, int64_t rsb, int64_t csb,
                  double beta, double *C, int64_t rsc, int64_t csc);
 
+/* A batch of products with one shape: for every index i of a batch of
+ * shape bshape[0..nbd) (nbd <= TG_GEMM_MAX_BATCH_DIMS),
+ *     C_i[M,N] = alpha * A_i[M,K] @ B_i[K,N] + beta * C_i[M,N]
+ * where A_i starts at A + sum_d i_d * bsa[d] (likewise B_i with bsb, C_i
+ * with bsc; strides in elements, 0 for an operand shared by the batch) and
+ * each matrix has the row and column strides given, as in tg_gemm_f32.
+ * The C_i must not overlap each other, A or B.  Small items are dealt out
+ * to the pool threads in chunks (packing buffers allocated once per chunk);
+ * each item's result is exactly what tg_gemm_f32 gives for it, on any
+ * number of threads.  Never fails (the reference kernel if memory is
+ * short). */
+#define TG_GEMM_MAX_BATCH_DIMS 16
+void tg_gemm_batched_f32(int nbd, const int64_t *bshape, const int64_t *bsa,
+                         const int64_t *bsb, const int64_t *bsc,
+                         int64_t M, int64_t N, int64_t K, float alpha,
+                         const float *A, int64_t rsa, int64_t csa,
+                         const float *B, int64_t rsb, int64_t csb,
+                         float beta, float *C, int64_t rsc, int64_t csc);
+
+/* The same in float64. */
+void tg_gemm_batched_f64(int nbd, const int64_t *bshape, const int64_t *bsa,
+                         const int64_t *bsb, const int64_t *bsc,
+                         int64_t M, int64_t N, int64_t K, double alpha,
+                         const double *A, int64_t rsa, int64_t csa,
+                         const double *B, int64_t rsb, int64_t csb,
+                         double beta, double *C, int64_t rsc, int64_t csc);
+
 /* The steps of the lesson, from the textbook loop to the threaded kernel. */
 typedef enum {
     TG_GEMM_NAIVE = 0,        /* i-j-k triple loop, the textbook definition (the reference kernel) */
@@ -155,8 +182,9 @@ void tg_gemm_ukr_avx2_f32(int64_t kc, float alpha, const float *Ap,
                           const float *Bp, float beta, float *C, int64_t rsc);
 void tg_gemm_ukr_avx2_f64(int64_t kc, double alpha, const double *Ap,
                           const double *Bp, double beta, double *C, int64_t rsc);
-/* Transposing pack of 16 float lines: dst[p*16 + i] = src[i*ld + p]. */
-void tg_gemm_pack16_avx2_f32(int64_t kc, const float *src, int64_t ld, float *dst);
+/* Transposing pack of w float lines, w a multiple of 8:
+ * dst[p*w + i] = src[i*ld + p]. */
+void tg_gemm_pack_lines_avx2_f32(int64_t kc, const float *src, int64_t ld, int w, float *dst);
 
 /* gemm_avx512.c: MR x NR = 12 x 32 (f32), 12 x 16 (f64); need AVX-512F. */
 #define TG_GEMM_AVX512_MR_F32 8

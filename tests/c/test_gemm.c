@@ -384,6 +384,97 @@ START_TEST(test_threads_bitwise_identical)
 }
 END_TEST
 
+/* tg_gemm_batched_*: every item is bitwise what tg_gemm_* gives for it
+ * alone, on 1, 2 and 3 threads, on every path this CPU can run, for batches
+ * of small items (dealt out to the threads, one pair of packing buffers per
+ * chunk), big items (tg_gemm per item), tiny and vector items, a shared
+ * operand (batch stride 0), a transposed A, a column-major C, two batch
+ * dims, and with the packing buffers unavailable. */
+static void batched_case(int f64, int threads, int64_t M, int64_t N, int64_t K, int trans_a,
+                         int col_c, int share_b, buf *A, buf *B, buf *Cb, buf *Cl)
+{
+    const int64_t bshape[2] = { 3, 5 };
+    const int64_t nitems = 15;
+    int64_t bsa[2] = { 5 * M * K, M * K }, bsb[2] = { share_b ? 0 : 5 * K * N, share_b ? 0 : K * N };
+    int64_t bsc[2] = { 5 * M * N, M * N };
+    int64_t rsa = trans_a ? 1 : K, csa = trans_a ? M : 1, rsb = N, csb = 1;
+    int64_t rsc = col_c ? 1 : N, csc = col_c ? M : 1;
+    tg_set_num_threads(threads);
+    buf_fill(Cb, 0.25);
+    buf_fill(Cl, 0.25);
+    double alpha = 1.5, beta = col_c ? 0.5 : 0.0;
+    if (f64) {
+        tg_gemm_batched_f64(2, bshape, bsa, bsb, bsc, M, N, K, alpha, A->p, rsa, csa, B->p, rsb, csb,
+                            beta, Cb->p, rsc, csc);
+        for (int64_t it = 0; it < nitems; ++it)
+            tg_gemm_f64(M, N, K, alpha, (double *)A->p + it * M * K, rsa, csa,
+                        (double *)B->p + (share_b ? 0 : it * K * N), rsb, csb, beta,
+                        (double *)Cl->p + it * M * N, rsc, csc);
+    } else {
+        tg_gemm_batched_f32(2, bshape, bsa, bsb, bsc, M, N, K, (float)alpha, A->p, rsa, csa, B->p,
+                            rsb, csb, (float)beta, Cb->p, rsc, csc);
+        for (int64_t it = 0; it < nitems; ++it)
+            tg_gemm_f32(M, N, K, (float)alpha, (float *)A->p + it * M * K, rsa, csa,
+                        (float *)B->p + (share_b ? 0 : it * K * N), rsb, csb, (float)beta,
+                        (float *)Cl->p + it * M * N, rsc, csc);
+    }
+}
+
+START_TEST(test_batched_matches_per_item)
+{
+    static const shape shapes[] = { { 64, 64, 32 }, { 17, 35, 9 }, { 1, 40, 30 }, { 30, 1, 20 },
+                                    { 3, 4, 5 }, { 200, 180, 150 } };
+    static const char *isas[] = { "avx512", "avx2", "generic", "neon" };
+    int64_t nshapes = light() ? 5 : 6;
+    for (size_t r = 0; r < sizeof isas / sizeof isas[0]; ++r) {
+        if (!tg_gemm_isa_available(isas[r]))
+            continue;
+        ck_assert_int_eq(tg_gemm_force_isa(isas[r]), 0);
+        for (int f64 = 0; f64 < 2; ++f64)
+            for (int64_t s = 0; s < nshapes; ++s)
+                for (int variant = 0; variant < 4; ++variant) {
+                    int64_t M = shapes[s].M, N = shapes[s].N, K = shapes[s].K;
+                    int trans_a = variant & 1, col_c = variant == 2, share_b = variant >= 2;
+                    buf A = buf_new(f64, 15 * M * K), B = buf_new(f64, 15 * K * N);
+                    buf Cb = buf_new(f64, 15 * M * N), Cl = buf_new(f64, 15 * M * N);
+                    for (int64_t i = 0; i < A.len; ++i) put(&A, i, rnd());
+                    for (int64_t i = 0; i < B.len; ++i) put(&B, i, rnd());
+                    size_t bytes = (size_t)(15 * M * N) * (f64 ? sizeof(double) : sizeof(float));
+                    for (int threads = 1; threads <= 3; ++threads) {
+                        batched_case(f64, threads, M, N, K, trans_a, col_c, share_b, &A, &B, &Cb, &Cl);
+                        ck_assert_msg(memcmp(Cb.p, Cl.p, bytes) == 0,
+                                      "batched != per item (%s %s, %lldx%lldx%lld, variant %d, %d threads)",
+                                      isas[r], f64 ? "f64" : "f32", (long long)M, (long long)N,
+                                      (long long)K, variant, threads);
+                    }
+                    /* no memory for packing: the reference kernel, the same as per item */
+                    tg_gemm_testing_fail_alloc(1);
+                    batched_case(f64, 2, M, N, K, trans_a, col_c, share_b, &A, &B, &Cb, &Cl);
+                    tg_gemm_testing_fail_alloc(0);
+                    ck_assert_msg(memcmp(Cb.p, Cl.p, bytes) == 0, "batched fallback differs");
+                    /* and right: item 14 against the long double reference */
+                    for (int64_t i = 0; i < M; ++i)
+                        for (int64_t j = 0; j < N; ++j) {
+                            long double acc = 0, mag = 0;
+                            for (int64_t k = 0; k < K; ++k) {
+                                long double x = get(&A, 14 * M * K + (trans_a ? i + k * M : i * K + k));
+                                long double y = get(&B, (share_b ? 0 : 14 * K * N) + k * N + j);
+                                acc += x * y;
+                                mag += fabsl(x * y);
+                            }
+                            double beta = col_c ? 0.5 : 0.0;
+                            long double want = 1.5L * acc + beta * 0.25L;
+                            int64_t ci = 14 * M * N + (col_c ? i + j * M : i * N + j);
+                            double eps = f64 ? DBL_EPSILON : FLT_EPSILON;
+                            ck_assert_msg(fabsl(get(&Cb, ci) - want) <= (K + 4) * eps * (1.5L * mag + 0.25L) + 1e-30,
+                                          "batched result wrong at item 14 (%lld, %lld)", (long long)i, (long long)j);
+                        }
+                    free(A.p); free(B.p); free(Cb.p); free(Cl.p);
+                }
+    }
+}
+END_TEST
+
 /* If the packing buffers cannot be allocated, every packed path falls back
  * to the reference kernel and still gives the right answer. */
 START_TEST(test_alloc_failure_falls_back)
@@ -775,6 +866,7 @@ Suite *gemm_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_threads_bitwise_identical);
     tcase_add_test(tc, test_alloc_failure_falls_back);
+    tcase_add_test(tc, test_batched_matches_per_item);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("api");
