@@ -149,3 +149,67 @@ def test_same_bits_on_one_and_two_threads(kind, ash, bsh, dtype):
     want = np.matmul(a64, b64)
     tol = 2 * (a64.shape[-1] + 4) * np.finfo(dtype).eps * np.matmul(np.abs(a64), np.abs(b64)) + 1e-30
     assert np.all(np.abs(one[0] - want) <= tol)
+
+
+# ---- gradients of transposed and permuted operands ---------------------------
+
+def _as_view(x, how):
+    """x (a float64 array) as a tapegrad leaf and the view of it used as the
+    operand: "rows" row-major, "cols" a transposed view (columns contiguous)."""
+    if how == "rows":
+        leaf = tg.tensor(x, requires_grad=True)
+        return leaf, leaf, lambda g: g
+    leaf = tg.tensor(np.ascontiguousarray(np.swapaxes(x, -1, -2)), requires_grad=True)
+    return leaf, leaf.swapaxes(-1, -2), lambda g: np.swapaxes(g, -1, -2)
+
+
+@pytest.mark.parametrize("how_a", ["rows", "cols"])
+@pytest.mark.parametrize("how_b", ["rows", "cols"])
+@pytest.mark.parametrize("ash,bsh", [((5, 7), (7, 9)), ((3, 5, 7), (3, 7, 9)), ((2, 3, 6, 4), (3, 4, 5)),
+                                     ((4, 6, 8), (8, 3))])
+def test_gradients_of_transposed_views(gemm_path, how_a, how_b, ash, bsh):
+    """A transposed operand (k^T in attention) gets its gradient computed as
+    the transpose of a row-major product, laid out like the operand: the
+    values must be those of dA = dC B^T, dB = A^T dC summed over broadcast
+    batch dims."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal(ash)
+    b = rng.standard_normal(bsh)
+    la, va, back_a = _as_view(a, how_a)
+    lb, vb, back_b = _as_view(b, how_b)
+    c = va @ vb
+    g = rng.standard_normal(c.shape)
+    c.backward(tg.tensor(g))
+    np.testing.assert_allclose(c.numpy(), np.matmul(a, b), rtol=1e-12, atol=1e-12)
+    ga = np.matmul(g, np.swapaxes(b, -1, -2))
+    gb = np.matmul(np.swapaxes(a, -1, -2), g)
+    while ga.ndim > a.ndim:
+        ga = ga.sum(0)
+    while gb.ndim > b.ndim:
+        gb = gb.sum(0)
+    np.testing.assert_allclose(back_a(la.grad.numpy()), ga, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(back_b(lb.grad.numpy()), gb, rtol=1e-12, atol=1e-12)
+    # and to first and second order by finite differences, through the views
+    fa = (lambda t: t) if how_a == "rows" else (lambda t: t.swapaxes(-1, -2))
+    fb = (lambda t: t) if how_b == "rows" else (lambda t: t.swapaxes(-1, -2))
+    la2 = la.detach().requires_grad_()
+    lb2 = lb.detach().requires_grad_()
+    assert gradcheck(lambda x, y: fa(x) @ fb(y), [la2, lb2])
+    assert gradgradcheck(lambda x, y: fa(x) @ fb(y), [la2, lb2])
+
+
+def test_attention_query_and_key_gradients_through_permuted_views():
+    """q @ k^T with q and k permuted views of (B, T, H, hs) tensors, as in
+    attention: dk goes through the transposed-operand path."""
+    rng = np.random.default_rng(2)
+    q = rng.standard_normal((2, 5, 3, 4)).astype(np.float32)   # (B, T, H, hs)
+    k = rng.standard_normal((2, 5, 3, 4)).astype(np.float32)
+    tq, tk = tg.tensor(q, requires_grad=True), tg.tensor(k, requires_grad=True)
+    s = tq.permute(0, 2, 1, 3) @ tk.permute(0, 2, 3, 1)              # (B, H, T, T)
+    g = rng.standard_normal(s.shape).astype(np.float32)
+    s.backward(tg.tensor(g))
+    q64, k64, g64 = q.astype(np.float64), k.astype(np.float64), g.astype(np.float64)
+    dq = np.matmul(g64, k64.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    dk = np.matmul(np.swapaxes(g64, -1, -2), q64.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    np.testing.assert_allclose(tq.grad.numpy(), dq, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(tk.grad.numpy(), dk, rtol=1e-5, atol=1e-5)
