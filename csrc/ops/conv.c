@@ -468,6 +468,30 @@ typedef struct {
     int64_t L, s, T, S1, S2;
 } implicit_b;
 
+/* o[0:len) = q[0:len), for the packer's short runs: a few fixed-size
+ * copies (vector moves), the last one overlapping the previous, instead of
+ * a loop or a memcpy call per run. */
+#define COPY_RUN(SFX, T_)                                                                 \
+    static inline void copy_run_##SFX(T_ *restrict o, const T_ *restrict q, int32_t len) { \
+        if (len >= 8) {                                                                   \
+            if (len <= 16) {                                                              \
+                memcpy(o, q, 8 * sizeof(T_));                                             \
+                memcpy(o + len - 8, q + len - 8, 8 * sizeof(T_));                         \
+                return;                                                                   \
+            }                                                                             \
+            int32_t e = 0;                                                                \
+            for (; e + 16 <= len; e += 16) memcpy(o + e, q + e, 16 * sizeof(T_));        \
+            if (e < len) memcpy(o + len - 16, q + len - 16, 16 * sizeof(T_));             \
+        } else if (len >= 4) {                                                            \
+            memcpy(o, q, 4 * sizeof(T_));                                                 \
+            memcpy(o + len - 4, q + len - 4, 4 * sizeof(T_));                             \
+        } else {                                                                          \
+            for (int32_t e = 0; e < len; e++) o[e] = q[e];                                \
+        }                                                                                 \
+    }
+COPY_RUN(f32, float)
+COPY_RUN(f64, double)
+
 #define IMPLICIT_PACK(SFX, T_)                                                            \
     static void implicit_pack_##SFX(void *vctx, int64_t pc, int64_t kc, int64_t jc,       \
                                     int64_t nc, int nr, T_ *Bp) {                         \
@@ -491,19 +515,11 @@ typedef struct {
             T_ *d = Bp + jr * kc;                                                         \
             for (int64_t p = 0; p < kc; p++, d += nr) {                                   \
                 const T_ *sp = src + ro[p];                                               \
-                for (int r = 0; r < nrun; r++) {                                          \
-                    const T_ *q = sp + rb[r];                                             \
-                    T_ *o = d + rj[r];                                                    \
-                    int32_t len = rl[r];                                                  \
-                    if (s == 1 && len == 32) /* a constant size: a few vector moves */   \
-                        memcpy(o, q, 32 * sizeof(T_));                                    \
-                    else if (s == 1 && len == 16)                                         \
-                        memcpy(o, q, 16 * sizeof(T_));                                    \
-                    else if (s == 1)                                                      \
-                        for (int32_t e = 0; e < len; e++) o[e] = q[e];                    \
-                    else                                                                  \
-                        for (int32_t e = 0; e < len; e++) o[e] = q[e * s];                \
-                }                                                                         \
+                if (s == 1)                                                               \
+                    for (int r = 0; r < nrun; r++) copy_run_##SFX(d + rj[r], sp + rb[r], rl[r]); \
+                else                                                                      \
+                    for (int r = 0; r < nrun; r++)                                        \
+                        for (int32_t e = 0; e < rl[r]; e++) d[rj[r] + e] = sp[rb[r] + e * s]; \
                 for (int64_t j = w; j < nr; j++) d[j] = 0;                                \
             }                                                                             \
         }                                                                                 \
