@@ -37,24 +37,28 @@
  * measuring; it is also the fallback when gemm.c declines: M or N = 1, tiny
  * products, no memory).  Measured on the MNIST CNN's two convolutions
  * (batch 32, one thread's CPU time, best of 15-25 calls of each path
- * interleaved in one process, load average 5-8 from the other sessions):
+ * interleaved in one process, load average 5-9 from the other sessions),
+ * in ms, first with a plain loop copying the packer's runs, then with
+ * copy_run's fixed-size copies (what is kept):
  *
- *                        implicit   im2col    PyTorch   implicit / im2col
- *   conv2 (16->32, 14x14)  forward  2.29-2.47  2.69-2.98  1.39-1.56  0.79-0.87
- *                          dw       3.00-3.14  3.31-3.57  1.56-1.67  0.87-0.91
- *   conv1 (1->16, 28x28)   forward  0.40-0.44  0.46-0.47  0.29-0.35  0.86-0.96
- *                          dw       0.70-0.82  0.84-0.96  0.42-0.50  0.83-0.86
+ *                             implicit        im2col     PyTorch
+ *   conv2 (16->32, 14x14)  forward  2.29-2.47 -> 2.14  2.69-2.98  1.39-1.56
+ *                          dw       3.00-3.14 -> 2.88  3.31-3.57  1.56-1.67
+ *   conv1 (1->16, 28x28)   forward  0.40-0.44 -> 0.38  0.46-0.49  0.29-0.38
+ *                          dw       0.70-0.82 -> 0.73  0.84-0.97  0.42-0.50
  *
- * and the whole training step (batch 32, one thread, the two paths
- * interleaved step by step, 40 steps each): best 11.93 ms against 13.07
- * (medians 12.35 / 13.62), 0.91.  Not kept: the dx product with dy packed
- * from the images' planes (instead of gathered into one matrix for the
- * batched GEMM): 1.04-1.07 times slower on conv2 and 1.08-1.19 on conv1 in
- * the same runs (the gather is only O/(C*KH*KW) of the columns' size, and
- * the packer's per-run loop copies no faster than pack_b's whole lines);
- * memcpy for the packer's short runs (5 floats, dw): dw 0.87 -> 1.11 of
- * im2col's time (a call per run); memcpy is used only for whole 16- and
- * 32-element runs, where its size is a constant.
+ * (implicit / im2col: 0.75 forward, 0.82 dw for conv2, 0.78 and 0.75 for
+ * conv1), and the whole training step (batch 32, one thread, the two paths
+ * interleaved step by step, 40 steps each, before copy_run): best 11.93 ms
+ * against 13.07 (medians 12.35 / 13.62), 0.91.  Not kept: the dx product
+ * with dy packed from the images' planes (instead of gathered into one
+ * matrix for the batched GEMM): 1.04-1.07 times slower on conv2 and
+ * 1.08-1.19 on conv1 in the same runs (the gather is only O/(C*KH*KW) of
+ * the columns' size, and the packer's per-run copies are no faster than
+ * pack_b's whole lines); memcpy calls for the packer's runs: dw 0.87 ->
+ * 1.11 of im2col's time (a call per 5-float run).  perf on the step after
+ * this (2 threads, loaded machine): 35 % micro-kernel, 17 % implicit_pack
+ * (before copy_run), 8 % pack_a, 7 % dx_range (col2im), 5 % pooling.
  *
  * The images are processed in parallel (threadpool.h), each worker with its
  * own cols buffer; dw is summed from a fixed number of partial sums, in a
