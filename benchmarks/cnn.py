@@ -90,13 +90,13 @@ def torch_step(weights: dict, lr: float = 1e-3):
     return step, model
 
 
-def batch(n: int, seed: int = 0, data=None):
+def batch(n: int, seed: int = 0, train=None):
     """(x (n, 1, 28, 28) float32 in [0, 1], y (n,) int64): the first n MNIST
-    training images when ``data`` (tg.data.mnist.load_data's result) is
-    given, else random images and labels of the same shape."""
-    if data is not None:
-        (xtr, ytr), _ = data
-        x = (xtr[:n].reshape(n, 1, 28, 28) / 255.0).astype(np.float32)
-        return x, ytr[:n].astype(np.int64)
+    training images when ``train`` is given (the (x (N, 784) float32, y
+    int64) pair of ``run.mnist_training_set``, run.py's one MNIST loader),
+    else random images and labels of the same shape."""
+    if train is not None:
+        x, y = train
+        return np.ascontiguousarray(x[:n].reshape(n, 1, 28, 28)), y[:n].copy()
     rng = np.random.default_rng(seed)
     return rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n).astype(np.int64)

@@ -270,10 +270,17 @@ def torch_mlp():
     return step
 
 
-def bench_training(tab, data, quick):
+def mnist_training_set(data):
+    """(x (60000, 784) float32 in [0, 1], y (60000,) int64): the training
+    images and labels of ``tg.data.mnist.load_data``'s result, as every
+    benchmark here feeds them (the MLP rows, and the CNN rows through
+    ``cnn.batch``)."""
     (xtr, ytr), _ = data
-    x = (xtr.reshape(-1, 784) / 255.0).astype(np.float32)
-    y = ytr.astype(np.int64)
+    return (xtr.reshape(-1, 784) / 255.0).astype(np.float32), ytr.astype(np.int64)
+
+
+def bench_training(tab, data, quick):
+    x, y = mnist_training_set(data)
     for batch in (32, 256):
         xb, yb = x[:batch], y[:batch]
         s_tg, s_np = tg_mlp(), numpy_mlp(batch)
@@ -377,7 +384,7 @@ def bench_cnn(tab, quick, data=None):
     weights = cnn.init_weights(0)
     rounds = 3 if quick else 5
     for n in (32, 128):
-        x, y = cnn.batch(n, data=data)
+        x, y = cnn.batch(n, train=None if data is None else mnist_training_set(data))
         s_tg, _ = cnn.tapegrad_step(weights)
         tx, ty = tg.from_numpy(x), tg.from_numpy(y)
         cases = {}
@@ -544,7 +551,8 @@ def main(argv=None):
         bench_reductions(tab)
     if want("overhead"):
         bench_overhead(tab)
-    data = tg.data.mnist.load_data(args.data) if want("training") or want("memory") else None
+    data = (tg.data.mnist.load_data(args.data)
+            if want("training") or want("memory") or want("cnn") else None)
     if want("training"):
         bench_training(tab, data, args.quick)
     if want("conv"):

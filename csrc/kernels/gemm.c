@@ -1486,6 +1486,114 @@ void SFX(tg_gemm_batched)(int nbd, const int64_t *bshape, const int64_t *bsa,
     /* chunks of whole items, each worth about one thread's share */
     int64_t grain = (int64_t)(TG_GEMM_FLOPS_PER_THREAD / (2.0 * mnk)) + 1;
     tg_parallel_for(nitems, grain, SFX(batch_items), &x);
+
+/* ---------------------------------------------------------------------
+ * Implicit B: tg_gemm_f32_packb / _f64 (contract in gemm.h).  The loops
+ * of gemm_packed with B's packed panels written by the caller's callback
+ * instead of pack_b, for a B that is never formed (a convolution's
+ * windows: csrc/ops/conv.c).  Same block sizes, A packing and macro-kernel
+ * as tg_gemm_*, so C is the same bits as tg_gemm_* gives for the matrix B
+ * whose panels the callback writes.  Called outside a parallel loop, the
+ * columns are cut into slabs of whole NR tiles for the pool's threads, as
+ * gemm_packed_mt does; every buffer is allocated before any C is written.
+ * --------------------------------------------------------------------- */
+typedef struct {
+    const SFX(tg_gemm_kernel) *kd;
+    int64_t M, N, K, grain;     /* grain: NR tiles per slab */
+    real alpha, beta;
+    const real *A; int64_t rsa, csa;
+    SFX(tg_gemm_packb_fn) pack;
+    void *ctx;
+    real *C; int64_t rsc;
+    real *buf; int64_t apn, bpn; /* per slab: Ap (apn elements) then Bp (bpn) */
+} SFX(packb_ctx);
+
+/* tg_range_fn: slabs [s0, s1), slab s being the NR-column tiles [s * grain,
+ * (s + 1) * grain); one call runs its slabs in turn with slab s0's buffers. */
+static void SFX(packb_slabs)(int64_t s0, int64_t s1, void *vctx)
+{
+    const SFX(packb_ctx) *x = vctx;
+    const SFX(tg_gemm_kernel) *kd = x->kd;
+    real *Ap = x->buf + s0 * (x->apn + x->bpn), *Bp = Ap + x->apn;
+    for (int64_t s = s0; s < s1; ++s) {
+        int64_t j0 = s * x->grain * kd->nr, j1 = min_i64((s + 1) * x->grain * kd->nr, x->N);
+        int64_t KC, MC, NC;
+        SFX(block_sizes)(kd, x->M, j1 - j0, x->K, &KC, &MC, &NC);
+        if (x->M <= MC) {
+            /* One block of A's rows (the skinny products of a convolution):
+             * pack A's block once per K block, then each micro-panel of B
+             * just before the micro-kernels use it, while it is in L1
+             * (instead of the whole kc x nc panel, which may not fit in L2,
+             * written first and read back).  The same operations in the same
+             * order: the same bits. */
+            for (int64_t pc = 0; pc < x->K; pc += KC) {         /* loop 4 */
+                int64_t kc = min_i64(KC, x->K - pc);
+                real beta_p = pc == 0 ? x->beta : 1;
+                SFX(pack_a)(x->M, kc, x->A + pc * x->csa, x->rsa, x->csa, kd->mr, Ap);
+                for (int64_t jr = j0; jr < j1; jr += kd->nr) {  /* loop 2 */
+                    int64_t n = min_i64(kd->nr, j1 - jr);
+                    x->pack(x->ctx, pc, kc, jr, n, kd->nr, Bp);
+                    SFX(macro_kernel)(kd, x->M, n, kc, x->alpha, Ap, Bp, beta_p, x->C + jr,
+                                      x->rsc, 1);
+                }
+            }
+            continue;
+        }
+        for (int64_t jc = j0; jc < j1; jc += NC) {              /* loop 5 */
+            int64_t nc = min_i64(NC, j1 - jc);
+            for (int64_t pc = 0; pc < x->K; pc += KC) {         /* loop 4 */
+                int64_t kc = min_i64(KC, x->K - pc);
+                x->pack(x->ctx, pc, kc, jc, nc, kd->nr, Bp);
+                real beta_p = pc == 0 ? x->beta : 1;
+                for (int64_t ic = 0; ic < x->M; ic += MC) {     /* loop 3 */
+                    int64_t mc = min_i64(MC, x->M - ic);
+                    SFX(pack_a)(mc, kc, x->A + ic * x->rsa + pc * x->csa, x->rsa, x->csa,
+                                kd->mr, Ap);
+                    SFX(macro_kernel)(kd, mc, nc, kc, x->alpha, Ap, Bp, beta_p,
+                                      x->C + ic * x->rsc + jc, x->rsc, 1);
+                }
+            }
+        }
+    }
+}
+
+int SFX(tg_gemm_packb)(int64_t M, int64_t N, int64_t K, real alpha,
+                       const real *A, int64_t rsa, int64_t csa,
+                       SFX(tg_gemm_packb_fn) pack_b, void *ctx,
+                       real beta, real *C, int64_t rsc)
+{
+    if (M <= 0 || N <= 0)
+        return 0;
+    if (K <= 0 || alpha == 0) {
+        SFX(scale_c)(M, N, beta, C, rsc, 1);
+        return 0;
+    }
+    double mnk = (double)M * (double)N * (double)K;
+    if (mnk <= TG_GEMM_SMALL_MNK || M == 1 || N == 1 || abs_i64(rsc) < 1)
+        return -1;      /* tg_gemm_* would not use the packed kernel: the caller forms B */
+    const SFX(tg_gemm_kernel) *kd = &active_isa()->TG_TYPE_FIELD;
+    double threads = 2.0 * mnk / TG_GEMM_FLOPS_PER_THREAD;
+    int max_threads = threads >= TG_MAX_THREADS ? TG_MAX_THREADS : (int)threads;
+    if (max_threads > tg_get_num_threads())
+        max_threads = tg_get_num_threads();
+    if (max_threads < 1)
+        max_threads = 1;
+    int64_t ntiles = (N + kd->nr - 1) / kd->nr;
+    int64_t grain = (ntiles + max_threads - 1) / max_threads;
+    int64_t nslabs = (ntiles + grain - 1) / grain;
+    int64_t KC, MC, NC;
+    SFX(block_sizes)(kd, M, min_i64(N, grain * kd->nr), K, &KC, &MC, &NC);
+    /* whole cache lines per buffer, so that every Ap and Bp is 64-byte aligned */
+    int64_t line = 64 / (int64_t)sizeof(real);
+    int64_t apn = round_up(MC * KC, line), bpn = round_up(KC * NC, line);
+    real *buf = SFX(pack_alloc_real)(nslabs * (apn + bpn));
+    if (buf == NULL)
+        return -1;
+    SFX(packb_ctx) x = { kd, M, N, K, grain, alpha, beta, A, rsa, csa, pack_b, ctx, C, rsc,
+                         buf, apn, bpn };
+    tg_parallel_for(nslabs, 1, SFX(packb_slabs), &x);
+    tg_aligned_free(buf);
+    return 0;
 }
 
 #undef TG_GEMM_IN_TEMPLATE

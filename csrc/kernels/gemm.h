@@ -228,6 +228,41 @@ void tg_gemm_testing_reset(void);
 int tg_gemm_testing_selftest_runs(void);
 #endif /* TG_GEMM_INTERNAL */
 
+/* ------------------------------------------------------------------------
+ * Implicit B (for the convolutions, csrc/ops/conv.c): the packed product
+ *
+ *     C[M,N] = alpha * A[M,K] @ B[K,N] + beta * C[M,N]    (C row-major, csc = 1)
+ *
+ * where B is never stored: pack_b(ctx, pc, kc, jc, nc, nr, Bp) writes the
+ * block B[pc:pc+kc, jc:jc+nc] as the micro-kernel's panels,
+ *
+ *     Bp[jr*kc + p*nr + j] = B(pc + p, jc + jr + j)   for jr = 0, nr, 2 nr, ...
+ *
+ * with zeros for the columns past nc of the last panel (round_up(nc, nr) *
+ * kc elements).  Everything else is tg_gemm_*'s packed kernel with its block
+ * sizes, so C gets the same bits as from tg_gemm_* with that B, on any
+ * number of threads.  pack_b may be called concurrently from several pool
+ * threads (for disjoint column ranges) when the call is not already inside
+ * a tg_parallel_for body.
+ *
+ * Returns 0 when done, or -1 with C untouched when tg_gemm_* would not use
+ * the packed kernel for these sizes (tiny products, M == 1 or N == 1) or the
+ * packing buffers cannot be allocated: the caller then forms B and calls
+ * tg_gemm_*.  M <= 0, N <= 0, K <= 0 and alpha == 0 behave as in tg_gemm_*.
+ * ------------------------------------------------------------------------ */
+typedef void (*tg_gemm_packb_fn_f32)(void *ctx, int64_t pc, int64_t kc, int64_t jc, int64_t nc,
+                                     int nr, float *Bp);
+typedef void (*tg_gemm_packb_fn_f64)(void *ctx, int64_t pc, int64_t kc, int64_t jc, int64_t nc,
+                                     int nr, double *Bp);
+int tg_gemm_packb_f32(int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *A, int64_t rsa, int64_t csa,
+                      tg_gemm_packb_fn_f32 pack_b, void *ctx,
+                      float beta, float *C, int64_t rsc);
+int tg_gemm_packb_f64(int64_t M, int64_t N, int64_t K, double alpha,
+                      const double *A, int64_t rsa, int64_t csa,
+                      tg_gemm_packb_fn_f64 pack_b, void *ctx,
+                      double beta, double *C, int64_t rsc);
+
 #ifdef __cplusplus
 }
 #endif

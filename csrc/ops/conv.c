@@ -6,21 +6,59 @@
  *   x (N, C, H, W)  *  w (O, C/G, KH, KW)  (+ b (O,))  ->  y (N, O, OH, OW)
  *   OH = (H + ph + ph1 - dh (KH - 1) - 1) / sh + 1   (same for OW)
  *
- * How the convolution is computed: im2col + GEMM.  For one image, every
- * window of x that the kernel visits is copied into one column of a matrix
- * cols (C*KH*KW, OH*OW) (zeros where the window hangs over the padding); the
- * convolution is then a single matrix product with the weight seen as a
- * (O, C*KH*KW) matrix:
+ * How the convolution is computed: as a GEMM on the image's windows.  For
+ * one image, every window of x that the kernel visits is one column of a
+ * matrix cols (C*KH*KW, OH*OW) (zeros where the window hangs over the
+ * padding); the convolution is then a single matrix product with the
+ * weight seen as a (O, C*KH*KW) matrix:
  *
  *   y_n (O, OH*OW) = w (O, C*KH*KW) @ cols_n (C*KH*KW, OH*OW)
  *
- * done by tg_gemm_f32/f64 (kernels/gemm.c).  The backward products are the
- * same matrices the other way round:
+ * done by gemm.c's packed kernel.  The backward products are the same
+ * matrices the other way round:
  *
  *   dx:  cols = w^T @ dy_n, then col2im adds each column back into its window
- *   dw:  dw  += dy_n @ cols_n^T        (summed over the images; for wide
- *        kernels cols_n^T is built directly (im2row), which packs faster)
+ *   dw:  dw  += dy_n @ cols_n^T        (summed over the images)
  *   db:  sum of dy over N, OH, OW (bias_grad: channels split between threads)
+ *
+ * Implicit GEMM (the forward and dw products).  cols is never formed:
+ * gemm.c's packed kernel copies B into panels of kc rows x NR columns
+ * before the micro-kernel reads them, and tg_gemm_packb_* (gemm.h) lets a
+ * callback write those panels.  implicit_pack_* writes them straight from
+ * the image, zero-padded once into a (C, Hp, Wp) copy so that no window
+ * needs a bounds check: a row of the panel is a few runs of one image row
+ * (forward: the panel's 32 output positions are 2-3 pieces of output rows)
+ * or of kernel rows (dw: B = cols^T, the patches, 32 taps = 6-7 kernel rows
+ * of 5).  With one block of A's rows (M = O <= 192 here), gemm.c packs each
+ * micro-panel just before the micro-kernel uses it, while it is in L1.  The
+ * panels hold the values pack_b would have copied from cols, and the rest
+ * is tg_gemm_*'s kernel and blocking, so the bits are those of im2col +
+ * tg_gemm_* (TAPEGRAD_CONV=im2col selects that path, for the tests and for
+ * measuring; it is also the fallback when gemm.c declines: M or N = 1, tiny
+ * products, no memory).  Measured on the MNIST CNN's two convolutions
+ * (batch 32, one thread's CPU time, best of 15-25 calls of each path
+ * interleaved in one process, load average 5-9 from the other sessions),
+ * in ms, first with a plain loop copying the packer's runs, then with
+ * copy_run's fixed-size copies (what is kept):
+ *
+ *                             implicit        im2col     PyTorch
+ *   conv2 (16->32, 14x14)  forward  2.29-2.47 -> 2.14  2.69-2.98  1.39-1.56
+ *                          dw       3.00-3.14 -> 2.88  3.31-3.57  1.56-1.67
+ *   conv1 (1->16, 28x28)   forward  0.40-0.44 -> 0.38  0.46-0.49  0.29-0.38
+ *                          dw       0.70-0.82 -> 0.73  0.84-0.97  0.42-0.50
+ *
+ * (implicit / im2col: 0.75 forward, 0.82 dw for conv2, 0.78 and 0.75 for
+ * conv1), and the whole training step (batch 32, one thread, the two paths
+ * interleaved step by step, 40 steps each, before copy_run): best 11.93 ms
+ * against 13.07 (medians 12.35 / 13.62), 0.91.  Not kept: the dx product
+ * with dy packed from the images' planes (instead of gathered into one
+ * matrix for the batched GEMM): 1.04-1.07 times slower on conv2 and
+ * 1.08-1.19 on conv1 in the same runs (the gather is only O/(C*KH*KW) of
+ * the columns' size, and the packer's per-run copies are no faster than
+ * pack_b's whole lines); memcpy calls for the packer's runs: dw 0.87 ->
+ * 1.11 of im2col's time (a call per 5-float run).  perf on the step after
+ * this (2 threads, loaded machine): 35 % micro-kernel, 17 % implicit_pack
+ * (before copy_run), 8 % pack_a, 7 % dx_range (col2im), 5 % pooling.
  *
  * The images are processed in parallel (threadpool.h), each worker with its
  * own cols buffer; dw is summed from a fixed number of partial sums, in a
@@ -69,10 +107,8 @@
  * instead of memcpy (forward 2.82 -> 3.11 ms).  After the batching, perf
  * on the one-thread step (batch 32): 41 % micro-kernel, 15 % dw_range
  * (mostly im2row, inlined), 9 % packing, 5 % memmove (im2col rows and the
- * y/dy copies), 5 % pooling, 3 % im2col.  What would remove the copies is
- * an implicit-GEMM packer that writes the image's windows straight into
- * gemm.c's B panels (kc x 32, row by row) instead of im2col then pack_b;
- * it needs gemm.c to take a packing callback; not written yet.
+ * y/dy copies), 5 % pooling, 3 % im2col.  The implicit-GEMM packer
+ * (above) then removed im2col and pack_b from the forward and dw products.
  *
  * Pooling splits its N*C planes between the threads.  The 2x2 window with
  * stride 2 has its own loop (maxpool2x2_*): four windows at a time with
@@ -407,6 +443,127 @@ static void gemm(tg_dtype dt, int64_t M, int64_t N, int64_t K, const void *A, in
         tg_gemm_f64(M, N, K, 1.0, A, rsa, csa, B, rsb, csb, beta, C, rsc, 1);
 }
 
+/* Implicit GEMM: the B operand of a product read straight from the image
+ * (or dy) into gemm.c's packed panels (tg_gemm_packb_*), never formed.
+ * Every B here has the form
+ *
+ *     B(p, j) = src[rowoff[p] + coloff(j)]
+ *
+ * where the columns come in runs of L that are s apart in src (a row of
+ * output positions, a kernel row), run t starting at (t / T) * S1 +
+ * (t % T) * S2:
+ *
+ *   forward  B = cols (C*KH*KW, m*OH*OW) of m zero-padded images xp:
+ *            rowoff[(c, kh, kw)] = c*Hp*Wp + kh*dh*Wp + kw*dw,
+ *            runs = output rows: L = OW, s = sw, T = OH, S1 = C*Hp*Wp, S2 = sh*Wp
+ *   dw       B = patches (OH*OW, C*KH*KW) of one padded image:
+ *            rowoff[(oh, ow)] = oh*sh*Wp + ow*sw,
+ *            runs = kernel rows: L = KW, s = dw, T = KH, S1 = Hp*Wp, S2 = dh*Wp
+ *
+ * The packed panels hold exactly the values pack_b would copy from the
+ * formed matrix, and gemm.c computes the rest as tg_gemm_* does: the bits
+ * are those of im2col + tg_gemm_* (TAPEGRAD_CONV=im2col, for tests and
+ * benchmarks, takes that path).  Padding is one zero-padded copy of the
+ * image (C*Hp*Wp, a few per cent of the columns' size), so the packer has
+ * no bounds to check. */
+typedef struct {
+    const void *src;
+    const int64_t *rowoff; /* offset of B's row p in src */
+    int64_t L, s, T, S1, S2;
+} implicit_b;
+
+/* o[0:len) = q[0:len), for the packer's short runs: a few fixed-size
+ * copies (vector moves), the last one overlapping the previous, instead of
+ * a loop or a memcpy call per run. */
+#define COPY_RUN(SFX, T_)                                                                 \
+    static inline void copy_run_##SFX(T_ *restrict o, const T_ *restrict q, int32_t len) { \
+        if (len >= 8) {                                                                   \
+            if (len <= 16) {                                                              \
+                memcpy(o, q, 8 * sizeof(T_));                                             \
+                memcpy(o + len - 8, q + len - 8, 8 * sizeof(T_));                         \
+                return;                                                                   \
+            }                                                                             \
+            int32_t e = 0;                                                                \
+            for (; e + 16 <= len; e += 16) memcpy(o + e, q + e, 16 * sizeof(T_));        \
+            if (e < len) memcpy(o + len - 16, q + len - 16, 16 * sizeof(T_));             \
+        } else if (len >= 4) {                                                            \
+            memcpy(o, q, 4 * sizeof(T_));                                                 \
+            memcpy(o + len - 4, q + len - 4, 4 * sizeof(T_));                             \
+        } else {                                                                          \
+            for (int32_t e = 0; e < len; e++) o[e] = q[e];                                \
+        }                                                                                 \
+    }
+COPY_RUN(f32, float)
+COPY_RUN(f64, double)
+
+#define IMPLICIT_PACK(SFX, T_)                                                            \
+    static void implicit_pack_##SFX(void *vctx, int64_t pc, int64_t kc, int64_t jc,       \
+                                    int64_t nc, int nr, T_ *Bp) {                         \
+        const implicit_b *b = vctx;                                                       \
+        const T_ *src = b->src;                                                           \
+        const int64_t *ro = b->rowoff + pc, s = b->s;                                     \
+        int32_t rj[256], rl[256]; /* a panel's runs: first column, length, source */      \
+        int64_t rb[256];                                                                  \
+        for (int64_t jr = 0; jr < nc; jr += nr) {                                         \
+            int64_t w = nc - jr < nr ? nc - jr : nr;                                      \
+            int nrun = 0;                                                                 \
+            for (int64_t j = 0, col = jc + jr; j < w && nrun < 256; nrun++) {             \
+                int64_t t = col / b->L, u = col % b->L;                                   \
+                int64_t len = b->L - u < w - j ? b->L - u : w - j;                        \
+                rj[nrun] = (int32_t)j;                                                    \
+                rl[nrun] = (int32_t)len;                                                  \
+                rb[nrun] = (t / b->T) * b->S1 + (t % b->T) * b->S2 + u * s;               \
+                j += len;                                                                 \
+                col += len;                                                               \
+            }                                                                             \
+            T_ *d = Bp + jr * kc;                                                         \
+            for (int64_t p = 0; p < kc; p++, d += nr) {                                   \
+                const T_ *sp = src + ro[p];                                               \
+                if (s == 1)                                                               \
+                    for (int r = 0; r < nrun; r++) copy_run_##SFX(d + rj[r], sp + rb[r], rl[r]); \
+                else                                                                      \
+                    for (int r = 0; r < nrun; r++)                                        \
+                        for (int32_t e = 0; e < rl[r]; e++) d[rj[r] + e] = sp[rb[r] + e * s]; \
+                for (int64_t j = w; j < nr; j++) d[j] = 0;                                \
+            }                                                                             \
+        }                                                                                 \
+    }
+IMPLICIT_PACK(f32, float)
+IMPLICIT_PACK(f64, double)
+
+/* C (M, N), row stride rsc, = A @ B + beta C with B given by ib (see
+ * above); false (C untouched) when gemm.c would not run its packed kernel
+ * on these sizes or has no memory: the caller forms B. */
+static bool gemm_implicit(tg_dtype dt, int64_t M, int64_t N, int64_t K, const void *A, int64_t rsa,
+                          int64_t csa, const implicit_b *ib, double beta, void *C, int64_t rsc) {
+    if (dt == TG_FLOAT32)
+        return tg_gemm_packb_f32(M, N, K, 1.0f, A, rsa, csa, implicit_pack_f32, (void *)ib,
+                                 (float)beta, C, rsc) == 0;
+    return tg_gemm_packb_f64(M, N, K, 1.0, A, rsa, csa, implicit_pack_f64, (void *)ib, beta, C,
+                             rsc) == 0;
+}
+
+/* Whether the implicit path may be used (TAPEGRAD_CONV=im2col: never). */
+static bool implicit_enabled(void) {
+    const char *e = getenv("TAPEGRAD_CONV");
+    return !(e && !strcmp(e, "im2col"));
+}
+
+/* Padded size of the image for the implicit path. */
+static int64_t padded_h(const geom *g) { return g->H + g->ph + g->ph1; }
+static int64_t padded_w(const geom *g) { return g->W + g->pw + g->pw1; }
+static bool has_padding(const geom *g) { return g->ph || g->pw || g->ph1 || g->pw1; }
+
+/* xp (m, C, Hp, Wp) = the m images at x, zero-padded. */
+static void pad_images(const geom *g, size_t isz, int64_t m, const char *x, char *xp) {
+    int64_t Hp = padded_h(g), Wp = padded_w(g);
+    memset(xp, 0, (size_t)(m * g->C * Hp * Wp) * isz);
+    for (int64_t pl = 0; pl < m * g->C; pl++)
+        for (int64_t h = 0; h < g->H; h++)
+            memcpy(xp + (size_t)((pl * Hp + h + g->ph) * Wp + g->pw) * isz,
+                   x + (size_t)((pl * g->H + h) * g->W) * isz, (size_t)g->W * isz);
+}
+
 /* Pooling over planes [p0, p1) of (N*C) planes (H, W) -> (OH, OW).  The
  * window of output (oh, ow) starts at (hs, ws) = (oh*sh - ph, ow*sw - pw);
  * its taps are dh (dw) apart; those outside the input are padding.
@@ -628,6 +785,7 @@ typedef struct {
     const char *dy; /* (N, O, OH, OW) */
     char *out;      /* y, dx or the dw partial sums */
     int64_t nparts; /* weight_grad: number of partial sums */
+    bool implicit;  /* pack the windows straight from the images (implicit_b) */
     int failed;     /* a worker could not get its scratch buffer */
 } conv_job;
 
@@ -659,33 +817,48 @@ static int64_t img_batch(const geom *g, size_t isz) {
     return m < 1 ? 1 : m > CONV_BATCH ? CONV_BATCH : m;
 }
 
+/* The offsets of the implicit B's rows of the forward product: rowoff[(c,
+ * kh, kw)] in the padded image (see implicit_b).  out: C*KH*KW values. */
+static void window_offsets(const geom *g, int64_t *out) {
+    int64_t Hp = padded_h(g), Wp = padded_w(g);
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t kh = 0; kh < g->KH; kh++)
+            for (int64_t kw = 0; kw < g->KW; kw++)
+                *out++ = (c * Hp + kh * g->dh) * Wp + kw * g->dw;
+}
+
 /* y_n = w @ im2col(x_n) (+ b), images [n0, n1), m images per GEMM (into
- * yb (O, m*OH*OW), then copied to the images' planes of y). */
+ * yb (O, m*OH*OW), then copied to the images' planes of y).  The columns
+ * are packed from the (padded) images directly (implicit_b) unless gemm.c
+ * declines; then they are formed by im2col. */
 static void fwd_range(int64_t n0, int64_t n1, void *vjob) {
     conv_job *j = vjob;
     const geom *g = j->g;
     size_t isz = tg_dtype_size(j->dt);
-    int64_t CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
-    int64_t Og = g->O / g->G, CgKK = CKK / g->G, CgHW = g->C / g->G * g->H * g->W;
-    bool direct = is_pointwise(g);
+    int64_t CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW, CHW = g->C * g->H * g->W;
+    int64_t Og = g->O / g->G, CgKK = CKK / g->G, CgHW = CHW / g->G;
+    int64_t CHWp = g->C * padded_h(g) * padded_w(g);
+    bool direct = is_pointwise(g), implicit = !direct && j->implicit, pad = has_padding(g);
     int64_t m = direct ? 1 : img_batch(g, isz);
     if (m > n1 - n0) m = n1 - n0;
-    void *cols = direct ? NULL : scratch((size_t)(CKK * OHW * m) * isz);
+    void *cols = NULL; /* im2col's columns: allocated when first needed */
     void *yb = m > 1 ? scratch((size_t)(g->O * OHW * m) * isz) : NULL;
-    if ((!direct && !cols) || (m > 1 && !yb)) {
-        __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
-        tg_aligned_free(cols);
-        tg_aligned_free(yb);
-        return;
+    int64_t *roff = implicit ? scratch((size_t)CKK * sizeof(int64_t)) : NULL;
+    void *xp = implicit && pad ? scratch((size_t)(CHWp * m) * isz) : NULL;
+    if ((m > 1 && !yb) || (implicit && (!roff || (pad && !xp)))) {
+        tg_aligned_free(roff);
+        tg_aligned_free(xp);
+        roff = xp = NULL;
+        implicit = false;
+        if (m > 1 && !yb) goto fail;
     }
+    if (implicit) window_offsets(g, roff);
     for (int64_t n = n0; n < n1; n += m) {
         int64_t mb = n1 - n < m ? n1 - n : m, ld = mb * OHW;
-        const char *xn = j->x + (size_t)(n * g->C * g->H * g->W) * isz;
+        const char *xn = j->x + (size_t)(n * CHW) * isz;
         char *yn = mb > 1 ? yb : j->out + (size_t)(n * g->O * OHW) * isz;
-        if (!direct)
-            for (int64_t i = 0; i < mb; i++)
-                im2col(j->dt, g, xn + (size_t)(i * g->C * g->H * g->W) * isz,
-                       (char *)cols + (size_t)(i * OHW) * isz, ld);
+        bool formed = false; /* cols holds these images' columns */
+        if (implicit && pad) pad_images(g, isz, mb, xn, xp);
         if (j->b) { /* start from the bias, then C = W cols + C */
             for (int64_t o = 0; o < g->O; o++) {
                 if (j->dt == TG_FLOAT32) {
@@ -698,10 +871,25 @@ static void fwd_range(int64_t n0, int64_t n1, void *vjob) {
             }
         }
         for (int64_t k = 0; k < g->G; k++) {
+            const char *wk = j->w + (size_t)(k * Og * CgKK) * isz;
+            char *yk = yn + (size_t)(k * Og * ld) * isz;
+            double beta = j->b ? 1.0 : 0.0;
+            if (implicit) {
+                implicit_b ib = {.src = pad ? (const char *)xp : xn, .rowoff = roff + k * CgKK,
+                                 .L = g->OW, .s = g->sw, .T = g->OH, .S1 = CHWp,
+                                 .S2 = g->sh * padded_w(g)};
+                if (gemm_implicit(j->dt, Og, ld, CgKK, wk, CgKK, 1, &ib, beta, yk, ld)) continue;
+            }
+            if (!direct && !formed) {
+                if (!cols && !(cols = scratch((size_t)(CKK * OHW * m) * isz))) goto fail;
+                for (int64_t i = 0; i < mb; i++)
+                    im2col(j->dt, g, xn + (size_t)(i * CHW) * isz,
+                           (char *)cols + (size_t)(i * OHW) * isz, ld);
+                formed = true;
+            }
             const char *B = direct ? xn + (size_t)(k * CgHW) * isz
                                    : (const char *)cols + (size_t)(k * CgKK * ld) * isz;
-            gemm(j->dt, Og, ld, CgKK, j->w + (size_t)(k * Og * CgKK) * isz, CgKK, 1, B, ld, 1,
-                 j->b ? 1.0 : 0.0, yn + (size_t)(k * Og * ld) * isz, ld);
+            gemm(j->dt, Og, ld, CgKK, wk, CgKK, 1, B, ld, 1, beta, yk, ld);
         }
         if (mb > 1) /* yb (O, mb*OHW) -> y[n + i] (O, OHW) */
             for (int64_t i = 0; i < mb; i++)
@@ -709,8 +897,14 @@ static void fwd_range(int64_t n0, int64_t n1, void *vjob) {
                     memcpy(j->out + (size_t)(((n + i) * g->O + o) * OHW) * isz,
                            (const char *)yb + (size_t)(o * ld + i * OHW) * isz, (size_t)OHW * isz);
     }
+    goto done;
+fail:
+    __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+done:
     tg_aligned_free(cols);
     tg_aligned_free(yb);
+    tg_aligned_free(roff);
+    tg_aligned_free(xp);
 }
 
 /* dx_n = col2im(w^T @ dy_n), images [n0, n1), m images per GEMM. */
@@ -761,19 +955,23 @@ static void dx_range(int64_t n0, int64_t n1, void *vjob) {
 }
 
 /* Partial sum k of dw = sum_n dy_n @ im2col(x_n)^T over its share of the
- * images (parts [k0, k1)). */
+ * images (parts [k0, k1)).  The windows are packed from the (padded) image
+ * directly (implicit_b: B = the patches) unless gemm.c declines; then they
+ * are formed by im2row or im2col. */
 static void dw_range(int64_t k0, int64_t k1, void *vjob) {
     conv_job *j = vjob;
     const geom *g = j->g;
     size_t isz = tg_dtype_size(j->dt);
     int64_t CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
     int64_t Og = g->O / g->G, CgKK = CKK / g->G, CgHW = g->C / g->G * g->H * g->W;
-    bool direct = is_pointwise(g);
-    void *cols = direct ? NULL : scratch((size_t)(CKK * OHW) * isz);
-    if (!direct && !cols) {
-        __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
-        return;
-    }
+    int64_t Hp = padded_h(g), Wp = padded_w(g);
+    bool direct = is_pointwise(g), implicit = !direct && j->implicit, pad = has_padding(g);
+    void *cols = NULL; /* im2col's columns or im2row's patches, when needed */
+    int64_t *roff = implicit ? scratch((size_t)OHW * sizeof(int64_t)) : NULL;
+    void *xp = implicit && pad ? scratch((size_t)(g->C * Hp * Wp) * isz) : NULL;
+    if (implicit && (!roff || (pad && !xp))) implicit = false;
+    for (int64_t oh = 0; implicit && oh < g->OH; oh++)
+        for (int64_t ow = 0; ow < g->OW; ow++) roff[oh * g->OW + ow] = oh * g->sh * Wp + ow * g->sw;
     /* Which layout of the windows the GEMM reads faster depends on the
      * shape; measured on LeNet-like layers: the patches (im2row) for kernels
      * at least 4 wide, im2col's transpose for narrower ones (3x3), whose
@@ -786,24 +984,44 @@ static void dw_range(int64_t k0, int64_t k1, void *vjob) {
         for (int64_t n = n0; n < n1; n++) {
             const char *xn = j->x + (size_t)(n * g->C * g->H * g->W) * isz;
             const char *dyn = j->dy + (size_t)(n * g->O * OHW) * isz;
-            if (direct || !rows) { /* B = cols^T: x_n itself in the pointwise case */
-                if (!direct) im2col(j->dt, g, xn, cols, OHW);
-                for (int64_t q = 0; q < g->G; q++) {
-                    const char *B = direct ? xn + (size_t)(q * CgHW) * isz
-                                           : (const char *)cols + (size_t)(q * CgKK * OHW) * isz;
-                    gemm(j->dt, Og, CgKK, OHW, dyn + (size_t)(q * Og * OHW) * isz, OHW, 1, B, 1, OHW,
-                         n == n0 ? 0.0 : 1.0, part + (size_t)(q * Og * CgKK) * isz, CgKK);
+            bool formed = false;
+            if (implicit && pad) pad_images(g, isz, 1, xn, xp);
+            for (int64_t q = 0; q < g->G; q++) {
+                const char *dq = dyn + (size_t)(q * Og * OHW) * isz;
+                char *pq = part + (size_t)(q * Og * CgKK) * isz;
+                double beta = n == n0 ? 0.0 : 1.0;
+                if (implicit) {
+                    implicit_b ib = {.src = (pad ? (const char *)xp : xn) +
+                                            (size_t)(q * (g->C / g->G) * Hp * Wp) * isz,
+                                     .rowoff = roff, .L = g->KW, .s = g->dw, .T = g->KH,
+                                     .S1 = Hp * Wp, .S2 = g->dh * Wp};
+                    if (gemm_implicit(j->dt, Og, CgKK, OHW, dq, OHW, 1, &ib, beta, pq, CgKK))
+                        continue;
                 }
-            } else { /* B = the patches, row-major: group q's columns of each row */
-                im2row(j->dt, g, xn, cols);
-                for (int64_t q = 0; q < g->G; q++)
-                    gemm(j->dt, Og, CgKK, OHW, dyn + (size_t)(q * Og * OHW) * isz, OHW, 1,
-                         (const char *)cols + (size_t)(q * CgKK) * isz, CKK, 1, n == n0 ? 0.0 : 1.0,
-                         part + (size_t)(q * Og * CgKK) * isz, CgKK);
+                if (!direct && !formed) {
+                    if (!cols && !(cols = scratch((size_t)(CKK * OHW) * isz))) goto fail;
+                    if (rows) im2row(j->dt, g, xn, cols);
+                    else im2col(j->dt, g, xn, cols, OHW);
+                    formed = true;
+                }
+                if (direct || !rows) /* B = cols^T: x_n itself in the pointwise case */
+                    gemm(j->dt, Og, CgKK, OHW, dq, OHW, 1,
+                         direct ? xn + (size_t)(q * CgHW) * isz
+                                : (const char *)cols + (size_t)(q * CgKK * OHW) * isz,
+                         1, OHW, beta, pq, CgKK);
+                else /* B = the patches, row-major: group q's columns of each row */
+                    gemm(j->dt, Og, CgKK, OHW, dq, OHW, 1, (const char *)cols + (size_t)(q * CgKK) * isz,
+                         CKK, 1, beta, pq, CgKK);
             }
         }
     }
+    goto done;
+fail:
+    __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+done:
     tg_aligned_free(cols);
+    tg_aligned_free(roff);
+    tg_aligned_free(xp);
 }
 
 /* Run fn over the images: in parallel chunks when there are enough images
@@ -826,7 +1044,8 @@ static tg_tensor *conv_forward(const geom *g, tg_dtype dt, tg_tensor *x, tg_tens
     tg_tensor *y = tg_tensor_empty(4, sh, dt);
     if (!y || y->numel == 0) return y;
     conv_job j = {.g = g, .dt = dt, .x = tg_tensor_data(x), .w = tg_tensor_data(w),
-                  .b = b ? tg_tensor_data(b) : NULL, .out = tg_tensor_data(y)};
+                  .b = b ? tg_tensor_data(b) : NULL, .out = tg_tensor_data(y),
+                  .implicit = implicit_enabled()};
     over_images(g, fwd_range, &j);
     return j.failed ? job_failed(y, "conv2d") : y;
 }
@@ -865,7 +1084,7 @@ static tg_tensor *conv_weight_grad(const geom *g, tg_dtype dt, tg_tensor *x, tg_
         return NULL;
     }
     conv_job j = {.g = g, .dt = dt, .x = tg_tensor_data(x), .dy = tg_tensor_data(dy), .out = parts,
-                  .nparts = nparts};
+                  .nparts = nparts, .implicit = implicit_enabled()};
     if (nparts > 1) tg_parallel_for(nparts, 1, dw_range, &j);
     else dw_range(0, 1, &j);
     if (nparts > 1) {

@@ -34,6 +34,7 @@ int main(void) {
     srunner_add_suite(sr, tensor_suite());
     srunner_add_suite(sr, errors_suite());
     srunner_add_suite(sr, gemm_suite());
+    srunner_add_suite(sr, gemm_packb_suite());
     srunner_add_suite(sr, threadpool_suite());
     srunner_add_suite(sr, regressions_suite());
     srunner_add_suite(sr, vmath_suite());

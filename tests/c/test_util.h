@@ -47,5 +47,6 @@ Suite *threadpool_suite(void);
 Suite *regressions_suite(void);
 Suite *vmath_suite(void);
 Suite *inplace_suite(void); /* test_inplace.c (issue 14) */
+Suite *gemm_packb_suite(void); /* test_gemm_packb.c (issue 16) */
 
 #endif

@@ -253,3 +253,86 @@ def test_conv2d_batched_gemm_equals_one_image_at_a_time(case, dtype):
         np.testing.assert_allclose(y, ty.numpy(), rtol=1e-12, atol=1e-12)
         tdx = torch.nn.grad.conv2d_input(x.shape, tw, torch.from_numpy(g), **p["kw"])
         np.testing.assert_allclose(dx, tdx.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# The forward product and the weight gradient pack the windows straight
+# from the (zero-padded) images into the GEMM's panels (implicit GEMM, no
+# im2col matrix); TAPEGRAD_CONV=im2col takes the path that forms the
+# columns first.  The packed panels hold the same values and the GEMM the
+# same blocking, so the two paths give the same bits, on one thread and two.
+# Cases: the CNN's layers, padding (symmetric, asymmetric via "same" with an
+# even kernel), stride, dilation, groups, 1x1 with stride (no padding),
+# batch sizes that do not divide the chunking, one output channel (M = 1:
+# gemm.c declines the implicit B and the columns are formed), tiny products.
+_IMPLICIT = {
+    "cnn1":      dict(n=5, c=1, o=16, hw=(28, 28), k=5, kw=dict(padding=2)),
+    "cnn2":      dict(n=11, c=16, o=32, hw=(14, 14), k=5, kw=dict(padding=2)),
+    "same_even": dict(n=3, c=3, o=8, hw=(9, 10), k=4, kw=dict(padding="same")),
+    "stride":    dict(n=7, c=4, o=12, hw=(13, 11), k=3, kw=dict(stride=(2, 3), padding=(1, 2))),
+    "dilation":  dict(n=6, c=3, o=9, hw=(12, 13), k=3, kw=dict(padding=2, dilation=(2, 3))),
+    "groups":    dict(n=9, c=8, o=12, hw=(9, 7), k=3, kw=dict(padding=1, groups=4)),
+    "nopad":     dict(n=4, c=5, o=10, hw=(10, 17), k=3, kw={}),
+    "1x1s2":     dict(n=3, c=6, o=10, hw=(8, 9), k=1, kw=dict(stride=2)),
+    "one_out":   dict(n=4, c=3, o=1, hw=(8, 8), k=3, kw=dict(padding=1)),
+    "tiny":      dict(n=2, c=1, o=2, hw=(3, 3), k=2, kw={}),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.filterwarnings("ignore:Using padding=.same.:UserWarning")
+@pytest.mark.parametrize("case", list(_IMPLICIT))
+def test_conv2d_implicit_gemm_equals_im2col(case, dtype, monkeypatch):
+    p = _IMPLICIT[case]
+    rng = np.random.default_rng(len(case) + 100)
+    groups = p["kw"].get("groups", 1)
+    x = rng.standard_normal((p["n"], p["c"]) + p["hw"]).astype(dtype)
+    w = (rng.standard_normal((p["o"], p["c"] // groups, p["k"], p["k"])) * 0.1).astype(dtype)
+    b = rng.standard_normal(p["o"]).astype(dtype)
+    oh, ow = F.conv2d(tg.tensor(x[:1]), tg.tensor(w), None, **p["kw"]).shape[2:]
+    g = rng.standard_normal((p["n"], p["o"], oh, ow)).astype(dtype)
+
+    def run():
+        tx, tw, tb = (tg.tensor(a, requires_grad=True) for a in (x, w, b))
+        y = F.conv2d(tx, tw, tb, **p["kw"])
+        y.backward(tg.tensor(g))
+        return [y.numpy(), tx.grad.numpy(), tw.grad.numpy()]
+    got = {}
+    for path in ("implicit", "im2col"):
+        if path == "im2col":
+            monkeypatch.setenv("TAPEGRAD_CONV", "im2col")
+        else:
+            monkeypatch.delenv("TAPEGRAD_CONV", raising=False)
+        for threads in (1, 2):
+            got[path, threads] = _with_threads(threads, run)
+    ref = got["im2col", 1]
+    for key, res in got.items():
+        for name, a, r in zip(("forward", "input gradient", "weight gradient"), res, ref):
+            assert a.tobytes() == r.tobytes(), f"{key}: {name}"
+    torch = pytest.importorskip("torch")
+    tx = torch.from_numpy(x).requires_grad_()
+    tw = torch.from_numpy(w).requires_grad_()
+    ty = torch.nn.functional.conv2d(tx, tw, torch.from_numpy(b), **p["kw"])
+    ty.backward(torch.from_numpy(g))
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    for a, t in zip(ref, (ty, tx.grad, tw.grad)):
+        np.testing.assert_allclose(a, t.detach().numpy(), **tol)
+
+
+def test_conv2d_implicit_gemm_with_a_large_single_image(monkeypatch):
+    """One image on two threads: the forward runs outside the image loop's
+    parallel chunks, and gemm.c cuts the implicit product's columns into
+    slabs for the threads (each packing its own columns)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 8, 64, 70)).astype(np.float32)
+    w = rng.standard_normal((24, 8, 3, 3)).astype(np.float32)
+    res = {}
+    for path in ("implicit", "im2col"):
+        if path == "im2col":
+            monkeypatch.setenv("TAPEGRAD_CONV", "im2col")
+        else:
+            monkeypatch.delenv("TAPEGRAD_CONV", raising=False)
+        for threads in (1, 2):
+            res[path, threads] = _with_threads(
+                threads, lambda: F.conv2d(tg.tensor(x), tg.tensor(w), padding=1).numpy())
+    for v in res.values():
+        assert v.tobytes() == res["im2col", 1].tobytes()
