@@ -12,6 +12,12 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "../kernels/threadpool.h"
+#include "../kernels/vmath.h"
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 
 
 static tg_status check_red(const char *who, tg_reduction r) {
@@ -1085,38 +1091,244 @@ tg_tensor *tg_embedding(tg_tensor *w, tg_tensor *idx, bool has_padding, int64_t 
 }
 
 /* layer_norm is a fused op: one pass per row computes the mean and 1/std
- * (in double) and writes y; the entry saves x, the weight, mean and rstd.
- * Its VJP is written with ops; for a first-order backward it uses the saved
- * mean and rstd, and with create_graph it recomputes them with ops from x,
- * so that second derivatives see how they depend on x. */
-static void layer_norm_rows(const void *xp, const void *wp, const void *bp, void *yp, void *mp,
-                            void *rp, int64_t M, int64_t K, double eps, bool f32) {
-    for (int64_t i = 0; i < M; i++) {
-        double mu = 0, var = 0;
-        for (int64_t k = 0; k < K; k++)
-            mu += f32 ? ((const float *)xp)[i * K + k] : ((const double *)xp)[i * K + k];
-        mu /= (double)K;
-        for (int64_t k = 0; k < K; k++) {
-            double d = (f32 ? ((const float *)xp)[i * K + k] : ((const double *)xp)[i * K + k]) - mu;
-            var += d * d;
-        }
-        var /= (double)K;
-        double r = 1.0 / sqrt(var + eps);
-        for (int64_t k = 0; k < K; k++) {
-            double v = ((f32 ? ((const float *)xp)[i * K + k] : ((const double *)xp)[i * K + k]) - mu) * r;
-            if (wp) v *= f32 ? ((const float *)wp)[k] : ((const double *)wp)[k];
-            if (bp) v += f32 ? ((const float *)bp)[k] : ((const double *)bp)[k];
-            if (f32) ((float *)yp)[i * K + k] = (float)v;
-            else ((double *)yp)[i * K + k] = v;
-        }
-        if (f32) {
-            ((float *)mp)[i] = (float)mu;
-            ((float *)rp)[i] = (float)r;
-        } else {
-            ((double *)mp)[i] = mu;
-            ((double *)rp)[i] = r;
-        }
+ * and writes y; the entry saves x, the weight, mean and rstd.  Its VJP is
+ * written with ops when a graph of the backward is wanted (create_graph:
+ * it recomputes mean and rstd with ops from x, so that second derivatives
+ * see how they depend on x); a plain first-order backward runs the fused
+ * kernel ln_bwd below instead, which records nothing, so nothing on the tape
+ * changes.
+ *
+ * The kernels.  A row of K elements is in L1, so each pass over it is cheap
+ * and the row sums go through the dispatched vmath reductions (AVX2 where
+ * the CPU has it; float64 sums in a fixed order, so the same bits on every
+ * path).  The elementwise passes are plain loops the compiler vectorizes.
+ * Rows are independent, so a row's result never depends on the thread that
+ * computed it; the weight and bias gradients, sums over rows, are summed per
+ * block of LN_BLOCK rows (fixed, whatever the thread count) and the blocks
+ * then in order: bitwise the same on 1 or 2 threads. */
+#define LN_BLOCK 32
+/* partial sums in LN_LANES interleaved accumulators of the row's type
+ * (the compiler keeps them in vector registers), added into float64 every
+ * LN_CHUNK elements, so that a long row does not lose precision */
+#define LN_LANES 8
+#define LN_CHUNK 512
+
+typedef struct {
+    const void *x, *w, *b, *g;
+    void *y, *mean, *rstd, *dx;
+    void *part; /* backward: per block of rows, K weight then K bias partials */
+    int64_t M, K;
+    double eps;
+    bool f32, want_dx, want_dw, want_db;
+} ln_job;
+
+/* Rows per parallel chunk: about TG_PARALLEL_MIN_WORK element-passes each. */
+static int64_t ln_grain(int64_t K, int64_t passes) {
+    int64_t per = K * passes;
+    return per > 0 ? TG_PARALLEL_MIN_WORK / per + 1 : 1;
+}
+
+/* s[0] = sum(x - c), s[1] = sum((x - c)^2) over a row of n (float64 totals) */
+#define LN_SUMS(T)                                                                      \
+    static void ln_sums_##T(const T *restrict x, T c, int64_t n, double *s) {            \
+        s[0] = s[1] = 0;                                                                \
+        for (int64_t k0 = 0; k0 < n; k0 += LN_CHUNK) {                                  \
+            int64_t e = k0 + LN_CHUNK < n ? k0 + LN_CHUNK : n, k = k0;                  \
+            T a[LN_LANES] = {0}, b[LN_LANES] = {0};                                     \
+            for (; k + LN_LANES <= e; k += LN_LANES)                                    \
+                for (int l = 0; l < LN_LANES; l++) {                                    \
+                    T d = x[k + l] - c;                                                 \
+                    a[l] += d;                                                          \
+                    b[l] += d * d;                                                      \
+                }                                                                       \
+            for (; k < e; k++) {                                                        \
+                T d = x[k] - c;                                                         \
+                a[0] += d;                                                              \
+                b[0] += d * d;                                                          \
+            }                                                                           \
+            for (int l = 0; l < LN_LANES; l++) s[0] += a[l], s[1] += b[l];              \
+        }                                                                               \
     }
+/* s[0] = sum(gx), s[1] = sum(gx xh), gx = g w (w may be NULL: 1), xh = (x - mu) r */
+#define LN_DOTS(T)                                                                      \
+    static void ln_dots_##T(const T *restrict g, const T *restrict w, const T *restrict x, \
+                            T mu, T r, int64_t n, double *s) {                          \
+        s[0] = s[1] = 0;                                                                \
+        for (int64_t k0 = 0; k0 < n; k0 += LN_CHUNK) {                                  \
+            int64_t e = k0 + LN_CHUNK < n ? k0 + LN_CHUNK : n, k = k0;                  \
+            T a[LN_LANES] = {0}, b[LN_LANES] = {0};                                     \
+            if (w)                                                                      \
+                for (; k + LN_LANES <= e; k += LN_LANES)                                \
+                    for (int l = 0; l < LN_LANES; l++) {                                \
+                        T gx = g[k + l] * w[k + l];                                     \
+                        a[l] += gx;                                                     \
+                        b[l] += gx * ((x[k + l] - mu) * r);                             \
+                    }                                                                   \
+            else                                                                        \
+                for (; k + LN_LANES <= e; k += LN_LANES)                                \
+                    for (int l = 0; l < LN_LANES; l++) {                                \
+                        a[l] += g[k + l];                                               \
+                        b[l] += g[k + l] * ((x[k + l] - mu) * r);                       \
+                    }                                                                   \
+            for (; k < e; k++) {                                                        \
+                T gx = w ? g[k] * w[k] : g[k];                                          \
+                a[0] += gx;                                                             \
+                b[0] += gx * ((x[k] - mu) * r);                                         \
+            }                                                                           \
+            for (int l = 0; l < LN_LANES; l++) s[0] += a[l], s[1] += b[l];              \
+        }                                                                               \
+    }
+
+/* One row forward: one pass sums d = x - x[0] and d^2 (shifted by a value
+ * of the row, so that the variance (sum d^2 - (sum d)^2 / K) / K does not
+ * cancel catastrophically as sum x^2 - (sum x)^2 / K would when the mean is
+ * large against the spread), then y = (x - mean) rstd w + b. */
+#define LN_FWD_ROW(T)                                                                   \
+    static void ln_fwd_row_##T(const ln_job *j, int64_t i) {                            \
+        int64_t K = j->K;                                                               \
+        const T *restrict x = (const T *)j->x + i * K, *restrict w = j->w, *restrict b = j->b; \
+        T *restrict y = (T *)j->y + i * K;                                              \
+        double s[2];                                                                    \
+        ln_sums_##T(x, x[0], K, s);                                                     \
+        T mu = (T)(x[0] + s[0] / (double)K);                                            \
+        double var = (s[1] - s[0] * s[0] / (double)K) / (double)K;                      \
+        T r = (T)(1.0 / sqrt((var > 0 ? var : 0) + j->eps));                           \
+        if (w && b) for (int64_t k = 0; k < K; k++) y[k] = (x[k] - mu) * r * w[k] + b[k]; \
+        else if (w) for (int64_t k = 0; k < K; k++) y[k] = (x[k] - mu) * r * w[k];     \
+        else if (b) for (int64_t k = 0; k < K; k++) y[k] = (x[k] - mu) * r + b[k];     \
+        else for (int64_t k = 0; k < K; k++) y[k] = (x[k] - mu) * r;                    \
+        ((T *)j->mean)[i] = mu;                                                         \
+        ((T *)j->rstd)[i] = r;                                                          \
+    }
+
+/* One row backward, with xh = (x - mean) rstd and gx = dy w:
+ *   dx = rstd (gx - mean(gx) - xh mean(gx xh)),
+ *   dw += dy xh,  db += dy  (into this block's partials). */
+#define LN_BWD_ROW(T)                                                                   \
+    static void ln_bwd_row_##T(const ln_job *j, int64_t i, T *restrict dw, T *restrict db) { \
+        int64_t K = j->K;                                                               \
+        const T *restrict x = (const T *)j->x + i * K, *restrict g = (const T *)j->g + i * K; \
+        const T *restrict w = j->w;                                                     \
+        T mu = ((const T *)j->mean)[i], r = ((const T *)j->rstd)[i];                    \
+        if (j->want_dx) {                                                               \
+            double s[2];                                                                \
+            ln_dots_##T(g, w, x, mu, r, K, s);                                          \
+            T m1 = (T)(s[0] / (double)K), m2 = (T)(s[1] / (double)K);                   \
+            T *restrict dx = (T *)j->dx + i * K;                                        \
+            if (w)                                                                      \
+                for (int64_t k = 0; k < K; k++)                                         \
+                    dx[k] = r * (g[k] * w[k] - m1 - (x[k] - mu) * r * m2);              \
+            else                                                                        \
+                for (int64_t k = 0; k < K; k++) dx[k] = r * (g[k] - m1 - (x[k] - mu) * r * m2); \
+        }                                                                               \
+        if (dw && db)                                                                   \
+            for (int64_t k = 0; k < K; k++) {                                           \
+                dw[k] += g[k] * ((x[k] - mu) * r);                                      \
+                db[k] += g[k];                                                          \
+            }                                                                           \
+        else if (dw)                                                                    \
+            for (int64_t k = 0; k < K; k++) dw[k] += g[k] * ((x[k] - mu) * r);         \
+        else if (db)                                                                    \
+            for (int64_t k = 0; k < K; k++) db[k] += g[k];                              \
+    }
+
+/* blocks [b0, b1) of LN_BLOCK rows; the weight and bias partials of a block
+ * are its rows' sums, in row order */
+#define LN_RANGES(T)                                                                    \
+    LN_SUMS_##T                                                                         \
+    LN_FWD_ROW(T)                                                                       \
+    LN_BWD_ROW(T)                                                                       \
+    static void ln_fwd_range_##T(int64_t r0, int64_t r1, void *vj) {                    \
+        for (int64_t i = r0; i < r1; i++) ln_fwd_row_##T(vj, i);                        \
+    }                                                                                   \
+    static void ln_bwd_range_##T(int64_t b0, int64_t b1, void *vj) {                    \
+        const ln_job *j = vj;                                                           \
+        for (int64_t blk = b0; blk < b1; blk++) {                                       \
+            T *dw = j->part ? (T *)j->part + blk * 2 * j->K : NULL;                     \
+            T *db = dw ? dw + j->K : NULL;                                              \
+            if (dw) memset(dw, 0, sizeof(T) * 2 * (size_t)j->K);                        \
+            int64_t e = (blk + 1) * LN_BLOCK < j->M ? (blk + 1) * LN_BLOCK : j->M;      \
+            for (int64_t i = blk * LN_BLOCK; i < e; i++)                                \
+                ln_bwd_row_##T(j, i, j->want_dw ? dw : NULL, j->want_db ? db : NULL);   \
+        }                                                                               \
+    }
+#if defined(__SSE2__)
+/* float32 rows: the same sums with SSE2 vectors by hand (GCC turns the
+ * lane arrays of the macros into shuffles for float; the float64 rows keep
+ * the plain loops).  Two vectors of four partial sums each. */
+static inline double ln_hsum(__m128 a, __m128 b) {
+    float t[8];
+    _mm_storeu_ps(t, a);
+    _mm_storeu_ps(t + 4, b);
+    double s = 0;
+    for (int l = 0; l < 8; l++) s += t[l];
+    return s;
+}
+static void ln_sums_float(const float *restrict x, float c, int64_t n, double *s) {
+    s[0] = s[1] = 0;
+    __m128 vc = _mm_set1_ps(c);
+    for (int64_t k0 = 0; k0 < n; k0 += LN_CHUNK) {
+        int64_t e = k0 + LN_CHUNK < n ? k0 + LN_CHUNK : n, k = k0;
+        __m128 a0 = _mm_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+        for (; k + 8 <= e; k += 8) {
+            __m128 d0 = _mm_sub_ps(_mm_loadu_ps(x + k), vc), d1 = _mm_sub_ps(_mm_loadu_ps(x + k + 4), vc);
+            a0 = _mm_add_ps(a0, d0);
+            a1 = _mm_add_ps(a1, d1);
+            b0 = _mm_add_ps(b0, _mm_mul_ps(d0, d0));
+            b1 = _mm_add_ps(b1, _mm_mul_ps(d1, d1));
+        }
+        double ta = ln_hsum(a0, a1), tb = ln_hsum(b0, b1);
+        for (; k < e; k++) {
+            float d = x[k] - c;
+            ta += d;
+            tb += d * d;
+        }
+        s[0] += ta;
+        s[1] += tb;
+    }
+}
+static void ln_dots_float(const float *restrict g, const float *restrict w, const float *restrict x,
+                          float mu, float r, int64_t n, double *s) {
+    s[0] = s[1] = 0;
+    __m128 vm = _mm_set1_ps(mu), vr = _mm_set1_ps(r), one = _mm_set1_ps(1.0f);
+    for (int64_t k0 = 0; k0 < n; k0 += LN_CHUNK) {
+        int64_t e = k0 + LN_CHUNK < n ? k0 + LN_CHUNK : n, k = k0;
+        __m128 a0 = _mm_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+        for (; k + 8 <= e; k += 8) {
+            __m128 g0 = _mm_mul_ps(_mm_loadu_ps(g + k), w ? _mm_loadu_ps(w + k) : one);
+            __m128 g1 = _mm_mul_ps(_mm_loadu_ps(g + k + 4), w ? _mm_loadu_ps(w + k + 4) : one);
+            __m128 h0 = _mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(x + k), vm), vr);
+            __m128 h1 = _mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(x + k + 4), vm), vr);
+            a0 = _mm_add_ps(a0, g0);
+            a1 = _mm_add_ps(a1, g1);
+            b0 = _mm_add_ps(b0, _mm_mul_ps(g0, h0));
+            b1 = _mm_add_ps(b1, _mm_mul_ps(g1, h1));
+        }
+        double ta = ln_hsum(a0, a1), tb = ln_hsum(b0, b1);
+        for (; k < e; k++) {
+            float gx = w ? g[k] * w[k] : g[k];
+            ta += gx;
+            tb += gx * ((x[k] - mu) * r);
+        }
+        s[0] += ta;
+        s[1] += tb;
+    }
+}
+#define LN_SUMS_float
+#else
+#define LN_SUMS_float LN_SUMS(float) LN_DOTS(float)
+#endif
+#define LN_SUMS_double LN_SUMS(double) LN_DOTS(double)
+LN_RANGES(float)
+LN_RANGES(double)
+
+/* x, or a contiguous copy of it (a new reference either way) */
+static tg_tensor *contiguous_ref(tg_tensor *x) {
+    if (tg_tensor_is_contiguous(x)) {
+        tg_tensor_retain(x);
+        return x;
+    }
+    return tg__copy(x);
 }
 
 tg_tensor *tg_layer_norm(tg_tensor *x, int nd, const int64_t *nshape, tg_tensor *w, tg_tensor *b,
@@ -1146,8 +1358,8 @@ tg_tensor *tg_layer_norm(tg_tensor *x, int nd, const int64_t *nshape, tg_tensor 
         sh[d] = d < x->ndim - nd ? x->shape[d] : 1; /* mean/rstd: keepdims over the normalized dims */
     }
     scope s0 = {0}, *sc = &s0;
-    tg_tensor *xc = K(tg__copy(x));
-    tg_tensor *wc = w ? K(tg__copy(w)) : NULL, *bc = b ? K(tg__copy(b)) : NULL;
+    tg_tensor *xc = K(contiguous_ref(x));
+    tg_tensor *wc = w ? K(contiguous_ref(w)) : NULL, *bc = b ? K(contiguous_ref(b)) : NULL;
     tg_tensor *y = K(tg_tensor_empty(x->ndim, x->shape, x->dtype));
     /* mean and rstd in one tensor (an entry saves at most three): its two
      * halves are views of shape sh */
@@ -1160,11 +1372,13 @@ tg_tensor *tg_layer_norm(tg_tensor *x, int nd, const int64_t *nshape, tg_tensor 
         scope_end(sc);
         return NULL;
     }
-    if (K > 0) {
+    if (K > 0 && M > 0) {
+        ln_job j = {.x = tg_tensor_data(xc), .w = wc ? tg_tensor_data(wc) : NULL,
+                    .b = bc ? tg_tensor_data(bc) : NULL, .y = tg_tensor_data(y),
+                    .mean = tg_tensor_data(mean), .rstd = tg_tensor_data(rstd), .M = M, .K = K,
+                    .eps = eps, .f32 = x->dtype == TG_FLOAT32};
         void *kt = tg__kernel_begin(x->numel * 3);
-        layer_norm_rows(tg_tensor_data(xc), wc ? tg_tensor_data(wc) : NULL, bc ? tg_tensor_data(bc) : NULL,
-                        tg_tensor_data(y), tg_tensor_data(mean), tg_tensor_data(rstd), M, K, eps,
-                        x->dtype == TG_FLOAT32);
+        tg_parallel_for(M, ln_grain(K, 4), j.f32 ? ln_fwd_range_float : ln_fwd_range_double, &j);
         tg__kernel_end(kt);
     }
     tg_tensor_retain(y);
@@ -1187,6 +1401,71 @@ tg_tensor *tg_layer_norm(tg_tensor *x, int nd, const int64_t *nshape, tg_tensor 
     return y;
 }
 
+/* The first-order backward in one kernel (grad mode off: nothing is
+ * recorded).  x, w (or NULL) and stats are the saved tensors; fills the
+ * gradients the entry needs. */
+static tg_status layer_norm_bwd_fused(tg_entry *e, tg_tensor *g, tg_tensor **gi, tg_tensor *x,
+                                      tg_tensor *w, tg_tensor *stats) {
+    int nd = (int)e->params.i[0], bits = (int)e->params.i[1];
+    int iw = 1, ib = (bits & 1) ? 2 : 1;
+    int64_t K = 1, M = 1;
+    for (int d = 0; d < x->ndim; d++) {
+        if (d < x->ndim - nd) M *= x->shape[d];
+        else K *= x->shape[d];
+    }
+    scope s0 = {0}, *sc = &s0;
+    bool want_dw = (bits & 1) && NEED(iw), want_db = (bits & 2) && NEED(ib);
+    tg_tensor *xc = K(contiguous_ref(x)), *gc = K(contiguous_ref(g));
+    tg_tensor *wc = w ? K(contiguous_ref(w)) : NULL;
+    tg_tensor *dx = NEED(0) ? K(tg_tensor_empty(x->ndim, x->shape, x->dtype)) : NULL;
+    tg_tensor *dw = want_dw ? K(tg_tensor_empty(w->ndim, w->shape, x->dtype)) : NULL;
+    int64_t bnd = nd, bsh[TG_MAX_DIMS];
+    for (int d = 0; d < nd; d++) bsh[d] = x->shape[x->ndim - nd + d];
+    tg_tensor *db = want_db ? K(tg_tensor_empty((int)bnd, bsh, x->dtype)) : NULL;
+    int64_t nblk = M > 0 ? (M + LN_BLOCK - 1) / LN_BLOCK : 0;
+    void *part = NULL;
+    size_t isz = tg_dtype_size(x->dtype);
+    size_t part_bytes = (want_dw || want_db) ? isz * 2 * (size_t)K * (size_t)nblk : 0;
+    if (part_bytes) part = tg__alloc(part_bytes, "layer_norm");
+    if (!xc || !gc || (w && !wc) || (NEED(0) && !dx) || (want_dw && !dw) || (want_db && !db) ||
+        (part_bytes && !part)) {
+        scope_end(sc);
+        return tg_error_status();
+    }
+    if (K > 0 && M > 0) {
+        ln_job j = {.x = tg_tensor_data(xc), .w = wc ? tg_tensor_data(wc) : NULL, .g = tg_tensor_data(gc),
+                    .mean = (char *)tg_tensor_data(stats),
+                    .rstd = (char *)tg_tensor_data(stats) + M * (int64_t)tg_dtype_size(x->dtype),
+                    .dx = dx ? tg_tensor_data(dx) : NULL, .part = part, .M = M, .K = K,
+                    .f32 = x->dtype == TG_FLOAT32, .want_dx = dx != NULL, .want_dw = want_dw,
+                    .want_db = want_db};
+        void *kt = tg__kernel_begin(x->numel * 4);
+        int64_t grain = (ln_grain(K, 6) + LN_BLOCK - 1) / LN_BLOCK;
+        tg_parallel_for(nblk, grain, j.f32 ? ln_bwd_range_float : ln_bwd_range_double, &j);
+        tg__kernel_end(kt);
+    }
+    /* the blocks' partials, summed in block order */
+    for (int which = 0; which < 2; which++) {
+        tg_tensor *t = which ? db : dw;
+        if (!t) continue;
+        for (int64_t k = 0; k < K; k++) {
+            double s = 0;
+            for (int64_t blk = 0; blk < nblk; blk++) {
+                int64_t at = blk * 2 * K + which * K + k;
+                s += x->dtype == TG_FLOAT32 ? ((const float *)part)[at] : ((const double *)part)[at];
+            }
+            if (x->dtype == TG_FLOAT32) ((float *)tg_tensor_data(t))[k] = (float)s;
+            else ((double *)tg_tensor_data(t))[k] = s;
+        }
+    }
+    if (part) tg__free(part, part_bytes);
+    if (dx) gi[0] = (tg_tensor_retain(dx), dx);
+    if (dw) gi[iw] = (tg_tensor_retain(dw), dw);
+    if (db) gi[ib] = (tg_tensor_retain(db), db);
+    scope_end(sc);
+    return TG_OK;
+}
+
 static tg_status layer_norm_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
     int nd = (int)e->params.i[0], bits = (int)e->params.i[1], k = 0;
@@ -1194,24 +1473,20 @@ static tg_status layer_norm_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void 
     CHECK(x);
     tg_tensor *w = NULL;
     if (bits & 1) CHECK(w = SAVED(k++));
+    if (!tg_grad_enabled() && g->dtype == x->dtype) { /* a first-order backward */
+        tg_tensor *stats = SAVED(k);
+        CHECK(stats);
+        return layer_norm_bwd_fused(e, g, gi, x, w, stats);
+    }
     scope s0 = {0}, *sc = &s0;
     int64_t axes[TG_MAX_DIMS], lead[TG_MAX_DIMS];
     int nlead = x->ndim - nd;
     for (int d = 0; d < nd; d++) axes[d] = nlead + d;
     for (int d = 0; d < nlead; d++) lead[d] = d;
-    tg_tensor *mu, *rstd;
-    if (tg_grad_enabled()) { /* create_graph: mean and rstd as functions of x */
-        mu = K(tg_mean(x, axes, nd, true));
-        tg_tensor *xc = SUB(x, mu);
-        rstd = U(tg_pow_scalar, ADDS(U(tg_mean, MUL(xc, xc), axes, nd, true), e->params.f[0]), -0.5);
-    } else {
-        tg_tensor *stats = SAVED(k);
-        int64_t sh[TG_MAX_DIMS], st[TG_MAX_DIMS], M = stats ? stats->shape[0] / 2 : 0;
-        for (int d = 0; d < x->ndim; d++) sh[d] = d < nlead ? x->shape[d] : 1;
-        tg__contiguous_strides(x->ndim, sh, st);
-        mu = stats ? K(tg__view(stats, x->ndim, sh, st, stats->offset)) : NULL;
-        rstd = mu ? K(tg__view(stats, x->ndim, sh, st, stats->offset + M)) : NULL;
-    }
+    /* create_graph: mean and rstd as functions of x */
+    tg_tensor *mu = K(tg_mean(x, axes, nd, true));
+    tg_tensor *xc = SUB(x, mu);
+    tg_tensor *rstd = U(tg_pow_scalar, ADDS(U(tg_mean, MUL(xc, xc), axes, nd, true), e->params.f[0]), -0.5);
     tg_tensor *xhat = MUL(SUB(x, mu), rstd);
     int iw = 1, ib = (bits & 1) ? 2 : 1;
     if (xhat && NEED(0)) {
@@ -1492,7 +1767,8 @@ TG_DEFINE_OP(layer_norm, .arity = -1, .diff_mask = 7, .dtypes = "float32,float64
                         "\\overline{\\bar{\\hat x}\\hat x}\\big),\\quad \\bar w = \\textstyle\\sum \\bar y \\odot \\hat x,"
                         "\\quad \\bar b = \\textstyle\\sum \\bar y",
              .doc = "Layer normalisation over the last i0 dims (i1 bits: 1 weight, 2 bias inputs; f0 eps); "
-                    "a fused kernel, its VJP written with ops.",
+                    "a fused kernel; a first-order backward is one fused pass, create_graph runs the "
+                    "VJP written with ops.",
              .backward = layer_norm_vjp, .apply = apply_layer_norm,
              .examples = "3x4|i0=1 f0=1e-5;3x4,4,4|i0=1 i1=3 f0=1e-5;2x3x4,3x4,3x4|i0=2 i1=3 f0=1e-5;"
                          "T4x3,3|i0=1 i1=1 f0=0.1;2x5,5|i0=1 i1=2 f0=1e-5",
