@@ -234,6 +234,30 @@ def test_qr_svd_of_a_small_batch_of_empty_matrices_agree_with_numpy(shape):
     np.testing.assert_allclose(abs(vh.numpy()), abs(nvh), atol=1e-15)
 
 
+# -- regress-slice-empty-view-int64-min-stride ------------------------------------
+# An empty tensor may carry any strides (from_storage and NumPy allow them: they
+# address nothing); slicing one with a stride of -2**63 computed start * stride
+# (2 * -2**63: signed overflow, UBSan; found by session 6's long run).  Every
+# view of an empty tensor now stores zero strides, so no view arithmetic on
+# them (start * stride, stride * step) can overflow.
+
+@pytest.mark.parametrize("stride", [-2**63, 2**63 - 1, 2**62])
+def test_views_of_an_empty_tensor_with_huge_strides(stride):
+    from numpy.lib.stride_tricks import as_strided
+    a = as_strided(np.zeros(1, np.uint8), shape=(3, 0), strides=(stride, 1))
+    t = tg.from_numpy(a)
+    for key in [(slice(2, None),), (slice(None, None, 2),), (1,), (slice(2, None, -1),),
+                (slice(1, 3), slice(None, None, 5)), (Ellipsis, slice(-1, None))]:
+        v = t[key]
+        assert v.shape == a[key].shape and v.numpy().shape == a[key].shape
+        assert v.strides == (0,) * v.ndim   # nothing addressed, nothing to overflow
+    assert t.T[1:].shape == a.T[1:].shape
+    assert tg.concat([t[1:], t[:1]]).shape == (3, 0)
+    y = tg.tensor(np.zeros((3, 0))).requires_grad_()   # slicing's gradient of an empty view
+    y[2:].sum().backward()
+    assert y.grad.shape == (3, 0)
+
+
 # -- regress-as-strided-span-int64-max --------------------------------------------
 # a view at offset INT64_MAX over a base at 0 spans INT64_MAX + 1 elements:
 # the count overflowed (UBSan) before the size check.
