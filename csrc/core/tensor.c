@@ -161,7 +161,9 @@ static tg_tensor *tensor_over(tg_storage *s, tg_dtype dt, int ndim, const int64_
         t->shape[i] = shape[i];
         n *= shape[i];
     }
-    if (strides)
+    if (strides && n == 0) /* no element: strides address nothing, and huge ones (from_storage */
+        memset(t->strides, 0, sizeof t->strides); /* and as_strided allow them) would overflow */
+    else if (strides)                             /* every view's start * stride, stride * step */
         memcpy(t->strides, strides, (size_t)ndim * sizeof(int64_t));
     else
         tg__contiguous_strides(ndim, shape, t->strides);

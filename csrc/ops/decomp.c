@@ -890,7 +890,9 @@ tg_tensor *tg_linalg_qr(tg_tensor *a, int complete) {
     tg_tensor *out = src ? packed_zeros(a, m, qc + n) : NULL;
     size_t nb = sizeof(double) * (size_t)(m * n + k + m * qc + qc * n + 1);
     double *work = out ? tg__alloc(nb, who) : NULL;
-    for (int64_t b = 0; work && b < batch; b++) {
+    /* (an empty output, e.g. 2**40 matrices 0 x 0 or m x 0 reduced: nothing to
+     * write, so no loop over the batch) */
+    for (int64_t b = 0; work && out->numel > 0 && b < batch; b++) {
         double *w = work, *tau = w + m * n, *q = tau + k, *r = q + m * qc;
         memcpy(w, (const double *)tg_tensor_data(src) + b * m * n, sizeof(double) * (size_t)(m * n));
         householder_qr(w, m, n, tau, q, qc, r, qc);
@@ -1203,7 +1205,9 @@ tg_tensor *tg_linalg_svd(tg_tensor *a, int full) {
     tg_tensor *out = src ? packed_zeros(a, m + n, c + 1) : NULL;
     size_t nb = sizeof(double) * (size_t)(m * cu + n * cv + k + svd_work(m, n, full) + 1);
     double *mem = out ? tg__alloc(nb, who) : NULL;
-    for (int64_t b = 0; mem && b < batch; b++) {
+    /* (as in qr: an empty output, no loop over a batch of up to 2**61 empty
+     * matrices) */
+    for (int64_t b = 0; mem && out->numel > 0 && b < batch; b++) {
         double *u = mem, *v = u + m * cu, *s = v + n * cv, *work = s + k;
         svd_one((const double *)tg_tensor_data(src) + b * m * n, m, n, full, u, s, v, work);
         double *o = (double *)tg_tensor_data(out) + b * (m + n) * (c + 1);

@@ -56,6 +56,24 @@ extern ModState *tgpy_state; /* the (single) module's state, for C callbacks */
 PyObject *tgpy_raise(void);
 /* Prefix the pending exception's message with "who: " (same type); NULL. */
 PyObject *tgpy_prefix_error(const char *who);
+/* The rule "an error names the function the user called", for a whole
+ * binding: r (a call's result) returned as is; when r is NULL and the pending
+ * error is a plain TypeError, ValueError, IndexError or OverflowError whose
+ * message does not name `who` (as a word), "who: " is put in front (the
+ * original chained as the cause).  Other exceptions (user callbacks'
+ * subclasses, MemoryError, KeyboardInterrupt) pass untouched. */
+PyObject *tgpy_named(const char *who, PyObject *r);
+/* FUNC(name) of the binding files: f_name, the function bound as `name`,
+ * runs the body written after the macro and names its errors (tgpy_named). */
+#define TGPY_NAMED_FUNC(name)                                                                  \
+    static PyObject *f_##name##_body(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,   \
+                                     PyObject *kw);                                            \
+    static PyObject *f_##name(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,          \
+                              PyObject *kw) {                                                  \
+        return tgpy_named(#name, f_##name##_body(mod, args, nargs, kw));                       \
+    }                                                                                          \
+    static PyObject *f_##name##_body(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,   \
+                                     PyObject *kw)
 
 /* Wrap a NEW tg_tensor reference (stolen) into its Python object (new ref).
  * NULL input -> raise the tapegrad error. */

@@ -4,6 +4,7 @@
  */
 #include "common.h"
 
+#include <ctype.h>
 #include <string.h>
 
 ModState *tgpy_state;
@@ -887,6 +888,35 @@ PyObject *tgpy_prefix_error(const char *who) {
     Py_XDECREF(tb);
     PyErr_Restore(t2, v2, tb2);
     return NULL;
+}
+
+/* Does msg name `who` as a word (not inside a longer identifier)? */
+static int names_word(const char *msg, const char *who) {
+    size_t n = strlen(who);
+    for (const char *p = strstr(msg, who); p; p = strstr(p + 1, who)) {
+        int before = p > msg && (p[-1] == '_' || isalnum((unsigned char)p[-1]));
+        int after = p[n] == '_' || isalnum((unsigned char)p[n]);
+        if (!before && !after) return 1;
+    }
+    return 0;
+}
+
+PyObject *tgpy_named(const char *who, PyObject *r) {
+    if (r || who[0] == '_') return r; /* private hooks (_op_apply) keep the op's own message */
+    PyObject *t = PyErr_Occurred();
+    if (!t || (t != PyExc_TypeError && t != PyExc_ValueError && t != PyExc_IndexError &&
+               t != PyExc_OverflowError))
+        return NULL;
+    PyObject *et, *v, *tb;
+    PyErr_Fetch(&et, &v, &tb);
+    PyErr_NormalizeException(&et, &v, &tb);
+    PyObject *s = v ? PyObject_Str(v) : NULL;
+    const char *msg = s ? PyUnicode_AsUTF8(s) : NULL;
+    int named = !msg || names_word(msg, who);
+    PyErr_Clear(); /* from str() or UTF-8, if any: the original error wins */
+    Py_XDECREF(s);
+    PyErr_Restore(et, v, tb);
+    return named ? NULL : tgpy_prefix_error(who);
 }
 
 /* ===================================================================== */

@@ -13,7 +13,8 @@
 
 #include <string.h>
 
-#define FUNC(name) static PyObject *f_##name(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kw)
+/* every error of f_name names `name` (common.h) */
+#define FUNC(name) TGPY_NAMED_FUNC(name)
 #define ARGS(fname, n, npos, ...)                                                     \
     static const char *const names_[] = {__VA_ARGS__};                                \
     PyObject *a[n];                                                                   \

@@ -155,16 +155,25 @@ PyObject *tgpy_binary_function(const char *fname, tgpy_binfn f, PyObject *const 
         PyErr_Format(PyExc_TypeError, "%s() takes exactly two arguments", fname);
         return NULL;
     }
+    PyObject *r;
     if (!tgpy_is_tensor(args[0]) && !tgpy_is_tensor(args[1])) {
         tg_tensor *t = tgpy_as_tensor(args[0], NULL);
-        if (!t) return NULL;
+        if (!t) return tgpy_named(fname, NULL);
         PyObject *xo = W(t);
         if (!xo) return NULL;
-        PyObject *r = binop(xo, args[1], f);
+        r = binop(xo, args[1], f);
         Py_DECREF(xo);
-        return r;
+    } else {
+        r = binop(args[0], args[1], f);
     }
-    return binop(args[0], args[1], f);
+    if (r == Py_NotImplemented) { /* an operator may say so; a function must raise */
+        Py_DECREF(r);
+        PyObject *bad = tgpy_is_tensor(args[1]) ? args[0] : args[1];
+        PyErr_Format(PyExc_TypeError, "%s: unsupported operand type %s (expected a Tensor, a "
+                     "NumPy array, a list or a number)", fname, Py_TYPE(bad)->tp_name);
+        return NULL;
+    }
+    return tgpy_named(fname, r);
 }
 
 /* The number protocol and comparisons of Tensor (tensor.c adds them to the type). */

@@ -810,14 +810,14 @@ PyObject *tgpy_as_function(const char *fname, tgpy_methodfn f, PyObject *const *
         return NULL;
     }
     PyObject *x = args[0];
-    if (tgpy_is_tensor(x)) return f(x, args + 1, nargs - 1, kw);
+    if (tgpy_is_tensor(x)) return tgpy_named(fname, f(x, args + 1, nargs - 1, kw));
     tg_tensor *t = tgpy_as_tensor(x, NULL);
-    if (!t) return NULL;
+    if (!t) return tgpy_named(fname, NULL);
     PyObject *xo = W(t);
     if (!xo) return NULL;
     PyObject *r = f(xo, args + 1, nargs - 1, kw);
     Py_DECREF(xo);
-    return r;
+    return tgpy_named(fname, r);
 }
 
 #define FN(name)                                                                      \

@@ -600,3 +600,37 @@ def cond(A, p=None) -> Tensor:
         raise ValueError(f"linalg.cond: p={p!r} needs a square matrix, got shape {tuple(A.shape)} "
                          f"(p=None or 2 works for any shape)")
     return matrix_norm(A, p) * matrix_norm(inv(A), p)
+
+
+# ---------------------------------------------------------------------------
+# Every error names the function the user called (the project's rule), for
+# the whole module at once: an argument the conversion refuses (a NumPy
+# object array, a string), or a failure inside an op, raises with
+# "linalg.<name>: " in front unless its message already names it (as
+# linalg.<name> or as the op linalg_<name>). Only the plain argument errors
+# are renamed; the original stays chained as the cause.
+# ---------------------------------------------------------------------------
+
+def _named(fn):
+    import functools
+
+    who = f"linalg.{fn.__name__}"
+    op = f"linalg_{fn.__name__}"
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (TypeError, ValueError, IndexError, OverflowError) as e:
+            msg = str(e)
+            if type(e) not in (TypeError, ValueError, IndexError, OverflowError) or \
+                    who in msg or op in msg:
+                raise
+            raise type(e)(f"{who}: {msg}") from e
+    return call
+
+
+for _name in __all__:
+    if callable(globals()[_name]) and not isinstance(globals()[_name], type):
+        globals()[_name] = _named(globals()[_name])
+del _name

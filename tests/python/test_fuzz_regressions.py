@@ -190,6 +190,74 @@ def test_linalg_of_a_huge_batch_of_empty_matrices():
     assert tg.linalg.inv(tg.tensor(small)).shape == np.linalg.inv(small).shape
 
 
+# -- regress-svd-qr-empty-matrices-huge-batch-loop -------------------------------
+# The same hang in qr and svd (found by the long fuzz run of session 6): a
+# batch of 2**40 matrices whose factors are all empty (0 x 0; m x 0 or 0 x n
+# reduced) looped 2**40 times writing nothing.  Where the factors are not
+# empty (complete/full with m or n > 0) the result is 2**40 identities: a
+# clean MemoryError, never a hang.
+
+@pytest.mark.parametrize("shape, mode", [((2**40, 0, 0), 0), ((2**40, 0, 0), 1),
+                                         ((2**40, 3, 0), 0), ((2**40, 0, 3), 0), ((2**40, 0, 3), 1)])
+def test_qr_of_a_huge_batch_of_empty_factors(shape, mode):
+    a = tg.zeros(shape, dtype=tg.float64)
+    q, r = tg.linalg.qr(a, mode="complete" if mode else "reduced")
+    m, n = shape[-2:]
+    k = min(m, n)
+    assert q.shape == (2**40, m, m if mode else k) and r.shape == (2**40, m if mode else k, n)
+
+
+def test_svd_of_a_huge_batch_of_empty_matrices():
+    a = tg.zeros((2**40, 0, 0), dtype=tg.float64)
+    for full in (True, False):
+        u, s, vh = tg.linalg.svd(a, full_matrices=full)
+        assert u.shape == (2**40, 0, 0) and s.shape == (2**40, 0) and vh.shape == (2**40, 0, 0)
+    assert tg.linalg.svdvals(a).shape == (2**40, 0)
+    assert tg._C._op_apply("linalg_svd", [a], "i0=0").shape == (2**40, 0, 1)
+    # non-empty factors of empty matrices: 2**40 identities do not fit
+    with raises(MemoryError, "out of memory"):
+        tg.linalg.svd(tg.zeros((2**40, 3, 0), dtype=tg.float64))
+
+
+@pytest.mark.parametrize("shape", [(3, 0, 0), (2, 3, 0), (2, 0, 3)])
+def test_qr_svd_of_a_small_batch_of_empty_matrices_agree_with_numpy(shape):
+    a = np.zeros(shape)
+    for mode in ("reduced", "complete"):
+        q, r = tg.linalg.qr(tg.tensor(a), mode=mode)
+        nq, nr = np.linalg.qr(a, mode=mode)
+        assert q.shape == nq.shape and r.shape == nr.shape
+        np.testing.assert_allclose(abs(q.numpy()), abs(nq), atol=1e-15)
+    u, s, vh = tg.linalg.svd(tg.tensor(a))
+    nu, ns, nvh = np.linalg.svd(a)
+    assert u.shape == nu.shape and s.shape == ns.shape and vh.shape == nvh.shape
+    np.testing.assert_allclose(abs(u.numpy()), abs(nu), atol=1e-15)
+    np.testing.assert_allclose(abs(vh.numpy()), abs(nvh), atol=1e-15)
+
+
+# -- regress-slice-empty-view-int64-min-stride ------------------------------------
+# An empty tensor may carry any strides (from_storage and NumPy allow them: they
+# address nothing); slicing one with a stride of -2**63 computed start * stride
+# (2 * -2**63: signed overflow, UBSan; found by session 6's long run).  Every
+# view of an empty tensor now stores zero strides, so no view arithmetic on
+# them (start * stride, stride * step) can overflow.
+
+@pytest.mark.parametrize("stride", [-2**63, 2**63 - 1, 2**62])
+def test_views_of_an_empty_tensor_with_huge_strides(stride):
+    from numpy.lib.stride_tricks import as_strided
+    a = as_strided(np.zeros(1, np.uint8), shape=(3, 0), strides=(stride, 1))
+    t = tg.from_numpy(a)
+    for key in [(slice(2, None),), (slice(None, None, 2),), (1,), (slice(2, None, -1),),
+                (slice(1, 3), slice(None, None, 5)), (Ellipsis, slice(-1, None))]:
+        v = t[key]
+        assert v.shape == a[key].shape and v.numpy().shape == a[key].shape
+        assert v.strides == (0,) * v.ndim   # nothing addressed, nothing to overflow
+    assert t.T[1:].shape == a.T[1:].shape
+    assert tg.concat([t[1:], t[:1]]).shape == (3, 0)
+    y = tg.tensor(np.zeros((3, 0))).requires_grad_()   # slicing's gradient of an empty view
+    y[2:].sum().backward()
+    assert y.grad.shape == (3, 0)
+
+
 # -- regress-as-strided-span-int64-max --------------------------------------------
 # a view at offset INT64_MAX over a base at 0 spans INT64_MAX + 1 elements:
 # the count overflowed (UBSan) before the size check.

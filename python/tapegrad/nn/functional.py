@@ -30,8 +30,12 @@ def pad(input, pad, mode="constant", value=None):
     >>> tg.nn.functional.pad(tg.ones(1, 2), (1, 0)).tolist()
     [[0.0, 1.0, 1.0]]
     """
-    x = input if isinstance(input, Tensor) else _C.tensor(input)
-    widths = [int(w) for w in pad]
+    try:
+        x = input if isinstance(input, Tensor) else _C.tensor(input)
+        widths = [int(w) for w in pad]
+    except (TypeError, ValueError) as e:  # name this function, as the C bindings do
+        raise type(e)(f"pad: expected a tensor and a flat tuple of int widths, got "
+                        f"{type(input).__name__} and {pad!r}: {e}") from e
     if len(widths) % 2 or len(widths) // 2 > x.ndim:
         raise ValueError(f"pad: the widths {tuple(widths)} must be pairs, at most one per dim of the input "
                          f"of shape {x.shape} (last dim first)")
