@@ -1486,6 +1486,7 @@ void SFX(tg_gemm_batched)(int nbd, const int64_t *bshape, const int64_t *bsa,
     /* chunks of whole items, each worth about one thread's share */
     int64_t grain = (int64_t)(TG_GEMM_FLOPS_PER_THREAD / (2.0 * mnk)) + 1;
     tg_parallel_for(nitems, grain, SFX(batch_items), &x);
+}
 
 /* ---------------------------------------------------------------------
  * Implicit B: tg_gemm_f32_packb / _f64 (contract in gemm.h).  The loops
