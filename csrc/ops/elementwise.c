@@ -215,9 +215,10 @@ static tg_tensor *unary_kernel(const char *who, tg_tensor *x, tg_dtype dt, const
     }
 
 /* The same for a gradient kernel out = g * f'(x) (kernels/vmath.h,
- * tg_vmath_grad_fn) as a binary row: p[0] = out, p[1] = g, p[2] = x.  Strided
- * or broadcast operands are gathered into small buffers, so every layout
- * gives the bits of the contiguous path. */
+ * tg_vmath_grad_fn) as a binary row: p[0] = out, p[1] = g, p[2] = x.  An
+ * operand that is not contiguous is gathered into a small buffer (a
+ * broadcast g, stride 0, as sum().backward() gives, is filled once), so
+ * every layout gives the bits of the contiguous path. */
 #define VMATH_GRAD_ROW(NAME)                                                           \
     static void NAME##_f32(int64_t n, char **p, const int64_t *s, void *ctx) {         \
         (void)ctx;                                                                     \
@@ -226,15 +227,22 @@ static tg_tensor *unary_kernel(const char *who, tg_tensor *x, tg_dtype dt, const
             f(n, (const float *)p[1], (const float *)p[2], (float *)p[0]);             \
             return;                                                                    \
         }                                                                              \
-        float gb[256], xb[256];                                                        \
+        float gb[256], xb[256], ob[256];                                               \
+        if (s[1] == 0)                                                                 \
+            for (int j = 0; j < 256; j++) gb[j] = *(const float *)p[1];                \
         for (int64_t i0 = 0; i0 < n; i0 += 256) {                                      \
             int64_t m = n - i0 < 256 ? n - i0 : 256;                                   \
-            for (int64_t j = 0; j < m; j++) {                                          \
-                gb[j] = *(const float *)(p[1] + (i0 + j) * s[1]);                      \
-                xb[j] = *(const float *)(p[2] + (i0 + j) * s[2]);                      \
-            }                                                                          \
-            f(m, gb, xb, gb);                                                          \
-            for (int64_t j = 0; j < m; j++) *(float *)(p[0] + (i0 + j) * s[0]) = gb[j]; \
+            const float *gp = gb, *xp = xb;                                            \
+            float *op = s[0] == 4 ? (float *)p[0] + i0 : ob;                           \
+            if (s[1] == 4) gp = (const float *)p[1] + i0;                              \
+            else if (s[1] != 0)                                                        \
+                for (int64_t j = 0; j < m; j++) gb[j] = *(const float *)(p[1] + (i0 + j) * s[1]); \
+            if (s[2] == 4) xp = (const float *)p[2] + i0;                              \
+            else                                                                       \
+                for (int64_t j = 0; j < m; j++) xb[j] = *(const float *)(p[2] + (i0 + j) * s[2]); \
+            f(m, gp, xp, op);                                                          \
+            if (op == ob)                                                              \
+                for (int64_t j = 0; j < m; j++) *(float *)(p[0] + (i0 + j) * s[0]) = ob[j]; \
         }                                                                              \
     }
 
