@@ -172,9 +172,14 @@ def bench_elementwise(tab, sizes):
         for name, ft, fn, fx in [("add", lambda: ta + tb, lambda: a + b, lambda: xa + xb),
                                  ("mul", lambda: ta * tb, lambda: a * b, lambda: xa * xb),
                                  ("exp", lambda: ta.exp(), lambda: np.exp(a), lambda: xa.exp()),
-                                 ("tanh", lambda: ta.tanh(), lambda: np.tanh(a), lambda: xa.tanh())]:
+                                 ("tanh", lambda: ta.tanh(), lambda: np.tanh(a), lambda: xa.tanh()),
+                                 # NumPy has neither: erf and GELU are tapegrad vs PyTorch
+                                 ("erf", lambda: tg.erf(ta), None, lambda: torch.erf(xa)),
+                                 ("gelu", lambda: tg.nn.functional.gelu(ta), None,
+                                  lambda: torch.nn.functional.gelu(xa))]:
             t = timeit(ft)
-            tab.add(f"{name} {n:.0e} float32", t, timeit(fn), timeit(fx) if torch is not None else None,
+            tab.add(f"{name} {n:.0e} float32", t, timeit(fn) if fn is not None else None,
+                    timeit(fx) if torch is not None else None,
                     note=f"{n * 4 * (3 if name in ('add', 'mul') else 2) / t / 1e9:.1f} GB/s")
 
 

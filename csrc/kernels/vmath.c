@@ -24,7 +24,9 @@
      tg_vm_sumsq_f32_##SUFFIX, tg_vm_sumsq_f64_##SUFFIX,                              \
      tg_vm_acc_f32_##SUFFIX, tg_vm_acc_f64_##SUFFIX, tg_vm_max_f32_##SUFFIX,          \
      tg_vm_min_f32_##SUFFIX, tg_vm_max_f64_##SUFFIX, tg_vm_min_f64_##SUFFIX,          \
-     tg_vm_adam_f32_##SUFFIX, tg_vm_sgd_f32_##SUFFIX, tg_vm_rmsprop_f32_##SUFFIX}
+     tg_vm_adam_f32_##SUFFIX, tg_vm_sgd_f32_##SUFFIX, tg_vm_rmsprop_f32_##SUFFIX,     \
+     tg_vm_erf_f32_##SUFFIX, tg_vm_gelu_f32_##SUFFIX, tg_vm_gelu_tanh_f32_##SUFFIX,   \
+     tg_vm_gelu_grad_f32_##SUFFIX, tg_vm_gelu_tanh_grad_f32_##SUFFIX}
 
 static const tg_vmath_table table_base = VM_TABLE(base, "baseline");
 
@@ -49,7 +51,12 @@ static const tg_vmath_table table_base = VM_TABLE(base, "baseline");
     void tg_vm_sgd_f32_##SUFFIX(int64_t, float *, const float *, float *, const double *, \
                                 int);                                                   \
     void tg_vm_rmsprop_f32_##SUFFIX(int64_t, float *, const float *, float *, float *,  \
-                                    const double *, int);
+                                    const double *, int);                               \
+    void tg_vm_erf_f32_##SUFFIX(int64_t, const float *, float *);                       \
+    void tg_vm_gelu_f32_##SUFFIX(int64_t, const float *, float *);                      \
+    void tg_vm_gelu_tanh_f32_##SUFFIX(int64_t, const float *, float *);                 \
+    void tg_vm_gelu_grad_f32_##SUFFIX(int64_t, const float *, const float *, float *);  \
+    void tg_vm_gelu_tanh_grad_f32_##SUFFIX(int64_t, const float *, const float *, float *);
 
 /* One SIMD build per architecture, under the name of its instruction set;
  * the other architecture's name is known, and refused with the reason. */
@@ -134,6 +141,15 @@ static int vm_close(float got, float want) {
     return fabs((double)got - (double)want) <= 2.0 * ulp;
 }
 
+/* For gelu and its gradients, whose error is stated in absolute terms
+ * (vmath.h): equal, both NaN, or |got - want| <= tol. */
+static int vm_close_abs(float got, float want, double tol) {
+    if (got != got || want != want) return got != got && want != want;
+    if (got == want) return 1;
+    if (isinf(got) || isinf(want)) return 0;
+    return fabs((double)got - (double)want) <= tol;
+}
+
 static int same64(double a, double b) { return memcmp(&a, &b, sizeof a) == 0 || (a != a && b != b); }
 
 enum { VM_ST_N = 67 };
@@ -169,6 +185,43 @@ static int selftest_table(const tg_vmath_table *t, char *why, size_t n) {
                     return -1;
                 }
         }
+    /* erf (each build within 1.5 ulp of erf: within 3 of each other), gelu and
+     * gelu_tanh (within 2 ulp of x each) and their gradients (g = 1.5; the
+     * bounds of vmath.h, widened for the difference of two builds) */
+    for (int l = 0; l < 3; l++) {
+        const float *in = x + (l == 0 ? 0 : 1);
+        float g[VM_ST_N];
+        for (int i = 0; i < lens[l]; i++) g[i] = 1.5f;
+        t->erf_f32(lens[l], in, y1);
+        b->erf_f32(lens[l], in, y2);
+        for (int i = 0; i < lens[l]; i++)
+            if (!vm_close(y1[i], y2[i]) &&
+                !vm_close_abs(y1[i], y2[i], 3.0 * fabs((double)nextafterf(y2[i], INFINITY) - y2[i]))) {
+                snprintf(why, n, "erf(%.9g) = %.9g, the baseline gives %.9g", (double)in[i],
+                         (double)y1[i], (double)y2[i]);
+                return -1;
+            }
+        static const char *gnames[4] = {"gelu", "gelu_tanh", "gelu gradient", "gelu_tanh gradient"};
+        for (int k = 0; k < 4; k++) {
+            if (k < 2) {
+                (k == 0 ? t->gelu_f32 : t->gelu_tanh_f32)(lens[l], in, y1);
+                (k == 0 ? b->gelu_f32 : b->gelu_tanh_f32)(lens[l], in, y2);
+            } else {
+                (k == 2 ? t->gelu_grad_f32 : t->gelu_tanh_grad_f32)(lens[l], g, in, y1);
+                (k == 2 ? b->gelu_grad_f32 : b->gelu_tanh_grad_f32)(lens[l], g, in, y2);
+            }
+            for (int i = 0; i < lens[l]; i++) {
+                double ax = fabs((double)in[i]);
+                double tol = k < 2 ? 4.0 * (ax > 1e-30 ? ax : 1e-30) * 1.1920928955078125e-07
+                                   : 48.0 * (ax > 1.0 ? ax : 1.0) * 5.9604644775390625e-08;
+                if (!vm_close_abs(y1[i], y2[i], tol)) {
+                    snprintf(why, n, "%s(%.9g) = %.9g, the baseline gives %.9g", gnames[k],
+                             (double)in[i], (double)y1[i], (double)y2[i]);
+                    return -1;
+                }
+            }
+        }
+    }
     /* the reductions: every length up to 2 x 16 lanes + 3, then the whole array */
     for (int len = 0; len <= VM_ST_N; len += len < 35 ? 1 : VM_ST_N - 35) {
         /* xs + 1: an odd start address; len <= VM_ST_N stays inside xs */

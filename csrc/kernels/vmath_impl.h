@@ -139,6 +139,111 @@ static inline float VM(sigmoid1)(float x) {
     return x >= 0.0f ? 1.0f / d : t / d;
 }
 
+/* ---- erf ------------------------------------------------------------------
+ * With a = |x| (erf is odd: the sign of x is put back at the end, which also
+ * gives erf(-0) = -0):
+ *   a < 1:  erf(a) = a + a Q(a^2), Q of degree 6 in a^2 (Q(0) = 2/sqrt(pi) - 1,
+ *           so the leading term a is exact and Q's error is damped);
+ *   a >= 1: erf(a) = 1 - erfc(a), erfc(a) = e^{-a^2} R(a), R of degree 8 in
+ *           a - 2.5 fitted on [1, 4] for the absolute error of erfc
+ *           (erfc(1) = 0.157, so the subtraction loses nothing that
+ *           matters).  a is clamped to 4 in R, and above 3.9192057 (where
+ *           erfc(a) falls below half an ulp of 1) the result is exactly 1,
+ *           as erff's; e^{-a^2} is 0 for infinite a.
+ * Fitted errors (float32 coefficients, fitted one at a time, each after the
+ * ones before it were rounded): |dQ| < 1.3e-9, |d erfc| < 2.5e-9; the
+ * measured error of the whole float32 computation is in vmath.h.  (A switch
+ * at 1.25 instead of 1 was tried: the rounding in Horner's rule with a^2 up
+ * to 1.56 gave 2.0 ulp near 1.25.)  Both branches are computed and one is
+ * selected, so the loop is branch-free.  e^{-a^2} is computed from the
+ * rounded a^2: its relative error (at most 2^-24 a^2) costs at most 0.1 ulp.
+ * e = e^{-a^2} is an argument because gelu's gradient needs it too
+ * (phi(x) = e^{-x^2/2} / sqrt(2 pi) with a = |x| / sqrt(2)).
+ * Returns erf(a) for a >= 0 (any value for NaN: the callers select). */
+static inline float VM(erf_abs)(float a, float e) {
+    float s = a * a;
+    float q = VM_FMA(7.920303324e-05f, s, -8.030750323e-04f);
+    q = VM_FMA(q, s, 5.190733355e-03f);
+    q = VM_FMA(q, s, -2.685512602e-02f);
+    q = VM_FMA(q, s, 1.128361821e-01f);
+    q = VM_FMA(q, s, -3.761262894e-01f);
+    q = VM_FMA(q, s, 1.283791661e-01f);
+    float small = VM_FMA(a, q, a);
+    float u = (a < 4.0f ? a : 4.0f) - 2.5f;
+    float r = VM_FMA(1.068518686e-04f, u, 2.251050755e-04f);
+    r = VM_FMA(r, u, 5.433909828e-04f);
+    r = VM_FMA(r, u, -6.610871642e-04f);
+    r = VM_FMA(r, u, 2.302470850e-03f);
+    r = VM_FMA(r, u, -8.132291026e-03f);
+    r = VM_FMA(r, u, 2.491461672e-02f);
+    r = VM_FMA(r, u, -7.434218377e-02f);
+    r = VM_FMA(r, u, 2.108076066e-01f);
+    float big = VM_FMA(-e, r, 1.0f);
+    /* above 3.9192057 the correctly rounded erf is 1: there 1 - e R rounds
+     * to 1 - 2^-24 for a few thousand floats more (R's error is 0.5 ulp of 1
+     * at most), so the saturation is made exact, as erff's */
+    big = a > 3.9192057f ? 1.0f : big;
+    return a < 1.0f ? small : big;
+}
+
+static inline float VM(abs1)(float x) { return VM(from_bits)(VM(bits)(x) & 0x7fffffffu); }
+/* |y| with the sign of x */
+static inline float VM(signed1)(float y, float x) {
+    return VM(from_bits)((VM(bits)(y) & 0x7fffffffu) | (VM(bits)(x) & 0x80000000u));
+}
+
+static inline float VM(erf1)(float x) {
+    float a = VM(abs1)(x);
+    float y = VM(signed1)(VM(erf_abs)(a, VM(exp1)(-(a * a))), x);
+    return x != x ? x : y;
+}
+
+/* ---- gelu -----------------------------------------------------------------
+ * gelu(x) = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, in PyTorch's order
+ * of operations (0.5 x (1 + erf(x / sqrt 2))): below x = -5.54 erf rounds to
+ * -1 and the result is -0, as PyTorch's; gelu(+inf) = +inf, gelu(-inf) = NaN
+ * (-inf * 0), as the formula and PyTorch's float32 kernel give.
+ * The gradient Phi(x) + x phi(x) reuses erf's e^{-x^2/2}:
+ * phi(x) = e^{-x^2/2} / sqrt(2 pi); at x = +-inf it is inf * 0 = NaN, as
+ * PyTorch's. */
+#define VM_SQRT1_2 0.707106781f
+#define VM_INV_SQRT_2PI 0.398942280f
+
+static inline float VM(gelu1)(float x) {
+    float z = x * VM_SQRT1_2;
+    return 0.5f * x * (1.0f + VM(erf1)(z));
+}
+
+static inline float VM(gelu_grad1)(float g, float x) {
+    float z = x * VM_SQRT1_2;
+    float a = VM(abs1)(z);
+    float e = VM(exp1)(-(a * a));
+    float erf = VM(signed1)(VM(erf_abs)(a, e), z);
+    erf = x != x ? x : erf;
+    float d = VM_FMA(x, e * VM_INV_SQRT_2PI, 0.5f * (1.0f + erf));
+    return g * d;
+}
+
+/* gelu(x, approximate='tanh') = x/2 (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3),
+ * and its gradient (1 + t)/2 + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2)
+ * with t = tanh(u): the vector tanh above (<= 2 ulp) does the work. */
+#define VM_GELU_K0 0.797884561f /* sqrt(2 / pi) */
+#define VM_GELU_K1 0.044715f
+
+static inline float VM(gelu_tanh1)(float x) {
+    float u = VM_GELU_K0 * VM_FMA(VM_GELU_K1 * x, x * x, x);
+    return 0.5f * x * (1.0f + VM(tanh1)(u));
+}
+
+static inline float VM(gelu_tanh_grad1)(float g, float x) {
+    float x2 = x * x;
+    float u = VM_GELU_K0 * VM_FMA(VM_GELU_K1 * x, x2, x);
+    float t = VM(tanh1)(u);
+    float dt = VM_FMA(-t, t, 1.0f) * VM_FMA(3.0f * VM_GELU_K1, x2, 1.0f);
+    float d = VM_FMA(0.5f * x, VM_GELU_K0 * dt, 0.5f * (1.0f + t));
+    return g * d;
+}
+
 #define VM_UNARY_LOOP(NAME)                                                    \
     void VM(NAME##_f32)(int64_t n, const float *x, float *y) {                 \
         for (int64_t i = 0; i < n; i++) y[i] = VM(NAME##1)(x[i]);              \
@@ -147,6 +252,17 @@ VM_UNARY_LOOP(exp)
 VM_UNARY_LOOP(log)
 VM_UNARY_LOOP(tanh)
 VM_UNARY_LOOP(sigmoid)
+VM_UNARY_LOOP(erf)
+VM_UNARY_LOOP(gelu)
+VM_UNARY_LOOP(gelu_tanh)
+
+/* out[i] = g[i] * f'(x[i]): the first-order gradient of gelu in one pass */
+#define VM_GRAD_LOOP(NAME)                                                     \
+    void VM(NAME##_f32)(int64_t n, const float *g, const float *x, float *out) { \
+        for (int64_t i = 0; i < n; i++) out[i] = VM(NAME##1)(g[i], x[i]);     \
+    }
+VM_GRAD_LOOP(gelu_grad)
+VM_GRAD_LOOP(gelu_tanh_grad)
 
 /* ---- sums -----------------------------------------------------------------
  * 16 partial sums in float64, element i going to partial i % 16.  Each

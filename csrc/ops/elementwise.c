@@ -214,6 +214,38 @@ static tg_tensor *unary_kernel(const char *who, tg_tensor *x, tg_dtype dt, const
         }                                                                              \
     }
 
+/* The same for a gradient kernel out = g * f'(x) (kernels/vmath.h,
+ * tg_vmath_grad_fn) as a binary row: p[0] = out, p[1] = g, p[2] = x.  An
+ * operand that is not contiguous is gathered into a small buffer (a
+ * broadcast g, stride 0, as sum().backward() gives, is filled once), so
+ * every layout gives the bits of the contiguous path. */
+#define VMATH_GRAD_ROW(NAME)                                                           \
+    static void NAME##_f32(int64_t n, char **p, const int64_t *s, void *ctx) {         \
+        (void)ctx;                                                                     \
+        tg_vmath_grad_fn f = tg_vmath()->NAME##_f32;                                   \
+        if (s[0] == 4 && s[1] == 4 && s[2] == 4) {                                     \
+            f(n, (const float *)p[1], (const float *)p[2], (float *)p[0]);             \
+            return;                                                                    \
+        }                                                                              \
+        float gb[256], xb[256], ob[256];                                               \
+        if (s[1] == 0)                                                                 \
+            for (int j = 0; j < 256; j++) gb[j] = *(const float *)p[1];                \
+        for (int64_t i0 = 0; i0 < n; i0 += 256) {                                      \
+            int64_t m = n - i0 < 256 ? n - i0 : 256;                                   \
+            const float *gp = gb, *xp = xb;                                            \
+            float *op = s[0] == 4 ? (float *)p[0] + i0 : ob;                           \
+            if (s[1] == 4) gp = (const float *)p[1] + i0;                              \
+            else if (s[1] != 0)                                                        \
+                for (int64_t j = 0; j < m; j++) gb[j] = *(const float *)(p[1] + (i0 + j) * s[1]); \
+            if (s[2] == 4) xp = (const float *)p[2] + i0;                              \
+            else                                                                       \
+                for (int64_t j = 0; j < m; j++) xb[j] = *(const float *)(p[2] + (i0 + j) * s[2]); \
+            f(m, gp, xp, op);                                                          \
+            if (op == ob)                                                              \
+                for (int64_t j = 0; j < m; j++) *(float *)(p[0] + (i0 + j) * s[0]) = ob[j]; \
+        }                                                                              \
+    }
+
 /* The forward of a differentiable binary op: promote, compute, record, save
  * both inputs. */
 /* The promoted dtype of a and b, read only when both exist (a NULL input
@@ -1043,7 +1075,11 @@ TG_DEFINE_OP(leaky_relu, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64"
              .apply = apply_leaky_relu, .examples = "~3x4|f0=0.1;~T2x3|f0=0.2",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
-UNARY_ROWS_F(erf, erff(x), erf(x))
+/* float32: the vector erf of kernels/vmath.h; float64: libm's erf (a vector
+ * float64 erf would need polynomials about twice as long for its 53 bits,
+ * and float64 is the precision of gradchecks, not of training steps). */
+VMATH_ROW(erf)
+UNARY_ROW(erf_f64, double, erf(x))
 static const row_table erf_rows = {erf_f32, erf_f64, NULL};
 tg_tensor *tg_erf(tg_tensor *x) { return unary_op(&tg_opdef_erf, x, &erf_rows, NULL, true, false); }
 static tg_status erf_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
@@ -1066,17 +1102,30 @@ TG_DEFINE_OP(erf, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtyp
              .forward = "y = erf(x)", .forward_tex = "y = \\operatorname{erf}(x)",
              .vjp = "dx = dy * 2/sqrt(pi) * exp(-x^2)",
              .vjp_tex = "\\bar x = \\bar y \\odot \\tfrac{2}{\\sqrt\\pi} e^{-x^2}",
-             .doc = "The error function.", .backward = erf_vjp, .apply = apply_erf,
+             .doc = "The error function. float32: vectorized kernel, error <= 1.5 ulp (kernels/vmath.h); float64: libm.", .backward = erf_vjp, .apply = apply_erf,
              .examples = "3x4;T2x3",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
-UNARY_ROWS_F(gelu, 0.5f * x * (1.0f + erff(x * 0.70710678f)), 0.5 * x * (1.0 + erf(x * 0.7071067811865476)))
+/* gelu: float32 through the vector kernels (the erf above; the gradient
+ * g * (Phi(x) + x phi(x)) in one pass); float64 through libm. */
+VMATH_ROW(gelu)
+UNARY_ROW(gelu_f64, double, 0.5 * x * (1.0 + erf(x * 0.7071067811865476)))
 static const row_table gelu_rows = {gelu_f32, gelu_f64, NULL};
+VMATH_GRAD_ROW(gelu_grad)
+BINARY_ROW(gelu_grad_f64, double,
+           a * (0.5 * (1.0 + erf(b * 0.7071067811865476)) + b * (0.3989422804014327 * exp(-0.5 * b * b))))
+static const row_table gelu_grad_rows = {gelu_grad_f32, gelu_grad_f64, NULL};
 tg_tensor *tg_gelu(tg_tensor *x) { return unary_op(&tg_opdef_gelu, x, &gelu_rows, NULL, true, false); }
 static tg_status gelu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *x = SAVED(0);
     CHECK(x);
+    if (!tg_grad_enabled() && g->dtype == x->dtype) { /* no create_graph: one fused, threaded pass */
+        CHECK(gi[0] = binary_kernel("gelu backward", g, x, x->dtype, x->dtype, &gelu_grad_rows,
+                                    NULL, tg_opdef_gelu.cost));
+        return TG_OK;
+    }
+    /* create_graph: the same formula with ops, so that it can be differentiated again */
     /* Phi(x) + x phi(x), Phi(x) = (1 + erf(x/sqrt2))/2, phi(x) = exp(-x^2/2)/sqrt(2 pi) */
     tg_tensor *xs = tg_mul_scalar(x, 0.7071067811865476);
     tg_tensor *er = xs ? tg_erf(xs) : NULL;
@@ -1104,7 +1153,7 @@ TG_DEFINE_OP(gelu, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dty
              .forward = "y = x * Phi(x)", .forward_tex = "y = x\\,\\Phi(x)",
              .vjp = "dx = dy * (Phi(x) + x * phi(x))",
              .vjp_tex = "\\bar x = \\bar y \\odot (\\Phi(x) + x\\,\\varphi(x))",
-             .doc = "Gaussian error linear unit (exact, with erf).", .backward = gelu_vjp,
+             .doc = "Gaussian error linear unit (exact, with erf). float32: vectorized kernels (kernels/vmath.h), error <= 2 ulp of x, gradient in one pass; float64: libm.", .backward = gelu_vjp,
              .apply = apply_gelu, .examples = "3x4;T2x3",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
@@ -2296,9 +2345,17 @@ TG_DEFINE_OP(mish, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "flo
 
 #define GELU_K0 0.7978845608028654 /* sqrt(2 / pi) */
 #define GELU_K1 0.044715
-UNARY_ROWS_F(gelu_tanh, 0.5f * x * (1.0f + tanhf((float)GELU_K0 * (x + (float)GELU_K1 * (x * x * x)))),
-             0.5 * x * (1.0 + tanh(GELU_K0 * (x + GELU_K1 * (x * x * x)))))
+/* float32 through the vector tanh (kernels/vmath.h), gradient in one pass */
+VMATH_ROW(gelu_tanh)
+UNARY_ROW(gelu_tanh_f64, double, 0.5 * x * (1.0 + tanh(GELU_K0 * (x + GELU_K1 * (x * x * x)))))
 static const row_table gelu_tanh_rows = {gelu_tanh_f32, gelu_tanh_f64, NULL};
+static inline double gelu_tanh_grad_d(double x) {
+    double t = tanh(GELU_K0 * (x + GELU_K1 * (x * x * x)));
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_K0 * (1.0 + 3.0 * GELU_K1 * x * x);
+}
+VMATH_GRAD_ROW(gelu_tanh_grad)
+BINARY_ROW(gelu_tanh_grad_f64, double, a * gelu_tanh_grad_d(b))
+static const row_table gelu_tanh_grad_rows = {gelu_tanh_grad_f32, gelu_tanh_grad_f64, NULL};
 tg_tensor *tg_gelu_tanh(tg_tensor *x) {
     ACTIVATION_DTYPE("gelu_tanh", x);
     return unary_op(&tg_opdef_gelu_tanh, x, &gelu_tanh_rows, NULL, true, false);
@@ -2307,6 +2364,12 @@ static tg_status gelu_tanh_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *
     (void)ctx;
     tg_tensor *x = SAVED(0);
     CHECK(x);
+    if (!tg_grad_enabled() && g->dtype == x->dtype) { /* no create_graph: one fused, threaded pass */
+        CHECK(gi[0] = binary_kernel("gelu_tanh backward", g, x, x->dtype, x->dtype,
+                                    &gelu_tanh_grad_rows, NULL, tg_opdef_gelu_tanh.cost));
+        return TG_OK;
+    }
+    /* create_graph: with ops, differentiable again */
     /* u = k0 (x + k1 x^3), t = tanh(u):
      * dy/dx = (1 + t) / 2 + x / 2 (1 - t^2) k0 (1 + 3 k1 x^2) */
     tg_tensor *x2 = tg_mul(x, x);
@@ -2340,7 +2403,7 @@ TG_DEFINE_OP(gelu_tanh, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1,
              .forward_tex = "y = \\tfrac{x}{2}\\,(1 + \\tanh(\\sqrt{2/\\pi}\\,(x + 0.044715\\,x^{3})))",
              .vjp = "dx = dy * ((1 + t) / 2 + x / 2 * (1 - t^2) * sqrt(2/pi) * (1 + 3 * 0.044715 x^2))",
              .vjp_tex = "\\bar x = \\bar y \\odot (\\tfrac{1 + t}{2} + \\tfrac{x}{2} (1 - t^{2}) \\sqrt{2/\\pi}\\,(1 + 0.134145\\,x^{2}))",
-             .doc = "GELU's tanh approximation: gelu(x, approximate='tanh').", .backward = gelu_tanh_vjp,
+             .doc = "GELU's tanh approximation: gelu(x, approximate='tanh'). float32: through the vectorized tanh (kernels/vmath.h), gradient in one pass; float64: libm.", .backward = gelu_tanh_vjp,
              .apply = apply_gelu_tanh, .examples = "3x4;T2x3",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 

@@ -31,6 +31,12 @@
 #define ULP_LOG 1.0
 #define ULP_TANH 1.5
 #define ULP_SIGMOID 2.5
+#define ULP_ERF 1.5
+/* gelu and gelu_tanh: absolute error in ulps of x; their gradients (g = 1):
+ * absolute error in units of 2^-24 */
+#define ULPX_GELU 2.0
+#define U24_GELU_GRAD 3.0
+#define U24_GELU_TANH_GRAD 12.0
 
 /* The versions this CPU can run ("baseline", and SIMD when it has it),
  * found when the suite is made: every test runs on each of them, and a
@@ -64,16 +70,19 @@ static double ref(int k, float x) {
     case 0: return exp(v);
     case 1: return log(v);
     case 2: return tanh(v);
-    default: return v >= 0 ? 1.0 / (1.0 + exp(-v)) : exp(v) / (1.0 + exp(v));
+    case 3: return v >= 0 ? 1.0 / (1.0 + exp(-v)) : exp(v) / (1.0 + exp(v));
+    default: return erf(v);
     }
 }
 
 static tg_vmath_unary_fn fn_of(const tg_vmath_table *t, int k) {
-    return k == 0 ? t->exp_f32 : k == 1 ? t->log_f32 : k == 2 ? t->tanh_f32 : t->sigmoid_f32;
+    return k == 0 ? t->exp_f32 : k == 1 ? t->log_f32 : k == 2 ? t->tanh_f32
+         : k == 3 ? t->sigmoid_f32 : t->erf_f32;
 }
 
-static const double bounds[4] = {ULP_EXP, ULP_LOG, ULP_TANH, ULP_SIGMOID};
-static const char *names[4] = {"exp", "log", "tanh", "sigmoid"};
+enum { N_UNARY = 5 };
+static const double bounds[N_UNARY] = {ULP_EXP, ULP_LOG, ULP_TANH, ULP_SIGMOID, ULP_ERF};
+static const char *names[N_UNARY] = {"exp", "log", "tanh", "sigmoid", "erf"};
 
 /* Sweep float32 bit patterns at a stride (both signs, every exponent,
  * subnormals, inf and NaN patterns included) through the vector loop. */
@@ -116,6 +125,8 @@ START_TEST(test_unary_accuracy_edges) {
         {1, 1.0f}, {1, 0.70710678f}, {1, 1.41421356f}, {1, 1.17549435e-38f}, {1, 3.0e38f},
         {2, 0.625f}, {2, -0.625f}, {2, 0.0f}, {2, 9.0f},
         {3, 0.0f}, {3, -88.0f}, {3, 17.0f},
+        /* erf: the switch at |x| = 1, the saturation to +-1 near 3.92, the clamp at 4 */
+        {4, 0.0f}, {4, 1.0f}, {4, -1.0f}, {4, 3.9192f}, {4, -3.9192f}, {4, 4.0f}, {4, 1e-38f},
     };
     for (int t = 0; t < n_isas; t++) {
         const tg_vmath_table *tab = tg_vmath_by_name(isas[t]);
@@ -165,11 +176,134 @@ START_TEST(test_unary_special_values) {
         tab->sigmoid_f32(12, x, y);
         ck_assert(y[0] == 1.0f && y[1] == 0.0f && isnan(y[2]) && isnan(y[3]));
         ck_assert(y[4] == 0.5f && y[5] == 0.5f && y[6] == 1.0f && y[7] == 0.0f);
+        tab->erf_f32(12, x, y);
+        ck_assert(y[0] == 1.0f && y[1] == -1.0f && isnan(y[2]) && isnan(y[3]));
+        ck_assert(y[4] == 0.0f && !signbit(y[4]) && y[5] == 0.0f && signbit(y[5]));
+        ck_assert(y[6] == 1.0f && y[7] == -1.0f && y[8] == 1.0f && y[9] == -1.0f);
+        ck_assert(y[10] > 0.0f && y[10] <= 3e-45f && fabsf(y[11] + 0.84270079f) < 1e-7f);
         /* in place: x and y the same array */
         float z[3] = {0.0f, 1.0f, -1.0f};
         tab->exp_f32(3, z, z);
         ck_assert(z[0] == 1.0f && fabsf(z[1] - 2.7182817f) < 3e-7f && fabsf(z[2] - 0.36787945f) < 3e-8f);
     }
+}
+END_TEST
+
+/* erf on every float32 in [1e-3, 4.5] (both signs in the light run's
+ * stride), where both polynomials and the switch between them are. */
+START_TEST(test_erf_dense) {
+    const uint32_t lo = 0x3a83126fu /* 1e-3 */, hi = 0x40900000u /* 4.5 */;
+    const uint32_t step = tt_light() ? 97 : 1;
+    enum { B = 4096 };
+    static float x[B], y[B];
+    for (int t = 0; t < n_isas; t++) {
+        const tg_vmath_table *tab = tg_vmath_by_name(isas[t]);
+        ck_assert_ptr_nonnull(tab);
+        double worst = 0;
+        float worst_x = 0;
+        for (int sign = 0; sign < 2; sign++)
+            for (uint32_t b = lo; b < hi;) {
+                int m = 0;
+                for (; m < B && b < hi; m++, b += step) x[m] = from_bits(b | (uint32_t)sign << 31);
+                tab->erf_f32(m, x, y);
+                for (int i = 0; i < m; i++) {
+                    double e = ulp_error(y[i], erf((double)x[i]));
+                    if (e > worst) { worst = e; worst_x = x[i]; }
+                }
+            }
+        ck_assert_msg(worst <= ULP_ERF, "%s erf: %.3f ulp at x = %.9g (bound %.1f)", isas[t], worst,
+                      (double)worst_x, ULP_ERF);
+    }
+}
+END_TEST
+
+static double gelu_ref(double x) { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752)); }
+static double gelu_grad_ref(double x) {
+    return 0.5 * (1.0 + erf(x * 0.70710678118654752)) + x * exp(-0.5 * x * x) * 0.3989422804014327;
+}
+static double gelu_tanh_ref(double x) {
+    return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+}
+static double gelu_tanh_grad_ref(double x) {
+    double t = tanh(0.7978845608028654 * (x + 0.044715 * x * x * x));
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * x * x);
+}
+/* ulp of |v| as a float32 (the subnormal spacing below the normal range) */
+static double ulp_of(double v) {
+    float w = (float)fabs(v);
+    if (w < 1.17549435e-38f) return 1.40129846e-45;
+    int e;
+    frexp(w, &e);
+    return ldexp(1.0, e - 24);
+}
+
+/* gelu, gelu_tanh and their gradients (times g) against float64, on
+ * [-12, 12] at a step of 1e-5, with the absolute bounds of vmath.h; then
+ * the special values. */
+START_TEST(test_gelu_accuracy) {
+    enum { N = 2400001 };
+    float *x = malloc(N * sizeof *x), *g = malloc(N * sizeof *g), *y = malloc(N * sizeof *y);
+    ck_assert(x && g && y);
+    const int step = tt_light() ? 37 : 1;
+    int n = 0;
+    for (int i = 0; i < N; i += step, n++) {
+        x[n] = (float)((double)(i - N / 2) * 1e-5);
+        g[n] = (float)(1 + i % 3) * 0.5f; /* g varies: the product is part of the kernel */
+    }
+    static const char *what[4] = {"gelu", "gelu_tanh", "gelu gradient", "gelu_tanh gradient"};
+    for (int t = 0; t < n_isas; t++) {
+        const tg_vmath_table *tab = tg_vmath_by_name(isas[t]);
+        ck_assert_ptr_nonnull(tab);
+        for (int k = 0; k < 4; k++) {
+            if (k == 0) tab->gelu_f32(n, x, y);
+            if (k == 1) tab->gelu_tanh_f32(n, x, y);
+            if (k == 2) tab->gelu_grad_f32(n, g, x, y);
+            if (k == 3) tab->gelu_tanh_grad_f32(n, g, x, y);
+            double worst = 0;
+            float worst_x = 0;
+            for (int i = 0; i < n; i++) {
+                double xi = x[i], want, unit;
+                if (k < 2) {
+                    want = k == 0 ? gelu_ref(xi) : gelu_tanh_ref(xi);
+                    unit = ulp_of(xi);
+                } else {
+                    want = g[i] * (k == 2 ? gelu_grad_ref(xi) : gelu_tanh_grad_ref(xi));
+                    unit = g[i] * 5.9604644775390625e-08; /* 2^-24 */
+                }
+                double e = fabs((double)y[i] - want) / unit;
+                if (!(e <= worst)) { worst = e; worst_x = x[i]; }
+            }
+            double bound = k < 2 ? ULPX_GELU : k == 2 ? U24_GELU_GRAD : U24_GELU_TANH_GRAD;
+            ck_assert_msg(worst <= bound, "%s %s: error %.3f at x = %.9g (bound %.1f)", isas[t],
+                          what[k], worst, (double)worst_x, bound);
+        }
+        /* special values: +-0, +-inf, NaN, beyond the saturation, the largest floats */
+        const float inf = INFINITY;
+        float xs[10] = {0.0f, -0.0f, inf, -inf, NAN, -6.0f, 6.0f, -30.0f, 3.4e38f, -3.4e38f};
+        float ones[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, ys[10];
+        tab->gelu_f32(10, xs, ys);
+        ck_assert(ys[0] == 0.0f && !signbit(ys[0]) && ys[1] == 0.0f && signbit(ys[1]));
+        ck_assert(ys[2] == inf && isnan(ys[3]) && isnan(ys[4]));
+        /* erf(-6 / sqrt 2) rounds to -1: -0, as PyTorch's float32 gelu */
+        ck_assert_msg(ys[5] == 0.0f && signbit(ys[5]), "gelu(-6) = %g", (double)ys[5]);
+        ck_assert(ys[6] == 6.0f && ys[7] == 0.0f && signbit(ys[7]) && ys[8] == 3.4e38f);
+        ck_assert(ys[9] == 0.0f && signbit(ys[9]));
+        tab->gelu_grad_f32(10, ones, xs, ys);
+        ck_assert(ys[0] == 0.5f && ys[1] == 0.5f && isnan(ys[2]) && isnan(ys[3]) && isnan(ys[4]));
+        ck_assert(ys[6] == 1.0f && ys[7] == 0.0f && ys[8] == 1.0f);
+        tab->gelu_tanh_f32(10, xs, ys);
+        ck_assert(ys[0] == 0.0f && ys[1] == 0.0f && signbit(ys[1]) && ys[2] == inf && isnan(ys[3]));
+        ck_assert(isnan(ys[4]) && ys[6] == 6.0f && ys[7] == 0.0f && ys[8] == 3.4e38f);
+        tab->gelu_tanh_grad_f32(10, ones, xs, ys);
+        ck_assert(ys[0] == 0.5f && ys[1] == 0.5f && isnan(ys[4]) && ys[6] == 1.0f && ys[7] == 0.0f);
+        /* in place: out is g */
+        float gx[3] = {2.0f, 2.0f, 2.0f}, xx[3] = {0.0f, 50.0f, -50.0f};
+        tab->gelu_grad_f32(3, gx, xx, gx);
+        ck_assert(gx[0] == 1.0f && gx[1] == 2.0f && gx[2] == 0.0f);
+    }
+    free(x);
+    free(g);
+    free(y);
 }
 END_TEST
 
@@ -185,7 +319,9 @@ START_TEST(test_unary_isas_agree) {
     enum { N = 20000 };
     static float x[N], ya[N], yb[N];
     for (int i = 0; i < N; i++) x[i] = (float)(i - N / 2) * 0.01f;
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < N_UNARY; k++) {
+        /* erf: each build within 1.5 ulp of erf, so within 2.5 of each other */
+        const float tol = k == 4 ? 2.51f : 1.01f;
         fn_of(a, k)(N, x, ya);
         fn_of(b, k)(N, x, yb);
         for (int i = 0; i < N; i++) {
@@ -193,7 +329,7 @@ START_TEST(test_unary_isas_agree) {
                 ck_assert(ya[i] == yb[i] || (isnan(ya[i]) && isnan(yb[i])));
                 continue;
             }
-            ck_assert_msg(fabsf(ya[i] - yb[i]) <= 1.01f * fabsf(nextafterf(ya[i], INFINITY) - ya[i]),
+            ck_assert_msg(fabsf(ya[i] - yb[i]) <= tol * fabsf(nextafterf(ya[i], INFINITY) - ya[i]),
                           "%s(%g): baseline %.9g " SIMD " %.9g", names[k], (double)x[i],
                           (double)ya[i], (double)yb[i]);
         }
@@ -421,7 +557,9 @@ Suite *vmath_suite(void) {
     Suite *s = suite_create("vmath");
     TCase *tc = tcase_create("unary");
     tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, test_unary_accuracy_sweep, 0, 4);
+    tcase_add_loop_test(tc, test_unary_accuracy_sweep, 0, N_UNARY);
+    tcase_add_test(tc, test_erf_dense);
+    tcase_add_test(tc, test_gelu_accuracy);
     tcase_add_test(tc, test_unary_accuracy_edges);
     tcase_add_test(tc, test_unary_special_values);
     if (n_isas > 1) tcase_add_test(tc, test_unary_isas_agree);
