@@ -804,6 +804,11 @@ tg_tensor *tg_sum_to_shape(tg_tensor *x, int ndim, const int64_t *shape);
 /* Network functions. */
 tg_tensor *tg_softmax(tg_tensor *x, int64_t axis);
 tg_tensor *tg_log_softmax(tg_tensor *x, int64_t axis);
+/* The softmax of x's last axis over the kept entries, 0 at the others:
+ * mask (any dtype, nonzero keeps; broadcast to x) or NULL, and/or causal
+ * (key j <= query i of the last two dims).  A row with nothing kept (or
+ * only -inf) is 0, as in PyTorch's scaled_dot_product_attention. */
+tg_tensor *tg_masked_softmax(tg_tensor *x, tg_tensor *mask, bool causal);
 typedef enum { TG_REDUCTION_NONE = 0, TG_REDUCTION_MEAN = 1, TG_REDUCTION_SUM = 2 } tg_reduction;
 /* logits (N, C) or (C,), labels int64 (N,) / () in [0, C). */
 tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels, tg_reduction red);

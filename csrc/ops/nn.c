@@ -27,6 +27,231 @@ static tg_status check_red(const char *who, tg_reduction r) {
 }
 
 /* ===================================================================== */
+/* Row kernels shared by softmax and layer_norm                           */
+/* ===================================================================== */
+
+/* Row sums are kept in vector lanes of the row's type and added into a
+ * float64 total every LN_CHUNK elements, so that a long row does not lose
+ * precision. */
+#define LN_CHUNK 512
+#if defined(__SSE2__)
+/* the float64 sum of the eight lanes of two vectors, in lane order */
+static inline double ln_hsum(__m128 a, __m128 b) {
+    float t[8];
+    _mm_storeu_ps(t, a);
+    _mm_storeu_ps(t + 4, b);
+    double s = 0;
+    for (int l = 0; l < 8; l++) s += t[l];
+    return s;
+}
+#endif
+
+/* x, or a contiguous copy of it (a new reference either way) */
+static tg_tensor *contiguous_ref(tg_tensor *x) {
+    if (tg_tensor_is_contiguous(x)) {
+        tg_tensor_retain(x);
+        return x;
+    }
+    return tg__copy(x);
+}
+
+/* The softmax kernels (softmax along the last axis of a contiguous tensor,
+ * and masked_softmax below).  A row of n elements: the max m of the kept
+ * elements, t = x - m (-inf where masked), y = exp(t) with the dispatched
+ * vector exp (vmath.h), then y / sum(y).  A row whose max is +inf or NaN
+ * is NaN throughout, as x - max gives in PyTorch; a row whose max is -inf
+ * (all -inf, or nothing kept) is NaN for softmax (PyTorch's softmax) and 0
+ * for masked_softmax (PyTorch's attention gives 0 there).  Rows are independent, so the
+ * result does not depend on the thread count.  The first-order backward,
+ * dx = y (dy - sum(dy y)), is one kernel too; with create_graph the VJP is
+ * written with ops (softmax_grad_ops). */
+typedef struct {
+    const void *x, *g, *y;
+    void *out;
+    const bool *keep; /* masked_softmax: a mask of x's shape, or NULL */
+    int64_t rows, n, L; /* causal: row r is query r % L, keys j <= r % L kept */
+    bool f32, causal;
+} sm_job;
+
+#if defined(__SSE2__)
+static double sm_sum_f32(const float *restrict x, int64_t n) {
+    double s = 0;
+    for (int64_t k0 = 0; k0 < n; k0 += LN_CHUNK) {
+        int64_t e = k0 + LN_CHUNK < n ? k0 + LN_CHUNK : n, k = k0;
+        __m128 a0 = _mm_setzero_ps(), a1 = a0;
+        for (; k + 8 <= e; k += 8) {
+            a0 = _mm_add_ps(a0, _mm_loadu_ps(x + k));
+            a1 = _mm_add_ps(a1, _mm_loadu_ps(x + k + 4));
+        }
+        double t = ln_hsum(a0, a1);
+        for (; k < e; k++) t += x[k];
+        s += t;
+    }
+    return s;
+}
+static double sm_dot_f32(const float *restrict a, const float *restrict b, int64_t n) {
+    double s = 0;
+    for (int64_t k0 = 0; k0 < n; k0 += LN_CHUNK) {
+        int64_t e = k0 + LN_CHUNK < n ? k0 + LN_CHUNK : n, k = k0;
+        __m128 a0 = _mm_setzero_ps(), a1 = a0;
+        for (; k + 8 <= e; k += 8) {
+            a0 = _mm_add_ps(a0, _mm_mul_ps(_mm_loadu_ps(a + k), _mm_loadu_ps(b + k)));
+            a1 = _mm_add_ps(a1, _mm_mul_ps(_mm_loadu_ps(a + k + 4), _mm_loadu_ps(b + k + 4)));
+        }
+        double t = ln_hsum(a0, a1);
+        for (; k < e; k++) t += a[k] * b[k];
+        s += t;
+    }
+    return s;
+}
+#else
+static double sm_sum_f32(const float *restrict x, int64_t n) {
+    double s = 0;
+    for (int64_t k = 0; k < n; k++) s += x[k];
+    return s;
+}
+static double sm_dot_f32(const float *restrict a, const float *restrict b, int64_t n) {
+    double s = 0;
+    for (int64_t k = 0; k < n; k++) s += (double)a[k] * b[k];
+    return s;
+}
+#endif
+static double sm_sum_f64(const double *restrict x, int64_t n) {
+    double s[4] = {0};
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4)
+        for (int l = 0; l < 4; l++) s[l] += x[k + l];
+    for (; k < n; k++) s[0] += x[k];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+static double sm_dot_f64(const double *restrict a, const double *restrict b, int64_t n) {
+    double s[4] = {0};
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4)
+        for (int l = 0; l < 4; l++) s[l] += a[k + l] * b[k + l];
+    for (; k < n; k++) s[0] += a[k] * b[k];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+/* One row: y[0..n) from x[0..n), only x[0..lim) (and where keep) kept. */
+#define SM_FWD_ROW(T, SUFFIX, EXP_ROW)                                                  \
+    static void sm_fwd_row_##SUFFIX(const T *restrict x, T *restrict y, int64_t n, int64_t lim, \
+                                    const bool *restrict keep, bool safe) {             \
+        double m = -INFINITY;                                                           \
+        bool nan = false;                                                               \
+        if (!keep) {                                                                    \
+            if (lim) m = tg_vmath()->max_##SUFFIX(lim, x); /* NaN if one is NaN */       \
+            nan = m != m;                                                               \
+        } else {                                                                        \
+            for (int64_t j = 0; j < lim; j++)                                           \
+                if (keep[j]) {                                                          \
+                    if (x[j] > m) m = x[j];                                             \
+                    else if (x[j] != x[j]) nan = true;                                  \
+                }                                                                       \
+        }                                                                               \
+        if (nan || !(m > -INFINITY && m < INFINITY)) {                                  \
+            /* masked_softmax's row with nothing kept (or only -inf) is 0, as in \
+             * PyTorch's attention; otherwise NaN, as x - max gives */          \
+            T v = safe && m == -INFINITY && !nan ? 0 : (T)NAN;                          \
+            for (int64_t j = 0; j < n; j++) y[j] = v;                                   \
+            return;                                                                     \
+        }                                                                               \
+        T mt = (T)m;                                                                    \
+        if (keep)                                                                       \
+            for (int64_t j = 0; j < lim; j++) y[j] = keep[j] ? x[j] - mt : (T)-INFINITY; \
+        else                                                                            \
+            for (int64_t j = 0; j < lim; j++) y[j] = x[j] - mt;                         \
+        EXP_ROW;                                                                        \
+        T inv = (T)(1.0 / sm_sum_##SUFFIX(y, lim));                                     \
+        for (int64_t j = 0; j < lim; j++) y[j] *= inv;                                  \
+        for (int64_t j = lim; j < n; j++) y[j] = 0;                                     \
+    }
+SM_FWD_ROW(float, f32, tg_vmath()->exp_f32(lim, y, y))
+SM_FWD_ROW(double, f64, for (int64_t j = 0; j < lim; j++) y[j] = exp(y[j]))
+
+static void sm_fwd_range(int64_t r0, int64_t r1, void *vj) {
+    const sm_job *j = vj;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t lim = j->causal ? (r % j->L + 1 < j->n ? r % j->L + 1 : j->n) : j->n;
+        const bool *keep = j->keep ? j->keep + r * j->n : NULL;
+        bool safe = j->keep || j->causal; /* masked_softmax */
+        if (j->f32)
+            sm_fwd_row_f32((const float *)j->x + r * j->n, (float *)j->out + r * j->n, j->n, lim, keep, safe);
+        else
+            sm_fwd_row_f64((const double *)j->x + r * j->n, (double *)j->out + r * j->n, j->n, lim, keep, safe);
+    }
+}
+/* dx = y (dy - sum(dy y)) per row */
+static void sm_bwd_range(int64_t r0, int64_t r1, void *vj) {
+    const sm_job *j = vj;
+    int64_t n = j->n;
+    for (int64_t r = r0; r < r1; r++) {
+        if (j->f32) {
+            const float *restrict y = (const float *)j->y + r * n, *restrict g = (const float *)j->g + r * n;
+            float *restrict dx = (float *)j->out + r * n;
+            float d = (float)sm_dot_f32(g, y, n);
+            for (int64_t k = 0; k < n; k++) dx[k] = y[k] * (g[k] - d);
+        } else {
+            const double *restrict y = (const double *)j->y + r * n, *restrict g = (const double *)j->g + r * n;
+            double *restrict dx = (double *)j->out + r * n;
+            double d = sm_dot_f64(g, y, n);
+            for (int64_t k = 0; k < n; k++) dx[k] = y[k] * (g[k] - d);
+        }
+    }
+}
+/* rows per parallel chunk (an exp costs about 8 units of work) */
+static int64_t sm_grain(int64_t n, int64_t cost) {
+    int64_t per = n * cost;
+    return per > 0 ? TG_PARALLEL_MIN_WORK / per + 1 : 1;
+}
+
+/* The softmax of x's last axis (x contiguous, float), keep a bool mask of
+ * x's shape or NULL, causal as masked_softmax.  A new tensor, or NULL. */
+static tg_tensor *softmax_rows(tg_tensor *x, const bool *keep, bool causal) {
+    tg_tensor *y = tg_tensor_empty(x->ndim, x->shape, x->dtype);
+    if (!y || x->numel == 0) return y;
+    int64_t n = x->shape[x->ndim - 1];
+    sm_job j = {.x = tg_tensor_data(x), .out = tg_tensor_data(y), .keep = keep,
+                .rows = x->numel / n, .n = n, .L = x->ndim >= 2 ? x->shape[x->ndim - 2] : 1,
+                .f32 = x->dtype == TG_FLOAT32, .causal = causal};
+    void *kt = tg__kernel_begin(x->numel * 8);
+    tg_parallel_for(j.rows, sm_grain(n, 10), sm_fwd_range, &j);
+    tg__kernel_end(kt);
+    return y;
+}
+
+/* dx = y (g - sum(g y, ax)) with ops (recorded under create_graph);
+ * releases y */
+static tg_tensor *softmax_grad_ops(tg_tensor *g, tg_tensor *y, int64_t ax) {
+    tg_tensor *gy = tg_mul(g, y);
+    tg_tensor *s = gy ? (y->ndim ? tg_sum(gy, &ax, 1, true) : tg_sum(gy, NULL, 0, true)) : NULL;
+    tg_tensor_release(gy);
+    tg_tensor *d = s ? take2(tg_sub, (tg_tensor_retain(g), g), s) : NULL;
+    return d ? take2(tg_mul, y, d) : (tg_tensor_release(y), NULL);
+}
+
+/* The gradient of a softmax along the last axis: one kernel for a
+ * first-order backward, softmax_grad_ops under create_graph.  Releases y. */
+static tg_tensor *softmax_grad(tg_tensor *g, tg_tensor *y, int64_t ax) {
+    if (tg_grad_enabled() || y->numel == 0 || ax != y->ndim - 1 || g->dtype != y->dtype ||
+        !tg_tensor_is_contiguous(y))
+        return softmax_grad_ops(g, y, ax);
+    tg_tensor *gc = contiguous_ref(g);
+    tg_tensor *dx = gc ? tg_tensor_empty(y->ndim, y->shape, y->dtype) : NULL;
+    if (dx) {
+        int64_t n = y->shape[y->ndim - 1];
+        sm_job j = {.g = tg_tensor_data(gc), .y = tg_tensor_data(y), .out = tg_tensor_data(dx),
+                    .rows = y->numel / n, .n = n, .f32 = y->dtype == TG_FLOAT32};
+        void *kt = tg__kernel_begin(y->numel * 3);
+        tg_parallel_for(j.rows, sm_grain(n, 3), sm_bwd_range, &j);
+        tg__kernel_end(kt);
+    }
+    tg_tensor_release(gc);
+    tg_tensor_release(y);
+    return dx;
+}
+
+/* ===================================================================== */
 /* softmax / log_softmax                                                  */
 /* ===================================================================== */
 
@@ -51,6 +276,10 @@ tg_tensor *tg_softmax(tg_tensor *x, int64_t axis) {
     tg_tensor *y;
     if (x->numel == 0) { /* no element to normalise: an empty result, as in PyTorch */
         y = tg_tensor_empty(x->ndim, x->shape, x->dtype);
+    } else if (ax == x->ndim - 1) { /* rows: the kernel */
+        tg_tensor *xc = contiguous_ref(x);
+        y = xc ? softmax_rows(xc, NULL, false) : NULL;
+        tg_tensor_release(xc);
     } else {
         tg_tensor *lse = shift_lse(x, ax);
         tg_tensor *out = lse ? take2(tg_sub, (tg_tensor_retain(x), x), lse) : NULL;
@@ -71,13 +300,7 @@ static tg_status softmax_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ct
     /* dx = y * (dy - sum(dy * y, axis)) */
     tg_tensor *y = tg_entry_output(e);
     CHECK(y);
-    int64_t ax = e->params.i[0];
-    tg_tensor *gy = tg_mul(g, y);
-    tg_tensor *s = gy ? (y->ndim ? tg_sum(gy, &ax, 1, true) : tg_sum(gy, NULL, 0, true)) : NULL;
-    tg_tensor_release(gy);
-    tg_tensor *d = s ? take2(tg_sub, (tg_tensor_retain(g), g), s) : NULL;
-    gi[0] = d ? take2(tg_mul, y, d) : (tg_tensor_release(y), NULL);
-    CHECK(gi[0]);
+    CHECK(gi[0] = softmax_grad(g, y, e->params.i[0]));
     return TG_OK;
 }
 static tg_tensor *apply_softmax(tg_tensor *const *in, int n, const tg_params *p) {
@@ -91,6 +314,72 @@ TG_DEFINE_OP(softmax, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
              .vjp_tex = "\\bar x = y \\odot (\\bar y - \\textstyle\\sum_j \\bar y_j y_j)",
              .doc = "Softmax along an axis (i0), computed stably.", .backward = softmax_vjp,
              .apply = apply_softmax, .examples = "3x5|i0=1;3x5|i0=0;T4x3|i0=-1;2x3x4|i0=1",
+             .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
+
+/* masked_softmax: the softmax of x's last axis over the kept entries only,
+ * 0 at the others: the attention weights of scaled_dot_product_attention
+ * with is_causal (keys j <= query i of the last two dims, PyTorch's tril of
+ * ones (L, S)) and/or a keep-mask (any dtype, nonzero keeps, broadcast to
+ * x).  One pass instead of where(mask, x, -inf) and a softmax; the same
+ * gradient as softmax (0 at the masked entries, where y is 0).  A row with
+ * nothing kept, or only -inf kept, is 0 (PyTorch's attention); a row with
+ * a kept +inf or NaN is NaN. */
+tg_tensor *tg_masked_softmax(tg_tensor *x, tg_tensor *mask, bool causal) {
+    const char *who = "masked_softmax";
+    if (!x) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", who);
+    if (tg__require_float(who, x)) return NULL;
+    if (x->ndim < (causal ? 2 : 1))
+        return TG_FAIL(TG_ERR_VALUE, "%s: expected an input of at least %d dims%s, got %s", who,
+                       causal ? 2 : 1, causal ? " (causal: (..., L, S))" : "", tg__shp(x));
+    if (mask) {
+        int nd;
+        int64_t sh[TG_MAX_DIMS];
+        if (tg__broadcast_shapes(who, mask->ndim, mask->shape, x->ndim, x->shape, &nd, sh) ||
+            !tg__same_shape(nd, sh, x->ndim, x->shape)) {
+            tg_error_clear();
+            return TG_FAIL(TG_ERR_VALUE, "%s: mask of shape %s does not broadcast to the input %s", who,
+                           tg__shp(mask), tg__shp(x));
+        }
+    }
+    tg_tensor *xc = contiguous_ref(x);
+    tg_tensor *keep = xc && mask ? tg_tensor_empty(x->ndim, x->shape, TG_BOOL) : NULL;
+    if (keep) tg__copy_into(keep, mask); /* nonzero -> true */
+    tg_tensor *y = xc && (keep || !mask) ? softmax_rows(xc, keep ? tg_tensor_data(keep) : NULL, causal) : NULL;
+    tg_tensor_release(keep);
+    tg_tensor_release(xc);
+    tg_tensor *in[2] = {x, mask};
+    tg_entry *e;
+    y = tg__finish(&tg_opdef_masked_softmax, mask ? 2 : 1, in, y, &e);
+    if (e) {
+        e->params.i[0] = causal;
+        tg__save_output(e, y);
+    }
+    return y;
+}
+static tg_status masked_softmax_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *y = tg_entry_output(e);
+    CHECK(y);
+    CHECK(gi[0] = softmax_grad(g, y, y->ndim - 1));
+    return TG_OK;
+}
+static tg_tensor *apply_masked_softmax(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n < 1 || n > 2)
+        return TG_FAIL(TG_ERR_VALUE, "masked_softmax: expected 1 or 2 inputs (x, mask), got %d", n);
+    return tg_masked_softmax(in[0], n > 1 ? in[1] : NULL, p->i[0] != 0);
+}
+TG_DEFINE_OP(masked_softmax, .arity = -1, .diff_mask = 1,
+             .dtypes = "float32,float64 (mask: any dtype, nonzero keeps)",
+             .flops = {TG_FLOPS_INPUT, 5, 4},
+             .forward = "y = exp(x) / sum(exp(x)) over the kept entries of the last axis, 0 elsewhere",
+             .forward_tex = "y_j = \\frac{m_j e^{x_j}}{\\sum_k m_k e^{x_k}}",
+             .vjp = "dx = y * (dy - sum(dy * y, -1))",
+             .vjp_tex = "\\bar x = y \\odot (\\bar y - \\textstyle\\sum_j \\bar y_j y_j)",
+             .doc = "Softmax of the last axis over the kept entries (optional mask input: nonzero keeps; "
+                    "i0 causal: key j <= query i of the last two dims), 0 at the others and in a row "
+                    "with nothing kept; scaled_dot_product_attention's weights.",
+             .backward = masked_softmax_vjp, .apply = apply_masked_softmax,
+             .examples = "3x5|i0=1;2x4x3|i0=1;T4x3|i0=1;3x5,+3x5;2x3x5,+5|i0=1",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 tg_tensor *tg_log_softmax(tg_tensor *x, int64_t axis) {
@@ -1111,7 +1400,6 @@ tg_tensor *tg_embedding(tg_tensor *w, tg_tensor *idx, bool has_padding, int64_t 
  * (the compiler keeps them in vector registers), added into float64 every
  * LN_CHUNK elements, so that a long row does not lose precision */
 #define LN_LANES 8
-#define LN_CHUNK 512
 
 typedef struct {
     const void *x, *w, *b, *g;
@@ -1256,14 +1544,6 @@ static int64_t ln_grain(int64_t K, int64_t passes) {
 /* float32 rows: the same sums with SSE2 vectors by hand (GCC turns the
  * lane arrays of the macros into shuffles for float; the float64 rows keep
  * the plain loops).  Two vectors of four partial sums each. */
-static inline double ln_hsum(__m128 a, __m128 b) {
-    float t[8];
-    _mm_storeu_ps(t, a);
-    _mm_storeu_ps(t + 4, b);
-    double s = 0;
-    for (int l = 0; l < 8; l++) s += t[l];
-    return s;
-}
 static void ln_sums_float(const float *restrict x, float c, int64_t n, double *s) {
     s[0] = s[1] = 0;
     __m128 vc = _mm_set1_ps(c);
@@ -1321,15 +1601,6 @@ static void ln_dots_float(const float *restrict g, const float *restrict w, cons
 #define LN_SUMS_double LN_SUMS(double) LN_DOTS(double)
 LN_RANGES(float)
 LN_RANGES(double)
-
-/* x, or a contiguous copy of it (a new reference either way) */
-static tg_tensor *contiguous_ref(tg_tensor *x) {
-    if (tg_tensor_is_contiguous(x)) {
-        tg_tensor_retain(x);
-        return x;
-    }
-    return tg__copy(x);
-}
 
 tg_tensor *tg_layer_norm(tg_tensor *x, int nd, const int64_t *nshape, tg_tensor *w, tg_tensor *b,
                          double eps) {
@@ -1630,25 +1901,13 @@ tg_tensor *tg_scaled_dot_product_attention(tg_tensor *q, tg_tensor *k, tg_tensor
     scope s0 = {0}, *sc = &s0;
     tg_tensor *kt = K(tg_transpose(k, -2, -1));
     tg_tensor *s = MULS(B2(tg_matmul, q, kt), scale);
-    tg_dtype dt = s ? s->dtype : TG_FLOAT32;
-    if (s && is_causal) {
-        int64_t sh[2] = {L, S};
-        mask = K(tg_tensor_empty(2, sh, dt));
-        if (mask)
-            for (int64_t i = 0; i < L; i++)
-                for (int64_t j = 0; j < S; j++) {
-                    /* keep j <= i (PyTorch's tril of ones (L, S)) */
-                    if (dt == TG_FLOAT32) ((float *)tg_tensor_data(mask))[i * S + j] = j <= i;
-                    else ((double *)tg_tensor_data(mask))[i * S + j] = j <= i;
-                }
-    }
-    if (s && mask) {
-        if (tg_dtype_is_float(mask->dtype) && !is_causal) /* a float mask is added */
-            s = ADD(s, mask);
-        else /* any other dtype: keep where nonzero, -inf elsewhere */
-            s = WHERE(mask, s, K(tg_tensor_scalar(-INFINITY, dt)));
-    }
-    tg_tensor *a = s ? K(tg_softmax(s, -1)) : NULL;
+    tg_tensor *a;
+    if (mask && tg_dtype_is_float(mask->dtype)) /* a float mask is added */
+        a = U(tg_softmax, ADD(s, mask), -1);
+    else if (mask || is_causal) /* keep j <= i and/or where nonzero: one masked softmax */
+        a = s ? K(tg_masked_softmax(s, mask, is_causal)) : NULL;
+    else
+        a = U(tg_softmax, s, -1);
     if (a && dropout_p > 0) a = K(tg_dropout(a, dropout_p, true));
     return scope_return(sc, B2(tg_matmul, a, v));
 }

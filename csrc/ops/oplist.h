@@ -80,6 +80,7 @@ TG_OP(pad, CUSTOM)
 /* nn.c */
 TG_OP(softmax, CUSTOM)
 TG_OP(log_softmax, CUSTOM)
+TG_OP(masked_softmax, INTERNAL)
 TG_OP(cross_entropy, CUSTOM)
 TG_OP(nll_loss, CUSTOM)
 TG_OP(mse_loss, CUSTOM)

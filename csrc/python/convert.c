@@ -215,6 +215,12 @@ static PyObject *buffer_registry;
 static void alias_release(void *p) {
     AliasData *d = p;
     PyGILState_STATE g = PyGILState_Ensure();
+    /* a storage often dies while an exception propagates (the temporary
+     * from_numpy(a) argument of an op that failed): keep it aside, or the
+     * PyErr_Clear below would swallow it (SystemError: error return without
+     * exception set) */
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
     if (d->buffer_key && buffer_registry) {
         PyObject *v = PyDict_GetItemWithError(buffer_registry, d->buffer_key); /* borrowed */
         if (v && PyLong_AsVoidPtr(v) == (void *)d->storage)
@@ -224,6 +230,7 @@ static void alias_release(void *p) {
     Py_XDECREF(d->buffer_key);
     Py_XDECREF(d->arrays);
     Py_XDECREF(d->flipped);
+    PyErr_Restore(et, ev, etb);
     PyGILState_Release(g);
     PyMem_RawFree(d);
 }

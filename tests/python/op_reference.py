@@ -97,6 +97,23 @@ def _softmax(x, axis):
     return (e / e.sum(axis=axis, keepdims=True)).astype(x.dtype)
 
 
+def _masked_softmax(xs, causal):
+    """softmax of the last axis over the kept entries (nonzero mask, and
+    key j <= query i when causal), 0 elsewhere and in a row with nothing
+    kept (or only -inf kept)."""
+    x = _float_of(xs[0])
+    keep = np.ones(x.shape, bool)
+    if causal:
+        L, S = x.shape[-2:]
+        keep &= np.tril(np.ones((L, S), bool))
+    if len(xs) > 1:
+        keep &= np.broadcast_to(xs[1] != 0, x.shape)
+    t = np.where(keep, x, -np.inf)
+    empty = np.all(t == -np.inf, axis=-1, keepdims=True)  # nothing kept: 0, as torch's attention
+    with np.errstate(invalid="ignore"):
+        return np.where(keep & ~empty, _softmax(t, -1), 0).astype(x.dtype)
+
+
 def _log_softmax(x, axis):
     return (x - _logsumexp(x, axis=axis, keepdims=True)).astype(x.dtype)
 
@@ -756,6 +773,7 @@ REFERENCES = {
     # networks
     "softmax": lambda xs, p: _softmax(xs[0], p["i"][0]),
     "log_softmax": lambda xs, p: _log_softmax(xs[0], p["i"][0]),
+    "masked_softmax": lambda xs, p: _masked_softmax(xs, p["i"][0]),
     "cross_entropy": _cross_entropy,
     "nll_loss": _nll_loss,
     "mse_loss": _mse,

@@ -177,3 +177,181 @@ def test_layer_norm_is_bitwise_the_same_on_one_and_two_threads(threads):
     one, two = run(1), run(2)
     for a, c in zip(one, two):
         np.testing.assert_array_equal(a, c)
+
+
+# ---------------------------------------------------------------------------
+# softmax (the row kernel) and masked_softmax (attention's weights)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape,transpose", [((16, 4, 64, 64), False), ((7, 13), False), ((5, 3), False),
+                                             ((9, 6), True), ((2, 1000), False), ((4, 0), False)])
+def test_softmax_last_axis_matches_torch(shape, transpose):
+    rng = np.random.default_rng(shape[-1])
+    x = (rng.normal(size=shape) * 4).astype(np.float32)
+    xg, xt = _pair(x)
+    ig = xg.swapaxes(0, 1) if transpose else xg
+    it = xt.transpose(0, 1) if transpose else xt
+    yg, yt = tg.softmax(ig, -1), torch.softmax(it, -1)
+    _close(yg.numpy(), yt.detach().numpy(), 1e-6)
+    seed = rng.normal(size=tuple(yt.shape)).astype(np.float32)
+    gg = tg.from_numpy(np.ascontiguousarray(seed.swapaxes(0, -1))).swapaxes(0, -1)  # strided
+    yg.backward(gg)
+    yt.backward(torch.from_numpy(seed))
+    _close(xg.grad.numpy(), xt.grad.numpy(), 1e-6)
+
+
+def test_softmax_special_values_match_torch():
+    inf, nan = np.inf, np.nan
+    rows = np.array([[inf, 1, 2], [-inf, -inf, -inf], [nan, 1, 2], [-inf, 0, 1], [1e30, -1e30, 0],
+                     [-200, -201, -230]], np.float32)
+    got = tg.softmax(tg.from_numpy(rows), -1).numpy()
+    want = torch.softmax(torch.from_numpy(rows), -1).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)  # NaNs at the same places
+
+
+@pytest.mark.parametrize("axis", [-1, 0, 1])
+def test_softmax_fused_backward_equals_the_ops_path(axis):
+    rng = np.random.default_rng(4)
+    x = tg.from_numpy(rng.normal(size=(3, 4, 5)))
+    x.requires_grad = True
+    seed = tg.from_numpy(rng.normal(size=(3, 4, 5)))
+    (fused,) = tg.grad(tg.softmax(x, axis), x, seed)
+    (ops,) = tg.grad(tg.softmax(x, axis), x, seed, create_graph=True)
+    _close(fused.numpy(), ops.numpy(), 1e-14)
+
+
+def test_softmax_gradcheck_and_gradgradcheck():
+    x = tg.from_numpy(np.random.default_rng(6).normal(size=(3, 7)))
+    x.requires_grad = True
+    assert gradcheck(lambda x: tg.softmax(x, -1), [x])
+    assert gradgradcheck(lambda x: tg.softmax(x, -1), [x])
+
+
+def _sdpa_pair(shapes, np_dt=np.float32, seed=0, permuted=False):
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in shapes:
+        a = rng.normal(size=s).astype(np_dt)
+        if permuted:  # stored (B, L, H, E) and viewed (B, H, L, E), as a GPT's heads
+            a = np.ascontiguousarray(a.swapaxes(1, 2))
+        lg, lt = _pair(a)
+        g, t = (lg.permute(0, 2, 1, 3), lt.permute(0, 2, 1, 3)) if permuted else (lg, lt)
+        out.append((g, t, lg, lt))
+    return out
+
+
+MASK_KINDS = ["causal", "bool", "int", "float", "bool-broadcast", "bool-empty-row", "none"]
+
+
+@pytest.mark.parametrize("kind", MASK_KINDS)
+@pytest.mark.parametrize("L,S", [(6, 6), (4, 7), (7, 4)])
+def test_sdpa_masks_match_torch(kind, L, S):
+    rng = np.random.default_rng(L * 10 + S)
+    shapes = [(2, 3, L, 8), (2, 3, S, 8), (2, 3, S, 5)]
+    ins = _sdpa_pair(shapes, seed=L + S, permuted=True)
+    (qg, qt, _, _), (kg, kt, _, _), (vg, vt, _, _) = ins
+    kw_g, kw_t = {}, {}
+    keep = rng.uniform(size=(L, S)) > 0.4
+    if kind == "causal":
+        kw_g["is_causal"] = kw_t["is_causal"] = True
+    elif kind in ("bool", "bool-empty-row"):
+        if kind == "bool-empty-row":
+            keep[1] = False  # a query that sees nothing: 0, as torch's attention
+        kw_g["attn_mask"], kw_t["attn_mask"] = tg.from_numpy(keep), torch.from_numpy(keep)
+    elif kind == "int":
+        kw_g["attn_mask"], kw_t["attn_mask"] = tg.from_numpy(keep.astype(np.int64) * 5), torch.from_numpy(keep)
+    elif kind == "float":
+        m = rng.normal(size=(L, S)).astype(np.float32)
+        kw_g["attn_mask"], kw_t["attn_mask"] = tg.from_numpy(m), torch.from_numpy(m)
+    elif kind == "bool-broadcast":
+        kb = keep[None, :1, :]
+        kb[..., 0] = True
+        kw_g["attn_mask"], kw_t["attn_mask"] = tg.from_numpy(kb), torch.from_numpy(kb)
+    got = F.scaled_dot_product_attention(qg, kg, vg, **kw_g)
+    want = TF.scaled_dot_product_attention(qt, kt, vt, **kw_t)
+    _close(got.numpy(), want.detach().numpy(), 1e-5)
+    seed = rng.normal(size=tuple(want.shape)).astype(np.float32)
+    got.backward(tg.from_numpy(seed))
+    want.backward(torch.from_numpy(seed))
+    for _, _, g, t in ins:
+        _close(g.grad.numpy(), t.grad.numpy(), 1e-4)
+
+
+def test_sdpa_refuses_a_mask_with_is_causal_as_torch_does():
+    (qg, qt, _, _), (kg, kt, _, _), (vg, vt, _, _) = _sdpa_pair([(2, 4, 8), (2, 4, 8), (2, 4, 3)])
+    m = np.tril(np.ones((4, 4), bool))
+    with pytest.raises(RuntimeError):
+        TF.scaled_dot_product_attention(qt, kt, vt, attn_mask=torch.from_numpy(m), is_causal=True)
+    with pytest.raises(ValueError, match="scaled_dot_product_attention: pass either attn_mask or is_causal"):
+        F.scaled_dot_product_attention(qg, kg, vg, attn_mask=tg.from_numpy(m), is_causal=True)
+    with pytest.raises(ValueError, match="scaled_dot_product_attention: pass either attn_mask or is_causal"):
+        F.scaled_dot_product_attention(qg, kg, vg, attn_mask=tg.from_numpy(m.astype(np.float32)), is_causal=True)
+
+
+def test_sdpa_causal_and_bool_mask_record_one_masked_softmax():
+    (qg, _, _, _), (kg, _, _, _), (vg, _, _, _) = _sdpa_pair([(2, 4, 8), (2, 4, 8), (2, 4, 3)])
+    for kw in ({"is_causal": True}, {"attn_mask": tg.from_numpy(np.eye(4, dtype=bool))}):
+        with tg.Tape() as tape:
+            F.scaled_dot_product_attention(qg, kg, vg, **kw)
+        names = [e.op for e in tape]
+        assert "masked_softmax" in names and "where" not in names and "softmax" not in names, names
+
+
+@pytest.mark.parametrize("kw", [{"is_causal": True}, {"mask": "bool"}, {"mask": "empty-row"}],
+                         ids=["causal", "bool", "empty-row"])
+@pytest.mark.parametrize("L,S", [(3, 5), (5, 3)])
+def test_sdpa_masked_gradcheck_and_gradgradcheck(kw, L, S):
+    rng = np.random.default_rng(8)
+    q, k, v = (tg.from_numpy(rng.normal(size=s)) for s in [(2, L, 4), (2, S, 4), (2, S, 2)])
+    for t in (q, k, v):
+        t.requires_grad = True
+    m = None
+    if "mask" in kw:
+        keep = rng.uniform(size=(L, S)) > 0.3
+        keep[:, 0] = True
+        if kw["mask"] == "empty-row":
+            keep[1] = False
+        m = tg.from_numpy(keep)
+
+    def f(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=kw.get("is_causal", False))
+    assert gradcheck(f, [q, k, v])
+    assert gradgradcheck(f, [q, k, v])
+
+
+def test_softmax_and_attention_are_bitwise_the_same_on_one_and_two_threads(threads):
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(64, 4, 64, 64)).astype(np.float32)
+    q = rng.normal(size=(16, 4, 64, 32)).astype(np.float32)
+    seed = tg.from_numpy(rng.normal(size=x.shape).astype(np.float32))
+    seed_q = tg.from_numpy(rng.normal(size=q.shape).astype(np.float32))
+
+    def run(n):
+        tg.set_num_threads(n)
+        xg = tg.from_numpy(x.copy())
+        xg.requires_grad = True
+        y = tg.softmax(xg, -1)
+        y.backward(seed)
+        qs = [tg.from_numpy(q.copy()) for _ in range(3)]
+        for t in qs:
+            t.requires_grad = True
+        a = F.scaled_dot_product_attention(*qs, is_causal=True)
+        a.backward(seed_q)
+        return [y.numpy(), xg.grad.numpy(), a.numpy()] + [t.grad.numpy() for t in qs]
+    one, two = run(1), run(2)
+    for a, c in zip(one, two):
+        np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: F.scaled_dot_product_attention(tg.randn(2, 4, 8), tg.randn(2, 4, 8), tg.randn(2, 4, 8),
+                                           attn_mask=tg.from_numpy(np.ones((4, 4), bool)), is_causal=True),
+    lambda: F.layer_norm(tg.from_numpy(np.ones((2, 4), np.float32)), (3,)),
+    lambda: tg.from_numpy(np.ones((2, 4), np.float32)) + tg.ones(3),
+], ids=["sdpa", "layer_norm", "add"])
+def test_an_error_survives_the_death_of_a_from_numpy_argument(call):
+    """A temporary from_numpy(a) argument dies while the op's exception
+    propagates; its storage's release used to clear that exception (Python
+    then raised SystemError: error return without exception set)."""
+    with pytest.raises(ValueError):
+        call()
