@@ -21,7 +21,8 @@
  *   dw:  dw  += dy_n @ cols_n^T        (summed over the images)
  *   db:  sum of dy over N, OH, OW (bias_grad: channels split between threads)
  *
- * Implicit GEMM (the forward and dw products).  cols is never formed:
+ * Implicit GEMM (the forward product, and dw for kernels at least 4 wide).
+ * cols is never formed:
  * gemm.c's packed kernel copies B into panels of kc rows x NR columns
  * before the micro-kernel reads them, and tg_gemm_packb_* (gemm.h) lets a
  * callback write those panels.  implicit_pack_* writes them straight from
@@ -965,18 +966,21 @@ static void dw_range(int64_t k0, int64_t k1, void *vjob) {
     int64_t CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
     int64_t Og = g->O / g->G, CgKK = CKK / g->G, CgHW = g->C / g->G * g->H * g->W;
     int64_t Hp = padded_h(g), Wp = padded_w(g);
-    bool direct = is_pointwise(g), implicit = !direct && j->implicit, pad = has_padding(g);
+    /* Which layout of the windows the GEMM reads faster depends on the
+     * shape; measured on LeNet-like layers: the patches (im2row) for kernels
+     * at least 4 wide, im2col's transpose for narrower ones (3x3), whose
+     * patch rows are too short to copy efficiently.  The same holds for the
+     * implicit patches (runs of KW taps): used for KW >= 4 only (3x3 layers,
+     * 3-64 channels, 16x16 and 32x32 images: 1.07-1.12 times im2col's time;
+     * 5x5: 0.82-0.87). */
+    bool rows = g->KW >= 4;
+    bool direct = is_pointwise(g), implicit = !direct && j->implicit && rows, pad = has_padding(g);
     void *cols = NULL; /* im2col's columns or im2row's patches, when needed */
     int64_t *roff = implicit ? scratch((size_t)OHW * sizeof(int64_t)) : NULL;
     void *xp = implicit && pad ? scratch((size_t)(g->C * Hp * Wp) * isz) : NULL;
     if (implicit && (!roff || (pad && !xp))) implicit = false;
     for (int64_t oh = 0; implicit && oh < g->OH; oh++)
         for (int64_t ow = 0; ow < g->OW; ow++) roff[oh * g->OW + ow] = oh * g->sh * Wp + ow * g->sw;
-    /* Which layout of the windows the GEMM reads faster depends on the
-     * shape; measured on LeNet-like layers: the patches (im2row) for kernels
-     * at least 4 wide, im2col's transpose for narrower ones (3x3), whose
-     * patch rows are too short to copy efficiently. */
-    bool rows = g->KW >= 4;
     for (int64_t k = k0; k < k1; k++) {
         int64_t n0 = g->N * k / j->nparts, n1 = g->N * (k + 1) / j->nparts;
         char *part = j->out + (size_t)(k * g->O * CgKK) * isz;
