@@ -49,9 +49,13 @@
  *                          dw       0.70-0.82 -> 0.73  0.84-0.97  0.42-0.50
  *
  * (implicit / im2col: 0.75 forward, 0.82 dw for conv2, 0.78 and 0.75 for
- * conv1), and the whole training step (batch 32, one thread, the two paths
- * interleaved step by step, 40 steps each, before copy_run): best 11.93 ms
- * against 13.07 (medians 12.35 / 13.62), 0.91.  Not kept: the dx product
+ * conv1), and the whole training step (one thread, the two paths
+ * interleaved step by step, best of 40 steps): batch 32 11.93 ms against
+ * 13.07 before copy_run (0.91), 11.66 against 13.89 after (0.84; batch 128,
+ * 15 steps: 45.3 against 53.4, 0.85).  With PyTorch's step interleaved
+ * too (thread CPU time, load average 11): 11.63 / 14.05 / 12.44 ms at
+ * batch 32, 60.8 / 74.2 / 61.1 ms at batch 128 (implicit / im2col /
+ * PyTorch; a busy machine slows PyTorch more than its quiet 9.3 ms).  Not kept: the dx product
  * with dy packed from the images' planes (instead of gathered into one
  * matrix for the batched GEMM): 1.04-1.07 times slower on conv2 and
  * 1.08-1.19 on conv1 in the same runs (the gather is only O/(C*KH*KW) of
