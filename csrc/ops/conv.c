@@ -559,6 +559,16 @@ static int64_t padded_h(const geom *g) { return g->H + g->ph + g->ph1; }
 static int64_t padded_w(const geom *g) { return g->W + g->pw + g->pw1; }
 static bool has_padding(const geom *g) { return g->ph || g->pw || g->ph1 || g->pw1; }
 
+/* Whether the implicit path may make its zero-padded copy of an image: no
+ * larger than the columns it replaces (so never for a padding far larger
+ * than the window, e.g. a strided 1x1 convolution with padding, whose
+ * padded size may not even fit in int64: then the columns are formed). */
+static bool padded_copy_ok(const geom *g) {
+    double padded = (double)g->C * (double)padded_h(g) * (double)padded_w(g);
+    return !has_padding(g) ||
+           padded <= (double)(g->C * g->KH * g->KW) * (double)(g->OH * g->OW);
+}
+
 /* xp (m, C, Hp, Wp) = the m images at x, zero-padded. */
 static void pad_images(const geom *g, size_t isz, int64_t m, const char *x, char *xp) {
     int64_t Hp = padded_h(g), Wp = padded_w(g);
@@ -842,8 +852,9 @@ static void fwd_range(int64_t n0, int64_t n1, void *vjob) {
     size_t isz = tg_dtype_size(j->dt);
     int64_t CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW, CHW = g->C * g->H * g->W;
     int64_t Og = g->O / g->G, CgKK = CKK / g->G, CgHW = CHW / g->G;
-    int64_t CHWp = g->C * padded_h(g) * padded_w(g);
-    bool direct = is_pointwise(g), implicit = !direct && j->implicit, pad = has_padding(g);
+    bool direct = is_pointwise(g), implicit = !direct && j->implicit && padded_copy_ok(g);
+    bool pad = has_padding(g);
+    int64_t CHWp = implicit ? g->C * padded_h(g) * padded_w(g) : 0;
     int64_t m = direct ? 1 : img_batch(g, isz);
     if (m > n1 - n0) m = n1 - n0;
     void *cols = NULL; /* im2col's columns: allocated when first needed */
@@ -978,7 +989,8 @@ static void dw_range(int64_t k0, int64_t k1, void *vjob) {
      * 3-64 channels, 16x16 and 32x32 images: 1.07-1.12 times im2col's time;
      * 5x5: 0.82-0.87). */
     bool rows = g->KW >= 4;
-    bool direct = is_pointwise(g), implicit = !direct && j->implicit && rows, pad = has_padding(g);
+    bool direct = is_pointwise(g), pad = has_padding(g);
+    bool implicit = !direct && j->implicit && rows && padded_copy_ok(g);
     void *cols = NULL; /* im2col's columns or im2row's patches, when needed */
     int64_t *roff = implicit ? scratch((size_t)OHW * sizeof(int64_t)) : NULL;
     void *xp = implicit && pad ? scratch((size_t)(g->C * Hp * Wp) * isz) : NULL;

@@ -265,7 +265,9 @@ def test_conv2d_batched_gemm_equals_one_image_at_a_time(case, dtype):
 # Cases: the CNN's layers, padding (symmetric, asymmetric via "same" with an
 # even kernel), stride, dilation, groups, 1x1 with stride (no padding),
 # batch sizes that do not divide the chunking, one output channel (M = 1:
-# gemm.c declines the implicit B and the columns are formed), tiny products.
+# gemm.c declines the implicit B and the columns are formed), tiny products,
+# a padding far wider than the window (the padded copy would be larger than
+# the columns: formed columns).
 _IMPLICIT = {
     "cnn1":      dict(n=5, c=1, o=16, hw=(28, 28), k=5, kw=dict(padding=2)),
     "cnn2":      dict(n=11, c=16, o=32, hw=(14, 14), k=5, kw=dict(padding=2)),
@@ -277,6 +279,7 @@ _IMPLICIT = {
     "nopad":     dict(n=4, c=5, o=10, hw=(10, 17), k=3, kw={}),
     "1x1s2":     dict(n=3, c=6, o=10, hw=(8, 9), k=1, kw=dict(stride=2)),
     "one_out":   dict(n=4, c=3, o=1, hw=(8, 8), k=3, kw=dict(padding=1)),
+    "farpad":    dict(n=2, c=3, o=4, hw=(4, 5), k=1, kw=dict(stride=40, padding=90)),  # no padded copy
     "tiny":      dict(n=2, c=1, o=2, hw=(3, 3), k=2, kw={}),
 }
 
