@@ -4,6 +4,8 @@ included) against a NumPy transcription of the rule, the fused ReLU
 backward bit for bit against the op-by-op one (create_graph), and the
 convolutions bit for bit across thread counts, for batch sizes that do not
 divide the chunking."""
+import os
+
 import numpy as np
 import pytest
 
@@ -342,3 +344,49 @@ def test_conv2d_implicit_gemm_with_a_large_single_image(monkeypatch):
                 threads, lambda: F.conv2d(tg.tensor(x), tg.tensor(w), padding=1).numpy())
     for v in res.values():
         assert v.tobytes() == res["im2col", 1].tobytes()
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(N=st.integers(1, 5), G=st.integers(1, 2), cg=st.integers(1, 3), og=st.integers(1, 9),
+       H=st.integers(1, 9), W=st.integers(1, 12), kh=st.integers(1, 5), kw=st.integers(1, 6),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), pads=st.tuples(*[st.integers(0, 7)] * 4),
+       dh=st.integers(1, 2), dw=st.integers(1, 2), f64=st.booleans())
+def test_conv2d_implicit_gemm_equals_im2col_random_geometry(N, G, cg, og, H, W, kh, kw, sh, sw, pads,
+                                                             dh, dw, f64):
+    """Any geometry (per-side padding, up to paddings wider than the window)
+    gives the im2col path's bits on the implicit path, on one and two
+    threads, for the output and both gradients."""
+    top, bottom, left, right = pads
+    if dh * (kh - 1) + 1 > H + top + bottom or dw * (kw - 1) + 1 > W + left + right:
+        return
+    dtype = np.float64 if f64 else np.float32
+    rng = np.random.default_rng(N * 1000 + H * 100 + W * 10 + kh)
+    x = rng.standard_normal((N, G * cg, H, W)).astype(dtype)
+    w = rng.standard_normal((G * og, cg, kh, kw)).astype(dtype)
+
+    def run():
+        tx, tw = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)
+        y = F.conv2d(tx, tw, stride=(sh, sw), padding=(left, right, top, bottom), dilation=(dh, dw),
+                     groups=G)
+        g = tg.tensor(np.cos(np.arange(y.size)).reshape(y.shape).astype(dtype))
+        y.backward(g)
+        return [y.numpy(), tx.grad.numpy(), tw.grad.numpy()]
+    got = {}
+    old = os.environ.pop("TAPEGRAD_CONV", None)
+    try:
+        for path in ("implicit", "im2col"):
+            if path == "im2col":
+                os.environ["TAPEGRAD_CONV"] = "im2col"
+            for threads in (1, 2):
+                got[path, threads] = _with_threads(threads, run)
+            os.environ.pop("TAPEGRAD_CONV", None)
+    finally:
+        if old is not None:
+            os.environ["TAPEGRAD_CONV"] = old
+    for key, res in got.items():
+        for a, r in zip(res, got["im2col", 1]):
+            assert a.tobytes() == r.tobytes(), key
