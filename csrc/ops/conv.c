@@ -21,7 +21,8 @@
  *   dw:  dw  += dy_n @ cols_n^T        (summed over the images)
  *   db:  sum of dy over N, OH, OW (bias_grad: channels split between threads)
  *
- * Implicit GEMM (the forward and dw products).  cols is never formed:
+ * Implicit GEMM (the forward product, and dw for kernels at least 4 wide).
+ * cols is never formed:
  * gemm.c's packed kernel copies B into panels of kc rows x NR columns
  * before the micro-kernel reads them, and tg_gemm_packb_* (gemm.h) lets a
  * callback write those panels.  implicit_pack_* writes them straight from
@@ -48,9 +49,13 @@
  *                          dw       0.70-0.82 -> 0.73  0.84-0.97  0.42-0.50
  *
  * (implicit / im2col: 0.75 forward, 0.82 dw for conv2, 0.78 and 0.75 for
- * conv1), and the whole training step (batch 32, one thread, the two paths
- * interleaved step by step, 40 steps each, before copy_run): best 11.93 ms
- * against 13.07 (medians 12.35 / 13.62), 0.91.  Not kept: the dx product
+ * conv1), and the whole training step (one thread, the two paths
+ * interleaved step by step, best of 40 steps): batch 32 11.93 ms against
+ * 13.07 before copy_run (0.91), 11.66 against 13.89 after (0.84; batch 128,
+ * 15 steps: 45.3 against 53.4, 0.85).  With PyTorch's step interleaved
+ * too (thread CPU time, load average 11): 11.63 / 14.05 / 12.44 ms at
+ * batch 32, 60.8 / 74.2 / 61.1 ms at batch 128 (implicit / im2col /
+ * PyTorch; a busy machine slows PyTorch more than its quiet 9.3 ms).  Not kept: the dx product
  * with dy packed from the images' planes (instead of gathered into one
  * matrix for the batched GEMM): 1.04-1.07 times slower on conv2 and
  * 1.08-1.19 on conv1 in the same runs (the gather is only O/(C*KH*KW) of
@@ -554,6 +559,16 @@ static int64_t padded_h(const geom *g) { return g->H + g->ph + g->ph1; }
 static int64_t padded_w(const geom *g) { return g->W + g->pw + g->pw1; }
 static bool has_padding(const geom *g) { return g->ph || g->pw || g->ph1 || g->pw1; }
 
+/* Whether the implicit path may make its zero-padded copy of an image: no
+ * larger than the columns it replaces (so never for a padding far larger
+ * than the window, e.g. a strided 1x1 convolution with padding, whose
+ * padded size may not even fit in int64: then the columns are formed). */
+static bool padded_copy_ok(const geom *g) {
+    double padded = (double)g->C * (double)padded_h(g) * (double)padded_w(g);
+    return !has_padding(g) ||
+           padded <= (double)(g->C * g->KH * g->KW) * (double)(g->OH * g->OW);
+}
+
 /* xp (m, C, Hp, Wp) = the m images at x, zero-padded. */
 static void pad_images(const geom *g, size_t isz, int64_t m, const char *x, char *xp) {
     int64_t Hp = padded_h(g), Wp = padded_w(g);
@@ -837,8 +852,9 @@ static void fwd_range(int64_t n0, int64_t n1, void *vjob) {
     size_t isz = tg_dtype_size(j->dt);
     int64_t CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW, CHW = g->C * g->H * g->W;
     int64_t Og = g->O / g->G, CgKK = CKK / g->G, CgHW = CHW / g->G;
-    int64_t CHWp = g->C * padded_h(g) * padded_w(g);
-    bool direct = is_pointwise(g), implicit = !direct && j->implicit, pad = has_padding(g);
+    bool direct = is_pointwise(g), implicit = !direct && j->implicit && padded_copy_ok(g);
+    bool pad = has_padding(g);
+    int64_t CHWp = implicit ? g->C * padded_h(g) * padded_w(g) : 0;
     int64_t m = direct ? 1 : img_batch(g, isz);
     if (m > n1 - n0) m = n1 - n0;
     void *cols = NULL; /* im2col's columns: allocated when first needed */
@@ -965,18 +981,22 @@ static void dw_range(int64_t k0, int64_t k1, void *vjob) {
     int64_t CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
     int64_t Og = g->O / g->G, CgKK = CKK / g->G, CgHW = g->C / g->G * g->H * g->W;
     int64_t Hp = padded_h(g), Wp = padded_w(g);
-    bool direct = is_pointwise(g), implicit = !direct && j->implicit, pad = has_padding(g);
+    /* Which layout of the windows the GEMM reads faster depends on the
+     * shape; measured on LeNet-like layers: the patches (im2row) for kernels
+     * at least 4 wide, im2col's transpose for narrower ones (3x3), whose
+     * patch rows are too short to copy efficiently.  The same holds for the
+     * implicit patches (runs of KW taps): used for KW >= 4 only (3x3 layers,
+     * 3-64 channels, 16x16 and 32x32 images: 1.07-1.12 times im2col's time;
+     * 5x5: 0.82-0.87). */
+    bool rows = g->KW >= 4;
+    bool direct = is_pointwise(g), pad = has_padding(g);
+    bool implicit = !direct && j->implicit && rows && padded_copy_ok(g);
     void *cols = NULL; /* im2col's columns or im2row's patches, when needed */
     int64_t *roff = implicit ? scratch((size_t)OHW * sizeof(int64_t)) : NULL;
     void *xp = implicit && pad ? scratch((size_t)(g->C * Hp * Wp) * isz) : NULL;
     if (implicit && (!roff || (pad && !xp))) implicit = false;
     for (int64_t oh = 0; implicit && oh < g->OH; oh++)
         for (int64_t ow = 0; ow < g->OW; ow++) roff[oh * g->OW + ow] = oh * g->sh * Wp + ow * g->sw;
-    /* Which layout of the windows the GEMM reads faster depends on the
-     * shape; measured on LeNet-like layers: the patches (im2row) for kernels
-     * at least 4 wide, im2col's transpose for narrower ones (3x3), whose
-     * patch rows are too short to copy efficiently. */
-    bool rows = g->KW >= 4;
     for (int64_t k = k0; k < k1; k++) {
         int64_t n0 = g->N * k / j->nparts, n1 = g->N * (k + 1) / j->nparts;
         char *part = j->out + (size_t)(k * g->O * CgKK) * isz;

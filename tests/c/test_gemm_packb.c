@@ -153,6 +153,43 @@ START_TEST(test_packb_declines_and_leaves_c) {
 }
 END_TEST
 
+/* conv2d's implicit products (csrc/ops/conv.c) when gemm.c has no memory
+ * for its panels: tg_gemm_packb declines, the convolution forms its columns
+ * and runs tg_gemm, which falls back to the reference loop.  The results
+ * are the same numbers up to the summation order. */
+START_TEST(test_conv2d_without_panel_memory) {
+    const int64_t xs[4] = { 3, 4, 9, 8 }, ws[4] = { 6, 4, 5, 5 };
+    tg_tensor *x = tg_tensor_empty(4, xs, TG_FLOAT64), *w = tg_tensor_empty(4, ws, TG_FLOAT64);
+    ck_tg(x);
+    ck_tg(w);
+    double *xd = tg_tensor_data(x), *wd = tg_tensor_data(w);
+    for (int64_t i = 0; i < x->numel; i++) xd[i] = next_value();
+    for (int64_t i = 0; i < w->numel; i++) wd[i] = next_value();
+    tg_tensor *y[2], *dw[2];
+    for (int fail = 0; fail < 2; fail++) {
+        tg_gemm_testing_fail_alloc(fail);
+        y[fail] = tg_conv2d(x, w, NULL, 1, 1, 2, 2);
+        ck_tg(y[fail]);
+        dw[fail] = tg_conv2d_weight_grad(x, y[fail], ws, 1, 1, 2, 2);
+        ck_tg(dw[fail]);
+    }
+    tg_gemm_testing_fail_alloc(0);
+    ck_assert_int_eq(y[0]->numel, 3 * 6 * 9 * 8);
+    ck_assert(tt_max_abs_diff(y[0], y[1]) < 1e-12);
+    /* dw from the two y's, which differ by rounding only */
+    ck_assert(tt_max_abs_diff(dw[0], dw[1]) < 1e-9);
+    double m = 0;
+    for (int64_t i = 0; i < y[0]->numel; i++) m = fmax(m, fabs(((double *)tg_tensor_data(y[0]))[i]));
+    ck_assert(m > 0.1); /* not all zeros */
+    for (int k = 0; k < 2; k++) {
+        tg_tensor_release(y[k]);
+        tg_tensor_release(dw[k]);
+    }
+    tg_tensor_release(x);
+    tg_tensor_release(w);
+}
+END_TEST
+
 Suite *gemm_packb_suite(void) {
     Suite *s = suite_create("gemm_packb");
     TCase *tc = tcase_create("packb");
@@ -160,6 +197,7 @@ Suite *gemm_packb_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_packb_same_bits_as_tg_gemm);
     tcase_add_test(tc, test_packb_declines_and_leaves_c);
+    tcase_add_test(tc, test_conv2d_without_panel_memory);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -4,6 +4,8 @@ included) against a NumPy transcription of the rule, the fused ReLU
 backward bit for bit against the op-by-op one (create_graph), and the
 convolutions bit for bit across thread counts, for batch sizes that do not
 divide the chunking."""
+import os
+
 import numpy as np
 import pytest
 
@@ -260,20 +262,26 @@ def test_conv2d_batched_gemm_equals_one_image_at_a_time(case, dtype):
 # im2col matrix); TAPEGRAD_CONV=im2col takes the path that forms the
 # columns first.  The packed panels hold the same values and the GEMM the
 # same blocking, so the two paths give the same bits, on one thread and two.
+# (The weight gradient packs implicitly for kernels at least 4 wide; 3-wide
+# ones form their columns, measured faster.)
 # Cases: the CNN's layers, padding (symmetric, asymmetric via "same" with an
 # even kernel), stride, dilation, groups, 1x1 with stride (no padding),
 # batch sizes that do not divide the chunking, one output channel (M = 1:
-# gemm.c declines the implicit B and the columns are formed), tiny products.
+# gemm.c declines the implicit B and the columns are formed), tiny products,
+# a padding far wider than the window (the padded copy would be larger than
+# the columns: formed columns).
 _IMPLICIT = {
     "cnn1":      dict(n=5, c=1, o=16, hw=(28, 28), k=5, kw=dict(padding=2)),
     "cnn2":      dict(n=11, c=16, o=32, hw=(14, 14), k=5, kw=dict(padding=2)),
     "same_even": dict(n=3, c=3, o=8, hw=(9, 10), k=4, kw=dict(padding="same")),
-    "stride":    dict(n=7, c=4, o=12, hw=(13, 11), k=3, kw=dict(stride=(2, 3), padding=(1, 2))),
-    "dilation":  dict(n=6, c=3, o=9, hw=(12, 13), k=3, kw=dict(padding=2, dilation=(2, 3))),
-    "groups":    dict(n=9, c=8, o=12, hw=(9, 7), k=3, kw=dict(padding=1, groups=4)),
+    "stride":    dict(n=7, c=4, o=12, hw=(13, 11), k=4, kw=dict(stride=(2, 3), padding=(1, 2))),
+    "dilation":  dict(n=6, c=3, o=9, hw=(12, 13), k=4, kw=dict(padding=2, dilation=(2, 3))),
+    "groups":    dict(n=9, c=8, o=12, hw=(9, 7), k=5, kw=dict(padding=2, groups=4)),
+    "groups3x3": dict(n=5, c=8, o=12, hw=(9, 7), k=3, kw=dict(padding=1, groups=2)),
     "nopad":     dict(n=4, c=5, o=10, hw=(10, 17), k=3, kw={}),
     "1x1s2":     dict(n=3, c=6, o=10, hw=(8, 9), k=1, kw=dict(stride=2)),
     "one_out":   dict(n=4, c=3, o=1, hw=(8, 8), k=3, kw=dict(padding=1)),
+    "farpad":    dict(n=2, c=3, o=4, hw=(4, 5), k=1, kw=dict(stride=40, padding=90)),  # no padded copy
     "tiny":      dict(n=2, c=1, o=2, hw=(3, 3), k=2, kw={}),
 }
 
@@ -336,3 +344,49 @@ def test_conv2d_implicit_gemm_with_a_large_single_image(monkeypatch):
                 threads, lambda: F.conv2d(tg.tensor(x), tg.tensor(w), padding=1).numpy())
     for v in res.values():
         assert v.tobytes() == res["im2col", 1].tobytes()
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(N=st.integers(1, 5), G=st.integers(1, 2), cg=st.integers(1, 3), og=st.integers(1, 9),
+       H=st.integers(1, 9), W=st.integers(1, 12), kh=st.integers(1, 5), kw=st.integers(1, 6),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), pads=st.tuples(*[st.integers(0, 7)] * 4),
+       dh=st.integers(1, 2), dw=st.integers(1, 2), f64=st.booleans())
+def test_conv2d_implicit_gemm_equals_im2col_random_geometry(N, G, cg, og, H, W, kh, kw, sh, sw, pads,
+                                                             dh, dw, f64):
+    """Any geometry (per-side padding, up to paddings wider than the window)
+    gives the im2col path's bits on the implicit path, on one and two
+    threads, for the output and both gradients."""
+    top, bottom, left, right = pads
+    if dh * (kh - 1) + 1 > H + top + bottom or dw * (kw - 1) + 1 > W + left + right:
+        return
+    dtype = np.float64 if f64 else np.float32
+    rng = np.random.default_rng(N * 1000 + H * 100 + W * 10 + kh)
+    x = rng.standard_normal((N, G * cg, H, W)).astype(dtype)
+    w = rng.standard_normal((G * og, cg, kh, kw)).astype(dtype)
+
+    def run():
+        tx, tw = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)
+        y = F.conv2d(tx, tw, stride=(sh, sw), padding=(left, right, top, bottom), dilation=(dh, dw),
+                     groups=G)
+        g = tg.tensor(np.cos(np.arange(y.size)).reshape(y.shape).astype(dtype))
+        y.backward(g)
+        return [y.numpy(), tx.grad.numpy(), tw.grad.numpy()]
+    got = {}
+    old = os.environ.pop("TAPEGRAD_CONV", None)
+    try:
+        for path in ("implicit", "im2col"):
+            if path == "im2col":
+                os.environ["TAPEGRAD_CONV"] = "im2col"
+            for threads in (1, 2):
+                got[path, threads] = _with_threads(threads, run)
+            os.environ.pop("TAPEGRAD_CONV", None)
+    finally:
+        if old is not None:
+            os.environ["TAPEGRAD_CONV"] = old
+    for key, res in got.items():
+        for a, r in zip(res, got["im2col", 1]):
+            assert a.tobytes() == r.tobytes(), key
