@@ -161,9 +161,7 @@ static tg_tensor *tensor_over(tg_storage *s, tg_dtype dt, int ndim, const int64_
         t->shape[i] = shape[i];
         n *= shape[i];
     }
-    if (strides && n == 0) /* no element: strides address nothing, and huge ones (from_storage */
-        memset(t->strides, 0, sizeof t->strides); /* and as_strided allow them) would overflow */
-    else if (strides)                             /* every view's start * stride, stride * step */
+    if (strides)
         memcpy(t->strides, strides, (size_t)ndim * sizeof(int64_t));
     else
         tg__contiguous_strides(ndim, shape, t->strides);
@@ -227,7 +225,11 @@ tg_tensor *tg_tensor_from_storage(tg_storage *s, tg_dtype dt, int ndim, const in
         return TG_FAIL(TG_ERR_VALUE, "from_storage: offset %lld is outside the storage of %zu bytes",
                        (long long)offset, s->nbytes);
     }
-    return tensor_over(s, dt, ndim, shape, strides, offset);
+    /* no element: the caller's strides address nothing, and huge ones would
+     * overflow every later view's start * stride or stride * step (slicing
+     * an empty tensor with a stride of INT64_MIN did): contiguous strides,
+     * bounded by the shape's non-zero sizes (tg__check_shape) */
+    return tensor_over(s, dt, ndim, shape, n > 0 ? strides : NULL, offset);
 }
 
 /* ---- element access -------------------------------------------------- */

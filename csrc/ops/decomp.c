@@ -797,6 +797,31 @@ static tg_status matrix_batch(const char *who, const tg_tensor *a, int64_t *m, i
     return TG_OK;
 }
 
+/* The end shared by qr and svd: `out`, their packed float64 result computed
+ * from `src` into the scratch `work` (nb bytes; NULL when it could not be
+ * allocated, then out is dropped), is converted to A's dtype and recorded
+ * with itself saved (their VJPs read the factors) and params i[0..2].
+ * Releases src and frees work.  New reference, or NULL with the error. */
+static tg_tensor *finish_packed(const tg_opdef *op, tg_tensor *a, tg_tensor *src, tg_tensor *out,
+                                double *work, size_t nb, int64_t i0, int64_t i1, int64_t i2) {
+    tg_tensor_release(src);
+    if (!work) {
+        tg_tensor_release(out);
+        return NULL;
+    }
+    tg__free(work, nb);
+    out = to_dtype(out, a->dtype);
+    tg_entry *e = NULL;
+    out = out ? tg__finish(op, 1, &a, out, &e) : NULL;
+    if (e) {
+        tg__save_output(e, out);
+        e->params.i[0] = i0;
+        e->params.i[1] = i1;
+        e->params.i[2] = i2;
+    }
+    return out;
+}
+
 /* x, retained (for take2 chains that consume their arguments). */
 static tg_tensor *ref(tg_tensor *x) {
     if (x) tg_tensor_retain(x);
@@ -902,21 +927,7 @@ tg_tensor *tg_linalg_qr(tg_tensor *a, int complete) {
             if (i < qc) memcpy(o + i * (qc + n) + qc, r + i * n, sizeof(double) * (size_t)n);
         }
     }
-    tg_tensor_release(src);
-    if (!work) {
-        tg_tensor_release(out);
-        return NULL;
-    }
-    tg__free(work, nb);
-    out = to_dtype(out, a->dtype);
-    tg_entry *e = NULL;
-    out = out ? tg__finish(&tg_opdef_linalg_qr, 1, &a, out, &e) : NULL;
-    if (e) {
-        tg__save_output(e, out);
-        e->params.i[0] = complete;
-        e->params.i[1] = n;
-    }
-    return out;
+    return finish_packed(&tg_opdef_linalg_qr, a, src, out, work, nb, complete, n, 0);
 }
 
 /* Is every diagonal entry of the triangles r (..., n, n) larger than
@@ -1215,22 +1226,7 @@ tg_tensor *tg_linalg_svd(tg_tensor *a, int full) {
         for (int64_t i = 0; i < n; i++) memcpy(o + (m + i) * (c + 1), v + i * cv, sizeof(double) * (size_t)cv);
         for (int64_t i = 0; i < k; i++) o[i * (c + 1) + c] = s[i];
     }
-    tg_tensor_release(src);
-    if (!mem) {
-        tg_tensor_release(out);
-        return NULL;
-    }
-    tg__free(mem, nb);
-    out = to_dtype(out, a->dtype);
-    tg_entry *e = NULL;
-    out = out ? tg__finish(&tg_opdef_linalg_svd, 1, &a, out, &e) : NULL;
-    if (e) {
-        tg__save_output(e, out);
-        e->params.i[0] = full;
-        e->params.i[1] = m;
-        e->params.i[2] = n;
-    }
-    return out;
+    return finish_packed(&tg_opdef_linalg_svd, a, src, out, mem, nb, full, m, n);
 }
 
 /* The VJP of A = U diag(s) V^T (the reduced factors; in the full case the

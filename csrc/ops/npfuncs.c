@@ -150,11 +150,7 @@ tg_tensor *tg_dot(tg_tensor *a, tg_tensor *b) {
     if (a->ndim <= 2 && b->ndim <= 2) return tg_matmul(a, b); /* one entry, the same numbers */
     return tg_tensordot(a, b, &la, &lb, 1);
 }
-static tg_tensor *apply_dot(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)p;
-    if (n != 2) return TG_FAIL(TG_ERR_VALUE, "dot: expected 2 inputs, got %d", n);
-    return tg_dot(in[0], in[1]);
-}
+APPLY2(dot)
 TG_DEFINE_OP(dot, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64",
              .forward = "c[i..., j..., m] = sum_k a[i..., k] b[j..., k, m] (a * b for a 0-d operand)",
              .forward_tex = "c_{I J m} = \\sum_k a_{I k}\\, b_{J k m}",
@@ -176,11 +172,7 @@ tg_tensor *tg_inner(tg_tensor *a, tg_tensor *b) {
                        tg__shp(b), (long long)a->shape[la], (long long)b->shape[lb]);
     return tg_tensordot(a, b, &la, &lb, 1);
 }
-static tg_tensor *apply_inner(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)p;
-    if (n != 2) return TG_FAIL(TG_ERR_VALUE, "inner: expected 2 inputs, got %d", n);
-    return tg_inner(in[0], in[1]);
-}
+APPLY2(inner)
 TG_DEFINE_OP(inner, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64",
              .forward = "c[i..., j...] = sum_k a[i..., k] b[j..., k]",
              .forward_tex = "c_{IJ} = \\sum_k a_{Ik}\\, b_{Jk}",
@@ -205,11 +197,7 @@ tg_tensor *tg_outer(tg_tensor *a, tg_tensor *b) {
     tg_tensor_release(rb);
     return c;
 }
-static tg_tensor *apply_outer(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)p;
-    if (n != 2) return TG_FAIL(TG_ERR_VALUE, "outer: expected 2 inputs, got %d", n);
-    return tg_outer(in[0], in[1]);
-}
+APPLY2(outer)
 TG_DEFINE_OP(outer, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .forward = "c[i, j] = a[i] b[j] (both flattened)", .forward_tex = "c_{ij} = a_i\\, b_j",
              .vjp = "da = dc @ b, db = dc^T @ a (mul's, summed over the broadcast axis)",
@@ -249,11 +237,7 @@ tg_tensor *tg_kron(tg_tensor *a, tg_tensor *b) {
     TAKE(c, tg_reshape(c, nd, so));
     return c;
 }
-static tg_tensor *apply_kron(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)p;
-    if (n != 2) return TG_FAIL(TG_ERR_VALUE, "kron: expected 2 inputs, got %d", n);
-    return tg_kron(in[0], in[1]);
-}
+APPLY2(kron)
 TG_DEFINE_OP(kron, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .forward = "c[i*p + k, j*q + l] = a[i, j] b[k, l] (any number of dims)",
              .forward_tex = "c_{(i p + k)(j q + l)} = a_{ij}\\, b_{kl}",
@@ -422,16 +406,8 @@ static tg_tensor *fminmax(const char *who, tg_tensor *a, tg_tensor *b, bool is_m
 }
 tg_tensor *tg_fmax(tg_tensor *a, tg_tensor *b) { return fminmax("fmax", a, b, true); }
 tg_tensor *tg_fmin(tg_tensor *a, tg_tensor *b) { return fminmax("fmin", a, b, false); }
-static tg_tensor *apply_fmax(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)p;
-    if (n != 2) return TG_FAIL(TG_ERR_VALUE, "fmax: expected 2 inputs, got %d", n);
-    return tg_fmax(in[0], in[1]);
-}
-static tg_tensor *apply_fmin(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)p;
-    if (n != 2) return TG_FAIL(TG_ERR_VALUE, "fmin: expected 2 inputs, got %d", n);
-    return tg_fmin(in[0], in[1]);
-}
+APPLY2(fmax)
+APPLY2(fmin)
 TG_DEFINE_OP(fmax, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64,int64",
              .forward = "c = a if a >= b or isnan(b) else b (a NaN is ignored)",
              .forward_tex = "c = \\begin{cases} a & a \\ge b \\text{ or } b = \\text{NaN} \\\\ b & \\text{otherwise} \\end{cases}",
@@ -465,11 +441,7 @@ tg_tensor *tg_logaddexp2(tg_tensor *a, tg_tensor *b) {
     TAKE(y, tg_mul_scalar(y, 1.0 / LN2_D));
     return y;
 }
-static tg_tensor *apply_logaddexp2(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)p;
-    if (n != 2) return TG_FAIL(TG_ERR_VALUE, "logaddexp2: expected 2 inputs, got %d", n);
-    return tg_logaddexp2(in[0], in[1]);
-}
+APPLY2(logaddexp2)
 TG_DEFINE_OP(logaddexp2, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64",
              .forward = "c = log2(2^a + 2^b) = logaddexp(a ln2, b ln2) / ln2",
              .forward_tex = "c = \\log_2(2^{a} + 2^{b})",
@@ -511,11 +483,7 @@ tg_tensor *tg_sinc(tg_tensor *x) {
     tg_tensor_release(small);
     return y;
 }
-static tg_tensor *apply_sinc(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)p;
-    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "sinc: expected 1 input, got %d", n);
-    return tg_sinc(in[0]);
-}
+APPLY1(sinc)
 TG_DEFINE_OP(sinc, .arity = 1, .composite = true, .diff_mask = 1,
              .dtypes = "float32,float64",
              .forward = "y = sin(pi x) / (pi x), 1 at x = 0 (a series for |x| < 1e-3)",
@@ -540,16 +508,8 @@ static tg_tensor *scale_angle(const char *who, tg_tensor *x, double k) {
 }
 tg_tensor *tg_deg2rad(tg_tensor *x) { return scale_angle("deg2rad", x, TG_PI / 180.0); }
 tg_tensor *tg_rad2deg(tg_tensor *x) { return scale_angle("rad2deg", x, 180.0 / TG_PI); }
-static tg_tensor *apply_deg2rad(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)p;
-    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "deg2rad: expected 1 input, got %d", n);
-    return tg_deg2rad(in[0]);
-}
-static tg_tensor *apply_rad2deg(tg_tensor *const *in, int n, const tg_params *p) {
-    (void)p;
-    if (n != 1) return TG_FAIL(TG_ERR_VALUE, "rad2deg: expected 1 input, got %d", n);
-    return tg_rad2deg(in[0]);
-}
+APPLY1(deg2rad)
+APPLY1(rad2deg)
 TG_DEFINE_OP(deg2rad, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "float32,float64 (int64 -> float64)",
              .forward = "y = x * pi / 180", .forward_tex = "y = \\frac{\\pi}{180} x",
              .vjp = "dx = dy * pi / 180", .vjp_tex = "\\bar x = \\frac{\\pi}{180} \\bar y",

@@ -4,8 +4,10 @@
  */
 #include "ops_internal.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define TG_OP(name, sig) &tg_opdef_##name,
 static const tg_opdef *const table[] = {
@@ -63,13 +65,38 @@ const tg_opdef *tg_op_find(const char *name) {
     return NULL;
 }
 
+/* Does msg name `who` as a word (not inside a longer identifier)? */
+static bool names_word(const char *msg, const char *who) {
+    size_t n = strlen(who);
+    for (const char *c = strstr(msg, who); c; c = strstr(c + 1, who)) {
+        bool before = c > msg && (c[-1] == '_' || isalnum((unsigned char)c[-1]));
+        bool after = c[n] == '_' || isalnum((unsigned char)c[n]);
+        if (!before && !after) return true;
+    }
+    return false;
+}
+
+/* A generic call's error names the op called, even when a constituent
+ * failed (trace's "diagonal: axis ...", tile's "broadcast_to: shape ...",
+ * one_hot's "empty: ..."): "trace: diagonal: axis ...". */
+static void named_error(const char *who) {
+    tg_status st = tg_error_status();
+    const char *msg = tg_error_message();
+    if (st == TG_OK || names_word(msg, who)) return;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s: %s", who, msg);
+    tg_error_set(st, "%s", buf);
+}
+
 tg_tensor *tg_op_apply(const tg_opdef *op, int n, tg_tensor *const *in, const tg_params *p) {
     if (!op || !op->apply) return TG_FAIL(TG_ERR_VALUE, "apply: no such op");
     if (op->arity >= 0 && n != op->arity)
         return TG_FAIL(TG_ERR_VALUE, "%s: expected %d inputs, got %d", op->name, op->arity, n);
     if (op->arity < 0 && n < 1) /* every variadic op reads in[0]; those that read more check */
         return TG_FAIL(TG_ERR_VALUE, "%s: expected at least 1 input, got %d", op->name, n);
-    return op->apply(in, n, p);
+    tg_tensor *out = op->apply(in, n, p);
+    if (!out) named_error(op->name);
+    return out;
 }
 
 /* ---- examples ----------------------------------------------------------- */

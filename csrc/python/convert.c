@@ -27,22 +27,31 @@ PyObject *tgpy_raise(void) {
     case TG_ERR_RUNTIME: exc = PyExc_RuntimeError; break;
     default: exc = PyExc_RuntimeError; break;
     }
-    const char *msg = tg_error_message();
-    if (PyErr_Occurred()) { /* chain a pending Python error as the cause */
-        PyObject *t, *v, *tb;
+    /* a pending Python error becomes the cause */
+    PyObject *t = NULL, *v = NULL, *tb = NULL;
+    if (PyErr_Occurred()) {
         PyErr_Fetch(&t, &v, &tb);
         PyErr_NormalizeException(&t, &v, &tb);
-        PyErr_SetString(exc, msg[0] ? msg : "tapegrad: operation failed");
+    }
+    /* the message as text even if an op printed a byte that is not UTF-8
+     * (einsum's subscripts from a generic call's ints): \xff, never a
+     * UnicodeDecodeError in place of the op's error */
+    const char *msg = tg_error_message()[0] ? tg_error_message() : "tapegrad: operation failed";
+    PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "backslashreplace");
+    if (text) {
+        PyErr_SetObject(exc, text);
+        Py_DECREF(text);
+    }
+    if (v) {
         PyObject *t2, *v2, *tb2;
         PyErr_Fetch(&t2, &v2, &tb2);
         PyErr_NormalizeException(&t2, &v2, &tb2);
-        PyException_SetCause(v2, v);
-        Py_XDECREF(t);
-        Py_XDECREF(tb);
+        if (v2) PyException_SetCause(v2, v); /* steals v */
+        else Py_DECREF(v);
         PyErr_Restore(t2, v2, tb2);
-    } else {
-        PyErr_SetString(exc, msg[0] ? msg : "tapegrad: operation failed");
     }
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
     tg_error_clear();
     return NULL;
 }

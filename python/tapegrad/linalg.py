@@ -457,6 +457,18 @@ def _pick(new, old, who, new_name, old_name, default):
     return new if new is not None else (old if old is not None else default)
 
 
+def _norm_args(who, x, dim, axis, dim_default, keepdim, keepdims, dtype):
+    """What vector_norm and matrix_norm parse alike: PyTorch's dim/keepdim or
+    NumPy's axis/keepdims (one spelling at a time; dim at its default counts
+    as not given), and x as a float tensor, converted to dtype first."""
+    dim = _pick(None if dim == dim_default else dim, axis, who, "dim", "axis", dim_default)
+    keepdim = bool(_pick(keepdims, keepdim if keepdim else None, who, "keepdims", "keepdim", False))
+    x = _t(x)
+    if dtype is not None:
+        x = x.astype(dtype)
+    return _float_input(who, x), dim, keepdim
+
+
 def vector_norm(x, ord=2, dim=None, keepdim: bool = False, *, dtype=None, axis=None,
                 keepdims=None) -> Tensor:
     """The vector ``ord``-norm of x over ``dim`` (all elements when None), as
@@ -470,13 +482,7 @@ def vector_norm(x, ord=2, dim=None, keepdim: bool = False, *, dtype=None, axis=N
     >>> tg.linalg.vector_norm(tg.tensor([[3.0, 4.0], [6.0, 8.0]]), dim=1).tolist()
     [5.0, 10.0]
     """
-    dim = _pick(dim, axis, "vector_norm", "dim", "axis", None)
-    keepdim = bool(_pick(keepdims, keepdim if keepdim else None, "vector_norm", "keepdims",
-                         "keepdim", False))
-    x = _t(x)
-    if dtype is not None:
-        x = x.astype(dtype)
-    x = _float_input("vector_norm", x)
+    x, dim, keepdim = _norm_args("vector_norm", x, dim, axis, None, keepdim, keepdims, dtype)
     if isinstance(ord, str) or not _is_number(ord) or ord != ord:
         raise ValueError(f"linalg.vector_norm: ord must be a number (p, inf, -inf or 0), got "
                          f"{ord!r}; 'fro' and 'nuc' are matrix norms (tg.linalg.matrix_norm)")
@@ -501,13 +507,7 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None
     >>> tg.linalg.matrix_norm(tg.tensor([[1.0, -2.0], [3.0, 4.0]]), ord=1).item()
     6.0
     """
-    dim = _pick(axis, dim if dim != (-2, -1) else None, "matrix_norm", "axis", "dim", (-2, -1))
-    keepdim = bool(_pick(keepdims, keepdim if keepdim else None, "matrix_norm", "keepdims",
-                         "keepdim", False))
-    A = _t(A)
-    if dtype is not None:
-        A = A.astype(dtype)
-    A = _float_input("matrix_norm", A)
+    A, dim, keepdim = _norm_args("matrix_norm", A, dim, axis, (-2, -1), keepdim, keepdims, dtype)
     if A.ndim < 2:
         raise ValueError(f"linalg.matrix_norm: expected a matrix or a batch of them, got shape "
                          f"{tuple(A.shape)}")

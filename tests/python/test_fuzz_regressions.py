@@ -237,20 +237,21 @@ def test_qr_svd_of_a_small_batch_of_empty_matrices_agree_with_numpy(shape):
 # -- regress-slice-empty-view-int64-min-stride ------------------------------------
 # An empty tensor may carry any strides (from_storage and NumPy allow them: they
 # address nothing); slicing one with a stride of -2**63 computed start * stride
-# (2 * -2**63: signed overflow, UBSan; found by session 6's long run).  Every
-# view of an empty tensor now stores zero strides, so no view arithmetic on
-# them (start * stride, stride * step) can overflow.
+# (2 * -2**63: signed overflow, UBSan; found by session 6's long run).  An
+# empty tensor made over a storage (from_storage, from_numpy) now takes
+# contiguous strides, so no later view's start * stride or stride * step can
+# overflow; views of non-empty tensors keep NumPy's strides.
 
 @pytest.mark.parametrize("stride", [-2**63, 2**63 - 1, 2**62])
 def test_views_of_an_empty_tensor_with_huge_strides(stride):
     from numpy.lib.stride_tricks import as_strided
     a = as_strided(np.zeros(1, np.uint8), shape=(3, 0), strides=(stride, 1))
     t = tg.from_numpy(a)
+    assert t.shape == (3, 0) and max(abs(s) for s in t.strides) <= 1   # not the array's stride
     for key in [(slice(2, None),), (slice(None, None, 2),), (1,), (slice(2, None, -1),),
                 (slice(1, 3), slice(None, None, 5)), (Ellipsis, slice(-1, None))]:
         v = t[key]
         assert v.shape == a[key].shape and v.numpy().shape == a[key].shape
-        assert v.strides == (0,) * v.ndim   # nothing addressed, nothing to overflow
     assert t.T[1:].shape == a.T[1:].shape
     assert tg.concat([t[1:], t[:1]]).shape == (3, 0)
     y = tg.tensor(np.zeros((3, 0))).requires_grad_()   # slicing's gradient of an empty view
@@ -286,3 +287,114 @@ def test_an_int_param_out_of_int_range_is_not_taken_for_0(name, inputs, text, wh
     with pytest.raises((ValueError, TypeError)) as e:
         tg._C._op_apply(name, inputs(), text.format(2**32))
     assert who in str(e.value)
+
+
+# -- regress-check-index-negative-axis-size ---------------------------------------
+# The index bounds check of index_select/index_add/gather negated the axis size
+# (-n), which a generic call can give as -2**63 through shape= (signed
+# overflow, UBSan).  The size is now checked before it is negated, and the
+# target shape before the indices; an index of -2**63 is out of bounds.
+
+_MIN, _MAX = -2**63, 2**63 - 1
+
+
+@pytest.mark.parametrize("size, exc, text", [(_MIN, ValueError, "negative dimension"),
+                                             (_MAX, MemoryError, "too many elements")])
+def test_index_add_refuses_an_extreme_axis_size(size, exc, text):
+    src, idx = tg.ones((7, 3), dtype=tg.float64), tg.tensor([1, 4, 1, 1, 2, 4, 0])
+    for shape in (f"{size},3", f"5,{size}"):
+        with raises(exc, "index_add", text, str(size)):
+            tg._C._op_apply("index_add", [src, idx], f"shape={shape} i0=0")
+    y = tg._C._op_apply("index_add", [src, idx], "shape=5,3 i0=0")   # the valid call
+    np.testing.assert_array_equal(y.numpy()[:, 0], [1, 3, 1, 0, 2])
+
+
+@pytest.mark.parametrize("axis", [_MIN, _MAX])
+@pytest.mark.parametrize("name", ["index_select", "index_add", "gather"])
+def test_index_ops_refuse_an_extreme_axis(name, axis):
+    x, idx = tg.ones((5, 3), dtype=tg.float64), tg.tensor([0, 1])
+    ins = {"index_select": [x, idx], "index_add": [tg.ones((2, 3), dtype=tg.float64), idx],
+           "gather": [x, tg.tensor([[0], [1]])]}[name]
+    with raises(IndexError, name, f"axis {axis}", "out of range"):
+        tg._C._op_apply(name, ins, f"shape=5,3 i0={axis}")
+
+
+@pytest.mark.parametrize("v", [_MIN, _MAX, -6, 5])
+def test_an_extreme_index_is_out_of_bounds(v):
+    x = tg.ones((5, 3), dtype=tg.float64)
+    with raises(IndexError, "index_select", f"index {v}", "size 5"):
+        tg._C._op_apply("index_select", [x, tg.tensor([0, v])], "i0=0")
+    with raises(IndexError, "index_add", f"index {v}", "size 5"):
+        tg._C._op_apply("index_add", [tg.ones((2, 3), dtype=tg.float64), tg.tensor([0, v])],
+                        "shape=5,3 i0=0")
+    with raises(IndexError, f"{v}"):
+        tg.index_select(x, 0, tg.tensor([v]))
+
+
+# -- the class: every op's axis/size/int params at -2**63 and 2**63 - 1 -------------
+# Every registry op with an example, called generically (as tg_op_apply from C)
+# with each of its integer params (i0..i3, each shape and axes entry, each
+# ints entry up to one past the last used) set to -2**63 or 2**63 - 1: a
+# result, or an exception of the documented kinds that names the op (a
+# composite's constituent is named after it: "trace: diagonal: axis ..."),
+# never a crash, a hang or another exception.  (Sizes like 2**40 are left to
+# the C fuzzer, whose allocator limit refuses them: here they could allocate.)
+
+def _params_text(p):
+    parts = []
+    if p["axes"] is not None:
+        parts.append("axes=" + ",".join(map(str, p["axes"])))
+    if p["keepdims"]:
+        parts.append("keep=1")
+    if p["shape"]:
+        parts.append("shape=" + ",".join(map(str, p["shape"])))
+    parts.append("ints=" + ",".join(map(str, p["ints"])))
+    parts += [f"f{j}={v!r}" for j, v in enumerate(p["f"])]
+    parts += [f"i{j}={v}" for j, v in enumerate(p["i"])]
+    return " ".join(parts)
+
+
+def _extreme_variants(p):
+    def put(field, j, v):
+        q = dict(p)
+        q[field] = tuple(v if k == j else x for k, x in enumerate(p[field]))
+        return q
+    used = [k for k, v in enumerate(p["ints"]) if v]
+    fields = [("i", range(4)), ("shape", range(len(p["shape"] or ()))),
+              ("axes", range(len(p["axes"] or ()))),
+              ("ints", range(min(max(used + [-1]) + 2, len(p["ints"]))))]
+    for field, js in fields:
+        for j in js:
+            for v in (_MIN, _MAX):
+                yield put(field, j, v)
+
+
+def _examples():
+    for op in tg._C.ops():
+        count = len([e for e in (op["examples"] or "").split(";") if e])
+        for k in range(count):
+            yield op["name"], k
+
+
+def test_every_op_with_extreme_int_params_through_the_generic_call():
+    calls, refused, names = 0, 0, set()
+    for name, k in _examples():
+        try:
+            ins, p = tg._C._op_example(name, k)
+        except ValueError:
+            continue                       # "custom" examples the generic maker cannot build
+        tg._C._op_apply(name, ins, _params_text(p))   # the example itself works
+        names.add(name)
+        for q in _extreme_variants(p):
+            calls += 1
+            try:
+                out = tg._C._op_apply(name, ins, _params_text(q))
+            except (ValueError, IndexError, TypeError, MemoryError, OverflowError) as e:
+                refused += 1
+                assert name in str(e), (name, _params_text(q), str(e))
+            else:
+                outs = out if isinstance(out, (tuple, list)) else [out]
+                for o in outs:                 # a well-formed result
+                    assert o.size == int(np.prod(o.shape, dtype=object)), (name, q)
+    assert len(names) > 150 and calls > 5000 and refused > 1000   # most params are used
+    assert {"index_add", "index_select", "gather", "diagonal", "trace", "tile", "slice"} <= names
