@@ -63,7 +63,12 @@
  * pack_b's whole lines); memcpy calls for the packer's runs: dw 0.87 ->
  * 1.11 of im2col's time (a call per 5-float run).  perf on the step after
  * this (2 threads, loaded machine): 35 % micro-kernel, 17 % implicit_pack
- * (before copy_run), 8 % pack_a, 7 % dx_range (col2im), 5 % pooling.
+ * (before copy_run), 8 % pack_a, 7 % dx_range (col2im), 5 % pooling; with
+ * copy_run (1 thread): 34 % micro-kernel, 14 % implicit_pack, 7 % dx_range,
+ * 7 % pack_a (mostly dw's A = dy_n, transposed by pack_lines' scalar loop
+ * for the AVX-512 kernel's 8-row panels), 5 % pooling, 4 % memmove.  Next
+ * candidates: a vector transposing pack of 8 lines in gemm.c (as
+ * pack16_avx2 for 16), and col2im.
  *
  * The images are processed in parallel (threadpool.h), each worker with its
  * own cols buffer; dw is summed from a fixed number of partial sums, in a
