@@ -65,10 +65,12 @@
  * first call picks the SIMD version if the CPU has it (dispatch.h) and it
  * passes its self-test; the sums give bit-identical results on both paths
  * (fixed accumulation order, no FMA), exp/log/tanh/sigmoid may differ by
- * one ulp (FMA rounds once where the baseline rounds twice).
+ * one ulp (FMA rounds once where the baseline rounds twice), erf by up to
+ * 2.5 ulp and gelu by up to twice its bound (each within its own bound).
  *
  * Memory: no function allocates or keeps a pointer.  x and y may be the
- * same array (in place); other overlaps are not allowed.  None can fail.
+ * same array (in place), and a gradient kernel's out may be g or x; other
+ * overlaps are not allowed.  None can fail.
  */
 #ifndef TG_VMATH_H
 #define TG_VMATH_H

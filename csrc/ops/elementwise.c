@@ -1107,7 +1107,11 @@ TG_DEFINE_OP(erf, .arity = 1, .cost = COST_TRANSCENDENTAL, .diff_mask = 1, .dtyp
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 /* gelu: float32 through the vector kernels (the erf above; the gradient
- * g * (Phi(x) + x phi(x)) in one pass); float64 through libm. */
+ * g * (Phi(x) + x phi(x)) in one pass); float64 through libm.  The cost
+ * class (COST_TRANSCENDENTAL, 8 adds an element) is what was measured for
+ * the vector forward and the fused gradient on (16, 64, 512) float32: 0.59
+ * and 0.75 ms against 0.07 ms for a neg, one thread; so both split across
+ * threads from 2 x 16384 elements, as exp does. */
 VMATH_ROW(gelu)
 UNARY_ROW(gelu_f64, double, 0.5 * x * (1.0 + erf(x * 0.7071067811865476)))
 static const row_table gelu_rows = {gelu_f32, gelu_f64, NULL};
