@@ -430,3 +430,25 @@ def test_accumulation_is_bitwise_the_add_it_replaces():
     (fast,) = tg.grad(f(x), [x], seeds)
     (recorded,) = tg.grad(f(x), [x], seeds, create_graph=True)
     np.testing.assert_array_equal(fast.numpy(), recorded.numpy())
+
+
+@pytest.mark.parametrize("key", [np.s_[:, 2:5], np.s_[1:3], np.s_[..., :0], np.s_[:, :, 1:], np.s_[:],
+                                 np.s_[:, ::-1], np.s_[1:4:2], np.s_[:, 1, 2:4], np.s_[2:3, 1:2]],
+                         ids=["middle", "first-axis", "empty", "last-axis", "whole", "reversed", "step",
+                              "index", "two-axes"])
+@pytest.mark.parametrize("strided_grad", [False, True])
+def test_slice_backward_puts_the_gradient_in_place_and_zeros_elsewhere(key, strided_grad):
+    """One pass for a block along one axis (contiguous gradient), the general
+    zeros-and-copy otherwise: the same result."""
+    rng = np.random.default_rng(16)
+    x = tg.from_numpy(rng.normal(size=(4, 5, 6)))
+    x.requires_grad = True
+    y = x[key]
+    seed = rng.normal(size=tuple(y.shape))
+    g = tg.from_numpy(seed)
+    if strided_grad and seed.ndim >= 2:
+        g = tg.from_numpy(np.ascontiguousarray(seed.swapaxes(0, 1))).swapaxes(0, 1)
+    (got,) = tg.grad(y, [x], g)
+    want = np.zeros((4, 5, 6))
+    want[key] = seed
+    np.testing.assert_array_equal(got.numpy(), want)
