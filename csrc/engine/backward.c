@@ -54,14 +54,34 @@ void tg_set_global_step_hook(tg_step_hook_fn fn, void *ctx) {
     global_hook_ctx = ctx;
 }
 
-/* *slot += g, out of place (so that a gradient tensor shared by two inputs is
- * never modified); recorded when create_graph is on. */
+/* Whether *slot += g may be done in place: grad mode off (nothing is
+ * recorded), and the slot's tensor is a float gradient only the engine can
+ * see (one reference, its own storage of one reference that owns its bytes,
+ * nothing saved over it, no binding data, no graph), of g's shape and dtype,
+ * both contiguous.  A gradient that is also another input's, or that a VJP
+ * returned as a view, or that the inspector or a hook holds, has a second
+ * reference and is summed out of place. */
+static bool accumulate_in_place(const tg_tensor *s, const tg_tensor *g) {
+    const tg_storage *st = s->storage;
+    return !tg_grad_enabled() && s->refcount == 1 && st->refcount == 1 && !st->release &&
+           !st->readonly && st->saved_count == 0 && !st->user_data && !s->user_data && !s->grad_fn &&
+           !s->requires_grad && s->dtype == g->dtype && tg_dtype_is_float(s->dtype) &&
+           tg__same_shape(s->ndim, s->shape, g->ndim, g->shape) && tg_tensor_is_contiguous(s) &&
+           tg_tensor_is_contiguous(g) && s->offset == 0;
+}
+
+/* *slot += g: out of place (so that a gradient tensor shared by two inputs is
+ * never modified), recorded when create_graph is on; in place when no one
+ * else can see the slot's tensor (accumulate_in_place): the same bits as
+ * the add, without a new buffer per contribution (a tensor used by several
+ * ops, the q, k, v slices of one projection, a residual stream). */
 static tg_status accumulate(tg_tensor **slot, tg_tensor *g) {
     if (!*slot) {
         tg_tensor_retain(g);
         *slot = g;
         return TG_OK;
     }
+    if (accumulate_in_place(*slot, g)) return tg_tensor_axpy_(*slot, 1.0, g);
     tg_tensor *s = tg_add(*slot, g);
     if (!s) return tg_error_status();
     tg_tensor_release(*slot);

@@ -437,8 +437,56 @@ tg_tensor *tg_slice(tg_tensor *x, const int64_t *starts, const int64_t *stops,
     return out;
 }
 
+/* The common slice x[..., a:b, ...] (one axis, step 1, no integer index)
+ * of a contiguous gradient: out written in one pass, zeros around each
+ * copied block (instead of zeroing all of out and copying over it).  *res
+ * is out (new), or NULL when the slice is not of that kind; returns the
+ * status (an allocation failure). */
+static tg_status slice_backward_block(tg_tensor *g, const tg_params *p, tg_tensor **res) {
+    *res = NULL;
+    if (p->i[0] != 0 || !tg_tensor_is_contiguous(g) || g->ndim != p->ndim) return TG_OK;
+    int ax = -1;
+    for (int d = 0; d < p->ndim; d++) {
+        bool whole = p->ints[d] == 0 && p->ints[8 + d] == 1 && p->ints[16 + d] == p->shape[d];
+        if (whole) continue;
+        if (ax >= 0 || p->ints[8 + d] != 1) return TG_OK;
+        ax = d;
+    }
+    for (int d = 0; d < p->ndim; d++)
+        if (g->shape[d] != (d == ax ? p->ints[16 + d] : p->shape[d])) return TG_OK; /* the caller reports it */
+    tg_tensor *out = tg_tensor_empty(p->ndim, p->shape, g->dtype);
+    if (!out) return tg_error_status();
+    *res = out;
+    if (ax < 0) { /* the whole tensor */
+        if (g->numel) memcpy(tg_tensor_data(out), tg_tensor_data(g), (size_t)g->numel * tg_dtype_size(g->dtype));
+        return TG_OK;
+    }
+    size_t isz = tg_dtype_size(g->dtype);
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < ax; d++) outer *= p->shape[d];
+    for (int d = ax + 1; d < p->ndim; d++) inner *= p->shape[d];
+    size_t before = (size_t)(p->ints[ax] * inner) * isz, block = (size_t)(p->ints[16 + ax] * inner) * isz;
+    size_t row = (size_t)(p->shape[ax] * inner) * isz, after = row - before - block;
+    char *o = tg_tensor_data(out);
+    const char *src = tg_tensor_data(g);
+    for (int64_t i = 0; i < outer; i++, o += row, src += block) {
+        memset(o, 0, before);
+        if (block) memcpy(o + before, src, block);
+        memset(o + before + block, 0, after);
+    }
+    return TG_OK;
+}
+
 static tg_tensor *slice_backward(tg_tensor *g, const tg_params *p) {
-    tg_tensor *out = tg_tensor_zeros(p->ndim, p->shape, g->dtype);
+    tg_tensor *out;
+    if (slice_backward_block(g, p, &out)) return NULL;
+    if (out) {
+        tg_entry *e;
+        out = tg__finish(&tg_opdef_slice_backward, 1, &g, out, &e);
+        if (e) e->params = *p;
+        return out;
+    }
+    out = tg_tensor_zeros(p->ndim, p->shape, g->dtype);
     if (!out) return NULL;
     tg_tensor *v = slice_view(out, p);
     if (!v) {

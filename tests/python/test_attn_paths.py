@@ -355,3 +355,100 @@ def test_an_error_survives_the_death_of_a_from_numpy_argument(call):
     then raised SystemError: error return without exception set)."""
     with pytest.raises(ValueError):
         call()
+
+
+# ---------------------------------------------------------------------------
+# the q, k, v slices of one projection: slice backward, accumulation in place
+# ---------------------------------------------------------------------------
+
+def _qkv_grads(transposed_k):
+    """The gradient of qkv (B, T, 3C) through three slices, each reshaped to
+    heads and permuted as a GPT does (k also transposed, so its gradient
+    arrives strided); with the seeds each slice's gradient is known."""
+    rng = np.random.default_rng(13)
+    B, T, H, hs = 2, 5, 3, 4
+    C = H * hs
+    qkv = tg.from_numpy(rng.normal(size=(B, T, 3 * C)).astype(np.float32))
+    qkv.requires_grad = True
+    h = qkv * 1.0  # a non-leaf: its gradient is accumulated in the engine's pending slot
+    outs, seeds = [], []
+    for i in range(3):
+        t = h[:, :, i * C:(i + 1) * C].reshape(B, T, H, hs).permute(0, 2, 1, 3)
+        if transposed_k and i == 1:
+            t = t.swapaxes(-2, -1)
+        outs.append(t)
+        seeds.append(rng.normal(size=tuple(t.shape)).astype(np.float32))
+    (g,) = tg.grad(outs, [qkv], [tg.from_numpy(s) for s in seeds])
+    want = []
+    for i, s in enumerate(seeds):
+        if transposed_k and i == 1:
+            s = s.swapaxes(-2, -1)
+        want.append(s.transpose(0, 2, 1, 3).reshape(B, T, C))
+    return g.numpy(), np.concatenate(want, axis=-1)
+
+
+@pytest.mark.parametrize("transposed_k", [False, True])
+def test_qkv_slices_gradient_is_exactly_the_seeds(transposed_k):
+    got, want = _qkv_grads(transposed_k)
+    np.testing.assert_array_equal(got, want)  # copies and additions of zeros: exact
+
+
+def test_in_place_accumulation_leaves_gradients_someone_holds_alone():
+    """A tensor used three times: its contributions are summed in place only
+    while no one else holds the partial sum.  The gradients the step-through
+    shows, held here, keep the values they had."""
+    rng = np.random.default_rng(14)
+    x = tg.from_numpy(rng.normal(size=(4, 6)))
+    x.requires_grad = True
+    h = x * 1.0
+    y = (h[:, :3] * 2).sum() + (h[:, 3:] * 3).sum() + (h * h).sum()
+    held = []
+    for step in y.backward_steps():
+        for ig in step.inputs:
+            if ig.grad_tensor is not None:  # the tensor, and the array shown
+                held.append((ig.grad_tensor, ig.grad, ig.grad.copy()))
+    assert len(held) >= 6
+    for t, shown, snapshot in held:
+        np.testing.assert_array_equal(t.numpy(), snapshot)
+        np.testing.assert_array_equal(shown, snapshot)
+    xv = x.detach().numpy()
+    want = np.concatenate([np.full((4, 3), 2.0), np.full((4, 3), 3.0)], axis=1) + 2 * xv
+    _close(x.grad.numpy(), want, 1e-12)
+
+
+def test_accumulation_is_bitwise_the_add_it_replaces():
+    """In place or not, a gradient summed from several uses has the bits of
+    the out-of-place sum (create_graph forces the recorded add)."""
+    rng = np.random.default_rng(15)
+    x = tg.from_numpy(rng.normal(size=(64, 96)).astype(np.float32))
+    x.requires_grad = True
+
+    def f(x):
+        h = x * 1.0
+        return [h.exp(), h[:, :50], h.tanh(), h * 3]
+    seeds = [tg.from_numpy(rng.normal(size=s).astype(np.float32)) for s in [(64, 96), (64, 50), (64, 96), (64, 96)]]
+    (fast,) = tg.grad(f(x), [x], seeds)
+    (recorded,) = tg.grad(f(x), [x], seeds, create_graph=True)
+    np.testing.assert_array_equal(fast.numpy(), recorded.numpy())
+
+
+@pytest.mark.parametrize("key", [np.s_[:, 2:5], np.s_[1:3], np.s_[..., :0], np.s_[:, :, 1:], np.s_[:],
+                                 np.s_[:, ::-1], np.s_[1:4:2], np.s_[:, 1, 2:4], np.s_[2:3, 1:2]],
+                         ids=["middle", "first-axis", "empty", "last-axis", "whole", "reversed", "step",
+                              "index", "two-axes"])
+@pytest.mark.parametrize("strided_grad", [False, True])
+def test_slice_backward_puts_the_gradient_in_place_and_zeros_elsewhere(key, strided_grad):
+    """One pass for a block along one axis (contiguous gradient), the general
+    zeros-and-copy otherwise: the same result."""
+    rng = np.random.default_rng(16)
+    x = tg.from_numpy(rng.normal(size=(4, 5, 6)))
+    x.requires_grad = True
+    y = x[key]
+    seed = rng.normal(size=tuple(y.shape))
+    g = tg.from_numpy(seed)
+    if strided_grad and seed.ndim >= 2:
+        g = tg.from_numpy(np.ascontiguousarray(seed.swapaxes(0, 1))).swapaxes(0, 1)
+    (got,) = tg.grad(y, [x], g)
+    want = np.zeros((4, 5, 6))
+    want[key] = seed
+    np.testing.assert_array_equal(got.numpy(), want)
