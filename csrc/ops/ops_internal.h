@@ -72,4 +72,27 @@ static inline tg_tensor *tg__slice_axis(tg_tensor *x, int64_t ax, int64_t start,
     return tg_slice(x, starts, stops, steps, 0);
 }
 
+/* x's values with axis ax moved last, C-contiguous, so that every row along
+ * that axis is `x->shape[ax]` consecutive elements (no autograd).  fresh: a
+ * new copy the caller may write into (the scans); otherwise x itself
+ * (retained) when it is already laid out so (argmax/argmin only read).
+ * Shared by the scans (scan.c) and argmax/argmin (reduce.c), which walk all
+ * rows along one axis. */
+static inline tg_tensor *tg__rows_last(tg_tensor *x, int64_t ax, bool fresh) {
+    int64_t sh[TG_MAX_DIMS], st[TG_MAX_DIMS];
+    int k = 0;
+    for (int d = 0; d < x->ndim; d++)
+        if (d != ax) {
+            sh[k] = x->shape[d];
+            st[k++] = x->strides[d];
+        }
+    sh[k] = x->shape[ax];
+    st[k] = x->strides[ax];
+    tg_tensor *v = tg__view(x, x->ndim, sh, st, x->offset);
+    if (!fresh && v && tg_tensor_is_contiguous(v)) return v;
+    tg_tensor *c = v ? tg__copy(v) : NULL;
+    tg_tensor_release(v);
+    return c;
+}
+
 #endif /* TG_OPS_INTERNAL_H */

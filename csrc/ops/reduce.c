@@ -666,17 +666,8 @@ static tg_tensor *argext(const char *who, const tg_opdef *op, tg_tensor *x, int6
         return TG_FAIL(TG_ERR_VALUE, "%s: attempt to get %s of an empty sequence (axis %lld has length 0)",
                        who, who, (long long)ax);
     }
-    /* move the axis last and make rows contiguous */
-    int64_t perm[TG_MAX_DIMS];
-    int k = 0;
-    for (int d = 0; d < src->ndim; d++)
-        if (d != ax) perm[k++] = d;
-    perm[k] = ax;
-    bool prev = tg_set_grad_enabled(false);
-    tg_tensor *pt = tg_permute(src, perm);
-    tg_tensor *c = pt ? tg_contiguous(pt) : NULL;
-    tg_set_grad_enabled(prev);
-    tg_tensor_release(pt);
+    /* move the axis last and make rows contiguous (as the scans do) */
+    tg_tensor *c = tg__rows_last(src, ax, false);
     if (!c) {
         tg_tensor_release(src);
         return NULL;

@@ -46,22 +46,10 @@ static tg_status scan_axis(const char *who, const tg_tensor *x, int64_t axis, in
     return tg__norm_axis(who, axis, x->ndim, ax);
 }
 
-/* a contiguous copy of x with axis ax moved last (no autograd) */
-static tg_tensor *rows_last(tg_tensor *x, int64_t ax) {
-    int64_t sh[TG_MAX_DIMS], st[TG_MAX_DIMS];
-    int k = 0;
-    for (int d = 0; d < x->ndim; d++)
-        if (d != ax) {
-            sh[k] = x->shape[d];
-            st[k++] = x->strides[d];
-        }
-    sh[k] = x->shape[ax];
-    st[k] = x->strides[ax];
-    tg_tensor *v = tg__view(x, x->ndim, sh, st, x->offset);
-    tg_tensor *c = v ? tg__copy(v) : NULL;
-    tg_tensor_release(v);
-    return c;
-}
+/* a contiguous copy of x with axis ax moved last (no autograd; the kernels
+ * below write into it): tg__rows_last of ops_internal.h, shared with
+ * argmax/argmin in reduce.c */
+static tg_tensor *rows_last(tg_tensor *x, int64_t ax) { return tg__rows_last(x, ax, true); }
 
 /* the inverse of rows_last: y is contiguous with the axis last; the result
  * is a contiguous tensor in the original axis order (no autograd) */
