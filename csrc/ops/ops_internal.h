@@ -95,4 +95,31 @@ static inline tg_tensor *tg__rows_last(tg_tensor *x, int64_t ax, bool fresh) {
     return c;
 }
 
+/* A reduction's entry params: the reduced axes (from `mask`), keepdims, the
+ * input's shape, and the mask itself in params i[slot] (reduce.c's ops keep
+ * it in i[0]; prod and norm in scan.c in i[3]). */
+static inline void tg__store_reduced(tg_params *p, const tg_tensor *x, uint32_t mask, bool keepdims,
+                                     int slot) {
+    p->naxes = 0;
+    for (int d = 0; d < x->ndim; d++)
+        if (mask & (1u << d)) p->axes[p->naxes++] = d;
+    p->keepdims = keepdims;
+    p->ndim = x->ndim;
+    memcpy(p->shape, x->shape, sizeof p->shape);
+    p->i[slot] = (int64_t)mask;
+}
+
+/* g (a reduction's output shape) broadcast back to the input's shape stored
+ * by tg__store_reduced: reshaped to the keepdims shape, then a stride-0
+ * view.  A new reference. */
+static inline tg_tensor *tg__expand_reduced(const tg_params *p, tg_tensor *g, int slot) {
+    int64_t kshape[TG_MAX_DIMS];
+    uint32_t mask = (uint32_t)p->i[slot];
+    for (int d = 0; d < p->ndim; d++) kshape[d] = (mask & (1u << d)) ? 1 : p->shape[d];
+    tg_tensor *r = tg_reshape(g, p->ndim, kshape);
+    tg_tensor *b = r ? tg_broadcast_to(r, p->ndim, p->shape) : NULL;
+    tg_tensor_release(r);
+    return b;
+}
+
 #endif /* TG_OPS_INTERNAL_H */

@@ -169,23 +169,9 @@ static tg_tensor *mask_nn(int64_t n, int kind, tg_dtype dt) {
 
 /* g of a reduction (reduced shape, keepdims or not) broadcast back to the
  * input shape saved in e->params (shape, mask in i[3]) */
-static tg_tensor *expand_back(const tg_params *p, tg_tensor *g) {
-    int64_t kshape[TG_MAX_DIMS];
-    uint32_t mask = (uint32_t)p->i[3];
-    for (int d = 0; d < p->ndim; d++) kshape[d] = (mask & (1u << d)) ? 1 : p->shape[d];
-    tg_tensor *r = tg_reshape(g, p->ndim, kshape);
-    tg_tensor *b = r ? tg_broadcast_to(r, p->ndim, p->shape) : NULL;
-    tg_tensor_release(r);
-    return b;
-}
+static tg_tensor *expand_back(const tg_params *p, tg_tensor *g) { return tg__expand_reduced(p, g, 3); }
 static void store_red(tg_entry *e, const tg_tensor *x, uint32_t mask, bool keepdims) {
-    e->params.naxes = 0;
-    for (int d = 0; d < x->ndim; d++)
-        if (mask & (1u << d)) e->params.axes[e->params.naxes++] = d;
-    e->params.keepdims = keepdims;
-    e->params.ndim = x->ndim;
-    memcpy(e->params.shape, x->shape, sizeof e->params.shape);
-    e->params.i[3] = (int64_t)mask;
+    tg__store_reduced(&e->params, x, mask, keepdims, 3);
 }
 
 /* x with the `mask` axes moved last and merged into one (an op chain, so
