@@ -269,6 +269,17 @@ static tg_tensor *shift_lse(tg_tensor *x, int64_t ax) {
     return take2(tg_add, lse, z);
 }
 
+/* x - logsumexp(x) along ax, as d - logsumexp(d) with d = x - max: the max
+ * taken out first, log(sum) does not vanish next to a huge max
+ * (softmax([1e17, 1e17]) was [1, 1]: 1e17 + log 2 rounds to 1e17; corpus
+ * regress-softmax-huge-equal-logits).  Grad mode is off in the callers. */
+static tg_tensor *log_probs(tg_tensor *x, int64_t ax) {
+    tg_tensor *m = x->ndim ? tg_max(x, &ax, 1, true) : tg_max(x, NULL, 0, true);
+    tg_tensor *d = m ? take2(tg_sub, (tg_tensor_retain(x), x), m) : NULL;
+    tg_tensor *lse = d ? shift_lse(d, ax) : NULL;
+    return lse ? take2(tg_sub, d, lse) : (tg_tensor_release(d), NULL);
+}
+
 tg_tensor *tg_softmax(tg_tensor *x, int64_t axis) {
     int64_t ax;
     if (tg__require_float("softmax", x) || tg__norm_axis("softmax", axis, x->ndim, &ax)) return NULL;
@@ -281,8 +292,7 @@ tg_tensor *tg_softmax(tg_tensor *x, int64_t axis) {
         y = xc ? softmax_rows(xc, NULL, false) : NULL;
         tg_tensor_release(xc);
     } else {
-        tg_tensor *lse = shift_lse(x, ax);
-        tg_tensor *out = lse ? take2(tg_sub, (tg_tensor_retain(x), x), lse) : NULL;
+        tg_tensor *out = log_probs(x, ax);
         y = out ? tg_exp(out) : NULL;
         tg_tensor_release(out);
     }
@@ -390,8 +400,7 @@ tg_tensor *tg_log_softmax(tg_tensor *x, int64_t axis) {
     if (x->numel == 0) { /* see softmax */
         y = tg_tensor_empty(x->ndim, x->shape, x->dtype);
     } else {
-        tg_tensor *lse = shift_lse(x, ax);
-        y = lse ? take2(tg_sub, (tg_tensor_retain(x), x), lse) : NULL;
+        y = log_probs(x, ax);
     }
     tg_set_grad_enabled(prev);
     tg_entry *e;

@@ -72,4 +72,54 @@ static inline tg_tensor *tg__slice_axis(tg_tensor *x, int64_t ax, int64_t start,
     return tg_slice(x, starts, stops, steps, 0);
 }
 
+/* x's values with axis ax moved last, C-contiguous, so that every row along
+ * that axis is `x->shape[ax]` consecutive elements (no autograd).  fresh: a
+ * new copy the caller may write into (the scans); otherwise x itself
+ * (retained) when it is already laid out so (argmax/argmin only read).
+ * Shared by the scans (scan.c) and argmax/argmin (reduce.c), which walk all
+ * rows along one axis. */
+static inline tg_tensor *tg__rows_last(tg_tensor *x, int64_t ax, bool fresh) {
+    int64_t sh[TG_MAX_DIMS], st[TG_MAX_DIMS];
+    int k = 0;
+    for (int d = 0; d < x->ndim; d++)
+        if (d != ax) {
+            sh[k] = x->shape[d];
+            st[k++] = x->strides[d];
+        }
+    sh[k] = x->shape[ax];
+    st[k] = x->strides[ax];
+    tg_tensor *v = tg__view(x, x->ndim, sh, st, x->offset);
+    if (!fresh && v && tg_tensor_is_contiguous(v)) return v;
+    tg_tensor *c = v ? tg__copy(v) : NULL;
+    tg_tensor_release(v);
+    return c;
+}
+
+/* A reduction's entry params: the reduced axes (from `mask`), keepdims, the
+ * input's shape, and the mask itself in params i[slot] (reduce.c's ops keep
+ * it in i[0]; prod and norm in scan.c in i[3]). */
+static inline void tg__store_reduced(tg_params *p, const tg_tensor *x, uint32_t mask, bool keepdims,
+                                     int slot) {
+    p->naxes = 0;
+    for (int d = 0; d < x->ndim; d++)
+        if (mask & (1u << d)) p->axes[p->naxes++] = d;
+    p->keepdims = keepdims;
+    p->ndim = x->ndim;
+    memcpy(p->shape, x->shape, sizeof p->shape);
+    p->i[slot] = (int64_t)mask;
+}
+
+/* g (a reduction's output shape) broadcast back to the input's shape stored
+ * by tg__store_reduced: reshaped to the keepdims shape, then a stride-0
+ * view.  A new reference. */
+static inline tg_tensor *tg__expand_reduced(const tg_params *p, tg_tensor *g, int slot) {
+    int64_t kshape[TG_MAX_DIMS];
+    uint32_t mask = (uint32_t)p->i[slot];
+    for (int d = 0; d < p->ndim; d++) kshape[d] = (mask & (1u << d)) ? 1 : p->shape[d];
+    tg_tensor *r = tg_reshape(g, p->ndim, kshape);
+    tg_tensor *b = r ? tg_broadcast_to(r, p->ndim, p->shape) : NULL;
+    tg_tensor_release(r);
+    return b;
+}
+
 #endif /* TG_OPS_INTERNAL_H */

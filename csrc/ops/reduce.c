@@ -279,27 +279,11 @@ static int64_t count_of(const tg_tensor *x, uint32_t mask) {
 }
 
 static void store_axes(tg_entry *e, const tg_tensor *x, uint32_t mask, bool keepdims) {
-    e->params.naxes = 0;
-    for (int d = 0; d < x->ndim; d++)
-        if (mask & (1u << d)) e->params.axes[e->params.naxes++] = d;
-    e->params.keepdims = keepdims;
-    e->params.ndim = x->ndim;
-    memcpy(e->params.shape, x->shape, sizeof e->params.shape);
-    e->params.i[0] = (int64_t)mask;
+    tg__store_reduced(&e->params, x, mask, keepdims, 0);
 }
 
-/* g (reduced shape) -> broadcast to the input's shape: reshape to the
- * keepdims shape, then a stride-0 view.  A new reference. */
-static tg_tensor *expand_back(tg_entry *e, tg_tensor *g) {
-    int64_t kshape[TG_MAX_DIMS];
-    uint32_t mask = (uint32_t)e->params.i[0];
-    for (int d = 0; d < e->params.ndim; d++)
-        kshape[d] = (mask & (1u << d)) ? 1 : e->params.shape[d];
-    tg_tensor *r = tg_reshape(g, e->params.ndim, kshape);
-    tg_tensor *b = r ? tg_broadcast_to(r, e->params.ndim, e->params.shape) : NULL;
-    tg_tensor_release(r);
-    return b;
-}
+/* g (reduced shape) -> broadcast to the input's shape (ops_internal.h). */
+static tg_tensor *expand_back(tg_entry *e, tg_tensor *g) { return tg__expand_reduced(&e->params, g, 0); }
 
 
 static tg_tensor *apply_red(tg_tensor *(*f)(tg_tensor *, const int64_t *, int, bool),
@@ -666,17 +650,8 @@ static tg_tensor *argext(const char *who, const tg_opdef *op, tg_tensor *x, int6
         return TG_FAIL(TG_ERR_VALUE, "%s: attempt to get %s of an empty sequence (axis %lld has length 0)",
                        who, who, (long long)ax);
     }
-    /* move the axis last and make rows contiguous */
-    int64_t perm[TG_MAX_DIMS];
-    int k = 0;
-    for (int d = 0; d < src->ndim; d++)
-        if (d != ax) perm[k++] = d;
-    perm[k] = ax;
-    bool prev = tg_set_grad_enabled(false);
-    tg_tensor *pt = tg_permute(src, perm);
-    tg_tensor *c = pt ? tg_contiguous(pt) : NULL;
-    tg_set_grad_enabled(prev);
-    tg_tensor_release(pt);
+    /* move the axis last and make rows contiguous (as the scans do) */
+    tg_tensor *c = tg__rows_last(src, ax, false);
     if (!c) {
         tg_tensor_release(src);
         return NULL;

@@ -46,22 +46,10 @@ static tg_status scan_axis(const char *who, const tg_tensor *x, int64_t axis, in
     return tg__norm_axis(who, axis, x->ndim, ax);
 }
 
-/* a contiguous copy of x with axis ax moved last (no autograd) */
-static tg_tensor *rows_last(tg_tensor *x, int64_t ax) {
-    int64_t sh[TG_MAX_DIMS], st[TG_MAX_DIMS];
-    int k = 0;
-    for (int d = 0; d < x->ndim; d++)
-        if (d != ax) {
-            sh[k] = x->shape[d];
-            st[k++] = x->strides[d];
-        }
-    sh[k] = x->shape[ax];
-    st[k] = x->strides[ax];
-    tg_tensor *v = tg__view(x, x->ndim, sh, st, x->offset);
-    tg_tensor *c = v ? tg__copy(v) : NULL;
-    tg_tensor_release(v);
-    return c;
-}
+/* a contiguous copy of x with axis ax moved last (no autograd; the kernels
+ * below write into it): tg__rows_last of ops_internal.h, shared with
+ * argmax/argmin in reduce.c */
+static tg_tensor *rows_last(tg_tensor *x, int64_t ax) { return tg__rows_last(x, ax, true); }
 
 /* the inverse of rows_last: y is contiguous with the axis last; the result
  * is a contiguous tensor in the original axis order (no autograd) */
@@ -181,23 +169,9 @@ static tg_tensor *mask_nn(int64_t n, int kind, tg_dtype dt) {
 
 /* g of a reduction (reduced shape, keepdims or not) broadcast back to the
  * input shape saved in e->params (shape, mask in i[3]) */
-static tg_tensor *expand_back(const tg_params *p, tg_tensor *g) {
-    int64_t kshape[TG_MAX_DIMS];
-    uint32_t mask = (uint32_t)p->i[3];
-    for (int d = 0; d < p->ndim; d++) kshape[d] = (mask & (1u << d)) ? 1 : p->shape[d];
-    tg_tensor *r = tg_reshape(g, p->ndim, kshape);
-    tg_tensor *b = r ? tg_broadcast_to(r, p->ndim, p->shape) : NULL;
-    tg_tensor_release(r);
-    return b;
-}
+static tg_tensor *expand_back(const tg_params *p, tg_tensor *g) { return tg__expand_reduced(p, g, 3); }
 static void store_red(tg_entry *e, const tg_tensor *x, uint32_t mask, bool keepdims) {
-    e->params.naxes = 0;
-    for (int d = 0; d < x->ndim; d++)
-        if (mask & (1u << d)) e->params.axes[e->params.naxes++] = d;
-    e->params.keepdims = keepdims;
-    e->params.ndim = x->ndim;
-    memcpy(e->params.shape, x->shape, sizeof e->params.shape);
-    e->params.i[3] = (int64_t)mask;
+    tg__store_reduced(&e->params, x, mask, keepdims, 3);
 }
 
 /* x with the `mask` axes moved last and merged into one (an op chain, so

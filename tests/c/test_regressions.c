@@ -794,6 +794,56 @@ START_TEST(copy_slices_view_ndim_out_of_range) {
 }
 END_TEST
 
+/* corpus/regress-slice-empty-view-int64-min-stride: from_storage accepted
+ * an empty (3, 0) uint8 tensor with a stride of INT64_MIN (it addresses
+ * nothing); slicing it from 2 computed 2 * INT64_MIN (UBSan).  An empty
+ * tensor over a storage now takes contiguous strides. */
+START_TEST(slice_empty_tensor_with_int64_min_stride) {
+    unsigned char buf[4] = {0};
+    tg_storage *s = tg_storage_borrow(buf, sizeof buf, NULL, NULL, false);
+    int64_t shape[2] = {3, 0}, strides[2] = {INT64_MIN, 1};
+    tg_tensor *t = tg_tensor_from_storage(s, TG_UINT8, 2, shape, strides, 0);
+    ck_tg(t);
+    ck_assert(t->strides[0] != INT64_MIN);
+    int64_t starts[2] = {2, 0}, stops[2] = {3, 0}, steps[2] = {1, 1};
+    tg_tensor *v = tg_slice(t, starts, stops, steps, 0);
+    ck_tg(v);
+    ck_assert_int_eq(v->shape[0], 1);
+    ck_assert_int_eq(v->shape[1], 0);
+    ck_assert_int_eq(v->numel, 0);
+    tg_tensor_release(v);
+    tg_tensor_release(t);
+    tg_storage_release(s);
+}
+END_TEST
+
+/* corpus/regress-svd-qr-empty-matrices-huge-batch-loop: qr and svd of 2**40
+ * matrices 0 x 0 looped 2**40 times writing nothing (a hang); and a generic
+ * call's error names the op called even when a constituent failed. */
+START_TEST(qr_svd_huge_batch_of_empty_matrices) {
+    int64_t shape[3] = {(int64_t)1 << 40, 0, 0};
+    tg_tensor *a = tg_tensor_zeros(3, shape, TG_FLOAT64);
+    ck_tg(a);
+    for (int mode = 0; mode < 2; mode++) {
+        tg_tensor *q = tg_linalg_qr(a, mode), *u = tg_linalg_svd(a, mode);
+        ck_tg(q);
+        ck_tg(u);
+        ck_assert_int_eq(q->shape[0], (int64_t)1 << 40);
+        ck_assert_int_eq(u->numel, 0);
+        tg_tensor_release(q);
+        tg_tensor_release(u);
+    }
+    tg_tensor_release(a);
+    int64_t s2[2] = {2, 2};
+    tg_tensor *x = tg_tensor_zeros(2, s2, TG_FLOAT64);
+    tg_params p;
+    ck_assert_int_eq(tg_params_parse("i0=0 i1=9223372036854775807 i2=1", &p), TG_OK);
+    ck_assert_ptr_null(tg_op_apply(tg_op_find("trace"), 1, &x, &p));
+    ck_tg_error(TG_ERR_INDEX, "trace: diagonal: axis 9223372036854775807");
+    tg_tensor_release(x);
+}
+END_TEST
+
 Suite *regressions_suite(void) {
     Suite *s = suite_create("regressions");
     TCase *tc = tcase_create("fuzz");
@@ -814,6 +864,8 @@ Suite *regressions_suite(void) {
     tcase_add_test(tc, variadic_ops_with_too_few_inputs);
     tcase_add_test(tc, pool_backward_huge_input_shape);
     tcase_add_test(tc, copy_slices_view_ndim_out_of_range);
+    tcase_add_test(tc, slice_empty_tensor_with_int64_min_stride);
+    tcase_add_test(tc, qr_svd_huge_batch_of_empty_matrices);
     suite_add_tcase(s, tc);
     TCase *ta = tcase_create("aliasing");
     tcase_add_test(ta, labels_modified_before_backward);

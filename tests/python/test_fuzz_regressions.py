@@ -398,3 +398,24 @@ def test_every_op_with_extreme_int_params_through_the_generic_call():
                     assert o.size == int(np.prod(o.shape, dtype=object)), (name, q)
     assert len(names) > 150 and calls > 5000 and refused > 1000   # most params are used
     assert {"index_add", "index_select", "gather", "diagonal", "trace", "tile", "slice"} <= names
+
+
+# -- regress-softmax-huge-equal-logits ----------------------------------------------
+# softmax/log_softmax computed x - logsumexp(x): for a row of equal logits
+# near 1e17 or larger, logsumexp = max + log(n) rounds to max, so softmax
+# gave [1, 1] (sum 2) and log_softmax [0, 0] (found by session 6's fuzz run,
+# the harness's sum-to-1 check).  The max is subtracted first, as in PyTorch.
+
+@pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
+@pytest.mark.parametrize("v", [1e17, 1e30, 3e38, -3e38, 1e308])
+def test_softmax_of_huge_equal_logits(dtype, v):
+    torch = pytest.importorskip("torch")
+    a = np.array([[v, v, v], [v, v / 2, 0.0]])
+    tdt = torch.float32 if dtype == tg.float32 else torch.float64
+    with np.errstate(over="ignore"):
+        x = tg.tensor(a, dtype=dtype)
+        xt = torch.tensor(a, dtype=tdt)
+    for f, ft in [(tg.softmax, torch.softmax), (tg.log_softmax, torch.log_softmax)]:
+        np.testing.assert_allclose(f(x, -1).numpy(), ft(xt, -1).numpy(), rtol=1e-6, atol=1e-6)
+    if np.isfinite(x.numpy()).all():
+        np.testing.assert_allclose(tg.softmax(x, -1).numpy().sum(-1), 1.0, rtol=1e-6)
