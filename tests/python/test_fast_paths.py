@@ -25,6 +25,8 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
+from assertions import ulp_errors
+
 
 @pytest.fixture(autouse=True)
 def _every_vmath_path(vmath_path):
@@ -45,22 +47,6 @@ def reference(name, x):
         if name == "tanh":
             return np.tanh(x64)
         return np.where(x64 >= 0, 1 / (1 + np.exp(-x64)), np.exp(x64) / (1 + np.exp(x64)))
-
-
-def ulp_errors(got, want):
-    """|got - want| in ulps of float32(want); inf/NaN must match exactly."""
-    with np.errstate(all="ignore"):
-        w32 = want.astype(np.float32)
-    special = ~np.isfinite(w32)
-    err = np.zeros(got.shape)
-    exact = (got == w32) | (np.isnan(got) & np.isnan(w32))
-    err[special & ~exact] = np.inf
-    fin = ~special
-    ulp = np.spacing(np.abs(w32[fin])).astype(np.float64)
-    ulp = np.maximum(ulp, np.float64(np.finfo(np.float32).smallest_subnormal))
-    err[fin] = np.abs(got[fin].astype(np.float64) - want[fin]) / ulp
-    err[fin & ~np.isfinite(got)] = np.inf
-    return err
 
 
 def sample_inputs(name):

@@ -24,6 +24,8 @@ import pytest
 
 import tapegrad as tg
 from tapegrad.testing import gradcheck, gradgradcheck
+from assertions import ulp_errors
+
 
 torch = pytest.importorskip("torch")
 tf = tg.nn.functional
@@ -60,22 +62,6 @@ def ref_gelu_grad(x, approximate):
             return 0.5 * (1 + erf64(x / math.sqrt(2))) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
         t = np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))
         return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x)
-
-
-def ulp_errors(got, want):
-    """|got - want| in ulps of float32(want); inf/NaN must match exactly."""
-    with np.errstate(all="ignore"):
-        w32 = want.astype(np.float32)
-    special = ~np.isfinite(w32)
-    err = np.zeros(got.shape)
-    exact = (got == w32) | (np.isnan(got) & np.isnan(w32))
-    err[special & ~exact] = np.inf
-    fin = ~special
-    ulp = np.spacing(np.abs(w32[fin])).astype(np.float64)
-    ulp = np.maximum(ulp, np.float64(np.finfo(np.float32).smallest_subnormal))
-    err[fin] = np.abs(got[fin].astype(np.float64) - want[fin]) / ulp
-    err[fin & ~np.isfinite(got)] = np.inf
-    return err
 
 
 def ulp_of(x):
