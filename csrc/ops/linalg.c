@@ -155,6 +155,18 @@ static bool col_major(const tg_tensor *x) {
            llabs(x->strides[n - 2]) < llabs(x->strides[n - 1]);
 }
 
+/* The gradient of a column-major operand in that operand's own memory
+ * order: (g^T @ x)^T when g_left, else (x @ g^T)^T -- a transposed view of a
+ * contiguous product (the dB branch below says why that pays). */
+static tg_tensor *grad_in_own_order(tg_tensor *g, tg_tensor *x, bool g_left) {
+    tg_tensor *gt = tg_transpose(g, -1, -2);
+    tg_tensor *c = gt ? (g_left ? tg_matmul(gt, x) : tg_matmul(x, gt)) : NULL;
+    tg_tensor *t = c ? tg_transpose(c, -1, -2) : NULL;
+    tg_tensor_release(c);
+    tg_tensor_release(gt);
+    return t;
+}
+
 static tg_status matmul_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *a = tg_entry_saved(e, 0), *b = a ? tg_entry_saved(e, 1) : NULL;
@@ -183,11 +195,7 @@ static tg_status matmul_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx
         /* dA = dC B^T; for a transposed view A, as (B dC^T)^T (see dB) */
         tg_tensor *ga;
         if (a->ndim >= 2 && col_major(a2)) {
-            tg_tensor *gt = tg_transpose(g2, -1, -2);
-            tg_tensor *c = gt ? tg_matmul(b2, gt) : NULL;
-            ga = c ? tg_transpose(c, -1, -2) : NULL;
-            tg_tensor_release(c);
-            tg_tensor_release(gt);
+            ga = grad_in_own_order(g2, b2, false);
         } else {
             tg_tensor *bt = tg_transpose(b2, -1, -2);
             ga = bt ? tg_matmul(g2, bt) : NULL;
@@ -231,11 +239,7 @@ static tg_status matmul_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx
              * permute that made B, arrives in B's own memory order instead
              * of needing a transposing copy (0.3 ms for each of the GPT
              * benchmark's (16, 4, 32, 64) key gradients). */
-            tg_tensor *gt = tg_transpose(g2, -1, -2);
-            tg_tensor *c = gt ? tg_matmul(gt, a2) : NULL;
-            gb = c ? tg_transpose(c, -1, -2) : NULL;
-            tg_tensor_release(c);
-            tg_tensor_release(gt);
+            gb = grad_in_own_order(g2, a2, true);
         } else {
             tg_tensor *at = tg_transpose(a2, -1, -2);
             gb = at ? tg_matmul(at, g2) : NULL;
