@@ -1489,7 +1489,9 @@ static int64_t ln_grain(int64_t K, int64_t passes) {
         ln_sums_##T(x, x[0], K, s);                                                     \
         T mu = (T)(x[0] + s[0] / (double)K);                                            \
         double var = (s[1] - s[0] * s[0] / (double)K) / (double)K;                      \
-        T r = (T)(1.0 / sqrt((var > 0 ? var : 0) + j->eps));                           \
+        /* var < 0 is rounding: 0; NaN (a row holding inf or NaN) stays NaN, so */   \
+        /* the whole row is NaN, as in PyTorch (clamping it gave inf and NaN) */    \
+        T r = (T)(1.0 / sqrt((var < 0 ? 0 : var) + j->eps));                           \
         if (w && b) for (int64_t k = 0; k < K; k++) y[k] = (x[k] - mu) * r * w[k] + b[k]; \
         else if (w) for (int64_t k = 0; k < K; k++) y[k] = (x[k] - mu) * r * w[k];     \
         else if (b) for (int64_t k = 0; k < K; k++) y[k] = (x[k] - mu) * r + b[k];     \

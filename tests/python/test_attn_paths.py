@@ -209,6 +209,24 @@ def test_softmax_special_values_match_torch():
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)  # NaNs at the same places
 
 
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_layer_norm_special_values_match_torch(dt):
+    """A row holding inf or NaN is NaN throughout, as in PyTorch (the one-pass
+    kernel once clamped the row's NaN variance to 0: [-0, -inf] gave [inf, nan];
+    found by the Hypothesis machine, test_fuzz_api.py's layer_norm rule)."""
+    inf, nan = np.inf, np.nan
+    rows = np.array([[-0.0, -inf], [1, inf], [inf, inf], [nan, 1], [-inf, -inf], [1e30, -1e30],
+                     [3, 3], [0, 0]], dt)
+    w = np.array([2.0, -1.0], dt)
+    b = np.array([0.5, 0.25], dt)
+    for args in [(None, None), (w, b)]:
+        tw, tb = (None, None) if args[0] is None else (tg.from_numpy(args[0]), tg.from_numpy(args[1]))
+        qw, qb = (None, None) if args[0] is None else (torch.from_numpy(args[0]), torch.from_numpy(args[1]))
+        got = tg.nn.functional.layer_norm(tg.from_numpy(rows), (2,), tw, tb, 1e-5).numpy()
+        want = torch.nn.functional.layer_norm(torch.from_numpy(rows), (2,), qw, qb, 1e-5).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)  # NaNs at the same places
+
+
 @pytest.mark.parametrize("axis", [-1, 0, 1])
 def test_softmax_fused_backward_equals_the_ops_path(axis):
     rng = np.random.default_rng(4)
