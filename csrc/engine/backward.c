@@ -58,7 +58,8 @@ void tg_set_global_step_hook(tg_step_hook_fn fn, void *ctx) {
  * recorded), and the slot's tensor is a float gradient only the engine can
  * see (one reference, its own storage of one reference that owns its bytes,
  * nothing saved over it, no binding data, no graph), of g's shape and dtype,
- * both contiguous.  A gradient that is also another input's, or that a VJP
+ * both contiguous, not empty (an empty tensor may carry any strides, 0
+ * among them, which axpy_ refuses).  A gradient that is also another input's, or that a VJP
  * returned as a view, or that the inspector or a hook holds, has a second
  * reference and is summed out of place. */
 static bool accumulate_in_place(const tg_tensor *s, const tg_tensor *g) {
@@ -67,7 +68,7 @@ static bool accumulate_in_place(const tg_tensor *s, const tg_tensor *g) {
            !st->readonly && st->saved_count == 0 && !st->user_data && !s->user_data && !s->grad_fn &&
            !s->requires_grad && s->dtype == g->dtype && tg_dtype_is_float(s->dtype) &&
            tg__same_shape(s->ndim, s->shape, g->ndim, g->shape) && tg_tensor_is_contiguous(s) &&
-           tg_tensor_is_contiguous(g) && s->offset == 0;
+           tg_tensor_is_contiguous(g) && s->offset == 0 && s->numel > 0;
 }
 
 /* *slot += g: out of place (so that a gradient tensor shared by two inputs is

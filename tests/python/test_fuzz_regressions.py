@@ -419,3 +419,22 @@ def test_softmax_of_huge_equal_logits(dtype, v):
         np.testing.assert_allclose(f(x, -1).numpy(), ft(xt, -1).numpy(), rtol=1e-6, atol=1e-6)
     if np.isfinite(x.numpy()).all():
         np.testing.assert_allclose(tg.softmax(x, -1).numpy().sum(-1), 1.0, rtol=1e-6)
+
+
+# Session 6, the lead's Hypothesis run of the merge: the engine's in-place
+# gradient accumulation took an EMPTY gradient whose strides hold 0 (a sum's
+# gradient broadcast back to (0, 3): any strides are "contiguous" when there is
+# no element) and axpy_ refused it as a broadcast view, so backward of an empty
+# tensor used twice raised.  The class: empty tensors of several shapes, each
+# used twice by reductions and elementwise ops.
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0,), (2, 0, 3), (0, 1), (1, 0), (0, 3, 1)])
+def test_backward_of_an_empty_tensor_used_twice(shape):
+    uses = [lambda h: h.sum(), lambda h: h.sum() * 2, lambda h: h.mean(), lambda h: (h * 2).sum(),
+            lambda h: h.sum(axis=0).sum(), lambda h: h.exp().sum()]
+    for a in uses:
+        for b in uses:
+            x = tg.zeros(*shape)
+            x.requires_grad = True
+            h = x * 1.0
+            (a(h) + b(h)).backward()
+            assert x.grad.shape == shape and x.grad.numpy().size == 0
