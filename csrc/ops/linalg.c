@@ -221,8 +221,11 @@ static tg_status matmul_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx
              * and then reduce it (issue 16).  Reshape is a view for the
              * usual contiguous A and dC, a copy otherwise; all three ops are
              * recorded under create_graph, so double backward still works. */
-            int64_t ashape[2] = {-1, a2->shape[a2->ndim - 1]};
-            int64_t gshape[2] = {-1, g2->shape[g2->ndim - 1]};
+            /* rows counted, not -1: a reshape to (-1, 0) is ambiguous when K or N is 0 */
+            int64_t rows = 1;
+            for (int d = 0; d < a2->ndim - 1; d++) rows *= a2->shape[d];
+            int64_t ashape[2] = {rows, a2->shape[a2->ndim - 1]};
+            int64_t gshape[2] = {rows, g2->shape[g2->ndim - 1]};
             tg_tensor *af = tg_reshape(a2, 2, ashape);
             tg_tensor *gf = af ? tg_reshape(g2, 2, gshape) : NULL;
             tg_tensor *at = gf ? tg_transpose(af, 0, 1) : NULL;

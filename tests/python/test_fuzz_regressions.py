@@ -438,3 +438,19 @@ def test_backward_of_an_empty_tensor_used_twice(shape):
             h = x * 1.0
             (a(h) + b(h)).backward()
             assert x.grad.shape == shape and x.grad.numpy().size == 0
+
+
+# Session 6, the same run: the weight gradient of a batched x @ W folds the
+# batch into rows with a reshape to (-1, K), which is ambiguous when K (or N)
+# is 0: backward of an empty batched product raised.  The class: batched left
+# operands with a zero dim anywhere, 1-D and 2-D right operands.
+@pytest.mark.parametrize("sa", [(0, 0, 0), (2, 0, 3), (2, 3, 0), (0, 3, 4), (2, 1, 0)])
+@pytest.mark.parametrize("nb", [None, 0, 2])
+def test_backward_of_an_empty_batched_matmul(sa, nb):
+    sb = (sa[-1],) if nb is None else (sa[-1], nb)
+    a = tg.zeros(*sa)
+    b = tg.zeros(*sb)
+    a.requires_grad = b.requires_grad = True
+    (a @ b).sum().backward()
+    assert a.grad.shape == sa and b.grad.shape == sb
+    assert not a.grad.numpy().any() and not b.grad.numpy().any()
