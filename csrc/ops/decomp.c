@@ -671,6 +671,32 @@ static void jacobi_eigh(double *a, int64_t n, double *w, double *v) {
     }
 }
 
+/* The end shared by eigh, qr and svd: `out`, their packed float64 result
+ * computed from `src` into the scratch `work` (nb bytes; NULL when it could not be
+ * allocated, then out is dropped), is converted to A's dtype and recorded
+ * with itself saved (their VJPs read the factors) and params i[0..2]
+ * (eigh has none: zeros, as a new entry's).
+ * Releases src and frees work.  New reference, or NULL with the error. */
+static tg_tensor *finish_packed(const tg_opdef *op, tg_tensor *a, tg_tensor *src, tg_tensor *out,
+                                double *work, size_t nb, int64_t i0, int64_t i1, int64_t i2) {
+    tg_tensor_release(src);
+    if (!work) {
+        tg_tensor_release(out);
+        return NULL;
+    }
+    tg__free(work, nb);
+    out = to_dtype(out, a->dtype);
+    tg_entry *e = NULL;
+    out = out ? tg__finish(op, 1, &a, out, &e) : NULL;
+    if (e) {
+        tg__save_output(e, out);
+        e->params.i[0] = i0;
+        e->params.i[1] = i1;
+        e->params.i[2] = i2;
+    }
+    return out;
+}
+
 tg_tensor *tg_linalg_eigh(tg_tensor *a) {
     const char *who = "linalg_eigh";
     int64_t n, batch;
@@ -694,17 +720,7 @@ tg_tensor *tg_linalg_eigh(tg_tensor *a) {
             o[i * (n + 1) + n] = w[i];
         }
     }
-    tg_tensor_release(src);
-    if (!work) {
-        tg_tensor_release(out);
-        return NULL;
-    }
-    tg__free(work, nb);
-    out = to_dtype(out, a->dtype);
-    tg_entry *e = NULL;
-    out = out ? tg__finish(&tg_opdef_linalg_eigh, 1, &a, out, &e) : NULL;
-    if (e) tg__save_output(e, out);
-    return out;
+    return finish_packed(&tg_opdef_linalg_eigh, a, src, out, work, nb, 0, 0, 0);
 }
 
 /* columns [c0, c1) of the last dim (a view). */
@@ -795,31 +811,6 @@ static tg_status matrix_batch(const char *who, const tg_tensor *a, int64_t *m, i
     for (int i = 0; i < a->ndim - 2; i++) b *= a->shape[i];
     *batch = b;
     return TG_OK;
-}
-
-/* The end shared by qr and svd: `out`, their packed float64 result computed
- * from `src` into the scratch `work` (nb bytes; NULL when it could not be
- * allocated, then out is dropped), is converted to A's dtype and recorded
- * with itself saved (their VJPs read the factors) and params i[0..2].
- * Releases src and frees work.  New reference, or NULL with the error. */
-static tg_tensor *finish_packed(const tg_opdef *op, tg_tensor *a, tg_tensor *src, tg_tensor *out,
-                                double *work, size_t nb, int64_t i0, int64_t i1, int64_t i2) {
-    tg_tensor_release(src);
-    if (!work) {
-        tg_tensor_release(out);
-        return NULL;
-    }
-    tg__free(work, nb);
-    out = to_dtype(out, a->dtype);
-    tg_entry *e = NULL;
-    out = out ? tg__finish(op, 1, &a, out, &e) : NULL;
-    if (e) {
-        tg__save_output(e, out);
-        e->params.i[0] = i0;
-        e->params.i[1] = i1;
-        e->params.i[2] = i2;
-    }
-    return out;
 }
 
 /* x, retained (for take2 chains that consume their arguments). */
