@@ -606,6 +606,27 @@ int tg_gemm_testing_set_ukr(const char *isa, tg_gemm_ukr_f32 f32, tg_gemm_ukr_f6
     return 0;
 }
 
+int tg_gemm_testing_set_ukr_direct(const char *isa, tg_gemm_ukr_direct_f32 f32,
+                                   tg_gemm_ukr_direct_f64 f64)
+{
+#ifdef TG_GEMM_HAVE_X86
+    tg_gemm_isa_desc *d = row_named(isa);
+    if (d != &isa_avx512)
+        return -1;
+    tg_mutex_lock(&dispatch_lock);
+    d->f32.ukr_direct = f32 ? f32 : tg_gemm_ukr_direct_avx512_f32;
+    d->f64.ukr_direct = f64 ? f64 : tg_gemm_ukr_direct_avx512_f64;
+    tg_mutex_unlock(&dispatch_lock);
+    tg_gemm_testing_reset();
+    return 0;
+#else
+    (void)isa;
+    (void)f32;
+    (void)f64;
+    return -1;
+#endif
+}
+
 /* The library's own broken micro-kernel, for tests that cannot build one
  * (the Python suite): the row's real kernel, then a wrong store at the
  * tile's edge (the last element of the last row gets its left
@@ -1245,22 +1266,31 @@ static int SFX(selftest)(const SFX(tg_gemm_kernel) *kd, char *why, size_t n)
  * Step 6, threads: split C into slabs of whole tiles, one packed GEMM per
  * slab, run by tg_parallel_for over the slab's tiles.
  * --------------------------------------------------------------------- */
+
+/* One product's arguments, C = alpha * A @ B + beta * C with kernel kd: what
+ * a tg_parallel_for body needs to know of the product (embedded in mt_ctx
+ * and batch_ctx). */
 typedef struct {
     const SFX(tg_gemm_kernel) *kd;
-    int split_n;                /* 1: slabs of columns (loop 5), 0: of rows (loop 3) */
     int64_t M, N, K;
     real alpha, beta;
     const real *A; int64_t rsa, csa;
     const real *B; int64_t rsb, csb;
     real *C; int64_t rsc, csc;
+} SFX(gemm_args);
+
+typedef struct {
+    SFX(gemm_args) g;
+    int split_n;                /* 1: slabs of columns (loop 5), 0: of rows (loop 3) */
 } SFX(mt_ctx);
 
 /* tg_range_fn: compute the slab of C made of tiles [t0, t1) of the split
  * dimension (tiles of NR columns or MR rows). */
 static void SFX(mt_slab)(int64_t t0, int64_t t1, void *vctx)
 {
-    const SFX(mt_ctx) *x = vctx;
-    if (x->split_n) {
+    const SFX(mt_ctx) *m = vctx;
+    const SFX(gemm_args) *x = &m->g;
+    if (m->split_n) {
         int64_t j0 = t0 * x->kd->nr, j1 = min_i64(t1 * x->kd->nr, x->N);
         SFX(gemm_packed_or_naive)(x->kd, x->M, j1 - j0, x->K, x->alpha,
                                   x->A, x->rsa, x->csa,
@@ -1365,7 +1395,7 @@ static void SFX(gemm_packed_mt)(const SFX(tg_gemm_kernel) *kd, int max_threads,
     if (max_threads > 1 && (M + kd->mc - 1) / kd->mc >= 4 * (int64_t)max_threads &&
         SFX(gemm_shared_b)(kd, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc) == 0)
         return;
-    SFX(mt_ctx) x = { kd, 1, M, N, K, alpha, beta, A, rsa, csa, B, rsb, csb, C, rsc, csc };
+    SFX(mt_ctx) x = { { kd, M, N, K, alpha, beta, A, rsa, csa, B, rsb, csb, C, rsc, csc }, 1 };
     /* Split the longer side: N (columns, loop 5) unless C is taller than wide. */
     int64_t ntiles_n = (N + kd->nr - 1) / kd->nr, ntiles_m = (M + kd->mr - 1) / kd->mr;
     x.split_n = N >= M;
@@ -1499,20 +1529,16 @@ void SFX(tg_gemm)(int64_t M, int64_t N, int64_t K, real alpha,
  * go through tg_gemm one after another instead.
  * --------------------------------------------------------------------- */
 typedef struct {
-    const SFX(tg_gemm_kernel) *kd;
+    SFX(gemm_args) g;                           /* one item's product, at item 0 */
     int nbd;                                    /* batch dims */
     const int64_t *bshape, *bsa, *bsb, *bsc;    /* their sizes and strides */
-    int64_t M, N, K;
-    real alpha, beta;
-    const real *A; int64_t rsa, csa;
-    const real *B; int64_t rsb, csb;
-    real *C; int64_t rsc, csc;
 } SFX(batch_ctx);
 
 /* tg_range_fn: items [i0, i1) of the batch, on the calling thread. */
 static void SFX(batch_items)(int64_t i0, int64_t i1, void *vctx)
 {
-    const SFX(batch_ctx) *x = vctx;
+    const SFX(batch_ctx) *b = vctx;
+    const SFX(gemm_args) *x = &b->g;
     int64_t KC, MC, NC;
     SFX(block_sizes)(x->kd, x->M, x->N, x->K, &KC, &MC, &NC);
     real *Ap = SFX(pack_alloc_real)(MC * KC);
@@ -1520,12 +1546,12 @@ static void SFX(batch_items)(int64_t i0, int64_t i1, void *vctx)
     for (int64_t it = i0; it < i1; ++it) {
         /* the item's offsets from its flat index (last batch dim fastest) */
         int64_t oa = 0, ob = 0, oc = 0, r = it;
-        for (int d = x->nbd - 1; d >= 0; --d) {
-            int64_t id = r % x->bshape[d];
-            r /= x->bshape[d];
-            oa += id * x->bsa[d];
-            ob += id * x->bsb[d];
-            oc += id * x->bsc[d];
+        for (int d = b->nbd - 1; d >= 0; --d) {
+            int64_t id = r % b->bshape[d];
+            r /= b->bshape[d];
+            oa += id * b->bsa[d];
+            ob += id * b->bsb[d];
+            oc += id * b->bsc[d];
         }
         if (Bp != NULL)
             SFX(gemm_packed_buf)(x->kd, x->M, x->N, x->K, x->alpha, x->A + oa, x->rsa, x->csa,
@@ -1575,12 +1601,12 @@ void SFX(tg_gemm_batched)(int nbd, const int64_t *bshape, const int64_t *bsa,
         }
         return;
     }
-    SFX(batch_ctx) x = { &active_isa()->TG_TYPE_FIELD, nbd, bshape, bsa, bsb, bsc, M, N, K,
-                         alpha, beta, A, rsa, csa, B, rsb, csb, C, rsc, csc };
-    if (SFX(swap_pays)(x.kd, M, N, rsc, csc)) {
+    SFX(batch_ctx) x = { { &active_isa()->TG_TYPE_FIELD, M, N, K, alpha, beta, A, rsa, csa,
+                           B, rsb, csb, C, rsc, csc }, nbd, bshape, bsa, bsb, bsc };
+    if (SFX(swap_pays)(x.g.kd, M, N, rsc, csc)) {
         /* compute C^T = B^T A^T, as tg_gemm does */
-        x = (SFX(batch_ctx)){ x.kd, nbd, bshape, bsb, bsa, bsc, N, M, K, alpha, beta,
-                              B, csb, rsb, A, csa, rsa, C, csc, rsc };
+        x = (SFX(batch_ctx)){ { x.g.kd, N, M, K, alpha, beta, B, csb, rsb, A, csa, rsa,
+                                C, csc, rsc }, nbd, bshape, bsb, bsa, bsc };
     }
     /* chunks of whole items, each worth about one thread's share */
     int64_t grain = (int64_t)(TG_GEMM_FLOPS_PER_THREAD / (2.0 * mnk)) + 1;

@@ -245,6 +245,11 @@ void tg_gemm_testing_fail_alloc(int fail);
  *   selftest_runs: how many row self-tests this process has run. */
 int tg_gemm_testing_set_ukr(const char *isa, tg_gemm_ukr_f32 f32, tg_gemm_ukr_f64 f64);
 int tg_gemm_testing_break(const char *isa);
+/* set_ukr_direct: put direct kernels (A read in place) in row `isa` (only
+ * "avx512" has them; NULL restores its own) and forget the choice, as
+ * set_ukr does.  Returns 0, or -1 for a row without direct kernels. */
+int tg_gemm_testing_set_ukr_direct(const char *isa, tg_gemm_ukr_direct_f32 f32,
+                                   tg_gemm_ukr_direct_f64 f64);
 void tg_gemm_testing_reset(void);
 int tg_gemm_testing_selftest_runs(void);
 #endif /* TG_GEMM_INTERNAL */
