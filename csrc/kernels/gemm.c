@@ -105,6 +105,14 @@
  * the first machine that has the instructions.  With AVX2 + FMA: 73-76 GFLOP/s at 1024^3, about
  * 90% of OpenBLAS (NumPy) on the same core.
  *
+ * Packing pays when a packed panel is read many times.  A product with one
+ * or two micro-panels of B (N <= 64 on AVX-512: attention's 64 x 32 x 64
+ * items) reads each element of A once or twice, so the copy is pure
+ * overhead (a quarter of those products' time).  There the AVX-512 row uses
+ * a "direct" micro-kernel that broadcasts A(i, p) from the operand itself,
+ * through its strides (direct_block; only rows short of a whole tile are
+ * packed): the same FMAs in the same order, so the same bits.
+ *
  * Step 6, PACKED_SIMD_MT: threads.  Loop 5's columns (or, for a tall C,
  * loop 3's rows) are split between the threads of the pool
  * (threadpool.h), each thread running the five loops on its own slab of C
