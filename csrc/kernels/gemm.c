@@ -105,6 +105,14 @@
  * the first machine that has the instructions.  With AVX2 + FMA: 73-76 GFLOP/s at 1024^3, about
  * 90% of OpenBLAS (NumPy) on the same core.
  *
+ * Packing pays when a packed panel is read many times.  A product with one
+ * or two micro-panels of B (N <= 64 on AVX-512: attention's 64 x 32 x 64
+ * items) reads each element of A once or twice, so the copy is pure
+ * overhead (a quarter of those products' time).  There the AVX-512 row uses
+ * a "direct" micro-kernel that broadcasts A(i, p) from the operand itself,
+ * through its strides (direct_block; only rows short of a whole tile are
+ * packed): the same FMAs in the same order, so the same bits.
+ *
  * Step 6, PACKED_SIMD_MT: threads.  Loop 5's columns (or, for a tall C,
  * loop 3's rows) are split between the threads of the pool
  * (threadpool.h), each thread running the five loops on its own slab of C
@@ -180,12 +188,14 @@ typedef struct {
     int mr, nr;             /* register tile */
     int64_t mc, kc, nc;     /* cache blocks; mc % mr == 0, nc % nr == 0 */
     tg_gemm_ukr_f32 ukr;
+    tg_gemm_ukr_direct_f32 ukr_direct;  /* the same tile reading A in place, or NULL */
 } tg_gemm_kernel_f32;
 
 typedef struct {
     int mr, nr;
     int64_t mc, kc, nc;
     tg_gemm_ukr_f64 ukr;
+    tg_gemm_ukr_direct_f64 ukr_direct;
 } tg_gemm_kernel_f64;
 
 /* One row of the dispatch table. */
@@ -224,6 +234,13 @@ static void *pack_alloc(size_t bytes)
 typedef void (*tg_pack_lines_fn)(int64_t kc, const float *src, int64_t ld, int w, float *dst);
 static _Atomic(tg_pack_lines_fn) simd_pack_lines_f32;
 
+/* A SIMD version of the plain (non-transposing) copy of packing, for whole
+ * micro-panel pieces of 32, 64 or 128 bytes (gemm_avx2.c), installed with
+ * the AVX2 and AVX-512 kernels; NULL: plain C. */
+typedef void (*tg_pack_copy_fn)(int64_t kc, int64_t npanels, const void *src, int64_t ld,
+                                int piece, int64_t panel, void *dst);
+static _Atomic(tg_pack_copy_fn) simd_pack_copy;
+
 /* Instantiate the template below for both element types. */
 #define TG_GEMM_TEMPLATE 1
 
@@ -254,8 +271,8 @@ static _Atomic(tg_pack_lines_fn) simd_pack_lines_f32;
  * tg_gemm_testing_set_ukr.) */
 static tg_gemm_isa_desc isa_generic = {
     "generic",
-    { TG_GENERIC_MR, TG_GENERIC_NR, 128, 256, 4096, ukr_generic_f32 },
-    { TG_GENERIC_MR, TG_GENERIC_NR, 128, 256, 4096, ukr_generic_f64 },
+    { TG_GENERIC_MR, TG_GENERIC_NR, 128, 256, 4096, ukr_generic_f32, NULL },
+    { TG_GENERIC_MR, TG_GENERIC_NR, 128, 256, 4096, ukr_generic_f64, NULL },
 };
 
 #ifdef TG_ARCH_X86
@@ -267,19 +284,22 @@ static tg_gemm_isa_desc isa_generic = {
  * 8 MiB in L3.  (Measured: MC 24..72 and KC 256..512 within noise.) */
 static tg_gemm_isa_desc isa_avx2 = {
     "avx2",
-    { TG_GEMM_AVX2_MR_F32, TG_GEMM_AVX2_NR_F32, 72, 512, 4080, tg_gemm_ukr_avx2_f32 },
-    { TG_GEMM_AVX2_MR_F64, TG_GEMM_AVX2_NR_F64, 72, 256, 4096, tg_gemm_ukr_avx2_f64 },
+    { TG_GEMM_AVX2_MR_F32, TG_GEMM_AVX2_NR_F32, 72, 512, 4080, tg_gemm_ukr_avx2_f32, NULL },
+    { TG_GEMM_AVX2_MR_F64, TG_GEMM_AVX2_NR_F64, 72, 256, 4096, tg_gemm_ukr_avx2_f64, NULL },
 };
 
 /* AVX-512F (Intel Skylake-SP and later, AMD Zen 4): L1d 32-48 KiB, L2
  * 1-2 MiB.  The 8 x 32 f32 micro-panel of B is KC x 32 x 4 bytes: KC = 192
  * keeps it at 24 KiB of L1; Ap = 192 x 192 x 4 = 144 KiB, a small part of
  * the larger L2.  f64 (8 x 16 tile): the same byte sizes.  Not tuned on
- * hardware. */
+ * hardware.  This row also has direct kernels (A read in place, for
+ * products with one or two micro-panels of B: direct_block). */
 static tg_gemm_isa_desc isa_avx512 = {
     "avx512",
-    { TG_GEMM_AVX512_MR_F32, TG_GEMM_AVX512_NR_F32, 192, 192, 4096, tg_gemm_ukr_avx512_f32 },
-    { TG_GEMM_AVX512_MR_F64, TG_GEMM_AVX512_NR_F64, 96, 192, 4096, tg_gemm_ukr_avx512_f64 },
+    { TG_GEMM_AVX512_MR_F32, TG_GEMM_AVX512_NR_F32, 192, 192, 4096, tg_gemm_ukr_avx512_f32,
+      tg_gemm_ukr_direct_avx512_f32 },
+    { TG_GEMM_AVX512_MR_F64, TG_GEMM_AVX512_NR_F64, 96, 192, 4096, tg_gemm_ukr_avx512_f64,
+      tg_gemm_ukr_direct_avx512_f64 },
 };
 
 _Static_assert(TG_GEMM_AVX2_MR_F32 * TG_GEMM_AVX2_NR_F32 <= TG_GEMM_MAX_TILE, "tile");
@@ -299,8 +319,8 @@ static tg_gemm_isa_desc *const isa_rows[] = { &isa_avx512, &isa_avx2, &isa_gener
  * CI runs it under qemu, where timings mean nothing). */
 static tg_gemm_isa_desc isa_neon = {
     "neon",
-    { TG_GEMM_NEON_MR_F32, TG_GEMM_NEON_NR_F32, 96, 256, 4092, tg_gemm_ukr_neon_f32 },
-    { TG_GEMM_NEON_MR_F64, TG_GEMM_NEON_NR_F64, 96, 128, 4096, tg_gemm_ukr_neon_f64 },
+    { TG_GEMM_NEON_MR_F32, TG_GEMM_NEON_NR_F32, 96, 256, 4092, tg_gemm_ukr_neon_f32, NULL },
+    { TG_GEMM_NEON_MR_F64, TG_GEMM_NEON_NR_F64, 96, 128, 4096, tg_gemm_ukr_neon_f64, NULL },
 };
 _Static_assert(TG_GEMM_NEON_MR_F32 * TG_GEMM_NEON_NR_F32 <= TG_GEMM_MAX_TILE, "tile");
 _Static_assert(TG_GEMM_NEON_MR_F64 * TG_GEMM_NEON_NR_F64 <= TG_GEMM_MAX_TILE, "tile");
@@ -401,11 +421,15 @@ static _Atomic(const tg_gemm_isa_desc *) active;
 static void install_packers(const tg_gemm_isa_desc *d)
 {
     tg_pack_lines_fn f = NULL;
+    tg_pack_copy_fn c = NULL;
 #ifdef TG_GEMM_HAVE_X86
-    if (d != &isa_generic && tg_cpu_has(TG_CPU_AVX2))
+    if (d != &isa_generic && tg_cpu_has(TG_CPU_AVX2)) {
         f = tg_gemm_pack_lines_avx2_f32;
+        c = tg_gemm_pack_copy_avx2;
+    }
 #endif
     atomic_store_explicit(&simd_pack_lines_f32, f, memory_order_relaxed);
+    atomic_store_explicit(&simd_pack_copy, c, memory_order_relaxed);
 }
 
 /* Run the self-test of row d (both element types, with its packers), once;
@@ -578,6 +602,9 @@ int tg_gemm_testing_set_ukr(const char *isa, tg_gemm_ukr_f32 f32, tg_gemm_ukr_f6
 #ifdef TG_GEMM_HAVE_X86
     d->f32.ukr = f32 ? f32 : d == &isa_avx2 ? tg_gemm_ukr_avx2_f32 : tg_gemm_ukr_avx512_f32;
     d->f64.ukr = f64 ? f64 : d == &isa_avx2 ? tg_gemm_ukr_avx2_f64 : tg_gemm_ukr_avx512_f64;
+    /* a test's own kernels are used everywhere: no direct kernel beside them */
+    d->f32.ukr_direct = f32 || d == &isa_avx2 ? NULL : tg_gemm_ukr_direct_avx512_f32;
+    d->f64.ukr_direct = f64 || d == &isa_avx2 ? NULL : tg_gemm_ukr_direct_avx512_f64;
 #elif defined(TG_GEMM_HAVE_NEON)
     d->f32.ukr = f32 ? f32 : tg_gemm_ukr_neon_f32;
     d->f64.ukr = f64 ? f64 : tg_gemm_ukr_neon_f64;
@@ -585,6 +612,27 @@ int tg_gemm_testing_set_ukr(const char *isa, tg_gemm_ukr_f32 f32, tg_gemm_ukr_f6
     tg_mutex_unlock(&dispatch_lock);
     tg_gemm_testing_reset();
     return 0;
+}
+
+int tg_gemm_testing_set_ukr_direct(const char *isa, tg_gemm_ukr_direct_f32 f32,
+                                   tg_gemm_ukr_direct_f64 f64)
+{
+#ifdef TG_GEMM_HAVE_X86
+    tg_gemm_isa_desc *d = row_named(isa);
+    if (d != &isa_avx512)
+        return -1;
+    tg_mutex_lock(&dispatch_lock);
+    d->f32.ukr_direct = f32 ? f32 : tg_gemm_ukr_direct_avx512_f32;
+    d->f64.ukr_direct = f64 ? f64 : tg_gemm_ukr_direct_avx512_f64;
+    tg_mutex_unlock(&dispatch_lock);
+    tg_gemm_testing_reset();
+    return 0;
+#else
+    (void)isa;
+    (void)f32;
+    (void)f64;
+    return -1;
+#endif
 }
 
 /* The library's own broken micro-kernel, for tests that cannot build one
@@ -842,8 +890,18 @@ static void SFX(pack_a)(int64_t mc, int64_t kc, const real *A, int64_t rsa, int6
          * elements out to the micro-panels.  (Going panel by panel instead
          * would read a few bytes from each of kc columns lying far apart in
          * memory: a cache and TLB miss for almost every piece.) */
-        for (int64_t p = 0; p < kc; ++p)
-            for (int64_t ir = 0; ir < mc; ir += mr)
+        int64_t full = 0;       /* rows in whole panels copied by the SIMD helper */
+        int piece = mr * (int)sizeof(real);
+        if (rsa == 1 && mc >= mr && (piece == 32 || piece == 64 || piece == 128)) {
+            tg_pack_copy_fn fast = atomic_load_explicit(&simd_pack_copy, memory_order_relaxed);
+            if (fast) {
+                full = mc / mr * mr;
+                fast(kc, mc / mr, A, csa * (int64_t)sizeof(real), piece,
+                     kc * (int64_t)piece, Ap);
+            }
+        }
+        for (int64_t p = 0; full < mc && p < kc; ++p)
+            for (int64_t ir = full; ir < mc; ir += mr)
                 SFX(copy_piece)(Ap + ir * kc + p * mr, A + ir * rsa + p * csa, rsa,
                                 min_i64(mr, mc - ir), mr);
     } else {
@@ -926,6 +984,60 @@ static void SFX(macro_kernel)(const SFX(tg_gemm_kernel) *kd, int64_t mc, int64_t
     }
 }
 
+/* Whether the mc x kc block of A is better read in place than packed: with
+ * a direct kernel, when the block meets at most TG_DIRECT_MAX_PANELS micro-
+ * panels of B (nc columns), so that each element of A is read by at most
+ * that many tiles.  Packing copies every element of A once to save reads
+ * later; with one or two reads there is nothing to save, and the copy (plus
+ * its stores and reloads) cost a fifth of attention's 64 x 32 x 64 products.
+ * (Measured on Zen 4, attention's products: 1 and 2 panels gain 5-15 %;
+ * with 4 the strided reads of A and the packed reads are even.) */
+#define TG_DIRECT_MAX_PANELS 2
+static int SFX(direct_pays)(const SFX(tg_gemm_kernel) *kd, int64_t mc, int64_t nc)
+{
+    return kd->ukr_direct != NULL && mc >= kd->mr &&
+           (nc + kd->nr - 1) / kd->nr <= TG_DIRECT_MAX_PANELS;
+}
+
+/* macro_kernel with A read in place (A: element (i, p) at A[i*rsa + p*csa]):
+ * the whole micro-panels of rows go to the direct kernel, and only the
+ * rows past the last whole panel (fewer than MR) are packed, into Ap.  The
+ * same tiles, the same products in the same order: the same bits as
+ * pack_a + macro_kernel. */
+static void SFX(direct_block)(const SFX(tg_gemm_kernel) *kd, int64_t mc, int64_t nc,
+                              int64_t kc, real alpha, const real *A, int64_t rsa, int64_t csa,
+                              const real *Bp, real beta, real *C, int64_t rsc, int64_t csc,
+                              real *Ap)
+{
+    const int mr = kd->mr, nr = kd->nr;
+    const int64_t full = mc / mr * mr;
+    _Alignas(64) real tile[TG_GEMM_MAX_TILE];
+    if (full < mc)
+        SFX(pack_a)(mc - full, kc, A + full * rsa, rsa, csa, mr, Ap);
+    for (int64_t jr = 0; jr < nc; jr += nr) {           /* loop 2 */
+        int64_t n = min_i64(nr, nc - jr);
+        const real *b = Bp + jr * kc;
+        for (int64_t ir = 0; ir < mc; ir += mr) {       /* loop 1 */
+            int64_t m = min_i64(mr, mc - ir);
+            real *c = C + ir * rsc + jr * csc;
+            if (m == mr && n == nr && csc == 1) {
+                kd->ukr_direct(kc, alpha, A + ir * rsa, rsa, csa, b, beta, c, rsc);
+                continue;
+            }
+            if (m == mr)
+                kd->ukr_direct(kc, alpha, A + ir * rsa, rsa, csa, b, 0, tile, nr);
+            else
+                kd->ukr(kc, alpha, Ap, b, 0, tile, nr);
+            for (int64_t i = 0; i < m; ++i)
+                for (int64_t j = 0; j < n; ++j) {
+                    real *cij = c + i * rsc + j * csc;
+                    real t = tile[i * nr + j];
+                    *cij = beta == 0 ? t : t + beta * *cij;
+                }
+        }
+    }
+}
+
 /* The cache blocks for an M x N x K product: K cut into equal blocks of at
  * most kd->kc (no thin last block), MC and NC no larger than the problem
  * (rounded up to whole tiles).  Shared by every packed path, so that they
@@ -996,6 +1108,11 @@ static void SFX(gemm_packed_buf)(const SFX(tg_gemm_kernel) *kd,
             real beta_p = pc == 0 ? beta : 1;
             for (int64_t ic = 0; ic < M; ic += MC) {            /* loop 3 */
                 int64_t mc = min_i64(MC, M - ic);
+                if (SFX(direct_pays)(kd, mc, nc)) {
+                    SFX(direct_block)(kd, mc, nc, kc, alpha, A + ic * rsa + pc * csa, rsa, csa,
+                                      Bp, beta_p, C + ic * rsc + jc * csc, rsc, csc, Ap);
+                    continue;
+                }
                 SFX(pack_a)(mc, kc, A + ic * rsa + pc * csa, rsa, csa, kd->mr, Ap);
                 SFX(macro_kernel)(kd, mc, nc, kc, alpha, Ap, Bp, beta_p,
                                   C + ic * rsc + jc * csc, rsc, csc);
@@ -1050,7 +1167,7 @@ static void SFX(gemm_packed_or_naive)(const SFX(tg_gemm_kernel) *kd,
 
 static int SFX(selftest)(const SFX(tg_gemm_kernel) *kd, char *why, size_t n)
 {
-    static real A[TG_ST_A], B[TG_ST_B], C[TG_ST_C], R[TG_ST_C], C0[TG_ST_C];
+    static real A[TG_ST_A], B[TG_ST_B], C[TG_ST_C], R[TG_ST_C], C0[TG_ST_C], S[TG_ST_C];
     static _Alignas(64) real Ap[TG_ST_AP], Bp[TG_ST_BP];
     const int mr = kd->mr, nr = kd->nr;
     const double eps = sizeof(real) == sizeof(float) ? 1.1920928955078125e-07 : 2.220446049250313e-16;
@@ -1107,35 +1224,46 @@ static int SFX(selftest)(const SFX(tg_gemm_kernel) *kd, char *why, size_t n)
             }
         }
         memcpy(R, C, (size_t)lenc * sizeof(real));
+        memcpy(S, C, (size_t)lenc * sizeof(real));
         SFX(gemm_naive)(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, R, rsc, csc);
         SFX(pack_b)(K, N, B, rsb, csb, nr, Bp);
-        SFX(pack_a)(M, K, A, rsa, csa, mr, Ap);
-        SFX(macro_kernel)(kd, M, N, K, alpha, Ap, Bp, beta, C, rsc, csc);
-        for (int64_t x = 0; x < lenc; ++x) {
-            int64_t i, j;
-            if (csc == 1) { i = x / rsc; j = x % rsc; } else { i = x % M; j = x / M; }
-            if (j >= N) {           /* padding of C's rows: untouched */
-                if (C[x] != sentinel) {
-                    snprintf(why, n, "%s problem %d: wrote outside C (M=%lld N=%lld K=%lld)",
-                             sizeof(real) == sizeof(float) ? "f32" : "f64", (int)t + 1,
-                             (long long)M, (long long)N, (long long)K);
+        /* via 0: packed A and the kernel; via 1: the direct kernel, A read
+         * in place (direct_block), if the row has one */
+        for (int via = 0; via < (kd->ukr_direct ? 2 : 1); ++via) {
+            if (via == 0) {
+                SFX(pack_a)(M, K, A, rsa, csa, mr, Ap);
+                SFX(macro_kernel)(kd, M, N, K, alpha, Ap, Bp, beta, C, rsc, csc);
+            } else {
+                memcpy(C, S, (size_t)lenc * sizeof(real));
+                SFX(direct_block)(kd, M, N, K, alpha, A, rsa, csa, Bp, beta, C, rsc, csc, Ap);
+            }
+            const char *how = via ? "direct " : "";
+            for (int64_t x = 0; x < lenc; ++x) {
+                int64_t i, j;
+                if (csc == 1) { i = x / rsc; j = x % rsc; } else { i = x % M; j = x / M; }
+                if (j >= N) {           /* padding of C's rows: untouched */
+                    if (C[x] != sentinel) {
+                        snprintf(why, n, "%s %sproblem %d: wrote outside C (M=%lld N=%lld K=%lld)",
+                                 sizeof(real) == sizeof(float) ? "f32" : "f64", how, (int)t + 1,
+                                 (long long)M, (long long)N, (long long)K);
+                        return -1;
+                    }
+                    continue;
+                }
+                double bound = fabs((double)beta * (double)C0[i * N + j]);
+                for (int64_t k = 0; k < K; ++k)
+                    bound += fabs((double)alpha * (double)A[i * rsa + k * csa] *
+                                  (double)B[k * rsb + j * csb]);
+                double tol = 2.0 * (double)(K + 4) * eps * bound + tiny;
+                double got = (double)C[x], want = (double)R[x];
+                if (!(fabs(got - want) <= tol)) {
+                    snprintf(why, n, "%s %sproblem %d (M=%lld N=%lld K=%lld, tile %dx%d): "
+                             "C[%lld,%lld] = %.9g, the portable C path gives %.9g",
+                             sizeof(real) == sizeof(float) ? "f32" : "f64", how, (int)t + 1,
+                             (long long)M, (long long)N, (long long)K, mr, nr,
+                             (long long)i, (long long)j, got, want);
                     return -1;
                 }
-                continue;
-            }
-            double bound = fabs((double)beta * (double)C0[i * N + j]);
-            for (int64_t k = 0; k < K; ++k)
-                bound += fabs((double)alpha * (double)A[i * rsa + k * csa] *
-                              (double)B[k * rsb + j * csb]);
-            double tol = 2.0 * (double)(K + 4) * eps * bound + tiny;
-            double got = (double)C[x], want = (double)R[x];
-            if (!(fabs(got - want) <= tol)) {
-                snprintf(why, n, "%s problem %d (M=%lld N=%lld K=%lld, tile %dx%d): "
-                         "C[%lld,%lld] = %.9g, the portable C path gives %.9g",
-                         sizeof(real) == sizeof(float) ? "f32" : "f64", (int)t + 1,
-                         (long long)M, (long long)N, (long long)K, mr, nr,
-                         (long long)i, (long long)j, got, want);
-                return -1;
             }
         }
     }
@@ -1146,22 +1274,31 @@ static int SFX(selftest)(const SFX(tg_gemm_kernel) *kd, char *why, size_t n)
  * Step 6, threads: split C into slabs of whole tiles, one packed GEMM per
  * slab, run by tg_parallel_for over the slab's tiles.
  * --------------------------------------------------------------------- */
+
+/* One product's arguments, C = alpha * A @ B + beta * C with kernel kd: what
+ * a tg_parallel_for body needs to know of the product (embedded in mt_ctx
+ * and batch_ctx). */
 typedef struct {
     const SFX(tg_gemm_kernel) *kd;
-    int split_n;                /* 1: slabs of columns (loop 5), 0: of rows (loop 3) */
     int64_t M, N, K;
     real alpha, beta;
     const real *A; int64_t rsa, csa;
     const real *B; int64_t rsb, csb;
     real *C; int64_t rsc, csc;
+} SFX(gemm_args);
+
+typedef struct {
+    SFX(gemm_args) g;
+    int split_n;                /* 1: slabs of columns (loop 5), 0: of rows (loop 3) */
 } SFX(mt_ctx);
 
 /* tg_range_fn: compute the slab of C made of tiles [t0, t1) of the split
  * dimension (tiles of NR columns or MR rows). */
 static void SFX(mt_slab)(int64_t t0, int64_t t1, void *vctx)
 {
-    const SFX(mt_ctx) *x = vctx;
-    if (x->split_n) {
+    const SFX(mt_ctx) *m = vctx;
+    const SFX(gemm_args) *x = &m->g;
+    if (m->split_n) {
         int64_t j0 = t0 * x->kd->nr, j1 = min_i64(t1 * x->kd->nr, x->N);
         SFX(gemm_packed_or_naive)(x->kd, x->M, j1 - j0, x->K, x->alpha,
                                   x->A, x->rsa, x->csa,
@@ -1266,7 +1403,7 @@ static void SFX(gemm_packed_mt)(const SFX(tg_gemm_kernel) *kd, int max_threads,
     if (max_threads > 1 && (M + kd->mc - 1) / kd->mc >= 4 * (int64_t)max_threads &&
         SFX(gemm_shared_b)(kd, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc) == 0)
         return;
-    SFX(mt_ctx) x = { kd, 1, M, N, K, alpha, beta, A, rsa, csa, B, rsb, csb, C, rsc, csc };
+    SFX(mt_ctx) x = { { kd, M, N, K, alpha, beta, A, rsa, csa, B, rsb, csb, C, rsc, csc }, 1 };
     /* Split the longer side: N (columns, loop 5) unless C is taller than wide. */
     int64_t ntiles_n = (N + kd->nr - 1) / kd->nr, ntiles_m = (M + kd->mr - 1) / kd->mr;
     x.split_n = N >= M;
@@ -1400,20 +1537,16 @@ void SFX(tg_gemm)(int64_t M, int64_t N, int64_t K, real alpha,
  * go through tg_gemm one after another instead.
  * --------------------------------------------------------------------- */
 typedef struct {
-    const SFX(tg_gemm_kernel) *kd;
+    SFX(gemm_args) g;                           /* one item's product, at item 0 */
     int nbd;                                    /* batch dims */
     const int64_t *bshape, *bsa, *bsb, *bsc;    /* their sizes and strides */
-    int64_t M, N, K;
-    real alpha, beta;
-    const real *A; int64_t rsa, csa;
-    const real *B; int64_t rsb, csb;
-    real *C; int64_t rsc, csc;
 } SFX(batch_ctx);
 
 /* tg_range_fn: items [i0, i1) of the batch, on the calling thread. */
 static void SFX(batch_items)(int64_t i0, int64_t i1, void *vctx)
 {
-    const SFX(batch_ctx) *x = vctx;
+    const SFX(batch_ctx) *b = vctx;
+    const SFX(gemm_args) *x = &b->g;
     int64_t KC, MC, NC;
     SFX(block_sizes)(x->kd, x->M, x->N, x->K, &KC, &MC, &NC);
     real *Ap = SFX(pack_alloc_real)(MC * KC);
@@ -1421,12 +1554,12 @@ static void SFX(batch_items)(int64_t i0, int64_t i1, void *vctx)
     for (int64_t it = i0; it < i1; ++it) {
         /* the item's offsets from its flat index (last batch dim fastest) */
         int64_t oa = 0, ob = 0, oc = 0, r = it;
-        for (int d = x->nbd - 1; d >= 0; --d) {
-            int64_t id = r % x->bshape[d];
-            r /= x->bshape[d];
-            oa += id * x->bsa[d];
-            ob += id * x->bsb[d];
-            oc += id * x->bsc[d];
+        for (int d = b->nbd - 1; d >= 0; --d) {
+            int64_t id = r % b->bshape[d];
+            r /= b->bshape[d];
+            oa += id * b->bsa[d];
+            ob += id * b->bsb[d];
+            oc += id * b->bsc[d];
         }
         if (Bp != NULL)
             SFX(gemm_packed_buf)(x->kd, x->M, x->N, x->K, x->alpha, x->A + oa, x->rsa, x->csa,
@@ -1476,12 +1609,12 @@ void SFX(tg_gemm_batched)(int nbd, const int64_t *bshape, const int64_t *bsa,
         }
         return;
     }
-    SFX(batch_ctx) x = { &active_isa()->TG_TYPE_FIELD, nbd, bshape, bsa, bsb, bsc, M, N, K,
-                         alpha, beta, A, rsa, csa, B, rsb, csb, C, rsc, csc };
-    if (SFX(swap_pays)(x.kd, M, N, rsc, csc)) {
+    SFX(batch_ctx) x = { { &active_isa()->TG_TYPE_FIELD, M, N, K, alpha, beta, A, rsa, csa,
+                           B, rsb, csb, C, rsc, csc }, nbd, bshape, bsa, bsb, bsc };
+    if (SFX(swap_pays)(x.g.kd, M, N, rsc, csc)) {
         /* compute C^T = B^T A^T, as tg_gemm does */
-        x = (SFX(batch_ctx)){ x.kd, nbd, bshape, bsb, bsa, bsc, N, M, K, alpha, beta,
-                              B, csb, rsb, A, csa, rsa, C, csc, rsc };
+        x = (SFX(batch_ctx)){ { x.g.kd, N, M, K, alpha, beta, B, csb, rsb, A, csa, rsa,
+                                C, csc, rsc }, nbd, bshape, bsb, bsa, bsc };
     }
     /* chunks of whole items, each worth about one thread's share */
     int64_t grain = (int64_t)(TG_GEMM_FLOPS_PER_THREAD / (2.0 * mnk)) + 1;

@@ -171,6 +171,14 @@ typedef void (*tg_gemm_ukr_f32)(int64_t kc, float alpha, const float *Ap,
                                 const float *Bp, float beta, float *C, int64_t rsc);
 typedef void (*tg_gemm_ukr_f64)(int64_t kc, double alpha, const double *Ap,
                                 const double *Bp, double beta, double *C, int64_t rsc);
+/* A direct micro-kernel: the same tile and arithmetic, with A(i, p) read
+ * in place at A[i * rsa + p * csa] instead of from a packed panel. */
+typedef void (*tg_gemm_ukr_direct_f32)(int64_t kc, float alpha, const float *A, int64_t rsa,
+                                       int64_t csa, const float *Bp, float beta, float *C,
+                                       int64_t rsc);
+typedef void (*tg_gemm_ukr_direct_f64)(int64_t kc, double alpha, const double *A, int64_t rsa,
+                                       int64_t csa, const double *Bp, double beta, double *C,
+                                       int64_t rsc);
 
 #ifdef TG_ARCH_X86
 /* gemm_avx2.c: MR x NR = 6 x 16 (f32), 6 x 8 (f64); need AVX2 and FMA. */
@@ -185,6 +193,11 @@ void tg_gemm_ukr_avx2_f64(int64_t kc, double alpha, const double *Ap,
 /* Transposing pack of w float lines, w a multiple of 8:
  * dst[p*w + i] = src[i*ld + p]. */
 void tg_gemm_pack_lines_avx2_f32(int64_t kc, const float *src, int64_t ld, int w, float *dst);
+/* Plain copy of whole micro-panel pieces (piece = 32, 64 or 128 bytes):
+ * dst + q*panel + p*piece <- src + p*ld + q*piece, q < npanels, p < kc
+ * (ld, panel in bytes). */
+void tg_gemm_pack_copy_avx2(int64_t kc, int64_t npanels, const void *src, int64_t ld,
+                            int piece, int64_t panel, void *dst);
 
 /* gemm_avx512.c: MR x NR = 12 x 32 (f32), 12 x 16 (f64); need AVX-512F. */
 #define TG_GEMM_AVX512_MR_F32 8
@@ -195,6 +208,14 @@ void tg_gemm_ukr_avx512_f32(int64_t kc, float alpha, const float *Ap,
                             const float *Bp, float beta, float *C, int64_t rsc);
 void tg_gemm_ukr_avx512_f64(int64_t kc, double alpha, const double *Ap,
                             const double *Bp, double beta, double *C, int64_t rsc);
+/* The direct kernels: the same tile with A read in place, A(i, p) =
+ * A[i * rsa + p * csa] (MR whole rows of A must exist), Bp packed. */
+void tg_gemm_ukr_direct_avx512_f32(int64_t kc, float alpha, const float *A, int64_t rsa,
+                                   int64_t csa, const float *Bp, float beta, float *C,
+                                   int64_t rsc);
+void tg_gemm_ukr_direct_avx512_f64(int64_t kc, double alpha, const double *A, int64_t rsa,
+                                   int64_t csa, const double *Bp, double beta, double *C,
+                                   int64_t rsc);
 #endif
 
 #if defined(__aarch64__)
@@ -224,6 +245,11 @@ void tg_gemm_testing_fail_alloc(int fail);
  *   selftest_runs: how many row self-tests this process has run. */
 int tg_gemm_testing_set_ukr(const char *isa, tg_gemm_ukr_f32 f32, tg_gemm_ukr_f64 f64);
 int tg_gemm_testing_break(const char *isa);
+/* set_ukr_direct: put direct kernels (A read in place) in row `isa` (only
+ * "avx512" has them; NULL restores its own) and forget the choice, as
+ * set_ukr does.  Returns 0, or -1 for a row without direct kernels. */
+int tg_gemm_testing_set_ukr_direct(const char *isa, tg_gemm_ukr_direct_f32 f32,
+                                   tg_gemm_ukr_direct_f64 f64);
 void tg_gemm_testing_reset(void);
 int tg_gemm_testing_selftest_runs(void);
 #endif /* TG_GEMM_INTERNAL */

@@ -171,6 +171,52 @@ void tg_gemm_pack_lines_avx2_f32(int64_t kc, const float *src, int64_t ld, int w
             dst[p * w + i] = src[i * ld + p];
 }
 
+/* The plain copy of packing (gemm.c, pack_a when the packed lines are
+ * already contiguous in memory: a transposed A, a row-major B): for every
+ * p < kc, npanels pieces of `piece` bytes (32, 64 or 128), read side by
+ * side from src + p * ld and dealt out to the micro-panels,
+ *     dst + q * panel + p * piece  <-  src + p * ld + q * piece,  q < npanels.
+ * Byte counts, so that one function serves float and double.  The generic
+ * code's memcpy of a constant size compiles to 16-byte moves in the
+ * baseline x86-64 build; here each piece is one to four 32-byte moves. */
+TG_TARGET("avx2")
+void tg_gemm_pack_copy_avx2(int64_t kc, int64_t npanels, const void *src, int64_t ld,
+                            int piece, int64_t panel, void *dst)
+{
+    const char *s = src;
+    char *d = dst;
+    for (int64_t p = 0; p < kc; ++p, s += ld, d += piece) {
+        const char *sp = s;
+        char *dp = d;
+        switch (piece) {
+        case 32:
+            for (int64_t q = 0; q < npanels; ++q, sp += 32, dp += panel)
+                _mm256_storeu_si256((__m256i *)dp, _mm256_loadu_si256((const __m256i *)sp));
+            break;
+        case 64:
+            for (int64_t q = 0; q < npanels; ++q, sp += 64, dp += panel) {
+                __m256i a = _mm256_loadu_si256((const __m256i *)sp);
+                __m256i b = _mm256_loadu_si256((const __m256i *)(sp + 32));
+                _mm256_storeu_si256((__m256i *)dp, a);
+                _mm256_storeu_si256((__m256i *)(dp + 32), b);
+            }
+            break;
+        default: /* 128 */
+            for (int64_t q = 0; q < npanels; ++q, sp += 128, dp += panel) {
+                __m256i a = _mm256_loadu_si256((const __m256i *)sp);
+                __m256i b = _mm256_loadu_si256((const __m256i *)(sp + 32));
+                __m256i c = _mm256_loadu_si256((const __m256i *)(sp + 64));
+                __m256i e = _mm256_loadu_si256((const __m256i *)(sp + 96));
+                _mm256_storeu_si256((__m256i *)dp, a);
+                _mm256_storeu_si256((__m256i *)(dp + 32), b);
+                _mm256_storeu_si256((__m256i *)(dp + 64), c);
+                _mm256_storeu_si256((__m256i *)(dp + 96), e);
+            }
+            break;
+        }
+    }
+}
+
 #else
 /* Not x86: no AVX2 kernels; gemm.c uses the generic one.  (ISO C forbids an
  * empty translation unit.) */

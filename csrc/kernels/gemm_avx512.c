@@ -127,6 +127,102 @@ void tg_gemm_ukr_avx512_f64(int64_t kc, double alpha, const double *Ap,
     }
 }
 
+/* The direct ("no-pack") kernels: the same tile, the same FMAs in the same
+ * order as above, but A(i, p) is read where it lies, A[i * rsa + p * csa],
+ * instead of from a packed micro-panel.  For the small products of
+ * attention (64 x 32 x 64, one or two micro-panels of B) every element of A
+ * is used by one or two tiles only, so packing A copied it once more than it
+ * was used (gemm.c, direct_block).  The broadcasts read the 8 rows (or,
+ * for a transposed A, the 8 neighbours of a column) straight from the
+ * operand; the result is bitwise the packed kernel's. */
+TG_TARGET("avx512f")
+void tg_gemm_ukr_direct_avx512_f32(int64_t kc, float alpha, const float *A, int64_t rsa,
+                                   int64_t csa, const float *Bp, float beta, float *C,
+                                   int64_t rsc)
+{
+    __m512 acc[MR_F32][NV_F32];
+    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+        TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+            acc[i][v] = _mm512_setzero_ps();
+    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+        _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
+    /* the rows' offsets, loop-invariant */
+    int64_t off[MR_F32];
+    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+        off[i] = i * rsa;
+    TG_PRAGMA_UNROLL(4)
+    for (int64_t p = 0; p < kc; ++p) {
+        __m512 b[NV_F32];
+        TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+            b[v] = _mm512_loadu_ps(Bp + 16 * v);
+        TG_UNROLL for (int i = 0; i < MR_F32; ++i) {
+            __m512 a = _mm512_set1_ps(A[off[i]]);
+            TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+                acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
+        }
+        A += csa;
+        Bp += 16 * NV_F32;
+    }
+    __m512 va = _mm512_set1_ps(alpha);
+    if (beta == 0.0f) {
+        TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+                _mm512_storeu_ps(C + i * rsc + 16 * v, _mm512_mul_ps(va, acc[i][v]));
+    } else {
+        __m512 vb = _mm512_set1_ps(beta);
+        TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F32; ++v) {
+                float *c = C + i * rsc + 16 * v;
+                __m512 old = _mm512_mul_ps(vb, _mm512_loadu_ps(c));
+                _mm512_storeu_ps(c, _mm512_add_ps(_mm512_mul_ps(va, acc[i][v]), old));
+            }
+    }
+}
+
+/* The same in float64. */
+TG_TARGET("avx512f")
+void tg_gemm_ukr_direct_avx512_f64(int64_t kc, double alpha, const double *A, int64_t rsa,
+                                   int64_t csa, const double *Bp, double beta, double *C,
+                                   int64_t rsc)
+{
+    __m512d acc[MR_F64][NV_F64];
+    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+        TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+            acc[i][v] = _mm512_setzero_pd();
+    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+        _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
+    int64_t off[MR_F64];
+    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+        off[i] = i * rsa;
+    TG_PRAGMA_UNROLL(4)
+    for (int64_t p = 0; p < kc; ++p) {
+        __m512d b[NV_F64];
+        TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+            b[v] = _mm512_loadu_pd(Bp + 8 * v);
+        TG_UNROLL for (int i = 0; i < MR_F64; ++i) {
+            __m512d a = _mm512_set1_pd(A[off[i]]);
+            TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+                acc[i][v] = _mm512_fmadd_pd(a, b[v], acc[i][v]);
+        }
+        A += csa;
+        Bp += 8 * NV_F64;
+    }
+    __m512d va = _mm512_set1_pd(alpha);
+    if (beta == 0.0) {
+        TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+                _mm512_storeu_pd(C + i * rsc + 8 * v, _mm512_mul_pd(va, acc[i][v]));
+    } else {
+        __m512d vb = _mm512_set1_pd(beta);
+        TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F64; ++v) {
+                double *c = C + i * rsc + 8 * v;
+                __m512d old = _mm512_mul_pd(vb, _mm512_loadu_pd(c));
+                _mm512_storeu_pd(c, _mm512_add_pd(_mm512_mul_pd(va, acc[i][v]), old));
+            }
+    }
+}
+
 #else
 /* Not x86: no AVX-512 kernels; gemm.c uses the generic one.  (ISO C forbids an
  * empty translation unit.) */
