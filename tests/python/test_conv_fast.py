@@ -35,8 +35,10 @@ def _maxpool_reference(x, k=2, s=2):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (1, 2, 7, 5), (3, 1, 2, 2), (2, 2, 5, 19)],
-                         ids=["even", "odd", "one", "vector+tail"])
+@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (1, 2, 7, 5), (3, 1, 2, 2), (2, 2, 5, 19),
+                                   (2, 3, 14, 14), (1, 2, 4, 11), (1, 2, 3, 13), (1, 1, 2, 33)],
+                         ids=["even", "odd", "one", "vector+tail", "rows_of_7", "rows_of_5",
+                              "rows_of_6", "rows_of_16"])
 def test_max_pool2d_2x2_ties_and_nan(shape, dtype):
     rng = np.random.default_rng(sum(shape))
     x = rng.integers(-2, 3, size=shape).astype(dtype)  # many ties
