@@ -1290,14 +1290,17 @@ typedef struct {
 typedef struct {
     SFX(gemm_args) g;
     int split_n;                /* 1: slabs of columns (loop 5), 0: of rows (loop 3) */
+    int64_t slab_tiles, ntiles; /* tiles per slab, tiles in the split dimension */
 } SFX(mt_ctx);
 
-/* tg_range_fn: compute the slab of C made of tiles [t0, t1) of the split
- * dimension (tiles of NR columns or MR rows). */
-static void SFX(mt_slab)(int64_t t0, int64_t t1, void *vctx)
+/* tg_range_fn: compute slabs [s0, s1) of C, slab s being tiles
+ * [s * slab_tiles, (s + 1) * slab_tiles) of the split dimension (tiles of
+ * NR columns or MR rows). */
+static void SFX(mt_slab)(int64_t s0, int64_t s1, void *vctx)
 {
     const SFX(mt_ctx) *m = vctx;
     const SFX(gemm_args) *x = &m->g;
+    int64_t t0 = s0 * m->slab_tiles, t1 = min_i64(s1 * m->slab_tiles, m->ntiles);
     if (m->split_n) {
         int64_t j0 = t0 * x->kd->nr, j1 = min_i64(t1 * x->kd->nr, x->N);
         SFX(gemm_packed_or_naive)(x->kd, x->M, j1 - j0, x->K, x->alpha,
@@ -1410,9 +1413,13 @@ static void SFX(gemm_packed_mt)(const SFX(tg_gemm_kernel) *kd, int max_threads,
     int64_t ntiles = x.split_n ? ntiles_n : ntiles_m;
     if (max_threads < 1)
         max_threads = 1;
-    /* grain = tiles per slab, so that at most max_threads slabs are made. */
-    int64_t grain = (ntiles + max_threads - 1) / max_threads;
-    tg_parallel_for(ntiles, grain, SFX(mt_slab), &x);
+    /* At most max_threads slabs of whole tiles, one loop item each: a grain
+     * of ceil(ntiles / max_threads) tiles would give floor(ntiles / grain)
+     * chunks, one for an odd number of tiles on two threads (1568 columns,
+     * 49 tiles of 32: the MNIST models' first layer ran on one thread). */
+    x.slab_tiles = (ntiles + max_threads - 1) / max_threads;
+    x.ntiles = ntiles;
+    tg_parallel_for((ntiles + x.slab_tiles - 1) / x.slab_tiles, 1, SFX(mt_slab), &x);
 }
 
 /* ---------------------------------------------------------------------

@@ -103,6 +103,9 @@ static struct {
     .done_cv = TG_COND_INIT,
 };
 
+/* Loops handed to the workers (tg_threadpool_jobs). */
+static atomic_ullong jobs_published;
+
 /* Requested thread count; 0 until the default is computed. */
 static atomic_int requested_threads;
 
@@ -449,6 +452,7 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
     pool.job = &job;
     pool.nparticipants = helpers;
     atomic_fetch_add(&pool.generation, 1);
+    atomic_fetch_add_explicit(&jobs_published, 1, memory_order_relaxed);
     tg_cond_broadcast(&pool.wake_cv);
     tg_mutex_unlock(&pool.lock);
 
@@ -472,6 +476,11 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
     tg_mutex_unlock(&pool.lock);
 
     tg_mutex_unlock(&pool.submit);
+}
+
+uint64_t tg_threadpool_jobs(void)
+{
+    return atomic_load_explicit(&jobs_published, memory_order_relaxed);
 }
 
 void tg_threadpool_shutdown(void)

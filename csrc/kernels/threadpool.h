@@ -70,14 +70,22 @@ typedef void (*tg_range_fn)(int64_t begin, int64_t end, void *ctx);
  * TG_CHUNKS_PER_THREAD * tg_get_num_threads() contiguous chunks of at least
  * `grain` items each (grain < 1 counts as 1), handed out one at a time to
  * the calling thread and up to tg_get_num_threads() - 1 workers (so a
- * thread on a busy core takes fewer).  A caller that wants at most k
- * chunks passes grain >= ceil(n / k).
+ * thread on a busy core takes fewer).  The chunk count is floor(n /
+ * grain), capped as above: a caller that wants k pieces of work run in
+ * parallel makes them the k items of the loop (n = k, grain = 1), since a
+ * grain of ceil(n / k) gives floor(n / ceil(n / k)) chunks -- one for
+ * n = 49 and k = 2.
  * Returns when every chunk is done.  n <= 0 does nothing.
  * Runs fn(0, n, ctx) inline, on the calling thread, when n <= grain, when
  * the thread count is 1, when called from inside a tg_parallel_for() body
  * (no nested parallelism), when another thread's loop is using the pool, or
  * when no worker thread could be created.  Never fails. */
 void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx);
+
+/* The number of loops tg_parallel_for() has handed to the workers since
+ * the process started (loops run inline are not counted): for tests that
+ * a loop is split, and for counting wake-ups per training step. */
+uint64_t tg_threadpool_jobs(void);
 
 /* Stop and join every worker thread (e.g. before unloading the library, or
  * to keep leak checkers quiet); a later tg_parallel_for() recreates them.

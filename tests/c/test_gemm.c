@@ -477,6 +477,34 @@ START_TEST(test_batched_matches_per_item)
 }
 END_TEST
 
+/* On two threads tg_gemm_* splits C into two slabs also when the split
+ * dimension has an odd number of tiles: a grain of ceil(tiles / 2) gave the
+ * pool floor(tiles / grain) = 1 chunk, so 32x128 @ 128x1568 (49 column
+ * tiles, the MNIST models' first layer) ran on one thread.  The pool's job
+ * counter says whether the product was handed to the workers; the result
+ * is the one-thread result, bit for bit. */
+START_TEST(test_odd_tile_count_is_split)
+{
+    static const shape shapes[] = { { 32, 1568, 128 }, { 128, 1568, 32 }, { 32, 1568, 256 } };
+    for (int f64 = 0; f64 < 2; ++f64)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; ++s) {
+            int64_t M = shapes[s].M, N = shapes[s].N, K = shapes[s].K;
+            buf A = buf_new(f64, M * K), B = buf_new(f64, K * N);
+            buf C1 = buf_new(f64, M * N), C2 = buf_new(f64, M * N);
+            for (int64_t i = 0; i < A.len; ++i) put(&A, i, rnd());
+            for (int64_t i = 0; i < B.len; ++i) put(&B, i, rnd());
+            mt_run(f64, 1, VAR_AUTO, M, N, K, &A, &B, &C1);
+            uint64_t before = tg_threadpool_jobs();
+            mt_run(f64, 2, VAR_AUTO, M, N, K, &A, &B, &C2);
+            ck_assert_msg(tg_threadpool_jobs() > before, "%lldx%lldx%lld (%s) ran on one thread",
+                          (long long)M, (long long)N, (long long)K, f64 ? "f64" : "f32");
+            size_t bytes = (size_t)(M * N) * (f64 ? sizeof(double) : sizeof(float));
+            ck_assert_msg(memcmp(C1.p, C2.p, bytes) == 0, "1 vs 2 threads differ");
+            free(A.p); free(B.p); free(C1.p); free(C2.p);
+        }
+}
+END_TEST
+
 /* If the packing buffers cannot be allocated, every packed path falls back
  * to the reference kernel and still gives the right answer. */
 START_TEST(test_alloc_failure_falls_back)
@@ -903,6 +931,7 @@ Suite *gemm_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_threads_bitwise_identical);
+    tcase_add_test(tc, test_odd_tile_count_is_split);
     tcase_add_test(tc, test_alloc_failure_falls_back);
     tcase_add_test(tc, test_batched_matches_per_item);
     suite_add_tcase(s, tc);

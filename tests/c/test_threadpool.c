@@ -109,6 +109,25 @@ static void meet_fn(int64_t b, int64_t e, void *vctx)
     }
 }
 
+/* tg_threadpool_jobs counts the loops handed to the workers, not those run
+ * inline (one thread, one chunk, nested). */
+static void noop_fn(int64_t b, int64_t e, void *vctx) { (void)b, (void)e, (void)vctx; }
+
+START_TEST(test_jobs_counter)
+{
+    ck_assert_int_eq(tg_set_num_threads(2), 0);
+    uint64_t j0 = tg_threadpool_jobs();
+    tg_parallel_for(2, 1, noop_fn, NULL);
+    ck_assert_uint_eq(tg_threadpool_jobs(), j0 + 1);
+    tg_parallel_for(49, 25, noop_fn, NULL);     /* floor(49 / 25) = 1 chunk: inline */
+    tg_parallel_for(10, 10, noop_fn, NULL);     /* n <= grain: inline */
+    ck_assert_uint_eq(tg_threadpool_jobs(), j0 + 1);
+    ck_assert_int_eq(tg_set_num_threads(1), 0);
+    tg_parallel_for(1000, 1, noop_fn, NULL);    /* one thread: inline */
+    ck_assert_uint_eq(tg_threadpool_jobs(), j0 + 1);
+}
+END_TEST
+
 START_TEST(test_runs_in_parallel)
 {
     ck_assert_int_eq(tg_set_num_threads(2), 0);
@@ -312,6 +331,7 @@ Suite *threadpool_suite(void)
     tcase_add_test(tc, test_covers_each_index_once);
     tcase_add_test(tc, test_empty_range);
     tcase_add_test(tc, test_runs_in_parallel);
+    tcase_add_test(tc, test_jobs_counter);
     tcase_add_test(tc, test_nested_runs_inline);
     tcase_add_test(tc, test_set_num_threads);
     tcase_add_test(tc, test_concurrent_callers);
