@@ -144,12 +144,17 @@ static double sm_dot_f64(const double *restrict a, const double *restrict b, int
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
-/* One row: y[0..n) = softmax(sc * x) from x[0..n), only x[0..lim) (and
- * where keep) kept, mode from sm_scale_mode.  The products sc * x are
+/* One row, in two halves so that a group of rows can interleave them (the
+ * sum and the reciprocal of one row are a chain of dependent additions
+ * and a division; independent rows overlap there): sm_head_* writes
+ * y[0..lim) = exp(sc * x - max) (kept entries of x[0..lim), mode from
+ * sm_scale_mode) and returns lim, or fills the special row (NaN, or 0 for
+ * masked_softmax's row with nothing kept) and returns -1; sm_tail_*
+ * divides by the row's sum and zeroes y[lim..n).  The products sc * x are
  * rounded to T exactly as the separate multiply (a T tensor times (T) sc)
  * rounded them, so the result has the bits of mul + softmax. */
 #define SM_FWD_ROW(T, SUFFIX, EXP_ROW)                                                  \
-    static void sm_fwd_row_##SUFFIX(const T *x, T *restrict y, int64_t n, int64_t lim,  \
+    static int64_t sm_head_##SUFFIX(const T *x, T *restrict y, int64_t n, int64_t lim,  \
                                     const bool *restrict keep, bool safe, T sc, int mode) { \
         if (mode == SM_SCALE_FIRST) { /* y holds sc * x, read back as the row */        \
             for (int64_t j = 0; j < lim; j++) y[j] = x[j] * sc;                         \
@@ -174,40 +179,64 @@ static double sm_dot_f64(const double *restrict a, const double *restrict b, int
              * PyTorch's attention; otherwise NaN, as x - max gives */          \
             T v = safe && mt == -INFINITY && !nan ? 0 : (T)NAN;                         \
             for (int64_t j = 0; j < n; j++) y[j] = v;                                   \
-            return;                                                                     \
+            return -1;                                                                  \
         }                                                                               \
         if (mode == SM_SCALE_MAX) {                                                     \
             if (keep)                                                                   \
-                for (int64_t j = 0; j < lim; j++) y[j] = keep[j] ? x[j] * sc - mt : (T)-INFINITY; \
+                for (int64_t j = 0; j < lim; j++) y[j] = keep[j] ? x[j] * sc - mt : 0;  \
             else                                                                        \
                 for (int64_t j = 0; j < lim; j++) y[j] = x[j] * sc - mt;                \
         } else {                                                                        \
             if (keep)                                                                   \
-                for (int64_t j = 0; j < lim; j++) y[j] = keep[j] ? x[j] - mt : (T)-INFINITY; \
+                for (int64_t j = 0; j < lim; j++) y[j] = keep[j] ? x[j] - mt : 0;       \
             else                                                                        \
                 for (int64_t j = 0; j < lim; j++) y[j] = x[j] - mt;                     \
         }                                                                               \
+        /* the exp over whole vectors: up to 15 more elements (0, not -inf: an  \
+         * exp that underflows goes through slow subnormals; the tail zeroes  \
+         * them and the sum stops at lim), not a scalar tail per row */      \
+        int64_t le = (lim + 15) & ~(int64_t)15;                                         \
+        if (le > n) le = n;                                                             \
+        for (int64_t j = lim; j < le; j++) y[j] = 0;                                    \
         EXP_ROW;                                                                        \
-        T inv = (T)(1.0 / sm_sum_##SUFFIX(y, lim));                                     \
+        if (keep) /* the masked entries went through exp as 0 (see above) */            \
+            for (int64_t j = 0; j < lim; j++) y[j] = keep[j] ? y[j] : 0;                \
+        return lim;                                                                     \
+    }                                                                                   \
+    static void sm_tail_##SUFFIX(T *restrict y, int64_t n, int64_t lim, double sum) {   \
+        T inv = (T)(1.0 / sum);                                                         \
         for (int64_t j = 0; j < lim; j++) y[j] *= inv;                                  \
         for (int64_t j = lim; j < n; j++) y[j] = 0;                                     \
     }
-SM_FWD_ROW(float, f32, tg_vmath()->exp_f32(lim, y, y))
-SM_FWD_ROW(double, f64, for (int64_t j = 0; j < lim; j++) y[j] = exp(y[j]))
+SM_FWD_ROW(float, f32, tg_vmath()->exp_f32(le, y, y))
+SM_FWD_ROW(double, f64, for (int64_t j = 0; j < le; j++) y[j] = exp(y[j]))
 
+#define SM_GROUP 4 /* rows whose sums and reciprocals overlap */
 static void sm_fwd_range(int64_t r0, int64_t r1, void *vj) {
     const sm_job *j = vj;
     int mode = sm_scale_mode(j->scale);
-    for (int64_t r = r0; r < r1; r++) {
-        int64_t lim = j->causal ? (r % j->L + 1 < j->n ? r % j->L + 1 : j->n) : j->n;
-        const bool *keep = j->keep ? j->keep + r * j->n : NULL;
-        bool safe = j->keep || j->causal; /* masked_softmax */
-        if (j->f32)
-            sm_fwd_row_f32((const float *)j->x + r * j->n, (float *)j->out + r * j->n, j->n, lim, keep, safe,
-                           (float)j->scale, mode);
-        else
-            sm_fwd_row_f64((const double *)j->x + r * j->n, (double *)j->out + r * j->n, j->n, lim, keep, safe,
-                           j->scale, mode);
+    bool safe = j->keep || j->causal; /* masked_softmax */
+    int64_t n = j->n;
+    for (int64_t g0 = r0; g0 < r1; g0 += SM_GROUP) {
+        int64_t g1 = g0 + SM_GROUP < r1 ? g0 + SM_GROUP : r1, lim[SM_GROUP];
+        double sum[SM_GROUP];
+        for (int64_t r = g0; r < g1; r++) {
+            int64_t l = j->causal ? (r % j->L + 1 < n ? r % j->L + 1 : n) : n;
+            const bool *keep = j->keep ? j->keep + r * n : NULL;
+            lim[r - g0] = j->f32 ? sm_head_f32((const float *)j->x + r * n, (float *)j->out + r * n, n, l,
+                                               keep, safe, (float)j->scale, mode)
+                                 : sm_head_f64((const double *)j->x + r * n, (double *)j->out + r * n, n, l,
+                                               keep, safe, j->scale, mode);
+        }
+        for (int64_t r = g0; r < g1; r++)
+            if (lim[r - g0] >= 0)
+                sum[r - g0] = j->f32 ? sm_sum_f32((const float *)j->out + r * n, lim[r - g0])
+                                     : sm_sum_f64((const double *)j->out + r * n, lim[r - g0]);
+        for (int64_t r = g0; r < g1; r++) {
+            if (lim[r - g0] < 0) continue;
+            if (j->f32) sm_tail_f32((float *)j->out + r * n, n, lim[r - g0], sum[r - g0]);
+            else sm_tail_f64((double *)j->out + r * n, n, lim[r - g0], sum[r - g0]);
+        }
     }
 }
 /* dx = y (dy - sum(dy y)) per row */
