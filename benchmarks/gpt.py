@@ -83,8 +83,8 @@ def tapegrad_model(weights: dict, cfg: Config):
     def attention(x, p):
         B, T, _ = x.shape
         qkv = x @ P[p + "attn.w"] + P[p + "attn.b"]                      # (B, T, 3C)
-        q, k, v = (qkv[:, :, i * C:(i + 1) * C].reshape(B, T, H, hs).permute(0, 2, 1, 3)
-                   for i in range(3))                                     # (B, H, T, hs)
+        q, k, v = (t.reshape(B, T, H, hs).permute(0, 2, 1, 3)
+                   for t in qkv.split(C, dim=2))                          # (B, H, T, hs)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)        # (B, H, T, hs)
         y = y.permute(0, 2, 1, 3).reshape(B, T, C)
         return y @ P[p + "proj.w"] + P[p + "proj.b"]

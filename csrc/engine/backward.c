@@ -46,6 +46,13 @@ struct tg_stepper {
 };
 
 static uint64_t backward_mark;
+static bool direct_enabled = true; /* tg_set_direct_backward */
+
+bool tg_set_direct_backward(bool on) {
+    bool prev = direct_enabled;
+    direct_enabled = on;
+    return prev;
+}
 static tg_step_hook_fn global_hook;
 static void *global_hook_ctx;
 
@@ -479,6 +486,53 @@ static tg_status send_to_input(tg_stepper *bw, tg_entry *e, int i) {
     return st;
 }
 
+/* The direct route (TG_DIRECT): an op with a grad_into (a slice) adds its
+ * input's gradient straight into the input's pending sum, so the gradient
+ * of q = qkv[..., :C] costs one pass over q's bytes instead of a zero
+ * tensor of qkv's shape, a copy into it and an add of all of it.  Only
+ * where nothing can tell the difference: first order (nothing recorded),
+ * no step hook (the step record then has no gradient for the input), the
+ * op's own VJP (no override), and a pending sum only the engine holds --
+ * one that a hook, retain_grad, the inspector or another input shares
+ * (a second reference) is first replaced by a private copy, never written.
+ * Returns 1 when done, 0 when the ordinary route must run, -1 on failure. */
+static int grad_into(tg_stepper *bw, tg_entry *e, tg_tensor *gout) {
+    const tg_opdef *op = e->op;
+    if (!(bw->flags & TG_DIRECT) || (bw->flags & TG_CREATE_GRAPH) || global_hook || bw->hook ||
+        e->custom_vjp || !op || !op->grad_into || e->n_inputs != 1 || !tg_entry_needs_grad(e, 0))
+        return 0;
+    void *ctx;
+    if (tg__vjp_for(e, &ctx) != op->backward) return 0;
+    tg_tensor *x = e->inputs[0];
+    if (gout->dtype != x->dtype || !tg_dtype_is_float(x->dtype)) return 0;
+    tg_tensor **slot = NULL;
+    if (x->grad_fn) {
+        if (x->grad_fn->bw_mark == bw->mark) slot = &x->grad_fn->bw_pending;
+    } else if (x->bw_mark == bw->mark) {
+        slot = &x->bw_pending;
+    }
+    if (!slot) return 0;
+    tg_tensor *s = *slot;
+    if (s && !tg__same_shape(s->ndim, s->shape, x->ndim, x->shape)) return 0;
+    bool prev = tg_set_grad_enabled(false);
+    tg_status st = TG_OK;
+    if (s && !(s->refcount == 1 && s->storage->refcount == 1 && !s->storage->release &&
+               !s->storage->readonly && s->storage->saved_count == 0 && !s->storage->user_data &&
+               !s->user_data && !s->grad_fn && !s->requires_grad && s->dtype == x->dtype &&
+               tg_tensor_is_contiguous(s) && s->offset == 0)) {
+        tg_tensor *c = tg__copy(s); /* someone else can see it: a private copy */
+        if (!c) st = tg_error_status();
+        else {
+            tg_tensor_release(s);
+            *slot = c;
+        }
+    }
+    if (!st) st = op->grad_into(e, gout, slot);
+    if (!st && !x->grad_fn && --x->bw_deps == 0) st = finalize_leaf(bw, x);
+    tg_set_grad_enabled(prev);
+    return st ? -1 : 1;
+}
+
 /* No gradient reached this entry: its leaves lose a dependency. */
 static tg_status skip_entry(tg_stepper *bw, tg_entry *e) {
     for (int i = 0; i < e->n_inputs; i++) {
@@ -534,9 +588,13 @@ int tg_backward_step(tg_stepper *bw) {
     if (gout) {
         st = run_output_hook(e, &gout);
         if (!st) st = capture_output_grad(bw, e, gout);
-        if (!st) st = call_vjp(bw, e, gout);                                /* 2. its VJP */
-        for (int i = 0; i < e->n_inputs && !st; i++) st = fit_to_input(bw, e, i);  /* 3. unbroadcast */
-        for (int i = 0; i < e->n_inputs && !st; i++) st = send_to_input(bw, e, i); /* 4. accumulate */
+        int direct = st ? 0 : grad_into(bw, e, gout); /* 2-4 in one, where possible */
+        if (direct < 0) st = tg_error_status() ? tg_error_status() : TG_ERR_RUNTIME;
+        if (!st && !direct) {
+            st = call_vjp(bw, e, gout);                                               /* 2. its VJP */
+            for (int i = 0; i < e->n_inputs && !st; i++) st = fit_to_input(bw, e, i);  /* 3. unbroadcast */
+            for (int i = 0; i < e->n_inputs && !st; i++) st = send_to_input(bw, e, i); /* 4. accumulate */
+        }
     } else {
         st = skip_entry(bw, e);
     }
@@ -634,7 +692,7 @@ static tg_status run_all(tg_stepper *bw) {
 
 tg_status tg_backward(tg_tensor *target, tg_tensor *seed, int flags) {
     tg_stepper *bw = tg_backward_begin(1, &target, seed ? &seed : NULL,
-                                        flags & ~TG_NO_ACCUMULATE, 0, NULL);
+                                        (flags & ~TG_NO_ACCUMULATE) | (direct_enabled ? TG_DIRECT : 0), 0, NULL);
     if (!bw) return tg_error_status();
     tg_status st = run_all(bw);
     tg_backward_end(bw);
@@ -662,8 +720,8 @@ tg_status tg_grad(int n_out, tg_tensor *const *outputs, tg_tensor *const *seeds,
         if (k == n_uniq) uniq[n_uniq++] = inputs[j];
         first[j] = k;
     }
-    tg_stepper *bw = tg_backward_begin(n_out, outputs, seeds, flags | TG_NO_ACCUMULATE, n_uniq,
-                                        uniq);
+    tg_stepper *bw = tg_backward_begin(n_out, outputs, seeds, flags | TG_NO_ACCUMULATE | (direct_enabled ? TG_DIRECT : 0),
+                                        n_uniq, uniq);
     if (!bw) {
         free(uniq);
         return tg_error_status();

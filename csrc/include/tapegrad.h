@@ -498,6 +498,14 @@ struct tg_opdef {
      * other families that networks call there (the activations, linear);
      * every public op of nn.c and conv.c is one anyway (tg_op_functional). */
     bool functional;
+    /* Optional, for a one-input op whose input gradient is mostly zeros (a
+     * slice): add the gradient of input 0 for grad_out straight into *sum,
+     * the input's pending gradient (a private contiguous tensor of the
+     * input's shape and dtype that only the engine holds), or create *sum
+     * (a NEW reference) when it is NULL.  Called by the engine instead of
+     * `backward` in a first-order direct pass (TG_DIRECT, grad mode off);
+     * it must give the same values as `backward` followed by the add. */
+    tg_status (*grad_into)(tg_entry *e, tg_tensor *grad_out, tg_tensor **sum);
 };
 
 /* An op's calling signature, from its line in oplist.h: what the Python
@@ -581,7 +589,11 @@ enum {
     TG_RETAIN_GRAPH = 1, /* keep saved tensors for another backward */
     TG_CREATE_GRAPH = 2, /* record the VJPs: gradients of gradients (implies
                             TG_RETAIN_GRAPH: the new graph reuses the old) */
-    TG_NO_ACCUMULATE = 4 /* do not touch .grad: return grads of `inputs` (tg_grad) */
+    TG_NO_ACCUMULATE = 4, /* do not touch .grad: return grads of `inputs` (tg_grad) */
+    TG_DIRECT = 8 /* ops with a grad_into (slice) add their input's gradient
+                     straight into its pending sum, so the step record shows
+                     NULL for that input; ignored with TG_CREATE_GRAPH or a
+                     step hook.  tg_backward and tg_grad set it. */
 };
 
 /* loss.backward(): seed must be NULL for a one-element target (seed 1) and
@@ -634,6 +646,11 @@ void tg_backward_set_hook(tg_stepper *bw, tg_step_hook_fn fn, void *ctx);
 /* Finish: frees saved tensors of the entries that ran (unless retain_graph).
  * Safe to call at any point; remaining steps are not run. */
 void tg_backward_end(tg_stepper *bw);
+
+/* Whether tg_backward and tg_grad pass TG_DIRECT (on by default); returns
+ * the previous setting.  Off, every step runs its op's VJP: the reference
+ * the direct route is tested against. */
+bool tg_set_direct_backward(bool on);
 
 /* A process-wide hook called after every step of every backward (anomaly
  * detection, profiling).  NULL removes it. */

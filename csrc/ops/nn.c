@@ -71,7 +71,18 @@ typedef struct {
     const bool *keep; /* masked_softmax: a mask of x's shape, or NULL */
     int64_t rows, n, L; /* causal: row r is query r % L, keys j <= r % L kept */
     bool f32, causal;
+    double scale; /* masked_softmax: the softmax of scale * x (1: none) */
 } sm_job;
+
+/* How a row applies masked_softmax's scale: not at all (1), folded into the
+ * max (a positive finite scale keeps the order, so max(s x) = s max(x) in
+ * the row's type, rounding being monotone), or by scaling the row first
+ * (any other scale: the max of the products, NaN and infinities as the
+ * separate multiply gave them). */
+enum { SM_UNSCALED, SM_SCALE_MAX, SM_SCALE_FIRST };
+static int sm_scale_mode(double scale) {
+    return scale == 1 ? SM_UNSCALED : scale > 0 && scale < INFINITY ? SM_SCALE_MAX : SM_SCALE_FIRST;
+}
 
 #if defined(__SSE2__)
 static double sm_sum_f32(const float *restrict x, int64_t n) {
@@ -133,10 +144,22 @@ static double sm_dot_f64(const double *restrict a, const double *restrict b, int
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
-/* One row: y[0..n) from x[0..n), only x[0..lim) (and where keep) kept. */
+/* One row, in two halves so that a group of rows can interleave them (the
+ * sum and the reciprocal of one row are a chain of dependent additions
+ * and a division; independent rows overlap there): sm_head_* writes
+ * y[0..lim) = exp(sc * x - max) (kept entries of x[0..lim), mode from
+ * sm_scale_mode) and returns lim, or fills the special row (NaN, or 0 for
+ * masked_softmax's row with nothing kept) and returns -1; sm_tail_*
+ * divides by the row's sum and zeroes y[lim..n).  The products sc * x are
+ * rounded to T exactly as the separate multiply (a T tensor times (T) sc)
+ * rounded them, so the result has the bits of mul + softmax. */
 #define SM_FWD_ROW(T, SUFFIX, EXP_ROW)                                                  \
-    static void sm_fwd_row_##SUFFIX(const T *restrict x, T *restrict y, int64_t n, int64_t lim, \
-                                    const bool *restrict keep, bool safe) {             \
+    static int64_t sm_head_##SUFFIX(const T *x, T *restrict y, int64_t n, int64_t lim,  \
+                                    const bool *restrict keep, bool safe, T sc, int mode) { \
+        if (mode == SM_SCALE_FIRST) { /* y holds sc * x, read back as the row */        \
+            for (int64_t j = 0; j < lim; j++) y[j] = x[j] * sc;                         \
+            x = y;                                                                      \
+        }                                                                               \
         double m = -INFINITY;                                                           \
         bool nan = false;                                                               \
         if (!keep) {                                                                    \
@@ -149,36 +172,71 @@ static double sm_dot_f64(const double *restrict a, const double *restrict b, int
                     else if (x[j] != x[j]) nan = true;                                  \
                 }                                                                       \
         }                                                                               \
-        if (nan || !(m > -INFINITY && m < INFINITY)) {                                  \
+        T mt = (T)m;                                                                    \
+        if (mode == SM_SCALE_MAX && !nan && m > -INFINITY) mt = mt * sc;                \
+        if (nan || !(mt > -INFINITY && mt < INFINITY)) {                                \
             /* masked_softmax's row with nothing kept (or only -inf) is 0, as in \
              * PyTorch's attention; otherwise NaN, as x - max gives */          \
-            T v = safe && m == -INFINITY && !nan ? 0 : (T)NAN;                          \
+            T v = safe && mt == -INFINITY && !nan ? 0 : (T)NAN;                         \
             for (int64_t j = 0; j < n; j++) y[j] = v;                                   \
-            return;                                                                     \
+            return -1;                                                                  \
         }                                                                               \
-        T mt = (T)m;                                                                    \
-        if (keep)                                                                       \
-            for (int64_t j = 0; j < lim; j++) y[j] = keep[j] ? x[j] - mt : (T)-INFINITY; \
-        else                                                                            \
-            for (int64_t j = 0; j < lim; j++) y[j] = x[j] - mt;                         \
+        if (mode == SM_SCALE_MAX) {                                                     \
+            if (keep)                                                                   \
+                for (int64_t j = 0; j < lim; j++) y[j] = keep[j] ? x[j] * sc - mt : 0;  \
+            else                                                                        \
+                for (int64_t j = 0; j < lim; j++) y[j] = x[j] * sc - mt;                \
+        } else {                                                                        \
+            if (keep)                                                                   \
+                for (int64_t j = 0; j < lim; j++) y[j] = keep[j] ? x[j] - mt : 0;       \
+            else                                                                        \
+                for (int64_t j = 0; j < lim; j++) y[j] = x[j] - mt;                     \
+        }                                                                               \
+        /* the exp over whole vectors: up to 15 more elements (0, not -inf: an  \
+         * exp that underflows goes through slow subnormals; the tail zeroes  \
+         * them and the sum stops at lim), not a scalar tail per row */      \
+        int64_t le = (lim + 15) & ~(int64_t)15;                                         \
+        if (le > n) le = n;                                                             \
+        for (int64_t j = lim; j < le; j++) y[j] = 0;                                    \
         EXP_ROW;                                                                        \
-        T inv = (T)(1.0 / sm_sum_##SUFFIX(y, lim));                                     \
+        if (keep) /* the masked entries went through exp as 0 (see above) */            \
+            for (int64_t j = 0; j < lim; j++) y[j] = keep[j] ? y[j] : 0;                \
+        return lim;                                                                     \
+    }                                                                                   \
+    static void sm_tail_##SUFFIX(T *restrict y, int64_t n, int64_t lim, double sum) {   \
+        T inv = (T)(1.0 / sum);                                                         \
         for (int64_t j = 0; j < lim; j++) y[j] *= inv;                                  \
         for (int64_t j = lim; j < n; j++) y[j] = 0;                                     \
     }
-SM_FWD_ROW(float, f32, tg_vmath()->exp_f32(lim, y, y))
-SM_FWD_ROW(double, f64, for (int64_t j = 0; j < lim; j++) y[j] = exp(y[j]))
+SM_FWD_ROW(float, f32, tg_vmath()->exp_f32(le, y, y))
+SM_FWD_ROW(double, f64, for (int64_t j = 0; j < le; j++) y[j] = exp(y[j]))
 
+#define SM_GROUP 4 /* rows whose sums and reciprocals overlap */
 static void sm_fwd_range(int64_t r0, int64_t r1, void *vj) {
     const sm_job *j = vj;
-    for (int64_t r = r0; r < r1; r++) {
-        int64_t lim = j->causal ? (r % j->L + 1 < j->n ? r % j->L + 1 : j->n) : j->n;
-        const bool *keep = j->keep ? j->keep + r * j->n : NULL;
-        bool safe = j->keep || j->causal; /* masked_softmax */
-        if (j->f32)
-            sm_fwd_row_f32((const float *)j->x + r * j->n, (float *)j->out + r * j->n, j->n, lim, keep, safe);
-        else
-            sm_fwd_row_f64((const double *)j->x + r * j->n, (double *)j->out + r * j->n, j->n, lim, keep, safe);
+    int mode = sm_scale_mode(j->scale);
+    bool safe = j->keep || j->causal; /* masked_softmax */
+    int64_t n = j->n;
+    for (int64_t g0 = r0; g0 < r1; g0 += SM_GROUP) {
+        int64_t g1 = g0 + SM_GROUP < r1 ? g0 + SM_GROUP : r1, lim[SM_GROUP];
+        double sum[SM_GROUP];
+        for (int64_t r = g0; r < g1; r++) {
+            int64_t l = j->causal ? (r % j->L + 1 < n ? r % j->L + 1 : n) : n;
+            const bool *keep = j->keep ? j->keep + r * n : NULL;
+            lim[r - g0] = j->f32 ? sm_head_f32((const float *)j->x + r * n, (float *)j->out + r * n, n, l,
+                                               keep, safe, (float)j->scale, mode)
+                                 : sm_head_f64((const double *)j->x + r * n, (double *)j->out + r * n, n, l,
+                                               keep, safe, j->scale, mode);
+        }
+        for (int64_t r = g0; r < g1; r++)
+            if (lim[r - g0] >= 0)
+                sum[r - g0] = j->f32 ? sm_sum_f32((const float *)j->out + r * n, lim[r - g0])
+                                     : sm_sum_f64((const double *)j->out + r * n, lim[r - g0]);
+        for (int64_t r = g0; r < g1; r++) {
+            if (lim[r - g0] < 0) continue;
+            if (j->f32) sm_tail_f32((float *)j->out + r * n, n, lim[r - g0], sum[r - g0]);
+            else sm_tail_f64((double *)j->out + r * n, n, lim[r - g0], sum[r - g0]);
+        }
     }
 }
 /* dx = y (dy - sum(dy y)) per row */
@@ -189,13 +247,19 @@ static void sm_bwd_range(int64_t r0, int64_t r1, void *vj) {
         if (j->f32) {
             const float *restrict y = (const float *)j->y + r * n, *restrict g = (const float *)j->g + r * n;
             float *restrict dx = (float *)j->out + r * n;
-            float d = (float)sm_dot_f32(g, y, n);
-            for (int64_t k = 0; k < n; k++) dx[k] = y[k] * (g[k] - d);
+            float d = (float)sm_dot_f32(g, y, n), sc = (float)j->scale;
+            if (sc == 1)
+                for (int64_t k = 0; k < n; k++) dx[k] = y[k] * (g[k] - d);
+            else /* masked_softmax's scale: (dS) * sc, as the separate mul's VJP gave it */
+                for (int64_t k = 0; k < n; k++) dx[k] = y[k] * (g[k] - d) * sc;
         } else {
             const double *restrict y = (const double *)j->y + r * n, *restrict g = (const double *)j->g + r * n;
             double *restrict dx = (double *)j->out + r * n;
-            double d = sm_dot_f64(g, y, n);
-            for (int64_t k = 0; k < n; k++) dx[k] = y[k] * (g[k] - d);
+            double d = sm_dot_f64(g, y, n), sc = j->scale;
+            if (sc == 1)
+                for (int64_t k = 0; k < n; k++) dx[k] = y[k] * (g[k] - d);
+            else
+                for (int64_t k = 0; k < n; k++) dx[k] = y[k] * (g[k] - d) * sc;
         }
     }
 }
@@ -205,15 +269,16 @@ static int64_t sm_grain(int64_t n, int64_t cost) {
     return per > 0 ? TG_PARALLEL_MIN_WORK / per + 1 : 1;
 }
 
-/* The softmax of x's last axis (x contiguous, float), keep a bool mask of
- * x's shape or NULL, causal as masked_softmax.  A new tensor, or NULL. */
-static tg_tensor *softmax_rows(tg_tensor *x, const bool *keep, bool causal) {
+/* The softmax of scale * x along x's last axis (x contiguous, float), keep
+ * a bool mask of x's shape or NULL, causal as masked_softmax.  A new
+ * tensor, or NULL. */
+static tg_tensor *softmax_rows(tg_tensor *x, const bool *keep, bool causal, double scale) {
     tg_tensor *y = tg_tensor_empty(x->ndim, x->shape, x->dtype);
     if (!y || x->numel == 0) return y;
     int64_t n = x->shape[x->ndim - 1];
     sm_job j = {.x = tg_tensor_data(x), .out = tg_tensor_data(y), .keep = keep,
                 .rows = x->numel / n, .n = n, .L = x->ndim >= 2 ? x->shape[x->ndim - 2] : 1,
-                .f32 = x->dtype == TG_FLOAT32, .causal = causal};
+                .f32 = x->dtype == TG_FLOAT32, .causal = causal, .scale = scale};
     void *kt = tg__kernel_begin(x->numel * 8);
     tg_parallel_for(j.rows, sm_grain(n, 10), sm_fwd_range, &j);
     tg__kernel_end(kt);
@@ -230,18 +295,26 @@ static tg_tensor *softmax_grad_ops(tg_tensor *g, tg_tensor *y, int64_t ax) {
     return d ? take2(tg_mul, y, d) : (tg_tensor_release(y), NULL);
 }
 
-/* The gradient of a softmax along the last axis: one kernel for a
- * first-order backward, softmax_grad_ops under create_graph.  Releases y. */
-static tg_tensor *softmax_grad(tg_tensor *g, tg_tensor *y, int64_t ax) {
+/* The gradient of softmax(scale * x) along the last axis (scale 1 for
+ * softmax): one kernel for a first-order backward, softmax_grad_ops (times
+ * the scale) under create_graph.  Releases y. */
+static tg_tensor *softmax_grad(tg_tensor *g, tg_tensor *y, int64_t ax, double scale) {
     if (tg_grad_enabled() || y->numel == 0 || ax != y->ndim - 1 || g->dtype != y->dtype ||
-        !tg_tensor_is_contiguous(y))
-        return softmax_grad_ops(g, y, ax);
+        !tg_tensor_is_contiguous(y)) {
+        tg_tensor *d = softmax_grad_ops(g, y, ax);
+        if (d && scale != 1) {
+            tg_tensor *r = tg_mul_scalar(d, scale);
+            tg_tensor_release(d);
+            d = r;
+        }
+        return d;
+    }
     tg_tensor *gc = contiguous_ref(g);
     tg_tensor *dx = gc ? tg_tensor_empty(y->ndim, y->shape, y->dtype) : NULL;
     if (dx) {
         int64_t n = y->shape[y->ndim - 1];
         sm_job j = {.g = tg_tensor_data(gc), .y = tg_tensor_data(y), .out = tg_tensor_data(dx),
-                    .rows = y->numel / n, .n = n, .f32 = y->dtype == TG_FLOAT32};
+                    .rows = y->numel / n, .n = n, .f32 = y->dtype == TG_FLOAT32, .scale = scale};
         void *kt = tg__kernel_begin(y->numel * 3);
         tg_parallel_for(j.rows, sm_grain(n, 3), sm_bwd_range, &j);
         tg__kernel_end(kt);
@@ -289,7 +362,7 @@ tg_tensor *tg_softmax(tg_tensor *x, int64_t axis) {
         y = tg_tensor_empty(x->ndim, x->shape, x->dtype);
     } else if (ax == x->ndim - 1) { /* rows: the kernel */
         tg_tensor *xc = contiguous_ref(x);
-        y = xc ? softmax_rows(xc, NULL, false) : NULL;
+        y = xc ? softmax_rows(xc, NULL, false, 1.0) : NULL;
         tg_tensor_release(xc);
     } else {
         tg_tensor *out = log_probs(x, ax);
@@ -310,7 +383,7 @@ static tg_status softmax_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ct
     /* dx = y * (dy - sum(dy * y, axis)) */
     tg_tensor *y = tg_entry_output(e);
     CHECK(y);
-    CHECK(gi[0] = softmax_grad(g, y, e->params.i[0]));
+    CHECK(gi[0] = softmax_grad(g, y, e->params.i[0], 1.0));
     return TG_OK;
 }
 static tg_tensor *apply_softmax(tg_tensor *const *in, int n, const tg_params *p) {
@@ -333,8 +406,11 @@ TG_DEFINE_OP(softmax, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64",
  * x).  One pass instead of where(mask, x, -inf) and a softmax; the same
  * gradient as softmax (0 at the masked entries, where y is 0).  A row with
  * nothing kept, or only -inf kept, is 0 (PyTorch's attention); a row with
- * a kept +inf or NaN is NaN. */
-tg_tensor *tg_masked_softmax(tg_tensor *x, tg_tensor *mask, bool causal) {
+ * a kept +inf or NaN is NaN.  With a scale it is the softmax of scale * x
+ * (attention's 1/sqrt(E)): the products are rounded as a separate multiply
+ * rounds them, and the VJP multiplies by the scale in the same kernel, so
+ * the scores need no elementwise pass of their own, forward or backward. */
+static tg_tensor *masked_softmax(tg_tensor *x, tg_tensor *mask, bool causal, bool scaled, double scale) {
     const char *who = "masked_softmax";
     if (!x) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", who);
     if (tg__require_float(who, x)) return NULL;
@@ -351,10 +427,13 @@ tg_tensor *tg_masked_softmax(tg_tensor *x, tg_tensor *mask, bool causal) {
                            tg__shp(mask), tg__shp(x));
         }
     }
+    if (!scaled) scale = 1.0;
     tg_tensor *xc = contiguous_ref(x);
     tg_tensor *keep = xc && mask ? tg_tensor_empty(x->ndim, x->shape, TG_BOOL) : NULL;
     if (keep) tg__copy_into(keep, mask); /* nonzero -> true */
-    tg_tensor *y = xc && (keep || !mask) ? softmax_rows(xc, keep ? tg_tensor_data(keep) : NULL, causal) : NULL;
+    tg_tensor *y = xc && (keep || !mask)
+                       ? softmax_rows(xc, keep ? tg_tensor_data(keep) : NULL, causal, scale)
+                       : NULL;
     tg_tensor_release(keep);
     tg_tensor_release(xc);
     tg_tensor *in[2] = {x, mask};
@@ -362,34 +441,41 @@ tg_tensor *tg_masked_softmax(tg_tensor *x, tg_tensor *mask, bool causal) {
     y = tg__finish(&tg_opdef_masked_softmax, mask ? 2 : 1, in, y, &e);
     if (e) {
         e->params.i[0] = causal;
+        e->params.i[1] = scale != 1;
+        e->params.f[0] = scale;
         tg__save_output(e, y);
     }
     return y;
+}
+tg_tensor *tg_masked_softmax(tg_tensor *x, tg_tensor *mask, bool causal) {
+    return masked_softmax(x, mask, causal, false, 1.0);
 }
 static tg_status masked_softmax_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *y = tg_entry_output(e);
     CHECK(y);
-    CHECK(gi[0] = softmax_grad(g, y, y->ndim - 1));
+    CHECK(gi[0] = softmax_grad(g, y, y->ndim - 1, e->params.i[1] ? e->params.f[0] : 1.0));
     return TG_OK;
 }
 static tg_tensor *apply_masked_softmax(tg_tensor *const *in, int n, const tg_params *p) {
     if (n < 1 || n > 2)
         return TG_FAIL(TG_ERR_VALUE, "masked_softmax: expected 1 or 2 inputs (x, mask), got %d", n);
-    return tg_masked_softmax(in[0], n > 1 ? in[1] : NULL, p->i[0] != 0);
+    return masked_softmax(in[0], n > 1 ? in[1] : NULL, p->i[0] != 0, p->i[1] != 0, p->f[0]);
 }
 TG_DEFINE_OP(masked_softmax, .arity = -1, .diff_mask = 1,
              .dtypes = "float32,float64 (mask: any dtype, nonzero keeps)",
              .flops = {TG_FLOPS_INPUT, 5, 4},
-             .forward = "y = exp(x) / sum(exp(x)) over the kept entries of the last axis, 0 elsewhere",
-             .forward_tex = "y_j = \\frac{m_j e^{x_j}}{\\sum_k m_k e^{x_k}}",
-             .vjp = "dx = y * (dy - sum(dy * y, -1))",
-             .vjp_tex = "\\bar x = y \\odot (\\bar y - \\textstyle\\sum_j \\bar y_j y_j)",
+             .forward = "y = exp(s x) / sum(exp(s x)) over the kept entries of the last axis, 0 elsewhere",
+             .forward_tex = "y_j = \\frac{m_j e^{s x_j}}{\\sum_k m_k e^{s x_k}}",
+             .vjp = "dx = s * y * (dy - sum(dy * y, -1))",
+             .vjp_tex = "\\bar x = s\\, y \\odot (\\bar y - \\textstyle\\sum_j \\bar y_j y_j)",
              .doc = "Softmax of the last axis over the kept entries (optional mask input: nonzero keeps; "
-                    "i0 causal: key j <= query i of the last two dims), 0 at the others and in a row "
-                    "with nothing kept; scaled_dot_product_attention's weights.",
+                    "i0 causal: key j <= query i of the last two dims; i1 1: f0 is a scale s applied to "
+                    "x first, else s = 1), 0 at the others and in a row with nothing kept; "
+                    "scaled_dot_product_attention's weights.",
              .backward = masked_softmax_vjp, .apply = apply_masked_softmax,
-             .examples = "3x5|i0=1;2x4x3|i0=1;T4x3|i0=1;3x5,+3x5;2x3x5,+5|i0=1",
+             .examples = "3x5|i0=1;2x4x3|i0=1;T4x3|i0=1;3x5,+3x5;2x3x5,+5|i0=1;"
+                         "2x4x3|i0=1 i1=1 f0=0.35;3x5,+3x5|i1=1 f0=-1.5",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
 tg_tensor *tg_log_softmax(tg_tensor *x, int64_t axis) {
@@ -1911,14 +1997,12 @@ tg_tensor *tg_scaled_dot_product_attention(tg_tensor *q, tg_tensor *k, tg_tensor
     if (scale != scale) scale = 1.0 / sqrt((double)(E > 0 ? E : 1)); /* NaN: the default */
     scope s0 = {0}, *sc = &s0;
     tg_tensor *kt = K(tg_transpose(k, -2, -1));
-    tg_tensor *s = MULS(B2(tg_matmul, q, kt), scale);
+    tg_tensor *s = B2(tg_matmul, q, kt);
     tg_tensor *a;
-    if (mask && tg_dtype_is_float(mask->dtype)) /* a float mask is added */
-        a = U(tg_softmax, ADD(s, mask), -1);
-    else if (mask || is_causal) /* keep j <= i and/or where nonzero: one masked softmax */
-        a = s ? K(tg_masked_softmax(s, mask, is_causal)) : NULL;
-    else
-        a = U(tg_softmax, s, -1);
+    if (mask && tg_dtype_is_float(mask->dtype)) /* a float mask is added to the scaled scores */
+        a = U(tg_softmax, ADD(MULS(s, scale), mask), -1);
+    else /* keep j <= i and/or where nonzero (or all): one masked softmax with the scale in it */
+        a = s ? K(masked_softmax(s, mask, is_causal, true, scale)) : NULL;
     if (a && dropout_p > 0) a = K(tg_dropout(a, dropout_p, true));
     return scope_return(sc, B2(tg_matmul, a, v));
 }

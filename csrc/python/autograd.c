@@ -370,10 +370,11 @@ typedef struct {
 } StepperObject;
 
 static PyObject *stepper_new(PyTypeObject *tp, PyObject *args, PyObject *kwds) {
-    static char *kwl[] = {"outputs", "grad_outputs", "retain_graph", "create_graph", NULL};
+    static char *kwl[] = {"outputs", "grad_outputs", "retain_graph", "create_graph", "direct", NULL};
     PyObject *outs_o, *seeds_o = Py_None;
-    int retain = 0, create = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|Opp:_Stepper", kwl, &outs_o, &seeds_o, &retain, &create))
+    int retain = 0, create = 0, direct = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|Oppp:_Stepper", kwl, &outs_o, &seeds_o, &retain,
+                                     &create, &direct))
         return NULL;
     int no;
     tg_tensor **outs = tensors_from(outs_o, &no, false, "outputs");
@@ -386,7 +387,9 @@ static PyObject *stepper_new(PyTypeObject *tp, PyObject *args, PyObject *kwds) {
     StepperObject *o = (StepperObject *)tp->tp_alloc(tp, 0);
     if (o) {
         o->bw = tg_backward_begin(no, outs, seeds,
-                                  (retain ? TG_RETAIN_GRAPH : 0) | (create ? TG_CREATE_GRAPH : 0), 0, NULL);
+                                  (retain ? TG_RETAIN_GRAPH : 0) | (create ? TG_CREATE_GRAPH : 0) |
+                                      (direct ? TG_DIRECT : 0),
+                                  0, NULL);
         if (!o->bw) {
             Py_DECREF(o);
             o = NULL;
@@ -764,6 +767,17 @@ FUNC(_builtin_vjp) {
     return t;
 }
 
+static PyObject *f__set_direct_backward(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
+                                        PyObject *kw) {
+    if (nargs != 1 || (kw && PyTuple_GET_SIZE(kw))) {
+        PyErr_SetString(PyExc_TypeError, "_set_direct_backward(on): expected one positional argument");
+        return NULL;
+    }
+    int on = PyObject_IsTrue(args[0]);
+    if (on < 0) return NULL;
+    return PyBool_FromLong(tg_set_direct_backward(on != 0));
+}
+
 #define F(name, doc) {#name, (PyCFunction)(void (*)(void))f_##name, METH_FASTCALL | METH_KEYWORDS, doc}
 PyMethodDef tgpy_autograd_methods[] = {
     F(grad, "grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False)\n\n"
@@ -773,6 +787,10 @@ PyMethodDef tgpy_autograd_methods[] = {
             ">>> x = tg.tensor(2.0, dtype=tg.float64, requires_grad=True)\n"
             ">>> (g,) = tg.grad(x ** 3, x, create_graph=True)\n>>> g.item(), tg.grad(g, x)[0].item()\n"
             "(12.0, 12.0)"),
+    F(_set_direct_backward, "_set_direct_backward(on) -> previous\n\nWhether backward and grad let ops "
+                            "with a direct route (slice) add\ntheir input's gradient straight into its "
+                            "pending sum (default True;\nFalse runs every op's VJP: the reference "
+                            "path, for tests)."),
     F(_set_grad_hooks, "_set_grad_hooks(tensor, hooks)\n\nInstall the list of gradient hooks of a tensor."),
     F(_get_grad_hooks, "_get_grad_hooks(tensor)\n\nThe tensor's hook list or None."),
     F(_custom_record, "_custom_record(name, inputs, output, backward)\n\nRecord a Python-defined op on the tape."),

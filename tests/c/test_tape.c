@@ -40,6 +40,118 @@ static tg_tensor *take2(tg_tensor *(*f)(tg_tensor *, tg_tensor *), tg_tensor *a,
 }
 
 /* ===================================================================== */
+/* The direct route of slices (TG_DIRECT, issue 16)                       */
+/* ===================================================================== */
+
+/* h = x * 1.5 used by overlapping slices, by u's add (which hands the same
+ * gradient tensor to h and to u, u's entry running after the slices) and by
+ * a square; also a leaf sliced directly.  The gradients are bitwise those
+ * of the reference route (every VJP), and the stepper with TG_DIRECT shows
+ * no input gradient for the slice steps that took it. */
+static void direct_case(bool direct, tg_tensor **gx_out, tg_tensor **gw_out, tg_tensor **gl_out) {
+    int64_t sh[2] = {4, 6};
+    tg_tensor *x = tg_tensor_randn(2, sh, 0, 1, TG_FLOAT64), *w = tg_tensor_randn(2, sh, 0, 1, TG_FLOAT64),
+              *l = tg_tensor_randn(2, sh, 0, 1, TG_FLOAT64);
+    ck_tg(x && w && l);
+    x->requires_grad = w->requires_grad = l->requires_grad = true;
+    tg_tensor *u = tg_mul_scalar(w, 2.0), *h = tg_mul_scalar(x, 1.5);
+    int64_t s0[2] = {0, 0}, e0[2] = {4, 2}, s1[2] = {0, 1}, e1[2] = {4, 5}, s2[2] = {2, 0}, e2[2] = {4, 6};
+    tg_tensor *a = tg_slice(h, s0, e0, NULL, 0), *b = tg_slice(h, s1, e1, NULL, 0),
+              *c = tg_slice(h, s2, e2, NULL, 0), *la = tg_slice(l, s0, e0, NULL, 0),
+              *lb = tg_slice(l, s1, e1, NULL, 0);
+    tg_tensor *y = tg_add(h, u), *hh = tg_mul(h, h);
+    ck_tg(u && h && a && b && c && la && lb && y && hh);
+    tg_tensor_retain(y); /* parts[] holds its own references */
+    tg_tensor_retain(hh);
+    tg_tensor *parts[7] = {tg_mul_scalar(a, 2), tg_mul_scalar(b, 3), tg_mul_scalar(c, 5), y, hh,
+                           tg_mul_scalar(la, 7), tg_mul(lb, lb)};
+    tg_tensor *loss = NULL;
+    for (int i = 0; i < 7; i++) {
+        ck_tg(parts[i]);
+        tg_tensor *s = tg_sum(parts[i], NULL, 0, false);
+        ck_tg(s);
+        if (loss) {
+            tg_tensor *t = tg_add(loss, s);
+            tg_tensor_release(loss);
+            tg_tensor_release(s);
+            loss = t;
+        } else {
+            loss = s;
+        }
+        ck_tg(loss);
+    }
+    bool prev = tg_set_direct_backward(direct);
+    ck_tg_ok(tg_backward(loss, NULL, 0));
+    tg_set_direct_backward(prev);
+    *gx_out = x->grad;
+    *gw_out = w->grad;
+    *gl_out = l->grad;
+    tg_tensor_retain(x->grad);
+    tg_tensor_retain(w->grad);
+    tg_tensor_retain(l->grad);
+    tg_tensor *all[] = {x, w, l, u, h, a, b, c, la, lb, y, hh, loss};
+    for (int i = 0; i < 13; i++) tg_tensor_release(all[i]);
+    for (int i = 0; i < 7; i++) tg_tensor_release(parts[i]);
+}
+
+static void ck_same_bits(const tg_tensor *p, const tg_tensor *q) {
+    ck_assert_int_eq(p->numel, q->numel);
+    const double *a = tg_tensor_data((tg_tensor *)p), *b = tg_tensor_data((tg_tensor *)q);
+    for (int64_t i = 0; i < p->numel; i++) ck_assert_msg(a[i] == b[i], "element %lld: %g != %g", (long long)i, a[i], b[i]);
+}
+
+START_TEST(test_direct_slice_route_matches_reference) {
+    tg_tensor *g[2][3];
+    for (int k = 0; k < 2; k++) {
+        tg_manual_seed(21);
+        direct_case(k == 0, &g[k][0], &g[k][1], &g[k][2]);
+    }
+    for (int i = 0; i < 3; i++) {
+        ck_tg(g[0][i] && g[1][i]);
+        ck_same_bits(g[0][i], g[1][i]);
+        tg_tensor_release(g[0][i]);
+        tg_tensor_release(g[1][i]);
+    }
+}
+END_TEST
+
+START_TEST(test_direct_slice_route_in_the_stepper) {
+    int64_t sh[2] = {3, 4}, s0[2] = {0, 0}, e0[2] = {3, 2}, s1[2] = {0, 2}, e1[2] = {3, 4};
+    tg_tensor *x = tg_tensor_randn(2, sh, 0, 1, TG_FLOAT64);
+    ck_tg(x);
+    x->requires_grad = true;
+    tg_tensor *h = tg_mul_scalar(x, 3.0);
+    tg_tensor *a = tg_slice(h, s0, e0, NULL, 0), *b = tg_slice(h, s1, e1, NULL, 0);
+    tg_tensor *b2 = tg_mul_scalar(b, 2.0);
+    ck_tg(b2);
+    tg_tensor *sa = tg_sum(a, NULL, 0, false), *sb = tg_sum(b2, NULL, 0, false);
+    ck_tg(h && a && b && sa && sb);
+    tg_tensor *loss = tg_add(sa, sb);
+    ck_tg(loss);
+    for (int direct = 0; direct < 2; direct++) {
+        tg_stepper *bw = tg_backward_begin(1, &loss, NULL, TG_RETAIN_GRAPH | (direct ? TG_DIRECT : 0), 0, NULL);
+        ck_tg(bw);
+        int slices = 0, r;
+        while ((r = tg_backward_step(bw)) == 1) {
+            const tg_step *s = tg_backward_last_step(bw);
+            if (strcmp(tg_entry_name(s->entry), "slice") == 0) {
+                slices++;
+                ck_assert_msg((s->grad_in[0] == NULL) == (direct == 1), "slice step %d direct %d", slices, direct);
+            }
+        }
+        ck_assert_int_eq(r, 0);
+        tg_backward_end(bw);
+        ck_assert_int_eq(slices, 2);
+        double want[12];
+        for (int i = 0; i < 12; i++) want[i] = (direct + 1) * (i % 4 < 2 ? 3.0 : 6.0);
+        ck_assert_double_eq(tt_diff_to(x->grad, want), 0);
+    }
+    tg_tensor *all[] = {x, h, a, b, b2, sa, sb, loss};
+    for (int i = 0; i < 8; i++) tg_tensor_release(all[i]);
+}
+END_TEST
+
+/* ===================================================================== */
 /* Graph shapes, accumulation, retain_graph                               */
 /* ===================================================================== */
 
@@ -1145,6 +1257,8 @@ Suite *tape_suite(void) {
     tcase_add_test(tc, test_step_hook_error_stops);
     tcase_add_test(tc, test_grad_hook_leaf);
     tcase_add_test(tc, test_grad_hook_nonleaf);
+    tcase_add_test(tc, test_direct_slice_route_matches_reference);
+    tcase_add_test(tc, test_direct_slice_route_in_the_stepper);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("extension");

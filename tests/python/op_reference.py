@@ -97,11 +97,13 @@ def _softmax(x, axis):
     return (e / e.sum(axis=axis, keepdims=True)).astype(x.dtype)
 
 
-def _masked_softmax(xs, causal):
-    """softmax of the last axis over the kept entries (nonzero mask, and
-    key j <= query i when causal), 0 elsewhere and in a row with nothing
-    kept (or only -inf kept)."""
+def _masked_softmax(xs, causal, scale=1.0):
+    """softmax of the last axis of scale * x over the kept entries (nonzero
+    mask, and key j <= query i when causal), 0 elsewhere and in a row with
+    nothing kept (or only -inf kept)."""
     x = _float_of(xs[0])
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = (x * np.asarray(scale, x.dtype)).astype(x.dtype)
     keep = np.ones(x.shape, bool)
     if causal:
         L, S = x.shape[-2:]
@@ -773,7 +775,7 @@ REFERENCES = {
     # networks
     "softmax": lambda xs, p: _softmax(xs[0], p["i"][0]),
     "log_softmax": lambda xs, p: _log_softmax(xs[0], p["i"][0]),
-    "masked_softmax": lambda xs, p: _masked_softmax(xs, p["i"][0]),
+    "masked_softmax": lambda xs, p: _masked_softmax(xs, p["i"][0], p["f"][0] if p["i"][1] else 1.0),
     "cross_entropy": _cross_entropy,
     "nll_loss": _nll_loss,
     "mse_loss": _mse,
