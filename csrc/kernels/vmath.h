@@ -57,16 +57,22 @@
  * gradients at +-inf are NaN (inf * 0), as PyTorch's; NaN in gives NaN out
  * everywhere.
  *
- * Dispatch: every function exists twice, compiled from the same source
- * (vmath_impl.h): once as the baseline (16-byte vectors: SSE2 on x86-64,
- * NEON on arm64, 4 floats a step, no fused multiply-add), once as the SIMD
- * build of the architecture: AVX2+FMA on x86-64 (vmath_avx2.c, 8 floats a
- * step) or NEON with FMA on arm64 (vmath_neon.c, 4 floats a step).  The
- * first call picks the SIMD version if the CPU has it (dispatch.h) and it
- * passes its self-test; the sums give bit-identical results on both paths
- * (fixed accumulation order, no FMA), exp/log/tanh/sigmoid may differ by
- * one ulp (FMA rounds once where the baseline rounds twice), erf by up to
- * 2.5 ulp and gelu by up to twice its bound (each within its own bound).
+ * Dispatch: every function is compiled from the same source (vmath_impl.h)
+ * once as the baseline (16-byte vectors: SSE2 on x86-64, NEON on arm64, 4
+ * floats a step, no fused multiply-add) and once per SIMD build of the
+ * architecture: on x86-64 AVX-512F (vmath_avx512.c, 16 floats a step, with
+ * FMA) and AVX2+FMA (vmath_avx2.c, 8 floats a step); on arm64 NEON with FMA
+ * (vmath_neon.c, 4 floats a step).  The first call picks the best SIMD build
+ * the CPU (and the OS: XCR0 for the ymm/zmm state) supports and that passes
+ * its self-test against the baseline, else the next one down (dispatch.h).
+ * The sums give bit-identical results on every path (fixed accumulation
+ * order, no FMA); exp/log/tanh/sigmoid may differ from the baseline by one
+ * ulp (FMA rounds once where the baseline rounds twice), erf by up to 2.5
+ * ulp and gelu by up to twice its bound (each within its own bound).  The
+ * AVX-512 and AVX2 builds give the same bits for every function: each
+ * element goes through the same operations with the same FMAs, only the
+ * number of elements a step differs (tests/c/test_vmath.c and
+ * tests/python/test_vmath_avx512.py check it).
  *
  * Memory: no function allocates or keeps a pointer.  x and y may be the
  * same array (in place), and a gradient kernel's out may be g or x; other
@@ -90,7 +96,7 @@ typedef void (*tg_vmath_grad_fn)(int64_t n, const float *g, const float *x, floa
 
 /* One instruction set's version of every kernel. */
 typedef struct {
-    const char *name; /* "avx2", "neon" or "baseline" */
+    const char *name; /* "avx512", "avx2", "neon" or "baseline" */
     tg_vmath_unary_fn exp_f32, log_f32, tanh_f32, sigmoid_f32;
     /* the float64 sum of x[0..n) in a fixed order (16 interleaved partial
      * sums, then a fixed pairwise tree): the same bits on every path */
@@ -136,23 +142,27 @@ enum {
 };
 
 /* The kernels for this CPU (chosen once, thread-safe). Never NULL.
- * The SIMD build (AVX2 + FMA on x86-64, NEON on arm64) is used when the
- * CPU has it and it passes a
- * known-answer self-test against the baseline build before its first use
- * (vmath.c, selftest_table; dispatch.h describes the scheme); otherwise the
- * baseline, and the dispatch log says why (once).
+ * The best SIMD build (AVX-512F, then AVX2 + FMA on x86-64; NEON on arm64)
+ * that the CPU has and that passes a known-answer self-test against the
+ * baseline build before its first use (vmath.c, selftest_table; dispatch.h
+ * describes the scheme); a build that fails is not used, the next one down
+ * is tried, and the dispatch log says why (once).  The AVX-512 build needs
+ * both TG_CPU_AVX512 and TG_CPU_AVX2 (for FMA): TAPEGRAD_DISABLE_CPU_FEATURES
+ * naming either hides it.
  * TAPEGRAD_VMATH=baseline in the environment forces the baseline version
- * (to compare the two paths, or to rule the SIMD path out when debugging);
- * TAPEGRAD_VMATH=avx2 (or neon) asks for the SIMD one (refused, with a log
- * line, on a CPU without it or on the other architecture). */
+ * (to compare the paths, or to rule the SIMD paths out when debugging);
+ * TAPEGRAD_VMATH=avx512, avx2 (or neon) asks for that SIMD build (refused,
+ * with a log line, on a CPU without it or on the other architecture: then
+ * the default choice). */
 const tg_vmath_table *tg_vmath(void);
 
 /* A specific version, for tests and benchmarks: "baseline" always exists,
- * "avx2" (x86-64) or "neon" (arm64) exists when the CPU supports it (NULL
- * otherwise, or for any other name).  No self-test: the tests test it. */
+ * "avx512" and "avx2" (x86-64) or "neon" (arm64) exist when the CPU supports
+ * them (NULL otherwise, or for any other name).  No self-test: the tests
+ * test it. */
 const tg_vmath_table *tg_vmath_by_name(const char *name);
 
-/* Use version `name` for tg_vmath() from now on ("baseline", "avx2", "neon"), or
+/* Use version `name` for tg_vmath() from now on ("baseline", "avx512", "avx2", "neon"), or
  * make the default choice again (NULL).  Returns 0, or -1 if refused (an
  * unknown name, a CPU without it, a failed self-test: tg_vmath_refusal
  * says which), leaving the choice unchanged.  Process-wide; do not call
@@ -162,18 +172,28 @@ int tg_vmath_force(const char *name);
 /* Why tg_vmath_force(name) would refuse, or "" if it would not. Static. */
 const char *tg_vmath_refusal(const char *name);
 
-/* The state of every compiled version (the SIMD one first, then baseline), as
+/* The state of every compiled version (the SIMD ones best first, then baseline), as
  * tg_gemm_paths does for the matmul kernels.  Returns the count. */
 #include "dispatch.h"
 int tg_vmath_paths(tg_kernel_path_info *out, int max);
 
 /* Testing hooks, not thread-safe with running kernels:
- *   set_table: use t in place of the SIMD table (NULL: the real one), then
- *              forget the choice and the self-test, so that the next
- *              tg_vmath() tests t; -1 where there is no SIMD build;
+ *   set_path_table: use t in place of the table of SIMD build `name` (NULL:
+ *              the real one), then forget the choice and the self-tests, so
+ *              that the next tg_vmath() tests t; -1 where there is no such
+ *              SIMD build in this binary;
+ *   set_table: the same for the best SIMD build of the architecture (avx512
+ *              on x86-64, neon on arm64); with NULL, every build gets its
+ *              real table back;
  *   reset:     forget the choice and the self-test result;
  *   selftest_runs: how many self-tests this process has run. */
 int tg_vmath_testing_set_table(const tg_vmath_table *t);
+int tg_vmath_testing_set_path_table(const char *name, const tg_vmath_table *t);
+/* For tests of the fallback from Python: put a copy of SIMD build `name`
+ * with a tanh that is wrong in the loop's tail in its place (as
+ * set_path_table; every other build gets its real table back).  -1 where
+ * there is no such SIMD build in this binary. */
+int tg_vmath_testing_break(const char *name);
 void tg_vmath_testing_reset(void);
 int tg_vmath_testing_selftest_runs(void);
 

@@ -1,17 +1,19 @@
 /*
  * vmath_impl.h -- the kernels of vmath.h, written once in plain C.
  *
- * Included twice: by vmath.c (baseline flags) and by vmath_avx2.c (under
- * "#pragma GCC target("avx2,fma")").  Before including, the file defines
+ * Included once per build: by vmath.c (baseline flags), vmath_avx2.c (under
+ * "#pragma GCC target("avx2,fma")"), vmath_avx512.c (AVX-512F + FMA, 512-bit
+ * vectors) and vmath_neon.c.  Before including, the file defines
  *
  *     VM(name)         the suffixed name of a function (exp_f32_avx2, ...)
  *     VM_FMA(a, b, c)  a*b + c: fmaf() where the target has FMA (one
  *                      rounding, one instruction), a*b + c otherwise
- *     VM_VBYTES        the SIMD register size in bytes (16 or 32)
+ *     VM_VBYTES        the SIMD register size in bytes (16, 32 or 64)
  *
  * Every loop body is branch-free (ternaries become SIMD blends), calls no
  * library function and reinterprets floats through memcpy, so the compiler
- * vectorizes each loop: 4 floats a step with SSE2, 8 with AVX2.  Compile
+ * vectorizes each loop: 4 floats a step with SSE2, 8 with AVX2, 16 with
+ * AVX-512 (there the ternaries become masked moves).  Compile
  * with -O3 (or at least -ftree-vectorize): `gcc -O3 -fopt-info-vec` lists
  * the loops it vectorized.
  *
