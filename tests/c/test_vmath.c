@@ -312,6 +312,14 @@ START_TEST(test_gelu_accuracy) {
         float gx[3] = {2.0f, 2.0f, 2.0f}, xx[3] = {0.0f, 50.0f, -50.0f};
         tab->gelu_grad_f32(3, gx, xx, gx);
         ck_assert(gx[0] == 1.0f && gx[1] == 2.0f && gx[2] == 0.0f);
+        /* at +-inf the gradient is inf * 0 = NaN (as PyTorch's); gelu(-inf) = NaN,
+         * gelu(+inf) = +inf, gelu(-6) = -0 (the tail is 0 from 5.5426 on) */
+        float gi[4] = {1.0f, 1.0f, 1.0f, 1.0f}, xi[4] = {INFINITY, -INFINITY, -6.0f, 6.0f}, yi[4];
+        tab->gelu_grad_f32(2, gi, xi, gi);
+        ck_assert_msg(isnan(gi[0]) && isnan(gi[1]), "%s gelu grad at +-inf: %g %g", isas[t],
+                      (double)gi[0], (double)gi[1]);
+        tab->gelu_f32(4, xi, yi);
+        ck_assert(yi[0] == INFINITY && isnan(yi[1]) && yi[2] == 0.0f && signbit(yi[2]) && yi[3] == 6.0f);
     }
     free(x);
     free(g);
