@@ -17,7 +17,10 @@
 #       would not; -Werror=vla -Werror=gnu -Werror=pointer-arith likewise
 #   gemm_avx2.c with -mavx2 -mfma, gemm_avx512.c with -mavx512f: cl.exe
 #       declares every intrinsic in any file, clang 14 in MSVC mode only
-#       those of the target's instruction set.
+#       those of the target's instruction set.  The vector-math builds
+#       (vmath_avx2.c, vmath_avx512.c, vmath_neon.c) need GCC's vector types
+#       and target pragmas: without __GNUC__ they compile to nothing (cl.exe
+#       has only the baseline vector math), so they take no ISA flags here.
 #
 # What it does not cover: cl.exe itself (its diagnostics, code generation,
 # the link with the UCRT), running anything, and compiling the extension

@@ -1,5 +1,6 @@
 """GELU and erf, tapegrad against PyTorch: forward, and forward + backward,
-on the (16, 64, 512) float32 activations of the GPT step (benchmarks/gpt.py).
+on the (16, 64, 512) float32 activations of the GPT step (benchmarks/gpt.py),
+and GELU on 10^6 float32 elements.
 
 Interleaved: each round times every case once (best of a few calls), and the
 table keeps each case's best round, so that load on the machine hits both
@@ -55,7 +56,10 @@ def main(argv=None):
         return f
 
     tg_x, th_x = tg.tensor(x), torch.tensor(x)
+    m = np.random.default_rng(1).standard_normal(10 ** 6).astype(np.float32)
+    tg_m, th_m = tg.tensor(m), torch.tensor(m)
     cases = {
+        "gelu forward, 10^6": (lambda: F.gelu(tg_m), lambda: torch.nn.functional.gelu(th_m)),
         "gelu forward": (lambda: F.gelu(tg_x), lambda: torch.nn.functional.gelu(th_x)),
         "gelu forward+backward": (tg_fb("none"), th_fb("none")),
         "gelu tanh forward": (lambda: F.gelu(tg_x, approximate="tanh"),

@@ -1,7 +1,8 @@
 /*
  * vmath.c -- the baseline build of the vector math kernels and the
- * run-time choice between it and the SIMD build of the architecture: AVX2
- * on x86-64 (vmath_avx2.c), NEON on arm64 (vmath_neon.c); see vmath.h.
+ * run-time choice between it and the SIMD builds of the architecture:
+ * AVX-512 then AVX2 on x86-64 (vmath_avx512.c, vmath_avx2.c), NEON on arm64
+ * (vmath_neon.c); see vmath.h.
  */
 #include "vmath.h"
 #include "dispatch.h"
@@ -58,53 +59,98 @@ static const tg_vmath_table table_base = VM_TABLE(base, "baseline");
     void tg_vm_gelu_grad_f32_##SUFFIX(int64_t, const float *, const float *, float *);  \
     void tg_vm_gelu_tanh_grad_f32_##SUFFIX(int64_t, const float *, const float *, float *);
 
-/* One SIMD build per architecture, under the name of its instruction set;
- * the other architecture's name is known, and refused with the reason. */
+/* The SIMD builds of each architecture, best first, under the names of
+ * their instruction sets; the other architecture's names are known, and
+ * refused with the reason. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define TG_VMATH_HAVE_SIMD 1
-#define SIMD_NAME "avx2"
-#define SIMD_FEATURE TG_CPU_AVX2
+VM_DECLARE(avx512)
 VM_DECLARE(avx2)
-static const tg_vmath_table table_simd = VM_TABLE(avx2, "avx2");
+static const tg_vmath_table table_avx512 = VM_TABLE(avx512, "avx512");
+static const tg_vmath_table table_avx2 = VM_TABLE(avx2, "avx2");
 #elif defined(__aarch64__) && defined(__GNUC__)
 #define TG_VMATH_HAVE_SIMD 1
-#define SIMD_NAME "neon"
-#define SIMD_FEATURE TG_CPU_NEON
 VM_DECLARE(neon)
-static const tg_vmath_table table_simd = VM_TABLE(neon, "neon");
+static const tg_vmath_table table_neon = VM_TABLE(neon, "neon");
 #endif
 
 /* A known path name this build does not have: the reason, else NULL. */
 static const char *foreign_path(const char *name) {
     if (name == NULL) return NULL;
+    int x86 = strcmp(name, "avx512") == 0 || strcmp(name, "avx2") == 0;
+    int arm = strcmp(name, "neon") == 0;
 #ifdef TG_VMATH_HAVE_SIMD
-    if (strcmp(name, SIMD_NAME) == 0) return NULL;
+#if defined(__x86_64__)
+    if (x86) return NULL;
+#else
+    if (arm) return NULL;
+#endif
 #endif
 #ifdef TG_ARCH_X86 /* and no SIMD build: a compiler without GCC's vector types (cl.exe) */
-    if (strcmp(name, "avx2") == 0) return "not in a build without GCC vector extensions";
+    if (x86) return "not in a build without GCC vector extensions";
 #endif
 #ifdef TG_ARCH_ARM64
-    if (strcmp(name, "neon") == 0) return "not in a build without GCC vector extensions";
+    if (arm) return "not in a build without GCC vector extensions";
 #endif
-    if (strcmp(name, "avx2") == 0) return "not an x86-64 build";
-    if (strcmp(name, "neon") == 0) return "not an arm64 build";
+    if (x86) return "not an x86-64 build";
+    if (arm) return "not an arm64 build";
     return NULL;
 }
 
 /* Whether `name` is a vector-math path of any build. */
 static int known_path(const char *name) {
-    return name != NULL && (strcmp(name, "baseline") == 0 || strcmp(name, "avx2") == 0 ||
-                            strcmp(name, "neon") == 0);
+    return name != NULL && (strcmp(name, "baseline") == 0 || strcmp(name, "avx512") == 0 ||
+                            strcmp(name, "avx2") == 0 || strcmp(name, "neon") == 0);
 }
 
-#ifdef TG_VMATH_HAVE_SIMD
-static int have_simd(void) { return tg_cpu_has(SIMD_FEATURE); }
+#define VM_PATH_NAMES "avx512, avx2, neon or baseline"
 
-/* A table a test put in place of the SIMD one (tg_vmath_testing_set_table). */
-static _Atomic(const tg_vmath_table *) simd_override;
-static const tg_vmath_table *simd_table(void) {
-    const tg_vmath_table *t = atomic_load(&simd_override);
-    return t ? t : &table_simd;
+#ifdef TG_VMATH_HAVE_SIMD
+/* One SIMD path: its table, the CPU features it needs, and (under
+ * choose_lock) its self-test result. */
+typedef struct {
+    const char *name;
+    const tg_vmath_table *real;
+    tg_cpu_feature need[2]; /* both must be present (the second may repeat the first) */
+    _Atomic(const tg_vmath_table *) override; /* tg_vmath_testing_set_path_table */
+    int result;                               /* 0 not tested, 1 passed, -1 failed */
+    char why[400];
+    double us;
+} simd_path;
+
+static simd_path simd_paths[] = {
+#if defined(__x86_64__)
+    /* AVX-512F for the registers, and the AVX2+FMA feature for the FMA that
+     * fmaf() compiles to (every AVX-512 CPU has it; a CPU or an
+     * environment that hides AVX2 hides this build too) */
+    {"avx512", &table_avx512, {TG_CPU_AVX512, TG_CPU_AVX2}, NULL, 0, "", 0},
+    {"avx2", &table_avx2, {TG_CPU_AVX2, TG_CPU_AVX2}, NULL, 0, "", 0},
+#else
+    {"neon", &table_neon, {TG_CPU_NEON, TG_CPU_NEON}, NULL, 0, "", 0},
+#endif
+};
+enum { N_SIMD = (int)(sizeof simd_paths / sizeof simd_paths[0]) };
+
+static int find_simd(const char *name) {
+    for (int i = 0; name && i < N_SIMD; i++)
+        if (strcmp(name, simd_paths[i].name) == 0) return i;
+    return -1;
+}
+
+static int have_simd(int i) {
+    return tg_cpu_has(simd_paths[i].need[0]) && tg_cpu_has(simd_paths[i].need[1]);
+}
+
+/* Why path i cannot run here ("" if it can). */
+static const char *simd_missing(int i) {
+    const char *why = tg_cpu_missing(simd_paths[i].need[0]);
+    return *why ? why : tg_cpu_missing(simd_paths[i].need[1]);
+}
+
+/* The table of path i: the real one, or one a test put in its place. */
+static const tg_vmath_table *simd_table(int i) {
+    const tg_vmath_table *t = atomic_load(&simd_paths[i].override);
+    return t ? t : simd_paths[i].real;
 }
 #endif
 
@@ -112,7 +158,8 @@ const tg_vmath_table *tg_vmath_by_name(const char *name) {
     if (!name) return NULL;
     if (strcmp(name, "baseline") == 0) return &table_base;
 #ifdef TG_VMATH_HAVE_SIMD
-    if (strcmp(name, SIMD_NAME) == 0) return have_simd() ? &table_simd : NULL;
+    int i = find_simd(name);
+    if (i >= 0) return have_simd(i) ? simd_paths[i].real : NULL;
 #endif
     return NULL;
 }
@@ -321,35 +368,46 @@ static int selftest_table(const tg_vmath_table *t, char *why, size_t n) {
 /* ---- the choice ----------------------------------------------------------- */
 static _Atomic(const tg_vmath_table *) chosen;
 static tg_mutex choose_lock = TG_MUTEX_INIT;
-static int simd_result;       /* 0 not tested, 1 passed, -1 failed (under choose_lock) */
-static char simd_why[400];
-static double simd_us;
 static int selftest_runs;
 
 #ifdef TG_VMATH_HAVE_SIMD
-/* The SIMD table after its self-test (choose_lock held): NULL if it fails. */
-static const tg_vmath_table *simd_tested(void) {
-    if (simd_result == 0) {
+/* Path i's table after its self-test (choose_lock held): NULL if it fails. */
+static const tg_vmath_table *simd_tested(int i) {
+    simd_path *p = &simd_paths[i];
+    if (p->result == 0) {
         int64_t t0 = tg_dispatch_now_ns();
-        char why[sizeof simd_why] = "";
-        simd_result = selftest_table(simd_table(), why, sizeof why) == 0 ? 1 : -1;
-        simd_us = (double)(tg_dispatch_now_ns() - t0) / 1e3;
+        char why[sizeof p->why] = "";
+        p->result = selftest_table(simd_table(i), why, sizeof why) == 0 ? 1 : -1;
+        p->us = (double)(tg_dispatch_now_ns() - t0) / 1e3;
         selftest_runs++;
-        if (simd_result < 0) {
-            snprintf(simd_why, sizeof simd_why, "%s", why);
-            tg_dispatch_log("vmath: the " SIMD_NAME " kernels failed their self-test (%s); "
-                            "not using them", why);
+        if (p->result < 0) {
+            snprintf(p->why, sizeof p->why, "%s", why);
+            tg_dispatch_log("vmath: the %s kernels failed their self-test (%s); "
+                            "not using them", p->name, why);
         }
     }
-    return simd_result > 0 ? simd_table() : NULL;
+    return p->result > 0 ? simd_table(i) : NULL;
+}
+
+/* The first path from `from` on (best first) that the CPU has and that
+ * passes its self-test, else NULL (choose_lock held). */
+static const tg_vmath_table *first_good(int from) {
+    for (int i = from; i < N_SIMD; i++)
+        if (have_simd(i)) {
+            const tg_vmath_table *t = simd_tested(i);
+            if (t) return t;
+        }
+    return NULL;
 }
 #endif
 
-/* The default choice (choose_lock held): the SIMD build if the CPU has it,
- * it passes its self-test and TAPEGRAD_VMATH does not say "baseline". */
+/* The default choice (choose_lock held): the best SIMD build the CPU has
+ * that passes its self-test, unless TAPEGRAD_VMATH says "baseline"; with
+ * TAPEGRAD_VMATH naming a SIMD build, that build (if the CPU has it; if it
+ * fails its self-test, the next one down). */
 static const tg_vmath_table *default_table(void) {
     const char *force = getenv("TAPEGRAD_VMATH");
-    int want_simd = 1;
+    int want_simd = 1, from = 0;
     if (force && *force) {
         if (strcmp(force, "baseline") == 0) {
             want_simd = 0;
@@ -357,20 +415,28 @@ static const tg_vmath_table *default_table(void) {
             tg_dispatch_log("vmath: TAPEGRAD_VMATH=%s refused: %s; using the default", force,
                             foreign_path(force));
         } else if (!known_path(force)) {
-            tg_dispatch_log("vmath: TAPEGRAD_VMATH=%s is not a path (expected avx2, neon or "
-                            "baseline); using the default", force);
+            tg_dispatch_log("vmath: TAPEGRAD_VMATH=%s is not a path (expected " VM_PATH_NAMES
+                            "); using the default", force);
         }
+#ifdef TG_VMATH_HAVE_SIMD
+        else {
+            int i = find_simd(force);
+            if (i >= 0 && have_simd(i))
+                from = i;
+            else if (i >= 0)
+                tg_dispatch_log("vmath: TAPEGRAD_VMATH=%s refused: %s; using the default", force,
+                                simd_missing(i));
+        }
+#endif
     }
 #ifdef TG_VMATH_HAVE_SIMD
-    if (want_simd && have_simd()) {
-        const tg_vmath_table *t = simd_tested();
+    if (want_simd) {
+        const tg_vmath_table *t = first_good(from);
         if (t) return t;
-    } else if (want_simd && force && strcmp(force, SIMD_NAME) == 0) {
-        tg_dispatch_log("vmath: TAPEGRAD_VMATH=" SIMD_NAME " refused: %s; using baseline",
-                        tg_cpu_missing(SIMD_FEATURE));
     }
 #endif
     (void)want_simd; /* a build without a SIMD path (cl.exe) only parses it */
+    (void)from;
     return &table_base;
 }
 
@@ -395,7 +461,10 @@ int tg_vmath_force(const char *name) {
     if (name == NULL) t = default_table();
     else if (strcmp(name, "baseline") == 0) t = &table_base;
 #ifdef TG_VMATH_HAVE_SIMD
-    else if (strcmp(name, SIMD_NAME) == 0 && have_simd()) t = simd_tested();
+    else {
+        int i = find_simd(name);
+        if (i >= 0 && have_simd(i)) t = simd_tested(i);
+    }
 #endif
     if (t) {
         atomic_store(&chosen, t);
@@ -407,13 +476,14 @@ int tg_vmath_force(const char *name) {
 
 const char *tg_vmath_refusal(const char *name) {
     if (!known_path(name))
-        return "not a vector-math path (expected avx2, neon or baseline)";
+        return "not a vector-math path (expected " VM_PATH_NAMES ")";
     if (strcmp(name, "baseline") == 0) return "";
     if (foreign_path(name)) return foreign_path(name);
 #ifdef TG_VMATH_HAVE_SIMD
-    if (!have_simd()) return tg_cpu_missing(SIMD_FEATURE);
+    int i = find_simd(name);
+    if (!have_simd(i)) return simd_missing(i);
     tg_mutex_lock(&choose_lock);
-    int failed = simd_result < 0;
+    int failed = simd_paths[i].result < 0;
     tg_mutex_unlock(&choose_lock);
     return failed ? "it failed its self-test" : "";
 #else
@@ -426,14 +496,14 @@ int tg_vmath_paths(tg_kernel_path_info *out, int max) {
     int k = 0;
     tg_mutex_lock(&choose_lock);
 #ifdef TG_VMATH_HAVE_SIMD
-    if (k < max) {
-        int usable = have_simd();
-        out[k] = (tg_kernel_path_info){SIMD_NAME, usable, simd_result, cur != &table_base,
-                                       !usable ? tg_cpu_missing(SIMD_FEATURE)
-                                       : simd_result < 0 ? simd_why : "",
-                                       simd_us};
+    for (int i = 0; i < N_SIMD; i++, k++) {
+        if (k >= max) continue;
+        const simd_path *p = &simd_paths[i];
+        int usable = have_simd(i);
+        out[k] = (tg_kernel_path_info){p->name, usable, p->result, cur == simd_table(i),
+                                       !usable ? simd_missing(i) : p->result < 0 ? p->why : "",
+                                       p->us};
     }
-    k++;
 #endif
     if (k < max)
         out[k] = (tg_kernel_path_info){"baseline", 1, 0, cur == &table_base, "", 0};
@@ -445,18 +515,63 @@ int tg_vmath_paths(tg_kernel_path_info *out, int max) {
 /* ---- testing hooks -------------------------------------------------------- */
 void tg_vmath_testing_reset(void) {
     tg_mutex_lock(&choose_lock);
-    simd_result = 0;
-    simd_why[0] = '\0';
-    simd_us = 0;
+#ifdef TG_VMATH_HAVE_SIMD
+    for (int i = 0; i < N_SIMD; i++) {
+        simd_paths[i].result = 0;
+        simd_paths[i].why[0] = '\0';
+        simd_paths[i].us = 0;
+    }
+#endif
     atomic_store(&chosen, NULL);
     tg_mutex_unlock(&choose_lock);
 }
 
-int tg_vmath_testing_set_table(const tg_vmath_table *t) {
+int tg_vmath_testing_set_path_table(const char *name, const tg_vmath_table *t) {
 #ifdef TG_VMATH_HAVE_SIMD
-    atomic_store(&simd_override, t);
+    int i = find_simd(name);
+    if (i < 0) return -1;
+    atomic_store(&simd_paths[i].override, t);
     tg_vmath_testing_reset();
     return 0;
+#else
+    (void)name;
+    (void)t;
+    return -1;
+#endif
+}
+
+#ifdef TG_VMATH_HAVE_SIMD
+/* tg_vmath_testing_break: the build's own table with a tanh that is right
+ * in the vector body and wrong on the last element of a length that is not
+ * a multiple of 8 (the loop's tail), as a wrong tail mask would be. */
+static tg_vmath_table broken_table;
+static tg_vmath_unary_fn broken_real_tanh;
+static void broken_tanh(int64_t n, const float *x, float *y) {
+    broken_real_tanh(n, x, y);
+    if (n % 8) y[n - 1] = 0.25f - y[n - 1];
+}
+#endif
+
+int tg_vmath_testing_break(const char *name) {
+#ifdef TG_VMATH_HAVE_SIMD
+    int i = find_simd(name);
+    if (i < 0) return -1;
+    for (int j = 0; j < N_SIMD; j++) atomic_store(&simd_paths[j].override, NULL);
+    broken_table = *simd_paths[i].real;
+    broken_real_tanh = simd_paths[i].real->tanh_f32;
+    broken_table.tanh_f32 = broken_tanh;
+    return tg_vmath_testing_set_path_table(name, &broken_table);
+#else
+    (void)name;
+    return -1;
+#endif
+}
+
+int tg_vmath_testing_set_table(const tg_vmath_table *t) {
+#ifdef TG_VMATH_HAVE_SIMD
+    if (t == NULL)
+        for (int i = 1; i < N_SIMD; i++) atomic_store(&simd_paths[i].override, NULL);
+    return tg_vmath_testing_set_path_table(simd_paths[0].name, t);
 #else
     (void)t;
     return -1;

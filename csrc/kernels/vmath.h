@@ -25,8 +25,12 @@
  *             (no overflow, no cancellation on either side).
  *   erf(x)  = x + x Q(x^2) for |x| < 1, else sign(x) (1 - e^{-x^2} R(|x|)),
  *             R fitted on [1, 4] (erf rounds to +-1 from 3.92 on).
- *   gelu(x) = 0.5 x (1 + erf(x / sqrt 2)) (PyTorch's formula), gradient
- *             Phi(x) + x phi(x) with the same e^{-x^2/2}; gelu_tanh(x) =
+ *   gelu(x) = x Phi(x) through the Gaussian tail h(a) = Phi(-a), a = |x|:
+ *             x - x h(a) for x > 0 (one FMA), x h(a) otherwise, with
+ *             h(a) = e^{-a^2/2} H(a) and H one polynomial of degree 12 in
+ *             a - 1 fitted for the absolute error of h on [0, 5.5426]
+ *             (one branch where erf needs two); gradient Phi(x) + x phi(x)
+ *             with the same e^{-a^2/2}; gelu_tanh(x) =
  *             0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) and its
  *             gradient through the tanh above.
  *
@@ -39,10 +43,11 @@
  *     erf      <= 1.5 ulp    (measured 1.29 baseline, 0.99 with FMA, on every
  *                            float32 in [1e-3, 4.5] and a sweep of the rest)
  *
- * GELU's error is absolute, because 1 + erf(x / sqrt 2) cancels for x < 0
- * (PyTorch's formula does the same): |gelu(x) error| <= 2 ulp of x (measured
- * 1.41); the gradient g * f'(x) with g = 1: |error| <= 3 * 2^-24 for gelu
- * (measured 2.33), <= 12 * 2^-24 for gelu_tanh (measured 9.4, at x near 4.9
+ * GELU's error is absolute, because Phi(x) is tiny for x < 0 (PyTorch's
+ * formula 0.5 x (1 + erf(x / sqrt 2)) cancels there): |gelu(x) error| <= 2
+ * ulp of x (measured 1.49 baseline, 1.14 with FMA); the gradient g * f'(x)
+ * with g = 1: |error| <= 3 * 2^-24 for gelu (measured 1.77 baseline, 1.70
+ * with FMA), <= 12 * 2^-24 for gelu_tanh (measured 9.4, at x near 4.9
  * where 1 - tanh^2 cancels); gelu_tanh itself <= 2 ulp of x.  Measured on
  * [-12, 12] at a step of 1e-5 (tests/c/test_vmath.c).
  *
@@ -52,21 +57,28 @@
  * -103.97; log(0) = -inf, log(x < 0) = NaN, log(+inf) = +inf, subnormal x
  * handled; tanh(+-inf) = +-1; tanh(-0) = -0; sigmoid(+inf) = 1,
  * sigmoid(-inf) = 0; erf(+-inf) = +-1, erf(-0) = -0, erf of a subnormal
- * rounded once (with FMA) or twice; gelu(+inf) = +inf, gelu(-inf) = NaN
+ * rounded once (with FMA) or twice; gelu(x) = -0 for x < -5.5426 and
+ * gelu(-0) = -0, as PyTorch's; gelu(+inf) = +inf, gelu(-inf) = NaN
  * (-inf * 0, as the formula and PyTorch's float32 kernel give), and the
  * gradients at +-inf are NaN (inf * 0), as PyTorch's; NaN in gives NaN out
  * everywhere.
  *
- * Dispatch: every function exists twice, compiled from the same source
- * (vmath_impl.h): once as the baseline (16-byte vectors: SSE2 on x86-64,
- * NEON on arm64, 4 floats a step, no fused multiply-add), once as the SIMD
- * build of the architecture: AVX2+FMA on x86-64 (vmath_avx2.c, 8 floats a
- * step) or NEON with FMA on arm64 (vmath_neon.c, 4 floats a step).  The
- * first call picks the SIMD version if the CPU has it (dispatch.h) and it
- * passes its self-test; the sums give bit-identical results on both paths
- * (fixed accumulation order, no FMA), exp/log/tanh/sigmoid may differ by
- * one ulp (FMA rounds once where the baseline rounds twice), erf by up to
- * 2.5 ulp and gelu by up to twice its bound (each within its own bound).
+ * Dispatch: every function is compiled from the same source (vmath_impl.h)
+ * once as the baseline (16-byte vectors: SSE2 on x86-64, NEON on arm64, 4
+ * floats a step, no fused multiply-add) and once per SIMD build of the
+ * architecture: on x86-64 AVX-512F (vmath_avx512.c, 16 floats a step, with
+ * FMA) and AVX2+FMA (vmath_avx2.c, 8 floats a step); on arm64 NEON with FMA
+ * (vmath_neon.c, 4 floats a step).  The first call picks the best SIMD build
+ * the CPU (and the OS: XCR0 for the ymm/zmm state) supports and that passes
+ * its self-test against the baseline, else the next one down (dispatch.h).
+ * The sums give bit-identical results on every path (fixed accumulation
+ * order, no FMA); exp/log/tanh/sigmoid may differ from the baseline by one
+ * ulp (FMA rounds once where the baseline rounds twice), erf by up to 2.5
+ * ulp and gelu by up to twice its bound (each within its own bound).  The
+ * AVX-512 and AVX2 builds give the same bits for every function: each
+ * element goes through the same operations with the same FMAs, only the
+ * number of elements a step differs (tests/c/test_vmath.c and
+ * tests/python/test_vmath_avx512.py check it).
  *
  * Memory: no function allocates or keeps a pointer.  x and y may be the
  * same array (in place), and a gradient kernel's out may be g or x; other
@@ -90,7 +102,7 @@ typedef void (*tg_vmath_grad_fn)(int64_t n, const float *g, const float *x, floa
 
 /* One instruction set's version of every kernel. */
 typedef struct {
-    const char *name; /* "avx2", "neon" or "baseline" */
+    const char *name; /* "avx512", "avx2", "neon" or "baseline" */
     tg_vmath_unary_fn exp_f32, log_f32, tanh_f32, sigmoid_f32;
     /* the float64 sum of x[0..n) in a fixed order (16 interleaved partial
      * sums, then a fixed pairwise tree): the same bits on every path */
@@ -136,23 +148,27 @@ enum {
 };
 
 /* The kernels for this CPU (chosen once, thread-safe). Never NULL.
- * The SIMD build (AVX2 + FMA on x86-64, NEON on arm64) is used when the
- * CPU has it and it passes a
- * known-answer self-test against the baseline build before its first use
- * (vmath.c, selftest_table; dispatch.h describes the scheme); otherwise the
- * baseline, and the dispatch log says why (once).
+ * The best SIMD build (AVX-512F, then AVX2 + FMA on x86-64; NEON on arm64)
+ * that the CPU has and that passes a known-answer self-test against the
+ * baseline build before its first use (vmath.c, selftest_table; dispatch.h
+ * describes the scheme); a build that fails is not used, the next one down
+ * is tried, and the dispatch log says why (once).  The AVX-512 build needs
+ * both TG_CPU_AVX512 and TG_CPU_AVX2 (for FMA): TAPEGRAD_DISABLE_CPU_FEATURES
+ * naming either hides it.
  * TAPEGRAD_VMATH=baseline in the environment forces the baseline version
- * (to compare the two paths, or to rule the SIMD path out when debugging);
- * TAPEGRAD_VMATH=avx2 (or neon) asks for the SIMD one (refused, with a log
- * line, on a CPU without it or on the other architecture). */
+ * (to compare the paths, or to rule the SIMD paths out when debugging);
+ * TAPEGRAD_VMATH=avx512, avx2 (or neon) asks for that SIMD build (refused,
+ * with a log line, on a CPU without it or on the other architecture: then
+ * the default choice). */
 const tg_vmath_table *tg_vmath(void);
 
 /* A specific version, for tests and benchmarks: "baseline" always exists,
- * "avx2" (x86-64) or "neon" (arm64) exists when the CPU supports it (NULL
- * otherwise, or for any other name).  No self-test: the tests test it. */
+ * "avx512" and "avx2" (x86-64) or "neon" (arm64) exist when the CPU supports
+ * them (NULL otherwise, or for any other name).  No self-test: the tests
+ * test it. */
 const tg_vmath_table *tg_vmath_by_name(const char *name);
 
-/* Use version `name` for tg_vmath() from now on ("baseline", "avx2", "neon"), or
+/* Use version `name` for tg_vmath() from now on ("baseline", "avx512", "avx2", "neon"), or
  * make the default choice again (NULL).  Returns 0, or -1 if refused (an
  * unknown name, a CPU without it, a failed self-test: tg_vmath_refusal
  * says which), leaving the choice unchanged.  Process-wide; do not call
@@ -162,18 +178,28 @@ int tg_vmath_force(const char *name);
 /* Why tg_vmath_force(name) would refuse, or "" if it would not. Static. */
 const char *tg_vmath_refusal(const char *name);
 
-/* The state of every compiled version (the SIMD one first, then baseline), as
+/* The state of every compiled version (the SIMD ones best first, then baseline), as
  * tg_gemm_paths does for the matmul kernels.  Returns the count. */
 #include "dispatch.h"
 int tg_vmath_paths(tg_kernel_path_info *out, int max);
 
 /* Testing hooks, not thread-safe with running kernels:
- *   set_table: use t in place of the SIMD table (NULL: the real one), then
- *              forget the choice and the self-test, so that the next
- *              tg_vmath() tests t; -1 where there is no SIMD build;
+ *   set_path_table: use t in place of the table of SIMD build `name` (NULL:
+ *              the real one), then forget the choice and the self-tests, so
+ *              that the next tg_vmath() tests t; -1 where there is no such
+ *              SIMD build in this binary;
+ *   set_table: the same for the best SIMD build of the architecture (avx512
+ *              on x86-64, neon on arm64); with NULL, every build gets its
+ *              real table back;
  *   reset:     forget the choice and the self-test result;
  *   selftest_runs: how many self-tests this process has run. */
 int tg_vmath_testing_set_table(const tg_vmath_table *t);
+int tg_vmath_testing_set_path_table(const char *name, const tg_vmath_table *t);
+/* For tests of the fallback from Python: put a copy of SIMD build `name`
+ * with a tanh that is wrong in the loop's tail in its place (as
+ * set_path_table; every other build gets its real table back).  -1 where
+ * there is no such SIMD build in this binary. */
+int tg_vmath_testing_break(const char *name);
 void tg_vmath_testing_reset(void);
 int tg_vmath_testing_selftest_runs(void);
 

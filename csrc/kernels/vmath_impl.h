@@ -1,17 +1,19 @@
 /*
  * vmath_impl.h -- the kernels of vmath.h, written once in plain C.
  *
- * Included twice: by vmath.c (baseline flags) and by vmath_avx2.c (under
- * "#pragma GCC target("avx2,fma")").  Before including, the file defines
+ * Included once per build: by vmath.c (baseline flags), vmath_avx2.c (under
+ * "#pragma GCC target("avx2,fma")"), vmath_avx512.c (AVX-512F + FMA, 512-bit
+ * vectors) and vmath_neon.c.  Before including, the file defines
  *
  *     VM(name)         the suffixed name of a function (exp_f32_avx2, ...)
  *     VM_FMA(a, b, c)  a*b + c: fmaf() where the target has FMA (one
  *                      rounding, one instruction), a*b + c otherwise
- *     VM_VBYTES        the SIMD register size in bytes (16 or 32)
+ *     VM_VBYTES        the SIMD register size in bytes (16, 32 or 64)
  *
  * Every loop body is branch-free (ternaries become SIMD blends), calls no
  * library function and reinterprets floats through memcpy, so the compiler
- * vectorizes each loop: 4 floats a step with SSE2, 8 with AVX2.  Compile
+ * vectorizes each loop: 4 floats a step with SSE2, 8 with AVX2, 16 with
+ * AVX-512 (there the ternaries become masked moves).  Compile
  * with -O3 (or at least -ftree-vectorize): `gcc -O3 -fopt-info-vec` lists
  * the loops it vectorized.
  *
@@ -65,6 +67,29 @@ static inline float VM(exp1)(float x) {
     float s1 = VM(from_bits)((uint32_t)(n1 + 127) << 23);
     float s2 = VM(from_bits)((uint32_t)(n2 + 127) << 23);
     return p * s1 * s2;
+}
+
+/* e^x for x <= 0 whose result is a normal float or negligible: the
+ * function above without its upper clamp and without the two-step scaling
+ * for subnormal results (x is clamped to -87, where e^x = 1.6e-38 is still
+ * normal, so one multiplication by 2^n is exact).  For x in [-87, 0] it gives
+ * exp1's bits; below, 0 (so e^-inf = 0, and inf * e^-inf = NaN as with exp1).
+ * gelu uses it for e^{-x^2/2}, where the difference is below 1e-36 in the
+ * result. */
+static inline float VM(exp_neg1)(float x0) {
+    float x = x0 < -87.0f ? -87.0f : x0;
+    float kf = VM_FMA(x, VM_EXP_LOG2E, VM_EXP_MAGIC);
+    int32_t n = (int32_t)(VM(bits)(kf) - VM(bits)(VM_EXP_MAGIC));
+    kf -= VM_EXP_MAGIC;
+    float r = VM_FMA(kf, -VM_LN2_HI, x);
+    r = VM_FMA(kf, -VM_LN2_LO, r);
+    float p = VM_FMA(0.0013751407f, r, 0.0083689159f);
+    p = VM_FMA(p, r, 0.041669533f);
+    p = VM_FMA(p, r, 0.16666518f);
+    p = VM_FMA(p, r, 0.49999988f);
+    p = VM_FMA(p, r * r, r) + 1.0f;
+    p *= VM(from_bits)((uint32_t)(n + 127) << 23);
+    return x0 < -87.0f ? 0.0f : p;
 }
 
 /* ---- log ------------------------------------------------------------------
@@ -199,28 +224,68 @@ static inline float VM(erf1)(float x) {
 }
 
 /* ---- gelu -----------------------------------------------------------------
- * gelu(x) = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, in PyTorch's order
- * of operations (0.5 x (1 + erf(x / sqrt 2))): below x = -5.54 erf rounds to
- * -1 and the result is -0, as PyTorch's; gelu(+inf) = +inf, gelu(-inf) = NaN
- * (-inf * 0), as the formula and PyTorch's float32 kernel give.
- * The gradient Phi(x) + x phi(x) reuses erf's e^{-x^2/2}:
- * phi(x) = e^{-x^2/2} / sqrt(2 pi); at x = +-inf it is inf * 0 = NaN, as
- * PyTorch's. */
-#define VM_SQRT1_2 0.707106781f
+ * gelu(x) = x Phi(x) with Phi the normal distribution function.  Computed
+ * through the Gaussian tail h(a) = Phi(-a) = erfc(a / sqrt 2) / 2, a = |x|:
+ *
+ *   x > 0:   gelu(x) = x - x h(a)   (one FMA: no rounding of 1 - h)
+ *   x <= 0:  gelu(x) = x h(a)
+ *
+ * and h(a) = e^{-a^2/2} H(a), where H(a) = erfcx(a / sqrt 2) / 2 is smooth
+ * and slowly varying (0.5 at 0, about 1/(a sqrt(2 pi)) far out): one
+ * polynomial of degree 12 in a - 1 on [0, 5.5426], fitted by weighted
+ * minimax (Lawson's iteration) for the absolute error of h, that is with the
+ * weight e^{-a^2/2} (fitted error 8.5e-9 with the float32 coefficients,
+ * rounded one at a time from the highest, each refit after the rounding of
+ * the ones above it).  The exact erf above needs two polynomials and both
+ * are computed (the loop is branch-free); gelu's error is absolute in units
+ * of x (see vmath.h), so it needs erf's relative accuracy near 0 nowhere,
+ * and one branch does: about half the instructions of erf's route (the
+ * exponential is the other half).  a is exact (|x|), and 1 is subtracted
+ * exactly for a in [0.5, 2] where the weight is largest.
+ * Above a = 5.5426 the tail is taken as 0: there x - x h rounds to x, and
+ * x h (x < 0) is -0, as PyTorch's float32 formula gives (its
+ * 1 + erf(x / sqrt 2) rounds to 0 from x = -5.54 on).  gelu(+inf) = +inf
+ * (selected), gelu(-inf) = -inf * 0 = NaN, as PyTorch's.
+ * The gradient Phi(x) + x phi(x), phi(x) = e^{-x^2/2} / sqrt(2 pi), reuses
+ * the same e^{-a^2/2}: 1 + (x phi - h) for x > 0, h + x phi otherwise; at
+ * x = +-inf it is inf * 0 = NaN, as PyTorch's. */
 #define VM_INV_SQRT_2PI 0.398942280f
+#define VM_GELU_CUT 5.5426f
+
+/* h(a) = Phi(-a) from e = e^{-a^2/2}, for a >= 0 (any value for NaN: the
+ * NaN of e flows through) */
+static inline float VM(gelu_tail)(float a, float e) {
+    float u = (a < VM_GELU_CUT ? a : VM_GELU_CUT) - 1.0f;
+    float p = VM_FMA(5.851694596e-08f, u, -9.011181987e-07f);
+    p = VM_FMA(p, u, 6.115521501e-06f);
+    p = VM_FMA(p, u, -2.618498002e-05f);
+    p = VM_FMA(p, u, 9.111042164e-05f);
+    p = VM_FMA(p, u, -3.061268071e-04f);
+    p = VM_FMA(p, u, 1.011493849e-03f);
+    p = VM_FMA(p, u, -3.166158218e-03f);
+    p = VM_FMA(p, u, 9.257050231e-03f);
+    p = VM_FMA(p, u, -2.508563362e-02f);
+    p = VM_FMA(p, u, 6.210687011e-02f);
+    p = VM_FMA(p, u, -1.373640001e-01f);
+    p = VM_FMA(p, u, 2.615782917e-01f);
+    float h = e * p;
+    return a > VM_GELU_CUT ? 0.0f : h;
+}
 
 static inline float VM(gelu1)(float x) {
-    float z = x * VM_SQRT1_2;
-    return 0.5f * x * (1.0f + VM(erf1)(z));
+    float a = VM(abs1)(x);
+    float h = VM(gelu_tail)(a, VM(exp_neg1)(-0.5f * (a * a)));
+    float pos = VM_FMA(-x, h, x);
+    pos = a > VM_GELU_CUT ? x : pos;
+    return x > 0.0f ? pos : x * h;
 }
 
 static inline float VM(gelu_grad1)(float g, float x) {
-    float z = x * VM_SQRT1_2;
-    float a = VM(abs1)(z);
-    float e = VM(exp1)(-(a * a));
-    float erf = VM(signed1)(VM(erf_abs)(a, e), z);
-    erf = x != x ? x : erf;
-    float d = VM_FMA(x, e * VM_INV_SQRT_2PI, 0.5f * (1.0f + erf));
+    float a = VM(abs1)(x);
+    float e = VM(exp_neg1)(-0.5f * (a * a));
+    float h = VM(gelu_tail)(a, e);
+    float d = VM_FMA(x, e * VM_INV_SQRT_2PI, x > 0.0f ? -h : h);
+    d = x > 0.0f ? d + 1.0f : d;
     return g * d;
 }
 

@@ -726,6 +726,16 @@ FUNC(_testing_break_gemm) {
     }
     Py_RETURN_NONE;
 }
+FUNC(_testing_break_vmath) {
+    ARGS("_testing_break_vmath", 1, 1, "path")
+    const char *path = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
+    if (!path) return NULL;
+    if (tg_vmath_testing_break(path) != 0) {
+        PyErr_Format(PyExc_ValueError, "_testing_break_vmath: no SIMD vector-math path '%s'", path);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
 FUNC(_testing_restore_kernels) {
     tg_gemm_testing_set_ukr("avx2", NULL, NULL);
     tg_gemm_testing_set_ukr("avx512", NULL, NULL);
@@ -822,9 +832,14 @@ PyMethodDef tgpy_module_methods[] = {
     F(_testing_break_gemm, "_testing_break_gemm(path)\n\nFor tests: put a deliberately broken micro-kernel (a wrong\n"
                            "edge-tile store) in a SIMD matmul path and forget the choice, so that the next\n"
                            "matmul runs the self-test again."),
-    F(_testing_restore_kernels, "_testing_restore_kernels()\n\nFor tests: undo _testing_break_gemm."),
+    F(_testing_break_vmath, "_testing_break_vmath(path)\n\nFor tests: put a deliberately broken copy of a SIMD\n"
+                            "vector-math build (tanh wrong in the loop's tail) in its place and forget the\n"
+                            "choice, so that the next kernel call runs the self-test again."),
+    F(_testing_restore_kernels, "_testing_restore_kernels()\n\nFor tests: undo _testing_break_gemm and\n"
+                                "_testing_break_vmath."),
     F(vmath_isa, "vmath_isa()\n\nThe build of the vectorized exp/log/tanh/sigmoid and sum kernels in use:\n"
-                 "'avx2' or 'baseline' (TAPEGRAD_VMATH=baseline forces the latter)."),
+                 "'avx512', 'avx2' (x86-64), 'neon' (arm64) or 'baseline' (TAPEGRAD_VMATH=baseline\n"
+                 "forces the latter)."),
     {NULL}};
 #undef F
 

@@ -72,7 +72,7 @@ def _set_blas_threads(n):
 # path it cannot run is listed as "not run here" in the test summaries; a
 # compiled path missing below has only been compiled, never run by the
 # suite.  Update this when the suite runs on a machine with other paths.
-TESTED_PATHS = {"gemm": ("avx512", "avx2", "generic"), "vmath": ("avx2", "baseline")}
+TESTED_PATHS = {"gemm": ("avx512", "avx2", "generic"), "vmath": ("avx512", "avx2", "baseline")}
 
 _reported = set()
 
@@ -115,7 +115,7 @@ def config():
     >>> cfg = tg.config()
     >>> cfg["num_threads"] == tg.get_num_threads()
     True
-    >>> cfg["vector_math"] in ("avx2", "baseline")
+    >>> cfg["vector_math"] in ("avx512", "avx2", "neon", "baseline")
     True
     """
     problems = _report_kernel_problems()

@@ -18,12 +18,16 @@
 #include "../../csrc/kernels/dispatch.h"
 #include "test_util.h"
 
-/* The SIMD build of this architecture (vmath.c) */
+/* The SIMD builds of this architecture (vmath.c), best first; SIMD is the
+ * best one, which the default choice takes on a CPU that has it */
 #if defined(__aarch64__)
 #define SIMD "neon"
+static const char *const simd_names[] = {"neon"};
 #else
-#define SIMD "avx2"
+#define SIMD "avx512"
+static const char *const simd_names[] = {"avx512", "avx2"};
 #endif
+enum { N_SIMD_NAMES = (int)(sizeof simd_names / sizeof simd_names[0]) };
 
 /* Error bounds stated in vmath.h, in units in the last place of the
  * correctly rounded float32 result. */
@@ -38,11 +42,19 @@
 #define U24_GELU_GRAD 3.0
 #define U24_GELU_TANH_GRAD 12.0
 
-/* The versions this CPU can run ("baseline", and SIMD when it has it),
+/* The versions this CPU can run ("baseline", and each SIMD build it has),
  * found when the suite is made: every test runs on each of them, and a
  * version the CPU lacks is not tested (main.c lists it as not run here). */
-static const char *isas[2];
+static const char *isas[1 + N_SIMD_NAMES];
 static int n_isas;
+
+/* The best version this CPU can run after index i of simd_names (or
+ * "baseline"): where the choice falls when build i is refused. */
+static const char *next_after(int i) {
+    for (int j = i + 1; j < N_SIMD_NAMES; j++)
+        if (tg_vmath_by_name(simd_names[j])) return simd_names[j];
+    return "baseline";
+}
 
 static float from_bits(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
 
@@ -300,6 +312,14 @@ START_TEST(test_gelu_accuracy) {
         float gx[3] = {2.0f, 2.0f, 2.0f}, xx[3] = {0.0f, 50.0f, -50.0f};
         tab->gelu_grad_f32(3, gx, xx, gx);
         ck_assert(gx[0] == 1.0f && gx[1] == 2.0f && gx[2] == 0.0f);
+        /* at +-inf the gradient is inf * 0 = NaN (as PyTorch's); gelu(-inf) = NaN,
+         * gelu(+inf) = +inf, gelu(-6) = -0 (the tail is 0 from 5.5426 on) */
+        float gi[4] = {1.0f, 1.0f, 1.0f, 1.0f}, xi[4] = {INFINITY, -INFINITY, -6.0f, 6.0f}, yi[4];
+        tab->gelu_grad_f32(2, gi, xi, gi);
+        ck_assert_msg(isnan(gi[0]) && isnan(gi[1]), "%s gelu grad at +-inf: %g %g", isas[t],
+                      (double)gi[0], (double)gi[1]);
+        tab->gelu_f32(4, xi, yi);
+        ck_assert(yi[0] == INFINITY && isnan(yi[1]) && yi[2] == 0.0f && signbit(yi[2]) && yi[3] == 6.0f);
     }
     free(x);
     free(g);
@@ -307,32 +327,118 @@ START_TEST(test_gelu_accuracy) {
 }
 END_TEST
 
-/* The two builds compute the same algorithm: results within one ulp of
- * each other (FMA rounds once where the baseline rounds twice). */
+/* The builds compute the same algorithm: each SIMD build within one ulp of
+ * the baseline (FMA rounds once where the baseline rounds twice). */
 START_TEST(test_unary_isas_agree) {
-    const tg_vmath_table *a = tg_vmath_by_name("baseline"), *b = tg_vmath_by_name(SIMD);
+    const tg_vmath_table *a = tg_vmath_by_name("baseline");
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(tg_vmath());
     ck_assert_ptr_null(tg_vmath_by_name("sse9"));
     ck_assert_ptr_null(tg_vmath_by_name(NULL));
-    ck_assert_ptr_nonnull(b); /* registered only where the CPU has the SIMD build */
     enum { N = 20000 };
     static float x[N], ya[N], yb[N];
     for (int i = 0; i < N; i++) x[i] = (float)(i - N / 2) * 0.01f;
-    for (int k = 0; k < N_UNARY; k++) {
-        /* erf: each build within 1.5 ulp of erf, so within 2.5 of each other */
-        const float tol = k == 4 ? 2.51f : 1.01f;
-        fn_of(a, k)(N, x, ya);
-        fn_of(b, k)(N, x, yb);
-        for (int i = 0; i < N; i++) {
-            if (isnan(ya[i]) || isnan(yb[i]) || ya[i] == yb[i]) {
-                ck_assert(ya[i] == yb[i] || (isnan(ya[i]) && isnan(yb[i])));
-                continue;
+    for (int t = 1; t < n_isas; t++) {
+        const tg_vmath_table *b = tg_vmath_by_name(isas[t]);
+        ck_assert_ptr_nonnull(b); /* registered only where the CPU has the SIMD build */
+        for (int k = 0; k < N_UNARY; k++) {
+            /* erf: each build within 1.5 ulp of erf, so within 2.5 of each other */
+            const float tol = k == 4 ? 2.51f : 1.01f;
+            fn_of(a, k)(N, x, ya);
+            fn_of(b, k)(N, x, yb);
+            for (int i = 0; i < N; i++) {
+                if (isnan(ya[i]) || isnan(yb[i]) || ya[i] == yb[i]) {
+                    ck_assert(ya[i] == yb[i] || (isnan(ya[i]) && isnan(yb[i])));
+                    continue;
+                }
+                ck_assert_msg(fabsf(ya[i] - yb[i]) <= tol * fabsf(nextafterf(ya[i], INFINITY) - ya[i]),
+                              "%s(%g): baseline %.9g %s %.9g", names[k], (double)x[i],
+                              (double)ya[i], isas[t], (double)yb[i]);
             }
-            ck_assert_msg(fabsf(ya[i] - yb[i]) <= tol * fabsf(nextafterf(ya[i], INFINITY) - ya[i]),
-                          "%s(%g): baseline %.9g " SIMD " %.9g", names[k], (double)x[i],
-                          (double)ya[i], (double)yb[i]);
         }
+    }
+}
+END_TEST
+
+/* The AVX-512 and AVX2 builds give the same bits for every function
+ * (vmath.h): each element goes through the same operations and FMAs, only
+ * the number of elements a step differs.  Checked on a sweep of float32 bit
+ * patterns (every exponent, both signs, subnormals, inf and NaN) at odd
+ * lengths and start addresses, so that both vector bodies and both tails
+ * meet every value; and on the optimizer loops. */
+START_TEST(test_avx512_and_avx2_agree_bitwise) {
+    const tg_vmath_table *a = tg_vmath_by_name("avx2"), *b = tg_vmath_by_name("avx512");
+    if (!a || !b) return; /* not on this CPU (or arm64): main.c lists what ran */
+    enum { B = 4099 };
+    static float x[B + 1], g[B + 1], ya[B], yb[B];
+    const uint64_t stride = tt_light() ? 1000003 : 65537;
+    uint64_t bits = 0, checked = 0;
+    for (int round = 0; bits < 0x100000000ull; round++) {
+        int m = 0;
+        for (; m < B && bits < 0x100000000ull; m++, bits += stride) {
+            x[m] = from_bits((uint32_t)bits);
+            g[m] = (float)((m * 37) % 23 - 11) * 0.375f;
+        }
+        int off = round & 1, len = m - off; /* odd start address every other round */
+        const tg_vmath_unary_fn fa[7] = {a->exp_f32, a->log_f32, a->tanh_f32, a->sigmoid_f32,
+                                         a->erf_f32, a->gelu_f32, a->gelu_tanh_f32};
+        const tg_vmath_unary_fn fb[7] = {b->exp_f32, b->log_f32, b->tanh_f32, b->sigmoid_f32,
+                                         b->erf_f32, b->gelu_f32, b->gelu_tanh_f32};
+        static const char *fnames[9] = {"exp", "log", "tanh", "sigmoid", "erf", "gelu",
+                                        "gelu_tanh", "gelu_grad", "gelu_tanh_grad"};
+        for (int k = 0; k < 9; k++) {
+            if (k < 7) {
+                fa[k](len, x + off, ya);
+                fb[k](len, x + off, yb);
+            } else {
+                (k == 7 ? a->gelu_grad_f32 : a->gelu_tanh_grad_f32)(len, g + off, x + off, ya);
+                (k == 7 ? b->gelu_grad_f32 : b->gelu_tanh_grad_f32)(len, g + off, x + off, yb);
+            }
+            for (int i = 0; i < len; i++) {
+                uint32_t ua, ub;
+                memcpy(&ua, &ya[i], 4);
+                memcpy(&ub, &yb[i], 4);
+                ck_assert_msg(ua == ub || (isnan(ya[i]) && isnan(yb[i])),
+                              "%s(%.9g): avx2 %.9g, avx512 %.9g", fnames[k], (double)x[off + i],
+                              (double)ya[i], (double)yb[i]);
+            }
+            checked += (uint64_t)len;
+        }
+        /* the reductions over the same finite-or-not data: same bits (NaN: both NaN) */
+        double ra[4] = {a->sum_f32(len, g + off), a->sumsq_f32(len, g + off),
+                        a->max_f32(len, x + off), a->min_f32(len, x + off)};
+        double rb[4] = {b->sum_f32(len, g + off), b->sumsq_f32(len, g + off),
+                        b->max_f32(len, x + off), b->min_f32(len, x + off)};
+        for (int k = 0; k < 4; k++)
+            ck_assert_msg(memcmp(&ra[k], &rb[k], sizeof(double)) == 0 || (isnan(ra[k]) && isnan(rb[k])),
+                          "reduction %d of %d elements: avx2 %.17g, avx512 %.17g", k, len, ra[k], rb[k]);
+    }
+    ck_assert(checked > 500000 || tt_light());
+    /* the optimizer loops: one step each on 1001 parameters */
+    enum { P = 1001 };
+    static float p1[P], p2[P], m1[P], m2[P], v1[P], v2[P], gg[P];
+    static const float ac[8] = {0.1f, 0.999f, 0.001f, 0.01f, 31.6f, 1e-8f, 0.01f, 0.9999f};
+    static const double sc[5] = {0.05, 0.9, 0.1, 0.01, 1e-8};
+    for (int step = 0; step < 6; step++) {
+        for (int i = 0; i < P; i++) {
+            p1[i] = p2[i] = (float)i * 0.003f - 1.5f;
+            m1[i] = m2[i] = (float)(i % 7) * 0.01f;
+            v1[i] = v2[i] = (float)(i % 5) * 0.02f;
+            gg[i] = (float)((i * 53) % 41 - 20) * 0.05f;
+        }
+        if (step < 3) {
+            a->adam_f32(P, p1, gg, m1, v1, ac, step);
+            b->adam_f32(P, p2, gg, m2, v2, ac, step);
+        } else if (step < 5) {
+            int fl = step == 3 ? TG_VM_HAS_BUF | TG_VM_DECAY : TG_VM_HAS_BUF | TG_VM_NESTEROV;
+            a->sgd_f32(P, p1, gg, m1, sc, fl);
+            b->sgd_f32(P, p2, gg, m2, sc, fl);
+        } else {
+            a->rmsprop_f32(P, p1, gg, v1, m1, sc, TG_VM_HAS_BUF | TG_VM_DECAY);
+            b->rmsprop_f32(P, p2, gg, v2, m2, sc, TG_VM_HAS_BUF | TG_VM_DECAY);
+        }
+        ck_assert_msg(!memcmp(p1, p2, sizeof p1) && !memcmp(m1, m2, sizeof m1) &&
+                      !memcmp(v1, v2, sizeof v1), "optimizer step %d differs", step);
     }
 }
 END_TEST
@@ -349,7 +455,8 @@ START_TEST(test_sums) {
         xf[i] = (float)((double)(s >> 11) / 9007199254740992.0 - 0.5) * 100.0f;
         xd[i] = xf[i] * 1.000000123;
     }
-    const tg_vmath_table *tabs[2] = {tg_vmath_by_name("baseline"), tg_vmath_by_name(SIMD)};
+    const tg_vmath_table *tabs[1 + N_SIMD_NAMES];
+    for (int t = 0; t < n_isas; t++) tabs[t] = tg_vmath_by_name(isas[t]);
     ck_assert_ptr_nonnull(tabs[0]);
     for (int n = 0; n <= N; n += (n < 70 ? 1 : 293)) {
         double ref_f = 0, ref_d = 0, ref_qf = 0, ref_qd = 0;
@@ -359,9 +466,8 @@ START_TEST(test_sums) {
             ref_qf += (double)xf[i] * xf[i];
             ref_qd += xd[i] * xd[i];
         }
-        double got[2][4] = {{0}};
-        for (int t = 0; t < 2; t++) {
-            if (!tabs[t]) continue;
+        double got[1 + N_SIMD_NAMES][4] = {{0}};
+        for (int t = 0; t < n_isas; t++) {
             got[t][0] = tabs[t]->sum_f32(n, xf);
             got[t][1] = tabs[t]->sum_f64(n, xd);
             got[t][2] = tabs[t]->sumsq_f32(n, xf);
@@ -371,9 +477,10 @@ START_TEST(test_sums) {
             ck_assert_msg(fabs(got[t][2] - ref_qf) <= 1e-12 * (1 + ref_qf), "sumsq_f32 n=%d", n);
             ck_assert_msg(fabs(got[t][3] - ref_qd) <= 1e-12 * (1 + ref_qd), "sumsq_f64 n=%d", n);
         }
-        if (tabs[1]) /* a fixed order: the same bits on both paths */
+        for (int t = 1; t < n_isas; t++) /* a fixed order: the same bits on every path */
             for (int k = 0; k < 4; k++)
-                ck_assert_msg(memcmp(&got[0][k], &got[1][k], sizeof(double)) == 0, "sum %d n=%d", k, n);
+                ck_assert_msg(memcmp(&got[0][k], &got[t][k], sizeof(double)) == 0, "%s sum %d n=%d",
+                              isas[t], k, n);
     }
 }
 END_TEST
@@ -469,12 +576,19 @@ static void selftest_teardown(void) {
     tg_vmath_force(NULL);
 }
 
+/* Each SIMD build this CPU has, broken in turn (in the vector body's tail,
+ * then in a reduction): its self-test refuses it and the choice falls to
+ * the next build down, which is still tested and used. */
 START_TEST(test_selftest_catches_broken_table) {
-    const tg_vmath_table *simd = tg_vmath_by_name(SIMD);
-    ck_assert_ptr_nonnull(simd);
+    const int i = _i; /* index in simd_names */
+    const char *name = simd_names[i];
+    const tg_vmath_table *simd = tg_vmath_by_name(name);
+    if (!simd) return; /* not on this CPU: main.c lists it as not run here */
+    const char *next = next_after(i);
+    setenv("TAPEGRAD_VMATH", name, 1);
     tg_vmath_testing_reset();
     tg_dispatch_log_clear();
-    ck_assert_str_eq(tg_vmath()->name, SIMD); /* the real one passes */
+    ck_assert_str_eq(tg_vmath()->name, name); /* the real one passes */
     ck_assert_uint_eq(tg_dispatch_log_copy(NULL, 0), 0);
     static tg_vmath_table broken[2];
     const char *expect[2] = {"tanh(", "max_f32"};
@@ -485,21 +599,41 @@ START_TEST(test_selftest_catches_broken_table) {
         if (k == 0) broken[k].tanh_f32 = broken_tanh;
         else broken[k].max_f32 = broken_max;
         tg_dispatch_log_clear();
-        ck_assert_int_eq(tg_vmath_testing_set_table(&broken[k]), 0);
-        ck_assert_str_eq(tg_vmath()->name, "baseline"); /* fell back */
-        char log[1024];
+        ck_assert_int_eq(tg_vmath_testing_set_path_table(name, &broken[k]), 0);
+        ck_assert_str_eq(tg_vmath()->name, next); /* fell back to the next build down */
+        char log[1024], want[64];
         tg_dispatch_log_copy(log, sizeof log);
-        ck_assert_msg(strstr(log, SIMD " kernels failed their self-test") && strstr(log, expect[k]),
-                      "log: %s", log);
-        ck_assert_int_eq(tg_vmath_force(SIMD), -1);
-        ck_assert_str_eq(tg_vmath_refusal(SIMD), "it failed its self-test");
-        tg_kernel_path_info info[4];
-        int n = tg_vmath_paths(info, 4);
-        ck_assert_int_eq(n, 2);
-        ck_assert_str_eq(info[0].name, SIMD);
-        ck_assert_int_eq(info[0].selftest, -1);
-        ck_assert(!info[0].in_use && info[1].in_use);
+        snprintf(want, sizeof want, "the %s kernels failed their self-test", name);
+        ck_assert_msg(strstr(log, want) && strstr(log, expect[k]), "log: %s", log);
+        ck_assert_int_eq(tg_vmath_force(name), -1);
+        ck_assert_str_eq(tg_vmath_refusal(name), "it failed its self-test");
+        tg_kernel_path_info info[8];
+        int n = tg_vmath_paths(info, 8);
+        ck_assert_int_eq(n, N_SIMD_NAMES + 1);
+        ck_assert_str_eq(info[i].name, name);
+        ck_assert_int_eq(info[i].selftest, -1);
+        ck_assert(!info[i].in_use);
+        for (int j = 0; j < n; j++)
+            ck_assert_int_eq(info[j].in_use, strcmp(info[j].name, next) == 0);
     }
+    ck_assert_int_eq(tg_vmath_testing_set_path_table(name, NULL), 0);
+    ck_assert_str_eq(tg_vmath()->name, name);
+    ck_assert_int_eq(tg_vmath_testing_set_path_table("sse9", NULL), -1);
+}
+END_TEST
+
+/* Without TAPEGRAD_VMATH, a broken best build makes the default choice the
+ * next one down (on x86-64 with AVX-512: avx2, not the baseline). */
+START_TEST(test_broken_best_build_falls_to_the_next) {
+    const tg_vmath_table *best = tg_vmath_by_name(SIMD);
+    if (!best) return;
+    static tg_vmath_table broken;
+    broken = *best;
+    real_tanh = best->tanh_f32;
+    broken.tanh_f32 = broken_tanh;
+    tg_dispatch_log_clear();
+    ck_assert_int_eq(tg_vmath_testing_set_table(&broken), 0);
+    ck_assert_str_eq(tg_vmath()->name, next_after(0));
     ck_assert_int_eq(tg_vmath_testing_set_table(NULL), 0);
     ck_assert_str_eq(tg_vmath()->name, SIMD);
 }
@@ -510,21 +644,53 @@ START_TEST(test_forcing_and_refusal) {
     ck_assert_str_eq(tg_vmath()->name, "baseline");
     ck_assert_int_eq(tg_vmath_force("sse9"), -1);
     ck_assert_str_eq(tg_vmath()->name, "baseline");
-    setenv("TAPEGRAD_DISABLE_CPU_FEATURES", SIMD, 1);
-    ck_assert_int_eq(tg_vmath_force(SIMD), -1);
-    const char *why = tg_vmath_refusal(SIMD);
-    ck_assert_msg(strstr(why, "AVX2") || strstr(why, "TAPEGRAD_DISABLE_CPU_FEATURES") ||
-                  strstr(why, "not an x86-64 build"), "%s", why);
-    setenv("TAPEGRAD_VMATH", SIMD, 1);
-    tg_vmath_testing_reset();
-    tg_dispatch_log_clear();
-    ck_assert_str_eq(tg_vmath()->name, "baseline");
-    char log[1024];
-    tg_dispatch_log_copy(log, sizeof log);
-    ck_assert_msg(strstr(log, "TAPEGRAD_VMATH=" SIMD " refused"), "log: %s", log);
+    ck_assert_str_eq(tg_vmath_refusal("sse9"),
+                     "not a vector-math path (expected avx512, avx2, neon or baseline)");
+    /* each SIMD build, hidden from the library, is refused with the reason;
+     * asked for by TAPEGRAD_VMATH it gives the default of what is left */
+    for (int i = 0; i < N_SIMD_NAMES; i++) {
+        const char *name = simd_names[i];
+        setenv("TAPEGRAD_DISABLE_CPU_FEATURES", name, 1);
+        ck_assert_int_eq(tg_vmath_force(name), -1);
+        const char *why = tg_vmath_refusal(name);
+        ck_assert_msg(strstr(why, "AVX") || strstr(why, "TAPEGRAD_DISABLE_CPU_FEATURES") ||
+                      strstr(why, "not an x86-64 build"), "%s", why);
+        ck_assert_ptr_null(tg_vmath_by_name(name));
+        setenv("TAPEGRAD_VMATH", name, 1);
+        tg_vmath_testing_reset();
+        tg_dispatch_log_clear();
+        /* hiding avx2 hides avx512 too (its FMA is the AVX2+FMA feature) */
+        const char *left = "baseline";
+        for (int j = 0; j < N_SIMD_NAMES; j++)
+            if (j != i && tg_vmath_by_name(simd_names[j])) { left = simd_names[j]; break; }
+        ck_assert_str_eq(tg_vmath()->name, left);
+        char log[1024], want[64];
+        tg_dispatch_log_copy(log, sizeof log);
+        snprintf(want, sizeof want, "TAPEGRAD_VMATH=%s refused", name);
+        ck_assert_msg(strstr(log, want), "log: %s", log);
+        unsetenv("TAPEGRAD_VMATH");
+    }
+#if !defined(__aarch64__)
+    /* avx512 needs the AVX2+FMA feature as well */
+    if (tg_vmath_by_name("avx512")) {
+        setenv("TAPEGRAD_DISABLE_CPU_FEATURES", "avx2", 1);
+        ck_assert_ptr_null(tg_vmath_by_name("avx512"));
+        ck_assert_str_eq(tg_vmath_refusal("avx512"), "disabled by TAPEGRAD_DISABLE_CPU_FEATURES");
+        tg_vmath_testing_reset();
+        ck_assert_str_eq(tg_vmath()->name, "baseline");
+    }
+#endif
     unsetenv("TAPEGRAD_DISABLE_CPU_FEATURES");
     tg_vmath_testing_reset();
-    ck_assert_str_eq(tg_vmath()->name, tg_vmath_by_name(SIMD) ? SIMD : "baseline");
+    ck_assert_str_eq(tg_vmath()->name, tg_vmath_by_name(SIMD) ? SIMD : next_after(0));
+    /* a lower build asked for by name is used even where a better one exists */
+    for (int i = 0; i < N_SIMD_NAMES; i++) {
+        if (!tg_vmath_by_name(simd_names[i])) continue;
+        setenv("TAPEGRAD_VMATH", simd_names[i], 1);
+        tg_vmath_testing_reset();
+        ck_assert_str_eq(tg_vmath()->name, simd_names[i]);
+        ck_assert_int_eq(tg_vmath_force(simd_names[i]), 0);
+    }
     setenv("TAPEGRAD_VMATH", "baseline", 1);
     tg_vmath_testing_reset();
     ck_assert_str_eq(tg_vmath()->name, "baseline");
@@ -545,15 +711,17 @@ START_TEST(test_selftest_once_under_threads) {
     for (int k = 0; k < 8; k++) ck_assert_int_eq(pthread_create(&th[k], NULL, first_use, (void *)(intptr_t)k), 0);
     for (int k = 0; k < 8; k++) pthread_join(th[k], NULL);
     for (int k = 1; k < 8; k++) ck_assert_ptr_eq(first_seen[k], first_seen[0]);
+    /* one self-test: of the best build, which passes */
     ck_assert_int_eq(tg_vmath_testing_selftest_runs() - before,
-                     strcmp(first_seen[0]->name, SIMD) == 0 ? 1 : 0);
+                     strcmp(first_seen[0]->name, "baseline") != 0 ? 1 : 0);
 }
 END_TEST
 
 Suite *vmath_suite(void) {
     n_isas = 0;
     isas[n_isas++] = "baseline";
-    if (tg_vmath_by_name(SIMD)) isas[n_isas++] = SIMD;
+    for (int i = N_SIMD_NAMES - 1; i >= 0; i--)
+        if (tg_vmath_by_name(simd_names[i])) isas[n_isas++] = simd_names[i];
     Suite *s = suite_create("vmath");
     TCase *tc = tcase_create("unary");
     tcase_set_timeout(tc, 300);
@@ -563,6 +731,7 @@ Suite *vmath_suite(void) {
     tcase_add_test(tc, test_unary_accuracy_edges);
     tcase_add_test(tc, test_unary_special_values);
     if (n_isas > 1) tcase_add_test(tc, test_unary_isas_agree);
+    tcase_add_test(tc, test_avx512_and_avx2_agree_bitwise);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("reduce");
     tcase_add_test(tr, test_sums);
@@ -571,7 +740,8 @@ Suite *vmath_suite(void) {
     suite_add_tcase(s, tr);
     TCase *ts = tcase_create("selftest");
     tcase_add_checked_fixture(ts, NULL, selftest_teardown);
-    if (n_isas > 1) tcase_add_test(ts, test_selftest_catches_broken_table);
+    tcase_add_loop_test(ts, test_selftest_catches_broken_table, 0, N_SIMD_NAMES);
+    tcase_add_test(ts, test_broken_best_build_falls_to_the_next);
     tcase_add_test(ts, test_forcing_and_refusal);
     tcase_add_test(ts, test_selftest_once_under_threads);
     suite_add_tcase(s, ts);

@@ -74,7 +74,7 @@ def test_set_num_threads_validates_and_restores():
 def test_config_reports_kernels_threads_and_blas_pools(capsys):
     cfg = tg.config()
     assert cfg["matmul_kernel"] == tg._C.gemm_isa()
-    assert cfg["vector_math"] in ("avx2", "baseline")
+    assert cfg["vector_math"] in ("avx512", "avx2", "neon", "baseline")
     assert cfg["num_threads"] == tg.get_num_threads()
     assert cfg["num_threads_default_from"] in ("TAPEGRAD_NUM_THREADS", "OMP_NUM_THREADS", "cpus")
     np.ones((4, 4)) @ np.ones((4, 4))  # make sure NumPy's BLAS is loaded
