@@ -665,38 +665,104 @@ static tg_tensor *with_batch(tg_tensor *(*f)(tg_tensor *, tg_tensor *, tg_reduct
     return r;
 }
 
+/* The float32 rows of cross_entropy through the vector kernels
+ * (kernels/vmath.h, the best build this CPU has), for rows r0..r0+R of the
+ * contiguous (N, C) logits z: m[i] = the row's max (NaN if the row holds
+ * one), e = exp(z - m) into buf (R x C), s[i] = the row's sum of e in
+ * float64 (a fixed order: the same bits on every path).  The exp runs once
+ * over the R x C block (one long vector loop, not R short ones with their
+ * tails).  The loss is (m - z[y]) + log(s) in float64: the row's largest term
+ * is e^0 = 1 exactly and s is a float64 sum, so a small loss (a confident
+ * right answer, s = 1 + r) keeps its float32 relative accuracy down to
+ * about 1e-9 (below, the float64 rounding of 1 + r, 1e-16, is what is left,
+ * as before this path); the other terms carry the vector exp's error (<= 1.5
+ * ulp); z - m is exact (hi + lo, carried into the exp as e^hi (1 + lo)).  A row with NaN or +inf gets m = s = NaN
+ * (log_softmax is NaN there, as in PyTorch), a row of -inf m = 0 and s = 0
+ * (NaN again: -inf - -inf). */
+enum { CE_BLOCK = 16384 }; /* floats of e per block: 64 KiB, in L2 */
+
+static void ce_rows_f32(const tg_vmath_table *vm, int64_t r0, int64_t R, int64_t C, const float *z,
+                        float *buf, float *lo, double *m, double *s) {
+    for (int64_t i = 0; i < R; i++) {
+        const float *row = z + (r0 + i) * C;
+        float *e = buf + i * C, *l = lo + i * C;
+        double mi = C > 0 ? vm->max_f32(C, row) : -INFINITY;
+        if (mi == INFINITY) mi = NAN; /* inf - inf */
+        else if (isinf(mi)) mi = 0;   /* a row of -inf */
+        m[i] = mi;
+        float mf = mi != mi ? 0.0f : (float)mi; /* exact: one of the row's floats */
+        for (int64_t c = 0; c < C; c++) {
+            /* z - m = hi + lo exactly (Knuth's TwoSum: six float operations,
+             * exact in round-to-nearest; the build never contracts them into
+             * FMAs, -ffp-contract=off); NaN/inf: lo is NaN, unused */
+            float a = row[c], hi = a - mf, bv = hi - a, av = hi - bv;
+            e[c] = hi;
+            l[c] = (a - av) + (-mf - bv);
+        }
+    }
+    vm->exp_f32(R * C, buf, buf);
+    /* e^(hi + lo) = e^hi (1 + lo) to float32 accuracy: z - m is not a float32
+     * when the two are far apart, and its rounding (|z - m| 2^-24 relative)
+     * would otherwise be the largest error of the small terms */
+    for (int64_t k = 0; k < R * C; k++) buf[k] += buf[k] * (lo[k] == lo[k] ? lo[k] : 0.0f);
+    for (int64_t i = 0; i < R; i++) s[i] = m[i] != m[i] ? NAN : vm->sum_f32(C, buf + i * C);
+}
+
+/* rows a block of C_BLOCK floats holds (at least one) */
+static int64_t ce_block_rows(int64_t N, int64_t C) {
+    int64_t R = C > 0 && C < CE_BLOCK ? CE_BLOCK / C : 1;
+    return R < N ? R : N;
+}
+
 tg_tensor *tg_cross_entropy(tg_tensor *z, tg_tensor *labels, tg_reduction red) {
     if (check_red("cross_entropy", red)) return NULL;
     if (z->ndim == 1 && labels->ndim == 0) return with_batch(tg_cross_entropy, z, labels, red);
     if (check_class_input("cross_entropy", z, labels)) return NULL;
     int64_t N = z->shape[0], C = z->shape[1];
-    /* per-sample loss: logsumexp(z_i) - z_i[y_i], one pass per row in double */
-    tg_tensor *zc = tg__copy(z);
+    /* per-sample loss: logsumexp(z_i) - z_i[y_i], one pass per row */
+    tg_tensor *zc = tg_tensor_is_contiguous(z) ? (tg_tensor_retain(z), z) : tg__copy(z);
     tg_tensor *l = zc ? tg_tensor_empty(1, &N, z->dtype) : NULL;
     if (!l) {
         tg_tensor_release(zc);
         return NULL;
     }
-    for (int64_t i = 0; i < N; i++) {
+    if (z->dtype == TG_FLOAT32 && N > 0) {
+        int64_t R = ce_block_rows(N, C);
+        float *buf = malloc((size_t)(2 * R * C + 1) * sizeof(float));
+        double *m = buf ? malloc((size_t)R * 2 * sizeof(double)) : NULL, *sums = m ? m + R : NULL;
+        if (!m) {
+            free(buf);
+            tg_tensor_release(zc);
+            tg_tensor_release(l);
+            return TG_FAIL(TG_ERR_MEMORY, "cross_entropy: out of memory for %lld x %lld logits",
+                           (long long)R, (long long)C);
+        }
+        const tg_vmath_table *vm = tg_vmath();
+        const float *zd = tg_tensor_data(zc);
+        float *ld = tg_tensor_data(l);
+        for (int64_t r0 = 0; r0 < N; r0 += R) {
+            int64_t nr = N - r0 < R ? N - r0 : R;
+            ce_rows_f32(vm, r0, nr, C, zd, buf, buf + R * C, m, sums);
+            for (int64_t i = 0; i < nr; i++) {
+                int64_t y = tg__get_flat_i64(labels, r0 + i);
+                /* m - z[y] first: exact, and 0 for the row's largest entry, so that a
+                 * small log(s) is not rounded away against m */
+                ld[r0 + i] = (float)((m[i] - (double)zd[(r0 + i) * C + y]) + log(sums[i]));
+            }
+        }
+        free(m);
+        free(buf);
+    }
+    for (int64_t i = 0; i < N && z->dtype != TG_FLOAT32; i++) {
         int64_t y = tg__get_flat_i64(labels, i);
         double m = -INFINITY, s = 0, zy;
-        if (z->dtype == TG_FLOAT32) {
-            const float *row = (const float *)tg_tensor_data(zc) + i * C;
-            for (int64_t c = 0; c < C; c++) m = row[c] > m || row[c] != row[c] ? row[c] : m;
-            if (m == INFINITY) m = NAN; /* log_softmax of the row is NaN (inf - inf), as in PyTorch */
-            else if (isinf(m)) m = 0;
-            for (int64_t c = 0; c < C; c++) s += exp((double)row[c] - m);
-            zy = row[y];
-            ((float *)tg_tensor_data(l))[i] = (float)(m + log(s) - zy);
-        } else {
-            const double *row = (const double *)tg_tensor_data(zc) + i * C;
-            for (int64_t c = 0; c < C; c++) m = row[c] > m || row[c] != row[c] ? row[c] : m;
-            if (m == INFINITY) m = NAN; /* see above */
-            else if (isinf(m)) m = 0;
-            for (int64_t c = 0; c < C; c++) s += exp(row[c] - m);
-            zy = row[y];
-            ((double *)tg_tensor_data(l))[i] = m + log(s) - zy;
-        }
+        const double *row = (const double *)tg_tensor_data(zc) + i * C;
+        for (int64_t c = 0; c < C; c++) m = row[c] > m || row[c] != row[c] ? row[c] : m;
+        if (m == INFINITY) m = NAN; /* log_softmax of the row is NaN (inf - inf), as in PyTorch */
+        else if (isinf(m)) m = 0;
+        for (int64_t c = 0; c < C; c++) s += exp(row[c] - m);
+        zy = row[y];
+        ((double *)tg_tensor_data(l))[i] = m + log(s) - zy;
     }
     tg_tensor_release(zc);
     bool prev = tg_set_grad_enabled(false);
@@ -705,18 +771,75 @@ tg_tensor *tg_cross_entropy(tg_tensor *z, tg_tensor *labels, tg_reduction red) {
     tg_tensor_release(l);
     return record_loss2(&tg_opdef_cross_entropy, z, labels, out, red);
 }
+
+/* The first-order gradient of float32 cross_entropy in one pass per row:
+ * dz = (softmax(z) - onehot(y)) * k with k = dL (sum), dL / N (mean) or
+ * dL_i (none); softmax from the row's e = exp(z - m) times 1/s (ce_rows_f32).
+ * *res stays NULL (and TG_OK is returned) when it does not apply: the
+ * caller then takes the composed path. */
+static tg_status ce_grad_f32(tg_tensor *z, tg_tensor *labels, tg_tensor *g, tg_reduction red,
+                             tg_tensor **res) {
+    *res = NULL;
+    int64_t N = z->shape[0], C = z->shape[1];
+    if (z->dtype != TG_FLOAT32 || g->dtype != TG_FLOAT32 || C < 1) return TG_OK;
+    if (red == TG_REDUCTION_NONE ? !(g->ndim == 1 && g->shape[0] == N) : g->ndim != 0) return TG_OK;
+    tg_tensor *zc = tg_tensor_is_contiguous(z) ? (tg_tensor_retain(z), z) : tg__copy(z);
+    int64_t sh[2] = {N, C};
+    tg_tensor *d = zc ? tg_tensor_empty(2, sh, TG_FLOAT32) : NULL;
+    if (!d) {
+        tg_tensor_release(zc);
+        return tg_error_status();
+    }
+    int64_t R = ce_block_rows(N, C);
+    double *ms = malloc((size_t)R * 2 * sizeof(double) + 1);
+    float *lo = ms ? malloc((size_t)(R * C + 1) * sizeof(float)) : NULL;
+    if (!lo) {
+        free(ms);
+        tg_tensor_release(zc);
+        tg_tensor_release(d);
+        return tg_error_set(TG_ERR_MEMORY, "cross_entropy backward: out of memory");
+    }
+    const tg_vmath_table *vm = tg_vmath();
+    float *out = tg_tensor_data(d);
+    double k = red == TG_REDUCTION_NONE ? 0 : tg_tensor_get_flat(g, 0);
+    if (red == TG_REDUCTION_MEAN) k = N ? k / (double)N : 0;
+    for (int64_t r0 = 0; r0 < N; r0 += R) {
+        int64_t nr = N - r0 < R ? N - r0 : R;
+        /* e = exp(z - m) straight into the gradient's rows */
+        ce_rows_f32(vm, r0, nr, C, tg_tensor_data(zc), out + r0 * C, lo, ms, ms + R);
+        for (int64_t i = 0; i < nr; i++) {
+            float *o = out + (r0 + i) * C;
+            double ki = red == TG_REDUCTION_NONE ? tg_tensor_get_flat(g, r0 + i) : k;
+            float q = (float)(ki / ms[R + i]); /* NaN for a NaN or +inf row: NaN throughout */
+            for (int64_t c = 0; c < C; c++) o[c] *= q;
+            int64_t y = tg__get_flat_i64(labels, r0 + i);
+            o[y] = (float)((double)o[y] - ki);
+        }
+    }
+    free(lo);
+    free(ms);
+    tg_tensor_release(zc);
+    *res = d;
+    return TG_OK;
+}
+
 static tg_status cross_entropy_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *z = tg_entry_saved(e, 0);
     CHECK(z);
     tg_tensor *labels = tg_entry_saved(e, 1);
     CHECK(labels);
-    /* dz = (softmax(z) - onehot(y)) * dL  (/N for mean) */
+    tg_reduction red = (tg_reduction)e->params.i[0];
+    if (!tg_grad_enabled() && z->dtype == TG_FLOAT32) { /* no create_graph: one fused pass */
+        tg_status st = ce_grad_f32(z, labels, g, red, &gi[0]);
+        if (st != TG_OK || gi[0]) return st;
+    }
+    /* dz = (softmax(z) - onehot(y)) * dL  (/N for mean), with ops: differentiable again */
     tg_tensor *p = tg_softmax(z, 1);
     tg_tensor *oh = p ? tg_one_hot(labels, z->shape[1], z->dtype) : NULL;
     tg_tensor *d = take2(tg_sub, p, oh);
     CHECK(d);
-    gi[0] = scale_by_upstream(d, g, (tg_reduction)e->params.i[0], z->shape[0], true);
+    gi[0] = scale_by_upstream(d, g, red, z->shape[0], true);
     tg_tensor_release(d);
     CHECK(gi[0]);
     return TG_OK;
