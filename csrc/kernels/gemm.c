@@ -105,10 +105,10 @@
  * the first machine that has the instructions.  With AVX2 + FMA: 73-76 GFLOP/s at 1024^3, about
  * 90% of OpenBLAS (NumPy) on the same core.
  *
- * Packing pays when a packed panel is read many times.  A product with one
- * or two micro-panels of B (N <= 64 on AVX-512: attention's 64 x 32 x 64
- * items) reads each element of A once or twice, so the copy is pure
- * overhead (a quarter of those products' time).  There the AVX-512 row uses
+ * Packing pays when a packed panel is read many times.  A product with at
+ * most four micro-panels of B (N <= 128 on AVX-512: attention's 64 x 32 x 64
+ * items, a 128-wide layer) reads each element of A at most four times, and
+ * the copy is mostly overhead (a quarter of attention's products' time).  There the AVX-512 row uses
  * a "direct" micro-kernel that broadcasts A(i, p) from the operand itself,
  * through its strides (direct_block; only rows short of a whole tile are
  * packed): the same FMAs in the same order, so the same bits.
@@ -293,7 +293,7 @@ static tg_gemm_isa_desc isa_avx2 = {
  * keeps it at 24 KiB of L1; Ap = 192 x 192 x 4 = 144 KiB, a small part of
  * the larger L2.  f64 (8 x 16 tile): the same byte sizes.  Not tuned on
  * hardware.  This row also has direct kernels (A read in place, for
- * products with one or two micro-panels of B: direct_block). */
+ * products with at most four micro-panels of B: direct_block). */
 static tg_gemm_isa_desc isa_avx512 = {
     "avx512",
     { TG_GEMM_AVX512_MR_F32, TG_GEMM_AVX512_NR_F32, 192, 192, 4096, tg_gemm_ukr_avx512_f32,
@@ -988,11 +988,14 @@ static void SFX(macro_kernel)(const SFX(tg_gemm_kernel) *kd, int64_t mc, int64_t
  * a direct kernel, when the block meets at most TG_DIRECT_MAX_PANELS micro-
  * panels of B (nc columns), so that each element of A is read by at most
  * that many tiles.  Packing copies every element of A once to save reads
- * later; with one or two reads there is nothing to save, and the copy (plus
- * its stores and reloads) cost a fifth of attention's 64 x 32 x 64 products.
- * (Measured on Zen 4, attention's products: 1 and 2 panels gain 5-15 %;
- * with 4 the strided reads of A and the packed reads are even.) */
-#define TG_DIRECT_MAX_PANELS 2
+ * later; with a few reads there is little to save, and the copy (plus its
+ * stores and reloads) cost a fifth of attention's 64 x 32 x 64 products.
+ * Measured on Zen 4 (one thread, best of 100, GFLOP/s), at most 2 panels
+ * -> at most 4: 1024 x 128 x 128 109 -> 112, 1024 x 96 x 128 107 -> 113,
+ * 1024 x 128 x 512 107 -> 112, 64 items of 64 x 128 x 128 98 -> 103; with
+ * 16 or unlimited the GPT benchmark's wider products (N = 384, 512) were
+ * within noise of the packed path, so the packed path keeps them. */
+#define TG_DIRECT_MAX_PANELS 4
 static int SFX(direct_pays)(const SFX(tg_gemm_kernel) *kd, int64_t mc, int64_t nc)
 {
     return kd->ukr_direct != NULL && mc >= kd->mr &&
