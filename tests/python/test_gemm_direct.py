@@ -1,7 +1,8 @@
 """The GEMM's narrow-product paths (issue 16, kernels/gemm.c).
 
 A product whose B has at most four micro-panels of columns (N <= 128 with the
-AVX-512 kernel's 32-wide tile: attention's 64 x 32 x 64 items) reads A in
+AVX-512 kernel's 32-wide tile, 64 with AVX2's 16: attention's 64 x 32 x 64
+items) reads A in
 place with the "direct" micro-kernel instead of packing it, and whole
 micro-panel pieces of a transposed A or a row-major B are copied by a SIMD
 helper.  Neither may change a bit: every element is the same sum of the same
