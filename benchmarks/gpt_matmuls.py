@@ -2,6 +2,7 @@
 
     python benchmarks/gpt_matmuls.py              # one thread, then two
     python benchmarks/gpt_matmuls.py --threads 1 --repeat 50
+    python benchmarks/gpt_matmuls.py --gemms      # the backward's GEMMs one by one
 
 Every product of one step of benchmarks/gpt.py (width 128, 4 heads, context
 64, batch 16, vocabulary 65), with the operands laid out as the model lays
@@ -14,6 +15,12 @@ alternating sample by sample so that a change in the machine's load hits
 both; the best of N samples is reported, with the ratio tapegrad/PyTorch
 (below 1: tapegrad is faster). The header states the load (os.getloadavg):
 on a shared machine, compare ratios from one run, not times across runs.
+
+``--gemms`` times, instead, each GEMM that a step's forward and backward
+run, alone and without autograd, on the operands' real layouts (the
+gradients' products on transposed and permuted views, the weight gradients
+folded over the batch), in GFLOP/s: where a fwd+bwd ratio above is poor,
+this says which product is slow.
 """
 from __future__ import annotations
 
@@ -117,13 +124,74 @@ def run(threads, repeat):
     print(f"{'sum':22s} {ms[0]:8.3f} {ms[1]:8.3f} {tot[0] / tot[1]:6.2f}   {ms[2]:10.3f} {ms[3]:8.3f} {tot[2] / tot[3]:6.2f}")
 
 
+def gemm_cases():
+    """(name, M*N*K, tapegrad thunk, torch thunk) for each GEMM of a step,
+    with its operands laid out as the step lays them out."""
+    rng = np.random.default_rng(1)
+    out = []
+
+    def both(shape):
+        x = rng.standard_normal(shape).astype(np.float32)
+        return tg.from_numpy(x), torch.from_numpy(x)
+
+    x, px = both((B * T, C))                 # a layer's input, batch folded
+    g3, pg3 = both((B * T, 3 * C))
+    w3, pw3 = both((C, 3 * C))
+    x4, px4 = both((B * T, 4 * C))
+    w2, pw2 = both((4 * C, C))
+    g, pg = both((B * T, C))
+    out += [("qkv fwd x@W", B * T * C * 3 * C, lambda: x @ w3, lambda: px @ pw3),
+            ("qkv dX = dY@W^T", B * T * C * 3 * C, lambda: g3 @ w3.swapaxes(0, 1),
+             lambda: pg3 @ pw3.T),
+            ("qkv dW = X^T@dY", B * T * C * 3 * C, lambda: x.swapaxes(0, 1) @ g3,
+             lambda: px.T @ pg3),
+            ("fc2 fwd x@W", B * T * 4 * C * C, lambda: x4 @ w2, lambda: px4 @ pw2),
+            ("fc2 dX = dY@W^T", B * T * 4 * C * C, lambda: g @ w2.swapaxes(0, 1),
+             lambda: pg @ pw2.T),
+            ("fc2 dW = X^T@dY", B * T * 4 * C * C, lambda: x4.swapaxes(0, 1) @ g,
+             lambda: px4.T @ pg)]
+    # attention: q, k, v are (B, T, H, hs) slices of a (B, T, 3C) tensor,
+    # permuted to (B, H, T, hs); the scores and their gradient (B, H, T, T)
+    qkv, pqkv = both((B, T, 3 * C))
+    s, ps = both((B, H, T, T))
+    y, py = both((B, T, C))                  # the output's gradient, before the permute
+
+    def heads(t, i):
+        return t[:, :, i * C:(i + 1) * C].reshape(B, T, H, HS).permute(0, 2, 1, 3)
+    q, k, v = (heads(qkv, i) for i in range(3))
+    pq, pk, pv = (heads(pqkv, i) for i in range(3))
+    dy, pdy = y.reshape(B, T, H, HS).permute(0, 2, 1, 3), py.reshape(B, T, H, HS).permute(0, 2, 1, 3)
+    n = B * H * T * T * HS
+    out += [("att fwd q@k^T", n, lambda: q @ k.swapaxes(-1, -2), lambda: pq @ pk.transpose(-1, -2)),
+            ("att fwd a@v", n, lambda: s @ v, lambda: ps @ pv),
+            ("att dq = dS@k", n, lambda: s @ k, lambda: ps @ pk),
+            ("att dk^T = dS^T@q", n, lambda: s.swapaxes(-1, -2) @ q,
+             lambda: ps.transpose(-1, -2) @ pq),
+            ("att da = dO@v^T", n, lambda: dy @ v.swapaxes(-1, -2), lambda: pdy @ pv.transpose(-1, -2)),
+            ("att dv = a^T@dO", n, lambda: s.swapaxes(-1, -2) @ dy, lambda: ps.transpose(-1, -2) @ pdy)]
+    return out
+
+
+def run_gemms(threads, repeat):
+    tg.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    print(f"\n{threads} thread(s), GEMMs alone, best of {repeat}, load average {os.getloadavg()[0]:.2f}")
+    print(f"{'GEMM':22s} {'tg GF/s':>8s} {'torch':>8s} {'ratio':>6s}")
+    with tg.no_grad(), torch.no_grad():
+        for name, mnk, f, pf in gemm_cases():
+            t = best_interleaved([f, pf], repeat)
+            print(f"{name:22s} {2 * mnk / t[0] / 1e9:8.1f} {2 * mnk / t[1] / 1e9:8.1f} {t[0] / t[1]:6.2f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=None, help="1 or 2 (default: both)")
     ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--gemms", action="store_true",
+                    help="time each GEMM of the forward and backward alone (GFLOP/s)")
     args = ap.parse_args()
     for n in ([args.threads] if args.threads else [1, 2]):
-        run(n, args.repeat)
+        (run_gemms if args.gemms else run)(n, args.repeat)
 
 
 if __name__ == "__main__":

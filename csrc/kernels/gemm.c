@@ -105,13 +105,14 @@
  * the first machine that has the instructions.  With AVX2 + FMA: 73-76 GFLOP/s at 1024^3, about
  * 90% of OpenBLAS (NumPy) on the same core.
  *
- * Packing pays when a packed panel is read many times.  A product with one
- * or two micro-panels of B (N <= 64 on AVX-512: attention's 64 x 32 x 64
- * items) reads each element of A once or twice, so the copy is pure
- * overhead (a quarter of those products' time).  There the AVX-512 row uses
- * a "direct" micro-kernel that broadcasts A(i, p) from the operand itself,
- * through its strides (direct_block; only rows short of a whole tile are
- * packed): the same FMAs in the same order, so the same bits.
+ * Packing pays when a packed panel is read many times.  A product with at
+ * most four micro-panels of B (N <= 128 on AVX-512, 64 on AVX2: attention's
+ * 64 x 32 x 64 items, a 128-wide layer) reads each element of A at most four
+ * times, and the copy is mostly overhead (a quarter of attention's products'
+ * time).  There the AVX-512 and AVX2 rows use a "direct" micro-kernel that
+ * broadcasts A(i, p) from the operand itself, through its strides
+ * (direct_block; only rows short of a whole tile are packed): the same FMAs
+ * in the same order, so the same bits.
  *
  * Step 6, PACKED_SIMD_MT: threads.  Loop 5's columns (or, for a tall C,
  * loop 3's rows) are split between the threads of the pool
@@ -278,14 +279,17 @@ static tg_gemm_isa_desc isa_generic = {
 #ifdef TG_ARCH_X86
 #define TG_GEMM_HAVE_X86 1
 /* AVX2 + FMA, tuned on AMD EPYC (Zen 3).  f32: see the lesson above.
+ * Direct kernels too (A read in place for narrow products: direct_block).
  * f64: the 6 x 8 tile is 6 x 2 registers as for f32, each element twice
  * as large: KC = 256 gives a 256 x 8 x 8 = 16 KiB micro-panel of B in L1,
  * Ap = 72 x 256 x 8 = 144 KiB in L2 as for f32, Bp = 256 x 4096 x 8 =
  * 8 MiB in L3.  (Measured: MC 24..72 and KC 256..512 within noise.) */
 static tg_gemm_isa_desc isa_avx2 = {
     "avx2",
-    { TG_GEMM_AVX2_MR_F32, TG_GEMM_AVX2_NR_F32, 72, 512, 4080, tg_gemm_ukr_avx2_f32, NULL },
-    { TG_GEMM_AVX2_MR_F64, TG_GEMM_AVX2_NR_F64, 72, 256, 4096, tg_gemm_ukr_avx2_f64, NULL },
+    { TG_GEMM_AVX2_MR_F32, TG_GEMM_AVX2_NR_F32, 72, 512, 4080, tg_gemm_ukr_avx2_f32,
+      tg_gemm_ukr_direct_avx2_f32 },
+    { TG_GEMM_AVX2_MR_F64, TG_GEMM_AVX2_NR_F64, 72, 256, 4096, tg_gemm_ukr_avx2_f64,
+      tg_gemm_ukr_direct_avx2_f64 },
 };
 
 /* AVX-512F (Intel Skylake-SP and later, AMD Zen 4): L1d 32-48 KiB, L2
@@ -293,7 +297,7 @@ static tg_gemm_isa_desc isa_avx2 = {
  * keeps it at 24 KiB of L1; Ap = 192 x 192 x 4 = 144 KiB, a small part of
  * the larger L2.  f64 (8 x 16 tile): the same byte sizes.  Not tuned on
  * hardware.  This row also has direct kernels (A read in place, for
- * products with one or two micro-panels of B: direct_block). */
+ * products with at most four micro-panels of B: direct_block). */
 static tg_gemm_isa_desc isa_avx512 = {
     "avx512",
     { TG_GEMM_AVX512_MR_F32, TG_GEMM_AVX512_NR_F32, 192, 192, 4096, tg_gemm_ukr_avx512_f32,
@@ -603,8 +607,10 @@ int tg_gemm_testing_set_ukr(const char *isa, tg_gemm_ukr_f32 f32, tg_gemm_ukr_f6
     d->f32.ukr = f32 ? f32 : d == &isa_avx2 ? tg_gemm_ukr_avx2_f32 : tg_gemm_ukr_avx512_f32;
     d->f64.ukr = f64 ? f64 : d == &isa_avx2 ? tg_gemm_ukr_avx2_f64 : tg_gemm_ukr_avx512_f64;
     /* a test's own kernels are used everywhere: no direct kernel beside them */
-    d->f32.ukr_direct = f32 || d == &isa_avx2 ? NULL : tg_gemm_ukr_direct_avx512_f32;
-    d->f64.ukr_direct = f64 || d == &isa_avx2 ? NULL : tg_gemm_ukr_direct_avx512_f64;
+    d->f32.ukr_direct = f32 ? NULL : d == &isa_avx2 ? tg_gemm_ukr_direct_avx2_f32
+                                                    : tg_gemm_ukr_direct_avx512_f32;
+    d->f64.ukr_direct = f64 ? NULL : d == &isa_avx2 ? tg_gemm_ukr_direct_avx2_f64
+                                                    : tg_gemm_ukr_direct_avx512_f64;
 #elif defined(TG_GEMM_HAVE_NEON)
     d->f32.ukr = f32 ? f32 : tg_gemm_ukr_neon_f32;
     d->f64.ukr = f64 ? f64 : tg_gemm_ukr_neon_f64;
@@ -619,11 +625,16 @@ int tg_gemm_testing_set_ukr_direct(const char *isa, tg_gemm_ukr_direct_f32 f32,
 {
 #ifdef TG_GEMM_HAVE_X86
     tg_gemm_isa_desc *d = row_named(isa);
-    if (d != &isa_avx512)
+    if (d != &isa_avx512 && d != &isa_avx2)
         return -1;
     tg_mutex_lock(&dispatch_lock);
-    d->f32.ukr_direct = f32 ? f32 : tg_gemm_ukr_direct_avx512_f32;
-    d->f64.ukr_direct = f64 ? f64 : tg_gemm_ukr_direct_avx512_f64;
+    if (d == &isa_avx2) {
+        d->f32.ukr_direct = f32 ? f32 : tg_gemm_ukr_direct_avx2_f32;
+        d->f64.ukr_direct = f64 ? f64 : tg_gemm_ukr_direct_avx2_f64;
+    } else {
+        d->f32.ukr_direct = f32 ? f32 : tg_gemm_ukr_direct_avx512_f32;
+        d->f64.ukr_direct = f64 ? f64 : tg_gemm_ukr_direct_avx512_f64;
+    }
     tg_mutex_unlock(&dispatch_lock);
     tg_gemm_testing_reset();
     return 0;
@@ -988,11 +999,14 @@ static void SFX(macro_kernel)(const SFX(tg_gemm_kernel) *kd, int64_t mc, int64_t
  * a direct kernel, when the block meets at most TG_DIRECT_MAX_PANELS micro-
  * panels of B (nc columns), so that each element of A is read by at most
  * that many tiles.  Packing copies every element of A once to save reads
- * later; with one or two reads there is nothing to save, and the copy (plus
- * its stores and reloads) cost a fifth of attention's 64 x 32 x 64 products.
- * (Measured on Zen 4, attention's products: 1 and 2 panels gain 5-15 %;
- * with 4 the strided reads of A and the packed reads are even.) */
-#define TG_DIRECT_MAX_PANELS 2
+ * later; with a few reads there is little to save, and the copy (plus its
+ * stores and reloads) cost a fifth of attention's 64 x 32 x 64 products.
+ * Measured on Zen 4 (one thread, best of 100, GFLOP/s), at most 2 panels
+ * -> at most 4: 1024 x 128 x 128 109 -> 112, 1024 x 96 x 128 107 -> 113,
+ * 1024 x 128 x 512 107 -> 112, 64 items of 64 x 128 x 128 98 -> 103; with
+ * 16 or unlimited the GPT benchmark's wider products (N = 384, 512) were
+ * within noise of the packed path, so the packed path keeps them. */
+#define TG_DIRECT_MAX_PANELS 4
 static int SFX(direct_pays)(const SFX(tg_gemm_kernel) *kd, int64_t mc, int64_t nc)
 {
     return kd->ukr_direct != NULL && mc >= kd->mr &&

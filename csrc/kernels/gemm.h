@@ -190,6 +190,12 @@ void tg_gemm_ukr_avx2_f32(int64_t kc, float alpha, const float *Ap,
                           const float *Bp, float beta, float *C, int64_t rsc);
 void tg_gemm_ukr_avx2_f64(int64_t kc, double alpha, const double *Ap,
                           const double *Bp, double beta, double *C, int64_t rsc);
+/* The direct kernels (A read in place, as tg_gemm_ukr_direct_avx512_*). */
+void tg_gemm_ukr_direct_avx2_f32(int64_t kc, float alpha, const float *A, int64_t rsa,
+                                 int64_t csa, const float *Bp, float beta, float *C, int64_t rsc);
+void tg_gemm_ukr_direct_avx2_f64(int64_t kc, double alpha, const double *A, int64_t rsa,
+                                 int64_t csa, const double *Bp, double beta, double *C,
+                                 int64_t rsc);
 /* Transposing pack of w float lines, w a multiple of 8:
  * dst[p*w + i] = src[i*ld + p]. */
 void tg_gemm_pack_lines_avx2_f32(int64_t kc, const float *src, int64_t ld, int w, float *dst);
@@ -245,9 +251,9 @@ void tg_gemm_testing_fail_alloc(int fail);
  *   selftest_runs: how many row self-tests this process has run. */
 int tg_gemm_testing_set_ukr(const char *isa, tg_gemm_ukr_f32 f32, tg_gemm_ukr_f64 f64);
 int tg_gemm_testing_break(const char *isa);
-/* set_ukr_direct: put direct kernels (A read in place) in row `isa` (only
- * "avx512" has them; NULL restores its own) and forget the choice, as
- * set_ukr does.  Returns 0, or -1 for a row without direct kernels. */
+/* set_ukr_direct: put direct kernels (A read in place) in row `isa`
+ * ("avx512" or "avx2"; NULL restores the row's own) and forget the choice,
+ * as set_ukr does.  Returns 0, or -1 for a row without direct kernels. */
 int tg_gemm_testing_set_ukr_direct(const char *isa, tg_gemm_ukr_direct_f32 f32,
                                    tg_gemm_ukr_direct_f64 f64);
 void tg_gemm_testing_reset(void);

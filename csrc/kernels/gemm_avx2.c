@@ -130,6 +130,95 @@ void tg_gemm_ukr_avx2_f64(int64_t kc, double alpha, const double *Ap,
     }
 }
 
+/* The direct kernels (gemm_avx512.c explains them): the same tile and the
+ * same FMAs in the same order as above, with A(i, p) read in place at
+ * A[i * rsa + p * csa] instead of from a packed micro-panel. */
+TG_TARGET("avx2,fma")
+void tg_gemm_ukr_direct_avx2_f32(int64_t kc, float alpha, const float *A, int64_t rsa,
+                                 int64_t csa, const float *Bp, float beta, float *C, int64_t rsc)
+{
+    __m256 acc[MR_F32][NV_F32];
+    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+        TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+            acc[i][v] = _mm256_setzero_ps();
+    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+        _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
+    int64_t off[MR_F32];
+    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+        off[i] = i * rsa;
+    TG_PRAGMA_UNROLL(4)
+    for (int64_t p = 0; p < kc; ++p) {
+        __m256 b[NV_F32];
+        TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+            b[v] = _mm256_loadu_ps(Bp + 8 * v);
+        TG_UNROLL for (int i = 0; i < MR_F32; ++i) {
+            __m256 a = _mm256_broadcast_ss(A + off[i]);
+            TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+                acc[i][v] = _mm256_fmadd_ps(a, b[v], acc[i][v]);
+        }
+        A += csa;
+        Bp += 8 * NV_F32;
+    }
+    __m256 va = _mm256_set1_ps(alpha);
+    if (beta == 0.0f) {
+        TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F32; ++v)
+                _mm256_storeu_ps(C + i * rsc + 8 * v, _mm256_mul_ps(va, acc[i][v]));
+    } else {
+        __m256 vb = _mm256_set1_ps(beta);
+        TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F32; ++v) {
+                float *c = C + i * rsc + 8 * v;
+                __m256 old = _mm256_mul_ps(vb, _mm256_loadu_ps(c));
+                _mm256_storeu_ps(c, _mm256_add_ps(_mm256_mul_ps(va, acc[i][v]), old));
+            }
+    }
+}
+
+/* The same in float64. */
+TG_TARGET("avx2,fma")
+void tg_gemm_ukr_direct_avx2_f64(int64_t kc, double alpha, const double *A, int64_t rsa,
+                                 int64_t csa, const double *Bp, double beta, double *C,
+                                 int64_t rsc)
+{
+    __m256d acc[MR_F64][NV_F64];
+    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+        TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+            acc[i][v] = _mm256_setzero_pd();
+    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+        _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
+    int64_t off[MR_F64];
+    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+        off[i] = i * rsa;
+    TG_PRAGMA_UNROLL(4)
+    for (int64_t p = 0; p < kc; ++p) {
+        __m256d b[NV_F64];
+        TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+            b[v] = _mm256_loadu_pd(Bp + 4 * v);
+        TG_UNROLL for (int i = 0; i < MR_F64; ++i) {
+            __m256d a = _mm256_broadcast_sd(A + off[i]);
+            TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+                acc[i][v] = _mm256_fmadd_pd(a, b[v], acc[i][v]);
+        }
+        A += csa;
+        Bp += 4 * NV_F64;
+    }
+    __m256d va = _mm256_set1_pd(alpha);
+    if (beta == 0.0) {
+        TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F64; ++v)
+                _mm256_storeu_pd(C + i * rsc + 4 * v, _mm256_mul_pd(va, acc[i][v]));
+    } else {
+        __m256d vb = _mm256_set1_pd(beta);
+        TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+            TG_UNROLL for (int v = 0; v < NV_F64; ++v) {
+                double *c = C + i * rsc + 4 * v;
+                __m256d old = _mm256_mul_pd(vb, _mm256_loadu_pd(c));
+                _mm256_storeu_pd(c, _mm256_add_pd(_mm256_mul_pd(va, acc[i][v]), old));
+            }
+    }
+}
+
 /* The transposing copy of packing (gemm.c, pack_lines) for whole f32
  * micro-panels of w lines (w a multiple of 8: the AVX2 kernel's 16-wide B
  * panels, the AVX-512 kernel's 8-row A panels and 32-wide B panels):

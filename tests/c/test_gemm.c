@@ -708,19 +708,42 @@ static void broken_direct_f32(int64_t kc, float alpha, const float *A, int64_t r
         C[(TG_GEMM_AVX512_MR_F32 - 1) * rsc + TG_GEMM_AVX512_NR_F32 - 2];
 }
 
+static void broken_direct_avx2_f32(int64_t kc, float alpha, const float *A, int64_t rsa,
+                                   int64_t csa, const float *Bp, float beta, float *C, int64_t rsc)
+{
+    tg_gemm_ukr_direct_avx2_f32(kc, alpha, A, rsa, csa, Bp, beta, C, rsc);
+    C[(TG_GEMM_AVX2_MR_F32 - 1) * rsc + TG_GEMM_AVX2_NR_F32 - 1] =
+        C[(TG_GEMM_AVX2_MR_F32 - 1) * rsc + TG_GEMM_AVX2_NR_F32 - 2];
+}
+
 /* The row's self-test runs its problems through the direct kernel too: a
  * row whose packed kernel is right and whose direct kernel is wrong is
  * refused, and the products that would have used it stay right. */
 START_TEST(test_selftest_catches_broken_direct_kernel)
 {
-    ck_assert_int_eq(tg_gemm_testing_set_ukr_direct("avx2", broken_direct_f32, NULL), -1);
+    char log[4096];
+    ck_assert_int_eq(tg_gemm_testing_set_ukr_direct("generic", broken_direct_f32, NULL), -1);
+    if (tg_gemm_isa_available("avx2")) {
+        ck_assert_int_eq(tg_gemm_force_isa("avx2"), 0);
+        tg_dispatch_log_clear();
+        ck_assert_int_eq(tg_gemm_testing_set_ukr_direct("avx2", broken_direct_avx2_f32, NULL), 0);
+        ck_assert_int_eq(tg_gemm_force_isa("avx2"), -1);
+        ck_assert_str_eq(tg_gemm_isa_refusal("avx2"), "it failed its self-test");
+        ck_assert_uint_gt(tg_dispatch_log_copy(log, sizeof log), 0);
+        ck_assert_msg(strstr(log, "avx2") && strstr(log, "f32 direct problem"), "log: %s", log);
+        ck_assert_int_eq(tg_gemm_testing_set_ukr_direct("avx2", NULL, NULL), 0);
+        ck_assert_int_eq(tg_gemm_force_isa("avx2"), 0);
+        ck_assert_int_gt(check_shape(VAR_AUTO, 0, (shape){ 64, 32, 64 }), 0);
+        ck_assert_int_eq(tg_gemm_force_isa(NULL), 0);
+    }
+    if (!tg_gemm_isa_available("avx512"))
+        return;
     ck_assert_int_eq(tg_gemm_testing_set_ukr_direct("avx512", NULL, NULL), 0);
     ck_assert_str_eq(tg_gemm_isa(), "avx512");
     tg_dispatch_log_clear();
     ck_assert_int_eq(tg_gemm_testing_set_ukr_direct("avx512", broken_direct_f32, NULL), 0);
     const char *next = tg_gemm_isa_available("avx2") ? "avx2" : "generic";
     ck_assert_str_eq(tg_gemm_isa(), next);
-    char log[4096];
     ck_assert_uint_gt(tg_dispatch_log_copy(log, sizeof log), 0);
     ck_assert_msg(strstr(log, "avx512") && strstr(log, "f32 direct problem"), "log: %s", log);
     /* narrow products (the direct kernel's shapes) are right on the fallback */
@@ -954,7 +977,7 @@ Suite *gemm_suite(void)
         tcase_add_test(tc, test_selftest_all_rows_broken);
     }
 #if defined(__x86_64__) || defined(__i386__)
-    if (tg_gemm_isa_available("avx512"))
+    if (tg_gemm_isa_available("avx512") || tg_gemm_isa_available("avx2"))
         tcase_add_test(tc, test_selftest_catches_broken_direct_kernel);
 #endif
     tcase_add_test(tc, test_forced_path_refused);

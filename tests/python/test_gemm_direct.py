@@ -1,12 +1,13 @@
 """The GEMM's narrow-product paths (issue 16, kernels/gemm.c).
 
-A product whose B has at most two micro-panels of columns (N <= 64 with the
-AVX-512 kernel's 32-wide tile: attention's 64 x 32 x 64 items) reads A in
+A product whose B has at most four micro-panels of columns (N <= 128 with the
+AVX-512 kernel's 32-wide tile, 64 with AVX2's 16: attention's 64 x 32 x 64
+items) reads A in
 place with the "direct" micro-kernel instead of packing it, and whole
 micro-panel pieces of a transposed A or a row-major B are copied by a SIMD
 helper.  Neither may change a bit: every element is the same sum of the same
 products in the same order as on the packed path.  So each narrow product is
-checked against the first columns of a product wide enough (N + 96 columns)
+checked against the first columns of a product wide enough (N + 160 columns)
 to take the packed path, bitwise, on every GEMM path this CPU can run, for
 row-major, transposed, strided and reversed A, row-major and transposed B,
 edge tiles in both directions, K = 1 and K past one cache block (several
@@ -18,7 +19,7 @@ import pytest
 
 import tapegrad as tg
 
-WIDEN = 96  # extra columns: three more 32-wide panels, past the direct path's two
+WIDEN = 160  # extra columns: five more 32-wide panels, past the direct path's four
 
 
 def _bound(a, b, dtype):
@@ -50,7 +51,7 @@ def _view_b(b, how):
 
 SHAPES = [  # M, N, K
     (64, 32, 64), (64, 64, 32), (8, 32, 1), (13, 31, 9), (65, 33, 17), (9, 64, 200),
-    (72, 2, 400), (40, 17, 193), (3, 50, 7),
+    (72, 2, 400), (40, 17, 193), (3, 50, 7), (40, 128, 50), (17, 100, 33), (200, 97, 12),
 ]
 
 
