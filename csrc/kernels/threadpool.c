@@ -25,7 +25,13 @@
  * A worker that finished a job spins for a few microseconds watching the
  * generation number (a new job often follows at once, and a futex sleep and
  * wake-up costs tens of microseconds), then sleeps on a condition variable.
- * So an idle pool uses no CPU.
+ * So an idle pool uses no CPU.  On the MNIST CNN's training step (batch 32,
+ * two threads) the pool runs 17 loops per step (tg_threadpool_jobs), and
+ * per step the worker sleeps about 16 times (voluntary context switches)
+ * and the caller less than once (it rarely waits asleep for the last
+ * chunk: the wait below spins first).  A 4096-iteration spin (about 225 us
+ * at the 55 ns a pause takes on this guest) only took the worker's sleeps
+ * to 14 per step, on a loaded machine: not kept.
  *
  * Serialisation
  * -------------

@@ -124,7 +124,33 @@
  * stride 2 has its own loop (maxpool2x2_*): four windows at a time with
  * SSE2, taps compared with masks instead of branches, which a random
  * comparison mispredicted half the time (2.1 ms -> 0.13 ms for the CNN's
- * first pool, batch 32).
+ * first pool, batch 32); a row's last windows in a group overlapping the
+ * previous one and the indices computed in vector registers too (the
+ * second pool's rows of 7 left 3 windows to the scalar loop: 0.255 ->
+ * 0.084 ms with indices, the first pool 0.254 -> 0.159 ms).
+ *
+ * Session 7 (one thread, batch 32, interleaved in one process, best of
+ * 25-40; thread CPU time where the machine was loaded).  perf on the step:
+ * 44 % micro-kernel, 17 % implicit_pack (34 % of the weight gradient, 20 %
+ * of the forward), 8 % dx_range (col2im: 30 % of the input gradient), 4 %
+ * memmove, 3 % pooling.  Kept: the weight gradient's 5-tap runs copied as
+ * 8 floats (IMPLICIT_PACK): conv2's dw 2.86 -> 2.39 ms, conv1's 0.60 ->
+ * 0.50.  Tried and not kept:
+ *   - col2im as a gather (for one (c, kh) and output row, the KW taps added
+ *     to a vector of dx in registers, the same order): 2.65 against 2.47 ms
+ *     for conv2's input gradient (the scalar row ends, 6 of 14 columns
+ *     with padding 2, cost more than the saved loads and stores);
+ *   - the input gradient as a forward convolution of dy with the flipped,
+ *     transposed weights (stride 1: no col2im, K = O*KH*KW): 2.60 against
+ *     2.59 ms for conv2 (its B panels, 800 rows, are packed for only 16
+ *     output channels), 3.5 against 0.65 ms for conv1 (one channel: M = 1);
+ *   - images per GEMM re-measured with the implicit B: conv2 forward 2.35,
+ *     2.20, 2.12, 2.11 ms and input gradient 2.85, 2.69, 2.57, 2.56 ms for
+ *     1, 2, 4, 8; conv1's forward 0.33-0.35 ms for all (kept: up to 8);
+ *   - the 2x2 max pooling's backward writing each window's 4 elements once
+ *     (dy or +0 by bit masks on the index) instead of zeroing the plane and
+ *     scattering: 0.232 against 0.094 ms for the first pool, 0.123 against
+ *     0.048 for the second (the memset and the scatter are cheap).
  *
  * Second derivatives.  The VJPs are ops too.  conv2d_input_grad(dy, w) (dx,
  * a transposed convolution) and conv2d_weight_grad(x, dy) (dw) are

@@ -50,6 +50,31 @@ def test_max_pool2d_2x2_ties_and_nan(shape, dtype):
     np.testing.assert_array_equal(idx.numpy(), want_idx)
 
 
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(2, 9), w=st.integers(2, 41),
+       f64=st.booleans(), seed=st.integers(0, 2**16))
+def test_max_pool2d_2x2_any_width_property(n, c, h, w, f64, seed):
+    """The 2x2 loop's vector groups (4 windows), the overlapping group that
+    ends a row whose width is not a multiple of 4, rows of fewer than 4
+    windows and odd sizes (a row or column no window covers): values and
+    indices are the rule's (first maximum, NaN wins), on one and two
+    threads."""
+    dtype = np.float64 if f64 else np.float32
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, size=(n, c, h, w)).astype(dtype)
+    x[rng.random(x.shape) < 0.08] = np.nan
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    want, want_idx = _maxpool_reference(x)
+    for threads in (1, 2):
+        y, idx = _with_threads(threads, lambda: F.max_pool2d(tg.tensor(x), 2, return_indices=True))
+        np.testing.assert_array_equal(y.numpy(), want)
+        np.testing.assert_array_equal(idx.numpy(), want_idx)
+
+
 @pytest.mark.parametrize("ceil_mode", [False, True])
 def test_max_pool2d_2x2_gradient_goes_to_the_first_maximum(ceil_mode):
     rng = np.random.default_rng(5)
@@ -314,10 +339,6 @@ def test_conv2d_implicit_gemm_with_a_large_single_image(monkeypatch):
                 threads, lambda: F.conv2d(tg.tensor(x), tg.tensor(w), padding=1).numpy())
     for v in res.values():
         assert v.tobytes() == res["im2col", 1].tobytes()
-
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
