@@ -59,6 +59,15 @@ CASES = {
     "with-other-uses": ((4, 6), lambda h: [h.tanh(), h[:, :3], h * 2, h[:, 3:], h.exp()]),
     "slice-of-slice": ((6, 8), lambda h: [h[1:5][:, 2:6], h[:, :4]]),
     "empty": ((3, 4), lambda h: [h[:, :0], h[:, 1:3]]),
+    # chains of views: the gradient goes through reshape/permute into the slice
+    "heads": ((2, 5, 12), lambda h: [t.reshape(2, 5, 2, 2).permute(0, 2, 1, 3) for t in h.split(4, dim=2)]),
+    "heads-k-transposed": ((2, 5, 12), lambda h: [t.reshape(2, 5, 2, 2).permute(0, 2, 3, 1) if i == 1 else
+                                                  t.reshape(2, 5, 2, 2).permute(0, 2, 1, 3)
+                                                  for i, t in enumerate(h.split(4, dim=2))]),
+    "reshape-not-a-view": ((4, 6), lambda h: [h.T.reshape(24), h[:, 1:5].reshape(2, 8), h.reshape(6, 4)]),
+    "permute-reshape": ((3, 4, 5), lambda h: [h.permute(2, 0, 1).reshape(5, 12), h[1:].permute(1, 2, 0),
+                                              h.reshape(12, 5)[2:7]]),
+    "views-of-a-leaf-twice": ((6, 4), lambda h: [h.reshape(3, 8), h.reshape(3, 8)[1:], h.T[1:3].reshape(12)]),
 }
 
 
@@ -217,6 +226,44 @@ def test_a_gradient_shared_by_two_inputs_is_copied_not_written():
     want = np.full((4, 4), 2.0)
     want[:, :2] += 3
     np.testing.assert_array_equal(x.grad.numpy(), want)
+
+
+def test_a_hook_on_a_tensor_inside_a_chain_of_views_still_runs():
+    """q = qkv[..., :C] (hooked: its gradient times 10) seen as heads: the
+    chain must stop at q, whose gradient the hook sees whole and replaces."""
+    rng = np.random.default_rng(18)
+    x = _leaf(rng, (2, 3, 12), np.float64)
+    h = x * 1.0
+    q, k, v = h.split(4, dim=2)
+    seen = []
+
+    def hook(g):
+        seen.append(g.numpy().copy())
+        return g * 10
+    q.register_hook(hook)
+    k.retain_grad()
+    heads = [t.reshape(2, 3, 2, 2).permute(0, 2, 1, 3) for t in (q, k, v)]
+    seeds = [rng.normal(size=(2, 2, 3, 2)) for _ in range(3)]
+    loss = sum((t * tg.from_numpy(s)).sum() for t, s in zip(heads, seeds))
+    loss.backward()
+    back = [s.transpose(0, 2, 1, 3).reshape(2, 3, 4) for s in seeds]
+    assert len(seen) == 1
+    np.testing.assert_array_equal(seen[0], back[0])
+    np.testing.assert_array_equal(k.grad.numpy(), back[1])
+    np.testing.assert_array_equal(x.grad.numpy(), np.concatenate([10 * back[0], back[1], back[2]], -1))
+
+
+def test_grad_of_a_tensor_inside_a_chain_is_captured():
+    rng = np.random.default_rng(19)
+    x = _leaf(rng, (2, 3, 12), np.float64)
+    h = x * 1.0
+    q, k, v = h.split(4, dim=2)
+    heads = [t.reshape(2, 3, 2, 2).permute(0, 2, 1, 3) for t in (q, k, v)]
+    seeds = [tg.from_numpy(rng.normal(size=(2, 2, 3, 2))) for _ in range(3)]
+    gq, gh = tg.grad(heads, [q, h], seeds)
+    back = [s.numpy().transpose(0, 2, 1, 3).reshape(2, 3, 4) for s in seeds]
+    np.testing.assert_array_equal(gq.numpy(), back[0])
+    np.testing.assert_array_equal(gh.numpy(), np.concatenate(back, -1))
 
 
 # ---------------------------------------------------------------------------
