@@ -634,6 +634,7 @@ static int direct_route(tg_stepper *bw, tg_entry *e, tg_tensor *gout) {
     /* the target seen through the chain, deepest op first */
     tg_tensor *v = NULL;
     if (!st) {
+        tg_error_clear(); /* a grad_view that is no view returns NULL without an error */
         tg_tensor_retain(*slot);
         v = *slot;
         for (int k = depth; k >= 0 && v; k--) {
