@@ -486,51 +486,176 @@ static tg_status send_to_input(tg_stepper *bw, tg_entry *e, int i) {
     return st;
 }
 
-/* The direct route (TG_DIRECT): an op with a grad_into (a slice) adds its
- * input's gradient straight into the input's pending sum, so the gradient
- * of q = qkv[..., :C] costs one pass over q's bytes instead of a zero
- * tensor of qkv's shape, a copy into it and an add of all of it.  Only
- * where nothing can tell the difference: first order (nothing recorded),
- * no step hook (the step record then has no gradient for the input), the
- * op's own VJP (no override), and a pending sum only the engine holds --
- * one that a hook, retain_grad, the inspector or another input shares
- * (a second reference) is first replaced by a private copy, never written.
- * Returns 1 when done, 0 when the ordinary route must run, -1 on failure. */
-static int grad_into(tg_stepper *bw, tg_entry *e, tg_tensor *gout) {
-    const tg_opdef *op = e->op;
-    if (!(bw->flags & TG_DIRECT) || (bw->flags & TG_CREATE_GRAPH) || global_hook || bw->hook ||
-        e->custom_vjp || !op || !op->grad_into || e->n_inputs != 1 || !tg_entry_needs_grad(e, 0))
-        return 0;
+/* ---- the direct route (TG_DIRECT) ----------------------------------------
+ * A view op (slice, reshape, permute: tg_opdef.grad_view) only moves its
+ * output's gradient into its input's shape: the engine adds it straight
+ * into the input's pending sum, seen through the op's view, instead of
+ * running the VJP (a slice's: a zero tensor of the input's shape with the
+ * gradient copied in, then an add of all of it).  Through a chain of view
+ * ops it goes further: the q of q = qkv[..., :C].reshape(B, T, H, hs)
+ * .permute(0, 2, 1, 3) adds its gradient (strided, as attention's VJP
+ * left it) into the slice of qkv's pending sum seen as heads -- no copy
+ * for the reshape, no zeros for the slice.  Gradients are linear, so the
+ * chain's other consumers still add theirs through the ordinary route.
+ *
+ * Only where nothing can tell the difference: first order (nothing
+ * recorded), no step hook (the step record then has no gradient for the
+ * input), each op's own VJP (no override), no hook, retain_grad or
+ * tg_grad capture on a tensor the chain passes over (their gradient is
+ * never formed), and a pending sum only the engine holds -- one that a
+ * hook, retain_grad, the inspector or another input shares is first
+ * replaced by a private copy, never written.  An entry whose input has no
+ * pending sum yet anywhere along the chain takes the ordinary route (the
+ * first slice of qkv creates qkv's sum). */
+
+#define DIRECT_MAX_CHAIN 4
+
+/* the entry runs its op's own VJP and is a plain one-input view op */
+static bool direct_op(const tg_stepper *bw, const tg_entry *e) {
     void *ctx;
-    if (tg__vjp_for(e, &ctx) != op->backward) return 0;
-    tg_tensor *x = e->inputs[0];
-    if (gout->dtype != x->dtype || !tg_dtype_is_float(x->dtype)) return 0;
-    tg_tensor **slot = NULL;
-    if (x->grad_fn) {
-        if (x->grad_fn->bw_mark == bw->mark) slot = &x->grad_fn->bw_pending;
-    } else if (x->bw_mark == bw->mark) {
-        slot = &x->bw_pending;
+    return e->op && e->op->grad_view && !e->custom_vjp && !e->inplace && e->n_inputs == 1 &&
+           e->bw_mark == bw->mark && tg_entry_needs_grad(e, 0) && tg__vjp_for(e, &ctx) == e->op->backward;
+}
+
+/* Nothing would see the gradient of entry e's output formed as a whole. */
+static bool unobserved(const tg_stepper *bw, const tg_entry *e) {
+    if (e->out && (e->out->grad_hook || e->out->retains_grad)) return false;
+    for (int k = 0; k < bw->n_capture; k++)
+        if (bw->capture[k]->grad_fn == e) return false;
+    return true;
+}
+
+/* The pending slot of tensor x in this pass, or NULL. */
+static tg_tensor **pending_slot(const tg_stepper *bw, tg_tensor *x) {
+    if (x->grad_fn) return x->grad_fn->bw_mark == bw->mark ? &x->grad_fn->bw_pending : NULL;
+    return x->bw_mark == bw->mark ? &x->bw_pending : NULL;
+}
+
+static bool private_sum(const tg_tensor *s, const tg_tensor *x) {
+    const tg_storage *st = s->storage;
+    return s->refcount == 1 && st->refcount == 1 && !st->release && !st->readonly && st->saved_count == 0 &&
+           !st->user_data && !s->user_data && !s->grad_fn && !s->requires_grad && s->dtype == x->dtype &&
+           tg__same_shape(s->ndim, s->shape, x->ndim, x->shape) && tg_tensor_is_contiguous(s) &&
+           s->offset == 0;
+}
+
+/* dst += src elementwise (one shape, any strides; float32/float64): the
+ * same bits on any number of threads */
+static void add_into_row(int64_t n, char **p, const int64_t *s, void *ctx) {
+    if (*(const tg_dtype *)ctx == TG_FLOAT32) {
+        if (s[0] == 4 && s[1] == 4) {
+            float *restrict d = (float *)p[0];
+            const float *restrict x = (const float *)p[1];
+            for (int64_t i = 0; i < n; i++) d[i] += x[i];
+        } else {
+            for (int64_t i = 0; i < n; i++) *(float *)(p[0] + i * s[0]) += *(const float *)(p[1] + i * s[1]);
+        }
+    } else {
+        if (s[0] == 8 && s[1] == 8) {
+            double *restrict d = (double *)p[0];
+            const double *restrict x = (const double *)p[1];
+            for (int64_t i = 0; i < n; i++) d[i] += x[i];
+        } else {
+            for (int64_t i = 0; i < n; i++) *(double *)(p[0] + i * s[0]) += *(const double *)(p[1] + i * s[1]);
+        }
     }
-    if (!slot) return 0;
-    tg_tensor *s = *slot;
-    if (s && !tg__same_shape(s->ndim, s->shape, x->ndim, x->shape)) return 0;
+}
+static void add_into(tg_tensor *dst, const tg_tensor *src) {
+    int64_t st[2][TG_MAX_DIMS];
+    tg__bcast_strides_bytes(dst, dst->ndim, dst->shape, st[0]);
+    tg__bcast_strides_bytes(src, dst->ndim, dst->shape, st[1]);
+    char *base[2] = {tg_tensor_data(dst), tg_tensor_data((tg_tensor *)src)};
+    tg_dtype dt = dst->dtype;
+    void *kt = tg__kernel_begin(dst->numel);
+    tg__iterate_parallel(2, dst->ndim, dst->shape, base, st, add_into_row, &dt, 1);
+    tg__kernel_end(kt);
+    dst->storage->version++;
+}
+
+/* Returns 1 when the gradient went the direct route, 0 when the ordinary
+ * route must run, -1 on failure (error set). */
+static int direct_route(tg_stepper *bw, tg_entry *e, tg_tensor *gout) {
+    if (!(bw->flags & TG_DIRECT) || (bw->flags & TG_CREATE_GRAPH) || global_hook || bw->hook ||
+        !direct_op(bw, e))
+        return 0;
+    tg_tensor *x0 = e->inputs[0];
+    if (gout->dtype != x0->dtype || !tg_dtype_is_float(x0->dtype) || gout->numel == 0 ||
+        !tg__same_shape(gout->ndim, gout->shape, e->out_ndim, e->out_shape))
+        return 0;
+    /* chain[0] = e; chain[k + 1] made chain[k]'s input; the target is the
+     * input of the deepest chain[k] whose input has a pending sum */
+    tg_entry *chain[DIRECT_MAX_CHAIN];
+    int n = 0, depth = -1, reach = -1;
+    for (tg_entry *c = e; n < DIRECT_MAX_CHAIN; ) {
+        chain[n++] = c;
+        tg_tensor **slot = pending_slot(bw, c->inputs[0]);
+        if (!slot) break;
+        reach = n - 1;
+        if (*slot) depth = n - 1;
+        tg_entry *next = c->inputs[0]->grad_fn;
+        if (!next || !direct_op(bw, next) || !unobserved(bw, next) || next->inputs[0]->dtype != x0->dtype)
+            break;
+        c = next;
+    }
+    /* No sum yet along the chain: a chain of two or more views that ends in
+     * one selecting part of its input (q, k, v = qkv.split(C, -1), each
+     * seen as heads: their slices run after all three reshapes) starts the
+     * deepest sum as zeros -- which that part's gradient needs around it
+     * anyway -- instead of a copy for the reshape and a zero-padded one
+     * for the slice; the other chains then add into it.  A single view
+     * takes the ordinary route (one pass, or none for a permute). */
+    bool create = false;
+    if (depth < 0) {
+        if (reach < 1) return 0;
+        tg_entry *last = chain[reach];
+        int64_t out_numel = 1;
+        for (int d = 0; d < last->out_ndim; d++) out_numel *= last->out_shape[d];
+        if (out_numel >= last->inputs[0]->numel) return 0;
+        depth = reach;
+        create = true;
+    }
+    tg_tensor *x = chain[depth]->inputs[0];
+    tg_tensor **slot = pending_slot(bw, x);
+    if (!create && (!tg__same_shape((*slot)->ndim, (*slot)->shape, x->ndim, x->shape) ||
+                    (*slot)->dtype != x->dtype))
+        return 0;
     bool prev = tg_set_grad_enabled(false);
     tg_status st = TG_OK;
-    if (s && !(s->refcount == 1 && s->storage->refcount == 1 && !s->storage->release &&
-               !s->storage->readonly && s->storage->saved_count == 0 && !s->storage->user_data &&
-               !s->user_data && !s->grad_fn && !s->requires_grad && s->dtype == x->dtype &&
-               tg_tensor_is_contiguous(s) && s->offset == 0)) {
-        tg_tensor *c = tg__copy(s); /* someone else can see it: a private copy */
+    if (create) {
+        if (!(*slot = tg_tensor_zeros(x->ndim, x->shape, x->dtype))) st = tg_error_status();
+    } else if (!private_sum(*slot, x)) { /* someone else can see it: a private copy */
+        tg_tensor *c = tg__copy(*slot);
         if (!c) st = tg_error_status();
         else {
-            tg_tensor_release(s);
+            tg_tensor_release(*slot);
             *slot = c;
         }
     }
-    if (!st) st = op->grad_into(e, gout, slot);
-    if (!st && !x->grad_fn && --x->bw_deps == 0) st = finalize_leaf(bw, x);
+    /* the target seen through the chain, deepest op first */
+    tg_tensor *v = NULL;
+    if (!st) {
+        tg_error_clear(); /* a grad_view that is no view returns NULL without an error */
+        tg_tensor_retain(*slot);
+        v = *slot;
+        for (int k = depth; k >= 0 && v; k--) {
+            tg_tensor *w = chain[k]->op->grad_view(chain[k], v);
+            tg_tensor_release(v);
+            v = w;
+        }
+        if (!v && tg_error_status()) st = tg_error_status();
+    }
+    int r = 0;
+    if (!st && v) {
+        if (tg__same_shape(v->ndim, v->shape, gout->ndim, gout->shape)) {
+            add_into(v, gout);
+            r = 1;
+        }
+    }
+    tg_tensor_release(v);
+    /* the leaf's edge from e is consumed (deeper edges at their own steps) */
+    if (!st && r && depth == 0 && !x->grad_fn && --x->bw_deps == 0) st = finalize_leaf(bw, x);
     tg_set_grad_enabled(prev);
-    return st ? -1 : 1;
+    return st ? -1 : r;
 }
 
 /* No gradient reached this entry: its leaves lose a dependency. */
@@ -588,7 +713,7 @@ int tg_backward_step(tg_stepper *bw) {
     if (gout) {
         st = run_output_hook(e, &gout);
         if (!st) st = capture_output_grad(bw, e, gout);
-        int direct = st ? 0 : grad_into(bw, e, gout); /* 2-4 in one, where possible */
+        int direct = st ? 0 : direct_route(bw, e, gout); /* 2-4 in one, where possible */
         if (direct < 0) st = tg_error_status() ? tg_error_status() : TG_ERR_RUNTIME;
         if (!st && !direct) {
             st = call_vjp(bw, e, gout);                                               /* 2. its VJP */

@@ -498,14 +498,13 @@ struct tg_opdef {
      * other families that networks call there (the activations, linear);
      * every public op of nn.c and conv.c is one anyway (tg_op_functional). */
     bool functional;
-    /* Optional, for a one-input op whose input gradient is mostly zeros (a
-     * slice): add the gradient of input 0 for grad_out straight into *sum,
-     * the input's pending gradient (a private contiguous tensor of the
-     * input's shape and dtype that only the engine holds), or create *sum
-     * (a NEW reference) when it is NULL.  Called by the engine instead of
-     * `backward` in a first-order direct pass (TG_DIRECT, grad mode off);
-     * it must give the same values as `backward` followed by the add. */
-    tg_status (*grad_into)(tg_entry *e, tg_tensor *grad_out, tg_tensor **sum);
+    /* Optional, for a one-input view op (slice, reshape, permute) whose VJP
+     * only moves the output's gradient into the input's shape: a NEW view
+     * of `target` (a tensor of the input's shape) with the output's shape,
+     * each element where the VJP puts the output's element, or NULL (no
+     * error) when that layout is not a view.  The engine then adds a
+     * gradient straight into the input's pending sum (TG_DIRECT). */
+    tg_tensor *(*grad_view)(tg_entry *e, tg_tensor *target);
 };
 
 /* An op's calling signature, from its line in oplist.h: what the Python
@@ -590,10 +589,12 @@ enum {
     TG_CREATE_GRAPH = 2, /* record the VJPs: gradients of gradients (implies
                             TG_RETAIN_GRAPH: the new graph reuses the old) */
     TG_NO_ACCUMULATE = 4, /* do not touch .grad: return grads of `inputs` (tg_grad) */
-    TG_DIRECT = 8 /* ops with a grad_into (slice) add their input's gradient
-                     straight into its pending sum, so the step record shows
-                     NULL for that input; ignored with TG_CREATE_GRAPH or a
-                     step hook.  tg_backward and tg_grad set it. */
+    TG_DIRECT = 8 /* view ops with a grad_view (slice, reshape, permute) add
+                     their gradient straight into the pending sum of their
+                     input (or, through a chain of them, of the chain's
+                     first input), so the step record shows NULL for that
+                     input; ignored with TG_CREATE_GRAPH or a step hook.
+                     tg_backward and tg_grad set it. */
 };
 
 /* loss.backward(): seed must be NULL for a one-element target (seed 1) and

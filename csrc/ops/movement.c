@@ -134,6 +134,13 @@ static tg_status reshape_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ct
     CHECK(gi[0] = tg_reshape(g, e->params.ndim, e->params.shape));
     return TG_OK;
 }
+/* tg_opdef.grad_view: the target (the input's shape) seen with the
+ * output's shape, when that is a view (a slice of qkv seen as heads) */
+static tg_tensor *reshape_grad_view(tg_entry *e, tg_tensor *target) {
+    int64_t st[TG_MAX_DIMS];
+    if (!view_strides(target, e->out_ndim, e->out_shape, st)) return NULL;
+    return tg__view(target, e->out_ndim, e->out_shape, st, target->offset);
+}
 static tg_tensor *apply_reshape(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
     return tg_reshape(in[0], p->ndim, p->shape);
@@ -143,7 +150,7 @@ TG_DEFINE_OP(reshape, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int
              .forward = "y = reshape(x, shape)", .forward_tex = "y = \\operatorname{reshape}(x)",
              .vjp = "dx = reshape(dy, x.shape)", .vjp_tex = "\\bar x = \\operatorname{reshape}(\\bar y, \\text{shape}(x))",
              .doc = "New shape, same elements in C order; a view when the layout allows.",
-             .backward = reshape_vjp, .apply = apply_reshape,
+             .backward = reshape_vjp, .grad_view = reshape_grad_view, .apply = apply_reshape,
              .examples = "3x4|shape=12;3x4|shape=2,-1,3;T3x4|shape=12;2x3x4|shape=6,4",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
@@ -235,6 +242,17 @@ static tg_status permute_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ct
     CHECK(gi[0] = tg_permute(g, inv));
     return TG_OK;
 }
+/* tg_opdef.grad_view: the target (the input's shape) permuted as the
+ * input was */
+static tg_tensor *permute_grad_view(tg_entry *e, tg_tensor *target) {
+    int64_t sh[TG_MAX_DIMS], st[TG_MAX_DIMS];
+    if (e->params.naxes != target->ndim) return NULL;
+    for (int i = 0; i < target->ndim; i++) {
+        sh[i] = target->shape[e->params.axes[i]];
+        st[i] = target->strides[e->params.axes[i]];
+    }
+    return tg__view(target, target->ndim, sh, st, target->offset);
+}
 static tg_tensor *apply_permute(tg_tensor *const *in, int n, const tg_params *p) {
     (void)n;
     if (p->naxes != in[0]->ndim) return TG_FAIL(TG_ERR_VALUE, "permute: %d axes for %d dims", p->naxes, in[0]->ndim);
@@ -245,6 +263,7 @@ TG_DEFINE_OP(permute, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int
              .forward = "y = permute(x, axes)", .forward_tex = "y_{i_{p(0)} \\dots} = x_{i_0 \\dots}",
              .vjp = "dx = permute(dy, inverse(axes))", .vjp_tex = "\\bar x = \\operatorname{permute}(\\bar y, p^{-1})",
              .doc = "Reorder the axes (a view); transpose swaps two.", .backward = permute_vjp,
+             .grad_view = permute_grad_view,
              .apply = apply_permute, .examples = "3x4|axes=1,0;2x3x4|axes=2,0,1;T3x4|axes=1,0",
              .grad_out_tex = "\\bar y", .grad_in_tex = "\\bar x");
 
@@ -512,60 +531,13 @@ static tg_status slice_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx)
     CHECK(gi[0] = slice_backward(g, &e->params));
     return TG_OK;
 }
-/* sum[slices] += g, one row at a time (an elementwise add: no order to
- * keep, the same bits on any number of threads) */
-static void add_into_row(int64_t n, char **p, const int64_t *s, void *ctx) {
-    if (*(const tg_dtype *)ctx == TG_FLOAT32) {
-        if (s[0] == 4 && s[1] == 4) {
-            float *restrict d = (float *)p[0];
-            const float *restrict x = (const float *)p[1];
-            for (int64_t i = 0; i < n; i++) d[i] += x[i];
-        } else {
-            for (int64_t i = 0; i < n; i++) *(float *)(p[0] + i * s[0]) += *(const float *)(p[1] + i * s[1]);
-        }
-    } else {
-        if (s[0] == 8 && s[1] == 8) {
-            double *restrict d = (double *)p[0];
-            const double *restrict x = (const double *)p[1];
-            for (int64_t i = 0; i < n; i++) d[i] += x[i];
-        } else {
-            for (int64_t i = 0; i < n; i++) *(double *)(p[0] + i * s[0]) += *(const double *)(p[1] + i * s[1]);
-        }
-    }
-}
-/* The engine's direct route (tg_opdef.grad_into): the slice's gradient
- * added straight into the slice of the input's pending sum, instead of a
- * zero tensor of the input's shape with g written in it and an add of the
- * whole thing -- q, k and v = qkv[..., i C:(i + 1) C] cost one pass over
- * their own bytes each, not three over qkv's.  The first contribution
- * (*sum NULL) is slice_backward's tensor.  Where *sum was 0 the add gives
- * g's value (0 + g); only the sign of a zero can differ from slice_backward
- * + add outside the slice (-0 stays -0 here, -0 + 0 was +0). */
-static tg_status slice_grad_into(tg_entry *e, tg_tensor *g, tg_tensor **sum) {
-    const tg_params *p = &e->params;
-    if (!*sum) return (*sum = slice_backward(g, p)) ? TG_OK : tg_error_status();
-    if (!tg_dtype_is_float(g->dtype) || (*sum)->dtype != g->dtype)
-        return tg_error_set(TG_ERR_TYPE, "slice: direct gradient of dtype %s into a sum of dtype %s",
-                            tg_dtype_name(g->dtype), tg_dtype_name((*sum)->dtype));
-    tg_tensor *v = slice_view(*sum, p);
-    if (!v) return tg_error_status();
-    if (!tg__same_shape(v->ndim, v->shape, g->ndim, g->shape)) {
-        tg_error_set(TG_ERR_VALUE, "slice_backward: gradient of shape %s for a slice of shape %s",
-                     tg__shp(g), tg__shp(v));
-        tg_tensor_release(v);
-        return TG_ERR_VALUE;
-    }
-    int64_t st[2][TG_MAX_DIMS];
-    tg__bcast_strides_bytes(v, v->ndim, v->shape, st[0]);
-    tg__bcast_strides_bytes(g, v->ndim, v->shape, st[1]);
-    char *base[2] = {tg_tensor_data(v), tg_tensor_data(g)};
-    tg_dtype dt = g->dtype;
-    void *kt = tg__kernel_begin(g->numel);
-    tg__iterate_parallel(2, v->ndim, v->shape, base, st, add_into_row, &dt, 1);
-    tg__kernel_end(kt);
-    (*sum)->storage->version++;
-    tg_tensor_release(v);
-    return TG_OK;
+/* The engine's direct route (tg_opdef.grad_view): where the slice's
+ * gradient goes in a tensor of the input's shape is the same slice of it,
+ * so q, k, v = qkv.split(C, -1) add their gradients into qkv's pending sum
+ * with one pass over their own bytes (no zero tensor of qkv's shape, no
+ * add of all of it). */
+static tg_tensor *slice_grad_view(tg_entry *e, tg_tensor *target) {
+    return slice_view(target, &e->params);
 }
 static tg_status slice_backward_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -604,7 +576,7 @@ TG_DEFINE_OP(slice, .arity = 1, .diff_mask = 1, .dtypes = "float32,float64,int64
              .vjp = "dx = slice_backward(dy): zeros with dy written into the slice",
              .vjp_tex = "\\bar x = 0,\\ \\bar x[\\text{slices}] = \\bar y",
              .doc = "Basic slicing with integers and slices of any step (a view).",
-             .backward = slice_vjp, .grad_into = slice_grad_into, .apply = apply_slice,
+             .backward = slice_vjp, .grad_view = slice_grad_view, .apply = apply_slice,
              .examples = "5x4|ints=1,0,0,0,0,0,0,0,4,4,0,0,0,0,0,0,2,1;"
                          "5x4|ints=4,0,0,0,0,0,0,0,-9223372036854775807,4,0,0,0,0,0,0,-2,1;"
                          "T5x4|ints=2,1,0,0,0,0,0,0,0,3,0,0,0,0,0,0,1,1 i0=1",

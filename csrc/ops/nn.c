@@ -239,28 +239,32 @@ static void sm_fwd_range(int64_t r0, int64_t r1, void *vj) {
         }
     }
 }
-/* dx = y (dy - sum(dy y)) per row */
+/* dx = y (dy - sum(dy y)) per row (times masked_softmax's scale), the
+ * rows in groups as in the forward: the dots (a horizontal sum each) of
+ * the group first, then its rows */
+#define SM_BWD_ROWS(T, SUFFIX)                                                          \
+    static void sm_bwd_rows_##SUFFIX(const sm_job *j, int64_t g0, int64_t g1) {         \
+        int64_t n = j->n;                                                               \
+        T sc = (T)j->scale, d[SM_GROUP];                                                \
+        for (int64_t r = g0; r < g1; r++)                                               \
+            d[r - g0] = (T)sm_dot_##SUFFIX((const T *)j->g + r * n, (const T *)j->y + r * n, n); \
+        for (int64_t r = g0; r < g1; r++) {                                             \
+            const T *restrict y = (const T *)j->y + r * n, *restrict g = (const T *)j->g + r * n; \
+            T *restrict dx = (T *)j->out + r * n, dr = d[r - g0];                       \
+            if (sc == 1)                                                                \
+                for (int64_t k = 0; k < n; k++) dx[k] = y[k] * (g[k] - dr);             \
+            else /* (dS) * sc, as the separate mul's VJP gave it */                     \
+                for (int64_t k = 0; k < n; k++) dx[k] = y[k] * (g[k] - dr) * sc;        \
+        }                                                                               \
+    }
+SM_BWD_ROWS(float, f32)
+SM_BWD_ROWS(double, f64)
 static void sm_bwd_range(int64_t r0, int64_t r1, void *vj) {
     const sm_job *j = vj;
-    int64_t n = j->n;
-    for (int64_t r = r0; r < r1; r++) {
-        if (j->f32) {
-            const float *restrict y = (const float *)j->y + r * n, *restrict g = (const float *)j->g + r * n;
-            float *restrict dx = (float *)j->out + r * n;
-            float d = (float)sm_dot_f32(g, y, n), sc = (float)j->scale;
-            if (sc == 1)
-                for (int64_t k = 0; k < n; k++) dx[k] = y[k] * (g[k] - d);
-            else /* masked_softmax's scale: (dS) * sc, as the separate mul's VJP gave it */
-                for (int64_t k = 0; k < n; k++) dx[k] = y[k] * (g[k] - d) * sc;
-        } else {
-            const double *restrict y = (const double *)j->y + r * n, *restrict g = (const double *)j->g + r * n;
-            double *restrict dx = (double *)j->out + r * n;
-            double d = sm_dot_f64(g, y, n), sc = j->scale;
-            if (sc == 1)
-                for (int64_t k = 0; k < n; k++) dx[k] = y[k] * (g[k] - d);
-            else
-                for (int64_t k = 0; k < n; k++) dx[k] = y[k] * (g[k] - d) * sc;
-        }
+    for (int64_t g0 = r0; g0 < r1; g0 += SM_GROUP) {
+        int64_t g1 = g0 + SM_GROUP < r1 ? g0 + SM_GROUP : r1;
+        if (j->f32) sm_bwd_rows_f32(j, g0, g1);
+        else sm_bwd_rows_f64(j, g0, g1);
     }
 }
 /* rows per parallel chunk (an exp costs about 8 units of work) */
