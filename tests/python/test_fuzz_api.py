@@ -60,10 +60,11 @@ small_axis = st.integers(-5, 5)
 
 # ---- a bound on memory ----------------------------------------------------------
 # The machine draws adversarial integers (_BIG_INTS) for size parameters, and
-# some of them are legitimate, huge requests: tile(x, 2**31), pad(x, 2**31) or
-# repeat_interleave(x, 2**31) of a one-element float32 tensor asks for 8-17 GB
-# (and its backward for as much again).  On Linux the default overcommit
-# heuristic grants any single request below RAM + swap, and the op then writes
+# some of them are legitimate, huge requests: pad(x, 2**31) of a one-element
+# float32 tensor asks for 16 GB, repeat_interleave(x, 2**31) for 8 GB and
+# then 16 GB more (its int64 index of the output's length), tile(x, 2**31) of a
+# few bytes for gigabytes.  On Linux the default overcommit heuristic grants
+# any single request below RAM + swap (23 GB here), and the op then writes
 # every byte: one such example took a 5,000-example run to 24 GB resident and
 # the OOM killer (under `ulimit -v` the same request failed cleanly, which is
 # why capped runs never reproduced it).  So every example runs with its address
