@@ -47,18 +47,22 @@ void *tg__alloc(size_t nbytes, const char *who) {
         cached_bytes -= real;
         p = b;
         n_hits++;
+        live_bytes += real;
+        if (live_bytes > peak_bytes) peak_bytes = live_bytes;
     }
-    live_bytes += real;
-    if (live_bytes > peak_bytes) peak_bytes = live_bytes;
     tg_mutex_unlock(&lock);
     if (!p) {
+        /* live (and the peak) only once the block exists: a refused request
+         * of terabytes is no peak */
         p = tg_aligned_alloc(64, real);
         if (!p) {
-            tg_mutex_lock(&lock);
-            live_bytes -= real;
-            tg_mutex_unlock(&lock);
             tg_error_set(TG_ERR_MEMORY, "%s: out of memory allocating %zu bytes", who, nbytes);
+            return NULL;
         }
+        tg_mutex_lock(&lock);
+        live_bytes += real;
+        if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+        tg_mutex_unlock(&lock);
     }
     return p;
 }

@@ -22,7 +22,12 @@ backward through the result.  What it checks:
   - grad mode is on again after every rule (the context managers restore it).
 
 The budget is small in the normal test run; tests/fuzz/run.sh raises it
-(TAPEGRAD_FUZZ_EXAMPLES=300).  A failure prints the shortest program that
+(TAPEGRAD_FUZZ_EXAMPLES=300).  Every example runs under an address-space cap
+(TAPEGRAD_FUZZ_MEMORY_MB above its size at the start, default 512): a
+legitimate request of many gigabytes (tile(x, 2**31)) fails as a MemoryError,
+which the rule ``huge_but_allowed`` checks on purpose, instead of growing the
+process (see MEMORY_MB).  TAPEGRAD_FUZZ_LOG=path logs every rule with the
+memory after it, TAPEGRAD_FUZZ_TRACEMALLOC=N where the Python heap grew.  A failure prints the shortest program that
 reproduces it (Hypothesis shrinks it): turn it into a test in
 test_robustness.py.
 """
@@ -42,14 +47,130 @@ import tapegrad as tg  # noqa: E402
 
 DOCUMENTED = (ValueError, TypeError, IndexError, MemoryError, RuntimeError)
 EXAMPLES = int(os.environ.get("TAPEGRAD_FUZZ_EXAMPLES", "30"))
+# TAPEGRAD_FUZZ_LOG=path: one line per rule and per example (rule, argument
+# shapes, current and peak RSS, tapegrad's live and peak bytes) and one per
+# MemoryError with its message, appended as the run goes (so that a run killed
+# by the OOM killer leaves its last steps behind).
+LOG = os.environ.get("TAPEGRAD_FUZZ_LOG")
 DTYPES = [tg.float32, tg.float64, tg.int64, tg.bool, tg.int32, tg.uint8]
 
 shapes = st.lists(st.integers(0, 4), min_size=0, max_size=4).map(tuple)
 small_axis = st.integers(-5, 5)
 
 
+# ---- a bound on memory ----------------------------------------------------------
+# The machine draws adversarial integers (_BIG_INTS) for size parameters, and
+# some of them are legitimate, huge requests: pad(x, 2**31) of a one-element
+# float32 tensor asks for 16 GB, repeat_interleave(x, 2**31) for 8 GB and
+# then 16 GB more (its int64 index of the output's length), tile(x, 2**31) of a
+# few bytes for gigabytes.  On Linux the default overcommit heuristic grants
+# any single request below RAM + swap (23 GB here), and the op then writes
+# every byte: one such example took a 5,000-example run to 24 GB resident and
+# the OOM killer (under `ulimit -v` the same request failed cleanly, which is
+# why capped runs never reproduced it).  So every example runs with its address
+# space capped at what it uses when it starts plus TAPEGRAD_FUZZ_MEMORY_MB
+# (default 512; 0 turns the cap off): such a request must then fail as a clean
+# MemoryError -- which the rules accept and check -- instead of growing the
+# process.  Not under AddressSanitizer (TAPEGRAD_SANITIZED=1), whose shadow
+# memory needs a huge address space: there ASAN_OPTIONS' max_allocation_size_mb
+# is the bound.
+MEMORY_MB = int(os.environ.get("TAPEGRAD_FUZZ_MEMORY_MB", "512"))
+
+
+def _cap_address_space():
+    """Cap RLIMIT_AS at the current size + MEMORY_MB; return the limits to
+    restore (None if nothing was changed)."""
+    import resource
+    if MEMORY_MB <= 0 or os.environ.get("TAPEGRAD_SANITIZED") or not os.path.exists("/proc/self/statm"):
+        return None
+    old = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as f:
+        cap = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE") + (MEMORY_MB << 20)
+    soft, hard = old
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    if soft != resource.RLIM_INFINITY and soft <= cap:
+        return None  # already tighter (a `ulimit -v` of the caller)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    return old
+
+
+def _restore_address_space(old):
+    if old is not None:
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, old)
+
+
+@pytest.fixture(autouse=True)
+def _address_space_restored():
+    """Whatever an example did, the tests after this one get the limit back."""
+    import resource
+    old = resource.getrlimit(resource.RLIMIT_AS)
+    yield
+    resource.setrlimit(resource.RLIMIT_AS, old)
+
+
+def _rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _log(kind, **info):
+    if LOG:
+        import resource
+        import time
+        m = tg.memory_stats()
+        with open(LOG, "a") as f:
+            f.write(f"{time.time():.3f} {kind} rss={_rss_mb():.0f} "
+                    f"maxrss={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} "
+                    f"live={m['live_bytes'] >> 20} peak={m['peak_bytes'] >> 20} "
+                    + " ".join(f"{k}={v!r}" for k, v in info.items()) + "\n")
+
+
+def _logged(fn):
+    """A rule that logs its name, its arguments' shapes and the memory after it."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(self, **kw):
+        tg.reset_peak_memory()
+        shapes_ = {k: (v.shape, str(v.dtype)) if isinstance(v, tg.Tensor) else v for k, v in kw.items()
+                   if k != "data"}
+        _log("rule", name=fn.__name__, args=shapes_)
+        try:
+            return fn(self, **kw)
+        finally:
+            _log("end", name=fn.__name__)
+    return run
+
+
+_EXAMPLES_SEEN = [0, None]
+
+
+def _trace_python_heap():
+    """TAPEGRAD_FUZZ_TRACEMALLOC=N: every N examples, the Python heap traced
+    by tracemalloc and where it grew since the first snapshot (by file), to
+    tell Python objects that pile up from memory allocated in C."""
+    every = int(os.environ.get("TAPEGRAD_FUZZ_TRACEMALLOC", "0"))
+    if not every:
+        return
+    import tracemalloc
+    _EXAMPLES_SEEN[0] += 1
+    if not tracemalloc.is_tracing():
+        tracemalloc.start(1)
+        _EXAMPLES_SEEN[1] = tracemalloc.take_snapshot()
+        return
+    if _EXAMPLES_SEEN[0] % every == 0:
+        snap = tracemalloc.take_snapshot()
+        top = snap.compare_to(_EXAMPLES_SEEN[1], "filename")[:6]
+        _log("pyheap", traced=tracemalloc.get_traced_memory()[0] >> 10,
+             growth=[(str(d.traceback[0].filename)[-60:], d.size_diff >> 10) for d in top])
+
+
 def documented(exc, *names):
     """The exception is a documented type and, for an op, names it."""
+    if isinstance(exc, MemoryError):
+        _log("memoryerror", msg=str(exc)[:200])
     assert isinstance(exc, DOCUMENTED), f"undocumented exception {type(exc).__name__}: {exc}"
     msg = str(exc).lower()
     if names:
@@ -219,6 +340,7 @@ class APIMachine(RuleBasedStateMachine):
         super().__init__()
         self.rng = np.random.default_rng(0)
         self.op_cursor = None
+        self.address_space = _cap_address_space()  # (restored by teardown)
 
     # ---- making tensors ---------------------------------------------------
 
@@ -676,6 +798,35 @@ class APIMachine(RuleBasedStateMachine):
         except DOCUMENTED as e:
             documented(e, fn, "empty", "shape", "dimension", "memory", "allocat", "too")
 
+    @rule(fn=st.sampled_from(["zeros", "ones", "empty", "randn", "full", "pad", "repeat_interleave"]),
+          log2=st.integers(29, 31), dt=st.sampled_from([tg.float32, tg.float64, tg.uint8]))
+    def huge_but_allowed(self, fn, log2, dt):
+        # 0.5-16 GB: sizes the kernel grants (see MEMORY_MB), well above the
+        # cap of this example; they must fail as a MemoryError, with the process
+        # no bigger afterwards and no tensor memory left behind
+        import resource
+        n = 2**log2
+        dt = tg.float32 if fn == "randn" and dt == tg.uint8 else dt
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        with open("/proc/self/statm") as f:
+            vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        if soft == resource.RLIM_INFINITY or n * np.dtype(dt).itemsize < 2 * (soft - vm):
+            return  # no cap, or not far above it: not asked for
+        x = tg.ones(1, dtype=dt)
+        live, rss = tg.memory_stats()["live_bytes"], _rss_mb()
+        with pytest.raises(MemoryError) as info:
+            if fn == "full":
+                tg.full((n,), 1, dtype=dt)
+            elif fn == "pad":
+                tg.pad(x, n)
+            elif fn == "repeat_interleave":
+                tg.repeat_interleave(x, n)
+            else:
+                getattr(tg, fn)(n, dtype=dt)
+        documented(info.value, fn, "memory")
+        assert tg.memory_stats()["live_bytes"] <= live  # (gc may free others meanwhile)
+        assert _rss_mb() < rss + 64
+
     # ---- every public op, with adversarial arguments (issue 14) -------------
 
     @rule(t=tensors, data=st.data())
@@ -721,6 +872,11 @@ class APIMachine(RuleBasedStateMachine):
                 warnings.simplefilter("ignore")
                 r = getattr(args[0], name)(*args[1:], **kwargs) if method else fn(*args, **kwargs)
         except DOCUMENTED + (OverflowError,) as e:
+            if isinstance(e, MemoryError):
+                _log("memoryerror", op=name, msg=str(e)[:200],
+                     args=[(a.shape, str(a.dtype)) if isinstance(a, tg.Tensor) else a for a in args],
+                     kwargs={k: (a.shape, str(a.dtype)) if isinstance(a, tg.Tensor) else a
+                             for k, a in kwargs.items()})
             assert str(e), (name, args, kwargs)
             assert not isinstance(e, OverflowError) or "int" in str(e), (name, e)
             return
@@ -737,6 +893,24 @@ class APIMachine(RuleBasedStateMachine):
     @invariant()
     def grad_mode_restored(self):
         assert tg.is_grad_enabled()
+
+    def teardown(self):
+        _restore_address_space(self.address_space)
+        if LOG:
+            import gc
+            import sys
+            gc.collect()
+            objs = gc.get_objects()
+            _log("example", tensors=sum(isinstance(o, tg.Tensor) for o in objs), objects=len(objs),
+                 blocks=sys.getallocatedblocks())
+            _trace_python_heap()
+
+
+if LOG:  # (each rule's function, wrapped after @rule has recorded it)
+    from hypothesis.stateful import RULE_MARKER as _MARK
+    for _f in list(vars(APIMachine).values()):
+        if getattr(_f, _MARK, None) is not None:
+            getattr(_f, _MARK).function = _logged(getattr(_f, _MARK).function)
 
 
 def test_public_constructors_without_arguments():
