@@ -103,16 +103,17 @@ def batch(n: int, seed: int = 0, train=None):
 
 
 def _others_busy(dt: float = 0.1) -> float:
-    """Cores used by other processes' un-niced work over the next ``dt``
-    seconds (Linux /proc/stat: user, system, irq, softirq, steal, minus this
-    process's own time); niced background jobs take little from a nice-0
-    benchmark and are not counted.  0.0 where /proc is missing."""
+    """Cores used by other processes over the next ``dt`` seconds (Linux
+    /proc/stat: user, nice, system, irq, softirq, steal, minus this process's
+    own time).  Niced jobs count too: in another session's cgroup they take
+    their cgroup's share whatever their nice value.  0.0 where /proc is
+    missing."""
     import os
     import time
 
     def busy():
         v = list(map(int, open("/proc/stat").readline().split()[1:]))
-        return v[0] + v[2] + v[5] + v[6] + v[7]
+        return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
 
     try:
         b0, o0 = busy(), os.times()
@@ -129,8 +130,8 @@ def main(argv=None):
     ``python benchmarks/cnn.py --batch 32 --threads 1,2 --rounds 30 --gate 0.3``.
     Each round times every configuration (tapegrad at each thread count,
     PyTorch with --torch) back to back, best of 3 steps, so a change in load
-    hits them alike; with --gate a round runs only while other processes'
-    un-niced work uses less than that many cores.  Prints per configuration
+    hits them alike; with --gate a round runs only while other processes
+    use less than that many cores.  Prints per configuration
     the best and median step (wall clock and the calling thread's CPU time)
     and each one's speed-up over the first."""
     import argparse
