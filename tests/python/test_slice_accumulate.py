@@ -16,6 +16,8 @@ import contextlib
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tapegrad as tg
 from tapegrad.testing import gradcheck, gradgradcheck
@@ -477,9 +479,6 @@ def test_bitwise_on_one_and_two_threads():
 # ---------------------------------------------------------------------------
 # property: any chains of views, direct route == reference route, bitwise
 # ---------------------------------------------------------------------------
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 def _view_step(rng, t):
