@@ -50,11 +50,11 @@ static inline float VM(from_bits)(uint32_t u) { float x; memcpy(&x, &u, sizeof x
 #define VM_LN2_HI 0.693359375f
 #define VM_LN2_LO -2.12194440e-4f
 
-static inline float VM(exp1)(float x) {
-    x = x < -104.0f ? -104.0f : x;
-    x = x > 89.0f ? 89.0f : x;
+/* The reduction and polynomial of e^x shared by exp1 and exp_neg1: x is
+ * already clamped; returns p with e^x = p * 2^n (p within [0.7, 1.42]). */
+static inline float VM(exp_reduced)(float x, int32_t *n_out) {
     float kf = VM_FMA(x, VM_EXP_LOG2E, VM_EXP_MAGIC);
-    int32_t n = (int32_t)(VM(bits)(kf) - VM(bits)(VM_EXP_MAGIC));
+    *n_out = (int32_t)(VM(bits)(kf) - VM(bits)(VM_EXP_MAGIC));
     kf -= VM_EXP_MAGIC;
     float r = VM_FMA(kf, -VM_LN2_HI, x);
     r = VM_FMA(kf, -VM_LN2_LO, r);
@@ -63,6 +63,14 @@ static inline float VM(exp1)(float x) {
     p = VM_FMA(p, r, 0.16666518f);
     p = VM_FMA(p, r, 0.49999988f);
     p = VM_FMA(p, r * r, r) + 1.0f;
+    return p;
+}
+
+static inline float VM(exp1)(float x) {
+    x = x < -104.0f ? -104.0f : x;
+    x = x > 89.0f ? 89.0f : x;
+    int32_t n;
+    float p = VM(exp_reduced)(x, &n);
     int32_t n1 = n >> 1, n2 = n - n1;
     float s1 = VM(from_bits)((uint32_t)(n1 + 127) << 23);
     float s2 = VM(from_bits)((uint32_t)(n2 + 127) << 23);
@@ -78,16 +86,8 @@ static inline float VM(exp1)(float x) {
  * result. */
 static inline float VM(exp_neg1)(float x0) {
     float x = x0 < -87.0f ? -87.0f : x0;
-    float kf = VM_FMA(x, VM_EXP_LOG2E, VM_EXP_MAGIC);
-    int32_t n = (int32_t)(VM(bits)(kf) - VM(bits)(VM_EXP_MAGIC));
-    kf -= VM_EXP_MAGIC;
-    float r = VM_FMA(kf, -VM_LN2_HI, x);
-    r = VM_FMA(kf, -VM_LN2_LO, r);
-    float p = VM_FMA(0.0013751407f, r, 0.0083689159f);
-    p = VM_FMA(p, r, 0.041669533f);
-    p = VM_FMA(p, r, 0.16666518f);
-    p = VM_FMA(p, r, 0.49999988f);
-    p = VM_FMA(p, r * r, r) + 1.0f;
+    int32_t n;
+    float p = VM(exp_reduced)(x, &n);
     p *= VM(from_bits)((uint32_t)(n + 127) << 23);
     return x0 < -87.0f ? 0.0f : p;
 }

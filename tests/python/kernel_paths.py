@@ -9,6 +9,10 @@ the terminal summary (conftest.py, ``pytest_terminal_summary``) lists them
 as "not run here" next to the count of tests each path ran.
 """
 import contextlib
+import json
+import os
+import subprocess
+import sys
 
 import tapegrad as tg
 
@@ -47,3 +51,21 @@ def summary_lines():
             if not ok:
                 lines.append(f"{label} ({family}) path {name}: NOT RUN HERE ({detail}); compiled only")
     return lines
+
+
+def run_in_fresh_process(script, **env_vars):
+    """Run `script` in a new Python with `env_vars` set (the kernel paths are
+    chosen once per process, from the environment) and no path forced by the
+    caller's environment.  The script prints one JSON value; returns it
+    parsed, and the process's stderr.  A crash (SIGILL of an unsupported
+    build) or an exception fails the calling test."""
+    env = dict(os.environ)
+    for k in ("TAPEGRAD_GEMM", "TAPEGRAD_VMATH", "TAPEGRAD_DISABLE_CPU_FEATURES"):
+        env.pop(k, None)
+    env.update(env_vars)
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(tg.__file__)),
+                                         env.get("PYTHONPATH", "")])
+    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]   # never SIGILL, never an exception
+    return json.loads(r.stdout), r.stderr

@@ -12,11 +12,6 @@
   with TAPEGRAD_DISABLE_CPU_FEATURES);
 * show_config() states which paths the test suite has run on real hardware.
 """
-import json
-import os
-import subprocess
-import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -61,17 +56,7 @@ def test_matmul_on_every_path(gemm_path, M, N, K, dtype):
                                rtol=0, atol=float(2 * (M + 4) * eps * (np.abs(a.T) @ np.abs(g64)).max()) + 1e-30)
 
 
-def _python(script, **env_vars):
-    env = dict(os.environ)
-    for k in ("TAPEGRAD_GEMM", "TAPEGRAD_VMATH", "TAPEGRAD_DISABLE_CPU_FEATURES"):
-        env.pop(k, None)
-    env.update(env_vars)
-    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(tg.__file__)),
-                                         env.get("PYTHONPATH", "")])
-    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]   # never SIGILL, never an exception
-    return json.loads(r.stdout), r.stderr
+_python = kernel_paths.run_in_fresh_process
 
 
 _CHECK = r"""

@@ -19,7 +19,6 @@ test_vmath_erf.py and the C suite (tests/c/test_vmath.c) run once per
 vector-math path the CPU has.  Tests that need AVX-512 are skipped on a CPU
 without it (the conftest summary then lists avx512 as compiled, not run).
 """
-import json
 import os
 import platform
 import subprocess
@@ -138,18 +137,8 @@ def test_avx512_optimizer_steps_match_avx2_bitwise():
 
 
 def _python(setup, **env_vars):
-    """Run a script in a fresh process (the choice is made once per process)."""
-    env = dict(os.environ)
-    for k in ("TAPEGRAD_GEMM", "TAPEGRAD_VMATH", "TAPEGRAD_DISABLE_CPU_FEATURES"):
-        env.pop(k, None)
-    env.update(env_vars)
-    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(tg.__file__)),
-                                         env.get("PYTHONPATH", "")])
-    script = _SCRIPT.replace("SETUP", setup)
-    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]     # never SIGILL, never an exception
-    return json.loads(r.stdout), r.stderr
+    """Run _SCRIPT in a fresh process (the choice is made once per process)."""
+    return kernel_paths.run_in_fresh_process(_SCRIPT.replace("SETUP", setup), **env_vars)
 
 
 # tanh on lengths with a tail after the vector body (the broken builds are
