@@ -17,6 +17,9 @@
  *       it (__x86_64__ / _M_X64, __aarch64__ / _M_ARM64).
  *   TG_TARGET("avx2,fma")   put before a function that uses those
  *       instructions' intrinsics (GCC/clang); nothing for cl.exe.
+ *   TG_ALWAYS_INLINE        inline this static function into every caller
+ *       (a micro-kernel body shared by two entry points whose strides are
+ *       constants in one of them).
  *   TG_PRAGMA_UNROLL(n)     unroll the next loop n times (GCC/clang); a
  *       hint only, so nothing for cl.exe.
  *   TG_PRINTF_FORMAT(f, a)  check a printf-style call (GCC/clang only).
@@ -58,9 +61,11 @@
  * cl.exe it refuses an AVX2 intrinsic in a function compiled for SSE2 */
 #define TG_TARGET(isa) __attribute__((target(isa)))
 #define TG_PRAGMA_UNROLL(n) TG_PRAGMA(GCC unroll n)
+#define TG_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define TG_TARGET(isa)
 #define TG_PRAGMA_UNROLL(n)
+#define TG_ALWAYS_INLINE __forceinline
 #endif
 
 #if defined(__GNUC__)

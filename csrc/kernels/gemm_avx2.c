@@ -38,10 +38,12 @@
 #define MR_F64 TG_GEMM_AVX2_MR_F64
 #define NV_F64 (TG_GEMM_AVX2_NR_F64 / 4)
 
-/* C[0:6, 0:16] = alpha * Ap @ Bp + beta * C, float32 (contract in gemm.h). */
+/* C[0:6, 0:16] = alpha * A @ Bp + beta * C, float32, with A(i, p) at
+ * A[i * rsa + p * csa]: both micro-kernels below are this one body (inlined,
+ * so the strides are constants for the packed kernel). */
 TG_TARGET("avx2,fma")
-void tg_gemm_ukr_avx2_f32(int64_t kc, float alpha, const float *Ap,
-                          const float *Bp, float beta, float *C, int64_t rsc)
+static TG_ALWAYS_INLINE void ukr_f32(int64_t kc, float alpha, const float *A, int64_t rsa, int64_t csa,
+                                     const float *Bp, float beta, float *C, int64_t rsc)
 {
     /* The tile of C lives in acc[][] (12 registers) for the whole loop. */
     __m256 acc[MR_F32][NV_F32];
@@ -54,7 +56,12 @@ void tg_gemm_ukr_avx2_f32(int64_t kc, float alpha, const float *Ap,
     TG_UNROLL for (int i = 0; i < MR_F32; ++i)
         _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
 
-    /* The rank-1 updates: acc += Ap[:, p] (column of A) x Bp[p, :] (row of B).
+    /* A's rows' offsets, loop-invariant (0, 1, 2, ... for a packed panel) */
+    int64_t off[MR_F32];
+    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+        off[i] = i * rsa;
+
+    /* The rank-1 updates: acc += A[:, p] (column of A) x Bp[p, :] (row of B).
      * (Unrolling by 4 saves a little loop overhead: measured +5-10%.) */
     TG_PRAGMA_UNROLL(4)
     for (int64_t p = 0; p < kc; ++p) {
@@ -62,11 +69,11 @@ void tg_gemm_ukr_avx2_f32(int64_t kc, float alpha, const float *Ap,
         TG_UNROLL for (int v = 0; v < NV_F32; ++v)
             b[v] = _mm256_loadu_ps(Bp + 8 * v);
         TG_UNROLL for (int i = 0; i < MR_F32; ++i) {
-            __m256 a = _mm256_broadcast_ss(Ap + i);     /* A(i, p) in all 8 lanes */
+            __m256 a = _mm256_broadcast_ss(A + off[i]);     /* A(i, p) in all 8 lanes */
             TG_UNROLL for (int v = 0; v < NV_F32; ++v)
                 acc[i][v] = _mm256_fmadd_ps(a, b[v], acc[i][v]);
         }
-        Ap += MR_F32;
+        A += csa;
         Bp += 8 * NV_F32;
     }
 
@@ -87,10 +94,21 @@ void tg_gemm_ukr_avx2_f32(int64_t kc, float alpha, const float *Ap,
     }
 }
 
-/* C[0:6, 0:8] = alpha * Ap @ Bp + beta * C, float64 (contract in gemm.h). */
+/* The packed micro-kernel (contract in gemm.h): a packed micro-panel of A
+ * is A with rsa = 1 and csa = MR. */
 TG_TARGET("avx2,fma")
-void tg_gemm_ukr_avx2_f64(int64_t kc, double alpha, const double *Ap,
-                          const double *Bp, double beta, double *C, int64_t rsc)
+void tg_gemm_ukr_avx2_f32(int64_t kc, float alpha, const float *Ap,
+                          const float *Bp, float beta, float *C, int64_t rsc)
+{
+    ukr_f32(kc, alpha, Ap, 1, MR_F32, Bp, beta, C, rsc);
+}
+
+/* C[0:6, 0:8] = alpha * A @ Bp + beta * C, float64, with A(i, p) at
+ * A[i * rsa + p * csa]: both micro-kernels below are this one body (inlined,
+ * so the strides are constants for the packed kernel). */
+TG_TARGET("avx2,fma")
+static TG_ALWAYS_INLINE void ukr_f64(int64_t kc, double alpha, const double *A, int64_t rsa, int64_t csa,
+                                     const double *Bp, double beta, double *C, int64_t rsc)
 {
     __m256d acc[MR_F64][NV_F64];
     TG_UNROLL for (int i = 0; i < MR_F64; ++i)
@@ -100,96 +118,11 @@ void tg_gemm_ukr_avx2_f64(int64_t kc, double alpha, const double *Ap,
     TG_UNROLL for (int i = 0; i < MR_F64; ++i)
         _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
 
-    TG_PRAGMA_UNROLL(4)
-    for (int64_t p = 0; p < kc; ++p) {
-        __m256d b[NV_F64];
-        TG_UNROLL for (int v = 0; v < NV_F64; ++v)
-            b[v] = _mm256_loadu_pd(Bp + 4 * v);
-        TG_UNROLL for (int i = 0; i < MR_F64; ++i) {
-            __m256d a = _mm256_broadcast_sd(Ap + i);
-            TG_UNROLL for (int v = 0; v < NV_F64; ++v)
-                acc[i][v] = _mm256_fmadd_pd(a, b[v], acc[i][v]);
-        }
-        Ap += MR_F64;
-        Bp += 4 * NV_F64;
-    }
-
-    __m256d va = _mm256_set1_pd(alpha);
-    if (beta == 0.0) {
-        TG_UNROLL for (int i = 0; i < MR_F64; ++i)
-            TG_UNROLL for (int v = 0; v < NV_F64; ++v)
-                _mm256_storeu_pd(C + i * rsc + 4 * v, _mm256_mul_pd(va, acc[i][v]));
-    } else {
-        __m256d vb = _mm256_set1_pd(beta);
-        TG_UNROLL for (int i = 0; i < MR_F64; ++i)
-            TG_UNROLL for (int v = 0; v < NV_F64; ++v) {
-                double *c = C + i * rsc + 4 * v;
-                __m256d old = _mm256_mul_pd(vb, _mm256_loadu_pd(c));
-                _mm256_storeu_pd(c, _mm256_add_pd(_mm256_mul_pd(va, acc[i][v]), old));
-            }
-    }
-}
-
-/* The direct kernels (gemm_avx512.c explains them): the same tile and the
- * same FMAs in the same order as above, with A(i, p) read in place at
- * A[i * rsa + p * csa] instead of from a packed micro-panel. */
-TG_TARGET("avx2,fma")
-void tg_gemm_ukr_direct_avx2_f32(int64_t kc, float alpha, const float *A, int64_t rsa,
-                                 int64_t csa, const float *Bp, float beta, float *C, int64_t rsc)
-{
-    __m256 acc[MR_F32][NV_F32];
-    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
-        TG_UNROLL for (int v = 0; v < NV_F32; ++v)
-            acc[i][v] = _mm256_setzero_ps();
-    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
-        _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
-    int64_t off[MR_F32];
-    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
-        off[i] = i * rsa;
-    TG_PRAGMA_UNROLL(4)
-    for (int64_t p = 0; p < kc; ++p) {
-        __m256 b[NV_F32];
-        TG_UNROLL for (int v = 0; v < NV_F32; ++v)
-            b[v] = _mm256_loadu_ps(Bp + 8 * v);
-        TG_UNROLL for (int i = 0; i < MR_F32; ++i) {
-            __m256 a = _mm256_broadcast_ss(A + off[i]);
-            TG_UNROLL for (int v = 0; v < NV_F32; ++v)
-                acc[i][v] = _mm256_fmadd_ps(a, b[v], acc[i][v]);
-        }
-        A += csa;
-        Bp += 8 * NV_F32;
-    }
-    __m256 va = _mm256_set1_ps(alpha);
-    if (beta == 0.0f) {
-        TG_UNROLL for (int i = 0; i < MR_F32; ++i)
-            TG_UNROLL for (int v = 0; v < NV_F32; ++v)
-                _mm256_storeu_ps(C + i * rsc + 8 * v, _mm256_mul_ps(va, acc[i][v]));
-    } else {
-        __m256 vb = _mm256_set1_ps(beta);
-        TG_UNROLL for (int i = 0; i < MR_F32; ++i)
-            TG_UNROLL for (int v = 0; v < NV_F32; ++v) {
-                float *c = C + i * rsc + 8 * v;
-                __m256 old = _mm256_mul_ps(vb, _mm256_loadu_ps(c));
-                _mm256_storeu_ps(c, _mm256_add_ps(_mm256_mul_ps(va, acc[i][v]), old));
-            }
-    }
-}
-
-/* The same in float64. */
-TG_TARGET("avx2,fma")
-void tg_gemm_ukr_direct_avx2_f64(int64_t kc, double alpha, const double *A, int64_t rsa,
-                                 int64_t csa, const double *Bp, double beta, double *C,
-                                 int64_t rsc)
-{
-    __m256d acc[MR_F64][NV_F64];
-    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
-        TG_UNROLL for (int v = 0; v < NV_F64; ++v)
-            acc[i][v] = _mm256_setzero_pd();
-    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
-        _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
+    /* A's rows' offsets, loop-invariant (0, 1, 2, ... for a packed panel) */
     int64_t off[MR_F64];
     TG_UNROLL for (int i = 0; i < MR_F64; ++i)
         off[i] = i * rsa;
+
     TG_PRAGMA_UNROLL(4)
     for (int64_t p = 0; p < kc; ++p) {
         __m256d b[NV_F64];
@@ -203,6 +136,7 @@ void tg_gemm_ukr_direct_avx2_f64(int64_t kc, double alpha, const double *A, int6
         A += csa;
         Bp += 4 * NV_F64;
     }
+
     __m256d va = _mm256_set1_pd(alpha);
     if (beta == 0.0) {
         TG_UNROLL for (int i = 0; i < MR_F64; ++i)
@@ -217,6 +151,34 @@ void tg_gemm_ukr_direct_avx2_f64(int64_t kc, double alpha, const double *A, int6
                 _mm256_storeu_pd(c, _mm256_add_pd(_mm256_mul_pd(va, acc[i][v]), old));
             }
     }
+}
+
+/* The packed micro-kernel (contract in gemm.h): a packed micro-panel of A
+ * is A with rsa = 1 and csa = MR. */
+TG_TARGET("avx2,fma")
+void tg_gemm_ukr_avx2_f64(int64_t kc, double alpha, const double *Ap,
+                          const double *Bp, double beta, double *C, int64_t rsc)
+{
+    ukr_f64(kc, alpha, Ap, 1, MR_F64, Bp, beta, C, rsc);
+}
+
+/* The direct kernels (gemm_avx512.c explains them): the same tile and the
+ * same FMAs in the same order as above, with A(i, p) read in place at
+ * A[i * rsa + p * csa] instead of from a packed micro-panel. */
+TG_TARGET("avx2,fma")
+void tg_gemm_ukr_direct_avx2_f32(int64_t kc, float alpha, const float *A, int64_t rsa,
+                                 int64_t csa, const float *Bp, float beta, float *C, int64_t rsc)
+{
+    ukr_f32(kc, alpha, A, rsa, csa, Bp, beta, C, rsc);
+}
+
+/* The same in float64. */
+TG_TARGET("avx2,fma")
+void tg_gemm_ukr_direct_avx2_f64(int64_t kc, double alpha, const double *A, int64_t rsa,
+                                 int64_t csa, const double *Bp, double beta, double *C,
+                                 int64_t rsc)
+{
+    ukr_f64(kc, alpha, A, rsa, csa, Bp, beta, C, rsc);
 }
 
 /* The transposing copy of packing (gemm.c, pack_lines) for whole f32

@@ -35,10 +35,12 @@
 #define MR_F64 TG_GEMM_AVX512_MR_F64
 #define NV_F64 (TG_GEMM_AVX512_NR_F64 / 8)
 
-/* C[0:12, 0:32] = alpha * Ap @ Bp + beta * C, float32 (contract in gemm.h). */
+/* C[0:12, 0:32] = alpha * A @ Bp + beta * C, float32, with A(i, p) at
+ * A[i * rsa + p * csa]: both micro-kernels below are this one body (inlined,
+ * so the strides are constants for the packed kernel). */
 TG_TARGET("avx512f")
-void tg_gemm_ukr_avx512_f32(int64_t kc, float alpha, const float *Ap,
-                            const float *Bp, float beta, float *C, int64_t rsc)
+static TG_ALWAYS_INLINE void ukr_f32(int64_t kc, float alpha, const float *A, int64_t rsa, int64_t csa,
+                                     const float *Bp, float beta, float *C, int64_t rsc)
 {
     /* The tile of C lives in acc[][] (24 registers) for the whole loop. */
     __m512 acc[MR_F32][NV_F32];
@@ -51,7 +53,12 @@ void tg_gemm_ukr_avx512_f32(int64_t kc, float alpha, const float *Ap,
     TG_UNROLL for (int i = 0; i < MR_F32; ++i)
         _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
 
-    /* The rank-1 updates: acc += Ap[:, p] (column of A) x Bp[p, :] (row of B).
+    /* A's rows' offsets, loop-invariant (0, 1, 2, ... for a packed panel) */
+    int64_t off[MR_F32];
+    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
+        off[i] = i * rsa;
+
+    /* The rank-1 updates: acc += A[:, p] (column of A) x Bp[p, :] (row of B).
      * (Unrolling by 4 saves a little loop overhead: measured +5-10%.) */
     TG_PRAGMA_UNROLL(4)
     for (int64_t p = 0; p < kc; ++p) {
@@ -59,11 +66,11 @@ void tg_gemm_ukr_avx512_f32(int64_t kc, float alpha, const float *Ap,
         TG_UNROLL for (int v = 0; v < NV_F32; ++v)
             b[v] = _mm512_loadu_ps(Bp + 16 * v);
         TG_UNROLL for (int i = 0; i < MR_F32; ++i) {
-            __m512 a = _mm512_set1_ps(Ap[i]);     /* A(i, p) in all 16 lanes */
+            __m512 a = _mm512_set1_ps(A[off[i]]);     /* A(i, p) in all 16 lanes */
             TG_UNROLL for (int v = 0; v < NV_F32; ++v)
                 acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
         }
-        Ap += MR_F32;
+        A += csa;
         Bp += 16 * NV_F32;
     }
 
@@ -84,10 +91,21 @@ void tg_gemm_ukr_avx512_f32(int64_t kc, float alpha, const float *Ap,
     }
 }
 
-/* C[0:12, 0:16] = alpha * Ap @ Bp + beta * C, float64 (contract in gemm.h). */
+/* The packed micro-kernel (contract in gemm.h): a packed micro-panel of A
+ * is A with rsa = 1 and csa = MR. */
 TG_TARGET("avx512f")
-void tg_gemm_ukr_avx512_f64(int64_t kc, double alpha, const double *Ap,
-                            const double *Bp, double beta, double *C, int64_t rsc)
+void tg_gemm_ukr_avx512_f32(int64_t kc, float alpha, const float *Ap,
+                            const float *Bp, float beta, float *C, int64_t rsc)
+{
+    ukr_f32(kc, alpha, Ap, 1, MR_F32, Bp, beta, C, rsc);
+}
+
+/* C[0:12, 0:16] = alpha * A @ Bp + beta * C, float64, with A(i, p) at
+ * A[i * rsa + p * csa]: both micro-kernels below are this one body (inlined,
+ * so the strides are constants for the packed kernel). */
+TG_TARGET("avx512f")
+static TG_ALWAYS_INLINE void ukr_f64(int64_t kc, double alpha, const double *A, int64_t rsa, int64_t csa,
+                                     const double *Bp, double beta, double *C, int64_t rsc)
 {
     __m512d acc[MR_F64][NV_F64];
     TG_UNROLL for (int i = 0; i < MR_F64; ++i)
@@ -97,17 +115,22 @@ void tg_gemm_ukr_avx512_f64(int64_t kc, double alpha, const double *Ap,
     TG_UNROLL for (int i = 0; i < MR_F64; ++i)
         _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
 
+    /* A's rows' offsets, loop-invariant (0, 1, 2, ... for a packed panel) */
+    int64_t off[MR_F64];
+    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
+        off[i] = i * rsa;
+
     TG_PRAGMA_UNROLL(4)
     for (int64_t p = 0; p < kc; ++p) {
         __m512d b[NV_F64];
         TG_UNROLL for (int v = 0; v < NV_F64; ++v)
             b[v] = _mm512_loadu_pd(Bp + 8 * v);
         TG_UNROLL for (int i = 0; i < MR_F64; ++i) {
-            __m512d a = _mm512_set1_pd(Ap[i]);
+            __m512d a = _mm512_set1_pd(A[off[i]]);
             TG_UNROLL for (int v = 0; v < NV_F64; ++v)
                 acc[i][v] = _mm512_fmadd_pd(a, b[v], acc[i][v]);
         }
-        Ap += MR_F64;
+        A += csa;
         Bp += 8 * NV_F64;
     }
 
@@ -125,6 +148,15 @@ void tg_gemm_ukr_avx512_f64(int64_t kc, double alpha, const double *Ap,
                 _mm512_storeu_pd(c, _mm512_add_pd(_mm512_mul_pd(va, acc[i][v]), old));
             }
     }
+}
+
+/* The packed micro-kernel (contract in gemm.h): a packed micro-panel of A
+ * is A with rsa = 1 and csa = MR. */
+TG_TARGET("avx512f")
+void tg_gemm_ukr_avx512_f64(int64_t kc, double alpha, const double *Ap,
+                            const double *Bp, double beta, double *C, int64_t rsc)
+{
+    ukr_f64(kc, alpha, Ap, 1, MR_F64, Bp, beta, C, rsc);
 }
 
 /* The direct ("no-pack") kernels: the same tile, the same FMAs in the same
@@ -140,43 +172,7 @@ void tg_gemm_ukr_direct_avx512_f32(int64_t kc, float alpha, const float *A, int6
                                    int64_t csa, const float *Bp, float beta, float *C,
                                    int64_t rsc)
 {
-    __m512 acc[MR_F32][NV_F32];
-    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
-        TG_UNROLL for (int v = 0; v < NV_F32; ++v)
-            acc[i][v] = _mm512_setzero_ps();
-    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
-        _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
-    /* the rows' offsets, loop-invariant */
-    int64_t off[MR_F32];
-    TG_UNROLL for (int i = 0; i < MR_F32; ++i)
-        off[i] = i * rsa;
-    TG_PRAGMA_UNROLL(4)
-    for (int64_t p = 0; p < kc; ++p) {
-        __m512 b[NV_F32];
-        TG_UNROLL for (int v = 0; v < NV_F32; ++v)
-            b[v] = _mm512_loadu_ps(Bp + 16 * v);
-        TG_UNROLL for (int i = 0; i < MR_F32; ++i) {
-            __m512 a = _mm512_set1_ps(A[off[i]]);
-            TG_UNROLL for (int v = 0; v < NV_F32; ++v)
-                acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
-        }
-        A += csa;
-        Bp += 16 * NV_F32;
-    }
-    __m512 va = _mm512_set1_ps(alpha);
-    if (beta == 0.0f) {
-        TG_UNROLL for (int i = 0; i < MR_F32; ++i)
-            TG_UNROLL for (int v = 0; v < NV_F32; ++v)
-                _mm512_storeu_ps(C + i * rsc + 16 * v, _mm512_mul_ps(va, acc[i][v]));
-    } else {
-        __m512 vb = _mm512_set1_ps(beta);
-        TG_UNROLL for (int i = 0; i < MR_F32; ++i)
-            TG_UNROLL for (int v = 0; v < NV_F32; ++v) {
-                float *c = C + i * rsc + 16 * v;
-                __m512 old = _mm512_mul_ps(vb, _mm512_loadu_ps(c));
-                _mm512_storeu_ps(c, _mm512_add_ps(_mm512_mul_ps(va, acc[i][v]), old));
-            }
-    }
+    ukr_f32(kc, alpha, A, rsa, csa, Bp, beta, C, rsc);
 }
 
 /* The same in float64. */
@@ -185,42 +181,7 @@ void tg_gemm_ukr_direct_avx512_f64(int64_t kc, double alpha, const double *A, in
                                    int64_t csa, const double *Bp, double beta, double *C,
                                    int64_t rsc)
 {
-    __m512d acc[MR_F64][NV_F64];
-    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
-        TG_UNROLL for (int v = 0; v < NV_F64; ++v)
-            acc[i][v] = _mm512_setzero_pd();
-    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
-        _mm_prefetch((const char *)(C + i * rsc), _MM_HINT_T0);
-    int64_t off[MR_F64];
-    TG_UNROLL for (int i = 0; i < MR_F64; ++i)
-        off[i] = i * rsa;
-    TG_PRAGMA_UNROLL(4)
-    for (int64_t p = 0; p < kc; ++p) {
-        __m512d b[NV_F64];
-        TG_UNROLL for (int v = 0; v < NV_F64; ++v)
-            b[v] = _mm512_loadu_pd(Bp + 8 * v);
-        TG_UNROLL for (int i = 0; i < MR_F64; ++i) {
-            __m512d a = _mm512_set1_pd(A[off[i]]);
-            TG_UNROLL for (int v = 0; v < NV_F64; ++v)
-                acc[i][v] = _mm512_fmadd_pd(a, b[v], acc[i][v]);
-        }
-        A += csa;
-        Bp += 8 * NV_F64;
-    }
-    __m512d va = _mm512_set1_pd(alpha);
-    if (beta == 0.0) {
-        TG_UNROLL for (int i = 0; i < MR_F64; ++i)
-            TG_UNROLL for (int v = 0; v < NV_F64; ++v)
-                _mm512_storeu_pd(C + i * rsc + 8 * v, _mm512_mul_pd(va, acc[i][v]));
-    } else {
-        __m512d vb = _mm512_set1_pd(beta);
-        TG_UNROLL for (int i = 0; i < MR_F64; ++i)
-            TG_UNROLL for (int v = 0; v < NV_F64; ++v) {
-                double *c = C + i * rsc + 8 * v;
-                __m512d old = _mm512_mul_pd(vb, _mm512_loadu_pd(c));
-                _mm512_storeu_pd(c, _mm512_add_pd(_mm512_mul_pd(va, acc[i][v]), old));
-            }
-    }
+    ukr_f64(kc, alpha, A, rsa, csa, Bp, beta, C, rsc);
 }
 
 #else
