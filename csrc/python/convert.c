@@ -921,7 +921,7 @@ PyObject *tgpy_named(const char *who, PyObject *r) {
     if (r || who[0] == '_') return r; /* private hooks (_op_apply) keep the op's own message */
     PyObject *t = PyErr_Occurred();
     if (!t || (t != PyExc_TypeError && t != PyExc_ValueError && t != PyExc_IndexError &&
-               t != PyExc_OverflowError))
+               t != PyExc_OverflowError && t != PyExc_MemoryError))
         return NULL;
     PyObject *et, *v, *tb;
     PyErr_Fetch(&et, &v, &tb);

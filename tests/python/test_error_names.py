@@ -195,3 +195,29 @@ def test_linalg_keeps_names_it_already_gives():
     import inspect
     assert tg.linalg.inv.__name__ == "inv" and "inverse" in tg.linalg.inv.__doc__
     assert list(inspect.signature(tg.linalg.solve).parameters) == ["A", "B"]
+
+
+# Requests too large to exist (the byte count overflows, or far beyond any
+# machine's memory, so the allocator refuses at once): the MemoryError names
+# the function the learner called, then the inner op that found the size.
+# Found by the fuzz machine's huge_but_allowed rule: "pad: shape ..." for
+# tg.diag, "broadcast_to: ..." for tg.tile, "storage: out of memory ..." with
+# no op at all for zeros/ones/full/randn/pad.
+_F1 = np.ones(4, np.float32)
+_HUGE = [
+    ("diag", lambda: tg.diag(tg.tensor(np.ones(4, np.int32)), 2 ** 40)),
+    ("tile", lambda: tg.tile(tg.tensor(np.ones(1, bool)), (2 ** 63 - 1,))),
+    ("zeros", lambda: tg.zeros((2 ** 61,))),
+    ("ones", lambda: tg.ones((2 ** 61,))),
+    ("full", lambda: tg.full((2 ** 61,), 1.0)),
+    ("randn", lambda: tg.randn(2 ** 61)),
+    ("pad", lambda: tg.pad(tg.tensor(_F1), (2 ** 61, 0))),
+    ("repeat_interleave", lambda: tg.repeat_interleave(tg.tensor(_F1), 2 ** 60)),
+]
+
+
+@pytest.mark.parametrize("name,call", _HUGE, ids=[n for n, _ in _HUGE])
+def test_impossible_allocation_names_the_function(name, call):
+    with pytest.raises((MemoryError, ValueError)) as info:
+        call()
+    assert str(info.value).startswith(name + ":"), str(info.value)
