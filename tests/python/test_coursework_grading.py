@@ -529,3 +529,37 @@ def test_a_test_cell_that_writes_to_stderr_scores_zero_as_in_nbgrader(tmp_path):
     assert [(t.grade_id, t.points) for t in rep.tests] == [("quiet", 1), ("warns", 0), ("after", 1)]
     fb = rep.tests[1].feedback
     assert fb.startswith("the test cell wrote to stderr") and "x is suspicious" in fb, fb
+
+
+def test_a_kernel_that_dies_while_starting_is_started_again(tmp_path, monkeypatch):
+    """Two kernels started at once can be handed the same port and one dies
+    before answering kernel_info (seen in CI: an honest notebook graded 0,
+    every test "not graded: RuntimeError: Kernel died before replying to
+    kernel_info"). The grader starts it again; the notebook gets its marks."""
+    from jupyter_client import manager
+    real, calls = manager.start_new_kernel, []
+
+    def dies_twice(*args, **kwargs):
+        calls.append(kwargs.get("kernel_name"))
+        if len(calls) <= 2:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(manager, "start_new_kernel", dies_twice)
+    rep = cw.grade(SRC_DIR / NB2, source=SRC_DIR / NB2, timeout=120)
+    assert len(calls) == 3
+    assert rep.score == rep.max_score == 18 and not rep.errors
+
+
+def test_a_kernel_that_never_starts_is_reported_not_retried_forever(tmp_path, monkeypatch):
+    from jupyter_client import manager
+    calls = []
+
+    def always_dies(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr(manager, "start_new_kernel", always_dies)
+    with pytest.raises(RuntimeError, match="Kernel died"):   # grade_all reports it per student
+        cw.grade(SRC_DIR / NB2, source=SRC_DIR / NB2, timeout=120)
+    assert len(calls) == 3

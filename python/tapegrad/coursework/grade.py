@@ -242,12 +242,29 @@ class _Kernel:
         self.dead = None  # why the kernel cannot run more cells
         self.stderr = ""  # what the last cell run wrote to stderr
 
+    # A kernel that dies while starting is started again, up to this many
+    # times in all.  Kernels started at the same moment (``grade_all`` with
+    # ``jobs`` > 1, or two graders on one machine) can be handed the same
+    # free port -- jupyter_client finds ports by binding to port 0 and
+    # closing again -- and the loser dies before it answers kernel_info.
+    # Seen once in CI: a whole honest notebook graded 0 ("Kernel died
+    # before replying to kernel_info").  A kernel that cannot start at all
+    # still fails, after the last attempt.
+    START_ATTEMPTS = 3
+
     def __enter__(self):
-        from jupyter_client.manager import start_new_kernel
-        # the kernel's own stderr (start-up warnings) would only clutter the output
-        self.km, self.kc = start_new_kernel(kernel_name=self.kernel_name, cwd=self.cwd,
-                                            env=self.env, stderr=subprocess.DEVNULL,
-                                            startup_timeout=120)
+        from jupyter_client import manager
+        for attempt in range(1, self.START_ATTEMPTS + 1):
+            try:
+                # the kernel's own stderr (start-up warnings) would only clutter the output
+                self.km, self.kc = manager.start_new_kernel(
+                    kernel_name=self.kernel_name, cwd=self.cwd, env=self.env,
+                    stderr=subprocess.DEVNULL, startup_timeout=120)
+                break
+            except RuntimeError:  # start_new_kernel has shut the dead kernel down
+                if attempt == self.START_ATTEMPTS:
+                    raise
+                time.sleep(0.2 * attempt)
         if self.time_limit is not None:
             self.deadline = time.monotonic() + self.time_limit
         return self
