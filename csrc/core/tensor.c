@@ -925,33 +925,91 @@ tg_status tg_tensor_copy_(tg_tensor *dst, const tg_tensor *src) {
     return TG_OK;
 }
 
+/* One row of y += alpha x (tg__iterate_parallel's callback).  alpha = 1
+ * gives exactly y + x (1 * x is exact; the build does not contract into an
+ * FMA, and an FMA would round y + x once anyway). */
+typedef struct {
+    tg_dtype dt;
+    double alpha;
+} axpy_ctx;
+
+static void axpy_row(int64_t n, char **p, const int64_t *s, void *vctx) {
+    const axpy_ctx *c = vctx;
+    if (c->dt == TG_FLOAT32) {
+        float a = (float)c->alpha;
+        if (s[0] == 4 && s[1] == 4) {
+            float *restrict d = (float *)p[0];
+            const float *restrict x = (const float *)p[1];
+            for (int64_t i = 0; i < n; i++) d[i] += a * x[i];
+        } else {
+            for (int64_t i = 0; i < n; i++)
+                *(float *)(p[0] + i * s[0]) += a * *(const float *)(p[1] + i * s[1]);
+        }
+    } else if (c->dt == TG_FLOAT64) {
+        double a = c->alpha;
+        if (s[0] == 8 && s[1] == 8) {
+            double *restrict d = (double *)p[0];
+            const double *restrict x = (const double *)p[1];
+            for (int64_t i = 0; i < n; i++) d[i] += a * x[i];
+        } else {
+            for (int64_t i = 0; i < n; i++)
+                *(double *)(p[0] + i * s[0]) += a * *(const double *)(p[1] + i * s[1]);
+        }
+    } else { /* int64: wraps like NumPy; alpha converted without UB */
+        int64_t a = tg__f2i(c->alpha);
+        for (int64_t i = 0; i < n; i++) {
+            int64_t *d = (int64_t *)(p[0] + i * s[0]);
+            *d = tg__wrap_add(*d, tg__wrap_mul(a, *(const int64_t *)(p[1] + i * s[1])));
+        }
+    }
+}
+
+/* Whether x and y are the same elements (same storage, offset, shape and
+ * strides): y += alpha y is then safe element by element. */
+static bool same_layout(const tg_tensor *y, const tg_tensor *x) {
+    if (y->storage != x->storage || y->offset != x->offset || y->ndim != x->ndim) return false;
+    for (int i = 0; i < y->ndim; i++)
+        if (y->shape[i] != x->shape[i] || (y->shape[i] > 1 && y->strides[i] != x->strides[i]))
+            return false;
+    return true;
+}
+
+/* y += alpha x, x broadcast to y's shape, any strides: the gradient
+ * accumulator of the engine (a leaf's .grad, a pending sum, and the direct
+ * route's views into a pending sum all go through here).  Split between
+ * the threads above TG_PARALLEL_MIN_WORK elements; each element is one
+ * operation, so the bits do not depend on the number of threads.  An x
+ * that shares y's memory in another layout is copied first. */
 tg_status tg_tensor_axpy_(tg_tensor *y, double alpha, const tg_tensor *x) {
     if (tg__check_writable("axpy_", y)) return tg_error_status();
-    if (!tg__same_shape(y->ndim, y->shape, x->ndim, x->shape) || y->dtype != x->dtype ||
-        !tg_tensor_is_contiguous(y) || !tg_tensor_is_contiguous(x))
-        return tg_error_set(TG_ERR_VALUE, "axpy_: needs two contiguous tensors of one shape and dtype");
-    void *py = tg_tensor_data(y);
-    const void *px = tg_tensor_data(x);
-    /* n in a local: the loop then vectorizes (y->numel re-read through a
-     * float pointer that might alias it kept it scalar) */
-    int64_t n = y->numel;
-    if (y->dtype == TG_FLOAT32) {
-        float a = (float)alpha, *yy = py;
-        const float *xx = px;
-        for (int64_t i = 0; i < n; i++) yy[i] += a * xx[i];
-    } else if (y->dtype == TG_FLOAT64) {
-        double *yy = py;
-        const double *xx = px;
-        for (int64_t i = 0; i < n; i++) yy[i] += alpha * xx[i];
-    } else if (y->dtype != TG_INT64) {
+    if (y->dtype != x->dtype)
+        return tg_error_set(TG_ERR_TYPE, "axpy_: y is %s but x is %s (expected one dtype)",
+                            tg_dtype_name(y->dtype), tg_dtype_name(x->dtype));
+    if (y->dtype != TG_FLOAT32 && y->dtype != TG_FLOAT64 && y->dtype != TG_INT64)
         return tg_error_set(TG_ERR_TYPE, "axpy_: not supported for dtype %s (expected float32, float64 or int64)",
                             tg_dtype_name(y->dtype));
-    } else {
-        int64_t *yy = py;
-        const int64_t *xx = px;
-        int64_t a = tg__f2i(alpha); /* defined for any alpha; wraps like NumPy */
-        for (int64_t i = 0; i < y->numel; i++) yy[i] = tg__wrap_add(yy[i], tg__wrap_mul(a, xx[i]));
+    int nd;
+    int64_t sh[TG_MAX_DIMS];
+    if (tg__broadcast_shapes("axpy_", y->ndim, y->shape, x->ndim, x->shape, &nd, sh))
+        return tg_error_status();
+    if (!tg__same_shape(nd, sh, y->ndim, y->shape))
+        return tg_error_set(TG_ERR_VALUE, "axpy_: x of shape %s cannot be broadcast to y's shape %s",
+                            tg__shp(x), tg__shp(y));
+    tg_tensor *tmp = NULL;
+    if (x->storage == y->storage && !same_layout(y, x)) { /* possible overlap */
+        tmp = tg__copy((tg_tensor *)x);
+        if (!tmp) return tg_error_status();
+        x = tmp;
     }
+    int64_t st[2][TG_MAX_DIMS];
+    tg__bcast_strides_bytes(y, y->ndim, y->shape, st[0]);
+    tg__bcast_strides_bytes(x, y->ndim, y->shape, st[1]);
+    char *base[2] = {tg_tensor_data(y), tg_tensor_data((tg_tensor *)x)};
+    axpy_ctx c = {y->dtype, alpha};
+    void *kt = tg__kernel_begin(y->numel);
+    tg__iterate_parallel(2, y->ndim, y->shape, base, st, axpy_row, &c, 1);
+    tg__kernel_end(kt);
+    tg_tensor_release(tmp);
     y->storage->version++;
     return TG_OK;
 }

@@ -65,8 +65,8 @@ void tg_set_global_step_hook(tg_step_hook_fn fn, void *ctx) {
  * recorded), and the slot's tensor is a float gradient only the engine can
  * see (one reference, its own storage of one reference that owns its bytes,
  * nothing saved over it, no binding data, no graph), of g's shape and dtype,
- * both contiguous, not empty (an empty tensor may carry any strides, 0
- * among them, which axpy_ refuses).  A gradient that is also another input's, or that a VJP
+ * dense and not empty (g may have any strides: tg_tensor_axpy_ reads any
+ * layout, the same accumulator the direct route of views writes with).  A gradient that is also another input's, or that a VJP
  * returned as a view, or that the inspector or a hook holds, has a second
  * reference and is summed out of place. */
 static bool accumulate_in_place(const tg_tensor *s, const tg_tensor *g) {
@@ -75,7 +75,7 @@ static bool accumulate_in_place(const tg_tensor *s, const tg_tensor *g) {
            !st->readonly && st->saved_count == 0 && !st->user_data && !s->user_data && !s->grad_fn &&
            !s->requires_grad && s->dtype == g->dtype && tg_dtype_is_float(s->dtype) &&
            tg__same_shape(s->ndim, s->shape, g->ndim, g->shape) && tg_tensor_is_contiguous(s) &&
-           tg_tensor_is_contiguous(g) && s->offset == 0 && s->numel > 0;
+           s->offset == 0 && s->numel > 0;
 }
 
 /* *slot += g: out of place (so that a gradient tensor shared by two inputs is
@@ -322,9 +322,8 @@ static tg_status finalize_leaf(tg_stepper *bw, tg_tensor *t) {
             if (!t->grad) st = tg_error_status();
         }
     } else if (tg_tensor_is_contiguous(t->grad) && !t->grad->grad_fn &&
-               t->grad->dtype == g->dtype && !t->grad->storage->readonly &&
-               tg_tensor_is_contiguous(g)) {
-        tg_tensor_axpy_(t->grad, 1.0, g); /* in place, like PyTorch */
+               t->grad->dtype == g->dtype && !t->grad->storage->readonly) {
+        st = tg_tensor_axpy_(t->grad, 1.0, g); /* in place, like PyTorch */
     } else {
         st = accumulate(&t->grad, g);
     }
@@ -539,39 +538,6 @@ static bool private_sum(const tg_tensor *s, const tg_tensor *x) {
            s->offset == 0;
 }
 
-/* dst += src elementwise (one shape, any strides; float32/float64): the
- * same bits on any number of threads */
-static void add_into_row(int64_t n, char **p, const int64_t *s, void *ctx) {
-    if (*(const tg_dtype *)ctx == TG_FLOAT32) {
-        if (s[0] == 4 && s[1] == 4) {
-            float *restrict d = (float *)p[0];
-            const float *restrict x = (const float *)p[1];
-            for (int64_t i = 0; i < n; i++) d[i] += x[i];
-        } else {
-            for (int64_t i = 0; i < n; i++) *(float *)(p[0] + i * s[0]) += *(const float *)(p[1] + i * s[1]);
-        }
-    } else {
-        if (s[0] == 8 && s[1] == 8) {
-            double *restrict d = (double *)p[0];
-            const double *restrict x = (const double *)p[1];
-            for (int64_t i = 0; i < n; i++) d[i] += x[i];
-        } else {
-            for (int64_t i = 0; i < n; i++) *(double *)(p[0] + i * s[0]) += *(const double *)(p[1] + i * s[1]);
-        }
-    }
-}
-static void add_into(tg_tensor *dst, const tg_tensor *src) {
-    int64_t st[2][TG_MAX_DIMS];
-    tg__bcast_strides_bytes(dst, dst->ndim, dst->shape, st[0]);
-    tg__bcast_strides_bytes(src, dst->ndim, dst->shape, st[1]);
-    char *base[2] = {tg_tensor_data(dst), tg_tensor_data((tg_tensor *)src)};
-    tg_dtype dt = dst->dtype;
-    void *kt = tg__kernel_begin(dst->numel);
-    tg__iterate_parallel(2, dst->ndim, dst->shape, base, st, add_into_row, &dt, 1);
-    tg__kernel_end(kt);
-    dst->storage->version++;
-}
-
 /* Returns 1 when the gradient went the direct route, 0 when the ordinary
  * route must run, -1 on failure (error set). */
 static int direct_route(tg_stepper *bw, tg_entry *e, tg_tensor *gout) {
@@ -647,8 +613,8 @@ static int direct_route(tg_stepper *bw, tg_entry *e, tg_tensor *gout) {
     int r = 0;
     if (!st && v) {
         if (tg__same_shape(v->ndim, v->shape, gout->ndim, gout->shape)) {
-            add_into(v, gout);
-            r = 1;
+            st = tg_tensor_axpy_(v, 1.0, gout);
+            r = !st;
         }
     }
     tg_tensor_release(v);

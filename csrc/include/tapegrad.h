@@ -339,7 +339,8 @@ tg_status tg_tensor_copy_(tg_tensor *dst, const tg_tensor *src); /* broadcasts s
  * and 'f' (floor_divide).  Recorded on the tape like the in-place ops of inplace.c
  * (x += y on a tensor in the graph rebases its grad_fn); see tg_inplace_apply below. */
 tg_status tg_tensor_inplace_(tg_tensor *dst, const tg_tensor *src, char op);
-/* y += alpha * x, same shape, both contiguous: the gradient accumulator. */
+/* y += alpha * x (x broadcast to y's shape, any strides; float32, float64,
+ * int64): the gradient accumulator.  The same bits on any number of threads. */
 tg_status tg_tensor_axpy_(tg_tensor *y, double alpha, const tg_tensor *x);
 
 /* Grad mode (per thread; on by default).  Returns the previous mode. */

@@ -5,6 +5,7 @@
  * the caching allocator's statistics.
  */
 #include "test_util.h"
+#include "../../csrc/kernels/threadpool.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -506,6 +507,76 @@ START_TEST(test_inplace_bumps_version) {
 }
 END_TEST
 
+/* axpy_, the engine's gradient accumulator, takes any layout: y a transposed
+ * view, x reversed or broadcast, x sharing y's memory in another layout
+ * (copied first), int64 wrapping; and a long float32 sum gives the same bits
+ * on one thread and on two. */
+START_TEST(test_axpy_any_layout) {
+    tg_tensor *x = arange34();          /* 0..11 as (3, 4) */
+    tg_tensor *t = tg_transpose(x, 0, 1); /* (4, 3) view */
+    tg_tensor *u = arange34();
+    tg_tensor *ut = tg_transpose(u, 0, 1);
+    ck_tg_ok(tg_tensor_axpy_(t, 2.0, ut)); /* x[i][j] += 2 u[i][j] */
+    double w1[12] = {0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33};
+    ck_assert_double_eq(tt_diff_to(x, w1), 0);
+    /* x broadcast: a row of 4 added to each row of (3, 4) */
+    tg_tensor *r = tt_vec(4, (double[]){1, 2, 3, 4}, false);
+    ck_tg_ok(tg_tensor_axpy_(x, -1.0, r));
+    double w2[12] = {-1, 1, 3, 5, 11, 13, 15, 17, 23, 25, 27, 29};
+    ck_assert_double_eq(tt_diff_to(x, w2), 0);
+    /* y = y's rows reversed view added into y: the source is copied first */
+    tg_tensor *y = arange34();
+    tg_tensor *yr = tg_slice(y, (int64_t[]){INT64_MAX, 0}, (int64_t[]){INT64_MIN, 4},
+                             (int64_t[]){-1, 1}, 0);
+    ck_tg_ok(tg_tensor_axpy_(y, 1.0, yr));
+    double w3[12] = {8, 10, 12, 14, 8, 10, 12, 14, 8, 10, 12, 14};
+    ck_assert_double_eq(tt_diff_to(y, w3), 0);
+    /* y += y (the same elements) */
+    ck_tg_ok(tg_tensor_axpy_(y, 1.0, y));
+    ck_assert_double_eq(tg_tensor_get_flat(y, 11), 28);
+    /* a broadcast view cannot be y; a dtype mismatch names both */
+    int64_t sh[2] = {3, 4};
+    tg_tensor *b = tg_broadcast_to(r, 2, sh);
+    ck_assert_int_eq(tg_tensor_axpy_(b, 1.0, x), TG_ERR_RUNTIME);
+    ck_tg_error(TG_ERR_RUNTIME, "axpy_", "broadcast");
+    tg_tensor *f = tg_tensor_ones(2, sh, TG_FLOAT32);
+    ck_assert_int_eq(tg_tensor_axpy_(x, 1.0, f), TG_ERR_TYPE);
+    ck_tg_error(TG_ERR_TYPE, "axpy_", "float64", "float32");
+    /* int64 wraps */
+    int64_t n2 = 2;
+    tg_tensor *i = tg_tensor_full(1, &n2, 0x1p62, TG_INT64);
+    tg_tensor *one = tg_tensor_full(1, &n2, 0x1p62, TG_INT64);
+    ck_tg_ok(tg_tensor_axpy_(i, 2.0, one)); /* 3 * 2^62 wraps to -2^62 */
+    ck_assert(((int64_t *)tg_tensor_data(i))[1] == -((int64_t)1 << 62));
+    /* a long float32 sum through a strided x: the same bits on 1 and 2 threads */
+    int64_t big[2] = {1 << 10, 1 << 9};
+    tg_tensor *src = tg_tensor_randn(2, big, 0.0, 1.0, TG_FLOAT32);
+    tg_tensor *srct = tg_transpose(src, 0, 1);
+    int64_t bigt[2] = {1 << 9, 1 << 10};
+    int saved = tg_get_num_threads();
+    tg_tensor *acc[2];
+    for (int k = 0; k < 2; k++) {
+        tg_set_num_threads(k + 1);
+        acc[k] = tg_tensor_full(2, bigt, 0.25, TG_FLOAT32);
+        ck_tg_ok(tg_tensor_axpy_(acc[k], 1.0, srct));
+        ck_tg_ok(tg_tensor_axpy_(acc[k], 0.5, srct));
+    }
+    tg_set_num_threads(saved);
+    const float *a0 = tg_tensor_data(acc[0]), *a1 = tg_tensor_data(acc[1]);
+    const float *sv = tg_tensor_data(src);
+    int64_t n = bigt[0] * bigt[1];
+    ck_assert(memcmp(a0, a1, (size_t)n * sizeof(float)) == 0);
+    for (int64_t p = 0; p < n; p += 997) { /* acc[p] for row i, col j is src[j][i] */
+        int64_t ii = p / bigt[1], jj = p % bigt[1];
+        float s0 = sv[jj * big[1] + ii];
+        float want = (0.25f + s0) + 0.5f * s0;
+        ck_assert(a0[p] == want);
+    }
+    tg_tensor *all[] = {x, t, u, ut, r, y, yr, b, f, i, one, src, srct, acc[0], acc[1]};
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) tg_tensor_release(all[k]);
+}
+END_TEST
+
 /* In-place ops are refused on read-only storage and on a tensor requiring grad while grad mode is on. */
 START_TEST(test_inplace_refused) {
     double buf[4] = {1, 2, 3, 4};
@@ -701,6 +772,7 @@ Suite *tensor_suite(void) {
     tc = tcase_create("inplace");
     tcase_add_test(tc, test_inplace_bumps_version);
     tcase_add_test(tc, test_inplace_refused);
+    tcase_add_test(tc, test_axpy_any_layout);
     tcase_add_test(tc, test_properties);
     tcase_add_test(tc, test_memory_stats);
     suite_add_tcase(s, tc);

@@ -353,3 +353,38 @@ def test_grad_of_an_intermediate_used_twice_and_its_input():
         out[lib] = [snap(gy), snap(gx)] + k.copies
     for g, want in zip(out[tg], out[torch]):
         close(g, want, np.float64)
+
+
+# Session 8: the engine's two accumulators became one (tg_tensor_axpy_ takes
+# any strides, threaded).  A leaf's .grad now takes a strided contribution (a
+# transpose's gradient) in place, as PyTorch does, instead of being replaced
+# by a new tensor; and a gradient the user holds from an earlier backward is
+# still never written (the same buffer is kept only when nobody else sees it).
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 5), (64, 48), (700, 300)])
+def test_leaf_grad_takes_a_strided_gradient_in_place(dtype, shape):
+    rng = np.random.default_rng(len(shape) + shape[0])
+    xv = rng.standard_normal(shape).astype(dtype)
+    wv = rng.standard_normal(shape[::-1]).astype(dtype)
+    x = tg.tensor(xv, requires_grad=True)
+    w = tg.tensor(wv)
+    (x.T * w).sum().backward()
+    ptr = x.grad.numpy().__array_interface__["data"][0]
+    np.testing.assert_array_equal(x.grad.numpy(), wv.T)
+    (x.T * w).sum().backward()
+    (x.T * (w * 3)).sum().backward()
+    assert x.grad.numpy().__array_interface__["data"][0] == ptr  # in place
+    np.testing.assert_array_equal(x.grad.numpy(), (wv.T + wv.T) + (wv * 3).T)
+    held = x.grad
+    held_copy = snap(held)
+    x.grad = held  # the user holds it: the next contribution must not write it
+    (x.T * w).sum().backward()
+    if x.grad is not held:
+        np.testing.assert_array_equal(held.numpy(), held_copy)
+    np.testing.assert_array_equal(x.grad.numpy(), held_copy + wv.T)
+    if torch is not None:
+        tx = torch.tensor(xv, requires_grad=True)
+        tw = torch.tensor(wv)
+        for k in (1, 1, 3, 1):
+            (tx.T * (tw * k)).sum().backward()
+        np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
