@@ -401,8 +401,9 @@ TG_DEFINE_OP(tile, .arity = 1, .composite = true, .diff_mask = 1, .dtypes = "flo
 /* ===================================================================== */
 
 /* Each slice j along axis repeated repeats[j] times (one count for all when
- * nrep == 1); axis < 0 with !has_axis: the flattened tensor.  An
- * index_select with the index [0]*r0 + [1]*r1 + ... */
+ * nrep == 1); axis < 0 with !has_axis: the flattened tensor.  One count:
+ * a broadcast copied by reshape; counts per slice: an index_select with the
+ * index [0]*r0 + [1]*r1 + ... (as long as the output along the axis). */
 tg_tensor *tg_repeat_interleave(tg_tensor *x, const int64_t *repeats, int64_t nrep, int64_t axis, bool has_axis) {
     tg_tensor *y;
     int64_t ax = 0;
@@ -430,6 +431,30 @@ tg_tensor *tg_repeat_interleave(tg_tensor *x, const int64_t *repeats, int64_t nr
             return TG_FAIL(TG_ERR_VALUE, "repeat_interleave: repeats must be >= 0 and not overflow, got %lld",
                            (long long)repeats[j]);
         }
+    }
+    if (nrep == 1 && y->ndim < TG_MAX_DIMS) {
+        /* One count r for every slice: a new axis of size 1 after ax,
+         * broadcast to r and merged into ax by reshape (which copies).  No
+         * index: for a flattened float32 tensor the int64 index would take
+         * twice the output's bytes. */
+        int nd = y->ndim;
+        int64_t s1[TG_MAX_DIMS], s2[TG_MAX_DIMS], s3[TG_MAX_DIMS];
+        for (int i = 0, k = 0; i < nd; i++) {
+            s3[i] = i == ax ? total : y->shape[i];
+            s1[k] = s2[k] = y->shape[i];
+            k++;
+            if (i == ax) {
+                s1[k] = 1;
+                s2[k] = repeats[0];
+                k++;
+            }
+        }
+        TAKE(y, tg_reshape(y, nd + 1, s1));
+        TAKE(y, tg_broadcast_to(y, nd + 1, s2));
+        TAKE(y, tg_reshape(y, nd, s3));
+        /* n == 1 or r <= 1: the reshape is a view of x; a new tensor is owed */
+        if (y && y->storage == x->storage) TAKE(y, tg_cast(y, y->dtype));
+        return y;
     }
     tg_tensor *idx = tg_tensor_empty(1, &total, TG_INT64);
     if (!idx) {

@@ -643,3 +643,33 @@ def test_repeat_and_tile_of_an_8_dim_tensor():
     ty.backward(torch.tensor(w))
     np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-12)
     np.testing.assert_array_equal(tg.tile(tg.tensor(a), (0, 1)).numpy(), np.tile(a, (0, 1)))
+
+
+# Session 8: repeat_interleave with one count is a broadcast copied by
+# reshape (it built an int64 index as long as the output).  Where the chain
+# is a view of x (one slice along the axis, or a count of 1) it must still
+# return a new tensor, as NumPy and PyTorch do: writing to it never changes x.
+@pytest.mark.parametrize("shape", [(1,), (3,), (2, 3), (1, 4), (4, 1), (0, 3)])
+@pytest.mark.parametrize("r", [0, 1, 3])
+@pytest.mark.parametrize("axis", [None, 0, -1])
+def test_repeat_interleave_one_count_is_a_new_tensor(shape, r, axis):
+    a = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+    x = tg.tensor(a, requires_grad=True)
+    y = tg.repeat_interleave(x, r) if axis is None else tg.repeat_interleave(x, r, axis=axis)
+    want = np.repeat(a, r, axis=axis)
+    np.testing.assert_array_equal(y.numpy(), want)
+    assert y.is_contiguous and not np.shares_memory(y.numpy(), x.numpy())
+    w = np.random.default_rng(r).standard_normal(want.shape)
+    (y * tg.tensor(w)).sum().backward()
+    # each input element's gradient sums its r copies
+    if axis is None:
+        gw = w.reshape(-1, r).sum(1) if r else np.zeros(a.size)
+    else:
+        ax = axis % len(shape)
+        gw = w.reshape(shape[:ax + 1] + (r,) + shape[ax + 1:]).sum(ax + 1)
+    np.testing.assert_allclose(x.grad.numpy(), gw.reshape(shape), rtol=1e-12, atol=0)
+    with tg.no_grad():
+        y2 = tg.repeat_interleave(x.detach(), r) if axis is None else tg.repeat_interleave(x.detach(), r, axis=axis)
+        if y2.numel():
+            y2.fill_(-7.0)
+    np.testing.assert_array_equal(x.detach().numpy(), a)
