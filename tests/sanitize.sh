@@ -97,9 +97,11 @@ part_python() {
   local args=()
   for f in "${tests[@]}"; do [ -e "tests/python/$f" ] && args+=("tests/python/$f"); done
   local log="$OUT/pytest.log"
-  # which .so is loaded is checked first: a run against the normal build would prove nothing
+  # which .so is loaded is checked first: a run against the normal build would prove nothing.
+  # max_allocation_size_mb: the fuzz machine's bound on one request here (its RLIMIT_AS cap
+  # would break ASan's shadow memory); a larger request returns NULL -> a MemoryError.
   env LD_PRELOAD="$asan $cxx" PYTHONMALLOC=malloc PYTHONPATH="$OUT/pkg" \
-      ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:handle_abort=1 \
+      ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:handle_abort=1:max_allocation_size_mb=2048 \
       UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       TAPEGRAD_FUZZ_EXAMPLES=${TAPEGRAD_FUZZ_EXAMPLES:-25} TAPEGRAD_SANITIZED=1 \
       timeout "$LIMIT" "$PY" -c '

@@ -61,9 +61,9 @@ small_axis = st.integers(-5, 5)
 # ---- a bound on memory ----------------------------------------------------------
 # The machine draws adversarial integers (_BIG_INTS) for size parameters, and
 # some of them are legitimate, huge requests: pad(x, 2**31) of a one-element
-# float32 tensor asks for 16 GB, repeat_interleave(x, 2**31) for 8 GB and
-# then 16 GB more (its int64 index of the output's length), tile(x, 2**31) of a
-# few bytes for gigabytes.  On Linux the default overcommit heuristic grants
+# float32 tensor asks for 16 GB, repeat_interleave(x, 2**31) for 8 GB (and
+# until session 8 16 GB more for an int64 index of the output's length),
+# tile(x, 2**31) of a few bytes for gigabytes.  On Linux the default overcommit heuristic grants
 # any single request below RAM + swap (23 GB here), and the op then writes
 # every byte: one such example took a 5,000-example run to 24 GB resident and
 # the OOM killer (under `ulimit -v` the same request failed cleanly, which is
@@ -75,6 +75,18 @@ small_axis = st.integers(-5, 5)
 # memory needs a huge address space: there ASAN_OPTIONS' max_allocation_size_mb
 # is the bound.
 MEMORY_MB = int(os.environ.get("TAPEGRAD_FUZZ_MEMORY_MB", "512"))
+
+
+def _asan_allocation_cap():
+    """Bytes above which one allocation fails under AddressSanitizer
+    (ASAN_OPTIONS' max_allocation_size_mb with allocator_may_return_null=1,
+    as tests/sanitize.sh sets them); None when not sanitized or not set."""
+    if not os.environ.get("TAPEGRAD_SANITIZED"):
+        return None
+    opts = dict(kv.split("=", 1) for kv in os.environ.get("ASAN_OPTIONS", "").split(":") if "=" in kv)
+    if opts.get("allocator_may_return_null") != "1" or "max_allocation_size_mb" not in opts:
+        return None
+    return int(opts["max_allocation_size_mb"]) << 20
 
 
 def _cap_address_space():
@@ -810,7 +822,10 @@ class APIMachine(RuleBasedStateMachine):
         soft = resource.getrlimit(resource.RLIMIT_AS)[0]
         with open("/proc/self/statm") as f:
             vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        if soft == resource.RLIM_INFINITY or n * np.dtype(dt).itemsize < 2 * (soft - vm):
+        room = None if soft == resource.RLIM_INFINITY else soft - vm
+        if _asan_allocation_cap() is not None:  # under ASan: its bound on one allocation
+            room = _asan_allocation_cap()
+        if room is None or n * np.dtype(dt).itemsize < 2 * room:
             return  # no cap, or not far above it: not asked for
         x = tg.ones(1, dtype=dt)
         live, rss = tg.memory_stats()["live_bytes"], _rss_mb()
