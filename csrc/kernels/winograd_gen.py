@@ -71,6 +71,8 @@ def lit(c):
 def combo(coefs, names):
     """sum_k coefs[k] * names[k], zero terms left out, left to right."""
     expr = ""
+    if coefs and isinstance(coefs[0], tuple):
+        coefs, names = zip(*coefs)
     for c, nm in zip(coefs, names):
         if c == 0:
             continue
@@ -89,6 +91,63 @@ def combo(coefs, names):
     return expr or "0.0f"
 
 
+def row_pairs(L):
+    """Pairs of rows (p, q) with L[q][i] = s (-1)^i L[p][i] (the points a and
+    -a of B^T, G and A): out_p = E + O and out_q = s (E - O), E and O the
+    sums of the even and odd terms of row p, computed once."""
+    pairs, used = [], set()
+    for p in range(len(L)):
+        for q in range(p + 1, len(L)):
+            if p in used or q in used or not any(L[p]):
+                continue
+            for sgn in (1, -1):
+                if all(L[q][i] == sgn * (-1) ** i * L[p][i] for i in range(len(L[p]))) and \
+                        any(L[p][i] for i in range(1, len(L[p]), 2)):
+                    pairs.append((p, q, sgn))
+                    used |= {p, q}
+                    break
+    return pairs
+
+
+def col_pairs(L):
+    """Pairs of columns (p, q) with L[i][q] = (-1)^i L[i][p] (the points a and
+    -a of A^T and G^T): the inputs enter as d_p + d_q (even rows) and
+    d_p - d_q (odd rows), each computed once."""
+    T = transpose(L)
+    return [(p, q) for p, q, sgn in row_pairs(T) if sgn == 1]
+
+
+def one_pass(L, names, out, emit):
+    """Emit out[a] = sum_i L[a][i] names[i] for every row a, with the pairs
+    of rows and of columns sharing their partial sums."""
+    no, ni = len(L), len(L[0])
+    cp = col_pairs(L)
+    paired = {i for pq in cp for i in pq}
+    terms = [[(L[a][i], names[i]) for i in range(ni) if i not in paired] for a in range(no)]
+    for k, (p, q) in enumerate(cp):
+        sp, dm = f"{out}s{k}", f"{out}d{k}"
+        if any(L[a][p] for a in range(0, no, 2)):
+            emit(f"const float {sp} = {names[p]} + {names[q]};")
+        if any(L[a][p] for a in range(1, no, 2)):
+            emit(f"const float {dm} = {names[p]} - {names[q]};")
+        for a in range(no):
+            assert L[a][q] == (-1) ** a * L[a][p]
+            terms[a].append((L[a][p], sp if a % 2 == 0 else dm))
+    done = set()
+    if not cp:
+        for k, (p, q, sgn) in enumerate(row_pairs(L)):
+            e, o = f"{out}e{k}", f"{out}o{k}"
+            even = [(L[p][i], names[i]) for i in range(0, ni, 2)]
+            odd = [(L[p][i], names[i]) for i in range(1, ni, 2)]
+            emit(f"const float {e} = {combo(*zip(*even))}, {o} = {combo(*zip(*odd))};")
+            emit(f"const float {out}{p} = {e} + {o};")
+            emit(f"const float {out}{q} = {e + ' - ' + o if sgn == 1 else o + ' - ' + e};")
+            done |= {p, q}
+    for a in range(no):
+        if a not in done:
+            emit(f"const float {out}{a} = {combo(*zip(*terms[a]))};")
+
+
 def sep_fn(name, L):
     """out[a][b] = sum_ij L[a][i] L[b][j] in[i][j] for P tiles side by side."""
     no, ni = len(L), len(L[0])
@@ -97,16 +156,16 @@ def sep_fn(name, L):
            "        float *restrict o, int64_t osr, int64_t osc, int64_t P) {",
            "    WG_IVDEP",
            "    for (int64_t p = 0; p < P; p++) {"]
+    emit = lambda line: out.append("        " + line)  # noqa: E731
     for i in range(ni):
-        out.append("        const float " + ", ".join(
-            f"d{i}_{j} = x[{i} * sr + {j} * sc + p]" for j in range(ni)) + ";")
-    for i in range(ni):
-        for a in range(no):
-            out.append(f"        const float t{i}_{a} = {combo(L[a], [f'd{i}_{j}' for j in range(ni)])};")
+        emit("const float " + ", ".join(f"d{i}_{j} = x[{i} * sr + {j} * sc + p]" for j in range(ni)) + ";")
+    for i in range(ni):  # rows: t{i}_{b} = sum_j L[b][j] d{i}_{j}
+        one_pass(L, [f"d{i}_{j}" for j in range(ni)], f"t{i}_", emit)
+    for b in range(no):  # columns: u{b}_{a} = sum_i L[a][i] t{i}_{b}
+        one_pass(L, [f"t{i}_{b}" for i in range(ni)], f"u{b}_", emit)
     for a in range(no):
         for b in range(no):
-            out.append(f"        o[{a} * osr + {b} * osc + p] = "
-                       f"{combo(L[a], [f't{i}_{b}' for i in range(ni)])};")
+            emit(f"o[{a} * osr + {b} * osc + p] = u{b}_{a};")
     out += ["    }", "}", ""]
     return "\n".join(out)
 
