@@ -1143,7 +1143,7 @@ static void over_images(const geom *g, tg_range_fn fn, conv_job *j) {
 /* Winograd (winograd.c): which of the three products. */
 enum { WINO_FWD, WINO_DX, WINO_DW };
 /* The output tile of the default path (see the header: F(2x2, 5x5) ...). */
-#define WINO_TILE 2
+#define WINO_TILE 3
 /* Channels (input and output) below which the direct path is kept in the
  * default mode (measured: see the header). */
 #define WINO_MIN_CHANNELS 8

@@ -2,7 +2,7 @@
 
 float32 convolutions with a 5x5 kernel, stride 1, dilation 1 and one group
 (and at least 8 input and output channels by default) compute their
-forward product, input gradient and weight gradient with F(2x2, 5x5);
+forward product, input gradient and weight gradient with F(3x3, 5x5);
 TAPEGRAD_CONV=winograd2 / winograd3 force F(2x2, 5x5) / F(3x3, 5x5) on any
 channel counts, TAPEGRAD_CONV=implicit the exact direct path.
 
@@ -151,28 +151,39 @@ def test_products_within_the_bound_of_the_float64_reference(path, tile, case):
 
 
 def test_default_path_is_winograd_for_the_cnn_layer_only(path):
-    """Unset TAPEGRAD_CONV: F(2x2) for float32 5x5 layers with at least 8
-    channels in and out (bitwise what winograd2 gives), the direct path for
+    """Unset TAPEGRAD_CONV: F(3x3) for float32 5x5 layers with at least 8
+    channels in and out (bitwise what winograd3 gives), the direct path for
     one input channel, other kernels, strides and float64."""
     rng = np.random.default_rng(1)
     x, w = _case(rng, 2, 16, 32, 14, 14)
     g = rng.standard_normal((2, 32, 14, 14)).astype(np.float32)
     res = {}
-    for p in ("auto", "winograd2", "implicit"):
+    for p in ("auto", "winograd3", "implicit"):
         path(p)
         res[p] = _products(x, w, g, 2)
-    for a, b, c in zip(res["auto"], res["winograd2"], res["implicit"]):
+    for a, b, c in zip(res["auto"], res["winograd3"], res["implicit"]):
         assert a.tobytes() == b.tobytes()
         assert a.tobytes() != c.tobytes()
     x1, w1 = _case(rng, 2, 1, 16, 14, 14)
-    g1 = rng.standard_normal((2, 16, 14, 14)).astype(np.float32)
-    for args in ((x1, w1, g1, 2), (x.astype(np.float64), w.astype(np.float64), g.astype(np.float64), 2)):
+    w3 = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    wg = rng.standard_normal((32, 8, 5, 5)).astype(np.float32)
+    others = [(x1, w1, {}),  # one input channel
+              (x.astype(np.float64), w.astype(np.float64), {}),
+              (x, w3, {}),  # 3x3
+              (x, w, {"stride": 2}), (x, w, {"dilation": 2}),
+              (x, wg, {"groups": 2})]
+    for xx, ww, kw in others:
+        def run():
+            tx, tw = tg.tensor(xx, requires_grad=True), tg.tensor(ww, requires_grad=True)
+            y = F.conv2d(tx, tw, padding=2, **kw)
+            y.backward(tg.tensor(np.cos(np.arange(y.size)).reshape(y.shape).astype(xx.dtype)))
+            return y.numpy(), tx.grad.numpy(), tw.grad.numpy()
         path("auto")
-        a = _products(*args)
+        a = run()
         path("implicit")
-        b = _products(*args)
+        b = run()
         for u, v in zip(a, b):
-            assert u.tobytes() == v.tobytes()
+            assert u.tobytes() == v.tobytes(), kw
 
 
 @pytest.mark.parametrize("tile", TILES)
