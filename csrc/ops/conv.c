@@ -183,6 +183,7 @@
 #include "../kernels/gemm.h"
 #include "../kernels/threadpool.h"
 #include "../kernels/platform.h"
+#include "../kernels/winograd.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -596,10 +597,32 @@ static bool gemm_implicit(tg_dtype dt, int64_t M, int64_t N, int64_t K, const vo
                              rsc) == 0;
 }
 
+/* The path TAPEGRAD_CONV selects (read at each call, so that tests and
+ * benchmarks may switch it in one process): unset or "auto", Winograd
+ * where it applies and measured faster (wino_geom), else the implicit GEMM;
+ * "implicit": never Winograd; "im2col": the columns formed, never Winograd;
+ * "winograd": Winograd wherever it applies (any channel counts), with the
+ * default tile; "winograd2" / "winograd3": with the 2x2 / 3x3 output tile
+ * (for tests and measurements).  Other values: auto. */
+typedef enum { CONV_AUTO, CONV_IMPLICIT, CONV_IM2COL, CONV_WINOGRAD } conv_path;
+static conv_path conv_mode(int *tile) {
+    const char *e = getenv("TAPEGRAD_CONV");
+    *tile = 0;
+    if (!e) return CONV_AUTO;
+    if (!strcmp(e, "implicit")) return CONV_IMPLICIT;
+    if (!strcmp(e, "im2col")) return CONV_IM2COL;
+    if (!strncmp(e, "winograd", 8)) {
+        if (!strcmp(e + 8, "2")) *tile = 2;
+        else if (!strcmp(e + 8, "3")) *tile = 3;
+        return CONV_WINOGRAD;
+    }
+    return CONV_AUTO;
+}
+
 /* Whether the implicit path may be used (TAPEGRAD_CONV=im2col: never). */
 static bool implicit_enabled(void) {
-    const char *e = getenv("TAPEGRAD_CONV");
-    return !(e && !strcmp(e, "im2col"));
+    int tile;
+    return conv_mode(&tile) != CONV_IM2COL;
 }
 
 /* Padded size of the image for the implicit path. */
@@ -1117,6 +1140,46 @@ static void over_images(const geom *g, tg_range_fn fn, conv_job *j) {
         fn(0, g->N, j);
 }
 
+/* Winograd (winograd.c): which of the three products. */
+enum { WINO_FWD, WINO_DX, WINO_DW };
+/* The output tile of the default path (see the header: F(2x2, 5x5) ...). */
+#define WINO_TILE 3
+/* Channels (input and output) below which the direct path is kept in the
+ * default mode (measured: see the header). */
+#define WINO_MIN_CHANNELS 8
+
+/* Whether Winograd computes product `which` of g in dtype dt; if so, *wg is
+ * its geometry (for the input gradient: the forward convolution of dy with
+ * the flipped kernel, padded r-1-p).  From the shapes and TAPEGRAD_CONV
+ * only: float32, a 5x5 kernel, stride 1, dilation 1, one group, and sizes
+ * for which the products go through gemm.c's packed kernel whatever the
+ * batch (so that an image's result does not depend on its batch). */
+static bool wino_geom(const geom *g, tg_dtype dt, int which, tg_wino_geom *wg) {
+    int tile;
+    conv_path mode = conv_mode(&tile);
+    if (mode == CONV_IMPLICIT || mode == CONV_IM2COL || dt != TG_FLOAT32) return false;
+    if (g->G != 1 || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->KH != g->KW)
+        return false;
+    int m = tile ? tile : WINO_TILE;
+    if (!tg_wino_supported(m, (int)g->KH)) return false;
+    if (mode == CONV_AUTO && (g->C < WINO_MIN_CHANNELS || g->O < WINO_MIN_CHANNELS)) return false;
+    int64_t r = g->KH;
+    if (which == WINO_DX) {
+        if (g->ph > r - 1 || g->ph1 > r - 1 || g->pw > r - 1 || g->pw1 > r - 1) return false;
+        *wg = (tg_wino_geom){.N = g->N, .C = g->O, .H = g->OH, .W = g->OW, .O = g->C, .r = r,
+                             .pt = r - 1 - g->ph, .pb = r - 1 - g->ph1, .pl = r - 1 - g->pw,
+                             .pr = r - 1 - g->pw1, .OH = g->H, .OW = g->W, .m = m};
+    } else {
+        *wg = (tg_wino_geom){.N = g->N, .C = g->C, .H = g->H, .W = g->W, .O = g->O, .r = r,
+                             .pt = g->ph, .pb = g->ph1, .pl = g->pw, .pr = g->pw1,
+                             .OH = g->OH, .OW = g->OW, .m = m};
+    }
+    double tiles = (double)((wg->OH + m - 1) / m) * (double)((wg->OW + m - 1) / m);
+    double bytes = tg_wino_bytes_per_image(wg);
+    return tiles >= 2 && tiles * (double)wg->O * (double)wg->C > 512 && bytes > 0 &&
+           bytes <= 64.0 * 1024 * 1024;
+}
+
 static tg_tensor *job_failed(tg_tensor *out, const char *who) {
     tg_tensor_release(out);
     return TG_FAIL(TG_ERR_MEMORY, "%s: out of memory for the im2col buffer", who);
@@ -1127,6 +1190,11 @@ static tg_tensor *conv_forward(const geom *g, tg_dtype dt, tg_tensor *x, tg_tens
     int64_t sh[4] = {g->N, g->O, g->OH, g->OW};
     tg_tensor *y = tg_tensor_empty(4, sh, dt);
     if (!y || y->numel == 0) return y;
+    tg_wino_geom wg;
+    if (wino_geom(g, dt, WINO_FWD, &wg) &&
+        tg_wino_conv_f32(&wg, tg_tensor_data(x), tg_tensor_data(w), 0,
+                         b ? tg_tensor_data(b) : NULL, tg_tensor_data(y)) == 0)
+        return y;
     conv_job j = {.g = g, .dt = dt, .x = tg_tensor_data(x), .w = tg_tensor_data(w),
                   .b = b ? tg_tensor_data(b) : NULL, .out = tg_tensor_data(y),
                   .implicit = implicit_enabled()};
@@ -1139,6 +1207,11 @@ static tg_tensor *conv_input_grad(const geom *g, tg_dtype dt, tg_tensor *dy, tg_
     int64_t sh[4] = {g->N, g->C, g->H, g->W};
     tg_tensor *dx = tg_tensor_empty(4, sh, dt);
     if (!dx || dx->numel == 0) return dx;
+    tg_wino_geom wg;
+    if (wino_geom(g, dt, WINO_DX, &wg) &&
+        tg_wino_conv_f32(&wg, tg_tensor_data(dy), tg_tensor_data(w), 1, NULL,
+                         tg_tensor_data(dx)) == 0)
+        return dx;
     conv_job j = {.g = g, .dt = dt, .w = tg_tensor_data(w), .dy = tg_tensor_data(dy),
                   .out = tg_tensor_data(dx)};
     over_images(g, dx_range, &j);
@@ -1151,6 +1224,10 @@ static tg_tensor *conv_weight_grad(const geom *g, tg_dtype dt, tg_tensor *x, tg_
     if (g->N == 0) return tg_tensor_zeros(4, sh, dt);
     tg_tensor *dw = tg_tensor_empty(4, sh, dt);
     if (!dw || dw->numel == 0) return dw;
+    tg_wino_geom wg;
+    if (wino_geom(g, dt, WINO_DW, &wg) &&
+        tg_wino_weight_grad_f32(&wg, tg_tensor_data(x), tg_tensor_data(dy), tg_tensor_data(dw)) == 0)
+        return dw;
     size_t isz = tg_dtype_size(dt);
     int64_t nw = dw->numel;
     /* The number of partial sums depends on the shapes only (never on the

@@ -45,7 +45,20 @@ def test_loss_and_gradients_match_pytorch(n):
         np.testing.assert_allclose(g, tg_, rtol=1e-3, atol=1e-5 * np.abs(tg_).max(), err_msg=k)
 
 
-def test_adam_steps_track_pytorch():
+# The default path computes the second convolution by Winograd's algorithm
+# (tests/python/test_conv_winograd.py), which rounds differently: its
+# outputs and gradients differ from the float64 values by 2-10 times the
+# direct path's error (a few 1e-7 relative).  Adam divides each gradient by
+# its own running magnitude, so a weight whose gradient is at the rounding
+# level (an output of conv2 at 0 before a ReLU, a fully cancelled sum) moves
+# by up to about lr whichever way its rounding tips it.  On the exact path
+# (TAPEGRAD_CONV=implicit) the weights after three steps agree with
+# PyTorch's to 1e-5; on the default path all but a few do (measured: 98.8 %
+# of conv2's weight, 99.99 % of fc1's, all of the others; held to 97 %),
+# and those within 3 lr, the most three steps can move a weight.
+@pytest.mark.parametrize("path", ["implicit", "auto"])
+def test_adam_steps_track_pytorch(monkeypatch, path):
+    monkeypatch.setenv("TAPEGRAD_CONV", path)
     w = cnn.init_weights(3)
     x, y = cnn.batch(16, seed=4)
     step, model = cnn.tapegrad_step(w)
@@ -58,5 +71,10 @@ def test_adam_steps_track_pytorch():
     assert losses[-1][0] < losses[0][0]  # the steps train
     tparams = dict(tmodel.named_parameters())
     for k, p in model.named_parameters():
-        np.testing.assert_allclose(p.numpy(), tparams[k].detach().numpy(), rtol=1e-4, atol=1e-5,
-                                   err_msg=k)
+        a, b = p.numpy(), tparams[k].detach().numpy()
+        close = np.abs(a - b) <= 1e-5 + 1e-4 * np.abs(b)
+        if path == "implicit":
+            assert close.all(), k
+        else:
+            assert close.mean() >= 0.97, (k, close.mean())
+            assert np.abs(a - b).max() <= 3e-3, k

@@ -295,10 +295,7 @@ def test_conv2d_fast_paths_give_the_reference_bits(case, dtype, monkeypatch):
         return conv(x, g), [conv(x[i:i + 1], g[i:i + 1]) for i in range(p["n"])]
     got = {}
     for path in ("implicit", "im2col"):
-        if path == "im2col":
-            monkeypatch.setenv("TAPEGRAD_CONV", "im2col")
-        else:
-            monkeypatch.delenv("TAPEGRAD_CONV", raising=False)
+        monkeypatch.setenv("TAPEGRAD_CONV", path)  # "implicit": not Winograd
         for threads in (1, 2):
             got[path, threads] = _with_threads(threads, run)
     ref = got["im2col", 1][0]
@@ -330,10 +327,7 @@ def test_conv2d_implicit_gemm_with_a_large_single_image(monkeypatch):
     w = rng.standard_normal((24, 8, 3, 3)).astype(np.float32)
     res = {}
     for path in ("implicit", "im2col"):
-        if path == "im2col":
-            monkeypatch.setenv("TAPEGRAD_CONV", "im2col")
-        else:
-            monkeypatch.delenv("TAPEGRAD_CONV", raising=False)
+        monkeypatch.setenv("TAPEGRAD_CONV", path)  # "implicit": not Winograd
         for threads in (1, 2):
             res[path, threads] = _with_threads(
                 threads, lambda: F.conv2d(tg.tensor(x), tg.tensor(w), padding=1).numpy())
@@ -370,8 +364,7 @@ def test_conv2d_implicit_gemm_equals_im2col_random_geometry(N, G, cg, og, H, W, 
     old = os.environ.pop("TAPEGRAD_CONV", None)
     try:
         for path in ("implicit", "im2col"):
-            if path == "im2col":
-                os.environ["TAPEGRAD_CONV"] = "im2col"
+            os.environ["TAPEGRAD_CONV"] = path  # "implicit": not Winograd
             for threads in (1, 2):
                 got[path, threads] = _with_threads(threads, run)
             os.environ.pop("TAPEGRAD_CONV", None)
