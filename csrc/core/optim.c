@@ -19,6 +19,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ===================================================================== */
 /* Checks                                                                 */
@@ -233,23 +234,74 @@ tg_status tg_sgd_step(int n, tg_tensor **params, tg_tensor **grads, tg_tensor **
  * 0 <= beta < 1, step >= 1).  Returns TG_OK or an error with nothing
  * modified.
  */
-/* The float32 Adam update of one tensor, cut into ranges of elements run
- * on the pool's threads.  Each element's update reads and writes only its
- * own p, g, m, v (the vector loop and its scalar tail do the same IEEE
- * operations), so any cut gives the same bits.  A range gets at least
- * ADAM_MIN_PER_CHUNK elements: below that, waking a worker costs more than
- * the update (about 1 ns an element on one core). */
+/* The float32 Adam update, cut into ranges of elements run on the pool's
+ * threads.  Each element's update reads and writes only its own p, g, m, v
+ * (the vector loop and its scalar tail do the same IEEE operations), so any
+ * cut gives the same bits.  The float32 parameters whose tensors are all
+ * separate (f32_separate, and no memory shared between two parameters'
+ * tensors: adam_all_separate) are one loop over their elements laid end to
+ * end, a range crossing from one tensor into the next: one wake-up of the
+ * workers per step instead of one per parameter, and the small tensors
+ * (biases, a 16x1x5x5 kernel) split with the large ones instead of running
+ * serially one after another.  A range gets at least ADAM_MIN_PER_CHUNK
+ * elements: below that, waking a worker costs more than the update (about
+ * 1 ns an element on one core). */
 #define ADAM_MIN_PER_CHUNK 32768
 typedef struct {
     float *p, *m, *v;
     const float *g;
+    int64_t start, n; /* elements [start, start + n) of the whole loop */
+} adam_seg;
+typedef struct {
+    const adam_seg *seg;
+    int nseg;
     const float *c;
     int mode;
 } adam_job;
 
 static void adam_range(int64_t b, int64_t e, void *ctx) {
     const adam_job *j = ctx;
-    tg_vmath()->adam_f32(e - b, j->p + b, j->g + b, j->m + b, j->v + b, j->c, j->mode);
+    int lo = 0, hi = j->nseg - 1; /* the segment holding element b */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (j->seg[mid].start <= b) lo = mid;
+        else hi = mid - 1;
+    }
+    for (int k = lo; k < j->nseg && b < e; k++) {
+        const adam_seg *sg = &j->seg[k];
+        int64_t o = b - sg->start, m = sg->n - o;
+        if (m > e - b) m = e - b;
+        if (m > 0) tg_vmath()->adam_f32(m, sg->p + o, sg->g + o, sg->m + o, sg->v + o, j->c, j->mode);
+        b += m;
+    }
+}
+
+typedef struct { uintptr_t lo, hi; } mem_range;
+static int cmp_range(const void *a, const void *b) {
+    uintptr_t x = ((const mem_range *)a)->lo, y = ((const mem_range *)b)->lo;
+    return x < y ? -1 : x > y;
+}
+
+/* Whether the memory of the n float32 contiguous tensors (NULLs skipped)
+ * is pairwise disjoint -- by address, not by storage, since two storages
+ * can wrap one buffer (from_numpy of two views of one array): then the
+ * parameters' updates may run in one loop, in any order.  On out of
+ * memory, false (the caller then steps one parameter at a time, in order,
+ * which is always what it did). */
+static bool adam_all_separate(tg_tensor *const *t, int n) {
+    mem_range *r = malloc((n > 0 ? (size_t)n : 1) * sizeof *r);
+    if (!r) return false;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (t[i] && t[i]->numel > 0) {
+            uintptr_t lo = (uintptr_t)tg_tensor_data(t[i]);
+            r[k++] = (mem_range){lo, lo + (uintptr_t)t[i]->numel * sizeof(float)};
+        }
+    qsort(r, (size_t)k, sizeof *r, cmp_range);
+    bool ok = true;
+    for (int i = 1; i < k && ok; i++) ok = r[i].lo >= r[i - 1].hi;
+    free(r);
+    return ok;
 }
 
 tg_status tg_adam_step(int n, tg_tensor **params, tg_tensor **grads, tg_tensor **exp_avg,
@@ -279,19 +331,50 @@ tg_status tg_adam_step(int n, tg_tensor **params, tg_tensor **grads, tg_tensor *
     if (!gs) return tg_error_status();
     double bc1 = 1 - pow(beta1, (double)step), bc2 = 1 - pow(beta2, (double)step);
     double step_size = lr / bc1, bc2_sqrt = sqrt(bc2);
+    /* the float32 hot path: float32 throughout (as PyTorch computes it),
+     * in the vectorized loop of kernels/vmath (AVX2 when available) */
+    const float c[8] = {(float)(1 - beta1), (float)beta2, (float)(1 - beta2),
+                        (float)step_size, (float)(1 / bc2_sqrt), (float)eps,
+                        (float)weight_decay, (float)(1 - lr * weight_decay)};
+    const int mode = weight_decay == 0 ? 0 : decoupled ? 1 : 2;
+    /* the parameters that take it, as segments of one loop (see adam_range);
+     * done[i]: parameter i is in it */
+    adam_seg *seg = malloc((n > 0 ? (size_t)n : 1) * sizeof *seg);
+    tg_tensor **every = seg ? malloc((n > 0 ? (size_t)n : 1) * 4 * sizeof *every) : NULL;
+    bool *done = every ? calloc(n > 0 ? (size_t)n : 1, sizeof *done) : NULL;
+    int nseg = 0;
+    int64_t total = 0;
+    if (done) {
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            tg_tensor *all[4] = {params[i], gs[i], exp_avg[i], exp_avg_sq[i]};
+            if (!gs[i] || !f32_separate(all, 4)) continue;
+            for (int q = 0; q < 4; q++) every[k++] = all[q];
+            done[i] = true;
+            seg[nseg++] = (adam_seg){tg_tensor_data(params[i]), tg_tensor_data(exp_avg[i]),
+                                     tg_tensor_data(exp_avg_sq[i]), tg_tensor_data(gs[i]), total,
+                                     params[i]->numel};
+            total += params[i]->numel;
+        }
+        if (!adam_all_separate(every, k)) { /* step them one at a time */
+            nseg = 0;
+            memset(done, 0, (size_t)n * sizeof *done);
+        }
+    }
+    if (nseg > 0) {
+        adam_job j = {seg, nseg, c, mode};
+        tg_parallel_for(total, ADAM_MIN_PER_CHUNK, adam_range, &j);
+    }
     for (int i = 0; i < n; i++) {
         tg_tensor *p = params[i], *g = gs[i], *m = exp_avg[i], *v = exp_avg_sq[i];
         if (!g) continue;
         tg_tensor *all[4] = {p, g, m, v};
-        if (f32_separate(all, 4)) {
-            /* the hot path: float32 throughout (as PyTorch computes it), in
-             * the vectorized loop of kernels/vmath (AVX2 when available) */
-            const float c[8] = {(float)(1 - beta1), (float)beta2, (float)(1 - beta2),
-                                (float)step_size, (float)(1 / bc2_sqrt), (float)eps,
-                                (float)weight_decay, (float)(1 - lr * weight_decay)};
-            const int mode = weight_decay == 0 ? 0 : decoupled ? 1 : 2;
-            adam_job j = {tg_tensor_data(p), tg_tensor_data(m), tg_tensor_data(v),
-                          tg_tensor_data(g), c, mode};
+        if (done && done[i]) {
+            /* updated by the loop above */
+        } else if (f32_separate(all, 4)) {
+            adam_seg one = {tg_tensor_data(p), tg_tensor_data(m), tg_tensor_data(v),
+                            tg_tensor_data(g), 0, p->numel};
+            adam_job j = {&one, 1, c, mode};
             tg_parallel_for(p->numel, ADAM_MIN_PER_CHUNK, adam_range, &j);
         } else {
             for (int64_t k = 0; k < p->numel; k++) {
@@ -311,6 +394,9 @@ tg_status tg_adam_step(int n, tg_tensor **params, tg_tensor **grads, tg_tensor *
         m->storage->version++;
         v->storage->version++;
     }
+    free(done);
+    free(every);
+    free(seg);
     release_grads(n, gs);
     return TG_OK;
 }

@@ -22,16 +22,27 @@
  *
  * Sleeping and waking
  * -------------------
- * A worker that finished a job spins for a few microseconds watching the
- * generation number (a new job often follows at once, and a futex sleep and
- * wake-up costs tens of microseconds), then sleeps on a condition variable.
- * So an idle pool uses no CPU.  On the MNIST CNN's training step (batch 32,
- * two threads) the pool runs 17 loops per step (tg_threadpool_jobs), and
- * per step the worker sleeps about 16 times (voluntary context switches)
- * and the caller less than once (it rarely waits asleep for the last
- * chunk: the wait below spins first).  A 4096-iteration spin (about 225 us
- * at the 55 ns a pause takes on this guest) only took the worker's sleeps
- * to 14 per step, on a loaded machine: not kept.
+ * A worker that finished a job spins, watching the generation number, for
+ * up to tg_threadpool_get_spin_us() microseconds (default 100, looking at
+ * the clock every TG_SPIN_CHECK pauses), then sleeps on a condition
+ * variable; so an idle pool uses no CPU a moment after its last loop.  The
+ * calling thread waiting for the workers' last chunks spins as long before
+ * it sleeps.  Why 100 us: waking a sleeping worker takes tens to hundreds
+ * of microseconds on a virtual machine, and most loops of a training step
+ * are shorter than that (the MNIST CNN's ReLUs and poolings take 30-230 us
+ * on one thread; the Python between two of them, 5-50 us).  With the old
+ * spin of about 2 us the worker slept between nearly every two of the
+ * step's 17 loops, and the calling thread ran most of each short loop
+ * alone before it woke.  Measured on the CNN's batch-32 step, 1 and 2
+ * threads and the spins interleaved in one process, 30 rounds run only
+ * while other processes used under 0.3 of a core (best of 3 steps each),
+ * the 2-thread speed-up over 1 thread was, best and median round:
+ * spin 2 us 1.70x / 1.45x, 30 us 1.82x / 1.51x, 100 us 1.86x / 1.56x,
+ * 300 us 1.86x / 1.53x (a first run of 15 rounds: 2 us 1.72x / 1.68x,
+ * 50 us 1.88x / 1.78x, 200 us 1.91x / 1.74x, 1000 us 1.90x / 1.79x).
+ * Longer spins gain nothing more; they only burn a core longer after the
+ * last loop (OpenMP runtimes spin for far longer: 200 ms by default in
+ * Intel's).  A shared machine can set it to 0 (tg_threadpool_set_spin_us).
  *
  * Serialisation
  * -------------
@@ -69,11 +80,15 @@
 #define tg_cpu_relax() ((void)0)
 #endif
 
-/* Spin iterations before sleeping.  A pause instruction takes 10-140 cycles
- * depending on the CPU (about 30 ns on the AMD EPYC we tuned on), so 128 of
- * them are a few microseconds: long enough to catch a job that follows at
- * once, short enough not to burn a core between calls. */
-#define TG_SPIN_ITERS 128
+/* Pause instructions between two looks at the clock while spinning.  A
+ * pause takes 10-140 cycles depending on the CPU (about 30-55 ns on the
+ * machines we tuned on), so 64 of them are a few microseconds: the spin
+ * reads the clock (a vDSO call, ~20 ns) rarely enough to cost nothing. */
+#define TG_SPIN_CHECK 64
+
+/* How long a worker that finished a job spins, watching for the next one,
+ * before it sleeps (nanoseconds; tg_threadpool_set_spin_us). */
+static atomic_llong spin_ns = TG_SPIN_US_DEFAULT * 1000LL;
 
 /* One parallel loop in flight.  Lives on the stack of the tg_parallel_for()
  * call that owns it; workers touch it only between being woken for it and
@@ -266,6 +281,41 @@ static void run_chunks(tg_job *job)
     }
 }
 
+/* Spin (pause, and look at the clock every TG_SPIN_CHECK pauses) until
+ * *gen differs from `seen` or `ns` nanoseconds have passed. */
+static void spin_until_changed(atomic_uint *gen, unsigned seen, int64_t ns)
+{
+    if (ns <= 0)
+        return;
+    int64_t t0 = tg_monotonic_ns();
+    for (;;) {
+        for (int i = 0; i < TG_SPIN_CHECK; ++i) {
+            if (atomic_load_explicit(gen, memory_order_relaxed) != seen)
+                return;
+            tg_cpu_relax();
+        }
+        if (tg_monotonic_ns() - t0 >= ns)
+            return;
+    }
+}
+
+/* The same until *n is 0. */
+static void spin_until_zero(atomic_int *n, int64_t ns)
+{
+    if (ns <= 0)
+        return;
+    int64_t t0 = tg_monotonic_ns();
+    for (;;) {
+        for (int i = 0; i < TG_SPIN_CHECK; ++i) {
+            if (atomic_load_explicit(n, memory_order_acquire) == 0)
+                return;
+            tg_cpu_relax();
+        }
+        if (tg_monotonic_ns() - t0 >= ns)
+            return;
+    }
+}
+
 /* A worker's life: wait for a new generation, help if asked, report, repeat.
  * arg is the worker's index. */
 static void *worker_main(void *arg)
@@ -284,11 +334,8 @@ static void *worker_main(void *arg)
     for (;;) {
         /* Spin briefly without the lock: cheap when jobs come back-to-back. */
         tg_mutex_unlock(&pool.lock);
-        for (int i = 0; i < TG_SPIN_ITERS; ++i) {
-            if (atomic_load_explicit(&pool.generation, memory_order_relaxed) != seen)
-                break;
-            tg_cpu_relax();
-        }
+        spin_until_changed(&pool.generation, seen,
+                           atomic_load_explicit(&spin_ns, memory_order_relaxed));
         tg_mutex_lock(&pool.lock);
         while (atomic_load(&pool.generation) == seen && !pool.shutdown)
             tg_cond_wait(&pool.wake_cv, &pool.lock);
@@ -318,6 +365,7 @@ static void pool_stop(void)
         return;
     tg_mutex_lock(&pool.lock);
     pool.shutdown = 1;
+    atomic_fetch_add(&pool.generation, 1);  /* ends a spinning worker's wait */
     tg_cond_broadcast(&pool.wake_cv);
     tg_mutex_unlock(&pool.lock);
     for (int i = 0; i < pool.nworkers; ++i)
@@ -474,14 +522,26 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
     pool.job = NULL;
     pool.nparticipants = 0;
     tg_mutex_unlock(&pool.lock);
-    for (int i = 0; i < TG_SPIN_ITERS && atomic_load(&pool.active) != 0; ++i)
-        tg_cpu_relax();
+    spin_until_zero(&pool.active, atomic_load_explicit(&spin_ns, memory_order_relaxed));
     tg_mutex_lock(&pool.lock);
     while (atomic_load(&pool.active) != 0)
         tg_cond_wait(&pool.done_cv, &pool.lock);
     tg_mutex_unlock(&pool.lock);
 
     tg_mutex_unlock(&pool.submit);
+}
+
+int tg_threadpool_set_spin_us(int us)
+{
+    if (us < 0 || us > TG_SPIN_US_MAX)
+        return -1;
+    atomic_store(&spin_ns, (long long)us * 1000);
+    return 0;
+}
+
+int tg_threadpool_get_spin_us(void)
+{
+    return (int)(atomic_load(&spin_ns) / 1000);
 }
 
 uint64_t tg_threadpool_jobs(void)

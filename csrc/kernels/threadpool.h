@@ -4,8 +4,8 @@
  *
  * One pool of POSIX threads serves the whole process.  It is created lazily,
  * on the first tg_parallel_for() that actually needs a second thread; between
- * calls its workers sleep on a condition variable (they spin for at most a
- * few microseconds first), so an idle pool costs no CPU.  After fork() the
+ * calls its workers sleep on a condition variable after spinning for up to
+ * 100 us (tg_threadpool_set_spin_us), so an idle pool costs no CPU.  After fork() the
  * child starts with no pool and builds a new one on demand.
  *
  * The whole API is three functions:
@@ -81,6 +81,19 @@ typedef void (*tg_range_fn)(int64_t begin, int64_t end, void *ctx);
  * (no nested parallelism), when another thread's loop is using the pool, or
  * when no worker thread could be created.  Never fails. */
 void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx);
+
+/* How long a worker that finished a loop keeps spinning (watching for the
+ * next loop, burning its core) before it sleeps, in microseconds: 0 to
+ * TG_SPIN_US_MAX, default TG_SPIN_US_DEFAULT.  Waking a sleeping worker
+ * takes tens to hundreds of microseconds on a virtual machine, longer than
+ * most of a training step's loops, so a worker that sleeps between two of
+ * them leaves the next one to the calling thread; see threadpool.c.
+ * Returns 0, or -1 (and changes nothing) when us is out of range.
+ * Later sleeps only; thread-safe. */
+#define TG_SPIN_US_DEFAULT 100
+#define TG_SPIN_US_MAX 1000000
+int tg_threadpool_set_spin_us(int us);
+int tg_threadpool_get_spin_us(void);
 
 /* The number of loops tg_parallel_for() has handed to the workers since
  * the process started (loops run inline are not counted): for tests that

@@ -322,6 +322,114 @@ START_TEST(test_many_small_loops)
 }
 END_TEST
 
+/* ---- the spin before a worker sleeps (tg_threadpool_set_spin_us) ------- */
+
+#ifdef __linux__
+#include <dirent.h>
+/* Voluntary context switches (sleeps) of the pool's workers, summed over
+ * the threads of this process named "tapegrad-N" (/proc/self/task). */
+static long worker_sleeps(void)
+{
+    long total = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[300], line[256];
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        int ours = fgets(line, sizeof line, f) && strncmp(line, "tapegrad-", 9) == 0;
+        fclose(f);
+        if (!ours)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", de->d_name);
+        f = fopen(path, "r");
+        if (!f)
+            continue;
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+                total += atol(line + 24);
+        fclose(f);
+    }
+    closedir(d);
+    return total;
+}
+#endif
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+START_TEST(test_spin_setting)
+{
+    int saved = tg_threadpool_get_spin_us();
+    ck_assert_int_eq(saved, TG_SPIN_US_DEFAULT);
+    ck_assert_int_eq(tg_threadpool_set_spin_us(-1), -1);
+    ck_assert_int_eq(tg_threadpool_set_spin_us(TG_SPIN_US_MAX + 1), -1);
+    ck_assert_int_eq(tg_threadpool_get_spin_us(), saved);   /* unchanged by a refusal */
+    ck_assert_int_eq(tg_threadpool_set_spin_us(TG_SPIN_US_MAX), 0);
+    ck_assert_int_eq(tg_threadpool_get_spin_us(), TG_SPIN_US_MAX);
+    ck_assert_int_eq(tg_set_num_threads(2), 0);
+    for (int spin = 0; spin <= 1; ++spin) {
+        ck_assert_int_eq(tg_threadpool_set_spin_us(spin ? 1000000 : 0), 0);
+        for (int rep = 0; rep < 50; ++rep) {
+            cover_ctx c = { .n = 1000, .grain = 10 };
+            c.count = calloc((size_t)c.n, sizeof *c.count);
+            ck_assert_ptr_nonnull(c.count);
+            tg_parallel_for(c.n, c.grain, cover_fn, &c);
+            for (int64_t i = 0; i < c.n; ++i)
+                if (atomic_load(&c.count[i]) != 1)
+                    ck_abort_msg("spin %d: index %lld run %d times", spin, (long long)i,
+                                 atomic_load(&c.count[i]));
+            free(c.count);
+        }
+    }
+    /* a worker spinning for up to a second stops at once on shutdown */
+    tg_threadpool_shutdown();
+    ck_assert_int_eq(tg_threadpool_set_spin_us(saved), 0);
+}
+END_TEST
+
+#ifdef __linux__
+START_TEST(test_spinning_worker_stays_awake)
+{
+    ck_assert_int_eq(tg_set_num_threads(2), 0);
+    int saved = tg_threadpool_get_spin_us();
+    atomic_llong total = 0;
+    long slept[2];
+    for (int spin = 0; spin <= 1; ++spin) {
+        /* 0 us: the worker sleeps after each loop; 1 s: it spins through
+         * the 20 ms gaps below (it may be preempted, an involuntary switch,
+         * but it never sleeps) */
+        ck_assert_int_eq(tg_threadpool_set_spin_us(spin ? TG_SPIN_US_MAX : 0), 0);
+        tg_parallel_for(1 << 20, 1, add_fn, &total);   /* the worker exists and is awake */
+        sleep_ms(5);
+        long before = worker_sleeps();
+        ck_assert_int_ge(before, 0);
+        for (int r = 0; r < 10; ++r) {
+            sleep_ms(20);
+            tg_parallel_for(1 << 20, 1, add_fn, &total);
+        }
+        slept[spin] = worker_sleeps() - before;
+    }
+    tg_threadpool_shutdown();   /* ends the long spin */
+    ck_assert_int_eq(tg_threadpool_set_spin_us(saved), 0);
+    ck_assert_msg(slept[0] >= 5, "spin 0: the worker slept %ld times in 10 loops 20 ms apart; "
+                  "expected about 10", slept[0]);
+    ck_assert_msg(slept[1] == 0, "spin 1 s: the worker slept %ld times in 10 loops 20 ms apart; "
+                  "expected 0", slept[1]);
+    ck_assert_int_eq(atomic_load(&total), 22LL << 20);
+}
+END_TEST
+#endif
+
 Suite *threadpool_suite(void)
 {
     Suite *s = suite_create("threadpool");
@@ -345,6 +453,10 @@ Suite *threadpool_suite(void)
         printf("threadpool: test_fork_child_rebuilds_pool NOT RUN HERE (TG_TEST_NO_FORK set)\n");
     tcase_add_test(tc, test_shutdown_and_restart);
     tcase_add_test(tc, test_many_small_loops);
+    tcase_add_test(tc, test_spin_setting);
+#ifdef __linux__
+    tcase_add_test(tc, test_spinning_worker_stays_awake);
+#endif
     suite_add_tcase(s, tc);
     return s;
 }

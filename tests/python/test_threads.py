@@ -105,7 +105,8 @@ def workers():
         if name.startswith("tapegrad-"):
             out[tid] = state
     return out
-# the workers spin for a few microseconds, then block; poll (generously)
+# the workers spin for up to 100 microseconds (tg_threadpool_set_spin_us), then block;
+# poll (generously)
 for _ in range(500):
     w = workers()
     if w and all(s in "SD" for s in w.values()):
