@@ -152,6 +152,44 @@
  *     scattering: 0.232 against 0.094 ms for the first pool, 0.123 against
  *     0.048 for the second (the memset and the scatter are cheap).
  *
+ * Winograd (session 8; csrc/kernels/winograd.c tells how it works).  Even
+ * at the core's peak, a direct product for the CNN's second convolution
+ * (480 of the step's 560 MFLOP) left the step above issue 16's 0.6 of
+ * PyTorch: only fewer multiplications could get there.  float32 5x5
+ * convolutions with stride 1, dilation 1, one group and at least
+ * WINO_MIN_CHANNELS channels in and out now compute all three products
+ * by F(3x3, 5x5) (wino_geom decides, from the shapes only; the input
+ * gradient is the forward convolution of dy with the flipped kernel).
+ * TAPEGRAD_CONV=implicit keeps the exact direct path, winograd2 /
+ * winograd3 force a tile wherever it applies.  Measured (batch 32, one
+ * thread, the paths interleaved in one process, best of 12; time relative
+ * to the implicit path, F(2x2) / F(3x3)):
+ *
+ *   channels in -> out, size   forward      input grad   weight grad
+ *    1 -> 16, 28x28  (conv1)   3.30 / 2.76  5.40 / 4.28  7.19 / 5.41
+ *    4 ->  4, 14x14            1.12 / 0.99  0.85 / 1.00  2.66 / 1.00
+ *    4 -> 16, 14x14            1.25 / 1.09  1.16 / 1.02  2.25 / 1.66
+ *    8 ->  8, 14x14            0.73 / 0.65  0.48 / 0.43  1.19 / 0.93
+ *   16 -> 32, 14x14  (conv2)   0.55 / 0.45  0.57 / 0.50  0.55 / 0.44
+ *   32 -> 32, 14x14            0.49 / 0.41  0.38 / 0.32  0.44 / 0.36
+ *   64 -> 64, 14x14            0.47 / 0.37  0.40 / 0.32  0.43 / 0.34
+ *   32 -> 64,  7x7             0.78 / 0.66  0.54 / 0.51  0.66 / 0.54
+ *
+ * so the crossover is at about 8 channels (kept: both >= 8), one input
+ * channel (conv1) loses by 3-7x (its products have K = 1 or N = 1), and
+ * F(3x3) beats F(2x2) everywhere by 10-20 % although its 14 x 14 outputs
+ * are 15 x 15 of tiles.  Its rounding is about 1.5 times F(2x2)'s (worst
+ * seen 58 against 36 float32 epsilons of the window's sum |x||w|, both
+ * far inside what training notices; tests/python/test_conv_winograd.py),
+ * so F(3x3) is kept.  The training step (batch 32, one thread, the paths
+ * and PyTorch interleaved step by step, best of 30, loaded machine): 9.58
+ * ms implicit, 6.04 ms Winograd, PyTorch 10.72 ms (batch 128: 37.3, 24.4,
+ * 36.4 ms).  Tried on the way (conv2, batch 32, one thread): the
+ * transforms written by gcc's vectoriser only after the loop over the
+ * tiles was declared free of dependences (2.23 -> 1.35 ms forward: it had
+ * stayed scalar); 1 -> 10 images per batch (4 MiB of scratch: forward 1.32
+ * -> 1.12 ms); products by rows or by columns (winograd.c).
+ *
  * Second derivatives.  The VJPs are ops too.  conv2d_input_grad(dy, w) (dx,
  * a transposed convolution) and conv2d_weight_grad(x, dy) (dw) are
  * registered ops; all three are bilinear and adjoint to one another, so the
@@ -1142,7 +1180,7 @@ static void over_images(const geom *g, tg_range_fn fn, conv_job *j) {
 
 /* Winograd (winograd.c): which of the three products. */
 enum { WINO_FWD, WINO_DX, WINO_DW };
-/* The output tile of the default path (see the header: F(2x2, 5x5) ...). */
+/* The output tile of the default path: F(3x3, 5x5) (see the header). */
 #define WINO_TILE 3
 /* Channels (input and output) below which the direct path is kept in the
  * default mode (measured: see the header). */
