@@ -93,7 +93,8 @@ part_python() {
   local tests=(test_autograd.py test_errors.py test_zero_copy.py
                test_tensor_api.py test_ops_registry.py test_nn.py test_conv_optim.py
                test_data.py test_inspect.py test_robustness.py test_fuzz_api.py
-               test_adversarial.py test_kernel_paths.py)
+               test_adversarial.py test_kernel_paths.py test_adam_parallel.py
+               test_where_rows.py)
   local args=()
   for f in "${tests[@]}"; do [ -e "tests/python/$f" ] && args+=("tests/python/$f"); done
   local log="$OUT/pytest.log"

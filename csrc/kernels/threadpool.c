@@ -23,8 +23,8 @@
  * Sleeping and waking
  * -------------------
  * A worker that finished a job spins, watching the generation number, for
- * up to tg_threadpool_get_spin_us() microseconds (default 100, looking at
- * the clock every TG_SPIN_CHECK pauses), then sleeps on a condition
+ * up to tg_threadpool_get_spin_us() microseconds (default 100, or
+ * TAPEGRAD_SPIN_US; looking at the clock every TG_SPIN_CHECK pauses), then sleeps on a condition
  * variable; so an idle pool uses no CPU a moment after its last loop.  The
  * calling thread waiting for the workers' last chunks spins as long before
  * it sleeps.  Why 100 us: waking a sleeping worker takes tens to hundreds
@@ -42,7 +42,8 @@
  * 50 us 1.88x / 1.78x, 200 us 1.91x / 1.74x, 1000 us 1.90x / 1.79x).
  * Longer spins gain nothing more; they only burn a core longer after the
  * last loop (OpenMP runtimes spin for far longer: 200 ms by default in
- * Intel's).  A shared machine can set it to 0 (tg_threadpool_set_spin_us).
+ * Intel's).  A shared machine can set it to 0 (TAPEGRAD_SPIN_US=0, or
+ * tg_threadpool_set_spin_us).
  *
  * Serialisation
  * -------------
@@ -87,8 +88,38 @@
 #define TG_SPIN_CHECK 64
 
 /* How long a worker that finished a job spins, watching for the next one,
- * before it sleeps (nanoseconds; tg_threadpool_set_spin_us). */
-static atomic_llong spin_ns = TG_SPIN_US_DEFAULT * 1000LL;
+ * before it sleeps (nanoseconds; tg_threadpool_set_spin_us); -1 until the
+ * default (TAPEGRAD_SPIN_US or TG_SPIN_US_DEFAULT) is decided. */
+static atomic_llong spin_ns = -1;
+
+/* TAPEGRAD_SPIN_US if it holds a whole number in [0, TG_SPIN_US_MAX], else
+ * TG_SPIN_US_DEFAULT; in nanoseconds. */
+static long long default_spin_ns(void)
+{
+    const char *s = getenv("TAPEGRAD_SPIN_US");
+    long long v = 0;
+    if (s == NULL || *s == '\0')
+        return TG_SPIN_US_DEFAULT * 1000LL;
+    for (const char *p = s; *p; ++p) {
+        if (*p < '0' || *p > '9')
+            return TG_SPIN_US_DEFAULT * 1000LL;
+        v = v * 10 + (*p - '0');
+        if (v > TG_SPIN_US_MAX)
+            return TG_SPIN_US_DEFAULT * 1000LL;
+    }
+    return v * 1000LL;
+}
+
+/* The spin in nanoseconds, deciding the default on first use. */
+static long long get_spin_ns(void)
+{
+    long long n = atomic_load_explicit(&spin_ns, memory_order_relaxed);
+    if (n < 0) {
+        long long expected = -1, def = default_spin_ns();
+        n = atomic_compare_exchange_strong(&spin_ns, &expected, def) ? def : expected;
+    }
+    return n;
+}
 
 /* One parallel loop in flight.  Lives on the stack of the tg_parallel_for()
  * call that owns it; workers touch it only between being woken for it and
@@ -334,8 +365,7 @@ static void *worker_main(void *arg)
     for (;;) {
         /* Spin briefly without the lock: cheap when jobs come back-to-back. */
         tg_mutex_unlock(&pool.lock);
-        spin_until_changed(&pool.generation, seen,
-                           atomic_load_explicit(&spin_ns, memory_order_relaxed));
+        spin_until_changed(&pool.generation, seen, get_spin_ns());
         tg_mutex_lock(&pool.lock);
         while (atomic_load(&pool.generation) == seen && !pool.shutdown)
             tg_cond_wait(&pool.wake_cv, &pool.lock);
@@ -522,7 +552,7 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
     pool.job = NULL;
     pool.nparticipants = 0;
     tg_mutex_unlock(&pool.lock);
-    spin_until_zero(&pool.active, atomic_load_explicit(&spin_ns, memory_order_relaxed));
+    spin_until_zero(&pool.active, get_spin_ns());
     tg_mutex_lock(&pool.lock);
     while (atomic_load(&pool.active) != 0)
         tg_cond_wait(&pool.done_cv, &pool.lock);
@@ -541,7 +571,7 @@ int tg_threadpool_set_spin_us(int us)
 
 int tg_threadpool_get_spin_us(void)
 {
-    return (int)(atomic_load(&spin_ns) / 1000);
+    return (int)(get_spin_ns() / 1000);
 }
 
 uint64_t tg_threadpool_jobs(void)

@@ -84,7 +84,8 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx);
 
 /* How long a worker that finished a loop keeps spinning (watching for the
  * next loop, burning its core) before it sleeps, in microseconds: 0 to
- * TG_SPIN_US_MAX, default TG_SPIN_US_DEFAULT.  Waking a sleeping worker
+ * TG_SPIN_US_MAX.  Default: the TAPEGRAD_SPIN_US variable if it holds a
+ * whole number in that range (read on first use), else TG_SPIN_US_DEFAULT.  Waking a sleeping worker
  * takes tens to hundreds of microseconds on a virtual machine, longer than
  * most of a training step's loops, so a worker that sleeps between two of
  * them leaves the next one to the calling thread; see threadpool.c.

@@ -370,7 +370,8 @@ static void sleep_ms(long ms)
 START_TEST(test_spin_setting)
 {
     int saved = tg_threadpool_get_spin_us();
-    ck_assert_int_eq(saved, TG_SPIN_US_DEFAULT);
+    if (getenv("TAPEGRAD_SPIN_US") == NULL)
+        ck_assert_int_eq(saved, TG_SPIN_US_DEFAULT);
     ck_assert_int_eq(tg_threadpool_set_spin_us(-1), -1);
     ck_assert_int_eq(tg_threadpool_set_spin_us(TG_SPIN_US_MAX + 1), -1);
     ck_assert_int_eq(tg_threadpool_get_spin_us(), saved);   /* unchanged by a refusal */
@@ -421,11 +422,19 @@ START_TEST(test_spinning_worker_stays_awake)
     }
     tg_threadpool_shutdown();   /* ends the long spin */
     ck_assert_int_eq(tg_threadpool_set_spin_us(saved), 0);
+    ck_assert_int_eq(atomic_load(&total), 22LL << 20);
+    if (getenv("TG_TEST_LIGHT")) {
+        /* valgrind (make valgrind sets TG_TEST_LIGHT) runs one thread at a
+         * time: a spinning worker must block to let the others run, so its
+         * sleeps say nothing there; the loops above still ran */
+        printf("threadpool: spinning worker's sleeps NOT CHECKED HERE (TG_TEST_LIGHT: valgrind "
+               "serialises threads)\n");
+        return;
+    }
     ck_assert_msg(slept[0] >= 5, "spin 0: the worker slept %ld times in 10 loops 20 ms apart; "
                   "expected about 10", slept[0]);
     ck_assert_msg(slept[1] == 0, "spin 1 s: the worker slept %ld times in 10 loops 20 ms apart; "
                   "expected 0", slept[1]);
-    ck_assert_int_eq(atomic_load(&total), 22LL << 20);
 }
 END_TEST
 #endif
