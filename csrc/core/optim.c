@@ -12,6 +12,11 @@
  *
  * Every function checks all its arguments before writing anything: a
  * failed call leaves every tensor unchanged.
+ *
+ * Threads: Adam's float32 update of all the parameters is one parallel loop
+ * over their elements laid end to end (adam_range), so a step wakes the
+ * pool's workers once; each element's update is its own, so the bits do
+ * not depend on the thread count or the cut.
  */
 #include "internal.h"
 #include "../kernels/vmath.h"

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "test_util.h"
+#include "../../csrc/kernels/threadpool.h"
 
 /* corpus/empty-huge-dims-strides-overflow: zeros((0, 2**62, 2**62)) passed
  * the element-count check (0 elements) and overflowed computing contiguous
@@ -676,6 +677,101 @@ START_TEST(optimizer_repeated_parameter) {
 }
 END_TEST
 
+/* Adam's float32 step is one parallel loop over every parameter laid end to
+ * end (csrc/core/optim.c): the same bits on one thread and on two, and
+ * parameters whose memory overlaps (two views of one tensor) are still
+ * stepped one after the other, as two separate calls would.  Also run under
+ * valgrind and ASan (the loop's segment arrays are allocated per step). */
+static tg_tensor *f32_filled(int64_t n, double a, double b) {
+    tg_tensor *t = tg_tensor_empty(1, &n, TG_FLOAT32);
+    if (t) {
+        float *d = tg_tensor_data(t);
+        for (int64_t i = 0; i < n; i++) d[i] = (float)sin(a * (double)i + b);
+    }
+    return t;
+}
+
+static void adam_run(int threads, int n, const int64_t *sizes, float **out) {
+    tg_set_num_threads(threads);
+    tg_tensor *ps[4], *gs[4], *ms[4], *vs[4];
+    for (int i = 0; i < n; i++) {
+        ps[i] = f32_filled(sizes[i], 0.37, i);
+        gs[i] = f32_filled(sizes[i], 0.71, 2 * i + 1);
+        ms[i] = tg_tensor_zeros(1, &sizes[i], TG_FLOAT32);
+        vs[i] = tg_tensor_zeros(1, &sizes[i], TG_FLOAT32);
+        ck_tg(ps[i] && gs[i] && ms[i] && vs[i]);
+    }
+    for (int step = 1; step <= 2; step++) {
+        uint64_t jobs = tg_threadpool_jobs();
+        ck_tg_ok(tg_adam_step(n, ps, gs, ms, vs, step, 1e-2, 0.9, 0.999, 1e-8, 0.01, step == 2));
+        /* one loop over all of them: 73009 elements are two chunks of 32768 or
+         * more, while no tensor alone is (each would run on the caller) */
+        ck_assert_uint_eq(tg_threadpool_jobs() - jobs, threads > 1 ? 1 : 0);
+    }
+    for (int i = 0; i < n; i++) {
+        out[i] = malloc((size_t)sizes[i] * sizeof(float));
+        ck_assert_ptr_nonnull(out[i]);
+        memcpy(out[i], tg_tensor_data(ps[i]), (size_t)sizes[i] * sizeof(float));
+        tg_tensor_release(ps[i]);
+        tg_tensor_release(gs[i]);
+        tg_tensor_release(ms[i]);
+        tg_tensor_release(vs[i]);
+    }
+}
+
+START_TEST(adam_one_loop_threads_and_overlap) {
+    int saved = tg_get_num_threads();
+    const int64_t sizes[4] = {1, 40000, 7, 33001};
+    float *one[4], *two[4];
+    adam_run(1, 4, sizes, one);
+    adam_run(2, 4, sizes, two);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_msg(memcmp(one[i], two[i], (size_t)sizes[i] * sizeof(float)) == 0,
+                      "adam: parameter %d differs between 1 and 2 threads", i);
+        free(one[i]);
+        free(two[i]);
+    }
+    /* two views of one buffer, elements [30000, 50000) shared: stepped in
+     * one call they must give what two calls in order give */
+    float *got[2];
+    for (int variant = 0; variant < 2; variant++) {
+        int64_t n = 80000;
+        tg_tensor *base = f32_filled(n, 0.13, 0.5);
+        ck_tg(base);
+        tg_tensor *a = tg_slice(base, (int64_t[]){0}, (int64_t[]){50000}, (int64_t[]){1}, 0);
+        tg_tensor *b = tg_slice(base, (int64_t[]){30000}, (int64_t[]){80000}, (int64_t[]){1}, 0);
+        int64_t m = 50000;
+        tg_tensor *ga = f32_filled(m, 0.3, 1), *gb = f32_filled(m, 0.5, 2);
+        tg_tensor *ma = tg_tensor_zeros(1, &m, TG_FLOAT32), *va = tg_tensor_zeros(1, &m, TG_FLOAT32);
+        tg_tensor *mb = tg_tensor_zeros(1, &m, TG_FLOAT32), *vb = tg_tensor_zeros(1, &m, TG_FLOAT32);
+        ck_tg(a && b && ga && gb && ma && va && mb && vb);
+        tg_tensor *ps[2] = {a, b}, *gs[2] = {ga, gb}, *ms[2] = {ma, mb}, *vs[2] = {va, vb};
+        tg_set_num_threads(2);
+        if (variant == 0) {
+            uint64_t jobs = tg_threadpool_jobs();
+            ck_tg_ok(tg_adam_step(2, ps, gs, ms, vs, 1, 1e-2, 0.9, 0.999, 1e-8, 0, false));
+            /* stepped one after the other: each 50000-element view is a single
+             * chunk, run on the caller; one loop over both would be handed out */
+            ck_assert_uint_eq(tg_threadpool_jobs() - jobs, 0);
+        } else {
+            ck_tg_ok(tg_adam_step(1, ps, gs, ms, vs, 1, 1e-2, 0.9, 0.999, 1e-8, 0, false));
+            ck_tg_ok(tg_adam_step(1, ps + 1, gs + 1, ms + 1, vs + 1, 1, 1e-2, 0.9, 0.999, 1e-8, 0,
+                                  false));
+        }
+        got[variant] = malloc((size_t)n * sizeof(float));
+        ck_assert_ptr_nonnull(got[variant]);
+        memcpy(got[variant], tg_tensor_data(base), (size_t)n * sizeof(float));
+        tg_tensor *all[9] = {base, a, b, ga, gb, ma, va, mb, vb};
+        for (int i = 0; i < 9; i++) tg_tensor_release(all[i]);
+    }
+    ck_assert_msg(memcmp(got[0], got[1], 80000 * sizeof(float)) == 0,
+                  "adam: overlapping parameters in one call differ from two calls in order");
+    free(got[0]);
+    free(got[1]);
+    tg_set_num_threads(saved);
+}
+END_TEST
+
 /* corpus/regress-variadic-ops-too-few-inputs (and regress-variadic-loss-one-input):
  * the generic call of a variadic op (tg_op_apply) with fewer inputs than it
  * reads -- layer_norm and group_norm with none, binary_cross_entropy with
@@ -882,6 +978,7 @@ Suite *regressions_suite(void) {
     tcase_add_test(ti, pow_grad_zero_base);
     tcase_add_test(ti, grad_repeated_input);
     tcase_add_test(ti, optimizer_repeated_parameter);
+    tcase_add_test(ti, adam_one_loop_threads_and_overlap);
     suite_add_tcase(s, ti);
     return s;
 }

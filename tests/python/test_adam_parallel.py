@@ -137,7 +137,10 @@ def test_overlapping_parameters_are_updated_one_after_another():
         opt = tg.optim.Adam([a, b], lr=1e-2)
         for k in range(2):
             a.grad, b.grad = tg.tensor(g0[k]), tg.tensor(g1[k])
+            before = _lib.tg_threadpool_jobs()
             opt.step()
+            # one loop per parameter (two chunks each), not one loop over both
+            assert _lib.tg_threadpool_jobs() - before == (2 if threads == 2 else 0)
         results.append(arr.copy())
     ref = buf.copy()
 
