@@ -43,6 +43,7 @@ struct tg_stepper {
     int *step_ndim;
     int step_cap;
     bool failed;
+    bool private_steps; /* run whole by tg_backward/tg_grad: no caller reads its step records */
 };
 
 static uint64_t backward_mark;
@@ -280,7 +281,15 @@ fail:
 }
 
 /* Leaf t got its last contribution: run its hook, then store the gradient. */
-static tg_status finalize_leaf(tg_stepper *bw, tg_tensor *t) {
+/* Whether anyone can see the last step's record (its grad_in tensors): a
+ * stepper its caller drives (BackwardStepper), or a step hook. */
+static bool steps_seen(const tg_stepper *bw) { return !bw->private_steps || global_hook || bw->hook; }
+
+/* t's gradient is complete: run its hook, then store it in .grad (or in the
+ * tg_grad results).  record_refs: references to the pending sum held by the
+ * step record that no one can see (1 when the sum is the step's own
+ * grad_in, 0 otherwise): such a sum may become .grad itself. */
+static tg_status finalize_leaf(tg_stepper *bw, tg_tensor *t, int record_refs) {
     tg_tensor *g = t->bw_pending;
     t->bw_pending = NULL;
     if (!g) return TG_OK;
@@ -308,8 +317,8 @@ static tg_status finalize_leaf(tg_stepper *bw, tg_tensor *t) {
         st = accumulate(&t->grad, g);
     } else if (!t->grad) {
         /* keep a private contiguous copy, never an alias of another gradient */
-        bool own = g->refcount == 1 && g->storage->refcount == 1 && tg_tensor_is_contiguous(g) &&
-                   !g->grad_fn && g->dtype == t->dtype;
+        bool own = g->refcount == 1 + record_refs && g->storage->refcount == 1 &&
+                   tg_tensor_is_contiguous(g) && !g->grad_fn && g->dtype == t->dtype;
         if (own) {
             tg_tensor_retain(g);
             t->grad = g;
@@ -479,7 +488,11 @@ static tg_status send_to_input(tg_stepper *bw, tg_entry *e, int i) {
         if (x->grad_fn->bw_mark == bw->mark) st = accumulate(&x->grad_fn->bw_pending, g);
     } else if (x->bw_mark == bw->mark) {
         st = accumulate(&x->bw_pending, g);
-        if (!st && --x->bw_deps == 0) st = finalize_leaf(bw, x);
+        /* a first contribution is the step record's grad_in[i] itself: in a
+         * backward() whose steps no one sees, the weight's gradient a VJP
+         * made becomes its .grad without a copy */
+        if (!st && --x->bw_deps == 0)
+            st = finalize_leaf(bw, x, x->bw_pending == g && !steps_seen(bw) ? 1 : 0);
     }
     tg_set_grad_enabled(prev);
     return st;
@@ -619,7 +632,7 @@ static int direct_route(tg_stepper *bw, tg_entry *e, tg_tensor *gout) {
     }
     tg_tensor_release(v);
     /* the leaf's edge from e is consumed (deeper edges at their own steps) */
-    if (!st && r && depth == 0 && !x->grad_fn && --x->bw_deps == 0) st = finalize_leaf(bw, x);
+    if (!st && r && depth == 0 && !x->grad_fn && --x->bw_deps == 0) st = finalize_leaf(bw, x, 0);
     tg_set_grad_enabled(prev);
     return st ? -1 : r;
 }
@@ -629,7 +642,7 @@ static tg_status skip_entry(tg_stepper *bw, tg_entry *e) {
     for (int i = 0; i < e->n_inputs; i++) {
         tg_tensor *x = e->inputs[i];
         if (tg_entry_needs_grad(e, i) && !x->grad_fn && x->bw_mark == bw->mark && --x->bw_deps == 0) {
-            tg_status st = finalize_leaf(bw, x);
+            tg_status st = finalize_leaf(bw, x, 0);
             if (st) return st;
         }
     }
@@ -733,7 +746,7 @@ static tg_status flush_leaves(tg_stepper *bw) {
     bool prev = tg_set_grad_enabled((bw->flags & TG_CREATE_GRAPH) != 0);
     tg_status st = TG_OK;
     for (int64_t i = 0; i < bw->n_leaves && !st; i++)
-        if (bw->leaves[i]->bw_pending) st = finalize_leaf(bw, bw->leaves[i]);
+        if (bw->leaves[i]->bw_pending) st = finalize_leaf(bw, bw->leaves[i], 0);
     tg_set_grad_enabled(prev);
     return st;
 }
@@ -785,6 +798,7 @@ tg_status tg_backward(tg_tensor *target, tg_tensor *seed, int flags) {
     tg_stepper *bw = tg_backward_begin(1, &target, seed ? &seed : NULL,
                                         (flags & ~TG_NO_ACCUMULATE) | (direct_enabled ? TG_DIRECT : 0), 0, NULL);
     if (!bw) return tg_error_status();
+    bw->private_steps = true;
     tg_status st = run_all(bw);
     tg_backward_end(bw);
     return st;
@@ -817,6 +831,7 @@ tg_status tg_grad(int n_out, tg_tensor *const *outputs, tg_tensor *const *seeds,
         free(uniq);
         return tg_error_status();
     }
+    bw->private_steps = true;
     tg_status st = run_all(bw);
     if (st) {
         tg_backward_end(bw);

@@ -388,3 +388,37 @@ def test_leaf_grad_takes_a_strided_gradient_in_place(dtype, shape):
         for k in (1, 1, 3, 1):
             (tx.T * (tw * k)).sum().backward()
         np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+
+
+# Session 8: a leaf's first gradient was copied into .grad at every step
+# (the step record held a second reference to it, so the engine could not
+# tell it was private): for the CNN's fc1 weight 800 KB copied serially each
+# step.  In a backward() whose steps nobody sees, the VJP's product is now
+# .grad itself: the peak memory of the backward shows no second copy.  With
+# the steps seen (the step-through stepper, a step hook) the copy stays, and
+# what the stepper showed never changes afterwards.
+def test_first_gradient_becomes_grad_without_a_copy():
+    W = tg.randn(1024, 1024, requires_grad=True)  # 4 MB of float32
+    x = tg.randn(1, 1024)
+    tg.linear(x, W).sum().backward()
+    want = W.grad.numpy().copy()
+    W.grad = None
+    live = tg.memory_stats()["live_bytes"]
+    tg.reset_peak_memory()
+    tg.linear(x, W).sum().backward()
+    extra = tg.memory_stats()["peak_bytes"] - live
+    assert extra < 4.5 * 2**20, extra  # dW once (4 MB), not dW and its copy (8 MB)
+    np.testing.assert_array_equal(W.grad.numpy(), want)
+    # driven step by step: the record's grad_in is seen, .grad is a copy of it
+    W.grad = None
+    st = tg.inspect.BackwardStepper(tg.linear(x, W).sum())
+    shown = []
+    while not st.done:
+        rec = st.step()
+        shown += [(g, snap(g)) for ig in rec.inputs for g in (ig.grad, ig.after) if g is not None]
+    assert shown
+    np.testing.assert_array_equal(W.grad.numpy(), want)
+    with tg.no_grad():
+        W.grad.add_(1.0)  # a later in-place change of .grad ...
+    for g, copy in shown:  # ... never reaches what the stepper showed
+        np.testing.assert_array_equal(snap(g), copy)
