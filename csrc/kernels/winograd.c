@@ -67,6 +67,10 @@
 #include <math.h>
 #include <string.h>
 
+/* Lanes per block of the generated transforms' two passes (a buffer of
+ * T*T*WG_PB floats on the stack: 12.5 KiB for T = 7). */
+#define WG_PB 64
+
 /* The generated transforms, compiled for each instruction set.  The loop
  * over the P tiles is declared free of dependences between iterations (its
  * 36-49 output streams never overlap): without it gcc would need a run-time
@@ -384,8 +388,12 @@ done:
     return rc;
 }
 
-/* dw partial sums: at most this many, fixed by the shapes. */
-#define WINO_DW_PARTS 8
+/* dw partial sums: at most this many, fixed by the shapes (never by the
+ * thread count).  Measured on conv2's weight gradient (interleaved, best of
+ * 20; ms for at most 1 / 2 / 4 / 8 parts): batch 32 one thread 0.92 0.92
+ * 1.00 0.97, two threads 1.05 0.61 0.55 0.79; batch 128 one thread 3.89
+ * 4.00 3.94 4.15, two threads 3.61 2.19 1.96 2.01. */
+#define WINO_DW_PARTS 4
 
 static void dw_range(int64_t k0, int64_t k1, void *vj) {
     wjob *j = vj;

@@ -1214,8 +1214,12 @@ static bool wino_geom(const geom *g, tg_dtype dt, int which, tg_wino_geom *wg) {
     }
     double tiles = (double)((wg->OH + m - 1) / m) * (double)((wg->OW + m - 1) / m);
     double bytes = tg_wino_bytes_per_image(wg);
-    return tiles >= 2 && tiles * (double)wg->O * (double)wg->C > 512 && bytes > 0 &&
-           bytes <= 64.0 * 1024 * 1024;
+    if (!(bytes > 0 && bytes <= 64.0 * 1024 * 1024)) return false;
+    /* By default only products that gemm.c computes with its packed kernel
+     * for any number of images (not its loops for tiny or vector products),
+     * so that an image's result never depends on its batch; forced, any
+     * size (the tests and the fuzzers reach the odd geometries). */
+    return mode == CONV_WINOGRAD || (tiles >= 2 && tiles * (double)wg->O * (double)wg->C > 512);
 }
 
 static tg_tensor *job_failed(tg_tensor *out, const char *who) {

@@ -114,8 +114,8 @@ def _case(rng, N, C, O, H, W, scale_x=1.0, scale_w=1.0):
 # (N, C, O, H, W, padding): the MNIST CNN's second layer; sizes that are
 # not multiples of the 2x2 or 3x3 tile; every padding 0..4 (the input
 # gradient's padding is 4 - p); asymmetric padding; batch 1; one channel
-# (forced tile only); wide and narrow images.  Each large enough for
-# Winograd (tiles * C * O > 512, see conv.c's wino_geom) with either tile.
+# (forced tile only); wide and narrow images.  Each also large enough for
+# the default path's size rule (tiles * C * O > 512, conv.c's wino_geom).
 CASES = [
     (4, 16, 32, 14, 14, 2),
     (3, 8, 9, 11, 13, 0),
@@ -322,8 +322,8 @@ def test_second_derivatives_through_the_three_ops(path, tile):
        tile=st.sampled_from(TILES), seed=st.integers(0, 2**31 - 1))
 def test_property_any_geometry_within_the_bound(N, C, O, H, W, pads, tile, seed):
     """Hypothesis: random batch, channels, image size and (asymmetric)
-    padding 0..4; shapes Winograd does not take (too small, output empty)
-    go through the direct path, and every case stays within the bound."""
+    padding 0..4, every one through the forced tile (down to one channel,
+    one output, a single partial tile): within the bound."""
     left, right, top, bottom = pads
     if H + top + bottom < 5 or W + left + right < 5:
         return  # kernel larger than the padded input: an error, tested elsewhere
