@@ -71,10 +71,12 @@
  * T*T*WG_PB floats on the stack: 12.5 KiB for T = 7). */
 #define WG_PB 64
 
-/* The generated transforms, compiled for each instruction set.  The loop
- * over the P tiles is declared free of dependences between iterations (its
- * 36-49 output streams never overlap): without it gcc would need a run-time
- * overlap check per pair of streams, and keeps the loop scalar. */
+/* The generated transforms, compiled for each instruction set.  Their
+ * loops over the lanes are declared free of dependences between iterations
+ * (the 6-7 output streams of a loop never overlap its inputs or one
+ * another): without it gcc would need a run-time overlap check per pair of
+ * streams, and kept the loop scalar (2.23 -> 1.35 ms for conv2's forward
+ * when the transforms were one loop). */
 #if defined(__clang__)
 #define WG_IVDEP _Pragma("clang loop vectorize(assume_safety)")
 #elif defined(__GNUC__)
