@@ -424,3 +424,29 @@ def test_the_cnn_still_learns(monkeypatch):
         assert last < 0.1 * first, (p, first, last)
         assert acc >= 0.97, (p, acc)
     assert abs(result["auto"][2] - result["implicit"][2]) <= 0.02, result
+
+
+def test_generated_transforms_are_up_to_date():
+    """csrc/kernels/winograd_gen.h is what winograd_gen.py writes (edit the
+    generator, then run it), and its matrices compute F(m, r) exactly: in
+    exact rational arithmetic, A^T [(G g) * (B^T d)] is the correlation of g
+    and d for every unit g and d."""
+    import importlib.util
+    from fractions import Fraction
+    from pathlib import Path
+    kernels = Path(__file__).resolve().parents[2] / "csrc" / "kernels"
+    spec = importlib.util.spec_from_file_location("winograd_gen", kernels / "winograd_gen.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert gen.render() == (kernels / "winograd_gen.h").read_text()
+    for m, r, pts in gen.CONFIGS:
+        AT, G, BT = gen.matrices(m, r, pts)
+        n = m + r - 1
+        for k in range(r):
+            for j in range(n):
+                g = [Fraction(int(i == k)) for i in range(r)]
+                d = [Fraction(int(i == j)) for i in range(n)]
+                u = [sum(G[a][i] * g[i] for i in range(r)) for a in range(n)]
+                v = [sum(BT[a][i] * d[i] for i in range(n)) for a in range(n)]
+                y = [sum(AT[o][a] * u[a] * v[a] for a in range(n)) for o in range(m)]
+                assert y == [sum(g[i] * d[o + i] for i in range(r)) for o in range(m)], (m, r, k, j)
