@@ -184,7 +184,11 @@
  * so F(3x3) is kept.  The training step (batch 32, one thread, the paths
  * and PyTorch interleaved step by step, best of 30, loaded machine): 9.58
  * ms implicit, 6.04 ms Winograd, PyTorch 10.72 ms (batch 128: 37.3, 24.4,
- * 36.4 ms).  Tried on the way (conv2, batch 32, one thread): the
+ * 36.4 ms).  benchmarks/cnn.py --torch after the transforms' two passes
+ * and 4 dw parts (best of 15, loaded machine), tapegrad / PyTorch: batch 32
+ * one thread 5.73 / 10.53 ms (0.54; implicit 0.91 in the same conditions),
+ * two threads 3.85 / 5.83 (0.66; implicit 0.94); batch 128 one thread
+ * 23.8 / 38.0 (0.63).  Tried on the way (conv2, batch 32, one thread): the
  * transforms written by gcc's vectoriser only after the loop over the
  * tiles was declared free of dependences (2.23 -> 1.35 ms forward: it had
  * stayed scalar); 1 -> 10 images per batch (4 MiB of scratch: forward 1.32
@@ -1214,8 +1218,12 @@ static bool wino_geom(const geom *g, tg_dtype dt, int which, tg_wino_geom *wg) {
     }
     double tiles = (double)((wg->OH + m - 1) / m) * (double)((wg->OW + m - 1) / m);
     double bytes = tg_wino_bytes_per_image(wg);
-    return tiles >= 2 && tiles * (double)wg->O * (double)wg->C > 512 && bytes > 0 &&
-           bytes <= 64.0 * 1024 * 1024;
+    if (!(bytes > 0 && bytes <= 64.0 * 1024 * 1024)) return false;
+    /* By default only products that gemm.c computes with its packed kernel
+     * for any number of images (not its loops for tiny or vector products),
+     * so that an image's result never depends on its batch; forced, any
+     * size (the tests and the fuzzers reach the odd geometries). */
+    return mode == CONV_WINOGRAD || (tiles >= 2 && tiles * (double)wg->O * (double)wg->C > 512);
 }
 
 static tg_tensor *job_failed(tg_tensor *out, const char *who) {

@@ -15,7 +15,9 @@
  */
 #include "test_util.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SEED 1234
@@ -277,6 +279,60 @@ START_TEST(test_forward_f32_matches_f64) {
 }
 END_TEST
 
+/* conv2d's three products by Winograd (csrc/kernels/winograd.c) against
+ * the exact direct path, in C so that valgrind, the sanitizers and the
+ * arm64 build (the plain transforms) run it too.  TAPEGRAD_CONV is read at
+ * each call: winograd3 / winograd2 forced, and unset (the default takes
+ * Winograd here: 8 channels in and out, 9 tiles).  The exact bound is
+ * tests/python/test_conv_winograd.py's; here 1e-4 of the largest value. */
+static void conv_products(const char *path, tg_tensor *x, tg_tensor *w, tg_tensor *dy,
+                          const int64_t *cv, tg_tensor **out) {
+    if (path) setenv("TAPEGRAD_CONV", path, 1);
+    else unsetenv("TAPEGRAD_CONV");
+    out[0] = tg_conv2d_ex(x, w, NULL, cv);
+    out[1] = tg_conv2d_input_grad_ex(dy, w, x->shape, cv);
+    out[2] = tg_conv2d_weight_grad_ex(x, dy, w->shape, cv);
+    unsetenv("TAPEGRAD_CONV");
+    for (int k = 0; k < 3; k++) ck_assert_msg(out[k] != NULL, "%s: %s", path, tg_error_message());
+}
+
+START_TEST(test_conv2d_winograd_matches_direct) {
+    int64_t xs[4] = {3, 8, 9, 8}, ws[4] = {8, 8, 5, 5}, ys[4] = {3, 8, 9, 8};
+    /* stride, padding top/left, dilation, groups, padding bottom/right */
+    int64_t cv[9] = {1, 1, 2, 2, 1, 1, 1, 2, 2};
+    tg_tensor *x = tg_tensor_randn(4, xs, 0.0, 1.0, TG_FLOAT32);
+    tg_tensor *w = tg_tensor_randn(4, ws, 0.0, 1.0, TG_FLOAT32);
+    tg_tensor *dy = tg_tensor_randn(4, ys, 0.0, 1.0, TG_FLOAT32);
+    ck_assert(x && w && dy);
+    tg_tensor *ref[3], *got[3];
+    conv_products("implicit", x, w, dy, cv, ref);
+    const char *paths[3] = {"winograd3", "winograd2", NULL};
+    for (int p = 0; p < 3; p++) {
+        conv_products(paths[p], x, w, dy, cv, got);
+        for (int k = 0; k < 3; k++) {
+            ck_assert_int_eq(got[k]->numel, ref[k]->numel);
+            double big = 0, err = 0;
+            int differs = 0;
+            for (int64_t j = 0; j < ref[k]->numel; j++) {
+                double a = tg_tensor_get_flat(got[k], j), b = tg_tensor_get_flat(ref[k], j);
+                big = fmax(big, fabs(b));
+                err = fmax(err, fabs(a - b));
+                differs |= a != b;
+            }
+            ck_assert_msg(err <= 1e-4 * big, "%s product %d: error %g of %g", paths[p] ? paths[p] : "default",
+                          k, err, big);
+            ck_assert_msg(differs, "%s product %d: the bits of the direct path (Winograd did not run?)",
+                          paths[p] ? paths[p] : "default", k);
+            tg_tensor_release(got[k]);
+        }
+    }
+    for (int k = 0; k < 3; k++) tg_tensor_release(ref[k]);
+    tg_tensor_release(x);
+    tg_tensor_release(w);
+    tg_tensor_release(dy);
+}
+END_TEST
+
 Suite *ops_suite(void) {
     Suite *s = suite_create("ops");
     TCase *tc = tcase_create("registry");
@@ -284,6 +340,7 @@ Suite *ops_suite(void) {
     tcase_add_test(tc, test_every_op_has_examples);
     tcase_add_test(tc, test_every_op_has_a_flop_rule);
     tcase_add_test(tc, test_functional_ops);
+    tcase_add_test(tc, test_conv2d_winograd_matches_direct);
     tcase_add_loop_test(tc, test_vjp_finite_differences, 0, tg_op_count());
     tcase_add_loop_test(tc, test_second_order_finite_differences, 0, tg_op_count());
     tcase_add_loop_test(tc, test_forward_f32_matches_f64, 0, tg_op_count());
