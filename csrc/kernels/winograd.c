@@ -55,7 +55,10 @@
  * every output to 80 (m = 2) or 128 (m = 3) eps times that sum; the worst
  * seen is 36 and 58.  Non-finite inputs: an inf or NaN reaches every output
  * of the tiles whose inputs hold it (as NaN where the direct path would
- * have given a finite number for an output whose window misses it).
+ * have given a finite number for an output whose window misses it), and
+ * inputs near FLT_MAX can overflow in the transforms; conv.c therefore
+ * keeps a result only when it is all finite (wino_kept) and otherwise
+ * computes the call again by the direct path.
  */
 #include "winograd.h"
 #include "compiler.h"
