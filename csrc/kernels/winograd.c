@@ -148,27 +148,87 @@ static int same_as_base(const wg_fns *f, const wg_fns *b) {
 }
 #endif
 
+#ifdef TG_ARCH_X86
+/* tg_wino_testing_break: the named build with an output transform that is
+ * right in the vector body and wrong on the last lane of a count that is
+ * not a multiple of 8 (a wrong remainder loop), so that the self-test must
+ * refuse it.  0: none, 1: avx512, 2: avx2. */
+static int break_isa;
+static wg_fn broken_real[2];
+static wg_fns broken_fns[2];
+static void broken_out(int i, const float *restrict a, int64_t ra, int64_t ca, float *restrict b,
+                       int64_t rb, int64_t cb, int64_t P) {
+    broken_real[i](a, ra, ca, b, rb, cb, P);
+    if (P % 8) b[P - 1] = 0.25f - b[P - 1];
+}
+static void broken_out_m2(const float *restrict a, int64_t ra, int64_t ca, float *restrict b,
+                          int64_t rb, int64_t cb, int64_t P) {
+    broken_out(0, a, ra, ca, b, rb, cb, P);
+}
+static void broken_out_m3(const float *restrict a, int64_t ra, int64_t ca, float *restrict b,
+                          int64_t rb, int64_t cb, int64_t P) {
+    broken_out(1, a, ra, ca, b, rb, cb, P);
+}
+/* The table of build isa (1 avx512, 2 avx2) for tile index i, broken if asked. */
+static const wg_fns *candidate(int isa, int i) {
+    const wg_fns *real = isa == 1 ? &fns_avx512[i] : &fns_avx2[i];
+    if (break_isa != isa) return real;
+    broken_fns[i] = *real;
+    broken_real[i] = real->out;
+    broken_fns[i].out = i == 0 ? broken_out_m2 : broken_out_m3;
+    return &broken_fns[i];
+}
+static int state[2]; /* per tile: 0 unknown, 1 avx512, 2 avx2, 3 base */
+#endif
+
 /* The transforms for tile m: the best instruction set this CPU has
  * (dispatch.h, TAPEGRAD_DISABLE_CPU_FEATURES), checked once. */
 static const wg_fns *pick(int m) {
     int i = m == 2 ? 0 : 1;
 #ifdef TG_ARCH_X86
-    static int state[2]; /* 0 unknown, 1 avx512, 2 avx2, 3 base */
     int s = __atomic_load_n(&state[i], __ATOMIC_ACQUIRE);
     if (!s) {
         s = 3;
-        if (tg_cpu_has(TG_CPU_AVX512) && same_as_base(&fns_avx512[i], &fns_base[i]))
+        if (tg_cpu_has(TG_CPU_AVX512) && same_as_base(candidate(1, i), &fns_base[i]))
             s = 1;
-        else if (tg_cpu_has(TG_CPU_AVX2) && same_as_base(&fns_avx2[i], &fns_base[i]))
+        else if (tg_cpu_has(TG_CPU_AVX2) && same_as_base(candidate(2, i), &fns_base[i]))
             s = 2;
-        if ((tg_cpu_has(TG_CPU_AVX512) && s != 1) || (tg_cpu_has(TG_CPU_AVX2) && s == 3))
-            tg_dispatch_log("winograd: a SIMD build of the F(%dx%d, 5x5) transforms differs "
+        if (tg_cpu_has(TG_CPU_AVX512) && s != 1)
+            tg_dispatch_log("winograd: the avx512 build of the F(%dx%d, 5x5) transforms differs "
+                            "from the plain one; not used", m, m);
+        if (tg_cpu_has(TG_CPU_AVX2) && s == 3)
+            tg_dispatch_log("winograd: the avx2 build of the F(%dx%d, 5x5) transforms differs "
                             "from the plain one; not used", m, m);
         __atomic_store_n(&state[i], s, __ATOMIC_RELEASE);
     }
     return s == 1 ? &fns_avx512[i] : s == 2 ? &fns_avx2[i] : &fns_base[i];
 #else
     return &fns_base[i];
+#endif
+}
+
+const char *tg_wino_isa(int m) {
+    if (!tg_wino_supported(m, 5)) return NULL;
+    const wg_fns *f = pick(m);
+#ifdef TG_ARCH_X86
+    int i = m == 2 ? 0 : 1;
+    if (f == &fns_avx512[i]) return "avx512";
+    if (f == &fns_avx2[i]) return "avx2";
+#endif
+    (void)f;
+    return "baseline";
+}
+
+int tg_wino_testing_break(const char *isa) {
+#ifdef TG_ARCH_X86
+    int b = !strcmp(isa, "avx512") ? 1 : !strcmp(isa, "avx2") ? 2 : 0;
+    if (!b || __atomic_load_n(&state[0], __ATOMIC_ACQUIRE) || __atomic_load_n(&state[1], __ATOMIC_ACQUIRE))
+        return -1;
+    break_isa = b;
+    return 0;
+#else
+    (void)isa;
+    return -1;
 #endif
 }
 

@@ -48,6 +48,17 @@ int tg_wino_conv_f32(const tg_wino_geom *g, const float *x, const float *w, int 
  * sums (from the shapes only) in a fixed order. */
 int tg_wino_weight_grad_f32(const tg_wino_geom *g, const float *x, const float *dy, float *dw);
 
+/* The instruction set whose transforms tile m uses ("avx512", "avx2" or
+ * "baseline"; chosen and self-tested at the first call), NULL if m is not
+ * built in. */
+const char *tg_wino_isa(int m);
+
+/* For tests: before any Winograd call, make the named SIMD build ("avx512"
+ * or "avx2") of the transforms wrong on a remainder lane, so that its
+ * self-test refuses it and the next build down is used.  0, or -1 (not a
+ * SIMD build of this CPU family, or the choice is already made). */
+int tg_wino_testing_break(const char *isa);
+
 #ifdef __cplusplus
 }
 #endif

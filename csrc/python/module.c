@@ -10,6 +10,7 @@
 #include "../kernels/gemm.h"
 #include "../kernels/threadpool.h"
 #include "../kernels/vmath.h"
+#include "../kernels/winograd.h"
 
 #include <string.h>
 
@@ -736,6 +737,33 @@ FUNC(_testing_break_vmath) {
     }
     Py_RETURN_NONE;
 }
+FUNC(_testing_break_winograd) {
+    ARGS("_testing_break_winograd", 1, 1, "path")
+    const char *path = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
+    if (!path) return NULL;
+    if (tg_wino_testing_break(path) != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "_testing_break_winograd: '%s' is not a SIMD build of the Winograd transforms "
+                     "here, or a convolution already chose one (call it first in a fresh process)",
+                     path);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+FUNC(winograd_isa) {
+    ARGS("winograd_isa", 1, 1, "tile")
+    long m = 3;
+    if (a[0]) {
+        m = PyLong_AsLong(a[0]);
+        if (m == -1 && PyErr_Occurred()) return NULL;
+    }
+    const char *isa = tg_wino_isa((int)m);
+    if (!isa) {
+        PyErr_Format(PyExc_ValueError, "winograd_isa: tile must be 2 or 3, got %ld", m);
+        return NULL;
+    }
+    return PyUnicode_FromString(isa);
+}
 FUNC(_testing_restore_kernels) {
     tg_gemm_testing_set_ukr("avx2", NULL, NULL);
     tg_gemm_testing_set_ukr("avx512", NULL, NULL);
@@ -835,6 +863,12 @@ PyMethodDef tgpy_module_methods[] = {
     F(_testing_break_vmath, "_testing_break_vmath(path)\n\nFor tests: put a deliberately broken copy of a SIMD\n"
                             "vector-math build (tanh wrong in the loop's tail) in its place and forget the\n"
                             "choice, so that the next kernel call runs the self-test again."),
+    F(_testing_break_winograd, "_testing_break_winograd(path)\n\nFor tests, before any convolution of the process: make a\n"
+                               "SIMD build ('avx512' or 'avx2') of the Winograd transforms wrong on a remainder\n"
+                               "lane, so that its self-test refuses it and the next build down is used."),
+    F(winograd_isa, "winograd_isa(tile=3)\n\nThe build of the Winograd convolution transforms in use for the 2x2\n"
+                    "or 3x3 output tile: 'avx512', 'avx2' or 'baseline' (chosen and self-tested at the first\n"
+                    "call)."),
     F(_testing_restore_kernels, "_testing_restore_kernels()\n\nFor tests: undo _testing_break_gemm and\n"
                                 "_testing_break_vmath."),
     F(vmath_isa, "vmath_isa()\n\nThe build of the vectorized exp/log/tanh/sigmoid and sum kernels in use:\n"

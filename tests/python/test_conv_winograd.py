@@ -476,3 +476,53 @@ def test_generated_transforms_are_up_to_date():
                 v = [sum(BT[a][i] * d[i] for i in range(n)) for a in range(n)]
                 y = [sum(AT[o][a] * u[a] * v[a] for a in range(n)) for o in range(m)]
                 assert y == [sum(g[i] * d[o + i] for i in range(r)) for o in range(m)], (m, r, k, j)
+
+
+# Every SIMD path proves itself: a build of the transforms that is wrong
+# (here on a remainder lane, as a bad tail loop would be) is refused by the
+# self-test at first use, named in the kernel report, and the next build
+# down computes the same bits.
+_BREAK_SCRIPT = r"""
+import json, os, numpy as np
+import tapegrad as tg
+from tapegrad.nn import functional as F
+BREAK
+rng = np.random.default_rng(0)
+x = rng.standard_normal((3, 16, 14, 14)).astype(np.float32)
+w = rng.standard_normal((32, 16, 5, 5)).astype(np.float32)
+g = rng.standard_normal((3, 32, 14, 14)).astype(np.float32)
+tx, tw = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)
+y = F.conv2d(tx, tw, padding=2)
+y.backward(tg.tensor(g))
+print(json.dumps([tg._C.winograd_isa(3), tg._C.winograd_isa(2),
+                  [a.tobytes().hex() for a in (y.numpy(), tx.grad.numpy(), tw.grad.numpy())],
+                  tg._C.kernel_report()]))
+"""
+
+
+@pytest.mark.parametrize("isa,fallback", [("avx512", "avx2"), ("avx2", "baseline")])
+def test_a_broken_simd_build_is_refused_and_the_next_gives_the_same_bits(isa, fallback):
+    import kernel_paths
+    if isa not in kernel_paths.available("gemm"):
+        pytest.skip(f"this CPU has no {isa}")
+    env = {} if isa == "avx512" else {"TAPEGRAD_DISABLE_CPU_FEATURES": "avx512"}
+    ok, _ = kernel_paths.run_in_fresh_process(_BREAK_SCRIPT.replace("BREAK", ""), **env)
+    assert ok[0] == ok[1] == isa and "winograd" not in ok[3]
+    bad, _ = kernel_paths.run_in_fresh_process(
+        _BREAK_SCRIPT.replace("BREAK", f"tg._C._testing_break_winograd({isa!r})"), **env)
+    assert bad[0] == bad[1] == fallback
+    for m in (2, 3):
+        assert f"winograd: the {isa} build of the F({m}x{m}, 5x5) transforms differs" in bad[3]
+    # the builds of the transforms give the same bits, the GEMM is the same
+    # kernel in both processes: the products are unchanged
+    assert bad[2] == ok[2]
+
+
+def test_break_hook_only_before_the_choice():
+    with pytest.raises(ValueError, match="not a SIMD build"):
+        tg._C._testing_break_winograd("baseline")
+    tg._C.winograd_isa(3)  # the choice is made in this process now
+    with pytest.raises(ValueError, match="already chose"):
+        tg._C._testing_break_winograd("avx2")
+    with pytest.raises(ValueError, match="tile must be 2 or 3"):
+        tg._C.winograd_isa(4)
