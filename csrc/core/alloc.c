@@ -11,6 +11,7 @@
 #include "internal.h"
 
 #include "../kernels/platform.h"
+#include "../kernels/scratch.h"
 #include <stdlib.h>
 
 #define TG_N_CLASSES 23              /* 64 B << 22 = 256 MiB */
@@ -106,6 +107,7 @@ void tg_memory_empty_cache(void) {
     }
     cached_bytes = 0;
     tg_mutex_unlock(&lock);
+    tg_scratch_trim(); /* the kernels' kept scratch buffers too */
 }
 
 void tg_memory_reset_peak(void) {

@@ -155,6 +155,7 @@
  * ====================================================================== */
 #define TG_GEMM_INTERNAL
 #include "gemm.h"
+#include "scratch.h"
 #include "threadpool.h"
 #include "dispatch.h"
 
@@ -221,12 +222,12 @@ void tg_gemm_testing_fail_alloc(int fail) { atomic_store(&fail_alloc, fail != 0)
 
 /* A 64-byte aligned buffer (one cache line; the SIMD loads never straddle
  * lines when the panels are whole lines) of `bytes` bytes, to be released
- * with tg_aligned_free(); NULL when out of memory. */
+ * with tg_scratch_free() (scratch.h: kept for reuse); NULL when out of memory. */
 static void *pack_alloc(size_t bytes)
 {
     if (atomic_load_explicit(&fail_alloc, memory_order_relaxed))
         return NULL;
-    return tg_aligned_alloc(64, (bytes + 63) / 64 * 64);
+    return tg_scratch_alloc((bytes + 63) / 64 * 64);
 }
 
 /* A SIMD version of the transposing pack for full float panels of a
@@ -1088,13 +1089,13 @@ static int SFX(gemm_packed)(const SFX(tg_gemm_kernel) *kd,
     real *Ap = SFX(pack_alloc_real)(MC * KC);
     real *Bp = SFX(pack_alloc_real)(KC * NC);
     if (Ap == NULL || Bp == NULL) {
-        tg_aligned_free(Ap);
-        tg_aligned_free(Bp);
+        tg_scratch_free(Ap);
+        tg_scratch_free(Bp);
         return -1;
     }
     SFX(gemm_packed_buf)(kd, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, Ap, Bp);
-    tg_aligned_free(Ap);
-    tg_aligned_free(Bp);
+    tg_scratch_free(Ap);
+    tg_scratch_free(Bp);
     return 0;
 }
 
@@ -1374,7 +1375,7 @@ static void SFX(shared_rows)(int64_t b0, int64_t b1, void *vctx)
         SFX(macro_kernel)(x->kd, mc, x->nc, x->kc, x->alpha, Ap, x->Bp, x->beta,
                           x->C + ic * x->rsc, x->rsc, x->csc);
     }
-    tg_aligned_free(Ap);
+    tg_scratch_free(Ap);
 }
 
 /* Returns 0, or -1 (C untouched) if the shared panel cannot be allocated. */
@@ -1401,7 +1402,7 @@ static int SFX(gemm_shared_b)(const SFX(tg_gemm_kernel) *kd,
             tg_parallel_for((M + MC - 1) / MC, 1, SFX(shared_rows), &x);   /* loop 3 */
         }
     }
-    tg_aligned_free(Bp);
+    tg_scratch_free(Bp);
     return 0;
 }
 
@@ -1590,8 +1591,8 @@ static void SFX(batch_items)(int64_t i0, int64_t i1, void *vctx)
             SFX(gemm_naive)(x->M, x->N, x->K, x->alpha, x->A + oa, x->rsa, x->csa, x->B + ob,
                             x->rsb, x->csb, x->beta, x->C + oc, x->rsc, x->csc);
     }
-    tg_aligned_free(Ap);
-    tg_aligned_free(Bp);
+    tg_scratch_free(Ap);
+    tg_scratch_free(Bp);
 }
 
 /* Defines tg_gemm_batched_f32 / _f64 (contract in gemm.h). */
@@ -1747,7 +1748,7 @@ int SFX(tg_gemm_packb)(int64_t M, int64_t N, int64_t K, real alpha,
     SFX(packb_ctx) x = { kd, M, N, K, grain, alpha, beta, A, rsa, csa, pack_b, ctx, C, rsc,
                          buf, apn, bpn };
     tg_parallel_for(nslabs, 1, SFX(packb_slabs), &x);
-    tg_aligned_free(buf);
+    tg_scratch_free(buf);
     return 0;
 }
 

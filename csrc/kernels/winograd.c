@@ -61,6 +61,7 @@
  * computes the call again by the direct path.
  */
 #include "winograd.h"
+#include "scratch.h"
 #include "compiler.h"
 #include "dispatch.h"
 #include "gemm.h"
@@ -235,7 +236,7 @@ int tg_wino_testing_break(const char *isa) {
 /* 64-byte aligned scratch (NULL on failure). */
 static float *fscratch(int64_t nfloats) {
     size_t n = ((size_t)nfloats * sizeof(float) + 63) / 64 * 64 + 64;
-    return tg_aligned_alloc(64, n);
+    return tg_scratch_alloc(n);
 }
 
 /* Tiles and buffer sizes of a geometry. */
@@ -415,10 +416,10 @@ static void fwd_range(int64_t n0, int64_t n1, void *vj) {
         else products_by_columns(j, &t, n, mb, V, Mt, Yb);
     }
 done:
-    tg_aligned_free(X);
-    tg_aligned_free(V);
-    tg_aligned_free(Mt);
-    tg_aligned_free(Yb);
+    tg_scratch_free(X);
+    tg_scratch_free(V);
+    tg_scratch_free(Mt);
+    tg_scratch_free(Yb);
 }
 
 /* Work (multiply-adds of the direct product) a chunk of images should have
@@ -448,8 +449,8 @@ int tg_wino_conv_f32(const tg_wino_geom *g, const float *x, const float *w, int 
         fwd_range(0, g->N, &j);
     rc = j.failed ? -1 : 0;
 done:
-    tg_aligned_free(tmp);
-    tg_aligned_free(U);
+    tg_scratch_free(tmp);
+    tg_scratch_free(U);
     return rc;
 }
 
@@ -503,10 +504,10 @@ static void dw_range(int64_t k0, int64_t k1, void *vj) {
         }
     }
 done:
-    tg_aligned_free(X);
-    tg_aligned_free(V);
-    tg_aligned_free(D);
-    tg_aligned_free(Dh);
+    tg_scratch_free(X);
+    tg_scratch_free(V);
+    tg_scratch_free(D);
+    tg_scratch_free(Dh);
 }
 
 int tg_wino_weight_grad_f32(const tg_wino_geom *g, const float *x, const float *dy, float *dw) {
@@ -535,7 +536,7 @@ int tg_wino_weight_grad_f32(const tg_wino_geom *g, const float *x, const float *
         for (int64_t k = 0; k < rr; k++) dw[p * rr + k] = tmp[k * OC + p];
     rc = 0;
 done:
-    tg_aligned_free(parts);
-    tg_aligned_free(tmp);
+    tg_scratch_free(parts);
+    tg_scratch_free(tmp);
     return rc;
 }

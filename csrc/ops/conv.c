@@ -222,6 +222,7 @@
  * and adaptive_avg_pool2d (two matmuls with averaging matrices).
  */
 #include "ops_internal.h"
+#include "../kernels/scratch.h"
 #include "../kernels/gemm.h"
 #include "../kernels/threadpool.h"
 #include "../kernels/platform.h"
@@ -377,7 +378,7 @@ static tg_tensor *dense(tg_tensor *x, tg_dtype dt) {
 
 /* Scratch memory for worker threads (64-byte aligned; NULL on failure).
  * Not tg__alloc: that one reports errors in the caller's thread state. */
-static void *scratch(size_t nbytes) { return tg_aligned_alloc(64, (nbytes + 63) / 64 * 64 + 64); }
+static void *scratch(size_t nbytes) { return tg_scratch_alloc((nbytes + 63) / 64 * 64 + 64); }
 
 /* ===================================================================== */
 /* Kernels: im2col, col2im, pooling loops (float and double)              */
@@ -991,8 +992,8 @@ static void fwd_range(int64_t n0, int64_t n1, void *vjob) {
     int64_t *roff = implicit ? scratch((size_t)CKK * sizeof(int64_t)) : NULL;
     void *xp = implicit && pad ? scratch((size_t)(CHWp * m) * isz) : NULL;
     if ((m > 1 && !yb) || (implicit && (!roff || (pad && !xp)))) {
-        tg_aligned_free(roff);
-        tg_aligned_free(xp);
+        tg_scratch_free(roff);
+        tg_scratch_free(xp);
         roff = xp = NULL;
         implicit = false;
         if (m > 1 && !yb) goto fail;
@@ -1046,10 +1047,10 @@ static void fwd_range(int64_t n0, int64_t n1, void *vjob) {
 fail:
     __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
 done:
-    tg_aligned_free(cols);
-    tg_aligned_free(yb);
-    tg_aligned_free(roff);
-    tg_aligned_free(xp);
+    tg_scratch_free(cols);
+    tg_scratch_free(yb);
+    tg_scratch_free(roff);
+    tg_scratch_free(xp);
 }
 
 /* dx_n = col2im(w^T @ dy_n), images [n0, n1), m images per GEMM. */
@@ -1067,8 +1068,8 @@ static void dx_range(int64_t n0, int64_t n1, void *vjob) {
     void *dyb = m > 1 ? scratch((size_t)(g->O * OHW * m) * isz) : NULL;
     if ((!direct && !cols) || (m > 1 && !dyb)) {
         __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
-        tg_aligned_free(cols);
-        tg_aligned_free(dyb);
+        tg_scratch_free(cols);
+        tg_scratch_free(dyb);
         return;
     }
     for (int64_t n = n0; n < n1; n += m) {
@@ -1095,8 +1096,8 @@ static void dx_range(int64_t n0, int64_t n1, void *vjob) {
                        dxn + (size_t)(i * CHW) * isz);
         }
     }
-    tg_aligned_free(cols);
-    tg_aligned_free(dyb);
+    tg_scratch_free(cols);
+    tg_scratch_free(dyb);
 }
 
 /* Partial sum k of dw = sum_n dy_n @ im2col(x_n)^T over its share of the
@@ -1168,9 +1169,9 @@ static void dw_range(int64_t k0, int64_t k1, void *vjob) {
 fail:
     __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
 done:
-    tg_aligned_free(cols);
-    tg_aligned_free(roff);
-    tg_aligned_free(xp);
+    tg_scratch_free(cols);
+    tg_scratch_free(roff);
+    tg_scratch_free(xp);
 }
 
 /* Run fn over the images: in parallel chunks when there are enough images

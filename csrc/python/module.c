@@ -834,7 +834,7 @@ PyMethodDef tgpy_module_methods[] = {
     F(_op_example, "_op_example(name, k, dtype)\n\nInputs and params of an op's registry example k."),
     F(_op_apply, "_op_apply(name, inputs, params)\n\nCall an op generically with a params string."),
     F(memory_stats, "memory_stats()\n\nStatistics of the caching allocator behind tensor data."),
-    F(empty_cache, "empty_cache()\n\nReturn cached tensor memory to the system."),
+    F(empty_cache, "empty_cache()\n\nReturn cached tensor memory, and the kernels' kept scratch buffers, to the system."),
     F(reset_peak_memory, "reset_peak_memory()\n\nReset memory_stats()['peak_bytes']."),
     F(get_num_threads, "get_num_threads()\n\nThreads the pool may use for large kernels (the calling thread\n"
                        "included). The default is TAPEGRAD_NUM_THREADS if set, else OMP_NUM_THREADS,\n"

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../../csrc/kernels/threadpool.h"
+#include "../../csrc/kernels/scratch.h"
 
 static int saved_threads;
 static void setup(void) { saved_threads = tg_get_num_threads(); }
@@ -439,6 +440,59 @@ START_TEST(test_spinning_worker_stays_awake)
 END_TEST
 #endif
 
+/* The kernels' scratch buffers (scratch.h): 64-byte aligned, writable to
+ * their full size, a freed block handed out again for the next request of
+ * its size class (no new malloc: the page faults the cache exists for),
+ * blocks above the cap not kept, trim frees what is kept, and concurrent
+ * use from the pool's threads is safe. */
+static void scratch_rounds(int64_t b, int64_t e, void *ctx) {
+    (void)ctx;
+    for (int64_t i = b; i < e; i++) {
+        size_t n = (size_t)(1 + (i * 7919) % 300000);
+        unsigned char *p = tg_scratch_alloc(n);
+        ck_assert_ptr_nonnull(p);
+        memset(p, (int)(i & 0xff), n);
+        ck_assert_int_eq(p[n - 1], (int)(i & 0xff));
+        tg_scratch_free(p);
+    }
+}
+START_TEST(test_scratch_buffers_are_kept_and_reused) {
+    tg_scratch_trim();
+    ck_assert_uint_eq(tg_scratch_cached_bytes(), 0);
+    void *a = tg_scratch_alloc(300000);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_uint_eq((uintptr_t)a % 64, 0);
+    memset(a, 1, 300000);
+    tg_scratch_free(a);
+    ck_assert_uint_ge(tg_scratch_cached_bytes(), 300000);
+    void *b = tg_scratch_alloc(262145); /* the same class (up to 512 KiB) */
+    ck_assert_ptr_eq(a, b);
+    ck_assert_uint_eq(tg_scratch_cached_bytes(), 0);
+    void *c = tg_scratch_alloc(300000); /* the only kept block is in use */
+    ck_assert_ptr_ne(b, c);
+    tg_scratch_free(b);
+    tg_scratch_free(c);
+    tg_scratch_free(NULL);
+    /* above the cap: given back at once */
+    void *big = tg_scratch_alloc(TG_SCRATCH_CACHE + 1);
+    ck_assert_ptr_nonnull(big);
+    size_t before = tg_scratch_cached_bytes();
+    tg_scratch_free(big);
+    ck_assert_uint_eq(tg_scratch_cached_bytes(), before);
+    ck_assert_uint_le(tg_scratch_cached_bytes(), TG_SCRATCH_CACHE);
+    /* absurd sizes fail cleanly */
+    ck_assert_ptr_null(tg_scratch_alloc(SIZE_MAX));
+    /* from every thread at once */
+    int saved = tg_get_num_threads();
+    tg_set_num_threads(2);
+    tg_parallel_for(4000, 1, scratch_rounds, NULL);
+    tg_set_num_threads(saved);
+    ck_assert_uint_le(tg_scratch_cached_bytes(), TG_SCRATCH_CACHE);
+    tg_scratch_trim();
+    ck_assert_uint_eq(tg_scratch_cached_bytes(), 0);
+}
+END_TEST
+
 Suite *threadpool_suite(void)
 {
     Suite *s = suite_create("threadpool");
@@ -463,6 +517,7 @@ Suite *threadpool_suite(void)
     tcase_add_test(tc, test_shutdown_and_restart);
     tcase_add_test(tc, test_many_small_loops);
     tcase_add_test(tc, test_spin_setting);
+    tcase_add_test(tc, test_scratch_buffers_are_kept_and_reused);
 #ifdef __linux__
     tcase_add_test(tc, test_spinning_worker_stays_awake);
 #endif
