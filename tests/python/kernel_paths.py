@@ -69,3 +69,13 @@ def run_in_fresh_process(script, **env_vars):
                        timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]   # never SIGILL, never an exception
     return json.loads(r.stdout), r.stderr
+
+
+def with_threads(n, fn):
+    """fn() with the pool set to n threads, then the count as it was."""
+    old = tg.get_num_threads()
+    tg.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        tg.set_num_threads(old)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
+from optim_reference import accessors, adam_reference
 
 CHUNK = 32768  # ADAM_MIN_PER_CHUNK in csrc/core/optim.c
 
@@ -32,26 +33,6 @@ def _restore_threads():
     before = tg.get_num_threads()
     yield
     tg.set_num_threads(before)
-
-
-def _reference(params, grads, lr, wd, decoupled, b1=0.9, b2=0.999, eps=1e-8):
-    """The float32 Adam/AdamW formula in NumPy, one parameter at a time, in
-    order (each parameter's current values read just before its update)."""
-    f = np.float32
-    m = [np.zeros_like(p()) for p in params]
-    v = [np.zeros_like(p()) for p in params]
-    for t, step in enumerate(grads, start=1):
-        ss = f(lr / (1 - b1 ** t))
-        inv = f(1 / np.sqrt(1 - b2 ** t))
-        for i, g in enumerate(step):
-            pk, gk = params[i](), g
-            if wd and decoupled:
-                pk = pk * f(1 - lr * wd)
-            elif wd:
-                gk = gk + f(wd) * pk
-            m[i] = m[i] + f(1 - b1) * (gk - m[i])
-            v[i] = f(b2) * v[i] + f(1 - b2) * gk * gk
-            params[i](pk - ss * m[i] / (np.sqrt(v[i]) * inv + f(eps)))
 
 
 def _adam(ps, grads, lr, wd, decoupled):
@@ -88,14 +69,7 @@ def test_one_loop_is_the_formula_on_one_and_two_threads(name, wd, decoupled):
         ps = [tg.tensor(a.copy(), requires_grad=True) for a in init]
         got[threads] = _adam(ps, grads, 1e-3, wd, decoupled)
     want = [a.copy() for a in init]
-
-    def cell(i):
-        def access(new=None):
-            if new is not None:
-                want[i] = new.astype(np.float32)
-            return want[i]
-        return access
-    _reference([cell(i) for i in range(len(shapes))], grads, 1e-3, wd, decoupled)
+    adam_reference(accessors(want), grads, 1e-3, wd, decoupled)
     for i in range(len(shapes)):
         np.testing.assert_array_equal(got[1][i], want[i], err_msg=f"{name}: parameter {i}")
         np.testing.assert_array_equal(got[2][i], got[1][i], err_msg=f"{name}: parameter {i}")
@@ -150,7 +124,7 @@ def test_overlapping_parameters_are_updated_one_after_another():
                 ref[lo:hi] = new
             return ref[lo:hi].copy()
         return access
-    _reference([view(0, n), view(10000, 10000 + n)], [[g0[k], g1[k]] for k in range(2)],
+    adam_reference([view(0, n), view(10000, 10000 + n)], [[g0[k], g1[k]] for k in range(2)],
                1e-2, 0.0, False)
     np.testing.assert_array_equal(results[0], ref)
     np.testing.assert_array_equal(results[1], ref)

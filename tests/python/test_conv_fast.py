@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
+from kernel_paths import with_threads
 
 F = tg.nn.functional
 
@@ -70,7 +71,7 @@ def test_max_pool2d_2x2_any_width_property(n, c, h, w, f64, seed):
     x[rng.random(x.shape) < 0.05] = -np.inf
     want, want_idx = _maxpool_reference(x)
     for threads in (1, 2):
-        y, idx = _with_threads(threads, lambda: F.max_pool2d(tg.tensor(x), 2, return_indices=True))
+        y, idx = with_threads(threads, lambda: F.max_pool2d(tg.tensor(x), 2, return_indices=True))
         np.testing.assert_array_equal(y.numpy(), want)
         np.testing.assert_array_equal(idx.numpy(), want_idx)
 
@@ -125,15 +126,6 @@ def test_relu_backward_of_a_broadcast_gradient():
     np.testing.assert_array_equal(x.grad.numpy(), [[0, 1], [1, 0]])
 
 
-def _with_threads(n, fn):
-    old = tg.get_num_threads()
-    tg.set_num_threads(n)
-    try:
-        return fn()
-    finally:
-        tg.set_num_threads(old)
-
-
 @pytest.mark.parametrize("opt", ["Adam", "AdamW"])
 def test_adam_step_is_the_same_on_one_and_two_threads(opt):
     """The float32 Adam update is split across threads for large tensors
@@ -151,7 +143,7 @@ def test_adam_step_is_the_same_on_one_and_two_threads(opt):
                 p.grad = tg.tensor(g)
             o.step()
         return [p.numpy().copy() for p in ps]
-    one, two = _with_threads(1, run), _with_threads(2, run)
+    one, two = with_threads(1, run), with_threads(2, run)
     for a, b in zip(one, two):
         assert a.tobytes() == b.tobytes()
     assert not np.array_equal(one[0], init[0])
@@ -174,7 +166,7 @@ def test_cnn_layers_are_the_same_on_one_and_two_threads(n, dtype):
         y = F.max_pool2d(F.conv2d(tx, tw, tb, padding=2).relu(), 2)
         (y * tg.tensor(g)).sum().backward()
         return [y.numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()]
-    one, two = _with_threads(1, run), _with_threads(2, run)
+    one, two = with_threads(1, run), with_threads(2, run)
     for a, c in zip(one, two):
         assert a.tobytes() == c.tobytes()
 
@@ -195,7 +187,7 @@ def test_conv1d_and_conv_transpose2d_are_the_same_on_one_and_two_threads(n):
         y2 = F.conv_transpose2d(c, wc, stride=2, padding=1)
         (y1.sum() + (y2 * y2).sum()).backward()
         return [y1.numpy(), y2.numpy(), a.grad.numpy(), wa.grad.numpy(), c.grad.numpy(), wc.grad.numpy()]
-    one, two = _with_threads(1, run), _with_threads(2, run)
+    one, two = with_threads(1, run), with_threads(2, run)
     for u, v in zip(one, two):
         assert u.tobytes() == v.tobytes()
 
@@ -297,7 +289,7 @@ def test_conv2d_fast_paths_give_the_reference_bits(case, dtype, monkeypatch):
     for path in ("implicit", "im2col"):
         monkeypatch.setenv("TAPEGRAD_CONV", path)  # "implicit": not Winograd
         for threads in (1, 2):
-            got[path, threads] = _with_threads(threads, run)
+            got[path, threads] = with_threads(threads, run)
     ref = got["im2col", 1][0]
     for key, (batch, single) in got.items():
         for name, a, r in zip(("forward", "input gradient", "weight gradient"), batch, ref):
@@ -329,7 +321,7 @@ def test_conv2d_implicit_gemm_with_a_large_single_image(monkeypatch):
     for path in ("implicit", "im2col"):
         monkeypatch.setenv("TAPEGRAD_CONV", path)  # "implicit": not Winograd
         for threads in (1, 2):
-            res[path, threads] = _with_threads(
+            res[path, threads] = with_threads(
                 threads, lambda: F.conv2d(tg.tensor(x), tg.tensor(w), padding=1).numpy())
     for v in res.values():
         assert v.tobytes() == res["im2col", 1].tobytes()
@@ -366,7 +358,7 @@ def test_conv2d_implicit_gemm_equals_im2col_random_geometry(N, G, cg, og, H, W, 
         for path in ("implicit", "im2col"):
             os.environ["TAPEGRAD_CONV"] = path  # "implicit": not Winograd
             for threads in (1, 2):
-                got[path, threads] = _with_threads(threads, run)
+                got[path, threads] = with_threads(threads, run)
             os.environ.pop("TAPEGRAD_CONV", None)
     finally:
         if old is not None:

@@ -34,6 +34,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
+from kernel_paths import with_threads
 import tapegrad.nn.functional as F
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -49,15 +50,6 @@ def path(monkeypatch):
     def set_path(p):
         monkeypatch.setenv("TAPEGRAD_CONV", p)
     return set_path
-
-
-def _with_threads(n, fn):
-    old = tg.get_num_threads()
-    tg.set_num_threads(n)
-    try:
-        return fn()
-    finally:
-        tg.set_num_threads(old)
 
 
 def _products(x, w, g, pad):
@@ -222,12 +214,12 @@ def test_bitwise_the_same_on_one_and_two_threads_and_for_any_batch(path, tile):
     x, w = _case(rng, 37, 16, 32, 14, 14)
     g = rng.standard_normal((37, 32, 14, 14)).astype(np.float32)
     path(tile)
-    one = _with_threads(1, lambda: _products(x, w, g, 2))
-    two = _with_threads(2, lambda: _products(x, w, g, 2))
+    one = with_threads(1, lambda: _products(x, w, g, 2))
+    two = with_threads(2, lambda: _products(x, w, g, 2))
     for a, b in zip(one, two):
         assert a.tobytes() == b.tobytes()
     for lo, hi in ((0, 1), (5, 6), (3, 20), (36, 37)):
-        part = _with_threads(2, lambda: _products(x[lo:hi], w, g[lo:hi], 2))
+        part = with_threads(2, lambda: _products(x[lo:hi], w, g[lo:hi], 2))
         assert part[0].tobytes() == one[0][lo:hi].tobytes()
         assert part[1].tobytes() == one[1][lo:hi].tobytes()
 
@@ -376,6 +368,7 @@ _ISA_SCRIPT = """
 import json, os, numpy as np, tapegrad as tg
 import tapegrad.nn.functional as F
 os.environ["TAPEGRAD_CONV"] = "TILE"
+SETUP
 rng = np.random.default_rng(8)
 x = rng.standard_normal((3, 16, 14, 13)).astype(np.float32)
 w = rng.standard_normal((24, 16, 5, 5)).astype(np.float32)
@@ -389,9 +382,10 @@ tx, tw = tg.tensor(x.astype(np.float64), requires_grad=True), tg.tensor(w.astype
 y = F.conv2d(tx, tw, padding=2)
 y.backward(tg.tensor(g.astype(np.float64)))
 ref = (y.numpy(), tx.grad.numpy(), tw.grad.numpy())
+isas = [tg._C.winograd_isa(3), tg._C.winograd_isa(2)]  # both tiles chosen before the report
 print(json.dumps([[a.tobytes().hex() for a in got],
                   [float(np.abs(a - r).max() / np.abs(r).max()) for a, r in zip(got, ref)],
-                  tg._C.kernel_report()]))
+                  tg._C.kernel_report(), isas]))
 """
 
 
@@ -403,12 +397,12 @@ def test_simd_builds_of_the_transforms_give_the_same_bits(tile):
     runs (the GEMM's AVX2 and AVX-512 kernels make the same FMAs in the same
     order), and no build is refused here."""
     import kernel_paths
-    script = _ISA_SCRIPT.replace("TILE", tile)
-    (best, err, report), _ = kernel_paths.run_in_fresh_process(script)
+    script = _ISA_SCRIPT.replace("TILE", tile).replace("SETUP", "")
+    (best, err, report, _), _ = kernel_paths.run_in_fresh_process(script)
     assert "winograd" not in report  # the self-test refused no build
     assert max(err) < 1e-5
     for disable in ("avx512", "avx512,avx2"):
-        (got, err, report), _ = kernel_paths.run_in_fresh_process(
+        (got, err, report, _), _ = kernel_paths.run_in_fresh_process(
             script, TAPEGRAD_DISABLE_CPU_FEATURES=disable)
         assert "winograd" not in report
         # the plain build: its GEMM kernel rounds a*b + c twice, so other
@@ -482,40 +476,23 @@ def test_generated_transforms_are_up_to_date():
 # (here on a remainder lane, as a bad tail loop would be) is refused by the
 # self-test at first use, named in the kernel report, and the next build
 # down computes the same bits.
-_BREAK_SCRIPT = r"""
-import json, os, numpy as np
-import tapegrad as tg
-from tapegrad.nn import functional as F
-BREAK
-rng = np.random.default_rng(0)
-x = rng.standard_normal((3, 16, 14, 14)).astype(np.float32)
-w = rng.standard_normal((32, 16, 5, 5)).astype(np.float32)
-g = rng.standard_normal((3, 32, 14, 14)).astype(np.float32)
-tx, tw = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)
-y = F.conv2d(tx, tw, padding=2)
-y.backward(tg.tensor(g))
-print(json.dumps([tg._C.winograd_isa(3), tg._C.winograd_isa(2),
-                  [a.tobytes().hex() for a in (y.numpy(), tx.grad.numpy(), tw.grad.numpy())],
-                  tg._C.kernel_report()]))
-"""
-
-
 @pytest.mark.parametrize("isa,fallback", [("avx512", "avx2"), ("avx2", "baseline")])
 def test_a_broken_simd_build_is_refused_and_the_next_gives_the_same_bits(isa, fallback):
     import kernel_paths
     if isa not in kernel_paths.available("gemm"):
         pytest.skip(f"this CPU has no {isa}")
     env = {} if isa == "avx512" else {"TAPEGRAD_DISABLE_CPU_FEATURES": "avx512"}
-    ok, _ = kernel_paths.run_in_fresh_process(_BREAK_SCRIPT.replace("BREAK", ""), **env)
-    assert ok[0] == ok[1] == isa and "winograd" not in ok[3]
+    script = _ISA_SCRIPT.replace("TILE", "winograd3")
+    ok, _ = kernel_paths.run_in_fresh_process(script.replace("SETUP", ""), **env)
+    assert ok[3] == [isa, isa] and "winograd" not in ok[2]
     bad, _ = kernel_paths.run_in_fresh_process(
-        _BREAK_SCRIPT.replace("BREAK", f"tg._C._testing_break_winograd({isa!r})"), **env)
-    assert bad[0] == bad[1] == fallback
+        script.replace("SETUP", f"tg._C._testing_break_winograd({isa!r})"), **env)
+    assert bad[3] == [fallback, fallback]
     for m in (2, 3):
-        assert f"winograd: the {isa} build of the F({m}x{m}, 5x5) transforms differs" in bad[3]
+        assert f"winograd: the {isa} build of the F({m}x{m}, 5x5) transforms differs" in bad[2]
     # the builds of the transforms give the same bits, the GEMM is the same
     # kernel in both processes: the products are unchanged
-    assert bad[2] == ok[2]
+    assert bad[0] == ok[0]
 
 
 def test_break_hook_only_before_the_choice():

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
+from optim_reference import accessors, adam_reference
 from assertions import ulp_errors
 
 
@@ -348,22 +349,9 @@ def test_rmsprop_float32_loop_is_the_float64_formula_rounded_at_each_store(momen
 def test_adam_float32_loop_is_the_float32_formula(wd, decoupled):
     ps, grads = _params(3)
     want = [p.numpy().copy() for p in ps]
-    m = [np.zeros_like(w) for w in want]
-    v = [np.zeros_like(w) for w in want]
-    lr, b1, b2, eps = 1e-3, 0.9, 0.999, 1e-8
-    f = np.float32
-    for t, step in enumerate(grads, start=1):
-        ss = f(lr / (1 - b1 ** t))
-        inv = f(1 / np.sqrt(1 - b2 ** t))
-        for i, g in enumerate(step):
-            pk, gk = want[i], g
-            if wd and decoupled:
-                pk = pk * f(1 - lr * wd)
-            elif wd:
-                gk = gk + f(wd) * pk
-            m[i] = m[i] + f(1 - b1) * (gk - m[i])
-            v[i] = f(b2) * v[i] + f(1 - b2) * gk * gk
-            want[i] = pk - ss * m[i] / (np.sqrt(v[i]) * inv + f(eps))
+    lr = 1e-3
+
+    adam_reference(accessors(want), grads, lr, wd, decoupled)
     opt = (lambda ps: tg.optim.AdamW(ps, lr=lr, weight_decay=wd)) if decoupled else \
         (lambda ps: tg.optim.Adam(ps, lr=lr, weight_decay=wd))
     got = _run(opt, ps, grads)
