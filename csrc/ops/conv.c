@@ -539,6 +539,9 @@ static void gemm(tg_dtype dt, int64_t M, int64_t N, int64_t K, const void *A, in
  *   dw       B = patches (OH*OW, C*KH*KW) of one padded image:
  *            rowoff[(oh, ow)] = oh*sh*Wp + ow*sw,
  *            runs = kernel rows: L = KW, s = dw, T = KH, S1 = Hp*Wp, S2 = dh*Wp
+ *          (S2 is used only when T > 1, where sh*(OH-1) or dh*(KH-1) lies inside the
+ *          padded image, so the product fits; with T = 1 a stride or dilation near
+ *          2^63 would overflow it: S2 = 0 then)
  *
  * The packed panels hold exactly the values pack_b would copy from the
  * formed matrix, and gemm.c computes the rest as tg_gemm_* does: the bits
@@ -1023,7 +1026,7 @@ static void fwd_range(int64_t n0, int64_t n1, void *vjob) {
             if (implicit) {
                 implicit_b ib = {.src = pad ? (const char *)xp : xn, .rowoff = roff + k * CgKK,
                                  .L = g->OW, .s = g->sw, .T = g->OH, .S1 = CHWp,
-                                 .S2 = g->sh * padded_w(g), .slack = pad};
+                                 .S2 = g->OH > 1 ? g->sh * padded_w(g) : 0, .slack = pad};
                 if (gemm_implicit(j->dt, Og, ld, CgKK, wk, CgKK, 1, &ib, beta, yk, ld)) continue;
             }
             if (!direct && !formed) {
@@ -1144,7 +1147,7 @@ static void dw_range(int64_t k0, int64_t k1, void *vjob) {
                     implicit_b ib = {.src = (pad ? (const char *)xp : xn) +
                                             (size_t)(q * (g->C / g->G) * Hp * Wp) * isz,
                                      .rowoff = roff, .L = g->KW, .s = g->dw, .T = g->KH,
-                                     .S1 = Hp * Wp, .S2 = g->dh * Wp, .slack = pad};
+                                     .S1 = Hp * Wp, .S2 = g->KH > 1 ? g->dh * Wp : 0, .slack = pad};
                     if (gemm_implicit(j->dt, Og, CgKK, OHW, dq, OHW, 1, &ib, beta, pq, CgKK))
                         continue;
                 }

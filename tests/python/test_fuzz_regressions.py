@@ -454,3 +454,36 @@ def test_backward_of_an_empty_batched_matmul(sa, nb):
     (a @ b).sum().backward()
     assert a.grad.shape == sa and b.grad.shape == sb
     assert not a.grad.numpy().any() and not b.grad.numpy().any()
+
+
+# Session 8's clean CI (libFuzzer, UBSan): the implicit GEMM's step between
+# runs of output rows, stride * padded width, overflowed for a stride of
+# 2**62 + 1 with one output row (where the step is never used); the weight
+# gradient's dilation * width likewise with a one-row kernel.  The class:
+# strides and dilations near 2**62 with one output row or one kernel row,
+# forward and both gradients against NumPy.
+@pytest.mark.parametrize("big", [2**62 + 1, 2**63 - 1])
+def test_conv2d_huge_stride_or_dilation_with_one_row(big):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 3, 4))
+    # (weight shape, arguments, output rows): a huge row stride leaves one
+    # output row; a huge row dilation of a one-row kernel changes nothing
+    for w_shape, kw, OH in (((2, 3, 2, 2), dict(stride=(big, 1)), 1),
+                            ((2, 3, 1, 2), dict(dilation=(big, 1)), 3)):
+        w = rng.standard_normal(w_shape)
+        tx, tw = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)
+        y = tg.nn.functional.conv2d(tx, tw, **kw)
+        KH, KW = w_shape[2:]
+        OW = x.shape[3] - KW + 1
+        assert y.shape == (2, 2, OH, OW)
+        win = lambda i, j: x[:, :, i:i + KH, j:j + KW]  # noqa: E731
+        want = np.array([[np.einsum("nchw,ochw->no", win(i, j), w) for j in range(OW)] for i in range(OH)])
+        np.testing.assert_allclose(y.numpy(), want.transpose(2, 3, 0, 1), rtol=1e-12)
+        y.sum().backward()
+        gw = sum(win(i, j).sum(0) for i in range(OH) for j in range(OW))
+        np.testing.assert_allclose(tw.grad.numpy(), np.broadcast_to(gw, w_shape), rtol=1e-12)
+        gx = np.zeros_like(x)
+        for i in range(OH):
+            for j in range(OW):
+                gx[:, :, i:i + KH, j:j + KW] += w.sum(0)
+        np.testing.assert_allclose(tx.grad.numpy(), gx, rtol=1e-12)
