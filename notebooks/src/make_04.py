@@ -206,6 +206,50 @@ contiguous thanks to packing, so every load is a full vector and the hardware pr
 keeps up. The blocking sizes (KC, MC, NC) are chosen so that the B micro-panel stays in L1,
 the A block in L2 and the B panel in L3: see the comments at the top of `csrc/kernels/gemm.c`.
 """),
+md(r"""
+## Beyond matmul: a convolution, and an algorithm that rounds differently
+
+A convolution is a matmul in disguise: each output is a sum of input window × kernel over
+the input channels and the kernel's taps, so `conv2d` runs on the same packed micro-kernel,
+reading the windows straight from the image ("implicit GEMM", no unrolled copy). For the
+5×5 kernels of the MNIST CNN there is a faster algorithm, **Winograd's minimal filtering**:
+it transforms 7×7 tiles of the input and the kernel, multiplies the transforms element by
+element (summed over channels: 49 small matmuls) and transforms back 3×3 tiles of output,
+with 49 multiplications per tile instead of 225 (`docs/performance.md`, "Winograd
+convolution"). `conv2d` uses it by default for float32 5×5 layers with at least 8 channels
+in and out; the environment variable `TAPEGRAD_CONV` (read at each call) chooses a path,
+`implicit` being the exact direct one. The cell times both on the CNN's second layer and
+measures each against the same convolution in float64.
+"""),
+code(r"""
+x = tg.from_numpy(rng.standard_normal((32, 16, 14, 14)).astype(np.float32))
+w = tg.from_numpy((rng.standard_normal((32, 16, 5, 5)) * 0.05).astype(np.float32))
+ref = tg.conv2d(x.double(), w.double(), padding=2).numpy()     # float64: the exact answer
+scale = np.abs(ref).max()
+flop = 2 * ref.size * 16 * 25                                   # the direct sum's multiply-adds x 2
+conv = {}
+for path in ("implicit", "winograd3"):
+    os.environ["TAPEGRAD_CONV"] = path
+    out = tg.conv2d(x, w, padding=2).numpy()
+    t = min(_time(lambda: tg.conv2d(x, w, padding=2)) for _ in range(5 if FAST else 20))
+    conv[path] = (t, np.abs(out - ref).max() / scale)
+    print(f"{path:10s} {t * 1e3:6.2f} ms  {flop / t / 1e9:6.1f} GFLOP/s (direct-sum count)  "
+          f"largest error {conv[path][1]:.1e} of the largest output")
+del os.environ["TAPEGRAD_CONV"]                                  # back to the default choice
+print(f"Winograd takes {conv['winograd3'][0] / conv['implicit'][0]:.2f} of the direct path's time; "
+      f"its error is {conv['winograd3'][1] / conv['implicit'][1]:.0f}x larger")
+"""),
+md(r"""
+**Faster, but not the same bits.** Winograd does fewer multiplications, so its "GFLOP/s"
+(counted as the direct sum's) can exceed what the machine can execute. The price is
+rounding: the transforms multiply by constants up to 6 and divide by up to 60, so the
+intermediate numbers are larger than the terms of the direct sum and partly cancel. Its
+error is typically ten or more times the direct path's, still around 1e-6 of the largest
+output (tapegrad bounds it at 128 float32 epsilons times the sum of |x|·|w| over a window,
+and tests that bound). Training does not notice; a comparison digit by digit with PyTorch or
+with the direct path does. That is why float64 (which the gradient checks use) always takes
+the exact path, and why `TAPEGRAD_CONV=implicit` exists.
+"""),
 ]
 
 if __name__ == "__main__":
