@@ -408,6 +408,11 @@ static inline double VM(combine)(double *a) {
  * Max instructions do not propagate NaN, so a separate mask records whether
  * any lane ever saw one.
  *
+ * After the pairs of vectors, one more single vector if W elements are
+ * left: a causal softmax's rows are 1..64 long, and with 16-lane AVX-512
+ * vectors every row shorter than 32 went one by one (the max was a quarter
+ * of masked_softmax's time on GPT's (16, 4, 64, 64) scores; 0.29 -> 0.25 ms).
+ *
  * Compilers without the vector extensions (cl.exe) get the same algorithm
  * on arrays of W lanes: lane k sees the same elements in the same order,
  * so the result is the same value (even which of -0 and +0 a max returns).
@@ -426,6 +431,13 @@ static inline double VM(combine)(double *a) {
             m0 = (VT)((c0 & (VI)v0) | (~c0 & (VI)m0));                         \
             m1 = (VT)((c1 & (VI)v1) | (~c1 & (VI)m1));                         \
             nan |= (v0 != v0) | (v1 != v1);                                    \
+        }                                                                      \
+        if (i + W <= n) { /* one more vector: short rows (see above) */       \
+            memcpy(&v0, x + i, sizeof v0);                                     \
+            VI c0 = v0 OP m0;                                                  \
+            m0 = (VT)((c0 & (VI)v0) | (~c0 & (VI)m0));                         \
+            nan |= v0 != v0;                                                   \
+            i += W;                                                            \
         }                                                                      \
         T##_t_ r = x[0];                                                       \
         int bad = 0;                                                           \
@@ -454,6 +466,14 @@ static inline double VM(combine)(double *a) {
                 m1[k] = v1 OP m1[k] ? v1 : m1[k];                              \
                 nan[k] |= (v0 != v0) | (v1 != v1);                             \
             }                                                                  \
+        if (i + W <= n) {                                                      \
+            for (int k = 0; k < W; k++) {                                      \
+                T##_t_ v0 = x[i + k];                                          \
+                m0[k] = v0 OP m0[k] ? v0 : m0[k];                              \
+                nan[k] |= v0 != v0;                                            \
+            }                                                                  \
+            i += W;                                                            \
+        }                                                                      \
         T##_t_ r = x[0];                                                       \
         int bad = 0;                                                           \
         for (int k = 0; k < W; k++) {                                          \
