@@ -83,3 +83,52 @@ def test_max_of_short_rows_is_numpys(n):
     np.testing.assert_array_equal(got[keep], b[keep].max(-1))
     m = tg.from_numpy(a).min(-1).numpy()
     np.testing.assert_array_equal(m, a.min(-1))
+
+
+@pytest.mark.parametrize("K", [1, 7, 8, 9, 17, 128, 513, 1030])
+@pytest.mark.parametrize("affine", [0, 1, 2, 3])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_layer_norm_float32_rows_against_float64(K, affine, threads):
+    """layer_norm's float32 row loops (vmath's ln_*_f32, 8/16 floats a step):
+    forward and all three gradients against the float64 formulas, for row
+    lengths around the 8-lane steps and the 512-element chunks, with and
+    without weight and bias; the same bits on one and two threads."""
+    rng = np.random.default_rng(K * 4 + affine)
+    M = 67
+    x = (rng.normal(size=(M, K)) * 2 + 3).astype(np.float32)
+    g = rng.normal(size=(M, K)).astype(np.float32)
+    w = rng.normal(size=K).astype(np.float32) if affine & 1 else None
+    b = rng.normal(size=K).astype(np.float32) if affine & 2 else None
+
+    def run():
+        X = tg.from_numpy(x)
+        X.requires_grad = True
+        ins = [X]
+        W = B = None
+        if w is not None:
+            W = tg.from_numpy(w)
+            W.requires_grad = True
+            ins.append(W)
+        if b is not None:
+            B = tg.from_numpy(b)
+            B.requires_grad = True
+            ins.append(B)
+        y = tg.nn.functional.layer_norm(X, (K,), W, B, 1e-5)
+        return [y.detach().numpy()] + [t.numpy() for t in tg.grad(y, ins, tg.from_numpy(g))]
+
+    got = with_threads(threads, run)
+    other = with_threads(3 - threads, run)
+    for a, c in zip(got, other):
+        np.testing.assert_array_equal(a, c)
+    xd, gd = x.astype(np.float64), g.astype(np.float64)
+    mu = xd.mean(-1, keepdims=True)
+    r = 1 / np.sqrt(((xd - mu) ** 2).mean(-1, keepdims=True) + 1e-5)
+    xh = (xd - mu) * r
+    wd = np.ones(K) if w is None else w.astype(np.float64)
+    y = xh * wd + (0 if b is None else b.astype(np.float64))
+    gx = gd * wd
+    dx = r * (gx - gx.mean(-1, keepdims=True) - xh * (gx * xh).mean(-1, keepdims=True))
+    want = [y, dx] + ([(gd * xh).sum(0)] if w is not None else []) + ([gd.sum(0)] if b is not None else [])
+    scale = [1, 1 + r.max(), M, M]
+    for i, (a, c) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(a, c, rtol=0, atol=2e-5 * scale[min(i, 3)] * max(1, np.sqrt(K) / 8))
