@@ -1004,10 +1004,35 @@ tg_status tg_tensor_axpy_(tg_tensor *y, double alpha, const tg_tensor *x) {
     int64_t st[2][TG_MAX_DIMS];
     tg__bcast_strides_bytes(y, y->ndim, y->shape, st[0]);
     tg__bcast_strides_bytes(x, y->ndim, y->shape, st[1]);
+    /* y's dims in the order of its strides, largest first (a stable sort: a
+     * tie keeps the logical order), so that the inner loop runs along y's
+     * memory: the direct backward adds kᵀ's gradient into the slice of qkv's
+     * as a transposed view, whose last dim has a stride of 3C, and the
+     * logical order made that a gather-scatter of every element: the GPT
+     * step's kᵀ permute's backward (which also zeroes qkv's 1.5 MB sum)
+     * 0.23-0.25 ms -> 0.125 ms, one thread.  Each element is one
+     * operation, so the order changes no bit. */
+    int64_t osh[TG_MAX_DIMS];
+    int ond = y->ndim;
+    for (int d = 0; d < ond; d++) osh[d] = y->shape[d];
+    for (int d = 1; d < ond; d++)
+        for (int e = d; e > 0; e--) {
+            int64_t a = st[0][e - 1] < 0 ? -st[0][e - 1] : st[0][e - 1];
+            int64_t b = st[0][e] < 0 ? -st[0][e] : st[0][e];
+            if (a >= b) break;
+            int64_t t = osh[e];
+            osh[e] = osh[e - 1];
+            osh[e - 1] = t;
+            for (int k = 0; k < 2; k++) {
+                t = st[k][e];
+                st[k][e] = st[k][e - 1];
+                st[k][e - 1] = t;
+            }
+        }
     char *base[2] = {tg_tensor_data(y), tg_tensor_data((tg_tensor *)x)};
     axpy_ctx c = {y->dtype, alpha};
     void *kt = tg__kernel_begin(y->numel);
-    tg__iterate_parallel(2, y->ndim, y->shape, base, st, axpy_row, &c, 1);
+    tg__iterate_parallel(2, ond, osh, base, st, axpy_row, &c, 1);
     tg__kernel_end(kt);
     tg_tensor_release(tmp);
     y->storage->version++;

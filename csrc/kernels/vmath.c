@@ -27,7 +27,9 @@
      tg_vm_min_f32_##SUFFIX, tg_vm_max_f64_##SUFFIX, tg_vm_min_f64_##SUFFIX,          \
      tg_vm_adam_f32_##SUFFIX, tg_vm_sgd_f32_##SUFFIX, tg_vm_rmsprop_f32_##SUFFIX,     \
      tg_vm_erf_f32_##SUFFIX, tg_vm_gelu_f32_##SUFFIX, tg_vm_gelu_tanh_f32_##SUFFIX,   \
-     tg_vm_gelu_grad_f32_##SUFFIX, tg_vm_gelu_tanh_grad_f32_##SUFFIX}
+     tg_vm_gelu_grad_f32_##SUFFIX, tg_vm_gelu_tanh_grad_f32_##SUFFIX,                 \
+     tg_vm_ln_sums_f32_##SUFFIX, tg_vm_ln_dots_f32_##SUFFIX, tg_vm_ln_apply_f32_##SUFFIX, \
+     tg_vm_ln_grad_f32_##SUFFIX}
 
 static const tg_vmath_table table_base = VM_TABLE(base, "baseline");
 
@@ -57,7 +59,14 @@ static const tg_vmath_table table_base = VM_TABLE(base, "baseline");
     void tg_vm_gelu_f32_##SUFFIX(int64_t, const float *, float *);                      \
     void tg_vm_gelu_tanh_f32_##SUFFIX(int64_t, const float *, float *);                 \
     void tg_vm_gelu_grad_f32_##SUFFIX(int64_t, const float *, const float *, float *);  \
-    void tg_vm_gelu_tanh_grad_f32_##SUFFIX(int64_t, const float *, const float *, float *);
+    void tg_vm_gelu_tanh_grad_f32_##SUFFIX(int64_t, const float *, const float *, float *);  \
+    void tg_vm_ln_sums_f32_##SUFFIX(int64_t, const float *, float, double *);           \
+    void tg_vm_ln_dots_f32_##SUFFIX(int64_t, const float *, const float *, const float *, float, \
+                                    float, double *);                                   \
+    void tg_vm_ln_apply_f32_##SUFFIX(int64_t, const float *, float, float, const float *, \
+                                     const float *, float *);                           \
+    void tg_vm_ln_grad_f32_##SUFFIX(int64_t, const float *, const float *, const float *, float, \
+                                    float, float, float, float *, float *, float *);
 
 /* The SIMD builds of each architecture, best first, under the names of
  * their instruction sets; the other architecture's names are known, and
@@ -326,6 +335,37 @@ static int selftest_table(const tg_vmath_table *t, char *why, size_t n) {
                 snprintf(why, n, "column sums of %d rows differ in column %d", rows, j);
                 return -1;
             }
+    }
+    /* layer_norm's row loops: the same bits as the baseline build, lengths 0
+     * to 35 (the 8-lane groups and their tails) and 67, with and without
+     * the weight and bias */
+    for (int len = 0; len <= VM_ST_N; len += len < 35 ? 1 : VM_ST_N - 35) {
+        const float *lx = xs + 1, *lg = xs, *lw = xs, *lb = xs + 1; /* inside xs */
+        float ly1[VM_ST_N], ly2[VM_ST_N], lw1[VM_ST_N], lw2[VM_ST_N], lb1[VM_ST_N], lb2[VM_ST_N];
+        for (int mode = 0; mode < 4; mode++) {
+            const float *w = mode & 1 ? lw : NULL, *bb = mode & 2 ? lb : NULL;
+            double s1[4], s2[4];
+            t->ln_sums_f32(len, lx, 0.75f, s1);
+            b->ln_sums_f32(len, lx, 0.75f, s2);
+            t->ln_dots_f32(len, lg, w, lx, 0.25f, 1.5f, s1 + 2);
+            b->ln_dots_f32(len, lg, w, lx, 0.25f, 1.5f, s2 + 2);
+            int bad = 0;
+            for (int k = 0; k < 4; k++) bad |= !same64(s1[k], s2[k]);
+            t->ln_apply_f32(len, lx, 0.25f, 1.5f, w, bb, ly1);
+            b->ln_apply_f32(len, lx, 0.25f, 1.5f, w, bb, ly2);
+            for (int i = 0; i < len; i++) bad |= vm_bits(ly1[i]) != vm_bits(ly2[i]);
+            for (int i = 0; i < len; i++) lw1[i] = lw2[i] = lb1[i] = lb2[i] = (float)i * 0.125f;
+            t->ln_grad_f32(len, lg, w, lx, 0.25f, 1.5f, 0.1f, -0.2f, ly1, lw1, lb1);
+            b->ln_grad_f32(len, lg, w, lx, 0.25f, 1.5f, 0.1f, -0.2f, ly2, lw2, lb2);
+            for (int i = 0; i < len; i++)
+                bad |= vm_bits(ly1[i]) != vm_bits(ly2[i]) || vm_bits(lw1[i]) != vm_bits(lw2[i]) ||
+                       vm_bits(lb1[i]) != vm_bits(lb2[i]);
+            if (bad) {
+                snprintf(why, n, "layer_norm's row loops of %d elements (mode %d) differ from the baseline",
+                         len, mode);
+                return -1;
+            }
+        }
     }
     /* one step of each optimizer loop over 37 parameters */
     enum { P = 37 };

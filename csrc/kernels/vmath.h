@@ -137,6 +137,15 @@ typedef struct {
     tg_vmath_unary_fn erf_f32, gelu_f32, gelu_tanh_f32;
     /* g * d gelu / dx and g * d gelu_tanh / dx */
     tg_vmath_grad_fn gelu_grad_f32, gelu_tanh_grad_f32;
+    /* layer_norm's row loops (csrc/ops/nn.c has the formulas; vmath_impl.h
+     * the fixed order of the sums): the same bits on every build */
+    void (*ln_sums_f32)(int64_t n, const float *x, float c, double *s);
+    void (*ln_dots_f32)(int64_t n, const float *g, const float *w, const float *x, float mu,
+                        float r, double *s);
+    void (*ln_apply_f32)(int64_t n, const float *x, float mu, float r, const float *w,
+                         const float *b, float *y);
+    void (*ln_grad_f32)(int64_t n, const float *g, const float *w, const float *x, float mu,
+                        float r, float m1, float m2, float *dx, float *dw, float *db);
 } tg_vmath_table;
 
 /* Flags of sgd_f32 / rmsprop_f32. */

@@ -408,6 +408,14 @@ static inline double VM(combine)(double *a) {
  * Max instructions do not propagate NaN, so a separate mask records whether
  * any lane ever saw one.
  *
+ * After the pairs of vectors, one more single vector if W elements are
+ * left, and the two running maxima are blended into one before the scalar
+ * scan of the lanes (W steps instead of 2W interleaved with the NaN lanes):
+ * a causal softmax's rows are 1..64 long, and with 16-lane AVX-512 vectors
+ * every row shorter than 32 went one by one and the final scan of 32 lanes
+ * was the rest (the max was a quarter of masked_softmax's time on GPT's
+ * (16, 4, 64, 64) scores: that forward 0.286 -> 0.244 ms, one thread).
+ *
  * Compilers without the vector extensions (cl.exe) get the same algorithm
  * on arrays of W lanes: lane k sees the same elements in the same order,
  * so the result is the same value (even which of -0 and +0 a max returns).
@@ -427,13 +435,23 @@ static inline double VM(combine)(double *a) {
             m1 = (VT)((c1 & (VI)v1) | (~c1 & (VI)m1));                         \
             nan |= (v0 != v0) | (v1 != v1);                                    \
         }                                                                      \
+        if (i + W <= n) { /* one more vector: short rows (see above) */       \
+            memcpy(&v0, x + i, sizeof v0);                                     \
+            VI c0 = v0 OP m0;                                                  \
+            m0 = (VT)((c0 & (VI)v0) | (~c0 & (VI)m0));                         \
+            nan |= v0 != v0;                                                   \
+            i += W;                                                            \
+        }                                                                      \
+        /* m1 into m0 lane by lane first (a blend: m1[k] wins only where  \
+         * it is strictly beyond, as in a scan of m0[k] then m1[k]), then  \
+         * one scalar scan of W lanes and an OR of the NaN lanes: the same \
+         * result as scanning m0[0], m1[0], m0[1], ... one by one */          \
+        VI cm = m1 OP m0;                                                      \
+        m0 = (VT)((cm & (VI)m1) | (~cm & (VI)m0));                             \
         T##_t_ r = x[0];                                                       \
         int bad = 0;                                                           \
-        for (int k = 0; k < W; k++) {                                          \
-            bad |= nan[k] != 0;                                                \
-            r = m0[k] OP r ? m0[k] : r;                                        \
-            r = m1[k] OP r ? m1[k] : r;                                        \
-        }                                                                      \
+        for (int k = 0; k < W; k++) bad |= nan[k] != 0;                        \
+        for (int k = 0; k < W; k++) r = m0[k] OP r ? m0[k] : r;                \
         for (; i < n; i++) {                                                   \
             bad |= x[i] != x[i];                                               \
             r = x[i] OP r ? x[i] : r;                                          \
@@ -454,13 +472,20 @@ static inline double VM(combine)(double *a) {
                 m1[k] = v1 OP m1[k] ? v1 : m1[k];                              \
                 nan[k] |= (v0 != v0) | (v1 != v1);                             \
             }                                                                  \
+        if (i + W <= n) {                                                      \
+            for (int k = 0; k < W; k++) {                                      \
+                T##_t_ v0 = x[i + k];                                          \
+                m0[k] = v0 OP m0[k] ? v0 : m0[k];                              \
+                nan[k] |= v0 != v0;                                            \
+            }                                                                  \
+            i += W;                                                            \
+        }                                                                      \
+        for (int k = 0; k < W; k++) /* as the vector build does it */          \
+            m0[k] = m1[k] OP m0[k] ? m1[k] : m0[k];                            \
         T##_t_ r = x[0];                                                       \
         int bad = 0;                                                           \
-        for (int k = 0; k < W; k++) {                                          \
-            bad |= nan[k] != 0;                                                \
-            r = m0[k] OP r ? m0[k] : r;                                        \
-            r = m1[k] OP r ? m1[k] : r;                                        \
-        }                                                                      \
+        for (int k = 0; k < W; k++) bad |= nan[k] != 0;                        \
+        for (int k = 0; k < W; k++) r = m0[k] OP r ? m0[k] : r;                \
         for (; i < n; i++) {                                                   \
             bad |= x[i] != x[i];                                               \
             r = x[i] OP r ? x[i] : r;                                          \
@@ -486,6 +511,147 @@ VM_MAXMIN(f32, vm_vf32, vm_vi32, VM_VBYTES / 4, max, >)
 VM_MAXMIN(f32, vm_vf32, vm_vi32, VM_VBYTES / 4, min, <)
 VM_MAXMIN(f64, vm_vf64, vm_vi64, VM_VBYTES / 8, max, >)
 VM_MAXMIN(f64, vm_vf64, vm_vi64, VM_VBYTES / 8, min, <)
+
+/* ---- layer_norm's rows, float32 -------------------------------------------
+ * The loops of nn.c's fused layer_norm (the formulas are there), here so
+ * that they run 8 or 16 floats a step instead of SSE2's 4; rows of the GPT
+ * step's width 128.  Sums have one fixed order on every build: within each
+ * chunk of 512 elements, 8 float32 partial sums (partial l takes elements
+ * k + l of each group of 8), added in lane order into a float64 total, then
+ * the chunk's last (length mod 8) elements into that total one by one, and
+ * the chunks' totals in order.  That is the order of the SSE2 code nn.c had
+ * (two 4-lane vectors): the same bits as before, on every build.  Products
+ * and sums are rounded one at a time (no FMA), as there. */
+#define VM_LN_CHUNK 512
+/* The 8 partial sums: one 8-float vector with GCC's vector extensions (an
+ * array of 8 lanes is vectorized across iterations into shuffles by GCC,
+ * slower than SSE2's two vectors); plain lanes elsewhere (cl.exe). */
+#if defined(__GNUC__) && !defined(VM_NO_VECTOR_EXT)
+typedef float vm_ln8 __attribute__((vector_size(32)));
+#define VM_LN_LOAD(v, p) memcpy(&(v), (p), sizeof(v))
+#define VM_LN_ZERO(v) (v) = (vm_ln8){0}
+#define VM_LN_SPLAT(v, s) (v) = (vm_ln8){s, s, s, s, s, s, s, s}
+#else
+#define VM_LN_LANES_ONLY 1
+#endif
+/* s[0] = sum(x - c), s[1] = sum((x - c)^2) */
+void VM(ln_sums_f32)(int64_t n, const float *x, float c, double *s) {
+    s[0] = s[1] = 0;
+    for (int64_t k0 = 0; k0 < n; k0 += VM_LN_CHUNK) {
+        int64_t e = k0 + VM_LN_CHUNK < n ? k0 + VM_LN_CHUNK : n, k = k0;
+        float a[8], b[8];
+#ifndef VM_LN_LANES_ONLY
+        vm_ln8 va, vb, vc, v;
+        VM_LN_ZERO(va);
+        VM_LN_ZERO(vb);
+        VM_LN_SPLAT(vc, c);
+        for (; k + 8 <= e; k += 8) {
+            VM_LN_LOAD(v, x + k);
+            v = v - vc;
+            va = va + v;
+            vb = vb + v * v;
+        }
+        memcpy(a, &va, sizeof a);
+        memcpy(b, &vb, sizeof b);
+#else
+        for (int l = 0; l < 8; l++) a[l] = b[l] = 0;
+        for (; k + 8 <= e; k += 8)
+            for (int l = 0; l < 8; l++) {
+                float d = x[k + l] - c;
+                a[l] += d;
+                b[l] += d * d;
+            }
+#endif
+        double ta = 0, tb = 0;
+        for (int l = 0; l < 8; l++) ta += a[l];
+        for (int l = 0; l < 8; l++) tb += b[l];
+        for (; k < e; k++) {
+            float d = x[k] - c;
+            ta += d;
+            tb += d * d;
+        }
+        s[0] += ta;
+        s[1] += tb;
+    }
+}
+/* s[0] = sum(gx), s[1] = sum(gx xh), gx = g w (w NULL: g), xh = (x - mu) r */
+void VM(ln_dots_f32)(int64_t n, const float *g, const float *w, const float *x, float mu, float r,
+                     double *s) {
+    s[0] = s[1] = 0;
+    for (int64_t k0 = 0; k0 < n; k0 += VM_LN_CHUNK) {
+        int64_t e = k0 + VM_LN_CHUNK < n ? k0 + VM_LN_CHUNK : n, k = k0;
+        float a[8], b[8];
+#ifndef VM_LN_LANES_ONLY
+        vm_ln8 va, vb, vm, vr, vg, vw, vx;
+        VM_LN_ZERO(va);
+        VM_LN_ZERO(vb);
+        VM_LN_SPLAT(vm, mu);
+        VM_LN_SPLAT(vr, r);
+        for (; k + 8 <= e; k += 8) {
+            VM_LN_LOAD(vg, g + k);
+            VM_LN_LOAD(vx, x + k);
+            if (w) {
+                VM_LN_LOAD(vw, w + k);
+                vg = vg * vw;
+            }
+            va = va + vg;
+            vb = vb + vg * ((vx - vm) * vr);
+        }
+        memcpy(a, &va, sizeof a);
+        memcpy(b, &vb, sizeof b);
+#else
+        for (int l = 0; l < 8; l++) a[l] = b[l] = 0;
+        for (; k + 8 <= e; k += 8)
+            for (int l = 0; l < 8; l++) {
+                float gx = w ? g[k + l] * w[k + l] : g[k + l];
+                a[l] += gx;
+                b[l] += gx * ((x[k + l] - mu) * r);
+            }
+#endif
+        double ta = 0, tb = 0;
+        for (int l = 0; l < 8; l++) ta += a[l];
+        for (int l = 0; l < 8; l++) tb += b[l];
+        for (; k < e; k++) {
+            float gx = w ? g[k] * w[k] : g[k];
+            ta += gx;
+            tb += gx * ((x[k] - mu) * r);
+        }
+        s[0] += ta;
+        s[1] += tb;
+    }
+}
+/* y = (x - mu) r w + b (w, b may be NULL) */
+void VM(ln_apply_f32)(int64_t n, const float *x, float mu, float r, const float *w, const float *b,
+                      float *y) {
+    if (w && b)
+        for (int64_t k = 0; k < n; k++) y[k] = (x[k] - mu) * r * w[k] + b[k];
+    else if (w)
+        for (int64_t k = 0; k < n; k++) y[k] = (x[k] - mu) * r * w[k];
+    else if (b)
+        for (int64_t k = 0; k < n; k++) y[k] = (x[k] - mu) * r + b[k];
+    else
+        for (int64_t k = 0; k < n; k++) y[k] = (x[k] - mu) * r;
+}
+/* dx = r (g w - m1 - (x - mu) r m2) if dx; dw += g (x - mu) r if dw;
+ * db += g if db (w may be NULL: 1) */
+void VM(ln_grad_f32)(int64_t n, const float *g, const float *w, const float *x, float mu, float r,
+                     float m1, float m2, float *dx, float *dw, float *db) {
+    if (dx) {
+        if (w)
+            for (int64_t k = 0; k < n; k++) dx[k] = r * (g[k] * w[k] - m1 - (x[k] - mu) * r * m2);
+        else
+            for (int64_t k = 0; k < n; k++) dx[k] = r * (g[k] - m1 - (x[k] - mu) * r * m2);
+    }
+    if (dw && db)
+        for (int64_t k = 0; k < n; k++) {
+            dw[k] += g[k] * ((x[k] - mu) * r);
+            db[k] += g[k];
+        }
+    else if (dw)
+        for (int64_t k = 0; k < n; k++) dw[k] += g[k] * ((x[k] - mu) * r);
+    else if (db)
+        for (int64_t k = 0; k < n; k++) db[k] += g[k];
+}
 
 /* ---- Adam / AdamW update, float32 -----------------------------------------
  * The loop of tg_adam_step (csrc/core/optim.c documents the formulas), here

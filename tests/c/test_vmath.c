@@ -550,6 +550,87 @@ START_TEST(test_column_sums) {
 }
 END_TEST
 
+/* layer_norm's row loops on every build: the sums in the documented order
+ * (vmath_impl.h: 8 float32 lanes per chunk of 512, added in lane order into
+ * float64, the tail one by one), written here lane by lane as the scalar
+ * reference, and the elementwise loops by their formulas: the same bits, for
+ * lengths around the 8/16-lane steps and the 512-element chunks. */
+static void ln_ref_sums(int64_t n, const float *x, const float *g, const float *w, float c, float r,
+                        int dots, double *s) {
+    s[0] = s[1] = 0;
+    for (int64_t k0 = 0; k0 < n; k0 += 512) {
+        int64_t e = k0 + 512 < n ? k0 + 512 : n, k = k0;
+        float a[8] = {0}, b[8] = {0};
+        for (; k + 8 <= e; k += 8)
+            for (int l = 0; l < 8; l++) {
+                float d = x[k + l] - c, gx = dots ? (w ? g[k + l] * w[k + l] : g[k + l]) : d;
+                float q = dots ? gx * (d * r) : d * d;
+                a[l] += gx;
+                b[l] += q;
+            }
+        double ta = 0, tb = 0;
+        for (int l = 0; l < 8; l++) ta += a[l];
+        for (int l = 0; l < 8; l++) tb += b[l];
+        for (; k < e; k++) {
+            float d = x[k] - c, gx = dots ? (w ? g[k] * w[k] : g[k]) : d;
+            ta += gx;
+            tb += dots ? gx * (d * r) : d * d;
+        }
+        s[0] += ta;
+        s[1] += tb;
+    }
+}
+
+START_TEST(test_layer_norm_rows) {
+    enum { N = 1100 };
+    static float x[N], g[N], w[N], b[N], y[N], dw[N], db[N], ry[N], rdw[N], rdb[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = (float)((i * 7919) % 211) * 0.037f + 3.0f;
+        g[i] = (float)((i * 104729) % 97) * 0.021f - 1.0f;
+        w[i] = 1.0f + (float)(i % 13) * 0.05f;
+        b[i] = (float)(i % 7) * 0.25f - 0.5f;
+    }
+    static const int lens[] = {0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 128, 129, 511, 512, 513, 520, 1030, N};
+    const float mu = 3.1f, r = 0.7f, m1 = 0.05f, m2 = -0.3f;
+    for (int t = 0; t < n_isas; t++) {
+        const tg_vmath_table *tab = tg_vmath_by_name(isas[t]);
+        ck_assert_ptr_nonnull(tab);
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            int n = lens[li];
+            for (int mode = 0; mode < 4; mode++) {
+                const float *wm = mode & 1 ? w : NULL, *bm = mode & 2 ? b : NULL;
+                double s[2], rs[2];
+                tab->ln_sums_f32(n, x, x[0], s);
+                ln_ref_sums(n, x, NULL, NULL, x[0], 0, 0, rs);
+                ck_assert_msg(s[0] == rs[0] && s[1] == rs[1], "%s ln_sums n=%d", isas[t], n);
+                tab->ln_dots_f32(n, g, wm, x, mu, r, s);
+                ln_ref_sums(n, x, g, wm, mu, r, 1, rs);
+                ck_assert_msg(s[0] == rs[0] && s[1] == rs[1], "%s ln_dots n=%d mode %d", isas[t], n, mode);
+                tab->ln_apply_f32(n, x, mu, r, wm, bm, y);
+                for (int i = 0; i < n; i++) {
+                    float v = (x[i] - mu) * r;
+                    if (wm) v = v * wm[i];
+                    if (bm) v = v + bm[i];
+                    ck_assert_msg(memcmp(&v, &y[i], 4) == 0, "%s ln_apply n=%d mode %d at %d", isas[t], n,
+                                  mode, i);
+                }
+                for (int i = 0; i < n; i++) dw[i] = rdw[i] = db[i] = rdb[i] = (float)i * 0.5f;
+                tab->ln_grad_f32(n, g, wm, x, mu, r, m1, m2, y, mode & 1 ? dw : NULL, mode & 2 ? db : NULL);
+                for (int i = 0; i < n; i++) {
+                    float gx = wm ? g[i] * wm[i] : g[i];
+                    ry[i] = r * (gx - m1 - (x[i] - mu) * r * m2);
+                    if (mode & 1) rdw[i] += g[i] * ((x[i] - mu) * r);
+                    if (mode & 2) rdb[i] += g[i];
+                }
+                ck_assert_msg(memcmp(y, ry, (size_t)n * 4) == 0 && memcmp(dw, rdw, (size_t)n * 4) == 0 &&
+                                  memcmp(db, rdb, (size_t)n * 4) == 0,
+                              "%s ln_grad n=%d mode %d", isas[t], n, mode);
+            }
+        }
+    }
+}
+END_TEST
+
 /* max/min agree with a simple loop for every length and every NaN position. */
 START_TEST(test_extrema) {
     enum { N = 70 };
@@ -772,6 +853,7 @@ Suite *vmath_suite(void) {
     TCase *tr = tcase_create("reduce");
     tcase_add_test(tr, test_sums);
     tcase_add_test(tr, test_column_sums);
+    tcase_add_test(tr, test_layer_norm_rows);
     tcase_add_test(tr, test_extrema);
     suite_add_tcase(s, tr);
     TCase *ts = tcase_create("selftest");
