@@ -95,6 +95,18 @@ tg_status tg__check_writable(const char *who, const tg_tensor *t);
 extern TG_THREAD_LOCAL bool tg__grad_disabled;
 static inline bool tg__grad_on(void) { return !tg__grad_disabled; }
 
+/* ---- a VJP's writable incoming gradient (runtime.c) ---------------------- */
+/* While the engine runs an op's own VJP, the gradient it passes in when no
+ * one else can ever see that tensor (a backward()/grad() run whole with no
+ * step hook, first order, the engine's only reference, a private dense
+ * buffer); NULL otherwise.  An elementwise VJP (relu) given exactly this
+ * tensor may write its result into it and return it: the same bits without
+ * a new buffer.  Set and restored around each call (backward.c). */
+extern TG_THREAD_LOCAL const tg_tensor *tg__vjp_writable_grad;
+static inline bool tg__grad_writable(const tg_tensor *g) {
+    return g && g == tg__vjp_writable_grad;
+}
+
 /* ---- lifetime (lifetime.c) ---------------------------------------------- */
 /* Storage s gains a saved reference (an entry saved a tensor over it).
  * Returns true, with the reference given back at once, when the save hook

@@ -11,6 +11,8 @@
 
 TG_THREAD_LOCAL bool tg__grad_disabled; /* zero-initialised: grad mode on (internal.h) */
 
+TG_THREAD_LOCAL const tg_tensor *tg__vjp_writable_grad; /* internal.h */
+
 bool tg_grad_enabled(void) { return !tg__grad_disabled; }
 
 bool tg_set_grad_enabled(bool enabled) {

@@ -590,12 +590,19 @@ enum {
     TG_CREATE_GRAPH = 2, /* record the VJPs: gradients of gradients (implies
                             TG_RETAIN_GRAPH: the new graph reuses the old) */
     TG_NO_ACCUMULATE = 4, /* do not touch .grad: return grads of `inputs` (tg_grad) */
-    TG_DIRECT = 8 /* view ops with a grad_view (slice, reshape, permute) add
+    TG_DIRECT = 8, /* view ops with a grad_view (slice, reshape, permute) add
                      their gradient straight into the pending sum of their
                      input (or, through a chain of them, of the chain's
                      first input), so the step record shows NULL for that
                      input; ignored with TG_CREATE_GRAPH or a step hook.
                      tg_backward and tg_grad set it. */
+    TG_PRIVATE_STEPS = 16 /* the caller of a stepper promises not to read
+                             the step records' gradients (a profiler timing
+                             the steps): the engine may then work as in
+                             tg_backward -- a VJP may write over its incoming
+                             gradient, a leaf's first gradient becomes its
+                             .grad without a copy.  tg_backward and tg_grad
+                             set it. */
 };
 
 /* loss.backward(): seed must be NULL for a one-element target (seed 1) and

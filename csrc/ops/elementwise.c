@@ -1040,11 +1040,32 @@ tg_tensor *tg_relu(tg_tensor *x) { return unary_op(&tg_opdef_relu, x, &relu_rows
  * where g is infinite or NaN: the same bits as the product with the mask). */
 BINARY_ROWS_F(relu_grad, b > 0 ? a : a * 0.0f, b > 0 ? a : a * 0.0)
 static const row_table relu_grad_rows = {relu_grad_f32, relu_grad_f64, NULL};
+/* g = g * [x > 0] over g (g dense, x of g's dtype in any layout of g's
+ * shape), split over threads as binary_kernel's pass is. */
+static void relu_grad_into(tg_tensor *g, tg_tensor *x) {
+    char *base[3] = {tg_tensor_data(g), tg_tensor_data(g), tg_tensor_data(x)};
+    void *kt = tg__kernel_begin(g->numel);
+    int64_t st[3][TG_MAX_DIMS];
+    tg__bcast_strides_bytes(g, g->ndim, g->shape, st[0]);
+    tg__bcast_strides_bytes(g, g->ndim, g->shape, st[1]);
+    tg__bcast_strides_bytes(x, g->ndim, g->shape, st[2]);
+    tg__iterate_parallel(3, g->ndim, g->shape, base, st, pick_row(&relu_grad_rows, g->dtype), NULL, 1);
+    tg__kernel_end(kt);
+}
 static tg_status relu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *x = SAVED(0);
     CHECK(x);
     if (!tg_grad_enabled() && g->dtype == x->dtype) { /* no create_graph: one fused, threaded pass */
+        if (tg__grad_writable(g) && pick_row(&relu_grad_rows, g->dtype) &&
+            tg__same_shape(g->ndim, g->shape, x->ndim, x->shape)) {
+            /* the engine's private gradient (tg__vjp_writable_grad): written
+             * over, element by element, the same bits as a new buffer */
+            relu_grad_into(g, x);
+            tg_tensor_retain(g);
+            gi[0] = g;
+            return TG_OK;
+        }
         CHECK(gi[0] = binary_kernel("relu backward", g, x, x->dtype, x->dtype, &relu_grad_rows, NULL, 1));
         return TG_OK;
     }

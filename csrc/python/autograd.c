@@ -367,14 +367,15 @@ typedef struct {
     PyObject_HEAD
     tg_stepper *bw;
     int done;
+    int priv; /* private=True: the records show no gradients (TG_PRIVATE_STEPS) */
 } StepperObject;
 
 static PyObject *stepper_new(PyTypeObject *tp, PyObject *args, PyObject *kwds) {
-    static char *kwl[] = {"outputs", "grad_outputs", "retain_graph", "create_graph", "direct", NULL};
+    static char *kwl[] = {"outputs", "grad_outputs", "retain_graph", "create_graph", "direct", "private", NULL};
     PyObject *outs_o, *seeds_o = Py_None;
-    int retain = 0, create = 0, direct = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|Oppp:_Stepper", kwl, &outs_o, &seeds_o, &retain,
-                                     &create, &direct))
+    int retain = 0, create = 0, direct = 0, priv = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|Opppp:_Stepper", kwl, &outs_o, &seeds_o, &retain,
+                                     &create, &direct, &priv))
         return NULL;
     int no;
     tg_tensor **outs = tensors_from(outs_o, &no, false, "outputs");
@@ -388,8 +389,9 @@ static PyObject *stepper_new(PyTypeObject *tp, PyObject *args, PyObject *kwds) {
     if (o) {
         o->bw = tg_backward_begin(no, outs, seeds,
                                   (retain ? TG_RETAIN_GRAPH : 0) | (create ? TG_CREATE_GRAPH : 0) |
-                                      (direct ? TG_DIRECT : 0),
+                                      (direct ? TG_DIRECT : 0) | (priv ? TG_PRIVATE_STEPS : 0),
                                   0, NULL);
+        o->priv = priv;
         if (!o->bw) {
             Py_DECREF(o);
             o = NULL;
@@ -425,7 +427,7 @@ static PyObject *stepper_step(StepperObject *self, PyObject *unused) {
     const tg_step *s = tg_backward_last_step(self->bw);
     PyObject *gin = PyList_New(s->n_inputs), *masks = PyList_New(s->n_inputs);
     for (int i = 0; i < s->n_inputs; i++) {
-        PyList_SET_ITEM(gin, i, tgpy_wrap_borrowed(s->grad_in[i]));
+        PyList_SET_ITEM(gin, i, tgpy_wrap_borrowed(self->priv ? NULL : s->grad_in[i]));
         PyObject *summed = PyList_New(0);
         for (int d = 0; d < s->summed_ndim[i]; d++)
             if (s->summed_mask[i] & (1u << d)) {
@@ -436,7 +438,7 @@ static PyObject *stepper_step(StepperObject *self, PyObject *unused) {
         PyList_SET_ITEM(masks, i, Py_BuildValue("(Ni)", summed, s->summed_ndim[i]));
     }
     return Py_BuildValue("{s:N,s:L,s:N,s:N,s:N}", "entry", tgpy_entry_wrap(s->entry), "index",
-                         (long long)s->index, "grad_out", tgpy_wrap_borrowed(s->grad_out), "grad_in",
+                         (long long)s->index, "grad_out", tgpy_wrap_borrowed(self->priv ? NULL : s->grad_out), "grad_in",
                          gin, "summed", masks);
 }
 
@@ -479,8 +481,11 @@ static PyMethodDef stepper_methods[] = {
     {"pending", (PyCFunction)stepper_pending, METH_O, "Gradient accumulated so far for entry i's output."},
     {NULL}};
 static PyType_Slot stepper_slots[] = {
-    {Py_tp_doc, "_Stepper(outputs, grad_outputs=None, retain_graph=False, create_graph=False)\n\n"
-                "The C stepping backward engine (tg.inspect.BackwardStepper builds on it)."},
+    {Py_tp_doc, "_Stepper(outputs, grad_outputs=None, retain_graph=False, create_graph=False,\n"
+                "         direct=False, private=False)\n\n"
+                "The C stepping backward engine (tg.inspect.BackwardStepper builds on it).\n"
+                "private=True: the steps run as in backward() (a VJP may write over its\n"
+                "incoming gradient), and the step records show no gradients (None)."},
     {Py_tp_new, stepper_new},
     {Py_tp_dealloc, stepper_dealloc},
     {Py_tp_methods, stepper_methods},

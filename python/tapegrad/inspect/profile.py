@@ -251,9 +251,11 @@ def profile(fn, *args, backward: bool = True, gradient=None, **kwargs) -> Profil
             gradient = _C.ones_like(loss)
         by_seq = {r["seq"]: r for r in rows}
         t0 = time.perf_counter()
-        # direct=True: the steps run as in loss.backward() (a slice adds its
-        # gradient straight into its input's), so their times are backward's
-        st = _C._Stepper(loss, gradient, direct=True)
+        # direct=True, private=True: the steps run as in loss.backward() (a
+        # slice adds its gradient straight into its input's, relu writes over
+        # its incoming gradient), so their times are backward's; the records
+        # then show no gradients (only the entry is read here)
+        st = _C._Stepper(loss, gradient, direct=True, private=True)
         while True:
             s0 = time.perf_counter()
             rec = st.step()
