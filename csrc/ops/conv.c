@@ -194,6 +194,40 @@
  * stayed scalar); 1 -> 10 images per batch (4 MiB of scratch: forward 1.32
  * -> 1.12 ms); products by rows or by columns (winograd.c).
  *
+ * Few input channels (session 9; csrc/kernels/conv_small.c tells how).
+ * The CNN's first convolution (1 -> 16, 5x5, padding 2, 28x28) as a GEMM
+ * has K = 25 (forward) or M = 16, N = 25 (weight gradient): the implicit
+ * path ran it at 53 and 36 GFLOP/s, and Winograd is 3-7x slower still
+ * (table above).  float32 convolutions with stride 1, dilation 1, one
+ * group, kernels up to 8 wide and at most SMALL_MAX_CHANNELS input
+ * channels now compute the forward pass and the weight gradient by a
+ * direct kernel along the output row (16 outputs x 16 output channels in
+ * AVX-512 registers; dw: 4 output channels x 5 taps of 16 lanes); the input
+ * gradient keeps the GEMM (an image needs none).  TAPEGRAD_CONV=small
+ * forces it wherever it applies, implicit / im2col never use it.  Its
+ * forward outputs are the GEMM's bits (the same FMAs in the same order);
+ * its weight gradient differs in rounding only (per-image lane sums, then
+ * over the images: 7.6e-5 against the GEMM's 1.1e-4 worst error from
+ * float64 on conv1 at batch 32).  Measured (batch 32 unless said, 5x5,
+ * padding 2, the paths interleaved in one process, best of 25-60, ms,
+ * loaded machine; dw = forward + dw minus forward, bias-free):
+ *
+ *   C -> O, size           threads   direct fwd / dw     implicit fwd / dw
+ *   1 -> 16, 28x28 (conv1)    1       0.228 / 0.233        0.344 / 0.485
+ *   1 -> 16, 28x28 (conv1)    2       0.127 / 0.140        0.172 / 0.247
+ *   1 -> 16, 28x28, b128      1       1.05  / 1.27         1.49  / 2.14
+ *   2 -> 16, 28x28            1       0.47  / 0.57         0.71  / 0.97
+ *   3 -> 16, 28x28            1       0.67  / 0.79         0.90  / 1.33
+ *   4 -> 16, 28x28            1       0.88  / 1.08         1.23  / 1.77
+ *   6 -> 16, 28x28            1       1.36  / 1.60         1.78  / 2.38
+ *   3 -> 64, 32x32            1       3.16  / 3.72         3.85  / 8.27
+ *   1 ->  6, 32x32            1       0.26  / 0.13         0.29  / 0.53
+ *
+ * (the forward at about 86 % of the 2 x 28-of-32-lane chunks' FMA bound;
+ * unrolling the kernel row's taps made no difference).  It wins up to 6
+ * channels in these runs; SMALL_MAX_CHANNELS is 4, where the margin is
+ * still 30 %, and Winograd takes over from 8.
+ *
  * Second derivatives.  The VJPs are ops too.  conv2d_input_grad(dy, w) (dx,
  * a transposed convolution) and conv2d_weight_grad(x, dy) (dw) are
  * registered ops; all three are bilinear and adjoint to one another, so the
@@ -227,6 +261,7 @@
 #include "../kernels/threadpool.h"
 #include "../kernels/platform.h"
 #include "../kernels/winograd.h"
+#include "../kernels/conv_small.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -643,20 +678,24 @@ static bool gemm_implicit(tg_dtype dt, int64_t M, int64_t N, int64_t K, const vo
                              rsc) == 0;
 }
 
-/* The path TAPEGRAD_CONV selects (read at each call, so that tests and
+/* The path TAPEGRAD_CONV selects (read once per call, so that tests and
  * benchmarks may switch it in one process): unset or "auto", Winograd
- * where it applies and measured faster (wino_geom), else the implicit GEMM;
- * "implicit": never Winograd; "im2col": the columns formed, never Winograd;
- * "winograd": Winograd wherever it applies (any channel counts), with the
- * default tile; "winograd2" / "winograd3": with the 2x2 / 3x3 output tile
- * (for tests and measurements).  Other values: auto. */
-typedef enum { CONV_AUTO, CONV_IMPLICIT, CONV_IM2COL, CONV_WINOGRAD } conv_path;
+ * where it applies and measured faster (wino_geom), the few-channel direct
+ * kernel where it does (small_geom), else the implicit GEMM; "implicit":
+ * the implicit GEMM, never Winograd nor the direct kernel; "im2col": the
+ * columns formed, likewise; "small": the direct kernel wherever it applies
+ * (any channel count); "winograd": Winograd wherever it applies (any
+ * channel counts), with the default tile; "winograd2" / "winograd3": with
+ * the 2x2 / 3x3 output tile (for tests and measurements).  Other values:
+ * auto. */
+typedef enum { CONV_AUTO, CONV_IMPLICIT, CONV_IM2COL, CONV_WINOGRAD, CONV_SMALL } conv_path;
 static conv_path conv_mode(int *tile) {
     const char *e = getenv("TAPEGRAD_CONV");
     *tile = 0;
     if (!e) return CONV_AUTO;
     if (!strcmp(e, "implicit")) return CONV_IMPLICIT;
     if (!strcmp(e, "im2col")) return CONV_IM2COL;
+    if (!strcmp(e, "small")) return CONV_SMALL;
     if (!strncmp(e, "winograd", 8)) {
         if (!strcmp(e + 8, "2")) *tile = 2;
         else if (!strcmp(e + 8, "3")) *tile = 3;
@@ -665,10 +704,15 @@ static conv_path conv_mode(int *tile) {
     return CONV_AUTO;
 }
 
-/* Whether the implicit path may be used (TAPEGRAD_CONV=im2col: never). */
-static bool implicit_enabled(void) {
+/* TAPEGRAD_CONV, read once per call: the path and a forced Winograd tile. */
+typedef struct {
+    conv_path mode;
     int tile;
-    return conv_mode(&tile) != CONV_IM2COL;
+} conv_choice;
+static conv_choice conv_choose(void) {
+    conv_choice c;
+    c.mode = conv_mode(&c.tile);
+    return c;
 }
 
 /* Padded size of the image for the implicit path. */
@@ -1200,10 +1244,10 @@ enum { WINO_FWD, WINO_DX, WINO_DW };
  * only: float32, a 5x5 kernel, stride 1, dilation 1, one group, and sizes
  * for which the products go through gemm.c's packed kernel whatever the
  * batch (so that an image's result does not depend on its batch). */
-static bool wino_geom(const geom *g, tg_dtype dt, int which, tg_wino_geom *wg) {
-    int tile;
-    conv_path mode = conv_mode(&tile);
-    if (mode == CONV_IMPLICIT || mode == CONV_IM2COL || dt != TG_FLOAT32) return false;
+static bool wino_geom(const geom *g, tg_dtype dt, int which, conv_choice ch, tg_wino_geom *wg) {
+    int tile = ch.tile;
+    conv_path mode = ch.mode;
+    if (!(mode == CONV_AUTO || mode == CONV_WINOGRAD) || dt != TG_FLOAT32) return false;
     if (g->G != 1 || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->KH != g->KW)
         return false;
     int m = tile ? tile : WINO_TILE;
@@ -1228,6 +1272,25 @@ static bool wino_geom(const geom *g, tg_dtype dt, int which, tg_wino_geom *wg) {
      * so that an image's result never depends on its batch; forced, any
      * size (the tests and the fuzzers reach the odd geometries). */
     return mode == CONV_WINOGRAD || (tiles >= 2 && tiles * (double)wg->O * (double)wg->C > 512);
+}
+
+/* Input channels up to which the direct few-channel kernel (conv_small.c)
+ * computes the forward pass and the weight gradient by default (measured:
+ * see the header). */
+#define SMALL_MAX_CHANNELS 4
+
+/* Whether conv_small.c computes g's forward pass and weight gradient in
+ * dtype dt; if so, *sg is its geometry.  From the shapes and TAPEGRAD_CONV
+ * only: float32, stride 1, dilation 1, one group, kernels up to 8 wide, at
+ * most SMALL_MAX_CHANNELS input channels (any with TAPEGRAD_CONV=small). */
+static bool small_geom(const geom *g, tg_dtype dt, conv_choice ch, tg_csmall_geom *sg) {
+    if (dt != TG_FLOAT32 || !(ch.mode == CONV_AUTO || ch.mode == CONV_SMALL)) return false;
+    if (g->G != 1 || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1) return false;
+    if (ch.mode == CONV_AUTO && g->C > SMALL_MAX_CHANNELS) return false;
+    *sg = (tg_csmall_geom){.N = g->N, .C = g->C, .H = g->H, .W = g->W, .O = g->O, .KH = g->KH,
+                           .KW = g->KW, .pt = g->ph, .pb = g->ph1, .pl = g->pw, .pr = g->pw1,
+                           .OH = g->OH, .OW = g->OW};
+    return tg_csmall_supported(sg) != 0;
 }
 
 /* Whether the n floats at p are all finite (no inf, no NaN): the exponent
@@ -1265,13 +1328,19 @@ static tg_tensor *conv_forward(const geom *g, tg_dtype dt, tg_tensor *x, tg_tens
     tg_tensor *y = tg_tensor_empty(4, sh, dt);
     if (!y || y->numel == 0) return y;
     tg_wino_geom wg;
-    if (wino_geom(g, dt, WINO_FWD, &wg) &&
+    tg_csmall_geom sg;
+    conv_choice ch = conv_choose();
+    if (wino_geom(g, dt, WINO_FWD, ch, &wg) &&
         wino_kept(tg_wino_conv_f32(&wg, tg_tensor_data(x), tg_tensor_data(w), 0,
                                    b ? tg_tensor_data(b) : NULL, tg_tensor_data(y)), y))
         return y;
+    if (small_geom(g, dt, ch, &sg) &&
+        tg_csmall_conv_f32(&sg, tg_tensor_data(x), tg_tensor_data(w), b ? tg_tensor_data(b) : NULL,
+                           tg_tensor_data(y)) == 0)
+        return y;
     conv_job j = {.g = g, .dt = dt, .x = tg_tensor_data(x), .w = tg_tensor_data(w),
                   .b = b ? tg_tensor_data(b) : NULL, .out = tg_tensor_data(y),
-                  .implicit = implicit_enabled()};
+                  .implicit = ch.mode != CONV_IM2COL};
     over_images(g, fwd_range, &j);
     return j.failed ? job_failed(y, "conv2d") : y;
 }
@@ -1282,7 +1351,7 @@ static tg_tensor *conv_input_grad(const geom *g, tg_dtype dt, tg_tensor *dy, tg_
     tg_tensor *dx = tg_tensor_empty(4, sh, dt);
     if (!dx || dx->numel == 0) return dx;
     tg_wino_geom wg;
-    if (wino_geom(g, dt, WINO_DX, &wg) &&
+    if (wino_geom(g, dt, WINO_DX, conv_choose(), &wg) &&
         wino_kept(tg_wino_conv_f32(&wg, tg_tensor_data(dy), tg_tensor_data(w), 1, NULL,
                                    tg_tensor_data(dx)), dx))
         return dx;
@@ -1299,9 +1368,14 @@ static tg_tensor *conv_weight_grad(const geom *g, tg_dtype dt, tg_tensor *x, tg_
     tg_tensor *dw = tg_tensor_empty(4, sh, dt);
     if (!dw || dw->numel == 0) return dw;
     tg_wino_geom wg;
-    if (wino_geom(g, dt, WINO_DW, &wg) &&
+    tg_csmall_geom sg;
+    conv_choice ch = conv_choose();
+    if (wino_geom(g, dt, WINO_DW, ch, &wg) &&
         wino_kept(tg_wino_weight_grad_f32(&wg, tg_tensor_data(x), tg_tensor_data(dy), tg_tensor_data(dw)),
                   dw))
+        return dw;
+    if (small_geom(g, dt, ch, &sg) &&
+        tg_csmall_weight_grad_f32(&sg, tg_tensor_data(x), tg_tensor_data(dy), tg_tensor_data(dw)) == 0)
         return dw;
     size_t isz = tg_dtype_size(dt);
     int64_t nw = dw->numel;
@@ -1320,7 +1394,7 @@ static tg_tensor *conv_weight_grad(const geom *g, tg_dtype dt, tg_tensor *x, tg_
         return NULL;
     }
     conv_job j = {.g = g, .dt = dt, .x = tg_tensor_data(x), .dy = tg_tensor_data(dy), .out = parts,
-                  .nparts = nparts, .implicit = implicit_enabled()};
+                  .nparts = nparts, .implicit = ch.mode != CONV_IM2COL};
     if (nparts > 1) tg_parallel_for(nparts, 1, dw_range, &j);
     else dw_range(0, 1, &j);
     if (nparts > 1) {

@@ -143,8 +143,9 @@ def test_products_within_the_bound_of_the_float64_reference(path, tile, case):
 
 def test_default_path_is_winograd_for_the_cnn_layer_only(path):
     """Unset TAPEGRAD_CONV: F(3x3) for float32 5x5 layers with at least 8
-    channels in and out (bitwise what winograd3 gives), the direct path for
-    one input channel, other kernels, strides and float64."""
+    channels in and out (bitwise what winograd3 gives), the few-channel
+    direct kernel for one input channel (test_conv_small.py), the implicit
+    GEMM for other kernels, strides and float64."""
     rng = np.random.default_rng(1)
     x, w = _case(rng, 2, 16, 32, 14, 14)
     g = rng.standard_normal((2, 32, 14, 14)).astype(np.float32)
@@ -158,12 +159,12 @@ def test_default_path_is_winograd_for_the_cnn_layer_only(path):
     x1, w1 = _case(rng, 2, 1, 16, 14, 14)
     w3 = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
     wg = rng.standard_normal((32, 8, 5, 5)).astype(np.float32)
-    others = [(x1, w1, {}),  # one input channel
-              (x.astype(np.float64), w.astype(np.float64), {}),
-              (x, w3, {}),  # 3x3
-              (x, w, {"stride": 2}), (x, w, {"dilation": 2}),
-              (x, wg, {"groups": 2})]
-    for xx, ww, kw in others:
+    others = [(x1, w1, {}, "small"),  # one input channel
+              (x.astype(np.float64), w.astype(np.float64), {}, "implicit"),
+              (x, w3, {}, "implicit"),  # 3x3
+              (x, w, {"stride": 2}, "implicit"), (x, w, {"dilation": 2}, "implicit"),
+              (x, wg, {"groups": 2}, "implicit")]
+    for xx, ww, kw, direct_path in others:
         def run():
             tx, tw = tg.tensor(xx, requires_grad=True), tg.tensor(ww, requires_grad=True)
             y = F.conv2d(tx, tw, padding=2, **kw)
@@ -171,7 +172,7 @@ def test_default_path_is_winograd_for_the_cnn_layer_only(path):
             return y.numpy(), tx.grad.numpy(), tw.grad.numpy()
         path("auto")
         a = run()
-        path("implicit")
+        path(direct_path)
         b = run()
         for u, v in zip(a, b):
             assert u.tobytes() == v.tobytes(), kw
