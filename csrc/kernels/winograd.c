@@ -236,12 +236,6 @@ int tg_wino_testing_break(const char *isa) {
 #endif
 }
 
-/* 64-byte aligned scratch (NULL on failure). */
-static float *fscratch(int64_t nfloats) {
-    size_t n = ((size_t)nfloats * sizeof(float) + 63) / 64 * 64 + 64;
-    return tg_scratch_alloc(n);
-}
-
 /* Tiles and buffer sizes of a geometry. */
 typedef struct {
     int64_t T, TH, TW, NT, XH, XW;
@@ -493,10 +487,10 @@ static void fwd_range(int64_t n0, int64_t n1, void *vj) {
     tiling t = tiles_of(g);
     int64_t nb = j->nb < n1 - n0 ? j->nb : n1 - n0, TT = t.T * t.T;
     int64_t YH = t.TH * g->m, YW = t.TW * g->m;
-    float *X = fscratch(t.XH * t.XW * nb * g->C);
-    float *V = fscratch(TT * t.NT * nb * g->C);
-    float *Mt = fscratch(TT * t.NT * nb * g->O);
-    float *Yb = fscratch(YH * YW * nb * g->O);
+    float *X = tg_scratch_floats(t.XH * t.XW * nb * g->C);
+    float *V = tg_scratch_floats(TT * t.NT * nb * g->C);
+    float *Mt = tg_scratch_floats(TT * t.NT * nb * g->O);
+    float *Yb = tg_scratch_floats(YH * YW * nb * g->O);
     if (!X || !V || !Mt || !Yb) {
         __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
         goto done;
@@ -531,7 +525,7 @@ int tg_wino_conv_f32(const tg_wino_geom *g, const float *x, const float *w, int 
     if (g->N == 0) return 0;
     int64_t T = g->m + g->r - 1, OC = g->O * g->C;
     const wg_fns *f = pick(g->m);
-    float *tmp = fscratch(g->r * g->r * OC), *U = fscratch(T * T * OC);
+    float *tmp = tg_scratch_floats(g->r * g->r * OC), *U = tg_scratch_floats(T * T * OC);
     int rc = -1;
     if (!tmp || !U) goto done;
     weight_transform(g, f, w, flip, tmp, U);
@@ -560,10 +554,10 @@ static void dw_range(int64_t k0, int64_t k1, void *vj) {
     tiling t = tiles_of(g);
     int64_t nb = j->nb, TT = t.T * t.T, OC = g->O * g->C;
     int64_t YH = t.TH * g->m, YW = t.TW * g->m, OHW = g->OH * g->OW;
-    float *X = fscratch(t.XH * t.XW * nb * g->C);
-    float *V = fscratch(TT * t.NT * nb * g->C);
-    float *D = fscratch(YH * YW * nb * g->O);
-    float *Dh = fscratch(TT * t.NT * nb * g->O);
+    float *X = tg_scratch_floats(t.XH * t.XW * nb * g->C);
+    float *V = tg_scratch_floats(TT * t.NT * nb * g->C);
+    float *D = tg_scratch_floats(YH * YW * nb * g->O);
+    float *Dh = tg_scratch_floats(TT * t.NT * nb * g->O);
     if (!X || !V || !D || !Dh) {
         __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
         goto done;
@@ -610,7 +604,7 @@ int tg_wino_weight_grad_f32(const tg_wino_geom *g, const float *x, const float *
     }
     const wg_fns *f = pick(g->m);
     int64_t nparts = g->N < WINO_DW_PARTS ? g->N : WINO_DW_PARTS;
-    float *parts = fscratch(nparts * TT * OC), *tmp = fscratch(rr * OC);
+    float *parts = tg_scratch_floats(nparts * TT * OC), *tmp = tg_scratch_floats(rr * OC);
     int rc = -1;
     if (!parts || !tmp) goto done;
     wjob j = {.g = g, .f = f, .x = x, .dy = dy, .parts = parts, .nparts = nparts,

@@ -418,7 +418,7 @@ static tg_tensor *dense(tg_tensor *x, tg_dtype dt) {
 
 /* Scratch memory for worker threads (64-byte aligned; NULL on failure).
  * Not tg__alloc: that one reports errors in the caller's thread state. */
-static void *scratch(size_t nbytes) { return tg_scratch_alloc((nbytes + 63) / 64 * 64 + 64); }
+static void *scratch(size_t nbytes) { return tg_scratch_alloc_slack(nbytes); }
 
 /* ===================================================================== */
 /* Kernels: im2col, col2im, pooling loops (float and double)              */
