@@ -325,10 +325,6 @@ static float lane_sum(const float *l) {
     return t[0];
 }
 
-static float *fscratch(int64_t nfloats) {
-    return tg_scratch_alloc(((size_t)nfloats * sizeof(float) + 63) / 64 * 64 + 64);
-}
-
 typedef struct {
     const cs_dims *d;
     const cs_fns *f;
@@ -340,7 +336,7 @@ typedef struct {
 static void fwd_range(int64_t n0, int64_t n1, void *vj) {
     cs_job *j = vj;
     const cs_dims *d = j->d;
-    float *xp = fscratch(d->C * d->Hx * d->Wx);
+    float *xp = tg_scratch_floats(d->C * d->Hx * d->Wx);
     if (!xp) {
         __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
         return;
@@ -357,7 +353,7 @@ static void dw_range(int64_t t0, int64_t t1, void *vj) {
     cs_job *j = vj;
     const cs_dims *d = j->d;
     int64_t K = d->C * d->KH * d->KW;
-    float *xp = fscratch(d->C * d->Hx * d->Wx), *acc = fscratch(4 * K * 16);
+    float *xp = tg_scratch_floats(d->C * d->Hx * d->Wx), *acc = tg_scratch_floats(4 * K * 16);
     if (!xp || !acc) {
         __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
         goto done;
@@ -380,7 +376,7 @@ static int run_fwd(const cs_fns *f, const tg_csmall_geom *g, const float *x, con
                    const float *b, float *y, int threads) {
     cs_dims d = dims_of(g);
     int64_t Ob = (d.O + f->obf - 1) / f->obf * f->obf;
-    float *wt = fscratch(Ob * d.C * d.KH * d.KW);
+    float *wt = tg_scratch_floats(Ob * d.C * d.KH * d.KW);
     if (!wt) return -1;
     pack_weights(&d, f->obf, w, wt);
     cs_job j = {.d = &d, .f = f, .x = x, .w = wt, .b = b, .out = y};

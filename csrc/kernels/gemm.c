@@ -969,6 +969,32 @@ static void SFX(ukr_generic)(int64_t kc, real alpha, const real *Ap, const real 
  * tiles of a C with a non-unit column stride are computed into a scratch
  * tile, and their valid part is merged into C with the same arithmetic as
  * the micro-kernel's write-back. */
+/* The valid m x n part of a scratch tile merged into C (c[i*rsc + j*csc] =
+ * t, or t + beta c), along C's memory: column by column when C's columns
+ * are contiguous (a transposed C: the swapped product of a narrow N, the
+ * GPT's lm head of 65 columns, stored 8 contiguous floats at a time instead
+ * of 8 x 32 scattered ones).  Each element is one operation: the same bits
+ * in either order. */
+static void SFX(merge_tile)(int64_t m, int64_t n, const real *tile, int nr, real beta, real *c,
+                            int64_t rsc, int64_t csc)
+{
+    if (abs_i64(rsc) < abs_i64(csc)) {
+        for (int64_t j = 0; j < n; ++j)
+            for (int64_t i = 0; i < m; ++i) {
+                real *cij = c + i * rsc + j * csc;
+                real t = tile[i * nr + j];
+                *cij = beta == 0 ? t : t + beta * *cij;
+            }
+        return;
+    }
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            real *cij = c + i * rsc + j * csc;
+            real t = tile[i * nr + j];
+            *cij = beta == 0 ? t : t + beta * *cij;
+        }
+}
+
 static void SFX(macro_kernel)(const SFX(tg_gemm_kernel) *kd, int64_t mc, int64_t nc,
                               int64_t kc, real alpha, const real *Ap, const real *Bp,
                               real beta, real *C, int64_t rsc, int64_t csc)
@@ -985,12 +1011,7 @@ static void SFX(macro_kernel)(const SFX(tg_gemm_kernel) *kd, int64_t mc, int64_t
                 kd->ukr(kc, alpha, a, b, beta, c, rsc);
             } else {
                 kd->ukr(kc, alpha, a, b, 0, tile, nr);  /* tile = alpha * a @ b */
-                for (int64_t i = 0; i < m; ++i)
-                    for (int64_t j = 0; j < n; ++j) {
-                        real *cij = c + i * rsc + j * csc;
-                        real t = tile[i * nr + j];
-                        *cij = beta == 0 ? t : t + beta * *cij;
-                    }
+                SFX(merge_tile)(m, n, tile, nr, beta, c, rsc, csc);
             }
         }
     }
@@ -1043,12 +1064,7 @@ static void SFX(direct_block)(const SFX(tg_gemm_kernel) *kd, int64_t mc, int64_t
                 kd->ukr_direct(kc, alpha, A + ir * rsa, rsa, csa, b, 0, tile, nr);
             else
                 kd->ukr(kc, alpha, Ap, b, 0, tile, nr);
-            for (int64_t i = 0; i < m; ++i)
-                for (int64_t j = 0; j < n; ++j) {
-                    real *cij = c + i * rsc + j * csc;
-                    real t = tile[i * nr + j];
-                    *cij = beta == 0 ? t : t + beta * *cij;
-                }
+            SFX(merge_tile)(m, n, tile, nr, beta, c, rsc, csc);
         }
     }
 }

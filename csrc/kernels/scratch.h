@@ -23,10 +23,21 @@
 #define TG_SCRATCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define TG_SCRATCH_CACHE ((size_t)64 << 20)
 
 void *tg_scratch_alloc(size_t bytes);
+/* tg_scratch_alloc of `bytes` rounded up to 64, plus 64 bytes to spare
+ * after the end (vector loops may read a little past a buffer's last
+ * element: conv.c's implicit packer): the convolution kernels' buffers. */
+static inline void *tg_scratch_alloc_slack(size_t bytes) {
+    return tg_scratch_alloc((bytes + 63) / 64 * 64 + 64);
+}
+/* The same for n floats. */
+static inline float *tg_scratch_floats(int64_t n) {
+    return (float *)tg_scratch_alloc_slack((size_t)n * sizeof(float));
+}
 void tg_scratch_free(void *p);
 void tg_scratch_trim(void);
 size_t tg_scratch_cached_bytes(void);

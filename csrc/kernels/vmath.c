@@ -29,7 +29,7 @@
      tg_vm_erf_f32_##SUFFIX, tg_vm_gelu_f32_##SUFFIX, tg_vm_gelu_tanh_f32_##SUFFIX,   \
      tg_vm_gelu_grad_f32_##SUFFIX, tg_vm_gelu_tanh_grad_f32_##SUFFIX,                 \
      tg_vm_ln_sums_f32_##SUFFIX, tg_vm_ln_dots_f32_##SUFFIX, tg_vm_ln_apply_f32_##SUFFIX, \
-     tg_vm_ln_grad_f32_##SUFFIX}
+     tg_vm_ln_grad_f32_##SUFFIX, tg_vm_gelu_fwd_grad_f32_##SUFFIX}
 
 static const tg_vmath_table table_base = VM_TABLE(base, "baseline");
 
@@ -66,7 +66,8 @@ static const tg_vmath_table table_base = VM_TABLE(base, "baseline");
     void tg_vm_ln_apply_f32_##SUFFIX(int64_t, const float *, float, float, const float *, \
                                      const float *, float *);                           \
     void tg_vm_ln_grad_f32_##SUFFIX(int64_t, const float *, const float *, const float *, float, \
-                                    float, float, float, float *, float *, float *);
+                                    float, float, float, float *, float *, float *);       \
+    void tg_vm_gelu_fwd_grad_f32_##SUFFIX(int64_t, const float *, float *, float *);
 
 /* The SIMD builds of each architecture, best first, under the names of
  * their instruction sets; the other architecture's names are known, and
@@ -333,6 +334,22 @@ static int selftest_table(const tg_vmath_table *t, char *why, size_t n) {
         for (int j = 0; j < 23; j++)
             if (!same64(a1[j], a2[j]) || !same64(d1[j], d2[j])) {
                 snprintf(why, n, "column sums of %d rows differ in column %d", rows, j);
+                return -1;
+            }
+    }
+    /* gelu with its derivative: the bits of this build's gelu and of its
+     * gradient with g = 1 (the backward multiplies by g later) */
+    for (int l = 0; l < 3; l++) {
+        const float *in = x + (l == 0 ? 0 : 1);
+        float one[VM_ST_N], yg[VM_ST_N], dg[VM_ST_N];
+        for (int i = 0; i < lens[l]; i++) one[i] = 1.0f;
+        t->gelu_fwd_grad_f32(lens[l], in, yg, dg);
+        t->gelu_f32(lens[l], in, y1);
+        t->gelu_grad_f32(lens[l], one, in, y2);
+        for (int i = 0; i < lens[l]; i++)
+            if (!same64(yg[i], y1[i]) || !same64(dg[i], y2[i])) {
+                snprintf(why, n, "gelu with its derivative at %.9g: %.9g, %.9g; separately %.9g, %.9g",
+                         (double)in[i], (double)yg[i], (double)dg[i], (double)y1[i], (double)y2[i]);
                 return -1;
             }
     }

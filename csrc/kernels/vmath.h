@@ -146,6 +146,9 @@ typedef struct {
                          const float *b, float *y);
     void (*ln_grad_f32)(int64_t n, const float *g, const float *w, const float *x, float mu,
                         float r, float m1, float m2, float *dx, float *dw, float *db);
+    /* y = gelu(x) and d = d gelu / dx in one pass: the bits of gelu_f32 and
+     * of gelu_grad_f32 with g = 1 (g * d is then gelu_grad_f32's result) */
+    void (*gelu_fwd_grad_f32)(int64_t n, const float *x, float *y, float *d);
 } tg_vmath_table;
 
 /* Flags of sgd_f32 / rmsprop_f32. */

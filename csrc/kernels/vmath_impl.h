@@ -289,6 +289,21 @@ static inline float VM(gelu_grad1)(float g, float x) {
     return g * d;
 }
 
+/* y = gelu(x) and d = gelu'(x) together (the forward of a gelu whose
+ * gradient will be needed): e and h computed once for both, each value with
+ * exactly the operations of gelu1 and of gelu_grad1 without its g, so the
+ * same bits as those two (and g * d later has the bits of gelu_grad1). */
+static inline void VM(gelu_fwd_grad1)(float x, float *y, float *d) {
+    float a = VM(abs1)(x);
+    float e = VM(exp_neg1)(-0.5f * (a * a));
+    float h = VM(gelu_tail)(a, e);
+    float pos = VM_FMA(-x, h, x);
+    pos = a > VM_GELU_CUT ? x : pos;
+    *y = x > 0.0f ? pos : x * h;
+    float dd = VM_FMA(x, e * VM_INV_SQRT_2PI, x > 0.0f ? -h : h);
+    *d = x > 0.0f ? dd + 1.0f : dd;
+}
+
 /* gelu(x, approximate='tanh') = x/2 (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3),
  * and its gradient (1 + t)/2 + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2)
  * with t = tanh(u): the vector tanh above (<= 2 ulp) does the work. */
@@ -335,6 +350,13 @@ VM_UNARY_LOOP(sigmoid)
 VM_UNARY_LOOP(erf)
 VM_UNARY_LOOP(gelu)
 VM_UNARY_LOOP(gelu_tanh)
+
+void VM(gelu_fwd_grad_f32)(int64_t n, const float *x, float *y, float *d) {
+    int64_t i = 0, nv = n - n % (VM_VBYTES / 4);
+    for (; i < nv; i++) VM(gelu_fwd_grad1)(x[i], &y[i], &d[i]);
+    VM_HALF_STEP(VM(gelu_fwd_grad1)(x[i + k], &y[i + k], &d[i + k]))
+    for (; i < n; i++) VM(gelu_fwd_grad1)(x[i], &y[i], &d[i]);
+}
 
 /* out[i] = g[i] * f'(x[i]): the first-order gradient of gelu in one pass */
 #define VM_GRAD_LOOP(NAME)                                                     \

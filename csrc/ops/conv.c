@@ -268,6 +268,11 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#include "../kernels/compiler.h"
+#include "../kernels/dispatch.h"
+#ifdef TG_ARCH_X86
+#include <immintrin.h>
+#endif
 
 
 /* Work (multiply-adds) below which a parallel loop is not worth waking the
@@ -413,7 +418,7 @@ static tg_tensor *dense(tg_tensor *x, tg_dtype dt) {
 
 /* Scratch memory for worker threads (64-byte aligned; NULL on failure).
  * Not tg__alloc: that one reports errors in the caller's thread state. */
-static void *scratch(size_t nbytes) { return tg_scratch_alloc((nbytes + 63) / 64 * 64 + 64); }
+static void *scratch(size_t nbytes) { return tg_scratch_alloc_slack(nbytes); }
 
 /* ===================================================================== */
 /* Kernels: im2col, col2im, pooling loops (float and double)              */
@@ -810,8 +815,78 @@ static bool is_pool2x2(const geom *g) {
  * windows took half the time, and the scalar index bookkeeping as much
  * again.  Returns the number of windows done: OW, or 0 when OW < 4, without
  * SSE2 and for float64. */
+#ifdef TG_ARCH_X86
+/* The same with AVX2, eight windows at a time (rows of at least 8
+ * windows): the taps' even and odd columns deinterleaved within each
+ * 128-bit half (windows 0 1 4 5 | 2 3 6 7), compared in that order by the
+ * same rule, the maxima and tap numbers put back in window order at the
+ * end.  Measured (max_pool2d with indices, the SSE2 and AVX2 loops
+ * switched at run time and interleaved, best of 30-60, one thread): the
+ * CNN's first pool (16 x 28 x 28) 0.262 -> 0.193 ms at batch 32, 1.05 ->
+ * 0.87 ms at batch 128; the second (rows of 7 windows) keeps SSE2. */
+TG_TARGET("avx2")
+static int64_t maxpool2x2_avx2_f32(const float *a, const float *c, int64_t OW, int64_t r0,
+                                   int64_t W, float *o, int64_t *ix) {
+    const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2);
+    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i Wv = _mm256_set1_epi64x(W);
+    for (int64_t ow = 0;; ow += 8) {
+        if (ow + 8 > OW) ow = OW - 8; /* the overlapping last group */
+        __m256 a0 = _mm256_loadu_ps(a + 2 * ow), a1 = _mm256_loadu_ps(a + 2 * ow + 8);
+        __m256 c0 = _mm256_loadu_ps(c + 2 * ow), c1 = _mm256_loadu_ps(c + 2 * ow + 8);
+        __m256 tap[3] = {_mm256_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)),
+                         _mm256_shuffle_ps(c0, c1, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm256_shuffle_ps(c0, c1, _MM_SHUFFLE(3, 1, 3, 1))};
+        __m256 best = _mm256_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+        __m256i k = _mm256_setzero_si256();
+        for (int t = 0; t < 3; t++) {
+            __m256 v = tap[t];
+            __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ),
+                                       _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q),
+                                                     _mm256_cmp_ps(best, best, _CMP_ORD_Q)));
+            best = _mm256_blendv_ps(best, v, take);
+            k = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(k),
+                                                     _mm256_castsi256_ps(_mm256_set1_epi32(t + 1)), take));
+        }
+        /* 64-bit pairs (w0 w1)(w4 w5)(w2 w3)(w6 w7) -> window order */
+        best = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(best), _MM_SHUFFLE(3, 1, 2, 0)));
+        _mm256_storeu_ps(o + ow, best);
+        if (ix) {
+            k = _mm256_permute4x64_epi64(k, _MM_SHUFFLE(3, 1, 2, 0));
+            /* 2 i + (k & 1) in int32, then + W where k >= 2 and + r0 + 2 ow in int64 */
+            __m256i lo32 = _mm256_add_epi32(even, _mm256_and_si256(k, one));
+            __m256i row2 = _mm256_cmpgt_epi32(two, k); /* all ones where k < 2 */
+            __m256i base = _mm256_set1_epi64x(r0 + 2 * ow);
+            __m256i lo = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(lo32)), base);
+            __m256i hi = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(lo32, 1)), base);
+            lo = _mm256_add_epi64(lo, _mm256_andnot_si256(
+                                          _mm256_cvtepi32_epi64(_mm256_castsi256_si128(row2)), Wv));
+            hi = _mm256_add_epi64(hi, _mm256_andnot_si256(
+                                          _mm256_cvtepi32_epi64(_mm256_extracti128_si256(row2, 1)), Wv));
+            _mm256_storeu_si256((__m256i *)(ix + ow), lo);
+            _mm256_storeu_si256((__m256i *)(ix + ow + 4), hi);
+        }
+        if (ow + 8 >= OW) return OW;
+    }
+}
+
+/* Whether the 2x2 pooling uses its AVX2 loop (tg_cpu_has, read once). */
+static bool pool_avx2(void) {
+    static int st; /* 0 unknown, 1 yes, 2 no */
+    int s = __atomic_load_n(&st, __ATOMIC_ACQUIRE);
+    if (!s) {
+        s = tg_cpu_has(TG_CPU_AVX2) ? 1 : 2;
+        __atomic_store_n(&st, s, __ATOMIC_RELEASE);
+    }
+    return s == 1;
+}
+#endif
+
 static int64_t maxpool2x2_simd_f32(const float *a, const float *c, int64_t OW, int64_t r0,
                                    int64_t W, float *o, int64_t *ix) {
+#ifdef TG_ARCH_X86
+    if (OW >= 8 && pool_avx2()) return maxpool2x2_avx2_f32(a, c, OW, r0, W, o, ix);
+#endif
 #if defined(__SSE2__)
     if (OW < 4) return 0;
     const __m128i one = _mm_set1_epi32(1), two = _mm_set1_epi32(2);

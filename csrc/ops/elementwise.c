@@ -1166,11 +1166,59 @@ VMATH_GRAD_ROW(gelu_grad)
 BINARY_ROW(gelu_grad_f64, double,
            a * (0.5 * (1.0 + erf(b * 0.7071067811865476)) + b * (0.3989422804014327 * exp(-0.5 * b * b))))
 static const row_table gelu_grad_rows = {gelu_grad_f32, gelu_grad_f64, NULL};
-tg_tensor *tg_gelu(tg_tensor *x) { return unary_op(&tg_opdef_gelu, x, &gelu_rows, NULL, true, false); }
+/* A recorded float32 gelu of a contiguous x computes its derivative d in the
+ * same pass (vmath's gelu_fwd_grad_f32: e^(-x^2/2) and the tail polynomial
+ * once for both) and saves it, so that the first-order backward is g * d,
+ * one multiply, instead of a second pass of the exponential and the
+ * polynomial: the bits of the fused gradient kernel, since it computes
+ * g * d from the same d.  One more saved tensor of x's size until the
+ * backward (2 MiB for the GPT step's (16, 64, 512)).  There, one thread,
+ * best of 7 x 50, old and new builds interleaved: the recorded forward
+ * 0.322 -> 0.374 ms, the backward 0.395 -> 0.133 ms, both 0.717 -> 0.508
+ * ms (two a step).  A gelu that is not recorded (no_grad, x not requiring
+ * grad) or of a strided x takes the plain forward. */
+static void gelu_fg_rows(int64_t n, char **p, const int64_t *s, void *ctx) {
+    (void)s;
+    (void)ctx; /* contiguous float32 (the caller checks): one row of all three */
+    tg_vmath()->gelu_fwd_grad_f32(n, (const float *)p[2], (float *)p[0], (float *)p[1]);
+}
+tg_tensor *tg_gelu(tg_tensor *x) {
+    if (!x || x->dtype != TG_FLOAT32 || !x->requires_grad || !tg__should_record(1, &x) ||
+        !tg_tensor_is_contiguous(x) || x->numel == 0)
+        return unary_op(&tg_opdef_gelu, x, &gelu_rows, NULL, true, false);
+    tg_tensor *y = tg_tensor_empty(x->ndim, x->shape, TG_FLOAT32);
+    tg_tensor *d = y ? tg_tensor_empty(x->ndim, x->shape, TG_FLOAT32) : NULL;
+    if (!d) {
+        tg_tensor_release(y);
+        return NULL;
+    }
+    char *base[3] = {tg_tensor_data(y), tg_tensor_data(d), tg_tensor_data(x)};
+    int64_t st[3][TG_MAX_DIMS];
+    tg__bcast_strides_bytes(y, y->ndim, y->shape, st[0]);
+    tg__bcast_strides_bytes(d, d->ndim, d->shape, st[1]);
+    tg__bcast_strides_bytes(x, x->ndim, x->shape, st[2]);
+    void *kt = tg__kernel_begin(x->numel);
+    tg__iterate_parallel(3, x->ndim, x->shape, base, st, gelu_fg_rows, NULL, tg_opdef_gelu.cost);
+    tg__kernel_end(kt);
+    tg_entry *e;
+    tg_tensor *out = tg__finish(&tg_opdef_gelu, 1, &x, y, &e);
+    if (e && (tg__save(e, x) || tg__save(e, d))) {
+        tg_tensor_release(out);
+        out = NULL;
+    }
+    tg_tensor_release(d);
+    return out;
+}
 static tg_status gelu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *x = SAVED(0);
     CHECK(x);
+    if (!tg_grad_enabled() && g->dtype == x->dtype && e->n_saved > 1) { /* d saved by the forward */
+        tg_tensor *d = SAVED(1);
+        CHECK(d);
+        CHECK(gi[0] = tg_mul(g, d));
+        return TG_OK;
+    }
     if (!tg_grad_enabled() && g->dtype == x->dtype) { /* no create_graph: one fused, threaded pass */
         CHECK(gi[0] = binary_kernel("gelu backward", g, x, x->dtype, x->dtype, &gelu_grad_rows,
                                     NULL, tg_opdef_gelu.cost));

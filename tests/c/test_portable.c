@@ -11,6 +11,8 @@
  *   maxmin: vmath_impl.h's plain-array max/min (the path without GCC's
  *       vector types) against the library's baseline: the same bits, NaN
  *       and signed zeros included.
+ *   ln sums: the plain-array layer_norm sums against the baseline's GCC
+ *       vectors: the same bits.
  * Exposes Suite *portable_suite(void).
  */
 #include <check.h>
@@ -38,6 +40,8 @@ double tg_vm_max_f32_base(int64_t, const float *);
 double tg_vm_min_f32_base(int64_t, const float *);
 double tg_vm_max_f64_base(int64_t, const double *);
 double tg_vm_min_f64_base(int64_t, const double *);
+void tg_vm_ln_sums_f32_base(int64_t, const float *, float, double *);
+void tg_vm_ln_dots_f32_base(int64_t, const float *, const float *, const float *, float, float, double *);
 
 static const int64_t edges[] = {0, 1, -1, 2, -2, 3, 7, -7, 1000003, -1000003,
                                 INT32_MAX, INT32_MIN, (int64_t)INT32_MAX + 1,
@@ -151,6 +155,28 @@ START_TEST(test_plain_maxmin_matches_baseline)
 }
 END_TEST
 
+START_TEST(test_plain_ln_sums_match_baseline)
+{
+    static float x[1100], g[1100], w[1100];
+    for (int i = 0; i < 1100; ++i) {
+        x[i] = (float)((i * 7919) % 211) * 0.037f + 3.0f;
+        g[i] = (float)((i * 104729) % 97) * 0.021f - 1.0f;
+        w[i] = 1.0f + (float)(i % 13) * 0.05f;
+    }
+    for (int n = 0; n <= 1100; n += n < 40 ? 1 : 53) {
+        double a[2], b[2];
+        tg_vm_ln_sums_f32_lanes_test(n, x, 2.5f, a);
+        tg_vm_ln_sums_f32_base(n, x, 2.5f, b);
+        ck_assert_msg(memcmp(a, b, sizeof a) == 0, "ln_sums n=%d", n);
+        for (int k = 0; k < 2; ++k) {
+            tg_vm_ln_dots_f32_lanes_test(n, g, k ? w : NULL, x, 3.1f, 0.7f, a);
+            tg_vm_ln_dots_f32_base(n, g, k ? w : NULL, x, 3.1f, 0.7f, b);
+            ck_assert_msg(memcmp(a, b, sizeof a) == 0, "ln_dots n=%d w=%d", n, k);
+        }
+    }
+}
+END_TEST
+
 Suite *portable_suite(void)
 {
     Suite *s = suite_create("portable");
@@ -161,6 +187,7 @@ Suite *portable_suite(void)
     tcase_add_test(tc, test_cpuid_decode_agrees_with_gcc);
 #endif
     tcase_add_test(tc, test_plain_maxmin_matches_baseline);
+    tcase_add_test(tc, test_plain_ln_sums_match_baseline);
     suite_add_tcase(s, tc);
     return s;
 }

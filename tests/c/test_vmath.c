@@ -631,6 +631,36 @@ START_TEST(test_layer_norm_rows) {
 }
 END_TEST
 
+/* gelu_fwd_grad_f32 on every build: y and d with the bits of that build's
+ * gelu_f32 and of gelu_grad_f32 with g = 1, on a sweep of [-8, 8], the
+ * specials and the lengths around the vector widths. */
+START_TEST(test_gelu_fwd_grad_bits) {
+    enum { N = 40001 };
+    static float x[N + 8], y1[N], d1[N], y2[N], d2[N], one[N];
+    static const float sp[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 5.5426f, -5.5426f, 5.6f, -5.6f,
+                               1e-30f, -1e-30f, 88.0f, -88.0f};
+    int ns = (int)(sizeof sp / sizeof sp[0]);
+    for (int i = 0; i < N; i++) {
+        x[i] = i < ns ? sp[i] : (float)((double)(i - N / 2) * 4e-4);
+        one[i] = 1.0f;
+    }
+    for (int t = 0; t < n_isas; t++) {
+        const tg_vmath_table *tab = tg_vmath_by_name(isas[t]);
+        ck_assert_ptr_nonnull(tab);
+        for (int n = 1; n <= N; n += n < 40 ? 1 : N - 40) {
+            tab->gelu_fwd_grad_f32(n, x, y1, d1);
+            tab->gelu_f32(n, x, y2);
+            tab->gelu_grad_f32(n, one, x, d2);
+            for (int i = 0; i < n; i++)
+                ck_assert_msg((memcmp(&y1[i], &y2[i], 4) == 0 || (isnan(y1[i]) && isnan(y2[i]))) &&
+                                  (memcmp(&d1[i], &d2[i], 4) == 0 || (isnan(d1[i]) && isnan(d2[i]))),
+                              "%s n=%d x=%.9g: %.9g %.9g vs %.9g %.9g", isas[t], n, (double)x[i],
+                              (double)y1[i], (double)d1[i], (double)y2[i], (double)d2[i]);
+        }
+    }
+}
+END_TEST
+
 /* max/min agree with a simple loop for every length and every NaN position. */
 START_TEST(test_extrema) {
     enum { N = 70 };
@@ -844,6 +874,7 @@ Suite *vmath_suite(void) {
     tcase_add_loop_test(tc, test_unary_accuracy_sweep, 0, N_UNARY);
     tcase_add_test(tc, test_erf_dense);
     tcase_add_test(tc, test_gelu_accuracy);
+    tcase_add_test(tc, test_gelu_fwd_grad_bits);
     tcase_add_test(tc, test_unary_accuracy_edges);
     tcase_add_test(tc, test_unary_special_values);
     if (n_isas > 1) tcase_add_test(tc, test_unary_isas_agree);

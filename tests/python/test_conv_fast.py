@@ -76,6 +76,32 @@ def test_max_pool2d_2x2_any_width_property(n, c, h, w, f64, seed):
         np.testing.assert_array_equal(idx.numpy(), want_idx)
 
 
+_POOL_SCRIPT = """
+import json, numpy as np, tapegrad as tg
+F = tg.nn.functional
+rng = np.random.default_rng(5)
+out = []
+for w in (16, 17, 18, 22, 28, 31, 40, 41, 64):
+    x = rng.integers(-3, 4, size=(2, 3, 6, w)).astype(np.float32)
+    x[rng.random(x.shape) < 0.08] = np.nan
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    y, idx = F.max_pool2d(tg.tensor(x), 2, return_indices=True)
+    out += [y.numpy().tobytes().hex(), idx.numpy().tobytes().hex()]
+print(json.dumps(out))
+"""
+
+
+def test_max_pool2d_2x2_avx2_and_sse2_loops_give_the_same_bits():
+    """Rows of at least 8 windows take the AVX2 loop (8 windows at a time,
+    the last group overlapping), shorter ones and CPUs without AVX2 the SSE2
+    loop: values and indices (ties, NaN, -inf) the same bits with AVX2
+    disabled; the values are the rule's (the tests above)."""
+    import kernel_paths
+    best, _ = kernel_paths.run_in_fresh_process(_POOL_SCRIPT)
+    sse, _ = kernel_paths.run_in_fresh_process(_POOL_SCRIPT, TAPEGRAD_DISABLE_CPU_FEATURES="avx2,avx512")
+    assert best == sse
+
+
 @pytest.mark.parametrize("ceil_mode", [False, True])
 def test_max_pool2d_2x2_gradient_goes_to_the_first_maximum(ceil_mode):
     rng = np.random.default_rng(5)

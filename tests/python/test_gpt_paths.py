@@ -132,3 +132,64 @@ def test_layer_norm_float32_rows_against_float64(K, affine, threads):
     scale = [1, 1 + r.max(), M, M]
     for i, (a, c) in enumerate(zip(got, want)):
         np.testing.assert_allclose(a, c, rtol=0, atol=2e-5 * scale[min(i, 3)] * max(1, np.sqrt(K) / 8))
+
+
+@pytest.mark.parametrize("shape", [(1,), (15,), (17,), (3, 5, 33), (16, 64, 512)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gelu_with_saved_derivative_has_the_fused_kernels_bits(shape, threads):
+    """A recorded float32 gelu of a contiguous x computes its derivative in
+    the forward pass and the backward multiplies by it: the output and the
+    gradient have the bits of the other routes (a transposed x takes the
+    separate forward and the fused gradient kernel; no_grad the plain
+    forward), on one and two threads."""
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.normal(size=shape) * 3).astype(np.float32)
+    x.flat[0] = 0.0
+    if x.size > 4:
+        x.flat[1:5] = [-0.0, 5.6, -5.6, 40.0]
+    g = rng.normal(size=shape).astype(np.float32)
+
+    def fast():
+        X = tg.from_numpy(x)
+        X.requires_grad = True
+        y = X.gelu()
+        (gx,) = tg.grad(y, [X], tg.from_numpy(g))
+        return y.detach().numpy(), gx.numpy()
+
+    def strided():  # the same values through a strided (non-contiguous) view
+        big = np.zeros(2 * x.size, dtype=np.float32)
+        big[::2] = x.ravel()
+        X = tg.from_numpy(big)
+        X.requires_grad = True
+        v = X[::2]
+        assert x.size == 1 or not v.is_contiguous
+        y = v.gelu()
+        (gx,) = tg.grad(y, [X], tg.from_numpy(g.ravel()))
+        return y.detach().numpy().reshape(shape), gx.numpy()[::2].reshape(shape)
+
+    y1, g1 = with_threads(threads, fast)
+    y2, g2 = with_threads(threads, strided)
+    with tg.no_grad():
+        y3 = tg.from_numpy(x).gelu().numpy()
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(y1, y3)
+    np.testing.assert_array_equal(g1, g2)
+    y4, g4 = with_threads(3 - threads, fast)
+    np.testing.assert_array_equal(y1, y4)
+    np.testing.assert_array_equal(g1, g4)
+
+
+def test_gelu_saved_derivative_keeps_second_derivatives():
+    """create_graph still differentiates the formula written with ops (the
+    saved derivative is used only for a first-order backward): the first and
+    second derivatives against float64."""
+    from math import erf, exp, pi, sqrt
+    xs = np.array([-3.0, -1.2, -0.3, 0.0, 0.4, 1.7, 4.0], dtype=np.float32)
+    X = tg.from_numpy(xs)
+    X.requires_grad = True
+    (d1,) = tg.grad(X.gelu().sum(), [X], create_graph=True)
+    (d2,) = tg.grad(d1.sum(), [X])
+    phi = np.array([exp(-v * v / 2) / sqrt(2 * pi) for v in xs.astype(np.float64)])
+    Phi = np.array([(1 + erf(v / sqrt(2))) / 2 for v in xs.astype(np.float64)])
+    np.testing.assert_allclose(d1.detach().numpy(), Phi + xs * phi, atol=2e-6)
+    np.testing.assert_allclose(d2.numpy(), phi * (2 - xs.astype(np.float64) ** 2), atol=2e-5)

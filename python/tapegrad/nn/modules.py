@@ -286,10 +286,11 @@ class Module:
             for _ in self.named_parameters():
                 pass
         out = self.forward(*args, **kwargs)
-        for h in list(self._forward_hooks):
-            r = h(self, args, out)
-            if r is not None:
-                out = r
+        if self._forward_hooks:  # a copy: a hook may remove itself
+            for h in list(self._forward_hooks):
+                r = h(self, args, out)
+                if r is not None:
+                    out = r
         return out
 
     def forward(self, *args, **kwargs):
@@ -731,9 +732,14 @@ def _activation(name, fn, doc, **params):
     but not passed: the result is computed out of place (the same values;
     the input is left unchanged)."""
     names = list(params)
+    passed = [k for k in names if k != "inplace"]
 
-    def forward(self, x):
-        return fn(x, **{k: getattr(self, k) for k in names if k != "inplace"})
+    if passed:
+        def forward(self, x):
+            return fn(x, **{k: getattr(self, k) for k in passed})
+    else:  # ReLU, Tanh, ...: no dict built per call
+        def forward(self, x):
+            return fn(x)
     attrs = {"forward": forward, "__doc__": doc}
     if names:
         def __init__(self, *args, **kwargs):

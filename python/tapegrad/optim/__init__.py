@@ -24,6 +24,13 @@ from . import lr_scheduler  # noqa: F401
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]
 
 
+def _state_buf(st, p, key):
+    """The buffer ``key`` of parameter p's state dict ``st``, zeros at first."""
+    if key not in st:
+        st[key] = _C.zeros_like(p)
+    return st[key]
+
+
 class Optimizer:
     """Base class: holds ``param_groups`` (lists of parameters with their
     hyper-parameters) and per-parameter ``state``.
@@ -105,10 +112,7 @@ class Optimizer:
         return ps, [p.grad for p in ps]
 
     def _buf(self, p, key):
-        st = self.state.setdefault(p, {})
-        if key not in st:
-            st[key] = _C.zeros_like(p)
-        return st[key]
+        return _state_buf(self.state.setdefault(p, {}), p, key)
 
     def state_dict(self) -> dict:
         """The optimizer's state in PyTorch's structure, ready for ``tg.save``::
@@ -260,23 +264,39 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
     def step(self):
+        state = self.state
         for g in self.param_groups:
-            ps, gs = self._with_grads(g)
-            if not ps:
-                continue
             # step counts are per parameter (a parameter without a gradient does
-            # not advance), as in PyTorch; one C call per distinct count
+            # not advance), as in PyTorch; one C call per distinct count.  One
+            # pass over the parameters (issue 16, the step's fixed cost: 7.4 ->
+            # 5.0 us for 8 small parameters, of which the C call 2.7), the same
+            # state created in the same order
             by_step: dict = {}
-            for p, gr in zip(ps, gs):
-                st = self.state.setdefault(p, {})
-                st["step"] = st.get("step", 0) + 1
-                by_step.setdefault(st["step"], []).append((p, gr))
+            for p in g["params"]:
+                gr = p.grad
+                if gr is None:
+                    continue
+                st = state.get(p)
+                if st is None:
+                    st = state[p] = {}
+                n = st.get("step", 0) + 1
+                st["step"] = n
+                lists = by_step.get(n)
+                if lists is None:
+                    lists = by_step[n] = ([], [], [])
+                lists[0].append(p)
+                lists[1].append(gr)
+                lists[2].append(st)
+            if not by_step:
+                continue
             b1, b2 = g["betas"]
-            for step, pairs in by_step.items():
-                sp = [p for p, _ in pairs]
-                _C._adam_step(sp, [gr for _, gr in pairs], [self._buf(p, "exp_avg") for p in sp],
-                              [self._buf(p, "exp_avg_sq") for p in sp], step, g["lr"], b1, b2,
-                              g["eps"], g["weight_decay"], self._decoupled)
+            for n, (sp, sg, sts) in by_step.items():
+                ms = [st["exp_avg"] if "exp_avg" in st else _state_buf(st, p, "exp_avg")
+                      for st, p in zip(sts, sp)]
+                vs = [st["exp_avg_sq"] if "exp_avg_sq" in st else _state_buf(st, p, "exp_avg_sq")
+                      for st, p in zip(sts, sp)]
+                _C._adam_step(sp, sg, ms, vs, n, g["lr"], b1, b2, g["eps"], g["weight_decay"],
+                              self._decoupled)
 
 
 class AdamW(Adam):
