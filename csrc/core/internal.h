@@ -152,11 +152,13 @@ void tg__iterate(int nops, int ndim, const int64_t *shape, char **base,
                  int64_t strides_bytes[][TG_MAX_DIMS], tg_row_fn fn, void *ctx);
 /* The same, with the elements split among the thread pool when there is
  * enough work: cost = work units per element (1 for an add, about 8 for an
- * exp), and each thread gets at least TG_PARALLEL_MIN_WORK units.  fn may be
+ * exp); a loop of more than TG_ELEMENTWISE_SPLIT_WORK units is split in
+ * chunks of at least a quarter of that (tensor.c says why).  fn may be
  * called concurrently on disjoint pieces of rows, so it must only write the
  * elements it is given (true of every elementwise kernel; not of a
  * reduction into a shared accumulator). */
 #define TG_PARALLEL_MIN_WORK ((int64_t)1 << 17)
+#define TG_ELEMENTWISE_SPLIT_WORK ((int64_t)1 << 16)
 void tg__iterate_parallel(int nops, int ndim, const int64_t *shape, char **base,
                           int64_t strides_bytes[][TG_MAX_DIMS], tg_row_fn fn, void *ctx,
                           int64_t cost);

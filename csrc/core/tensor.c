@@ -422,8 +422,16 @@ void tg__iterate_parallel(int nops, int ndim, const int64_t *shape, char **base,
     int64_t total = plan_iteration(&it, nops, ndim, shape, base, strides, fn, ctx);
     if (total <= 0) return;
     if (cost < 1) cost = 1;
-    /* each thread gets at least TG_PARALLEL_MIN_WORK units of work */
-    int64_t grain = TG_PARALLEL_MIN_WORK / cost;
+    /* Split when the loop has TG_ELEMENTWISE_SPLIT_WORK units of work, in
+     * chunks of at least a quarter of that (the pool hands out up to four
+     * per thread, so a thread whose core is busy takes fewer).  It was one
+     * chunk per TG_PARALLEL_MIN_WORK (2^17) units: the CNN's second ReLU
+     * (32, 32, 14, 14), 200k elements, ran on one thread forward and
+     * backward, and the first (401k) in three chunks, two for one thread
+     * -- the largest serial part of the batch-32 step on 2 threads outside
+     * the convolutions (perf, main thread outside parallel loops).  Each
+     * element is computed alone: the chunks change no bit. */
+    int64_t grain = total > TG_ELEMENTWISE_SPLIT_WORK / cost ? TG_ELEMENTWISE_SPLIT_WORK / 4 / cost : total;
     tg_parallel_for(total, grain < 1 ? 1 : grain, iterate_range, &it);
 }
 
