@@ -487,8 +487,10 @@ static void products_by_columns(const wjob *j, const tiling *t, int64_t n, int64
         }
 }
 
-/* Batches k0..k1 of the forward pass: batch k is images [N k / nbat,
- * N (k+1) / nbat) (fwd_batches), at most j->nb images. */
+/* Batches k0..k1 of the forward pass: with j->nparts > 0, batch k is
+ * images [N k / nparts, N (k+1) / nparts) (fwd_batches), at most j->nb
+ * images; with j->nparts = 0, k0..k1 are images, done in batches of j->nb
+ * and the rest. */
 static void fwd_range(int64_t k0, int64_t k1, void *vj) {
     wjob *j = vj;
     const tg_wino_geom *g = j->g;
@@ -503,8 +505,17 @@ static void fwd_range(int64_t k0, int64_t k1, void *vj) {
         __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
         goto done;
     }
-    for (int64_t k = k0; k < k1; k++) {
-        int64_t n = g->N * k / j->nparts, mb = g->N * (k + 1) / j->nparts - n;
+    for (int64_t k = k0; k < k1;) {
+        int64_t n, mb;
+        if (j->nparts) {
+            n = g->N * k / j->nparts;
+            mb = g->N * (k + 1) / j->nparts - n;
+            k++;
+        } else {
+            n = k;
+            mb = k1 - k < nb ? k1 - k : nb;
+            k += mb;
+        }
         gather_images(g, &t, mb, j->x + n * g->C * g->H * g->W, X);
         input_transform(g, &t, j->f, mb * g->C, X, V);
         if (g->O >= 32) products_by_rows(j, &t, n, mb, V, Mt, Yb);
@@ -527,23 +538,30 @@ static int64_t grain_of(const tg_wino_geom *g) {
     return gr < 1 ? 1 : gr > 1e9 ? 1000000000 : (int64_t)gr;
 }
 
-/* The forward pass's batches: the fewest of at most batch_images(g) images
- * each, their number then rounded up to a multiple of the thread count
- * (when every thread can have a batch of at least grain_of(g) images), and
- * the images split evenly between them (fwd_range).  Each output is the
- * same dot product however the images are batched (products_by_rows), so
- * the bits do not depend on this.  Before, the pool cut the images into
- * its own chunks (8 on two threads: batches of 4 images at batch 32; at
- * batch 128 chunks of 16 done as 14 + 2), and one thread ran 14 + 14 + 4.
- * Measured on conv2 at batch 32 (the machine too loaded for two threads'
- * wall time, so the work of each layout was run on one thread, the layouts
- * interleaved in one process, best of 30, ms): two threads' layout forward
- * 0.847 (8 x 4 images) -> 0.808 (4 x 8), input gradient 1.183 -> 1.102;
- * one thread's 0.805 -> 0.807 and 1.110 -> 1.096 (the same).  The work of
- * two threads is now that of one (5-7 % less than before). */
+/* The forward pass's batches on several threads, when the pool would cut
+ * the images into chunks smaller than a batch (N < 4 * threads * nb): the
+ * fewest batches of at most batch_images(g) images, their number rounded
+ * up to a multiple of the thread count (when every batch keeps at least
+ * grain_of(g) images), the images split evenly between them (fwd_range).
+ * 0 otherwise: one thread, or the pool's chunks of images, each done in
+ * batches of nb and the rest (as before).  Each output is the same dot
+ * product however the images are batched (products_by_rows), so the bits
+ * do not depend on this.  At batch 32 on two threads the pool's chunks
+ * were 8 x 4 images, now 4 batches of 8.  Measured on conv2 (interleaved,
+ * best of 20 in quiet moments of a shared machine, ms, 1 / 2 threads):
+ * batch 32 forward 0.79 / 0.45 -> 0.77 / 0.40, input gradient 1.01 / 0.60
+ * -> 1.04 / 0.55 (two-thread speed-ups 1.76 -> 1.91x and 1.68 -> 1.90x).
+ * Not kept: even batches on one thread too (11 + 11 + 10 instead of 14 +
+ * 14 + 4: the input gradient 3 % slower) and at batch 128 (10 batches of
+ * 12-13 instead of 8 chunks of 14 + 2: input gradient 4.02 -> 4.37 ms on
+ * one thread; its products by columns fill the GEMM's 32-column tiles to
+ * 99 % with batches of 14, 92 % with 13). */
 static int64_t fwd_batches(const tg_wino_geom *g, int threads) {
     int64_t nb = batch_images(g), nbat = (g->N + nb - 1) / nb, gr = grain_of(g);
-    if (threads > 1 && g->N >= threads * gr) {
+    if (threads < 2 || g->N < threads * gr ||
+        g->N >= (int64_t)TG_CHUNKS_PER_THREAD * threads * nb)
+        return 0;
+    {
         int64_t cap = g->N / gr; /* batches of at least gr images */
         int64_t up = (nbat + threads - 1) / threads * threads;
         if (up <= cap) nbat = up;
@@ -564,11 +582,13 @@ int tg_wino_conv_f32(const tg_wino_geom *g, const float *x, const float *w, int 
     int threads = tg_get_num_threads();
     int64_t nbat = fwd_batches(g, threads);
     wjob j = {.g = g, .f = f, .x = x, .b = b, .U = U, .y = y, .nparts = nbat,
-              .nb = (g->N + nbat - 1) / nbat};
-    if (nbat > 1 && threads > 1)
+              .nb = nbat ? (g->N + nbat - 1) / nbat : batch_images(g)};
+    if (nbat > 1)
         tg_parallel_for(nbat, 1, fwd_range, &j);
+    else if (nbat == 0 && g->N > 1 && threads > 1)
+        tg_parallel_for(g->N, grain_of(g), fwd_range, &j); /* the pool's chunks of images */
     else
-        fwd_range(0, nbat, &j);
+        fwd_range(0, nbat ? nbat : g->N, &j);
     rc = j.failed ? -1 : 0;
 done:
     tg_scratch_free(tmp);

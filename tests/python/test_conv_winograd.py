@@ -508,9 +508,10 @@ def test_break_hook_only_before_the_choice():
 
 @pytest.mark.parametrize("N", [2, 16, 32, 33, 100])
 def test_forward_batches_for_any_thread_count_give_the_same_bits(path, N):
-    """The forward pass and the input gradient cut the images into batches
-    whose number is rounded up to a multiple of the thread count (32 images:
-    3 batches of 10-11 on one thread, 4 of 8 on two, 3 on three): every
+    """On several threads the forward pass and the input gradient cut fewer
+    images than 4 batches per thread into batches whose number is a multiple
+    of the thread count (32 images: 4 of 8 on two, 3 on three; one thread
+    and 100 images keep batches of the full size and the rest): every
     image's outputs are the same bits for any cut."""
     rng = np.random.default_rng(N)
     x, w = _case(rng, N, 16, 32, 14, 14)
