@@ -388,16 +388,22 @@ static void input_transform(const tg_wino_geom *g, const tiling *t, const wg_fns
 }
 
 /* U (T*T, O, C) = G g G^T for every (o, c); flip: g[o][c] = w[c][o] with
- * its taps reversed (w then (C, O, r, r)).  tmp: r*r*O*C floats. */
+ * its taps reversed (w then (C, O, r, r)).  tmp: r*r*O*C floats.  This and
+ * the weight gradient's last copy run on one thread before / after the
+ * parallel part; as element-by-element loops they were 24 and 6 us of
+ * conv2's calls (one image, one thread, best of 45 in alternating
+ * processes: forward 64 -> 40 us, input gradient 81 -> 57, dw 49 -> 43),
+ * about 54 us of serial work per training step. */
 static void weight_transform(const tg_wino_geom *g, const wg_fns *f, const float *w, int flip,
                              float *tmp, float *U) {
     int64_t r = g->r, rr = r * r, OC = g->O * g->C, T = g->m + r - 1;
-    for (int64_t o = 0; o < g->O; o++)
-        for (int64_t c = 0; c < g->C; c++) {
-            const float *s = flip ? w + (c * g->O + o) * rr : w + (o * g->C + c) * rr;
-            for (int64_t k = 0; k < rr; k++)
-                tmp[k * OC + o * g->C + c] = flip ? s[rr - 1 - k] : s[k];
-        }
+    /* tmp[k][o][c] = the tap k of (o, c): transposes (transpose_pick), the
+     * flipped kernel's taps written from the last row of tmp up */
+    transpose_fn tr = transpose_pick();
+    if (!flip) tr(w, rr, OC, rr, tmp, OC);
+    else
+        for (int64_t o = 0; o < g->O; o++)
+            tr(w + o * rr, g->O * rr, g->C, rr, tmp + (rr - 1) * OC + o * g->C, -OC);
     f->wt(tmp, r * OC, OC, U, T * OC, OC, OC);
 }
 
@@ -406,7 +412,7 @@ typedef struct {
     const wg_fns *f;
     const float *x, *w, *b, *U, *dy;
     float *y, *parts;
-    int64_t nb, nparts;
+    int64_t nb, nparts; /* nparts: dw's parts, or the forward's batches */
     int failed;
 } wjob;
 
@@ -481,11 +487,15 @@ static void products_by_columns(const wjob *j, const tiling *t, int64_t n, int64
         }
 }
 
-static void fwd_range(int64_t n0, int64_t n1, void *vj) {
+/* Batches k0..k1 of the forward pass: with j->nparts > 0, batch k is
+ * images [N k / nparts, N (k+1) / nparts) (fwd_batches), at most j->nb
+ * images; with j->nparts = 0, k0..k1 are images, done in batches of j->nb
+ * and the rest. */
+static void fwd_range(int64_t k0, int64_t k1, void *vj) {
     wjob *j = vj;
     const tg_wino_geom *g = j->g;
     tiling t = tiles_of(g);
-    int64_t nb = j->nb < n1 - n0 ? j->nb : n1 - n0, TT = t.T * t.T;
+    int64_t nb = j->nb, TT = t.T * t.T;
     int64_t YH = t.TH * g->m, YW = t.TW * g->m;
     float *X = tg_scratch_floats(t.XH * t.XW * nb * g->C);
     float *V = tg_scratch_floats(TT * t.NT * nb * g->C);
@@ -495,8 +505,17 @@ static void fwd_range(int64_t n0, int64_t n1, void *vj) {
         __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
         goto done;
     }
-    for (int64_t n = n0; n < n1; n += nb) {
-        int64_t mb = n1 - n < nb ? n1 - n : nb;
+    for (int64_t k = k0; k < k1;) {
+        int64_t n, mb;
+        if (j->nparts) {
+            n = g->N * k / j->nparts;
+            mb = g->N * (k + 1) / j->nparts - n;
+            k++;
+        } else {
+            n = k;
+            mb = k1 - k < nb ? k1 - k : nb;
+            k += mb;
+        }
         gather_images(g, &t, mb, j->x + n * g->C * g->H * g->W, X);
         input_transform(g, &t, j->f, mb * g->C, X, V);
         if (g->O >= 32) products_by_rows(j, &t, n, mb, V, Mt, Yb);
@@ -519,6 +538,37 @@ static int64_t grain_of(const tg_wino_geom *g) {
     return gr < 1 ? 1 : gr > 1e9 ? 1000000000 : (int64_t)gr;
 }
 
+/* The forward pass's batches on several threads, when the pool would cut
+ * the images into chunks smaller than a batch (N < 4 * threads * nb): the
+ * fewest batches of at most batch_images(g) images, their number rounded
+ * up to a multiple of the thread count (when every batch keeps at least
+ * grain_of(g) images), the images split evenly between them (fwd_range).
+ * 0 otherwise: one thread, or the pool's chunks of images, each done in
+ * batches of nb and the rest (as before).  Each output is the same dot
+ * product however the images are batched (products_by_rows), so the bits
+ * do not depend on this.  At batch 32 on two threads the pool's chunks
+ * were 8 x 4 images, now 4 batches of 8.  Measured on conv2 (interleaved,
+ * best of 20 in quiet moments of a shared machine, ms, 1 / 2 threads):
+ * batch 32 forward 0.79 / 0.45 -> 0.77 / 0.40, input gradient 1.01 / 0.60
+ * -> 1.04 / 0.55 (two-thread speed-ups 1.76 -> 1.91x and 1.68 -> 1.90x).
+ * Not kept: even batches on one thread too (11 + 11 + 10 instead of 14 +
+ * 14 + 4: the input gradient 3 % slower) and at batch 128 (10 batches of
+ * 12-13 instead of 8 chunks of 14 + 2: input gradient 4.02 -> 4.37 ms on
+ * one thread; its products by columns fill the GEMM's 32-column tiles to
+ * 99 % with batches of 14, 92 % with 13). */
+static int64_t fwd_batches(const tg_wino_geom *g, int threads) {
+    int64_t nb = batch_images(g), nbat = (g->N + nb - 1) / nb, gr = grain_of(g);
+    if (threads < 2 || g->N < threads * gr ||
+        g->N >= (int64_t)TG_CHUNKS_PER_THREAD * threads * nb)
+        return 0;
+    {
+        int64_t cap = g->N / gr; /* batches of at least gr images */
+        int64_t up = (nbat + threads - 1) / threads * threads;
+        if (up <= cap) nbat = up;
+    }
+    return nbat < 1 ? 1 : nbat;
+}
+
 int tg_wino_conv_f32(const tg_wino_geom *g, const float *x, const float *w, int flip,
                      const float *b, float *y) {
     if (!tg_wino_supported(g->m, (int)g->r)) return -1;
@@ -529,11 +579,16 @@ int tg_wino_conv_f32(const tg_wino_geom *g, const float *x, const float *w, int 
     int rc = -1;
     if (!tmp || !U) goto done;
     weight_transform(g, f, w, flip, tmp, U);
-    wjob j = {.g = g, .f = f, .x = x, .b = b, .U = U, .y = y, .nb = batch_images(g)};
-    if (g->N > 1 && tg_get_num_threads() > 1)
-        tg_parallel_for(g->N, grain_of(g), fwd_range, &j);
+    int threads = tg_get_num_threads();
+    int64_t nbat = fwd_batches(g, threads);
+    wjob j = {.g = g, .f = f, .x = x, .b = b, .U = U, .y = y, .nparts = nbat,
+              .nb = nbat ? (g->N + nbat - 1) / nbat : batch_images(g)};
+    if (nbat > 1)
+        tg_parallel_for(nbat, 1, fwd_range, &j);
+    else if (nbat == 0 && g->N > 1 && threads > 1)
+        tg_parallel_for(g->N, grain_of(g), fwd_range, &j); /* the pool's chunks of images */
     else
-        fwd_range(0, g->N, &j);
+        fwd_range(0, nbat ? nbat : g->N, &j);
     rc = j.failed ? -1 : 0;
 done:
     tg_scratch_free(tmp);
@@ -617,8 +672,7 @@ int tg_wino_weight_grad_f32(const tg_wino_geom *g, const float *x, const float *
     for (int64_t k = 1; k < nparts; k++) /* the parts added in order */
         for (int64_t i = 0; i < TT * OC; i++) parts[i] += parts[k * TT * OC + i];
     f->dw(parts, T * OC, OC, tmp, r * OC, OC, OC);
-    for (int64_t p = 0; p < OC; p++)
-        for (int64_t k = 0; k < rr; k++) dw[p * rr + k] = tmp[k * OC + p];
+    transpose_pick()(tmp, OC, rr, OC, dw, rr); /* dw[p][k] = tmp[k][p] */
     rc = 0;
 done:
     tg_scratch_free(parts);

@@ -504,3 +504,25 @@ def test_break_hook_only_before_the_choice():
         tg._C._testing_break_winograd("avx2")
     with pytest.raises(ValueError, match="tile must be 2 or 3"):
         tg._C.winograd_isa(4)
+
+
+@pytest.mark.parametrize("N", [2, 16, 32, 33, 100])
+def test_forward_batches_for_any_thread_count_give_the_same_bits(path, N):
+    """On several threads the forward pass and the input gradient cut fewer
+    images than 4 batches per thread into batches whose number is a multiple
+    of the thread count (32 images: 4 of 8 on two, 3 on three; one thread
+    and 100 images keep batches of the full size and the rest): every
+    image's outputs are the same bits for any cut."""
+    rng = np.random.default_rng(N)
+    x, w = _case(rng, N, 16, 32, 14, 14)
+    g = rng.standard_normal((N, 32, 14, 14)).astype(np.float32)
+    path("winograd3")
+    one = with_threads(1, lambda: _products(x, w, g, 2))
+    for t in (2, 3):
+        other = with_threads(t, lambda: _products(x, w, g, 2))
+        for a, b in zip(one, other):
+            assert a.tobytes() == b.tobytes(), t
+    alone = [with_threads(1, lambda: _products(x[i:i + 1], w, g[i:i + 1], 2)) for i in (0, N - 1)]
+    for i, a in zip((0, N - 1), alone):
+        assert a[0].tobytes() == one[0][i:i + 1].tobytes()
+        assert a[1].tobytes() == one[1][i:i + 1].tobytes()
