@@ -32,6 +32,9 @@
 #include <time.h>
 #define WIN32_LEAN_AND_MEAN
 #include <windows.h>
+/* C99's fmaf: the UCRT's math.h (cl.exe) declares it, Wine's MSVC-style
+ * math.h, which stands in for it here, does not */
+float __cdecl fmaf(float, float, float);
 
 #include "../../csrc/kernels/compiler.h"
 

@@ -53,6 +53,19 @@
 #define TG_ARCH_ARM64 1
 #endif
 
+/* TG_X86_INTRIN: x86 intrinsics of an instruction set above the build's
+ * baseline may be used in a function marked TG_TARGET(isa), in a file
+ * compiled for the baseline.  GCC and clang (MinGW-w64 too) declare every
+ * intrinsic in any file; clang in MSVC mode (.ci/msvc.sh, our stand-in for
+ * cl.exe) declares only those of its -m flags.  So the files that mix plain
+ * loops with AVX2/AVX-512 ones (conv_small.c, winograd.c's transposes,
+ * conv.c's pooling) compile their SIMD loops where this is defined and keep
+ * the plain ones elsewhere: a cl.exe build runs those plain loops, as it
+ * runs the baseline vector math (vmath_impl.h), with the same results. */
+#if defined(TG_ARCH_X86) && defined(__GNUC__)
+#define TG_X86_INTRIN 1
+#endif
+
 /* _Pragma takes a string literal: TG_PRAGMA(GCC unroll 4) */
 #define TG_PRAGMA(x) _Pragma(#x)
 

@@ -55,7 +55,7 @@
 #include <math.h>
 #include <string.h>
 
-#ifdef TG_ARCH_X86
+#ifdef TG_X86_INTRIN
 #include <immintrin.h>
 #endif
 
@@ -138,7 +138,7 @@ static inline void vstn_base(float *p, vf_base a, int n) { memcpy(p, a.v, (size_
 #undef OBF
 #undef OBW
 
-#ifdef TG_ARCH_X86
+#ifdef TG_X86_INTRIN
 /* ---- AVX2: 16 lanes in two ymm ------------------------------------------ */
 typedef struct {
     __m256 a, b;
@@ -282,7 +282,7 @@ typedef struct {
 } cs_fns;
 
 static const cs_fns fns_base = {fwd_base, dw_base, 4, "baseline"};
-#ifdef TG_ARCH_X86
+#ifdef TG_X86_INTRIN
 static const cs_fns fns_avx2 = {fwd_avx2, dw_avx2, 4, "avx2"};
 static const cs_fns fns_avx512 = {fwd_avx512, dw_avx512, 16, "avx512"};
 #endif
@@ -410,7 +410,7 @@ static int run_dw(const cs_fns *f, const tg_csmall_geom *g, const float *x, cons
 }
 
 /* ---- self-test and choice -------------------------------------------------- */
-#ifdef TG_ARCH_X86
+#ifdef TG_X86_INTRIN
 /* The build f against the plain one on small fixed problems (rows of 18
  * and 15 outputs: a full chunk and remainders; 6 output channels: a part
  * block; 3x5 and 2x7 kernels; an inf in the input, also in the lanes past
@@ -448,7 +448,7 @@ static int state; /* 0 unknown, 1 avx512, 2 avx2, 3 base */
 #endif
 
 static const cs_fns *pick(void) {
-#ifdef TG_ARCH_X86
+#ifdef TG_X86_INTRIN
     int s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
     if (!s) {
         s = 3;

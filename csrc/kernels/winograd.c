@@ -70,7 +70,7 @@
 
 #include <math.h>
 #include <string.h>
-#ifdef TG_ARCH_X86
+#ifdef TG_X86_INTRIN
 #include <immintrin.h>
 #endif
 
@@ -283,7 +283,7 @@ static void transpose_scalar(const float *restrict src, int64_t rs, int64_t na, 
     for (int64_t b = 0; b < nb; b++)
         for (int64_t a = 0; a < na; a++) dst[b * ds + a] = src[a * rs + b];
 }
-#ifdef TG_ARCH_X86
+#ifdef TG_X86_INTRIN
 TG_TARGET("avx2")
 static void transpose_avx2(const float *restrict src, int64_t rs, int64_t na, int64_t nb,
                            float *restrict dst, int64_t ds) {
@@ -335,7 +335,7 @@ static void transpose_avx2(const float *restrict src, int64_t rs, int64_t na, in
 typedef void (*transpose_fn)(const float *restrict, int64_t, int64_t, int64_t, float *restrict,
                              int64_t);
 static transpose_fn transpose_pick(void) {
-#ifdef TG_ARCH_X86
+#ifdef TG_X86_INTRIN
     static int st; /* 0 unknown, 1 avx2, 2 scalar */
     int s = __atomic_load_n(&st, __ATOMIC_ACQUIRE);
     if (!s) {

@@ -270,7 +270,7 @@
 #endif
 #include "../kernels/compiler.h"
 #include "../kernels/dispatch.h"
-#ifdef TG_ARCH_X86
+#ifdef TG_X86_INTRIN
 #include <immintrin.h>
 #endif
 
@@ -815,7 +815,7 @@ static bool is_pool2x2(const geom *g) {
  * windows took half the time, and the scalar index bookkeeping as much
  * again.  Returns the number of windows done: OW, or 0 when OW < 4, without
  * SSE2 and for float64. */
-#ifdef TG_ARCH_X86
+#ifdef TG_X86_INTRIN
 /* The same with AVX2, eight windows at a time (rows of at least 8
  * windows): the taps' even and odd columns deinterleaved within each
  * 128-bit half (windows 0 1 4 5 | 2 3 6 7), compared in that order by the
@@ -884,7 +884,7 @@ static bool pool_avx2(void) {
 
 static int64_t maxpool2x2_simd_f32(const float *a, const float *c, int64_t OW, int64_t r0,
                                    int64_t W, float *o, int64_t *ix) {
-#ifdef TG_ARCH_X86
+#ifdef TG_X86_INTRIN
     if (OW >= 8 && pool_avx2()) return maxpool2x2_avx2_f32(a, c, OW, r0, W, o, ix);
 #endif
 #if defined(__SSE2__)
