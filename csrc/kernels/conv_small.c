@@ -122,21 +122,7 @@ static inline void vstn_base(float *p, vf_base a, int n) { memcpy(p, a.v, (size_
 #define VSTN vstn_base
 #define OBF 4
 #define OBW(kw) 1
-#include "conv_small_impl.h"
-#undef CS_NAME
-#undef CS_ATTR
-#undef VF
-#undef VZERO
-#undef VLD
-#undef VLDN
-#undef VBC
-#undef VADD
-#undef VFMA
-#undef VFMAN
-#undef VST
-#undef VSTN
-#undef OBF
-#undef OBW
+#include "conv_small_impl.h" /* it undefines its parameters at its end */
 
 #ifdef TG_X86_INTRIN
 /* ---- AVX2: 16 lanes in two ymm ------------------------------------------ */
@@ -205,21 +191,7 @@ A2 void vstn_avx2(float *p, vf_avx2 x, int n) {
 #define VSTN vstn_avx2
 #define OBF 4
 #define OBW(kw) 1
-#include "conv_small_impl.h"
-#undef CS_NAME
-#undef CS_ATTR
-#undef VF
-#undef VZERO
-#undef VLD
-#undef VLDN
-#undef VBC
-#undef VADD
-#undef VFMA
-#undef VFMAN
-#undef VST
-#undef VSTN
-#undef OBF
-#undef OBW
+#include "conv_small_impl.h" /* it undefines its parameters at its end */
 
 /* ---- AVX-512: 16 lanes in one zmm --------------------------------------- */
 #define A5 TG_TARGET("avx512f") static TG_ALWAYS_INLINE
@@ -252,21 +224,7 @@ A5 void vstn_avx512(float *p, __m512 x, int n) { _mm512_mask_storeu_ps(p, mask_a
 #define OBF 16
 /* 4 x KW accumulators + 4 of dy + 1 of x within the 32 zmm */
 #define OBW(kw) ((kw) <= 5 ? 4 : 3)
-#include "conv_small_impl.h"
-#undef CS_NAME
-#undef CS_ATTR
-#undef VF
-#undef VZERO
-#undef VLD
-#undef VLDN
-#undef VBC
-#undef VADD
-#undef VFMA
-#undef VFMAN
-#undef VST
-#undef VSTN
-#undef OBF
-#undef OBW
+#include "conv_small_impl.h" /* it undefines its parameters at its end */
 #endif
 
 /* ---- dispatch ------------------------------------------------------------ */

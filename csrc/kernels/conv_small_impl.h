@@ -4,7 +4,8 @@
  * VSTN), OBF (output channels per forward block) and OBW(kw) (per weight
  * gradient block) defined.  Every build computes the same operations (one
  * rounding per multiply-add) in the same order (a lane is a lane, whatever
- * holds it): the same bits. */
+ * holds it): the same bits.  Its end undefines all of them, ready for the
+ * next build's definitions. */
 
 /* y (O, OH, OW) of one image from its padded copy xp (C, Hx, Wx) and the
  * packed weights wt (O rounded up to OBF, C, KH, KW, OBF). */
@@ -121,3 +122,18 @@ CS_ATTR static void CS_NAME(dw)(const cs_dims *d, const float *restrict xp, cons
     default: CS_NAME(dw_kw)(d, xp, dy, o0, ov, accm, first, 8); break;
     }
 }
+
+#undef CS_NAME
+#undef CS_ATTR
+#undef VF
+#undef VZERO
+#undef VLD
+#undef VLDN
+#undef VBC
+#undef VADD
+#undef VFMA
+#undef VFMAN
+#undef VST
+#undef VSTN
+#undef OBF
+#undef OBW
