@@ -60,6 +60,21 @@ static const char *supported_names(const row_table *rt, char *buf, size_t n) {
 
 /* Apply a binary row kernel to a and b broadcast together.  out_dt: the
  * compute dtype (promoted).  Returns a new contiguous tensor. */
+/* One pass of fn over three operands in the shape of t0 (t1 and t2
+ * broadcast to it), split over threads above the cost's threshold: a binary
+ * op's out, a, b; also relu's backward written over its gradient (g, g, x)
+ * and gelu's recorded forward (y, d, x). */
+static void pass3(tg_tensor *t0, tg_tensor *t1, tg_tensor *t2, row3_fn fn, void *ctx, int cost) {
+    char *base[3] = {tg_tensor_data(t0), tg_tensor_data(t1), tg_tensor_data(t2)};
+    void *kt = tg__kernel_begin(t0->numel);
+    int64_t st[3][TG_MAX_DIMS];
+    tg__bcast_strides_bytes(t0, t0->ndim, t0->shape, st[0]);
+    tg__bcast_strides_bytes(t1, t0->ndim, t0->shape, st[1]);
+    tg__bcast_strides_bytes(t2, t0->ndim, t0->shape, st[2]);
+    tg__iterate_parallel(3, t0->ndim, t0->shape, base, st, fn, ctx, cost);
+    tg__kernel_end(kt);
+}
+
 static tg_tensor *binary_kernel(const char *who, tg_tensor *a, tg_tensor *b, tg_dtype dt,
                                 tg_dtype out_dt, const row_table *rt, void *ctx, int cost) {
     row3_fn fn = pick_row(rt, dt);
@@ -74,16 +89,7 @@ static tg_tensor *binary_kernel(const char *who, tg_tensor *a, tg_tensor *b, tg_
     tg_tensor *ac = tg__as_dtype(a, dt);
     tg_tensor *bc = ac ? tg__as_dtype(b, dt) : NULL;
     tg_tensor *out = bc ? tg_tensor_empty(nd, shape, out_dt) : NULL;
-    if (out && out->numel > 0) {
-        char *base[3] = {tg_tensor_data(out), tg_tensor_data(ac), tg_tensor_data(bc)};
-        void *kt = tg__kernel_begin(out->numel);
-        int64_t st[3][TG_MAX_DIMS];
-        tg__bcast_strides_bytes(out, nd, shape, st[0]);
-        tg__bcast_strides_bytes(ac, nd, shape, st[1]);
-        tg__bcast_strides_bytes(bc, nd, shape, st[2]);
-        tg__iterate_parallel(3, nd, shape, base, st, fn, ctx, cost);
-        tg__kernel_end(kt);
-    }
+    if (out && out->numel > 0) pass3(out, ac, bc, fn, ctx, cost);
     tg_tensor_release(ac);
     tg_tensor_release(bc);
     return out;
@@ -1040,18 +1046,6 @@ tg_tensor *tg_relu(tg_tensor *x) { return unary_op(&tg_opdef_relu, x, &relu_rows
  * where g is infinite or NaN: the same bits as the product with the mask). */
 BINARY_ROWS_F(relu_grad, b > 0 ? a : a * 0.0f, b > 0 ? a : a * 0.0)
 static const row_table relu_grad_rows = {relu_grad_f32, relu_grad_f64, NULL};
-/* g = g * [x > 0] over g (g dense, x of g's dtype in any layout of g's
- * shape), split over threads as binary_kernel's pass is. */
-static void relu_grad_into(tg_tensor *g, tg_tensor *x) {
-    char *base[3] = {tg_tensor_data(g), tg_tensor_data(g), tg_tensor_data(x)};
-    void *kt = tg__kernel_begin(g->numel);
-    int64_t st[3][TG_MAX_DIMS];
-    tg__bcast_strides_bytes(g, g->ndim, g->shape, st[0]);
-    tg__bcast_strides_bytes(g, g->ndim, g->shape, st[1]);
-    tg__bcast_strides_bytes(x, g->ndim, g->shape, st[2]);
-    tg__iterate_parallel(3, g->ndim, g->shape, base, st, pick_row(&relu_grad_rows, g->dtype), NULL, 1);
-    tg__kernel_end(kt);
-}
 static tg_status relu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
     tg_tensor *x = SAVED(0);
@@ -1061,7 +1055,7 @@ static tg_status relu_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) 
             tg__same_shape(g->ndim, g->shape, x->ndim, x->shape)) {
             /* the engine's private gradient (tg__vjp_writable_grad): written
              * over, element by element, the same bits as a new buffer */
-            relu_grad_into(g, x);
+            pass3(g, g, x, pick_row(&relu_grad_rows, g->dtype), NULL, 1);
             tg_tensor_retain(g);
             gi[0] = g;
             return TG_OK;
@@ -1192,14 +1186,7 @@ tg_tensor *tg_gelu(tg_tensor *x) {
         tg_tensor_release(y);
         return NULL;
     }
-    char *base[3] = {tg_tensor_data(y), tg_tensor_data(d), tg_tensor_data(x)};
-    int64_t st[3][TG_MAX_DIMS];
-    tg__bcast_strides_bytes(y, y->ndim, y->shape, st[0]);
-    tg__bcast_strides_bytes(d, d->ndim, d->shape, st[1]);
-    tg__bcast_strides_bytes(x, x->ndim, x->shape, st[2]);
-    void *kt = tg__kernel_begin(x->numel);
-    tg__iterate_parallel(3, x->ndim, x->shape, base, st, gelu_fg_rows, NULL, tg_opdef_gelu.cost);
-    tg__kernel_end(kt);
+    pass3(y, d, x, gelu_fg_rows, NULL, tg_opdef_gelu.cost);
     tg_entry *e;
     tg_tensor *out = tg__finish(&tg_opdef_gelu, 1, &x, y, &e);
     if (e && (tg__save(e, x) || tg__save(e, d))) {
