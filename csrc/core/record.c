@@ -24,7 +24,7 @@
 /* Entries                                                                */
 /* ===================================================================== */
 
-static uint64_t next_seq = 1;
+static tg_atomic_u64 next_seq = 1;
 
 struct tg_recorder {
     tg_entry **items;
@@ -126,7 +126,7 @@ static tg_entry *entry_new(const tg_opdef *op, int n, tg_tensor *const *in) {
         e->inputs[i] = in[i];
     }
     e->n_inputs = n;
-    e->seq = __atomic_fetch_add(&next_seq, 1, __ATOMIC_RELAXED);
+    e->seq = tg_atomic_fetch_add_relaxed_u64(&next_seq, 1);
     return e;
 }
 

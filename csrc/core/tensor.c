@@ -139,13 +139,13 @@ const char *tg__shp2(int ndim, const int64_t *shape) {
 
 const char *tg__shp(const tg_tensor *t) { return tg__shp2(t->ndim, t->shape); }
 
-static uint64_t next_tensor_id = 1;
+static tg_atomic_u64 next_tensor_id = 1;
 
 static tg_tensor *tensor_alloc(void) {
     tg_tensor *t = calloc(1, sizeof *t);
     if (!t) return TG_FAIL(TG_ERR_MEMORY, "tensor: out of memory");
     t->refcount = 1;
-    t->id = __atomic_fetch_add(&next_tensor_id, 1, __ATOMIC_RELAXED);
+    t->id = tg_atomic_fetch_add_relaxed_u64(&next_tensor_id, 1);
     return t;
 }
 

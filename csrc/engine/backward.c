@@ -46,7 +46,7 @@ struct tg_stepper {
     bool private_steps; /* TG_PRIVATE_STEPS (tg_backward/tg_grad, a profiler): no caller reads the step records' gradients */
 };
 
-static uint64_t backward_mark;
+static tg_atomic_u64 backward_mark;
 static bool direct_enabled = true; /* tg_set_direct_backward */
 
 bool tg_set_direct_backward(bool on) {
@@ -145,7 +145,7 @@ tg_stepper *tg_backward_begin(int n_out, tg_tensor *const *outs, tg_tensor *cons
     if (!bw) return TG_FAIL(TG_ERR_MEMORY, "backward: out of memory");
     bw->flags = flags;
     bw->private_steps = (flags & TG_PRIVATE_STEPS) != 0;
-    bw->mark = __atomic_add_fetch(&backward_mark, 1, __ATOMIC_RELAXED);
+    bw->mark = tg_atomic_fetch_add_relaxed_u64(&backward_mark, 1) + 1;
     tg_entry **stack = NULL;
     int64_t ns = 0, cs = 0, cap_order = 0, cap_leaves = 0;
 

@@ -34,6 +34,9 @@
  *       compares them with GCC's builtins).
  *   TG_INFF, TG_NANF, TG_NAN, TG_SQRTF, TG_SQRT   constants and square
  *       roots usable in branch-free kernel loops.
+ *   tg_atomic_int, tg_atomic_u64 and tg_atomic_*()   the core's few shared
+ *       counters and flags (see "atomics" below): C11 <stdatomic.h> on
+ *       every compiler, never GCC's __atomic_* builtins.
  *
  * .ci/msvc.sh compiles the core with clang in MSVC mode (no __GNUC__, so
  * the second branch) against MSVC-style C library headers, with every GCC
@@ -153,5 +156,69 @@ static inline bool tg_mul_overflow_i64(int64_t a, int64_t b, int64_t *r)
 #define TG_SQRTF sqrtf
 #define TG_SQRT sqrt
 #endif
+
+/* ---- atomics --------------------------------------------------------------
+ * The core shares a few words between threads outside the thread pool:
+ * tensor ids and tape sequence numbers (core/tensor.c, core/record.c), the
+ * engine's backward mark (engine/backward.c), the one-time self-test
+ * states of the kernel dispatchers (winograd.c, conv_small.c, conv.c's
+ * pooling) and the "a worker failed" flags of parallel jobs.  Each is
+ * touched once per call, never in a loop, so these are about correctness
+ * and portability, not speed.  They used GCC's __atomic_* builtins on plain
+ * ints, which clang (also in MSVC mode) accepts and cl.exe does not.  Now
+ * the object has an atomic type and only these functions touch it:
+ *
+ *   tg_atomic_load_acquire_int(p)      read a once-computed state; pairs with
+ *   tg_atomic_store_release_int(p, v)  its publication (the work done
+ *       before the store, e.g. a self-test, is visible after the load).
+ *   tg_atomic_store_relaxed_int(p, v)  set a flag that the caller reads after
+ *       the pool's join (the join orders it, as for every other result).
+ *   tg_atomic_fetch_add_relaxed_u64(p, v)  a counter: returns the value
+ *       before the add; unique values, no ordering with other memory.
+ *
+ * The memory orders are the ones the builtins had.  A plain read of such
+ * an object (j.failed after the join) is C11's sequentially consistent
+ * load: legal, and once per call.  Initialise them as any static or
+ * struct member (an initializer or zero), not with memset.
+ *
+ * Why C11 <stdatomic.h> on every compiler and no Interlocked* branch for
+ * cl.exe: the thread pool (threadpool.c) already needs <stdatomic.h>, so
+ * setup.py passes cl.exe /std:c11 /experimental:c11atomics (Visual Studio
+ * 2022 17.5 or later); a second, hand-made implementation (Interlocked* on
+ * volatile LONG64, with the acquire/release of volatile differing between
+ * x86 and arm64 under cl.exe's /volatile:iso default) would be a branch
+ * that nothing here compiles or runs.  A typed atomic also makes the
+ * compiler refuse a plain int where a shared one is meant.  cl.exe keeps
+ * defining __STDC_NO_ATOMICS__ under /experimental:c11atomics (its atomics
+ * are lock-free only, all ours are), hence the _MSC_VER exception below.
+ * .ci/msvc/force.h poisons the GCC builtins (__atomic_*, __sync_*) and
+ * clang's (__c11_atomic_*) so that a new use fails .ci/msvc.sh. */
+#if defined(__STDC_NO_ATOMICS__) && !defined(_MSC_VER)
+#error "tapegrad needs C11 atomics (<stdatomic.h>)"
+#endif
+#include <stdatomic.h>
+
+typedef _Atomic(int) tg_atomic_int;
+typedef _Atomic(uint64_t) tg_atomic_u64;
+
+static inline int tg_atomic_load_acquire_int(tg_atomic_int *p)
+{
+    return atomic_load_explicit(p, memory_order_acquire);
+}
+
+static inline void tg_atomic_store_release_int(tg_atomic_int *p, int v)
+{
+    atomic_store_explicit(p, v, memory_order_release);
+}
+
+static inline void tg_atomic_store_relaxed_int(tg_atomic_int *p, int v)
+{
+    atomic_store_explicit(p, v, memory_order_relaxed);
+}
+
+static inline uint64_t tg_atomic_fetch_add_relaxed_u64(tg_atomic_u64 *p, uint64_t v)
+{
+    return atomic_fetch_add_explicit(p, v, memory_order_relaxed);
+}
 
 #endif /* TG_COMPILER_H */

@@ -288,7 +288,7 @@ typedef struct {
     const cs_fns *f;
     const float *x, *w, *b, *dy;
     float *out;
-    int failed;
+    tg_atomic_int failed;
 } cs_job;
 
 static void fwd_range(int64_t n0, int64_t n1, void *vj) {
@@ -296,7 +296,7 @@ static void fwd_range(int64_t n0, int64_t n1, void *vj) {
     const cs_dims *d = j->d;
     float *xp = tg_scratch_floats(d->C * d->Hx * d->Wx);
     if (!xp) {
-        __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+        tg_atomic_store_relaxed_int(&j->failed, 1);
         return;
     }
     for (int64_t n = n0; n < n1; n++) {
@@ -313,7 +313,7 @@ static void dw_range(int64_t t0, int64_t t1, void *vj) {
     int64_t K = d->C * d->KH * d->KW;
     float *xp = tg_scratch_floats(d->C * d->Hx * d->Wx), *acc = tg_scratch_floats(4 * K * 16);
     if (!xp || !acc) {
-        __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+        tg_atomic_store_relaxed_int(&j->failed, 1);
         goto done;
     }
     for (int64_t t = t0; t < t1; t++) {
@@ -402,12 +402,12 @@ static int same_as_base(const cs_fns *f) {
     }
     return 1;
 }
-static int state; /* 0 unknown, 1 avx512, 2 avx2, 3 base */
+static tg_atomic_int state; /* 0 unknown, 1 avx512, 2 avx2, 3 base */
 #endif
 
 static const cs_fns *pick(void) {
 #ifdef TG_X86_INTRIN
-    int s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+    int s = tg_atomic_load_acquire_int(&state);
     if (!s) {
         s = 3;
         if (tg_cpu_has(TG_CPU_AVX512) && same_as_base(&fns_avx512))
@@ -418,7 +418,7 @@ static const cs_fns *pick(void) {
             tg_dispatch_log("conv_small: the avx512 build differs from the plain one; not used");
         if (tg_cpu_has(TG_CPU_AVX2) && s == 3)
             tg_dispatch_log("conv_small: the avx2 build differs from the plain one; not used");
-        __atomic_store_n(&state, s, __ATOMIC_RELEASE);
+        tg_atomic_store_release_int(&state, s);
     }
     return s == 1 ? &fns_avx512 : s == 2 ? &fns_avx2 : &fns_base;
 #else

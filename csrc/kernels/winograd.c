@@ -182,7 +182,7 @@ static const wg_fns *candidate(int isa, int i) {
     broken_fns[i].out = i == 0 ? broken_out_m2 : broken_out_m3;
     return &broken_fns[i];
 }
-static int state[2]; /* per tile: 0 unknown, 1 avx512, 2 avx2, 3 base */
+static tg_atomic_int state[2]; /* per tile: 0 unknown, 1 avx512, 2 avx2, 3 base */
 #endif
 
 /* The transforms for tile m: the best instruction set this CPU has
@@ -190,7 +190,7 @@ static int state[2]; /* per tile: 0 unknown, 1 avx512, 2 avx2, 3 base */
 static const wg_fns *pick(int m) {
     int i = m == 2 ? 0 : 1;
 #ifdef TG_ARCH_X86
-    int s = __atomic_load_n(&state[i], __ATOMIC_ACQUIRE);
+    int s = tg_atomic_load_acquire_int(&state[i]);
     if (!s) {
         s = 3;
         if (tg_cpu_has(TG_CPU_AVX512) && same_as_base(candidate(1, i), &fns_base[i]))
@@ -203,7 +203,7 @@ static const wg_fns *pick(int m) {
         if (tg_cpu_has(TG_CPU_AVX2) && s == 3)
             tg_dispatch_log("winograd: the avx2 build of the F(%dx%d, 5x5) transforms differs "
                             "from the plain one; not used", m, m);
-        __atomic_store_n(&state[i], s, __ATOMIC_RELEASE);
+        tg_atomic_store_release_int(&state[i], s);
     }
     return s == 1 ? &fns_avx512[i] : s == 2 ? &fns_avx2[i] : &fns_base[i];
 #else
@@ -226,7 +226,7 @@ const char *tg_wino_isa(int m) {
 int tg_wino_testing_break(const char *isa) {
 #ifdef TG_ARCH_X86
     int b = !strcmp(isa, "avx512") ? 1 : !strcmp(isa, "avx2") ? 2 : 0;
-    if (!b || __atomic_load_n(&state[0], __ATOMIC_ACQUIRE) || __atomic_load_n(&state[1], __ATOMIC_ACQUIRE))
+    if (!b || tg_atomic_load_acquire_int(&state[0]) || tg_atomic_load_acquire_int(&state[1]))
         return -1;
     break_isa = b;
     return 0;
@@ -336,8 +336,8 @@ typedef void (*transpose_fn)(const float *restrict, int64_t, int64_t, int64_t, f
                              int64_t);
 static transpose_fn transpose_pick(void) {
 #ifdef TG_X86_INTRIN
-    static int st; /* 0 unknown, 1 avx2, 2 scalar */
-    int s = __atomic_load_n(&st, __ATOMIC_ACQUIRE);
+    static tg_atomic_int st; /* 0 unknown, 1 avx2, 2 scalar */
+    int s = tg_atomic_load_acquire_int(&st);
     if (!s) {
         s = 2;
         if (tg_cpu_has(TG_CPU_AVX2)) { /* checked against the scalar loop first */
@@ -356,7 +356,7 @@ static transpose_fn transpose_pick(void) {
             if (ok) s = 1;
             else tg_dispatch_log("winograd: the avx2 transpose differs from the scalar one; not used");
         }
-        __atomic_store_n(&st, s, __ATOMIC_RELEASE);
+        tg_atomic_store_release_int(&st, s);
     }
     return s == 1 ? transpose_avx2 : transpose_scalar;
 #else
@@ -413,7 +413,7 @@ typedef struct {
     const float *x, *w, *b, *U, *dy;
     float *y, *parts;
     int64_t nb, nparts; /* nparts: dw's parts, or the forward's batches */
-    int failed;
+    tg_atomic_int failed;
 } wjob;
 
 static void gemm_items(int64_t items, const int64_t *bsa, const int64_t *bsb, const int64_t *bsc,
@@ -502,7 +502,7 @@ static void fwd_range(int64_t k0, int64_t k1, void *vj) {
     float *Mt = tg_scratch_floats(TT * t.NT * nb * g->O);
     float *Yb = tg_scratch_floats(YH * YW * nb * g->O);
     if (!X || !V || !Mt || !Yb) {
-        __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+        tg_atomic_store_relaxed_int(&j->failed, 1);
         goto done;
     }
     for (int64_t k = k0; k < k1;) {
@@ -614,7 +614,7 @@ static void dw_range(int64_t k0, int64_t k1, void *vj) {
     float *D = tg_scratch_floats(YH * YW * nb * g->O);
     float *Dh = tg_scratch_floats(TT * t.NT * nb * g->O);
     if (!X || !V || !D || !Dh) {
-        __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+        tg_atomic_store_relaxed_int(&j->failed, 1);
         goto done;
     }
     for (int64_t k = k0; k < k1; k++) {

@@ -872,11 +872,11 @@ static int64_t maxpool2x2_avx2_f32(const float *a, const float *c, int64_t OW, i
 
 /* Whether the 2x2 pooling uses its AVX2 loop (tg_cpu_has, read once). */
 static bool pool_avx2(void) {
-    static int st; /* 0 unknown, 1 yes, 2 no */
-    int s = __atomic_load_n(&st, __ATOMIC_ACQUIRE);
+    static tg_atomic_int st; /* 0 unknown, 1 yes, 2 no */
+    int s = tg_atomic_load_acquire_int(&st);
     if (!s) {
         s = tg_cpu_has(TG_CPU_AVX2) ? 1 : 2;
-        __atomic_store_n(&st, s, __ATOMIC_RELEASE);
+        tg_atomic_store_release_int(&st, s);
     }
     return s == 1;
 }
@@ -1053,7 +1053,7 @@ typedef struct {
     char *out;      /* y, dx or the dw partial sums */
     int64_t nparts; /* weight_grad: number of partial sums */
     bool implicit;  /* pack the windows straight from the images (implicit_b) */
-    int failed;     /* a worker could not get its scratch buffer */
+    tg_atomic_int failed; /* a worker could not get its scratch buffer */
 } conv_job;
 
 /* Images per chunk so that a chunk is worth a thread. */
@@ -1167,7 +1167,7 @@ static void fwd_range(int64_t n0, int64_t n1, void *vjob) {
     }
     goto done;
 fail:
-    __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+    tg_atomic_store_relaxed_int(&j->failed, 1);
 done:
     tg_scratch_free(cols);
     tg_scratch_free(yb);
@@ -1189,7 +1189,7 @@ static void dx_range(int64_t n0, int64_t n1, void *vjob) {
     /* dy of m images as one (O, m*OH*OW) matrix */
     void *dyb = m > 1 ? scratch((size_t)(g->O * OHW * m) * isz) : NULL;
     if ((!direct && !cols) || (m > 1 && !dyb)) {
-        __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+        tg_atomic_store_relaxed_int(&j->failed, 1);
         tg_scratch_free(cols);
         tg_scratch_free(dyb);
         return;
@@ -1289,7 +1289,7 @@ static void dw_range(int64_t k0, int64_t k1, void *vjob) {
     }
     goto done;
 fail:
-    __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+    tg_atomic_store_relaxed_int(&j->failed, 1);
 done:
     tg_scratch_free(cols);
     tg_scratch_free(roff);
