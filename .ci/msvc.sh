@@ -13,8 +13,9 @@
 #       has and cl.exe does not (unistd.h, pthread.h, ...)
 #   -include .ci/msvc/force.h
 #       poisons GCC's extensions (__attribute__, __builtin_*, typeof,
-#       _Thread_local, ...) outside compiler.h: clang would accept them, cl.exe
-#       would not; -Werror=vla -Werror=gnu -Werror=pointer-arith likewise
+#       _Thread_local, the __atomic_*/__sync_* builtins and clang's
+#       __c11_atomic_*, ...) outside compiler.h: clang would accept them,
+#       cl.exe would not; -Werror=vla -Werror=gnu -Werror=pointer-arith likewise
 #   gemm_avx2.c with -mavx2 -mfma, gemm_avx512.c with -mavx512f: cl.exe
 #       declares every intrinsic in any file, clang 14 in MSVC mode only
 #       those of the target's instruction set.  The vector-math builds
@@ -52,7 +53,10 @@ for target in x86_64-pc-windows-msvc aarch64-pc-windows-msvc; do
         */gemm_avx512.c) isa=(-mavx512f) ;;
       esac
     fi
-    clang --target=$target "${FLAGS[@]}" "${isa[@]}" -c "$f" -o "$OUT/$(basename "$f" .c).$target.obj"
+    clang --target=$target "${FLAGS[@]}" "${isa[@]}" -c "$f" -o "$OUT/$(basename "$f" .c).$target.obj" || {
+      echo "msvc.sh: $f does not compile in MSVC mode (--target=$target); a \"poisoned identifier\" is"
+      echo "  a GCC/clang extension that cl.exe lacks (.ci/msvc/force.h says what to use instead:"
+      echo "  e.g. compiler.h's tg_atomic_*() for __atomic_*/__sync_*)"; exit 1; }
     n=$((n + 1))
   done
   # the branches that matter: no GCC path was compiled in MSVC mode
@@ -63,6 +67,13 @@ for target in x86_64-pc-windows-msvc aarch64-pc-windows-msvc; do
     grep -q "cpu_has_x86_cpuid" "$OUT/syms.txt" || { echo "msvc.sh: dispatch.c did not compile its CPUID reader"; exit 1; }
   fi
 done
+# the poison in force.h sees only the code compiled in MSVC mode, not the GCC-only branches
+# (#ifdef TG_X86_INTRIN: conv_small.c's and winograd.c's self-tests, conv.c's pooling), which
+# also build for MinGW-w64; so no GCC/clang atomic builtin anywhere in csrc/ either, by grep
+# (compiler.h names them only in comments)
+if grep -nE '__atomic_[a-z]|__sync_[a-z]|__c11_atomic' csrc/*/*.[ch] | grep -v '^csrc/kernels/compiler.h:'; then
+  echo "msvc.sh: csrc uses GCC/clang atomic builtins (above): use compiler.h's tg_atomic_*()"; exit 1
+fi
 # force.h includes compiler.h in every file, so the check above would also pass a file that
 # uses the overflow builtins without including it (cl.exe would then fail): each file that
 # names them must reach compiler.h by its own includes
@@ -77,7 +88,7 @@ done
 # csrc/python cannot be compiled here in MSVC mode (Python's headers are the Linux ones);
 # a textual check instead: no GCC extension other than the overflow builtins, which
 # compiler.h provides under cl.exe (common.h includes it)
-if grep -nE '__attribute__|__typeof|\btypeof\b|_Thread_local|__thread\b|__int128|__asm|vector_size|__builtin_' \
+if grep -nE '__attribute__|__typeof|\btypeof\b|_Thread_local|__thread\b|__int128|__asm|vector_size|__builtin_|__atomic_|__sync_|__c11_atomic' \
      csrc/python/*.c csrc/python/*.h | grep -vE '__builtin_(add|sub|mul)_overflow'; then
   echo "msvc.sh: csrc/python uses a GCC extension that cl.exe lacks (above)"; exit 1
 fi
