@@ -164,7 +164,10 @@ static inline bool tg_mul_overflow_i64(int64_t a, int64_t b, int64_t *r)
  * states of the kernel dispatchers (winograd.c, conv_small.c, conv.c's
  * pooling) and the "a worker failed" flags of parallel jobs.  Each is
  * touched once per call, never in a loop, so these are about correctness
- * and portability, not speed.  They used GCC's __atomic_* builtins on plain
+ * and portability, not speed (gcc 12 -O3, x86-64: the object code of
+ * tensor.c, record.c, backward.c and conv_small.c is the same as with the
+ * builtins; conv.c and winograd.c differ only in register choices around
+ * their job setup, none in a kernel loop).  They used GCC's __atomic_* builtins on plain
  * ints, which clang (also in MSVC mode) accepts and cl.exe does not.  Now
  * the object has an atomic type and only these functions touch it:
  *
@@ -185,10 +188,10 @@ static inline bool tg_mul_overflow_i64(int64_t a, int64_t b, int64_t *r)
  * cl.exe: the thread pool (threadpool.c) already needs <stdatomic.h>, so
  * setup.py passes cl.exe /std:c11 /experimental:c11atomics (Visual Studio
  * 2022 17.5 or later); a second, hand-made implementation (Interlocked* on
- * volatile LONG64, with the acquire/release of volatile differing between
- * x86 and arm64 under cl.exe's /volatile:iso default) would be a branch
+ * volatile LONG64: cl.exe gives volatile acquire/release semantics only
+ * under /volatile:ms, its default on x86 but not on arm64) would be a branch
  * that nothing here compiles or runs.  A typed atomic also makes the
- * compiler refuse a plain int where a shared one is meant.  cl.exe keeps
+ * compiler warn when a plain int is passed where a shared one is meant.  cl.exe keeps
  * defining __STDC_NO_ATOMICS__ under /experimental:c11atomics (its atomics
  * are lock-free only, all ours are), hence the _MSC_VER exception below.
  * .ci/msvc/force.h poisons the GCC builtins (__atomic_*, __sync_*) and
