@@ -8,7 +8,8 @@
  *   1. cuts [0, n) into C balanced contiguous chunks of at least `grain`
  *      items, C <= TG_CHUNKS_PER_THREAD per thread;
  *   2. publishes the job (fn, ctx, chunk count, an atomic "next chunk"
- *      counter), bumps the pool's generation number and wakes the workers;
+ *      counter), bumps the pool's generation number and wakes the workers
+ *      that sleep (a spinning one sees the new generation by itself);
  *   3. takes chunks itself, like a worker, until none are left;
  *   4. withdraws the job (so that a worker waking up only now does not
  *      join it) and waits for the workers that did join to finish.
@@ -19,6 +20,26 @@
  * and a small loop that the caller finished alone returns at once, without
  * waiting for sleeping workers to wake up (on a virtual machine a wake-up
  * can take hundreds of microseconds).
+ *
+ * Handing a loop over
+ * -------------------
+ * Steps 2 and 4 take no lock: the job pointer, the generation, the count
+ * of workers that joined (`active`) and the sleepers' flags are
+ * sequentially consistent atomics.  A worker that sees a new generation
+ * first joins (active + 1), then reads the job; the caller first withdraws
+ * the job (NULL), then waits for active to reach 0.  In the single order
+ * of those four operations either the caller sees the worker's join and
+ * waits for it, or the worker sees no job (or a later one, as much alive)
+ * and leaves.  The pool's mutex is taken only to sleep on, or to wake, a
+ * condition variable: a worker going to sleep counts itself in `sleepers`
+ * before it looks at the generation a last time, and the caller, after
+ * bumping the generation, broadcasts only if that count is not 0 (the
+ * same rule for a caller sleeping while it waits for the workers).  Until
+ * session 10 steps 2 and 4 each took the mutex on both sides, twice per
+ * loop per thread; on two threads the caller and the worker met on it at
+ * the start and end of nearly every loop, and a thread that found it taken
+ * slept in the kernel (a futex wait, and a wake-up of microseconds to tens
+ * of microseconds on a virtual machine) while the loop waited.
  *
  * Sleeping and waking
  * -------------------
@@ -129,12 +150,14 @@ typedef struct {
     void *ctx;
     int64_t n;              /* items [0, n) */
     int64_t nchunks;        /* balanced contiguous chunks */
+    int helpers;            /* workers 0..helpers-1 may take chunks */
     atomic_llong next;      /* next chunk to hand out */
 } tg_job;
 
-/* The pool.  `lock` guards every field except `generation` and the atomics
- * (which are also only written with `lock` held, but read without it by
- * spinning workers). */
+/* The pool.  A loop is handed over without the lock (see "Handing a loop
+ * over" above): `job`, `generation`, `active` and the two sleeper flags are
+ * sequentially consistent atomics; `lock` guards only the sleeping on the
+ * two condition variables, `shutdown`'s store, and the thread array. */
 static struct {
     tg_mutex submit;     /* held by the thread whose job owns the pool */
     tg_mutex lock;
@@ -144,10 +167,11 @@ static struct {
     int nworkers;
     unsigned spawn_generation;  /* generation when the current workers were made */
     atomic_uint generation;     /* bumped once per published job */
-    int nparticipants;          /* workers 0..nparticipants-1 may help with the job */
-    atomic_int active;          /* workers currently running chunks of the job */
-    int shutdown;               /* workers exit when they see this */
-    tg_job *job;
+    atomic_int active;          /* workers between joining a generation and leaving it */
+    atomic_int sleepers;        /* workers asleep (or about to be) on wake_cv */
+    atomic_int caller_sleeping; /* the submitter sleeps (or is about to) on done_cv */
+    atomic_int shutdown;        /* workers exit when they see this */
+    _Atomic(tg_job *) job;      /* the loop in flight, NULL between loops */
 } pool = {
     .submit = TG_MUTEX_INIT,
     .lock = TG_MUTEX_INIT,
@@ -362,29 +386,34 @@ static void *worker_main(void *arg)
 
     tg_mutex_lock(&pool.lock);
     unsigned seen = pool.spawn_generation;
+    tg_mutex_unlock(&pool.lock);
     for (;;) {
         /* Spin briefly without the lock: cheap when jobs come back-to-back. */
-        tg_mutex_unlock(&pool.lock);
         spin_until_changed(&pool.generation, seen, get_spin_ns());
-        tg_mutex_lock(&pool.lock);
-        while (atomic_load(&pool.generation) == seen && !pool.shutdown)
-            tg_cond_wait(&pool.wake_cv, &pool.lock);
-        if (pool.shutdown)
+        if (atomic_load(&pool.generation) == seen) {
+            tg_mutex_lock(&pool.lock);
+            atomic_fetch_add(&pool.sleepers, 1);
+            while (atomic_load(&pool.generation) == seen && !atomic_load(&pool.shutdown))
+                tg_cond_wait(&pool.wake_cv, &pool.lock);
+            atomic_fetch_sub(&pool.sleepers, 1);
+            tg_mutex_unlock(&pool.lock);
+        }
+        if (atomic_load(&pool.shutdown))
             break;
         seen = atomic_load(&pool.generation);
-        tg_job *job = pool.job;
-        if (job == NULL || id >= pool.nparticipants)
-            continue;               /* job already over, or not needed for it */
-        atomic_fetch_add(&pool.active, 1);   /* joined: the caller waits for us */
-        tg_mutex_unlock(&pool.lock);
-
-        run_chunks(job);
-
-        tg_mutex_lock(&pool.lock);
-        if (atomic_fetch_sub(&pool.active, 1) == 1)
+        /* Join first, then look at the job: the caller withdraws the job
+         * before it waits for `active` to reach 0, so either it sees us or
+         * we see no job (or a later one, which is as alive). */
+        atomic_fetch_add(&pool.active, 1);
+        tg_job *job = atomic_load(&pool.job);
+        if (job != NULL && id < job->helpers)
+            run_chunks(job);
+        if (atomic_fetch_sub(&pool.active, 1) == 1 && atomic_load(&pool.caller_sleeping)) {
+            tg_mutex_lock(&pool.lock);
             tg_cond_signal(&pool.done_cv);
+            tg_mutex_unlock(&pool.lock);
+        }
     }
-    tg_mutex_unlock(&pool.lock);
     return NULL;
 }
 
@@ -394,7 +423,7 @@ static void pool_stop(void)
     if (pool.nworkers == 0)
         return;
     tg_mutex_lock(&pool.lock);
-    pool.shutdown = 1;
+    atomic_store(&pool.shutdown, 1);
     atomic_fetch_add(&pool.generation, 1);  /* ends a spinning worker's wait */
     tg_cond_broadcast(&pool.wake_cv);
     tg_mutex_unlock(&pool.lock);
@@ -403,7 +432,7 @@ static void pool_stop(void)
     free(pool.threads);
     pool.threads = NULL;
     pool.nworkers = 0;
-    pool.shutdown = 0;
+    atomic_store(&pool.shutdown, 0);
 }
 
 #ifndef _WIN32 /* fork() is POSIX only */
@@ -433,10 +462,11 @@ static void atfork_child(void)
     free(pool.threads);
     pool.threads = NULL;
     pool.nworkers = 0;
-    pool.shutdown = 0;
-    pool.nparticipants = 0;
-    pool.job = NULL;
+    atomic_store(&pool.shutdown, 0);
+    atomic_store(&pool.job, NULL);
     atomic_store(&pool.active, 0);
+    atomic_store(&pool.sleepers, 0);
+    atomic_store(&pool.caller_sleeping, 0);
     if (tls_fork_locked) {
         /* We locked them in atfork_prepare: the child's copy is ours. */
         tg_mutex_unlock(&pool.lock);
@@ -477,7 +507,6 @@ static int pool_grow(int want)
         return 0;
     tg_mutex_lock(&pool.lock);
     pool.spawn_generation = atomic_load(&pool.generation);
-    pool.nparticipants = 0;
     tg_mutex_unlock(&pool.lock);
     int made = 0;
     for (; made < want; ++made)
@@ -527,18 +556,20 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
         return;
     }
 
-    tg_job job = { .fn = fn, .ctx = ctx, .n = n, .nchunks = nchunks };
+    int helpers = (int)(nchunks - 1 < nworkers ? nchunks - 1 : nworkers);
+    tg_job job = { .fn = fn, .ctx = ctx, .n = n, .nchunks = nchunks, .helpers = helpers };
     atomic_init(&job.next, 0);
 
-    /* Publish the job and wake the helpers. */
-    int helpers = (int)(nchunks - 1 < nworkers ? nchunks - 1 : nworkers);
-    tg_mutex_lock(&pool.lock);
-    pool.job = &job;
-    pool.nparticipants = helpers;
+    /* Publish the job; wake the helpers only if one sleeps (a spinning one
+     * sees the new generation by itself). */
+    atomic_store(&pool.job, &job);
     atomic_fetch_add(&pool.generation, 1);
     atomic_fetch_add_explicit(&jobs_published, 1, memory_order_relaxed);
-    tg_cond_broadcast(&pool.wake_cv);
-    tg_mutex_unlock(&pool.lock);
+    if (atomic_load(&pool.sleepers) > 0) {
+        tg_mutex_lock(&pool.lock);
+        tg_cond_broadcast(&pool.wake_cv);
+        tg_mutex_unlock(&pool.lock);
+    }
 
     /* Work like a helper. */
     tls_in_parallel = 1;
@@ -548,15 +579,16 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
     /* Every chunk is taken.  Withdraw the job, so that no worker joins it
      * from now on, then wait for the workers that joined: they may still be
      * running their last chunk, and `job` lives on our stack. */
-    tg_mutex_lock(&pool.lock);
-    pool.job = NULL;
-    pool.nparticipants = 0;
-    tg_mutex_unlock(&pool.lock);
+    atomic_store(&pool.job, NULL);
     spin_until_zero(&pool.active, get_spin_ns());
-    tg_mutex_lock(&pool.lock);
-    while (atomic_load(&pool.active) != 0)
-        tg_cond_wait(&pool.done_cv, &pool.lock);
-    tg_mutex_unlock(&pool.lock);
+    if (atomic_load(&pool.active) != 0) {
+        tg_mutex_lock(&pool.lock);
+        atomic_store(&pool.caller_sleeping, 1);
+        while (atomic_load(&pool.active) != 0)
+            tg_cond_wait(&pool.done_cv, &pool.lock);
+        atomic_store(&pool.caller_sleeping, 0);
+        tg_mutex_unlock(&pool.lock);
+    }
 
     tg_mutex_unlock(&pool.submit);
 }

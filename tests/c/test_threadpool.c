@@ -323,6 +323,52 @@ START_TEST(test_many_small_loops)
 }
 END_TEST
 
+/* The lock-free hand-over (threadpool.c, "Handing a loop over"): a worker
+ * joins a generation before it looks at the job and the caller withdraws
+ * the job before it waits for the joined workers, so every item runs once
+ * whatever the interleaving.  The spins make the races likely: 0 (every
+ * worker sleeps after every loop: the sleep/wake path each time), a few
+ * microseconds (a worker gives up spinning just as the next loop is
+ * published) and the default; 2 to 4 threads; gaps of 0 to ~20 us. */
+static void count_each(int64_t b, int64_t e, void *ctx)
+{
+    atomic_int *seen = ctx;
+    for (int64_t i = b; i < e; ++i)
+        atomic_fetch_add(&seen[i], 1);
+}
+
+START_TEST(test_handover_under_every_spin)
+{
+    int saved = tg_threadpool_get_spin_us();
+    int reps = getenv("TG_TEST_LIGHT") ? 150 : 1500;
+    static atomic_int seen[64];
+    const int spins[3] = {0, 3, saved};
+    unsigned rng = 12345;
+    for (int si = 0; si < 3; ++si) {
+        ck_assert_int_eq(tg_threadpool_set_spin_us(spins[si]), 0);
+        for (int nt = 2; nt <= 4; ++nt) {
+            ck_assert_int_eq(tg_set_num_threads(nt), 0);
+            for (int r = 0; r < reps; ++r) {
+                rng = rng * 1103515245u + 12345u;
+                int64_t n = 2 + (int64_t)((rng >> 16) % 63);
+                for (int64_t i = 0; i < n; ++i)
+                    atomic_store(&seen[i], 0);
+                tg_parallel_for(n, 1, count_each, seen);
+                for (int64_t i = 0; i < n; ++i)
+                    if (atomic_load(&seen[i]) != 1)
+                        ck_abort_msg("spin %d us, %d threads, loop %d of %lld items: item %lld ran %d times",
+                                     spins[si], nt, r, (long long)n, (long long)i, atomic_load(&seen[i]));
+                if ((rng >> 8) % 4 == 0) {
+                    struct timespec ts = { 0, (long)((rng >> 4) % 20000) };
+                    nanosleep(&ts, NULL);
+                }
+            }
+        }
+    }
+    ck_assert_int_eq(tg_threadpool_set_spin_us(saved), 0);
+}
+END_TEST
+
 /* ---- the spin before a worker sleeps (tg_threadpool_set_spin_us) ------- */
 
 #ifdef __linux__
@@ -452,6 +498,10 @@ static void scratch_rounds(int64_t b, int64_t e, void *ctx) {
         unsigned char *p = tg_scratch_alloc(n);
         ck_assert_ptr_nonnull(p);
         memset(p, (int)(i & 0xff), n);
+        /* a block handed to two threads at once would be overwritten */
+        for (volatile int k = 0; k < 200; k++) {}
+        ck_assert_int_eq(p[0], (int)(i & 0xff));
+        ck_assert_int_eq(p[n / 2], (int)(i & 0xff));
         ck_assert_int_eq(p[n - 1], (int)(i & 0xff));
         tg_scratch_free(p);
     }
@@ -516,6 +566,7 @@ Suite *threadpool_suite(void)
         printf("threadpool: test_fork_child_rebuilds_pool NOT RUN HERE (TG_TEST_NO_FORK set)\n");
     tcase_add_test(tc, test_shutdown_and_restart);
     tcase_add_test(tc, test_many_small_loops);
+    tcase_add_test(tc, test_handover_under_every_spin);
     tcase_add_test(tc, test_spin_setting);
     tcase_add_test(tc, test_scratch_buffers_are_kept_and_reused);
 #ifdef __linux__
