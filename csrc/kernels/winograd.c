@@ -393,18 +393,51 @@ static void input_transform(const tg_wino_geom *g, const tiling *t, const wg_fns
  * parallel part; as element-by-element loops they were 24 and 6 us of
  * conv2's calls (one image, one thread, best of 45 in alternating
  * processes: forward 64 -> 40 us, input gradient 81 -> 57, dw 49 -> 43),
- * about 54 us of serial work per training step. */
-static void weight_transform(const tg_wino_geom *g, const wg_fns *f, const float *w, int flip,
-                             float *tmp, float *U) {
-    int64_t r = g->r, rr = r * r, OC = g->O * g->C, T = g->m + r - 1;
+ * about 54 us of serial work per training step.  Session 10: they run on
+ * the pool too, split by output channels (weight_transform) or by (o, c)
+ * lanes (the weight gradient's tail), each lane computed by the same code
+ * whatever the split, so the bits do not change.  On two threads this was
+ * the largest serial stretch left in the MNIST CNN's step inside the
+ * convolution calls (perf: wt_m3r5 and the transposes on the calling
+ * thread, the worker spinning), and each thread now finds its half of U
+ * in its own cache. */
+typedef struct {
+    const tg_wino_geom *g;
+    const wg_fns *f;
+    const float *w;
+    int flip;
+    float *tmp, *U;
+} wtjob;
+
+static void wt_range(int64_t o0, int64_t o1, void *vj) {
+    const wtjob *j = vj;
+    const tg_wino_geom *g = j->g;
+    int64_t r = g->r, rr = r * r, C = g->C, OC = g->O * C, T = g->m + r - 1;
+    int64_t a0 = o0 * C, a1 = o1 * C;
     /* tmp[k][o][c] = the tap k of (o, c): transposes (transpose_pick), the
      * flipped kernel's taps written from the last row of tmp up */
     transpose_fn tr = transpose_pick();
-    if (!flip) tr(w, rr, OC, rr, tmp, OC);
+    if (!j->flip) tr(j->w + a0 * rr, rr, a1 - a0, rr, j->tmp + a0, OC);
     else
-        for (int64_t o = 0; o < g->O; o++)
-            tr(w + o * rr, g->O * rr, g->C, rr, tmp + (rr - 1) * OC + o * g->C, -OC);
-    f->wt(tmp, r * OC, OC, U, T * OC, OC, OC);
+        for (int64_t o = o0; o < o1; o++)
+            tr(j->w + o * rr, g->O * rr, C, rr, j->tmp + (rr - 1) * OC + o * C, -OC);
+    j->f->wt(j->tmp + a0, r * OC, OC, j->U + a0, T * OC, OC, a1 - a0);
+}
+
+/* Input floats of the weights a chunk of the transforms should have before
+ * it is worth a thread (a few microseconds of work). */
+#define WINO_WT_MIN_FLOATS 4096.0
+
+static int64_t wt_grain(const tg_wino_geom *g) {
+    double per = (double)g->C * (double)(g->r * g->r);
+    double gr = per > 0 ? ceil(WINO_WT_MIN_FLOATS / per) : 1;
+    return gr < 1 ? 1 : gr > 1e9 ? 1000000000 : (int64_t)gr;
+}
+
+static void weight_transform(const tg_wino_geom *g, const wg_fns *f, const float *w, int flip,
+                             float *tmp, float *U) {
+    wtjob j = {.g = g, .f = f, .w = w, .flip = flip, .tmp = tmp, .U = U};
+    tg_parallel_for(g->O, wt_grain(g), wt_range, &j);
 }
 
 typedef struct {
@@ -650,6 +683,29 @@ done:
     tg_scratch_free(Dh);
 }
 
+/* The weight gradient's tail for output channels [o0, o1) (their lanes
+ * o * C + c): the parts added in order, the inverse transform, and the
+ * transpose to dw[p][k] = tmp[k][p]. */
+typedef struct {
+    const tg_wino_geom *g;
+    const wg_fns *f;
+    float *parts, *tmp, *dw;
+    int64_t nparts;
+} dwtail;
+
+static void dw_tail_range(int64_t o0, int64_t o1, void *vj) {
+    const dwtail *j = vj;
+    const tg_wino_geom *g = j->g;
+    int64_t r = g->r, rr = r * r, T = g->m + r - 1, TT = T * T, OC = g->O * g->C;
+    int64_t a0 = o0 * g->C, a1 = o1 * g->C;
+    float *parts = j->parts;
+    for (int64_t k = 1; k < j->nparts; k++) /* the parts added in order */
+        for (int64_t t = 0; t < TT; t++)
+            for (int64_t i = t * OC + a0; i < t * OC + a1; i++) parts[i] += parts[k * TT * OC + i];
+    j->f->dw(parts + a0, T * OC, OC, j->tmp + a0, r * OC, OC, a1 - a0);
+    transpose_pick()(j->tmp + a0, OC, rr, a1 - a0, j->dw + a0 * rr, rr);
+}
+
 int tg_wino_weight_grad_f32(const tg_wino_geom *g, const float *x, const float *dy, float *dw) {
     if (!tg_wino_supported(g->m, (int)g->r)) return -1;
     int64_t r = g->r, rr = r * r, T = g->m + r - 1, TT = T * T, OC = g->O * g->C;
@@ -669,10 +725,10 @@ int tg_wino_weight_grad_f32(const tg_wino_geom *g, const float *x, const float *
     else
         dw_range(0, nparts, &j);
     if (j.failed) goto done;
-    for (int64_t k = 1; k < nparts; k++) /* the parts added in order */
-        for (int64_t i = 0; i < TT * OC; i++) parts[i] += parts[k * TT * OC + i];
-    f->dw(parts, T * OC, OC, tmp, r * OC, OC, OC);
-    transpose_pick()(tmp, OC, rr, OC, dw, rr); /* dw[p][k] = tmp[k][p] */
+    {
+        dwtail t = {.g = g, .f = f, .parts = parts, .nparts = nparts, .tmp = tmp, .dw = dw};
+        tg_parallel_for(g->O, wt_grain(g), dw_tail_range, &t);
+    }
     rc = 0;
 done:
     tg_scratch_free(parts);
