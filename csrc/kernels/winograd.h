@@ -40,6 +40,11 @@ double tg_wino_bytes_per_image(const tg_wino_geom *g);
  * given as (C, O, r, r) with its taps reversed and its two channel axes
  * swapped, i.e. y = conv2d_input_grad-style product (the transposed
  * convolution with stride 1 as a convolution). */
+/* Both return 0 when every output is finite; 1 when some output is inf or
+ * NaN (every output is written; the caller computes the call again by the
+ * direct path, which puts non-finite values exactly where the definition
+ * does: see winograd.c, "Non-finite inputs"); -1 when the shape is not
+ * supported or scratch memory ran out (the output is then undefined). */
 int tg_wino_conv_f32(const tg_wino_geom *g, const float *x, const float *w, int flip,
                      const float *b, float *y);
 
