@@ -158,7 +158,8 @@ static inline bool tg_mul_overflow_i64(int64_t a, int64_t b, int64_t *r)
 #endif
 
 /* ---- atomics --------------------------------------------------------------
- * The core shares a few words between threads outside the thread pool:
+ * The core shares a few words between threads outside the thread pool
+ * and the scratch cache's lock (which use <stdatomic.h> directly):
  * tensor ids and tape sequence numbers (core/tensor.c, core/record.c), the
  * engine's backward mark (engine/backward.c), the one-time self-test
  * states of the kernel dispatchers (winograd.c, conv_small.c, conv.c's

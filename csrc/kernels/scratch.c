@@ -55,6 +55,15 @@ static void lock(void) {
     }
 }
 static void unlock(void) { atomic_store_explicit(&lock_word, 0, memory_order_release); }
+
+/* fork(): only the forking thread exists in the child, so a lock another
+ * thread held at that moment would stay taken there and the child would
+ * spin forever.  The lock is taken around fork() (registered at the first
+ * allocation), so the child's copy of the free lists is whole. */
+#ifndef _WIN32
+static tg_once atfork_once = TG_ONCE_INIT;
+static void register_atfork(void) { pthread_atfork(lock, unlock, unlock); }
+#endif
 static hdr *free_lists[N_CLASSES];
 static size_t cached;
 
@@ -65,6 +74,9 @@ void *tg_scratch_alloc(size_t bytes) {
     while (c < N_CLASSES - 1 && class_bytes(c) < bytes) c++;
     if (class_bytes(c) < bytes || class_bytes(c) > SIZE_MAX - HEADER) return NULL;
     hdr *h = NULL;
+#ifndef _WIN32
+    tg_once_run(&atfork_once, register_atfork);
+#endif
     lock();
     if (free_lists[c]) {
         h = free_lists[c];

@@ -78,7 +78,8 @@
  * fork()
  * ------
  * Only the thread that calls fork() exists in the child.  pthread_atfork()
- * handlers take the pool's locks around fork() (so no job is half published)
+ * handlers take the pool's locks around fork() (holding `submit`, no loop
+ * is in flight)
  * and, in the child, forget the parent's workers: the child's pool is empty
  * and is rebuilt by its first tg_parallel_for().
  */
@@ -143,8 +144,9 @@ static long long get_spin_ns(void)
 }
 
 /* One parallel loop in flight.  Lives on the stack of the tg_parallel_for()
- * call that owns it; workers touch it only between being woken for it and
- * reporting completion. */
+ * call that owns it; a worker touches it only between joining (active + 1,
+ * before it reads pool.job) and leaving (active - 1), and the call returns
+ * only after active is back to 0. */
 typedef struct {
     tg_range_fn fn;
     void *ctx;
@@ -155,9 +157,11 @@ typedef struct {
 } tg_job;
 
 /* The pool.  A loop is handed over without the lock (see "Handing a loop
- * over" above): `job`, `generation`, `active` and the two sleeper flags are
- * sequentially consistent atomics; `lock` guards only the sleeping on the
- * two condition variables, `shutdown`'s store, and the thread array. */
+ * over" above): `job`, `helpers`, `generation`, `active`, the `sleepers`
+ * count and the `caller_sleeping` flag are sequentially consistent atomics;
+ * `lock` serves the sleeping on the two condition variables and guards
+ * `spawn_generation`; `submit` (held by the caller of the loop in flight,
+ * and by pool_grow/pool_stop) guards the thread array. */
 static struct {
     tg_mutex submit;     /* held by the thread whose job owns the pool */
     tg_mutex lock;
@@ -170,6 +174,7 @@ static struct {
     atomic_int active;          /* workers between joining a generation and leaving it */
     atomic_int sleepers;        /* workers asleep (or about to be) on wake_cv */
     atomic_int caller_sleeping; /* the submitter sleeps (or is about to) on done_cv */
+    atomic_int helpers;         /* workers 0..helpers-1 may help with the loop in flight */
     atomic_int shutdown;        /* workers exit when they see this */
     _Atomic(tg_job *) job;      /* the loop in flight, NULL between loops */
 } pool = {
@@ -401,6 +406,10 @@ static void *worker_main(void *arg)
         if (atomic_load(&pool.shutdown))
             break;
         seen = atomic_load(&pool.generation);
+        /* Not needed for this loop (a hint: the job's own count decides):
+         * stay out, so the caller does not wait for us to leave it. */
+        if (id >= atomic_load(&pool.helpers))
+            continue;
         /* Join first, then look at the job: the caller withdraws the job
          * before it waits for `active` to reach 0, so either it sees us or
          * we see no job (or a later one, which is as alive). */
@@ -467,6 +476,7 @@ static void atfork_child(void)
     atomic_store(&pool.active, 0);
     atomic_store(&pool.sleepers, 0);
     atomic_store(&pool.caller_sleeping, 0);
+    atomic_store(&pool.helpers, 0);
     if (tls_fork_locked) {
         /* We locked them in atfork_prepare: the child's copy is ours. */
         tg_mutex_unlock(&pool.lock);
@@ -562,6 +572,7 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
 
     /* Publish the job; wake the helpers only if one sleeps (a spinning one
      * sees the new generation by itself). */
+    atomic_store(&pool.helpers, helpers);
     atomic_store(&pool.job, &job);
     atomic_fetch_add(&pool.generation, 1);
     atomic_fetch_add_explicit(&jobs_published, 1, memory_order_relaxed);
@@ -580,6 +591,9 @@ void tg_parallel_for(int64_t n, int64_t grain, tg_range_fn fn, void *ctx)
      * from now on, then wait for the workers that joined: they may still be
      * running their last chunk, and `job` lives on our stack. */
     atomic_store(&pool.job, NULL);
+    /* The spin's acquire loads are a fast path only: the sequentially
+     * consistent load below is the one ordered after the withdrawal above,
+     * which the hand-over's correctness rests on. */
     spin_until_zero(&pool.active, get_spin_ns());
     if (atomic_load(&pool.active) != 0) {
         tg_mutex_lock(&pool.lock);

@@ -391,13 +391,13 @@ static void input_transform(const tg_wino_geom *g, const tiling *t, const wg_fns
 
 /* U (T*T, O, C) = G g G^T for every (o, c); flip: g[o][c] = w[c][o] with
  * its taps reversed (w then (C, O, r, r)).  tmp: r*r*O*C floats.  This and
- * the weight gradient's last copy run on one thread before / after the
+ * the weight gradient's last copy ran on one thread before / after the
  * parallel part; as element-by-element loops they were 24 and 6 us of
  * conv2's calls (one image, one thread, best of 45 in alternating
  * processes: forward 64 -> 40 us, input gradient 81 -> 57, dw 49 -> 43),
  * about 54 us of serial work per training step.  Session 10: they run on
- * the pool too, split by output channels (weight_transform) or by (o, c)
- * lanes (the weight gradient's tail), each lane computed by the same code
+ * the pool too, split by output channels (their lanes o * C + c), each
+ * lane computed by the same code
  * whatever the split, so the bits do not change.  On two threads this was
  * the largest serial stretch left in the MNIST CNN's step inside the
  * convolution calls (perf: wt_m3r5 and the transposes on the calling
@@ -523,10 +523,6 @@ static void products_by_columns(const wjob *j, const tiling *t, int64_t n, int64
         }
 }
 
-/* Batches k0..k1 of the forward pass: with j->nparts > 0, batch k is
- * images [N k / nparts, N (k+1) / nparts) (fwd_batches), at most j->nb
- * images; with j->nparts = 0, k0..k1 are images, done in batches of j->nb
- * and the rest. */
 /* Whether the n floats at p are all finite (no inf, no NaN): the exponent
  * bits of each, OR-reduced (a loop the compiler vectorises, no branch).
  * Run by each chunk on the outputs it has just written (still in its
@@ -542,6 +538,10 @@ static bool all_finite(const float *p, int64_t n) {
     return !bad;
 }
 
+/* Batches k0..k1 of the forward pass: with j->nparts > 0, batch k is
+ * images [N k / nparts, N (k+1) / nparts) (fwd_batches), at most j->nb
+ * images; with j->nparts = 0, k0..k1 are images, done in batches of j->nb
+ * and the rest.  Sets j->nonfinite when an output it wrote is inf or NaN. */
 static void fwd_range(int64_t k0, int64_t k1, void *vj) {
     wjob *j = vj;
     const tg_wino_geom *g = j->g;

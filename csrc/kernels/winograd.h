@@ -39,9 +39,9 @@ double tg_wino_bytes_per_image(const tg_wino_geom *g);
 /* y = conv2d(x, w) (+ b, may be NULL).  flip = 1: the kernel used is w
  * given as (C, O, r, r) with its taps reversed and its two channel axes
  * swapped, i.e. y = conv2d_input_grad-style product (the transposed
- * convolution with stride 1 as a convolution). */
-/* Both return 0 when every output is finite; 1 when some output is inf or
- * NaN (every output is written; the caller computes the call again by the
+ * convolution with stride 1 as a convolution).
+ * Returns 0 when every output is finite; 1 when some output is inf or NaN
+ * (every output is written; the caller computes the call again by the
  * direct path, which puts non-finite values exactly where the definition
  * does: see winograd.c, "Non-finite inputs"); -1 when the shape is not
  * supported or scratch memory ran out (the output is then undefined). */
@@ -50,7 +50,8 @@ int tg_wino_conv_f32(const tg_wino_geom *g, const float *x, const float *w, int 
 
 /* dw (O, C, r, r) = the weight gradient of conv2d for input x and output
  * gradient dy (N, O, OH, OW), accumulated in a fixed number of partial
- * sums (from the shapes only) in a fixed order. */
+ * sums (from the shapes only) in a fixed order.  Returns 0, 1 or -1 as
+ * tg_wino_conv_f32 does. */
 int tg_wino_weight_grad_f32(const tg_wino_geom *g, const float *x, const float *dy, float *dw);
 
 /* The instruction set whose transforms tile m uses ("avx512", "avx2" or
