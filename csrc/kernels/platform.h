@@ -17,12 +17,24 @@
  *       tg_aligned_alloc must be released with tg_aligned_free (on POSIX that
  *       is free(); on Windows it is _aligned_free()).
  *   tg_monotonic_ns()                     a clock that never goes backwards.
+ *   tg_thread_yield()                     give the core to another thread.
+ *   tg_cpu_relax()                        the pause hint of a spin-wait loop
+ *       (x86 PAUSE; nothing elsewhere): the thread pool's and the scratch
+ *       cache's spins.
  *
  * fork() exists only on POSIX, so the thread pool's fork handlers are POSIX
  * only (see threadpool.c).
  */
 #ifndef TG_PLATFORM_H
 #define TG_PLATFORM_H
+
+#include "compiler.h"
+#ifdef TG_ARCH_X86
+#include <immintrin.h>
+#define tg_cpu_relax() _mm_pause()
+#else
+#define tg_cpu_relax() ((void)0)
+#endif
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -113,9 +125,12 @@ static inline int64_t tg_monotonic_ns(void)
     return (int64_t)((double)c.QuadPart * (1e9 / (double)f.QuadPart));
 }
 
+static inline void tg_thread_yield(void) { SwitchToThread(); }
+
 #else /* POSIX */
 
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 typedef pthread_mutex_t tg_mutex;
@@ -150,6 +165,8 @@ static inline int64_t tg_monotonic_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+static inline void tg_thread_yield(void) { sched_yield(); }
 
 #endif
 

@@ -6,17 +6,10 @@
  * pointer stays 64-byte aligned and tg_scratch_free needs no size.
  */
 #include "scratch.h"
-#include "compiler.h"
 #include "platform.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
-#ifdef TG_ARCH_X86
-#include <immintrin.h>
-#endif
-#ifndef _WIN32
-#include <sched.h>
-#endif
 
 #define HEADER 64
 #define N_CLASSES 48 /* 64 B << 47: more than any allocation */
@@ -41,16 +34,8 @@ static atomic_int lock_word;
 static void lock(void) {
     for (unsigned spins = 0; atomic_exchange_explicit(&lock_word, 1, memory_order_acquire);) {
         while (atomic_load_explicit(&lock_word, memory_order_relaxed)) {
-            if (++spins % 1024 == 0) {
-#ifdef _WIN32
-                SwitchToThread();
-#else
-                sched_yield();
-#endif
-            }
-#ifdef TG_ARCH_X86
-            _mm_pause();
-#endif
+            if (++spins % 1024 == 0) tg_thread_yield();
+            tg_cpu_relax();
         }
     }
 }

@@ -96,12 +96,6 @@
 #include <unistd.h>
 #endif
 
-#ifdef TG_ARCH_X86
-#include <immintrin.h>
-#define tg_cpu_relax() _mm_pause()
-#else
-#define tg_cpu_relax() ((void)0)
-#endif
 
 /* Pause instructions between two looks at the clock while spinning.  A
  * pause takes 10-140 cycles depending on the CPU (about 30-55 ns on the

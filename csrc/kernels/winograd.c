@@ -426,14 +426,19 @@ static void wt_range(int64_t o0, int64_t o1, void *vj) {
     j->f->wt(j->tmp + a0, r * OC, OC, j->U + a0, T * OC, OC, a1 - a0);
 }
 
+/* Items a chunk needs to hold at least `least` units of work when an item
+ * is `per` units (a loop grain for tg_parallel_for, at least 1). */
+static int64_t grain_for(double least, double per) {
+    double gr = per > 0 ? ceil(least / per) : 1;
+    return gr < 1 ? 1 : gr > 1e9 ? 1000000000 : (int64_t)gr;
+}
+
 /* Input floats of the weights a chunk of the transforms should have before
  * it is worth a thread (a few microseconds of work). */
 #define WINO_WT_MIN_FLOATS 4096.0
 
 static int64_t wt_grain(const tg_wino_geom *g) {
-    double per = (double)g->C * (double)(g->r * g->r);
-    double gr = per > 0 ? ceil(WINO_WT_MIN_FLOATS / per) : 1;
-    return gr < 1 ? 1 : gr > 1e9 ? 1000000000 : (int64_t)gr;
+    return grain_for(WINO_WT_MIN_FLOATS, (double)g->C * (double)(g->r * g->r));
 }
 
 static void weight_transform(const tg_wino_geom *g, const wg_fns *f, const float *w, int flip,
@@ -586,9 +591,8 @@ done:
 #define WINO_MIN_WORK 262144.0
 
 static int64_t grain_of(const tg_wino_geom *g) {
-    double work = (double)g->O * (double)g->C * (double)(g->r * g->r) * (double)(g->OH * g->OW);
-    double gr = work > 0 ? ceil(WINO_MIN_WORK / work) : 1;
-    return gr < 1 ? 1 : gr > 1e9 ? 1000000000 : (int64_t)gr;
+    return grain_for(WINO_MIN_WORK,
+                     (double)g->O * (double)g->C * (double)(g->r * g->r) * (double)(g->OH * g->OW));
 }
 
 /* The forward pass's batches on several threads, when the pool would cut
