@@ -131,7 +131,12 @@ static tg_tensor *tri(const char *who, tg_tensor *x, int64_t k, bool lower) {
     if (x->ndim < 2)
         return TG_FAIL(TG_ERR_VALUE, "%s: input must have at least 2 dimensions, got shape %s", who, tg__shp(x));
     if (require_dtype(who, x, true)) return NULL;
-    int64_t n = x->shape[x->ndim - 2], m = x->shape[x->ndim - 1], sh[2] = {n, m};
+    int64_t n = x->shape[x->ndim - 2], m = x->shape[x->ndim - 1];
+    /* An empty x (a batch axis of 0) can have matrices of any size: its mask
+     * is then 1 x 1 (broadcast, never read), not n x m (found by the fuzz
+     * driver: (0, 7e4, 7e4) built a 39 GB mask and filled it for minutes). */
+    if (x->numel == 0) n = m = 1;
+    int64_t sh[2] = {n, m};
     tg_tensor *mask = tg_tensor_zeros(2, sh, TG_FLOAT64);
     if (!mask) return NULL;
     double *md = tg_tensor_data(mask);
