@@ -61,8 +61,8 @@
  * seeing the flag.  An exchange is a locked instruction on the x86 host,
  * a full barrier (natively on x86-64 gcc already compiles a seq_cst
  * store as the same XCHG, so nothing changes there): 0 hangs in 1,400
- * runs since.  .ci/arm64.sh runs the
- * threadpool suite 30 more times under qemu to catch this kind of race.
+ * runs since.  .ci/arm64.sh runs the threadpool suite 30 more times
+ * under qemu to catch this kind of race.
  *
  * Sleeping and waking
  * -------------------
@@ -118,7 +118,6 @@
 #include <sched.h>
 #include <unistd.h>
 #endif
-
 
 /* Pause instructions between two looks at the clock while spinning.  A
  * pause takes 10-140 cycles depending on the CPU (about 30-55 ns on the
