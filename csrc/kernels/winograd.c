@@ -267,7 +267,21 @@ double tg_wino_bytes_per_image(const tg_wino_geom *g) {
  * one thread, budgets interleaved, best of 20; ms for 0.25 / 0.5 / 1 / 2 /
  * 4 / 8 MiB): forward 1.32 1.32 1.19 1.14 1.12 1.34, input gradient 1.94
  * 1.93 1.75 1.64 1.61 2.12, forward + weight gradient 2.76 2.75 2.51 2.45
- * 2.45 2.73.  (One image is 384 KiB there: 4 MiB is 10 images.) */
+ * 2.45 2.73.  (One image is 384 KiB there: 4 MiB is 10 images.)
+ *
+ * Those calls repeat on warm caches; inside a training step the scratch
+ * and the output were last touched a whole step earlier.  conv2's forward
+ * (batch 32, one thread, best of 40): 763 us repeated, 960-1130 us with
+ * a 64 MiB sweep between calls (two runs), about 960 us inside the MNIST
+ * CNN's step (timed per loop in the thread pool).  Session 12
+ * tried two ways to keep a batch in the 1 MiB L2, both not kept: a smaller
+ * budget (0.5 / 1 / 2 / 4 MiB interleaved in the step: one-thread step
+ * best 5.84 / 5.14 / 5.02 / 5.03 ms, two threads within the noise), and
+ * the products by rows done one tile row at a time (input transform,
+ * products and output transform of 5 tiles x the batch, V and Mt reused
+ * per tile row: the same bits; 843 against 763 us repeated, 997 against
+ * 961 after the sweep, interleaved in one run: the shorter products cost
+ * more than the misses they save). */
 #define WINO_BATCH 16
 #define WINO_BATCH_BYTES (4.0 * 1024 * 1024)
 static int64_t batch_images(const tg_wino_geom *g) {
