@@ -115,9 +115,14 @@ tg_tensor *tg_tensordot(tg_tensor *a, tg_tensor *b, const int64_t *axes_a, const
 }
 static tg_tensor *apply_tensordot(tg_tensor *const *in, int n, const tg_params *p) {
     if (n != 2) return TG_FAIL(TG_ERR_VALUE, "tensordot: expected 2 inputs, got %d", n);
-    int k = (int)p->i[0];
-    if (k < 0 || k > TG_MAX_DIMS) return TG_FAIL(TG_ERR_VALUE, "tensordot: %d summed axes (at most %d)", k, TG_MAX_DIMS);
-    return tg_tensordot(in[0], in[1], p->ints, p->ints + k, k);
+    /* checked as int64 before it becomes an int: (int) of 2**32 + 1 is 1 and
+     * of INT64_MIN 0, counts that were accepted (a wrong pairing, or an
+     * outer product) */
+    int64_t k = p->i[0];
+    if (k < 0 || k > TG_MAX_DIMS)
+        return TG_FAIL(TG_ERR_VALUE, "tensordot: %lld summed axes (i0); expected 0 to %d",
+                       (long long)k, TG_MAX_DIMS);
+    return tg_tensordot(in[0], in[1], p->ints, p->ints + k, (int)k);
 }
 TG_DEFINE_OP(tensordot, .arity = 2, .composite = true, .diff_mask = 3, .dtypes = "float32,float64",
              .forward = "c[i..., j...] = sum_k a[i..., k...] b[k..., j...] over the paired axes",

@@ -1246,6 +1246,11 @@ static tg_tensor *apply_einsum(tg_tensor *const *in, int n, const tg_params *p) 
     char buf[4 * TG_MAX_DIMS + 1];
     int k = 0;
     while (k < 4 * TG_MAX_DIMS && p->ints[k]) {
+        /* a code that is not ASCII would be cut to a byte: 2**32 + 105 was
+         * taken as 'i' */
+        if (p->ints[k] < 1 || p->ints[k] > 127)
+            return TG_FAIL(TG_ERR_VALUE, "einsum: ints[%d] = %lld is not the code of an ASCII "
+                           "character (1 to 127) of the subscripts", k, (long long)p->ints[k]);
         buf[k] = (char)p->ints[k];
         k++;
     }

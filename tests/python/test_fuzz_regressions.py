@@ -400,6 +400,81 @@ def test_every_op_with_extreme_int_params_through_the_generic_call():
     assert {"index_add", "index_select", "gather", "diagonal", "trace", "tile", "slice"} <= names
 
 
+# -- the class: an int64 param cut to 32 bits (session 12) -------------------------
+# tensordot's pair count i0 went through (int): 2**32 + 1 was taken as 1 pair
+# and -2**63 as 0 (an outer product), silently; einsum's subscript codes went
+# through (char): 2**32 + 105 was the letter i.  The sweep: every example's
+# integer params (i0..i3, the ints and axes entries in use) moved by +-2**32;
+# an op that gives exactly the example's result there, while the neighbouring
+# value v + 1 changes it, has cut the value to its low 32 bits.  Not that:
+# roll's shifts are taken modulo the axis size (sizes 4 here divide 2**32), a
+# slice start below the axis clamps to 0 as in Python, and the bit masks of
+# optional inputs (layer_norm, group_norm, bce_with_logits i1) and of slice's
+# integer-indexed dims (i0) ignore bits past the ones they define.
+
+_WRAP_SAME_IS_RIGHT = {("roll", "ints"), ("slice", "ints"), ("slice_backward", "ints"),
+                       ("slice", "i"), ("slice_backward", "i"), ("layer_norm", "i"),
+                       ("group_norm", "i"), ("bce_with_logits", "i")}
+
+
+def _result_key(name, ins, p):
+    try:
+        out = tg._C._op_apply(name, ins, _params_text(p))
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        return tuple((o.shape, o.numpy().tobytes()) for o in outs)
+    except (ValueError, IndexError, TypeError, MemoryError, OverflowError) as e:
+        return ("refused", type(e).__name__)
+
+
+def test_no_op_cuts_an_int_param_to_32_bits():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (6 << 30, hard))   # a size of 2**32 must not allocate
+    try:
+        calls, cut = 0, []
+        for name, k in _examples():
+            try:
+                ins, p = tg._C._op_example(name, k)
+            except ValueError:
+                continue
+            base = _result_key(name, ins, p)
+            if base[0] == "refused":
+                continue
+            used = [j for j, v in enumerate(p["ints"]) if v]
+            for field, js in [("i", range(4)), ("axes", range(len(p["axes"] or ()))),
+                              ("ints", range(min(max(used + [-1]) + 2, len(p["ints"]))))]:
+                for j in js:
+                    def at(v):
+                        q = dict(p)
+                        q[field] = tuple(v if i == j else x for i, x in enumerate(p[field]))
+                        return _result_key(name, ins, q)
+                    v = p[field][j]
+                    for far in (v + 2**32, v - 2**32):
+                        calls += 1
+                        if at(far) == base and at(v + 1) != base and (name, field) not in _WRAP_SAME_IS_RIGHT:
+                            cut.append((name, k, f"{field}[{j}]", v, far))
+        assert calls > 5000
+        assert not cut, cut
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+@pytest.mark.parametrize("k", [2**32 + 1, 2**32, -(2**63), 2**63 - 1, 9, -1])
+def test_tensordot_pair_count_out_of_range_is_refused(k):
+    a, b = tg.ones((3, 4)), tg.ones((4, 5))
+    with raises(ValueError, "tensordot", f"{k} summed axes", "expected 0 to 8"):
+        tg._C._op_apply("tensordot", [a, b], f"i0={k} ints=1,0")
+    assert tg._C._op_apply("tensordot", [a, b], "i0=1 ints=1,0").shape == (3, 5)   # in range
+
+
+@pytest.mark.parametrize("code", [2**32 + 105, 256 + 105, 128, -1, -(2**63)])
+def test_einsum_subscript_code_outside_ascii_is_refused(code):
+    a, b = tg.ones((3, 4)), tg.ones((4, 5))
+    with raises(ValueError, "einsum", f"ints[0] = {code}", "ASCII"):
+        tg._C._op_apply("einsum", [a, b], f"ints={code},106,44,106,107,45,62,105,107")
+    assert tg._C._op_apply("einsum", [a, b], "ints=105,106,44,106,107,45,62,105,107").shape == (3, 5)
+
+
 # -- regress-softmax-huge-equal-logits ----------------------------------------------
 # softmax/log_softmax computed x - logsumexp(x): for a row of equal logits
 # near 1e17 or larger, logsumexp = max + log(n) rounds to max, so softmax
