@@ -653,7 +653,7 @@ FUNC(_custom_record) {
         PyErr_SetString(PyExc_TypeError, "_custom_record(name, inputs, output: Tensor, backward: callable)");
         return NULL;
     }
-    const char *name = PyUnicode_AsUTF8(a[0]);
+    const char *name = tgpy_utf8(a[0]);
     if (!name) return NULL;
     int n;
     tg_tensor **ins = tensors_from(a[1], &n, false, "Function inputs");
@@ -691,7 +691,7 @@ static tg_status override_vjp(tg_entry *e, tg_tensor *grad_out, tg_tensor **gi, 
 
 /* The op named by the str o (NULL and ValueError naming `who` if none). */
 static const tg_opdef *op_named(PyObject *o, const char *who) {
-    const char *name = o ? PyUnicode_AsUTF8(o) : NULL;
+    const char *name = o ? tgpy_utf8(o) : NULL;
     if (!name) return NULL;
     const tg_opdef *op = tg_op_find(name);
     if (!op) PyErr_Format(PyExc_ValueError, "%s: there is no op named '%s' (see tg.ops())", who, name);

@@ -83,6 +83,21 @@ PyObject *tgpy_wrap(tg_tensor *t);
 /* Wrap a BORROWED tg_tensor (or None for NULL). */
 PyObject *tgpy_wrap_borrowed(tg_tensor *t);
 int tgpy_is_tensor(PyObject *o);
+/* A str argument as UTF-8 for the C core, or NULL with an exception set: its
+ * encoding failed (a lone surrogate) or it holds a NUL character, which the
+ * core's C strings would take as its end ("mean\0x" read as "mean",
+ * "ij,jk->ik\0x" as "ij,jk->ik": a silently different argument).  The check
+ * CPython 3.13 put into PyUnicode_AsUTF8, with its message. */
+static inline const char *tgpy_utf8(PyObject *o) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (s && strlen(s) != (size_t)n) {
+        PyErr_SetString(PyExc_ValueError, "embedded null character");
+        return NULL;
+    }
+    return s;
+}
+
 /* A broadcast view (stride 0 on a dimension of size > 1): several elements
  * share one memory location, so its NumPy arrays and buffers are read-only,
  * like numpy.broadcast_to's result. */

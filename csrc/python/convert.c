@@ -893,7 +893,11 @@ PyObject *tgpy_prefix_error(const char *who) {
         PyErr_Restore(t, v, tb);
         return NULL;
     }
-    PyErr_Format(t, "%s: %s", who, msg);
+    /* the Unicode errors take five constructor arguments, not a message (a
+     * lone surrogate in a str argument): the named error is a ValueError,
+     * their base, with the original as its cause */
+    PyErr_Format(PyErr_GivenExceptionMatches(t, PyExc_UnicodeError) ? PyExc_ValueError : t, "%s: %s",
+                 who, msg);
     Py_DECREF(s);
     PyObject *t2, *v2, *tb2;
     PyErr_Fetch(&t2, &v2, &tb2);
@@ -951,7 +955,7 @@ int tgpy_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObje
     if (kwnames) {
         Py_ssize_t nk = PyTuple_GET_SIZE(kwnames);
         for (Py_ssize_t k = 0; k < nk; k++) {
-            const char *kw = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
+            const char *kw = tgpy_utf8(PyTuple_GET_ITEM(kwnames, k));
             if (!kw) return -1;
             int found = -1;
             for (int i = 0; i < n; i++)

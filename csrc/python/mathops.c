@@ -61,7 +61,7 @@ static int get_choice(const char *fname, const char *arg, PyObject *o, const cha
     if (!o || o == Py_None) {
         if (deflt >= 0) return deflt;
     } else if (PyUnicode_Check(o)) {
-        const char *s = PyUnicode_AsUTF8(o);
+        const char *s = tgpy_utf8(o);
         if (!s) return -1;
         for (int i = 0; choices[i]; i++)
             if (!strcmp(s, choices[i])) return i;

@@ -393,7 +393,7 @@ FUNC(pad) {
     /* mode= and negative widths (cropping): shape.c's pad_mode (issue 14) */
     int mode = 0;
     if (ok && a[3] && a[3] != Py_None) {
-        const char *ms = PyUnicode_Check(a[3]) ? PyUnicode_AsUTF8(a[3]) : NULL;
+        const char *ms = PyUnicode_Check(a[3]) ? tgpy_utf8(a[3]) : NULL;
         mode = ms ? tg_pad_mode_code(ms) : -1;
         if (mode < 0) {
             if (!PyErr_Occurred())
@@ -415,7 +415,7 @@ static int parse_reduction(PyObject *o, tg_reduction *r) {
         *r = TG_REDUCTION_MEAN;
         return 0;
     }
-    const char *s = PyUnicode_AsUTF8(o);
+    const char *s = tgpy_utf8(o);
     if (!s) return -1;
     if (!strcmp(s, "mean")) *r = TG_REDUCTION_MEAN;
     else if (!strcmp(s, "sum")) *r = TG_REDUCTION_SUM;
@@ -594,7 +594,7 @@ static PyObject *params_dict(const tg_params *p) {
  * example k, with the library generator seeded by the caller. */
 FUNC(_op_example) {
     ARGS("_op_example", 3, 3, "name", "k", "dtype")
-    const char *name = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
+    const char *name = a[0] ? tgpy_utf8(a[0]) : NULL;
     long k = a[1] ? PyLong_AsLong(a[1]) : 0;
     if (!name || PyErr_Occurred()) return NULL;
     tg_dtype dt;
@@ -618,8 +618,8 @@ FUNC(_op_example) {
 /* _op_apply(name, inputs, params_text): call an op generically. */
 FUNC(_op_apply) {
     ARGS("_op_apply", 3, 3, "name", "inputs", "params")
-    const char *name = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
-    const char *ptext = a[2] ? PyUnicode_AsUTF8(a[2]) : "";
+    const char *name = a[0] ? tgpy_utf8(a[0]) : NULL;
+    const char *ptext = a[2] ? tgpy_utf8(a[2]) : "";
     if (!name || !ptext || !a[1]) return NULL;
     const tg_opdef *op = tg_op_find(name);
     if (!op) {
@@ -707,11 +707,11 @@ FUNC(kernel_report) {
 }
 FUNC(_force_kernel) {
     ARGS("_force_kernel", 2, 2, "family", "path")
-    const char *family = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
+    const char *family = a[0] ? tgpy_utf8(a[0]) : NULL;
     if (!family) return NULL;
     const char *path = NULL;
     if (a[1] && a[1] != Py_None) {
-        path = PyUnicode_AsUTF8(a[1]);
+        path = tgpy_utf8(a[1]);
         if (!path) return NULL;
     }
     if (tg_kernel_force(family, path) != TG_OK) return tgpy_raise();
@@ -719,7 +719,7 @@ FUNC(_force_kernel) {
 }
 FUNC(_testing_break_gemm) {
     ARGS("_testing_break_gemm", 1, 1, "path")
-    const char *path = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
+    const char *path = a[0] ? tgpy_utf8(a[0]) : NULL;
     if (!path) return NULL;
     if (tg_gemm_testing_break(path) != 0) {
         PyErr_Format(PyExc_ValueError, "_testing_break_gemm: no SIMD matmul path '%s'", path);
@@ -729,7 +729,7 @@ FUNC(_testing_break_gemm) {
 }
 FUNC(_testing_break_vmath) {
     ARGS("_testing_break_vmath", 1, 1, "path")
-    const char *path = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
+    const char *path = a[0] ? tgpy_utf8(a[0]) : NULL;
     if (!path) return NULL;
     if (tg_vmath_testing_break(path) != 0) {
         PyErr_Format(PyExc_ValueError, "_testing_break_vmath: no SIMD vector-math path '%s'", path);
@@ -739,7 +739,7 @@ FUNC(_testing_break_vmath) {
 }
 FUNC(_testing_break_winograd) {
     ARGS("_testing_break_winograd", 1, 1, "path")
-    const char *path = a[0] ? PyUnicode_AsUTF8(a[0]) : NULL;
+    const char *path = a[0] ? tgpy_utf8(a[0]) : NULL;
     if (!path) return NULL;
     if (tg_wino_testing_break(path) != 0) {
         PyErr_Format(PyExc_ValueError,

@@ -96,7 +96,7 @@ static int reduction_arg(const char *fname, PyObject *o, bool batchmean, int *ou
         *out = TG_REDUCTION_MEAN;
         return 0;
     }
-    const char *s = PyUnicode_Check(o) ? PyUnicode_AsUTF8(o) : NULL;
+    const char *s = PyUnicode_Check(o) ? tgpy_utf8(o) : NULL;
     if (s && !strcmp(s, "mean")) *out = TG_REDUCTION_MEAN;
     else if (s && !strcmp(s, "sum")) *out = TG_REDUCTION_SUM;
     else if (s && !strcmp(s, "none")) *out = TG_REDUCTION_NONE;

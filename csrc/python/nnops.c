@@ -180,7 +180,7 @@ static int flag(PyObject *o, int deflt) {
 static int conv_padding(const char *fname, PyObject *o, int nsp, const int64_t *stride,
                         const int64_t *k, const int64_t *dil, int64_t *before, int64_t *after) {
     if (o && PyUnicode_Check(o)) {
-        const char *s = PyUnicode_AsUTF8(o);
+        const char *s = tgpy_utf8(o);
         if (!s) return -1;
         if (!strcmp(s, "valid")) {
             for (int d = 0; d < nsp; d++) before[d] = after[d] = 0;
@@ -443,7 +443,7 @@ FUNC(interpolate) {
             PyErr_Format(PyExc_TypeError, "interpolate(): mode must be a string, got %R", a[3]);
             return NULL;
         }
-        mode = PyUnicode_AsUTF8(a[3]);
+        mode = tgpy_utf8(a[3]);
         if (!mode) return NULL;
     }
     int m = !strcmp(mode, "nearest") ? 0 : !strcmp(mode, "linear") ? 1 : !strcmp(mode, "bilinear") ? 2
@@ -669,8 +669,9 @@ static PyObject *f__gemm_variant(PyObject *mod, PyObject *const *args, Py_ssize_
     }
     int v = -1;
     if (PyUnicode_Check(a[0])) {
-        const char *nm = PyUnicode_AsUTF8(a[0]);
-        for (int i = 0; nm && i < TG_GEMM_N_VARIANTS; i++)
+        const char *nm = tgpy_utf8(a[0]);
+        if (!nm) return NULL;
+        for (int i = 0; i < TG_GEMM_N_VARIANTS; i++)
             if (!strcmp(nm, tg_gemm_variant_name((tg_gemm_variant)i))) v = i;
     } else {
         v = (int)PyLong_AsLong(a[0]);

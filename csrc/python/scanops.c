@@ -188,7 +188,7 @@ static int sort_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
     int st = tgpy_bool(a[2], 0);
     if (*desc < 0 || st < 0) return -1;
     if (a[4] && a[4] != Py_None) { /* NumPy's kind=: every kind gives the stable order here */
-        const char *k = PyUnicode_Check(a[4]) ? PyUnicode_AsUTF8(a[4]) : NULL;
+        const char *k = PyUnicode_Check(a[4]) ? tgpy_utf8(a[4]) : NULL;
         if (!k || (strcmp(k, "quicksort") && strcmp(k, "mergesort") && strcmp(k, "heapsort") &&
                    strcmp(k, "stable"))) {
             PyErr_Format(PyExc_ValueError,
@@ -371,7 +371,7 @@ METHOD(norm) {
     double p = 2;
     if (po && po != Py_None) {
         if (PyUnicode_Check(po)) {
-            const char *s = PyUnicode_AsUTF8(po);
+            const char *s = tgpy_utf8(po);
             if (!s) return NULL;
             if (!strcmp(s, "fro")) {
                 if (na > 2) {

@@ -235,7 +235,14 @@ METHOD(repeat) {
     int64_t reps[TG_MAX_DIMS];
     int n;
     if (kw && PyTuple_GET_SIZE(kw)) {
-        if (nargs || PyTuple_GET_SIZE(kw) != 1 || strcmp(PyUnicode_AsUTF8(PyTuple_GET_ITEM(kw, 0)), "repeats")) {
+        /* a keyword's name that does not encode (a lone surrogate) or holds
+         * a NUL is not 'repeats' either (strcmp was given its NULL: a crash) */
+        const char *kname = PyTuple_GET_SIZE(kw) == 1 ? tgpy_utf8(PyTuple_GET_ITEM(kw, 0)) : "";
+        if (!kname) {
+            PyErr_Clear();
+            kname = "";
+        }
+        if (nargs || PyTuple_GET_SIZE(kw) != 1 || strcmp(kname, "repeats")) {
             PyErr_SetString(PyExc_TypeError, "repeat() takes the repeats as arguments or one sequence 'repeats'");
             return NULL;
         }
@@ -426,7 +433,7 @@ METHOD(scatter_reduce) {
     }
     long long axis;
     if (int_arg("scatter_reduce", "axis", ax, 0, &axis)) return NULL;
-    const char *r = PyUnicode_Check(a[3]) ? PyUnicode_AsUTF8(a[3]) : NULL;
+    const char *r = PyUnicode_Check(a[3]) ? tgpy_utf8(a[3]) : NULL;
     int code = r ? tg_scatter_reduce_code(r) : -1;
     if (code < 0) {
         if (!PyErr_Occurred())
@@ -476,8 +483,8 @@ static PyObject *fn_einsum(PyObject *mod, PyObject *const *args, Py_ssize_t narg
         PyErr_SetString(PyExc_TypeError, "einsum() needs the subscripts (a str) and at least one operand");
         return NULL;
     }
-    const char *subs = PyUnicode_AsUTF8(args[0]);
-    if (!subs) return NULL;
+    const char *subs = tgpy_utf8(args[0]);
+    if (!subs) return tgpy_prefix_error("einsum");
     PyObject *seq = NULL;
     PyObject *const *items = args + 1;
     Py_ssize_t n = nargs - 1;

@@ -150,7 +150,7 @@ static int set_name(TensorObject *s, PyObject *v, void *c) {
         tg_tensor_set_name(s->t, NULL);
         return 0;
     }
-    const char *n = PyUnicode_AsUTF8(v);
+    const char *n = tgpy_utf8(v);
     if (!n) return -1;
     if (tg_tensor_set_name(s->t, n)) {
         tgpy_raise();

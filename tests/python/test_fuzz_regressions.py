@@ -475,6 +475,46 @@ def test_einsum_subscript_code_outside_ascii_is_refused(code):
     assert tg._C._op_apply("einsum", [a, b], "ints=105,106,44,106,107,45,62,105,107").shape == (3, 5)
 
 
+# -- the class: a str argument cut at a NUL, or one that does not encode (session 12) --
+# The bindings handed the core a str as a C string, so "mean\0x" was read as
+# "mean" and "ij,jk->ik\0x" as "ij,jk->ik": a different argument taken
+# silently.  And x.repeat(**{lone surrogate: 2}) crashed: the keyword's name
+# did not encode and strcmp got NULL.  Every str now goes through tgpy_utf8
+# (csrc/python/common.h), which refuses both, as CPython 3.13 does.
+
+_F = tg.nn.functional
+_STR_OPTIONS = [
+    ("einsum", lambda s: tg.einsum("ij,jk->ik" + s, tg.ones((3, 4)), tg.ones((4, 5)))),
+    ("cross_entropy", lambda s: _F.cross_entropy(tg.ones((2, 3)), tg.tensor([0, 1]), reduction="mean" + s)),
+    ("mse_loss", lambda s: _F.mse_loss(tg.ones(3), tg.ones(3), reduction="none" + s)),
+    ("sort", lambda s: tg.sort(tg.ones(3), kind="stable" + s)),
+    ("pad", lambda s: _F.pad(tg.ones((1, 2, 3)), (1, 1), mode="reflect" + s)),
+    ("scatter_reduce", lambda s: tg.scatter_reduce(tg.ones(3), 0, tg.tensor([0, 1]), tg.ones(2),
+                                                   reduce="sum" + s)),
+    ("interpolate", lambda s: _F.interpolate(tg.ones((1, 1, 2, 2)), scale_factor=2, mode="nearest" + s)),
+    ("conv2d", lambda s: _F.conv2d(tg.ones((1, 1, 4, 4)), tg.ones((1, 1, 3, 3)), padding="same" + s)),
+]
+
+
+@pytest.mark.parametrize("who, call", _STR_OPTIONS, ids=[w for w, _ in _STR_OPTIONS])
+def test_a_str_option_with_a_nul_is_refused(who, call):
+    call("")                                   # the option itself is fine
+    for tail in ("\x00", "\x00x", "\x00" * 3):
+        with pytest.raises(ValueError) as e:
+            call(tail)
+        assert who in str(e.value), str(e.value)
+    with pytest.raises((ValueError, UnicodeEncodeError)):
+        call("\udc80")                        # a lone surrogate: no UTF-8 for it
+
+
+def test_repeat_with_a_keyword_that_does_not_encode_raises():
+    x = tg.ones(3)
+    for key in ("\udc80", "repeats\x00"):
+        with raises(TypeError, "repeat()", "'repeats'"):
+            x.repeat(**{key: 2})
+    assert x.repeat(repeats=2).shape == (6,)
+
+
 # -- regress-softmax-huge-equal-logits ----------------------------------------------
 # softmax/log_softmax computed x - logsumexp(x): for a row of equal logits
 # near 1e17 or larger, logsumexp = max + log(n) rounds to max, so softmax
