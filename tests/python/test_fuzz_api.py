@@ -313,7 +313,11 @@ def _an_arg(draw, name, pool):
                 draw(st.sampled_from([float, np.float64, lambda v: v,
                                       lambda v: np.float32(v) if abs(v) < 1e38 else v]))))
         elif name in _STRINGS:
-            return draw(st.sampled_from(_STRINGS[name] + ["bogus"]))
+            v = draw(st.sampled_from(_STRINGS[name] + ["bogus"]))
+            # a NUL or a lone surrogate after a right value: C strings end at
+            # the NUL ("mean\0x" was read as "mean"), the surrogate has no UTF-8
+            tail = draw(st.sampled_from(["", "", "", "", "\x00", "\x00x", "\udc80"]))
+            return v + tail if isinstance(v, str) else v
         elif name == "dtype":
             return draw(st.sampled_from(DTYPES + [None, np.float32, "float64", "bogus"]))
         else:  # sizes, counts, kernel/stride/padding/dilation/groups, offsets, shapes
@@ -904,6 +908,9 @@ class APIMachine(RuleBasedStateMachine):
             assert str(e), (name, args, kwargs)
             assert not isinstance(e, OverflowError) or "int" in str(e), (name, e)
             return
+        bad = [a for a in list(args) + list(kwargs.values())
+               if isinstance(a, str) and ("\x00" in a or any("\ud800" <= c <= "\udfff" for c in a))]
+        assert not bad, (name, "took a str holding a NUL or a lone surrogate", bad)
         _check_result(r, name)
         outs = [x for x in (r if isinstance(r, (tuple, list)) else [r])
                 if isinstance(x, tg.Tensor) and x.requires_grad]
