@@ -244,6 +244,8 @@ static tg_tensor *make_input(const char *spec, size_t len, tg_dtype dt) {
 tg_status tg_op_example(const tg_opdef *op, int k, tg_dtype dt, int *n_inputs, tg_tensor **inputs,
                         tg_params *params) {
     *n_inputs = 0;
+    if (k < 0) /* (the loop below would skip nothing: example 0) */
+        return tg_error_set(TG_ERR_INDEX, "%s: no example %d (they are numbered from 0)", op->name, k);
     const char *s = op->examples;
     for (int i = 0; i < k && s; i++) {
         s = strchr(s, ';');

@@ -597,6 +597,10 @@ FUNC(_op_example) {
     const char *name = a[0] ? tgpy_utf8(a[0]) : NULL;
     long k = a[1] ? PyLong_AsLong(a[1]) : 0;
     if (!name || PyErr_Occurred()) return NULL;
+    if (k < 0 || k > INT_MAX) { /* (int) of 2**32 was example 0 */
+        PyErr_Format(PyExc_IndexError, "_op_example: %s has no example %ld", name, k);
+        return NULL;
+    }
     tg_dtype dt;
     if (tgpy_parse_dtype(a[2], TG_FLOAT64, &dt)) return NULL;
     const tg_opdef *op = tg_op_find(name);

@@ -674,8 +674,9 @@ static PyObject *f__gemm_variant(PyObject *mod, PyObject *const *args, Py_ssize_
         for (int i = 0; i < TG_GEMM_N_VARIANTS; i++)
             if (!strcmp(nm, tg_gemm_variant_name((tg_gemm_variant)i))) v = i;
     } else {
-        v = (int)PyLong_AsLong(a[0]);
-        if (v == -1 && PyErr_Occurred()) return NULL;
+        long lv = PyLong_AsLong(a[0]);
+        if (lv == -1 && PyErr_Occurred()) return NULL;
+        v = lv >= 0 && lv < TG_GEMM_N_VARIANTS ? (int)lv : -1; /* (int) of 2**32 was variant 0 */
     }
     if (v < 0 || v >= TG_GEMM_N_VARIANTS) {
         PyErr_Format(PyExc_ValueError, "_gemm_variant: unknown variant %R", a[0]);

@@ -940,6 +940,43 @@ START_TEST(qr_svd_huge_batch_of_empty_matrices) {
 }
 END_TEST
 
+/* Session 12: generic calls cut int64 params to 32 bits -- tensordot's pair
+ * count i0 = 2**32 + 1 was one pair and INT64_MIN none (an outer product),
+ * einsum's subscript code 2**32 + 105 the letter i -- and tg_op_example took
+ * a negative index as example 0. */
+START_TEST(int_params_not_cut_to_32_bits) {
+    int64_t sa[2] = {3, 4}, sb[2] = {4, 5};
+    tg_tensor *ab[2] = {tg_tensor_ones(2, sa, TG_FLOAT64), tg_tensor_ones(2, sb, TG_FLOAT64)};
+    tg_params p;
+    const char *bad_td[] = {"i0=4294967297 ints=1,0", "i0=-9223372036854775808 ints=1,0", "i0=9"};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(tg_params_parse(bad_td[i], &p), TG_OK);
+        ck_assert_ptr_null(tg_op_apply(tg_op_find("tensordot"), 2, ab, &p));
+        ck_tg_error(TG_ERR_VALUE, "tensordot", "summed axes (i0); expected 0 to 8");
+    }
+    ck_assert_int_eq(tg_params_parse("i0=1 ints=1,0", &p), TG_OK);
+    tg_tensor *y = tg_op_apply(tg_op_find("tensordot"), 2, ab, &p);
+    ck_tg(y);
+    ck_assert_int_eq(y->shape[0], 3);
+    ck_assert_int_eq(y->shape[1], 5);
+    tg_tensor_release(y);
+    ck_assert_int_eq(tg_params_parse("ints=4294967401,106,44,106,107,45,62,105,107", &p), TG_OK);
+    ck_assert_ptr_null(tg_op_apply(tg_op_find("einsum"), 2, ab, &p));
+    ck_tg_error(TG_ERR_VALUE, "einsum: ints[0] = 4294967401", "ASCII");
+    ck_assert_int_eq(tg_params_parse("ints=105,106,44,106,107,45,62,105,107", &p), TG_OK);
+    y = tg_op_apply(tg_op_find("einsum"), 2, ab, &p);
+    ck_tg(y);
+    tg_tensor_release(y);
+    int n;
+    tg_tensor *in[8];
+    ck_assert_int_ne(tg_op_example(tg_op_find("relu"), -1, TG_FLOAT64, &n, in, &p), TG_OK);
+    ck_tg_error(TG_ERR_INDEX, "relu: no example -1");
+    ck_assert_int_eq(n, 0);
+    tg_tensor_release(ab[0]);
+    tg_tensor_release(ab[1]);
+}
+END_TEST
+
 Suite *regressions_suite(void) {
     Suite *s = suite_create("regressions");
     TCase *tc = tcase_create("fuzz");
@@ -962,6 +999,7 @@ Suite *regressions_suite(void) {
     tcase_add_test(tc, copy_slices_view_ndim_out_of_range);
     tcase_add_test(tc, slice_empty_tensor_with_int64_min_stride);
     tcase_add_test(tc, qr_svd_huge_batch_of_empty_matrices);
+    tcase_add_test(tc, int_params_not_cut_to_32_bits);
     suite_add_tcase(s, tc);
     TCase *ta = tcase_create("aliasing");
     tcase_add_test(ta, labels_modified_before_backward);

@@ -459,6 +459,14 @@ def test_no_op_cuts_an_int_param_to_32_bits():
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
+@pytest.mark.parametrize("k", [-1, 2**32, 2**32 + 1, 99])
+def test_op_example_index_out_of_range_is_refused(k):
+    # (int) of 2**32 was example 0, and the C loop took -1 as example 0 too
+    with raises(IndexError, "relu", f"no example {k}"):
+        tg._C._op_example("relu", k, tg.float64)
+    assert tg._C._op_example("relu", 0, tg.float64)[0][0].ndim >= 1
+
+
 @pytest.mark.parametrize("k", [2**32 + 1, 2**32, -(2**63), 2**63 - 1, 9, -1])
 def test_tensordot_pair_count_out_of_range_is_refused(k):
     a, b = tg.ones((3, 4)), tg.ones((4, 5))
