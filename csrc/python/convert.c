@@ -955,8 +955,13 @@ int tgpy_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObje
     if (kwnames) {
         Py_ssize_t nk = PyTuple_GET_SIZE(kwnames);
         for (Py_ssize_t k = 0; k < nk; k++) {
-            const char *kw = tgpy_utf8(PyTuple_GET_ITEM(kwnames, k));
-            if (!kw) return -1;
+            PyObject *kwo = PyTuple_GET_ITEM(kwnames, k);
+            const char *kw = tgpy_utf8(kwo);
+            if (!kw) { /* a NUL or a lone surrogate: no parameter has that name */
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R", fname, kwo);
+                return -1;
+            }
             int found = -1;
             for (int i = 0; i < n; i++)
                 if (!strcmp(kw, names[i])) found = i;

@@ -515,6 +515,14 @@ def test_a_str_option_with_a_nul_is_refused(who, call):
         call("\udc80")                        # a lone surrogate: no UTF-8 for it
 
 
+def test_a_keyword_name_with_a_nul_or_a_lone_surrogate_is_unexpected():
+    x = tg.ones((2, 3))
+    for key in ("axis\x00", "\udc80"):
+        with raises(TypeError, "sum()", "unexpected keyword argument"):
+            tg.sum(x, **{key: 0})
+    assert tg.sum(x, axis=0).shape == (3,)
+
+
 def test_repeat_with_a_keyword_that_does_not_encode_raises():
     x = tg.ones(3)
     for key in ("\udc80", "repeats\x00"):
