@@ -515,6 +515,15 @@ def test_a_str_option_with_a_nul_is_refused(who, call):
         call("\udc80")                        # a lone surrogate: no UTF-8 for it
 
 
+def test_bindings_read_str_arguments_through_tgpy_utf8():
+    # PyUnicode_AsUTF8 alone stays only where a binding reads the text of an
+    # exception to build its own message (convert.c, index.c, tensor.c)
+    from pathlib import Path
+    src = Path(__file__).resolve().parents[2] / "csrc" / "python"
+    uses = {f.name: f.read_text().count("PyUnicode_AsUTF8(") for f in sorted(src.glob("*.c"))}
+    assert {k: v for k, v in uses.items() if v} == {"convert.c": 2, "index.c": 2, "tensor.c": 1}, uses
+
+
 def test_a_keyword_name_with_a_nul_or_a_lone_surrogate_is_unexpected():
     x = tg.ones((2, 3))
     for key in ("axis\x00", "\udc80"):
