@@ -665,8 +665,10 @@ FUNC(set_num_threads) {
     ARGS("set_num_threads", 1, 1, "n")
     long n = a[0] ? PyLong_AsLong(a[0]) : -1;
     if (n == -1 && PyErr_Occurred()) return NULL;
-    if (tg_set_num_threads((int)n)) {
-        PyErr_Format(PyExc_ValueError, "set_num_threads: expected a positive number of threads, got %ld", n);
+    /* the range before the cast: (int) of 2**32 + 1 was 1 thread */
+    if (n < 1 || n > INT_MAX || tg_set_num_threads((int)n)) {
+        PyErr_Format(PyExc_ValueError, "set_num_threads: expected a number of threads from 1 to %d, got %ld",
+                     TG_MAX_THREADS, n);
         return NULL;
     }
     Py_RETURN_NONE;
@@ -761,7 +763,7 @@ FUNC(winograd_isa) {
         m = PyLong_AsLong(a[0]);
         if (m == -1 && PyErr_Occurred()) return NULL;
     }
-    const char *isa = tg_wino_isa((int)m);
+    const char *isa = m == 2 || m == 3 ? tg_wino_isa((int)m) : NULL; /* (int) of 2**32 + 3 was 3 */
     if (!isa) {
         PyErr_Format(PyExc_ValueError, "winograd_isa: tile must be 2 or 3, got %ld", m);
         return NULL;

@@ -459,6 +459,17 @@ def test_no_op_cuts_an_int_param_to_32_bits():
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
+@pytest.mark.parametrize("n", [2**32 + 1, 2**32 + 2, 0, -1, 257])
+def test_set_num_threads_out_of_range_is_refused(n):
+    # (int) of 2**32 + 1 was 1 thread, set silently
+    before = tg.get_num_threads()
+    with raises(ValueError, "set_num_threads", "from 1 to 256", f"got {n}"):
+        tg.set_num_threads(n)
+    assert tg.get_num_threads() == before
+    with raises(ValueError, "winograd_isa", "2 or 3"):
+        tg._C.winograd_isa(2**32 + 3)                 # (int) of it was 3
+
+
 @pytest.mark.parametrize("k", [-1, 2**32, 2**32 + 1, 99])
 def test_op_example_index_out_of_range_is_refused(k):
     # (int) of 2**32 was example 0, and the C loop took -1 as example 0 too
