@@ -763,7 +763,8 @@ FUNC(winograd_isa) {
         m = PyLong_AsLong(a[0]);
         if (m == -1 && PyErr_Occurred()) return NULL;
     }
-    const char *isa = m == 2 || m == 3 ? tg_wino_isa((int)m) : NULL; /* (int) of 2**32 + 3 was 3 */
+    /* the range before the cast ((int) of 2**32 + 3 was 3); tg_wino_isa says which tiles exist */
+    const char *isa = m >= INT_MIN && m <= INT_MAX ? tg_wino_isa((int)m) : NULL;
     if (!isa) {
         PyErr_Format(PyExc_ValueError, "winograd_isa: tile must be 2 or 3, got %ld", m);
         return NULL;

@@ -44,6 +44,7 @@ from hypothesis.stateful import (Bundle, RuleBasedStateMachine, invariant, preco
                                  rule)
 
 import tapegrad as tg  # noqa: E402
+from memory_cap import cap_address_space, restore_address_space  # noqa: E402
 
 DOCUMENTED = (ValueError, TypeError, IndexError, MemoryError, RuntimeError)
 EXAMPLES = int(os.environ.get("TAPEGRAD_FUZZ_EXAMPLES", "30"))
@@ -73,7 +74,7 @@ small_axis = st.integers(-5, 5)
 # MemoryError -- which the rules accept and check -- instead of growing the
 # process.  Not under AddressSanitizer (TAPEGRAD_SANITIZED=1), whose shadow
 # memory needs a huge address space: there ASAN_OPTIONS' max_allocation_size_mb
-# is the bound.
+# is the bound.  (The cap itself: memory_cap.py, shared with test_fuzz_regressions.)
 MEMORY_MB = int(os.environ.get("TAPEGRAD_FUZZ_MEMORY_MB", "512"))
 
 
@@ -87,30 +88,6 @@ def _asan_allocation_cap():
     if opts.get("allocator_may_return_null") != "1" or "max_allocation_size_mb" not in opts:
         return None
     return int(opts["max_allocation_size_mb"]) << 20
-
-
-def _cap_address_space():
-    """Cap RLIMIT_AS at the current size + MEMORY_MB; return the limits to
-    restore (None if nothing was changed)."""
-    import resource
-    if MEMORY_MB <= 0 or os.environ.get("TAPEGRAD_SANITIZED") or not os.path.exists("/proc/self/statm"):
-        return None
-    old = resource.getrlimit(resource.RLIMIT_AS)
-    with open("/proc/self/statm") as f:
-        cap = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE") + (MEMORY_MB << 20)
-    soft, hard = old
-    if hard != resource.RLIM_INFINITY:
-        cap = min(cap, hard)
-    if soft != resource.RLIM_INFINITY and soft <= cap:
-        return None  # already tighter (a `ulimit -v` of the caller)
-    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    return old
-
-
-def _restore_address_space(old):
-    if old is not None:
-        import resource
-        resource.setrlimit(resource.RLIMIT_AS, old)
 
 
 @pytest.fixture(autouse=True)
@@ -356,7 +333,7 @@ class APIMachine(RuleBasedStateMachine):
         super().__init__()
         self.rng = np.random.default_rng(0)
         self.op_cursor = None
-        self.address_space = _cap_address_space()  # (restored by teardown)
+        self.address_space = cap_address_space(MEMORY_MB)  # (restored by teardown)
 
     # ---- making tensors ---------------------------------------------------
 
@@ -926,7 +903,7 @@ class APIMachine(RuleBasedStateMachine):
         assert tg.is_grad_enabled()
 
     def teardown(self):
-        _restore_address_space(self.address_space)
+        restore_address_space(self.address_space)
         if LOG:
             import gc
             import sys
