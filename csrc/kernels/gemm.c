@@ -1660,6 +1660,350 @@ void SFX(tg_gemm_batched)(int nbd, const int64_t *bshape, const int64_t *bsa,
 }
 
 /* ---------------------------------------------------------------------
+ * Triangular products: tg_gemm_tri_batched_* (contract in gemm.h).  The
+ * products of causal attention: the scores q k^T are needed only on and
+ * below the diagonal (C lower), and the weights that multiply v, and the
+ * scores' gradient that multiplies k and q, are zero above it (A lower, or
+ * A upper for a transpose).  The same packed loops as gemm_packed_buf,
+ * with three changes: a tile of C that lies wholly outside its triangle is
+ * written as zeros instead of computed; a tile of a triangular A runs the
+ * micro-kernel over only the part of K that its rows keep (rows i0..i0+m-1
+ * of tril(A) reach p < i0 + m, of triu(A) p >= i0: the packed panels are
+ * column by column, so that part is a shorter kc from an offset); and the
+ * entries of the packed A outside the triangle, inside that part, are
+ * zeroed after packing.  At attention's 64 x 64 x 32 items, with the
+ * 8 x 32 AVX-512 tile, a lower C computes 6 of its 8 tiles and a lower A
+ * 36 of 64 columns per tile on average.  Row offsets: i_off is the item's
+ * row index of the block's first row (a large item is split into blocks
+ * of rows for the threads).
+ * --------------------------------------------------------------------- */
+
+/* The reference: the definition, any strides, K >= 0; alpha == 0 reads
+ * neither A nor B.  The fallback when a packing buffer cannot be had. */
+static void SFX(gemm_tri_naive)(tg_gemm_tri tri, int64_t i_off, int64_t M, int64_t N, int64_t K,
+                                real alpha, const real *A, int64_t rsa, int64_t csa,
+                                const real *B, int64_t rsb, int64_t csb,
+                                real beta, real *C, int64_t rsc, int64_t csc)
+{
+    for (int64_t r = 0; r < M; ++r) {
+        int64_t i = i_off + r;
+        int64_t k0 = tri == TG_TRI_UPPER_A ? min_i64(i, K) : 0;
+        int64_t k1 = tri == TG_TRI_LOWER_A ? min_i64(i + 1, K) : K;
+        for (int64_t j = 0; j < N; ++j) {
+            real *c = C + r * rsc + j * csc;
+            if ((tri == TG_TRI_LOWER_C && j > i) || (tri == TG_TRI_UPPER_C && j < i)) {
+                *c = 0;
+                continue;
+            }
+            real acc = 0;
+            for (int64_t k = k0; alpha != 0 && k < k1; ++k)
+                acc += A[r * rsa + k * csa] * B[k * rsb + j * csb];
+            real t = alpha * acc;
+            *c = beta == 0 ? t : t + beta * *c;
+        }
+    }
+}
+
+/* Whether the m x n tile of C at item row i0, column j0 lies wholly outside
+ * a triangular C. */
+static int SFX(tri_tile_out)(tg_gemm_tri tri, int64_t i0, int64_t m, int64_t j0, int64_t n)
+{
+    return (tri == TG_TRI_LOWER_C && j0 > i0 + m - 1) || (tri == TG_TRI_UPPER_C && j0 + n - 1 < i0);
+}
+
+/* The part [*lo, *hi) of the K block [pc, pc + kc), as offsets into the
+ * block, that rows i0..i0+m-1 of a triangular A keep (all of it for a
+ * triangular C).  Empty when *hi <= *lo. */
+static void SFX(tri_k_range)(tg_gemm_tri tri, int64_t i0, int64_t m, int64_t pc, int64_t kc,
+                        int64_t *lo, int64_t *hi)
+{
+    *lo = 0;
+    *hi = kc;
+    if (tri == TG_TRI_LOWER_A)
+        *hi = min_i64(kc, i0 + m - pc);
+    else if (tri == TG_TRI_UPPER_A)
+        *lo = i0 - pc > 0 ? i0 - pc : 0;
+}
+
+/* Zero the entries of a packed block of A (rows i0.., kw columns from
+ * item column p0; panels of mr rows, pack_a's layout with kc = kw) that a
+ * triangular A drops, where each panel's micro-kernel will read them. */
+static void SFX(tri_mask_a)(tg_gemm_tri tri, int64_t i0, int64_t mc, int64_t p0, int64_t kw,
+                            int mr, real *Ap)
+{
+    for (int64_t ir = 0; ir < mc; ir += mr) {
+        int64_t m = min_i64(mr, mc - ir), lo, hi;
+        SFX(tri_k_range)(tri, i0 + ir, m, p0, kw, &lo, &hi);
+        real *panel = Ap + ir * kw;
+        for (int64_t r = 0; r < m; ++r) {
+            int64_t i = i0 + ir + r, z0, z1;   /* zero block columns [z0, z1) of this row */
+            if (tri == TG_TRI_LOWER_A) {
+                z0 = i + 1 - p0 > lo ? i + 1 - p0 : lo;
+                z1 = hi;
+            } else {
+                z0 = lo;
+                z1 = min_i64(hi, i - p0);
+            }
+            for (int64_t p = z0; p < z1; ++p)
+                panel[p * mr + r] = 0;
+        }
+    }
+}
+
+/* Zero the entries of the m x n tile of C at item row i0, column j0 that
+ * lie outside a triangular C. */
+static void SFX(tri_mask_c)(tg_gemm_tri tri, int64_t i0, int64_t m, int64_t j0, int64_t n,
+                            real *c, int64_t rsc, int64_t csc)
+{
+    for (int64_t r = 0; r < m; ++r) {
+        int64_t i = i0 + r;
+        int64_t z0 = tri == TG_TRI_LOWER_C ? i + 1 - j0 : 0;
+        int64_t z1 = tri == TG_TRI_LOWER_C ? n : i - j0;
+        z0 = z0 > 0 ? z0 : 0;
+        z1 = min_i64(z1, n);
+        if (z1 > z0 && csc == 1)
+            memset(c + r * rsc + z0, 0, (size_t)(z1 - z0) * sizeof(real));
+        else
+            for (int64_t j = z0; j < z1; ++j)
+                c[r * rsc + j * csc] = 0;
+    }
+}
+
+/* The m x n block of C at c set to 0 (scale_c with beta 0, a row at a time
+ * when rows are contiguous). */
+static void SFX(zero_c)(int64_t m, int64_t n, real *c, int64_t rsc, int64_t csc)
+{
+    if (csc != 1) {
+        SFX(scale_c)(m, n, 0, c, rsc, csc);
+        return;
+    }
+    for (int64_t r = 0; r < m; ++r)
+        memset(c + r * rsc, 0, (size_t)n * sizeof(real));
+}
+
+/* The part of the K block [pc, pc + kc) that rows i0..i0+m-1 keep, cut
+ * at *cut into two ranges [*lo, *cut) and [*cut, *hi) (block offsets, in
+ * K order): the one that every row keeps whole, and the band of at most
+ * m - 1 columns along the diagonal that only some rows keep (for tril(A)
+ * the whole part comes first, for triu(A) the band).  A triangular C keeps
+ * all of K: no band.  Both the direct and the packed route below run the
+ * micro-kernel once per range, so a tile is the same sum either way. */
+static void SFX(tri_split)(tg_gemm_tri tri, int64_t i0, int64_t m, int64_t pc, int64_t kc,
+                           int64_t *lo, int64_t *cut, int64_t *hi)
+{
+    SFX(tri_k_range)(tri, i0, m, pc, kc, lo, hi);
+    int64_t x = *hi;
+    if (tri == TG_TRI_LOWER_A)
+        x = i0 + 1 - pc;            /* every row keeps p <= i0 */
+    else if (tri == TG_TRI_UPPER_A)
+        x = i0 + m - 1 - pc;        /* every row keeps p >= i0 + m - 1 */
+    *cut = x < *lo ? *lo : x > *hi ? *hi : x;
+}
+
+/* macro_kernel for a triangular product, rows from item row i0 and
+ * columns from item column j0 of C, K block [pc, pc + kc), Bp its whole
+ * kc x nc panel.  A is read in place (Ad: the block's first element, with
+ * rsa, csa) for the whole micro-panels of rows below `packed_from`, and
+ * from the packed rows Ap (rows from packed_from; kw columns from block
+ * column ka, entries outside the triangle zeroed) after it.  In place, a
+ * band's few columns are copied with the dropped entries zeroed, into a
+ * small panel, for the packed micro-kernel. */
+static void SFX(macro_tri)(const SFX(tg_gemm_kernel) *kd, tg_gemm_tri tri, int64_t i0, int64_t j0,
+                           int64_t pc, int64_t mc, int64_t nc, int64_t kc, real alpha,
+                           const real *Ad, int64_t rsa, int64_t csa, int64_t packed_from,
+                           const real *Ap, int64_t ka, int64_t kw,
+                           const real *Bp, real beta, real *C, int64_t rsc, int64_t csc)
+{
+    const int mr = kd->mr, nr = kd->nr;
+    const int c_tri = tri == TG_TRI_LOWER_C || tri == TG_TRI_UPPER_C;
+    _Alignas(64) real tile[TG_GEMM_MAX_TILE];
+    _Alignas(64) real band[TG_GEMM_MAX_TILE];       /* mr x (at most mr - 1) */
+    for (int64_t jr = 0; jr < nc; jr += nr) {           /* loop 2 */
+        int64_t n = min_i64(nr, nc - jr);
+        for (int64_t ir = 0; ir < mc; ir += mr) {       /* loop 1 */
+            int64_t m = min_i64(mr, mc - ir), lo, cut, hi;
+            real *c = C + ir * rsc + jr * csc;
+            if (SFX(tri_tile_out)(tri, i0 + ir, m, j0 + jr, n)) {
+                SFX(zero_c)(m, n, c, rsc, csc);
+                continue;
+            }
+            SFX(tri_split)(tri, i0 + ir, m, pc, kc, &lo, &cut, &hi);
+            if (hi <= lo) {             /* these rows keep nothing of this K block */
+                SFX(scale_c)(m, n, beta, c, rsc, csc);
+                continue;
+            }
+            int whole = m == mr && n == nr && csc == 1;
+            real *dst = whole ? c : tile, bp = whole ? beta : 0;
+            int64_t ldd = whole ? rsc : nr;
+            for (int part = 0; part < 2; ++part) {
+                int64_t p0 = part ? cut : lo, p1 = part ? hi : cut;
+                if (p1 <= p0)
+                    continue;
+                const real *b = Bp + jr * kc + p0 * nr;
+                int is_band = (tri == TG_TRI_LOWER_A && part == 1) ||
+                              (tri == TG_TRI_UPPER_A && part == 0);
+                if (ir >= packed_from) {
+                    kd->ukr(p1 - p0, alpha, Ap + (ir - packed_from) * kw + (p0 - ka) * mr, b, bp,
+                            dst, ldd);
+                } else if (!is_band) {
+                    kd->ukr_direct(p1 - p0, alpha, Ad + ir * rsa + p0 * csa, rsa, csa, b, bp,
+                                   dst, ldd);
+                } else {
+                    for (int64_t p = p0; p < p1; ++p)
+                        for (int r = 0; r < mr; ++r) {
+                            int64_t i = i0 + ir + r, q = pc + p;
+                            int keep = tri == TG_TRI_LOWER_A ? q <= i : q >= i;
+                            band[(p - p0) * mr + r] = keep ? Ad[(ir + r) * rsa + p * csa] : 0;
+                        }
+                    kd->ukr(p1 - p0, alpha, band, b, bp, dst, ldd);
+                }
+                bp = 1;                 /* the second range adds to the first */
+            }
+            if (!whole)
+                SFX(merge_tile)(m, n, tile, nr, beta, c, rsc, csc);
+            if (c_tri)                  /* a tile across the diagonal: zero its other side */
+                SFX(tri_mask_c)(tri, i0 + ir, m, j0 + jr, n, c, rsc, csc);
+        }
+    }
+}
+
+/* gemm_packed_buf for rows [i_off, i_off + M) of a triangular product
+ * whose cache blocks are KC, MC, NC (block_sizes of the whole item: the
+ * same blocks however the item's rows are split).  A block that
+ * direct_pays reads A in place, as gemm_packed_buf's direct_block does;
+ * only its rows past the last whole micro-panel are packed. */
+static void SFX(gemm_tri_buf)(const SFX(tg_gemm_kernel) *kd, tg_gemm_tri tri, int64_t i_off,
+                              int64_t KC, int64_t MC, int64_t NC,
+                              int64_t M, int64_t N, int64_t K, real alpha,
+                              const real *A, int64_t rsa, int64_t csa,
+                              const real *B, int64_t rsb, int64_t csb,
+                              real beta, real *C, int64_t rsc, int64_t csc,
+                              real *Ap, real *Bp)
+{
+    const int mr = kd->mr;
+    for (int64_t jc = 0; jc < N; jc += NC) {                    /* loop 5 */
+        int64_t nc = min_i64(NC, N - jc);
+        for (int64_t pc = 0; pc < K; pc += KC) {                /* loop 4 */
+            int64_t kc = min_i64(KC, K - pc);
+            real beta_p = pc == 0 ? beta : 1;
+            int packed_b = 0;
+            for (int64_t ic = 0; ic < M; ic += MC) {            /* loop 3 */
+                int64_t mc = min_i64(MC, M - ic), i0 = i_off + ic, ka, kb;
+                real *c = C + ic * rsc + jc * csc;
+                if (SFX(tri_tile_out)(tri, i0, mc, jc, nc)) {
+                    SFX(zero_c)(mc, nc, c, rsc, csc);
+                    continue;
+                }
+                SFX(tri_k_range)(tri, i0, mc, pc, kc, &ka, &kb);
+                if (kb <= ka) {
+                    SFX(scale_c)(mc, nc, beta_p, c, rsc, csc);
+                    continue;
+                }
+                if (!packed_b) {
+                    SFX(pack_b)(kc, nc, B + pc * rsb + jc * csb, rsb, csb, kd->nr, Bp);
+                    packed_b = 1;
+                }
+                /* pack the rows read from Ap: all, or those past the whole
+                 * micro-panels; only the columns [ka, kb) that they keep */
+                const real *Ad = A + ic * rsa + pc * csa;
+                int64_t from = SFX(direct_pays)(kd, mc, nc) ? mc / mr * mr : 0;
+                if (from < mc) {
+                    SFX(pack_a)(mc - from, kb - ka, Ad + from * rsa + ka * csa, rsa, csa, mr, Ap);
+                    if (tri == TG_TRI_LOWER_A || tri == TG_TRI_UPPER_A)
+                        SFX(tri_mask_a)(tri, i0 + from, mc - from, pc + ka, kb - ka, mr, Ap);
+                }
+                SFX(macro_tri)(kd, tri, i0, jc, pc, mc, nc, kc, alpha, Ad, rsa, csa, from, Ap, ka,
+                               kb - ka, Bp, beta_p, c, rsc, csc);
+            }
+        }
+    }
+}
+
+typedef struct {
+    SFX(batch_ctx) b;
+    tg_gemm_tri tri;
+    int64_t KC, MC, NC;         /* block_sizes of one item */
+    int64_t rows, nslabs;       /* rows per slab (whole MC blocks), slabs per item */
+} SFX(tri_ctx);
+
+/* tg_range_fn: units [u0, u1), unit u being slab u % nslabs of item
+ * u / nslabs, on the calling thread. */
+static void SFX(tri_units)(int64_t u0, int64_t u1, void *vctx)
+{
+    const SFX(tri_ctx) *t = vctx;
+    const SFX(batch_ctx) *b = &t->b;
+    const SFX(gemm_args) *x = &b->g;
+    real *Ap = SFX(pack_alloc_real)(t->MC * t->KC);
+    real *Bp = Ap ? SFX(pack_alloc_real)(t->KC * t->NC) : NULL;
+    for (int64_t u = u0; u < u1; ++u) {
+        int64_t it = u / t->nslabs, r0 = u % t->nslabs * t->rows;
+        int64_t rn = min_i64(t->rows, x->M - r0);
+        int64_t oa = r0 * x->rsa, ob = 0, oc = r0 * x->rsc, r = it;
+        for (int d = b->nbd - 1; d >= 0; --d) {
+            int64_t id = r % b->bshape[d];
+            r /= b->bshape[d];
+            oa += id * b->bsa[d];
+            ob += id * b->bsb[d];
+            oc += id * b->bsc[d];
+        }
+        if (Bp != NULL)
+            SFX(gemm_tri_buf)(x->kd, t->tri, r0, t->KC, t->MC, t->NC, rn, x->N, x->K, x->alpha,
+                              x->A + oa, x->rsa, x->csa, x->B + ob, x->rsb, x->csb, x->beta,
+                              x->C + oc, x->rsc, x->csc, Ap, Bp);
+        else
+            SFX(gemm_tri_naive)(t->tri, r0, rn, x->N, x->K, x->alpha, x->A + oa, x->rsa, x->csa,
+                                x->B + ob, x->rsb, x->csb, x->beta, x->C + oc, x->rsc, x->csc);
+    }
+    tg_scratch_free(Ap);
+    tg_scratch_free(Bp);
+}
+
+/* Defines tg_gemm_tri_batched_f32 / _f64 (contract in gemm.h). */
+void SFX(tg_gemm_tri_batched)(tg_gemm_tri tri, int nbd, const int64_t *bshape,
+                              const int64_t *bsa, const int64_t *bsb, const int64_t *bsc,
+                              int64_t M, int64_t N, int64_t K, real alpha,
+                              const real *A, int64_t rsa, int64_t csa,
+                              const real *B, int64_t rsb, int64_t csb,
+                              real beta, real *C, int64_t rsc, int64_t csc)
+{
+    int64_t nitems = 1;
+    for (int d = 0; d < nbd; ++d)
+        nitems *= bshape[d];
+    if (nitems <= 0 || M <= 0 || N <= 0 || (unsigned)tri >= (unsigned)TG_TRI_N_MODES)
+        return;
+    SFX(tri_ctx) t = { { { &active_isa()->TG_TYPE_FIELD, M, N, K, alpha, beta, A, rsa, csa,
+                           B, rsb, csb, C, rsc, csc }, nbd, bshape, bsa, bsb, bsc }, tri };
+    if (K <= 0 || alpha == 0) {
+        /* C = beta C (0 outside a triangular C), A and B unread */
+        t.KC = t.MC = t.NC = 0;
+        t.rows = M;
+        t.nslabs = 1;
+        for (int64_t it = 0; it < nitems; ++it) {
+            int64_t oc = 0, r = it;
+            for (int d = nbd - 1; d >= 0; --d) {
+                oc += r % bshape[d] * bsc[d];
+                r /= bshape[d];
+            }
+            SFX(gemm_tri_naive)(tri, 0, M, N, 0, 0, A, rsa, csa, B, rsb, csb, beta, C + oc,
+                                rsc, csc);
+        }
+        return;
+    }
+    SFX(block_sizes)(t.b.g.kd, M, N, K, &t.KC, &t.MC, &t.NC);
+    /* a few items, each of several row blocks: the blocks go to the threads
+     * too (the triangle makes them unequal, so one per unit) */
+    int threads = tg_get_num_threads();
+    int64_t nblocks = (M + t.MC - 1) / t.MC;
+    t.nslabs = nitems < 2 * (int64_t)threads ? nblocks : 1;
+    t.rows = t.nslabs > 1 ? t.MC : M;
+    /* chunks of units, each chunk worth at most one thread's share (counted
+     * as full products: the skipped half makes more, smaller chunks) */
+    double unit = 2.0 * (double)t.rows * (double)N * (double)K;
+    int64_t grain = (int64_t)(TG_GEMM_FLOPS_PER_THREAD / unit) + 1;
+    tg_parallel_for(nitems * t.nslabs, grain, SFX(tri_units), &t);
+}
+
+/* ---------------------------------------------------------------------
  * Implicit B: tg_gemm_f32_packb / _f64 (contract in gemm.h).  The loops
  * of gemm_packed with B's packed panels written by the caller's callback
  * instead of pack_b, for a B that is never formed (a convolution's

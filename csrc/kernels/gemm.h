@@ -86,6 +86,39 @@ void tg_gemm_batched_f64(int nbd, const int64_t *bshape, const int64_t *bsa,
                          const double *B, int64_t rsb, int64_t csb,
                          double beta, double *C, int64_t rsc, int64_t csc);
 
+/* Triangular products, for causal attention (ops/linalg.c, tri_matmul):
+ * in each item's own row i, column j and inner index p,
+ *   TG_TRI_LOWER_C  C = tril(alpha A @ B + beta C): C[i,j] = 0 for j > i
+ *   TG_TRI_UPPER_C  C = triu(...):                  C[i,j] = 0 for j < i
+ *   TG_TRI_LOWER_A  C = alpha tril(A) @ B + beta C: A[i,p] with p > i taken as 0
+ *   TG_TRI_UPPER_A  C = alpha triu(A) @ B + beta C: A[i,p] with p < i taken as 0
+ * "Taken as 0" whatever A holds there (NaN too): the packed kernel zeroes
+ * those entries in its copy of A and never multiplies by them.  The tiles
+ * of C outside the triangle, and the parts of K that a row block's kept
+ * triangle does not reach, are skipped: about half the work of a square
+ * product.  Items (and blocks of rows of one large item) are dealt out to
+ * the pool threads; the result does not depend on the thread count.  Same
+ * arguments and contract as tg_gemm_batched_* otherwise. */
+typedef enum {
+    TG_TRI_LOWER_C = 0,
+    TG_TRI_UPPER_C,
+    TG_TRI_LOWER_A,
+    TG_TRI_UPPER_A,
+    TG_TRI_N_MODES
+} tg_gemm_tri;
+void tg_gemm_tri_batched_f32(tg_gemm_tri tri, int nbd, const int64_t *bshape, const int64_t *bsa,
+                             const int64_t *bsb, const int64_t *bsc,
+                             int64_t M, int64_t N, int64_t K, float alpha,
+                             const float *A, int64_t rsa, int64_t csa,
+                             const float *B, int64_t rsb, int64_t csb,
+                             float beta, float *C, int64_t rsc, int64_t csc);
+void tg_gemm_tri_batched_f64(tg_gemm_tri tri, int nbd, const int64_t *bshape, const int64_t *bsa,
+                             const int64_t *bsb, const int64_t *bsc,
+                             int64_t M, int64_t N, int64_t K, double alpha,
+                             const double *A, int64_t rsa, int64_t csa,
+                             const double *B, int64_t rsb, int64_t csb,
+                             double beta, double *C, int64_t rsc, int64_t csc);
+
 /* The steps of the lesson, from the textbook loop to the threaded kernel. */
 typedef enum {
     TG_GEMM_NAIVE = 0,        /* i-j-k triple loop, the textbook definition (the reference kernel) */

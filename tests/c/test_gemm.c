@@ -477,6 +477,133 @@ START_TEST(test_batched_matches_per_item)
 }
 END_TEST
 
+/* tg_gemm_tri_batched_*: each mode against the definition in long double
+ * (tril/triu of the product, or of A), on every path this CPU can run, for
+ * a batch of attention-sized items, edge tiles, several K blocks and a tall
+ * item whose row blocks are dealt out to the threads; A transposed or not,
+ * beta 0 and 0.5.  Outside a triangular C the result is exactly 0; A's
+ * dropped triangle holds NaN and must never reach C; the bits are the same
+ * on 1, 2 and 3 threads and the packing-buffer fallback is right too. */
+static void tri_case(int f64, tg_gemm_tri tri, int64_t M, int64_t N, int64_t K, int trans_a,
+                     double beta, const buf *A, const buf *B, buf *C)
+{
+    const int64_t bshape[1] = { 3 }, bsa[1] = { M * K }, bsb[1] = { K * N }, bsc[1] = { M * N };
+    int64_t rsa = trans_a ? 1 : K, csa = trans_a ? M : 1;
+    buf_fill(C, 0.25);
+    if (f64)
+        tg_gemm_tri_batched_f64(tri, 1, bshape, bsa, bsb, bsc, M, N, K, 1.5, A->p, rsa, csa, B->p,
+                                N, 1, beta, C->p, N, 1);
+    else
+        tg_gemm_tri_batched_f32(tri, 1, bshape, bsa, bsb, bsc, M, N, K, 1.5f, A->p, rsa, csa,
+                                B->p, N, 1, (float)beta, C->p, N, 1);
+}
+
+START_TEST(test_tri_batched_matches_definition)
+{
+    static const shape shapes[] = { { 64, 64, 32 }, { 64, 32, 64 }, { 17, 35, 9 }, { 9, 9, 700 },
+                                    { 300, 40, 300 } };
+    static const char *isas[] = { "avx512", "avx2", "generic", "neon" };
+    int64_t nshapes = light() ? 4 : 5;
+    for (size_t r = 0; r < sizeof isas / sizeof isas[0]; ++r) {
+        if (!tg_gemm_isa_available(isas[r]))
+            continue;
+        ck_assert_int_eq(tg_gemm_force_isa(isas[r]), 0);
+        for (int f64 = 0; f64 < 2; ++f64)
+            for (int64_t s = 0; s < nshapes; ++s)
+                for (int mode = 0; mode < TG_TRI_N_MODES; ++mode)
+                    for (int v = 0; v < 2; ++v) {
+                        int64_t M = shapes[s].M, N = shapes[s].N, K = shapes[s].K;
+                        int trans_a = v, a_tri = mode >= TG_TRI_LOWER_A;
+                        double beta = v ? 0.5 : 0.0;
+                        buf A = buf_new(f64, 3 * M * K), B = buf_new(f64, 3 * K * N);
+                        buf C = buf_new(f64, 3 * M * N), C2 = buf_new(f64, 3 * M * N);
+                        for (int64_t it = 0; it < 3; ++it)
+                            for (int64_t i = 0; i < M; ++i)
+                                for (int64_t p = 0; p < K; ++p) {
+                                    int drop = (mode == TG_TRI_LOWER_A && p > i) ||
+                                               (mode == TG_TRI_UPPER_A && p < i);
+                                    put(&A, it * M * K + (trans_a ? i + p * M : i * K + p),
+                                        drop ? NAN : rnd());
+                                }
+                        for (int64_t i = 0; i < B.len; ++i) put(&B, i, rnd());
+                        size_t bytes = (size_t)(3 * M * N) * (f64 ? sizeof(double) : sizeof(float));
+                        tri_case(f64, (tg_gemm_tri)mode, M, N, K, trans_a, beta, &A, &B, &C);
+                        for (int threads = 2; threads <= 3; ++threads) {
+                            tg_set_num_threads(threads);
+                            tri_case(f64, (tg_gemm_tri)mode, M, N, K, trans_a, beta, &A, &B, &C2);
+                            ck_assert_msg(memcmp(C.p, C2.p, bytes) == 0,
+                                          "tri mode %d: 1 vs %d threads differ (%s %s %lldx%lldx%lld)",
+                                          mode, threads, isas[r], f64 ? "f64" : "f32", (long long)M,
+                                          (long long)N, (long long)K);
+                        }
+                        tg_set_num_threads(1);
+                        for (int fb = 0; fb < 2; ++fb) {
+                            if (fb) {   /* no memory for packing: the reference loop */
+                                tg_gemm_testing_fail_alloc(1);
+                                tri_case(f64, (tg_gemm_tri)mode, M, N, K, trans_a, beta, &A, &B, &C);
+                                tg_gemm_testing_fail_alloc(0);
+                            }
+                            for (int64_t it = 0; it < 3; it += 2)
+                                for (int64_t i = 0; i < M; ++i)
+                                    for (int64_t j = 0; j < N; ++j) {
+                                        double got = get(&C, it * M * N + i * N + j);
+                                        if ((mode == TG_TRI_LOWER_C && j > i) ||
+                                            (mode == TG_TRI_UPPER_C && j < i)) {
+                                            ck_assert_msg(got == 0 && !signbit(got),
+                                                          "tri mode %d: C[%lld,%lld] = %g outside "
+                                                          "the triangle", mode, (long long)i,
+                                                          (long long)j, got);
+                                            continue;
+                                        }
+                                        long double acc = 0, mag = 0;
+                                        for (int64_t p = 0; p < K; ++p) {
+                                            if (a_tri && ((mode == TG_TRI_LOWER_A && p > i) ||
+                                                          (mode == TG_TRI_UPPER_A && p < i)))
+                                                continue;
+                                            long double x = get(&A, it * M * K + (trans_a ? i + p * M : i * K + p));
+                                            long double y = get(&B, it * K * N + p * N + j);
+                                            acc += x * y;
+                                            mag += fabsl(x * y);
+                                        }
+                                        long double want = 1.5L * acc + beta * 0.25L;
+                                        double eps = f64 ? DBL_EPSILON : FLT_EPSILON;
+                                        ck_assert_msg(fabsl(got - want) <= (K + 4) * eps * (1.5L * mag + 0.25L) + 1e-30,
+                                                      "tri mode %d (%s %s %lldx%lldx%lld, trans %d, "
+                                                      "fallback %d): C[%lld,%lld] = %g, want %Lg",
+                                                      mode, isas[r], f64 ? "f64" : "f32", (long long)M,
+                                                      (long long)N, (long long)K, trans_a, fb,
+                                                      (long long)i, (long long)j, got, want);
+                                    }
+                        }
+                        free(A.p); free(B.p); free(C.p); free(C2.p);
+                    }
+    }
+    tg_gemm_force_isa(NULL);
+}
+END_TEST
+
+/* alpha == 0 (or K == 0) reads neither A nor B: C = beta C inside the
+ * triangle, 0 outside a triangular C. */
+START_TEST(test_tri_batched_alpha_zero)
+{
+    const int64_t bshape[1] = { 2 }, bs[1] = { 16 };
+    float A[32], B[32], C[32];
+    for (int i = 0; i < 32; ++i) { A[i] = NAN; B[i] = NAN; }
+    for (int mode = 0; mode < TG_TRI_N_MODES; ++mode) {
+        for (int i = 0; i < 32; ++i) C[i] = 2.0f;
+        tg_gemm_tri_batched_f32((tg_gemm_tri)mode, 1, bshape, bs, bs, bs, 4, 4, 4, 0.0f, A, 4, 1,
+                                B, 4, 1, 0.5f, C, 4, 1);
+        for (int it = 0; it < 2; ++it)
+            for (int i = 0; i < 4; ++i)
+                for (int j = 0; j < 4; ++j) {
+                    int out = (mode == TG_TRI_LOWER_C && j > i) || (mode == TG_TRI_UPPER_C && j < i);
+                    ck_assert_msg(C[it * 16 + i * 4 + j] == (out ? 0.0f : 1.0f), "mode %d (%d,%d): %g",
+                                  mode, i, j, C[it * 16 + i * 4 + j]);
+                }
+    }
+}
+END_TEST
+
 /* On two threads tg_gemm_* splits C into two slabs also when the split
  * dimension has an odd number of tiles: a grain of ceil(tiles / 2) gave the
  * pool floor(tiles / grain) = 1 chunk, so 32x128 @ 128x1568 (49 column
@@ -957,6 +1084,8 @@ Suite *gemm_suite(void)
     tcase_add_test(tc, test_odd_tile_count_is_split);
     tcase_add_test(tc, test_alloc_failure_falls_back);
     tcase_add_test(tc, test_batched_matches_per_item);
+    tcase_add_test(tc, test_tri_batched_matches_definition);
+    tcase_add_test(tc, test_tri_batched_alpha_zero);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("api");
