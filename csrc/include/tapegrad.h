@@ -794,6 +794,11 @@ tg_tensor *tg_argmin(tg_tensor *x, int64_t axis, bool keepdims);
 
 /* Matmul with NumPy semantics (1-D, 2-D, batched N-D with broadcast batch). */
 tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b);
+/* A product with a triangle in the last two dims (both operands >= 2-D):
+ * mode 0 tril(a @ b), 1 triu(a @ b), 2 tril(a) @ b, 3 triu(a) @ b; entries
+ * outside tril(a)/triu(a) are taken as 0, whatever they hold.  The GEMM
+ * skips what the triangle drops (causal attention's products). */
+tg_tensor *tg_tri_matmul(tg_tensor *a, tg_tensor *b, int64_t mode);
 /* nn.Linear's affine map y = x W^T + b: x (..., in), w (out, in), b (out,)
  * or NULL; y (..., out).  One tape entry; the weight gradient comes out in
  * w's (out, in) layout. */

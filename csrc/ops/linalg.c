@@ -18,17 +18,19 @@
 _Static_assert(TG_MAX_DIMS <= TG_GEMM_MAX_BATCH_DIMS, "tg_gemm_batched takes every batch dim");
 
 
-tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
-    const char *who = "matmul";
+/* The product of matmul (tri < 0) or tri_matmul (tri a tg_gemm_tri):
+ * checks, broadcasting, dtype promotion and the GEMM call; the caller
+ * records it.  Returns the new tensor, or NULL with the error set. */
+static tg_tensor *product(const char *who, tg_tensor *a, tg_tensor *b, int tri) {
     if (a->ndim == 0 || b->ndim == 0)
         return TG_FAIL(TG_ERR_VALUE,
-                       "matmul: input operand %d is a 0-d tensor (a scalar); use * to multiply "
+                       "%s: input operand %d is a 0-d tensor (a scalar); use * to multiply "
                        "by a scalar",
-                       a->ndim == 0 ? 0 : 1);
+                       who, a->ndim == 0 ? 0 : 1);
     if (!tg_dtype_is_float(a->dtype) || !tg_dtype_is_float(b->dtype))
         return TG_FAIL(TG_ERR_TYPE,
-                       "matmul: expected float32 or float64 operands, got %s and %s",
-                       tg_dtype_name(a->dtype), tg_dtype_name(b->dtype));
+                       "%s: expected float32 or float64 operands, got %s and %s",
+                       who, tg_dtype_name(a->dtype), tg_dtype_name(b->dtype));
     tg_dtype dt = tg_dtype_promote(a->dtype, b->dtype);
     /* promote 1-D operands to 2-D views */
     int na = a->ndim < 2 ? 2 : a->ndim, nb = b->ndim < 2 ? 2 : b->ndim;
@@ -50,23 +52,23 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
     int64_t M = ash[na - 2], K = ash[na - 1], K2 = bsh[nb - 2], N = bsh[nb - 1];
     if (K != K2)
         return TG_FAIL(TG_ERR_VALUE,
-                       "matmul: shapes %s and %s are not aligned: %lld (dim %d) != %lld (dim %d)",
-                       tg__shp(a), tg__shp(b), (long long)K, a->ndim - 1, (long long)K2,
+                       "%s: shapes %s and %s are not aligned: %lld (dim %d) != %lld (dim %d)",
+                       who, tg__shp(a), tg__shp(b), (long long)K, a->ndim - 1, (long long)K2,
                        b->ndim == 1 ? 0 : b->ndim - 2);
     /* broadcast the batch dims */
     int nbatch;
     int64_t batch[TG_MAX_DIMS];
     if (tg__broadcast_shapes(who, na - 2, ash, nb - 2, bsh, &nbatch, batch))
         return TG_FAIL(TG_ERR_VALUE,
-                       "matmul: shapes %s and %s have batch dimensions %s and %s that cannot be "
+                       "%s: shapes %s and %s have batch dimensions %s and %s that cannot be "
                        "broadcast together",
-                       tg__shp(a), tg__shp(b), tg__shp2(na - 2, ash), tg__shp2(nb - 2, bsh));
+                       who, tg__shp(a), tg__shp(b), tg__shp2(na - 2, ash), tg__shp2(nb - 2, bsh));
     int64_t oshape[TG_MAX_DIMS];
     int ond = 0;
     for (int i = 0; i < nbatch; i++) oshape[ond++] = batch[i];
     if (a->ndim != 1) oshape[ond++] = M;
     if (b->ndim != 1) oshape[ond++] = N;
-    if (ond > TG_MAX_DIMS) return TG_FAIL(TG_ERR_VALUE, "matmul: too many dimensions");
+    if (ond > TG_MAX_DIMS) return TG_FAIL(TG_ERR_VALUE, "%s: too many dimensions", who);
     tg_tensor *ac = tg__as_dtype(a, dt), *bc = ac ? tg__as_dtype(b, dt) : NULL;
     /* a converted operand (mixed dtypes) is a contiguous copy: use its strides */
     if (ac && ac != a) {
@@ -94,7 +96,7 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
          * gemm when a's rows, over the whole batch, are evenly spaced in
          * memory (a contiguous a, or any view whose batch dims nest) */
         int64_t rs_fold = rsa;
-        bool fold = nbatch > 0 && a->ndim > 2;
+        bool fold = nbatch > 0 && a->ndim > 2 && tri < 0; /* a triangle is per item */
         for (int i = 0; fold && i < nbatch; i++) fold = sb[i] == 0;
         if (fold) {
             int64_t len = M;
@@ -123,7 +125,15 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
                 sc[i] = step;
                 step *= batch[i];
             }
-            if (dt == TG_FLOAT32)
+            if (tri >= 0 && dt == TG_FLOAT32)
+                tg_gemm_tri_batched_f32((tg_gemm_tri)tri, nbatch, batch, sa, sb, sc, M, N, K, 1.0f,
+                                        (float *)pa0, rsa, csa, (float *)pb0, rsb, csb, 0.0f,
+                                        (float *)po, N, 1);
+            else if (tri >= 0)
+                tg_gemm_tri_batched_f64((tg_gemm_tri)tri, nbatch, batch, sa, sb, sc, M, N, K, 1.0,
+                                        (double *)pa0, rsa, csa, (double *)pb0, rsb, csb, 0.0,
+                                        (double *)po, N, 1);
+            else if (dt == TG_FLOAT32)
                 tg_gemm_batched_f32(nbatch, batch, sa, sb, sc, M, N, K, 1.0f, (float *)pa0, rsa,
                                     csa, (float *)pb0, rsb, csb, 0.0f, (float *)po, N, 1);
             else
@@ -134,7 +144,11 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
     }
     tg_tensor_release(ac);
     tg_tensor_release(bc);
-    tg_tensor *in[2] = {a, b};
+    return out;
+}
+
+tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
+    tg_tensor *in[2] = {a, b}, *out = product("matmul", a, b, -1);
     tg_entry *e;
     out = tg__finish(&tg_opdef_matmul, 2, in, out, &e);
     if (e && (tg__save(e, a) || tg__save(e, b))) {
@@ -276,6 +290,113 @@ TG_DEFINE_OP(matmul, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
              .doc = "Matrix product with NumPy semantics (1-D, 2-D, batched with broadcasting).",
              .backward = matmul_vjp, .apply = apply_matmul,
              .examples = "3x4,4x5;4,4x5;3x4,4;4,4;2x3x4,4x5;2x1x3x4,5x4x2;T3x4,T4x2;2x3x4,T4x5",
+             .grad_out_tex = "\\bar C", .grad_in_tex = "\\bar A;\\bar B");
+
+/* ===================================================================== */
+/* tri_matmul: a product with a triangle, causal attention's two products */
+/* ===================================================================== */
+
+/* i0 = mode (tg_gemm_tri): 0 tril(A @ B), 1 triu(A @ B), 2 tril(A) @ B,
+ * 3 triu(A) @ B, in the last two dims; batch dims broadcast as matmul's.
+ * scaled_dot_product_attention(is_causal=True) computes its scores as
+ * tril(q @ k^T) and its output as tril(P) @ v (P is 0 above the diagonal
+ * anyway): the GEMM skips what the triangle drops, about half of each
+ * product (kernels/gemm.c, tg_gemm_tri_batched_f32).  The VJPs are the
+ * same four products: the gradient of a product with a triangular result
+ * is a product with a triangular operand, and the other way round. */
+tg_tensor *tg_tri_matmul(tg_tensor *a, tg_tensor *b, int64_t mode) {
+    const char *who = "tri_matmul";
+    if (!a || !b) return TG_FAIL(TG_ERR_VALUE, "%s: input is NULL", who);
+    if (mode < 0 || mode >= TG_TRI_N_MODES)
+        return TG_FAIL(TG_ERR_VALUE,
+                       "%s: mode (i0) must be 0 tril(A @ B), 1 triu(A @ B), 2 tril(A) @ B or "
+                       "3 triu(A) @ B, got %lld",
+                       who, (long long)mode);
+    if (a->ndim < 2 || b->ndim < 2)
+        return TG_FAIL(TG_ERR_VALUE,
+                       "%s: expected operands of at least 2 dims (..., M, K) and (..., K, N), got "
+                       "%s and %s",
+                       who, tg__shp(a), tg__shp(b));
+    tg_tensor *in[2] = {a, b}, *out = product(who, a, b, (int)mode);
+    tg_entry *e;
+    out = tg__finish(&tg_opdef_tri_matmul, 2, in, out, &e);
+    if (e) {
+        e->params.i[0] = mode;
+        if (tg__save(e, a) || tg__save(e, b)) {
+            tg_tensor_release(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* tri_matmul(x, y, mode), transposed when `t` (x^T @ triangle: see below). */
+static tg_tensor *tri_t(tg_tensor *x, tg_tensor *y, int mode, bool t) {
+    tg_tensor *p = tg_tri_matmul(x, y, mode);
+    if (!p || !t) return p;
+    tg_tensor *r = tg_transpose(p, -1, -2);
+    tg_tensor_release(p);
+    return r;
+}
+
+static tg_status tri_matmul_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
+    (void)ctx;
+    tg_tensor *a = tg_entry_saved(e, 0), *b = a ? tg_entry_saved(e, 1) : NULL;
+    CHECK(b);
+    int mode = (int)e->params.i[0];
+    bool c_tri = mode == TG_TRI_LOWER_C || mode == TG_TRI_UPPER_C;
+    bool lower = mode == TG_TRI_LOWER_C || mode == TG_TRI_LOWER_A;
+    int same_a = lower ? TG_TRI_LOWER_A : TG_TRI_UPPER_A, same_c = lower ? TG_TRI_LOWER_C : TG_TRI_UPPER_C;
+    int flip_a = lower ? TG_TRI_UPPER_A : TG_TRI_LOWER_A;
+    tg_tensor *bt = NULL, *gt = NULL, *at = NULL;
+    tg_status st = TG_OK;
+    if (tg_entry_needs_grad(e, 0)) {
+        /* C = tril(A B): dA = tril(dC) B^T.  C = tril(A) B: dA = tril(dC B^T). */
+        bt = tg_transpose(b, -1, -2);
+        gi[0] = bt ? tg_tri_matmul(g, bt, c_tri ? same_a : same_c) : NULL;
+        if (!gi[0]) { st = tg_error_status(); goto done; }
+    }
+    if (tg_entry_needs_grad(e, 1)) {
+        /* C = tril(A B): dB = A^T tril(dC) = (triu(dC^T) A)^T.
+         * C = tril(A) B: dB = tril(A)^T dC = triu(A^T) dC. */
+        if (c_tri) {
+            gt = tg_transpose(g, -1, -2);
+            gi[1] = gt ? tri_t(gt, a, flip_a, true) : NULL;
+        } else {
+            at = tg_transpose(a, -1, -2);
+            gi[1] = at ? tg_tri_matmul(at, g, flip_a) : NULL;
+        }
+        if (!gi[1]) { st = tg_error_status(); goto done; }
+    }
+done:
+    tg_tensor_release(bt);
+    tg_tensor_release(gt);
+    tg_tensor_release(at);
+    return st;
+}
+
+static tg_tensor *apply_tri_matmul(tg_tensor *const *in, int n, const tg_params *p) {
+    if (n != 2) return TG_FAIL(TG_ERR_VALUE, "apply: tri_matmul takes 2 inputs");
+    return tg_tri_matmul(in[0], in[1], p->i[0]);
+}
+TG_DEFINE_OP(tri_matmul, .arity = 2, .diff_mask = 3, .dtypes = "float32,float64",
+             .flops = {TG_FLOPS_MATMUL, 1, 2, true}, /* about half a matmul's */
+             .forward = "C = tril(A B) | triu(A B) | tril(A) B | triu(A) B (i0 = 0..3)",
+             .forward_tex = "C = \\operatorname{tril}(A B),\\ \\operatorname{triu}(A B),\\ "
+                            "\\operatorname{tril}(A) B \\text{ or } \\operatorname{triu}(A) B",
+             .vjp = "tril(A B): dA = tril(dC) B^T, dB = A^T tril(dC); tril(A) B: dA = tril(dC B^T), "
+                    "dB = tril(A)^T dC (triu likewise)",
+             .vjp_tex = "\\bar A = \\operatorname{tril}(\\bar C) B^{\\top} \\text{ or } "
+                        "\\operatorname{tril}(\\bar C B^{\\top}),\\quad \\bar B = A^{\\top} "
+                        "\\operatorname{tril}(\\bar C) \\text{ or } \\operatorname{tril}(A)^{\\top} "
+                        "\\bar C \\text{ (triu likewise)}",
+             .doc = "Matrix product with a triangle in the last two dims (i0: 0 tril(A @ B), 1 triu(A @ B), "
+                    "2 tril(A) @ B, 3 triu(A) @ B; entries outside tril(A)/triu(A) are taken as 0 "
+                    "whatever they hold); batch dims broadcast as in matmul. The GEMM skips what the "
+                    "triangle drops: scaled_dot_product_attention's causal products.",
+             .backward = tri_matmul_vjp, .apply = apply_tri_matmul,
+             .examples = "4x4,4x4|i0=0;3x5,5x4|i0=1;4x3,3x5|i0=2;5x4,4x3|i0=3;2x3x4,4x3|i0=0;"
+                         "2x4x4,1x4x3|i0=2;T4x5,5x4|i0=1;4x4,T4x3|i0=3",
              .grad_out_tex = "\\bar C", .grad_in_tex = "\\bar A;\\bar B");
 
 /* ===================================================================== */

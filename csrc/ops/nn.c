@@ -2096,13 +2096,17 @@ tg_tensor *tg_scaled_dot_product_attention(tg_tensor *q, tg_tensor *k, tg_tensor
     if (scale != scale) scale = 1.0 / sqrt((double)(E > 0 ? E : 1)); /* NaN: the default */
     scope s0 = {0}, *sc = &s0;
     tg_tensor *kt = K(tg_transpose(k, -2, -1));
-    tg_tensor *s = B2(tg_matmul, q, kt);
+    /* causal: only the scores j <= i are used, and the weights are 0 above the
+     * diagonal, so both products are triangular and the GEMM skips about half
+     * of each (tri_matmul; mode 0 tril(q k^T), mode 2 tril(a) v) */
+    tg_tensor *s = is_causal ? K(kt ? tg_tri_matmul(q, kt, 0) : NULL) : B2(tg_matmul, q, kt);
     tg_tensor *a;
     if (mask && tg_dtype_is_float(mask->dtype)) /* a float mask is added to the scaled scores */
         a = U(tg_softmax, ADD(MULS(s, scale), mask), -1);
     else /* keep j <= i and/or where nonzero (or all): one masked softmax with the scale in it */
         a = s ? K(masked_softmax(s, mask, is_causal, true, scale)) : NULL;
     if (a && dropout_p > 0) a = K(tg_dropout(a, dropout_p, true));
+    if (is_causal) return scope_return(sc, K(a ? tg_tri_matmul(a, v, 2) : NULL));
     return scope_return(sc, B2(tg_matmul, a, v));
 }
 

@@ -63,6 +63,7 @@ TG_OP(argmax, CUSTOM)
 TG_OP(argmin, CUSTOM)
 /* linalg.c */
 TG_OP(matmul, BINARY)
+TG_OP(tri_matmul, INTERNAL) /* causal attention's products */
 TG_OP(linear, CUSTOM)
 /* movement.c */
 TG_OP(reshape, CUSTOM)

@@ -97,6 +97,16 @@ def _softmax(x, axis):
     return (e / e.sum(axis=axis, keepdims=True)).astype(x.dtype)
 
 
+def _tri_matmul(a, b, mode):
+    """tril(a @ b), triu(a @ b), tril(a) @ b, triu(a) @ b (modes 0-3)."""
+    if mode == 2:
+        a = np.tril(a)
+    elif mode == 3:
+        a = np.triu(a)
+    c = np.matmul(a, b)
+    return np.tril(c) if mode == 0 else np.triu(c) if mode == 1 else c
+
+
 def _masked_softmax(xs, causal, scale=1.0):
     """softmax of the last axis of scale * x over the kept entries (nonzero
     mask, and key j <= query i when causal), 0 elsewhere and in a row with
@@ -758,6 +768,7 @@ REFERENCES = {
     "argmin": _argext(np.argmin),
     # linear algebra
     "matmul": lambda xs, p: np.asarray(np.matmul(*xs)),
+    "tri_matmul": lambda xs, p: _tri_matmul(*xs, p["i"][0]),
     "linear": lambda xs, p: np.asarray(np.matmul(xs[0], xs[1].T) + (xs[2] if len(xs) > 2 else 0)),
     # movement
     "reshape": lambda xs, p: xs[0].reshape(tuple(p["shape"])),

@@ -42,7 +42,9 @@ def test_the_scores_have_no_separate_multiply(kind):
           "bool": {"attn_mask": tg.from_numpy((rng.uniform(size=(5, 6)) > 0.3).astype(np.int64))}}[kind]
     ops = _ops(sdpa(q, k, v, **kw))
     assert "mul" not in ops and "softmax" not in ops
-    assert ops.count("masked_softmax") == 1 and ops.count("matmul") == 2
+    # causal: both products are triangular (tri_matmul, test_tri_matmul.py)
+    products = ("tri_matmul", "matmul") if kind == "causal" else ("matmul", "tri_matmul")
+    assert ops.count("masked_softmax") == 1 and ops.count(products[0]) == 2 and products[1] not in ops
 
 
 def test_a_float_mask_is_added_to_the_scaled_scores():
@@ -56,11 +58,13 @@ def test_a_float_mask_is_added_to_the_scaled_scores():
 
 def _unfused(q, k, v, scale, causal=False, mask=None):
     """The same attention with the multiply as its own op (the old path),
-    through the registry's masked_softmax without a scale."""
-    s = (q @ k.swapaxes(-2, -1)) * scale
+    through the registry's masked_softmax without a scale; causal, with the
+    triangular products sdpa uses (tril(q k^T), tril(a) v)."""
+    kt = k.swapaxes(-2, -1)
+    s = (tg._C._op_apply("tri_matmul", [q, kt], "i0=0") if causal else q @ kt) * scale
     ins = [s] if mask is None else [s, mask]
     a = tg._C._op_apply("masked_softmax", ins, f"i0={int(causal)}")
-    return a @ v
+    return tg._C._op_apply("tri_matmul", [a, v], "i0=2") if causal else a @ v
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
