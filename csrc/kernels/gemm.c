@@ -1580,6 +1580,21 @@ typedef struct {
     const int64_t *bshape, *bsa, *bsb, *bsc;    /* their sizes and strides */
 } SFX(batch_ctx);
 
+/* The element offsets of item `it` (flat index, last batch dim fastest) in
+ * A, B and C. */
+static void SFX(item_offsets)(const SFX(batch_ctx) *b, int64_t it, int64_t *oa, int64_t *ob,
+                              int64_t *oc)
+{
+    *oa = *ob = *oc = 0;
+    for (int d = b->nbd - 1; d >= 0; --d) {
+        int64_t id = it % b->bshape[d];
+        it /= b->bshape[d];
+        *oa += id * b->bsa[d];
+        *ob += id * b->bsb[d];
+        *oc += id * b->bsc[d];
+    }
+}
+
 /* tg_range_fn: items [i0, i1) of the batch, on the calling thread. */
 static void SFX(batch_items)(int64_t i0, int64_t i1, void *vctx)
 {
@@ -1590,15 +1605,8 @@ static void SFX(batch_items)(int64_t i0, int64_t i1, void *vctx)
     real *Ap = SFX(pack_alloc_real)(MC * KC);
     real *Bp = Ap ? SFX(pack_alloc_real)(KC * NC) : NULL;
     for (int64_t it = i0; it < i1; ++it) {
-        /* the item's offsets from its flat index (last batch dim fastest) */
-        int64_t oa = 0, ob = 0, oc = 0, r = it;
-        for (int d = b->nbd - 1; d >= 0; --d) {
-            int64_t id = r % b->bshape[d];
-            r /= b->bshape[d];
-            oa += id * b->bsa[d];
-            ob += id * b->bsb[d];
-            oc += id * b->bsc[d];
-        }
+        int64_t oa, ob, oc;
+        SFX(item_offsets)(b, it, &oa, &ob, &oc);
         if (Bp != NULL)
             SFX(gemm_packed_buf)(x->kd, x->M, x->N, x->K, x->alpha, x->A + oa, x->rsa, x->csa,
                                  x->B + ob, x->rsb, x->csb, x->beta, x->C + oc, x->rsc, x->csc,
@@ -1936,16 +1944,10 @@ static void SFX(tri_units)(int64_t u0, int64_t u1, void *vctx)
     real *Ap = SFX(pack_alloc_real)(t->MC * t->KC);
     real *Bp = Ap ? SFX(pack_alloc_real)(t->KC * t->NC) : NULL;
     for (int64_t u = u0; u < u1; ++u) {
-        int64_t it = u / t->nslabs, r0 = u % t->nslabs * t->rows;
-        int64_t rn = min_i64(t->rows, x->M - r0);
-        int64_t oa = r0 * x->rsa, ob = 0, oc = r0 * x->rsc, r = it;
-        for (int d = b->nbd - 1; d >= 0; --d) {
-            int64_t id = r % b->bshape[d];
-            r /= b->bshape[d];
-            oa += id * b->bsa[d];
-            ob += id * b->bsb[d];
-            oc += id * b->bsc[d];
-        }
+        int64_t r0 = u % t->nslabs * t->rows, rn = min_i64(t->rows, x->M - r0), oa, ob, oc;
+        SFX(item_offsets)(b, u / t->nslabs, &oa, &ob, &oc);
+        oa += r0 * x->rsa;      /* the slab's first row */
+        oc += r0 * x->rsc;
         if (Bp != NULL)
             SFX(gemm_tri_buf)(x->kd, t->tri, r0, t->KC, t->MC, t->NC, rn, x->N, x->K, x->alpha,
                               x->A + oa, x->rsa, x->csa, x->B + ob, x->rsb, x->csb, x->beta,
@@ -1979,11 +1981,8 @@ void SFX(tg_gemm_tri_batched)(tg_gemm_tri tri, int nbd, const int64_t *bshape,
         t.rows = M;
         t.nslabs = 1;
         for (int64_t it = 0; it < nitems; ++it) {
-            int64_t oc = 0, r = it;
-            for (int d = nbd - 1; d >= 0; --d) {
-                oc += r % bshape[d] * bsc[d];
-                r /= bshape[d];
-            }
+            int64_t oa, ob, oc;
+            SFX(item_offsets)(&t.b, it, &oa, &ob, &oc);
             SFX(gemm_tri_naive)(tri, 0, M, N, 0, 0, A, rsa, csa, B, rsb, csb, beta, C + oc,
                                 rsc, csc);
         }

@@ -148,14 +148,7 @@ static tg_tensor *product(const char *who, tg_tensor *a, tg_tensor *b, int tri) 
 }
 
 tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
-    tg_tensor *in[2] = {a, b}, *out = product("matmul", a, b, -1);
-    tg_entry *e;
-    out = tg__finish(&tg_opdef_matmul, 2, in, out, &e);
-    if (e && (tg__save(e, a) || tg__save(e, b))) {
-        tg_tensor_release(out);
-        return NULL;
-    }
-    return out;
+    return tg__record2(&tg_opdef_matmul, a, b, product("matmul", a, b, -1), 0);
 }
 
 /* x with a size-1 axis inserted at `axis` (a view). */
@@ -317,17 +310,7 @@ tg_tensor *tg_tri_matmul(tg_tensor *a, tg_tensor *b, int64_t mode) {
                        "%s: expected operands of at least 2 dims (..., M, K) and (..., K, N), got "
                        "%s and %s",
                        who, tg__shp(a), tg__shp(b));
-    tg_tensor *in[2] = {a, b}, *out = product(who, a, b, (int)mode);
-    tg_entry *e;
-    out = tg__finish(&tg_opdef_tri_matmul, 2, in, out, &e);
-    if (e) {
-        e->params.i[0] = mode;
-        if (tg__save(e, a) || tg__save(e, b)) {
-            tg_tensor_release(out);
-            return NULL;
-        }
-    }
-    return out;
+    return tg__record2(&tg_opdef_tri_matmul, a, b, product(who, a, b, (int)mode), mode);
 }
 
 /* tri_matmul(x, y, mode), transposed when `t` (x^T @ triangle: see below). */

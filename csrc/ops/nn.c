@@ -609,24 +609,6 @@ static tg_tensor *reduce_loss(tg_tensor *l, tg_reduction red) {
     return red == TG_REDUCTION_SUM ? tg_sum(l, NULL, 0, false) : tg_mean(l, NULL, 0, false);
 }
 
-/* Record a loss of two inputs with reduction `red` whose VJP reads both: both
- * are saved (so a write into either before backward is caught, version
- * counter and safe aliasing, the labels of cross_entropy included). */
-static tg_tensor *record_loss2(const tg_opdef *op, tg_tensor *a, tg_tensor *b, tg_tensor *out,
-                               tg_reduction red) {
-    tg_tensor *in[2] = {a, b};
-    tg_entry *e;
-    out = tg__finish(op, 2, in, out, &e);
-    if (e) {
-        e->params.i[0] = red;
-        if (tg__save(e, a) || tg__save(e, b)) {
-            tg_tensor_release(out);
-            return NULL;
-        }
-    }
-    return out;
-}
-
 /* Scale a (N, C) or same-shape VJP factor d by the upstream gradient g of a
  * reduced loss: mean -> g/N, sum -> g, none -> g per sample (column). */
 static tg_tensor *scale_by_upstream(tg_tensor *d, tg_tensor *g, tg_reduction red, int64_t n,
@@ -773,7 +755,7 @@ tg_tensor *tg_cross_entropy(tg_tensor *z, tg_tensor *labels, tg_reduction red) {
     tg_tensor *out = reduce_loss(l, red);
     tg_set_grad_enabled(prev);
     tg_tensor_release(l);
-    return record_loss2(&tg_opdef_cross_entropy, z, labels, out, red);
+    return tg__record2(&tg_opdef_cross_entropy, z, labels, out, red);
 }
 
 /* The first-order gradient of float32 cross_entropy in one pass per row:
@@ -966,7 +948,7 @@ tg_tensor *tg_mse_loss(tg_tensor *p, tg_tensor *t, tg_reduction red) {
     tg_set_grad_enabled(prev);
     tg_tensor_release(d);
     tg_tensor_release(d2);
-    return record_loss2(&tg_opdef_mse_loss, p, t, out, red);
+    return tg__record2(&tg_opdef_mse_loss, p, t, out, red);
 }
 static tg_status mse_loss_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;
@@ -1017,7 +999,7 @@ tg_tensor *tg_bce_with_logits(tg_tensor *x, tg_tensor *t, tg_reduction red) {
     tg_set_grad_enabled(prev);
     tg_tensor *tmp[] = {r, xt, a, na, sp, l1, l};
     for (size_t i = 0; i < sizeof tmp / sizeof *tmp; i++) tg_tensor_release(tmp[i]);
-    return record_loss2(&tg_opdef_bce_with_logits, x, t, out, red);
+    return tg__record2(&tg_opdef_bce_with_logits, x, t, out, red);
 }
 static tg_status bce_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void *ctx) {
     (void)ctx;

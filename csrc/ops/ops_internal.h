@@ -50,6 +50,25 @@ static inline tg_tensor *tg__apply_binary(tg_tensor *(*f)(tg_tensor *, tg_tensor
         (void)p;                                                                       \
         return tg__apply_binary(tg_##NAME, in, n);                                     \
     }
+/* Record `out` (NULL passes through) as an entry of `op` with inputs a, b,
+ * both saved for its VJP (so a write into either before backward is
+ * caught: version counter and safe aliasing), and i0 = `i0` (a loss's
+ * reduction, tri_matmul's mode). */
+static inline tg_tensor *tg__record2(const tg_opdef *op, tg_tensor *a, tg_tensor *b, tg_tensor *out,
+                                     int64_t i0) {
+    tg_tensor *in[2] = {a, b};
+    tg_entry *e;
+    out = tg__finish(op, 2, in, out, &e);
+    if (e) {
+        e->params.i[0] = i0;
+        if (tg__save(e, a) || tg__save(e, b)) {
+            tg_tensor_release(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
 /* An int64 parameter (tg_params) for an int argument, saturated rather than
  * truncated: (int)2**32 is 0, which an op would take for a valid count or
  * mode; INT_MAX / INT_MIN is out of every range, so the op refuses it. */
