@@ -1678,8 +1678,10 @@ void SFX(tg_gemm_batched)(int nbd, const int64_t *bshape, const int64_t *bsa,
  * micro-kernel over only the part of K that its rows keep (rows i0..i0+m-1
  * of tril(A) reach p < i0 + m, of triu(A) p >= i0: the packed panels are
  * column by column, so that part is a shorter kc from an offset); and the
- * entries of the packed A outside the triangle, inside that part, are
- * zeroed after packing.  At attention's 64 x 64 x 32 items, with the
+ * entries of A outside the triangle, inside that part, are zeroed in the
+ * packed copy (when A is read in place, as direct_block does, the band of
+ * at most MR - 1 columns along the diagonal is copied with them zeroed:
+ * tri_split, macro_tri).  At attention's 64 x 64 x 32 items, with the
  * 8 x 32 AVX-512 tile, a lower C computes 6 of its 8 tiles and a lower A
  * 36 of 64 columns per tile on average.  Row offsets: i_off is the item's
  * row index of the block's first row (a large item is split into blocks
@@ -1977,9 +1979,6 @@ void SFX(tg_gemm_tri_batched)(tg_gemm_tri tri, int nbd, const int64_t *bshape,
                            B, rsb, csb, C, rsc, csc }, nbd, bshape, bsa, bsb, bsc }, tri };
     if (K <= 0 || alpha == 0) {
         /* C = beta C (0 outside a triangular C), A and B unread */
-        t.KC = t.MC = t.NC = 0;
-        t.rows = M;
-        t.nslabs = 1;
         for (int64_t it = 0; it < nitems; ++it) {
             int64_t oa, ob, oc;
             SFX(item_offsets)(&t.b, it, &oa, &ob, &oc);
