@@ -313,10 +313,10 @@ tg_tensor *tg_tri_matmul(tg_tensor *a, tg_tensor *b, int64_t mode) {
     return tg__record2(&tg_opdef_tri_matmul, a, b, product(who, a, b, (int)mode), mode);
 }
 
-/* tri_matmul(x, y, mode), transposed when `t` (x^T @ triangle: see below). */
-static tg_tensor *tri_t(tg_tensor *x, tg_tensor *y, int mode, bool t) {
+/* tri_matmul(x, y, mode)^T (a transposed view): dB of a triangular C. */
+static tg_tensor *tri_transposed(tg_tensor *x, tg_tensor *y, int mode) {
     tg_tensor *p = tg_tri_matmul(x, y, mode);
-    if (!p || !t) return p;
+    if (!p) return NULL;
     tg_tensor *r = tg_transpose(p, -1, -2);
     tg_tensor_release(p);
     return r;
@@ -344,7 +344,7 @@ static tg_status tri_matmul_vjp(tg_entry *e, tg_tensor *g, tg_tensor **gi, void 
          * C = tril(A) B: dB = tril(A)^T dC = triu(A^T) dC. */
         if (c_tri) {
             gt = tg_transpose(g, -1, -2);
-            gi[1] = gt ? tri_t(gt, a, flip_a, true) : NULL;
+            gi[1] = gt ? tri_transposed(gt, a, flip_a) : NULL;
         } else {
             at = tg_transpose(a, -1, -2);
             gi[1] = at ? tg_tri_matmul(at, g, flip_a) : NULL;
