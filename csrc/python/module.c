@@ -135,7 +135,8 @@ FUNC(full) {
             tg_tensor_release(t);
             return NULL;
         }
-        for (int64_t i = 0; i < t->numel; i++) ((int64_t *)tg_tensor_data(t))[i] = iv;
+        int64_t *d = tg_tensor_data(t);
+        for (int64_t i = 0; i < t->numel; i++) d[i] = iv;
     }
     return finish_rg_named("full", t, a[3]);
 }

@@ -167,6 +167,13 @@ REDUCE_SHAPES = [
     ((2, 1, 2500, 1), [0, 2, (0, 2), (2, 3), None]),  # size-1 dims between
     ((4100,), [0, None]),
     ((6, 0, 3), [0, 2]),                      # empty reduced axis: sum 0
+    # axes in several blocks: one pass per block (reduce.c's reduce_fast)
+    ((32, 16, 14, 14), [(0, 2, 3), (0, 2), (1, 3)]),  # BatchNorm's statistics
+    ((3, 2, 5, 4, 6), [(0, 2, 4), (1, 3), (0, 1, 3, 4)]),
+    ((3, 4, 40000), [(0, 2)]),                # first pass: rows longer than one block
+    ((3, 2000, 5), [(0, 2)]),                 # second pass: more than 1024 columns
+    ((2, 1, 3, 1, 4), [(0, 1, 2), (0, 3, 4), (1, 3)]),  # size-1 dims among the axes
+    ((0, 3, 4), [(0, 2)]),
 ]
 
 
@@ -196,6 +203,39 @@ def test_reductions_match_numpy_and_threads(shape, axis, dtype, threads):
             for red in ("max", "min"):
                 got = run_with_threads(2, lambda: getattr(t, red)(axis=axis, keepdims=keepdims).numpy())
                 np.testing.assert_array_equal(got, getattr(x, red)(axis=axis, keepdims=keepdims))
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shape=st.lists(st.sampled_from([0, 1, 2, 3, 5, 17, 40, 130]), min_size=1, max_size=5),
+       data=st.data(), f64=st.booleans(), keepdims=st.booleans())
+def test_sum_over_any_axes_property(shape, data, f64, keepdims):
+    """A sum over any set of axes of a contiguous float tensor -- reduced
+    axes in one block (one pass) or in several (one pass per block, the last
+    first, through float64 buffers), size-1 and empty dims among them --
+    is NumPy's float64 sum within the float32 rounding of the result, gives
+    the same bits on one and two threads, and mean is sum / count."""
+    if int(np.prod(shape)) > 400_000:
+        shape = shape[:3]
+    nd = len(shape)
+    axes = tuple(sorted(data.draw(st.sets(st.integers(0, nd - 1), min_size=1))))
+    dtype = np.float64 if f64 else np.float32
+    x = np.random.default_rng(nd * 31 + sum(shape)).standard_normal(shape).astype(dtype)
+    t = tg.tensor(x)
+    one = run_with_threads(1, lambda: t.sum(axis=axes, keepdims=keepdims).numpy())
+    two = run_with_threads(2, lambda: t.sum(axis=axes, keepdims=keepdims).numpy())
+    np.testing.assert_array_equal(one, two)
+    want = x.astype(np.float64).sum(axis=axes, keepdims=keepdims)
+    assert one.dtype == dtype and one.shape == want.shape
+    # float32: one rounding of a float64 sum of terms each below 6 in size
+    tol = dict(rtol=2e-7, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(one, want, **tol)
+    if x.size and all(shape[a] for a in axes):
+        np.testing.assert_allclose(t.mean(axis=axes, keepdims=keepdims).numpy(),
+                                   x.astype(np.float64).mean(axis=axes, keepdims=keepdims), **tol)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
