@@ -146,7 +146,11 @@ def bench_mlp_shapes(tab, dtype):
     rng = np.random.default_rng(0)
     shapes = [("32x784 @ 784x128", (32, 784), (784, 128), False, False),
               ("dW: 784x32 @ 32x128 (x^T dY)", (32, 784), (32, 128), True, False),
-              ("dX: 32x128 @ 128x784 (dY W^T)", (32, 128), (784, 128), False, True)]
+              ("dX: 32x128 @ 128x784 (dY W^T)", (32, 128), (784, 128), False, True),
+              # one sample (predicting one digit, sampling one character):
+              # nn.Linear's x @ W^T and its input gradient dY @ W
+              ("one sample: 1x784 @ W^T (W 128x784)", (1, 784), (128, 784), False, True),
+              ("one sample dX: 1x128 @ 128x784", (1, 128), (128, 784), False, False)]
     for name, sa, sb, ta_, tb_ in shapes:
         a = rng.standard_normal(sa).astype(dtype)
         b = rng.standard_normal(sb).astype(dtype)

@@ -310,10 +310,11 @@ int tg_gemm_testing_selftest_runs(void);
  * threads (for disjoint column ranges) when the call is not already inside
  * a tg_parallel_for body.
  *
- * Returns 0 when done, or -1 with C untouched when tg_gemm_* would not use
- * the packed kernel for these sizes (tiny products, M == 1 or N == 1) or the
- * packing buffers cannot be allocated: the caller then forms B and calls
- * tg_gemm_*.  M <= 0, N <= 0, K <= 0 and alpha == 0 behave as in tg_gemm_*.
+ * Returns 0 when done, or -1 with C untouched when tg_gemm_* may not use
+ * the packed kernel for these sizes (tiny products; at most 4 rows or 4
+ * columns, which it computes as dot products or rows of C in registers
+ * when the operands' layout allows) or the packing buffers cannot be
+ * allocated: the caller then forms B and calls tg_gemm_*.  M <= 0, N <= 0, K <= 0 and alpha == 0 behave as in tg_gemm_*.
  * ------------------------------------------------------------------------ */
 typedef void (*tg_gemm_packb_fn_f32)(void *ctx, int64_t pc, int64_t kc, int64_t jc, int64_t nc,
                                      int nr, float *Bp);

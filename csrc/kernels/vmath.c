@@ -29,7 +29,9 @@
      tg_vm_erf_f32_##SUFFIX, tg_vm_gelu_f32_##SUFFIX, tg_vm_gelu_tanh_f32_##SUFFIX,   \
      tg_vm_gelu_grad_f32_##SUFFIX, tg_vm_gelu_tanh_grad_f32_##SUFFIX,                 \
      tg_vm_ln_sums_f32_##SUFFIX, tg_vm_ln_dots_f32_##SUFFIX, tg_vm_ln_apply_f32_##SUFFIX, \
-     tg_vm_ln_grad_f32_##SUFFIX, tg_vm_gelu_fwd_grad_f32_##SUFFIX}
+     tg_vm_ln_grad_f32_##SUFFIX, tg_vm_gelu_fwd_grad_f32_##SUFFIX,                    \
+     tg_vm_dot_f32_##SUFFIX, tg_vm_dot_f64_##SUFFIX, tg_vm_rowmat_f32_##SUFFIX,       \
+     tg_vm_rowmat_f64_##SUFFIX}
 
 static const tg_vmath_table table_base = VM_TABLE(base, "baseline");
 
@@ -67,7 +69,13 @@ static const tg_vmath_table table_base = VM_TABLE(base, "baseline");
                                      const float *, float *);                           \
     void tg_vm_ln_grad_f32_##SUFFIX(int64_t, const float *, const float *, const float *, float, \
                                     float, float, float, float *, float *, float *);       \
-    void tg_vm_gelu_fwd_grad_f32_##SUFFIX(int64_t, const float *, float *, float *);
+    void tg_vm_gelu_fwd_grad_f32_##SUFFIX(int64_t, const float *, float *, float *);   \
+    float tg_vm_dot_f32_##SUFFIX(int64_t, const float *, const float *);                \
+    double tg_vm_dot_f64_##SUFFIX(int64_t, const double *, const double *);             \
+    void tg_vm_rowmat_f32_##SUFFIX(int64_t, int64_t, float, const float *, int64_t,     \
+                                   const float *, int64_t, float *);                    \
+    void tg_vm_rowmat_f64_##SUFFIX(int64_t, int64_t, double, const double *, int64_t,   \
+                                   const double *, int64_t, double *);
 
 /* The SIMD builds of each architecture, best first, under the names of
  * their instruction sets; the other architecture's names are known, and
@@ -282,15 +290,16 @@ static int selftest_table(const tg_vmath_table *t, char *why, size_t n) {
     /* the reductions: every length up to 2 x 16 lanes + 3, then the whole array */
     for (int len = 0; len <= VM_ST_N; len += len < 35 ? 1 : VM_ST_N - 35) {
         /* xs + 1: an odd start address; len <= VM_ST_N stays inside xs */
-        double r1[4] = {t->sum_f32(len, xs + 1), t->sum_f64(len, xd), t->sumsq_f32(len, xs + 1),
-                        t->sumsq_f64(len, xd)};
-        double r2[4] = {b->sum_f32(len, xs + 1), b->sum_f64(len, xd), b->sumsq_f32(len, xs + 1),
-                        b->sumsq_f64(len, xd)};
-        for (int k = 0; k < 4; k++)
+        double r1[6] = {t->sum_f32(len, xs + 1), t->sum_f64(len, xd), t->sumsq_f32(len, xs + 1),
+                        t->sumsq_f64(len, xd), t->dot_f32(len, xs + 1, xs), t->dot_f64(len, xd, xd + 1)};
+        double r2[6] = {b->sum_f32(len, xs + 1), b->sum_f64(len, xd), b->sumsq_f32(len, xs + 1),
+                        b->sumsq_f64(len, xd), b->dot_f32(len, xs + 1, xs), b->dot_f64(len, xd, xd + 1)};
+        for (int k = 0; k < 6; k++)
             if (!same64(r1[k], r2[k])) {
                 snprintf(why, n, "%s of %d elements = %.17g, the baseline gives %.17g",
-                         (const char *[]){"sum_f32", "sum_f64", "sumsq_f32", "sumsq_f64"}[k], len,
-                         r1[k], r2[k]);
+                         (const char *[]){"sum_f32", "sum_f64", "sumsq_f32", "sumsq_f64", "dot_f32",
+                                          "dot_f64"}[k],
+                         len, r1[k], r2[k]);
                 return -1;
             }
         if (len < 1) continue;
@@ -335,6 +344,37 @@ static int selftest_table(const tg_vmath_table *t, char *why, size_t n) {
             if (!same64(a1[j], a2[j]) || !same64(d1[j], d2[j])) {
                 snprintf(why, n, "column sums of %d rows differ in column %d", rows, j);
                 return -1;
+            }
+    }
+    /* a row vector times a matrix stored by rows: 0 to 5 rows of B, whole
+     * blocks of 64 (float32) or 32 (float64) columns and the tails, a of
+     * stride 2, alpha not 1 */
+    {
+        enum { RM_LD = 131 };
+        static float bf[5 * RM_LD], cf1[RM_LD], cf2[RM_LD];
+        static double bd[5 * RM_LD], cd1[RM_LD], cd2[RM_LD];
+        for (int i = 0; i < 5 * RM_LD; i++) {
+            bf[i] = xs[i % (VM_ST_N + 1)] * (float)(1 + i % 7) * 0.125f;
+            bd[i] = (double)bf[i] * 1.0000001;
+        }
+        static const int ncols[] = {0, 1, 17, 32, 45, 64, 77, 128, 130};
+        for (int k = 0; k <= 5; k++)
+            for (int c = 0; c < (int)(sizeof ncols / sizeof ncols[0]); c++) {
+                int nc = ncols[c];
+                for (int j = 0; j < RM_LD; j++) {
+                    cf1[j] = cf2[j] = (float)j * 0.25f;
+                    cd1[j] = cd2[j] = (double)j / 3.0;
+                }
+                t->rowmat_f32(k, nc, 1.5f, xs + 1, 2, bf, RM_LD, cf1);
+                b->rowmat_f32(k, nc, 1.5f, xs + 1, 2, bf, RM_LD, cf2);
+                t->rowmat_f64(k, nc, -0.75, xd, 2, bd, RM_LD, cd1);
+                b->rowmat_f64(k, nc, -0.75, xd, 2, bd, RM_LD, cd2);
+                for (int j = 0; j < RM_LD; j++)
+                    if (!same64(cf1[j], cf2[j]) || !same64(cd1[j], cd2[j])) {
+                        snprintf(why, n, "rowmat of %d rows and %d columns differs in column %d",
+                                 k, nc, j);
+                        return -1;
+                    }
             }
     }
     /* gelu with its derivative: the bits of this build's gelu and of its

@@ -149,6 +149,20 @@ typedef struct {
     /* y = gelu(x) and d = d gelu / dx in one pass: the bits of gelu_f32 and
      * of gelu_grad_f32 with g = 1 (g * d is then gelu_grad_f32's result) */
     void (*gelu_fwd_grad_f32)(int64_t n, const float *x, float *y, float *d);
+    /* the sum of x[i] * y[i] over i < n in the element type, in a fixed
+     * order (64 interleaved partial sums for float32, 32 for float64, each
+     * product rounded before it is added, then a fixed pairwise tree): the
+     * same bits on every path.  gemm.c's products of a few rows or columns
+     * (a row vector times a matrix, a matrix times a vector) */
+    float (*dot_f32)(int64_t n, const float *x, const float *y);
+    double (*dot_f64)(int64_t n, const double *x, const double *y);
+    /* c[j] += sum over p < K of (alpha * a[p * inca]) * B[p * ldb + j] for
+     * j < n, added in the order p = 0, 1, ..., each product rounded before
+     * it is added (gemm.c's row vector times a matrix stored by rows) */
+    void (*rowmat_f32)(int64_t K, int64_t n, float alpha, const float *a, int64_t inca,
+                       const float *B, int64_t ldb, float *c);
+    void (*rowmat_f64)(int64_t K, int64_t n, double alpha, const double *a, int64_t inca,
+                       const double *B, int64_t ldb, double *c);
 } tg_vmath_table;
 
 /* Flags of sgd_f32 / rmsprop_f32. */

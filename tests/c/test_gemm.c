@@ -270,6 +270,11 @@ static const shape rect_shapes[] = {
     { 3, 4200, 5 },         /* N > NC: several jc blocks */
     { 1, 300, 40 },         /* a row vector times a matrix */
     { 300, 1, 40 },         /* a matrix times a column vector */
+    { 2, 300, 130 },        /* a few rows: dot products (L_NT) or rows of C in */
+    { 4, 70, 200 },         /*   registers (L_NN); 64-lane dots with a tail   */
+    { 3, 130, 64 },         /*   and rows of C in whole blocks of 64 and a tail */
+    { 300, 3, 70 },         /* a few columns: dot products */
+    { 5, 40, 70 },          /* one row too many for either: packed */
     { 64, 32, 64 },         /* attention's items: A read in place (direct kernel) */
     { 67, 64, 33 },         /* the same with edge rows, two panels of B */
 };
@@ -382,6 +387,42 @@ START_TEST(test_threads_bitwise_identical)
                               f64 ? "f64" : "f32", (long long)M, (long long)N, (long long)K);
                 ck_assert_msg(memcmp(C1.p, C3.p, bytes) == 0, "1 vs 3 threads differ");
                 free(A.p); free(B.p); free(C1.p); free(C2.p); free(C3.p);
+            }
+}
+END_TEST
+
+/* The products of a few rows or columns (gemm.c's DOTS and ROWS steps)
+ * split their columns (or rows) among the threads: bitwise the same C on
+ * 1, 2 and 3 threads, with alpha and beta, B stored by rows (ROWS) or by
+ * columns (DOTS), and sizes that give every thread several pieces. */
+START_TEST(test_skinny_threads_bitwise_identical)
+{
+    static const shape shapes[] = { { 1, 5000, 700 }, { 4, 3000, 600 }, { 3000, 2, 700 },
+                                    { 2, 4100, 1100 } };
+    for (int f64 = 0; f64 < 2; ++f64)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; ++s)
+            for (int bcols = 0; bcols < 2; ++bcols) {
+                int64_t M = shapes[s].M, N = shapes[s].N, K = shapes[s].K;
+                view va = make_view(M, K, K, 1), vc = make_view(M, N, N, 1);
+                view vb = bcols ? make_view(K, N, 1, K) : make_view(K, N, N, 1);
+                buf A = buf_new(f64, va.len), B = buf_new(f64, vb.len), C[3];
+                for (int64_t i = 0; i < A.len; ++i) put(&A, i, rnd());
+                for (int64_t i = 0; i < B.len; ++i) put(&B, i, rnd());
+                for (int t = 0; t < 3; ++t) {
+                    C[t] = buf_new(f64, vc.len);
+                    for (int64_t i = 0; i < C[t].len; ++i) put(&C[t], i, (double)(i % 7) - 3.0);
+                    tg_set_num_threads(t + 1);
+                    ck_assert_int_eq(run_gemm(VAR_AUTO, f64, M, N, K, -1.25, &A, &va, &B, &vb, 0.5,
+                                              &C[t], &vc), 0);
+                }
+                size_t bytes = (size_t)vc.len * (f64 ? sizeof(double) : sizeof(float));
+                for (int t = 1; t < 3; ++t)
+                    ck_assert_msg(memcmp(C[0].p, C[t].p, bytes) == 0,
+                                  "1 vs %d threads differ (%s, %lldx%lldx%lld, B by %s)", t + 1,
+                                  f64 ? "f64" : "f32", (long long)M, (long long)N, (long long)K,
+                                  bcols ? "columns" : "rows");
+                free(A.p); free(B.p);
+                for (int t = 0; t < 3; ++t) free(C[t].p);
             }
 }
 END_TEST
@@ -1081,6 +1122,7 @@ Suite *gemm_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_threads_bitwise_identical);
+    tcase_add_test(tc, test_skinny_threads_bitwise_identical);
     tcase_add_test(tc, test_odd_tile_count_is_split);
     tcase_add_test(tc, test_alloc_failure_falls_back);
     tcase_add_test(tc, test_batched_matches_per_item);

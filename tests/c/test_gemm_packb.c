@@ -7,8 +7,8 @@
  * every kernel row this CPU can run, on one and two threads, with several
  * K blocks, with M above and below one block of rows (the two loop orders
  * of the implicit path), N not a multiple of the tile, and beta 0 and 1.
- * The cases gemm.c declines (tiny, M == 1, N == 1, no memory) return -1
- * and leave C untouched.
+ * The cases gemm.c declines (tiny, at most 4 rows or 4 columns, no memory)
+ * return -1 and leave C untouched.
  *
  * Exposes Suite *gemm_packb_suite(void).
  */
@@ -106,7 +106,7 @@ START_TEST(test_packb_same_bits_as_tg_gemm) {
      * (more than one row block for every kernel row: the whole kc x nc
      * panel packed first), K above every row's KC, N with an edge tile. */
     static const int64_t shapes[][3] = { { 32, 200, 400 }, { 250, 77, 33 }, { 16, 785, 25 },
-                                         { 9, 31, 600 }, { 2, 2, 200 } };
+                                         { 9, 31, 600 }, { 5, 5, 200 } };
     for (size_t r = 0; r < sizeof isas / sizeof isas[0]; r++) {
         if (!tg_gemm_isa_available(isas[r]) || tg_gemm_force_isa(isas[r]) != 0) continue;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -122,10 +122,12 @@ START_TEST(test_packb_declines_and_leaves_c) {
     float A[64], C[64], C0[64];
     for (int i = 0; i < 64; i++) A[i] = C[i] = C0[i] = (float)i;
     formed_b f = { A, 8, 1, 0, 0 };
-    /* tiny (M*N*K <= 512), a row vector, a column vector */
+    /* tiny (M*N*K <= 512), a row vector, a column vector, four rows, four columns */
     ck_assert_int_eq(tg_gemm_packb_f32(4, 4, 4, 1.0f, A, 4, 1, pack_formed_f32, &f, 0.0f, C, 4), -1);
     ck_assert_int_eq(tg_gemm_packb_f32(1, 64, 64, 1.0f, A, 64, 1, pack_formed_f32, &f, 0.0f, C, 64), -1);
     ck_assert_int_eq(tg_gemm_packb_f32(64, 1, 64, 1.0f, A, 64, 1, pack_formed_f32, &f, 0.0f, C, 1), -1);
+    ck_assert_int_eq(tg_gemm_packb_f32(4, 16, 64, 1.0f, A, 64, 1, pack_formed_f32, &f, 0.0f, C, 16), -1);
+    ck_assert_int_eq(tg_gemm_packb_f32(16, 4, 64, 1.0f, A, 64, 1, pack_formed_f32, &f, 0.0f, C, 4), -1);
     ck_assert_int_eq(f.calls, 0);
     ck_assert(memcmp(C, C0, sizeof C) == 0);
     /* no memory for the panels */
