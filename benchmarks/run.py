@@ -353,6 +353,24 @@ def bench_conv(tab):
         t_th = timeit(f_th, repeat=5)
     tab.add("LeNet conv+pool fwd+bwd, batch 64", timeit(f_tg, repeat=5), None, t_th)
 
+    # BatchNorm2d in training, forward and backward, on the CNN's second
+    # activation (built from ops: its statistics are sums over (0, 2, 3))
+    a = rng.standard_normal((32, 32, 14, 14)).astype(np.float32)
+    g = rng.standard_normal((32, 32, 14, 14)).astype(np.float32)
+    bn, tga, tgg = tg.nn.BatchNorm2d(32), tg.from_numpy(a), tg.from_numpy(g)
+
+    def bn_tg():
+        xa = tga.detach().requires_grad_()
+        bn(xa).backward(tgg)
+    t_th = None
+    if torch is not None:
+        tbn, tha, thg = torch.nn.BatchNorm2d(32), torch.from_numpy(a), torch.from_numpy(g)
+
+        def bn_th():
+            tbn(tha.detach().requires_grad_()).backward(thg)
+        t_th = timeit(bn_th)
+    tab.add("BatchNorm2d fwd+bwd, 32x32x14x14", timeit(bn_tg), None, t_th)
+
 
 # The float32 FMA peak of one core (GFLOP/s), the reference of the "fraction
 # of peak" notes (issue 16): measured on this machine by benchmarks/fma_peak.c

@@ -22,7 +22,7 @@ from . import init
 __all__ = ["Parameter", "Module", "Linear", "Sequential", "ModuleList", "ModuleDict",
            "ParameterList", "ParameterDict", "Flatten", "ReLU",
            "Sigmoid", "Tanh", "LeakyReLU", "Softmax", "LogSoftmax", "Identity", "Dropout",
-           "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "LayerNorm", "MSELoss",
+           "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "MSELoss",
            "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss"]
 
 
@@ -957,13 +957,12 @@ class AvgPool2d(_Pool2d):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class BatchNorm1d(Module):
-    """Batch normalisation over (N, C) or (N, C, L) inputs.
+class _BatchNorm(Module):
+    """What BatchNorm1d and BatchNorm2d share: statistics per channel (axis
+    1) over every other axis."""
 
-    Training: normalise with the batch mean and (biased) variance and update
-    the running statistics (unbiased variance, momentum 0.1 as PyTorch).
-    Eval: use the running statistics. Built from ops, so its gradient comes
-    from the tape."""
+    _shapes = ""  # the input shapes accepted, for the error message
+    _ndims = ()
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True):
         super().__init__()
@@ -976,19 +975,29 @@ class BatchNorm1d(Module):
             object.__setattr__(self, "bias", None)
         self.register_buffer("running_mean", _C.zeros(num_features))
         self.register_buffer("running_var", _C.ones(num_features))
+        # batches seen in training (PyTorch's buffer of the same name, so
+        # state dicts have the same keys); momentum=None averages over them
+        self.register_buffer("num_batches_tracked", _C.tensor(0, dtype=_C.int64))
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.weight is not None}")
 
     def forward(self, x):
-        if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm1d: expected input of shape (N, {self.num_features}) or "
-                             f"(N, {self.num_features}, L), got {x.shape}")
-        axes = (0,) if x.ndim == 2 else (0, 2)
-        shape = (1, self.num_features) if x.ndim == 2 else (1, self.num_features, 1)
+        if x.ndim not in self._ndims or x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}: expected input of shape "
+                             f"{self._shapes.format(C=self.num_features)}, got {x.shape}")
+        axes = (0,) + tuple(range(2, x.ndim))
+        shape = (1, self.num_features) + (1,) * (x.ndim - 2)
         if self.training:
             mean = x.mean(axis=axes, keepdims=True)
             var = x.var(axis=axes, keepdims=True)
             n = x.size // self.num_features
             with no_grad():
+                self.num_batches_tracked.add_(1)
                 m = self.momentum
+                if m is None:  # a cumulative average of the batches' statistics
+                    m = 1.0 / int(self.num_batches_tracked.item())
                 self.running_mean.copy_(self.running_mean * (1 - m) + mean.reshape(-1) * m)
                 unbiased = var.reshape(-1) * (n / max(n - 1, 1))
                 self.running_var.copy_(self.running_var * (1 - m) + unbiased * m)
@@ -999,6 +1008,42 @@ class BatchNorm1d(Module):
         if self.weight is not None:
             y = y * self.weight.reshape(*shape) + self.bias.reshape(*shape)
         return y
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation over (N, C) or (N, C, L) inputs.
+
+    Training: normalise with the batch mean and (biased) variance and update
+    the running statistics (unbiased variance, momentum 0.1 as PyTorch;
+    ``momentum=None``: the average over all batches so far, counted in
+    ``num_batches_tracked``). Eval: use the running statistics. Built from
+    ops, so its gradient comes from the tape."""
+
+    _shapes = "(N, {C}) or (N, {C}, L)"
+    _ndims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of images, (N, C, H, W): each channel normalised
+    with its mean and (biased) variance over the batch and the positions,
+    then scaled by ``weight`` and shifted by ``bias`` (1 and 0 at the start).
+
+    Training: batch statistics, and the running statistics updated as
+    PyTorch does (momentum 0.1, unbiased variance; ``momentum=None``: the
+    average over all batches so far). Eval (``.eval()``): the
+    running statistics. Built from ops (mean and var over axes (0, 2, 3),
+    broadcasting), so its gradient comes from the tape and the tape shows
+    each step.
+
+    >>> import tapegrad as tg
+    >>> bn = tg.nn.BatchNorm2d(3)
+    >>> y = bn(tg.randn(4, 3, 5, 5))
+    >>> [round(float(v), 4) + 0.0 for v in y.mean(axis=(0, 2, 3)).numpy()]
+    [0.0, 0.0, 0.0]
+    """
+
+    _shapes = "(N, {C}, H, W)"
+    _ndims = (4,)
 
 
 class LayerNorm(Module):
