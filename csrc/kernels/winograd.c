@@ -50,7 +50,7 @@
  * output of a tile (every tap of dw's kernel) shares the rounding of the
  * same transformed values.  An output's error grows to a few tens of
  * float32 epsilons times sum |x| |w| over its window, maximised over its
- * tile (the direct product's worst case is about C*r*r eps times that sum,
+ * tile (the outputs a partial tile at the edge computes and drops included) (the direct product's worst case is about C*r*r eps times that sum,
  * its typical error far smaller).  tests/python/test_conv_winograd.py holds
  * every output to 80 (m = 2) or 128 (m = 3) eps times that sum; the worst
  * seen is 36 and 58.  Non-finite inputs: an inf or NaN reaches every output

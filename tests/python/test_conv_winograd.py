@@ -18,13 +18,18 @@ is held to
 with y_ref the float64 convolution of the same float32 values and S the
 float64 convolution of |x| and |w| (|dy| and |w| for dx, |x| and |dy| for
 dw) maximised over the outputs that share a transform (_shared): the m x m
-output tile, or the 5 x 5 taps of one channel pair of dw.  One tile in
+output tile -- the outputs a partial tile at the edge computes and drops
+included -- or the 5 x 5 taps of one channel pair of dw.  One tile in
 float32 loses at most 15 eps (F(2x2)) or about 21 eps (F(3x3)) of its
 window's sum (measured over random tiles, one channel); the GEMM's channel
 sums and dw's long sum over the tiles add their own few eps.  Measured worst
 over the cases below and 80 random geometries: forward 36, input gradient
-15, weight gradient 30 eps * S for F(2x2); 58, 12 and 35 for F(3x3).
-BOUND: 80 and 128 (about twice the worst seen).  The direct path's error,
+15, weight gradient 30 eps * S for F(2x2); 58, 12 and 35 for F(3x3); over
+400 more random geometries (session 14, down to 1 x 1 images with
+asymmetric padding): 54, 41, 34 and 33, 47, 44.  BOUND: 80 and 128.  (Until
+session 14 the dropped outputs were left out of the maximum: a kept output
+alone in its tile was held to its own window's scale, and Hypothesis found
+errors of 113 eps * S there.)  The direct path's error,
 for comparison, stays below about 4e-7 of the largest output on the CNN's
 layer, Winograd's below 3e-6 (F(2x2)) and 6e-6 (F(3x3)).
 """
@@ -38,7 +43,7 @@ from kernel_paths import with_threads
 import tapegrad.nn.functional as F
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
 
 EPS32 = float(np.finfo(np.float32).eps)
 BOUNDS = {"winograd2": 80.0, "winograd3": 128.0}
@@ -65,28 +70,58 @@ def _forward(x, w, pad):
     return F.conv2d(tg.tensor(x), tg.tensor(w), padding=pad).numpy()
 
 
+def _pads(pad):
+    """(left, right, top, bottom) of conv2d's padding= argument."""
+    return (pad,) * 4 if isinstance(pad, int) else tuple(pad)
+
+
+def _round6(n):
+    return -(-n // 6) * 6
+
+
 def _reference(x, w, g, pad):
     """The float64 products of the same float32 values, and the scales S of
-    each output: the same products of the absolute values."""
+    each output: the same products of the absolute values.  The forward's
+    and the input gradient's scales run on past the outputs to a multiple
+    of 6 rows and columns (of every tile size): a partial tile at the
+    bottom or right still computes its whole m x m block of outputs from
+    the zero-padded input and drops the outputs past the edge, so the
+    dropped outputs share the kept ones' transforms and count in the
+    maximum (_shared).  They are the same convolutions of |x| and |w| (of
+    |dy| and |w|) with zeros past the edge: more padding below and to the
+    right for the forward, more zero rows and columns of x (and zero dy for
+    the outputs they add) for the input gradient."""
     f64 = lambda a: a.astype(np.float64)  # noqa: E731
     ref = _products(f64(x), f64(w), f64(g), pad)
-    scale = _products(np.abs(f64(x)), np.abs(f64(w)), np.abs(f64(g)), pad)
-    return ref, scale
+    ax, aw, ag = np.abs(f64(x)), np.abs(f64(w)), np.abs(f64(g))
+    dw = _products(ax, aw, ag, pad)[2]
+    left, right, top, bottom = _pads(pad)
+    N, O, Ho, Wo = g.shape
+    eh, ew = _round6(Ho) - Ho, _round6(Wo) - Wo
+    g_y = np.zeros((N, O, Ho + eh, Wo + ew))
+    y = _products(ax, aw, g_y, (left, right + ew, top, bottom + eh))[0]
+    H, W = x.shape[2:]
+    eh, ew = _round6(H) - H, _round6(W) - W
+    x_dx = np.zeros(x.shape[:2] + (H + eh, W + ew))
+    x_dx[:, :, :H, :W] = ax
+    g_dx = np.zeros((N, O, Ho + eh, Wo + ew))
+    g_dx[:, :, :Ho, :Wo] = ag
+    dx = _products(x_dx, aw, g_dx, pad)[1]
+    return ref, (y, dx, dw)
 
 
-def _shared(scale, kind, m):
+def _shared(scale, kind, m, shape):
     """The scale each output's error is measured against: S maximised over
     the outputs computed from the same transform (Winograd mixes them):
-    the m x m output tile (forward, input gradient; tiles start at output 0)
-    or the r x r taps of one (output, input) channel pair (weight gradient)."""
+    the m x m output tile (forward, input gradient; tiles start at output 0;
+    scale runs on to whole tiles, _reference) or the r x r taps of one
+    (output, input) channel pair (weight gradient); cut to the outputs'
+    shape."""
     if kind == "weight gradient":
         return np.broadcast_to(scale.max(axis=(2, 3), keepdims=True), scale.shape)
-    N, C, H, W = scale.shape
-    Ht, Wt = -(-H // m) * m, -(-W // m) * m
-    pad = np.zeros((N, C, Ht, Wt))
-    pad[:, :, :H, :W] = scale
-    t = pad.reshape(N, C, Ht // m, m, Wt // m, m).max(axis=(3, 5))
-    return np.repeat(np.repeat(t, m, axis=2), m, axis=3)[:, :, :H, :W]
+    N, C, Ht, Wt = scale.shape
+    t = scale.reshape(N, C, Ht // m, m, Wt // m, m).max(axis=(3, 5))
+    return np.repeat(np.repeat(t, m, axis=2), m, axis=3)[:, :, :shape[2], :shape[3]]
 
 
 def _check_bound(got, ref, scale, what, bound):
@@ -135,7 +170,8 @@ def test_products_within_the_bound_of_the_float64_reference(path, tile, case):
     ref, scale = _reference(x, w, g, pad)
     for name, a, r, s, d in zip(("forward", "input gradient", "weight gradient"), got, ref, scale,
                                 direct):
-        _check_bound(a, r, _shared(s, name, int(tile[-1])), f"{tile} {case} {name}", BOUNDS[tile])
+        _check_bound(a, r, _shared(s, name, int(tile[-1]), a.shape), f"{tile} {case} {name}",
+                     BOUNDS[tile])
         assert a.shape == d.shape and a.dtype == np.float32
     # Winograd really ran: its rounding differs from the direct path's
     assert any(not np.array_equal(a, d) for a, d in zip(got, direct))
@@ -199,7 +235,7 @@ def test_against_pytorch(path, tile):
                           ("weight gradient", tw.grad.numpy(), Wt.grad.numpy(), scale[2])):
         if name == "forward":
             s = s + np.abs(b)[None, :, None, None]
-        _check_bound(a, r.astype(np.float64), _shared(s, name, int(tile[-1])),
+        _check_bound(a, r.astype(np.float64), _shared(s, name, int(tile[-1]), a.shape),
                      f"{tile} vs PyTorch, {name}", 2 * BOUNDS[tile])
     np.testing.assert_allclose(tb.grad.numpy(), B.grad.numpy(), rtol=1e-5)
 
@@ -247,7 +283,7 @@ def test_power_of_two_scaling_is_exact_and_magnitudes_are_safe(path, tile):
         ref, scale = _reference(xs, w, g, 2)
         for name, a, r, sc in zip(("forward", "input gradient", "weight gradient"), got, ref, scale):
             assert np.all(np.isfinite(a))
-            _check_bound(a, r, _shared(sc, name, int(tile[-1])), f"{tile} x * {sx}: {name}",
+            _check_bound(a, r, _shared(sc, name, int(tile[-1]), a.shape), f"{tile} x * {sx}: {name}",
                          BOUNDS[tile])
 
 
@@ -339,10 +375,15 @@ def test_second_derivatives_through_the_three_ops(path, tile):
 @given(N=st.integers(1, 4), C=st.integers(1, 10), O=st.integers(1, 10), H=st.integers(1, 16),
        W=st.integers(1, 16), pads=st.tuples(*[st.integers(0, 4)] * 4),
        tile=st.sampled_from(TILES), seed=st.integers(0, 2**31 - 1))
+@example(N=3, C=1, O=1, H=1, W=1, pads=(2, 2, 1, 3), tile="winograd2", seed=1)
 def test_property_any_geometry_within_the_bound(N, C, O, H, W, pads, tile, seed):
     """Hypothesis: random batch, channels, image size and (asymmetric)
     padding 0..4, every one through the forced tile (down to one channel,
-    one output, a single partial tile): within the bound."""
+    one output, a single partial tile): within the bound.  The example: a
+    1 x 1 output, the only kept output of its 2 x 2 tile; measured against
+    its own window's scale alone (the dropped outputs left out of the
+    maximum) its error was 113 eps * S, and 800 for other seeds -- the
+    reference's scale was wrong there, not the convolution (_reference)."""
     left, right, top, bottom = pads
     if H + top + bottom < 5 or W + left + right < 5:
         return  # kernel larger than the padded input: an error, tested elsewhere
@@ -361,7 +402,7 @@ def test_property_any_geometry_within_the_bound(N, C, O, H, W, pads, tile, seed)
             os.environ["TAPEGRAD_CONV"] = old
     ref, scale = _reference(x, w, g, pads)
     for name, a, r, s in zip(("forward", "input gradient", "weight gradient"), got, ref, scale):
-        _check_bound(a, r, _shared(s, name, int(tile[-1])), f"{tile} {(N, C, O, H, W, pads)} {name}",
+        _check_bound(a, r, _shared(s, name, int(tile[-1]), a.shape), f"{tile} {(N, C, O, H, W, pads)} {name}",
                      BOUNDS[tile])
 
 
