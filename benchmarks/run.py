@@ -194,6 +194,8 @@ def bench_reductions(tab):
     for ax in (0, 1, None):
         tab.add(f"sum 1000x1000 axis={ax}", timeit(lambda: ta.sum(axis=ax)), timeit(lambda: a.sum(axis=ax)),
                 timeit(lambda: xa.sum(dim=ax) if ax is not None else xa.sum()) if torch is not None else None)
+    tab.add("max 1000x1000 axis=0", timeit(lambda: ta.max(axis=0)), timeit(lambda: a.max(axis=0)),
+            timeit(lambda: xa.amax(dim=0)) if torch is not None else None)
     # per-channel sums of a CNN activation: BatchNorm's statistics, the
     # gradient of a bias broadcast over (N, C, H, W)
     c = np.random.default_rng(1).standard_normal((32, 32, 14, 14)).astype(np.float32)

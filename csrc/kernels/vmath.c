@@ -31,7 +31,8 @@
      tg_vm_ln_sums_f32_##SUFFIX, tg_vm_ln_dots_f32_##SUFFIX, tg_vm_ln_apply_f32_##SUFFIX, \
      tg_vm_ln_grad_f32_##SUFFIX, tg_vm_gelu_fwd_grad_f32_##SUFFIX,                    \
      tg_vm_dot_f32_##SUFFIX, tg_vm_dot_f64_##SUFFIX, tg_vm_rowmat_f32_##SUFFIX,       \
-     tg_vm_rowmat_f64_##SUFFIX}
+     tg_vm_rowmat_f64_##SUFFIX, tg_vm_accmax_f32_##SUFFIX, tg_vm_accmax_f64_##SUFFIX,  \
+     tg_vm_accmin_f32_##SUFFIX, tg_vm_accmin_f64_##SUFFIX}
 
 static const tg_vmath_table table_base = VM_TABLE(base, "baseline");
 
@@ -75,7 +76,11 @@ static const tg_vmath_table table_base = VM_TABLE(base, "baseline");
     void tg_vm_rowmat_f32_##SUFFIX(int64_t, int64_t, float, const float *, int64_t,     \
                                    const float *, int64_t, float *);                    \
     void tg_vm_rowmat_f64_##SUFFIX(int64_t, int64_t, double, const double *, int64_t,   \
-                                   const double *, int64_t, double *);
+                                   const double *, int64_t, double *);                  \
+    void tg_vm_accmax_f32_##SUFFIX(int64_t, int64_t, const float *, int64_t, double *); \
+    void tg_vm_accmax_f64_##SUFFIX(int64_t, int64_t, const double *, int64_t, double *); \
+    void tg_vm_accmin_f32_##SUFFIX(int64_t, int64_t, const float *, int64_t, double *); \
+    void tg_vm_accmin_f64_##SUFFIX(int64_t, int64_t, const double *, int64_t, double *);
 
 /* The SIMD builds of each architecture, best first, under the names of
  * their instruction sets; the other architecture's names are known, and
@@ -345,6 +350,24 @@ static int selftest_table(const tg_vmath_table *t, char *why, size_t n) {
                 snprintf(why, n, "column sums of %d rows differ in column %d", rows, j);
                 return -1;
             }
+        /* column maxima and minima, with a NaN in some columns and signed zeros */
+        if (rows > 2) cf[2 * 29 + 5] = NAN, cd[29 + 7] = NAN, cf[3] = -0.0f, cd[4] = 0.0;
+        for (int k = 0; k < 2; k++) {
+            for (int j = 0; j < 23; j++) {
+                a1[j] = a2[j] = d1[j] = d2[j] = k ? INFINITY : -INFINITY;
+                if (j == 3) a1[j] = a2[j] = 0.0; /* an accumulator at +0, then -0 arrives */
+            }
+            (k ? t->accmin_f32 : t->accmax_f32)(rows, 23, cf, 29, a1);
+            (k ? b->accmin_f32 : b->accmax_f32)(rows, 23, cf, 29, a2);
+            (k ? t->accmin_f64 : t->accmax_f64)(rows, 23, cd, 29, d1);
+            (k ? b->accmin_f64 : b->accmax_f64)(rows, 23, cd, 29, d2);
+            for (int j = 0; j < 23; j++)
+                if (!same64(a1[j], a2[j]) || !same64(d1[j], d2[j])) {
+                    snprintf(why, n, "column %s of %d rows differ in column %d",
+                             k ? "minima" : "maxima", rows, j);
+                    return -1;
+                }
+        }
     }
     /* a row vector times a matrix stored by rows: 0 to 5 rows of B, whole
      * blocks of 64 (float32) or 32 (float64) columns and the tails, a of

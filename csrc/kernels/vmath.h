@@ -163,6 +163,12 @@ typedef struct {
                        const float *B, int64_t ldb, float *c);
     void (*rowmat_f64)(int64_t K, int64_t n, double alpha, const double *a, int64_t inca,
                        const double *B, int64_t ldb, double *c);
+    /* column maxima / minima into a float64 row: acc[j] = max (min) of acc[j]
+     * and x[r*ld + j] for r < rows, a NaN sticking (reduce.c's rule) */
+    void (*accmax_f32)(int64_t rows, int64_t n, const float *x, int64_t ld, double *acc);
+    void (*accmax_f64)(int64_t rows, int64_t n, const double *x, int64_t ld, double *acc);
+    void (*accmin_f32)(int64_t rows, int64_t n, const float *x, int64_t ld, double *acc);
+    void (*accmin_f64)(int64_t rows, int64_t n, const double *x, int64_t ld, double *acc);
 } tg_vmath_table;
 
 /* Flags of sgd_f32 / rmsprop_f32. */

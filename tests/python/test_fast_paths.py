@@ -211,13 +211,15 @@ from hypothesis import strategies as st  # noqa: E402
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(shape=st.lists(st.sampled_from([0, 1, 2, 3, 5, 17, 40, 130]), min_size=1, max_size=5),
-       data=st.data(), f64=st.booleans(), keepdims=st.booleans())
-def test_sum_over_any_axes_property(shape, data, f64, keepdims):
+       data=st.data(), f64=st.booleans(), keepdims=st.booleans(), nans=st.integers(0, 3))
+def test_sum_over_any_axes_property(shape, data, f64, keepdims, nans):
     """A sum over any set of axes of a contiguous float tensor -- reduced
     axes in one block (one pass) or in several (one pass per block, the last
     first, through float64 buffers), size-1 and empty dims among them --
     is NumPy's float64 sum within the float32 rounding of the result, gives
-    the same bits on one and two threads, and mean is sum / count."""
+    the same bits on one and two threads, and mean is sum / count; max and
+    min (the same passes, the column ones through vmath's accmax/accmin) are
+    NumPy's exactly, NaN where a reduced run holds one."""
     if int(np.prod(shape)) > 400_000:
         shape = shape[:3]
     nd = len(shape)
@@ -236,6 +238,15 @@ def test_sum_over_any_axes_property(shape, data, f64, keepdims):
     if x.size and all(shape[a] for a in axes):
         np.testing.assert_allclose(t.mean(axis=axes, keepdims=keepdims).numpy(),
                                    x.astype(np.float64).mean(axis=axes, keepdims=keepdims), **tol)
+        xn = x.copy()
+        pos = np.random.default_rng(nans).integers(0, x.size, nans)
+        xn.reshape(-1)[pos] = np.nan
+        tn = tg.tensor(xn)
+        for red in ("max", "min"):
+            one = run_with_threads(1, lambda: getattr(tn, red)(axis=axes, keepdims=keepdims).numpy())
+            two = run_with_threads(2, lambda: getattr(tn, red)(axis=axes, keepdims=keepdims).numpy())
+            np.testing.assert_array_equal(one, getattr(xn, red)(axis=axes, keepdims=keepdims))
+            np.testing.assert_array_equal(one, two)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
