@@ -139,3 +139,17 @@ def test_batchnorm1d_counts_batches_too():
     want = np.mean([x.var(axis=0, ddof=1) for x in xs], axis=0)
     np.testing.assert_allclose(bn.running_var.numpy(), want, rtol=1e-5)
     assert repr(bn) == "BatchNorm1d(3, eps=1e-05, momentum=None, affine=True)"
+
+
+def test_state_dicts_saved_before_the_batch_count_still_load():
+    """num_batches_tracked is new in session 14: a state dict without it
+    (saved by an older tapegrad) loads, strictly, and the count stays."""
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2))
+    old = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    other = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2))
+    other[1](tg.tensor(_x((5, 4))))
+    other.load_state_dict(old)
+    np.testing.assert_array_equal(other[1].running_var.numpy(), net[1].running_var.numpy())
+    assert int(other[1].num_batches_tracked.item()) == 1
+    with pytest.raises(KeyError, match="missing keys.*running_var"):
+        other.load_state_dict({k: v for k, v in old.items() if not k.endswith("1.running_var")})

@@ -222,10 +222,15 @@ class Module:
         return sd
 
     def load_state_dict(self, state: dict, strict: bool = True):
-        """Copy values into the parameters and buffers (shapes must match)."""
+        """Copy values into the parameters and buffers (shapes must match).
+        A buffer its module lists in ``_optional_state`` may be absent (it then
+        keeps its value): BatchNorm's ``num_batches_tracked``, which state
+        dicts saved before session 14 do not have."""
         own = dict(self.named_parameters())
         own.update(dict(self.named_buffers()))
-        missing = [k for k in own if k not in state]
+        optional = {f"{p}.{n}" if p else n for p, m in self.named_modules()
+                    for n in getattr(m, "_optional_state", ())}
+        missing = [k for k in own if k not in state and k not in optional]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
             raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
@@ -963,6 +968,7 @@ class _BatchNorm(Module):
 
     _shapes = ""  # the input shapes accepted, for the error message
     _ndims = ()
+    _optional_state = ("num_batches_tracked",)  # older state dicts lack it
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True):
         super().__init__()
