@@ -286,15 +286,14 @@ static int reduce_fast(const tg_tensor *x, uint32_t mask, rkind kind, double *ac
         rc = reduce_pass(kind, dt, src, outer, g[last].n, inner, dst);
         free(buf);
         buf = dst == acc ? NULL : dst;
-        if (rc != 1) break;
+        if (rc != 1 || --nred == 0) break; /* the last pass wrote acc */
         src = (const char *)dst;
         dt = TG_FLOAT64;
         /* drop the reduced group: the kept groups on either side of it (the
-         * groups alternate, and one more reduced group comes before) are
-         * now adjacent in dst and become one */
+         * groups alternate, and one more reduced group comes before, so
+         * last >= 2) are now adjacent in dst and become one */
         g[last - 1].n *= inner;
         ng = last;
-        nred--;
     }
     free(buf);
     return rc;
