@@ -189,12 +189,11 @@
  * kernel is already ahead from about 8 x 8 x 8 on. */
 #define TG_GEMM_SMALL_MNK 512.0
 
-/* Products with at most this many rows (or columns), whose rows of A and
- * columns of B are both contiguous, are dot products (DOTS below); with at
- * most this many rows, and rows of B and C contiguous, rows of C kept in
- * registers (ROWS below). */
-#define TG_GEMM_DOTS_MAX 4
-#define TG_GEMM_ROWS_MAX 4
+/* A few rows: products with at most this many rows (or columns), whose
+ * rows of A and columns of B are both contiguous, are dot products (DOTS
+ * below); with at most this many rows, and rows of B and C contiguous, rows
+ * of C kept in registers (ROWS below).  tg_gemm_packb declines them. */
+#define TG_GEMM_FEW 4
 
 /* tg_gemm_* gives each thread at least this many flops (2*M*N*K): waking
  * a sleeping worker costs ~10-50 us, the time of a few million flops. */
@@ -810,7 +809,7 @@ static void SFX(gemm_reordered)(int64_t M, int64_t N, int64_t K, real alpha,
 
 /* ---------------------------------------------------------------------
  * Step 2b, DOTS: C = alpha * A @ B + beta * C when one side has at most
- * TG_GEMM_DOTS_MAX rows (or columns) and every row of A and every column of
+ * TG_GEMM_FEW rows (or columns) and every row of A and every column of
  * B is contiguous (csa == rsb == 1): a row vector times nn.Linear's weight
  * read as its transpose (W is (out, in); x @ W^T), a matrix times a
  * vector.  Each element of C is one dot product of two contiguous runs of
@@ -851,7 +850,7 @@ static void SFX(gemm_dots)(int64_t M, int64_t N, int64_t K, real alpha,
                            const real *A, int64_t rsa, const real *B, int64_t csb,
                            real beta, real *C, int64_t rsc, int64_t csc)
 {
-    int by_rows = !(M <= TG_GEMM_DOTS_MAX && (N > TG_GEMM_DOTS_MAX || M <= N));
+    int by_rows = !(M <= TG_GEMM_FEW && (N > TG_GEMM_FEW || M <= N));
     SFX(dots_job) j = {K, by_rows ? N : M, by_rows, alpha, beta, A, B, rsa, csb, C, rsc, csc};
     int64_t outer = by_rows ? M : N, per = j.inner * K;
     int64_t grain = (double)outer * (double)per * 2.0 < TG_GEMM_FLOPS_PER_THREAD
@@ -860,7 +859,7 @@ static void SFX(gemm_dots)(int64_t M, int64_t N, int64_t K, real alpha,
 }
 
 /* ---------------------------------------------------------------------
- * Step 2c, ROWS: C = alpha * A @ B + beta * C for at most TG_GEMM_ROWS_MAX
+ * Step 2c, ROWS: C = alpha * A @ B + beta * C for at most TG_GEMM_FEW
  * rows of A, with the rows of B and C contiguous (csb == csc == 1): a row
  * vector times a matrix stored by rows (x @ W with W of shape (in, out)).
  * The REORDERED loop's sums in its order (beta * C first, then the terms
@@ -1666,11 +1665,11 @@ void SFX(tg_gemm)(int64_t M, int64_t N, int64_t K, real alpha,
     }
     double mnk = (double)M * (double)N * (double)K;
     if (mnk > TG_GEMM_SMALL_MNK && csa == 1 && rsb == 1 &&
-        (M <= TG_GEMM_DOTS_MAX || N <= TG_GEMM_DOTS_MAX)) {
+        (M <= TG_GEMM_FEW || N <= TG_GEMM_FEW)) {
         SFX(gemm_dots)(M, N, K, alpha, A, rsa, B, csb, beta, C, rsc, csc);
         return;
     }
-    if (csb == 1 && csc == 1 && M <= TG_GEMM_ROWS_MAX && (mnk > TG_GEMM_SMALL_MNK || M == 1)) {
+    if (csb == 1 && csc == 1 && M <= TG_GEMM_FEW && (mnk > TG_GEMM_SMALL_MNK || M == 1)) {
         SFX(gemm_rows)(M, N, K, alpha, A, rsa, csa, B, rsb, beta, C, rsc);
         return;
     }
@@ -2221,8 +2220,7 @@ int SFX(tg_gemm_packb)(int64_t M, int64_t N, int64_t K, real alpha,
         return 0;
     }
     double mnk = (double)M * (double)N * (double)K;
-    if (mnk <= TG_GEMM_SMALL_MNK || M <= TG_GEMM_DOTS_MAX || N <= TG_GEMM_DOTS_MAX ||
-        M <= TG_GEMM_ROWS_MAX || abs_i64(rsc) < 1)
+    if (mnk <= TG_GEMM_SMALL_MNK || M <= TG_GEMM_FEW || N <= TG_GEMM_FEW || abs_i64(rsc) < 1)
         return -1;      /* tg_gemm_* may not use the packed kernel: the caller forms B */
     const SFX(tg_gemm_kernel) *kd = &active_isa()->TG_TYPE_FIELD;
     double threads = 2.0 * mnk / TG_GEMM_FLOPS_PER_THREAD;

@@ -418,6 +418,9 @@ static inline double VM(combine)(double *a) {
 #define VM_DOT_LANES_f64 32
 #define VM_FOLD(a, w)                                                          \
     for (int k = 0; k < (w); k++) a[k] += a[k + (w)];
+#define VM_DOT_TREE_f64(a)                                                     \
+    VM_FOLD(a, 16) VM_FOLD(a, 8) VM_FOLD(a, 4) VM_FOLD(a, 2) VM_FOLD(a, 1)
+#define VM_DOT_TREE_f32(a) VM_FOLD(a, 32) VM_DOT_TREE_f64(a)
 #define VM_LANE_DOT(T)                                                         \
     T##_t_ VM(dot_##T)(int64_t n, const T##_t_ *x, const T##_t_ *y) {          \
         enum { L = VM_DOT_LANES_##T };                                         \
@@ -431,8 +434,7 @@ static inline double VM(combine)(double *a) {
             memcpy(yt, y + i, (size_t)(n - i) * sizeof *y);                    \
             for (int k = 0; k < L; k++) a[k] += xt[k] * yt[k];                 \
         }                                                                      \
-        if (L > 32) { VM_FOLD(a, 32) }                                         \
-        VM_FOLD(a, 16) VM_FOLD(a, 8) VM_FOLD(a, 4) VM_FOLD(a, 2) VM_FOLD(a, 1) \
+        VM_DOT_TREE_##T(a)                                                     \
         return a[0];                                                           \
     }
 

@@ -232,8 +232,8 @@ static int group_dims(const tg_tensor *x, uint32_t mask, rgroup *g) {
  * an allocation failure (error set). acc holds the reduction's start on
  * entry (0, -inf or +inf).
  *
- * The reduced axes in one block ([outer, red, inner]): one pass.  Over
- * several blocks (the (N, H, W) of an (N, C, H, W) tensor: BatchNorm's
+ * The reduced axes in one block ([outer, red, inner]): one pass, straight
+ * into acc (the loop below runs once).  Over several blocks (the (N, H, W) of an (N, C, H, W) tensor: BatchNorm's
  * statistics, a per-channel bias's gradient): one pass per block, the last
  * block first, each into a float64 buffer that the next pass reads:
  * (N, C, H, W) -> (N, C) by rows of H*W, then (N, C) -> (C) by columns.
@@ -252,16 +252,9 @@ static int reduce_fast(const tg_tensor *x, uint32_t mask, rkind kind, double *ac
     rgroup g[TG_MAX_DIMS];
     int ng = group_dims(x, mask, g), nred = 0;
     for (int i = 0; i < ng; i++) nred += g[i].red;
+    if (nred == 0) /* only size-1 axes reduced: one pass of rows of length 1 */
+        g[ng++] = (rgroup){1, true}, nred = 1;
     const char *src = (const char *)tg_tensor_data((tg_tensor *)x);
-    if (nred <= 1) {
-        int64_t outer = 1, red = 1, inner = 1;
-        for (int i = 0, seen = 0; i < ng; i++) {
-            if (g[i].red) red = g[i].n, seen = 1;
-            else if (seen) inner *= g[i].n;
-            else outer *= g[i].n;
-        }
-        return reduce_pass(kind, x->dtype, src, outer, red, inner, acc);
-    }
     tg_dtype dt = x->dtype;
     double start = kind == R_SUM ? 0.0 : kind == R_MAX ? -INFINITY : INFINITY;
     double *buf = NULL; /* the previous pass's result, read by this one */
