@@ -355,6 +355,29 @@ def bench_conv(tab):
         t_th = timeit(f_th, repeat=5)
     tab.add("LeNet conv+pool fwd+bwd, batch 64", timeit(f_tg, repeat=5), None, t_th)
 
+    # a CIFAR/VGG-style 3x3 layer, forward and backward (Winograd F(4x4, 3x3)
+    # by default); the GFLOP/s note counts the direct convolution's work
+    x3 = rng.standard_normal((16, 64, 32, 32)).astype(np.float32)
+    w3 = (rng.standard_normal((64, 64, 3, 3)) / 24).astype(np.float32)
+    g3 = rng.standard_normal((16, 64, 32, 32)).astype(np.float32)
+    tx3, tw3, tg3 = tg.from_numpy(x3), tg.from_numpy(w3), tg.from_numpy(g3)
+
+    def c3_tg():
+        xa, wa = tx3.detach().requires_grad_(), tw3.detach().requires_grad_()
+        F.conv2d(xa, wa, padding=1).backward(tg3)
+    t_th = None
+    if torch is not None:
+        hx3, hw3, hg3 = torch.from_numpy(x3), torch.from_numpy(w3), torch.from_numpy(g3)
+
+        def c3_th():
+            xa, wa = hx3.detach().requires_grad_(), hw3.detach().requires_grad_()
+            torch.nn.functional.conv2d(xa, wa, padding=1).backward(hg3)
+        t_th = timeit(c3_th, repeat=5)
+    t = timeit(c3_tg, repeat=5)
+    flop = 3 * 2 * 16 * 64 * 64 * 9 * 32 * 32
+    tab.add("conv2d 3x3 fwd+bwd, 16x64x32x32 -> 64", t, None, t_th,
+            note=f"{flop / t / 1e9:.1f} GFLOP/s of direct-convolution work")
+
     # BatchNorm2d in training, forward and backward, on the CNN's second
     # activation (built from ops: its statistics are sums over (0, 2, 3))
     a = rng.standard_normal((32, 32, 14, 14)).astype(np.float32)

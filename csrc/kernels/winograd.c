@@ -4,6 +4,10 @@
  * (When it is used, the measurements and the choice of F(3x3, 5x5): the
  * opening comment of csrc/ops/conv.c.)
  *
+ * Built in: F(2x2, 5x5), F(3x3, 5x5), F(2x2, 3x3) and F(4x4, 3x3) (the
+ * configurations of winograd_gen.py, tables wg_configs below); the code is
+ * the same for all four, T = m + r - 1.
+ *
  * The idea.  One output of a 5 x 5 convolution costs 25 multiply-adds per
  * input channel.  Winograd computes a tile of m x m outputs at once from the
  * (m+4) x (m+4) inputs under it: transform the input tile (V = B^T d B),
@@ -120,13 +124,26 @@ typedef struct {
 } wg_fns;
 
 #define WG_SET(tag, isa) {in_##tag##_##isa, wt_##tag##_##isa, out_##tag##_##isa, dy_##tag##_##isa, dw_##tag##_##isa}
-static const wg_fns fns_base[2] = {WG_SET(m2r5, base), WG_SET(m3r5, base)};
+#define WG_ALL(isa) {WG_SET(m2r5, isa), WG_SET(m3r5, isa), WG_SET(m2r3, isa), WG_SET(m4r3, isa)}
+/* The built-in F(m x m, r x r), in the order of the tables below. */
+static const struct {
+    int m, r;
+} wg_configs[] = {{2, 5}, {3, 5}, {2, 3}, {4, 3}};
+#define WG_NCONF 4
+static const wg_fns fns_base[WG_NCONF] = WG_ALL(base);
 #ifdef TG_ARCH_X86
-static const wg_fns fns_avx2[2] = {WG_SET(m2r5, avx2), WG_SET(m3r5, avx2)};
-static const wg_fns fns_avx512[2] = {WG_SET(m2r5, avx512), WG_SET(m3r5, avx512)};
+static const wg_fns fns_avx2[WG_NCONF] = WG_ALL(avx2);
+static const wg_fns fns_avx512[WG_NCONF] = WG_ALL(avx512);
 #endif
 
-int tg_wino_supported(int m, int r) { return r == 5 && (m == 2 || m == 3); }
+/* The index of F(m x m, r x r) in the tables, or -1 when it is not built in. */
+static int config_of(int m, int r) {
+    for (int i = 0; i < WG_NCONF; i++)
+        if (wg_configs[i].m == m && wg_configs[i].r == r) return i;
+    return -1;
+}
+
+int tg_wino_supported(int m, int r) { return config_of(m, r) >= 0; }
 
 /* The transforms of one ISA against the plain build's on a fixed input (P
  * = 37 lanes: the vector loops and their remainders): the same bits, as
@@ -160,51 +177,53 @@ static int same_as_base(const wg_fns *f, const wg_fns *b) {
  * not a multiple of 8 (a wrong remainder loop), so that the self-test must
  * refuse it.  0: none, 1: avx512, 2: avx2. */
 static int break_isa;
-static wg_fn broken_real[2];
-static wg_fns broken_fns[2];
+static wg_fn broken_real[WG_NCONF];
+static wg_fns broken_fns[WG_NCONF];
 static void broken_out(int i, const float *restrict a, int64_t ra, int64_t ca, float *restrict b,
                        int64_t rb, int64_t cb, int64_t P) {
     broken_real[i](a, ra, ca, b, rb, cb, P);
     if (P % 8) b[P - 1] = 0.25f - b[P - 1];
 }
-static void broken_out_m2(const float *restrict a, int64_t ra, int64_t ca, float *restrict b,
-                          int64_t rb, int64_t cb, int64_t P) {
-    broken_out(0, a, ra, ca, b, rb, cb, P);
-}
-static void broken_out_m3(const float *restrict a, int64_t ra, int64_t ca, float *restrict b,
-                          int64_t rb, int64_t cb, int64_t P) {
-    broken_out(1, a, ra, ca, b, rb, cb, P);
-}
-/* The table of build isa (1 avx512, 2 avx2) for tile index i, broken if asked. */
+#define WG_BROKEN(i)                                                                       \
+    static void broken_out_##i(const float *restrict a, int64_t ra, int64_t ca,            \
+                               float *restrict b, int64_t rb, int64_t cb, int64_t P) {     \
+        broken_out(i, a, ra, ca, b, rb, cb, P);                                            \
+    }
+WG_BROKEN(0)
+WG_BROKEN(1)
+WG_BROKEN(2)
+WG_BROKEN(3)
+static const wg_fn broken_outs[WG_NCONF] = {broken_out_0, broken_out_1, broken_out_2, broken_out_3};
+/* The table of build isa (1 avx512, 2 avx2) for configuration i, broken if asked. */
 static const wg_fns *candidate(int isa, int i) {
     const wg_fns *real = isa == 1 ? &fns_avx512[i] : &fns_avx2[i];
     if (break_isa != isa) return real;
     broken_fns[i] = *real;
     broken_real[i] = real->out;
-    broken_fns[i].out = i == 0 ? broken_out_m2 : broken_out_m3;
+    broken_fns[i].out = broken_outs[i];
     return &broken_fns[i];
 }
-static tg_atomic_int state[2]; /* per tile: 0 unknown, 1 avx512, 2 avx2, 3 base */
+static tg_atomic_int state[WG_NCONF]; /* per configuration: 0 unknown, 1 avx512, 2 avx2, 3 base */
 #endif
 
-/* The transforms for tile m: the best instruction set this CPU has
- * (dispatch.h, TAPEGRAD_DISABLE_CPU_FEATURES), checked once. */
-static const wg_fns *pick(int m) {
-    int i = m == 2 ? 0 : 1;
+/* The transforms of configuration i (config_of): the best instruction set
+ * this CPU has (dispatch.h, TAPEGRAD_DISABLE_CPU_FEATURES), checked once. */
+static const wg_fns *pick(int i) {
 #ifdef TG_ARCH_X86
     int s = tg_atomic_load_acquire_int(&state[i]);
     if (!s) {
+        int m = wg_configs[i].m, r = wg_configs[i].r;
         s = 3;
         if (tg_cpu_has(TG_CPU_AVX512) && same_as_base(candidate(1, i), &fns_base[i]))
             s = 1;
         else if (tg_cpu_has(TG_CPU_AVX2) && same_as_base(candidate(2, i), &fns_base[i]))
             s = 2;
         if (tg_cpu_has(TG_CPU_AVX512) && s != 1)
-            tg_dispatch_log("winograd: the avx512 build of the F(%dx%d, 5x5) transforms differs "
-                            "from the plain one; not used", m, m);
+            tg_dispatch_log("winograd: the avx512 build of the F(%dx%d, %dx%d) transforms differs "
+                            "from the plain one; not used", m, m, r, r);
         if (tg_cpu_has(TG_CPU_AVX2) && s == 3)
-            tg_dispatch_log("winograd: the avx2 build of the F(%dx%d, 5x5) transforms differs "
-                            "from the plain one; not used", m, m);
+            tg_dispatch_log("winograd: the avx2 build of the F(%dx%d, %dx%d) transforms differs "
+                            "from the plain one; not used", m, m, r, r);
         tg_atomic_store_release_int(&state[i], s);
     }
     return s == 1 ? &fns_avx512[i] : s == 2 ? &fns_avx2[i] : &fns_base[i];
@@ -213,11 +232,11 @@ static const wg_fns *pick(int m) {
 #endif
 }
 
-const char *tg_wino_isa(int m) {
-    if (!tg_wino_supported(m, 5)) return NULL;
-    const wg_fns *f = pick(m);
+const char *tg_wino_isa(int m, int r) {
+    int i = config_of(m, r);
+    if (i < 0) return NULL;
+    const wg_fns *f = pick(i);
 #ifdef TG_ARCH_X86
-    int i = m == 2 ? 0 : 1;
     if (f == &fns_avx512[i]) return "avx512";
     if (f == &fns_avx2[i]) return "avx2";
 #endif
@@ -228,8 +247,9 @@ const char *tg_wino_isa(int m) {
 int tg_wino_testing_break(const char *isa) {
 #ifdef TG_ARCH_X86
     int b = !strcmp(isa, "avx512") ? 1 : !strcmp(isa, "avx2") ? 2 : 0;
-    if (!b || tg_atomic_load_acquire_int(&state[0]) || tg_atomic_load_acquire_int(&state[1]))
-        return -1;
+    if (!b) return -1;
+    for (int i = 0; i < WG_NCONF; i++)
+        if (tg_atomic_load_acquire_int(&state[i])) return -1;
     break_isa = b;
     return 0;
 #else
@@ -645,7 +665,7 @@ int tg_wino_conv_f32(const tg_wino_geom *g, const float *x, const float *w, int 
     if (!tg_wino_supported(g->m, (int)g->r)) return -1;
     if (g->N == 0) return 0;
     int64_t T = g->m + g->r - 1, OC = g->O * g->C;
-    const wg_fns *f = pick(g->m);
+    const wg_fns *f = pick(config_of(g->m, (int)g->r));
     float *tmp = tg_scratch_floats(g->r * g->r * OC), *U = tg_scratch_floats(T * T * OC);
     int rc = -1;
     if (!tmp || !U) goto done;
@@ -753,7 +773,7 @@ int tg_wino_weight_grad_f32(const tg_wino_geom *g, const float *x, const float *
         memset(dw, 0, (size_t)(OC * rr) * sizeof(float));
         return 0;
     }
-    const wg_fns *f = pick(g->m);
+    const wg_fns *f = pick(config_of(g->m, (int)g->r));
     int64_t nparts = g->N < WINO_DW_PARTS ? g->N : WINO_DW_PARTS;
     float *parts = tg_scratch_floats(nparts * TT * OC), *tmp = tg_scratch_floats(rr * OC);
     int rc = -1;

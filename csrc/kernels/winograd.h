@@ -29,7 +29,8 @@ typedef struct {
     int m;
 } tg_wino_geom;
 
-/* Whether F(m x m, r x r) is built in (today: r = 5 with m = 2 or 3). */
+/* Whether F(m x m, r x r) is built in (r = 5 with m = 2 or 3, r = 3 with
+ * m = 2 or 4). */
 int tg_wino_supported(int m, int r);
 
 /* Scratch bytes one worker needs per image (0 if the sizes overflow):
@@ -54,10 +55,10 @@ int tg_wino_conv_f32(const tg_wino_geom *g, const float *x, const float *w, int 
  * tg_wino_conv_f32 does. */
 int tg_wino_weight_grad_f32(const tg_wino_geom *g, const float *x, const float *dy, float *dw);
 
-/* The instruction set whose transforms tile m uses ("avx512", "avx2" or
- * "baseline"; chosen and self-tested at the first call), NULL if m is not
- * built in. */
-const char *tg_wino_isa(int m);
+/* The instruction set whose transforms F(m x m, r x r) uses ("avx512",
+ * "avx2" or "baseline"; chosen and self-tested at the first call), NULL if
+ * it is not built in. */
+const char *tg_wino_isa(int m, int r);
 
 /* For tests: before any Winograd call, make the named SIMD build ("avx512"
  * or "avx2") of the transforms wrong on a remainder lane, so that its

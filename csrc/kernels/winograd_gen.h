@@ -2244,3 +2244,1608 @@ static WG_ATTR void WG_NAME(dw_m3r5)(const float *restrict x, int64_t sr, int64_
         }
     }
 }
+
+/* F(2x2, 3x3), points 0, 1, -1, inf */
+/* in_m2r3: out = L in L^T, L = 4 x 4 */
+static WG_ATTR void WG_NAME(in_m2r3)(const float *restrict x, int64_t sr, int64_t sc,
+        float *restrict o, int64_t osr, int64_t osc, int64_t P) {
+    float t[16][WG_PB]; /* t[i*4 + b]: row i of the input, transformed */
+    for (int64_t p0 = 0; p0 < P; p0 += WG_PB) {
+        const int64_t pn = P - p0 < WG_PB ? P - p0 : WG_PB;
+        {
+            const float *restrict xi = x + 0 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float re0 = d2, ro0 = d1;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float r0 = -d0 + d2;
+                const float r3 = -d1 + d3;
+                t[0][p] = r0;
+                t[1][p] = r1;
+                t[2][p] = r2;
+                t[3][p] = r3;
+            }
+        }
+        {
+            const float *restrict xi = x + 1 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float re0 = d2, ro0 = d1;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float r0 = -d0 + d2;
+                const float r3 = -d1 + d3;
+                t[4][p] = r0;
+                t[5][p] = r1;
+                t[6][p] = r2;
+                t[7][p] = r3;
+            }
+        }
+        {
+            const float *restrict xi = x + 2 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float re0 = d2, ro0 = d1;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float r0 = -d0 + d2;
+                const float r3 = -d1 + d3;
+                t[8][p] = r0;
+                t[9][p] = r1;
+                t[10][p] = r2;
+                t[11][p] = r3;
+            }
+        }
+        {
+            const float *restrict xi = x + 3 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float re0 = d2, ro0 = d1;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float r0 = -d0 + d2;
+                const float r3 = -d1 + d3;
+                t[12][p] = r0;
+                t[13][p] = r1;
+                t[14][p] = r2;
+                t[15][p] = r3;
+            }
+        }
+        {
+            float *restrict ob = o + 0 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[0][p], e1 = t[4][p], e2 = t[8][p], e3 = t[12][p];
+                const float ce0 = e2, co0 = e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float c0 = -e0 + e2;
+                const float c3 = -e1 + e3;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+        {
+            float *restrict ob = o + 1 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[1][p], e1 = t[5][p], e2 = t[9][p], e3 = t[13][p];
+                const float ce0 = e2, co0 = e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float c0 = -e0 + e2;
+                const float c3 = -e1 + e3;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+        {
+            float *restrict ob = o + 2 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[2][p], e1 = t[6][p], e2 = t[10][p], e3 = t[14][p];
+                const float ce0 = e2, co0 = e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float c0 = -e0 + e2;
+                const float c3 = -e1 + e3;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+        {
+            float *restrict ob = o + 3 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[3][p], e1 = t[7][p], e2 = t[11][p], e3 = t[15][p];
+                const float ce0 = e2, co0 = e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float c0 = -e0 + e2;
+                const float c3 = -e1 + e3;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+    }
+}
+
+/* wt_m2r3: out = L in L^T, L = 4 x 3 */
+static WG_ATTR void WG_NAME(wt_m2r3)(const float *restrict x, int64_t sr, int64_t sc,
+        float *restrict o, int64_t osr, int64_t osc, int64_t P) {
+    float t[12][WG_PB]; /* t[i*4 + b]: row i of the input, transformed */
+    for (int64_t p0 = 0; p0 < P; p0 += WG_PB) {
+        const int64_t pn = P - p0 < WG_PB ? P - p0 : WG_PB;
+        {
+            const float *restrict xi = x + 0 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p];
+                const float re0 = 0.5f * d0 + 0.5f * d2, ro0 = 0.5f * d1;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float r0 = -d0;
+                const float r3 = d2;
+                t[0][p] = r0;
+                t[1][p] = r1;
+                t[2][p] = r2;
+                t[3][p] = r3;
+            }
+        }
+        {
+            const float *restrict xi = x + 1 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p];
+                const float re0 = 0.5f * d0 + 0.5f * d2, ro0 = 0.5f * d1;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float r0 = -d0;
+                const float r3 = d2;
+                t[4][p] = r0;
+                t[5][p] = r1;
+                t[6][p] = r2;
+                t[7][p] = r3;
+            }
+        }
+        {
+            const float *restrict xi = x + 2 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p];
+                const float re0 = 0.5f * d0 + 0.5f * d2, ro0 = 0.5f * d1;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float r0 = -d0;
+                const float r3 = d2;
+                t[8][p] = r0;
+                t[9][p] = r1;
+                t[10][p] = r2;
+                t[11][p] = r3;
+            }
+        }
+        {
+            float *restrict ob = o + 0 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[0][p], e1 = t[4][p], e2 = t[8][p];
+                const float ce0 = 0.5f * e0 + 0.5f * e2, co0 = 0.5f * e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float c0 = -e0;
+                const float c3 = e2;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+        {
+            float *restrict ob = o + 1 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[1][p], e1 = t[5][p], e2 = t[9][p];
+                const float ce0 = 0.5f * e0 + 0.5f * e2, co0 = 0.5f * e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float c0 = -e0;
+                const float c3 = e2;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+        {
+            float *restrict ob = o + 2 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[2][p], e1 = t[6][p], e2 = t[10][p];
+                const float ce0 = 0.5f * e0 + 0.5f * e2, co0 = 0.5f * e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float c0 = -e0;
+                const float c3 = e2;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+        {
+            float *restrict ob = o + 3 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[3][p], e1 = t[7][p], e2 = t[11][p];
+                const float ce0 = 0.5f * e0 + 0.5f * e2, co0 = 0.5f * e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float c0 = -e0;
+                const float c3 = e2;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+    }
+}
+
+/* out_m2r3: out = L in L^T, L = 2 x 4 */
+static WG_ATTR void WG_NAME(out_m2r3)(const float *restrict x, int64_t sr, int64_t sc,
+        float *restrict o, int64_t osr, int64_t osc, int64_t P) {
+    float t[8][WG_PB]; /* t[i*2 + b]: row i of the input, transformed */
+    for (int64_t p0 = 0; p0 < P; p0 += WG_PB) {
+        const int64_t pn = P - p0 < WG_PB ? P - p0 : WG_PB;
+        {
+            const float *restrict xi = x + 0 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float r0 = d0 + rs0;
+                const float r1 = d3 + rd0;
+                t[0][p] = r0;
+                t[1][p] = r1;
+            }
+        }
+        {
+            const float *restrict xi = x + 1 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float r0 = d0 + rs0;
+                const float r1 = d3 + rd0;
+                t[2][p] = r0;
+                t[3][p] = r1;
+            }
+        }
+        {
+            const float *restrict xi = x + 2 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float r0 = d0 + rs0;
+                const float r1 = d3 + rd0;
+                t[4][p] = r0;
+                t[5][p] = r1;
+            }
+        }
+        {
+            const float *restrict xi = x + 3 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float r0 = d0 + rs0;
+                const float r1 = d3 + rd0;
+                t[6][p] = r0;
+                t[7][p] = r1;
+            }
+        }
+        {
+            float *restrict ob = o + 0 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[0][p], e1 = t[2][p], e2 = t[4][p], e3 = t[6][p];
+                const float cs0 = e1 + e2;
+                const float cd0 = e1 - e2;
+                const float c0 = e0 + cs0;
+                const float c1 = e3 + cd0;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+            }
+        }
+        {
+            float *restrict ob = o + 1 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[1][p], e1 = t[3][p], e2 = t[5][p], e3 = t[7][p];
+                const float cs0 = e1 + e2;
+                const float cd0 = e1 - e2;
+                const float c0 = e0 + cs0;
+                const float c1 = e3 + cd0;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+            }
+        }
+    }
+}
+
+/* dy_m2r3: out = L in L^T, L = 4 x 2 */
+static WG_ATTR void WG_NAME(dy_m2r3)(const float *restrict x, int64_t sr, int64_t sc,
+        float *restrict o, int64_t osr, int64_t osc, int64_t P) {
+    float t[8][WG_PB]; /* t[i*4 + b]: row i of the input, transformed */
+    for (int64_t p0 = 0; p0 < P; p0 += WG_PB) {
+        const int64_t pn = P - p0 < WG_PB ? P - p0 : WG_PB;
+        {
+            const float *restrict xi = x + 0 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p];
+                const float re0 = d0, ro0 = d1;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float r0 = d0;
+                const float r3 = d1;
+                t[0][p] = r0;
+                t[1][p] = r1;
+                t[2][p] = r2;
+                t[3][p] = r3;
+            }
+        }
+        {
+            const float *restrict xi = x + 1 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p];
+                const float re0 = d0, ro0 = d1;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float r0 = d0;
+                const float r3 = d1;
+                t[4][p] = r0;
+                t[5][p] = r1;
+                t[6][p] = r2;
+                t[7][p] = r3;
+            }
+        }
+        {
+            float *restrict ob = o + 0 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[0][p], e1 = t[4][p];
+                const float ce0 = e0, co0 = e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float c0 = e0;
+                const float c3 = e1;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+        {
+            float *restrict ob = o + 1 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[1][p], e1 = t[5][p];
+                const float ce0 = e0, co0 = e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float c0 = e0;
+                const float c3 = e1;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+        {
+            float *restrict ob = o + 2 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[2][p], e1 = t[6][p];
+                const float ce0 = e0, co0 = e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float c0 = e0;
+                const float c3 = e1;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+        {
+            float *restrict ob = o + 3 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[3][p], e1 = t[7][p];
+                const float ce0 = e0, co0 = e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float c0 = e0;
+                const float c3 = e1;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+    }
+}
+
+/* dw_m2r3: out = L in L^T, L = 3 x 4 */
+static WG_ATTR void WG_NAME(dw_m2r3)(const float *restrict x, int64_t sr, int64_t sc,
+        float *restrict o, int64_t osr, int64_t osc, int64_t P) {
+    float t[12][WG_PB]; /* t[i*3 + b]: row i of the input, transformed */
+    for (int64_t p0 = 0; p0 < P; p0 += WG_PB) {
+        const int64_t pn = P - p0 < WG_PB ? P - p0 : WG_PB;
+        {
+            const float *restrict xi = x + 0 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float r0 = -d0 + 0.5f * rs0;
+                const float r1 = 0.5f * rd0;
+                const float r2 = d3 + 0.5f * rs0;
+                t[0][p] = r0;
+                t[1][p] = r1;
+                t[2][p] = r2;
+            }
+        }
+        {
+            const float *restrict xi = x + 1 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float r0 = -d0 + 0.5f * rs0;
+                const float r1 = 0.5f * rd0;
+                const float r2 = d3 + 0.5f * rs0;
+                t[3][p] = r0;
+                t[4][p] = r1;
+                t[5][p] = r2;
+            }
+        }
+        {
+            const float *restrict xi = x + 2 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float r0 = -d0 + 0.5f * rs0;
+                const float r1 = 0.5f * rd0;
+                const float r2 = d3 + 0.5f * rs0;
+                t[6][p] = r0;
+                t[7][p] = r1;
+                t[8][p] = r2;
+            }
+        }
+        {
+            const float *restrict xi = x + 3 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float r0 = -d0 + 0.5f * rs0;
+                const float r1 = 0.5f * rd0;
+                const float r2 = d3 + 0.5f * rs0;
+                t[9][p] = r0;
+                t[10][p] = r1;
+                t[11][p] = r2;
+            }
+        }
+        {
+            float *restrict ob = o + 0 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[0][p], e1 = t[3][p], e2 = t[6][p], e3 = t[9][p];
+                const float cs0 = e1 + e2;
+                const float cd0 = e1 - e2;
+                const float c0 = -e0 + 0.5f * cs0;
+                const float c1 = 0.5f * cd0;
+                const float c2 = e3 + 0.5f * cs0;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+            }
+        }
+        {
+            float *restrict ob = o + 1 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[1][p], e1 = t[4][p], e2 = t[7][p], e3 = t[10][p];
+                const float cs0 = e1 + e2;
+                const float cd0 = e1 - e2;
+                const float c0 = -e0 + 0.5f * cs0;
+                const float c1 = 0.5f * cd0;
+                const float c2 = e3 + 0.5f * cs0;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+            }
+        }
+        {
+            float *restrict ob = o + 2 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[2][p], e1 = t[5][p], e2 = t[8][p], e3 = t[11][p];
+                const float cs0 = e1 + e2;
+                const float cd0 = e1 - e2;
+                const float c0 = -e0 + 0.5f * cs0;
+                const float c1 = 0.5f * cd0;
+                const float c2 = e3 + 0.5f * cs0;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+            }
+        }
+    }
+}
+
+/* F(4x4, 3x3), points 0, 1, -1, 2, -2, inf */
+/* in_m4r3: out = L in L^T, L = 6 x 6 */
+static WG_ATTR void WG_NAME(in_m4r3)(const float *restrict x, int64_t sr, int64_t sc,
+        float *restrict o, int64_t osr, int64_t osc, int64_t P) {
+    float t[36][WG_PB]; /* t[i*6 + b]: row i of the input, transformed */
+    for (int64_t p0 = 0; p0 < P; p0 += WG_PB) {
+        const int64_t pn = P - p0 < WG_PB ? P - p0 : WG_PB;
+        {
+            const float *restrict xi = x + 0 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float re0 = -4.0f * d2 + d4, ro0 = -4.0f * d1 + d3;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float re1 = -d2 + d4, ro1 = -2.0f * d1 + 2.0f * d3;
+                const float r3 = re1 + ro1;
+                const float r4 = re1 - ro1;
+                const float r0 = 4.0f * d0 - 5.0f * d2 + d4;
+                const float r5 = 4.0f * d1 - 5.0f * d3 + d5;
+                t[0][p] = r0;
+                t[1][p] = r1;
+                t[2][p] = r2;
+                t[3][p] = r3;
+                t[4][p] = r4;
+                t[5][p] = r5;
+            }
+        }
+        {
+            const float *restrict xi = x + 1 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float re0 = -4.0f * d2 + d4, ro0 = -4.0f * d1 + d3;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float re1 = -d2 + d4, ro1 = -2.0f * d1 + 2.0f * d3;
+                const float r3 = re1 + ro1;
+                const float r4 = re1 - ro1;
+                const float r0 = 4.0f * d0 - 5.0f * d2 + d4;
+                const float r5 = 4.0f * d1 - 5.0f * d3 + d5;
+                t[6][p] = r0;
+                t[7][p] = r1;
+                t[8][p] = r2;
+                t[9][p] = r3;
+                t[10][p] = r4;
+                t[11][p] = r5;
+            }
+        }
+        {
+            const float *restrict xi = x + 2 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float re0 = -4.0f * d2 + d4, ro0 = -4.0f * d1 + d3;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float re1 = -d2 + d4, ro1 = -2.0f * d1 + 2.0f * d3;
+                const float r3 = re1 + ro1;
+                const float r4 = re1 - ro1;
+                const float r0 = 4.0f * d0 - 5.0f * d2 + d4;
+                const float r5 = 4.0f * d1 - 5.0f * d3 + d5;
+                t[12][p] = r0;
+                t[13][p] = r1;
+                t[14][p] = r2;
+                t[15][p] = r3;
+                t[16][p] = r4;
+                t[17][p] = r5;
+            }
+        }
+        {
+            const float *restrict xi = x + 3 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float re0 = -4.0f * d2 + d4, ro0 = -4.0f * d1 + d3;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float re1 = -d2 + d4, ro1 = -2.0f * d1 + 2.0f * d3;
+                const float r3 = re1 + ro1;
+                const float r4 = re1 - ro1;
+                const float r0 = 4.0f * d0 - 5.0f * d2 + d4;
+                const float r5 = 4.0f * d1 - 5.0f * d3 + d5;
+                t[18][p] = r0;
+                t[19][p] = r1;
+                t[20][p] = r2;
+                t[21][p] = r3;
+                t[22][p] = r4;
+                t[23][p] = r5;
+            }
+        }
+        {
+            const float *restrict xi = x + 4 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float re0 = -4.0f * d2 + d4, ro0 = -4.0f * d1 + d3;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float re1 = -d2 + d4, ro1 = -2.0f * d1 + 2.0f * d3;
+                const float r3 = re1 + ro1;
+                const float r4 = re1 - ro1;
+                const float r0 = 4.0f * d0 - 5.0f * d2 + d4;
+                const float r5 = 4.0f * d1 - 5.0f * d3 + d5;
+                t[24][p] = r0;
+                t[25][p] = r1;
+                t[26][p] = r2;
+                t[27][p] = r3;
+                t[28][p] = r4;
+                t[29][p] = r5;
+            }
+        }
+        {
+            const float *restrict xi = x + 5 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float re0 = -4.0f * d2 + d4, ro0 = -4.0f * d1 + d3;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float re1 = -d2 + d4, ro1 = -2.0f * d1 + 2.0f * d3;
+                const float r3 = re1 + ro1;
+                const float r4 = re1 - ro1;
+                const float r0 = 4.0f * d0 - 5.0f * d2 + d4;
+                const float r5 = 4.0f * d1 - 5.0f * d3 + d5;
+                t[30][p] = r0;
+                t[31][p] = r1;
+                t[32][p] = r2;
+                t[33][p] = r3;
+                t[34][p] = r4;
+                t[35][p] = r5;
+            }
+        }
+        {
+            float *restrict ob = o + 0 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[0][p], e1 = t[6][p], e2 = t[12][p], e3 = t[18][p], e4 = t[24][p], e5 = t[30][p];
+                const float ce0 = -4.0f * e2 + e4, co0 = -4.0f * e1 + e3;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = -e2 + e4, co1 = -2.0f * e1 + 2.0f * e3;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = 4.0f * e0 - 5.0f * e2 + e4;
+                const float c5 = 4.0f * e1 - 5.0f * e3 + e5;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+        {
+            float *restrict ob = o + 1 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[1][p], e1 = t[7][p], e2 = t[13][p], e3 = t[19][p], e4 = t[25][p], e5 = t[31][p];
+                const float ce0 = -4.0f * e2 + e4, co0 = -4.0f * e1 + e3;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = -e2 + e4, co1 = -2.0f * e1 + 2.0f * e3;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = 4.0f * e0 - 5.0f * e2 + e4;
+                const float c5 = 4.0f * e1 - 5.0f * e3 + e5;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+        {
+            float *restrict ob = o + 2 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[2][p], e1 = t[8][p], e2 = t[14][p], e3 = t[20][p], e4 = t[26][p], e5 = t[32][p];
+                const float ce0 = -4.0f * e2 + e4, co0 = -4.0f * e1 + e3;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = -e2 + e4, co1 = -2.0f * e1 + 2.0f * e3;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = 4.0f * e0 - 5.0f * e2 + e4;
+                const float c5 = 4.0f * e1 - 5.0f * e3 + e5;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+        {
+            float *restrict ob = o + 3 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[3][p], e1 = t[9][p], e2 = t[15][p], e3 = t[21][p], e4 = t[27][p], e5 = t[33][p];
+                const float ce0 = -4.0f * e2 + e4, co0 = -4.0f * e1 + e3;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = -e2 + e4, co1 = -2.0f * e1 + 2.0f * e3;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = 4.0f * e0 - 5.0f * e2 + e4;
+                const float c5 = 4.0f * e1 - 5.0f * e3 + e5;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+        {
+            float *restrict ob = o + 4 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[4][p], e1 = t[10][p], e2 = t[16][p], e3 = t[22][p], e4 = t[28][p], e5 = t[34][p];
+                const float ce0 = -4.0f * e2 + e4, co0 = -4.0f * e1 + e3;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = -e2 + e4, co1 = -2.0f * e1 + 2.0f * e3;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = 4.0f * e0 - 5.0f * e2 + e4;
+                const float c5 = 4.0f * e1 - 5.0f * e3 + e5;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+        {
+            float *restrict ob = o + 5 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[5][p], e1 = t[11][p], e2 = t[17][p], e3 = t[23][p], e4 = t[29][p], e5 = t[35][p];
+                const float ce0 = -4.0f * e2 + e4, co0 = -4.0f * e1 + e3;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = -e2 + e4, co1 = -2.0f * e1 + 2.0f * e3;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = 4.0f * e0 - 5.0f * e2 + e4;
+                const float c5 = 4.0f * e1 - 5.0f * e3 + e5;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+    }
+}
+
+/* wt_m4r3: out = L in L^T, L = 6 x 3 */
+static WG_ATTR void WG_NAME(wt_m4r3)(const float *restrict x, int64_t sr, int64_t sc,
+        float *restrict o, int64_t osr, int64_t osc, int64_t P) {
+    float t[18][WG_PB]; /* t[i*6 + b]: row i of the input, transformed */
+    for (int64_t p0 = 0; p0 < P; p0 += WG_PB) {
+        const int64_t pn = P - p0 < WG_PB ? P - p0 : WG_PB;
+        {
+            const float *restrict xi = x + 0 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p];
+                const float re0 = -0.16666666666666666f * d0 - 0.16666666666666666f * d2, ro0 = -0.16666666666666666f * d1;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float re1 = 0.041666666666666664f * d0 + 0.16666666666666666f * d2, ro1 = 0.08333333333333333f * d1;
+                const float r3 = re1 + ro1;
+                const float r4 = re1 - ro1;
+                const float r0 = 0.25f * d0;
+                const float r5 = d2;
+                t[0][p] = r0;
+                t[1][p] = r1;
+                t[2][p] = r2;
+                t[3][p] = r3;
+                t[4][p] = r4;
+                t[5][p] = r5;
+            }
+        }
+        {
+            const float *restrict xi = x + 1 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p];
+                const float re0 = -0.16666666666666666f * d0 - 0.16666666666666666f * d2, ro0 = -0.16666666666666666f * d1;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float re1 = 0.041666666666666664f * d0 + 0.16666666666666666f * d2, ro1 = 0.08333333333333333f * d1;
+                const float r3 = re1 + ro1;
+                const float r4 = re1 - ro1;
+                const float r0 = 0.25f * d0;
+                const float r5 = d2;
+                t[6][p] = r0;
+                t[7][p] = r1;
+                t[8][p] = r2;
+                t[9][p] = r3;
+                t[10][p] = r4;
+                t[11][p] = r5;
+            }
+        }
+        {
+            const float *restrict xi = x + 2 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p];
+                const float re0 = -0.16666666666666666f * d0 - 0.16666666666666666f * d2, ro0 = -0.16666666666666666f * d1;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float re1 = 0.041666666666666664f * d0 + 0.16666666666666666f * d2, ro1 = 0.08333333333333333f * d1;
+                const float r3 = re1 + ro1;
+                const float r4 = re1 - ro1;
+                const float r0 = 0.25f * d0;
+                const float r5 = d2;
+                t[12][p] = r0;
+                t[13][p] = r1;
+                t[14][p] = r2;
+                t[15][p] = r3;
+                t[16][p] = r4;
+                t[17][p] = r5;
+            }
+        }
+        {
+            float *restrict ob = o + 0 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[0][p], e1 = t[6][p], e2 = t[12][p];
+                const float ce0 = -0.16666666666666666f * e0 - 0.16666666666666666f * e2, co0 = -0.16666666666666666f * e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = 0.041666666666666664f * e0 + 0.16666666666666666f * e2, co1 = 0.08333333333333333f * e1;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = 0.25f * e0;
+                const float c5 = e2;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+        {
+            float *restrict ob = o + 1 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[1][p], e1 = t[7][p], e2 = t[13][p];
+                const float ce0 = -0.16666666666666666f * e0 - 0.16666666666666666f * e2, co0 = -0.16666666666666666f * e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = 0.041666666666666664f * e0 + 0.16666666666666666f * e2, co1 = 0.08333333333333333f * e1;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = 0.25f * e0;
+                const float c5 = e2;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+        {
+            float *restrict ob = o + 2 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[2][p], e1 = t[8][p], e2 = t[14][p];
+                const float ce0 = -0.16666666666666666f * e0 - 0.16666666666666666f * e2, co0 = -0.16666666666666666f * e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = 0.041666666666666664f * e0 + 0.16666666666666666f * e2, co1 = 0.08333333333333333f * e1;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = 0.25f * e0;
+                const float c5 = e2;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+        {
+            float *restrict ob = o + 3 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[3][p], e1 = t[9][p], e2 = t[15][p];
+                const float ce0 = -0.16666666666666666f * e0 - 0.16666666666666666f * e2, co0 = -0.16666666666666666f * e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = 0.041666666666666664f * e0 + 0.16666666666666666f * e2, co1 = 0.08333333333333333f * e1;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = 0.25f * e0;
+                const float c5 = e2;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+        {
+            float *restrict ob = o + 4 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[4][p], e1 = t[10][p], e2 = t[16][p];
+                const float ce0 = -0.16666666666666666f * e0 - 0.16666666666666666f * e2, co0 = -0.16666666666666666f * e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = 0.041666666666666664f * e0 + 0.16666666666666666f * e2, co1 = 0.08333333333333333f * e1;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = 0.25f * e0;
+                const float c5 = e2;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+        {
+            float *restrict ob = o + 5 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[5][p], e1 = t[11][p], e2 = t[17][p];
+                const float ce0 = -0.16666666666666666f * e0 - 0.16666666666666666f * e2, co0 = -0.16666666666666666f * e1;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = 0.041666666666666664f * e0 + 0.16666666666666666f * e2, co1 = 0.08333333333333333f * e1;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = 0.25f * e0;
+                const float c5 = e2;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+    }
+}
+
+/* out_m4r3: out = L in L^T, L = 4 x 6 */
+static WG_ATTR void WG_NAME(out_m4r3)(const float *restrict x, int64_t sr, int64_t sc,
+        float *restrict o, int64_t osr, int64_t osc, int64_t P) {
+    float t[24][WG_PB]; /* t[i*4 + b]: row i of the input, transformed */
+    for (int64_t p0 = 0; p0 < P; p0 += WG_PB) {
+        const int64_t pn = P - p0 < WG_PB ? P - p0 : WG_PB;
+        {
+            const float *restrict xi = x + 0 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float rs1 = d3 + d4;
+                const float rd1 = d3 - d4;
+                const float r0 = d0 + rs0 + rs1;
+                const float r1 = rd0 + 2.0f * rd1;
+                const float r2 = rs0 + 4.0f * rs1;
+                const float r3 = d5 + rd0 + 8.0f * rd1;
+                t[0][p] = r0;
+                t[1][p] = r1;
+                t[2][p] = r2;
+                t[3][p] = r3;
+            }
+        }
+        {
+            const float *restrict xi = x + 1 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float rs1 = d3 + d4;
+                const float rd1 = d3 - d4;
+                const float r0 = d0 + rs0 + rs1;
+                const float r1 = rd0 + 2.0f * rd1;
+                const float r2 = rs0 + 4.0f * rs1;
+                const float r3 = d5 + rd0 + 8.0f * rd1;
+                t[4][p] = r0;
+                t[5][p] = r1;
+                t[6][p] = r2;
+                t[7][p] = r3;
+            }
+        }
+        {
+            const float *restrict xi = x + 2 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float rs1 = d3 + d4;
+                const float rd1 = d3 - d4;
+                const float r0 = d0 + rs0 + rs1;
+                const float r1 = rd0 + 2.0f * rd1;
+                const float r2 = rs0 + 4.0f * rs1;
+                const float r3 = d5 + rd0 + 8.0f * rd1;
+                t[8][p] = r0;
+                t[9][p] = r1;
+                t[10][p] = r2;
+                t[11][p] = r3;
+            }
+        }
+        {
+            const float *restrict xi = x + 3 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float rs1 = d3 + d4;
+                const float rd1 = d3 - d4;
+                const float r0 = d0 + rs0 + rs1;
+                const float r1 = rd0 + 2.0f * rd1;
+                const float r2 = rs0 + 4.0f * rs1;
+                const float r3 = d5 + rd0 + 8.0f * rd1;
+                t[12][p] = r0;
+                t[13][p] = r1;
+                t[14][p] = r2;
+                t[15][p] = r3;
+            }
+        }
+        {
+            const float *restrict xi = x + 4 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float rs1 = d3 + d4;
+                const float rd1 = d3 - d4;
+                const float r0 = d0 + rs0 + rs1;
+                const float r1 = rd0 + 2.0f * rd1;
+                const float r2 = rs0 + 4.0f * rs1;
+                const float r3 = d5 + rd0 + 8.0f * rd1;
+                t[16][p] = r0;
+                t[17][p] = r1;
+                t[18][p] = r2;
+                t[19][p] = r3;
+            }
+        }
+        {
+            const float *restrict xi = x + 5 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float rs1 = d3 + d4;
+                const float rd1 = d3 - d4;
+                const float r0 = d0 + rs0 + rs1;
+                const float r1 = rd0 + 2.0f * rd1;
+                const float r2 = rs0 + 4.0f * rs1;
+                const float r3 = d5 + rd0 + 8.0f * rd1;
+                t[20][p] = r0;
+                t[21][p] = r1;
+                t[22][p] = r2;
+                t[23][p] = r3;
+            }
+        }
+        {
+            float *restrict ob = o + 0 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[0][p], e1 = t[4][p], e2 = t[8][p], e3 = t[12][p], e4 = t[16][p], e5 = t[20][p];
+                const float cs0 = e1 + e2;
+                const float cd0 = e1 - e2;
+                const float cs1 = e3 + e4;
+                const float cd1 = e3 - e4;
+                const float c0 = e0 + cs0 + cs1;
+                const float c1 = cd0 + 2.0f * cd1;
+                const float c2 = cs0 + 4.0f * cs1;
+                const float c3 = e5 + cd0 + 8.0f * cd1;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+        {
+            float *restrict ob = o + 1 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[1][p], e1 = t[5][p], e2 = t[9][p], e3 = t[13][p], e4 = t[17][p], e5 = t[21][p];
+                const float cs0 = e1 + e2;
+                const float cd0 = e1 - e2;
+                const float cs1 = e3 + e4;
+                const float cd1 = e3 - e4;
+                const float c0 = e0 + cs0 + cs1;
+                const float c1 = cd0 + 2.0f * cd1;
+                const float c2 = cs0 + 4.0f * cs1;
+                const float c3 = e5 + cd0 + 8.0f * cd1;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+        {
+            float *restrict ob = o + 2 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[2][p], e1 = t[6][p], e2 = t[10][p], e3 = t[14][p], e4 = t[18][p], e5 = t[22][p];
+                const float cs0 = e1 + e2;
+                const float cd0 = e1 - e2;
+                const float cs1 = e3 + e4;
+                const float cd1 = e3 - e4;
+                const float c0 = e0 + cs0 + cs1;
+                const float c1 = cd0 + 2.0f * cd1;
+                const float c2 = cs0 + 4.0f * cs1;
+                const float c3 = e5 + cd0 + 8.0f * cd1;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+        {
+            float *restrict ob = o + 3 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[3][p], e1 = t[7][p], e2 = t[11][p], e3 = t[15][p], e4 = t[19][p], e5 = t[23][p];
+                const float cs0 = e1 + e2;
+                const float cd0 = e1 - e2;
+                const float cs1 = e3 + e4;
+                const float cd1 = e3 - e4;
+                const float c0 = e0 + cs0 + cs1;
+                const float c1 = cd0 + 2.0f * cd1;
+                const float c2 = cs0 + 4.0f * cs1;
+                const float c3 = e5 + cd0 + 8.0f * cd1;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+            }
+        }
+    }
+}
+
+/* dy_m4r3: out = L in L^T, L = 6 x 4 */
+static WG_ATTR void WG_NAME(dy_m4r3)(const float *restrict x, int64_t sr, int64_t sc,
+        float *restrict o, int64_t osr, int64_t osc, int64_t P) {
+    float t[24][WG_PB]; /* t[i*6 + b]: row i of the input, transformed */
+    for (int64_t p0 = 0; p0 < P; p0 += WG_PB) {
+        const int64_t pn = P - p0 < WG_PB ? P - p0 : WG_PB;
+        {
+            const float *restrict xi = x + 0 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float re0 = d0 + d2, ro0 = d1 + d3;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float re1 = d0 + 4.0f * d2, ro1 = 2.0f * d1 + 8.0f * d3;
+                const float r3 = re1 + ro1;
+                const float r4 = re1 - ro1;
+                const float r0 = d0;
+                const float r5 = d3;
+                t[0][p] = r0;
+                t[1][p] = r1;
+                t[2][p] = r2;
+                t[3][p] = r3;
+                t[4][p] = r4;
+                t[5][p] = r5;
+            }
+        }
+        {
+            const float *restrict xi = x + 1 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float re0 = d0 + d2, ro0 = d1 + d3;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float re1 = d0 + 4.0f * d2, ro1 = 2.0f * d1 + 8.0f * d3;
+                const float r3 = re1 + ro1;
+                const float r4 = re1 - ro1;
+                const float r0 = d0;
+                const float r5 = d3;
+                t[6][p] = r0;
+                t[7][p] = r1;
+                t[8][p] = r2;
+                t[9][p] = r3;
+                t[10][p] = r4;
+                t[11][p] = r5;
+            }
+        }
+        {
+            const float *restrict xi = x + 2 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float re0 = d0 + d2, ro0 = d1 + d3;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float re1 = d0 + 4.0f * d2, ro1 = 2.0f * d1 + 8.0f * d3;
+                const float r3 = re1 + ro1;
+                const float r4 = re1 - ro1;
+                const float r0 = d0;
+                const float r5 = d3;
+                t[12][p] = r0;
+                t[13][p] = r1;
+                t[14][p] = r2;
+                t[15][p] = r3;
+                t[16][p] = r4;
+                t[17][p] = r5;
+            }
+        }
+        {
+            const float *restrict xi = x + 3 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p];
+                const float re0 = d0 + d2, ro0 = d1 + d3;
+                const float r1 = re0 + ro0;
+                const float r2 = re0 - ro0;
+                const float re1 = d0 + 4.0f * d2, ro1 = 2.0f * d1 + 8.0f * d3;
+                const float r3 = re1 + ro1;
+                const float r4 = re1 - ro1;
+                const float r0 = d0;
+                const float r5 = d3;
+                t[18][p] = r0;
+                t[19][p] = r1;
+                t[20][p] = r2;
+                t[21][p] = r3;
+                t[22][p] = r4;
+                t[23][p] = r5;
+            }
+        }
+        {
+            float *restrict ob = o + 0 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[0][p], e1 = t[6][p], e2 = t[12][p], e3 = t[18][p];
+                const float ce0 = e0 + e2, co0 = e1 + e3;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = e0 + 4.0f * e2, co1 = 2.0f * e1 + 8.0f * e3;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = e0;
+                const float c5 = e3;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+        {
+            float *restrict ob = o + 1 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[1][p], e1 = t[7][p], e2 = t[13][p], e3 = t[19][p];
+                const float ce0 = e0 + e2, co0 = e1 + e3;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = e0 + 4.0f * e2, co1 = 2.0f * e1 + 8.0f * e3;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = e0;
+                const float c5 = e3;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+        {
+            float *restrict ob = o + 2 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[2][p], e1 = t[8][p], e2 = t[14][p], e3 = t[20][p];
+                const float ce0 = e0 + e2, co0 = e1 + e3;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = e0 + 4.0f * e2, co1 = 2.0f * e1 + 8.0f * e3;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = e0;
+                const float c5 = e3;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+        {
+            float *restrict ob = o + 3 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[3][p], e1 = t[9][p], e2 = t[15][p], e3 = t[21][p];
+                const float ce0 = e0 + e2, co0 = e1 + e3;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = e0 + 4.0f * e2, co1 = 2.0f * e1 + 8.0f * e3;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = e0;
+                const float c5 = e3;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+        {
+            float *restrict ob = o + 4 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[4][p], e1 = t[10][p], e2 = t[16][p], e3 = t[22][p];
+                const float ce0 = e0 + e2, co0 = e1 + e3;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = e0 + 4.0f * e2, co1 = 2.0f * e1 + 8.0f * e3;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = e0;
+                const float c5 = e3;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+        {
+            float *restrict ob = o + 5 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[5][p], e1 = t[11][p], e2 = t[17][p], e3 = t[23][p];
+                const float ce0 = e0 + e2, co0 = e1 + e3;
+                const float c1 = ce0 + co0;
+                const float c2 = ce0 - co0;
+                const float ce1 = e0 + 4.0f * e2, co1 = 2.0f * e1 + 8.0f * e3;
+                const float c3 = ce1 + co1;
+                const float c4 = ce1 - co1;
+                const float c0 = e0;
+                const float c5 = e3;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+                ob[3 * osr + p] = c3;
+                ob[4 * osr + p] = c4;
+                ob[5 * osr + p] = c5;
+            }
+        }
+    }
+}
+
+/* dw_m4r3: out = L in L^T, L = 3 x 6 */
+static WG_ATTR void WG_NAME(dw_m4r3)(const float *restrict x, int64_t sr, int64_t sc,
+        float *restrict o, int64_t osr, int64_t osc, int64_t P) {
+    float t[18][WG_PB]; /* t[i*3 + b]: row i of the input, transformed */
+    for (int64_t p0 = 0; p0 < P; p0 += WG_PB) {
+        const int64_t pn = P - p0 < WG_PB ? P - p0 : WG_PB;
+        {
+            const float *restrict xi = x + 0 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float rs1 = d3 + d4;
+                const float rd1 = d3 - d4;
+                const float r0 = 0.25f * d0 - 0.16666666666666666f * rs0 + 0.041666666666666664f * rs1;
+                const float r1 = -0.16666666666666666f * rd0 + 0.08333333333333333f * rd1;
+                const float r2 = d5 - 0.16666666666666666f * rs0 + 0.16666666666666666f * rs1;
+                t[0][p] = r0;
+                t[1][p] = r1;
+                t[2][p] = r2;
+            }
+        }
+        {
+            const float *restrict xi = x + 1 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float rs1 = d3 + d4;
+                const float rd1 = d3 - d4;
+                const float r0 = 0.25f * d0 - 0.16666666666666666f * rs0 + 0.041666666666666664f * rs1;
+                const float r1 = -0.16666666666666666f * rd0 + 0.08333333333333333f * rd1;
+                const float r2 = d5 - 0.16666666666666666f * rs0 + 0.16666666666666666f * rs1;
+                t[3][p] = r0;
+                t[4][p] = r1;
+                t[5][p] = r2;
+            }
+        }
+        {
+            const float *restrict xi = x + 2 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float rs1 = d3 + d4;
+                const float rd1 = d3 - d4;
+                const float r0 = 0.25f * d0 - 0.16666666666666666f * rs0 + 0.041666666666666664f * rs1;
+                const float r1 = -0.16666666666666666f * rd0 + 0.08333333333333333f * rd1;
+                const float r2 = d5 - 0.16666666666666666f * rs0 + 0.16666666666666666f * rs1;
+                t[6][p] = r0;
+                t[7][p] = r1;
+                t[8][p] = r2;
+            }
+        }
+        {
+            const float *restrict xi = x + 3 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float rs1 = d3 + d4;
+                const float rd1 = d3 - d4;
+                const float r0 = 0.25f * d0 - 0.16666666666666666f * rs0 + 0.041666666666666664f * rs1;
+                const float r1 = -0.16666666666666666f * rd0 + 0.08333333333333333f * rd1;
+                const float r2 = d5 - 0.16666666666666666f * rs0 + 0.16666666666666666f * rs1;
+                t[9][p] = r0;
+                t[10][p] = r1;
+                t[11][p] = r2;
+            }
+        }
+        {
+            const float *restrict xi = x + 4 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float rs1 = d3 + d4;
+                const float rd1 = d3 - d4;
+                const float r0 = 0.25f * d0 - 0.16666666666666666f * rs0 + 0.041666666666666664f * rs1;
+                const float r1 = -0.16666666666666666f * rd0 + 0.08333333333333333f * rd1;
+                const float r2 = d5 - 0.16666666666666666f * rs0 + 0.16666666666666666f * rs1;
+                t[12][p] = r0;
+                t[13][p] = r1;
+                t[14][p] = r2;
+            }
+        }
+        {
+            const float *restrict xi = x + 5 * sr + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float d0 = xi[0 * sc + p], d1 = xi[1 * sc + p], d2 = xi[2 * sc + p], d3 = xi[3 * sc + p], d4 = xi[4 * sc + p], d5 = xi[5 * sc + p];
+                const float rs0 = d1 + d2;
+                const float rd0 = d1 - d2;
+                const float rs1 = d3 + d4;
+                const float rd1 = d3 - d4;
+                const float r0 = 0.25f * d0 - 0.16666666666666666f * rs0 + 0.041666666666666664f * rs1;
+                const float r1 = -0.16666666666666666f * rd0 + 0.08333333333333333f * rd1;
+                const float r2 = d5 - 0.16666666666666666f * rs0 + 0.16666666666666666f * rs1;
+                t[15][p] = r0;
+                t[16][p] = r1;
+                t[17][p] = r2;
+            }
+        }
+        {
+            float *restrict ob = o + 0 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[0][p], e1 = t[3][p], e2 = t[6][p], e3 = t[9][p], e4 = t[12][p], e5 = t[15][p];
+                const float cs0 = e1 + e2;
+                const float cd0 = e1 - e2;
+                const float cs1 = e3 + e4;
+                const float cd1 = e3 - e4;
+                const float c0 = 0.25f * e0 - 0.16666666666666666f * cs0 + 0.041666666666666664f * cs1;
+                const float c1 = -0.16666666666666666f * cd0 + 0.08333333333333333f * cd1;
+                const float c2 = e5 - 0.16666666666666666f * cs0 + 0.16666666666666666f * cs1;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+            }
+        }
+        {
+            float *restrict ob = o + 1 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[1][p], e1 = t[4][p], e2 = t[7][p], e3 = t[10][p], e4 = t[13][p], e5 = t[16][p];
+                const float cs0 = e1 + e2;
+                const float cd0 = e1 - e2;
+                const float cs1 = e3 + e4;
+                const float cd1 = e3 - e4;
+                const float c0 = 0.25f * e0 - 0.16666666666666666f * cs0 + 0.041666666666666664f * cs1;
+                const float c1 = -0.16666666666666666f * cd0 + 0.08333333333333333f * cd1;
+                const float c2 = e5 - 0.16666666666666666f * cs0 + 0.16666666666666666f * cs1;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+            }
+        }
+        {
+            float *restrict ob = o + 2 * osc + p0;
+            WG_IVDEP
+            for (int64_t p = 0; p < pn; p++) {
+                const float e0 = t[2][p], e1 = t[5][p], e2 = t[8][p], e3 = t[11][p], e4 = t[14][p], e5 = t[17][p];
+                const float cs0 = e1 + e2;
+                const float cd0 = e1 - e2;
+                const float cs1 = e3 + e4;
+                const float cd1 = e3 - e4;
+                const float c0 = 0.25f * e0 - 0.16666666666666666f * cs0 + 0.041666666666666664f * cs1;
+                const float c1 = -0.16666666666666666f * cd0 + 0.08333333333333333f * cd1;
+                const float c2 = e5 - 0.16666666666666666f * cs0 + 0.16666666666666666f * cs1;
+                ob[0 * osr + p] = c0;
+                ob[1 * osr + p] = c1;
+                ob[2 * osr + p] = c2;
+            }
+        }
+    }
+}

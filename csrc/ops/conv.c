@@ -161,7 +161,7 @@
  * by F(3x3, 5x5) (wino_geom decides, from the shapes only; the input
  * gradient is the forward convolution of dy with the flipped kernel).
  * TAPEGRAD_CONV=implicit keeps the exact direct path, winograd2 /
- * winograd3 force a tile wherever it applies.  Measured (batch 32, one
+ * winograd3 / winograd4 force a tile wherever it applies.  Measured (batch 32, one
  * thread, the paths interleaved in one process, best of 12; time relative
  * to the implicit path, F(2x2) / F(3x3)):
  *
@@ -193,6 +193,27 @@
  * tiles was declared free of dependences (2.23 -> 1.35 ms forward: it had
  * stayed scalar); 1 -> 10 images per batch (4 MiB of scratch: forward 1.32
  * -> 1.12 ms); products by rows or by columns (winograd.c).
+ *
+ * 3x3 kernels (session 15) take the same code with F(4x4, 3x3) (36
+ * multiplications per 16 outputs instead of 144) under the same rule.
+ * Measured (ms, one thread, best of 15; forward / input grad / weight grad;
+ * implicit -> F(2x2, 3x3) -> F(4x4, 3x3), PyTorch 2.13 in the same run):
+ *
+ *   (16, 64, 32x32) -> 64    12.7 13.9 17.7 -> 7.7 7.9 8.0 -> 5.2 5.3 5.6  (11.4 20.6 13.8)
+ *   (32, 16, 32x32) -> 32    3.7 4.7 6.7 -> 3.1 3.9 3.7 -> 2.2 2.9 2.5     (3.1 3.4 4.0)
+ *   (16, 128, 16x16) -> 128  12.0 13.8 13.4 -> 7.6 7.5 6.7 -> 4.1 4.2 4.6  (10.2 10.7 12.3)
+ *   (32, 32, 28x28) -> 32    5.8 7.1 6.7 -> 3.6 3.7 4.0 -> 2.7 2.7 3.0     (4.5 5.1 5.1)
+ *   (32, 8, 16x16) -> 8      0.19 0.35 0.39 -> 0.23 0.23 0.43 -> 0.17 0.18 0.26
+ *
+ * so F(4x4) is kept for 3x3 (WINO_TILE_3X3; its rounding: worst 55 float32
+ * epsilons of the window's sum against F(2x2)'s 11, test_conv_winograd.py)
+ * and the 8-channel crossover holds.  The weight gradient's partial sums
+ * live in the transform domain ((m+r-1)^2 x O x C floats, rewritten by every
+ * batch): (16, 192, 16x16) -> 192 took 21.6 ms against the implicit GEMM's
+ * 27.9 (5.1 MiB of sums), (16, 256, 8x8) -> 256 27.3 against 14.6 (9 MiB),
+ * 5x5 with 256 channels 48.7 against 40.8 (12 MiB), while 2.3-3.1 MiB still
+ * gained 3x: the default weight gradient keeps Winograd up to
+ * WINO_DW_MAX_BYTES (4 MiB).
  *
  * Few input channels (session 9; csrc/kernels/conv_small.c tells how).
  * The CNN's first convolution (1 -> 16, 5x5, padding 2, 28x28) as a GEMM
@@ -704,6 +725,7 @@ static conv_path conv_mode(int *tile) {
     if (!strncmp(e, "winograd", 8)) {
         if (!strcmp(e + 8, "2")) *tile = 2;
         else if (!strcmp(e + 8, "3")) *tile = 3;
+        else if (!strcmp(e + 8, "4")) *tile = 4;
         return CONV_WINOGRAD;
     }
     return CONV_AUTO;
@@ -1307,8 +1329,14 @@ static void over_images(const geom *g, tg_range_fn fn, conv_job *j) {
 
 /* Winograd (winograd.c): which of the three products. */
 enum { WINO_FWD, WINO_DX, WINO_DW };
-/* The output tile of the default path: F(3x3, 5x5) (see the header). */
+/* The output tile of the default path for 5x5 kernels, F(3x3, 5x5), and
+ * for 3x3 kernels (see the header). */
 #define WINO_TILE 3
+#define WINO_TILE_3X3 4
+/* The weight gradient by default only while its partial sums in the
+ * transform domain ((m+r-1)^2 x O x C floats, each rewritten by every batch
+ * of images) stay this small (measured: see the header). */
+#define WINO_DW_MAX_BYTES (4.0 * 1024 * 1024)
 /* Channels (input and output) below which the direct path is kept in the
  * default mode (measured: see the header). */
 #define WINO_MIN_CHANNELS 8
@@ -1316,7 +1344,7 @@ enum { WINO_FWD, WINO_DX, WINO_DW };
 /* Whether Winograd computes product `which` of g in dtype dt; if so, *wg is
  * its geometry (for the input gradient: the forward convolution of dy with
  * the flipped kernel, padded r-1-p).  From the shapes and TAPEGRAD_CONV
- * only: float32, a 5x5 kernel, stride 1, dilation 1, one group, and sizes
+ * only: float32, a 5x5 or 3x3 kernel, stride 1, dilation 1, one group, sizes
  * for which the products go through gemm.c's packed kernel whatever the
  * batch (so that an image's result does not depend on its batch). */
 static bool wino_geom(const geom *g, tg_dtype dt, int which, conv_choice ch, tg_wino_geom *wg) {
@@ -1325,7 +1353,7 @@ static bool wino_geom(const geom *g, tg_dtype dt, int which, conv_choice ch, tg_
     if (!(mode == CONV_AUTO || mode == CONV_WINOGRAD) || dt != TG_FLOAT32) return false;
     if (g->G != 1 || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->KH != g->KW)
         return false;
-    int m = tile ? tile : WINO_TILE;
+    int m = tile ? tile : g->KH == 3 ? WINO_TILE_3X3 : WINO_TILE;
     if (!tg_wino_supported(m, (int)g->KH)) return false;
     if (mode == CONV_AUTO && (g->C < WINO_MIN_CHANNELS || g->O < WINO_MIN_CHANNELS)) return false;
     int64_t r = g->KH;
@@ -1342,6 +1370,9 @@ static bool wino_geom(const geom *g, tg_dtype dt, int which, conv_choice ch, tg_
     double tiles = (double)((wg->OH + m - 1) / m) * (double)((wg->OW + m - 1) / m);
     double bytes = tg_wino_bytes_per_image(wg);
     if (!(bytes > 0 && bytes <= 64.0 * 1024 * 1024)) return false;
+    if (which == WINO_DW && mode == CONV_AUTO &&
+        (double)((m + r - 1) * (m + r - 1)) * (double)wg->O * (double)wg->C * 4.0 > WINO_DW_MAX_BYTES)
+        return false;
     /* By default only products that gemm.c computes with its packed kernel
      * for any number of images (not its loops for tiny or vector products),
      * so that an image's result never depends on its batch; forced, any

@@ -758,16 +758,20 @@ FUNC(_testing_break_winograd) {
     Py_RETURN_NONE;
 }
 FUNC(winograd_isa) {
-    ARGS("winograd_isa", 1, 1, "tile")
-    long m = 3;
-    if (a[0]) {
-        m = PyLong_AsLong(a[0]);
-        if (m == -1 && PyErr_Occurred()) return NULL;
-    }
+    ARGS("winograd_isa", 2, 2, "tile", "kernel")
+    long v[2] = {3, 5};
+    for (int k = 0; k < 2; k++)
+        if (a[k]) {
+            v[k] = PyLong_AsLong(a[k]);
+            if (v[k] == -1 && PyErr_Occurred()) return NULL;
+        }
     /* the range before the cast ((int) of 2**32 + 3 was 3); tg_wino_isa says which tiles exist */
-    const char *isa = m >= INT_MIN && m <= INT_MAX ? tg_wino_isa((int)m) : NULL;
+    bool fits = v[0] >= INT_MIN && v[0] <= INT_MAX && v[1] >= INT_MIN && v[1] <= INT_MAX;
+    const char *isa = fits ? tg_wino_isa((int)v[0], (int)v[1]) : NULL;
     if (!isa) {
-        PyErr_Format(PyExc_ValueError, "winograd_isa: tile must be 2 or 3, got %ld", m);
+        PyErr_Format(PyExc_ValueError,
+                     "winograd_isa: no F(%ldx%ld, %ldx%ld) transforms; built in: tile 2 or 3 for "
+                     "kernel=5, tile 2 or 4 for kernel=3", v[0], v[0], v[1], v[1]);
         return NULL;
     }
     return PyUnicode_FromString(isa);
@@ -874,9 +878,10 @@ PyMethodDef tgpy_module_methods[] = {
     F(_testing_break_winograd, "_testing_break_winograd(path)\n\nFor tests, before any convolution of the process: make a\n"
                                "SIMD build ('avx512' or 'avx2') of the Winograd transforms wrong on a remainder\n"
                                "lane, so that its self-test refuses it and the next build down is used."),
-    F(winograd_isa, "winograd_isa(tile=3)\n\nThe build of the Winograd convolution transforms in use for the 2x2\n"
-                    "or 3x3 output tile: 'avx512', 'avx2' or 'baseline' (chosen and self-tested at the first\n"
-                    "call)."),
+    F(winograd_isa, "winograd_isa(tile=3, kernel=5)\n\nThe build of the Winograd convolution transforms "
+                    "F(tile x tile, kernel x kernel)\nin use: 'avx512', 'avx2' or 'baseline' (chosen and "
+                    "self-tested at the first call).\nBuilt in: tiles 2 and 3 for 5x5 kernels, 2 and 4 for "
+                    "3x3 kernels."),
     F(_testing_restore_kernels, "_testing_restore_kernels()\n\nFor tests: undo _testing_break_gemm and\n"
                                 "_testing_break_vmath."),
     F(vmath_isa, "vmath_isa()\n\nThe build of the vectorized exp/log/tanh/sigmoid and sum kernels in use:\n"

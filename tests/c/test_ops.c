@@ -281,9 +281,11 @@ END_TEST
 
 /* conv2d's three products by Winograd (csrc/kernels/winograd.c) against
  * the exact direct path, in C so that valgrind, the sanitizers and the
- * arm64 build (the plain transforms) run it too.  TAPEGRAD_CONV is read at
- * each call: winograd3 / winograd2 forced, and unset (the default takes
- * Winograd here: 8 channels in and out, 9 tiles).  The exact bound is
+ * arm64 build (the plain transforms) run it too, for both kernel sizes the
+ * transforms are built for.  TAPEGRAD_CONV is read at each call: the larger
+ * and the 2x2 tile forced (winograd3 / winograd2 for 5x5, winograd4 /
+ * winograd2 for 3x3), and unset (the default takes Winograd here: 8
+ * channels in and out, 9 or more tiles).  The exact bound is
  * tests/python/test_conv_winograd.py's; here 1e-4 of the largest value. */
 static void conv_products(const char *path, tg_tensor *x, tg_tensor *w, tg_tensor *dy,
                           const int64_t *cv, tg_tensor **out) {
@@ -296,19 +298,22 @@ static void conv_products(const char *path, tg_tensor *x, tg_tensor *w, tg_tenso
     for (int k = 0; k < 3; k++) ck_assert_msg(out[k] != NULL, "%s: %s", path, tg_error_message());
 }
 
+static const int winograd_kernels[2] = {5, 3};
+
 START_TEST(test_conv2d_winograd_matches_direct) {
-    int64_t xs[4] = {3, 8, 9, 8}, ws[4] = {8, 8, 5, 5}, ys[4] = {3, 8, 9, 8};
+    int64_t r = winograd_kernels[_i], p = r / 2;
+    int64_t xs[4] = {3, 8, 12, 11}, ws[4] = {8, 8, r, r}, ys[4] = {3, 8, 12, 11};
     /* stride, padding top/left, dilation, groups, padding bottom/right */
-    int64_t cv[9] = {1, 1, 2, 2, 1, 1, 1, 2, 2};
+    int64_t cv[9] = {1, 1, p, p, 1, 1, 1, p, p};
     tg_tensor *x = tg_tensor_randn(4, xs, 0.0, 1.0, TG_FLOAT32);
     tg_tensor *w = tg_tensor_randn(4, ws, 0.0, 1.0, TG_FLOAT32);
     tg_tensor *dy = tg_tensor_randn(4, ys, 0.0, 1.0, TG_FLOAT32);
     ck_assert(x && w && dy);
     tg_tensor *ref[3], *got[3];
     conv_products("implicit", x, w, dy, cv, ref);
-    const char *paths[3] = {"winograd3", "winograd2", NULL};
-    for (int p = 0; p < 3; p++) {
-        conv_products(paths[p], x, w, dy, cv, got);
+    const char *paths[3] = {r == 5 ? "winograd3" : "winograd4", "winograd2", NULL};
+    for (int q = 0; q < 3; q++) {
+        conv_products(paths[q], x, w, dy, cv, got);
         for (int k = 0; k < 3; k++) {
             ck_assert_int_eq(got[k]->numel, ref[k]->numel);
             double big = 0, err = 0;
@@ -319,10 +324,10 @@ START_TEST(test_conv2d_winograd_matches_direct) {
                 err = fmax(err, fabs(a - b));
                 differs |= a != b;
             }
-            ck_assert_msg(err <= 1e-4 * big, "%s product %d: error %g of %g", paths[p] ? paths[p] : "default",
-                          k, err, big);
-            ck_assert_msg(differs, "%s product %d: the bits of the direct path (Winograd did not run?)",
-                          paths[p] ? paths[p] : "default", k);
+            ck_assert_msg(err <= 1e-4 * big, "%lldx%lld %s product %d: error %g of %g", (long long)r,
+                          (long long)r, paths[q] ? paths[q] : "default", k, err, big);
+            ck_assert_msg(differs, "%lldx%lld %s product %d: the bits of the direct path (Winograd did "
+                          "not run?)", (long long)r, (long long)r, paths[q] ? paths[q] : "default", k);
             tg_tensor_release(got[k]);
         }
     }
@@ -340,7 +345,7 @@ Suite *ops_suite(void) {
     tcase_add_test(tc, test_every_op_has_examples);
     tcase_add_test(tc, test_every_op_has_a_flop_rule);
     tcase_add_test(tc, test_functional_ops);
-    tcase_add_test(tc, test_conv2d_winograd_matches_direct);
+    tcase_add_loop_test(tc, test_conv2d_winograd_matches_direct, 0, 2);
     tcase_add_loop_test(tc, test_vjp_finite_differences, 0, tg_op_count());
     tcase_add_loop_test(tc, test_second_order_finite_differences, 0, tg_op_count());
     tcase_add_loop_test(tc, test_forward_f32_matches_f64, 0, tg_op_count());

@@ -662,27 +662,29 @@ static tg_tensor *conv_family(rd *r, tg_tensor *x, tg_tensor *w, tg_tensor *b, c
     uint8_t k = u8(r) % 6;
     if (k == 0) return tg_conv2d(x, w, b, s1, s2, p1, p2);
     /* The path (TAPEGRAD_CONV, read at each call): the default, or forced
-     * Winograd F(3x3) / F(2x2) (session 8: any float32 5x5 stride-1 layer,
-     * the fuzzer's small and odd ones included), or the implicit GEMM. */
-    static const char *const paths[4] = {NULL, "winograd3", "winograd2", "implicit"};
-    const char *path = paths[u8(r) % 4];
+     * Winograd F(3x3, 5x5) / F(2x2, r x r) (session 8: any float32 5x5
+     * stride-1 layer, the fuzzer's small and odd ones included) / F(4x4,
+     * 3x3) (session 15: any 3x3 one), or the implicit GEMM. */
+    static const char *const paths[5] = {NULL, "winograd3", "winograd2", "implicit", "winograd4"};
+    const char *path = paths[u8(r) % 5];
     if (path) setenv("TAPEGRAD_CONV", path, 1);
     else unsetenv("TAPEGRAD_CONV");
     int64_t cv[9] = {s1, s2, p1, p2, ival(r, 0, 3), ival(r, 0, 3), ival(r, 0, 3), ival(r, -1, 2), ival(r, -1, 2)};
     if (path && path[0] == 'w' && k <= 3 && x->ndim == 4 && (u8(r) & 1)) {
-        /* Winograd takes float32 5x5 kernels, which op_create's sizes (0..4)
-         * never make: a random one matching x's channels, with stride 1,
+        /* Winograd takes float32 5x5 and 3x3 kernels; op_create's sizes
+         * (0..4) never make the first and seldom the second with matching
+         * channels: a random one matching x's channels, with stride 1,
          * dilation 1 and one group (what Winograd needs; the padding stays
          * random).  conv2d and its input gradient get the kernel, the
-         * weight gradient a 5x5 w_shape. */
+         * weight gradient an r x r w_shape. */
         cv[0] = cv[1] = cv[4] = cv[5] = cv[6] = 1;
-        int64_t n = ival(r, 0, 9), c = x->shape[1];
+        int64_t n = ival(r, 0, 9), c = x->shape[1], ks = (u8(r) & 1) ? 5 : 3;
         if (k == 3) {
-            int64_t w5s[4] = {w->ndim == 4 ? w->shape[1] : n, c, 5, 5};
+            int64_t w5s[4] = {w->ndim == 4 ? w->shape[1] : n, c, ks, ks};
             *what = "conv2d_weight_grad";
             return tg_conv2d_weight_grad_ex(x, w, w5s, cv);
         }
-        int64_t ws[4] = {k == 1 ? n : c, k == 1 ? c : n, 5, 5};
+        int64_t ws[4] = {k == 1 ? n : c, k == 1 ? c : n, ks, ks};
         if (ws[0] <= 64 && ws[1] <= 64) {
             tg_error_clear();
             tg_tensor *w5 = tg_tensor_randn(4, ws, 0.0, 1.0, TG_FLOAT32), *t;
