@@ -94,7 +94,7 @@ part_python() {
                test_tensor_api.py test_ops_registry.py test_nn.py test_conv_optim.py
                test_data.py test_inspect.py test_robustness.py test_fuzz_api.py
                test_adversarial.py test_kernel_paths.py test_adam_parallel.py
-               test_where_rows.py)
+               test_where_rows.py test_conv_winograd.py test_conv_fast.py)
   local args=()
   for f in "${tests[@]}"; do [ -e "tests/python/$f" ] && args+=("tests/python/$f"); done
   local log="$OUT/pytest.log"

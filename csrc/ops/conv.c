@@ -445,6 +445,93 @@ static void *scratch(size_t nbytes) { return tg_scratch_alloc_slack(nbytes); }
 /* Kernels: im2col, col2im, pooling loops (float and double)              */
 /* ===================================================================== */
 
+#ifdef TG_X86_INTRIN
+/* Whether the AVX2 loops below (the 2x2 pooling, stride-2 packing and col2im) run:
+ * tg_cpu_has (TAPEGRAD_DISABLE_CPU_FEATURES), read once. */
+static bool cpu_avx2(void) {
+    static tg_atomic_int st; /* 0 unknown, 1 yes, 2 no */
+    int s = tg_atomic_load_acquire_int(&st);
+    if (!s) {
+        s = tg_cpu_has(TG_CPU_AVX2) ? 1 : 2;
+        tg_atomic_store_release_int(&st, s);
+    }
+    return s == 1;
+}
+
+/* xr[2 i] += r[i] for i < n, 8 at a time with AVX2; returns how many were
+ * done (the caller's scalar loop does the rest, at least the last one).
+ * Each even element gets the one rounded add the scalar loop gives it (r
+ * spread to the even lanes, added, the sums blended in), and the odd
+ * elements between are stored back unchanged, never added to (x + 0 would
+ * turn -0 into +0).  The last vector ends before the last element, so no
+ * element past the row's span is touched: the next image may belong to
+ * another thread.  (The last values by masked loads and stores instead:
+ * conv_transpose2d below 1.3 times slower on this AMD machine, where
+ * vmaskmovps stores are slow.)  col2im with stride 2 (conv_transpose2d with stride 2,
+ * the input gradient of a stride-2 convolution) spent most of its time in
+ * the scalar scatter. */
+TG_TARGET("avx2")
+static int64_t add_stride2_avx2_f32(float *xr, const float *r, int64_t n) {
+    const __m256i lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    const __m256i hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+    int64_t i = 0;
+    for (; i + 9 <= n; i += 8) {
+        __m256 rv = _mm256_loadu_ps(r + i);
+        __m256 x0 = _mm256_loadu_ps(xr + 2 * i), x1 = _mm256_loadu_ps(xr + 2 * i + 8);
+        __m256 s0 = _mm256_add_ps(x0, _mm256_permutevar8x32_ps(rv, lo));
+        __m256 s1 = _mm256_add_ps(x1, _mm256_permutevar8x32_ps(rv, hi));
+        _mm256_storeu_ps(xr + 2 * i, _mm256_blend_ps(x0, s0, 0x55));
+        _mm256_storeu_ps(xr + 2 * i + 8, _mm256_blend_ps(x1, s1, 0x55));
+    }
+    return i;
+}
+
+/* d[i] = q[2 i] for i < n, 8 at a time with AVX2 (two loads, the even
+ * lanes shuffled together: pure copies, the same values); returns how many
+ * were done.  A vector reads q up to q[2 i + 15], one past the last value it
+ * needs: with `slack` (the padded scratch copy, 64 spare bytes after its
+ * end) up to the last value of the run, else ending one value earlier so
+ * that nothing past the run is read.  The forward pass of a stride-2
+ * convolution packs its windows this way (the implicit GEMM's runs). */
+TG_TARGET("avx2")
+static int64_t gather_stride2_avx2_f32(float *d, const float *q, int64_t n, bool slack) {
+    int64_t i = 0, stop = slack ? n - 8 : n - 9;
+    for (; i <= stop; i += 8) {
+        __m256 a = _mm256_loadu_ps(q + 2 * i), b = _mm256_loadu_ps(q + 2 * i + 8);
+        __m256 t = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 | a4 a6 b4 b6 */
+        t = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+        _mm256_storeu_ps(d + i, t);
+    }
+    return i;
+}
+#endif
+
+/* d[i] = q[i * s] for i < n (the implicit GEMM's strided runs); slack: q's
+ * buffer has 64 bytes to spare after the run's end. */
+static inline void gather_strided_f32(float *d, const float *q, int32_t n, int64_t s, bool slack) {
+    int64_t i = 0;
+#ifdef TG_X86_INTRIN
+    if (s == 2 && n >= 8 && cpu_avx2()) i = gather_stride2_avx2_f32(d, q, n, slack);
+#endif
+    for (; i < n; i++) d[i] = q[i * s];
+}
+static inline void gather_strided_f64(double *d, const double *q, int32_t n, int64_t s, bool slack) {
+    (void)slack;
+    for (int32_t i = 0; i < n; i++) d[i] = q[i * s];
+}
+
+/* xr[i * s] += r[i] for i < n (col2im's strided scatter). */
+static void add_strided_f32(float *xr, const float *r, int64_t n, int64_t s) {
+    int64_t i = 0;
+#ifdef TG_X86_INTRIN
+    if (s == 2 && n > 8 && cpu_avx2()) i = add_stride2_avx2_f32(xr, r, n);
+#endif
+    for (; i < n; i++) xr[i * s] += r[i];
+}
+static void add_strided_f64(double *xr, const double *r, int64_t n, int64_t s) {
+    for (int64_t i = 0; i < n; i++) xr[i * s] += r[i];
+}
+
 /* im2col: x one image (C, H, W) contiguous -> cols (C*KH*KW, OH*OW).
  * col2im: the adjoint, dx (C, H, W) += cols scattered back to the windows. */
 #define IM2COL(SFX, T)                                                                    \
@@ -503,7 +590,7 @@ static void *scratch(size_t nbytes) { return tg_scratch_alloc_slack(nbytes); }
                             }                                                             \
                             for (; ow < ow1; ow++) xr[ow] += r[ow];                       \
                         } else {                                                          \
-                            for (int64_t ow = ow0; ow < ow1; ow++) x[base + ow * g->sw] += r[ow]; \
+                            add_strided_##SFX(x + base + ow0 * g->sw, r + ow0, ow1 - ow0, g->sw); \
                         }                                                                 \
                     }                                                                     \
                 }                                                                         \
@@ -684,7 +771,7 @@ COPY_RUN(f64, double)
                     for (int r = 0; r < nrun; r++) copy_run_##SFX(d + rj[r], sp + rb[r], rl[r]); \
                 else                                                                      \
                     for (int r = 0; r < nrun; r++)                                        \
-                        for (int32_t e = 0; e < rl[r]; e++) d[rj[r] + e] = sp[rb[r] + e * s]; \
+                        gather_strided_##SFX(d + rj[r], sp + rb[r], rl[r], s, b->slack);  \
                 for (int64_t j = w; j < nr; j++) d[j] = 0;                                \
             }                                                                             \
         }                                                                                 \
@@ -892,22 +979,12 @@ static int64_t maxpool2x2_avx2_f32(const float *a, const float *c, int64_t OW, i
     }
 }
 
-/* Whether the 2x2 pooling uses its AVX2 loop (tg_cpu_has, read once). */
-static bool pool_avx2(void) {
-    static tg_atomic_int st; /* 0 unknown, 1 yes, 2 no */
-    int s = tg_atomic_load_acquire_int(&st);
-    if (!s) {
-        s = tg_cpu_has(TG_CPU_AVX2) ? 1 : 2;
-        tg_atomic_store_release_int(&st, s);
-    }
-    return s == 1;
-}
 #endif
 
 static int64_t maxpool2x2_simd_f32(const float *a, const float *c, int64_t OW, int64_t r0,
                                    int64_t W, float *o, int64_t *ix) {
 #ifdef TG_X86_INTRIN
-    if (OW >= 8 && pool_avx2()) return maxpool2x2_avx2_f32(a, c, OW, r0, W, o, ix);
+    if (OW >= 8 && cpu_avx2()) return maxpool2x2_avx2_f32(a, c, OW, r0, W, o, ix);
 #endif
 #if defined(__SSE2__)
     if (OW < 4) return 0;

@@ -102,6 +102,55 @@ def test_max_pool2d_2x2_avx2_and_sse2_loops_give_the_same_bits():
     assert best == sse
 
 
+_STRIDE2_SCRIPT = """
+import json, os, numpy as np, tapegrad as tg
+F = tg.nn.functional
+os.environ["TAPEGRAD_CONV"] = "implicit"   # the direct paths (no Winograd: stride 2)
+rng = np.random.default_rng(7)
+out = []
+# output rows of 4 to 40 windows: runs shorter than, equal to and longer
+# than a vector of 8, with and without padding (the packer's slack), odd
+# and even widths.  Small integers: every product and sum is exact, so the
+# float32 results equal the float64 path's (scalar loops) bit for bit
+# whatever the order of the additions or the GEMM kernel.
+for (h, w, k, pad) in [(9, 9, 3, 1), (16, 17, 3, 1), (18, 18, 3, 0), (33, 35, 3, 1), (40, 80, 4, 1),
+                       (20, 31, 5, 2), (17, 16, 1, 0)]:
+    x = rng.integers(-3, 4, (2, 3, h, w)).astype(np.float32)
+    wt = rng.integers(-3, 4, (4, 3, k, k)).astype(np.float32)
+    wt2 = rng.integers(-3, 4, (3, 2, k, k)).astype(np.float32)
+    y = F.conv2d(tg.tensor(x), tg.tensor(wt), stride=2, padding=pad)
+    g = rng.integers(-3, 4, y.shape).astype(np.float32)
+    res = []
+    for dt in (np.float32, np.float64):
+        tx, tw = tg.tensor(x.astype(dt), requires_grad=True), tg.tensor(wt.astype(dt), requires_grad=True)
+        y = F.conv2d(tx, tw, stride=2, padding=pad)
+        y.backward(tg.tensor(g.astype(dt)))
+        t = F.conv_transpose2d(tg.tensor(x.astype(dt)), tg.tensor(wt2.astype(dt)), stride=2,
+                               padding=pad // 2)
+        res.append([a.astype(np.float32) for a in (y.numpy(), tx.grad.numpy(), tw.grad.numpy(), t.numpy())])
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(*res)), (h, w, k, pad)
+    out += [a.tobytes().hex() for a in res[0]]
+print(json.dumps(out))
+"""
+
+
+def test_stride2_packing_and_col2im_avx2_loops_give_the_same_bits():
+    """A stride-2 convolution's forward packs every other value of the image
+    rows (AVX2: two loads, the even lanes shuffled together) and its input
+    gradient -- conv_transpose2d with stride 2 -- scatters its columns to
+    every other value (AVX2: one add per even lane, the odd lanes stored back
+    untouched).  On exact (small integer) data, for rows shorter and longer
+    than a vector, with and without padding: float32 equals the float64 path
+    (scalar loops) bit for bit in the default process and with AVX2
+    disabled; the products with real values keep the im2col path's bits
+    (test_conv2d_fast_paths_give_the_reference_bits, stride-2 cases)."""
+    import kernel_paths
+    best, _ = kernel_paths.run_in_fresh_process(_STRIDE2_SCRIPT)
+    plain, _ = kernel_paths.run_in_fresh_process(_STRIDE2_SCRIPT,
+                                                 TAPEGRAD_DISABLE_CPU_FEATURES="avx2,avx512")
+    assert len(best) == 28 and best == plain
+
+
 @pytest.mark.parametrize("ceil_mode", [False, True])
 def test_max_pool2d_2x2_gradient_goes_to_the_first_maximum(ceil_mode):
     rng = np.random.default_rng(5)
@@ -275,6 +324,10 @@ _CONV_CASES = {
     "stride":        dict(n=7, c=4, o=12, hw=(13, 11), k=4, kw=dict(stride=(2, 3), padding=(1, 2))),
     "stride2_nobias": dict(n=13, c=4, o=6, hw=(12, 9), k=3, kw=dict(stride=(2, 1), padding=1),
                            bias=False),
+    # rows of 21 and 19 windows of stride 2: the packer's AVX2 gather of every
+    # other value, with the padded copy's slack and straight from the image
+    "stride2_wide":  dict(n=3, c=4, o=8, hw=(20, 41), k=3, kw=dict(stride=2, padding=1)),
+    "stride2_nopad": dict(n=3, c=4, o=8, hw=(19, 40), k=3, kw=dict(stride=2)),
     "dilation":      dict(n=6, c=3, o=9, hw=(12, 13), k=4, kw=dict(padding=2, dilation=(2, 3))),
     "dilation3x3":   dict(n=10, c=3, o=5, hw=(11, 12), k=3, kw=dict(padding=(2, 1), dilation=2)),
     "groups":        dict(n=9, c=8, o=12, hw=(9, 7), k=5, kw=dict(padding=2, groups=4)),
