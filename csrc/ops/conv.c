@@ -589,8 +589,8 @@ static void add_strided_f64(double *xr, const double *r, int64_t n, int64_t s) {
                                 xr[ow + 3] = s3;                                          \
                             }                                                             \
                             for (; ow < ow1; ow++) xr[ow] += r[ow];                       \
-                        } else {                                                          \
-                            add_strided_##SFX(x + base + ow0 * g->sw, r + ow0, ow1 - ow0, g->sw); \
+                        } else if (ow1 > ow0) { /* (no window: no pointer to form) */     \
+                            add_strided_##SFX(x + (base + ow0 * g->sw), r + ow0, ow1 - ow0, g->sw); \
                         }                                                                 \
                     }                                                                     \
                 }                                                                         \
