@@ -2635,16 +2635,26 @@ TG_DEFINE_OP(conv_transpose2d, .arity = -1, .composite = true, .diff_mask = 7, .
  * (align_corners: dst * (in-1)/(out-1); else (dst + 0.5) * scale - 0.5,
  * at least 0); scale = 1/scale_factor when given (sf > 0), else in/out.
  * Linear weights are computed in double or float as the dtype. */
+/* A source position v as an index in [0, in): floor for v in range, the
+ * nearest end otherwise -- also for inf and NaN, which a tiny scale_factor
+ * makes (1 / 1e-300 is inf in float; found by the fuzzer): converting them
+ * to int64_t was undefined. */
+static int64_t clamp_index(double v, int64_t in) {
+    if (!(v >= 0)) return 0;
+    if (v >= (double)(in - 1)) return in - 1;
+    return (int64_t)v;
+}
+
 static void resample_axis(int64_t in, int64_t out, double sf, int mode, bool align, bool f32,
                           int64_t *i0, int64_t *i1, double *l1) {
     for (int64_t o = 0; o < out; o++) {
         if (mode == 0 || mode == 3) { /* nearest, nearest-exact */
             int64_t src;
             float sc = sf > 0 ? (float)(1.0 / sf) : (float)in / (float)out;
-            if (mode == 3) src = (int64_t)floorf(((float)o + 0.5f) * sc);
+            if (mode == 3) src = clamp_index(floorf(((float)o + 0.5f) * sc), in);
             else if (out == in) src = o;
             else if (out == 2 * in) src = o >> 1;
-            else src = (int64_t)floorf((float)o * sc);
+            else src = clamp_index(floorf((float)o * sc), in);
             if (src > in - 1) src = in - 1;
             i0[o] = i1[o] = src;
             l1[o] = 0;
@@ -2662,13 +2672,12 @@ static void resample_axis(int64_t in, int64_t out, double sf, int mode, bool ali
             double s = align ? sc * (double)o : sc * ((double)o + 0.5) - 0.5;
             src = s < 0 ? 0 : s;
         }
-        int64_t a = (int64_t)src;
-        if (a > in - 1) a = in - 1;
+        int64_t a = clamp_index(src, in);
         double l = src - (double)a;
         if (f32) l = (double)((float)src - (float)a);
         i0[o] = a;
         i1[o] = a < in - 1 ? a + 1 : a;
-        l1[o] = l < 0 ? 0 : l > 1 ? 1 : l;
+        l1[o] = l > 0 ? (l < 1 ? l : 1) : 0; /* (inf - a = inf: 1; NaN: 0) */
     }
 }
 

@@ -977,6 +977,47 @@ START_TEST(int_params_not_cut_to_32_bits) {
 }
 END_TEST
 
+/* interpolate with a tiny scale_factor beside an explicit size (found by the
+ * fuzzer, session 15): 1 / 1e-300 is inf in float, so the source position
+ * was inf (NaN for output 0 in nearest mode: 0 * inf) and its conversion to
+ * int64_t undefined.  Positions are now clamped to the input: output 0 reads
+ * the first element in nearest mode, every other output the last; linear
+ * modes read the last element (their position is inf for every output). */
+START_TEST(interpolate_tiny_scale_factor) {
+    int64_t s3[3] = {1, 1, 5}, s4[4] = {1, 1, 2, 5}, size[2] = {3, 4};
+    double scales[2] = {1e-300, 1e-300};
+    tg_tensor *x3 = tg_tensor_arange(0, 5, 1, TG_FLOAT32), *x4 = tg_tensor_arange(0, 10, 1, TG_FLOAT64);
+    ck_tg(x3);
+    ck_tg(x4);
+    tg_tensor *a = tg_reshape(x3, 3, s3), *b = tg_reshape(x4, 4, s4);
+    ck_tg(a);
+    ck_tg(b);
+    for (int mode = 0; mode < 4; mode++) {
+        tg_tensor *x = mode == 1 ? a : b;
+        const int64_t *sz = mode == 1 ? size + 1 : size;
+        tg_tensor *y = tg_interpolate(x, sz, scales, mode, false);
+        ck_tg(y);
+        int64_t W = x->shape[x->ndim - 1], OW = y->shape[y->ndim - 1];
+        ck_assert_int_eq(OW, 4);
+        for (int64_t i = 0; i < y->numel; i++) {
+            int64_t o = i % OW;
+            double v = tg_tensor_get_flat(y, i);
+            /* the row read: nearest modes map output row 0 to row 0, later ones
+             * to the last row (the same rule on that axis) */
+            int64_t r = x->ndim == 4 ? ((mode == 0 && i / OW == 0) ? 0 : 1) : 0;
+            int64_t c = (mode == 0 && o == 0) ? 0 : W - 1;
+            ck_assert_msg(v == tg_tensor_get_flat(x, r * W + c), "mode %d, output %lld: %g", mode,
+                          (long long)i, v);
+        }
+        tg_tensor_release(y);
+    }
+    tg_tensor_release(a);
+    tg_tensor_release(b);
+    tg_tensor_release(x3);
+    tg_tensor_release(x4);
+}
+END_TEST
+
 Suite *regressions_suite(void) {
     Suite *s = suite_create("regressions");
     TCase *tc = tcase_create("fuzz");
@@ -998,6 +1039,7 @@ Suite *regressions_suite(void) {
     tcase_add_test(tc, pool_backward_huge_input_shape);
     tcase_add_test(tc, copy_slices_view_ndim_out_of_range);
     tcase_add_test(tc, slice_empty_tensor_with_int64_min_stride);
+    tcase_add_test(tc, interpolate_tiny_scale_factor);
     tcase_add_test(tc, qr_svd_huge_batch_of_empty_matrices);
     tcase_add_test(tc, int_params_not_cut_to_32_bits);
     suite_add_tcase(s, tc);
