@@ -216,37 +216,43 @@ reading the windows straight from the image ("implicit GEMM", no unrolled copy).
 it transforms 7×7 tiles of the input and the kernel, multiplies the transforms element by
 element (summed over channels: 49 small matmuls) and transforms back 3×3 tiles of output,
 with 49 multiplications per tile instead of 225 (`docs/performance.md`, "Winograd
-convolution"). `conv2d` uses it by default for float32 5×5 layers with at least 8 channels
-in and out; the environment variable `TAPEGRAD_CONV` (read at each call) chooses a path,
-`implicit` being the exact direct one. The cell times both on the CNN's second layer and
-measures each against the same convolution in float64.
+convolution"). The 3×3 kernels of VGG- and ResNet-style networks get the same treatment
+with 6×6 tiles in and 4×4 out: 36 multiplications instead of 144. `conv2d` uses it by
+default for float32 5×5 and 3×3 layers with stride 1 and at least 8 channels in and out;
+the environment variable `TAPEGRAD_CONV` (read at each call) chooses a path, `implicit`
+being the exact direct one. The cell times both on the CNN's second layer and on a 3×3
+layer of 64 channels, and measures each against the same convolution in float64.
 """),
 code(r"""
-x = tg.from_numpy(rng.standard_normal((32, 16, 14, 14)).astype(np.float32))
-w = tg.from_numpy((rng.standard_normal((32, 16, 5, 5)) * 0.05).astype(np.float32))
-ref = tg.conv2d(x.double(), w.double(), padding=2).numpy()     # float64: the exact answer
-scale = np.abs(ref).max()
-flop = 2 * ref.size * 16 * 25                                   # the direct sum's multiply-adds x 2
-conv = {}
-for path in ("implicit", "winograd3"):
-    os.environ["TAPEGRAD_CONV"] = path
-    out = tg.conv2d(x, w, padding=2).numpy()
-    t = min(_time(lambda: tg.conv2d(x, w, padding=2)) for _ in range(5 if FAST else 20))
-    conv[path] = (t, np.abs(out - ref).max() / scale)
-    print(f"{path:10s} {t * 1e3:6.2f} ms  {flop / t / 1e9:6.1f} GFLOP/s (direct-sum count)  "
-          f"largest error {conv[path][1]:.1e} of the largest output")
-del os.environ["TAPEGRAD_CONV"]                                  # back to the default choice
-print(f"Winograd takes {conv['winograd3'][0] / conv['implicit'][0]:.2f} of the direct path's time; "
-      f"its error is {conv['winograd3'][1] / conv['implicit'][1]:.0f}x larger")
+layers = {"5x5, the CNN's 2nd layer": ((32, 16, 14, 14), (32, 16, 5, 5), "winograd3"),
+          "3x3, 64 -> 64 channels": ((16, 64, 32, 32), (64, 64, 3, 3), "winograd4")}
+for name, (xshape, wshape, tile) in layers.items():
+    x = tg.from_numpy(rng.standard_normal(xshape).astype(np.float32))
+    w = tg.from_numpy((rng.standard_normal(wshape) / np.sqrt(np.prod(wshape[1:]))).astype(np.float32))
+    pad = wshape[-1] // 2
+    ref = tg.conv2d(x.double(), w.double(), padding=pad).numpy()   # float64: the exact answer
+    scale = np.abs(ref).max()
+    flop = 2 * ref.size * np.prod(wshape[1:])                      # the direct sum's multiply-adds x 2
+    conv = {}
+    for path in ("implicit", tile):
+        os.environ["TAPEGRAD_CONV"] = path
+        out = tg.conv2d(x, w, padding=pad).numpy()
+        t = min(_time(lambda: tg.conv2d(x, w, padding=pad)) for _ in range(5 if FAST else 20))
+        conv[path] = (t, np.abs(out - ref).max() / scale)
+        print(f"{name}  {path:10s} {t * 1e3:6.2f} ms  {flop / t / 1e9:6.1f} GFLOP/s (direct-sum count)  "
+              f"largest error {conv[path][1]:.1e} of the largest output")
+    del os.environ["TAPEGRAD_CONV"]                              # back to the default choice
+    print(f"{name}  Winograd takes {conv[tile][0] / conv['implicit'][0]:.2f} of the direct path's "
+          f"time; its error is {conv[tile][1] / conv['implicit'][1]:.0f}x larger\n")
 """),
 md(r"""
 **Faster, but not the same bits.** Winograd does fewer multiplications, so its "GFLOP/s"
 (counted as the direct sum's) can exceed what the machine can execute. The price is
 rounding: the transforms multiply by constants up to 6 and divide by up to 60, so the
 intermediate numbers are larger than the terms of the direct sum and partly cancel. Its
-error is typically ten or more times the direct path's, still around 1e-6 of the largest
-output (tapegrad bounds it at 128 float32 epsilons times the sum of |x|·|w| over a window,
-and tests that bound). Training does not notice; a comparison digit by digit with PyTorch or
+error is typically ten or more times the direct path's, still around 1e-6 (5×5) to 1e-5
+(3×3) of the largest output (tapegrad bounds it at 128 float32 epsilons times the sum of
+|x|·|w| over a window, and tests that bound). Training does not notice; a comparison digit by digit with PyTorch or
 with the direct path does. That is why float64 (which the gradient checks use) always takes
 the exact path, and why `TAPEGRAD_CONV=implicit` exists.
 """),
