@@ -130,6 +130,8 @@ static const struct {
     int m, r;
 } wg_configs[] = {{2, 5}, {3, 5}, {2, 3}, {4, 3}};
 #define WG_NCONF 4
+_Static_assert(sizeof wg_configs / sizeof *wg_configs == WG_NCONF,
+               "one entry of wg_configs per column of WG_ALL and WG_BROKEN");
 static const wg_fns fns_base[WG_NCONF] = WG_ALL(base);
 #ifdef TG_ARCH_X86
 static const wg_fns fns_avx2[WG_NCONF] = WG_ALL(avx2);

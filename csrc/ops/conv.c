@@ -465,11 +465,11 @@ static bool cpu_avx2(void) {
  * elements between are stored back unchanged, never added to (x + 0 would
  * turn -0 into +0).  The last vector ends before the last element, so no
  * element past the row's span is touched: the next image may belong to
- * another thread.  (The last values by masked loads and stores instead:
- * conv_transpose2d below 1.3 times slower on this AMD machine, where
- * vmaskmovps stores are slow.)  col2im with stride 2 (conv_transpose2d with stride 2,
+ * another thread.  col2im with stride 2 (conv_transpose2d with stride 2,
  * the input gradient of a stride-2 convolution) spent most of its time in
- * the scalar scatter. */
+ * the scalar scatter.  Not kept: the row's last values by masked loads and
+ * stores, which made conv_transpose2d 1.3 times slower (vmaskmovps stores
+ * are slow on this AMD core). */
 TG_TARGET("avx2")
 static int64_t add_stride2_avx2_f32(float *xr, const float *r, int64_t n) {
     const __m256i lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
