@@ -274,6 +274,56 @@ def test_max_min_propagate_nan_from_any_position():
     assert tg.tensor(x).max(axis=1).numpy().tolist() == [-np.inf] * 3
 
 
+def _column_extremum_rule(a, red):
+    """The rule reduce.c states for max and min, row after row in order: a
+    NaN already held sticks (the first NaN seen, its bits kept), a NaN
+    arriving wins, otherwise a value wins only where strictly beyond."""
+    m = a[0].copy()
+    for v in a[1:]:
+        beyond = v > m if red == "max" else v < m
+        m = np.where(np.isnan(m), m, np.where(beyond | np.isnan(v), v, m))
+    return m
+
+
+@pytest.mark.parametrize("rows,cols", [(2, 5), (3, 17), (4, 16), (7, 1030), (9, 2100),
+                                       (1000, 33), (13, 1024)])
+@pytest.mark.parametrize("dtype,uint", [(np.float32, np.uint32), (np.float64, np.uint64)])
+@pytest.mark.parametrize("nans", [False, True])
+def test_column_max_min_follow_the_rule_bit_for_bit(rows, cols, dtype, uint, nans, threads):
+    """max and min over axis 0 of a contiguous matrix (vmath's accmax/accmin:
+    the rows folded by a plain comparison, then again by the full rule in a
+    block that saw a NaN) give the rule's bits: which of -0 and +0 (the
+    first), infinities, and with ``nans`` which of two NaNs of different
+    payloads (the first), at every row position the kernel's four-row steps
+    and its tail reach, in blocks past its 1024 columns. Without NaNs the
+    plain comparison's result is the one returned, with them the refold's;
+    the general path (a strided view of the same values) gives the same
+    bits."""
+    rng = np.random.default_rng(rows * 7 + cols)
+    a = rng.standard_normal((rows, cols)).astype(dtype)
+    nan1, nan2 = (np.array([0x7FC00001, 0x7FC00002], np.uint32).view(np.float32) if dtype == np.float32
+                  else np.array([0x7FF8000000000001, 0x7FF8000000000002], np.uint64).view(np.float64))
+    for j in range(cols):
+        kind, r = j % 6, (j * 5) % rows
+        if kind == 0 and nans:             # a NaN, and a second one of another payload below it
+            a[r, j] = nan1
+            if r + 1 < rows:
+                a[rows - 1, j] = nan2
+        elif kind == 1:                    # only signed zeros: the first one stays
+            a[:, j] = np.where(rng.random(rows) < 0.5, -0.0, 0.0)
+        elif kind == 2:                    # infinities
+            a[r, j] = np.inf if j % 4 else -np.inf
+    strided = np.zeros((rows, 2 * cols), dtype)
+    strided[:, ::2] = a
+    for red in ("max", "min"):
+        want = _column_extremum_rule(a, red).view(uint)
+        for n in (1, 2):
+            got = run_with_threads(n, lambda: getattr(tg.tensor(a), red)(axis=0).numpy())
+            np.testing.assert_array_equal(got.view(uint), want, err_msg=f"{red}, {n} threads")
+        general = getattr(tg.from_numpy(strided[:, ::2]), red)(axis=0).numpy()
+        np.testing.assert_array_equal(general.view(uint), want, err_msg=f"{red}, general path")
+
+
 def test_float32_sums_accumulate_in_float64():
     # 2^24 + 1 ones: a float32 running sum would stop at 2^24
     x = np.ones(2**24 + 8, np.float32)
