@@ -6,7 +6,9 @@
     python benchmarks/run.py --only cnn               # the MNIST CNN's training step, 1 and 2 threads
 
 Each case is timed for every library in the same process (median of
-repeats after a warm-up) and printed as one table with the ratios
+repeats after a warm-up; the CNN step rows: the best of many short samples
+taken in interleaved rounds, their medians in the note, see bench_cnn) and
+printed as one table with the ratios
 tapegrad/NumPy and tapegrad/PyTorch (time ratios: below 1 means tapegrad
 is faster). Threads are stated in the header; `--threads N` sets them for
 all three libraries (NumPy's BLAS through threadpoolctl when available, else
@@ -45,8 +47,9 @@ except ImportError:  # PyTorch is optional
     torch = None
 
 
-def timeit(fn, repeat=7, min_time=0.05):
-    """Median seconds per call: each sample loops until min_time has passed."""
+def samples_of(fn, repeat=7, min_time=0.05):
+    """Seconds per call, ``repeat`` samples after a warm-up: each sample
+    loops until min_time has passed."""
     fn()
     n = 1
     while True:
@@ -63,7 +66,12 @@ def timeit(fn, repeat=7, min_time=0.05):
         for _ in range(n):
             fn()
         samples.append((time.perf_counter() - t0) / n)
-    return statistics.median(samples)
+    return samples
+
+
+def timeit(fn, repeat=7, min_time=0.05):
+    """Median seconds per call (samples_of)."""
+    return statistics.median(samples_of(fn, repeat, min_time))
 
 
 class Table:
@@ -432,9 +440,21 @@ def bench_cnn(tab, quick, data=None):
     conv 5x5 1->16, pool, conv 5x5 16->32, pool, fc 128, fc 10, Adam), batch
     32 and 128, tapegrad and PyTorch from the same weights, on one and on
     two threads for both libraries. The four configurations are timed
-    interleaved, round after round, and each keeps its best round, so that a
-    change in the machine's load affects them alike; tapegrad's 2-thread
-    speed-up over its own 1 thread comes from the same rounds."""
+    interleaved, round after round, so that a change in the machine's load
+    affects them alike; each round takes a few short samples of each (a few
+    steps, at least 10 ms), and a row gives the best sample of all rounds;
+    tapegrad's 2-thread speed-up over its own 1 thread, and PyTorch's, come
+    from the same rounds, best against best and median against median.
+
+    Why the best short sample: on a shared host a core loses a good part of
+    its speed for stretches of 0.1 s to seconds (measured here: the same
+    one-thread step at 5.1-5.4 ms, then 7.3 or 10 ms for a second or more,
+    inside one process), and a two-thread step is slowed when either core
+    is, so the longer the sample the more of the host's load it measures
+    and the more it hurts the two-thread figures. The best of many short
+    samples is the step's time on quiet cores, the quantity the other rows'
+    medians estimate when the host is quiet; the medians are printed beside
+    it so the spread is in the same line."""
     if not hasattr(tg.nn.functional, "conv2d"):
         return
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -442,7 +462,7 @@ def bench_cnn(tab, quick, data=None):
     threads = tg.get_num_threads()
     th_threads = torch.get_num_threads() if torch is not None else None
     weights = cnn.init_weights(0)
-    rounds = 3 if quick else 5
+    rounds = 4 if quick else 12
     for n in (32, 128):
         x, y = cnn.batch(n, train=None if data is None else mnist_training_set(data))
         s_tg, _ = cnn.tapegrad_step(weights)
@@ -455,11 +475,13 @@ def bench_cnn(tab, quick, data=None):
             xx, yy = torch.tensor(x), torch.tensor(y)
             for k in (1, 2):
                 cases[("torch", k)] = (lambda k=k: torch.set_num_threads(k), lambda: s_th(xx, yy))
-        best = {c: float("inf") for c in cases}
+        samples = {c: [] for c in cases}
         for _ in range(rounds):
             for c, (setup, fn) in cases.items():
                 setup()
-                best[c] = min(best[c], timeit(fn, repeat=3))
+                samples[c] += samples_of(fn, repeat=5, min_time=0.01)
+        best = {c: min(v) for c, v in samples.items()}
+        med = {c: statistics.median(v) for c, v in samples.items()}
         flop = cnn.FLOPS_PER_IMAGE * n
         for k in (1, 2):
             t = best[("tg", k)]
@@ -467,9 +489,16 @@ def bench_cnn(tab, quick, data=None):
             peak, how = peak_gflops_per_core()
             note = f"{gf:.1f} GFLOP/s, {gf / (peak * k):.0%} of {k}x{peak:.0f} ({how})"
             if k == 2:
-                note += f"; {best[('tg', 1)] / t:.2f}x tapegrad on 1 thread"
+                def up(lib):
+                    return (f"{best[(lib, 1)] / best[(lib, 2)]:.2f}x "
+                            f"(medians {med[(lib, 1)] / med[(lib, 2)]:.2f}x)")
+                note += f"; speed-up over 1 thread: tapegrad {up('tg')}"
                 if torch is not None:
-                    note += f", torch {best[('torch', 1)] / best[('torch', 2)]:.2f}x"
+                    note += f", torch {up('torch')}"
+            else:
+                note += f"; median {med[('tg', 1)] * 1e3:.2f} ms"
+                if torch is not None:
+                    note += f", torch {med[('torch', 1)] * 1e3:.2f} ms"
             tab.add(f"CNN train step, batch {n}, Adam [{k} thread{'s' if k > 1 else ''}]", t, None,
                     best.get(("torch", k)), note=note)
     tg.set_num_threads(threads)
