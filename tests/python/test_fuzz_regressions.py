@@ -642,3 +642,29 @@ def test_conv2d_huge_stride_or_dilation_with_one_row(big):
             for j in range(OW):
                 gx[:, :, i:i + KH, j:j + KW] += w.sum(0)
         np.testing.assert_allclose(tx.grad.numpy(), gx, rtol=1e-12)
+
+
+# Session 16's clean CI (libFuzzer: a 38 s timeout): the backward of a slice
+# along one axis of a contiguous gradient wrote the result block by block,
+# one block per element of the axes before the sliced one, also when a later
+# axis was 0 and the tensor empty: an empty (2**33, 3, 0) tensor sliced on
+# axis 1 ran 2**33 empty copies.  The class: empty tensors whose axes before
+# the sliced one are huge.  Run in a child process so that a return of the
+# bug fails the test at the guard instead of hanging the suite (the fixed
+# code takes microseconds: the guard is not a timing).
+@pytest.mark.parametrize("shape,index", [
+    ((2**33, 3, 0), "[:, 1:2]"),
+    ((2**20, 2**20, 5, 0), "[:, :, 2:4]"),
+    ((2**40, 0), "[:, 0:0]"),
+    ((3, 2**40, 2, 0), "[1:2]"),
+])
+def test_slice_backward_of_an_empty_tensor_with_huge_leading_axes(shape, index):
+    import subprocess
+    import sys
+    code = (f"import tapegrad as tg\n"
+            f"x = tg.zeros({shape!r}, requires_grad=True)\n"
+            f"x{index}.sum().backward()\n"
+            f"assert x.grad.shape == {shape!r} and x.grad.numpy().size == 0\n"
+            f"print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
