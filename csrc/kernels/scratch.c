@@ -6,6 +6,7 @@
  * pointer stays 64-byte aligned and tg_scratch_free needs no size.
  */
 #include "scratch.h"
+#include "compiler.h"
 #include "platform.h"
 
 #include <stdatomic.h>
@@ -17,7 +18,26 @@
 typedef struct hdr {
     struct hdr *next;
     size_t cls;
+    const void *owner; /* the thread that gave it back (this_thread()) */
 } hdr;
+
+/* Whose block.  A kept block is handed out preferably to the thread that
+ * gave it back: its lines are still in that thread's core's cache (L2),
+ * while another core would first have to fetch them, and take ownership
+ * of each line it writes, from there.  Until session 17 the lists were
+ * plain stacks: the two threads of a parallel loop each take four
+ * Winograd buffers at the start of every chunk and give them back at its
+ * end, in whatever order the chunks finish, so a thread got the other's
+ * buffers about half the time.  Measured on the MNIST CNN's batch-32 step
+ * on two threads (perf, 1,000 steps): the CPU time of a two-thread step
+ * was 1.34x that of a one-thread step before, 1.15x after (memset on the
+ * buffers +39 % -> +8 %); per-round ratio of two-thread steps interleaved
+ * with the preference switched off, median of 100 rounds: 1.2 % and 2.1 %
+ * faster with it.  The preference only picks among the blocks of one size
+ * class (a handful): the tag is the address of a thread-local byte, unique
+ * among living threads (a new thread may reuse a dead one's: harmless). */
+static TG_THREAD_LOCAL char thread_tag;
+static const void *this_thread(void) { return &thread_tag; }
 
 /* The free lists' lock: a spin lock, not a mutex.  Its critical sections
  * are a few loads and stores, but the pool's threads ask for their buffers
@@ -62,10 +82,17 @@ void *tg_scratch_alloc(size_t bytes) {
 #ifndef _WIN32
     tg_once_run(&atfork_once, register_atfork);
 #endif
+    const void *me = this_thread();
     lock();
-    if (free_lists[c]) {
-        h = free_lists[c];
-        free_lists[c] = h->next;
+    if (free_lists[c]) { /* the first block this thread gave back, else the first */
+        hdr **at = &free_lists[c];
+        for (hdr **p = at; *p; p = &(*p)->next)
+            if ((*p)->owner == me) {
+                at = p;
+                break;
+            }
+        h = *at;
+        *at = h->next;
         cached -= class_bytes(c);
     }
     unlock();
@@ -81,6 +108,7 @@ void tg_scratch_free(void *p) {
     if (!p) return;
     hdr *h = (hdr *)((char *)p - HEADER);
     size_t n = class_bytes(h->cls);
+    h->owner = this_thread();
     lock();
     if (n <= TG_SCRATCH_CACHE && cached + n <= TG_SCRATCH_CACHE) {
         h->next = free_lists[h->cls];

@@ -543,6 +543,65 @@ START_TEST(test_scratch_buffers_are_kept_and_reused) {
 }
 END_TEST
 
+/* A kept block goes back preferably to the thread that gave it back (its
+ * lines are in that core's cache): another thread's block of the same size
+ * class given back later, so on top of the list, is passed over; a thread
+ * that gave none back takes the top one. */
+typedef struct {
+    void *p;
+    size_t bytes;
+} scratch_job;
+static void *scratch_alloc_main(void *arg) {
+    scratch_job *j = arg;
+    j->p = tg_scratch_alloc(j->bytes);
+    return NULL;
+}
+static void *scratch_free_main(void *arg) {
+    tg_scratch_free(((scratch_job *)arg)->p);
+    return NULL;
+}
+static void *scratch_alloc_free_main(void *arg) {
+    scratch_job *j = arg;
+    j->p = tg_scratch_alloc(j->bytes);
+    tg_scratch_free(j->p);
+    return NULL;
+}
+
+START_TEST(test_scratch_blocks_go_back_to_the_thread_that_gave_them_back) {
+    tg_scratch_trim();
+    void *mine = tg_scratch_alloc(300000);
+    ck_assert_ptr_nonnull(mine);
+    tg_scratch_free(mine);
+    /* another thread takes a block of the same class (not this thread's:
+     * it gave none back) -- so it gets `mine` -- and gives it back */
+    scratch_job other = {.bytes = 300000};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, scratch_alloc_free_main, &other), 0);
+    pthread_join(t, NULL);
+    ck_assert_ptr_eq(other.p, mine);
+    /* two blocks kept: this thread's below, another thread's on top */
+    void *a = tg_scratch_alloc(300000), *b = tg_scratch_alloc(300000);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    tg_scratch_free(a); /* this thread's */
+    scratch_job theirs = {.p = b};
+    ck_assert_int_eq(pthread_create(&t, NULL, scratch_free_main, &theirs), 0);
+    pthread_join(t, NULL); /* b given back by another thread: on top */
+    void *again = tg_scratch_alloc(270000);
+    ck_assert_ptr_eq(again, a); /* this thread's block, not the top one */
+    /* a thread that gave none back takes the top one */
+    scratch_job fresh = {.bytes = 300000};
+    ck_assert_int_eq(pthread_create(&t, NULL, scratch_alloc_main, &fresh), 0);
+    pthread_join(t, NULL);
+    ck_assert_ptr_eq(fresh.p, b);
+    tg_scratch_free(again);
+    tg_scratch_free(fresh.p);
+    ck_assert_uint_ge(tg_scratch_cached_bytes(), 2 * 300000);
+    tg_scratch_trim();
+    ck_assert_uint_eq(tg_scratch_cached_bytes(), 0);
+}
+END_TEST
+
 Suite *threadpool_suite(void)
 {
     Suite *s = suite_create("threadpool");
@@ -569,6 +628,7 @@ Suite *threadpool_suite(void)
     tcase_add_test(tc, test_handover_under_every_spin);
     tcase_add_test(tc, test_spin_setting);
     tcase_add_test(tc, test_scratch_buffers_are_kept_and_reused);
+    tcase_add_test(tc, test_scratch_blocks_go_back_to_the_thread_that_gave_them_back);
 #ifdef __linux__
     tcase_add_test(tc, test_spinning_worker_stays_awake);
 #endif
