@@ -306,11 +306,28 @@ double tg_wino_bytes_per_image(const tg_wino_geom *g) {
  * more than the misses they save). */
 #define WINO_BATCH 16
 #define WINO_BATCH_BYTES (4.0 * 1024 * 1024)
-static int64_t batch_images(const tg_wino_geom *g) {
+static int64_t images_within(const tg_wino_geom *g, double budget) {
     double per = tg_wino_bytes_per_image(g);
-    int64_t nb = per > 0 ? (int64_t)(WINO_BATCH_BYTES / per) : 1;
+    int64_t nb = per > 0 ? (int64_t)(budget / per) : 1;
     return nb < 1 ? 1 : nb > WINO_BATCH ? WINO_BATCH : nb;
 }
+static int64_t batch_images(const tg_wino_geom *g) { return images_within(g, WINO_BATCH_BYTES); }
+
+/* The weight gradient's batches (dw_range) take half that budget.  Both
+ * threads run that pass at once (its parts, WINO_DW_PARTS, are cut
+ * between them), and each pass writes its transformed gradient Dh (for
+ * conv2, 156 KiB per image) with strided stores across the T * T planes:
+ * with 4 MiB batches (8 images, a whole part at batch 32) the two cores'
+ * batches spilled their L2s together and the transform of dy took 2.7x
+ * the CPU time it took on one thread (perf, the MNIST CNN's step).
+ * Measured on that step (batch 32; 1 and 2 threads, 4 and 2 MiB
+ * interleaved in one process, per-round ratio, median of 100 rounds, two
+ * runs): two threads 5.5 % and 6.3 % faster with 2 MiB, one thread 0.5 %
+ * slower and 0.5 % faster (the budgets 4 / 2 / 1.5 / 1 MiB in two runs of
+ * 60 rounds, best two-thread step: 2.86 / 2.60 / 2.65 / 2.58 ms and 2.78 /
+ * 2.64 / 2.69 / 2.65).  The batch changes the order in which dw's sums
+ * are added, so it comes from the shapes only, as WINO_DW_PARTS does. */
+#define WINO_DW_BATCH_BYTES (WINO_BATCH_BYTES / 2)
 
 /* dst[b * ds + a] = src[a * rs + b] for a < na, b < nb: a transpose (the
  * channels of an image row to channels innermost).  Scalar reference; the
@@ -781,7 +798,7 @@ int tg_wino_weight_grad_f32(const tg_wino_geom *g, const float *x, const float *
     int rc = -1;
     if (!parts || !tmp) goto done;
     wjob j = {.g = g, .f = f, .x = x, .dy = dy, .parts = parts, .nparts = nparts,
-              .nb = batch_images(g)};
+              .nb = images_within(g, WINO_DW_BATCH_BYTES)};
     if (nparts > 1 && tg_get_num_threads() > 1)
         tg_parallel_for(nparts, 1, dw_range, &j);
     else
