@@ -411,27 +411,53 @@ def bench_conv(tab):
 # measured the same way on the project's AVX2 CI machine kind.
 PEAK_FALLBACK_GFLOPS = 88.0
 _peak = None
+_peak_exe = None
 
 
-def peak_gflops_per_core():
-    """(GFLOP/s, "measured here" | "assumed") -- measured once per run."""
-    global _peak
-    if _peak is None:
-        import shutil
-        import subprocess
-        import tempfile
-        _peak = (PEAK_FALLBACK_GFLOPS, "assumed")
+def _run_fma_peak():
+    """One run of fma_peak (GFLOP/s), or None without a compiler or when it
+    fails; the program is built once per run of this script."""
+    global _peak_exe
+    import atexit
+    import shutil
+    import subprocess
+    import tempfile
+    if _peak_exe is None:
+        _peak_exe = ""
         cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
         if cc:
-            with tempfile.TemporaryDirectory() as d:
-                exe = os.path.join(d, "fma_peak")
-                src = str(Path(__file__).resolve().parent / "fma_peak.c")
-                try:
-                    subprocess.run([cc, "-O2", src, "-o", exe], check=True, capture_output=True)
-                    out = subprocess.run([exe], check=True, capture_output=True, text=True)
-                    _peak = (float(out.stdout), "measured here")
-                except (subprocess.CalledProcessError, OSError, ValueError):
-                    pass
+            d = tempfile.mkdtemp()
+            atexit.register(shutil.rmtree, d, True)
+            exe = os.path.join(d, "fma_peak")
+            src = str(Path(__file__).resolve().parent / "fma_peak.c")
+            try:
+                subprocess.run([cc, "-O2", src, "-o", exe], check=True, capture_output=True)
+                _peak_exe = exe
+            except (subprocess.CalledProcessError, OSError):
+                pass
+    if not _peak_exe:
+        return None
+    try:
+        out = subprocess.run([_peak_exe], check=True, capture_output=True, text=True)
+        return float(out.stdout)
+    except (subprocess.CalledProcessError, OSError, ValueError):
+        return None
+
+
+def peak_gflops_per_core(remeasure=False):
+    """(GFLOP/s, "measured here" | "assumed") -- measured at the first call,
+    and again when ``remeasure`` (the CNN rows ask, a minute or two later),
+    keeping the best: on a host that slows the cores for seconds at a time
+    a single measurement can fall in a slow stretch, and the rows measured
+    in a quicker one then showed more than 100 % of "peak" (a run of
+    session 17: 101 GFLOP/s measured, 117 the run before)."""
+    global _peak
+    if _peak is None or (remeasure and _peak[1] == "measured here"):
+        g = _run_fma_peak()
+        if g is not None and (_peak is None or _peak[1] != "measured here" or g > _peak[0]):
+            _peak = (g, "measured here")
+        elif _peak is None:
+            _peak = (PEAK_FALLBACK_GFLOPS, "assumed")
     return _peak
 
 
@@ -462,6 +488,7 @@ def bench_cnn(tab, quick, data=None):
     threads = tg.get_num_threads()
     th_threads = torch.get_num_threads() if torch is not None else None
     weights = cnn.init_weights(0)
+    peak_gflops_per_core(remeasure=True)
     rounds = 4 if quick else 12
     for n in (32, 128):
         x, y = cnn.batch(n, train=None if data is None else mnist_training_set(data))
