@@ -454,7 +454,7 @@ def peak_gflops_per_core(remeasure=False):
     global _peak
     if _peak is None or (remeasure and _peak[1] == "measured here"):
         g = _run_fma_peak()
-        if g is not None and (_peak is None or _peak[1] != "measured here" or g > _peak[0]):
+        if g is not None and (_peak is None or g > _peak[0]):
             _peak = (g, "measured here")
         elif _peak is None:
             _peak = (PEAK_FALLBACK_GFLOPS, "assumed")
